@@ -1,0 +1,53 @@
+"""Errors that say who must act.
+
+* :class:`UserError` - the user must fix something (bad plan, not a git repo, corrupt blitz.toml).
+  The CLI prints the message without a traceback and exits with code 2. Never retried.
+* :class:`ConfigError` - a kind of UserError about settings.
+* :class:`RunError` - something went wrong while running; ``retryable`` says whether trying again
+  may help (a timeout, a provider outage) or not (a permission error).
+
+Adapters translate foreign exceptions into these at their edge with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class BlitzError(Exception):
+    """Base class of every error blitz raises on purpose."""
+
+
+class UserError(BlitzError):
+    """The user must act: the message says what is wrong and how to fix it."""
+
+
+class ConfigError(UserError):
+    """A setting is missing, malformed or contradictory."""
+
+
+class PlanError(UserError):
+    """A plan is malformed: the message lists every problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid plan:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class RepositoryError(UserError):
+    """The repository cannot be used as it is (not a git repo, no commits, ...)."""
+
+
+class RunError(BlitzError):
+    """A failure while running; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class GitError(RunError):
+    """A git command failed; carries the command and its output."""
+
+    def __init__(self, message: str, *, command: str = "", output: str = "") -> None:
+        super().__init__(message, retryable=False)
+        self.command = command
+        self.output = output

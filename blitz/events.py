@@ -1,0 +1,80 @@
+"""The typed event catalogue.
+
+Every state change is written as an :class:`Event` to the store's append-only log, in the same
+transaction as the change itself. Events are what the CLI, the dashboard, Slack, MCP and voice
+read. ``data`` holds small JSON-able facts about the change; it never holds secrets (the store
+redacts known secret patterns as a second line of defence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    PROJECT_ADDED = "project.added"
+    PROJECT_PAUSED = "project.paused"
+    PROJECT_RESUMED = "project.resumed"
+
+    GOAL_CREATED = "goal.created"
+    GOAL_STARTED = "goal.started"
+    GOAL_RESUMED = "goal.resumed"
+    GOAL_SUCCEEDED = "goal.succeeded"
+    GOAL_FAILED = "goal.failed"
+    GOAL_CANCELLED = "goal.cancelled"
+
+    PLAN_CREATED = "plan.created"
+    PLAN_REJECTED = "plan.rejected"
+
+    TASK_READY = "task.ready"
+    TASK_STARTED = "task.started"
+    TASK_SUCCEEDED = "task.succeeded"
+    TASK_FAILED = "task.failed"
+    TASK_CRASHED = "task.crashed"
+    TASK_SKIPPED = "task.skipped"
+    TASK_REQUEUED = "task.requeued"
+    TASK_INJECTED = "task.injected"
+
+    ATTEMPT_STARTED = "attempt.started"
+    ATTEMPT_FINISHED = "attempt.finished"
+    AGENT_MESSAGE = "agent.message"
+
+    BASELINE_RECORDED = "validation.baseline"
+    VALIDATION_PASSED = "validation.passed"
+    VALIDATION_FAILED = "validation.failed"
+
+    RECOVERY_REQUESTED = "recovery.requested"
+    RECOVERY_PLANNED = "recovery.planned"
+    RECOVERY_EXHAUSTED = "recovery.exhausted"
+
+    CHECKPOINT_COMMITTED = "checkpoint.committed"
+    CHECKPOINT_INTEGRATED = "checkpoint.integrated"
+    CHECKPOINT_CONFLICT = "checkpoint.conflict"
+
+    BREAKER_OPENED = "breaker.opened"
+    BREAKER_HALF_OPEN = "breaker.half_open"
+    BREAKER_CLOSED = "breaker.closed"
+
+    DEADLOCK_DETECTED = "deadlock.detected"
+
+    PR_PUSHED = "pr.pushed"
+    PR_OPENED = "pr.opened"
+    PR_WRITTEN = "pr.written"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One entry of the event log. ``id`` is assigned by the store (0 until written)."""
+
+    kind: EventKind
+    goal_id: str = ""
+    task_id: str = ""
+    attempt_id: str = ""
+    project_id: str = ""
+    message: str = ""  # one human-readable line
+    data: Mapping[str, Any] = field(default_factory=dict)
+    ts: float = 0.0
+    id: int = 0

@@ -1,0 +1,92 @@
+"""The store interface the engine depends on."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from blitz.domain import (
+    Attempt,
+    Baseline,
+    BreakerRecord,
+    Command,
+    Goal,
+    GoalState,
+    Project,
+    Recovery,
+    Task,
+)
+from blitz.events import Event
+
+Record = Project | Goal | Task | Attempt | Recovery | BreakerRecord | Baseline
+"""Anything :meth:`Store.write` accepts; each is an upsert keyed by its id (task: goal_id + id)."""
+
+
+class Store(Protocol):
+    """Durable state with group commit.
+
+    ``write`` stages records and events in memory and returns at once; ``flush`` makes everything
+    staged so far durable in one transaction (concurrent callers share it). A background flusher
+    also flushes on its own shortly after anything is staged. Within one flush only the last
+    version of each record is written; every event is appended. Reads see what was flushed.
+    """
+
+    # -- writes -----------------------------------------------------------------------------
+    def write(self, *records: Record, events: Sequence[Event] = ()) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    def flush_sync(self) -> None:
+        """Flush from synchronous code (CLI commands outside the event loop)."""
+        ...
+
+    def delete_project(self, project_id: str) -> None:
+        """Remove a project and everything of its goals (durable when it returns)."""
+        ...
+
+    def add_command(self, goal_id: str, kind: str) -> int:
+        """Queue a request for the process running ``goal_id`` (durable when it returns)."""
+        ...
+
+    def take_commands(self) -> list[Command]:
+        """Return and delete the queued commands."""
+        ...
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_project(self, key: str) -> Project | None:
+        """By id or by name."""
+        ...
+
+    def find_project_by_path(self, path: str) -> Project | None: ...
+
+    def list_projects(self) -> list[Project]: ...
+
+    def get_goal(self, goal_id: str) -> Goal | None:
+        """By id, or by a prefix of an id that matches exactly one goal."""
+        ...
+
+    def list_goals(
+        self, *, project_id: str | None = None, states: Collection[GoalState] | None = None
+    ) -> list[Goal]: ...
+
+    def load_tasks(self, goal_id: str) -> list[Task]: ...
+
+    def load_attempts(self, goal_id: str, task_id: str | None = None) -> list[Attempt]: ...
+
+    def load_recoveries(self, goal_id: str) -> list[Recovery]: ...
+
+    def load_baseline(self, goal_id: str) -> Baseline | None: ...
+
+    def load_breakers(self) -> list[BreakerRecord]: ...
+
+    def events(
+        self, *, goal_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """Events with id > ``after``, oldest first."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flush and stop the background flusher."""
+        ...
+
+    def close(self) -> None: ...

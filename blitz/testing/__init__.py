@@ -1,0 +1,6 @@
+"""Fakes that ship with blitz so tests (and the demo) drive real code through them.
+
+* :mod:`blitz.testing.clock` - a manual clock.
+* :mod:`blitz.testing.scripted` - the scripted planner and the scripted agent backend.
+* :mod:`blitz.testing.fake_github` - a GitHub REST API on 127.0.0.1.
+"""
