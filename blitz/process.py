@@ -1,0 +1,187 @@
+"""Running subprocesses safely: every command has a timeout, runs in its own process group, is
+killed with its whole group when the timeout passes (or the caller is cancelled), and has its
+output capped so a command that floods its output cannot exhaust memory.
+
+Only the tail of the output is kept (the end of a failing test run is where the error is), plus a
+count of the bytes dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CAP = 64 * 1024
+"""Bytes of output kept per command (the tail)."""
+
+KILL_GRACE = 2.0
+"""Seconds between SIGTERM and SIGKILL when a command is stopped."""
+
+SECRET_ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_AUTH_TOKEN")
+"""Environment variables with these suffixes are not passed to commands that run untrusted code."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completed:
+    """The outcome of one command."""
+
+    args: tuple[str, ...]
+    exit_code: int | None  # None when the command was killed on timeout
+    output: str  # stdout and stderr interleaved, the last ``cap`` bytes
+    dropped: int  # bytes of output dropped from the front
+    duration: float
+    timed_out: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def tail(self, chars: int = 4000) -> str:
+        text = self.output[-chars:]
+        if self.dropped or len(self.output) > chars:
+            return "[... output truncated ...]\n" + text
+        return text
+
+
+class _Tail:
+    """A byte buffer that keeps only the last ``cap`` bytes."""
+
+    __slots__ = ("_cap", "_chunks", "_size", "dropped")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > 2 * self._cap:
+            self._compact()
+
+    def _compact(self) -> None:
+        joined = b"".join(self._chunks)
+        excess = max(0, len(joined) - self._cap)
+        self.dropped += excess
+        self._chunks = [joined[excess:]]
+        self._size = len(self._chunks[0])
+
+    def text(self) -> str:
+        self._compact()
+        return self._chunks[0].decode("utf-8", errors="replace") if self._chunks else ""
+
+
+def clean_env(extra: Mapping[str, str] | None = None, *, keep_secrets: bool = False) -> dict[str, str]:
+    """The current environment without secrets (unless ``keep_secrets``), plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if keep_secrets or not k.upper().endswith(SECRET_ENV_SUFFIXES)
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the whole process group, then SIGKILL it if it does not exit in time."""
+    _kill_group(proc.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_GRACE)
+    except TimeoutError:
+        pass
+    # Children may outlive the leader; make sure nothing of the group survives.
+    _kill_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), KILL_GRACE)
+
+
+async def run(
+    args: Sequence[str] | str,
+    *,
+    cwd: Path | str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cap: int = DEFAULT_CAP,
+    stdin: bytes | None = None,
+) -> Completed:
+    """Run a command (an argument list, or a string run by ``/bin/sh -c``) and wait for it.
+
+    The command gets its own session (process group). On timeout, or if the awaiting task is
+    cancelled, the whole group is terminated and then killed.
+    """
+    argv: tuple[str, ...] = ("/bin/sh", "-c", args) if isinstance(args, str) else tuple(args)
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=str(cwd),
+        env=dict(env) if env is not None else None,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    tail = _Tail(cap)
+
+    async def read_output() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            tail.add(chunk)
+
+    async def pump() -> None:
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await proc.stdin.drain()
+            proc.stdin.close()
+        reader = asyncio.ensure_future(read_output())
+        try:
+            # Process.wait() also waits for the pipes to close, which a background child of the
+            # command can hold open forever; the return code is set as soon as the leader exits.
+            delay = 0.001
+            while proc.returncode is None and not reader.done():
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            if proc.returncode is None:
+                await proc.wait()
+            # A background child of the command may keep the pipe open after the leader exited:
+            # give it a moment to finish writing, then end the group so the pipe closes.
+            done, _ = await asyncio.wait({reader}, timeout=1.0)
+            if not done:
+                _kill_group(proc.pid, signal.SIGKILL)
+            await reader
+        finally:
+            reader.cancel()
+
+    timed_out = False
+    try:
+        await asyncio.wait_for(pump(), timeout)
+    except TimeoutError:
+        timed_out = True
+        await _stop(proc)
+    except BaseException:
+        await asyncio.shield(_stop(proc))
+        raise
+    else:
+        # The leader exited; background children it left in its group are not ours to keep.
+        _kill_group(proc.pid, signal.SIGKILL)
+    return Completed(
+        args=argv,
+        exit_code=None if timed_out else proc.returncode,
+        output=tail.text(),
+        dropped=tail.dropped,
+        duration=time.monotonic() - start,
+        timed_out=timed_out,
+    )
