@@ -1,0 +1,289 @@
+"""One priority queue for all ready tasks, across every goal and project.
+
+The router decides what may start now: higher priority first, first come first served among
+equals, within a global limit, each project's limit, project pauses and the circuit breakers
+(``global``, ``project:<id>`` and ``backend:<name>``). Work held back by an open breaker waits; it
+never fails.
+
+Invariants: an item is queued, running or gone, never two of these and never twice; a ``take``
+never exceeds a limit; an item that cannot start never holds back an item that can (no
+head-of-line blocking). Items are kept in *lanes*, one heap per (project, backend): all items of a
+lane share the same limits and breakers, so either the head of a lane can start or none of it
+can. A heap of lane heads orders the lanes; a lane that cannot start is parked under the reason it
+waits for and comes back when that reason may have gone. submit, take and done are O(log n).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from blitz.breaker import GLOBAL, BreakerBoard, Change, backend_key, project_key
+
+Outcome = Literal["succeeded", "failed", "crashed", "cancelled"]
+
+_Order = tuple[int, int]  # (-priority, sequence): smaller starts first
+_LaneId = tuple[str, str]  # (project id, backend)
+_Reason = tuple[Literal["paused", "full", "breaker"], str]  # and the project id or breaker key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkItem:
+    """A ready task waiting for a slot. Higher ``priority`` starts first."""
+
+    goal_id: str
+    task_id: str
+    project_id: str
+    priority: int = 0
+    backend: str = ""
+
+    @property
+    def breaker_keys(self) -> tuple[str, ...]:
+        """The breakers that must allow this item to start, and that its outcome is reported to."""
+        keys = (GLOBAL, project_key(self.project_id))
+        return (*keys, backend_key(self.backend)) if self.backend else keys
+
+
+@dataclass(slots=True)
+class _Queued:
+    order: _Order
+    item: WorkItem
+    alive: bool = True  # False once withdrawn or taken; its heap entry is dropped lazily
+
+
+@dataclass(slots=True)
+class _Lane:
+    id: _LaneId
+    keys: tuple[str, ...]
+    heap: list[tuple[int, int, _Queued]] = field(default_factory=list)
+    size: int = 0  # live items in the heap
+    entry: _Order | None = None  # the order of this lane's one valid entry in the heads heap
+    parked: _Reason | None = None
+
+    def head(self) -> _Queued | None:
+        while self.heap and not self.heap[0][2].alive:
+            heapq.heappop(self.heap)
+        return self.heap[0][2] if self.heap else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    item: WorkItem
+    probes: tuple[str, ...]  # breaker keys whose half-open probe this item holds
+
+
+class Router:
+    """Hands out work items as slots and breakers allow.
+
+    A project is limited only by ``global_limit`` until :meth:`set_project_limit` is called.
+    Breaker changes that happen just by time passing are collected with ``router.breakers.poll()``.
+    """
+
+    def __init__(self, breakers: BreakerBoard, *, global_limit: int = 8) -> None:
+        if global_limit < 1:
+            raise ValueError(f"global limit must be at least 1, not {global_limit}")
+        self.breakers = breakers
+        self.global_limit = global_limit
+        self._sequence = 0
+        self._lanes: dict[_LaneId, _Lane] = {}
+        self._heads: list[tuple[int, int, _LaneId]] = []  # one valid entry per active lane
+        self._parked: dict[_Reason, set[_LaneId]] = defaultdict(set)
+        self._breaker_waits: set[str] = set()  # keys of breakers that lanes are parked on
+        self._queued: dict[str, dict[str, _Queued]] = defaultdict(dict)  # goal -> task -> item
+        self._size = 0
+        self._running: dict[tuple[str, str], _Running] = {}
+        self._running_for: dict[str, int] = defaultdict(int)
+        self._limits: dict[str, int] = {}
+        self._paused: set[str] = set()
+
+    # -- projects
+
+    def set_project_limit(self, project_id: str, limit: int) -> None:
+        """At most ``limit`` items of the project run at once (running items are never stopped)."""
+        if limit < 1:
+            raise ValueError(f"project limit must be at least 1, not {limit}; pause it instead")
+        self._limits[project_id] = limit
+        self._unpark(("full", project_id))
+
+    def pause_project(self, project_id: str) -> None:
+        """Start nothing more of the project until it is resumed; its items keep their place."""
+        self._paused.add(project_id)
+
+    def resume_project(self, project_id: str) -> None:
+        self._paused.discard(project_id)
+        self._unpark(("paused", project_id))
+
+    # -- the queue
+
+    def submit(self, item: WorkItem) -> None:
+        """Queue a ready item. A task may be queued or running only once at a time."""
+        ident = (item.goal_id, item.task_id)
+        if item.task_id in self._queued.get(item.goal_id, ()) or ident in self._running:
+            raise ValueError(f"task {item.goal_id}/{item.task_id} is already queued or running")
+        self._sequence += 1
+        queued = _Queued(order=(-item.priority, self._sequence), item=item)
+        lane = self._lane(item)
+        heapq.heappush(lane.heap, (*queued.order, queued))
+        lane.size += 1
+        self._queued[item.goal_id][item.task_id] = queued
+        self._size += 1
+        if lane.parked is None and (lane.entry is None or queued.order < lane.entry):
+            self._enter(lane, queued.order)
+
+    def withdraw(self, goal_id: str, task_id: str | None = None) -> list[WorkItem]:
+        """Remove queued items of a goal (all of them, or one task), best first. Running items are
+        not touched: finish them with :meth:`done`."""
+        tasks = self._queued.get(goal_id)
+        if not tasks:
+            return []
+        if task_id is None:
+            removed = list(tasks.values())
+            del self._queued[goal_id]
+        elif (one := tasks.pop(task_id, None)) is not None:
+            removed = [one]
+            if not tasks:
+                del self._queued[goal_id]
+        else:
+            return []
+        for queued in removed:
+            # The lane's heap and the heads heap drop it lazily; a lane whose head was withdrawn
+            # is re-ordered when its stale heads entry comes up (see take).
+            queued.alive = False
+            self._lanes[self._lane_id(queued.item)].size -= 1
+        self._size -= len(removed)
+        removed.sort(key=lambda q: q.order)
+        return [q.item for q in removed]
+
+    def take(self) -> list[WorkItem]:
+        """Pop every item that may start now, best first, and mark them running."""
+        for key in [k for k in self._breaker_waits if self.breakers.get(k).would_allow()]:
+            self._unpark(("breaker", key))
+        taken: list[WorkItem] = []
+        while self._heads and len(self._running) < self.global_limit:
+            neg_priority, sequence, lane_id = heapq.heappop(self._heads)
+            order = (neg_priority, sequence)
+            lane = self._lanes[lane_id]
+            if lane.entry != order:
+                continue  # superseded by a better head, or the lane is parked
+            lane.entry = None
+            head = lane.head()
+            if head is None:
+                continue
+            if head.order != order:
+                self._enter(lane, head.order)  # its head was withdrawn: re-order the lane
+                continue
+            blocker = self._blocked(lane)
+            if blocker is not None:
+                lane.parked = blocker
+                self._parked[blocker].add(lane.id)
+                if blocker[0] == "breaker":
+                    self._breaker_waits.add(blocker[1])
+                continue
+            probes = self.breakers.admit(lane.keys)
+            assert probes is not None, "every breaker of the lane would allow"
+            heapq.heappop(lane.heap)
+            lane.size -= 1
+            head.alive = False
+            item = head.item
+            tasks = self._queued[item.goal_id]
+            del tasks[item.task_id]
+            if not tasks:
+                del self._queued[item.goal_id]
+            self._size -= 1
+            self._running[(item.goal_id, item.task_id)] = _Running(item, tuple(probes))
+            self._running_for[item.project_id] += 1
+            taken.append(item)
+            if (following := lane.head()) is not None:
+                self._enter(lane, following.order)
+        return taken
+
+    def done(self, item: WorkItem, *, outcome: Outcome, error: str = "") -> list[Change]:
+        """Free the item's slot and report its outcome to its breakers.
+
+        ``crashed`` (the machinery broke) is a failure of every breaker of the item; ``succeeded``
+        and ``failed`` (the machinery worked, whatever the work was) are successes; ``cancelled``
+        only gives back a half-open probe the item held. Returns the breakers' changes.
+        """
+        if outcome not in get_args(Outcome):
+            raise ValueError(f"unknown outcome {outcome!r}")
+        running = self._running.pop((item.goal_id, item.task_id), None)
+        if running is None:
+            raise ValueError(f"task {item.goal_id}/{item.task_id} is not running")
+        project = running.item.project_id
+        self._running_for[project] -= 1
+        if not self._running_for[project]:
+            del self._running_for[project]
+        if self.running_for(project) < self._limits.get(project, self.global_limit):
+            self._unpark(("full", project))
+        keys = running.item.breaker_keys
+        if outcome == "cancelled":
+            self.breakers.release(running.probes)
+            return []
+        return self.breakers.record(keys, ok=outcome != "crashed", error=error)
+
+    # -- reading
+
+    def queued(self) -> int:
+        return self._size
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def running_for(self, project_id: str) -> int:
+        return self._running_for.get(project_id, 0)
+
+    def next_wakeup(self) -> float | None:
+        """The monotonic time a waiting item may become startable because a breaker goes
+        half-open (now, if one already may start); None if no item waits on a breaker.
+        Items count as waiting on a breaker once a :meth:`take` found them held by it."""
+        times = []
+        for key in self._breaker_waits:
+            if not any(self._lanes[i].size for i in self._parked[("breaker", key)]):
+                continue
+            breaker = self.breakers.get(key)
+            if breaker.would_allow():
+                return self.breakers.clock.monotonic()
+            if (at := breaker.retry_at()) is not None:
+                times.append(at)
+        return min(times, default=None)
+
+    # -- lanes
+
+    @staticmethod
+    def _lane_id(item: WorkItem) -> _LaneId:
+        return (item.project_id, item.backend)
+
+    def _lane(self, item: WorkItem) -> _Lane:
+        lane_id = self._lane_id(item)
+        lane = self._lanes.get(lane_id)
+        if lane is None:
+            lane = self._lanes[lane_id] = _Lane(id=lane_id, keys=item.breaker_keys)
+        return lane
+
+    def _enter(self, lane: _Lane, order: _Order) -> None:
+        """Make ``order`` the lane's one valid entry in the heads heap."""
+        lane.entry = order
+        heapq.heappush(self._heads, (*order, lane.id))
+
+    def _unpark(self, reason: _Reason) -> None:
+        if reason[0] == "breaker":
+            self._breaker_waits.discard(reason[1])
+        for lane_id in self._parked.pop(reason, ()):
+            lane = self._lanes[lane_id]
+            lane.parked = None
+            if (head := lane.head()) is not None:
+                self._enter(lane, head.order)
+
+    def _blocked(self, lane: _Lane) -> _Reason | None:
+        """Why the lane cannot start now, or None if it can."""
+        project = lane.id[0]
+        if project in self._paused:
+            return ("paused", project)
+        if self.running_for(project) >= self._limits.get(project, self.global_limit):
+            return ("full", project)
+        for key in lane.keys:
+            if not self.breakers.get(key).would_allow():
+                return ("breaker", key)
+        return None
