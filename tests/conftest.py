@@ -1,0 +1,43 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.test",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.test",
+}
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository at ``tmp_path / "repo"`` with one commit (``README.md``) on ``main``.
+
+    Git is isolated from the machine: an empty global config, no system config, no inherited
+    GIT_DIR and friends, and the identity set through the environment.
+    """
+    global_config = tmp_path / "gitconfig"
+    global_config.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in GIT_IDENTITY.items():
+        monkeypatch.setenv(name, value)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=30)
+
+    git("init", "-q", "-b", "main")
+    (repo / "README.md").write_text("# demo\n")
+    git("add", "README.md")
+    git("commit", "-q", "-m", "Initial commit")
+    return repo
