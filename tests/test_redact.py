@@ -1,0 +1,131 @@
+"""Secret redaction: every known token shape, registered values, and nested event data."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from blitz.redact import REDACTED, redact, redact_data, register_secret
+
+ANTHROPIC = "sk-ant-api03-" + "Ab1_-" * 8
+OPENAI = "sk-" + "a1B2c3D4" * 4
+OPENAI_PROJECT = "sk-proj-" + "Zz9_" * 10
+GITHUB = ["ghp_", "gho_", "ghs_", "ghu_", "ghr_"]
+GITHUB_PAT = "github_pat_11ABCDEFG0" + "x" * 60
+SLACK = ["xoxb-1234567890-0987654321-abcdefABCDEF", "xoxp-1-2-3-abcdef12", "xoxa-2-abcdefghij",
+         "xoxr-abcdefghij", "xoxs-abcdefghij"]  # fmt: skip
+AWS = "AKIAIOSFODNN7EXAMPLE"
+TOKENS = [ANTHROPIC, OPENAI, OPENAI_PROJECT, GITHUB_PAT, AWS, *SLACK] + [
+    prefix + "0123456789abcdefABCDEF0123456789abcd" for prefix in GITHUB
+]
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_known_token_shapes_are_redacted(token: str) -> None:
+    assert redact(f"using {token} now") == f"using {REDACTED} now"
+    assert redact(token) == REDACTED
+    assert redact(f'{{"key":"{token}"}}') == f'{{"key":"{REDACTED}"}}'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-_", "Bearer [redacted]"),
+        ("got bearer abcdefgh12345678== back", "got bearer [redacted] back"),
+        ("Authorization: token abc123", "Authorization: [redacted]"),
+        ("authorization=Basic dXNlcjpwYXNz\nnext line", "authorization=[redacted]\nnext line"),
+        (
+            '{"Authorization": "Bearer abcdefghijkl", "x": 1}',
+            '{"Authorization": "[redacted]", "x": 1}',
+        ),
+        (
+            "curl -H 'Proxy-Authorization: secret' url",
+            "curl -H 'Proxy-Authorization: [redacted]' url",
+        ),
+        ("x-api-key: 0123456789abcdef", "x-api-key: [redacted]"),
+        ("https://user:pa55w0rd@github.com/o/r.git", "https://user:[redacted]@github.com/o/r.git"),
+        ("postgresql://blitz:s3cret@db:5432/blitz", "postgresql://blitz:[redacted]@db:5432/blitz"),
+        ("https://x-access-token:tok@host/p", "https://x-access-token:[redacted]@host/p"),
+        ("clone https://:onlypass@host/r", "clone https://:[redacted]@host/r"),
+    ],
+)
+def test_headers_bearer_tokens_and_url_passwords(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "task t12 succeeded in 3.2s (commit 3f9a1c2b)",
+        "import sklearn; sk-learn and task-1",
+        "ghp_short and gh_cli and my_ghp_",
+        "the bearer of bad news",
+        "https://github.com/owner/repo/pull/12",
+        "http://127.0.0.1:8080/path@v2",
+        "mailto user@example.com",
+        "AKIA is not enough",
+        "authorization failed for this user",
+        "",
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_registered_values_are_redacted_exactly() -> None:
+    register_secret("plain-value-1234")
+    register_secret("prefix-plain-value-1234-suffix")  # contains the first: replaced whole
+    assert redact("a plain-value-1234 b") == "a [redacted] b"
+    assert redact("prefix-plain-value-1234-suffix!") == "[redacted]!"
+    assert redact("plain-value-123") == "plain-value-123"
+
+
+def test_short_registered_values_are_ignored() -> None:
+    register_secret("1234567")
+    assert redact("pin 1234567") == "pin 1234567"
+    register_secret("12345678")
+    assert redact("pin 12345678") == "pin [redacted]"
+
+
+def test_redact_data_walks_nested_json() -> None:
+    data = {
+        "message": f"key {OPENAI}",
+        "count": 3,
+        "ratio": 0.5,
+        "ok": True,
+        "none": None,
+        "list": [AWS, 1, {"deep": f"Bearer {'t' * 20}"}],
+        "tuple": ("fine", ANTHROPIC),
+    }
+    original = repr(data)
+    assert redact_data(data) == {
+        "message": f"key {REDACTED}",
+        "count": 3,
+        "ratio": 0.5,
+        "ok": True,
+        "none": None,
+        "list": [REDACTED, 1, {"deep": f"Bearer {REDACTED}"}],
+        "tuple": ("fine", REDACTED),
+    }
+    assert repr(data) == original  # the input is not changed
+    assert redact_data(AWS) == REDACTED
+    assert redact_data(7) == 7
+
+
+# Text built from the pieces the patterns look for, so the examples hit them often.
+FRAGMENTS = ["Bearer ", "Authorization", ": ", "=", "https://", "user:", "@", "/", "sk-", "ant-",
+             "proj-", "ghp_", "github_pat_", "xoxb-", "AKIA", "x-api-key", REDACTED, "'", '"',
+             "abcdefgh12345678", "ABCDEFGH12345678", "_", "-", " ", "\n"]  # fmt: skip
+texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=20).map("".join)
+
+
+@given(before=texts, token=st.sampled_from(TOKENS), after=texts)
+def test_a_token_never_survives_whatever_surrounds_it(before: str, token: str, after: str) -> None:
+    assert token not in redact(f"{before} {token} {after}")
+
+
+@given(texts)
+def test_redaction_is_idempotent(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
