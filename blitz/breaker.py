@@ -239,7 +239,17 @@ class BreakerBoard:
             )
 
     def policy_for(self, key: str) -> BreakerPolicy:
+        """The policy set for this exact key, else for its prefix, else the default."""
+        exact = self._policies.get(key)
+        if exact is not None:
+            return exact
         return self._policies.get(key.split(":", 1)[0], self._default)
+
+    def configure(self, key: str, policy: BreakerPolicy) -> None:
+        """Set the policy of one key (a project's thresholds from its blitz.toml)."""
+        self._policies = {**self._policies, key: policy}
+        if key in self._breakers:
+            self._breakers[key].policy = policy
 
     def get(self, key: str) -> Breaker:
         breaker = self._breakers.get(key)

@@ -43,8 +43,13 @@ TASK_TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
         {TaskState.READY, TaskState.SKIPPED, TaskState.CANCELLED, TaskState.SUCCEEDED}
     ),
     TaskState.READY: frozenset(
-        {TaskState.RUNNING, TaskState.PENDING, TaskState.SKIPPED, TaskState.CANCELLED,
-         TaskState.SUCCEEDED}
+        {
+            TaskState.RUNNING,
+            TaskState.PENDING,
+            TaskState.SKIPPED,
+            TaskState.CANCELLED,
+            TaskState.SUCCEEDED,
+        }
     ),
     TaskState.RUNNING: frozenset(
         {
@@ -56,12 +61,15 @@ TASK_TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
         }
     ),
     TaskState.FAILED: frozenset(
-        {TaskState.READY, TaskState.PENDING, TaskState.REPLACED, TaskState.SKIPPED,
-         TaskState.CANCELLED}
+        {
+            TaskState.READY,
+            TaskState.PENDING,
+            TaskState.REPLACED,
+            TaskState.SKIPPED,
+            TaskState.CANCELLED,
+        }
     ),
-    TaskState.CRASHED: frozenset(
-        {TaskState.READY, TaskState.FAILED, TaskState.CANCELLED}
-    ),
+    TaskState.CRASHED: frozenset({TaskState.READY, TaskState.FAILED, TaskState.CANCELLED}),
     TaskState.SUCCEEDED: frozenset(),
     TaskState.SKIPPED: frozenset(),
     TaskState.REPLACED: frozenset(),
@@ -127,8 +135,7 @@ class AttemptState(StrEnum):
 
 ATTEMPT_TRANSITIONS: Mapping[AttemptState, frozenset[AttemptState]] = {
     AttemptState.RUNNING: frozenset(
-        {AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CRASHED,
-         AttemptState.CANCELLED}
+        {AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CRASHED, AttemptState.CANCELLED}
     ),
     AttemptState.SUCCEEDED: frozenset(),
     AttemptState.FAILED: frozenset(),

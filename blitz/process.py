@@ -78,7 +78,9 @@ class _Tail:
         return self._chunks[0].decode("utf-8", errors="replace") if self._chunks else ""
 
 
-def clean_env(extra: Mapping[str, str] | None = None, *, keep_secrets: bool = False) -> dict[str, str]:
+def clean_env(
+    extra: Mapping[str, str] | None = None, *, keep_secrets: bool = False
+) -> dict[str, str]:
     """The current environment without secrets (unless ``keep_secrets``), plus ``extra``."""
     env = {
         k: v
@@ -98,10 +100,8 @@ def _kill_group(pid: int, sig: int) -> None:
 async def _stop(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM the whole process group, then SIGKILL it if it does not exit in time."""
     _kill_group(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    except TimeoutError:
-        pass
     # Children may outlive the leader; make sure nothing of the group survives.
     _kill_group(proc.pid, signal.SIGKILL)
     with contextlib.suppress(TimeoutError):

@@ -51,6 +51,8 @@ MessageSink = Callable[[str], Awaitable[None]]
 class AgentBackend(Protocol):
     name: str
 
-    async def run(self, request: AgentRequest, on_message: MessageSink | None = None) -> AgentResult:
+    async def run(
+        self, request: AgentRequest, on_message: MessageSink | None = None
+    ) -> AgentResult:
         """Do the task's work in ``request.worktree``."""
         ...

@@ -1,0 +1,303 @@
+"""Wiring: settings and per-repository configuration in, a ready engine out.
+
+This is the one place that chooses concrete adapters (SQL store, git workspace, validator,
+backend, planner, publisher) for the interfaces the conductor knows. The CLI, the daemon and the
+tests build an :class:`App` and ask it for projects, goals and an engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+
+from blitz import workspace as git
+from blitz.backends.registry import create_backend
+from blitz.breaker import BreakerBoard, BreakerPolicy
+from blitz.clock import Clock, SystemClock
+from blitz.conductor import Engine, Limits, Services
+from blitz.config import RepoConfig, gates_of, load_repo_config
+from blitz.detect import detect_gates
+from blitz.domain import Goal, Project, new_id
+from blitz.errors import ConfigError, RepositoryError, UserError
+from blitz.events import Event, EventKind
+from blitz.planner import FilePlanner, Planner
+from blitz.publish import Publisher
+from blitz.redact import register_secret
+from blitz.router import Router
+from blitz.settings import Settings
+from blitz.store.sql import SqlStore
+from blitz.testing.scripted import Scenario, ScriptedPlanner
+from blitz.validation import Validator
+
+IGNORED_DIRTY = frozenset({"blitz.toml"})
+"""Uncommitted files that do not stop a run (blitz.toml is read from the checkout itself)."""
+
+
+class App:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        scenario: Scenario | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.scenario = scenario
+        settings.home.mkdir(parents=True, exist_ok=True)
+        if settings.github_token is not None:
+            register_secret(settings.github_token.get_secret_value())
+        self.store = SqlStore(settings.db_url)
+        self._crashed_at: set[str] = set()
+
+    # -- faults (tests) ---------------------------------------------------------------------
+
+    def fault(self, point: str) -> None:
+        """Kill this process at a named point when BLITZ_CRASH_AT names it (crash tests)."""
+        wanted = {p.strip() for p in self.settings.crash_at.split(",") if p.strip()}
+        if point in wanted and point not in self._crashed_at:
+            self._crashed_at.add(point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- projects ---------------------------------------------------------------------------
+
+    def repo_config(self, path: Path) -> RepoConfig | None:
+        return load_repo_config(path)
+
+    def workspace(self, path: Path) -> git.Workspace:
+        return git.Workspace(
+            path, worktrees_root=self.settings.worktrees, lock_dir=self.settings.locks
+        )
+
+    async def register(self, path: Path, *, name: str = "") -> Project:
+        """The project for the repository at ``path``, registering it on first use.
+
+        A blitz.toml in the repository is the source of truth for its settings and is re-read
+        every time; without one, gates are detected when the project is first registered.
+        """
+        path = path.expanduser().resolve()
+        if not path.exists():
+            raise RepositoryError(f"{path} does not exist")
+        ws = self.workspace(path)
+        cfg = self.repo_config(path)
+        existing = self.store.find_project_by_path(str(path))
+        if existing is not None:
+            project = _apply_config(existing, cfg) if cfg else existing
+        else:
+            branch = (cfg.project.base_branch if cfg else "") or await _current_branch(ws)
+            if cfg is None:
+                gates, _notes = detect_gates(path)
+                project = Project(
+                    id=new_id("p"),
+                    name=self._unique_name(name or path.name),
+                    path=str(path),
+                    base_branch=branch,
+                    remote="origin",
+                    gates=gates,
+                )
+            else:
+                project = _apply_config(
+                    Project(id=new_id("p"), name="", path=str(path), base_branch=branch), cfg
+                )
+                project = dataclasses.replace(
+                    project, name=self._unique_name(name or cfg.project.name or path.name)
+                )
+            self.store.write(
+                project,
+                events=[
+                    Event(
+                        kind=EventKind.PROJECT_ADDED,
+                        project_id=project.id,
+                        message=f"{project.name}: {path}",
+                        ts=self.clock.time(),
+                    )
+                ],
+            )
+        if existing is None or project != existing:
+            self.store.write(project)
+        self.store.flush_sync()
+        return project
+
+    def _unique_name(self, name: str) -> str:
+        taken = {p.name for p in self.store.list_projects()}
+        candidate, n = name, 2
+        while candidate in taken:
+            candidate, n = f"{name}-{n}", n + 1
+        return candidate
+
+    def project(self, key: str) -> Project:
+        project = self.store.get_project(key)
+        if project is None:
+            names = ", ".join(p.name for p in self.store.list_projects()) or "none yet"
+            raise UserError(f"no project {key!r} (known: {names})")
+        return project
+
+    # -- goals ------------------------------------------------------------------------------
+
+    async def new_goal(
+        self,
+        project: Project,
+        title: str,
+        *,
+        backend: str = "",
+        max_parallel: int = 0,
+        allow_dirty: bool = False,
+    ) -> Goal:
+        """Check the repository and write a new goal (state PLANNING) for ``project``."""
+        if not title.strip():
+            raise UserError("the goal is empty: say what you want done")
+        if project.paused:
+            raise UserError(
+                f"project {project.name} is paused ({project.pause_reason or 'by the user'}); "
+                f"resume it with `blitz projects resume {project.name}`"
+            )
+        ws = self.workspace(Path(project.path))
+        await ws.check(base_branch=project.base_branch, allow_dirty=True)
+        if not allow_dirty:
+            dirty = [p for p in await ws.dirty_paths() if p not in IGNORED_DIRTY]
+            if dirty:
+                shown = "\n".join(f"  {p}" for p in dirty[:10])
+                more = f"\n  ... and {len(dirty) - 10} more" if len(dirty) > 10 else ""
+                raise RepositoryError(
+                    f"{project.path} has uncommitted changes:\n{shown}{more}\n"
+                    "blitz works only from committed work and never touches your checkout, so "
+                    "these changes would not be part of the goal. Commit or stash them, or pass "
+                    "--allow-dirty to go ahead without them."
+                )
+        backend = backend or project.backend
+        create_backend(backend, scenario=self.scenario)  # fail now on an unknown backend
+        goal_id = new_id("g")
+        goal = Goal(
+            id=goal_id,
+            project_id=project.id,
+            title=title.strip(),
+            branch=git.branch_name(title, goal_id),
+            base_branch=project.base_branch,
+            backend=backend,
+            created_at=self.clock.time(),
+            max_parallel=max_parallel,
+        )
+        self.store.write(
+            goal,
+            events=[
+                Event(
+                    kind=EventKind.GOAL_CREATED,
+                    goal_id=goal.id,
+                    project_id=project.id,
+                    message=goal.title,
+                    ts=self.clock.time(),
+                )
+            ],
+        )
+        await self.store.flush()
+        return goal
+
+    # -- the engine -------------------------------------------------------------------------
+
+    def limits(self, project: Project) -> Limits:
+        cfg = self._config_for(project)
+        if cfg is None:
+            return Limits()
+        lim = cfg.limits
+        return Limits(
+            max_tasks=lim.max_tasks,
+            max_recoveries_per_task=lim.max_recoveries_per_task,
+            max_recoveries_per_goal=lim.max_recoveries_per_goal,
+            max_crash_retries=lim.max_crash_retries,
+            max_conflict_reruns=lim.max_conflict_reruns,
+            attempt_timeout=lim.attempt_timeout,
+        )
+
+    def _config_for(self, project: Project) -> RepoConfig | None:
+        try:
+            return self.repo_config(Path(project.path))
+        except ConfigError:
+            return None
+
+    def planner(self, project: Project, plan_file_plan: object = None) -> Planner:
+        return ScriptedPlanner(self.scenario)
+
+    def services(self, project: Project, goal: Goal, *, planner: Planner | None = None) -> Services:
+        ws = self.workspace(Path(project.path))
+        cfg = self._config_for(project)
+        token = self.settings.github_token.get_secret_value() if self.settings.github_token else ""
+        api_url = self.settings.github_api_url or (
+            cfg.github.api_url if cfg else "https://api.github.com"
+        )
+        backend = create_backend(goal.backend or project.backend, scenario=self.scenario)
+        return Services(
+            planner=planner or self.planner(project),
+            backend=backend,
+            workspace=ws,
+            validator=Validator(project.gates),
+            publish=Publisher(
+                workspace=ws,
+                goals_dir=self.settings.home / "goals",
+                github_token=token,
+                github_api_url=api_url,
+                fault=self.fault,
+            ),
+            limits=self.limits(project),
+            breaker=BreakerPolicy(threshold=cfg.breaker.threshold, cooldown=cfg.breaker.cooldown)
+            if cfg
+            else BreakerPolicy(),
+            scripted=backend.name == "scripted",
+        )
+
+    def engine(self, *, planners: dict[str, Planner] | None = None) -> Engine:
+        """An engine over this app's store; ``planners`` overrides the planner per goal id."""
+        overrides = planners or {}
+        board = BreakerBoard(
+            self.clock,
+            default=BreakerPolicy(),
+            records=self.store.load_breakers(),
+        )
+        return Engine(
+            store=self.store,
+            clock=self.clock,
+            router=Router(board, global_limit=self.settings.max_parallel),
+            breakers=board,
+            services=lambda project, goal: self.services(
+                project, goal, planner=overrides.get(goal.id)
+            ),
+            fault=self.fault,
+        )
+
+    def file_planner(self, project: Project, plan: object) -> Planner:
+        from blitz.domain import Plan
+
+        assert isinstance(plan, Plan)
+        return FilePlanner(plan, self.planner(project))
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+
+def _apply_config(project: Project, cfg: RepoConfig) -> Project:
+    p = cfg.project
+    return dataclasses.replace(
+        project,
+        name=project.name or p.name,
+        base_branch=p.base_branch or project.base_branch,
+        remote=p.remote,
+        backend=p.backend,
+        max_parallel=p.max_parallel,
+        gates=gates_of(cfg),
+    )
+
+
+async def _current_branch(ws: git.Workspace) -> str:
+    try:
+        branch = await ws.current_branch()
+    except UserError:
+        raise
+    except Exception as exc:
+        raise RepositoryError(f"cannot read the current branch of {ws}: {exc}") from exc
+    if not branch or branch == "HEAD":
+        raise RepositoryError(
+            "the repository is on a detached HEAD: check out the branch goals should start from, "
+            "or set [project] base_branch in blitz.toml"
+        )
+    return branch

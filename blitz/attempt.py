@@ -1,0 +1,275 @@
+"""One attempt at one task, end to end: a fresh worktree from the goal branch's head, the agent,
+the gates and the task's checks, a commit, and integration into the goal branch.
+
+The attempt never changes the engine's state: it returns an :class:`AttemptReport` that the
+conductor applies. It may append informational events (agent messages, validation results).
+Whatever happens, its worktree is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blitz.backends.base import AgentBackend, AgentRequest, AgentResult
+from blitz.domain import Attempt, AttemptState, Baseline, GateResult, Goal, Project, Task
+from blitz.errors import RunError
+from blitz.events import Event, EventKind
+
+if TYPE_CHECKING:
+    from blitz.validation import Validator
+    from blitz.workspace import Workspace
+
+MAX_MESSAGE_EVENTS = 200
+"""Agent messages stored as events per attempt; later ones are only kept for failure context."""
+
+MAX_REBASES = 5
+"""Times an attempt re-validates after rebasing before it gives the slot back."""
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the work was wrong -> recovery
+    CRASHED = "crashed"  # the machinery broke -> retry
+    CONFLICT = "conflict"  # the change does not apply on the goal branch's new head -> re-run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptContext:
+    project: Project
+    goal: Goal
+    task: Task
+    attempt: Attempt
+    backend: AgentBackend
+    workspace: Workspace | None  # None only for git-free benchmarks
+    validator: Validator | None
+    baseline: Baseline | None
+    timeout: float
+    emit: Callable[[Event], None]
+    fault: Callable[[str], None] = lambda point: None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptReport:
+    outcome: Outcome
+    attempt: Attempt  # the final record (state, commit, gates, diff, usage)
+    error: str = ""
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _instructions(task: Task) -> str:
+    parts = [task.instructions or task.title]
+    if task.checks:
+        parts.append(
+            "Acceptance checks: "
+            + "; ".join(
+                (c.path and f"file {c.path} exists") or f"`{c.command}` passes" for c in task.checks
+            )
+        )
+    return "\n\n".join(parts)
+
+
+async def run_attempt(ctx: AttemptContext) -> AttemptReport:
+    """Run one attempt; never raises except on cancellation (the worktree is removed either way)."""
+    ws = ctx.workspace
+    attempt = ctx.attempt
+    worktree: Path | None = None
+    messages: list[str] = []
+    emitted = 0
+
+    async def on_message(text: str) -> None:
+        nonlocal emitted
+        messages.append(text)
+        del messages[:-20]
+        if emitted < MAX_MESSAGE_EVENTS:
+            emitted += 1
+            ctx.emit(
+                Event(
+                    kind=EventKind.AGENT_MESSAGE,
+                    goal_id=ctx.goal.id,
+                    task_id=ctx.task.id,
+                    attempt_id=attempt.id,
+                    message=text[:2000],
+                )
+            )
+
+    def report(outcome: Outcome, error: str = "", **changes: object) -> AttemptReport:
+        state = {
+            Outcome.SUCCEEDED: AttemptState.SUCCEEDED,
+            Outcome.FAILED: AttemptState.FAILED,
+            Outcome.CRASHED: AttemptState.CRASHED,
+            Outcome.CONFLICT: AttemptState.FAILED,
+        }[outcome]
+        final = attempt.evolve(state=state, error=error, **changes)
+        return AttemptReport(outcome=outcome, attempt=final, error=error, messages=tuple(messages))
+
+    try:
+        if ws is not None:
+            base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
+            worktree = await ws.add_worktree(attempt.id, base)
+        else:
+            base = ""
+            worktree = Path(ctx.project.path)
+        attempt = attempt.evolve(worktree=str(worktree), base_sha=base)
+
+        request = AgentRequest(
+            goal_id=ctx.goal.id,
+            goal=ctx.goal.title,
+            task_id=ctx.task.id,
+            title=ctx.task.title,
+            instructions=_instructions(ctx.task),
+            worktree=worktree,
+            attempt=attempt.number,
+            guidance=ctx.task.guidance,
+            previous_failure=ctx.task.root_cause,
+            timeout=ctx.timeout,
+        )
+        try:
+            result = await asyncio.wait_for(ctx.backend.run(request, on_message), ctx.timeout)
+        except TimeoutError:
+            result = AgentResult(
+                ok=False, error=f"the agent did not finish within {ctx.timeout:.0f}s"
+            )
+        except Exception as exc:  # a backend bug must not take the engine down
+            result = AgentResult(ok=False, crashed=True, error=f"backend error: {exc!r}")
+        attempt = attempt.evolve(summary=result.summary, usage=result.usage)
+        ctx.fault("after_agent")
+        if not result.ok:
+            outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
+            return report(outcome, result.error or "the agent gave up without saying why")
+
+        changed: list[str] = []
+        if ws is not None:
+            changed = await ws.changed_files(worktree)
+            attempt = attempt.evolve(
+                diff=await ws.diff(worktree, base), diff_stat=await ws.diff_stat(worktree, base)
+            )
+            if not changed and not ctx.task.allow_empty:
+                return report(
+                    Outcome.FAILED,
+                    "the agent changed no files (a task that needs no change must say allow_empty)",
+                )
+
+        gates = await _validate(ctx, worktree, attempt)
+        attempt = attempt.evolve(gates=gates)
+        if not _passed(gates):
+            return report(Outcome.FAILED, _gate_error(gates))
+
+        commit = ""
+        if ws is not None and changed:
+            sha = await ws.commit(
+                worktree,
+                branch=ctx.goal.branch,
+                base_sha=base,
+                goal_id=ctx.goal.id,
+                task_id=ctx.task.id,
+                title=f"{ctx.task.title} [{ctx.task.id}]",
+                body=result.summary,
+            )
+            if sha is None:
+                return report(Outcome.FAILED, "nothing to commit after validation")
+            ctx.emit(
+                Event(
+                    kind=EventKind.CHECKPOINT_COMMITTED,
+                    goal_id=ctx.goal.id,
+                    task_id=ctx.task.id,
+                    attempt_id=attempt.id,
+                    message=f"committed {sha[:10]}",
+                    data={"commit": sha},
+                )
+            )
+            ctx.fault("after_commit")
+            for _ in range(MAX_REBASES):
+                integration = await ws.integrate(
+                    worktree, branch=ctx.goal.branch, commit_sha=sha, base_sha=base
+                )
+                if integration.status in ("integrated", "already"):
+                    commit = integration.head if integration.status == "already" else sha
+                    if integration.status == "already":
+                        committed = await ws.committed_tasks(
+                            ctx.goal.branch, ctx.goal.base_sha, ctx.goal.id
+                        )
+                        commit = committed.get(ctx.task.id, integration.head)
+                    break
+                if integration.status == "conflict":
+                    ctx.emit(
+                        Event(
+                            kind=EventKind.CHECKPOINT_CONFLICT,
+                            goal_id=ctx.goal.id,
+                            task_id=ctx.task.id,
+                            attempt_id=attempt.id,
+                            message="conflicts with the goal branch: "
+                            + ", ".join(integration.conflict_files),
+                            data={"files": list(integration.conflict_files)},
+                        )
+                    )
+                    return report(
+                        Outcome.CONFLICT,
+                        "the change conflicts with work integrated meanwhile in: "
+                        + ", ".join(integration.conflict_files),
+                    )
+                # Rebased onto work other tasks integrated meanwhile: judge the combination.
+                sha, base = integration.head, integration.detail
+                gates = await _validate(ctx, worktree, attempt)
+                attempt = attempt.evolve(gates=gates, base_sha=base)
+                if not _passed(gates):
+                    return report(
+                        Outcome.FAILED,
+                        "the change passes alone but fails combined with work integrated "
+                        "meanwhile:\n" + _gate_error(gates),
+                    )
+            else:
+                return report(Outcome.CONFLICT, "the goal branch kept moving; will try again")
+        ctx.fault("before_store_write")
+        return report(Outcome.SUCCEEDED, commit=commit)
+    except RunError as exc:
+        return report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
+    except OSError as exc:
+        return report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
+    finally:
+        if ws is not None and worktree is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(ws.remove_worktree(worktree))
+
+
+async def _validate(
+    ctx: AttemptContext, worktree: Path, attempt: Attempt
+) -> tuple[GateResult, ...]:
+    if ctx.validator is None:
+        return ()
+    gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline)
+    checks = await ctx.validator.run_checks(worktree, ctx.task.checks)
+    results = tuple(gates) + tuple(checks)
+    if results:
+        from blitz.validation import summarize
+
+        passed = _passed(results)
+        ctx.emit(
+            Event(
+                kind=EventKind.VALIDATION_PASSED if passed else EventKind.VALIDATION_FAILED,
+                goal_id=ctx.goal.id,
+                task_id=ctx.task.id,
+                attempt_id=attempt.id,
+                message=summarize(results),
+                data={"gates": {r.name: r.passed or r.preexisting for r in results}},
+            )
+        )
+    return results
+
+
+def _passed(results: tuple[GateResult, ...]) -> bool:
+    return all(r.passed or r.preexisting for r in results)
+
+
+def _gate_error(results: tuple[GateResult, ...]) -> str:
+    failing = [r for r in results if not (r.passed or r.preexisting)]
+    parts = []
+    for r in failing:
+        what = "timed out" if r.timed_out else f"exit {r.exit_code}"
+        parts.append(f"gate {r.name} failed ({what}): {r.command}\n{r.output_tail[-1500:]}")
+    return "\n\n".join(parts)

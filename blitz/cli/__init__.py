@@ -1,0 +1,40 @@
+"""The ``blitz`` command line: Typer commands, one group per file.
+
+User errors (:class:`blitz.errors.UserError`) print one clear message and exit with code 2; only
+bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from blitz.errors import UserError
+
+app = typer.Typer(
+    name="blitz",
+    help="Run AI coding agents to completion: goal -> tasks -> validated commits -> PR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+err = Console(stderr=True)
+
+
+def _register() -> None:
+    from blitz.cli import demo, events, init, projects, run, status  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted: unfinished goals continue with `blitz resume`")
+        sys.exit(130)

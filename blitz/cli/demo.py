@@ -1,0 +1,87 @@
+"""``blitz demo``: the whole engine on a sample repository, with the scripted planner and agent."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+from pathlib import Path
+
+import typer
+
+from blitz import demo as sample
+from blitz.app import App
+from blitz.cli import app
+from blitz.cli.common import out
+from blitz.cli.live import live_view
+from blitz.cli.run import report
+from blitz.domain import GoalState
+from blitz.settings import Settings
+from blitz.testing.scripted import SCRIPTED_LABEL, Scenario
+
+
+@app.command()
+def demo(
+    path: Path | None = typer.Option(
+        None,
+        "--path",
+        help="Where to create the sample repository (default: a new temporary folder).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON, no live view."),
+) -> None:
+    """Run a goal on a sample repository with the scripted planner and agent (no model)."""
+    code = asyncio.run(_demo(path, json_out))
+    raise typer.Exit(code)
+
+
+async def _demo(path: Path | None, json_out: bool) -> int:
+    root = Path(tempfile.mkdtemp(prefix="blitz-demo-")) if path is None else path.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    repo = sample.make_repo(root)
+    scenario = Scenario.from_data(sample.scenario())
+    settings = Settings()
+    blitz = App(settings, scenario=scenario)
+    try:
+        if not json_out:
+            out.print(f"[bold magenta]blitz demo[/] - {SCRIPTED_LABEL}")
+            out.print(f"sample repository: {repo}")
+            out.print(f"goal: {sample.GOAL}\n")
+        project = await blitz.register(repo)
+        goal = await blitz.new_goal(project, sample.GOAL)
+        engine = blitz.engine()
+        engine.start(project, goal)
+        async with live_view(engine, [goal.id], enabled=not json_out):
+            finished = await engine.run()
+        final = finished[goal.id]
+        report(blitz, final, json_out=json_out)
+        if json_out:
+            return 0 if final.state is GoalState.SUCCEEDED else 1
+        log = subprocess.run(
+            ["git", "log", "--format=  %h %s", f"{final.base_branch}..{final.branch}"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+        out.print(f"\n[bold]commits on {final.branch}[/] (one per task):\n{log.rstrip()}")
+        for r in blitz.store.load_recoveries(final.id):
+            out.print(
+                f"\n[bold]recovery[/] of {r.task_id}: {r.action.value}"
+                f" -> {', '.join(r.new_tasks)}\n"
+                f"  root cause: {r.root_cause}"
+            )
+        description = (
+            Path(final.pr_url) if final.pr_url and not final.pr_url.startswith("http") else None
+        )
+        if description is not None and description.exists():
+            out.print(f"\n[bold]pull request description[/] ({description}):\n")
+            out.print(description.read_text(encoding="utf-8"), markup=False, soft_wrap=True)
+        out.print("\n[bold]where everything is[/]")
+        out.print(f"  sample repository:  {repo}  (your goal branch: {final.branch})")
+        out.print(f"  pushed to remote:   {root / 'origin.git'}")
+        out.print(f"  blitz state:        {settings.home} (database {settings.db_url})")
+        out.print(f"  inspect:            blitz status {final.id}   |   blitz events {final.id}")
+        return 0 if final.state is GoalState.SUCCEEDED else 1
+    finally:
+        await blitz.aclose()

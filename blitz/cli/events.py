@@ -1,0 +1,77 @@
+"""``blitz events``: the event log, optionally followed live."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+
+import typer
+
+from blitz.cli import app
+from blitz.cli.common import make_app, out
+from blitz.domain import GOAL_DONE
+from blitz.errors import UserError
+from blitz.events import Event
+
+
+def _line(ev: Event) -> str:
+    ts = datetime.datetime.fromtimestamp(ev.ts).strftime("%H:%M:%S")
+    where = " ".join(x for x in (ev.goal_id, ev.task_id) if x)
+    first = ev.message.splitlines()[0] if ev.message else ""
+    return f"{ts} {ev.id:>6} {ev.kind.value:<22} {where:<24} {first}"
+
+
+@app.command()
+def events(
+    goal: str = typer.Argument("", help="Only this goal's events (id or unique prefix)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    last: int = typer.Option(200, "--last", help="Show the last N events first."),
+) -> None:
+    """Print the event log (every state change blitz made)."""
+    blitz = make_app()
+    try:
+        goal_id = None
+        if goal:
+            found = blitz.store.get_goal(goal)
+            if found is None:
+                raise UserError(f"no goal {goal!r}")
+            goal_id = found.id
+        after = 0
+        if last:
+            # Start from the last N events.
+            every = blitz.store.events(goal_id=goal_id, after=0, limit=10**9)
+            after = every[-last].id - 1 if len(every) > last else 0
+        while True:
+            batch = blitz.store.events(goal_id=goal_id, after=after, limit=1000)
+            for ev in batch:
+                if json_out:
+                    print(
+                        json.dumps(
+                            {
+                                "id": ev.id,
+                                "ts": ev.ts,
+                                "kind": ev.kind.value,
+                                "goal": ev.goal_id,
+                                "task": ev.task_id,
+                                "attempt": ev.attempt_id,
+                                "message": ev.message,
+                                "data": dict(ev.data),
+                            }
+                        ),
+                        flush=True,
+                    )
+                else:
+                    out.print(_line(ev), markup=False)
+                after = ev.id
+            if not follow:
+                return
+            if goal_id is not None and not batch:
+                g = blitz.store.get_goal(goal_id)
+                if g is not None and g.state in GOAL_DONE:
+                    return
+            if not batch:
+                time.sleep(0.3)
+    finally:
+        blitz.store.close()

@@ -1,0 +1,124 @@
+"""``blitz projects``: register, list, pause, resume and remove projects."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from blitz.cli import app
+from blitz.cli.common import make_app, out, print_json
+from blitz.domain import GOAL_DONE
+from blitz.errors import UserError
+from blitz.events import Event, EventKind
+
+projects = typer.Typer(help="Manage the repositories blitz works on.", no_args_is_help=True)
+app.add_typer(projects, name="projects")
+
+
+@projects.command("add")
+def add(
+    path: Path = typer.Argument(Path("."), help="The repository."),
+    name: str = typer.Option("", "--name", help="Name (default: the directory's)."),
+) -> None:
+    """Register a repository (reads its blitz.toml, or detects its gates)."""
+    blitz = make_app()
+    try:
+        project = asyncio.run(blitz.register(path, name=name))
+        out.print(f"project [bold]{project.name}[/] ({project.id}): {project.path}")
+        gates = project.gates.configured()
+        out.print(
+            "gates: " + (", ".join(f"{k}=`{v}`" for k, v in gates.items()) or "none detected")
+        )
+    finally:
+        blitz.store.close()
+
+
+@projects.command("list")
+def list_(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List projects."""
+    blitz = make_app()
+    try:
+        items = blitz.store.list_projects()
+        if json_out:
+            print_json(
+                [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "path": p.path,
+                        "base_branch": p.base_branch,
+                        "backend": p.backend,
+                        "paused": p.paused,
+                        "gates": p.gates.configured(),
+                    }
+                    for p in items
+                ]
+            )
+            return
+        if not items:
+            out.print("no projects: `blitz projects add PATH` or `blitz run GOAL --repo PATH`")
+            return
+        table = Table(header_style="bold")
+        for col in ("name", "id", "path", "base", "backend", "state"):
+            table.add_column(col)
+        for p in items:
+            table.add_row(
+                p.name,
+                p.id,
+                p.path,
+                p.base_branch,
+                p.backend,
+                f"paused: {p.pause_reason}" if p.paused else "active",
+            )
+        out.print(table)
+    finally:
+        blitz.store.close()
+
+
+def _set_paused(key: str, paused: bool, reason: str) -> None:
+    blitz = make_app()
+    try:
+        project = blitz.project(key)
+        updated = dataclasses.replace(project, paused=paused, pause_reason=reason if paused else "")
+        kind = EventKind.PROJECT_PAUSED if paused else EventKind.PROJECT_RESUMED
+        blitz.store.write(updated, events=[Event(kind=kind, project_id=project.id, message=reason)])
+        blitz.store.flush_sync()
+        out.print(f"project {project.name} {'paused' if paused else 'resumed'}")
+    finally:
+        blitz.store.close()
+
+
+@projects.command("pause")
+def pause(name: str, reason: str = typer.Option("paused by the user", "--reason")) -> None:
+    """Pause a project: no new goals; queued tasks wait."""
+    _set_paused(name, True, reason)
+
+
+@projects.command("resume")
+def resume_project(name: str) -> None:
+    """Resume a paused project."""
+    _set_paused(name, False, "")
+
+
+@projects.command("remove")
+def remove(name: str) -> None:
+    """Forget a project and its goals' records (the repository itself is not touched)."""
+    blitz = make_app()
+    try:
+        project = blitz.project(name)
+        live = [
+            g for g in blitz.store.list_goals(project_id=project.id) if g.state not in GOAL_DONE
+        ]
+        if live:
+            raise UserError(
+                f"project {project.name} has unfinished goals ({', '.join(g.id for g in live)}); "
+                "cancel them first"
+            )
+        blitz.store.delete_project(project.id)
+        out.print(f"removed project {project.name} (the repository at {project.path} is untouched)")
+    finally:
+        blitz.store.close()

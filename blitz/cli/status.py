@@ -1,0 +1,168 @@
+"""``blitz status``: goals, or one goal's tasks and recoveries."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from blitz.cli import app
+from blitz.cli.common import make_app, out, print_json, styled
+from blitz.domain import TaskState
+from blitz.errors import UserError
+
+
+def _age(ts: float) -> str:
+    seconds = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+@app.command()
+def status(
+    goal: str = typer.Argument("", help="A goal id (or unique prefix); all goals when left out."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show goals, or one goal's tasks, attempts, recoveries and cost."""
+    blitz = make_app()
+    try:
+        store = blitz.store
+        if not goal:
+            goals = store.list_goals()
+            projects = {p.id: p.name for p in store.list_projects()}
+            rows = []
+            for g in goals:
+                tasks = store.load_tasks(g.id)
+                cost = sum(a.usage.cost_usd for a in store.load_attempts(g.id))
+                rows.append((g, tasks, cost))
+            if json_out:
+                print_json(
+                    [
+                        {
+                            "id": g.id,
+                            "project": projects.get(g.project_id, g.project_id),
+                            "title": g.title,
+                            "state": g.state.value,
+                            "branch": g.branch,
+                            "tasks": len(t),
+                            "succeeded": sum(x.state is TaskState.SUCCEEDED for x in t),
+                            "cost_usd": c,
+                            "created_at": g.created_at,
+                            "pr": g.pr_url,
+                        }
+                        for g, t, c in rows
+                    ]
+                )
+                return
+            if not rows:
+                out.print(
+                    "no goals yet: try `blitz demo`, or `blitz run GOAL --repo PATH --plan FILE`"
+                )
+                return
+            table = Table(header_style="bold")
+            for col in ("goal", "project", "state", "tasks", "cost", "age", "title"):
+                table.add_column(col)
+            for g, tasks, cost in rows:
+                done = sum(t.state is TaskState.SUCCEEDED for t in tasks)
+                table.add_row(
+                    g.id,
+                    projects.get(g.project_id, "?"),
+                    styled(g.state.value),
+                    f"{done}/{len(tasks)}",
+                    f"${cost:.2f}",
+                    _age(g.created_at),
+                    g.title,
+                )
+            out.print(table)
+            return
+        found = store.get_goal(goal)
+        if found is None:
+            raise UserError(f"no goal {goal!r}")
+        tasks = store.load_tasks(found.id)
+        attempts = store.load_attempts(found.id)
+        recoveries = store.load_recoveries(found.id)
+        if json_out:
+            print_json(
+                {
+                    "id": found.id,
+                    "title": found.title,
+                    "state": found.state.value,
+                    "branch": found.branch,
+                    "base": found.base_branch,
+                    "error": found.error,
+                    "pr": found.pr_url,
+                    "tasks": [
+                        {
+                            "id": t.id,
+                            "title": t.title,
+                            "state": t.state.value,
+                            "attempts": t.attempts,
+                            "commit": t.commit,
+                            "depends_on": list(t.depends_on),
+                            "origin": t.origin,
+                            "root_cause": t.root_cause,
+                            "reason": t.reason,
+                        }
+                        for t in tasks
+                    ],
+                    "attempts": [
+                        {
+                            "id": a.id,
+                            "task": a.task_id,
+                            "number": a.number,
+                            "state": a.state.value,
+                            "commit": a.commit,
+                            "error": a.error,
+                            "cost_usd": a.usage.cost_usd,
+                            "gates": {r.name: r.passed or r.preexisting for r in a.gates},
+                        }
+                        for a in attempts
+                    ],
+                    "recoveries": [
+                        {
+                            "task": r.task_id,
+                            "root_cause": r.root_cause,
+                            "action": r.action.value,
+                            "new_tasks": list(r.new_tasks),
+                        }
+                        for r in recoveries
+                    ],
+                }
+            )
+            return
+        out.print(f"[bold]{found.title}[/]  {found.id}  {styled(found.state.value)}")
+        out.print(f"branch {found.branch} from {found.base_branch}")
+        if found.error:
+            out.print(f"[red]{found.error}[/]")
+        if found.pr_url:
+            out.print(f"pull request: {found.pr_url}")
+        table = Table(header_style="bold")
+        for col in ("task", "state", "attempts", "commit", "depends on", "title / reason"):
+            table.add_column(col)
+        for t in tasks:
+            note = t.title + (
+                f" - {t.reason.splitlines()[0]}"
+                if t.reason and t.state is not TaskState.SUCCEEDED
+                else ""
+            )
+            table.add_row(
+                t.id,
+                styled(t.state.value),
+                str(t.attempts),
+                t.commit[:10],
+                ", ".join(t.depends_on),
+                note,
+            )
+        out.print(table)
+        for r in recoveries:
+            out.print(
+                f"recovery of {r.task_id}: {r.action.value} - {r.root_cause}"
+                + (f" (new: {', '.join(r.new_tasks)})" if r.new_tasks else "")
+            )
+        cost = sum(a.usage.cost_usd for a in attempts)
+        out.print(f"{len(attempts)} attempts, cost ${cost:.4f}")
+    finally:
+        blitz.store.close()

@@ -1,0 +1,1141 @@
+"""The conductor: drives every goal of this process from plan to pull request.
+
+One loop owns all in-memory state. Work that waits on the outside world (planning, attempts,
+recovery planning, publishing) runs as asyncio jobs that report back through one inbox; the loop
+applies each report, writes the changed records and their events to the store, feeds newly ready
+tasks to the router and starts whatever the router lets start. Because the loop is the only
+writer, no locks guard the state.
+
+Durability: the store commits in groups, so a kill may lose the last few milliseconds of writes.
+Nothing is lost by that: the plan is flushed before any task runs, and on resume the goal
+branch's commit trailers (``Blitz-Task: <id>``) say which tasks were integrated, whatever the
+store last heard. Running attempts are re-queued; their worktrees are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from blitz import attempt as attempts
+from blitz.breaker import (
+    GLOBAL,
+    BreakerBoard,
+    BreakerPolicy,
+    Change,
+    backend_key,
+    project_key,
+)
+from blitz.clock import Clock
+from blitz.dag import Dag, Node, NodeStatus
+from blitz.domain import (
+    Attempt,
+    AttemptState,
+    Baseline,
+    BreakerState,
+    Goal,
+    GoalState,
+    Plan,
+    Project,
+    Recovery,
+    RecoveryAction,
+    RecoveryPlan,
+    Task,
+    TaskSpec,
+    TaskState,
+    Usage,
+    new_id,
+)
+from blitz.errors import BlitzError, PlanError, UserError
+from blitz.events import Event, EventKind
+from blitz.planner import Planner, PlanRequest, RecoveryRequest, check_plan
+from blitz.router import Router, WorkItem
+from blitz.store.base import Store
+
+if TYPE_CHECKING:
+    from blitz.backends.base import AgentBackend
+    from blitz.validation import Validator
+    from blitz.workspace import Workspace
+
+BLOCKED = "blocked: "
+"""Reason prefix of tasks skipped because a dependency can never finish."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_tasks: int = 200
+    max_recoveries_per_task: int = 2
+    max_recoveries_per_goal: int = 10
+    max_crash_retries: int = 3
+    max_conflict_reruns: int = 2
+    attempt_timeout: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """What the engine needs to run one project's goals."""
+
+    planner: Planner
+    backend: AgentBackend
+    workspace: Workspace | None  # None: no git at all (benchmarks only)
+    validator: Validator | None
+    publish: Callable[[GoalReport], Any] | None = None  # async: push + PR; returns Published
+    limits: Limits = field(default_factory=Limits)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    scripted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoalReport:
+    """Everything the publisher needs to push a goal branch and describe it."""
+
+    project: Project
+    goal: Goal
+    tasks: tuple[Task, ...]
+    attempts: tuple[Attempt, ...]
+    recoveries: tuple[Recovery, ...]
+    scripted: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    pr_url: str = ""
+    description_path: str = ""
+    pushed: bool = False
+    note: str = ""
+
+
+class GoalRun:
+    """The in-memory state of one goal being driven."""
+
+    __slots__ = (
+        "aborted",
+        "attempt_jobs",
+        "baseline",
+        "cancelled",
+        "dag",
+        "goal",
+        "jobs",
+        "plan",
+        "project",
+        "recoveries",
+        "services",
+        "started",
+        "tasks",
+        "usage",
+    )
+
+    def __init__(self, project: Project, goal: Goal, services: Services) -> None:
+        self.project = project
+        self.goal = goal
+        self.services = services
+        self.dag: Dag | None = None
+        self.tasks: dict[str, Task] = {}
+        self.baseline: Baseline | None = None
+        self.jobs = 0  # jobs in flight: planning, attempts, recoveries, publishing
+        self.attempt_jobs: dict[str, asyncio.Task[Any]] = {}  # by task id
+        self.recoveries = 0
+        self.cancelled = False
+        self.aborted = False  # recovery said the goal cannot succeed: it ends failed, not cancelled
+        self.plan: Plan | None = None
+        self.usage = Usage()
+        self.started = 0.0
+
+
+def runner_id() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def runner_alive(runner: str) -> bool:
+    """Whether the process that claimed a goal still runs (checked on this host; a runner on
+    another host is assumed alive)."""
+    if not runner:
+        return False
+    pid_text, _, host = runner.partition("@")
+    if host != socket.gethostname():
+        return True
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed but not yet reaped by its parent) is dead for our purposes.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+class Engine:
+    """Drives goals. Create it, add goals with :meth:`start` or :meth:`resume`, then :meth:`run`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        router: Router,
+        breakers: BreakerBoard,
+        services: Callable[[Project, Goal], Services],
+        fault: Callable[[str], None] = lambda point: None,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.router = router
+        self.breakers = breakers
+        self._services = services
+        self._fault = fault
+        self._poll_interval = poll_interval
+        self.runs: dict[str, GoalRun] = {}
+        self.finished: dict[str, Goal] = {}
+        self._inbox: asyncio.Queue[Callable[[], None]] = asyncio.Queue()
+        self._me = runner_id()
+        self._stopping = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    def start(self, project: Project, goal: Goal, *, plan: Plan | None = None) -> GoalRun:
+        """Take on a new goal (already written to the store in state PLANNING)."""
+        run = self._adopt(project, goal)
+        run.plan = plan
+        self._spawn(run, self._prepare(run), self._prepared)
+        return run
+
+    async def resume(self, goal: Goal) -> GoalRun:
+        """Take over an unfinished goal from the store, after a crash or a restart."""
+        project = self.store.get_project(goal.project_id)
+        if project is None:
+            raise UserError(f"goal {goal.id} belongs to a project that no longer exists")
+        run = self._adopt(project, goal)
+        self._emit(run, EventKind.GOAL_RESUMED, f"resumed by {self._me} from {goal.state}")
+        tasks = self.store.load_tasks(goal.id)
+        if goal.state in (GoalState.PLANNING,) or not tasks:
+            self._spawn(run, self._prepare(run), self._prepared)
+            return run
+        await self._reconcile(run, tasks)
+        return run
+
+    def cancel(self, goal_id: str, reason: str = "cancelled by the user") -> bool:
+        run = self.runs.get(goal_id)
+        if run is None or run.cancelled:
+            return False
+        run.cancelled = True
+        for item in self.router.withdraw(goal_id):
+            self._set_task(
+                run, run.tasks[item.task_id].evolve(state=TaskState.CANCELLED, reason=reason)
+            )
+        for task in list(run.tasks.values()):
+            if task.state in (
+                TaskState.PENDING,
+                TaskState.READY,
+                TaskState.FAILED,
+                TaskState.CRASHED,
+            ):
+                self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason=reason))
+        for job in run.attempt_jobs.values():
+            job.cancel()
+        run.goal = run.goal.evolve(error=reason)
+        self._settle(run)
+        return True
+
+    def stop(self) -> None:
+        """Stop the loop after the current step (the daemon's shutdown; goals stay resumable)."""
+        self._stopping = True
+        self._inbox.put_nowait(lambda: None)
+
+    async def run(self) -> dict[str, Goal]:
+        """Drive every goal until all are finished; return their final records."""
+        next_poll = self.clock.monotonic() + self._poll_interval
+        while self.runs and not self._stopping:
+            self._dispatch()
+            now = self.clock.monotonic()
+            if now >= next_poll:
+                self._poll_commands()
+                for change in self.breakers.poll():
+                    self._breaker_changed(change)
+                next_poll = now + self._poll_interval
+                continue
+            try:
+                apply = self._inbox.get_nowait()
+            except asyncio.QueueEmpty:
+                wake = next_poll
+                retry_at = self.router.next_wakeup()
+                if retry_at is not None:
+                    wake = min(wake, retry_at)
+                await self.store.flush()
+                try:
+                    apply = await asyncio.wait_for(self._inbox.get(), max(0.0, wake - now))
+                except TimeoutError:
+                    continue
+            apply()
+        await self.store.flush()
+        return dict(self.finished)
+
+    # -- adoption, planning -----------------------------------------------------------------
+
+    def _adopt(self, project: Project, goal: Goal) -> GoalRun:
+        run = GoalRun(project, goal, self._services(project, goal))
+        run.started = self.clock.monotonic()
+        self.runs[goal.id] = run
+        self.router.set_project_limit(project.id, max(1, goal.max_parallel or project.max_parallel))
+        self.breakers.configure(project_key(project.id), run.services.breaker)
+        if project.paused:
+            self.router.pause_project(project.id)
+        run.goal = goal.evolve(runner=self._me)
+        self.store.write(run.goal)
+        return run
+
+    async def _prepare(self, run: GoalRun) -> tuple[list[Task], Baseline | None, Usage]:
+        """Goal branch, plan, baseline: everything before the first task runs."""
+        goal, ws = run.goal, run.services.workspace
+        base_sha = goal.base_sha
+        if ws is not None:
+            base_sha = base_sha or await ws.rev_parse(f"refs/heads/{goal.base_branch}")
+            await ws.ensure_goal_branch(goal.branch, goal.base_branch)
+        usage = Usage()
+        plan = run.plan
+        if plan is None:
+            planned = await run.services.planner.plan(
+                PlanRequest(
+                    goal_id=goal.id,
+                    goal=goal.title,
+                    repo=Path(run.project.path),
+                    gates=run.project.gates.configured(),
+                    max_tasks=run.services.limits.max_tasks,
+                )
+            )
+            plan, usage = planned.plan, planned.usage
+        check_plan(plan.tasks, max_tasks=run.services.limits.max_tasks)
+        run.goal = run.goal.evolve(base_sha=base_sha, summary=plan.summary)
+        tasks = [_task(goal.id, spec, origin="plan") for spec in plan.tasks]
+        baseline = None
+        if ws is not None and run.services.validator is not None and run.project.gates.configured():
+            baseline = await self._baseline(run, base_sha)
+        return tasks, baseline, usage
+
+    async def _baseline(self, run: GoalRun, sha: str) -> Baseline:
+        ws, validator = run.services.workspace, run.services.validator
+        assert ws is not None and validator is not None
+        worktree = await ws.add_worktree(f"baseline-{run.goal.id}", sha)
+        try:
+            return await validator.baseline(worktree, goal_id=run.goal.id, sha=sha)
+        finally:
+            await asyncio.shield(ws.remove_worktree(worktree))
+
+    def _prepared(
+        self, run: GoalRun, result: tuple[list[Task], Baseline | None, Usage] | BaseException
+    ) -> None:
+        if isinstance(result, BaseException):
+            kind = (
+                EventKind.PLAN_REJECTED if isinstance(result, PlanError) else EventKind.GOAL_FAILED
+            )
+            self._emit(run, kind, str(result))
+            self._fail_goal(run, str(result))
+            return
+        tasks, baseline, usage = result
+        run.usage += usage
+        run.baseline = baseline
+        run.dag = Dag(
+            (Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in tasks),
+            max_nodes=max(run.services.limits.max_tasks, len(tasks)),
+        )
+        run.tasks = {t.id: t for t in tasks}
+        run.goal = run.goal.evolve(state=GoalState.RUNNING)
+        records: list[Any] = [run.goal, *tasks]
+        events = [
+            self._event(
+                run,
+                EventKind.PLAN_CREATED,
+                f"{len(tasks)} tasks: {run.goal.summary}",
+                data={"tasks": [t.id for t in tasks]},
+            ),
+            self._event(
+                run, EventKind.GOAL_STARTED, f"running on {run.goal.branch or 'no branch'}"
+            ),
+        ]
+        if baseline is not None:
+            records.append(baseline)
+            failing = [r.name for r in baseline.results if not r.passed]
+            events.append(
+                self._event(
+                    run,
+                    EventKind.BASELINE_RECORDED,
+                    "base branch: "
+                    + (f"already failing: {', '.join(failing)}" if failing else "all gates pass"),
+                    data={"failing": failing},
+                )
+            )
+        self.store.write(*records, events=events)
+        self._feed(run)
+        self._settle(run)
+
+    # -- resume -----------------------------------------------------------------------------
+
+    async def _reconcile(self, run: GoalRun, tasks: list[Task]) -> None:
+        goal, ws = run.goal, run.services.workspace
+        run.baseline = self.store.load_baseline(goal.id)
+        committed: dict[str, str] = {}
+        if ws is not None and goal.branch:
+            committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
+        stale: list[Attempt] = []
+        for a in self.store.load_attempts(goal.id):
+            run.usage += a.usage
+            if a.state is AttemptState.RUNNING:
+                stale.append(a)
+        for a in stale:
+            self.store.write(
+                a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
+            )
+            if ws is not None:
+                # The record is written before the worktree exists, so it may not name it yet;
+                # attempt worktrees are named by attempt id.
+                stale_dir = Path(a.worktree) if a.worktree else ws.worktrees_dir / a.id
+                await ws.remove_worktree(stale_dir)
+        recoveries = self.store.load_recoveries(goal.id)
+        run.recoveries = len(recoveries)
+        statuses: dict[str, NodeStatus] = {}
+        fixed: list[Task] = []
+        for t in tasks:
+            if t.id in committed and t.state is not TaskState.SUCCEEDED:
+                t = t.evolve(state=TaskState.SUCCEEDED, commit=committed[t.id])
+                fixed.append(t)
+            elif t.state is TaskState.RUNNING:
+                t = t.evolve(state=TaskState.READY)
+                fixed.append(t)
+            statuses[t.id] = _node_status(t)
+            run.tasks[t.id] = t
+        for t in fixed:
+            kind = (
+                EventKind.TASK_SUCCEEDED
+                if t.state is TaskState.SUCCEEDED
+                else EventKind.TASK_REQUEUED
+            )
+            note = (
+                f"found its commit {t.commit[:10]} on the goal branch"
+                if t.commit
+                else "re-queued: its attempt was interrupted"
+            )
+            self.store.write(t, events=[self._event(run, kind, note, task=t)])
+        run.dag = Dag.restore(
+            (Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in tasks),
+            statuses,
+            max_nodes=max(run.services.limits.max_tasks, len(tasks)),
+        )
+        if goal.state is GoalState.FINISHING:
+            self._spawn(run, self._publish(run), self._published)
+            return
+        last_attempt: dict[str, str] = {}
+        for a in self.store.load_attempts(goal.id):
+            last_attempt[a.task_id] = a.id
+        recovered = {r.attempt_id for r in recoveries}
+        for t in list(run.tasks.values()):
+            if t.state is TaskState.CRASHED:
+                self._crashed(run, t, "interrupted", requeue_only=True)
+            elif t.state is TaskState.FAILED and last_attempt.get(t.id) not in recovered:
+                attempt_list = self.store.load_attempts(goal.id, t.id)
+                if attempt_list:
+                    self._recover(run, t, attempt_list[-1], attempt_list[-1].error, ())
+        self._feed(run)
+        self._settle(run)
+
+    # -- the loop's helpers -----------------------------------------------------------------
+
+    def _spawn(
+        self, run: GoalRun, coro: Any, then: Callable[..., None], *args: Any
+    ) -> asyncio.Task[Any]:
+        run.jobs += 1
+        job = asyncio.ensure_future(coro)
+
+        def done(j: asyncio.Task[Any]) -> None:
+            def apply() -> None:
+                run.jobs -= 1
+                if j.cancelled():
+                    then(run, *args, asyncio.CancelledError())
+                elif j.exception() is not None:
+                    then(run, *args, j.exception())
+                else:
+                    then(run, *args, j.result())
+
+            self._inbox.put_nowait(apply)
+
+        job.add_done_callback(done)
+        return job
+
+    def _feed(self, run: GoalRun) -> None:
+        """Hand every newly ready task of a goal to the router."""
+        if run.dag is None or run.cancelled:
+            return
+        changed = []
+        events = []
+        for task_id in run.dag.pop_ready():
+            task = run.tasks[task_id]
+            if task.state is not TaskState.READY:
+                task = task.evolve(state=TaskState.READY)
+                run.tasks[task_id] = task
+            changed.append(task)
+            events.append(self._event(run, EventKind.TASK_READY, "ready", task=task))
+            self.router.submit(
+                WorkItem(
+                    goal_id=run.goal.id,
+                    task_id=task_id,
+                    project_id=run.project.id,
+                    priority=task.priority,
+                    backend=run.services.backend.name,
+                )
+            )
+        if changed:
+            self.store.write(*changed, events=events)
+
+    def _dispatch(self) -> None:
+        taken = self.router.take()
+        # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
+        # that before the probe's task.started, not when the probe's outcome is recorded.
+        self._breaker_changes(self.breakers.poll())
+        for item in taken:
+            run = self.runs.get(item.goal_id)
+            task = run.tasks.get(item.task_id) if run else None
+            if run is None or task is None or task.state is not TaskState.READY or run.cancelled:
+                self.router.done(item, outcome="cancelled")
+                continue
+            task = task.evolve(state=TaskState.RUNNING, attempts=task.attempts + 1)
+            attempt = Attempt(
+                id=new_id("a"),
+                goal_id=run.goal.id,
+                task_id=task.id,
+                number=task.attempts,
+                backend=run.services.backend.name,
+                started_at=self.clock.time(),
+            )
+            run.tasks[task.id] = task
+            self.store.write(
+                task,
+                attempt,
+                events=[
+                    self._event(
+                        run,
+                        EventKind.TASK_STARTED,
+                        f"attempt {attempt.number}",
+                        task=task,
+                        attempt_id=attempt.id,
+                    )
+                ],
+            )
+            ctx = attempts.AttemptContext(
+                project=run.project,
+                goal=run.goal,
+                task=task,
+                attempt=attempt,
+                backend=run.services.backend,
+                workspace=run.services.workspace,
+                validator=run.services.validator,
+                baseline=run.baseline,
+                timeout=run.services.limits.attempt_timeout,
+                emit=lambda ev: self.store.write(events=[ev]),
+                fault=self._fault,
+            )
+            run.attempt_jobs[task.id] = self._spawn(
+                run, attempts.run_attempt(ctx), self._attempt_done, item, attempt
+            )
+
+    def _attempt_done(
+        self,
+        run: GoalRun,
+        item: WorkItem,
+        attempt: Attempt,
+        result: attempts.AttemptReport | BaseException,
+    ) -> None:
+        run.attempt_jobs.pop(item.task_id, None)
+        task = run.tasks[item.task_id]
+        if isinstance(result, BaseException):
+            cancelled = isinstance(result, asyncio.CancelledError)
+            final = attempt.evolve(
+                state=AttemptState.CANCELLED if cancelled else AttemptState.CRASHED,
+                error="cancelled" if cancelled else f"engine error: {result!r}",
+                finished_at=self.clock.time(),
+            )
+            self._breaker_changes(
+                self.router.done(
+                    item, outcome="cancelled" if cancelled else "crashed", error=final.error
+                )
+            )
+            self.store.write(final)
+            if cancelled or run.cancelled:
+                if task.state is TaskState.RUNNING:
+                    self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
+            else:
+                self._crashed(run, task, final.error)
+            self._settle(run)
+            return
+        final = result.attempt.evolve(finished_at=self.clock.time())
+        run.usage += final.usage
+        outcome = result.outcome
+        router_outcome: Literal["succeeded", "failed", "crashed"] = {  # type: ignore[assignment]
+            "succeeded": "succeeded",
+            "failed": "failed",
+            "conflict": "failed",
+            "crashed": "crashed",
+        }[outcome.value]
+        self._breaker_changes(self.router.done(item, outcome=router_outcome, error=result.error))
+        self.store.write(
+            final,
+            events=[
+                self._event(
+                    run,
+                    EventKind.ATTEMPT_FINISHED,
+                    f"attempt {final.number}: {outcome.value}",
+                    task=task,
+                    attempt_id=final.id,
+                    data={
+                        "outcome": outcome.value,
+                        "commit": final.commit,
+                        "cost_usd": final.usage.cost_usd,
+                    }
+                    | ({"error": result.error[:2000]} if result.error else {}),
+                )
+            ],
+        )
+        if run.cancelled:
+            self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
+        elif outcome is attempts.Outcome.SUCCEEDED:
+            self._succeeded(run, task, final)
+        elif outcome is attempts.Outcome.CONFLICT:
+            self._conflict(run, task, final, result)
+        elif outcome is attempts.Outcome.CRASHED:
+            self._crashed(run, task, result.error)
+        else:
+            self._failed(run, task, final, result.error, result.messages)
+        self._settle(run)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _succeeded(self, run: GoalRun, task: Task, attempt: Attempt) -> None:
+        assert run.dag is not None
+        task = task.evolve(state=TaskState.SUCCEEDED, commit=attempt.commit, crashes=0)
+        run.tasks[task.id] = task
+        run.dag.complete(task.id)
+        events = [
+            self._event(
+                run,
+                EventKind.TASK_SUCCEEDED,
+                f"committed {attempt.commit[:10]}" if attempt.commit else "succeeded (no change)",
+                task=task,
+                attempt_id=attempt.id,
+                data={"commit": attempt.commit},
+            )
+        ]
+        if attempt.commit:
+            events.append(
+                self._event(
+                    run,
+                    EventKind.CHECKPOINT_INTEGRATED,
+                    f"{attempt.commit[:10]} on {run.goal.branch}",
+                    task=task,
+                    attempt_id=attempt.id,
+                    data={"commit": attempt.commit},
+                )
+            )
+        self.store.write(task, events=events)
+        self._feed(run)
+
+    def _conflict(
+        self, run: GoalRun, task: Task, attempt: Attempt, result: attempts.AttemptReport
+    ) -> None:
+        assert run.dag is not None
+        limit = run.services.limits.max_conflict_reruns
+        if task.conflicts < limit:
+            task = task.evolve(state=TaskState.READY, conflicts=task.conflicts + 1)
+            run.tasks[task.id] = task
+            run.dag.requeue(task.id)
+            self.store.write(
+                task,
+                events=[
+                    self._event(
+                        run,
+                        EventKind.TASK_REQUEUED,
+                        f"re-running on the new goal branch head ({task.conflicts}/{limit}): "
+                        + result.error,
+                        task=task,
+                    )
+                ],
+            )
+            self._feed(run)
+        else:
+            self._failed(
+                run,
+                task,
+                attempt,
+                f"{result.error}\n(re-ran {limit} times on the new head; still conflicting)",
+                result.messages,
+            )
+
+    def _crashed(self, run: GoalRun, task: Task, error: str, *, requeue_only: bool = False) -> None:
+        assert run.dag is not None
+        if task.state is TaskState.RUNNING:
+            task = task.evolve(state=TaskState.CRASHED, crashes=task.crashes + 1, reason=error)
+            self._set_task(run, task, EventKind.TASK_CRASHED, error)
+        if task.crashes <= run.services.limits.max_crash_retries or requeue_only:
+            task = task.evolve(state=TaskState.READY)
+            run.tasks[task.id] = task
+            if run.dag.status(task.id) is NodeStatus.RUNNING:
+                run.dag.requeue(task.id)
+            self.store.write(
+                task,
+                events=[
+                    self._event(
+                        run,
+                        EventKind.TASK_REQUEUED,
+                        f"retrying after a crash ({task.crashes})",
+                        task=task,
+                    )
+                ],
+            )
+            self._feed(run)
+        else:
+            task = task.evolve(
+                state=TaskState.FAILED, reason=f"crashed {task.crashes} times: {error}"
+            )
+            run.tasks[task.id] = task
+            if run.dag.status(task.id) is NodeStatus.RUNNING:
+                run.dag.fail(task.id)
+            self.store.write(
+                task, events=[self._event(run, EventKind.TASK_FAILED, task.reason, task=task)]
+            )
+
+    def _failed(
+        self, run: GoalRun, task: Task, attempt: Attempt, error: str, messages: tuple[str, ...]
+    ) -> None:
+        assert run.dag is not None
+        task = task.evolve(state=TaskState.FAILED, reason=error[:4000])
+        run.tasks[task.id] = task
+        run.dag.fail(task.id)
+        self.store.write(
+            task,
+            events=[
+                self._event(
+                    run,
+                    EventKind.TASK_FAILED,
+                    error.splitlines()[0] if error else "failed",
+                    task=task,
+                    attempt_id=attempt.id,
+                    data={"error": error[:4000]},
+                )
+            ],
+        )
+        self._recover(run, task, attempt, error, messages)
+
+    def _recover(
+        self, run: GoalRun, task: Task, attempt: Attempt, error: str, messages: tuple[str, ...]
+    ) -> None:
+        limits = run.services.limits
+        if (
+            task.recoveries >= limits.max_recoveries_per_task
+            or run.recoveries >= limits.max_recoveries_per_goal
+        ):
+            which = "task" if task.recoveries >= limits.max_recoveries_per_task else "goal"
+            self._emit(
+                run,
+                EventKind.RECOVERY_EXHAUSTED,
+                f"no more recoveries for this {which}; the task stays failed",
+                task=task,
+            )
+            return
+        run.recoveries += 1
+        task = task.evolve(recoveries=task.recoveries + 1)
+        run.tasks[task.id] = task
+        self.store.write(
+            task,
+            events=[
+                self._event(
+                    run,
+                    EventKind.RECOVERY_REQUESTED,
+                    error.splitlines()[0] if error else "",
+                    task=task,
+                    attempt_id=attempt.id,
+                )
+            ],
+        )
+        request = RecoveryRequest(
+            goal_id=run.goal.id,
+            goal=run.goal.title,
+            task=task,
+            attempt=attempt,
+            error=error,
+            gates=attempt.gates,
+            diff=attempt.diff,
+            messages=messages,
+            earlier=tuple(self.store.load_recoveries(run.goal.id)),
+            task_ids=tuple(run.tasks),
+        )
+        self._spawn(
+            run, run.services.planner.recover(request), self._recovered, task.id, attempt.id
+        )
+
+    def _recovered(self, run: GoalRun, task_id: str, attempt_id: str, result: Any) -> None:
+        assert run.dag is not None
+        task = run.tasks[task_id]
+        if run.cancelled or task.state is not TaskState.FAILED:
+            self._settle(run)
+            return
+        if isinstance(result, BaseException):
+            self._emit(
+                run, EventKind.RECOVERY_EXHAUSTED, f"recovery planning failed: {result}", task=task
+            )
+            self._settle(run)
+            return
+        run.usage += result.usage
+        plan: RecoveryPlan = result.recovery
+        try:
+            new_tasks = self._apply_recovery(run, task, plan)
+        except PlanError as exc:
+            self._emit(
+                run, EventKind.RECOVERY_EXHAUSTED, f"recovery plan rejected: {exc}", task=task
+            )
+            self._settle(run)
+            return
+        recovery = Recovery(
+            id=new_id("r"),
+            goal_id=run.goal.id,
+            task_id=task.id,
+            attempt_id=attempt_id,
+            root_cause=plan.root_cause,
+            action=plan.action,
+            guidance=plan.guidance,
+            new_tasks=tuple(t.id for t in new_tasks),
+            created_at=self.clock.time(),
+        )
+        self.store.write(
+            recovery,
+            events=[
+                self._event(
+                    run,
+                    EventKind.RECOVERY_PLANNED,
+                    f"{plan.action.value}: {plan.root_cause}",
+                    task=task,
+                    data={
+                        "action": plan.action.value,
+                        "root_cause": plan.root_cause,
+                        "new_tasks": list(recovery.new_tasks),
+                    },
+                )
+            ],
+        )
+        if plan.action is RecoveryAction.ABORT:
+            run.aborted = True
+            self.cancel(run.goal.id, reason=f"recovery aborted the goal: {plan.root_cause}")
+            run.goal = run.goal.evolve(error=f"aborted: {plan.root_cause}")
+        self._feed(run)
+        self._settle(run)
+
+    def _apply_recovery(self, run: GoalRun, task: Task, plan: RecoveryPlan) -> list[Task]:
+        assert run.dag is not None
+        dag = run.dag
+        task = task.evolve(root_cause=plan.root_cause)
+        new_tasks = [_task(run.goal.id, spec, origin=f"recovery:{task.id}") for spec in plan.tasks]
+        nodes = [Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in new_tasks]
+        if len(run.tasks) + len(new_tasks) > max(run.services.limits.max_tasks, len(run.tasks)):
+            raise PlanError(
+                [f"recovery would grow the goal past {run.services.limits.max_tasks} tasks"]
+            )
+        action = plan.action
+        if action is RecoveryAction.RETRY:
+            dag.retry(task.id)
+            task = task.evolve(state=TaskState.READY, guidance=plan.guidance)
+        elif action is RecoveryAction.INSERT:
+            dag.inject(nodes, before=task.id)
+            task = task.evolve(
+                state=TaskState.PENDING,
+                guidance=plan.guidance,
+                depends_on=dag.node(task.id).depends_on,
+            )
+        elif action is RecoveryAction.REPLACE:
+            dependents = dag.dependents(task.id)
+            dag.inject(nodes, replace=task.id)
+            task = task.evolve(
+                state=TaskState.REPLACED, reason=f"replaced by {', '.join(t.id for t in new_tasks)}"
+            )
+            for dep_id in dependents:
+                dep = run.tasks[dep_id]
+                run.tasks[dep_id] = dep.evolve(depends_on=dag.node(dep_id).depends_on)
+                self.store.write(run.tasks[dep_id])
+        elif action is RecoveryAction.SKIP:
+            dag.skip(task.id)
+            task = task.evolve(
+                state=TaskState.SKIPPED, reason=f"skipped by recovery: {plan.root_cause}"
+            )
+        elif action is RecoveryAction.ABORT:
+            task = task.evolve(reason=f"aborted: {plan.root_cause}")
+        run.tasks[task.id] = task
+        for t in new_tasks:
+            run.tasks[t.id] = t
+        events = [
+            self._event(
+                run,
+                EventKind.TASK_INJECTED,
+                f"added by recovery of {task.id}: {t.title}",
+                task=t,
+                data={"depends_on": list(t.depends_on)},
+            )
+            for t in new_tasks
+        ]
+        if task.state is TaskState.SKIPPED:
+            events.append(self._event(run, EventKind.TASK_SKIPPED, task.reason, task=task))
+        self.store.write(task, *new_tasks, events=events)
+        return new_tasks
+
+    # -- settling and finishing ---------------------------------------------------------------
+
+    def _settle(self, run: GoalRun) -> None:
+        """Detect deadlock and completion of a goal after anything changed."""
+        stopped = GoalState.FAILED if run.aborted else GoalState.CANCELLED
+        if run.goal.state in (GoalState.FINISHING, *_DONE_GOALS) or run.jobs:
+            if run.cancelled and not run.jobs and run.goal.state not in _DONE_GOALS:
+                self._end_goal(run, stopped, run.goal.error or "cancelled")
+            return
+        if run.cancelled:
+            self._end_goal(run, stopped, run.goal.error or "cancelled")
+            return
+        dag = run.dag
+        if dag is None:
+            return
+        if dag.deadlocked():
+            blocked = dag.block_unreachable()
+            events = []
+            for task_id, why in blocked.items():
+                task = run.tasks[task_id].evolve(state=TaskState.SKIPPED, reason=BLOCKED + why)
+                run.tasks[task_id] = task
+                self.store.write(task)
+                events.append(self._event(run, EventKind.TASK_SKIPPED, task.reason, task=task))
+            events.insert(
+                0,
+                self._event(
+                    run,
+                    EventKind.DEADLOCK_DETECTED,
+                    f"nothing can run: skipped {len(blocked)} blocked task(s)",
+                    data={"blocked": blocked},
+                ),
+            )
+            self.store.write(events=events)
+        if dag.finished():
+            run.goal = run.goal.evolve(state=GoalState.FINISHING)
+            self.store.write(run.goal)
+            self._spawn(run, self._publish(run), self._published)
+
+    async def _publish(self, run: GoalRun) -> Published:
+        await self.store.flush()
+        if run.services.publish is None:
+            return Published()
+        report = GoalReport(
+            project=run.project,
+            goal=run.goal,
+            tasks=tuple(run.tasks.values()),
+            attempts=tuple(self.store.load_attempts(run.goal.id)),
+            recoveries=tuple(self.store.load_recoveries(run.goal.id)),
+            scripted=run.services.scripted,
+        )
+        published: Published = await run.services.publish(report)
+        return published
+
+    def _published(self, run: GoalRun, result: Published | BaseException) -> None:
+        failed = [
+            t
+            for t in run.tasks.values()
+            if t.state is TaskState.FAILED or t.reason.startswith(BLOCKED)
+        ]
+        events = []
+        if isinstance(result, BaseException):
+            error = f"publishing failed: {result}"
+            events.append(self._event(run, EventKind.GOAL_FAILED, error))
+            self._end_goal(run, GoalState.FAILED, error, events=events)
+            return
+        if result.pushed:
+            events.append(self._event(run, EventKind.PR_PUSHED, f"pushed {run.goal.branch}"))
+        if result.pr_url:
+            events.append(
+                self._event(run, EventKind.PR_OPENED, result.pr_url, data={"url": result.pr_url})
+            )
+        if result.description_path:
+            events.append(
+                self._event(
+                    run,
+                    EventKind.PR_WRITTEN,
+                    result.description_path,
+                    data={"path": result.description_path},
+                )
+            )
+        run.goal = run.goal.evolve(pr_url=result.pr_url or result.description_path)
+        if failed:
+            error = f"{len(failed)} task(s) did not succeed: {', '.join(t.id for t in failed)}"
+            self._end_goal(run, GoalState.FAILED, error, events=events)
+        else:
+            self._end_goal(run, GoalState.SUCCEEDED, "", events=events)
+
+    def _end_goal(
+        self, run: GoalRun, state: GoalState, error: str, *, events: Iterable[Event] = ()
+    ) -> None:
+        if run.goal.state is not state:
+            run.goal = run.goal.evolve(state=state, error=error, finished_at=self.clock.time())
+        kind = {
+            GoalState.SUCCEEDED: EventKind.GOAL_SUCCEEDED,
+            GoalState.FAILED: EventKind.GOAL_FAILED,
+            GoalState.CANCELLED: EventKind.GOAL_CANCELLED,
+        }[state]
+        done = self._event(
+            run,
+            kind,
+            error or "all tasks done",
+            data={"cost_usd": run.usage.cost_usd, "pr": run.goal.pr_url},
+        )
+        self.store.write(run.goal, events=[*events, done])
+        self.router.withdraw(run.goal.id)
+        self.runs.pop(run.goal.id, None)
+        self.finished[run.goal.id] = run.goal
+
+    def _fail_goal(self, run: GoalRun, error: str) -> None:
+        self._end_goal(run, GoalState.FAILED, error)
+
+    # -- commands and breakers ----------------------------------------------------------------
+
+    def _poll_commands(self) -> None:
+        try:
+            commands = self.store.take_commands()
+        except Exception:  # the store may be briefly locked by another process; try next time
+            return
+        for command in commands:
+            if command.kind == "cancel":
+                self.cancel(command.goal_id, "cancelled by `blitz cancel`")
+
+    def _breaker_changes(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            self._breaker_changed(change)
+
+    def _breaker_changed(self, change: Change) -> None:
+        kind = {
+            BreakerState.OPEN: EventKind.BREAKER_OPENED,
+            BreakerState.HALF_OPEN: EventKind.BREAKER_HALF_OPEN,
+            BreakerState.CLOSED: EventKind.BREAKER_CLOSED,
+        }[change.new]
+        record = self.breakers.get(change.key).to_record()
+        self.store.write(
+            record,
+            events=[
+                Event(
+                    kind=kind,
+                    message=f"{change.key}: {change.reason}",
+                    data={"key": change.key, "from": change.old.value, "to": change.new.value},
+                    ts=self.clock.time(),
+                )
+            ],
+        )
+
+    # -- records and events ---------------------------------------------------------------------
+
+    def _set_task(
+        self, run: GoalRun, task: Task, kind: EventKind | None = None, message: str = ""
+    ) -> None:
+        run.tasks[task.id] = task
+        if kind is None:
+            kind = {
+                TaskState.CANCELLED: EventKind.TASK_SKIPPED,
+                TaskState.SKIPPED: EventKind.TASK_SKIPPED,
+                TaskState.FAILED: EventKind.TASK_FAILED,
+            }.get(task.state, EventKind.TASK_REQUEUED)
+        self.store.write(
+            task,
+            events=[self._event(run, kind, message or task.reason or task.state.value, task=task)],
+        )
+        if run.dag is not None and task.state is TaskState.CANCELLED and task.id in run.dag:
+            status = run.dag.status(task.id)
+            if status in (
+                NodeStatus.WAITING,
+                NodeStatus.READY,
+                NodeStatus.RUNNING,
+                NodeStatus.FAILED,
+            ):
+                with contextlib.suppress(BlitzError):
+                    run.dag.skip(task.id)
+
+    def _event(
+        self,
+        run: GoalRun,
+        kind: EventKind,
+        message: str,
+        *,
+        task: Task | None = None,
+        attempt_id: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> Event:
+        return Event(
+            kind=kind,
+            goal_id=run.goal.id,
+            project_id=run.project.id,
+            task_id=task.id if task else "",
+            attempt_id=attempt_id,
+            message=message,
+            data=data or {},
+            ts=self.clock.time(),
+        )
+
+    def _emit(
+        self, run: GoalRun, kind: EventKind, message: str, *, task: Task | None = None
+    ) -> None:
+        self.store.write(events=[self._event(run, kind, message, task=task)])
+
+
+_DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
+
+
+def _task(goal_id: str, spec: TaskSpec, *, origin: str) -> Task:
+    return Task(
+        id=spec.id,
+        goal_id=goal_id,
+        title=spec.title,
+        instructions=spec.instructions,
+        depends_on=spec.depends_on,
+        priority=spec.priority,
+        checks=spec.checks,
+        files=spec.files,
+        origin=origin,
+        allow_empty=spec.allow_empty,
+    )
+
+
+def _node_status(task: Task) -> NodeStatus:
+    return {
+        TaskState.PENDING: NodeStatus.WAITING,
+        TaskState.READY: NodeStatus.READY,
+        TaskState.RUNNING: NodeStatus.RUNNING,
+        TaskState.SUCCEEDED: NodeStatus.DONE,
+        TaskState.FAILED: NodeStatus.FAILED,
+        TaskState.CRASHED: NodeStatus.FAILED,
+        TaskState.SKIPPED: NodeStatus.BLOCKED
+        if task.reason.startswith(BLOCKED)
+        else NodeStatus.SKIPPED,
+        TaskState.REPLACED: NodeStatus.REPLACED,
+        TaskState.CANCELLED: NodeStatus.SKIPPED,
+    }[task.state]
+
+
+__all__ = [
+    "GLOBAL",
+    "Engine",
+    "GoalReport",
+    "Limits",
+    "Published",
+    "Services",
+    "backend_key",
+    "project_key",
+]

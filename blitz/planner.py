@@ -1,0 +1,233 @@
+"""Planning: a goal becomes a :class:`~blitz.domain.Plan`; a failure becomes a
+:class:`~blitz.domain.RecoveryPlan`.
+
+The :class:`Planner` protocol is what the engine calls. This module also reads declarative plan
+files (YAML or JSON, see ``docs/plan-format.md``) into plans, turning every problem into one
+:class:`~blitz.errors.PlanError` that lists them all. Graph rules (cycles, unknown dependencies,
+size) are checked by :func:`blitz.dag.validate`, which :func:`check_plan` applies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from blitz import dag
+from blitz.domain import (
+    Attempt,
+    Check,
+    GateResult,
+    Plan,
+    Recovery,
+    RecoveryAction,
+    RecoveryPlan,
+    Task,
+    TaskSpec,
+    Usage,
+)
+from blitz.errors import PlanError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRequest:
+    goal_id: str
+    goal: str
+    repo: Path
+    gates: dict[str, str] = field(default_factory=dict)  # the project's validation commands
+    max_tasks: int = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryRequest:
+    """Everything known about a failure: what the planner needs to find its root cause."""
+
+    goal_id: str
+    goal: str
+    task: Task
+    attempt: Attempt
+    error: str  # one paragraph: what went wrong
+    gates: tuple[GateResult, ...] = ()
+    diff: str = ""
+    messages: tuple[str, ...] = ()  # the agent's last messages
+    earlier: tuple[Recovery, ...] = ()  # recoveries already tried for this task
+    task_ids: tuple[str, ...] = ()  # ids already in the goal (new tasks must not reuse them)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Planned:
+    plan: Plan
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovered:
+    recovery: RecoveryPlan
+    usage: Usage = field(default_factory=Usage)
+
+
+class Planner(Protocol):
+    name: str
+
+    async def plan(self, request: PlanRequest) -> Planned: ...
+
+    async def recover(self, request: RecoveryRequest) -> Recovered: ...
+
+
+# -- plan files ------------------------------------------------------------------------------
+
+
+class _CheckModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["file_exists", "command"]
+    path: str = ""
+    command: str = ""
+    timeout: float = Field(default=300.0, gt=0)
+
+
+class _TaskModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    instructions: str = ""
+    depends_on: list[str] = Field(default_factory=list)
+    priority: int = 0
+    checks: list[_CheckModel] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    allow_empty: bool = False
+
+
+class _PlanModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    summary: str = ""
+    tasks: list[_TaskModel]
+
+
+class _RecoveryModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root_cause: str
+    action: RecoveryAction
+    guidance: str = ""
+    tasks: list[_TaskModel] = Field(default_factory=list)
+
+
+def _spec(model: _TaskModel) -> TaskSpec:
+    checks = []
+    for c in model.checks:
+        if c.kind == "file_exists" and not c.path:
+            raise PlanError([f"task {model.id!r}: a file_exists check needs a 'path'"])
+        if c.kind == "command" and not c.command:
+            raise PlanError([f"task {model.id!r}: a command check needs a 'command'"])
+        checks.append(Check(kind=c.kind, path=c.path, command=c.command, timeout=c.timeout))
+    return TaskSpec(
+        id=model.id,
+        title=model.title,
+        instructions=model.instructions or model.title,
+        depends_on=tuple(model.depends_on),
+        priority=model.priority,
+        checks=tuple(checks),
+        files=tuple(model.files),
+        allow_empty=model.allow_empty,
+    )
+
+
+def _problems(exc: ValidationError, data: Any) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ".".join(str(p) for p in loc)
+        # Name the task by its id rather than its index when we can.
+        if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+            try:
+                tid = data["tasks"][loc[1]].get("id")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                tid = None
+            if tid:
+                where = f"task {tid!r}" + (
+                    "." + ".".join(str(p) for p in loc[2:]) if loc[2:] else ""
+                )
+        problems.append(f"{where}: {err['msg']}")
+    return problems
+
+
+def parse_plan(data: Any, *, max_tasks: int = dag.MAX_NODES) -> Plan:
+    """Turn already-decoded plan data (a mapping, or a bare list of tasks) into a checked Plan."""
+    if isinstance(data, list):
+        data = {"tasks": data}
+    if not isinstance(data, dict):
+        raise PlanError(["a plan must be a mapping with a 'tasks' list (or a list of tasks)"])
+    try:
+        model = _PlanModel.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_problems(exc, data)) from exc
+    plan = Plan(summary=model.summary, tasks=tuple(_spec(t) for t in model.tasks))
+    check_plan(plan.tasks, max_tasks=max_tasks)
+    return plan
+
+
+def parse_recovery(data: Any) -> RecoveryPlan:
+    """Turn decoded recovery data into a RecoveryPlan (graph rules are checked on injection)."""
+    if not isinstance(data, dict):
+        raise PlanError(["a recovery plan must be a mapping with 'root_cause' and 'action'"])
+    try:
+        model = _RecoveryModel.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_problems(exc, data)) from exc
+    tasks = tuple(_spec(t) for t in model.tasks)
+    if model.action in (RecoveryAction.REPLACE, RecoveryAction.INSERT) and not tasks:
+        raise PlanError([f"recovery action {model.action.value!r} needs at least one task"])
+    return RecoveryPlan(
+        root_cause=model.root_cause, action=model.action, guidance=model.guidance, tasks=tasks
+    )
+
+
+def check_plan(
+    tasks: Sequence[TaskSpec], *, existing: Sequence[str] = (), max_tasks: int = dag.MAX_NODES
+) -> None:
+    """Apply the DAG rules to a plan's tasks; raise PlanError listing every problem."""
+    dag.validate(
+        [dag.Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in tasks],
+        existing=existing,
+        max_nodes=max_tasks,
+    )
+
+
+def load_plan_file(path: Path, *, max_tasks: int = dag.MAX_NODES) -> Plan:
+    """Read a YAML or JSON plan file (chosen by extension; YAML otherwise)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PlanError([f"plan file {path} does not exist"]) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([f"cannot read plan file {path}: {exc}"]) from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PlanError(
+            [f"{path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}"]
+        ) from exc
+    try:
+        return parse_plan(data, max_tasks=max_tasks)
+    except PlanError as exc:
+        raise PlanError([f"{path}: {p}" for p in exc.problems]) from exc
+
+
+class FilePlanner:
+    """Plans from a plan file given by the user; recovery is delegated to another planner."""
+
+    name = "file"
+
+    def __init__(self, plan: Plan, recovery: Planner) -> None:
+        self._plan = plan
+        self._recovery = recovery
+
+    async def plan(self, request: PlanRequest) -> Planned:
+        return Planned(plan=self._plan)
+
+    async def recover(self, request: RecoveryRequest) -> Recovered:
+        return await self._recovery.recover(request)

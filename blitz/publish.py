@@ -1,0 +1,86 @@
+"""The end of a goal: push its branch and open a pull request, or write the description to a file.
+
+Publishing is idempotent so a resumed goal can publish again: pushing the same branch head is a
+no-op, and an open pull request for the branch is found rather than opened twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blitz import pr
+from blitz.conductor import GoalReport, Published
+from blitz.domain import TaskState
+from blitz.integrations.github import GitHubClient, open_or_find_pr, parse_github_remote
+
+if TYPE_CHECKING:
+    from blitz.workspace import Workspace
+
+
+class Publisher:
+    """Publishes one project's goals."""
+
+    def __init__(
+        self,
+        *,
+        workspace: Workspace,
+        goals_dir: Path,
+        github_token: str = "",
+        github_api_url: str = "https://api.github.com",
+        fault: Callable[[str], None] = lambda point: None,
+    ) -> None:
+        self._ws = workspace
+        self._goals_dir = goals_dir
+        self._token = github_token
+        self._api_url = github_api_url
+        self._fault = fault
+
+    async def __call__(self, report: GoalReport) -> Published:
+        goal, project = report.goal, report.project
+        body = pr.describe(
+            goal=goal,
+            tasks=report.tasks,
+            attempts=report.attempts,
+            recoveries=report.recoveries,
+            scripted=report.scripted,
+        )
+        path = self._goals_dir / goal.id / "pull-request.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body + "\n", encoding="utf-8")
+        committed = any(t.commit for t in report.tasks if t.state is TaskState.SUCCEEDED)
+        if not committed:
+            return Published(description_path=str(path), note="no task committed anything")
+        if not project.remote:
+            return Published(
+                description_path=str(path),
+                note="the project has no remote: the goal branch stays local",
+            )
+        url = await self._ws.remote_url(project.remote)
+        if url is None:
+            return Published(
+                description_path=str(path), note=f"remote {project.remote!r} does not exist"
+            )
+        await self._ws.push(project.remote, goal.branch)
+        self._fault("after_push")
+        if parse_github_remote(url) is None:
+            return Published(
+                description_path=str(path), pushed=True, note="the remote is not on GitHub"
+            )
+        if not self._token:
+            return Published(
+                description_path=str(path),
+                pushed=True,
+                note="no GitHub token (set GITHUB_TOKEN) so no pull request was opened",
+            )
+        async with GitHubClient(self._token, base_url=self._api_url) as client:
+            pr_url = await open_or_find_pr(
+                client,
+                remote_url=url,
+                title=pr.pr_title(goal),
+                body=body,
+                head=goal.branch,
+                base=goal.base_branch,
+            )
+        return Published(pr_url=pr_url, description_path=str(path), pushed=True)

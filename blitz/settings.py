@@ -1,0 +1,63 @@
+"""Process-wide settings: where blitz keeps its state and how it reaches the outside.
+
+One settings tree, read once by the CLI (environment ``BLITZ_*``) and handed to components
+through their constructors; nothing else reads the environment. Per-repository settings live in
+``blitz.toml`` (:mod:`blitz.config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir("blitz", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLITZ_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    """All state lives here: the database, worktrees, locks, pull request descriptions."""
+
+    database_url: str = ""
+    """Any SQLAlchemy URL; empty means SQLite at ``<home>/blitz.db``."""
+
+    max_parallel: int = Field(default=8, ge=1)
+    """Attempts running at once across all goals and projects."""
+
+    github_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("BLITZ_GITHUB_TOKEN", "GITHUB_TOKEN")
+    )
+    github_api_url: str = ""
+    """Overrides the project's GitHub API URL (GitHub Enterprise, or a fake in tests)."""
+
+    scenario: str = ""
+    """A scenario file for the scripted planner and backend (``BLITZ_SCENARIO``)."""
+
+    crash_at: str = ""
+    """Fault injection for tests: kill this process (SIGKILL) at the named point, once."""
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'blitz.db'}"
+
+    @property
+    def worktrees(self) -> Path:
+        return self.home / "worktrees"
+
+    @property
+    def locks(self) -> Path:
+        return self.home / "locks"
+
+    def goal_dir(self, goal_id: str) -> Path:
+        return self.home / "goals" / goal_id
