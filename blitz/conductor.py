@@ -276,7 +276,6 @@ class Engine:
                 retry_at = self.router.next_wakeup()
                 if retry_at is not None:
                     wake = min(wake, retry_at)
-                await self.store.flush()
                 try:
                     apply = await asyncio.wait_for(self._inbox.get(), max(0.0, wake - now))
                 except TimeoutError:
