@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -51,6 +52,7 @@ class AttemptContext:
     baseline: Baseline | None
     timeout: float
     emit: Callable[[Event], None]
+    now: Callable[[], float] = time.time
     fault: Callable[[str], None] = lambda point: None
 
 
@@ -78,6 +80,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
     """Run one attempt; never raises except on cancellation (the worktree is removed either way)."""
     ws = ctx.workspace
     attempt = ctx.attempt
+    found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
     worktree: Path | None = None
     messages: list[str] = []
     emitted = 0
@@ -105,7 +108,9 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             Outcome.CRASHED: AttemptState.CRASHED,
             Outcome.CONFLICT: AttemptState.FAILED,
         }[outcome]
-        final = attempt.evolve(state=state, error=error, **changes)
+        final = attempt.evolve(
+            state=state, error=error, finished_at=ctx.now(), **found, **changes
+        )
         return AttemptReport(outcome=outcome, attempt=final, error=error, messages=tuple(messages))
 
     try:
@@ -115,7 +120,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
         else:
             base = ""
             worktree = Path(ctx.project.path)
-        attempt = attempt.evolve(worktree=str(worktree), base_sha=base)
+        found.update(worktree=str(worktree), base_sha=base)
 
         request = AgentRequest(
             goal_id=ctx.goal.id,
@@ -130,14 +135,16 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             timeout=ctx.timeout,
         )
         try:
-            result = await asyncio.wait_for(ctx.backend.run(request, on_message), ctx.timeout)
+            # asyncio.timeout, unlike wait_for, runs the backend in this task (no extra task).
+            async with asyncio.timeout(ctx.timeout):
+                result = await ctx.backend.run(request, on_message)
         except TimeoutError:
             result = AgentResult(
                 ok=False, error=f"the agent did not finish within {ctx.timeout:.0f}s"
             )
         except Exception as exc:  # a backend bug must not take the engine down
             result = AgentResult(ok=False, crashed=True, error=f"backend error: {exc!r}")
-        attempt = attempt.evolve(summary=result.summary, usage=result.usage)
+        found.update(summary=result.summary, usage=result.usage)
         ctx.fault("after_agent")
         if not result.ok:
             outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
@@ -146,7 +153,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
         changed: list[str] = []
         if ws is not None:
             changed = await ws.changed_files(worktree)
-            attempt = attempt.evolve(
+            found.update(
                 diff=await ws.diff(worktree, base), diff_stat=await ws.diff_stat(worktree, base)
             )
             if not changed and not ctx.task.allow_empty:
@@ -156,7 +163,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
                 )
 
         gates = await _validate(ctx, worktree, attempt)
-        attempt = attempt.evolve(gates=gates)
+        found.update(gates=gates)
         if not _passed(gates):
             return report(Outcome.FAILED, _gate_error(gates))
 
@@ -216,7 +223,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
                 # Rebased onto work other tasks integrated meanwhile: judge the combination.
                 sha, base = integration.head, integration.detail
                 gates = await _validate(ctx, worktree, attempt)
-                attempt = attempt.evolve(gates=gates, base_sha=base)
+                found.update(gates=gates, base_sha=base)
                 if not _passed(gates):
                     return report(
                         Outcome.FAILED,

@@ -15,6 +15,7 @@ store last heard. Running attempts are re-queued; their worktrees are removed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import socket
@@ -202,7 +203,8 @@ class Engine:
         self._poll_interval = poll_interval
         self.runs: dict[str, GoalRun] = {}
         self.finished: dict[str, Goal] = {}
-        self._inbox: asyncio.Queue[Callable[[], None]] = asyncio.Queue()
+        self._inbox: collections.deque[Callable[[], None]] = collections.deque()
+        self._wakeup = asyncio.Event()
         self._me = runner_id()
         self._stopping = False
 
@@ -255,12 +257,16 @@ class Engine:
     def stop(self) -> None:
         """Stop the loop after the current step (the daemon's shutdown; goals stay resumable)."""
         self._stopping = True
-        self._inbox.put_nowait(lambda: None)
+        self._wakeup.set()
 
     async def run(self) -> dict[str, Goal]:
         """Drive every goal until all are finished; return their final records."""
         next_poll = self.clock.monotonic() + self._poll_interval
+        inbox = self._inbox
         while self.runs and not self._stopping:
+            # Apply every report that arrived, then start whatever may start, then wait.
+            while inbox and not self._stopping:
+                inbox.popleft()()
             self._dispatch()
             now = self.clock.monotonic()
             if now >= next_poll:
@@ -268,19 +274,18 @@ class Engine:
                 for change in self.breakers.poll():
                     self._breaker_changed(change)
                 next_poll = now + self._poll_interval
+            if inbox or not self.runs:
                 continue
+            wake = next_poll
+            retry_at = self.router.next_wakeup()
+            if retry_at is not None:
+                wake = min(wake, retry_at)
+            self._wakeup.clear()
             try:
-                apply = self._inbox.get_nowait()
-            except asyncio.QueueEmpty:
-                wake = next_poll
-                retry_at = self.router.next_wakeup()
-                if retry_at is not None:
-                    wake = min(wake, retry_at)
-                try:
-                    apply = await asyncio.wait_for(self._inbox.get(), max(0.0, wake - now))
-                except TimeoutError:
-                    continue
-            apply()
+                async with asyncio.timeout(max(0.0, wake - now)):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
         await self.store.flush()
         return dict(self.finished)
 
@@ -469,7 +474,8 @@ class Engine:
                 else:
                     then(run, *args, j.result())
 
-            self._inbox.put_nowait(apply)
+            self._inbox.append(apply)
+            self._wakeup.set()
 
         job.add_done_callback(done)
         return job
@@ -512,7 +518,7 @@ class Engine:
                 continue
             task = task.evolve(state=TaskState.RUNNING, attempts=task.attempts + 1)
             attempt = Attempt(
-                id=new_id("a"),
+                id=new_id("a", bits=64),
                 goal_id=run.goal.id,
                 task_id=task.id,
                 number=task.attempts,
@@ -544,6 +550,7 @@ class Engine:
                 baseline=run.baseline,
                 timeout=run.services.limits.attempt_timeout,
                 emit=lambda ev: self.store.write(events=[ev]),
+                now=self.clock.time,
                 fault=self._fault,
             )
             run.attempt_jobs[task.id] = self._spawn(
@@ -579,16 +586,16 @@ class Engine:
                 self._crashed(run, task, final.error)
             self._settle(run)
             return
-        final = result.attempt.evolve(finished_at=self.clock.time())
+        final = result.attempt
         run.usage += final.usage
         outcome = result.outcome
-        router_outcome: Literal["succeeded", "failed", "crashed"] = {  # type: ignore[assignment]
-            "succeeded": "succeeded",
-            "failed": "failed",
-            "conflict": "failed",
-            "crashed": "crashed",
-        }[outcome.value]
-        self._breaker_changes(self.router.done(item, outcome=router_outcome, error=result.error))
+        self._breaker_changes(
+            self.router.done(item, outcome=_ROUTER_OUTCOME[outcome], error=result.error)
+        )
+        if outcome is attempts.Outcome.SUCCEEDED and not run.cancelled:
+            self._succeeded(run, task, final)  # writes the attempt with the task
+            self._settle(run)
+            return
         self.store.write(
             final,
             events=[
@@ -609,8 +616,6 @@ class Engine:
         )
         if run.cancelled:
             self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
-        elif outcome is attempts.Outcome.SUCCEEDED:
-            self._succeeded(run, task, final)
         elif outcome is attempts.Outcome.CONFLICT:
             self._conflict(run, task, final, result)
         elif outcome is attempts.Outcome.CRASHED:
@@ -633,7 +638,7 @@ class Engine:
                 f"committed {attempt.commit[:10]}" if attempt.commit else "succeeded (no change)",
                 task=task,
                 attempt_id=attempt.id,
-                data={"commit": attempt.commit},
+                data={"commit": attempt.commit, "cost_usd": attempt.usage.cost_usd},
             )
         ]
         if attempt.commit:
@@ -1010,7 +1015,7 @@ class Engine:
 
     def _poll_commands(self) -> None:
         try:
-            commands = self.store.take_commands()
+            commands = self.store.take_commands(list(self.runs))
         except Exception:  # the store may be briefly locked by another process; try next time
             return
         for command in commands:
@@ -1093,6 +1098,13 @@ class Engine:
     ) -> None:
         self.store.write(events=[self._event(run, kind, message, task=task)])
 
+
+_ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed"]] = {
+    attempts.Outcome.SUCCEEDED: "succeeded",
+    attempts.Outcome.FAILED: "failed",  # the work was wrong; the machinery worked
+    attempts.Outcome.CONFLICT: "failed",
+    attempts.Outcome.CRASHED: "crashed",
+}
 
 _DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
 

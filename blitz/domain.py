@@ -13,7 +13,8 @@ against circuit breakers.
 from __future__ import annotations
 
 import dataclasses
-import secrets
+import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -151,9 +152,37 @@ def attempt_transition(current: AttemptState, new: AttemptState) -> AttemptState
     return new
 
 
-def new_id(prefix: str) -> str:
-    """A short random id such as ``g-3f9a1c2b``: readable in logs, unique enough per store."""
-    return f"{prefix}-{secrets.token_hex(4)}"
+_ids = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
+
+
+def new_id(prefix: str, *, bits: int = 32) -> str:
+    """A short random id such as ``g-3f9a1c2b``: readable in logs, unique enough per store.
+
+    Ids of things that come in the hundreds of thousands (attempts) take ``bits=64``. The
+    generator is seeded from the OS once per process: ids name things, they guard nothing.
+    """
+    return f"{prefix}-{_ids.getrandbits(bits):0{bits // 4}x}"
+
+
+def _replace(obj: Any, changes: dict[str, Any]) -> Any:
+    """``dataclasses.replace`` for the frozen, slotted domain classes, without re-running
+    ``__init__``: the engine copies records on every state change, so this is a hot path."""
+    cls = type(obj)
+    names = _SLOTS.get(cls)
+    if names is None:
+        names = _SLOTS[cls] = frozenset(f.name for f in dataclasses.fields(cls))
+    unknown = changes.keys() - names
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
+    new = object.__new__(cls)
+    setter = object.__setattr__
+    for name in names:
+        setter(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
+
+
+_SLOTS: dict[type, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,7 +246,7 @@ class Goal:
     def evolve(self, **changes: Any) -> Goal:
         if "state" in changes and changes["state"] != self.state:
             goal_transition(self.state, changes["state"])
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,7 +274,7 @@ class Task:
     def evolve(self, **changes: Any) -> Task:
         if "state" in changes and changes["state"] != self.state:
             transition(self.state, changes["state"])
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,7 +333,7 @@ class Attempt:
     def evolve(self, **changes: Any) -> Attempt:
         if "state" in changes and changes["state"] != self.state:
             attempt_transition(self.state, changes["state"])
-        return dataclasses.replace(self, **changes)
+        return _replace(self, changes)
 
 
 class RecoveryAction(StrEnum):

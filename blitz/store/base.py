@@ -48,8 +48,9 @@ class Store(Protocol):
         """Queue a request for the process running ``goal_id`` (durable when it returns)."""
         ...
 
-    def take_commands(self) -> list[Command]:
-        """Return and delete the queued commands."""
+    def take_commands(self, goal_ids: Collection[str]) -> list[Command]:
+        """Return and delete the queued commands for these goals (the ones this process drives:
+        another process's commands stay queued for it)."""
         ...
 
     # -- reads ------------------------------------------------------------------------------

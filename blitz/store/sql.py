@@ -718,7 +718,10 @@ class SqlStore:
 
         self._lock = threading.Lock()  # guards the staged rows and the counters
         self._commit_lock = threading.Lock()  # one transaction at a time (flushes, deletes)
-        self._rows: dict[tuple[str, ...], dict[str, Any]] = {}  # by (table, *primary key)
+        # Staged records by (table, *primary key): they become rows only when flushed, so a
+        # record written several times before a flush is converted once. Events are converted
+        # when written, so bad event data fails in its writer and never poisons a flush.
+        self._rows: dict[tuple[str, ...], tuple[_Kind, Any]] = {}
         self._events: list[dict[str, Any]] = []
         self._staged = 0  # number of write() calls so far
         self._durable = 0  # every write() up to this number is committed
@@ -742,7 +745,7 @@ class SqlStore:
             kind = _KINDS.get(type(record))
             if kind is None:
                 raise TypeError(f"the store cannot write {type(record).__name__}")
-            staged.append((kind.key(record), kind.to_row(record)))
+            staged.append((kind.key(record), (kind, record)))
         event_rows = [_event_row(e) for e in events]
         with self._lock:
             self._rows.update(staged)
@@ -794,8 +797,8 @@ class SqlStore:
                 self._rows, self._events = {}, []
             if rows or event_rows:
                 by_table: dict[str, list[dict[str, Any]]] = {}
-                for key, row in rows.items():
-                    by_table.setdefault(key[0], []).append(row)
+                for key, (kind, record) in rows.items():
+                    by_table.setdefault(key[0], []).append(kind.to_row(record))
                 try:
                     with self._writer.begin() as connection:
                         for table, table_rows in by_table.items():
@@ -824,14 +827,15 @@ class SqlStore:
                 breaker = f"project:{project_id}"
                 connection.execute(sa.delete(breakers).where(breakers.c.key == breaker))
             with self._lock:
+                staged = {key: kind.to_row(rec) for key, (kind, rec) in self._rows.items()}
                 doomed = stored_goals | {
                     row["id"]
-                    for key, row in self._rows.items()
+                    for key, row in staged.items()
                     if key[0] == "goals" and row["project_id"] == project_id
                 }
                 self._rows = {
-                    key: row
-                    for key, row in self._rows.items()
+                    key: self._rows[key]
+                    for key, row in staged.items()
                     if not _of_project(key, row, project_id, doomed)
                 }
                 self._events = [
@@ -848,8 +852,10 @@ class SqlStore:
             (command_id,) = result.inserted_primary_key or (0,)
         return int(command_id)
 
-    def take_commands(self) -> list[Command]:
-        stmt = sa.delete(commands).returning(
+    def take_commands(self, goal_ids: Collection[str]) -> list[Command]:
+        if not goal_ids:
+            return []
+        stmt = sa.delete(commands).where(commands.c.goal_id.in_(list(goal_ids))).returning(
             commands.c.id, commands.c.goal_id, commands.c.kind, commands.c.created_at
         )
         with self._writer.begin() as connection:

@@ -592,9 +592,10 @@ async def test_two_stores_share_one_database(db: Path) -> None:
         assert store.load_tasks("g-1") == [make_task()]
         assert sorted(e.message for e in store.events()) == ["from one", "from two"]
     command_id = two.add_command("g-1", "cancel")
-    [command] = one.take_commands()
+    assert one.take_commands(["g-other"]) == []  # another process's goal: left queued
+    [command] = one.take_commands(["g-1"])
     assert (command.id, command.goal_id, command.kind) == (command_id, "g-1", "cancel")
-    assert two.take_commands() == []
+    assert two.take_commands(["g-1"]) == []
     await one.aclose()
     await two.aclose()
 
@@ -603,10 +604,12 @@ def test_commands_are_taken_once_in_order(store: SqlStore) -> None:
     first = store.add_command("g-1", "cancel")
     second = store.add_command("g-2", "cancel")
     assert second > first
-    taken = store.take_commands()
+    third = store.add_command("g-3", "cancel")
+    taken = store.take_commands(["g-1", "g-2"])
     assert [(c.id, c.goal_id) for c in taken] == [(first, "g-1"), (second, "g-2")]
     assert all(c.created_at > 0 for c in taken)
-    assert store.take_commands() == []
+    assert store.take_commands(["g-1", "g-2"]) == []
+    assert [c.id for c in store.take_commands(["g-3"])] == [third]
 
 
 # -- queries ---------------------------------------------------------------------------------------
@@ -681,7 +684,7 @@ def test_delete_project_removes_everything_of_its_goals(store: SqlStore) -> None
         assert store.load_baseline(goal) is None
     assert [b.key for b in store.load_breakers()] == ["project:p-2"]
     assert [e.message for e in store.events()] == ["g-2 event", "p-2 event"]
-    assert store.take_commands() == []
+    assert store.take_commands(["g-1", "g-2"]) == []
     assert store.load_tasks("g-2") == [make_task("t1", goal_id="g-2")]
     assert store.load_attempts("g-2") == [make_attempt("a-g-2", goal_id="g-2")]
 
