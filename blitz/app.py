@@ -20,7 +20,7 @@ from blitz.conductor import Engine, Limits, Services
 from blitz.config import RepoConfig, gates_of, load_repo_config
 from blitz.detect import detect_gates
 from blitz.domain import Goal, Project, new_id
-from blitz.errors import ConfigError, RepositoryError, UserError
+from blitz.errors import ConfigError, GitError, RepositoryError, UserError
 from blitz.events import Event, EventKind
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
@@ -87,6 +87,8 @@ class App:
             project = _apply_config(existing, cfg) if cfg else existing
         else:
             branch = (cfg.project.base_branch if cfg else "") or await _current_branch(ws)
+            # Never register what cannot be used (a plain directory, a repo with no commits).
+            await ws.check(base_branch=branch, allow_dirty=True)
             if cfg is None:
                 gates, _notes = detect_gates(path)
                 project = Project(
@@ -292,6 +294,11 @@ async def _current_branch(ws: git.Workspace) -> str:
     try:
         branch = await ws.current_branch()
     except UserError:
+        # No current branch may mean no repository at all: check() then says what is wrong.
+        try:
+            await ws.rev_parse("HEAD")
+        except GitError:
+            await ws.check(base_branch="HEAD", allow_dirty=True)
         raise
     except Exception as exc:
         raise RepositoryError(f"cannot read the current branch of {ws}: {exc}") from exc

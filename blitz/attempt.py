@@ -108,9 +108,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             Outcome.CRASHED: AttemptState.CRASHED,
             Outcome.CONFLICT: AttemptState.FAILED,
         }[outcome]
-        final = attempt.evolve(
-            state=state, error=error, finished_at=ctx.now(), **found, **changes
-        )
+        final = attempt.evolve(state=state, error=error, finished_at=ctx.now(), **found, **changes)
         return AttemptReport(outcome=outcome, attempt=final, error=error, messages=tuple(messages))
 
     try:

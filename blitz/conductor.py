@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -224,8 +225,9 @@ class Engine:
             raise UserError(f"goal {goal.id} belongs to a project that no longer exists")
         run = self._adopt(project, goal)
         self._emit(run, EventKind.GOAL_RESUMED, f"resumed by {self._me} from {goal.state}")
-        tasks = self.store.load_tasks(goal.id)
-        if goal.state in (GoalState.PLANNING,) or not tasks:
+        with _gc_paused():
+            tasks = self.store.load_tasks(goal.id)
+        if goal.state is GoalState.PLANNING or not tasks:
             self._spawn(run, self._prepare(run), self._prepared)
             return run
         await self._reconcile(run, tasks)
@@ -325,7 +327,9 @@ class Engine:
             plan, usage = planned.plan, planned.usage
         check_plan(plan.tasks, max_tasks=run.services.limits.max_tasks)
         run.goal = run.goal.evolve(base_sha=base_sha, summary=plan.summary)
-        tasks = [_task(goal.id, spec, origin="plan") for spec in plan.tasks]
+        tasks = [
+            _task(goal.id, spec, origin="plan", position=i) for i, spec in enumerate(plan.tasks)
+        ]
         baseline = None
         if ws is not None and run.services.validator is not None and run.project.gates.configured():
             baseline = await self._baseline(run, base_sha)
@@ -389,28 +393,9 @@ class Engine:
 
     # -- resume -----------------------------------------------------------------------------
 
-    async def _reconcile(self, run: GoalRun, tasks: list[Task]) -> None:
-        goal, ws = run.goal, run.services.workspace
-        run.baseline = self.store.load_baseline(goal.id)
-        committed: dict[str, str] = {}
-        if ws is not None and goal.branch:
-            committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
-        stale: list[Attempt] = []
-        for a in self.store.load_attempts(goal.id):
-            run.usage += a.usage
-            if a.state is AttemptState.RUNNING:
-                stale.append(a)
-        for a in stale:
-            self.store.write(
-                a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
-            )
-            if ws is not None:
-                # The record is written before the worktree exists, so it may not name it yet;
-                # attempt worktrees are named by attempt id.
-                stale_dir = Path(a.worktree) if a.worktree else ws.worktrees_dir / a.id
-                await ws.remove_worktree(stale_dir)
-        recoveries = self.store.load_recoveries(goal.id)
-        run.recoveries = len(recoveries)
+    def _rebuild(self, run: GoalRun, tasks: list[Task], committed: dict[str, str]) -> list[Task]:
+        """Settle the stored tasks against the goal branch and rebuild the graph; return the
+        tasks whose state changed (committed but not recorded; interrupted while running)."""
         statuses: dict[str, NodeStatus] = {}
         fixed: list[Task] = []
         for t in tasks:
@@ -422,6 +407,34 @@ class Engine:
                 fixed.append(t)
             statuses[t.id] = _node_status(t)
             run.tasks[t.id] = t
+        run.dag = Dag.restore(
+            tasks,
+            statuses,
+            max_nodes=max(run.services.limits.max_tasks, len(tasks)),
+            check=False,  # validated when it was planned; a 100k-task resume must stay fast
+        )
+        return fixed
+
+    async def _reconcile(self, run: GoalRun, tasks: list[Task]) -> None:
+        goal, ws = run.goal, run.services.workspace
+        run.baseline = self.store.load_baseline(goal.id)
+        committed: dict[str, str] = {}
+        if ws is not None and goal.branch:
+            committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
+        run.usage = self.store.usage(goal.id)
+        for a in self.store.load_attempts(goal.id, states=[AttemptState.RUNNING]):
+            self.store.write(
+                a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
+            )
+            if ws is not None:
+                # The record is written before the worktree exists, so it may not name it yet;
+                # attempt worktrees are named by attempt id.
+                stale_dir = Path(a.worktree) if a.worktree else ws.worktrees_dir / a.id
+                await ws.remove_worktree(stale_dir)
+        recoveries = self.store.load_recoveries(goal.id)
+        run.recoveries = len(recoveries)
+        with _gc_paused():
+            fixed = self._rebuild(run, tasks, committed)
         for t in fixed:
             kind = (
                 EventKind.TASK_SUCCEEDED
@@ -434,24 +447,17 @@ class Engine:
                 else "re-queued: its attempt was interrupted"
             )
             self.store.write(t, events=[self._event(run, kind, note, task=t)])
-        run.dag = Dag.restore(
-            (Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in tasks),
-            statuses,
-            max_nodes=max(run.services.limits.max_tasks, len(tasks)),
-        )
         if goal.state is GoalState.FINISHING:
             self._spawn(run, self._publish(run), self._published)
             return
-        last_attempt: dict[str, str] = {}
-        for a in self.store.load_attempts(goal.id):
-            last_attempt[a.task_id] = a.id
         recovered = {r.attempt_id for r in recoveries}
         for t in list(run.tasks.values()):
             if t.state is TaskState.CRASHED:
                 self._crashed(run, t, "interrupted", requeue_only=True)
-            elif t.state is TaskState.FAILED and last_attempt.get(t.id) not in recovered:
+            elif t.state is TaskState.FAILED:
+                # A failure whose recovery was never planned (the process died first).
                 attempt_list = self.store.load_attempts(goal.id, t.id)
-                if attempt_list:
+                if attempt_list and attempt_list[-1].id not in recovered:
                     self._recover(run, t, attempt_list[-1], attempt_list[-1].error, ())
         self._feed(run)
         self._settle(run)
@@ -634,12 +640,24 @@ class Engine:
         events = [
             self._event(
                 run,
+                EventKind.ATTEMPT_FINISHED,
+                f"attempt {attempt.number}: succeeded",
+                task=task,
+                attempt_id=attempt.id,
+                data={
+                    "outcome": "succeeded",
+                    "commit": attempt.commit,
+                    "cost_usd": attempt.usage.cost_usd,
+                },
+            ),
+            self._event(
+                run,
                 EventKind.TASK_SUCCEEDED,
                 f"committed {attempt.commit[:10]}" if attempt.commit else "succeeded (no change)",
                 task=task,
                 attempt_id=attempt.id,
                 data={"commit": attempt.commit, "cost_usd": attempt.usage.cost_usd},
-            )
+            ),
         ]
         if attempt.commit:
             events.append(
@@ -652,7 +670,7 @@ class Engine:
                     data={"commit": attempt.commit},
                 )
             )
-        self.store.write(task, events=events)
+        self.store.write(task, attempt, events=events)
         self._feed(run)
 
     def _conflict(
@@ -848,7 +866,10 @@ class Engine:
         assert run.dag is not None
         dag = run.dag
         task = task.evolve(root_cause=plan.root_cause)
-        new_tasks = [_task(run.goal.id, spec, origin=f"recovery:{task.id}") for spec in plan.tasks]
+        new_tasks = [
+            _task(run.goal.id, spec, origin=f"recovery:{task.id}", position=len(run.tasks) + i)
+            for i, spec in enumerate(plan.tasks)
+        ]
         nodes = [Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in new_tasks]
         if len(run.tasks) + len(new_tasks) > max(run.services.limits.max_tasks, len(run.tasks)):
             raise PlanError(
@@ -1109,7 +1130,7 @@ _ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed"
 _DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
 
 
-def _task(goal_id: str, spec: TaskSpec, *, origin: str) -> Task:
+def _task(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task:
     return Task(
         id=spec.id,
         goal_id=goal_id,
@@ -1121,23 +1142,27 @@ def _task(goal_id: str, spec: TaskSpec, *, origin: str) -> Task:
         files=spec.files,
         origin=origin,
         allow_empty=spec.allow_empty,
+        position=position,
     )
 
 
+_NODE_STATUS = {
+    TaskState.PENDING: NodeStatus.WAITING,
+    TaskState.READY: NodeStatus.READY,
+    TaskState.RUNNING: NodeStatus.RUNNING,
+    TaskState.SUCCEEDED: NodeStatus.DONE,
+    TaskState.FAILED: NodeStatus.FAILED,
+    TaskState.CRASHED: NodeStatus.FAILED,
+    TaskState.SKIPPED: NodeStatus.SKIPPED,
+    TaskState.REPLACED: NodeStatus.REPLACED,
+    TaskState.CANCELLED: NodeStatus.SKIPPED,
+}
+
+
 def _node_status(task: Task) -> NodeStatus:
-    return {
-        TaskState.PENDING: NodeStatus.WAITING,
-        TaskState.READY: NodeStatus.READY,
-        TaskState.RUNNING: NodeStatus.RUNNING,
-        TaskState.SUCCEEDED: NodeStatus.DONE,
-        TaskState.FAILED: NodeStatus.FAILED,
-        TaskState.CRASHED: NodeStatus.FAILED,
-        TaskState.SKIPPED: NodeStatus.BLOCKED
-        if task.reason.startswith(BLOCKED)
-        else NodeStatus.SKIPPED,
-        TaskState.REPLACED: NodeStatus.REPLACED,
-        TaskState.CANCELLED: NodeStatus.SKIPPED,
-    }[task.state]
+    if task.state is TaskState.SKIPPED and task.reason.startswith(BLOCKED):
+        return NodeStatus.BLOCKED
+    return _NODE_STATUS[task.state]
 
 
 __all__ = [
@@ -1150,3 +1175,16 @@ __all__ = [
     "backend_key",
     "project_key",
 ]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk load of records: building 100k objects
+    otherwise triggers full collections that re-scan every object already loaded."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

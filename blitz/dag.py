@@ -24,6 +24,7 @@ from collections import Counter, deque
 from collections.abc import Collection, Container, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from blitz.domain import IllegalTransition
 from blitz.errors import PlanError
@@ -41,6 +42,17 @@ class Node:
     id: str
     depends_on: tuple[str, ...] = ()
     priority: int = 0  # higher runs first; ties go to the node added first
+
+
+class NodeLike(Protocol):
+    """Anything with a node's three attributes (a :class:`Node`, or a stored task)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def depends_on(self) -> tuple[str, ...]: ...
+    @property
+    def priority(self) -> int: ...
 
 
 class NodeStatus(StrEnum):
@@ -96,7 +108,7 @@ def validate(
 
 
 def _problems(
-    nodes: Sequence[Node], existing: Container[str], total: int, max_nodes: int
+    nodes: Sequence[NodeLike], existing: Container[str], total: int, max_nodes: int
 ) -> list[str]:
     problems: list[str] = []
     if total > max_nodes:
@@ -139,7 +151,7 @@ def _problems(
     return problems
 
 
-def _cycles(nodes: Sequence[Node], first: Mapping[str, int]) -> list[list[str]]:
+def _cycles(nodes: Sequence[NodeLike], first: Mapping[str, int]) -> list[list[str]]:
     """One cycle per strongly connected component (Tarjan, iterative); self-loops left out."""
     edges = [
         [first[dep] for dep in node.depends_on if dep in first and dep != node.id]
@@ -249,15 +261,20 @@ class Dag:
     @classmethod
     def restore(
         cls,
-        nodes: Iterable[Node],
+        nodes: Iterable[NodeLike],
         statuses: Mapping[str, NodeStatus],
         *,
         max_nodes: int = MAX_NODES,
+        check: bool = True,
     ) -> Dag:
         """Rebuild a graph after a restart. RUNNING nodes are queued again, WAITING and READY are
-        recomputed from the dependencies, and nodes missing from ``statuses`` count as WAITING."""
+        recomputed from the dependencies, and nodes missing from ``statuses`` count as WAITING.
+
+        ``check=False`` skips the full graph validation (cycles and all) for a graph that was
+        validated when it was made, such as one read back from blitz's own store; unknown ids
+        and statuses are still refused."""
         given = list(nodes)
-        problems = _problems(given, (), len(given), max_nodes)
+        problems = _problems(given, (), len(given), max_nodes) if check else []
         ids = {node.id for node in given}
         known: dict[str, NodeStatus] = {}
         for id, value in statuses.items():
@@ -503,7 +520,7 @@ class Dag:
         indices.sort(key=lambda i: (-self._priority[i], i))
         return [self._ids[i] for i in indices]
 
-    def _append(self, nodes: list[Node], statuses: Mapping[str, NodeStatus]) -> list[int]:
+    def _append(self, nodes: Sequence[NodeLike], statuses: Mapping[str, NodeStatus]) -> list[int]:
         """Add validated nodes; keep the given final statuses and settle every other node as
         WAITING or READY. Returns the indices of the new READY nodes."""
         start = len(self._ids)

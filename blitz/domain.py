@@ -270,6 +270,7 @@ class Task:
     root_cause: str = ""  # recovery's diagnosis of the last failure
     reason: str = ""  # why it was skipped, failed or replaced
     allow_empty: bool = False  # the task may legitimately change no files
+    position: int = 0  # order within the goal (plan order, then injected): breaks priority ties
 
     def evolve(self, **changes: Any) -> Task:
         if "state" in changes and changes["state"] != self.state:

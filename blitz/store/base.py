@@ -7,6 +7,7 @@ from typing import Protocol
 
 from blitz.domain import (
     Attempt,
+    AttemptState,
     Baseline,
     BreakerRecord,
     Command,
@@ -15,6 +16,7 @@ from blitz.domain import (
     Project,
     Recovery,
     Task,
+    Usage,
 )
 from blitz.events import Event
 
@@ -72,7 +74,19 @@ class Store(Protocol):
 
     def load_tasks(self, goal_id: str) -> list[Task]: ...
 
-    def load_attempts(self, goal_id: str, task_id: str | None = None) -> list[Attempt]: ...
+    def load_attempts(
+        self,
+        goal_id: str,
+        task_id: str | None = None,
+        *,
+        states: Collection[AttemptState] | None = None,
+    ) -> list[Attempt]:
+        """The goal's attempts (or one task's; or only those in ``states``), oldest first."""
+        ...
+
+    def usage(self, goal_id: str) -> Usage:
+        """The summed usage of every attempt of the goal."""
+        ...
 
     def load_recoveries(self, goal_id: str) -> list[Recovery]: ...
 

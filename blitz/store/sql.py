@@ -134,6 +134,7 @@ tasks = sa.Table(
     _text("root_cause"),
     _text("reason"),
     _bool("allow_empty"),
+    _int("position"),
 )
 attempts = sa.Table(
     "attempts",
@@ -424,13 +425,14 @@ def _task_row(t: Task) -> dict[str, Any]:
         "root_cause": t.root_cause,
         "reason": t.reason,
         "allow_empty": t.allow_empty,
+        "position": t.position,
     }
 
 
 def _task(row: Sequence[Any]) -> Task:
     (goal_id, id_, title, instructions, depends_on, priority, checks, files, state, attempts,
      crashes, conflicts, recoveries, commit, origin, guidance, root_cause, reason,
-     allow_empty) = row  # fmt: skip
+     allow_empty, position) = row  # fmt: skip
     return Task(
         id=id_,
         goal_id=goal_id,
@@ -451,6 +453,7 @@ def _task(row: Sequence[Any]) -> Task:
         root_cause=root_cause,
         reason=reason,
         allow_empty=bool(allow_empty),
+        position=position,
     )
 
 
@@ -855,8 +858,10 @@ class SqlStore:
     def take_commands(self, goal_ids: Collection[str]) -> list[Command]:
         if not goal_ids:
             return []
-        stmt = sa.delete(commands).where(commands.c.goal_id.in_(list(goal_ids))).returning(
-            commands.c.id, commands.c.goal_id, commands.c.kind, commands.c.created_at
+        stmt = (
+            sa.delete(commands)
+            .where(commands.c.goal_id.in_(list(goal_ids)))
+            .returning(commands.c.id, commands.c.goal_id, commands.c.kind, commands.c.created_at)
         )
         with self._writer.begin() as connection:
             rows = connection.execute(stmt).all()
@@ -916,18 +921,48 @@ class SqlStore:
         return [_goal(row) for row in self._rows_of(stmt)]
 
     def load_tasks(self, goal_id: str) -> list[Task]:
-        """The goal's tasks, ordered by id."""
-        stmt = sa.select(tasks).where(tasks.c.goal_id == goal_id).order_by(tasks.c.id)
+        """The goal's tasks in their order within the goal (plan order, then injected)."""
+        stmt = (
+            sa.select(tasks)
+            .where(tasks.c.goal_id == goal_id)
+            .order_by(tasks.c.position, tasks.c.id)
+        )
         with _collector_paused():
             return [_task(row) for row in self._rows_of(stmt)]
 
-    def load_attempts(self, goal_id: str, task_id: str | None = None) -> list[Attempt]:
-        """The goal's attempts (or one task's) in the order they started."""
+    def load_attempts(
+        self,
+        goal_id: str,
+        task_id: str | None = None,
+        *,
+        states: Collection[AttemptState] | None = None,
+    ) -> list[Attempt]:
+        """The goal's attempts (or one task's; or only those in ``states``) in start order."""
         stmt = sa.select(attempts).where(attempts.c.goal_id == goal_id)
         if task_id is not None:
             stmt = stmt.where(attempts.c.task_id == task_id)
+        if states is not None:
+            stmt = stmt.where(attempts.c.state.in_([s.value for s in states]))
         stmt = stmt.order_by(attempts.c.started_at, attempts.c.task_id, attempts.c.number)
         return [_attempt(row) for row in self._rows_of(stmt)]
+
+    def usage(self, goal_id: str) -> Usage:
+        columns = (
+            attempts.c.input_tokens,
+            attempts.c.output_tokens,
+            attempts.c.cached_tokens,
+            attempts.c.cost_usd,
+        )
+        stmt = sa.select(*(sa.func.coalesce(sa.func.sum(c), 0) for c in columns)).where(
+            attempts.c.goal_id == goal_id
+        )
+        [(tokens_in, tokens_out, cached, cost)] = self._rows_of(stmt)
+        return Usage(
+            input_tokens=int(tokens_in),
+            output_tokens=int(tokens_out),
+            cached_tokens=int(cached),
+            cost_usd=float(cost),
+        )
 
     def load_recoveries(self, goal_id: str) -> list[Recovery]:
         stmt = (

@@ -93,6 +93,7 @@ def upgrade() -> None:
         text("root_cause"),
         text("reason"),
         boolean("allow_empty"),
+        integer("position"),
     )
     op.create_table(
         "attempts",
