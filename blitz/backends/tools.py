@@ -1,0 +1,777 @@
+"""The tools of the embedded coding agent: read, list, search, write and edit files in one
+worktree, and run shell commands there. Independent of any agent framework: the embedded backend
+wraps these methods as tool functions and gives the model :data:`TOOL_DESCRIPTIONS`.
+
+File tools are contained. Every path goes through :meth:`AgentTools.resolve`, which resolves
+symbolic links the way the kernel does and refuses absolute paths, ``..`` escapes, links that lead
+outside the worktree and anything inside ``.git``. Files are then opened with ``O_NOFOLLOW`` and
+must be regular files, so a link or FIFO put in the resolved place afterwards is refused as well.
+Listing and searching never follow symbolic links.
+
+``run_command`` is not contained this way: it runs ``/bin/sh -c`` in the worktree, and a shell can
+``cd /`` (or make a hard link to a file outside, which no path check can see). What contains it is
+the environment it gets (secrets stripped, see :func:`blitz.process.clean_env`), the timeout and
+process-group kill of :func:`blitz.process.run`, and the validation gates and diff review that
+judge everything the agent changed.
+
+A :class:`ToolError` is the model's mistake, not a crash: its message says what to do instead, and
+the agent loop returns it to the model as the tool's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from blitz import process
+from blitz.errors import RunError
+
+BINARY_SNIFF = 8192
+"""Bytes at the start of a file checked for a NUL byte: a file with one is binary."""
+
+SEARCH_MAX_FILE_BYTES = 1_000_000
+"""Files larger than this are skipped by search (generated or data files, not source)."""
+
+SEARCH_LINE_CHARS = 300
+"""A matching line is shown up to this many characters."""
+
+EXCERPT_LINES = 12
+"""Lines of the closest text quoted when an edit's old text is not found."""
+
+SKIPPED_DIRS = frozenset(
+    {"node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+)
+"""Dependency and cache directories: search does not descend into them (unless asked to search
+inside one) and list_dir does not expand them, so they do not drown the project's own files."""
+
+MAX_LINKS = 40
+"""Symbolic links followed while resolving one path before it counts as a loop (as Linux)."""
+
+_DEFAULT_GLOB = "**/*"
+
+
+class ToolError(Exception):
+    """A tool call the model got wrong; the message tells the model how to get it right."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolLimits:
+    """Bounds on what one tool call may read, list, find, write or run."""
+
+    read_max_chars: int = 60_000  # characters of numbered lines returned by one read_file
+    list_max_entries: int = 500  # entries returned by list_dir, files by an empty-pattern search
+    search_max_matches: int = 200  # matching lines returned by search
+    command_timeout: float = 300.0  # seconds; also the cap on a timeout the model asks for
+    output_cap: int = 32_000  # bytes of command output kept (the tail)
+    write_max_bytes: int = 2_000_000  # largest file write_file and edit_file will write
+
+
+class AgentTools:
+    """The file and command tools of one agent, confined to one worktree."""
+
+    def __init__(
+        self,
+        worktree: Path,
+        *,
+        limits: ToolLimits = ToolLimits(),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = Path(os.path.realpath(worktree))
+        if not self.root.is_dir():
+            raise RunError(f"worktree {str(worktree)!r} is not a directory")
+        self.limits = limits
+        self.env = dict(env) if env is not None else process.clean_env()
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def resolve(self, path: str) -> Path:
+        """The real path of ``path`` (relative to the worktree), after following every symbolic
+        link; a ToolError when it is absolute, escapes the worktree or lies inside ``.git``."""
+        if "\x00" in path:
+            raise ToolError(f"path {path!r} contains a NUL character; pass a plain relative path")
+        relative = path or "."
+        if os.path.isabs(relative):
+            raise ToolError(
+                f"path {path!r} is absolute; use paths relative to the repository root"
+                " (e.g. 'src/app.py')"
+            )
+        normal = os.path.normpath(relative)
+        if normal == ".." or normal.startswith("../"):
+            raise ToolError(
+                f"path {path!r} is outside the worktree; use paths relative to the repository"
+                " root, without '..' leading out of it"
+            )
+        real = self._follow(relative, path)
+        try:
+            inside = real.relative_to(self.root)
+        except ValueError:
+            raise ToolError(
+                f"path {path!r} leads outside the worktree through a symbolic link; only files"
+                " inside the repository can be used"
+            ) from None
+        if any(part.casefold() == ".git" for part in inside.parts):
+            raise ToolError(
+                f"path {path!r} is inside .git, which blitz manages; do not read or change it"
+                " (run git commands with run_command to inspect history)"
+            )
+        return real
+
+    def _follow(self, relative: str, path: str) -> Path:
+        """``relative`` joined to the root with every symbolic link along it followed, as the
+        kernel would; the result has no link left in it. Parts that do not exist (yet) are
+        joined as they are. Unlike ``os.path.realpath``, a link loop is an error here rather than
+        a reason to stop resolving and leave the rest of the path unchecked."""
+        current = str(self.root)
+        pending = relative.split("/")[::-1]
+        links = 0
+        while pending:
+            name = pending.pop()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                current = os.path.dirname(current)
+                continue
+            candidate = os.path.join(current, name)
+            try:
+                mode = os.lstat(candidate).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                current = candidate  # does not exist: nothing to follow
+                continue
+            except OSError as exc:
+                raise ToolError(f"cannot resolve path {path!r}: {exc.strerror}") from exc
+            if not stat.S_ISLNK(mode):
+                current = candidate
+                continue
+            links += 1
+            if links > MAX_LINKS:
+                raise ToolError(
+                    f"path {path!r} goes through too many symbolic links (a loop?); use a path"
+                    " without them"
+                )
+            try:
+                target = os.readlink(candidate)
+            except OSError as exc:
+                raise ToolError(f"cannot resolve path {path!r}: {exc.strerror}") from exc
+            if target.startswith("/"):
+                current = "/"
+            pending.extend(target.split("/")[::-1])
+        return Path(current)
+
+    def _shown(self, real: Path) -> str:
+        """How a resolved path is shown to the model: relative to the worktree, '/'-separated."""
+        return real.relative_to(self.root).as_posix()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def read_file(self, path: str, offset: int = 0, limit: int | None = None) -> str:
+        """The file's lines numbered from 1 (``"  12| text"``), skipping ``offset`` lines and
+        showing at most ``limit``; a note at the end says how to read on when it stops early."""
+        return await asyncio.to_thread(self._read_file, path, offset, limit)
+
+    def _read_file(self, path: str, offset: int, limit: int | None) -> str:
+        if offset < 0:
+            raise ToolError("offset must be 0 or more (the number of lines to skip)")
+        if limit is not None and limit < 1:
+            raise ToolError("limit must be at least 1 (the number of lines to show), or omitted")
+        real = self.resolve(path)
+        shown = self._shown(real)
+        with _open_regular(real, shown) as file:
+            head = file.read(BINARY_SNIFF)
+            if b"\x00" in head:
+                size = os.fstat(file.fileno()).st_size
+                raise ToolError(
+                    f"{shown!r} is a binary file ({size} bytes) and read_file shows text only;"
+                    f" inspect it with run_command if you must (e.g. `file {shown}`)"
+                )
+            file.seek(0)
+            return self._numbered(file, offset, limit)
+
+    def _numbered(self, file: BinaryIO, offset: int, limit: int | None) -> str:
+        budget = self.limits.read_max_chars
+        shown: list[str] = []
+        used = 0
+        number = 0  # lines consumed so far
+        more = False  # stopped before the end of the file
+        cut: int | None = None  # the number of a line shown only in part
+        while True:
+            raw, whole = _readline(file, budget * 4 + 8)
+            if not raw:
+                break
+            number += 1
+            if number <= offset:
+                continue
+            if limit is not None and number > offset + limit:
+                more = True
+                break
+            entry = f"{number:4d}| {_decode_line(raw)}"
+            if used + len(entry) + 1 > budget:
+                if shown:
+                    more = True
+                    break
+                entry, whole = entry[:budget], False
+            if not whole:
+                cut = number
+            shown.append(entry)
+            used += len(entry) + 1
+        if not shown:
+            if number == 0:
+                return "(empty file)"
+            return f"(the file has {number} lines; offset {offset} is past the end)"
+        last = offset + len(shown)
+        notes = []
+        if cut is not None:
+            notes.append(
+                f"[line {cut} is longer than {budget} characters and was cut; see the rest"
+                " with run_command (e.g. `cut -c`)]"
+            )
+        if more:
+            total = number + _count_lines(file)
+            notes.append(
+                f"[showing lines {offset + 1}-{last} of {total}; call read_file with"
+                f" offset={last} to read more]"
+            )
+        return "\n".join(shown + notes)
+
+    # -- listing -------------------------------------------------------------------------------
+
+    async def list_dir(self, path: str = ".", depth: int = 1) -> str:
+        """The entries of a directory, ``depth`` levels deep, sorted, directories ending in '/';
+        ``.git`` is left out and symbolic links are shown, never followed."""
+        return await asyncio.to_thread(self._list_dir, path, depth)
+
+    def _list_dir(self, path: str, depth: int) -> str:
+        if depth < 1:
+            raise ToolError("depth must be at least 1")
+        real = self.resolve(path)
+        shown = self._shown(real)
+        if not real.is_dir():
+            if real.exists():
+                raise ToolError(f"{shown!r} is a file, not a directory; use read_file to read it")
+            raise ToolError(f"{shown!r} does not exist; list its parent directory to see what does")
+        cap = self.limits.list_max_entries
+        found: list[tuple[tuple[str, ...], str]] = []  # (sort key, line)
+        level = [(real, "")]
+        capped = False
+        try:
+            for current in range(1, depth + 1):
+                deeper: list[tuple[Path, str]] = []
+                for directory, prefix in level:
+                    for entry in _scan(directory, strict=directory == real):
+                        if len(found) >= cap:
+                            capped = True
+                            break
+                        name = prefix + entry.name
+                        line = name
+                        if entry.is_symlink():
+                            line += self._describe_link(entry.path)
+                        elif entry.is_dir(follow_symlinks=False):
+                            line += "/"
+                            if current < depth:
+                                if entry.name in SKIPPED_DIRS:
+                                    line += " (not expanded)"
+                                else:
+                                    deeper.append((Path(entry.path), name + "/"))
+                        found.append((tuple(name.split("/")), line))
+                    if capped:
+                        break
+                if capped:
+                    break
+                level = deeper
+        except OSError as exc:
+            raise ToolError(f"cannot list {shown!r}: {exc.strerror}") from exc
+        if not found:
+            return "(empty directory)"
+        lines = [line for _, line in sorted(found)]
+        if capped:
+            lines.append(
+                f"[stopped at {cap} entries; list a subdirectory or use a smaller depth to see"
+                " the rest]"
+            )
+        return "\n".join(lines)
+
+    def _describe_link(self, link: str) -> str:
+        """Where a symbolic link in a listing leads, without reading anything outside."""
+        try:
+            target = self._follow(Path(link).relative_to(self.root).as_posix(), link)
+            inside = target.relative_to(self.root)
+        except ToolError:
+            return " -> (broken link)"
+        except ValueError:
+            return " -> (outside the worktree; not accessible)"
+        if any(part.casefold() == ".git" for part in inside.parts):
+            return " -> (inside .git; not accessible)"
+        if not target.exists():
+            return " -> (broken link)"
+        return f" -> {inside.as_posix()}{'/' if target.is_dir() else ''}"
+
+    # -- searching -----------------------------------------------------------------------------
+
+    async def search(
+        self, pattern: str, *, glob: str = _DEFAULT_GLOB, regex: bool = False, path: str = "."
+    ) -> str:
+        """Lines containing ``pattern`` (a literal string, or a Python regular expression with
+        ``regex``) as ``file:line: text``, in the files under ``path`` that match ``glob``; with
+        an empty pattern, the matching files themselves."""
+        return await asyncio.to_thread(self._search, pattern, glob, regex, path)
+
+    def _search(self, pattern: str, glob: str, regex: bool, path: str) -> str:
+        compiled: re.Pattern[str] | None = None
+        if regex and pattern:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ToolError(
+                    f"invalid regular expression {pattern!r}: {exc}; fix it, or search for the"
+                    " literal text with regex=false"
+                ) from None
+        wanted = _glob_matcher(glob)
+        real = self.resolve(path)
+        shown = self._shown(real)
+        files: Iterator[tuple[str, Path]]
+        if real.is_dir():
+            prefix = "" if shown == "." else shown + "/"
+            files = (
+                (prefix + relative, Path(entry.path))
+                for relative, entry in _walk(real)
+                if wanted(relative)
+            )
+        elif real.is_file():
+            files = iter([(shown, real)])
+        else:
+            raise ToolError(f"{shown!r} does not exist; search '.' or a directory that does")
+
+        if not pattern:
+            return self._list_files(files, glob, shown)
+        matches: list[str] = []
+        cap = self.limits.search_max_matches
+        searched = binary = large = 0
+        for name, file in files:
+            data = _read_for_search(file)
+            if data is None:
+                large += 1
+                continue
+            if b"\x00" in data[:BINARY_SNIFF]:
+                binary += 1
+                continue
+            searched += 1
+            for number, line in enumerate(_split_lines(data), 1):
+                if compiled.search(line) if compiled else pattern in line:
+                    matches.append(f"{name}:{number}: {_clip(line)}")
+                    if len(matches) >= cap:
+                        break
+            if len(matches) >= cap:
+                matches.append(
+                    f"[stopped at {cap} matches; narrow the pattern, glob or path to see the rest]"
+                )
+                break
+        if not matches:
+            where = f"under {shown!r}" + ("" if glob == _DEFAULT_GLOB else f" matching {glob!r}")
+            matches.append(f"no matches for {pattern!r} in {searched} files {where}")
+        if binary or large:
+            matches.append(
+                f"[skipped {binary} binary files and {large} files over"
+                f" {SEARCH_MAX_FILE_BYTES // 1_000_000} MB]"
+            )
+        return "\n".join(matches)
+
+    def _list_files(self, files: Iterator[tuple[str, Path]], glob: str, shown: str) -> str:
+        cap = self.limits.list_max_entries
+        names: list[str] = []
+        for name, _ in files:
+            if len(names) >= cap:
+                names.append(f"[stopped at {cap} files; narrow the glob or path to see the rest]")
+                break
+            names.append(name)
+        return "\n".join(names) or f"no files matching {glob!r} under {shown!r}"
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def write_file(self, path: str, content: str) -> str:
+        """Create or overwrite a file with ``content``, creating missing parent directories."""
+        return await asyncio.to_thread(self._write_file, path, content)
+
+    def _write_file(self, path: str, content: str) -> str:
+        real = self.resolve(path)
+        shown = self._shown(real)
+        try:
+            data = content.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ToolError(f"content cannot be written as UTF-8: {exc}") from None
+        self._write_bytes(real, shown, data)
+        return f"wrote {len(data)} bytes to {shown}"
+
+    def _write_bytes(self, real: Path, shown: str, data: bytes) -> None:
+        if len(data) > self.limits.write_max_bytes:
+            raise ToolError(
+                f"the new content of {shown!r} is {len(data)} bytes, over the limit of"
+                f" {self.limits.write_max_bytes}; produce files that large with a command"
+                " (run_command) instead"
+            )
+        if real == self.root:
+            raise ToolError("'.' is the repository root, a directory; give a file path")
+        try:
+            real.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ToolError(
+                f"cannot create the directory of {shown!r}: {exc.strerror}"
+                " (is a part of the path an existing file?)"
+            ) from exc
+        try:
+            mode = os.lstat(real).st_mode
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ToolError(f"cannot write {shown!r}: {exc.strerror}") from exc
+        else:
+            if stat.S_ISDIR(mode):
+                raise ToolError(f"{shown!r} is a directory; give the path of a file inside it")
+            if not stat.S_ISREG(mode):
+                raise ToolError(f"{shown!r} is not a regular file and cannot be written")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(real, flags, 0o666)
+        except OSError as exc:
+            raise ToolError(f"cannot write {shown!r}: {exc.strerror}") from exc
+        with os.fdopen(fd, "wb") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ToolError(f"{shown!r} is not a regular file and cannot be written")
+            file.write(data)
+
+    async def edit_file(self, path: str, old: str, new: str) -> str:
+        """Replace the one occurrence of ``old`` in a file with ``new``; a ToolError quoting the
+        closest text when ``old`` is not found, or saying where it is when it is found twice."""
+        return await asyncio.to_thread(self._edit_file, path, old, new)
+
+    def _edit_file(self, path: str, old: str, new: str) -> str:
+        if not old:
+            raise ToolError(
+                "old must not be empty; to create a file or replace all of it use write_file"
+            )
+        real = self.resolve(path)
+        shown = self._shown(real)
+        with _open_regular(real, shown) as file:
+            data = file.read(self.limits.write_max_bytes + 1)
+        if len(data) > self.limits.write_max_bytes:
+            raise ToolError(
+                f"{shown!r} is over {self.limits.write_max_bytes} bytes, too large to edit;"
+                " change it with a command (run_command)"
+            )
+        if b"\x00" in data[:BINARY_SNIFF]:
+            raise ToolError(f"{shown!r} is a binary file; edit_file changes text files only")
+        # surrogateescape keeps bytes that are not UTF-8 exactly as they were.
+        text = data.decode("utf-8", "surrogateescape")
+        starts = _occurrences(text, old)
+        if not starts:
+            raise ToolError(_not_found(shown, text, old))
+        if len(starts) > 1:
+            lines = sorted({text.count("\n", 0, start) + 1 for start in starts})
+            where = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+            count = f"{len(starts)}+" if len(starts) >= _MAX_OCCURRENCES else str(len(starts))
+            raise ToolError(
+                f"old text matches {count} times in {shown!r} (at lines {where}); include more"
+                " of the surrounding lines in old so that it matches exactly once"
+            )
+        start = starts[0]
+        edited = text[:start] + new + text[start + len(old) :]
+        self._write_bytes(real, shown, edited.encode("utf-8", "surrogateescape"))
+        line = text.count("\n", 0, start) + 1
+        removed, added = old.count("\n") + 1, new.count("\n") + 1
+        return f"edited {shown}: replaced {removed} line(s) at line {line} with {added} line(s)"
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def run_command(self, command: str, timeout: float | None = None) -> str:
+        """Run ``command`` with ``/bin/sh -c`` in the worktree, without secrets in its
+        environment; the exit code (or the timeout) and the tail of its output."""
+        if not command.strip():
+            raise ToolError("command is empty; give a shell command to run")
+        ceiling = self.limits.command_timeout
+        seconds = ceiling if timeout is None else min(timeout, ceiling)
+        if not seconds > 0:  # also refuses NaN
+            raise ToolError("timeout must be a positive number of seconds")
+        done = await process.run(
+            command, cwd=self.root, timeout=seconds, env=self.env, cap=self.limits.output_cap
+        )
+        output = done.tail(self.limits.output_cap) or "(no output)"
+        if done.timed_out:
+            return (
+                f"timed out after {seconds:g}s (the command and its children were stopped)\n"
+                f"{output}"
+            )
+        code = done.exit_code if done.exit_code is not None else -1
+        status = f"exit code {code}" + (f" (killed by signal {-code})" if code < 0 else "")
+        return f"{status}\n{output}"
+
+
+class StuckDetector:
+    """Notices an agent going round in circles: the same tool call with the same result,
+    ``repeats`` times in a row."""
+
+    def __init__(self, repeats: int = 3) -> None:
+        if repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        self.repeats = repeats
+        self._last: bytes | None = None
+        self._streak = 0
+
+    def record(self, tool: str, args: Mapping[str, Any], result: str) -> bool:
+        """Record one call; True when this exact call and result has now been seen ``repeats``
+        times in a row (any different call in between starts the count again)."""
+        canonical = json.dumps([tool, dict(args), result], sort_keys=True, default=str)
+        key = hashlib.sha256(canonical.encode()).digest()
+        if key == self._last:
+            self._streak += 1
+        else:
+            self._last, self._streak = key, 1
+        return self._streak >= self.repeats
+
+    def reset(self) -> None:
+        self._last, self._streak = None, 0
+
+
+TOOL_DESCRIPTIONS: dict[str, str] = {
+    "read_file": (
+        "Read a text file (path relative to the repository root) as numbered lines"
+        " '  12| text'; for a long file pass offset (lines to skip) and limit (lines to show)"
+        " to read it in parts."
+    ),
+    "list_dir": (
+        "List a directory of the repository, sorted, directories ending in '/'; depth 2 or more"
+        " also lists what the subdirectories contain."
+    ),
+    "search": (
+        "Find lines containing pattern (literal text, or a Python regular expression with"
+        " regex=true) as 'path:line: text' in the files under path whose names match glob"
+        " ('*.py' at any depth, 'src/**/*.ts' by path), or list those files when pattern is empty."
+    ),
+    "write_file": (
+        "Create or overwrite a file with the given content, creating missing directories;"
+        " to change part of an existing file use edit_file."
+    ),
+    "edit_file": (
+        "Replace the exact text old with new in a file, where old must occur exactly once:"
+        " copy it from read_file without the line numbers, with enough surrounding lines to be"
+        " unique."
+    ),
+    "run_command": (
+        "Run a shell command in the repository root (for builds, tests, linters and git) and get"
+        " its exit code and the end of its output; it is stopped after the timeout in seconds."
+    ),
+}
+"""One sentence per tool, for the model."""
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _open_regular(real: Path, shown: str) -> BinaryIO:
+    """``real`` opened for reading, refusing a symbolic link, a directory or a special file."""
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ToolError(
+            f"{shown!r} does not exist; use list_dir or search to find the right path"
+        ) from None
+    except OSError as exc:
+        raise ToolError(f"cannot open {shown!r}: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise ToolError(f"{shown!r} is a directory; use list_dir to see what it contains")
+        raise ToolError(f"{shown!r} is not a regular file and cannot be read")
+    return os.fdopen(fd, "rb")
+
+
+def _readline(file: BinaryIO, cap: int) -> tuple[bytes, bool]:
+    """The next line, at most ``cap`` bytes of it, and whether it is whole; the rest of a longer
+    line is skipped so that a file without newlines cannot fill memory."""
+    raw = file.readline(cap)
+    if len(raw) < cap or raw.endswith(b"\n"):
+        return raw, True
+    while chunk := file.readline(cap):
+        if chunk.endswith(b"\n"):
+            break
+    return raw, False
+
+
+def _count_lines(file: BinaryIO) -> int:
+    """The lines left in ``file`` from where it is."""
+    count = 0
+    last = b"\n"
+    while chunk := file.read(1 << 20):
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def _decode_line(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
+
+
+def _split_lines(data: bytes) -> list[str]:
+    """Lines split on '\\n' only, numbered the way read_file numbers them."""
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def _clip(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= SEARCH_LINE_CHARS else line[:SEARCH_LINE_CHARS] + " [...]"
+
+
+def _scan(directory: Path, *, strict: bool = False) -> list[os.DirEntry[str]]:
+    """The entries of a directory sorted by name, without ``.git``; an unreadable directory
+    below the one asked for is passed over (``strict`` raises instead)."""
+    try:
+        with os.scandir(directory) as entries:
+            found = [entry for entry in entries if entry.name.casefold() != ".git"]
+    except OSError:
+        if strict:
+            raise
+        return []
+    return sorted(found, key=lambda entry: entry.name)
+
+
+def _walk(start: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Regular files under ``start`` with their paths relative to it, depth first in name
+    order, never following a symbolic link and skipping ``.git`` and :data:`SKIPPED_DIRS`."""
+    stack: list[tuple[Path, str]] = [(start, "")]
+    while stack:
+        directory, prefix = stack.pop()
+        subdirectories: list[tuple[Path, str]] = []
+        for entry in _scan(directory):
+            if entry.is_symlink():
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name not in SKIPPED_DIRS:
+                    subdirectories.append((Path(entry.path), f"{prefix}{entry.name}/"))
+            elif entry.is_file(follow_symlinks=False):
+                yield prefix + entry.name, entry
+        stack.extend(reversed(subdirectories))
+
+
+def _read_for_search(file: Path) -> bytes | None:
+    """The bytes of a regular file, None when it is over the search size limit; unreadable
+    files read as empty."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        data = handle.read(SEARCH_MAX_FILE_BYTES + 1)
+    return None if len(data) > SEARCH_MAX_FILE_BYTES else data
+
+
+def _glob_matcher(glob: str) -> Callable[[str], bool]:
+    """A predicate on '/'-separated relative paths. A glob without '/' matches file names at
+    any depth; one with '/' matches the whole path, where '**' spans directories."""
+    try:
+        compiled = re.compile(_glob_regex(glob or _DEFAULT_GLOB) + r"\Z", re.DOTALL)
+    except re.error as exc:
+        raise ToolError(f"invalid glob {glob!r}: {exc}") from None
+    if "/" in glob:
+        return lambda relative: compiled.match(relative) is not None
+    return lambda relative: compiled.match(relative.rpartition("/")[2]) is not None
+
+
+def _glob_regex(glob: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        char = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[" and (end := glob.find("]", i + 2)) != -1:
+            # fnmatch knows the corners of character sets ('!', '^', '&&', ...).
+            out.append(fnmatch.translate(glob[i : end + 1]).removesuffix(r"\Z"))
+            i = end + 1
+        elif char == "{" and (end := glob.find("}", i)) != -1:
+            options = glob[i + 1 : end].split(",")
+            out.append("(?:" + "|".join(_glob_regex(option) for option in options) + ")")
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out)
+
+
+_MAX_OCCURRENCES = 1000
+
+
+def _occurrences(text: str, old: str) -> list[int]:
+    """Where ``old`` starts in ``text``, overlapping occurrences included (up to a bound)."""
+    starts: list[int] = []
+    start = text.find(old)
+    while start != -1 and len(starts) < _MAX_OCCURRENCES:
+        starts.append(start)
+        start = text.find(old, start + 1)
+    return starts
+
+
+def _not_found(shown: str, text: str, old: str) -> str:
+    """Why an edit's old text was not found, quoting the closest lines of the file."""
+    if not text:
+        return f"old text not found: {shown!r} is empty; use write_file to give it content"
+    lines = text.split("\n")
+    wanted = old.strip("\n").split("\n")
+    size = min(len(wanted), len(lines))
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2("\n".join(wanted))  # the matcher caches what it learns about seq2
+    best, best_at = 0.0, 0
+    for at in range(len(lines) - size + 1):
+        matcher.set_seq1("\n".join(lines[at : at + size]))
+        if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
+            continue
+        ratio = matcher.ratio()
+        if ratio > best:
+            best, best_at = ratio, at
+    message = f"old text not found in {shown!r}."
+    if " ".join(old.split()) in " ".join(text.split()):
+        message += (
+            " The text is there with different whitespace or indentation: copy it exactly,"
+            " including leading spaces or tabs."
+        )
+    if best < 0.3:
+        return message + " Nothing in the file is close to it; read_file to see what it contains."
+    shown_lines = lines[best_at : best_at + min(size, EXCERPT_LINES)]
+    excerpt = "\n".join(
+        f"{best_at + 1 + n:4d}| {_clip_excerpt(line)}" for n, line in enumerate(shown_lines)
+    )
+    more = "\n     ..." if size > EXCERPT_LINES else ""
+    last = best_at + size
+    where = f"line {best_at + 1}" if size == 1 else f"lines {best_at + 1}-{last}"
+    return (
+        f"{message} The closest text is at {where}:\n{excerpt}{more}\n"
+        "Copy the exact current text into old (without the line-number prefixes) and retry."
+    )
+
+
+def _clip_excerpt(line: str) -> str:
+    line = line.removesuffix("\r")
+    return line if len(line) <= SEARCH_LINE_CHARS else line[:SEARCH_LINE_CHARS] + " [...]"
