@@ -1,0 +1,47 @@
+"""Model calls: model names to pydantic-ai models, usage and cost, and provider failures.
+
+* :mod:`.models` - ``provider:model`` names (Anthropic, OpenAI, OpenAI-compatible servers such as
+  Ollama, vLLM, llama.cpp, LM Studio) to pydantic-ai models, configured only through a
+  :class:`ProviderConfig`.
+* :mod:`.usage` - prices, the cost of a run as a :class:`blitz.domain.Usage`, and a budget.
+* :mod:`.errors` - what a failure means (transient, config, bad output, other) and the single
+  retry loop with the provider's circuit breaker.
+
+Invariant: SDK clients never retry (``max_retries=0``); :func:`call_with_retries` is the only
+place a model call is repeated, so ``max_attempts`` bounds the HTTP requests of a logical call.
+"""
+
+from blitz.llm.errors import (
+    ModelOutputError,
+    ProviderConfigError,
+    ProviderError,
+    ProviderFailure,
+    ProviderUnavailable,
+    RetryStats,
+    breaker_key,
+    call_with_retries,
+    classify,
+)
+from blitz.llm.models import ModelSpec, ProviderConfig, build_model, model_settings, parse_model
+from blitz.llm.usage import Budget, Price, PriceTable, usage_of
+
+__all__ = [
+    "Budget",
+    "ModelOutputError",
+    "ModelSpec",
+    "Price",
+    "PriceTable",
+    "ProviderConfig",
+    "ProviderConfigError",
+    "ProviderError",
+    "ProviderFailure",
+    "ProviderUnavailable",
+    "RetryStats",
+    "breaker_key",
+    "build_model",
+    "call_with_retries",
+    "classify",
+    "model_settings",
+    "parse_model",
+    "usage_of",
+]

@@ -1,0 +1,545 @@
+"""What a provider failure means, and the one place model calls are retried.
+
+:func:`classify` sorts an exception from a model call into four kinds:
+
+* ``transient`` - rate limits (429), overload (529, 503), server errors (5xx), timeouts, refused
+  or dropped connections, streams broken off mid-way, garbage from a gateway. Retried.
+* ``config`` - the user must act: a rejected key (401), no access (403), an exhausted balance or
+  spend limit, an unknown model (404), a request the provider rejects as such (400, 422).
+  Never retried.
+* ``bad_output`` - the provider worked but the model's output was unusable: tool calls or
+  structured output still invalid after pydantic-ai's own re-asks, output cut at the token limit.
+* ``other`` - anything else: a context window overflow (not retried, the request must shrink),
+  or an exception that is no provider failure at all (a bug), which passes through unchanged.
+
+:func:`call_with_retries` makes one logical call, retrying transient failures with exponential
+backoff and jitter (honouring ``Retry-After``) and feeding every outcome to the provider's circuit
+breaker. SDK clients are built with ``max_retries=0`` (:mod:`blitz.llm.models`), so this is the
+only retry loop: ``max_attempts`` attempts mean exactly that many HTTP requests.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, TypeVar
+
+from pydantic_ai.exceptions import (
+    ContentFilterError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelContextWindowExceededError,
+    ModelHTTPError,
+    ModelNotFoundError,
+    ModelOverloadedError,
+    ModelQuotaExceededError,
+    ModelRateLimitError,
+    ModelRequestRejectedError,
+    ModelRequestTimeout,
+    ModelServerError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+    OutputTokenLimitExceeded,
+    UnexpectedModelBehavior,
+)
+
+from blitz.breaker import BreakerBoard, Change
+from blitz.clock import Clock
+from blitz.errors import ConfigError, RunError
+from blitz.redact import redact
+
+T = TypeVar("T")
+
+Kind = Literal["transient", "config", "bad_output", "other"]
+
+MAX_MESSAGE = 400
+"""Characters of a provider's own error message kept in a failure's message."""
+
+_BILLING_WORDS = (
+    "credit balance",
+    "billing",
+    "spend limit",
+    "spending limit",
+    "usage limit",
+    "insufficient_quota",
+    "exceeded your current quota",
+    "payment required",
+    "out of credits",
+)
+"""How providers and gateways word an exhausted balance or spend cap, whatever status they send."""
+
+_DROPPED_OUTPUT = (
+    "streamed response ended without content",
+    "invalid response from",
+    "expected json",
+)
+"""UnexpectedModelBehavior messages that mean the response was lost on the way, not that the model
+misbehaved."""
+
+_TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+_CONFIG_STATUS = frozenset({400, 401, 402, 403, 404, 405, 413, 415, 422})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderFailure:
+    """One failed model call, classified.
+
+    ``reason`` refines ``kind`` (``rate_limit``, ``overloaded``, ``unavailable``, ``server``,
+    ``timeout``, ``connection``, ``auth``, ``permission``, ``billing``, ``not_found``,
+    ``rejected``, ``context_window``, ``output``, ``unknown``). ``message`` is one redacted line
+    that says what happened and, for config failures, what to fix.
+    """
+
+    kind: Kind
+    status: int | None
+    retry_after: float | None
+    message: str
+    reason: str = "unknown"
+
+
+class ProviderConfigError(ConfigError):
+    """The provider refused the call for a reason the user must fix; never retried."""
+
+    def __init__(self, failure: ProviderFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class ProviderError(RunError):
+    """A provider call failed for good: out of attempts (retryable later), or for a reason that
+    retrying the same call cannot fix."""
+
+    def __init__(
+        self, message: str, *, failure: ProviderFailure, attempts: int, retryable: bool
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.failure = failure
+        self.attempts = attempts
+        self.retry_after = failure.retry_after
+
+
+class ProviderUnavailable(RunError):
+    """The provider's circuit breaker is open: the call was not made. Retry after ``retry_after``
+    seconds (None when a probe call is already under way)."""
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message, retryable=True)
+        self.retry_after = retry_after
+
+
+class ModelOutputError(RunError):
+    """The model's output stayed unusable after pydantic-ai's re-asks; another attempt may do
+    better."""
+
+    def __init__(self, failure: ProviderFailure) -> None:
+        super().__init__(failure.message, retryable=True)
+        self.failure = failure
+
+
+@dataclass(slots=True)
+class RetryStats:
+    """What :func:`call_with_retries` went through; pass one in to read it (or to add up several
+    calls): retries made, seconds waited, every failure seen, and the breaker changes to persist
+    and announce."""
+
+    retries: int = 0
+    waited: float = 0.0
+    failures: list[ProviderFailure] = field(default_factory=list)
+    breaker_changes: list[Change] = field(default_factory=list)
+
+
+def breaker_key(provider: str) -> str:
+    """The key of a model provider's circuit breaker."""
+    return f"provider:{provider}"
+
+
+def provider_label(provider: str) -> str:
+    """How messages name ``provider``."""
+    return {"anthropic": "Anthropic", "openai": "OpenAI"}.get(provider, f"the {provider} server")
+
+
+def key_setting(provider: str) -> str:
+    """Where the user sets the API key of ``provider``."""
+    return {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}.get(
+        provider, "the compatible API key setting"
+    )
+
+
+def classify(
+    exc: BaseException, *, provider: str = "", now: float | None = None
+) -> ProviderFailure:
+    """Classify a failed model call. ``provider`` names it in messages (``anthropic``); ``now``
+    (epoch seconds) resolves a ``Retry-After`` given as an HTTP date, else it is read as absent."""
+    if isinstance(exc, ProviderConfigError | ModelOutputError | ProviderError):
+        return exc.failure
+    if isinstance(exc, UnexpectedModelBehavior):
+        return _unexpected(exc)
+    if isinstance(exc, ModelAPIError):
+        return _model_api_error(exc, provider, now)
+    sdk = _sdk_error(exc, provider, now)
+    if sdk is not None:
+        return sdk
+    if isinstance(exc, TimeoutError):
+        return _transient("timeout", None, f"timed out: {_text(exc)}")
+    if isinstance(exc, ConnectionError):
+        return _transient("connection", None, f"connection failed: {_text(exc)}")
+    return ProviderFailure(
+        kind="other", status=None, retry_after=None, message=_line(f"{type(exc).__name__}: {exc}")
+    )
+
+
+def _unexpected(exc: UnexpectedModelBehavior) -> ProviderFailure:
+    text = exc.message
+    if not isinstance(exc, ContentFilterError | OutputTokenLimitExceeded) and any(
+        phrase in text.lower() for phrase in _DROPPED_OUTPUT
+    ):
+        return _transient("connection", None, f"the response was lost on the way: {text}")
+    return ProviderFailure(
+        kind="bad_output",
+        status=None,
+        retry_after=None,
+        reason="output",
+        message=_line(f"the model's output was unusable: {text}"),
+    )
+
+
+def _model_api_error(exc: ModelAPIError, provider: str, now: float | None) -> ProviderFailure:
+    status = exc.status_code if isinstance(exc, ModelHTTPError) else None
+    headers = exc.headers if isinstance(exc, ModelHTTPError) else None
+    retry_after = parse_retry_after(headers, now) if headers else None
+    if retry_after is None:
+        retry_after = exc.retry_after
+    detail = _body_message(exc.body) or exc.message
+    where = f" ({status})" if status is not None else ""
+    who = provider_label(provider) if provider else "the provider"
+    # Spend caps come in many wordings and statuses; a rate limit's wording is not trusted.
+    rate_limited = isinstance(exc, ModelRateLimitError)
+    if isinstance(exc, ModelQuotaExceededError) or _says_billing(
+        "" if rate_limited else detail, exc.provider_error_code
+    ):
+        return _config(
+            "billing",
+            status,
+            f"{who} refused the call{where}: the account is out of credit or over its spend "
+            f"limit; add credit or raise the limit ({detail})",
+        )
+    if isinstance(exc, ModelRateLimitError):
+        return _transient("rate_limit", status, f"rate limited{where}: {detail}", retry_after)
+    if isinstance(exc, ModelOverloadedError):
+        return _transient("overloaded", status, f"overloaded{where}: {detail}", retry_after)
+    if isinstance(exc, ModelUnavailableError):
+        return _transient("unavailable", status, f"unavailable{where}: {detail}", retry_after)
+    if isinstance(exc, ModelServerError):
+        return _transient("server", status, f"server error{where}: {detail}", retry_after)
+    if isinstance(exc, ModelTimeoutError | ModelRequestTimeout):
+        return _transient("timeout", status, f"timed out: {exc.message}", retry_after)
+    if isinstance(exc, ModelConnectionError):
+        return _transient("connection", status, f"connection failed: {exc.message}", retry_after)
+    if isinstance(exc, ModelContextWindowExceededError):
+        return ProviderFailure(
+            kind="other",
+            status=status,
+            retry_after=None,
+            reason="context_window",
+            message=_line(f"the request is longer than the model's context window: {detail}"),
+        )
+    if isinstance(exc, ModelAuthenticationError) or status in (401, 403):
+        if status == 403:
+            return _config(
+                "permission",
+                status,
+                f"{who} refused access{where}: check that the key in {key_setting(provider)} may "
+                f"use this model ({detail})",
+            )
+        return _config(
+            "auth",
+            status,
+            f"{who} rejected the API key{where}: check {key_setting(provider)} ({detail})",
+        )
+    if isinstance(exc, ModelNotFoundError) or status == 404:
+        return _config(
+            "not_found",
+            status,
+            f"{who} does not know this model{where}: check the model name and base URL ({detail})",
+        )
+    if isinstance(exc, ModelRequestRejectedError):
+        return _config("rejected", status, f"{who} rejected the request{where}: {detail}")
+    if status is not None:
+        return _by_status(status, who, detail, retry_after)
+    # A provider failure of no known category (a gateway's non-JSON body, an unknown stream
+    # error): worth the bounded retries.
+    return _transient("unknown", None, f"{who} failed: {detail}", retry_after)
+
+
+def _by_status(status: int, who: str, detail: str, retry_after: float | None) -> ProviderFailure:
+    if status in _TRANSIENT_STATUS or status >= 500:
+        return _transient("server", status, f"{who} failed ({status}): {detail}", retry_after)
+    if status in _CONFIG_STATUS:
+        return _config("rejected", status, f"{who} rejected the request ({status}): {detail}")
+    return ProviderFailure(
+        kind="other",
+        status=status,
+        retry_after=retry_after,
+        message=_line(f"{who} answered {status}: {detail}"),
+    )
+
+
+def _sdk_error(exc: BaseException, provider: str, now: float | None) -> ProviderFailure | None:
+    """Exceptions of the SDKs and of httpx2, for code that calls them without pydantic-ai."""
+    import anthropic
+    import httpx2
+    import openai
+
+    who = provider_label(provider) if provider else "the provider"
+    if isinstance(
+        exc, anthropic.APITimeoutError | openai.APITimeoutError | httpx2.TimeoutException
+    ):
+        return _transient("timeout", None, f"timed out: {_text(exc)}")
+    if isinstance(exc, anthropic.APIConnectionError | openai.APIConnectionError):
+        return _transient("connection", None, f"connection failed: {_text(exc)}")
+    if isinstance(exc, httpx2.TransportError):
+        return _transient("connection", None, f"connection failed: {_text(exc)}")
+    if isinstance(exc, anthropic.APIStatusError | openai.APIStatusError | httpx2.HTTPStatusError):
+        status = exc.response.status_code
+        retry_after = parse_retry_after(exc.response.headers, now)
+        body = _response_text(exc.response) if isinstance(exc, httpx2.HTTPStatusError) else exc.body
+        detail = _body_message(body) or _text(exc)
+        code = getattr(exc, "code", None)
+        if status == 402 or _says_billing(detail if status != 429 else "", code):
+            return _config(
+                "billing",
+                status,
+                f"{who} refused the call ({status}): the account is out of credit or over its "
+                f"spend limit; add credit or raise the limit ({detail})",
+            )
+        if status == 401:
+            return _config(
+                "auth",
+                status,
+                f"{who} rejected the API key ({status}): check {key_setting(provider)} ({detail})",
+            )
+        if status == 429:
+            return _transient(
+                "rate_limit", status, f"rate limited ({status}): {detail}", retry_after
+            )
+        return _by_status(status, who, detail, retry_after)
+    return None
+
+
+def _response_text(response: Any) -> str:
+    try:
+        return str(response.text)
+    except Exception:  # a streamed response whose body was never read
+        return ""
+
+
+def _transient(
+    reason: str, status: int | None, message: str, retry_after: float | None = None
+) -> ProviderFailure:
+    return ProviderFailure(
+        kind="transient",
+        status=status,
+        retry_after=retry_after,
+        reason=reason,
+        message=_line(message),
+    )
+
+
+def _config(reason: str, status: int | None, message: str) -> ProviderFailure:
+    return ProviderFailure(
+        kind="config", status=status, retry_after=None, reason=reason, message=_line(message)
+    )
+
+
+def _says_billing(text: str, code: object) -> bool:
+    lowered = f"{text} {code if isinstance(code, str) else ''}".lower()
+    return any(word in lowered for word in _BILLING_WORDS)
+
+
+def _body_message(body: object) -> str:
+    """The provider's own message from an error body (``{"error": {"message": ...}}`` and the
+    like), or the body itself when it is text."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            message = inner.get("message")
+            if isinstance(message, str):
+                return message
+        elif isinstance(inner, str):
+            return inner
+        message = body.get("message")
+        return message if isinstance(message, str) else ""
+    if isinstance(body, str):
+        try:
+            return _body_message(json.loads(body)) or body
+        except ValueError:
+            return body
+    return ""
+
+
+def _text(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _line(text: str) -> str:
+    """One redacted line of bounded length."""
+    flat = " ".join(redact(text).split())
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 3] + "..."
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds, or an HTTP date read
+    against ``now`` in epoch seconds; without ``now`` a date is ignored). None if absent or bad."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    raw_ms = lowered.get("retry-after-ms")
+    if raw_ms is not None:
+        seconds = _number(raw_ms)
+        if seconds is not None:
+            return seconds / 1000
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _number(raw)
+    if seconds is not None:
+        return seconds
+    if now is None:
+        return None
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
+
+
+async def call_with_retries(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    clock: Clock,
+    breakers: BreakerBoard | None,
+    provider: str,
+    max_attempts: int = 4,
+    base_delay: float = 1.0,
+    max_delay: float = 60.0,
+    stats: RetryStats | None = None,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """Make one logical model call, at most ``max_attempts`` times.
+
+    Transient failures are retried after ``base_delay * 2**n`` seconds (capped at ``max_delay``,
+    scaled by a random factor in [0.5, 1)), or after the provider's ``Retry-After`` when that is
+    longer; a provider asking for more than ``max_delay`` ends the call at once. Raises
+    :class:`ProviderUnavailable` without calling while the provider's breaker is open,
+    :class:`ProviderConfigError` on a config failure, :class:`ModelOutputError` on unusable output,
+    :class:`ProviderError` (retryable) once out of attempts or told to wait too long, a
+    non-retryable :class:`ProviderError` for a context window overflow, and any other exception
+    unchanged. ``stats`` collects retries, waits, failures and breaker changes.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+    stats = stats if stats is not None else RetryStats()
+    key = breaker_key(provider)
+    attempt = 0
+    while True:
+        attempt += 1
+        probes: list[str] = []
+        if breakers is not None:
+            admitted = breakers.admit([key])
+            if admitted is None:
+                raise _unavailable(breakers, key, provider_label(provider))
+            probes = admitted
+        try:
+            result = await fn()
+        except Exception as exc:
+            failure = classify(exc, provider=provider, now=clock.time())
+            stats.failures.append(failure)
+            if breakers is not None:
+                if failure.kind == "transient":
+                    stats.breaker_changes += breakers.record([key], ok=False, error=failure.message)
+                elif failure.kind != "other" or isinstance(exc, ModelAPIError):
+                    # The provider answered: its machinery works, whatever the answer said.
+                    stats.breaker_changes += breakers.record([key], ok=True)
+                else:
+                    breakers.release(probes)
+            _raise_unless_retryable(exc, failure, provider, attempt, max_attempts, max_delay)
+        except BaseException:
+            # Cancelled or interrupted mid-call: there is no outcome, so give the probe back.
+            if breakers is not None:
+                breakers.release(probes)
+            raise
+        else:
+            if breakers is not None:
+                stats.breaker_changes += breakers.record([key], ok=True)
+            return result
+        wait = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + jitter() / 2)
+        if failure.retry_after is not None:
+            wait = max(wait, failure.retry_after)
+        stats.retries += 1
+        stats.waited += wait
+        await clock.sleep(wait)
+
+
+def _raise_unless_retryable(
+    exc: Exception,
+    failure: ProviderFailure,
+    provider: str,
+    attempt: int,
+    max_attempts: int,
+    max_delay: float,
+) -> None:
+    """Raise what ``failure`` ends the call with; return if the call may be tried again."""
+    who = provider_label(provider)
+    if failure.kind == "config":
+        raise ProviderConfigError(failure) from exc
+    if failure.kind == "bad_output":
+        raise ModelOutputError(failure) from exc
+    if failure.kind == "other":
+        if failure.reason == "context_window":
+            raise ProviderError(
+                f"{who}: {failure.message}", failure=failure, attempts=attempt, retryable=False
+            ) from exc
+        raise exc
+    if failure.retry_after is not None and failure.retry_after > max_delay:
+        raise ProviderError(
+            f"{who} asked to wait {failure.retry_after:g}s before retrying, longer than the "
+            f"{max_delay:g}s limit: {failure.message}",
+            failure=failure,
+            attempts=attempt,
+            retryable=True,
+        ) from exc
+    if attempt >= max_attempts:
+        plural = "s" if attempt > 1 else ""
+        raise ProviderError(
+            f"{who} failed {attempt} time{plural}; last: {failure.message}",
+            failure=failure,
+            attempts=attempt,
+            retryable=True,
+        ) from exc
+
+
+def _unavailable(breakers: BreakerBoard, key: str, who: str) -> ProviderUnavailable:
+    breaker = breakers.get(key)
+    retry_at = breaker.retry_at()
+    if retry_at is None:
+        when, retry_after = "a probe call is under way", None
+    else:
+        retry_after = max(0.0, retry_at - breakers.clock.monotonic())
+        when = f"next try in {retry_after:.0f}s"
+    last = f" (last: {breaker.last_error})" if breaker.last_error else ""
+    return ProviderUnavailable(
+        f"{who} is unavailable: its circuit breaker opened after repeated failures{last}; {when}",
+        retry_after=retry_after,
+    )

@@ -1,0 +1,272 @@
+"""Model names to pydantic-ai model objects.
+
+A model is named ``provider:model`` (``anthropic:claude-sonnet-4-5``, ``openai:gpt-5``,
+``ollama:qwen2.5-coder:7b``); any name may end in ``@<base URL>`` to point it at another server
+(``vllm:Qwen/Qwen3-Coder@http://gpu-box:8000/v1``). Credentials and default URLs come from a
+:class:`ProviderConfig` that the CLI fills from the environment; nothing here reads it.
+
+Every SDK client is built with ``max_retries=0``: blitz retries once, in
+:func:`blitz.llm.errors.call_with_retries`, so a provider outage is not retried by the SDK inside
+every blitz retry.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx2
+from pydantic_ai.models import Model, create_async_httpx2_client
+from pydantic_ai.providers import Provider
+from pydantic_ai.settings import ModelSettings
+
+from blitz.errors import ConfigError
+from blitz.redact import register_secret
+
+ANTHROPIC_URL = "https://api.anthropic.com"
+OPENAI_URL = "https://api.openai.com/v1"
+
+LOCAL_SERVERS: dict[str, str] = {
+    "ollama": "http://127.0.0.1:11434/v1",
+    "llamacpp": "http://127.0.0.1:8080/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
+    "lmstudio": "http://127.0.0.1:1234/v1",
+}
+"""Shorthands for OpenAI-compatible servers, with the URL each listens on by default."""
+
+COMPATIBLE = "openai-compatible"
+PROVIDERS = ("anthropic", "openai", COMPATIBLE, *LOCAL_SERVERS)
+
+_P = TypeVar("_P", bound=Provider[Any])
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection, however long a response may take."""
+
+_FORMS = f"""\
+write a model as provider:model[@base-url], one of:
+  anthropic:<model>          e.g. anthropic:claude-sonnet-4-5 (needs ANTHROPIC_API_KEY)
+  openai:<model>             e.g. openai:gpt-5 (needs OPENAI_API_KEY)
+  {COMPATIBLE}:<model>  any OpenAI-compatible server, e.g. {COMPATIBLE}:qwen3@http://host:8000/v1
+  ollama:<model>             e.g. ollama:qwen2.5-coder:7b (default {LOCAL_SERVERS["ollama"]})
+  llamacpp:<model>           default {LOCAL_SERVERS["llamacpp"]}
+  vllm:<model>               default {LOCAL_SERVERS["vllm"]}
+  lmstudio:<model>           default {LOCAL_SERVERS["lmstudio"]}"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSpec:
+    """A parsed model name. ``base_url`` is empty where the provider's configured URL applies."""
+
+    provider: str
+    name: str
+    base_url: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.provider}:{self.name}"
+        if self.base_url and self.base_url != LOCAL_SERVERS.get(self.provider):
+            text += f"@{self.base_url}"
+        return text
+
+
+@dataclass
+class ProviderConfig:
+    """Credentials and endpoints for the providers; empty means unset (the provider's default).
+
+    ``compatible_api_key`` is sent only to OpenAI-compatible servers, so an OpenAI key never
+    reaches a server that is not OpenAI. Keys are left out of the repr.
+    """
+
+    anthropic_api_key: str = field(default="", repr=False)
+    anthropic_base_url: str = ""
+    openai_api_key: str = field(default="", repr=False)
+    openai_base_url: str = ""
+    compatible_base_url: str = ""
+    compatible_api_key: str = field(default="", repr=False)
+    timeout: float = 120.0
+
+
+def parse_model(text: str) -> ModelSpec:
+    """Parse ``provider:model[@base-url]``; a :class:`ConfigError` lists the accepted forms."""
+    provider, sep, rest = text.strip().partition(":")
+    provider = provider.lower()
+    if not sep or provider not in PROVIDERS:
+        raise ConfigError(f"unknown model {text!r}: {_FORMS}")
+    name, base_url = _split_url(rest)
+    if not name or any(c.isspace() for c in name):
+        raise ConfigError(f"model {text!r} has no valid model name after {provider!r}: {_FORMS}")
+    if base_url:
+        _check_url(base_url, f"model {text!r}")
+    return ModelSpec(
+        provider=provider, name=name, base_url=base_url or LOCAL_SERVERS.get(provider, "")
+    )
+
+
+def _split_url(rest: str) -> tuple[str, str]:
+    """Split ``model@http://...`` at the last ``@`` that starts a URL; other ``@`` are the name."""
+    name, sep, url = rest.rpartition("@")
+    if sep and "://" in url:
+        return name, url
+    return rest, ""
+
+
+def _check_url(url: str, what: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"{what}: base URL {url!r} is malformed ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{what}: base URL {url!r} must be http(s)://host[:port][/path]")
+
+
+def model_settings(spec: ModelSpec) -> ModelSettings:
+    """Default request settings for a model: prompt caching on for Anthropic, whose caching must
+    be asked for (an agent re-sends the same instructions and tools on every turn)."""
+    if spec.provider == "anthropic":
+        # The unified setting places breakpoints on the tools, the instructions and the growing
+        # conversation (`anthropic_cache_tool_definitions`, `_instructions`, `anthropic_cache`).
+        return ModelSettings(cache=True)
+    return ModelSettings()
+
+
+def build_model(spec: ModelSpec, config: ProviderConfig) -> Model:
+    """A pydantic-ai model for ``spec``, with SDK retries off.
+
+    The model owns its HTTP client like one pydantic-ai builds itself: ``async with model`` (or
+    ``async with agent``) closes it, and a run on a new event loop gets a fresh one.
+    """
+    if not config.timeout > 0:
+        raise ConfigError(f"the model timeout must be positive, not {config.timeout}")
+    if spec.provider == "anthropic":
+        return _anthropic(spec, config)
+    if spec.provider == "openai":
+        return _openai(spec, config)
+    if spec.provider == COMPATIBLE or spec.provider in LOCAL_SERVERS:
+        return _compatible(spec, config)
+    raise ConfigError(f"unknown model provider {spec.provider!r}: {_FORMS}")
+
+
+def _anthropic(spec: ModelSpec, config: ProviderConfig) -> Model:
+    from anthropic import AsyncAnthropic
+    from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.providers.anthropic import AnthropicProvider
+
+    key = _required_key(spec, config.anthropic_api_key, "ANTHROPIC_API_KEY")
+    base_url = _base_url(spec, config.anthropic_base_url, "ANTHROPIC_BASE_URL") or ANTHROPIC_URL
+    factory = _http_client_factory(config.timeout)
+    http_client = factory()
+    client = AsyncAnthropic(
+        api_key=key,
+        base_url=base_url,
+        http_client=http_client,
+        timeout=config.timeout,
+        max_retries=0,
+    )
+    provider = _owning(AnthropicProvider(anthropic_client=client), http_client, factory)
+    return AnthropicModel(spec.name, provider=provider, settings=model_settings(spec))
+
+
+def _openai(spec: ModelSpec, config: ProviderConfig) -> Model:
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    key = _required_key(spec, config.openai_api_key, "OPENAI_API_KEY")
+    base_url = _base_url(spec, config.openai_base_url, "OPENAI_BASE_URL") or OPENAI_URL
+    client, http_client, factory = _openai_client(key, base_url, config.timeout)
+    provider = _owning(OpenAIProvider(openai_client=client), http_client, factory)
+    # `openai:` names use the Responses API, as pydantic-ai's own `openai:` names do.
+    return OpenAIResponsesModel(spec.name, provider=provider, settings=model_settings(spec))
+
+
+def _compatible(spec: ModelSpec, config: ProviderConfig) -> Model:
+    from pydantic_ai.models.ollama import OllamaModel
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.ollama import OllamaProvider
+    from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
+    from pydantic_ai.providers.vllm import VLLMProvider
+
+    base_url = spec.base_url
+    if not base_url:
+        base_url = config.compatible_base_url
+        if not base_url:
+            raise ConfigError(
+                f"model {str(spec)!r} needs the server's base URL: write it as "
+                f"{COMPATIBLE}:{spec.name}@http://host:port/v1, or set the compatible base URL "
+                "in the settings"
+            )
+        _check_url(base_url, "the compatible base URL")
+    if config.compatible_api_key:
+        register_secret(config.compatible_api_key)
+    # The OpenAI SDK insists on a key; servers that need none ignore this one.
+    key = config.compatible_api_key or "not-needed"
+    client, http_client, factory = _openai_client(key, base_url, config.timeout)
+    settings = model_settings(spec)
+    # The dedicated providers know their servers' quirks (model profiles, thinking fields).
+    if spec.provider == "ollama":
+        ollama = _owning(OllamaProvider(openai_client=client), http_client, factory)
+        return OllamaModel(spec.name, provider=ollama, settings=settings)
+    provider: Provider[Any]
+    if spec.provider == "vllm":
+        provider = VLLMProvider(openai_client=client)
+    else:
+        provider = OpenAICompatibleProvider(spec.provider, openai_client=client)
+    provider = _owning(provider, http_client, factory)
+    return OpenAIChatModel(spec.name, provider=provider, settings=settings)
+
+
+def _openai_client(key: str, base_url: str, timeout: float) -> tuple[Any, httpx2.AsyncClient, Any]:
+    from openai import AsyncOpenAI
+
+    factory = _http_client_factory(timeout)
+    http_client = factory()
+    client = AsyncOpenAI(
+        api_key=key,
+        base_url=base_url,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=0,
+    )
+    return client, http_client, factory
+
+
+def _required_key(spec: ModelSpec, key: str, env: str) -> str:
+    if not key:
+        raise ConfigError(
+            f"model {str(spec)!r} needs an API key: set {env}. "
+            "(`blitz demo` needs no key; local models such as ollama:<model> need none either.)"
+        )
+    register_secret(key)
+    return key
+
+
+def _base_url(spec: ModelSpec, configured: str, env: str) -> str:
+    if spec.base_url:
+        return spec.base_url
+    if configured:
+        _check_url(configured, env)
+    return configured
+
+
+def _http_client_factory(timeout: float) -> functools.partial[httpx2.AsyncClient]:
+    """Clients with pydantic-ai's defaults (limits, user agent), our timeout and a short connect."""
+    return functools.partial(
+        create_async_httpx2_client,
+        timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+    )
+
+
+def _owning(
+    provider: _P, http_client: httpx2.AsyncClient, factory: functools.partial[httpx2.AsyncClient]
+) -> _P:
+    """Hand ``provider`` the HTTP client of the SDK client it was given, as if it had made it.
+
+    A provider given an SDK client leaves that client's HTTP client open forever; one that made its
+    own closes it on exit and replaces it on a new event loop. These are the two attributes
+    :class:`pydantic_ai.providers.Provider` declares for that; its own providers set them the
+    same way.
+    """
+    provider._own_http_client = http_client
+    provider._http_client_factory = factory
+    return provider
