@@ -7,6 +7,8 @@ commit, validate or integrate: the conductor does that. A backend reports the ou
 * ``ok=True``: the agent says it finished (the gates still judge the work).
 * ``ok=False, crashed=False``: the agent gave up or produced wrong work -> recovery.
 * ``ok=False, crashed=True``: the machinery broke (process died, provider outage) -> retried.
+* ``ok=False, config_error="..."``: the user must fix something (a rejected API key, a spend cap,
+  a missing CLI): the project is paused with that message; nothing is retried.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class AgentRequest:
     guidance: str = ""  # recovery's advice for this retry
     previous_failure: str = ""  # a short account of what went wrong last time
     timeout: float = 1800.0
-    model: str = ""
+    model: str = ""  # "provider:model" for this attempt ("" = the backend's default)
+    budget_usd: float | None = None  # the most this attempt may spend (None = no cap)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +43,7 @@ class AgentResult:
     summary: str = ""
     error: str = ""
     crashed: bool = False
+    config_error: str = ""  # set when the user must act; the project is paused with it
     messages: tuple[str, ...] = ()  # the last messages of the agent, for failure context
     usage: Usage = field(default_factory=Usage)
 
