@@ -36,6 +36,30 @@ class Settings(BaseSettings):
     github_api_url: str = ""
     """Overrides the project's GitHub API URL (GitHub Enterprise, or a fake in tests)."""
 
+    model: str = ""
+    """Default model for every role, as provider:model (``BLITZ_MODEL``)."""
+    planner_model: str = ""
+    recovery_model: str = ""
+    agent_model: str = ""
+
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("BLITZ_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str = Field(
+        default="", validation_alias=AliasChoices("BLITZ_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("BLITZ_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str = Field(
+        default="", validation_alias=AliasChoices("BLITZ_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    compatible_base_url: str = ""
+    """Base URL of an OpenAI-compatible server for ``openai-compatible:`` models."""
+    compatible_api_key: SecretStr | None = None
+    model_timeout: float = Field(default=120.0, gt=0)
+    """Seconds one model request may take."""
+
     scenario: str = ""
     """A scenario file for the scripted planner and backend (``BLITZ_SCENARIO``)."""
 

@@ -223,5 +223,14 @@ def test_config_errors_are_user_errors(tmp_path: Path) -> None:
 
 def test_render_output_is_valid_toml_for_the_defaults() -> None:
     data = tomllib.loads(render_repo_config(RepoConfig()))
-    assert set(data) == {"project", "gates", "limits", "breaker", "github"}
+    assert set(data) == {
+        "project",
+        "gates",
+        "limits",
+        "breaker",
+        "github",
+        "models",
+        "budget",
+        "agent",
+    }
     assert data["limits"]["max_tasks"] == 200
