@@ -10,10 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from blitz import workspace as git
-from blitz.backends.registry import create_backend
+from blitz.backends.registry import NO_MODEL, BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
 from blitz.clock import Clock, SystemClock
 from blitz.conductor import Engine, Limits, Services
@@ -22,6 +25,8 @@ from blitz.detect import detect_gates
 from blitz.domain import Goal, Project, new_id
 from blitz.errors import ConfigError, GitError, RepositoryError, UserError
 from blitz.events import Event, EventKind
+from blitz.llm.models import ProviderConfig
+from blitz.llm.usage import PriceTable
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
@@ -42,14 +47,27 @@ class App:
         *,
         clock: Clock | None = None,
         scenario: Scenario | None = None,
+        models: Mapping[str, str] | None = None,
     ) -> None:
+        """``models`` are command-line choices by role ("default", "planner", "recovery",
+        "agent"); they win over blitz.toml and the environment."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.scenario = scenario
+        self.models = dict(models or {})
         settings.home.mkdir(parents=True, exist_ok=True)
         if settings.github_token is not None:
             register_secret(settings.github_token.get_secret_value())
+        for secret in (
+            settings.anthropic_api_key,
+            settings.openai_api_key,
+            settings.compatible_api_key,
+        ):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
         self.store = SqlStore(settings.db_url)
+        # One board for the engine and every model call, so provider breakers are shared.
+        self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
 
     # -- faults (tests) ---------------------------------------------------------------------
@@ -168,8 +186,10 @@ class App:
                     "these changes would not be part of the goal. Commit or stash them, or pass "
                     "--allow-dirty to go ahead without them."
                 )
-        backend = backend or project.backend
-        create_backend(backend, scenario=self.scenario)  # fail now on an unknown backend
+        backend = backend or self.default_backend(project)
+        check_name(backend)
+        if backend == "embedded" and not self.model_name("agent", project):
+            raise ConfigError(NO_MODEL)
         goal_id = new_id("g")
         goal = Goal(
             id=goal_id,
@@ -218,8 +238,90 @@ class App:
         except ConfigError:
             return None
 
-    def planner(self, project: Project, plan_file_plan: object = None) -> Planner:
-        return ScriptedPlanner(self.scenario)
+    # -- models ---------------------------------------------------------------------------
+
+    def default_backend(self, project: Project) -> str:
+        """The project's backend; when none is set, the scripted one if a scenario was given,
+        else the embedded agent."""
+        return project.backend or ("scripted" if self.scenario is not None else "embedded")
+
+    def model_name(self, role: str, project: Project) -> str:
+        """The model for a role ("planner", "recovery", "agent"): the command line first, then
+        the project's blitz.toml, then BLITZ_<ROLE>_MODEL and BLITZ_MODEL; "" if none."""
+        cfg = self._config_for(project)
+        env_role = getattr(self.settings, f"{role}_model", "")
+        for candidate in (
+            self.models.get(role, ""),
+            self.models.get("default", ""),
+            getattr(cfg.models, role) if cfg else "",
+            cfg.models.default if cfg else "",
+            env_role,
+            self.settings.model,
+        ):
+            if candidate:
+                return candidate
+        return ""
+
+    def providers(self) -> ProviderConfig:
+        s = self.settings
+
+        def secret(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value is not None else ""
+
+        config = ProviderConfig(
+            anthropic_api_key=secret(s.anthropic_api_key),
+            anthropic_base_url=s.anthropic_base_url,
+            openai_api_key=secret(s.openai_api_key),
+            openai_base_url=s.openai_base_url,
+            compatible_base_url=s.compatible_base_url,
+            timeout=s.model_timeout,
+        )
+        if s.compatible_api_key is not None:
+            config = dataclasses.replace(config, compatible_api_key=secret(s.compatible_api_key))
+        return config
+
+    def has_planner(self, project: Project) -> bool:
+        """Whether goals of this project can be planned without a plan file."""
+        scripted_plan = self.scenario is not None and self.scenario.plan is not None
+        return scripted_plan or bool(self.model_name("planner", project))
+
+    def planner(self, project: Project) -> Planner:
+        """The model planner when a planner model is configured, else the scripted one."""
+        name = self.model_name("planner", project)
+        if not name:
+            return ScriptedPlanner(self.scenario)
+        from blitz.llm.models import build_model, parse_model
+        from blitz.llm.planner import LLMPlanner
+
+        spec = parse_model(name)
+        recovery_name = self.model_name("recovery", project) or name
+        recovery_spec = parse_model(recovery_name)
+        providers = self.providers()
+        return LLMPlanner(
+            model=build_model(spec, providers),
+            spec=spec,
+            prices=PriceTable(),
+            clock=self.clock,
+            breakers=self.breakers,
+            recovery_model=build_model(recovery_spec, providers),
+            recovery_spec=recovery_spec,
+        )
+
+    def backend_options(self, project: Project) -> BackendOptions:
+        cfg = self._config_for(project)
+        agent = cfg.agent if cfg else None
+        return BackendOptions(
+            scenario=self.scenario,
+            model=self.model_name("agent", project),
+            providers=self.providers(),
+            prices=PriceTable(),
+            clock=self.clock,
+            breakers=self.breakers,
+            max_turns=agent.max_turns if agent else 60,
+            max_tokens=agent.max_tokens if agent else 2_000_000,
+            max_cost_usd=(agent.max_cost_usd or None) if agent else None,
+            stuck_repeats=agent.stuck_repeats if agent else 3,
+        )
 
     def services(self, project: Project, goal: Goal, *, planner: Planner | None = None) -> Services:
         ws = self.workspace(Path(project.path))
@@ -228,7 +330,9 @@ class App:
         api_url = self.settings.github_api_url or (
             cfg.github.api_url if cfg else "https://api.github.com"
         )
-        backend = create_backend(goal.backend or project.backend, scenario=self.scenario)
+        backend = create_backend(
+            goal.backend or self.default_backend(project), self.backend_options(project)
+        )
         return Services(
             planner=planner or self.planner(project),
             backend=backend,
@@ -251,11 +355,7 @@ class App:
     def engine(self, *, planners: dict[str, Planner] | None = None) -> Engine:
         """An engine over this app's store; ``planners`` overrides the planner per goal id."""
         overrides = planners or {}
-        board = BreakerBoard(
-            self.clock,
-            default=BreakerPolicy(),
-            records=self.store.load_breakers(),
-        )
+        board = self.breakers
         return Engine(
             store=self.store,
             clock=self.clock,

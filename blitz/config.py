@@ -119,33 +119,33 @@ class ModelsConfig(_Section):
     llamacpp:..., lmstudio:..., openai-compatible:model@http://host/v1). "" falls back to
     `default`, then to BLITZ_MODEL; --model and --planner-model on the command line win."""
 
-    default: str = Field("", description="Model for every role not set below.")
-    planner: str = Field("", description="Model that plans goals into tasks.")
-    recovery: str = Field("", description="Model that diagnoses failures.")
-    agent: str = Field("", description="Model the embedded agent codes with.")
+    default: str = Field(default="", description="Model for every role not set below.")
+    planner: str = Field(default="", description="Model that plans goals into tasks.")
+    recovery: str = Field(default="", description="Model that diagnoses failures.")
+    agent: str = Field(default="", description="Model the embedded agent codes with.")
 
 
 class BudgetConfig(_Section):
     """Hard spending limits in US dollars (0 = no limit). Reaching one stops new work."""
 
     goal_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
-        0.0, description="Most one goal may spend."
+        default=0.0, description="Most one goal may spend."
     )
     project_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
-        0.0, description="Most all goals of this project together may spend."
+        default=0.0, description="Most all goals of this project together may spend."
     )
 
 
 class AgentConfig(_Section):
     """Limits of the embedded agent, per attempt."""
 
-    max_turns: Positive = Field(60, description="Model calls per attempt.")
-    max_tokens: Positive = Field(2_000_000, description="Tokens (in + out) per attempt.")
+    max_turns: Positive = Field(default=60, description="Model calls per attempt.")
+    max_tokens: Positive = Field(default=2_000_000, description="Tokens (in + out) per attempt.")
     max_cost_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
-        0.0, description="Most one attempt may spend (0 = no limit beyond the budgets)."
+        default=0.0, description="Most one attempt may spend (0 = no limit beyond the budgets)."
     )
     stuck_repeats: Positive = Field(
-        3, description="The same tool call with the same result this many times = stuck."
+        default=3, description="The same tool call with the same result this many times = stuck."
     )
 
 

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+_OUTSIDE_SETTINGS = ("BLITZ_", "ANTHROPIC_", "OPENAI_", "GITHUB_TOKEN", "CLAUDE_")
+"""Environment variables that would point blitz (or an SDK) at real providers or real state."""
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's own keys, models and BLITZ_HOME out of every test (and of the blitz
+    processes tests start): tests reach only 127.0.0.1 and their own temporary state."""
+    for name in list(os.environ):
+        if name.startswith(_OUTSIDE_SETTINGS) and not name.startswith("BLITZ_TEST_"):
+            monkeypatch.delenv(name)
+
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",

@@ -25,7 +25,7 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from blitz.cli import demo, events, init, projects, run, status  # noqa: F401
+    from blitz.cli import demo, events, init, plan, projects, run, status  # noqa: F401
 
 
 def main() -> None:

@@ -15,12 +15,14 @@ from blitz.testing.scripted import Scenario
 out = Console(highlight=False)
 
 
-def make_app(*, scenario_path: str = "") -> App:
-    """The app for one command; ``scenario_path`` (or BLITZ_SCENARIO) feeds the scripted fakes."""
+def make_app(*, scenario_path: str = "", model: str = "", planner_model: str = "") -> App:
+    """The app for one command; ``scenario_path`` (or BLITZ_SCENARIO) feeds the scripted fakes;
+    ``model`` and ``planner_model`` are --model and --planner-model."""
     settings = Settings()
     path = scenario_path or settings.scenario
     scenario = Scenario.load(Path(path)) if path else None
-    return App(settings, scenario=scenario)
+    models = {"default": model, "planner": planner_model}
+    return App(settings, scenario=scenario, models={k: v for k, v in models.items() if v})
 
 
 def print_json(data: Any) -> None:

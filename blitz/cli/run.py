@@ -9,12 +9,13 @@ from pathlib import Path
 import typer
 
 from blitz.app import App
+from blitz.backends.registry import NO_MODEL
 from blitz.cli import app
 from blitz.cli.common import make_app, out, print_json, styled
 from blitz.cli.live import live_view
 from blitz.conductor import runner_alive
 from blitz.domain import GOAL_DONE, Goal, GoalState, TaskState
-from blitz.errors import UserError
+from blitz.errors import ConfigError, UserError
 from blitz.events import Event, EventKind
 from blitz.planner import load_plan_file
 
@@ -39,10 +40,27 @@ def run(
     scenario: str = typer.Option(
         "", "--scenario", help="Scenario file for the scripted planner and backend."
     ),
+    model: str = typer.Option(
+        "",
+        "--model",
+        help="Model for every role, as provider:model (e.g. anthropic:claude-sonnet-4-6).",
+    ),
+    planner_model: str = typer.Option(
+        "", "--planner-model", help="Model for planning (and recovery), if not --model's."
+    ),
 ) -> None:
     """Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."""
     code = asyncio.run(
-        _run(goal, repo, plan, backend, max_parallel, json_out, allow_dirty, scenario)
+        _run(
+            goal,
+            repo,
+            plan,
+            backend,
+            max_parallel,
+            json_out,
+            allow_dirty,
+            make_app(scenario_path=scenario, model=model, planner_model=planner_model),
+        )
     )
     raise typer.Exit(code)
 
@@ -55,18 +73,16 @@ async def _run(
     max_parallel: int,
     json_out: bool,
     allow_dirty: bool,
-    scenario: str,
+    blitz: App,
 ) -> int:
-    blitz = make_app(scenario_path=scenario)
     try:
         project = await blitz.register(repo)
         plan = None
         if plan_path is not None:
             plan = load_plan_file(plan_path, max_tasks=blitz.limits(project).max_tasks)
-        elif blitz.scenario is None or blitz.scenario.plan is None:
-            raise UserError(
-                "no planner is configured: pass --plan FILE to run a plan you wrote "
-                "(see docs/plan-format.md), or --scenario FILE for the scripted planner"
+        elif not blitz.has_planner(project):
+            raise ConfigError(
+                NO_MODEL + "\nOr run a plan you wrote with --plan FILE (docs/plan-format.md)."
             )
         goal = await blitz.new_goal(
             project, title, backend=backend, max_parallel=max_parallel, allow_dirty=allow_dirty

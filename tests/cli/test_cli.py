@@ -542,7 +542,7 @@ def bad_backend(repo: Path, tmp_path: Path) -> tuple[list[Any], list[str]]:
 
 
 def bad_no_planner(repo: Path, tmp_path: Path) -> tuple[list[Any], list[str]]:
-    return ["run", "g", "--repo", repo], ["no planner is configured", "--plan"]
+    return ["run", "g", "--repo", repo], ["no model is configured", "BLITZ_MODEL", "--plan"]
 
 
 def bad_empty_goal(repo: Path, tmp_path: Path) -> tuple[list[Any], list[str]]:
