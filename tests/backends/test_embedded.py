@@ -1,0 +1,591 @@
+"""The embedded agent, end to end: the real SDKs talk to a scripted model server on 127.0.0.1, and
+the agent's tools change a real git worktree and run real commands."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic_ai.exceptions import IncompleteToolCall
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from blitz.backends.base import AgentRequest
+from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
+from blitz.breaker import BreakerBoard, BreakerState
+from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
+from blitz.llm.usage import DEFAULT_PRICES, Price
+from blitz.testing.clock import ManualClock
+from blitz.testing.model_server import ModelServer
+
+KEY = "sk-ant-embedded-test-key-0123456789"
+ANTHROPIC = "anthropic:claude-sonnet-4-6"
+COMPATIBLE = "openai-compatible:coder"
+MODELS = [ANTHROPIC, COMPATIBLE]
+
+# Sonnet's list price, given to the compatible model too so both runs cost the same.
+SONNET = Price(input=3, output=15, cached_input=0.3, cache_write=3.75)
+PRICES = PriceTable({**DEFAULT_PRICES, "openai-compatible:coder": SONNET})
+
+
+class InstantClock(ManualClock):
+    """A manual clock whose sleeps return at once, having moved time on; records the waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def worktree(git_repo: Path) -> Path:
+    """A real git worktree of ``git_repo`` on its own branch, as the engine makes for a task."""
+    path = git_repo.parent / "wt"
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "-b", "blitz/t1", str(path)],
+        cwd=git_repo,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return path
+
+
+def backend(
+    server: ModelServer,
+    model: str = ANTHROPIC,
+    *,
+    key: str = KEY,
+    clock: InstantClock | None = None,
+    breakers: BreakerBoard | None = None,
+    **limits: Any,
+) -> EmbeddedBackend:
+    if model == COMPATIBLE:
+        model = f"{COMPATIBLE}@{server.openai_base_url}"
+    spec = parse_model(model)
+    config = ProviderConfig(
+        anthropic_api_key=key, anthropic_base_url=server.url, compatible_api_key=key
+    )
+    return EmbeddedBackend(
+        model=build_model(spec, config),
+        spec=spec,
+        prices=PRICES,
+        clock=clock or InstantClock(),
+        breakers=breakers,
+        limits=EmbeddedLimits(**limits),
+    )
+
+
+def task(worktree: Path, **changes: Any) -> AgentRequest:
+    fields: dict[str, Any] = {
+        "goal_id": "g1",
+        "goal": "Greet people",
+        "task_id": "t1",
+        "title": "Add hello.py",
+        "instructions": "Add hello() returning 'hello' in hello.py.",
+        "worktree": worktree,
+    }
+    return AgentRequest(**(fields | changes))
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"name": name, "input": args}
+
+
+def finish(summary: str = "Added hello().", **condition: Any) -> dict[str, Any]:
+    return {**condition, "reply": {"tool_calls": [call("finish", summary=summary)]}}
+
+
+class Sink:
+    """Collects the messages a run streams."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def __call__(self, text: str) -> None:
+        self.messages.append(text)
+
+    def text(self) -> str:
+        return "\n".join(self.messages)
+
+
+def tool_results(server: ModelServer) -> str:
+    return "\n".join(request.tool_results for request in server.requests)
+
+
+def assert_script_done(server: ModelServer) -> None:
+    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
+    assert not server.pending
+
+
+# -- the happy path -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_the_agent_writes_edits_runs_a_command_and_finishes(
+    server: ModelServer, worktree: Path, model: str
+) -> None:
+    usage = {"input": 100, "output": 20, "cached": 50}
+    check = "python3 -c 'import hello; print(hello.hello())'"
+    server.add(
+        {
+            "match": "Task t1: Add hello.py",
+            "reply": {
+                "text": "I will add the function.",
+                "tool_calls": [
+                    call("write_file", path="hello.py", content="def hello():\n    return 'hi'\n")
+                ],
+                "usage": usage,
+            },
+        },
+        {
+            "match_tool_result": "wrote 29 bytes to hello.py",
+            "reply": {
+                "tool_calls": [call("edit_file", path="hello.py", old="'hi'", new="'hello'")],
+                "usage": usage,
+            },
+        },
+        {
+            "match_tool_result": "edited hello.py",
+            "reply": {"tool_calls": [call("run_command", command=check)], "usage": usage},
+        },
+        {
+            "match_tool_result": "exit code 0\nhello",
+            "reply": {"tool_calls": [call("finish", summary="Added hello().")], "usage": usage},
+        },
+    )
+    sink = Sink()
+
+    result = await backend(server, model).run(task(worktree), sink)
+
+    assert result.ok, result.error
+    assert result.summary == "Added hello()."
+    assert (worktree / "hello.py").read_text() == "def hello():\n    return 'hello'\n"
+    # Four responses of 150 input tokens (50 read from the cache) and 20 output tokens each.
+    assert result.usage.input_tokens == 600
+    assert result.usage.cached_tokens == 200
+    assert result.usage.output_tokens == 80
+    assert result.usage.cost_usd == pytest.approx((400 * 3 + 200 * 0.3 + 80 * 15) / 1e6)
+    assert sink.messages[0] == "I will add the function."
+    for shown in ("write_file hello.py", "edit_file hello.py", f"$ {check}"):
+        assert shown in sink.messages
+    assert "exit code 0\nhello\n" in sink.messages
+    assert sink.messages[-1] == "finish: Added hello()."
+    assert result.messages == tuple(sink.messages[-20:])
+    # The model was told the task and given the tools.
+    first = server.requests[0]
+    assert "Add hello() returning 'hello' in hello.py." in first.text
+    names = {tool.get("name") or tool["function"]["name"] for tool in first.body["tools"]}
+    assert names == {
+        "read_file",
+        "list_dir",
+        "search",
+        "write_file",
+        "edit_file",
+        "run_command",
+        "finish",
+    }
+    assert_script_done(server)
+
+
+async def test_a_retry_carries_the_previous_failure_and_the_guidance(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(finish(match="Advice for this attempt:\nuse the helper"))
+    request = task(
+        worktree, attempt=2, previous_failure="tests failed: test_hello", guidance="use the helper"
+    )
+
+    result = await backend(server).run(request)
+
+    assert result.ok
+    seen = server.requests[0].text
+    assert "attempt 2" in seen and "tests failed: test_hello" in seen
+    assert_script_done(server)
+
+
+async def test_the_calls_of_one_response_run_in_order(server: ModelServer, worktree: Path) -> None:
+    server.add(
+        {
+            "match": "Task t1",
+            "reply": {
+                "tool_calls": [
+                    call("run_command", command="sleep 0.3; echo one > order.txt"),
+                    call("run_command", command="echo two >> order.txt"),
+                ]
+            },
+        },
+        finish(match_tool_result="exit code 0"),
+    )
+
+    result = await backend(server).run(task(worktree))
+
+    assert result.ok, result.error
+    assert (worktree / "order.txt").read_text() == "one\ntwo\n"
+
+
+async def test_concurrent_runs_share_the_backend_and_keep_apart(
+    server: ModelServer, git_repo: Path, worktree: Path
+) -> None:
+    other = git_repo.parent / "wt2"
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "-b", "blitz/t2", str(other)],
+        cwd=git_repo,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    for task_id, where in (("t1", "one.txt"), ("t2", "two.txt")):
+        server.add(
+            {
+                "match": f"Task {task_id}:",
+                "reply": {"tool_calls": [call("write_file", path=where, content=task_id)]},
+            },
+            finish(f"wrote {where}", match=f"Task {task_id}:", match_tool_result=where),
+        )
+    shared = backend(server)
+
+    first, second = await asyncio.gather(
+        shared.run(task(worktree)), shared.run(task(other, task_id="t2"))
+    )
+
+    assert (first.ok, first.summary) == (True, "wrote one.txt")
+    assert (second.ok, second.summary) == (True, "wrote two.txt")
+    assert sorted(p.name for p in worktree.glob("*.txt")) == ["one.txt"]
+    assert sorted(p.name for p in other.glob("*.txt")) == ["two.txt"]
+    assert_script_done(server)
+
+
+# -- the model's mistakes -----------------------------------------------------------------------
+
+
+async def test_path_escapes_are_refused_and_the_model_is_told(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {
+            "match": "Task t1",
+            "reply": {
+                "tool_calls": [
+                    call("write_file", path="../x", content="escaped"),
+                    call("read_file", path="/etc/passwd"),
+                ]
+            },
+        },
+        finish(match_tool_result="is absolute"),
+    )
+    sink = Sink()
+
+    result = await backend(server).run(task(worktree), sink)
+
+    assert result.ok, result.error
+    assert not (worktree.parent / "x").exists()
+    seen = tool_results(server)
+    assert "'../x' is outside the worktree" in seen
+    assert "'/etc/passwd' is absolute" in seen
+    assert "root:" not in seen
+    assert any(m.startswith("error: path '../x' is outside the worktree") for m in sink.messages)
+    assert_script_done(server)
+
+
+async def test_an_unknown_tool_and_bad_arguments_are_corrected(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("delete_everything")]}},
+        {
+            "match_tool_result": "Unknown tool name: 'delete_everything'",
+            "reply": {"tool_calls": [call("write_file", path=3)]},
+        },
+        {
+            "match_tool_result": "Field required",
+            "reply": {"tool_calls": [call("write_file", path="hello.py", content="x = 1\n")]},
+        },
+        finish(match_tool_result="wrote 6 bytes"),
+    )
+    sink = Sink()
+
+    result = await backend(server).run(task(worktree), sink)
+
+    assert result.ok, result.error
+    assert (worktree / "hello.py").read_text() == "x = 1\n"
+    assert any(m.startswith("retry delete_everything: Unknown tool name") for m in sink.messages)
+    assert any(m.startswith("retry write_file:") and "content" in m for m in sink.messages)
+    assert_script_done(server)
+
+
+async def test_output_that_stays_invalid_fails_the_attempt_without_crashing(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"tool_calls": [call("delete_everything")]}, "times": -1})
+
+    result = await backend(server).run(task(worktree))
+
+    assert not result.ok and not result.crashed and not result.config_error
+    assert "delete_everything" in result.error and "retries" in result.error
+    assert len(server.requests) == 4  # the first call and three retries
+
+
+async def test_a_response_cut_off_at_the_token_limit_fails_the_attempt(worktree: Path) -> None:
+    """pydantic-ai's FunctionModel stands in for a provider whose reply stopped at max_tokens in
+    the middle of a tool call, which the scripted server cannot send."""
+    requests: list[int] = []
+
+    def cut_off(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        requests.append(len(messages))
+        raise IncompleteToolCall("the model stopped at max_tokens while writing a tool call")
+
+    embedded = EmbeddedBackend(
+        model=FunctionModel(cut_off),
+        spec=parse_model(ANTHROPIC),
+        prices=PRICES,
+        clock=InstantClock(),
+    )
+
+    result = await embedded.run(task(worktree))
+
+    assert not result.ok and not result.crashed and not result.config_error
+    assert "the model's output was unusable" in result.error
+    assert len(requests) == 1  # unusable output is not retried like an outage
+
+
+async def test_stopping_without_finish_fails_with_what_the_model_said(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"text": "I cannot find   the file\nto change."}})
+
+    result = await backend(server).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert result.error == (
+        "the agent stopped without calling finish: I cannot find the file to change."
+    )
+    assert result.messages == ("I cannot find   the file\nto change.",)
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+
+async def test_the_turn_limit_stops_the_run(server: ModelServer, worktree: Path) -> None:
+    server.add({"reply": {"tool_calls": [call("list_dir")]}, "times": -1})
+
+    result = await backend(server, max_turns=3, stuck_repeats=10).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert result.error == "turn limit of 3 reached"
+    assert len(server.requests) == 3
+
+
+async def test_the_token_limit_stops_the_run(server: ModelServer, worktree: Path) -> None:
+    server.add({"reply": {"tool_calls": [call("list_dir")]}, "times": -1})
+
+    result = await backend(server, max_tokens=300, stuck_repeats=10).run(task(worktree))
+
+    assert not result.ok
+    assert result.error == "token limit of 300 reached (360 tokens used)"
+    assert len(server.requests) == 3
+
+
+async def test_the_cost_limit_stops_the_run_before_the_next_request(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"tool_calls": [call("list_dir")]}, "times": -1})
+    # Each response costs $0.0006; the request's budget is lower than the backend's limit.
+    run = backend(server, max_cost_usd=1.0, stuck_repeats=10)
+
+    result = await run.run(task(worktree, budget_usd=0.001))
+
+    assert not result.ok and not result.crashed
+    assert result.error == "cost limit of $0.001 reached ($0.0012 spent)"
+    assert len(server.requests) == 2
+    assert result.usage.cost_usd == pytest.approx(0.0012)
+
+
+async def test_the_same_call_with_the_same_result_three_times_is_stuck(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"tool_calls": [call("read_file", path="README.md")]}, "times": -1})
+
+    result = await backend(server).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert result.error == "stuck: the same read_file call returned the same result 3 times"
+    assert len(server.requests) == 3
+
+
+async def test_a_failing_call_repeated_is_stuck_too(server: ModelServer, worktree: Path) -> None:
+    server.add({"reply": {"tool_calls": [call("read_file", path="missing.py")]}, "times": -1})
+
+    result = await backend(server).run(task(worktree))
+
+    assert result.error == "stuck: the same read_file call returned the same result 3 times"
+
+
+async def test_the_wall_time_limit_ends_a_hanging_request_quickly(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"text": "too late", "delay": 30}})
+    started = time.monotonic()
+
+    result = await backend(server).run(task(worktree, timeout=0.5))
+
+    assert time.monotonic() - started < 10
+    assert not result.ok and not result.crashed
+    assert result.error == "timed out after 0.5s"
+
+
+async def test_the_backend_wall_time_caps_the_request_timeout(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"text": "too late", "delay": 30}})
+
+    result = await backend(server, wall_time=0.3).run(task(worktree, timeout=600))
+
+    assert result.error == "timed out after 0.3s"
+
+
+# -- provider failures --------------------------------------------------------------------------
+
+
+async def test_an_overloaded_provider_is_retried_then_the_attempt_crashes(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"error": {"status": 529}}, "times": -1})
+    clock = InstantClock()
+    breakers = BreakerBoard(clock)
+
+    result = await backend(server, clock=clock, breakers=breakers, model_attempts=3).run(
+        task(worktree)
+    )
+
+    assert not result.ok and result.crashed and not result.config_error
+    assert "failed 3 times" in result.error and "overloaded" in result.error
+    assert len(server.requests) == 3
+    assert len(clock.slept) == 2  # backoff between the attempts, on the injected clock
+    assert breakers.get("provider:anthropic").failures == 3
+
+
+async def test_a_transient_failure_mid_run_is_retried_and_the_run_goes_on(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("list_dir")]}},
+        finish(match_tool_result="README.md"),
+    )
+    server.fail_next(1, 503)
+
+    result = await backend(server).run(task(worktree))
+
+    assert result.ok, result.error
+    assert [r.status for r in server.requests] == [503, 200, 200]
+
+
+async def test_an_open_breaker_fails_fast_as_a_crash(server: ModelServer, worktree: Path) -> None:
+    clock = InstantClock()
+    breakers = BreakerBoard(clock)
+    for _ in range(5):
+        breakers.record(["provider:anthropic"], ok=False, error="overloaded")
+    assert breakers.get("provider:anthropic").state is BreakerState.OPEN
+
+    result = await backend(server, clock=clock, breakers=breakers).run(task(worktree))
+
+    assert not result.ok and result.crashed
+    assert "circuit breaker" in result.error
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_a_rejected_key_is_a_config_error_and_not_retried(
+    server: ModelServer, worktree: Path, model: str
+) -> None:
+    wrong = "sk-ant-wrong-key-9876543210"
+
+    result = await backend(server, model, key=wrong).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert "rejected the API key (401)" in result.config_error
+    assert result.error == result.config_error
+    assert len(server.requests) == 1
+    assert wrong not in repr(result)
+
+
+async def test_a_stream_cut_mid_response_crashes_the_attempt(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"reply": {"text": "partial answer, then nothing", "cut_stream_after": 4}, "times": -1}
+    )
+
+    result = await backend(server).run(task(worktree))
+
+    assert not result.ok and result.crashed
+    assert len(server.requests) == 4
+    assert all(request.stream for request in server.requests)
+
+
+async def test_a_missing_worktree_is_a_crash(server: ModelServer, tmp_path: Path) -> None:
+    result = await backend(server).run(task(tmp_path / "gone"))
+
+    assert not result.ok and result.crashed
+    assert "is not a directory" in result.error
+    assert server.requests == []
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+async def test_secrets_stay_out_of_commands_messages_and_the_result(
+    server: ModelServer, worktree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("BLITZ_MARKER", "visible-to-commands")
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("run_command", command="env")]}},
+        finish(match_tool_result="BLITZ_MARKER=visible-to-commands"),
+    )
+    sink = Sink()
+
+    result = await backend(server).run(task(worktree), sink)
+
+    assert result.ok, result.error
+    assert "ANTHROPIC_API_KEY" not in tool_results(server)
+    assert KEY not in tool_results(server)
+    assert KEY not in sink.text()
+    assert KEY not in repr(result)
+    assert_script_done(server)
+
+
+async def test_a_secret_the_agent_reads_is_redacted_from_what_it_shows(
+    server: ModelServer, worktree: Path
+) -> None:
+    (worktree / ".env").write_text(f"ANTHROPIC_API_KEY={KEY}\n")
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("read_file", path=".env")]}},
+        {
+            "match_tool_result": "ANTHROPIC_API_KEY=",
+            "reply": {"text": f"The key is {KEY}; I will not use it."},
+        },
+    )
+    sink = Sink()
+
+    result = await backend(server).run(task(worktree), sink)
+
+    assert not result.ok
+    assert "[redacted]" in sink.text() and "[redacted]" in result.error
+    assert KEY not in sink.text()
+    assert KEY not in repr(result)
