@@ -1,0 +1,797 @@
+"""The model-backed planner, driven through the real Anthropic and OpenAI SDKs against the scripted
+model server on 127.0.0.1 (and, for a few fast checks, pydantic-ai's function and test models)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic_ai import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+
+from blitz.breaker import BreakerBoard, BreakerPolicy
+from blitz.domain import (
+    Attempt,
+    Check,
+    GateResult,
+    Recovery,
+    RecoveryAction,
+    RecoveryPlan,
+    Task,
+    TaskSpec,
+    Usage,
+)
+from blitz.errors import PlanError
+from blitz.llm.errors import ProviderConfigError, breaker_key
+from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
+from blitz.llm.planner import (
+    OUTPUT_RETRIES,
+    PLAN_TOOL,
+    RECOVERY_TOOL,
+    LLMPlanner,
+    OutputMode,
+    RecoveryOutput,
+)
+from blitz.llm.usage import PriceTable
+from blitz.planner import PlanRequest, RecoveryRequest, check_plan, parse_plan
+from blitz.testing.clock import ManualClock
+from blitz.testing.model_server import ModelServer
+
+KEY = "sk-ant-test-0123456789abcdef"
+CONFIG = ProviderConfig(anthropic_api_key=KEY)
+APIS = ["anthropic", "ollama"]
+
+GOOD: dict[str, Any] = {
+    "summary": "Add rate limiting",
+    "tasks": [
+        {
+            "id": "limiter",
+            "title": "Add a token-bucket limiter",
+            "instructions": "Add src/limiter.py with a TokenBucket class and tests.",
+            "files": ["src/limiter.py"],
+            "checks": [{"kind": "file_exists", "path": "src/limiter.py"}],
+            "priority": 2,
+        },
+        {
+            "id": "middleware",
+            "title": "Use the limiter in the middleware",
+            "instructions": "Call TokenBucket.take() in src/app.py before each request.",
+            "depends_on": ["limiter"],
+        },
+    ],
+}
+EXPECTED = (
+    TaskSpec(
+        id="limiter",
+        title="Add a token-bucket limiter",
+        instructions="Add src/limiter.py with a TokenBucket class and tests.",
+        files=("src/limiter.py",),
+        checks=(Check(kind="file_exists", path="src/limiter.py"),),
+        priority=2,
+    ),
+    TaskSpec(
+        id="middleware",
+        title="Use the limiter in the middleware",
+        instructions="Call TokenBucket.take() in src/app.py before each request.",
+        depends_on=("limiter",),
+    ),
+)
+
+
+def with_tasks(*changes: dict[str, Any], summary: str = "s") -> dict[str, Any]:
+    """A plan whose tasks are GOOD's first task changed by each of ``changes``."""
+    tasks = [{**copy.deepcopy(GOOD["tasks"][0]), "checks": [], **change} for change in changes]
+    return {"summary": summary, "tasks": tasks}
+
+
+CYCLE = with_tasks({"id": "a", "depends_on": ["b"]}, {"id": "b", "depends_on": ["a"]})
+UNKNOWN = with_tasks({"id": "a"}, {"id": "b", "depends_on": ["nope"]})
+
+
+class InstantClock(ManualClock):
+    """Sleeps return at once (time moves on); every wait is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+
+def tool_reply(data: Any, tool: str = PLAN_TOOL) -> dict[str, Any]:
+    return {"reply": {"tool_calls": [{"name": tool, "input": data}]}}
+
+
+def json_reply(data: Any, **turn: Any) -> dict[str, Any]:
+    return {"reply": {"json": data}, **turn}
+
+
+def uses_tools(body: Any) -> bool:
+    return bool(body.get("tools"))
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer() as running:
+        yield running
+
+
+def spec_for(api: str, server: ModelServer) -> ModelSpec:
+    if api == "anthropic":
+        return parse_model(f"anthropic:claude-sonnet-4-6@{server.anthropic_base_url}")
+    return parse_model(f"{api}:qwen3-coder@{server.openai_base_url}")
+
+
+Make = Callable[..., Awaitable[LLMPlanner]]
+
+
+@pytest.fixture
+async def make(server: ModelServer) -> AsyncIterator[Make]:
+    """Builds planners on real models pointed at ``server``; closes the models afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def build(api: str, *, recovery_api: str | None = None, **options: Any) -> LLMPlanner:
+            spec = spec_for(api, server)
+            model = await stack.enter_async_context(build_model(spec, CONFIG))
+            if recovery_api is not None:
+                recovery_spec = spec_for(recovery_api, server)
+                options["recovery_spec"] = recovery_spec
+                options["recovery_model"] = await stack.enter_async_context(
+                    build_model(recovery_spec, CONFIG)
+                )
+            options.setdefault("clock", InstantClock())
+            return LLMPlanner(model=model, spec=spec, prices=PriceTable(), **options)
+
+        yield build
+
+
+@pytest.fixture
+def repo(git_repo: Path) -> Path:
+    (git_repo / "src").mkdir()
+    (git_repo / "src" / "app.py").write_text("def handle(request):\n    return 'ok'\n")
+    (git_repo / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    for args in (["add", "-A"], ["commit", "-q", "-m", "Add the app"]):
+        subprocess.run(["git", *args], cwd=git_repo, check=True, capture_output=True, timeout=30)
+    return git_repo
+
+
+def plan_request(repo: Path, **changes: Any) -> PlanRequest:
+    fields: dict[str, Any] = {
+        "goal_id": "g1",
+        "goal": "Add rate limiting to the request handler",
+        "repo": repo,
+        "gates": {"test": "pytest -q", "lint": "ruff check ."},
+        "max_tasks": 10,
+        **changes,
+    }
+    return PlanRequest(**fields)
+
+
+def priced(api: str, calls: int) -> Usage:
+    """The usage of ``calls`` scripted replies (100 input and 20 output tokens each)."""
+    cost = calls * (100 * 3 + 20 * 15) / 1e6 if api == "anthropic" else 0.0  # ollama is free
+    return Usage(input_tokens=100 * calls, output_tokens=20 * calls, cost_usd=cost)
+
+
+def assert_usage(actual: Usage, expected: Usage) -> None:
+    assert (actual.input_tokens, actual.output_tokens, actual.cached_tokens) == (
+        expected.input_tokens,
+        expected.output_tokens,
+        expected.cached_tokens,
+    )
+    assert actual.cost_usd == pytest.approx(expected.cost_usd)
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["anthropic", "openai-compatible", "ollama"])
+async def test_a_valid_plan_is_accepted_first_time(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    server.add(tool_reply(GOOD))
+    planner = await make(api)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.summary == "Add rate limiting"
+    assert planned.plan.tasks == EXPECTED
+    assert_usage(planned.usage, priced(api, 1))
+    [seen] = server.requests
+    assert seen.api == ("anthropic" if api == "anthropic" else "openai")
+    assert [
+        tool["name"] if api == "anthropic" else tool["function"]["name"]
+        for tool in seen.body["tools"]
+    ] == [PLAN_TOOL]
+    text = seen.text
+    # The job, the gates that judge every task, the size cap, the goal and the repository.
+    for expected in (
+        "Small, independent, verifiable tasks",
+        "`pytest -q`",
+        "`ruff check .`",
+        "At most 10 tasks",
+        "Add rate limiting to the request handler",
+        "src/app.py",
+        "# demo",  # the README
+        'name = "demo"',  # the manifest
+    ):
+        assert expected in text
+    assert not server.unmatched and not server.pending
+
+
+async def test_anthropic_requests_ask_for_prompt_caching(
+    server: ModelServer, make: Make, repo: Path
+) -> None:
+    server.add(tool_reply(GOOD))
+    planner = await make("anthropic")
+    await planner.plan(plan_request(repo))
+    [seen] = server.requests
+    assert "cache_control" in str(seen.body)
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_cycle_is_sent_back_in_the_same_conversation_and_the_fix_accepted(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    server.add(tool_reply(CYCLE), tool_reply(GOOD))
+    planner = await make(api)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    first, second = server.requests
+    assert "cycle: a -> b -> a" not in first.text
+    assert "cycle: a -> b -> a" in second.last_user_text
+    assert "Fix every problem" in second.last_user_text
+    # The same conversation: the rejected plan is in it, the goal is not repeated.
+    roles = [m["role"] for m in second.body["messages"]]
+    assert "assistant" in roles
+    assert second.text.count("Add rate limiting to the request handler") == 1
+    assert_usage(planned.usage, priced(api, 2))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_an_unknown_dependency_is_sent_back(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    server.add(tool_reply(UNKNOWN), tool_reply(GOOD))
+    planner = await make(api)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    assert "task 'b' depends on unknown task 'nope'" in server.requests[1].last_user_text
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_plan_over_max_tasks_is_sent_back(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    huge = with_tasks(*({"id": f"t{i}"} for i in range(25)))
+    server.add(tool_reply(huge), tool_reply(GOOD))
+    planner = await make(api)
+
+    planned = await planner.plan(plan_request(repo, max_tasks=3))
+
+    assert len(planned.plan.tasks) == 2
+    assert "the plan has 25 tasks; the limit is 3" in server.requests[1].last_user_text
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_missing_fields_are_fixed_by_the_output_retry(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    broken = copy.deepcopy(GOOD)
+    del broken["tasks"][1]["title"]
+    server.add(tool_reply(broken), tool_reply(GOOD))
+    planner = await make(api)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    _, second = server.requests
+    assert "Field required" in second.tool_results
+    assert "title" in second.tool_results
+    assert_usage(planned.usage, priced(api, 2))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_text_that_is_not_json_is_re_asked_with_the_errors(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    server.add({"reply": {"text": "Sure! First we add a limiter, then..."}, "times": 2})
+    server.add(json_reply(GOOD))
+    planner = await make(api, output_mode="prompted")
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    assert len(server.requests) == 3
+    assert not any(uses_tools(r.body) for r in server.requests)
+    reask = server.requests[2].last_user_text
+    assert "could not be read" in reask and "Invalid JSON" in reask
+    # The broken conversation is dropped: the question is asked again, with the problem.
+    assert "Add rate limiting to the request handler" in reask
+    assert_usage(planned.usage, priced(api, 3))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_json_object_in_a_fenced_block_is_accepted(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    fenced = f"Here is the plan:\n```json\n{json.dumps(GOOD)}\n```\n"
+    server.add({"reply": {"text": fenced}})
+    planner = await make(api, output_mode="prompted")
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    [seen] = server.requests
+    assert '"depends_on"' in seen.text  # the schema is in the prompt
+    assert not uses_tools(seen.body)
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_every_answer_failing_ends_in_a_plan_error_after_max_reasks_plus_one_calls(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    server.add({**tool_reply(CYCLE), "times": -1})
+    planner = await make(api, max_reasks=2)
+
+    with pytest.raises(PlanError) as info:
+        await planner.plan(plan_request(repo))
+
+    assert len(server.requests) == 3
+    message = str(info.value)
+    assert "the planner could not produce a valid plan after 3 attempts" in message
+    assert "cycle: a -> b -> a" in message
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_model_answering_json_text_instead_of_calling_the_tool_falls_back_to_prompted(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    server.add(json_reply(GOOD, times=-1))
+    planner = await make(api)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    # Two tool-mode requests (the answer and pydantic-ai's one re-ask), then one prompted.
+    assert [uses_tools(r.body) for r in server.requests] == [True, True, False]
+    assert "Please include your response in a tool call" in server.requests[1].text
+    assert planner.output_modes == ("prompted", "prompted")
+    assert_usage(planned.usage, priced(api, 3))
+
+    # The fallback holds for the rest of the goal: the next call asks for JSON at once.
+    await planner.plan(plan_request(repo))
+    assert [uses_tools(r.body) for r in server.requests[3:]] == [False]
+
+
+async def test_a_model_that_refuses_tools_falls_back_to_prompted(
+    server: ModelServer, make: Make, repo: Path
+) -> None:
+    server.fail_next(1, 400, message="registry.ollama.ai/library/gemma:2b does not support tools")
+    server.add(json_reply(GOOD))
+    planner = await make("ollama")
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    assert [(r.status, uses_tools(r.body)) for r in server.requests] == [(400, True), (200, False)]
+
+
+async def test_tool_mode_never_falls_back(server: ModelServer, make: Make, repo: Path) -> None:
+    server.add(json_reply(GOOD, times=-1))
+    planner = await make("ollama", output_mode="tool", max_reasks=1)
+
+    with pytest.raises(PlanError) as info:
+        await planner.plan(plan_request(repo))
+
+    # Two attempts of two requests each (pydantic-ai's one output retry), all with the tool.
+    assert [uses_tools(r.body) for r in server.requests] == [True] * 4
+    assert "after 2 attempts" in str(info.value)
+    assert "Please include your response in a tool call" in str(info.value)
+    assert planner.output_modes == ("tool", "tool")
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_transient_failure_is_retried_and_counted_once(
+    server: ModelServer, make: Make, repo: Path, api: str
+) -> None:
+    status = 529 if api == "anthropic" else 503
+    server.fail_next(1, status)
+    server.add(tool_reply(GOOD))
+    clock = InstantClock()
+    board = BreakerBoard(clock, policies={"provider": BreakerPolicy(threshold=2, cooldown=60)})
+    planner = await make(api, clock=clock, breakers=board, max_reasks=0)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    assert [r.status for r in server.requests] == [status, 200]
+    assert len(clock.waits) == 1  # one backoff on the injected clock
+    assert_usage(planned.usage, priced(api, 1))  # the failed request cost nothing
+    breaker = board.get(breaker_key(spec_for(api, server).provider))
+    assert breaker.failures == 0  # the failure was counted, then the success reset it
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_rejected_key_is_a_config_error_and_not_retried(repo: Path, api: str) -> None:
+    with ModelServer([tool_reply(GOOD)], api_key="another-key") as strict:
+        spec = spec_for(api, strict)
+        config = ProviderConfig(anthropic_api_key=KEY, compatible_api_key="wrong-key-123456")
+        async with build_model(spec, config) as model:
+            planner = LLMPlanner(model=model, spec=spec, prices=PriceTable(), clock=InstantClock())
+            with pytest.raises(ProviderConfigError) as info:
+                await planner.plan(plan_request(repo))
+        assert info.value.failure.status == 401
+        assert len(strict.requests) == 1
+
+
+# -- recovery --------------------------------------------------------------------------------
+
+
+def recovery_request(**changes: Any) -> RecoveryRequest:
+    task = Task(
+        id="parser",
+        goal_id="g1",
+        title="Parse the config file",
+        instructions="Add parse() to src/config.py reading TOML.",
+        depends_on=("setup",),
+    )
+    gate = GateResult(
+        name="test",
+        command="pytest -q",
+        passed=False,
+        exit_code=1,
+        duration=2.5,
+        output_tail="...\nE   KeyError: 'limits'\nFAILED tests/test_config.py::test_parse",
+        new_failures=("tests/test_config.py::test_parse",),
+    )
+    attempt = Attempt(
+        id="a1",
+        goal_id="g1",
+        task_id="parser",
+        number=2,
+        error="the test gate failed",
+        gates=(gate,),
+        diff="diff --git a/src/config.py b/src/config.py\n+def parse(text): ...",
+    )
+    earlier = Recovery(
+        id="r1",
+        goal_id="g1",
+        task_id="parser",
+        attempt_id="a0",
+        root_cause="parse() ignored the [limits] table",
+        action=RecoveryAction.RETRY,
+        guidance="read every table",
+    )
+    fields: dict[str, Any] = {
+        "goal_id": "g1",
+        "goal": "Read limits from the config file",
+        "task": task,
+        "attempt": attempt,
+        "error": "the test gate failed: KeyError: 'limits'",
+        "gates": (gate,),
+        "diff": attempt.diff,
+        "messages": ("I added parse().", "Done: parse() reads the file."),
+        "earlier": (earlier,),
+        "task_ids": ("setup", "parser", "docs"),
+        **changes,
+    }
+    return RecoveryRequest(**fields)
+
+
+NEW_TASK = {
+    "id": "fixture",
+    "title": "Add a config fixture",
+    "instructions": "Add tests/fixtures/config.toml with a [limits] table.",
+}
+NEW_SPEC = TaskSpec(
+    id="fixture",
+    title="Add a config fixture",
+    instructions="Add tests/fixtures/config.toml with a [limits] table.",
+)
+
+RECOVERIES = {
+    "retry": (
+        {"root_cause": "wrong key", "action": "retry", "guidance": "read [limits]"},
+        RecoveryPlan(root_cause="wrong key", action=RecoveryAction.RETRY, guidance="read [limits]"),
+    ),
+    "insert": (
+        {"root_cause": "no fixture", "action": "insert", "tasks": [NEW_TASK]},
+        RecoveryPlan(root_cause="no fixture", action=RecoveryAction.INSERT, tasks=(NEW_SPEC,)),
+    ),
+    "replace": (
+        {
+            "root_cause": "too big",
+            "action": "replace",
+            "tasks": [NEW_TASK, {**NEW_TASK, "id": "parse-2", "depends_on": ["fixture", "setup"]}],
+        },
+        RecoveryPlan(
+            root_cause="too big",
+            action=RecoveryAction.REPLACE,
+            tasks=(
+                NEW_SPEC,
+                TaskSpec(
+                    id="parse-2",
+                    title=NEW_SPEC.title,
+                    instructions=NEW_SPEC.instructions,
+                    depends_on=("fixture", "setup"),
+                ),
+            ),
+        ),
+    ),
+    "skip": (
+        {"root_cause": "already done by setup", "action": "skip"},
+        RecoveryPlan(root_cause="already done by setup", action=RecoveryAction.SKIP),
+    ),
+    "abort": (
+        {"root_cause": "the config format is unknown", "action": "abort"},
+        RecoveryPlan(root_cause="the config format is unknown", action=RecoveryAction.ABORT),
+    ),
+}
+
+
+def test_the_recovery_output_offers_every_action() -> None:
+    actions = get_args(RecoveryOutput.model_fields["action"].annotation)
+    assert set(actions) == {a.value for a in RecoveryAction}
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("action", list(RECOVERIES))
+async def test_recovery_answers_each_action(
+    server: ModelServer, make: Make, api: str, action: str
+) -> None:
+    answer, expected = RECOVERIES[action]
+    server.add(tool_reply(answer, RECOVERY_TOOL))
+    planner = await make(api)
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery == expected
+    assert_usage(recovered.usage, priced(api, 1))
+    [seen] = server.requests
+    text = seen.text
+    for expected_text in (
+        "Read limits from the config file",  # the goal
+        "parser: Parse the config file",  # the task
+        "Add parse() to src/config.py reading TOML.",
+        "KeyError: 'limits'",  # the error and the gate's output
+        "tests/test_config.py::test_parse",
+        "+def parse(text): ...",  # the diff
+        "Done: parse() reads the file.",  # the agent's last message
+        "parse() ignored the [limits] table",  # the earlier recovery
+        "setup, parser, docs",  # the ids new tasks may not reuse
+    ):
+        assert expected_text in text
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_recovery_task_reusing_an_id_is_sent_back(
+    server: ModelServer, make: Make, api: str
+) -> None:
+    colliding = {
+        "root_cause": "no fixture",
+        "action": "insert",
+        "tasks": [{**NEW_TASK, "id": "docs"}],
+    }
+    server.add(
+        tool_reply(colliding, RECOVERY_TOOL), tool_reply(RECOVERIES["insert"][0], RECOVERY_TOOL)
+    )
+    planner = await make(api)
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery == RECOVERIES["insert"][1]
+    assert "task id 'docs' already exists" in server.requests[1].last_user_text
+    assert_usage(recovered.usage, priced(api, 2))
+
+
+async def test_recovery_tasks_that_contradict_the_action_are_sent_back(
+    server: ModelServer, make: Make
+) -> None:
+    loop = {**NEW_TASK, "depends_on": ["parser"]}
+    server.add(
+        tool_reply({"root_cause": "x", "action": "skip", "tasks": [NEW_TASK]}, RECOVERY_TOOL),
+        tool_reply({"root_cause": "x", "action": "insert", "tasks": [loop]}, RECOVERY_TOOL),
+        tool_reply({"root_cause": "x", "action": "insert", "tasks": [NEW_TASK]}, RECOVERY_TOOL),
+    )
+    planner = await make("anthropic")
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery.action is RecoveryAction.INSERT
+    assert "action 'skip' takes no tasks" in server.requests[1].last_user_text
+    assert "depends on the failed task 'parser'" in server.requests[2].last_user_text
+
+
+async def test_recovery_that_never_validates_is_a_plan_error(
+    server: ModelServer, make: Make
+) -> None:
+    server.add({**tool_reply({"root_cause": "x", "action": "replace"}, RECOVERY_TOOL), "times": -1})
+    planner = await make("ollama", max_reasks=1)
+
+    with pytest.raises(PlanError) as info:
+        await planner.recover(recovery_request())
+
+    assert len(server.requests) == 2
+    assert "could not produce a valid recovery plan after 2 attempts" in str(info.value)
+    assert "recovery action 'replace' needs at least one task" in str(info.value)
+
+
+async def test_recovery_uses_the_recovery_model_and_prices_its_usage(
+    server: ModelServer, make: Make, repo: Path
+) -> None:
+    server.add(tool_reply(GOOD), tool_reply(RECOVERIES["skip"][0], RECOVERY_TOOL))
+    planner = await make("ollama", recovery_api="anthropic")
+
+    planned = await planner.plan(plan_request(repo))
+    recovered = await planner.recover(recovery_request())
+
+    assert [r.api for r in server.requests] == ["openai", "anthropic"]
+    assert_usage(planned.usage, priced("ollama", 1))
+    assert_usage(recovered.usage, priced("anthropic", 1))
+
+
+# -- fast checks with pydantic-ai's own models -------------------------------------------------
+
+
+LOCAL = ModelSpec(provider="ollama", name="function", base_url="http://127.0.0.1:9/v1")
+
+
+def scripted(*answers: Any) -> tuple[FunctionModel, list[list[ModelMessage]]]:
+    """A function model calling the output tool with each answer in turn; it records what it
+    was sent."""
+    seen: list[list[ModelMessage]] = []
+    pending = list(answers)
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(list(messages))
+        [tool] = info.output_tools
+        return ModelResponse(parts=[ToolCallPart(tool_name=tool.name, args=pending.pop(0))])
+
+    return FunctionModel(reply), seen
+
+
+def user_text(message: ModelMessage) -> str:
+    assert isinstance(message, ModelRequest)
+    return "\n".join(
+        str(part.content) for part in message.parts if isinstance(part, UserPromptPart)
+    )
+
+
+def local_planner(model: Any, **options: Any) -> LLMPlanner:
+    return LLMPlanner(model=model, spec=LOCAL, prices=PriceTable(), clock=InstantClock(), **options)
+
+
+async def test_function_model_sees_the_problems_after_its_own_answer(repo: Path) -> None:
+    model, seen = scripted(CYCLE, UNKNOWN, GOOD)
+    planner = local_planner(model)
+
+    planned = await planner.plan(plan_request(repo))
+
+    assert planned.plan.tasks == EXPECTED
+    assert len(seen) == 3
+    second, third = seen[1], seen[2]
+    assert isinstance(second[1], ModelResponse)  # the rejected answer stays in the conversation
+    assert "cycle: a -> b -> a" in user_text(second[-1])
+    assert "depends on unknown task 'nope'" in user_text(third[-1])
+    assert "cycle" not in user_text(third[-1])  # only the last answer's problems
+
+
+async def test_function_model_instructions_state_the_rules(repo: Path) -> None:
+    instructions: list[str | None] = []
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        instructions.append(info.instructions)
+        return ModelResponse(parts=[ToolCallPart(tool_name=info.output_tools[0].name, args=GOOD)])
+
+    await local_planner(FunctionModel(reply)).plan(plan_request(repo, max_tasks=7, gates={}))
+
+    [text] = instructions
+    assert text is not None
+    assert "At most 7 tasks" in text and "no gates configured" in text
+
+
+@pytest.mark.parametrize("budget", [0, 60, 2_000])
+async def test_the_repository_context_keeps_to_its_budget(repo: Path, budget: int) -> None:
+    prompts: list[str] = []
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        prompts.append(user_text(messages[0]))
+        return ModelResponse(parts=[ToolCallPart(tool_name=info.output_tools[0].name, args=GOOD)])
+
+    await local_planner(FunctionModel(reply), context_budget=budget).plan(plan_request(repo))
+
+    [prompt] = prompts
+    goal, _, context = prompt.partition("\n\n# The repository\n\n")
+    assert goal == "Goal: Add rate limiting to the request handler"
+    assert len(context) <= budget * 4
+    assert bool(context) == (budget > 0)
+    assert ("def handle(request)" in context) == (budget == 2_000)  # the relevant file
+
+
+async def test_test_model_plans_with_the_output_tool(repo: Path) -> None:
+    planned = await local_planner(TestModel(custom_output_args=GOOD)).plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+
+
+_IDS = st.sampled_from(["a", "b", "c", "d", "bad id", ""])
+_TASK = st.fixed_dictionaries(
+    {"id": _IDS, "title": st.text(max_size=4)},
+    optional={
+        "instructions": st.text(max_size=4),
+        "depends_on": st.lists(_IDS, max_size=3),
+        "priority": st.integers(-2, 2),
+        "checks": st.lists(
+            st.fixed_dictionaries({"kind": st.sampled_from(["file_exists", "command", "x"])}),
+            max_size=1,
+        ),
+        "depend_on": st.lists(_IDS, max_size=1),  # a typo the schema refuses
+    },
+)
+_ANSWER = st.one_of(
+    st.fixed_dictionaries({"summary": st.text(max_size=4), "tasks": st.lists(_TASK, max_size=5)}),
+    st.lists(_TASK, max_size=2),  # a bare list is not the tool's object
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answers=st.lists(_ANSWER, min_size=8, max_size=8))
+def test_whatever_the_model_answers_the_plan_is_valid_or_a_plan_error(
+    tmp_path_factory: pytest.TempPathFactory, answers: list[Any]
+) -> None:
+    calls = 0
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        nonlocal calls
+        calls += 1
+        return ModelResponse(
+            parts=[
+                ToolCallPart(
+                    tool_name=info.output_tools[0].name, args=json.dumps(answers[calls - 1])
+                )
+            ]
+        )
+
+    planner = local_planner(
+        FunctionModel(reply), output_mode="tool", max_reasks=3, context_budget=0
+    )
+    request = plan_request(tmp_path_factory.getbasetemp(), max_tasks=3)
+    try:
+        planned = asyncio.run(planner.plan(request))
+    except PlanError as exc:
+        assert "could not produce a valid plan after 4 attempts" in str(exc)
+    else:
+        check_plan(planned.plan.tasks, max_tasks=3)
+        assert planned.plan == parse_plan(answers[calls - 1], max_tasks=3)
+    assert calls <= 4 * (OUTPUT_RETRIES + 1)
+
+
+@pytest.mark.parametrize("mode", ["tool", "prompted", "auto"])
+def test_constructor_checks_its_arguments(mode: OutputMode) -> None:
+    model = TestModel()
+    local_planner(model, output_mode=mode)
+    with pytest.raises(ValueError):
+        local_planner(model, max_reasks=-1, output_mode=mode)
+    with pytest.raises(ValueError):
+        local_planner(model, recovery_model=TestModel(), output_mode=mode)
+    with pytest.raises(ValueError):
+        local_planner(model, output_mode="json")
