@@ -96,7 +96,9 @@ class NoopBackend:
 def plan_of(graph: Graph) -> Plan:
     return Plan(
         summary="bench",
-        tasks=tuple(TaskSpec(id=k, title=k, depends_on=v, allow_empty=True) for k, v in graph.items()),
+        tasks=tuple(
+            TaskSpec(id=k, title=k, depends_on=v, allow_empty=True) for k, v in graph.items()
+        ),
     )
 
 
@@ -243,7 +245,10 @@ def main() -> int:
         if not args.quick:
             resume = asyncio.run(resume_time(layered(100_000), home))
 
-    print(f"{'graph':<14}{'tasks':>8}{'blitz us/task':>15}{'raw us/task':>13}{'ratio':>8}{'peak B/task':>13}")
+    print(
+        f"{'graph':<14}{'tasks':>8}{'blitz us/task':>15}{'raw us/task':>13}"
+        f"{'ratio':>8}{'peak B/task':>13}"
+    )
     for name, n, us, raw_us, mem in rows:
         print(f"{name:<14}{n:>8}{us:>15.1f}{raw_us:>13.1f}{us / raw_us:>8.1f}{mem:>13.0f}")
     by = {r[0]: r for r in rows}
@@ -258,10 +263,14 @@ def main() -> int:
     if "layered 100k" in by:
         per_1k = by["chain 1k"][2]
         hundred = by["layered 100k"][2]
-        checks.append(("100k per-task <= 1.5x 1k", hundred <= 1.5 * per_1k, f"{hundred / per_1k:.2f}x"))
+        checks.append(
+            ("100k per-task <= 1.5x 1k", hundred <= 1.5 * per_1k, f"{hundred / per_1k:.2f}x")
+        )
     if resume is not None:
         seconds, done = resume
-        checks.append(("resume 100k <= 1 s", seconds <= 1.0, f"{seconds:.2f} s ({done} tasks done)"))
+        checks.append(
+            ("resume 100k <= 1 s", seconds <= 1.0, f"{seconds:.2f} s ({done} tasks done)")
+        )
     print()
     for label, ok, figure in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label:<28} {figure}")

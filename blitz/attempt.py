@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult
 from blitz.domain import Attempt, AttemptState, Baseline, GateResult, Goal, Project, Task
@@ -38,6 +39,14 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the work was wrong -> recovery
     CRASHED = "crashed"  # the machinery broke -> retry
     CONFLICT = "conflict"  # the change does not apply on the goal branch's new head -> re-run
+
+
+_STATES = {
+    Outcome.SUCCEEDED: AttemptState.SUCCEEDED,
+    Outcome.FAILED: AttemptState.FAILED,
+    Outcome.CRASHED: AttemptState.CRASHED,
+    Outcome.CONFLICT: AttemptState.FAILED,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,15 +74,13 @@ class AttemptReport:
 
 
 def _instructions(task: Task) -> str:
-    parts = [task.instructions or task.title]
-    if task.checks:
-        parts.append(
-            "Acceptance checks: "
-            + "; ".join(
-                (c.path and f"file {c.path} exists") or f"`{c.command}` passes" for c in task.checks
-            )
-        )
-    return "\n\n".join(parts)
+    text = task.instructions or task.title
+    if not task.checks:
+        return text
+    checks = "; ".join(
+        (c.path and f"file {c.path} exists") or f"`{c.command}` passes" for c in task.checks
+    )
+    return f"{text}\n\nAcceptance checks: {checks}"
 
 
 async def run_attempt(ctx: AttemptContext) -> AttemptReport:
@@ -102,13 +109,9 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             )
 
     def report(outcome: Outcome, error: str = "", **changes: object) -> AttemptReport:
-        state = {
-            Outcome.SUCCEEDED: AttemptState.SUCCEEDED,
-            Outcome.FAILED: AttemptState.FAILED,
-            Outcome.CRASHED: AttemptState.CRASHED,
-            Outcome.CONFLICT: AttemptState.FAILED,
-        }[outcome]
-        final = attempt.evolve(state=state, error=error, finished_at=ctx.now(), **found, **changes)
+        final = attempt.evolve(
+            state=_STATES[outcome], error=error, finished_at=ctx.now(), **found, **changes
+        )
         return AttemptReport(outcome=outcome, attempt=final, error=error, messages=tuple(messages))
 
     try:
@@ -117,8 +120,8 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             worktree = await ws.add_worktree(attempt.id, base)
         else:
             base = ""
-            worktree = Path(ctx.project.path)
-        found.update(worktree=str(worktree), base_sha=base)
+            worktree = _path(ctx.project.path)
+        found["worktree"], found["base_sha"] = str(worktree), base
 
         request = AgentRequest(
             goal_id=ctx.goal.id,
@@ -133,16 +136,15 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             timeout=ctx.timeout,
         )
         try:
-            # asyncio.timeout, unlike wait_for, runs the backend in this task (no extra task).
-            async with asyncio.timeout(ctx.timeout):
-                result = await ctx.backend.run(request, on_message)
+            deadline = asyncio.get_running_loop().time() + ctx.timeout
+            result = await _within(ctx.backend.run(request, on_message), deadline)
         except TimeoutError:
             result = AgentResult(
                 ok=False, error=f"the agent did not finish within {ctx.timeout:.0f}s"
             )
         except Exception as exc:  # a backend bug must not take the engine down
             result = AgentResult(ok=False, crashed=True, error=f"backend error: {exc!r}")
-        found.update(summary=result.summary, usage=result.usage)
+        found["summary"], found["usage"] = result.summary, result.usage
         ctx.fault("after_agent")
         if not result.ok:
             outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
@@ -160,10 +162,11 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
                     "the agent changed no files (a task that needs no change must say allow_empty)",
                 )
 
-        gates = await _validate(ctx, worktree, attempt)
-        found.update(gates=gates)
-        if not _passed(gates):
-            return report(Outcome.FAILED, _gate_error(gates))
+        if ctx.validator is not None:
+            gates = await _validate(ctx, worktree, attempt)
+            found.update(gates=gates)
+            if not _passed(gates):
+                return report(Outcome.FAILED, _gate_error(gates))
 
         commit = ""
         if ws is not None and changed:
@@ -240,6 +243,62 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
         if ws is not None and worktree is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(ws.remove_worktree(worktree))
+
+
+_T = TypeVar("_T")
+
+
+async def _within(awaitable: Awaitable[_T], deadline: float) -> _T:
+    """``async with asyncio.timeout_at(deadline): return await awaitable``, without arming a
+    timer for a coroutine that finishes without ever suspending (a no-op backend, a cached
+    answer). Its first step runs before the timeout is entered, which changes nothing: a
+    timeout can only interrupt a coroutine where it suspends, and the deadline was fixed before
+    that step, so a step that overruns it still ends in TimeoutError at the first suspension."""
+    if not isinstance(awaitable, Coroutine):
+        async with asyncio.timeout_at(deadline):
+            return await awaitable
+    try:
+        pending = awaitable.send(None)
+    except StopIteration as stop:
+        result: _T = stop.value
+        return result
+    async with asyncio.timeout_at(deadline):
+        return await _Resumed(awaitable, pending)
+
+
+class _Resumed(Awaitable[_T]):
+    """Awaiting it carries on a coroutine that was stepped by hand and suspended on ``pending``:
+    what ``await`` does, for a coroutine whose first step already ran."""
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, _T], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, _T]:
+        coro, pending = self._coro, self._pending
+        self._pending = None
+        while True:
+            try:
+                try:
+                    sent = yield pending
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as exc:  # cancellation and the like: the coroutine decides
+                    pending = coro.throw(exc)
+                else:
+                    pending = coro.send(sent)
+            except StopIteration as stop:
+                result: _T = stop.value
+                return result
+
+
+@functools.lru_cache(maxsize=256)
+def _path(text: str) -> Path:
+    """The project directory as a Path, parsed once per project (git-free runs only)."""
+    return Path(text)
 
 
 async def _validate(

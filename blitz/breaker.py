@@ -71,7 +71,11 @@ class Breaker:
         policy: BreakerPolicy,
         clock: Clock,
         record: BreakerRecord | None = None,
+        *,
+        unsettled: set[str] | None = None,
     ) -> None:
+        """``unsettled``: a set (its board's) that holds this breaker's key exactly while the
+        breaker is not closed, counts failures or has an unpolled change."""
         self.key = key
         self.policy = policy
         self._clock = clock
@@ -82,8 +86,10 @@ class Breaker:
         self._retry_at = 0.0  # monotonic time an open breaker goes half-open
         self._probing = False  # the half-open probe has been handed out
         self._unreported: Change | None = None
+        self._unsettled = unsettled
         if record is not None:
             self._restore(record)
+        self._note()
 
     def _restore(self, record: BreakerRecord) -> None:
         if record.key != self.key:
@@ -141,6 +147,15 @@ class Breaker:
             return True
         return False
 
+    def _note(self) -> None:
+        """Keep this breaker's key in its board's ``unsettled`` set exactly while it matters."""
+        if self._unsettled is None:
+            return
+        if self._state is BreakerState.CLOSED and not self._failures and self._unreported is None:
+            self._unsettled.discard(self.key)
+        else:
+            self._unsettled.add(self.key)
+
     def release_probe(self) -> None:
         """The probe was not run after all: let the next caller have it."""
         if self._state is BreakerState.HALF_OPEN:
@@ -149,14 +164,15 @@ class Breaker:
     def record_success(self) -> Change | None:
         """The machinery worked: reset the failure count, or close a half-open breaker."""
         state = self.state
+        change = None
         if state is BreakerState.CLOSED:
             self._failures = 0
-            return None
-        if state is BreakerState.HALF_OPEN:
+        elif state is BreakerState.HALF_OPEN:
             self._failures = 0
             self._probing = False
-            return self._move(BreakerState.CLOSED, "probe succeeded")
-        return None
+            change = self._move(BreakerState.CLOSED, "probe succeeded")
+        self._note()
+        return change
 
     def record_failure(self, error: str = "") -> Change | None:
         """The machinery broke: count it, and open the breaker at the threshold or on a failed
@@ -164,22 +180,25 @@ class Breaker:
         state = self.state
         if error:
             self._last_error = error
+        change = None
         if state is BreakerState.CLOSED:
             self._failures += 1
-            if self._failures < self.policy.threshold:
-                return None
-            return self._open(f"{self._failures} consecutive failures", error)
-        if state is BreakerState.HALF_OPEN:
-            return self._open("probe failed", error)
-        return None
+            if self._failures >= self.policy.threshold:
+                change = self._open(f"{self._failures} consecutive failures", error)
+        elif state is BreakerState.HALF_OPEN:
+            change = self._open("probe failed", error)
+        self._note()
+        return change
 
     def reset(self) -> Change | None:
         """Force the breaker closed (a human said the cause is fixed)."""
         self._failures = 0
         self._probing = False
-        if self.state is BreakerState.CLOSED:
-            return None
-        return self._move(BreakerState.CLOSED, "reset")
+        change = (
+            None if self.state is BreakerState.CLOSED else self._move(BreakerState.CLOSED, "reset")
+        )
+        self._note()
+        return change
 
     def retry_at(self) -> float | None:
         """The monotonic time an open breaker goes half-open; None unless it is open."""
@@ -191,6 +210,8 @@ class Breaker:
         """The open -> half-open move that time made since the last poll, if any."""
         self.state  # noqa: B018 - reading the state applies an elapsed cooldown
         change, self._unreported = self._unreported, None
+        if change is not None:
+            self._note()
         return change
 
     def to_record(self) -> BreakerRecord:
@@ -233,9 +254,13 @@ class BreakerBoard:
         self._default = default
         self._policies = dict(policies)
         self._breakers: dict[str, Breaker] = {}
+        # Keys of the breakers that are not closed, count failures or have an unpolled change.
+        # While it is empty every breaker allows and a success changes nothing, so the router's
+        # per-item calls return at once.
+        self._unsettled: set[str] = set()
         for record in records:
             self._breakers[record.key] = Breaker(
-                record.key, self.policy_for(record.key), clock, record
+                record.key, self.policy_for(record.key), clock, record, unsettled=self._unsettled
             )
 
     def policy_for(self, key: str) -> BreakerPolicy:
@@ -254,8 +279,15 @@ class BreakerBoard:
     def get(self, key: str) -> Breaker:
         breaker = self._breakers.get(key)
         if breaker is None:
-            breaker = self._breakers[key] = Breaker(key, self.policy_for(key), self.clock)
+            breaker = self._breakers[key] = Breaker(
+                key, self.policy_for(key), self.clock, unsettled=self._unsettled
+            )
         return breaker
+
+    def settled(self) -> bool:
+        """True while every breaker is closed with no failures counted and no change unpolled:
+        then every breaker allows, and a success changes nothing."""
+        return not self._unsettled
 
     def all(self) -> list[Breaker]:
         return list(self._breakers.values())
@@ -267,6 +299,8 @@ class BreakerBoard:
     def admit(self, keys: Sequence[str]) -> list[str] | None:
         """Like :meth:`allow`, but on admission returns the keys whose half-open probe was taken,
         so the caller can give back exactly those with :meth:`release`. None when refused."""
+        if not self._unsettled:
+            return []
         breakers = [self.get(key) for key in dict.fromkeys(keys)]
         if not all(breaker.would_allow() for breaker in breakers):
             return None
@@ -280,6 +314,8 @@ class BreakerBoard:
     def record(self, keys: Sequence[str], ok: bool, error: str = "") -> list[Change]:
         """Report one outcome to every key's breaker. Returns every state change of these keys in
         order, including an unpolled open -> half-open move that preceded the outcome."""
+        if ok and not self._unsettled:
+            return []
         changes = []
         for key in dict.fromkeys(keys):
             breaker = self.get(key)
@@ -292,6 +328,8 @@ class BreakerBoard:
 
     def release(self, keys: Sequence[str]) -> None:
         """Give back the half-open probes of these keys (the work never ran)."""
+        if not self._unsettled:
+            return
         for key in keys:
             if (breaker := self._breakers.get(key)) is not None:
                 breaker.release_probe()
@@ -306,9 +344,14 @@ class BreakerBoard:
 
     def next_retry_at(self) -> float | None:
         """The earliest monotonic time an open breaker goes half-open; None if none is open."""
+        if not self._unsettled:
+            return None
         times = [t for breaker in self._breakers.values() if (t := breaker.retry_at()) is not None]
         return min(times, default=None)
 
     def poll(self) -> list[Change]:
         """Breakers that went half-open since the last poll (so the caller can emit events)."""
-        return [c for breaker in self._breakers.values() if (c := breaker.poll()) is not None]
+        if not self._unsettled:
+            return []
+        unsettled = [b for b in self._breakers.values() if b.key in self._unsettled]
+        return [c for breaker in unsettled if (c := breaker.poll()) is not None]

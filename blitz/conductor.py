@@ -205,7 +205,13 @@ class Engine:
         self.runs: dict[str, GoalRun] = {}
         self.finished: dict[str, Goal] = {}
         self._inbox: collections.deque[Callable[[], None]] = collections.deque()
-        self._wakeup = asyncio.Event()
+        # Goals with tasks that succeeded in this step: fed and settled once per step, not once
+        # per task.
+        self._unfed: dict[str, GoalRun] = {}
+        # The loop sleeps on a future that reports resolve, with one timer for the next poll
+        # or breaker retry that is kept across steps while its time stays the same.
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._me = runner_id()
         self._stopping = False
 
@@ -259,16 +265,29 @@ class Engine:
     def stop(self) -> None:
         """Stop the loop after the current step (the daemon's shutdown; goals stay resumable)."""
         self._stopping = True
-        self._wakeup.set()
+        self._wake()
 
     async def run(self) -> dict[str, Goal]:
         """Drive every goal until all are finished; return their final records."""
+        try:
+            await self._loop()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        await self.store.flush()
+        return dict(self.finished)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         next_poll = self.clock.monotonic() + self._poll_interval
         inbox = self._inbox
         while self.runs and not self._stopping:
             # Apply every report that arrived, then start whatever may start, then wait.
             while inbox and not self._stopping:
                 inbox.popleft()()
+            if self._unfed:
+                self._feed_succeeded()
             self._dispatch()
             now = self.clock.monotonic()
             if now >= next_poll:
@@ -276,20 +295,32 @@ class Engine:
                 for change in self.breakers.poll():
                     self._breaker_changed(change)
                 next_poll = now + self._poll_interval
-            if inbox or not self.runs:
+            if inbox or not self.runs or self._stopping:
                 continue
             wake = next_poll
             retry_at = self.router.next_wakeup()
             if retry_at is not None:
                 wake = min(wake, retry_at)
-            self._wakeup.clear()
-            try:
-                async with asyncio.timeout(max(0.0, wake - now)):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                pass
-        await self.store.flush()
-        return dict(self.finished)
+            deadline = loop.time() + max(0.0, wake - now)
+            timer = self._timer
+            # Keep the timer unless it would fire late; one that fires early costs one idle step.
+            if timer is None or timer.when() > deadline + _TIMER_SLACK:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._timer_fired)
+            self._waiter = loop.create_future()
+            await self._waiter
+            self._waiter = None
+
+    def _wake(self) -> None:
+        """End the loop's wait: a report arrived, or it should stop."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._wake()
 
     # -- adoption, planning -----------------------------------------------------------------
 
@@ -358,8 +389,9 @@ class Engine:
         run.usage += usage
         run.baseline = baseline
         run.dag = Dag(
-            (Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in tasks),
+            tasks,
             max_nodes=max(run.services.limits.max_tasks, len(tasks)),
+            check=False,  # _prepare validated the plan (check_plan) with the same rules
         )
         run.tasks = {t.id: t for t in tasks}
         run.goal = run.goal.evolve(state=GoalState.RUNNING)
@@ -481,7 +513,7 @@ class Engine:
                     then(run, *args, j.result())
 
             self._inbox.append(apply)
-            self._wakeup.set()
+            self._wake()
 
         job.add_done_callback(done)
         return job
@@ -490,32 +522,60 @@ class Engine:
         """Hand every newly ready task of a goal to the router."""
         if run.dag is None or run.cancelled:
             return
+        ready = run.dag.pop_ready()
+        if not ready:
+            return
+        goal_id, project_id, backend = run.goal.id, run.project.id, run.services.backend.name
+        now = self.clock.time()
+        tasks = run.tasks
+        submit = self.router.submit
         changed = []
         events = []
-        for task_id in run.dag.pop_ready():
-            task = run.tasks[task_id]
+        for task_id in ready:
+            task = tasks[task_id]
             if task.state is not TaskState.READY:
-                task = task.evolve(state=TaskState.READY)
-                run.tasks[task_id] = task
+                task = tasks[task_id] = task.evolve(state=TaskState.READY)
             changed.append(task)
-            events.append(self._event(run, EventKind.TASK_READY, "ready", task=task))
-            self.router.submit(
-                WorkItem(
-                    goal_id=run.goal.id,
+            events.append(
+                Event(
+                    kind=EventKind.TASK_READY,
+                    goal_id=goal_id,
+                    project_id=project_id,
                     task_id=task_id,
-                    project_id=run.project.id,
-                    priority=task.priority,
-                    backend=run.services.backend.name,
+                    message="ready",
+                    ts=now,
                 )
             )
-        if changed:
-            self.store.write(*changed, events=events)
+            submit(
+                WorkItem(
+                    goal_id=goal_id,
+                    task_id=task_id,
+                    project_id=project_id,
+                    priority=task.priority,
+                    backend=backend,
+                )
+            )
+        self.store.write(*changed, events=events)
+
+    def _feed_succeeded(self) -> None:
+        """Feed and settle each goal whose tasks succeeded since the last step."""
+        runs = list(self._unfed.values())
+        self._unfed.clear()
+        for run in runs:
+            self._feed(run)
+            self._settle(run)
 
     def _dispatch(self) -> None:
         taken = self.router.take()
         # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
         # that before the probe's task.started, not when the probe's outcome is recorded.
         self._breaker_changes(self.breakers.poll())
+        if not taken:
+            return
+        now = self.clock.time()
+        records: list[Task | Attempt] = []
+        events: list[Event] = []
+        started: list[tuple[GoalRun, WorkItem, Task, Attempt]] = []
         for item in taken:
             run = self.runs.get(item.goal_id)
             task = run.tasks.get(item.task_id) if run else None
@@ -525,43 +585,50 @@ class Engine:
             task = task.evolve(state=TaskState.RUNNING, attempts=task.attempts + 1)
             attempt = Attempt(
                 id=new_id("a", bits=64),
-                goal_id=run.goal.id,
+                goal_id=task.goal_id,
                 task_id=task.id,
                 number=task.attempts,
-                backend=run.services.backend.name,
-                started_at=self.clock.time(),
+                backend=item.backend,
+                started_at=now,
             )
             run.tasks[task.id] = task
-            self.store.write(
-                task,
-                attempt,
-                events=[
-                    self._event(
-                        run,
-                        EventKind.TASK_STARTED,
-                        f"attempt {attempt.number}",
-                        task=task,
-                        attempt_id=attempt.id,
-                    )
-                ],
+            records += (task, attempt)
+            events.append(
+                Event(
+                    kind=EventKind.TASK_STARTED,
+                    goal_id=task.goal_id,
+                    project_id=item.project_id,
+                    task_id=task.id,
+                    attempt_id=attempt.id,
+                    message=f"attempt {attempt.number}",
+                    ts=now,
+                )
             )
+            started.append((run, item, task, attempt))
+        # One write for the whole batch: each task's record still goes with its event.
+        self.store.write(*records, events=events)
+        for run, item, task, attempt in started:
+            services = run.services
             ctx = attempts.AttemptContext(
                 project=run.project,
                 goal=run.goal,
                 task=task,
                 attempt=attempt,
-                backend=run.services.backend,
-                workspace=run.services.workspace,
-                validator=run.services.validator,
+                backend=services.backend,
+                workspace=services.workspace,
+                validator=services.validator,
                 baseline=run.baseline,
-                timeout=run.services.limits.attempt_timeout,
-                emit=lambda ev: self.store.write(events=[ev]),
+                timeout=services.limits.attempt_timeout,
+                emit=self._write_event,
                 now=self.clock.time,
                 fault=self._fault,
             )
             run.attempt_jobs[task.id] = self._spawn(
                 run, attempts.run_attempt(ctx), self._attempt_done, item, attempt
             )
+
+    def _write_event(self, event: Event) -> None:
+        self.store.write(events=(event,))
 
     def _attempt_done(
         self,
@@ -593,14 +660,15 @@ class Engine:
             self._settle(run)
             return
         final = result.attempt
-        run.usage += final.usage
+        if final.usage != _NO_USAGE:
+            run.usage += final.usage
         outcome = result.outcome
         self._breaker_changes(
             self.router.done(item, outcome=_ROUTER_OUTCOME[outcome], error=result.error)
         )
         if outcome is attempts.Outcome.SUCCEEDED and not run.cancelled:
             self._succeeded(run, task, final)  # writes the attempt with the task
-            self._settle(run)
+            self._unfed[run.goal.id] = run  # fed and settled after this step's other reports
             return
         self.store.write(
             final,
@@ -637,26 +705,28 @@ class Engine:
         task = task.evolve(state=TaskState.SUCCEEDED, commit=attempt.commit, crashes=0)
         run.tasks[task.id] = task
         run.dag.complete(task.id)
+        goal_id, project_id, now = task.goal_id, run.project.id, self.clock.time()
+        commit, cost = attempt.commit, attempt.usage.cost_usd
         events = [
-            self._event(
-                run,
-                EventKind.ATTEMPT_FINISHED,
-                f"attempt {attempt.number}: succeeded",
-                task=task,
+            Event(
+                kind=EventKind.ATTEMPT_FINISHED,
+                goal_id=goal_id,
+                project_id=project_id,
+                task_id=task.id,
                 attempt_id=attempt.id,
-                data={
-                    "outcome": "succeeded",
-                    "commit": attempt.commit,
-                    "cost_usd": attempt.usage.cost_usd,
-                },
+                message=f"attempt {attempt.number}: succeeded",
+                data={"outcome": "succeeded", "commit": commit, "cost_usd": cost},
+                ts=now,
             ),
-            self._event(
-                run,
-                EventKind.TASK_SUCCEEDED,
-                f"committed {attempt.commit[:10]}" if attempt.commit else "succeeded (no change)",
-                task=task,
+            Event(
+                kind=EventKind.TASK_SUCCEEDED,
+                goal_id=goal_id,
+                project_id=project_id,
+                task_id=task.id,
                 attempt_id=attempt.id,
-                data={"commit": attempt.commit, "cost_usd": attempt.usage.cost_usd},
+                message=f"committed {commit[:10]}" if commit else "succeeded (no change)",
+                data={"commit": commit, "cost_usd": cost},
+                ts=now,
             ),
         ]
         if attempt.commit:
@@ -671,7 +741,6 @@ class Engine:
                 )
             )
         self.store.write(task, attempt, events=events)
-        self._feed(run)
 
     def _conflict(
         self, run: GoalRun, task: Task, attempt: Attempt, result: attempts.AttemptReport
@@ -926,7 +995,7 @@ class Engine:
     def _settle(self, run: GoalRun) -> None:
         """Detect deadlock and completion of a goal after anything changed."""
         stopped = GoalState.FAILED if run.aborted else GoalState.CANCELLED
-        if run.goal.state in (GoalState.FINISHING, *_DONE_GOALS) or run.jobs:
+        if run.jobs or run.goal.state in _SETTLED_GOALS:
             if run.cancelled and not run.jobs and run.goal.state not in _DONE_GOALS:
                 self._end_goal(run, stopped, run.goal.error or "cancelled")
             return
@@ -1127,7 +1196,12 @@ _ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed"
     attempts.Outcome.CRASHED: "crashed",
 }
 
+_NO_USAGE = Usage()
+
+_TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time
+
 _DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
+_SETTLED_GOALS = (GoalState.FINISHING, *_DONE_GOALS)  # no task of the goal starts any more
 
 
 def _task(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task:

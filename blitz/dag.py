@@ -133,14 +133,17 @@ def _problems(
             problems.append(f"duplicate task id {node.id!r}")
     for node in nodes:
         deps = node.depends_on
+        if not deps:
+            continue
         if node.id in deps:
             problems.append(f"task {node.id!r} depends on itself")
+        unknown = [dep for dep in deps if dep not in first and dep not in existing]
         problems.extend(
             f"task {node.id!r} depends on unknown task {dep!r}"
-            for dep in dict.fromkeys(deps)
-            if dep not in first and dep not in existing and dep != node.id
+            for dep in dict.fromkeys(unknown)
+            if dep != node.id
         )
-        if len(set(deps)) != len(deps):
+        if len(deps) > 1 and len(set(deps)) != len(deps):
             tally = Counter(deps)
             problems.extend(
                 f"task {node.id!r} lists dependency {dep!r} more than once"
@@ -159,6 +162,10 @@ def _cycles(nodes: Sequence[NodeLike], first: Mapping[str, int]) -> list[list[st
         else []
         for position, node in enumerate(nodes)
     ]
+    # Most plans list every task after its dependencies: then no edge points forward, so there
+    # is no cycle, and one pass over the edges saves the search.
+    if all(max(targets, default=-1) < position for position, targets in enumerate(edges)):
+        return []
     index = [-1] * len(edges)
     low = [0] * len(edges)
     on_stack = [False] * len(edges)
@@ -238,8 +245,13 @@ class Dag:
         "_unmet",
     )
 
-    def __init__(self, nodes: Iterable[Node] = (), *, max_nodes: int = MAX_NODES) -> None:
-        """Build a graph whose nodes all start WAITING or READY; raise PlanError if invalid."""
+    def __init__(
+        self, nodes: Iterable[NodeLike] = (), *, max_nodes: int = MAX_NODES, check: bool = True
+    ) -> None:
+        """Build a graph whose nodes all start WAITING or READY; raise PlanError if invalid.
+
+        ``check=False`` skips the validation for nodes that were just validated (the plan that
+        :func:`validate` accepted), as :meth:`restore` does for a graph read back."""
         self._max_nodes = max_nodes
         self._ids: list[str] = []
         self._index: dict[str, int] = {}
@@ -253,7 +265,7 @@ class Dag:
         self._counts = dict.fromkeys(NodeStatus, 0)
         self._block_roots: dict[int, str] = {}  # a BLOCKED node -> the failure behind it
         given = list(nodes)
-        problems = _problems(given, (), len(given), max_nodes)
+        problems = _problems(given, (), len(given), max_nodes) if check else []
         if problems:
             raise PlanError(problems)
         self._append(given, {})
@@ -276,6 +288,10 @@ class Dag:
         given = list(nodes)
         problems = _problems(given, (), len(given), max_nodes) if check else []
         ids = {node.id for node in given}
+        if statuses.keys() <= ids and set(map(type, statuses.values())) <= {NodeStatus}:
+            dag = cls(max_nodes=max_nodes)  # the usual case, checked in bulk
+            dag._append(given, statuses)
+            return dag
         known: dict[str, NodeStatus] = {}
         for id, value in statuses.items():
             if id not in ids:
@@ -524,29 +540,38 @@ class Dag:
         """Add validated nodes; keep the given final statuses and settle every other node as
         WAITING or READY. Returns the indices of the new READY nodes."""
         start = len(self._ids)
-        for node in nodes:
-            self._index[node.id] = len(self._ids)
-            self._ids.append(node.id)
-            self._priority.append(node.priority)
-            self._dependents.append([])
-            self._queued.append(False)
-        for i, node in enumerate(nodes, start):
-            deps = tuple(self._index[dep] for dep in node.depends_on)
-            self._deps.append(deps)
+        index, dependents, status_of = self._index, self._dependents, self._status
+        ids = [node.id for node in nodes]
+        index.update(zip(ids, range(start, start + len(ids)), strict=True))
+        self._ids += ids
+        self._priority += [node.priority for node in nodes]
+        dependents += [[] for _ in ids]
+        self._queued += bytes(len(ids))
+        new_deps = [tuple([index[dep] for dep in node.depends_on]) for node in nodes]
+        self._deps += new_deps
+        for i, deps in enumerate(new_deps, start):
             for dep in deps:
-                self._dependents[dep].append(i)
-            status = statuses.get(node.id, _S.WAITING)
-            self._status.append(_S.WAITING if status in ACTIVE else status)
+                dependents[dep].append(i)
+        if statuses:
+            given = [statuses.get(id, _S.WAITING) for id in ids]
+            status_of += [_S.WAITING if status in ACTIVE else status for status in given]
+        else:
+            status_of += [_S.WAITING] * len(ids)
+        satisfied = SATISFIED
+        unmet = [
+            len([dep for dep in deps if status_of[dep] not in satisfied]) if deps else 0
+            for deps in new_deps
+        ]
+        self._unmet += unmet
         ready = []
-        for i in range(start, len(self._ids)):
-            unmet = sum(1 for dep in self._deps[i] if self._status[dep] not in SATISFIED)
-            self._unmet.append(unmet)
-            status = self._status[i]
-            if status is _S.WAITING and unmet == 0:
-                status = self._status[i] = _S.READY
+        for i, missing in enumerate(unmet, start):
+            if missing == 0 and status_of[i] is _S.WAITING:
+                status_of[i] = _S.READY
                 self._enqueue(i)
                 ready.append(i)
-            self._counts[status] += 1
+        counts = self._counts
+        for status, n in Counter(status_of[start:]).items():
+            counts[status] += n
         return ready
 
     def _blame(self, i: int) -> tuple[str, str]:

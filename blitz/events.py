@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from blitz.domain import fast_init
+
 
 class EventKind(StrEnum):
     PROJECT_ADDED = "project.added"
@@ -65,6 +67,7 @@ class EventKind(StrEnum):
     PR_WRITTEN = "pr.written"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """One entry of the event log. ``id`` is assigned by the store (0 until written)."""

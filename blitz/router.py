@@ -71,7 +71,11 @@ class _Lane:
 @dataclass(frozen=True, slots=True)
 class _Running:
     item: WorkItem
+    keys: tuple[str, ...]  # the item's breaker keys (its lane's)
     probes: tuple[str, ...]  # breaker keys whose half-open probe this item holds
+
+
+_OUTCOMES = frozenset(get_args(Outcome))
 
 
 class Router:
@@ -158,11 +162,13 @@ class Router:
 
     def take(self) -> list[WorkItem]:
         """Pop every item that may start now, best first, and mark them running."""
-        for key in [k for k in self._breaker_waits if self.breakers.get(k).would_allow()]:
-            self._unpark(("breaker", key))
+        if self._breaker_waits:
+            for key in [k for k in self._breaker_waits if self.breakers.get(k).would_allow()]:
+                self._unpark(("breaker", key))
         taken: list[WorkItem] = []
-        while self._heads and len(self._running) < self.global_limit:
-            neg_priority, sequence, lane_id = heapq.heappop(self._heads)
+        heads = self._heads
+        while heads and len(self._running) < self.global_limit:
+            neg_priority, sequence, lane_id = heapq.heappop(heads)
             order = (neg_priority, sequence)
             lane = self._lanes[lane_id]
             if lane.entry != order:
@@ -174,30 +180,42 @@ class Router:
             if head.order != order:
                 self._enter(lane, head.order)  # its head was withdrawn: re-order the lane
                 continue
-            blocker = self._blocked(lane)
-            if blocker is not None:
-                lane.parked = blocker
-                self._parked[blocker].add(lane.id)
-                if blocker[0] == "breaker":
-                    self._breaker_waits.add(blocker[1])
-                continue
-            probes = self.breakers.admit(lane.keys)
-            assert probes is not None, "every breaker of the lane would allow"
-            heapq.heappop(lane.heap)
-            lane.size -= 1
-            head.alive = False
-            item = head.item
-            tasks = self._queued[item.goal_id]
-            del tasks[item.task_id]
-            if not tasks:
-                del self._queued[item.goal_id]
-            self._size -= 1
-            self._running[(item.goal_id, item.task_id)] = _Running(item, tuple(probes))
-            self._running_for[item.project_id] += 1
-            taken.append(item)
-            if (following := lane.head()) is not None:
-                self._enter(lane, following.order)
+            # Take from this lane for as long as it may start and its head comes first.
+            while True:
+                blocker = self._blocked(lane)
+                if blocker is not None:
+                    lane.parked = blocker
+                    self._parked[blocker].add(lane.id)
+                    if blocker[0] == "breaker":
+                        self._breaker_waits.add(blocker[1])
+                    break
+                taken.append(self._start(lane, head))
+                head = lane.head()
+                if head is None:
+                    break
+                if len(self._running) >= self.global_limit or (
+                    heads and (heads[0][0], heads[0][1]) < head.order
+                ):
+                    self._enter(lane, head.order)
+                    break
         return taken
+
+    def _start(self, lane: _Lane, head: _Queued) -> WorkItem:
+        """Move the lane's head (which may start) from the queue to the running items."""
+        probes = self.breakers.admit(lane.keys)
+        assert probes is not None, "every breaker of the lane would allow"
+        heapq.heappop(lane.heap)
+        lane.size -= 1
+        head.alive = False
+        item = head.item
+        tasks = self._queued[item.goal_id]
+        del tasks[item.task_id]
+        if not tasks:
+            del self._queued[item.goal_id]
+        self._size -= 1
+        self._running[(item.goal_id, item.task_id)] = _Running(item, lane.keys, tuple(probes))
+        self._running_for[item.project_id] += 1
+        return item
 
     def done(self, item: WorkItem, *, outcome: Outcome, error: str = "") -> list[Change]:
         """Free the item's slot and report its outcome to its breakers.
@@ -206,22 +224,24 @@ class Router:
         and ``failed`` (the machinery worked, whatever the work was) are successes; ``cancelled``
         only gives back a half-open probe the item held. Returns the breakers' changes.
         """
-        if outcome not in get_args(Outcome):
+        if outcome not in _OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         running = self._running.pop((item.goal_id, item.task_id), None)
         if running is None:
             raise ValueError(f"task {item.goal_id}/{item.task_id} is not running")
         project = running.item.project_id
-        self._running_for[project] -= 1
-        if not self._running_for[project]:
+        left = self._running_for[project] - 1
+        if left:
+            self._running_for[project] = left
+        else:
             del self._running_for[project]
-        if self.running_for(project) < self._limits.get(project, self.global_limit):
-            self._unpark(("full", project))
-        keys = running.item.breaker_keys
+        full: _Reason = ("full", project)
+        if full in self._parked and left < self._limits.get(project, self.global_limit):
+            self._unpark(full)
         if outcome == "cancelled":
             self.breakers.release(running.probes)
             return []
-        return self.breakers.record(keys, ok=outcome != "crashed", error=error)
+        return self.breakers.record(running.keys, ok=outcome != "crashed", error=error)
 
     # -- reading
 
@@ -281,8 +301,10 @@ class Router:
         project = lane.id[0]
         if project in self._paused:
             return ("paused", project)
-        if self.running_for(project) >= self._limits.get(project, self.global_limit):
+        if self._running_for.get(project, 0) >= self._limits.get(project, self.global_limit):
             return ("full", project)
+        if self.breakers.settled():
+            return None
         for key in lane.keys:
             if not self.breakers.get(key).would_allow():
                 return ("breaker", key)

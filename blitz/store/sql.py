@@ -15,10 +15,14 @@ import contextlib
 import gc
 import json
 import logging
+import operator
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +229,35 @@ _EVENT_KINDS = {k.value: k for k in EventKind}
 
 # One encoder, reused. ASCII output escapes lone surrogates (undecodable bytes in tool output),
 # which the database drivers would refuse to encode.
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_encoder = json.JSONEncoder(separators=(",", ":"))
+_dumps: Callable[[Any], str] = _encoder.encode
+if c_make_encoder is not None:
+    # JSONEncoder.encode builds a C encoder on every call, which costs more than encoding the
+    # small values stored here; build it once. Without markers it skips the circular-reference
+    # check: a cycle still fails in its writer, with RecursionError instead of ValueError.
+    _iterencode = c_make_encoder(
+        None, _encoder.default, encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def _dumps(value: Any) -> str:
+        return "".join(_iterencode(value, 0))
+
+
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
+def _data_json(data: Mapping[str, Any]) -> str:
+    """An event's ``data`` as redacted JSON; flat data (the usual case) takes a short cut."""
+    if not data:
+        return "{}"
+    clean: dict[str, Any] = {}
+    for key, value in data.items():
+        if type(value) is str:
+            value = redact(value) if value else value
+        elif type(value) not in _SCALARS:
+            return _dumps(redact_data(dict(data)))
+        clean[key] = value
+    return _dumps(clean)
 
 
 def _strs_json(values: tuple[str, ...]) -> str:
@@ -330,19 +362,19 @@ def _results(text: str) -> tuple[GateResult, ...]:
     )
 
 
-def _project_row(p: Project) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "path": p.path,
-        "base_branch": p.base_branch,
-        "remote": p.remote,
-        "gates": _gates_json(p.gates),
-        "backend": p.backend,
-        "max_parallel": p.max_parallel,
-        "paused": p.paused,
-        "pause_reason": p.pause_reason,
-    }
+def _project_row(p: Project) -> tuple[Any, ...]:
+    return (
+        p.id,
+        p.name,
+        p.path,
+        p.base_branch,
+        p.remote,
+        _gates_json(p.gates),  # gates
+        p.backend,
+        p.max_parallel,
+        p.paused,
+        p.pause_reason,
+    )
 
 
 def _project(row: Sequence[Any]) -> Project:
@@ -362,24 +394,24 @@ def _project(row: Sequence[Any]) -> Project:
     )
 
 
-def _goal_row(g: Goal) -> dict[str, Any]:
-    return {
-        "id": g.id,
-        "project_id": g.project_id,
-        "title": g.title,
-        "state": g.state.value,
-        "branch": g.branch,
-        "base_branch": g.base_branch,
-        "base_sha": g.base_sha,
-        "backend": g.backend,
-        "summary": g.summary,
-        "error": redact(g.error),
-        "pr_url": g.pr_url,
-        "created_at": g.created_at,
-        "finished_at": g.finished_at,
-        "runner": g.runner,
-        "max_parallel": g.max_parallel,
-    }
+def _goal_row(g: Goal) -> tuple[Any, ...]:
+    return (
+        g.id,
+        g.project_id,
+        g.title,
+        g.state.value,  # state
+        g.branch,
+        g.base_branch,
+        g.base_sha,
+        g.backend,
+        g.summary,
+        redact(g.error),  # error
+        g.pr_url,
+        g.created_at,
+        g.finished_at,
+        g.runner,
+        g.max_parallel,
+    )
 
 
 def _goal(row: Sequence[Any]) -> Goal:
@@ -404,29 +436,29 @@ def _goal(row: Sequence[Any]) -> Goal:
     )
 
 
-def _task_row(t: Task) -> dict[str, Any]:
-    return {
-        "goal_id": t.goal_id,
-        "id": t.id,
-        "title": t.title,
-        "instructions": t.instructions,
-        "depends_on": _strs_json(t.depends_on),
-        "priority": t.priority,
-        "checks": _checks_json(t.checks),
-        "files": _strs_json(t.files),
-        "state": t.state.value,
-        "attempts": t.attempts,
-        "crashes": t.crashes,
-        "conflicts": t.conflicts,
-        "recoveries": t.recoveries,
-        "commit": t.commit,
-        "origin": t.origin,
-        "guidance": t.guidance,
-        "root_cause": t.root_cause,
-        "reason": t.reason,
-        "allow_empty": t.allow_empty,
-        "position": t.position,
-    }
+def _task_row(t: Task) -> tuple[Any, ...]:
+    return (
+        t.goal_id,
+        t.id,
+        t.title,
+        t.instructions,
+        _strs_json(t.depends_on),  # depends_on
+        t.priority,
+        _checks_json(t.checks),  # checks
+        _strs_json(t.files),  # files
+        t.state.value,  # state
+        t.attempts,
+        t.crashes,
+        t.conflicts,
+        t.recoveries,
+        t.commit,
+        t.origin,
+        t.guidance,
+        t.root_cause,
+        t.reason,
+        t.allow_empty,
+        t.position,
+    )
 
 
 def _task(row: Sequence[Any]) -> Task:
@@ -457,28 +489,28 @@ def _task(row: Sequence[Any]) -> Task:
     )
 
 
-def _attempt_row(a: Attempt) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "goal_id": a.goal_id,
-        "task_id": a.task_id,
-        "number": a.number,
-        "state": a.state.value,
-        "backend": a.backend,
-        "worktree": a.worktree,
-        "base_sha": a.base_sha,
-        "commit": a.commit,
-        "error": redact(a.error),
-        "summary": redact(a.summary),
-        "gates": _results_json(a.gates),
-        "diff_stat": a.diff_stat,
-        "input_tokens": a.usage.input_tokens,
-        "output_tokens": a.usage.output_tokens,
-        "cached_tokens": a.usage.cached_tokens,
-        "cost_usd": a.usage.cost_usd,
-        "started_at": a.started_at,
-        "finished_at": a.finished_at,
-    }
+def _attempt_row(a: Attempt) -> tuple[Any, ...]:
+    return (
+        a.id,
+        a.goal_id,
+        a.task_id,
+        a.number,
+        a.state.value,  # state
+        a.backend,
+        a.worktree,
+        a.base_sha,
+        a.commit,
+        redact(a.error),  # error
+        redact(a.summary),  # summary
+        _results_json(a.gates),  # gates
+        a.diff_stat,
+        a.usage.input_tokens,  # input_tokens
+        a.usage.output_tokens,  # output_tokens
+        a.usage.cached_tokens,  # cached_tokens
+        a.usage.cost_usd,  # cost_usd
+        a.started_at,
+        a.finished_at,
+    )
 
 
 def _attempt(row: Sequence[Any]) -> Attempt:
@@ -510,18 +542,18 @@ def _attempt(row: Sequence[Any]) -> Attempt:
     )
 
 
-def _recovery_row(r: Recovery) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "goal_id": r.goal_id,
-        "task_id": r.task_id,
-        "attempt_id": r.attempt_id,
-        "root_cause": r.root_cause,
-        "action": r.action.value,
-        "guidance": r.guidance,
-        "new_tasks": _strs_json(r.new_tasks),
-        "created_at": r.created_at,
-    }
+def _recovery_row(r: Recovery) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.goal_id,
+        r.task_id,
+        r.attempt_id,
+        r.root_cause,
+        r.action.value,  # action
+        r.guidance,
+        _strs_json(r.new_tasks),  # new_tasks
+        r.created_at,
+    )
 
 
 def _recovery(row: Sequence[Any]) -> Recovery:
@@ -539,14 +571,14 @@ def _recovery(row: Sequence[Any]) -> Recovery:
     )
 
 
-def _breaker_row(b: BreakerRecord) -> dict[str, Any]:
-    return {
-        "key": b.key,
-        "state": b.state.value,
-        "failures": b.failures,
-        "opened_at": b.opened_at,
-        "last_error": redact(b.last_error),
-    }
+def _breaker_row(b: BreakerRecord) -> tuple[Any, ...]:
+    return (
+        b.key,
+        b.state.value,  # state
+        b.failures,
+        b.opened_at,
+        redact(b.last_error),  # last_error
+    )
 
 
 def _breaker(row: Sequence[Any]) -> BreakerRecord:
@@ -560,8 +592,12 @@ def _breaker(row: Sequence[Any]) -> BreakerRecord:
     )
 
 
-def _baseline_row(b: Baseline) -> dict[str, Any]:
-    return {"goal_id": b.goal_id, "sha": b.sha, "results": _results_json(b.results)}
+def _baseline_row(b: Baseline) -> tuple[Any, ...]:
+    return (
+        b.goal_id,
+        b.sha,
+        _results_json(b.results),  # results
+    )
 
 
 def _baseline(row: Sequence[Any]) -> Baseline:
@@ -569,17 +605,21 @@ def _baseline(row: Sequence[Any]) -> Baseline:
     return Baseline(goal_id=goal_id, sha=sha, results=_results(results))
 
 
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "ts": e.ts or time.time(),
-        "kind": str(e.kind),
-        "goal_id": e.goal_id,
-        "task_id": e.task_id,
-        "attempt_id": e.attempt_id,
-        "project_id": e.project_id,
-        "message": redact(e.message),
-        "data": _dumps(redact_data(dict(e.data))) if e.data else "{}",
-    }
+def _event_row(e: Event) -> tuple[Any, ...]:
+    """The row of an event, in the column order of the events table without its ``id``."""
+    return (
+        e.ts or time.time(),
+        str(e.kind),
+        e.goal_id,
+        e.task_id,
+        e.attempt_id,
+        e.project_id,
+        redact(e.message),
+        _data_json(e.data),
+    )
+
+
+_EVENT_GOAL, _EVENT_PROJECT = 2, 5  # positions in an event row
 
 
 def _event(row: Sequence[Any]) -> Event:
@@ -597,24 +637,63 @@ def _event(row: Sequence[Any]) -> Event:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class _Kind:
-    """How one record type is stored: its table, its row, and its staging key (table + key)."""
+    """How one record type is stored: its table, its row (a tuple in table column order) and
+    its primary key, which identifies the record among those staged of its kind."""
 
     table: sa.Table
-    to_row: Callable[[Any], dict[str, Any]]
-    key: Callable[[Any], tuple[str, ...]]
+    to_row: Callable[[Any], tuple[Any, ...]]
+    key: Callable[[Any], Any]
 
 
 _KINDS: dict[type, _Kind] = {
-    Project: _Kind(projects, _project_row, lambda p: ("projects", p.id)),
-    Goal: _Kind(goals, _goal_row, lambda g: ("goals", g.id)),
-    Task: _Kind(tasks, _task_row, lambda t: ("tasks", t.goal_id, t.id)),
-    Attempt: _Kind(attempts, _attempt_row, lambda a: ("attempts", a.id)),
-    Recovery: _Kind(recoveries, _recovery_row, lambda r: ("recoveries", r.id)),
-    BreakerRecord: _Kind(breakers, _breaker_row, lambda b: ("breakers", b.key)),
-    Baseline: _Kind(baselines, _baseline_row, lambda b: ("baselines", b.goal_id)),
+    Project: _Kind(projects, _project_row, operator.attrgetter("id")),
+    Goal: _Kind(goals, _goal_row, operator.attrgetter("id")),
+    Task: _Kind(tasks, _task_row, operator.attrgetter("goal_id", "id")),
+    Attempt: _Kind(attempts, _attempt_row, operator.attrgetter("id")),
+    Recovery: _Kind(recoveries, _recovery_row, operator.attrgetter("id")),
+    BreakerRecord: _Kind(breakers, _breaker_row, operator.attrgetter("key")),
+    Baseline: _Kind(baselines, _baseline_row, operator.attrgetter("goal_id")),
 }
+
+
+class _Insert:
+    """An insert (or upsert) of many rows. On SQLite the rows go in statements of many rows
+    each: the driver binds one statement's values and then runs it without the GIL, where a
+    statement per row would hand the GIL back and forth with the event loop for every row. A
+    few statement sizes serve every batch, so the driver's statement cache keeps them all."""
+
+    def __init__(self, sql: str, columns: Sequence[str], *, sqlite: bool, max_variables: int):
+        self.columns = tuple(columns)
+        self.sqlite = sqlite
+        self.sql = sql
+        self._statements: dict[int, str] = {}  # rows per statement -> its SQL, largest first
+        if sqlite:
+            head, values, after = sql.partition(" VALUES ")
+            group, _, tail = after.partition(")")
+            assert group == "(" + ", ".join("?" * len(columns)), sql
+            most = max(1, min(_ROWS_PER_STATEMENT, max_variables // len(columns)))
+            for size in sorted({most, most // 4, most // 16} - {0, 1}, reverse=True):
+                rows = ", ".join([group + ")"] * size)
+                self._statements[size] = f"{head}{values}{rows}{tail}"
+
+    def run(self, connection: sa.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not self.sqlite:
+            named = [dict(zip(self.columns, row, strict=True)) for row in rows]
+            connection.exec_driver_sql(self.sql, named)
+            return
+        start, total = 0, len(rows)
+        for size, sql in self._statements.items():
+            while total - start >= size:
+                values = tuple(chain(*rows[start : start + size]))
+                connection.exec_driver_sql(sql, values)
+                start += size
+        if start < total:  # the last few rows, one statement each
+            connection.exec_driver_sql(self.sql, list(rows[start:]))
+
+
+_ROWS_PER_STATEMENT = 200
 
 # -- engine and migrations -------------------------------------------------------------------------
 
@@ -632,9 +711,7 @@ def _create_engine(url: str, busy_timeout: float) -> sa.Engine:
         backend = sa.make_url(url).get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported store database {backend!r}: use SQLite or PostgreSQL")
-        # Named parameters on SQLite (psycopg's are named already): flushes pass row dicts as is.
-        options = {"paramstyle": "named"} if backend == "sqlite" else {}
-        engine = sa.create_engine(url, **options)
+        engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"cannot use store URL {url!r}: {exc}") from exc
     if backend == "sqlite":
@@ -701,31 +778,46 @@ class SqlStore:
         self.retry_delay = retry_delay
         self._engine = _create_engine(url, busy_timeout)
         self._writer = self._engine.execution_options(**{_WRITE: True})
-        # Flush statements are compiled once and run at the driver level with the row dicts:
+        # Flush statements are compiled once and run at the driver level with row tuples:
         # SQLAlchemy's per-row parameter processing would double the time of a large flush.
         dialect = self._engine.dialect
-        insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
-        self._upserts: dict[str, str] = {}
+        is_sqlite = dialect.name == "sqlite"
+        max_variables = 999  # SQLite's smallest limit; the real one is read below
+        if is_sqlite:
+            with self._engine.connect() as connection:
+                dbapi = connection.connection.dbapi_connection
+                assert isinstance(dbapi, sqlite3.Connection)
+                max_variables = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        insert = sqlite.insert if is_sqlite else postgresql.insert
+        self._upserts: dict[_Kind, _Insert] = {}
         for kind in _KINDS.values():
             stmt = insert(kind.table)
             changes = {c.name: stmt.excluded[c.name] for c in kind.table.c if not c.primary_key}
             upsert = stmt.on_conflict_do_update(
                 index_elements=[c.name for c in kind.table.primary_key], set_=changes
             )
-            self._upserts[kind.table.name] = str(upsert.compile(dialect=dialect))
+            self._upserts[kind] = _Insert(
+                str(upsert.compile(dialect=dialect)),
+                [c.name for c in kind.table.c],
+                sqlite=is_sqlite,
+                max_variables=max_variables,
+            )
         event_columns = [c.name for c in event_log.c if c.name != "id"]
-        self._insert_events = str(
-            event_log.insert().compile(dialect=dialect, column_keys=event_columns)
+        self._insert_events = _Insert(
+            str(event_log.insert().compile(dialect=dialect, column_keys=event_columns)),
+            event_columns,
+            sqlite=is_sqlite,
+            max_variables=max_variables,
         )
         migrate(self._engine)
 
         self._lock = threading.Lock()  # guards the staged rows and the counters
         self._commit_lock = threading.Lock()  # one transaction at a time (flushes, deletes)
-        # Staged records by (table, *primary key): they become rows only when flushed, so a
+        # Staged records by kind and primary key: they become rows only when flushed, so a
         # record written several times before a flush is converted once. Events are converted
         # when written, so bad event data fails in its writer and never poisons a flush.
-        self._rows: dict[tuple[str, ...], tuple[_Kind, Any]] = {}
-        self._events: list[dict[str, Any]] = []
+        self._rows: dict[tuple[_Kind, Any], Any] = {}
+        self._events: list[tuple[Any, ...]] = []
         self._staged = 0  # number of write() calls so far
         self._durable = 0  # every write() up to this number is committed
         self._inflight: asyncio.Future[None] | None = None
@@ -743,16 +835,15 @@ class SqlStore:
             raise RuntimeError(f"{self!r} is closed")
         if not records and not events:
             return
-        staged = []
-        for record in records:
-            kind = _KINDS.get(type(record))
-            if kind is None:
-                raise TypeError(f"the store cannot write {type(record).__name__}")
-            staged.append((kind.key(record), (kind, record)))
+        try:
+            staged = [((kind := _KINDS[type(r)], kind.key(r)), r) for r in records]
+        except KeyError:
+            wrong = next(r for r in records if type(r) not in _KINDS)
+            raise TypeError(f"the store cannot write {type(wrong).__name__}") from None
         event_rows = [_event_row(e) for e in events]
         with self._lock:
             self._rows.update(staged)
-            self._events.extend(event_rows)
+            self._events += event_rows
             self._staged += 1
         flusher = self._flusher
         if flusher is None or flusher.done():
@@ -799,15 +890,15 @@ class SqlStore:
                 rows, event_rows, staged = self._rows, self._events, self._staged
                 self._rows, self._events = {}, []
             if rows or event_rows:
-                by_table: dict[str, list[dict[str, Any]]] = {}
-                for key, (kind, record) in rows.items():
-                    by_table.setdefault(key[0], []).append(kind.to_row(record))
+                by_kind: dict[_Kind, list[tuple[Any, ...]]] = {}
                 try:
+                    for (kind, _), record in rows.items():
+                        by_kind.setdefault(kind, []).append(kind.to_row(record))
                     with self._writer.begin() as connection:
-                        for table, table_rows in by_table.items():
-                            connection.exec_driver_sql(self._upserts[table], table_rows)
+                        for kind, kind_rows in by_kind.items():
+                            self._upserts[kind].run(connection, kind_rows)
                         if event_rows:
-                            connection.exec_driver_sql(self._insert_events, event_rows)
+                            self._insert_events.run(connection, event_rows)
                 except BaseException:
                     with self._lock:
                         rows.update(self._rows)  # rows staged since then are newer: they win
@@ -830,21 +921,20 @@ class SqlStore:
                 breaker = f"project:{project_id}"
                 connection.execute(sa.delete(breakers).where(breakers.c.key == breaker))
             with self._lock:
-                staged = {key: kind.to_row(rec) for key, (kind, rec) in self._rows.items()}
                 doomed = stored_goals | {
-                    row["id"]
-                    for key, row in staged.items()
-                    if key[0] == "goals" and row["project_id"] == project_id
+                    record.id
+                    for record in self._rows.values()
+                    if isinstance(record, Goal) and record.project_id == project_id
                 }
                 self._rows = {
-                    key: self._rows[key]
-                    for key, row in staged.items()
-                    if not _of_project(key, row, project_id, doomed)
+                    key: record
+                    for key, record in self._rows.items()
+                    if not _of_project(record, project_id, doomed)
                 }
                 self._events = [
                     e
                     for e in self._events
-                    if e["project_id"] != project_id and e["goal_id"] not in doomed
+                    if e[_EVENT_PROJECT] != project_id and e[_EVENT_GOAL] not in doomed
                 ]
 
     def add_command(self, goal_id: str, kind: str) -> int:
@@ -1035,15 +1125,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _of_project(
-    key: tuple[str, ...], row: dict[str, Any], project_id: str, goal_ids: set[str]
-) -> bool:
-    """Whether the staged ``row`` belongs to the project being deleted."""
-    table = key[0]
-    if table == "projects":
-        return bool(row["id"] == project_id)
-    if table == "goals":
-        return bool(row["id"] in goal_ids)
-    if table == "breakers":
-        return bool(row["key"] == f"project:{project_id}")
-    return bool(row["goal_id"] in goal_ids)
+def _of_project(record: Record, project_id: str, goal_ids: set[str]) -> bool:
+    """Whether the staged ``record`` belongs to the project being deleted."""
+    if isinstance(record, Project):
+        return record.id == project_id
+    if isinstance(record, Goal):
+        return record.id in goal_ids
+    if isinstance(record, BreakerRecord):
+        return record.key == f"project:{project_id}"
+    return record.goal_id in goal_ids
