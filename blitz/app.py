@@ -352,8 +352,11 @@ class App:
             scripted=backend.name == "scripted",
         )
 
-    def engine(self, *, planners: dict[str, Planner] | None = None) -> Engine:
-        """An engine over this app's store; ``planners`` overrides the planner per goal id."""
+    def engine(
+        self, *, planners: dict[str, Planner] | None = None, return_when_blocked: bool = False
+    ) -> Engine:
+        """An engine over this app's store; ``planners`` overrides the planner per goal id;
+        ``return_when_blocked``: stop once every goal waits on a paused project."""
         overrides = planners or {}
         board = self.breakers
         return Engine(
@@ -365,6 +368,7 @@ class App:
                 project, goal, planner=overrides.get(goal.id)
             ),
             fault=self.fault,
+            return_when_blocked=return_when_blocked,
         )
 
     def file_planner(self, project: Project, plan: object) -> Planner:

@@ -34,11 +34,18 @@ MAX_REBASES = 5
 """Times an attempt re-validates after rebasing before it gives the slot back."""
 
 
+def worktree_name(goal_id: str, name: str) -> str:
+    """Worktrees are named after their goal, so a resume can find every one a dead process left,
+    even one whose attempt never reached the store."""
+    return f"{goal_id}--{name}"
+
+
 class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # the work was wrong -> recovery
     CRASHED = "crashed"  # the machinery broke -> retry
     CONFLICT = "conflict"  # the change does not apply on the goal branch's new head -> re-run
+    CONFIG = "config"  # the user must fix a setting (a rejected key) -> project paused, re-queued
 
 
 _STATES = {
@@ -46,6 +53,7 @@ _STATES = {
     Outcome.FAILED: AttemptState.FAILED,
     Outcome.CRASHED: AttemptState.CRASHED,
     Outcome.CONFLICT: AttemptState.FAILED,
+    Outcome.CONFIG: AttemptState.CRASHED,
 }
 
 
@@ -117,7 +125,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
     try:
         if ws is not None:
             base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
-            worktree = await ws.add_worktree(attempt.id, base)
+            worktree = await ws.add_worktree(worktree_name(ctx.goal.id, attempt.id), base)
         else:
             base = ""
             worktree = _path(ctx.project.path)
@@ -146,6 +154,8 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             result = AgentResult(ok=False, crashed=True, error=f"backend error: {exc!r}")
         found["summary"], found["usage"] = result.summary, result.usage
         ctx.fault("after_agent")
+        if not result.ok and result.config_error:
+            return report(Outcome.CONFIG, result.config_error)
         if not result.ok:
             outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
             return report(outcome, result.error or "the agent gave up without saying why")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import gc
 import os
 import socket
@@ -54,7 +55,7 @@ from blitz.domain import (
     Usage,
     new_id,
 )
-from blitz.errors import BlitzError, PlanError, UserError
+from blitz.errors import BlitzError, ConfigError, PlanError, UserError
 from blitz.events import Event, EventKind
 from blitz.planner import Planner, PlanRequest, RecoveryRequest, check_plan
 from blitz.router import Router, WorkItem
@@ -194,7 +195,14 @@ class Engine:
         services: Callable[[Project, Goal], Services],
         fault: Callable[[str], None] = lambda point: None,
         poll_interval: float = 0.5,
+        return_when_blocked: bool = False,
     ) -> None:
+        """``return_when_blocked``: :meth:`run` returns once every goal waits on a paused
+        project (the CLI's case: a person must act; the goals stay resumable)."""
+        self._return_when_blocked = return_when_blocked
+        self.user_errors: dict[str, UserError] = {}
+        """Goals that failed on a configuration the user must fix (a rejected key), by id."""
+        self._paused: dict[str, str] = {}  # project id -> why it is paused
         self.store = store
         self.clock = clock
         self.router = router
@@ -283,6 +291,8 @@ class Engine:
         next_poll = self.clock.monotonic() + self._poll_interval
         inbox = self._inbox
         while self.runs and not self._stopping:
+            if self._return_when_blocked and len(self.blocked()) == len(self.runs):
+                return  # every goal waits for its user to act; they stay resumable
             # Apply every report that arrived, then start whatever may start, then wait.
             while inbox and not self._stopping:
                 inbox.popleft()()
@@ -331,6 +341,7 @@ class Engine:
         self.router.set_project_limit(project.id, max(1, goal.max_parallel or project.max_parallel))
         self.breakers.configure(project_key(project.id), run.services.breaker)
         if project.paused:
+            self._paused[project.id] = project.pause_reason or "paused"
             self.router.pause_project(project.id)
         run.goal = goal.evolve(runner=self._me)
         self.store.write(run.goal)
@@ -369,7 +380,7 @@ class Engine:
     async def _baseline(self, run: GoalRun, sha: str) -> Baseline:
         ws, validator = run.services.workspace, run.services.validator
         assert ws is not None and validator is not None
-        worktree = await ws.add_worktree(f"baseline-{run.goal.id}", sha)
+        worktree = await ws.add_worktree(attempts.worktree_name(run.goal.id, "baseline"), sha)
         try:
             return await validator.baseline(worktree, goal_id=run.goal.id, sha=sha)
         finally:
@@ -383,6 +394,8 @@ class Engine:
                 EventKind.PLAN_REJECTED if isinstance(result, PlanError) else EventKind.GOAL_FAILED
             )
             self._emit(run, kind, str(result))
+            if isinstance(result, ConfigError):
+                self.user_errors[run.goal.id] = result
             self._fail_goal(run, str(result))
             return
         tasks, baseline, usage = result
@@ -458,11 +471,13 @@ class Engine:
             self.store.write(
                 a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
             )
-            if ws is not None:
-                # The record is written before the worktree exists, so it may not name it yet;
-                # attempt worktrees are named by attempt id.
-                stale_dir = Path(a.worktree) if a.worktree else ws.worktrees_dir / a.id
-                await ws.remove_worktree(stale_dir)
+        if ws is not None:
+            # Every worktree of this goal is stale now, including any whose attempt never
+            # reached the store: they are named after the goal.
+            prefix = attempts.worktree_name(goal.id, "")
+            if ws.worktrees_dir.is_dir():
+                for stale_dir in sorted(ws.worktrees_dir.glob(f"{prefix}*")):
+                    await ws.remove_worktree(stale_dir)
         recoveries = self.store.load_recoveries(goal.id)
         run.recoveries = len(recoveries)
         with _gc_paused():
@@ -694,6 +709,9 @@ class Engine:
             self._conflict(run, task, final, result)
         elif outcome is attempts.Outcome.CRASHED:
             self._crashed(run, task, result.error)
+        elif outcome is attempts.Outcome.CONFIG:
+            self._requeue(run, task, f"waiting: {result.error}")
+            self.pause_project(run.project.id, result.error)
         else:
             self._failed(run, task, final, result.error, result.messages)
         self._settle(run)
@@ -772,6 +790,18 @@ class Engine:
                 f"{result.error}\n(re-ran {limit} times on the new head; still conflicting)",
                 result.messages,
             )
+
+    def _requeue(self, run: GoalRun, task: Task, message: str) -> None:
+        """Put a running task back in the queue as it was (the work was not at fault)."""
+        assert run.dag is not None
+        task = task.evolve(state=TaskState.READY)
+        run.tasks[task.id] = task
+        if run.dag.status(task.id) is NodeStatus.RUNNING:
+            run.dag.requeue(task.id)
+        self.store.write(
+            task, events=[self._event(run, EventKind.TASK_REQUEUED, message, task=task)]
+        )
+        self._feed(run)
 
     def _crashed(self, run: GoalRun, task: Task, error: str, *, requeue_only: bool = False) -> None:
         assert run.dag is not None
@@ -1106,11 +1136,62 @@ class Engine:
     def _poll_commands(self) -> None:
         try:
             commands = self.store.take_commands(list(self.runs))
+            projects = {p.id: p for p in self.store.list_projects()}
         except Exception:  # the store may be briefly locked by another process; try next time
             return
         for command in commands:
             if command.kind == "cancel":
                 self.cancel(command.goal_id, "cancelled by `blitz cancel`")
+        # Follow `blitz projects pause/resume` made by other processes.
+        for project_id in {run.project.id for run in self.runs.values()}:
+            stored = projects.get(project_id)
+            if stored is None or stored.paused == (project_id in self._paused):
+                continue
+            if stored.paused:
+                self._paused[project_id] = stored.pause_reason or "paused"
+                self.router.pause_project(project_id)
+            else:
+                del self._paused[project_id]
+                self.router.resume_project(project_id)
+                for run in self.runs.values():
+                    if run.project.id == project_id:
+                        run.project = stored
+
+    def pause_project(self, project_id: str, reason: str) -> None:
+        """Stop starting tasks of a project until it is resumed (queued tasks wait)."""
+        if project_id in self._paused:
+            return
+        self._paused[project_id] = reason
+        self.router.pause_project(project_id)
+        run = next((r for r in self.runs.values() if r.project.id == project_id), None)
+        stored = self.store.get_project(project_id) or (run.project if run else None)
+        if stored is None:
+            return
+        paused = dataclasses.replace(stored, paused=True, pause_reason=reason)
+        for r in self.runs.values():
+            if r.project.id == project_id:
+                r.project = paused
+        self.store.write(
+            paused,
+            events=[
+                Event(
+                    kind=EventKind.PROJECT_PAUSED,
+                    project_id=project_id,
+                    message=f"{paused.name} paused: {reason}",
+                    ts=self.clock.time(),
+                )
+            ],
+        )
+
+    def blocked(self) -> dict[str, str]:
+        """Goals that cannot move because their project is paused and nothing of theirs runs:
+        goal id -> the pause reason."""
+        held = {}
+        for goal_id, run in self.runs.items():
+            reason = self._paused.get(run.project.id)
+            if reason is not None and not run.jobs:
+                held[goal_id] = reason
+        return held
 
     def _breaker_changes(self, changes: Iterable[Change]) -> None:
         for change in changes:
@@ -1189,11 +1270,12 @@ class Engine:
         self.store.write(events=[self._event(run, kind, message, task=task)])
 
 
-_ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed"]] = {
+_ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed", "cancelled"]] = {
     attempts.Outcome.SUCCEEDED: "succeeded",
     attempts.Outcome.FAILED: "failed",  # the work was wrong; the machinery worked
     attempts.Outcome.CONFLICT: "failed",
     attempts.Outcome.CRASHED: "crashed",
+    attempts.Outcome.CONFIG: "cancelled",  # neither the work nor the provider's health is at fault
 }
 
 _NO_USAGE = Usage()

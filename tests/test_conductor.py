@@ -8,6 +8,7 @@ the goal to its end and checks the store, the goal branch and the filesystem.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -767,3 +768,50 @@ async def test_a_cyclic_plan_is_rejected_and_nothing_runs(tmp_path: Path, apps: 
     if goal.branch and git(repo, "branch", "--list", goal.branch):
         assert branch_commits(repo, goal.branch) == []
     assert_engine_invariants(app, repo, goal)
+
+
+# -- configuration errors pause the project ---------------------------------------------------
+
+
+async def test_a_configuration_error_pauses_the_project_and_the_goal_resumes_after(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    repo = make_repo(tmp_path, gates=SHELL_GATE)
+    scenario = {
+        "tasks": [task("one")],
+        "agent": {
+            "one": [
+                [{"config_error": "the API key was rejected (401): check ANTHROPIC_API_KEY"}],
+                [write("one.txt", "done\n")],
+            ]
+        },
+    }
+    app = apps(scenario)
+    engine = app.engine(return_when_blocked=True)
+    started = await start_goal(app, engine, repo)
+    finished = await engine.run()
+
+    # The run stopped for a person to act: nothing failed, the goal waits, the project is paused.
+    assert started.goal.id not in finished
+    assert "ANTHROPIC_API_KEY" in engine.blocked()[started.goal.id]
+    await app.store.flush()
+    project = app.store.get_project(started.project.id)
+    assert project is not None and project.paused
+    assert "API key was rejected" in project.pause_reason
+    [one] = app.store.load_tasks(started.goal.id)
+    assert one.state is TaskState.READY and one.recoveries == 0
+    events = goal_events(app, started.goal.id)
+    assert not of_kind(events, "task.failed") and not of_kind(events, "recovery.requested")
+    paused = [e for e in app.store.events() if e.kind.value == "project.paused"]
+    assert paused and "ANTHROPIC_API_KEY" in paused[-1].message
+
+    # The user fixes the key and resumes the project; a new engine takes the goal over.
+    app.store.write(dataclasses.replace(project, paused=False, pause_reason=""))
+    await app.store.flush()
+    resumed = app.engine()
+    goal = app.store.get_goal(started.goal.id)
+    assert goal is not None
+    await resumed.resume(goal.evolve(runner=""))
+    done = await resumed.run()
+    assert done[started.goal.id].state is GoalState.SUCCEEDED
+    assert_engine_invariants(app, repo, done[started.goal.id])

@@ -87,7 +87,7 @@ async def _run(
         goal = await blitz.new_goal(
             project, title, backend=backend, max_parallel=max_parallel, allow_dirty=allow_dirty
         )
-        engine = blitz.engine()
+        engine = blitz.engine(return_when_blocked=True)
         engine.start(project, goal, plan=plan)
         if not json_out:
             out.print(
@@ -95,7 +95,16 @@ async def _run(
             )
         async with live_view(engine, [goal.id], enabled=not json_out):
             finished = await engine.run()
+        if goal.id not in finished:
+            reason = engine.blocked().get(goal.id, "paused")
+            raise ConfigError(
+                f"project {project.name} is paused: {reason}\n"
+                f"Goal {goal.id} is kept: fix that, then run `blitz projects resume "
+                f"{project.name}` and `blitz resume`."
+            )
         final = finished[goal.id]
+        if goal.id in engine.user_errors:
+            raise engine.user_errors[goal.id]
         report(blitz, final, json_out=json_out)
         return 0 if final.state is GoalState.SUCCEEDED else 1
     finally:

@@ -15,7 +15,8 @@ store, PR) runs for real without a model or a network. A scenario is YAML or JSO
         - {root_cause: "subtracts", action: retry, guidance: "use +"}
 
 Agent actions: ``write``/``append`` {path, content}, ``replace`` {path, old, new}, ``delete``
-path, ``run`` command, ``say`` text, ``fail`` message, ``crash`` message, ``sleep`` seconds.
+path, ``run`` command, ``say`` text, ``fail`` message, ``crash`` message, ``config_error``
+message (as if the provider rejected the key), ``sleep`` seconds.
 The last attempt's actions repeat for later attempts. A task with no entry does nothing (and
 the engine then fails it for changing no files, unless the task allows that). Without a recovery
 entry the planner retries the task once with the failure as guidance, then skips it.
@@ -201,6 +202,8 @@ class ScriptedBackend:
             return AgentResult(ok=False, error=str(arg))
         elif verb == "crash":
             return AgentResult(ok=False, crashed=True, error=str(arg))
+        elif verb == "config_error":
+            return AgentResult(ok=False, error=str(arg), config_error=str(arg))
         else:
             raise ValueError(f"unknown action {verb!r}")
         return None
