@@ -242,7 +242,17 @@ class App:
 
     def default_backend(self, project: Project) -> str:
         """The project's backend; when none is set, the scripted one if a scenario was given,
-        else the embedded agent."""
+        else the embedded agent.
+
+        "scripted" is also what a project gets when nothing chose a backend (the default of
+        blitz.toml and of a new project); with no scenario it has nothing to do, so such a project
+        gets the embedded agent once a model is configured for it."""
+        if (
+            self.scenario is None
+            and project.backend == "scripted"
+            and self.model_name("agent", project)
+        ):
+            return "embedded"
         return project.backend or ("scripted" if self.scenario is not None else "embedded")
 
     def model_name(self, role: str, project: Project) -> str:
@@ -350,6 +360,8 @@ class App:
             if cfg
             else BreakerPolicy(),
             scripted=backend.name == "scripted",
+            goal_budget_usd=(cfg.budget.goal_usd or None) if cfg else None,
+            project_budget_usd=(cfg.budget.project_usd or None) if cfg else None,
         )
 
     def engine(

@@ -69,6 +69,7 @@ class AttemptContext:
     baseline: Baseline | None
     timeout: float
     emit: Callable[[Event], None]
+    budget_usd: float | None = None  # what this attempt may still spend (None = no cap)
     now: Callable[[], float] = time.time
     fault: Callable[[str], None] = lambda point: None
 
@@ -142,6 +143,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             guidance=ctx.task.guidance,
             previous_failure=ctx.task.root_cause,
             timeout=ctx.timeout,
+            budget_usd=ctx.budget_usd,
         )
         try:
             deadline = asyncio.get_running_loop().time() + ctx.timeout

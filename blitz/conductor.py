@@ -69,6 +69,9 @@ if TYPE_CHECKING:
 BLOCKED = "blocked: "
 """Reason prefix of tasks skipped because a dependency can never finish."""
 
+OVER_BUDGET = "budget reached: "
+"""Reason prefix of tasks skipped because the goal's budget was spent."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -92,6 +95,8 @@ class Services:
     limits: Limits = field(default_factory=Limits)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     scripted: bool = False
+    goal_budget_usd: float | None = None  # hard limits; reaching one stops new work
+    project_budget_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +126,7 @@ class GoalRun:
         "aborted",
         "attempt_jobs",
         "baseline",
+        "budget_stop",
         "cancelled",
         "dag",
         "goal",
@@ -147,7 +153,8 @@ class GoalRun:
         self.cancelled = False
         self.aborted = False  # recovery said the goal cannot succeed: it ends failed, not cancelled
         self.plan: Plan | None = None
-        self.usage = Usage()
+        self.usage = Usage()  # everything spent: attempts, planning, recovery
+        self.budget_stop = ""  # why no new work starts (a budget was reached)
         self.started = 0.0
 
 
@@ -203,6 +210,9 @@ class Engine:
         self.user_errors: dict[str, UserError] = {}
         """Goals that failed on a configuration the user must fix (a rejected key), by id."""
         self._paused: dict[str, str] = {}  # project id -> why it is paused
+        # What each project has spent: from the store when its first goal is taken on, then
+        # counted here as this process spends (other processes' live spending is not seen).
+        self._project_spent: dict[str, float] = {}
         self.store = store
         self.clock = clock
         self.router = router
@@ -340,6 +350,8 @@ class Engine:
         self.runs[goal.id] = run
         self.router.set_project_limit(project.id, max(1, goal.max_parallel or project.max_parallel))
         self.breakers.configure(project_key(project.id), run.services.breaker)
+        if run.services.project_budget_usd is not None and project.id not in self._project_spent:
+            self._project_spent[project.id] = self.store.project_usage(project.id).cost_usd
         if project.paused:
             self._paused[project.id] = project.pause_reason or "paused"
             self.router.pause_project(project.id)
@@ -399,7 +411,7 @@ class Engine:
             self._fail_goal(run, str(result))
             return
         tasks, baseline, usage = result
-        run.usage += usage
+        self._spent(run, usage, planning=True)
         run.baseline = baseline
         run.dag = Dag(
             tasks,
@@ -466,7 +478,7 @@ class Engine:
         committed: dict[str, str] = {}
         if ws is not None and goal.branch:
             committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
-        run.usage = self.store.usage(goal.id)
+        run.usage = self.store.usage(goal.id) + goal.usage
         for a in self.store.load_attempts(goal.id, states=[AttemptState.RUNNING]):
             self.store.write(
                 a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
@@ -540,6 +552,9 @@ class Engine:
         ready = run.dag.pop_ready()
         if not ready:
             return
+        if run.budget_stop:
+            self._skip_over_budget(run, ready)
+            return
         goal_id, project_id, backend = run.goal.id, run.project.id, run.services.backend.name
         now = self.clock.time()
         tasks = run.tasks
@@ -571,6 +586,61 @@ class Engine:
                 )
             )
         self.store.write(*changed, events=events)
+
+    # -- spending -----------------------------------------------------------------------------
+
+    def _spent(self, run: GoalRun, usage: Usage, *, planning: bool = False) -> None:
+        """Count model usage against the goal (and its budgets). Planning and recovery usage is
+        kept on the goal record; attempts keep their own."""
+        if usage == _NO_USAGE:
+            return
+        run.usage += usage
+        if planning:
+            run.goal = run.goal.evolve(usage=run.goal.usage + usage)
+            self.store.write(run.goal)
+        services = run.services
+        goal_limit = services.goal_budget_usd
+        if goal_limit is not None and run.usage.cost_usd >= goal_limit and not run.budget_stop:
+            run.budget_stop = (
+                f"the goal's budget of ${goal_limit:.2f} is spent (${run.usage.cost_usd:.2f})"
+            )
+            self._emit(
+                run,
+                EventKind.BUDGET_EXCEEDED,
+                run.budget_stop + "; no new work starts, running attempts finish",
+            )
+            withdrawn = self.router.withdraw(run.goal.id)
+            if run.dag is not None:
+                for item in withdrawn:
+                    if run.dag.status(item.task_id) is NodeStatus.RUNNING:
+                        run.dag.requeue(item.task_id)
+                self._feed(run)
+        project_id = run.project.id
+        self._project_spent[project_id] = self._project_spent.get(project_id, 0.0) + usage.cost_usd
+        project_limit = services.project_budget_usd
+        if project_limit is not None and project_id not in self._paused:
+            spent = self._project_spent[project_id]
+            if spent >= project_limit:
+                reason = (
+                    f"the project's budget of ${project_limit:.2f} is spent (${spent:.2f}); "
+                    "raise [budget] project_usd in blitz.toml to go on"
+                )
+                self._emit(run, EventKind.BUDGET_EXCEEDED, reason)
+                self.pause_project(run.project.id, reason)
+
+    def _skip_over_budget(self, run: GoalRun, ready: list[str]) -> None:
+        assert run.dag is not None
+        while ready:
+            more: list[str] = []
+            for task_id in ready:
+                task = run.tasks[task_id]
+                self._set_task(
+                    run,
+                    task.evolve(state=TaskState.SKIPPED, reason=OVER_BUDGET + run.budget_stop),
+                    EventKind.TASK_SKIPPED,
+                )
+                more.extend(run.dag.skip(task_id))
+            ready = more + run.dag.pop_ready()
 
     def _feed_succeeded(self) -> None:
         """Feed and settle each goal whose tasks succeeded since the last step."""
@@ -634,6 +704,9 @@ class Engine:
                 validator=services.validator,
                 baseline=run.baseline,
                 timeout=services.limits.attempt_timeout,
+                budget_usd=None
+                if services.goal_budget_usd is None
+                else max(0.0, services.goal_budget_usd - run.usage.cost_usd),
                 emit=self._write_event,
                 now=self.clock.time,
                 fault=self._fault,
@@ -676,7 +749,7 @@ class Engine:
             return
         final = result.attempt
         if final.usage != _NO_USAGE:
-            run.usage += final.usage
+            self._spent(run, final.usage)
         outcome = result.outcome
         self._breaker_changes(
             self.router.done(item, outcome=_ROUTER_OUTCOME[outcome], error=result.error)
@@ -917,7 +990,7 @@ class Engine:
             )
             self._settle(run)
             return
-        run.usage += result.usage
+        self._spent(run, result.usage, planning=True)
         plan: RecoveryPlan = result.recovery
         try:
             new_tasks = self._apply_recovery(run, task, plan)
@@ -1077,7 +1150,7 @@ class Engine:
         failed = [
             t
             for t in run.tasks.values()
-            if t.state is TaskState.FAILED or t.reason.startswith(BLOCKED)
+            if t.state is TaskState.FAILED or t.reason.startswith((BLOCKED, OVER_BUDGET))
         ]
         events = []
         if isinstance(result, BaseException):

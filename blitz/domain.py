@@ -293,6 +293,7 @@ class Goal:
     finished_at: float = 0.0
     runner: str = ""  # "pid@host" of the process driving the goal; resume takes over dead ones
     max_parallel: int = 0  # 0 = the project's setting
+    usage: Usage = field(default_factory=lambda: Usage())  # planning and recovery model calls
 
     def evolve(self, **changes: Any) -> Goal:
         if "state" in changes and changes["state"] != self.state:

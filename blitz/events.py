@@ -62,6 +62,8 @@ class EventKind(StrEnum):
 
     DEADLOCK_DETECTED = "deadlock.detected"
 
+    BUDGET_EXCEEDED = "budget.exceeded"
+
     PR_PUSHED = "pr.pushed"
     PR_OPENED = "pr.opened"
     PR_WRITTEN = "pr.written"

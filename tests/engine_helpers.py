@@ -82,6 +82,7 @@ def make_repo(
     gates: Mapping[str, object] | None = None,
     limits: Mapping[str, object] | None = None,
     breaker: Mapping[str, object] | None = None,
+    budget: Mapping[str, object] | None = None,
     max_parallel: int = 4,
 ) -> Path:
     """A repository at ``root/name`` with ``files`` and a blitz.toml, committed on ``main``.
@@ -99,6 +100,7 @@ def make_repo(
         "gates": dict(gates or {}),
         "limits": dict(limits or {}),
         "breaker": dict(breaker or {}),
+        "budget": dict(budget or {}),
     }  # fmt: skip
     toml = "".join(
         f"[{section}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items()) + "\n"

@@ -815,3 +815,54 @@ async def test_a_configuration_error_pauses_the_project_and_the_goal_resumes_aft
     done = await resumed.run()
     assert done[started.goal.id].state is GoalState.SUCCEEDED
     assert_engine_invariants(app, repo, done[started.goal.id])
+
+
+# -- budgets ------------------------------------------------------------------------------------
+
+
+def spend(cost: float) -> dict[str, Any]:
+    return {"spend": {"cost_usd": cost, "input": 1000, "output": 100, "cached": 500}}
+
+
+async def test_reaching_the_goal_budget_stops_new_work(tmp_path: Path, apps: MakeApp) -> None:
+    repo = make_repo(tmp_path, gates=SHELL_GATE, budget={"goal_usd": 1.0}, max_parallel=1)
+    app = apps({
+        "tasks": [task("a"), task("b", "a"), task("c", "b")],
+        "agent": {
+            "a": [[spend(0.6), write("a.txt", "a\n")]],
+            "b": [[spend(0.6), write("b.txt", "b\n")]],
+            "c": [[spend(0.1), write("c.txt", "c\n")]],
+        },
+    })  # fmt: skip
+    started, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.FAILED
+    tasks = {t.id: t for t in app.store.load_tasks(goal.id)}
+    assert tasks["a"].state is TaskState.SUCCEEDED and tasks["b"].state is TaskState.SUCCEEDED
+    assert tasks["c"].state is TaskState.SKIPPED and "budget" in tasks["c"].reason
+    assert tasks["c"].attempts == 0  # it never started
+    [exceeded] = of_kind(goal_events(app, goal.id), "budget.exceeded")
+    assert "$1.00" in exceeded.message
+    spent = app.store.usage(goal.id)
+    assert spent.cost_usd == pytest.approx(1.2) and spent.cached_tokens == 1000
+    assert_engine_invariants(app, repo, goal)
+
+
+async def test_reaching_the_project_budget_pauses_the_project(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    repo = make_repo(tmp_path, gates=SHELL_GATE, budget={"project_usd": 0.5}, max_parallel=1)
+    app = apps({
+        "tasks": [task("a"), task("b", "a")],
+        "agent": {"a": [[spend(0.7), write("a.txt", "a\n")]], "b": [[write("b.txt", "b\n")]]},
+    })  # fmt: skip
+    engine = app.engine(return_when_blocked=True)
+    started = await start_goal(app, engine, repo)
+    finished = await engine.run()
+
+    assert started.goal.id not in finished  # waiting for the user to raise the budget
+    project = app.store.get_project(started.project.id)
+    assert project is not None and project.paused and "project_usd" in project.pause_reason
+    tasks = {t.id: t for t in app.store.load_tasks(started.goal.id)}
+    assert tasks["a"].state is TaskState.SUCCEEDED and tasks["b"].attempts == 0
+    assert app.store.project_usage(started.project.id).cost_usd == pytest.approx(0.7)

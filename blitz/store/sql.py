@@ -70,12 +70,14 @@ def _text(name: str, *, primary_key: bool = False) -> sa.Column[str]:
     return sa.Column(name, sa.Text(), nullable=False, primary_key=primary_key)
 
 
-def _int(name: str) -> sa.Column[int]:
-    return sa.Column(name, sa.Integer(), nullable=False)
+def _int(name: str, *, server_default: str | None = None) -> sa.Column[int]:
+    default = sa.text(server_default) if server_default is not None else None
+    return sa.Column(name, sa.Integer(), nullable=False, server_default=default)
 
 
-def _real(name: str) -> sa.Column[float]:
-    return sa.Column(name, sa.Float(), nullable=False)
+def _real(name: str, *, server_default: str | None = None) -> sa.Column[float]:
+    default = sa.text(server_default) if server_default is not None else None
+    return sa.Column(name, sa.Float(), nullable=False, server_default=default)
 
 
 def _bool(name: str) -> sa.Column[bool]:
@@ -114,6 +116,10 @@ goals = sa.Table(
     _real("finished_at"),
     _text("runner"),
     _int("max_parallel"),
+    _int("input_tokens", server_default="0"),
+    _int("output_tokens", server_default="0"),
+    _int("cached_tokens", server_default="0"),
+    _real("cost_usd", server_default="0"),
     sa.Index("ix_goals_project_id", "project_id"),
 )
 tasks = sa.Table(
@@ -411,12 +417,17 @@ def _goal_row(g: Goal) -> tuple[Any, ...]:
         g.finished_at,
         g.runner,
         g.max_parallel,
+        g.usage.input_tokens,
+        g.usage.output_tokens,
+        g.usage.cached_tokens,
+        g.usage.cost_usd,
     )
 
 
 def _goal(row: Sequence[Any]) -> Goal:
     (id_, project_id, title, state, branch, base_branch, base_sha, backend, summary, error,
-     pr_url, created_at, finished_at, runner, max_parallel) = row  # fmt: skip
+     pr_url, created_at, finished_at, runner, max_parallel, input_tokens, output_tokens,
+     cached_tokens, cost_usd) = row  # fmt: skip
     return Goal(
         id=id_,
         project_id=project_id,
@@ -433,6 +444,12 @@ def _goal(row: Sequence[Any]) -> Goal:
         finished_at=finished_at,
         runner=runner,
         max_parallel=max_parallel,
+        usage=Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            cost_usd=cost_usd,
+        ),
     )
 
 
@@ -1053,6 +1070,41 @@ class SqlStore:
             cached_tokens=int(cached),
             cost_usd=float(cost),
         )
+
+    def project_usage(self, project_id: str) -> Usage:
+        of_project = sa.select(goals.c.id).where(goals.c.project_id == project_id)
+        attempts_sum = sa.select(
+            *(
+                sa.func.coalesce(sa.func.sum(c), 0)
+                for c in (
+                    attempts.c.input_tokens,
+                    attempts.c.output_tokens,
+                    attempts.c.cached_tokens,
+                    attempts.c.cost_usd,
+                )
+            )
+        ).where(attempts.c.goal_id.in_(of_project))
+        goals_sum = sa.select(
+            *(
+                sa.func.coalesce(sa.func.sum(c), 0)
+                for c in (
+                    goals.c.input_tokens,
+                    goals.c.output_tokens,
+                    goals.c.cached_tokens,
+                    goals.c.cost_usd,
+                )
+            )
+        ).where(goals.c.project_id == project_id)
+        total = Usage()
+        for stmt in (attempts_sum, goals_sum):
+            [(tokens_in, tokens_out, cached, cost)] = self._rows_of(stmt)
+            total += Usage(
+                input_tokens=int(tokens_in),
+                output_tokens=int(tokens_out),
+                cached_tokens=int(cached),
+                cost_usd=float(cost),
+            )
+        return total
 
     def load_recoveries(self, goal_id: str) -> list[Recovery]:
         stmt = (

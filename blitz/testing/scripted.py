@@ -16,7 +16,8 @@ store, PR) runs for real without a model or a network. A scenario is YAML or JSO
 
 Agent actions: ``write``/``append`` {path, content}, ``replace`` {path, old, new}, ``delete``
 path, ``run`` command, ``say`` text, ``fail`` message, ``crash`` message, ``config_error``
-message (as if the provider rejected the key), ``sleep`` seconds.
+message (as if the provider rejected the key), ``spend`` {cost_usd, input, output, cached} (as
+if the model calls cost that), ``sleep`` seconds.
 The last attempt's actions repeat for later attempts. A task with no entry does nothing (and
 the engine then fails it for changing no files, unless the task allows that). Without a recovery
 entry the planner retries the task once with the failure as guidance, then skips it.
@@ -25,6 +26,7 @@ entry the planner retries the task once with the failure as guidance, then skips
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ import yaml
 
 from blitz import process
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink
-from blitz.domain import Plan, RecoveryAction, RecoveryPlan
+from blitz.domain import Plan, RecoveryAction, RecoveryPlan, Usage
 from blitz.errors import PlanError, UserError
 from blitz.planner import (
     Planned,
@@ -148,6 +150,7 @@ class ScriptedBackend:
             return AgentResult(ok=True, summary="scripted: no actions for this task")
         actions = attempts[min(request.attempt, len(attempts)) - 1]
         said: list[str] = []
+        spent = [Usage()]
 
         async def say(text: str) -> None:
             said.append(text)
@@ -159,9 +162,17 @@ class ScriptedBackend:
                 if not isinstance(action, Mapping) or len(action) != 1:
                     return AgentResult(ok=False, error=f"scripted: malformed action {action!r}")
                 ((verb, arg),) = action.items()
+                if verb == "spend":  # pretend the model calls cost this much
+                    spent[0] += Usage(
+                        input_tokens=int(arg.get("input", 0)),
+                        output_tokens=int(arg.get("output", 0)),
+                        cached_tokens=int(arg.get("cached", 0)),
+                        cost_usd=float(arg.get("cost_usd", 0.0)),
+                    )
+                    continue
                 result = await self._act(request.worktree, verb, arg, say)
                 if result is not None:
-                    return result
+                    return dataclasses.replace(result, usage=spent[0])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             await say(f"error: {exc}")
             return AgentResult(ok=False, error=f"scripted agent: {exc}", messages=tuple(said[-20:]))
@@ -169,6 +180,7 @@ class ScriptedBackend:
             ok=True,
             summary=f"scripted: performed {len(actions)} action(s)",
             messages=tuple(said[-20:]),
+            usage=spent[0],
         )
 
     async def _act(

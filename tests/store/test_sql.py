@@ -254,7 +254,7 @@ def test_migration_creates_exactly_the_tables_the_store_uses(store: SqlStore) ->
     with store._engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
 
 
 def test_sqlite_runs_in_wal_mode(store: SqlStore, db: Path) -> None:
@@ -272,7 +272,7 @@ def test_reopening_keeps_data_and_migrates_once(db: Path) -> None:
         assert again.load_tasks("g-1") == [make_task()]
         again.close()
     with raw(db) as conn:
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0001",)]
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0002",)]
 
 
 def test_unsupported_database_is_a_config_error(tmp_path: Path) -> None:
@@ -785,3 +785,32 @@ def test_flushed_data_survives_a_killed_process(db: Path, death: str) -> None:
     assert [e.kind for e in store.events(goal_id="g-1")] == [EventKind.GOAL_CREATED]
     store.close()
     assert os.path.exists(db)
+
+
+def test_a_database_at_the_first_revision_is_upgraded_with_its_data(db: Path) -> None:
+    """A store made before goals kept their planning usage opens fine: the goal keeps its row
+    and reads back with zero usage."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(sqlite_url(db))
+    config = Config()
+    config.set_main_option("script_location", "blitz.store:migrations")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO goals (id, project_id, title, state, branch, base_branch, base_sha,"
+                " backend, summary, error, pr_url, created_at, finished_at, runner, max_parallel)"
+                " VALUES ('g-old', 'p-1', 'old goal', 'running', 'blitz/x', 'main', '', "
+                "'scripted', '', '', '', 1.0, 0.0, '', 0)"
+            )
+        )
+    engine.dispose()
+    store = SqlStore(sqlite_url(db))
+    goal = store.get_goal("g-old")
+    assert goal is not None and goal.title == "old goal"
+    assert goal.usage == Usage()
+    store.close()
