@@ -834,7 +834,7 @@ async def test_reaching_the_goal_budget_stops_new_work(tmp_path: Path, apps: Mak
             "c": [[spend(0.1), write("c.txt", "c\n")]],
         },
     })  # fmt: skip
-    started, goal = await run_one(app, repo)
+    _, goal = await run_one(app, repo)
 
     assert goal.state is GoalState.FAILED
     tasks = {t.id: t for t in app.store.load_tasks(goal.id)}
