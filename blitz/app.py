@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -290,6 +291,17 @@ class App:
             config = dataclasses.replace(config, compatible_api_key=secret(s.compatible_api_key))
         return config
 
+    def prices(self) -> PriceTable:
+        """The built-in price table, overridden by BLITZ_PRICES_FILE when set."""
+        path = self.settings.prices_file
+        if path is None:
+            return PriceTable()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read the price table {path}: {exc}") from exc
+        return PriceTable.from_settings(data)
+
     def has_planner(self, project: Project) -> bool:
         """Whether goals of this project can be planned without a plan file."""
         scripted_plan = self.scenario is not None and self.scenario.plan is not None
@@ -310,7 +322,7 @@ class App:
         return LLMPlanner(
             model=build_model(spec, providers),
             spec=spec,
-            prices=PriceTable(),
+            prices=self.prices(),
             clock=self.clock,
             breakers=self.breakers,
             recovery_model=build_model(recovery_spec, providers),
@@ -324,7 +336,7 @@ class App:
             scenario=self.scenario,
             model=self.model_name("agent", project),
             providers=self.providers(),
-            prices=PriceTable(),
+            prices=self.prices(),
             clock=self.clock,
             breakers=self.breakers,
             max_turns=agent.max_turns if agent else 60,

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     compatible_base_url: str = ""
     """Base URL of an OpenAI-compatible server for ``openai-compatible:`` models."""
     compatible_api_key: SecretStr | None = None
+    prices_file: Path | None = None
+    """A TOML file of model prices (USD per million tokens) that overrides the built-in table:
+    ``["anthropic:claude-sonnet-4-6"] input = 3.0, output = 15.0, cached_input = 0.3``."""
     model_timeout: float = Field(default=120.0, gt=0)
     """Seconds one model request may take."""
 

@@ -1,0 +1,55 @@
+"""The app's wiring: models chosen per role, and the price table from settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blitz.app import App
+from blitz.domain import Project
+from blitz.errors import ConfigError
+from blitz.llm.models import parse_model
+from blitz.settings import Settings
+
+
+def test_a_price_file_overrides_the_built_in_table(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('["anthropic:claude-sonnet-4-6"]\ninput = 1.5\noutput = 7.5\n')
+    app = App(Settings(home=tmp_path / "home", prices_file=prices))
+    try:
+        price = app.prices().price(parse_model("anthropic:claude-sonnet-4-6"))
+        assert (price.input, price.output, price.known) == (1.5, 7.5, True)
+    finally:
+        app.store.close()
+
+
+def test_a_broken_price_file_is_a_clear_error(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text("[not toml\n")
+    app = App(Settings(home=tmp_path / "home", prices_file=prices))
+    try:
+        with pytest.raises(ConfigError, match="price table"):
+            app.prices()
+    finally:
+        app.store.close()
+
+
+def test_models_by_role_follow_the_command_line_then_blitz_toml_then_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "blitz.toml").write_text('[models]\nplanner = "openai:gpt-5"\n')
+    project = Project(id="p-1", name="repo", path=str(repo))
+    settings = Settings(home=tmp_path / "home", model="ollama:qwen2.5-coder:7b")
+    plain = App(settings)
+    cli = App(settings, models={"default": "anthropic:claude-sonnet-4-6"})
+    try:
+        assert plain.model_name("planner", project) == "openai:gpt-5"  # blitz.toml
+        assert plain.model_name("agent", project) == "ollama:qwen2.5-coder:7b"  # BLITZ_MODEL
+        assert cli.model_name("planner", project) == "anthropic:claude-sonnet-4-6"  # --model
+        assert plain.default_backend(project) == "embedded"
+    finally:
+        plain.store.close()
+        cli.store.close()
