@@ -191,6 +191,10 @@ class App:
         check_name(backend)
         if backend == "embedded" and not self.model_name("agent", project):
             raise ConfigError(NO_MODEL)
+        # Build the planner and the backend once now, so a missing key or a bad model name stops
+        # here, before the goal is written, not later with the goal left for `blitz resume`.
+        self.planner(project)
+        create_backend(backend, self.backend_options(project))
         goal_id = new_id("g")
         goal = Goal(
             id=goal_id,

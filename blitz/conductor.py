@@ -793,7 +793,7 @@ class Engine:
 
     def _succeeded(self, run: GoalRun, task: Task, attempt: Attempt) -> None:
         assert run.dag is not None
-        task = task.evolve(state=TaskState.SUCCEEDED, commit=attempt.commit, crashes=0)
+        task = task.evolve(state=TaskState.SUCCEEDED, commit=attempt.commit, crashes=0, reason="")
         run.tasks[task.id] = task
         run.dag.complete(task.id)
         goal_id, project_id, now = task.goal_id, run.project.id, self.clock.time()

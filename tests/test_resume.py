@@ -348,7 +348,7 @@ def test_kill_while_planning_then_resume(git_repo: Path, tmp_path: Path) -> None
     proc = start_run(home, repo, scenario)
     try:
         deadline = time.monotonic() + 60
-        while not list((home / "worktrees").glob("*/baseline-*")):
+        while not list((home / "worktrees").glob("*/*--baseline")):
             assert proc.poll() is None, proc.communicate(timeout=5)
             assert time.monotonic() < deadline, "the baseline never started"
             time.sleep(0.05)

@@ -1,7 +1,7 @@
 """The ``blitz`` command line: Typer commands, one group per file.
 
-User errors (:class:`blitz.errors.UserError`) print one clear message and exit with code 2; only
-bugs show a traceback.
+User errors (:class:`blitz.errors.UserError`) print one clear message and exit with code 2; run
+errors (:class:`blitz.errors.RunError`) one message and code 1; only bugs show a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from blitz.errors import UserError
+from blitz.errors import RunError, UserError
 
 app = typer.Typer(
     name="blitz",
@@ -35,6 +35,11 @@ def main() -> None:
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
+    except RunError as exc:
+        # The run failed for a reason blitz knows (a provider still down after the retries, git
+        # failing): a message, not a traceback.
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted: unfinished goals continue with `blitz resume`")
         sys.exit(130)

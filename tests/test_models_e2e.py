@@ -1,0 +1,538 @@
+"""Models end to end: the real ``blitz`` command, the real SDKs, a scripted model server.
+
+Each test starts the installed ``blitz`` console script as a process whose planner, recovery
+planner and embedded agent talk over HTTP to a :class:`~blitz.testing.model_server.ModelServer`
+running in the test process on 127.0.0.1. The agent's tools change real git worktrees, the
+project's unittest gate runs for real, and the results are read back through ``blitz status``,
+``blitz events``, the goal branch and the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from blitz.domain import Attempt, Goal
+from blitz.llm.planner import PLAN_TOOL, RECOVERY_TOOL
+from blitz.store.sql import SqlStore
+from blitz.testing.model_server import ModelServer, SeenRequest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+BLITZ = str(Path(sys.executable).with_name("blitz"))
+TIMEOUT = 120  # seconds any one blitz command may take before the test fails
+KEY = "test-key-not-real-1234"
+MODEL = "anthropic:claude-sonnet-4-6"
+TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
+
+# Markers of the three kinds of conversation; each occurs in its own system prompt only.
+PLANNING = "You plan software work"
+RECOVERING = "Find the root cause"
+
+USAGE = {"input": 1000, "output": 50, "cached": 800}
+"""What every scripted agent reply reports: 1800 input tokens, 800 of them read from the cache."""
+
+SONNET_COST = (1000 * 3 + 800 * 0.3 + 50 * 15) / 1e6
+"""USD of one such reply at claude-sonnet-4-6's list price."""
+
+GREET_TEST = (
+    "import unittest\n\nfrom greet import greet\n\n\nclass GreetTest(unittest.TestCase):\n"
+    "    def test_greet(self) -> None:\n"
+    "        self.assertEqual(greet('Ada'), 'Hello, Ada!')\n"
+)
+SHOUT_TEST = (
+    "import unittest\n\nfrom greet import shout\n\n\nclass ShoutTest(unittest.TestCase):\n"
+    "    def test_shout(self) -> None:\n"
+    "        self.assertEqual(shout('Ada'), 'HELLO, ADA!')\n"
+)
+BUGGY_GREET = "def greet(name):\n    return 'Hello ' + name\n"
+GREET = "def greet(name):\n    return f'Hello, {name}!'\n"
+SHOUT = "\n\n\ndef shout(name):\n    return greet(name).upper()"
+GREET_AND_SHOUT = GREET.removesuffix("\n") + SHOUT + "\n"
+
+PLAN: dict[str, Any] = {
+    "summary": "Add greet() and shout() with tests.",
+    "tasks": [
+        {
+            "id": "greet",
+            "title": "Add greet()",
+            "instructions": "Add greet(name) returning 'Hello, NAME!' in greet.py, with a test.",
+            "files": ["greet.py", "tests/test_greet.py"],
+        },
+        {
+            "id": "shout",
+            "title": "Add shout()",
+            "instructions": "Add shout(name), greet(name) in capitals, to greet.py, with a test.",
+            "depends_on": ["greet"],
+        },
+    ],
+}
+ROOT_CAUSE = "greet() leaves out the comma and the exclamation mark: it returns 'Hello Ada'"
+GUIDANCE = "Return f'Hello, {name}!' and run the tests before you finish."
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"name": name, "input": args}
+
+
+def reply(*calls: dict[str, Any], **condition: Any) -> dict[str, Any]:
+    return {**condition, "reply": {"tool_calls": list(calls), "usage": USAGE}}
+
+
+def run_tests() -> dict[str, Any]:
+    return call("run_command", command=TEST_GATE, timeout=60)
+
+
+def finish(summary: str) -> dict[str, Any]:
+    return call("finish", summary=summary)
+
+
+def greet_turns(match: str, content: str, *, run: bool) -> list[dict[str, Any]]:
+    """One attempt at greet: write greet.py (with ``content``) and its test, maybe run the
+    tests, finish."""
+    turns = [
+        reply(
+            call("write_file", path="greet.py", content=content),
+            call("write_file", path="tests/test_greet.py", content=GREET_TEST),
+            match=match,
+        )
+    ]
+    if run:
+        turns.append(reply(run_tests(), match=match, match_tool_result="wrote"))
+        turns.append(reply(finish("Added greet()."), match=match, match_tool_result="exit code 0"))
+    else:
+        turns.append(reply(finish("Added greet()."), match=match, match_tool_result="wrote"))
+    return turns
+
+
+def shout_turns() -> list[dict[str, Any]]:
+    line = GREET.splitlines()[1]
+    return [
+        reply(
+            call("edit_file", path="greet.py", old=line, new=line + SHOUT),
+            call("write_file", path="tests/test_shout.py", content=SHOUT_TEST),
+            match="Task shout:",
+        ),
+        reply(run_tests(), match="Task shout:", match_tool_result="edited greet.py"),
+        reply(finish("Added shout()."), match="Task shout:", match_tool_result="exit code 0"),
+    ]
+
+
+def agent_turns() -> list[dict[str, Any]]:
+    """The agent's side of the greet goal: greet's first attempt is wrong (and skips the tests),
+    its second is right, then shout builds on it. Turns are tried in order, so attempt 2's,
+    whose requests also name the task, come before attempt 1's."""
+    return [
+        *greet_turns("attempt 2 at this task", GREET, run=True),
+        *greet_turns("Task greet:", BUGGY_GREET, run=False),
+        *shout_turns(),
+    ]
+
+
+def plan_turn(times: int = 1) -> dict[str, Any]:
+    return {
+        "match": PLANNING,
+        "times": times,
+        "reply": {
+            "tool_calls": [call(PLAN_TOOL, **PLAN)],
+            "usage": {"input": 2000, "output": 300, "cached": 1000},
+        },
+    }
+
+
+def recovery_turn() -> dict[str, Any]:
+    answer = {"root_cause": ROOT_CAUSE, "action": "retry", "guidance": GUIDANCE}
+    return {
+        "match": RECOVERING,
+        "reply": {
+            "tool_calls": [call(RECOVERY_TOOL, **answer)],
+            "usage": {"input": 1500, "output": 80, "cached": 500},
+        },
+    }
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout
+
+
+def blitz(home: Path, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``blitz`` with this test's home and only the model settings given in ``env``."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BLITZ_", "ANTHROPIC_", "OPENAI_", "GITHUB_TOKEN"))
+    }
+    return subprocess.run(
+        [BLITZ, *map(str, args)],
+        env={**clean, "BLITZ_HOME": str(home), "COLUMNS": "300", **env},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def anthropic_env(server: ModelServer, key: str = KEY) -> dict[str, str]:
+    return {
+        "ANTHROPIC_BASE_URL": server.anthropic_base_url,
+        "ANTHROPIC_API_KEY": key,
+        "BLITZ_MODEL": MODEL,
+    }
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    # Only stderr: a result may rightly quote a failed gate's output, Python tracebacks and all.
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def refused(done: subprocess.CompletedProcess[str]) -> str:
+    """The one-line error of a command that must exit 2, whitespace folded."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.startswith("error:"), done.stderr
+    return " ".join(done.stderr.split())
+
+
+def load_goal(home: Path, goal_id: str) -> tuple[Goal, list[Attempt]]:
+    """The goal and its attempts, read from the store directly."""
+    store = SqlStore(f"sqlite:///{home / 'blitz.db'}")
+    try:
+        goal = store.get_goal(goal_id)
+        assert goal is not None
+        return goal, store.load_attempts(goal_id)
+    finally:
+        store.close()
+
+
+def goals_in(home: Path) -> list[str]:
+    if not (home / "blitz.db").exists():
+        return []
+    store = SqlStore(f"sqlite:///{home / 'blitz.db'}")
+    try:
+        return [g.id for g in store.list_goals()]
+    finally:
+        store.close()
+
+
+def task_trailers(repo: Path, branch: str, base: str = "main") -> list[str]:
+    """The ``Blitz-Task`` trailers of the commits on ``branch`` since ``base``, oldest first."""
+    out = git(
+        repo,
+        "log",
+        "--reverse",
+        "--format=%(trailers:key=Blitz-Task,valueonly)",
+        f"{base}..{branch}",
+    )
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def assert_script_done(server: ModelServer) -> None:
+    assert not server.unmatched, [r.last_user_text[:300] for r in server.unmatched]
+    assert not server.pending, server.pending
+
+
+def of(server: ModelServer, marker: str) -> list[SeenRequest]:
+    """The model requests whose conversation contains ``marker``."""
+    return [
+        r
+        for r in server.requests
+        if r.path.endswith(("/messages", "/completions")) and marker in r.text
+    ]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def repo(git_repo: Path) -> Path:
+    """A committed repository whose blitz.toml runs a quick unittest gate."""
+    (git_repo / "tests").mkdir()
+    (git_repo / "tests" / "__init__.py").write_text("")
+    (git_repo / "tests" / "test_base.py").write_text(
+        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
+        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
+    )
+    (git_repo / "blitz.toml").write_text(
+        '[project]\nbase_branch = "main"\n\n'
+        f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
+    )
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-q", "-m", "Add tests and blitz.toml")
+    return git_repo
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+# -- a goal planned, recovered and finished by Claude ---------------------------------------------
+
+
+def test_run_plans_recovers_and_commits_with_a_model(
+    repo: Path, home: Path, server: ModelServer
+) -> None:
+    server.add(plan_turn(), recovery_turn(), *agent_turns())
+
+    done = blitz(
+        home, "run", "Add a greet function", "--repo", repo, "--json", **anthropic_env(server)
+    )
+
+    result = json.loads(ok(done))
+    assert result["state"] == "succeeded", result
+    goal_id, branch = result["goal"], result["branch"]
+    tasks = {t["id"]: t for t in result["tasks"]}
+    assert {tid: (t["state"], t["attempts"]) for tid, t in tasks.items()} == {
+        "greet": ("succeeded", 2),
+        "shout": ("succeeded", 1),
+    }
+    assert_script_done(server)
+    # Every request carried the key; the planner was offered its output tool, the agent its own.
+    assert all(r.api_key_present for r in server.requests)
+    planning = of(server, PLANNING)
+    assert len(planning) == 1 and "Add a greet function" in planning[0].text
+    assert {t["name"] for t in planning[0].body["tools"]} == {PLAN_TOOL}
+    agent_tools = {t["name"] for t in of(server, "Task shout:")[0].body["tools"]}
+    assert {"write_file", "edit_file", "run_command", "finish"} <= agent_tools
+    assert PLAN_TOOL not in agent_tools
+    # The recovery planner saw the failing gate's output and the diff of the buggy attempt.
+    (recovering,) = of(server, RECOVERING)
+    assert "'Hello Ada' != 'Hello, Ada!'" in recovering.text
+    assert "return 'Hello ' + name" in recovering.text
+    # The second attempt was told what went wrong and what to do.
+    retried = of(server, "attempt 2 at this task")[0]
+    assert ROOT_CAUSE in retried.text and GUIDANCE in retried.text
+
+    # Each task committed once on the goal branch, in dependency order; the checkout untouched.
+    assert task_trailers(repo, branch) == ["greet", "shout"]
+    assert git(repo, "show", f"{branch}:greet.py") == GREET_AND_SHOUT
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    assert not (repo / "greet.py").exists()
+
+    detail = json.loads(ok(blitz(home, "status", goal_id, "--json")))
+    assert detail["state"] == "succeeded"
+    assert [(r["task"], r["action"], r["root_cause"]) for r in detail["recoveries"]] == [
+        ("greet", "retry", ROOT_CAUSE)
+    ]
+    assert [(a["task"], a["number"], a["state"]) for a in detail["attempts"]] == [
+        ("greet", 1, "failed"),
+        ("greet", 2, "succeeded"),
+        ("shout", 1, "succeeded"),
+    ]
+    assert detail["attempts"][0]["gates"] == {"test": False}
+
+    # Usage as the server reported it: two replies for greet's first attempt, three for each other.
+    replies = {("greet", 1): 2, ("greet", 2): 3, ("shout", 1): 3}
+    goal, attempts = load_goal(home, goal_id)
+    for attempt in attempts:
+        n = replies[(attempt.task_id, attempt.number)]
+        usage = attempt.usage
+        assert (usage.input_tokens, usage.cached_tokens, usage.output_tokens) == (
+            1800 * n,
+            800 * n,
+            50 * n,
+        ), attempt
+        assert usage.cost_usd == pytest.approx(SONNET_COST * n)
+    # The planning and recovery calls are kept on the goal.
+    planning_usage = goal.usage
+    assert (
+        planning_usage.input_tokens,
+        planning_usage.cached_tokens,
+        planning_usage.output_tokens,
+    ) == (3000 + 2000, 1000 + 500, 300 + 80)
+    assert planning_usage.cost_usd == pytest.approx((3500 * 3 + 1500 * 0.3 + 380 * 15) / 1e6)
+
+    description = (home / "goals" / goal_id / "pull-request.md").read_text()
+    assert ROOT_CAUSE in description
+    log = ok(blitz(home, "events", goal_id, "--json", "--last", "0"))
+    kinds = [json.loads(line)["kind"] for line in log.splitlines()]
+    assert "recovery.planned" in kinds and kinds[-1] == "goal.succeeded"
+
+    # The key is never written down: not in the events, the database or the description.
+    database = b"".join(p.read_bytes() for p in home.glob("blitz.db*"))
+    for text in (log.encode(), database, description.encode()):
+        assert KEY.encode() not in text
+
+
+def test_plan_shows_the_model_plan_and_runs_nothing(
+    repo: Path, home: Path, server: ModelServer
+) -> None:
+    server.add(plan_turn(times=2))
+
+    shown = json.loads(
+        ok(
+            blitz(
+                home,
+                "plan",
+                "Add a greet function",
+                "--repo",
+                repo,
+                "--json",
+                **anthropic_env(server),
+            )
+        )
+    )
+
+    assert shown["summary"] == PLAN["summary"]
+    assert [(t["id"], t["depends_on"]) for t in shown["tasks"]] == [
+        ("greet", []),
+        ("shout", ["greet"]),
+    ]
+    assert shown["tasks"][0]["instructions"] == PLAN["tasks"][0]["instructions"]
+    assert len(server.requests) == 1  # the planner only: no agent ran
+    assert "Add a greet function" in server.requests[0].text
+    assert json.loads(ok(blitz(home, "status", "--json"))) == []
+    assert git(repo, "branch", "--list").split() == ["*", "main"]
+
+    table = ok(blitz(home, "plan", "Add a greet function", "--repo", repo, **anthropic_env(server)))
+    assert "greet" in table and "shout" in table
+    assert_script_done(server)
+
+
+# -- provider errors ------------------------------------------------------------------------------
+
+
+def test_plan_says_when_the_provider_stays_down(
+    repo: Path, home: Path, server: ModelServer
+) -> None:
+    server.add(plan_turn())
+    server.fail_next(4, 529)  # every attempt the planner makes
+
+    done = blitz(home, "plan", "Add a greet function", "--repo", repo, **anthropic_env(server))
+
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert message.startswith("error:") and "overloaded (529)" in message, message
+    assert [r.status for r in server.requests] == [529] * 4
+
+
+def test_an_overloaded_provider_is_retried_within_the_attempt(
+    repo: Path, home: Path, server: ModelServer, tmp_path: Path
+) -> None:
+    # A plan file, so the agent's are the first model calls and the 529s land on them.
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"tasks": [PLAN["tasks"][0]]}))
+    server.add(*greet_turns("Task greet:", GREET, run=True))
+    server.fail_next(2, 529, api="anthropic")
+
+    done = blitz(
+        home,
+        "run",
+        "Add a greet function",
+        "--repo",
+        repo,
+        "--plan",
+        plan,
+        "--json",
+        **anthropic_env(server),
+    )
+
+    result = json.loads(ok(done))
+    assert result["state"] == "succeeded", result
+    assert [(t["id"], t["state"], t["attempts"]) for t in result["tasks"]] == [
+        ("greet", "succeeded", 1)
+    ]
+    assert_script_done(server)
+    calls = [r for r in server.requests if r.path == "/v1/messages"]
+    assert [r.status for r in calls] == [529, 529, 200, 200, 200]
+    # The same request, asked again: the retries are blitz's, inside the one attempt.
+    assert calls[0].body == calls[1].body == calls[2].body
+    assert task_trailers(repo, result["branch"]) == ["greet"]
+    log = ok(blitz(home, "events", result["goal"], "--json", "--last", "0"))
+    kinds = [json.loads(line)["kind"] for line in log.splitlines()]
+    assert "task.crashed" not in kinds and "breaker.opened" not in kinds
+
+
+def test_a_rejected_key_stops_the_run_and_names_the_setting(
+    repo: Path, home: Path, server: ModelServer
+) -> None:
+    server.add(plan_turn())
+    wrong = "sk-ant-wrong-key-5678"
+
+    done = blitz(
+        home,
+        "run",
+        "Add a greet function",
+        "--repo",
+        repo,
+        "--json",
+        **anthropic_env(server, wrong),
+    )
+
+    message = refused(done)
+    assert "ANTHROPIC_API_KEY" in message and "401" in message, message
+    assert wrong not in done.stdout + done.stderr
+    assert [r.status for r in server.requests] == [401]  # not retried
+    assert server.pending  # the plan was never asked for with a good key
+
+
+# -- a local OpenAI-compatible model ---------------------------------------------------------------
+
+
+def test_a_local_model_that_answers_in_plain_json_is_planned_for_by_prompt(
+    repo: Path, home: Path
+) -> None:
+    one_task = {"summary": PLAN["summary"], "tasks": [PLAN["tasks"][0]]}
+    with ModelServer() as local:
+        # No tool call: plain JSON text, as small local models often answer.
+        local.add(
+            {"match": PLANNING, "times": 3, "reply": {"json": one_task}},
+            *greet_turns("Task greet:", GREET, run=True),
+        )
+        model = f"openai-compatible:qwen2.5-coder@{local.openai_base_url}"
+
+        done = blitz(
+            home, "run", "Add a greet function", "--repo", repo, "--json", BLITZ_MODEL=model
+        )
+
+        result = json.loads(ok(done))
+        assert result["state"] == "succeeded", result
+        assert_script_done(local)
+        assert {r.api for r in local.requests} == {"openai"}
+        planning = of(local, PLANNING)
+        # Tool output first (asked once more after the text answer), then JSON in the text.
+        assert [bool(r.body.get("tools")) for r in planning] == [True, True, False]
+        assert task_trailers(repo, result["branch"]) == ["greet"]
+        assert git(repo, "show", f"{result['branch']}:greet.py") == GREET
+        _, (attempt,) = load_goal(home, result["goal"])
+        assert attempt.usage.input_tokens == 1800 * 3 and attempt.usage.cached_tokens == 800 * 3
+        assert attempt.usage.cost_usd == 0  # a self-hosted model costs nothing per token
+
+
+# -- no model at all -------------------------------------------------------------------------------
+
+
+def test_without_a_model_run_says_how_to_configure_one(repo: Path, home: Path) -> None:
+    message = refused(blitz(home, "run", "Add a greet function", "--repo", repo))
+    for part in ("no model is configured", "BLITZ_MODEL", "ANTHROPIC_API_KEY", "blitz demo"):
+        assert part in message, message
+
+    keyless = refused(blitz(home, "run", "Add a greet function", "--repo", repo, BLITZ_MODEL=MODEL))
+    assert "needs an API key" in keyless and "ANTHROPIC_API_KEY" in keyless, keyless
+    assert goals_in(home) == []
+
+
+def test_demo_needs_no_model(home: Path, tmp_path: Path) -> None:
+    result = json.loads(ok(blitz(home, "demo", "--json", "--path", tmp_path / "demo")))
+    assert result["state"] == "succeeded"
