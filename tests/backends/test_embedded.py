@@ -4,6 +4,7 @@ the agent's tools change a real git worktree and run real commands."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -589,3 +590,15 @@ async def test_a_secret_the_agent_reads_is_redacted_from_what_it_shows(
     assert "[redacted]" in sink.text() and "[redacted]" in result.error
     assert KEY not in sink.text()
     assert KEY not in repr(result)
+
+
+async def test_anthropic_requests_ask_for_prompt_caching(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"tool_calls": [call("list_dir")]}}, finish())
+    result = await backend(server).run(task(worktree))
+    assert result.ok, result.error
+    bodies = [r.body for r in server.requests if r.path.endswith("/messages")]
+    assert len(bodies) == 2
+    # The instructions, the tools and the growing conversation are marked cacheable.
+    assert all("cache_control" in json.dumps(body) for body in bodies)
