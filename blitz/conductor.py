@@ -407,7 +407,10 @@ class Engine:
             )
             self._emit(run, kind, str(result))
             if isinstance(result, ConfigError):
+                # A rejected key or a spend cap: every goal of the project would fail the same
+                # way until the user fixes it.
                 self.user_errors[run.goal.id] = result
+                self.pause_project(run.project.id, str(result))
             self._fail_goal(run, str(result))
             return
         tasks, baseline, usage = result

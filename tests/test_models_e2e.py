@@ -486,6 +486,15 @@ def test_a_rejected_key_stops_the_run_and_names_the_setting(
     assert [r.status for r in server.requests] == [401]  # not retried
     assert server.pending  # the plan was never asked for with a good key
 
+    # The project is paused with what to fix, so no other goal fails the same way meanwhile.
+    projects = json.loads(ok(blitz(home, "projects", "list", "--json")))
+    [project] = projects
+    assert project["paused"]
+    again = refused(
+        blitz(home, "run", "Add a greet function", "--repo", repo, **anthropic_env(server))
+    )
+    assert "paused" in again and "401" in again, again
+
 
 # -- a local OpenAI-compatible model ---------------------------------------------------------------
 
