@@ -9,7 +9,7 @@ from rich.table import Table
 
 from blitz.cli import app
 from blitz.cli.common import make_app, out, print_json, styled
-from blitz.domain import TaskState
+from blitz.domain import TaskState, Usage
 from blitz.errors import UserError
 
 
@@ -36,7 +36,7 @@ def status(
             rows = []
             for g in goals:
                 tasks = store.load_tasks(g.id)
-                cost = sum(a.usage.cost_usd for a in store.load_attempts(g.id))
+                cost = (store.usage(g.id) + g.usage).cost_usd  # attempts + planning
                 rows.append((g, tasks, cost))
             if json_out:
                 print_json(
@@ -130,6 +130,8 @@ def status(
                         }
                         for r in recoveries
                     ],
+                    "usage": _usage(store.usage(found.id) + found.usage),
+                    "planning_usage": _usage(found.usage),
                 }
             )
             return
@@ -162,7 +164,20 @@ def status(
                 f"recovery of {r.task_id}: {r.action.value} - {r.root_cause}"
                 + (f" (new: {', '.join(r.new_tasks)})" if r.new_tasks else "")
             )
-        cost = sum(a.usage.cost_usd for a in attempts)
-        out.print(f"{len(attempts)} attempts, cost ${cost:.4f}")
+        spent = store.usage(found.id) + found.usage
+        out.print(
+            f"{len(attempts)} attempts; {spent.input_tokens} tokens in ({spent.cached_tokens} "
+            f"cached), {spent.output_tokens} out; cost ${spent.cost_usd:.4f} (planning and "
+            f"recovery ${found.usage.cost_usd:.4f})"
+        )
     finally:
         blitz.store.close()
+
+
+def _usage(usage: Usage) -> dict[str, float]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "cost_usd": usage.cost_usd,
+    }
