@@ -866,3 +866,23 @@ async def test_reaching_the_project_budget_pauses_the_project(
     tasks = {t.id: t for t in app.store.load_tasks(started.goal.id)}
     assert tasks["a"].state is TaskState.SUCCEEDED and tasks["b"].attempts == 0
     assert app.store.project_usage(started.project.id).cost_usd == pytest.approx(0.7)
+
+
+async def test_without_scripted_answers_a_failing_task_stays_failed(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    """The scripted planner retries once on its own; when that fails too it has no answer, so
+    the task stays failed and the goal fails (it is not skipped into a success)."""
+    repo = make_repo(tmp_path, gates=NO_BUG_GATE, limits={"max_recoveries_per_task": 5})
+    app = apps({
+        "tasks": [task("bad"), task("after", "bad")],
+        "agent": {"bad": [[write("value.txt", "bug\n")]], "after": [[write("a.txt", "a\n")]]},
+    })  # fmt: skip
+    _, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.FAILED
+    tasks = {t.id: t for t in app.store.load_tasks(goal.id)}
+    assert tasks["bad"].state is TaskState.FAILED and tasks["bad"].attempts == 2
+    assert tasks["after"].state is TaskState.SKIPPED and "bad" in tasks["after"].reason
+    exhausted = of_kind(goal_events(app, goal.id), "recovery.exhausted", "bad")
+    assert exhausted and "no further recovery" in exhausted[-1].message

@@ -20,7 +20,8 @@ message (as if the provider rejected the key), ``spend`` {cost_usd, input, outpu
 if the model calls cost that), ``sleep`` seconds.
 The last attempt's actions repeat for later attempts. A task with no entry does nothing (and
 the engine then fails it for changing no files, unless the task allows that). Without a recovery
-entry the planner retries the task once with the failure as guidance, then skips it.
+entry the planner retries the task once with the failure as guidance; after that it has no
+answer and the task stays failed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import yaml
 from blitz import process
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink
 from blitz.domain import Plan, RecoveryAction, RecoveryPlan, Usage
-from blitz.errors import PlanError, UserError
+from blitz.errors import PlanError, RunError, UserError
 from blitz.planner import (
     Planned,
     PlanRequest,
@@ -118,10 +119,10 @@ class ScriptedPlanner:
                     guidance=f"The previous attempt failed:\n{request.error}",
                 )
             )
-        return Recovered(
-            recovery=RecoveryPlan(
-                root_cause="scripted: retry did not help", action=RecoveryAction.SKIP
-            )
+        # Nothing left to try: the task stays failed (its dependents are blocked and the goal
+        # fails) rather than being skipped into a goal that claims success.
+        raise RunError(
+            f"the scripted planner has no further recovery for task {request.task.id!r}"
         )
 
 
