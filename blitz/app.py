@@ -13,6 +13,7 @@ import signal
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -26,8 +27,6 @@ from blitz.detect import detect_gates
 from blitz.domain import Goal, Project, new_id
 from blitz.errors import ConfigError, GitError, RepositoryError, UserError
 from blitz.events import Event, EventKind
-from blitz.llm.models import ProviderConfig
-from blitz.llm.usage import PriceTable
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
@@ -36,6 +35,10 @@ from blitz.settings import Settings
 from blitz.store.sql import SqlStore
 from blitz.testing.scripted import Scenario, ScriptedPlanner
 from blitz.validation import Validator
+
+if TYPE_CHECKING:
+    from blitz.llm.models import ProviderConfig
+    from blitz.llm.usage import PriceTable
 
 IGNORED_DIRTY = frozenset({"blitz.toml"})
 """Uncommitted files that do not stop a run (blitz.toml is read from the checkout itself)."""
@@ -278,6 +281,8 @@ class App:
         return ""
 
     def providers(self) -> ProviderConfig:
+        from blitz.llm.models import ProviderConfig  # pydantic-ai: only when models are used
+
         s = self.settings
 
         def secret(value: SecretStr | None) -> str:
@@ -297,6 +302,8 @@ class App:
 
     def prices(self) -> PriceTable:
         """The built-in price table, overridden by BLITZ_PRICES_FILE when set."""
+        from blitz.llm.usage import PriceTable  # pydantic-ai: only when models are used
+
         path = self.settings.prices_file
         if path is None:
             return PriceTable()

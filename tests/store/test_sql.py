@@ -808,9 +808,30 @@ def test_a_database_at_the_first_revision_is_upgraded_with_its_data(db: Path) ->
                 "'scripted', '', '', '', 1.0, 0.0, '', 0)"
             )
         )
+        connection.execute(
+            sa.text(
+                "INSERT INTO tasks (goal_id, id, title, instructions, depends_on, priority, checks,"
+                ' files, state, attempts, crashes, conflicts, recoveries, "commit", origin,'
+                " guidance, root_cause, reason, allow_empty) VALUES ('g-old', 't1', 'old task',"
+                " '', '[]', 0, '[]', '[]', 'pending', 0, 0, 0, 0, '', 'plan', '', '', '', 0)"
+            )
+        )
     engine.dispose()
     store = SqlStore(sqlite_url(db))
     goal = store.get_goal("g-old")
     assert goal is not None and goal.title == "old goal"
     assert goal.usage == Usage()
+    [old_task] = store.load_tasks("g-old")
+    assert (old_task.title, old_task.position) == ("old task", 0)
     store.close()
+
+
+def test_the_head_revision_constant_is_alembic_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from blitz.store.sql import HEAD_REVISION
+
+    config = Config()
+    config.set_main_option("script_location", "blitz.store:migrations")
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION

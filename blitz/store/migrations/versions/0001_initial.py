@@ -93,7 +93,6 @@ def upgrade() -> None:
         text("root_cause"),
         text("reason"),
         boolean("allow_empty"),
-        integer("position"),
     )
     op.create_table(
         "attempts",

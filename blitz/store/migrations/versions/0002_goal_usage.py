@@ -1,4 +1,5 @@
-"""Goals record the usage of their planning and recovery model calls (attempts carry their own).
+"""Goals record the usage of their planning and recovery model calls (attempts carry their own);
+tasks record their position in the goal (plan order, then injected), which breaks priority ties.
 
 Revision ID: 0002
 Revises: 0001
@@ -30,9 +31,15 @@ def upgrade() -> None:
             batch.add_column(
                 sa.Column(name, type_, nullable=False, server_default=sa.text(default))
             )
+    with op.batch_alter_table("tasks") as batch:
+        batch.add_column(
+            sa.Column("position", sa.Integer(), nullable=False, server_default=sa.text("0"))
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_column("position")
     with op.batch_alter_table("goals") as batch:
         for name, _, _ in reversed(COLUMNS):
             batch.drop_column(name)
