@@ -50,7 +50,14 @@ class ProjectConfig(_Section):
         default="origin", description='Git remote to push goal branches to ("": no push).'
     )
     backend: str = Field(default="scripted", description="The agent backend that does the tasks.")
+    fallback_backend: str = Field(
+        default="",
+        description='Backend to use while the main one\'s breaker is open ("": wait instead).',
+    )
     max_parallel: Positive = Field(default=4, description="Tasks run at the same time.")
+    require_plan_approval: bool = Field(
+        default=False, description="Goals wait after planning until a person approves the plan."
+    )
 
 
 class GatesConfig(_Section):
@@ -149,6 +156,63 @@ class AgentConfig(_Section):
     )
 
 
+class ClaudeCodeConfig(_Section):
+    """The Claude Code backend (the `claude` CLI bundled with claude-agent-sdk)."""
+
+    model: str = Field(default="", description='Model alias or name ("": the CLI\'s default).')
+    permission_mode: str = Field(
+        default="acceptEdits",
+        description="acceptEdits, default, plan or bypassPermissions (only if set here).",
+    )
+    allowed_tools: list[str] = Field(
+        default_factory=list, description='Tools allowed without asking (empty: blitz\'s set).'
+    )
+    disallowed_tools: list[str] = Field(default_factory=list, description="Tools never allowed.")
+    max_turns: Positive = Field(default=60, description="Agent turns per attempt.")
+    max_budget_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        default=0.0, description="Most one attempt may spend (0 = no limit beyond the budgets)."
+    )
+    cli_path: str = Field(default="", description='The claude CLI ("": the bundled one).')
+
+
+class CodexConfig(_Section):
+    """The Codex backend (`codex exec --json`, from the npm package @openai/codex)."""
+
+    model: str = Field(default="", description='Model name ("": the CLI\'s default).')
+    sandbox: str = Field(
+        default="workspace-write", description="read-only, workspace-write or danger-full-access."
+    )
+    binary: str = Field(default="", description='The codex CLI ("": installed by blitz, or PATH).')
+
+
+class CommandBackendConfig(_Section):
+    """An agent CLI run as a command (aider, gemini, ...): ``[backends.NAME]``."""
+
+    command: list[str] = Field(
+        description='Argument list; "{prompt}" is replaced by the task\'s prompt, '
+        '"{prompt_file}" by a file holding it.',
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment variables (no secrets here)."
+    )
+
+
+class ExploreConfig(_Section):
+    """Best-of-N: several attempts of each task in parallel; the best one is kept."""
+
+    attempts: Positive = Field(default=1, description="Attempts per task (1 = no exploration).")
+    mode: str = Field(
+        default="all", description='"all": wait for every attempt; "first": first that passes.'
+    )
+    portfolio: list[str] = Field(
+        default_factory=list,
+        description='Backends (and models) to spread attempts over, e.g. "claude-code:sonnet".',
+    )
+    judge: str = Field(
+        default="", description='Model that breaks ties between passing attempts ("": none).'
+    )
+
+
 class RepoConfig(_Section):
     """Everything in blitz.toml; every section and key may be left out."""
 
@@ -160,6 +224,10 @@ class RepoConfig(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    claude_code: ClaudeCodeConfig = Field(default_factory=ClaudeCodeConfig)
+    codex: CodexConfig = Field(default_factory=CodexConfig)
+    backends: dict[str, CommandBackendConfig] = Field(default_factory=dict)
+    explore: ExploreConfig = Field(default_factory=ExploreConfig)
 
 
 def gates_of(cfg: RepoConfig) -> Gates:
@@ -313,12 +381,25 @@ def render_repo_config(cfg: RepoConfig, notes: Sequence[str] = ()) -> str:
         lines += ["#", "# Detected:"]
         lines += [f"#   {_printable(part)}" for note in notes for part in note.splitlines()]
     for name in RepoConfig.model_fields:
+        if name == "backends":
+            for backend, command in cfg.backends.items():
+                lines += ["", *_table(f"backends.{_toml_key(backend)}", command)]
+            continue
         section: BaseModel = getattr(cfg, name)
-        lines += ["", *_comment(type(section).__doc__ or ""), f"[{name}]"]
-        for key, info in type(section).model_fields.items():
-            value = getattr(section, key)
-            lines.append(f"{key} = {_toml_value(value)}".ljust(40) + f"  # {info.description}")
+        lines += ["", *_table(name, section)]
     return "\n".join(lines) + "\n"
+
+
+def _table(name: str, section: BaseModel) -> list[str]:
+    lines = [*_comment(type(section).__doc__ or ""), f"[{name}]"]
+    for key, info in type(section).model_fields.items():
+        value = getattr(section, key)
+        lines.append(f"{key} = {_toml_value(value)}".ljust(40) + f"  # {info.description}")
+    return lines
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
 
 
 def _printable(text: str) -> str:
@@ -344,6 +425,11 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return _toml_string(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + inner + "}" if inner else "{}"
     return repr(value)
 
 

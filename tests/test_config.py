@@ -232,5 +232,8 @@ def test_render_output_is_valid_toml_for_the_defaults() -> None:
         "models",
         "budget",
         "agent",
+        "claude_code",
+        "codex",
+        "explore",
     }
     assert data["limits"]["max_tasks"] == 200

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blitz.backends.base import AgentBackend
@@ -12,6 +13,7 @@ from blitz.errors import ConfigError
 
 if TYPE_CHECKING:
     from blitz.breaker import BreakerBoard
+    from blitz.config import ClaudeCodeConfig, CodexConfig, CommandBackendConfig
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
     from blitz.testing.scripted import Scenario
@@ -31,6 +33,11 @@ class BackendOptions:
     max_tokens: int = 2_000_000
     max_cost_usd: float | None = None
     stuck_repeats: int = 3
+    claude_code: ClaudeCodeConfig | None = None  # blitz.toml [claude_code]
+    codex: CodexConfig | None = None  # blitz.toml [codex]
+    commands: Mapping[str, CommandBackendConfig] = field(default_factory=dict)  # [backends.*]
+    env: Mapping[str, str] = field(default_factory=dict)  # provider keys/URLs for CLI agents
+    tools_dir: Path | None = None  # where blitz installs agent CLIs (npm packages)
 
 
 def _scripted(options: BackendOptions) -> AgentBackend:
@@ -70,23 +77,44 @@ NO_MODEL = (
     "or pass --model, or set [models] in blitz.toml. `blitz demo` needs no model."
 )
 
+def _claude_code(options: BackendOptions) -> AgentBackend:
+    from blitz.backends.claude_code import create
+
+    return create(options)
+
+
+def _codex(options: BackendOptions) -> AgentBackend:
+    from blitz.backends.codex import create
+
+    return create(options)
+
+
 FACTORIES: dict[str, Callable[[BackendOptions], AgentBackend]] = {
     "scripted": _scripted,
     "embedded": _embedded,
+    "claude-code": _claude_code,
+    "codex": _codex,
 }
 
 
-def names() -> list[str]:
-    return sorted(FACTORIES)
+def names(commands: Mapping[str, object] | None = None) -> list[str]:
+    """Every backend name: the built-in ones and the ``[backends.*]`` commands given."""
+    return sorted({*FACTORIES, *(commands or {})})
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, commands: Mapping[str, object] | None = None) -> None:
     """Raise a ConfigError naming the known backends if ``name`` is not one of them."""
-    if name not in FACTORIES:
-        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(names())}")
+    if name not in FACTORIES and name not in (commands or {}):
+        raise ConfigError(f"unknown backend {name!r}; available: {', '.join(names(commands))}")
 
 
 def create_backend(name: str, options: BackendOptions | None = None) -> AgentBackend:
-    """The backend called ``name``; a ConfigError naming the known ones otherwise."""
-    check_name(name)
-    return FACTORIES[name](options or BackendOptions())
+    """The backend called ``name``: built in, or a ``[backends.NAME]`` command in blitz.toml;
+    a ConfigError naming the known ones otherwise."""
+    options = options or BackendOptions()
+    check_name(name, options.commands)
+    if name in options.commands and name not in FACTORIES:
+        from blitz.backends.command import CommandBackend
+
+        return CommandBackend(name, options.commands[name])
+    return FACTORIES[name](options)
