@@ -24,6 +24,7 @@ from blitz.errors import RunError
 from blitz.events import Event, EventKind
 
 if TYPE_CHECKING:
+    from blitz.explore import Selection
     from blitz.validation import Validator
     from blitz.workspace import Workspace
 
@@ -46,6 +47,7 @@ class Outcome(StrEnum):
     CRASHED = "crashed"  # the machinery broke -> retry
     CONFLICT = "conflict"  # the change does not apply on the goal branch's new head -> re-run
     CONFIG = "config"  # the user must fix a setting (a rejected key) -> project paused, re-queued
+    LOST = "lost"  # a best-of-N candidate that another candidate beat (its work kept as a ref)
 
 
 _STATES = {
@@ -54,7 +56,11 @@ _STATES = {
     Outcome.CRASHED: AttemptState.CRASHED,
     Outcome.CONFLICT: AttemptState.FAILED,
     Outcome.CONFIG: AttemptState.CRASHED,
+    Outcome.LOST: AttemptState.FAILED,
 }
+
+ATTEMPT_REFS = "refs/blitz/attempts"
+"""Best-of-N candidates' commits are kept under ``refs/blitz/attempts/<goal>/<task>/<attempt>``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +76,9 @@ class AttemptContext:
     timeout: float
     emit: Callable[[Event], None]
     budget_usd: float | None = None  # what this attempt may still spend (None = no cap)
+    model: str = ""  # provider:model for this attempt ("" = the backend's default)
+    selection: Selection | None = None  # set for best-of-N candidates: decides who integrates
+    label: str = ""  # how a candidate is named in verdicts ("codex #2")
     now: Callable[[], float] = time.time
     fault: Callable[[str], None] = lambda point: None
 
@@ -123,6 +132,12 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
         )
         return AttemptReport(outcome=outcome, attempt=final, error=error, messages=tuple(messages))
 
+    def withdrawn(result: AttemptReport) -> AttemptReport:
+        """A candidate that ended before it could be judged tells its selection so."""
+        if ctx.selection is not None:
+            ctx.selection.withdraw(attempt.id, result.error)
+        return result
+
     try:
         if ws is not None:
             base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
@@ -143,6 +158,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             guidance=ctx.task.guidance,
             previous_failure=ctx.task.root_cause,
             timeout=ctx.timeout,
+            model=ctx.model,
             budget_usd=ctx.budget_usd,
         )
         try:
@@ -157,10 +173,11 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
         found["summary"], found["usage"] = result.summary, result.usage
         ctx.fault("after_agent")
         if not result.ok and result.config_error:
-            return report(Outcome.CONFIG, result.config_error)
+            return withdrawn(report(Outcome.CONFIG, result.config_error))
         if not result.ok:
             outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
-            return report(outcome, result.error or "the agent gave up without saying why")
+            error = result.error or "the agent gave up without saying why"
+            return withdrawn(report(outcome, error))
 
         changed: list[str] = []
         if ws is not None:
@@ -169,18 +186,23 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
                 diff=await ws.diff(worktree, base), diff_stat=await ws.diff_stat(worktree, base)
             )
             if not changed and not ctx.task.allow_empty:
-                return report(
-                    Outcome.FAILED,
-                    "the agent changed no files (a task that needs no change must say allow_empty)",
+                return withdrawn(
+                    report(
+                        Outcome.FAILED,
+                        "the agent changed no files (a task that needs no change must say "
+                        "allow_empty)",
+                    )
                 )
 
+        gates: tuple[GateResult, ...] = ()
         if ctx.validator is not None:
             gates = await _validate(ctx, worktree, attempt)
             found.update(gates=gates)
-            if not _passed(gates):
-                return report(Outcome.FAILED, _gate_error(gates))
+        passed = _passed(gates)
+        if not passed and ctx.selection is None:
+            return report(Outcome.FAILED, _gate_error(gates))
 
-        commit = ""
+        sha: str | None = None
         if ws is not None and changed:
             sha = await ws.commit(
                 worktree,
@@ -191,70 +213,137 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
                 title=f"{ctx.task.title} [{ctx.task.id}]",
                 body=result.summary,
             )
-            if sha is None:
+            if sha is None and ctx.selection is None:
                 return report(Outcome.FAILED, "nothing to commit after validation")
-            ctx.emit(
-                Event(
-                    kind=EventKind.CHECKPOINT_COMMITTED,
-                    goal_id=ctx.goal.id,
-                    task_id=ctx.task.id,
-                    attempt_id=attempt.id,
-                    message=f"committed {sha[:10]}",
-                    data={"commit": sha},
-                )
-            )
-            ctx.fault("after_commit")
-            for _ in range(MAX_REBASES):
-                integration = await ws.integrate(
-                    worktree, branch=ctx.goal.branch, commit_sha=sha, base_sha=base
-                )
-                if integration.status in ("integrated", "already"):
-                    commit = integration.head if integration.status == "already" else sha
-                    if integration.status == "already":
-                        committed = await ws.committed_tasks(
-                            ctx.goal.branch, ctx.goal.base_sha, ctx.goal.id
-                        )
-                        commit = committed.get(ctx.task.id, integration.head)
-                    break
-                if integration.status == "conflict":
-                    ctx.emit(
-                        Event(
-                            kind=EventKind.CHECKPOINT_CONFLICT,
-                            goal_id=ctx.goal.id,
-                            task_id=ctx.task.id,
-                            attempt_id=attempt.id,
-                            message="conflicts with the goal branch: "
-                            + ", ".join(integration.conflict_files),
-                            data={"files": list(integration.conflict_files)},
-                        )
-                    )
-                    return report(
-                        Outcome.CONFLICT,
-                        "the change conflicts with work integrated meanwhile in: "
-                        + ", ".join(integration.conflict_files),
-                    )
-                # Rebased onto work other tasks integrated meanwhile: judge the combination.
-                sha, base = integration.head, integration.detail
-                gates = await _validate(ctx, worktree, attempt)
-                found.update(gates=gates, base_sha=base)
-                if not _passed(gates):
-                    return report(
-                        Outcome.FAILED,
-                        "the change passes alone but fails combined with work integrated "
-                        "meanwhile:\n" + _gate_error(gates),
-                    )
-            else:
-                return report(Outcome.CONFLICT, "the goal branch kept moving; will try again")
-        ctx.fault("before_store_write")
-        return report(Outcome.SUCCEEDED, commit=commit)
-    except RunError as exc:
-        return report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
-    except OSError as exc:
-        return report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
+        if ctx.selection is not None:
+            return await _compete(ctx, worktree, sha, base, passed, gates, report, found)
+        if sha is None:
+            ctx.fault("before_store_write")
+            return report(Outcome.SUCCEEDED)
+        return await _integrate(ctx, worktree, sha, base, report, found)
+    except (RunError, OSError) as exc:
+        return withdrawn(report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}"))
     finally:
         if ws is not None and worktree is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(ws.remove_worktree(worktree))
+
+
+_Report = Callable[..., AttemptReport]
+
+
+async def _integrate(
+    ctx: AttemptContext,
+    worktree: Path,
+    sha: str,
+    base: str,
+    report: _Report,
+    found: dict[str, object],
+) -> AttemptReport:
+    """Put the attempt's commit on the goal branch, rebasing and re-validating while other
+    tasks' work lands meanwhile."""
+    ws = ctx.workspace
+    assert ws is not None
+    ctx.emit(
+        Event(
+            kind=EventKind.CHECKPOINT_COMMITTED,
+            goal_id=ctx.goal.id,
+            task_id=ctx.task.id,
+            attempt_id=ctx.attempt.id,
+            message=f"committed {sha[:10]}",
+            data={"commit": sha},
+        )
+    )
+    ctx.fault("after_commit")
+    commit = ""
+    for _ in range(MAX_REBASES):
+        integration = await ws.integrate(
+            worktree, branch=ctx.goal.branch, commit_sha=sha, base_sha=base
+        )
+        if integration.status in ("integrated", "already"):
+            commit = sha
+            if integration.status == "already":
+                committed = await ws.committed_tasks(
+                    ctx.goal.branch, ctx.goal.base_sha, ctx.goal.id
+                )
+                commit = committed.get(ctx.task.id, integration.head)
+            break
+        if integration.status == "conflict":
+            ctx.emit(
+                Event(
+                    kind=EventKind.CHECKPOINT_CONFLICT,
+                    goal_id=ctx.goal.id,
+                    task_id=ctx.task.id,
+                    attempt_id=ctx.attempt.id,
+                    message="conflicts with the goal branch: "
+                    + ", ".join(integration.conflict_files),
+                    data={"files": list(integration.conflict_files)},
+                )
+            )
+            return report(
+                Outcome.CONFLICT,
+                "the change conflicts with work integrated meanwhile in: "
+                + ", ".join(integration.conflict_files),
+            )
+        # Rebased onto work other tasks integrated meanwhile: judge the combination.
+        sha, base = integration.head, integration.detail
+        gates = await _validate(ctx, worktree, ctx.attempt)
+        found.update(gates=gates, base_sha=base)
+        if not _passed(gates):
+            return report(
+                Outcome.FAILED,
+                "the change passes alone but fails combined with work integrated "
+                "meanwhile:\n" + _gate_error(gates),
+            )
+    else:
+        return report(Outcome.CONFLICT, "the goal branch kept moving; will try again")
+    ctx.fault("before_store_write")
+    return report(Outcome.SUCCEEDED, commit=commit)
+
+
+async def _compete(
+    ctx: AttemptContext,
+    worktree: Path,
+    sha: str | None,
+    base: str,
+    passed: bool,
+    gates: tuple[GateResult, ...],
+    report: _Report,
+    found: dict[str, object],
+) -> AttemptReport:
+    """A best-of-N candidate: keep its work as a ref, offer it to the selection, and integrate
+    it only if it wins. A winner that cannot integrate hands the win to the runner-up."""
+    from blitz.explore import candidate_of
+
+    selection, ws, attempt = ctx.selection, ctx.workspace, ctx.attempt
+    assert selection is not None
+    error = "" if passed else _gate_error(gates)
+    if sha is not None and ws is not None:
+        ref = f"{ATTEMPT_REFS}/{ctx.goal.id}/{ctx.task.id}/{attempt.id}"
+        await ws.keep_ref(ref, sha)
+        found["ref"] = ref
+    if ws is not None and sha is None and not ctx.task.allow_empty:
+        passed, error = False, error or "nothing to commit after validation"
+    scored = attempt.evolve(**{k: v for k, v in found.items() if k != "worktree"})
+    candidate = candidate_of(scored, label=ctx.label, passed=passed, error=error)
+    won = await selection.offer(candidate, str(found.get("diff", "")))
+    if not won:
+        return report(Outcome.LOST, selection.verdicts.get(attempt.id, "lost"))
+    if sha is None:
+        selection.integrated(attempt.id)
+        ctx.fault("before_store_write")
+        return report(Outcome.SUCCEEDED, selected=True)
+    result = await _integrate(ctx, worktree, sha, base, report, found)
+    if result.outcome is Outcome.SUCCEEDED:
+        selection.integrated(attempt.id)
+        return AttemptReport(
+            outcome=result.outcome,
+            attempt=result.attempt.evolve(selected=True),
+            error=result.error,
+            messages=result.messages,
+        )
+    selection.integration_failed(attempt.id, result.error)
+    return result
 
 
 _T = TypeVar("_T")

@@ -27,9 +27,13 @@ class EventKind(StrEnum):
     GOAL_SUCCEEDED = "goal.succeeded"
     GOAL_FAILED = "goal.failed"
     GOAL_CANCELLED = "goal.cancelled"
+    GOAL_REOPENED = "goal.reopened"
 
     PLAN_CREATED = "plan.created"
     PLAN_REJECTED = "plan.rejected"
+    PLAN_AWAITING_APPROVAL = "plan.awaiting_approval"
+    PLAN_APPROVED = "plan.approved"
+    PLAN_EDITED = "plan.edited"
 
     TASK_READY = "task.ready"
     TASK_STARTED = "task.started"
@@ -39,6 +43,9 @@ class EventKind(StrEnum):
     TASK_SKIPPED = "task.skipped"
     TASK_REQUEUED = "task.requeued"
     TASK_INJECTED = "task.injected"
+    TASK_RETRIED = "task.retried"  # a person asked for another attempt
+    TASK_ROUTED = "task.routed"  # sent to the fallback backend while the main one is down
+    TASK_EXPLORED = "task.explored"  # best-of-N: every candidate and why the winner won
 
     ATTEMPT_STARTED = "attempt.started"
     ATTEMPT_FINISHED = "attempt.finished"

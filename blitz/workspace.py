@@ -578,6 +578,19 @@ class Workspace:
         )
         return sha
 
+    async def keep_ref(self, name: str, sha: str) -> None:
+        """Point ``name`` (under ``refs/blitz/``) at ``sha``, so a commit outlives its worktree:
+        best-of-N keeps every candidate's work there for inspection."""
+        if not name.startswith("refs/blitz/"):
+            raise ValueError(f"blitz only writes refs under refs/blitz/, not {name!r}")
+        async with self.lock():
+            await self._git("update-ref", "-m", "blitz: keep attempt", name, sha)
+
+    async def refs(self, prefix: str) -> dict[str, str]:
+        """Refs under ``prefix`` (such as ``refs/blitz/attempts/<goal>/``) -> their commits."""
+        found = await self._git("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        return dict(line.split(" ", 1) for line in found.out.splitlines() if " " in line)
+
     async def _trailers(self, commit: str) -> tuple[str, str]:
         found = await self._git(
             "show", "-s", f"--format={_trailer_format(GOAL_TRAILER, TASK_TRAILER)}", commit
