@@ -72,12 +72,14 @@ TASK_TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     ),
     TaskState.CRASHED: frozenset({TaskState.READY, TaskState.FAILED, TaskState.CANCELLED}),
     TaskState.SUCCEEDED: frozenset(),
-    TaskState.SKIPPED: frozenset(),
+    TaskState.SKIPPED: frozenset({TaskState.PENDING}),
     TaskState.REPLACED: frozenset(),
-    TaskState.CANCELLED: frozenset(),
+    TaskState.CANCELLED: frozenset({TaskState.PENDING, TaskState.SKIPPED}),
 }
 """Legal task transitions. PENDING/READY -> SUCCEEDED exists only for resume reconciliation, when
-the goal branch already carries the task's commit but the store never heard of it."""
+the goal branch already carries the task's commit but the store never heard of it. SKIPPED and
+CANCELLED -> PENDING exist only for reopening an ended goal (a person retried or skipped one of
+its tasks)."""
 
 TASK_DONE = frozenset(
     {TaskState.SUCCEEDED, TaskState.SKIPPED, TaskState.REPLACED, TaskState.CANCELLED}
@@ -112,8 +114,8 @@ GOAL_TRANSITIONS: Mapping[GoalState, frozenset[GoalState]] = {
     GoalState.RUNNING: frozenset({GoalState.FINISHING, GoalState.FAILED, GoalState.CANCELLED}),
     GoalState.FINISHING: frozenset({GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED}),
     GoalState.SUCCEEDED: frozenset(),
-    GoalState.FAILED: frozenset(),
-    GoalState.CANCELLED: frozenset(),
+    GoalState.FAILED: frozenset({GoalState.RUNNING}),  # reopened by a person
+    GoalState.CANCELLED: frozenset({GoalState.RUNNING}),
 }
 
 GOAL_DONE = frozenset({GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED})
@@ -273,6 +275,9 @@ class Project:
     max_parallel: int = 4
     paused: bool = False
     pause_reason: str = ""
+    fallback_backend: str = ""  # used while the main backend's breaker is open; "" = wait
+    require_plan_approval: bool = False  # goals wait after planning until a person approves
+    model: str = ""  # the agent model of the project's goals; "" = the backend's default
 
 
 @fast_init
@@ -294,6 +299,10 @@ class Goal:
     runner: str = ""  # "pid@host" of the process driving the goal; resume takes over dead ones
     max_parallel: int = 0  # 0 = the project's setting
     usage: Usage = field(default_factory=lambda: Usage())  # planning and recovery model calls
+    explore: int = 0  # attempts per task run side by side (best-of-N); 0 or 1 = no exploration
+    explore_mode: str = "all"  # "all": wait for every attempt; "first": the first that passes
+    portfolio: tuple[str, ...] = ()  # backend specs attempts are spread over, e.g. "codex"
+    model: str = ""  # the agent model of the goal's tasks; "" = the project's
 
     def evolve(self, **changes: Any) -> Goal:
         if "state" in changes and changes["state"] != self.state:
@@ -324,6 +333,9 @@ class Task:
     reason: str = ""  # why it was skipped, failed or replaced
     allow_empty: bool = False  # the task may legitimately change no files
     position: int = 0  # order within the goal (plan order, then injected): breaks priority ties
+    backend: str = ""  # the backend that does this task; "" = the goal's
+    model: str = ""  # the agent model for this task; "" = the goal's
+    explore: int = 0  # attempts run side by side for this task (best-of-N); 0 = the goal's
 
     def evolve(self, **changes: Any) -> Task:
         if "state" in changes and changes["state"] != self.state:
@@ -384,6 +396,11 @@ class Attempt:
     usage: Usage = Usage()  # immutable, so one instance serves every attempt
     started_at: float = 0.0
     finished_at: float = 0.0
+    model: str = ""  # the agent model it ran with; "" = the backend's default
+    candidate: int = 0  # 1..N within a best-of-N exploration; 0 = a plain attempt
+    ref: str = ""  # the git ref keeping a candidate's commit (refs/blitz/attempts/...)
+    selected: bool = False  # the candidate whose work was kept
+    verdict: str = ""  # one line: why the candidate won or lost
 
     def evolve(self, **changes: Any) -> Attempt:
         if "state" in changes and changes["state"] != self.state:
@@ -411,6 +428,9 @@ class TaskSpec:
     checks: tuple[Check, ...] = ()
     files: tuple[str, ...] = ()
     allow_empty: bool = False
+    backend: str = ""  # the backend that should do it; "" = the goal's
+    model: str = ""  # the agent model that should do it; "" = the goal's
+    attempts: int = 0  # best-of-N attempts for this task; 0 = the goal's setting
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,6 +41,9 @@ class PlanRequest:
     repo: Path
     gates: dict[str, str] = field(default_factory=dict)  # the project's validation commands
     max_tasks: int = 200
+    # Backend specs ("codex", "claude-code:sonnet") a task may be routed to; shown to a model
+    # planner so it names only those. Empty: tasks keep the goal's backend and model.
+    backends: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +84,9 @@ class Planner(Protocol):
 
 # -- plan files ------------------------------------------------------------------------------
 
+MAX_ATTEMPTS = 10
+"""The most best-of-N attempts a plan may ask for one task: each is a full agent run."""
+
 
 class _CheckModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -100,6 +106,9 @@ class _TaskModel(BaseModel):
     checks: list[_CheckModel] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
     allow_empty: bool = False
+    backend: str = ""
+    model: str = ""
+    attempts: int | None = Field(default=None, strict=True)  # strict: `true` is not 1
 
 
 class _PlanModel(BaseModel):
@@ -116,23 +125,46 @@ class _RecoveryModel(BaseModel):
     tasks: list[_TaskModel] = Field(default_factory=list)
 
 
-def _spec(model: _TaskModel) -> TaskSpec:
-    checks = []
+def _specs(models: Sequence[_TaskModel]) -> tuple[TaskSpec, ...]:
+    """The tasks as specs; PlanError listing what is wrong with any of them."""
+    problems = [p for m in models for p in _task_problems(m)]
+    if problems:
+        raise PlanError(problems)
+    return tuple(_spec(m) for m in models)
+
+
+def _task_problems(model: _TaskModel) -> list[str]:
+    """What the schema cannot say against one task. Backend and model names are not checked
+    here: which exist depends on the configuration, and the engine checks them."""
+    problems = []
     for c in model.checks:
         if c.kind == "file_exists" and not c.path:
-            raise PlanError([f"task {model.id!r}: a file_exists check needs a 'path'"])
+            problems.append(f"task {model.id!r}: a file_exists check needs a 'path'")
         if c.kind == "command" and not c.command:
-            raise PlanError([f"task {model.id!r}: a command check needs a 'command'"])
-        checks.append(Check(kind=c.kind, path=c.path, command=c.command, timeout=c.timeout))
+            problems.append(f"task {model.id!r}: a command check needs a 'command'")
+    if model.attempts is not None and not 1 <= model.attempts <= MAX_ATTEMPTS:
+        problems.append(
+            f"task {model.id!r}: attempts must be from 1 to {MAX_ATTEMPTS}, not {model.attempts}"
+        )
+    return problems
+
+
+def _spec(model: _TaskModel) -> TaskSpec:
     return TaskSpec(
         id=model.id,
         title=model.title,
         instructions=model.instructions or model.title,
         depends_on=tuple(model.depends_on),
         priority=model.priority,
-        checks=tuple(checks),
+        checks=tuple(
+            Check(kind=c.kind, path=c.path, command=c.command, timeout=c.timeout)
+            for c in model.checks
+        ),
         files=tuple(model.files),
         allow_empty=model.allow_empty,
+        backend=model.backend.strip(),
+        model=model.model.strip(),
+        attempts=model.attempts or 0,
     )
 
 
@@ -165,7 +197,7 @@ def parse_plan(data: Any, *, max_tasks: int = dag.MAX_NODES) -> Plan:
         model = _PlanModel.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_problems(exc, data)) from exc
-    plan = Plan(summary=model.summary, tasks=tuple(_spec(t) for t in model.tasks))
+    plan = Plan(summary=model.summary, tasks=_specs(model.tasks))
     check_plan(plan.tasks, max_tasks=max_tasks)
     return plan
 
@@ -178,7 +210,7 @@ def parse_recovery(data: Any) -> RecoveryPlan:
         model = _RecoveryModel.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_problems(exc, data)) from exc
-    tasks = tuple(_spec(t) for t in model.tasks)
+    tasks = _specs(model.tasks)
     if model.action in (RecoveryAction.REPLACE, RecoveryAction.INSERT) and not tasks:
         raise PlanError([f"recovery action {model.action.value!r} needs at least one task"])
     return RecoveryPlan(

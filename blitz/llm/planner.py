@@ -45,6 +45,7 @@ from blitz.llm.errors import ModelOutputError, ProviderConfigError, call_with_re
 from blitz.llm.models import ModelSpec, model_settings
 from blitz.llm.usage import PriceTable, usage_of
 from blitz.planner import (
+    MAX_ATTEMPTS,
     Planned,
     PlanRequest,
     Recovered,
@@ -119,6 +120,21 @@ class TaskOutput(BaseModel):
     allow_empty: bool = Field(
         default=False, description="true only if the task may rightly change no file"
     )
+    backend: str = Field(
+        default="",
+        description="empty for the goal's agent; else a backend the instructions offer, for a "
+        "task another agent does better",
+    )
+    model: str = Field(
+        default="",
+        description="empty for the default model; else the model the instructions pair with "
+        "the backend: a cheaper one for a routine, mechanical task, a stronger one for a hard one",
+    )
+    attempts: int | None = Field(
+        default=None,
+        description=f"omit for most tasks; 2 or 3 (at most {MAX_ATTEMPTS}) for a risky task: "
+        "that many agents try it side by side and the best passing result is kept",
+    )
 
 
 class PlanOutput(BaseModel):
@@ -170,6 +186,10 @@ Rules for a good plan:
   {"kind": "file_exists", "path": "relative/path"} or
   {"kind": "command", "command": "shell command run in the worktree", "timeout": seconds}.
 - allow_empty: true only for a task that may rightly change no file.
+- attempts: leave it out for most tasks. For a risky task (a subtle bug, a tricky algorithm, a
+  change with several plausible designs) set 2 or 3, at most {max_attempts}: that many agents try
+  it side by side and the best passing result is kept. Each attempt costs a full agent run.
+{routing}
 - At most {max_tasks} tasks.
 
 Every task is judged by the project's validation gates, run in its worktree; a task whose change
@@ -198,6 +218,24 @@ existing task has, a one-line title, self-contained instructions (the agent sees
 repository), depends_on only when needed. New tasks must not depend on the failed task. Give tasks
 only for insert and replace. Do not repeat a recovery that was already tried for this task.
 """
+
+
+def _routing_text(backends: Sequence[str]) -> str:
+    """The rule on ``backend`` and ``model``: the choices are the request's backend specs, each
+    ``backend`` or ``backend:model`` (the model after the first colon, as in a portfolio)."""
+    if not backends:
+        return "- backend, model: leave them empty (no other agents are configured)."
+    choices = []
+    for spec in backends:
+        backend, _, model = spec.partition(":")
+        choices.append(
+            f'  - backend "{backend}", ' + (f'model "{model}"' if model else "model empty")
+        )
+    return (
+        "- backend, model: leave them empty for most tasks. For a task another agent or model\n"
+        "  does better (a cheaper model for a routine, mechanical change, a stronger one for a\n"
+        "  hard one) set both to one of these pairs:\n" + "\n".join(choices)
+    )
 
 
 def _gates_text(gates: dict[str, str]) -> str:
@@ -420,8 +458,11 @@ class LLMPlanner:
         context = await repo_context(
             request.repo, goal=request.goal, gates=request.gates, budget_tokens=self._context_budget
         )
-        rules = _PLAN_RULES.replace("{max_tasks}", str(request.max_tasks)).replace(
-            "{gates}", _gates_text(request.gates)
+        rules = (
+            _PLAN_RULES.replace("{max_tasks}", str(request.max_tasks))
+            .replace("{max_attempts}", str(MAX_ATTEMPTS))
+            .replace("{routing}", _routing_text(request.backends))
+            .replace("{gates}", _gates_text(request.gates))
         )
         prompt = f"Goal: {request.goal}"
         if context.text:

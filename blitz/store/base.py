@@ -46,6 +46,11 @@ class Store(Protocol):
         """Remove a project and everything of its goals (durable when it returns)."""
         ...
 
+    def replace_plan(self, goal_id: str, tasks: Sequence[Task]) -> None:
+        """Make ``tasks`` the goal's only tasks, dropping the others (a plan edited while it
+        awaited approval); durable when it returns."""
+        ...
+
     def add_command(self, goal_id: str, kind: str) -> int:
         """Queue a request for the process running ``goal_id`` (durable when it returns)."""
         ...

@@ -56,11 +56,11 @@ from blitz.store.base import Record
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "blitz_schema_version"
+"""Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
-"""Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
 # -- tables: keep in step with migrations/versions (a test compares them) --------------------------
 
@@ -68,8 +68,13 @@ metadata = sa.MetaData()
 _SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _text(name: str, *, primary_key: bool = False) -> sa.Column[str]:
-    return sa.Column(name, sa.Text(), nullable=False, primary_key=primary_key)
+def _text(
+    name: str, *, primary_key: bool = False, server_default: str | None = None
+) -> sa.Column[str]:
+    default = sa.text(server_default) if server_default is not None else None
+    return sa.Column(
+        name, sa.Text(), nullable=False, primary_key=primary_key, server_default=default
+    )
 
 
 def _int(name: str, *, server_default: str | None = None) -> sa.Column[int]:
@@ -82,8 +87,10 @@ def _real(name: str, *, server_default: str | None = None) -> sa.Column[float]:
     return sa.Column(name, sa.Float(), nullable=False, server_default=default)
 
 
-def _bool(name: str) -> sa.Column[bool]:
-    return sa.Column(name, sa.Boolean(), nullable=False)
+def _bool(name: str, *, server_default: bool | None = None) -> sa.Column[bool]:
+    # sa.false() renders as the dialect spells it: 0 on SQLite, false on PostgreSQL.
+    default = None if server_default is None else sa.true() if server_default else sa.false()
+    return sa.Column(name, sa.Boolean(), nullable=False, server_default=default)
 
 
 projects = sa.Table(
@@ -99,6 +106,9 @@ projects = sa.Table(
     _int("max_parallel"),
     _bool("paused"),
     _text("pause_reason"),
+    _text("fallback_backend", server_default="''"),
+    _bool("require_plan_approval", server_default=False),
+    _text("model", server_default="''"),
 )
 goals = sa.Table(
     "goals",
@@ -122,6 +132,10 @@ goals = sa.Table(
     _int("output_tokens", server_default="0"),
     _int("cached_tokens", server_default="0"),
     _real("cost_usd", server_default="0"),
+    _int("explore", server_default="0"),
+    _text("explore_mode", server_default="'all'"),
+    _text("portfolio", server_default="'[]'"),
+    _text("model", server_default="''"),
     sa.Index("ix_goals_project_id", "project_id"),
 )
 tasks = sa.Table(
@@ -147,6 +161,9 @@ tasks = sa.Table(
     _text("reason"),
     _bool("allow_empty"),
     _int("position", server_default="0"),
+    _text("backend", server_default="''"),
+    _text("model", server_default="''"),
+    _int("explore", server_default="0"),
 )
 attempts = sa.Table(
     "attempts",
@@ -170,6 +187,11 @@ attempts = sa.Table(
     _real("cost_usd"),
     _real("started_at"),
     _real("finished_at"),
+    _text("model", server_default="''"),
+    _int("candidate", server_default="0"),
+    _text("ref", server_default="''"),
+    _bool("selected", server_default=False),
+    _text("verdict", server_default="''"),
     sa.Index("ix_attempts_goal_id_task_id", "goal_id", "task_id"),
 )
 recoveries = sa.Table(
@@ -382,12 +404,15 @@ def _project_row(p: Project) -> tuple[Any, ...]:
         p.max_parallel,
         p.paused,
         p.pause_reason,
+        p.fallback_backend,
+        p.require_plan_approval,
+        p.model,
     )
 
 
 def _project(row: Sequence[Any]) -> Project:
     (id_, name, path, base_branch, remote, gates, backend, max_parallel, paused,
-     pause_reason) = row  # fmt: skip
+     pause_reason, fallback_backend, require_plan_approval, model) = row  # fmt: skip
     return Project(
         id=id_,
         name=name,
@@ -399,6 +424,9 @@ def _project(row: Sequence[Any]) -> Project:
         max_parallel=max_parallel,
         paused=bool(paused),
         pause_reason=pause_reason,
+        fallback_backend=fallback_backend,
+        require_plan_approval=bool(require_plan_approval),
+        model=model,
     )
 
 
@@ -423,13 +451,17 @@ def _goal_row(g: Goal) -> tuple[Any, ...]:
         g.usage.output_tokens,
         g.usage.cached_tokens,
         g.usage.cost_usd,
+        g.explore,
+        g.explore_mode,
+        _strs_json(g.portfolio),  # portfolio
+        g.model,
     )
 
 
 def _goal(row: Sequence[Any]) -> Goal:
     (id_, project_id, title, state, branch, base_branch, base_sha, backend, summary, error,
      pr_url, created_at, finished_at, runner, max_parallel, input_tokens, output_tokens,
-     cached_tokens, cost_usd) = row  # fmt: skip
+     cached_tokens, cost_usd, explore, explore_mode, portfolio, model) = row  # fmt: skip
     return Goal(
         id=id_,
         project_id=project_id,
@@ -452,6 +484,10 @@ def _goal(row: Sequence[Any]) -> Goal:
             cached_tokens=cached_tokens,
             cost_usd=cost_usd,
         ),
+        explore=explore,
+        explore_mode=explore_mode,
+        portfolio=_strs(portfolio),
+        model=model,
     )
 
 
@@ -477,13 +513,16 @@ def _task_row(t: Task) -> tuple[Any, ...]:
         t.reason,
         t.allow_empty,
         t.position,
+        t.backend,
+        t.model,
+        t.explore,
     )
 
 
 def _task(row: Sequence[Any]) -> Task:
     (goal_id, id_, title, instructions, depends_on, priority, checks, files, state, attempts,
      crashes, conflicts, recoveries, commit, origin, guidance, root_cause, reason,
-     allow_empty, position) = row  # fmt: skip
+     allow_empty, position, backend, model, explore) = row  # fmt: skip
     return Task(
         id=id_,
         goal_id=goal_id,
@@ -505,6 +544,9 @@ def _task(row: Sequence[Any]) -> Task:
         reason=reason,
         allow_empty=bool(allow_empty),
         position=position,
+        backend=backend,
+        model=model,
+        explore=explore,
     )
 
 
@@ -529,13 +571,18 @@ def _attempt_row(a: Attempt) -> tuple[Any, ...]:
         a.usage.cost_usd,  # cost_usd
         a.started_at,
         a.finished_at,
+        a.model,
+        a.candidate,
+        a.ref,
+        a.selected,
+        redact(a.verdict),  # verdict
     )
 
 
 def _attempt(row: Sequence[Any]) -> Attempt:
     (id_, goal_id, task_id, number, state, backend, worktree, base_sha, commit, error, summary,
      gates, diff_stat, input_tokens, output_tokens, cached_tokens, cost_usd, started_at,
-     finished_at) = row  # fmt: skip
+     finished_at, model, candidate, ref, selected, verdict) = row  # fmt: skip
     return Attempt(
         id=id_,
         goal_id=goal_id,
@@ -558,6 +605,11 @@ def _attempt(row: Sequence[Any]) -> Attempt:
         ),
         started_at=started_at,
         finished_at=finished_at,
+        model=model,
+        candidate=candidate,
+        ref=ref,
+        selected=bool(selected),
+        verdict=verdict,
     )
 
 
@@ -972,6 +1024,38 @@ class SqlStore:
                     for e in self._events
                     if e[_EVENT_PROJECT] != project_id and e[_EVENT_GOAL] not in doomed
                 ]
+
+    def replace_plan(self, goal_id: str, tasks: Sequence[Task]) -> None:
+        """Replace every task of the goal with ``tasks`` in one transaction, staged task rows of
+        the goal included (they belong to the plan being replaced); durable when it returns."""
+        ids = [t.id for t in tasks]
+        strangers = sorted({t.goal_id for t in tasks} - {goal_id})
+        if strangers:
+            raise ValueError(f"replace_plan({goal_id!r}) got tasks of goal(s) {strangers}")
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"replace_plan({goal_id!r}) got task id(s) {twice} more than once")
+        kind = _KINDS[Task]
+        rows = [kind.to_row(t) for t in tasks]
+        with self._commit_lock:
+            with self._lock:
+                dropped = {
+                    key: record
+                    for key, record in self._rows.items()
+                    if key[0] is kind and record.goal_id == goal_id
+                }
+                for key in dropped:
+                    del self._rows[key]
+            try:
+                with self._writer.begin() as connection:
+                    table = kind.table  # the parameter hides the module's ``tasks`` table
+                    connection.execute(sa.delete(table).where(table.c.goal_id == goal_id))
+                    if rows:
+                        self._upserts[kind].run(connection, rows)
+            except BaseException:
+                with self._lock:  # rows staged since the call are newer: they win
+                    self._rows = {**dropped, **self._rows}
+                raise
 
     def add_command(self, goal_id: str, kind: str) -> int:
         with self._writer.begin() as connection:

@@ -727,6 +727,80 @@ async def test_the_repository_context_keeps_to_its_budget(repo: Path, budget: in
     assert ("def handle(request)" in context) == (budget == 2_000)  # the relevant file
 
 
+ROUTED = with_tasks(
+    {"id": "rename", "backend": "claude-code", "model": "haiku"},
+    {"id": "rewrite", "depends_on": ["rename"], "model": "opus", "attempts": 3},
+)
+
+
+async def test_routing_and_attempts_become_the_task_specs(repo: Path) -> None:
+    model, _ = scripted(ROUTED)
+
+    planned = await local_planner(model).plan(plan_request(repo))
+
+    rename, rewrite = planned.plan.tasks
+    assert (rename.backend, rename.model, rename.attempts) == ("claude-code", "haiku", 0)
+    assert (rewrite.backend, rewrite.model, rewrite.attempts) == ("", "opus", 3)
+
+
+async def test_attempts_out_of_range_are_sent_back_naming_the_task(repo: Path) -> None:
+    greedy = with_tasks({"id": "risky", "attempts": 50})
+    model, seen = scripted(greedy, ROUTED)
+
+    planned = await local_planner(model).plan(plan_request(repo))
+
+    assert [t.id for t in planned.plan.tasks] == ["rename", "rewrite"]
+    assert "task 'risky': attempts must be from 1 to 10, not 50" in user_text(seen[1][-1])
+
+
+async def test_recovery_tasks_may_be_routed(repo: Path) -> None:
+    stronger = {**NEW_TASK, "backend": "codex", "model": "gpt-5", "attempts": 2}
+    model, _ = scripted({"root_cause": "too hard", "action": "insert", "tasks": [stronger]})
+
+    recovered = await local_planner(model).recover(recovery_request())
+
+    [task] = recovered.recovery.tasks
+    assert (task.backend, task.model, task.attempts) == ("codex", "gpt-5", 2)
+
+
+@pytest.mark.parametrize(
+    ("backends", "shown", "hidden"),
+    [
+        ((), ["leave them empty (no other agents are configured)"], ['backend "']),
+        (
+            ("claude-code:opus", "embedded:openai:gpt-5-mini", "codex"),
+            [
+                'backend "claude-code", model "opus"',
+                'backend "embedded", model "openai:gpt-5-mini"',
+                'backend "codex", model empty',
+            ],
+            ["no other agents"],
+        ),
+    ],
+)
+async def test_instructions_offer_the_backends_of_the_request(
+    repo: Path, backends: tuple[str, ...], shown: list[str], hidden: list[str]
+) -> None:
+    instructions: list[str | None] = []
+    schemas: list[dict[str, Any]] = []
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        instructions.append(info.instructions)
+        schemas.append(info.output_tools[0].parameters_json_schema)
+        return ModelResponse(parts=[ToolCallPart(tool_name=info.output_tools[0].name, args=GOOD)])
+
+    await local_planner(FunctionModel(reply)).plan(plan_request(repo, backends=backends))
+
+    [text], [schema] = instructions, schemas
+    assert text is not None
+    assert "attempts: leave it out for most tasks" in text and "at most 10" in text
+    assert all(s in text for s in shown) and not any(h in text for h in hidden)
+    task_fields = next(d for d in schema["$defs"].values() if "instructions" in d["properties"])
+    for name in ("backend", "model", "attempts"):
+        assert task_fields["properties"][name]["description"]
+        assert name not in task_fields.get("required", [])
+
+
 async def test_test_model_plans_with_the_output_tool(repo: Path) -> None:
     planned = await local_planner(TestModel(custom_output_args=GOOD)).plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
@@ -744,6 +818,9 @@ _TASK = st.fixed_dictionaries(
             max_size=1,
         ),
         "depend_on": st.lists(_IDS, max_size=1),  # a typo the schema refuses
+        "backend": st.sampled_from(["", "codex", " claude-code "]),
+        "model": st.sampled_from(["", "opus"]),
+        "attempts": st.one_of(st.none(), st.integers(-1, 12)),
     },
 )
 _ANSWER = st.one_of(

@@ -61,6 +61,9 @@ def make_project(id: str = "p-1", **changes: object) -> Project:
         "max_parallel": 7,
         "paused": True,
         "pause_reason": "breaker open",
+        "fallback_backend": "codex",
+        "require_plan_approval": True,
+        "model": "opus",
     }
     fields.update(changes)
     return Project(**fields)  # type: ignore[arg-type]
@@ -83,6 +86,11 @@ def make_goal(id: str = "g-1", project_id: str = "p-1", **changes: object) -> Go
         "finished_at": 2000.5,
         "runner": "123@host",
         "max_parallel": 3,
+        "usage": Usage(input_tokens=11, output_tokens=22, cached_tokens=33, cost_usd=0.5),
+        "explore": 3,
+        "explore_mode": "first",
+        "portfolio": ("claude-code:sonnet", "embedded:openai:gpt-5", 'we"ird,spec'),
+        "model": "sonnet",
     }
     fields.update(changes)
     return Goal(**fields)  # type: ignore[arg-type]
@@ -113,6 +121,9 @@ def make_task(id: str = "t1", goal_id: str = "g-1", **changes: object) -> Task:
         "root_cause": "typo",
         "reason": "tests failed",
         "allow_empty": True,
+        "backend": "claude-code",
+        "model": "haiku",
+        "explore": 9,
     }
     fields.update(changes)
     return Task(**fields)  # type: ignore[arg-type]
@@ -154,6 +165,11 @@ def make_attempt(
         "usage": Usage(input_tokens=10, output_tokens=20, cached_tokens=30, cost_usd=0.125),
         "started_at": 10.5,
         "finished_at": 20.75,
+        "model": "gpt-5",
+        "candidate": 2,
+        "ref": "refs/blitz/attempts/g-1/t1/2",
+        "selected": True,
+        "verdict": "the smallest diff that passes",
     }
     fields.update(changes)
     return Attempt(**fields)  # type: ignore[arg-type]
@@ -252,9 +268,10 @@ def test_sql_store_satisfies_the_store_protocol(store: SqlStore) -> None:
 
 def test_migration_creates_exactly_the_tables_the_store_uses(store: SqlStore) -> None:
     with store._engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        opts = {"version_table": VERSION_TABLE, "compare_server_default": True}
+        context = MigrationContext.configure(conn, opts=opts)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == "0003"
 
 
 def test_sqlite_runs_in_wal_mode(store: SqlStore, db: Path) -> None:
@@ -272,7 +289,7 @@ def test_reopening_keeps_data_and_migrates_once(db: Path) -> None:
         assert again.load_tasks("g-1") == [make_task()]
         again.close()
     with raw(db) as conn:
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0002",)]
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0003",)]
 
 
 def test_unsupported_database_is_a_config_error(tmp_path: Path) -> None:
@@ -310,6 +327,10 @@ async def test_every_record_type_round_trips(store: SqlStore) -> None:
     loaded = store.load_tasks("g-1")[0]
     assert type(loaded.state) is TaskState and type(loaded.depends_on) is tuple
     assert type(loaded.checks[0]) is Check and loaded.allow_empty is True
+    loaded_project, loaded_goal = store.get_project("p-1"), store.get_goal("g-1")
+    assert loaded_project is not None and loaded_project.require_plan_approval is True
+    assert loaded_goal is not None and type(loaded_goal.portfolio) is tuple
+    assert store.load_attempts("g-1")[0].selected is True
 
 
 async def test_event_round_trip_gets_db_ids_and_timestamps(store: SqlStore) -> None:
@@ -612,6 +633,57 @@ def test_commands_are_taken_once_in_order(store: SqlStore) -> None:
     assert [c.id for c in store.take_commands(["g-3"])] == [third]
 
 
+# -- replacing a plan ------------------------------------------------------------------------------
+
+
+def test_replace_plan_swaps_the_goals_tasks_durably(store: SqlStore) -> None:
+    store.write(make_task("t1"), make_task("t2"), make_task("t1", goal_id="g-2"))
+    store.flush_sync()
+    # Staged tasks of the goal belong to the plan being replaced; another goal's stay staged.
+    store.write(make_task("t3"), make_task("t2", goal_id="g-2"), events=[event(message="kept")])
+    edited = [make_task("t2", title="edited", depends_on=()), make_task("t4", depends_on=("t2",))]
+
+    store.replace_plan("g-1", edited)
+
+    assert store.load_tasks("g-1") == edited  # durable without a flush
+    assert store.load_tasks("g-2") == [make_task("t1", goal_id="g-2")]
+    store.flush_sync()
+    assert store.load_tasks("g-1") == edited
+    assert [t.id for t in store.load_tasks("g-2")] == ["t1", "t2"]
+    assert [e.message for e in store.events()] == ["kept"]
+    store.replace_plan("g-1", [])
+    assert store.load_tasks("g-1") == []
+
+
+def test_replace_plan_refuses_tasks_it_cannot_store(store: SqlStore) -> None:
+    store.write(make_task("t1"))
+    store.flush_sync()
+    with pytest.raises(ValueError, match="g-2"):
+        store.replace_plan("g-1", [make_task("t2"), make_task("t3", goal_id="g-2")])
+    with pytest.raises(ValueError, match="t2"):
+        store.replace_plan("g-1", [make_task("t2"), make_task("t2", title="again")])
+    assert store.load_tasks("g-1") == [make_task("t1")]
+
+
+def test_a_failed_replace_plan_changes_nothing(store: SqlStore, db: Path) -> None:
+    store.write(make_task("t1"))
+    store.flush_sync()
+    store.write(make_task("t2"))
+    install_trigger(
+        db,
+        """
+        CREATE TRIGGER fail_on_boom BEFORE INSERT ON tasks WHEN NEW.id = 'boom'
+        BEGIN SELECT RAISE(ABORT, 'boom refused'); END;
+        """,
+    )
+    with pytest.raises(sa.exc.IntegrityError):
+        store.replace_plan("g-1", [make_task("ok"), make_task("boom")])
+    assert store.load_tasks("g-1") == [make_task("t1")]
+    drop_trigger(db)
+    store.flush_sync()  # the staged task was put back
+    assert [t.id for t in store.load_tasks("g-1")] == ["t1", "t2"]
+
+
 # -- queries ---------------------------------------------------------------------------------------
 
 
@@ -823,6 +895,100 @@ def test_a_database_at_the_first_revision_is_upgraded_with_its_data(db: Path) ->
     assert goal.usage == Usage()
     [old_task] = store.load_tasks("g-old")
     assert (old_task.title, old_task.position) == ("old task", 0)
+    store.close()
+
+
+def test_a_database_at_the_second_revision_is_upgraded_with_its_data(db: Path) -> None:
+    """A store made before per-task routing and exploration opens fine: its rows keep their
+    values and read back with the new fields at their defaults."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(sqlite_url(db))
+    config = Config()
+    config.set_main_option("script_location", "blitz.store:migrations")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+    gates = '{"build":"","test":"pytest","typecheck":"","lint":"","timeout":600.0}'
+    with engine.begin() as connection:
+        for sql in (
+            "INSERT INTO projects (id, name, path, base_branch, remote, gates, backend,"
+            f" max_parallel, paused, pause_reason) VALUES ('p-old', 'old', '/repos/old', 'main',"
+            f" 'origin', '{gates}', 'embedded', 2, 1, 'by hand')",
+            "INSERT INTO goals (id, project_id, title, state, branch, base_branch, base_sha,"
+            " backend, summary, error, pr_url, created_at, finished_at, runner, max_parallel,"
+            " input_tokens, output_tokens, cached_tokens, cost_usd) VALUES ('g-old', 'p-old',"
+            " 'old goal', 'running', 'blitz/x', 'main', 'sha0', 'embedded', '', '', '', 1.0, 0.0,"
+            " '', 0, 5, 6, 7, 0.25)",
+            "INSERT INTO tasks (goal_id, id, title, instructions, depends_on, priority, checks,"
+            ' files, state, attempts, crashes, conflicts, recoveries, "commit", origin,'
+            " guidance, root_cause, reason, allow_empty, position) VALUES ('g-old', 't1',"
+            " 'old task', 'do it', '[\"t0\"]', 3, '[]', '[]', 'running', 1, 0, 0, 0, '',"
+            " 'plan', '', '', '', 1, 4)",
+            "INSERT INTO attempts (id, goal_id, task_id, number, state, backend, worktree,"
+            ' base_sha, "commit", error, summary, gates, diff_stat, input_tokens, output_tokens,'
+            " cached_tokens, cost_usd, started_at, finished_at) VALUES ('a-old', 'g-old', 't1',"
+            " 1, 'running', 'embedded', '/wt', 'sha0', '', '', '', '[]', '', 1, 2, 3, 0.5, 9.0,"
+            " 0.0)",
+        ):
+            connection.exec_driver_sql(sql)  # not sa.text: the JSON holds colons
+    engine.dispose()
+
+    store = SqlStore(sqlite_url(db))
+    assert store.get_project("p-old") == Project(
+        id="p-old",
+        name="old",
+        path="/repos/old",
+        remote="origin",
+        gates=Gates(test="pytest"),
+        backend="embedded",
+        max_parallel=2,
+        paused=True,
+        pause_reason="by hand",
+    )
+    assert store.get_goal("g-old") == Goal(
+        id="g-old",
+        project_id="p-old",
+        title="old goal",
+        state=GoalState.RUNNING,
+        branch="blitz/x",
+        base_sha="sha0",
+        backend="embedded",
+        created_at=1.0,
+        usage=Usage(input_tokens=5, output_tokens=6, cached_tokens=7, cost_usd=0.25),
+    )
+    assert store.load_tasks("g-old") == [
+        Task(
+            id="t1",
+            goal_id="g-old",
+            title="old task",
+            instructions="do it",
+            depends_on=("t0",),
+            priority=3,
+            state=TaskState.RUNNING,
+            attempts=1,
+            allow_empty=True,
+            position=4,
+        )
+    ]
+    assert store.load_attempts("g-old") == [
+        Attempt(
+            id="a-old",
+            goal_id="g-old",
+            task_id="t1",
+            number=1,
+            backend="embedded",
+            worktree="/wt",
+            base_sha="sha0",
+            usage=Usage(input_tokens=1, output_tokens=2, cached_tokens=3, cost_usd=0.5),
+            started_at=9.0,
+        )
+    ]
+    # The new columns take new values like any other.
+    store.write(make_goal("g-old", project_id="p-old"))
+    store.flush_sync()
+    assert store.get_goal("g-old") == make_goal("g-old", project_id="p-old")
     store.close()
 
 
