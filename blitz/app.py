@@ -11,7 +11,7 @@ import dataclasses
 import os
 import signal
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,8 +37,13 @@ from blitz.testing.scripted import Scenario, ScriptedPlanner
 from blitz.validation import Validator
 
 if TYPE_CHECKING:
+    from blitz.backends.base import AgentBackend
+    from blitz.explore import Judge
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
+
+MAX_EXPLORE = 10
+"""Most best-of-N attempts per task."""
 
 IGNORED_DIRTY = frozenset({"blitz.toml"})
 """Uncommitted files that do not stop a run (blitz.toml is read from the checkout itself)."""
@@ -168,8 +173,13 @@ class App:
         backend: str = "",
         max_parallel: int = 0,
         allow_dirty: bool = False,
+        explore: int = 0,
+        explore_mode: str = "",
+        portfolio: Sequence[str] = (),
     ) -> Goal:
-        """Check the repository and write a new goal (state PLANNING) for ``project``."""
+        """Check the repository and write a new goal (state PLANNING) for ``project``.
+        ``explore``: best-of-N attempts per task (0: blitz.toml [explore]); ``portfolio``:
+        backend specs ("claude-code:sonnet", "codex") the attempts are spread over."""
         if not title.strip():
             raise UserError("the goal is empty: say what you want done")
         if project.paused:
@@ -191,13 +201,27 @@ class App:
                     "--allow-dirty to go ahead without them."
                 )
         backend = backend or self.default_backend(project)
-        check_name(backend)
+        cfg = self._config_for(project)
+        options = self.backend_options(project)
+        check_name(backend, options.commands)
         if backend == "embedded" and not self.model_name("agent", project):
             raise ConfigError(NO_MODEL)
-        # Build the planner and the backend once now, so a missing key or a bad model name stops
+        explore = explore or (cfg.explore.attempts if cfg else 1)
+        explore_mode = explore_mode or (cfg.explore.mode if cfg else "all")
+        portfolio = tuple(p.strip() for p in portfolio if p.strip()) or (
+            tuple(cfg.explore.portfolio) if cfg else ()
+        )
+        if not 1 <= explore <= MAX_EXPLORE:
+            raise UserError(f"--explore must be between 1 and {MAX_EXPLORE}, not {explore}")
+        if explore_mode not in ("all", "first"):
+            raise UserError(f'the explore mode must be "all" or "first", not {explore_mode!r}')
+        # Build the planner and the backends once now, so a missing key or a bad model name stops
         # here, before the goal is written, not later with the goal left for `blitz resume`.
         self.planner(project)
-        create_backend(backend, self.backend_options(project))
+        create_backend(backend, options)
+        for spec in portfolio:
+            name, _, model = spec.partition(":")
+            self.backend_for(project, name, model)
         goal_id = new_id("g")
         goal = Goal(
             id=goal_id,
@@ -208,6 +232,9 @@ class App:
             backend=backend,
             created_at=self.clock.time(),
             max_parallel=max_parallel,
+            explore=explore if explore > 1 else 0,
+            explore_mode=explore_mode,
+            portfolio=portfolio if explore > 1 else (),
         )
         self.store.write(
             goal,
@@ -340,10 +367,40 @@ class App:
             recovery_spec=recovery_spec,
         )
 
+    def backend_for(self, project: Project, name: str, model: str = "") -> AgentBackend:
+        """The backend ``name`` running ``model`` ("" = its default) for ``project``; agent CLIs
+        are guarded against edits outside their worktree. A ConfigError if it cannot be made."""
+        options = self.backend_options(project)
+        check_name(name, options.commands)
+        if model and name == "embedded":
+            options = dataclasses.replace(options, model=_provider_model(model))
+        backend = create_backend(name, options)
+        if name in ("scripted", "embedded"):
+            return backend  # the scripted one is a fake; the embedded one confines its tools
+        from blitz.backends.guard import GuardedBackend
+
+        return GuardedBackend(backend)
+
+    def judge(self, project: Project) -> Judge | None:
+        """The model that breaks ties between passing best-of-N candidates, if one is set."""
+        cfg = self._config_for(project)
+        if cfg is None or not cfg.explore.judge:
+            return None
+        from blitz.explore import ModelJudge
+        from blitz.llm.models import build_model, parse_model
+
+        spec = parse_model(cfg.explore.judge)
+        return ModelJudge(build_model(spec, self.providers()), spec=spec, prices=self.prices())
+
     def backend_options(self, project: Project) -> BackendOptions:
         cfg = self._config_for(project)
         agent = cfg.agent if cfg else None
         return BackendOptions(
+            claude_code=cfg.claude_code if cfg else None,
+            codex=cfg.codex if cfg else None,
+            commands=dict(cfg.backends) if cfg else {},
+            env=self.provider_env(),
+            tools_dir=self.settings.home / "tools",
             scenario=self.scenario,
             model=self.model_name("agent", project),
             providers=self.providers(),
@@ -356,6 +413,19 @@ class App:
             stuck_repeats=agent.stuck_repeats if agent else 3,
         )
 
+    def provider_env(self) -> dict[str, str]:
+        """Provider keys and base URLs, for agent CLIs that call the providers themselves."""
+        s = self.settings
+        env = {
+            "ANTHROPIC_API_KEY": s.anthropic_api_key.get_secret_value()
+            if s.anthropic_api_key
+            else "",
+            "ANTHROPIC_BASE_URL": s.anthropic_base_url,
+            "OPENAI_API_KEY": s.openai_api_key.get_secret_value() if s.openai_api_key else "",
+            "OPENAI_BASE_URL": s.openai_base_url,
+        }
+        return {k: v for k, v in env.items() if v}
+
     def services(self, project: Project, goal: Goal, *, planner: Planner | None = None) -> Services:
         ws = self.workspace(Path(project.path))
         cfg = self._config_for(project)
@@ -363,9 +433,14 @@ class App:
         api_url = self.settings.github_api_url or (
             cfg.github.api_url if cfg else "https://api.github.com"
         )
-        backend = create_backend(
-            goal.backend or self.default_backend(project), self.backend_options(project)
-        )
+        backend = self.backend_for(project, goal.backend or self.default_backend(project))
+        made: dict[tuple[str, str], AgentBackend] = {}
+
+        def backend_for(name: str, model: str) -> AgentBackend:
+            if (name, model) not in made:
+                made[name, model] = self.backend_for(project, name, model)
+            return made[name, model]
+
         return Services(
             planner=planner or self.planner(project),
             backend=backend,
@@ -385,10 +460,16 @@ class App:
             scripted=backend.name == "scripted",
             goal_budget_usd=(cfg.budget.goal_usd or None) if cfg else None,
             project_budget_usd=(cfg.budget.project_usd or None) if cfg else None,
+            backend_for=backend_for,
+            judge=self.judge(project),
         )
 
     def engine(
-        self, *, planners: dict[str, Planner] | None = None, return_when_blocked: bool = False
+        self,
+        *,
+        planners: dict[str, Planner] | None = None,
+        return_when_blocked: bool = False,
+        keep_alive: bool = False,
     ) -> Engine:
         """An engine over this app's store; ``planners`` overrides the planner per goal id;
         ``return_when_blocked``: stop once every goal waits on a paused project."""
@@ -404,6 +485,7 @@ class App:
             ),
             fault=self.fault,
             return_when_blocked=return_when_blocked,
+            keep_alive=keep_alive,
         )
 
     def file_planner(self, project: Project, plan: object) -> Planner:
@@ -424,9 +506,23 @@ def _apply_config(project: Project, cfg: RepoConfig) -> Project:
         base_branch=p.base_branch or project.base_branch,
         remote=p.remote,
         backend=p.backend,
+        fallback_backend=p.fallback_backend,
         max_parallel=p.max_parallel,
+        require_plan_approval=p.require_plan_approval,
         gates=gates_of(cfg),
     )
+
+
+def _provider_model(model: str) -> str:
+    """A model for the embedded agent as provider:model; a bare name gets its usual provider
+    ("gpt-5" -> "openai:gpt-5", "claude-sonnet-4-6" -> "anthropic:claude-sonnet-4-6")."""
+    if ":" in model:
+        return model
+    if model.startswith("claude"):
+        return f"anthropic:{model}"
+    if model.startswith(("gpt", "o1", "o3", "o4", "codex")):
+        return f"openai:{model}"
+    return model
 
 
 async def _current_branch(ws: git.Workspace) -> str:

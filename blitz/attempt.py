@@ -155,6 +155,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             instructions=_instructions(ctx.task),
             worktree=worktree,
             attempt=attempt.number,
+            candidate=attempt.candidate,
             guidance=ctx.task.guidance,
             previous_failure=ctx.task.root_cause,
             timeout=ctx.timeout,

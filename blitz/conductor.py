@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from blitz import attempt as attempts
+from blitz import steering
 from blitz.breaker import (
     GLOBAL,
     BreakerBoard,
@@ -63,6 +64,7 @@ from blitz.store.base import Store
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
+    from blitz.explore import Judge, Selection
     from blitz.validation import Validator
     from blitz.workspace import Workspace
 
@@ -97,6 +99,10 @@ class Services:
     scripted: bool = False
     goal_budget_usd: float | None = None  # hard limits; reaching one stops new work
     project_budget_usd: float | None = None
+    # The backend for a (name, model) pair, for tasks routed away from ``backend`` (a plan's
+    # per-task choice, the project's fallback, a best-of-N portfolio). None: always ``backend``.
+    backend_for: Callable[[str, str], AgentBackend] | None = None
+    judge: Judge | None = None  # breaks ties between passing best-of-N candidates
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,10 +209,14 @@ class Engine:
         fault: Callable[[str], None] = lambda point: None,
         poll_interval: float = 0.5,
         return_when_blocked: bool = False,
+        keep_alive: bool = False,
     ) -> None:
         """``return_when_blocked``: :meth:`run` returns once every goal waits on a paused
-        project (the CLI's case: a person must act; the goals stay resumable)."""
+        project (the CLI's case: a person must act; the goals stay resumable).
+        ``keep_alive``: :meth:`run` goes on with no goals until :meth:`stop` (the daemon)."""
         self._return_when_blocked = return_when_blocked
+        self._keep_alive = keep_alive
+        self._draining = False  # shutting down: nothing new starts; interrupted work re-queues
         self.user_errors: dict[str, UserError] = {}
         """Goals that failed on a configuration the user must fix (a rejected key), by id."""
         self._paused: dict[str, str] = {}  # project id -> why it is paused
@@ -240,7 +250,36 @@ class Engine:
         run = self._adopt(project, goal)
         run.plan = plan
         self._spawn(run, self._prepare(run), self._prepared)
+        self._wake()
         return run
+
+    submit = start
+
+    def approve(self, goal_id: str, plan: Plan | None = None) -> None:
+        """Let a goal that waits for plan approval run, with ``plan`` instead if given."""
+        steering.approve(self, goal_id, plan)
+
+    def reject(self, goal_id: str, reason: str = "") -> None:
+        """Cancel a goal whose plan waits for approval."""
+        steering.reject(self, goal_id, reason)
+
+    async def retry_task(self, goal_id: str, task_id: str) -> None:
+        """Another attempt at a failed, skipped or cancelled task (reopens an ended goal)."""
+        await steering.retry_task(self, goal_id, task_id)
+
+    async def skip_task(self, goal_id: str, task_id: str) -> None:
+        """Drop a task; the tasks after it go on without it (reopens an ended goal)."""
+        await steering.skip_task(self, goal_id, task_id)
+
+    def resume_project(self, project_id: str) -> None:
+        steering.resume_project(self, project_id)
+
+    async def drain(self, grace: float) -> None:
+        """Stop gently: running attempts get ``grace`` seconds, then are re-queued for later."""
+        await steering.drain(self, grace)
+
+    def _command(self, goal_id: str, kind: str) -> None:
+        steering.command(self, goal_id, kind)
 
     async def resume(self, goal: Goal) -> GoalRun:
         """Take over an unfinished goal from the store, after a crash or a restart."""
@@ -300,7 +339,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         next_poll = self.clock.monotonic() + self._poll_interval
         inbox = self._inbox
-        while self.runs and not self._stopping:
+        while (self.runs or self._keep_alive) and not self._stopping:
             if self._return_when_blocked and len(self.blocked()) == len(self.runs):
                 return  # every goal waits for its user to act; they stay resumable
             # Apply every report that arrived, then start whatever may start, then wait.
@@ -315,7 +354,7 @@ class Engine:
                 for change in self.breakers.poll():
                     self._breaker_changed(change)
                 next_poll = now + self._poll_interval
-            if inbox or not self.runs or self._stopping:
+            if inbox or self._stopping or not (self.runs or self._keep_alive):
                 continue
             wake = next_poll
             retry_at = self.router.next_wakeup()
@@ -380,6 +419,7 @@ class Engine:
             )
             plan, usage = planned.plan, planned.usage
         check_plan(plan.tasks, max_tasks=run.services.limits.max_tasks)
+        self._check_routes(run, plan)
         run.goal = run.goal.evolve(base_sha=base_sha, summary=plan.summary)
         tasks = [
             _task(goal.id, spec, origin="plan", position=i) for i, spec in enumerate(plan.tasks)
@@ -388,6 +428,22 @@ class Engine:
         if ws is not None and run.services.validator is not None and run.project.gates.configured():
             baseline = await self._baseline(run, base_sha)
         return tasks, baseline, usage
+
+    def _check_routes(self, run: GoalRun, plan: Plan) -> None:
+        """Every backend and model the plan names must exist before anything runs."""
+        make = run.services.backend_for
+        routes = {(s.backend, s.model) for s in plan.tasks if s.backend or s.model}
+        if make is None or not routes:
+            return
+        problems = []
+        for backend, model in sorted(routes):
+            try:
+                make(backend or run.services.backend.name, model)
+            except ConfigError as exc:
+                tasks = [s.id for s in plan.tasks if (s.backend, s.model) == (backend, model)]
+                problems.append(f"task {', '.join(tasks)}: {exc}")
+        if problems:
+            raise PlanError(problems)
 
     async def _baseline(self, run: GoalRun, sha: str) -> Baseline:
         ws, validator = run.services.workspace, run.services.validator
@@ -422,7 +478,10 @@ class Engine:
             check=False,  # _prepare validated the plan (check_plan) with the same rules
         )
         run.tasks = {t.id: t for t in tasks}
-        run.goal = run.goal.evolve(state=GoalState.RUNNING)
+        waits = run.project.require_plan_approval
+        run.goal = run.goal.evolve(
+            state=GoalState.AWAITING_APPROVAL if waits else GoalState.RUNNING
+        )
         records: list[Any] = [run.goal, *tasks]
         events = [
             self._event(
@@ -432,6 +491,12 @@ class Engine:
                 data={"tasks": [t.id for t in tasks]},
             ),
             self._event(
+                run,
+                EventKind.PLAN_AWAITING_APPROVAL,
+                "the plan waits for approval (blitz approve, the API or the dashboard)",
+            )
+            if waits
+            else self._event(
                 run, EventKind.GOAL_STARTED, f"running on {run.goal.branch or 'no branch'}"
             ),
         ]
@@ -448,6 +513,8 @@ class Engine:
                 )
             )
         self.store.write(*records, events=events)
+        if waits:
+            return
         self._feed(run)
         self._settle(run)
 
@@ -512,6 +579,8 @@ class Engine:
         if goal.state is GoalState.FINISHING:
             self._spawn(run, self._publish(run), self._published)
             return
+        if goal.state is GoalState.AWAITING_APPROVAL:
+            return  # nothing runs until a person approves the plan
         recovered = {r.attempt_id for r in recoveries}
         for t in list(run.tasks.values()):
             if t.state is TaskState.CRASHED:
@@ -558,7 +627,7 @@ class Engine:
         if run.budget_stop:
             self._skip_over_budget(run, ready)
             return
-        goal_id, project_id, backend = run.goal.id, run.project.id, run.services.backend.name
+        goal_id, project_id = run.goal.id, run.project.id
         now = self.clock.time()
         tasks = run.tasks
         submit = self.router.submit
@@ -585,10 +654,48 @@ class Engine:
                     task_id=task_id,
                     project_id=project_id,
                     priority=task.priority,
-                    backend=backend,
+                    backend=self._route(run, task),
                 )
             )
         self.store.write(*changed, events=events)
+
+    def _route(self, run: GoalRun, task: Task) -> str:
+        """The backend a task runs on: its own choice, else the goal's; the project's fallback
+        while that backend's breaker is open."""
+        name = task.backend or run.services.backend.name
+        fallback = run.project.fallback_backend
+        if fallback and fallback != name and not self.breakers.get(backend_key(name)).would_allow():
+            self._emit(
+                run,
+                EventKind.TASK_ROUTED,
+                f"{name} is unavailable (its breaker is open): running on {fallback}",
+                task=task,
+            )
+            return fallback
+        return name
+
+    def _reroute(self, backend: str) -> None:
+        """A backend's breaker opened: move the queued tasks of projects with a fallback."""
+        for run in list(self.runs.values()):
+            fallback = run.project.fallback_backend
+            if not fallback or fallback == backend:
+                continue
+            for item in self.router.withdraw(run.goal.id):
+                if item.backend == backend:
+                    item = dataclasses.replace(item, backend=fallback)
+                    self._emit(
+                        run,
+                        EventKind.TASK_ROUTED,
+                        f"{backend} is unavailable (its breaker is open): running on {fallback}",
+                        task=run.tasks[item.task_id],
+                    )
+                self.router.submit(item)
+
+    def _backend(self, run: GoalRun, name: str, model: str) -> AgentBackend:
+        services = run.services
+        if services.backend_for is None or (name == services.backend.name and not model):
+            return services.backend
+        return services.backend_for(name, model)
 
     # -- spending -----------------------------------------------------------------------------
 
@@ -654,6 +761,8 @@ class Engine:
             self._settle(run)
 
     def _dispatch(self) -> None:
+        if self._draining:
+            return
         taken = self.router.take()
         # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
         # that before the probe's task.started, not when the probe's outcome is recorded.
@@ -663,7 +772,7 @@ class Engine:
         now = self.clock.time()
         records: list[Task | Attempt] = []
         events: list[Event] = []
-        started: list[tuple[GoalRun, WorkItem, Task, Attempt]] = []
+        started: list[tuple[GoalRun, WorkItem, Task, list[Attempt]]] = []
         for item in taken:
             run = self.runs.get(item.goal_id)
             task = run.tasks.get(item.task_id) if run else None
@@ -671,52 +780,123 @@ class Engine:
                 self.router.done(item, outcome="cancelled")
                 continue
             task = task.evolve(state=TaskState.RUNNING, attempts=task.attempts + 1)
-            attempt = Attempt(
-                id=new_id("a", bits=64),
-                goal_id=task.goal_id,
-                task_id=task.id,
-                number=task.attempts,
-                backend=item.backend,
-                started_at=now,
-            )
             run.tasks[task.id] = task
-            records += (task, attempt)
+            made = [
+                Attempt(
+                    id=new_id("a", bits=64),
+                    goal_id=task.goal_id,
+                    task_id=task.id,
+                    number=task.attempts,
+                    backend=backend,
+                    model=model,
+                    candidate=candidate,
+                    started_at=now,
+                )
+                for candidate, (backend, model) in self._candidates(run, task, item.backend)
+            ]
+            records += (task, *made)
             events.append(
                 Event(
                     kind=EventKind.TASK_STARTED,
                     goal_id=task.goal_id,
                     project_id=item.project_id,
                     task_id=task.id,
-                    attempt_id=attempt.id,
-                    message=f"attempt {attempt.number}",
+                    attempt_id=made[0].id,
+                    message=f"attempt {task.attempts}"
+                    + (f": best of {len(made)}" if len(made) > 1 else ""),
+                    data={"attempts": [a.id for a in made]} if len(made) > 1 else {},
                     ts=now,
                 )
             )
-            started.append((run, item, task, attempt))
+            started.append((run, item, task, made))
         # One write for the whole batch: each task's record still goes with its event.
         self.store.write(*records, events=events)
-        for run, item, task, attempt in started:
-            services = run.services
-            ctx = attempts.AttemptContext(
-                project=run.project,
-                goal=run.goal,
-                task=task,
-                attempt=attempt,
-                backend=services.backend,
-                workspace=services.workspace,
-                validator=services.validator,
-                baseline=run.baseline,
-                timeout=services.limits.attempt_timeout,
-                budget_usd=None
-                if services.goal_budget_usd is None
-                else max(0.0, services.goal_budget_usd - run.usage.cost_usd),
-                emit=self._write_event,
-                now=self.clock.time,
-                fault=self._fault,
-            )
-            run.attempt_jobs[task.id] = self._spawn(
-                run, attempts.run_attempt(ctx), self._attempt_done, item, attempt
-            )
+        for run, item, task, made in started:
+            if len(made) == 1:
+                job = self._spawn(
+                    run,
+                    attempts.run_attempt(self._context(run, task, made[0])),
+                    self._attempt_done,
+                    item,
+                    made[0],
+                )
+            else:
+                job = self._spawn(
+                    run, self._explore(run, task, made), self._explored, item, task.id, made
+                )
+            run.attempt_jobs[task.id] = job
+
+    def _candidates(
+        self, run: GoalRun, task: Task, backend: str
+    ) -> list[tuple[int, tuple[str, str]]]:
+        """(candidate number, (backend, model)) of each attempt to start for a task: one plain
+        attempt (number 0), or best-of-N spread over the goal's portfolio."""
+        model = task.model or run.goal.model
+        n = task.explore or run.goal.explore
+        if n < 2:
+            return [(0, (backend, model))]
+        portfolio = run.goal.portfolio or (f"{backend}:{model}" if model else backend,)
+        return [(i + 1, _backend_spec(portfolio[i % len(portfolio)])) for i in range(n)]
+
+    def _context(
+        self,
+        run: GoalRun,
+        task: Task,
+        attempt: Attempt,
+        *,
+        selection: Selection | None = None,
+        share: int = 1,
+    ) -> attempts.AttemptContext:
+        services = run.services
+        budget = services.goal_budget_usd
+        return attempts.AttemptContext(
+            project=run.project,
+            goal=run.goal,
+            task=task,
+            attempt=attempt,
+            backend=self._backend(run, attempt.backend, attempt.model),
+            workspace=services.workspace,
+            validator=services.validator,
+            baseline=run.baseline,
+            timeout=services.limits.attempt_timeout,
+            budget_usd=None if budget is None else max(0.0, budget - run.usage.cost_usd) / share,
+            model=attempt.model,
+            selection=selection,
+            label=_label(attempt),
+            emit=self._write_event,
+            now=self.clock.time,
+            fault=self._fault,
+        )
+
+    async def _explore(self, run: GoalRun, task: Task, made: list[Attempt]) -> Exploration:
+        """Run best-of-N candidates side by side; the selection lets one of them integrate."""
+        from blitz.explore import Selection
+
+        jobs: list[asyncio.Task[attempts.AttemptReport]] = []
+
+        def cancel_others() -> None:
+            for job, attempt in zip(jobs, made, strict=True):
+                if attempt.id != selection.winner and not job.done():
+                    job.cancel()
+
+        selection = Selection(
+            len(made),
+            mode="first" if run.goal.explore_mode == "first" else "all",
+            judge=run.services.judge,
+            task_title=task.title,
+            instructions=task.instructions,
+            cancel_others=cancel_others,
+        )
+        contexts = [
+            self._context(run, task, a, selection=selection, share=len(made)) for a in made
+        ]
+        jobs.extend(asyncio.ensure_future(attempts.run_attempt(c)) for c in contexts)
+        try:
+            results = await asyncio.gather(*jobs, return_exceptions=True)
+        finally:
+            for job in jobs:
+                job.cancel()
+        return Exploration(results=results, selection=selection)
 
     def _write_event(self, event: Event) -> None:
         self.store.write(events=(event,))
@@ -731,24 +911,7 @@ class Engine:
         run.attempt_jobs.pop(item.task_id, None)
         task = run.tasks[item.task_id]
         if isinstance(result, BaseException):
-            cancelled = isinstance(result, asyncio.CancelledError)
-            final = attempt.evolve(
-                state=AttemptState.CANCELLED if cancelled else AttemptState.CRASHED,
-                error="cancelled" if cancelled else f"engine error: {result!r}",
-                finished_at=self.clock.time(),
-            )
-            self._breaker_changes(
-                self.router.done(
-                    item, outcome="cancelled" if cancelled else "crashed", error=final.error
-                )
-            )
-            self.store.write(final)
-            if cancelled or run.cancelled:
-                if task.state is TaskState.RUNNING:
-                    self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
-            else:
-                self._crashed(run, task, final.error)
-            self._settle(run)
+            self._job_lost(run, item, [attempt], result)
             return
         final = result.attempt
         if final.usage != _NO_USAGE:
@@ -790,6 +953,144 @@ class Engine:
             self.pause_project(run.project.id, result.error)
         else:
             self._failed(run, task, final, result.error, result.messages)
+        self._settle(run)
+
+    def _job_lost(
+        self, run: GoalRun, item: WorkItem, made: list[Attempt], exc: BaseException
+    ) -> None:
+        """An attempt job ended by an exception: cancelled (the goal was cancelled, or blitz is
+        shutting down) or a bug in blitz."""
+        task = run.tasks[item.task_id]
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        error = "cancelled" if cancelled else f"engine error: {exc!r}"
+        if cancelled and self._draining:
+            error = "interrupted: blitz stopped"
+        finals = [
+            a.evolve(
+                state=AttemptState.CANCELLED if cancelled else AttemptState.CRASHED,
+                error=error,
+                finished_at=self.clock.time(),
+            )
+            for a in made
+        ]
+        self._breaker_changes(
+            self.router.done(item, outcome="cancelled" if cancelled else "crashed", error=error)
+        )
+        self.store.write(*finals)
+        if cancelled and self._draining and not run.cancelled:
+            self._requeue(run, task, "interrupted by shutdown; re-queued")
+        elif cancelled or run.cancelled:
+            if task.state is TaskState.RUNNING:
+                self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
+        else:
+            self._crashed(run, task, error)
+        self._settle(run)
+
+    def _explored(
+        self,
+        run: GoalRun,
+        item: WorkItem,
+        task_id: str,
+        made: list[Attempt],
+        result: Exploration | BaseException,
+    ) -> None:
+        """Record every best-of-N candidate and why the winner won; the task then goes on as
+        the winner's attempt would (or fails with every candidate's reason)."""
+        run.attempt_jobs.pop(task_id, None)
+        task = run.tasks[task_id]
+        if isinstance(result, BaseException):
+            self._job_lost(run, item, made, result)
+            return
+        selection = result.selection
+        reports: list[attempts.AttemptReport] = []
+        for attempt, got in zip(made, result.results, strict=True):
+            if isinstance(got, BaseException):
+                cancelled = isinstance(got, asyncio.CancelledError)
+                state = AttemptState.CANCELLED if cancelled else AttemptState.CRASHED
+                error = "cancelled: another candidate won first" if cancelled else repr(got)
+                got = attempts.AttemptReport(
+                    outcome=attempts.Outcome.CRASHED,
+                    attempt=attempt.evolve(
+                        state=state, error=error, finished_at=self.clock.time()
+                    ),
+                    error=error,
+                )
+            first_line = got.error.splitlines()[0] if got.error else ""
+            verdict = selection.verdicts.get(attempt.id, first_line)
+            reports.append(
+                dataclasses.replace(got, attempt=got.attempt.evolve(verdict=verdict[:500]))
+            )
+        usage = sum((r.attempt.usage for r in reports), Usage())
+        judge = run.services.judge
+        if judge is not None:
+            usage += judge.take_usage()
+        if usage != _NO_USAGE:
+            self._spent(run, usage)
+        winner = next((r for r in reports if r.outcome is attempts.Outcome.SUCCEEDED), None)
+        summary = selection.summary()
+        explored = self._event(
+            run,
+            EventKind.TASK_EXPLORED,
+            summary.splitlines()[0] if summary else f"{len(made)} candidates",
+            task=task,
+            attempt_id=winner.attempt.id if winner else "",
+            data={
+                "summary": summary,
+                "winner": winner.attempt.id if winner else "",
+                "candidates": [
+                    {
+                        "attempt": r.attempt.id,
+                        "label": _label(r.attempt),
+                        "outcome": r.outcome.value,
+                        "verdict": r.attempt.verdict,
+                        "ref": r.attempt.ref,
+                        "cost_usd": r.attempt.usage.cost_usd,
+                    }
+                    for r in reports
+                ],
+            },
+        )
+        losers = [r.attempt for r in reports if r is not winner]
+        self.store.write(*losers, events=[explored])
+        outcomes = {r.outcome for r in reports}
+        if winner is not None:
+            outcome = attempts.Outcome.SUCCEEDED
+        elif outcomes <= {attempts.Outcome.CRASHED, attempts.Outcome.CONFIG}:
+            outcome = (
+                attempts.Outcome.CONFIG
+                if attempts.Outcome.CONFIG in outcomes
+                else attempts.Outcome.CRASHED
+            )
+        else:
+            outcome = attempts.Outcome.FAILED
+        error = "" if winner else _all_failed(reports)
+        self._breaker_changes(
+            self.router.done(item, outcome=_ROUTER_OUTCOME[outcome], error=error)
+        )
+        if run.cancelled:
+            self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
+        elif winner is not None:
+            self._succeeded(run, task, winner.attempt)
+            self._unfed[run.goal.id] = run
+            return
+        elif self._draining and outcomes <= {attempts.Outcome.CRASHED}:
+            self._requeue(run, task, "interrupted by shutdown; re-queued")
+        elif outcome is attempts.Outcome.CONFIG:
+            config = next(r for r in reports if r.outcome is attempts.Outcome.CONFIG)
+            self._requeue(run, task, f"waiting: {config.error}")
+            self.pause_project(run.project.id, config.error)
+        elif outcome is attempts.Outcome.CRASHED:
+            self._crashed(run, task, error)
+        elif conflict := next(
+            (r for r in reports if r.outcome is attempts.Outcome.CONFLICT), None
+        ):
+            # Passing candidates that do not apply on the goal branch's new head: run the
+            # exploration again from there.
+            self._conflict(run, task, conflict.attempt, conflict)
+        else:
+            # The recovery planner sees the most promising candidate's work.
+            context = next((r for r in reports if r.outcome in _JUDGED), reports[0])
+            self._failed(run, task, context.attempt, error, context.messages)
         self._settle(run)
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -1216,8 +1517,7 @@ class Engine:
         except Exception:  # the store may be briefly locked by another process; try next time
             return
         for command in commands:
-            if command.kind == "cancel":
-                self.cancel(command.goal_id, "cancelled by `blitz cancel`")
+            self._command(command.goal_id, command.kind)
         # Follow `blitz projects pause/resume` made by other processes.
         for project_id in {run.project.id for run in self.runs.values()}:
             stored = projects.get(project_id)
@@ -1291,6 +1591,8 @@ class Engine:
                 )
             ],
         )
+        if change.new is BreakerState.OPEN and change.key.startswith(backend_key("")):
+            self._reroute(change.key.removeprefix(backend_key("")))
 
     # -- records and events ---------------------------------------------------------------------
 
@@ -1352,14 +1654,45 @@ _ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed"
     attempts.Outcome.CONFLICT: "failed",
     attempts.Outcome.CRASHED: "crashed",
     attempts.Outcome.CONFIG: "cancelled",  # neither the work nor the provider's health is at fault
+    attempts.Outcome.LOST: "failed",
 }
 
 _NO_USAGE = Usage()
+
+_JUDGED = (attempts.Outcome.LOST, attempts.Outcome.FAILED, attempts.Outcome.CONFLICT)
 
 _TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time
 
 _DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
 _SETTLED_GOALS = (GoalState.FINISHING, *_DONE_GOALS)  # no task of the goal starts any more
+
+
+@dataclass(frozen=True, slots=True)
+class Exploration:
+    """What a best-of-N job reports: each candidate's outcome, and the selection's verdicts."""
+
+    results: list[attempts.AttemptReport | BaseException]
+    selection: Selection
+
+
+def _backend_spec(spec: str) -> tuple[str, str]:
+    """"claude-code:sonnet" -> ("claude-code", "sonnet"); "codex" -> ("codex", "")."""
+    backend, _, model = spec.strip().partition(":")
+    return backend, model
+
+
+def _label(attempt: Attempt) -> str:
+    name = f"{attempt.backend}:{attempt.model}" if attempt.model else attempt.backend
+    return f"{name} #{attempt.candidate}" if attempt.candidate else name
+
+
+def _all_failed(reports: list[attempts.AttemptReport]) -> str:
+    lines = [f"all {len(reports)} attempts failed:"]
+    for r in reports:
+        first = (r.attempt.verdict or r.error or r.outcome.value).splitlines()[0]
+        lines.append(f"- {_label(r.attempt)}: {first[:300]}")
+    details = next((r.error for r in reports if r.outcome is attempts.Outcome.FAILED), "")
+    return "\n".join(lines) + (f"\n\n{details}" if details else "")
 
 
 def _task(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task:
@@ -1375,6 +1708,9 @@ def _task(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task:
         origin=origin,
         allow_empty=spec.allow_empty,
         position=position,
+        backend=spec.backend,
+        model=spec.model,
+        explore=spec.attempts,
     )
 
 

@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     GOAL_FAILED = "goal.failed"
     GOAL_CANCELLED = "goal.cancelled"
     GOAL_REOPENED = "goal.reopened"
+    COMMAND_REFUSED = "command.refused"  # a request from another process did not apply
 
     PLAN_CREATED = "plan.created"
     PLAN_REJECTED = "plan.rejected"

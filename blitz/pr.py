@@ -44,7 +44,8 @@ def describe(
     output for an agent's work.
     """
     by_task: dict[str, list[Attempt]] = {}
-    for attempt in sorted(attempts, key=lambda a: (a.task_id, a.number)):
+    # Within an attempt number, the selected best-of-N candidate comes last (it is "the" attempt).
+    for attempt in sorted(attempts, key=lambda a: (a.task_id, a.number, a.selected, a.candidate)):
         by_task.setdefault(attempt.task_id, []).append(attempt)
     titles = {task.id: task.title for task in tasks}
 
@@ -59,6 +60,9 @@ def describe(
     sections.append(_summary(goal, tasks, recoveries))
     if tasks:
         sections.append(_task_table(tasks, by_task))
+    explored = _exploration(tasks, by_task)
+    if explored:
+        sections.append(explored)
     if recoveries:
         sections.append(_recovery_table(recoveries, titles))
     left_out = [task for task in tasks if task.state in _UNSETTLED]
@@ -124,6 +128,40 @@ def _task_table(tasks: Sequence[Task], by_task: dict[str, list[Attempt]]) -> str
             "blamed on the task.",
         ]
     return "\n".join(rows)
+
+
+def _exploration(tasks: Sequence[Task], by_task: dict[str, list[Attempt]]) -> str:
+    """Every best-of-N candidate, and why the winner won."""
+    parts = []
+    for task in tasks:
+        rounds: dict[int, list[Attempt]] = {}
+        for attempt in by_task.get(task.id, []):
+            if attempt.candidate:
+                rounds.setdefault(attempt.number, []).append(attempt)
+        for number, candidates in sorted(rounds.items()):
+            rows = [
+                f"### Best of {len(candidates)}: {_code(task.id)} {_cell(task.title)}"
+                + (f" (attempt {number})" if len(rounds) > 1 else ""),
+                "",
+                "| Candidate | Backend | Result | Verdict | Cost | Kept as |",
+                "| ---: | --- | --- | --- | ---: | --- |",
+            ]
+            for a in sorted(candidates, key=lambda a: a.candidate):
+                backend = f"{a.backend}:{a.model}" if a.model else a.backend
+                result = "**selected**" if a.selected else str(a.state)
+                cells = [
+                    str(a.candidate),
+                    _code(backend),
+                    result,
+                    _cell(_shorten(_one_line(a.verdict), 200)) or "—",
+                    _usd(a.usage.cost_usd),
+                    _code(a.ref) if a.ref else "—",
+                ]
+                rows.append("| " + " | ".join(cells) + " |")
+            parts.append("\n".join(rows))
+    if not parts:
+        return ""
+    return "## Best-of-N exploration\n\n" + "\n\n".join(parts)
 
 
 def _recovery_table(recoveries: Sequence[Recovery], titles: dict[str, str]) -> str:

@@ -69,6 +69,8 @@ def git(cwd: Path, *args: str) -> str:
 def _toml(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, str):
         return json.dumps(value)  # a JSON string is a valid TOML basic string
     return str(value)
@@ -84,6 +86,8 @@ def make_repo(
     breaker: Mapping[str, object] | None = None,
     budget: Mapping[str, object] | None = None,
     max_parallel: int = 4,
+    project: Mapping[str, object] | None = None,
+    sections: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Path:
     """A repository at ``root/name`` with ``files`` and a blitz.toml, committed on ``main``.
 
@@ -96,11 +100,12 @@ def make_repo(
         (repo / rel).write_text(text)
     sections = {
         "project": {"name": name, "base_branch": "main", "backend": "scripted",
-                    "max_parallel": max_parallel},
+                    "max_parallel": max_parallel, **(project or {})},
         "gates": dict(gates or {}),
         "limits": dict(limits or {}),
         "breaker": dict(breaker or {}),
         "budget": dict(budget or {}),
+        **{k: dict(v) for k, v in (sections or {}).items()},
     }  # fmt: skip
     toml = "".join(
         f"[{section}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items()) + "\n"

@@ -30,6 +30,7 @@ class AgentRequest:
     instructions: str
     worktree: Path
     attempt: int = 1  # 1 for the first attempt of this task
+    candidate: int = 0  # 1..N for a best-of-N candidate, 0 for a plain attempt
     guidance: str = ""  # recovery's advice for this retry
     previous_failure: str = ""  # a short account of what went wrong last time
     timeout: float = 1800.0

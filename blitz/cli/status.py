@@ -9,7 +9,7 @@ from rich.table import Table
 
 from blitz.cli import app
 from blitz.cli.common import make_app, out, print_json, styled
-from blitz.domain import TaskState, Usage
+from blitz.domain import Attempt, TaskState, Usage
 from blitz.errors import UserError
 
 
@@ -114,6 +114,12 @@ def status(
                             "task": a.task_id,
                             "number": a.number,
                             "state": a.state.value,
+                            "backend": a.backend,
+                            "model": a.model,
+                            "candidate": a.candidate,
+                            "selected": a.selected,
+                            "verdict": a.verdict,
+                            "ref": a.ref,
                             "commit": a.commit,
                             "error": a.error,
                             "cost_usd": a.usage.cost_usd,
@@ -159,6 +165,7 @@ def status(
                 note,
             )
         out.print(table)
+        _candidates(attempts)
         for r in recoveries:
             out.print(
                 f"recovery of {r.task_id}: {r.action.value} - {r.root_cause}"
@@ -172,6 +179,30 @@ def status(
         )
     finally:
         blitz.store.close()
+
+
+def _candidates(attempts: list[Attempt]) -> None:
+    """Best-of-N rounds: every candidate, its verdict and where its work is kept."""
+    rounds: dict[tuple[str, int], list[Attempt]] = {}
+    for a in attempts:
+        if a.candidate:
+            rounds.setdefault((a.task_id, a.number), []).append(a)
+    for (task_id, number), candidates in rounds.items():
+        table = Table(
+            title=f"{task_id}: best of {len(candidates)} (attempt {number})", header_style="bold"
+        )
+        for col in ("#", "backend", "result", "verdict", "cost", "ref"):
+            table.add_column(col)
+        for a in sorted(candidates, key=lambda a: a.candidate):
+            table.add_row(
+                str(a.candidate),
+                f"{a.backend}:{a.model}" if a.model else a.backend,
+                "[green]selected[/]" if a.selected else styled(a.state.value),
+                a.verdict,
+                f"${a.usage.cost_usd:.4f}",
+                a.ref,
+            )
+        out.print(table)
 
 
 def _usage(usage: Usage) -> dict[str, float]:

@@ -18,7 +18,8 @@ Agent actions: ``write``/``append`` {path, content}, ``replace`` {path, old, new
 path, ``run`` command, ``say`` text, ``fail`` message, ``crash`` message, ``config_error``
 message (as if the provider rejected the key), ``spend`` {cost_usd, input, output, cached} (as
 if the model calls cost that), ``sleep`` seconds.
-The last attempt's actions repeat for later attempts. A task with no entry does nothing (and
+The last attempt's actions repeat for later attempts. Best-of-N candidates of a task follow
+``<task id>#<candidate>`` (``add#2``) when the scenario has it, else the task's own list. A task with no entry does nothing (and
 the engine then fails it for changing no files, unless the task allows that). Without a recovery
 entry the planner retries the task once with the failure as guidance; after that it has no
 answer and the task stays failed.
@@ -146,7 +147,10 @@ class ScriptedBackend:
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
-        attempts = self.scenario.agent.get(request.task_id, ())
+        attempts: tuple[tuple[Mapping[str, Any], ...], ...] = ()
+        if request.candidate:  # a best-of-N candidate may have a script of its own
+            attempts = self.scenario.agent.get(f"{request.task_id}#{request.candidate}", ())
+        attempts = attempts or self.scenario.agent.get(request.task_id, ())
         if not attempts:
             return AgentResult(ok=True, summary="scripted: no actions for this task")
         actions = attempts[min(request.attempt, len(attempts)) - 1]
