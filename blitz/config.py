@@ -189,11 +189,18 @@ class CommandBackendConfig(_Section):
     """An agent CLI run as a command (aider, gemini, ...): ``[backends.NAME]``."""
 
     command: list[str] = Field(
+        min_length=1,
         description='Argument list; "{prompt}" is replaced by the task\'s prompt, '
-        '"{prompt_file}" by a file holding it.',
+        '"{prompt_file}" by a file holding it, "{worktree}" by the worktree '
+        "(no placeholder: the prompt goes to stdin).",
     )
     env: dict[str, str] = Field(
         default_factory=dict, description="Extra environment variables (no secrets here)."
+    )
+    pass_env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list,
+        description="Variables passed on as they are, secrets included (e.g. the agent's API "
+        "key); other secrets are withheld.",
     )
 
 

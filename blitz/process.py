@@ -4,6 +4,9 @@ output capped so a command that floods its output cannot exhaust memory.
 
 Only the tail of the output is kept (the end of a failing test run is where the error is), plus a
 count of the bytes dropped.
+
+:func:`run` waits for a command; :func:`stream` also hands each line of its stdout to a callback
+as it arrives (an agent CLI's progress, shown live).
 """
 
 from __future__ import annotations
@@ -13,12 +16,15 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_CAP = 64 * 1024
 """Bytes of output kept per command (the tail)."""
+
+LINE_CAP = 16 * 1024
+"""Bytes of one streamed line kept; the rest of a longer line is dropped (and marked)."""
 
 KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL when a command is stopped."""
@@ -176,6 +182,143 @@ async def run(
         raise
     else:
         # The leader exited; background children it left in its group are not ours to keep.
+        _kill_group(proc.pid, signal.SIGKILL)
+    return Completed(
+        args=argv,
+        exit_code=None if timed_out else proc.returncode,
+        output=tail.text(),
+        dropped=tail.dropped,
+        duration=time.monotonic() - start,
+        timed_out=timed_out,
+    )
+
+
+class _Lines:
+    """Splits a byte stream into lines, keeping at most ``cap`` bytes of each line."""
+
+    __slots__ = ("_buffer", "_cap", "_overflow")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._buffer = bytearray()
+        self._overflow = 0  # bytes of the current line dropped past the cap
+
+    def feed(self, data: bytes) -> list[str]:
+        lines: list[str] = []
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._take(data[start:end])
+            lines.append(self._finish())
+            start = end + 1
+        self._take(data[start:])
+        return lines
+
+    def close(self) -> list[str]:
+        """The last line, if the stream did not end with a newline."""
+        return [self._finish()] if self._buffer or self._overflow else []
+
+    def _take(self, data: bytes) -> None:
+        room = self._cap - len(self._buffer)
+        self._buffer += data[:room]
+        self._overflow += max(0, len(data) - room)
+
+    def _finish(self) -> str:
+        line = self._buffer.decode("utf-8", errors="replace").removesuffix("\r")
+        if self._overflow:
+            line += f" [... {self._overflow} bytes of this line dropped ...]"
+        self._buffer = bytearray()
+        self._overflow = 0
+        return line
+
+
+async def stream(
+    args: Sequence[str] | str,
+    *,
+    cwd: Path | str,
+    timeout: float,
+    on_line: Callable[[str], Awaitable[None]],
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    cap: int = DEFAULT_CAP,
+    line_cap: int = LINE_CAP,
+) -> Completed:
+    """Run a command like :func:`run`, awaiting ``on_line`` with each line of its stdout as it
+    arrives (decoded as UTF-8, newline stripped, at most ``line_cap`` bytes of it).
+
+    ``Completed.output`` holds the tail of stdout and stderr together, as :func:`run` does. The
+    timeout covers ``on_line`` too; if ``on_line`` raises, the command's group is stopped and
+    the exception propagates.
+    """
+    argv: tuple[str, ...] = ("/bin/sh", "-c", args) if isinstance(args, str) else tuple(args)
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=str(cwd),
+        env=dict(env) if env is not None else None,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    tail = _Tail(cap)
+
+    async def read_stdout() -> None:
+        assert proc.stdout is not None
+        lines = _Lines(line_cap)
+        while chunk := await proc.stdout.read(65536):
+            tail.add(chunk)
+            for line in lines.feed(chunk):
+                await on_line(line)
+        for line in lines.close():
+            await on_line(line)
+
+    async def read_stderr() -> None:
+        assert proc.stderr is not None
+        while chunk := await proc.stderr.read(65536):
+            tail.add(chunk)
+
+    async def pump() -> None:
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await proc.stdin.drain()
+            proc.stdin.close()
+        readers = {asyncio.ensure_future(read_stdout()), asyncio.ensure_future(read_stderr())}
+        try:
+            # As in run(): poll the return code rather than Process.wait(), which also waits for
+            # pipes a background child may hold open forever.
+            delay = 0.001
+            while proc.returncode is None and not all(r.done() for r in readers):
+                if any(r.done() and r.exception() for r in readers):
+                    break  # on_line failed: surface it below
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            for reader in readers:
+                if reader.done() and reader.exception():
+                    await reader
+            if proc.returncode is None:
+                await proc.wait()
+            # Give a background child a moment to finish writing, then end the group so the
+            # pipes close.
+            _, pending = await asyncio.wait(readers, timeout=1.0)
+            if pending:
+                _kill_group(proc.pid, signal.SIGKILL)
+            for reader in readers:
+                await reader
+        finally:
+            for reader in readers:
+                reader.cancel()
+
+    timed_out = False
+    try:
+        await asyncio.wait_for(pump(), timeout)
+    except TimeoutError:
+        timed_out = True
+        await _stop(proc)
+    except BaseException:
+        await asyncio.shield(_stop(proc))
+        raise
+    else:
         _kill_group(proc.pid, signal.SIGKILL)
     return Completed(
         args=argv,

@@ -116,5 +116,5 @@ def create_backend(name: str, options: BackendOptions | None = None) -> AgentBac
     if name in options.commands and name not in FACTORIES:
         from blitz.backends.command import CommandBackend
 
-        return CommandBackend(name, options.commands[name])
+        return CommandBackend(name, options.commands[name], env=options.env)
     return FACTORIES[name](options)

@@ -1,0 +1,237 @@
+"""Any agent CLI as a backend, configured in blitz.toml (aider, gemini, ...)::
+
+    [backends.aider]
+    command = ["aider", "--yes", "--no-auto-commits", "--message", "{prompt}"]
+    pass_env = ["OPENAI_API_KEY"]
+
+In each argument, ``{prompt}`` becomes the task's prompt (the task, its instructions, the goal,
+and on a retry what went wrong and recovery's advice), ``{prompt_file}`` the path of a file
+holding it (in a temporary directory outside the worktree, removed afterwards) and
+``{worktree}`` the worktree's path. A command with neither prompt placeholder gets the prompt on
+stdin; with one, stdin is empty so the agent never waits for a person.
+
+The command runs in the worktree, in its own process group, for at most the attempt's timeout
+(then it is killed with every process it started). Each line it prints is an agent message, shown
+live. Its environment is blitz's own without secrets (variables ending in ``_API_KEY``,
+``_TOKEN``, ...), plus ``env``; the variables named in ``pass_env`` are passed on as they are,
+secrets included: that is how an agent gets its API key.
+
+Exit code 0 means the agent is done; the gates judge its work as for every backend. Another exit
+code is failed work (recovery looks at the output); death by a signal is a crash (retried); a
+program that is missing or cannot be executed is a configuration error (the project is paused).
+The agent must not commit: blitz commits checked work itself. Commits it makes anyway are undone
+with ``git reset --soft``, keeping their changes in the worktree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from blitz import process
+from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.config import CommandBackendConfig
+
+MESSAGES_KEPT = 20
+"""Output lines kept in :attr:`AgentResult.messages`, the newest ones."""
+
+TAIL_CHARS = 3000
+"""Characters of the command's output put in a failure's error."""
+
+GIT_TIMEOUT = 60.0
+"""Seconds for the git commands that check whether the agent committed."""
+
+_PLACEHOLDER = re.compile(r"\{(prompt|prompt_file|worktree)\}")
+
+# Inherited variables that would point the agent's git at another repository than its worktree.
+_GIT_LOCATION_ENV = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+
+_NOT_RUNNABLE = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.ENOTDIR}
+"""Errors starting the program that the user must fix (missing, not executable, not a program)."""
+
+
+class CommandBackend:
+    """An agent backend that runs a configured command line (``[backends.NAME]``)."""
+
+    def __init__(
+        self, name: str, config: CommandBackendConfig, env: Mapping[str, str] | None = None
+    ) -> None:
+        """``env``: variables blitz provides to agent CLIs (provider URLs and keys) on top of its
+        own environment; secrets among them are passed only when ``pass_env`` names them."""
+        self.name = name
+        self.config = config
+        self._env = dict(env or {})
+
+    async def run(
+        self, request: AgentRequest, on_message: MessageSink | None = None
+    ) -> AgentResult:
+        worktree = request.worktree
+        if not worktree.is_dir():
+            return AgentResult(ok=False, crashed=True, error=f"the worktree {worktree} is missing")
+        text = prompt(request)
+        messages: list[str] = []
+
+        async def on_line(line: str) -> None:
+            if not line.strip():
+                return
+            messages.append(line)
+            del messages[:-MESSAGES_KEPT]
+            if on_message is not None:
+                await on_message(line)
+
+        head = await _head(worktree)
+        with tempfile.TemporaryDirectory(prefix="blitz-prompt-") as tmp:
+            prompt_file = Path(tmp) / "prompt.md"
+            prompt_file.write_text(text, encoding="utf-8")
+            values = {"prompt": text, "prompt_file": str(prompt_file), "worktree": str(worktree)}
+            args = [_PLACEHOLDER.sub(lambda m: values[m[1]], arg) for arg in self.config.command]
+            takes_prompt = any(
+                "{prompt}" in arg or "{prompt_file}" in arg for arg in self.config.command
+            )
+            try:
+                done = await process.stream(
+                    args,
+                    cwd=worktree,
+                    timeout=request.timeout,
+                    env=self.environment(),
+                    on_line=on_line,
+                    stdin=None if takes_prompt else text.encode("utf-8"),
+                )
+            except OSError as exc:
+                return self._not_started(exc)
+        result = self._result(done, request.timeout, tuple(messages))
+        undone = await _undo_commits(worktree, head) if head else ""
+        if undone:
+            await on_line(f"the agent made {undone}; undone, its changes are kept to be checked")
+            result = dataclasses.replace(result, messages=tuple(messages))
+        return result
+
+    def environment(self) -> dict[str, str]:
+        """The command's environment: blitz's without secrets, plus ``env``, plus ``pass_env``."""
+        source = {**process.clean_env(keep_secrets=True), **self._env}
+        env = {
+            name: value
+            for name, value in source.items()
+            if not name.upper().endswith(process.SECRET_ENV_SUFFIXES)
+            and name not in _GIT_LOCATION_ENV
+        }
+        for name in self.config.pass_env:
+            if name in source:
+                env[name] = source[name]
+        env.update(self.config.env)
+        return env
+
+    def _result(
+        self, done: process.Completed, timeout: float, messages: tuple[str, ...]
+    ) -> AgentResult:
+        tail = done.tail(TAIL_CHARS).strip()
+        shown = f":\n{tail}" if tail else " (it printed nothing)"
+        if done.timed_out:
+            return AgentResult(
+                ok=False,
+                error=f"the {self.name} agent did not finish within {timeout:g}s"
+                f" and was stopped{shown}",
+                messages=messages,
+            )
+        code = done.exit_code
+        if code == 0:
+            summary = messages[-1] if messages else f"{self.name} finished"
+            return AgentResult(ok=True, summary=summary[:500], messages=messages)
+        if code is not None and code < 0:
+            return AgentResult(
+                ok=False,
+                crashed=True,
+                error=f"the {self.name} agent was killed by signal {-code}{shown}",
+                messages=messages,
+            )
+        return AgentResult(
+            ok=False,
+            error=f"the {self.name} agent exited with code {code}{shown}",
+            messages=messages,
+        )
+
+    def _not_started(self, exc: OSError) -> AgentResult:
+        program = self.config.command[0]
+        if exc.errno == errno.E2BIG:
+            message = (
+                f"the task's prompt is too long for a command-line argument of {program!r}: use "
+                f'"{{prompt_file}}" instead of "{{prompt}}" under [backends.{self.name}] in '
+                "blitz.toml, or no placeholder to send the prompt on stdin"
+            )
+            return AgentResult(ok=False, error=message, config_error=message)
+        if exc.errno not in _NOT_RUNNABLE:
+            return AgentResult(
+                ok=False, crashed=True, error=f"cannot start the {self.name} agent: {exc}"
+            )
+        reason = exc.strerror or str(exc)
+        message = (
+            f"the {self.name} backend cannot run {program!r} ({reason}). Install it, or fix "
+            f"`command` under [backends.{self.name}] in blitz.toml"
+        )
+        return AgentResult(ok=False, error=message, config_error=message)
+
+
+def prompt(request: AgentRequest) -> str:
+    """The task as the agent is given it."""
+    parts = [f"Task {request.task_id}: {request.title}"]
+    if request.instructions.strip():
+        parts.append(request.instructions.strip())
+    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
+    if request.attempt > 1:
+        retry = f"This is attempt {request.attempt} at this task."
+        if request.previous_failure.strip():
+            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
+        parts.append(retry)
+    if request.guidance.strip():
+        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
+    parts.append(
+        "Work only in the current directory (a git worktree of the project). Do not commit: "
+        "your changes are checked and committed for you. No person is watching; do not ask "
+        "questions."
+    )
+    return "\n\n".join(parts)
+
+
+# -- commits the agent should not have made ------------------------------------------------------
+
+
+async def _git(worktree: Path, *args: str) -> process.Completed | None:
+    env = {k: v for k, v in process.clean_env().items() if k not in _GIT_LOCATION_ENV}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    if shutil.which("git", path=env.get("PATH")) is None:
+        return None
+    return await process.run(["git", *args], cwd=worktree, timeout=GIT_TIMEOUT, env=env)
+
+
+async def _head(worktree: Path) -> str:
+    """The worktree's HEAD commit, "" when it is not a git checkout."""
+    done = await _git(worktree, "rev-parse", "--verify", "-q", "HEAD")
+    return done.output.strip() if done is not None and done.ok else ""
+
+
+async def _undo_commits(worktree: Path, before: str) -> str:
+    """Move HEAD back to ``before`` keeping the changes, if the agent committed; says what it
+    undid ("" when HEAD did not move)."""
+    after = await _head(worktree)
+    if not after or after == before:
+        return ""
+    count = await _git(worktree, "rev-list", "--count", f"{before}..{after}")
+    done = await _git(worktree, "reset", "-q", "--soft", before)
+    if done is None or not done.ok:
+        return ""
+    n = count.output.strip() if count is not None and count.ok else "some"
+    return f"{n} commit{'' if n == '1' else 's'}"
