@@ -896,6 +896,9 @@ class Engine:
         finally:
             for job in jobs:
                 job.cancel()
+        for attempt in made:  # candidates cancelled before they could offer themselves
+            if attempt.id not in selection.verdicts and not selection.done:
+                selection.withdraw(attempt.id, "cancelled", label=_label(attempt), cancelled=True)
         return Exploration(results=results, selection=selection)
 
     def _write_event(self, event: Event) -> None:

@@ -19,10 +19,10 @@ path, ``run`` command, ``say`` text, ``fail`` message, ``crash`` message, ``conf
 message (as if the provider rejected the key), ``spend`` {cost_usd, input, output, cached} (as
 if the model calls cost that), ``sleep`` seconds.
 The last attempt's actions repeat for later attempts. Best-of-N candidates of a task follow
-``<task id>#<candidate>`` (``add#2``) when the scenario has it, else the task's own list. A task with no entry does nothing (and
-the engine then fails it for changing no files, unless the task allows that). Without a recovery
-entry the planner retries the task once with the failure as guidance; after that it has no
-answer and the task stays failed.
+``<task id>#<candidate>`` (``add#2``) when the scenario has it, else the task's own list. A task
+with no entry does nothing (and the engine then fails it for changing no files, unless the task
+allows that). Without a recovery entry the planner retries the task once with the failure as
+guidance; after that it has no answer and the task stays failed.
 """
 
 from __future__ import annotations
