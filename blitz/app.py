@@ -462,6 +462,18 @@ class App:
             project_budget_usd=(cfg.budget.project_usd or None) if cfg else None,
             backend_for=backend_for,
             judge=self.judge(project),
+            routes=tuple(
+                dict.fromkeys(
+                    r
+                    for r in (
+                        backend.name,
+                        *goal.portfolio,
+                        project.fallback_backend,
+                        *(cfg.backends if cfg else ()),
+                    )
+                    if r
+                )
+            ),
         )
 
     def engine(

@@ -103,6 +103,7 @@ class Services:
     # per-task choice, the project's fallback, a best-of-N portfolio). None: always ``backend``.
     backend_for: Callable[[str, str], AgentBackend] | None = None
     judge: Judge | None = None  # breaks ties between passing best-of-N candidates
+    routes: tuple[str, ...] = ()  # backends ("name" or "name:model") a planner may send tasks to
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -415,6 +416,7 @@ class Engine:
                     repo=Path(run.project.path),
                     gates=run.project.gates.configured(),
                     max_tasks=run.services.limits.max_tasks,
+                    backends=run.services.routes,
                 )
             )
             plan, usage = planned.plan, planned.usage
