@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult
-from blitz.domain import Attempt, AttemptState, Baseline, GateResult, Goal, Project, Task
+from blitz.domain import (
+    Attempt,
+    AttemptState,
+    Baseline,
+    GateResult,
+    Goal,
+    Project,
+    Task,
+    Usage,
+)
 from blitz.errors import RunError
 from blitz.events import Event, EventKind
 
@@ -63,6 +72,18 @@ ATTEMPT_REFS = "refs/blitz/attempts"
 """Best-of-N candidates' commits are kept under ``refs/blitz/attempts/<goal>/<task>/<attempt>``."""
 
 
+class Meter:
+    """What an attempt has spent so far, as its backend reports each model call."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+    def add(self, usage: Usage) -> None:
+        self.usage += usage
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptContext:
     project: Project
@@ -79,6 +100,7 @@ class AttemptContext:
     model: str = ""  # provider:model for this attempt ("" = the backend's default)
     selection: Selection | None = None  # set for best-of-N candidates: decides who integrates
     label: str = ""  # how a candidate is named in verdicts ("codex #2")
+    meter: Meter | None = None  # counts spending as it happens (read if the attempt is cancelled)
     now: Callable[[], float] = time.time
     fault: Callable[[str], None] = lambda point: None
 
@@ -161,6 +183,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
             timeout=ctx.timeout,
             model=ctx.model,
             budget_usd=ctx.budget_usd,
+            on_usage=ctx.meter.add if ctx.meter is not None else None,
         )
         try:
             deadline = asyncio.get_running_loop().time() + ctx.timeout

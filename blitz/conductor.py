@@ -243,6 +243,7 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._me = runner_id()
         self._stopping = False
+        self._meters: dict[str, attempts.Meter] = {}  # by attempt id, while it runs
 
     # -- public -----------------------------------------------------------------------------
 
@@ -865,6 +866,7 @@ class Engine:
             model=attempt.model,
             selection=selection,
             label=_label(attempt),
+            meter=self._meters.setdefault(attempt.id, attempts.Meter()),
             emit=self._write_event,
             now=self.clock.time,
             fault=self._fault,
@@ -918,6 +920,7 @@ class Engine:
         if isinstance(result, BaseException):
             self._job_lost(run, item, [attempt], result)
             return
+        self._meters.pop(attempt.id, None)
         final = result.attempt
         if final.usage != _NO_USAGE:
             self._spent(run, final.usage)
@@ -975,9 +978,13 @@ class Engine:
                 state=AttemptState.CANCELLED if cancelled else AttemptState.CRASHED,
                 error=error,
                 finished_at=self.clock.time(),
+                usage=self._metered(a),
             )
             for a in made
         ]
+        spent = sum((a.usage for a in finals), Usage())
+        if spent != _NO_USAGE:
+            self._spent(run, spent)
         self._breaker_changes(
             self.router.done(item, outcome="cancelled" if cancelled else "crashed", error=error)
         )
@@ -990,6 +997,10 @@ class Engine:
         else:
             self._crashed(run, task, error)
         self._settle(run)
+
+    def _metered(self, attempt: Attempt) -> Usage:
+        meter = self._meters.pop(attempt.id, None)
+        return meter.usage if meter is not None else Usage()
 
     def _explored(
         self,
@@ -1016,10 +1027,14 @@ class Engine:
                 got = attempts.AttemptReport(
                     outcome=attempts.Outcome.CRASHED,
                     attempt=attempt.evolve(
-                        state=state, error=error, finished_at=self.clock.time()
+                        state=state,
+                        error=error,
+                        finished_at=self.clock.time(),
+                        usage=self._metered(attempt),  # what it spent before it was stopped
                     ),
                     error=error,
                 )
+            self._meters.pop(attempt.id, None)
             first_line = got.error.splitlines()[0] if got.error else ""
             verdict = selection.verdicts.get(attempt.id, first_line)
             reports.append(

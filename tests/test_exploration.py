@@ -139,8 +139,8 @@ async def test_first_mode_takes_the_first_passing_candidate_and_cancels_the_rest
         {
             "tasks": [{"id": "fix", "title": "Fix"}],
             "agent": {
-                "fix#1": [[{"sleep": 60}, write("value.txt", "slow\n")]],
-                "fix#2": [[write("value.txt", "quick\n")]],
+                "fix#1": [[spend(0.05), {"sleep": 60}, write("value.txt", "slow\n")]],
+                "fix#2": [[write("value.txt", "quick\n"), spend(0.01)]],
             },
         }
     )
@@ -151,6 +151,9 @@ async def test_first_mode_takes_the_first_passing_candidate_and_cancels_the_rest
     assert by_candidate[2].selected
     assert by_candidate[1].state is AttemptState.CANCELLED
     assert git(repo, "show", f"{goal.branch}:value.txt") == "quick"
+    # What the cancelled candidate spent before it was stopped still counts.
+    assert by_candidate[1].usage.cost_usd == pytest.approx(0.05)
+    assert app.store.usage(goal.id).cost_usd == pytest.approx(0.06)
     assert leftover_worktrees(tmp_path / "home") == []
 
 

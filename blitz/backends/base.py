@@ -36,6 +36,9 @@ class AgentRequest:
     timeout: float = 1800.0
     model: str = ""  # "provider:model" for this attempt ("" = the backend's default)
     budget_usd: float | None = None  # the most this attempt may spend (None = no cap)
+    # Called with each model call's usage as it is spent, so what an attempt spent is counted
+    # even when it is cancelled before it returns (a best-of-N candidate that lost the race).
+    on_usage: Callable[[Usage], None] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -353,7 +353,10 @@ class EmbeddedBackend:
             try:
                 async for node in run:
                     if Agent.is_call_tools_node(node):
-                        budget.charge(self._usage(node.model_response.usage))
+                        spent = self._usage(node.model_response.usage)
+                        budget.charge(spent)
+                        if request.on_usage is not None:
+                            request.on_usage(spent)
                         await session.narrate(node.model_response)
                     elif Agent.is_model_request_node(node):
                         await session.report_retries(node.request)

@@ -168,12 +168,15 @@ class ScriptedBackend:
                     return AgentResult(ok=False, error=f"scripted: malformed action {action!r}")
                 ((verb, arg),) = action.items()
                 if verb == "spend":  # pretend the model calls cost this much
-                    spent[0] += Usage(
+                    usage = Usage(
                         input_tokens=int(arg.get("input", 0)),
                         output_tokens=int(arg.get("output", 0)),
                         cached_tokens=int(arg.get("cached", 0)),
                         cost_usd=float(arg.get("cost_usd", 0.0)),
                     )
+                    spent[0] += usage
+                    if request.on_usage is not None:
+                        request.on_usage(usage)
                     continue
                 result = await self._act(request.worktree, verb, arg, say)
                 if result is not None:
