@@ -1,0 +1,683 @@
+"""The Claude Code backend end to end: the real ``claude`` CLI bundled with claude-agent-sdk talks
+to a scripted model server on 127.0.0.1 and changes a real git worktree; small scripts stand in
+for CLIs that are missing, too old, broken or hung."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import (
+    PYTHON,
+    UNITTEST,
+    assert_engine_invariants,
+    branch_commits,
+    git,
+    goal_events,
+    isolated_git,  # noqa: F401 - the fixture, used by the engine test
+    make_app,
+    make_repo,
+    of_kind,
+    run_one,
+    sleeping_processes,
+)
+
+from blitz.backends.base import AgentBackend, AgentRequest
+from blitz.backends.claude_code import PROVIDER_BREAKER, WorktreeGuard
+from blitz.backends.registry import BackendOptions, create_backend
+from blitz.breaker import BreakerBoard
+from blitz.config import ClaudeCodeConfig
+from blitz.domain import GoalState
+from blitz.errors import ConfigError
+from blitz.testing.clock import ManualClock
+from blitz.testing.model_server import ModelServer
+
+pytestmark = pytest.mark.timeout(90)
+
+KEY = "sk-ant-claude-code-test-key-0123456789"
+QUICK = {"CLAUDE_CODE_MAX_RETRIES": "0"}  # the CLI's own retries would only slow the tests
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HOME of the test's own for the CLI (which the CLI inherits): its Bash tool sources
+    ``~/.bashrc``, and the machine's must not run in tests."""
+    home = tmp_path / "user-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def worktree(git_repo: Path) -> Path:
+    """A real git worktree of ``git_repo`` on its own branch, as the engine makes for a task."""
+    path = git_repo.parent / "wt"
+    subprocess.run(
+        ["git", "worktree", "add", "-q", "-b", "blitz/t1", str(path)],
+        cwd=git_repo,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return path
+
+
+def backend(
+    server: ModelServer | None = None,
+    *,
+    key: str = KEY,
+    breakers: BreakerBoard | None = None,
+    **config: Any,
+) -> AgentBackend:
+    """The backend as the registry builds it, pointed at ``server``."""
+    env = {"ANTHROPIC_API_KEY": key, **QUICK}
+    if server is not None:
+        env["ANTHROPIC_BASE_URL"] = server.anthropic_base_url
+    options = BackendOptions(
+        claude_code=ClaudeCodeConfig(**config), env=env, breakers=breakers, clock=ManualClock()
+    )
+    return create_backend("claude-code", options)
+
+
+def task(worktree: Path, **changes: Any) -> AgentRequest:
+    fields: dict[str, Any] = {
+        "goal_id": "g1",
+        "goal": "Greet people",
+        "task_id": "t1",
+        "title": "Add hello.py",
+        "instructions": "Add hello() returning 'hello' in hello.py.",
+        "worktree": worktree,
+        "timeout": 60.0,
+    }
+    return AgentRequest(**(fields | changes))
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"name": name, "input": args}
+
+
+def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {"tool_calls": list(calls)}
+    if text is not None:
+        answer["text"] = text
+    return {**condition, "reply": answer}
+
+
+class Sink:
+    """Collects the messages a run streams."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    async def __call__(self, text: str) -> None:
+        self.messages.append(text)
+
+    def text(self) -> str:
+        return "\n".join(self.messages)
+
+
+def assert_script_done(server: ModelServer) -> None:
+    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
+    assert not server.pending
+
+
+# -- the real CLI ---------------------------------------------------------------------------------
+
+
+async def test_the_cli_writes_edits_and_runs_a_command_in_the_worktree(
+    server: ModelServer, worktree: Path
+) -> None:
+    usage = {"input": 100, "output": 20, "cached": 50, "cache_write": 10}
+    check = "python3 -c 'import hello; print(hello.hello())'"
+    server.add(
+        # Each turn answers the request carrying the result of the call before it.
+        {
+            "match": "Task t1: Add hello.py",
+            "reply": {
+                "text": "I will add the function.",
+                "tool_calls": [call("Write", file_path="hello.py", content="def hello():\n")],
+                "usage": usage,
+            },
+        },
+        {
+            "match_tool_result": "File created successfully",
+            "reply": {
+                "tool_calls": [
+                    call(
+                        "Edit",
+                        file_path=str(worktree / "hello.py"),
+                        old_string="def hello():\n",
+                        new_string="def hello():\n    return 'hello'\n",
+                    )
+                ],
+                "usage": usage,
+            },
+        },
+        {
+            "match_tool_result": "has been updated successfully",
+            "reply": {"tool_calls": [call("Bash", command=check)], "usage": usage},
+        },
+        {
+            "match_tool_result": "\nhello",
+            "reply": {"text": "Added hello(), which returns 'hello'.", "usage": usage},
+        },
+    )
+    sink = Sink()
+    request = task(worktree, model="anthropic:claude-sonnet-4-6")
+
+    result = await backend(server).run(request, sink)
+
+    assert result.ok, result.error
+    assert result.summary == "Added hello(), which returns 'hello'."
+    assert (worktree / "hello.py").read_text() == "def hello():\n    return 'hello'\n"
+    # Shown live: the start, what the model said, each call with its key input, brief results.
+    assert sink.messages[0].startswith("Claude Code 2.")
+    assert "permission mode acceptEdits" in sink.messages[0]
+    for shown in ("I will add the function.", "Write hello.py", "Edit hello.py", f"$ {check}"):
+        assert shown in sink.messages
+    assert "hello" in sink.messages  # the command's output
+    assert sink.messages[-1] == "Added hello(), which returns 'hello'."
+    assert result.messages == tuple(sink.messages[-20:])
+    # Four answers of 160 input tokens (50 read from the cache, 10 written to it), 20 output.
+    assert result.usage.input_tokens == 640
+    assert result.usage.cached_tokens == 200
+    assert result.usage.output_tokens == 80
+    assert result.usage.cost_usd > 0
+    # The model was asked for the attempt's model, with the task and blitz's rules.
+    first = next(r for r in server.requests if r.path == "/v1/messages")
+    assert first.body["model"] == "claude-sonnet-4-6"
+    assert "Add hello() returning 'hello' in hello.py." in first.text
+    assert "This task is one step towards the goal: Greet people" in first.text
+    assert f"git worktree made for this task: {worktree.resolve()}" in first.text
+    assert "Do not commit" in first.text
+    assert_script_done(server)
+
+
+async def test_a_retry_carries_the_previous_failure_and_the_guidance_and_the_settings_apply(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(reply(text="Nothing to do.", match="Advice for this attempt:\nuse the helper"))
+    request = task(
+        worktree,
+        attempt=2,
+        previous_failure="tests failed: test_hello",
+        guidance="use the helper",
+        model="anthropic:claude-sonnet-4-6",
+    )
+    agent = backend(
+        server, model="claude-haiku-4-5", permission_mode="default", disallowed_tools=["Skill"]
+    )
+
+    result = await agent.run(request)
+
+    assert result.ok, result.error
+    asked = server.requests[0]
+    assert "attempt 2" in asked.text and "tests failed: test_hello" in asked.text
+    # blitz.toml's model and permission mode win; disallowed tools are not offered at all.
+    assert asked.body["model"] == "claude-haiku-4-5"
+    assert "permission mode default" in result.messages[0]
+    offered = {tool["name"] for tool in asked.body["tools"]}
+    assert "Bash" in offered and "Write" in offered
+    assert not offered & {"Skill", "ScheduleWakeup", "EnterWorktree", "AskUserQuestion"}
+    assert_script_done(server)
+
+
+async def test_calls_reaching_outside_the_worktree_are_refused(
+    server: ModelServer, worktree: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    attempts = [
+        call("Write", file_path=str(outside / "absolute.txt"), content="x"),
+        call("Write", file_path="../outside/relative.txt", content="x"),
+        call("Read", file_path=str(tmp_path / "repo" / "README.md")),
+        call("Bash", command=f"echo x > {outside}/redirected.txt"),
+        call("Bash", command=f"cd {outside} && touch moved.txt"),
+        call("Bash", command="git commit -qam 'sneaky'"),
+        call("Write", file_path="inside.txt", content="fine\n"),
+    ]
+    server.add(
+        reply(attempts[0], match="Task t1"),
+        *[
+            reply(attempt, match_tool_result="Refused by blitz", times=1)
+            for attempt in attempts[1:]
+        ],
+        reply(text="I stayed in the worktree.", match_tool_result="File created successfully"),
+    )
+    sink = Sink()
+
+    result = await backend(server).run(task(worktree), sink)
+
+    # The attempt still reports; only the call inside the worktree ran.
+    assert result.ok, result.error
+    assert list(outside.iterdir()) == []
+    assert "# demo" not in "\n".join(r.tool_results for r in server.requests)
+    assert (worktree / "inside.txt").read_text() == "fine\n"
+    assert git(worktree, "rev-list", "--count", "HEAD") == "1"
+    refusals = [m for m in sink.messages if m.startswith("error:") and "Refused by blitz" in m]
+    assert len(refusals) == 6, sink.text()
+    assert any("outside the worktree" in m for m in refusals)
+    assert any("blitz commits your changes itself" in m for m in refusals)
+    assert_script_done(server)
+
+
+@pytest.mark.parametrize(("status", "says"), [(529, "Overloaded"), (429, "Rate limit")])
+async def test_a_provider_outage_crashes_the_attempt_and_feeds_the_breaker(
+    server: ModelServer, worktree: Path, status: int, says: str
+) -> None:
+    breakers = BreakerBoard(ManualClock())
+    server.fail_next(1, status)
+
+    result = await backend(server, breakers=breakers).run(task(worktree))
+
+    assert not result.ok and result.crashed and not result.config_error
+    assert str(status) in result.error and says in result.error
+    assert breakers.get(PROVIDER_BREAKER).failures == 1
+    assert [r.status for r in server.requests] == [status]
+
+
+async def test_an_unreachable_provider_crashes_the_attempt(worktree: Path) -> None:
+    breakers = BreakerBoard(ManualClock())
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    agent = create_backend(
+        "claude-code",
+        BackendOptions(
+            env={
+                "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "ANTHROPIC_API_KEY": KEY,
+                **QUICK,
+            },
+            breakers=breakers,
+        ),
+    )
+
+    result = await agent.run(task(worktree))
+
+    assert not result.ok and result.crashed
+    assert "Connection refused" in result.error
+    assert breakers.get(PROVIDER_BREAKER).failures == 1
+
+
+async def test_a_rejected_key_is_a_configuration_error(server: ModelServer, worktree: Path) -> None:
+    breakers = BreakerBoard(ManualClock())
+    wrong = "sk-ant-wrong-key-abcdefghijklmnop"
+
+    result = await backend(server, key=wrong, breakers=breakers).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert "401" in result.config_error and "ANTHROPIC_API_KEY" in result.config_error
+    assert result.error == result.config_error
+    # The provider answered: its machinery works.
+    assert breakers.get(PROVIDER_BREAKER).failures == 0
+    everything = " ".join([result.error, *result.messages])
+    assert wrong not in everything and KEY not in everything
+
+
+async def test_the_turn_limit_fails_the_attempt(server: ModelServer, worktree: Path) -> None:
+    server.add(reply(call("Bash", command="echo again"), times=-1))
+
+    result = await backend(server, max_turns=1).run(task(worktree))
+
+    assert not result.ok and not result.crashed and not result.config_error
+    assert result.error == "turn limit of 1 reached"
+
+
+async def test_the_budget_stops_the_attempt(server: ModelServer, worktree: Path) -> None:
+    expensive = {"input": 200_000, "output": 1000}
+    server.add(
+        {
+            "reply": {"tool_calls": [call("Bash", command="echo more")], "usage": expensive},
+            "times": -1,
+        }
+    )
+
+    result = await backend(server, max_budget_usd=5.0).run(task(worktree, budget_usd=0.01))
+
+    assert not result.ok and not result.crashed
+    assert result.error.startswith("cost limit of $0.01 reached")
+    assert result.usage.cost_usd > 0.01
+    assert result.usage.input_tokens >= 200_000
+
+
+# -- CLIs that cannot be used ---------------------------------------------------------------------
+
+
+def script(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+FAKE_CLI = """#!{python}
+import json, sys
+if "--version" in sys.argv:
+    print("2.1.330 (Claude Code)")
+    sys.exit(0)
+
+def send(message):
+    print(json.dumps(message), flush=True)
+
+initialize = json.loads(sys.stdin.readline())
+answer = {{"subtype": "success", "request_id": initialize["request_id"], "response": {{}}}}
+send({{"type": "control_response", "response": answer}})
+sys.stdin.readline()  # the prompt
+send({{"type": "assistant", "message": {{"role": "assistant", "model": "fake",
+      "content": [{{"type": "text", "text": "Starting."}}]}}}})
+{body}
+"""
+
+
+def fake_cli(tmp_path: Path, body: str) -> Path:
+    """A script speaking the CLI's stream-json protocol up to a first message, then ``body``."""
+    return script(tmp_path / "fake-claude", FAKE_CLI.format(python=sys.executable, body=body))
+
+
+async def test_a_missing_cli_is_a_configuration_error(tmp_path: Path, worktree: Path) -> None:
+    missing = tmp_path / "nowhere" / "claude"
+
+    result = await backend(cli_path=str(missing)).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert str(missing) in result.config_error and "cli_path" in result.config_error
+
+
+async def test_a_cli_too_old_is_a_configuration_error_checked_once(
+    tmp_path: Path, worktree: Path
+) -> None:
+    calls = tmp_path / "calls"
+    old = script(
+        tmp_path / "old-claude", f"#!/bin/sh\necho x >> {calls}\necho '1.0.3 (Claude Code)'\n"
+    )
+    agent = backend(cli_path=str(old))
+
+    first = await agent.run(task(worktree))
+    second = await agent.run(task(worktree))
+
+    for result in (first, second):
+        assert not result.ok and not result.crashed
+        assert "1.0.3" in result.config_error and "older than 2.0.0" in result.config_error
+        assert str(old) in result.config_error
+    assert calls.read_text() == "x\n"  # the version was asked once
+
+
+async def test_a_program_that_is_no_claude_cli_is_a_configuration_error(
+    tmp_path: Path, worktree: Path
+) -> None:
+    other = script(tmp_path / "not-claude", "#!/bin/sh\necho 'usage: frobnicate'\nexit 2\n")
+
+    result = await backend(cli_path=str(other)).run(task(worktree))
+
+    assert "did not report a Claude Code version" in result.config_error
+    assert "usage: frobnicate" in result.config_error
+
+
+async def test_a_malformed_line_crashes_the_attempt(tmp_path: Path, worktree: Path) -> None:
+    cli = fake_cli(
+        tmp_path, 'print(\'{"type": "assistant", "message": {"content": [oops\', flush=True)'
+    )
+    sink = Sink()
+
+    result = await backend(cli_path=str(cli)).run(task(worktree), sink)
+
+    assert not result.ok and result.crashed and not result.config_error
+    assert "malformed line" in result.error and "oops" in result.error
+    assert "Starting." in sink.messages  # what came before is still shown
+
+
+async def test_a_message_the_sdk_cannot_parse_crashes_the_attempt(
+    tmp_path: Path, worktree: Path
+) -> None:
+    cli = fake_cli(tmp_path, 'send({"type": "assistant", "message": {"role": "assistant"}})')
+
+    result = await backend(cli_path=str(cli)).run(task(worktree))
+
+    assert not result.ok and result.crashed
+    assert "unreadable message from the claude CLI" in result.error
+
+
+async def test_a_cli_exiting_with_an_error_crashes_the_attempt(
+    tmp_path: Path, worktree: Path
+) -> None:
+    body = (
+        f"print('fatal: the session store is locked (key {KEY})', file=sys.stderr, flush=True)\n"
+        "sys.exit(3)"
+    )
+    cli = fake_cli(tmp_path, body)
+
+    result = await backend(cli_path=str(cli)).run(task(worktree))
+
+    assert not result.ok and result.crashed and not result.config_error
+    assert "exited with code 3" in result.error
+    assert "the session store is locked" in result.error
+    assert KEY not in result.error and "[redacted]" in result.error
+
+
+async def test_a_cli_exiting_over_its_credentials_is_a_configuration_error(
+    tmp_path: Path, worktree: Path
+) -> None:
+    cli = fake_cli(
+        tmp_path, "print('Invalid API key · Please run /login', file=sys.stderr)\nsys.exit(1)"
+    )
+
+    result = await backend(cli_path=str(cli)).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert "ANTHROPIC_API_KEY" in result.config_error and "Invalid API key" in result.config_error
+
+
+def hanging_cli(tmp_path: Path, marker: str) -> Path:
+    """A CLI that starts a child in its own session, a grandchild, and hangs."""
+    return script(
+        tmp_path / "hanging-claude",
+        "#!/bin/sh\n"
+        'if [ "$1" = "--version" ]; then echo "2.1.330 (Claude Code)"; exit 0; fi\n'
+        f"setsid sleep {marker} &\n"
+        f"sh -c 'sleep {marker}; true' &\n"
+        "sleep 600\n",
+    )
+
+
+async def wait_for(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
+    tmp_path: Path, worktree: Path
+) -> None:
+    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
+    cli = hanging_cli(tmp_path, marker)
+    started = time.monotonic()
+
+    result = await backend(cli_path=str(cli)).run(task(worktree, timeout=2.0))
+
+    assert not result.ok and not result.crashed
+    assert result.error.startswith("timed out after 2s")
+    assert time.monotonic() - started < 15
+    await wait_for(lambda: not sleeping_processes(marker), 5)
+
+
+async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
+    tmp_path: Path, worktree: Path
+) -> None:
+    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
+    cli = hanging_cli(tmp_path, marker)
+    running = asyncio.ensure_future(backend(cli_path=str(cli)).run(task(worktree)))
+    await wait_for(lambda: len(sleeping_processes(marker)) == 2)
+
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    await wait_for(lambda: not sleeping_processes(marker), 5)
+
+
+def test_the_permission_mode_is_checked() -> None:
+    with pytest.raises(ConfigError, match="permission_mode"):
+        backend(permission_mode="yolo")
+
+
+# -- the guard ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("Write", {"file_path": "/etc/passwd", "content": ""}),
+        ("Read", {"file_path": "../secret.txt"}),
+        ("Edit", {"file_path": "~/.bashrc", "old_string": "a", "new_string": "b"}),
+        ("Grep", {"pattern": "x", "path": "/"}),
+        ("Glob", {"pattern": "*", "path": ".."}),
+        ("NotebookEdit", {"notebook_path": "/tmp/n.ipynb", "new_source": ""}),
+        ("Write", {"file_path": "link/escape.txt", "content": ""}),  # a symlink out
+        ("Bash", {"command": "cd /tmp"}),
+        ("Bash", {"command": "cd"}),
+        ("Bash", {"command": "ls; cd .. && make"}),
+        ("Bash", {"command": "pushd $HOME/src"}),
+        ("Bash", {"command": "echo hi > /tmp/x"}),
+        ("Bash", {"command": "echo hi >>../x"}),
+        ("Bash", {"command": "make 2>&1 | tee /var/log/out"}),
+        ("Bash", {"command": "rm -rf ~/project"}),
+        ("Bash", {"command": "cp build/app /usr/local/bin/"}),
+        ("Bash", {"command": "sudo mv a.txt /opt/a.txt"}),
+        ("Bash", {"command": "dd if=/dev/zero of=/tmp/disk bs=1"}),
+        ("Bash", {"command": "git commit -m done"}),
+        ("Bash", {"command": "git -C /elsewhere status"}),
+        ("Bash", {"command": "pytest -q\ngit push origin HEAD"}),
+        ("Bash", {"command": "FOO=1 git reset --hard HEAD~1"}),
+    ],
+)
+def test_the_guard_refuses(tmp_path: Path, tool: str, arguments: dict[str, Any]) -> None:
+    (tmp_path / "wt").mkdir()
+    (tmp_path / "wt" / "link").symlink_to(tmp_path)
+    guard = WorktreeGuard(tmp_path / "wt")
+
+    assert guard.refusal(tool, arguments)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("Write", {"file_path": "src/new.py", "content": ""}),
+        ("Read", {"file_path": "WT/README.md"}),
+        ("Edit", {"file_path": "a/../b.py", "old_string": "a", "new_string": "b"}),
+        ("Glob", {"pattern": "**/*.py"}),
+        ("Grep", {"pattern": "TODO", "path": "."}),
+        ("Bash", {"command": "pytest -q 2>&1 | tail -n 20"}),
+        ("Bash", {"command": "cd src && python -m build > /dev/null"}),
+        ("Bash", {"command": "cat /usr/share/dict/words | head"}),
+        ("Bash", {"command": "cp /usr/share/licenses/MIT LICENSE"}),
+        ("Bash", {"command": "echo 'a > /tmp/b' > notes.txt"}),
+        ("Bash", {"command": "rm -rf build dist"}),
+        ("Bash", {"command": "git status && git diff --stat"}),
+        ("Bash", {"command": "python - <<'EOF'\nprint(1)\nEOF"}),
+        ("Bash", {"command": "echo $TMPDIR/x > out.txt"}),
+        ("Bash", {"command": "echo 'unbalanced"}),
+    ],
+)
+def test_the_guard_allows(tmp_path: Path, tool: str, arguments: dict[str, Any]) -> None:
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    guard = WorktreeGuard(worktree)
+    if arguments.get("file_path", "").startswith("WT/"):
+        arguments = {**arguments, "file_path": str(worktree / arguments["file_path"][3:])}
+
+    assert guard.refusal(tool, arguments) == ""
+
+
+# -- through the engine ---------------------------------------------------------------------------
+
+MUL = "def mul(a, b):\n    return a * b\n"
+MUL_TEST = (
+    "import unittest\n\nfrom calc.mul import mul\n\n\n"
+    "class MulTest(unittest.TestCase):\n"
+    "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"
+)
+CALC = {
+    "calc/__init__.py": "",
+    "calc/core.py": "def add(a, b):\n    return a + b\n",
+    "tests/__init__.py": "",
+    "tests/test_core.py": (
+        "import unittest\n\nfrom calc.core import add\n\n\n"
+        "class AddTest(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    ),
+}
+
+
+@pytest.mark.usefixtures("isolated_git")
+async def test_the_engine_commits_what_claude_code_wrote_once_the_gate_passes(
+    tmp_path: Path, server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path, files=CALC, gates={"test": UNITTEST, "timeout": 120})
+    toml = (repo / "blitz.toml").read_text()
+    (repo / "blitz.toml").write_text(
+        toml.replace('backend = "scripted"', 'backend = "claude-code"')
+    )
+    git(repo, "commit", "-qam", "Let Claude Code do the work")
+    # The CLI inherits the provider settings from blitz's environment.
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", server.anthropic_base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    plan = {
+        "summary": "Multiply numbers",
+        "tasks": [
+            {
+                "id": "mul",
+                "title": "Add mul()",
+                "instructions": "Add mul(a, b) in calc/mul.py with a unittest.",
+                "checks": [
+                    {
+                        "kind": "command",
+                        "command": f"{PYTHON} -c 'from calc.mul import mul; print(mul(4, 5))'"
+                        " | grep -qx 20",
+                    }
+                ],
+            }
+        ],
+    }
+    server.add(
+        reply(
+            call("Write", file_path="calc/mul.py", content=MUL),
+            call("Write", file_path="tests/test_mul.py", content=MUL_TEST),
+            match="Task mul: Add mul()",
+        ),
+        reply(call("Bash", command=UNITTEST), match_tool_result="tests/test_mul.py"),
+        reply(text="Added calc/mul.py and its test.", match_tool_result="\nOK"),
+    )
+    app = make_app(tmp_path / "home", plan)
+    try:
+        _, goal = await run_one(app, repo, "Multiply numbers")
+
+        assert goal.state is GoalState.SUCCEEDED, goal
+        commits = branch_commits(repo, goal.branch)
+        assert [c.tasks for c in commits] == [("mul",)]
+        assert git(repo, "show", f"{goal.branch}:calc/mul.py") + "\n" == MUL
+        assert git(repo, "show", f"{goal.branch}:tests/test_mul.py") + "\n" == MUL_TEST
+        assert_engine_invariants(app, repo, goal)
+        attempts = app.store.load_attempts(goal.id)
+        assert [(a.backend, a.state) for a in attempts] == [("claude-code", "succeeded")]
+        assert attempts[0].summary == "Added calc/mul.py and its test."
+        shown = [e.message for e in of_kind(goal_events(app, goal.id), "agent.message")]
+        assert "Write calc/mul.py" in shown and f"$ {UNITTEST}" in shown
+        assert git(repo, "status", "--porcelain") == ""  # the user's checkout is untouched
+        assert_script_done(server)
+    finally:
+        await app.aclose()
