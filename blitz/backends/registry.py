@@ -77,6 +77,7 @@ NO_MODEL = (
     "or pass --model, or set [models] in blitz.toml. `blitz demo` needs no model."
 )
 
+
 def _claude_code(options: BackendOptions) -> AgentBackend:
     from blitz.backends.claude_code import create
 

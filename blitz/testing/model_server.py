@@ -13,8 +13,10 @@ tests exercise their request building, SSE parsing, error mapping and retries fo
         assert not server.unmatched and not server.pending
 
 Endpoints: ``POST /v1/messages`` (plain and ``stream: true``), ``POST /v1/messages/count_tokens``,
-``POST /v1/chat/completions`` (plain and streamed, with ``stream_options.include_usage``) and
-``GET /v1/models`` (Anthropic's list shape when the request carries ``anthropic-version``).
+``POST /v1/chat/completions`` (plain and streamed, with ``stream_options.include_usage``),
+``POST /v1/responses`` (OpenAI's Responses API, which the Codex CLI speaks: see
+:mod:`blitz.testing.responses_api`) and ``GET /v1/models`` (Anthropic's list shape when the
+request carries ``anthropic-version``).
 
 A scenario is an ordered list of turns (Python data, or a YAML/JSON file holding the list or
 ``{turns: [...]}``). Each model request is answered by the first turn with uses left whose
@@ -55,6 +57,9 @@ import yaml
 from pydantic import ConfigDict, TypeAdapter
 
 Api = Literal["anthropic", "openai"]
+
+RESPONSES = "/v1/responses"
+"""OpenAI's Responses API, rendered by :mod:`blitz.testing.responses_api`."""
 
 DEFAULT_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5", "gpt-5", "gpt-5-mini")
 
@@ -252,11 +257,19 @@ class SeenRequest:
     @property
     def text(self) -> str:
         """All the conversation's text: system prompt, messages, tool calls and tool results."""
+        if self.path == RESPONSES:
+            from blitz.testing import responses_api
+
+            return responses_api.conversation_text(self.body)
         return "\n".join(_texts([self.body.get("system"), self.body.get("messages")]))
 
     @property
     def tool_results(self) -> str:
         """The text of every tool result in the conversation."""
+        if self.path == RESPONSES:
+            from blitz.testing import responses_api
+
+            return responses_api.tool_results(self.body)
         found: list[str] = []
         for message in _messages(self.body):
             if message.get("role") == "tool":  # OpenAI
@@ -271,6 +284,10 @@ class SeenRequest:
     @property
     def last_user_text(self) -> str:
         """The text of the last user message, which usually names the task."""
+        if self.path == RESPONSES:
+            from blitz.testing import responses_api
+
+            return responses_api.last_user_text(self.body)
         for message in reversed(_messages(self.body)):
             if message.get("role") != "user":
                 continue
@@ -797,11 +814,17 @@ class ModelServer:
             elif (method, path) == ("POST", "/v1/messages/count_tokens"):
                 payload = {"input_tokens": max(1, len(request.text) // 4)}
                 answer = _json_answer(200, payload, _id_header(api, request_id))
-            elif method == "POST" and path in ("/v1/messages", "/v1/chat/completions"):
+            elif method == "POST" and path in ("/v1/messages", "/v1/chat/completions", RESPONSES):
                 reply, turn = self._reply_for(request)
                 if reply is None:
                     unmatched = True
                     answer = self._unmatched_answer(request, request_id)
+                elif path == RESPONSES:
+                    from blitz.testing import responses_api
+
+                    answer = responses_api.render(
+                        request, reply, request_id=request_id, new_id=self._new_id
+                    )
                 else:
                     answer = _render(request, reply, request_id=request_id, new_id=self._new_id)
             else:

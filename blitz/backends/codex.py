@@ -1,0 +1,721 @@
+"""The Codex backend: OpenAI's Codex CLI (``codex exec --json``) doing one task in its worktree.
+
+Each run is hermetic. ``CODEX_HOME`` is a fresh temporary directory holding a ``config.toml``
+that blitz writes: one model provider (``blitz``) pointing at ``OPENAI_BASE_URL`` from the
+provider settings (else OpenAI) with the key passed in the ``OPENAI_API_KEY`` environment
+variable, no approvals (``approval_policy = "never"``), the ``[codex] sandbox`` (default
+``workspace-write``: the worktree and a private ``TMPDIR`` are writable, ``/tmp`` and everything
+else is not, no network for commands), no retries of its own (blitz and the provider's circuit
+breaker decide), no analytics, no update check, and secrets kept out of the environment of the
+commands it runs. ``--strict-config`` makes a codex that no longer knows one of those settings
+fail loudly instead of silently ignoring it. The prompt goes in on stdin.
+
+The JSONL events codex prints become the live messages: its messages, the commands it runs and
+their output, the files it changes. ``turn.completed`` carries the tokens used; cost comes from the
+price table when the model is known. ``turn.failed`` says why a turn failed, in codex's words,
+which :func:`classify_failure` sorts: rate limits, server errors and dropped streams are
+``crashed`` (and a failure of the ``provider:openai`` breaker); a rejected key, no access, an
+exhausted quota or an unknown model are configuration errors; anything else is failed work.
+
+On Linux the sandbox is codex's bundled bubblewrap plus seccomp, which needs unprivileged user
+namespaces. Where they are missing, codex would run every command as failed (the sandbox fails
+closed) and the agent would flounder; so before the first run of each binary blitz starts
+``true`` in the sandbox (``codex sandbox -- true``), and if that fails the run is a
+configuration error saying how to fix it. ``sandbox = "danger-full-access"`` skips the sandbox
+(and the check): only for where blitz itself runs in a sandbox.
+
+Processes: codex runs in its own process group, killed with it at ``request.timeout`` (or on
+cancellation); every process it starts carries :data:`MARKER_VARIABLE` in its environment, and
+any still alive when the run ends is killed too, even one that left the group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import tempfile
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from blitz import process
+from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
+from blitz.backends.install import (
+    CODEX_VERSION,
+    INSTALL_HINT,
+    NOISE,
+    check_sandbox,
+    check_version,
+    find_codex,
+)
+from blitz.domain import Usage
+from blitz.redact import redact
+
+if TYPE_CHECKING:
+    from blitz.backends.registry import BackendOptions
+    from blitz.breaker import BreakerBoard
+    from blitz.config import CodexConfig
+    from blitz.llm.usage import PriceTable
+
+PROVIDER = "openai"
+BREAKER_KEY = f"provider:{PROVIDER}"
+"""The circuit breaker codex's provider failures are recorded on (as the embedded agent's are)."""
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+KEY_VARIABLE = "OPENAI_API_KEY"
+SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+
+MESSAGES_KEPT = 20
+"""Messages of the run kept in :attr:`AgentResult.messages`, the newest ones."""
+
+MARKER_VARIABLE = "BLITZ_CODEX_RUN"
+"""Set to a fresh id in codex's environment, which the commands it runs inherit, so every process
+of a run can be found (and killed) when the run ends, even one that left its process group."""
+
+SHOWN_CHARS = 800
+"""Characters of one shown message (a command's output, say); longer ones lose their middle."""
+
+SECRET_PATTERNS = (*(f"*{suffix}" for suffix in process.SECRET_ENV_SUFFIXES), "CODEX_*")
+"""Environment variables codex keeps from the commands it runs (its key above all)."""
+
+INSTRUCTIONS = """\
+You are working unattended in a git worktree of a software project: no person is watching and \
+nobody will answer questions, so work until the task is done.
+
+- Make the change the task asks for, and keep it minimal, in the style of the surrounding code.
+- Run the project's checks (tests, type checker, linter) when that helps you verify the change.
+- Do not commit, push or rewrite git history: your changes are checked and committed for you.
+- When the task is done, end with a short summary of what you changed and why.
+- If you cannot do the task, say why in your last message."""
+"""What blitz tells codex before the task (codex keeps its own system prompt)."""
+
+
+# -- classifying what codex says went wrong ------------------------------------------------------
+
+Kind = Literal["transient", "config", "other"]
+
+_CONFIG_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"\b401\b|unauthori[sz]ed|invalid[_ ]api[_ ]key|incorrect api key", "auth"),
+    (r"\b403\b|forbidden|not supported in your|unsupported_country", "permission"),
+    (
+        r"quota exceeded|insufficient_quota|exceeded your current quota|billing|credit balance"
+        r"|spend(ing)? limit|usage limit|usage_not_included",
+        "billing",
+    ),
+    (r"\b404\b|model_not_found|does not exist or you do not have access", "not_found"),
+    (r"missing environment variable|no api key", "auth"),
+)
+_TRANSIENT_PATTERNS = (
+    r"\b429\b|too many requests|rate limit",
+    r"\b5\d\d\b|server error|internal error|high demand|at capacity|overloaded|unavailable",
+    r"stream disconnected|stream closed|connection (failed|refused|reset)|error sending request"
+    r"|transport error|timed? ?out|reconnecting|network",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """What a failed codex turn means: ``transient`` (retry later), ``config`` (the user must
+    act; ``reason`` says on what) or ``other`` (the work failed)."""
+
+    kind: Kind
+    reason: str
+    message: str
+
+
+def classify_failure(message: str) -> Failure:
+    """Sort codex's own account of a failed turn (``turn.failed``'s message)."""
+    lowered = message.lower()
+    for pattern, reason in _CONFIG_PATTERNS:
+        if re.search(pattern, lowered):
+            return Failure(kind="config", reason=reason, message=_config_message(reason, message))
+    if "context window" in lowered or "context_length" in lowered:
+        return Failure(kind="other", reason="context_window", message=message)
+    for pattern in _TRANSIENT_PATTERNS:
+        if re.search(pattern, lowered):
+            return Failure(kind="transient", reason="provider", message=message)
+    return Failure(kind="other", reason="unknown", message=message)
+
+
+def _config_message(reason: str, message: str) -> str:
+    advice = {
+        "auth": f"OpenAI rejected the API key: check {KEY_VARIABLE}",
+        "permission": f"OpenAI refused access: check that the key in {KEY_VARIABLE} may use "
+        "this model",
+        "billing": "OpenAI refused the call: the account is out of credit or over its spend "
+        "limit; add credit or raise the limit",
+        "not_found": "OpenAI does not know this model: check [codex] model (or the model given) "
+        "and OPENAI_BASE_URL",
+    }[reason]
+    return f"{advice} (codex: {message})"
+
+
+# -- the backend ----------------------------------------------------------------------------------
+
+
+def create(options: BackendOptions) -> AgentBackend:
+    """The codex backend from the registry's options (``[codex]``, provider env, tools dir)."""
+    from blitz.config import CodexConfig
+
+    return CodexBackend(
+        config=options.codex or CodexConfig(),
+        env=options.env,
+        tools_dir=options.tools_dir,
+        breakers=options.breakers,
+        prices=options.prices,
+        default_model=options.model,
+    )
+
+
+class CodexBackend:
+    """An agent backend that runs the Codex CLI as a subprocess, one ``codex exec`` per task."""
+
+    name = "codex"
+
+    def __init__(
+        self,
+        *,
+        config: CodexConfig,
+        env: Mapping[str, str] | None = None,
+        tools_dir: Path | None = None,
+        breakers: BreakerBoard | None = None,
+        prices: PriceTable | None = None,
+        default_model: str = "",
+    ) -> None:
+        self.config = config
+        self.env = dict(env or {})
+        self.tools_dir = tools_dir
+        self.breakers = breakers
+        self.prices = prices
+        self.default_model = default_model
+
+    async def run(
+        self, request: AgentRequest, on_message: MessageSink | None = None
+    ) -> AgentResult:
+        session = _Session(on_message, request.worktree)
+        try:
+            result = await self._run(request, session)
+        except Exception as exc:  # a bug, or the OS refusing: never out of run()
+            result = AgentResult(
+                ok=False, crashed=True, error=f"codex backend error: {type(exc).__name__}: {exc}"
+            )
+        return replace(
+            result,
+            error=redact(result.error),
+            summary=redact(result.summary),
+            config_error=redact(result.config_error),
+            messages=tuple(session.transcript),
+            usage=session.usage,
+        )
+
+    async def _run(self, request: AgentRequest, session: _Session) -> AgentResult:
+        sandbox = self.config.sandbox
+        if sandbox not in SANDBOXES:
+            return _config_error(
+                f"[codex] sandbox = {sandbox!r} is not one of {', '.join(SANDBOXES)}"
+            )
+        model, problem = self._model(request)
+        if problem:
+            return _config_error(problem)
+        binary = find_codex(self.config, self.tools_dir)
+        if binary is None:
+            return _config_error(self._missing())
+        problem = await check_version(binary)
+        if problem:
+            return _config_error(problem)
+        base_url = self.env.get("OPENAI_BASE_URL", "").strip() or DEFAULT_BASE_URL
+        key = self.env.get(KEY_VARIABLE, "")
+        if not key and base_url == DEFAULT_BASE_URL:
+            return _config_error(f"the codex backend needs an OpenAI API key: set {KEY_VARIABLE}")
+        if not request.worktree.is_dir():
+            return AgentResult(
+                ok=False, crashed=True, error=f"the worktree {request.worktree} does not exist"
+            )
+        session.model = model
+        session.prices = self.prices
+        with tempfile.TemporaryDirectory(prefix="blitz-codex-") as scratch:
+            home = Path(scratch) / "home"
+            tmp = Path(scratch) / "tmp"
+            home.mkdir()
+            tmp.mkdir()
+            config = config_toml(
+                base_url=base_url, key_variable=KEY_VARIABLE if key else "", sandbox=sandbox
+            )
+            (home / "config.toml").write_text(config, encoding="utf-8")
+            env = _environment(home=home, tmp=tmp, key=key)
+            if sandbox != "danger-full-access":
+                problem = await check_sandbox(binary, cwd=request.worktree, env=env)
+                if problem:
+                    return _config_error(problem)
+            args = [
+                str(binary),
+                "exec",
+                "--json",
+                "--strict-config",
+                "--ephemeral",
+                "--skip-git-repo-check",
+                "--color",
+                "never",
+                "--sandbox",
+                sandbox,
+                "--cd",
+                str(request.worktree),
+            ]
+            if model:
+                args += ["--model", model]
+            args.append("-")  # the prompt comes on stdin
+            return await self._guarded(args, env, request, session)
+
+    async def _guarded(
+        self, args: list[str], env: dict[str, str], request: AgentRequest, session: _Session
+    ) -> AgentResult:
+        """Run codex under the provider's circuit breaker: refused while it is open, and told
+        what the run says of the provider."""
+        probes: list[str] = []
+        if self.breakers is not None:
+            admitted = self.breakers.admit([BREAKER_KEY])
+            if admitted is None:
+                return AgentResult(ok=False, crashed=True, error=self._breaker_open())
+            probes = admitted
+        try:
+            result, answered = await _exec(args, env, request, session)
+        except BaseException:
+            self._release(probes)
+            raise
+        if self.breakers is not None:
+            if answered is None:
+                self._release(probes)
+            else:
+                self.breakers.record([BREAKER_KEY], ok=answered, error=result.error)
+        return result
+
+    def _model(self, request: AgentRequest) -> tuple[str, str]:
+        """The model to pass codex ("" for its default), or a problem to report: the attempt's
+        own model (a task's or a portfolio's), else ``[codex] model``, else the agent model."""
+        if request.model:
+            provider, sep, _ = request.model.partition(":")
+            if sep and provider != PROVIDER:
+                return "", (
+                    f"the codex backend runs OpenAI models; {request.model!r} is not one "
+                    "(name an openai: model, or set [codex] model)"
+                )
+            return _strip(request.model), ""
+        if self.config.model:
+            return _strip(self.config.model), ""
+        provider, sep, _ = self.default_model.partition(":")
+        # The general agent model may name another provider's model (for the embedded agent):
+        # codex then uses its own default.
+        if self.default_model and (not sep or provider == PROVIDER):
+            return _strip(self.default_model), ""
+        return "", ""
+
+    def _missing(self) -> str:
+        if self.config.binary:
+            return (
+                f"the codex CLI set as [codex] binary = {self.config.binary!r} was not found "
+                "or is not executable"
+            )
+        return f"the codex CLI is not installed: run `{INSTALL_HINT}` (it needs npm)"
+
+    def _breaker_open(self) -> str:
+        assert self.breakers is not None
+        breaker = self.breakers.get(BREAKER_KEY)
+        last = f" (last: {breaker.last_error})" if breaker.last_error else ""
+        return f"OpenAI is unavailable: its circuit breaker opened after repeated failures{last}"
+
+    def _release(self, probes: list[str]) -> None:
+        if self.breakers is not None and probes:
+            self.breakers.release(probes)
+
+
+async def _exec(
+    args: list[str], env: dict[str, str], request: AgentRequest, session: _Session
+) -> tuple[AgentResult, bool | None]:
+    """Run codex once: its result, and what it says of the provider (True: it answered, False:
+    it failed transiently, None: codex never got to ask it)."""
+    marker = uuid.uuid4().hex
+    try:
+        completed = await process.stream(
+            args,
+            cwd=request.worktree,
+            timeout=request.timeout,
+            env={**env, MARKER_VARIABLE: marker},
+            on_line=session.line,
+            stdin=prompt(request).encode(),
+        )
+    except MalformedOutput as exc:
+        return AgentResult(ok=False, crashed=True, error=str(exc)), None
+    finally:
+        # process.stream ends codex's process group; this also ends what left the group (a
+        # command codex ran in a session of its own).
+        kill_marked(MARKER_VARIABLE, marker)
+    return session.outcome(completed, timeout=request.timeout)
+
+
+def _strip(model: str) -> str:
+    return model.removeprefix(f"{PROVIDER}:").strip()
+
+
+def _config_error(message: str) -> AgentResult:
+    return AgentResult(ok=False, error=message, config_error=message)
+
+
+# -- the run's inputs -----------------------------------------------------------------------------
+
+
+def prompt(request: AgentRequest) -> str:
+    """The task as codex is given it, after blitz's instructions."""
+    parts = [INSTRUCTIONS, f"Task {request.task_id}: {request.title}"]
+    if request.instructions.strip():
+        parts.append(request.instructions.strip())
+    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
+    if request.attempt > 1:
+        retry = f"This is attempt {request.attempt} at this task."
+        if request.previous_failure.strip():
+            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
+        parts.append(retry)
+    if request.guidance.strip():
+        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
+    return "\n\n".join(parts)
+
+
+def _toml(value: str | bool | int | Sequence[str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return "[" + ", ".join(json.dumps(item) for item in value) + "]"
+
+
+def config_toml(*, base_url: str, key_variable: str, sandbox: str) -> str:
+    """The ``config.toml`` of one run (see the module docstring for why each setting)."""
+    provider: dict[str, str | bool | int] = {
+        "name": "OpenAI (through blitz)",
+        "base_url": base_url,
+        "wire_api": "responses",
+        "request_max_retries": 0,
+        "stream_max_retries": 0,
+        "supports_websockets": False,
+    }
+    if key_variable:
+        provider["env_key"] = key_variable
+    tables: dict[str, Mapping[str, str | bool | int | Sequence[str]]] = {
+        "": {
+            "model_provider": "blitz",
+            "approval_policy": "never",
+            "sandbox_mode": sandbox,
+            "check_for_update_on_startup": False,
+            # Commands run as the gates do, without the user's login profile (`bash -c`).
+            "allow_login_shell": False,
+        },
+        "analytics": {"enabled": False},
+        "feedback": {"enabled": False},
+        "history": {"persistence": "none"},
+        # Without this codex waits for the network for ever when the server cannot be reached.
+        "features": {"unbounded_connection_retries": False},
+        "sandbox_workspace_write": {
+            "exclude_slash_tmp": True,
+            "exclude_tmpdir_env_var": False,
+            "network_access": False,
+        },
+        "shell_environment_policy": {"inherit": "all", "exclude": SECRET_PATTERNS},
+        "model_providers.blitz": provider,
+    }
+    lines = ["# Written by blitz for one `codex exec` run, and removed after it."]
+    for table, values in tables.items():
+        if table:
+            lines.append(f"\n[{table}]")
+        lines.extend(f"{name} = {_toml(value)}" for name, value in values.items())
+    return "\n".join(lines) + "\n"
+
+
+def _environment(*, home: Path, tmp: Path, key: str) -> dict[str, str]:
+    """codex's environment: this process's without secrets and without settings that would
+    reach past blitz's config (``OPENAI_*``, ``CODEX_*``), plus its home, temp dir and key."""
+    env = {
+        name: value
+        for name, value in process.clean_env().items()
+        if not name.startswith(("OPENAI_", "CODEX_"))
+    }
+    env.update(CODEX_HOME=str(home), TMPDIR=str(tmp), NO_COLOR="1")
+    if key:
+        env[KEY_VARIABLE] = key
+    return env
+
+
+# -- reading codex's events ---------------------------------------------------------------------
+
+
+class MalformedOutput(Exception):
+    """codex printed something on stdout that is not one JSON event."""
+
+
+class _Session:
+    """What one run has said so far: the messages shown, the usage, how its turn ended."""
+
+    def __init__(self, sink: MessageSink | None, worktree: Path) -> None:
+        self._sink = sink
+        self._worktree = worktree
+        self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
+        self.model = ""
+        self.prices: PriceTable | None = None
+        self.started = False  # thread.started seen
+        self.completed = False  # turn.completed seen
+        self.failure = ""  # turn.failed's message
+        self.last_error = ""  # the last error event's message
+        self.summary = ""  # the last agent message
+        self.usage = Usage()
+
+    async def say(self, text: str) -> None:
+        shown = _trim(redact(text.strip()))
+        if not shown:
+            return
+        self.transcript.append(shown)
+        if self._sink is not None:
+            await self._sink(shown)
+
+    async def line(self, line: str) -> None:
+        """One line of codex's stdout: one JSON event."""
+        if not line.strip():
+            return
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise MalformedOutput(
+                "codex printed a line that is not a JSON event, so its output cannot be trusted: "
+                f"{_excerpt(line.strip(), 200)!r}"
+            )
+        await self._event(event)
+
+    async def _event(self, event: Mapping[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "thread.started":
+            self.started = True
+        elif kind == "turn.completed":
+            self.completed = True
+            self._add_usage(event.get("usage"))
+        elif kind == "turn.failed":
+            error = event.get("error")
+            message = error.get("message") if isinstance(error, Mapping) else None
+            self.failure = str(message or "the turn failed")
+            await self.say(f"turn failed: {self.failure}")
+        elif kind == "error":
+            self.last_error = str(event.get("message") or "")
+            await self.say(f"error: {self.last_error}")
+        elif kind in ("item.started", "item.updated", "item.completed"):
+            item = event.get("item")
+            if isinstance(item, Mapping):
+                await self._item(kind, item)
+
+    async def _item(self, kind: str, item: Mapping[str, Any]) -> None:
+        what = item.get("type")
+        done = kind == "item.completed"
+        if what == "agent_message" and done:
+            text = str(item.get("text") or "")
+            if text.strip():
+                self.summary = text.strip()
+            await self.say(text)
+        elif what == "reasoning" and done:
+            await self.say(f"thinking: {item.get('text') or ''}")
+        elif what == "command_execution":
+            if kind == "item.started":
+                await self.say(f"$ {_command(item.get('command'))}")
+            elif done:
+                output = str(item.get("aggregated_output") or "")
+                code = item.get("exit_code")
+                status = "" if code in (0, None) else f"[exit {code}]\n"
+                await self.say(f"{status}{output}" or "(no output)")
+        elif what == "file_change" and done:
+            await self.say(self._changes(item))
+        elif what == "mcp_tool_call" and done:
+            await self.say(f"tool {item.get('server', '')}.{item.get('tool', '')}")
+        elif what == "web_search" and done:
+            await self.say(f"web search: {item.get('query', '')}")
+        elif what == "todo_list" and kind != "item.updated":
+            entries = _list(item.get("items"))
+            await self.say(
+                "plan:\n"
+                + "\n".join(
+                    f"[{'x' if e.get('completed') else ' '}] {e.get('text', '')}"
+                    for e in entries
+                    if isinstance(e, Mapping)
+                )
+            )
+        elif what == "error" and done:
+            await self.say(f"codex: {item.get('message', '')}")
+
+    def _changes(self, item: Mapping[str, Any]) -> str:
+        changes = _list(item.get("changes"))
+        shown = []
+        for change in changes:
+            if not isinstance(change, Mapping):
+                continue
+            path = str(change.get("path", ""))
+            with contextlib.suppress(ValueError):
+                path = str(Path(path).relative_to(self._worktree))
+            shown.append(f"{change.get('kind', 'update')} {path}")
+        failed = " (failed)" if item.get("status") == "failed" else ""
+        return f"edit{failed}: {', '.join(shown) or '(no files)'}"
+
+    def _add_usage(self, usage: Any) -> None:
+        if not isinstance(usage, Mapping):
+            return
+
+        def count(name: str) -> int:
+            value = usage.get(name)
+            return value if isinstance(value, int) and value > 0 else 0
+
+        tokens = Usage(
+            input_tokens=count("input_tokens"),
+            cached_tokens=count("cached_input_tokens"),
+            output_tokens=count("output_tokens"),
+            cost_usd=self._cost(
+                count("input_tokens"),
+                count("cached_input_tokens"),
+                count("cache_write_input_tokens"),
+                count("output_tokens"),
+            ),
+        )
+        self.usage = self.usage + tokens
+
+    def _cost(self, input_tokens: int, cached: int, written: int, output: int) -> float:
+        if self.prices is None or not self.model:
+            return 0.0
+        from pydantic_ai.usage import RequestUsage
+
+        from blitz.llm.models import ModelSpec
+
+        price = self.prices.price(ModelSpec(provider=PROVIDER, name=self.model))
+        if not price.known:
+            return 0.0
+        return price.cost(
+            RequestUsage(
+                input_tokens=input_tokens,
+                cache_read_tokens=cached,
+                cache_write_tokens=written,
+                output_tokens=output,
+            )
+        )
+
+    def outcome(
+        self, completed: process.Completed, *, timeout: float
+    ) -> tuple[AgentResult, bool | None]:
+        """The run's result from how codex ended, and what it says of the provider."""
+        if completed.timed_out:
+            return (
+                AgentResult(
+                    ok=False,
+                    error=f"codex did not finish within {timeout:g}s; it was stopped with its "
+                    "processes",
+                ),
+                None,
+            )
+        if self.failure:
+            failure = classify_failure(self.failure)
+            if failure.kind == "config":
+                return _config_error(failure.message), True
+            if failure.kind == "transient":
+                return AgentResult(
+                    ok=False, crashed=True, error=f"OpenAI: {failure.message}"
+                ), False
+            return AgentResult(ok=False, error=f"codex: {failure.message}"), True
+        if completed.exit_code == 0 and self.completed:
+            return AgentResult(ok=True, summary=self.summary or "(no summary given)"), True
+        stderr = _stderr(completed.output)
+        if not self.started and "error loading config" in stderr.lower():
+            message = (
+                f"codex rejected the configuration blitz gave it: {stderr}; blitz is tested "
+                f"with codex {CODEX_VERSION} (`{INSTALL_HINT}`)"
+            )
+            return _config_error(message), None
+        if completed.exit_code == 0:
+            return (
+                AgentResult(
+                    ok=False, crashed=True, error="codex exited without finishing its turn"
+                ),
+                None,
+            )
+        detail = f": {stderr}" if stderr else ""
+        if not detail and self.last_error:
+            detail = f" (last error: {self.last_error})"
+        return (
+            AgentResult(
+                ok=False,
+                crashed=True,
+                error=f"codex exited with code {completed.exit_code}{detail}",
+            ),
+            None,
+        )
+
+
+def kill_marked(variable: str, marker: str, *, rounds: int = 20) -> None:
+    """SIGKILL every process whose environment has ``variable=marker`` (Linux ``/proc``; a no-op
+    elsewhere). Repeated until none is left, so a process forked meanwhile is caught too."""
+    wanted = f"{variable}={marker}".encode()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for _ in range(rounds):
+        found = []
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue  # gone, or not ours to read
+            if wanted in environ.split(b"\0"):
+                found.append(int(entry.name))
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _command(command: Any) -> str:
+    """A command codex ran, without the ``/bin/bash -lc '...'`` it wraps commands in."""
+    text = str(command or "")
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return text
+    if len(words) == 3 and words[0].endswith("sh") and words[1] in ("-c", "-lc"):
+        return words[2]
+    return text
+
+
+def _stderr(output: str) -> str:
+    """codex's own words from the end of its output: the lines that are not JSON events."""
+    lines = [
+        line.strip()
+        for line in output.splitlines()
+        if line.strip() and not line.lstrip().startswith("{") and not line.startswith(NOISE)
+    ]
+    return _excerpt(" ".join(lines[-6:]), 600)
+
+
+def _trim(text: str, limit: int = SHOWN_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
