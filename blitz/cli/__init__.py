@@ -25,7 +25,17 @@ err = Console(stderr=True)
 
 
 def _register() -> None:
-    from blitz.cli import demo, events, init, plan, projects, run, status  # noqa: F401
+    from blitz.cli import (  # noqa: F401
+        backends,
+        demo,
+        events,
+        init,
+        plan,
+        projects,
+        run,
+        serve,
+        status,
+    )
 
 
 def main() -> None:

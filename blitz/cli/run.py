@@ -13,6 +13,7 @@ from blitz.backends.registry import NO_MODEL
 from blitz.cli import app
 from blitz.cli.common import make_app, out, print_json, styled
 from blitz.cli.live import live_view
+from blitz.cli.serve import run_remote, server_option, token_option
 from blitz.conductor import runner_alive
 from blitz.domain import GOAL_DONE, Goal, GoalState, TaskState
 from blitz.errors import ConfigError, UserError
@@ -48,8 +49,28 @@ def run(
     planner_model: str = typer.Option(
         "", "--planner-model", help="Model for planning (and recovery), if not --model's."
     ),
+    server: str = server_option(),
+    token: str = token_option(),
 ) -> None:
     """Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."""
+    if server:
+        if scenario or model or planner_model:
+            raise UserError(
+                "--scenario, --model and --planner-model are the daemon's settings (give them to "
+                "`blitz serve` or put them in blitz.toml), not --server's"
+            )
+        code = run_remote(
+            server,
+            token,
+            title=goal,
+            repo=repo,
+            plan=plan,
+            backend=backend,
+            max_parallel=max_parallel,
+            allow_dirty=allow_dirty,
+            json_out=json_out,
+        )
+        raise typer.Exit(code)
     code = asyncio.run(
         _run(
             goal,

@@ -1,0 +1,216 @@
+"""The daemon: one engine that never runs out of work, its API, and a gentle shutdown.
+
+The engine (keep-alive), the event hub and uvicorn share one asyncio loop and one store with the
+CLI. On start the daemon takes over every unfinished goal whose process is gone; on SIGTERM or
+SIGINT it refuses new work, gives running attempts a grace period, stops the engine (the goals
+stay resumable: interrupted attempts are re-queued on the next start), closes the event streams
+and returns 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Generator, Iterable
+
+import uvicorn
+
+from blitz.app import App
+from blitz.conductor import runner_alive
+from blitz.domain import GOAL_DONE, Goal
+from blitz.errors import UserError
+from blitz.server.app import create_app
+from blitz.server.auth import TokenStore
+from blitz.server.events import EventHub
+from blitz.server.metrics import Metrics
+from blitz.server.problems import Problem
+
+log = logging.getLogger("blitz.server")
+
+STREAM_CLOSE_TIMEOUT = 5
+"""Seconds uvicorn waits for open connections once the event streams were told to end."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon decides how to stop (uvicorn's would
+    re-raise the signal after shutdown and end the process with it instead of exit code 0)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Daemon:
+    """An engine and its API over one :class:`App`."""
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        tokens: TokenStore,
+        grace: float = 30.0,
+        cors_origins: Iterable[str] = (),
+        ping: float = 15.0,
+        poll: float = 0.05,
+    ) -> None:
+        """``grace``: seconds running attempts get at shutdown; ``ping``: seconds between
+        keep-alive comments on event streams; ``poll``: seconds between looks at the event log
+        for new events."""
+        self.app = app
+        self.store = app.store
+        self.engine = app.engine(keep_alive=True)
+        self.tokens = tokens
+        self.grace = grace
+        self.cors_origins = tuple(cors_origins)
+        self.ping = ping
+        self.hub = EventHub(app.store, interval=poll)
+        self.metrics = Metrics(app.store, clients=lambda: self.hub.clients)
+        self.hub.observers.append(self.metrics.observe)
+        self.draining = False
+        self.api = create_app(self)
+        self._engine_task: asyncio.Task[object] | None = None
+        self._stop_requested: asyncio.Event | None = None
+
+    def check_open(self) -> None:
+        """Raise the 503 problem once shutdown began (no new work is taken)."""
+        if self.draining:
+            raise Problem(
+                503,
+                "the daemon is shutting down; send this again once it is back",
+                headers={"Retry-After": "5"},
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> list[Goal]:
+        """Take over the unfinished goals nobody drives, start the engine and the event hub;
+        return the goals taken over."""
+        await self.hub.start()
+        resumed = []
+        for goal in await asyncio.to_thread(self.store.list_goals):
+            if goal.state in GOAL_DONE or runner_alive(goal.runner):
+                continue
+            try:
+                await self.engine.resume(goal)
+            except UserError as exc:
+                log.warning("cannot resume goal %s: %s", goal.id, exc)
+                continue
+            resumed.append(goal)
+        self._engine_task = asyncio.get_running_loop().create_task(self.engine.run())
+        return resumed
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new work, let running attempts finish within ``grace`` seconds (the rest are
+        interrupted and re-queued for the next start), stop the engine, end the streams."""
+        self.draining = True
+        task = self._engine_task
+        if task is not None and not task.done():
+            await self.engine.drain(self.grace if grace is None else grace)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=30)
+            except TimeoutError:
+                log.error("the engine did not stop after draining; stopping it now")
+                self.engine.stop()
+                await asyncio.wait([task], timeout=10)
+        await self.hub.close()
+        await self.store.flush()
+
+    def request_stop(self) -> None:
+        """Begin the shutdown (a signal handler)."""
+        if self._stop_requested is None:
+            return
+        if self._stop_requested.is_set():
+            log.warning("already stopping: running attempts get the rest of the grace period")
+        self._stop_requested.set()
+
+    async def serve(
+        self,
+        sock: socket.socket,
+        *,
+        ready: Callable[[list[Goal]], None] | None = None,
+        signals: bool = True,
+    ) -> int:
+        """Run the engine and the API on ``sock`` until SIGTERM/SIGINT (``signals``) or
+        :meth:`request_stop`; return the exit code. ``ready`` is called with the resumed goals
+        once requests are served."""
+        self._stop_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        if signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+                handled.append(sig)
+        code = 0
+        try:
+            resumed = await self.start()
+            config = uvicorn.Config(
+                self.api,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=STREAM_CLOSE_TIMEOUT,
+            )
+            server = _Server(config)
+            serving = loop.create_task(server.serve(sockets=[sock]))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            if server.started and ready is not None:
+                ready(resumed)
+            stop = loop.create_task(self._stop_requested.wait())
+            engine = self._engine_task
+            assert engine is not None
+            await asyncio.wait({stop, serving, engine}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if engine.done() and (exc := _failure(engine)) is not None:
+                log.error("the engine failed: %r", exc, exc_info=exc)
+                code = 1
+            if serving.done() and (exc := _failure(serving)) is not None:
+                log.error("the HTTP server failed: %r", exc, exc_info=exc)
+                code = 1
+            await self.stop()
+            server.should_exit = True
+            await asyncio.wait([serving], timeout=STREAM_CLOSE_TIMEOUT + 5)
+            if not serving.done():
+                server.force_exit = True
+                await asyncio.wait([serving], timeout=5)
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            await self.app.aclose()
+        return code
+
+
+def _failure(task: asyncio.Task[object]) -> BaseException | None:
+    if task.cancelled():
+        return None
+    return task.exception()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: a free one); a UserError if taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

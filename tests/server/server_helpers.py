@@ -1,0 +1,280 @@
+"""Shared pieces of the daemon's tests: repositories, plans, and readers of the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from blitz.server.daemon import Daemon
+
+TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
+
+PLAN: dict[str, Any] = {
+    "summary": "Greet the world",
+    "tasks": [
+        {"id": "hello", "title": "Write hello"},
+        {"id": "world", "title": "Append world", "depends_on": ["hello"]},
+        {"id": "review", "title": "Review", "depends_on": ["world"], "allow_empty": True},
+    ],
+}
+
+AGENT: dict[str, Any] = {
+    "agent": {
+        "hello": [[{"write": {"path": "hello.txt", "content": "hello\n"}}]],
+        "world": [[{"append": {"path": "hello.txt", "content": "world\n"}}]],
+    }
+}
+
+DONE = ("succeeded", "failed", "cancelled")
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout
+
+
+def make_repo(root: Path, name: str = "repo", *, toml: str | None = "") -> Path:
+    """A committed repository with a passing unittest gate; ``toml`` is added to its
+    blitz.toml (None: no blitz.toml at all)."""
+    repo = root / name
+    (repo / "tests").mkdir(parents=True)
+    (repo / "README.md").write_text(f"# {name}\n")
+    (repo / "tests" / "__init__.py").write_text("")
+    (repo / "tests" / "test_base.py").write_text(
+        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
+        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
+    )
+    if toml is not None:
+        (repo / "blitz.toml").write_text(
+            '[project]\nbase_branch = "main"\nbackend = "scripted"\n'
+            + toml
+            + f"\n[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
+        )
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Initial commit")
+    return repo
+
+
+def hold_first(agent: Mapping[str, Any], task: str, hold: Path) -> dict[str, Any]:
+    """``agent`` with ``task`` waiting for ``hold`` to disappear before it does its work."""
+    copy: dict[str, Any] = json.loads(json.dumps(dict(agent)))
+    wait = {"run": f"while [ -e {shlex.quote(str(hold))} ]; do sleep 0.05; done"}
+    copy["agent"].setdefault(task, [[]])[0].insert(0, wait)
+    return copy
+
+
+def committed_tasks(repo: Path, branch: str) -> list[str]:
+    """The Blitz-Task trailers on ``branch``, oldest first (one per integrated task)."""
+    log = git(repo, "log", "--reverse", "--format=%(trailers:key=Blitz-Task,valueonly)", branch)
+    return [line.strip() for line in log.splitlines() if line.strip()]
+
+
+@dataclass
+class Running:
+    """An in-process daemon (its engine on the test's loop) and a client of its API."""
+
+    daemon: Daemon
+    token: str
+    http: httpx.AsyncClient
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return self.daemon.app.settings.home
+
+    async def json(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        response = await self.http.request(method, path, **kwargs)
+        assert response.status_code == expect, (response.status_code, response.text)
+        return response.json() if response.content else None
+
+    async def add_project(self, repo: Path) -> dict[str, Any]:
+        return dict(await self.json("POST", "/api/projects", 201, json={"path": str(repo)}))
+
+    async def submit(self, project: str, title: str = "Greet", **body: Any) -> dict[str, Any]:
+        body = {"project": project, "title": title, **body}
+        return dict(await self.json("POST", "/api/goals", 201, json=body))
+
+    async def wait_goal(
+        self, goal_id: str, states: tuple[str, ...] = DONE, timeout: float = 60
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            goal = await self.json("GET", f"/api/goals/{goal_id}")
+            if goal["state"] in states:
+                return dict(goal)
+            assert time.monotonic() < deadline, f"goal {goal_id} still {goal['state']}"
+            await asyncio.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    event: str
+    data: dict[str, Any]
+
+
+async def read_stream(
+    response: httpx.Response, *, until: str = "", count: int = 0, comments: list[str] | None = None
+) -> list[Message]:
+    """SSE messages from ``response`` until one of kind ``until`` (or ``count`` of them)."""
+    got: list[Message] = []
+    async for message in messages(response, comments=comments):
+        got.append(message)
+        if (until and message.event == until) or (count and len(got) >= count):
+            break
+    return got
+
+
+async def messages(
+    response: httpx.Response, *, comments: list[str] | None = None
+) -> AsyncIterator[Message]:
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if fields:
+                data = json.loads(fields["data"])
+                yield Message(id=int(fields["id"]), event=fields["event"], data=data)
+                fields = {}
+            continue
+        if line.startswith(":"):
+            if comments is not None:
+                comments.append(line)
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.removeprefix(" ")
+
+
+# -- blitz as a process ----------------------------------------------------------------------------
+
+BLITZ = str(Path(sys.executable).with_name("blitz"))
+
+
+def blitz_env(home: Path, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLITZ_")}
+    env.pop("GITHUB_TOKEN", None)
+    env.update(BLITZ_HOME=str(home), COLUMNS="300", **extra)
+    return env
+
+
+def blitz(
+    home: Path, *args: str | Path, timeout: float = 90, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BLITZ, *map(str, args)],
+        env=blitz_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start(home: Path, *args: str | Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [BLITZ, *map(str, args)],
+        env=blitz_env(home, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Served:
+    """A `blitz serve` process and what it printed when it came up."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    lines: list[str]
+
+    @property
+    def token(self) -> str | None:
+        """The token, if this start made one (it is printed only then)."""
+        line = self.lines[1]
+        return None if "kept hashed" in line else line.split()[1]
+
+    def readline(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline()
+
+    def stop(self, sig: int, timeout: float = 60) -> tuple[int, str, str]:
+        """Send ``sig``; the exit code and the rest of the output."""
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=10)
+
+
+def serve(home: Path, *args: str | Path, port: int = 0) -> Served:
+    """Start `blitz serve` on 127.0.0.1 and wait until it listens."""
+    proc = start(home, "serve", "--host", "127.0.0.1", "--port", str(port), *args)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while len(lines) < 2:
+        line = proc.stdout.readline()
+        if not line:
+            out, err = proc.communicate(timeout=10)
+            raise AssertionError(f"blitz serve exited {proc.returncode}: {lines} {out} {err}")
+        lines.append(line.rstrip("\n"))
+    assert lines[0].startswith("blitz daemon listening on http://127.0.0.1:"), lines
+    assert lines[1].startswith("token: "), lines
+    return Served(proc=proc, url=lines[0].split()[4], lines=lines)
+
+
+def wait_state(
+    url: str, token: str, goal_id: str, states: tuple[str, ...] = DONE, limit: float = 60
+) -> dict[str, Any]:
+    """Poll the daemon until the goal is in one of ``states``."""
+    deadline = time.monotonic() + limit
+    headers = {"Authorization": f"Bearer {token}"}
+    while True:
+        goal = httpx.get(f"{url}/api/goals/{goal_id}", headers=headers, timeout=30).json()
+        if goal["state"] in states:
+            return dict(goal)
+        assert time.monotonic() < deadline, f"goal {goal_id} still {goal['state']}"
+        time.sleep(0.1)
+
+
+def wait_task(url: str, token: str, goal_id: str, task: str, state: str) -> None:
+    deadline = time.monotonic() + 60
+    headers = {"Authorization": f"Bearer {token}"}
+    while time.monotonic() < deadline:
+        goal = httpx.get(f"{url}/api/goals/{goal_id}", headers=headers, timeout=30).json()
+        if any(t["id"] == task and t["state"] == state for t in goal["tasks"]):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"task {task} never {state}")
+
+
+def write_yaml(path: Path, data: Any) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
