@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -192,6 +192,7 @@ attempts = sa.Table(
     _text("ref", server_default="''"),
     _bool("selected", server_default=False),
     _text("verdict", server_default="''"),
+    _text("diff", server_default="''"),
     sa.Index("ix_attempts_goal_id_task_id", "goal_id", "task_id"),
 )
 recoveries = sa.Table(
@@ -576,13 +577,14 @@ def _attempt_row(a: Attempt) -> tuple[Any, ...]:
         a.ref,
         a.selected,
         redact(a.verdict),  # verdict
+        redact(a.diff),  # diff
     )
 
 
 def _attempt(row: Sequence[Any]) -> Attempt:
     (id_, goal_id, task_id, number, state, backend, worktree, base_sha, commit, error, summary,
      gates, diff_stat, input_tokens, output_tokens, cached_tokens, cost_usd, started_at,
-     finished_at, model, candidate, ref, selected, verdict) = row  # fmt: skip
+     finished_at, model, candidate, ref, selected, verdict, diff) = row  # fmt: skip
     return Attempt(
         id=id_,
         goal_id=goal_id,
@@ -610,6 +612,7 @@ def _attempt(row: Sequence[Any]) -> Attempt:
         ref=ref,
         selected=bool(selected),
         verdict=verdict,
+        diff=diff,
     )
 
 
@@ -690,7 +693,6 @@ def _event_row(e: Event) -> tuple[Any, ...]:
     )
 
 
-_EVENT_GOAL, _EVENT_PROJECT = 2, 5  # positions in an event row
 
 
 def _event(row: Sequence[Any]) -> Event:
@@ -996,15 +998,16 @@ class SqlStore:
             self._durable = staged
 
     def delete_project(self, project_id: str) -> None:
-        """Remove a project, its goals and everything of them, staged rows included."""
+        """Remove a project, its goals and everything of them, staged rows included. The event
+        log is append-only and keeps their events: an event id is never reused, so a client
+        following the log from an id never misses what comes after it."""
         goal_ids = sa.select(goals.c.id).where(goals.c.project_id == project_id)
         with self._commit_lock:
             with self._writer.begin() as connection:
                 stored_goals = set(connection.scalars(goal_ids))
-                for table in (tasks, attempts, recoveries, baselines, event_log, commands):
+                for table in (tasks, attempts, recoveries, baselines, commands):
                     connection.execute(sa.delete(table).where(table.c.goal_id.in_(goal_ids)))
                 connection.execute(sa.delete(goals).where(goals.c.project_id == project_id))
-                connection.execute(sa.delete(event_log).where(event_log.c.project_id == project_id))
                 connection.execute(sa.delete(projects).where(projects.c.id == project_id))
                 breaker = f"project:{project_id}"
                 connection.execute(sa.delete(breakers).where(breakers.c.key == breaker))
@@ -1019,11 +1022,6 @@ class SqlStore:
                     for key, record in self._rows.items()
                     if not _of_project(record, project_id, doomed)
                 }
-                self._events = [
-                    e
-                    for e in self._events
-                    if e[_EVENT_PROJECT] != project_id and e[_EVENT_GOAL] not in doomed
-                ]
 
     def replace_plan(self, goal_id: str, tasks: Sequence[Task]) -> None:
         """Replace every task of the goal with ``tasks`` in one transaction, staged task rows of

@@ -42,7 +42,7 @@ from blitz.domain import (
 from blitz.events import Event, EventKind
 from blitz.redact import register_secret
 from blitz.store.base import Store
-from blitz.store.sql import VERSION_TABLE, SqlStore, metadata, sqlite_url
+from blitz.store.sql import HEAD_REVISION, VERSION_TABLE, SqlStore, metadata, sqlite_url
 
 # -- fixtures: every field set, and no two fields alike --------------------------------------------
 
@@ -271,7 +271,7 @@ def test_migration_creates_exactly_the_tables_the_store_uses(store: SqlStore) ->
         opts = {"version_table": VERSION_TABLE, "compare_server_default": True}
         context = MigrationContext.configure(conn, opts=opts)
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0003"
+        assert context.get_current_revision() == HEAD_REVISION
 
 
 def test_sqlite_runs_in_wal_mode(store: SqlStore, db: Path) -> None:
@@ -289,7 +289,8 @@ def test_reopening_keeps_data_and_migrates_once(db: Path) -> None:
         assert again.load_tasks("g-1") == [make_task()]
         again.close()
     with raw(db) as conn:
-        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0003",)]
+        versions = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+        assert versions == [(HEAD_REVISION,)]
 
 
 def test_unsupported_database_is_a_config_error(tmp_path: Path) -> None:
@@ -720,7 +721,9 @@ def test_get_project_prefers_the_id_over_another_projects_name(store: SqlStore) 
     assert store.get_project("missing") is None
 
 
-def test_delete_project_removes_everything_of_its_goals(store: SqlStore) -> None:
+def test_delete_project_removes_everything_of_its_goals_but_keeps_the_event_log(
+    store: SqlStore,
+) -> None:
     def everything(project: str, goal: str) -> None:
         store.write(
             make_project(project),
@@ -755,7 +758,18 @@ def test_delete_project_removes_everything_of_its_goals(store: SqlStore) -> None
         assert store.load_recoveries(goal) == []
         assert store.load_baseline(goal) is None
     assert [b.key for b in store.load_breakers()] == ["project:p-2"]
-    assert [e.message for e in store.events()] == ["g-2 event", "p-2 event"]
+    # The log is append-only: ids are never reused, so a follower never skips a new event.
+    assert [e.message for e in store.events()] == [
+        "g-1 event",
+        "p-1 event",
+        "g-2 event",
+        "p-2 event",
+        "staged event",
+    ]
+    newest = store.events()[-1].id
+    store.write(events=[event(goal_id="g-2", message="after")])
+    store.flush_sync()
+    assert store.events(after=newest)[0].message == "after"
     assert store.take_commands(["g-1", "g-2"]) == []
     assert store.load_tasks("g-2") == [make_task("t1", goal_id="g-2")]
     assert store.load_attempts("g-2") == [make_attempt("a-g-2", goal_id="g-2")]
