@@ -1,0 +1,372 @@
+/**
+ * One goal, live: its header and actions, the plan awaiting approval, the task graph, the chosen
+ * task's panel, breakers, cost over time, recoveries and the event log. Everything is re-read
+ * from the API when the goal's event stream says it changed; nothing polls.
+ */
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { ApiError, api } from "../api";
+import { Coalescer } from "../coalesce";
+import { age, clock, money } from "../format";
+import { goalPath, navigate } from "../router";
+import { useEventStream } from "../stream";
+import { useToasts } from "../toasts";
+import { GOAL_DONE } from "../types";
+import type { AttemptSummary, BlitzEvent, Breaker, GoalDetail, TaskDetail } from "../types";
+import { Breakers } from "./Breakers";
+import { CostChart } from "./CostChart";
+import { Dag } from "./Dag";
+import type { DagCandidate } from "./Dag";
+import { useNow } from "./GoalsTable";
+import { PlanReview } from "./PlanReview";
+import { Progress } from "./Progress";
+import { StreamBadge } from "./StreamBadge";
+import { TaskPanel } from "./TaskPanel";
+
+const MAX_EVENTS = 20000;
+
+interface Props {
+  goalId: string;
+  task: string;
+  attempt: string;
+}
+
+export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt }: Props) {
+  const toasts = useToasts();
+  const [goal, setGoal] = useState<GoalDetail | null>(null);
+  const [missing, setMissing] = useState("");
+  const [events, setEvents] = useState<BlitzEvent[]>([]);
+  const [details, setDetails] = useState<Record<string, TaskDetail>>({});
+  const [breakers, setBreakers] = useState<Breaker[]>([]);
+  const now = useNow(5000);
+
+  const goalRef = useRef<GoalDetail | null>(null);
+  goalRef.current = goal;
+  const selectedRef = useRef(selectedTask);
+  selectedRef.current = selectedTask;
+
+  // -- readers, triggered by events ---------------------------------------------------------
+  const goalReader = useRef<Coalescer | null>(null);
+  const breakerReader = useRef<Coalescer | null>(null);
+  const taskReaders = useRef(new Map<string, Coalescer>());
+
+  const report = useCallback(
+    (error: unknown, what: string) => {
+      if (!(error instanceof ApiError && error.status === 401)) toasts.error(error, what);
+    },
+    [toasts],
+  );
+
+  const readTask = useCallback(
+    (task: string) => {
+      let reader = taskReaders.current.get(task);
+      if (!reader) {
+        reader = new Coalescer(async () => {
+          try {
+            const detail = await api.task(goalId, task);
+            setDetails((all) => ({ ...all, [task]: detail }));
+          } catch (error) {
+            if (error instanceof ApiError && error.status === 404) return; // replaced plan
+            report(error, `loading task ${task}`);
+          }
+        }, 80);
+        taskReaders.current.set(task, reader);
+      }
+      reader.trigger();
+    },
+    [goalId, report],
+  );
+
+  useEffect(() => {
+    const readers = taskReaders.current;
+    goalReader.current = new Coalescer(async () => {
+      try {
+        setGoal(await api.goal(goalId));
+        setMissing("");
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 404) setMissing(error.message);
+        else report(error, "loading the goal");
+      }
+    }, 80);
+    breakerReader.current = new Coalescer(async () => {
+      try {
+        setBreakers(await api.breakers());
+      } catch (error) {
+        report(error, "loading the breakers");
+      }
+    }, 200);
+    goalReader.current.trigger();
+    breakerReader.current.trigger();
+    return () => {
+      goalReader.current?.stop();
+      breakerReader.current?.stop();
+      for (const r of readers.values()) r.stop();
+      readers.clear();
+    };
+  }, [goalId, report]);
+
+  /** Tasks whose detail the page shows: the open one, the whole plan while it awaits approval,
+   * and tasks with several attempts (their candidates are drawn in the graph). */
+  const wanted = useCallback((g: GoalDetail | null, open: string): string[] => {
+    if (!g) return open ? [open] : [];
+    const ids = new Set<string>();
+    if (open) ids.add(open);
+    const explore = g.explore > 1;
+    for (const t of g.tasks) {
+      if (g.state === "awaiting_approval") ids.add(t.id);
+      else if (!g.attempts && (explore || t.attempts > 1) && t.attempts > 0) ids.add(t.id);
+    }
+    return [...ids];
+  }, []);
+
+  // Load details the page needs but does not have yet (a new selection, a new task).
+  useEffect(() => {
+    for (const id of wanted(goal, selectedTask)) if (!details[id]) readTask(id);
+  }, [goal, selectedTask, details, wanted, readTask]);
+
+  const status = useEventStream({
+    goal: goalId,
+    onOpen: () => {
+      goalReader.current?.trigger();
+      breakerReader.current?.trigger();
+    },
+    onEvents: (batch) => {
+      setEvents((list) => {
+        const seen = list.length ? list[list.length - 1].id : 0;
+        const fresh = batch.filter((e) => e.id > seen);
+        if (!fresh.length) return list;
+        const next = list.concat(fresh);
+        return next.length > MAX_EVENTS ? next.slice(next.length - MAX_EVENTS) : next;
+      });
+      const touched = new Set<string>();
+      let goalChanged = false;
+      for (const e of batch) {
+        if (e.kind === "agent.message") continue; // shown from the stream itself
+        goalChanged = true;
+        if (e.task_id) touched.add(e.task_id);
+        if (e.kind.startsWith("breaker.")) breakerReader.current?.trigger();
+        if (e.kind === "task.injected" || e.kind === "plan.created") {
+          for (const id of Object.keys(details)) touched.add(id);
+        }
+      }
+      if (goalChanged) goalReader.current?.trigger();
+      const want = new Set(wanted(goalRef.current, selectedRef.current));
+      for (const id of touched) if (want.has(id)) readTask(id);
+    },
+  });
+
+  // -- derived ------------------------------------------------------------------------------
+  const candidates = useMemo<DagCandidate[]>(() => {
+    if (!goal) return [];
+    const attempts: AttemptSummary[] = goal.attempts ?? Object.values(details).flatMap((d) => d.attempts_list);
+    return attempts
+      .filter((a) => a.candidate > 0)
+      .map((a) => ({ id: a.id, task: a.task_id, candidate: a.candidate, state: a.state, selected: a.selected }));
+  }, [goal, details]);
+
+  const select = useCallback(
+    (task: string, attempt?: string) => {
+      navigate(goalPath(goalId, task, attempt), true);
+    },
+    [goalId],
+  );
+
+  if (missing) {
+    return (
+      <div className="card error-page" data-testid="goal-missing">
+        <h2>Goal not found</h2>
+        <p>{missing}</p>
+        <button onClick={() => navigate("/")}>back to the overview</button>
+      </div>
+    );
+  }
+  if (!goal) return <p className="muted">loading the goal…</p>;
+
+  const done = GOAL_DONE.has(goal.state);
+  const detail = selectedTask ? details[selectedTask] ?? null : null;
+
+  const act = async (what: "cancel" | "approve" | "reject", reason = "") => {
+    try {
+      const action =
+        what === "cancel"
+          ? await api.cancel(goal.id, reason)
+          : what === "approve"
+            ? await api.approve(goal.id)
+            : await api.reject(goal.id, reason);
+      toasts.info(`${what} requested`, action.applied === "queued" ? "queued for the process that runs the goal" : "");
+      goalReader.current?.trigger();
+    } catch (error) {
+      toasts.error(error, what);
+    }
+  };
+
+  return (
+    <div className="goal-page" data-testid="goal-page" data-goal={goal.id}>
+      <section className="card goal-head">
+        <div className="goal-title-row">
+          <div>
+            <div className="muted small">
+              <a
+                href="/"
+                onClick={(e) => {
+                  e.preventDefault();
+                  navigate("/");
+                }}
+              >
+                overview
+              </a>{" "}
+              / {goal.project} / <span className="mono">{goal.id}</span>
+            </div>
+            <h1 data-testid="goal-title">{goal.title}</h1>
+          </div>
+          <div className="goal-actions">
+            <StreamBadge status={status} />
+            <span className={`badge big state-${goal.state}`} data-testid="goal-state" data-state={goal.state}>
+              {goal.state.replace("_", " ")}
+            </span>
+            {!done && (
+              <button
+                className="danger"
+                data-testid="goal-cancel"
+                onClick={() => {
+                  if (window.confirm("Cancel this goal? Running attempts are stopped.")) void act("cancel", "cancelled from the dashboard");
+                }}
+              >
+                cancel goal
+              </button>
+            )}
+          </div>
+        </div>
+        <div className="facts">
+          <Progress done={goal.progress.done} total={goal.progress.total} byState={goal.progress.by_state} />
+          <span>
+            cost <strong data-testid="goal-cost">{money(goal.usage.cost_usd)}</strong>
+          </span>
+          <span>backend {goal.backend}</span>
+          {goal.explore > 1 && <span>best of {goal.explore}</span>}
+          <span className="mono small">{goal.branch}</span>
+          <span className="muted">
+            started {age(now / 1000 - goal.created_at)} ago
+            {goal.finished_at > 0 && `, finished at ${clock(goal.finished_at)}`}
+          </span>
+          {goal.pr_url && (
+            <span data-testid="goal-pr">
+              PR:{" "}
+              {/^https?:\/\//.test(goal.pr_url) ? (
+                <a href={goal.pr_url} target="_blank" rel="noreferrer">
+                  {goal.pr_url}
+                </a>
+              ) : (
+                <span className="mono small">{goal.pr_url}</span>
+              )}
+            </span>
+          )}
+        </div>
+        {goal.error && (
+          <div className="note note-bad" data-testid="goal-error">
+            {goal.error}
+          </div>
+        )}
+        {goal.summary && <p className="summary">{goal.summary}</p>}
+      </section>
+
+      {goal.state === "awaiting_approval" && (
+        <PlanReview
+          goal={goal}
+          details={details}
+          onApprove={() => act("approve")}
+          onReject={(reason) => act("reject", reason)}
+        />
+      )}
+
+      <div className={`work ${selectedTask ? "with-panel" : ""}`}>
+        <section className="card dag-card">
+          <div className="card-head">
+            <h2>Tasks</h2>
+            <span className="muted small">click a task for its attempts, transcript and diff</span>
+          </div>
+          {goal.tasks.length === 0 ? (
+            <p className="muted" data-testid="no-tasks">
+              {goal.state === "planning" ? "Planning…" : "No tasks."}
+            </p>
+          ) : (
+            <Dag
+              tasks={goal.tasks}
+              candidates={candidates}
+              selectedTask={selectedTask}
+              selectedAttempt={selectedAttempt}
+              onSelect={select}
+              frame={selectedTask ? "panel" : "full"}
+            />
+          )}
+        </section>
+        {selectedTask && (
+          <TaskPanel
+            goalId={goal.id}
+            goalDone={done}
+            detail={detail}
+            attemptId={selectedAttempt}
+            events={events}
+            onSelectAttempt={(a) => select(selectedTask, a)}
+            onClose={() => navigate(goalPath(goal.id), true)}
+          />
+        )}
+      </div>
+
+      <div className="lower">
+        <section className="card">
+          <h2>Cost over time</h2>
+          <CostChart events={events} planningCost={goal.planning_usage.cost_usd} total={goal.usage.cost_usd} now={done && goal.finished_at ? goal.finished_at : now / 1000} />
+          <p className="small muted">
+            {goal.usage.input_tokens} tokens in ({goal.usage.cached_tokens} cached), {goal.usage.output_tokens} out ·
+            planning {money(goal.planning_usage.cost_usd)}
+          </p>
+        </section>
+        <section className="card">
+          <h2>Circuit breakers</h2>
+          <Breakers breakers={breakers} onChanged={() => breakerReader.current?.trigger()} />
+        </section>
+        {goal.recoveries.length > 0 && (
+          <section className="card" data-testid="recoveries">
+            <h2>Recoveries</h2>
+            <ul className="plain">
+              {goal.recoveries.map((r) => (
+                <li key={r.id}>
+                  <button className="link" onClick={() => select(r.task_id)}>
+                    {r.task_id}
+                  </button>{" "}
+                  <span className="tag tag-recovery">{r.action}</span> {r.root_cause}
+                  {r.new_tasks.length > 0 && <span className="muted"> → {r.new_tasks.join(", ")}</span>}
+                </li>
+              ))}
+            </ul>
+          </section>
+        )}
+        <section className="card events-card">
+          <h2>Events</h2>
+          <EventLog events={events} onSelect={select} />
+        </section>
+      </div>
+    </div>
+  );
+}
+
+function EventLog({ events, onSelect }: { events: BlitzEvent[]; onSelect: (task: string) => void }) {
+  const shown = events.filter((e) => e.kind !== "agent.message").slice(-150).reverse();
+  if (!shown.length) return <p className="muted">No events yet.</p>;
+  return (
+    <ol className="event-log" data-testid="event-log">
+      {shown.map((e) => (
+        <li key={e.id} className={`ev ev-${e.kind.split(".")[0]}`} data-kind={e.kind}>
+          <span className="muted mono small">{clock(e.ts)}</span>
+          <span className="ev-kind mono small">{e.kind}</span>
+          {e.task_id && (
+            <button className="link mono small" onClick={() => onSelect(e.task_id)}>
+              {e.task_id}
+            </button>
+          )}
+          <span className="ev-msg">{e.message}</span>
+        </li>
+      ))}
+    </ol>
+  );
+}

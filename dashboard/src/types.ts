@@ -1,0 +1,219 @@
+/** The records of the daemon's API, as docs/api.md defines them. */
+
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+  cached_tokens: number;
+  cost_usd: number;
+}
+
+export interface Gates {
+  build: string;
+  test: string;
+  typecheck: string;
+  lint: string;
+  timeout: number;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  path: string;
+  base_branch: string;
+  remote: string;
+  backend: string;
+  fallback_backend: string;
+  model: string;
+  max_parallel: number;
+  require_plan_approval: boolean;
+  paused: boolean;
+  pause_reason: string;
+  gates: Gates;
+  config_file: string;
+  usage: Usage;
+}
+
+export type GoalState =
+  | "planning"
+  | "awaiting_approval"
+  | "running"
+  | "finishing"
+  | "succeeded"
+  | "failed"
+  | "cancelled";
+
+export const GOAL_DONE: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
+
+export interface Progress {
+  done: number;
+  total: number;
+  by_state: Record<string, number>;
+}
+
+export interface Goal {
+  id: string;
+  project_id: string;
+  project: string;
+  title: string;
+  state: GoalState;
+  branch: string;
+  base_branch: string;
+  backend: string;
+  error: string;
+  pr_url: string;
+  progress: Progress;
+  cost_usd: number;
+  created_at: number;
+  finished_at: number;
+  age_seconds: number;
+}
+
+export type TaskState =
+  | "pending"
+  | "ready"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "crashed"
+  | "skipped"
+  | "replaced"
+  | "cancelled";
+
+export interface Task {
+  id: string;
+  goal_id: string;
+  title: string;
+  state: TaskState;
+  depends_on: string[];
+  priority: number;
+  attempts: number;
+  crashes: number;
+  conflicts: number;
+  recoveries: number;
+  commit: string;
+  origin: string;
+  reason: string;
+  root_cause: string;
+  allow_empty: boolean;
+  backend: string;
+  model: string;
+  position: number;
+}
+
+export interface Recovery {
+  id: string;
+  task_id: string;
+  attempt_id: string;
+  root_cause: string;
+  action: string;
+  guidance: string;
+  new_tasks: string[];
+  created_at: number;
+}
+
+export interface GoalDetail extends Goal {
+  summary: string;
+  base_sha: string;
+  runner: string;
+  driven_here: boolean;
+  explore: number;
+  model: string;
+  usage: Usage;
+  planning_usage: Usage;
+  tasks: Task[];
+  recoveries: Recovery[];
+  /** Requested of the API (docs/api.md, "Requested by the dashboard"); used when present. */
+  attempts?: AttemptSummary[];
+}
+
+export interface Check {
+  kind: string;
+  path: string;
+  command: string;
+  timeout: number;
+}
+
+export interface AttemptSummary {
+  id: string;
+  goal_id: string;
+  task_id: string;
+  number: number;
+  state: string;
+  backend: string;
+  model: string;
+  commit: string;
+  error: string;
+  started_at: number;
+  finished_at: number;
+  duration: number;
+  usage: Usage;
+  gates_passed: boolean;
+  candidate: number;
+  selected: boolean;
+}
+
+export interface TaskDetail extends Task {
+  instructions: string;
+  guidance: string;
+  files: string[];
+  checks: Check[];
+  attempts_list: AttemptSummary[];
+  /** This task's recoveries. docs/api.md calls the list `recoveries`, which clashes with the
+   * count of the same name on Task; the server sends it as `recoveries_list`. */
+  recoveries_list?: Recovery[];
+}
+
+export interface GateRun {
+  name: string;
+  command: string;
+  passed: boolean;
+  exit_code: number | null;
+  duration: number;
+  output: string;
+  timed_out: boolean;
+  preexisting: boolean;
+  new_failures: string[];
+}
+
+export interface TranscriptLine {
+  id: number;
+  ts: number;
+  message: string;
+}
+
+export interface AttemptDetail extends AttemptSummary {
+  summary: string;
+  base_sha: string;
+  diff_stat: string;
+  diff: string;
+  verdict: string;
+  gates: GateRun[];
+  transcript: TranscriptLine[];
+}
+
+export interface BlitzEvent {
+  id: number;
+  ts: number;
+  kind: string;
+  goal_id: string;
+  task_id: string;
+  attempt_id: string;
+  project_id: string;
+  message: string;
+  data: Record<string, unknown>;
+}
+
+export interface Breaker {
+  key: string;
+  state: "closed" | "open" | "half_open";
+  failures: number;
+  opened_at: number;
+  last_error: string;
+  retry_in: number | null;
+}
+
+export interface Action {
+  goal_id: string;
+  action: string;
+  applied: "engine" | "queued";
+}

@@ -1,0 +1,1 @@
+"""Browser tests of the web dashboard against a real ``blitz serve``."""

@@ -1,0 +1,141 @@
+"""A real ``blitz serve`` with real repositories, and Debian's chromium driven by playwright.
+
+The daemon runs once per module with the scripted planner and backend (a scenario file), on a
+free 127.0.0.1 port, in its own BLITZ_HOME and with git isolated from the machine. Each test
+opens a fresh browser profile. Screenshots go to ``$BLITZ_TEST_ARTIFACTS`` (default
+``tests/dashboard/artifacts/``, ignored by git).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .harness import (
+    BLITZ,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCENARIO,
+    STATIC,
+    Daemon,
+    environment,
+    make_repo,
+    wait_for_start,
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dashboard: browser tests of the web dashboard")
+
+
+@pytest.fixture(scope="module")
+def artifacts(request: pytest.FixtureRequest) -> Path:
+    default = Path(__file__).parent / "artifacts"
+    path = Path(os.environ.get("BLITZ_TEST_ARTIFACTS") or default)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Daemon]:
+    if not (STATIC / "index.html").is_file():
+        pytest.fail(
+            f"the dashboard is not built ({STATIC} has no index.html): "
+            "run `npm --prefix dashboard ci && npm --prefix dashboard run build`"
+        )
+    root = tmp_path_factory.mktemp("dashboard")
+    env = environment(root)
+    scenario = root / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
+    repos = {
+        "greeter": make_repo(root / "greeter", env),
+        "approver": make_repo(root / "approver", env, approval=True),
+        "pausable": make_repo(root / "pausable", env),
+    }
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [BLITZ, "serve", "--port", "0", "--grace", "5", "--scenario", str(scenario)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url, token = wait_for_start(proc, log)
+        d = Daemon(url=url, token=token, home=root / "home", log=log, repos=repos)
+        for name, path in repos.items():
+            d.api("POST", "/api/projects", {"path": str(path), "name": name})
+        yield d
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        shutil.copyfile(log, artifacts / "serve.log")
+    assert "Traceback" not in log.read_text(errors="replace"), log.read_text()
+
+
+# -- the browser ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright_driver() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def page(
+    playwright_driver: Any, daemon: Daemon, artifacts: Path, request: pytest.FixtureRequest
+) -> Iterator[Any]:
+    """A page in a fresh browser profile; on failure its screenshot is kept as well."""
+    profile = tempfile.mkdtemp(prefix="blitz-chromium-")
+    context = playwright_driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=str(CHROMIUM),
+        args=CHROMIUM_ARGS,
+        headless=True,
+        viewport={"width": 1440, "height": 1000},
+    )
+    errors: list[str] = []
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        assert not errors, f"the page raised: {errors}"
+    finally:
+        if getattr(request.node, "rep_call_failed", False):
+            shot = artifacts / f"{request.node.name}-failed.png"
+            with contextlib.suppress(Exception):  # the browser may be what failed
+                context.pages[0].screenshot(path=str(shot), full_page=True)
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.rep_call_failed = True  # type: ignore[attr-defined]
+    return report

@@ -1,0 +1,202 @@
+"""What the dashboard tests share: the daemon they start, its scenario, and how to start it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BLITZ = str(Path(sys.executable).with_name("blitz"))
+CHROMIUM = Path(os.environ.get("BLITZ_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STATIC = Path(__file__).parents[2] / "blitz" / "server" / "static"
+TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
+START_TIMEOUT = 60.0
+
+# Every goal the daemon plans follows this plan; the agent steps sleep so that a person (and a
+# test) can see tasks running before they turn green.
+SCENARIO: dict[str, Any] = {
+    "summary": "Greet the world",
+    "tasks": [
+        {"id": "hello", "title": "Write hello", "instructions": "Create hello.txt saying hello."},
+        {"id": "world", "title": "Append world", "depends_on": ["hello"]},
+        {"id": "shout", "title": "Shout it", "depends_on": ["hello"]},
+        {
+            "id": "review",
+            "title": "Review the greeting",
+            "depends_on": ["world", "shout"],
+            "allow_empty": True,
+        },
+    ],
+    "agent": {
+        "hello": [
+            [
+                {"say": "writing hello.txt"},
+                {"sleep": 1.5},
+                {"spend": {"cost_usd": 0.02, "input": 1200, "output": 300}},
+                {"write": {"path": "hello.txt", "content": "hello\n"}},
+            ]
+        ],
+        "world": [
+            [
+                {"say": "appending world"},
+                {"sleep": 1.0},
+                {"spend": {"cost_usd": 0.01, "input": 800, "output": 100}},
+                {"append": {"path": "hello.txt", "content": "world\n"}},
+            ]
+        ],
+        "shout": [[{"sleep": 1.0}, {"write": {"path": "shout.txt", "content": "HELLO\n"}}]],
+        # best of N: the second candidate of hello gives up
+        "hello#2": [[{"say": "trying another way"}, {"fail": "candidate 2 gave up"}]],
+        # a goal submitted with its own plan (RECOVERY_PLAN): fails once, recovery inserts prep
+        "flaky": [
+            [
+                {"say": "trying without preparation"},
+                {"sleep": 1.0},
+                {"fail": "flaky.txt needs prep.txt"},
+            ],
+            [{"write": {"path": "flaky.txt", "content": "ok\n"}}],
+        ],
+        "prep": [[{"write": {"path": "prep.txt", "content": "prepared\n"}}]],
+        # a goal submitted with SLOW_PLAN: long enough to act on it while it runs
+        "slow": [[{"say": "taking my time"}, {"sleep": 60}]],
+    },
+    "recovery": {
+        "flaky": [
+            {
+                "root_cause": "prep.txt must exist before flaky.txt",
+                "action": "insert",
+                "tasks": [{"id": "prep", "title": "Prepare the ground"}],
+            }
+        ]
+    },
+}
+
+RECOVERY_PLAN: dict[str, Any] = {
+    "summary": "A task that needs recovery",
+    "tasks": [
+        {"id": "flaky", "title": "Write flaky.txt"},
+        {
+            "id": "after",
+            "title": "Look at the result",
+            "depends_on": ["flaky"],
+            "allow_empty": True,
+        },
+    ],
+}
+
+
+# -- the daemon ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Daemon:
+    url: str
+    token: str
+    home: Path
+    log: Path
+    repos: dict[str, Path] = field(default_factory=dict)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call with the token; the JSON answer, or raise with the problem details."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path}: {exc.code} {exc.read().decode()}") from None
+        return json.loads(text) if text else None
+
+
+def _git(repo: Path, env: dict[str, str], *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, timeout=30)
+
+
+def make_repo(path: Path, env: dict[str, str], *, approval: bool = False) -> Path:
+    """A committed repository with a quick passing test gate in its blitz.toml."""
+    path.mkdir(parents=True)
+    _git(path, env, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("# demo\n")
+    (path / "tests").mkdir()
+    (path / "tests" / "__init__.py").write_text("")
+    (path / "tests" / "test_base.py").write_text(
+        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
+        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
+    )
+    (path / "blitz.toml").write_text(
+        '[project]\nbase_branch = "main"\nremote = ""\n'
+        + ("require_plan_approval = true\n" if approval else "")
+        + f"\n[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
+    )
+    _git(path, env, "add", "-A")
+    _git(path, env, "commit", "-q", "-m", "A repository with a test")
+    return path
+
+
+def environment(root: Path) -> dict[str, str]:
+    """The daemon's environment: its own home, git isolated, no keys or settings of the user."""
+    outside = ("BLITZ_", "ANTHROPIC_", "OPENAI_", "GITHUB_TOKEN", "CLAUDE_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(outside)}
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
+        env.pop(name, None)
+    gitconfig = root / "gitconfig"
+    gitconfig.write_text("")
+    env.update(
+        BLITZ_HOME=str(root / "home"),
+        GIT_CONFIG_GLOBAL=str(gitconfig),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME="Test Author",
+        GIT_AUTHOR_EMAIL="author@example.test",
+        GIT_COMMITTER_NAME="Test Committer",
+        GIT_COMMITTER_EMAIL="committer@example.test",
+        COLUMNS="300",
+    )
+    return env
+
+
+def wait_for_start(proc: subprocess.Popen[bytes], log: Path) -> tuple[str, str]:
+    deadline = time.monotonic() + START_TIMEOUT
+    url = token = ""
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if m := re.search(r"listening on (http://127\.0\.0\.1:\d+)", text):
+            url = m.group(1)
+        if m := re.search(r"^token: (\S+)$", text, re.M):
+            token = m.group(1)
+        if url and token:
+            return url, token
+        if proc.poll() is not None:
+            raise AssertionError(f"blitz serve exited {proc.returncode}:\n{text}")
+        time.sleep(0.05)
+    raise AssertionError(f"blitz serve did not start within {START_TIMEOUT}s:\n{log.read_text()}")
+
+
+SLOW_PLAN: dict[str, Any] = {
+    "summary": "A slow task and one after it",
+    "tasks": [
+        {"id": "slow", "title": "Take a minute"},
+        {"id": "later", "title": "Run after the slow one", "depends_on": ["slow"]},
+    ],
+}

@@ -1,0 +1,275 @@
+"""The dashboard in a real browser against a real daemon: log in, run goals and watch them live,
+approve a plan, read a task's diff, and see the API's errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .harness import RECOVERY_PLAN, SCENARIO, SLOW_PLAN, Daemon
+
+pytestmark = [pytest.mark.dashboard, pytest.mark.slow, pytest.mark.timeout(180)]
+
+TASKS = [t["id"] for t in SCENARIO["tasks"]]
+
+# Records every state each graph node shows, so a test can tell that the page changed live.
+WATCH_NODES = """
+() => {
+  window.__seen = {};
+  window.__loaded = performance.timeOrigin;
+  const note = (el) => {
+    const id = el.dataset && el.dataset.testid;
+    if (!id || !id.startsWith("dag-node-")) return;
+    const states = (window.__seen[id.slice(9)] ||= []);
+    const state = el.dataset.state;
+    if (states[states.length - 1] !== state) states.push(state);
+  };
+  new MutationObserver((records) => {
+    for (const r of records) {
+      if (r.type === "attributes") note(r.target);
+      for (const n of r.addedNodes || []) {
+        if (n.nodeType !== 1) continue;
+        note(n);
+        n.querySelectorAll("[data-testid^='dag-node-']").forEach(note);
+      }
+    }
+  }).observe(document.body, { subtree: true, childList: true, attributes: true,
+                              attributeFilter: ["data-state"] });
+}
+"""
+
+
+def login(page: Any, daemon: Daemon, token: str | None = None) -> None:
+    page.goto(daemon.url)
+    page.get_by_test_id("login-token").fill(token or daemon.token)
+    page.get_by_test_id("login-submit").click()
+
+
+def submit_goal(page: Any, daemon: Daemon, project: str, title: str) -> None:
+    project_id = daemon.api("GET", f"/api/projects/{project}")["id"]
+    page.get_by_test_id(f"project-{project}").wait_for()  # the overview has loaded
+    page.get_by_test_id("goal-project").select_option(value=project_id)
+    page.get_by_test_id("goal-title").fill(title)
+    page.get_by_test_id("goal-backend").fill("scripted")
+    page.get_by_test_id("goal-submit").click()
+
+
+def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    """Whether a bounding box lies within another (a pixel of rounding allowed)."""
+    return (
+        outer["x"] <= inner["x"] + 1
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 1
+        and outer["y"] <= inner["y"] + 1
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 1
+    )
+
+
+def wait_all_succeeded(page: Any, timeout: float = 90_000, tasks: list[str] = TASKS) -> None:
+    for task in tasks:
+        node = page.get_by_test_id(f"dag-node-{task}")
+        node.and_(page.locator("[data-state='succeeded']")).wait_for(timeout=timeout)
+    page.locator("[data-testid='goal-state'][data-state='succeeded']").wait_for(timeout=timeout)
+
+
+def test_a_wrong_token_shows_the_apis_error(page: Any, daemon: Daemon, artifacts: Path) -> None:
+    login(page, daemon, token="not-the-token")
+    error = page.get_by_test_id("login-error")
+    error.wait_for()
+    assert "token invalid" in error.inner_text()
+    assert page.evaluate("sessionStorage.getItem('blitz.token')") is None
+    page.screenshot(path=str(artifacts / "login-wrong-token.png"))
+
+    page.get_by_test_id("login-token").fill(daemon.token)
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("projects-panel").wait_for()
+    assert page.evaluate("sessionStorage.getItem('blitz.token')") == daemon.token
+
+
+def test_a_submitted_goal_turns_green_live(page: Any, daemon: Daemon, artifacts: Path) -> None:
+    login(page, daemon)
+    page.get_by_test_id("project-greeter").wait_for()
+    page.screenshot(path=str(artifacts / "overview.png"), full_page=True)
+    page.evaluate(WATCH_NODES)
+    loaded = page.evaluate("window.__loaded")
+
+    submit_goal(page, daemon, "greeter", "Greet the world")
+    page.get_by_test_id("goal-page").wait_for()
+    page.locator("[data-testid^='dag-node-'][data-state='running']").first.wait_for()
+    page.screenshot(path=str(artifacts / "goal-running.png"), full_page=True)
+    wait_all_succeeded(page)
+    page.screenshot(path=str(artifacts / "goal-succeeded.png"), full_page=True)
+
+    # The same document all along: the page followed the event stream, it was never reloaded.
+    assert page.evaluate("window.__loaded") == loaded
+    seen = page.evaluate("window.__seen")
+    assert seen["hello"][-1] == "succeeded" and "running" in seen["hello"], seen
+    for task in ("world", "shout"):
+        assert seen[task][-1] == "succeeded" and len(seen[task]) > 1, seen
+    assert page.get_by_test_id("stream-status").get_attribute("data-status") == "live"
+    edges = page.locator(".react-flow__edge.edge-plan")
+    assert sorted(e.get_attribute("data-id") for e in edges.all()) == [
+        "hello->shout",
+        "hello->world",
+        "shout->review",
+        "world->review",
+    ]
+
+    # The overview lists the finished goal with its progress and cost.
+    goal_id = page.get_by_test_id("goal-page").get_attribute("data-goal")
+    page.get_by_test_id("cost-chart").wait_for()
+    assert page.get_by_test_id("goal-cost").inner_text() == "$0.03"
+    page.get_by_test_id("nav-home").click()
+    row = page.get_by_test_id(f"goal-row-{goal_id}")
+    row.and_(page.locator("[data-state='succeeded']")).wait_for()
+    assert "4/4" in row.inner_text() and "$0.03" in row.inner_text()
+
+
+def test_a_plan_awaiting_approval_runs_once_approved(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    login(page, daemon)
+    page.get_by_test_id("project-approver").wait_for()
+    submit_goal(page, daemon, "approver", "Greet, after a look at the plan")
+    page.locator("[data-testid='goal-state'][data-state='awaiting_approval']").wait_for()
+    review = page.get_by_test_id("plan-review")
+    for task in TASKS:
+        review.get_by_test_id(f"plan-task-{task}").wait_for()
+        node = page.get_by_test_id(f"dag-node-{task}")
+        assert node.get_attribute("data-state") == "pending"
+    review.get_by_text("Create hello.txt saying hello.").wait_for()  # the task's instructions
+    page.screenshot(path=str(artifacts / "plan-awaiting-approval.png"), full_page=True)
+
+    page.get_by_test_id("goal-approve").click()
+    wait_all_succeeded(page)
+    assert page.get_by_test_id("plan-review").count() == 0
+    page.screenshot(path=str(artifacts / "plan-approved-done.png"), full_page=True)
+
+
+def test_a_tasks_diff_transcript_and_gates(page: Any, daemon: Daemon, artifacts: Path) -> None:
+    login(page, daemon)
+    submit_goal(page, daemon, "greeter", "Greet again, then read the diff")
+    wait_all_succeeded(page)
+
+    page.get_by_test_id("dag-node-hello").click()
+    panel = page.get_by_test_id("task-panel")
+    panel.and_(page.locator("[data-task='hello']")).wait_for()
+    panel.get_by_test_id("attempt-row-1").wait_for()
+    assert "scripted" in panel.get_by_test_id("attempt-row-1").inner_text()
+
+    panel.get_by_test_id("tab-transcript").click()
+    panel.get_by_test_id("transcript").get_by_text("writing hello.txt").wait_for()
+
+    panel.get_by_test_id("tab-gates").click()
+    gate = panel.get_by_test_id("gate-test")
+    gate.wait_for()
+    assert "passed" in gate.inner_text()
+
+    panel.get_by_test_id("tab-diff").click()
+    diff = panel.get_by_test_id("attempt-diff")
+    diff.wait_for()
+    page.screenshot(path=str(artifacts / "task-diff.png"), full_page=True)
+    added = diff.locator(".diff-add", has_text="+hello")
+    added.wait_for(timeout=10_000)
+    assert "diff-add" in (added.get_attribute("class") or "")
+    assert "hello.txt" in diff.inner_text()
+
+
+def test_api_errors_are_shown_and_projects_pause(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    login(page, daemon)
+    row = page.get_by_test_id("project-pausable")
+    row.get_by_test_id("project-pause-pausable").click()
+    page.get_by_test_id("project-paused-pausable").wait_for()
+    assert daemon.api("GET", "/api/projects/pausable")["paused"] is True
+
+    submit_goal(page, daemon, "pausable", "This must wait")
+    toast = page.get_by_test_id("toast-error")
+    toast.wait_for()
+    assert "409" in toast.inner_text() and "paused" in toast.inner_text()
+    page.screenshot(path=str(artifacts / "api-error-toast.png"), full_page=True)
+
+    row.get_by_test_id("project-resume-pausable").click()
+    row.and_(page.locator("[data-paused='false']")).wait_for()
+    assert daemon.api("GET", "/api/projects/pausable")["paused"] is False
+
+
+def test_recovery_tasks_and_injected_edges_are_drawn_apart(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    login(page, daemon)
+    page.get_by_test_id("goal-plan").evaluate("el => el.closest('details').open = true")
+    page.get_by_test_id("goal-plan").fill(json.dumps(RECOVERY_PLAN))
+    submit_goal(page, daemon, "greeter", "Recover from a failure")
+
+    prep = page.get_by_test_id("dag-node-prep")
+    prep.wait_for()
+    assert prep.get_attribute("data-origin") == "recovery:flaky"
+    assert "recovery of flaky" in prep.inner_text()
+    wait_all_succeeded(page, tasks=["flaky", "prep", "after"])
+    edge = page.locator(".react-flow__edge.edge-injected")
+    assert edge.count() == 1 and edge.get_attribute("data-id") == "prep->flaky"
+    assert page.locator(".react-flow__edge.edge-plan").count() == 1  # flaky -> after
+    page.get_by_test_id("recoveries").get_by_text("prep.txt must exist before flaky.txt").wait_for()
+
+    page.get_by_test_id("dag-node-flaky").click()
+    panel = page.get_by_test_id("task-panel")
+    panel.get_by_test_id("attempt-row-1").and_(page.locator("[data-state='failed']")).wait_for()
+    panel.get_by_test_id("attempt-row-2").and_(page.locator("[data-state='succeeded']")).wait_for()
+    panel.get_by_test_id("attempt-row-1").click()
+    panel.get_by_test_id("attempt-error").get_by_text("flaky.txt needs prep.txt").wait_for()
+    page.screenshot(path=str(artifacts / "recovery.png"), full_page=True)
+
+
+def test_best_of_n_candidates_are_grouped_under_their_task(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    login(page, daemon)
+    page.get_by_test_id("goal-explore").fill("3")
+    submit_goal(page, daemon, "greeter", "Greet, three ways")
+    wait_all_succeeded(page)
+
+    candidates = page.locator("[data-testid^='dag-candidate-hello-']")
+    candidates.first.wait_for()
+    assert candidates.count() == 3
+    states = {
+        c.get_attribute("data-testid"): c.get_attribute("data-state") for c in candidates.all()
+    }
+    assert states["dag-candidate-hello-2"] == "failed", states
+    chosen = page.locator("[data-testid^='dag-candidate-hello-'][data-chosen='true']")
+    assert chosen.count() == 1 and chosen.get_attribute("data-state") == "succeeded"
+    # the candidates sit inside their task's node
+    task = page.get_by_test_id("dag-node-hello").bounding_box()
+    for candidate in candidates.all():
+        assert inside(candidate.bounding_box(), task)
+
+    page.get_by_test_id("dag-candidate-hello-2").click()
+    panel = page.get_by_test_id("task-panel")
+    panel.get_by_test_id("attempt-view").and_(page.locator("[data-state='failed']")).wait_for()
+    panel.get_by_test_id("attempt-error").get_by_text("candidate 2 gave up").wait_for()
+    page.screenshot(path=str(artifacts / "best-of-n.png"), full_page=True)
+
+
+def test_skip_a_task_then_cancel_the_goal(page: Any, daemon: Daemon, artifacts: Path) -> None:
+    login(page, daemon)
+    page.get_by_test_id("goal-plan").evaluate("el => el.closest('details').open = true")
+    page.get_by_test_id("goal-plan").fill(json.dumps(SLOW_PLAN))
+    submit_goal(page, daemon, "greeter", "Act on a running goal")
+    page.locator("[data-testid='dag-node-slow'][data-state='running']").wait_for()
+
+    page.get_by_test_id("dag-node-later").click()
+    panel = page.get_by_test_id("task-panel")
+    panel.and_(page.locator("[data-task='later']")).wait_for()
+    panel.get_by_test_id("task-skip").click()
+    page.locator("[data-testid='dag-node-later'][data-state='skipped']").wait_for()
+    page.get_by_test_id("toast-info").get_by_text("skip requested").wait_for()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("goal-cancel").click()
+    page.locator("[data-testid='goal-state'][data-state='cancelled']").wait_for()
+    page.locator("[data-testid='dag-node-slow'][data-state='cancelled']").wait_for()
+    assert page.get_by_test_id("goal-cancel").count() == 0
+    page.screenshot(path=str(artifacts / "skipped-and-cancelled.png"), full_page=True)
