@@ -42,6 +42,7 @@ from blitz.domain import (
     Attempt,
     AttemptState,
     Baseline,
+    BreakerRecord,
     BreakerState,
     Goal,
     GoalState,
@@ -1588,6 +1589,12 @@ class Engine:
             if reason is not None and not run.jobs:
                 held[goal_id] = reason
         return held
+
+    def reset_breaker(self, key: str) -> BreakerRecord:
+        """Close a breaker by hand (its cause is fixed): the work it held back may start."""
+        self._breaker_changes(self.breakers.reset(key))
+        self._wake()
+        return self.breakers.get(key).to_record()
 
     def _breaker_changes(self, changes: Iterable[Change]) -> None:
         for change in changes:

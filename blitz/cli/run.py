@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -49,6 +50,17 @@ def run(
     planner_model: str = typer.Option(
         "", "--planner-model", help="Model for planning (and recovery), if not --model's."
     ),
+    explore: int = typer.Option(
+        0, "--explore", min=0, max=10, help="Best of N: attempts of every task in parallel."
+    ),
+    explore_mode: str = typer.Option(
+        "", "--explore-mode", help='"all" (wait for every attempt) or "first" (first to pass).'
+    ),
+    portfolio: str = typer.Option(
+        "",
+        "--portfolio",
+        help='Backends to spread the attempts over, e.g. "claude-code:sonnet,codex".',
+    ),
     server: str = server_option(),
     token: str = token_option(),
 ) -> None:
@@ -69,6 +81,7 @@ def run(
             max_parallel=max_parallel,
             allow_dirty=allow_dirty,
             json_out=json_out,
+            explore=Explore(explore, explore_mode, _specs(portfolio)),
         )
         raise typer.Exit(code)
     code = asyncio.run(
@@ -81,9 +94,23 @@ def run(
             json_out,
             allow_dirty,
             make_app(scenario_path=scenario, model=model, planner_model=planner_model),
+            Explore(explore, explore_mode, _specs(portfolio)),
         )
     )
     raise typer.Exit(code)
+
+
+@dataclass(frozen=True, slots=True)
+class Explore:
+    """``--explore``, ``--explore-mode`` and ``--portfolio`` as given."""
+
+    attempts: int = 0
+    mode: str = ""
+    portfolio: tuple[str, ...] = ()
+
+
+def _specs(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 async def _run(
@@ -95,6 +122,7 @@ async def _run(
     json_out: bool,
     allow_dirty: bool,
     blitz: App,
+    explore: Explore = Explore(),
 ) -> int:
     try:
         project = await blitz.register(repo)
@@ -106,7 +134,14 @@ async def _run(
                 NO_MODEL + "\nOr run a plan you wrote with --plan FILE (docs/plan-format.md)."
             )
         goal = await blitz.new_goal(
-            project, title, backend=backend, max_parallel=max_parallel, allow_dirty=allow_dirty
+            project,
+            title,
+            backend=backend,
+            max_parallel=max_parallel,
+            allow_dirty=allow_dirty,
+            explore=explore.attempts,
+            explore_mode=explore.mode,
+            portfolio=explore.portfolio,
         )
         engine = blitz.engine(return_when_blocked=True)
         engine.start(project, goal, plan=plan)

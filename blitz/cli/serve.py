@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -16,6 +17,9 @@ from blitz.domain import Goal, GoalState
 from blitz.errors import UserError
 from blitz.events import Event, EventKind
 from blitz.settings import Settings
+
+if TYPE_CHECKING:
+    from blitz.cli.run import Explore
 
 TOKEN_ENV = "BLITZ_SERVER_TOKEN"
 
@@ -140,6 +144,7 @@ def run_remote(
     max_parallel: int,
     allow_dirty: bool,
     json_out: bool,
+    explore: Explore | None = None,
 ) -> int:
     """Submit a goal to the daemon at ``server`` and follow it to its end; the exit code of
     ``blitz run`` (0 succeeded, 1 failed or cancelled; user errors raise)."""
@@ -154,6 +159,10 @@ def run_remote(
         "max_parallel": max_parallel,
         "allow_dirty": allow_dirty,
     }
+    if explore is not None:
+        body.update(
+            explore=explore.attempts, explore_mode=explore.mode, portfolio=list(explore.portfolio)
+        )
     if plan is not None:
         body["plan"] = plan_data(load_plan_file(plan))  # checked here: errors name the file
     with Client(server, token) as client:

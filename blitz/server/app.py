@@ -20,8 +20,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse
 
-from blitz.domain import BreakerState
-from blitz.events import Event, EventKind
 from blitz.redact import redact_data
 from blitz.server import auth, events, goals, problems, projects
 from blitz.server.metrics import CONTENT_TYPE
@@ -222,25 +220,6 @@ def _breaker_routes(router: APIRouter, daemon: Daemon) -> None:
         """Close a breaker by hand (the cause is fixed); waiting work starts again."""
         if body.key not in await current():
             raise not_found(f"no breaker {body.key!r}")
-        board = daemon.engine.breakers
-        changes = board.reset(body.key)
-        record = board.get(body.key).to_record()
-        kinds = {
-            BreakerState.OPEN: EventKind.BREAKER_OPENED,
-            BreakerState.HALF_OPEN: EventKind.BREAKER_HALF_OPEN,
-            BreakerState.CLOSED: EventKind.BREAKER_CLOSED,
-        }
-        daemon.store.write(
-            record,
-            events=[
-                Event(
-                    kind=kinds[change.new],
-                    message=f"{change.key}: {change.reason}",
-                    data={"key": change.key, "from": change.old.value, "to": change.new.value},
-                    ts=daemon.app.clock.time(),
-                )
-                for change in changes
-            ],
-        )
+        record = daemon.engine.reset_breaker(body.key)
         await daemon.store.flush()
         return BreakerOut.of(record, None)

@@ -63,6 +63,7 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
             store.usage(goal.id) + goal.usage,
             store.load_recoveries(goal.id),
             driven_here=goal.id in daemon.engine.runs,
+            attempts=store.load_attempts(goal.id),
         )
 
     @router.get("/api/goals", response_model=list[GoalOut])
@@ -109,9 +110,10 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
             backend=body.backend,
             max_parallel=body.max_parallel,
             allow_dirty=body.allow_dirty,
+            explore=body.explore,
+            explore_mode=body.explore_mode,
+            portfolio=body.portfolio,
         )
-        if body.explore:
-            goal = goal.evolve(explore=body.explore)  # written when the engine adopts it
         daemon.engine.submit(project, goal, plan=plan)
         await store.flush()
         return await asyncio.to_thread(detail, goal_of(goal.id))

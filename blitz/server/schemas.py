@@ -94,7 +94,14 @@ class GoalIn(_Request):
     title: str = Field(min_length=1)
     backend: str = ""
     max_parallel: int = Field(default=0, ge=0)
-    explore: int = Field(default=0, ge=0, description="Attempts per task (best of N).")
+    explore: int = Field(default=0, ge=0, le=10, description="Attempts per task (best of N).")
+    explore_mode: Literal["", "all", "first"] = Field(
+        default="", description='"all": wait for every attempt; "first": the first that passes.'
+    )
+    portfolio: list[str] = Field(
+        default_factory=list,
+        description='Backends (and models) to spread the attempts over, e.g. "codex".',
+    )
     plan: PlanIn | None = None
     allow_dirty: bool = False
 
@@ -311,6 +318,7 @@ class GoalDetailOut(GoalOut):
     planning_usage: UsageOut
     tasks: list[TaskOut]
     recoveries: list[RecoveryOut]
+    attempts: list[AttemptOut]  # every attempt of every task, best-of-N candidates included
 
 
 def goal_detail(
@@ -321,6 +329,7 @@ def goal_detail(
     recoveries: list[Recovery],
     *,
     driven_here: bool,
+    attempts: list[Attempt] | None = None,
 ) -> GoalDetailOut:
     return GoalDetailOut(
         **_goal_fields(goal, project_name, tasks, spent),
@@ -334,6 +343,7 @@ def goal_detail(
         planning_usage=UsageOut.of(goal.usage),
         tasks=[TaskOut.of(t) for t in tasks],
         recoveries=[RecoveryOut.of(r) for r in recoveries],
+        attempts=[AttemptOut.of(a) for a in attempts or ()],
     )
 
 
@@ -361,6 +371,8 @@ class AttemptOut(BaseModel):
     gates_passed: bool
     candidate: int
     selected: bool
+    verdict: str  # best-of-N: why this candidate won or lost
+    ref: str  # best-of-N: the git ref keeping this candidate's commit
 
     @classmethod
     def of(cls, a: Attempt) -> AttemptOut:
@@ -385,6 +397,8 @@ def _attempt_fields(a: Attempt) -> dict[str, Any]:
         "gates_passed": all(g.passed or g.preexisting for g in a.gates),
         "candidate": a.candidate,
         "selected": a.selected,
+        "verdict": a.verdict,
+        "ref": a.ref,
     }
 
 
@@ -449,7 +463,6 @@ class AttemptDetailOut(AttemptOut):
     base_sha: str
     diff_stat: str
     diff: str
-    verdict: str
     gates: list[GateOut]
     transcript: list[TranscriptLine]
 
@@ -461,7 +474,6 @@ def attempt_detail(a: Attempt, transcript: list[Event]) -> AttemptDetailOut:
         base_sha=a.base_sha,
         diff_stat=a.diff_stat,
         diff=a.diff,
-        verdict=a.verdict,
         gates=[GateOut.of(g) for g in a.gates],
         transcript=[TranscriptLine(id=e.id, ts=e.ts, message=e.message) for e in transcript],
     )

@@ -269,6 +269,35 @@ def test_run_a_plan_file_then_look_at_it(repo: Path, home: Path, tmp_path: Path)
     assert "Traceback" not in cancelled.stdout + cancelled.stderr
 
 
+def test_run_best_of_n_and_see_every_candidate(repo: Path, home: Path, tmp_path: Path) -> None:
+    plan = write_yaml(
+        tmp_path / "plan.yaml", {"tasks": [{"id": "hello", "title": "Write hello"}]}
+    )
+    scenario = write_yaml(
+        tmp_path / "agent.yaml",
+        {
+            "agent": {
+                "hello#1": [[{"write": {"path": "hello.txt", "content": "hello\n" * 20}}]],
+                "hello#2": [[{"write": {"path": "hello.txt", "content": "hello\n"}}]],
+            }
+        },
+    )
+    args = ("run", "Greet", "--repo", repo, "--plan", plan, "--scenario", scenario)
+    refused = blitz(home, *args, "--explore", "2", "--explore-mode", "fastest")
+    assert refused.returncode == 2 and '"all" or "first"' in refused.stderr
+    result = ok_json(blitz(home, *args, "--explore", "2", "--json"))
+    assert result["state"] == "succeeded"
+    assert git(repo, "show", f"{result['branch']}:hello.txt").strip() == "hello"
+
+    detail = ok_json(blitz(home, "status", result["goal"], "--json"))
+    candidates = sorted(detail["attempts"], key=lambda a: a["candidate"])
+    assert [(a["candidate"], a["selected"]) for a in candidates] == [(1, False), (2, True)]
+    assert candidates[0]["verdict"].startswith("lost") and candidates[0]["ref"]
+    assert candidates[1]["verdict"].startswith("won")
+    table = ok(blitz(home, "status", result["goal"]))
+    assert "best of 2" in table and "selected" in table
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # many processes; a loaded machine is slow
 def test_a_failing_goal_exits_1(repo: Path, home: Path, tmp_path: Path) -> None:
