@@ -14,9 +14,10 @@ wins, the others are cancelled) for N > 1 with recovery.
 
 Per cell: the goal completion rate and the exact probability of completion ("expected"), and per
 goal the mean attempts (agent runs started, cancelled candidates included), the cost the engine
-recorded, the cost the agents spent (the same, plus the elapsed share of each cancelled
-candidate, for which the engine records nothing), the spending per completed goal, and the wall
-time from start to finish (publishing included).
+recorded (the flaky backend reports an attempt's whole cost as it starts, so a cancelled
+candidate counts in full), the cost the agents would have spent had a cancelled candidate cost
+only the elapsed share of its run, the spending per completed goal, and the wall time from start
+to finish (publishing included).
 
 Run *i* of every cell uses goal id ``g-<i>``, so its draws (a hash of the seed, goal, task,
 attempt and candidate) are shared across cells: N = 5 sees the same first three candidates as
@@ -87,9 +88,10 @@ def plan_of(layers: int = LAYERS, width: int = WIDTH) -> Plan:
 
 
 class Meter:
-    """The flaky backend, metered: what its agents spent per goal, cancelled candidates
-    included. The engine records nothing for a candidate cancelled mid-run (mode "first"), but
-    a real agent has spent part of its cost by then; here, its share of the attempt's duration."""
+    """The flaky backend, metered: what its agents spent per goal if a candidate cancelled
+    mid-run (mode "first") had cost only its share of the attempt's duration. The engine
+    records what the backend reported as spent, which for the flaky backend is the whole cost,
+    reported when the attempt starts."""
 
     name = "flaky"
 

@@ -80,6 +80,8 @@ class FlakyBackend:
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
         draw = self.draw(request)
+        if request.on_usage is not None:
+            request.on_usage(self.usage)  # spent as the (simulated) model calls are made
         await self.clock.sleep(draw.duration)
         which = f"attempt {request.attempt}" + (
             f", candidate {request.candidate}" if request.candidate else ""
