@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult
 from blitz.domain import (
@@ -67,6 +67,16 @@ _STATES = {
     Outcome.CONFIG: AttemptState.CRASHED,
     Outcome.LOST: AttemptState.FAILED,
 }
+
+ROUTER_OUTCOME: dict[Outcome, Literal["succeeded", "failed", "crashed", "cancelled"]] = {
+    Outcome.SUCCEEDED: "succeeded",
+    Outcome.FAILED: "failed",  # the work was wrong; the machinery worked
+    Outcome.CONFLICT: "failed",
+    Outcome.CRASHED: "crashed",
+    Outcome.CONFIG: "cancelled",  # neither the work nor the provider's health is at fault
+    Outcome.LOST: "failed",
+}
+"""How each outcome counts for the router and the breakers."""
 
 ATTEMPT_REFS = "refs/blitz/attempts"
 """Best-of-N candidates' commits are kept under ``refs/blitz/attempts/<goal>/<task>/<attempt>``."""

@@ -24,10 +24,10 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from blitz import attempt as attempts
-from blitz import steering
+from blitz import exploring, steering
 from blitz.breaker import (
     GLOBAL,
     BreakerBoard,
@@ -796,7 +796,7 @@ class Engine:
                     candidate=candidate,
                     started_at=now,
                 )
-                for candidate, (backend, model) in self._candidates(run, task, item.backend)
+                for candidate, (backend, model) in exploring.candidates(run, task, item.backend)
             ]
             records += (task, *made)
             events.append(
@@ -830,18 +830,6 @@ class Engine:
                 )
             run.attempt_jobs[task.id] = job
 
-    def _candidates(
-        self, run: GoalRun, task: Task, backend: str
-    ) -> list[tuple[int, tuple[str, str]]]:
-        """(candidate number, (backend, model)) of each attempt to start for a task: one plain
-        attempt (number 0), or best-of-N spread over the goal's portfolio."""
-        model = task.model or run.goal.model
-        n = task.explore or run.goal.explore
-        if n < 2:
-            return [(0, (backend, model))]
-        portfolio = run.goal.portfolio or (f"{backend}:{model}" if model else backend,)
-        return [(i + 1, _backend_spec(portfolio[i % len(portfolio)])) for i in range(n)]
-
     def _context(
         self,
         run: GoalRun,
@@ -866,45 +854,17 @@ class Engine:
             budget_usd=None if budget is None else max(0.0, budget - run.usage.cost_usd) / share,
             model=attempt.model,
             selection=selection,
-            label=_label(attempt),
+            label=exploring.label(attempt),
             meter=self._meters.setdefault(attempt.id, attempts.Meter()),
             emit=self._write_event,
             now=self.clock.time,
             fault=self._fault,
         )
 
-    async def _explore(self, run: GoalRun, task: Task, made: list[Attempt]) -> Exploration:
-        """Run best-of-N candidates side by side; the selection lets one of them integrate."""
-        from blitz.explore import Selection
-
-        jobs: list[asyncio.Task[attempts.AttemptReport]] = []
-
-        def cancel_others() -> None:
-            for job, attempt in zip(jobs, made, strict=True):
-                if attempt.id != selection.winner and not job.done():
-                    job.cancel()
-
-        selection = Selection(
-            len(made),
-            mode="first" if run.goal.explore_mode == "first" else "all",
-            judge=run.services.judge,
-            task_title=task.title,
-            instructions=task.instructions,
-            cancel_others=cancel_others,
-        )
-        contexts = [
-            self._context(run, task, a, selection=selection, share=len(made)) for a in made
-        ]
-        jobs.extend(asyncio.ensure_future(attempts.run_attempt(c)) for c in contexts)
-        try:
-            results = await asyncio.gather(*jobs, return_exceptions=True)
-        finally:
-            for job in jobs:
-                job.cancel()
-        for attempt in made:  # candidates cancelled before they could offer themselves
-            if attempt.id not in selection.verdicts and not selection.done:
-                selection.withdraw(attempt.id, "cancelled", label=_label(attempt), cancelled=True)
-        return Exploration(results=results, selection=selection)
+    async def _explore(
+        self, run: GoalRun, task: Task, made: list[Attempt]
+    ) -> exploring.Exploration:
+        return await exploring.explore(self, run, task, made)
 
     def _write_event(self, event: Event) -> None:
         self.store.write(events=(event,))
@@ -927,7 +887,7 @@ class Engine:
             self._spent(run, final.usage)
         outcome = result.outcome
         self._breaker_changes(
-            self.router.done(item, outcome=_ROUTER_OUTCOME[outcome], error=result.error)
+            self.router.done(item, outcome=attempts.ROUTER_OUTCOME[outcome], error=result.error)
         )
         if outcome is attempts.Outcome.SUCCEEDED and not run.cancelled:
             self._succeeded(run, task, final)  # writes the attempt with the task
@@ -1009,110 +969,9 @@ class Engine:
         item: WorkItem,
         task_id: str,
         made: list[Attempt],
-        result: Exploration | BaseException,
+        result: exploring.Exploration | BaseException,
     ) -> None:
-        """Record every best-of-N candidate and why the winner won; the task then goes on as
-        the winner's attempt would (or fails with every candidate's reason)."""
-        run.attempt_jobs.pop(task_id, None)
-        task = run.tasks[task_id]
-        if isinstance(result, BaseException):
-            self._job_lost(run, item, made, result)
-            return
-        selection = result.selection
-        reports: list[attempts.AttemptReport] = []
-        for attempt, got in zip(made, result.results, strict=True):
-            if isinstance(got, BaseException):
-                cancelled = isinstance(got, asyncio.CancelledError)
-                state = AttemptState.CANCELLED if cancelled else AttemptState.CRASHED
-                error = "cancelled: another candidate won first" if cancelled else repr(got)
-                got = attempts.AttemptReport(
-                    outcome=attempts.Outcome.CRASHED,
-                    attempt=attempt.evolve(
-                        state=state,
-                        error=error,
-                        finished_at=self.clock.time(),
-                        usage=self._metered(attempt),  # what it spent before it was stopped
-                    ),
-                    error=error,
-                )
-            self._meters.pop(attempt.id, None)
-            first_line = got.error.splitlines()[0] if got.error else ""
-            verdict = selection.verdicts.get(attempt.id, first_line)
-            reports.append(
-                dataclasses.replace(got, attempt=got.attempt.evolve(verdict=verdict[:500]))
-            )
-        usage = sum((r.attempt.usage for r in reports), Usage())
-        judge = run.services.judge
-        if judge is not None:
-            usage += judge.take_usage()
-        if usage != _NO_USAGE:
-            self._spent(run, usage)
-        winner = next((r for r in reports if r.outcome is attempts.Outcome.SUCCEEDED), None)
-        summary = selection.summary()
-        explored = self._event(
-            run,
-            EventKind.TASK_EXPLORED,
-            summary.splitlines()[0] if summary else f"{len(made)} candidates",
-            task=task,
-            attempt_id=winner.attempt.id if winner else "",
-            data={
-                "summary": summary,
-                "winner": winner.attempt.id if winner else "",
-                "candidates": [
-                    {
-                        "attempt": r.attempt.id,
-                        "label": _label(r.attempt),
-                        "outcome": r.outcome.value,
-                        "verdict": r.attempt.verdict,
-                        "ref": r.attempt.ref,
-                        "cost_usd": r.attempt.usage.cost_usd,
-                    }
-                    for r in reports
-                ],
-            },
-        )
-        losers = [r.attempt for r in reports if r is not winner]
-        self.store.write(*losers, events=[explored])
-        outcomes = {r.outcome for r in reports}
-        if winner is not None:
-            outcome = attempts.Outcome.SUCCEEDED
-        elif outcomes <= {attempts.Outcome.CRASHED, attempts.Outcome.CONFIG}:
-            outcome = (
-                attempts.Outcome.CONFIG
-                if attempts.Outcome.CONFIG in outcomes
-                else attempts.Outcome.CRASHED
-            )
-        else:
-            outcome = attempts.Outcome.FAILED
-        error = "" if winner else _all_failed(reports)
-        self._breaker_changes(
-            self.router.done(item, outcome=_ROUTER_OUTCOME[outcome], error=error)
-        )
-        if run.cancelled:
-            self._set_task(run, task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
-        elif winner is not None:
-            self._succeeded(run, task, winner.attempt)
-            self._unfed[run.goal.id] = run
-            return
-        elif self._draining and outcomes <= {attempts.Outcome.CRASHED}:
-            self._requeue(run, task, "interrupted by shutdown; re-queued")
-        elif outcome is attempts.Outcome.CONFIG:
-            config = next(r for r in reports if r.outcome is attempts.Outcome.CONFIG)
-            self._requeue(run, task, f"waiting: {config.error}")
-            self.pause_project(run.project.id, config.error)
-        elif outcome is attempts.Outcome.CRASHED:
-            self._crashed(run, task, error)
-        elif conflict := next(
-            (r for r in reports if r.outcome is attempts.Outcome.CONFLICT), None
-        ):
-            # Passing candidates that do not apply on the goal branch's new head: run the
-            # exploration again from there.
-            self._conflict(run, task, conflict.attempt, conflict)
-        else:
-            # The recovery planner sees the most promising candidate's work.
-            context = next((r for r in reports if r.outcome in _JUDGED), reports[0])
-            self._failed(run, task, context.attempt, error, context.messages)
-        self._settle(run)
+        exploring.explored(self, run, item, task_id, made, result)
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -1675,51 +1534,13 @@ class Engine:
         self.store.write(events=[self._event(run, kind, message, task=task)])
 
 
-_ROUTER_OUTCOME: dict[attempts.Outcome, Literal["succeeded", "failed", "crashed", "cancelled"]] = {
-    attempts.Outcome.SUCCEEDED: "succeeded",
-    attempts.Outcome.FAILED: "failed",  # the work was wrong; the machinery worked
-    attempts.Outcome.CONFLICT: "failed",
-    attempts.Outcome.CRASHED: "crashed",
-    attempts.Outcome.CONFIG: "cancelled",  # neither the work nor the provider's health is at fault
-    attempts.Outcome.LOST: "failed",
-}
 
 _NO_USAGE = Usage()
-
-_JUDGED = (attempts.Outcome.LOST, attempts.Outcome.FAILED, attempts.Outcome.CONFLICT)
 
 _TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time
 
 _DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
 _SETTLED_GOALS = (GoalState.FINISHING, *_DONE_GOALS)  # no task of the goal starts any more
-
-
-@dataclass(frozen=True, slots=True)
-class Exploration:
-    """What a best-of-N job reports: each candidate's outcome, and the selection's verdicts."""
-
-    results: list[attempts.AttemptReport | BaseException]
-    selection: Selection
-
-
-def _backend_spec(spec: str) -> tuple[str, str]:
-    """"claude-code:sonnet" -> ("claude-code", "sonnet"); "codex" -> ("codex", "")."""
-    backend, _, model = spec.strip().partition(":")
-    return backend, model
-
-
-def _label(attempt: Attempt) -> str:
-    name = f"{attempt.backend}:{attempt.model}" if attempt.model else attempt.backend
-    return f"{name} #{attempt.candidate}" if attempt.candidate else name
-
-
-def _all_failed(reports: list[attempts.AttemptReport]) -> str:
-    lines = [f"all {len(reports)} attempts failed:"]
-    for r in reports:
-        first = (r.attempt.verdict or r.error or r.outcome.value).splitlines()[0]
-        lines.append(f"- {_label(r.attempt)}: {first[:300]}")
-    details = next((r.error for r in reports if r.outcome is attempts.Outcome.FAILED), "")
-    return "\n".join(lines) + (f"\n\n{details}" if details else "")
 
 
 def _task(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task:
