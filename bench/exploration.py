@@ -403,9 +403,10 @@ def main() -> int:
         f"{WITH_RECOVERY.max_recoveries_per_goal} per goal; {args.runs} runs per cell (seed "
         f"{args.seed}), {args.jobs} goal(s) at a time.\n"
         "expected: the exact completion probability. attempts: agent runs started, cancelled "
-        "candidates included. $ recorded: what the engine recorded. $ spent: what the agents "
-        "spent, with the elapsed share of candidates cancelled in mode 'first' (the engine "
-        "records nothing for those). wall: a goal's start to finish, publishing included.\n"
+        "candidates included. $ recorded: what the engine recorded (the flaky backend reports "
+        "an attempt's whole cost as it starts, so a cancelled candidate counts in full). "
+        "$ spent: the same, had a candidate cancelled in mode 'first' cost only the elapsed "
+        "share of its run. wall: a goal's start to finish, publishing included.\n"
     )
     print(table(rows))
     wrong = [(r, goal) for r in rows for goal in r.mismatched]
