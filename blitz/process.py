@@ -16,9 +16,10 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CAP = 64 * 1024
 """Bytes of output kept per command (the tail)."""
@@ -128,17 +129,9 @@ async def run(
     The command gets its own session (process group). On timeout, or if the awaiting task is
     cancelled, the whole group is terminated and then killed.
     """
-    argv: tuple[str, ...] = ("/bin/sh", "-c", args) if isinstance(args, str) else tuple(args)
+    argv = _argv(args)
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = await _spawn(argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT)
     tail = _Tail(cap)
 
     async def read_output() -> None:
@@ -146,43 +139,95 @@ async def run(
         while chunk := await proc.stdout.read(65536):
             tail.add(chunk)
 
+    timed_out = await _drive(proc, [read_output()], stdin, timeout)
+    return _completed(argv, proc, tail, start, timed_out)
+
+
+def _argv(args: Sequence[str] | str) -> tuple[str, ...]:
+    return ("/bin/sh", "-c", args) if isinstance(args, str) else tuple(args)
+
+
+async def _spawn(
+    argv: tuple[str, ...],
+    cwd: Path | str,
+    env: Mapping[str, str] | None,
+    stdin: bytes | None,
+    *,
+    stderr: int,
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=str(cwd),
+        env=dict(env) if env is not None else None,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        start_new_session=True,
+    )
+
+
+async def _drive(
+    proc: asyncio.subprocess.Process,
+    readers: list[Coroutine[Any, Any, None]],
+    stdin: bytes | None,
+    timeout: float,
+) -> bool:
+    """Feed ``stdin``, run the pipe ``readers`` until the command ends, and stop its whole
+    group on timeout or cancellation; True if it timed out. A reader's exception (a failing
+    line callback) stops the group and propagates."""
+
     async def pump() -> None:
         if stdin is not None and proc.stdin is not None:
             proc.stdin.write(stdin)
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 await proc.stdin.drain()
             proc.stdin.close()
-        reader = asyncio.ensure_future(read_output())
+        jobs = [asyncio.ensure_future(r) for r in readers]
         try:
             # Process.wait() also waits for the pipes to close, which a background child of the
             # command can hold open forever; the return code is set as soon as the leader exits.
             delay = 0.001
-            while proc.returncode is None and not reader.done():
+            while proc.returncode is None and not all(j.done() for j in jobs):
+                if any(j.done() and j.exception() for j in jobs):
+                    break
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
+            for job in jobs:
+                if job.done() and job.exception():
+                    await job  # raises it
             if proc.returncode is None:
                 await proc.wait()
-            # A background child of the command may keep the pipe open after the leader exited:
-            # give it a moment to finish writing, then end the group so the pipe closes.
-            done, _ = await asyncio.wait({reader}, timeout=1.0)
-            if not done:
+            # A background child of the command may keep a pipe open after the leader exited:
+            # give it a moment to finish writing, then end the group so the pipes close.
+            _, pending = await asyncio.wait(jobs, timeout=1.0)
+            if pending:
                 _kill_group(proc.pid, signal.SIGKILL)
-            await reader
+            for job in jobs:
+                await job
         finally:
-            reader.cancel()
+            for job in jobs:
+                job.cancel()
 
-    timed_out = False
     try:
         await asyncio.wait_for(pump(), timeout)
     except TimeoutError:
-        timed_out = True
         await _stop(proc)
+        return True
     except BaseException:
         await asyncio.shield(_stop(proc))
         raise
-    else:
-        # The leader exited; background children it left in its group are not ours to keep.
-        _kill_group(proc.pid, signal.SIGKILL)
+    # The leader exited; background children it left in its group are not ours to keep.
+    _kill_group(proc.pid, signal.SIGKILL)
+    return False
+
+
+def _completed(
+    argv: tuple[str, ...],
+    proc: asyncio.subprocess.Process,
+    tail: _Tail,
+    start: float,
+    timed_out: bool,
+) -> Completed:
     return Completed(
         args=argv,
         exit_code=None if timed_out else proc.returncode,
@@ -249,17 +294,9 @@ async def stream(
     timeout covers ``on_line`` too; if ``on_line`` raises, the command's group is stopped and
     the exception propagates.
     """
-    argv: tuple[str, ...] = ("/bin/sh", "-c", args) if isinstance(args, str) else tuple(args)
+    argv = _argv(args)
     start = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
+    proc = await _spawn(argv, cwd, env, stdin, stderr=asyncio.subprocess.PIPE)
     tail = _Tail(cap)
 
     async def read_stdout() -> None:
@@ -277,54 +314,5 @@ async def stream(
         while chunk := await proc.stderr.read(65536):
             tail.add(chunk)
 
-    async def pump() -> None:
-        if stdin is not None and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await proc.stdin.drain()
-            proc.stdin.close()
-        readers = {asyncio.ensure_future(read_stdout()), asyncio.ensure_future(read_stderr())}
-        try:
-            # As in run(): poll the return code rather than Process.wait(), which also waits for
-            # pipes a background child may hold open forever.
-            delay = 0.001
-            while proc.returncode is None and not all(r.done() for r in readers):
-                if any(r.done() and r.exception() for r in readers):
-                    break  # on_line failed: surface it below
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.05)
-            for reader in readers:
-                if reader.done() and reader.exception():
-                    await reader
-            if proc.returncode is None:
-                await proc.wait()
-            # Give a background child a moment to finish writing, then end the group so the
-            # pipes close.
-            _, pending = await asyncio.wait(readers, timeout=1.0)
-            if pending:
-                _kill_group(proc.pid, signal.SIGKILL)
-            for reader in readers:
-                await reader
-        finally:
-            for reader in readers:
-                reader.cancel()
-
-    timed_out = False
-    try:
-        await asyncio.wait_for(pump(), timeout)
-    except TimeoutError:
-        timed_out = True
-        await _stop(proc)
-    except BaseException:
-        await asyncio.shield(_stop(proc))
-        raise
-    else:
-        _kill_group(proc.pid, signal.SIGKILL)
-    return Completed(
-        args=argv,
-        exit_code=None if timed_out else proc.returncode,
-        output=tail.text(),
-        dropped=tail.dropped,
-        duration=time.monotonic() - start,
-        timed_out=timed_out,
-    )
+    timed_out = await _drive(proc, [read_stdout(), read_stderr()], stdin, timeout)
+    return _completed(argv, proc, tail, start, timed_out)
