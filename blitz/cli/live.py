@@ -14,7 +14,7 @@ from rich.text import Text
 
 from blitz.cli.common import out, styled
 from blitz.conductor import Engine
-from blitz.domain import Goal, Task, TaskState
+from blitz.domain import Goal, GoalState, Task, TaskState
 
 
 class _Timer:
@@ -39,9 +39,14 @@ def render(engine: Engine, goal_ids: list[str], timer: _Timer) -> Group:
             continue
         tasks = list(run.tasks.values()) if run else []
         done = sum(t.state is TaskState.SUCCEEDED for t in tasks)
+        waiting = (
+            f"\nthe plan waits for approval: `blitz approve {goal.id}` (or the dashboard)"
+            if goal.state is GoalState.AWAITING_APPROVAL
+            else ""
+        )
         header = Text.from_markup(
             f"[bold]{goal.title}[/]  {goal.id}  {styled(goal.state.value)}  "
-            f"{done}/{len(tasks)} tasks  branch {goal.branch}"
+            f"{done}/{len(tasks)} tasks  branch {goal.branch}{waiting}"
         )
         table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
         table.add_column("task")
