@@ -420,8 +420,15 @@ def config_toml(*, base_url: str, key_variable: str, sandbox: str) -> str:
         "analytics": {"enabled": False},
         "feedback": {"enabled": False},
         "history": {"persistence": "none"},
-        # Without this codex waits for the network for ever when the server cannot be reached.
-        "features": {"unbounded_connection_retries": False},
+        # Without the first, codex waits for the network for ever when the server cannot be
+        # reached. Without the others, it starts a login shell that sources ~/.bashrc to
+        # snapshot the user's shell; killed at the end of a run, that shell's start-up (pyenv's
+        # rehash, say) can leave the user's tools in a broken state.
+        "features": {
+            "unbounded_connection_retries": False,
+            "shell_snapshot": False,
+            "shell_snapshot_v2": False,
+        },
         "sandbox_workspace_write": {
             "exclude_slash_tmp": True,
             "exclude_tmpdir_env_var": False,
