@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from blitz.dag import Dag
 from blitz.domain import GoalState, Plan, Task, TaskState
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 _RETRYABLE = (TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED)
 _SKIPPABLE = (TaskState.PENDING, TaskState.READY, TaskState.FAILED, TaskState.CANCELLED)
 _REOPENABLE = (GoalState.FAILED, GoalState.CANCELLED)
+_REQUESTS: set[asyncio.Task[None]] = set()  # stored retry/skip requests being applied
 
 
 # -- plan approval ----------------------------------------------------------------------
@@ -133,6 +135,11 @@ async def skip_task(engine: Engine, goal_id: str, task_id: str) -> None:
     engine._wake()
 
 def _task_of(engine: Engine, run: GoalRun, task_id: str) -> Task:
+    if run.goal.state is GoalState.AWAITING_APPROVAL:
+        raise UserError(
+            f"goal {run.goal.id} waits for its plan to be approved: approve it with an edited "
+            "plan instead"
+        )
     task = run.tasks.get(task_id)
     if task is None:
         raise UserError(f"goal {run.goal.id} has no task {task_id}")
@@ -253,12 +260,38 @@ def command(engine: Engine, goal_id: str, kind: str) -> None:
             reject(engine, goal_id, task_id)
         elif verb in ("retry", "skip") and task_id:
             method = engine.retry_task if verb == "retry" else engine.skip_task
-            job = asyncio.ensure_future(method(goal_id, task_id))
-            job.add_done_callback(lambda j: j.cancelled() or j.exception())
+            job = asyncio.ensure_future(_refusing(engine, goal_id, kind, method(goal_id, task_id)))
+            _REQUESTS.add(job)  # held until done: the loop keeps only weak references to tasks
+            job.add_done_callback(_REQUESTS.discard)
+        else:
+            raise UserError(f"unknown command {kind!r}")
     except UserError as exc:
-        run = engine.runs.get(goal_id)
-        if run is not None:
-            engine._emit(run, EventKind.COMMAND_REFUSED, f"`{kind}` refused: {exc}")
+        _refused(engine, goal_id, kind, exc)
+
+
+async def _refusing(
+    engine: Engine, goal_id: str, kind: str, request: Coroutine[Any, Any, None]
+) -> None:
+    try:
+        await request
+    except UserError as exc:
+        _refused(engine, goal_id, kind, exc)
+
+
+def _refused(engine: Engine, goal_id: str, kind: str, exc: UserError) -> None:
+    """Say in the goal's log that a stored request did not apply, and why."""
+    goal = engine.store.get_goal(goal_id)
+    engine.store.write(
+        events=[
+            Event(
+                kind=EventKind.COMMAND_REFUSED,
+                goal_id=goal_id,
+                project_id=goal.project_id if goal else "",
+                message=f"`{kind}` refused: {exc}",
+                ts=engine.clock.time(),
+            )
+        ]
+    )
 
 
 def _skipped_by_blitz(task: Task) -> bool:
