@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from blitz.app import App
 
 _OUTSIDE_SETTINGS = ("BLITZ_", "ANTHROPIC_", "OPENAI_", "GITHUB_TOKEN", "CLAUDE_")
 """Environment variables that would point blitz (or an SDK) at real providers or real state."""
@@ -55,3 +60,21 @@ def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git("add", "README.md")
     git("commit", "-q", "-m", "Initial commit")
     return repo
+
+
+@pytest.fixture
+async def apps(tmp_path: Path) -> AsyncIterator[Callable[..., App]]:
+    """Makes apps on fresh homes under tmp_path, following a scenario (the scripted planner and
+    backend); closes them all at the end."""
+    from engine_helpers import make_app
+
+    made: list[App] = []
+
+    def make(scenario: dict[str, Any], *, home: str = "home", **settings: Any) -> App:
+        app = make_app(tmp_path / home, scenario, **settings)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        await app.aclose()

@@ -7,12 +7,14 @@ must be requested (or imported into the module) to keep git away from the machin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +119,28 @@ def make_repo(
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "Initial commit")
     return repo
+
+
+MakeApp = Callable[..., App]
+"""The ``apps`` fixture (tests/conftest.py): ``apps(scenario, home="home", **settings)``."""
+
+
+def write(path: str, content: str) -> dict[str, Any]:
+    """A scripted agent action writing ``path``."""
+    return {"write": {"path": path, "content": content}}
+
+
+def task(id: str, *depends_on: str, **extra: Any) -> dict[str, Any]:
+    """A plan task in the scenario format."""
+    return {"id": id, "title": f"Do {id}", "depends_on": list(depends_on), **extra}
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting"
+        await asyncio.sleep(0.02)
 
 
 def make_app(home: Path, scenario: Mapping[str, Any], **settings: Any) -> App:

@@ -11,13 +11,14 @@ import asyncio
 import dataclasses
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import (
     UNITTEST,
+    MakeApp,
     assert_engine_invariants,
     branch_commits,
     first_index,
@@ -27,13 +28,14 @@ from engine_helpers import (
     kinds,
     last_index,
     leftover_worktrees,
-    make_app,
     make_repo,
     of_kind,
     run_one,
     sleeping_processes,
     snapshot,
     start_goal,
+    task,
+    write,
 )
 
 from blitz.app import App
@@ -53,34 +55,10 @@ from blitz.testing.fake_github import FakeGitHub
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
-MakeApp = Callable[..., App]
 
 SHELL_GATE = {"test": "test -f README.md", "timeout": 60}
 NO_BUG_GATE = {"test": "! grep -q bug value.txt", "timeout": 60}
 """Passes on the base commit (value.txt says "start"), fails once a task writes "bug" into it."""
-
-
-@pytest.fixture
-async def apps(tmp_path: Path) -> AsyncIterator[MakeApp]:
-    """Makes apps on fresh homes under tmp_path; closes them all at the end."""
-    made: list[App] = []
-
-    def make(scenario: dict[str, Any], *, home: str = "home", **settings: Any) -> App:
-        app = make_app(tmp_path / home, scenario, **settings)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        await app.aclose()
-
-
-def write(path: str, content: str) -> dict[str, Any]:
-    return {"write": {"path": path, "content": content}}
-
-
-def task(id: str, *depends_on: str, **extra: Any) -> dict[str, Any]:
-    return {"id": id, "title": f"Do {id}", "depends_on": list(depends_on), **extra}
 
 
 # -- the calculator repository --------------------------------------------------------------------

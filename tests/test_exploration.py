@@ -8,21 +8,21 @@ candidate follows the scenario's ``<task>#<n>`` script).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import (
+    MakeApp,
     assert_engine_invariants,
     branch_commits,
     git,
     goal_events,
     isolated_git,  # noqa: F401 - the fixture, used through pytestmark
     leftover_worktrees,
-    make_app,
     make_repo,
     of_kind,
+    write,
 )
 
 from blitz.app import App
@@ -32,26 +32,7 @@ from blitz.pr import describe
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
-MakeApp = Callable[..., App]
 GATE = {"test": "! grep -q bug value.txt", "timeout": 60}
-
-
-@pytest.fixture
-async def apps(tmp_path: Path) -> AsyncIterator[MakeApp]:
-    made: list[App] = []
-
-    def make(scenario: dict[str, Any], *, home: str = "home", **settings: Any) -> App:
-        app = make_app(tmp_path / home, scenario, **settings)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        await app.aclose()
-
-
-def write(path: str, content: str) -> dict[str, Any]:
-    return {"write": {"path": path, "content": content}}
 
 
 def spend(cost: float) -> dict[str, Any]:

@@ -8,21 +8,23 @@ Real git, real gates, the real SQLite store; the scripted planner and backend.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import (
+    MakeApp,
     assert_engine_invariants,
     branch_commits,
     goal_events,
     isolated_git,  # noqa: F401 - the fixture, used through pytestmark
     kinds,
     leftover_worktrees,
-    make_app,
     make_repo,
     of_kind,
+    task,
+    wait_until,
+    write,
 )
 
 from blitz.app import App
@@ -32,38 +34,7 @@ from blitz.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
-MakeApp = Callable[..., App]
 GATE = {"test": "! grep -q bug value.txt", "timeout": 60}
-
-
-@pytest.fixture
-async def apps(tmp_path: Path) -> AsyncIterator[MakeApp]:
-    made: list[App] = []
-
-    def make(scenario: dict[str, Any], *, home: str = "home", **settings: Any) -> App:
-        app = make_app(tmp_path / home, scenario, **settings)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        await app.aclose()
-
-
-def write(path: str, content: str) -> dict[str, Any]:
-    return {"write": {"path": path, "content": content}}
-
-
-def task(id: str, *depends_on: str, **extra: Any) -> dict[str, Any]:
-    return {"id": id, "title": f"Do {id}", "depends_on": list(depends_on), **extra}
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.02)
 
 
 def goal_state(app: App, goal_id: str) -> GoalState:
@@ -92,7 +63,7 @@ async def test_a_goal_waits_for_plan_approval_and_runs_once_approved(
     engine = app.engine(keep_alive=True)
     runner = asyncio.ensure_future(engine.run())
     engine.submit(project, goal)
-    await wait_for(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
+    await wait_until(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
     await app.store.flush()
     # Nothing runs while it waits: the plan is stored, no attempt started.
     assert {t.id: t.state for t in app.store.load_tasks(goal.id)} == {
@@ -105,7 +76,7 @@ async def test_a_goal_waits_for_plan_approval_and_runs_once_approved(
         engine.approve("g-nope")
 
     engine.approve(goal.id)
-    await wait_for(lambda: goal.id in engine.finished)
+    await wait_until(lambda: goal.id in engine.finished)
     engine.stop()
     await runner
     assert engine.finished[goal.id].state is GoalState.SUCCEEDED
@@ -125,10 +96,10 @@ async def test_an_edited_plan_replaces_the_proposed_one(tmp_path: Path, apps: Ma
     engine = app.engine(keep_alive=True)
     runner = asyncio.ensure_future(engine.run())
     engine.submit(project, goal)
-    await wait_for(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
+    await wait_until(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
     edited = Plan(summary="just c", tasks=(TaskSpec(id="c", title="Do c"),))
     engine.approve(goal.id, edited)
-    await wait_for(lambda: goal.id in engine.finished)
+    await wait_until(lambda: goal.id in engine.finished)
     engine.stop()
     await runner
     assert engine.finished[goal.id].state is GoalState.SUCCEEDED
@@ -147,7 +118,7 @@ async def test_a_rejected_plan_cancels_the_goal_and_nothing_runs(
     engine = app.engine()
     engine.start(project, goal)
     runner = asyncio.ensure_future(engine.run())
-    await wait_for(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
+    await wait_until(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
     engine.reject(goal.id, "too broad")
     finished = await runner
     assert finished[goal.id].state is GoalState.CANCELLED
@@ -168,7 +139,7 @@ async def test_approval_by_a_stored_command_and_after_a_restart(
     first = app.engine(keep_alive=True)
     runner = asyncio.ensure_future(first.run())
     first.submit(project, goal)
-    await wait_for(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
+    await wait_until(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
     await first.drain(1.0)
     await runner
 
@@ -278,7 +249,7 @@ async def test_a_task_of_a_running_goal_can_be_skipped(tmp_path: Path, apps: Mak
     engine = app.engine()
     engine.start(project, goal)
     runner = asyncio.ensure_future(engine.run())
-    await wait_for(lambda: bool(engine.runs.get(goal.id) and engine.runs[goal.id].tasks))
+    await wait_until(lambda: bool(engine.runs.get(goal.id) and engine.runs[goal.id].tasks))
     await engine.skip_task(goal.id, "dropped")
     with pytest.raises(UserError, match="only a pending, ready or failed task"):
         await engine.skip_task(goal.id, "dropped")
@@ -315,7 +286,7 @@ async def test_a_keep_alive_engine_takes_goals_while_it_runs_and_drains_gently(
     assert not runner.done()  # no goals, still running
     goal = await app.new_goal(project, "Submitted while running")
     engine.submit(project, goal)
-    await wait_for(
+    await wait_until(
         lambda: any(t.state is TaskState.SUCCEEDED for t in app.store.load_tasks(goal.id))
         and any(t.state is TaskState.RUNNING for t in app.store.load_tasks(goal.id))
     )
@@ -421,9 +392,39 @@ async def test_resuming_a_paused_project_lets_its_goal_run(tmp_path: Path, apps:
     await asyncio.sleep(0.5)
     assert app.store.load_attempts(goal.id) == []
     engine.resume_project(project.id)
-    await wait_for(lambda: goal.id in engine.finished)
+    await wait_until(lambda: goal.id in engine.finished)
     engine.stop()
     await runner
     assert engine.finished[goal.id].state is GoalState.SUCCEEDED
     stored = app.store.get_project(project.id)
     assert stored is not None and not stored.paused
+
+
+async def test_a_stored_request_that_does_not_apply_is_refused_in_the_log(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    app = apps(APPROVAL_SCENARIO)
+    repo = make_repo(tmp_path, project={"require_plan_approval": True})
+    project = await app.register(repo)
+    goal = await app.new_goal(project, "Refusals")
+    engine = app.engine(keep_alive=True)
+    runner = asyncio.ensure_future(engine.run())
+    engine.submit(project, goal)
+    await wait_until(lambda: goal_state(app, goal.id) is GoalState.AWAITING_APPROVAL)
+    for kind in ("retry:nope", "skip:a", "frobnicate"):
+        app.store.add_command(goal.id, kind)
+
+    def refused() -> list[str]:
+        return [e.message for e in of_kind(goal_events(app, goal.id), "command.refused")]
+
+    await wait_until(lambda: len(refused()) == 3)
+    engine.stop()
+    await runner
+    assert sorted(refused()) == [
+        "`frobnicate` refused: unknown command 'frobnicate'",
+        f"`retry:nope` refused: goal {goal.id} waits for its plan to be approved: approve it "
+        "with an edited plan instead",
+        f"`skip:a` refused: goal {goal.id} waits for its plan to be approved: approve it with "
+        "an edited plan instead",
+    ]
+    assert app.store.load_attempts(goal.id) == []  # nothing started behind the approval

@@ -29,6 +29,7 @@ from engine_helpers import (
     of_kind,
     run_one,
     sleeping_processes,
+    wait_until,
 )
 
 from blitz.backends.base import AgentBackend, AgentRequest
@@ -493,13 +494,6 @@ def hanging_cli(tmp_path: Path, marker: str) -> Path:
     )
 
 
-async def wait_for(condition: Any, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
     tmp_path: Path, worktree: Path
 ) -> None:
@@ -512,7 +506,7 @@ async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
     assert not result.ok and not result.crashed
     assert result.error.startswith("timed out after 2s")
     assert time.monotonic() - started < 15
-    await wait_for(lambda: not sleeping_processes(marker), 5)
+    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
@@ -521,13 +515,13 @@ async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
     marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
     cli = hanging_cli(tmp_path, marker)
     running = asyncio.ensure_future(backend(cli_path=str(cli)).run(task(worktree)))
-    await wait_for(lambda: len(sleeping_processes(marker)) == 2)
+    await wait_until(lambda: len(sleeping_processes(marker)) == 2)
 
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
 
-    await wait_for(lambda: not sleeping_processes(marker), 5)
+    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 def test_the_permission_mode_is_checked() -> None:

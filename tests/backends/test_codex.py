@@ -38,6 +38,7 @@ from engine_helpers import (
     of_kind,
     run_one,
     sleeping_processes,
+    wait_until,
 )
 from pydantic_ai.usage import RequestUsage
 
@@ -682,13 +683,6 @@ def hanging_codex(tmp_path: Path, marker: str) -> Path:
     return fake_codex(tmp_path, body)
 
 
-async def wait_for(condition: Any, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-
-
 async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
     tmp_path: Path, worktree: Path
 ) -> None:
@@ -701,7 +695,7 @@ async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
     assert not result.ok and not result.crashed
     assert result.error.startswith("codex did not finish within 2s")
     assert time.monotonic() - started < 15
-    await wait_for(lambda: not sleeping_processes(marker), 5)
+    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
@@ -710,13 +704,13 @@ async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
     marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
     codex = hanging_codex(tmp_path, marker)
     running = asyncio.ensure_future(backend(binary=str(codex)).run(task(worktree)))
-    await wait_for(lambda: len(sleeping_processes(marker)) == 2)
+    await wait_until(lambda: len(sleeping_processes(marker)) == 2)
 
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
 
-    await wait_for(lambda: not sleeping_processes(marker), 5)
+    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 # -- installing -----------------------------------------------------------------------------------
@@ -751,7 +745,7 @@ async def test_a_hung_npm_is_killed_at_the_timeout(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="did not finish within 1s"):
         await install_codex(tmp_path / "tools", npm=str(npm), timeout=1.0)
 
-    await wait_for(lambda: not sleeping_processes(marker), 5)
+    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 async def test_no_npm_says_to_install_node(tmp_path: Path) -> None:
