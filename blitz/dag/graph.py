@@ -1,4 +1,4 @@
-"""A goal's task graph: validation, scheduling order and node status bookkeeping.
+"""A goal's task graph: scheduling order and node status bookkeeping.
 
 Pure graph logic with no I/O, so the conductor drives it and tests exercise it exhaustively. Built
 for 100,000 nodes: nodes live in parallel lists indexed by insertion order, each node counts its
@@ -19,212 +19,25 @@ Invariants:
 from __future__ import annotations
 
 import heapq
-import re
 from collections import Counter, deque
-from collections.abc import Collection, Container, Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence, Set
 
+from blitz.dag.nodes import (
+    ACTIVE,
+    MAX_NODES,
+    SATISFIED,
+    TRANSITIONS,
+    Node,
+    NodeLike,
+    NodeStatus,
+)
+from blitz.dag.validation import find_problems
 from blitz.domain import IllegalTransition
 from blitz.errors import PlanError
 
-MAX_NODES = 100_000
-"""Default cap on the number of nodes in one graph."""
-
-_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
-    """One task as the graph sees it: its id, what it waits for, and how urgent it is."""
-
-    id: str
-    depends_on: tuple[str, ...] = ()
-    priority: int = 0  # higher runs first; ties go to the node added first
-
-
-class NodeLike(Protocol):
-    """Anything with a node's three attributes (a :class:`Node`, or a stored task)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def depends_on(self) -> tuple[str, ...]: ...
-    @property
-    def priority(self) -> int: ...
-
-
-class NodeStatus(StrEnum):
-    WAITING = "waiting"  # some dependency is not satisfied yet
-    READY = "ready"  # queued to run
-    RUNNING = "running"
-    DONE = "done"  # succeeded; satisfies its dependents
-    FAILED = "failed"  # does not satisfy its dependents; may be retried
-    SKIPPED = "skipped"  # work dropped on purpose; satisfies its dependents
-    BLOCKED = "blocked"  # a dependency can never finish; does not satisfy its dependents
-    REPLACED = "replaced"  # new nodes took over its dependents
-
-
 _S = NodeStatus  # short alias for the tables and checks below
-
-TRANSITIONS: Mapping[NodeStatus, frozenset[NodeStatus]] = {
-    _S.WAITING: frozenset({_S.READY, _S.DONE, _S.SKIPPED, _S.BLOCKED, _S.REPLACED}),
-    _S.READY: frozenset({_S.RUNNING, _S.WAITING, _S.DONE, _S.SKIPPED, _S.REPLACED}),
-    _S.RUNNING: frozenset({_S.READY, _S.DONE, _S.FAILED, _S.SKIPPED}),
-    _S.FAILED: frozenset({_S.READY, _S.WAITING, _S.SKIPPED, _S.REPLACED}),
-    _S.DONE: frozenset(),
-    _S.SKIPPED: frozenset(),
-    _S.BLOCKED: frozenset(),
-    _S.REPLACED: frozenset(),
-}
-"""Legal node transitions. WAITING/READY -> DONE exists only for resume reconciliation; READY and
-FAILED -> WAITING happen when nodes are injected before a node."""
-
-SATISFIED = frozenset({_S.DONE, _S.SKIPPED})
-"""Statuses that let dependents run."""
-
-ACTIVE = frozenset({_S.WAITING, _S.READY, _S.RUNNING})
-"""Statuses of nodes that still have to settle before the graph is finished."""
-
 _STATUS_VALUES = frozenset(status.value for status in NodeStatus)
 _REWIRABLE = (_S.FAILED, _S.WAITING, _S.READY)  # targets of inject(before=...) and (replace=...)
-
-
-def validate(
-    nodes: Sequence[Node], *, existing: Collection[str] = (), max_nodes: int = MAX_NODES
-) -> None:
-    """Raise PlanError listing every problem of ``nodes``, to be added to ``existing`` ids.
-
-    Nodes may depend on each other in any order and on existing ids. Cycles are named with arrows
-    from a node to one of its dependencies: ``cycle: a -> b -> a``.
-    """
-    known = existing if isinstance(existing, Set | Mapping) else set(existing)
-    problems = _problems(nodes, known, len(existing) + len(nodes), max_nodes)
-    if not nodes and not existing:
-        problems.insert(0, "the plan has no tasks")
-    if problems:
-        raise PlanError(problems)
-
-
-def _problems(
-    nodes: Sequence[NodeLike], existing: Container[str], total: int, max_nodes: int
-) -> list[str]:
-    problems: list[str] = []
-    if total > max_nodes:
-        problems.append(f"the plan has {total} tasks; the limit is {max_nodes}")
-    first: dict[str, int] = {}  # id -> position of its first occurrence
-    duplicates: set[str] = set()
-    for position, node in enumerate(nodes):
-        if not node.id:
-            problems.append(f"task #{position + 1} has an empty id")
-            continue
-        if not _ID.fullmatch(node.id):
-            problems.append(
-                f"task id {node.id!r} is invalid: use 1-64 characters from A-Z, a-z, 0-9, "
-                "'.', '_' and '-'"
-            )
-        if node.id in existing:
-            problems.append(f"task id {node.id!r} already exists")
-        elif node.id not in first:
-            first[node.id] = position
-        elif node.id not in duplicates:
-            duplicates.add(node.id)
-            problems.append(f"duplicate task id {node.id!r}")
-    for node in nodes:
-        deps = node.depends_on
-        if not deps:
-            continue
-        if node.id in deps:
-            problems.append(f"task {node.id!r} depends on itself")
-        unknown = [dep for dep in deps if dep not in first and dep not in existing]
-        problems.extend(
-            f"task {node.id!r} depends on unknown task {dep!r}"
-            for dep in dict.fromkeys(unknown)
-            if dep != node.id
-        )
-        if len(deps) > 1 and len(set(deps)) != len(deps):
-            tally = Counter(deps)
-            problems.extend(
-                f"task {node.id!r} lists dependency {dep!r} more than once"
-                for dep, n in tally.items()
-                if n > 1
-            )
-    problems.extend("cycle: " + " -> ".join(cycle) for cycle in _cycles(nodes, first))
-    return problems
-
-
-def _cycles(nodes: Sequence[NodeLike], first: Mapping[str, int]) -> list[list[str]]:
-    """One cycle per strongly connected component (Tarjan, iterative); self-loops left out."""
-    edges = [
-        [first[dep] for dep in node.depends_on if dep in first and dep != node.id]
-        if first.get(node.id) == position
-        else []
-        for position, node in enumerate(nodes)
-    ]
-    # Most plans list every task after its dependencies: then no edge points forward, so there
-    # is no cycle, and one pass over the edges saves the search.
-    if all(max(targets, default=-1) < position for position, targets in enumerate(edges)):
-        return []
-    index = [-1] * len(edges)
-    low = [0] * len(edges)
-    on_stack = [False] * len(edges)
-    stack: list[int] = []
-    found: list[list[int]] = []
-    counter = 0
-    for root in range(len(edges)):
-        if index[root] >= 0:
-            continue
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack[root] = True
-        work = [(root, 0)]
-        while work:
-            v, next_edge = work[-1]
-            if next_edge < len(edges[v]):
-                work[-1] = (v, next_edge + 1)
-                w = edges[v][next_edge]
-                if index[w] < 0:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack[w] = True
-                    work.append((w, 0))
-                elif on_stack[w]:
-                    low[v] = min(low[v], index[w])
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[v])
-            if low[v] == index[v]:
-                component = []
-                while True:
-                    w = stack.pop()
-                    on_stack[w] = False
-                    component.append(w)
-                    if w == v:
-                        break
-                if len(component) > 1:
-                    found.append(_cycle_within(component, edges))
-    found.sort()
-    return [[nodes[i].id for i in (*cycle, cycle[0])] for cycle in found]
-
-
-def _cycle_within(component: list[int], edges: list[list[int]]) -> list[int]:
-    """Walk edges inside a strongly connected component until a node repeats."""
-    members = set(component)
-    path: list[int] = []
-    position: dict[int, int] = {}
-    v = min(component)
-    while v not in position:
-        position[v] = len(path)
-        path.append(v)
-        v = next(w for w in edges[v] if w in members)
-    cycle = path[position[v] :]
-    start = cycle.index(min(cycle))
-    return cycle[start:] + cycle[:start]
 
 
 class Dag:
@@ -265,7 +78,7 @@ class Dag:
         self._counts = dict.fromkeys(NodeStatus, 0)
         self._block_roots: dict[int, str] = {}  # a BLOCKED node -> the failure behind it
         given = list(nodes)
-        problems = _problems(given, (), len(given), max_nodes) if check else []
+        problems = find_problems(given, (), len(given), max_nodes) if check else []
         if problems:
             raise PlanError(problems)
         self._append(given, {})
@@ -286,7 +99,7 @@ class Dag:
         validated when it was made, such as one read back from blitz's own store; unknown ids
         and statuses are still refused."""
         given = list(nodes)
-        problems = _problems(given, (), len(given), max_nodes) if check else []
+        problems = find_problems(given, (), len(given), max_nodes) if check else []
         ids = {node.id for node in given}
         if statuses.keys() <= ids and set(map(type, statuses.values())) <= {NodeStatus}:
             dag = cls(max_nodes=max_nodes)  # the usual case, checked in bulk
@@ -402,7 +215,7 @@ class Dag:
         elif replace is not None:
             target = self._check(replace, "replace", _REWIRABLE)
         given = list(nodes)
-        problems = _problems(given, self._index, len(self) + len(given), self._max_nodes)
+        problems = find_problems(given, self._index, len(self) + len(given), self._max_nodes)
         if not given:
             problems.append("there are no tasks to inject")
         for node in given:
