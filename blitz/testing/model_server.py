@@ -25,8 +25,8 @@ for the reply, and has the request's wire format render it. The scenario format 
   :mod:`blitz.testing.responses_api`;
 * ``GET /v1/models`` (Anthropic's list shape when the request carries ``anthropic-version``).
 
-API keys are compared when the server is given one (401 otherwise), and recorded only as the
-header that carried them, never their value.
+API keys (``x-api-key``, or ``authorization: Bearer``) are compared when the server is given one
+(401 otherwise), and recorded only as the header that carried them, never their value.
 """
 
 from __future__ import annotations
@@ -253,8 +253,10 @@ def _api_key(
     """The API key sent, and the header that carried it."""
     if headers.get("x-api-key"):
         return headers["x-api-key"], "x-api-key"
-    bearer = headers.get("authorization", "").removeprefix("Bearer ").strip()
-    return bearer, "authorization" if bearer else None
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme == "Bearer" and token.strip():
+        return token.strip(), "authorization"
+    return "", None
 
 
 class _Handler(BaseHTTPRequestHandler):
