@@ -99,7 +99,8 @@ class ErrorReply:
             headers["retry-after"] = f"{self.retry_after:g}"
         if self.should_retry is not None:
             headers["x-should-retry"] = "true" if self.should_retry else "false"
-        return {**headers, **self.headers}
+        scripted = {name.lower() for name in self.headers}
+        return {**{k: v for k, v in headers.items() if k not in scripted}, **self.headers}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
