@@ -20,11 +20,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from blitz.testing.turns import ErrorReply, Reply, SeenRequest, Usage
+from blitz.testing.turns import Api, ErrorReply, Reply, SeenRequest, Usage
 from blitz.testing.wire import (
     Conversation,
     NewId,
-    WireFormat,
     error_message,
     last_user_text,
     messages,
@@ -47,6 +46,11 @@ ERROR_TYPES = {
 }
 """Anthropic's error type by status (other statuses: ``api_error`` from 500 up, else
 ``invalid_request_error``)."""
+
+API: Api = "anthropic"
+ID_HEADER = "request-id"
+BROKEN_BODY = b'{"id": "broken", "content": ['
+BROKEN_EVENT = b'event: message_start\ndata: {"id": "broken", "content": [\n\n'
 
 
 def read(body: Mapping[str, Any]) -> Conversation:
@@ -74,7 +78,7 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
-def message_body(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
+def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
     """The whole message ``reply`` scripts: what a plain request gets."""
     content: list[dict[str, Any]] = []
     if reply.content is not None:
@@ -100,7 +104,7 @@ def message_body(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str,
     }
 
 
-def stream_events(request: SeenRequest, message: Mapping[str, Any]) -> list[bytes]:
+def events(request: SeenRequest, message: Mapping[str, Any]) -> list[bytes]:
     """The SSE events Anthropic streams for ``message``, in its order."""
     start = {
         **message,
@@ -146,7 +150,7 @@ def error_body(error: ErrorReply, request_id: str) -> dict[str, Any]:
     }
 
 
-def _fail_midway(
+def fail_midway(
     message: Mapping[str, Any], events: list[bytes], error: ErrorReply, request_id: str
 ) -> list[bytes]:
     return [*events[: error.after_events], sse(error_body(error, request_id), "error")]
@@ -171,16 +175,3 @@ def models_body(models: Sequence[str]) -> dict[str, Any]:
     ]
     first, last = (models[0], models[-1]) if models else (None, None)
     return {"data": data, "has_more": False, "first_id": first, "last_id": last}
-
-
-FORMAT = WireFormat(
-    api="anthropic",
-    id_header="request-id",
-    read=read,
-    error_body=error_body,
-    payload=message_body,
-    events=stream_events,
-    fail_midway=_fail_midway,
-    broken_body=b'{"id": "broken", "content": [',
-    broken_event=b'event: message_start\ndata: {"id": "broken", "content": [\n\n',
-)

@@ -75,10 +75,10 @@ __all__ = [
 RESPONSES = "/v1/responses"
 """OpenAI's Responses API, rendered by :mod:`blitz.testing.responses_api`."""
 
-MODEL_PATHS = {
-    "/v1/messages": anthropic_api.FORMAT,
-    "/v1/chat/completions": openai_api.FORMAT,
-    RESPONSES: responses_api.FORMAT,
+MODEL_PATHS: dict[str, WireFormat] = {
+    "/v1/messages": anthropic_api,
+    "/v1/chat/completions": openai_api,
+    RESPONSES: responses_api,
 }
 
 DEFAULT_MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5", "gpt-5", "gpt-5-mini")
@@ -194,7 +194,7 @@ class ModelServer(Script):
         """Answer one request and record it. ``headers`` have lower-case names."""
         path = urlsplit(target).path.rstrip("/")
         anthropic = path.startswith("/v1/messages") or "anthropic-version" in headers
-        wire = MODEL_PATHS.get(path) or (anthropic_api.FORMAT if anthropic else openai_api.FORMAT)
+        wire = MODEL_PATHS.get(path) or (anthropic_api if anthropic else openai_api)
         key, key_header = _api_key(headers)
         try:
             body = json.loads(raw) if raw else {}
@@ -202,7 +202,7 @@ class ModelServer(Script):
             body = None
         conversation = wire.read(body) if isinstance(body, dict) else None
         request = SeenRequest(
-            api=wire.api,
+            api=wire.API,
             method=method,
             path=path,
             body=body if isinstance(body, dict) else {},
@@ -222,12 +222,12 @@ class ModelServer(Script):
                 error = ErrorReply(status=400, message="The request body is not a JSON object.")
                 answer = error_answer(wire, error, request_id)
             elif (method, path) == ("GET", "/v1/models"):
-                listing = anthropic_api if wire.api == "anthropic" else openai_api
+                listing = anthropic_api if wire.API == "anthropic" else openai_api
                 payload = listing.models_body(self.models)
-                answer = json_answer(200, payload, {wire.id_header: request_id})
+                answer = json_answer(200, payload, {wire.ID_HEADER: request_id})
             elif (method, path) == ("POST", "/v1/messages/count_tokens"):
                 payload = anthropic_api.count_tokens_body(request)
-                answer = json_answer(200, payload, {wire.id_header: request_id})
+                answer = json_answer(200, payload, {wire.ID_HEADER: request_id})
             elif method == "POST" and path in MODEL_PATHS:
                 answer, turn, unmatched = self._answer_model(wire, request, request_id)
             else:

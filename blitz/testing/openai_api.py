@@ -18,11 +18,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from blitz.testing.turns import ErrorReply, Reply, SeenRequest, Usage
+from blitz.testing.turns import Api, ErrorReply, Reply, SeenRequest, Usage
 from blitz.testing.wire import (
     Conversation,
     NewId,
-    WireFormat,
     error_message,
     last_user_text,
     messages,
@@ -42,6 +41,11 @@ ERROR_KINDS: dict[int, tuple[str, str | None]] = {
 }
 """OpenAI's error type and code by status (other statuses: ``server_error`` from 500 up, else
 ``invalid_request_error``, without a code)."""
+
+API: Api = "openai"
+ID_HEADER = "x-request-id"
+BROKEN_BODY = b'{"id": "broken", "content": ['
+BROKEN_EVENT = b'data: {"id": "broken", "content": [\n\n'
 
 
 def read(body: Mapping[str, Any]) -> Conversation:
@@ -70,7 +74,7 @@ def usage_body(usage: Usage) -> dict[str, Any]:
     }
 
 
-def completion_body(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
+def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
     """The whole completion ``reply`` scripts: what a plain request gets."""
     message: dict[str, Any] = {
         "role": "assistant",
@@ -106,7 +110,7 @@ def completion_body(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[s
     }
 
 
-def stream_events(request: SeenRequest, completion: Mapping[str, Any]) -> list[bytes]:
+def events(request: SeenRequest, completion: Mapping[str, Any]) -> list[bytes]:
     """The SSE chunks OpenAI streams for ``completion``, ending with ``[DONE]``."""
     include_usage = bool((request.body.get("stream_options") or {}).get("include_usage"))
     base = {key: completion[key] for key in ("id", "created", "model", "service_tier")}
@@ -152,7 +156,7 @@ def error_body(error: ErrorReply, request_id: str) -> dict[str, Any]:
     return {"error": {"message": error_message(error), "type": kind, "param": None, "code": code}}
 
 
-def _fail_midway(
+def fail_midway(
     completion: Mapping[str, Any], events: list[bytes], error: ErrorReply, request_id: str
 ) -> list[bytes]:
     return [*events[: error.after_events], sse(error_body(error, request_id))]
@@ -165,16 +169,3 @@ def models_body(models: Sequence[str]) -> dict[str, Any]:
         for name in models
     ]
     return {"object": "list", "data": listed}
-
-
-FORMAT = WireFormat(
-    api="openai",
-    id_header="x-request-id",
-    read=read,
-    error_body=error_body,
-    payload=completion_body,
-    events=stream_events,
-    fail_midway=_fail_midway,
-    broken_body=b'{"id": "broken", "content": [',
-    broken_event=b'data: {"id": "broken", "content": [\n\n',
-)

@@ -36,7 +36,7 @@ from typing import Any
 
 from blitz.testing import openai_api
 from blitz.testing.turns import ErrorReply, Reply, SeenRequest, ToolCall, Usage
-from blitz.testing.wire import Conversation, NewId, WireFormat, error_message, pieces
+from blitz.testing.wire import Conversation, NewId, error_message, pieces
 
 _FAILED_CODES = {
     429: "rate_limit_exceeded",
@@ -45,6 +45,15 @@ _FAILED_CODES = {
     529: "server_is_overloaded",
 }
 """``response.failed`` error codes by the scripted status (other statuses: ``server_error``)."""
+
+API = openai_api.API
+ID_HEADER = openai_api.ID_HEADER
+BROKEN_BODY = b'{"id": "broken", "output": ['
+BROKEN_EVENT = (
+    b'event: response.output_item.done\ndata: {"type": "response.output_item.done", [\n\n'
+)
+error_body = openai_api.error_body
+"""Errors before any output use the API's error body, the one Chat Completions uses."""
 
 
 # -- what was asked -------------------------------------------------------------------------------
@@ -204,7 +213,7 @@ def _output_items(reply: Reply, custom: set[str], new_id: NewId) -> list[dict[st
     return items
 
 
-def response_body(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
+def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
     """The whole response object ``reply`` scripts: what a plain request gets, and what
     ``response.completed`` carries."""
     body = request.body
@@ -291,7 +300,7 @@ def _item_events(events: _Events, index: int, item: Mapping[str, Any]) -> None:
     events.add("response.output_item.done", output_index=index, item=item)
 
 
-def stream_events(request: SeenRequest, response: Mapping[str, Any]) -> list[bytes]:
+def events(request: SeenRequest, response: Mapping[str, Any]) -> list[bytes]:
     """The SSE events the API streams for ``response``, in its order."""
     events = _Events()
     opened = {**response, "status": "in_progress", "output": [], "usage": None}
@@ -303,7 +312,7 @@ def stream_events(request: SeenRequest, response: Mapping[str, Any]) -> list[byt
     return events.encoded
 
 
-def failed_events(
+def fail_midway(
     response: Mapping[str, Any], events: list[bytes], error: ErrorReply, request_id: str
 ) -> list[bytes]:
     """The events before ``response.completed``, up to ``after_events`` of them, then
@@ -322,18 +331,3 @@ def failed_events(
     }
     data = {"type": "response.failed", "sequence_number": len(kept), "response": failed}
     return [*kept, f"event: response.failed\ndata: {json.dumps(data)}\n\n".encode()]
-
-
-FORMAT = WireFormat(
-    api="openai",
-    id_header="x-request-id",
-    read=read,
-    error_body=openai_api.error_body,
-    payload=response_body,
-    events=stream_events,
-    fail_midway=failed_events,
-    broken_body=b'{"id": "broken", "output": [',
-    broken_event=(
-        b'event: response.output_item.done\ndata: {"type": "response.output_item.done", [\n\n'
-    ),
-)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from blitz.testing.turns import Api, ErrorReply, Reply, SeenRequest
 
@@ -64,20 +64,31 @@ class Conversation:
     last_user_text: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WireFormat:
-    """One API's pieces for :func:`render`; each wire module defines one as ``FORMAT``."""
+class WireFormat(Protocol):
+    """One API's pieces for :func:`render`. Each wire module is one: :mod:`anthropic_api`,
+    :mod:`openai_api` and :mod:`responses_api` define these names at module level."""
 
-    api: Api
-    id_header: str  # the response header carrying the request id
-    read: Callable[[Mapping[str, Any]], Conversation]
-    error_body: Callable[[ErrorReply, str], dict[str, Any]]  # (error, request id)
-    payload: Callable[[SeenRequest, Reply, NewId], dict[str, Any]]
-    events: Callable[[SeenRequest, Mapping[str, Any]], list[bytes]]  # (request, payload)
-    fail_midway: Callable[[Mapping[str, Any], list[bytes], ErrorReply, str], list[bytes]]
-    """(payload, events, error, request id) -> the events ending with the API's failure."""
-    broken_body: bytes  # a JSON body cut short
-    broken_event: bytes  # an SSE event whose data is not JSON
+    API: Api
+    ID_HEADER: str  # the response header carrying the request id
+    BROKEN_BODY: bytes  # a JSON body cut short
+    BROKEN_EVENT: bytes  # an SSE event whose data is not JSON
+
+    def read(self, body: Mapping[str, Any], /) -> Conversation:
+        """What the script matches on in a request body."""
+
+    def payload(self, request: SeenRequest, reply: Reply, new_id: NewId, /) -> dict[str, Any]:
+        """The whole response ``reply`` scripts: what a plain request gets."""
+
+    def events(self, request: SeenRequest, payload: Mapping[str, Any], /) -> list[bytes]:
+        """The SSE events that stream ``payload``, in the API's order."""
+
+    def fail_midway(
+        self, payload: Mapping[str, Any], events: list[bytes], error: ErrorReply, request_id: str, /
+    ) -> list[bytes]:
+        """``events`` cut after ``error.after_events`` and ended with the API's failure."""
+
+    def error_body(self, error: ErrorReply, request_id: str, /) -> dict[str, Any]:
+        """The API's error body for ``error``."""
 
 
 def sse(data: Any, event: str | None = None) -> bytes:
@@ -106,7 +117,7 @@ def error_message(error: ErrorReply) -> str:
 
 def error_answer(wire: WireFormat, error: ErrorReply, request_id: str) -> Answer:
     """``error`` in ``wire``'s error body (or the scripted raw body), with its headers."""
-    headers = {wire.id_header: request_id, **error.response_headers()}
+    headers = {wire.ID_HEADER: request_id, **error.response_headers()}
     if error.body is not None:
         return Answer(
             status=error.status,
@@ -127,7 +138,7 @@ def render(
     )
     if fault is not None and midway is None:
         return replace(error_answer(wire, fault, request_id), delay=reply.delay)
-    ids = {wire.id_header: request_id}
+    ids = {wire.ID_HEADER: request_id}
     stream_headers = {
         "Content-Type": "text/event-stream; charset=utf-8",
         "Cache-Control": "no-cache",
@@ -136,10 +147,10 @@ def render(
     answer: Answer
     if reply.malformed:
         if request.stream:
-            answer = Answer(headers=stream_headers, chunks=[wire.broken_event])
+            answer = Answer(headers=stream_headers, chunks=[wire.BROKEN_EVENT])
         else:
             answer = Answer(
-                headers={"Content-Type": "application/json", **ids}, body=wire.broken_body
+                headers={"Content-Type": "application/json", **ids}, body=wire.BROKEN_BODY
             )
     elif not request.stream:
         # Cutting a plain request after N events drops the connection before any answer.
