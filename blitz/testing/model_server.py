@@ -200,17 +200,18 @@ class ModelServer(Script):
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = None
-        conversation = wire.read(body) if isinstance(body, dict) else None
+        read = body if isinstance(body, dict) else {}
+        conversation = wire.read(read)
         request = SeenRequest(
             api=wire.API,
             method=method,
             path=path,
-            body=body if isinstance(body, dict) else {},
+            body=read,
             headers={name: headers[name] for name in RECORDED_HEADERS if name in headers},
             api_key_header=key_header,
-            text=conversation.text if conversation else "",
-            tool_results=conversation.tool_results if conversation else "",
-            last_user_text=conversation.last_user_text if conversation else "",
+            text=conversation.text,
+            tool_results=conversation.tool_results,
+            last_user_text=conversation.last_user_text,
         )
         request_id = self._new_id("req_")
         turn: int | None = None
