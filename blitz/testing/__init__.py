@@ -3,7 +3,10 @@
 * :mod:`blitz.testing.clock` - a manual clock.
 * :mod:`blitz.testing.scripted` - the scripted planner and the scripted agent backend.
 * :mod:`blitz.testing.fake_github` - a GitHub REST API on 127.0.0.1.
-* :mod:`blitz.testing.model_server` - a scripted model server speaking the Anthropic Messages API
-  and the OpenAI Chat Completions API on 127.0.0.1, so the real SDK clients run.
+* :mod:`blitz.testing.model_server` - a scripted model server on 127.0.0.1, so the real SDK clients
+  and agent CLIs run: the script (:mod:`~blitz.testing.turns`) is rendered in the Anthropic
+  Messages API (:mod:`~blitz.testing.anthropic_api`), OpenAI's Chat Completions
+  (:mod:`~blitz.testing.openai_api`) or OpenAI's Responses API
+  (:mod:`~blitz.testing.responses_api`), with what they share in :mod:`~blitz.testing.wire`.
 * :mod:`blitz.testing.models` - pydantic-ai FunctionModel helpers for fast in-process unit tests.
 """

@@ -23,31 +23,20 @@ reports a response that failed mid-way; errors before any output use the API's e
 A freeform tool takes raw text, not JSON: script its call as ``{"name": "apply_patch", "input":
 {"input": "*** Begin Patch\\n..."}}``; the text of ``input.input`` is sent as the call's input.
 
-The request side is read here too: :func:`conversation_text`, :func:`tool_results` and
-:func:`last_user_text` give the model server's matching what the Chat Completions and Messages
-bodies give it, from ``instructions`` and the ``input`` items.
+The request side is read here too: :func:`read` gives the script's matching what the Chat
+Completions and Messages bodies give it, from ``instructions`` and the ``input`` items.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from blitz.testing.model_server import (
-    Reply,
-    SeenRequest,
-    ToolCall,
-    Usage,
-    _Answer,
-    _error,
-    _error_body,
-    _id_header,
-    _json_answer,
-    _pieces,
-)
+from blitz.testing import openai_api
+from blitz.testing.turns import ErrorReply, Reply, SeenRequest, ToolCall, Usage
+from blitz.testing.wire import Conversation, NewId, error_message, pieces
 
 _FAILED_CODES = {
     429: "rate_limit_exceeded",
@@ -56,6 +45,15 @@ _FAILED_CODES = {
     529: "server_is_overloaded",
 }
 """``response.failed`` error codes by the scripted status (other statuses: ``server_error``)."""
+
+API = openai_api.API
+ID_HEADER = openai_api.ID_HEADER
+BROKEN_BODY = b'{"id": "broken", "output": ['
+BROKEN_EVENT = (
+    b'event: response.output_item.done\ndata: {"type": "response.output_item.done", [\n\n'
+)
+error_body = openai_api.error_body
+"""Errors before any output use the API's error body, the one Chat Completions uses."""
 
 
 # -- what was asked -------------------------------------------------------------------------------
@@ -129,6 +127,14 @@ def last_user_text(body: Mapping[str, Any]) -> str:
     return ""
 
 
+def read(body: Mapping[str, Any]) -> Conversation:
+    return Conversation(
+        text=conversation_text(body),
+        tool_results=tool_results(body),
+        last_user_text=last_user_text(body),
+    )
+
+
 # -- the answer -----------------------------------------------------------------------------------
 
 
@@ -167,9 +173,7 @@ def _freeform_input(call: ToolCall) -> str:
     return json.dumps(dict(call.input))
 
 
-def _output_items(
-    reply: Reply, custom: set[str], new_id: Callable[[str], str]
-) -> list[dict[str, Any]]:
+def _output_items(reply: Reply, custom: set[str], new_id: NewId) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     if reply.content is not None:
         text = {"type": "output_text", "text": reply.content, "annotations": [], "logprobs": []}
@@ -209,9 +213,7 @@ def _output_items(
     return items
 
 
-def response_body(
-    request: SeenRequest, reply: Reply, new_id: Callable[[str], str]
-) -> dict[str, Any]:
+def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]:
     """The whole response object ``reply`` scripts: what a plain request gets, and what
     ``response.completed`` carries."""
     body = request.body
@@ -266,7 +268,7 @@ def _item_events(events: _Events, index: int, item: Mapping[str, Any]) -> None:
         text = item["content"][0]["text"]
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
         events.add("response.content_part.added", **at, content_index=0, part=part)
-        for piece in _pieces(text):
+        for piece in pieces(text):
             events.add(
                 "response.output_text.delta", **at, content_index=0, delta=piece, logprobs=[]
             )
@@ -278,7 +280,7 @@ def _item_events(events: _Events, index: int, item: Mapping[str, Any]) -> None:
             output_index=index,
             item={**item, "status": "in_progress", "arguments": ""},
         )
-        for piece in _pieces(item["arguments"]):
+        for piece in pieces(item["arguments"]):
             events.add("response.function_call_arguments.delta", **at, delta=piece)
         events.add(
             "response.function_call_arguments.done",
@@ -292,13 +294,13 @@ def _item_events(events: _Events, index: int, item: Mapping[str, Any]) -> None:
             output_index=index,
             item={**item, "status": "in_progress", "input": ""},
         )
-        for piece in _pieces(item["input"]):
+        for piece in pieces(item["input"]):
             events.add("response.custom_tool_call_input.delta", **at, delta=piece)
         events.add("response.custom_tool_call_input.done", **at, input=item["input"])
     events.add("response.output_item.done", output_index=index, item=item)
 
 
-def stream_events(response: Mapping[str, Any]) -> list[bytes]:
+def events(request: SeenRequest, response: Mapping[str, Any]) -> list[bytes]:
     """The SSE events the API streams for ``response``, in its order."""
     events = _Events()
     opened = {**response, "status": "in_progress", "output": [], "usage": None}
@@ -310,59 +312,22 @@ def stream_events(response: Mapping[str, Any]) -> list[bytes]:
     return events.encoded
 
 
-def failed_event(response: Mapping[str, Any], status: int, message: str, sequence: int) -> bytes:
-    """``response.failed`` for a fault scripted mid-stream, with the API's error code."""
-    code = _FAILED_CODES.get(status, "server_error" if status >= 500 else "invalid_request")
-    detail = _error_body("openai", status, message, "")["error"]["message"]
+def fail_midway(
+    response: Mapping[str, Any], events: list[bytes], error: ErrorReply, request_id: str
+) -> list[bytes]:
+    """The events before ``response.completed``, up to ``after_events`` of them, then
+    ``response.failed`` with the API's error code for the scripted status."""
+    kept = events[:-1][: error.after_events]
+    status = error.status
+    code = error.code or _FAILED_CODES.get(
+        status, "server_error" if status >= 500 else "invalid_request"
+    )
     failed = {
         **response,
         "status": "failed",
         "output": [],
         "usage": None,
-        "error": {"code": code, "message": detail},
+        "error": {"code": code, "message": error_message(error)},
     }
-    data = {"type": "response.failed", "sequence_number": sequence, "response": failed}
-    return f"event: response.failed\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def render(
-    request: SeenRequest, reply: Reply, *, request_id: str, new_id: Callable[[str], str]
-) -> _Answer:
-    """The answer ``reply`` scripts for a ``POST /v1/responses`` request, plain or streamed."""
-    fault = reply.error
-    error_after = fault.after_events if fault is not None and request.stream else None
-    ids = _id_header("openai", request_id)
-    if fault is not None and error_after is None:
-        headers: dict[str, str] = {}
-        if fault.retry_after is not None:
-            headers["retry-after"] = f"{fault.retry_after:g}"
-        if fault.should_retry is not None:
-            headers["x-should-retry"] = "true" if fault.should_retry else "false"
-        answer = _error("openai", fault.status, fault.message, request_id, headers)
-        return replace(answer, delay=reply.delay)
-    stream_headers = {
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        **ids,
-    }
-    if reply.malformed:
-        broken = b'event: response.output_item.done\ndata: {"type": "response.output_item.done", ['
-        if request.stream:
-            return _Answer(headers=stream_headers, events=[broken + b"\n\n"], delay=reply.delay)
-        return _Answer(
-            headers={"Content-Type": "application/json", **ids},
-            body=b'{"id": "broken", "output": [',
-            delay=reply.delay,
-        )
-    response = response_body(request, reply, new_id)
-    if not request.stream:
-        answer = _json_answer(200, response, ids)
-        return replace(answer, delay=reply.delay, cut=reply.cut_stream_after is not None)
-    events = stream_events(response)
-    if fault is not None and error_after is not None:
-        kept = events[:-1][:error_after]  # never the response.completed
-        events = [*kept, failed_event(response, fault.status, fault.message, len(kept))]
-    cut = reply.cut_stream_after
-    if cut is not None:
-        events = events[:cut]
-    return _Answer(headers=stream_headers, events=events, delay=reply.delay, cut=cut is not None)
+    data = {"type": "response.failed", "sequence_number": len(kept), "response": failed}
+    return [*kept, f"event: response.failed\ndata: {json.dumps(data)}\n\n".encode()]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -29,21 +29,9 @@ from blitz.llm.errors import (
     parse_retry_after,
 )
 from blitz.testing.clock import ManualClock
+from blitz.testing.model_server import ErrorReply, ModelServer, Reply
 
-from . import (
-    ANTHROPIC_KEY,
-    FakeProvider,
-    Reply,
-    anthropic_error,
-    model_for,
-    openai_error,
-)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
+from . import ANTHROPIC_KEY, anthropic_error, model_for, openai_error
 
 
 class WatchedClock(ManualClock):
@@ -73,7 +61,7 @@ async def failure_of(model: Any, **run: Any) -> BaseException:
     raise AssertionError("the run succeeded")
 
 
-def run_once(fake: FakeProvider, provider: str, **config: Any) -> Callable[[], Awaitable[str]]:
+def run_once(fake: ModelServer, provider: str, **config: Any) -> Callable[[], Awaitable[str]]:
     """One logical call: an agent run against ``fake`` with a blitz-built model."""
     model = model_for(fake, provider, **config)
 
@@ -113,7 +101,13 @@ CASES = [
         503,
         "unavailable",
     ),
-    ("anthropic", Reply(status=502, body="<html>bad gateway</html>"), "transient", 502, "server"),
+    (
+        "anthropic",
+        Reply(error=ErrorReply(status=502, body="<html>bad gateway</html>")),
+        "transient",
+        502,
+        "server",
+    ),
     (
         "anthropic",
         anthropic_error(400, "invalid_request_error", "bad field"),
@@ -151,7 +145,7 @@ CASES = [
         400,
         "context_window",
     ),
-    ("anthropic", Reply(cut=True), "transient", None, "connection"),
+    ("anthropic", Reply(cut_midway=True), "transient", None, "connection"),
     (
         "openai",
         openai_error(429, "rate_limit_exceeded", "Rate limit reached"),
@@ -182,7 +176,7 @@ CASES = [
         500,
         "server",
     ),
-    ("openai", Reply(cut=True), "transient", None, "connection"),
+    ("openai", Reply(cut_midway=True), "transient", None, "connection"),
     (
         "openai-compatible",
         openai_error(403, None, "Monthly spending limit reached for this key", "forbidden"),
@@ -202,7 +196,7 @@ CASES = [
 
 @pytest.mark.parametrize(("provider", "reply", "kind", "status", "reason"), CASES)
 async def test_classify_real_failures(
-    fake: FakeProvider, provider: str, reply: Reply, kind: str, status: int | None, reason: str
+    fake: ModelServer, provider: str, reply: Reply, kind: str, status: int | None, reason: str
 ) -> None:
     fake.add(reply)
     exc = await failure_of(model_for(fake, provider))
@@ -211,22 +205,22 @@ async def test_classify_real_failures(
     assert len(fake.requests) == 1  # the SDK did not retry behind our back
 
 
-async def test_a_timeout_is_transient(fake: FakeProvider) -> None:
-    fake.add(Reply(delay=2.0))
+async def test_a_timeout_is_transient(fake: ModelServer) -> None:
+    fake.add(Reply(text="done", delay=2.0))
     exc = await failure_of(model_for(fake, "openai-compatible", timeout=0.3))
     failure = classify(exc)
     assert (failure.kind, failure.reason) == ("transient", "timeout")
 
 
 async def test_a_refused_connection_is_transient() -> None:
-    with FakeProvider() as gone:
+    with ModelServer() as gone:
         model = model_for(gone, "openai")
     exc = await failure_of(model)  # the server has stopped listening
     assert classify(exc).kind == "transient"
 
 
 async def test_retry_after_is_read_in_seconds_milliseconds_and_as_a_date(
-    fake: FakeProvider,
+    fake: ModelServer,
 ) -> None:
     now = 1_800_000_000.0
     date = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)
@@ -235,9 +229,7 @@ async def test_retry_after_is_read_in_seconds_milliseconds_and_as_a_date(
         ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
         ({"Retry-After": date}, 30.0),
     ):
-        reply = anthropic_error(429, "rate_limit_error", "slow down")
-        reply.headers = headers
-        fake.add(reply)
+        fake.add(anthropic_error(429, "rate_limit_error", "slow down", headers=headers))
         exc = await failure_of(model_for(fake, "anthropic"))
         assert classify(exc, now=now).retry_after == pytest.approx(expected)
 
@@ -251,7 +243,7 @@ def test_parse_retry_after_ignores_what_it_cannot_read() -> None:
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=2e9) == 0.0
 
 
-async def test_the_config_message_says_what_to_fix(fake: FakeProvider) -> None:
+async def test_the_config_message_says_what_to_fix(fake: ModelServer) -> None:
     fake.add(anthropic_error(401, "authentication_error", f"invalid x-api-key {ANTHROPIC_KEY}"))
     failure = classify(await failure_of(model_for(fake, "anthropic")), provider="anthropic")
     assert failure.message.startswith(
@@ -264,7 +256,7 @@ class Answer(BaseModel):
     value: int
 
 
-async def test_output_that_stays_invalid_is_bad_output(fake: FakeProvider) -> None:
+async def test_output_that_stays_invalid_is_bad_output(fake: ModelServer) -> None:
     # The model answers in text, never calling the output tool: pydantic-ai re-asks, then gives up.
     exc = await failure_of(model_for(fake, "anthropic"), output_type=Answer, retries=1)
     failure = classify(exc)
@@ -272,10 +264,11 @@ async def test_output_that_stays_invalid_is_bad_output(fake: FakeProvider) -> No
     assert len(fake.requests) == 2
 
 
-async def test_sdk_and_transport_exceptions_are_classified_too(fake: FakeProvider) -> None:
-    fake.add(anthropic_error(429, "rate_limit_error", "slow down"))
-    fake.script[0].headers = {"retry-after": "3"}
-    client = anthropic.AsyncAnthropic(api_key="k" * 20, base_url=fake.url, max_retries=0)
+async def test_sdk_and_transport_exceptions_are_classified_too(fake: ModelServer) -> None:
+    fake.add(anthropic_error(429, "rate_limit_error", "slow down", headers={"retry-after": "3"}))
+    client = anthropic.AsyncAnthropic(
+        api_key="k" * 20, base_url=fake.anthropic_base_url, max_retries=0
+    )
     try:
         with pytest.raises(anthropic.RateLimitError) as info:
             await client.messages.create(
@@ -293,7 +286,7 @@ async def test_sdk_and_transport_exceptions_are_classified_too(fake: FakeProvide
         message="rate limited (429): slow down",
     )
     fake.add(openai_error(429, "insufficient_quota", "You exceeded your current quota"))
-    oai = openai.AsyncOpenAI(api_key="k" * 20, base_url=f"{fake.url}/v1", max_retries=0)
+    oai = openai.AsyncOpenAI(api_key="k" * 20, base_url=fake.openai_base_url, max_retries=0)
     try:
         with pytest.raises(openai.RateLimitError) as quota:
             await oai.chat.completions.create(
@@ -321,7 +314,7 @@ def breakers_for(clock: ManualClock, threshold: int = 3) -> BreakerBoard:
     )
 
 
-async def test_transient_failures_are_retried_until_the_call_succeeds(fake: FakeProvider) -> None:
+async def test_transient_failures_are_retried_until_the_call_succeeds(fake: ModelServer) -> None:
     fake.add(
         anthropic_error(503, "api_error", "unavailable"),
         anthropic_error(529, "overloaded_error", "Overloaded"),
@@ -348,10 +341,8 @@ async def test_transient_failures_are_retried_until_the_call_succeeds(fake: Fake
     assert board.get(breaker_key("anthropic")).failures == 0  # the success reset the count
 
 
-async def test_retry_after_is_honoured_on_the_clock(fake: FakeProvider) -> None:
-    reply = anthropic_error(429, "rate_limit_error", "slow down")
-    reply.headers = {"retry-after": "7"}
-    fake.add(reply)
+async def test_retry_after_is_honoured_on_the_clock(fake: ModelServer) -> None:
+    fake.add(anthropic_error(429, "rate_limit_error", "slow down", headers={"retry-after": "7"}))
     clock = WatchedClock(auto=False)
     task = asyncio.create_task(
         call_with_retries(
@@ -369,7 +360,7 @@ async def test_retry_after_is_honoured_on_the_clock(fake: FakeProvider) -> None:
     assert len(fake.requests) == 2
 
 
-async def test_a_rejected_key_is_not_retried(fake: FakeProvider) -> None:
+async def test_a_rejected_key_is_not_retried(fake: ModelServer) -> None:
     fake.add(anthropic_error(401, "authentication_error", "invalid x-api-key"))
     clock = WatchedClock()
     board = breakers_for(clock, threshold=1)
@@ -384,7 +375,7 @@ async def test_a_rejected_key_is_not_retried(fake: FakeProvider) -> None:
     assert board.get(breaker_key("anthropic")).state is BreakerState.CLOSED
 
 
-async def test_running_out_of_attempts_is_a_retryable_run_error(fake: FakeProvider) -> None:
+async def test_running_out_of_attempts_is_a_retryable_run_error(fake: ModelServer) -> None:
     fake.add(*[anthropic_error(500, "api_error", "Internal")] * 4)
     clock = WatchedClock()
     stats = RetryStats()
@@ -405,10 +396,10 @@ async def test_running_out_of_attempts_is_a_retryable_run_error(fake: FakeProvid
     assert all(0.5 * 2**n <= wait < 2**n for n, wait in enumerate(clock.waits))
 
 
-async def test_a_wait_longer_than_max_delay_ends_the_call(fake: FakeProvider) -> None:
-    reply = anthropic_error(429, "rate_limit_error", "daily limit")
-    reply.headers = {"retry-after": "3600"}
-    fake.add(reply)
+async def test_a_wait_longer_than_max_delay_ends_the_call(fake: ModelServer) -> None:
+    fake.add(
+        anthropic_error(429, "rate_limit_error", "daily limit", headers={"retry-after": "3600"})
+    )
     clock = WatchedClock()
     with pytest.raises(ProviderError, match="asked to wait 3600s") as info:
         await call_with_retries(
@@ -418,7 +409,7 @@ async def test_a_wait_longer_than_max_delay_ends_the_call(fake: FakeProvider) ->
     assert len(fake.requests) == 1 and clock.waits == []
 
 
-async def test_the_breaker_opens_and_later_calls_fail_fast(fake: FakeProvider) -> None:
+async def test_the_breaker_opens_and_later_calls_fail_fast(fake: ModelServer) -> None:
     fake.add(*[anthropic_error(529, "overloaded_error", "Overloaded")] * 10)
     clock = WatchedClock()
     board = breakers_for(clock, threshold=3)
@@ -437,7 +428,7 @@ async def test_the_breaker_opens_and_later_calls_fail_fast(fake: FakeProvider) -
         await call_with_retries(call, clock=clock, breakers=board, provider="anthropic")
     assert len(fake.requests) == 3
     # After the cooldown one probe goes through; its success closes the breaker.
-    fake.script.clear()
+    fake.clear()
     clock.advance(61)
     assert (
         await call_with_retries(call, clock=clock, breakers=board, provider="anthropic") == "done"
@@ -445,7 +436,7 @@ async def test_the_breaker_opens_and_later_calls_fail_fast(fake: FakeProvider) -
     assert board.get(breaker_key("anthropic")).state is BreakerState.CLOSED
 
 
-async def test_bad_output_is_a_retryable_run_error_and_no_outage(fake: FakeProvider) -> None:
+async def test_bad_output_is_a_retryable_run_error_and_no_outage(fake: ModelServer) -> None:
     model = model_for(fake, "anthropic")
     clock = WatchedClock()
     board = breakers_for(clock, threshold=1)
@@ -461,7 +452,7 @@ async def test_bad_output_is_a_retryable_run_error_and_no_outage(fake: FakeProvi
     assert board.get(breaker_key("anthropic")).state is BreakerState.CLOSED
 
 
-async def test_a_context_overflow_is_not_retried(fake: FakeProvider) -> None:
+async def test_a_context_overflow_is_not_retried(fake: ModelServer) -> None:
     fake.add(anthropic_error(400, "invalid_request_error", "prompt is too long: 300000 tokens"))
     with pytest.raises(ProviderError, match="context window") as info:
         await call_with_retries(
@@ -517,7 +508,7 @@ async def test_a_cancelled_call_gives_the_probe_back() -> None:
     ],
 )
 async def test_one_logical_call_makes_exactly_max_attempts_requests(
-    fake: FakeProvider, provider: str, reply: Reply
+    fake: ModelServer, provider: str, reply: Reply
 ) -> None:
     fake.add(*[reply] * 10)
     with pytest.raises(ProviderError):

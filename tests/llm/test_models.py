@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pydantic_ai import Agent
 from pydantic_ai.models.anthropic import AnthropicModel
@@ -19,16 +17,11 @@ from blitz.llm.models import (
     model_settings,
     parse_model,
 )
+from blitz.testing.model_server import ModelServer, Reply
 
-from . import ANTHROPIC_KEY, OPENAI_KEY, FakeProvider, Reply, anthropic_error, model_for
+from . import ANTHROPIC_KEY, DONE, OPENAI_KEY, anthropic_error, model_for
 
 KEYS = ProviderConfig(anthropic_api_key=ANTHROPIC_KEY, openai_api_key=OPENAI_KEY)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
 
 
 # --- parse_model -------------------------------------------------------------------------------
@@ -224,7 +217,7 @@ def test_model_settings_turn_on_prompt_caching_for_anthropic_only() -> None:
     ],
 )
 async def test_every_provider_runs_an_agent_against_its_base_url(
-    fake: FakeProvider, provider: str, path: str
+    fake: ModelServer, provider: str, path: str
 ) -> None:
     fake.add(Reply(text="hello from the fake"))
     model = model_for(fake, provider)
@@ -236,26 +229,35 @@ async def test_every_provider_runs_an_agent_against_its_base_url(
     assert model.client._client.is_closed
 
 
-async def test_keys_go_only_where_they_belong(fake: FakeProvider) -> None:
-    anthropic = model_for(fake, "anthropic")
-    openai = model_for(fake, "openai")
-    local = model_for(fake, "openai-compatible")
-    keyed = model_for(fake, "vllm", compatible_api_key="vllm-secret-key-123")
-    for model in (anthropic, openai, local, keyed):
+@pytest.mark.parametrize(
+    ("provider", "config", "key", "headers"),
+    [
+        # This SDK sends the Anthropic key as a bearer token; older ones used x-api-key.
+        ("anthropic", {}, ANTHROPIC_KEY, ("x-api-key", "authorization")),
+        ("openai", {}, OPENAI_KEY, ("authorization",)),
+        ("openai-compatible", {}, "not-needed", ("authorization",)),
+        (
+            "vllm",
+            {"compatible_api_key": "vllm-secret-key-123"},
+            "vllm-secret-key-123",
+            ("authorization",),
+        ),
+    ],
+)
+async def test_keys_go_only_where_they_belong(
+    provider: str, config: dict[str, str], key: str, headers: tuple[str, ...]
+) -> None:
+    # The server takes only this key (as x-api-key or "authorization: Bearer <key>"): any other
+    # key is a 401, which fails the run.
+    with ModelServer(api_key=key, fallback=DONE) as server:
+        model = model_for(server, provider, **config)
         async with model:
             await Agent(model).run("hi")
-    sent = [r.headers for r in fake.requests]
-    # This SDK sends the Anthropic key as a bearer token; older ones used x-api-key.
-    assert ANTHROPIC_KEY in (
-        sent[0].get("x-api-key"),
-        sent[0]["authorization"].removeprefix("Bearer "),
-    )
-    assert sent[1]["authorization"] == f"Bearer {OPENAI_KEY}"
-    assert sent[2]["authorization"] == "Bearer not-needed"
-    assert sent[3]["authorization"] == "Bearer vllm-secret-key-123"
+        [sent] = server.requests
+    assert sent.status == 200 and sent.api_key_header in headers
 
 
-async def test_anthropic_requests_ask_for_prompt_caching(fake: FakeProvider) -> None:
+async def test_anthropic_requests_ask_for_prompt_caching(fake: ModelServer) -> None:
     model = model_for(fake, "anthropic")
     async with model:
         await Agent(model, instructions="You are terse.").run("hi")
@@ -263,8 +265,8 @@ async def test_anthropic_requests_ask_for_prompt_caching(fake: FakeProvider) -> 
     assert "cache_control" in str(body)
 
 
-async def test_the_sdk_does_not_retry_a_failed_request(fake: FakeProvider) -> None:
-    fake.add(anthropic_error(529, "overloaded_error", "Overloaded"), Reply())
+async def test_the_sdk_does_not_retry_a_failed_request(fake: ModelServer) -> None:
+    fake.add(anthropic_error(529, "overloaded_error", "Overloaded"), DONE)
     model = model_for(fake, "anthropic")
     async with model:
         with pytest.raises(Exception, match="529"):
@@ -272,7 +274,7 @@ async def test_the_sdk_does_not_retry_a_failed_request(fake: FakeProvider) -> No
     assert len(fake.requests) == 1
 
 
-async def test_a_model_outside_a_context_manager_still_works(fake: FakeProvider) -> None:
+async def test_a_model_outside_a_context_manager_still_works(fake: ModelServer) -> None:
     model = model_for(fake, "openai-compatible")
     result = await Agent(model).run("hi")
     assert result.output == "done"
@@ -280,7 +282,7 @@ async def test_a_model_outside_a_context_manager_still_works(fake: FakeProvider)
 
 
 async def test_a_closed_model_gets_a_fresh_client_with_the_same_settings(
-    fake: FakeProvider,
+    fake: ModelServer,
 ) -> None:
     model = model_for(fake, "anthropic", timeout=7)
     async with model:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -12,15 +11,9 @@ from blitz.domain import Usage
 from blitz.errors import ConfigError
 from blitz.llm.models import parse_model
 from blitz.llm.usage import DEFAULT_PRICES, UNKNOWN, Budget, Price, PriceTable, usage_of
+from blitz.testing.model_server import ModelServer
 
-from . import USAGE, FakeProvider, model_for
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
-
+from . import USAGE, model_for
 
 SONNET = parse_model("anthropic:claude-sonnet-4-6")
 
@@ -35,20 +28,20 @@ def test_cost_splits_input_into_uncached_cache_reads_and_cache_writes() -> None:
 
 
 async def test_usage_of_an_anthropic_run_counts_cached_tokens_and_prices_them(
-    fake: FakeProvider,
+    fake: ModelServer,
 ) -> None:
     model = model_for(fake, "anthropic")
     async with model:
         result = await Agent(model).run("hi")
     usage = usage_of(result.usage, SONNET, PriceTable())
     # The fake reports 30 uncached + 60 cache reads + 10 cache writes; pydantic-ai sums them.
-    assert usage.input_tokens == USAGE["input_tokens"] == 100
-    assert usage.cached_tokens == USAGE["cached"] == 60
+    assert usage.input_tokens == USAGE.input + USAGE.cached + USAGE.cache_write == 100
+    assert usage.cached_tokens == USAGE.cached == 60
     assert usage.output_tokens == 20
     assert usage.cost_usd == pytest.approx((30 * 3 + 60 * 0.3 + 10 * 3.75 + 20 * 15) / 1e6)
 
 
-async def test_usage_of_an_openai_run_prices_cached_input(fake: FakeProvider) -> None:
+async def test_usage_of_an_openai_run_prices_cached_input(fake: ModelServer) -> None:
     model = model_for(fake, "openai")
     async with model:
         result = await Agent(model).run("hi")
@@ -57,7 +50,7 @@ async def test_usage_of_an_openai_run_prices_cached_input(fake: FakeProvider) ->
     assert usage.cost_usd == pytest.approx((40 * 1.25 + 60 * 0.125 + 20 * 10) / 1e6)
 
 
-async def test_a_local_model_is_free_and_known(fake: FakeProvider) -> None:
+async def test_a_local_model_is_free_and_known(fake: ModelServer) -> None:
     model = model_for(fake, "ollama")
     async with model:
         result = await Agent(model).run("hi")

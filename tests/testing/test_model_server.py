@@ -20,7 +20,7 @@ from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from blitz.testing.model_server import ModelServer, Reply, ToolCall, Turn, Usage
+from blitz.testing.model_server import ErrorReply, ModelServer, Reply, ToolCall, Turn, Usage
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 CLAUDE = "claude-sonnet-4-6"
@@ -369,6 +369,62 @@ async def test_fail_next_only_fails_the_api_named(
     assert completion.choices[0].message.content == "ok"
 
 
+async def test_scripted_error_type_and_code_replace_the_apis_own(
+    server: ModelServer, claude: anthropic.AsyncAnthropic, gpt: openai.AsyncOpenAI
+) -> None:
+    server.add(
+        {"reply": {"error": {"status": 400, "type": "billing_error", "message": "No credit."}}},
+        {"reply": {"error": {"status": 429, "type": "insufficient_quota", "code": "quota"}}},
+        {"reply": {"error": {"status": 403, "type": "forbidden"}}},  # a type alone: no code
+        {"reply": {"error": {"status": 503, "code": "busy"}}},  # a code alone keeps the type
+    )
+
+    with pytest.raises(anthropic.BadRequestError) as billing:
+        await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+    bodies: list[Any] = []
+    for error_class in (openai.RateLimitError, openai.PermissionDeniedError, openai.APIStatusError):
+        with pytest.raises(error_class) as raised:
+            await gpt.chat.completions.create(model=GPT, messages=ask("hi"))
+        bodies.append(raised.value.body)
+
+    assert billing.value.body == {
+        "type": "error",
+        "error": {"type": "billing_error", "message": "No credit."},
+        "request_id": billing.value.request_id,
+    }
+    assert [(b["type"], b["code"]) for b in bodies] == [
+        ("insufficient_quota", "quota"),
+        ("forbidden", None),
+        ("server_error", "busy"),
+    ]
+    assert bodies[0]["message"] == "Rate limit exceeded."  # the status's usual message
+
+
+async def test_scripted_error_headers_and_a_raw_body(
+    server: ModelServer, claude: anthropic.AsyncAnthropic
+) -> None:
+    date = "Wed, 21 Oct 2015 07:28:00 GMT"
+    server.add(
+        Reply(error=ErrorReply(status=429, retry_after=9, headers={"retry-after-ms": "1500"})),
+        Reply(error=ErrorReply(status=429, retry_after=9, headers={"Retry-After": date})),
+        Reply(error=ErrorReply(status=502, body="<html>bad gateway</html>")),
+    )
+
+    with pytest.raises(anthropic.RateLimitError) as both:
+        await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+    with pytest.raises(anthropic.RateLimitError) as dated:
+        await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+    with pytest.raises(anthropic.InternalServerError) as gateway:
+        await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+
+    headers = both.value.response.headers
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("9", "1500")
+    assert dated.value.response.headers.get_list("retry-after") == [date]  # the scripted one wins
+    assert gateway.value.status_code == 502
+    assert gateway.value.response.headers["content-type"].startswith("text/html")
+    assert gateway.value.response.text == "<html>bad gateway</html>"
+
+
 async def test_anthropic_overload_mid_stream(
     server: ModelServer, claude: anthropic.AsyncAnthropic
 ) -> None:
@@ -406,6 +462,63 @@ async def test_unmatched_request_fails_loudly_and_is_not_retried(server: ModelSe
     assert unmatched.status == 500 and unmatched.last_user_text == "Work on task-99 now"
     assert server.requests == [unmatched]
     assert len(server.pending) == 1
+
+
+async def test_a_fallback_answers_what_no_turn_matches() -> None:
+    with ModelServer(
+        [{"match": "task-1", "reply": {"text": "for task 1"}}], fallback={"text": "ok"}
+    ) as server:
+        async with anthropic.AsyncAnthropic(
+            base_url=server.anthropic_base_url, api_key=KEY, max_retries=0
+        ) as client:
+            other = await client.messages.create(
+                model=CLAUDE, max_tokens=10, messages=ask("task-2")
+            )
+            first = await client.messages.create(
+                model=CLAUDE, max_tokens=10, messages=ask("task-1")
+            )
+
+    answers = [block.text for m in (other, first) for block in m.content if block.type == "text"]
+    assert answers == ["ok", "for task 1"]
+    assert [(r.status, r.turn) for r in server.requests] == [(200, None), (200, 0)]
+    assert server.unmatched == [] and server.pending == []
+
+
+async def test_clear_drops_the_turns_and_faults_not_used_yet(
+    server: ModelServer, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.add(Reply(text="first"), Reply(text="second"))  # a bare reply answers anything
+    server.fail_next(1, 529)
+    with pytest.raises(anthropic.InternalServerError):
+        await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+    first = await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+    server.fail_next(1, 529)
+
+    server.clear()
+    server.add(Reply(text="third"))
+    third = await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+
+    answers = [block.text for m in (first, third) for block in m.content if block.type == "text"]
+    assert answers == ["first", "third"]
+    assert [r.turn for r in server.requests] == [None, 0, 2]
+    assert server.pending == []
+
+
+async def test_the_header_carrying_the_key_is_recorded_but_not_the_key() -> None:
+    with ModelServer(fallback={"text": "ok"}, api_key=KEY) as server, httpx2.Client() as http:
+        url = f"{server.openai_base_url}/chat/completions"
+        body = {"model": GPT, "messages": ask("hi")}
+        sent = [
+            http.post(url, json=body, headers={"x-api-key": KEY}),
+            http.post(url, json=body, headers={"authorization": f"Bearer {KEY}"}),
+            http.post(url, json=body, headers={"authorization": KEY}),  # no scheme: no key
+            http.post(url, json=body),
+        ]
+
+    assert [r.status_code for r in sent] == [200, 200, 401, 401]
+    headers = [(r.api_key_header, r.api_key_present) for r in server.requests]
+    assert headers == [("x-api-key", True), ("authorization", True), (None, False), (None, False)]
+    assert KEY not in repr(server.requests)
 
 
 async def test_wrong_api_key_is_rejected_and_never_recorded() -> None:
@@ -454,6 +567,35 @@ async def test_cut_plain_request_is_a_connection_error(
     else:
         with pytest.raises(openai.APIConnectionError):
             await gpt.chat.completions.create(model=GPT, messages=ask("hi"))
+
+
+@pytest.mark.parametrize("api", ["anthropic", "openai"])
+async def test_a_body_cut_midway_is_a_connection_error(
+    server: ModelServer, claude: anthropic.AsyncAnthropic, gpt: openai.AsyncOpenAI, api: str
+) -> None:
+    server.add({"reply": {"text": "half of this arrives", "cut_midway": True}})
+
+    with pytest.raises((anthropic.APIConnectionError, openai.APIConnectionError)):
+        if api == "anthropic":
+            await claude.messages.create(model=CLAUDE, max_tokens=10, messages=ask("hi"))
+        else:
+            await gpt.chat.completions.create(model=GPT, messages=ask("hi"))
+
+    assert [r.status for r in server.requests] == [200]  # the status line went out
+
+
+async def test_a_stream_cut_midway_stops_inside_an_event(
+    server: ModelServer, claude: anthropic.AsyncAnthropic
+) -> None:
+    server.add({"reply": {"text": "a long answer that is broken off " * 4, "cut_midway": True}})
+
+    received: list[str] = []
+    with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
+        async with claude.messages.stream(model=CLAUDE, max_tokens=10, messages=ask("hi")) as s:
+            async for event in s:
+                received.append(event.type)
+
+    assert "message_start" in received and "message_stop" not in received
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -246,3 +246,21 @@ async def test_an_unmatched_request_is_a_500_naming_it(
     assert "no scripted turn matches" in str(failed.value)
     assert "what now?" in str(failed.value)
     assert [r.last_user_text for r in server.unmatched] == ["what now?"]
+
+
+async def test_a_scripted_code_names_the_failure_mid_stream(
+    server: ModelServer, client: openai.AsyncOpenAI
+) -> None:
+    server.add(
+        {"reply": {"error": {"status": 429, "code": "insufficient_quota", "after_events": 2}}}
+    )
+
+    failed: Any = None
+    async with client.responses.stream(model=MODEL, input=user("go")) as stream:
+        async for event in stream:
+            if event.type == "response.failed":
+                failed = event.response
+    assert (failed.error.code, failed.error.message) == (
+        "insufficient_quota",
+        "Rate limit exceeded.",
+    )
