@@ -13,6 +13,15 @@ from blitz.app import App
 from blitz.domain import Goal
 from blitz.settings import Settings
 
+app = typer.Typer(
+    name="blitz",
+    help="Run AI coding agents to completion: goal -> tasks -> validated commits -> PR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+"""The command line; the command modules add their commands to it."""
+
 out = Console(highlight=False)
 
 TOKEN_ENV = "BLITZ_SERVER_TOKEN"

@@ -11,8 +11,7 @@ import typer
 
 from blitz import demo as sample
 from blitz.app import App
-from blitz.cli import app
-from blitz.cli.common import out, report
+from blitz.cli.common import app, out, report
 from blitz.cli.live import live_view
 from blitz.domain import GoalState
 from blitz.settings import Settings

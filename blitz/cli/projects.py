@@ -9,8 +9,7 @@ import typer
 from rich.table import Table
 
 from blitz import actions
-from blitz.cli import app
-from blitz.cli.common import make_app, out, print_json
+from blitz.cli.common import app, make_app, out, print_json
 
 projects = typer.Typer(help="Manage the repositories blitz works on.", no_args_is_help=True)
 app.add_typer(projects, name="projects")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from blitz.actions import GoalRequest
 from blitz.cli.common import out, print_report
-from blitz.cli.events import _line
+from blitz.cli.events import line
 from blitz.domain import GoalState
 from blitz.events import Event, EventKind
 from blitz.planner import load_plan_file
@@ -58,7 +58,7 @@ def run_remote(
                     task_id=data["task_id"],
                     message=data["message"],
                 )
-                out.print(_line(event), markup=False)
+                out.print(line(event), markup=False)
                 if event.kind is EventKind.PLAN_AWAITING_APPROVAL:
                     out.print(f"the plan waits for approval: `blitz approve {goal_id}`")
         except KeyboardInterrupt:

@@ -13,8 +13,8 @@ import typer
 from blitz import actions
 from blitz.actions import Applied, GoalRequest
 from blitz.app import App
-from blitz.cli import app
 from blitz.cli.common import (
+    app,
     make_app,
     out,
     print_json,

@@ -10,8 +10,7 @@ from pathlib import Path
 import typer
 
 from blitz import actions
-from blitz.cli import app
-from blitz.cli.common import make_app, out, server_option, token_option
+from blitz.cli.common import app, make_app, out, server_option, token_option
 from blitz.domain import Goal
 from blitz.errors import UserError
 from blitz.settings import Settings
