@@ -44,6 +44,7 @@ MAX_EXPLORE = 10
 IGNORED_DIRTY = frozenset({"blitz.toml"})
 """Uncommitted files that do not stop a run (blitz.toml is read from the checkout itself)."""
 
+
 class PlanSource(Protocol):
     """Reads the plan a person wrote, given the project's cap on tasks (raises PlanError)."""
 
