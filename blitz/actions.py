@@ -36,6 +36,7 @@ from blitz.store.base import Store
 
 if TYPE_CHECKING:
     from blitz.app import App
+    from blitz.clock import Clock
     from blitz.conductor import Engine
 
 MAX_EXPLORE = 10
@@ -170,17 +171,7 @@ async def register(app: App, path: Path, *, name: str = "") -> Registered:
             project = dataclasses.replace(
                 project, name=_unique_name(store, name or cfg.project.name or path.name)
             )
-        store.write(
-            project,
-            events=[
-                Event(
-                    kind=EventKind.PROJECT_ADDED,
-                    project_id=project.id,
-                    message=f"{project.name}: {path}",
-                    ts=app.clock.time(),
-                )
-            ],
-        )
+        _journal(store, project, EventKind.PROJECT_ADDED, f"{project.name}: {path}", app.clock)
     if existing is None or project != existing:
         store.write(project)
     store.flush_sync()
@@ -214,7 +205,7 @@ async def resume(app: App, engine: Engine | None, key: str) -> Project:
 def _set_paused(store: Store, project: Project, paused: bool, reason: str) -> None:
     updated = dataclasses.replace(project, paused=paused, pause_reason=reason if paused else "")
     kind = EventKind.PROJECT_PAUSED if paused else EventKind.PROJECT_RESUMED
-    store.write(updated, events=[Event(kind=kind, project_id=project.id, message=reason)])
+    _journal(store, updated, kind, reason)
 
 
 async def remove(app: App, engine: Engine | None, key: str) -> Project:
@@ -316,18 +307,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
         explore_mode=explore_mode,
         portfolio=portfolio if explore > 1 else (),
     )
-    app.store.write(
-        goal,
-        events=[
-            Event(
-                kind=EventKind.GOAL_CREATED,
-                goal_id=goal.id,
-                project_id=project.id,
-                message=goal.title,
-                ts=app.clock.time(),
-            )
-        ],
-    )
+    _journal(app.store, goal, EventKind.GOAL_CREATED, goal.title, app.clock)
     await app.store.flush()
     return goal
 
@@ -357,17 +337,7 @@ async def cancel(app: App, engine: Engine | None, key: str, reason: str) -> Done
         ):
             store.write(t.evolve(state=TaskState.CANCELLED, reason="cancelled"))
     done = goal.evolve(state=GoalState.CANCELLED, error=reason, finished_at=time.time())
-    store.write(
-        done,
-        events=[
-            Event(
-                kind=EventKind.GOAL_CANCELLED,
-                goal_id=goal.id,
-                project_id=goal.project_id,
-                message=reason,
-            )
-        ],
-    )
+    _journal(store, done, EventKind.GOAL_CANCELLED, reason)
     await store.flush()
     return Done(goal=done, applied=Applied.STORE)
 
@@ -483,6 +453,24 @@ async def _steer(
         raise Conflict(str(exc)) from exc
     await store.flush()
     return Done(goal=goal, applied=Applied.ENGINE)
+
+
+def _journal(
+    store: Store, record: Project | Goal, kind: EventKind, message: str, clock: Clock | None = None
+) -> None:
+    """Write ``record`` and the event saying what happened to it, together (stamped by
+    ``clock``, else by the store)."""
+    goal_id, project_id = (
+        (record.id, record.project_id) if isinstance(record, Goal) else ("", record.id)
+    )
+    event = Event(
+        kind=kind,
+        goal_id=goal_id,
+        project_id=project_id,
+        message=message,
+        ts=clock.time() if clock is not None else 0.0,
+    )
+    store.write(record, events=[event])
 
 
 # -- what registering reads -------------------------------------------------------------------
