@@ -224,6 +224,7 @@ async def test_approve_checks_the_goal_waits_then_runs_it(tmp_path: Path, apps: 
     assert (await actions.approve(app, engine, goal_id, edited)).applied is Applied.ENGINE
     await wait_until(lambda: goal_id in engine.finished)
     assert engine.finished[goal_id].state is GoalState.SUCCEEDED
+    await app.store.flush()
     assert [t.id for t in app.store.load_tasks(goal_id)] == ["a"]
     with pytest.raises(Conflict, match=f"goal {goal_id} is succeeded, not awaiting approval"):
         await actions.approve(app, engine, goal_id)
