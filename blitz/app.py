@@ -17,23 +17,21 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
+from blitz import actions
 from blitz import workspace as git
-from blitz.backends.registry import NO_MODEL, BackendOptions, check_name, create_backend
+from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
 from blitz.clock import Clock, SystemClock
 from blitz.conductor import Engine, Limits, Services
-from blitz.config import RepoConfig, gates_of, load_repo_config
-from blitz.detect import detect_gates
-from blitz.domain import Goal, Project, new_id
-from blitz.errors import ConfigError, GitError, RepositoryError, UserError
-from blitz.events import Event, EventKind
+from blitz.config import RepoConfig, load_repo_config
+from blitz.domain import Goal, Project
+from blitz.errors import ConfigError, UserError
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
 from blitz.router import Router
 from blitz.settings import Settings
 from blitz.store.sql import SqlStore
-from blitz.testing.scripted import Scenario, ScriptedPlanner
 from blitz.validation import Validator
 
 if TYPE_CHECKING:
@@ -41,12 +39,7 @@ if TYPE_CHECKING:
     from blitz.explore import Judge
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
-
-MAX_EXPLORE = 10
-"""Most best-of-N attempts per task."""
-
-IGNORED_DIRTY = frozenset({"blitz.toml"})
-"""Uncommitted files that do not stop a run (blitz.toml is read from the checkout itself)."""
+    from blitz.testing.scripted import Scenario
 
 
 class App:
@@ -99,62 +92,9 @@ class App:
         )
 
     async def register(self, path: Path, *, name: str = "") -> Project:
-        """The project for the repository at ``path``, registering it on first use.
-
-        A blitz.toml in the repository is the source of truth for its settings and is re-read
-        every time; without one, gates are detected when the project is first registered.
-        """
-        path = path.expanduser().resolve()
-        if not path.exists():
-            raise RepositoryError(f"{path} does not exist")
-        ws = self.workspace(path)
-        cfg = self.repo_config(path)
-        existing = self.store.find_project_by_path(str(path))
-        if existing is not None:
-            project = _apply_config(existing, cfg) if cfg else existing
-        else:
-            branch = (cfg.project.base_branch if cfg else "") or await _current_branch(ws)
-            # Never register what cannot be used (a plain directory, a repo with no commits).
-            await ws.check(base_branch=branch, allow_dirty=True)
-            if cfg is None:
-                gates, _notes = detect_gates(path)
-                project = Project(
-                    id=new_id("p"),
-                    name=self._unique_name(name or path.name),
-                    path=str(path),
-                    base_branch=branch,
-                    remote="origin",
-                    gates=gates,
-                )
-            else:
-                project = _apply_config(
-                    Project(id=new_id("p"), name="", path=str(path), base_branch=branch), cfg
-                )
-                project = dataclasses.replace(
-                    project, name=self._unique_name(name or cfg.project.name or path.name)
-                )
-            self.store.write(
-                project,
-                events=[
-                    Event(
-                        kind=EventKind.PROJECT_ADDED,
-                        project_id=project.id,
-                        message=f"{project.name}: {path}",
-                        ts=self.clock.time(),
-                    )
-                ],
-            )
-        if existing is None or project != existing:
-            self.store.write(project)
-        self.store.flush_sync()
-        return project
-
-    def _unique_name(self, name: str) -> str:
-        taken = {p.name for p in self.store.list_projects()}
-        candidate, n = name, 2
-        while candidate in taken:
-            candidate, n = f"{name}-{n}", n + 1
-        return candidate
+        """The project for the repository at ``path``, registering it on first use
+        (:func:`blitz.actions.register`)."""
+        return (await actions.register(self, path, name=name)).project
 
     def project(self, key: str) -> Project:
         project = self.store.get_project(key)
@@ -177,84 +117,23 @@ class App:
         explore_mode: str = "",
         portfolio: Sequence[str] = (),
     ) -> Goal:
-        """Check the repository and write a new goal (state PLANNING) for ``project``.
-        ``explore``: best-of-N attempts per task (0: blitz.toml [explore]); ``portfolio``:
-        backend specs ("claude-code:sonnet", "codex") the attempts are spread over."""
-        if not title.strip():
-            raise UserError("the goal is empty: say what you want done")
-        if project.paused:
-            raise UserError(
-                f"project {project.name} is paused ({project.pause_reason or 'by the user'}); "
-                f"resume it with `blitz projects resume {project.name}`"
-            )
-        ws = self.workspace(Path(project.path))
-        await ws.check(base_branch=project.base_branch, allow_dirty=True)
-        if not allow_dirty:
-            dirty = [p for p in await ws.dirty_paths() if p not in IGNORED_DIRTY]
-            if dirty:
-                shown = "\n".join(f"  {p}" for p in dirty[:10])
-                more = f"\n  ... and {len(dirty) - 10} more" if len(dirty) > 10 else ""
-                raise RepositoryError(
-                    f"{project.path} has uncommitted changes:\n{shown}{more}\n"
-                    "blitz works only from committed work and never touches your checkout, so "
-                    "these changes would not be part of the goal. Commit or stash them, or pass "
-                    "--allow-dirty to go ahead without them."
-                )
-        backend = backend or self.default_backend(project)
-        cfg = self._config_for(project)
-        options = self.backend_options(project)
-        check_name(backend, options.commands)
-        if backend == "embedded" and not self.model_name("agent", project):
-            raise ConfigError(NO_MODEL)
-        explore = explore or (cfg.explore.attempts if cfg else 1)
-        explore_mode = explore_mode or (cfg.explore.mode if cfg else "all")
-        portfolio = tuple(p.strip() for p in portfolio if p.strip()) or (
-            tuple(cfg.explore.portfolio) if cfg else ()
-        )
-        if not 1 <= explore <= MAX_EXPLORE:
-            raise UserError(f"--explore must be between 1 and {MAX_EXPLORE}, not {explore}")
-        if explore_mode not in ("all", "first"):
-            raise UserError(f'the explore mode must be "all" or "first", not {explore_mode!r}')
-        # Build the planner and the backends once now, so a missing key or a bad model name stops
-        # here, before the goal is written, not later with the goal left for `blitz resume`.
-        self.planner(project)
-        create_backend(backend, options)
-        for spec in portfolio:
-            name, _, model = spec.partition(":")
-            self.backend_for(project, name, model)
-        goal_id = new_id("g")
-        goal = Goal(
-            id=goal_id,
-            project_id=project.id,
-            title=title.strip(),
-            branch=git.branch_name(title, goal_id),
-            base_branch=project.base_branch,
+        """Check the repository and write a new goal (state PLANNING) for ``project``
+        (:func:`blitz.actions.create_goal`)."""
+        request = actions.GoalRequest(
+            title=title,
             backend=backend,
-            created_at=self.clock.time(),
             max_parallel=max_parallel,
-            explore=explore if explore > 1 else 0,
+            allow_dirty=allow_dirty,
+            explore=explore,
             explore_mode=explore_mode,
-            portfolio=portfolio if explore > 1 else (),
+            portfolio=portfolio,
         )
-        self.store.write(
-            goal,
-            events=[
-                Event(
-                    kind=EventKind.GOAL_CREATED,
-                    goal_id=goal.id,
-                    project_id=project.id,
-                    message=goal.title,
-                    ts=self.clock.time(),
-                )
-            ],
-        )
-        await self.store.flush()
-        return goal
+        return await actions.create_goal(self, project, request)
 
     # -- the engine -------------------------------------------------------------------------
 
     def limits(self, project: Project) -> Limits:
-        cfg = self._config_for(project)
+        cfg = self.config_for(project)
         if cfg is None:
             return Limits()
         lim = cfg.limits
@@ -267,7 +146,8 @@ class App:
             attempt_timeout=lim.attempt_timeout,
         )
 
-    def _config_for(self, project: Project) -> RepoConfig | None:
+    def config_for(self, project: Project) -> RepoConfig | None:
+        """The repository's blitz.toml, or None if it has none or it cannot be read."""
         try:
             return self.repo_config(Path(project.path))
         except ConfigError:
@@ -293,7 +173,7 @@ class App:
     def model_name(self, role: str, project: Project) -> str:
         """The model for a role ("planner", "recovery", "agent"): the command line first, then
         the project's blitz.toml, then BLITZ_<ROLE>_MODEL and BLITZ_MODEL; "" if none."""
-        cfg = self._config_for(project)
+        cfg = self.config_for(project)
         env_role = getattr(self.settings, f"{role}_model", "")
         for candidate in (
             self.models.get(role, ""),
@@ -349,6 +229,10 @@ class App:
         """The model planner when a planner model is configured, else the scripted one."""
         name = self.model_name("planner", project)
         if not name:
+            from blitz.testing.scripted import (
+                ScriptedPlanner,  # the fake, chosen by having no model
+            )
+
             return ScriptedPlanner(self.scenario)
         from blitz.llm.models import build_model, parse_model
         from blitz.llm.planner import LLMPlanner
@@ -383,7 +267,7 @@ class App:
 
     def judge(self, project: Project) -> Judge | None:
         """The model that breaks ties between passing best-of-N candidates, if one is set."""
-        cfg = self._config_for(project)
+        cfg = self.config_for(project)
         if cfg is None or not cfg.explore.judge:
             return None
         from blitz.explore import ModelJudge
@@ -393,7 +277,7 @@ class App:
         return ModelJudge(build_model(spec, self.providers()), spec=spec, prices=self.prices())
 
     def backend_options(self, project: Project) -> BackendOptions:
-        cfg = self._config_for(project)
+        cfg = self.config_for(project)
         agent = cfg.agent if cfg else None
         return BackendOptions(
             claude_code=cfg.claude_code if cfg else None,
@@ -428,7 +312,7 @@ class App:
 
     def services(self, project: Project, goal: Goal, *, planner: Planner | None = None) -> Services:
         ws = self.workspace(Path(project.path))
-        cfg = self._config_for(project)
+        cfg = self.config_for(project)
         token = self.settings.github_token.get_secret_value() if self.settings.github_token else ""
         api_url = self.settings.github_api_url or (
             cfg.github.api_url if cfg else "https://api.github.com"
@@ -510,21 +394,6 @@ class App:
         await self.store.aclose()
 
 
-def _apply_config(project: Project, cfg: RepoConfig) -> Project:
-    p = cfg.project
-    return dataclasses.replace(
-        project,
-        name=project.name or p.name,
-        base_branch=p.base_branch or project.base_branch,
-        remote=p.remote,
-        backend=p.backend,
-        fallback_backend=p.fallback_backend,
-        max_parallel=p.max_parallel,
-        require_plan_approval=p.require_plan_approval,
-        gates=gates_of(cfg),
-    )
-
-
 def _provider_model(model: str) -> str:
     """A model for the embedded agent as provider:model; a bare name gets its usual provider
     ("gpt-5" -> "openai:gpt-5", "claude-sonnet-4-6" -> "anthropic:claude-sonnet-4-6")."""
@@ -535,23 +404,3 @@ def _provider_model(model: str) -> str:
     if model.startswith(("gpt", "o1", "o3", "o4", "codex")):
         return f"openai:{model}"
     return model
-
-
-async def _current_branch(ws: git.Workspace) -> str:
-    try:
-        branch = await ws.current_branch()
-    except UserError:
-        # No current branch may mean no repository at all: check() then says what is wrong.
-        try:
-            await ws.rev_parse("HEAD")
-        except GitError:
-            await ws.check(base_branch="HEAD", allow_dirty=True)
-        raise
-    except Exception as exc:
-        raise RepositoryError(f"cannot read the current branch of {ws}: {exc}") from exc
-    if not branch or branch == "HEAD":
-        raise RepositoryError(
-            "the repository is on a detached HEAD: check out the branch goals should start from, "
-            "or set [project] base_branch in blitz.toml"
-        )
-    return branch

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from engine_helpers import isolated_git  # noqa: F401 - the fixture, for every test
 
 if TYPE_CHECKING:
     from blitz.app import App
@@ -26,40 +27,24 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test Author",
-    "GIT_AUTHOR_EMAIL": "author@example.test",
-    "GIT_COMMITTER_NAME": "Test Committer",
-    "GIT_COMMITTER_EMAIL": "committer@example.test",
-}
-
-
 @pytest.fixture
-def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def git_repo(tmp_path: Path, isolated_git: None) -> Path:  # noqa: F811
     """A git repository at ``tmp_path / "repo"`` with one commit (``README.md``) on ``main``.
 
-    Git is isolated from the machine: an empty global config, no system config, no inherited
-    GIT_DIR and friends, and the identity set through the environment.
+    Git is isolated from the machine (``isolated_git``): an empty global config, no system
+    config, no inherited GIT_DIR and friends, and the identity set through the environment.
     """
-    global_config = tmp_path / "gitconfig"
-    global_config.write_text("")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in GIT_IDENTITY.items():
-        monkeypatch.setenv(name, value)
     repo = tmp_path / "repo"
     repo.mkdir()
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=30)
-
-    git("init", "-q", "-b", "main")
+    git("init", "-q", "-b", "main", cwd=repo)
     (repo / "README.md").write_text("# demo\n")
-    git("add", "README.md")
-    git("commit", "-q", "-m", "Initial commit")
+    git("add", "README.md", cwd=repo)
+    git("commit", "-q", "-m", "Initial commit", cwd=repo)
     return repo
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
 
 
 @pytest.fixture

@@ -1,45 +1,39 @@
 """The ``blitz`` command line: Typer commands, one group per file.
 
-User errors (:class:`blitz.errors.UserError`) print one clear message and exit with code 2; run
-errors (:class:`blitz.errors.RunError`) one message and code 1; only bugs show a traceback.
+``common.py`` holds the Typer application and what the commands share; each command module adds
+its commands to it and is imported here, so the commands exist once this package is imported.
+The rules of what a person may do are :mod:`blitz.actions`; the commands only read arguments and
+print. User errors (:class:`blitz.errors.UserError`) print one clear message and exit with code
+2; run errors (:class:`blitz.errors.RunError`) one message and code 1; only bugs show a
+traceback.
 """
 
 from __future__ import annotations
 
 import sys
 
-import typer
 from rich.console import Console
 
+from blitz.cli import (  # noqa: F401 - each module adds its commands to the application
+    backends,
+    demo,
+    events,
+    init,
+    plan,
+    projects,
+    run,
+    serve,
+    status,
+)
+from blitz.cli.common import app
 from blitz.errors import RunError, UserError
 
-app = typer.Typer(
-    name="blitz",
-    help="Run AI coding agents to completion: goal -> tasks -> validated commits -> PR.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+__all__ = ["app", "main"]
 
 err = Console(stderr=True)
 
 
-def _register() -> None:
-    from blitz.cli import (  # noqa: F401
-        backends,
-        demo,
-        events,
-        init,
-        plan,
-        projects,
-        run,
-        serve,
-        status,
-    )
-
-
 def main() -> None:
-    _register()
     try:
         app()
     except UserError as exc:

@@ -21,8 +21,7 @@ from blitz.backends.install import (
     install_codex,
     installed_codex,
 )
-from blitz.cli import app
-from blitz.cli.common import out, print_json
+from blitz.cli.common import app, out, print_json
 from blitz.config import RepoConfig, load_repo_config
 from blitz.errors import ConfigError, UserError
 from blitz.settings import Settings

@@ -1,4 +1,4 @@
-"""What the commands share: settings, the app, and output helpers."""
+"""What the commands share: settings, the app, options, and output helpers."""
 
 from __future__ import annotations
 
@@ -6,13 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from blitz.app import App
+from blitz.domain import Goal
 from blitz.settings import Settings
-from blitz.testing.scripted import Scenario
+
+app = typer.Typer(
+    name="blitz",
+    help="Run AI coding agents to completion: goal -> tasks -> validated commits -> PR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+"""The command line; the command modules add their commands to it."""
 
 out = Console(highlight=False)
+
+TOKEN_ENV = "BLITZ_SERVER_TOKEN"
 
 
 def make_app(*, scenario_path: str = "", model: str = "", planner_model: str = "") -> App:
@@ -20,9 +32,23 @@ def make_app(*, scenario_path: str = "", model: str = "", planner_model: str = "
     ``model`` and ``planner_model`` are --model and --planner-model."""
     settings = Settings()
     path = scenario_path or settings.scenario
-    scenario = Scenario.load(Path(path)) if path else None
+    scenario = None
+    if path:
+        from blitz.testing.scripted import Scenario  # the fakes, only when a scenario is given
+
+        scenario = Scenario.load(Path(path))
     models = {"default": model, "planner": planner_model}
     return App(settings, scenario=scenario, models={k: v for k, v in models.items() if v})
+
+
+def server_option() -> str:
+    return typer.Option("", "--server", help="A blitz daemon's URL: do it there, over its API.")
+
+
+def token_option() -> str:
+    return typer.Option(
+        "", "--token", envvar=TOKEN_ENV, help=f"The daemon's token (or ${TOKEN_ENV})."
+    )
 
 
 def print_json(data: Any) -> None:
@@ -47,3 +73,73 @@ STATE_STYLE = {
 
 def styled(state: str) -> str:
     return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+
+
+REPORTED = ("id", "title", "state", "commit", "attempts", "origin", "reason")
+"""A task's fields in the report of how a goal ended."""
+
+
+def report(blitz: App, goal: Goal, *, json_out: bool) -> None:
+    """Print how a goal run here ended: its tasks, and where the pull request or its
+    description is."""
+    tasks = [
+        {
+            "id": t.id,
+            "title": t.title,
+            "state": t.state.value,
+            "commit": t.commit,
+            "attempts": t.attempts,
+            "origin": t.origin,
+            "reason": t.reason,
+        }
+        for t in blitz.store.load_tasks(goal.id)
+    ]
+    print_report(
+        {
+            "id": goal.id,
+            "title": goal.title,
+            "state": goal.state.value,
+            "branch": goal.branch,
+            "error": goal.error,
+            "pr_url": goal.pr_url,
+            "tasks": tasks,
+        },
+        json_out=json_out,
+    )
+
+
+def print_report(goal: dict[str, Any], *, json_out: bool) -> None:
+    """Print how a goal ended, from its fields as the API answers them (a goal run by a daemon,
+    or by this process through :func:`report`)."""
+    tasks = goal["tasks"]
+    if json_out:
+        print_json(
+            {
+                "goal": goal["id"],
+                "title": goal["title"],
+                "state": goal["state"],
+                "branch": goal["branch"],
+                "error": goal["error"],
+                "pr": goal["pr_url"],
+                "tasks": [{k: t[k] for k in REPORTED} for t in tasks],
+            }
+        )
+        return
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    out.print(f"\ngoal {goal['id']} {styled(str(goal['state']))}: {summary}")
+    if goal["error"]:
+        out.print(f"  {goal['error']}")
+    for t in tasks:
+        if t["state"] == "failed" or (t["state"] == "skipped" and t["reason"]):
+            out.print(
+                f"  {t['id']}: {styled(t['state'])} - "
+                + (t["reason"].splitlines()[0] if t["reason"] else "")
+            )
+    out.print(f"  branch: {goal['branch']}")
+    pr = str(goal["pr_url"])
+    if pr:
+        label = "pull request" if pr.startswith("http") else "pull request description"
+        out.print(f"  {label}: {pr}")

@@ -11,13 +11,10 @@ import typer
 
 from blitz import demo as sample
 from blitz.app import App
-from blitz.cli import app
-from blitz.cli.common import out
+from blitz.cli.common import app, out, report
 from blitz.cli.live import live_view
-from blitz.cli.run import report
 from blitz.domain import GoalState
 from blitz.settings import Settings
-from blitz.testing.scripted import SCRIPTED_LABEL, Scenario
 
 
 @app.command()
@@ -35,6 +32,8 @@ def demo(
 
 
 async def _demo(path: Path | None, json_out: bool) -> int:
+    from blitz.testing.scripted import SCRIPTED_LABEL, Scenario  # the demo is the scripted fakes
+
     root = Path(tempfile.mkdtemp(prefix="blitz-demo-")) if path is None else path.resolve()
     root.mkdir(parents=True, exist_ok=True)
     repo = sample.make_repo(root)

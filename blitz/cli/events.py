@@ -8,14 +8,13 @@ import time
 
 import typer
 
-from blitz.cli import app
-from blitz.cli.common import make_app, out
+from blitz.cli.common import app, make_app, out
 from blitz.domain import GOAL_DONE
 from blitz.errors import UserError
 from blitz.events import Event
 
 
-def _line(ev: Event) -> str:
+def line(ev: Event) -> str:
     ts = datetime.datetime.fromtimestamp(ev.ts).strftime("%H:%M:%S")
     where = " ".join(x for x in (ev.goal_id, ev.task_id) if x)
     first = ev.message.splitlines()[0] if ev.message else ""
@@ -63,7 +62,7 @@ def events(
                         flush=True,
                     )
                 else:
-                    out.print(_line(ev), markup=False)
+                    out.print(line(ev), markup=False)
                 after = ev.id
             if not follow:
                 return

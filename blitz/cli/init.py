@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from blitz.cli import app
-from blitz.cli.common import make_app, out
+from blitz.cli.common import app, make_app, out
 from blitz.config import (
     CONFIG_NAME,
     GatesConfig,

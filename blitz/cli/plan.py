@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 
 from blitz.backends.registry import NO_MODEL
-from blitz.cli import app
-from blitz.cli.common import make_app, out
+from blitz.cli.common import app, make_app, out
 from blitz.domain import new_id
 from blitz.errors import ConfigError
 from blitz.planner import PlanRequest, check_plan

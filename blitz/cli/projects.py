@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from blitz.cli import app
-from blitz.cli.common import make_app, out, print_json
-from blitz.domain import GOAL_DONE
-from blitz.errors import UserError
-from blitz.events import Event, EventKind
+from blitz import actions
+from blitz.cli.common import app, make_app, out, print_json
 
 projects = typer.Typer(help="Manage the repositories blitz works on.", no_args_is_help=True)
 app.add_typer(projects, name="projects")
@@ -27,7 +23,7 @@ def add(
     """Register a repository (reads its blitz.toml, or detects its gates)."""
     blitz = make_app()
     try:
-        project = asyncio.run(blitz.register(path, name=name))
+        project = asyncio.run(actions.register(blitz, path, name=name)).project
         out.print(f"project [bold]{project.name}[/] ({project.id}): {project.path}")
         gates = project.gates.configured()
         out.print(
@@ -82,11 +78,11 @@ def list_(json_out: bool = typer.Option(False, "--json")) -> None:
 def _set_paused(key: str, paused: bool, reason: str) -> None:
     blitz = make_app()
     try:
-        project = blitz.project(key)
-        updated = dataclasses.replace(project, paused=paused, pause_reason=reason if paused else "")
-        kind = EventKind.PROJECT_PAUSED if paused else EventKind.PROJECT_RESUMED
-        blitz.store.write(updated, events=[Event(kind=kind, project_id=project.id, message=reason)])
-        blitz.store.flush_sync()
+        project = blitz.project(key)  # says which projects there are
+        if paused:
+            asyncio.run(actions.pause(blitz, None, project.id, reason))
+        else:
+            asyncio.run(actions.resume(blitz, None, project.id))
         out.print(f"project {project.name} {'paused' if paused else 'resumed'}")
     finally:
         blitz.store.close()
@@ -109,16 +105,8 @@ def remove(name: str) -> None:
     """Forget a project and its goals' records (the repository itself is not touched)."""
     blitz = make_app()
     try:
-        project = blitz.project(name)
-        live = [
-            g for g in blitz.store.list_goals(project_id=project.id) if g.state not in GOAL_DONE
-        ]
-        if live:
-            raise UserError(
-                f"project {project.name} has unfinished goals ({', '.join(g.id for g in live)}); "
-                "cancel them first"
-            )
-        blitz.store.delete_project(project.id)
+        project = blitz.project(name)  # says which projects there are
+        asyncio.run(actions.remove(blitz, None, project.id))
         out.print(f"removed project {project.name} (the repository at {project.path} is untouched)")
     finally:
         blitz.store.close()

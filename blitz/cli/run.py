@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import typer
 
+from blitz import actions
+from blitz.actions import Applied, GoalRequest
 from blitz.app import App
-from blitz.backends.registry import NO_MODEL
-from blitz.cli import app
-from blitz.cli.common import make_app, out, print_json, styled
+from blitz.cli.common import (
+    app,
+    make_app,
+    out,
+    print_json,
+    report,
+    server_option,
+    styled,
+    token_option,
+)
 from blitz.cli.live import live_view
-from blitz.cli.serve import run_remote, server_option, token_option
 from blitz.conductor import runner_alive
-from blitz.domain import GOAL_DONE, Goal, GoalState, TaskState
+from blitz.domain import GOAL_DONE, GoalState
 from blitz.errors import ConfigError, UserError
-from blitz.events import Event, EventKind
 from blitz.planner import load_plan_file
 
 
@@ -65,86 +73,43 @@ def run(
     token: str = token_option(),
 ) -> None:
     """Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."""
+    request = GoalRequest(
+        title=goal,
+        backend=backend,
+        max_parallel=max_parallel,
+        allow_dirty=allow_dirty,
+        explore=explore,
+        explore_mode=explore_mode,
+        portfolio=tuple(part.strip() for part in portfolio.split(",") if part.strip()),
+    )
     if server:
         if scenario or model or planner_model:
             raise UserError(
                 "--scenario, --model and --planner-model are the daemon's settings (give them to "
                 "`blitz serve` or put them in blitz.toml), not --server's"
             )
-        code = run_remote(
-            server,
-            token,
-            title=goal,
-            repo=repo,
-            plan=plan,
-            backend=backend,
-            max_parallel=max_parallel,
-            allow_dirty=allow_dirty,
-            json_out=json_out,
-            explore=Explore(explore, explore_mode, _specs(portfolio)),
-        )
+        from blitz.cli.remote import run_remote  # the HTTP client, only when asked for
+
+        code = run_remote(server, token, repo=repo, request=request, plan=plan, json_out=json_out)
         raise typer.Exit(code)
-    code = asyncio.run(
-        _run(
-            goal,
-            repo,
-            plan,
-            backend,
-            max_parallel,
-            json_out,
-            allow_dirty,
-            make_app(scenario_path=scenario, model=model, planner_model=planner_model),
-            Explore(explore, explore_mode, _specs(portfolio)),
-        )
-    )
+    if plan is not None:
+        request = dataclasses.replace(request, plan=partial(load_plan_file, plan))
+    blitz = make_app(scenario_path=scenario, model=model, planner_model=planner_model)
+    code = asyncio.run(_run(blitz, repo, request, json_out))
     raise typer.Exit(code)
 
 
-@dataclass(frozen=True, slots=True)
-class Explore:
-    """``--explore``, ``--explore-mode`` and ``--portfolio`` as given."""
-
-    attempts: int = 0
-    mode: str = ""
-    portfolio: tuple[str, ...] = ()
-
-
-def _specs(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-async def _run(
-    title: str,
-    repo: Path,
-    plan_path: Path | None,
-    backend: str,
-    max_parallel: int,
-    json_out: bool,
-    allow_dirty: bool,
-    blitz: App,
-    explore: Explore = Explore(),
-) -> int:
+async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> int:
     try:
-        project = await blitz.register(repo)
-        plan = None
-        if plan_path is not None:
-            plan = load_plan_file(plan_path, max_tasks=blitz.limits(project).max_tasks)
-        elif not blitz.has_planner(project):
-            raise ConfigError(
-                NO_MODEL + "\nOr run a plan you wrote with --plan FILE (docs/plan-format.md)."
-            )
-        goal = await blitz.new_goal(
-            project,
-            title,
-            backend=backend,
-            max_parallel=max_parallel,
-            allow_dirty=allow_dirty,
-            explore=explore.attempts,
-            explore_mode=explore.mode,
-            portfolio=explore.portfolio,
-        )
         engine = blitz.engine(return_when_blocked=True)
-        engine.start(project, goal, plan=plan)
+        submitted = await actions.new_goal(
+            blitz,
+            engine,
+            repo,
+            request,
+            no_planner_hint="Or run a plan you wrote with --plan FILE (docs/plan-format.md).",
+        )
+        project, goal = submitted.project, submitted.goal
         if not json_out:
             out.print(
                 f"goal [bold]{goal.id}[/] on {project.name} ({project.path}), branch {goal.branch}"
@@ -165,52 +130,6 @@ async def _run(
         return 0 if final.state is GoalState.SUCCEEDED else 1
     finally:
         await blitz.aclose()
-
-
-def report(blitz: App, goal: Goal, *, json_out: bool) -> None:
-    """Print how a goal ended: its tasks, and where the pull request or its description is."""
-    tasks = blitz.store.load_tasks(goal.id)
-    if json_out:
-        print_json(
-            {
-                "goal": goal.id,
-                "title": goal.title,
-                "state": goal.state.value,
-                "branch": goal.branch,
-                "error": goal.error,
-                "pr": goal.pr_url,
-                "tasks": [
-                    {
-                        "id": t.id,
-                        "title": t.title,
-                        "state": t.state.value,
-                        "commit": t.commit,
-                        "attempts": t.attempts,
-                        "origin": t.origin,
-                        "reason": t.reason,
-                    }
-                    for t in tasks
-                ],
-            }
-        )
-        return
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[t.state.value] = counts.get(t.state.value, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    out.print(f"\ngoal {goal.id} {styled(goal.state.value)}: {summary}")
-    if goal.error:
-        out.print(f"  {goal.error}")
-    for t in tasks:
-        if t.state is TaskState.FAILED or (t.state is TaskState.SKIPPED and t.reason):
-            out.print(
-                f"  {t.id}: {styled(t.state.value)} - "
-                + (t.reason.splitlines()[0] if t.reason else "")
-            )
-    out.print(f"  branch: {goal.branch}")
-    if goal.pr_url:
-        label = "pull request" if goal.pr_url.startswith("http") else "pull request description"
-        out.print(f"  {label}: {goal.pr_url}")
 
 
 @app.command()
@@ -262,49 +181,18 @@ def cancel(goal: str = typer.Argument(..., help="Goal id (or a unique prefix).")
     """Cancel a goal: queued tasks are dropped, running agents are stopped."""
     blitz = make_app()
     try:
-        found = blitz.store.get_goal(goal)
-        if found is None:
-            raise UserError(f"no goal {goal!r}")
-        if found.state in GOAL_DONE:
-            raise UserError(f"goal {found.id} already ended ({found.state.value})")
-        if runner_alive(found.runner):
-            blitz.store.add_command(found.id, "cancel")
+        done = asyncio.run(actions.cancel(blitz, None, goal, "cancelled by `blitz cancel`"))
+        if done.applied is Applied.QUEUED:
+            # Another process drives it: wait a while for it to stop its agents.
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                now = blitz.store.get_goal(found.id)
+                now = blitz.store.get_goal(done.goal.id)
                 if now is not None and now.state in GOAL_DONE:
-                    out.print(f"goal {found.id} {styled(now.state.value)}")
+                    out.print(f"goal {done.goal.id} {styled(now.state.value)}")
                     return
                 time.sleep(0.2)
-            out.print(f"cancel requested; goal {found.id} is stopping its running agents")
+            out.print(f"cancel requested; goal {done.goal.id} is stopping its running agents")
             return
-        # Nobody drives it: cancel it in the store directly.
-        for t in blitz.store.load_tasks(found.id):
-            if t.state not in (
-                TaskState.SUCCEEDED,
-                TaskState.SKIPPED,
-                TaskState.REPLACED,
-                TaskState.CANCELLED,
-            ):
-                blitz.store.write(t.evolve(state=TaskState.CANCELLED, reason="cancelled"))
-        state = found.state
-        if state is GoalState.FINISHING:
-            raise UserError(f"goal {found.id} is publishing its pull request; resume it instead")
-        done = found.evolve(
-            state=GoalState.CANCELLED, error="cancelled by `blitz cancel`", finished_at=time.time()
-        )
-        blitz.store.write(
-            done,
-            events=[
-                Event(
-                    kind=EventKind.GOAL_CANCELLED,
-                    goal_id=found.id,
-                    project_id=found.project_id,
-                    message="cancelled by `blitz cancel`",
-                )
-            ],
-        )
-        blitz.store.flush_sync()
-        out.print(f"goal {found.id} {styled('cancelled')}")
+        out.print(f"goal {done.goal.id} {styled('cancelled')}")
     finally:
         blitz.store.close()

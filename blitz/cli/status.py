@@ -7,8 +7,7 @@ import time
 import typer
 from rich.table import Table
 
-from blitz.cli import app
-from blitz.cli.common import make_app, out, print_json, styled
+from blitz.cli.common import app, make_app, out, print_json, styled
 from blitz.domain import Attempt, TaskState, Usage
 from blitz.errors import UserError
 

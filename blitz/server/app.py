@@ -1,5 +1,6 @@
-"""The FastAPI application over one :class:`Daemon`: authentication, the event stream,
-metrics, breakers and the dashboard's files here; projects and goals in their own modules.
+"""The FastAPI application over one :class:`~blitz.server.host.Host` (the daemon):
+authentication, the event stream, metrics, breakers and the dashboard's files here; projects
+and goals in their own modules. Routes know the daemon only as a host, never import it.
 
 Routes that only read run as plain functions (FastAPI runs them in worker threads, so a slow
 store read never stalls the engine); routes that change something are coroutines on the loop,
@@ -27,7 +28,7 @@ from blitz.server.problems import Problem, not_found
 from blitz.server.schemas import BreakerOut, BreakerResetIn, HealthOut, LoginIn
 
 if TYPE_CHECKING:
-    from blitz.server.daemon import Daemon
+    from blitz.server.host import Host
 
 STATIC = Path(__file__).with_name("static")
 
@@ -54,8 +55,8 @@ class RedactedJSON(JSONResponse):
         ).encode("utf-8")
 
 
-def create_app(daemon: Daemon) -> FastAPI:
-    """The API of ``daemon`` (routes, auth, problem documents, the dashboard's files)."""
+def create_app(host: Host) -> FastAPI:
+    """The API of ``host``, the daemon (routes, auth, problems, the dashboard's files)."""
     api = FastAPI(
         title="blitz",
         version=VERSION,
@@ -66,10 +67,10 @@ def create_app(daemon: Daemon) -> FastAPI:
         default_response_class=RedactedJSON,
     )
     problems.install(api, not_found=_dashboard)
-    if daemon.cors_origins:
+    if host.cors_origins:
         api.add_middleware(
             CORSMiddleware,
-            allow_origins=list(daemon.cors_origins),
+            allow_origins=list(host.cors_origins),
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
@@ -81,19 +82,19 @@ def create_app(daemon: Daemon) -> FastAPI:
     ) -> None:
         # A plain function: FastAPI runs it in a worker thread, so a first check with scrypt
         # does not hold up the loop.
-        auth.verify(daemon.tokens, auth.presented(request))
+        auth.verify(host.tokens, auth.presented(request))
 
     def require_token_or_query(
         request: Request, _: HTTPAuthorizationCredentials | None = Depends(bearer)
     ) -> None:
-        auth.verify(daemon.tokens, auth.presented(request, query=True))
+        auth.verify(host.tokens, auth.presented(request, query=True))
 
     public = APIRouter()
     private = APIRouter(dependencies=[Depends(require_token)])
-    _public_routes(public, daemon)
-    projects.routes(private, daemon)
-    goals.routes(private, daemon)
-    _breaker_routes(private, daemon)
+    _public_routes(public, host)
+    projects.routes(private, host)
+    goals.routes(private, host)
+    _breaker_routes(private, host)
 
     @private.get("/api/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:
@@ -101,9 +102,9 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @private.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        live = [b.to_record() for b in daemon.engine.breakers.all()]  # on the loop: the
+        live = [b.to_record() for b in host.engine.breakers.all()]  # on the loop: the
         # engine's breakers are not thread-safe
-        text = await asyncio.to_thread(daemon.metrics.render, live)
+        text = await asyncio.to_thread(host.metrics.render, live)
         return Response(text, media_type=CONTENT_TYPE)
 
     streams = APIRouter(dependencies=[Depends(require_token_or_query)])
@@ -128,14 +129,14 @@ def create_app(daemon: Daemon) -> FastAPI:
             after = int(header)
         goal_id = None
         if goal:
-            found = await asyncio.to_thread(daemon.store.get_goal, goal)
+            found = await asyncio.to_thread(host.store.get_goal, goal)
             if found is None:
                 raise not_found(f"no goal {goal!r}")
             goal_id = found.id
-        cursor = await events.start_after(daemon.hub, after)
+        cursor = await events.start_after(host.hub, after)
         return EventSourceResponse(
-            events.stream(daemon.hub, goal_id=goal_id, after=cursor),
-            ping=daemon.ping,
+            events.stream(host.hub, goal_id=goal_id, after=cursor),
+            ping=host.ping,
             ping_message_factory=events.ping,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -174,16 +175,16 @@ async def _dashboard(request: Request) -> Response | None:
 # -- health and login ----------------------------------------------------------------------------
 
 
-def _public_routes(router: APIRouter, daemon: Daemon) -> None:
+def _public_routes(router: APIRouter, host: Host) -> None:
     @router.get("/api/health", response_model=HealthOut)
     def health() -> HealthOut:
         """Whether the daemon is up (no token needed)."""
-        return HealthOut(status="draining" if daemon.draining else "ok", version=VERSION)
+        return HealthOut(status="draining" if host.draining else "ok", version=VERSION)
 
     @router.post("/api/login", status_code=204)
     def login(body: LoginIn) -> Response:
         """Check the token and keep it in an HttpOnly cookie (what an EventSource sends)."""
-        auth.verify(daemon.tokens, body.token)
+        auth.verify(host.tokens, body.token)
         response = Response(status_code=204)
         response.set_cookie(auth.COOKIE, body.token, httponly=True, samesite="strict", path="/")
         return response
@@ -198,10 +199,10 @@ def _public_routes(router: APIRouter, daemon: Daemon) -> None:
 # -- breakers ------------------------------------------------------------------------------------
 
 
-def _breaker_routes(router: APIRouter, daemon: Daemon) -> None:
+def _breaker_routes(router: APIRouter, host: Host) -> None:
     async def current() -> dict[str, BreakerOut]:
-        stored = await asyncio.to_thread(daemon.store.load_breakers)
-        board = daemon.engine.breakers
+        stored = await asyncio.to_thread(host.store.load_breakers)
+        board = host.engine.breakers
         now = board.clock.monotonic()
         found = {r.key: BreakerOut.of(r, None) for r in stored}
         for breaker in board.all():  # this process's live view wins over the stored one
@@ -220,6 +221,6 @@ def _breaker_routes(router: APIRouter, daemon: Daemon) -> None:
         """Close a breaker by hand (the cause is fixed); waiting work starts again."""
         if body.key not in await current():
             raise not_found(f"no breaker {body.key!r}")
-        record = daemon.engine.reset_breaker(body.key)
-        await daemon.store.flush()
+        record = host.engine.reset_breaker(body.key)
+        await host.store.flush()
         return BreakerOut.of(record, None)

@@ -45,7 +45,7 @@ class _Server(uvicorn.Server):
 
 
 class Daemon:
-    """An engine and its API over one :class:`App`."""
+    """An engine and its API over one :class:`App`; the routes' :class:`~blitz.server.host.Host`."""
 
     def __init__(
         self,

@@ -4,17 +4,14 @@ approve or reject its plan, retry or skip a task)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 
-from blitz import process
-from blitz.backends.registry import NO_MODEL
-from blitz.conductor import runner_alive
-from blitz.domain import GOAL_DONE, Attempt, Goal, GoalState, Plan
-from blitz.errors import ConfigError, UserError
+from blitz import actions, process
+from blitz.domain import Attempt, Goal, GoalState
 from blitz.events import Event, EventKind
 from blitz.planner import parse_plan
 from blitz.server.problems import conflict, not_found
@@ -36,23 +33,19 @@ from blitz.server.schemas import (
 )
 
 if TYPE_CHECKING:
-    from blitz.conductor import Engine
-    from blitz.server.daemon import Daemon
+    from blitz.server.host import Host
 
 DIFF_CAP = 64 * 1024
 """Bytes of an attempt's diff answered (its end is kept)."""
 
 
-def routes(router: APIRouter, daemon: Daemon) -> None:
+def routes(router: APIRouter, host: Host) -> None:
     """Add the goal, task and attempt routes of docs/api.md (and the actions) to ``router``."""
-    store = daemon.store
-    app = daemon.app
+    store = host.store
+    app = host.app
 
     def goal_of(key: str) -> Goal:
-        goal = store.get_goal(key)
-        if goal is None:
-            raise not_found(f"no goal {key!r}")
-        return goal
+        return actions.goal_of(store, key)
 
     def detail(goal: Goal) -> GoalDetailOut:
         project = store.get_project(goal.project_id)
@@ -62,7 +55,7 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
             store.load_tasks(goal.id),
             store.usage(goal.id) + goal.usage,
             store.load_recoveries(goal.id),
-            driven_here=goal.id in daemon.engine.runs,
+            driven_here=goal.id in host.engine.runs,
             attempts=store.load_attempts(goal.id),
         )
 
@@ -91,32 +84,30 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
     @router.post("/api/goals", response_model=GoalDetailOut, status_code=201)
     async def submit_goal(body: GoalIn) -> GoalDetailOut:
         """Take on a new goal: planned by the project's planner, or ``plan`` as given."""
-        daemon.check_open()
-        stored = store.get_project(body.project)
-        if stored is None:
-            raise not_found(f"no project {body.project!r}")
-        # Re-read blitz.toml, as `blitz run` does.
-        project = await app.register(Path(stored.path))
-        if project.paused:
-            raise conflict(f"project paused: {project.pause_reason or 'by the user'}")
-        plan = None
-        if body.plan is not None:
-            plan = parse_plan(body.plan.model_dump(), max_tasks=app.limits(project).max_tasks)
-        elif not app.has_planner(project):
-            raise ConfigError(NO_MODEL + "\nOr send the goal with a plan (docs/plan-format.md).")
-        goal = await app.new_goal(
-            project,
-            body.title,
+        host.check_open()
+        stored = actions.project_of(store, body.project)
+        plan = body.plan
+        request = actions.GoalRequest(
+            title=body.title,
             backend=body.backend,
             max_parallel=body.max_parallel,
             allow_dirty=body.allow_dirty,
             explore=body.explore,
             explore_mode=body.explore_mode,
             portfolio=body.portfolio,
+            plan=None if plan is None else partial(parse_plan, plan.model_dump()),
         )
-        daemon.engine.submit(project, goal, plan=plan)
-        await store.flush()
-        return await asyncio.to_thread(detail, goal_of(goal.id))
+        try:
+            submitted = await actions.new_goal(
+                app,
+                host.engine,
+                Path(stored.path),
+                request,
+                no_planner_hint="Or send the goal with a plan (docs/plan-format.md).",
+            )
+        except actions.ProjectPaused as exc:
+            raise conflict(f"project paused: {exc.reason}") from exc
+        return await asyncio.to_thread(detail, goal_of(submitted.goal.id))
 
     @router.get("/api/goals/{goal}", response_model=GoalDetailOut)
     def get_goal(goal: str) -> GoalDetailOut:
@@ -147,7 +138,7 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
             match = [a for a in store.load_attempts(found.id) if a.id == attempt]
             if not match:
                 raise not_found(f"goal {found.id} has no attempt {attempt!r}")
-            return found, match[0], _transcript(daemon, found.id, attempt)
+            return found, match[0], _transcript(host, found.id, attempt)
 
         found, record, transcript = await asyncio.to_thread(load)
         if not record.diff and record.commit:
@@ -158,112 +149,54 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
 
     # -- actions ---------------------------------------------------------------------------
 
-    async def act(
-        key: str,
-        action: str,
-        command: str | None,
-        apply: Callable[[Engine, Goal], Awaitable[None] | None],
-        *,
-        reopens: bool = False,
-    ) -> ActionOut:
-        """Apply ``apply`` in this daemon's engine, taking the goal on if nobody drives it;
-        or queue ``command`` for the process that drives it."""
-        daemon.check_open()
-        goal = goal_of(key)
-        engine = daemon.engine
-        ended = goal.state in GOAL_DONE or goal.id in engine.finished
-        if ended and (not reopens or goal.state is GoalState.SUCCEEDED):
-            raise conflict(f"goal {goal.id} already ended ({goal.state.value})")
-        if not ended and goal.id not in engine.runs:
-            if runner_alive(goal.runner):
-                if command is None:
-                    raise conflict(
-                        f"goal {goal.id} is driven by another process ({goal.runner}); "
-                        f"it can only {action} it there"
-                    )
-                await asyncio.to_thread(store.add_command, goal.id, command)
-                return ActionOut(goal_id=goal.id, action=action, applied="queued")
-            await engine.resume(goal)  # nobody drives it: take it on
-        try:
-            pending = apply(engine, goal)
-            if pending is not None:
-                await pending
-        except UserError as exc:
-            raise conflict(str(exc)) from exc
-        await store.flush()
-        return ActionOut(goal_id=goal.id, action=action, applied="engine")
+    def answer(done: actions.Done, action: str) -> ActionOut:
+        # With an engine an action is applied here or queued, never written to the store.
+        queued = done.applied is actions.Applied.QUEUED
+        return ActionOut(
+            goal_id=done.goal.id, action=action, applied="queued" if queued else "engine"
+        )
 
     @router.post("/api/goals/{goal}/cancel", response_model=ActionOut, status_code=202)
     async def cancel_goal(goal: str, body: ReasonIn | None = None) -> ActionOut:
+        host.check_open()
         reason = (body.reason if body else "") or "cancelled from the API"
-
-        def apply(engine: Engine, g: Goal) -> None:
-            if not engine.cancel(g.id, reason):
-                raise UserError(f"goal {g.id} is already being cancelled")
-
-        return await act(goal, "cancel", "cancel", apply)
+        return answer(await actions.cancel(app, host.engine, goal, reason), "cancel")
 
     @router.post("/api/goals/{goal}/approve", response_model=ActionOut, status_code=202)
     async def approve_goal(goal: str, body: ApproveIn | None = None) -> ActionOut:
         """Run a goal that awaits approval, as planned or with the edited plan in the body."""
-        found = goal_of(goal)
-        plan: Plan | None = None
+        host.check_open()
+        plan = None
         if body is not None and body.tasks is not None:
-            project = store.get_project(found.project_id)
-            limit = app.limits(project).max_tasks if project else 200
-            plan = parse_plan(body.model_dump(exclude_none=True), max_tasks=limit)
-        if found.state is not GoalState.AWAITING_APPROVAL:
-            raise conflict(f"goal {found.id} is {found.state.value}, not awaiting approval")
-
-        def apply(engine: Engine, g: Goal) -> None:
-            engine.approve(g.id, plan)
-
-        return await act(goal, "approve", "approve" if plan is None else None, apply)
+            plan = partial(parse_plan, body.model_dump(exclude_none=True))
+        return answer(await actions.approve(app, host.engine, goal, plan), "approve")
 
     @router.post("/api/goals/{goal}/reject", response_model=ActionOut, status_code=202)
     async def reject_goal(goal: str, body: ReasonIn | None = None) -> ActionOut:
         """End a goal that awaits approval (cancelled)."""
-        found = goal_of(goal)
-        if found.state is not GoalState.AWAITING_APPROVAL:
-            raise conflict(f"goal {found.id} is {found.state.value}, not awaiting approval")
+        host.check_open()
         reason = body.reason if body else ""
+        return answer(await actions.reject(app, host.engine, goal, reason), "reject")
 
-        def apply(engine: Engine, g: Goal) -> None:
-            engine.reject(g.id, reason)
-
-        command = f"reject:{reason}" if reason else "reject"
-        return await act(goal, "reject", command, apply)
-
-    def task_action(verb: str) -> Callable[[str, str], Awaitable[ActionOut]]:
-        async def handle(goal: str, task: str) -> ActionOut:
-            found = goal_of(goal)
-            if task not in {t.id for t in store.load_tasks(found.id)}:
-                raise not_found(f"goal {found.id} has no task {task!r}")
-
-            async def apply(engine: Engine, g: Goal) -> None:
-                method = engine.retry_task if verb == "retry" else engine.skip_task
-                await method(g.id, task)
-
-            return await act(goal, verb, f"{verb}:{task}", apply, reopens=True)
-
-        return handle
-
-    router.add_api_route(
+    @router.post(
         "/api/goals/{goal}/tasks/{task}/retry",
-        task_action("retry"),
-        methods=["POST"],
         response_model=ActionOut,
         status_code=202,
         summary="Retry a failed, skipped or cancelled task (reopens an ended goal)",
     )
-    router.add_api_route(
+    async def retry_task(goal: str, task: str) -> ActionOut:
+        host.check_open()
+        return answer(await actions.retry(app, host.engine, goal, task), "retry")
+
+    @router.post(
         "/api/goals/{goal}/tasks/{task}/skip",
-        task_action("skip"),
-        methods=["POST"],
         response_model=ActionOut,
         status_code=202,
         summary="Skip a task; the tasks after it go on without it",
     )
+    async def skip_task(goal: str, task: str) -> ActionOut:
+        host.check_open()
+        return answer(await actions.skip(app, host.engine, goal, task), "skip")
 
 
 async def _commit_diff(repo: Path, attempt: Attempt) -> str:
@@ -281,11 +214,11 @@ async def _commit_diff(repo: Path, attempt: Attempt) -> str:
     return ("[... diff truncated ...]\n" if done.dropped else "") + done.output
 
 
-def _transcript(daemon: Daemon, goal_id: str, attempt_id: str) -> list[Event]:
+def _transcript(host: Host, goal_id: str, attempt_id: str) -> list[Event]:
     """The attempt's agent.message events, oldest first."""
     found: list[Event] = []
     after = 0
-    while batch := daemon.store.events(goal_id=goal_id, after=after, limit=1000):
+    while batch := host.store.events(goal_id=goal_id, after=after, limit=1000):
         found += [
             e for e in batch if e.attempt_id == attempt_id and e.kind is EventKind.AGENT_MESSAGE
         ]

@@ -1,6 +1,7 @@
 """Errors as RFC 9457 problem details (``application/problem+json``).
 
-Routes raise :class:`Problem` (or let a :class:`~blitz.errors.UserError` through); the handlers
+Routes raise :class:`Problem` (or let a :class:`~blitz.errors.UserError` through: an action's
+:class:`~blitz.actions.NotFound` is a 404, its :class:`~blitz.actions.Conflict` a 409); the handlers
 installed by :func:`install` turn every failure, including FastAPI's own validation errors,
 unknown routes and bugs, into a problem document. A bug answers 500 with no traceback; the
 traceback goes to the server's log.
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from blitz.actions import Conflict, NotFound
 from blitz.errors import BlitzError, PlanError, RunError, UserError
 from blitz.redact import redact_data
 
@@ -83,8 +85,13 @@ def problem_response(problem: Problem) -> Response:
 
 
 def from_user_error(exc: UserError) -> Problem:
-    """The problem for a user error that a route let through: a bad plan is an invalid body
-    (422), a repository or configuration problem a bad request (400)."""
+    """The problem for a user error that a route let through: what does not exist is 404, an
+    action that does not apply now 409, a bad plan an invalid body (422), a repository or
+    configuration problem a bad request (400)."""
+    if isinstance(exc, NotFound):
+        return not_found(str(exc))
+    if isinstance(exc, Conflict):
+        return conflict(str(exc))
     if isinstance(exc, PlanError):
         return Problem(
             422,

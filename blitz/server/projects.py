@@ -9,26 +9,24 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Response
 
+from blitz import actions
 from blitz.backends.registry import check_name
 from blitz.config import CONFIG_NAME, ProjectConfig
-from blitz.domain import GOAL_DONE, Project
+from blitz.domain import Project
 from blitz.errors import UserError
-from blitz.server.problems import Problem, conflict, not_found
+from blitz.server.problems import Problem, conflict
 from blitz.server.schemas import PauseIn, ProjectIn, ProjectOut, ProjectPatch
 
 if TYPE_CHECKING:
-    from blitz.server.daemon import Daemon
+    from blitz.server.host import Host
 
 
-def routes(router: APIRouter, daemon: Daemon) -> None:
+def routes(router: APIRouter, host: Host) -> None:
     """Add the project routes of docs/api.md to ``router``."""
-    store = daemon.store
+    store = host.store
 
     def project_of(key: str) -> Project:
-        project = store.get_project(key)
-        if project is None:
-            raise not_found(f"no project {key!r}")
-        return project
+        return actions.project_of(store, key)
 
     def out(project: Project) -> ProjectOut:
         config = Path(project.path) / CONFIG_NAME
@@ -49,7 +47,7 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
     @router.post("/api/projects", response_model=ProjectOut, status_code=201)
     async def add_project(body: ProjectIn, response: Response) -> ProjectOut:
         """Register a repository (or answer 200 with the project it already is)."""
-        daemon.check_open()
+        host.check_open()
         path = Path(body.path).expanduser()
         if not path.is_absolute():
             raise Problem(
@@ -57,11 +55,10 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
                 f"body.path: {body.path!r} is relative; send the repository's absolute path",
                 extra={"errors": [{"field": "body.path", "message": "must be absolute"}]},
             )
-        known = store.find_project_by_path(str(path.resolve()))
-        project = await daemon.app.register(path, name=body.name)
-        if known is not None:
+        registered = await actions.register(host.app, path, name=body.name)
+        if not registered.created:
             response.status_code = 200
-        return await asyncio.to_thread(out, project)
+        return await asyncio.to_thread(out, registered.project)
 
     @router.patch("/api/projects/{project}", response_model=ProjectOut)
     async def patch_project(project: str, body: ProjectPatch) -> ProjectOut:
@@ -70,7 +67,7 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
         wanted = body.model_dump(exclude_unset=True)
         if not wanted:
             return await asyncio.to_thread(out, current)
-        cfg = daemon.app.repo_config(Path(current.path))
+        cfg = host.app.repo_config(Path(current.path))
         if cfg is not None:
             controlled = _set_by_config(cfg.project)
             refused = sorted(k for k in wanted if k in controlled)
@@ -110,34 +107,19 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
     @router.post("/api/projects/{project}/pause", response_model=ProjectOut)
     async def pause_project(project: str, body: PauseIn | None = None) -> ProjectOut:
         """Queued tasks of the project wait; running ones finish."""
-        found = project_of(project)
         reason = (body.reason if body else "") or "paused by the user"
-        daemon.engine.pause_project(found.id, reason)
-        await store.flush()
-        return await asyncio.to_thread(out, project_of(found.id))
+        paused = await actions.pause(host.app, host.engine, project, reason)
+        return await asyncio.to_thread(out, paused)
 
     @router.post("/api/projects/{project}/resume", response_model=ProjectOut)
     async def resume_project(project: str) -> ProjectOut:
-        found = project_of(project)
-        daemon.engine.resume_project(found.id)
-        await store.flush()
-        return await asyncio.to_thread(out, project_of(found.id))
+        resumed = await actions.resume(host.app, host.engine, project)
+        return await asyncio.to_thread(out, resumed)
 
     @router.delete("/api/projects/{project}", status_code=204)
     async def remove_project(project: str) -> Response:
         """Forget the project and its goals' records (the repository is not touched)."""
-        found = project_of(project)
-        live = [g.id for g in store.list_goals(project_id=found.id) if g.state not in GOAL_DONE]
-        live += [
-            goal_id
-            for goal_id, run in daemon.engine.runs.items()
-            if run.project.id == found.id and goal_id not in live
-        ]
-        if live:
-            raise conflict(
-                f"project {found.name} has unfinished goals ({', '.join(live)}); cancel them first"
-            )
-        await asyncio.to_thread(store.delete_project, found.id)
+        await actions.remove(host.app, host.engine, project)
         return Response(status_code=204)
 
 

@@ -7,67 +7,27 @@ that names the problem, never a Python traceback.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from blitz_process import (
+    TEST_GATE,
+    TIMEOUT,
+    add_test_gate,
+    blitz,
+    git,
+    start,
+    write_yaml,
+)
 
 from blitz.store.sql import SqlStore
 
-BLITZ = str(Path(sys.executable).with_name("blitz"))
-TIMEOUT = 90  # seconds any one blitz command may take before the test fails
-TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
-
-
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=True
-    )
-    return done.stdout
-
-
-def blitz_env(home: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("BLITZ_") and k not in ("GITHUB_TOKEN", "BLITZ_GITHUB_TOKEN")
-    }
-    env["BLITZ_HOME"] = str(home)
-    env["COLUMNS"] = "300"  # Rich would wrap long paths at 80 columns
-    return env
-
-
-def blitz(
-    home: Path, *args: str | Path, timeout: float = TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BLITZ, *map(str, args)],
-        env=blitz_env(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start(home: Path, *args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [BLITZ, *map(str, args)],
-        env=blitz_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
@@ -117,11 +77,6 @@ def goals_in(home: Path) -> list[str]:
         store.close()
 
 
-def write_yaml(path: Path, data: Any) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
@@ -130,16 +85,7 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def repo(git_repo: Path) -> Path:
     """A committed repository with a quick passing test gate in blitz.toml."""
-    (git_repo / "tests").mkdir()
-    (git_repo / "tests" / "__init__.py").write_text("")
-    (git_repo / "tests" / "test_base.py").write_text(
-        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
-        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
-    )
-    (git_repo / "blitz.toml").write_text(
-        '[project]\nbase_branch = "main"\n\n'
-        f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
-    )
+    add_test_gate(git_repo, '[project]\nbase_branch = "main"\n')
     git(git_repo, "add", "-A")
     git(git_repo, "commit", "-q", "-m", "Add tests and blitz.toml")
     return git_repo
@@ -270,9 +216,7 @@ def test_run_a_plan_file_then_look_at_it(repo: Path, home: Path, tmp_path: Path)
 
 
 def test_run_best_of_n_and_see_every_candidate(repo: Path, home: Path, tmp_path: Path) -> None:
-    plan = write_yaml(
-        tmp_path / "plan.yaml", {"tasks": [{"id": "hello", "title": "Write hello"}]}
-    )
+    plan = write_yaml(tmp_path / "plan.yaml", {"tasks": [{"id": "hello", "title": "Write hello"}]})
     scenario = write_yaml(
         tmp_path / "agent.yaml",
         {

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
+from blitz_process import BLITZ
 
 from .harness import (
-    BLITZ,
     CHROMIUM,
     CHROMIUM_ARGS,
     SCENARIO,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BLITZ = str(Path(sys.executable).with_name("blitz"))
+from blitz_process import add_test_gate
+
 CHROMIUM = Path(os.environ.get("BLITZ_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
@@ -28,7 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 STATIC = Path(__file__).parents[2] / "blitz" / "server" / "static"
-TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
 START_TIMEOUT = 60.0
 
 # Every goal the daemon plans follows this plan; the agent steps sleep so that a person (and a
@@ -139,17 +137,8 @@ def make_repo(path: Path, env: dict[str, str], *, approval: bool = False) -> Pat
     path.mkdir(parents=True)
     _git(path, env, "init", "-q", "-b", "main")
     (path / "README.md").write_text("# demo\n")
-    (path / "tests").mkdir()
-    (path / "tests" / "__init__.py").write_text("")
-    (path / "tests" / "test_base.py").write_text(
-        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
-        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
-    )
-    (path / "blitz.toml").write_text(
-        '[project]\nbase_branch = "main"\nremote = ""\n'
-        + ("require_plan_approval = true\n" if approval else "")
-        + f"\n[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
-    )
+    approve = "require_plan_approval = true\n" if approval else ""
+    add_test_gate(path, '[project]\nbase_branch = "main"\nremote = ""\n' + approve)
     _git(path, env, "add", "-A")
     _git(path, env, "commit", "-q", "-m", "A repository with a test")
     return path

@@ -9,27 +9,24 @@ from typing import Any
 
 import httpx
 import pytest
-from engine_helpers import isolated_git  # noqa: F401 - a fixture
+from engine_helpers import make_app
 from server_helpers import Running
 
-from blitz.app import App
 from blitz.server.auth import TokenStore
 from blitz.server.daemon import Daemon, listen, url_of
-from blitz.settings import Settings
-from blitz.testing.scripted import Scenario
 
 Start = Callable[..., Awaitable[Running]]
 
 
 def _daemon(home: Path, scenario: dict[str, Any] | None, **settings: Any) -> tuple[Daemon, str]:
-    app = App(Settings(home=home, **settings), scenario=Scenario.from_data(scenario or {}))
+    app = make_app(home, scenario or {}, **settings)
     tokens = TokenStore.of_home(home)
     token = tokens.rotate()
     return Daemon(app, tokens=tokens, grace=5, ping=0.2, poll=0.02), token
 
 
 @pytest.fixture
-async def serve(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:  # noqa: F811
+async def serve(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:
     """Start daemons in this test's loop, reached through httpx's ASGI transport."""
     running: list[Running] = []
 
@@ -52,7 +49,7 @@ async def serve(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:  # 
 
 
 @pytest.fixture
-async def live(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:  # noqa: F811
+async def live(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:
     """Start daemons serving HTTP with uvicorn on 127.0.0.1 (a free port), in this test's loop.
     ``Running.http`` is a real HTTP client with the token."""
     running: list[Running] = []

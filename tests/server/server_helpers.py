@@ -6,7 +6,6 @@ import asyncio
 import json
 import shlex
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -14,10 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from blitz_process import (  # noqa: F401 - shared with the CLI tests, re-exported
+    BLITZ,
+    TEST_GATE,
+    add_test_gate,
+    blitz,
+    blitz_env,
+    git,
+    start,
+    write_yaml,
+)
 
 from blitz.server.daemon import Daemon
-
-TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
 
 PLAN: dict[str, Any] = {
     "summary": "Greet the world",
@@ -38,30 +45,14 @@ AGENT: dict[str, Any] = {
 DONE = ("succeeded", "failed", "cancelled")
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=True
-    )
-    return done.stdout
-
-
 def make_repo(root: Path, name: str = "repo", *, toml: str | None = "") -> Path:
     """A committed repository with a passing unittest gate; ``toml`` is added to its
     blitz.toml (None: no blitz.toml at all)."""
     repo = root / name
-    (repo / "tests").mkdir(parents=True)
+    add_test_gate(repo, '[project]\nbase_branch = "main"\nbackend = "scripted"\n' + (toml or ""))
     (repo / "README.md").write_text(f"# {name}\n")
-    (repo / "tests" / "__init__.py").write_text("")
-    (repo / "tests" / "test_base.py").write_text(
-        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
-        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
-    )
-    if toml is not None:
-        (repo / "blitz.toml").write_text(
-            '[project]\nbase_branch = "main"\nbackend = "scripted"\n'
-            + toml
-            + f"\n[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
-        )
+    if toml is None:
+        (repo / "blitz.toml").unlink()
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "Initial commit")
@@ -159,40 +150,6 @@ async def messages(
 
 # -- blitz as a process ----------------------------------------------------------------------------
 
-BLITZ = str(Path(sys.executable).with_name("blitz"))
-
-
-def blitz_env(home: Path, **extra: str) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLITZ_")}
-    env.pop("GITHUB_TOKEN", None)
-    env.update(BLITZ_HOME=str(home), COLUMNS="300", **extra)
-    return env
-
-
-def blitz(
-    home: Path, *args: str | Path, timeout: float = 90, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BLITZ, *map(str, args)],
-        env=blitz_env(home, **env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start(home: Path, *args: str | Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [BLITZ, *map(str, args)],
-        env=blitz_env(home, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
 
 def free_port() -> int:
     import socket
@@ -271,10 +228,3 @@ def wait_task(url: str, token: str, goal_id: str, task: str, state: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"task {task} never {state}")
-
-
-def write_yaml(path: Path, data: Any) -> Path:
-    import yaml
-
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
