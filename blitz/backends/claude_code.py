@@ -32,12 +32,9 @@ import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
 import tempfile
-import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -66,13 +63,8 @@ from claude_agent_sdk import (
     UserMessage,
     query,
 )
-from claude_agent_sdk._errors import MessageParseError
 
-# The SDK's own transport, built here (not by query()) so the CLI's process id is at hand for
-# killing its process tree.
-from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
-
-from blitz import process
+from blitz import process, proctree
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
 from blitz.backends.registry import BackendOptions
 from blitz.breaker import BreakerBoard
@@ -110,8 +102,9 @@ STOP_GRACE = 3.0
 """Seconds the processes of a stopped run have between SIGTERM and SIGKILL."""
 KILL_GRACE = 5.0
 """Seconds a stopped CLI's stream has to end before the reading task is cancelled."""
-RUN_MARKER = "BLITZ_CLAUDE_RUN"
-"""Environment variable carrying one run's id to the CLI and everything it starts."""
+RUN_MARKER = proctree.MARKER_VARIABLE
+"""Environment variable carrying one run's id to the CLI and everything it starts: how the CLI's
+process tree is found (the SDK's public API does not give the CLI's process id)."""
 MESSAGES_KEPT = 20
 SHOWN_CHARS = 800
 RESULT_CHARS = 400  # tool results are shown briefly
@@ -320,9 +313,8 @@ class _Session:
         self.stderr: deque[str] = deque(maxlen=40)
         self.result: ResultMessage | None = None
         self.api_error = ""  # the kind of the last API failure the CLI reported
-        self.marker = uuid.uuid4().hex
+        self.marker = proctree.new_marker()
         self._sink = sink
-        self._transport: SubprocessCLITransport | None = None
         self._streamed: dict[str, Mapping[str, Any]] = {}  # usage per API message
 
     async def converse(
@@ -340,18 +332,16 @@ class _Session:
             await self._stop(stream)
             return _TimedOut()
         # The agent may have left background processes (a server it started, say).
-        await stop_processes(None, self.marker)
+        await proctree.kill_tree(None, marker=self.marker, grace=STOP_GRACE)
         return asyncio.CancelledError() if stream.cancelled() else stream.exception()
 
     async def _stream(self, prompt: str, options: ClaudeAgentOptions) -> None:
-        self._transport = SubprocessCLITransport(prompt=prompt, options=options)
-        async for message in query(prompt=prompt, options=options, transport=self._transport):
+        async for message in query(prompt=prompt, options=options):
             await self.observe(message)
 
     async def _stop(self, stream: asyncio.Future[None]) -> None:
         """Stop the CLI's process tree, then let the stream end (or cancel it)."""
-        process = getattr(self._transport, "_process", None)
-        await stop_processes(getattr(process, "pid", None), self.marker)
+        await proctree.kill_tree(None, marker=self.marker, grace=STOP_GRACE)
         await asyncio.wait({stream}, timeout=KILL_GRACE)
         if not stream.done():
             stream.cancel()
@@ -477,8 +467,9 @@ def _failure(error: BaseException | None, session: _Session) -> AgentResult:
         line = _trim(error.line, 200)
         message = f"the claude CLI wrote a malformed line: {line}"
         return AgentResult(ok=False, crashed=True, error=message)
-    if isinstance(error, MessageParseError):
-        data = _trim(json.dumps(error.data, default=str), 200) if error.data else ""
+    if isinstance(error, ClaudeSDKError) and hasattr(error, "data"):  # the SDK's MessageParseError
+        found = getattr(error, "data", None)
+        data = _trim(json.dumps(found, default=str), 200) if found else ""
         return AgentResult(
             ok=False, crashed=True, error=f"unreadable message from the claude CLI: {error} {data}"
         )
@@ -549,111 +540,6 @@ async def _version_problem(path: Path, fix: str) -> str:
     if version < MINIMUM_CLI_VERSION:
         return f"the claude CLI at {path} is version {found.group(0)}, older than {_MINIMUM}: {fix}"
     return ""
-
-
-async def stop_processes(root: int | None, marker: str, grace: float = STOP_GRACE) -> None:
-    """End ``root``, its descendants and every process whose environment carries ``marker``
-    (which finds those that left the tree). The processes are frozen (SIGSTOP) so none can start
-    another unseen, asked to end (SIGTERM, then SIGCONT, so their cleanup runs: lock files, say),
-    and killed (SIGKILL) if any is left after ``grace`` seconds."""
-    frozen = _freeze(root, marker)
-    if not frozen:
-        return
-    for pid in frozen:
-        _signal(pid, signal.SIGTERM)
-        _signal(pid, signal.SIGCONT)
-    deadline = asyncio.get_running_loop().time() + grace
-    while any(map(_alive, frozen)) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    left = {pid for pid in frozen if _alive(pid)} | _freeze(root if _alive(root) else None, marker)
-    for pid in left:
-        _signal(pid, signal.SIGKILL)
-
-
-def _freeze(root: int | None, marker: str) -> set[int]:
-    """SIGSTOP the processes of the run until no new one turns up; returns them all."""
-    stopped: set[int] = set()
-    while True:
-        found = (_descendants(root) | _marked(marker)) - {os.getpid()}
-        new = found - stopped
-        if not new:
-            return stopped
-        for pid in new:
-            _signal(pid, signal.SIGSTOP)
-        stopped |= new
-
-
-def _signal(pid: int, number: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, number)
-
-
-def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` runs (a zombie, waiting to be reaped, does not)."""
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _descendants(root: int | None) -> set[int]:
-    if root is None:
-        return set()
-    children: dict[int, list[int]] = {}
-    for pid, parent in _parents():
-        children.setdefault(parent, []).append(pid)
-    if root not in children and not _alive(root):
-        return set()
-    found, todo = {root}, [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _parents() -> Iterator[tuple[int, int]]:
-    """(pid, parent pid) of every process: from /proc, else from ``ps``."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        for entry in proc.iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    yield int(entry.name), int(stat[1])
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        listing = subprocess.run(
-            ["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, timeout=10
-        ).stdout
-        for line in listing.splitlines():
-            with contextlib.suppress(ValueError):
-                pid, parent = map(int, line.split())
-                yield pid, parent
-
-
-def _marked(marker: str) -> set[int]:
-    """Processes whose environment holds ``RUN_MARKER=marker`` (Linux only)."""
-    needle = f"{RUN_MARKER}={marker}".encode()
-    found: set[int] = set()
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.add(int(entry.name))
-    return found
 
 
 # -- the worktree guard -------------------------------------------------------------------------

@@ -31,21 +31,19 @@ any still alive when the run ends is killed too, even one that left the group.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-import os
 import re
 import shlex
-import signal
 import tempfile
-import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from blitz import process
+from blitz import process, proctree
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
 from blitz.backends.install import (
     CODEX_VERSION,
@@ -75,7 +73,7 @@ SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 MESSAGES_KEPT = 20
 """Messages of the run kept in :attr:`AgentResult.messages`, the newest ones."""
 
-MARKER_VARIABLE = "BLITZ_CODEX_RUN"
+MARKER_VARIABLE = proctree.MARKER_VARIABLE
 """Set to a fresh id in codex's environment, which the commands it runs inherit, so every process
 of a run can be found (and killed) when the run ends, even one that left its process group."""
 
@@ -340,22 +338,23 @@ async def _exec(
 ) -> tuple[AgentResult, bool | None]:
     """Run codex once: its result, and what it says of the provider (True: it answered, False:
     it failed transiently, None: codex never got to ask it)."""
-    marker = uuid.uuid4().hex
+    marker = proctree.new_marker()
     try:
         completed = await process.stream(
             args,
             cwd=request.worktree,
             timeout=request.timeout,
-            env={**env, MARKER_VARIABLE: marker},
+            env=env,
+            marker=marker,
             on_line=session.line,
             stdin=prompt(request).encode(),
         )
     except MalformedOutput as exc:
         return AgentResult(ok=False, crashed=True, error=str(exc)), None
     finally:
-        # process.stream ends codex's process group; this also ends what left the group (a
-        # command codex ran in a session of its own).
-        kill_marked(MARKER_VARIABLE, marker)
+        # process.stream ends codex's tree when stopped; this also ends what a finished codex
+        # left behind (a command it ran in a session of its own).
+        await asyncio.shield(proctree.kill_tree(None, marker=marker))
     return session.outcome(completed, timeout=request.timeout)
 
 
@@ -664,31 +663,6 @@ class _Session:
             ),
             None,
         )
-
-
-def kill_marked(variable: str, marker: str, *, rounds: int = 20) -> None:
-    """SIGKILL every process whose environment has ``variable=marker`` (Linux ``/proc``; a no-op
-    elsewhere). Repeated until none is left, so a process forked meanwhile is caught too."""
-    wanted = f"{variable}={marker}".encode()
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return
-    for _ in range(rounds):
-        found = []
-        for entry in proc.iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue  # gone, or not ours to read
-            if wanted in environ.split(b"\0"):
-                found.append(int(entry.name))
-        if not found:
-            return
-        for pid in found:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _list(value: Any) -> list[Any]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 
-from blitz import process
+from blitz import git
 from blitz.backends.registry import NO_MODEL
 from blitz.conductor import runner_alive
 from blitz.domain import GOAL_DONE, Attempt, Goal, GoalState, Plan
@@ -269,16 +269,7 @@ def routes(router: APIRouter, daemon: Daemon) -> None:
 async def _commit_diff(repo: Path, attempt: Attempt) -> str:
     """The change an attempt committed, from git (the store keeps only its stat)."""
     base = attempt.base_sha or f"{attempt.commit}^"
-    done = await process.run(
-        ["git", "diff", "--no-color", "--no-ext-diff", base, attempt.commit],
-        cwd=repo,
-        timeout=30,
-        env=process.clean_env({"GIT_OPTIONAL_LOCKS": "0"}),
-        cap=DIFF_CAP,
-    )
-    if not done.ok:
-        return ""
-    return ("[... diff truncated ...]\n" if done.dropped else "") + done.output
+    return await git.commit_diff(repo, base, attempt.commit, cap=DIFF_CAP)
 
 
 def _transcript(daemon: Daemon, goal_id: str, attempt_id: str) -> list[Event]:
