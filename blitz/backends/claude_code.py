@@ -65,12 +65,20 @@ from claude_agent_sdk import (
 )
 
 from blitz import process, proctree
-from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
-from blitz.backends.registry import BackendOptions
-from blitz.breaker import BreakerBoard
-from blitz.config import ClaudeCodeConfig
+from blitz.backends.base import (
+    AgentBackend,
+    AgentRequest,
+    AgentResult,
+    MessageSink,
+    lowest,
+    task_prompt,
+    trim,
+)
+from blitz.backends.circuit import behind_breaker
+from blitz.backends.options import BackendOptions, ClaudeCodeConfig
 from blitz.domain import Usage
 from blitz.errors import ConfigError
+from blitz.llm.errors import breaker_key
 from blitz.redact import redact, register_secret
 
 MINIMUM_CLI_VERSION = (2, 0, 0)
@@ -90,7 +98,8 @@ ALWAYS_DISALLOWED = (
 
 PERMISSION_MODES = ("acceptEdits", "default", "plan", "dontAsk", "bypassPermissions")
 
-PROVIDER_BREAKER = "provider:anthropic"
+PROVIDER = "anthropic"
+PROVIDER_BREAKER = breaker_key(PROVIDER)
 """The breaker of the Anthropic API (the key :func:`blitz.llm.errors.breaker_key` gives it)."""
 
 CLI_RETRIES = "3"
@@ -137,7 +146,7 @@ def create(options: BackendOptions) -> AgentBackend:
     for name, value in options.env.items():
         if name.upper().endswith(process.SECRET_ENV_SUFFIXES):
             register_secret(value)
-    return ClaudeCodeBackend(
+    backend = ClaudeCodeBackend(
         cli_path=config.cli_path,
         model=config.model,
         default_model=options.model,
@@ -145,10 +154,10 @@ def create(options: BackendOptions) -> AgentBackend:
         allowed_tools=tuple(config.allowed_tools) or DEFAULT_ALLOWED_TOOLS,
         disallowed_tools=tuple(config.disallowed_tools),
         max_turns=config.max_turns if options.claude_code else options.max_turns,
-        max_budget_usd=_lowest(config.max_budget_usd or None, options.max_cost_usd),
+        max_budget_usd=lowest(config.max_budget_usd or None, options.max_cost_usd),
         env=options.env,
-        breakers=options.breakers,
     )
+    return behind_breaker(backend, options.breakers, PROVIDER)
 
 
 class ClaudeCodeBackend:
@@ -168,7 +177,6 @@ class ClaudeCodeBackend:
         max_turns: int = 60,
         max_budget_usd: float | None = None,
         env: Mapping[str, str] | None = None,
-        breakers: BreakerBoard | None = None,
     ) -> None:
         if permission_mode not in PERMISSION_MODES:
             raise ConfigError(
@@ -186,7 +194,6 @@ class ClaudeCodeBackend:
         self.max_turns = max_turns
         self.max_budget_usd = max_budget_usd
         self.env = dict(env or {})
-        self.breakers = breakers
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
@@ -211,33 +218,18 @@ class ClaudeCodeBackend:
         problem = await check_cli(cli)
         if problem:
             return AgentResult(ok=False, error=problem, config_error=problem)
-        budget = _lowest(self.max_budget_usd, request.budget_usd)
+        budget = lowest(self.max_budget_usd, request.budget_usd)
         if budget is not None and budget <= 0:
             return AgentResult(ok=False, error="no budget is left for this attempt")
-        probes: list[str] = []
-        if self.breakers is not None:
-            admitted = self.breakers.admit([PROVIDER_BREAKER])
-            if admitted is None:
-                last = self.breakers.get(PROVIDER_BREAKER).last_error
-                return AgentResult(
-                    ok=False,
-                    crashed=True,
-                    error="Anthropic is unavailable: its circuit breaker opened after repeated "
-                    f"failures (last: {last})",
-                )
-            probes = admitted
-        try:
-            with tempfile.TemporaryDirectory(
-                prefix="blitz-claude-", ignore_cleanup_errors=True
-            ) as config_dir:
-                options = self._options(request, cli, budget, session, config_dir)
-                error = await session.converse(_prompt(request), options, request.timeout)
-        except BaseException:
-            self._release(probes)
-            raise
+        with tempfile.TemporaryDirectory(
+            prefix="blitz-claude-", ignore_cleanup_errors=True
+        ) as config_dir:
+            options = self._options(request, cli, budget, session, config_dir)
+            error = await session.converse(task_prompt(request), options, request.timeout)
         result, reached = _outcome(session, error, request.timeout, budget, self.max_turns)
-        self._report(reached, result, probes)
-        return replace(result, usage=session.usage())
+        # What the run says of Anthropic: an outage when the API was reached and the run crashed.
+        verdict = None if reached is None else not (reached and result.crashed)
+        return replace(result, usage=session.usage(), reached=verdict)
 
     def _options(
         self,
@@ -278,23 +270,6 @@ class ClaudeCodeBackend:
             env=env,
             stderr=session.stderr.append,
         )
-
-    def _report(self, reached: bool | None, result: AgentResult, probes: list[str]) -> None:
-        """Tell the provider's breaker how the run went: a provider failure (``crashed`` with the
-        API ``reached``) counts against it, any other answer of the API for it; a run that never
-        heard from the API (``reached`` None) gives its half-open probe back."""
-        if self.breakers is None:
-            return
-        if reached is None:
-            self._release(probes)
-        elif reached and result.crashed:
-            self.breakers.record([PROVIDER_BREAKER], ok=False, error=result.error)
-        else:
-            self.breakers.record([PROVIDER_BREAKER], ok=True)
-
-    def _release(self, probes: list[str]) -> None:
-        if self.breakers is not None:
-            self.breakers.release(probes)
 
 
 # -- the conversation ---------------------------------------------------------------------------
@@ -684,22 +659,6 @@ class WorktreeGuard:
 # -- text ---------------------------------------------------------------------------------------
 
 
-def _prompt(request: AgentRequest) -> str:
-    """The task as the agent is given it."""
-    parts = [f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    return "\n\n".join(parts)
-
-
 def _model(configured: str, requested: str, default: str) -> str | None:
     """The model for the CLI: ``[claude_code] model``, else the attempt's or blitz's agent model
     when it is an Anthropic one (``anthropic:`` dropped), else the CLI's default (None)."""
@@ -756,11 +715,7 @@ def _text_of(content: str | list[dict[str, Any]] | None) -> str:
 
 
 def _trim(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` at most about ``limit`` characters: its start and its end, where errors show."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
+    return trim(text, limit)
 
 
 def _line(text: str) -> str:
@@ -774,9 +729,3 @@ def _describe(exc: BaseException) -> str:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) else 0
-
-
-def _lowest(*values: float | None) -> float | None:
-    """The smallest of the values that are set; None when none is."""
-    given = [v for v in values if v is not None]
-    return min(given) if given else None

@@ -44,7 +44,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from blitz import process, proctree
-from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
+from blitz.backends.base import (
+    AgentBackend,
+    AgentRequest,
+    AgentResult,
+    MessageSink,
+    excerpt,
+    task_prompt,
+    trim,
+)
+from blitz.backends.circuit import behind_breaker
 from blitz.backends.install import (
     CODEX_VERSION,
     INSTALL_HINT,
@@ -53,17 +62,16 @@ from blitz.backends.install import (
     check_version,
     find_codex,
 )
+from blitz.backends.options import BackendOptions, CodexConfig
 from blitz.domain import Usage
+from blitz.llm.errors import breaker_key
 from blitz.redact import redact
 
 if TYPE_CHECKING:
-    from blitz.backends.registry import BackendOptions
-    from blitz.breaker import BreakerBoard
-    from blitz.config import CodexConfig
     from blitz.llm.usage import PriceTable
 
 PROVIDER = "openai"
-BREAKER_KEY = f"provider:{PROVIDER}"
+BREAKER_KEY = breaker_key(PROVIDER)
 """The circuit breaker codex's provider failures are recorded on (as the embedded agent's are)."""
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -160,16 +168,14 @@ def _config_message(reason: str, message: str) -> str:
 
 def create(options: BackendOptions) -> AgentBackend:
     """The codex backend from the registry's options (``[codex]``, provider env, tools dir)."""
-    from blitz.config import CodexConfig
-
-    return CodexBackend(
+    backend = CodexBackend(
         config=options.codex or CodexConfig(),
         env=options.env,
         tools_dir=options.tools_dir,
-        breakers=options.breakers,
         prices=options.prices,
         default_model=options.model,
     )
+    return behind_breaker(backend, options.breakers, PROVIDER)
 
 
 class CodexBackend:
@@ -183,14 +189,12 @@ class CodexBackend:
         config: CodexConfig,
         env: Mapping[str, str] | None = None,
         tools_dir: Path | None = None,
-        breakers: BreakerBoard | None = None,
         prices: PriceTable | None = None,
         default_model: str = "",
     ) -> None:
         self.config = config
         self.env = dict(env or {})
         self.tools_dir = tools_dir
-        self.breakers = breakers
         self.prices = prices
         self.default_model = default_model
 
@@ -269,30 +273,8 @@ class CodexBackend:
             if model:
                 args += ["--model", model]
             args.append("-")  # the prompt comes on stdin
-            return await self._guarded(args, env, request, session)
-
-    async def _guarded(
-        self, args: list[str], env: dict[str, str], request: AgentRequest, session: _Session
-    ) -> AgentResult:
-        """Run codex under the provider's circuit breaker: refused while it is open, and told
-        what the run says of the provider."""
-        probes: list[str] = []
-        if self.breakers is not None:
-            admitted = self.breakers.admit([BREAKER_KEY])
-            if admitted is None:
-                return AgentResult(ok=False, crashed=True, error=self._breaker_open())
-            probes = admitted
-        try:
             result, answered = await _exec(args, env, request, session)
-        except BaseException:
-            self._release(probes)
-            raise
-        if self.breakers is not None:
-            if answered is None:
-                self._release(probes)
-            else:
-                self.breakers.record([BREAKER_KEY], ok=answered, error=result.error)
-        return result
+            return replace(result, reached=answered)
 
     def _model(self, request: AgentRequest) -> tuple[str, str]:
         """The model to pass codex ("" for its default), or a problem to report: the attempt's
@@ -321,16 +303,6 @@ class CodexBackend:
                 "or is not executable"
             )
         return f"the codex CLI is not installed: run `{INSTALL_HINT}` (it needs npm)"
-
-    def _breaker_open(self) -> str:
-        assert self.breakers is not None
-        breaker = self.breakers.get(BREAKER_KEY)
-        last = f" (last: {breaker.last_error})" if breaker.last_error else ""
-        return f"OpenAI is unavailable: its circuit breaker opened after repeated failures{last}"
-
-    def _release(self, probes: list[str]) -> None:
-        if self.breakers is not None and probes:
-            self.breakers.release(probes)
 
 
 async def _exec(
@@ -371,18 +343,7 @@ def _config_error(message: str) -> AgentResult:
 
 def prompt(request: AgentRequest) -> str:
     """The task as codex is given it, after blitz's instructions."""
-    parts = [INSTRUCTIONS, f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    return "\n\n".join(parts)
+    return task_prompt(request, before=INSTRUCTIONS)
 
 
 def _toml(value: str | bool | int | Sequence[str]) -> str:
@@ -500,7 +461,7 @@ class _Session:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise MalformedOutput(
                 "codex printed a line that is not a JSON event, so its output cannot be trusted: "
-                f"{_excerpt(line.strip(), 200)!r}"
+                f"{excerpt(line.strip(), 200)!r}"
             )
         await self._event(event)
 
@@ -688,15 +649,8 @@ def _stderr(output: str) -> str:
         for line in output.splitlines()
         if line.strip() and not line.lstrip().startswith("{") and not line.startswith(NOISE)
     ]
-    return _excerpt(" ".join(lines[-6:]), 600)
+    return excerpt(" ".join(lines[-6:]), 600)
 
 
 def _trim(text: str, limit: int = SHOWN_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return trim(text, limit)

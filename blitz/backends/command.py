@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from blitz import git, process
-from blitz.backends.base import AgentRequest, AgentResult, MessageSink
-from blitz.config import CommandBackendConfig
+from blitz.backends.base import AgentRequest, AgentResult, MessageSink, task_prompt
+from blitz.backends.options import CommandBackendConfig
 
 MESSAGES_KEPT = 20
 """Output lines kept in :attr:`AgentResult.messages`, the newest ones."""
@@ -172,22 +172,13 @@ class CommandBackend:
         return AgentResult(ok=False, error=message, config_error=message)
 
 
+RULES = (
+    "Work only in the current directory (a git worktree of the project). Do not commit: "
+    "your changes are checked and committed for you. No person is watching; do not ask "
+    "questions."
+)
+
+
 def prompt(request: AgentRequest) -> str:
     """The task as the agent is given it."""
-    parts = [f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    parts.append(
-        "Work only in the current directory (a git worktree of the project). Do not commit: "
-        "your changes are checked and committed for you. No person is watching; do not ask "
-        "questions."
-    )
-    return "\n\n".join(parts)
+    return task_prompt(request, after=RULES)

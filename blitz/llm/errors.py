@@ -459,7 +459,7 @@ async def call_with_retries(
         if breakers is not None:
             admitted = breakers.admit([key])
             if admitted is None:
-                raise _unavailable(breakers, key, provider_label(provider))
+                raise unavailable(breakers, key, provider_label(provider))
             probes = admitted
         try:
             result = await fn()
@@ -530,7 +530,8 @@ def _raise_unless_retryable(
         ) from exc
 
 
-def _unavailable(breakers: BreakerBoard, key: str, who: str) -> ProviderUnavailable:
+def unavailable(breakers: BreakerBoard, key: str, who: str) -> ProviderUnavailable:
+    """The refusal of a call while ``who``'s breaker (``key``) is open: why, and when to retry."""
     breaker = breakers.get(key)
     retry_at = breaker.retry_at()
     if retry_at is None:
