@@ -4,18 +4,14 @@ for CLIs that are missing, too old, broken or hung."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import socket
-import stat
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_clis import script
 from engine_helpers import (
     PYTHON,
     UNITTEST,
@@ -28,8 +24,6 @@ from engine_helpers import (
     make_repo,
     of_kind,
     run_one,
-    sleeping_processes,
-    wait_until,
 )
 
 from blitz.backends.base import AgentBackend, AgentRequest
@@ -61,20 +55,6 @@ def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-@pytest.fixture
-def worktree(git_repo: Path) -> Path:
-    """A real git worktree of ``git_repo`` on its own branch, as the engine makes for a task."""
-    path = git_repo.parent / "wt"
-    subprocess.run(
-        ["git", "worktree", "add", "-q", "-b", "blitz/t1", str(path)],
-        cwd=git_repo,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return path
 
 
 def backend(
@@ -359,12 +339,6 @@ async def test_the_budget_stops_the_attempt(server: ModelServer, worktree: Path)
 # -- CLIs that cannot be used ---------------------------------------------------------------------
 
 
-def script(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
 FAKE_CLI = """#!{python}
 import json, sys
 if "--version" in sys.argv:
@@ -480,48 +454,6 @@ async def test_a_cli_exiting_over_its_credentials_is_a_configuration_error(
 
     assert not result.ok and not result.crashed
     assert "ANTHROPIC_API_KEY" in result.config_error and "Invalid API key" in result.config_error
-
-
-def hanging_cli(tmp_path: Path, marker: str) -> Path:
-    """A CLI that starts a child in its own session, a grandchild, and hangs."""
-    return script(
-        tmp_path / "hanging-claude",
-        "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then echo "2.1.330 (Claude Code)"; exit 0; fi\n'
-        f"setsid sleep {marker} &\n"
-        f"sh -c 'sleep {marker}; true' &\n"
-        "sleep 600\n",
-    )
-
-
-async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
-    tmp_path: Path, worktree: Path
-) -> None:
-    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
-    cli = hanging_cli(tmp_path, marker)
-    started = time.monotonic()
-
-    result = await backend(cli_path=str(cli)).run(task(worktree, timeout=2.0))
-
-    assert not result.ok and not result.crashed
-    assert result.error.startswith("timed out after 2s")
-    assert time.monotonic() - started < 15
-    await wait_until(lambda: not sleeping_processes(marker), 5)
-
-
-async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
-    tmp_path: Path, worktree: Path
-) -> None:
-    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
-    cli = hanging_cli(tmp_path, marker)
-    running = asyncio.ensure_future(backend(cli_path=str(cli)).run(task(worktree)))
-    await wait_until(lambda: len(sleeping_processes(marker)) == 2)
-
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
-
-    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 def test_the_permission_mode_is_checked() -> None:
