@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_clis import script
+from backend_helpers import Sink, assert_script_done, script, task
 from engine_helpers import (
     PYTHON,
     UNITTEST,
@@ -26,7 +26,7 @@ from engine_helpers import (
     run_one,
 )
 
-from blitz.backends.base import AgentBackend, AgentRequest
+from blitz.backends.base import AgentBackend
 from blitz.backends.claude_code import PROVIDER_BREAKER, WorktreeGuard
 from blitz.backends.registry import BackendOptions, create_backend
 from blitz.breaker import BreakerBoard
@@ -74,19 +74,6 @@ def backend(
     return create_backend("claude-code", options)
 
 
-def task(worktree: Path, **changes: Any) -> AgentRequest:
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Greet people",
-        "task_id": "t1",
-        "title": "Add hello.py",
-        "instructions": "Add hello() returning 'hello' in hello.py.",
-        "worktree": worktree,
-        "timeout": 60.0,
-    }
-    return AgentRequest(**(fields | changes))
-
-
 def call(name: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "input": args}
 
@@ -96,24 +83,6 @@ def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> 
     if text is not None:
         answer["text"] = text
     return {**condition, "reply": answer}
-
-
-class Sink:
-    """Collects the messages a run streams."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-    def text(self) -> str:
-        return "\n".join(self.messages)
-
-
-def assert_script_done(server: ModelServer) -> None:
-    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
-    assert not server.pending
 
 
 # -- the real CLI ---------------------------------------------------------------------------------

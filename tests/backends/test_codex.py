@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_clis import script
+from backend_helpers import Sink, assert_script_done, script, task
 from engine_helpers import (
     PYTHON,
     UNITTEST,
@@ -41,7 +41,7 @@ from engine_helpers import (
 )
 from pydantic_ai.usage import RequestUsage
 
-from blitz.backends.base import AgentBackend, AgentRequest
+from blitz.backends.base import AgentBackend
 from blitz.backends.codex import BREAKER_KEY, MARKER_VARIABLE, classify_failure
 from blitz.backends.install import (
     CODEX_VERSION,
@@ -97,19 +97,6 @@ def backend(
     return create_backend("codex", options)
 
 
-def task(worktree: Path, **changes: Any) -> AgentRequest:
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Greet people",
-        "task_id": "t1",
-        "title": "Add hello.py",
-        "instructions": "Add hello() returning 'hello' in hello.py.",
-        "worktree": worktree,
-        "timeout": 60.0,
-    }
-    return AgentRequest(**(fields | changes))
-
-
 def patch(*lines: str) -> str:
     return "\n".join(["*** Begin Patch", *lines, "*** End Patch"]) + "\n"
 
@@ -129,24 +116,6 @@ def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> 
     if text is not None:
         answer["text"] = text
     return {**condition, "reply": answer}
-
-
-class Sink:
-    """Collects the messages a run streams."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-    def text(self) -> str:
-        return "\n".join(self.messages)
-
-
-def assert_script_done(server: ModelServer) -> None:
-    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
-    assert not server.pending
 
 
 # -- the real CLI ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backend_helpers import Sink
 from engine_helpers import (
     assert_engine_invariants,
     branch_commits,
@@ -61,14 +62,6 @@ def request(worktree: Path, **changes: Any) -> AgentRequest:
         **changes,
     }
     return AgentRequest(**fields)
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
 
 
 def alive(pid: int) -> bool:

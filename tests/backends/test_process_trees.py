@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from agent_clis import hung_cli
+from backend_helpers import hung_cli, task
 from engine_helpers import sleeping_processes, wait_until
 
-from blitz.backends.base import AgentBackend, AgentRequest
+from blitz.backends.base import AgentBackend
 from blitz.backends.install import CODEX_VERSION
 from blitz.backends.registry import BackendOptions, create_backend
 from blitz.config import ClaudeCodeConfig, CodexConfig, CommandBackendConfig
@@ -45,19 +45,6 @@ BACKENDS: dict[str, tuple[Callable[[Path], AgentBackend], str, str]] = {
     "codex": (codex, f"codex-cli {CODEX_VERSION}", "codex did not finish within 2s"),
     "command": (command, "hung 1.0", "did not finish within 2s"),
 }
-
-
-def task(worktree: Path, **changes: object) -> AgentRequest:
-    fields: dict[str, object] = {
-        "goal_id": "g1",
-        "goal": "Greet people",
-        "task_id": "t1",
-        "title": "Add hello.py",
-        "instructions": "Add hello() returning 'hello' in hello.py.",
-        "worktree": worktree,
-        "timeout": 60.0,
-    }
-    return AgentRequest(**(fields | changes))  # type: ignore[arg-type]
 
 
 def new_marker() -> str:
