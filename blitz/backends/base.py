@@ -16,6 +16,7 @@ commit, validate or integrate: the conductor does that. A backend reports the ou
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from blitz.domain import Usage
+from blitz.redact import redact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +76,15 @@ class AgentResult:
         if self.config_error:
             return Outcome.CONFIG_ERROR
         return Outcome.CRASHED if self.crashed else Outcome.FAILED
+
+    def redacted(self) -> AgentResult:
+        """This result with every secret blitz knows taken out of its texts."""
+        return dataclasses.replace(
+            self,
+            error=redact(self.error),
+            summary=redact(self.summary),
+            config_error=redact(self.config_error),
+        )
 
     @classmethod
     def configuration(cls, message: str) -> AgentResult:

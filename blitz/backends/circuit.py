@@ -4,13 +4,15 @@ While the provider's breaker is open, :class:`CircuitBackend` refuses the attemp
 is retried later) without starting the agent. Otherwise it runs the agent and tells the breaker
 what the run said of the provider (:attr:`AgentResult.reached`): an outage counts against it, an
 answer (whatever it said) for it, and a run that never reached it gives its half-open probe back.
+The breaker logic itself is :class:`blitz.llm.errors.ProviderCircuit`, which the embedded agent's
+model calls use too.
 """
 
 from __future__ import annotations
 
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
 from blitz.breaker import BreakerBoard
-from blitz.llm.errors import breaker_key, provider_label, unavailable
+from blitz.llm.errors import ProviderCircuit, ProviderUnavailable
 
 
 class CircuitBackend:
@@ -19,28 +21,21 @@ class CircuitBackend:
     def __init__(self, inner: AgentBackend, *, breakers: BreakerBoard, provider: str) -> None:
         self.inner = inner
         self.name = inner.name
-        self.breakers = breakers
-        self.key = breaker_key(provider)
-        self.provider = provider
+        self.circuit = ProviderCircuit(breakers, provider)
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
-        probes = self.breakers.admit([self.key])
-        if probes is None:
-            refused = unavailable(self.breakers, self.key, provider_label(self.provider))
+        try:
+            probes = self.circuit.admit()
+        except ProviderUnavailable as refused:
             return AgentResult(ok=False, crashed=True, error=str(refused))
         try:
             result = await self.inner.run(request, on_message)
         except BaseException:
-            self.breakers.release(probes)  # no outcome: give the probe back
+            self.circuit.judge(probes, reached=None)  # no outcome: give the probe back
             raise
-        if result.reached is None:
-            self.breakers.release(probes)
-        elif result.reached:
-            self.breakers.record([self.key], ok=True)
-        else:
-            self.breakers.record([self.key], ok=False, error=result.error)
+        self.circuit.judge(probes, reached=result.reached, error=result.error)
         return result
 
 

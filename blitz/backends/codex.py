@@ -64,7 +64,6 @@ from blitz.backends.install import (
 )
 from blitz.backends.options import BackendOptions, CodexConfig
 from blitz.llm.errors import breaker_key
-from blitz.redact import redact
 
 if TYPE_CHECKING:
     from blitz.llm.usage import PriceTable
@@ -149,10 +148,7 @@ class CodexBackend:
                 ok=False, crashed=True, error=f"codex backend error: {type(exc).__name__}: {exc}"
             )
         return replace(
-            result,
-            error=redact(result.error),
-            summary=redact(result.summary),
-            config_error=redact(result.config_error),
+            result.redacted(),
             messages=tuple(session.transcript),
             usage=session.usage,
         )

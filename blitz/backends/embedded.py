@@ -363,10 +363,7 @@ class EmbeddedBackend:
         if session is None:
             return result
         return replace(
-            result,
-            error=redact(result.error),
-            summary=redact(result.summary),
-            config_error=redact(result.config_error),
+            result.redacted(),
             messages=tuple(session.transcript),
             usage=self._usage(session.usage),
         )

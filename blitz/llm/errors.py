@@ -425,6 +425,38 @@ def _number(text: str) -> float | None:
     return value if 0 <= value < float("inf") else None
 
 
+class ProviderCircuit:
+    """One model provider's circuit breaker as a call (or an agent's run) uses it: admitted or
+    refused, then told what the call said of the provider. Without a breaker board, every call
+    is admitted and nothing is recorded."""
+
+    def __init__(self, breakers: BreakerBoard | None, provider: str) -> None:
+        self.breakers = breakers
+        self.key = breaker_key(provider)
+        self.provider = provider
+
+    def admit(self) -> list[str]:
+        """The half-open probes taken for the call; :class:`ProviderUnavailable` while the
+        breaker is open."""
+        if self.breakers is None:
+            return []
+        probes = self.breakers.admit([self.key])
+        if probes is None:
+            raise unavailable(self.breakers, self.key, provider_label(self.provider))
+        return probes
+
+    def judge(self, probes: list[str], *, reached: bool | None, error: str = "") -> list[Change]:
+        """Tell the breaker how the call went: the provider answered (``reached`` True, whatever
+        it said), failed (False: an outage, ``error`` says how), or was never reached (None: the
+        probes are given back). Returns the breaker's state changes."""
+        if self.breakers is None:
+            return []
+        if reached is None:
+            self.breakers.release(probes)
+            return []
+        return self.breakers.record([self.key], ok=reached, error="" if reached else error)
+
+
 async def call_with_retries(
     fn: Callable[[], Awaitable[T]],
     *,
@@ -451,38 +483,30 @@ async def call_with_retries(
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
     stats = stats if stats is not None else RetryStats()
-    key = breaker_key(provider)
+    circuit = ProviderCircuit(breakers, provider)
     attempt = 0
     while True:
         attempt += 1
-        probes: list[str] = []
-        if breakers is not None:
-            admitted = breakers.admit([key])
-            if admitted is None:
-                raise unavailable(breakers, key, provider_label(provider))
-            probes = admitted
+        probes = circuit.admit()  # raises ProviderUnavailable while the breaker is open
         try:
             result = await fn()
         except Exception as exc:
             failure = classify(exc, provider=provider, now=clock.time())
             stats.failures.append(failure)
-            if breakers is not None:
-                if failure.kind == "transient":
-                    stats.breaker_changes += breakers.record([key], ok=False, error=failure.message)
-                elif failure.kind != "other" or isinstance(exc, ModelAPIError):
-                    # The provider answered: its machinery works, whatever the answer said.
-                    stats.breaker_changes += breakers.record([key], ok=True)
-                else:
-                    breakers.release(probes)
+            if failure.kind == "transient":
+                stats.breaker_changes += circuit.judge(probes, reached=False, error=failure.message)
+            elif failure.kind != "other" or isinstance(exc, ModelAPIError):
+                # The provider answered: its machinery works, whatever the answer said.
+                stats.breaker_changes += circuit.judge(probes, reached=True)
+            else:
+                circuit.judge(probes, reached=None)
             _raise_unless_retryable(exc, failure, provider, attempt, max_attempts, max_delay)
         except BaseException:
             # Cancelled or interrupted mid-call: there is no outcome, so give the probe back.
-            if breakers is not None:
-                breakers.release(probes)
+            circuit.judge(probes, reached=None)
             raise
         else:
-            if breakers is not None:
-                stats.breaker_changes += breakers.record([key], ok=True)
+            stats.breaker_changes += circuit.judge(probes, reached=True)
             return result
         wait = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + jitter() / 2)
         if failure.retry_after is not None:
