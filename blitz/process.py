@@ -158,16 +158,31 @@ async def _spawn(
     full_env = dict(env) if env is not None else dict(os.environ)
     # Always a fresh marker: one inherited from a parent run would make a kill reach its kin.
     marker = full_env[proctree.MARKER_VARIABLE] = marker or proctree.new_marker()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=full_env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-        start_new_session=True,
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=full_env,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
     )
+    try:
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Cancelled while asyncio connects the pipes: cancelling that would wait for the command
+        # to exit and for every process holding its pipes (for ever, for a hung command). Let
+        # the start finish, then stop the command's tree.
+        await asyncio.shield(_abandon(spawning, marker))
+        raise
     return proc, marker
+
+
+async def _abandon(spawning: asyncio.Future[asyncio.subprocess.Process], marker: str) -> None:
+    with contextlib.suppress(Exception):
+        await _stop(await spawning, marker)
 
 
 async def _drive(
@@ -214,7 +229,10 @@ async def _drive(
                 job.cancel()
 
     try:
-        await asyncio.wait_for(pump(), timeout)
+        # In this task, not a task of its own (as wait_for makes): a cancellation then reaches
+        # the pump at once and cannot be lost between two tasks.
+        async with asyncio.timeout(timeout):
+            await pump()
     except TimeoutError:
         await _stop(proc, marker)
         return True
