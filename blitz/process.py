@@ -218,10 +218,13 @@ async def _drive(
             if proc.returncode is None:
                 await proc.wait()
             # A background child of the command may keep a pipe open after the leader exited:
-            # give it a moment to finish writing, then end the group so the pipes close.
+            # give it a moment to finish writing, then end the group and whatever left it (it
+            # carries the marker) so the pipes close.
             _, pending = await asyncio.wait(jobs, timeout=1.0)
             if pending:
                 proctree.send_group(proc.pid, signal.SIGKILL)
+                for pid in proctree.marked(marker):
+                    proctree.send(pid, signal.SIGKILL)
             for job in jobs:
                 await job
         finally:

@@ -218,3 +218,16 @@ async def test_a_command_cancelled_while_it_starts_is_stopped_with_what_holds_it
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(running, 20)
     await wait_until(lambda: not sleeping_processes(marker), 5)
+
+
+async def test_a_child_that_left_the_session_does_not_hold_the_command_open(
+    tmp_path: Path,
+) -> None:
+    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
+    started = time.monotonic()
+
+    done = await process.run(f"setsid sleep {marker} & echo done", cwd=tmp_path, timeout=30)
+
+    assert done.ok and not done.timed_out and "done" in done.output
+    assert time.monotonic() - started < 10
+    await wait_until(lambda: not sleeping_processes(marker), 5)
