@@ -302,17 +302,27 @@ class Git:
             )
 
 
+async def _answer(
+    cwd: Path, *args: str, timeout: float, out_tail: int | None = None, keep_secrets: bool = True
+) -> GitResult | None:
+    """A git command's result when it succeeded; None when it failed or could not run (for
+    questions whose answer may be "nothing")."""
+    try:
+        found = await run_git(
+            cwd, *args, timeout=timeout, check=False, out_tail=out_tail, keep_secrets=keep_secrets
+        )
+    except GitError:
+        return None
+    return found if found.ok else None
+
+
 async def commit_diff(repo: Path, base: str, commit: str, *, cap: int, timeout: float = 30) -> str:
     """The patch from ``base`` to ``commit``; only its last ``cap`` bytes, marked, when longer;
     "" when git cannot give it."""
-    try:
-        found = await run_git(
-            repo, "diff", "--no-color", "--no-ext-diff", base, commit,
-            timeout=timeout, check=False, out_tail=cap,
-        )  # fmt: skip
-    except GitError:
-        return ""
-    if not found.ok:
+    found = await _answer(
+        repo, "diff", "--no-color", "--no-ext-diff", base, commit, timeout=timeout, out_tail=cap
+    )
+    if found is None:
         return ""
     return ("[... diff truncated ...]\n" if found.out_size > cap else "") + found.out
 
@@ -320,25 +330,18 @@ async def commit_diff(repo: Path, base: str, commit: str, *, cap: int, timeout: 
 async def tracked_files(repo: Path, *, timeout: float) -> list[str] | None:
     """The files git tracks in ``repo``, sorted; None when it is not a repository (or git
     cannot say)."""
-    try:
-        found = await run_git(repo, "ls-files", "-z", timeout=timeout, check=False)
-    except GitError:
-        return None
-    return sorted({p for p in found.out.split("\0") if p}) if found.ok else None
+    found = await _answer(repo, "ls-files", "-z", timeout=timeout)
+    return sorted({p for p in found.out.split("\0") if p}) if found is not None else None
 
 
 async def head(worktree: Path, *, timeout: float) -> str:
     """The worktree's HEAD commit; "" when it is not a git checkout (or git is missing)."""
     if not installed():
         return ""
-    try:
-        found = await run_git(
-            worktree, "rev-parse", "--verify", "-q", "HEAD",
-            timeout=timeout, check=False, keep_secrets=False,
-        )  # fmt: skip
-    except GitError:
-        return ""
-    return found.out.strip() if found.ok else ""
+    found = await _answer(
+        worktree, "rev-parse", "--verify", "-q", "HEAD", timeout=timeout, keep_secrets=False
+    )
+    return found.out.strip() if found is not None else ""
 
 
 async def undo_commits(worktree: Path, before: str, *, timeout: float) -> str:
@@ -347,20 +350,15 @@ async def undo_commits(worktree: Path, before: str, *, timeout: float) -> str:
     after = await head(worktree, timeout=timeout)
     if not after or after == before:
         return ""
-    try:
-        count = await run_git(
-            worktree, "rev-list", "--count", f"{before}..{after}",
-            timeout=timeout, check=False, keep_secrets=False,
-        )  # fmt: skip
-        done = await run_git(
-            worktree, "reset", "-q", "--soft", before,
-            timeout=timeout, check=False, keep_secrets=False,
-        )  # fmt: skip
-    except GitError:
+    count = await _answer(
+        worktree, "rev-list", "--count", f"{before}..{after}", timeout=timeout, keep_secrets=False
+    )
+    done = await _answer(
+        worktree, "reset", "-q", "--soft", before, timeout=timeout, keep_secrets=False
+    )
+    if done is None:
         return ""
-    if not done.ok:
-        return ""
-    n = count.out.strip() if count.ok else "some"
+    n = count.out.strip() if count is not None else "some"
     return f"{n} commit{'' if n == '1' else 's'}"
 
 
