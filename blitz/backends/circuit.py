@@ -4,7 +4,7 @@ While the provider's breaker is open, :class:`CircuitBackend` refuses the attemp
 is retried later) without starting the agent. Otherwise it runs the agent and tells the breaker
 what the run said of the provider (:attr:`AgentResult.reached`): an outage counts against it, an
 answer (whatever it said) for it, and a run that never reached it gives its half-open probe back.
-The breaker logic itself is :class:`blitz.llm.errors.ProviderCircuit`, which the embedded agent's
+The breaker logic itself is :class:`blitz.llm.breakers.ProviderCircuit`, which the embedded agent's
 model calls use too.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
 from blitz.breaker import BreakerBoard
-from blitz.llm.errors import ProviderCircuit, ProviderUnavailable
+from blitz.llm.breakers import ProviderCircuit, ProviderUnavailable
 
 
 class CircuitBackend:

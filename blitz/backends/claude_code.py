@@ -55,7 +55,7 @@ from blitz.backends.claude_session import Session, describe_error, one_line, out
 from blitz.backends.confine import WorktreeGuard
 from blitz.backends.options import BackendOptions, ClaudeCodeConfig
 from blitz.errors import ConfigError
-from blitz.llm.errors import breaker_key
+from blitz.llm.breakers import breaker_key
 from blitz.redact import redact, register_secret
 
 MINIMUM_CLI_VERSION = (2, 0, 0)
@@ -77,7 +77,7 @@ PERMISSION_MODES = ("acceptEdits", "default", "plan", "dontAsk", "bypassPermissi
 
 PROVIDER = "anthropic"
 PROVIDER_BREAKER = breaker_key(PROVIDER)
-"""The breaker of the Anthropic API (the key :func:`blitz.llm.errors.breaker_key` gives it)."""
+"""The breaker of the Anthropic API (the key :func:`blitz.llm.breakers.breaker_key` gives it)."""
 
 CLI_RETRIES = "3"
 """Retries of one API request inside the CLI (``CLAUDE_CODE_MAX_RETRIES``; the provider

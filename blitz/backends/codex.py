@@ -63,7 +63,7 @@ from blitz.backends.install import (
     find_codex,
 )
 from blitz.backends.options import BackendOptions, CodexConfig
-from blitz.llm.errors import breaker_key
+from blitz.llm.breakers import breaker_key
 
 if TYPE_CHECKING:
     from blitz.llm.usage import PriceTable

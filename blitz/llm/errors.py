@@ -1,5 +1,8 @@
 """What a provider failure means, and the one place model calls are retried.
 
+(``ProviderCircuit``, ``ProviderUnavailable``, ``breaker_key`` and ``provider_label`` live in
+:mod:`blitz.llm.breakers` and are re-exported here.)
+
 :func:`classify` sorts an exception from a model call into four kinds:
 
 * ``transient`` - rate limits (429), overload (529, 503), server errors (5xx), timeouts, refused
@@ -14,8 +17,9 @@
 
 :func:`call_with_retries` makes one logical call, retrying transient failures with exponential
 backoff and jitter (honouring ``Retry-After``) and feeding every outcome to the provider's circuit
-breaker. SDK clients are built with ``max_retries=0`` (:mod:`blitz.llm.models`), so this is the
-only retry loop: ``max_attempts`` attempts mean exactly that many HTTP requests.
+breaker (:class:`blitz.llm.breakers.ProviderCircuit`). SDK clients are built with
+``max_retries=0`` (:mod:`blitz.llm.models`), so this is the only retry loop: ``max_attempts``
+attempts mean exactly that many HTTP requests.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pydantic_ai.exceptions import (
 from blitz.breaker import BreakerBoard, Change
 from blitz.clock import Clock
 from blitz.errors import ConfigError, RunError
+from blitz.llm.breakers import ProviderCircuit, ProviderUnavailable, breaker_key, provider_label  # noqa: F401
 from blitz.redact import redact
 
 T = TypeVar("T")
@@ -122,15 +127,6 @@ class ProviderError(RunError):
         self.retry_after = failure.retry_after
 
 
-class ProviderUnavailable(RunError):
-    """The provider's circuit breaker is open: the call was not made. Retry after ``retry_after``
-    seconds (None when a probe call is already under way)."""
-
-    def __init__(self, message: str, *, retry_after: float | None) -> None:
-        super().__init__(message, retryable=True)
-        self.retry_after = retry_after
-
-
 class ModelOutputError(RunError):
     """The model's output stayed unusable after pydantic-ai's re-asks; another attempt may do
     better."""
@@ -150,16 +146,6 @@ class RetryStats:
     waited: float = 0.0
     failures: list[ProviderFailure] = field(default_factory=list)
     breaker_changes: list[Change] = field(default_factory=list)
-
-
-def breaker_key(provider: str) -> str:
-    """The key of a model provider's circuit breaker."""
-    return f"provider:{provider}"
-
-
-def provider_label(provider: str) -> str:
-    """How messages name ``provider``."""
-    return {"anthropic": "Anthropic", "openai": "OpenAI"}.get(provider, f"the {provider} server")
 
 
 def key_setting(provider: str) -> str:
@@ -425,38 +411,6 @@ def _number(text: str) -> float | None:
     return value if 0 <= value < float("inf") else None
 
 
-class ProviderCircuit:
-    """One model provider's circuit breaker as a call (or an agent's run) uses it: admitted or
-    refused, then told what the call said of the provider. Without a breaker board, every call
-    is admitted and nothing is recorded."""
-
-    def __init__(self, breakers: BreakerBoard | None, provider: str) -> None:
-        self.breakers = breakers
-        self.key = breaker_key(provider)
-        self.provider = provider
-
-    def admit(self) -> list[str]:
-        """The half-open probes taken for the call; :class:`ProviderUnavailable` while the
-        breaker is open."""
-        if self.breakers is None:
-            return []
-        probes = self.breakers.admit([self.key])
-        if probes is None:
-            raise unavailable(self.breakers, self.key, provider_label(self.provider))
-        return probes
-
-    def judge(self, probes: list[str], *, reached: bool | None, error: str = "") -> list[Change]:
-        """Tell the breaker how the call went: the provider answered (``reached`` True, whatever
-        it said), failed (False: an outage, ``error`` says how), or was never reached (None: the
-        probes are given back). Returns the breaker's state changes."""
-        if self.breakers is None:
-            return []
-        if reached is None:
-            self.breakers.release(probes)
-            return []
-        return self.breakers.record([self.key], ok=reached, error="" if reached else error)
-
-
 async def call_with_retries(
     fn: Callable[[], Awaitable[T]],
     *,
@@ -552,19 +506,3 @@ def _raise_unless_retryable(
             attempts=attempt,
             retryable=True,
         ) from exc
-
-
-def unavailable(breakers: BreakerBoard, key: str, who: str) -> ProviderUnavailable:
-    """The refusal of a call while ``who``'s breaker (``key``) is open: why, and when to retry."""
-    breaker = breakers.get(key)
-    retry_at = breaker.retry_at()
-    if retry_at is None:
-        when, retry_after = "a probe call is under way", None
-    else:
-        retry_after = max(0.0, retry_at - breakers.clock.monotonic())
-        when = f"next try in {retry_after:.0f}s"
-    last = f" (last: {breaker.last_error})" if breaker.last_error else ""
-    return ProviderUnavailable(
-        f"{who} is unavailable: its circuit breaker opened after repeated failures{last}; {when}",
-        retry_after=retry_after,
-    )
