@@ -1534,7 +1534,6 @@ class Engine:
         self.store.write(events=[self._event(run, kind, message, task=task)])
 
 
-
 _NO_USAGE = Usage()
 
 _TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time

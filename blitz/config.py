@@ -165,7 +165,7 @@ class ClaudeCodeConfig(_Section):
         description="acceptEdits, default, plan or bypassPermissions (only if set here).",
     )
     allowed_tools: list[str] = Field(
-        default_factory=list, description='Tools allowed without asking (empty: blitz\'s set).'
+        default_factory=list, description="Tools allowed without asking (empty: blitz's set)."
     )
     disallowed_tools: list[str] = Field(default_factory=list, description="Tools never allowed.")
     max_turns: Positive = Field(default=60, description="Agent turns per attempt.")

@@ -9,7 +9,6 @@ text never exceeds the budget, and the same repository, goal and budget always g
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import re
@@ -17,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from blitz.process import run
+from blitz import git
 
 CHARS_PER_TOKEN = 4
 
@@ -305,14 +304,9 @@ def _collapsed(paths: Sequence[str], depth: int) -> list[str]:
 
 async def _list_files(repo: Path) -> list[str]:
     """The repository's files, sorted: git's tracked files, else a walk of the filesystem."""
-    with contextlib.suppress(OSError):
-        done = await run(
-            ["git", "ls-files", "-z"], cwd=repo, timeout=GIT_TIMEOUT, cap=64 * 1024 * 1024
-        )
-        if done.ok and not done.dropped:
-            paths = sorted({p for p in done.output.split("\0") if p})
-            if paths:
-                return paths[:MAX_FILES]
+    paths = await git.tracked_files(repo, timeout=GIT_TIMEOUT)
+    if paths:
+        return paths[:MAX_FILES]
     return await asyncio.to_thread(_walk, repo)
 
 

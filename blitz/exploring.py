@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from blitz.conductor import Engine, GoalRun
     from blitz.explore import Selection
 
+
 @dataclass(frozen=True, slots=True)
 class Exploration:
     """What a best-of-N job reports: each candidate's outcome, and the selection's verdicts."""
@@ -30,7 +31,7 @@ class Exploration:
 
 
 def backend_spec(spec: str) -> tuple[str, str]:
-    """"claude-code:sonnet" -> ("claude-code", "sonnet"); "codex" -> ("codex", "")."""
+    """ "claude-code:sonnet" -> ("claude-code", "sonnet"); "codex" -> ("codex", "")."""
     backend, _, model = spec.strip().partition(":")
     return backend, model
 
@@ -82,9 +83,7 @@ async def explore(engine: Engine, run: GoalRun, task: Task, made: list[Attempt])
         instructions=task.instructions,
         cancel_others=cancel_others,
     )
-    contexts = [
-        engine._context(run, task, a, selection=selection, share=len(made)) for a in made
-    ]
+    contexts = [engine._context(run, task, a, selection=selection, share=len(made)) for a in made]
     jobs.extend(asyncio.ensure_future(attempts.run_attempt(c)) for c in contexts)
     try:
         results = await asyncio.gather(*jobs, return_exceptions=True)
@@ -132,9 +131,7 @@ def explored(
         engine._meters.pop(attempt.id, None)
         first_line = got.error.splitlines()[0] if got.error else ""
         verdict = selection.verdicts.get(attempt.id, first_line)
-        reports.append(
-            dataclasses.replace(got, attempt=got.attempt.evolve(verdict=verdict[:500]))
-        )
+        reports.append(dataclasses.replace(got, attempt=got.attempt.evolve(verdict=verdict[:500])))
     usage = sum((r.attempt.usage for r in reports), Usage())
     judge = run.services.judge
     if judge is not None:
@@ -196,9 +193,7 @@ def explored(
         engine.pause_project(run.project.id, config.error)
     elif outcome is attempts.Outcome.CRASHED:
         engine._crashed(run, task, error)
-    elif conflict := next(
-        (r for r in reports if r.outcome is attempts.Outcome.CONFLICT), None
-    ):
+    elif conflict := next((r for r in reports if r.outcome is attempts.Outcome.CONFLICT), None):
         # Passing candidates that do not apply on the goal branch's new head: run the
         # exploration again from there.
         engine._conflict(run, task, conflict.attempt, conflict)

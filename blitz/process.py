@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blitz import proctree
+
 DEFAULT_CAP = 64 * 1024
 """Bytes of output kept per command (the tail)."""
 
@@ -99,18 +101,10 @@ def clean_env(
     return env
 
 
-def _kill_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the whole process group, then SIGKILL it if it does not exit in time."""
-    _kill_group(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    # Children may outlive the leader; make sure nothing of the group survives.
-    _kill_group(proc.pid, signal.SIGKILL)
+async def _stop(proc: asyncio.subprocess.Process, marker: str) -> None:
+    """End the command's whole tree: its process group, its descendants and every process
+    carrying its marker (SIGTERM, then SIGKILL after a grace), and reap the leader."""
+    await proctree.kill_tree(proc.pid, marker=marker, group=True, grace=KILL_GRACE)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), KILL_GRACE)
 
@@ -123,15 +117,19 @@ async def run(
     env: Mapping[str, str] | None = None,
     cap: int = DEFAULT_CAP,
     stdin: bytes | None = None,
+    marker: str = "",
 ) -> Completed:
     """Run a command (an argument list, or a string run by ``/bin/sh -c``) and wait for it.
 
-    The command gets its own session (process group). On timeout, or if the awaiting task is
-    cancelled, the whole group is terminated and then killed.
+    The command gets its own session (process group) and a marker in its environment
+    (:data:`blitz.proctree.MARKER_VARIABLE`: ``marker``, else a fresh one). On timeout, or if
+    the awaiting task is cancelled, its whole tree is terminated and then killed.
     """
     argv = _argv(args)
     start = time.monotonic()
-    proc = await _spawn(argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT)
+    proc, marker = await _spawn(
+        argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT, marker=marker
+    )
     tail = _Tail(cap)
 
     async def read_output() -> None:
@@ -139,7 +137,7 @@ async def run(
         while chunk := await proc.stdout.read(65536):
             tail.add(chunk)
 
-    timed_out = await _drive(proc, [read_output()], stdin, timeout)
+    timed_out = await _drive(proc, [read_output()], stdin, timeout, marker)
     return _completed(argv, proc, tail, start, timed_out)
 
 
@@ -154,16 +152,37 @@ async def _spawn(
     stdin: bytes | None,
     *,
     stderr: int,
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr,
-        start_new_session=True,
+    marker: str,
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start the command in a session of its own; returns it and its marker."""
+    full_env = dict(env) if env is not None else dict(os.environ)
+    # Always a fresh marker: one inherited from a parent run would make a kill reach its kin.
+    marker = full_env[proctree.MARKER_VARIABLE] = marker or proctree.new_marker()
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            cwd=str(cwd),
+            env=full_env,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+        )
     )
+    try:
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        # Cancelled while asyncio connects the pipes: cancelling that would wait for the command
+        # to exit and for every process holding its pipes (for ever, for a hung command). Let
+        # the start finish, then stop the command's tree.
+        await asyncio.shield(_abandon(spawning, marker))
+        raise
+    return proc, marker
+
+
+async def _abandon(spawning: asyncio.Future[asyncio.subprocess.Process], marker: str) -> None:
+    with contextlib.suppress(Exception):
+        await _stop(await spawning, marker)
 
 
 async def _drive(
@@ -171,6 +190,7 @@ async def _drive(
     readers: list[Coroutine[Any, Any, None]],
     stdin: bytes | None,
     timeout: float,
+    marker: str,
 ) -> bool:
     """Feed ``stdin``, run the pipe ``readers`` until the command ends, and stop its whole
     group on timeout or cancellation; True if it timed out. A reader's exception (a failing
@@ -198,10 +218,13 @@ async def _drive(
             if proc.returncode is None:
                 await proc.wait()
             # A background child of the command may keep a pipe open after the leader exited:
-            # give it a moment to finish writing, then end the group so the pipes close.
+            # give it a moment to finish writing, then end the group and whatever left it (it
+            # carries the marker) so the pipes close.
             _, pending = await asyncio.wait(jobs, timeout=1.0)
             if pending:
-                _kill_group(proc.pid, signal.SIGKILL)
+                proctree.send_group(proc.pid, signal.SIGKILL)
+                for pid in proctree.marked(marker):
+                    proctree.send(pid, signal.SIGKILL)
             for job in jobs:
                 await job
         finally:
@@ -209,15 +232,18 @@ async def _drive(
                 job.cancel()
 
     try:
-        await asyncio.wait_for(pump(), timeout)
+        # In this task, not a task of its own (as wait_for makes): a cancellation then reaches
+        # the pump at once and cannot be lost between two tasks.
+        async with asyncio.timeout(timeout):
+            await pump()
     except TimeoutError:
-        await _stop(proc)
+        await _stop(proc, marker)
         return True
     except BaseException:
-        await asyncio.shield(_stop(proc))
+        await asyncio.shield(_stop(proc, marker))
         raise
     # The leader exited; background children it left in its group are not ours to keep.
-    _kill_group(proc.pid, signal.SIGKILL)
+    proctree.send_group(proc.pid, signal.SIGKILL)
     return False
 
 
@@ -286,6 +312,7 @@ async def stream(
     stdin: bytes | None = None,
     cap: int = DEFAULT_CAP,
     line_cap: int = LINE_CAP,
+    marker: str = "",
 ) -> Completed:
     """Run a command like :func:`run`, awaiting ``on_line`` with each line of its stdout as it
     arrives (decoded as UTF-8, newline stripped, at most ``line_cap`` bytes of it).
@@ -296,7 +323,9 @@ async def stream(
     """
     argv = _argv(args)
     start = time.monotonic()
-    proc = await _spawn(argv, cwd, env, stdin, stderr=asyncio.subprocess.PIPE)
+    proc, marker = await _spawn(
+        argv, cwd, env, stdin, stderr=asyncio.subprocess.PIPE, marker=marker
+    )
     tail = _Tail(cap)
 
     async def read_stdout() -> None:
@@ -314,5 +343,5 @@ async def stream(
         while chunk := await proc.stderr.read(65536):
             tail.add(chunk)
 
-    timed_out = await _drive(proc, [read_stdout(), read_stderr()], stdin, timeout)
+    timed_out = await _drive(proc, [read_stdout(), read_stderr()], stdin, timeout, marker)
     return _completed(argv, proc, tail, start, timed_out)

@@ -32,6 +32,7 @@ _REQUESTS: set[asyncio.Task[None]] = set()  # stored retry/skip requests being a
 
 # -- plan approval ----------------------------------------------------------------------
 
+
 def approve(engine: Engine, goal_id: str, plan: Plan | None = None) -> None:
     """Let a goal that waits for approval run; ``plan``, if given, replaces its plan."""
     run = _waiting(engine, goal_id)
@@ -51,6 +52,7 @@ def approve(engine: Engine, goal_id: str, plan: Plan | None = None) -> None:
     engine._settle(run)
     engine._wake()
 
+
 def reject(engine: Engine, goal_id: str, reason: str = "") -> None:
     """Cancel a goal whose plan waits for approval."""
     run = _waiting(engine, goal_id)
@@ -58,6 +60,7 @@ def reject(engine: Engine, goal_id: str, reason: str = "") -> None:
     engine._emit(run, EventKind.PLAN_REJECTED, why)
     engine.cancel(goal_id, why)
     engine._wake()
+
 
 def _waiting(engine: Engine, goal_id: str) -> GoalRun:
     run = engine.runs.get(goal_id)
@@ -69,6 +72,7 @@ def _waiting(engine: Engine, goal_id: str) -> GoalRun:
     if run.goal.state is not GoalState.AWAITING_APPROVAL:
         raise UserError(f"goal {goal_id} is {run.goal.state}, not awaiting approval")
     return run
+
 
 def _replace_plan(engine: Engine, run: GoalRun, plan: Plan) -> None:
     from blitz.conductor import _task
@@ -95,7 +99,9 @@ def _replace_plan(engine: Engine, run: GoalRun, plan: Plan) -> None:
         ],
     )
 
+
 # -- tasks ------------------------------------------------------------------------------
+
 
 async def retry_task(engine: Engine, goal_id: str, task_id: str) -> None:
     """Give a failed, skipped or cancelled task another attempt (reopening its goal if the
@@ -113,6 +119,7 @@ async def retry_task(engine: Engine, goal_id: str, task_id: str) -> None:
     engine._feed(run)
     engine._wake()
 
+
 async def skip_task(engine: Engine, goal_id: str, task_id: str) -> None:
     """Drop a task that has not succeeded; the tasks after it go on without it."""
     run = engine.runs.get(goal_id)
@@ -122,8 +129,7 @@ async def skip_task(engine: Engine, goal_id: str, task_id: str) -> None:
     task = _task_of(engine, run, task_id)
     if task.state not in _SKIPPABLE or run.dag is None or task.state is TaskState.CANCELLED:
         raise UserError(
-            f"task {task_id} is {task.state}; only a pending, ready or failed task can be "
-            "skipped"
+            f"task {task_id} is {task.state}; only a pending, ready or failed task can be skipped"
         )
     if task.state is TaskState.READY:
         engine.router.withdraw(goal_id, task_id)
@@ -133,6 +139,7 @@ async def skip_task(engine: Engine, goal_id: str, task_id: str) -> None:
     engine._feed(run)
     engine._settle(run)
     engine._wake()
+
 
 def _task_of(engine: Engine, run: GoalRun, task_id: str) -> Task:
     if run.goal.state is GoalState.AWAITING_APPROVAL:
@@ -144,6 +151,7 @@ def _task_of(engine: Engine, run: GoalRun, task_id: str) -> Task:
     if task is None:
         raise UserError(f"goal {run.goal.id} has no task {task_id}")
     return task
+
 
 async def _reopen(engine: Engine, goal_id: str, task_id: str, *, retry: bool) -> None:
     goal = engine.store.get_goal(goal_id)
@@ -164,9 +172,7 @@ async def _reopen(engine: Engine, goal_id: str, task_id: str, *, retry: bool) ->
         raise UserError(f"task {task_id} is {task.state}; it cannot be {verb}")
     changed: list[Task] = []
     if retry:
-        changed.append(
-            task.evolve(state=TaskState.PENDING, reason="", crashes=0, recoveries=0)
-        )
+        changed.append(task.evolve(state=TaskState.PENDING, reason="", crashes=0, recoveries=0))
     else:
         changed.append(task.evolve(state=TaskState.SKIPPED, reason="skipped by a person"))
     # What was only skipped or cancelled because the goal stopped gets its chance again.
@@ -196,7 +202,9 @@ async def _reopen(engine: Engine, goal_id: str, task_id: str, *, retry: bool) ->
     await engine.resume(reopened)
     engine._wake()
 
+
 # -- projects ---------------------------------------------------------------------------
+
 
 def resume_project(engine: Engine, project_id: str) -> None:
     """Let a paused project's tasks start again."""
@@ -223,7 +231,9 @@ def resume_project(engine: Engine, project_id: str) -> None:
         )
     engine._wake()
 
+
 # -- shutdown ---------------------------------------------------------------------------
+
 
 async def drain(engine: Engine, grace: float) -> None:
     """Stop starting work, let running attempts finish for up to ``grace`` seconds, then
@@ -243,10 +253,13 @@ async def drain(engine: Engine, grace: float) -> None:
     await asyncio.sleep(0)
     engine.stop()
 
+
 def _attempts_running(engine: Engine) -> bool:
     return any(run.attempt_jobs for run in engine.runs.values())
 
+
 # -- commands from other processes --------------------------------------------------------
+
 
 def command(engine: Engine, goal_id: str, kind: str) -> None:
     """A request stored by another process (``blitz cancel``, ``blitz approve``)."""

@@ -12,65 +12,30 @@ Invariants kept here:
   before committing and again, under the lock, before integrating.
 * Operations that move refs or add/remove worktrees hold one lock per repository: an
   ``asyncio.Lock`` within the process and an ``flock`` on a file in ``lock_dir`` across processes.
-* Every git command runs through :func:`blitz.process.run` with a timeout, never prompts for
-  credentials and never opens an editor.
+* Every git command runs through :mod:`blitz.git`: with a timeout, never prompting for
+  credentials, never opening an editor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
-import fcntl
 import hashlib
-import os
 import re
-import shlex
 import shutil
-import tempfile
 import unicodedata
-import weakref
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from blitz.errors import ConfigError, GitError, RepositoryError
-from blitz.process import clean_env, run
+from blitz.git import Git, repo_lock
 
 GOAL_PREFIX = "blitz/"
 GOAL_TRAILER = "Blitz-Goal"
 TASK_TRAILER = "Blitz-Task"
-FALLBACK_IDENTITY = (("user.name", "blitz"), ("user.email", "blitz@localhost"))
 MAX_DIRTY_LISTED = 10
-
-# Inherited variables that would point git at another repository or index than the one we name.
-_SCRUBBED_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
-_GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",  # fail instead of waiting for a username or password
-    "LC_ALL": "C",  # messages we parse or show stay in one language
-    "GIT_EDITOR": "true",
-    "GIT_SEQUENCE_EDITOR": "true",
-    "GIT_MERGE_AUTOEDIT": "no",
-    "GIT_OPTIONAL_LOCKS": "0",  # `git status` must not rewrite the user's index
-}
-# Every command: no surprise `gc --auto` (it prunes worktrees and repacks refs) while we work.
-_ALWAYS = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
-# Local commands: the hooks of the user's repository are not ours to run unattended (a
-# pre-commit hook may be interactive, slow or need tools the worktree lacks); validation gates
-# are blitz's checks. Push keeps its hooks: a pre-push hook such as git-lfs's uploads objects the
-# remote needs.
-_NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "rerere.enabled=false")
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -87,18 +52,6 @@ class Integration:
     head: str
     conflict_files: tuple[str, ...] = ()
     detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Result:
-    code: int | None
-    out: str  # stdout
-    err: str  # stderr (capped tail)
-    out_size: int  # bytes written to stdout, even when only part of it was read
-
-    @property
-    def ok(self) -> bool:
-        return self.code == 0
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -131,24 +84,6 @@ def _require_trailer_value(kind: str, value: str) -> None:
         raise ValueError(f"{kind} must be one non-empty line without surrounding spaces: {value!r}")
 
 
-def _parse_status(out: str) -> list[str]:
-    """Paths from ``git status --porcelain=v1 -z``; a rename lists both of its paths."""
-    paths: list[str] = []
-    entries = out.split("\0")
-    i = 0
-    while i < len(entries):
-        entry = entries[i]
-        i += 1
-        if len(entry) < 4:
-            continue
-        paths.append(entry[3:])
-        if {"R", "C"} & set(entry[:2]):  # the source path follows as its own entry
-            if i < len(entries) and entries[i]:
-                paths.append(entries[i])
-            i += 1
-    return list(dict.fromkeys(paths))
-
-
 def _message(title: str, body: str, goal_id: str, task_id: str) -> str:
     """The commit message; the trailers are always the last paragraph, so git parses only ours."""
     parts = [" ".join(title.split()) or f"blitz task {task_id}"]
@@ -160,45 +95,6 @@ def _message(title: str, body: str, goal_id: str, task_id: str) -> str:
 
 def _trailer_format(*keys: str) -> str:
     return "%x00".join(f"%(trailers:key={k},valueonly,separator=%x01)" for k in keys)
-
-
-class _RepoLock:
-    """The in-process half of a repository lock, and a token for the current hold."""
-
-    __slots__ = ("hold", "lock")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.hold: object | None = None
-
-
-# Per event loop (an asyncio.Lock belongs to one loop), then per resolved repository path.
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _RepoLock]] = (
-    weakref.WeakKeyDictionary()
-)
-# The holds of the current context; tasks started under a hold inherit it (asyncio.wait_for and
-# gather run their work in new tasks), and it stops counting once that hold is released.
-_HELD: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
-    "blitz_workspace_held", default=()
-)
-
-
-async def _acquire_file_lock(path: Path) -> int:
-    """``flock`` the file without blocking the event loop (poll, so cancellation is clean)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    delay = 0.005
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.1)
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 class Workspace:
@@ -214,77 +110,12 @@ class Workspace:
         """Where this repository's worktrees live, one directory per attempt."""
         self.lock_file = Path(lock_dir).resolve() / f"{self._key}.lock"
         """The file ``flock``-ed by :meth:`lock`, shared by every process using this repo."""
-        self._timeout = git_timeout
+        self.git = Git(self.repo, timeout=git_timeout)
+        """The repository's git."""
         root = self.worktrees_dir.parent
         if root == self.repo or self.repo in root.parents:
             # Worktrees inside the checkout would show up in the user's `git status`.
             raise ConfigError(f"worktrees_root {root} must be outside the repository {self.repo}")
-
-    # -- running git ---------------------------------------------------------------------------
-
-    async def _git(
-        self,
-        *args: str,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
-        check: bool = True,
-        hooks: bool = False,
-        out_limit: int | None = None,
-    ) -> _Result:
-        """Run one git command with the timeout; stdout goes to a file so stderr never mixes
-        into output we parse. ``out_limit`` reads only the first characters of stdout."""
-        argv = ["git", *_ALWAYS, *(() if hooks else _NO_HOOKS), *args]
-        command = shlex.join(["git", *args])
-        full_env = clean_env(keep_secrets=True)  # git is trusted; credential helpers need env
-        for name in _SCRUBBED_ENV:
-            full_env.pop(name, None)
-        full_env.update(_GIT_ENV)
-        full_env.update(env or {})
-        fd, out_name = tempfile.mkstemp(prefix="blitz-git-", suffix=".out")
-        os.close(fd)
-        try:
-            done = await run(
-                ["/bin/sh", "-c", 'out=$1; shift; exec "$@" >"$out"', "sh", out_name, *argv],
-                cwd=cwd or self.repo,
-                timeout=self._timeout,
-                env=full_env,
-                stdin=stdin,
-            )
-            with open(out_name, encoding="utf-8", errors="replace") as fh:
-                out = fh.read() if out_limit is None else fh.read(out_limit)
-            out_size = os.path.getsize(out_name)
-        except OSError as exc:
-            raise GitError(f"cannot run `{command}`: {exc}", command=command) from exc
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(out_name)
-        if done.timed_out:
-            error = GitError(
-                f"`{command}` timed out after {self._timeout:g}s",
-                command=command,
-                output=done.tail(),
-            )
-            error.retryable = True
-            raise error
-        result = _Result(done.exit_code, out, done.output, out_size)
-        if check and not result.ok:
-            message = (result.err.strip() or result.out.strip())[-2000:]
-            raise GitError(
-                f"`{command}` failed: {message}",
-                command=command,
-                output=(result.out[-4000:] + result.err).strip(),
-            )
-        return result
-
-    async def _identity(self, cwd: Path) -> list[str]:
-        """``-c`` flags for a fallback identity where the repo configures none (env still wins)."""
-        flags: list[str] = []
-        for key, fallback in FALLBACK_IDENTITY:
-            found = await self._git("config", "--get", key, cwd=cwd, check=False)
-            if not found.out.strip():
-                flags += ["-c", f"{key}={fallback}"]
-        return flags
 
     # -- the repository ------------------------------------------------------------------------
 
@@ -294,7 +125,7 @@ class Workspace:
             raise RepositoryError(f"repository path does not exist: {self.repo}")
         if not self.repo.is_dir():
             raise RepositoryError(f"not a git repository (not a directory): {self.repo}")
-        bare = await self._git("rev-parse", "--is-bare-repository", check=False)
+        bare = await self.git.run("rev-parse", "--is-bare-repository", check=False)
         if not bare.ok:
             raise RepositoryError(
                 f"not a git repository: {self.repo}\n{bare.err.strip()}\n"
@@ -302,7 +133,7 @@ class Workspace:
             )
         is_bare = bare.out.strip() == "true"
         if not is_bare:
-            top = await self._git("rev-parse", "--show-toplevel", check=False)
+            top = await self.git.run("rev-parse", "--show-toplevel", check=False)
             toplevel = Path(top.out.strip()).resolve() if top.ok else None
             if toplevel != self.repo:
                 raise RepositoryError(
@@ -310,7 +141,7 @@ class Workspace:
                     "pass the repository's top-level directory"
                 )
         branches = await self._branches()
-        head = await self._git("rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
+        head = await self.git.run("rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
         if not branches and not head.ok:
             raise RepositoryError(
                 f"repository has no commits: {self.repo}\n"
@@ -338,12 +169,11 @@ class Workspace:
             )
 
     async def _branches(self) -> list[str]:
-        found = await self._git("for-each-ref", "--format=%(refname)", "refs/heads/")
-        return [line.removeprefix("refs/heads/") for line in found.out.splitlines() if line]
+        return await self.git.branches()
 
     async def current_branch(self) -> str:
         """The branch checked out in the user's checkout."""
-        found = await self._git("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        found = await self.git.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
         if not found.ok or not found.out.strip():
             raise RepositoryError(
                 f"HEAD is detached in {self.repo}; check out a branch or name the base branch"
@@ -352,23 +182,11 @@ class Workspace:
 
     async def dirty_paths(self) -> list[str]:
         """Uncommitted paths in the user's checkout: staged, unstaged, untracked (not ignored)."""
-        found = await self._git("status", "--porcelain=v1", "-z")
-        return _parse_status(found.out)
+        return await self.git.status()
 
     async def rev_parse(self, ref: str) -> str:
         """The full sha of the commit ``ref`` names; :class:`GitError` if there is none."""
-        if not ref or ref.startswith("-"):
-            raise GitError(f"not a revision: {ref!r}")
-        found = await self._git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
-        if not found.ok:
-            raise GitError(f"unknown revision {ref!r} in {self.repo}", command="git rev-parse")
-        return found.out.strip()
-
-    async def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        found = await self._git("merge-base", "--is-ancestor", ancestor, descendant, check=False)
-        if found.code not in (0, 1):
-            raise GitError(f"git merge-base failed: {found.err.strip()}")
-        return found.code == 0
+        return await self.git.rev_parse(ref)
 
     # -- the goal branch -----------------------------------------------------------------------
 
@@ -377,19 +195,19 @@ class Workspace:
         if branch == base_branch:
             raise GitError(f"refusing to use the base branch {base_branch!r} as the goal branch")
         _require_goal_branch(branch)
-        valid = await self._git("check-ref-format", f"refs/heads/{branch}", check=False)
+        valid = await self.git.run("check-ref-format", f"refs/heads/{branch}", check=False)
         if not valid.ok:
             raise GitError(f"invalid branch name: {branch!r}")
         ref = f"refs/heads/{branch}"
         async with self.lock():
-            existing = await self._git(
+            existing = await self.git.run(
                 "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False
             )
             if existing.ok:
                 return existing.out.strip()
             base = await self.rev_parse(f"refs/heads/{base_branch}")
             # An all-zero old value makes the update fail if the ref appeared meanwhile.
-            await self._git(
+            await self.git.run(
                 "update-ref",
                 "-m",
                 f"blitz: goal branch from {base_branch}",
@@ -400,16 +218,12 @@ class Workspace:
             return base
 
     async def _refuse_checked_out(self, ref: str) -> None:
-        listing = await self._git("worktree", "list", "--porcelain")
-        path = ""
-        for line in listing.out.splitlines():
-            if line.startswith("worktree "):
-                path = line.removeprefix("worktree ")
-            elif line == f"branch {ref}":
-                raise GitError(
-                    f"{ref.removeprefix('refs/heads/')} is checked out at {path}; blitz never "
-                    "moves a checked-out branch (it would change a working tree it does not own)"
-                )
+        path = await self.git.checked_out(ref)
+        if path:
+            raise GitError(
+                f"{ref.removeprefix('refs/heads/')} is checked out at {path}; blitz never "
+                "moves a checked-out branch (it would change a working tree it does not own)"
+            )
 
     # -- worktrees -----------------------------------------------------------------------------
 
@@ -432,7 +246,7 @@ class Workspace:
         async with self.lock():
             await self._remove_locked(path)
             self.worktrees_dir.mkdir(parents=True, exist_ok=True)
-            await self._git("worktree", "add", "--detach", str(path), commit)
+            await self.git.run("worktree", "add", "--detach", str(path), commit)
         return path
 
     async def remove_worktree(self, path: Path) -> None:
@@ -442,13 +256,13 @@ class Workspace:
 
     async def _remove_locked(self, path: Path, *, prune: bool = True) -> None:
         path = self._own(path)
-        await self._git("worktree", "remove", "--force", "--force", str(path), check=False)
+        await self.git.run("worktree", "remove", "--force", "--force", str(path), check=False)
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.exists():
             await asyncio.to_thread(shutil.rmtree, path, ignore_errors=True)
         if prune:
-            await self._git("worktree", "prune")
+            await self.git.run("worktree", "prune")
 
     async def cleanup_stale(self, keep: Collection[str] = ()) -> list[Path]:
         """Remove this repo's worktrees whose name is not in ``keep``; return what was removed."""
@@ -459,55 +273,24 @@ class Workspace:
                     if child.name not in keep:
                         await self._remove_locked(child, prune=False)
                         removed.append(child)
-            await self._git("worktree", "prune")
+            await self.git.run("worktree", "prune")
         return removed
 
     # -- reading a worktree --------------------------------------------------------------------
 
     async def changed_files(self, worktree: Path) -> list[str]:
         """Paths changed in the worktree against its HEAD, including untracked (not ignored)."""
-        found = await self._git(
-            "status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=worktree
-        )
-        return _parse_status(found.out)
-
-    @contextlib.asynccontextmanager
-    async def _snapshot(self, worktree: Path) -> AsyncIterator[dict[str, str]]:
-        """Env for a temporary index holding everything in the worktree (staged, unstaged,
-        untracked); the worktree's own index is never written."""
-        with tempfile.TemporaryDirectory(prefix="blitz-index-") as tmp:
-            index = Path(tmp) / "index"
-            found = await self._git("rev-parse", "--git-path", "index", cwd=worktree)
-            real = Path(worktree) / found.out.strip()
-            if real.is_file():  # a copy keeps stat data valid, so `add -A` only hashes changes
-                shutil.copyfile(real, index)
-            env = {"GIT_INDEX_FILE": str(index)}
-            await self._git("add", "-A", cwd=worktree, env=env)
-            yield env
+        return await self.git.status(worktree, all_untracked=True)
 
     async def diff(self, worktree: Path, base_sha: str, *, max_chars: int = 20000) -> str:
         """The worktree's changes against ``base_sha`` as a patch, cut at ``max_chars``."""
         base = await self.rev_parse(base_sha)
-        async with self._snapshot(worktree) as env:
-            found = await self._git(
-                "diff", "--cached", "--no-color", "--no-ext-diff", base, "--",
-                cwd=worktree, env=env, out_limit=max_chars + 1,
-            )  # fmt: skip
-        if len(found.out) <= max_chars:
-            return found.out
-        return (
-            found.out[:max_chars]
-            + f"\n[... diff truncated at {max_chars} characters of {found.out_size} bytes ...]\n"
-        )
+        return await self.git.worktree_diff(worktree, base, max_chars=max_chars)
 
     async def diff_stat(self, worktree: Path, base_sha: str) -> str:
         """``git diff --stat`` of the worktree's changes against ``base_sha``."""
         base = await self.rev_parse(base_sha)
-        async with self._snapshot(worktree) as env:
-            found = await self._git(
-                "diff", "--cached", "--no-color", "--stat=160", base, "--", cwd=worktree, env=env
-            )
-        return found.out
+        return await self.git.worktree_diff_stat(worktree, base)
 
     # -- commits -------------------------------------------------------------------------------
 
@@ -519,7 +302,7 @@ class Workspace:
     async def _task_commits(self, revisions: str, goal_id: str) -> dict[str, str]:
         # --grep narrows the walk cheaply; the trailers (last paragraph only) decide.
         fmt = "%H%x00" + _trailer_format(GOAL_TRAILER, TASK_TRAILER) + "%x1e"
-        found = await self._git(
+        found = await self.git.run(
             "log", "--reverse", f"--format={fmt}", "--fixed-strings",
             f"--grep={GOAL_TRAILER}: {goal_id}", revisions, "--",
         )  # fmt: skip
@@ -560,20 +343,20 @@ class Workspace:
         done = await self._task_commits(f"refs/heads/{branch}", goal_id)
         if task_id in done:
             raise GitError(f"task already committed: {task_id} is {done[task_id]} on {branch}")
-        await self._git("add", "-A", cwd=worktree)
-        tree = (await self._git("write-tree", cwd=worktree)).out.strip()
-        base_tree = (await self._git("rev-parse", f"{base}^{{tree}}")).out.strip()
+        await self.git.run("add", "-A", cwd=worktree)
+        tree = (await self.git.run("write-tree", cwd=worktree)).out.strip()
+        base_tree = (await self.git.run("rev-parse", f"{base}^{{tree}}")).out.strip()
         if tree == base_tree:
             return None
         # Plumbing rather than `git commit`: no hooks, no message clean-up (which would drop
         # Markdown headings as comments), and no merge commit if the agent left a merge behind.
-        identity = await self._identity(worktree)
-        made = await self._git(
+        identity = await self.git.identity(worktree)
+        made = await self.git.run(
             *identity, "commit-tree", tree, "-p", base, "-F", "-",
             cwd=worktree, stdin=_message(title, body, goal_id, task_id).encode(),
         )  # fmt: skip
         sha = made.out.strip()
-        await self._git(
+        await self.git.run(
             "update-ref", "--no-deref", "-m", f"blitz: task {task_id}", "HEAD", sha, cwd=worktree
         )
         return sha
@@ -584,15 +367,15 @@ class Workspace:
         if not name.startswith("refs/blitz/"):
             raise ValueError(f"blitz only writes refs under refs/blitz/, not {name!r}")
         async with self.lock():
-            await self._git("update-ref", "-m", "blitz: keep attempt", name, sha)
+            await self.git.run("update-ref", "-m", "blitz: keep attempt", name, sha)
 
     async def refs(self, prefix: str) -> dict[str, str]:
         """Refs under ``prefix`` (such as ``refs/blitz/attempts/<goal>/``) -> their commits."""
-        found = await self._git("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        found = await self.git.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
         return dict(line.split(" ", 1) for line in found.out.splitlines() if " " in line)
 
     async def _trailers(self, commit: str) -> tuple[str, str]:
-        found = await self._git(
+        found = await self.git.run(
             "show", "-s", f"--format={_trailer_format(GOAL_TRAILER, TASK_TRAILER)}", commit
         )
         goals, _, tasks = found.out.strip("\n").partition("\0")
@@ -629,36 +412,36 @@ class Workspace:
                 return Integration(
                     status="already", head=head, detail=f"task {task_id} is {done[task_id]}"
                 )
-            if not await self._is_ancestor(base, commit):
+            if not await self.git.is_ancestor(base, commit):
                 raise GitError(f"commit {commit} does not descend from base {base}")
             await self._refuse_checked_out(ref)
             if head == base:
-                await self._git("update-ref", "-m", f"blitz: task {task_id}", ref, commit, base)
+                await self.git.run("update-ref", "-m", f"blitz: task {task_id}", ref, commit, base)
                 return Integration(status="integrated", head=commit)
             return await self._rebase(worktree, commit=commit, base=base, onto=head)
 
     async def _rebase(self, worktree: Path, *, commit: str, base: str, onto: str) -> Integration:
-        current = (await self._git("rev-parse", "HEAD", cwd=worktree)).out.strip()
+        current = (await self.git.run("rev-parse", "HEAD", cwd=worktree)).out.strip()
         if current != commit:
             raise GitError(f"worktree {worktree} is at {current}, not at the commit {commit}")
-        identity = await self._identity(worktree)
+        identity = await self.git.identity(worktree)
         try:
             # --empty=keep: if another task already made the same change, the task's trailer
             # commit still lands, so the task is recorded as committed.
-            rebased = await self._git(
+            rebased = await self.git.run(
                 *identity, "rebase", "--empty=keep", "--onto", onto, base,
                 cwd=worktree, check=False,
             )  # fmt: skip
         except GitError:
-            await self._git("rebase", "--abort", cwd=worktree, check=False)
+            await self.git.run("rebase", "--abort", cwd=worktree, check=False)
             raise
         if rebased.ok:
-            new = (await self._git("rev-parse", "HEAD", cwd=worktree)).out.strip()
+            new = (await self.git.run("rev-parse", "HEAD", cwd=worktree)).out.strip()
             return Integration(status="rebased", head=new, detail=onto)
-        unmerged = await self._git(
+        unmerged = await self.git.run(
             "diff", "--name-only", "-z", "--diff-filter=U", cwd=worktree, check=False
         )
-        await self._git("rebase", "--abort", cwd=worktree, check=False)
+        await self.git.run("rebase", "--abort", cwd=worktree, check=False)
         files = tuple(dict.fromkeys(p for p in unmerged.out.split("\0") if p))
         message = (rebased.out + rebased.err).strip()[-2000:]
         if not files:
@@ -669,10 +452,7 @@ class Workspace:
 
     async def remote_url(self, remote: str) -> str | None:
         """The remote's URL, or None if there is no such remote."""
-        if not remote or remote.startswith("-"):
-            return None
-        found = await self._git("remote", "get-url", remote, check=False)
-        return (found.out.strip() or None) if found.ok else None
+        return await self.git.remote_url(remote)
 
     async def push(self, remote: str, branch: str) -> None:
         """Push the goal branch to the same name on ``remote``; a push that is not a
@@ -683,14 +463,7 @@ class Workspace:
         ref = f"refs/heads/{branch}"
         async with self.lock():
             await self.rev_parse(ref)
-            pushed = await self._git("push", remote, f"{ref}:{ref}", hooks=True, check=False)
-        if not pushed.ok:
-            message = (pushed.err.strip() or pushed.out.strip())[-2000:]
-            raise GitError(
-                f"git push of {branch} to {remote} failed: {message}",
-                command=f"git push {remote} {ref}:{ref}",
-                output=message,
-            )
+            await self.git.push(remote, ref)
 
     # -- the lock ------------------------------------------------------------------------------
 
@@ -698,23 +471,4 @@ class Workspace:
         """The repository lock: one holder at a time across tasks and processes. Re-entrant for
         the holder (and tasks it starts while holding it), so a holder may call the methods
         that take it themselves."""
-        return self._locked()
-
-    @contextlib.asynccontextmanager
-    async def _locked(self) -> AsyncIterator[None]:
-        locks = _LOCKS.setdefault(asyncio.get_running_loop(), {})
-        state = locks.setdefault(str(self.repo), _RepoLock())
-        if state.hold is not None and state.hold in _HELD.get():
-            yield  # re-entered by the holder
-            return
-        async with state.lock:
-            fd = await _acquire_file_lock(self.lock_file)
-            hold = state.hold = object()
-            token = _HELD.set((*_HELD.get(), hold))
-            try:
-                yield
-            finally:
-                _HELD.reset(token)
-                state.hold = None
-                fcntl.flock(fd, fcntl.LOCK_UN)
-                os.close(fd)
+        return repo_lock(self.repo, self.lock_file)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from engine_helpers import sleeping_processes, wait_until
 
 from blitz import process
 
@@ -199,3 +201,33 @@ async def test_a_huge_line_is_capped_and_memory_stays_bounded(tmp_path: Path) ->
     assert len(done.output) <= process.DEFAULT_CAP
     assert done.dropped > size - process.DEFAULT_CAP
     assert peak < 8 * 1024 * 1024, f"peak traced memory {peak} bytes"
+
+
+async def test_a_command_cancelled_while_it_starts_is_stopped_with_what_holds_its_pipes(
+    tmp_path: Path,
+) -> None:
+    # Cancelled while asyncio still connects the pipes, asyncio itself would wait for the
+    # command to exit and for every process holding its output pipe: for ever, here.
+    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
+    for _ in range(3):
+        running = asyncio.ensure_future(
+            process.run(f"sleep {marker} & exec sleep 600", cwd=tmp_path, timeout=60)
+        )
+        await asyncio.sleep(0)  # forked; the pipes are not connected yet
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(running, 20)
+    await wait_until(lambda: not sleeping_processes(marker), 5)
+
+
+async def test_a_child_that_left_the_session_does_not_hold_the_command_open(
+    tmp_path: Path,
+) -> None:
+    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
+    started = time.monotonic()
+
+    done = await process.run(f"setsid sleep {marker} & echo done", cwd=tmp_path, timeout=30)
+
+    assert done.ok and not done.timed_out and "done" in done.output
+    assert time.monotonic() - started < 10
+    await wait_until(lambda: not sleeping_processes(marker), 5)

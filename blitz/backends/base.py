@@ -9,16 +9,22 @@ commit, validate or integrate: the conductor does that. A backend reports the ou
 * ``ok=False, crashed=True``: the machinery broke (process died, provider outage) -> retried.
 * ``ok=False, config_error="..."``: the user must fix something (a rejected API key, a spend cap,
   a missing CLI): the project is paused with that message; nothing is retried.
+
+:attr:`AgentResult.outcome` names which of these a result is (:class:`Outcome`).
+:func:`task_prompt` is the task as every agent is given it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 from blitz.domain import Usage
+from blitz.redact import redact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +47,15 @@ class AgentRequest:
     on_usage: Callable[[Usage], None] | None = None
 
 
+class Outcome(StrEnum):
+    """How an attempt's run ended, which decides what happens next."""
+
+    SUCCEEDED = "succeeded"  # the agent says it finished; the gates judge the work
+    FAILED = "failed"  # the work was wrong or given up: recovery
+    CRASHED = "crashed"  # the machinery broke: retried
+    CONFIG_ERROR = "config_error"  # the user must act: the project is paused
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentResult:
     ok: bool
@@ -50,6 +65,31 @@ class AgentResult:
     config_error: str = ""  # set when the user must act; the project is paused with it
     messages: tuple[str, ...] = ()  # the last messages of the agent, for failure context
     usage: Usage = field(default_factory=Usage)
+    # What the run says of its model provider, for the provider's circuit breaker: True it
+    # answered (whatever it said), False it failed (an outage), None it was never reached.
+    reached: bool | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.ok:
+            return Outcome.SUCCEEDED
+        if self.config_error:
+            return Outcome.CONFIG_ERROR
+        return Outcome.CRASHED if self.crashed else Outcome.FAILED
+
+    def redacted(self) -> AgentResult:
+        """This result with every secret blitz knows taken out of its texts."""
+        return dataclasses.replace(
+            self,
+            error=redact(self.error),
+            summary=redact(self.summary),
+            config_error=redact(self.config_error),
+        )
+
+    @classmethod
+    def configuration(cls, message: str) -> AgentResult:
+        """A result saying the user must fix ``message`` (the project is paused with it)."""
+        return cls(ok=False, error=message, config_error=message)
 
 
 MessageSink = Callable[[str], Awaitable[None]]
@@ -64,3 +104,42 @@ class AgentBackend(Protocol):
     ) -> AgentResult:
         """Do the task's work in ``request.worktree``."""
         ...
+
+
+def task_prompt(request: AgentRequest, *, before: str = "", after: str = "") -> str:
+    """The task as an agent is given it: what to do, the goal it serves, and on a retry what
+    went wrong and recovery's advice; ``before`` and ``after`` are a backend's own words."""
+    parts = [before] if before else []
+    parts.append(f"Task {request.task_id}: {request.title}")
+    if request.instructions.strip():
+        parts.append(request.instructions.strip())
+    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
+    if request.attempt > 1:
+        retry = f"This is attempt {request.attempt} at this task."
+        if request.previous_failure.strip():
+            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
+        parts.append(retry)
+    if request.guidance.strip():
+        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
+    if after:
+        parts.append(after)
+    return "\n\n".join(parts)
+
+
+def trim(text: str, limit: int) -> str:
+    """``text`` at most about ``limit`` characters: its start and its end, where errors show."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
+
+
+def excerpt(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, marked with "..." when cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def lowest(*values: float | None) -> float | None:
+    """The smallest of the values that are set; None when none is."""
+    given = [v for v in values if v is not None]
+    return min(given) if given else None

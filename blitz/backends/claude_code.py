@@ -25,60 +25,37 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
 import re
-import shlex
 import shutil
-import signal
-import subprocess
 import tempfile
-import uuid
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import claude_agent_sdk
 from claude_agent_sdk import (
-    AssistantMessage,
     ClaudeAgentOptions,
-    ClaudeSDKError,
-    CLIConnectionError,
-    CLIJSONDecodeError,
-    CLINotFoundError,
-    HookContext,
-    HookInput,
-    HookJSONOutput,
     HookMatcher,
-    Message,
     PermissionMode,
-    ProcessError,
-    RateLimitEvent,
-    ResultMessage,
-    SystemMessage,
-    TextBlock,
-    ToolResultBlock,
-    ToolUseBlock,
-    UserMessage,
-    query,
 )
-from claude_agent_sdk._errors import MessageParseError
 
-# The SDK's own transport, built here (not by query()) so the CLI's process id is at hand for
-# killing its process tree.
-from claude_agent_sdk._internal.transport.subprocess_cli import SubprocessCLITransport
-
-from blitz import process
-from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
-from blitz.backends.registry import BackendOptions
-from blitz.breaker import BreakerBoard
-from blitz.config import ClaudeCodeConfig
-from blitz.domain import Usage
+from blitz import process, proctree
+from blitz.backends.base import (
+    AgentBackend,
+    AgentRequest,
+    AgentResult,
+    MessageSink,
+    lowest,
+    task_prompt,
+)
+from blitz.backends.circuit import behind_breaker
+from blitz.backends.claude_session import Session, describe_error, one_line, outcome
+from blitz.backends.confine import WorktreeGuard
+from blitz.backends.options import BackendOptions, ClaudeCodeConfig
 from blitz.errors import ConfigError
+from blitz.llm.breakers import breaker_key
 from blitz.redact import redact, register_secret
 
 MINIMUM_CLI_VERSION = (2, 0, 0)
@@ -98,23 +75,18 @@ ALWAYS_DISALLOWED = (
 
 PERMISSION_MODES = ("acceptEdits", "default", "plan", "dontAsk", "bypassPermissions")
 
-PROVIDER_BREAKER = "provider:anthropic"
-"""The breaker of the Anthropic API (the key :func:`blitz.llm.errors.breaker_key` gives it)."""
+PROVIDER = "anthropic"
+PROVIDER_BREAKER = breaker_key(PROVIDER)
+"""The breaker of the Anthropic API (the key :func:`blitz.llm.breakers.breaker_key` gives it)."""
 
 CLI_RETRIES = "3"
 """Retries of one API request inside the CLI (``CLAUDE_CODE_MAX_RETRIES``; the provider
 environment may set its own). A failure after them crashes the attempt, which blitz retries."""
 
 VERSION_TIMEOUT = 30.0
-STOP_GRACE = 3.0
-"""Seconds the processes of a stopped run have between SIGTERM and SIGKILL."""
-KILL_GRACE = 5.0
-"""Seconds a stopped CLI's stream has to end before the reading task is cancelled."""
-RUN_MARKER = "BLITZ_CLAUDE_RUN"
-"""Environment variable carrying one run's id to the CLI and everything it starts."""
-MESSAGES_KEPT = 20
-SHOWN_CHARS = 800
-RESULT_CHARS = 400  # tool results are shown briefly
+RUN_MARKER = proctree.MARKER_VARIABLE
+"""Environment variable carrying one run's id to the CLI and everything it starts: how the CLI's
+process tree is found (the SDK's public API does not give the CLI's process id)."""
 
 SYSTEM_PROMPT = """\
 You are working unattended for blitz, which runs coding agents: no person is watching or can \
@@ -129,10 +101,6 @@ commits them.
 - When you are done, end with a short summary of what you changed and why. If you cannot do the \
 task, say why instead."""
 
-_KEY_HELP = (
-    "set ANTHROPIC_API_KEY (or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`) for blitz; "
-    "blitz runs Claude Code apart from your own ~/.claude login"
-)
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _MINIMUM = ".".join(map(str, MINIMUM_CLI_VERSION))
 _versions: dict[tuple[str, int, int], str] = {}  # (path, mtime, size) -> "" or the problem
@@ -144,7 +112,7 @@ def create(options: BackendOptions) -> AgentBackend:
     for name, value in options.env.items():
         if name.upper().endswith(process.SECRET_ENV_SUFFIXES):
             register_secret(value)
-    return ClaudeCodeBackend(
+    backend = ClaudeCodeBackend(
         cli_path=config.cli_path,
         model=config.model,
         default_model=options.model,
@@ -152,10 +120,10 @@ def create(options: BackendOptions) -> AgentBackend:
         allowed_tools=tuple(config.allowed_tools) or DEFAULT_ALLOWED_TOOLS,
         disallowed_tools=tuple(config.disallowed_tools),
         max_turns=config.max_turns if options.claude_code else options.max_turns,
-        max_budget_usd=_lowest(config.max_budget_usd or None, options.max_cost_usd),
+        max_budget_usd=lowest(config.max_budget_usd or None, options.max_cost_usd),
         env=options.env,
-        breakers=options.breakers,
     )
+    return behind_breaker(backend, options.breakers, PROVIDER)
 
 
 class ClaudeCodeBackend:
@@ -175,7 +143,6 @@ class ClaudeCodeBackend:
         max_turns: int = 60,
         max_budget_usd: float | None = None,
         env: Mapping[str, str] | None = None,
-        breakers: BreakerBoard | None = None,
     ) -> None:
         if permission_mode not in PERMISSION_MODES:
             raise ConfigError(
@@ -193,65 +160,49 @@ class ClaudeCodeBackend:
         self.max_turns = max_turns
         self.max_budget_usd = max_budget_usd
         self.env = dict(env or {})
-        self.breakers = breakers
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
-        session = _Session(request.worktree, on_message)
+        session = Session(request.worktree, on_message)
         try:
             result = await self._run(request, session)
         except Exception as exc:  # a bug here or in the SDK: still an outcome, never a raise
             result = AgentResult(
-                ok=False, crashed=True, error=f"claude-code backend error: {_describe(exc)}"
+                ok=False, crashed=True, error=f"claude-code backend error: {describe_error(exc)}"
             )
         return replace(
             result,
-            error=_line(result.error),
+            error=one_line(result.error),
             summary=redact(result.summary),
-            config_error=_line(result.config_error),
+            config_error=one_line(result.config_error),
             messages=tuple(session.transcript),
         )
 
-    async def _run(self, request: AgentRequest, session: _Session) -> AgentResult:
+    async def _run(self, request: AgentRequest, session: Session) -> AgentResult:
         cli = _cli_path(self.cli_path)
         problem = await check_cli(cli)
         if problem:
             return AgentResult(ok=False, error=problem, config_error=problem)
-        budget = _lowest(self.max_budget_usd, request.budget_usd)
+        budget = lowest(self.max_budget_usd, request.budget_usd)
         if budget is not None and budget <= 0:
             return AgentResult(ok=False, error="no budget is left for this attempt")
-        probes: list[str] = []
-        if self.breakers is not None:
-            admitted = self.breakers.admit([PROVIDER_BREAKER])
-            if admitted is None:
-                last = self.breakers.get(PROVIDER_BREAKER).last_error
-                return AgentResult(
-                    ok=False,
-                    crashed=True,
-                    error="Anthropic is unavailable: its circuit breaker opened after repeated "
-                    f"failures (last: {last})",
-                )
-            probes = admitted
-        try:
-            with tempfile.TemporaryDirectory(
-                prefix="blitz-claude-", ignore_cleanup_errors=True
-            ) as config_dir:
-                options = self._options(request, cli, budget, session, config_dir)
-                error = await session.converse(_prompt(request), options, request.timeout)
-        except BaseException:
-            self._release(probes)
-            raise
-        result, reached = _outcome(session, error, request.timeout, budget, self.max_turns)
-        self._report(reached, result, probes)
-        return replace(result, usage=session.usage())
+        with tempfile.TemporaryDirectory(
+            prefix="blitz-claude-", ignore_cleanup_errors=True
+        ) as config_dir:
+            options = self._options(request, cli, budget, session, config_dir)
+            error = await session.converse(task_prompt(request), options, request.timeout)
+        result, reached = outcome(session, error, request.timeout, budget, self.max_turns)
+        # What the run says of Anthropic: an outage when the API was reached and the run crashed.
+        verdict = None if reached is None else not (reached and result.crashed)
+        return replace(result, usage=session.usage(), reached=verdict)
 
     def _options(
         self,
         request: AgentRequest,
         cli: Path,
         budget: float | None,
-        session: _Session,
+        session: Session,
         config_dir: str,
     ) -> ClaudeAgentOptions:
         env = {
@@ -285,219 +236,6 @@ class ClaudeCodeBackend:
             env=env,
             stderr=session.stderr.append,
         )
-
-    def _report(self, reached: bool | None, result: AgentResult, probes: list[str]) -> None:
-        """Tell the provider's breaker how the run went: a provider failure (``crashed`` with the
-        API ``reached``) counts against it, any other answer of the API for it; a run that never
-        heard from the API (``reached`` None) gives its half-open probe back."""
-        if self.breakers is None:
-            return
-        if reached is None:
-            self._release(probes)
-        elif reached and result.crashed:
-            self.breakers.record([PROVIDER_BREAKER], ok=False, error=result.error)
-        else:
-            self.breakers.record([PROVIDER_BREAKER], ok=True)
-
-    def _release(self, probes: list[str]) -> None:
-        if self.breakers is not None:
-            self.breakers.release(probes)
-
-
-# -- the conversation ---------------------------------------------------------------------------
-
-
-class _TimedOut(Exception):
-    """The run outlived its timeout and was stopped."""
-
-
-class _Session:
-    """One run: the CLI's messages shown and kept, its stderr, its result, its processes."""
-
-    def __init__(self, worktree: Path, sink: MessageSink | None) -> None:
-        self.root = worktree.resolve()
-        self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
-        self.stderr: deque[str] = deque(maxlen=40)
-        self.result: ResultMessage | None = None
-        self.api_error = ""  # the kind of the last API failure the CLI reported
-        self.marker = uuid.uuid4().hex
-        self._sink = sink
-        self._transport: SubprocessCLITransport | None = None
-        self._streamed: dict[str, Mapping[str, Any]] = {}  # usage per API message
-
-    async def converse(
-        self, prompt: str, options: ClaudeAgentOptions, timeout: float
-    ) -> BaseException | None:
-        """Run the CLI to its end, or stop it at ``timeout``; returns what the stream raised
-        (:class:`_TimedOut` when it was stopped)."""
-        stream = asyncio.ensure_future(self._stream(prompt, options))
-        try:
-            done, _ = await asyncio.wait({stream}, timeout=timeout)
-        except asyncio.CancelledError:
-            await self._stop(stream)
-            raise
-        if not done:
-            await self._stop(stream)
-            return _TimedOut()
-        # The agent may have left background processes (a server it started, say).
-        await stop_processes(None, self.marker)
-        return asyncio.CancelledError() if stream.cancelled() else stream.exception()
-
-    async def _stream(self, prompt: str, options: ClaudeAgentOptions) -> None:
-        self._transport = SubprocessCLITransport(prompt=prompt, options=options)
-        async for message in query(prompt=prompt, options=options, transport=self._transport):
-            await self.observe(message)
-
-    async def _stop(self, stream: asyncio.Future[None]) -> None:
-        """Stop the CLI's process tree, then let the stream end (or cancel it)."""
-        process = getattr(self._transport, "_process", None)
-        await stop_processes(getattr(process, "pid", None), self.marker)
-        await asyncio.wait({stream}, timeout=KILL_GRACE)
-        if not stream.done():
-            stream.cancel()
-            await asyncio.wait({stream}, timeout=KILL_GRACE)
-        if stream.done() and not stream.cancelled():
-            stream.exception()  # retrieved: the timeout, not this, is the outcome
-
-    async def observe(self, message: Message) -> None:
-        """Show one message of the CLI and keep what the outcome needs."""
-        if isinstance(message, AssistantMessage):
-            if message.error:
-                self.api_error = message.error
-            if message.message_id and message.usage:
-                self._streamed[message.message_id] = message.usage
-            for block in message.content:
-                if isinstance(block, TextBlock) and block.text.strip():
-                    await self.say(block.text.strip())
-                elif isinstance(block, ToolUseBlock):
-                    await self.say(describe_call(block.name, block.input, self.root))
-        elif isinstance(message, UserMessage) and isinstance(message.content, list):
-            for block in message.content:
-                if isinstance(block, ToolResultBlock):
-                    text = _trim(_text_of(block.content).strip(), RESULT_CHARS)
-                    await self.say(f"error: {text}" if block.is_error else text or "(no output)")
-        elif isinstance(message, SystemMessage) and message.subtype == "init":
-            data = message.data
-            await self.say(
-                f"Claude Code {data.get('claude_code_version', '?')} started: model "
-                f"{data.get('model', '?')}, permission mode {data.get('permissionMode', '?')}"
-            )
-        elif isinstance(message, RateLimitEvent) and message.rate_limit_info.status == "rejected":
-            await self.say("rate limited by Anthropic")
-        elif isinstance(message, ResultMessage):
-            self.result = message
-
-    async def say(self, text: str) -> None:
-        shown = _trim(redact(text))
-        self.transcript.append(shown)
-        if self._sink is not None:
-            await self._sink(shown)
-
-    def usage(self) -> Usage:
-        """Tokens and cost from the result; without one (a killed run), the tokens streamed."""
-        result = self.result
-        if result is not None and result.model_usage:
-            models = list(result.model_usage.values())
-            read = sum(_int(m.get("cacheReadInputTokens")) for m in models)
-            written = sum(_int(m.get("cacheCreationInputTokens")) for m in models)
-            inputs = sum(_int(m.get("inputTokens")) for m in models)
-            outputs = sum(_int(m.get("outputTokens")) for m in models)
-        else:
-            counts = [result.usage or {}] if result is not None else list(self._streamed.values())
-            read = sum(_int(u.get("cache_read_input_tokens")) for u in counts)
-            written = sum(_int(u.get("cache_creation_input_tokens")) for u in counts)
-            inputs = sum(_int(u.get("input_tokens")) for u in counts)
-            outputs = sum(_int(u.get("output_tokens")) for u in counts)
-        cost = result.total_cost_usd if result is not None else None
-        return Usage(
-            input_tokens=inputs + read + written,
-            output_tokens=outputs,
-            cached_tokens=read,
-            cost_usd=float(cost or 0.0),
-        )
-
-
-def _outcome(
-    session: _Session,
-    error: BaseException | None,
-    timeout: float,
-    budget: float | None,
-    max_turns: int,
-) -> tuple[AgentResult, bool | None]:
-    """The result of a finished run, and whether the Anthropic API answered (None: unknown)."""
-    if isinstance(error, _TimedOut):
-        message = f"timed out after {timeout:g}s: the claude CLI was stopped with its processes"
-        return AgentResult(ok=False, error=message), None
-    result = session.result
-    if result is not None and not result.is_error:
-        return AgentResult(ok=True, summary=(result.result or "").strip() or "(no summary)"), True
-    if result is not None and result.subtype == "error_max_turns":
-        return AgentResult(ok=False, error=f"turn limit of {max_turns} reached"), True
-    if result is not None and result.subtype == "error_max_budget_usd":
-        spent = result.total_cost_usd or 0.0
-        limit = f"${budget:g}" if budget is not None else "the cost limit"
-        return AgentResult(ok=False, error=f"cost limit of {limit} reached (${spent:.4f})"), True
-    if result is not None and (result.api_error_status is not None or session.api_error):
-        detail = result.result or "; ".join(result.errors or ()) or "no detail"
-        return _api_failure(result.api_error_status, session.api_error, detail), True
-    if result is not None:
-        detail = "; ".join(result.errors or ()) or result.result or result.subtype
-        return AgentResult(ok=False, crashed=True, error=f"the claude CLI failed: {detail}"), None
-    return _failure(error, session), None
-
-
-def _api_failure(status: int | None, kind: str, detail: str) -> AgentResult:
-    """An API failure the CLI reported (after its own retries): who must act."""
-    where = f" ({status})" if status is not None else ""
-    if status in (401, 403) or kind == "authentication_failed":
-        message = f"Anthropic rejected the claude CLI's credentials{where}: {_KEY_HELP} ({detail})"
-        return AgentResult(ok=False, error=message, config_error=message)
-    if status == 402 or kind == "billing_error":
-        message = (
-            f"Anthropic refused the call{where}: the account is out of credit or over its spend "
-            f"limit; add credit or raise the limit ({detail})"
-        )
-        return AgentResult(ok=False, error=message, config_error=message)
-    if status == 404:
-        message = f"Anthropic does not know the model{where}: check [claude_code] model ({detail})"
-        return AgentResult(ok=False, error=message, config_error=message)
-    if status in (400, 413, 422) or kind == "invalid_request":
-        return AgentResult(ok=False, error=f"Anthropic rejected a request{where}: {detail}")
-    # 429, 5xx, 529, refused or dropped connections: the provider's machinery.
-    return AgentResult(ok=False, crashed=True, error=f"the Anthropic API failed{where}: {detail}")
-
-
-def _failure(error: BaseException | None, session: _Session) -> AgentResult:
-    """The result of a run that ended without a result message."""
-    stderr = " | ".join(session.stderr)
-    if isinstance(error, CLINotFoundError):
-        message = f"the claude CLI could not be started: {error}"
-        return AgentResult(ok=False, error=message, config_error=message)
-    if isinstance(error, CLIJSONDecodeError):
-        line = _trim(error.line, 200)
-        message = f"the claude CLI wrote a malformed line: {line}"
-        return AgentResult(ok=False, crashed=True, error=message)
-    if isinstance(error, MessageParseError):
-        data = _trim(json.dumps(error.data, default=str), 200) if error.data else ""
-        return AgentResult(
-            ok=False, crashed=True, error=f"unreadable message from the claude CLI: {error} {data}"
-        )
-    if any(word in stderr.lower() for word in ("invalid api key", "not logged in", "/login")):
-        message = f"the claude CLI has no valid credentials: {_KEY_HELP} ({stderr})"
-        return AgentResult(ok=False, error=message, config_error=message)
-    if isinstance(error, ProcessError):
-        output = f": {stderr}" if stderr else " (no error output)"
-        message = f"the claude CLI exited with code {error.exit_code}{output}"
-        return AgentResult(ok=False, crashed=True, error=message)
-    if isinstance(error, CLIConnectionError | ClaudeSDKError):
-        return AgentResult(ok=False, crashed=True, error=f"the claude CLI failed: {error} {stderr}")
-    if error is not None:
-        return AgentResult(
-            ok=False, crashed=True, error=f"the claude CLI failed: {_describe(error)} {stderr}"
-        )
-    return AgentResult(
-        ok=False, crashed=True, error=f"the claude CLI ended without a result {stderr}".strip()
-    )
 
 
 # -- the CLI ------------------------------------------------------------------------------------
@@ -551,267 +289,7 @@ async def _version_problem(path: Path, fix: str) -> str:
     return ""
 
 
-async def stop_processes(root: int | None, marker: str, grace: float = STOP_GRACE) -> None:
-    """End ``root``, its descendants and every process whose environment carries ``marker``
-    (which finds those that left the tree). The processes are frozen (SIGSTOP) so none can start
-    another unseen, asked to end (SIGTERM, then SIGCONT, so their cleanup runs: lock files, say),
-    and killed (SIGKILL) if any is left after ``grace`` seconds."""
-    frozen = _freeze(root, marker)
-    if not frozen:
-        return
-    for pid in frozen:
-        _signal(pid, signal.SIGTERM)
-        _signal(pid, signal.SIGCONT)
-    deadline = asyncio.get_running_loop().time() + grace
-    while any(map(_alive, frozen)) and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
-    left = {pid for pid in frozen if _alive(pid)} | _freeze(root if _alive(root) else None, marker)
-    for pid in left:
-        _signal(pid, signal.SIGKILL)
-
-
-def _freeze(root: int | None, marker: str) -> set[int]:
-    """SIGSTOP the processes of the run until no new one turns up; returns them all."""
-    stopped: set[int] = set()
-    while True:
-        found = (_descendants(root) | _marked(marker)) - {os.getpid()}
-        new = found - stopped
-        if not new:
-            return stopped
-        for pid in new:
-            _signal(pid, signal.SIGSTOP)
-        stopped |= new
-
-
-def _signal(pid: int, number: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, number)
-
-
-def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` runs (a zombie, waiting to be reaped, does not)."""
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _descendants(root: int | None) -> set[int]:
-    if root is None:
-        return set()
-    children: dict[int, list[int]] = {}
-    for pid, parent in _parents():
-        children.setdefault(parent, []).append(pid)
-    if root not in children and not _alive(root):
-        return set()
-    found, todo = {root}, [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _parents() -> Iterator[tuple[int, int]]:
-    """(pid, parent pid) of every process: from /proc, else from ``ps``."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        for entry in proc.iterdir():
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                    yield int(entry.name), int(stat[1])
-        return
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        listing = subprocess.run(
-            ["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True, text=True, timeout=10
-        ).stdout
-        for line in listing.splitlines():
-            with contextlib.suppress(ValueError):
-                pid, parent = map(int, line.split())
-                yield pid, parent
-
-
-def _marked(marker: str) -> set[int]:
-    """Processes whose environment holds ``RUN_MARKER=marker`` (Linux only)."""
-    needle = f"{RUN_MARKER}={marker}".encode()
-    found: set[int] = set()
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    found.add(int(entry.name))
-    return found
-
-
-# -- the worktree guard -------------------------------------------------------------------------
-
-_GIT_REFUSED = frozenset(
-    {"commit", "push", "rebase", "merge", "cherry-pick", "am", "tag", "switch", "reset",
-     "worktree", "update-ref", "filter-branch"}
-)  # fmt: skip
-_WRITES_EVERY_ARGUMENT = frozenset(
-    {"rm", "rmdir", "touch", "mkdir", "tee", "chmod", "chown", "chgrp", "truncate", "shred",
-     "unlink"}
-)  # fmt: skip
-_WRITES_LAST_ARGUMENT = frozenset({"cp", "mv", "ln", "install", "rsync"})
-_PREFIXES = frozenset({"sudo", "env", "command", "exec", "nohup", "time", "nice", "builtin"})
-_PUNCTUATION = "();<>|&\n"
-_OPERATOR_CHARS = frozenset(_PUNCTUATION)
-_SEPARATORS = frozenset("();|&\n")
-_DEVICES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/fd/")
-
-
-@dataclass(slots=True)
-class WorktreeGuard:
-    """Refuses tool calls that reach outside the worktree (a ``PreToolUse`` hook)."""
-
-    worktree: Path
-    root: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.root = self.worktree.resolve()
-
-    async def hook(
-        self, data: HookInput, tool_use_id: str | None, context: HookContext
-    ) -> HookJSONOutput:
-        if data["hook_event_name"] != "PreToolUse":
-            return {}
-        try:
-            reason = self.refusal(data["tool_name"], data["tool_input"])
-        except Exception as exc:  # a refusal is safer than a call nobody checked
-            reason = f"blitz could not check this call: {_describe(exc)}"
-        if not reason:
-            return {}
-        return {
-            "hookSpecificOutput": {
-                "hookEventName": "PreToolUse",
-                "permissionDecision": "deny",
-                "permissionDecisionReason": f"Refused by blitz: {reason}",
-            }
-        }
-
-    def refusal(self, tool: str, arguments: Mapping[str, Any]) -> str:
-        """Why the call must not run ("" if it may)."""
-        for key in ("file_path", "notebook_path", "path"):
-            value = arguments.get(key)
-            if isinstance(value, str) and value and not self.inside(value):
-                return f"{value} is outside the worktree {self.root}; work only on files under it"
-        command = arguments.get("command")
-        if tool == "Bash" and isinstance(command, str):
-            return self.command_refusal(command)
-        return ""
-
-    def inside(self, path: str) -> bool:
-        """Whether ``path`` (relative to the worktree, or absolute) resolves inside it."""
-        resolved = (self.root / os.path.expanduser(path)).resolve()
-        return resolved == self.root or resolved.is_relative_to(self.root)
-
-    def command_refusal(self, command: str) -> str:
-        """Why a shell command must not run: it visibly changes directory, redirects or writes
-        outside the worktree, or commits or rewrites git history. Only what the words show is
-        judged (no variables but ``$HOME``, no ``cd`` earlier in the command)."""
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=_PUNCTUATION)
-        lexer.whitespace_split = True
-        lexer.whitespace = " \t\r"  # a newline separates commands, as ";" does
-        try:
-            words = list(lexer)
-        except ValueError:  # unbalanced quotes: the shell refuses it too
-            return ""
-        simple: list[str] = []
-        target = ""  # after a redirection: "write" (>, >>, &>) or "read" (<, <<, <<<)
-        for word in [*words, ";"]:
-            if target:
-                written, target = target == "write", ""
-                device = word.isdigit() or word.startswith(_DEVICES)
-                if written and not device and self._out(word):
-                    return f"`{command}` writes to {word}, outside the worktree {self.root}"
-            elif set(word) <= _OPERATOR_CHARS and ("<" in word or ">" in word):
-                target = "write" if ">" in word else "read"
-            elif set(word) <= _SEPARATORS:
-                if reason := self._simple_refusal(simple):
-                    return f"`{command}`: {reason}"
-                simple = []
-            else:
-                simple.append(word)
-        return ""
-
-    def _simple_refusal(self, words: list[str]) -> str:
-        while words and (words[0] in _PREFIXES or re.fullmatch(r"\w+=.*", words[0])):
-            words = words[1:]
-        if not words:
-            return ""
-        name, arguments = os.path.basename(words[0]), [w for w in words[1:] if w != "--"]
-        operands = [w for w in arguments if not w.startswith("-")]
-        if name in ("cd", "pushd"):
-            target = operands[0] if operands else "~"
-            return f"cd to {target} leaves the worktree" if self._out(target) else ""
-        if name == "git":
-            return self._git_refusal(arguments)
-        if name in _WRITES_EVERY_ARGUMENT:
-            targets = operands
-        elif name in _WRITES_LAST_ARGUMENT:
-            targets = operands[-1:]
-        elif name == "dd":
-            targets = [w.removeprefix("of=") for w in operands if w.startswith("of=")]
-        else:
-            targets = []
-        outside = [t for t in targets if self._out(t)]
-        return f"{name} would change {outside[0]}, outside the worktree" if outside else ""
-
-    def _git_refusal(self, arguments: list[str]) -> str:
-        index = 0
-        while index < len(arguments) and arguments[index].startswith("-"):
-            if arguments[index] in ("-C", "--git-dir", "--work-tree") and index + 1 < len(
-                arguments
-            ):
-                if self._out(arguments[index + 1]):
-                    return f"git {arguments[index]} {arguments[index + 1]} leaves the worktree"
-                index += 1
-            index += 1
-        if index < len(arguments) and arguments[index] in _GIT_REFUSED:
-            return f"do not run git {arguments[index]}: blitz commits your changes itself"
-        return ""
-
-    def _out(self, word: str) -> bool:
-        """Whether a shell word names a path outside the worktree (unknown variables: no)."""
-        for home in ("${HOME}", "$HOME"):
-            if word == home or word.startswith(home + "/"):
-                word = "~" + word[len(home) :]
-        if "$" in word or "`" in word:
-            return False
-        return not self.inside(word)
-
-
 # -- text ---------------------------------------------------------------------------------------
-
-
-def _prompt(request: AgentRequest) -> str:
-    """The task as the agent is given it."""
-    parts = [f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    return "\n\n".join(parts)
 
 
 def _model(configured: str, requested: str, default: str) -> str | None:
@@ -828,69 +306,3 @@ def _model(configured: str, requested: str, default: str) -> str | None:
 
 
 _ALIASES = frozenset({"sonnet", "opus", "haiku", "default", "opusplan"})
-
-
-def describe_call(name: str, arguments: Mapping[str, Any], root: Path) -> str:
-    """One line for a tool call: ``$ pytest -q``, ``Edit src/app.py``."""
-
-    def path(key: str = "file_path") -> str:
-        value = str(arguments.get(key) or "")
-        with contextlib.suppress(ValueError):
-            return str(Path(value).relative_to(root)) if os.path.isabs(value) else value
-        return value
-
-    if name == "Bash":
-        return f"$ {arguments.get('command', '')}"
-    if name in ("Read", "Write", "Edit", "MultiEdit"):
-        return f"{name} {path()}"
-    if name == "NotebookEdit":
-        return f"{name} {path('notebook_path')}"
-    where = f" in {path('path')}" if arguments.get("path") else ""
-    if name == "Glob":
-        return f"Glob {arguments.get('pattern', '')}{where}"
-    if name == "Grep":
-        glob = f" ({arguments['glob']})" if arguments.get("glob") else ""
-        return f"Grep {arguments.get('pattern', '')!r}{where}{glob}"
-    if name == "LS":
-        return f"LS {path('path')}"
-    if name == "TodoWrite":
-        todos = arguments.get("todos")
-        return f"TodoWrite ({len(todos) if isinstance(todos, list) else 0} items)"
-    if name in ("Task", "Agent"):
-        return f"{name}: {arguments.get('description', '')}"
-    return f"{name} {_trim(json.dumps(dict(arguments), default=str), 200)}"
-
-
-def _text_of(content: str | list[dict[str, Any]] | None) -> str:
-    if isinstance(content, str):
-        return content
-    return "\n".join(
-        str(part.get("text", "")) for part in content or () if part.get("type") == "text"
-    )
-
-
-def _trim(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` at most about ``limit`` characters: its start and its end, where errors show."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
-
-
-def _line(text: str) -> str:
-    """One redacted line of bounded length (errors are shown in one line)."""
-    return _trim(" ".join(redact(text).split()), 2 * SHOWN_CHARS)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
-def _lowest(*values: float | None) -> float | None:
-    """The smallest of the values that are set; None when none is."""
-    given = [v for v in values if v is not None]
-    return min(given) if given else None

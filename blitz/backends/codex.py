@@ -31,56 +31,61 @@ any still alive when the run ends is killed too, even one that left the group.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
-import os
-import re
-import shlex
-import signal
 import tempfile
-import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from blitz import process
-from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
+from blitz import process, proctree
+from blitz.backends.base import (
+    AgentBackend,
+    AgentRequest,
+    AgentResult,
+    MessageSink,
+    task_prompt,
+)
+from blitz.backends.circuit import behind_breaker
+from blitz.backends.codex_events import (
+    KEY_VARIABLE,
+    PROVIDER,
+    Failure,
+    MalformedOutput,
+    Session,
+    classify_failure,
+)
 from blitz.backends.install import (
-    CODEX_VERSION,
     INSTALL_HINT,
-    NOISE,
     check_sandbox,
     check_version,
     find_codex,
 )
-from blitz.domain import Usage
-from blitz.redact import redact
+from blitz.backends.options import BackendOptions, CodexConfig
+from blitz.llm.breakers import breaker_key
 
 if TYPE_CHECKING:
-    from blitz.backends.registry import BackendOptions
-    from blitz.breaker import BreakerBoard
-    from blitz.config import CodexConfig
     from blitz.llm.usage import PriceTable
 
-PROVIDER = "openai"
-BREAKER_KEY = f"provider:{PROVIDER}"
+__all__ = [
+    "BREAKER_KEY",
+    "MARKER_VARIABLE",
+    "CodexBackend",
+    "Failure",
+    "classify_failure",
+    "create",
+]
+
+BREAKER_KEY = breaker_key(PROVIDER)
 """The circuit breaker codex's provider failures are recorded on (as the embedded agent's are)."""
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-KEY_VARIABLE = "OPENAI_API_KEY"
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 
-MESSAGES_KEPT = 20
-"""Messages of the run kept in :attr:`AgentResult.messages`, the newest ones."""
-
-MARKER_VARIABLE = "BLITZ_CODEX_RUN"
+MARKER_VARIABLE = proctree.MARKER_VARIABLE
 """Set to a fresh id in codex's environment, which the commands it runs inherit, so every process
 of a run can be found (and killed) when the run ends, even one that left its process group."""
-
-SHOWN_CHARS = 800
-"""Characters of one shown message (a command's output, say); longer ones lose their middle."""
 
 SECRET_PATTERNS = (*(f"*{suffix}" for suffix in process.SECRET_ENV_SUFFIXES), "CODEX_*")
 """Environment variables codex keeps from the commands it runs (its key above all)."""
@@ -97,81 +102,19 @@ nobody will answer questions, so work until the task is done.
 """What blitz tells codex before the task (codex keeps its own system prompt)."""
 
 
-# -- classifying what codex says went wrong ------------------------------------------------------
-
-Kind = Literal["transient", "config", "other"]
-
-_CONFIG_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"\b401\b|unauthori[sz]ed|invalid[_ ]api[_ ]key|incorrect api key", "auth"),
-    (r"\b403\b|forbidden|not supported in your|unsupported_country", "permission"),
-    (
-        r"quota exceeded|insufficient_quota|exceeded your current quota|billing|credit balance"
-        r"|spend(ing)? limit|usage limit|usage_not_included",
-        "billing",
-    ),
-    (r"\b404\b|model_not_found|does not exist or you do not have access", "not_found"),
-    (r"missing environment variable|no api key", "auth"),
-)
-_TRANSIENT_PATTERNS = (
-    r"\b429\b|too many requests|rate limit",
-    r"\b5\d\d\b|server error|internal error|high demand|at capacity|overloaded|unavailable",
-    r"stream disconnected|stream closed|connection (failed|refused|reset)|error sending request"
-    r"|transport error|timed? ?out|reconnecting|network",
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Failure:
-    """What a failed codex turn means: ``transient`` (retry later), ``config`` (the user must
-    act; ``reason`` says on what) or ``other`` (the work failed)."""
-
-    kind: Kind
-    reason: str
-    message: str
-
-
-def classify_failure(message: str) -> Failure:
-    """Sort codex's own account of a failed turn (``turn.failed``'s message)."""
-    lowered = message.lower()
-    for pattern, reason in _CONFIG_PATTERNS:
-        if re.search(pattern, lowered):
-            return Failure(kind="config", reason=reason, message=_config_message(reason, message))
-    if "context window" in lowered or "context_length" in lowered:
-        return Failure(kind="other", reason="context_window", message=message)
-    for pattern in _TRANSIENT_PATTERNS:
-        if re.search(pattern, lowered):
-            return Failure(kind="transient", reason="provider", message=message)
-    return Failure(kind="other", reason="unknown", message=message)
-
-
-def _config_message(reason: str, message: str) -> str:
-    advice = {
-        "auth": f"OpenAI rejected the API key: check {KEY_VARIABLE}",
-        "permission": f"OpenAI refused access: check that the key in {KEY_VARIABLE} may use "
-        "this model",
-        "billing": "OpenAI refused the call: the account is out of credit or over its spend "
-        "limit; add credit or raise the limit",
-        "not_found": "OpenAI does not know this model: check [codex] model (or the model given) "
-        "and OPENAI_BASE_URL",
-    }[reason]
-    return f"{advice} (codex: {message})"
-
-
 # -- the backend ----------------------------------------------------------------------------------
 
 
 def create(options: BackendOptions) -> AgentBackend:
     """The codex backend from the registry's options (``[codex]``, provider env, tools dir)."""
-    from blitz.config import CodexConfig
-
-    return CodexBackend(
+    backend = CodexBackend(
         config=options.codex or CodexConfig(),
         env=options.env,
         tools_dir=options.tools_dir,
-        breakers=options.breakers,
         prices=options.prices,
         default_model=options.model,
     )
+    return behind_breaker(backend, options.breakers, PROVIDER)
 
 
 class CodexBackend:
@@ -185,21 +128,19 @@ class CodexBackend:
         config: CodexConfig,
         env: Mapping[str, str] | None = None,
         tools_dir: Path | None = None,
-        breakers: BreakerBoard | None = None,
         prices: PriceTable | None = None,
         default_model: str = "",
     ) -> None:
         self.config = config
         self.env = dict(env or {})
         self.tools_dir = tools_dir
-        self.breakers = breakers
         self.prices = prices
         self.default_model = default_model
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
-        session = _Session(on_message, request.worktree)
+        session = Session(on_message, request.worktree)
         try:
             result = await self._run(request, session)
         except Exception as exc:  # a bug, or the OS refusing: never out of run()
@@ -207,15 +148,12 @@ class CodexBackend:
                 ok=False, crashed=True, error=f"codex backend error: {type(exc).__name__}: {exc}"
             )
         return replace(
-            result,
-            error=redact(result.error),
-            summary=redact(result.summary),
-            config_error=redact(result.config_error),
+            result.redacted(),
             messages=tuple(session.transcript),
             usage=session.usage,
         )
 
-    async def _run(self, request: AgentRequest, session: _Session) -> AgentResult:
+    async def _run(self, request: AgentRequest, session: Session) -> AgentResult:
         sandbox = self.config.sandbox
         if sandbox not in SANDBOXES:
             return _config_error(
@@ -271,30 +209,8 @@ class CodexBackend:
             if model:
                 args += ["--model", model]
             args.append("-")  # the prompt comes on stdin
-            return await self._guarded(args, env, request, session)
-
-    async def _guarded(
-        self, args: list[str], env: dict[str, str], request: AgentRequest, session: _Session
-    ) -> AgentResult:
-        """Run codex under the provider's circuit breaker: refused while it is open, and told
-        what the run says of the provider."""
-        probes: list[str] = []
-        if self.breakers is not None:
-            admitted = self.breakers.admit([BREAKER_KEY])
-            if admitted is None:
-                return AgentResult(ok=False, crashed=True, error=self._breaker_open())
-            probes = admitted
-        try:
             result, answered = await _exec(args, env, request, session)
-        except BaseException:
-            self._release(probes)
-            raise
-        if self.breakers is not None:
-            if answered is None:
-                self._release(probes)
-            else:
-                self.breakers.record([BREAKER_KEY], ok=answered, error=result.error)
-        return result
+            return replace(result, reached=answered)
 
     def _model(self, request: AgentRequest) -> tuple[str, str]:
         """The model to pass codex ("" for its default), or a problem to report: the attempt's
@@ -324,38 +240,29 @@ class CodexBackend:
             )
         return f"the codex CLI is not installed: run `{INSTALL_HINT}` (it needs npm)"
 
-    def _breaker_open(self) -> str:
-        assert self.breakers is not None
-        breaker = self.breakers.get(BREAKER_KEY)
-        last = f" (last: {breaker.last_error})" if breaker.last_error else ""
-        return f"OpenAI is unavailable: its circuit breaker opened after repeated failures{last}"
-
-    def _release(self, probes: list[str]) -> None:
-        if self.breakers is not None and probes:
-            self.breakers.release(probes)
-
 
 async def _exec(
-    args: list[str], env: dict[str, str], request: AgentRequest, session: _Session
+    args: list[str], env: dict[str, str], request: AgentRequest, session: Session
 ) -> tuple[AgentResult, bool | None]:
     """Run codex once: its result, and what it says of the provider (True: it answered, False:
     it failed transiently, None: codex never got to ask it)."""
-    marker = uuid.uuid4().hex
+    marker = proctree.new_marker()
     try:
         completed = await process.stream(
             args,
             cwd=request.worktree,
             timeout=request.timeout,
-            env={**env, MARKER_VARIABLE: marker},
+            env=env,
+            marker=marker,
             on_line=session.line,
             stdin=prompt(request).encode(),
         )
     except MalformedOutput as exc:
         return AgentResult(ok=False, crashed=True, error=str(exc)), None
     finally:
-        # process.stream ends codex's process group; this also ends what left the group (a
-        # command codex ran in a session of its own).
-        kill_marked(MARKER_VARIABLE, marker)
+        # process.stream ends codex's tree when stopped; this also ends what a finished codex
+        # left behind (a command it ran in a session of its own).
+        await asyncio.shield(proctree.kill_tree(None, marker=marker))
     return session.outcome(completed, timeout=request.timeout)
 
 
@@ -364,7 +271,7 @@ def _strip(model: str) -> str:
 
 
 def _config_error(message: str) -> AgentResult:
-    return AgentResult(ok=False, error=message, config_error=message)
+    return AgentResult.configuration(message)
 
 
 # -- the run's inputs -----------------------------------------------------------------------------
@@ -372,18 +279,7 @@ def _config_error(message: str) -> AgentResult:
 
 def prompt(request: AgentRequest) -> str:
     """The task as codex is given it, after blitz's instructions."""
-    parts = [INSTRUCTIONS, f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    return "\n\n".join(parts)
+    return task_prompt(request, before=INSTRUCTIONS)
 
 
 def _toml(value: str | bool | int | Sequence[str]) -> str:
@@ -457,272 +353,3 @@ def _environment(*, home: Path, tmp: Path, key: str) -> dict[str, str]:
     if key:
         env[KEY_VARIABLE] = key
     return env
-
-
-# -- reading codex's events ---------------------------------------------------------------------
-
-
-class MalformedOutput(Exception):
-    """codex printed something on stdout that is not one JSON event."""
-
-
-class _Session:
-    """What one run has said so far: the messages shown, the usage, how its turn ended."""
-
-    def __init__(self, sink: MessageSink | None, worktree: Path) -> None:
-        self._sink = sink
-        self._worktree = worktree
-        self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
-        self.model = ""
-        self.prices: PriceTable | None = None
-        self.started = False  # thread.started seen
-        self.completed = False  # turn.completed seen
-        self.failure = ""  # turn.failed's message
-        self.last_error = ""  # the last error event's message
-        self.summary = ""  # the last agent message
-        self.usage = Usage()
-
-    async def say(self, text: str) -> None:
-        shown = _trim(redact(text.strip()))
-        if not shown:
-            return
-        self.transcript.append(shown)
-        if self._sink is not None:
-            await self._sink(shown)
-
-    async def line(self, line: str) -> None:
-        """One line of codex's stdout: one JSON event."""
-        if not line.strip():
-            return
-        try:
-            event = json.loads(line)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise MalformedOutput(
-                "codex printed a line that is not a JSON event, so its output cannot be trusted: "
-                f"{_excerpt(line.strip(), 200)!r}"
-            )
-        await self._event(event)
-
-    async def _event(self, event: Mapping[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "thread.started":
-            self.started = True
-        elif kind == "turn.completed":
-            self.completed = True
-            self._add_usage(event.get("usage"))
-        elif kind == "turn.failed":
-            error = event.get("error")
-            message = error.get("message") if isinstance(error, Mapping) else None
-            self.failure = str(message or "the turn failed")
-            await self.say(f"turn failed: {self.failure}")
-        elif kind == "error":
-            self.last_error = str(event.get("message") or "")
-            await self.say(f"error: {self.last_error}")
-        elif kind in ("item.started", "item.updated", "item.completed"):
-            item = event.get("item")
-            if isinstance(item, Mapping):
-                await self._item(kind, item)
-
-    async def _item(self, kind: str, item: Mapping[str, Any]) -> None:
-        what = item.get("type")
-        done = kind == "item.completed"
-        if what == "agent_message" and done:
-            text = str(item.get("text") or "")
-            if text.strip():
-                self.summary = text.strip()
-            await self.say(text)
-        elif what == "reasoning" and done:
-            await self.say(f"thinking: {item.get('text') or ''}")
-        elif what == "command_execution":
-            if kind == "item.started":
-                await self.say(f"$ {_command(item.get('command'))}")
-            elif done:
-                output = str(item.get("aggregated_output") or "")
-                code = item.get("exit_code")
-                status = "" if code in (0, None) else f"[exit {code}]\n"
-                await self.say(f"{status}{output}" or "(no output)")
-        elif what == "file_change" and done:
-            await self.say(self._changes(item))
-        elif what == "mcp_tool_call" and done:
-            await self.say(f"tool {item.get('server', '')}.{item.get('tool', '')}")
-        elif what == "web_search" and done:
-            await self.say(f"web search: {item.get('query', '')}")
-        elif what == "todo_list" and kind != "item.updated":
-            entries = _list(item.get("items"))
-            await self.say(
-                "plan:\n"
-                + "\n".join(
-                    f"[{'x' if e.get('completed') else ' '}] {e.get('text', '')}"
-                    for e in entries
-                    if isinstance(e, Mapping)
-                )
-            )
-        elif what == "error" and done:
-            await self.say(f"codex: {item.get('message', '')}")
-
-    def _changes(self, item: Mapping[str, Any]) -> str:
-        changes = _list(item.get("changes"))
-        shown = []
-        for change in changes:
-            if not isinstance(change, Mapping):
-                continue
-            path = str(change.get("path", ""))
-            with contextlib.suppress(ValueError):
-                path = str(Path(path).relative_to(self._worktree))
-            shown.append(f"{change.get('kind', 'update')} {path}")
-        failed = " (failed)" if item.get("status") == "failed" else ""
-        return f"edit{failed}: {', '.join(shown) or '(no files)'}"
-
-    def _add_usage(self, usage: Any) -> None:
-        if not isinstance(usage, Mapping):
-            return
-
-        def count(name: str) -> int:
-            value = usage.get(name)
-            return value if isinstance(value, int) and value > 0 else 0
-
-        tokens = Usage(
-            input_tokens=count("input_tokens"),
-            cached_tokens=count("cached_input_tokens"),
-            output_tokens=count("output_tokens"),
-            cost_usd=self._cost(
-                count("input_tokens"),
-                count("cached_input_tokens"),
-                count("cache_write_input_tokens"),
-                count("output_tokens"),
-            ),
-        )
-        self.usage = self.usage + tokens
-
-    def _cost(self, input_tokens: int, cached: int, written: int, output: int) -> float:
-        if self.prices is None or not self.model:
-            return 0.0
-        from pydantic_ai.usage import RequestUsage
-
-        from blitz.llm.models import ModelSpec
-
-        price = self.prices.price(ModelSpec(provider=PROVIDER, name=self.model))
-        if not price.known:
-            return 0.0
-        return price.cost(
-            RequestUsage(
-                input_tokens=input_tokens,
-                cache_read_tokens=cached,
-                cache_write_tokens=written,
-                output_tokens=output,
-            )
-        )
-
-    def outcome(
-        self, completed: process.Completed, *, timeout: float
-    ) -> tuple[AgentResult, bool | None]:
-        """The run's result from how codex ended, and what it says of the provider."""
-        if completed.timed_out:
-            return (
-                AgentResult(
-                    ok=False,
-                    error=f"codex did not finish within {timeout:g}s; it was stopped with its "
-                    "processes",
-                ),
-                None,
-            )
-        if self.failure:
-            failure = classify_failure(self.failure)
-            if failure.kind == "config":
-                return _config_error(failure.message), True
-            if failure.kind == "transient":
-                return AgentResult(
-                    ok=False, crashed=True, error=f"OpenAI: {failure.message}"
-                ), False
-            return AgentResult(ok=False, error=f"codex: {failure.message}"), True
-        if completed.exit_code == 0 and self.completed:
-            return AgentResult(ok=True, summary=self.summary or "(no summary given)"), True
-        stderr = _stderr(completed.output)
-        if not self.started and "error loading config" in stderr.lower():
-            message = (
-                f"codex rejected the configuration blitz gave it: {stderr}; blitz is tested "
-                f"with codex {CODEX_VERSION} (`{INSTALL_HINT}`)"
-            )
-            return _config_error(message), None
-        if completed.exit_code == 0:
-            return (
-                AgentResult(
-                    ok=False, crashed=True, error="codex exited without finishing its turn"
-                ),
-                None,
-            )
-        detail = f": {stderr}" if stderr else ""
-        if not detail and self.last_error:
-            detail = f" (last error: {self.last_error})"
-        return (
-            AgentResult(
-                ok=False,
-                crashed=True,
-                error=f"codex exited with code {completed.exit_code}{detail}",
-            ),
-            None,
-        )
-
-
-def kill_marked(variable: str, marker: str, *, rounds: int = 20) -> None:
-    """SIGKILL every process whose environment has ``variable=marker`` (Linux ``/proc``; a no-op
-    elsewhere). Repeated until none is left, so a process forked meanwhile is caught too."""
-    wanted = f"{variable}={marker}".encode()
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return
-    for _ in range(rounds):
-        found = []
-        for entry in proc.iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue  # gone, or not ours to read
-            if wanted in environ.split(b"\0"):
-                found.append(int(entry.name))
-        if not found:
-            return
-        for pid in found:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _command(command: Any) -> str:
-    """A command codex ran, without the ``/bin/bash -lc '...'`` it wraps commands in."""
-    text = str(command or "")
-    try:
-        words = shlex.split(text)
-    except ValueError:
-        return text
-    if len(words) == 3 and words[0].endswith("sh") and words[1] in ("-c", "-lc"):
-        return words[2]
-    return text
-
-
-def _stderr(output: str) -> str:
-    """codex's own words from the end of its output: the lines that are not JSON events."""
-    lines = [
-        line.strip()
-        for line in output.splitlines()
-        if line.strip() and not line.lstrip().startswith("{") and not line.startswith(NOISE)
-    ]
-    return _excerpt(" ".join(lines[-6:]), 600)
-
-
-def _trim(text: str, limit: int = SHOWN_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -28,14 +28,13 @@ from __future__ import annotations
 import dataclasses
 import errno
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from blitz import process
-from blitz.backends.base import AgentRequest, AgentResult, MessageSink
-from blitz.config import CommandBackendConfig
+from blitz import git, process
+from blitz.backends.base import AgentRequest, AgentResult, MessageSink, task_prompt
+from blitz.backends.options import CommandBackendConfig
 
 MESSAGES_KEPT = 20
 """Output lines kept in :attr:`AgentResult.messages`, the newest ones."""
@@ -47,18 +46,6 @@ GIT_TIMEOUT = 60.0
 """Seconds for the git commands that check whether the agent committed."""
 
 _PLACEHOLDER = re.compile(r"\{(prompt|prompt_file|worktree)\}")
-
-# Inherited variables that would point the agent's git at another repository than its worktree.
-_GIT_LOCATION_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
 
 _NOT_RUNNABLE = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOEXEC, errno.ENOTDIR}
 """Errors starting the program that the user must fix (missing, not executable, not a program)."""
@@ -93,7 +80,7 @@ class CommandBackend:
             if on_message is not None:
                 await on_message(line)
 
-        head = await _head(worktree)
+        head = await git.head(worktree, timeout=GIT_TIMEOUT)
         with tempfile.TemporaryDirectory(prefix="blitz-prompt-") as tmp:
             prompt_file = Path(tmp) / "prompt.md"
             prompt_file.write_text(text, encoding="utf-8")
@@ -114,7 +101,7 @@ class CommandBackend:
             except OSError as exc:
                 return self._not_started(exc)
         result = self._result(done, request.timeout, tuple(messages))
-        undone = await _undo_commits(worktree, head) if head else ""
+        undone = await git.undo_commits(worktree, head, timeout=GIT_TIMEOUT) if head else ""
         if undone:
             await on_line(f"the agent made {undone}; undone, its changes are kept to be checked")
             result = dataclasses.replace(result, messages=tuple(messages))
@@ -127,7 +114,7 @@ class CommandBackend:
             name: value
             for name, value in source.items()
             if not name.upper().endswith(process.SECRET_ENV_SUFFIXES)
-            and name not in _GIT_LOCATION_ENV
+            and name not in git.SCRUBBED_ENV
         }
         for name in self.config.pass_env:
             if name in source:
@@ -185,53 +172,13 @@ class CommandBackend:
         return AgentResult(ok=False, error=message, config_error=message)
 
 
+RULES = (
+    "Work only in the current directory (a git worktree of the project). Do not commit: "
+    "your changes are checked and committed for you. No person is watching; do not ask "
+    "questions."
+)
+
+
 def prompt(request: AgentRequest) -> str:
     """The task as the agent is given it."""
-    parts = [f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    parts.append(
-        "Work only in the current directory (a git worktree of the project). Do not commit: "
-        "your changes are checked and committed for you. No person is watching; do not ask "
-        "questions."
-    )
-    return "\n\n".join(parts)
-
-
-# -- commits the agent should not have made ------------------------------------------------------
-
-
-async def _git(worktree: Path, *args: str) -> process.Completed | None:
-    env = {k: v for k, v in process.clean_env().items() if k not in _GIT_LOCATION_ENV}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
-    if shutil.which("git", path=env.get("PATH")) is None:
-        return None
-    return await process.run(["git", *args], cwd=worktree, timeout=GIT_TIMEOUT, env=env)
-
-
-async def _head(worktree: Path) -> str:
-    """The worktree's HEAD commit, "" when it is not a git checkout."""
-    done = await _git(worktree, "rev-parse", "--verify", "-q", "HEAD")
-    return done.output.strip() if done is not None and done.ok else ""
-
-
-async def _undo_commits(worktree: Path, before: str) -> str:
-    """Move HEAD back to ``before`` keeping the changes, if the agent committed; says what it
-    undid ("" when HEAD did not move)."""
-    after = await _head(worktree)
-    if not after or after == before:
-        return ""
-    count = await _git(worktree, "rev-list", "--count", f"{before}..{after}")
-    done = await _git(worktree, "reset", "-q", "--soft", before)
-    if done is None or not done.ok:
-        return ""
-    n = count.output.strip() if count is not None and count.ok else "some"
-    return f"{n} commit{'' if n == '1' else 's'}"
+    return task_prompt(request, after=RULES)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,12 +40,22 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, RunUsage, UsageLimits
 
-from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.backends.base import (
+    AgentBackend,
+    AgentRequest,
+    AgentResult,
+    MessageSink,
+    excerpt,
+    lowest,
+    task_prompt,
+    trim,
+)
+from blitz.backends.options import NO_MODEL, BackendOptions
 from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, StuckDetector, ToolError, ToolLimits
 from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.domain import Usage
-from blitz.errors import RunError
+from blitz.errors import ConfigError, RunError
 from blitz.llm.errors import (
     ModelOutputError,
     ProviderError,
@@ -53,7 +63,7 @@ from blitz.llm.errors import (
     call_with_retries,
     classify,
 )
-from blitz.llm.models import ModelSpec
+from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
 from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.redact import redact
 
@@ -141,7 +151,7 @@ class _Session:
 
     async def say(self, text: str) -> None:
         """Show one message (redacted and trimmed) and keep it for the result."""
-        shown = _trim(redact(text))
+        shown = trim(redact(text), SHOWN_CHARS)
         self.transcript.append(shown)
         if self._sink is not None:
             await self._sink(shown)
@@ -271,6 +281,26 @@ _TOOLS = (read_file, list_dir, search, write_file, edit_file, run_command)
 # -- the backend --------------------------------------------------------------------------------
 
 
+def create(options: BackendOptions) -> AgentBackend:
+    """The embedded agent on the model the options name (a ConfigError when none is)."""
+    if not options.model:
+        raise ConfigError(NO_MODEL)
+    spec = parse_model(options.model)
+    return EmbeddedBackend(
+        model=build_model(spec, options.providers or ProviderConfig()),
+        spec=spec,
+        prices=options.prices or PriceTable(),
+        clock=options.clock,
+        breakers=options.breakers,
+        limits=EmbeddedLimits(
+            max_turns=options.max_turns,
+            max_tokens=options.max_tokens,
+            max_cost_usd=options.max_cost_usd,
+            stuck_repeats=options.stuck_repeats,
+        ),
+    )
+
+
 class EmbeddedBackend:
     """An agent backend that runs a pydantic-ai coding agent in this process."""
 
@@ -333,22 +363,19 @@ class EmbeddedBackend:
         if session is None:
             return result
         return replace(
-            result,
-            error=redact(result.error),
-            summary=redact(result.summary),
-            config_error=redact(result.config_error),
+            result.redacted(),
             messages=tuple(session.transcript),
             usage=self._usage(session.usage),
         )
 
     async def _drive(self, request: AgentRequest, session: _Session) -> AgentResult:
-        budget = Budget(_lowest(self.limits.max_cost_usd, request.budget_usd))
+        budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
         # pydantic-ai's own request limit is a backstop; the checks below stop the run first.
         usage_limits = UsageLimits(request_limit=self.limits.max_turns + 1)
         output: _Finished | str | None = None
         async with (
             self.model,
-            self._agent.iter(_prompt(request), deps=session, usage_limits=usage_limits) as run,
+            self._agent.iter(task_prompt(request), deps=session, usage_limits=usage_limits) as run,
         ):
             try:
                 async for node in run:
@@ -373,7 +400,7 @@ class EmbeddedBackend:
         if not text:
             return AgentResult(ok=False, error="the agent stopped without calling finish")
         return AgentResult(
-            ok=False, error=f"the agent stopped without calling finish: {_excerpt(text, 600)}"
+            ok=False, error=f"the agent stopped without calling finish: {excerpt(text, 600)}"
         )
 
     def _stop_reason(self, usage: RunUsage, budget: Budget, session: _Session) -> str:
@@ -453,22 +480,6 @@ class _RetryingModel(WrapperModel):
 # -- text ---------------------------------------------------------------------------------------
 
 
-def _prompt(request: AgentRequest) -> str:
-    """The task as the agent is given it."""
-    parts = [f"Task {request.task_id}: {request.title}"]
-    if request.instructions.strip():
-        parts.append(request.instructions.strip())
-    parts.append(f"This task is one step towards the goal: {request.goal.strip()}")
-    if request.attempt > 1:
-        retry = f"This is attempt {request.attempt} at this task."
-        if request.previous_failure.strip():
-            retry += f" The previous attempt failed:\n{request.previous_failure.strip()}"
-        parts.append(retry)
-    if request.guidance.strip():
-        parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
-    return "\n\n".join(parts)
-
-
 def _describe_call(name: str, args: Mapping[str, Any]) -> str:
     """One line for a tool call: ``$ pytest -q``, ``write_file src/x.py``."""
     if name == "run_command":
@@ -485,21 +496,3 @@ def _describe_call(name: str, args: Mapping[str, Any]) -> str:
         glob = f" ({args['glob']})" if args.get("glob") else ""
         return f"search {args.get('pattern', '')!r} in {where}{glob}"
     return f"{name} {json.dumps(dict(args), default=str)}"
-
-
-def _trim(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` at most about ``limit`` characters: its start and its end, where errors show."""
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters ...]\n{text[-half:]}"
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _lowest(*values: float | None) -> float | None:
-    """The smallest of the values that are set; None when none is."""
-    given: Sequence[float] = [v for v in values if v is not None]
-    return min(given) if given else None

@@ -16,42 +16,23 @@ not watched. A worktree that is not in a git repository, or a repository without
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from blitz import process
+from blitz import git
 from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
+from blitz.errors import GitError
 
 GIT_TIMEOUT = 120.0
 """Seconds for each git command of a snapshot (a large checkout's status can be slow)."""
 
 PATHS_SHOWN = 20
 """Changed paths named in the error; the rest are counted."""
-
-# Inherited variables that would point git at another repository than the one we name.
-_SCRUBBED_ENV = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-)
-_GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_OPTIONAL_LOCKS": "0",  # `git status` must not rewrite the user's index
-    "LC_ALL": "C",
-}
 
 
 class SnapshotError(Exception):
@@ -136,32 +117,12 @@ async def snapshot(checkout: Path) -> Snapshot:
     head = await _git(checkout, "rev-parse", "--verify", "-q", "HEAD", check=False)
     branch = await _git(checkout, "symbolic-ref", "-q", "HEAD", check=False)
     status = await _git(checkout, "status", "--porcelain=v1", "-z", "--untracked-files=all")
-    entries = _parse_status(status)
+    entries = git.status_entries(status)
     hashes = await asyncio.to_thread(_hash_all, checkout, list(entries))
     return Snapshot(
         head=f"{branch.strip()} {head.strip()}",
         files={path: f"{code} {hashes[path]}" for path, code in entries.items()},
     )
-
-
-def _parse_status(out: str) -> dict[str, str]:
-    """Path -> status code from ``git status --porcelain=v1 -z``; a rename's source path is
-    listed too."""
-    entries: dict[str, str] = {}
-    parts = out.split("\0")
-    i = 0
-    while i < len(parts):
-        entry = parts[i]
-        i += 1
-        if len(entry) < 4:
-            continue
-        code = entry[:2]
-        entries[entry[3:]] = code
-        if {"R", "C"} & set(code):  # the source path follows as its own entry
-            if i < len(parts) and parts[i]:
-                entries.setdefault(parts[i], f"{code}<")
-            i += 1
-    return entries
 
 
 def _printable(path: str) -> str:
@@ -196,31 +157,14 @@ def _hash(path: Path) -> str:
 
 
 async def _git(cwd: Path, *args: str, check: bool = True) -> str:
-    """Run git in ``cwd`` and return its stdout (kept whole: it goes to a file, so it is neither
-    capped nor mixed with stderr)."""
-    env = process.clean_env()
-    for name in _SCRUBBED_ENV:
-        env.pop(name, None)
-    env.update(_GIT_ENV)
-    if shutil.which("git", path=env.get("PATH")) is None:
+    """Run git in ``cwd`` and return its stdout, whole (paths read with surrogate escapes)."""
+    if not git.installed():
         raise SnapshotError("git is not installed")
-    fd, out_name = tempfile.mkstemp(prefix="blitz-guard-", suffix=".out")
-    os.close(fd)
     try:
-        done = await process.run(
-            ["/bin/sh", "-c", 'out=$1; shift; exec "$@" >"$out"', "sh", out_name, "git", *args],
-            cwd=cwd,
-            timeout=GIT_TIMEOUT,
-            env=env,
-        )
-        with open(out_name, encoding="utf-8", errors="surrogateescape") as fh:
-            out = fh.read()
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(out_name)
-    command = " ".join(["git", *args])
-    if done.timed_out:
-        raise SnapshotError(f"`{command}` timed out after {GIT_TIMEOUT:g}s")
-    if check and not done.ok:
-        raise SnapshotError(f"`{command}` failed: {done.tail(1000).strip()}")
-    return out
+        found = await git.run_git(
+            cwd, *args, timeout=GIT_TIMEOUT, check=check, keep_secrets=False,
+            errors="surrogateescape",
+        )  # fmt: skip
+    except GitError as exc:
+        raise SnapshotError(str(exc)) from exc
+    return found.out

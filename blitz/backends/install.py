@@ -25,7 +25,7 @@ from blitz import process
 from blitz.errors import RunError, UserError
 
 if TYPE_CHECKING:
-    from blitz.config import CodexConfig
+    from blitz.backends.options import CodexConfig
 
 CODEX_PACKAGE = "@openai/codex"
 CODEX_VERSION = "0.169.0"

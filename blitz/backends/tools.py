@@ -21,47 +21,38 @@ the agent loop returns it to the model as the tool's result.
 from __future__ import annotations
 
 import asyncio
-import difflib
-import fnmatch
 import hashlib
 import json
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from blitz import process
-from blitz.errors import RunError
-
-BINARY_SNIFF = 8192
-"""Bytes at the start of a file checked for a NUL byte: a file with one is binary."""
-
-SEARCH_MAX_FILE_BYTES = 1_000_000
-"""Files larger than this are skipped by search (generated or data files, not source)."""
-
-SEARCH_LINE_CHARS = 300
-"""A matching line is shown up to this many characters."""
-
-EXCERPT_LINES = 12
-"""Lines of the closest text quoted when an edit's old text is not found."""
-
-SKIPPED_DIRS = frozenset(
-    {"node_modules", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+from blitz.backends.confine import ToolError, follow, resolve
+from blitz.backends.files import (
+    BINARY_SNIFF,
+    DEFAULT_GLOB,
+    MAX_OCCURRENCES,
+    SEARCH_MAX_FILE_BYTES,
+    SKIPPED_DIRS,
+    clip_line,
+    count_lines,
+    decode_line,
+    glob_matcher,
+    not_found,
+    occurrences,
+    open_regular,
+    read_for_search,
+    read_line,
+    scan_dir,
+    split_lines,
+    walk_files,
 )
-"""Dependency and cache directories: search does not descend into them (unless asked to search
-inside one) and list_dir does not expand them, so they do not drown the project's own files."""
-
-MAX_LINKS = 40
-"""Symbolic links followed while resolving one path before it counts as a loop (as Linux)."""
-
-_DEFAULT_GLOB = "**/*"
-
-
-class ToolError(Exception):
-    """A tool call the model got wrong; the message tells the model how to get it right."""
+from blitz.errors import RunError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,77 +86,8 @@ class AgentTools:
     # -- paths ---------------------------------------------------------------------------------
 
     def resolve(self, path: str) -> Path:
-        """The real path of ``path`` (relative to the worktree), after following every symbolic
-        link; a ToolError when it is absolute, escapes the worktree or lies inside ``.git``."""
-        if "\x00" in path:
-            raise ToolError(f"path {path!r} contains a NUL character; pass a plain relative path")
-        relative = path or "."
-        if os.path.isabs(relative):
-            raise ToolError(
-                f"path {path!r} is absolute; use paths relative to the repository root"
-                " (e.g. 'src/app.py')"
-            )
-        normal = os.path.normpath(relative)
-        if normal == ".." or normal.startswith("../"):
-            raise ToolError(
-                f"path {path!r} is outside the worktree; use paths relative to the repository"
-                " root, without '..' leading out of it"
-            )
-        real = self._follow(relative, path)
-        try:
-            inside = real.relative_to(self.root)
-        except ValueError:
-            raise ToolError(
-                f"path {path!r} leads outside the worktree through a symbolic link; only files"
-                " inside the repository can be used"
-            ) from None
-        if any(part.casefold() == ".git" for part in inside.parts):
-            raise ToolError(
-                f"path {path!r} is inside .git, which blitz manages; do not read or change it"
-                " (run git commands with run_command to inspect history)"
-            )
-        return real
-
-    def _follow(self, relative: str, path: str) -> Path:
-        """``relative`` joined to the root with every symbolic link along it followed, as the
-        kernel would; the result has no link left in it. Parts that do not exist (yet) are
-        joined as they are. Unlike ``os.path.realpath``, a link loop is an error here rather than
-        a reason to stop resolving and leave the rest of the path unchecked."""
-        current = str(self.root)
-        pending = relative.split("/")[::-1]
-        links = 0
-        while pending:
-            name = pending.pop()
-            if name in ("", "."):
-                continue
-            if name == "..":
-                current = os.path.dirname(current)
-                continue
-            candidate = os.path.join(current, name)
-            try:
-                mode = os.lstat(candidate).st_mode
-            except (FileNotFoundError, NotADirectoryError):
-                current = candidate  # does not exist: nothing to follow
-                continue
-            except OSError as exc:
-                raise ToolError(f"cannot resolve path {path!r}: {exc.strerror}") from exc
-            if not stat.S_ISLNK(mode):
-                current = candidate
-                continue
-            links += 1
-            if links > MAX_LINKS:
-                raise ToolError(
-                    f"path {path!r} goes through too many symbolic links (a loop?); use a path"
-                    " without them"
-                )
-            try:
-                target = os.readlink(candidate)
-            except OSError as exc:
-                raise ToolError(f"cannot resolve path {path!r}: {exc.strerror}") from exc
-            if target.startswith("/"):
-                current = "/"
-            pending.extend(target.split("/")[::-1])
-        return Path(current)
+        """The real path of ``path`` in the worktree (:func:`blitz.backends.confine.resolve`)."""
+        return resolve(self.root, path)
 
     def _shown(self, real: Path) -> str:
         """How a resolved path is shown to the model: relative to the worktree, '/'-separated."""
@@ -185,7 +107,7 @@ class AgentTools:
             raise ToolError("limit must be at least 1 (the number of lines to show), or omitted")
         real = self.resolve(path)
         shown = self._shown(real)
-        with _open_regular(real, shown) as file:
+        with open_regular(real, shown) as file:
             head = file.read(BINARY_SNIFF)
             if b"\x00" in head:
                 size = os.fstat(file.fileno()).st_size
@@ -204,7 +126,7 @@ class AgentTools:
         more = False  # stopped before the end of the file
         cut: int | None = None  # the number of a line shown only in part
         while True:
-            raw, whole = _readline(file, budget * 4 + 8)
+            raw, whole = read_line(file, budget * 4 + 8)
             if not raw:
                 break
             number += 1
@@ -213,7 +135,7 @@ class AgentTools:
             if limit is not None and number > offset + limit:
                 more = True
                 break
-            entry = f"{number:4d}| {_decode_line(raw)}"
+            entry = f"{number:4d}| {decode_line(raw)}"
             if used + len(entry) + 1 > budget:
                 if shown:
                     more = True
@@ -235,7 +157,7 @@ class AgentTools:
                 " with run_command (e.g. `cut -c`)]"
             )
         if more:
-            total = number + _count_lines(file)
+            total = number + count_lines(file)
             notes.append(
                 f"[showing lines {offset + 1}-{last} of {total}; call read_file with"
                 f" offset={last} to read more]"
@@ -266,7 +188,7 @@ class AgentTools:
             for current in range(1, depth + 1):
                 deeper: list[tuple[Path, str]] = []
                 for directory, prefix in level:
-                    for entry in _scan(directory, strict=directory == real):
+                    for entry in scan_dir(directory, strict=directory == real):
                         if len(found) >= cap:
                             capped = True
                             break
@@ -302,7 +224,7 @@ class AgentTools:
     def _describe_link(self, link: str) -> str:
         """Where a symbolic link in a listing leads, without reading anything outside."""
         try:
-            target = self._follow(Path(link).relative_to(self.root).as_posix(), link)
+            target = follow(self.root, Path(link).relative_to(self.root).as_posix(), link)
             inside = target.relative_to(self.root)
         except ToolError:
             return " -> (broken link)"
@@ -317,7 +239,7 @@ class AgentTools:
     # -- searching -----------------------------------------------------------------------------
 
     async def search(
-        self, pattern: str, *, glob: str = _DEFAULT_GLOB, regex: bool = False, path: str = "."
+        self, pattern: str, *, glob: str = DEFAULT_GLOB, regex: bool = False, path: str = "."
     ) -> str:
         """Lines containing ``pattern`` (a literal string, or a Python regular expression with
         ``regex``) as ``file:line: text``, in the files under ``path`` that match ``glob``; with
@@ -334,7 +256,7 @@ class AgentTools:
                     f"invalid regular expression {pattern!r}: {exc}; fix it, or search for the"
                     " literal text with regex=false"
                 ) from None
-        wanted = _glob_matcher(glob)
+        wanted = glob_matcher(glob)
         real = self.resolve(path)
         shown = self._shown(real)
         files: Iterator[tuple[str, Path]]
@@ -342,7 +264,7 @@ class AgentTools:
             prefix = "" if shown == "." else shown + "/"
             files = (
                 (prefix + relative, Path(entry.path))
-                for relative, entry in _walk(real)
+                for relative, entry in walk_files(real)
                 if wanted(relative)
             )
         elif real.is_file():
@@ -356,7 +278,7 @@ class AgentTools:
         cap = self.limits.search_max_matches
         searched = binary = large = 0
         for name, file in files:
-            data = _read_for_search(file)
+            data = read_for_search(file)
             if data is None:
                 large += 1
                 continue
@@ -364,9 +286,9 @@ class AgentTools:
                 binary += 1
                 continue
             searched += 1
-            for number, line in enumerate(_split_lines(data), 1):
+            for number, line in enumerate(split_lines(data), 1):
                 if compiled.search(line) if compiled else pattern in line:
-                    matches.append(f"{name}:{number}: {_clip(line)}")
+                    matches.append(f"{name}:{number}: {clip_line(line)}")
                     if len(matches) >= cap:
                         break
             if len(matches) >= cap:
@@ -375,7 +297,7 @@ class AgentTools:
                 )
                 break
         if not matches:
-            where = f"under {shown!r}" + ("" if glob == _DEFAULT_GLOB else f" matching {glob!r}")
+            where = f"under {shown!r}" + ("" if glob == DEFAULT_GLOB else f" matching {glob!r}")
             matches.append(f"no matches for {pattern!r} in {searched} files {where}")
         if binary or large:
             matches.append(
@@ -459,7 +381,7 @@ class AgentTools:
             )
         real = self.resolve(path)
         shown = self._shown(real)
-        with _open_regular(real, shown) as file:
+        with open_regular(real, shown) as file:
             data = file.read(self.limits.write_max_bytes + 1)
         if len(data) > self.limits.write_max_bytes:
             raise ToolError(
@@ -470,13 +392,13 @@ class AgentTools:
             raise ToolError(f"{shown!r} is a binary file; edit_file changes text files only")
         # surrogateescape keeps bytes that are not UTF-8 exactly as they were.
         text = data.decode("utf-8", "surrogateescape")
-        starts = _occurrences(text, old)
+        starts = occurrences(text, old)
         if not starts:
-            raise ToolError(_not_found(shown, text, old))
+            raise ToolError(not_found(shown, text, old))
         if len(starts) > 1:
             lines = sorted({text.count("\n", 0, start) + 1 for start in starts})
             where = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
-            count = f"{len(starts)}+" if len(starts) >= _MAX_OCCURRENCES else str(len(starts))
+            count = f"{len(starts)}+" if len(starts) >= MAX_OCCURRENCES else str(len(starts))
             raise ToolError(
                 f"old text matches {count} times in {shown!r} (at lines {where}); include more"
                 " of the surrounding lines in old so that it matches exactly once"
@@ -569,209 +491,3 @@ TOOL_DESCRIPTIONS: dict[str, str] = {
     ),
 }
 """One sentence per tool, for the model."""
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def _open_regular(real: Path, shown: str) -> BinaryIO:
-    """``real`` opened for reading, refusing a symbolic link, a directory or a special file."""
-    try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ToolError(
-            f"{shown!r} does not exist; use list_dir or search to find the right path"
-        ) from None
-    except OSError as exc:
-        raise ToolError(f"cannot open {shown!r}: {exc.strerror}") from exc
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise ToolError(f"{shown!r} is a directory; use list_dir to see what it contains")
-        raise ToolError(f"{shown!r} is not a regular file and cannot be read")
-    return os.fdopen(fd, "rb")
-
-
-def _readline(file: BinaryIO, cap: int) -> tuple[bytes, bool]:
-    """The next line, at most ``cap`` bytes of it, and whether it is whole; the rest of a longer
-    line is skipped so that a file without newlines cannot fill memory."""
-    raw = file.readline(cap)
-    if len(raw) < cap or raw.endswith(b"\n"):
-        return raw, True
-    while chunk := file.readline(cap):
-        if chunk.endswith(b"\n"):
-            break
-    return raw, False
-
-
-def _count_lines(file: BinaryIO) -> int:
-    """The lines left in ``file`` from where it is."""
-    count = 0
-    last = b"\n"
-    while chunk := file.read(1 << 20):
-        count += chunk.count(b"\n")
-        last = chunk[-1:]
-    return count + (last != b"\n")
-
-
-def _decode_line(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
-
-
-def _split_lines(data: bytes) -> list[str]:
-    """Lines split on '\\n' only, numbered the way read_file numbers them."""
-    text = data.decode("utf-8", "replace")
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return [line.removesuffix("\r") for line in lines]
-
-
-def _clip(line: str) -> str:
-    line = line.strip()
-    return line if len(line) <= SEARCH_LINE_CHARS else line[:SEARCH_LINE_CHARS] + " [...]"
-
-
-def _scan(directory: Path, *, strict: bool = False) -> list[os.DirEntry[str]]:
-    """The entries of a directory sorted by name, without ``.git``; an unreadable directory
-    below the one asked for is passed over (``strict`` raises instead)."""
-    try:
-        with os.scandir(directory) as entries:
-            found = [entry for entry in entries if entry.name.casefold() != ".git"]
-    except OSError:
-        if strict:
-            raise
-        return []
-    return sorted(found, key=lambda entry: entry.name)
-
-
-def _walk(start: Path) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """Regular files under ``start`` with their paths relative to it, depth first in name
-    order, never following a symbolic link and skipping ``.git`` and :data:`SKIPPED_DIRS`."""
-    stack: list[tuple[Path, str]] = [(start, "")]
-    while stack:
-        directory, prefix = stack.pop()
-        subdirectories: list[tuple[Path, str]] = []
-        for entry in _scan(directory):
-            if entry.is_symlink():
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIPPED_DIRS:
-                    subdirectories.append((Path(entry.path), f"{prefix}{entry.name}/"))
-            elif entry.is_file(follow_symlinks=False):
-                yield prefix + entry.name, entry
-        stack.extend(reversed(subdirectories))
-
-
-def _read_for_search(file: Path) -> bytes | None:
-    """The bytes of a regular file, None when it is over the search size limit; unreadable
-    files read as empty."""
-    try:
-        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return b""
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
-        data = handle.read(SEARCH_MAX_FILE_BYTES + 1)
-    return None if len(data) > SEARCH_MAX_FILE_BYTES else data
-
-
-def _glob_matcher(glob: str) -> Callable[[str], bool]:
-    """A predicate on '/'-separated relative paths. A glob without '/' matches file names at
-    any depth; one with '/' matches the whole path, where '**' spans directories."""
-    try:
-        compiled = re.compile(_glob_regex(glob or _DEFAULT_GLOB) + r"\Z", re.DOTALL)
-    except re.error as exc:
-        raise ToolError(f"invalid glob {glob!r}: {exc}") from None
-    if "/" in glob:
-        return lambda relative: compiled.match(relative) is not None
-    return lambda relative: compiled.match(relative.rpartition("/")[2]) is not None
-
-
-def _glob_regex(glob: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        char = glob[i]
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif char == "*":
-            out.append("[^/]*")
-            i += 1
-        elif char == "?":
-            out.append("[^/]")
-            i += 1
-        elif char == "[" and (end := glob.find("]", i + 2)) != -1:
-            # fnmatch knows the corners of character sets ('!', '^', '&&', ...).
-            out.append(fnmatch.translate(glob[i : end + 1]).removesuffix(r"\Z"))
-            i = end + 1
-        elif char == "{" and (end := glob.find("}", i)) != -1:
-            options = glob[i + 1 : end].split(",")
-            out.append("(?:" + "|".join(_glob_regex(option) for option in options) + ")")
-            i = end + 1
-        else:
-            out.append(re.escape(char))
-            i += 1
-    return "".join(out)
-
-
-_MAX_OCCURRENCES = 1000
-
-
-def _occurrences(text: str, old: str) -> list[int]:
-    """Where ``old`` starts in ``text``, overlapping occurrences included (up to a bound)."""
-    starts: list[int] = []
-    start = text.find(old)
-    while start != -1 and len(starts) < _MAX_OCCURRENCES:
-        starts.append(start)
-        start = text.find(old, start + 1)
-    return starts
-
-
-def _not_found(shown: str, text: str, old: str) -> str:
-    """Why an edit's old text was not found, quoting the closest lines of the file."""
-    if not text:
-        return f"old text not found: {shown!r} is empty; use write_file to give it content"
-    lines = text.split("\n")
-    wanted = old.strip("\n").split("\n")
-    size = min(len(wanted), len(lines))
-    matcher = difflib.SequenceMatcher(None, autojunk=False)
-    matcher.set_seq2("\n".join(wanted))  # the matcher caches what it learns about seq2
-    best, best_at = 0.0, 0
-    for at in range(len(lines) - size + 1):
-        matcher.set_seq1("\n".join(lines[at : at + size]))
-        if matcher.real_quick_ratio() <= best or matcher.quick_ratio() <= best:
-            continue
-        ratio = matcher.ratio()
-        if ratio > best:
-            best, best_at = ratio, at
-    message = f"old text not found in {shown!r}."
-    if " ".join(old.split()) in " ".join(text.split()):
-        message += (
-            " The text is there with different whitespace or indentation: copy it exactly,"
-            " including leading spaces or tabs."
-        )
-    if best < 0.3:
-        return message + " Nothing in the file is close to it; read_file to see what it contains."
-    shown_lines = lines[best_at : best_at + min(size, EXCERPT_LINES)]
-    excerpt = "\n".join(
-        f"{best_at + 1 + n:4d}| {_clip_excerpt(line)}" for n, line in enumerate(shown_lines)
-    )
-    more = "\n     ..." if size > EXCERPT_LINES else ""
-    last = best_at + size
-    where = f"line {best_at + 1}" if size == 1 else f"lines {best_at + 1}-{last}"
-    return (
-        f"{message} The closest text is at {where}:\n{excerpt}{more}\n"
-        "Copy the exact current text into old (without the line-number prefixes) and retry."
-    )
-
-
-def _clip_excerpt(line: str) -> str:
-    line = line.removesuffix("\r")
-    return line if len(line) <= SEARCH_LINE_CHARS else line[:SEARCH_LINE_CHARS] + " [...]"

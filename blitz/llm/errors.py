@@ -1,5 +1,8 @@
 """What a provider failure means, and the one place model calls are retried.
 
+(``ProviderCircuit``, ``ProviderUnavailable``, ``breaker_key`` and ``provider_label`` live in
+:mod:`blitz.llm.breakers` and are re-exported here.)
+
 :func:`classify` sorts an exception from a model call into four kinds:
 
 * ``transient`` - rate limits (429), overload (529, 503), server errors (5xx), timeouts, refused
@@ -14,8 +17,9 @@
 
 :func:`call_with_retries` makes one logical call, retrying transient failures with exponential
 backoff and jitter (honouring ``Retry-After``) and feeding every outcome to the provider's circuit
-breaker. SDK clients are built with ``max_retries=0`` (:mod:`blitz.llm.models`), so this is the
-only retry loop: ``max_attempts`` attempts mean exactly that many HTTP requests.
+breaker (:class:`blitz.llm.breakers.ProviderCircuit`). SDK clients are built with
+``max_retries=0`` (:mod:`blitz.llm.models`), so this is the only retry loop: ``max_attempts``
+attempts mean exactly that many HTTP requests.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pydantic_ai.exceptions import (
 from blitz.breaker import BreakerBoard, Change
 from blitz.clock import Clock
 from blitz.errors import ConfigError, RunError
+from blitz.llm.breakers import ProviderCircuit, ProviderUnavailable, breaker_key, provider_label  # noqa: F401
 from blitz.redact import redact
 
 T = TypeVar("T")
@@ -122,15 +127,6 @@ class ProviderError(RunError):
         self.retry_after = failure.retry_after
 
 
-class ProviderUnavailable(RunError):
-    """The provider's circuit breaker is open: the call was not made. Retry after ``retry_after``
-    seconds (None when a probe call is already under way)."""
-
-    def __init__(self, message: str, *, retry_after: float | None) -> None:
-        super().__init__(message, retryable=True)
-        self.retry_after = retry_after
-
-
 class ModelOutputError(RunError):
     """The model's output stayed unusable after pydantic-ai's re-asks; another attempt may do
     better."""
@@ -150,16 +146,6 @@ class RetryStats:
     waited: float = 0.0
     failures: list[ProviderFailure] = field(default_factory=list)
     breaker_changes: list[Change] = field(default_factory=list)
-
-
-def breaker_key(provider: str) -> str:
-    """The key of a model provider's circuit breaker."""
-    return f"provider:{provider}"
-
-
-def provider_label(provider: str) -> str:
-    """How messages name ``provider``."""
-    return {"anthropic": "Anthropic", "openai": "OpenAI"}.get(provider, f"the {provider} server")
 
 
 def key_setting(provider: str) -> str:
@@ -451,38 +437,30 @@ async def call_with_retries(
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
     stats = stats if stats is not None else RetryStats()
-    key = breaker_key(provider)
+    circuit = ProviderCircuit(breakers, provider)
     attempt = 0
     while True:
         attempt += 1
-        probes: list[str] = []
-        if breakers is not None:
-            admitted = breakers.admit([key])
-            if admitted is None:
-                raise _unavailable(breakers, key, provider_label(provider))
-            probes = admitted
+        probes = circuit.admit()  # raises ProviderUnavailable while the breaker is open
         try:
             result = await fn()
         except Exception as exc:
             failure = classify(exc, provider=provider, now=clock.time())
             stats.failures.append(failure)
-            if breakers is not None:
-                if failure.kind == "transient":
-                    stats.breaker_changes += breakers.record([key], ok=False, error=failure.message)
-                elif failure.kind != "other" or isinstance(exc, ModelAPIError):
-                    # The provider answered: its machinery works, whatever the answer said.
-                    stats.breaker_changes += breakers.record([key], ok=True)
-                else:
-                    breakers.release(probes)
+            if failure.kind == "transient":
+                stats.breaker_changes += circuit.judge(probes, reached=False, error=failure.message)
+            elif failure.kind != "other" or isinstance(exc, ModelAPIError):
+                # The provider answered: its machinery works, whatever the answer said.
+                stats.breaker_changes += circuit.judge(probes, reached=True)
+            else:
+                circuit.judge(probes, reached=None)
             _raise_unless_retryable(exc, failure, provider, attempt, max_attempts, max_delay)
         except BaseException:
             # Cancelled or interrupted mid-call: there is no outcome, so give the probe back.
-            if breakers is not None:
-                breakers.release(probes)
+            circuit.judge(probes, reached=None)
             raise
         else:
-            if breakers is not None:
-                stats.breaker_changes += breakers.record([key], ok=True)
+            stats.breaker_changes += circuit.judge(probes, reached=True)
             return result
         wait = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + jitter() / 2)
         if failure.retry_after is not None:
@@ -528,18 +506,3 @@ def _raise_unless_retryable(
             attempts=attempt,
             retryable=True,
         ) from exc
-
-
-def _unavailable(breakers: BreakerBoard, key: str, who: str) -> ProviderUnavailable:
-    breaker = breakers.get(key)
-    retry_at = breaker.retry_at()
-    if retry_at is None:
-        when, retry_after = "a probe call is under way", None
-    else:
-        retry_after = max(0.0, retry_at - breakers.clock.monotonic())
-        when = f"next try in {retry_after:.0f}s"
-    last = f" (last: {breaker.last_error})" if breaker.last_error else ""
-    return ProviderUnavailable(
-        f"{who} is unavailable: its circuit breaker opened after repeated failures{last}; {when}",
-        retry_after=retry_after,
-    )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 
-from blitz import actions, process
+from blitz import actions, git
 from blitz.domain import Attempt, Goal, GoalState
 from blitz.events import Event, EventKind
 from blitz.planner import parse_plan
@@ -202,16 +202,7 @@ def routes(router: APIRouter, host: Host) -> None:
 async def _commit_diff(repo: Path, attempt: Attempt) -> str:
     """The change an attempt committed, from git (the store keeps only its stat)."""
     base = attempt.base_sha or f"{attempt.commit}^"
-    done = await process.run(
-        ["git", "diff", "--no-color", "--no-ext-diff", base, attempt.commit],
-        cwd=repo,
-        timeout=30,
-        env=process.clean_env({"GIT_OPTIONAL_LOCKS": "0"}),
-        cap=DIFF_CAP,
-    )
-    if not done.ok:
-        return ""
-    return ("[... diff truncated ...]\n" if done.dropped else "") + done.output
+    return await git.commit_diff(repo, base, attempt.commit, cap=DIFF_CAP)
 
 
 def _transcript(host: Host, goal_id: str, attempt_id: str) -> list[Event]:

@@ -693,8 +693,6 @@ def _event_row(e: Event) -> tuple[Any, ...]:
     )
 
 
-
-
 def _event(row: Sequence[Any]) -> Event:
     id_, ts, kind, goal_id, task_id, attempt_id, project_id, message, data = row
     return Event(

@@ -122,9 +122,7 @@ class ScriptedPlanner:
             )
         # Nothing left to try: the task stays failed (its dependents are blocked and the goal
         # fails) rather than being skipped into a goal that claims success.
-        raise RunError(
-            f"the scripted planner has no further recovery for task {request.task.id!r}"
-        )
+        raise RunError(f"the scripted planner has no further recovery for task {request.task.id!r}")
 
 
 def _inside(worktree: Path, rel: str) -> Path:

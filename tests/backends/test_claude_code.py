@@ -4,18 +4,14 @@ for CLIs that are missing, too old, broken or hung."""
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import socket
-import stat
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from backend_helpers import Sink, assert_script_done, script, task
 from engine_helpers import (
     PYTHON,
     UNITTEST,
@@ -28,11 +24,9 @@ from engine_helpers import (
     make_repo,
     of_kind,
     run_one,
-    sleeping_processes,
-    wait_until,
 )
 
-from blitz.backends.base import AgentBackend, AgentRequest
+from blitz.backends.base import AgentBackend
 from blitz.backends.claude_code import PROVIDER_BREAKER, WorktreeGuard
 from blitz.backends.registry import BackendOptions, create_backend
 from blitz.breaker import BreakerBoard
@@ -63,20 +57,6 @@ def server() -> Iterator[ModelServer]:
         yield running
 
 
-@pytest.fixture
-def worktree(git_repo: Path) -> Path:
-    """A real git worktree of ``git_repo`` on its own branch, as the engine makes for a task."""
-    path = git_repo.parent / "wt"
-    subprocess.run(
-        ["git", "worktree", "add", "-q", "-b", "blitz/t1", str(path)],
-        cwd=git_repo,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return path
-
-
 def backend(
     server: ModelServer | None = None,
     *,
@@ -94,19 +74,6 @@ def backend(
     return create_backend("claude-code", options)
 
 
-def task(worktree: Path, **changes: Any) -> AgentRequest:
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Greet people",
-        "task_id": "t1",
-        "title": "Add hello.py",
-        "instructions": "Add hello() returning 'hello' in hello.py.",
-        "worktree": worktree,
-        "timeout": 60.0,
-    }
-    return AgentRequest(**(fields | changes))
-
-
 def call(name: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "input": args}
 
@@ -116,24 +83,6 @@ def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> 
     if text is not None:
         answer["text"] = text
     return {**condition, "reply": answer}
-
-
-class Sink:
-    """Collects the messages a run streams."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-    def text(self) -> str:
-        return "\n".join(self.messages)
-
-
-def assert_script_done(server: ModelServer) -> None:
-    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
-    assert not server.pending
 
 
 # -- the real CLI ---------------------------------------------------------------------------------
@@ -359,12 +308,6 @@ async def test_the_budget_stops_the_attempt(server: ModelServer, worktree: Path)
 # -- CLIs that cannot be used ---------------------------------------------------------------------
 
 
-def script(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
 FAKE_CLI = """#!{python}
 import json, sys
 if "--version" in sys.argv:
@@ -480,48 +423,6 @@ async def test_a_cli_exiting_over_its_credentials_is_a_configuration_error(
 
     assert not result.ok and not result.crashed
     assert "ANTHROPIC_API_KEY" in result.config_error and "Invalid API key" in result.config_error
-
-
-def hanging_cli(tmp_path: Path, marker: str) -> Path:
-    """A CLI that starts a child in its own session, a grandchild, and hangs."""
-    return script(
-        tmp_path / "hanging-claude",
-        "#!/bin/sh\n"
-        'if [ "$1" = "--version" ]; then echo "2.1.330 (Claude Code)"; exit 0; fi\n'
-        f"setsid sleep {marker} &\n"
-        f"sh -c 'sleep {marker}; true' &\n"
-        "sleep 600\n",
-    )
-
-
-async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
-    tmp_path: Path, worktree: Path
-) -> None:
-    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
-    cli = hanging_cli(tmp_path, marker)
-    started = time.monotonic()
-
-    result = await backend(cli_path=str(cli)).run(task(worktree, timeout=2.0))
-
-    assert not result.ok and not result.crashed
-    assert result.error.startswith("timed out after 2s")
-    assert time.monotonic() - started < 15
-    await wait_until(lambda: not sleeping_processes(marker), 5)
-
-
-async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
-    tmp_path: Path, worktree: Path
-) -> None:
-    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
-    cli = hanging_cli(tmp_path, marker)
-    running = asyncio.ensure_future(backend(cli_path=str(cli)).run(task(worktree)))
-    await wait_until(lambda: len(sleeping_processes(marker)) == 2)
-
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
-
-    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 def test_the_permission_mode_is_checked() -> None:

@@ -10,12 +10,10 @@ that need it fail: they are not skipped.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backend_helpers import Sink, assert_script_done, script, task
 from engine_helpers import (
     PYTHON,
     UNITTEST,
@@ -42,7 +41,7 @@ from engine_helpers import (
 )
 from pydantic_ai.usage import RequestUsage
 
-from blitz.backends.base import AgentBackend, AgentRequest
+from blitz.backends.base import AgentBackend
 from blitz.backends.codex import BREAKER_KEY, MARKER_VARIABLE, classify_failure
 from blitz.backends.install import (
     CODEX_VERSION,
@@ -67,33 +66,10 @@ MODEL = "gpt-5.5"  # a model codex 0.169 has metadata for (others get a warning 
 PRICE = Price(input=2.0, output=10.0, cached_input=0.2, cache_write=2.0)
 
 
-@pytest.fixture(scope="session")
-def tools_dir() -> Path:
-    """Where the real codex CLI is installed, once per session (npm; a failure fails the test)."""
-    configured = os.environ.get("BLITZ_TEST_TOOLS_DIR", "")
-    directory = Path(configured) if configured else Path.home() / ".cache" / "blitz-test-tools"
-    asyncio.run(install_codex(directory.expanduser().resolve()))
-    return directory.expanduser().resolve()
-
-
 @pytest.fixture
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-@pytest.fixture
-def worktree(git_repo: Path) -> Path:
-    """A real git worktree of ``git_repo`` on its own branch, as the engine makes for a task."""
-    path = git_repo.parent / "wt"
-    subprocess.run(
-        ["git", "worktree", "add", "-q", "-b", "blitz/t1", str(path)],
-        cwd=git_repo,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return path
 
 
 def backend(
@@ -121,19 +97,6 @@ def backend(
     return create_backend("codex", options)
 
 
-def task(worktree: Path, **changes: Any) -> AgentRequest:
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Greet people",
-        "task_id": "t1",
-        "title": "Add hello.py",
-        "instructions": "Add hello() returning 'hello' in hello.py.",
-        "worktree": worktree,
-        "timeout": 60.0,
-    }
-    return AgentRequest(**(fields | changes))
-
-
 def patch(*lines: str) -> str:
     return "\n".join(["*** Begin Patch", *lines, "*** End Patch"]) + "\n"
 
@@ -153,30 +116,6 @@ def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> 
     if text is not None:
         answer["text"] = text
     return {**condition, "reply": answer}
-
-
-class Sink:
-    """Collects the messages a run streams."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-    def text(self) -> str:
-        return "\n".join(self.messages)
-
-
-def assert_script_done(server: ModelServer) -> None:
-    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
-    assert not server.pending
-
-
-def script(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
 
 
 # -- the real CLI ---------------------------------------------------------------------------------
@@ -671,46 +610,6 @@ async def test_a_cli_ending_without_its_turn_crashes_the_attempt(
 
     assert not result.ok and result.crashed
     assert result.error == "codex exited without finishing its turn"
-
-
-def hanging_codex(tmp_path: Path, marker: str) -> Path:
-    """A codex that starts a child in its own session, a grandchild, and hangs."""
-    body = (
-        f"subprocess.Popen(['setsid', 'sleep', {marker!r}])\n"
-        f"subprocess.Popen(['sh', '-c', 'sleep {marker}; true'])\n"
-        "time.sleep(600)\n"
-    )
-    return fake_codex(tmp_path, body)
-
-
-async def test_a_hung_cli_is_killed_with_its_process_tree_at_the_timeout(
-    tmp_path: Path, worktree: Path
-) -> None:
-    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
-    codex = hanging_codex(tmp_path, marker)
-    started = time.monotonic()
-
-    result = await backend(binary=str(codex)).run(task(worktree, timeout=2.0))
-
-    assert not result.ok and not result.crashed
-    assert result.error.startswith("codex did not finish within 2s")
-    assert time.monotonic() - started < 15
-    await wait_until(lambda: not sleeping_processes(marker), 5)
-
-
-async def test_a_cancelled_run_kills_the_cli_with_its_process_tree(
-    tmp_path: Path, worktree: Path
-) -> None:
-    marker = f"{600 + secrets.randbelow(1000)}.{secrets.randbelow(10**6)}"
-    codex = hanging_codex(tmp_path, marker)
-    running = asyncio.ensure_future(backend(binary=str(codex)).run(task(worktree)))
-    await wait_until(lambda: len(sleeping_processes(marker)) == 2)
-
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
-
-    await wait_until(lambda: not sleeping_processes(marker), 5)
 
 
 # -- installing -----------------------------------------------------------------------------------

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backend_helpers import Sink, assert_script_done, task
 from pydantic_ai.exceptions import IncompleteToolCall
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from blitz.backends.base import AgentRequest
 from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
 from blitz.breaker import BreakerBoard, BreakerState
 from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
@@ -53,20 +53,6 @@ def server() -> Iterator[ModelServer]:
         yield running
 
 
-@pytest.fixture
-def worktree(git_repo: Path) -> Path:
-    """A real git worktree of ``git_repo`` on its own branch, as the engine makes for a task."""
-    path = git_repo.parent / "wt"
-    subprocess.run(
-        ["git", "worktree", "add", "-q", "-b", "blitz/t1", str(path)],
-        cwd=git_repo,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return path
-
-
 def backend(
     server: ModelServer,
     model: str = ANTHROPIC,
@@ -92,18 +78,6 @@ def backend(
     )
 
 
-def task(worktree: Path, **changes: Any) -> AgentRequest:
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Greet people",
-        "task_id": "t1",
-        "title": "Add hello.py",
-        "instructions": "Add hello() returning 'hello' in hello.py.",
-        "worktree": worktree,
-    }
-    return AgentRequest(**(fields | changes))
-
-
 def call(name: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "input": args}
 
@@ -112,26 +86,8 @@ def finish(summary: str = "Added hello().", **condition: Any) -> dict[str, Any]:
     return {**condition, "reply": {"tool_calls": [call("finish", summary=summary)]}}
 
 
-class Sink:
-    """Collects the messages a run streams."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-    def text(self) -> str:
-        return "\n".join(self.messages)
-
-
 def tool_results(server: ModelServer) -> str:
     return "\n".join(request.tool_results for request in server.requests)
-
-
-def assert_script_done(server: ModelServer) -> None:
-    assert not server.unmatched, [r.last_user_text for r in server.unmatched]
-    assert not server.pending
 
 
 # -- the happy path -----------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+"""What a backend is built from: :class:`BackendOptions`, handed to every backend factory, and
+the blitz.toml sections of the built-in backends (re-exported here so a backend needs nothing
+from the settings tree but this module)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blitz.clock import Clock, SystemClock
+from blitz.config import ClaudeCodeConfig, CodexConfig, CommandBackendConfig
+
+if TYPE_CHECKING:
+    from blitz.breaker import BreakerBoard
+    from blitz.llm.models import ProviderConfig
+    from blitz.llm.usage import PriceTable
+    from blitz.testing.scripted import Scenario
+
+__all__ = ["NO_MODEL", "BackendOptions", "ClaudeCodeConfig", "CodexConfig", "CommandBackendConfig"]
+
+NO_MODEL = (
+    "no model is configured. Set one as provider:model, for example\n"
+    "  export BLITZ_MODEL=anthropic:claude-sonnet-4-6 ANTHROPIC_API_KEY=...\n"
+    "  export BLITZ_MODEL=openai:gpt-5 OPENAI_API_KEY=...\n"
+    "  export BLITZ_MODEL=ollama:qwen2.5-coder:7b        (a local model, no key)\n"
+    "or pass --model, or set [models] in blitz.toml. `blitz demo` needs no model."
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendOptions:
+    """What a backend may need; each factory takes what it uses."""
+
+    scenario: Scenario | None = None  # scripted
+    model: str = ""  # provider:model, for model-driven backends (embedded)
+    providers: ProviderConfig | None = None
+    prices: PriceTable | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    breakers: BreakerBoard | None = None
+    max_turns: int = 60
+    max_tokens: int = 2_000_000
+    max_cost_usd: float | None = None
+    stuck_repeats: int = 3
+    claude_code: ClaudeCodeConfig | None = None  # blitz.toml [claude_code]
+    codex: CodexConfig | None = None  # blitz.toml [codex]
+    commands: Mapping[str, CommandBackendConfig] = field(default_factory=dict)  # [backends.*]
+    env: Mapping[str, str] = field(default_factory=dict)  # provider keys/URLs for CLI agents
+    tools_dir: Path | None = None  # where blitz installs agent CLIs (npm packages)
