@@ -24,15 +24,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from blitz import workspace as git
 from blitz.backends.registry import NO_MODEL, check_name, create_backend
 from blitz.conductor import runner_alive
-from blitz.config import RepoConfig, gates_of
+from blitz.config import apply_config
 from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
-from blitz.errors import ConfigError, GitError, RepositoryError, UserError
+from blitz.errors import ConfigError, RepositoryError, UserError
 from blitz.events import Event, EventKind
 from blitz.store.base import Store
+from blitz.workspace import branch_name
 
 if TYPE_CHECKING:
     from blitz.app import App
@@ -149,9 +149,9 @@ async def register(app: App, path: Path, *, name: str = "") -> Registered:
     cfg = app.repo_config(path)
     existing = store.find_project_by_path(str(path))
     if existing is not None:
-        project = _apply_config(existing, cfg) if cfg else existing
+        project = apply_config(existing, cfg) if cfg else existing
     else:
-        branch = (cfg.project.base_branch if cfg else "") or await _current_branch(ws)
+        branch = (cfg.project.base_branch if cfg else "") or await ws.start_branch()
         # Never register what cannot be used (a plain directory, a repo with no commits).
         await ws.check(base_branch=branch, allow_dirty=True)
         if cfg is None:
@@ -165,7 +165,7 @@ async def register(app: App, path: Path, *, name: str = "") -> Registered:
                 gates=gates,
             )
         else:
-            project = _apply_config(
+            project = apply_config(
                 Project(id=new_id("p"), name="", path=str(path), base_branch=branch), cfg
             )
             project = dataclasses.replace(
@@ -298,7 +298,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
         id=goal_id,
         project_id=project.id,
         title=title.strip(),
-        branch=git.branch_name(title, goal_id),
+        branch=branch_name(title, goal_id),
         base_branch=project.base_branch,
         backend=backend,
         created_at=app.clock.time(),
@@ -482,38 +482,3 @@ def _unique_name(store: Store, name: str) -> str:
     while candidate in taken:
         candidate, n = f"{name}-{n}", n + 1
     return candidate
-
-
-def _apply_config(project: Project, cfg: RepoConfig) -> Project:
-    p = cfg.project
-    return dataclasses.replace(
-        project,
-        name=project.name or p.name,
-        base_branch=p.base_branch or project.base_branch,
-        remote=p.remote,
-        backend=p.backend,
-        fallback_backend=p.fallback_backend,
-        max_parallel=p.max_parallel,
-        require_plan_approval=p.require_plan_approval,
-        gates=gates_of(cfg),
-    )
-
-
-async def _current_branch(ws: git.Workspace) -> str:
-    try:
-        branch = await ws.current_branch()
-    except UserError:
-        # No current branch may mean no repository at all: check() then says what is wrong.
-        try:
-            await ws.rev_parse("HEAD")
-        except GitError:
-            await ws.check(base_branch="HEAD", allow_dirty=True)
-        raise
-    except Exception as exc:
-        raise RepositoryError(f"cannot read the current branch of {ws}: {exc}") from exc
-    if not branch or branch == "HEAD":
-        raise RepositoryError(
-            "the repository is on a detached HEAD: check out the branch goals should start from, "
-            "or set [project] base_branch in blitz.toml"
-        )
-    return branch

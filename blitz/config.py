@@ -8,6 +8,7 @@ the file, the line and the key, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from blitz.domain import Gates
+from blitz.domain import Gates, Project
 from blitz.errors import ConfigError
 
 CONFIG_NAME = "blitz.toml"
@@ -454,3 +455,19 @@ def _toml_string(text: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
+
+
+def apply_config(project: Project, cfg: RepoConfig) -> Project:
+    """``project`` with what the repository's ``blitz.toml`` says of it."""
+    p = cfg.project
+    return dataclasses.replace(
+        project,
+        name=project.name or p.name,
+        base_branch=p.base_branch or project.base_branch,
+        remote=p.remote,
+        backend=p.backend,
+        fallback_backend=p.fallback_backend,
+        max_parallel=p.max_parallel,
+        require_plan_approval=p.require_plan_approval,
+        gates=gates_of(cfg),
+    )

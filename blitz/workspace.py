@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from blitz.errors import ConfigError, GitError, RepositoryError
+from blitz.errors import ConfigError, GitError, RepositoryError, UserError
 from blitz.git import Git, repo_lock
 
 GOAL_PREFIX = "blitz/"
@@ -179,6 +179,26 @@ class Workspace:
                 f"HEAD is detached in {self.repo}; check out a branch or name the base branch"
             )
         return found.out.strip()
+
+    async def start_branch(self) -> str:
+        """The branch goals start from when ``blitz.toml`` names none: the one checked out."""
+        try:
+            branch = await self.current_branch()
+        except UserError:
+            # No current branch may mean no repository at all: check() then says what is wrong.
+            try:
+                await self.rev_parse("HEAD")
+            except GitError:
+                await self.check(base_branch="HEAD", allow_dirty=True)
+            raise
+        except Exception as exc:
+            raise RepositoryError(f"cannot read the current branch of {self}: {exc}") from exc
+        if not branch or branch == "HEAD":
+            raise RepositoryError(
+                "the repository is on a detached HEAD: check out the branch goals should start "
+                "from, or set [project] base_branch in blitz.toml"
+            )
+        return branch
 
     async def dirty_paths(self) -> list[str]:
         """Uncommitted paths in the user's checkout: staged, unstaged, untracked (not ignored)."""
