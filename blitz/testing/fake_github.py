@@ -21,10 +21,11 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from blitz.testing.loopback import LoopbackServer
 
 DOCS = "https://docs.github.com/rest"
 
@@ -51,7 +52,7 @@ class _Failure:
     method: str  # only requests with this method; "" for any
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """An in-memory GitHub on ``127.0.0.1`` at a free port; see the module docstring.
 
     ``repos`` (``"owner/repo"`` names) limits which repositories exist; by default all do.
@@ -66,16 +67,7 @@ class FakeGitHub:
         self.requests: list[SeenRequest] = []
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """The API root to give the client as its base URL."""
-        if self._server is None:
-            raise RuntimeError("FakeGitHub is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__()
 
     def fail_next(
         self,
@@ -108,42 +100,15 @@ class FakeGitHub:
         with self._lock:
             self._failures.extend([failure] * count)
 
-    def start(self) -> FakeGitHub:
+    name = "fake-github"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             github = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval makes stop() quick; shutdown waits for the next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="fake-github",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return Handler
 
     # -- the API, called from the server's threads -------------------------------------------
 

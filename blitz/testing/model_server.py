@@ -38,12 +38,12 @@ import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Literal
+from http.server import BaseHTTPRequestHandler
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from blitz.testing import anthropic_api, openai_api, responses_api
+from blitz.testing.loopback import LoopbackServer
 from blitz.testing.turns import (
     Api,
     ErrorReply,
@@ -95,7 +95,7 @@ RECORDED_HEADERS = (
 )
 
 
-class ModelServer(Script):
+class ModelServer(Script, LoopbackServer):
     """A scripted Anthropic + OpenAI provider on ``127.0.0.1`` at a free port.
 
     The script (``turns``, ``fallback``, :meth:`add`, :meth:`fail_next`, :meth:`clear`,
@@ -117,8 +117,7 @@ class ModelServer(Script):
         self.models = tuple(models)
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        LoopbackServer.__init__(self)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> ModelServer:
@@ -126,14 +125,6 @@ class ModelServer(Script):
         return cls(load_scenario(path), **options)
 
     # -- lifecycle --------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``, without ``/v1``."""
-        if self._server is None:
-            raise RuntimeError("ModelServer is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def anthropic_base_url(self) -> str:
@@ -145,45 +136,24 @@ class ModelServer(Script):
         """The base URL for OpenAI clients, which add paths after ``/v1``."""
         return f"{self.url}/v1"
 
-    def start(self) -> ModelServer:
+    name = "model-server"
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(_Handler):
             model_server = server
 
+        return Handler
+
+    def start(self) -> Self:
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        # A short poll interval makes stop() quick; shutdown waits for the next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="model-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving; delayed answers still waiting are dropped."""
         self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> ModelServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().stop()
 
     # -- answering, called from the server's threads ----------------------------------------
 

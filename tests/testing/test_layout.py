@@ -15,7 +15,7 @@ ALLOWED = {
     "anthropic_api": {"turns", "wire"},
     "openai_api": {"turns", "wire"},
     "responses_api": {"turns", "wire", "openai_api"},
-    "model_server": {"turns", "wire", "anthropic_api", "openai_api", "responses_api"},
+    "model_server": {"loopback", "turns", "wire", "anthropic_api", "openai_api", "responses_api"},
 }
 
 
