@@ -23,9 +23,10 @@ from sse_starlette import EventSourceResponse
 
 from blitz.redact import redact_data
 from blitz.server import auth, events, goals, problems, projects
+from blitz.server.inputs import BreakerResetIn, LoginIn
 from blitz.server.metrics import CONTENT_TYPE
 from blitz.server.problems import Problem, not_found
-from blitz.server.schemas import BreakerOut, BreakerResetIn, HealthOut, LoginIn
+from blitz.server.schemas import BreakerOut, HealthOut
 
 if TYPE_CHECKING:
     from blitz.server.host import Host

@@ -14,16 +14,14 @@ from blitz import actions, git
 from blitz.domain import Attempt, Goal, GoalState
 from blitz.events import Event, EventKind
 from blitz.planner import parse_plan
+from blitz.server.inputs import ApproveIn, GoalIn, ReasonIn
 from blitz.server.problems import conflict, not_found
 from blitz.server.schemas import (
     ActionOut,
-    ApproveIn,
     AttemptDetailOut,
     EventOut,
     GoalDetailOut,
-    GoalIn,
     GoalOut,
-    ReasonIn,
     TaskDetailOut,
     attempt_detail,
     event_data,

@@ -14,8 +14,9 @@ from blitz.backends.registry import check_name
 from blitz.config import CONFIG_NAME, ProjectConfig
 from blitz.domain import Project
 from blitz.errors import UserError
+from blitz.server.inputs import PauseIn, ProjectIn, ProjectPatch
 from blitz.server.problems import Problem, conflict
-from blitz.server.schemas import PauseIn, ProjectIn, ProjectOut, ProjectPatch
+from blitz.server.schemas import ProjectOut
 
 if TYPE_CHECKING:
     from blitz.server.host import Host
