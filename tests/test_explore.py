@@ -16,10 +16,9 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from blitz.domain import Attempt, GateResult, Usage
-from blitz.explore import (
+from blitz.conductor.selection import (
     UNAVAILABLE,
     Candidate,
-    ModelJudge,
     Selection,
     candidate_of,
     count_changed_lines,
@@ -27,6 +26,7 @@ from blitz.explore import (
     explain,
     rank,
 )
+from blitz.llm.judge import ModelJudge
 from blitz.llm.models import parse_model
 from blitz.testing.models import call, scripted_model
 

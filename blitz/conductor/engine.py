@@ -1,0 +1,843 @@
+"""The engine: drives every goal of this process from plan to pull request.
+
+One loop owns all in-memory state. Work that waits on the outside world (planning, attempts,
+recovery planning, publishing) runs as jobs; each job ends in a report that the loop applies:
+it writes the changed records and their events (through the journal), feeds newly ready tasks
+to the router and starts whatever the router lets start. Because the loop is the only writer,
+no locks guard the state. Attempts run through the goal's executor, never here.
+
+Durability: the store commits in groups, so a kill may lose the last few milliseconds of
+writes. Nothing is lost by that: the plan is flushed before any task runs, and on resume the
+goal branch's commit trailers say which tasks were integrated (see :mod:`.resume`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import functools
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from blitz.breaker import BreakerBoard, Change, backend_key, project_key
+from blitz.clock import Clock
+from blitz.conductor import best_of_n, planning, resume, steering
+from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover, failed_or_held
+from blitz.conductor.journal import Journal
+from blitz.conductor.selection import Selection
+from blitz.conductor.services import GoalReport, Published, Services
+from blitz.conductor.spending import NO_USAGE, Spending
+from blitz.dag import NodeStatus
+from blitz.domain import (
+    Attempt,
+    AttemptState,
+    BreakerRecord,
+    BreakerState,
+    Goal,
+    GoalState,
+    Plan,
+    Project,
+    RecoveryAction,
+    Task,
+    TaskState,
+    Usage,
+    new_id,
+)
+from blitz.errors import ConfigError, PlanError, UserError
+from blitz.events import EventKind
+from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, AttemptRequest, Outcome
+from blitz.planner import Recovered
+from blitz.router import Router, WorkItem
+from blitz.runner import runner_id
+from blitz.store.base import Store
+
+if TYPE_CHECKING:
+    from blitz.backends.base import AgentBackend
+
+
+# -- jobs: what the loop started, and whose report it applies when they end ----------------
+
+
+@dataclass(slots=True)
+class PlanJob:
+    run: GoalRun
+
+
+@dataclass(slots=True)
+class AttemptJob:
+    run: GoalRun
+    item: WorkItem
+    made: list[Attempt]  # one attempt, or best-of-N candidates
+
+
+@dataclass(slots=True)
+class RecoveryJob:
+    run: GoalRun
+    task_id: str
+    attempt_id: str
+
+
+@dataclass(slots=True)
+class PublishJob:
+    run: GoalRun
+
+
+Job = PlanJob | AttemptJob | RecoveryJob | PublishJob
+
+
+class Engine:
+    """Drives goals. Create it, add goals with :meth:`start` or :meth:`resume`, then :meth:`run`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        router: Router,
+        breakers: BreakerBoard,
+        services: Callable[[Project, Goal], Services],
+        fault: Callable[[str], None] = lambda point: None,
+        poll_interval: float = 0.5,
+        return_when_blocked: bool = False,
+        keep_alive: bool = False,
+        runner: str = "",
+    ) -> None:
+        """``return_when_blocked``: :meth:`run` returns once every goal waits on a paused
+        project (the CLI's case: a person must act; the goals stay resumable).
+        ``keep_alive``: :meth:`run` goes on with no goals until :meth:`stop` (the daemon).
+        ``runner``: who claims the goals (default: this process on this host)."""
+        self._return_when_blocked = return_when_blocked
+        self._keep_alive = keep_alive
+        self._draining = False  # shutting down: nothing new starts; interrupted work re-queues
+        self.user_errors: dict[str, UserError] = {}
+        """Goals that failed on a configuration the user must fix (a rejected key), by id."""
+        self._paused: dict[str, str] = {}  # project id -> why it is paused
+        self.store = store
+        self.clock = clock
+        self.journal = Journal(store, clock)
+        self.router = router
+        self.breakers = breakers
+        self.spending = Spending()
+        self._services = services
+        self._fault = fault
+        self._poll_interval = poll_interval
+        self.runs: dict[str, GoalRun] = {}
+        self.finished: dict[str, Goal] = {}
+        self._inbox: collections.deque[tuple[Job, Any]] = collections.deque()
+        # Goals with tasks that succeeded in this step: fed and settled once per step, not once
+        # per task.
+        self._unfed: dict[str, GoalRun] = {}
+        # The loop sleeps on a future that reports resolve, with one timer for the next poll
+        # or breaker retry that is kept across steps while its time stays the same.
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._me = runner or runner_id()
+        self._stopping = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    def start(self, project: Project, goal: Goal, *, plan: Plan | None = None) -> GoalRun:
+        """Take on a new goal (already written to the store in state PLANNING)."""
+        run = self._adopt(project, goal)
+        run.plan = plan
+        self._start(PlanJob(run), planning.prepare(run))
+        self._wake()
+        return run
+
+    submit = start
+
+    async def resume(self, goal: Goal) -> GoalRun:
+        """Take over an unfinished goal from the store, after a crash or a restart."""
+        project = self.store.get_project(goal.project_id)
+        if project is None:
+            raise UserError(f"goal {goal.id} belongs to a project that no longer exists")
+        run = self._adopt(project, goal)
+        run.emit(EventKind.GOAL_RESUMED, f"resumed by {self._me} from {goal.state}")
+        with resume.gc_paused():
+            tasks = self.store.load_tasks(goal.id)
+        if goal.state is GoalState.PLANNING or not tasks:
+            self._start(PlanJob(run), planning.prepare(run))
+            return run
+        resumed = await resume.reconcile(run, tasks)
+        if resumed.publish:
+            self._start(PublishJob(run), self._publish(run))
+            return run
+        for task in resumed.crashed:
+            run.crashed(task, "interrupted", requeue_only=True)
+        for task, attempt in resumed.unrecovered:
+            self._next(run, run.recover(task, attempt, attempt.error, ()))
+        self._feed(run)
+        self._settle(run)
+        return run
+
+    def cancel(self, goal_id: str, reason: str = "cancelled by the user") -> bool:
+        run = self.runs.get(goal_id)
+        if run is None or run.cancelled:
+            return False
+        run.cancelled = True
+        run.cancel_tasks(reason, [item.task_id for item in self.router.withdraw(goal_id)])
+        for job in run.attempt_jobs.values():
+            job.cancel()
+        run.goal = run.goal.evolve(error=reason)
+        self._settle(run)
+        return True
+
+    def approve(self, goal_id: str, plan: Plan | None = None) -> None:
+        """Let a goal that waits for plan approval run, with ``plan`` instead if given."""
+        run = steering.waiting(self.runs, self.journal, goal_id)
+        planning.approved(run, plan)
+        self._feed(run)
+        self._settle(run)
+        self._wake()
+
+    def reject(self, goal_id: str, reason: str = "") -> None:
+        """Cancel a goal whose plan waits for approval."""
+        run = steering.waiting(self.runs, self.journal, goal_id)
+        why = f"plan rejected: {reason}" if reason else "plan rejected"
+        run.emit(EventKind.PLAN_REJECTED, why)
+        self.cancel(goal_id, why)
+        self._wake()
+
+    async def retry_task(self, goal_id: str, task_id: str) -> None:
+        """Another attempt at a failed, skipped or cancelled task (reopens an ended goal)."""
+        run = self.runs.get(goal_id)
+        if run is None:
+            await self._reopen(goal_id, task_id, retry=True)
+            return
+        task = steering.retryable(run, task_id)
+        assert run.dag is not None
+        run.dag.retry(task_id)
+        task = task.evolve(state=TaskState.READY, reason="", crashes=0, recoveries=0)
+        run.set_task(task, EventKind.TASK_RETRIED, "retried by a person")
+        self._feed(run)
+        self._wake()
+
+    async def skip_task(self, goal_id: str, task_id: str) -> None:
+        """Drop a task; the tasks after it go on without it (reopens an ended goal)."""
+        run = self.runs.get(goal_id)
+        if run is None:
+            await self._reopen(goal_id, task_id, retry=False)
+            return
+        task = steering.skippable(run, task_id)
+        assert run.dag is not None
+        if task.state is TaskState.READY:
+            self.router.withdraw(goal_id, task_id)
+        run.dag.skip(task_id)
+        task = task.evolve(state=TaskState.SKIPPED, reason="skipped by a person")
+        run.set_task(task, EventKind.TASK_SKIPPED, task.reason)
+        self._feed(run)
+        self._settle(run)
+        self._wake()
+
+    async def _reopen(self, goal_id: str, task_id: str, *, retry: bool) -> None:
+        reopened = steering.reopen(self.journal, goal_id, task_id, retry=retry)
+        await self.store.flush()
+        self.finished.pop(goal_id, None)
+        await self.resume(reopened)
+        self._wake()
+
+    def pause_project(self, project_id: str, reason: str) -> None:
+        """Stop starting tasks of a project until it is resumed (queued tasks wait)."""
+        if project_id in self._paused:
+            return
+        self._paused[project_id] = reason
+        self.router.pause_project(project_id)
+        run = next((r for r in self.runs.values() if r.project.id == project_id), None)
+        stored = self.store.get_project(project_id) or (run.project if run else None)
+        if stored is None:
+            return
+        paused = dataclasses.replace(stored, paused=True, pause_reason=reason)
+        self._set_project(paused)
+        event = self.journal.event(
+            EventKind.PROJECT_PAUSED, f"{paused.name} paused: {reason}", project_id=project_id
+        )
+        self.journal.write(paused, events=[event])
+
+    def resume_project(self, project_id: str) -> None:
+        """Let a paused project's tasks start again."""
+        stored = self.store.get_project(project_id)
+        if stored is None:
+            raise UserError(f"no project {project_id}")
+        self._paused.pop(project_id, None)
+        self.router.resume_project(project_id)
+        resumed = dataclasses.replace(stored, paused=False, pause_reason="")
+        self._set_project(resumed)
+        if stored.paused:
+            event = self.journal.event(
+                EventKind.PROJECT_RESUMED, f"{stored.name} resumed", project_id=project_id
+            )
+            self.journal.write(resumed, events=[event])
+        self._wake()
+
+    def _set_project(self, project: Project) -> None:
+        for run in self.runs.values():
+            if run.project.id == project.id:
+                run.project = project
+
+    def blocked(self) -> dict[str, str]:
+        """Goals that cannot move because their project is paused and nothing of theirs runs:
+        goal id -> the pause reason."""
+        held = {}
+        for goal_id, run in self.runs.items():
+            reason = self._paused.get(run.project.id)
+            if reason is not None and not run.jobs:
+                held[goal_id] = reason
+        return held
+
+    def reset_breaker(self, key: str) -> BreakerRecord:
+        """Close a breaker by hand (its cause is fixed): the work it held back may start."""
+        self._breaker_changes(self.breakers.reset(key))
+        self._wake()
+        return self.breakers.get(key).to_record()
+
+    async def drain(self, grace: float) -> None:
+        """Stop gently: nothing new starts, running attempts get ``grace`` seconds, then are
+        interrupted (re-queued when the goal is resumed), and the loop stops."""
+        self._draining = True
+        self._wake()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._attempts_running() and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for run in list(self.runs.values()):
+            for job in list(run.attempt_jobs.values()):
+                job.cancel()
+        for _ in range(200):  # the interrupted attempts remove their worktrees and report
+            if not self._attempts_running():
+                break
+            await asyncio.sleep(0.025)
+        await asyncio.sleep(0)
+        self.stop()
+
+    def _attempts_running(self) -> bool:
+        return any(run.attempt_jobs for run in self.runs.values())
+
+    def stop(self) -> None:
+        """Stop the loop after the current step (the daemon's shutdown; goals stay resumable)."""
+        self._stopping = True
+        self._wake()
+
+    async def run(self) -> dict[str, Goal]:
+        """Drive every goal until all are finished; return their final records."""
+        try:
+            await self._loop()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        await self.store.flush()
+        return dict(self.finished)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_poll = self.clock.monotonic() + self._poll_interval
+        inbox = self._inbox
+        while (self.runs or self._keep_alive) and not self._stopping:
+            if self._return_when_blocked and len(self.blocked()) == len(self.runs):
+                return  # every goal waits for its user to act; they stay resumable
+            # Apply every report that arrived, then start whatever may start, then wait.
+            while inbox and not self._stopping:
+                job, result = inbox.popleft()
+                job.run.jobs -= 1
+                self._apply(job, result)
+            if self._unfed:
+                self._feed_succeeded()
+            self._dispatch()
+            now = self.clock.monotonic()
+            if now >= next_poll:
+                self._poll_commands()
+                for change in self.breakers.poll():
+                    self._breaker_changed(change)
+                next_poll = now + self._poll_interval
+            if inbox or self._stopping or not (self.runs or self._keep_alive):
+                continue
+            wake = next_poll
+            retry_at = self.router.next_wakeup()
+            if retry_at is not None:
+                wake = min(wake, retry_at)
+            deadline = loop.time() + max(0.0, wake - now)
+            timer = self._timer
+            # Keep the timer unless it would fire late; one that fires early costs one idle step.
+            if timer is None or timer.when() > deadline + _TIMER_SLACK:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._timer_fired)
+            self._waiter = loop.create_future()
+            await self._waiter
+            self._waiter = None
+
+    def _wake(self) -> None:
+        """End the loop's wait: a report arrived, or it should stop."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _start(self, job: Job, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a job; when it ends, its result (or exception) goes to the inbox."""
+        job.run.jobs += 1
+        running = asyncio.ensure_future(work)
+        running.add_done_callback(functools.partial(self._ended, job))
+        return running
+
+    def _ended(self, job: Job, running: asyncio.Task[Any]) -> None:
+        if running.cancelled():
+            result: Any = asyncio.CancelledError()
+        else:
+            result = running.exception() or running.result()
+        self._inbox.append((job, result))
+        self._wake()
+
+    def _apply(self, job: Job, result: Any) -> None:
+        """Apply a job's report."""
+        if isinstance(job, AttemptJob):
+            self._attempted(job, result)
+        elif isinstance(job, PlanJob):
+            self._planned(job.run, result)
+        elif isinstance(job, RecoveryJob):
+            self._recovered(job, result)
+        else:
+            self._published(job.run, result)
+
+    def _next(self, run: GoalRun, step: Next) -> None:
+        """Do what a goal said comes next."""
+        if isinstance(step, Recover):
+            recover = run.services.planner.recover(step.request)
+            self._start(RecoveryJob(run, step.task_id, step.attempt_id), recover)
+        elif isinstance(step, Pause):
+            self.pause_project(run.project.id, step.reason)
+        elif isinstance(step, Publish):
+            self._start(PublishJob(run), self._publish(run))
+        elif isinstance(step, End):
+            run.end(step)
+            self.router.withdraw(run.goal.id)
+            self.runs.pop(run.goal.id, None)
+            self.finished[run.goal.id] = run.goal
+
+    def _settle(self, run: GoalRun) -> None:
+        self._next(run, run.settle())
+
+    # -- adoption and planning --------------------------------------------------------------
+
+    def _adopt(self, project: Project, goal: Goal) -> GoalRun:
+        run = GoalRun(project, goal, self._services(project, goal), self.journal)
+        run.started = self.clock.monotonic()
+        self.runs[goal.id] = run
+        self.router.set_project_limit(project.id, max(1, goal.max_parallel or project.max_parallel))
+        self.breakers.configure(project_key(project.id), run.services.breaker)
+        if run.services.project_budget_usd is not None and not self.spending.known(project.id):
+            self.spending.start_project(project.id, self.store.project_usage(project.id).cost_usd)
+        if project.paused:
+            self._paused[project.id] = project.pause_reason or "paused"
+            self.router.pause_project(project.id)
+        run.goal = goal.evolve(runner=self._me)
+        self.journal.write(run.goal)
+        return run
+
+    def _planned(self, run: GoalRun, result: planning.Prepared | BaseException) -> None:
+        if isinstance(result, BaseException):
+            kind = EventKind.PLAN_REJECTED if isinstance(result, PlanError) else EventKind.GOAL_FAILED
+            run.emit(kind, str(result))
+            if isinstance(result, ConfigError):
+                # A rejected key or a spend cap: every goal of the project would fail the same
+                # way until the user fixes it.
+                self.user_errors[run.goal.id] = result
+                self.pause_project(run.project.id, str(result))
+            self._next(run, End(GoalState.FAILED, str(result)))
+            return
+        self._charge(run, result.usage, planning=True)
+        if planning.planned(run, result):
+            return  # it waits for a person's approval
+        self._feed(run)
+        self._settle(run)
+
+    # -- feeding and dispatching ------------------------------------------------------------
+
+    def _feed(self, run: GoalRun) -> None:
+        """Hand every newly ready task of a goal to the router."""
+        if run.dag is None or run.cancelled:
+            return
+        ready = run.dag.pop_ready()
+        if not ready:
+            return
+        if run.budget_stop:
+            run.skip_over_budget(ready)
+            return
+        goal_id, project_id = run.goal.id, run.project.id
+        now = self.clock.time()
+        tasks = run.tasks
+        submit = self.router.submit
+        event = self.journal.event
+        changed = []
+        events = []
+        for task_id in ready:
+            task = tasks[task_id]
+            if task.state is not TaskState.READY:
+                task = tasks[task_id] = task.evolve(state=TaskState.READY)
+            changed.append(task)
+            events.append(
+                event(
+                    EventKind.TASK_READY,
+                    "ready",
+                    goal_id=goal_id,
+                    project_id=project_id,
+                    task_id=task_id,
+                    ts=now,
+                )
+            )
+            submit(
+                WorkItem(
+                    goal_id=goal_id,
+                    task_id=task_id,
+                    project_id=project_id,
+                    priority=task.priority,
+                    backend=self._route(run, task),
+                )
+            )
+        self.journal.write(*changed, events=events)
+
+    def _feed_succeeded(self) -> None:
+        """Feed and settle each goal whose tasks succeeded since the last step."""
+        runs = list(self._unfed.values())
+        self._unfed.clear()
+        for run in runs:
+            self._feed(run)
+            self._settle(run)
+
+    def _route(self, run: GoalRun, task: Task) -> str:
+        """The backend a task runs on: its own choice, else the goal's; the project's fallback
+        while that backend's breaker is open."""
+        name = task.backend or run.services.backend.name
+        fallback = run.project.fallback_backend
+        if fallback and fallback != name and not self.breakers.get(backend_key(name)).would_allow():
+            run.emit(EventKind.TASK_ROUTED, _unavailable(name, fallback), task=task)
+            return fallback
+        return name
+
+    def _reroute(self, backend: str) -> None:
+        """A backend's breaker opened: move the queued tasks of projects with a fallback."""
+        for run in list(self.runs.values()):
+            fallback = run.project.fallback_backend
+            if not fallback or fallback == backend:
+                continue
+            for item in self.router.withdraw(run.goal.id):
+                if item.backend == backend:
+                    item = dataclasses.replace(item, backend=fallback)
+                    task = run.tasks[item.task_id]
+                    run.emit(EventKind.TASK_ROUTED, _unavailable(backend, fallback), task=task)
+                self.router.submit(item)
+
+    def _dispatch(self) -> None:
+        if self._draining:
+            return
+        taken = self.router.take()
+        # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
+        # that before the probe's task.started, not when the probe's outcome is recorded.
+        self._breaker_changes(self.breakers.poll())
+        if not taken:
+            return
+        now = self.clock.time()
+        event = self.journal.event
+        records: list[Task | Attempt] = []
+        events = []
+        started: list[AttemptJob] = []
+        for item in taken:
+            run = self.runs.get(item.goal_id)
+            task = run.tasks.get(item.task_id) if run else None
+            if run is None or task is None or task.state is not TaskState.READY or run.cancelled:
+                self.router.done(item, outcome="cancelled")
+                continue
+            task = task.evolve(state=TaskState.RUNNING, attempts=task.attempts + 1)
+            run.tasks[task.id] = task
+            made = [
+                Attempt(
+                    id=new_id("a", bits=64),
+                    goal_id=task.goal_id,
+                    task_id=task.id,
+                    number=task.attempts,
+                    backend=backend,
+                    model=model,
+                    candidate=candidate,
+                    started_at=now,
+                )
+                for candidate, (backend, model) in best_of_n.candidates(run, task, item.backend)
+            ]
+            records += (task, *made)
+            n = len(made)
+            events.append(
+                event(
+                    EventKind.TASK_STARTED,
+                    f"attempt {task.attempts}" + (f": best of {n}" if n > 1 else ""),
+                    goal_id=task.goal_id,
+                    project_id=item.project_id,
+                    task_id=task.id,
+                    attempt_id=made[0].id,
+                    data={"attempts": [a.id for a in made]} if n > 1 else None,
+                    ts=now,
+                )
+            )
+            started.append(AttemptJob(run, item, made))
+        # One write for the whole batch: each task's record still goes with its event.
+        self.journal.write(*records, events=events)
+        for job in started:
+            run, made = job.run, job.made
+            task = run.tasks[job.item.task_id]
+            executor = run.services.executor
+            if len(made) == 1:
+                work: Coroutine[Any, Any, Any] = executor.run(self._request(run, task, made[0]))
+            else:
+                request_for = functools.partial(self._request, run, task)
+                work = best_of_n.explore(executor, request_for, run, task, made)
+            run.attempt_jobs[task.id] = self._start(job, work)
+
+    def _request(
+        self,
+        run: GoalRun,
+        task: Task,
+        attempt: Attempt,
+        selection: Selection | None = None,
+        share: int = 1,
+    ) -> AttemptRequest:
+        """What an executor needs to run one attempt."""
+        services = run.services
+        budget = services.goal_budget_usd
+        return AttemptRequest(
+            project=run.project,
+            goal=run.goal,
+            task=task,
+            attempt=attempt,
+            backend=self._backend(run, attempt.backend, attempt.model),
+            workspace=services.workspace,
+            validator=services.validator,
+            baseline=run.baseline,
+            timeout=services.limits.attempt_timeout,
+            budget_usd=None if budget is None else max(0.0, budget - run.usage.cost_usd) / share,
+            model=attempt.model,
+            selection=selection,
+            label=best_of_n.label(attempt),
+            meter=self.spending.meter(attempt.id),
+            emit=self.journal.emit,
+            now=self.clock.time,
+            fault=self._fault,
+        )
+
+    def _backend(self, run: GoalRun, name: str, model: str) -> AgentBackend:
+        services = run.services
+        if services.backend_for is None or (name == services.backend.name and not model):
+            return services.backend
+        return services.backend_for(name, model)
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def _attempted(self, job: AttemptJob, result: Any) -> None:
+        """An attempt (or a best-of-N exploration, tallied as one) ended."""
+        run, item, made = job.run, job.item, job.made
+        run.attempt_jobs.pop(item.task_id, None)
+        if isinstance(result, BaseException):
+            self._lost(job, result)
+            return
+        task = run.tasks[item.task_id]
+        if len(made) == 1:
+            report: AttemptReport = result
+            self.spending.forget(made[0].id)
+            usage, error, interrupted = report.attempt.usage, report.error, False
+        else:
+            tally = best_of_n.tally(run, task, made, result, self.spending, draining=self._draining)
+            report, usage, error, interrupted = tally.report, tally.usage, tally.error, tally.interrupted
+        if usage != NO_USAGE:
+            self._charge(run, usage)
+        if len(made) > 1:
+            self.journal.write(*tally.losers, events=[tally.event])
+        outcome = report.outcome
+        self._breaker_changes(self.router.done(item, outcome=ROUTER_OUTCOME[outcome], error=error))
+        if outcome is Outcome.SUCCEEDED and not run.cancelled:
+            run.succeeded(task, report.attempt)  # writes the attempt with the task
+            self._unfed[run.goal.id] = run  # fed and settled after this step's other reports
+            return
+        if len(made) == 1:
+            self._finished_attempt(run, task, report)
+        self._next(run, run.after_attempt(task, report, interrupted=interrupted))
+        self._feed(run)
+        self._settle(run)
+
+    def _finished_attempt(self, run: GoalRun, task: Task, report: AttemptReport) -> None:
+        final, outcome = report.attempt, report.outcome
+        data = {"outcome": outcome.value, "commit": final.commit, "cost_usd": final.usage.cost_usd}
+        if report.error:
+            data["error"] = report.error[:2000]
+        message = f"attempt {final.number}: {outcome.value}"
+        event = run.event(
+            EventKind.ATTEMPT_FINISHED, message, task=task, attempt_id=final.id, data=data
+        )
+        self.journal.write(final, events=[event])
+
+    def _lost(self, job: AttemptJob, exc: BaseException) -> None:
+        """An attempt job ended by an exception: cancelled (the goal was cancelled, or blitz is
+        shutting down) or a bug in blitz."""
+        run, item = job.run, job.item
+        task = run.tasks[item.task_id]
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        error = "cancelled" if cancelled else f"engine error: {exc!r}"
+        if cancelled and self._draining:
+            error = "interrupted: blitz stopped"
+        finals = [
+            a.evolve(
+                state=AttemptState.CANCELLED if cancelled else AttemptState.CRASHED,
+                error=error,
+                finished_at=self.clock.time(),
+                usage=self.spending.metered(a),
+            )
+            for a in job.made
+        ]
+        spent = sum((a.usage for a in finals), Usage())
+        if spent != NO_USAGE:
+            self._charge(run, spent)
+        outcome = "cancelled" if cancelled else "crashed"
+        self._breaker_changes(self.router.done(item, outcome=outcome, error=error))
+        self.journal.write(*finals)
+        if cancelled and self._draining and not run.cancelled:
+            run.requeue(task, "interrupted by shutdown; re-queued")
+            self._feed(run)
+        elif cancelled or run.cancelled:
+            if task.state is TaskState.RUNNING:
+                run.set_task(task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
+        else:
+            run.crashed(task, error)
+            self._feed(run)
+        self._settle(run)
+
+    def _recovered(self, job: RecoveryJob, result: Recovered | BaseException) -> None:
+        run = job.run
+        assert run.dag is not None
+        task = run.tasks[job.task_id]
+        if run.cancelled or task.state is not TaskState.FAILED:
+            self._settle(run)
+            return
+        if isinstance(result, BaseException):
+            why = f"recovery planning failed: {result}"
+            run.emit(EventKind.RECOVERY_EXHAUSTED, why, task=task)
+            self._settle(run)
+            return
+        self._charge(run, result.usage, planning=True)
+        plan = result.recovery
+        try:
+            recovery = planning.apply_recovery(run, task, plan, job.attempt_id)
+        except PlanError as exc:
+            run.emit(EventKind.RECOVERY_EXHAUSTED, f"recovery plan rejected: {exc}", task=task)
+            self._settle(run)
+            return
+        run.recovery_record(recovery, task)
+        if recovery.action is RecoveryAction.ABORT:
+            run.aborted = True
+            self.cancel(run.goal.id, reason=f"recovery aborted the goal: {plan.root_cause}")
+            run.goal = run.goal.evolve(error=f"aborted: {plan.root_cause}")
+        self._feed(run)
+        self._settle(run)
+
+    async def _publish(self, run: GoalRun) -> Published:
+        await self.store.flush()
+        if run.services.publish is None:
+            return Published()
+        report = GoalReport(
+            project=run.project,
+            goal=run.goal,
+            tasks=tuple(run.tasks.values()),
+            attempts=tuple(self.store.load_attempts(run.goal.id)),
+            recoveries=tuple(self.store.load_recoveries(run.goal.id)),
+            scripted=run.services.scripted,
+        )
+        published: Published = await run.services.publish(report)
+        return published
+
+    def _published(self, run: GoalRun, result: Published | BaseException) -> None:
+        if isinstance(result, BaseException):
+            error = f"publishing failed: {result}"
+            failing = run.event(EventKind.GOAL_FAILED, error)
+            self._next(run, End(GoalState.FAILED, error, (failing,)))
+            return
+        events = []
+        if result.pushed:
+            events.append(run.event(EventKind.PR_PUSHED, f"pushed {run.goal.branch}"))
+        if result.pr_url:
+            events.append(run.event(EventKind.PR_OPENED, result.pr_url, data={"url": result.pr_url}))
+        if result.description_path:
+            path = result.description_path
+            events.append(run.event(EventKind.PR_WRITTEN, path, data={"path": path}))
+        run.goal = run.goal.evolve(pr_url=result.pr_url or result.description_path)
+        failed = failed_or_held(run.tasks)
+        if failed:
+            error = f"{len(failed)} task(s) did not succeed: {', '.join(t.id for t in failed)}"
+            self._next(run, End(GoalState.FAILED, error, tuple(events)))
+        else:
+            self._next(run, End(GoalState.SUCCEEDED, "", tuple(events)))
+
+    # -- spending, commands and breakers ------------------------------------------------------
+
+    def _charge(self, run: GoalRun, usage: Usage, *, planning: bool = False) -> None:
+        paused = run.project.id in self._paused
+        charged = self.spending.charge(run, usage, planning=planning, paused=paused)
+        if charged.goal_stopped:
+            withdrawn = self.router.withdraw(run.goal.id)
+            if run.dag is not None:
+                for item in withdrawn:
+                    if run.dag.status(item.task_id) is NodeStatus.RUNNING:
+                        run.dag.requeue(item.task_id)
+                self._feed(run)
+        if charged.pause:
+            self.pause_project(run.project.id, charged.pause)
+
+    def _poll_commands(self) -> None:
+        try:
+            commands = self.store.take_commands(list(self.runs))
+            projects = {p.id: p for p in self.store.list_projects()}
+        except Exception:  # the store may be briefly locked by another process; try next time
+            return
+        for command in commands:
+            steering.command(self, self.journal, command.goal_id, command.kind)
+        # Follow `blitz projects pause/resume` made by other processes.
+        for project_id in {run.project.id for run in self.runs.values()}:
+            stored = projects.get(project_id)
+            if stored is None or stored.paused == (project_id in self._paused):
+                continue
+            if stored.paused:
+                self._paused[project_id] = stored.pause_reason or "paused"
+                self.router.pause_project(project_id)
+            else:
+                del self._paused[project_id]
+                self.router.resume_project(project_id)
+                self._set_project(stored)
+
+    def _breaker_changes(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            self._breaker_changed(change)
+
+    def _breaker_changed(self, change: Change) -> None:
+        record = self.breakers.get(change.key).to_record()
+        event = self.journal.event(
+            _BREAKER_EVENT[change.new],
+            f"{change.key}: {change.reason}",
+            data={"key": change.key, "from": change.old.value, "to": change.new.value},
+        )
+        self.journal.write(record, events=[event])
+        if change.new is BreakerState.OPEN and change.key.startswith(backend_key("")):
+            self._reroute(change.key.removeprefix(backend_key("")))
+
+
+def _unavailable(backend: str, fallback: str) -> str:
+    return f"{backend} is unavailable (its breaker is open): running on {fallback}"
+
+
+_TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time
+
+_BREAKER_EVENT = {
+    BreakerState.OPEN: EventKind.BREAKER_OPENED,
+    BreakerState.HALF_OPEN: EventKind.BREAKER_HALF_OPEN,
+    BreakerState.CLOSED: EventKind.BREAKER_CLOSED,
+}
