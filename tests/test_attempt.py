@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from blitz.conductor.attempt import run_attempt
-from blitz.executors.base import AttemptRequest, Outcome
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.conductor.attempt import run_attempt
 from blitz.domain import Attempt, AttemptState, Goal, Project, Task
+from blitz.executors.base import AttemptRequest, Outcome
 
 
 class Backend:

@@ -15,7 +15,6 @@ from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
-from blitz.domain import Attempt, GateResult, Usage
 from blitz.conductor.selection import (
     UNAVAILABLE,
     Candidate,
@@ -26,6 +25,7 @@ from blitz.conductor.selection import (
     explain,
     rank,
 )
+from blitz.domain import Attempt, GateResult, Usage
 from blitz.llm.judge import ModelJudge
 from blitz.llm.models import parse_model
 from blitz.testing.models import call, scripted_model

@@ -443,7 +443,8 @@ class Engine:
 
     def _planned(self, run: GoalRun, result: planning.Prepared | BaseException) -> None:
         if isinstance(result, BaseException):
-            kind = EventKind.PLAN_REJECTED if isinstance(result, PlanError) else EventKind.GOAL_FAILED
+            rejected = isinstance(result, PlanError)
+            kind = EventKind.PLAN_REJECTED if rejected else EventKind.GOAL_FAILED
             run.emit(kind, str(result))
             if isinstance(result, ConfigError):
                 # A rejected key or a spend cap: every goal of the project would fail the same
@@ -650,7 +651,8 @@ class Engine:
             usage, error, interrupted = report.attempt.usage, report.error, False
         else:
             tally = best_of_n.tally(run, task, made, result, self.spending, draining=self._draining)
-            report, usage, error, interrupted = tally.report, tally.usage, tally.error, tally.interrupted
+            report, usage, error = tally.report, tally.usage, tally.error
+            interrupted = tally.interrupted
         if usage != NO_USAGE:
             self._charge(run, usage)
         if len(made) > 1:
@@ -699,8 +701,8 @@ class Engine:
         spent = sum((a.usage for a in finals), Usage())
         if spent != NO_USAGE:
             self._charge(run, spent)
-        outcome = "cancelled" if cancelled else "crashed"
-        self._breaker_changes(self.router.done(item, outcome=outcome, error=error))
+        done = self.router.done(item, outcome="cancelled" if cancelled else "crashed", error=error)
+        self._breaker_changes(done)
         self.journal.write(*finals)
         if cancelled and self._draining and not run.cancelled:
             run.requeue(task, "interrupted by shutdown; re-queued")
@@ -766,7 +768,8 @@ class Engine:
         if result.pushed:
             events.append(run.event(EventKind.PR_PUSHED, f"pushed {run.goal.branch}"))
         if result.pr_url:
-            events.append(run.event(EventKind.PR_OPENED, result.pr_url, data={"url": result.pr_url}))
+            url = result.pr_url
+            events.append(run.event(EventKind.PR_OPENED, url, data={"url": url}))
         if result.description_path:
             path = result.description_path
             events.append(run.event(EventKind.PR_WRITTEN, path, data={"path": path}))

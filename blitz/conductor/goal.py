@@ -154,10 +154,10 @@ class GoalRun:
             task, events=[self.event(kind, message or task.reason or task.state.value, task=task)]
         )
         dag = self.dag
-        if dag is not None and task.state is TaskState.CANCELLED and task.id in dag:
-            if dag.status(task.id) in _CANCELLABLE:
-                with contextlib.suppress(BlitzError):
-                    dag.skip(task.id)
+        cancelled = task.state is TaskState.CANCELLED
+        if dag is not None and cancelled and task.id in dag and dag.status(task.id) in _CANCELLABLE:
+            with contextlib.suppress(BlitzError):
+                dag.skip(task.id)
 
     def succeeded(self, task: Task, attempt: Attempt) -> None:
         """The attempt's work is on the goal branch (the engine feeds the goal afterwards)."""

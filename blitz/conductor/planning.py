@@ -233,7 +233,8 @@ def apply_recovery(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str
             run.journal.write(dep)
     elif action is RecoveryAction.SKIP:
         dag.skip(task.id)
-        task = task.evolve(state=TaskState.SKIPPED, reason=f"skipped by recovery: {plan.root_cause}")
+        reason = f"skipped by recovery: {plan.root_cause}"
+        task = task.evolve(state=TaskState.SKIPPED, reason=reason)
     elif action is RecoveryAction.ABORT:
         task = task.evolve(reason=f"aborted: {plan.root_cause}")
     run.tasks[task.id] = task

@@ -52,7 +52,8 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
         fixed = rebuild(run, tasks, committed)
     for t in fixed:
         if t.state is TaskState.SUCCEEDED:
-            kind, note = EventKind.TASK_SUCCEEDED, f"found its commit {t.commit[:10]} on the goal branch"
+            kind = EventKind.TASK_SUCCEEDED
+            note = f"found its commit {t.commit[:10]} on the goal branch"
         else:
             kind, note = EventKind.TASK_REQUEUED, "re-queued: its attempt was interrupted"
         run.journal.write(t, events=[run.event(kind, note, task=t)])
