@@ -17,74 +17,40 @@ import asyncio
 import collections
 import dataclasses
 import functools
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from blitz.breaker import BreakerBoard, Change, backend_key, project_key
+from blitz.breaker import BreakerBoard, project_key
 from blitz.clock import Clock
-from blitz.conductor import best_of_n, planning, resume, steering
-from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover, failed_or_held
+from blitz.conductor import best_of_n, planning, publishing, resume, steering
+from blitz.conductor.dispatch import Dispatch
+from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover
+from blitz.conductor.jobs import AttemptJob, Job, PlanJob, PublishJob, RecoveryJob
 from blitz.conductor.journal import Journal
-from blitz.conductor.selection import Selection
-from blitz.conductor.services import GoalReport, Published, Services
+from blitz.conductor.services import Services
 from blitz.conductor.spending import NO_USAGE, Spending
 from blitz.dag import NodeStatus
 from blitz.domain import (
-    Attempt,
     AttemptState,
     BreakerRecord,
-    BreakerState,
     Goal,
     GoalState,
     Plan,
     Project,
     RecoveryAction,
-    Task,
     TaskState,
     Usage,
-    new_id,
 )
 from blitz.errors import ConfigError, PlanError, UserError
 from blitz.events import EventKind
-from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, AttemptRequest, Outcome
+from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, Outcome
 from blitz.planner import Recovered
-from blitz.router import Router, WorkItem
+from blitz.router import Router
 from blitz.runner import runner_id
 from blitz.store.base import Store
 
 if TYPE_CHECKING:
-    from blitz.backends.base import AgentBackend
-
-
-# -- jobs: what the loop started, and whose report it applies when they end ----------------
-
-
-@dataclass(slots=True)
-class PlanJob:
-    run: GoalRun
-
-
-@dataclass(slots=True)
-class AttemptJob:
-    run: GoalRun
-    item: WorkItem
-    made: list[Attempt]  # one attempt, or best-of-N candidates
-
-
-@dataclass(slots=True)
-class RecoveryJob:
-    run: GoalRun
-    task_id: str
-    attempt_id: str
-
-
-@dataclass(slots=True)
-class PublishJob:
-    run: GoalRun
-
-
-Job = PlanJob | AttemptJob | RecoveryJob | PublishJob
+    pass
 
 
 class Engine:
@@ -135,6 +101,16 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._me = runner or runner_id()
         self._stopping = False
+        self._dispatch = Dispatch(
+            runs=self.runs,
+            router=router,
+            breakers=breakers,
+            journal=self.journal,
+            clock=clock,
+            spending=self.spending,
+            start=self._start,
+            fault=fault,
+        )
 
     # -- public -----------------------------------------------------------------------------
 
@@ -162,13 +138,13 @@ class Engine:
             return run
         resumed = await resume.reconcile(run, tasks)
         if resumed.publish:
-            self._start(PublishJob(run), self._publish(run))
+            self._start(PublishJob(run), publishing.publish(run))
             return run
         for task in resumed.crashed:
             run.crashed(task, "interrupted", requeue_only=True)
         for task, attempt in resumed.unrecovered:
             self._next(run, run.recover(task, attempt, attempt.error, ()))
-        self._feed(run)
+        self._dispatch.feed(run)
         self._settle(run)
         return run
 
@@ -188,7 +164,7 @@ class Engine:
         """Let a goal that waits for plan approval run, with ``plan`` instead if given."""
         run = steering.waiting(self.runs, self.journal, goal_id)
         planning.approved(run, plan)
-        self._feed(run)
+        self._dispatch.feed(run)
         self._settle(run)
         self._wake()
 
@@ -211,7 +187,7 @@ class Engine:
         run.dag.retry(task_id)
         task = task.evolve(state=TaskState.READY, reason="", crashes=0, recoveries=0)
         run.set_task(task, EventKind.TASK_RETRIED, "retried by a person")
-        self._feed(run)
+        self._dispatch.feed(run)
         self._wake()
 
     async def skip_task(self, goal_id: str, task_id: str) -> None:
@@ -227,7 +203,7 @@ class Engine:
         run.dag.skip(task_id)
         task = task.evolve(state=TaskState.SKIPPED, reason="skipped by a person")
         run.set_task(task, EventKind.TASK_SKIPPED, task.reason)
-        self._feed(run)
+        self._dispatch.feed(run)
         self._settle(run)
         self._wake()
 
@@ -288,7 +264,7 @@ class Engine:
 
     def reset_breaker(self, key: str) -> BreakerRecord:
         """Close a breaker by hand (its cause is fixed): the work it held back may start."""
-        self._breaker_changes(self.breakers.reset(key))
+        self._dispatch.breaker_changes(self.breakers.reset(key))
         self._wake()
         return self.breakers.get(key).to_record()
 
@@ -346,12 +322,13 @@ class Engine:
                 self._apply(job, result)
             if self._unfed:
                 self._feed_succeeded()
-            self._dispatch()
+            if not self._draining:
+                self._dispatch.start_ready()
             now = self.clock.monotonic()
             if now >= next_poll:
                 self._poll_commands()
                 for change in self.breakers.poll():
-                    self._breaker_changed(change)
+                    self._dispatch.breaker_changed(change)
                 next_poll = now + self._poll_interval
             if inbox or self._stopping or not (self.runs or self._keep_alive):
                 continue
@@ -404,7 +381,7 @@ class Engine:
         elif isinstance(job, RecoveryJob):
             self._recovered(job, result)
         else:
-            self._published(job.run, result)
+            self._next(job.run, publishing.published(job.run, result))
 
     def _next(self, run: GoalRun, step: Next) -> None:
         """Do what a goal said comes next."""
@@ -414,7 +391,7 @@ class Engine:
         elif isinstance(step, Pause):
             self.pause_project(run.project.id, step.reason)
         elif isinstance(step, Publish):
-            self._start(PublishJob(run), self._publish(run))
+            self._start(PublishJob(run), publishing.publish(run))
         elif isinstance(step, End):
             run.end(step)
             self.router.withdraw(run.goal.id)
@@ -456,186 +433,18 @@ class Engine:
         self._charge(run, result.usage, planning=True)
         if planning.planned(run, result):
             return  # it waits for a person's approval
-        self._feed(run)
+        self._dispatch.feed(run)
         self._settle(run)
 
     # -- feeding and dispatching ------------------------------------------------------------
-
-    def _feed(self, run: GoalRun) -> None:
-        """Hand every newly ready task of a goal to the router."""
-        if run.dag is None or run.cancelled:
-            return
-        ready = run.dag.pop_ready()
-        if not ready:
-            return
-        if run.budget_stop:
-            run.skip_over_budget(ready)
-            return
-        goal_id, project_id = run.goal.id, run.project.id
-        now = self.clock.time()
-        tasks = run.tasks
-        submit = self.router.submit
-        event = self.journal.event
-        changed = []
-        events = []
-        for task_id in ready:
-            task = tasks[task_id]
-            if task.state is not TaskState.READY:
-                task = tasks[task_id] = task.evolve(state=TaskState.READY)
-            changed.append(task)
-            events.append(
-                event(
-                    EventKind.TASK_READY,
-                    "ready",
-                    goal_id=goal_id,
-                    project_id=project_id,
-                    task_id=task_id,
-                    ts=now,
-                )
-            )
-            submit(
-                WorkItem(
-                    goal_id=goal_id,
-                    task_id=task_id,
-                    project_id=project_id,
-                    priority=task.priority,
-                    backend=self._route(run, task),
-                )
-            )
-        self.journal.write(*changed, events=events)
 
     def _feed_succeeded(self) -> None:
         """Feed and settle each goal whose tasks succeeded since the last step."""
         runs = list(self._unfed.values())
         self._unfed.clear()
         for run in runs:
-            self._feed(run)
+            self._dispatch.feed(run)
             self._settle(run)
-
-    def _route(self, run: GoalRun, task: Task) -> str:
-        """The backend a task runs on: its own choice, else the goal's; the project's fallback
-        while that backend's breaker is open."""
-        name = task.backend or run.services.backend.name
-        fallback = run.project.fallback_backend
-        if fallback and fallback != name and not self.breakers.get(backend_key(name)).would_allow():
-            run.emit(EventKind.TASK_ROUTED, _unavailable(name, fallback), task=task)
-            return fallback
-        return name
-
-    def _reroute(self, backend: str) -> None:
-        """A backend's breaker opened: move the queued tasks of projects with a fallback."""
-        for run in list(self.runs.values()):
-            fallback = run.project.fallback_backend
-            if not fallback or fallback == backend:
-                continue
-            for item in self.router.withdraw(run.goal.id):
-                if item.backend == backend:
-                    item = dataclasses.replace(item, backend=fallback)
-                    task = run.tasks[item.task_id]
-                    run.emit(EventKind.TASK_ROUTED, _unavailable(backend, fallback), task=task)
-                self.router.submit(item)
-
-    def _dispatch(self) -> None:
-        if self._draining:
-            return
-        taken = self.router.take()
-        # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
-        # that before the probe's task.started, not when the probe's outcome is recorded.
-        self._breaker_changes(self.breakers.poll())
-        if not taken:
-            return
-        now = self.clock.time()
-        event = self.journal.event
-        records: list[Task | Attempt] = []
-        events = []
-        started: list[AttemptJob] = []
-        for item in taken:
-            run = self.runs.get(item.goal_id)
-            task = run.tasks.get(item.task_id) if run else None
-            if run is None or task is None or task.state is not TaskState.READY or run.cancelled:
-                self.router.done(item, outcome="cancelled")
-                continue
-            task = task.evolve(state=TaskState.RUNNING, attempts=task.attempts + 1)
-            run.tasks[task.id] = task
-            made = [
-                Attempt(
-                    id=new_id("a", bits=64),
-                    goal_id=task.goal_id,
-                    task_id=task.id,
-                    number=task.attempts,
-                    backend=backend,
-                    model=model,
-                    candidate=candidate,
-                    started_at=now,
-                )
-                for candidate, (backend, model) in best_of_n.candidates(run, task, item.backend)
-            ]
-            records += (task, *made)
-            n = len(made)
-            events.append(
-                event(
-                    EventKind.TASK_STARTED,
-                    f"attempt {task.attempts}" + (f": best of {n}" if n > 1 else ""),
-                    goal_id=task.goal_id,
-                    project_id=item.project_id,
-                    task_id=task.id,
-                    attempt_id=made[0].id,
-                    data={"attempts": [a.id for a in made]} if n > 1 else None,
-                    ts=now,
-                )
-            )
-            started.append(AttemptJob(run, item, made))
-        # One write for the whole batch: each task's record still goes with its event.
-        self.journal.write(*records, events=events)
-        for job in started:
-            run, made = job.run, job.made
-            task = run.tasks[job.item.task_id]
-            executor = run.services.executor
-            if len(made) == 1:
-                work: Coroutine[Any, Any, Any] = executor.run(self._request(run, task, made[0]))
-            else:
-                request_for = functools.partial(self._request, run, task)
-                work = best_of_n.explore(executor, request_for, run, task, made)
-            run.attempt_jobs[task.id] = self._start(job, work)
-
-    def _request(
-        self,
-        run: GoalRun,
-        task: Task,
-        attempt: Attempt,
-        selection: Selection | None = None,
-        share: int = 1,
-    ) -> AttemptRequest:
-        """What an executor needs to run one attempt."""
-        services = run.services
-        budget = services.goal_budget_usd
-        return AttemptRequest(
-            project=run.project,
-            goal=run.goal,
-            task=task,
-            attempt=attempt,
-            backend=self._backend(run, attempt.backend, attempt.model),
-            workspace=services.workspace,
-            validator=services.validator,
-            baseline=run.baseline,
-            timeout=services.limits.attempt_timeout,
-            budget_usd=None if budget is None else max(0.0, budget - run.usage.cost_usd) / share,
-            model=attempt.model,
-            selection=selection,
-            label=best_of_n.label(attempt),
-            meter=self.spending.meter(attempt.id),
-            emit=self.journal.emit,
-            now=self.clock.time,
-            fault=self._fault,
-        )
-
-    def _backend(self, run: GoalRun, name: str, model: str) -> AgentBackend:
-        services = run.services
-        if services.backend_for is None or (name == services.backend.name and not model):
-            return services.backend
-        return services.backend_for(name, model)
-
-    # -- reports ----------------------------------------------------------------------------
 
     def _attempted(self, job: AttemptJob, result: Any) -> None:
         """An attempt (or a best-of-N exploration, tallied as one) ended."""
@@ -658,27 +467,17 @@ class Engine:
         if len(made) > 1:
             self.journal.write(*tally.losers, events=[tally.event])
         outcome = report.outcome
-        self._breaker_changes(self.router.done(item, outcome=ROUTER_OUTCOME[outcome], error=error))
+        done = self.router.done(item, outcome=ROUTER_OUTCOME[outcome], error=error)
+        self._dispatch.breaker_changes(done)
         if outcome is Outcome.SUCCEEDED and not run.cancelled:
             run.succeeded(task, report.attempt)  # writes the attempt with the task
             self._unfed[run.goal.id] = run  # fed and settled after this step's other reports
             return
         if len(made) == 1:
-            self._finished_attempt(run, task, report)
+            run.attempt_finished(task, report)
         self._next(run, run.after_attempt(task, report, interrupted=interrupted))
-        self._feed(run)
+        self._dispatch.feed(run)
         self._settle(run)
-
-    def _finished_attempt(self, run: GoalRun, task: Task, report: AttemptReport) -> None:
-        final, outcome = report.attempt, report.outcome
-        data = {"outcome": outcome.value, "commit": final.commit, "cost_usd": final.usage.cost_usd}
-        if report.error:
-            data["error"] = report.error[:2000]
-        message = f"attempt {final.number}: {outcome.value}"
-        event = run.event(
-            EventKind.ATTEMPT_FINISHED, message, task=task, attempt_id=final.id, data=data
-        )
-        self.journal.write(final, events=[event])
 
     def _lost(self, job: AttemptJob, exc: BaseException) -> None:
         """An attempt job ended by an exception: cancelled (the goal was cancelled, or blitz is
@@ -702,17 +501,17 @@ class Engine:
         if spent != NO_USAGE:
             self._charge(run, spent)
         done = self.router.done(item, outcome="cancelled" if cancelled else "crashed", error=error)
-        self._breaker_changes(done)
+        self._dispatch.breaker_changes(done)
         self.journal.write(*finals)
         if cancelled and self._draining and not run.cancelled:
             run.requeue(task, "interrupted by shutdown; re-queued")
-            self._feed(run)
+            self._dispatch.feed(run)
         elif cancelled or run.cancelled:
             if task.state is TaskState.RUNNING:
                 run.set_task(task.evolve(state=TaskState.CANCELLED, reason="cancelled"))
         else:
             run.crashed(task, error)
-            self._feed(run)
+            self._dispatch.feed(run)
         self._settle(run)
 
     def _recovered(self, job: RecoveryJob, result: Recovered | BaseException) -> None:
@@ -740,46 +539,8 @@ class Engine:
             run.aborted = True
             self.cancel(run.goal.id, reason=f"recovery aborted the goal: {plan.root_cause}")
             run.goal = run.goal.evolve(error=f"aborted: {plan.root_cause}")
-        self._feed(run)
+        self._dispatch.feed(run)
         self._settle(run)
-
-    async def _publish(self, run: GoalRun) -> Published:
-        await self.store.flush()
-        if run.services.publish is None:
-            return Published()
-        report = GoalReport(
-            project=run.project,
-            goal=run.goal,
-            tasks=tuple(run.tasks.values()),
-            attempts=tuple(self.store.load_attempts(run.goal.id)),
-            recoveries=tuple(self.store.load_recoveries(run.goal.id)),
-            scripted=run.services.scripted,
-        )
-        published: Published = await run.services.publish(report)
-        return published
-
-    def _published(self, run: GoalRun, result: Published | BaseException) -> None:
-        if isinstance(result, BaseException):
-            error = f"publishing failed: {result}"
-            failing = run.event(EventKind.GOAL_FAILED, error)
-            self._next(run, End(GoalState.FAILED, error, (failing,)))
-            return
-        events = []
-        if result.pushed:
-            events.append(run.event(EventKind.PR_PUSHED, f"pushed {run.goal.branch}"))
-        if result.pr_url:
-            url = result.pr_url
-            events.append(run.event(EventKind.PR_OPENED, url, data={"url": url}))
-        if result.description_path:
-            path = result.description_path
-            events.append(run.event(EventKind.PR_WRITTEN, path, data={"path": path}))
-        run.goal = run.goal.evolve(pr_url=result.pr_url or result.description_path)
-        failed = failed_or_held(run.tasks)
-        if failed:
-            error = f"{len(failed)} task(s) did not succeed: {', '.join(t.id for t in failed)}"
-            self._next(run, End(GoalState.FAILED, error, tuple(events)))
-        else:
-            self._next(run, End(GoalState.SUCCEEDED, "", tuple(events)))
 
     # -- spending, commands and breakers ------------------------------------------------------
 
@@ -792,7 +553,7 @@ class Engine:
                 for item in withdrawn:
                     if run.dag.status(item.task_id) is NodeStatus.RUNNING:
                         run.dag.requeue(item.task_id)
-                self._feed(run)
+                self._dispatch.feed(run)
         if charged.pause:
             self.pause_project(run.project.id, charged.pause)
 
@@ -817,30 +578,6 @@ class Engine:
                 self.router.resume_project(project_id)
                 self._set_project(stored)
 
-    def _breaker_changes(self, changes: Iterable[Change]) -> None:
-        for change in changes:
-            self._breaker_changed(change)
-
-    def _breaker_changed(self, change: Change) -> None:
-        record = self.breakers.get(change.key).to_record()
-        event = self.journal.event(
-            _BREAKER_EVENT[change.new],
-            f"{change.key}: {change.reason}",
-            data={"key": change.key, "from": change.old.value, "to": change.new.value},
-        )
-        self.journal.write(record, events=[event])
-        if change.new is BreakerState.OPEN and change.key.startswith(backend_key("")):
-            self._reroute(change.key.removeprefix(backend_key("")))
-
-
-def _unavailable(backend: str, fallback: str) -> str:
-    return f"{backend} is unavailable (its breaker is open): running on {fallback}"
 
 
 _TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time
-
-_BREAKER_EVENT = {
-    BreakerState.OPEN: EventKind.BREAKER_OPENED,
-    BreakerState.HALF_OPEN: EventKind.BREAKER_HALF_OPEN,
-    BreakerState.CLOSED: EventKind.BREAKER_CLOSED,
-}

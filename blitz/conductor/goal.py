@@ -205,6 +205,18 @@ class GoalRun:
             )
         journal.write(task, attempt, events=events)
 
+    def attempt_finished(self, task: Task, report: AttemptReport) -> None:
+        """Record an attempt that did not succeed (or whose goal was cancelled)."""
+        final, outcome = report.attempt, report.outcome
+        data = {"outcome": outcome.value, "commit": final.commit, "cost_usd": final.usage.cost_usd}
+        if report.error:
+            data["error"] = report.error[:2000]
+        message = f"attempt {final.number}: {outcome.value}"
+        event = self.event(
+            EventKind.ATTEMPT_FINISHED, message, task=task, attempt_id=final.id, data=data
+        )
+        self.journal.write(final, events=[event])
+
     def after_attempt(self, task: Task, report: AttemptReport, *, interrupted: bool) -> Next:
         """Move a task on after an attempt that did not succeed (or whose goal was cancelled);
         ``interrupted``: it was stopped by a shutdown, not at fault."""
