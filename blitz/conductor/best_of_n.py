@@ -46,7 +46,7 @@ class Tally:
 
 
 def backend_spec(spec: str) -> tuple[str, str]:
-    """"claude-code:sonnet" -> ("claude-code", "sonnet"); "codex" -> ("codex", "")."""
+    """ "claude-code:sonnet" -> ("claude-code", "sonnet"); "codex" -> ("codex", "")."""
     backend, _, model = spec.strip().partition(":")
     return backend, model
 

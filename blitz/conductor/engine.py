@@ -18,7 +18,7 @@ import collections
 import dataclasses
 import functools
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from blitz.breaker import BreakerBoard, project_key
 from blitz.clock import Clock
@@ -48,9 +48,6 @@ from blitz.planner import Recovered
 from blitz.router import Router
 from blitz.runner import runner_id
 from blitz.store.base import Store
-
-if TYPE_CHECKING:
-    pass
 
 
 class Engine:
@@ -577,7 +574,6 @@ class Engine:
                 del self._paused[project_id]
                 self.router.resume_project(project_id)
                 self._set_project(stored)
-
 
 
 _TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time

@@ -65,8 +65,7 @@ def skippable(run: GoalRun, task_id: str) -> Task:
     task = _task_of(run, task_id)
     if task.state not in _SKIPPABLE or run.dag is None or task.state is TaskState.CANCELLED:
         raise UserError(
-            f"task {task_id} is {task.state}; only a pending, ready or failed task can be "
-            "skipped"
+            f"task {task_id} is {task.state}; only a pending, ready or failed task can be skipped"
         )
     return task
 
