@@ -179,11 +179,7 @@ class Engine:
         if run is None:
             await self._reopen(goal_id, task_id, retry=True)
             return
-        task = steering.retryable(run, task_id)
-        assert run.dag is not None
-        run.dag.retry(task_id)
-        task = task.evolve(state=TaskState.READY, reason="", crashes=0, recoveries=0)
-        run.set_task(task, EventKind.TASK_RETRIED, "retried by a person")
+        steering.retry(run, task_id)
         self._dispatch.feed(run)
         self._wake()
 
@@ -193,13 +189,8 @@ class Engine:
         if run is None:
             await self._reopen(goal_id, task_id, retry=False)
             return
-        task = steering.skippable(run, task_id)
-        assert run.dag is not None
-        if task.state is TaskState.READY:
+        if steering.skip(run, task_id):
             self.router.withdraw(goal_id, task_id)
-        run.dag.skip(task_id)
-        task = task.evolve(state=TaskState.SKIPPED, reason="skipped by a person")
-        run.set_task(task, EventKind.TASK_SKIPPED, task.reason)
         self._dispatch.feed(run)
         self._settle(run)
         self._wake()

@@ -52,22 +52,29 @@ def waiting(runs: Mapping[str, GoalRun], journal: Journal, goal_id: str) -> Goal
     return run
 
 
-def retryable(run: GoalRun, task_id: str) -> Task:
-    """The task, which must have failed."""
+def retry(run: GoalRun, task_id: str) -> None:
+    """Give a failed task another attempt (with fresh crash and recovery counts)."""
     task = _task_of(run, task_id)
     if task.state is not TaskState.FAILED or run.dag is None:
         raise UserError(f"task {task_id} is {task.state}; only a failed task can be retried")
-    return task
+    run.dag.retry(task_id)
+    task = task.evolve(state=TaskState.READY, reason="", crashes=0, recoveries=0)
+    run.set_task(task, EventKind.TASK_RETRIED, "retried by a person")
 
 
-def skippable(run: GoalRun, task_id: str) -> Task:
-    """The task, which must not have started or must have failed."""
+def skip(run: GoalRun, task_id: str) -> bool:
+    """Drop a task that has not started or has failed; True if it was queued (the caller
+    takes it off the router's queue)."""
     task = _task_of(run, task_id)
     if task.state not in _SKIPPABLE or run.dag is None or task.state is TaskState.CANCELLED:
         raise UserError(
             f"task {task_id} is {task.state}; only a pending, ready or failed task can be skipped"
         )
-    return task
+    run.dag.skip(task_id)
+    run.set_task(
+        task.evolve(state=TaskState.SKIPPED, reason="skipped by a person"), EventKind.TASK_SKIPPED
+    )
+    return task.state is TaskState.READY
 
 
 def _task_of(run: GoalRun, task_id: str) -> Task:
