@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from blitz.backends.base import AgentRequest, AgentResult
 from blitz.conductor.selection import candidate_of
-from blitz.domain import Attempt, AttemptState, GateResult, Task
+from blitz.domain import AttemptState, GateResult, Task
 from blitz.errors import RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import (
@@ -72,15 +72,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
         del messages[:-20]
         if emitted < MAX_MESSAGE_EVENTS:
             emitted += 1
-            ctx.emit(
-                Event(
-                    kind=EventKind.AGENT_MESSAGE,
-                    goal_id=ctx.goal.id,
-                    task_id=ctx.task.id,
-                    attempt_id=attempt.id,
-                    message=text[:2000],
-                )
-            )
+            _tell(ctx, EventKind.AGENT_MESSAGE, text[:2000])
 
     def report(outcome: Outcome, error: str = "", **changes: object) -> AttemptReport:
         final = attempt.evolve(
@@ -154,7 +146,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
 
         gates: tuple[GateResult, ...] = ()
         if ctx.validator is not None:
-            gates = await _validate(ctx, worktree, attempt)
+            gates = await _validate(ctx, worktree)
             found.update(gates=gates)
         passed = _passed(gates)
         if not passed and ctx.selection is None:
@@ -202,16 +194,7 @@ async def _integrate(
     tasks' work lands meanwhile."""
     ws = ctx.workspace
     assert ws is not None
-    ctx.emit(
-        Event(
-            kind=EventKind.CHECKPOINT_COMMITTED,
-            goal_id=ctx.goal.id,
-            task_id=ctx.task.id,
-            attempt_id=ctx.attempt.id,
-            message=f"committed {sha[:10]}",
-            data={"commit": sha},
-        )
-    )
+    _tell(ctx, EventKind.CHECKPOINT_COMMITTED, f"committed {sha[:10]}", {"commit": sha})
     ctx.fault("after_commit")
     commit = ""
     for _ in range(MAX_REBASES):
@@ -227,17 +210,9 @@ async def _integrate(
                 commit = committed.get(ctx.task.id, integration.head)
             break
         if integration.status == "conflict":
-            ctx.emit(
-                Event(
-                    kind=EventKind.CHECKPOINT_CONFLICT,
-                    goal_id=ctx.goal.id,
-                    task_id=ctx.task.id,
-                    attempt_id=ctx.attempt.id,
-                    message="conflicts with the goal branch: "
-                    + ", ".join(integration.conflict_files),
-                    data={"files": list(integration.conflict_files)},
-                )
-            )
+            files = integration.conflict_files
+            message = "conflicts with the goal branch: " + ", ".join(files)
+            _tell(ctx, EventKind.CHECKPOINT_CONFLICT, message, {"files": list(files)})
             return report(
                 Outcome.CONFLICT,
                 "the change conflicts with work integrated meanwhile in: "
@@ -245,7 +220,7 @@ async def _integrate(
             )
         # Rebased onto work other tasks integrated meanwhile: judge the combination.
         sha, base = integration.head, integration.detail
-        gates = await _validate(ctx, worktree, ctx.attempt)
+        gates = await _validate(ctx, worktree)
         found.update(gates=gates, base_sha=base)
         if not _passed(gates):
             return report(
@@ -358,9 +333,7 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-async def _validate(
-    ctx: AttemptRequest, worktree: Path, attempt: Attempt
-) -> tuple[GateResult, ...]:
+async def _validate(ctx: AttemptRequest, worktree: Path) -> tuple[GateResult, ...]:
     if ctx.validator is None:
         return ()
     gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline)
@@ -370,17 +343,28 @@ async def _validate(
         from blitz.validation import summarize
 
         passed = _passed(results)
-        ctx.emit(
-            Event(
-                kind=EventKind.VALIDATION_PASSED if passed else EventKind.VALIDATION_FAILED,
-                goal_id=ctx.goal.id,
-                task_id=ctx.task.id,
-                attempt_id=attempt.id,
-                message=summarize(results),
-                data={"gates": {r.name: r.passed or r.preexisting for r in results}},
-            )
+        _tell(
+            ctx,
+            EventKind.VALIDATION_PASSED if passed else EventKind.VALIDATION_FAILED,
+            summarize(results),
+            {"gates": {r.name: r.passed or r.preexisting for r in results}},
         )
     return results
+
+
+def _tell(
+    ctx: AttemptRequest, kind: EventKind, message: str, data: dict[str, Any] | None = None
+) -> None:
+    """Emit an informational event of this attempt."""
+    event = Event(
+        kind=kind,
+        goal_id=ctx.goal.id,
+        task_id=ctx.task.id,
+        attempt_id=ctx.attempt.id,
+        message=message,
+        data=data or {},
+    )
+    ctx.emit(event)
 
 
 def _passed(results: tuple[GateResult, ...]) -> bool:
