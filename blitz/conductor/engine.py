@@ -175,31 +175,27 @@ class Engine:
 
     async def retry_task(self, goal_id: str, task_id: str) -> None:
         """Another attempt at a failed, skipped or cancelled task (reopens an ended goal)."""
-        run = self.runs.get(goal_id)
-        if run is None:
-            await self._reopen(goal_id, task_id, retry=True)
-            return
-        steering.retry(run, task_id)
-        self._dispatch.feed(run)
-        self._wake()
+        await self._steer(goal_id, task_id, retry=True)
 
     async def skip_task(self, goal_id: str, task_id: str) -> None:
         """Drop a task; the tasks after it go on without it (reopens an ended goal)."""
-        run = self.runs.get(goal_id)
-        if run is None:
-            await self._reopen(goal_id, task_id, retry=False)
-            return
-        if steering.skip(run, task_id):
-            self.router.withdraw(goal_id, task_id)
-        self._dispatch.feed(run)
-        self._settle(run)
-        self._wake()
+        await self._steer(goal_id, task_id, retry=False)
 
-    async def _reopen(self, goal_id: str, task_id: str, *, retry: bool) -> None:
-        reopened = steering.reopen(self.journal, goal_id, task_id, retry=retry)
-        await self.store.flush()
-        self.finished.pop(goal_id, None)
-        await self.resume(reopened)
+    async def _steer(self, goal_id: str, task_id: str, *, retry: bool) -> None:
+        run = self.runs.get(goal_id)
+        if run is None:  # an ended goal: reopened in the store, then resumed
+            reopened = steering.reopen(self.journal, goal_id, task_id, retry=retry)
+            await self.store.flush()
+            self.finished.pop(goal_id, None)
+            await self.resume(reopened)
+        elif retry:
+            steering.retry(run, task_id)
+            self._dispatch.feed(run)
+        else:
+            if steering.skip(run, task_id):
+                self.router.withdraw(goal_id, task_id)
+            self._dispatch.feed(run)
+            self._settle(run)
         self._wake()
 
     def pause_project(self, project_id: str, reason: str) -> None:
