@@ -1,7 +1,8 @@
 """What a person may ask of the engine while it runs, and when it applies: approve or reject a
 plan, retry or skip a task, and the requests other processes store (``blitz cancel``).
 
-The engine's public methods of the same names do the work; the rules they check live here.
+The engine's public methods of the same names call these with a goal's run; nothing here
+knows the engine (stored requests reach it through :class:`Steerable`, its public methods).
 Each raises :class:`UserError` with a message for the person when a request does not apply. A
 finished goal can be reopened: retrying or skipping one of its tasks puts it back to running,
 and everything that was skipped only because that task failed goes back to waiting.
