@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -27,6 +26,7 @@ from blitz.conductor.dispatch import Dispatch
 from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover
 from blitz.conductor.jobs import AttemptJob, Job, PlanJob, PublishJob, RecoveryJob
 from blitz.conductor.journal import Journal
+from blitz.conductor.pausing import Pauses
 from blitz.conductor.services import Services
 from blitz.conductor.spending import NO_USAGE, Spending
 from blitz.dag import NodeStatus
@@ -76,7 +76,6 @@ class Engine:
         self._draining = False  # shutting down: nothing new starts; interrupted work re-queues
         self.user_errors: dict[str, UserError] = {}
         """Goals that failed on a configuration the user must fix (a rejected key), by id."""
-        self._paused: dict[str, str] = {}  # project id -> why it is paused
         self.store = store
         self.clock = clock
         self.journal = Journal(store, clock)
@@ -98,6 +97,7 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._me = runner or runner_id()
         self._stopping = False
+        self._pauses = Pauses(runs=self.runs, router=router, journal=self.journal)
         self._dispatch = Dispatch(
             runs=self.runs,
             router=router,
@@ -200,48 +200,19 @@ class Engine:
 
     def pause_project(self, project_id: str, reason: str) -> None:
         """Stop starting tasks of a project until it is resumed (queued tasks wait)."""
-        if project_id in self._paused:
-            return
-        self._paused[project_id] = reason
-        self.router.pause_project(project_id)
-        run = next((r for r in self.runs.values() if r.project.id == project_id), None)
-        stored = self.store.get_project(project_id) or (run.project if run else None)
-        if stored is None:
-            return
-        paused = dataclasses.replace(stored, paused=True, pause_reason=reason)
-        self._set_project(paused)
-        event = self.journal.event(
-            EventKind.PROJECT_PAUSED, f"{paused.name} paused: {reason}", project_id=project_id
-        )
-        self.journal.write(paused, events=[event])
+        self._pauses.pause(project_id, reason)
 
     def resume_project(self, project_id: str) -> None:
         """Let a paused project's tasks start again."""
-        stored = self.store.get_project(project_id)
-        if stored is None:
-            raise UserError(f"no project {project_id}")
-        self._paused.pop(project_id, None)
-        self.router.resume_project(project_id)
-        resumed = dataclasses.replace(stored, paused=False, pause_reason="")
-        self._set_project(resumed)
-        if stored.paused:
-            event = self.journal.event(
-                EventKind.PROJECT_RESUMED, f"{stored.name} resumed", project_id=project_id
-            )
-            self.journal.write(resumed, events=[event])
+        self._pauses.resume(project_id)
         self._wake()
-
-    def _set_project(self, project: Project) -> None:
-        for run in self.runs.values():
-            if run.project.id == project.id:
-                run.project = project
 
     def blocked(self) -> dict[str, str]:
         """Goals that cannot move because their project is paused and nothing of theirs runs:
         goal id -> the pause reason."""
         held = {}
         for goal_id, run in self.runs.items():
-            reason = self._paused.get(run.project.id)
+            reason = self._pauses.reason(run.project.id)
             if reason is not None and not run.jobs:
                 held[goal_id] = reason
         return held
@@ -396,8 +367,7 @@ class Engine:
         if run.services.project_budget_usd is not None and not self.spending.known(project.id):
             self.spending.start_project(project.id, self.store.project_usage(project.id).cost_usd)
         if project.paused:
-            self._paused[project.id] = project.pause_reason or "paused"
-            self.router.pause_project(project.id)
+            self._pauses.hold(project.id, project.pause_reason or "paused")
         run.goal = goal.evolve(runner=self._me)
         self.journal.write(run.goal)
         return run
@@ -529,7 +499,7 @@ class Engine:
     # -- spending, commands and breakers ------------------------------------------------------
 
     def _charge(self, run: GoalRun, usage: Usage, *, planning: bool = False) -> None:
-        paused = run.project.id in self._paused
+        paused = run.project.id in self._pauses
         charged = self.spending.charge(run, usage, planning=planning, paused=paused)
         if charged.goal_stopped:
             withdrawn = self.router.withdraw(run.goal.id)
@@ -549,18 +519,7 @@ class Engine:
             return
         for command in commands:
             steering.command(self, self.journal, command.goal_id, command.kind)
-        # Follow `blitz projects pause/resume` made by other processes.
-        for project_id in {run.project.id for run in self.runs.values()}:
-            stored = projects.get(project_id)
-            if stored is None or stored.paused == (project_id in self._paused):
-                continue
-            if stored.paused:
-                self._paused[project_id] = stored.pause_reason or "paused"
-                self.router.pause_project(project_id)
-            else:
-                del self._paused[project_id]
-                self.router.resume_project(project_id)
-                self._set_project(stored)
+        self._pauses.follow(projects)
 
 
 _TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time
