@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from blitz.backends.registry import NO_MODEL, check_name, create_backend
-from blitz.conductor import runner_alive
 from blitz.config import apply_config
 from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
 from blitz.errors import ConfigError, RepositoryError, UserError
 from blitz.events import Event, EventKind
+from blitz.proctree import runner_alive
 from blitz.store.base import Store
 from blitz.workspace import branch_name
 

@@ -36,7 +36,7 @@ from blitz.validation import Validator
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
-    from blitz.explore import Judge
+    from blitz.conductor.selection import Judge
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
     from blitz.testing.scripted import Scenario
@@ -270,7 +270,7 @@ class App:
         cfg = self.config_for(project)
         if cfg is None or not cfg.explore.judge:
             return None
-        from blitz.explore import ModelJudge
+        from blitz.llm.judge import ModelJudge
         from blitz.llm.models import build_model, parse_model
 
         spec = parse_model(cfg.explore.judge)

@@ -176,11 +176,6 @@ async def kill_tree(
 # -- runners ------------------------------------------------------------------------------------
 
 
-def runner_id() -> str:
-    """This process as a runner: ``pid@host``."""
-    return f"{os.getpid()}@{socket.gethostname()}"
-
-
 def runner_alive(runner: str) -> bool:
     """Whether the process that claimed a goal still runs (checked on this host; a runner on
     another host is assumed alive)."""

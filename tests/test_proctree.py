@@ -13,6 +13,7 @@ import time
 import pytest
 
 from blitz import proctree
+from blitz.runner import runner_id
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -127,8 +128,8 @@ def test_a_zombie_is_not_alive() -> None:
 
 def test_runner_alive() -> None:
     host = socket.gethostname()
-    assert proctree.runner_alive(proctree.runner_id())
-    assert proctree.runner_id() == f"{os.getpid()}@{host}"
+    assert proctree.runner_alive(runner_id())
+    assert runner_id() == f"{os.getpid()}@{host}"
     assert proctree.runner_alive(f"1@another-{host}")  # another host's runner: assumed alive
     assert not proctree.runner_alive("")
     assert not proctree.runner_alive(f"not-a-pid@{host}")

@@ -24,10 +24,10 @@ from blitz.cli.common import (
     token_option,
 )
 from blitz.cli.live import live_view
-from blitz.conductor import runner_alive
 from blitz.domain import GOAL_DONE, GoalState
 from blitz.errors import ConfigError, UserError
 from blitz.planner import load_plan_file
+from blitz.proctree import runner_alive
 
 
 @app.command()

@@ -20,9 +20,9 @@ from collections.abc import Callable, Generator, Iterable
 import uvicorn
 
 from blitz.app import App
-from blitz.conductor import runner_alive
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
+from blitz.proctree import runner_alive
 from blitz.server.app import create_app
 from blitz.server.auth import TokenStore
 from blitz.server.events import EventHub

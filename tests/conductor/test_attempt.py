@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from blitz.attempt import AttemptContext, Outcome, run_attempt
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.conductor.attempt import run_attempt
 from blitz.domain import Attempt, AttemptState, Goal, Project, Task
+from blitz.executors.base import AttemptRequest, Outcome
 
 
 class Backend:
@@ -30,12 +31,12 @@ class Backend:
         return AgentResult(ok=True, summary=f"done after {self.delay}")
 
 
-def context(tmp_path: Path, backend: Backend, timeout: float) -> AttemptContext:
+def context(tmp_path: Path, backend: Backend, timeout: float) -> AttemptRequest:
     project = Project(id="p-1", name="p", path=str(tmp_path))
     goal = Goal(id="g-1", project_id=project.id, title="goal")
     task = Task(id="t1", goal_id=goal.id, title="task", allow_empty=True)
     attempt = Attempt(id="a-1", goal_id=goal.id, task_id=task.id, number=1)
-    return AttemptContext(
+    return AttemptRequest(
         project=project,
         goal=goal,
         task=task,

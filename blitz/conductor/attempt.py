@@ -1,9 +1,11 @@
 """One attempt at one task, end to end: a fresh worktree from the goal branch's head, the agent,
 the gates and the task's checks, a commit, and integration into the goal branch.
 
-The attempt never changes the engine's state: it returns an :class:`AttemptReport` that the
-conductor applies. It may append informational events (agent messages, validation results).
-Whatever happens, its worktree is removed.
+This is what an executor runs (:mod:`blitz.executors`); the engine never calls it directly. The
+attempt never changes the engine's state: it returns an
+:class:`~blitz.executors.base.AttemptReport` that the engine applies. It may append
+informational events (agent messages, validation results). Whatever happens, its worktree is
+removed.
 """
 
 from __future__ import annotations
@@ -11,53 +13,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from blitz.backends.base import AgentBackend, AgentRequest, AgentResult
-from blitz.domain import (
-    Attempt,
-    AttemptState,
-    Baseline,
-    GateResult,
-    Goal,
-    Project,
-    Task,
-    Usage,
-)
+from blitz.backends.base import AgentRequest, AgentResult
+from blitz.conductor.selection import candidate_of
+from blitz.domain import AttemptState, GateResult, Task
 from blitz.errors import RunError
 from blitz.events import Event, EventKind
-
-if TYPE_CHECKING:
-    from blitz.explore import Selection
-    from blitz.validation import Validator
-    from blitz.workspace import Workspace
+from blitz.executors.base import (
+    ATTEMPT_REFS,
+    AttemptReport,
+    AttemptRequest,
+    Outcome,
+    worktree_name,
+)
 
 MAX_MESSAGE_EVENTS = 200
 """Agent messages stored as events per attempt; later ones are only kept for failure context."""
 
 MAX_REBASES = 5
 """Times an attempt re-validates after rebasing before it gives the slot back."""
-
-
-def worktree_name(goal_id: str, name: str) -> str:
-    """Worktrees are named after their goal, so a resume can find every one a dead process left,
-    even one whose attempt never reached the store."""
-    return f"{goal_id}--{name}"
-
-
-class Outcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # the work was wrong -> recovery
-    CRASHED = "crashed"  # the machinery broke -> retry
-    CONFLICT = "conflict"  # the change does not apply on the goal branch's new head -> re-run
-    CONFIG = "config"  # the user must fix a setting (a rejected key) -> project paused, re-queued
-    LOST = "lost"  # a best-of-N candidate that another candidate beat (its work kept as a ref)
-
 
 _STATES = {
     Outcome.SUCCEEDED: AttemptState.SUCCEEDED,
@@ -67,60 +44,6 @@ _STATES = {
     Outcome.CONFIG: AttemptState.CRASHED,
     Outcome.LOST: AttemptState.FAILED,
 }
-
-ROUTER_OUTCOME: dict[Outcome, Literal["succeeded", "failed", "crashed", "cancelled"]] = {
-    Outcome.SUCCEEDED: "succeeded",
-    Outcome.FAILED: "failed",  # the work was wrong; the machinery worked
-    Outcome.CONFLICT: "failed",
-    Outcome.CRASHED: "crashed",
-    Outcome.CONFIG: "cancelled",  # neither the work nor the provider's health is at fault
-    Outcome.LOST: "failed",
-}
-"""How each outcome counts for the router and the breakers."""
-
-ATTEMPT_REFS = "refs/blitz/attempts"
-"""Best-of-N candidates' commits are kept under ``refs/blitz/attempts/<goal>/<task>/<attempt>``."""
-
-
-class Meter:
-    """What an attempt has spent so far, as its backend reports each model call."""
-
-    __slots__ = ("usage",)
-
-    def __init__(self) -> None:
-        self.usage = Usage()
-
-    def add(self, usage: Usage) -> None:
-        self.usage += usage
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptContext:
-    project: Project
-    goal: Goal
-    task: Task
-    attempt: Attempt
-    backend: AgentBackend
-    workspace: Workspace | None  # None only for git-free benchmarks
-    validator: Validator | None
-    baseline: Baseline | None
-    timeout: float
-    emit: Callable[[Event], None]
-    budget_usd: float | None = None  # what this attempt may still spend (None = no cap)
-    model: str = ""  # provider:model for this attempt ("" = the backend's default)
-    selection: Selection | None = None  # set for best-of-N candidates: decides who integrates
-    label: str = ""  # how a candidate is named in verdicts ("codex #2")
-    meter: Meter | None = None  # counts spending as it happens (read if the attempt is cancelled)
-    now: Callable[[], float] = time.time
-    fault: Callable[[str], None] = lambda point: None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AttemptReport:
-    outcome: Outcome
-    attempt: Attempt  # the final record (state, commit, gates, diff, usage)
-    error: str = ""
-    messages: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _instructions(task: Task) -> str:
@@ -133,8 +56,9 @@ def _instructions(task: Task) -> str:
     return f"{text}\n\nAcceptance checks: {checks}"
 
 
-async def run_attempt(ctx: AttemptContext) -> AttemptReport:
-    """Run one attempt; never raises except on cancellation (the worktree is removed either way)."""
+async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
+    """Run one attempt; never raises except on cancellation (the worktree is removed either way).
+    The procedure behind every executor: the local one calls it in this process."""
     ws = ctx.workspace
     attempt = ctx.attempt
     found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
@@ -148,15 +72,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
         del messages[:-20]
         if emitted < MAX_MESSAGE_EVENTS:
             emitted += 1
-            ctx.emit(
-                Event(
-                    kind=EventKind.AGENT_MESSAGE,
-                    goal_id=ctx.goal.id,
-                    task_id=ctx.task.id,
-                    attempt_id=attempt.id,
-                    message=text[:2000],
-                )
-            )
+            _tell(ctx, EventKind.AGENT_MESSAGE, text[:2000])
 
     def report(outcome: Outcome, error: str = "", **changes: object) -> AttemptReport:
         final = attempt.evolve(
@@ -230,7 +146,7 @@ async def run_attempt(ctx: AttemptContext) -> AttemptReport:
 
         gates: tuple[GateResult, ...] = ()
         if ctx.validator is not None:
-            gates = await _validate(ctx, worktree, attempt)
+            gates = await _validate(ctx, worktree)
             found.update(gates=gates)
         passed = _passed(gates)
         if not passed and ctx.selection is None:
@@ -267,7 +183,7 @@ _Report = Callable[..., AttemptReport]
 
 
 async def _integrate(
-    ctx: AttemptContext,
+    ctx: AttemptRequest,
     worktree: Path,
     sha: str,
     base: str,
@@ -278,16 +194,7 @@ async def _integrate(
     tasks' work lands meanwhile."""
     ws = ctx.workspace
     assert ws is not None
-    ctx.emit(
-        Event(
-            kind=EventKind.CHECKPOINT_COMMITTED,
-            goal_id=ctx.goal.id,
-            task_id=ctx.task.id,
-            attempt_id=ctx.attempt.id,
-            message=f"committed {sha[:10]}",
-            data={"commit": sha},
-        )
-    )
+    _tell(ctx, EventKind.CHECKPOINT_COMMITTED, f"committed {sha[:10]}", {"commit": sha})
     ctx.fault("after_commit")
     commit = ""
     for _ in range(MAX_REBASES):
@@ -303,17 +210,9 @@ async def _integrate(
                 commit = committed.get(ctx.task.id, integration.head)
             break
         if integration.status == "conflict":
-            ctx.emit(
-                Event(
-                    kind=EventKind.CHECKPOINT_CONFLICT,
-                    goal_id=ctx.goal.id,
-                    task_id=ctx.task.id,
-                    attempt_id=ctx.attempt.id,
-                    message="conflicts with the goal branch: "
-                    + ", ".join(integration.conflict_files),
-                    data={"files": list(integration.conflict_files)},
-                )
-            )
+            files = integration.conflict_files
+            message = "conflicts with the goal branch: " + ", ".join(files)
+            _tell(ctx, EventKind.CHECKPOINT_CONFLICT, message, {"files": list(files)})
             return report(
                 Outcome.CONFLICT,
                 "the change conflicts with work integrated meanwhile in: "
@@ -321,7 +220,7 @@ async def _integrate(
             )
         # Rebased onto work other tasks integrated meanwhile: judge the combination.
         sha, base = integration.head, integration.detail
-        gates = await _validate(ctx, worktree, ctx.attempt)
+        gates = await _validate(ctx, worktree)
         found.update(gates=gates, base_sha=base)
         if not _passed(gates):
             return report(
@@ -336,7 +235,7 @@ async def _integrate(
 
 
 async def _compete(
-    ctx: AttemptContext,
+    ctx: AttemptRequest,
     worktree: Path,
     sha: str | None,
     base: str,
@@ -347,8 +246,6 @@ async def _compete(
 ) -> AttemptReport:
     """A best-of-N candidate: keep its work as a ref, offer it to the selection, and integrate
     it only if it wins. A winner that cannot integrate hands the win to the runner-up."""
-    from blitz.explore import candidate_of
-
     selection, ws, attempt = ctx.selection, ctx.workspace, ctx.attempt
     assert selection is not None
     error = "" if passed else _gate_error(gates)
@@ -436,9 +333,7 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-async def _validate(
-    ctx: AttemptContext, worktree: Path, attempt: Attempt
-) -> tuple[GateResult, ...]:
+async def _validate(ctx: AttemptRequest, worktree: Path) -> tuple[GateResult, ...]:
     if ctx.validator is None:
         return ()
     gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline)
@@ -448,17 +343,28 @@ async def _validate(
         from blitz.validation import summarize
 
         passed = _passed(results)
-        ctx.emit(
-            Event(
-                kind=EventKind.VALIDATION_PASSED if passed else EventKind.VALIDATION_FAILED,
-                goal_id=ctx.goal.id,
-                task_id=ctx.task.id,
-                attempt_id=attempt.id,
-                message=summarize(results),
-                data={"gates": {r.name: r.passed or r.preexisting for r in results}},
-            )
+        _tell(
+            ctx,
+            EventKind.VALIDATION_PASSED if passed else EventKind.VALIDATION_FAILED,
+            summarize(results),
+            {"gates": {r.name: r.passed or r.preexisting for r in results}},
         )
     return results
+
+
+def _tell(
+    ctx: AttemptRequest, kind: EventKind, message: str, data: dict[str, Any] | None = None
+) -> None:
+    """Emit an informational event of this attempt."""
+    event = Event(
+        kind=kind,
+        goal_id=ctx.goal.id,
+        task_id=ctx.task.id,
+        attempt_id=ctx.attempt.id,
+        message=message,
+        data=data or {},
+    )
+    ctx.emit(event)
 
 
 def _passed(results: tuple[GateResult, ...]) -> bool:

@@ -7,8 +7,7 @@ passing candidates, and tells exactly one candidate at a time to integrate. A wi
 integration fails hands the win to the next passing candidate; losers hear their verdict only
 once it is final. Every candidate gets a one-line verdict (:func:`explain`).
 
-The model judge imports pydantic-ai only when it is asked, so the conductor can import this
-module without the SDK.
+Pure: no I/O and no SDK. The model judge is :class:`blitz.llm.judge.ModelJudge`.
 """
 
 from __future__ import annotations
@@ -17,20 +16,10 @@ import asyncio
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal, Protocol
 
 from blitz.domain import Attempt, Usage
 from blitz.redact import redact
-
-if TYPE_CHECKING:
-    from pydantic_ai.models import Model
-
-    from blitz.breaker import BreakerBoard
-    from blitz.clock import Clock
-    from blitz.llm.models import ModelSpec
-    from blitz.llm.usage import PriceTable
 
 Mode = Literal["all", "first"]
 
@@ -39,12 +28,6 @@ UNAVAILABLE = "judge unavailable"
 
 ERROR_CHARS = 160
 """Characters kept of a candidate's error: one line for a verdict."""
-
-JUDGE_DIFF_CHARS = 40_000
-"""Characters of diff shown to the model judge, shared among the candidates."""
-
-JUDGE_ATTEMPTS = 2
-"""Tries of a judge call on transient provider failures: a tie is not worth a long wait."""
 
 
 # -- candidates ----------------------------------------------------------------------------------
@@ -77,7 +60,7 @@ def candidate_of(attempt: Attempt, *, label: str, passed: bool, error: str = "")
         tests_passed=sum(count_passed(g.output_tail) for g in attempt.gates),
         diff_lines=_stat_lines(attempt.diff_stat) or count_changed_lines(attempt.diff),
         cost_usd=attempt.usage.cost_usd,
-        error="" if passed else _line(error or attempt.error or f"{blamed[0].name} failed"),
+        error="" if passed else one_line(error or attempt.error or f"{blamed[0].name} failed"),
     )
 
 
@@ -143,7 +126,7 @@ def _stat_lines(stat: str) -> int:
     return sum(int(n) for n, _ in _STAT.findall(stat.rstrip().rpartition("\n")[2]))
 
 
-def _line(text: str, limit: int = ERROR_CHARS) -> str:
+def one_line(text: str, limit: int = ERROR_CHARS) -> str:
     """The first non-blank line of ``text``, redacted and cut to ``limit`` characters."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     first = redact(" ".join(first.split()))
@@ -243,114 +226,6 @@ class Judge(Protocol):
         ...
 
 
-class JudgeOutput(BaseModel):
-    """The model judge's answer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    choice: int = Field(description="the number of the chosen candidate, from 1 to N")
-    reason: str = Field(description="one sentence: why this change is the one to merge")
-
-
-JUDGE_RULES = """\
-You review alternative changes that coding agents made for the same task. Every candidate passed
-the project's validation gates with the same results, so the tests cannot tell them apart. Choose
-the one a careful reviewer would merge: it does all the task asks, correctly, with no unrelated
-changes, in code that fits the repository and is easy to maintain. Answer with the candidate's
-number and one sentence saying why."""
-
-
-class ModelJudge:
-    """A :class:`Judge` that asks a model (see :func:`blitz.llm.models.build_model`) for a
-    structured choice. It never raises: a provider error, an unusable answer or an invalid
-    choice leaves the ranking order, with a reason saying why. ``usage`` adds up every call."""
-
-    def __init__(
-        self,
-        model: Model,
-        *,
-        spec: ModelSpec,
-        prices: PriceTable | None = None,
-        clock: Clock | None = None,
-        breakers: BreakerBoard | None = None,
-    ) -> None:
-        from blitz.clock import SystemClock
-        from blitz.llm.usage import PriceTable
-
-        self._model = model
-        self._spec = spec
-        self._prices = prices if prices is not None else PriceTable()
-        self._clock = clock if clock is not None else SystemClock()
-        self._breakers = breakers
-        self.usage = Usage()  # every call's, since it was built
-        self._untaken = Usage()
-
-    def take_usage(self) -> Usage:
-        taken, self._untaken = self._untaken, Usage()
-        return taken
-
-    async def pick(
-        self, task_title: str, instructions: str, candidates: Sequence[tuple[Candidate, str]]
-    ) -> tuple[int, str]:
-        if len(candidates) < 2:
-            return 0, "the only candidate" if candidates else f"{UNAVAILABLE}: no candidates"
-        try:
-            answer = await self._ask(self._prompt(task_title, instructions, candidates))
-        except Exception as exc:  # the ranking order stands; the judge must not fail the task
-            return 0, f"{UNAVAILABLE}: {_line(str(exc)) or type(exc).__name__}"
-        if not 1 <= answer.choice <= len(candidates):
-            return 0, f"{UNAVAILABLE}: it chose {answer.choice}, not 1 to {len(candidates)}"
-        return answer.choice - 1, _line(answer.reason, 300) or "no reason given"
-
-    def _prompt(
-        self, title: str, instructions: str, candidates: Sequence[tuple[Candidate, str]]
-    ) -> str:
-        # Labels name backends and models: left out, so no model favours its own kind.
-        share = max(2_000, JUDGE_DIFF_CHARS // len(candidates))
-        parts = [f"Task: {title}", f"Instructions:\n{instructions or title}"]
-        for number, (_, diff) in enumerate(candidates, 1):
-            shown = diff if len(diff) <= share else diff[:share] + "\n[... rest of diff cut ...]"
-            fence = "````" if "```" in shown else "```"
-            parts.append(f"## Candidate {number}\n{fence}diff\n{shown}\n{fence}")
-        parts.append(f"Choose one candidate, 1 to {len(candidates)}.")
-        return "\n\n".join(parts)
-
-    async def _ask(self, prompt: str) -> JudgeOutput:
-        from pydantic_ai import Agent, ModelResponse, ToolOutput, UsageLimits, capture_run_messages
-
-        from blitz.llm.errors import call_with_retries
-        from blitz.llm.models import model_settings
-        from blitz.llm.usage import usage_of
-
-        agent = Agent(
-            self._model,
-            output_type=ToolOutput(JudgeOutput, name="choose", max_retries=1),
-            instructions=JUDGE_RULES,
-            model_settings=model_settings(self._spec),
-            retries={"output": 1},
-            name="blitz-judge",
-        )
-
-        async def once() -> JudgeOutput:
-            with capture_run_messages() as messages:
-                try:
-                    result = await agent.run(prompt, usage_limits=UsageLimits(request_limit=2))
-                finally:  # answered or not, every response was paid for
-                    for m in messages:
-                        if isinstance(m, ModelResponse):
-                            spent = usage_of(m.usage, self._spec, self._prices)
-                            self.usage, self._untaken = self.usage + spent, self._untaken + spent
-            return result.output
-
-        return await call_with_retries(
-            once,
-            clock=self._clock,
-            breakers=self._breakers,
-            provider=self._spec.provider,
-            max_attempts=JUDGE_ATTEMPTS,
-        )
-
-
 # -- the selection -------------------------------------------------------------------------------
 
 
@@ -438,7 +313,7 @@ class Selection:
         ``cancelled`` when it was stopped) reports so, as a failed candidate."""
         self._admit(attempt_id)
         failed = Candidate(
-            attempt_id=attempt_id, label=label or attempt_id, passed=False, error=_line(error)
+            attempt_id=attempt_id, label=label or attempt_id, passed=False, error=one_line(error)
         )
         self._entries[attempt_id] = _Entry(failed, "", None)
         if cancelled:
@@ -454,7 +329,7 @@ class Selection:
     def integration_failed(self, attempt_id: str, error: str) -> None:
         """The candidate told to integrate could not: the next passing one is told to."""
         self._reporting(attempt_id)
-        self._failed[attempt_id] = _line(error) or "no reason given"
+        self._failed[attempt_id] = one_line(error) or "no reason given"
         self._settle()
 
     @property
@@ -543,12 +418,12 @@ class Selection:
         try:
             index, reason = await self.judge.pick(self.task_title, self.instructions, pairs)
         except Exception as exc:  # a broken judge must not hold up the task
-            index, reason = 0, f"{UNAVAILABLE}: {_line(str(exc)) or type(exc).__name__}"
+            index, reason = 0, f"{UNAVAILABLE}: {one_line(str(exc)) or type(exc).__name__}"
         if not (isinstance(index, int) and 0 <= index < len(tied)):
             index, reason = 0, f"{UNAVAILABLE}: it chose {index!r} of {len(tied)} candidates"
         chosen = tied[index]
         if self._entries[chosen.attempt_id].waiting:  # else it was cancelled meanwhile
-            self._judge_reason = _line(reason, 300)
+            self._judge_reason = one_line(reason, 300)
         self._order = [chosen.attempt_id, *(c.attempt_id for c in ranked if c is not chosen)]
         self._judging = None
         self._settle()

@@ -1,0 +1,265 @@
+"""Planning: everything before a goal's first task runs (goal branch, plan, baseline), a plan
+edited at approval, and recovery plans applied to a goal's graph."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from blitz.conductor.goal import GoalRun
+from blitz.dag import Dag, Node
+from blitz.domain import (
+    Baseline,
+    GoalState,
+    Plan,
+    Recovery,
+    RecoveryAction,
+    RecoveryPlan,
+    Task,
+    TaskSpec,
+    TaskState,
+    Usage,
+    new_id,
+)
+from blitz.errors import ConfigError, PlanError
+from blitz.events import Event, EventKind
+from blitz.executors.base import worktree_name
+from blitz.planner import PlanRequest, check_plan
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What planning produced: the tasks, the base branch's gate results, what it cost."""
+
+    tasks: list[Task]
+    baseline: Baseline | None
+    usage: Usage
+
+
+def task_of(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task:
+    """A task record from a planned task."""
+    return Task(
+        id=spec.id,
+        goal_id=goal_id,
+        title=spec.title,
+        instructions=spec.instructions,
+        depends_on=spec.depends_on,
+        priority=spec.priority,
+        checks=spec.checks,
+        files=spec.files,
+        origin=origin,
+        allow_empty=spec.allow_empty,
+        position=position,
+        backend=spec.backend,
+        model=spec.model,
+        explore=spec.attempts,
+    )
+
+
+async def prepare(run: GoalRun) -> Prepared:
+    """Goal branch, plan, baseline: everything before the first task runs."""
+    goal, ws = run.goal, run.services.workspace
+    base_sha = goal.base_sha
+    if ws is not None:
+        base_sha = base_sha or await ws.rev_parse(f"refs/heads/{goal.base_branch}")
+        await ws.ensure_goal_branch(goal.branch, goal.base_branch)
+    usage = Usage()
+    plan = run.plan
+    if plan is None:
+        planned = await run.services.planner.plan(
+            PlanRequest(
+                goal_id=goal.id,
+                goal=goal.title,
+                repo=Path(run.project.path),
+                gates=run.project.gates.configured(),
+                max_tasks=run.services.limits.max_tasks,
+                backends=run.services.routes,
+            )
+        )
+        plan, usage = planned.plan, planned.usage
+    check_plan(plan.tasks, max_tasks=run.services.limits.max_tasks)
+    _check_routes(run, plan)
+    run.goal = run.goal.evolve(base_sha=base_sha, summary=plan.summary)
+    tasks = [task_of(goal.id, spec, origin="plan", position=i) for i, spec in enumerate(plan.tasks)]
+    baseline = None
+    if ws is not None and run.services.validator is not None and run.project.gates.configured():
+        baseline = await _baseline(run, base_sha)
+    return Prepared(tasks, baseline, usage)
+
+
+def _check_routes(run: GoalRun, plan: Plan) -> None:
+    """Every backend and model the plan names must exist before anything runs."""
+    make = run.services.backend_for
+    routes = {(s.backend, s.model) for s in plan.tasks if s.backend or s.model}
+    if make is None or not routes:
+        return
+    problems = []
+    for backend, model in sorted(routes):
+        try:
+            make(backend or run.services.backend.name, model)
+        except ConfigError as exc:
+            tasks = [s.id for s in plan.tasks if (s.backend, s.model) == (backend, model)]
+            problems.append(f"task {', '.join(tasks)}: {exc}")
+    if problems:
+        raise PlanError(problems)
+
+
+async def _baseline(run: GoalRun, sha: str) -> Baseline:
+    ws, validator = run.services.workspace, run.services.validator
+    assert ws is not None and validator is not None
+    worktree = await ws.add_worktree(worktree_name(run.goal.id, "baseline"), sha)
+    try:
+        return await validator.baseline(worktree, goal_id=run.goal.id, sha=sha)
+    finally:
+        await asyncio.shield(ws.remove_worktree(worktree))
+
+
+def planned(run: GoalRun, prepared: Prepared) -> bool:
+    """Put the plan in place and record it; True when it waits for a person's approval."""
+    tasks, baseline = prepared.tasks, prepared.baseline
+    run.baseline = baseline
+    run.dag = Dag(
+        tasks,
+        max_nodes=max(run.services.limits.max_tasks, len(tasks)),
+        check=False,  # prepare() validated the plan (check_plan) with the same rules
+    )
+    run.tasks = {t.id: t for t in tasks}
+    waits = run.project.require_plan_approval
+    run.goal = run.goal.evolve(state=GoalState.AWAITING_APPROVAL if waits else GoalState.RUNNING)
+    records: list[Task | Baseline] = list(tasks)
+    events = [
+        run.event(
+            EventKind.PLAN_CREATED,
+            f"{len(tasks)} tasks: {run.goal.summary}",
+            data={"tasks": [t.id for t in tasks]},
+        ),
+        run.event(
+            EventKind.PLAN_AWAITING_APPROVAL,
+            "the plan waits for approval (blitz approve, the API or the dashboard)",
+        )
+        if waits
+        else _started(run),
+    ]
+    if baseline is not None:
+        records.append(baseline)
+        failing = [r.name for r in baseline.results if not r.passed]
+        events.append(
+            run.event(
+                EventKind.BASELINE_RECORDED,
+                "base branch: "
+                + (f"already failing: {', '.join(failing)}" if failing else "all gates pass"),
+                data={"failing": failing},
+            )
+        )
+    run.journal.write(run.goal, *records, events=events)
+    return waits
+
+
+def approved(run: GoalRun, plan: Plan | None) -> None:
+    """A person approved the plan, or ``plan`` in its place: the goal runs."""
+    if plan is not None:
+        _replace(run, plan)
+    run.goal = run.goal.evolve(state=GoalState.RUNNING)
+    run.journal.write(
+        run.goal,
+        events=[
+            run.event(EventKind.PLAN_APPROVED, f"{len(run.tasks)} tasks approved"),
+            _started(run),
+        ],
+    )
+
+
+def _started(run: GoalRun) -> Event:
+    return run.event(EventKind.GOAL_STARTED, f"running on {run.goal.branch or 'no branch'}")
+
+
+def _replace(run: GoalRun, plan: Plan) -> None:
+    limits = run.services.limits
+    check_plan(plan.tasks, max_tasks=limits.max_tasks)
+    tasks = [
+        task_of(run.goal.id, spec, origin="plan", position=i) for i, spec in enumerate(plan.tasks)
+    ]
+    run.dag = Dag(tasks, max_nodes=max(limits.max_tasks, len(tasks)), check=False)
+    run.tasks = {t.id: t for t in tasks}
+    if plan.summary:
+        run.goal = run.goal.evolve(summary=plan.summary)
+    run.journal.store.replace_plan(run.goal.id, tasks)
+    run.journal.write(
+        run.goal,
+        events=[
+            run.event(
+                EventKind.PLAN_EDITED,
+                f"plan edited: {len(tasks)} tasks",
+                data={"tasks": [t.id for t in tasks]},
+            )
+        ],
+    )
+
+
+def apply_recovery(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str) -> Recovery:
+    """Change the goal's graph as a recovery plan says; raises PlanError if it cannot be."""
+    assert run.dag is not None
+    dag = run.dag
+    task = task.evolve(root_cause=plan.root_cause)
+    new_tasks = [
+        task_of(run.goal.id, spec, origin=f"recovery:{task.id}", position=len(run.tasks) + i)
+        for i, spec in enumerate(plan.tasks)
+    ]
+    nodes = [Node(id=t.id, depends_on=t.depends_on, priority=t.priority) for t in new_tasks]
+    if len(run.tasks) + len(new_tasks) > max(run.services.limits.max_tasks, len(run.tasks)):
+        raise PlanError(
+            [f"recovery would grow the goal past {run.services.limits.max_tasks} tasks"]
+        )
+    action = plan.action
+    if action is RecoveryAction.RETRY:
+        dag.retry(task.id)
+        task = task.evolve(state=TaskState.READY, guidance=plan.guidance)
+    elif action is RecoveryAction.INSERT:
+        dag.inject(nodes, before=task.id)
+        task = task.evolve(
+            state=TaskState.PENDING, guidance=plan.guidance, depends_on=dag.node(task.id).depends_on
+        )
+    elif action is RecoveryAction.REPLACE:
+        dependents = dag.dependents(task.id)
+        dag.inject(nodes, replace=task.id)
+        task = task.evolve(
+            state=TaskState.REPLACED, reason=f"replaced by {', '.join(t.id for t in new_tasks)}"
+        )
+        for dep_id in dependents:
+            dep = run.tasks[dep_id] = run.tasks[dep_id].evolve(
+                depends_on=dag.node(dep_id).depends_on
+            )
+            run.journal.write(dep)
+    elif action is RecoveryAction.SKIP:
+        dag.skip(task.id)
+        reason = f"skipped by recovery: {plan.root_cause}"
+        task = task.evolve(state=TaskState.SKIPPED, reason=reason)
+    elif action is RecoveryAction.ABORT:
+        task = task.evolve(reason=f"aborted: {plan.root_cause}")
+    run.tasks[task.id] = task
+    for t in new_tasks:
+        run.tasks[t.id] = t
+    events = [
+        run.event(
+            EventKind.TASK_INJECTED,
+            f"added by recovery of {task.id}: {t.title}",
+            task=t,
+            data={"depends_on": list(t.depends_on)},
+        )
+        for t in new_tasks
+    ]
+    if task.state is TaskState.SKIPPED:
+        events.append(run.event(EventKind.TASK_SKIPPED, task.reason, task=task))
+    run.journal.write(task, *new_tasks, events=events)
+    return Recovery(
+        id=new_id("r"),
+        goal_id=run.goal.id,
+        task_id=task.id,
+        attempt_id=attempt_id,
+        root_cause=plan.root_cause,
+        action=plan.action,
+        guidance=plan.guidance,
+        new_tasks=tuple(t.id for t in new_tasks),
+        created_at=run.journal.clock.time(),
+    )

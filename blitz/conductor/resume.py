@@ -1,0 +1,130 @@
+"""Resume: take over an unfinished goal from the store after a crash or a restart.
+
+The store commits in groups, so a kill may lose its last few milliseconds of writes; the goal
+branch's commit trailers (``Blitz-Task: <id>``) say which tasks were integrated, whatever the
+store last heard. Running attempts are marked crashed and their tasks re-queued; every
+worktree the goal left behind is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from blitz.conductor.goal import BLOCKED, GoalRun
+from blitz.dag import Dag, NodeStatus
+from blitz.domain import Attempt, AttemptState, GoalState, Task, TaskState
+from blitz.events import EventKind
+from blitz.executors.base import worktree_name
+
+
+@dataclass(slots=True)
+class Resumed:
+    """What is left to do for a goal once its records agree with its branch."""
+
+    publish: bool = False  # it was publishing when it stopped
+    crashed: list[Task] = field(default_factory=list)  # re-queue
+    unrecovered: list[tuple[Task, Attempt]] = field(default_factory=list)  # plan a recovery
+
+
+async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
+    """Settle a goal's stored records against its goal branch and rebuild its graph."""
+    goal, ws, store = run.goal, run.services.workspace, run.journal.store
+    run.baseline = store.load_baseline(goal.id)
+    committed: dict[str, str] = {}
+    if ws is not None and goal.branch:
+        committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
+    run.usage = store.usage(goal.id) + goal.usage
+    for a in store.load_attempts(goal.id, states=[AttemptState.RUNNING]):
+        run.journal.write(a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped"))
+    if ws is not None:
+        # Every worktree of this goal is stale now, including any whose attempt never
+        # reached the store: they are named after the goal.
+        prefix = worktree_name(goal.id, "")
+        if ws.worktrees_dir.is_dir():
+            for stale_dir in sorted(ws.worktrees_dir.glob(f"{prefix}*")):
+                await ws.remove_worktree(stale_dir)
+    recoveries = store.load_recoveries(goal.id)
+    run.recoveries = len(recoveries)
+    with gc_paused():
+        fixed = rebuild(run, tasks, committed)
+    for t in fixed:
+        if t.state is TaskState.SUCCEEDED:
+            kind = EventKind.TASK_SUCCEEDED
+            note = f"found its commit {t.commit[:10]} on the goal branch"
+        else:
+            kind, note = EventKind.TASK_REQUEUED, "re-queued: its attempt was interrupted"
+        run.journal.write(t, events=[run.event(kind, note, task=t)])
+    if goal.state is GoalState.FINISHING:
+        return Resumed(publish=True)
+    resumed = Resumed()
+    if goal.state is GoalState.AWAITING_APPROVAL:
+        return resumed  # nothing runs until a person approves the plan
+    recovered = {r.attempt_id for r in recoveries}
+    for t in list(run.tasks.values()):
+        if t.state is TaskState.CRASHED:
+            resumed.crashed.append(t)
+        elif t.state is TaskState.FAILED:
+            # A failure whose recovery was never planned (the process died first).
+            attempts = store.load_attempts(goal.id, t.id)
+            if attempts and attempts[-1].id not in recovered:
+                resumed.unrecovered.append((t, attempts[-1]))
+    return resumed
+
+
+def rebuild(run: GoalRun, tasks: list[Task], committed: dict[str, str]) -> list[Task]:
+    """Settle the stored tasks against the goal branch and rebuild the graph; return the
+    tasks whose state changed (committed but not recorded; interrupted while running)."""
+    statuses: dict[str, NodeStatus] = {}
+    fixed: list[Task] = []
+    for t in tasks:
+        if t.id in committed and t.state is not TaskState.SUCCEEDED:
+            t = t.evolve(state=TaskState.SUCCEEDED, commit=committed[t.id])
+            fixed.append(t)
+        elif t.state is TaskState.RUNNING:
+            t = t.evolve(state=TaskState.READY)
+            fixed.append(t)
+        statuses[t.id] = node_status(t)
+        run.tasks[t.id] = t
+    run.dag = Dag.restore(
+        tasks,
+        statuses,
+        max_nodes=max(run.services.limits.max_tasks, len(tasks)),
+        check=False,  # validated when it was planned; a 100k-task resume must stay fast
+    )
+    return fixed
+
+
+_NODE_STATUS = {
+    TaskState.PENDING: NodeStatus.WAITING,
+    TaskState.READY: NodeStatus.READY,
+    TaskState.RUNNING: NodeStatus.RUNNING,
+    TaskState.SUCCEEDED: NodeStatus.DONE,
+    TaskState.FAILED: NodeStatus.FAILED,
+    TaskState.CRASHED: NodeStatus.FAILED,
+    TaskState.SKIPPED: NodeStatus.SKIPPED,
+    TaskState.REPLACED: NodeStatus.REPLACED,
+    TaskState.CANCELLED: NodeStatus.SKIPPED,
+}
+
+
+def node_status(task: Task) -> NodeStatus:
+    """The graph's status of a task in a given state."""
+    if task.state is TaskState.SKIPPED and task.reason.startswith(BLOCKED):
+        return NodeStatus.BLOCKED
+    return _NODE_STATUS[task.state]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a bulk load of records: building 100k objects
+    otherwise triggers full collections that re-scan every object already loaded."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -1,0 +1,31 @@
+"""Where attempts run. The engine hands each attempt to an :class:`~blitz.executors.base.Executor`
+as one :class:`~blitz.executors.base.AttemptRequest` and gets one
+:class:`~blitz.executors.base.AttemptReport` back; it never runs attempt code itself.
+
+Executors are chosen by name (:data:`EXECUTORS`, ``"module:factory"`` strings), imported only
+when chosen: ``local`` runs the attempt in this process. An executor never changes the engine's
+state; the only way back is its report (and the informational events the attempt emits).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from blitz.errors import ConfigError
+from blitz.executors.base import Executor
+
+EXECUTORS = {"local": "blitz.executors.local:LocalExecutor"}
+"""Executor name -> ``"module:factory"`` (the factory takes no arguments)."""
+
+
+def load(name: str = "local") -> Executor:
+    """A new executor of the given name."""
+    target = EXECUTORS.get(name)
+    if target is None:
+        raise ConfigError(f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")
+    module, _, factory = target.partition(":")
+    executor: Executor = getattr(importlib.import_module(module), factory)()
+    return executor
+
+
+__all__ = ["EXECUTORS", "Executor", "load"]

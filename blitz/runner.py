@@ -1,0 +1,12 @@
+"""Who drives a goal: a runner id (``pid@host``) is stored on every goal a process drives, so
+others can tell whether its driver still runs (:func:`blitz.proctree.runner_alive`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def runner_id() -> str:
+    """This process as a runner: ``pid@host``."""
+    return f"{os.getpid()}@{socket.gethostname()}"
