@@ -16,7 +16,7 @@ from blitz.errors import ConfigError
 __all__ = ["FACTORIES", "NO_MODEL", "BackendOptions", "check_name", "create_backend", "names"]
 
 FACTORIES: dict[str, str] = {
-    "scripted": "blitz.backends.scripted:create",
+    "scripted": "blitz.testing.scripted:create_backend",
     "embedded": "blitz.backends.embedded:create",
     "claude-code": "blitz.backends.claude_code:create",
     "codex": "blitz.backends.codex:create",

@@ -14,7 +14,7 @@
 - :mod:`.attempt`: what an executor (:mod:`blitz.executors`) runs; :mod:`.selection`: pure
   ranking of best-of-N candidates.
 
-Nothing here imports an SDK, SQL or ``subprocess``, or reads ``/proc``.
+Nothing here imports an SDK, SQL or ``subprocess``, or reads the process table.
 """
 
 from blitz.breaker import GLOBAL, backend_key, project_key

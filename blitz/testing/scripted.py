@@ -38,7 +38,8 @@ from typing import Any
 import yaml
 
 from blitz import process
-from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.backends.base import AgentBackend, AgentRequest, AgentResult, MessageSink
+from blitz.backends.options import BackendOptions
 from blitz.domain import Plan, RecoveryAction, RecoveryPlan, Usage
 from blitz.errors import PlanError, RunError, UserError
 from blitz.planner import (
@@ -225,3 +226,9 @@ class ScriptedBackend:
         else:
             raise ValueError(f"unknown action {verb!r}")
         return None
+
+
+def create_backend(options: BackendOptions) -> AgentBackend:
+    """The ``scripted`` backend, as the backend registry makes it by name (so production code
+    loads this module only when the name is chosen)."""
+    return ScriptedBackend(options.scenario)
