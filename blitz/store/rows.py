@@ -11,6 +11,7 @@ type says how it is stored:
 a ``StrEnum``                             its value
 ``tuple[str, ...]``                       a JSON array
 a record; ``tuple[record, ...]``          a JSON object of its fields; an array of them
+                                          (a record with no column of its name: flat)
 ``Mapping``                               a JSON object, its strings redacted (event data)
 ========================================  =====================================================
 
@@ -142,7 +143,10 @@ def _column_converter(tp: Any) -> Converter:
     if tp is bool:
         return Converter(load=bool)
     if isinstance(tp, type) and issubclass(tp, Enum) and issubclass(tp, str):
-        return Converter(store=str, load={member.value: member for member in tp}.__getitem__)
+        # The member's own value string, shared by every row: str() of a member is a new copy,
+        # and a flush of 100,000 new tasks would hold 100,000 of them.
+        value = operator.attrgetter("_value_")
+        return Converter(store=value, load={member.value: member for member in tp}.__getitem__)
     if _is_strs(tp):
         return Converter(store=strs_json, load=strs)
     if _is_records(tp):

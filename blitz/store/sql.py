@@ -294,57 +294,25 @@ class SqlStore:
         return [ATTEMPTS.from_row(row) for row in self._rows_of(stmt)]
 
     def usage(self, goal_id: str) -> Usage:
-        columns = (
-            attempts.c.input_tokens,
-            attempts.c.output_tokens,
-            attempts.c.cached_tokens,
-            attempts.c.cost_usd,
+        return self._usage_of(attempts, attempts.c.goal_id == goal_id)
+
+    def project_usage(self, project_id: str) -> Usage:
+        of_project = sa.select(goals.c.id).where(goals.c.project_id == project_id)
+        return self._usage_of(attempts, attempts.c.goal_id.in_(of_project)) + self._usage_of(
+            goals, goals.c.project_id == project_id
         )
-        stmt = sa.select(*(sa.func.coalesce(sa.func.sum(c), 0) for c in columns)).where(
-            attempts.c.goal_id == goal_id
-        )
-        [(tokens_in, tokens_out, cached, cost)] = self._rows_of(stmt)
+
+    def _usage_of(self, table: sa.Table, where: sa.ColumnElement[bool]) -> Usage:
+        """The summed usage columns of the rows of ``table`` that match ``where``."""
+        columns = (table.c.input_tokens, table.c.output_tokens, table.c.cached_tokens)
+        sums = [sa.func.coalesce(sa.func.sum(c), 0) for c in (*columns, table.c.cost_usd)]
+        [(tokens_in, tokens_out, cached, cost)] = self._rows_of(sa.select(*sums).where(where))
         return Usage(
             input_tokens=int(tokens_in),
             output_tokens=int(tokens_out),
             cached_tokens=int(cached),
             cost_usd=float(cost),
         )
-
-    def project_usage(self, project_id: str) -> Usage:
-        of_project = sa.select(goals.c.id).where(goals.c.project_id == project_id)
-        attempts_sum = sa.select(
-            *(
-                sa.func.coalesce(sa.func.sum(c), 0)
-                for c in (
-                    attempts.c.input_tokens,
-                    attempts.c.output_tokens,
-                    attempts.c.cached_tokens,
-                    attempts.c.cost_usd,
-                )
-            )
-        ).where(attempts.c.goal_id.in_(of_project))
-        goals_sum = sa.select(
-            *(
-                sa.func.coalesce(sa.func.sum(c), 0)
-                for c in (
-                    goals.c.input_tokens,
-                    goals.c.output_tokens,
-                    goals.c.cached_tokens,
-                    goals.c.cost_usd,
-                )
-            )
-        ).where(goals.c.project_id == project_id)
-        total = Usage()
-        for stmt in (attempts_sum, goals_sum):
-            [(tokens_in, tokens_out, cached, cost)] = self._rows_of(stmt)
-            total += Usage(
-                input_tokens=int(tokens_in),
-                output_tokens=int(tokens_out),
-                cached_tokens=int(cached),
-                cost_usd=float(cost),
-            )
-        return total
 
     def load_recoveries(self, goal_id: str) -> list[Recovery]:
         stmt = (

@@ -7,7 +7,6 @@ import dataclasses
 import typing
 from collections.abc import Iterator, Mapping
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import pytest
