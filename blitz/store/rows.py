@@ -127,10 +127,12 @@ SECRET_FIELDS: Mapping[type, frozenset[str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Converter:
-    """How a field's value is stored (``store``) and read back (``load``); None: as it is."""
+    """How a field's value is stored (``store``) and read back (``load``): a function of it, a
+    dict that maps it (looked up without a call: this is a decoder's inner loop), or None: as it
+    is."""
 
     store: Callable[[Any], Any] | None = None
-    load: Callable[[Any], Any] | None = None
+    load: Callable[[Any], Any] | dict[Any, Any] | None = None
 
 
 _AS_IS = Converter()
@@ -146,7 +148,7 @@ def _column_converter(tp: Any) -> Converter:
         # The member's own value string, shared by every row: str() of a member is a new copy,
         # and a flush of 100,000 new tasks would hold 100,000 of them.
         value = operator.attrgetter("_value_")
-        return Converter(store=value, load={member.value: member for member in tp}.__getitem__)
+        return Converter(store=value, load={member.value: member for member in tp})
     if _is_strs(tp):
         return Converter(store=strs_json, load=strs)
     if _is_records(tp):
@@ -220,12 +222,21 @@ class _Source:
         self.names[name] = obj
         return name
 
-    def call(self, function: Callable[[Any], Any] | None, expr: str, hint: str) -> str:
-        return expr if function is None else f"{self.name(function, hint)}({expr})"
+    def call(
+        self, function: Callable[[Any], Any] | dict[Any, Any] | None, expr: str, hint: str
+    ) -> str:
+        """The expression of ``function`` applied to ``expr``."""
+        if function is None:
+            return expr
+        if isinstance(function, dict):
+            return f"{self.name(function, hint)}[{expr}]"
+        return f"{self.name(function, hint)}({expr})"
 
-    def compile(self, source: str, function: str) -> Callable[[Any], Any]:
+    def compile(self, source: str, function: str, of: type) -> Callable[[Any], Any]:
+        """Define ``function`` by ``source``; tracebacks and profiles name it after ``of``."""
         namespace = dict(self.names)
-        exec(source, namespace)  # the source is made of field names only
+        # The source is made of field names only.
+        exec(compile(source, f"<{function} of {of.__qualname__}>", "exec"), namespace)
         compiled: Callable[[Any], Any] = namespace[function]
         return compiled
 
@@ -241,9 +252,9 @@ def _json_object(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
         value = source.call(converter.load, f"d[{f.name!r}]", "load")
         arguments.append(f"{f.name}={value}")
     cls_name = source.name(cls, cls.__name__)
-    to_json = source.compile(f"def to_json(o):\n    return {{{', '.join(items)}}}", "to_json")
+    to_json = source.compile(f"def to_json(o):\n    return {{{', '.join(items)}}}", "to_json", cls)
     from_json = source.compile(
-        f"def from_json(d):\n    return {cls_name}({', '.join(arguments)})", "from_json"
+        f"def from_json(d):\n    return {cls_name}({', '.join(arguments)})", "from_json", cls
     )
     return to_json, from_json
 
@@ -295,11 +306,12 @@ def row_codec(
         source.call(columns[name][2].store, "r." + ".".join(columns[name][0]), "store")
         for name in stored
     ]
-    to_row = source.compile(f"def to_row(r):\n    return ({', '.join(values)},)", "to_row")
+    to_row = source.compile(f"def to_row(r):\n    return ({', '.join(values)},)", "to_row", cls)
     from_row = source.compile(
         f"def from_row(row):\n    {', '.join(cell.values())}, = row\n"
         f"    return {source.name(cls, cls.__name__)}({', '.join(ordered)})",
         "from_row",
+        cls,
     )
     key = operator.attrgetter(*(".".join(columns[c.name][0]) for c in table.primary_key))
     return RowCodec(cls, table, stored, to_row, from_row, key)
