@@ -1,8 +1,14 @@
 """Durable state: projects, goals, tasks, attempts, recoveries, breakers and the event log.
 
 The :class:`~blitz.store.base.Store` protocol is what the engine sees; :mod:`blitz.store.sql` is
-the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL by setting), with
-alembic migrations in ``blitz/store/migrations``.
+the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL by setting):
+
+- :mod:`~blitz.store.schema`: the tables, and migrating a database to them (alembic revisions in
+  ``blitz/store/migrations``);
+- :mod:`~blitz.store.rows`: records to rows and back, derived from the record types' fields;
+- :mod:`~blitz.store.database`: engines, and rows moved in bulk at the driver level;
+- :mod:`~blitz.store.commit`: group commit (writes staged, then committed together);
+- :mod:`~blitz.store.sql`: the store itself, its writes and its queries.
 
 Invariants: every record written together with its events lands in one transaction; events are
 append-only and their ids strictly increase; nothing secret is stored (event text is redacted).

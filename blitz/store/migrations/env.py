@@ -1,6 +1,6 @@
 """Alembic environment for the blitz store.
 
-:func:`blitz.store.sql.migrate` runs this with an open connection in ``config.attributes``
+:func:`blitz.store.schema.migrate` runs this with an open connection in ``config.attributes``
 (inside the caller's transaction); with only a ``sqlalchemy.url`` option it opens its own.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from blitz.store.sql import VERSION_TABLE, metadata
+from blitz.store.schema import VERSION_TABLE, metadata
 
 config = context.config
 
