@@ -22,6 +22,7 @@ from typing import Any
 from blitz.breaker import BreakerBoard, project_key
 from blitz.clock import Clock
 from blitz.conductor import best_of_n, planning, publishing, resume, steering
+from blitz.conductor.alarm import Alarm
 from blitz.conductor.dispatch import Dispatch
 from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover
 from blitz.conductor.jobs import AttemptJob, Job, PlanJob, PublishJob, RecoveryJob
@@ -37,7 +38,6 @@ from blitz.domain import (
     GoalState,
     Plan,
     Project,
-    RecoveryAction,
     TaskState,
     Usage,
 )
@@ -91,10 +91,9 @@ class Engine:
         # Goals with tasks that succeeded in this step: fed and settled once per step, not once
         # per task.
         self._unfed: dict[str, GoalRun] = {}
-        # The loop sleeps on a future that reports resolve, with one timer for the next poll
-        # or breaker retry that is kept across steps while its time stays the same.
+        # The loop sleeps on a future that reports and the alarm resolve.
         self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._alarm = Alarm(self._wake)
         self._me = runner or runner_id()
         self._stopping = False
         self._pauses = Pauses(runs=self.runs, router=router, journal=self.journal)
@@ -137,6 +136,8 @@ class Engine:
         if resumed.publish:
             self._start(PublishJob(run), publishing.publish(run))
             return run
+        if resumed.waiting:
+            return run  # nothing runs until a person approves the plan
         for task in resumed.crashed:
             run.crashed(task, "interrupted", requeue_only=True)
         for task, attempt in resumed.unrecovered:
@@ -208,14 +209,8 @@ class Engine:
         self._wake()
 
     def blocked(self) -> dict[str, str]:
-        """Goals that cannot move because their project is paused and nothing of theirs runs:
-        goal id -> the pause reason."""
-        held = {}
-        for goal_id, run in self.runs.items():
-            reason = self._pauses.reason(run.project.id)
-            if reason is not None and not run.jobs:
-                held[goal_id] = reason
-        return held
+        """Goals held by a paused project with nothing running: goal id -> the pause reason."""
+        return self._pauses.blocked()
 
     def reset_breaker(self, key: str) -> BreakerRecord:
         """Close a breaker by hand (its cause is fixed): the work it held back may start."""
@@ -255,9 +250,7 @@ class Engine:
         try:
             await self._loop()
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._alarm.cancel()
         await self.store.flush()
         return dict(self.finished)
 
@@ -292,12 +285,7 @@ class Engine:
             if retry_at is not None:
                 wake = min(wake, retry_at)
             deadline = loop.time() + max(0.0, wake - now)
-            timer = self._timer
-            # Keep the timer unless it would fire late; one that fires early costs one idle step.
-            if timer is None or timer.when() > deadline + _TIMER_SLACK:
-                if timer is not None:
-                    timer.cancel()
-                self._timer = loop.call_at(deadline, self._timer_fired)
+            self._alarm.set(loop, deadline)
             self._waiter = loop.create_future()
             await self._waiter
             self._waiter = None
@@ -307,10 +295,6 @@ class Engine:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-
-    def _timer_fired(self) -> None:
-        self._timer = None
-        self._wake()
 
     def _start(self, job: Job, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a job; when it ends, its result (or exception) goes to the inbox."""
@@ -442,15 +426,8 @@ class Engine:
         error = "cancelled" if cancelled else f"engine error: {exc!r}"
         if cancelled and self._draining:
             error = "interrupted: blitz stopped"
-        finals = [
-            a.evolve(
-                state=AttemptState.CANCELLED if cancelled else AttemptState.CRASHED,
-                error=error,
-                finished_at=self.clock.time(),
-                usage=self.spending.metered(a),
-            )
-            for a in job.made
-        ]
+        state = AttemptState.CANCELLED if cancelled else AttemptState.CRASHED
+        finals = self.spending.close(job.made, state=state, error=error, at=self.clock.time())
         spent = sum((a.usage for a in finals), Usage())
         if spent != NO_USAGE:
             self._charge(run, spent)
@@ -482,15 +459,11 @@ class Engine:
             return
         self._charge(run, result.usage, planning=True)
         plan = result.recovery
-        try:
-            recovery = planning.apply_recovery(run, task, plan, job.attempt_id)
-        except PlanError as exc:
-            run.emit(EventKind.RECOVERY_EXHAUSTED, f"recovery plan rejected: {exc}", task=task)
+        abort = planning.recovered(run, task, plan, job.attempt_id)
+        if abort is None:  # the plan was rejected
             self._settle(run)
             return
-        run.recovery_record(recovery, task)
-        if recovery.action is RecoveryAction.ABORT:
-            run.aborted = True
+        if abort:
             self.cancel(run.goal.id, reason=f"recovery aborted the goal: {plan.root_cause}")
             run.goal = run.goal.evolve(error=f"aborted: {plan.root_cause}")
         self._dispatch.feed(run)
@@ -520,6 +493,3 @@ class Engine:
         for command in commands:
             steering.command(self, self.journal, command.goal_id, command.kind)
         self._pauses.follow(projects)
-
-
-_TIMER_SLACK = 0.001  # seconds the loop's timer may fire after the wanted time

@@ -32,6 +32,16 @@ class Pauses:
         """Why a project is paused; None when it is not."""
         return self._reasons.get(project_id)
 
+    def blocked(self) -> dict[str, str]:
+        """Goals that cannot move because their project is paused and nothing of theirs runs:
+        goal id -> the pause reason."""
+        held = {}
+        for goal_id, run in self._runs.items():
+            reason = self._reasons.get(run.project.id)
+            if reason is not None and not run.jobs:
+                held[goal_id] = reason
+        return held
+
     def hold(self, project_id: str, reason: str) -> None:
         """A project already paused in the store: hold its tasks."""
         self._reasons[project_id] = reason

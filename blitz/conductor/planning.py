@@ -263,3 +263,19 @@ def apply_recovery(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str
         new_tasks=tuple(t.id for t in new_tasks),
         created_at=run.journal.clock.time(),
     )
+
+
+def recovered(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str) -> bool | None:
+    """Apply a recovery plan to the failed ``task``. Returns None if the plan was rejected (the
+    task stays failed, recovery exhausted), True if the plan aborts the goal (the engine then
+    cancels it), else False."""
+    try:
+        recovery = apply_recovery(run, task, plan, attempt_id)
+    except PlanError as exc:
+        run.emit(EventKind.RECOVERY_EXHAUSTED, f"recovery plan rejected: {exc}", task=task)
+        return None
+    run.recovery_record(recovery, task)
+    if recovery.action is RecoveryAction.ABORT:
+        run.aborted = True
+        return True
+    return False

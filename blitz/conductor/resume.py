@@ -25,6 +25,7 @@ class Resumed:
     """What is left to do for a goal once its records agree with its branch."""
 
     publish: bool = False  # it was publishing when it stopped
+    waiting: bool = False  # its plan waits for approval: nothing runs, nothing settles
     crashed: list[Task] = field(default_factory=list)  # re-queue
     unrecovered: list[tuple[Task, Attempt]] = field(default_factory=list)  # plan a recovery
 
@@ -59,9 +60,9 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
         run.journal.write(t, events=[run.event(kind, note, task=t)])
     if goal.state is GoalState.FINISHING:
         return Resumed(publish=True)
-    resumed = Resumed()
     if goal.state is GoalState.AWAITING_APPROVAL:
-        return resumed  # nothing runs until a person approves the plan
+        return Resumed(waiting=True)
+    resumed = Resumed()
     recovered = {r.attempt_id for r in recoveries}
     for t in list(run.tasks.values()):
         if t.state is TaskState.CRASHED:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from blitz.conductor.goal import GoalRun
-from blitz.domain import Attempt, Usage
+from blitz.domain import Attempt, AttemptState, Usage
 from blitz.events import EventKind
 from blitz.executors.base import Meter
 
@@ -49,6 +49,15 @@ class Spending:
         """What an attempt spent before it stopped; its meter is dropped."""
         meter = self._meters.pop(attempt.id, None)
         return meter.usage if meter is not None else Usage()
+
+    def close(
+        self, made: list[Attempt], *, state: AttemptState, error: str, at: float
+    ) -> list[Attempt]:
+        """Attempts that ended without a report (cancelled, or crashed in blitz), with what
+        each had spent; their meters are dropped."""
+        return [
+            a.evolve(state=state, error=error, finished_at=at, usage=self.metered(a)) for a in made
+        ]
 
     def forget(self, attempt_id: str) -> None:
         self._meters.pop(attempt_id, None)
