@@ -56,14 +56,14 @@ from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
+from blitz.llm.breakers import ProviderUnavailable
 from blitz.llm.errors import (
     ModelOutputError,
     ProviderError,
-    ProviderUnavailable,
-    call_with_retries,
     classify,
 )
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
+from blitz.llm.retries import call_with_retries
 from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.redact import redact
 

@@ -11,18 +11,16 @@ Invariant: SDK clients never retry (``max_retries=0``); :func:`call_with_retries
 place a model call is repeated, so ``max_attempts`` bounds the HTTP requests of a logical call.
 """
 
+from blitz.llm.breakers import ProviderUnavailable, breaker_key
 from blitz.llm.errors import (
     ModelOutputError,
     ProviderConfigError,
     ProviderError,
     ProviderFailure,
-    ProviderUnavailable,
-    RetryStats,
-    breaker_key,
-    call_with_retries,
     classify,
 )
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, model_settings, parse_model
+from blitz.llm.retries import RetryStats, call_with_retries
 from blitz.llm.usage import Budget, Price, PriceTable, usage_of
 
 __all__ = [

@@ -15,8 +15,8 @@ from pydantic_ai import Agent, ModelResponse, ToolOutput, UsageLimits, capture_r
 from blitz.clock import Clock, SystemClock
 from blitz.conductor.selection import UNAVAILABLE, Candidate, one_line
 from blitz.domain import Usage
-from blitz.llm.errors import call_with_retries
 from blitz.llm.models import ModelSpec, model_settings
+from blitz.llm.retries import call_with_retries
 from blitz.llm.usage import PriceTable, usage_of
 
 if TYPE_CHECKING:

@@ -41,7 +41,7 @@ from blitz.clock import Clock
 from blitz.context import repo_context
 from blitz.domain import Plan, RecoveryPlan, Usage
 from blitz.errors import PlanError
-from blitz.llm.errors import ModelOutputError, ProviderConfigError, call_with_retries
+from blitz.llm.errors import ModelOutputError, ProviderConfigError
 from blitz.llm.models import ModelSpec, model_settings
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import (
@@ -53,6 +53,7 @@ from blitz.llm.plan_prompts import (
     recovery_prompt,
     routing_text,
 )
+from blitz.llm.retries import call_with_retries
 from blitz.llm.usage import PriceTable, usage_of
 from blitz.planner import (
     MAX_ATTEMPTS,

@@ -16,18 +16,16 @@ from pydantic_ai import Agent
 from blitz.breaker import BreakerBoard, BreakerPolicy
 from blitz.domain import BreakerState
 from blitz.errors import ConfigError, RunError
+from blitz.llm.breakers import ProviderUnavailable, breaker_key
 from blitz.llm.errors import (
     ModelOutputError,
     ProviderConfigError,
     ProviderError,
     ProviderFailure,
-    ProviderUnavailable,
-    RetryStats,
-    breaker_key,
-    call_with_retries,
     classify,
     parse_retry_after,
 )
+from blitz.llm.retries import RetryStats, call_with_retries
 from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ErrorReply, ModelServer, Reply
 

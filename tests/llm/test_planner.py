@@ -33,7 +33,8 @@ from blitz.domain import (
     Usage,
 )
 from blitz.errors import PlanError
-from blitz.llm.errors import ProviderConfigError, breaker_key
+from blitz.llm.breakers import breaker_key
+from blitz.llm.errors import ProviderConfigError
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
 from blitz.llm.planner import (
     OUTPUT_RETRIES,
