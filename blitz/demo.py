@@ -9,12 +9,13 @@ task and a pull request description.
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from blitz.git import run_git
 
 GOAL = "Add subtract, multiply and divide to calc, with tests, and document them"
 
@@ -50,11 +51,11 @@ def scenario() -> dict[str, Any]:
     return data
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=60)
+async def _git(repo: Path, *args: str) -> None:
+    await run_git(repo, *args, timeout=60)
 
 
-def make_repo(root: Path) -> Path:
+async def make_repo(root: Path) -> Path:
     """Create the sample repository (with a bare 'origin' remote beside it) under ``root``."""
     repo = root / "calc"
     (repo / "calc").mkdir(parents=True)
@@ -71,9 +72,9 @@ def make_repo(root: Path) -> Path:
         'backend = "scripted"\nmax_parallel = 3\n\n'
         f'[gates]\ntest = "{python} -m unittest discover -s tests -t . -q"\ntimeout = 120\n'
     )
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "add", "-A")
-    _git(
+    await _git(repo, "init", "-q", "-b", "main")
+    await _git(repo, "add", "-A")
+    await _git(
         repo,
         "-c",
         "user.name=blitz demo",
@@ -85,6 +86,6 @@ def make_repo(root: Path) -> Path:
         "calc: add()",
     )
     remote = root / "origin.git"
-    _git(root, "init", "-q", "--bare", str(remote))
-    _git(repo, "remote", "add", "origin", str(remote))
+    await _git(root, "init", "-q", "--bare", str(remote))
+    await _git(repo, "remote", "add", "origin", str(remote))
     return repo

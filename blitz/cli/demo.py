@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from blitz.app import App
 from blitz.cli.common import app, out, report
 from blitz.cli.live import live_view
 from blitz.domain import GoalState
+from blitz.git import run_git
 from blitz.settings import Settings
 
 
@@ -36,7 +36,7 @@ async def _demo(path: Path | None, json_out: bool) -> int:
 
     root = Path(tempfile.mkdtemp(prefix="blitz-demo-")) if path is None else path.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    repo = sample.make_repo(root)
+    repo = await sample.make_repo(root)
     scenario = Scenario.from_data(sample.scenario())
     settings = Settings()
     blitz = App(settings, scenario=scenario)
@@ -55,14 +55,8 @@ async def _demo(path: Path | None, json_out: bool) -> int:
         report(blitz, final, json_out=json_out)
         if json_out:
             return 0 if final.state is GoalState.SUCCEEDED else 1
-        log = subprocess.run(
-            ["git", "log", "--format=  %h %s", f"{final.base_branch}..{final.branch}"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout
+        span = f"{final.base_branch}..{final.branch}"
+        log = (await run_git(repo, "log", "--format=  %h %s", span, timeout=30, check=False)).out
         out.print(f"\n[bold]commits on {final.branch}[/] (one per task):\n{log.rstrip()}")
         for r in blitz.store.load_recoveries(final.id):
             out.print(
