@@ -51,7 +51,8 @@ _GIT_ENV = {
     "GIT_OPTIONAL_LOCKS": "0",  # `git status` must not rewrite the user's index
 }
 # Every command: no surprise `gc --auto` (it prunes worktrees and repacks refs) while we work.
-_ALWAYS = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+# No fsmonitor: a command named in a (worktree) config must never run outside the sandbox.
+_ALWAYS = ("-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "core.fsmonitor=false")
 # Local commands: the hooks of the user's repository are not ours to run unattended (a
 # pre-commit hook may be interactive, slow or need tools the worktree lacks).
 _NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "rerere.enabled=false")
@@ -360,6 +361,12 @@ async def undo_commits(worktree: Path, before: str, *, timeout: float) -> str:
         return ""
     n = count.out.strip() if count is not None else "some"
     return f"{n} commit{'' if n == '1' else 's'}"
+
+
+async def reset_index(worktree: Path, *, timeout: float = 120.0) -> None:
+    """Rebuild the worktree's index from its HEAD, keeping the working files (``reset -q``):
+    after a sandboxed agent staged files whose objects lived only inside its sandbox."""
+    await run_git(worktree, "reset", "-q", timeout=timeout, check=False, keep_secrets=False)
 
 
 # -- the repository lock ------------------------------------------------------------------------

@@ -125,7 +125,7 @@ async def run(
     (:data:`blitz.proctree.MARKER_VARIABLE`: ``marker``, else a fresh one). On timeout, or if
     the awaiting task is cancelled, its whole tree is terminated and then killed.
     """
-    argv = _argv(args)
+    argv = argv_of(args)
     start = time.monotonic()
     proc, marker = await _spawn(
         argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT, marker=marker
@@ -141,7 +141,8 @@ async def run(
     return _completed(argv, proc, tail, start, timed_out)
 
 
-def _argv(args: Sequence[str] | str) -> tuple[str, ...]:
+def argv_of(args: Sequence[str] | str) -> tuple[str, ...]:
+    """The argument list of a command: a string is run by ``/bin/sh -c``."""
     return ("/bin/sh", "-c", args) if isinstance(args, str) else tuple(args)
 
 
@@ -321,7 +322,7 @@ async def stream(
     timeout covers ``on_line`` too; if ``on_line`` raises, the command's group is stopped and
     the exception propagates.
     """
-    argv = _argv(args)
+    argv = argv_of(args)
     start = time.monotonic()
     proc, marker = await _spawn(
         argv, cwd, env, stdin, stderr=asyncio.subprocess.PIPE, marker=marker

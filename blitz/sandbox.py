@@ -1,0 +1,374 @@
+"""The sandbox: every agent process and every gate runs inside bubblewrap, one jail per command
+(or per agent CLI run), where the attempt's worktree is the only writable place.
+
+Inside a jail:
+
+* the system is visible read-only; ``/tmp`` is a private tmpfs and ``HOME`` an empty directory
+  in it; the user's home, every other home, ``/run/user``, blitz's data directory (its store, its
+  worktrees, its locks) and the paths the policy hides are not visible at all;
+* writable are only the worktree and its own git directory entry (``.git/worktrees/<name>``, so
+  ``git add`` and ``git diff`` work). The repository's ``.git`` is read-only: history is readable,
+  no ref or object can be written (git writes new objects to a private directory in ``/tmp``).
+  The entry's ``HEAD``, ``commondir`` and ``gitdir`` and the worktree's ``.git`` file are
+  read-only too: blitz's own git, which runs outside the jail, must find the repository they
+  name, not one the agent made up;
+* a PID namespace of its own (blitz's ``/proc`` is invisible), ``--die-with-parent``, a new
+  session, no new privileges: when the command ends, times out or is cancelled, bubblewrap's
+  init dies and the kernel kills every process left in the namespace, ``setsid`` or not;
+* an allowlisted environment (:data:`PASSED_ENV` plus what the caller names): no secret of
+  blitz's reaches it;
+* network: none (its own empty network namespace), or the host's when the project allows it
+  (gates that download), or only blitz's model proxy: the proxy's unix socket is mounted in and a
+  small relay inside the namespace listens on ``127.0.0.1:PROXY_PORT``, so an agent CLI reaches
+  the proxy and nothing else, not even another loopback port of the host.
+
+With ``[sandbox] mode = "off"`` commands run unconfined (:class:`Unconfined`), with a warning.
+:func:`probe` says whether bubblewrap works here and why not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from blitz import git, process, sandbox_relay
+
+_T = TypeVar("_T")
+
+MODES = ("required", "off")
+PROXY_PORT = 7890
+"""The port, inside a jail's own network namespace, where the relay to blitz's proxy listens."""
+
+PROXY_ORIGIN = f"http://127.0.0.1:{PROXY_PORT}"
+"""Where an agent CLI inside a jail reaches blitz's model proxy."""
+
+_SOCKET_DIR = "/tmp/.blitz-proxy"
+PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ")
+"""Variables of blitz's environment a jailed command gets (others only when a caller names them)."""
+
+HOME = "/tmp/home"
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
+    "bubblewrap) and make sure unprivileged user namespaces are enabled "
+    '(sysctl kernel.unprivileged_userns_clone=1), or set [sandbox] mode = "off" in blitz.toml '
+    "to run agents unconfined"
+)
+
+Network = Literal["none", "host", "proxy"]
+
+
+class SandboxUnavailable(Exception):
+    """The sandbox is required but cannot start here; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    """How one project's agents and gates are confined (``[sandbox]`` and where blitz keeps its
+    own files)."""
+
+    mode: str = "required"
+    network: bool = False  # host network for gates and the embedded agent's commands
+    hidden: tuple[Path, ...] = ()  # blitz's data directory, worktrees root, store: not visible
+    readable: tuple[Path, ...] = ()  # shown read-only even inside a hidden place (tool dirs)
+    proxy_socket: Path | None = None  # blitz's model proxy, for agent CLIs
+
+    @property
+    def confined(self) -> bool:
+        return self.mode != "off"
+
+    def jail(self, worktree: Path, *, network: Network | None = None) -> Jail:
+        """The jail for commands in ``worktree``; ``network`` defaults to the project's setting
+        for commands (none, or host when ``[sandbox] network = true``)."""
+        chosen: Network = network or ("host" if self.network else "none")
+        if not self.confined:
+            return Unconfined(worktree=worktree, policy=self, network=chosen)
+        return Bubblewrap(worktree=worktree, policy=self, network=chosen)
+
+
+UNCONFINED = Policy(mode="off")
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    ok: bool
+    reason: str  # why not, when not ok; what works, when ok
+    bwrap: str = ""
+
+
+@functools.cache
+def probe() -> Probe:
+    """Whether bubblewrap can start a jail here (checked once per process)."""
+    found = shutil.which("bwrap")
+    if sys.platform != "linux":
+        return Probe(False, f"the sandbox needs Linux (this is {sys.platform}); {INSTALL_HINT}")
+    if found is None:
+        return Probe(False, f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}")
+    try:
+        done = subprocess.run(
+            [found, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--", "true"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Probe(False, f"bubblewrap cannot run ({exc}); {INSTALL_HINT}", found)
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip()[:300] or f"exit {done.returncode}"
+        return Probe(
+            False, f"bubblewrap cannot create a sandbox here ({said}); {INSTALL_HINT}", found
+        )
+    return Probe(True, f"bubblewrap works ({found})", found)
+
+
+def require() -> str:
+    """The path of ``bwrap``; SandboxUnavailable when the sandbox cannot start here."""
+    found = probe()
+    if not found.ok:
+        raise SandboxUnavailable(f"the sandbox is required but cannot start: {found.reason}")
+    return found.bwrap
+
+
+@dataclass(frozen=True, slots=True)
+class GitEntry:
+    """The git files of a worktree: its ``.git`` file, its entry in the repository's
+    ``.git/worktrees`` and the repository's git directory."""
+
+    dot_git: Path
+    entry: Path
+    common: Path
+
+
+def git_entry(worktree: Path) -> GitEntry | None:
+    """The git entry of a linked worktree (None for a main checkout or no repository)."""
+    dot_git = worktree / ".git"
+    try:
+        text = dot_git.read_text(encoding="utf-8")
+    except (IsADirectoryError, FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    entry = (worktree / text.removeprefix("gitdir:").strip()).resolve()
+    try:
+        common_text = (entry / "commondir").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return GitEntry(dot_git, entry, (entry / common_text).resolve())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Jail:
+    """Runs commands for one worktree under a policy; subclasses say how."""
+
+    worktree: Path
+    policy: Policy
+    network: Network = "none"
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    binds: tuple[Path, ...] = ()  # more writable places (a prompt file's directory, a CLI's config)
+
+    @property
+    def confined(self) -> bool:
+        return False
+
+    def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """What a command sees: the allowlist from blitz's environment, then ``env`` (what the
+        caller chose to pass), then the jail's own (HOME, TMPDIR, git's object directory)."""
+        raise NotImplementedError
+
+    def command(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> list[str]:
+        """``argv`` as it is started (inside bubblewrap, for a confined jail). With ``env``, the
+        command line itself sets the jail's environment to exactly that (for a launcher that
+        adds its own environment to the one it is given, as the Claude Agent SDK does)."""
+        raise NotImplementedError
+
+    async def run(
+        self,
+        args: Sequence[str] | str,
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        cap: int = process.DEFAULT_CAP,
+        stdin: bytes | None = None,
+    ) -> process.Completed:
+        """:func:`blitz.process.run` in the jail, in the worktree."""
+        argv = self.command(process.argv_of(args))
+        return await self.guarded(
+            lambda: process.run(
+                argv,
+                cwd=self.worktree,
+                timeout=timeout,
+                env=self.environment(env),
+                cap=cap,
+                stdin=stdin,
+            )
+        )
+
+    async def stream(
+        self,
+        args: Sequence[str] | str,
+        *,
+        timeout: float,
+        on_line: Callable[[str], Awaitable[None]],
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        marker: str = "",
+    ) -> process.Completed:
+        """:func:`blitz.process.stream` in the jail, in the worktree."""
+        argv = self.command(process.argv_of(args))
+        return await self.guarded(
+            lambda: process.stream(
+                argv,
+                cwd=self.worktree,
+                timeout=timeout,
+                on_line=on_line,
+                env=self.environment(env),
+                stdin=stdin,
+                marker=marker,
+            )
+        )
+
+    async def guarded(self, body: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``body``; a confined jail puts back what the jailed command may not leave."""
+        return await body()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unconfined(Jail):
+    """``[sandbox] mode = "off"``: commands run as they are, without secrets in their env."""
+
+    def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        base = dict(env) if env is not None else process.clean_env()
+        base.update(self.extra_env)
+        return base
+
+    def command(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> list[str]:
+        if env is None:
+            return list(argv)
+        pairs = [f"{name}={value}" for name, value in env.items()]
+        return ["env", "-i", *pairs, *argv]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bubblewrap(Jail):
+    """A bubblewrap jail (see the module's docstring for what it allows)."""
+
+    @property
+    def confined(self) -> bool:
+        return True
+
+    def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        chosen = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+        chosen.update(env or {})
+        chosen.update(self.extra_env)
+        chosen.update(HOME=HOME, TMPDIR="/tmp", USER="agent", LOGNAME="agent")
+        found = git_entry(self.worktree)
+        if found is not None:
+            # New objects (git add, git stash) go to a private directory: the repository's
+            # object store is read-only and must stay whole.
+            chosen["GIT_OBJECT_DIRECTORY"] = "/tmp/.git-objects"
+            chosen["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(found.common / "objects")
+        return chosen
+
+    def command(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> list[str]:
+        bwrap = require()
+        worktree = str(self.worktree)
+        args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for path in _hidden(self.policy):
+            args += ["--tmpfs", str(path)]
+        args += ["--tmpfs", "/tmp", "--dir", HOME, "--dir", "/tmp/.git-objects"]
+        for shown in _readable(self.policy):
+            args += ["--ro-bind", shown, shown]
+        found = git_entry(self.worktree)
+        if found is not None:
+            args += ["--ro-bind", str(found.common), str(found.common)]
+        args += ["--bind", worktree, worktree]
+        for place in self.binds:
+            args += ["--bind", str(place), str(place)]
+        if found is not None:
+            entry = str(found.entry)
+            args += ["--bind", entry, entry]
+            for fixed in (found.dot_git, found.entry / "HEAD", found.entry / "commondir",
+                          found.entry / "gitdir", found.entry / "config.worktree"):  # fmt: skip
+                if fixed.exists():
+                    args += ["--ro-bind", str(fixed), str(fixed)]
+        args += ["--unshare-all", "--die-with-parent", "--new-session"]
+        if env is not None:
+            args.append("--clearenv")
+            for name, value in env.items():
+                args += ["--setenv", name, value]
+        if self.network == "host":
+            args.append("--share-net")
+        args += ["--chdir", worktree]
+        if self.network == "proxy":
+            socket = self.policy.proxy_socket
+            if socket is None:
+                raise SandboxUnavailable("the model proxy is not running: no network for the agent")
+            args += ["--ro-bind", str(socket.parent), _SOCKET_DIR, "--"]
+            inside = f"{_SOCKET_DIR}/{socket.name}"
+            return [*args, *sandbox_relay.command(inside, PROXY_PORT), "--", *argv]
+        return [*args, "--", *argv]
+
+    async def guarded(self, body: Callable[[], Awaitable[_T]]) -> _T:
+        found = git_entry(self.worktree)
+        if found is None:
+            return await body()
+        before = _index_state(found), (found.entry / "config.worktree").exists()
+        try:
+            return await body()
+        finally:
+            await asyncio.shield(_tidy(found, *before))
+
+
+def _hidden(policy: Policy) -> list[Path]:
+    """Directories replaced by an empty tmpfs, outermost first (a later mount sits on top)."""
+    home = Path.home()
+    places = [Path("/home"), home, Path("/run/user"), Path("/var/run/user"), Path("/mnt"),
+              Path("/media"), *policy.hidden]  # fmt: skip
+    seen: list[Path] = []
+    for place in places:
+        try:
+            real = place.resolve()
+        except OSError:
+            continue
+        if real == Path("/") or real == Path("/tmp") or not real.is_dir() or real in seen:
+            continue
+        seen.append(real)
+    return sorted(seen, key=lambda p: len(p.parts))
+
+
+def _readable(policy: Policy) -> list[str]:
+    """Read-only paths shown inside hidden places: the policy's, and the Python blitz runs on
+    (the proxy relay needs it)."""
+    places = [*policy.readable, Path(sys.prefix), Path(sys.base_prefix)]
+    shown: list[str] = []
+    for place in places:
+        real = os.path.realpath(place)
+        if os.path.exists(real) and real not in shown:
+            shown.append(real)
+    return shown
+
+
+def _index_state(found: GitEntry) -> tuple[int, int] | None:
+    try:
+        info = (found.entry / "index").stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+async def _tidy(found: GitEntry, index: tuple[int, int] | None, configured: bool) -> None:
+    """After a jailed command: an index the agent changed may name objects that only existed in
+    the jail's private object directory, so it is rebuilt from HEAD (the working files are
+    untouched; blitz stages them itself); a ``config.worktree`` the agent created is removed (git
+    outside the jail would read it)."""
+    if not configured:
+        (found.entry / "config.worktree").unlink(missing_ok=True)
+    if _index_state(found) != index:
+        await git.reset_index(found.dot_git.parent)
