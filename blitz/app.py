@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
+import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,19 +19,20 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from blitz import actions
+from blitz import actions, confinement
 from blitz import workspace as git
 from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
 from blitz.clock import Clock, SystemClock
 from blitz.conductor import Engine, Limits, Services
-from blitz.config import RepoConfig, load_repo_config
+from blitz.config import RepoConfig, SandboxConfig, load_repo_config
 from blitz.domain import Goal, Project
 from blitz.errors import ConfigError, UserError
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
 from blitz.router import Router
+from blitz.sandbox import Policy
 from blitz.settings import Settings
 from blitz.store.sql import SqlStore
 from blitz.validation import Validator
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from blitz.conductor.selection import Judge
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
+    from blitz.proxy import ModelProxy
     from blitz.testing.scripted import Scenario
 
 
@@ -71,6 +75,9 @@ class App:
         # One board for the engine and every model call, so provider breakers are shared.
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
+        self._proxy: ModelProxy | None = None
+        # A short path (a unix socket's name is limited to ~100 bytes), private to this process.
+        self._proxy_socket = Path(tempfile.mkdtemp(prefix="blitz-proxy-")) / "proxy.sock"
 
     # -- faults (tests) ---------------------------------------------------------------------
 
@@ -258,12 +265,15 @@ class App:
         check_name(name, options.commands)
         if model and name == "embedded":
             options = dataclasses.replace(options, model=_provider_model(model))
+        from blitz.backends.sandboxed import SandboxedBackend
+
         backend = create_backend(name, options)
         if name in ("scripted", "embedded"):
-            return backend  # the scripted one is a fake; the embedded one confines its tools
+            # the scripted one is a fake; the embedded one confines its tools
+            return SandboxedBackend(backend, options.sandbox)
         from blitz.backends.guard import GuardedBackend
 
-        return GuardedBackend(backend)
+        return SandboxedBackend(GuardedBackend(backend), options.sandbox)
 
     def judge(self, project: Project) -> Judge | None:
         """The model that breaks ties between passing best-of-N candidates, if one is set."""
@@ -295,7 +305,22 @@ class App:
             max_tokens=agent.max_tokens if agent else 2_000_000,
             max_cost_usd=(agent.max_cost_usd or None) if agent else None,
             stuck_repeats=agent.stuck_repeats if agent else 3,
+            sandbox=self.sandbox_policy(project),
+            proxy=self.model_proxy(),
         )
+
+    def sandbox_policy(self, project: Project) -> Policy:
+        """How ``project``'s agents and gates are confined (``[sandbox]``)."""
+        cfg = self.config_for(project)
+        return confinement.policy(
+            self.settings, cfg.sandbox if cfg else SandboxConfig(), self._proxy_socket
+        )
+
+    def model_proxy(self) -> ModelProxy:
+        """blitz's model proxy (started by the first agent CLI that needs it)."""
+        if self._proxy is None:
+            self._proxy = confinement.model_proxy(self.settings, self.prices(), self.breakers)
+        return self._proxy
 
     def provider_env(self) -> dict[str, str]:
         """Provider keys and base URLs, for agent CLIs that call the providers themselves."""
@@ -329,7 +354,7 @@ class App:
             planner=planner or self.planner(project),
             backend=backend,
             workspace=ws,
-            validator=Validator(project.gates),
+            validator=Validator(project.gates, sandbox=self.sandbox_policy(project)),
             publish=Publisher(
                 workspace=ws,
                 goals_dir=self.settings.home / "goals",
@@ -391,6 +416,9 @@ class App:
         return FilePlanner(plan, self.planner(project))
 
     async def aclose(self) -> None:
+        if self._proxy is not None:
+            await self._proxy.stop()
+        shutil.rmtree(self._proxy_socket.parent, ignore_errors=True)
         await self.store.aclose()
 
 

@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
@@ -221,6 +221,24 @@ class ExploreConfig(_Section):
     )
 
 
+class SandboxConfig(_Section):
+    """The sandbox every agent and gate runs in (bubblewrap): the worktree is the only writable
+    place, no secret is visible, no network but blitz's model proxy."""
+
+    mode: Literal["required", "off"] = Field(
+        default="required",
+        description='"required": refuse to run agents unconfined; "off": run unconfined (warned).',
+    )
+    network: bool = Field(
+        default=False,
+        description="Host network for gates and the embedded agent's commands (e.g. downloads).",
+    )
+    readable: list[str] = Field(
+        default_factory=list,
+        description='Extra paths shown read-only inside the sandbox (e.g. "~/.cargo").',
+    )
+
+
 class RepoConfig(_Section):
     """Everything in blitz.toml; every section and key may be left out."""
 
@@ -236,6 +254,7 @@ class RepoConfig(_Section):
     codex: CodexConfig = Field(default_factory=CodexConfig)
     backends: dict[str, CommandBackendConfig] = Field(default_factory=dict)
     explore: ExploreConfig = Field(default_factory=ExploreConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
 
 
 def gates_of(cfg: RepoConfig) -> Gates:

@@ -20,6 +20,7 @@ from blitz import process
 from blitz.domain import Baseline, Check, GateResult, Gates
 from blitz.errors import RunError
 from blitz.process import DEFAULT_CAP, Completed
+from blitz.sandbox import Policy, SandboxUnavailable
 
 NAME_LIMIT = 60
 """Longest command shown in a check's name (``check:command:<cmd>``)."""
@@ -110,12 +111,20 @@ class Validator:
         env: Mapping[str, str] | None = None,
         cap: int = DEFAULT_CAP,
         tail_chars: int = 4000,
+        sandbox: Policy | None = None,
     ) -> None:
+        """``sandbox``: the policy gates run under (a jail per command); None runs them as they
+        are (tests of the judging, and benchmarks)."""
         self.gates = gates
+        self.sandbox = sandbox
+        explicit = env
         if env is None:
             env = process.clean_env()
             env.setdefault("CI", "true")
         self._env = dict(env)
+        # In a jail: the jail's allowlist plus what the caller chose to pass (else CI=true);
+        # blitz's own environment stays outside.
+        self._gate_env = dict(explicit) if explicit is not None else {"CI": "true"}
         self._cap = cap
         self._tail_chars = tail_chars
 
@@ -168,9 +177,14 @@ class Validator:
 
     async def _run(self, command: str, worktree: Path, timeout: float) -> Completed:
         try:
-            return await process.run(
-                command, cwd=worktree, timeout=timeout, env=self._env, cap=self._cap
-            )
+            if self.sandbox is None:
+                return await process.run(
+                    command, cwd=worktree, timeout=timeout, env=self._env, cap=self._cap
+                )
+            jail = self.sandbox.jail(worktree)
+            return await jail.run(command, timeout=timeout, env=self._gate_env, cap=self._cap)
+        except SandboxUnavailable as exc:
+            raise RunError(str(exc)) from exc
         except OSError as exc:
             # The worktree is gone or unusable: the machinery broke, not the task's work.
             raise RunError(f"cannot run {command!r} in {worktree}: {exc}") from exc

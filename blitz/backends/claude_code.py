@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import claude_agent_sdk
 from claude_agent_sdk import (
@@ -54,9 +55,14 @@ from blitz.backends.circuit import behind_breaker
 from blitz.backends.claude_session import Session, describe_error, one_line, outcome
 from blitz.backends.confine import WorktreeGuard
 from blitz.backends.options import BackendOptions, ClaudeCodeConfig
+from blitz.backends.proxied import model_access
 from blitz.errors import ConfigError
 from blitz.llm.breakers import breaker_key
 from blitz.redact import redact, register_secret
+from blitz.sandbox import UNCONFINED, Jail, Policy
+
+if TYPE_CHECKING:
+    from blitz.proxy import ModelProxy
 
 MINIMUM_CLI_VERSION = (2, 0, 0)
 """The oldest Claude Code blitz drives: stream-json input, hooks over the control protocol,
@@ -122,6 +128,8 @@ def create(options: BackendOptions) -> AgentBackend:
         max_turns=config.max_turns if options.claude_code else options.max_turns,
         max_budget_usd=lowest(config.max_budget_usd or None, options.max_cost_usd),
         env=options.env,
+        sandbox=options.sandbox,
+        proxy=options.proxy,
     )
     return behind_breaker(backend, options.breakers, PROVIDER)
 
@@ -143,6 +151,8 @@ class ClaudeCodeBackend:
         max_turns: int = 60,
         max_budget_usd: float | None = None,
         env: Mapping[str, str] | None = None,
+        sandbox: Policy = UNCONFINED,
+        proxy: ModelProxy | None = None,
     ) -> None:
         if permission_mode not in PERMISSION_MODES:
             raise ConfigError(
@@ -160,6 +170,8 @@ class ClaudeCodeBackend:
         self.max_turns = max_turns
         self.max_budget_usd = max_budget_usd
         self.env = dict(env or {})
+        self.sandbox = sandbox
+        self.proxy = proxy
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
@@ -187,15 +199,23 @@ class ClaudeCodeBackend:
         budget = lowest(self.max_budget_usd, request.budget_usd)
         if budget is not None and budget <= 0:
             return AgentResult(ok=False, error="no budget is left for this attempt")
+        jail = self.sandbox.jail(request.worktree, network="proxy" if self.proxy else "none")
+        access = model_access(self.proxy, self.sandbox, [PROVIDER], request, direct=self.env)
         with tempfile.TemporaryDirectory(
             prefix="blitz-claude-", ignore_cleanup_errors=True
         ) as config_dir:
-            options = self._options(request, cli, budget, session, config_dir)
-            error = await session.converse(task_prompt(request), options, request.timeout)
+            jail = replace(jail, binds=(Path(config_dir),))
+            async with access as models:
+                options = self._options(request, cli, budget, session, config_dir, models.env)
+                if jail.confined:
+                    options = _jailed(options, jail, Path(config_dir), session.marker)
+                error = await jail.guarded(
+                    lambda: session.converse(task_prompt(request), options, request.timeout)
+                )
         result, reached = outcome(session, error, request.timeout, budget, self.max_turns)
         # What the run says of Anthropic: an outage when the API was reached and the run crashed.
         verdict = None if reached is None else not (reached and result.crashed)
-        return replace(result, usage=session.usage(), reached=verdict)
+        return models.settle(replace(result, usage=session.usage(), reached=verdict))
 
     def _options(
         self,
@@ -204,10 +224,11 @@ class ClaudeCodeBackend:
         budget: float | None,
         session: Session,
         config_dir: str,
+        models: Mapping[str, str],
     ) -> ClaudeAgentOptions:
         env = {
             "CLAUDE_CODE_MAX_RETRIES": CLI_RETRIES,
-            **self.env,
+            **models,  # the proxy's URL and token (without a proxy, the real provider env)
             "CLAUDE_CONFIG_DIR": config_dir,
             "CLAUDE_CODE_TMPDIR": config_dir,  # its scratch files (Bash output) go with it
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -239,6 +260,34 @@ class ClaudeCodeBackend:
 
 
 # -- the CLI ------------------------------------------------------------------------------------
+
+SDK_ENV = (
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_AGENT_SDK_VERSION",
+    "CLAUDE_CODE_SDK_READS_SESSION_STATE",
+)
+"""Variables the SDK sets for the CLI that the jail passes on (the rest of the SDK's environment,
+which is blitz's own, stays outside)."""
+
+
+def _jailed(
+    options: ClaudeAgentOptions, jail: Jail, config_dir: Path, marker: str
+) -> ClaudeAgentOptions:
+    """``options`` with the CLI started through a launcher that puts it in ``jail``: the SDK
+    starts the launcher with blitz's whole environment; the launcher starts bubblewrap with only
+    the jail's (and the run's marker, by which its processes are found)."""
+    assert options.cli_path is not None
+    env = jail.environment({**options.env, RUN_MARKER: marker})
+    pairs = [shlex.quote(f"{name}={value}") for name, value in env.items()]
+    passed = [f'"{name}=${{{name}:-}}"' for name in SDK_ENV]
+    argv = " ".join(shlex.quote(arg) for arg in jail.command([str(options.cli_path)]))
+    launcher = config_dir / "claude-in-sandbox"
+    launcher.write_text(
+        f'#!/bin/sh\nexec env -i {" ".join(pairs)} {" ".join(passed)} {argv} "$@"\n',
+        encoding="utf-8",
+    )
+    launcher.chmod(0o700)
+    return replace(options, cli_path=launcher)
 
 
 def _cli_path(configured: str) -> Path:

@@ -63,10 +63,13 @@ from blitz.backends.install import (
     find_codex,
 )
 from blitz.backends.options import BackendOptions, CodexConfig
+from blitz.backends.proxied import model_access
 from blitz.llm.breakers import breaker_key
+from blitz.sandbox import UNCONFINED, Jail, Policy
 
 if TYPE_CHECKING:
     from blitz.llm.usage import PriceTable
+    from blitz.proxy import ModelProxy
 
 __all__ = [
     "BREAKER_KEY",
@@ -113,6 +116,8 @@ def create(options: BackendOptions) -> AgentBackend:
         tools_dir=options.tools_dir,
         prices=options.prices,
         default_model=options.model,
+        sandbox=options.sandbox,
+        proxy=options.proxy,
     )
     return behind_breaker(backend, options.breakers, PROVIDER)
 
@@ -130,7 +135,11 @@ class CodexBackend:
         tools_dir: Path | None = None,
         prices: PriceTable | None = None,
         default_model: str = "",
+        sandbox: Policy = UNCONFINED,
+        proxy: ModelProxy | None = None,
     ) -> None:
+        self.sandbox = sandbox
+        self.proxy = proxy
         self.config = config
         self.env = dict(env or {})
         self.tools_dir = tools_dir
@@ -155,6 +164,10 @@ class CodexBackend:
 
     async def _run(self, request: AgentRequest, session: Session) -> AgentResult:
         sandbox = self.config.sandbox
+        jail = self.sandbox.jail(request.worktree, network="proxy" if self.proxy else "none")
+        if jail.confined:
+            # Codex's own bubblewrap cannot start inside blitz's: blitz's jail confines it.
+            sandbox = "danger-full-access"
         if sandbox not in SANDBOXES:
             return _config_error(
                 f"[codex] sandbox = {sandbox!r} is not one of {', '.join(SANDBOXES)}"
@@ -178,7 +191,25 @@ class CodexBackend:
             )
         session.model = model
         session.prices = self.prices
+        async with model_access(self.proxy, self.sandbox, [PROVIDER], request) as models:
+            if models.proxied:
+                base_url, key = models.env["OPENAI_BASE_URL"], models.env[KEY_VARIABLE]
+            result = await self._in(jail, request, session, binary, sandbox, base_url, key)
+            return models.settle(result)
+
+    async def _in(
+        self,
+        jail: Jail,
+        request: AgentRequest,
+        session: Session,
+        binary: Path,
+        sandbox: str,
+        base_url: str,
+        key: str,
+    ) -> AgentResult:
+        model = session.model
         with tempfile.TemporaryDirectory(prefix="blitz-codex-") as scratch:
+            jail = replace(jail, binds=(Path(scratch),))
             home = Path(scratch) / "home"
             tmp = Path(scratch) / "tmp"
             home.mkdir()
@@ -187,7 +218,7 @@ class CodexBackend:
                 base_url=base_url, key_variable=KEY_VARIABLE if key else "", sandbox=sandbox
             )
             (home / "config.toml").write_text(config, encoding="utf-8")
-            env = _environment(home=home, tmp=tmp, key=key)
+            env = _environment(home=home, tmp=tmp, key=key, confined=jail.confined)
             if sandbox != "danger-full-access":
                 problem = await check_sandbox(binary, cwd=request.worktree, env=env)
                 if problem:
@@ -209,7 +240,7 @@ class CodexBackend:
             if model:
                 args += ["--model", model]
             args.append("-")  # the prompt comes on stdin
-            result, answered = await _exec(args, env, request, session)
+            result, answered = await _exec(jail, args, env, request, session)
             return replace(result, reached=answered)
 
     def _model(self, request: AgentRequest) -> tuple[str, str]:
@@ -242,15 +273,14 @@ class CodexBackend:
 
 
 async def _exec(
-    args: list[str], env: dict[str, str], request: AgentRequest, session: Session
+    jail: Jail, args: list[str], env: dict[str, str], request: AgentRequest, session: Session
 ) -> tuple[AgentResult, bool | None]:
     """Run codex once: its result, and what it says of the provider (True: it answered, False:
     it failed transiently, None: codex never got to ask it)."""
     marker = proctree.new_marker()
     try:
-        completed = await process.stream(
+        completed = await jail.stream(
             args,
-            cwd=request.worktree,
             timeout=request.timeout,
             env=env,
             marker=marker,
@@ -341,14 +371,15 @@ def config_toml(*, base_url: str, key_variable: str, sandbox: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _environment(*, home: Path, tmp: Path, key: str) -> dict[str, str]:
+def _environment(*, home: Path, tmp: Path, key: str, confined: bool = False) -> dict[str, str]:
     """codex's environment: this process's without secrets and without settings that would
-    reach past blitz's config (``OPENAI_*``, ``CODEX_*``), plus its home, temp dir and key."""
-    env = {
+    reach past blitz's config (``OPENAI_*``, ``CODEX_*``), plus its home, temp dir and key (in
+    a jail: only those, on top of the jail's allowlist)."""
+    env = {} if confined else {
         name: value
         for name, value in process.clean_env().items()
         if not name.startswith(("OPENAI_", "CODEX_"))
-    }
+    }  # fmt: skip
     env.update(CODEX_HOME=str(home), TMPDIR=str(tmp), NO_COLOR="1")
     if key:
         env[KEY_VARIABLE] = key

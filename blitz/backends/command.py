@@ -27,14 +27,22 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 import re
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blitz import git, process
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink, task_prompt
 from blitz.backends.options import CommandBackendConfig
+from blitz.backends.proxied import PROVIDER_ENV, model_access
+from blitz.sandbox import UNCONFINED, Network, Policy, SandboxUnavailable
+
+if TYPE_CHECKING:
+    from blitz.proxy import ModelProxy
 
 MESSAGES_KEPT = 20
 """Output lines kept in :attr:`AgentResult.messages`, the newest ones."""
@@ -55,13 +63,23 @@ class CommandBackend:
     """An agent backend that runs a configured command line (``[backends.NAME]``)."""
 
     def __init__(
-        self, name: str, config: CommandBackendConfig, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        config: CommandBackendConfig,
+        env: Mapping[str, str] | None = None,
+        *,
+        sandbox: Policy = UNCONFINED,
+        proxy: ModelProxy | None = None,
     ) -> None:
         """``env``: variables blitz provides to agent CLIs (provider URLs and keys) on top of its
-        own environment; secrets among them are passed only when ``pass_env`` names them."""
+        own environment; secrets among them are passed only when ``pass_env`` names them.
+        ``sandbox``: the jail the command runs in; ``proxy``: the model proxy through which it
+        reaches the providers whose keys ``pass_env`` names."""
         self.name = name
         self.config = config
         self._env = dict(env or {})
+        self.sandbox = sandbox
+        self.proxy = proxy
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
@@ -80,8 +98,14 @@ class CommandBackend:
             if on_message is not None:
                 await on_message(line)
 
+        if problem := _unrunnable(self.config.command[0], worktree):
+            return self._not_started(problem)
+        providers = [p for p, (_, key) in PROVIDER_ENV.items() if key in self.config.pass_env]
+        network: Network = "proxy" if self.proxy is not None and providers else "none"
+        jail = self.sandbox.jail(worktree, network=network)
         head = await git.head(worktree, timeout=GIT_TIMEOUT)
         with tempfile.TemporaryDirectory(prefix="blitz-prompt-") as tmp:
+            jail = dataclasses.replace(jail, binds=(Path(tmp),))
             prompt_file = Path(tmp) / "prompt.md"
             prompt_file.write_text(text, encoding="utf-8")
             values = {"prompt": text, "prompt_file": str(prompt_file), "worktree": str(worktree)}
@@ -89,37 +113,46 @@ class CommandBackend:
             takes_prompt = any(
                 "{prompt}" in arg or "{prompt_file}" in arg for arg in self.config.command
             )
+            direct = {k: v for k, v in self._env.items() if k in self.config.pass_env}
+            access = model_access(self.proxy, self.sandbox, providers, request, direct=direct)
             try:
-                done = await process.stream(
-                    args,
-                    cwd=worktree,
-                    timeout=request.timeout,
-                    env=self.environment(),
-                    on_line=on_line,
-                    stdin=None if takes_prompt else text.encode("utf-8"),
-                )
+                async with access as models:
+                    done = await jail.stream(
+                        args,
+                        timeout=request.timeout,
+                        env=self.environment(models.env, confined=jail.confined),
+                        on_line=on_line,
+                        stdin=None if takes_prompt else text.encode("utf-8"),
+                    )
             except OSError as exc:
                 return self._not_started(exc)
-        result = self._result(done, request.timeout, tuple(messages))
+            except SandboxUnavailable as exc:
+                return AgentResult.configuration(str(exc))
+        result = models.settle(self._result(done, request.timeout, tuple(messages)))
         undone = await git.undo_commits(worktree, head, timeout=GIT_TIMEOUT) if head else ""
         if undone:
             await on_line(f"the agent made {undone}; undone, its changes are kept to be checked")
             result = dataclasses.replace(result, messages=tuple(messages))
         return result
 
-    def environment(self) -> dict[str, str]:
-        """The command's environment: blitz's without secrets, plus ``env``, plus ``pass_env``."""
+    def environment(
+        self, models: Mapping[str, str] | None = None, *, confined: bool = False
+    ) -> dict[str, str]:
+        """The command's environment: blitz's without secrets (in a jail, only the jail's
+        allowlist), plus ``pass_env``, plus ``env``, plus ``models`` (the proxy's URLs and
+        tokens, which stand in for the keys). In a jail no secret is passed: a key reaches the
+        agent only as a proxy token."""
         source = {**process.clean_env(keep_secrets=True), **self._env}
-        env = {
+        env = {} if confined else {
             name: value
             for name, value in source.items()
-            if not name.upper().endswith(process.SECRET_ENV_SUFFIXES)
-            and name not in git.SCRUBBED_ENV
-        }
+            if not _secret(name) and name not in git.SCRUBBED_ENV
+        }  # fmt: skip
         for name in self.config.pass_env:
-            if name in source:
+            if name in source and not (confined and _secret(name)):
                 env[name] = source[name]
         env.update(self.config.env)
+        env.update(models or {})
         return env
 
     def _result(
@@ -170,6 +203,24 @@ class CommandBackend:
             f"`command` under [backends.{self.name}] in blitz.toml"
         )
         return AgentResult(ok=False, error=message, config_error=message)
+
+
+def _secret(name: str) -> bool:
+    return name.upper().endswith(process.SECRET_ENV_SUFFIXES)
+
+
+def _unrunnable(program: str, worktree: Path) -> OSError | None:
+    """Why ``program`` cannot be started (a jail reports that only as an exit code), or None."""
+    if "/" in program:
+        path = worktree / program  # an absolute path stays as it is
+        if not path.is_file():
+            return FileNotFoundError(errno.ENOENT, "No such file or directory")
+        if not os.access(path, os.X_OK):
+            return PermissionError(errno.EACCES, "Permission denied")
+        return None
+    if shutil.which(program) is None:
+        return FileNotFoundError(errno.ENOENT, "not found on PATH")
+    return None
 
 
 RULES = (

@@ -66,6 +66,7 @@ from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
 from blitz.llm.retries import call_with_retries
 from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.redact import redact
+from blitz.sandbox import Policy
 
 INSTRUCTIONS = """\
 You are an autonomous coding agent working in a git worktree of a software project. No person is \
@@ -298,6 +299,7 @@ def create(options: BackendOptions) -> AgentBackend:
             max_cost_usd=options.max_cost_usd,
             stuck_repeats=options.stuck_repeats,
         ),
+        sandbox=options.sandbox,
     )
 
 
@@ -315,10 +317,10 @@ class EmbeddedBackend:
         clock: Clock,
         breakers: BreakerBoard | None = None,
         limits: EmbeddedLimits = EmbeddedLimits(),
+        sandbox: Policy | None = None,
     ) -> None:
-        self.spec = spec
-        self.prices = prices
-        self.clock = clock
+        self.spec, self.sandbox = spec, sandbox
+        self.prices, self.clock = prices, clock
         self.limits = limits
         self.model = _RetryingModel(
             model,
@@ -349,7 +351,7 @@ class EmbeddedBackend:
         session: _Session | None = None
         deadline = asyncio.timeout(seconds)
         try:
-            tools = AgentTools(request.worktree, limits=self.limits.tool)
+            tools = AgentTools(request.worktree, limits=self.limits.tool, sandbox=self.sandbox)
             session = _Session(tools, StuckDetector(self.limits.stuck_repeats), on_message)
             async with deadline:
                 result = await self._drive(request, session)

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 
 from blitz.clock import Clock, SystemClock
 from blitz.config import ClaudeCodeConfig, CodexConfig, CommandBackendConfig
+from blitz.sandbox import UNCONFINED, Policy
 
 if TYPE_CHECKING:
     from blitz.breaker import BreakerBoard
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
+    from blitz.proxy import ModelProxy
     from blitz.testing.scripted import Scenario
 
 __all__ = ["NO_MODEL", "BackendOptions", "ClaudeCodeConfig", "CodexConfig", "CommandBackendConfig"]
@@ -48,3 +50,5 @@ class BackendOptions:
     commands: Mapping[str, CommandBackendConfig] = field(default_factory=dict)  # [backends.*]
     env: Mapping[str, str] = field(default_factory=dict)  # provider keys/URLs for CLI agents
     tools_dir: Path | None = None  # where blitz installs agent CLIs (npm packages)
+    sandbox: Policy = UNCONFINED  # how agent processes are confined ([sandbox])
+    proxy: ModelProxy | None = None  # blitz's model proxy, through which agent CLIs reach models

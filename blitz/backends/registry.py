@@ -63,5 +63,11 @@ def create_backend(name: str, options: BackendOptions | None = None) -> AgentBac
     if name in options.commands and name not in FACTORIES:
         from blitz.backends.command import CommandBackend
 
-        return CommandBackend(name, options.commands[name], env=options.env)
+        return CommandBackend(
+            name,
+            options.commands[name],
+            env=options.env,
+            sandbox=options.sandbox,
+            proxy=options.proxy,
+        )
     return load(name)(options)

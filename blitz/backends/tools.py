@@ -53,6 +53,7 @@ from blitz.backends.files import (
     walk_files,
 )
 from blitz.errors import RunError
+from blitz.sandbox import UNCONFINED, Policy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,12 +77,16 @@ class AgentTools:
         *,
         limits: ToolLimits = ToolLimits(),
         env: Mapping[str, str] | None = None,
+        sandbox: Policy | None = None,
     ) -> None:
+        """``sandbox``: run commands jailed under this policy (None: unconfined, secrets
+        stripped from their environment)."""
         self.root = Path(os.path.realpath(worktree))
         if not self.root.is_dir():
             raise RunError(f"worktree {str(worktree)!r} is not a directory")
         self.limits = limits
         self.env = dict(env) if env is not None else process.clean_env()
+        self.jail = (sandbox or UNCONFINED).jail(self.root)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -421,9 +426,8 @@ class AgentTools:
         seconds = ceiling if timeout is None else min(timeout, ceiling)
         if not seconds > 0:  # also refuses NaN
             raise ToolError("timeout must be a positive number of seconds")
-        done = await process.run(
-            command, cwd=self.root, timeout=seconds, env=self.env, cap=self.limits.output_cap
-        )
+        env = {"CI": "true"} if self.jail.confined else self.env
+        done = await self.jail.run(command, timeout=seconds, env=env, cap=self.limits.output_cap)
         output = done.tail(self.limits.output_cap) or "(no output)"
         if done.timed_out:
             return (

@@ -50,6 +50,7 @@ from blitz.planner import (
     parse_plan,
     parse_recovery,
 )
+from blitz.sandbox import Policy
 
 SCRIPTED_LABEL = "scripted (no model: planner and agent follow a fixed scenario)"
 
@@ -95,8 +96,11 @@ class ScriptedPlanner:
 
     name = "scripted"
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, *, sandbox: Policy | None = None) -> None:
+        """``sandbox``: the policy the scenario's ``run`` steps are jailed under (as an agent's
+        commands are); None runs them unconfined."""
         self.scenario = scenario or Scenario()
+        self.sandbox = sandbox
         self._answered: dict[str, int] = {}
 
     async def plan(self, request: PlanRequest) -> Planned:
@@ -140,8 +144,11 @@ class ScriptedBackend:
 
     name = "scripted"
 
-    def __init__(self, scenario: Scenario | None = None) -> None:
+    def __init__(self, scenario: Scenario | None = None, *, sandbox: Policy | None = None) -> None:
+        """``sandbox``: the policy the scenario's ``run`` steps are jailed under (as an agent's
+        commands are); None runs them unconfined."""
         self.scenario = scenario or Scenario()
+        self.sandbox = sandbox
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
@@ -210,7 +217,12 @@ class ScriptedBackend:
             _inside(worktree, str(arg)).unlink()
             await say(f"delete {arg}")
         elif verb == "run":
-            done = await process.run(str(arg), cwd=worktree, timeout=120, env=process.clean_env())
+            if self.sandbox is not None:
+                done = await self.sandbox.jail(worktree).run(str(arg), timeout=120)
+            else:
+                done = await process.run(
+                    str(arg), cwd=worktree, timeout=120, env=process.clean_env()
+                )
             await say(f"$ {arg}\n{done.tail(2000)}")
         elif verb == "say":
             await say(str(arg))
@@ -231,4 +243,4 @@ class ScriptedBackend:
 def create_backend(options: BackendOptions) -> AgentBackend:
     """The ``scripted`` backend, as the backend registry makes it by name (so production code
     loads this module only when the name is chosen)."""
-    return ScriptedBackend(options.scenario)
+    return ScriptedBackend(options.scenario, sandbox=options.sandbox)
