@@ -109,40 +109,72 @@ class Forwarder:
         endpoint = endpoint_of(session.wire, path) if scope["method"] == "POST" else None
         content_type = response.headers.get("content-type", "")
         meter = Meter(endpoint, content_type) if endpoint and response.is_success else None
-        encoding = response.headers.get("content-encoding", "identity").lower()
-        ok = not failed(response.status_code)
+        pump = asyncio.create_task(self._pump(response, send, session, meter, body))
         left = asyncio.create_task(_disconnected(receive))
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": response_headers(
-                        response.headers.raw, decoded=encoding not in ("", "identity")
-                    ),
-                }
-            )
-            async for chunk in response.aiter_bytes():
-                if left.done():
-                    break  # the client hung up: stop reading, so the provider stops too
-                if meter is not None and (tokens := meter.feed(chunk)) is not None:
-                    self._charge(session, meter, tokens, body)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            else:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx.HTTPError as exc:
-            ok = False
-            log.warning(
-                "model proxy: %s stream broke off: %s", session.provider, type(exc).__name__
-            )
+            await asyncio.wait((pump, left), return_when=asyncio.FIRST_COMPLETED)
+            if not pump.done():
+                # The client hung up: stop reading, so the provider stops generating too.
+                pump.cancel()
+            await pump
+        except asyncio.CancelledError:
+            if not left.done():
+                raise  # the proxy is stopping, not the client leaving
         finally:
             left.cancel()
+            pump.cancel()
             await response.aclose()
-            if meter is not None:
-                if (tokens := meter.finish()) is not None:
-                    self._charge(session, meter, tokens, body)
-                ok = ok and not meter.failed
-            self._outcome(session.provider, ok=ok)
+
+    async def _pump(
+        self,
+        response: httpx.Response,
+        send: Send,
+        session: ProxySession,
+        meter: Meter | None,
+        body: bytes,
+    ) -> None:
+        """Pass the response on as it arrives, metering it. The usage and the outcome are
+        reported before the body's end, so a client that has its answer can count on both; a
+        response cut short (upstream failure, client gone) reports what it had at the end."""
+        ok = not failed(response.status_code)
+        reported = False
+        try:
+            encoding = response.headers.get("content-encoding", "identity").lower()
+            decoded = encoding not in ("", "identity")
+            headers = response_headers(response.headers.raw, decoded=decoded)
+            start = {"type": "http.response.start", "status": response.status_code}
+            await send({**start, "headers": headers})
+            # A JSON body's usage is known only at its end: its last chunk waits for it.
+            held = b""
+            try:
+                async for chunk in response.aiter_bytes():
+                    if meter is not None:
+                        if (tokens := meter.feed(chunk)) is not None:
+                            self._charge(session, meter, tokens, body)
+                        if not meter.stream:
+                            held, chunk = chunk, held
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as exc:
+                ok = False
+                log.warning(
+                    "model proxy: %s stream broke off: %s", session.provider, type(exc).__name__
+                )
+                return
+            reported = True
+            self._settle(session, meter, body, ok=ok)
+            await send({"type": "http.response.body", "body": held, "more_body": False})
+        finally:
+            if not reported:
+                self._settle(session, meter, body, ok=ok)
+
+    def _settle(self, session: ProxySession, meter: Meter | None, body: bytes, *, ok: bool) -> None:
+        """Charge what the meter has not charged yet, and report the outcome."""
+        if meter is not None:
+            if (tokens := meter.finish()) is not None:
+                self._charge(session, meter, tokens, body)
+            ok = ok and not meter.failed
+        self._outcome(session.provider, ok=ok)
 
     def _charge(self, session: ProxySession, meter: Meter, tokens: Tokens, body: bytes) -> None:
         model = meter.model or _model_of(body)

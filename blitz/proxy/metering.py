@@ -124,6 +124,7 @@ class Meter:
         """The tokens not yet returned, at the end of the body (whole or cut)."""
         if self._reported:
             return None
+        self._reported = True  # whatever is found now, nothing more will be
         if not self.stream:
             try:
                 body = json.loads(self._buffer)
@@ -131,10 +132,10 @@ class Meter:
                 return None
             if isinstance(body, dict):
                 self._read_body(body)
-            return self._report() if self._done else None
+            return tokens_of(self.endpoint, self._usage) if self._done else None
         if self._buffer and not self._skipping:
             self._line(self._buffer)
-        return self._report() if self._usage else None
+        return tokens_of(self.endpoint, self._usage) if self._usage else None
 
     # -- reading ----------------------------------------------------------------------------------
 
