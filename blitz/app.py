@@ -361,6 +361,7 @@ class App:
                 github_token=token,
                 github_api_url=api_url,
                 fault=self.fault,
+                unconfined=not self.sandbox_policy(project).confined,
             ),
             limits=self.limits(project),
             breaker=BreakerPolicy(threshold=cfg.breaker.threshold, cooldown=cfg.breaker.cooldown)

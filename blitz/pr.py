@@ -36,12 +36,13 @@ def describe(
     attempts: Sequence[Attempt],
     recoveries: Sequence[Recovery],
     scripted: bool = False,
+    unconfined: bool = False,
 ) -> str:
     """The pull request description in GitHub Markdown: what was asked, what each task did, how
     failures were recovered, what was left out and what it cost.
 
     ``scripted`` marks a demo run by the scripted planner and backend, so nobody mistakes its
-    output for an agent's work.
+    output for an agent's work. ``unconfined`` warns that the agents ran without the sandbox.
     """
     by_task: dict[str, list[Attempt]] = {}
     # Within an attempt number, the selected best-of-N candidate comes last (it is "the" attempt).
@@ -55,6 +56,13 @@ def describe(
             "> [!NOTE]\n"
             "> **Demo run.** This pull request was produced by blitz's scripted planner and "
             "scripted backend, not by an AI agent. Its changes are canned demo output."
+        )
+    if unconfined:
+        sections.append(
+            "> [!WARNING]\n"
+            '> **Unconfined agents.** The sandbox was off (`[sandbox] mode = "off"`): the agents '
+            "behind this pull request ran with the user's access to files and network. Review "
+            "the change with that in mind."
         )
     sections.append(f"## Goal\n\n{goal.title.strip() or '(untitled goal)'}")
     sections.append(_summary(goal, tasks, recoveries))

@@ -30,7 +30,10 @@ class Publisher:
         github_token: str = "",
         github_api_url: str = "https://api.github.com",
         fault: Callable[[str], None] = lambda point: None,
+        unconfined: bool = False,
     ) -> None:
+        """``unconfined``: the project's agents run without the sandbox (the PR says so)."""
+        self._unconfined = unconfined
         self._ws = workspace
         self._goals_dir = goals_dir
         self._token = github_token
@@ -45,6 +48,7 @@ class Publisher:
             attempts=report.attempts,
             recoveries=report.recoveries,
             scripted=report.scripted,
+            unconfined=self._unconfined,
         )
         path = self._goals_dir / goal.id / "pull-request.md"
         path.parent.mkdir(parents=True, exist_ok=True)

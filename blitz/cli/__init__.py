@@ -17,6 +17,7 @@ from rich.console import Console
 from blitz.cli import (  # noqa: F401 - each module adds its commands to the application
     backends,
     demo,
+    doctor,
     events,
     init,
     plan,

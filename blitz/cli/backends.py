@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from blitz import sandbox
 from blitz.backends import registry
 from blitz.backends.install import (
     CODEX_PACKAGE,
@@ -70,6 +71,17 @@ def list_(
         mark = "[green]yes[/]" if item.available else "[red]no[/]"
         table.add_row(item.name, mark, escape(item.detail))
     out.print(table)
+    out.print(escape(sandbox_line(cfg)), soft_wrap=True)
+
+
+def sandbox_line(cfg: RepoConfig) -> str:
+    """Whether agents run confined here, and why not."""
+    found = sandbox.probe()
+    if cfg.sandbox.mode == "off":
+        return f'sandbox: mode "off": agents run unconfined ({found.reason})'
+    if found.ok:
+        return f"sandbox: required; {found.reason}"
+    return f"sandbox: required, but agents cannot run here: {found.reason}"
 
 
 @backends.command("install")
