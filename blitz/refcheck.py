@@ -149,6 +149,8 @@ async def verify(ws: Workspace, before: Snapshot, *, worktree: Path, base: str) 
     recorded before they are seen."""
     own = own_refs(ws.repo)
     async with ws.lock():
+        # The HEAD first: a branch it is on may be one the agent made, deleted below.
+        head = await _put_back_head(worktree, base)
         after = await git.refs(ws.repo, timeout=GIT_TIMEOUT)
         changes = []
         for ref in sorted(before.refs.keys() | after.keys()):
@@ -160,7 +162,6 @@ async def verify(ws: Workspace, before: Snapshot, *, worktree: Path, base: str) 
             target = old if target is None else target
             restored = ref != git.MAIN_HEAD and await _restore(ws.repo, ref, target, new)
             changes.append(Change(ref=ref, old=old, new=new, restored=restored))
-        head = await _put_back_head(worktree, base)
     return RefCheck(changes=tuple(changes), head=head)
 
 
