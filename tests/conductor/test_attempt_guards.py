@@ -95,7 +95,7 @@ async def test_blitz_integrating_another_task_meanwhile_is_not_blamed(
     # integration does, and says in a.txt whether it saw that happen.
     wait = (
         "start=$(git rev-parse HEAD); i=0; "
-        "while [ \"$(git for-each-ref --format='%(objectname)' refs/heads/blitz/)\" = \"$start\" ]"
+        'while [ "$(git for-each-ref --format=\'%(objectname)\' refs/heads/blitz/)" = "$start" ]'
         " && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done; "
         "[ $i -lt 300 ] && echo moved > a.txt || echo timeout > a.txt"
     )
