@@ -369,6 +369,64 @@ async def reset_index(worktree: Path, *, timeout: float = 120.0) -> None:
     await run_git(worktree, "reset", "-q", timeout=timeout, check=False, keep_secrets=False)
 
 
+# -- refs, as the ref check sees them --------------------------------------------------------------
+
+MAIN_HEAD = "HEAD"
+"""The key of the main checkout's HEAD in :func:`refs`."""
+
+
+async def refs(repo: Path, *, timeout: float) -> dict[str, str]:
+    """Every ref (branches, tags, remote-tracking, notes, ``refs/blitz``...) -> its object id,
+    a symbolic one -> ``ref: <target>``, and :data:`MAIN_HEAD` -> the checkout's HEAD (``ref:
+    <branch>``, or its commit when detached): one ``for-each-ref`` and one ``rev-parse``."""
+    fmt = "--format=%(refname)%00%(objectname)%00%(symref)"
+    listing, head_of = await asyncio.gather(
+        run_git(repo, "for-each-ref", fmt, timeout=timeout, keep_secrets=False),
+        worktree_head(repo, timeout=timeout),
+    )
+    found: dict[str, str] = {}
+    for line in listing.out.splitlines():
+        name, _, rest = line.partition("\0")
+        sha, _, target = rest.partition("\0")
+        found[name] = f"ref: {target}" if target else sha
+    if head_of[0]:
+        found[MAIN_HEAD] = f"ref: {head_of[1]}" if head_of[1] else head_of[0]
+    return found
+
+
+async def set_ref(repo: Path, ref: str, new: str, old: str, *, timeout: float) -> bool:
+    """Point ``ref`` at ``new`` ("": delete it) if it is still at ``old`` ("": absent), never
+    through a symbolic ref; whether it did."""
+    change = ("-d", ref, old) if not new else (ref, new, old or "0" * len(new))
+    done = await _answer(
+        repo, "update-ref", "--no-deref", "-m", "blitz: restored", *change,
+        timeout=timeout, keep_secrets=False,
+    )  # fmt: skip
+    return done is not None
+
+
+async def worktree_head(worktree: Path, *, timeout: float) -> tuple[str, str]:
+    """A checkout's HEAD: its commit and its branch ("" when detached); ("", "") if unknown."""
+    found = await _answer(
+        worktree, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD",
+        timeout=timeout, keep_secrets=False,
+    )  # fmt: skip
+    sha, _, branch = found.out.strip().partition("\n") if found is not None else ("", "", "")
+    return sha, branch if branch.startswith("refs/") else ""
+
+
+async def added_lines_patch(worktree: Path, base: str, *, timeout: float) -> str:
+    """The worktree's whole patch (untracked files too) against ``base``, without context
+    lines, binary files as text, never cut: what the secret scan reads."""
+    async with Git(worktree, timeout=timeout)._snapshot(worktree) as env:
+        found = await run_git(
+            worktree, "diff", "--cached", "--no-color", "--no-ext-diff", "--no-renames",
+            "--text", "--unified=0", base, "--",
+            timeout=timeout, env=env, keep_secrets=False,
+        )  # fmt: skip
+    return found.out
+
+
 # -- the repository lock ------------------------------------------------------------------------
 
 

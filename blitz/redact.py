@@ -70,6 +70,11 @@ def register_secret(value: str) -> None:
             _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
 
 
+def registered() -> tuple[str, ...]:
+    """The values registered with :func:`register_secret`, longest first."""
+    return _secrets
+
+
 def _keep_label(match: re.Match[str]) -> str:
     label = next((g for g in match.groups() if g is not None), "")
     return label + REDACTED

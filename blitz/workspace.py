@@ -31,6 +31,7 @@ from typing import Literal
 
 from blitz.errors import ConfigError, GitError, RepositoryError, UserError
 from blitz.git import Git, repo_lock
+from blitz.refcheck import own_refs
 
 GOAL_PREFIX = "blitz/"
 GOAL_TRAILER = "Blitz-Goal"
@@ -227,14 +228,9 @@ class Workspace:
                 return existing.out.strip()
             base = await self.rev_parse(f"refs/heads/{base_branch}")
             # An all-zero old value makes the update fail if the ref appeared meanwhile.
-            await self.git.run(
-                "update-ref",
-                "-m",
-                f"blitz: goal branch from {base_branch}",
-                ref,
-                base,
-                "0" * len(base),
-            )
+            message = f"blitz: goal branch from {base_branch}"
+            await self.git.run("update-ref", "-m", message, ref, base, "0" * len(base))
+            own_refs(self.repo).set(ref, base)  # for the ref check (blitz.refcheck)
             return base
 
     async def _refuse_checked_out(self, ref: str) -> None:
@@ -388,6 +384,7 @@ class Workspace:
             raise ValueError(f"blitz only writes refs under refs/blitz/, not {name!r}")
         async with self.lock():
             await self.git.run("update-ref", "-m", "blitz: keep attempt", name, sha)
+            own_refs(self.repo).set(name, await self.rev_parse(name))
 
     async def refs(self, prefix: str) -> dict[str, str]:
         """Refs under ``prefix`` (such as ``refs/blitz/attempts/<goal>/``) -> their commits."""
@@ -437,6 +434,7 @@ class Workspace:
             await self._refuse_checked_out(ref)
             if head == base:
                 await self.git.run("update-ref", "-m", f"blitz: task {task_id}", ref, commit, base)
+                own_refs(self.repo).set(ref, commit)
                 return Integration(status="integrated", head=commit)
             return await self._rebase(worktree, commit=commit, base=base, onto=head)
 
@@ -482,7 +480,8 @@ class Workspace:
             raise GitError(f"not a remote: {remote!r}")
         ref = f"refs/heads/{branch}"
         async with self.lock():
-            await self.rev_parse(ref)
+            sha = await self.rev_parse(ref)
+            own_refs(self.repo).set(f"refs/remotes/{remote}/{branch}", sha)  # if it tracks it
             await self.git.push(remote, ref)
 
     # -- the lock ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from blitz import refcheck, secretscan
 from blitz.backends.base import AgentRequest, AgentResult
 from blitz.conductor.selection import candidate_of
 from blitz.domain import AttemptState, GateResult, Task
@@ -94,6 +95,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
             base = ""
             worktree = _path(ctx.project.path)
         found["worktree"], found["base_sha"] = str(worktree), base
+        refs = await refcheck.snapshot(ws) if ws is not None else None
 
         request = AgentRequest(
             goal_id=ctx.goal.id,
@@ -122,6 +124,10 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
             result = AgentResult(ok=False, crashed=True, error=f"backend error: {exc!r}")
         found["summary"], found["usage"] = result.summary, result.usage
         ctx.fault("after_agent")
+        if ws is not None and refs is not None:
+            error = await _guard(ctx, refs, worktree, base, result)
+            if error:
+                return withdrawn(report(Outcome.FAILED, error))
         if not result.ok and result.config_error:
             return withdrawn(report(Outcome.CONFIG, result.config_error))
         if not result.ok:
@@ -180,6 +186,22 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
 
 
 _Report = Callable[..., AttemptReport]
+
+
+async def _guard(
+    ctx: AttemptRequest, refs: refcheck.Snapshot, worktree: Path, base: str, result: AgentResult
+) -> str:
+    """What the agent did that it must never do, whatever it says of its work: refs changed
+    (undone where possible), and for work it calls done, a secret written into the change.
+    The attempt's error, "" when there is none."""
+    assert ctx.workspace is not None
+    checked = await refcheck.verify(ctx.workspace, refs, worktree=worktree, base=base)
+    if checked.head:
+        _tell(ctx, EventKind.AGENT_MESSAGE, checked.head)
+    if checked.error:
+        also = f"\n\n(the agent itself reported: {result.error})" if result.error else ""
+        return checked.error + also
+    return await secretscan.check(worktree, base) if result.ok else ""
 
 
 async def _integrate(
