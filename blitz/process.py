@@ -32,8 +32,19 @@ LINE_CAP = 16 * 1024
 KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL when a command is stopped."""
 
-SECRET_ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_AUTH_TOKEN")
+SECRET_ENV_SUFFIXES = (
+    "_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_AUTH_TOKEN", "_KEY", "_CREDENTIALS", "_PASSWD",
+)  # fmt: skip
 """Environment variables with these suffixes are not passed to commands that run untrusted code."""
+
+SECRET_ENV_WORDS = ("SECRET", "PASSWORD", "TOKEN", "CREDENTIAL", "PRIVATE_KEY")
+"""...nor variables whose name holds one of these words (``AWS_SECRET_ACCESS_KEY``)."""
+
+
+def secret_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    upper = name.upper()
+    return upper.endswith(SECRET_ENV_SUFFIXES) or any(word in upper for word in SECRET_ENV_WORDS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +105,7 @@ def clean_env(
     env = {
         k: v
         for k, v in os.environ.items()
-        if keep_secrets or not k.upper().endswith(SECRET_ENV_SUFFIXES)
+        if keep_secrets or not secret_name(k)
     }
     if extra:
         env.update(extra)

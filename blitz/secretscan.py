@@ -2,7 +2,7 @@
 
 The secrets are every value registered with :func:`blitz.redact.register_secret` (the API keys
 and tokens of the settings, the dashboard's token, ...) and the values of blitz's environment
-variables named like secrets (:data:`blitz.process.SECRET_ENV_SUFFIXES`), 8 characters or more.
+variables named like secrets (:func:`blitz.process.secret_name`), 8 characters or more.
 Only added lines of the worktree's whole patch against the attempt's base count: a secret the
 base already holds is not the agent's doing. The patch is read in one regular-expression pass,
 however large. A secret found is registered for redaction, so it is hidden wherever the attempt's
@@ -39,7 +39,7 @@ def known_secrets() -> list[str]:
     # redact.py keeps the registered values; it offers no reader yet (asked of its owner).
     values = set(redact.registered())
     for name, value in process.clean_env(keep_secrets=True).items():
-        if name.upper().endswith(process.SECRET_ENV_SUFFIXES):
+        if process.secret_name(name):
             values.add(value)
     return sorted((v for v in values if len(v) >= redact.MIN_SECRET_LENGTH), key=len, reverse=True)
 

@@ -63,3 +63,16 @@ async def apps(tmp_path: Path) -> AsyncIterator[Callable[..., App]]:
     yield make
     for app in made:
         await app.aclose()
+
+
+@pytest.fixture(scope="session")
+def tools_dir() -> Path:
+    """Where the real codex CLI is installed, once per session (npm; a failure fails the test)."""
+    import asyncio
+
+    from blitz.backends.install import install_codex
+
+    configured = os.environ.get("BLITZ_TEST_TOOLS_DIR", "")
+    directory = Path(configured) if configured else Path.home() / ".cache" / "blitz-test-tools"
+    asyncio.run(install_codex(directory.expanduser().resolve()))
+    return directory.expanduser().resolve()

@@ -67,9 +67,7 @@ def _walk(node: ast.AST, *, top: bool) -> Iterator[tuple[ast.Import | ast.Import
             continue
         if isinstance(child, ast.Import | ast.ImportFrom):
             yield child, top
-        inner = top and not isinstance(
-            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
-        )
+        inner = top and not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
         yield from _walk(child, top=inner)
 
 

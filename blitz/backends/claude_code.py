@@ -116,7 +116,7 @@ def create(options: BackendOptions) -> AgentBackend:
     """The backend from blitz.toml's ``[claude_code]`` and the provider environment."""
     config = options.claude_code or ClaudeCodeConfig()
     for name, value in options.env.items():
-        if name.upper().endswith(process.SECRET_ENV_SUFFIXES):
+        if process.secret_name(name):
             register_secret(value)
     backend = ClaudeCodeBackend(
         cli_path=config.cli_path,

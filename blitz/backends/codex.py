@@ -90,7 +90,11 @@ MARKER_VARIABLE = proctree.MARKER_VARIABLE
 """Set to a fresh id in codex's environment, which the commands it runs inherit, so every process
 of a run can be found (and killed) when the run ends, even one that left its process group."""
 
-SECRET_PATTERNS = (*(f"*{suffix}" for suffix in process.SECRET_ENV_SUFFIXES), "CODEX_*")
+SECRET_PATTERNS = (
+    *(f"*{suffix}" for suffix in process.SECRET_ENV_SUFFIXES),
+    *(f"*{word}*" for word in process.SECRET_ENV_WORDS),
+    "CODEX_*",
+)
 """Environment variables codex keeps from the commands it runs (its key above all)."""
 
 INSTRUCTIONS = """\

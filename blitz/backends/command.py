@@ -206,7 +206,7 @@ class CommandBackend:
 
 
 def _secret(name: str) -> bool:
-    return name.upper().endswith(process.SECRET_ENV_SUFFIXES)
+    return process.secret_name(name)
 
 
 def _unrunnable(program: str, worktree: Path) -> OSError | None:

@@ -1,16 +1,12 @@
-"""Fixtures shared by the backend tests: a real worktree and the real codex CLI, installed once
-per session. Agent CLIs written as scripts are in ``agent_clis.py``."""
+"""Fixtures shared by the backend tests: a real worktree (the real codex CLI is installed once per
+session by ``tools_dir`` in the suite's conftest)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-
-from blitz.backends.install import install_codex
 
 
 @pytest.fixture
@@ -25,12 +21,3 @@ def worktree(git_repo: Path) -> Path:
         timeout=30,
     )
     return path
-
-
-@pytest.fixture(scope="session")
-def tools_dir() -> Path:
-    """Where the real codex CLI is installed, once per session (npm; a failure fails the test)."""
-    configured = os.environ.get("BLITZ_TEST_TOOLS_DIR", "")
-    directory = Path(configured) if configured else Path.home() / ".cache" / "blitz-test-tools"
-    asyncio.run(install_codex(directory.expanduser().resolve()))
-    return directory.expanduser().resolve()

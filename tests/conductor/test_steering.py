@@ -287,8 +287,10 @@ async def test_a_keep_alive_engine_takes_goals_while_it_runs_and_drains_gently(
     goal = await app.new_goal(project, "Submitted while running")
     engine.submit(project, goal)
     await wait_until(
-        lambda: any(t.state is TaskState.SUCCEEDED for t in app.store.load_tasks(goal.id))
-        and any(t.state is TaskState.RUNNING for t in app.store.load_tasks(goal.id))
+        lambda: (
+            any(t.state is TaskState.SUCCEEDED for t in app.store.load_tasks(goal.id))
+            and any(t.state is TaskState.RUNNING for t in app.store.load_tasks(goal.id))
+        )
     )
     await engine.drain(0.2)  # "two" sleeps for 30 s: interrupted and re-queued
     await asyncio.wait_for(runner, 10)
