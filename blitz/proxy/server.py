@@ -31,6 +31,8 @@ SHUTDOWN_GRACE = 2
 
 STARTUP_TIMEOUT = 10.0
 
+NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: stopping is blitz's decision."""
@@ -85,10 +87,12 @@ class ModelProxy:
         if socket_path is not None:
             sockets.append(_unix_socket(socket_path))
         self._port = sockets[0].getsockname()[1]
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=32)
+        # No Nagle: a request's headers and body go in separate writes, and Nagle would hold
+        # the body back until the upstream's (delayed) ACK, some 40 ms on loopback.
+        transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=NO_DELAY)
         self._app.client = httpx.AsyncClient(
-            timeout=TIMEOUT,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
-            follow_redirects=False,
+            transport=transport, timeout=TIMEOUT, follow_redirects=False
         )
         config = uvicorn.Config(
             self._app,
@@ -161,7 +165,9 @@ class ModelProxy:
 
 
 def _tcp_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP said outright: asyncio turns Nagle off only on connections whose socket says
+    # so, and accepted connections inherit it from this one (proto 0 would cost 40 ms a reply).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.set_inheritable(False)

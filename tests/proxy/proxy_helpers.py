@@ -49,7 +49,7 @@ def event(name: str) -> bytes:
 
 
 class HeldUpstream:
-    """Answers one request at a time with a 200 SSE head, then whatever :meth:`release` gives.
+    """Answers one request per connection with a 200 SSE head, then what :meth:`release` gives.
 
     :attr:`requests` holds each request's head (method, path, lower-cased headers) and body;
     :attr:`closed` is set when the proxy closes the connection.
@@ -103,7 +103,7 @@ class HeldUpstream:
             self.requests.append({"method": method, "path": path, "headers": headers, "body": body})
             writer.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                b"x-upstream: held\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"x-upstream: held\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n"
             )
             await writer.drain()
             # The proxy closes its side when its client hangs up mid-stream.

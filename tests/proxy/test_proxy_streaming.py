@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -117,3 +118,22 @@ async def test_the_unix_socket_serves_like_the_port(tmp_path: Path, upstream: Mo
         await proxy.stop()
         await proxy.stop()  # idempotent
     assert not path.exists()
+
+
+async def test_a_reply_is_not_held_back_by_nagle(
+    held: HeldUpstream, held_proxy: ModelProxy
+) -> None:
+    """The proxy's headers and body go in separate writes; with Nagle's algorithm on, the body
+    waited for the client's delayed ACK, 40 ms a reply on loopback."""
+    times: list[float] = []
+    with held_proxy.open("anthropic", budget_usd=None, on_usage=None) as session:
+        url = f"{session.base_url(held_proxy.url)}/v1/messages"
+        async with httpx.AsyncClient() as client:
+            # One kept-alive connection: past its first few replies, Linux delays ACKs.
+            for _ in range(12):
+                held.release(event("start"))
+                held.end()
+                started = asyncio.get_running_loop().time()
+                await client.post(url, json=BODY, headers={"x-api-key": session.token})
+                times.append(asyncio.get_running_loop().time() - started)
+    assert statistics.median(times) < 0.02
