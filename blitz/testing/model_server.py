@@ -233,6 +233,8 @@ def _api_key(
 class _Handler(BaseHTTPRequestHandler):
     model_server: ModelServer
     server_version = "blitz-model-server"
+    # Headers and body are separate writes: with Nagle and a delayed ACK each answer waits 40 ms.
+    disable_nagle_algorithm = True
     # HTTP/1.1 so streams are chunked: a cut stream then reads as truncated, not as complete.
     protocol_version = "HTTP/1.1"
 
