@@ -200,7 +200,11 @@ class ClaudeCodeBackend:
         if budget is not None and budget <= 0:
             return AgentResult(ok=False, error="no budget is left for this attempt")
         jail = self.sandbox.jail(request.worktree, network="proxy" if self.proxy else "none")
-        access = model_access(self.proxy, self.sandbox, [PROVIDER], request, direct=self.env)
+        access = model_access(
+            self.proxy, self.sandbox, [PROVIDER], request, direct=self.env, budget_usd=budget
+        )
+        if self.proxy is not None:
+            budget = None  # the proxy enforces it, live, from what each response cost
         with tempfile.TemporaryDirectory(
             prefix="blitz-claude-", ignore_cleanup_errors=True
         ) as config_dir:

@@ -84,20 +84,23 @@ async def model_access(
     request: AgentRequest,
     *,
     direct: Mapping[str, str] | None = None,
+    budget_usd: float | None = None,
 ) -> AsyncIterator[Access]:
     """The attempt's proxy sessions for ``providers`` and the environment that points a CLI at
-    them; ``direct`` (the real provider environment) is used only when there is no proxy."""
+    them; ``direct`` (the real provider environment) is used only when there is no proxy. The
+    budget is the attempt's (``request.budget_usd``) unless ``budget_usd`` is lower."""
     if proxy is None:
         yield Access(env=dict(direct or {}))
         return
     await proxy.start(policy.proxy_socket)
     origin = PROXY_ORIGIN if policy.confined else proxy.url
-    access = Access(env={}, budget_usd=request.budget_usd)
+    budget = _lowest(request.budget_usd, budget_usd)
+    access = Access(env={}, budget_usd=budget)
     try:
         for provider in providers:
             session = proxy.open(
                 provider,
-                budget_usd=request.budget_usd,
+                budget_usd=budget,
                 on_usage=request.on_usage,
                 label=f"{request.goal_id}/{request.task_id}#{request.attempt}",
             )
@@ -109,3 +112,7 @@ async def model_access(
     finally:
         for session in access.sessions:
             session.close()
+
+
+def _lowest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)

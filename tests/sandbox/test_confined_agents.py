@@ -187,3 +187,71 @@ async def test_the_embedded_agent_is_confined(
     sink = Sink()
     await backend.run(task(worktree, timeout=120), sink)
     assert_contained(target, server, remote, main)
+
+
+def key_hunt() -> str:
+    """A command that prints the real key wherever it finds it inside the jail (the key is
+    spelt in two halves, so only a find shows it whole)."""
+    half = len(KEY) // 2
+    pattern = f'"$(echo {KEY[:half]})$(echo {KEY[half:]})"'
+    places = "/tmp $HOME . /proc/[0-9]*/environ /proc/[0-9]*/cmdline"
+    return f"grep -r -a -o -h {pattern} {places} 2>/dev/null; echo hunted"
+
+
+async def test_the_real_key_is_nowhere_in_the_jails_of_the_cli_agents(
+    target: Target,
+    worktree: Path,
+    server: ModelServer,
+    proxy: ModelProxy,
+    policy: Policy,
+    tools_dir: Path,
+) -> None:
+    server.add(
+        {"match": "Task t1", "api": "anthropic", "reply": {"tool_calls": [bash(key_hunt())]}},
+        {"match": "Task t1", "api": "openai", "reply": {"tool_calls": [exec_command(key_hunt())]}},
+    )
+    for name in ("claude-code", "codex"):
+        backend = create_backend(
+            name, options(policy, proxy, codex=CodexConfig(model="gpt-5"), tools_dir=tools_dir)
+        )
+        result = await backend.run(task(worktree, timeout=120), Sink())
+        assert result.ok, (name, result.error)
+    results = [r.tool_results for r in server.requests if r.tool_results]
+    assert len(results) == 2 and all("hunted" in r for r in results)
+    assert KEY not in json.dumps([r.body for r in server.requests])
+
+
+@pytest.mark.parametrize("name", ["claude-code", "codex"])
+async def test_a_budget_spent_mid_run_cuts_the_cli_off(
+    name: str,
+    target: Target,
+    worktree: Path,
+    server: ModelServer,
+    proxy: ModelProxy,
+    policy: Policy,
+    tools_dir: Path,
+) -> None:
+    usage = {"input": 1000, "output": 100}  # $0.006 on claude-opus-5-5, $0.00225 on gpt-5
+    call = bash if name == "claude-code" else exec_command
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("echo one")], "usage": usage}},
+    )
+    spent: list[Usage] = []
+    backend = create_backend(
+        name, options(policy, proxy, codex=CodexConfig(model="gpt-5"), tools_dir=tools_dir)
+    )
+    result = await backend.run(
+        task(worktree, timeout=120, budget_usd=0.002, on_usage=spent.append), Sink()
+    )
+    assert not result.ok and not result.crashed
+    assert "spent its budget of $0.00" in result.error
+    assert sum(u.cost_usd for u in spent) > 0.002  # counted as it was spent
+    assert len([r for r in server.requests if r.status == 200]) == 1  # nothing after the cut
+
+
+def bash(command: str) -> dict[str, Any]:
+    return {"name": "Bash", "input": {"command": command}}
+
+
+def exec_command(command: str) -> dict[str, Any]:
+    return {"name": "exec_command", "input": {"cmd": command}}
