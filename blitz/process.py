@@ -102,11 +102,7 @@ def clean_env(
     extra: Mapping[str, str] | None = None, *, keep_secrets: bool = False
 ) -> dict[str, str]:
     """The current environment without secrets (unless ``keep_secrets``), plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if keep_secrets or not secret_name(k)
-    }
+    env = {k: v for k, v in os.environ.items() if keep_secrets or not secret_name(k)}
     if extra:
         env.update(extra)
     return env

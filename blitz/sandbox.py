@@ -51,7 +51,10 @@ PROXY_ORIGIN = f"http://127.0.0.1:{PROXY_PORT}"
 """Where an agent CLI inside a jail reaches blitz's model proxy."""
 
 _SOCKET_DIR = "/tmp/.blitz-proxy"
-PASSED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ")
+PASSED_ENV = (
+    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ", "NO_COLOR",
+    "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONIOENCODING",
+)  # fmt: skip
 """Variables of blitz's environment a jailed command gets (others only when a caller names them)."""
 
 HOME = "/tmp/home"
@@ -146,6 +149,15 @@ class GitEntry:
     common: Path
 
 
+def installation(program: Path) -> Path:
+    """The directory a program is installed in, to show it read-only in a jail: the directory
+    holding its ``node_modules`` for an npm package, else the directory of the real file."""
+    for parent in program.parents:
+        if parent.name == "node_modules":
+            return parent.parent
+    return Path(os.path.realpath(program)).parent
+
+
 def git_entry(worktree: Path) -> GitEntry | None:
     """The git entry of a linked worktree (None for a main checkout or no repository)."""
     dot_git = worktree / ".git"
@@ -172,6 +184,7 @@ class Jail:
     network: Network = "none"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     binds: tuple[Path, ...] = ()  # more writable places (a prompt file's directory, a CLI's config)
+    shown: tuple[Path, ...] = ()  # more read-only places (the agent CLI's own installation)
 
     @property
     def confined(self) -> bool:
@@ -283,7 +296,7 @@ class Bubblewrap(Jail):
         for path in _hidden(self.policy):
             args += ["--tmpfs", str(path)]
         args += ["--tmpfs", "/tmp", "--dir", HOME, "--dir", "/tmp/.git-objects"]
-        for shown in _readable(self.policy):
+        for shown in _readable(self.policy, self.shown):
             args += ["--ro-bind", shown, shown]
         found = git_entry(self.worktree)
         if found is not None:
@@ -343,10 +356,10 @@ def _hidden(policy: Policy) -> list[Path]:
     return sorted(seen, key=lambda p: len(p.parts))
 
 
-def _readable(policy: Policy) -> list[str]:
-    """Read-only paths shown inside hidden places: the policy's, and the Python blitz runs on
-    (the proxy relay needs it)."""
-    places = [*policy.readable, Path(sys.prefix), Path(sys.base_prefix)]
+def _readable(policy: Policy, more: Sequence[Path] = ()) -> list[str]:
+    """Read-only paths shown inside hidden places: the policy's, the jail's, and the Python
+    blitz runs on (the proxy relay needs it)."""
+    places = [*policy.readable, *more, Path(sys.prefix), Path(sys.base_prefix)]
     shown: list[str] = []
     for place in places:
         real = os.path.realpath(place)

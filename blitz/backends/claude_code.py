@@ -59,7 +59,7 @@ from blitz.backends.proxied import model_access
 from blitz.errors import ConfigError
 from blitz.llm.breakers import breaker_key
 from blitz.redact import redact, register_secret
-from blitz.sandbox import UNCONFINED, Jail, Policy
+from blitz.sandbox import UNCONFINED, Jail, Policy, installation
 
 if TYPE_CHECKING:
     from blitz.proxy import ModelProxy
@@ -208,7 +208,7 @@ class ClaudeCodeBackend:
         with tempfile.TemporaryDirectory(
             prefix="blitz-claude-", ignore_cleanup_errors=True
         ) as config_dir:
-            jail = replace(jail, binds=(Path(config_dir),))
+            jail = replace(jail, binds=(Path(config_dir),), shown=(installation(cli),))
             async with access as models:
                 options = self._options(request, cli, budget, session, config_dir, models.env)
                 if jail.confined:

@@ -65,7 +65,7 @@ from blitz.backends.install import (
 from blitz.backends.options import BackendOptions, CodexConfig
 from blitz.backends.proxied import model_access
 from blitz.llm.breakers import breaker_key
-from blitz.sandbox import UNCONFINED, Jail, Policy
+from blitz.sandbox import UNCONFINED, Jail, Policy, installation
 
 if TYPE_CHECKING:
     from blitz.llm.usage import PriceTable
@@ -213,7 +213,7 @@ class CodexBackend:
     ) -> AgentResult:
         model = session.model
         with tempfile.TemporaryDirectory(prefix="blitz-codex-") as scratch:
-            jail = replace(jail, binds=(Path(scratch),))
+            jail = replace(jail, binds=(Path(scratch),), shown=(installation(binary),))
             home = Path(scratch) / "home"
             tmp = Path(scratch) / "tmp"
             home.mkdir()

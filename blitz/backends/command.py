@@ -39,7 +39,7 @@ from blitz import git, process
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink, task_prompt
 from blitz.backends.options import CommandBackendConfig
 from blitz.backends.proxied import PROVIDER_ENV, model_access
-from blitz.sandbox import UNCONFINED, Network, Policy, SandboxUnavailable
+from blitz.sandbox import UNCONFINED, Network, Policy, SandboxUnavailable, installation
 
 if TYPE_CHECKING:
     from blitz.proxy import ModelProxy
@@ -105,7 +105,8 @@ class CommandBackend:
         jail = self.sandbox.jail(worktree, network=network)
         head = await git.head(worktree, timeout=GIT_TIMEOUT)
         with tempfile.TemporaryDirectory(prefix="blitz-prompt-") as tmp:
-            jail = dataclasses.replace(jail, binds=(Path(tmp),))
+            shown = _shown(self.config.command[0], worktree)
+            jail = dataclasses.replace(jail, binds=(Path(tmp),), shown=shown)
             prompt_file = Path(tmp) / "prompt.md"
             prompt_file.write_text(text, encoding="utf-8")
             values = {"prompt": text, "prompt_file": str(prompt_file), "worktree": str(worktree)}
@@ -207,6 +208,12 @@ class CommandBackend:
 
 def _secret(name: str) -> bool:
     return process.secret_name(name)
+
+
+def _shown(program: str, worktree: Path) -> tuple[Path, ...]:
+    """The command's own installation, shown read-only in the jail (it may be under a home)."""
+    found = shutil.which(program) if "/" not in program else str(worktree / program)
+    return (installation(Path(found)),) if found else ()
 
 
 def _unrunnable(program: str, worktree: Path) -> OSError | None:
