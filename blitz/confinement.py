@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blitz.config import SandboxConfig
-from blitz.llm.breakers import breaker_key
 from blitz.sandbox import Policy
 from blitz.settings import Settings
 
@@ -35,6 +34,7 @@ def policy(settings: Settings, sandbox: SandboxConfig, proxy_socket: Path | None
 
 def model_proxy(settings: Settings, prices: PriceTable, breakers: BreakerBoard) -> ModelProxy:
     """The model proxy in front of the providers the settings name (not started yet)."""
+    from blitz.llm.breakers import breaker_key  # not at import: it loads pydantic-ai
     from blitz.proxy import ModelProxy, Upstream
 
     s = settings

@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 
 from blitz import process
 from blitz.domain import Baseline, Check, GateResult, Gates
-from blitz.errors import RunError
+from blitz.errors import ConfigError, RunError
 from blitz.process import DEFAULT_CAP, Completed
 from blitz.sandbox import Policy, SandboxUnavailable
 
@@ -184,7 +184,8 @@ class Validator:
             jail = self.sandbox.jail(worktree)
             return await jail.run(command, timeout=timeout, env=self._gate_env, cap=self._cap)
         except SandboxUnavailable as exc:
-            raise RunError(str(exc)) from exc
+            # The user must install bubblewrap or turn the sandbox off: the project pauses.
+            raise ConfigError(str(exc)) from exc
         except OSError as exc:
             # The worktree is gone or unusable: the machinery broke, not the task's work.
             raise RunError(f"cannot run {command!r} in {worktree}: {exc}") from exc

@@ -8,6 +8,7 @@ another loopback port and to a non-local address, and leave a ``setsid`` process
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -67,6 +68,7 @@ def commands(target: Target) -> list[str]:
         f"ln -s {out} link && echo pwned > link/escape-link.txt",
         f"ln {out}/victim.txt hard && echo pwned >> hard",
         "python3 -c \"open('../escape-py.txt','w').write('pwned')\"",
+        f"cat /proc/{os.getpid()}/environ | tr '\\0' '\\n'",  # blitz's own process
         "cat /proc/$PPID/environ /proc/1/environ | tr '\\0' '\\n' | grep -i -e key -e secret",
         "env | grep -i -e key -e secret -e token",
         f"cat {target.home}/.ssh/id_ed25519",
