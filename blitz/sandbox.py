@@ -293,7 +293,7 @@ class Bubblewrap(Jail):
         bwrap = require()
         worktree = str(self.worktree)
         args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        for path in _hidden(self.policy):
+        for path in hidden_places(self.policy):
             args += ["--tmpfs", str(path)]
         args += ["--tmpfs", "/tmp", "--dir", HOME, "--dir", "/tmp/.git-objects"]
         for shown in _readable(self.policy, self.shown):
@@ -339,7 +339,7 @@ class Bubblewrap(Jail):
             await asyncio.shield(_tidy(found, *before))
 
 
-def _hidden(policy: Policy) -> list[Path]:
+def hidden_places(policy: Policy) -> list[Path]:
     """Directories replaced by an empty tmpfs, outermost first (a later mount sits on top)."""
     home = Path.home()
     places = [Path("/home"), home, Path("/run/user"), Path("/var/run/user"), Path("/mnt"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,3 +76,17 @@ def tools_dir() -> Path:
     directory = Path(configured) if configured else Path.home() / ".cache" / "blitz-test-tools"
     asyncio.run(install_codex(directory.expanduser().resolve()))
     return directory.expanduser().resolve()
+
+
+@pytest.fixture
+def hold_file() -> Iterator[Path]:
+    """A path for a file a test removes to let a scripted agent (or gate) go on. It lies under
+    ``/var/tmp``, which the sandbox shows read-only, so a jailed ``while [ -e hold ]`` sees it go;
+    ``tmp_path`` is hidden from jails as every ``/tmp`` is."""
+    import uuid
+
+    root = Path("/var/tmp/blitz-test-holds")
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / uuid.uuid4().hex
+    yield path
+    path.unlink(missing_ok=True)

@@ -31,7 +31,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,14 @@ from blitz import git, process
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink, task_prompt
 from blitz.backends.options import CommandBackendConfig
 from blitz.backends.proxied import PROVIDER_ENV, model_access
-from blitz.sandbox import UNCONFINED, Network, Policy, SandboxUnavailable, installation
+from blitz.sandbox import (
+    UNCONFINED,
+    Network,
+    Policy,
+    SandboxUnavailable,
+    hidden_places,
+    installation,
+)
 
 if TYPE_CHECKING:
     from blitz.proxy import ModelProxy
@@ -105,7 +112,7 @@ class CommandBackend:
         jail = self.sandbox.jail(worktree, network=network)
         head = await git.head(worktree, timeout=GIT_TIMEOUT)
         with tempfile.TemporaryDirectory(prefix="blitz-prompt-") as tmp:
-            shown = _shown(self.config.command[0], worktree)
+            shown = _shown(self.config.command, worktree, hidden_places(self.sandbox))
             jail = dataclasses.replace(jail, binds=(Path(tmp),), shown=shown)
             prompt_file = Path(tmp) / "prompt.md"
             prompt_file.write_text(text, encoding="utf-8")
@@ -210,10 +217,18 @@ def _secret(name: str) -> bool:
     return process.secret_name(name)
 
 
-def _shown(program: str, worktree: Path) -> tuple[Path, ...]:
-    """The command's own installation, shown read-only in the jail (it may be under a home)."""
+def _shown(command: Sequence[str], worktree: Path, hidden: Sequence[Path]) -> tuple[Path, ...]:
+    """What the jail shows read-only for the command: the program's installation (it may be
+    under a home) and the files and directories its arguments name by absolute path (a script of
+    the user's), except any that would uncover one of blitz's hidden places."""
+    program = command[0]
     found = shutil.which(program) if "/" not in program else str(worktree / program)
-    return (installation(Path(found)),) if found else ()
+    shown = [installation(Path(found))] if found else []
+    for arg in command[1:]:
+        path = Path(arg)
+        if path.is_absolute() and path.exists():
+            shown.append(path)
+    return tuple(p for p in shown if not any(h == p or h.is_relative_to(p) for h in hidden))
 
 
 def _unrunnable(program: str, worktree: Path) -> OSError | None:

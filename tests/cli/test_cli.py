@@ -267,8 +267,10 @@ def test_a_failing_goal_exits_1(repo: Path, home: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # many processes; a loaded machine is slow
-def test_events_follow_ends_when_the_goal_ends(repo: Path, home: Path, tmp_path: Path) -> None:
-    hold = tmp_path / "hold"
+def test_events_follow_ends_when_the_goal_ends(
+    hold_file: Path, repo: Path, home: Path, tmp_path: Path
+) -> None:
+    hold = hold_file
     hold.touch()
     plan = write_yaml(tmp_path / "plan.yaml", PLAN)
     agent = json.loads(json.dumps(AGENT))

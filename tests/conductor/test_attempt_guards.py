@@ -33,6 +33,9 @@ from blitz.redact import REDACTED, register_secret
 
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
+SANDBOX_OFF = {"sandbox": {"mode": "off"}}
+"""These defences hold without the sandbox: it is off here, so the agent can reach the refs."""
+
 ONE_TRY = {"max_recoveries_per_task": 0}
 """A failed task is not tried again: each test looks at one attempt."""
 
@@ -54,7 +57,7 @@ async def failed_attempt(app: App, repo: Path) -> tuple[Goal, str]:
 async def test_an_agent_moving_main_fails_and_main_is_restored(
     tmp_path: Path, apps: MakeApp
 ) -> None:
-    repo = make_repo(tmp_path, limits=ONE_TRY)
+    repo = make_repo(tmp_path, limits=ONE_TRY, sections=SANDBOX_OFF)
     main = git(repo, "rev-parse", "main")
     evil = "git update-ref refs/heads/main $(git commit-tree HEAD^{tree} -p HEAD -m evil)"
     app = apps(agent(write("a.txt", "a\n"), {"run": evil}))
@@ -64,7 +67,7 @@ async def test_an_agent_moving_main_fails_and_main_is_restored(
 
 
 async def test_a_force_push_fails_naming_the_remote_ref(tmp_path: Path, apps: MakeApp) -> None:
-    repo = make_repo(tmp_path, limits=ONE_TRY)
+    repo = make_repo(tmp_path, limits=ONE_TRY, sections=SANDBOX_OFF)
     remote = tmp_path / "remote.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
     git(repo, "remote", "add", "origin", str(remote))
@@ -81,7 +84,7 @@ async def test_a_force_push_fails_naming_the_remote_ref(tmp_path: Path, apps: Ma
 
 
 async def test_a_created_tag_is_named_and_deleted(tmp_path: Path, apps: MakeApp) -> None:
-    repo = make_repo(tmp_path, limits=ONE_TRY)
+    repo = make_repo(tmp_path, limits=ONE_TRY, sections=SANDBOX_OFF)
     app = apps(agent(write("a.txt", "a\n"), {"run": "git tag v9.9"}))
     _goal, error = await failed_attempt(app, repo)
     assert "refs/tags/v9.9 created at" in error and "(deleted again)" in error
@@ -103,7 +106,7 @@ async def test_blitz_integrating_another_task_meanwhile_is_not_blamed(
         "tasks": [task("a"), task("b")],
         "agent": {"a": [[{"run": wait}]], "b": [[{"sleep": 0.5}, write("b.txt", "b\n")]]},
     }
-    repo = make_repo(tmp_path, limits=ONE_TRY)
+    repo = make_repo(tmp_path, limits=ONE_TRY, sections=SANDBOX_OFF)
     app = apps(scenario)
     started, goal = await asyncio.wait_for(run_one(app, repo), 120)
     attempts = app.store.load_attempts(started.goal.id)
@@ -118,7 +121,7 @@ async def test_a_registered_secret_written_into_the_change_fails_and_is_stored_n
 ) -> None:
     secret = "tok-" + secrets.token_hex(16)
     register_secret(secret)
-    repo = make_repo(tmp_path, limits=ONE_TRY)
+    repo = make_repo(tmp_path, limits=ONE_TRY, sections=SANDBOX_OFF)
     app = apps(agent(write("config.py", f"API_KEY = {secret!r}\n")))
     goal, error = await failed_attempt(app, repo)
     assert "config.py" in error and f"API_KEY = '{REDACTED}'" in error

@@ -336,9 +336,9 @@ def test_kill_while_a_task_runs_then_resume(git_repo: Path, tmp_path: Path) -> N
     assert all("interrupted" in a["error"] for a in interrupted)
 
 
-def test_kill_while_planning_then_resume(git_repo: Path, tmp_path: Path) -> None:
+def test_kill_while_planning_then_resume(hold_file: Path, git_repo: Path, tmp_path: Path) -> None:
     """SIGKILL while the baseline gates run on the base branch, before any task exists."""
-    hold = tmp_path / "hold"
+    hold = hold_file
     hold.touch()
     home = tmp_path / "home"
     wait = f"while [ -e {shlex.quote(str(hold))} ]; do sleep 0.05; done; "
@@ -394,9 +394,9 @@ def test_resume_after_a_finished_goal_has_nothing_to_do(git_repo: Path, tmp_path
     assert git(remote, "rev-parse", f"refs/heads/{branch}") == head
 
 
-def test_resume_leaves_a_live_run_alone(git_repo: Path, tmp_path: Path) -> None:
+def test_resume_leaves_a_live_run_alone(hold_file: Path, git_repo: Path, tmp_path: Path) -> None:
     # alpha's agent waits until the test removes the hold file, so the run is surely alive.
-    hold = tmp_path / "hold"
+    hold = hold_file
     hold.touch()
     scenario_data = json.loads(json.dumps(SCENARIO))
     scenario_data["agent"]["alpha"][0].insert(

@@ -200,9 +200,11 @@ def _goal(project: dict[str, Any]) -> dict[str, Any]:
 # -- projects ------------------------------------------------------------------------------------
 
 
-async def test_projects_add_list_patch_pause_resume_remove(serve: Any, tmp_path: Path) -> None:
-    r: Running = await serve(hold_first(AGENT, "hello", tmp_path / "hold"))
-    (tmp_path / "hold").touch()
+async def test_projects_add_list_patch_pause_resume_remove(
+    hold_file: Path, serve: Any, tmp_path: Path
+) -> None:
+    r: Running = await serve(hold_first(AGENT, "hello", hold_file))
+    (hold_file).touch()
     bare = make_repo(tmp_path, "bare", toml=None)
     configured = make_repo(tmp_path, "configured", toml="max_parallel = 2\n")
 
@@ -256,7 +258,7 @@ async def test_projects_add_list_patch_pause_resume_remove(serve: Any, tmp_path:
     await r.wait_goal(goal["id"], ("running",))
     busy = problem(await r.http.delete("/api/projects/conf"), 409)
     assert goal["id"] in busy["detail"]
-    (tmp_path / "hold").unlink()
+    (hold_file).unlink()
     assert (await r.wait_goal(goal["id"]))["state"] == "succeeded"
     assert (await r.http.delete("/api/projects/conf")).status_code == 204
     problem(await r.http.get("/api/projects/conf"), 404)
@@ -312,9 +314,9 @@ async def test_a_goal_from_submit_to_its_attempts(serve: Any, tmp_path: Path) ->
     assert [e["id"] for e in later] == [log[-1]["id"]]
 
 
-async def test_cancel_a_running_goal(serve: Any, tmp_path: Path) -> None:
-    r: Running = await serve(hold_first(AGENT, "hello", tmp_path / "hold"))
-    (tmp_path / "hold").touch()
+async def test_cancel_a_running_goal(hold_file: Path, serve: Any, tmp_path: Path) -> None:
+    r: Running = await serve(hold_first(AGENT, "hello", hold_file))
+    (hold_file).touch()
     project = await r.add_project(make_repo(tmp_path))
     goal = await r.submit(project["id"], plan=PLAN)
     await _wait_task(r, goal["id"], "hello", "running")

@@ -123,6 +123,7 @@ def test_serve_prints_the_token_once_and_runs_goals(tmp_path: Path) -> None:
 
 
 def test_sigterm_lets_running_work_finish_and_a_restart_completes_the_goal(
+    hold_file: Path,
     tmp_path: Path,
 ) -> None:
     """SIGTERM while "world" runs: it gets its grace period and finishes, the daemon exits 0,
@@ -131,7 +132,7 @@ def test_sigterm_lets_running_work_finish_and_a_restart_completes_the_goal(
     home = tmp_path / "home"
     repo = make_repo(tmp_path)
     plan = write_yaml(tmp_path / "plan.yaml", PLAN)
-    hold = tmp_path / "hold"
+    hold = hold_file
     hold.touch()
     agent = hold_first(AGENT, "world", hold)
     agent["agent"]["world"][0].insert(1, {"sleep": 1.5})
@@ -182,10 +183,12 @@ def test_sigterm_lets_running_work_finish_and_a_restart_completes_the_goal(
             follower.communicate(timeout=10)
 
 
-def test_sigterm_past_the_grace_period_requeues_the_attempt(tmp_path: Path) -> None:
+def test_sigterm_past_the_grace_period_requeues_the_attempt(
+    hold_file: Path, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     repo = make_repo(tmp_path)
-    hold = tmp_path / "hold"
+    hold = hold_file
     hold.touch()
     scenario = write_yaml(tmp_path / "agent.yaml", hold_first(AGENT, "world", hold))
     daemon = serve(home, "--scenario", scenario, "--grace", "1")
@@ -215,10 +218,10 @@ def test_sigterm_past_the_grace_period_requeues_the_attempt(tmp_path: Path) -> N
         restarted.kill()
 
 
-def test_kill_9_mid_goal_then_a_restart_finishes_it(tmp_path: Path) -> None:
+def test_kill_9_mid_goal_then_a_restart_finishes_it(hold_file: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     repo = make_repo(tmp_path)
-    hold = tmp_path / "hold"
+    hold = hold_file
     hold.touch()
     scenario = write_yaml(tmp_path / "agent.yaml", hold_first(AGENT, "world", hold))
     daemon = serve(home, "--scenario", scenario)

@@ -73,8 +73,10 @@ def same(got: list[Message], events: list[Event]) -> None:
         assert m.data["goal_id"] == e.goal_id and m.data["task_id"] == e.task_id
 
 
-async def test_reconnecting_mid_goal_misses_and_repeats_nothing(live: Any, tmp_path: Path) -> None:
-    hold = tmp_path / "hold"
+async def test_reconnecting_mid_goal_misses_and_repeats_nothing(
+    hold_file: Path, live: Any, tmp_path: Path
+) -> None:
+    hold = hold_file
     hold.touch()
     r: Running = await live(hold_first(AGENT, "world", hold))
     project = await r.add_project(make_repo(tmp_path))
