@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from blitz import sandbox
 from blitz.git import run_git
 
 GOAL = "Add subtract, multiply and divide to calc, with tests, and document them"
@@ -55,6 +56,14 @@ async def _git(repo: Path, *args: str) -> None:
     await run_git(repo, *args, timeout=60)
 
 
+UNCONFINED_DEMO = (
+    "\n# bubblewrap cannot start here, and the demo's agent is scripted: run it unconfined.\n"
+    '[sandbox]\nmode = "off"\n'
+)
+"""Where the sandbox cannot start, the demo (whose agent is canned, not a model) runs without
+it rather than refusing; a real project with ``mode = "required"`` would be paused."""
+
+
 async def make_repo(root: Path) -> Path:
     """Create the sample repository (with a bare 'origin' remote beside it) under ``root``."""
     repo = root / "calc"
@@ -71,6 +80,7 @@ async def make_repo(root: Path) -> Path:
         '[project]\nname = "calc-demo"\nbase_branch = "main"\nremote = "origin"\n'
         'backend = "scripted"\nmax_parallel = 3\n\n'
         f'[gates]\ntest = "{python} -m unittest discover -s tests -t . -q"\ntimeout = 120\n'
+        + ("" if sandbox.probe().ok else UNCONFINED_DEMO)
     )
     await _git(repo, "init", "-q", "-b", "main")
     await _git(repo, "add", "-A")

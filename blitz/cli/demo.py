@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from blitz import demo as sample
+from blitz import sandbox
 from blitz.app import App
 from blitz.cli.common import app, out, report
 from blitz.cli.live import live_view
@@ -44,7 +45,10 @@ async def _demo(path: Path | None, json_out: bool) -> int:
         if not json_out:
             out.print(f"[bold magenta]blitz demo[/] - {SCRIPTED_LABEL}")
             out.print(f"sample repository: {repo}")
-            out.print(f"goal: {sample.GOAL}\n")
+            out.print(f"goal: {sample.GOAL}")
+            found = sandbox.probe()
+            shown = "in the sandbox" if found.ok else f"unconfined: {found.reason}"
+            out.print(f"agents and gates run {shown}\n", markup=False)
         project = await blitz.register(repo)
         goal = await blitz.new_goal(project, sample.GOAL)
         engine = blitz.engine()

@@ -17,7 +17,16 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from blitz import sandbox
 from blitz.backends.base import AgentRequest
+
+NEEDS_BUBBLEWRAP = pytest.mark.skipif(
+    not sandbox.probe().ok and not os.environ.get("CI"),
+    reason="needs bubblewrap, which CI installs (and there these tests run, and fail without it)",
+)
+"""Sandbox tests skip only on a developer's machine without bubblewrap, never in CI."""
 
 SECRET = "sk-blitz-own-secret-key-never-shown-0123456789"
 """A secret in blitz's own environment (as AWS_SECRET_ACCESS_KEY): it must reach nothing."""

@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attacks import SECRET, SSH_KEY, Sink, Target, commands, make_target, outcome_problems, task
+from attacks import (
+    NEEDS_BUBBLEWRAP,
+    SECRET,
+    SSH_KEY,
+    Sink,
+    Target,
+    commands,
+    make_target,
+    outcome_problems,
+    task,
+)
 
-from blitz import sandbox
 from blitz.backends.registry import BackendOptions, create_backend
 from blitz.config import ClaudeCodeConfig, CodexConfig, CommandBackendConfig
 from blitz.domain import Usage
@@ -24,7 +33,7 @@ from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ModelServer
 
 pytestmark = [
-    pytest.mark.skipif(not sandbox.probe().ok, reason="needs bubblewrap (the CI installs it)"),
+    NEEDS_BUBBLEWRAP,
     pytest.mark.timeout(180),
 ]
 

@@ -12,13 +12,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from attacks import NEEDS_BUBBLEWRAP
 
 from blitz import sandbox
 from blitz.sandbox import Policy
 
-pytestmark = pytest.mark.skipif(
-    not sandbox.probe().ok, reason="needs bubblewrap (the CI installs it)"
-)
+pytestmark = NEEDS_BUBBLEWRAP
 
 
 def git(*args: str, cwd: Path) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from attacks import NEEDS_BUBBLEWRAP
 from engine_helpers import goal_events, make_app, make_repo, of_kind, start_goal, write
 
 from blitz import sandbox
@@ -35,7 +36,7 @@ def outside(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.skipif(not sandbox.probe().ok, reason="needs bubblewrap (the CI installs it)")
+@NEEDS_BUBBLEWRAP
 async def test_required_confines_the_agents_commands_and_the_gates(
     tmp_path: Path, outside: Path
 ) -> None:
