@@ -7,10 +7,10 @@ by one, so drift hits both alike. Three tables:
 
 1. per command: ``true`` and ``sh -c 'echo x'`` through :func:`blitz.process.run` unconfined vs
    ``Policy(...).jail(worktree).run(...)`` (network none), then where bubblewrap's time goes
-   (its namespaces one by one, the jail's whole command line with and without the index guard);
+   (its namespaces one by one, the jail's whole command line);
 2. per attempt: a jail with network "proxy" (the relay to the proxy starts inside it) running
-   ``true``, vs unconfined and vs a jail without network; and the index tidy after a jailed
-   ``git status`` that rewrote the index (blitz rebuilds it with ``git reset -q``);
+   ``true``, vs unconfined and vs a jail without network; and ``git status`` in a jail (on its
+   private copy of the index) vs unconfined;
 3. the model proxy's added latency per request (:mod:`proxy_latency`, beside this file).
 
 Targets: <= 20 ms added per sandboxed command, <= 2 ms added per proxied request (medians).
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import proxy_latency
 
-from blitz import git, process, sandbox
+from blitz import process, sandbox
 from blitz.llm.usage import PriceTable
 from blitz.proxy import ModelProxy, Upstream
 
@@ -173,12 +173,12 @@ async def per_command(where: Place, n: int, warmup: int) -> float:
     variants["bwrap --ro-bind / / --unshare-all --proc /proc --dev /dev"] = raw(
         [*bare, "--unshare-all", "--proc", "/proc", "--dev", "/dev", "--", "true"]
     )
-    variants["jail's command line, no guard"] = raw(full)
+    variants["jail's command line"] = raw(full)
     variants["  same, without --unshare-all"] = raw(without("--unshare-all"))
     variants["  same, without --die-with-parent --new-session"] = raw(
         without("--die-with-parent", "--new-session")
     )
-    variants["jail.run (index guard included)"] = lambda: jail.run(["true"], timeout=TIMEOUT)
+    variants["jail.run"] = lambda: jail.run(["true"], timeout=TIMEOUT)
     times = await timed(variants, n, warmup)
     print_steps(f"where bubblewrap's time goes (`true`, N={n}, {len(full)} args)", times, "true")
     return worst
@@ -244,48 +244,16 @@ async def attempt_rows(where: Place, proxy: ModelProxy, n: int, warmup: int) -> 
         ],
     )
 
-    # Index tidy: `git status` rewrites the index when a tracked file's stat data is stale; the
-    # guard then rebuilds it from HEAD. Mtimes are set in the past so no entry is racily clean
-    # (git would rewrite the index for those too, and the baseline would tidy as well). Tidies
-    # are counted and timed by wrapping git.reset_index, which the guard calls.
-    tidies: list[float] = []
-    reset_index = git.reset_index
-
-    async def counted(worktree: Path, *, timeout: float = 120.0) -> None:
-        start = time.perf_counter()
-        await reset_index(worktree, timeout=timeout)
-        tidies.append((time.perf_counter() - start) * 1000)
-
-    past = time.time() - 3600
-    for path in wt.iterdir():
-        if path.is_file() and path.name != ".git":
-            os.utime(path, (past, past))
-    await git.run_git(wt, "update-index", "--refresh", timeout=TIMEOUT, check=False)
-    touched, flip = wt / "a.py", [0]
-
-    async def status_stale() -> process.Completed:
-        flip[0] ^= 1
-        os.utime(touched, (past + flip[0], past + flip[0]))  # a syscall: untimed in effect
-        return await plain.run(["git", "status", "--short"], timeout=TIMEOUT)
-
-    git.reset_index = counted
-    try:
-        status: dict[str, Step] = {
-            "unchanged": lambda: plain.run(["git", "status", "--short"], timeout=TIMEOUT),
-            "rewritten": status_stale,
-        }
-        times = await timed(status, n, warmup)
-    finally:
-        git.reset_index = reset_index
-    fired = len(tidies)
+    # git in a jail works on a private copy of the worktree's index (copied as the jail starts).
+    status: dict[str, Step] = {
+        "unconfined": lambda: process.run(["git", "status", "--short"], cwd=wt, timeout=TIMEOUT),
+        "jailed": lambda: plain.run(["git", "status", "--short"], timeout=TIMEOUT),
+    }
+    times = await timed(status, n, warmup)
     print_pairs(
-        f"sandbox: index tidy after a jailed `git status` that rewrote the index (N={n}; "
-        f"the tidy ran {fired} times in {2 * (n + warmup)} runs)",
-        [("`git status`: rewritten + tidy vs unchanged", times["unchanged"], times["rewritten"])],
+        f"sandbox: `git status` in a jail (its private index copied in) vs unconfined (N={n})",
+        [("`git status`", times["unconfined"], times["jailed"])],
     )
-    if tidies:
-        print(f"the tidy itself (git reset -q): p50 {statistics.median(tidies):.2f} ms, "
-              f"p95 {percentile(tidies, 0.95):.2f} ms\n")  # fmt: skip
 
 
 async def run(quick: bool) -> int:

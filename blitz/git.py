@@ -52,7 +52,13 @@ _GIT_ENV = {
 }
 # Every command: no surprise `gc --auto` (it prunes worktrees and repacks refs) while we work.
 # No fsmonitor: a command named in a (worktree) config must never run outside the sandbox.
-_ALWAYS = ("-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "core.fsmonitor=false")
+_ALWAYS = (
+    "-c", "gc.auto=0", "-c", "maintenance.auto=false", "-c", "core.fsmonitor=false",
+    # A repository an agent nested in its worktree is a gitlink to blitz: never entered (its
+    # config could name filters that run outside the sandbox), never fetched.
+    "-c", "diff.ignoreSubmodules=all", "-c", "submodule.recurse=false",
+    "-c", "protocol.file.allow=user",
+)  # fmt: skip
 # Local commands: the hooks of the user's repository are not ours to run unattended (a
 # pre-commit hook may be interactive, slow or need tools the worktree lacks).
 _NO_HOOKS = ("-c", "core.hooksPath=/dev/null", "-c", "rerere.enabled=false")
@@ -361,12 +367,6 @@ async def undo_commits(worktree: Path, before: str, *, timeout: float) -> str:
         return ""
     n = count.out.strip() if count is not None else "some"
     return f"{n} commit{'' if n == '1' else 's'}"
-
-
-async def reset_index(worktree: Path, *, timeout: float = 120.0) -> None:
-    """Rebuild the worktree's index from its HEAD, keeping the working files (``reset -q``):
-    after a sandboxed agent staged files whose objects lived only inside its sandbox."""
-    await run_git(worktree, "reset", "-q", timeout=timeout, check=False, keep_secrets=False)
 
 
 # -- refs, as the ref check sees them --------------------------------------------------------------

@@ -28,7 +28,6 @@ With ``[sandbox] mode = "off"`` commands run unconfined (:class:`Unconfined`), w
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import shutil
@@ -37,11 +36,9 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from blitz import git, process, sandbox_relay
-
-_T = TypeVar("_T")
+from blitz import process, sandbox_relay
 
 MODES = ("required", "off")
 PROXY_PORT = 7890
@@ -58,6 +55,10 @@ PASSED_ENV = (
 """Variables of blitz's environment a jailed command gets (others only when a caller names them)."""
 
 HOME = "/tmp/home"
+_RESOLVERS = ("/run/systemd/resolve", "/run/resolvconf", "/run/NetworkManager")
+PRIVATE_INDEX = "/tmp/.git-index"
+_COPY_INDEX = f'cp "$1" {PRIVATE_INDEX} 2>/dev/null; shift; exec "$@"'
+"""Run first in a jail of a worktree: the agent's git gets a private copy of the index."""
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
     "bubblewrap) and make sure unprivileged user namespaces are enabled "
@@ -212,15 +213,13 @@ class Jail:
     ) -> process.Completed:
         """:func:`blitz.process.run` in the jail, in the worktree."""
         argv = self.command(process.argv_of(args))
-        return await self.guarded(
-            lambda: process.run(
-                argv,
-                cwd=self.worktree,
-                timeout=timeout,
-                env=self.environment(env),
-                cap=cap,
-                stdin=stdin,
-            )
+        return await process.run(
+            argv,
+            cwd=self.worktree,
+            timeout=timeout,
+            env=self.environment(env),
+            cap=cap,
+            stdin=stdin,
         )
 
     async def stream(
@@ -235,21 +234,15 @@ class Jail:
     ) -> process.Completed:
         """:func:`blitz.process.stream` in the jail, in the worktree."""
         argv = self.command(process.argv_of(args))
-        return await self.guarded(
-            lambda: process.stream(
-                argv,
-                cwd=self.worktree,
-                timeout=timeout,
-                on_line=on_line,
-                env=self.environment(env),
-                stdin=stdin,
-                marker=marker,
-            )
+        return await process.stream(
+            argv,
+            cwd=self.worktree,
+            timeout=timeout,
+            on_line=on_line,
+            env=self.environment(env),
+            stdin=stdin,
+            marker=marker,
         )
-
-    async def guarded(self, body: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``body``; a confined jail puts back what the jailed command may not leave."""
-        return await body()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,8 +276,10 @@ class Bubblewrap(Jail):
         chosen.update(HOME=HOME, TMPDIR="/tmp", USER="agent", LOGNAME="agent")
         found = git_entry(self.worktree)
         if found is not None:
-            # New objects (git add, git stash) go to a private directory: the repository's
-            # object store is read-only and must stay whole.
+            # git add and git stash write to a private index (a copy of the worktree's, made as
+            # the jail starts) and a private object directory: the repository, the worktree's
+            # git entry included, is read-only and must stay whole.
+            chosen["GIT_INDEX_FILE"] = PRIVATE_INDEX
             chosen["GIT_OBJECT_DIRECTORY"] = "/tmp/.git-objects"
             chosen["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(found.common / "objects")
         return chosen
@@ -305,19 +300,24 @@ class Bubblewrap(Jail):
         for place in self.binds:
             args += ["--bind", str(place), str(place)]
         if found is not None:
-            entry = str(found.entry)
-            args += ["--bind", entry, entry]
-            for fixed in (found.dot_git, found.entry / "HEAD", found.entry / "commondir",
-                          found.entry / "gitdir", found.entry / "config.worktree"):  # fmt: skip
-                if fixed.exists():
-                    args += ["--ro-bind", str(fixed), str(fixed)]
-        args += ["--unshare-all", "--die-with-parent", "--new-session"]
+            # Read-only, as the worktree's .git file: blitz's own git, outside the jail, reads
+            # them, and must find nothing the agent planted (a symlink, a rebase in progress).
+            args += ["--ro-bind", str(found.dot_git), str(found.dot_git)]
+            args += ["--ro-bind", str(found.entry), str(found.entry)]
+            argv = ["/bin/sh", "-c", _COPY_INDEX, "sh", str(found.entry / "index"), *argv]
+        # No capabilities even for root (no remounting the read-only system), no user namespace
+        # inside (no way to gain them back).
+        args += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        args += ["--die-with-parent", "--new-session"]
         if env is not None:
             args.append("--clearenv")
             for name, value in env.items():
                 args += ["--setenv", name, value]
         if self.network == "host":
             args.append("--share-net")
+            for resolver in _RESOLVERS:  # name resolution, hidden with the rest of /run
+                if os.path.exists(resolver):
+                    args += ["--ro-bind", resolver, resolver]
         args += ["--chdir", worktree]
         if self.network == "proxy":
             socket = self.policy.proxy_socket
@@ -328,22 +328,12 @@ class Bubblewrap(Jail):
             return [*args, *sandbox_relay.command(inside, PROXY_PORT), "--", *argv]
         return [*args, "--", *argv]
 
-    async def guarded(self, body: Callable[[], Awaitable[_T]]) -> _T:
-        found = git_entry(self.worktree)
-        if found is None:
-            return await body()
-        before = _index_state(found), (found.entry / "config.worktree").exists()
-        try:
-            return await body()
-        finally:
-            await asyncio.shield(_tidy(found, *before))
-
 
 def hidden_places(policy: Policy) -> list[Path]:
     """Directories replaced by an empty tmpfs, outermost first (a later mount sits on top)."""
     home = Path.home()
-    places = [Path("/home"), home, Path("/run/user"), Path("/var/run/user"), Path("/mnt"),
-              Path("/media"), *policy.hidden]  # fmt: skip
+    # /run holds the machine's sockets (docker, dbus, databases): no network means none of them.
+    places = [Path("/home"), home, Path("/run"), Path("/mnt"), Path("/media"), *policy.hidden]
     seen: list[Path] = []
     for place in places:
         try:
@@ -366,22 +356,3 @@ def _readable(policy: Policy, more: Sequence[Path] = ()) -> list[str]:
         if os.path.exists(real) and real not in shown:
             shown.append(real)
     return shown
-
-
-def _index_state(found: GitEntry) -> tuple[int, int] | None:
-    try:
-        info = (found.entry / "index").stat()
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size
-
-
-async def _tidy(found: GitEntry, index: tuple[int, int] | None, configured: bool) -> None:
-    """After a jailed command: an index the agent changed may name objects that only existed in
-    the jail's private object directory, so it is rebuilt from HEAD (the working files are
-    untouched; blitz stages them itself); a ``config.worktree`` the agent created is removed (git
-    outside the jail would read it)."""
-    if not configured:
-        (found.entry / "config.worktree").unlink(missing_ok=True)
-    if _index_state(found) != index:
-        await git.reset_index(found.dot_git.parent)

@@ -205,17 +205,19 @@ class ClaudeCodeBackend:
         )
         if self.proxy is not None:
             budget = None  # the proxy enforces it, live, from what each response cost
-        with tempfile.TemporaryDirectory(
-            prefix="blitz-claude-", ignore_cleanup_errors=True
-        ) as config_dir:
+        with (
+            tempfile.TemporaryDirectory(
+                prefix="blitz-claude-", ignore_cleanup_errors=True
+            ) as config_dir,
+            # The launcher runs outside the jail: it must not be where the agent can write.
+            tempfile.TemporaryDirectory(prefix="blitz-launch-") as launch_dir,
+        ):
             jail = replace(jail, binds=(Path(config_dir),), shown=(installation(cli),))
             async with access as models:
                 options = self._options(request, cli, budget, session, config_dir, models.env)
                 if jail.confined:
-                    options = _jailed(options, jail, Path(config_dir), session.marker)
-                error = await jail.guarded(
-                    lambda: session.converse(task_prompt(request), options, request.timeout)
-                )
+                    options = _jailed(options, jail, Path(launch_dir), session.marker)
+                error = await session.converse(task_prompt(request), options, request.timeout)
         result, reached = outcome(session, error, request.timeout, budget, self.max_turns)
         # What the run says of Anthropic: an outage when the API was reached and the run crashed.
         verdict = None if reached is None else not (reached and result.crashed)
@@ -275,7 +277,7 @@ which is blitz's own, stays outside)."""
 
 
 def _jailed(
-    options: ClaudeAgentOptions, jail: Jail, config_dir: Path, marker: str
+    options: ClaudeAgentOptions, jail: Jail, launch_dir: Path, marker: str
 ) -> ClaudeAgentOptions:
     """``options`` with the CLI started through a launcher that puts it in ``jail``: the SDK
     starts the launcher with blitz's whole environment; the launcher starts bubblewrap with only
@@ -285,7 +287,7 @@ def _jailed(
     pairs = [shlex.quote(f"{name}={value}") for name, value in env.items()]
     passed = [f'"{name}=${{{name}:-}}"' for name in SDK_ENV]
     argv = " ".join(shlex.quote(arg) for arg in jail.command([str(options.cli_path)]))
-    launcher = config_dir / "claude-in-sandbox"
+    launcher = launch_dir / "claude-in-sandbox"
     launcher.write_text(
         f'#!/bin/sh\nexec env -i {" ".join(pairs)} {" ".join(passed)} {argv} "$@"\n',
         encoding="utf-8",

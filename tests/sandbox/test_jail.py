@@ -298,3 +298,72 @@ def test_probe_says_how_to_install_when_bubblewrap_is_missing(
             sandbox.require()
     finally:
         sandbox.probe.cache_clear()
+
+
+def test_the_git_entry_is_read_only_so_nothing_planted_there_reaches_blitzs_git(
+    policy: Policy, worktree: Path
+) -> None:
+    entry = Path((worktree / ".git").read_text().removeprefix("gitdir:").strip())
+    before = sorted(str(p.relative_to(entry)) for p in entry.rglob("*"))
+    _, out = run(
+        policy,
+        worktree,
+        f"rm -f {entry}/logs/HEAD; ln -s /tmp/x {entry}/index 2>&1;"
+        f" mkdir {entry}/rebase-merge 2>&1; echo refs/heads/main > {entry}/rebase-merge/head-name;"
+        " echo x > staged.txt && git add staged.txt && git status --short; echo end",
+    )
+    assert "A  staged.txt" in out  # git add works, on the jail's private index
+    assert "Read-only file system" in out
+    assert sorted(str(p.relative_to(entry)) for p in entry.rglob("*")) == before
+    assert git("status", "--porcelain", cwd=worktree) == "?? staged.txt"
+
+
+def test_a_nested_repository_cannot_make_blitzs_git_run_its_filters(
+    policy: Policy, worktree: Path, tmp_path: Path
+) -> None:
+    from blitz.git import run_git
+
+    pwned = tmp_path / "pwned"
+    _, out = run(
+        policy,
+        worktree,
+        "unset GIT_INDEX_FILE GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES;"
+        " git init -q nested && cd nested && git config filter.x.clean"
+        f" 'touch {pwned}; cat' && echo '* filter=x' > .gitattributes && echo a > a &&"
+        " git add -A && git -c user.name=a -c user.email=a@b commit -qm x 2>&1; rm -f /tmp/p;"
+        " echo end",
+    )
+    assert "end" in out
+
+    async def blitz_git() -> None:  # what blitz does in the worktree after an agent
+        await run_git(worktree, "add", "-A", timeout=30)
+        (worktree / "nested" / "a").write_text("changed\n")
+        await run_git(worktree, "status", "--porcelain", timeout=30)
+        await run_git(worktree, "diff", "HEAD", timeout=30)
+
+    asyncio.run(blitz_git())
+    assert not pwned.exists()
+
+
+def test_root_in_a_jail_has_no_capabilities_and_no_machine_sockets(
+    policy: Policy, worktree: Path
+) -> None:
+    path = Path(f"/run/blitz-test-{os.getpid()}.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        _, out = run(
+            policy,
+            worktree,
+            "grep CapEff /proc/self/status; mount -o remount,rw / 2>&1; echo rw=$?;"
+            " unshare -Ur true 2>&1; echo userns=$?; umount -l /tmp 2>&1; echo um=$?;"
+            f" python3 -c \"import socket; socket.socket(socket.AF_UNIX).connect('{path}')\""
+            " 2>&1 | tail -1",
+        )
+    finally:
+        server.close()
+        path.unlink()
+    assert "CapEff:\t0000000000000000" in out
+    assert "rw=0" not in out and "userns=0" not in out and "um=0" not in out
+    assert "FileNotFoundError" in out or "No such file" in out
