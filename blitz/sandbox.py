@@ -4,17 +4,18 @@
 Inside a jail:
 
 * the system is visible read-only; ``/tmp`` is a private tmpfs and ``HOME`` an empty directory
-  in it; the user's home, every other home, ``/run/user``, blitz's data directory (its store, its
-  worktrees, its locks) and the paths the policy hides are not visible at all;
-* writable are only the worktree and its own git directory entry (``.git/worktrees/<name>``, so
-  ``git add`` and ``git diff`` work). The repository's ``.git`` is read-only: history is readable,
-  no ref or object can be written (git writes new objects to a private directory in ``/tmp``).
-  The entry's ``HEAD``, ``commondir`` and ``gitdir`` and the worktree's ``.git`` file are
-  read-only too: blitz's own git, which runs outside the jail, must find the repository they
-  name, not one the agent made up;
+  in it; the user's home, every other home, ``/run`` (the machine's sockets), blitz's data
+  directory (its store, its worktrees, its locks) and the paths the policy hides are not visible;
+* writable are only the worktree, ``/tmp`` and ``HOME``. The repository's ``.git`` is
+  read-only, the worktree's own entry in it (``.git/worktrees/<name>``) and its ``.git`` file
+  included: history is readable, no ref, object or git file can be written. The agent's git
+  works on a private copy of the index (``GIT_INDEX_FILE``, copied as the jail starts) and a
+  private object directory, so ``git add``, ``git diff`` and ``git status`` work. blitz's own
+  git, which runs outside the jail, finds exactly what it left;
 * a PID namespace of its own (blitz's ``/proc`` is invisible), ``--die-with-parent``, a new
-  session, no new privileges: when the command ends, times out or is cancelled, bubblewrap's
-  init dies and the kernel kills every process left in the namespace, ``setsid`` or not;
+  session, no new privileges, no capabilities (root included) and no user namespace inside.
+  When the command ends, times out or is cancelled, bubblewrap's init dies and the kernel kills
+  every process left in the namespace, ``setsid`` or not;
 * an allowlisted environment (:data:`PASSED_ENV` plus what the caller names): no secret of
   blitz's reaches it;
 * network: none (its own empty network namespace), or the host's when the project allows it
@@ -55,13 +56,15 @@ PASSED_ENV = (
 """Variables of blitz's environment a jailed command gets (others only when a caller names them)."""
 
 HOME = "/tmp/home"
+_ISOLATION = ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+"""Every namespace of its own, no capabilities, no user namespace inside (bubblewrap 0.8+)."""
 _RESOLVERS = ("/run/systemd/resolve", "/run/resolvconf", "/run/NetworkManager")
 PRIVATE_INDEX = "/tmp/.git-index"
 _COPY_INDEX = f'cp "$1" {PRIVATE_INDEX} 2>/dev/null; shift; exec "$@"'
 """Run first in a jail of a worktree: the agent's git gets a private copy of the index."""
 INSTALL_HINT = (
-    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
-    "bubblewrap) and make sure unprivileged user namespaces are enabled "
+    "install bubblewrap 0.8 or later (Debian/Ubuntu: apt-get install bubblewrap; Fedora: "
+    "dnf install bubblewrap) and make sure unprivileged user namespaces are enabled "
     '(sysctl kernel.unprivileged_userns_clone=1), or set [sandbox] mode = "off" in blitz.toml '
     "to run agents unconfined"
 )
@@ -117,7 +120,7 @@ def probe() -> Probe:
         return Probe(False, f"bubblewrap (bwrap) is not installed; {INSTALL_HINT}")
     try:
         done = subprocess.run(
-            [found, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "--", "true"],
+            [found, "--ro-bind", "/", "/", *_ISOLATION, "--die-with-parent", "--", "true"],
             capture_output=True,
             timeout=30,
             check=False,
@@ -307,7 +310,7 @@ class Bubblewrap(Jail):
             argv = ["/bin/sh", "-c", _COPY_INDEX, "sh", str(found.entry / "index"), *argv]
         # No capabilities even for root (no remounting the read-only system), no user namespace
         # inside (no way to gain them back).
-        args += ["--unshare-all", "--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
+        args += _ISOLATION
         args += ["--die-with-parent", "--new-session"]
         if env is not None:
             args.append("--clearenv")
