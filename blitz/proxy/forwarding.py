@@ -78,6 +78,8 @@ class Forwarder:
             await _refuse(send, wire, refusal)
             return
         session.requests += 1
+        if wire == "openai" and path.endswith("/chat/completions"):
+            body = with_stream_usage(body)
         await self._forward(scope, receive, send, session, path, body)
 
     async def _forward(
@@ -233,6 +235,25 @@ async def _refuse(send: Send, wire: str, refusal: Refusal) -> None:
     headers = refusal.headers(body)
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def with_stream_usage(body: bytes) -> bytes:
+    """A streamed Chat Completions request asking for its usage in the last chunk
+    (``stream_options.include_usage``), so the proxy can meter it: clients such as aider do not
+    ask. Anything else (not streamed, already asked, not JSON) passes as it is."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or data.get("stream") is not True:
+        return body
+    options = data.get("stream_options")
+    if options is None:
+        options = data["stream_options"] = {}
+    if not isinstance(options, dict) or "include_usage" in options:
+        return body
+    options["include_usage"] = True
+    return json.dumps(data).encode()
 
 
 def _model_of(body: bytes) -> str:

@@ -222,3 +222,19 @@ async def test_anthropic_headers_pass_and_an_oauth_key_goes_as_a_bearer_with_its
     assert sent["authorization"] == f"Bearer {oauth_key}" and "x-api-key" not in sent
     assert sent["anthropic-beta"] == "interleaved-thinking-2025-05-14,oauth-2025-04-20"
     assert "anthropic-version" in sent
+
+
+async def test_a_stream_that_does_not_ask_for_its_usage_is_metered_all_the_same(
+    upstream: ModelServer,
+    gpt_session: tuple[ProxySession, list[Usage], openai.AsyncOpenAI],
+) -> None:
+    _, seen, gpt = gpt_session
+    upstream.add(
+        {"reply": {"text": "streamed, usage not asked", "usage": {"input": 7, "output": 3}}}
+    )
+    stream = await gpt.chat.completions.create(model=GPT, messages=ask("hi"), stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "streamed, usage not asked"
+    [request] = upstream.requests
+    assert request.body["stream_options"] == {"include_usage": True}  # the proxy asked for it
+    assert [(u.input_tokens, u.output_tokens) for u in seen] == [(7, 3)]
