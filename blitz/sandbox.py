@@ -29,11 +29,13 @@ With ``[sandbox] mode = "off"`` commands run unconfined (:class:`Unconfined`), w
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,6 +301,9 @@ class Bubblewrap(Jail):
         found = git_entry(self.worktree)
         if found is not None:
             args += ["--ro-bind", str(found.common), str(found.common)]
+            config = found.common / "config"
+            if config.is_file():  # credentials in remote URLs or http headers stay outside
+                args += ["--ro-bind", str(git_config_copy(config)), str(config)]
         args += ["--bind", worktree, worktree]
         for place in self.binds:
             args += ["--bind", str(place), str(place)]
@@ -330,6 +335,36 @@ class Bubblewrap(Jail):
             inside = f"{_SOCKET_DIR}/{socket.name}"
             return [*args, *sandbox_relay.command(inside, PROXY_PORT), "--", *argv]
         return [*args, "--", *argv]
+
+
+_KEPT_SECTIONS = ("core", "extensions")
+_DROPPED_CORE = ("sshcommand", "fsmonitor", "hookspath", "askpass", "editor", "pager", "gitproxy")
+_copies: dict[tuple[str, int, int], Path] = {}
+
+
+def git_config_copy(config: Path) -> Path:
+    """A copy of a repository's git config that a jail sees instead of it: only ``[core]`` (less
+    the settings that name commands) and ``[extensions]``, what git needs to read the repository;
+    no remote URL, credential, ``http`` header or include. Made once per version of the file."""
+    info = config.stat()
+    key = (str(config), info.st_mtime_ns, info.st_size)
+    if key not in _copies:
+        kept, keep = [], False
+        for line in config.read_text(encoding="utf-8", errors="replace").splitlines():
+            stripped = line.strip()
+            if stripped.startswith("["):
+                name = stripped.strip("[]").split()[0].split(".")[0].lower() if stripped else ""
+                keep = name in _KEPT_SECTIONS and stripped.count('"') == 0
+            elif keep and stripped.split("=")[0].strip().lower() in _DROPPED_CORE:
+                continue
+            if keep:
+                kept.append(line)
+        directory = Path(tempfile.mkdtemp(prefix="blitz-gitconfig-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        copy = directory / "config"
+        copy.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        _copies[key] = copy
+    return _copies[key]
 
 
 def hidden_places(policy: Policy) -> list[Path]:

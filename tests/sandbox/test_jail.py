@@ -20,6 +20,10 @@ from blitz.sandbox import Policy
 pytestmark = NEEDS_BUBBLEWRAP
 
 
+NAP = 300 + os.getpid() % 9000
+"""Sleeps of this test process are ``sleep {NAP}0`` to ``{NAP}5``: its own, whatever else runs."""
+
+
 def git(*args: str, cwd: Path) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
@@ -226,10 +230,12 @@ def test_the_proxy_network_reaches_the_proxy_and_nothing_else(
 def test_nothing_outlives_the_jail(policy: Policy, worktree: Path) -> None:
     async def scenario() -> None:
         jail = policy.jail(worktree)
-        done = await jail.run("(setsid sleep 300 &); nohup sleep 301 & echo started", timeout=30)
+        done = await jail.run(
+            f"(setsid sleep {NAP}0 &); nohup sleep {NAP}1 & echo started", timeout=30
+        )
         assert "started" in done.output
         assert _sleepers() == []  # the command ended: its namespace went with it
-        done = await jail.run("setsid sleep 302 & sleep 303", timeout=1)
+        done = await jail.run(f"setsid sleep {NAP}2 & sleep {NAP}3", timeout=1)
         assert done.timed_out
 
     asyncio.run(scenario())
@@ -245,7 +251,7 @@ def test_a_jail_dies_with_the_blitz_process_that_started_it(
         "from pathlib import Path\n"
         "from blitz.sandbox import Policy\n"
         f"jail = Policy(hidden=(Path({str(tmp_path / 'blitz')!r}),)).jail(Path(sys.argv[1]))\n"
-        "asyncio.run(jail.run('setsid sleep 304 & sleep 305', timeout=600))\n"
+        f"asyncio.run(jail.run('setsid sleep {NAP}4 & sleep {NAP}5', timeout=600))\n"
     )
     starter = subprocess.Popen([os.sys.executable, str(script), str(worktree)])
     try:
@@ -268,7 +274,7 @@ def test_a_jail_dies_with_the_blitz_process_that_started_it(
 
 def _sleepers() -> list[int]:
     found = subprocess.run(
-        ["pgrep", "-f", "^sleep 30[0-5]$"], capture_output=True, text=True, check=False
+        ["pgrep", "-f", f"^sleep {NAP}[0-5]$"], capture_output=True, text=True, check=False
     ).stdout.split()
     return [int(pid) for pid in found]
 
@@ -367,3 +373,27 @@ def test_root_in_a_jail_has_no_capabilities_and_no_machine_sockets(
     assert "CapEff:\t0000000000000000" in out
     assert "rw=0" not in out and "userns=0" not in out and "um=0" not in out
     assert "FileNotFoundError" in out or "No such file" in out
+
+
+def test_credentials_in_the_repositorys_git_config_stay_outside(
+    policy: Policy, worktree: Path, git_repo: Path
+) -> None:
+    token = "ghp_thisIsAFakeTokenInAGitConfig0123456789"
+    git(
+        "remote", "add", "origin", f"https://x-access-token:{token}@example.com/r.git", cwd=git_repo
+    )
+    git(
+        "config",
+        "http.https://example.com/.extraheader",
+        f"AUTHORIZATION: basic {token}",
+        cwd=git_repo,
+    )
+    _, out = run(
+        policy,
+        worktree,
+        f"cat {git_repo}/.git/config; git config --list; git log --oneline | wc -l; git status -s",
+    )
+    assert token not in out
+    assert "repositoryformatversion" in out  # git still reads what it needs
+    assert "1" in out.split()
+    assert token in (git_repo / ".git" / "config").read_text()  # the real one is untouched
