@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -227,7 +228,7 @@ def test_the_proxy_network_reaches_the_proxy_and_nothing_else(
     assert f"{listener} refused" in out
 
 
-def test_nothing_outlives_the_jail(policy: Policy, worktree: Path) -> None:
+def test_nothing_outlives_the_jail_at_its_end_its_timeout_or_a_cancel(policy: Policy, worktree: Path) -> None:
     async def scenario() -> None:
         jail = policy.jail(worktree)
         done = await jail.run(
@@ -237,6 +238,15 @@ def test_nothing_outlives_the_jail(policy: Policy, worktree: Path) -> None:
         assert _sleepers() == []  # the command ended: its namespace went with it
         done = await jail.run(f"setsid sleep {NAP}2 & sleep {NAP}3", timeout=1)
         assert done.timed_out
+        running = asyncio.ensure_future(jail.run(f"setsid sleep {NAP}2 & sleep {NAP}3", timeout=60))
+        for _ in range(100):
+            if len(_sleepers()) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(_sleepers()) == 2
+        running.cancel()  # a cancelled attempt
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
 
     asyncio.run(scenario())
     assert _sleepers() == []
