@@ -76,8 +76,7 @@ class App:
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
         self._proxy: ModelProxy | None = None
-        # A short path (a unix socket's name is limited to ~100 bytes), private to this process.
-        self._proxy_socket = Path(tempfile.mkdtemp(prefix="blitz-proxy-")) / "proxy.sock"
+        self._socket: Path | None = None
 
     # -- faults (tests) ---------------------------------------------------------------------
 
@@ -313,8 +312,15 @@ class App:
         """How ``project``'s agents and gates are confined (``[sandbox]``)."""
         cfg = self.config_for(project)
         return confinement.policy(
-            self.settings, cfg.sandbox if cfg else SandboxConfig(), self._proxy_socket
+            self.settings, cfg.sandbox if cfg else SandboxConfig(), self._proxy_socket()
         )
+
+    def _proxy_socket(self) -> Path:
+        """Where the model proxy listens for jailed agents: a short path (a unix socket's name
+        is limited to ~100 bytes) private to this process, made on first use."""
+        if self._socket is None:
+            self._socket = Path(tempfile.mkdtemp(prefix="blitz-proxy-")) / "proxy.sock"
+        return self._socket
 
     def model_proxy(self) -> ModelProxy:
         """blitz's model proxy (started by the first agent CLI that needs it)."""
@@ -419,7 +425,8 @@ class App:
     async def aclose(self) -> None:
         if self._proxy is not None:
             await self._proxy.stop()
-        shutil.rmtree(self._proxy_socket.parent, ignore_errors=True)
+        if self._socket is not None:
+            shutil.rmtree(self._socket.parent, ignore_errors=True)
         await self.store.aclose()
 
 
