@@ -228,7 +228,9 @@ def test_the_proxy_network_reaches_the_proxy_and_nothing_else(
     assert f"{listener} refused" in out
 
 
-def test_nothing_outlives_the_jail_at_its_end_its_timeout_or_a_cancel(policy: Policy, worktree: Path) -> None:
+def test_nothing_outlives_the_jail_at_its_end_its_timeout_or_a_cancel(
+    policy: Policy, worktree: Path
+) -> None:
     async def scenario() -> None:
         jail = policy.jail(worktree)
         done = await jail.run(
