@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -188,7 +188,6 @@ class Jail:
     worktree: Path
     policy: Policy
     network: Network = "none"
-    extra_env: Mapping[str, str] = field(default_factory=dict)
     binds: tuple[Path, ...] = ()  # more writable places (a prompt file's directory, a CLI's config)
     shown: tuple[Path, ...] = ()  # more read-only places (the agent CLI's own installation)
 
@@ -201,10 +200,8 @@ class Jail:
         caller chose to pass), then the jail's own (HOME, TMPDIR, git's object directory)."""
         raise NotImplementedError
 
-    def command(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> list[str]:
-        """``argv`` as it is started (inside bubblewrap, for a confined jail). With ``env``, the
-        command line itself sets the jail's environment to exactly that (for a launcher that
-        adds its own environment to the one it is given, as the Claude Agent SDK does)."""
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` as it is started (inside bubblewrap, for a confined jail)."""
         raise NotImplementedError
 
     async def run(
@@ -256,14 +253,10 @@ class Unconfined(Jail):
 
     def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
         base = dict(env) if env is not None else process.clean_env()
-        base.update(self.extra_env)
         return base
 
-    def command(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> list[str]:
-        if env is None:
-            return list(argv)
-        pairs = [f"{name}={value}" for name, value in env.items()]
-        return ["env", "-i", *pairs, *argv]
+    def command(self, argv: Sequence[str]) -> list[str]:
+        return list(argv)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,7 +270,6 @@ class Bubblewrap(Jail):
     def environment(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
         chosen = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
         chosen.update(env or {})
-        chosen.update(self.extra_env)
         chosen.update(HOME=HOME, TMPDIR="/tmp", USER="agent", LOGNAME="agent")
         found = git_entry(self.worktree)
         if found is not None:
@@ -289,7 +281,7 @@ class Bubblewrap(Jail):
             chosen["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str(found.common / "objects")
         return chosen
 
-    def command(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> list[str]:
+    def command(self, argv: Sequence[str]) -> list[str]:
         bwrap = require()
         worktree = str(self.worktree)
         args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
@@ -317,10 +309,6 @@ class Bubblewrap(Jail):
         # inside (no way to gain them back).
         args += _ISOLATION
         args += ["--die-with-parent", "--new-session"]
-        if env is not None:
-            args.append("--clearenv")
-            for name, value in env.items():
-                args += ["--setenv", name, value]
         if self.network == "host":
             args.append("--share-net")
             for resolver in _RESOLVERS:  # name resolution, hidden with the rest of /run

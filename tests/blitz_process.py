@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from blitz.store.sql import SqlStore
+
 BLITZ = str(Path(sys.executable).with_name("blitz"))
 TIMEOUT = 90  # seconds any one blitz command may take before the test fails
 TEST_GATE = f"{shlex.quote(sys.executable)} -m unittest discover -s tests -t . -q"
@@ -74,3 +76,28 @@ def start(home: Path, *args: str | Path, **env: str) -> subprocess.Popen[str]:
 def write_yaml(path: Path, data: Any) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def path_without_bubblewrap(root: Path) -> str:
+    """A PATH of one directory under ``root`` linking every program of this machine but bwrap
+    (to see what blitz says where the sandbox cannot start)."""
+    bin_dir = root / "bin-without-bwrap"
+    bin_dir.mkdir(parents=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if os.path.isdir(directory):
+            for name in os.listdir(directory):
+                link = bin_dir / name
+                if name != "bwrap" and not link.exists() and not link.is_symlink():
+                    link.symlink_to(Path(directory) / name)
+    return str(bin_dir)
+
+
+def goals_in(home: Path) -> list[str]:
+    """The goals in a home's store, read directly (cheaper than another process)."""
+    if not (home / "blitz.db").exists():
+        return []
+    store = SqlStore(f"sqlite:///{home / 'blitz.db'}")
+    try:
+        return [g.id for g in store.list_goals()]
+    finally:
+        store.close()

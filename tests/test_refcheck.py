@@ -3,29 +3,16 @@ changed meanwhile is not blamed, a moved worktree HEAD is put back with its chan
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from engine_helpers import git
 
 from blitz import refcheck
 from blitz.workspace import Workspace
 
 BRANCH = "blitz/demo-g1"
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-    )
-    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
-    return done.stdout.strip()
 
 
 def commit(cwd: Path, name: str) -> str:

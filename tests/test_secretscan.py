@@ -3,29 +3,15 @@ one already in the base, or shorter than 8 characters, does not."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import git
 
 from blitz import secretscan
 from blitz.redact import REDACTED, redact, register_secret
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-    )
-    assert done.returncode == 0, f"git {' '.join(args)} failed: {done.stderr}"
-    return done.stdout.strip()
 
 
 def fresh() -> str:

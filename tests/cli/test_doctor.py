@@ -4,25 +4,11 @@ processes, this machine's bubblewrap, and a PATH without it."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from blitz_process import blitz
+from blitz_process import blitz, path_without_bubblewrap
 
 from blitz import sandbox
-
-
-def without_bubblewrap(tmp_path: Path) -> str:
-    """A PATH with every program of this machine but bwrap."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(parents=True)
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if os.path.isdir(directory):
-            for name in os.listdir(directory):
-                link = bin_dir / name
-                if name != "bwrap" and not link.exists() and not link.is_symlink():
-                    link.symlink_to(Path(directory) / name)
-    return str(bin_dir)
 
 
 def checks(done_stdout: str) -> dict[str, dict[str, str]]:
@@ -49,12 +35,14 @@ def test_doctor_checks_git_the_sandbox_keys_clis_and_disk(tmp_path: Path) -> Non
 def test_doctor_fails_and_says_how_to_install_bubblewrap_where_it_is_missing(
     tmp_path: Path,
 ) -> None:
-    done = blitz(tmp_path / "home", "doctor", "--json", PATH=without_bubblewrap(tmp_path))
+    done = blitz(tmp_path / "home", "doctor", "--json", PATH=path_without_bubblewrap(tmp_path))
     found = checks(done.stdout)
     assert done.returncode == 1
     assert found["sandbox"]["status"] == "fail"
     assert "apt-get install bubblewrap" in found["sandbox"]["detail"]
-    listed = blitz(tmp_path / "home", "backends", "list", PATH=without_bubblewrap(tmp_path / "b"))
+    listed = blitz(
+        tmp_path / "home", "backends", "list", PATH=path_without_bubblewrap(tmp_path / "b")
+    )
     assert "sandbox: required, but agents cannot run here" in listed.stdout
 
 

@@ -15,12 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from blitz import sandbox
-from blitz.backends.base import AgentRequest
 
 NEEDS_BUBBLEWRAP = pytest.mark.skipif(
     not sandbox.probe().ok and not os.environ.get("CI"),
@@ -157,34 +155,6 @@ def make_target(root: Path, repo: Path) -> Iterator[Target]:
         server.shutdown()
         server.server_close()
         subprocess.run(["pkill", "-f", f"^sleep {NAP}$"], check=False)
-
-
-def task(worktree: Path, **changes: Any) -> AgentRequest:
-    """The request of task t1 in ``worktree``, with ``changes``."""
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Tidy up",
-        "task_id": "t1",
-        "title": "Tidy the repository",
-        "instructions": "Follow the README's instructions.",
-        "worktree": worktree,
-        "timeout": 120.0,
-    }
-    return AgentRequest(**(fields | changes))
-
-
-class Sink:
-    """Collects the messages a run streams."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    async def __call__(self, text: str) -> None:
-        self.messages.append(text)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.messages)
 
 
 def _git(*args: str, cwd: Path) -> str:

@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_helpers import Sink, task
 from attacks import (
     NEEDS_BUBBLEWRAP,
     SECRET,
     SSH_KEY,
-    Sink,
     Target,
     commands,
     make_target,
     outcome_problems,
-    task,
 )
 
 from blitz.backends.registry import BackendOptions, create_backend
@@ -127,7 +126,7 @@ async def test_claude_code_is_confined_and_metered(
     backend = create_backend("claude-code", options(policy, proxy, claude_code=ClaudeCodeConfig()))
     sink = Sink()
     result = await backend.run(task(worktree, on_usage=spent.append, timeout=150), sink)
-    assert result.ok, (result.error, sink.text)
+    assert result.ok, (result.error, sink.text())
     assert_contained(target, server, remote, main)
     assert spent and sum(u.input_tokens for u in spent) >= 1000  # metered by the proxy, live
     assert all(r.api_key_header for r in server.requests)  # the proxy put the real key in
@@ -155,7 +154,7 @@ async def test_codex_is_confined_and_metered(
     )
     sink = Sink()
     result = await backend.run(task(worktree, on_usage=spent.append, timeout=150), sink)
-    assert result.ok, (result.error, sink.text)
+    assert result.ok, (result.error, sink.text())
     assert_contained(target, server, remote, main)
     assert spent and sum(u.input_tokens for u in spent) >= 1000
 
@@ -172,9 +171,9 @@ async def test_a_command_backend_is_confined(
     backend = create_backend("evil", options(policy, proxy, commands={"evil": command}))
     sink = Sink()
     result = await backend.run(task(worktree, timeout=120), sink)
-    assert "finished" in sink.text, result.error
+    assert "finished" in sink.text(), result.error
     assert outcome_problems(target, remote, main) == []
-    assert SECRET not in sink.text and SSH_KEY not in sink.text and KEY not in sink.text
+    assert SECRET not in sink.text() and SSH_KEY not in sink.text() and KEY not in sink.text()
     assert result.ok
 
 

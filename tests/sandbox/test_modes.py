@@ -4,12 +4,12 @@ cannot start; ``off`` runs unconfined and says so on every run and in the pull r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from attacks import NEEDS_BUBBLEWRAP
+from blitz_process import path_without_bubblewrap
 from engine_helpers import goal_events, make_app, make_repo, of_kind, start_goal, write
 
 from blitz import sandbox
@@ -80,16 +80,7 @@ async def test_off_runs_unconfined_and_says_so_in_every_run_and_the_pull_request
 @pytest.fixture
 def no_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A PATH with every program of this machine but bwrap."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for directory in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(directory):
-            continue
-        for name in os.listdir(directory):
-            link = bin_dir / name
-            if name != "bwrap" and not link.exists() and not link.is_symlink():
-                link.symlink_to(Path(directory) / name)
-    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("PATH", path_without_bubblewrap(tmp_path))
     sandbox.probe.cache_clear()
     yield
     sandbox.probe.cache_clear()
