@@ -19,6 +19,7 @@ from blitz.domain import (
     Usage,
 )
 from blitz.events import Event
+from blitz.store.leases import Lease
 
 Record = Project | Goal | Task | Attempt | Recovery | BreakerRecord | Baseline
 """Anything :meth:`Store.write` accepts; each is an upsert keyed by its id (task: goal_id + id)."""
@@ -58,6 +59,32 @@ class Store(Protocol):
     def take_commands(self, goal_ids: Collection[str]) -> list[Command]:
         """Return and delete the queued commands for these goals (the ones this process drives:
         another process's commands stay queued for it)."""
+        ...
+
+    # -- leases: one process drives a goal (see blitz/store/leases.py) ----------------------
+    def claim(self, goal_id: str, owner: str, ttl: float) -> Lease:
+        """Take the goal for ``owner`` for ``ttl`` seconds if nobody live holds it (a
+        compare-and-swap); return its lease: ``owner``'s if taken, else the holder's. From then on
+        this store's writes to the goal are fenced by the lease's epoch."""
+        ...
+
+    def renew(self, owner: str, ttl: float) -> set[str]:
+        """Extend every lease this store holds; return the goals taken over meanwhile."""
+        ...
+
+    def release(self, goal_id: str) -> None:
+        """Give up a goal this store holds (anyone may claim it at once)."""
+        ...
+
+    def lease(self, goal_id: str) -> Lease | None: ...
+
+    def held(self) -> set[str]:
+        """The goals this store holds."""
+        ...
+
+    def lost(self) -> frozenset[str]:
+        """The goals this store held until another process took them over: its writes to them
+        are dropped."""
         ...
 
     # -- reads ------------------------------------------------------------------------------

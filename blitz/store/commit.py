@@ -6,6 +6,10 @@ when flushed, so a record written many times between flushes is converted once. 
 everything staged into one transaction run in a worker thread, so records and their events land
 together or not at all, and writes made meanwhile wait for the next flush. A failed flush puts
 its rows back, behind any newer versions staged since, and raises to everyone awaiting it.
+
+The transaction first asks the store's leases which of the goals it writes to were taken over
+by another process (:meth:`~blitz.store.leases.LeaseBook.fence`): their records and events are
+dropped, not written, so a process that lost a goal cannot change it any more.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from blitz.domain import Goal
 from blitz.events import Event
 from blitz.store.base import Record
 from blitz.store.database import BulkInsert
+from blitz.store.leases import LeaseBook
 from blitz.store.rows import EVENTS, RECORDS, RowCodec
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ class GroupCommit:
     ``writer`` is the engine that writes; ``upserts`` the upsert of each record type's rows and
     ``insert_events`` the insert of event rows. ``flush_delay``: seconds from the first staged
     write to the background flush; ``retry_delay``: seconds it waits after a failed flush.
+    ``leases``: the goals this store holds, whose writes are fenced (None: nothing is).
     """
 
     def __init__(
@@ -46,8 +53,10 @@ class GroupCommit:
         *,
         flush_delay: float,
         retry_delay: float,
+        leases: LeaseBook | None = None,
     ) -> None:
         self.writer = writer
+        self._leases = leases
         self.flush_delay = flush_delay
         self.retry_delay = retry_delay
         self._upserts = upserts
@@ -155,10 +164,18 @@ class GroupCommit:
                     for (codec, _), record in rows.items():
                         by_codec.setdefault(codec, []).append(codec.to_row(record))
                     with self.writer.begin() as connection:
+                        if self._leases is not None and self._leases.active:
+                            lost = self._leases.fence(connection, _goals_of(rows, event_rows))
+                            if lost:
+                                by_codec, kept_events = _without(lost, rows, event_rows)
+                            else:
+                                kept_events = event_rows
+                        else:
+                            kept_events = event_rows
                         for codec, codec_rows in by_codec.items():
                             self._upserts[codec].run(connection, codec_rows)
-                        if event_rows:
-                            self._insert_events.run(connection, event_rows)
+                        if kept_events:
+                            self._insert_events.run(connection, kept_events)
                 except BaseException:
                     with self._lock:
                         rows.update(self._rows)  # rows staged since then are newer: they win
@@ -166,3 +183,32 @@ class GroupCommit:
                         self._events = event_rows + self._events
                     raise
             self._durable = staged
+
+
+_EVENT_GOAL = EVENTS.columns.index("goal_id")
+
+
+def _goal_of(record: Record) -> str:
+    """The goal a record belongs to ("" for projects and breakers)."""
+    if isinstance(record, Goal):
+        return record.id
+    return getattr(record, "goal_id", "")
+
+
+def _goals_of(rows: Mapping[StagedKey, Any], event_rows: Sequence[tuple[Any, ...]]) -> set[str]:
+    """The goals staged records and events belong to."""
+    goals = {_goal_of(record) for record in rows.values()}
+    goals.update(row[_EVENT_GOAL] for row in event_rows)
+    goals.discard("")
+    return goals
+
+
+def _without(
+    lost: Collection[str], rows: Mapping[StagedKey, Any], event_rows: Sequence[tuple[Any, ...]]
+) -> tuple[dict[RowCodec[Any], list[tuple[Any, ...]]], list[tuple[Any, ...]]]:
+    """The rows of the records, and the event rows, that do not belong to a ``lost`` goal."""
+    by_codec: dict[RowCodec[Any], list[tuple[Any, ...]]] = {}
+    for (codec, _), record in rows.items():
+        if _goal_of(record) not in lost:
+            by_codec.setdefault(codec, []).append(codec.to_row(record))
+    return by_codec, [row for row in event_rows if row[_EVENT_GOAL] not in lost]

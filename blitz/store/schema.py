@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -202,6 +202,14 @@ commands = sa.Table(
     _text("goal_id"),
     _text("kind"),
     _real("created_at"),
+)
+leases = sa.Table(
+    "leases",
+    metadata,
+    _text("goal_id", primary_key=True),
+    _text("owner"),  # the runner id (pid@host) of the process that drives the goal; "" if free
+    _int("epoch"),  # the fencing token: grows by one every time the goal changes hands
+    _real("expires_at"),  # wall time; an owner that stops renewing loses the goal after it
 )
 
 

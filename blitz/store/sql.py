@@ -41,6 +41,7 @@ from blitz.store.database import (
     max_variables,
     sqlite_url,
 )
+from blitz.store.leases import Lease, LeaseBook
 from blitz.store.rows import (
     ATTEMPTS,
     BASELINES,
@@ -63,6 +64,7 @@ from blitz.store.schema import (
     current_revision,
     event_log,
     goals,
+    leases,
     metadata,
     migrate,
     projects,
@@ -119,12 +121,14 @@ class SqlStore:
             self._engine, event_log, EVENTS.columns, upsert=False, max_variables=limit
         )
         migrate(self._engine)
+        self._leases = LeaseBook(self._engine, writer)
         self._batch = GroupCommit(
             writer,
             self._upserts,
             insert_events,
             flush_delay=flush_delay,
             retry_delay=retry_delay,
+            leases=self._leases,
         )
         self._closed = False
 
@@ -156,7 +160,7 @@ class SqlStore:
         with self._batch.commit_lock:
             with self._batch.writer.begin() as connection:
                 stored_goals = set(connection.scalars(goal_ids))
-                for table in (tasks, attempts, recoveries, baselines, commands):
+                for table in (tasks, attempts, recoveries, baselines, commands, leases):
                     connection.execute(sa.delete(table).where(table.c.goal_id.in_(goal_ids)))
                 connection.execute(sa.delete(goals).where(goals.c.project_id == project_id))
                 connection.execute(sa.delete(projects).where(projects.c.id == project_id))
@@ -174,6 +178,7 @@ class SqlStore:
                 ]
 
             self._batch.unstage(of_project)
+        self._leases.forget(stored_goals)
 
     def replace_plan(self, goal_id: str, tasks: Sequence[Task]) -> None:
         """Replace every task of the goal with ``tasks`` in one transaction, staged task rows of
@@ -224,6 +229,26 @@ class SqlStore:
         with self._batch.writer.begin() as connection:
             rows = connection.execute(stmt).all()
         return [COMMANDS.from_row(row) for row in sorted(rows)]
+
+    # -- leases ------------------------------------------------------------------------------------
+
+    def claim(self, goal_id: str, owner: str, ttl: float) -> Lease:
+        return self._leases.claim(goal_id, owner, ttl)
+
+    def renew(self, owner: str, ttl: float) -> set[str]:
+        return self._leases.renew(owner, ttl)
+
+    def release(self, goal_id: str) -> None:
+        self._leases.release(goal_id)
+
+    def lease(self, goal_id: str) -> Lease | None:
+        return self._leases.get(goal_id)
+
+    def held(self) -> set[str]:
+        return set(self._leases.held)
+
+    def lost(self) -> frozenset[str]:
+        return self._leases.lost
 
     # -- reads -------------------------------------------------------------------------------------
 
