@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from blitz.backends.registry import NO_MODEL, check_name, create_backend
+from blitz.conductor.ownership import GoalTaken
 from blitz.config import apply_config
 from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
 from blitz.errors import ConfigError, RepositoryError, UserError
 from blitz.events import Event, EventKind
-from blitz.proctree import runner_alive
+from blitz.runner import runner_id
 from blitz.store.base import Store
 from blitz.workspace import branch_name
 
@@ -322,10 +323,23 @@ async def cancel(app: App, engine: Engine | None, key: str, reason: str) -> Done
         )
     if goal.state in GOAL_DONE:
         raise Conflict(f"goal {goal.id} already ended ({goal.state.value})")
-    if runner_alive(goal.runner):
-        await asyncio.to_thread(store.add_command, goal.id, "cancel")
-        return Done(goal=goal, applied=Applied.QUEUED)
-    # Nobody drives it: cancel it in the store directly.
+    me = runner_id()
+    if goal.id not in store.held():  # else an engine of this process drives it
+        lease = await asyncio.to_thread(store.claim, goal.id, me, app.settings.lease_seconds)
+        if lease.owner == me:
+            # Nobody drives it: cancel it in the store directly, holding it meanwhile.
+            try:
+                return await _cancel_in_store(store, goal_of(store, goal.id), reason)
+            finally:
+                await store.flush()
+                await asyncio.to_thread(store.release, goal.id)
+    await asyncio.to_thread(store.add_command, goal.id, "cancel")
+    return Done(goal=goal, applied=Applied.QUEUED)
+
+
+async def _cancel_in_store(store: Store, goal: Goal, reason: str) -> Done:
+    if goal.state in GOAL_DONE:
+        raise Conflict(f"goal {goal.id} already ended ({goal.state.value})")
     if goal.state is GoalState.FINISHING:
         raise Conflict(f"goal {goal.id} is publishing its pull request; resume it instead")
     for t in store.load_tasks(goal.id):
@@ -437,14 +451,14 @@ async def _steer(
     if ended and (not reopens or goal.state is GoalState.SUCCEEDED):
         raise Conflict(f"goal {goal.id} already ended ({goal.state.value})")
     if not ended and goal.id not in engine.runs:
-        if runner_alive(goal.runner):
+        try:
+            await engine.resume(goal)  # a claim: it succeeds if nobody drives the goal
+        except GoalTaken as exc:
+            if not exc.holder:  # it ended meanwhile
+                raise Conflict(str(exc)) from exc
             if command is None:
-                raise Conflict(
-                    f"goal {goal.id} is driven by another process ({goal.runner}); "
-                    f"it can only {action} it there"
-                )
+                raise Conflict(f"{exc}; it can only {action} it there") from exc
             return await _queue(store, goal, command)
-        await engine.resume(goal)  # nobody drives it: take it on
     try:
         pending = apply()
         if pending is not None:

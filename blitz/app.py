@@ -414,6 +414,7 @@ class App:
             fault=self.fault,
             return_when_blocked=return_when_blocked,
             keep_alive=keep_alive,
+            lease=self.settings.lease_seconds,
         )
 
     def file_planner(self, project: Project, plan: object) -> Planner:

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     scenario: str = ""
     """A scenario file for the scripted planner and backend (``BLITZ_SCENARIO``)."""
 
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """How long a process holds a goal without renewing its lease (it renews every third of
+    that); a process frozen or cut off longer loses the goal to any other that claims it."""
+
     crash_at: str = ""
     """Fault injection for tests: kill this process (SIGKILL) at the named point, once."""
 

@@ -24,10 +24,11 @@ from blitz.cli.common import (
     token_option,
 )
 from blitz.cli.live import live_view
+from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, GoalState
 from blitz.errors import ConfigError, UserError
 from blitz.planner import load_plan_file
-from blitz.proctree import runner_alive
+from blitz.store.leases import orphaned
 
 
 @app.command()
@@ -150,18 +151,26 @@ async def _resume(json_out: bool, scenario: str) -> int:
             for g in blitz.store.list_goals()
             if g.state not in GOAL_DONE and g.state is not GoalState.AWAITING_APPROVAL
         ]
-        orphans = [g for g in unfinished if not runner_alive(g.runner)]
+        # Claimed one by one (a compare-and-swap each): of several processes resuming at once,
+        # each goal goes to one.
+        engine, orphans = blitz.engine(), []
+        for g in unfinished:
+            lease = blitz.store.lease(g.id)
+            if not orphaned(g, lease, owner=engine.ownership.owner, ttl=engine.ownership.ttl):
+                continue
+            try:
+                await engine.resume(g)
+            except GoalTaken:
+                continue
+            orphans.append(g)
+            if not json_out:
+                out.print(f"resuming {g.id} ({g.state.value}): {g.title}")
         if not orphans:
             msg = "nothing to resume"
             if unfinished:
                 msg += f" ({len(unfinished)} goal(s) still running in another process)"
             out.print(msg) if not json_out else print_json({"resumed": []})
             return 0
-        engine = blitz.engine()
-        for g in orphans:
-            await engine.resume(g)
-            if not json_out:
-                out.print(f"resuming {g.id} ({g.state.value}): {g.title}")
         ids = [g.id for g in orphans]
         async with live_view(engine, ids, enabled=not json_out):
             finished = await engine.run()

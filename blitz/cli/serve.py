@@ -32,12 +32,13 @@ def serve(
 ) -> None:
     """Run the daemon: the engine and its HTTP API (docs/api.md) with the dashboard."""
     from blitz.server.auth import TokenStore
-    from blitz.server.daemon import Daemon, listen, url_of
+    from blitz.server.daemon import Daemon, hold_home, listen, url_of
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     blitz = make_app(scenario_path=scenario)
     tokens = TokenStore.of_home(blitz.settings.home)
     try:
+        hold_home(blitz.settings.home)  # a second daemon on this data directory stops here
         made = tokens.ensure()
         sock = listen(host, port)
     except BaseException:

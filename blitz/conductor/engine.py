@@ -21,12 +21,13 @@ from typing import Any
 
 from blitz.breaker import BreakerBoard, project_key
 from blitz.clock import Clock
-from blitz.conductor import best_of_n, planning, publishing, resume, steering
+from blitz.conductor import best_of_n, draining, planning, publishing, resume, steering
 from blitz.conductor.alarm import Alarm
 from blitz.conductor.dispatch import Dispatch
 from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover
 from blitz.conductor.jobs import AttemptJob, Job, PlanJob, PublishJob, RecoveryJob
 from blitz.conductor.journal import Journal
+from blitz.conductor.ownership import LEASE_SECONDS, Ownership
 from blitz.conductor.pausing import Pauses
 from blitz.conductor.services import Services
 from blitz.conductor.spending import NO_USAGE, Spending
@@ -66,11 +67,13 @@ class Engine:
         return_when_blocked: bool = False,
         keep_alive: bool = False,
         runner: str = "",
+        lease: float = LEASE_SECONDS,
     ) -> None:
         """``return_when_blocked``: :meth:`run` returns once every goal waits on a paused
         project (the CLI's case: a person must act; the goals stay resumable).
         ``keep_alive``: :meth:`run` goes on with no goals until :meth:`stop` (the daemon).
-        ``runner``: who claims the goals (default: this process on this host)."""
+        ``runner``: who claims the goals (default: this process on this host); ``lease``: seconds
+        a claim holds a goal unless renewed (:mod:`.ownership`)."""
         self._return_when_blocked = return_when_blocked
         self._keep_alive = keep_alive
         self._draining = False  # shutting down: nothing new starts; interrupted work re-queues
@@ -95,6 +98,7 @@ class Engine:
         self._waiter: asyncio.Future[None] | None = None
         self._alarm = Alarm(self._wake)
         self._me = runner or runner_id()
+        self.ownership = Ownership(store, clock, owner=self._me, ttl=lease)
         self._stopping = False
         self._pauses = Pauses(runs=self.runs, router=router, journal=self.journal)
         self._dispatch = Dispatch(
@@ -112,6 +116,7 @@ class Engine:
 
     def start(self, project: Project, goal: Goal, *, plan: Plan | None = None) -> GoalRun:
         """Take on a new goal (already written to the store in state PLANNING)."""
+        self.ownership.claim(goal.id)
         run = self._adopt(project, goal)
         run.plan = plan
         self._start(PlanJob(run), planning.prepare(run))
@@ -125,6 +130,7 @@ class Engine:
         project = self.store.get_project(goal.project_id)
         if project is None:
             raise UserError(f"goal {goal.id} belongs to a project that no longer exists")
+        goal = self.ownership.take(goal)
         run = self._adopt(project, goal)
         run.emit(EventKind.GOAL_RESUMED, f"resumed by {self._me} from {goal.state}")
         with resume.gc_paused():
@@ -223,22 +229,8 @@ class Engine:
         interrupted (re-queued when the goal is resumed), and the loop stops."""
         self._draining = True
         self._wake()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while self._attempts_running() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        for run in list(self.runs.values()):
-            for job in list(run.attempt_jobs.values()):
-                job.cancel()
-        for _ in range(200):  # the interrupted attempts remove their worktrees and report
-            if not self._attempts_running():
-                break
-            await asyncio.sleep(0.025)
-        await asyncio.sleep(0)
+        await draining.interrupt_attempts(self.runs, grace)
         self.stop()
-
-    def _attempts_running(self) -> bool:
-        return any(run.attempt_jobs for run in self.runs.values())
 
     def stop(self) -> None:
         """Stop the loop after the current step (the daemon's shutdown; goals stay resumable)."""
@@ -247,11 +239,14 @@ class Engine:
 
     async def run(self) -> dict[str, Goal]:
         """Drive every goal until all are finished; return their final records."""
+        keeping = asyncio.ensure_future(self.ownership.keep(lambda: self.runs, self._wake))
         try:
             await self._loop()
         finally:
             self._alarm.cancel()
+            keeping.cancel()
         await self.store.flush()
+        await self.ownership.release()
         return dict(self.finished)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -263,11 +258,13 @@ class Engine:
         while (self.runs or self._keep_alive) and not self._stopping:
             if self._return_when_blocked and len(self.blocked()) == len(self.runs):
                 return  # every goal waits for its user to act; they stay resumable
+            self.ownership.abandon_lost(self.runs, self.router)
             # Apply every report that arrived, then start whatever may start, then wait.
             while inbox and not self._stopping:
                 job, result = inbox.popleft()
                 job.run.jobs -= 1
-                self._apply(job, result)
+                if not self.ownership.discarded(job, self.router, self.spending):
+                    self._apply(job, result)
             if self._unfed:
                 self._feed_succeeded()
             if not self._draining:

@@ -1,33 +1,40 @@
 """The daemon: one engine that never runs out of work, its API, and a gentle shutdown.
 
 The engine (keep-alive), the event hub and uvicorn share one asyncio loop and one store with the
-CLI. On start the daemon takes over every unfinished goal whose process is gone; on SIGTERM or
-SIGINT it refuses new work, gives running attempts a grace period, stops the engine (the goals
-stay resumable: interrupted attempts are re-queued on the next start), closes the event streams
-and returns 0.
+CLI. On start, and then every half a lease, the daemon takes over every unfinished goal nobody
+drives (its lease expired or was released, or its process is gone: see
+:mod:`blitz.store.leases`); on SIGTERM or SIGINT it refuses new work, gives running attempts a
+grace period, stops the engine (the goals stay resumable: interrupted attempts are re-queued on
+the next start), closes the event streams and returns 0. One daemon serves a data directory:
+:func:`hold_home` refuses a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import socket
 import threading
 from collections.abc import Callable, Generator, Iterable
+from pathlib import Path
 
 import uvicorn
 
 from blitz.app import App
+from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
-from blitz.proctree import runner_alive
+from blitz.runner import runner_id
 from blitz.server.app import create_app
 from blitz.server.auth import TokenStore
 from blitz.server.events import EventHub
 from blitz.server.metrics import Metrics
 from blitz.server.problems import Problem
+from blitz.store.leases import orphaned
 
 log = logging.getLogger("blitz.server")
 
@@ -73,6 +80,7 @@ class Daemon:
         self.draining = False
         self.api = create_app(self)
         self._engine_task: asyncio.Task[object] | None = None
+        self._taking_over: asyncio.Task[None] | None = None
         self._stop_requested: asyncio.Event | None = None
 
     def check_open(self) -> None:
@@ -90,23 +98,51 @@ class Daemon:
         """Take over the unfinished goals nobody drives, start the engine and the event hub;
         return the goals taken over."""
         await self.hub.start()
-        resumed = []
+        resumed = await self.take_over()
+        loop = asyncio.get_running_loop()
+        self._engine_task = loop.create_task(self.engine.run())
+        self._taking_over = loop.create_task(self._take_over_from_now_on())
+        return resumed
+
+    async def take_over(self) -> list[Goal]:
+        """Claim and resume every unfinished goal nobody drives; return them."""
+        ownership = self.engine.ownership
+        taken = []
         for goal in await asyncio.to_thread(self.store.list_goals):
-            if goal.state in GOAL_DONE or runner_alive(goal.runner):
+            engine = self.engine
+            if goal.state in GOAL_DONE or goal.id in engine.runs or goal.id in engine.finished:
+                continue  # (a goal this engine ended may not be flushed yet)
+            if self.draining:
+                continue
+            lease = await asyncio.to_thread(self.store.lease, goal.id)
+            if not orphaned(goal, lease, owner=ownership.owner, ttl=ownership.ttl):
                 continue
             try:
-                await self.engine.resume(goal)
+                await self.engine.resume(goal)  # a claim: it fails if another process won
+            except GoalTaken:
+                continue
             except UserError as exc:
                 log.warning("cannot resume goal %s: %s", goal.id, exc)
                 continue
-            resumed.append(goal)
-        self._engine_task = asyncio.get_running_loop().create_task(self.engine.run())
-        return resumed
+            taken.append(goal)
+        return taken
+
+    async def _take_over_from_now_on(self) -> None:
+        """Take over, every half a lease, the goals whose process stopped meanwhile."""
+        while not self.draining:
+            await asyncio.sleep(self.engine.ownership.ttl / 2)
+            try:
+                for goal in await self.take_over():
+                    log.warning("took over goal %s (%s): nobody drove it", goal.id, goal.title)
+            except Exception:  # the store may be briefly unreachable: try at the next turn
+                log.exception("looking for goals to take over failed")
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new work, let running attempts finish within ``grace`` seconds (the rest are
         interrupted and re-queued for the next start), stop the engine, end the streams."""
         self.draining = True
+        if self._taking_over is not None:
+            self._taking_over.cancel()
         task = self._engine_task
         if task is not None and not task.done():
             await self.engine.drain(self.grace if grace is None else grace)
@@ -188,6 +224,28 @@ def _failure(task: asyncio.Task[object]) -> BaseException | None:
     if task.cancelled():
         return None
     return task.exception()
+
+
+_HELD_HOMES: dict[Path, int] = {}  # data directory -> the descriptor holding its lock
+
+
+def hold_home(home: Path) -> None:
+    """Make this process the daemon of the data directory ``home`` until it exits (an flock on
+    ``home/daemon.lock``, which names it); a UserError naming the holder if a daemon has it."""
+    path = home / "daemon.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 256).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UserError(
+            f"another blitz daemon ({holder}) serves this data directory ({home}); stop it "
+            "first, or give this one a data directory of its own (BLITZ_HOME)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {runner_id()}\n".encode())
+    _HELD_HOMES[home] = fd
 
 
 def listen(host: str, port: int) -> socket.socket:

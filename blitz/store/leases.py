@@ -23,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from blitz.domain import Goal
 from blitz.proctree import runner_alive
 from blitz.store.schema import leases
 
@@ -38,6 +39,22 @@ class Lease:
 
     def live(self, now: float) -> bool:
         return bool(self.owner) and self.expires_at > now
+
+
+def held_elsewhere(lease: Lease | None, owner: str) -> bool:
+    """Whether a live process other than ``owner`` holds ``lease`` (a claim would fail)."""
+    if lease is None or lease.owner == owner or not lease.live(time.time()):
+        return False
+    return runner_alive(lease.owner)
+
+
+def orphaned(goal: Goal, lease: Lease | None, *, owner: str, ttl: float) -> bool:
+    """Whether an unfinished goal waits to be taken over: no live process but ``owner`` holds
+    its lease. A goal that never had a lease is left alone while it is younger than a lease
+    (``ttl`` seconds): its creator claims it right after writing it."""
+    if lease is None:
+        return time.time() - goal.created_at >= ttl
+    return not held_elsewhere(lease, owner)
 
 
 class LeaseBook:
