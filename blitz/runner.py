@@ -1,5 +1,6 @@
-"""Who drives a goal: a runner id (``pid@host``) is stored on every goal a process drives, so
-others can tell whether its driver still runs (:func:`blitz.proctree.runner_alive`)."""
+"""Who drives a goal: a runner id (``pid@host``) owns the goal's lease (:mod:`blitz.store.leases`)
+and is stored on the goal, so others can tell whether its driver still runs
+(:func:`blitz.proctree.runner_alive`)."""
 
 from __future__ import annotations
 

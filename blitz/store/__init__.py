@@ -8,8 +8,11 @@ the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL
 - :mod:`~blitz.store.rows`: records to rows and back, derived from the record types' fields;
 - :mod:`~blitz.store.database`: engines, and rows moved in bulk at the driver level;
 - :mod:`~blitz.store.commit`: group commit (writes staged, then committed together);
+- :mod:`~blitz.store.leases`: which process owns each goal, and the fence that refuses the writes
+  of a process whose goal was taken over;
 - :mod:`~blitz.store.sql`: the store itself, its writes and its queries.
 
 Invariants: every record written together with its events lands in one transaction; events are
-append-only and their ids strictly increase; nothing secret is stored (event text is redacted).
+append-only and their ids strictly increase; nothing secret is stored (event text is redacted);
+nothing of a goal is written by a store that lost its lease.
 """
