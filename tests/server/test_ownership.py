@@ -207,6 +207,24 @@ def test_two_daemons_started_at_once_drive_a_crashed_goal_once(
         second.kill()
 
 
+def test_two_resumes_at_once_drive_a_crashed_goal_once(
+    tmp_path: Path, crashed: tuple[Path, Path, Path, Goal]
+) -> None:
+    repo, db, scenario, goal = crashed
+    home = db.parent
+    procs = [start(home, "resume", "--scenario", scenario) for _ in range(2)]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (out, err)
+        assert "Traceback" not in out + err
+        outputs.append(out)
+    took = [out for out in outputs if f"resuming {goal.id}" in out]
+    assert len(took) == 1, outputs
+    assert_store_and_branch_agree(repo, db, goal.id)
+    assert len(resumed(db, goal.id)) == 1
+
+
 def test_a_daemon_frozen_past_its_lease_loses_its_goal_and_writes_nothing_more(
     tmp_path: Path, crashed: tuple[Path, Path, Path, Goal], hold_file: Path
 ) -> None:
