@@ -98,9 +98,10 @@ class Daemon:
         """Take over the unfinished goals nobody drives, start the engine and the event hub;
         return the goals taken over."""
         await self.hub.start()
-        resumed = await self.take_over()
         loop = asyncio.get_running_loop()
+        # The engine runs first: it renews the leases of the goals taken over while more are.
         self._engine_task = loop.create_task(self.engine.run())
+        resumed = await self.take_over()
         self._taking_over = loop.create_task(self._take_over_from_now_on())
         return resumed
 
