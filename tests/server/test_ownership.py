@@ -238,12 +238,15 @@ def test_a_daemon_frozen_past_its_lease_loses_its_goal_and_writes_nothing_more(
         assert resumed(db, goal.id)[0].startswith(f"resumed by {frozen.runner} ")
         running = lambda s: [t for t in s.load_tasks(goal.id) if t.state is TaskState.RUNNING]  # noqa: E731
         wait_for(db, running, "the resumed goal never started a task")
+        # A second daemon on the store leaves the goal to its live owner...
+        taker = Daemon(tmp_path / "home-2", db, scenario)
+        taker.ready()
+        assert len(resumed(db, goal.id)) == 1
+
         frozen.proc.send_signal(signal.SIGSTOP)
         wait_for(db, lambda s: s.lease(goal.id).expires_at < time.time(), "the lease never ran out")
         hold_file.unlink()  # the frozen daemon's agents go on, but it cannot hear them
-
-        taker = Daemon(tmp_path / "home-2", db, scenario)
-        taker.ready()
+        # ... until its lease runs out: then it takes the goal over on its own.
         wait_for(db, lambda s: len(resumed(s, goal.id)) == 2, "the goal was not taken over")
         assert resumed(db, goal.id)[1].startswith(f"resumed by {taker.runner} ")
         lease = read(db, lambda s: s.lease(goal.id))
