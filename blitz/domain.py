@@ -236,6 +236,10 @@ class Goal:
     explore_mode: str = "all"  # "all": wait for every attempt; "first": the first that passes
     portfolio: tuple[str, ...] = ()  # backend specs attempts are spread over, e.g. "codex"
     model: str = ""  # the agent model of the goal's tasks; "" = the project's
+    models: tuple[str, ...] = ()  # "role=provider:model" it was started with; resume uses them
+    publish_state: str = ""  # "" (not yet), "pending" (to retry) or "published"
+    publish_error: str = ""  # why the last try at publishing failed
+    publish_attempts: int = 0  # tries at publishing so far
 
     def evolve(self, **changes: Any) -> Goal:
         if "state" in changes and changes["state"] != self.state:
