@@ -246,6 +246,14 @@ class Goal:
             goal_transition(self.state, changes["state"])
         return _replace(self, changes)
 
+    def model_for(self, role: str) -> str:
+        """The model the goal was started with for ``role`` ("planner", "agent"...), or ""."""
+        for entry in self.models:
+            name, _, model = entry.partition("=")
+            if name == role:
+                return model
+        return ""
+
 
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,8 +38,9 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
     if ws is not None and goal.branch:
         committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
     run.usage = store.usage(goal.id) + goal.usage
-    for a in store.load_attempts(goal.id, states=[AttemptState.RUNNING]):
-        run.journal.write(a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped"))
+    running = store.load_attempts(goal.id, states=[AttemptState.RUNNING])
+    for a in running:
+        run.journal.write(landed(a, running, committed, run.journal.clock.time()))
     if ws is not None:
         # Every worktree of this goal is stale now, including any whose attempt never
         # reached the store: they are named after the goal.
@@ -73,6 +74,20 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
             if attempts and attempts[-1].id not in recovered:
                 resumed.unrecovered.append((t, attempts[-1]))
     return resumed
+
+
+def landed(
+    attempt: Attempt, running: list[Attempt], committed: dict[str, str], now: float
+) -> Attempt:
+    """A running attempt's end: succeeded if its task's commit is on the goal branch and it is
+    the one that made it (the only attempt of the task still running, or one already known to
+    have made that commit), else crashed by the stop. Best-of-N candidates running side by side
+    cannot be told apart from the trailers: they stay crashed."""
+    commit = committed.get(attempt.task_id, "")
+    mine = [a for a in running if a.task_id == attempt.task_id]
+    if commit and (len(mine) == 1 or attempt.commit == commit):
+        return attempt.evolve(state=AttemptState.SUCCEEDED, commit=commit, finished_at=now)
+    return attempt.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
 
 
 def rebuild(run: GoalRun, tasks: list[Task], committed: dict[str, str]) -> list[Task]:
