@@ -400,6 +400,7 @@ class App:
             project_budget_usd=(cfg.budget.project_usd or None) if cfg else None,
             backend_for=backend_for,
             judge=self.judge(project, goal),
+            publish_retry_for=self.settings.publish_retry_for,
             routes=tuple(
                 dict.fromkeys(
                     r

@@ -1,11 +1,14 @@
 """The end of a goal: push its branch and open a pull request, or write the description to a file.
 
 Publishing is idempotent so a resumed goal can publish again: pushing the same branch head is a
-no-op, and an open pull request for the branch is found rather than opened twice.
+no-op, and an open pull request for the branch is found rather than opened twice. A push refused
+for its credentials (like GitHub refusing the token) is a :class:`~blitz.errors.ConfigError`
+that says what to fix: trying again would not help until a person does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 from blitz import pr
 from blitz.conductor import GoalReport, Published
 from blitz.domain import TaskState
+from blitz.errors import ConfigError, GitError
 from blitz.integrations.github import GitHubClient, open_or_find_pr, parse_github_remote
 
 if TYPE_CHECKING:
@@ -66,7 +70,16 @@ class Publisher:
             return Published(
                 description_path=str(path), note=f"remote {project.remote!r} does not exist"
             )
-        await self._ws.push(project.remote, goal.branch)
+        try:
+            await self._ws.push(project.remote, goal.branch)
+        except GitError as exc:
+            if _CREDENTIALS.search(str(exc)):
+                raise ConfigError(
+                    f"git push was refused: check the credentials of remote {project.remote!r} "
+                    f"({url}): a credential helper, an SSH key or a token with write access. "
+                    f"{exc}"
+                ) from exc
+            raise
         self._fault("after_push")
         if parse_github_remote(url) is None:
             return Published(
@@ -88,3 +101,12 @@ class Publisher:
                 base=goal.base_branch,
             )
         return Published(pr_url=pr_url, description_path=str(path), pushed=True)
+
+
+_CREDENTIALS = re.compile(
+    r"authentication failed|could not read (username|password)|terminal prompts disabled"
+    r"|permission denied \(publickey|invalid username or password|access denied"
+    r"|returned error: 40[13]|permission to \S+ denied|bad credentials",
+    re.IGNORECASE,
+)
+"""What git says when a remote refuses who is pushing (HTTPS and SSH, GitHub and others)."""

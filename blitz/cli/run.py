@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,9 @@ from blitz.cli.common import (
 )
 from blitz.cli.live import live_view
 from blitz.cli.options import app_for, run_options
+from blitz.conductor import Engine
+from blitz.conductor.publishing import PENDING
+from blitz.conductor.resume import interrupt, resumable
 from blitz.domain import GOAL_DONE, Goal, GoalState
 from blitz.errors import ConfigError, UserError
 from blitz.planner import load_plan_file
@@ -93,7 +97,7 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
                 f"goal [bold]{goal.id}[/] on {project.name} ({project.path}), branch {goal.branch}"
             )
         async with live_view(engine, [goal.id], enabled=not json_out):
-            finished = await engine.run()
+            finished = await drive(engine)
         if goal.id not in finished:
             reason = engine.blocked().get(goal.id, "paused")
             raise ConfigError(
@@ -104,8 +108,7 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
         final = finished[goal.id]
         if goal.id in engine.user_errors:
             raise engine.user_errors[goal.id]
-        report(blitz, final, json_out=json_out)
-        return 0 if final.state is GoalState.SUCCEEDED else 1
+        return 0 if reported(blitz, final, json_out) else 1
     finally:
         await blitz.aclose()
 
@@ -126,11 +129,7 @@ def resume(
 async def _resume(json_out: bool, options: RunOptions) -> int:
     blitz = app_for(options)
     try:
-        unfinished = [
-            g
-            for g in blitz.store.list_goals()
-            if g.state not in GOAL_DONE and g.state is not GoalState.AWAITING_APPROVAL
-        ]
+        unfinished = [g for g in blitz.store.list_goals() if resumable(g)]
         orphans = [g for g in unfinished if not runner_alive(g.runner)]
         if not orphans:
             msg = "nothing to resume"
@@ -146,16 +145,45 @@ async def _resume(json_out: bool, options: RunOptions) -> int:
                 out.print(f"resuming {g.id} ({g.state.value}): {g.title}")
         ids = [g.id for g in orphans]
         async with live_view(engine, ids, enabled=not json_out):
-            finished = await engine.run()
+            finished = await drive(engine)
         ok = True
         for goal_id in ids:
             final = finished.get(goal_id) or blitz.store.get_goal(goal_id)
             assert final is not None
-            ok = ok and final.state is GoalState.SUCCEEDED
-            report(blitz, final, json_out=json_out)
+            ok = reported(blitz, final, json_out) and ok
         return 0 if ok else 1
     finally:
         await blitz.aclose()
+
+
+def reported(blitz: App, goal: Goal, json_out: bool) -> bool:
+    """Print how ``goal`` ended; whether it did all it was asked (its pull request too)."""
+    report(blitz, goal, json_out=json_out)
+    if goal.publish_state == PENDING and not json_out:
+        out.print(
+            f"  [yellow]publishing pending[/] after {goal.publish_attempts} tries: "
+            f"{goal.publish_error}\n  `blitz publish {goal.id}` tries again"
+        )
+    return goal.state is GoalState.SUCCEEDED and goal.publish_state != PENDING
+
+
+async def drive(engine: Engine) -> dict[str, Goal]:
+    """Run the engine; on Ctrl-C (the run is cancelled) record its goals as interrupted and
+    say how to continue them, before the command exits with 130."""
+    try:
+        return await engine.run()
+    except asyncio.CancelledError:
+        runs = list(engine.runs.values())
+        for run in runs:
+            interrupt(run)
+        await engine.store.flush()
+        for run in runs:
+            print(
+                f"goal {run.goal.id} interrupted: continue it with `blitz resume`",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
 
 
 def _resumed_with(blitz: App, goal: Goal, options: RunOptions) -> Goal:

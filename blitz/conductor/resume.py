@@ -14,10 +14,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from blitz.conductor.goal import BLOCKED, GoalRun
+from blitz.conductor.publishing import PENDING
 from blitz.dag import Dag, NodeStatus
-from blitz.domain import Attempt, AttemptState, GoalState, Task, TaskState
+from blitz.domain import GOAL_DONE, Attempt, AttemptState, Goal, GoalState, Task, TaskState
 from blitz.events import EventKind
 from blitz.executors.base import worktree_name
+
+INTERRUPTED = "interrupted (Ctrl-C): `blitz resume` continues it"
+"""The error of a goal whose process was stopped by a person, until it is resumed."""
+
+
+def interrupt(run: GoalRun) -> None:
+    """Record that the process driving ``run`` is stopping on a person's request: the goal
+    keeps its state and is nobody's any more, so ``blitz resume`` takes it over at once."""
+    run.goal = run.goal.evolve(error=INTERRUPTED, runner="")
+    event = run.event(EventKind.GOAL_INTERRUPTED, f"{INTERRUPTED} (it was {run.goal.state})")
+    run.journal.write(run.goal, events=[event])
+
+
+def resumable(goal: Goal) -> bool:
+    """Whether ``blitz resume`` (or a daemon's start) takes ``goal`` on when nobody drives it:
+    it is unfinished and not waiting for a person's approval, or it succeeded with publishing
+    still pending."""
+    if goal.state in GOAL_DONE:
+        return goal.state is GoalState.SUCCEEDED and goal.publish_state == PENDING
+    return goal.state is not GoalState.AWAITING_APPROVAL
 
 
 @dataclass(slots=True)
@@ -32,6 +53,9 @@ class Resumed:
 
 async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
     """Settle a goal's stored records against its goal branch and rebuild its graph."""
+    if run.goal.error == INTERRUPTED:
+        run.goal = run.goal.evolve(error="")
+        run.journal.write(run.goal)
     goal, ws, store = run.goal, run.services.workspace, run.journal.store
     run.baseline = store.load_baseline(goal.id)
     committed: dict[str, str] = {}
@@ -59,7 +83,7 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
         else:
             kind, note = EventKind.TASK_REQUEUED, "re-queued: its attempt was interrupted"
         run.journal.write(t, events=[run.event(kind, note, task=t)])
-    if goal.state is GoalState.FINISHING:
+    if goal.state is GoalState.FINISHING or goal.publish_state == PENDING:
         return Resumed(publish=True)
     if goal.state is GoalState.AWAITING_APPROVAL:
         return Resumed(waiting=True)
