@@ -13,13 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blitz import pr
+from blitz import actions, pr
 from blitz.conductor import GoalReport, Published
-from blitz.domain import TaskState
+from blitz.conductor.publishing import PENDING
+from blitz.domain import Goal, GoalState, TaskState
 from blitz.errors import ConfigError, GitError
 from blitz.integrations.github import GitHubClient, open_or_find_pr, parse_github_remote
+from blitz.proctree import runner_alive
+from blitz.runner import runner_id
 
 if TYPE_CHECKING:
+    from blitz.app import App
+    from blitz.conductor import Engine
     from blitz.workspace import Workspace
 
 
@@ -101,6 +106,27 @@ class Publisher:
                 base=goal.base_branch,
             )
         return Published(pr_url=pr_url, description_path=str(path), pushed=True)
+
+
+async def publish_again(app: App, engine: Engine, key: str) -> Goal:
+    """Take on a succeeded goal to publish it once more (after its publishing failed): it is
+    marked pending and resumed in ``engine``, whose run publishes it. A Conflict when the goal
+    did not succeed or another process is publishing it."""
+    goal = actions.goal_of(app.store, key)
+    elsewhere = goal.runner != runner_id() and runner_alive(goal.runner)
+    if goal.state is GoalState.FINISHING and not elsewhere:
+        raise actions.Conflict(f"goal {goal.id} stopped while publishing: resume it instead")
+    if goal.state is not GoalState.SUCCEEDED:
+        raise actions.Conflict(
+            f"goal {goal.id} is {goal.state.value}: only a goal whose tasks all succeeded is "
+            "published"
+        )
+    if goal.id in engine.runs or (goal.publish_state == PENDING and elsewhere):
+        raise actions.Conflict(f"goal {goal.id} is being published ({goal.runner})")
+    pending = goal.evolve(publish_state=PENDING)
+    app.store.write(pending)
+    await engine.resume(pending)
+    return pending
 
 
 _CREDENTIALS = re.compile(

@@ -11,12 +11,10 @@ import asyncio
 
 import typer
 
-from blitz import actions
 from blitz.cli.common import app, make_app, out, print_json
 from blitz.cli.run import drive, reported
 from blitz.conductor.publishing import PENDING
-from blitz.domain import GoalState
-from blitz.proctree import runner_alive
+from blitz.publish import publish_again
 
 
 @app.command()
@@ -33,24 +31,8 @@ async def _publish(key: str, json_out: bool) -> int:
     blitz = make_app()
     blitz.settings.publish_retry_for = 0.0  # one try, now: a person is waiting for it
     try:
-        found = actions.goal_of(blitz.store, key)
-        if found.state is GoalState.FINISHING and not runner_alive(found.runner):
-            raise actions.Conflict(
-                f"goal {found.id} stopped while publishing: `blitz resume` continues it"
-            )
-        if found.state is not GoalState.SUCCEEDED:
-            raise actions.Conflict(
-                f"goal {found.id} is {found.state.value}: only a goal whose tasks all "
-                "succeeded is published"
-            )
-        if runner_alive(found.runner) and found.publish_state == PENDING:
-            raise actions.Conflict(
-                f"goal {found.id} is being published by another process ({found.runner})"
-            )
-        pending = found.evolve(publish_state=PENDING)
-        blitz.store.write(pending)
         engine = blitz.engine()
-        await engine.resume(pending)
+        found = await publish_again(blitz, engine, key)
         if not json_out:
             out.print(f"publishing {found.id}: {found.title}")
         finished = await drive(engine)

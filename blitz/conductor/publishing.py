@@ -27,6 +27,12 @@ FIRST_DELAY, MAX_DELAY = 1.0, 60.0
 """Seconds before the first retry, and the most between two (the delay doubles)."""
 
 
+def pending(goal: Goal) -> bool:
+    """Whether ``goal`` succeeded but is still to be published (resume and a daemon's start
+    take it on)."""
+    return goal.state is GoalState.SUCCEEDED and goal.publish_state == PENDING
+
+
 def delays(retry_for: float) -> Iterator[float]:
     """The waits before each retry: doubling from :data:`FIRST_DELAY` up to :data:`MAX_DELAY`,
     for as long as their sum stays within ``retry_for`` seconds."""

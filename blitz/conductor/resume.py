@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from blitz.conductor.goal import BLOCKED, GoalRun
-from blitz.conductor.publishing import PENDING
+from blitz.conductor.publishing import PENDING, pending
 from blitz.dag import Dag, NodeStatus
 from blitz.domain import GOAL_DONE, Attempt, AttemptState, Goal, GoalState, Task, TaskState
 from blitz.events import EventKind
@@ -37,7 +37,7 @@ def resumable(goal: Goal) -> bool:
     it is unfinished and not waiting for a person's approval, or it succeeded with publishing
     still pending."""
     if goal.state in GOAL_DONE:
-        return goal.state is GoalState.SUCCEEDED and goal.publish_state == PENDING
+        return pending(goal)
     return goal.state is not GoalState.AWAITING_APPROVAL
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterable
 import uvicorn
 
 from blitz.app import App
+from blitz.conductor import publishing
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
 from blitz.proctree import runner_alive
@@ -92,7 +93,8 @@ class Daemon:
         await self.hub.start()
         resumed = []
         for goal in await asyncio.to_thread(self.store.list_goals):
-            if goal.state in GOAL_DONE or runner_alive(goal.runner):
+            done = goal.state in GOAL_DONE and not publishing.pending(goal)
+            if done or runner_alive(goal.runner):
                 continue
             try:
                 await self.engine.resume(goal)
