@@ -28,7 +28,7 @@ from blitz.cli.live import live_view
 from blitz.cli.options import app_for, run_options
 from blitz.conductor import Engine
 from blitz.conductor.publishing import PENDING
-from blitz.conductor.resume import interrupt, resumable
+from blitz.conductor.resume import INTERRUPTED, interrupt, resumable
 from blitz.domain import GOAL_DONE, Goal, GoalState
 from blitz.errors import ConfigError, UserError
 from blitz.planner import load_plan_file
@@ -192,6 +192,8 @@ def _resumed_with(blitz: App, goal: Goal, options: RunOptions) -> Goal:
     if project is None:
         return goal  # the engine says so
     resumed = resumed_with(blitz, project, goal, options)
+    if resumed.error == INTERRUPTED:
+        resumed = resumed.evolve(error="")
     if resumed != goal:
         blitz.store.write(resumed)
     return resumed
