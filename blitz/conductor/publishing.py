@@ -19,6 +19,7 @@ from blitz.conductor.services import GoalReport, Published
 from blitz.domain import Goal, GoalState
 from blitz.errors import UserError
 from blitz.events import Event, EventKind
+from blitz.redact import redact
 
 PENDING, PUBLISHED = "pending", "published"
 """A goal's ``publish_state`` while publishing is to be retried, and once it pushed."""
@@ -84,7 +85,8 @@ def failed(run: GoalRun, exc: BaseException) -> Goal:
 
 
 def describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
+    """What went wrong, redacted: git's and GitHub's messages may quote a remote's URL."""
+    return redact(str(exc) or type(exc).__name__)
 
 
 def failure_event(run: GoalRun, exc: BaseException, *, retry_in: float | None) -> Event:
