@@ -120,8 +120,12 @@ def gather(
     portfolio: str = "",
 ) -> RunOptions:
     """The options as given on the command line."""
-    models = {"default": model, "planner": planner_model, "agent": agent_model}
-    models["judge"] = judge_model
+    models = {
+        "default": model,
+        "planner": planner_model,
+        "agent": agent_model,
+        "judge": judge_model,
+    }
     return RunOptions(
         backend=backend,
         max_parallel=max_parallel,
