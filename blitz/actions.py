@@ -31,6 +31,7 @@ from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
 from blitz.errors import ConfigError, RepositoryError, UserError
 from blitz.events import Event, EventKind
+from blitz.run_options import check_exploration
 from blitz.runner import runner_id
 from blitz.store.base import Store
 from blitz.workspace import branch_name
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
     from blitz.app import App
     from blitz.clock import Clock
     from blitz.conductor import Engine
-
-MAX_EXPLORE = 10
-"""Most best-of-N attempts per task."""
 
 IGNORED_DIRTY = frozenset({"blitz.toml"})
 """Uncommitted files that do not stop a run (blitz.toml is read from the checkout itself)."""
@@ -283,10 +281,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
     portfolio = tuple(p.strip() for p in request.portfolio if p.strip()) or (
         tuple(cfg.explore.portfolio) if cfg else ()
     )
-    if not 1 <= explore <= MAX_EXPLORE:
-        raise UserError(f"--explore must be between 1 and {MAX_EXPLORE}, not {explore}")
-    if explore_mode not in ("all", "first"):
-        raise UserError(f'the explore mode must be "all" or "first", not {explore_mode!r}')
+    check_exploration(explore, explore_mode)
     # Build the planner and the backends once now, so a missing key or a bad model name stops
     # here, before the goal is written, not later with the goal left for `blitz resume`.
     app.planner(project)
@@ -307,6 +302,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
         explore=explore if explore > 1 else 0,
         explore_mode=explore_mode,
         portfolio=portfolio if explore > 1 else (),
+        models=app.run_models(project),
     )
     _journal(app.store, goal, EventKind.GOAL_CREATED, goal.title, app.clock)
     await app.store.flush()

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
     from blitz.testing.scripted import Scenario
 
 
+MODEL_ROLES = ("planner", "recovery", "agent", "judge")
+"""The roles a model plays for a goal (and the keys of :attr:`App.models`, with "default")."""
+
+
 class App:
     def __init__(
         self,
@@ -55,8 +59,8 @@ class App:
         scenario: Scenario | None = None,
         models: Mapping[str, str] | None = None,
     ) -> None:
-        """``models`` are command-line choices by role ("default", "planner", "recovery",
-        "agent"); they win over blitz.toml and the environment."""
+        """``models`` are command-line choices by role ("default" or one of
+        :data:`MODEL_ROLES`); they win over a goal's own, blitz.toml and the environment."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.scenario = scenario
@@ -161,7 +165,7 @@ class App:
 
     # -- models ---------------------------------------------------------------------------
 
-    def default_backend(self, project: Project) -> str:
+    def default_backend(self, project: Project, goal: Goal | None = None) -> str:
         """The project's backend; when none is set, the scripted one if a scenario was given,
         else the embedded agent.
 
@@ -171,27 +175,41 @@ class App:
         if (
             self.scenario is None
             and project.backend == "scripted"
-            and self.model_name("agent", project)
+            and self.model_name("agent", project, goal)
         ):
             return "embedded"
         return project.backend or ("scripted" if self.scenario is not None else "embedded")
 
-    def model_name(self, role: str, project: Project) -> str:
-        """The model for a role ("planner", "recovery", "agent"): the command line first, then
-        the project's blitz.toml, then BLITZ_<ROLE>_MODEL and BLITZ_MODEL; "" if none."""
+    def model_name(self, role: str, project: Project, goal: Goal | None = None) -> str:
+        """The model for a role ("planner", "recovery", "agent", "judge"): the command line
+        first, then the one ``goal`` was started with, then the project's blitz.toml, then
+        BLITZ_<ROLE>_MODEL and BLITZ_MODEL; "" if none. The judge is only ever chosen by name
+        (--judge-model, ``[explore] judge``): without one, best-of-N breaks no ties by model."""
         cfg = self.config_for(project)
-        env_role = getattr(self.settings, f"{role}_model", "")
-        for candidate in (
-            self.models.get(role, ""),
-            self.models.get("default", ""),
-            getattr(cfg.models, role) if cfg else "",
-            cfg.models.default if cfg else "",
-            env_role,
-            self.settings.model,
-        ):
-            if candidate:
-                return candidate
-        return ""
+        stored = goal.model_for(role) if goal is not None else ""
+        if role == "judge":
+            candidates: tuple[str, ...] = (
+                self.models.get(role, ""),
+                stored,
+                cfg.explore.judge if cfg else "",
+            )
+        else:
+            candidates = (
+                self.models.get(role, ""),
+                self.models.get("default", ""),
+                stored,
+                getattr(cfg.models, role) if cfg else "",
+                cfg.models.default if cfg else "",
+                getattr(self.settings, f"{role}_model", ""),
+                self.settings.model,
+            )
+        return next((c for c in candidates if c), "")
+
+    def run_models(self, project: Project, goal: Goal | None = None) -> tuple[str, ...]:
+        """The models a goal runs with, as "role=provider:model", to keep with it: a resumed
+        goal runs on them whatever the resuming process was given (unless it overrides them)."""
+        named = ((role, self.model_name(role, project, goal)) for role in MODEL_ROLES)
+        return tuple(f"{role}={model}" for role, model in named if model)
 
     def providers(self) -> ProviderConfig:
         from blitz.llm.models import ProviderConfig  # pydantic-ai: only when models are used
@@ -226,14 +244,14 @@ class App:
             raise ConfigError(f"cannot read the price table {path}: {exc}") from exc
         return PriceTable.from_settings(data)
 
-    def has_planner(self, project: Project) -> bool:
+    def has_planner(self, project: Project, goal: Goal | None = None) -> bool:
         """Whether goals of this project can be planned without a plan file."""
         scripted_plan = self.scenario is not None and self.scenario.plan is not None
-        return scripted_plan or bool(self.model_name("planner", project))
+        return scripted_plan or bool(self.model_name("planner", project, goal))
 
-    def planner(self, project: Project) -> Planner:
+    def planner(self, project: Project, goal: Goal | None = None) -> Planner:
         """The model planner when a planner model is configured, else the scripted one."""
-        name = self.model_name("planner", project)
+        name = self.model_name("planner", project, goal)
         if not name:
             from blitz.testing.scripted import (
                 ScriptedPlanner,  # the fake, chosen by having no model
@@ -244,7 +262,7 @@ class App:
         from blitz.llm.planner import LLMPlanner
 
         spec = parse_model(name)
-        recovery_name = self.model_name("recovery", project) or name
+        recovery_name = self.model_name("recovery", project, goal) or name
         recovery_spec = parse_model(recovery_name)
         providers = self.providers()
         return LLMPlanner(
@@ -257,10 +275,12 @@ class App:
             recovery_spec=recovery_spec,
         )
 
-    def backend_for(self, project: Project, name: str, model: str = "") -> AgentBackend:
+    def backend_for(
+        self, project: Project, name: str, model: str = "", goal: Goal | None = None
+    ) -> AgentBackend:
         """The backend ``name`` running ``model`` ("" = its default) for ``project``; agent CLIs
         are guarded against edits outside their worktree. A ConfigError if it cannot be made."""
-        options = self.backend_options(project)
+        options = self.backend_options(project, goal)
         check_name(name, options.commands)
         if model and name == "embedded":
             options = dataclasses.replace(options, model=_provider_model(model))
@@ -274,18 +294,18 @@ class App:
 
         return SandboxedBackend(GuardedBackend(backend), options.sandbox)
 
-    def judge(self, project: Project) -> Judge | None:
+    def judge(self, project: Project, goal: Goal | None = None) -> Judge | None:
         """The model that breaks ties between passing best-of-N candidates, if one is set."""
-        cfg = self.config_for(project)
-        if cfg is None or not cfg.explore.judge:
+        name = self.model_name("judge", project, goal)
+        if not name:
             return None
         from blitz.llm.judge import ModelJudge
         from blitz.llm.models import build_model, parse_model
 
-        spec = parse_model(cfg.explore.judge)
+        spec = parse_model(name)
         return ModelJudge(build_model(spec, self.providers()), spec=spec, prices=self.prices())
 
-    def backend_options(self, project: Project) -> BackendOptions:
+    def backend_options(self, project: Project, goal: Goal | None = None) -> BackendOptions:
         cfg = self.config_for(project)
         agent = cfg.agent if cfg else None
         return BackendOptions(
@@ -295,7 +315,7 @@ class App:
             env=self.provider_env(),
             tools_dir=self.settings.home / "tools",
             scenario=self.scenario,
-            model=self.model_name("agent", project),
+            model=self.model_name("agent", project, goal),
             providers=self.providers(),
             prices=self.prices(),
             clock=self.clock,
@@ -348,16 +368,18 @@ class App:
         api_url = self.settings.github_api_url or (
             cfg.github.api_url if cfg else "https://api.github.com"
         )
-        backend = self.backend_for(project, goal.backend or self.default_backend(project))
+        backend = self.backend_for(
+            project, goal.backend or self.default_backend(project, goal), goal=goal
+        )
         made: dict[tuple[str, str], AgentBackend] = {}
 
         def backend_for(name: str, model: str) -> AgentBackend:
             if (name, model) not in made:
-                made[name, model] = self.backend_for(project, name, model)
+                made[name, model] = self.backend_for(project, name, model, goal)
             return made[name, model]
 
         return Services(
-            planner=planner or self.planner(project),
+            planner=planner or self.planner(project, goal),
             backend=backend,
             workspace=ws,
             validator=Validator(project.gates, sandbox=self.sandbox_policy(project)),
@@ -377,7 +399,8 @@ class App:
             goal_budget_usd=(cfg.budget.goal_usd or None) if cfg else None,
             project_budget_usd=(cfg.budget.project_usd or None) if cfg else None,
             backend_for=backend_for,
-            judge=self.judge(project),
+            judge=self.judge(project, goal),
+            publish_retry_for=self.settings.publish_retry_for,
             routes=tuple(
                 dict.fromkeys(
                     r

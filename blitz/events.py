@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     GOAL_FAILED = "goal.failed"
     GOAL_CANCELLED = "goal.cancelled"
     GOAL_REOPENED = "goal.reopened"
+    GOAL_INTERRUPTED = "goal.interrupted"  # its process was stopped (Ctrl-C): resume continues it
     COMMAND_REFUSED = "command.refused"  # a request from another process did not apply
 
     PLAN_CREATED = "plan.created"
@@ -75,6 +76,7 @@ class EventKind(StrEnum):
     PR_PUSHED = "pr.pushed"
     PR_OPENED = "pr.opened"
     PR_WRITTEN = "pr.written"
+    PUBLISH_FAILED = "publish.failed"  # a push or PR failed: retried later, or left pending
 
 
 @fast_init

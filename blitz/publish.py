@@ -1,21 +1,30 @@
 """The end of a goal: push its branch and open a pull request, or write the description to a file.
 
 Publishing is idempotent so a resumed goal can publish again: pushing the same branch head is a
-no-op, and an open pull request for the branch is found rather than opened twice.
+no-op, and an open pull request for the branch is found rather than opened twice. A push refused
+for its credentials (like GitHub refusing the token) is a :class:`~blitz.errors.ConfigError`
+that says what to fix: trying again would not help until a person does.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blitz import pr
+from blitz import actions, pr
 from blitz.conductor import GoalReport, Published
-from blitz.domain import TaskState
+from blitz.conductor.publishing import PENDING
+from blitz.domain import Goal, GoalState, TaskState
+from blitz.errors import ConfigError, GitError
 from blitz.integrations.github import GitHubClient, open_or_find_pr, parse_github_remote
+from blitz.proctree import runner_alive
+from blitz.runner import runner_id
 
 if TYPE_CHECKING:
+    from blitz.app import App
+    from blitz.conductor import Engine
     from blitz.workspace import Workspace
 
 
@@ -66,7 +75,16 @@ class Publisher:
             return Published(
                 description_path=str(path), note=f"remote {project.remote!r} does not exist"
             )
-        await self._ws.push(project.remote, goal.branch)
+        try:
+            await self._ws.push(project.remote, goal.branch)
+        except GitError as exc:
+            if _CREDENTIALS.search(str(exc)):
+                raise ConfigError(
+                    f"git push was refused: check the credentials of remote {project.remote!r} "
+                    f"({url}): a credential helper, an SSH key or a token with write access. "
+                    f"{exc}"
+                ) from exc
+            raise
         self._fault("after_push")
         if parse_github_remote(url) is None:
             return Published(
@@ -88,3 +106,33 @@ class Publisher:
                 base=goal.base_branch,
             )
         return Published(pr_url=pr_url, description_path=str(path), pushed=True)
+
+
+async def publish_again(app: App, engine: Engine, key: str) -> Goal:
+    """Take on a succeeded goal to publish it once more (after its publishing failed): it is
+    marked pending and resumed in ``engine``, whose run publishes it. A Conflict when the goal
+    did not succeed or another process is publishing it."""
+    goal = actions.goal_of(app.store, key)
+    elsewhere = goal.runner != runner_id() and runner_alive(goal.runner)
+    if goal.state is GoalState.FINISHING and not elsewhere:
+        raise actions.Conflict(f"goal {goal.id} stopped while publishing: resume it instead")
+    if goal.state is not GoalState.SUCCEEDED:
+        raise actions.Conflict(
+            f"goal {goal.id} is {goal.state.value}: only a goal whose tasks all succeeded is "
+            "published"
+        )
+    if goal.id in engine.runs or (goal.publish_state == PENDING and elsewhere):
+        raise actions.Conflict(f"goal {goal.id} is being published ({goal.runner})")
+    pending = goal.evolve(publish_state=PENDING)
+    app.store.write(pending)
+    await engine.resume(pending)
+    return pending
+
+
+_CREDENTIALS = re.compile(
+    r"authentication failed|could not read (username|password)|terminal prompts disabled"
+    r"|permission denied \(publickey|invalid username or password|access denied"
+    r"|returned error: 40[13]|permission to \S+ denied|bad credentials",
+    re.IGNORECASE,
+)
+"""What git says when a remote refuses who is pushing (HTTPS and SSH, GitHub and others)."""

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     )
     github_api_url: str = ""
     """Overrides the project's GitHub API URL (GitHub Enterprise, or a fake in tests)."""
+    publish_retry_for: float = Field(default=300.0, ge=0)
+    """Seconds a process keeps retrying a failed push or pull request (with backoff) before
+    it leaves the goal succeeded with publishing pending (``blitz publish`` retries it)."""
 
     model: str = ""
     """Default model for every role, as provider:model (``BLITZ_MODEL``)."""

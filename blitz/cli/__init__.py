@@ -22,6 +22,7 @@ from blitz.cli import (  # noqa: F401 - each module adds its commands to the app
     init,
     plan,
     projects,
+    publish,
     run,
     serve,
     status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -24,14 +25,20 @@ from blitz.cli.common import (
     token_option,
 )
 from blitz.cli.live import live_view
+from blitz.cli.options import app_for, run_options
+from blitz.conductor import Engine
 from blitz.conductor.ownership import GoalTaken
-from blitz.domain import GOAL_DONE, GoalState
+from blitz.conductor.publishing import PENDING
+from blitz.conductor.resume import INTERRUPTED, interrupt, resumable
+from blitz.domain import GOAL_DONE, Goal, GoalState
 from blitz.errors import ConfigError, UserError
 from blitz.planner import load_plan_file
+from blitz.run_options import RunOptions, resumed_with
 from blitz.store.leases import orphaned
 
 
 @app.command()
+@run_options
 def run(
     goal: str = typer.Argument(..., help="What you want done, in plain words."),
     repo: Path = typer.Option(
@@ -40,54 +47,30 @@ def run(
     plan: Path | None = typer.Option(
         None, "--plan", help="Run this plan file (YAML or JSON) instead of planning."
     ),
-    backend: str = typer.Option("", "--backend", help="Agent backend (default: the project's)."),
-    max_parallel: int = typer.Option(
-        0, "--max-parallel", min=0, help="Tasks at once for this goal."
-    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON, no live view."),
     allow_dirty: bool = typer.Option(
         False, "--allow-dirty", help="Go ahead despite uncommitted changes (they are not used)."
     ),
-    scenario: str = typer.Option(
-        "", "--scenario", help="Scenario file for the scripted planner and backend."
-    ),
-    model: str = typer.Option(
-        "",
-        "--model",
-        help="Model for every role, as provider:model (e.g. anthropic:claude-sonnet-4-6).",
-    ),
-    planner_model: str = typer.Option(
-        "", "--planner-model", help="Model for planning (and recovery), if not --model's."
-    ),
-    explore: int = typer.Option(
-        0, "--explore", min=0, max=10, help="Best of N: attempts of every task in parallel."
-    ),
-    explore_mode: str = typer.Option(
-        "", "--explore-mode", help='"all" (wait for every attempt) or "first" (first to pass).'
-    ),
-    portfolio: str = typer.Option(
-        "",
-        "--portfolio",
-        help='Backends to spread the attempts over, e.g. "claude-code:sonnet,codex".',
-    ),
     server: str = server_option(),
     token: str = token_option(),
+    *,
+    options: RunOptions,
 ) -> None:
     """Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."""
     request = GoalRequest(
         title=goal,
-        backend=backend,
-        max_parallel=max_parallel,
+        backend=options.backend,
+        max_parallel=options.max_parallel,
         allow_dirty=allow_dirty,
-        explore=explore,
-        explore_mode=explore_mode,
-        portfolio=tuple(part.strip() for part in portfolio.split(",") if part.strip()),
+        explore=options.explore,
+        explore_mode=options.explore_mode,
+        portfolio=options.portfolio,
     )
     if server:
-        if scenario or model or planner_model:
+        if options.scenario or options.models:
             raise UserError(
-                "--scenario, --model and --planner-model are the daemon's settings (give them to "
-                "`blitz serve` or put them in blitz.toml), not --server's"
+                "--scenario and the models are the daemon's settings (set them where it runs: "
+                "BLITZ_MODEL and the like, or [models] in blitz.toml), not --server's"
             )
         from blitz.cli.remote import run_remote  # the HTTP client, only when asked for
 
@@ -95,8 +78,7 @@ def run(
         raise typer.Exit(code)
     if plan is not None:
         request = dataclasses.replace(request, plan=partial(load_plan_file, plan))
-    blitz = make_app(scenario_path=scenario, model=model, planner_model=planner_model)
-    code = asyncio.run(_run(blitz, repo, request, json_out))
+    code = asyncio.run(_run(app_for(options), repo, request, json_out))
     raise typer.Exit(code)
 
 
@@ -116,7 +98,7 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
                 f"goal [bold]{goal.id}[/] on {project.name} ({project.path}), branch {goal.branch}"
             )
         async with live_view(engine, [goal.id], enabled=not json_out):
-            finished = await engine.run()
+            finished = await drive(engine)
         if goal.id not in finished:
             reason = engine.blocked().get(goal.id, "paused")
             raise ConfigError(
@@ -127,38 +109,38 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
         final = finished[goal.id]
         if goal.id in engine.user_errors:
             raise engine.user_errors[goal.id]
-        report(blitz, final, json_out=json_out)
-        return 0 if final.state is GoalState.SUCCEEDED else 1
+        return 0 if reported(blitz, final, json_out) else 1
     finally:
         await blitz.aclose()
 
 
 @app.command()
+@run_options
 def resume(
     json_out: bool = typer.Option(False, "--json", help="Print results as JSON, no live view."),
-    scenario: str = typer.Option("", "--scenario", help="Scenario file for the scripted fakes."),
+    *,
+    options: RunOptions,
 ) -> None:
-    """Continue every unfinished goal whose process is gone (after a crash or a kill)."""
-    code = asyncio.run(_resume(json_out, scenario))
+    """Continue every unfinished goal whose process is gone (after a crash or a kill), as it
+    was started; the options given here override how it was started, for good."""
+    code = asyncio.run(_resume(json_out, options))
     raise typer.Exit(code)
 
 
-async def _resume(json_out: bool, scenario: str) -> int:
-    blitz = make_app(scenario_path=scenario)
+async def _resume(json_out: bool, options: RunOptions) -> int:
+    blitz = app_for(options)
     try:
-        unfinished = [
-            g
-            for g in blitz.store.list_goals()
-            if g.state not in GOAL_DONE and g.state is not GoalState.AWAITING_APPROVAL
-        ]
+        unfinished = [g for g in blitz.store.list_goals() if resumable(g)]
         # Claimed one by one (a compare-and-swap each): of several processes resuming at once,
-        # each goal goes to one.
+        # each goal goes to one. The options given here are stored once the goal is ours.
         engine, orphans = blitz.engine(), []
         for g in unfinished:
             lease = blitz.store.lease(g.id)
             if not orphaned(g, lease, owner=engine.ownership.owner, ttl=engine.ownership.ttl):
                 continue
             try:
+                g = _resumed_with(blitz, engine.ownership.take(g), options)
+                await blitz.store.flush()
                 await engine.resume(g)
             except GoalTaken:
                 continue
@@ -173,16 +155,58 @@ async def _resume(json_out: bool, scenario: str) -> int:
             return 0
         ids = [g.id for g in orphans]
         async with live_view(engine, ids, enabled=not json_out):
-            finished = await engine.run()
+            finished = await drive(engine)
         ok = True
         for goal_id in ids:
             final = finished.get(goal_id) or blitz.store.get_goal(goal_id)
             assert final is not None
-            ok = ok and final.state is GoalState.SUCCEEDED
-            report(blitz, final, json_out=json_out)
+            ok = reported(blitz, final, json_out) and ok
         return 0 if ok else 1
     finally:
         await blitz.aclose()
+
+
+def reported(blitz: App, goal: Goal, json_out: bool) -> bool:
+    """Print how ``goal`` ended; whether it did all it was asked (its pull request too)."""
+    report(blitz, goal, json_out=json_out)
+    if goal.publish_state == PENDING and not json_out:
+        out.print(
+            f"  [yellow]publishing pending[/] after {goal.publish_attempts} tries: "
+            f"{goal.publish_error}\n  `blitz publish {goal.id}` tries again"
+        )
+    return goal.state is GoalState.SUCCEEDED and goal.publish_state != PENDING
+
+
+async def drive(engine: Engine) -> dict[str, Goal]:
+    """Run the engine; on Ctrl-C (the run is cancelled) record its goals as interrupted and
+    say how to continue them, before the command exits with 130."""
+    try:
+        return await engine.run()
+    except asyncio.CancelledError:
+        runs = list(engine.runs.values())
+        for run in runs:
+            interrupt(run)
+        await engine.store.flush()
+        for run in runs:
+            print(
+                f"goal {run.goal.id} interrupted: continue it with `blitz resume`",
+                file=sys.stderr,
+                flush=True,
+            )
+        raise
+
+
+def _resumed_with(blitz: App, goal: Goal, options: RunOptions) -> Goal:
+    """``goal`` as it resumes: with the options given to ``resume`` over its own, stored."""
+    project = blitz.store.get_project(goal.project_id)
+    if project is None:
+        return goal  # the engine says so
+    resumed = resumed_with(blitz, project, goal, options)
+    if resumed.error == INTERRUPTED:
+        resumed = resumed.evolve(error="")
+    if resumed != goal:
+        blitz.store.write(resumed)
+    return resumed
 
 
 @app.command()

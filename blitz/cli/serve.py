@@ -39,16 +39,18 @@ def serve(
     tokens = TokenStore.of_home(blitz.settings.home)
     try:
         hold_home(blitz.settings.home)  # a second daemon on this data directory stops here
-        made = tokens.ensure()
         sock = listen(host, port)
     except BaseException:
         blitz.store.close()
         raise
-    daemon = Daemon(blitz, tokens=tokens, grace=grace, cors_origins=cors_origin)
+    # Made only once the daemon has its port: a token made by a start that fails would be
+    # kept (hashed) and never shown, and the next start would not make one.
+    made = tokens.ensure()
+    shown = False
 
-    def ready(resumed: list[Goal]) -> None:
-        # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
-        print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
+    def show_token() -> None:
+        nonlocal shown
+        shown = True
         if made:
             print(f"token: {made}", flush=True)
             print(
@@ -57,10 +59,21 @@ def serve(
             )
         else:
             print(f"token: kept hashed in {tokens.path}; `blitz token` makes a new one", flush=True)
+
+    daemon = Daemon(blitz, tokens=tokens, grace=grace, cors_origins=cors_origin)
+
+    def ready(resumed: list[Goal]) -> None:
+        # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
+        print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
+        show_token()
         for goal in resumed:
             print(f"resuming {goal.id} ({goal.state.value}): {goal.title}", flush=True)
 
-    code = asyncio.run(daemon.serve(sock, ready=ready))
+    try:
+        code = asyncio.run(daemon.serve(sock, ready=ready))
+    finally:
+        if made and not shown:  # the start failed after the token was made: show it anyway
+            show_token()
     print("blitz daemon stopped; unfinished goals resume on its next start", flush=True)
     raise typer.Exit(code)
 

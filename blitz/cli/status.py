@@ -8,7 +8,9 @@ import typer
 from rich.table import Table
 
 from blitz.cli.common import app, make_app, out, print_json, styled
-from blitz.domain import Attempt, TaskState, Usage
+from blitz.conductor.publishing import PENDING
+from blitz.conductor.resume import INTERRUPTED
+from blitz.domain import Attempt, Goal, TaskState, Usage
 from blitz.errors import UserError
 
 
@@ -51,6 +53,7 @@ def status(
                             "cost_usd": c,
                             "created_at": g.created_at,
                             "pr": g.pr_url,
+                            "publish_state": g.publish_state,
                         }
                         for g, t, c in rows
                     ]
@@ -69,7 +72,7 @@ def status(
                 table.add_row(
                     g.id,
                     projects.get(g.project_id, "?"),
-                    styled(g.state.value),
+                    _state(g),
                     f"{done}/{len(tasks)}",
                     f"${cost:.2f}",
                     _age(g.created_at),
@@ -93,6 +96,12 @@ def status(
                     "base": found.base_branch,
                     "error": found.error,
                     "pr": found.pr_url,
+                    "publish": {
+                        "state": found.publish_state,
+                        "error": found.publish_error,
+                        "attempts": found.publish_attempts,
+                    },
+                    "models": dict(m.split("=", 1) for m in found.models),
                     "tasks": [
                         {
                             "id": t.id,
@@ -140,12 +149,19 @@ def status(
                 }
             )
             return
-        out.print(f"[bold]{found.title}[/]  {found.id}  {styled(found.state.value)}")
+        out.print(f"[bold]{found.title}[/]  {found.id}  {_state(found)}")
         out.print(f"branch {found.branch} from {found.base_branch}")
+        if found.models:
+            out.print("models: " + ", ".join(m.replace("=", " ", 1) for m in found.models))
         if found.error:
             out.print(f"[red]{found.error}[/]")
         if found.pr_url:
             out.print(f"pull request: {found.pr_url}")
+        if found.publish_state == PENDING:
+            out.print(
+                f"[yellow]publishing pending[/] after {found.publish_attempts} tries: "
+                f"{found.publish_error}\n`blitz publish {found.id}` tries again"
+            )
         table = Table(header_style="bold")
         for col in ("task", "state", "attempts", "commit", "depends on", "title / reason"):
             table.add_column(col)
@@ -178,6 +194,16 @@ def status(
         )
     finally:
         blitz.store.close()
+
+
+def _state(goal: Goal) -> str:
+    """A goal's state as shown: with its publishing pending, or its process interrupted."""
+    shown = styled(goal.state.value)
+    if goal.publish_state == PENDING:
+        shown += ", [yellow]publishing pending[/]"
+    if goal.error == INTERRUPTED:
+        shown += ", [yellow]interrupted[/]"
+    return shown
 
 
 def _candidates(attempts: list[Attempt]) -> None:

@@ -399,6 +399,10 @@ class GoalRun:
 
     def end(self, end: End) -> None:
         """Record the goal's end with its events."""
+        if self.goal.state is end.state and end.state in DONE_GOALS:
+            # It had ended already: publishing was retried (blitz publish, resume).
+            self.journal.write(self.goal, events=list(end.events))
+            return
         if self.goal.state is not end.state:
             self.goal = self.goal.evolve(
                 state=end.state, error=end.error, finished_at=self.journal.clock.time()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from blitz.clock import Clock
 from blitz.conductor.jobs import AttemptJob, Job
+from blitz.conductor.publishing import pending as publishing_pending
 from blitz.domain import GOAL_DONE, AttemptState, Goal
 from blitz.errors import UserError
 from blitz.store.base import Store
@@ -71,7 +72,7 @@ class Ownership:
         it before may have moved it on (even ended it) since ``goal`` was read."""
         self.claim(goal.id)
         now = self.store.get_goal(goal.id) or goal
-        if now.state in GOAL_DONE:
+        if now.state in GOAL_DONE and not publishing_pending(now):
             self._claimed.discard(goal.id)
             self.store.release(goal.id)
             raise GoalTaken(f"goal {goal.id} already ended ({now.state.value})")

@@ -14,10 +14,31 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from blitz.conductor.goal import BLOCKED, GoalRun
+from blitz.conductor.publishing import PENDING, pending
 from blitz.dag import Dag, NodeStatus
-from blitz.domain import Attempt, AttemptState, GoalState, Task, TaskState
+from blitz.domain import GOAL_DONE, Attempt, AttemptState, Goal, GoalState, Task, TaskState
 from blitz.events import EventKind
 from blitz.executors.base import worktree_name
+
+INTERRUPTED = "interrupted (Ctrl-C): `blitz resume` continues it"
+"""The error of a goal whose process was stopped by a person, until it is resumed."""
+
+
+def interrupt(run: GoalRun) -> None:
+    """Record that the process driving ``run`` is stopping on a person's request: the goal
+    keeps its state and is nobody's any more, so ``blitz resume`` takes it over at once."""
+    run.goal = run.goal.evolve(error=INTERRUPTED, runner="")
+    event = run.event(EventKind.GOAL_INTERRUPTED, f"{INTERRUPTED} (it was {run.goal.state})")
+    run.journal.write(run.goal, events=[event])
+
+
+def resumable(goal: Goal) -> bool:
+    """Whether ``blitz resume`` (or a daemon's start) takes ``goal`` on when nobody drives it:
+    it is unfinished and not waiting for a person's approval, or it succeeded with publishing
+    still pending."""
+    if goal.state in GOAL_DONE:
+        return pending(goal)
+    return goal.state is not GoalState.AWAITING_APPROVAL
 
 
 @dataclass(slots=True)
@@ -32,14 +53,18 @@ class Resumed:
 
 async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
     """Settle a goal's stored records against its goal branch and rebuild its graph."""
+    if run.goal.error == INTERRUPTED:
+        run.goal = run.goal.evolve(error="")
+        run.journal.write(run.goal)
     goal, ws, store = run.goal, run.services.workspace, run.journal.store
     run.baseline = store.load_baseline(goal.id)
     committed: dict[str, str] = {}
     if ws is not None and goal.branch:
         committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
     run.usage = store.usage(goal.id) + goal.usage
-    for a in store.load_attempts(goal.id, states=[AttemptState.RUNNING]):
-        run.journal.write(a.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped"))
+    running = store.load_attempts(goal.id, states=[AttemptState.RUNNING])
+    for a in running:
+        run.journal.write(landed(a, running, committed, run.journal.clock.time()))
     if ws is not None:
         # Every worktree of this goal is stale now, including any whose attempt never
         # reached the store: they are named after the goal.
@@ -58,7 +83,7 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
         else:
             kind, note = EventKind.TASK_REQUEUED, "re-queued: its attempt was interrupted"
         run.journal.write(t, events=[run.event(kind, note, task=t)])
-    if goal.state is GoalState.FINISHING:
+    if goal.state is GoalState.FINISHING or goal.publish_state == PENDING:
         return Resumed(publish=True)
     if goal.state is GoalState.AWAITING_APPROVAL:
         return Resumed(waiting=True)
@@ -73,6 +98,20 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
             if attempts and attempts[-1].id not in recovered:
                 resumed.unrecovered.append((t, attempts[-1]))
     return resumed
+
+
+def landed(
+    attempt: Attempt, running: list[Attempt], committed: dict[str, str], now: float
+) -> Attempt:
+    """A running attempt's end: succeeded if its task's commit is on the goal branch and it is
+    the one that made it (the only attempt of the task still running, or one already known to
+    have made that commit), else crashed by the stop. Best-of-N candidates running side by side
+    cannot be told apart from the trailers: they stay crashed."""
+    commit = committed.get(attempt.task_id, "")
+    mine = [a for a in running if a.task_id == attempt.task_id]
+    if commit and (len(mine) == 1 or attempt.commit == commit):
+        return attempt.evolve(state=AttemptState.SUCCEEDED, commit=commit, finished_at=now)
+    return attempt.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
 
 
 def rebuild(run: GoalRun, tasks: list[Task], committed: dict[str, str]) -> list[Task]:

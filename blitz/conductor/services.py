@@ -49,6 +49,7 @@ class Services:
     judge: Judge | None = None  # breaks ties between passing best-of-N candidates
     routes: tuple[str, ...] = ()  # backends ("name" or "name:model") a planner may send tasks to
     executor: Executor = field(default_factory=executors.load)  # where attempts run
+    publish_retry_for: float = 300.0  # seconds of retrying a failed publish before leaving it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,7 +32,7 @@ _SCHEMES = frozenset({"https", "http", "ssh", "git", "git+ssh", "ssh+git"})
 _TOKEN_HELP = (
     "Create a token with read and write access to pull requests (fine-grained: 'Pull requests: "
     "Read and write' and 'Contents: Read' on the repository; classic: the 'repo' scope) and "
-    "configure blitz with it."
+    "set it as GITHUB_TOKEN (or BLITZ_GITHUB_TOKEN) where blitz runs."
 )
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import uvicorn
 
 from blitz.app import App
+from blitz.conductor import publishing
 from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
@@ -111,7 +112,8 @@ class Daemon:
         taken = []
         for goal in await asyncio.to_thread(self.store.list_goals):
             engine = self.engine
-            if goal.state in GOAL_DONE or goal.id in engine.runs or goal.id in engine.finished:
+            done = goal.state in GOAL_DONE and not publishing.pending(goal)
+            if done or goal.id in engine.runs or goal.id in engine.finished:
                 continue  # (a goal this engine ended may not be flushed yet)
             if self.draining:
                 continue

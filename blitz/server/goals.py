@@ -1,5 +1,5 @@
 """Routes of goals, their tasks and attempts, and what a person may ask of a goal (cancel,
-approve or reject its plan, retry or skip a task)."""
+approve or reject its plan, retry or skip a task, publish it again)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from blitz import actions, git
 from blitz.domain import Attempt, Goal, GoalState
 from blitz.events import Event, EventKind
 from blitz.planner import parse_plan
+from blitz.publish import publish_again
 from blitz.server.inputs import ApproveIn, GoalIn, ReasonIn
 from blitz.server.problems import conflict, not_found
 from blitz.server.schemas import (
@@ -175,6 +176,17 @@ def routes(router: APIRouter, host: Host) -> None:
         host.check_open()
         reason = body.reason if body else ""
         return answer(await actions.reject(app, host.engine, goal, reason), "reject")
+
+    @router.post(
+        "/api/goals/{goal}/publish",
+        response_model=ActionOut,
+        status_code=202,
+        summary="Push a succeeded goal's branch and open its pull request again",
+    )
+    async def publish_goal(goal: str) -> ActionOut:
+        host.check_open()
+        found = await publish_again(app, host.engine, goal)
+        return ActionOut(goal_id=found.id, action="publish", applied="engine")
 
     @router.post(
         "/api/goals/{goal}/tasks/{task}/retry",

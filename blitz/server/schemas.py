@@ -123,6 +123,9 @@ class GoalOut(BaseModel):
     created_at: float
     finished_at: float
     age_seconds: float
+    publish_state: str  # "", "pending" (to be retried) or "published"
+    publish_error: str
+    publish_attempts: int
 
 
 def _goal_fields(goal: Goal, project_name: str, tasks: list[Task], spent: Usage) -> dict[str, Any]:
@@ -142,6 +145,9 @@ def _goal_fields(goal: Goal, project_name: str, tasks: list[Task], spent: Usage)
         "created_at": goal.created_at,
         "finished_at": goal.finished_at,
         "age_seconds": max(0.0, (goal.finished_at or time.time()) - goal.created_at),
+        "publish_state": goal.publish_state,
+        "publish_error": goal.publish_error,
+        "publish_attempts": goal.publish_attempts,
     }
 
 
@@ -229,6 +235,7 @@ class GoalDetailOut(GoalOut):
     driven_here: bool
     explore: int
     model: str
+    models: dict[str, str]  # by role, as the goal was started (or last resumed)
     usage: UsageOut
     planning_usage: UsageOut
     tasks: list[TaskOut]
@@ -254,6 +261,7 @@ def goal_detail(
         driven_here=driven_here,
         explore=goal.explore,
         model=goal.model,
+        models=dict(entry.split("=", 1) for entry in goal.models),
         usage=UsageOut.of(spent),
         planning_usage=UsageOut.of(goal.usage),
         tasks=[TaskOut.of(t) for t in tasks],

@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -92,6 +92,10 @@ goals = sa.Table(
     _text("explore_mode", server_default="'all'"),
     _text("portfolio", server_default="'[]'"),
     _text("model", server_default="''"),
+    _text("models", server_default="'[]'"),
+    _text("publish_state", server_default="''"),
+    _text("publish_error", server_default="''"),
+    _int("publish_attempts", server_default="0"),
     sa.Index("ix_goals_project_id", "project_id"),
 )
 tasks = sa.Table(

@@ -299,6 +299,11 @@ def test_kill_at_a_fault_point_then_resume(git_repo: Path, tmp_path: Path, point
     attempts_per_task = Counter(a["task"] for a in goal["attempts"])
     for tid in lost_writes:
         assert attempts_per_task[tid] == 1, goal["attempts"]
+    # The attempt that made each task's commit is recorded as succeeded with that commit, even
+    # when the kill came before the store heard of it.
+    for tid, task in tasks.items():
+        last = [a for a in goal["attempts"] if a["task"] == tid][-1]
+        assert (last["state"], last["commit"]) == ("succeeded", task["commit"]), last
     kinds = [e["kind"] for e in events_of(home, goal["id"])]
     assert "goal.resumed" in kinds
     assert kinds.count("goal.succeeded") == 1
