@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from blitz.backends.base import provider_of
 from blitz.breaker import BreakerBoard, Change, backend_key
 from blitz.clock import Clock
 from blitz.conductor import best_of_n
@@ -23,6 +24,7 @@ from blitz.conductor.journal import Journal
 from blitz.conductor.selection import Selection
 from blitz.conductor.spending import Spending
 from blitz.domain import Attempt, BreakerState, Task, TaskState, new_id
+from blitz.errors import BlitzError
 from blitz.events import EventKind
 from blitz.executors.base import AttemptRequest
 from blitz.router import Router, WorkItem
@@ -90,14 +92,17 @@ class Dispatch:
                     ts=now,
                 )
             )
+            backend = self._route(run, task)
             submit(
                 WorkItem(
                     goal_id=goal_id,
                     task_id=task_id,
                     project_id=project_id,
                     priority=task.priority,
-                    backend=self._route(run, task),
-                )
+                    backend=backend,
+                    provider=self._provider(run, task, backend),
+                ),
+                not_before=run.waits.pop(task_id, None),
             )
         self.journal.write(*changed, events=events)
 
@@ -111,6 +116,16 @@ class Dispatch:
             return fallback
         return name
 
+    def _provider(self, run: GoalRun, task: Task, backend: str) -> str:
+        """The model provider a task's attempt calls, so the router holds it while that
+        provider's breaker is open ("" when unknown, or spread over a best-of-N portfolio)."""
+        if (task.explore or run.goal.explore) > 1:
+            return ""
+        try:
+            return provider_of(self._backend(run, backend, task.model or run.goal.model))
+        except BlitzError:
+            return ""  # the attempt will say what is wrong with the backend
+
     def _reroute(self, backend: str) -> None:
         """A backend's breaker opened: move the queued tasks of projects with a fallback."""
         for run in list(self.runs.values()):
@@ -119,13 +134,17 @@ class Dispatch:
                 continue
             for item in self.router.withdraw(run.goal.id):
                 if item.backend == backend:
-                    item = dataclasses.replace(item, backend=fallback)
                     task = run.tasks[item.task_id]
+                    item = dataclasses.replace(
+                        item, backend=fallback, provider=self._provider(run, task, fallback)
+                    )
                     run.emit(EventKind.TASK_ROUTED, _unavailable(backend, fallback), task=task)
                 self.router.submit(item)
 
     def start_ready(self) -> None:
         """Start attempts of what the router lets start."""
+        # Changes made by model calls and agent runs since the last step (a provider's breaker).
+        self.breaker_changes(self.breakers.drain())
         taken = self.router.take()
         # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
         # that before the probe's task.started, not when the probe's outcome is recorded.
