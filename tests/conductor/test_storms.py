@@ -25,6 +25,7 @@ from engine_helpers import (
 
 from blitz.app import App
 from blitz.domain import BreakerState, GoalState, TaskState
+from blitz.llm.planner import PLAN_TOOL
 from blitz.settings import Settings
 from blitz.testing.clock import WarpClock
 from blitz.testing.model_server import ModelServer
@@ -33,6 +34,7 @@ from blitz.testing.scripted import Scenario
 KEY = "test-key-not-real-5678"
 MODEL = "anthropic:claude-sonnet-4-6"
 PROVIDER = "provider:anthropic"
+PLANNING = "You plan software work"  # in the planner's system prompt only
 
 
 def call(name: str, **args: Any) -> dict[str, Any]:
@@ -138,3 +140,31 @@ async def test_an_overload_longer_than_the_retry_budget_waits_on_the_breaker(
     assert [r.status for r in server.requests] == [529] * 7 + [200, 200]
     assert [c.tasks for c in branch_commits(repo, goal.branch)] == [("a",)]
     assert_engine_invariants(app, repo, goal)
+
+
+async def test_planning_waits_out_a_long_retry_after_instead_of_failing_the_goal(
+    tmp_path: Path, server: ModelServer
+) -> None:
+    task = {"id": "a", "title": "Write a.txt", "instructions": "Write 'done' to a.txt."}
+    plan = {"summary": "Write a.txt.", "tasks": [task]}
+    server.add(
+        {"match": PLANNING, "reply": {"tool_calls": [call(PLAN_TOOL, **plan)]}},
+        *agent_turns("a"),
+    )
+    server.fail_next(2, 429, retry_after=120, message="Rate limited: come back later")
+    settings = Settings(
+        home=tmp_path / "home", anthropic_base_url=server.anthropic_base_url, anthropic_api_key=KEY
+    )
+    app = App(settings, clock=WarpClock(200), models={"default": MODEL})
+    try:
+        repo, goal = await run_goal(app, tmp_path)
+
+        assert goal.state is GoalState.SUCCEEDED, goal.error
+        events = goal_events(app, goal.id)
+        waits = of_kind(events, "plan.waiting")
+        assert [w.data["seconds"] for w in waits] == [120, 120]
+        assert of_kind(events, "plan.created") and of_kind(events, "task.waiting") == []
+        assert [r.status for r in server.requests] == [429, 429, 200, 200, 200]
+        assert_engine_invariants(app, repo, goal)
+    finally:
+        await app.aclose()
