@@ -59,6 +59,14 @@ class ProviderCircuit:
             raise unavailable(self.breakers, self.key, provider_label(self.provider))
         return probes
 
+    def check(self) -> None:
+        """:class:`ProviderUnavailable` while the breaker is open; no probe is taken, for a
+        gate in front of calls whose runs are admitted elsewhere (the model proxy)."""
+        if self.breakers is None:
+            return
+        if self.breakers.get(self.key).retry_at() is not None:
+            raise unavailable(self.breakers, self.key, provider_label(self.provider))
+
     def judge(
         self,
         probes: list[str],
