@@ -70,6 +70,7 @@ class _Queued:
     item: WorkItem
     alive: bool = True  # False once withdrawn or taken; its heap entry is dropped lazily
     asleep: bool = False  # waiting for its time, in the sleepers' heap rather than its lane
+    wake: float = 0.0  # the monotonic time it was told to wait until, while asleep
 
 
 @dataclass(slots=True)
@@ -155,7 +156,7 @@ class Router:
         self._queued[item.goal_id][item.task_id] = queued
         self._size += 1
         if not_before is not None and not_before > self.breakers.clock.monotonic():
-            queued.asleep = True
+            queued.asleep, queued.wake = True, not_before
             heapq.heappush(self._sleepers, (not_before, self._sequence, queued))
             return
         self._line_up(queued)
@@ -202,6 +203,14 @@ class Router:
         self._size -= len(removed)
         removed.sort(key=lambda q: q.order)
         return [q.item for q in removed]
+
+    def waits(self, goal_id: str) -> dict[str, float]:
+        """The goal's queued items still told to wait: task id -> until when (monotonic)."""
+        return {
+            task_id: queued.wake
+            for task_id, queued in self._queued.get(goal_id, {}).items()
+            if queued.asleep
+        }
 
     def take(self) -> list[WorkItem]:
         """Pop every item that may start now, best first, and mark them running."""

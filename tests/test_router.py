@@ -151,6 +151,19 @@ def test_a_waiting_item_can_be_withdrawn_and_then_never_starts(
     assert ids(router.take()) == ["t"]
 
 
+def test_the_waits_of_a_goals_queued_items_can_be_read(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    router.submit(item("waits"), not_before=clock.monotonic() + 30)
+    router.submit(item("ready"))
+    assert router.waits("g") == {"waits": clock.monotonic() + 30}
+    assert router.waits("other") == {}
+    clock.advance(30)
+    router.take()
+    assert router.waits("g") == {}
+
+
 def test_a_waiting_item_then_waits_for_its_providers_breaker(
     board: BreakerBoard, clock: ManualClock
 ) -> None:

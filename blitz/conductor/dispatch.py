@@ -132,6 +132,7 @@ class Dispatch:
             fallback = run.project.fallback_backend
             if not fallback or fallback == backend:
                 continue
+            waits = self.router.waits(run.goal.id)
             for item in self.router.withdraw(run.goal.id):
                 if item.backend == backend:
                     task = run.tasks[item.task_id]
@@ -139,7 +140,9 @@ class Dispatch:
                         item, backend=fallback, provider=self._provider(run, task, fallback)
                     )
                     run.emit(EventKind.TASK_ROUTED, _unavailable(backend, fallback), task=task)
-                self.router.submit(item)
+                    # It waited for the old backend's provider; the fallback's breaker decides.
+                    waits.pop(item.task_id, None)
+                self.router.submit(item, not_before=waits.get(item.task_id))
 
     def start_ready(self) -> None:
         """Start attempts of what the router lets start."""
