@@ -24,7 +24,6 @@ from blitz.conductor.journal import Journal
 from blitz.conductor.selection import Selection
 from blitz.conductor.spending import Spending
 from blitz.domain import Attempt, BreakerState, Task, TaskState, new_id
-from blitz.errors import BlitzError
 from blitz.events import EventKind
 from blitz.executors.base import AttemptRequest
 from blitz.router import Router, WorkItem
@@ -123,8 +122,8 @@ class Dispatch:
             return ""
         try:
             return provider_of(self._backend(run, backend, task.model or run.goal.model))
-        except BlitzError:
-            return ""  # the attempt will say what is wrong with the backend
+        except Exception:  # the attempt will say what is wrong with the backend
+            return ""
 
     def _reroute(self, backend: str) -> None:
         """A backend's breaker opened: move the queued tasks of projects with a fallback."""
