@@ -111,6 +111,30 @@ async def test_a_long_retry_after_parks_the_task_until_then_and_the_goal_succeed
     assert_engine_invariants(app, repo, goal)
 
 
+async def test_a_storm_of_short_retry_afters_longer_than_the_retry_budget_is_waited_out(
+    app: App, server: ModelServer, tmp_path: Path
+) -> None:
+    server.add(*agent_turns("a"))
+    # Each 429 asks for 2 s, waited inside the call; nine in a row outlast an attempt's tries
+    # and open the provider's breaker for the 2 s asked, again and again.
+    server.fail_next(9, 429, retry_after=2, message="Rate limited")
+
+    repo, goal = await run_goal(app, tmp_path)
+
+    assert goal.state is GoalState.SUCCEEDED, goal.error
+    (task,) = app.store.load_tasks(goal.id)
+    assert (task.state, task.crashes) == (TaskState.SUCCEEDED, 0)
+    events = goal_events(app, goal.id)
+    assert of_kind(events, "task.crashed") == [] and of_kind(events, "task.failed") == []
+    assert of_kind(events, "task.waiting", "a")
+    opened = [e for e in app.store.events(limit=100_000) if e.kind == "breaker.opened"]
+    assert opened and all(e.data["key"] == PROVIDER for e in opened)
+    (record,) = [b for b in app.store.load_breakers() if b.key == PROVIDER]
+    assert record.state is BreakerState.CLOSED
+    assert [r.status for r in server.requests] == [429] * 9 + [200, 200]
+    assert_engine_invariants(app, repo, goal)
+
+
 async def test_an_overload_longer_than_the_retry_budget_waits_on_the_breaker(
     app: App, server: ModelServer, tmp_path: Path
 ) -> None:
