@@ -73,14 +73,6 @@ class RetryPolicy:
         return self.backoff(self.max_attempts + 1)
 
 
-def outage_wait(exc: BaseException, policy: RetryPolicy) -> float | None:
-    """Seconds to wait before trying again after ``exc``, if it is an :class:`Outage`; None if it
-    is not (the caller handles it as it would any other error)."""
-    if not isinstance(exc, Outage):
-        return None
-    return policy.wait(exc.retry_after)
-
-
 async def wait_out(
     call: Callable[[], Awaitable[T]],
     *,

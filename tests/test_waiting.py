@@ -8,7 +8,7 @@ import pytest
 
 from blitz.errors import RunError
 from blitz.testing.clock import ManualClock
-from blitz.waiting import Outage, RetryPolicy, outage_wait, wait_out
+from blitz.waiting import Outage, RetryPolicy, wait_out
 
 
 def test_backoff_doubles_up_to_the_limit_scaled_by_jitter() -> None:
@@ -29,12 +29,10 @@ def test_work_waits_the_providers_retry_after_of_any_length_else_the_next_backof
     assert policy.wait(None) == policy.backoff(5) == 16.0
 
 
-def test_only_an_outage_is_waited_for() -> None:
-    policy = RetryPolicy()
-    assert outage_wait(Outage("rate limited", retry_after=30.0), policy) == 30.0
-    assert outage_wait(Outage("down"), policy) == policy.wait(None)
-    assert outage_wait(RunError("disk full"), policy) is None
-    assert Outage("down").retryable
+def test_an_outage_is_a_retryable_run_error_that_says_how_long() -> None:
+    outage = Outage("rate limited", retry_after=30.0)
+    assert isinstance(outage, RunError) and outage.retryable and outage.retry_after == 30.0
+    assert Outage("down").retry_after is None
 
 
 def test_policies_are_checked() -> None:
