@@ -7,9 +7,12 @@ up to ``max_delay``); once the call gives up, :meth:`RetryPolicy.wait` says how 
 waits before it is tried again (the provider's ``Retry-After``, of any length, else the next step
 of the same backoff).
 
-Used by the model calls (:func:`blitz.llm.retries.call_with_retries`), by the engine, which parks
-a task whose attempt ended in an outage (:class:`blitz.backends.base.AgentResult.unavailable`),
-by the planning jobs (:func:`wait_out`) and by the model proxy. Core code: no SDK is imported.
+Used by the model calls of the planner and the embedded agent
+(:func:`blitz.llm.retries.call_with_retries`), by the engine, which parks a task whose attempt
+ended in an outage (:attr:`blitz.backends.base.AgentResult.unavailable`), and by the planning
+jobs (:func:`wait_out`). The model proxy and the agent CLIs behind it share the provider's
+breaker, which a ``Retry-After`` keeps open that long (:mod:`blitz.breaker`). Core code: no SDK
+is imported.
 """
 
 from __future__ import annotations
