@@ -9,6 +9,8 @@ Breakers track time on the monotonic clock while running and persist ``opened_at
 time (a :class:`~blitz.domain.BreakerRecord`), converting between the two on restore. Every state
 change is returned as a :class:`Change` so the caller can emit an event and persist the record;
 the one change that happens just by time passing (open -> half-open) is collected by ``poll``.
+Callers outside the engine (model calls, agent runs, the model proxy) ``note`` their changes on
+the board, and the engine ``drain``s them each step, so every change of every key is recorded.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def project_key(project_id: str) -> str:
 def backend_key(name: str) -> str:
     """The key of an agent backend's breaker."""
     return f"backend:{name}"
+
+
+def provider_key(name: str) -> str:
+    """The key of a model provider's breaker (``anthropic``, ``openai``...)."""
+    return f"provider:{name}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +66,8 @@ class Change:
 
 
 class Breaker:
-    """One circuit breaker, keyed ``global``, ``project:<id>`` or ``backend:<name>``.
+    """One circuit breaker, keyed ``global``, ``project:<id>``, ``backend:<name>`` or
+    ``provider:<name>``.
 
     Outcomes reported while open are ignored (they belong to work started before it opened, and
     must not extend the cooldown); any outcome reported while half-open decides the probe.
@@ -174,9 +182,10 @@ class Breaker:
         self._note()
         return change
 
-    def record_failure(self, error: str = "") -> Change | None:
+    def record_failure(self, error: str = "", retry_after: float | None = None) -> Change | None:
         """The machinery broke: count it, and open the breaker at the threshold or on a failed
-        probe."""
+        probe. ``retry_after``: the failing party said when to come back (a provider's
+        ``Retry-After``); an opening breaker stays open that long instead of its cooldown."""
         state = self.state
         if error:
             self._last_error = error
@@ -184,9 +193,9 @@ class Breaker:
         if state is BreakerState.CLOSED:
             self._failures += 1
             if self._failures >= self.policy.threshold:
-                change = self._open(f"{self._failures} consecutive failures", error)
+                change = self._open(f"{self._failures} consecutive failures", error, retry_after)
         elif state is BreakerState.HALF_OPEN:
-            change = self._open("probe failed", error)
+            change = self._open("probe failed", error, retry_after)
         self._note()
         return change
 
@@ -224,10 +233,11 @@ class Breaker:
             last_error=self._last_error,
         )
 
-    def _open(self, why: str, error: str) -> Change:
+    def _open(self, why: str, error: str, retry_after: float | None = None) -> Change:
         self._probing = False
         self._opened_at = self._clock.time()
-        self._retry_at = self._clock.monotonic() + self.policy.cooldown
+        cooldown = self.policy.cooldown if retry_after is None else retry_after
+        self._retry_at = self._clock.monotonic() + cooldown
         return self._move(BreakerState.OPEN, f"{why}: {error}" if error else why)
 
     def _move(self, new: BreakerState, reason: str) -> Change:
@@ -258,6 +268,7 @@ class BreakerBoard:
         # While it is empty every breaker allows and a success changes nothing, so the router's
         # per-item calls return at once.
         self._unsettled: set[str] = set()
+        self._noted: list[Change] = []  # changes of callers outside the engine, see note()
         for record in records:
             self._breakers[record.key] = Breaker(
                 record.key, self.policy_for(record.key), clock, record, unsettled=self._unsettled
@@ -311,9 +322,12 @@ class BreakerBoard:
             breaker.allow()
         return probes
 
-    def record(self, keys: Sequence[str], ok: bool, error: str = "") -> list[Change]:
-        """Report one outcome to every key's breaker. Returns every state change of these keys in
-        order, including an unpolled open -> half-open move that preceded the outcome."""
+    def record(
+        self, keys: Sequence[str], ok: bool, error: str = "", retry_after: float | None = None
+    ) -> list[Change]:
+        """Report one outcome to every key's breaker (``retry_after``: see
+        :meth:`Breaker.record_failure`). Returns every state change of these keys in order,
+        including an unpolled open -> half-open move that preceded the outcome."""
         if ok and not self._unsettled:
             return []
         changes = []
@@ -321,9 +335,19 @@ class BreakerBoard:
             breaker = self.get(key)
             if (moved := breaker.poll()) is not None:
                 changes.append(moved)
-            change = breaker.record_success() if ok else breaker.record_failure(error)
+            change = breaker.record_success() if ok else breaker.record_failure(error, retry_after)
             if change is not None:
                 changes.append(change)
+        return changes
+
+    def note(self, changes: Iterable[Change]) -> None:
+        """Keep changes made outside the engine's own calls (by model calls, agent runs, the model
+        proxy) until the engine drains them to announce and persist them."""
+        self._noted.extend(changes)
+
+    def drain(self) -> list[Change]:
+        """The changes noted since the last drain, oldest first."""
+        changes, self._noted = self._noted, []
         return changes
 
     def release(self, keys: Sequence[str]) -> None:

@@ -34,8 +34,7 @@ def policy(settings: Settings, sandbox: SandboxConfig, proxy_socket: Path | None
 
 def model_proxy(settings: Settings, prices: PriceTable, breakers: BreakerBoard) -> ModelProxy:
     """The model proxy in front of the providers the settings name (not started yet)."""
-    from blitz.llm.breakers import breaker_key  # not at import: it loads pydantic-ai
-    from blitz.proxy import ModelProxy, Upstream
+    from blitz.proxy import ModelProxy, Upstream  # not at import: it loads pydantic-ai
 
     s = settings
     upstreams = {
@@ -51,10 +50,7 @@ def model_proxy(settings: Settings, prices: PriceTable, breakers: BreakerBoard) 
         ),
     }
 
-    def outcome(provider: str, ok: bool) -> None:
-        breakers.record([breaker_key(provider)], ok)
-
-    return ModelProxy(upstreams, prices=prices, on_outcome=outcome)
+    return ModelProxy(upstreams, prices=prices, breakers=breakers)
 
 
 def sqlite_path(url: str) -> Path | None:

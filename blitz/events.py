@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     PLAN_AWAITING_APPROVAL = "plan.awaiting_approval"
     PLAN_APPROVED = "plan.approved"
     PLAN_EDITED = "plan.edited"
+    # Planning or recovery planning waits for its model provider: data {until, reason, seconds}
+    PLAN_WAITING = "plan.waiting"
 
     TASK_READY = "task.ready"
     TASK_STARTED = "task.started"
@@ -48,6 +50,7 @@ class EventKind(StrEnum):
     TASK_RETRIED = "task.retried"  # a person asked for another attempt
     TASK_ROUTED = "task.routed"  # sent to the fallback backend while the main one is down
     TASK_EXPLORED = "task.explored"  # best-of-N: every candidate and why the winner won
+    TASK_WAITING = "task.waiting"  # its model provider is out: data {until, reason, seconds}
 
     ATTEMPT_STARTED = "attempt.started"
     ATTEMPT_FINISHED = "attempt.finished"

@@ -2,15 +2,21 @@
 
 The router decides what may start now: higher priority first, first come first served among
 equals, within a global limit, each project's limit, project pauses and the circuit breakers
-(``global``, ``project:<id>`` and ``backend:<name>``). Work held back by an open breaker waits; it
-never fails.
+(``global``, ``project:<id>``, ``backend:<name>`` and the model provider's ``provider:<name>``).
+Work held back by an open breaker waits; it never fails. An item may also be submitted to wait
+until a given time (its provider asked for that long): it joins the queue only then.
+
+A provider's breaker only gates: the router neither takes its half-open probe nor reports
+outcomes to it, because the model calls inside the attempt do both (they see each request's
+outcome, the router only the attempt's).
 
 Invariants: an item is queued, running or gone, never two of these and never twice; a ``take``
 never exceeds a limit; an item that cannot start never holds back an item that can (no
-head-of-line blocking). Items are kept in *lanes*, one heap per (project, backend): all items of a
-lane share the same limits and breakers, so either the head of a lane can start or none of it
-can. A heap of lane heads orders the lanes; a lane that cannot start is parked under the reason it
-waits for and comes back when that reason may have gone. submit, take and done are O(log n).
+head-of-line blocking). Items are kept in *lanes*, one heap per (project, backend, provider): all
+items of a lane share the same limits and breakers, so either the head of a lane can start or none
+of it can. A heap of lane heads orders the lanes; a lane that cannot start is parked under the
+reason it waits for and comes back when that reason may have gone. submit, take and done are
+O(log n).
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from blitz.breaker import GLOBAL, BreakerBoard, Change, backend_key, project_key
+from blitz.breaker import GLOBAL, BreakerBoard, Change, backend_key, project_key, provider_key
+from blitz.domain import BreakerState
 
 Outcome = Literal["succeeded", "failed", "crashed", "cancelled"]
 
 _Order = tuple[int, int]  # (-priority, sequence): smaller starts first
-_LaneId = tuple[str, str]  # (project id, backend)
-_Reason = tuple[Literal["paused", "full", "breaker"], str]  # and the project id or breaker key
+_LaneId = tuple[str, str, str]  # (project id, backend, provider)
+# Why a lane waits, and the project id or breaker key: "probe" is a provider whose breaker is
+# half-open while an item of it runs (its model calls hold the one probe; the others would only be
+# refused).
+_Reason = tuple[Literal["paused", "full", "breaker", "probe"], str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,10 +48,18 @@ class WorkItem:
     project_id: str
     priority: int = 0
     backend: str = ""
+    provider: str = ""  # the model provider the backend calls for this task ("" = none known)
 
     @property
     def breaker_keys(self) -> tuple[str, ...]:
-        """The breakers that must allow this item to start, and that its outcome is reported to."""
+        """The breakers that must allow this item to start: those its outcome is reported to
+        (:attr:`reported_keys`) and its provider's."""
+        keys = self.reported_keys
+        return (*keys, provider_key(self.provider)) if self.provider else keys
+
+    @property
+    def reported_keys(self) -> tuple[str, ...]:
+        """The breakers the router admits this item through and reports its outcome to."""
         keys = (GLOBAL, project_key(self.project_id))
         return (*keys, backend_key(self.backend)) if self.backend else keys
 
@@ -51,12 +69,15 @@ class _Queued:
     order: _Order
     item: WorkItem
     alive: bool = True  # False once withdrawn or taken; its heap entry is dropped lazily
+    asleep: bool = False  # waiting for its time, in the sleepers' heap rather than its lane
+    wake: float = 0.0  # the monotonic time it was told to wait until, while asleep
 
 
 @dataclass(slots=True)
 class _Lane:
     id: _LaneId
-    keys: tuple[str, ...]
+    keys: tuple[str, ...]  # every breaker that gates the lane
+    reported: tuple[str, ...]  # those the router admits through and reports outcomes to
     heap: list[tuple[int, int, _Queued]] = field(default_factory=list)
     size: int = 0  # live items in the heap
     entry: _Order | None = None  # the order of this lane's one valid entry in the heads heap
@@ -71,7 +92,7 @@ class _Lane:
 @dataclass(frozen=True, slots=True)
 class _Running:
     item: WorkItem
-    keys: tuple[str, ...]  # the item's breaker keys (its lane's)
+    keys: tuple[str, ...]  # the breakers its outcome is reported to (its lane's)
     probes: tuple[str, ...]  # breaker keys whose half-open probe this item holds
 
 
@@ -101,6 +122,9 @@ class Router:
         self._running_for: dict[str, int] = defaultdict(int)
         self._limits: dict[str, int] = {}
         self._paused: set[str] = set()
+        self._sleepers: list[tuple[float, int, _Queued]] = []  # (wake time, sequence, item)
+        self._running_on: dict[str, int] = defaultdict(int)  # provider key -> items running
+        self._probe_waits: set[str] = set()  # provider keys that lanes are parked on ("probe")
 
     # -- projects
 
@@ -121,20 +145,39 @@ class Router:
 
     # -- the queue
 
-    def submit(self, item: WorkItem) -> None:
-        """Queue a ready item. A task may be queued or running only once at a time."""
+    def submit(self, item: WorkItem, *, not_before: float | None = None) -> None:
+        """Queue a ready item; with ``not_before`` (a monotonic time) it waits until then before
+        it may start. A task may be queued or running only once at a time."""
         ident = (item.goal_id, item.task_id)
         if item.task_id in self._queued.get(item.goal_id, ()) or ident in self._running:
             raise ValueError(f"task {item.goal_id}/{item.task_id} is already queued or running")
         self._sequence += 1
         queued = _Queued(order=(-item.priority, self._sequence), item=item)
-        lane = self._lane(item)
-        heapq.heappush(lane.heap, (*queued.order, queued))
-        lane.size += 1
         self._queued[item.goal_id][item.task_id] = queued
         self._size += 1
+        if not_before is not None and not_before > self.breakers.clock.monotonic():
+            queued.asleep, queued.wake = True, not_before
+            heapq.heappush(self._sleepers, (not_before, self._sequence, queued))
+            return
+        self._line_up(queued)
+
+    def _line_up(self, queued: _Queued) -> None:
+        """Put a queued item in its lane."""
+        lane = self._lane(queued.item)
+        heapq.heappush(lane.heap, (*queued.order, queued))
+        lane.size += 1
         if lane.parked is None and (lane.entry is None or queued.order < lane.entry):
             self._enter(lane, queued.order)
+
+    def _wake_sleepers(self) -> None:
+        """Line up the items whose time to wait is over."""
+        sleepers = self._sleepers
+        now = self.breakers.clock.monotonic()
+        while sleepers and sleepers[0][0] <= now:
+            queued = heapq.heappop(sleepers)[2]
+            if queued.alive:
+                queued.asleep = False
+                self._line_up(queued)
 
     def withdraw(self, goal_id: str, task_id: str | None = None) -> list[WorkItem]:
         """Remove queued items of a goal (all of them, or one task), best first. Running items are
@@ -155,16 +198,34 @@ class Router:
             # The lane's heap and the heads heap drop it lazily; a lane whose head was withdrawn
             # is re-ordered when its stale heads entry comes up (see take).
             queued.alive = False
-            self._lanes[self._lane_id(queued.item)].size -= 1
+            if not queued.asleep:
+                self._lanes[self._lane_id(queued.item)].size -= 1
         self._size -= len(removed)
         removed.sort(key=lambda q: q.order)
         return [q.item for q in removed]
 
+    def waits(self, goal_id: str) -> dict[str, float]:
+        """The goal's queued items still told to wait: task id -> until when (monotonic)."""
+        return {
+            task_id: queued.wake
+            for task_id, queued in self._queued.get(goal_id, {}).items()
+            if queued.asleep
+        }
+
     def take(self) -> list[WorkItem]:
         """Pop every item that may start now, best first, and mark them running."""
+        if self._sleepers:
+            self._wake_sleepers()
         if self._breaker_waits:
             for key in [k for k in self._breaker_waits if self.breakers.get(k).would_allow()]:
                 self._unpark(("breaker", key))
+        if self._probe_waits:
+            for key in [
+                k
+                for k in self._probe_waits
+                if self.breakers.get(k).state is not BreakerState.HALF_OPEN
+            ]:
+                self._unpark(("probe", key))
         taken: list[WorkItem] = []
         heads = self._heads
         while heads and len(self._running) < self.global_limit:
@@ -188,6 +249,8 @@ class Router:
                     self._parked[blocker].add(lane.id)
                     if blocker[0] == "breaker":
                         self._breaker_waits.add(blocker[1])
+                    elif blocker[0] == "probe":
+                        self._probe_waits.add(blocker[1])
                     break
                 taken.append(self._start(lane, head))
                 head = lane.head()
@@ -202,7 +265,7 @@ class Router:
 
     def _start(self, lane: _Lane, head: _Queued) -> WorkItem:
         """Move the lane's head (which may start) from the queue to the running items."""
-        probes = self.breakers.admit(lane.keys)
+        probes = self.breakers.admit(lane.reported)
         assert probes is not None, "every breaker of the lane would allow"
         heapq.heappop(lane.heap)
         lane.size -= 1
@@ -213,8 +276,10 @@ class Router:
         if not tasks:
             del self._queued[item.goal_id]
         self._size -= 1
-        self._running[(item.goal_id, item.task_id)] = _Running(item, lane.keys, tuple(probes))
+        self._running[(item.goal_id, item.task_id)] = _Running(item, lane.reported, tuple(probes))
         self._running_for[item.project_id] += 1
+        if item.provider:
+            self._running_on[provider_key(item.provider)] += 1
         return item
 
     def done(self, item: WorkItem, *, outcome: Outcome, error: str = "") -> list[Change]:
@@ -235,6 +300,12 @@ class Router:
             self._running_for[project] = left
         else:
             del self._running_for[project]
+        if running.item.provider:
+            key = provider_key(running.item.provider)
+            self._running_on[key] -= 1
+            if not self._running_on[key]:
+                del self._running_on[key]
+                self._unpark(("probe", key))
         full: _Reason = ("full", project)
         if full in self._parked and left < self._limits.get(project, self.global_limit):
             self._unpark(full)
@@ -255,10 +326,16 @@ class Router:
         return self._running_for.get(project_id, 0)
 
     def next_wakeup(self) -> float | None:
-        """The monotonic time a waiting item may become startable because a breaker goes
-        half-open (now, if one already may start); None if no item waits on a breaker.
-        Items count as waiting on a breaker once a :meth:`take` found them held by it."""
+        """The monotonic time a waiting item may become startable because its time to wait is
+        over or a breaker goes half-open (now, if one already may start); None if no item waits
+        for either. Items count as waiting on a breaker once a :meth:`take` found them held by
+        it."""
         times = []
+        sleepers = self._sleepers
+        while sleepers and not sleepers[0][2].alive:
+            heapq.heappop(sleepers)
+        if sleepers:
+            times.append(sleepers[0][0])
         for key in self._breaker_waits:
             if not any(self._lanes[i].size for i in self._parked[("breaker", key)]):
                 continue
@@ -273,13 +350,15 @@ class Router:
 
     @staticmethod
     def _lane_id(item: WorkItem) -> _LaneId:
-        return (item.project_id, item.backend)
+        return (item.project_id, item.backend, item.provider)
 
     def _lane(self, item: WorkItem) -> _Lane:
         lane_id = self._lane_id(item)
         lane = self._lanes.get(lane_id)
         if lane is None:
-            lane = self._lanes[lane_id] = _Lane(id=lane_id, keys=item.breaker_keys)
+            lane = self._lanes[lane_id] = _Lane(
+                id=lane_id, keys=item.breaker_keys, reported=item.reported_keys
+            )
         return lane
 
     def _enter(self, lane: _Lane, order: _Order) -> None:
@@ -290,6 +369,8 @@ class Router:
     def _unpark(self, reason: _Reason) -> None:
         if reason[0] == "breaker":
             self._breaker_waits.discard(reason[1])
+        elif reason[0] == "probe":
+            self._probe_waits.discard(reason[1])
         for lane_id in self._parked.pop(reason, ()):
             lane = self._lanes[lane_id]
             lane.parked = None
@@ -306,6 +387,9 @@ class Router:
         if self.breakers.settled():
             return None
         for key in lane.keys:
-            if not self.breakers.get(key).would_allow():
+            breaker = self.breakers.get(key)
+            if not breaker.would_allow():
                 return ("breaker", key)
+            if key in self._running_on and breaker.state is BreakerState.HALF_OPEN:
+                return ("probe", key)
         return None

@@ -298,3 +298,34 @@ def test_board_reset(clock: ManualClock) -> None:
     assert [(c.old, c.new) for c in board.reset("global")] == [(OPEN, CLOSED)]
     assert board.reset("global") == []
     assert board.allow(["global"])
+
+
+def test_a_failure_that_says_when_to_come_back_opens_the_breaker_that_long(
+    clock: ManualClock,
+) -> None:
+    breaker = Breaker("provider:anthropic", POLICY, clock)
+    for _ in range(POLICY.threshold - 1):
+        breaker.record_failure("rate limited", retry_after=5.0)
+    change = breaker.record_failure("rate limited", retry_after=90.0)
+    assert change is not None and change.new is OPEN
+    assert breaker.retry_at() == clock.monotonic() + 90  # not the 60 s cooldown
+    clock.advance(89)
+    assert breaker.state is OPEN
+    clock.advance(1)
+    assert breaker.state is HALF_OPEN
+    # A failed probe opens it again for what the provider asked this time.
+    assert breaker.allow()
+    breaker.record_failure("rate limited", retry_after=2.0)
+    assert breaker.retry_at() == clock.monotonic() + 2
+
+
+def test_the_board_keeps_changes_noted_outside_the_engine_until_drained(
+    clock: ManualClock,
+) -> None:
+    board = BreakerBoard(clock, default=POLICY)
+    assert board.drain() == []
+    changes = [board.record(["provider:x"], ok=False, error="down") for _ in range(3)]
+    board.note(changes[-1])
+    (opened,) = board.drain()
+    assert (opened.key, opened.old, opened.new) == ("provider:x", CLOSED, OPEN)
+    assert board.drain() == []

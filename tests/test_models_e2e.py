@@ -464,6 +464,52 @@ def test_an_overloaded_provider_is_retried_within_the_attempt(
     assert "task.crashed" not in kinds and "breaker.opened" not in kinds
 
 
+def test_a_rate_limit_storm_longer_than_the_retries_makes_the_task_wait_not_fail(
+    repo: Path, home: Path, server: ModelServer, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"tasks": [PLAN["tasks"][0]]}))
+    server.add(*greet_turns("Task greet:", GREET, run=True))
+    # Four 429s use up the attempt's tries; the fifth opens the provider's breaker for the 2 s
+    # the provider asks. Before, the task crashed and the goal failed within seconds.
+    server.fail_next(5, 429, retry_after=2, api="anthropic", message="Rate limited")
+
+    done = blitz(
+        home, "run", "Add a greet function", "--repo", repo, "--plan", plan, "--json",
+        **anthropic_env(server),
+    )  # fmt: skip
+
+    result = json.loads(ok(done))
+    assert result["state"] == "succeeded", result
+    assert [(t["id"], t["state"], t["attempts"]) for t in result["tasks"]] == [
+        ("greet", "succeeded", 2)
+    ]
+    assert_script_done(server)
+    calls = [r for r in server.requests if r.path == "/v1/messages"]
+    assert [r.status for r in calls][:6] == [429] * 5 + [200]
+    log = ok(blitz(home, "events", result["goal"], "--json", "--last", "0"))
+    events = [json.loads(line) for line in log.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert "task.crashed" not in kinds and "task.failed" not in kinds
+    (waiting,) = [e for e in events if e["kind"] == "task.waiting"]
+    assert waiting["data"]["seconds"] == 2 and "rate limited (429)" in waiting["data"]["reason"]
+    # The provider's breaker opened and closed again, announced and persisted.
+    store = SqlStore(f"sqlite:///{home / 'blitz.db'}")
+    try:
+        breaker_events = [e for e in store.events(limit=10_000) if e.kind.startswith("breaker.")]
+        (record,) = [b for b in store.load_breakers() if b.key == "provider:anthropic"]
+        (task,) = store.load_tasks(result["goal"])
+    finally:
+        store.close()
+    assert [(e.data["key"], e.data["to"]) for e in breaker_events] == [
+        ("provider:anthropic", "open"),
+        ("provider:anthropic", "half_open"),
+        ("provider:anthropic", "closed"),
+    ]
+    assert record.state == "closed" and task.crashes == 0
+    assert task_trailers(repo, result["branch"]) == ["greet"]
+
+
 def test_a_rejected_key_stops_the_run_and_names_the_setting(
     repo: Path, home: Path, server: ModelServer
 ) -> None:

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from blitz.breaker import BreakerBoard, BreakerPolicy, backend_key, project_key
+from blitz.breaker import BreakerBoard, BreakerPolicy, backend_key, project_key, provider_key
 from blitz.domain import BreakerState
 from blitz.router import Router, WorkItem
 from blitz.testing.clock import ManualClock
@@ -48,6 +49,132 @@ def test_breaker_keys() -> None:
         "project:p",
         "backend:b",
     )
+
+
+def test_a_providers_breaker_gates_its_items_but_is_not_reported_to() -> None:
+    provider = WorkItem(goal_id="g", task_id="t", project_id="p", backend="b", provider="anthropic")
+    assert provider.breaker_keys == ("global", "project:p", "backend:b", "provider:anthropic")
+    assert provider.reported_keys == ("global", "project:p", "backend:b")
+
+
+def on(task: str, provider: str, **extra: Any) -> WorkItem:
+    return WorkItem(goal_id="g", task_id=task, project_id="p", provider=provider, **extra)
+
+
+def test_an_open_provider_breaker_holds_only_that_providers_items(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    open_breaker(board, "provider:anthropic")
+    router.submit(on("claude", "anthropic", priority=9))
+    router.submit(on("gpt", "openai"))
+    router.submit(item("plain"))
+    assert ids(router.take()) == ["gpt", "plain"]
+    assert router.next_wakeup() == board.get("provider:anthropic").retry_at()
+    clock.advance(POLICY.cooldown)
+    (claude,) = router.take()
+    # The attempt's model calls judge the provider; the router reports only to the others.
+    router.done(claude, outcome="crashed", error="boom")
+    assert board.get("provider:anthropic").state is BreakerState.HALF_OPEN
+    assert board.get("global").failures == 1
+
+
+def test_a_half_open_provider_runs_one_item_until_its_probe_is_decided(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    open_breaker(board, "provider:anthropic")
+    for n in range(3):
+        router.submit(on(f"t{n}", "anthropic"))
+    clock.advance(POLICY.cooldown)
+    (first,) = router.take()  # its model calls take the probe; the others would be refused
+    assert router.take() == [] and router.queued() == 2
+    assert board.admit(["provider:anthropic"]) == ["provider:anthropic"]  # the first's call
+    board.record(["provider:anthropic"], ok=True)
+    # The probe succeeded: the others start while the first still runs.
+    assert ids(router.take()) == ["t1", "t2"]
+    router.done(first, outcome="succeeded")
+
+
+def test_a_failed_provider_probe_holds_the_rest_for_another_cooldown(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    open_breaker(board, "provider:anthropic")
+    router.submit(on("t0", "anthropic"))
+    router.submit(on("t1", "anthropic"))
+    clock.advance(POLICY.cooldown)
+    (first,) = router.take()
+    board.admit(["provider:anthropic"])
+    board.record(["provider:anthropic"], ok=False, error="overloaded")
+    router.done(first, outcome="cancelled")
+    assert router.take() == []
+    assert router.next_wakeup() == board.get("provider:anthropic").retry_at()
+    clock.advance(POLICY.cooldown)
+    assert ids(router.take()) == ["t1"]
+
+
+def test_an_item_told_to_wait_starts_only_once_its_time_is_over(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    router.submit(item("later", priority=9), not_before=clock.monotonic() + 90)
+    router.submit(item("now"))
+    # It waits without holding back its lane, and the engine is told when to look again.
+    assert ids(router.take()) == ["now"]
+    assert router.queued() == 1 and router.next_wakeup() == clock.monotonic() + 90
+    clock.advance(89)
+    assert router.take() == []
+    clock.advance(1)
+    assert ids(router.take()) == ["later"]
+    assert router.next_wakeup() is None
+
+
+def test_a_time_already_passed_does_not_make_an_item_wait(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    router.submit(item("t"), not_before=clock.monotonic() - 1)
+    assert ids(router.take()) == ["t"]
+
+
+def test_a_waiting_item_can_be_withdrawn_and_then_never_starts(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    router.submit(item("t"), not_before=clock.monotonic() + 30)
+    assert ids(router.withdraw("g")) == ["t"]
+    assert router.queued() == 0 and router.next_wakeup() is None
+    clock.advance(60)
+    assert router.take() == []
+    router.submit(item("t"))  # queued once more, as a new item
+    assert ids(router.take()) == ["t"]
+
+
+def test_the_waits_of_a_goals_queued_items_can_be_read(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    router.submit(item("waits"), not_before=clock.monotonic() + 30)
+    router.submit(item("ready"))
+    assert router.waits("g") == {"waits": clock.monotonic() + 30}
+    assert router.waits("other") == {}
+    clock.advance(30)
+    router.take()
+    assert router.waits("g") == {}
+
+
+def test_a_waiting_item_then_waits_for_its_providers_breaker(
+    board: BreakerBoard, clock: ManualClock
+) -> None:
+    router = Router(board, global_limit=10)
+    open_breaker(board, "provider:anthropic")  # open for the cooldown, 30 s
+    router.submit(on("t", "anthropic"), not_before=clock.monotonic() + 10)
+    clock.advance(10)
+    assert router.take() == []
+    assert router.next_wakeup() == board.get("provider:anthropic").retry_at()
+    clock.advance(20)
+    assert ids(router.take()) == ["t"]
 
 
 def test_priority_order_across_goals_fifo_among_equals(board: BreakerBoard) -> None:
@@ -345,6 +472,7 @@ def test_moves_a_hundred_thousand_items(board: BreakerBoard) -> None:
 
 PROJECTS = ("p1", "p2", "p3")
 BACKENDS = ("", "a", "b")
+PROVIDERS = ("", "x")
 GOALS = ("g1", "g2")
 GLOBAL_LIMIT = 4
 
@@ -358,6 +486,7 @@ class RouterMachine(RuleBasedStateMachine):
         self.limits = dict.fromkeys(PROJECTS, GLOBAL_LIMIT)
         self.paused: set[str] = set()
         self.queued: dict[tuple[str, str], tuple[int, WorkItem]] = {}  # -> (submission no, item)
+        self.wakes: dict[tuple[str, str], float] = {}  # when an item told to wait may start
         self.running: dict[tuple[str, str], WorkItem] = {}
         self.finished: list[WorkItem] = []
         self.withdrawn: list[WorkItem] = []
@@ -369,10 +498,18 @@ class RouterMachine(RuleBasedStateMachine):
         return (-queued.priority, number)
 
     def blocked(self, queued: WorkItem) -> bool:
-        return (
+        provider = provider_key(queued.provider) if queued.provider else ""
+        probing = (
+            provider
+            and self.board.get(provider).state is BreakerState.HALF_OPEN
+            and any(r.provider == queued.provider for r in self.running.values())
+        )
+        return bool(
             queued.project_id in self.paused
             or self.router.running_for(queued.project_id) >= self.limits[queued.project_id]
             or not all(self.board.get(k).would_allow() for k in queued.breaker_keys)
+            or probing
+            or self.wakes.get((queued.goal_id, queued.task_id), 0.0) > self.clock.monotonic()
         )
 
     @rule(
@@ -380,8 +517,18 @@ class RouterMachine(RuleBasedStateMachine):
         backend=st.sampled_from(BACKENDS),
         goal=st.sampled_from(GOALS),
         priority=st.integers(0, 3),
+        provider=st.sampled_from(PROVIDERS),
+        wait=st.sampled_from([None, 5.0]),
     )
-    def submit(self, project: str, backend: str, goal: str, priority: int) -> None:
+    def submit(
+        self,
+        project: str,
+        backend: str,
+        goal: str,
+        priority: int,
+        provider: str,
+        wait: float | None,
+    ) -> None:
         number = next(self.numbers)
         new = WorkItem(
             goal_id=goal,
@@ -389,8 +536,12 @@ class RouterMachine(RuleBasedStateMachine):
             project_id=project,
             priority=priority,
             backend=backend,
+            provider=provider,
         )
-        self.router.submit(new)
+        not_before = None if wait is None else self.clock.monotonic() + wait
+        self.router.submit(new, not_before=not_before)
+        if not_before is not None:
+            self.wakes[(goal, new.task_id)] = not_before
         self.queued[(goal, new.task_id)] = (number, new)
         self.submitted.append(new)
 
@@ -402,6 +553,8 @@ class RouterMachine(RuleBasedStateMachine):
         assert all(k in self.queued for k in keys), "taken but not queued"
         orders = [self.order(k) for k in keys]
         assert orders == sorted(orders), "taken out of order"
+        now = self.clock.monotonic()
+        assert all(self.wakes.get(k, 0.0) <= now for k in keys), "started before its time"
         for key, started in zip(keys, taken, strict=True):
             del self.queued[key]
             self.running[key] = started
@@ -451,6 +604,14 @@ class RouterMachine(RuleBasedStateMachine):
         self.router.resume_project(project)
         self.paused.discard(project)
 
+    @rule(ok=st.booleans())
+    def provider_call(self, ok: bool) -> None:
+        """A model call of provider x inside an attempt: admitted by, and reported to, its own
+        breaker (the router only gates on it)."""
+        probes = self.board.admit([provider_key("x")])
+        if probes is not None:
+            self.board.record([provider_key("x")], ok=ok, error="" if ok else "overloaded")
+
     @rule(seconds=st.sampled_from([1.0, 5.0, 10.0]))
     def advance(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -469,6 +630,7 @@ class RouterMachine(RuleBasedStateMachine):
             self.router.resume_project(project)
         for breaker in self.board.all():
             breaker.reset()
+        self.clock.advance(60)  # items told to wait are due
         for started in list(self.running.values()):
             self.router.done(started, outcome="succeeded")
             self.finished.append(started)

@@ -6,7 +6,10 @@ commit, validate or integrate: the conductor does that. A backend reports the ou
 
 * ``ok=True``: the agent says it finished (the gates still judge the work).
 * ``ok=False, crashed=False``: the agent gave up or produced wrong work -> recovery.
-* ``ok=False, crashed=True``: the machinery broke (process died, provider outage) -> retried.
+* ``ok=False, crashed=True``: the machinery broke (process died) -> retried.
+* ``ok=False, unavailable=True``: the model provider is down, overloaded or rate-limited -> the
+  task waits ``retry_after`` seconds (or for the provider's breaker) and runs again; this is not
+  the task's crash.
 * ``ok=False, config_error="..."``: the user must fix something (a rejected API key, a spend cap,
   a missing CLI): the project is paused with that message; nothing is retried.
 
@@ -53,6 +56,7 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"  # the agent says it finished; the gates judge the work
     FAILED = "failed"  # the work was wrong or given up: recovery
     CRASHED = "crashed"  # the machinery broke: retried
+    UNAVAILABLE = "unavailable"  # the provider is out: the task waits, then runs again
     CONFIG_ERROR = "config_error"  # the user must act: the project is paused
 
 
@@ -68,6 +72,10 @@ class AgentResult:
     # What the run says of its model provider, for the provider's circuit breaker: True it
     # answered (whatever it said), False it failed (an outage), None it was never reached.
     reached: bool | None = None
+    # The run ended because its model provider is out (the task waits, it did not fail), for
+    # ``retry_after`` seconds (None: until the provider's breaker lets it).
+    unavailable: bool = False
+    retry_after: float | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -75,6 +83,8 @@ class AgentResult:
             return Outcome.SUCCEEDED
         if self.config_error:
             return Outcome.CONFIG_ERROR
+        if self.unavailable:
+            return Outcome.UNAVAILABLE
         return Outcome.CRASHED if self.crashed else Outcome.FAILED
 
     def redacted(self) -> AgentResult:
@@ -91,6 +101,11 @@ class AgentResult:
         """A result saying the user must fix ``message`` (the project is paused with it)."""
         return cls(ok=False, error=message, config_error=message)
 
+    @classmethod
+    def outage(cls, message: str, retry_after: float | None) -> AgentResult:
+        """A result saying the provider is out: wait ``retry_after`` seconds, then run again."""
+        return cls(ok=False, error=message, unavailable=True, retry_after=retry_after)
+
 
 MessageSink = Callable[[str], Awaitable[None]]
 """Receives agent messages as they happen (shown live, stored as agent.message events)."""
@@ -104,6 +119,19 @@ class AgentBackend(Protocol):
     ) -> AgentResult:
         """Do the task's work in ``request.worktree``."""
         ...
+
+
+def provider_of(backend: AgentBackend) -> str:
+    """The model provider a backend calls (``anthropic``, ``openai``...), "" when it calls none
+    or does not say. Backends that call one say so in a ``provider`` attribute; wrappers
+    (``inner``) are looked through."""
+    seen: object | None = backend
+    while seen is not None:
+        provider = getattr(seen, "provider", None)
+        if isinstance(provider, str):
+            return provider
+        seen = getattr(seen, "inner", None)
+    return ""
 
 
 def task_prompt(request: AgentRequest, *, before: str = "", after: str = "") -> str:

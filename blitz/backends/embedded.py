@@ -9,10 +9,11 @@ names and invalid arguments get pydantic-ai's retry prompt, a bounded number of 
 Every run is bounded: turns (model responses), tokens and cost are checked before each model
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
 same result again and again, and the whole run has a wall-time limit. Model requests go through
-:func:`blitz.llm.errors.call_with_retries`, the one place a model call is repeated, so a provider
+:func:`blitz.llm.retries.call_with_retries`, the one place a model call is repeated, so a provider
 blip mid-run is retried with backoff on the injected clock and reported to the provider's circuit
-breaker. :meth:`EmbeddedBackend.run` turns every way a run can end into an
-:class:`~blitz.backends.base.AgentResult` and raises only ``CancelledError``.
+breaker; a longer outage ends the run as one (the task waits). :meth:`EmbeddedBackend.run`
+turns every way a run can end into an :class:`~blitz.backends.base.AgentResult` and raises only
+``CancelledError``.
 """
 
 from __future__ import annotations
@@ -56,17 +57,13 @@ from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
-from blitz.llm.breakers import ProviderUnavailable
-from blitz.llm.errors import (
-    ModelOutputError,
-    ProviderError,
-    classify,
-)
+from blitz.llm.errors import ModelOutputError, ProviderError, classify
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
 from blitz.llm.retries import call_with_retries
 from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.redact import redact
 from blitz.sandbox import Policy
+from blitz.waiting import Outage
 
 INSTRUCTIONS = """\
 You are an autonomous coding agent working in a git worktree of a software project. No person is \
@@ -319,7 +316,7 @@ class EmbeddedBackend:
         limits: EmbeddedLimits = EmbeddedLimits(),
         sandbox: Policy | None = None,
     ) -> None:
-        self.spec, self.sandbox = spec, sandbox
+        self.spec, self.sandbox, self.provider = spec, sandbox, spec.provider
         self.prices, self.clock = prices, clock
         self.limits = limits
         self.model = _RetryingModel(
@@ -426,8 +423,8 @@ class EmbeddedBackend:
 
     def _failure(self, exc: BaseException) -> AgentResult:
         """The result of a run that ended with ``exc``: who must act, and whether to retry."""
-        if isinstance(exc, ProviderUnavailable):
-            return AgentResult(ok=False, crashed=True, error=str(exc))
+        if isinstance(exc, Outage):  # the provider's breaker is open, or the calls gave up
+            return AgentResult.outage(str(exc), exc.retry_after)
         if isinstance(exc, UsageLimitExceeded):  # the backstop: the checks should stop it first
             return AgentResult(ok=False, error=f"usage limit reached: {exc}")
         if isinstance(exc, RunError) and not isinstance(exc, ProviderError | ModelOutputError):
@@ -437,7 +434,7 @@ class EmbeddedBackend:
         if failure.kind == "config":
             return AgentResult(ok=False, error=message, config_error=message)
         if failure.kind == "transient":
-            return AgentResult(ok=False, crashed=True, error=message)
+            return AgentResult.outage(message, failure.retry_after)
         if failure.kind == "bad_output" or failure.reason == "context_window":
             return AgentResult(ok=False, error=message)
         return AgentResult(

@@ -43,6 +43,7 @@ _STATES = {
     Outcome.CRASHED: AttemptState.CRASHED,
     Outcome.CONFLICT: AttemptState.FAILED,
     Outcome.CONFIG: AttemptState.CRASHED,
+    Outcome.UNAVAILABLE: AttemptState.CRASHED,
     Outcome.LOST: AttemptState.FAILED,
 }
 
@@ -75,11 +76,19 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
             emitted += 1
             _tell(ctx, EventKind.AGENT_MESSAGE, text[:2000])
 
-    def report(outcome: Outcome, error: str = "", **changes: object) -> AttemptReport:
+    def report(
+        outcome: Outcome, error: str = "", retry_after: float | None = None, **changes: object
+    ) -> AttemptReport:
         final = attempt.evolve(
             state=_STATES[outcome], error=error, finished_at=ctx.now(), **found, **changes
         )
-        return AttemptReport(outcome=outcome, attempt=final, error=error, messages=tuple(messages))
+        return AttemptReport(
+            outcome=outcome,
+            attempt=final,
+            error=error,
+            messages=tuple(messages),
+            retry_after=retry_after,
+        )
 
     def withdrawn(result: AttemptReport) -> AttemptReport:
         """A candidate that ended before it could be judged tells its selection so."""
@@ -130,6 +139,9 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
                 return withdrawn(report(Outcome.FAILED, error))
         if not result.ok and result.config_error:
             return withdrawn(report(Outcome.CONFIG, result.config_error))
+        if not result.ok and result.unavailable:
+            error = result.error or "the model provider is unavailable"
+            return withdrawn(report(Outcome.UNAVAILABLE, error, result.retry_after))
         if not result.ok:
             outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
             error = result.error or "the agent gave up without saying why"

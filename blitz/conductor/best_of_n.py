@@ -155,9 +155,15 @@ def tally(
     error = "" if winner else all_failed(reports)
     if winner is not None:
         report = winner
-    elif outcomes <= {Outcome.CRASHED, Outcome.CONFIG}:
+    elif outcomes <= {Outcome.CRASHED, Outcome.CONFIG, Outcome.UNAVAILABLE}:
         config = next((r for r in reports if r.outcome is Outcome.CONFIG), None)
-        report = config or AttemptReport(outcome=Outcome.CRASHED, attempt=made[0], error=error)
+        # Candidates whose provider is out: the task waits for it rather than crashing.
+        waiting = next((r for r in reports if r.outcome is Outcome.UNAVAILABLE), None)
+        report = (
+            config
+            or waiting
+            or AttemptReport(outcome=Outcome.CRASHED, attempt=made[0], error=error)
+        )
     elif conflict := next((r for r in reports if r.outcome is Outcome.CONFLICT), None):
         # Passing candidates that do not apply on the goal branch's new head: run the
         # exploration again from there.

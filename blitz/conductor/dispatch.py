@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from blitz.backends.base import provider_of
 from blitz.breaker import BreakerBoard, Change, backend_key
 from blitz.clock import Clock
 from blitz.conductor import best_of_n
@@ -90,14 +91,17 @@ class Dispatch:
                     ts=now,
                 )
             )
+            backend = self._route(run, task)
             submit(
                 WorkItem(
                     goal_id=goal_id,
                     task_id=task_id,
                     project_id=project_id,
                     priority=task.priority,
-                    backend=self._route(run, task),
-                )
+                    backend=backend,
+                    provider=self._provider(run, task, backend),
+                ),
+                not_before=run.waits.pop(task_id, None),
             )
         self.journal.write(*changed, events=events)
 
@@ -111,21 +115,38 @@ class Dispatch:
             return fallback
         return name
 
+    def _provider(self, run: GoalRun, task: Task, backend: str) -> str:
+        """The model provider a task's attempt calls, so the router holds it while that
+        provider's breaker is open ("" when unknown, or spread over a best-of-N portfolio)."""
+        if (task.explore or run.goal.explore) > 1:
+            return ""
+        try:
+            return provider_of(self._backend(run, backend, task.model or run.goal.model))
+        except Exception:  # the attempt will say what is wrong with the backend
+            return ""
+
     def _reroute(self, backend: str) -> None:
         """A backend's breaker opened: move the queued tasks of projects with a fallback."""
         for run in list(self.runs.values()):
             fallback = run.project.fallback_backend
             if not fallback or fallback == backend:
                 continue
+            waits = self.router.waits(run.goal.id)
             for item in self.router.withdraw(run.goal.id):
                 if item.backend == backend:
-                    item = dataclasses.replace(item, backend=fallback)
                     task = run.tasks[item.task_id]
+                    item = dataclasses.replace(
+                        item, backend=fallback, provider=self._provider(run, task, fallback)
+                    )
                     run.emit(EventKind.TASK_ROUTED, _unavailable(backend, fallback), task=task)
-                self.router.submit(item)
+                    # It waited for the old backend's provider; the fallback's breaker decides.
+                    waits.pop(item.task_id, None)
+                self.router.submit(item, not_before=waits.get(item.task_id))
 
     def start_ready(self) -> None:
         """Start attempts of what the router lets start."""
+        # Changes made by model calls and agent runs since the last step (a provider's breaker).
+        self.breaker_changes(self.breakers.drain())
         taken = self.router.take()
         # take() may have let a breaker's cooldown end (open -> half-open) to admit a probe: log
         # that before the probe's task.started, not when the probe's outcome is recorded.

@@ -322,7 +322,7 @@ class Engine:
     def _next(self, run: GoalRun, step: Next) -> None:
         """Do what a goal said comes next."""
         if isinstance(step, Recover):
-            recover = run.services.planner.recover(step.request)
+            recover = planning.recover(run, step.request)
             self._start(RecoveryJob(run, step.task_id, step.attempt_id), recover)
         elif isinstance(step, Pause):
             self.pause_project(run.project.id, step.reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,7 @@ class GoalRun:
         "started",
         "tasks",
         "usage",
+        "waits",
     )
 
     def __init__(self, project: Project, goal: Goal, services: Services, journal: Journal) -> None:
@@ -117,6 +119,8 @@ class GoalRun:
         self.usage = Usage()  # everything spent: attempts, planning, recovery
         self.budget_stop = ""  # why no new work starts (a budget was reached)
         self.started = 0.0
+        # Tasks waiting for their model provider: task id -> the monotonic time they may start.
+        self.waits: dict[str, float] = {}
 
     # -- events -----------------------------------------------------------------------------
 
@@ -229,6 +233,8 @@ class GoalRun:
             return self.conflict(task, report)
         elif outcome is Outcome.CRASHED:
             self.crashed(task, report.error)
+        elif outcome is Outcome.UNAVAILABLE:
+            self.wait(task, report.error, report.retry_after)
         elif outcome is Outcome.CONFIG:
             self.requeue(task, f"waiting: {report.error}")
             return Pause(report.error)
@@ -244,6 +250,28 @@ class GoalRun:
         if self.dag.status(task.id) is NodeStatus.RUNNING:
             self.dag.requeue(task.id)
         self.journal.write(task, events=[self.event(EventKind.TASK_REQUEUED, message, task=task)])
+
+    def wait(self, task: Task, reason: str, retry_after: float | None) -> None:
+        """The task's model provider is out: the task waits (it has not crashed), and is
+        re-queued to start once the wait is over (and the provider's breaker lets it)."""
+        assert self.dag is not None
+        clock = self.journal.clock
+        seconds = self.services.retry.wait(retry_after)
+        until = clock.time() + seconds
+        self.waits[task.id] = clock.monotonic() + seconds
+        shown = time.strftime("%H:%M:%S", time.localtime(until))
+        why = reason.splitlines()[0] if reason else "the model provider is unavailable"
+        task = task.evolve(state=TaskState.READY, reason=f"waiting until {shown}: {why}"[:4000])
+        self.tasks[task.id] = task
+        if self.dag.status(task.id) is NodeStatus.RUNNING:
+            self.dag.requeue(task.id)
+        event = self.event(
+            EventKind.TASK_WAITING,
+            f"waiting {seconds:.0f}s for the model provider: {why}",
+            task=task,
+            data={"until": until, "seconds": seconds, "reason": reason[:2000]},
+        )
+        self.journal.write(task, events=[event])
 
     def crashed(self, task: Task, error: str, *, requeue_only: bool = False) -> None:
         """The machinery broke: retry, up to the crash limit (always after a restart)."""

@@ -1,11 +1,17 @@
 """Planning: everything before a goal's first task runs (goal branch, plan, baseline), a plan
-edited at approval, and recovery plans applied to a goal's graph."""
+edited at approval, and recovery plans applied to a goal's graph.
+
+The planner's calls wait out a model provider that is down, overloaded or rate-limited (the
+shared :mod:`blitz.waiting` policy, up to the services' ``planning_patience``), announcing each
+wait as ``plan.waiting``: a storm delays a goal's planning, it does not fail the goal."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from blitz.conductor.goal import GoalRun
 from blitz.dag import Dag, Node
@@ -25,7 +31,38 @@ from blitz.domain import (
 from blitz.errors import ConfigError, PlanError
 from blitz.events import Event, EventKind
 from blitz.executors.base import worktree_name
-from blitz.planner import PlanRequest, check_plan
+from blitz.planner import PlanRequest, Recovered, RecoveryRequest, check_plan
+from blitz.waiting import Outage, wait_out
+
+T = TypeVar("T")
+
+
+async def recover(run: GoalRun, request: RecoveryRequest) -> Recovered:
+    """The planner's recovery plan for a failed task, waiting out a provider that is out."""
+    return await patiently(run, lambda: run.services.planner.recover(request), "recovery planning")
+
+
+async def patiently(run: GoalRun, call: Callable[[], Awaitable[T]], what: str) -> T:
+    """``call()``, made again after each provider outage once the wait the policy gives is over
+    (each wait a ``plan.waiting`` event), for at most the services' ``planning_patience``."""
+    services, clock = run.services, run.journal.clock
+
+    def waiting(outage: Outage, seconds: float) -> None:
+        reason = str(outage)
+        event = run.event(
+            EventKind.PLAN_WAITING,
+            f"{what} waits {seconds:.0f}s for the model provider: {reason.splitlines()[0]}",
+            data={"until": clock.time() + seconds, "seconds": seconds, "reason": reason[:2000]},
+        )
+        run.journal.write(events=[event])
+
+    return await wait_out(
+        call,
+        clock=clock,
+        policy=services.retry,
+        patience=services.planning_patience,
+        on_wait=waiting,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,16 +104,15 @@ async def prepare(run: GoalRun) -> Prepared:
     usage = Usage()
     plan = run.plan
     if plan is None:
-        planned = await run.services.planner.plan(
-            PlanRequest(
-                goal_id=goal.id,
-                goal=goal.title,
-                repo=Path(run.project.path),
-                gates=run.project.gates.configured(),
-                max_tasks=run.services.limits.max_tasks,
-                backends=run.services.routes,
-            )
+        request = PlanRequest(
+            goal_id=goal.id,
+            goal=goal.title,
+            repo=Path(run.project.path),
+            gates=run.project.gates.configured(),
+            max_tasks=run.services.limits.max_tasks,
+            backends=run.services.routes,
         )
+        planned = await patiently(run, lambda: run.services.planner.plan(request), "planning")
         plan, usage = planned.plan, planned.usage
     check_plan(plan.tasks, max_tasks=run.services.limits.max_tasks)
     _check_routes(run, plan)

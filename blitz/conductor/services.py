@@ -11,6 +11,7 @@ from blitz.breaker import BreakerPolicy
 from blitz.domain import Attempt, Goal, Project, Recovery, Task
 from blitz.executors.base import Executor
 from blitz.planner import Planner
+from blitz.waiting import RetryPolicy
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
@@ -50,6 +51,10 @@ class Services:
     routes: tuple[str, ...] = ()  # backends ("name" or "name:model") a planner may send tasks to
     executor: Executor = field(default_factory=executors.load)  # where attempts run
     publish_retry_for: float = 300.0  # seconds of retrying a failed publish before leaving it
+    # How long work waits for a model provider that is out (the policy model calls follow too).
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Planning and recovery planning wait at most this long for a provider that is out.
+    planning_patience: float = 6 * 3600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     CRASHED = "crashed"  # the machinery broke -> retry
     CONFLICT = "conflict"  # the change does not apply on the goal branch's new head -> re-run
     CONFIG = "config"  # the user must fix a setting (a rejected key) -> project paused, re-queued
+    UNAVAILABLE = "unavailable"  # the model provider is out -> the task waits, then runs again
     LOST = "lost"  # a best-of-N candidate that another candidate beat (its work kept as a ref)
 
 
@@ -44,6 +45,9 @@ ROUTER_OUTCOME: dict[Outcome, Literal["succeeded", "failed", "crashed", "cancell
     Outcome.CONFLICT: "failed",
     Outcome.CRASHED: "crashed",
     Outcome.CONFIG: "cancelled",  # neither the work nor the provider's health is at fault
+    # The provider's own breaker has been told already (by the model calls or CircuitBackend);
+    # blitz's machinery and the work are not at fault.
+    Outcome.UNAVAILABLE: "cancelled",
     Outcome.LOST: "failed",
 }
 """How each outcome counts for the router and the breakers."""
@@ -96,6 +100,8 @@ class AttemptReport:
     attempt: Attempt  # the final record (state, commit, gates, diff, usage)
     error: str = ""
     messages: tuple[str, ...] = field(default_factory=tuple)
+    # UNAVAILABLE: how long the provider asked to be left alone (None: not said).
+    retry_after: float | None = None
 
 
 class Executor(Protocol):

@@ -4,8 +4,9 @@
   Ollama, vLLM, llama.cpp, LM Studio) to pydantic-ai models, configured only through a
   :class:`ProviderConfig`.
 * :mod:`.usage` - prices, the cost of a run as a :class:`blitz.domain.Usage`, and a budget.
-* :mod:`.errors` - what a failure means (transient, config, bad output, other) and the single
-  retry loop with the provider's circuit breaker.
+* :mod:`.errors` - what a failure means (transient, config, bad output, other);
+  :mod:`.retries` the single retry loop with the provider's circuit breaker, following the one
+  retry and waiting policy of :mod:`blitz.waiting`.
 
 Invariant: SDK clients never retry (``max_retries=0``); :func:`call_with_retries` is the only
 place a model call is repeated, so ``max_attempts`` bounds the HTTP requests of a logical call.
@@ -15,6 +16,7 @@ from blitz.llm.breakers import ProviderUnavailable, breaker_key
 from blitz.llm.errors import (
     ModelOutputError,
     ProviderConfigError,
+    ProviderDown,
     ProviderError,
     ProviderFailure,
     classify,
@@ -31,6 +33,7 @@ __all__ = [
     "PriceTable",
     "ProviderConfig",
     "ProviderConfigError",
+    "ProviderDown",
     "ProviderError",
     "ProviderFailure",
     "ProviderUnavailable",

@@ -4,13 +4,13 @@ call, then judge what it said of the provider)."""
 
 from __future__ import annotations
 
-from blitz.breaker import BreakerBoard, Change
-from blitz.errors import RunError
+from blitz.breaker import BreakerBoard, Change, provider_key
+from blitz.waiting import Outage
 
 
 def breaker_key(provider: str) -> str:
     """The key of a model provider's circuit breaker."""
-    return f"provider:{provider}"
+    return provider_key(provider)
 
 
 def provider_label(provider: str) -> str:
@@ -18,13 +18,9 @@ def provider_label(provider: str) -> str:
     return {"anthropic": "Anthropic", "openai": "OpenAI"}.get(provider, f"the {provider} server")
 
 
-class ProviderUnavailable(RunError):
+class ProviderUnavailable(Outage):
     """The provider's circuit breaker is open: the call was not made. Retry after ``retry_after``
     seconds (None when a probe call is already under way)."""
-
-    def __init__(self, message: str, *, retry_after: float | None) -> None:
-        super().__init__(message, retryable=True)
-        self.retry_after = retry_after
 
 
 def unavailable(breakers: BreakerBoard, key: str, who: str) -> ProviderUnavailable:
@@ -63,13 +59,34 @@ class ProviderCircuit:
             raise unavailable(self.breakers, self.key, provider_label(self.provider))
         return probes
 
-    def judge(self, probes: list[str], *, reached: bool | None, error: str = "") -> list[Change]:
+    def check(self) -> None:
+        """:class:`ProviderUnavailable` while the breaker is open; no probe is taken, for a
+        gate in front of calls whose runs are admitted elsewhere (the model proxy)."""
+        if self.breakers is None:
+            return
+        if self.breakers.get(self.key).retry_at() is not None:
+            raise unavailable(self.breakers, self.key, provider_label(self.provider))
+
+    def judge(
+        self,
+        probes: list[str],
+        *,
+        reached: bool | None,
+        error: str = "",
+        retry_after: float | None = None,
+    ) -> list[Change]:
         """Tell the breaker how the call went: the provider answered (``reached`` True, whatever
-        it said), failed (False: an outage, ``error`` says how), or was never reached (None: the
-        probes are given back). Returns the breaker's state changes."""
+        it said), failed (False: an outage, ``error`` says how, ``retry_after`` how long the
+        provider asked to be left alone), or was never reached (None: the probes are given
+        back). Returns the breaker's state changes, which the board also keeps for its owner to
+        announce and persist (:meth:`BreakerBoard.drain`)."""
         if self.breakers is None:
             return []
         if reached is None:
             self.breakers.release(probes)
             return []
-        return self.breakers.record([self.key], ok=reached, error="" if reached else error)
+        changes = self.breakers.record(
+            [self.key], ok=reached, error="" if reached else error, retry_after=retry_after
+        )
+        self.breakers.note(changes)
+        return changes

@@ -46,6 +46,7 @@ from pydantic_ai.exceptions import (
 from blitz.errors import ConfigError, RunError
 from blitz.llm.breakers import provider_label
 from blitz.redact import redact
+from blitz.waiting import Outage
 
 Kind = Literal["transient", "config", "bad_output", "other"]
 
@@ -113,6 +114,12 @@ class ProviderError(RunError):
         self.failure = failure
         self.attempts = attempts
         self.retry_after = failure.retry_after
+
+
+class ProviderDown(ProviderError, Outage):
+    """A provider outage the call gave up on: out of attempts on transient failures, or told to
+    wait longer than a call waits. The work waits (:class:`blitz.waiting.Outage`) and tries
+    again; it has not failed."""
 
 
 class ModelOutputError(RunError):

@@ -13,14 +13,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 
+from blitz.breaker import BreakerBoard
+from blitz.llm.breakers import ProviderCircuit, ProviderUnavailable
+from blitz.llm.errors import parse_retry_after
 from blitz.llm.usage import PriceTable
 from blitz.proxy.metering import Meter, Tokens, endpoint_of
-from blitz.proxy.refusals import Refusal, not_found, unauthorized, unreachable
+from blitz.proxy.refusals import Refusal, not_found, provider_down, unauthorized, unreachable
 from blitz.proxy.sessions import ProxySession, Sessions
 from blitz.proxy.upstream import Upstream, response_headers
 
@@ -49,11 +53,13 @@ class Forwarder:
         upstreams: Mapping[str, Upstream],
         prices: PriceTable,
         on_outcome: Callable[[str, bool], None] | None,
+        breakers: BreakerBoard | None = None,
     ) -> None:
         self.sessions = sessions
         self.upstreams = upstreams
         self.prices = prices
         self.on_outcome = on_outcome
+        self.breakers = breakers
         self.client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +79,7 @@ class Forwarder:
         if session is None or session.wire != wire:
             await _refuse(send, wire, unauthorized())
             return
-        refusal = session.refusal()
+        refusal = session.refusal() or self._closed_for(session.provider)
         if refusal is not None:
             await _refuse(send, wire, refusal)
             return
@@ -104,7 +110,7 @@ class Forwarder:
         except httpx.HTTPError as exc:
             # The exception's text is not logged: only its kind, never a URL or a header.
             log.warning("model proxy: %s upstream failed: %s", session.provider, type(exc).__name__)
-            self._outcome(session.provider, ok=False)
+            self._outcome(session.provider, ok=False, error=f"unreachable: {type(exc).__name__}")
             timeout = isinstance(exc, httpx.TimeoutException)
             await _refuse(send, session.wire, unreachable(session.provider, timeout=timeout))
             return
@@ -139,6 +145,9 @@ class Forwarder:
         reported before the body's end, so a client that has its answer can count on both; a
         response cut short (upstream failure, client gone) reports what it had at the end."""
         ok = not failed(response.status_code)
+        status = response.status_code
+        error = "" if ok else f"the provider answered {status}"
+        retry_after = None if ok else parse_retry_after(response.headers, time.time())
         reported = False
         try:
             encoding = response.headers.get("content-encoding", "identity").lower()
@@ -158,31 +167,57 @@ class Forwarder:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except httpx.HTTPError as exc:
-                ok = False
+                ok, error = False, f"the response broke off: {type(exc).__name__}"
                 log.warning(
                     "model proxy: %s stream broke off: %s", session.provider, type(exc).__name__
                 )
                 return
             reported = True
-            self._settle(session, meter, body, ok=ok)
+            self._settle(session, meter, body, ok=ok, error=error, retry_after=retry_after)
             await send({"type": "http.response.body", "body": held, "more_body": False})
         finally:
             if not reported:
-                self._settle(session, meter, body, ok=ok)
+                self._settle(session, meter, body, ok=ok, error=error, retry_after=retry_after)
 
-    def _settle(self, session: ProxySession, meter: Meter | None, body: bytes, *, ok: bool) -> None:
+    def _settle(
+        self,
+        session: ProxySession,
+        meter: Meter | None,
+        body: bytes,
+        *,
+        ok: bool,
+        error: str,
+        retry_after: float | None,
+    ) -> None:
         """Charge what the meter has not charged yet, and report the outcome."""
         if meter is not None:
             if (tokens := meter.finish()) is not None:
                 self._charge(session, meter, tokens, body)
-            ok = ok and not meter.failed
-        self._outcome(session.provider, ok=ok)
+            if ok and meter.failed:
+                ok, error = False, "the response reported a failure mid-stream"
+        self._outcome(session.provider, ok=ok, error=error, retry_after=retry_after)
 
     def _charge(self, session: ProxySession, meter: Meter, tokens: Tokens, body: bytes) -> None:
         model = meter.model or _model_of(body)
         session.record(tokens.price(session.provider, model, self.prices))
 
-    def _outcome(self, provider: str, *, ok: bool) -> None:
+    def _closed_for(self, provider: str) -> Refusal | None:
+        """The refusal of every request while the provider's breaker is open: the client is
+        told to come back when it goes half-open (the shared policy's ``retry-after``)."""
+        try:
+            ProviderCircuit(self.breakers, provider).check()
+        except ProviderUnavailable as down:
+            return provider_down(provider, str(down), down.retry_after)
+        return None
+
+    def _outcome(
+        self, provider: str, *, ok: bool, error: str = "", retry_after: float | None = None
+    ) -> None:
+        """Tell the provider's breaker (and ``on_outcome``) how the upstream answered. No probe
+        is judged: the agent's run holds it (:class:`blitz.backends.circuit.CircuitBackend`)."""
+        ProviderCircuit(self.breakers, provider).judge(
+            [], reached=ok, error=error, retry_after=retry_after
+        )
         if self.on_outcome is None:
             return
         try:

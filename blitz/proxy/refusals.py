@@ -2,12 +2,14 @@
 
 The agent CLIs read these as they read the provider's errors: a 401 says the key is wrong (they
 stop), a 400 that the request is invalid (they stop, and show the message), a 502 or 504 that the
-provider is unreachable (they retry). No refusal carries a key or an upstream's address.
+provider is unreachable and a 503 with ``retry-after`` that its circuit breaker is open (they
+retry, after that long). No refusal carries a key or an upstream's address.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 Wire = str
@@ -23,6 +25,7 @@ class Refusal:
     anthropic_type: str
     openai_type: str
     openai_code: str
+    retry_after: float | None = None  # sent as ``retry-after`` (whole seconds, rounded up)
 
     def body(self, wire: Wire) -> bytes:
         """The error body ``wire``'s clients expect."""
@@ -45,6 +48,8 @@ class Refusal:
         ]
         if self.status < 500:
             headers.append((b"x-should-retry", b"false"))
+        if self.retry_after is not None:
+            headers.append((b"retry-after", str(math.ceil(self.retry_after)).encode()))
         return headers
 
 
@@ -82,6 +87,19 @@ def unreachable(provider: str, *, timeout: bool) -> Refusal:
         anthropic_type="api_error",
         openai_type="server_error",
         openai_code="upstream_unreachable",
+    )
+
+
+def provider_down(provider: str, reason: str, retry_after: float | None) -> Refusal:
+    """The provider's circuit breaker is open: nothing is forwarded until ``retry_after``
+    seconds have passed (the clients wait that long, then try again)."""
+    return Refusal(
+        status=503,
+        message=f"blitz model proxy: the {provider} API is unavailable: {reason}",
+        anthropic_type="overloaded_error",
+        openai_type="server_error",
+        openai_code="provider_unavailable",
+        retry_after=retry_after,
     )
 
 

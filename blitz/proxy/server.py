@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from blitz.breaker import BreakerBoard
 from blitz.domain import Usage
 from blitz.llm.usage import PriceTable
 from blitz.proxy.forwarding import Forwarder
@@ -47,8 +48,10 @@ class ModelProxy:
 
     ``upstreams`` are the real APIs by name (``"anthropic"``, ``"openai"``, or the name of an
     OpenAI-compatible server such as ``"ollama"``); a name is also the provider prices are looked
-    up under. ``on_outcome(name, ok)`` hears every upstream answer: False for 429, 5xx (529
-    included), a failure mid-stream or an unreachable upstream, for the provider's breaker.
+    up under. Every upstream answer is reported to the provider's breaker on ``breakers`` (a
+    failure for 429, 5xx (529 included), a failure mid-stream or an unreachable upstream, with the
+    provider's ``retry-after``), and to ``on_outcome(name, ok)``; while that breaker is open the
+    proxy answers 503 with ``retry-after`` itself, so the clients wait as blitz's own calls do.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class ModelProxy:
         *,
         prices: PriceTable,
         on_outcome: Callable[[str, bool], None] | None = None,
+        breakers: BreakerBoard | None = None,
     ) -> None:
         self.upstreams = dict(upstreams)
         self.socket_path: Path | None = None
@@ -66,6 +70,7 @@ class ModelProxy:
             upstreams=self.upstreams,
             prices=prices,
             on_outcome=on_outcome,
+            breakers=breakers,
         )
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None

@@ -226,7 +226,7 @@ async def test_calls_reaching_outside_the_worktree_are_refused(
 
 
 @pytest.mark.parametrize(("status", "says"), [(529, "Overloaded"), (429, "Rate limit")])
-async def test_a_provider_outage_crashes_the_attempt_and_feeds_the_breaker(
+async def test_a_provider_outage_ends_the_attempt_as_one_and_feeds_the_breaker(
     server: ModelServer, worktree: Path, status: int, says: str
 ) -> None:
     breakers = BreakerBoard(ManualClock())
@@ -234,13 +234,15 @@ async def test_a_provider_outage_crashes_the_attempt_and_feeds_the_breaker(
 
     result = await backend(server, breakers=breakers).run(task(worktree))
 
-    assert not result.ok and result.crashed and not result.config_error
+    # An outage, not the task's crash: the task waits for the provider.
+    assert not result.ok and result.unavailable and not result.crashed
+    assert not result.config_error
     assert str(status) in result.error and says in result.error
     assert breakers.get(PROVIDER_BREAKER).failures == 1
     assert [r.status for r in server.requests] == [status]
 
 
-async def test_an_unreachable_provider_crashes_the_attempt(worktree: Path) -> None:
+async def test_an_unreachable_provider_is_an_outage(worktree: Path) -> None:
     breakers = BreakerBoard(ManualClock())
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -259,7 +261,7 @@ async def test_an_unreachable_provider_crashes_the_attempt(worktree: Path) -> No
 
     result = await agent.run(task(worktree))
 
-    assert not result.ok and result.crashed
+    assert not result.ok and result.unavailable and not result.crashed
     assert "Connection refused" in result.error
     assert breakers.get(PROVIDER_BREAKER).failures == 1
 

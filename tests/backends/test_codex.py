@@ -247,7 +247,7 @@ async def test_a_sandbox_that_cannot_start_is_a_configuration_error(
     assert_script_done(server)
 
 
-async def test_rate_limits_and_server_errors_crash_and_open_the_breaker(
+async def test_rate_limits_and_server_errors_are_outages_and_open_the_breaker(
     tools_dir: Path, server: ModelServer, worktree: Path
 ) -> None:
     breakers = BreakerBoard(ManualClock(), default=BreakerPolicy(threshold=2, cooldown=60))
@@ -255,23 +255,25 @@ async def test_rate_limits_and_server_errors_crash_and_open_the_breaker(
 
     server.fail_next(1, 429)
     limited = await agent.run(task(worktree))
-    assert not limited.ok and limited.crashed and not limited.config_error
+    assert not limited.ok and limited.unavailable and not limited.crashed
+    assert not limited.config_error
     assert "429" in limited.error
     assert breakers.get(BREAKER_KEY).failures == 1
 
     server.fail_next(1, 500)
     broken = await agent.run(task(worktree))
-    assert not broken.ok and broken.crashed and not broken.config_error
+    assert not broken.ok and broken.unavailable and not broken.crashed
+    assert not broken.config_error
     assert broken.error.startswith("OpenAI: ")
     assert breakers.get(BREAKER_KEY).state is BreakerState.OPEN
 
     refused = await agent.run(task(worktree))
-    assert not refused.ok and refused.crashed
+    assert not refused.ok and refused.unavailable and not refused.crashed
     assert "circuit breaker" in refused.error
     assert [r.status for r in server.requests] == [429, 500]  # codex was not started again
 
 
-async def test_a_dropped_stream_crashes_the_attempt(
+async def test_a_dropped_stream_is_an_outage(
     tools_dir: Path, server: ModelServer, worktree: Path
 ) -> None:
     breakers = BreakerBoard(ManualClock())
@@ -279,7 +281,8 @@ async def test_a_dropped_stream_crashes_the_attempt(
 
     result = await backend(server, tools=tools_dir, breakers=breakers).run(task(worktree))
 
-    assert not result.ok and result.crashed and not result.config_error
+    assert not result.ok and result.unavailable and not result.crashed
+    assert not result.config_error
     assert "stream disconnected" in result.error
     assert breakers.get(BREAKER_KEY).failures == 1
 

@@ -17,6 +17,7 @@ from pydantic_ai.exceptions import IncompleteToolCall
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
+from blitz.backends.base import Outcome
 from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
 from blitz.breaker import BreakerBoard, BreakerState
 from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
@@ -419,7 +420,7 @@ async def test_the_backend_wall_time_caps_the_request_timeout(
 # -- provider failures --------------------------------------------------------------------------
 
 
-async def test_an_overloaded_provider_is_retried_then_the_attempt_crashes(
+async def test_an_overloaded_provider_is_retried_then_the_attempt_waits_for_it(
     server: ModelServer, worktree: Path
 ) -> None:
     server.add({"reply": {"error": {"status": 529}}, "times": -1})
@@ -430,7 +431,9 @@ async def test_an_overloaded_provider_is_retried_then_the_attempt_crashes(
         task(worktree)
     )
 
-    assert not result.ok and result.crashed and not result.config_error
+    # An outage, not the task's crash: the task waits for the provider and runs again.
+    assert not result.ok and result.unavailable and not result.crashed
+    assert result.outcome is Outcome.UNAVAILABLE and not result.config_error
     assert "failed 3 times" in result.error and "overloaded" in result.error
     assert len(server.requests) == 3
     assert len(clock.slept) == 2  # backoff between the attempts, on the injected clock
@@ -452,7 +455,9 @@ async def test_a_transient_failure_mid_run_is_retried_and_the_run_goes_on(
     assert [r.status for r in server.requests] == [503, 200, 200]
 
 
-async def test_an_open_breaker_fails_fast_as_a_crash(server: ModelServer, worktree: Path) -> None:
+async def test_an_open_breaker_ends_the_run_at_once_as_an_outage(
+    server: ModelServer, worktree: Path
+) -> None:
     clock = InstantClock()
     breakers = BreakerBoard(clock)
     for _ in range(5):
@@ -461,9 +466,23 @@ async def test_an_open_breaker_fails_fast_as_a_crash(server: ModelServer, worktr
 
     result = await backend(server, clock=clock, breakers=breakers).run(task(worktree))
 
-    assert not result.ok and result.crashed
+    assert not result.ok and result.unavailable and not result.crashed
     assert "circuit breaker" in result.error
+    assert result.retry_after == pytest.approx(60.0)  # the breaker's cooldown
     assert server.requests == []
+
+
+async def test_a_long_retry_after_ends_the_run_as_an_outage_that_says_how_long(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.fail_next(1, 429, retry_after=90)
+    clock = InstantClock()
+
+    result = await backend(server, clock=clock, breakers=BreakerBoard(clock)).run(task(worktree))
+
+    assert not result.ok and result.unavailable and not result.crashed
+    assert result.retry_after == 90 and "asked to wait 90s" in result.error
+    assert len(server.requests) == 1 and clock.slept == []
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -481,7 +500,7 @@ async def test_a_rejected_key_is_a_config_error_and_not_retried(
     assert wrong not in repr(result)
 
 
-async def test_a_stream_cut_mid_response_crashes_the_attempt(
+async def test_a_stream_cut_mid_response_every_time_is_an_outage(
     server: ModelServer, worktree: Path
 ) -> None:
     server.add(
@@ -490,7 +509,7 @@ async def test_a_stream_cut_mid_response_crashes_the_attempt(
 
     result = await backend(server).run(task(worktree))
 
-    assert not result.ok and result.crashed
+    assert not result.ok and result.unavailable and not result.crashed
     assert len(server.requests) == 4
     assert all(request.stream for request in server.requests)
 

@@ -20,6 +20,7 @@ from blitz.llm.breakers import ProviderUnavailable, breaker_key
 from blitz.llm.errors import (
     ModelOutputError,
     ProviderConfigError,
+    ProviderDown,
     ProviderError,
     ProviderFailure,
     classify,
@@ -28,6 +29,7 @@ from blitz.llm.errors import (
 from blitz.llm.retries import RetryStats, call_with_retries
 from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ErrorReply, ModelServer, Reply
+from blitz.waiting import Outage, RetryPolicy
 
 from . import ANTHROPIC_KEY, anthropic_error, model_for, openai_error
 
@@ -394,17 +396,51 @@ async def test_running_out_of_attempts_is_a_retryable_run_error(fake: ModelServe
     assert all(0.5 * 2**n <= wait < 2**n for n, wait in enumerate(clock.waits))
 
 
-async def test_a_wait_longer_than_max_delay_ends_the_call(fake: ModelServer) -> None:
+async def test_a_wait_longer_than_max_delay_ends_the_call_as_an_outage(fake: ModelServer) -> None:
     fake.add(
         anthropic_error(429, "rate_limit_error", "daily limit", headers={"retry-after": "3600"})
     )
     clock = WatchedClock()
-    with pytest.raises(ProviderError, match="asked to wait 3600s") as info:
+    with pytest.raises(ProviderDown, match="asked to wait 3600s") as info:
         await call_with_retries(
             run_once(fake, "anthropic"), clock=clock, breakers=None, provider="anthropic"
         )
+    # An outage to wait out for as long as the provider said, not a failure of the work.
+    assert isinstance(info.value, Outage) and isinstance(info.value, ProviderError)
     assert info.value.retryable and info.value.retry_after == 3600
     assert len(fake.requests) == 1 and clock.waits == []
+
+
+async def test_running_out_of_attempts_on_an_outage_says_to_wait(fake: ModelServer) -> None:
+    fake.add(*[anthropic_error(529, "overloaded_error", "Overloaded")] * 2)
+    clock = WatchedClock()
+    with pytest.raises(ProviderDown, match="failed 2 times") as info:
+        await call_with_retries(
+            run_once(fake, "anthropic"),
+            clock=clock,
+            breakers=None,
+            provider="anthropic",
+            policy=RetryPolicy(max_attempts=2),
+        )
+    assert isinstance(info.value, Outage) and info.value.retry_after is None
+
+
+async def test_breaker_changes_are_kept_on_the_board_without_stats(fake: ModelServer) -> None:
+    fake.add(
+        *[anthropic_error(429, "rate_limit_error", "slow down", headers={"retry-after": "5"})] * 3
+    )
+    clock = WatchedClock()
+    board = breakers_for(clock, threshold=3)
+    with pytest.raises(ProviderDown):
+        await call_with_retries(
+            run_once(fake, "anthropic"), clock=clock, breakers=board, provider="anthropic",
+            max_attempts=3,
+        )  # fmt: skip
+    (opened,) = board.drain()
+    assert (opened.key, opened.new) == (breaker_key("anthropic"), BreakerState.OPEN)
+    assert board.drain() == []
+    # Opened by a provider that asked for 5 s, it stays open 5 s rather than its cooldown.
+    assert board.get(breaker_key("anthropic")).retry_at() == clock.monotonic() + 5
 
 
 async def test_the_breaker_opens_and_later_calls_fail_fast(fake: ModelServer) -> None:

@@ -15,8 +15,11 @@ import openai
 import pytest
 from conftest import REAL_KEY, Recorded
 
+from blitz.breaker import BreakerBoard, BreakerPolicy
+from blitz.domain import BreakerState
 from blitz.llm.usage import PriceTable
 from blitz.proxy import ModelProxy, Upstream
+from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ModelServer
 
 MESSAGE = {"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": []}
@@ -250,3 +253,41 @@ async def send(
         json={**MESSAGE, "stream": stream},
         headers=anthropic_headers(token),
     )
+
+
+async def test_a_rate_limited_upstream_opens_its_breaker_and_the_proxy_says_when_to_return(
+    upstream: ModelServer, http: httpx.AsyncClient
+) -> None:
+    clock = ManualClock()
+    board = BreakerBoard(clock, default=BreakerPolicy(threshold=2, cooldown=60))
+    upstreams = {"anthropic": Upstream("anthropic", upstream.anthropic_base_url, REAL_KEY)}
+    proxy = ModelProxy(upstreams, prices=PriceTable(), breakers=board)
+    await proxy.start()
+    upstream.fail_next(2, 429, retry_after=7)
+    upstream.add({"reply": {"text": "back"}})
+    try:
+        with proxy.open("anthropic", budget_usd=None, on_usage=None) as session:
+            origin = session.base_url(proxy.url) + "/v1/messages"
+            headers = anthropic_headers(session.token)
+            limited = [await http.post(origin, json=MESSAGE, headers=headers) for _ in range(2)]
+            # The breaker opened for the 7 s the provider asked: the proxy answers for it.
+            refused = await http.post(origin, json=MESSAGE, headers=headers)
+            clock.advance(7)
+            back = await http.post(origin, json=MESSAGE, headers=headers)
+    finally:
+        await proxy.stop()
+
+    assert [r.status_code for r in limited] == [429, 429]
+    assert limited[0].headers["retry-after"] == "7"  # the provider's own, passed on
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+    assert refused.json()["error"]["type"] == "overloaded_error"
+    assert "circuit breaker" in refused.text
+    assert back.status_code == 200
+    assert len(upstream.requests) == 3  # the refused request never reached it
+    # Every move of the breaker is kept on the board for the engine to announce and persist.
+    moves = [(c.key, c.new) for c in board.drain()]
+    assert moves == [
+        ("provider:anthropic", BreakerState.OPEN),
+        ("provider:anthropic", BreakerState.HALF_OPEN),
+        ("provider:anthropic", BreakerState.CLOSED),
+    ]
