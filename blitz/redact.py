@@ -130,18 +130,25 @@ def redact_data(obj: Any) -> Any:
 
 
 def redact_record(record: Any) -> Any:
-    """A copy of dataclass ``record`` with every string in it redacted, nested records, tuples
-    and mappings included (for the few records shown without passing the store)."""
-    if dataclasses.is_dataclass(record) and not isinstance(record, type):
-        changes = {
-            f.name: redact_record(getattr(record, f.name))
-            for f in dataclasses.fields(record)
-            if f.init
-        }
-        return dataclasses.replace(record, **changes)
+    """``record`` (a dataclass, or a tuple of them) with every string in it redacted, nested
+    records, tuples and mappings included: for the few records shown without passing the store.
+    What holds no secret is returned as it is, not copied."""
+    if isinstance(record, str):
+        return redact(record)
     if isinstance(record, tuple):
-        return tuple(redact_record(item) for item in record)
-    return redact_data(record)
+        items = tuple(redact_record(item) for item in record)
+        return record if all(a is b for a, b in zip(items, record, strict=True)) else items
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        changes = {}
+        for f in dataclasses.fields(record):
+            value = getattr(record, f.name)
+            clean = redact_record(value)
+            if clean is not value and clean != value and f.init:
+                changes[f.name] = clean
+        return dataclasses.replace(record, **changes) if changes else record
+    if isinstance(record, Mapping | list):
+        return redact_data(record)
+    return record
 
 
 def _redacted_arg(arg: Any) -> Any:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
-
 from blitz.cli import (  # noqa: F401 - each module adds its commands to the application
     backends,
     demo,
@@ -26,12 +24,10 @@ from blitz.cli import (  # noqa: F401 - each module adds its commands to the app
     serve,
     status,
 )
-from blitz.cli.common import app
+from blitz.cli.common import app, err
 from blitz.errors import RunError, UserError
 
 __all__ = ["app", "main"]
-
-err = Console(stderr=True)
 
 
 def main() -> None:

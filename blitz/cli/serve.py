@@ -57,7 +57,7 @@ def serve(
         else:
             print(f"token: kept hashed in {tokens.path}; `blitz token` makes a new one", flush=True)
         for goal in resumed:
-            print(f"resuming {goal.id} ({goal.state.value}): {goal.title}", flush=True)
+            out.echo(f"resuming {goal.id} ({goal.state.value}): {goal.title}")
 
     code = asyncio.run(daemon.serve(sock, ready=ready))
     print("blitz daemon stopped; unfinished goals resume on its next start", flush=True)
