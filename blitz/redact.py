@@ -64,6 +64,7 @@ def register_secret(value: str) -> None:
     with _lock:
         if value not in _secrets:
             _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
+            _clean_keys.clear()
 
 
 def registered() -> tuple[str, ...]:
@@ -116,12 +117,29 @@ def redact(text: str) -> str:
     return _TOKENS.sub(_keep_label, text) if _shaped(text) else text
 
 
+_clean_keys: set[str] = set()
+"""Mapping keys known to hold no secret: the few names an API answer repeats thousands of times
+are checked once (forgotten when a secret is registered, or when there are too many)."""
+
+
+def _redact_key(key: Any) -> Any:
+    if not isinstance(key, str) or key in _clean_keys:
+        return key
+    clean = redact(key)
+    if clean == key:
+        if len(_clean_keys) >= 4096:
+            _clean_keys.clear()
+        _clean_keys.add(key)
+    return clean
+
+
 def redact_data(obj: Any) -> Any:
-    """A copy of JSON-able ``obj`` (dicts, lists, tuples, scalars) with its strings redacted."""
+    """A copy of JSON-able ``obj`` (dicts, lists, tuples, scalars) with its strings, keys
+    included, redacted."""
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, Mapping):
-        return {key: redact_data(value) for key, value in obj.items()}
+        return {_redact_key(key): redact_data(value) for key, value in obj.items()}
     if isinstance(obj, list):
         return [redact_data(item) for item in obj]
     if isinstance(obj, tuple):

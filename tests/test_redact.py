@@ -184,3 +184,10 @@ def test_log_records_are_redacted_whoever_logs_them(caplog: pytest.LogCaptureFix
     assert ANTHROPIC not in text and "t" * 20 not in text
     assert "got [redacted] and 7 with [redacted]" in text
     assert f"RuntimeError: failed with {REDACTED}" in text
+
+
+def test_redact_data_redacts_keys_too() -> None:
+    assert redact_data({"name": 1, OPENAI: {AWS: "x"}}) == {"name": 1, REDACTED: {REDACTED: "x"}}
+    assert redact_data({"late-secret-key-42": 1}) == {"late-secret-key-42": 1}
+    register_secret("late-secret-key-42")  # a key found clean before is checked again
+    assert redact_data({"late-secret-key-42": 1}) == {REDACTED: 1}
