@@ -32,6 +32,11 @@ REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8
 """Registered values shorter than this are ignored: redacting them would mangle ordinary text."""
 
+_NOT_A_VARIABLE = r"(?!{word}\$\{{?[a-z_][a-z0-9_]*\}}?{end})"
+"""A value that is only a reference to a shell variable, ``$NAME`` or ``${NAME}`` (after
+``word``, before ``end``), is not a secret. The label's patterns can give back the blanks and
+quotes after it, so ``word`` takes them too."""
+
 # One alternative per secret shape. Where an alternative has a group, the group is the label in
 # front of the secret ("Bearer ", "Authorization: ", "https://user:") and is kept.
 _TOKENS = re.compile(
@@ -43,11 +48,17 @@ _TOKENS = re.compile(
             r"\bgithub_pat_[A-Za-z0-9_]{16,}",  # GitHub fine-grained tokens
             r"\bxox[bpars]-[A-Za-z0-9\-]{8,}",  # Slack
             r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
-            # Header values, up to the end of the line or a closing quote.
-            r"(?i:(\b(?:authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\r\n\"']+)",
+            # Header values, up to the end of the line or a closing quote; not a shell
+            # variable (a gate's `curl -H "Authorization: Bearer $TOKEN"` is no secret, and is
+            # stored, so it must still work when read back).
+            r"(?i:(\b(?:authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)"
+            + _NOT_A_VARIABLE.format(word=r"[\s\"']*(?:[a-z]+\s+)?", end=r"(?:[\"'\r\n]|$)")
+            + r"[^\r\n\"']+)",
             r"(?i:(\bbearer\s+)[A-Za-z0-9\-._~+/]{8,}=*)",
             # URL userinfo: scheme://user:password@host keeps the user and hides the password.
-            r"(?i:(\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:)[^\s/@]+(?=@))",
+            r"(?i:(\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:)"
+            + _NOT_A_VARIABLE.format(word="", end="@")
+            + r"[^\s/@]+(?=@))",
         )
     )
 )

@@ -191,3 +191,27 @@ def test_redact_data_redacts_keys_too() -> None:
     assert redact_data({"late-secret-key-42": 1}) == {"late-secret-key-42": 1}
     register_secret("late-secret-key-42")  # a key found clean before is checked again
     assert redact_data({"late-secret-key-42": 1}) == {REDACTED: 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'curl -H "Authorization: Bearer $GITHUB_TOKEN" https://api.github.com',
+        "curl -H 'x-api-key: ${ANTHROPIC_API_KEY}' url",
+        "Authorization: $TOKEN",
+        "git clone https://ci:$PASSWORD@example.com/r.git",
+        "https://ci:${PASSWORD}@example.com/r.git",
+    ],
+)
+def test_a_shell_variable_is_not_a_secret(text: str) -> None:
+    # Gate and check commands are stored, redacted: one that names its token by variable must
+    # still work when read back.
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Authorization: Bearer $TOKEN-and-more", "Authorization: $2a$10$abcdefgh", "https://u:$x$y@h"],
+)
+def test_more_than_a_variable_is_still_redacted(text: str) -> None:
+    assert REDACTED in redact(text)
