@@ -11,6 +11,7 @@ traceback.
 from __future__ import annotations
 
 import sys
+import traceback
 
 from blitz.cli import (  # noqa: F401 - each module adds its commands to the application
     backends,
@@ -44,3 +45,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: unfinished goals continue with `blitz resume`")
         sys.exit(130)
+    except Exception:
+        # A bug: its traceback, redacted like all the rest (what an exception says may hold a
+        # key).
+        err.echo(traceback.format_exc().rstrip())
+        sys.exit(1)
