@@ -1,7 +1,9 @@
 """The pull request that ends a goal: its title and its Markdown description.
 
 Everything here is a pure function of the goal's records, so a resumed process writes the same
-description as the one that died, and tests need nothing but domain objects.
+description as the one that died, and tests need nothing but domain objects. Both are redacted
+(:mod:`blitz.redact`) before anything else sees them, whatever the records hold: the records
+first, so no cell or title cut short splits a secret beyond recognition, then the text.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from blitz.domain import Attempt, GateResult, Goal, Recovery, Task, TaskState, Usage
+from blitz.redact import redact, redact_record
 
 TITLE_LIMIT = 72
 """GitHub shows about this many characters of a title in lists before cutting it."""
@@ -26,7 +29,7 @@ _UNSETTLED = (TaskState.FAILED, TaskState.CRASHED, TaskState.SKIPPED, TaskState.
 
 def pr_title(goal: Goal) -> str:
     """The pull request title: ``blitz: <goal title>`` on one line, at most 72 characters."""
-    return _shorten(f"blitz: {_one_line(goal.title)}", TITLE_LIMIT)
+    return redact(_shorten(f"blitz: {_one_line(redact(goal.title))}", TITLE_LIMIT))
 
 
 def describe(
@@ -44,6 +47,19 @@ def describe(
     ``scripted`` marks a demo run by the scripted planner and backend, so nobody mistakes its
     output for an agent's work. ``unconfined`` warns that the agents ran without the sandbox.
     """
+    goal, tasks = redact_record(goal), redact_record(tuple(tasks))
+    attempts, recoveries = redact_record(tuple(attempts)), redact_record(tuple(recoveries))
+    return redact(_describe(goal, tasks, attempts, recoveries, scripted, unconfined))
+
+
+def _describe(
+    goal: Goal,
+    tasks: Sequence[Task],
+    attempts: Sequence[Attempt],
+    recoveries: Sequence[Recovery],
+    scripted: bool,
+    unconfined: bool,
+) -> str:
     by_task: dict[str, list[Attempt]] = {}
     # Within an attempt number, the selected best-of-N candidate comes last (it is "the" attempt).
     for attempt in sorted(attempts, key=lambda a: (a.task_id, a.number, a.selected, a.candidate)):

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from engine_helpers import isolated_git  # noqa: F401 - the fixture, for every test
 
+from blitz import redact
+
 if TYPE_CHECKING:
     from blitz.app import App
 
@@ -25,6 +27,14 @@ def _hermetic_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_OUTSIDE_SETTINGS) and not name.startswith("BLITZ_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _secrets_registered_in_the_test_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget after each test the values it (or an app it made) registered for redaction: the
+    store redacts every string, so one left over ("12345678") would change what later tests
+    store."""
+    monkeypatch.setattr(redact, "_secrets", redact.registered())
 
 
 @pytest.fixture

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blitz.redact import REDACTED, redact, redact_data, register_secret
+from blitz.domain import Attempt, GateResult
+from blitz.redact import (
+    REDACTED,
+    redact,
+    redact_data,
+    redact_log_records,
+    redact_record,
+    register_secret,
+    suspect,
+)
 
 ANTHROPIC = "sk-ant-api03-" + "Ab1_-" * 8
 OPENAI = "sk-" + "a1B2c3D4" * 4
@@ -116,7 +127,9 @@ def test_redact_data_walks_nested_json() -> None:
 # Text built from the pieces the patterns look for, so the examples hit them often.
 FRAGMENTS = ["Bearer ", "Authorization", ": ", "=", "https://", "user:", "@", "/", "sk-", "ant-",
              "proj-", "ghp_", "github_pat_", "xoxb-", "AKIA", "x-api-key", REDACTED, "'", '"',
-             "abcdefgh12345678", "ABCDEFGH12345678", "_", "-", " ", "\n"]  # fmt: skip
+             "abcdefgh12345678", "ABCDEFGH12345678", "_", "-", " ", "\n", "AUTHOR\u0130ZATION",
+             "authori\u0131ation", "x-api-\u212aey", "BEARER", "bEaReR ", "gh", "ASIA", "xox",
+             "plain-value-1234"]  # fmt: skip
 texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=4), max_size=20).map("".join)
 
 
@@ -129,3 +142,76 @@ def test_a_token_never_survives_whatever_surrounds_it(before: str, token: str, a
 def test_redaction_is_idempotent(text: str) -> None:
     once = redact(text)
     assert redact(once) == once
+
+
+@given(texts)
+def test_text_not_suspected_is_left_alone(text: str) -> None:
+    # The store checks a whole record's text with suspect() and skips redaction when it says no.
+    register_secret("plain-value-1234")
+    if not suspect(text):
+        assert redact(text) == text
+
+
+def test_redact_record_reaches_every_string_of_nested_records() -> None:
+    gate = GateResult(
+        name="test", command=f"run {OPENAI}", passed=False, exit_code=None, duration=1.0,
+        output_tail=f"saw {AWS}", new_failures=("ok", ANTHROPIC),
+    )  # fmt: skip
+    attempt = Attempt(id="a", goal_id="g", task_id="t", number=1, summary=OPENAI, gates=(gate,))
+    clean = redact_record(attempt)
+    assert clean.summary == REDACTED
+    assert clean.gates[0].command == f"run {REDACTED}"
+    assert clean.gates[0].output_tail == f"saw {REDACTED}"
+    assert clean.gates[0].new_failures == ("ok", REDACTED)
+    assert clean.gates[0].exit_code is None and clean.number == 1
+    assert attempt.summary == OPENAI  # the input is not changed
+
+
+def test_log_records_are_redacted_whoever_logs_them(caplog: pytest.LogCaptureFixture) -> None:
+    register_secret("log-canary-0123456789")
+    redact_log_records()
+    redact_log_records()  # a second call changes nothing
+    log = logging.getLogger("blitz.test.redact")
+    with caplog.at_level(logging.INFO):
+        log.info("got %s and %d with %s", "log-canary-0123456789", 7, ValueError(OPENAI))
+        log.info("header %(h)s", {"h": f"Bearer {'t' * 20}"})
+        try:
+            raise RuntimeError(f"failed with {ANTHROPIC}")
+        except RuntimeError:
+            log.exception("boom")
+    text = caplog.text
+    assert "log-canary-0123456789" not in text and OPENAI not in text
+    assert ANTHROPIC not in text and "t" * 20 not in text
+    assert "got [redacted] and 7 with [redacted]" in text
+    assert f"RuntimeError: failed with {REDACTED}" in text
+
+
+def test_redact_data_redacts_keys_too() -> None:
+    assert redact_data({"name": 1, OPENAI: {AWS: "x"}}) == {"name": 1, REDACTED: {REDACTED: "x"}}
+    assert redact_data({"late-secret-key-42": 1}) == {"late-secret-key-42": 1}
+    register_secret("late-secret-key-42")  # a key found clean before is checked again
+    assert redact_data({"late-secret-key-42": 1}) == {REDACTED: 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'curl -H "Authorization: Bearer $GITHUB_TOKEN" https://api.github.com',
+        "curl -H 'x-api-key: ${ANTHROPIC_API_KEY}' url",
+        "Authorization: $TOKEN",
+        "git clone https://ci:$PASSWORD@example.com/r.git",
+        "https://ci:${PASSWORD}@example.com/r.git",
+    ],
+)
+def test_a_shell_variable_is_not_a_secret(text: str) -> None:
+    # Gate and check commands are stored, redacted: one that names its token by variable must
+    # still work when read back.
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Authorization: Bearer $TOKEN-and-more", "Authorization: $2a$10$abcdefgh", "https://u:$x$y@h"],
+)
+def test_more_than_a_variable_is_still_redacted(text: str) -> None:
+    assert REDACTED in redact(text)

@@ -11,8 +11,7 @@ traceback.
 from __future__ import annotations
 
 import sys
-
-from rich.console import Console
+import traceback
 
 from blitz.cli import (  # noqa: F401 - each module adds its commands to the application
     backends,
@@ -27,12 +26,10 @@ from blitz.cli import (  # noqa: F401 - each module adds its commands to the app
     serve,
     status,
 )
-from blitz.cli.common import app
+from blitz.cli.common import app, err
 from blitz.errors import RunError, UserError
 
 __all__ = ["app", "main"]
-
-err = Console(stderr=True)
 
 
 def main() -> None:
@@ -49,3 +46,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: unfinished goals continue with `blitz resume`")
         sys.exit(130)
+    except Exception:
+        # A bug: its traceback, redacted like all the rest (what an exception says may hold a
+        # key).
+        err.echo(traceback.format_exc().rstrip())
+        sys.exit(1)

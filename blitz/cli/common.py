@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from blitz.app import App
+from blitz.cli.console import RedactedConsole
 from blitz.domain import Goal
+from blitz.redact import redact_data, redact_log_records
 from blitz.settings import Settings
 
 app = typer.Typer(
@@ -22,7 +23,13 @@ app = typer.Typer(
 )
 """The command line; the command modules add their commands to it."""
 
-out = Console(highlight=False)
+out = RedactedConsole(highlight=False)
+"""Standard output: every command prints through it (or :func:`print_json`), redacted."""
+
+err = RedactedConsole(stderr=True)
+"""Standard error: errors and warnings, redacted."""
+
+redact_log_records()  # whatever a command logs, the daemon's uvicorn included, is redacted too
 
 TOKEN_ENV = "BLITZ_SERVER_TOKEN"
 
@@ -51,8 +58,9 @@ def token_option() -> str:
     )
 
 
-def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+def print_json(data: Any, *, indent: int | None = 2) -> None:
+    """Print ``data`` as JSON, its strings redacted (and the text, for what ``str`` made)."""
+    out.echo(json.dumps(redact_data(data), indent=indent, default=str))
 
 
 STATE_STYLE = {

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime
-import json
 import time
 
 import typer
 
-from blitz.cli.common import app, make_app, out
+from blitz.cli.common import app, make_app, out, print_json
 from blitz.domain import GOAL_DONE
 from blitz.errors import UserError
 from blitz.events import Event
@@ -46,20 +45,18 @@ def events(
             batch = blitz.store.events(goal_id=goal_id, after=after, limit=1000)
             for ev in batch:
                 if json_out:
-                    print(
-                        json.dumps(
-                            {
-                                "id": ev.id,
-                                "ts": ev.ts,
-                                "kind": ev.kind.value,
-                                "goal": ev.goal_id,
-                                "task": ev.task_id,
-                                "attempt": ev.attempt_id,
-                                "message": ev.message,
-                                "data": dict(ev.data),
-                            }
-                        ),
-                        flush=True,
+                    print_json(
+                        {
+                            "id": ev.id,
+                            "ts": ev.ts,
+                            "kind": ev.kind.value,
+                            "goal": ev.goal_id,
+                            "task": ev.task_id,
+                            "attempt": ev.attempt_id,
+                            "message": ev.message,
+                            "data": dict(ev.data),
+                        },
+                        indent=None,
                     )
                 else:
                     out.print(line(ev), markup=False)

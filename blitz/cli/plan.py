@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from blitz.backends.registry import NO_MODEL
-from blitz.cli.common import app, make_app, out
+from blitz.cli.common import app, make_app, out, print_json
 from blitz.domain import new_id
 from blitz.errors import ConfigError
 from blitz.planner import PlanRequest, check_plan
@@ -68,7 +67,7 @@ def plan(
                         for t in p.tasks
                     ],
                 }
-                print(json.dumps(data, indent=2))
+                print_json(data)
                 return
             out.print(f"[bold]{goal}[/]\n{p.summary}\n")
             table = Table(header_style="bold")

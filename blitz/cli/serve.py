@@ -67,7 +67,7 @@ def serve(
         print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
         show_token()
         for goal in resumed:
-            print(f"resuming {goal.id} ({goal.state.value}): {goal.title}", flush=True)
+            out.echo(f"resuming {goal.id} ({goal.state.value}): {goal.title}")
 
     try:
         code = asyncio.run(daemon.serve(sock, ready=ready))

@@ -5,6 +5,12 @@ and goals in their own modules. Routes know the daemon only as a host, never imp
 Routes that only read run as plain functions (FastAPI runs them in worker threads, so a slow
 store read never stalls the engine); routes that change something are coroutines on the loop,
 the only thread that may touch the engine.
+
+Nothing leaves unredacted (:mod:`blitz.redact`): every JSON body is a :class:`RedactedJSON`, the
+default response class, which redacts every string of the data it renders, so a route only
+returns its data; problem documents (:mod:`blitz.server.problems`) and the event stream
+(:func:`blitz.server.events.message`) redact theirs, and the metrics their text. The rest are
+the dashboard's files and empty answers.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse
 
-from blitz.redact import redact_data
+from blitz.redact import redact, redact_data
 from blitz.server import auth, events, goals, problems, projects
 from blitz.server.inputs import BreakerResetIn, LoginIn
 from blitz.server.metrics import CONTENT_TYPE
@@ -99,14 +105,15 @@ def create_app(host: Host) -> FastAPI:
 
     @private.get("/api/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:
-        return JSONResponse(api.openapi())
+        return RedactedJSON(api.openapi())
 
     @private.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         live = [b.to_record() for b in host.engine.breakers.all()]  # on the loop: the
         # engine's breakers are not thread-safe
         text = await asyncio.to_thread(host.metrics.render, live)
-        return Response(text, media_type=CONTENT_TYPE)
+        # Project names and breaker keys are label values.
+        return Response(redact(text.decode()), media_type=CONTENT_TYPE)
 
     streams = APIRouter(dependencies=[Depends(require_token_or_query)])
 

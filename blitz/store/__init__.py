@@ -13,6 +13,7 @@ the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL
 - :mod:`~blitz.store.sql`: the store itself, its writes and its queries.
 
 Invariants: every record written together with its events lands in one transaction; events are
-append-only and their ids strictly increase; nothing secret is stored (event text is redacted);
-nothing of a goal is written by a store that lost its lease.
+append-only and their ids strictly increase; nothing secret is stored (every string of every
+record and event is redacted where :mod:`~blitz.store.rows` makes its row); nothing of a goal is
+written by a store that lost its lease.
 """

@@ -12,11 +12,14 @@ a ``StrEnum``                             its value
 ``tuple[str, ...]``                       a JSON array
 a record; ``tuple[record, ...]``          a JSON object of its fields; an array of them
                                           (a record with no column of its name: flat)
-``Mapping``                               a JSON object, its strings redacted (event data)
+``Mapping``                               a JSON object (event data)
 ========================================  =====================================================
 
-Text that may hold a secret (errors, summaries, verdicts, diffs, gate output, event messages) is
-redacted on the way in: :data:`SECRET_FIELDS`.
+This is the store's one redaction step (:mod:`blitz.redact`): every string a record holds, in a
+field, a tuple, a nested record or JSON data, is redacted on its way into a row, whatever the
+record type and field, so a field added later is covered without a word here. To stay cheap, the
+generated ``to_row`` first asks :func:`~blitz.redact.suspect` about all the record's text at once
+and redacts field by field only when it might hold a secret (rarely).
 
 Each record type's conversion is generated, when this module is imported, as straight-line code
 like the hand-written pairs it replaced: ``(r.goal_id, r.id, strs_json(r.depends_on), ...)`` one
@@ -35,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -44,14 +47,13 @@ from blitz.domain import (
     Baseline,
     BreakerRecord,
     Command,
-    GateResult,
     Goal,
     Project,
     Recovery,
     Task,
 )
 from blitz.events import Event
-from blitz.redact import redact, redact_data
+from blitz.redact import redact, redact_data, suspect
 from blitz.store import schema
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -115,32 +117,41 @@ def strs(text: str) -> tuple[str, ...]:
 
 # -- converters by type ----------------------------------------------------------------------------
 
-SECRET_FIELDS: Mapping[type, frozenset[str]] = {
-    Goal: frozenset({"error"}),
-    Attempt: frozenset({"error", "summary", "verdict", "diff"}),
-    BreakerRecord: frozenset({"last_error"}),
-    GateResult: frozenset({"output_tail"}),  # whatever a build printed
-    Event: frozenset({"message"}),  # and its data, as every Mapping is
-}
-"""The text fields redacted on their way into the store, by record type."""
+Texts = Literal["one", "each", "optional"] | Callable[[Any], tuple[str, ...]] | None
 
 
 @dataclass(frozen=True, slots=True)
 class Converter:
-    """How a field's value is stored (``store``) and read back (``load``): a function of it, a
-    dict that maps it (looked up without a call: this is a decoder's inner loop), or None: as it
-    is."""
+    """How a field's value is stored (``store``; ``redacted``: stored with its text redacted,
+    None: as by ``store``) and read back (``load``): a function of it, a dict that maps it
+    (looked up without a call: this is a decoder's inner loop), or None: as it is.
+
+    ``texts`` says where the value's strings are, for the cheap check of a whole record:
+    ``"one"`` it is one, ``"each"`` a tuple of them, ``"optional"`` one or None, a function
+    gives them, None: it has none."""
 
     store: Callable[[Any], Any] | None = None
     load: Callable[[Any], Any] | dict[Any, Any] | None = None
+    redacted: Callable[[Any], Any] | None = None
+    texts: Texts = None
 
 
 _AS_IS = Converter()
 
 
+def _redacted_strs(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(map(redact, values))
+
+
+def _redacted_strs_json(values: tuple[str, ...]) -> str:
+    return strs_json(_redacted_strs(values)) if values else "[]"
+
+
 def _column_converter(tp: Any) -> Converter:
     """How a value of type ``tp`` is stored in a column of its own."""
-    if tp in (str, int, float):
+    if tp is str:
+        return Converter(redacted=redact, texts="one")
+    if tp in (int, float):
         return _AS_IS
     if tp is bool:
         return Converter(load=bool)
@@ -150,35 +161,52 @@ def _column_converter(tp: Any) -> Converter:
         value = operator.attrgetter("_value_")
         return Converter(store=value, load={member.value: member for member in tp})
     if _is_strs(tp):
-        return Converter(store=strs_json, load=strs)
+        return Converter(store=strs_json, load=strs, redacted=_redacted_strs_json, texts="each")
     if _is_records(tp):
-        to_json, from_json = _json_object(typing.get_args(tp)[0])
+        plain, redacted, from_json, texts = _json_object(typing.get_args(tp)[0])
 
         def store_all(values: tuple[Any, ...]) -> str:
-            return dumps([to_json(v) for v in values]) if values else "[]"
+            return dumps([plain(v) for v in values]) if values else "[]"
+
+        def redact_all(values: tuple[Any, ...]) -> str:
+            return dumps([redacted(v) for v in values]) if values else "[]"
 
         def load_all(text: str) -> tuple[Any, ...]:
             return () if text == "[]" else tuple(map(from_json, json.loads(text)))
 
-        return Converter(store=store_all, load=load_all)
+        def texts_of_all(values: tuple[Any, ...]) -> tuple[str, ...]:
+            return tuple(t for v in values for t in texts(v))
+
+        return Converter(store_all, load_all, redact_all, texts_of_all)
     if dataclasses.is_dataclass(tp):
-        to_json, from_json = _json_object(tp)
+        plain, redacted, from_json, texts = _json_object(tp)
         return Converter(
-            store=lambda value: dumps(to_json(value)),
+            store=lambda value: dumps(plain(value)),
             load=lambda text: from_json(json.loads(text)),
+            redacted=lambda value: dumps(redacted(value)),
+            texts=texts,
         )
     if typing.get_origin(tp) is Mapping:
-        return Converter(store=data_json, load=data)
+        return Converter(store=data_json, load=data)  # which redacts its strings
     raise TypeError(f"the store has no column type for {tp!r}")
 
 
 def _json_converter(tp: Any) -> Converter:
     """How a value of type ``tp`` is stored inside a JSON object."""
-    if tp in (str, int, float, bool, int | None, float | None, str | None):
+    if tp is str:
+        return Converter(redacted=redact, texts="one")
+    if tp in (int, float, bool, int | None, float | None):
         return _AS_IS
+    if tp == str | None:
+        return Converter(redacted=_redact_optional, texts="optional")
     if _is_strs(tp):
-        return Converter(load=tuple)  # the encoder writes a tuple as an array
+        # The encoder writes a tuple as an array.
+        return Converter(load=tuple, redacted=_redacted_strs, texts="each")
     raise TypeError(f"the store has no JSON type for {tp!r}")
+
+
+def _redact_optional(text: str | None) -> str | None:
+    return None if text is None else redact(text)
 
 
 def _is_strs(tp: Any) -> bool:
@@ -193,18 +221,6 @@ def _is_records(tp: Any) -> bool:
         and args[1] is Ellipsis
         and dataclasses.is_dataclass(args[0])
     )
-
-
-def _field_converter(
-    cls: type, name: str, tp: Any, of_type: Callable[[Any], Converter]
-) -> Converter:
-    """The converter of field ``name`` of ``cls``: by its type, after redaction if secret."""
-    converter = of_type(tp)
-    if name not in SECRET_FIELDS.get(cls, ()):
-        return converter
-    if tp is not str:
-        raise TypeError(f"{cls.__name__}.{name}: only text is redacted")
-    return Converter(store=redact, load=converter.load)
 
 
 # -- code generation -------------------------------------------------------------------------------
@@ -241,22 +257,54 @@ class _Source:
         return compiled
 
 
-def _json_object(cls: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
-    """Functions turning a ``cls`` record into a JSON-able dict of its fields, and back."""
+def _redacting(converter: Converter) -> Callable[[Any], Any] | None:
+    """How ``converter`` stores a value with its text redacted."""
+    return converter.redacted or converter.store
+
+
+def _texts(source: _Source, texts: Texts, expr: str) -> list[str]:
+    """The strings of ``expr``, as items of a tuple display."""
+    if texts is None:
+        return []
+    if texts == "one":
+        return [expr]
+    if texts == "each":
+        return [f"*{expr}"]
+    if texts == "optional":
+        return [f"({expr} or '')"]
+    return [f"*{source.name(texts, 'texts')}({expr})"]
+
+
+def _tuple(items: list[str]) -> str:
+    return f"({', '.join(items)},)" if items else "()"
+
+
+def _json_object(
+    cls: Any,
+) -> tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], Any]]:
+    """Functions turning a ``cls`` record into a JSON-able dict of its fields (as it is, and
+    with its text redacted), back, and giving the strings it holds."""
     hints = typing.get_type_hints(cls)
     source = _Source()
-    items, arguments = [], []
+    plain, redacted, texts, arguments = [], [], [], []
     for f in dataclasses.fields(cls):
-        converter = _field_converter(cls, f.name, hints[f.name], _json_converter)
-        items.append(f"{f.name!r}: {source.call(converter.store, f'o.{f.name}', 'store')}")
+        converter = _json_converter(hints[f.name])
+        attribute = f"o.{f.name}"
+        plain.append(f"{f.name!r}: {source.call(converter.store, attribute, 'store')}")
+        redacted.append(f"{f.name!r}: {source.call(_redacting(converter), attribute, 'redact')}")
+        texts += _texts(source, converter.texts, attribute)
         value = source.call(converter.load, f"d[{f.name!r}]", "load")
         arguments.append(f"{f.name}={value}")
     cls_name = source.name(cls, cls.__name__)
-    to_json = source.compile(f"def to_json(o):\n    return {{{', '.join(items)}}}", "to_json", cls)
+    to_json = source.compile(f"def to_json(o):\n    return {{{', '.join(plain)}}}", "to_json", cls)
+    redacted_json = source.compile(
+        f"def redacted_json(o):\n    return {{{', '.join(redacted)}}}", "redacted_json", cls
+    )
+    texts_of = source.compile(f"def texts(o):\n    return {_tuple(texts)}", "texts", cls)
     from_json = source.compile(
         f"def from_json(d):\n    return {cls_name}({', '.join(arguments)})", "from_json", cls
     )
-    return to_json, from_json
+    return to_json, redacted_json, from_json, texts_of
 
 
 R = TypeVar("R")
@@ -302,11 +350,21 @@ def row_codec(
 
     auto = table.autoincrement_column
     stored = tuple(c.name for c in table.c if c is not auto)
-    values = [
-        source.call(columns[name][2].store, "r." + ".".join(columns[name][0]), "store")
-        for name in stored
-    ]
-    to_row = source.compile(f"def to_row(r):\n    return ({', '.join(values)},)", "to_row", cls)
+    plain, redacted, texts = [], [], []
+    for name in stored:
+        path, _, converter = columns[name]
+        attribute = "r." + ".".join(path)
+        plain.append(source.call(converter.store, attribute, "store"))
+        redacted.append(source.call(_redacting(converter), attribute, "redact"))
+        texts += _texts(source, converter.texts, attribute)
+    # All the record's text is checked at once; most records hold no secret, and one check of
+    # their joined text costs much less than redacting each string.
+    check = f"if {source.name(suspect, 'suspect')}('\\n'.join({_tuple(texts)})):\n"
+    to_row = source.compile(
+        f"def to_row(r):\n    {check}        return {_tuple(redacted)}\n    return {_tuple(plain)}",
+        "to_row",
+        cls,
+    )
     from_row = source.compile(
         f"def from_row(row):\n    {', '.join(cell.values())}, = row\n"
         f"    return {source.name(cls, cls.__name__)}({', '.join(ordered)})",
@@ -328,9 +386,7 @@ def _columns(
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         if f.name in names:
-            converter = overrides.get(f.name) or _field_converter(
-                cls, f.name, tp, _column_converter
-            )
+            converter = overrides.get(f.name) or _column_converter(tp)
             found[f.name] = ((f.name,), cls, converter)
             continue
         if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
@@ -339,7 +395,7 @@ def _columns(
         for g in dataclasses.fields(tp):
             if g.name not in names or g.name in found:
                 raise TypeError(f"{cls.__name__}.{f.name}.{g.name} has no column of its own")
-            converter = _field_converter(tp, g.name, inner_hints[g.name], _column_converter)
+            converter = _column_converter(inner_hints[g.name])
             found[g.name] = ((f.name, g.name), tp, converter)
     if unused := sorted(names - found.keys()):
         raise TypeError(f"table {table.name} has columns {unused} that {cls.__name__} lacks")

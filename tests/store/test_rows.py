@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from blitz.domain import Goal, Task
 from blitz.events import Event
 from blitz.store.database import BulkInsert, create_engine, fetch_rows, max_variables, sqlite_url
-from blitz.store.rows import EVENTS, RECORDS, SECRET_FIELDS, RowCodec, row_codec
+from blitz.store.rows import EVENTS, RECORDS, RowCodec, row_codec
 from blitz.store.schema import metadata
 
 # Text as tool output has it (control characters, quotes, backslashes, non-ASCII), without lone
-# surrogates, which no database driver encodes. Secret fields, which the store redacts, get text
+# surrogates, which no database driver encodes. The store redacts every string, so fields get text
 # that cannot hold a secret's shape: too short for a key, and no ":" or "=" for a header or a URL.
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 PLAIN = st.text(st.characters(exclude_categories=["Cs"], exclude_characters=":="), max_size=12)
@@ -33,10 +33,10 @@ JSON = st.recursive(
 )
 
 
-def values(tp: Any, *, secret: bool = False) -> st.SearchStrategy[Any]:
+def values(tp: Any) -> st.SearchStrategy[Any]:
     """Every value of type ``tp`` the store must keep, from the type hints of the records."""
     if tp is str:
-        return PLAIN if secret else TEXT
+        return PLAIN
     if tp is bool:
         return st.booleans()
     if tp is int:
@@ -59,11 +59,7 @@ def values(tp: Any, *, secret: bool = False) -> st.SearchStrategy[Any]:
 
 def records(cls: type) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
-    secret = SECRET_FIELDS.get(cls, frozenset())
-    fields = {
-        f.name: values(hints[f.name], secret=f.name in secret)
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-    }
+    fields = {f.name: values(hints[f.name]) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     if cls is Event:  # the database numbers events, and stamps those without a time
         fields["id"] = st.just(0)
         fields["ts"] = FLOATS.filter(bool)
@@ -118,12 +114,13 @@ def assert_same(loaded: Any, original: Any) -> None:
             assert_same(a, b)
 
 
-def test_secret_fields_are_redacted_on_the_way_in(engine: sa.Engine) -> None:
+def test_every_string_is_redacted_on_the_way_in(engine: sa.Engine) -> None:
     key = "sk-ant-api03-" + "x" * 40
     goal = Goal(id="g", project_id="p", title="t", error=f"401 with {key}", summary=key)
     loaded = through_sqlite(engine, RECORDS[Goal], goal)
-    assert key not in loaded.error
-    assert loaded.summary == key  # not a secret field: stored as it is
+    assert loaded.error == "401 with [redacted]"
+    assert loaded.summary == "[redacted]"
+    assert loaded.title == "t"
 
 
 def test_every_field_of_a_record_type_needs_a_column() -> None:
