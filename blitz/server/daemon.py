@@ -110,10 +110,8 @@ class Daemon:
         ownership = self.engine.ownership
         taken = []
         for goal in await asyncio.to_thread(self.store.list_goals):
-            engine = self.engine
-            if goal.state in GOAL_DONE or goal.id in engine.runs or goal.id in engine.finished:
-                continue  # (a goal this engine ended may not be flushed yet)
-            if self.draining:
+            # A goal this store holds is this engine's: driven, or ended but not flushed yet.
+            if goal.state in GOAL_DONE or goal.id in self.store.held() or self.draining:
                 continue
             lease = await asyncio.to_thread(self.store.lease, goal.id)
             if not orphaned(goal, lease, owner=ownership.owner, ttl=ownership.ttl):
