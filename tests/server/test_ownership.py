@@ -294,12 +294,14 @@ def test_a_second_daemon_on_one_data_directory_is_refused(tmp_path: Path) -> Non
     try:
         assert first.stdout is not None
         assert first.stdout.readline().startswith("blitz daemon listening on ")
+        token = (home / "server-token.json").read_bytes()
         second = blitz(home, "serve", "--port", "0")
         assert second.returncode == 2, (second.stdout, second.stderr)
         assert f"another blitz daemon (pid {first.pid}@" in second.stderr
         assert str(home) in second.stderr
         assert "Traceback" not in second.stderr
         assert first.poll() is None
+        assert (home / "server-token.json").read_bytes() == token  # the refused one made none
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
