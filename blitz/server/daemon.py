@@ -111,11 +111,11 @@ class Daemon:
         ownership = self.engine.ownership
         taken = []
         for goal in await asyncio.to_thread(self.store.list_goals):
-            engine = self.engine
+            # A goal this store holds is this engine's: driven, or ended but not flushed yet.
+            # One this engine ended with publishing pending is left for `blitz publish`.
             done = goal.state in GOAL_DONE and not publishing.pending(goal)
-            if done or goal.id in engine.runs or goal.id in engine.finished:
-                continue  # (a goal this engine ended may not be flushed yet)
-            if self.draining:
+            held = goal.id in self.store.held() or goal.id in self.engine.finished
+            if done or held or self.draining:
                 continue
             lease = await asyncio.to_thread(self.store.lease, goal.id)
             if not orphaned(goal, lease, owner=ownership.owner, ttl=ownership.ttl):

@@ -164,14 +164,11 @@ class GroupCommit:
                     for (codec, _), record in rows.items():
                         by_codec.setdefault(codec, []).append(codec.to_row(record))
                     with self.writer.begin() as connection:
+                        kept_events = event_rows
                         if self._leases is not None and self._leases.active:
                             lost = self._leases.fence(connection, _goals_of(rows, event_rows))
-                            if lost:
+                            if lost:  # taken over: nothing of those goals is written
                                 by_codec, kept_events = _without(lost, rows, event_rows)
-                            else:
-                                kept_events = event_rows
-                        else:
-                            kept_events = event_rows
                         for codec, codec_rows in by_codec.items():
                             self._upserts[codec].run(connection, codec_rows)
                         if kept_events:

@@ -12,6 +12,7 @@ agree.
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import socket
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from server_helpers import blitz, committed_tasks, git, make_repo, start, write_yaml
 
 from blitz.domain import GOAL_DONE, AttemptState, Goal, GoalState, TaskState
-from blitz.store.sql import SqlStore, sqlite_url
+from blitz.store.sql import VERSION_TABLE, SqlStore, metadata, sqlite_url
 
 # Several real processes each: give a loaded machine room beyond the default.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -39,6 +41,7 @@ PLAN: dict[str, Any] = {
         {"id": "delta", "title": "Write delta", "depends_on": ["alpha", "beta", "gamma"]},
     ],
 }
+POSTGRES_URL = os.environ.get("BLITZ_TEST_POSTGRES_URL", "")
 LEASE = "2"  # seconds: short, so a frozen daemon loses its goal soon
 
 
@@ -55,10 +58,10 @@ def agent(hold: Path) -> dict[str, Any]:
 class Daemon:
     """A `blitz serve` process on its own data directory and the shared store."""
 
-    def __init__(self, home: Path, db: Path, scenario: Path) -> None:
+    def __init__(self, home: Path, db: str, scenario: Path) -> None:
         self.proc = start(
             home, "serve", "--port", "0", "--grace", "5", "--scenario", scenario,
-            BLITZ_DATABASE_URL=sqlite_url(db), BLITZ_LEASE_SECONDS=LEASE,
+            BLITZ_DATABASE_URL=db, BLITZ_LEASE_SECONDS=LEASE,
         )  # fmt: skip
         self.lines: list[str] = []
 
@@ -89,35 +92,49 @@ class Daemon:
             self.proc.communicate(timeout=10)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty store on SQLite and, with BLITZ_TEST_POSTGRES_URL set, PostgreSQL."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "shared.db")
+    if not POSTGRES_URL:
+        pytest.skip("set BLITZ_TEST_POSTGRES_URL to test on PostgreSQL")
+    engine = sa.create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
 @pytest.fixture
-def crashed(tmp_path: Path, hold_file: Path) -> tuple[Path, Path, Path, Goal]:
-    """A goal whose `blitz run` was killed once its first task was integrated: (repo, store file,
+def crashed(tmp_path: Path, hold_file: Path, database: str) -> tuple[Path, str, Path, Goal]:
+    """A goal whose `blitz run` was killed once its first task was integrated: (repo, store URL,
     scenario, goal). The scenario's agents wait while ``hold_file`` exists (it does not yet)."""
     repo = make_repo(tmp_path, toml="max_parallel = 4\n")
     plan = write_yaml(tmp_path / "plan.yaml", PLAN)
     scenario = write_yaml(tmp_path / "agent.yaml", agent(hold_file))
-    home = tmp_path / "run-home"
     ran = blitz(
-        home, "run", "Write four files", "--repo", repo, "--plan", plan, "--scenario", scenario,
-        "--json", BLITZ_CRASH_AT="before_store_write",
+        tmp_path / "run-home", "run", "Write four files", "--repo", repo, "--plan", plan,
+        "--scenario", scenario, "--json",
+        BLITZ_CRASH_AT="before_store_write", BLITZ_DATABASE_URL=database,
     )  # fmt: skip
     assert ran.returncode == -signal.SIGKILL, (ran.stdout, ran.stderr)
-    db = home / "blitz.db"
-    [goal] = read(db, lambda store: store.list_goals())
+    [goal] = read(database, lambda store: store.list_goals())
     assert goal.state is GoalState.RUNNING
     assert len(committed_tasks(repo, goal.branch)) == 1
-    return repo, db, scenario, goal
+    return repo, database, scenario, goal
 
 
-def read(db: Path, what: Any) -> Any:
-    store = SqlStore(sqlite_url(db))
+def read(db: str, what: Any) -> Any:
+    store = SqlStore(db)
     try:
         return what(store)
     finally:
         store.close()
 
 
-def wait_for(db: Path, what: Any, why: str, limit: float = 120) -> Any:
+def wait_for(db: str, what: Any, why: str, limit: float = 120) -> Any:
     deadline = time.monotonic() + limit
     while True:
         found = read(db, what)
@@ -127,9 +144,9 @@ def wait_for(db: Path, what: Any, why: str, limit: float = 120) -> Any:
         time.sleep(0.1)
 
 
-def resumed(db: Path | SqlStore, goal_id: str) -> list[str]:
+def resumed(db: str | SqlStore, goal_id: str) -> list[str]:
     """The messages of the goal's goal.resumed events ("resumed by <runner> from <state>")."""
-    if isinstance(db, Path):
+    if isinstance(db, str):
         return read(db, lambda s: resumed(s, goal_id))  # type: ignore[no-any-return]
     return [e.message for e in db.events(goal_id=goal_id) if e.kind == "goal.resumed"]
 
@@ -144,7 +161,7 @@ def snapshot(goal_id: str) -> Any:
     )
 
 
-def finished(db: Path, goal_id: str) -> Goal:
+def finished(db: str, goal_id: str) -> Goal:
     def done(store: SqlStore) -> Goal | None:
         goal = store.get_goal(goal_id)
         return goal if goal is not None and goal.state in GOAL_DONE else None
@@ -153,7 +170,7 @@ def finished(db: Path, goal_id: str) -> Goal:
     return goal
 
 
-def assert_store_and_branch_agree(repo: Path, db: Path, goal_id: str) -> None:
+def assert_store_and_branch_agree(repo: Path, db: str, goal_id: str) -> None:
     """The goal succeeded; each task committed once on its branch, recorded as succeeded with
     that commit by one attempt, and never started again after it succeeded."""
     goal, tasks, attempts, events = read(
@@ -184,7 +201,7 @@ def assert_store_and_branch_agree(repo: Path, db: Path, goal_id: str) -> None:
 
 
 def test_two_daemons_started_at_once_drive_a_crashed_goal_once(
-    tmp_path: Path, crashed: tuple[Path, Path, Path, Goal]
+    tmp_path: Path, crashed: tuple[Path, str, Path, Goal]
 ) -> None:
     repo, db, scenario, goal = crashed
     first = Daemon(tmp_path / "home-1", db, scenario)
@@ -208,11 +225,11 @@ def test_two_daemons_started_at_once_drive_a_crashed_goal_once(
 
 
 def test_two_resumes_at_once_drive_a_crashed_goal_once(
-    tmp_path: Path, crashed: tuple[Path, Path, Path, Goal]
+    tmp_path: Path, crashed: tuple[Path, str, Path, Goal]
 ) -> None:
     repo, db, scenario, goal = crashed
-    home = db.parent
-    procs = [start(home, "resume", "--scenario", scenario) for _ in range(2)]
+    home = tmp_path / "run-home"
+    procs = [start(home, "resume", "--scenario", scenario, BLITZ_DATABASE_URL=db) for _ in range(2)]
     outputs = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -226,7 +243,7 @@ def test_two_resumes_at_once_drive_a_crashed_goal_once(
 
 
 def test_a_daemon_frozen_past_its_lease_loses_its_goal_and_writes_nothing_more(
-    tmp_path: Path, crashed: tuple[Path, Path, Path, Goal], hold_file: Path
+    tmp_path: Path, crashed: tuple[Path, str, Path, Goal], hold_file: Path
 ) -> None:
     repo, db, scenario, goal = crashed
     hold_file.touch()  # the agents of the resumed goal wait
@@ -277,12 +294,14 @@ def test_a_second_daemon_on_one_data_directory_is_refused(tmp_path: Path) -> Non
     try:
         assert first.stdout is not None
         assert first.stdout.readline().startswith("blitz daemon listening on ")
+        token = (home / "server-token.json").read_bytes()
         second = blitz(home, "serve", "--port", "0")
         assert second.returncode == 2, (second.stdout, second.stderr)
         assert f"another blitz daemon (pid {first.pid}@" in second.stderr
         assert str(home) in second.stderr
         assert "Traceback" not in second.stderr
         assert first.poll() is None
+        assert (home / "server-token.json").read_bytes() == token  # the refused one made none
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=60)
