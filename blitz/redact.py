@@ -133,7 +133,8 @@ _clean_keys: set[str] = set()
 are checked once (forgotten when a secret is registered, or when there are too many)."""
 
 
-def _redact_key(key: Any) -> Any:
+def redact_key(key: Any) -> Any:
+    """A mapping key redacted (cheap for the few keys that come again and again)."""
     if not isinstance(key, str) or key in _clean_keys:
         return key
     clean = redact(key)
@@ -150,7 +151,7 @@ def redact_data(obj: Any) -> Any:
     if isinstance(obj, str):
         return redact(obj)
     if isinstance(obj, Mapping):
-        return {_redact_key(key): redact_data(value) for key, value in obj.items()}
+        return {redact_key(key): redact_data(value) for key, value in obj.items()}
     if isinstance(obj, list):
         return [redact_data(item) for item in obj]
     if isinstance(obj, tuple):

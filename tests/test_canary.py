@@ -75,7 +75,7 @@ def value_of(tp: Any, where: str) -> Any:
     if origin is tuple:
         return (value_of(args[0], f"{where}[0]"), value_of(args[0], f"{where}[1]"))
     if origin is Mapping:
-        return {"text": text(where), "nested": {"list": [text(where), 1]}, "n": 2}
+        return {"text": text(where), "nested": {"list": [text(where), 1]}, text(where): 2}
     if dataclasses.is_dataclass(tp):
         return poisoned(tp)  # type: ignore[arg-type]
     raise TypeError(f"{where}: no canary for {tp!r}")
@@ -143,6 +143,8 @@ def test_no_canary_reaches_the_database_file(tmp_path: Path) -> None:
     try:
         store.write(*(poisoned(cls) for cls in RECORDS))  # ids and links poisoned too
         store.write(events=[poisoned(Event, kind=kind, id=0) for kind in list(EventKind)[:3]])
+        flat = {text("a key"): text("a value"), "n": 1}  # flat data takes the store's short cut
+        store.write(events=[poisoned(Event, kind=EventKind.GOAL_CREATED, id=0, data=flat)])
         store.add_command("g-1", "cancel")
         store.flush_sync()
         files = sorted(tmp_path.glob("blitz.db*"))

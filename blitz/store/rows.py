@@ -53,7 +53,7 @@ from blitz.domain import (
     Task,
 )
 from blitz.events import Event
-from blitz.redact import redact, redact_data, suspect
+from blitz.redact import redact, redact_data, redact_key, suspect
 from blitz.store import schema
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ def data_json(data: Mapping[str, Any]) -> str:
             value = redact(value) if value else value
         elif type(value) not in _SCALARS:
             return dumps(redact_data(dict(data)))
-        clean[key] = value
+        clean[redact_key(key)] = value
     return dumps(clean)
 
 
