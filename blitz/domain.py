@@ -248,11 +248,12 @@ class Goal:
 
     def model_for(self, role: str) -> str:
         """The model the goal was started with for ``role`` ("planner", "agent"...), or ""."""
-        for entry in self.models:
-            name, _, model = entry.partition("=")
-            if name == role:
-                return model
-        return ""
+        return self.model_map().get(role, "")
+
+    def model_map(self) -> dict[str, str]:
+        """The models the goal was started with, by role (an entry without ``=`` is skipped)."""
+        pairs = (entry.partition("=") for entry in self.models)
+        return {role: model for role, sep, model in pairs if sep}
 
 
 @fast_init

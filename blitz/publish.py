@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from blitz import actions, pr
 from blitz.conductor import GoalReport, Published
+from blitz.conductor.ownership import GoalTaken
 from blitz.conductor.publishing import PENDING
 from blitz.domain import Goal, GoalState, TaskState
 from blitz.errors import ConfigError, GitError
 from blitz.integrations.github import GitHubClient, open_or_find_pr, parse_github_remote
-from blitz.proctree import runner_alive
-from blitz.runner import runner_id
+from blitz.store.leases import held_elsewhere
 
 if TYPE_CHECKING:
     from blitz.app import App
@@ -113,7 +113,7 @@ async def publish_again(app: App, engine: Engine, key: str) -> Goal:
     marked pending and resumed in ``engine``, whose run publishes it. A Conflict when the goal
     did not succeed or another process is publishing it."""
     goal = actions.goal_of(app.store, key)
-    elsewhere = goal.runner != runner_id() and runner_alive(goal.runner)
+    elsewhere = held_elsewhere(app.store.lease(goal.id), engine.ownership.owner)
     if goal.state is GoalState.FINISHING and not elsewhere:
         raise actions.Conflict(f"goal {goal.id} stopped while publishing: resume it instead")
     if goal.state is not GoalState.SUCCEEDED:
@@ -121,10 +121,15 @@ async def publish_again(app: App, engine: Engine, key: str) -> Goal:
             f"goal {goal.id} is {goal.state.value}: only a goal whose tasks all succeeded is "
             "published"
         )
-    if goal.id in engine.runs or (goal.publish_state == PENDING and elsewhere):
+    if goal.id in engine.runs or elsewhere:
         raise actions.Conflict(f"goal {goal.id} is being published ({goal.runner})")
+    try:
+        engine.ownership.claim(goal.id)  # first: the pending mark is written as its owner
+    except GoalTaken as taken:
+        raise actions.Conflict(f"goal {goal.id} is being published ({taken.holder})") from None
     pending = goal.evolve(publish_state=PENDING)
     app.store.write(pending)
+    await app.store.flush()
     await engine.resume(pending)
     return pending
 

@@ -100,6 +100,11 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
         async with live_view(engine, [goal.id], enabled=not json_out):
             finished = await drive(engine)
         if goal.id not in finished:
+            if goal.id in blitz.store.lost():
+                raise UserError(
+                    f"goal {goal.id} was taken over by another process; follow it there "
+                    f"(`blitz status {goal.id}`)"
+                )
             reason = engine.blocked().get(goal.id, "paused")
             raise ConfigError(
                 f"project {project.name} is paused: {reason}\n"
@@ -188,6 +193,7 @@ async def drive(engine: Engine) -> dict[str, Goal]:
             interrupt(run)
         await engine.store.flush()
         for run in runs:
+            engine.store.release(run.goal.id)  # nobody's now: `blitz resume` takes it at once
             print(
                 f"goal {run.goal.id} interrupted: continue it with `blitz resume`",
                 file=sys.stderr,

@@ -101,7 +101,7 @@ def status(
                         "error": found.publish_error,
                         "attempts": found.publish_attempts,
                     },
-                    "models": dict(m.split("=", 1) for m in found.models),
+                    "models": found.model_map(),
                     "tasks": [
                         {
                             "id": t.id,
@@ -152,7 +152,7 @@ def status(
         out.print(f"[bold]{found.title}[/]  {found.id}  {_state(found)}")
         out.print(f"branch {found.branch} from {found.base_branch}")
         if found.models:
-            out.print("models: " + ", ".join(m.replace("=", " ", 1) for m in found.models))
+            out.print("models: " + ", ".join(f"{r} {m}" for r, m in found.model_map().items()))
         if found.error:
             out.print(f"[red]{found.error}[/]")
         if found.pr_url:

@@ -261,7 +261,7 @@ def goal_detail(
         driven_here=driven_here,
         explore=goal.explore,
         model=goal.model,
-        models=dict(entry.split("=", 1) for entry in goal.models),
+        models=goal.model_map(),
         usage=UsageOut.of(spent),
         planning_usage=UsageOut.of(goal.usage),
         tasks=[TaskOut.of(t) for t in tasks],

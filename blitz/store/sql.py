@@ -1,8 +1,9 @@
 """The SQL store: SQLAlchemy Core on SQLite (WAL) or PostgreSQL, with group commit.
 
 The store writes through :class:`~blitz.store.commit.GroupCommit` (records and events staged,
-then committed together) and reads with the row decoders of :mod:`blitz.store.rows`. Event text
-and the diagnostic text of records (errors, summaries, gate output) is redacted on the way in.
+then committed together) and reads with the row decoders of :mod:`blitz.store.rows`. Every
+string of every record and event is redacted on the way in, where :mod:`blitz.store.rows` makes
+its row.
 The tables and migrations are in :mod:`blitz.store.schema`, the driver-level work in
 :mod:`blitz.store.database`; the names they had here are imported back for callers.
 """
@@ -213,10 +214,10 @@ class SqlStore:
                 raise
 
     def add_command(self, goal_id: str, kind: str) -> int:
+        command = Command(id=0, goal_id=goal_id, kind=kind, created_at=time.time())
+        row = dict(zip(COMMANDS.columns, COMMANDS.to_row(command), strict=True))
         with self._batch.writer.begin() as connection:
-            result = connection.execute(
-                sa.insert(commands).values(goal_id=goal_id, kind=kind, created_at=time.time())
-            )
+            result = connection.execute(sa.insert(commands).values(**row))
             (command_id,) = result.inserted_primary_key or (0,)
         return int(command_id)
 
