@@ -312,13 +312,16 @@ class LLMPlanner:
         limits = UsageLimits(request_limit=OUTPUT_RETRIES + 1)
 
         async def once() -> tuple[Out, list[ModelMessage]]:
-            with capture_run_messages() as messages:
-                try:
-                    result = await agent.run(
-                        question, message_history=history or None, usage_limits=limits
-                    )
-                finally:
-                    spent.append(_response_usage(messages[len(history) :]))
+            # Entered per call, so the model's HTTP client is closed between calls (a planner
+            # may live as long as a daemon, and wait out a provider for hours).
+            async with role.model:
+                with capture_run_messages() as messages:
+                    try:
+                        result = await agent.run(
+                            question, message_history=history or None, usage_limits=limits
+                        )
+                    finally:
+                        spent.append(_response_usage(messages[len(history) :]))
             return result.output, result.all_messages()
 
         return await call_with_retries(
