@@ -155,6 +155,7 @@ export const api = {
   approve: (goal: string) => request<Action>("POST", `/api/goals/${enc(goal)}/approve`),
   reject: (goal: string, reason = "") =>
     request<Action>("POST", `/api/goals/${enc(goal)}/reject`, reason ? { reason } : {}),
+  publish: (goal: string) => request<Action>("POST", `/api/goals/${enc(goal)}/publish`),
   retry: (goal: string, task: string) =>
     request<Action>("POST", `/api/goals/${enc(goal)}/tasks/${enc(task)}/retry`),
   skip: (goal: string, task: string) =>

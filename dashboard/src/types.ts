@@ -66,6 +66,18 @@ export interface Goal {
   created_at: number;
   finished_at: number;
   age_seconds: number;
+  /** "" (not published, or nothing to push), "pending" (every task succeeded but the push or
+   * pull request failed: to be retried) or "published". */
+  publish_state: "" | "pending" | "published";
+  /** Why the last try at publishing failed. */
+  publish_error: string;
+  /** How many times publishing was tried. */
+  publish_attempts: number;
+}
+
+/** A succeeded goal whose publishing is still to be done. */
+export function publishPending(goal: Goal): boolean {
+  return goal.state === "succeeded" && goal.publish_state === "pending";
 }
 
 export type TaskState =

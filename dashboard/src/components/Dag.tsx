@@ -24,9 +24,12 @@ import {
   recoveryOf,
 } from "../layout";
 import type { GraphCandidate } from "../layout";
+import { clock } from "../format";
 import type { Task } from "../types";
+import { firstLine } from "../waiting";
+import type { Wait } from "../waiting";
 
-type TaskNodeData = { task: Task; selected: boolean; candidates: number };
+type TaskNodeData = { task: Task; selected: boolean; candidates: number; wait?: Wait };
 type CandidateNodeData = { candidate: GraphCandidate; selected: boolean; chosen: boolean };
 type TaskNode = Node<TaskNodeData, "task">;
 type CandidateNode = Node<CandidateNodeData, "candidate">;
@@ -36,18 +39,20 @@ export interface DagCandidate extends GraphCandidate {
 }
 
 const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
-  const { task } = data;
+  const { task, wait } = data;
   const origin = recoveryOf(task.origin);
   const classes = ["dag-node", `state-${task.state}`];
   if (origin) classes.push("recovery");
   if (data.selected) classes.push("selected");
+  if (wait) classes.push("waiting");
   return (
     <div
       className={classes.join(" ")}
       data-testid={`dag-node-${task.id}`}
       data-state={task.state}
       data-origin={task.origin}
-      title={task.reason || task.title}
+      data-waiting={wait ? "true" : undefined}
+      title={wait ? wait.message || firstLine(wait.reason) : task.reason || task.title}
     >
       <Handle type="target" position={Position.Left} isConnectable={false} />
       <div className="dag-node-head">
@@ -55,6 +60,11 @@ const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
         <span className="state-pill">{task.state}</span>
       </div>
       <div className="dag-node-title">{task.title}</div>
+      {wait && (
+        <div className="dag-node-tag dag-node-waiting" data-testid={`dag-waiting-${task.id}`}>
+          ⏸ waiting for its provider until {clock(wait.until)}
+        </div>
+      )}
       {origin && <div className="dag-node-tag">↻ recovery of {origin}</div>}
       {!origin && task.attempts > 1 && data.candidates === 0 && (
         <div className="dag-node-tag muted">{task.attempts} attempts</div>
@@ -99,6 +109,8 @@ interface DagProps {
   selectedTask: string;
   selectedAttempt: string;
   onSelect: (task: string, attempt?: string) => void;
+  /** Tasks waiting for their model provider, by id. */
+  waits?: ReadonlyMap<string, Wait>;
 }
 
 export function Dag(props: DagProps) {
@@ -109,7 +121,7 @@ export function Dag(props: DagProps) {
   );
 }
 
-function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, frame = "" }: DagProps) {
+function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, waits, frame = "" }: DagProps) {
   // The layout depends only on the graph's shape, so state changes do not move nodes.
   const shape = tasks.map((t) => `${t.id}<${t.depends_on.join(",")}|${t.origin}`).join(";");
   const candidateShape = candidates.map((c) => `${c.task}#${c.candidate}`).join(";");
@@ -132,7 +144,7 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, f
         position: { x: n.x, y: n.y },
         width: n.width,
         height: n.height,
-        data: { task, selected: task.id === selectedTask, candidates: n.candidates.length },
+        data: { task, selected: task.id === selectedTask, candidates: n.candidates.length, wait: waits?.get(task.id) },
         draggable: false,
         connectable: false,
       });
@@ -157,7 +169,7 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, f
       });
     }
     return out;
-  }, [laid, byId, stateOf, selectedTask, selectedAttempt]);
+  }, [laid, byId, stateOf, selectedTask, selectedAttempt, waits]);
 
   // Controlled nodes that keep what React Flow measured: a node object without `measured`
   // loses its handle positions, and its edges vanish until something resizes it.

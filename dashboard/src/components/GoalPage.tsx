@@ -10,7 +10,8 @@ import { age, clock, money } from "../format";
 import { goalPath, navigate } from "../router";
 import { useEventStream } from "../stream";
 import { useToasts } from "../toasts";
-import { GOAL_DONE } from "../types";
+import { GOAL_DONE, publishPending } from "../types";
+import { waitingTasks } from "../waiting";
 import type { AttemptSummary, BlitzEvent, Breaker, GoalDetail, TaskDetail } from "../types";
 import { Breakers } from "./Breakers";
 import { CostChart } from "./CostChart";
@@ -163,6 +164,13 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
       .map((a) => ({ id: a.id, task: a.task_id, candidate: a.candidate, state: a.state, selected: a.selected }));
   }, [goal, details]);
 
+  /** Tasks parked until their model provider takes calls again (from `task.waiting`). */
+  const waits = useMemo(
+    () => waitingTasks(events, now / 1000, new Map((goal?.tasks ?? []).map((t) => [t.id, t.state]))),
+    [events, now, goal],
+  );
+  const [publishing, setPublishing] = useState(false);
+
   const select = useCallback(
     (task: string, attempt?: string) => {
       navigate(goalPath(goalId, task, attempt), true);
@@ -198,6 +206,20 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
       toasts.error(error, what);
     }
   };
+
+  const publish = async () => {
+    setPublishing(true);
+    try {
+      await api.publish(goal.id);
+      toasts.info("publishing again", "the branch is pushed and its pull request opened once more");
+      goalReader.current?.trigger();
+    } catch (error) {
+      toasts.error(error, "publish again");
+    } finally {
+      setPublishing(false);
+    }
+  };
+  const tries = (n: number) => `${n} ${n === 1 ? "try" : "tries"}`;
 
   return (
     <div className="goal-page" data-testid="goal-page" data-goal={goal.id}>
@@ -266,6 +288,28 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
             {goal.error}
           </div>
         )}
+        {publishPending(goal) && (
+          <div
+            className="note note-warn"
+            data-testid="goal-publish-pending"
+            data-attempts={goal.publish_attempts}
+          >
+            <div>
+              <strong>publishing pending</strong> after {tries(goal.publish_attempts)}: {goal.publish_error || "(no reason given)"}
+            </div>
+            <div className="muted small">
+              Every task succeeded; the branch still has to be pushed and its pull request opened.
+            </div>
+            <button className="small" disabled={publishing} onClick={() => void publish()} data-testid="goal-publish">
+              {publishing ? "publishing…" : "Publish again"}
+            </button>
+          </div>
+        )}
+        {goal.state === "finishing" && goal.publish_state === "pending" && goal.publish_attempts > 0 && (
+          <div className="note note-warn" data-testid="goal-publish-retrying">
+            publishing failed ({tries(goal.publish_attempts)}), trying again: {goal.publish_error}
+          </div>
+        )}
         {goal.summary && <p className="summary">{goal.summary}</p>}
       </section>
 
@@ -295,6 +339,7 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
               selectedTask={selectedTask}
               selectedAttempt={selectedAttempt}
               onSelect={select}
+              waits={waits}
               frame={selectedTask ? "panel" : "full"}
             />
           )}
@@ -306,6 +351,7 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
             detail={detail}
             attemptId={selectedAttempt}
             events={events}
+            wait={waits.get(selectedTask)}
             onSelectAttempt={(a) => select(selectedTask, a)}
             onClose={() => navigate(goalPath(goal.id), true)}
           />

@@ -2,6 +2,7 @@
 import { useEffect, useState } from "react";
 import { age, money } from "../format";
 import { goalPath, navigate } from "../router";
+import { publishPending } from "../types";
 import type { Goal } from "../types";
 import { Progress } from "./Progress";
 
@@ -52,6 +53,15 @@ export function GoalsTable({ goals }: { goals: Goal[] | null }) {
             <td>{g.project}</td>
             <td>
               <span className={`badge state-${g.state}`}>{g.state.replace("_", " ")}</span>
+              {publishPending(g) && (
+                <span
+                  className="badge badge-publish"
+                  data-testid={`goal-publish-pending-${g.id}`}
+                  title={`publishing failed ${g.publish_attempts} time(s): ${g.publish_error}`}
+                >
+                  publishing pending
+                </span>
+              )}
             </td>
             <td>
               <Progress done={g.progress.done} total={g.progress.total} byState={g.progress.by_state} />

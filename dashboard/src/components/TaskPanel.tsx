@@ -1,10 +1,11 @@
 /** One task: what it was asked, its attempts, and the chosen attempt's transcript, diff and gates. */
 import { useState } from "react";
 import { api } from "../api";
-import { duration, money, shortSha } from "../format";
+import { age, clock, duration, money, shortSha } from "../format";
 import { recoveryOf } from "../layout";
 import { useToasts } from "../toasts";
 import type { BlitzEvent, Recovery, TaskDetail } from "../types";
+import type { Wait } from "../waiting";
 import { AttemptView } from "./AttemptView";
 
 const RETRYABLE = new Set(["failed", "crashed", "skipped"]);
@@ -16,11 +17,13 @@ interface Props {
   detail: TaskDetail | null;
   attemptId: string;
   events: BlitzEvent[];
+  /** Set while the task waits for its model provider. */
+  wait?: Wait;
   onSelectAttempt: (attempt: string) => void;
   onClose: () => void;
 }
 
-export function TaskPanel({ goalId, goalDone, detail, attemptId, events, onSelectAttempt, onClose }: Props) {
+export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, onSelectAttempt, onClose }: Props) {
   const toasts = useToasts();
   const [busy, setBusy] = useState(false);
   if (!detail) {
@@ -83,7 +86,13 @@ export function TaskPanel({ goalId, goalDone, detail, attemptId, events, onSelec
           )}
         </div>
       )}
-      {detail.reason && (
+      {wait && (
+        <div className="note note-warn" data-testid="task-waiting" data-until={wait.until}>
+          <strong>waiting for its model provider</strong> until {clock(wait.until)} (in{" "}
+          {age(wait.until - Date.now() / 1000)}): {wait.reason || wait.message}
+        </div>
+      )}
+      {detail.reason && !(wait && detail.reason.startsWith("waiting until")) && (
         <div className={`note ${detail.state === "failed" ? "note-bad" : ""}`} data-testid="task-reason">
           <strong>why:</strong> {detail.reason}
         </div>

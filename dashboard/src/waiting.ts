@@ -1,0 +1,47 @@
+/**
+ * Tasks parked until their model provider takes calls again, from the event log: a
+ * `task.waiting` event (data {until, reason, seconds}) says a task waits until a wall time; any
+ * later event of the task's own (it was started, re-queued, ended) says it no longer does.
+ */
+import type { BlitzEvent } from "./types";
+
+export interface Wait {
+  /** Wall time (seconds since the epoch) the task waits until. */
+  until: number;
+  /** Why: what the provider answered. */
+  reason: string;
+  message: string;
+}
+
+const STILL_WAITING = new Set(["task.waiting", "agent.message", "task.routed"]);
+const PARKED = new Set(["pending", "ready"]);
+
+/** The tasks waiting now (`now` in seconds), by task id; `states` (task id to state) leaves
+ * out a task that has moved on even if its events have not arrived yet. */
+export function waitingTasks(
+  events: readonly BlitzEvent[],
+  now: number,
+  states: ReadonlyMap<string, string>,
+): Map<string, Wait> {
+  const waits = new Map<string, Wait>();
+  for (const e of events) {
+    if (!e.task_id) continue;
+    if (e.kind === "task.waiting") {
+      const until = Number(e.data.until);
+      const reason = typeof e.data.reason === "string" ? e.data.reason : "";
+      if (Number.isFinite(until)) waits.set(e.task_id, { until, reason, message: e.message });
+    } else if (!STILL_WAITING.has(e.kind) && (e.kind.startsWith("task.") || e.kind.startsWith("attempt."))) {
+      waits.delete(e.task_id);
+    }
+  }
+  for (const [task, wait] of waits) {
+    const state = states.get(task);
+    if (wait.until <= now || (state !== undefined && !PARKED.has(state))) waits.delete(task);
+  }
+  return waits;
+}
+
+/** "429 rate limited (retry-after 90)" -> its first line, for a tag or a tooltip. */
+export function firstLine(text: string): string {
+  return text.split("\n", 1)[0].trim();
+}
