@@ -30,6 +30,7 @@ from .harness import (
     Daemon,
     environment,
     make_repo,
+    refusing_remote,
     wait_for_start,
 )
 
@@ -61,7 +62,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
         "greeter": make_repo(root / "greeter", env),
         "approver": make_repo(root / "approver", env, approval=True),
         "pausable": make_repo(root / "pausable", env),
+        "publisher": make_repo(root / "publisher", env, remote="origin"),
     }
+    remotes = {"publisher": refusing_remote(repos["publisher"], root / "origin.git", env)}
     log = root / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -73,7 +76,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
         )
     try:
         url, token = wait_for_start(proc, log)
-        d = Daemon(url=url, token=token, home=root / "home", log=log, repos=repos)
+        d = Daemon(url=url, token=token, home=root / "home", log=log, repos=repos, remotes=remotes)
         for name, path in repos.items():
             d.api("POST", "/api/projects", {"path": str(path), "name": name})
         yield d

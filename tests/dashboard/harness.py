@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 import urllib.error
@@ -112,6 +113,7 @@ class Daemon:
     home: Path
     log: Path
     repos: dict[str, Path] = field(default_factory=dict)
+    remotes: dict[str, Path] = field(default_factory=dict)  # bare repositories pushed to
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """One API call with the token; the JSON answer, or raise with the problem details."""
@@ -132,16 +134,41 @@ def _git(repo: Path, env: dict[str, str], *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, timeout=30)
 
 
-def make_repo(path: Path, env: dict[str, str], *, approval: bool = False) -> Path:
-    """A committed repository with a quick passing test gate in its blitz.toml."""
+def make_repo(path: Path, env: dict[str, str], *, approval: bool = False, remote: str = "") -> Path:
+    """A committed repository with a quick passing test gate in its blitz.toml; ``remote``:
+    the git remote its goals are pushed to ("" for none)."""
     path.mkdir(parents=True)
     _git(path, env, "init", "-q", "-b", "main")
     (path / "README.md").write_text("# demo\n")
     approve = "require_plan_approval = true\n" if approval else ""
-    add_test_gate(path, '[project]\nbase_branch = "main"\nremote = ""\n' + approve)
+    project = f'[project]\nbase_branch = "main"\nremote = "{remote}"\n'
+    add_test_gate(path, project + approve)
     _git(path, env, "add", "-A")
     _git(path, env, "commit", "-q", "-m", "A repository with a test")
     return path
+
+
+def refusing_remote(repo: Path, bare: Path, env: dict[str, str]) -> Path:
+    """A bare repository as ``repo``'s ``origin``, whose pre-receive hook refuses every push
+    while ``<bare>/deny`` exists, saying what that file holds."""
+    _git(repo, env, "init", "-q", "--bare", str(bare))
+    hook = bare / "hooks" / "pre-receive"
+    deny = shlex.quote(str(bare / "deny"))
+    hook.write_text(f"#!/bin/sh\nif [ -e {deny} ]; then cat {deny} >&2; exit 1; fi\nexit 0\n")
+    hook.chmod(0o755)
+    _git(repo, env, "remote", "add", "origin", str(bare))
+    return bare
+
+
+def pushed(bare: Path, branch: str) -> bool:
+    """Whether ``branch`` reached the bare repository."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "-q", f"refs/heads/{branch}"],
+        cwd=bare,
+        capture_output=True,
+        check=False,
+    )
+    return found.returncode == 0
 
 
 def environment(root: Path) -> dict[str, str]:
@@ -161,6 +188,8 @@ def environment(root: Path) -> dict[str, str]:
         GIT_COMMITTER_NAME="Test Committer",
         GIT_COMMITTER_EMAIL="committer@example.test",
         COLUMNS="300",
+        # a refused push leaves its goal pending at once (no minutes of retries with backoff)
+        BLITZ_PUBLISH_RETRY_FOR="0",
     )
     return env
 

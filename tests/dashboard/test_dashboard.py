@@ -4,12 +4,16 @@ approve a plan, read a task's diff, and see the API's errors."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .harness import RECOVERY_PLAN, SCENARIO, SLOW_PLAN, Daemon
+from blitz.events import Event, EventKind
+from blitz.store.sql import SqlStore
+
+from .harness import RECOVERY_PLAN, SCENARIO, SLOW_PLAN, Daemon, pushed
 
 pytestmark = [pytest.mark.dashboard, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -273,3 +277,94 @@ def test_skip_a_task_then_cancel_the_goal(page: Any, daemon: Daemon, artifacts: 
     page.locator("[data-testid='dag-node-slow'][data-state='cancelled']").wait_for()
     assert page.get_by_test_id("goal-cancel").count() == 0
     page.screenshot(path=str(artifacts / "skipped-and-cancelled.png"), full_page=True)
+
+
+def test_a_goal_whose_push_failed_is_pending_and_published_again(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    remote = daemon.remotes["publisher"]
+    (remote / "deny").write_text("the remote is being moved\n")
+    login(page, daemon)
+    submit_goal(page, daemon, "publisher", "Greet, then push")
+    wait_all_succeeded(page)
+    goal_id = page.get_by_test_id("goal-page").get_attribute("data-goal")
+
+    # Every task succeeded, the push was refused: succeeded, publishing pending, and why.
+    pending = page.get_by_test_id("goal-publish-pending")
+    pending.wait_for(timeout=60_000)
+    assert "publishing pending after 1 try" in pending.inner_text()
+    assert "the remote is being moved" in pending.inner_text()
+    assert page.get_by_test_id("goal-state").get_attribute("data-state") == "succeeded"
+    page.screenshot(path=str(artifacts / "publish-pending.png"), full_page=True)
+
+    # The goal list shows it too.
+    page.get_by_test_id("nav-home").click()
+    page.get_by_test_id(f"goal-publish-pending-{goal_id}").wait_for()
+    page.get_by_test_id(f"goal-row-{goal_id}").click()
+
+    # Publish again while the remote still refuses: one more try, still pending.
+    page.get_by_test_id("goal-publish").click()
+    page.locator("[data-testid='goal-publish-pending'][data-attempts='2']").wait_for()
+    assert "after 2 tries" in page.get_by_test_id("goal-publish-pending").inner_text()
+
+    # Once the remote takes pushes, publishing again publishes it.
+    (remote / "deny").unlink()
+    page.get_by_test_id("goal-publish").click()
+    page.get_by_test_id("goal-publish-pending").wait_for(state="detached", timeout=60_000)
+    goal = daemon.api("GET", f"/api/goals/{goal_id}")
+    assert goal["state"] == "succeeded" and goal["publish_state"] == "published", goal
+    assert pushed(remote, goal["branch"])
+    page.get_by_test_id("nav-home").click()
+    page.get_by_test_id(f"goal-row-{goal_id}").wait_for()
+    assert page.get_by_test_id(f"goal-publish-pending-{goal_id}").count() == 0
+
+
+def test_a_task_waiting_for_its_provider_says_why_and_until_when(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    login(page, daemon)
+    page.get_by_test_id("goal-plan").evaluate("el => el.closest('details').open = true")
+    page.get_by_test_id("goal-plan").fill(json.dumps(SLOW_PLAN))
+    submit_goal(page, daemon, "greeter", "Wait for the provider")
+    page.locator("[data-testid='dag-node-slow'][data-state='running']").wait_for()
+    goal_id = page.get_by_test_id("goal-page").get_attribute("data-goal")
+
+    # The event the engine writes when a task's provider is out (conductor/goal.py `wait`),
+    # written to the daemon's store as another process would: the page learns it from the
+    # event stream like every other change.
+    until = time.time() + 3600
+    reason = "429 Too Many Requests: rate limited (retry-after 3600)"
+    store = SqlStore(f"sqlite:///{daemon.home / 'blitz.db'}")
+    try:
+        store.write(
+            events=[
+                Event(
+                    kind=EventKind.TASK_WAITING,
+                    goal_id=goal_id,
+                    task_id="later",
+                    message="waiting 3600s for the model provider: 429 Too Many Requests",
+                    data={"until": until, "seconds": 3600.0, "reason": reason},
+                    ts=time.time(),
+                )
+            ]
+        )
+        store.flush_sync()
+    finally:
+        store.close()
+
+    tag = page.get_by_test_id("dag-waiting-later")
+    tag.wait_for()
+    assert "waiting until" in tag.inner_text()
+    assert page.get_by_test_id("dag-node-later").get_attribute("data-waiting") == "true"
+    page.get_by_test_id("dag-node-later").click()
+    note = page.get_by_test_id("task-panel").get_by_test_id("task-waiting")
+    note.wait_for()
+    assert "waiting for its model provider" in note.inner_text() and reason in note.inner_text()
+    assert abs(float(note.get_attribute("data-until")) - until) < 1
+    page.screenshot(path=str(artifacts / "task-waiting.png"), full_page=True)
+
+    # Once the task moves on (here: its goal is cancelled), it no longer shows as waiting.
+    daemon.api("POST", f"/api/goals/{goal_id}/cancel", {})
+    page.locator("[data-testid='dag-node-later'][data-state='cancelled']").wait_for()
+    tag.wait_for(state="detached")
+    assert page.get_by_test_id("task-waiting").count() == 0

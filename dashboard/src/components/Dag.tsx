@@ -62,7 +62,7 @@ const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
       <div className="dag-node-title">{task.title}</div>
       {wait && (
         <div className="dag-node-tag dag-node-waiting" data-testid={`dag-waiting-${task.id}`}>
-          ⏸ waiting for its provider until {clock(wait.until)}
+          waiting until {clock(wait.until)} (provider)
         </div>
       )}
       {origin && <div className="dag-node-tag">↻ recovery of {origin}</div>}
