@@ -4,6 +4,8 @@ approve a plan, read a task's diff, and see the API's errors."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -301,6 +303,22 @@ def test_a_goal_whose_push_failed_is_pending_and_published_again(
     page.get_by_test_id("nav-home").click()
     page.get_by_test_id(f"goal-publish-pending-{goal_id}").wait_for()
     page.get_by_test_id(f"goal-row-{goal_id}").click()
+
+    # Another process holds the goal (as `blitz publish` in a terminal would): the daemon
+    # refuses to publish it, and the page shows the daemon's answer.
+    store = SqlStore(f"sqlite:///{daemon.home / 'blitz.db'}")
+    try:
+        me = f"{os.getpid()}@{socket.gethostname()}"
+        assert store.claim(goal_id, me, 600).owner == me
+        page.get_by_test_id("goal-publish").click()
+        toast = page.get_by_test_id("toast-error")
+        toast.wait_for()
+        assert "409" in toast.inner_text() and "being published" in toast.inner_text()
+        page.screenshot(path=str(artifacts / "publish-refused.png"), full_page=True)
+    finally:
+        store.release(goal_id)
+        store.close()
+    assert daemon.api("GET", f"/api/goals/{goal_id}")["publish_attempts"] == 1
 
     # Publish again while the remote still refuses: one more try, still pending.
     page.get_by_test_id("goal-publish").click()
