@@ -13,7 +13,11 @@ const ready = new Map([
 
 describe("waitingTasks", () => {
   it("keeps a task waiting until its time, with why", () => {
-    const events = [ev(1, "task.started", "a"), ev(2, "task.waiting", "a", { until: 500, reason: "429 slow down", seconds: 90 })];
+    const events = [
+      ev(1, "task.started", "a"),
+      ev(2, "task.waiting", "a", { until: 500, reason: "429 slow down", seconds: 90 }),
+      ev(3, "task.ready", "a"), // queued at once, started when the wait is over
+    ];
     const waits = waitingTasks(events, 200, ready);
     expect(waits.get("a")).toEqual({ until: 500, reason: "429 slow down", message: "task.waiting" });
     expect(waitingTasks(events, 500, ready).size).toBe(0); // the time has come

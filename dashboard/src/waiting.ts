@@ -1,7 +1,8 @@
 /**
  * Tasks parked until their model provider takes calls again, from the event log: a
- * `task.waiting` event (data {until, reason, seconds}) says a task waits until a wall time; any
- * later event of the task's own (it was started, re-queued, ended) says it no longer does.
+ * `task.waiting` event (data {until, reason, seconds}) says a task waits until a wall time; a
+ * later start or end of the task says it no longer does. (`task.ready` follows `task.waiting`
+ * at once: the task is queued, but is not started before its time.)
  */
 import type { BlitzEvent } from "./types";
 
@@ -13,7 +14,15 @@ export interface Wait {
   message: string;
 }
 
-const STILL_WAITING = new Set(["task.waiting", "agent.message", "task.routed"]);
+const MOVED_ON = new Set([
+  "task.started",
+  "attempt.started",
+  "task.succeeded",
+  "task.failed",
+  "task.crashed",
+  "task.skipped",
+  "task.retried",
+]);
 const PARKED = new Set(["pending", "ready"]);
 
 /** The tasks waiting now (`now` in seconds), by task id; `states` (task id to state) leaves
@@ -30,7 +39,7 @@ export function waitingTasks(
       const until = Number(e.data.until);
       const reason = typeof e.data.reason === "string" ? e.data.reason : "";
       if (Number.isFinite(until)) waits.set(e.task_id, { until, reason, message: e.message });
-    } else if (!STILL_WAITING.has(e.kind) && (e.kind.startsWith("task.") || e.kind.startsWith("attempt."))) {
+    } else if (MOVED_ON.has(e.kind)) {
       waits.delete(e.task_id);
     }
   }

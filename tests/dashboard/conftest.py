@@ -47,28 +47,21 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Daemon]:
+@contextlib.contextmanager
+def serving(
+    root: Path, env: dict[str, str], repos: dict[str, Path], artifacts: Path, *args: str
+) -> Iterator[Daemon]:
+    """A ``blitz serve --port 0`` in ``root`` with ``env``, ``repos`` added as projects; its log
+    is copied to ``artifacts``, and it must not have logged a traceback."""
     if not (STATIC / "index.html").is_file():
         pytest.fail(
             f"the dashboard is not built ({STATIC} has no index.html): "
             "run `npm --prefix dashboard ci && npm --prefix dashboard run build`"
         )
-    root = tmp_path_factory.mktemp("dashboard")
-    env = environment(root)
-    scenario = root / "scenario.yaml"
-    scenario.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
-    repos = {
-        "greeter": make_repo(root / "greeter", env),
-        "approver": make_repo(root / "approver", env, approval=True),
-        "pausable": make_repo(root / "pausable", env),
-        "publisher": make_repo(root / "publisher", env, remote="origin"),
-    }
-    remotes = {"publisher": refusing_remote(repos["publisher"], root / "origin.git", env)}
     log = root / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [BLITZ, "serve", "--port", "0", "--grace", "5", "--scenario", str(scenario)],
+            [BLITZ, "serve", "--port", "0", "--grace", "5", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -76,7 +69,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
         )
     try:
         url, token = wait_for_start(proc, log)
-        d = Daemon(url=url, token=token, home=root / "home", log=log, repos=repos, remotes=remotes)
+        d = Daemon(url=url, token=token, home=Path(env["BLITZ_HOME"]), log=log, repos=repos)
         for name, path in repos.items():
             d.api("POST", "/api/projects", {"path": str(path), "name": name})
         yield d
@@ -88,8 +81,26 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        shutil.copyfile(log, artifacts / "serve.log")
+        shutil.copyfile(log, artifacts / f"{root.name}-serve.log")
     assert "Traceback" not in log.read_text(errors="replace"), log.read_text()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Daemon]:
+    root = tmp_path_factory.mktemp("dashboard")
+    env = environment(root)
+    scenario = root / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
+    repos = {
+        "greeter": make_repo(root / "greeter", env),
+        "approver": make_repo(root / "approver", env, approval=True),
+        "pausable": make_repo(root / "pausable", env),
+        "publisher": make_repo(root / "publisher", env, remote="origin"),
+    }
+    remotes = {"publisher": refusing_remote(repos["publisher"], root / "origin.git", env)}
+    with serving(root, env, repos, artifacts, "--scenario", str(scenario)) as d:
+        d.remotes.update(remotes)
+        yield d
 
 
 # -- the browser ----------------------------------------------------------------------------------
