@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,18 +18,16 @@ from typing import Any
 
 import pytest
 import yaml
-from blitz_process import BLITZ
 
 from .harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SCENARIO,
-    STATIC,
     Daemon,
     environment,
     make_repo,
     refusing_remote,
-    wait_for_start,
+    serving,
 )
 
 
@@ -45,44 +41,6 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     path = Path(os.environ.get("BLITZ_TEST_ARTIFACTS") or default)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@contextlib.contextmanager
-def serving(
-    root: Path, env: dict[str, str], repos: dict[str, Path], artifacts: Path, *args: str
-) -> Iterator[Daemon]:
-    """A ``blitz serve --port 0`` in ``root`` with ``env``, ``repos`` added as projects; its log
-    is copied to ``artifacts``, and it must not have logged a traceback."""
-    if not (STATIC / "index.html").is_file():
-        pytest.fail(
-            f"the dashboard is not built ({STATIC} has no index.html): "
-            "run `npm --prefix dashboard ci && npm --prefix dashboard run build`"
-        )
-    log = root / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [BLITZ, "serve", "--port", "0", "--grace", "5", *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        url, token = wait_for_start(proc, log)
-        d = Daemon(url=url, token=token, home=Path(env["BLITZ_HOME"]), log=log, repos=repos)
-        for name, path in repos.items():
-            d.api("POST", "/api/projects", {"path": str(path), "name": name})
-        yield d
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        shutil.copyfile(log, artifacts / f"{root.name}-serve.log")
-    assert "Traceback" not in log.read_text(errors="replace"), log.read_text()
 
 
 @pytest.fixture(scope="module")

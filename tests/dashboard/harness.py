@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blitz_process import add_test_gate
+import pytest
+from blitz_process import BLITZ, add_test_gate
 
 CHROMIUM = Path(os.environ.get("BLITZ_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -103,7 +108,7 @@ RECOVERY_PLAN: dict[str, Any] = {
 }
 
 
-# -- the daemon ---------------------------------------------------------------------------------
+# -- the daemon and the page ------------------------------------------------------------------
 
 
 @dataclass
@@ -218,3 +223,58 @@ SLOW_PLAN: dict[str, Any] = {
         {"id": "later", "title": "Run after the slow one", "depends_on": ["slow"]},
     ],
 }
+
+
+@contextlib.contextmanager
+def serving(
+    root: Path, env: dict[str, str], repos: dict[str, Path], artifacts: Path, *args: str
+) -> Iterator[Daemon]:
+    """A ``blitz serve --port 0`` in ``root`` with ``env``, ``repos`` added as projects; its log
+    is copied to ``artifacts``, and it must not have logged a traceback."""
+    if not (STATIC / "index.html").is_file():
+        pytest.fail(
+            f"the dashboard is not built ({STATIC} has no index.html): "
+            "run `npm --prefix dashboard ci && npm --prefix dashboard run build`"
+        )
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [BLITZ, "serve", "--port", "0", "--grace", "5", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        url, token = wait_for_start(proc, log)
+        d = Daemon(url=url, token=token, home=Path(env["BLITZ_HOME"]), log=log, repos=repos)
+        for name, path in repos.items():
+            d.api("POST", "/api/projects", {"path": str(path), "name": name})
+        yield d
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        shutil.copyfile(log, artifacts / f"{root.name}-serve.log")
+    assert "Traceback" not in log.read_text(errors="replace"), log.read_text()
+
+
+def login(page: Any, daemon: Daemon, token: str | None = None) -> None:
+    page.goto(daemon.url)
+    page.get_by_test_id("login-token").fill(token or daemon.token)
+    page.get_by_test_id("login-submit").click()
+
+
+def submit_goal(
+    page: Any, daemon: Daemon, project: str, title: str, backend: str = "scripted"
+) -> None:
+    project_id = daemon.api("GET", f"/api/projects/{project}")["id"]
+    page.get_by_test_id(f"project-{project}").wait_for()  # the overview has loaded
+    page.get_by_test_id("goal-project").select_option(value=project_id)
+    page.get_by_test_id("goal-title").fill(title)
+    page.get_by_test_id("goal-backend").fill(backend)
+    page.get_by_test_id("goal-submit").click()

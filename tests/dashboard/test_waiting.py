@@ -14,9 +14,7 @@ import pytest
 
 from blitz.testing.model_server import ModelServer
 
-from .conftest import serving
-from .harness import Daemon, environment, make_repo
-from .test_dashboard import login, submit_goal
+from .harness import Daemon, environment, login, make_repo, serving, submit_goal
 
 pytestmark = [pytest.mark.dashboard, pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -1,13 +1,29 @@
 /** Every goal, newest first: state, progress, cost and age; a row opens the goal. */
 import { useEffect, useState } from "react";
+import { api } from "../api";
 import { age, money } from "../format";
 import { goalPath, navigate } from "../router";
 import { publishPending } from "../types";
 import type { Goal } from "../types";
+import { useToasts } from "../toasts";
 import { Progress } from "./Progress";
 
-export function GoalsTable({ goals }: { goals: Goal[] | null }) {
+export function GoalsTable({ goals, onChanged }: { goals: Goal[] | null; onChanged?: () => void }) {
   const now = useNow(15000);
+  const toasts = useToasts();
+  const [publishing, setPublishing] = useState("");
+  const publish = async (goal: string) => {
+    setPublishing(goal);
+    try {
+      await api.publish(goal);
+      toasts.info("publishing again", goal);
+      onChanged?.();
+    } catch (error) {
+      toasts.error(error, `publish ${goal} again`);
+    } finally {
+      setPublishing("");
+    }
+  };
   if (goals === null) return <p className="muted">loading…</p>;
   if (goals.length === 0) {
     return (
@@ -61,6 +77,19 @@ export function GoalsTable({ goals }: { goals: Goal[] | null }) {
                 >
                   publishing pending
                 </span>
+              )}
+              {publishPending(g) && (
+                <button
+                  className="small"
+                  disabled={publishing === g.id}
+                  data-testid={`goal-publish-${g.id}`}
+                  onClick={(e) => {
+                    e.stopPropagation();
+                    void publish(g.id);
+                  }}
+                >
+                  Publish again
+                </button>
               )}
             </td>
             <td>

@@ -78,7 +78,7 @@ export function Home() {
       </div>
       <section className="card" data-testid="goals-panel">
         <h2>Goals</h2>
-        <GoalsTable goals={goals} />
+        <GoalsTable goals={goals} onChanged={() => refresh(["goals"])} />
       </section>
       <section className="card">
         <h2>Circuit breakers</h2>
