@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_models_e2e import (
+from model_runs import (
     GREET,
     KEY,
     MODEL,
