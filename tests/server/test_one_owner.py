@@ -12,7 +12,6 @@ agree.
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import socket
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+from databases import empty_database
 from server_helpers import blitz, committed_tasks, git, make_repo, start, write_yaml
 
 from blitz.domain import GOAL_DONE, AttemptState, Goal, GoalState, TaskState
-from blitz.store.sql import VERSION_TABLE, SqlStore, metadata, sqlite_url
+from blitz.store.sql import SqlStore
 
 # Several real processes each: give a loaded machine room beyond the default.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -41,7 +40,6 @@ PLAN: dict[str, Any] = {
         {"id": "delta", "title": "Write delta", "depends_on": ["alpha", "beta", "gamma"]},
     ],
 }
-POSTGRES_URL = os.environ.get("BLITZ_TEST_POSTGRES_URL", "")
 LEASE = "2"  # seconds: short, so a frozen daemon loses its goal soon
 
 
@@ -95,16 +93,7 @@ class Daemon:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty store on SQLite and, with BLITZ_TEST_POSTGRES_URL set, PostgreSQL."""
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "shared.db")
-    if not POSTGRES_URL:
-        pytest.skip("set BLITZ_TEST_POSTGRES_URL to test on PostgreSQL")
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-    engine.dispose()
-    return POSTGRES_URL
+    return empty_database(request.param, tmp_path / "shared.db")
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from databases import empty_database
 
 from blitz.domain import Goal, GoalState, Task, TaskState
 from blitz.events import Event, EventKind
-from blitz.store.sql import VERSION_TABLE, SqlStore, metadata, sqlite_url
+from blitz.store.sql import SqlStore
 
-POSTGRES_URL = os.environ.get("BLITZ_TEST_POSTGRES_URL", "")
 HOST = socket.gethostname()
 ME = f"{os.getpid()}@{HOST}"
 OTHER = f"{os.getppid()}@{HOST}"  # a live process of this host that is not this one
@@ -33,16 +33,7 @@ TTL = 60.0
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database on SQLite and, with BLITZ_TEST_POSTGRES_URL set, on PostgreSQL."""
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "blitz.db")
-    if not POSTGRES_URL:
-        pytest.skip("set BLITZ_TEST_POSTGRES_URL to test on PostgreSQL")
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        metadata.drop_all(conn)
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-    engine.dispose()
-    return POSTGRES_URL
+    return empty_database(request.param, tmp_path / "blitz.db")
 
 
 @pytest.fixture

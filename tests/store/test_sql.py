@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from databases import empty_database
 
 from blitz.domain import (
     Attempt,
@@ -212,30 +213,17 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "blitz.db"
 
 
-POSTGRES_URL = os.environ.get("BLITZ_TEST_POSTGRES_URL", "")
-"""A PostgreSQL database the tests may wipe, e.g. postgresql+psycopg://blitz@127.0.0.1/blitz_test."""
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest) -> Iterator[SqlStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlStore]:
     """A fresh store on SQLite and, with BLITZ_TEST_POSTGRES_URL set, on PostgreSQL.
 
     Tests that take ``db`` as well reach into the SQLite file itself and run on SQLite only.
     The long flush delay: tests flush explicitly unless they test the background flusher.
     """
-    if request.param == "sqlite":
-        url = sqlite_url(request.getfixturevalue("db"))
-    elif "db" in request.fixturenames:
+    if request.param != "sqlite" and "db" in request.fixturenames:
         pytest.skip("works on the SQLite file itself")
-    elif not POSTGRES_URL:
-        pytest.skip("set BLITZ_TEST_POSTGRES_URL to test on PostgreSQL")
-    else:
-        url = POSTGRES_URL
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            metadata.drop_all(conn)
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
-        engine.dispose()
+    sqlite_file = request.getfixturevalue("db") if request.param == "sqlite" else tmp_path
+    url = empty_database(request.param, sqlite_file)
     store = SqlStore(url, flush_delay=60)
     yield store
     store.close()

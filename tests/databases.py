@@ -1,0 +1,30 @@
+"""The databases store tests run on: a SQLite file, and PostgreSQL when one is given."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from blitz.store.database import sqlite_url
+from blitz.store.schema import VERSION_TABLE, metadata
+
+POSTGRES_URL = os.environ.get("BLITZ_TEST_POSTGRES_URL", "")
+"""A PostgreSQL database the tests may wipe, e.g. postgresql+psycopg://blitz@127.0.0.1/blitz_test."""
+
+
+def empty_database(kind: str, sqlite_file: Path) -> str:
+    """The URL of an empty store: ``kind`` "sqlite" at ``sqlite_file``, or "postgresql" (the
+    test database, wiped; the test is skipped without BLITZ_TEST_POSTGRES_URL)."""
+    if kind == "sqlite":
+        return sqlite_url(sqlite_file)
+    if not POSTGRES_URL:
+        pytest.skip("set BLITZ_TEST_POSTGRES_URL to test on PostgreSQL")
+    engine = sa.create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    engine.dispose()
+    return POSTGRES_URL
