@@ -54,16 +54,6 @@ async def test_git_is_pointed_only_at_the_directory_named(
     assert env.out.strip() == "true"  # never an editor
 
 
-async def test_the_repositorys_hooks_do_not_run(git_repo: Path) -> None:
-    hook = git_repo / ".git" / "hooks" / "pre-commit"
-    hook.write_text("#!/bin/sh\necho hooked > hooked.txt\nexit 1\n")
-    hook.chmod(0o755)
-    (git_repo / "a.txt").write_text("a\n")
-    await git.run_git(git_repo, "add", "a.txt", timeout=30)
-    await git.run_git(git_repo, "commit", "-q", "-m", "a", timeout=30)
-    assert not (git_repo / "hooked.txt").exists()
-
-
 async def test_a_command_that_outlives_its_timeout_is_a_retryable_error(git_repo: Path) -> None:
     (git_repo / "slow.sh").write_text("#!/bin/sh\nsleep 30\n")
     (git_repo / "slow.sh").chmod(0o755)
