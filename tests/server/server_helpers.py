@@ -189,9 +189,13 @@ class Served:
             self.proc.communicate(timeout=10)
 
 
-def serve(home: Path, *args: str | Path, port: int = 0) -> Served:
-    """Start `blitz serve` on 127.0.0.1 and wait until it listens."""
-    proc = start(home, "serve", "--host", "127.0.0.1", "--port", str(port), *args)
+def serve(
+    home: Path, *args: str | Path, port: int = 0, host: str | None = "127.0.0.1", **env: str
+) -> Served:
+    """Start `blitz serve` on 127.0.0.1 (``host`` None: with no --host) with ``env`` added to
+    its environment, and wait until it listens."""
+    where = ("--host", host) if host is not None else ()
+    proc = start(home, "serve", *where, "--port", str(port), *args, **env)
     assert proc.stdout is not None
     lines: list[str] = []
     while len(lines) < 2:

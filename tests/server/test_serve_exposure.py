@@ -10,28 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import Served, start
+from server_helpers import Served, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 LISTEN = "0A"
 """The state of a listening socket in /proc/net/tcp."""
-
-
-def serve_with_defaults(home: Path, *args: str) -> Served:
-    """`blitz serve --port 0` with no --host, once it listens."""
-    proc = start(home, "serve", "--port", "0", *args)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    while len(lines) < 2:
-        line = proc.stdout.readline()
-        if not line:
-            out, err = proc.communicate(timeout=10)
-            raise AssertionError(f"blitz serve exited {proc.returncode}: {lines} {out} {err}")
-        lines.append(line.rstrip("\n"))
-    assert lines[0].startswith("blitz daemon listening on http://"), lines
-    assert lines[1].startswith("token: "), lines
-    return Served(proc=proc, url=lines[0].split()[4], lines=lines)
 
 
 def stopped(daemon: Served) -> None:
@@ -76,7 +60,7 @@ def daemons() -> Iterator[list[Served]]:
 def test_with_no_host_the_daemon_listens_on_loopback_only(
     tmp_path: Path, daemons: list[Served]
 ) -> None:
-    daemon = serve_with_defaults(tmp_path / "home")
+    daemon = serve(tmp_path / "home", host=None)
     daemons.append(daemon)
     port = httpx.URL(daemon.url).port
     assert port is not None
@@ -111,8 +95,8 @@ def test_cors_origin_lets_the_origins_named_call_and_no_other(
     tmp_path: Path, daemons: list[Served]
 ) -> None:
     allowed = ("http://dashboard.test:5173", "https://ops.example.test")
-    daemon = serve_with_defaults(
-        tmp_path / "home", "--cors-origin", allowed[0], "--cors-origin", allowed[1]
+    daemon = serve(
+        tmp_path / "home", "--cors-origin", allowed[0], "--cors-origin", allowed[1], host=None
     )
     daemons.append(daemon)
     token = daemon.token
