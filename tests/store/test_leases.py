@@ -14,11 +14,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from databases import empty_database
 
 from blitz.domain import Goal, GoalState, Task, TaskState
 from blitz.events import Event, EventKind
@@ -28,12 +26,6 @@ HOST = socket.gethostname()
 ME = f"{os.getpid()}@{HOST}"
 OTHER = f"{os.getppid()}@{HOST}"  # a live process of this host that is not this one
 TTL = 60.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database on SQLite and, with BLITZ_TEST_POSTGRES_URL set, on PostgreSQL."""
-    return empty_database(request.param, tmp_path / "blitz.db")
 
 
 @pytest.fixture
