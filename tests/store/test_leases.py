@@ -168,6 +168,53 @@ def test_claims_at_the_same_moment_have_one_winner(url: str) -> None:
             store.close()
 
 
+def locking(backdoor: Backdoor) -> Callable[[str], bool]:
+    """The statement with which a claim or a flush's fence asks for the lease's lock: SQLite's
+    BEGIN (IMMEDIATE: the write lock), PostgreSQL's SELECT ... FOR UPDATE (the row)."""
+    if backdoor.sqlite:
+        return starts("BEGIN")
+    return lambda statement: "FOR UPDATE" in statement
+
+
+async def waits_for_the_lock(backdoor: Backdoor, sent: Pause) -> None:
+    """Return once the statement ``sent`` watches for was sent and, on PostgreSQL, is seen
+    waiting for a lock. (A SQLite writer waits out of sight, but a BEGIN IMMEDIATE sent while
+    another transaction holds the write lock cannot get in before that one ends.)"""
+    await sent.wait()
+    if backdoor.sqlite:
+        return
+    deadline = time.monotonic() + LONGEST_WAIT
+    while not await asyncio.to_thread(backdoor.waiting_for_locks):
+        assert time.monotonic() < deadline, "the statement never waited for the lock"
+        await asyncio.sleep(0.01)
+
+
+async def test_two_first_claims_that_both_found_no_lease_have_one_winner(url: str) -> None:
+    """The first claim is stopped after it found no lease, before it inserts one, while a second
+    claim comes: on PostgreSQL the second inserts first (the first's insert then does nothing and
+    it reads the winner's lease); on SQLite the second waits for the first's transaction."""
+    one, two, backdoor = SqlStore(url, flush_delay=60), SqlStore(url, flush_delay=60), Backdoor(url)
+    owners = (f"{os.getpid()}@host-1", f"{os.getpid()}@host-2")  # other hosts: assumed alive
+    try:
+        with Pause(one._engine, starts("INSERT INTO leases")) as found_none:
+            first = asyncio.ensure_future(asyncio.to_thread(one.claim, "g-1", owners[0], TTL))
+            await found_none.wait()
+            second_sent = Pause(two._engine, locking(backdoor), hold=False)
+            second = asyncio.ensure_future(asyncio.to_thread(two.claim, "g-1", owners[1], TTL))
+            if backdoor.sqlite:
+                await waits_for_the_lock(backdoor, second_sent)
+            else:
+                assert (await second).owner == owners[1]  # it got in while the first was stopped
+        leases = [await first, await second]
+        winners = [n for n, store in enumerate((one, two)) if store.held() == {"g-1"}]
+        assert len(winners) == 1
+        assert {(lease.owner, lease.epoch) for lease in leases} == {(owners[winners[0]], 1)}
+    finally:
+        backdoor.close()
+        one.close()
+        two.close()
+
+
 # -- the fence -----------------------------------------------------------------------------------
 
 
@@ -230,27 +277,6 @@ async def test_a_held_goal_is_written_and_a_reclaimed_one_again(
 # The fence and a claim are serialized: the goal's writes land before a takeover or not at all,
 # never after it. Each order is forced: one side is stopped inside its transaction until the
 # other has come to the database and waits for it.
-
-
-def locking(backdoor: Backdoor) -> Callable[[str], bool]:
-    """The statement with which a claim or a flush's fence asks for the lease's lock: SQLite's
-    BEGIN (IMMEDIATE: the write lock), PostgreSQL's SELECT ... FOR UPDATE (the row)."""
-    if backdoor.sqlite:
-        return starts("BEGIN")
-    return lambda statement: "FOR UPDATE" in statement
-
-
-async def waits_for_the_lock(backdoor: Backdoor, sent: Pause) -> None:
-    """Return once the statement ``sent`` watches for was sent and, on PostgreSQL, is seen
-    waiting for a lock. (A SQLite writer waits out of sight, but a BEGIN IMMEDIATE sent while
-    another transaction holds the write lock cannot get in before that one ends.)"""
-    await sent.wait()
-    if backdoor.sqlite:
-        return
-    deadline = time.monotonic() + LONGEST_WAIT
-    while not await asyncio.to_thread(backdoor.waiting_for_locks):
-        assert time.monotonic() < deadline, "the statement never waited for the lock"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
