@@ -71,11 +71,15 @@ class Backdoor:
         :meth:`writes`)."""
         log, name = f"{table}_writes", f"log_{table}"
         values = ", ".join(f"NEW.{c}" for c in columns)
-        create_log = f"CREATE TABLE {log} ({', '.join(f'{c} TEXT' for c in columns)})"
+        # A log left behind by a test that died before closing its backdoor goes first.
+        fresh_log = (
+            f"DROP TABLE IF EXISTS {log}",
+            f"CREATE TABLE {log} ({', '.join(f'{c} TEXT' for c in columns)})",
+        )
         self._added.append(f"DROP TABLE IF EXISTS {log}")
         if self.sqlite:
             self.run(
-                create_log,
+                *fresh_log,
                 *(
                     f"CREATE TRIGGER {name}_{when} AFTER {when} ON {table}"
                     f" BEGIN INSERT INTO {log} VALUES ({values}); END"
@@ -85,7 +89,7 @@ class Backdoor:
             self._added += [f"DROP TRIGGER IF EXISTS {name}_{w}" for w in ("INSERT", "UPDATE")]
         else:
             self.run(
-                create_log,
+                *fresh_log,
                 f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
                 f" BEGIN INSERT INTO {log} VALUES ({values}); RETURN NEW; END $$",
                 f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE ON {table} FOR EACH ROW"
