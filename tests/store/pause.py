@@ -28,7 +28,7 @@ class Pause:
         self, engine: sa.Engine, matches: Callable[[str], bool], *, hold: bool = True
     ) -> None:
         self.reached = threading.Event()
-        self.parameters: Any = None  # of the statement held
+        self.parameters: Any = None  # of the statement that matched
         self._matches = matches
         self._hold = hold
         self._go = threading.Event()
