@@ -13,12 +13,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from databases import empty_database
+from backdoor import Backdoor
+from pause import LONGEST_WAIT, Pause, starts
 
 from blitz.domain import Goal, GoalState, Task, TaskState
 from blitz.events import Event, EventKind
@@ -28,12 +29,6 @@ HOST = socket.gethostname()
 ME = f"{os.getpid()}@{HOST}"
 OTHER = f"{os.getppid()}@{HOST}"  # a live process of this host that is not this one
 TTL = 60.0
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database on SQLite and, with BLITZ_TEST_POSTGRES_URL set, on PostgreSQL."""
-    return empty_database(request.param, tmp_path / "blitz.db")
 
 
 @pytest.fixture
@@ -173,6 +168,53 @@ def test_claims_at_the_same_moment_have_one_winner(url: str) -> None:
             store.close()
 
 
+def locking(backdoor: Backdoor) -> Callable[[str], bool]:
+    """The statement with which a claim or a flush's fence asks for the lease's lock: SQLite's
+    BEGIN (IMMEDIATE: the write lock), PostgreSQL's SELECT ... FOR UPDATE (the row)."""
+    if backdoor.sqlite:
+        return starts("BEGIN")
+    return lambda statement: "FOR UPDATE" in statement
+
+
+async def waits_for_the_lock(backdoor: Backdoor, sent: Pause) -> None:
+    """Return once the statement ``sent`` watches for was sent and, on PostgreSQL, is seen
+    waiting for a lock. (A SQLite writer waits out of sight, but a BEGIN IMMEDIATE sent while
+    another transaction holds the write lock cannot get in before that one ends.)"""
+    await sent.wait()
+    if backdoor.sqlite:
+        return
+    deadline = time.monotonic() + LONGEST_WAIT
+    while not await asyncio.to_thread(backdoor.waiting_for_locks):
+        assert time.monotonic() < deadline, "the statement never waited for the lock"
+        await asyncio.sleep(0.01)
+
+
+async def test_two_first_claims_that_both_found_no_lease_have_one_winner(url: str) -> None:
+    """The first claim is stopped after it found no lease, before it inserts one, while a second
+    claim comes: on PostgreSQL the second inserts first (the first's insert then does nothing and
+    it reads the winner's lease); on SQLite the second waits for the first's transaction."""
+    one, two, backdoor = SqlStore(url, flush_delay=60), SqlStore(url, flush_delay=60), Backdoor(url)
+    owners = (f"{os.getpid()}@host-1", f"{os.getpid()}@host-2")  # other hosts: assumed alive
+    try:
+        with Pause(one._engine, starts("INSERT INTO leases")) as found_none:
+            first = asyncio.ensure_future(asyncio.to_thread(one.claim, "g-1", owners[0], TTL))
+            await found_none.wait()
+            second_sent = Pause(two._engine, locking(backdoor), hold=False)
+            second = asyncio.ensure_future(asyncio.to_thread(two.claim, "g-1", owners[1], TTL))
+            if backdoor.sqlite:
+                await waits_for_the_lock(backdoor, second_sent)
+            else:
+                assert (await second).owner == owners[1]  # it got in while the first was stopped
+        leases = [await first, await second]
+        winners = [n for n, store in enumerate((one, two)) if store.held() == {"g-1"}]
+        assert len(winners) == 1
+        assert {(lease.owner, lease.epoch) for lease in leases} == {(owners[winners[0]], 1)}
+    finally:
+        backdoor.close()
+        one.close()
+        two.close()
+
+
 # -- the fence -----------------------------------------------------------------------------------
 
 
@@ -232,24 +274,68 @@ async def test_a_held_goal_is_written_and_a_reclaimed_one_again(
     assert [t.id for t in second.load_tasks("g-1")] == ["b"]
 
 
-async def test_a_takeover_waits_for_a_flush_in_progress(url: str) -> None:
-    """The fence and the claim are serialized: the goal's writes land before the takeover or
-    not at all, never after it."""
-    first, second = SqlStore(url, flush_delay=60), SqlStore(url, flush_delay=60)
-    try:
-        first.claim("g-1", OTHER, TTL)
-        expire(url, "g-1")
-        for n in range(200):
-            first.write(task(f"t{n:03}"))
+# The fence and a claim are serialized: the goal's writes land before a takeover or not at all,
+# never after it. Each order is forced: one side is stopped inside its transaction until the
+# other has come to the database and waits for it.
+
+
+@pytest.fixture
+def racing(url: str) -> Iterator[tuple[SqlStore, SqlStore, Backdoor]]:
+    """Two stores and a backdoor; the first store held the goal, its lease ran out, and it has
+    200 tasks of the goal staged."""
+    first, second, backdoor = (
+        SqlStore(url, flush_delay=60),
+        SqlStore(url, flush_delay=60),
+        Backdoor(url),
+    )
+    first.claim("g-1", OTHER, TTL)
+    expire(url, "g-1")
+    for n in range(200):
+        first.write(task(f"t{n:03}"))
+    yield first, second, backdoor
+    backdoor.close()
+    first.close()
+    second.close()
+
+
+async def test_a_takeover_during_a_flush_comes_after_it(
+    racing: tuple[SqlStore, SqlStore, Backdoor],
+) -> None:
+    first, second, backdoor = racing
+    with Pause(first._engine, starts("INSERT INTO tasks")) as flush_inside:
         flushing = asyncio.ensure_future(first.flush())
-        await asyncio.to_thread(second.claim, "g-1", ME, TTL)
-        await flushing
-        landed = second.load_tasks("g-1")
-        assert len(landed) in (0, 200)
-        assert (len(landed) == 0) == (first.lost() == {"g-1"})
-    finally:
-        first.close()
-        second.close()
+        await flush_inside.wait()  # past the fence, inside the flush's transaction
+        claim_sent = Pause(second._engine, locking(backdoor), hold=False)
+        claiming = asyncio.ensure_future(asyncio.to_thread(second.claim, "g-1", ME, TTL))
+        await waits_for_the_lock(backdoor, claim_sent)
+        assert not claiming.done()
+    await flushing
+    lease = await claiming
+    assert (lease.owner, lease.epoch) == (ME, 2)
+    assert len(second.load_tasks("g-1")) == 200  # landed before the takeover
+    assert first.lost() == set()  # it learns with its next write, which is dropped
+    first.write(task("late"))
+    await first.flush()
+    assert first.lost() == {"g-1"}
+    assert len(second.load_tasks("g-1")) == 200
+
+
+async def test_a_flush_during_a_takeover_comes_after_it_and_writes_nothing(
+    racing: tuple[SqlStore, SqlStore, Backdoor],
+) -> None:
+    first, second, backdoor = racing
+    with Pause(second._engine, starts("UPDATE leases")) as claim_inside:
+        claiming = asyncio.ensure_future(asyncio.to_thread(second.claim, "g-1", ME, TTL))
+        await claim_inside.wait()  # the claim read the lease and is about to take it
+        fence_sent = Pause(first._engine, locking(backdoor), hold=False)
+        flushing = asyncio.ensure_future(first.flush())
+        await waits_for_the_lock(backdoor, fence_sent)
+        assert not flushing.done()
+    lease = await claiming
+    await flushing
+    assert (lease.owner, lease.epoch) == (ME, 2)
+    assert first.lost() == {"g-1"}
+    assert second.load_tasks("g-1") == []
 
 
 def test_deleting_a_project_deletes_its_goals_leases(
