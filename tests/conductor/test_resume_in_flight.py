@@ -211,8 +211,16 @@ def test_resume_after_a_kill_while_candidates_run(tmp_path: Path, hold_file: Pat
 
     proc = start(home, *explore(repo, held))
     try:
-        # Candidate 2 has finished and kept its work; candidate 1 is still inside its agent.
-        wait_for(lambda: goals_in(home) and ref_commits(repo, goals_in(home)[0]), proc, "a ref")
+        # Candidate 2 has finished and kept its work; candidate 1 is still inside its agent; the
+        # store has both as running.
+        def kept_one() -> bool:
+            if not goals_in(home):
+                return False
+            now = stored(home)
+            running = [a for a in now.attempts if a.state is AttemptState.RUNNING]
+            return len(running) == 2 and bool(ref_commits(repo, now.goal.id))
+
+        wait_for(kept_one, proc, "a kept candidate")
     finally:
         kill(proc)
         hold_file.unlink()  # lets the orphaned agent command end
