@@ -34,11 +34,13 @@ class Exploration:
 @dataclass(frozen=True, slots=True)
 class Tally:
     """Best-of-N seen as one attempt: the report the task goes on with, what every candidate
-    spent, the error the router hears, whether a shutdown stopped them all, and the records of
-    the candidates that did not win with the event that tells of them all."""
+    spent, what the judge spent (no attempt's: it is kept on the goal, as planning is), the
+    error the router hears, whether a shutdown stopped them all, and the records of the
+    candidates that did not win with the event that tells of them all."""
 
     report: AttemptReport
     usage: Usage
+    judged: Usage
     error: str
     interrupted: bool
     losers: list[Attempt]
@@ -146,8 +148,7 @@ def tally(
         reports.append(dataclasses.replace(got, attempt=got.attempt.evolve(verdict=verdict[:500])))
     usage = sum((r.attempt.usage for r in reports), Usage())
     judge = run.services.judge
-    if judge is not None:
-        usage += judge.take_usage()
+    judged = judge.take_usage() if judge is not None else Usage()
     winner = next((r for r in reports if r.outcome is Outcome.SUCCEEDED), None)
     event = _explored(run, task, made, reports, winner, selection.summary())
     losers = [r.attempt for r in reports if r is not winner]
@@ -173,7 +174,7 @@ def tally(
         context = next((r for r in reports if r.outcome in _JUDGED), reports[0])
         report = dataclasses.replace(context, outcome=Outcome.FAILED, error=error)
     interrupted = draining and outcomes <= {Outcome.CRASHED}
-    return Tally(report, usage, error, interrupted, losers, event)
+    return Tally(report, usage, judged, error, interrupted, losers, event)
 
 
 def _explored(

@@ -400,6 +400,8 @@ class Engine:
         if usage != NO_USAGE:
             self._charge(run, usage)
         if len(made) > 1:
+            if tally.judged != NO_USAGE:  # no attempt's: kept on the goal record
+                self._charge(run, tally.judged, planning=True)
             self.journal.write(*tally.losers, events=[tally.event])
         outcome = report.outcome
         done = self.router.done(item, outcome=ROUTER_OUTCOME[outcome], error=error)

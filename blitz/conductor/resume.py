@@ -18,7 +18,7 @@ from blitz.conductor.publishing import PENDING, pending
 from blitz.dag import Dag, NodeStatus
 from blitz.domain import GOAL_DONE, Attempt, AttemptState, Goal, GoalState, Task, TaskState
 from blitz.events import EventKind
-from blitz.executors.base import worktree_name
+from blitz.executors.base import ATTEMPT_REFS, worktree_name
 
 INTERRUPTED = "interrupted (Ctrl-C): `blitz resume` continues it"
 """The error of a goal whose process was stopped by a person, until it is resumed."""
@@ -63,8 +63,11 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
         committed = await ws.committed_tasks(goal.branch, goal.base_sha, goal.id)
     run.usage = store.usage(goal.id) + goal.usage
     running = store.load_attempts(goal.id, states=[AttemptState.RUNNING])
+    kept: dict[str, str] = {}
+    if ws is not None and any(a.candidate for a in running):
+        kept = await ws.refs(f"{ATTEMPT_REFS}/{goal.id}/")
     for a in running:
-        run.journal.write(landed(a, running, committed, run.journal.clock.time()))
+        run.journal.write(landed(a, running, committed, kept, run.journal.clock.time()))
     if ws is not None:
         # Every worktree of this goal is stale now, including any whose attempt never
         # reached the store: they are named after the goal.
@@ -101,16 +104,30 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
 
 
 def landed(
-    attempt: Attempt, running: list[Attempt], committed: dict[str, str], now: float
+    attempt: Attempt,
+    running: list[Attempt],
+    committed: dict[str, str],
+    kept: dict[str, str],
+    now: float,
 ) -> Attempt:
     """A running attempt's end: succeeded if its task's commit is on the goal branch and it is
-    the one that made it (the only attempt of the task still running, or one already known to
-    have made that commit), else crashed by the stop. Best-of-N candidates running side by side
-    cannot be told apart from the trailers: they stay crashed."""
+    the one that made it (the only attempt of the task still running, one already known to
+    have made that commit, or the best-of-N candidate whose kept commit it is), else crashed
+    by the stop. A candidate that had kept its work under its ref (``kept``: ref -> commit)
+    keeps that ref on its record, so its work is not lost to the store. Candidates whose
+    commit was rebased onto the goal branch cannot be told apart: they stay crashed."""
+    ref = f"{ATTEMPT_REFS}/{attempt.goal_id}/{attempt.task_id}/{attempt.id}"
+    if ref in kept:
+        attempt = attempt.evolve(ref=ref)
     commit = committed.get(attempt.task_id, "")
     mine = [a for a in running if a.task_id == attempt.task_id]
-    if commit and (len(mine) == 1 or attempt.commit == commit):
-        return attempt.evolve(state=AttemptState.SUCCEEDED, commit=commit, finished_at=now)
+    if commit and (len(mine) == 1 or commit in (attempt.commit, kept.get(ref))):
+        return attempt.evolve(
+            state=AttemptState.SUCCEEDED,
+            commit=commit,
+            finished_at=now,
+            selected=attempt.candidate > 0,
+        )
     return attempt.evolve(state=AttemptState.CRASHED, error="interrupted: blitz stopped")
 
 

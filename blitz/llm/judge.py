@@ -111,14 +111,18 @@ class ModelJudge:
         )
 
         async def once() -> JudgeOutput:
-            with capture_run_messages() as messages:
-                try:
-                    result = await agent.run(prompt, usage_limits=UsageLimits(request_limit=2))
-                finally:  # answered or not, every response was paid for
-                    for m in messages:
-                        if isinstance(m, ModelResponse):
-                            spent = usage_of(m.usage, self._spec, self._prices)
-                            self.usage, self._untaken = self.usage + spent, self._untaken + spent
+            # Entered per call, as the planner's model is, so its HTTP client is closed after
+            # each call instead of left open for the life of the process.
+            async with self._model:
+                with capture_run_messages() as messages:
+                    try:
+                        result = await agent.run(prompt, usage_limits=UsageLimits(request_limit=2))
+                    finally:  # answered or not, every response was paid for
+                        for m in messages:
+                            if isinstance(m, ModelResponse):
+                                spent = usage_of(m.usage, self._spec, self._prices)
+                                self.usage = self.usage + spent
+                                self._untaken = self._untaken + spent
             return result.output
 
         return await call_with_retries(

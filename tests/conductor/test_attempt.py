@@ -1,33 +1,51 @@
-"""The attempt pipeline without git: the agent's timeout and how its outcome is reported."""
+"""The attempt pipeline: the agent's timeout, how its outcome is reported, and a cancelled
+attempt's agent seeing the cancellation (an in-process agent gets CancelledError; an agent CLI's
+process tree is gone)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import secrets
 from pathlib import Path
 
 import pytest
+from engine_helpers import sleeping_processes, wait_until
 
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.backends.command import CommandBackend
+from blitz.backends.options import CommandBackendConfig
 from blitz.conductor.attempt import run_attempt
 from blitz.domain import Attempt, AttemptState, Goal, Project, Task
 from blitz.executors.base import AttemptRequest, Outcome
 
 
 class Backend:
-    """Sleeps ``delay`` seconds (never suspends when None), then succeeds."""
+    """Sleeps ``delay`` seconds (never suspends when None), then succeeds. Records when it has
+    started and whether it was cancelled (the CancelledError reached it) and then ended."""
 
     name = "test"
 
     def __init__(self, delay: float | None = None) -> None:
         self.delay = delay
         self.calls = 0
+        self.started = asyncio.Event()
+        self.cancelled = False
+        self.ended = False
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
         self.calls += 1
-        if self.delay is not None:
-            await asyncio.sleep(self.delay)
+        self.started.set()
+        try:
+            if self.delay is not None:
+                await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        finally:
+            self.ended = True
         return AgentResult(ok=True, summary=f"done after {self.delay}")
 
 
@@ -69,8 +87,26 @@ async def test_an_agent_that_overruns_its_timeout_fails(tmp_path: Path) -> None:
 
 
 async def test_cancelling_an_attempt_cancels_its_agent(tmp_path: Path) -> None:
-    job = asyncio.ensure_future(run_attempt(context(tmp_path, Backend(delay=30), timeout=60)))
-    await asyncio.sleep(0.01)
+    backend = Backend(delay=300)
+    job = asyncio.ensure_future(run_attempt(context(tmp_path, backend, timeout=600)))
+    await asyncio.wait_for(backend.started.wait(), 30)
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
+    # The agent itself was told, and had ended by the time the attempt's cancellation returned.
+    assert backend.cancelled and backend.ended
+
+
+async def test_cancelling_an_attempt_kills_its_agent_clis_process_tree(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    marker = f"{300 + secrets.randbelow(10**6) / 10**7:.7f}"  # a sleep no one else runs
+    child = f"sleep {marker} & sleep {marker}; wait"  # a shell with two sleeping children
+    cli = CommandBackend("cli", CommandBackendConfig(command=["sh", "-c", child]))
+    ctx = dataclasses.replace(context(git_repo, Backend(), timeout=600), backend=cli)
+    job = asyncio.ensure_future(run_attempt(ctx))
+    await wait_until(lambda: len(sleeping_processes(marker)) == 2)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert sleeping_processes(marker) == []
