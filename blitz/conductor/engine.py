@@ -42,7 +42,7 @@ from blitz.domain import (
     TaskState,
     Usage,
 )
-from blitz.errors import ConfigError, PlanError, UserError
+from blitz.errors import ConfigError, PlanError, RepositoryError, RunError, UserError
 from blitz.events import EventKind
 from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, Outcome
 from blitz.planner import Recovered
@@ -138,7 +138,12 @@ class Engine:
         if goal.state is GoalState.PLANNING or not tasks:
             self._start(PlanJob(run), planning.prepare(run))
             return run
-        resumed = await resume.reconcile(run, tasks)
+        try:
+            resumed = await resume.reconcile(run, tasks)
+        except RunError as exc:  # its repository is gone or broken: others go on without it
+            del self.runs[goal.id]
+            await self.ownership.let_go(goal.id)
+            raise RepositoryError(f"goal {goal.id} cannot be resumed: {exc}") from exc
         if resumed.publish:
             self._start(PublishJob(run), publishing.publish(run))
             return run

@@ -120,6 +120,12 @@ class Ownership:
             except Exception:  # the database may be briefly unreachable: try at the next turn
                 log.exception("renewing the goal leases failed; trying again")
 
+    async def let_go(self, goal_id: str) -> None:
+        """Give up a goal this engine claimed but cannot drive, once its writes are flushed."""
+        self._claimed.discard(goal_id)
+        await self.store.flush()
+        await asyncio.to_thread(self.store.release, goal_id)
+
     async def release(self, keep: Callable[[], Collection[str]] = tuple) -> None:
         """Flush, then give up every goal this engine holds but those ``keep`` names."""
         if not self._claimed - set(keep()):

@@ -83,6 +83,7 @@ class Daemon:
         self._engine_task: asyncio.Task[object] | None = None
         self._taking_over: asyncio.Task[None] | None = None
         self._stop_requested: asyncio.Event | None = None
+        self._cannot_resume: dict[str, str] = {}  # goal id -> why, said once (tried every turn)
 
     def check_open(self) -> None:
         """Raise the 503 problem once shutdown began (no new work is taken)."""
@@ -125,8 +126,11 @@ class Daemon:
             except GoalTaken:
                 continue
             except UserError as exc:
-                log.warning("cannot resume goal %s: %s", goal.id, exc)
+                if self._cannot_resume.get(goal.id) != str(exc):
+                    log.warning("cannot resume goal %s: %s", goal.id, exc)
+                self._cannot_resume[goal.id] = str(exc)
                 continue
+            self._cannot_resume.pop(goal.id, None)
             taken.append(goal)
         return taken
 

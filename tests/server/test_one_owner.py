@@ -13,6 +13,7 @@ agree.
 from __future__ import annotations
 
 import shlex
+import shutil
 import signal
 import socket
 import time
@@ -302,3 +303,25 @@ def test_a_second_daemon_on_one_data_directory_is_refused(tmp_path: Path) -> Non
     finally:
         again.send_signal(signal.SIGTERM)
         again.communicate(timeout=60)
+
+
+def test_a_goal_whose_repository_is_gone_does_not_keep_the_daemon_from_serving(
+    tmp_path: Path, crashed: tuple[Path, str, Path, Goal]
+) -> None:
+    """The goal waits (unfinished, its lease free for whoever can drive it) and the daemon
+    serves; why it cannot be resumed is said once, not at every take-over turn."""
+    repo, db, scenario, goal = crashed
+    shutil.rmtree(repo)
+    daemon = Daemon(tmp_path / "home", db, scenario)
+    try:
+        daemon.ready()
+        time.sleep(3 * float(LEASE))  # several take-over turns (every half a lease)
+        stored, lease = read(db, lambda s: (s.get_goal(goal.id), s.lease(goal.id)))
+        assert stored.state is GoalState.RUNNING, stored
+        assert lease is None or not lease.owner, lease
+        code, err = daemon.stop()
+        assert code == 0, err
+        assert err.count(f"cannot resume goal {goal.id}") == 1, err
+        assert "Traceback" not in err
+    finally:
+        daemon.kill()
