@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from engine_helpers import sleeping_processes, wait_until
+from timeouts import long_enough
 
 from blitz import process
 
@@ -112,16 +113,23 @@ async def test_stdin_is_passed(tmp_path: Path) -> None:
 
 async def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    lines = Lines()
-    done = await process.stream(
-        f"sleep 300 & echo $! > {pid_file}; echo started; sleep 300",
-        cwd=tmp_path,
-        timeout=1.0,
-        on_line=lines,
-    )
+
+    async def run(timeout: float) -> tuple[process.Completed, list[str]]:
+        lines = Lines()
+        done = await process.stream(
+            f"sleep 300 & echo $! > {pid_file}; echo started; sleep 300",
+            cwd=tmp_path,
+            timeout=timeout,
+            on_line=lines,
+        )
+        return done, lines.lines
+
+    # The timeout must fire after the shell started its child: a timeout too short for this
+    # machine's load is tried again, twice as long.
+    (done, lines), _ = await long_enough(run, lambda ran: ran[1] == ["started"], first=1.0)
     assert done.timed_out
     assert done.exit_code is None
-    assert lines.lines == ["started"]
+    assert lines == ["started"]
     assert await gone(int(pid_file.read_text()))
 
 
