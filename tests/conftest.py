@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from engine_helpers import isolated_git  # noqa: F401 - the fixture, for every test
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from blitz import redact, sandbox
 
@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 pytest_plugins = ["skipcheck"]
 """A skip for want of something fails a strict run (BLITZ_TEST_STRICT or CI): tests/skipcheck.py."""
 
-settings.register_profile("blitz", deadline=None)
+settings.register_profile("blitz", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("blitz")
-"""No property test races a per-example deadline: on a loaded machine (CI, helpers sharing two
-cores) an example doing file I/O or starting a process can take longer than Hypothesis's 200 ms
-default, and that says nothing about the code. Tests still end at pytest-timeout's limit."""
+"""No property test races the clock: on a loaded machine (CI, several runs sharing two cores) an
+example doing file I/O can take longer than Hypothesis's 200 ms deadline, and generating examples
+longer than its "too slow" health check allows; neither says anything about the code. A test that
+sets its own ``suppress_health_check`` adds to ``settings.default.suppress_health_check``.
+Tests still end at pytest-timeout's limit."""
 
 _OUTSIDE_SETTINGS = ("BLITZ_", "ANTHROPIC_", "OPENAI_", "GITHUB_TOKEN", "CLAUDE_")
 """Environment variables that would point blitz (or an SDK) at real providers or real state."""
