@@ -5,7 +5,8 @@ bubblewrap, the codex CLI, ...) is skipped, and the run ends with the list of wh
 why. In strict mode (``BLITZ_TEST_STRICT`` or ``CI`` set; ``scripts/test`` and ``.ci/run`` set
 it) :func:`missing` fails the test instead, and the run fails if any test was skipped that is not
 listed under ``skipped_by_design`` in ``[tool.pytest.ini_options]`` (pyproject.toml), listing the
-offenders. A by-design entry that ran after all fails a strict run too, so the list stays true.
+offenders. A by-design entry that ran after all, or names a file that is gone, fails a strict
+run too, so the list stays true.
 
 A test that needs a new tool calls ``missing("Ray", "how to get it")`` when it is not there, and
 ``scripts/test`` gets one line that installs or starts it.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -51,8 +53,9 @@ class Skip:
 class SkipCheck:
     """Collects the run's skips and, in strict mode, fails the run on one not by design."""
 
-    def __init__(self, by_design: list[str]) -> None:
+    def __init__(self, by_design: list[str], root: Path) -> None:
         self.by_design = {line.strip() for line in by_design if line.strip()}
+        self.root = root
         self.skipped: dict[str, Skip] = {}
         self.ran: set[str] = set()
 
@@ -70,16 +73,23 @@ class SkipCheck:
         """By-design entries that ran this time: no longer skipped, so no longer by design."""
         return sorted(self.by_design & self.ran)
 
+    def gone(self) -> list[str]:
+        """By-design entries whose test file does not exist (moved or renamed)."""
+        return sorted(i for i in self.by_design if not (self.root / i.split("::")[0]).is_file())
+
+    def wrong(self) -> bool:
+        return bool(self.offenders() or self.stale() or self.gone())
+
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if strict() and (self.offenders() or self.stale()) and session.exitstatus == 0:
+        if strict() and self.wrong() and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        offenders, stale = self.offenders(), self.stale()
-        if not offenders and not stale:
+        if not self.wrong():
             return
+        offenders, stale, gone = self.offenders(), self.stale(), self.gone()
         write = terminalreporter.write_line
         if strict():
             terminalreporter.section("skips not by design (strict run: FAILED)", red=True)
@@ -89,10 +99,13 @@ class SkipCheck:
             write(f"SKIPPED {skip.nodeid}: {skip.reason}")
         for nodeid in stale:
             write(f"RAN {nodeid}: listed in {BY_DESIGN} (pyproject.toml) but not skipped")
+        for nodeid in gone:
+            write(f"GONE {nodeid}: listed in {BY_DESIGN} (pyproject.toml), no such test file")
         if strict():
             write(
-                f"{len(offenders)} skipped test(s) not in {BY_DESIGN}, {len(stale)} listed there "
-                "that ran: strict mode (BLITZ_TEST_STRICT or CI) allows only the skips by design"
+                f"{len(offenders)} skipped test(s) not in {BY_DESIGN}, {len(stale) + len(gone)} "
+                "listed there that ran or are gone: strict mode (BLITZ_TEST_STRICT or CI) allows "
+                "only the skips by design"
             )
 
 
@@ -114,4 +127,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     by_design = config.getini(BY_DESIGN)
-    config.pluginmanager.register(SkipCheck(list(by_design)), "blitz-skipcheck")
+    check = SkipCheck(list(by_design), config.rootpath)
+    config.pluginmanager.register(check, "blitz-skipcheck")

@@ -52,11 +52,14 @@ skipped_by_design =
 STRICT = [("BLITZ_TEST_STRICT", "1"), ("CI", "true")]
 
 
-def run_suite(root: Path, body: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """pytest on ``SUITE + body`` in ``root`` with the skip check loaded, in the environment
-    of this process without its strictness, plus ``env``."""
+def run_suite(
+    root: Path, body: str, *, listed: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """pytest on ``SUITE + body`` in ``root`` with the skip check loaded and ``listed`` added to
+    the tests skipped by design, in the environment of this process without its strictness,
+    plus ``env``."""
     root.mkdir(exist_ok=True)
-    (root / "pytest.ini").write_text(INI)
+    (root / "pytest.ini").write_text(INI + (f"    {listed}\n" if listed else ""))
     (root / "test_suite.py").write_text(SUITE + body)
     environment = {k: v for k, v in os.environ.items() if k not in STRICT_VARIABLES}
     environment["PYTHONPATH"] = str(HERE)
@@ -116,6 +119,16 @@ def test_a_strict_run_fails_when_a_test_listed_as_skipped_by_design_ran(tmp_path
 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "RAN test_suite.py::test_listed_but_runs: listed in skipped_by_design" in done.stdout
+
+
+def test_a_strict_run_fails_when_a_test_listed_as_skipped_by_design_is_gone(
+    tmp_path: Path,
+) -> None:
+    listed = "test_moved_away.py::test_by_design"
+    done = run_suite(tmp_path, "", listed=listed, BLITZ_TEST_STRICT="1")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"GONE {listed}: listed in skipped_by_design" in done.stdout
 
 
 def test_a_strict_run_may_skip_what_is_skipped_by_design(tmp_path: Path) -> None:
