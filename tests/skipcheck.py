@@ -66,6 +66,12 @@ class SkipCheck:
         elif report.when == "call":
             self.ran.add(report.nodeid)
 
+    @pytest.hookimpl
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A whole module skipped while it is collected (``allow_module_level``)."""
+        if report.skipped:
+            self.skipped.setdefault(report.nodeid, Skip(nodeid=report.nodeid, reason=_why(report)))
+
     def offenders(self) -> list[Skip]:
         return [skip for id, skip in sorted(self.skipped.items()) if id not in self.by_design]
 
@@ -109,7 +115,7 @@ class SkipCheck:
             )
 
 
-def _why(report: pytest.TestReport) -> str:
+def _why(report: pytest.TestReport | pytest.CollectReport) -> str:
     longrepr = report.longrepr
     if isinstance(longrepr, tuple) and len(longrepr) == 3:
         return str(longrepr[2]).removeprefix("Skipped: ")

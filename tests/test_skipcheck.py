@@ -114,6 +114,16 @@ def test_a_strict_run_with_a_skip_not_by_design_fails_and_lists_it(
     assert "1 skipped test(s) not in skipped_by_design" in listed
 
 
+def test_a_strict_run_with_a_module_skipped_whole_fails_and_lists_it(tmp_path: Path) -> None:
+    (tmp_path / "test_elsewhere.py").write_text(
+        "import pytest\npytest.skip('no frobnicator', allow_module_level=True)\n"
+    )
+    done = run_suite(tmp_path, "", BLITZ_TEST_STRICT="1")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SKIPPED test_elsewhere.py: no frobnicator" in done.stdout
+
+
 def test_a_strict_run_fails_when_a_test_listed_as_skipped_by_design_ran(tmp_path: Path) -> None:
     done = run_suite(tmp_path, ALLOWLISTED_BUT_RAN, BLITZ_TEST_STRICT="1")
 
