@@ -55,13 +55,12 @@ async def wait_for_file(path: Path, within: float = 10.0) -> str:
 
 async def test_lines_arrive_while_the_command_still_runs(tmp_path: Path) -> None:
     # The command prints a line, then waits for a file that only the on_line callback creates:
-    # if lines were delivered only at exit, it would give up and exit 1 after ten seconds.
+    # if lines were delivered only at exit, it would wait until its timeout and fail (no shorter
+    # deadline to race on a loaded machine).
     script = (
-        "import pathlib, sys, time\n"
+        "import pathlib, time\n"
         "print('ready', flush=True)\n"
-        "deadline = time.monotonic() + 10\n"
         "while not pathlib.Path('go').exists():\n"
-        "    if time.monotonic() > deadline: sys.exit(1)\n"
         "    time.sleep(0.01)\n"
         "print('done')\n"
     )
@@ -77,7 +76,6 @@ async def test_lines_arrive_while_the_command_still_runs(tmp_path: Path) -> None
     )
     assert done.exit_code == 0, done.output
     assert seen == ["ready", "done"]
-    assert done.duration < 5
 
 
 async def test_stderr_goes_to_the_output_not_to_on_line(tmp_path: Path) -> None:
