@@ -10,11 +10,23 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from engine_helpers import isolated_git  # noqa: F401 - the fixture, for every test
+from hypothesis import HealthCheck, settings
 
-from blitz import redact
+from blitz import redact, sandbox
 
 if TYPE_CHECKING:
     from blitz.app import App
+
+pytest_plugins = ["skipcheck"]
+"""A skip for want of something fails a strict run (BLITZ_TEST_STRICT or CI): tests/skipcheck.py."""
+
+settings.register_profile("blitz", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("blitz")
+"""No property test races the clock: on a loaded machine (CI, several runs sharing two cores) an
+example doing file I/O can take longer than Hypothesis's 200 ms deadline, and generating examples
+longer than its "too slow" health check allows; neither says anything about the code. A test that
+sets its own ``suppress_health_check`` adds to ``settings.default.suppress_health_check``.
+Tests still end at pytest-timeout's limit."""
 
 _OUTSIDE_SETTINGS = ("BLITZ_", "ANTHROPIC_", "OPENAI_", "GITHUB_TOKEN", "CLAUDE_")
 """Environment variables that would point blitz (or an SDK) at real providers or real state."""
@@ -86,6 +98,17 @@ def tools_dir() -> Path:
     directory = Path(configured) if configured else Path.home() / ".cache" / "blitz-test-tools"
     asyncio.run(install_codex(directory.expanduser().resolve()))
     return directory.expanduser().resolve()
+
+
+@pytest.fixture
+def bubblewrap() -> None:
+    """Tests that run agents or gates in the sandbox: bubblewrap must work here (a skip on a
+    developer's machine without it, a failure in a strict run)."""
+    from skipcheck import missing  # here: pytest_plugins must import it first, to rewrite it
+
+    found = sandbox.probe()
+    if not found.ok:
+        missing("a working bubblewrap", found.reason)
 
 
 @pytest.fixture

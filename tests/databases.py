@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
+from skipcheck import missing
 
 from blitz.store.database import sqlite_url
 from blitz.store.schema import VERSION_TABLE, metadata
@@ -17,11 +17,12 @@ POSTGRES_URL = os.environ.get("BLITZ_TEST_POSTGRES_URL", "")
 
 def empty_database(kind: str, sqlite_file: Path) -> str:
     """The URL of an empty store: ``kind`` "sqlite" at ``sqlite_file``, or "postgresql" (the
-    test database, wiped; the test is skipped without BLITZ_TEST_POSTGRES_URL)."""
+    test database, wiped; without BLITZ_TEST_POSTGRES_URL the test is skipped, or fails in a
+    strict run)."""
     if kind == "sqlite":
         return sqlite_url(sqlite_file)
     if not POSTGRES_URL:
-        pytest.skip("set BLITZ_TEST_POSTGRES_URL to test on PostgreSQL")
+        missing("PostgreSQL", "set BLITZ_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
     engine = sa.create_engine(POSTGRES_URL)
     with engine.begin() as conn:
         metadata.drop_all(conn)

@@ -121,7 +121,13 @@ def test_detected_gates_render_into_a_loadable_file(tmp_path: Path) -> None:
     assert loaded is not None and gates_of(loaded) == gates
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50)
+@settings(
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ],
+    max_examples=50,
+)
 @given(
     name=st.text(st.characters(codec="utf-8"), min_size=1),
     test=st.text(st.characters(codec="utf-8")),

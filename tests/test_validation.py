@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import wait_until
 from hypothesis import given
 from hypothesis import strategies as st
+from timeouts import long_enough
 
 from blitz.domain import Baseline, Check, GateResult, Gates
 from blitz.errors import RunError
@@ -244,18 +245,20 @@ def _alive(pid: int) -> bool:
 
 async def test_a_hung_gate_is_killed_with_its_children_on_timeout(tmp_path: Path) -> None:
     # The sleep is a child of the shell: killing only the shell would leave it running.
-    gates = Gates(test="sleep 60 & echo $! > sleep.pid; echo started; wait", timeout=1)
-    (result,) = await Validator(gates).run_gates(tmp_path)
+    async def run(timeout: float) -> GateResult:
+        gates = Gates(test="sleep 60 & echo $! > sleep.pid; echo started; wait", timeout=timeout)
+        (result,) = await Validator(gates).run_gates(tmp_path)
+        return result
+
+    # The timeout must fire after the gate started its child: a timeout too short for this
+    # machine's load is tried again, twice as long.
+    result, _ = await long_enough(run, lambda ran: "started" in ran.output_tail, first=1.0)
 
     assert result.timed_out and not result.passed and result.exit_code is None
     assert "started" in result.output_tail and "timed out" in result.output_tail
     assert summarize([result]).startswith("test: TIMED OUT after ")
     pid = int((tmp_path / "sleep.pid").read_text())
-    for _ in range(100):  # the orphan may take a moment to be reaped
-        if not _alive(pid):
-            break
-        time.sleep(0.05)
-    assert not _alive(pid)
+    await wait_until(lambda: not _alive(pid))  # the orphan may take a moment to be reaped
 
 
 async def test_an_output_flood_keeps_only_the_tail(tmp_path: Path) -> None:
@@ -382,9 +385,15 @@ HANG_OR_FAIL = "test -f hang && sleep 30; echo 'it broke'; exit 1"
 
 
 async def test_a_timeout_is_blamed_unless_the_baseline_timed_out_too(tmp_path: Path) -> None:
-    validator = Validator(Gates(test=HANG_OR_FAIL, timeout=1))
-    failed = await validator.baseline(tmp_path, goal_id="g", sha="abc")
-    assert not failed.results[0].timed_out
+    async def baseline(timeout: float) -> tuple[Validator, Baseline]:
+        validator = Validator(Gates(test=HANG_OR_FAIL, timeout=timeout))
+        return validator, await validator.baseline(tmp_path, goal_id="g", sha="abc")
+
+    # A timeout the failing (not hanging) gate finishes within on this machine's load, and far
+    # below the hang's 30 s.
+    (validator, failed), _ = await long_enough(
+        baseline, lambda ran: not ran[1].results[0].timed_out, first=1.0, limit=16.0
+    )
     (tmp_path / "hang").touch()
 
     (test,) = await validator.run_gates(tmp_path, baseline=failed)

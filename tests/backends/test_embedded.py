@@ -402,7 +402,7 @@ async def test_the_wall_time_limit_ends_a_hanging_request_quickly(
 
     result = await backend(server).run(task(worktree, timeout=0.5))
 
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # it did not wait for the reply (however loaded)
     assert not result.ok and not result.crashed
     assert result.error == "timed out after 0.5s"
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from skipcheck import missing
 
 from .harness import (
     CHROMIUM,
@@ -67,9 +68,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterato
 @pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+        missing(f"Chromium ({CHROMIUM})", "apt-get install chromium; playwright downloads none")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:

@@ -18,13 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from blitz import sandbox
-
-NEEDS_BUBBLEWRAP = pytest.mark.skipif(
-    not sandbox.probe().ok and not os.environ.get("CI"),
-    reason="needs bubblewrap, which CI installs (and there these tests run, and fail without it)",
-)
-"""Sandbox tests skip only on a developer's machine without bubblewrap, never in CI."""
+NEEDS_BUBBLEWRAP = pytest.mark.usefixtures("bubblewrap")
+"""Sandbox tests skip on a developer's machine without a working bubblewrap and fail without it
+in a strict run (CI, scripts/test): the ``bubblewrap`` fixture in tests/conftest.py."""
 
 NAP = 100_000 + os.getpid()
 """The ``setsid sleep`` an attack leaves behind: this test process's own number."""

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from attacks import NEEDS_BUBBLEWRAP
+from engine_helpers import wait_until
+from timeouts import long_enough
 
-from blitz import sandbox
+from blitz import process, sandbox
 from blitz.sandbox import Policy
 
 pytestmark = NEEDS_BUBBLEWRAP
@@ -238,14 +240,24 @@ def test_nothing_outlives_the_jail_at_its_end_its_timeout_or_a_cancel(
         )
         assert "started" in done.output
         assert _sleepers() == []  # the command ended: its namespace went with it
-        done = await jail.run(f"setsid sleep {NAP}2 & sleep {NAP}3", timeout=1)
+
+        async def hung(timeout: float) -> tuple[process.Completed, bool]:
+            """A hung command run to its timeout, and whether both its sleeps were seen."""
+            running = asyncio.ensure_future(
+                jail.run(f"setsid sleep {NAP}2 & sleep {NAP}3", timeout=timeout)
+            )
+            seen = False
+            while not running.done():
+                seen = seen or len(_sleepers()) == 2
+                await asyncio.sleep(0.05)
+            return running.result(), seen
+
+        # The timeout must fire after the sleeps started: on a loaded machine, a longer one.
+        (done, _), _ = await long_enough(hung, lambda ran: ran[1], first=1.0)
         assert done.timed_out
+        await wait_until(lambda: _sleepers() == [])
         running = asyncio.ensure_future(jail.run(f"setsid sleep {NAP}2 & sleep {NAP}3", timeout=60))
-        for _ in range(100):
-            if len(_sleepers()) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert len(_sleepers()) == 2
+        await wait_until(lambda: len(_sleepers()) == 2)
         running.cancel()  # a cancelled attempt
         with contextlib.suppress(asyncio.CancelledError):
             await running
@@ -267,18 +279,10 @@ def test_a_jail_dies_with_the_blitz_process_that_started_it(
     )
     starter = subprocess.Popen([os.sys.executable, str(script), str(worktree)])
     try:
-        for _ in range(100):
-            if len(_sleepers()) == 2:
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
-        assert len(_sleepers()) == 2
+        asyncio.run(wait_until(lambda: len(_sleepers()) == 2))
         starter.kill()  # kill -9: blitz gets no chance to clean up
         starter.wait()
-        for _ in range(50):
-            if not _sleepers():
-                break
-            subprocess.run(["sleep", "0.1"], check=True)
-        assert _sleepers() == []
+        asyncio.run(wait_until(lambda: _sleepers() == []))
     finally:
         starter.kill()
         starter.wait()
