@@ -35,8 +35,10 @@ from blitz.config_sections import (
     ProjectConfig,
     RepoConfig,
     SandboxConfig,
+    WorkspaceConfig,
 )
 from blitz.domain import Gates, Project
+from blitz.envsetup import SetupSpec
 from blitz.errors import ConfigError
 
 __all__ = [
@@ -56,10 +58,12 @@ __all__ = [
     "ProjectConfig",
     "RepoConfig",
     "SandboxConfig",
+    "WorkspaceConfig",
     "apply_config",
     "gates_of",
     "load_repo_config",
     "render_repo_config",
+    "setup_of",
 ]
 
 CONFIG_NAME = "blitz.toml"
@@ -71,6 +75,17 @@ def gates_of(cfg: RepoConfig) -> Gates:
     """The gates the configuration sets."""
     g = cfg.gates
     return Gates(build=g.build, test=g.test, typecheck=g.typecheck, lint=g.lint, timeout=g.timeout)
+
+
+def setup_of(cfg: RepoConfig) -> SetupSpec:
+    """The environment set-up the configuration sets (``[workspace]``)."""
+    w = cfg.workspace
+    return SetupSpec(
+        command=w.setup,
+        inputs=tuple(w.setup_inputs),
+        keep=tuple(w.keep),
+        timeout=w.setup_timeout,
+    )
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -107,10 +122,14 @@ def load_repo_config(repo: Path) -> RepoConfig | None:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = tuple(str(part) for part in error["loc"])
+            # An item of a list is named by its key and its place: "[workspace] keep (item 2)".
+            *keys, last = error["loc"] or ("",)
+            item = f" (item {last + 1})" if isinstance(last, int) and keys else ""
+            loc = tuple(str(part) for part in (keys if item else [*keys, last]))
             # A top-level key that is not a table ("name = ..." above any [section]).
             plain = len(loc) == 1 and not isinstance(error.get("input"), Mapping)
             label = loc[0] if plain and error["type"] == "extra_forbidden" else _field(loc)
+            label += item
             problems.append(f"{_where(path, text, loc)}: {label}: {_problem(error)}")
         raise ConfigError("\n".join(problems)) from exc
     if not cfg.project.name:

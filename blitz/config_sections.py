@@ -3,15 +3,30 @@ all. Loading, checking and rendering the file is :mod:`blitz.config`'s work."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from blitz.domain import Gates
+from blitz.envsetup import DEFAULT_INPUTS
 
 Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _inside(path: str) -> str:
+    parts = PurePosixPath(path).parts
+    if not path.strip() or path.startswith("/") or ".." in parts or "\\" in path:
+        raise ValueError("must be a path inside the repository, relative to its root")
+    if parts[0] == ".git":
+        raise ValueError("must not be in .git")
+    return path
+
+
+Inside = Annotated[str, AfterValidator(_inside)]
+"""A path (or glob) relative to the repository's root, never outside it."""
 
 
 class _Section(BaseModel):
@@ -221,6 +236,27 @@ class SandboxConfig(_Section):
     )
 
 
+class WorkspaceConfig(_Section):
+    """Worktrees and their environment. `setup` runs in a worktree before its first attempt and
+    again only when one of `setup_inputs` changes; it runs in the sandbox with the host network
+    (package registries) and a package cache of blitz's own, never the user's (no secrets)."""
+
+    keep: list[Inside] = Field(
+        default_factory=list,
+        description="Ignored directories kept between attempts (node_modules, .venv, target).",
+    )
+    setup: str = Field(
+        default="", description='Installs the dependencies, e.g. "npm ci" ("": no set-up).'
+    )
+    setup_inputs: list[Inside] = Field(
+        default_factory=lambda: list(DEFAULT_INPUTS),
+        description="Files (globs allowed) whose change re-runs the set-up.",
+    )
+    setup_timeout: Seconds = Field(
+        default=1800.0, description="Seconds the set-up may run before it is stopped."
+    )
+
+
 class RepoConfig(_Section):
     """Everything in blitz.toml; every section and key may be left out."""
 
@@ -237,3 +273,4 @@ class RepoConfig(_Section):
     backends: dict[str, CommandBackendConfig] = Field(default_factory=dict)
     explore: ExploreConfig = Field(default_factory=ExploreConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
