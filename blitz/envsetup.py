@@ -35,7 +35,7 @@ from pathlib import Path
 from blitz.domain import GateResult
 from blitz.errors import ConfigError, RunError
 from blitz.process import Completed
-from blitz.sandbox import Jail, SandboxUnavailable
+from blitz.sandbox import Jail, Policy, SandboxUnavailable
 
 DEFAULT_INPUTS = (
     "uv.lock", "poetry.lock", "pdm.lock", "requirements*.txt", "Pipfile.lock",
@@ -51,6 +51,17 @@ TAIL_CHARS = 4000
 """Characters of the set-up's output kept in its result (as for a gate)."""
 
 _GLOB = frozenset("*?[")
+
+UNATTENDED = {
+    "npm_config_update_notifier": "false",
+    "npm_config_fund": "false",
+    "npm_config_audit": "false",
+    "npm_config_progress": "false",
+    "NO_UPDATE_NOTIFIER": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+}
+"""Package-manager settings for a set-up no one watches: no prompt, no update check, no audit."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,7 +190,7 @@ async def ensure_setup(
     if _recorded(marker) == _stamp(worktree, spec):
         return None
     marker.unlink(missing_ok=True)
-    env = {"PATH": os.environ.get("PATH", os.defpath), "CI": "true"}
+    env = {"PATH": os.environ.get("PATH", os.defpath), "CI": "true", **UNATTENDED}
     binds = jail.binds
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -232,3 +243,23 @@ def _record(marker: Path, stamp: dict[str, str]) -> None:
     partial = marker.with_name(marker.name + ".partial")
     partial.write_text(json.dumps(stamp), encoding="utf-8")
     os.replace(partial, marker)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvSetup:
+    """One project's set-up, ready to run in any of its worktrees: what the attempt and the
+    baseline call right after taking a worktree (``App.env_setup`` makes it)."""
+
+    spec: SetupSpec
+    policy: Policy
+    cache: Path | None = None  # the project's package cache (cache_dir); None: the jail's HOME
+
+    async def ensure(self, worktree: Path, *, marker: Path) -> GateResult | None:
+        """:func:`ensure_setup` in ``worktree``'s jail under the project's policy."""
+        return await ensure_setup(
+            worktree, self.spec, marker=marker, jail=self.policy.jail(worktree), cache=self.cache
+        )
+
+    def digest(self, worktree: Path) -> str:
+        """:func:`inputs_digest` of ``worktree``: what gate results depend on besides the tree."""
+        return inputs_digest(worktree, self.spec)

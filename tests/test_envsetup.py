@@ -4,17 +4,24 @@ virtual environments for the editable-install trap."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from blitz import process, sandbox
+from blitz.app import App
 from blitz.domain import Gates
 from blitz.envsetup import (
     DEFAULT_INPUTS,
@@ -25,6 +32,7 @@ from blitz.envsetup import (
     worktree_env,
 )
 from blitz.sandbox import Policy
+from blitz.settings import Settings
 from blitz.validation import Validator
 
 NEEDS_BUBBLEWRAP = pytest.mark.skipif(
@@ -364,3 +372,97 @@ def test_a_symlinked_input_counts_as_its_target_never_read(tmp_path: Path) -> No
     (tmp_path / "uv.lock").unlink()
     (tmp_path / "uv.lock").symlink_to("/dev/zero")
     assert inputs_digest(tmp_path, spec) != first
+
+
+# -- a real package manager, through the app ---------------------------------------------------
+
+
+@pytest.fixture
+def npm_registry(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A registry on 127.0.0.1 serving one package tarball: (its URL, its integrity)."""
+    served = tmp_path / "registry"
+    source = tmp_path / "left-pad" / "package"
+    source.mkdir(parents=True)
+    (source / "package.json").write_text('{"name": "left-pad", "version": "1.3.0"}\n')
+    (source / "index.js").write_text("module.exports = (s, n) => String(s).padStart(n);\n")
+    served.mkdir()
+    tarball = served / "left-pad-1.3.0.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(source, arcname="package")
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{tarball.name}", integrity
+    server.shutdown()
+    server.server_close()
+
+
+def _lock(url: str, integrity: str, version: str = "1.0.0") -> str:
+    package = {"version": "1.3.0", "resolved": url, "integrity": integrity}
+    return json.dumps(
+        {
+            "name": "app",
+            "version": version,
+            "lockfileVersion": 3,
+            "requires": True,
+            "packages": {
+                "": {"name": "app", "version": version, "dependencies": {"left-pad": "1.3.0"}},
+                "node_modules/left-pad": package,
+            },
+        }
+    )
+
+
+@NEEDS_BUBBLEWRAP
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+async def test_npm_ci_through_the_app_runs_once_per_lockfile_and_gates_use_node_modules(
+    git_repo: Path, tmp_path: Path, npm_registry: tuple[str, str]
+) -> None:
+    url, integrity = npm_registry
+    test = "node -e \"console.log(require('left-pad')('x', 3))\""
+    # A registry nobody listens on: npm must take what it needs from the lockfile's URLs.
+    setup = "npm_config_registry=http://127.0.0.1:9/ npm ci"
+    (git_repo / "blitz.toml").write_text(
+        f'[gates]\ntest = """{test}"""\n[workspace]\nsetup = "{setup}"\nkeep = ["node_modules"]\n'
+    )
+    (git_repo / "package.json").write_text(
+        '{"name": "app", "version": "1.0.0", "dependencies": {"left-pad": "1.3.0"}}\n'
+    )
+    (git_repo / "package-lock.json").write_text(_lock(url, integrity))
+    (git_repo / ".gitignore").write_text("node_modules/\n")
+    git("add", "-A", cwd=git_repo)
+    git("commit", "-q", "-m", "A Node project", cwd=git_repo)
+    home = tmp_path / "home"
+    app = App(Settings(home=home))
+    try:
+        project = await app.register(git_repo)
+        worktree = home / "worktrees" / "w1"
+        git("worktree", "add", "-q", "--detach", str(worktree), "main", cwd=git_repo)
+        env = app.env_setup(project)
+        marker = home / "markers" / "w1"
+
+        first = await env.ensure(worktree, marker=marker)
+        assert first is not None and first.passed, first.output_tail
+        assert "added 1 package" in first.output_tail
+        assert (worktree / "node_modules" / "left-pad" / "index.js").is_file()
+        # npm's cache is the project's, under blitz's data directory.
+        assert any((home / "cache" / project.id / "npm").rglob("*"))
+        assert await env.ensure(worktree, marker=marker) is None
+
+        (result,) = await Validator(
+            project.gates, sandbox=app.sandbox_policy(project), cache=env.cache
+        ).run_gates(worktree)
+        assert result.passed and "  x" in result.output_tail, result.output_tail
+
+        (worktree / "package-lock.json").write_text(_lock(url, integrity, version="1.0.1"))
+        again = await env.ensure(worktree, marker=marker)
+        assert again is not None and again.passed, again.output_tail
+        assert env.digest(worktree) == inputs_digest(worktree, env.spec)
+    finally:
+        await app.aclose()
