@@ -31,6 +31,7 @@ from blitz.envsetup import (
     inputs_digest,
     worktree_env,
 )
+from blitz.errors import RunError
 from blitz.sandbox import Policy
 from blitz.settings import Settings
 from blitz.validation import Validator
@@ -186,6 +187,27 @@ async def test_a_hanging_setup_is_stopped_at_its_timeout(worktree: Path, blitz_h
     assert result.exit_code is None
     assert "fetching" in result.output_tail and "the set-up was stopped" in result.output_tail
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("mode", [CONFINED, UNCONFINED])
+async def test_the_setup_sees_no_secret_of_blitzs(
+    mode: str, worktree: Path, blitz_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BLITZ_TEST_API_KEY", "sk-never-in-a-setup")
+    monkeypatch.setenv("NPM_TOKEN", "npm_never_in_a_setup")
+    spec = SetupSpec(command='test -z "$BLITZ_TEST_API_KEY$NPM_TOKEN" && test "$CI" = true')
+    jail = policy(mode, blitz_home).jail(worktree)
+    result = await ensure_setup(worktree, spec, marker=blitz_home / "m", jail=jail)
+    assert result is not None and result.passed, result.output_tail
+
+
+async def test_a_missing_worktree_is_a_run_error(tmp_path: Path) -> None:
+    jail = policy("off", tmp_path / "blitz").jail(tmp_path / "gone")
+    with pytest.raises(RunError, match="gone"):
+        await ensure_setup(
+            tmp_path / "gone", SetupSpec(command="true"), marker=tmp_path / "m", jail=jail
+        )
+    assert not (tmp_path / "m").exists()
 
 
 # -- network and cache -------------------------------------------------------------------------
