@@ -98,9 +98,12 @@ def cache_env(cache: Path) -> dict[str, str]:
         "GOCACHE": "go/build",
     }
     env = {name: str(cache / sub) for name, sub in places.items()}
-    # The cache is another file system than the worktree's: uv would warn that it cannot
-    # hard-link; poetry would make its environments in its cache, not in the worktree.
-    env.update(UV_LINK_MODE="copy", POETRY_VIRTUALENVS_IN_PROJECT="true")
+    # The cache may be on another file system than the worktree: uv would warn that it cannot
+    # hard-link. Poetry and pipenv would make their environments in their caches: the
+    # worktree's .venv is what gates use and what ``keep`` keeps.
+    env.update(
+        UV_LINK_MODE="copy", POETRY_VIRTUALENVS_IN_PROJECT="true", PIPENV_VENV_IN_PROJECT="1"
+    )
     return env
 
 
