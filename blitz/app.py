@@ -25,8 +25,9 @@ from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
 from blitz.clock import Clock, SystemClock
 from blitz.conductor import Engine, Limits, Services
-from blitz.config import RepoConfig, SandboxConfig, load_repo_config
+from blitz.config import RepoConfig, SandboxConfig, load_repo_config, setup_of
 from blitz.domain import Goal, Project
+from blitz.envsetup import EnvSetup, SetupSpec, cache_dir
 from blitz.errors import ConfigError, UserError
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
@@ -335,6 +336,16 @@ class App:
             self.settings, cfg.sandbox if cfg else SandboxConfig(), self._proxy_socket()
         )
 
+    def env_setup(self, project: Project) -> EnvSetup:
+        """``project``'s environment set-up (``[workspace] setup``), run in its jail with its
+        package cache under blitz's data directory."""
+        cfg = self.config_for(project)
+        return EnvSetup(
+            spec=setup_of(cfg) if cfg else SetupSpec(),
+            policy=self.sandbox_policy(project),
+            cache=cache_dir(self.settings.home, project.id),
+        )
+
     def _proxy_socket(self) -> Path:
         """Where the model proxy listens for jailed agents: a short path (a unix socket's name
         is limited to ~100 bytes) private to this process, made on first use."""
@@ -382,7 +393,11 @@ class App:
             planner=planner or self.planner(project, goal),
             backend=backend,
             workspace=ws,
-            validator=Validator(project.gates, sandbox=self.sandbox_policy(project)),
+            validator=Validator(
+                project.gates,
+                sandbox=self.sandbox_policy(project),
+                cache=cache_dir(self.settings.home, project.id),
+            ),
             publish=Publisher(
                 workspace=ws,
                 goals_dir=self.settings.home / "goals",

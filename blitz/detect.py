@@ -1,9 +1,12 @@
-"""Guessing a repository's gates from the files it keeps at its root.
+"""Guessing a repository's gates and its environment set-up from the files it keeps at its root.
 
 Python (pyproject.toml, setup.py, setup.cfg), Node (package.json), Rust (Cargo.toml) and Go
-(go.mod) are recognised; a repository with several of them gets each gate's commands joined with
-``&&``. Detection only reads files, and every choice is explained in a note, because the user is
-asked to confirm the result (it is written to blitz.toml).
+(go.mod) are recognised; a repository with several of them gets each gate's commands (and the
+set-ups) joined with ``&&``. The set-up follows the lockfile: ``uv sync``, ``npm ci``,
+``pnpm install``, ``cargo fetch``... and keeps the directory it fills (``.venv``,
+``node_modules``, ``target``) between attempts. Detection only reads files, and every choice is
+explained in a note, because the user is asked to confirm the result (it is written to
+blitz.toml).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import json
 import os
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from blitz.domain import Gates
+from blitz.envsetup import DEFAULT_INPUTS
 
 GATE_NAMES = ("build", "typecheck", "lint", "test")
 
@@ -284,3 +289,134 @@ def _read_ini(path: Path, notes: list[str]) -> configparser.ConfigParser:
             notes.append(f"{path.name} could not be read ({exc}); it was ignored")
             return configparser.ConfigParser(interpolation=None)
     return parser
+
+
+# -- the environment set-up --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Setup:
+    """The detected ``[workspace]``: the set-up command, the directories to keep, and the
+    set-up's inputs when the lockfiles alone do not say when it must run again."""
+
+    command: str = ""
+    keep: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = DEFAULT_INPUTS
+
+
+SetupFound = tuple[str, tuple[str, ...], tuple[str, ...]]
+"""One ecosystem's set-up: its command, the directories it fills, more inputs than lockfiles."""
+
+
+def detect_setup(repo: Path) -> tuple[Setup, list[str]]:
+    """The set-up ``repo`` most likely needs (Node: npm, pnpm, yarn, bun; Python: uv, poetry,
+    pipenv, pip; Rust; Go), and notes saying what was found and why."""
+    notes: list[str] = []
+    detectors: tuple[Callable[[Path, list[str]], SetupFound | None], ...] = (
+        _python_setup,
+        _node_setup,
+        _rust_setup,
+        _go_setup,
+    )
+    found = [each for detect in detectors if (each := detect(repo, notes)) is not None]
+    if not found:
+        notes.append("set-up: none (no lockfile or package manifest found)")
+        return Setup(), notes
+    keep = tuple(dict.fromkeys(d for _, dirs, _ in found for d in dirs))
+    extra = tuple(dict.fromkeys(i for _, _, more in found for i in more))
+    ignored = _gitignored(repo)
+    for directory in keep:
+        if directory not in ignored:
+            notes.append(
+                f"keep: {directory} is not in .gitignore; add it, or its files would be taken "
+                "for the agent's work"
+            )
+    setup = Setup(
+        command=" && ".join(command for command, _, _ in found),
+        keep=keep,
+        inputs=(*DEFAULT_INPUTS, *(i for i in extra if i not in DEFAULT_INPUTS)),
+    )
+    return setup, notes
+
+
+def _python_setup(repo: Path, notes: list[str]) -> SetupFound | None:
+    pyproject = _read_toml(repo / "pyproject.toml", [])
+    extras = _table(_table(pyproject.get("project")).get("optional-dependencies"))
+    extra = next((name for name in ("dev", "test", "tests") if name in extras), "")
+    if _file(repo, "uv.lock"):
+        command = "uv sync --frozen" + (f" --extra {extra}" if extra else "")
+        notes.append(f"set-up: {command} (uv.lock)")
+        return command, (".venv",), ()
+    if _file(repo, "poetry.lock"):
+        command = "poetry install --no-interaction" + (f" --extras {extra}" if extra else "")
+        notes.append(f"set-up: {command} (poetry.lock; its environment made in .venv)")
+        return command, (".venv",), ()
+    if _file(repo, "Pipfile.lock"):
+        notes.append("set-up: pipenv sync --dev (Pipfile.lock; its environment made in .venv)")
+        return "pipenv sync --dev", (".venv",), ()
+    venv = "python3 -m venv .venv && .venv/bin/python -m pip install"
+    names = sorted(p.name for p in repo.glob("requirements*.txt") if p.is_file())
+    names += sorted(p.name for p in repo.glob("*-requirements.txt") if p.is_file())
+    if names:
+        command = f"{venv} " + " ".join(f"-r {name}" for name in names)
+        notes.append(f"set-up: a .venv with pip ({', '.join(names)})")
+        return command, (".venv",), ()
+    manifests = [name for name in ("pyproject.toml", "setup.py", "setup.cfg") if _file(repo, name)]
+    if not manifests:
+        return None
+    target = f"'.[{extra}]'" if extra else "."
+    notes.append(
+        f"set-up: a .venv with the project installed in editable mode by pip (no lockfile; "
+        f"it runs again when {', '.join(manifests)} change)"
+    )
+    return f"{venv} -e {target}", (".venv",), tuple(manifests)
+
+
+def _node_setup(repo: Path, notes: list[str]) -> SetupFound | None:
+    if not _file(repo, "package.json"):
+        return None
+    if _file(repo, "pnpm-lock.yaml"):
+        command, lock = "pnpm install --frozen-lockfile", "pnpm-lock.yaml"
+    elif _file(repo, "yarn.lock"):
+        # Yarn 2+ (a .yarnrc.yml) spells "do not touch the lockfile" differently from Yarn 1.
+        berry = _file(repo, ".yarnrc.yml")
+        command = "yarn install " + ("--immutable" if berry else "--frozen-lockfile")
+        lock = "yarn.lock"
+    elif _file(repo, "bun.lockb") or _file(repo, "bun.lock"):
+        command, lock = "bun install --frozen-lockfile", "bun.lock"
+    elif _file(repo, "package-lock.json") or _file(repo, "npm-shrinkwrap.json"):
+        command, lock = "npm ci", "package-lock.json"
+    else:
+        notes.append("set-up: npm install (no lockfile; it runs again when package.json changes)")
+        return "npm install", ("node_modules",), ("package.json",)
+    notes.append(f"set-up: {command} ({lock})")
+    return command, ("node_modules",), ()
+
+
+def _rust_setup(repo: Path, notes: list[str]) -> SetupFound | None:
+    if not _file(repo, "Cargo.toml"):
+        return None
+    command = "cargo fetch --locked" if _file(repo, "Cargo.lock") else "cargo fetch"
+    notes.append(f"set-up: {command} (Cargo.toml; builds kept in target)")
+    return command, ("target",), () if _file(repo, "Cargo.lock") else ("Cargo.toml",)
+
+
+def _go_setup(repo: Path, notes: list[str]) -> SetupFound | None:
+    if not _file(repo, "go.mod"):
+        return None
+    notes.append("set-up: go mod download (go.mod)")
+    return "go mod download", (), ("go.mod",)
+
+
+def _gitignored(repo: Path) -> set[str]:
+    """Directory names the root .gitignore ignores by a plain entry (``node_modules/``)."""
+    try:
+        text = (repo / ".gitignore").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return set()
+    names = set()
+    for line in text.splitlines():
+        entry = line.strip().strip("/")
+        if entry and not entry.startswith(("#", "!")) and "/" not in entry:
+            names.add(entry)
+    return names

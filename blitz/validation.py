@@ -12,11 +12,13 @@ from there, so they survive even when the output tail was cut.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 
-from blitz import process
+from blitz import envsetup, process
 from blitz.domain import Baseline, Check, GateResult, Gates
 from blitz.errors import ConfigError, RunError
 from blitz.process import DEFAULT_CAP, Completed
@@ -112,11 +114,14 @@ class Validator:
         cap: int = DEFAULT_CAP,
         tail_chars: int = 4000,
         sandbox: Policy | None = None,
+        cache: Path | None = None,
     ) -> None:
         """``sandbox``: the policy gates run under (a jail per command); None runs them as they
-        are (tests of the judging, and benchmarks)."""
+        are (tests of the judging, and benchmarks). ``cache``: the project's package-manager
+        cache (:func:`blitz.envsetup.cache_dir`), bound into each gate's jail."""
         self.gates = gates
         self.sandbox = sandbox
+        self.cache = cache
         explicit = env
         if env is None:
             env = process.clean_env()
@@ -176,13 +181,22 @@ class Validator:
         )
 
     async def _run(self, command: str, worktree: Path, timeout: float) -> Completed:
+        # The worktree's own environment (its .venv, its node_modules), never blitz's or the
+        # user's virtual environment, and the project's cache as the set-up left it.
+        caches = envsetup.cache_env(self.cache) if self.cache is not None else {}
         try:
             if self.sandbox is None:
+                env = envsetup.worktree_env(worktree, {**self._env, **caches})
                 return await process.run(
-                    command, cwd=worktree, timeout=timeout, env=self._env, cap=self._cap
+                    command, cwd=worktree, timeout=timeout, env=env, cap=self._cap
                 )
             jail = self.sandbox.jail(worktree)
-            return await jail.run(command, timeout=timeout, env=self._gate_env, cap=self._cap)
+            if self.cache is not None:
+                self.cache.mkdir(parents=True, exist_ok=True)
+                jail = dataclasses.replace(jail, binds=(*jail.binds, self.cache))
+            path = {"PATH": os.environ.get("PATH", os.defpath)}
+            env = envsetup.worktree_env(worktree, {**path, **self._gate_env, **caches})
+            return await jail.run(command, timeout=timeout, env=env, cap=self._cap)
         except SandboxUnavailable as exc:
             # The user must install bubblewrap or turn the sandbox off: the project pauses.
             raise ConfigError(str(exc)) from exc

@@ -13,12 +13,15 @@ from blitz.config import (
     LimitsConfig,
     ProjectConfig,
     RepoConfig,
+    WorkspaceConfig,
     gates_of,
     load_repo_config,
     render_repo_config,
+    setup_of,
 )
 from blitz.detect import detect_gates
 from blitz.domain import Gates
+from blitz.envsetup import DEFAULT_INPUTS, SetupSpec
 from blitz.errors import ConfigError, UserError
 
 EXAMPLE = """\
@@ -242,6 +245,58 @@ def test_render_output_is_valid_toml_for_the_defaults() -> None:
         "codex",
         "explore",
         "sandbox",
+        "workspace",
     }
     assert data["limits"]["max_tasks"] == 200
     assert data["sandbox"] == {"mode": "required", "network": False, "readable": []}
+
+
+# -- [workspace] -------------------------------------------------------------------------------
+
+
+def test_the_workspace_section_sets_the_setup(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        '[workspace]\nkeep = ["node_modules", "web/node_modules"]\nsetup = "npm ci"\n'
+        'setup_inputs = ["package-lock.json", "web/*.lock"]\nsetup_timeout = 300\n',
+    )
+    cfg = load_repo_config(tmp_path)
+    assert cfg is not None
+    assert setup_of(cfg) == SetupSpec(
+        command="npm ci",
+        inputs=("package-lock.json", "web/*.lock"),
+        keep=("node_modules", "web/node_modules"),
+        timeout=300.0,
+    )
+    assert setup_of(RepoConfig()) == SetupSpec(inputs=DEFAULT_INPUTS)
+
+    cfg = RepoConfig(
+        project=ProjectConfig(name="app"),
+        workspace=WorkspaceConfig(keep=[".venv"], setup="uv sync --frozen"),
+    )
+    _write(tmp_path, render_repo_config(cfg))
+    assert load_repo_config(tmp_path) == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('keep = ["../elsewhere"]', "inside the repository"),
+        ('keep = ["/var/cache"]', "inside the repository"),
+        ('keep = [""]', "inside the repository"),
+        ('keep = [".git/objects"]', "not be in .git"),
+        ('setup_inputs = ["../secrets.lock"]', "inside the repository"),
+        ("setup_timeout = 0", "greater than 0"),
+        ('setup = ["npm", "ci"]', "valid string"),
+    ],
+)
+def test_workspace_paths_stay_inside_the_repository(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    message = _error(tmp_path, f"[workspace]\n{text}\n")
+    assert ":2: [workspace]" in message and problem in message
+
+
+def test_a_bad_list_item_is_named_by_its_place(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[workspace]\nkeep = [".venv", "../x"]\n')
+    assert ":2: [workspace] keep (item 2): value error, must be a path inside" in message

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from blitz.detect import detect_gates
+from blitz.detect import Setup, detect_gates, detect_setup
 from blitz.domain import Gates
+from blitz.envsetup import DEFAULT_INPUTS
 
 
 def _repo(root: Path, files: dict[str, str]) -> Path:
@@ -202,3 +203,135 @@ def test_an_unknown_project_has_no_gates(tmp_path: Path) -> None:
     assert gates == Gates()
     assert gates.configured() == {}
     assert len(notes) == 1 and "no Python, Node, Rust or Go project" in notes[0]
+
+
+# -- the environment set-up --------------------------------------------------------------------
+
+SAMPLES = [
+    pytest.param(
+        {"package.json": _package({"test": "jest"}), "package-lock.json": "{}"},
+        "npm ci",
+        ("node_modules",),
+        (),
+        id="npm",
+    ),
+    pytest.param(
+        {"package.json": _package(), "pnpm-lock.yaml": "lockfileVersion: 9\n"},
+        "pnpm install --frozen-lockfile",
+        ("node_modules",),
+        (),
+        id="pnpm",
+    ),
+    pytest.param(
+        {"package.json": _package(), "yarn.lock": "# yarn lockfile v1\n"},
+        "yarn install --frozen-lockfile",
+        ("node_modules",),
+        (),
+        id="yarn-1",
+    ),
+    pytest.param(
+        {"package.json": _package(), "yarn.lock": "__metadata:\n", ".yarnrc.yml": "\n"},
+        "yarn install --immutable",
+        ("node_modules",),
+        (),
+        id="yarn-berry",
+    ),
+    pytest.param(
+        {"package.json": _package()},
+        "npm install",
+        ("node_modules",),
+        ("package.json",),
+        id="npm-without-a-lockfile",
+    ),
+    pytest.param(
+        {
+            "pyproject.toml": '[project]\nname = "app"\n'
+            '[project.optional-dependencies]\ndev = ["pytest"]\n',
+            "uv.lock": "version = 1\n",
+        },
+        "uv sync --frozen --extra dev",
+        (".venv",),
+        (),
+        id="uv",
+    ),
+    pytest.param(
+        {"pyproject.toml": '[tool.poetry]\nname = "app"\n', "poetry.lock": "# poetry\n"},
+        "poetry install --no-interaction",
+        (".venv",),
+        (),
+        id="poetry",
+    ),
+    pytest.param(
+        {"requirements.txt": "requests\n", "requirements-dev.txt": "pytest\n"},
+        "python3 -m venv .venv && .venv/bin/python -m pip install "
+        "-r requirements-dev.txt -r requirements.txt",
+        (".venv",),
+        (),
+        id="pip-requirements",
+    ),
+    pytest.param(
+        {"pyproject.toml": '[project]\nname = "app"\n[project.optional-dependencies]\ntest = []\n'},
+        "python3 -m venv .venv && .venv/bin/python -m pip install -e '.[test]'",
+        (".venv",),
+        ("pyproject.toml",),
+        id="pip-editable-without-a-lockfile",
+    ),
+    pytest.param(
+        {"Cargo.toml": '[package]\nname = "app"\n', "Cargo.lock": "version = 3\n"},
+        "cargo fetch --locked",
+        ("target",),
+        (),
+        id="cargo",
+    ),
+    pytest.param(
+        {"go.mod": "module example.com/app\n", "go.sum": ""},
+        "go mod download",
+        (),
+        ("go.mod",),
+        id="go",
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "command", "keep", "inputs"), SAMPLES)
+def test_the_setup_follows_the_lockfile(
+    tmp_path: Path,
+    files: dict[str, str],
+    command: str,
+    keep: tuple[str, ...],
+    inputs: tuple[str, ...],
+) -> None:
+    setup, notes = detect_setup(_repo(tmp_path, files))
+    assert setup.command == command
+    assert setup.keep == keep
+    assert setup.inputs == (*DEFAULT_INPUTS, *inputs)
+    assert any(note.startswith("set-up: ") for note in notes)
+
+
+def test_a_repository_of_several_ecosystems_gets_each_setup(tmp_path: Path) -> None:
+    repo = _repo(
+        tmp_path,
+        {
+            "pyproject.toml": '[project]\nname = "app"\n',
+            "uv.lock": "version = 1\n",
+            "package.json": _package(),
+            "package-lock.json": "{}",
+            ".gitignore": "/.venv/\nnode_modules\n",
+        },
+    )
+    setup, notes = detect_setup(repo)
+    assert setup.command == "uv sync --frozen && npm ci"
+    assert setup.keep == (".venv", "node_modules")
+    assert not any("gitignore" in note for note in notes)
+
+
+def test_a_kept_directory_that_git_does_not_ignore_is_pointed_out(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, {"package.json": _package(), ".gitignore": "dist/\n"})
+    _, notes = detect_setup(repo)
+    assert any("node_modules is not in .gitignore" in note for note in notes)
+
+
+def test_no_manifest_means_no_setup(tmp_path: Path) -> None:
+    setup, notes = detect_setup(_repo(tmp_path, {"README.md": "# docs only\n"}))
+    assert setup == Setup()
+    assert notes == ["set-up: none (no lockfile or package manifest found)"]

@@ -1,4 +1,4 @@
-"""``blitz init``: write a blitz.toml with the detected gates."""
+"""``blitz init``: write a blitz.toml with the detected gates and environment set-up."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from blitz.config import (
     GatesConfig,
     ProjectConfig,
     RepoConfig,
+    WorkspaceConfig,
     load_repo_config,
     render_repo_config,
 )
-from blitz.detect import detect_gates
+from blitz.detect import detect_gates, detect_setup
 from blitz.errors import RepositoryError, UserError
 
 
@@ -25,7 +26,8 @@ def init(
     path: Path = typer.Argument(Path("."), help="The repository."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing blitz.toml."),
 ) -> None:
-    """Detect the project's build/test/typecheck/lint commands and write blitz.toml."""
+    """Detect the project's build/test/typecheck/lint commands and its set-up (the command that
+    installs its dependencies in a worktree), and write blitz.toml."""
     path = path.expanduser().resolve()
     if not path.is_dir():
         raise RepositoryError(f"{path} is not a directory")
@@ -34,6 +36,8 @@ def init(
         load_repo_config(path)  # says what is wrong if it is corrupt
         raise UserError(f"{target} already exists (pass --force to overwrite it)")
     gates, notes = detect_gates(path)
+    setup, setup_notes = detect_setup(path)
+    notes += setup_notes
     blitz = make_app()
     try:
         ws = blitz.workspace(path)
@@ -46,6 +50,9 @@ def init(
     cfg = RepoConfig(
         project=ProjectConfig(name=path.name, base_branch=branch if branch != "HEAD" else ""),
         gates=GatesConfig.from_gates(gates),
+        workspace=WorkspaceConfig(
+            keep=list(setup.keep), setup=setup.command, setup_inputs=list(setup.inputs)
+        ),
     )
     target.write_text(render_repo_config(cfg, notes), encoding="utf-8")
     out.print(f"wrote {target}")
@@ -53,3 +60,7 @@ def init(
         out.print(f"  {note}")
     for name, command in gates.configured().items():
         out.print(f"  {name}: {command}")
+    if setup.command:
+        out.print(f"  setup: {setup.command}")
+    if setup.keep:
+        out.print(f"  keep: {', '.join(setup.keep)}")
