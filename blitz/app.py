@@ -382,7 +382,12 @@ class App:
             planner=planner or self.planner(project, goal),
             backend=backend,
             workspace=ws,
-            validator=Validator(project.gates, sandbox=self.sandbox_policy(project)),
+            validator=Validator(
+                project.gates,
+                sandbox=self.sandbox_policy(project),
+                cache=self.store.gate_results,
+                project_id=project.id,
+            ),
             publish=Publisher(
                 workspace=ws,
                 goals_dir=self.settings.home / "goals",

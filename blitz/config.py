@@ -71,16 +71,13 @@ class GatesConfig(_Section):
     timeout: Seconds = Field(
         default=600.0, description="Seconds each gate may run before it is stopped."
     )
+    reuse: bool = Field(default=True, description="Reuse results on the same tree and inputs.")
+    parallel: bool = Field(default=False, description="Run the gates side by side.")
+    fail_fast: bool = Field(default=False, description="A blamed failure stops the other gates.")
 
     @classmethod
     def from_gates(cls, gates: Gates) -> GatesConfig:
-        return cls(
-            build=gates.build,
-            test=gates.test,
-            typecheck=gates.typecheck,
-            lint=gates.lint,
-            timeout=gates.timeout,
-        )
+        return cls(**dataclasses.asdict(gates))  # the same fields
 
 
 class LimitsConfig(_Section):
@@ -259,8 +256,7 @@ class RepoConfig(_Section):
 
 def gates_of(cfg: RepoConfig) -> Gates:
     """The gates the configuration sets."""
-    g = cfg.gates
-    return Gates(build=g.build, test=g.test, typecheck=g.typecheck, lint=g.lint, timeout=g.timeout)
+    return Gates(**cfg.gates.model_dump())  # the same fields
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""Gate results kept so that no gate runs twice on the same input.
+
+A gate's result depends on the tree it ran on, its command, its timeout and the environment the
+project's set-up made (the set-up inputs' digest, :func:`blitz.envsetup.inputs_digest`): a
+:class:`GateKey` names all of them, with the project. A result is kept *unjudged* (its
+``new_failures`` hold every failing id it found, ``preexisting`` is false), because the same
+result is judged against each goal's own baseline when it is reused.
+
+Only results of a command that ran to its end are kept: never a timed-out, cancelled or not-run
+one (``exit_code`` None), which says nothing about the tree.
+
+:class:`GateCache` is the interface the :class:`~blitz.validation.Validator` uses; the store's
+table ``gate_results`` is the durable one (shared by every process on the store), and
+:class:`MemoryGateCache` keeps results for one process (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Protocol
+
+from blitz.domain import GateResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateKey:
+    """What a gate's result depends on."""
+
+    project_id: str
+    tree: str  # git tree id of the worktree's content (untracked files included, ignored not)
+    command: str
+    timeout: float
+    env_digest: str = ""  # the set-up inputs' digest ("" when the project has no set-up)
+
+    @property
+    def digest(self) -> str:
+        """A short, fixed-length name of the key (the store's primary key)."""
+        parts = [
+            self.project_id,
+            self.tree,
+            self.command,
+            repr(float(self.timeout)),
+            self.env_digest,
+        ]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedGate:
+    """A kept result, as the store holds it."""
+
+    digest: str
+    key: GateKey
+    result: GateResult
+    created_at: float = 0.0
+
+
+class GateCache(Protocol):
+    """Where unjudged gate results are kept and found."""
+
+    def get(self, key: GateKey) -> GateResult | None: ...
+
+    def put(self, key: GateKey, result: GateResult) -> None: ...
+
+
+def keepable(result: GateResult) -> bool:
+    """Whether ``result`` says something about its tree: the command ran to its end."""
+    return result.exit_code is not None and not result.timed_out
+
+
+class MemoryGateCache:
+    """A :class:`GateCache` in memory, for one process."""
+
+    def __init__(self) -> None:
+        self.results: dict[GateKey, GateResult] = {}
+
+    def get(self, key: GateKey) -> GateResult | None:
+        return self.results.get(key)
+
+    def put(self, key: GateKey, result: GateResult) -> None:
+        if keepable(result):
+            self.results[key] = result
