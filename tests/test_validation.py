@@ -332,3 +332,93 @@ async def test_judging_reads_baseline_ids_even_when_its_tail_was_cut(tmp_path: P
 
     (test,) = await Validator(Gates(test=REPORT)).run_gates(tmp_path, baseline=baseline)
     assert test.preexisting
+
+
+# -- side by side, and fail-fast ---------------------------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    for _ in range(100):  # an orphan may take a moment to be reaped
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+async def test_parallel_gates_run_side_by_side(tmp_path: Path) -> None:
+    # lint waits for a file that test writes: in order (lint first) it could only time out.
+    gates = Gates(
+        lint="while [ ! -e tested ]; do sleep 0.05; done; echo lint saw it",
+        test="touch tested; echo tested",
+        timeout=60,
+        parallel=True,
+    )
+    lint, test = await Validator(gates).run_gates(tmp_path)
+
+    assert (lint.name, test.name) == ("lint", "test")
+    assert lint.passed and "lint saw it" in lint.output_tail
+    assert test.passed
+
+
+async def test_a_hanging_parallel_gate_is_killed_at_its_timeout_and_the_others_finish(
+    tmp_path: Path,
+) -> None:
+    gates = Gates(
+        build="echo built",
+        lint="sleep 60 & echo $! > sleep.pid; wait",
+        test="sh -c 'echo FAILED tests/t.py::test_x - boom; exit 1'",
+        timeout=1,
+        parallel=True,
+    )
+    build, lint, test = await Validator(gates).run_gates(tmp_path)
+
+    assert build.passed
+    assert lint.timed_out and not lint.passed and lint.exit_code is None
+    assert test.exit_code == 1 and test.new_failures == ("tests/t.py::test_x",)
+    assert _gone(int((tmp_path / "sleep.pid").read_text()))
+    assert "lint: TIMED OUT after " in summarize([build, lint, test])
+
+
+async def test_fail_fast_cancels_the_running_gates_and_kills_them(tmp_path: Path) -> None:
+    # The build fails once the test gate's sleep has started, so the cancellation has a process
+    # tree to kill.
+    gates = Gates(
+        build="while [ ! -s sleep.pid ]; do sleep 0.05; done; exit 2",
+        test="sleep 60 & echo $! > sleep.pid.new; mv sleep.pid.new sleep.pid; wait",
+        timeout=120,
+        parallel=True,
+        fail_fast=True,
+    )
+    build, test = await Validator(gates).run_gates(tmp_path)
+
+    assert build.exit_code == 2 and not build.passed
+    assert not test.passed and test.exit_code is None and not test.timed_out
+    assert "not run" in test.output_tail and "build" in test.output_tail
+    assert "test: FAILED (not run: build failed first (fail_fast))" in summarize([build, test])
+    assert _gone(int((tmp_path / "sleep.pid").read_text()))
+
+
+async def test_fail_fast_in_order_runs_nothing_after_a_blamed_failure(tmp_path: Path) -> None:
+    gates = Gates(build="exit 1", test="touch tested", fail_fast=True)
+    build, test = await Validator(gates).run_gates(tmp_path)
+
+    assert not build.passed and not test.passed and test.exit_code is None
+    assert not (tmp_path / "tested").exists()
+
+
+async def test_fail_fast_goes_on_after_a_failure_the_baseline_excuses(tmp_path: Path) -> None:
+    gates = Gates(lint="exit 1", test="touch tested", fail_fast=True)
+    baseline = await Validator(Gates(lint="exit 1")).baseline(tmp_path, goal_id="g", sha="s")
+    lint, test = await Validator(gates).run_gates(tmp_path, baseline=baseline)
+
+    assert lint.preexisting and test.passed
+    assert (tmp_path / "tested").exists()
+    assert verdict([lint, test])
+
+
+async def test_a_baseline_runs_every_gate_even_with_fail_fast(tmp_path: Path) -> None:
+    gates = Gates(build="exit 1", test="touch tested", fail_fast=True, parallel=True)
+    baseline = await Validator(gates).baseline(tmp_path, goal_id="g", sha="s")
+
+    assert [r.exit_code for r in baseline.results] == [1, 0]
+    assert (tmp_path / "tested").exists()
