@@ -103,13 +103,23 @@ class Validator:
         except RunError:
             return None
         keys = self._keys(found.out.strip(), configured, env_digest)
-        results = []
-        for name, key in keys.items():
-            kept = self.cache.get(key)
-            if kept is None:
-                return None
-            results.append(replace(kept, name=name, reused=True))
-        return Baseline(goal_id=goal_id, sha=sha, results=tuple(results))
+        kept = await self._kept(keys)
+        if len(kept) < len(keys):
+            return None
+        results = tuple(replace(kept[name], name=name, reused=True) for name in keys)
+        return Baseline(goal_id=goal_id, sha=sha, results=results)
+
+    async def _kept(self, keys: Mapping[str, GateKey]) -> dict[str, GateResult]:
+        """The kept results of ``keys`` (looked up in a thread: the store may wait for a lock)."""
+        cache = self.cache
+        if cache is None or not keys:
+            return {}
+
+        def look_up() -> dict[str, GateResult]:
+            found = {name: cache.get(key) for name, key in keys.items()}
+            return {name: result for name, result in found.items() if result is not None}
+
+        return await asyncio.to_thread(look_up)
 
     async def _gates(
         self,
@@ -123,7 +133,7 @@ class Validator:
         if not configured:
             return ()
         keys = await self._worktree_keys(worktree, configured, env_digest)
-        raw = self._reusable(configured, keys)
+        raw = await self._reusable(configured, keys)
         to_run = [name for name in configured if name not in raw]
         run = _Run(self, worktree, configured, keys, raw, before, fail_fast=fail_fast)
         if self.gates.parallel:
@@ -157,17 +167,14 @@ class Validator:
             for name, command in configured.items()
         }
 
-    def _reusable(
+    async def _reusable(
         self, configured: Mapping[str, str], keys: Mapping[str, GateKey]
     ) -> dict[str, GateResult]:
         """The kept results that may stand for a run, by gate name."""
-        if self.cache is None:
-            return {}
-        found = {}
-        for name, key in keys.items():
-            kept = self.cache.get(key)
-            if kept is not None:
-                found[name] = replace(kept, name=name, reused=True)
+        found = {
+            name: replace(kept, name=name, reused=True)
+            for name, kept in (await self._kept(keys)).items()
+        }
         if not self.gates.parallel:
             # Gates in order may use what an earlier one made (a build's output): a gate runs
             # again when a later one must run, so only those after the last to run are reused.
@@ -193,7 +200,7 @@ class Validator:
             new_failures=() if passed else tuple(sorted(parse_failures(done.output))),
         )
         if key is not None and self.cache is not None and keepable(result):
-            self.cache.put(key, result)
+            await asyncio.to_thread(self.cache.put, key, result)
         return result
 
     async def run_checks(self, worktree: Path, checks: Sequence[Check]) -> tuple[GateResult, ...]:
