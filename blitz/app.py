@@ -28,6 +28,7 @@ from blitz.conductor import Engine, Limits, Services
 from blitz.config import RepoConfig, SandboxConfig, load_repo_config
 from blitz.domain import Goal, Project
 from blitz.errors import ConfigError, UserError
+from blitz.gatecache import GateFlights
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
@@ -76,6 +77,7 @@ class App:
             if secret is not None:
                 register_secret(secret.get_secret_value())
         self.store = SqlStore(settings.db_url)
+        self.gate_flights = GateFlights()  # one gate run per input at a time, for every goal
         # One board for the engine and every model call, so provider breakers are shared.
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
@@ -387,6 +389,7 @@ class App:
                 sandbox=self.sandbox_policy(project),
                 cache=self.store.gate_results,
                 project_id=project.id,
+                flights=self.gate_flights,
             ),
             publish=Publisher(
                 workspace=ws,

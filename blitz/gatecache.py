@@ -11,13 +11,16 @@ one (``exit_code`` None), which says nothing about the tree.
 
 :class:`GateCache` is the interface the :class:`~blitz.validation.Validator` uses; the store's
 table ``gate_results`` is the durable one (shared by every process on the store), and
-:class:`MemoryGateCache` keeps results for one process (tests, benchmarks).
+:class:`MemoryGateCache` keeps results for one process (tests, benchmarks). :class:`GateFlights`
+makes a validation wait for the same gate on the same input already running in the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -82,3 +85,45 @@ class MemoryGateCache:
     def put(self, key: GateKey, result: GateResult) -> None:
         if keepable(result):
             self.results[key] = result
+
+
+class GateFlights:
+    """Gates running now in this process, by key, so that a second validation of the same tree
+    (goals starting from one base commit at once, best-of-N candidates that made the same tree)
+    waits for the first run's result instead of running the gate again. One per process and
+    event loop; another process on the store still runs its own."""
+
+    def __init__(self) -> None:
+        self._running: dict[GateKey, asyncio.Future[GateResult]] = {}
+        self.waits = 0
+        """How many times a run waited for another one (for tests and figures)."""
+
+    async def run(
+        self, key: GateKey, gate: Callable[[], Awaitable[GateResult]]
+    ) -> tuple[GateResult, bool]:
+        """The result of ``gate`` for ``key``, and whether it came from a run of another
+        caller. A run ahead that is cancelled, fails, or says nothing about the tree (timed out)
+        does not stand for this one: then this one runs."""
+        while (ahead := self._running.get(key)) is not None:
+            self.waits += 1
+            try:
+                result = await asyncio.shield(ahead)
+            except asyncio.CancelledError:
+                if not ahead.done():
+                    raise  # this caller was cancelled, not the run ahead
+                continue
+            if keepable(result):
+                return result, True
+            break
+        mine: asyncio.Future[GateResult] = asyncio.get_running_loop().create_future()
+        self._running[key] = mine
+        try:
+            result = await gate()
+        except BaseException:
+            mine.cancel()  # whoever waits runs the gate itself
+            raise
+        finally:
+            if self._running.get(key) is mine:
+                del self._running[key]
+        mine.set_result(result)
+        return result, False

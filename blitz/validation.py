@@ -21,7 +21,7 @@ from blitz import process
 from blitz.domain import Baseline, Check, GateResult, Gates
 from blitz.errors import ConfigError, RunError
 from blitz.failures import parse_failures
-from blitz.gatecache import GateCache, GateKey, keepable
+from blitz.gatecache import GateCache, GateFlights, GateKey, keepable
 from blitz.git import Git
 from blitz.process import DEFAULT_CAP, Completed
 from blitz.sandbox import Policy, SandboxUnavailable
@@ -53,13 +53,17 @@ class Validator:
         sandbox: Policy | None = None,
         cache: GateCache | None = None,
         project_id: str = "",
+        flights: GateFlights | None = None,
     ) -> None:
         """``sandbox``: the policy gates run under (a jail per command); None runs them as they
         are (tests of the judging, and benchmarks). ``cache``: where results are kept and
-        found, for ``project_id`` (None, or ``gates.reuse`` false: every gate runs)."""
+        found, for ``project_id`` (None, or ``gates.reuse`` false: every gate runs);
+        ``flights``: the gates running in this process, shared by its validators, so a gate
+        already running on the same input is waited for rather than run again."""
         self.gates = gates
         self.cache = cache if gates.reuse else None
         self.project_id = project_id
+        self.flights = flights
         self.sandbox = sandbox
         explicit = env
         if env is None:
@@ -184,6 +188,18 @@ class Validator:
         return found
 
     async def _gate(
+        self, name: str, command: str, worktree: Path, key: GateKey | None
+    ) -> GateResult:
+        """Run one gate, or wait for the same gate running on the same input in this process;
+        its unjudged result."""
+        if key is None or self.flights is None:
+            return await self._fresh(name, command, worktree, key)
+        result, elsewhere = await self.flights.run(
+            key, lambda: self._fresh(name, command, worktree, key)
+        )
+        return replace(result, name=name, reused=True) if elsewhere else result
+
+    async def _fresh(
         self, name: str, command: str, worktree: Path, key: GateKey | None
     ) -> GateResult:
         """Run one gate; its unjudged result, kept when it says something about the tree."""

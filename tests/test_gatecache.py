@@ -4,13 +4,15 @@ each baseline. Real git worktrees, real commands, a real SQLite store."""
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import git
 
 from blitz.domain import Baseline, GateResult, Gates
-from blitz.gatecache import GateKey, MemoryGateCache
+from blitz.gatecache import GateFlights, GateKey, MemoryGateCache
 from blitz.store.sql import SqlStore, sqlite_url
 from blitz.validation import Validator, summarize, verdict
 
@@ -239,3 +241,63 @@ def test_a_key_names_everything_it_holds() -> None:
         GateKey(project_id="p", tree="t", command="pytest", timeout=600, env_digest=""),
     ]
     assert len({key.digest, *(v.digest for v in variants)}) == 6
+
+
+# -- the same gate on the same input at the same time ------------------------------------------
+
+
+def _held(counter: Path, hold: Path) -> str:
+    """A counting gate that waits while ``hold`` exists."""
+    wait = f"while [ -e {shlex.quote(str(hold))} ]; do sleep 0.05; done"
+    return _counting(counter, wait)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1200):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting")
+
+
+async def test_validations_of_one_tree_at_once_run_the_gate_once(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    counter, hold = tmp_path / "runs", tmp_path / "hold"
+    hold.touch()
+    cache, flights = MemoryGateCache(), GateFlights()
+    gates = Gates(test=_held(counter, hold))
+    validators = [Validator(gates, cache=cache, project_id="p1", flights=flights) for _ in "ab"]
+    first = asyncio.ensure_future(validators[0].run_gates(_worktree(git_repo, "a")))
+    await _until(lambda: _runs(counter) == 1)
+    second = asyncio.ensure_future(validators[1].run_gates(_worktree(git_repo, "b")))
+    await _until(lambda: flights.waits == 1)
+    hold.unlink()
+
+    ((ran,), (waited,)) = await asyncio.gather(first, second)
+
+    assert _runs(counter) == 1
+    assert ran.passed and not ran.reused
+    assert waited.passed and waited.reused and waited.output_tail == ran.output_tail
+
+
+async def test_a_cancelled_run_does_not_stand_for_the_one_waiting_for_it(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    counter, hold = tmp_path / "runs", tmp_path / "hold"
+    hold.touch()
+    cache, flights = MemoryGateCache(), GateFlights()
+    gates = Gates(test=_held(counter, hold))
+    validators = [Validator(gates, cache=cache, project_id="p1", flights=flights) for _ in "ab"]
+    first = asyncio.ensure_future(validators[0].run_gates(_worktree(git_repo, "a")))
+    await _until(lambda: _runs(counter) == 1)
+    second = asyncio.ensure_future(validators[1].run_gates(_worktree(git_repo, "b")))
+    await _until(lambda: flights.waits == 1)
+
+    first.cancel()
+    await _until(lambda: _runs(counter) == 2)  # the waiting one runs the gate itself
+    hold.unlink()
+    (result,) = await second
+
+    assert first.cancelled()
+    assert result.passed and not result.reused

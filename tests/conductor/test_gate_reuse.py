@@ -27,9 +27,9 @@ from blitz.events import EventKind
 pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
-def _counting_gate(counter: Path) -> str:
+def _counting_gate(counter: Path, then: str = "true") -> str:
     """A gate that notes each run in ``counter``, outside the worktree (so it runs unconfined)."""
-    return f"echo ran >> {shlex.quote(str(counter))}; test -f README.md"
+    return f"echo ran >> {shlex.quote(str(counter))}; test -f README.md; {then}"
 
 
 def _runs(counter: Path) -> int:
@@ -129,3 +129,24 @@ async def test_a_rebase_onto_an_already_validated_tree_is_not_validated_again(
     assert [e.message for e in b_validations] == ["test: passed", "test: passed (reused)"]
     [attempt] = app.store.load_attempts(second.id, "b")
     assert [g.reused for g in attempt.gates] == [True]
+
+
+async def test_goals_started_at_once_from_one_base_commit_run_its_baseline_once(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    counter = tmp_path / "runs"
+    repo = make_repo(
+        tmp_path,
+        # Slow enough that the goals' baselines overlap.
+        gates={"test": _counting_gate(counter, "sleep 1"), "timeout": 60},
+        sections={"sandbox": {"mode": "off"}},
+    )
+    app = apps(SAME_WORK)
+    engine = app.engine()
+    goals = [(await start_goal(app, engine, repo, f"Goal {n}")).goal for n in range(4)]
+    finished = await engine.run()
+
+    assert [finished[g.id].state for g in goals] == [GoalState.SUCCEEDED] * 4
+    # One run on the base commit, one on the tree every goal's agent made: whichever goal got
+    # there first ran it, and the others waited for its result or found it kept.
+    assert _runs(counter) == 2
