@@ -77,7 +77,8 @@ class App:
             if secret is not None:
                 register_secret(secret.get_secret_value())
         self.store = SqlStore(settings.db_url)
-        self.gate_flights = GateFlights()  # one gate run per input at a time, for every goal
+        # One run of a gate per input at a time, for every goal and every process here.
+        self.gate_flights = GateFlights(lock_dir=settings.locks)
         # One board for the engine and every model call, so provider breakers are shared.
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()

@@ -12,16 +12,21 @@ one (``exit_code`` None), which says nothing about the tree.
 :class:`GateCache` is the interface the :class:`~blitz.validation.Validator` uses; the store's
 table ``gate_results`` is the durable one (shared by every process on the store), and
 :class:`MemoryGateCache` keeps results for one process (tests, benchmarks). :class:`GateFlights`
-makes a validation wait for the same gate on the same input already running in the process.
+makes a validation wait for the same gate on the same input already running (in the process, and
+in the other processes on the data directory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from blitz.domain import GateResult
@@ -88,13 +93,15 @@ class MemoryGateCache:
 
 
 class GateFlights:
-    """Gates running now in this process, by key, so that a second validation of the same tree
-    (goals starting from one base commit at once, best-of-N candidates that made the same tree)
-    waits for the first run's result instead of running the gate again. One per process and
-    event loop; another process on the store still runs its own."""
+    """Gates running now, by key, so that a second validation of the same tree (goals starting
+    from one base commit at once, best-of-N candidates that made the same tree) waits for the
+    first run's result instead of running the gate again. One per process and event loop; with a
+    ``lock_dir`` (one per data directory) processes sharing it wait for each other too, each
+    holding an ``flock`` per key while it runs the gate."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lock_dir: Path | None = None) -> None:
         self._running: dict[GateKey, asyncio.Future[GateResult]] = {}
+        self.lock_dir = lock_dir
         self.waits = 0
         """How many times a run waited for another one (for tests and figures)."""
 
@@ -127,3 +134,41 @@ class GateFlights:
                 del self._running[key]
         mine.set_result(result)
         return result, False
+
+    @contextlib.asynccontextmanager
+    async def across_processes(self, key: GateKey) -> AsyncIterator[None]:
+        """Hold ``key`` against the other processes on ``lock_dir`` (nothing without one): the
+        holder runs the gate, the others wait, then find its result kept."""
+        if self.lock_dir is None:
+            yield
+            return
+        path = self.lock_dir / f"gate-{key.digest}.lock"
+        fd = await self._flock(path)
+        try:
+            yield
+        finally:
+            # Best effort, so lock files do not pile up: a process that opened this file
+            # meanwhile, or opens a new one, may run the gate too (it finds the result kept).
+            with contextlib.suppress(OSError):
+                path.unlink()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    async def _flock(self, path: Path) -> int:
+        """``flock`` the file without blocking the event loop (polled: cancellation is clean)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        delay = 0.005
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    if delay == 0.005:
+                        self.waits += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.1)
+        except BaseException:
+            os.close(fd)
+            raise

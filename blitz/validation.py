@@ -192,11 +192,19 @@ class Validator:
     ) -> GateResult:
         """Run one gate, or wait for the same gate running on the same input in this process;
         its unjudged result."""
-        if key is None or self.flights is None:
+        flights = self.flights
+        if key is None or flights is None:
             return await self._fresh(name, command, worktree, key)
-        result, elsewhere = await self.flights.run(
-            key, lambda: self._fresh(name, command, worktree, key)
-        )
+
+        async def once() -> GateResult:
+            async with flights.across_processes(key):
+                # Another process may have run it while this one waited for the lock.
+                kept = (await self._kept({name: key})).get(name)
+                if kept is not None:
+                    return replace(kept, name=name, reused=True)
+                return await self._fresh(name, command, worktree, key)
+
+        result, elsewhere = await flights.run(key, once)
         return replace(result, name=name, reused=True) if elsewhere else result
 
     async def _fresh(

@@ -301,3 +301,30 @@ async def test_a_cancelled_run_does_not_stand_for_the_one_waiting_for_it(
 
     assert first.cancelled()
     assert result.passed and not result.reused
+
+
+async def test_processes_on_one_data_directory_wait_for_each_others_run(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    # Two GateFlights on one lock directory are two processes: an flock is held per open file,
+    # so their locks exclude each other as two processes' would.
+    counter, hold, locks = tmp_path / "runs", tmp_path / "hold", tmp_path / "locks"
+    hold.touch()
+    cache = MemoryGateCache()
+    gates = Gates(test=_held(counter, hold))
+    elsewhere = GateFlights(lock_dir=locks)
+    validators = [
+        Validator(gates, cache=cache, project_id="p1", flights=flights)
+        for flights in (GateFlights(lock_dir=locks), elsewhere)
+    ]
+    first = asyncio.ensure_future(validators[0].run_gates(_worktree(git_repo, "a")))
+    await _until(lambda: _runs(counter) == 1)
+    second = asyncio.ensure_future(validators[1].run_gates(_worktree(git_repo, "b")))
+    await _until(lambda: elsewhere.waits == 1)
+    hold.unlink()
+
+    ((ran,), (waited,)) = await asyncio.gather(first, second)
+
+    assert _runs(counter) == 1
+    assert not ran.reused and waited.reused and waited.output_tail == ran.output_tail
+    assert list(locks.iterdir()) == []  # no lock file is left behind

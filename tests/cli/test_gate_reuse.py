@@ -5,9 +5,10 @@ the same base commit, making the same tree, runs no gate, and says so in ``blitz
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
-from blitz_process import blitz, write_yaml
+from blitz_process import TIMEOUT, blitz, git, start, write_yaml
 
 PLAN = {"summary": "Greet", "tasks": [{"id": "hello", "title": "Write hello"}]}
 AGENT = {"agent": {"hello": [[{"write": {"path": "hello.txt", "content": "hello\n"}}]]}}
@@ -51,3 +52,30 @@ def test_a_second_process_reuses_the_first_ones_gate_results(
         assert done.returncode == 0, done.stderr
         [attempt] = json.loads(done.stdout)["attempts"]
         assert attempt["reused_gates"] == reused
+
+
+def test_two_processes_started_at_once_run_the_baseline_once(
+    git_repo: Path, home: Path, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    # Slow enough that the two baselines overlap; unconfined so that it can count its runs.
+    gate = f"echo ran >> {shlex.quote(str(counter))}; sleep 1"
+    (git_repo / "blitz.toml").write_text(
+        f'[gates]\ntest = {json.dumps(gate)}\ntimeout = 60\n\n[sandbox]\nmode = "off"\n'
+    )
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-q", "-m", "Add blitz.toml")
+    plan = write_yaml(tmp_path / "plan.yaml", PLAN)
+    scenario = write_yaml(tmp_path / "agent.yaml", AGENT)
+    # Registered first, so the two processes do not race to register the project.
+    assert blitz(home, "projects", "add", git_repo).returncode == 0
+    runs = [
+        start(home, "run", title, "--repo", git_repo, "--plan", plan, "--scenario", scenario)
+        for title in ("Greet once", "Greet twice")
+    ]
+    for proc in runs:
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, (out, err)
+
+    # One run on the base commit, one on the tree both agents made.
+    assert len(counter.read_text().splitlines()) == 2
