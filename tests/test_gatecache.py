@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import git
+from engine_helpers import git
 
 from blitz.domain import Baseline, GateResult, Gates
 from blitz.gatecache import GateFlights, GateKey, MemoryGateCache
@@ -19,7 +19,7 @@ from blitz.validation import Validator, summarize, verdict
 
 def _worktree(repo: Path, name: str, ref: str = "main") -> Path:
     path = repo.parent / name
-    git("worktree", "add", "-q", "--detach", str(path), ref, cwd=repo)
+    git(repo, "worktree", "add", "-q", "--detach", str(path), ref)
     return path
 
 
