@@ -29,6 +29,7 @@ from blitz.config import RepoConfig, SandboxConfig, load_repo_config, setup_of
 from blitz.domain import Goal, Project
 from blitz.envsetup import EnvSetup, SetupSpec, cache_dir
 from blitz.errors import ConfigError, UserError
+from blitz.gatecache import GateFlights
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
@@ -77,6 +78,8 @@ class App:
             if secret is not None:
                 register_secret(secret.get_secret_value())
         self.store = SqlStore(settings.db_url)
+        # One run of a gate per input at a time, for every goal and every process here.
+        self.gate_flights = GateFlights(lock_dir=settings.locks)
         # One board for the engine and every model call, so provider breakers are shared.
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
@@ -396,7 +399,10 @@ class App:
             validator=Validator(
                 project.gates,
                 sandbox=self.sandbox_policy(project),
-                cache=cache_dir(self.settings.home, project.id),
+                cache=self.store.gate_results,
+                project_id=project.id,
+                flights=self.gate_flights,
+                packages=cache_dir(self.settings.home, project.id),
             ),
             publish=Publisher(
                 workspace=ws,

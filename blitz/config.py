@@ -73,8 +73,7 @@ TOKEN_ENV = ("GITHUB_TOKEN", "BLITZ_GITHUB_TOKEN")
 
 def gates_of(cfg: RepoConfig) -> Gates:
     """The gates the configuration sets."""
-    g = cfg.gates
-    return Gates(build=g.build, test=g.test, typecheck=g.typecheck, lint=g.lint, timeout=g.timeout)
+    return Gates(**cfg.gates.model_dump())  # the same fields
 
 
 def setup_of(cfg: RepoConfig) -> SetupSpec:

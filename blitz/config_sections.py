@@ -3,6 +3,7 @@ all. Loading, checking and rendering the file is :mod:`blitz.config`'s work."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
@@ -68,16 +69,13 @@ class GatesConfig(_Section):
     timeout: Seconds = Field(
         default=600.0, description="Seconds each gate may run before it is stopped."
     )
+    reuse: bool = Field(default=True, description="Reuse results on the same tree and inputs.")
+    parallel: bool = Field(default=False, description="Run the gates side by side.")
+    fail_fast: bool = Field(default=False, description="A blamed failure stops the other gates.")
 
     @classmethod
     def from_gates(cls, gates: Gates) -> GatesConfig:
-        return cls(
-            build=gates.build,
-            test=gates.test,
-            typecheck=gates.typecheck,
-            lint=gates.lint,
-            timeout=gates.timeout,
-        )
+        return cls(**dataclasses.asdict(gates))  # the same fields
 
 
 class LimitsConfig(_Section):

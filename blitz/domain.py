@@ -189,6 +189,9 @@ class Gates:
     typecheck: str = ""
     lint: str = ""
     timeout: float = 600.0
+    reuse: bool = True  # a result on the same tree, command and environment is not run again
+    parallel: bool = False  # the gates run side by side
+    fail_fast: bool = False  # a blamed failure cancels the gates still running (recorded not run)
 
     def configured(self) -> dict[str, str]:
         """The configured gates by name, in the order they run."""
@@ -302,6 +305,7 @@ class GateResult:
     timed_out: bool = False
     preexisting: bool = False  # it failed on the base branch too, so it is not blamed on the task
     new_failures: tuple[str, ...] = ()  # failing test ids that the baseline did not have
+    reused: bool = False  # an earlier run's result on the same tree, command and environment
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -279,6 +279,11 @@ class Git:
             + f"\n[... diff truncated at {max_chars} characters of {found.out_size} bytes ...]\n"
         )
 
+    async def worktree_tree(self, worktree: Path) -> str:
+        """The tree id of the worktree's content (untracked files too, ignored ones not)."""
+        async with self._snapshot(worktree) as env:
+            return (await self.run("write-tree", cwd=worktree, env=env)).out.strip()
+
     async def worktree_diff_stat(self, worktree: Path, base: str) -> str:
         """``git diff --stat`` of the worktree's changes against ``base``."""
         async with self._snapshot(worktree) as env:

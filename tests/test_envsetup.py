@@ -270,7 +270,7 @@ async def test_the_setup_reaches_the_registry_and_fills_the_projects_cache_gates
         test=f"{FETCH}{registry}/x 2>&1 | grep -q -i 'error' && echo offline",
         timeout=60,
     )
-    validator = Validator(gates, sandbox=policy("required", blitz_home), cache=cache)
+    validator = Validator(gates, sandbox=policy("required", blitz_home), packages=cache)
     build, test = await validator.run_gates(worktree)
     assert build.passed, build.output_tail
     assert test.passed and "offline" in test.output_tail, test.output_tail
@@ -478,7 +478,7 @@ async def test_npm_ci_through_the_app_runs_once_per_lockfile_and_gates_use_node_
         assert await env.ensure(worktree, marker=marker) is None
 
         (result,) = await Validator(
-            project.gates, sandbox=app.sandbox_policy(project), cache=env.cache
+            project.gates, sandbox=app.sandbox_policy(project), packages=env.cache
         ).run_gates(worktree)
         assert result.passed and "  x" in result.output_tail, result.output_tail
 

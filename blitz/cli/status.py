@@ -132,6 +132,7 @@ def status(
                             "error": a.error,
                             "cost_usd": a.usage.cost_usd,
                             "gates": {r.name: r.passed or r.preexisting for r in a.gates},
+                            "reused_gates": [r.name for r in a.gates if r.reused],
                         }
                         for a in attempts
                     ],

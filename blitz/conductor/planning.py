@@ -144,6 +144,10 @@ def _check_routes(run: GoalRun, plan: Plan) -> None:
 async def _baseline(run: GoalRun, sha: str) -> Baseline:
     ws, validator = run.services.workspace, run.services.validator
     assert ws is not None and validator is not None
+    # Every gate's result on this commit is kept (another goal started from it): no worktree.
+    kept = await validator.kept_baseline(ws.repo, goal_id=run.goal.id, sha=sha)
+    if kept is not None:
+        return kept
     worktree = await ws.add_worktree(worktree_name(run.goal.id, "baseline"), sha)
     try:
         return await validator.baseline(worktree, goal_id=run.goal.id, sha=sha)
@@ -180,12 +184,14 @@ def planned(run: GoalRun, prepared: Prepared) -> bool:
     if baseline is not None:
         records.append(baseline)
         failing = [r.name for r in baseline.results if not r.passed]
+        reused = [r.name for r in baseline.results if r.reused]
         events.append(
             run.event(
                 EventKind.BASELINE_RECORDED,
                 "base branch: "
-                + (f"already failing: {', '.join(failing)}" if failing else "all gates pass"),
-                data={"failing": failing},
+                + (f"already failing: {', '.join(failing)}" if failing else "all gates pass")
+                + (" (reused)" if reused and len(reused) == len(baseline.results) else ""),
+                data={"failing": failing, "reused": reused},
             )
         )
     run.journal.write(run.goal, *records, events=events)

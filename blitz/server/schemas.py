@@ -359,6 +359,7 @@ class GateOut(BaseModel):
     timed_out: bool
     preexisting: bool
     new_failures: list[str]
+    reused: bool  # an earlier run's result on the same tree, command and set-up inputs
 
     @classmethod
     def of(cls, g: GateResult) -> GateOut:
@@ -372,6 +373,7 @@ class GateOut(BaseModel):
             timed_out=g.timed_out,
             preexisting=g.preexisting,
             new_failures=list(g.new_failures),
+            reused=g.reused,
         )
 
 

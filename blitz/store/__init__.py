@@ -1,4 +1,5 @@
-"""Durable state: projects, goals, tasks, attempts, recoveries, breakers and the event log.
+"""Durable state: projects, goals, tasks, attempts, recoveries, breakers, kept gate results and
+the event log.
 
 The :class:`~blitz.store.base.Store` protocol is what the engine sees; :mod:`blitz.store.sql` is
 the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL by setting):
@@ -10,6 +11,8 @@ the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL
 - :mod:`~blitz.store.commit`: group commit (writes staged, then committed together);
 - :mod:`~blitz.store.leases`: which process owns each goal, and the fence that refuses the writes
   of a process whose goal was taken over;
+- :mod:`~blitz.store.gate_results`: gate results kept by what they depend on, shared by every
+  process on the database (:mod:`blitz.gatecache`);
 - :mod:`~blitz.store.sql`: the store itself, its writes and its queries.
 
 Invariants: every record written together with its events lands in one transaction; events are

@@ -19,6 +19,7 @@ from blitz.domain import (
     Usage,
 )
 from blitz.events import Event
+from blitz.gatecache import GateCache
 from blitz.store.leases import Lease
 
 Record = Project | Goal | Task | Attempt | Recovery | BreakerRecord | Baseline
@@ -33,6 +34,11 @@ class Store(Protocol):
     also flushes on its own shortly after anything is staged. Within one flush only the last
     version of each record is written; every event is appended. Reads see what was flushed.
     """
+
+    @property
+    def gate_results(self) -> GateCache:
+        """Kept gate results, shared by every process on the store (written at once)."""
+        ...
 
     # -- writes -----------------------------------------------------------------------------
     def write(self, *records: Record, events: Sequence[Event] = ()) -> None: ...

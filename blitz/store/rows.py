@@ -11,7 +11,8 @@ type says how it is stored:
 a ``StrEnum``                             its value
 ``tuple[str, ...]``                       a JSON array
 a record; ``tuple[record, ...]``          a JSON object of its fields; an array of them
-                                          (a record with no column of its name: flat)
+                                          (a record with no column of its name: flat); a
+                                          field missing from the object reads as its default
 ``Mapping``                               a JSON object (event data)
 ========================================  =====================================================
 
@@ -53,6 +54,7 @@ from blitz.domain import (
     Task,
 )
 from blitz.events import Event
+from blitz.gatecache import CachedGate
 from blitz.redact import redact, redact_data, redact_key, suspect
 from blitz.store import schema
 
@@ -294,6 +296,9 @@ def _json_object(
         redacted.append(f"{f.name!r}: {source.call(_redacting(converter), attribute, 'redact')}")
         texts += _texts(source, converter.texts, attribute)
         value = source.call(converter.load, f"d[{f.name!r}]", "load")
+        if f.default is not dataclasses.MISSING:
+            # A field added later is missing from the JSON written before: its default.
+            value = f"({value} if {f.name!r} in d else {source.name(f.default, 'default')})"
         arguments.append(f"{f.name}={value}")
     cls_name = source.name(cls, cls.__name__)
     to_json = source.compile(f"def to_json(o):\n    return {{{', '.join(plain)}}}", "to_json", cls)
@@ -427,3 +432,8 @@ EVENTS = row_codec(Event, schema.event_log, overrides={"ts": Converter(store=_no
 """Events: the database numbers them; one written without a time is stamped with the present."""
 
 COMMANDS = row_codec(Command, schema.commands)
+
+GATE_RESULTS = row_codec(
+    CachedGate, schema.gate_results, overrides={"created_at": Converter(store=_now_if_unset)}
+)
+"""Kept gate results (:mod:`blitz.gatecache`), written straight away rather than staged."""

@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -214,6 +214,20 @@ leases = sa.Table(
     _text("owner"),  # the runner id (pid@host) of the process that drives the goal; "" if free
     _int("epoch"),  # the fencing token: grows by one every time the goal changes hands
     _real("expires_at"),  # wall time; an owner that stops renewing loses the goal after it
+)
+
+gate_results = sa.Table(  # kept gate results (blitz.gatecache), named by their key's digest
+    "gate_results",
+    metadata,
+    _text("digest", primary_key=True),
+    _text("project_id"),
+    _text("tree"),
+    _text("command"),
+    _real("timeout"),
+    _text("env_digest"),
+    _text("result"),
+    _real("created_at"),
+    sa.Index("ix_gate_results_project_id", "project_id"),
 )
 
 

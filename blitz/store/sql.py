@@ -42,6 +42,7 @@ from blitz.store.database import (
     max_variables,
     sqlite_url,
 )
+from blitz.store.gate_results import StoredGateResults
 from blitz.store.leases import Lease, LeaseBook
 from blitz.store.rows import (
     ATTEMPTS,
@@ -64,6 +65,7 @@ from blitz.store.schema import (
     commands,
     current_revision,
     event_log,
+    gate_results,
     goals,
     leases,
     metadata,
@@ -123,6 +125,8 @@ class SqlStore:
         )
         migrate(self._engine)
         self._leases = LeaseBook(self._engine, writer)
+        self.gate_results = StoredGateResults(self._engine, writer, max_variables=limit)
+        """Kept gate results (:class:`~blitz.gatecache.GateCache`), written at once."""
         self._batch = GroupCommit(
             writer,
             self._upserts,
@@ -167,6 +171,9 @@ class SqlStore:
                 connection.execute(sa.delete(projects).where(projects.c.id == project_id))
                 breaker = f"project:{project_id}"
                 connection.execute(sa.delete(breakers).where(breakers.c.key == breaker))
+                connection.execute(
+                    sa.delete(gate_results).where(gate_results.c.project_id == project_id)
+                )
 
             def of_project(staged: Mapping[StagedKey, Any]) -> list[StagedKey]:
                 doomed = stored_goals | {

@@ -185,6 +185,7 @@ export interface GateRun {
   timed_out: boolean;
   preexisting: boolean;
   new_failures: string[];
+  reused: boolean;
 }
 
 export interface TranscriptLine {

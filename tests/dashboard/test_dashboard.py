@@ -157,6 +157,13 @@ def test_a_tasks_diff_transcript_and_gates(page: Any, daemon: Daemon, artifacts:
     gate = panel.get_by_test_id("gate-test")
     gate.wait_for()
     assert "passed" in gate.inner_text()
+    # The module's first goal on this project made the same tree: its result is reused, and
+    # the gate says so (when this test runs alone, it is not, and says nothing).
+    goal_id = page.get_by_test_id("goal-page").get_attribute("data-goal")
+    task = daemon.api("GET", f"/api/goals/{goal_id}/tasks/hello")
+    attempt = daemon.api("GET", f"/api/goals/{goal_id}/attempts/{task['attempts_list'][-1]['id']}")
+    [reused] = [g["reused"] for g in attempt["gates"] if g["name"] == "test"]
+    assert gate.locator(".badge-reused").count() == (1 if reused else 0)
 
     panel.get_by_test_id("tab-diff").click()
     diff = panel.get_by_test_id("attempt-diff")

@@ -4,6 +4,7 @@ table (record -> row -> database -> row -> record), whatever its field values.""
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from collections.abc import Iterator, Mapping
 from enum import Enum
@@ -14,10 +15,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blitz.domain import Goal, Task
+from blitz.domain import Attempt, GateResult, Gates, Goal, Project, Task
 from blitz.events import Event
+from blitz.gatecache import CachedGate
 from blitz.store.database import BulkInsert, create_engine, fetch_rows, max_variables, sqlite_url
-from blitz.store.rows import EVENTS, RECORDS, RowCodec, row_codec
+from blitz.store.rows import EVENTS, GATE_RESULTS, RECORDS, RowCodec, row_codec
 from blitz.store.schema import metadata
 
 # Text as tool output has it (control characters, quotes, backslashes, non-ASCII), without lone
@@ -63,6 +65,8 @@ def records(cls: type) -> st.SearchStrategy[Any]:
     if cls is Event:  # the database numbers events, and stamps those without a time
         fields["id"] = st.just(0)
         fields["ts"] = FLOATS.filter(bool)
+    if cls is CachedGate:  # stamped when written without a time
+        fields["created_at"] = FLOATS.filter(bool)
     return st.builds(cls, **fields)
 
 
@@ -86,7 +90,9 @@ def through_sqlite(engine: sa.Engine, codec: RowCodec[Any], record: Any) -> Any:
     return codec.from_row(row)
 
 
-@pytest.mark.parametrize("codec", [*RECORDS.values(), EVENTS], ids=lambda c: c.record.__name__)
+@pytest.mark.parametrize(
+    "codec", [*RECORDS.values(), EVENTS, GATE_RESULTS], ids=lambda c: c.record.__name__
+)
 def test_every_record_type_round_trips_through_sqlite(
     engine: sa.Engine, codec: RowCodec[Any]
 ) -> None:
@@ -121,6 +127,27 @@ def test_every_string_is_redacted_on_the_way_in(engine: sa.Engine) -> None:
     assert loaded.error == "401 with [redacted]"
     assert loaded.summary == "[redacted]"
     assert loaded.title == "t"
+
+
+def test_a_field_missing_from_a_nested_records_json_reads_as_its_default() -> None:
+    # Rows written before GateResult.reused and Gates.reuse / parallel / fail_fast existed.
+    project = Project(id="p", name="n", path="/r", gates=Gates(test="pytest", parallel=True))
+    row = list(RECORDS[Project].to_row(project))
+    column = RECORDS[Project].columns.index("gates")
+    older = json.loads(row[column])
+    for name in ("reuse", "parallel", "fail_fast"):
+        del older[name]
+    row[column] = json.dumps(older)
+    assert RECORDS[Project].from_row(row).gates == Gates(test="pytest")
+
+    gate = GateResult(name="test", command="pytest", passed=True, exit_code=0, duration=1.0)
+    attempt = Attempt(id="a", goal_id="g", task_id="t", number=1, gates=(gate,))
+    row = list(RECORDS[Attempt].to_row(attempt))
+    column = RECORDS[Attempt].columns.index("gates")
+    older = json.loads(row[column])
+    del older[0]["reused"]
+    row[column] = json.dumps(older)
+    assert RECORDS[Attempt].from_row(row).gates == (gate,)
 
 
 def test_every_field_of_a_record_type_needs_a_column() -> None:

@@ -134,6 +134,11 @@ export function AttemptView({ goalId, summary, events }: { goalId: string; summa
                   <span className={`badge ${g.passed ? "state-succeeded" : g.preexisting ? "state-skipped" : "state-failed"}`}>
                     {g.passed ? "passed" : g.preexisting ? "failed before" : g.timed_out ? "timed out" : "failed"}
                   </span>{" "}
+                  {g.reused && (
+                    <span className="badge badge-reused" title="the result of an earlier run on the same tree, command and set-up inputs">
+                      reused
+                    </span>
+                  )}{" "}
                   <strong>{g.name}</strong> <span className="mono small">{g.command}</span>{" "}
                   <span className="muted small">
                     exit {g.exit_code ?? "—"} · {duration(g.duration)}
