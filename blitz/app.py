@@ -36,6 +36,7 @@ from blitz.sandbox import Policy
 from blitz.settings import Settings
 from blitz.store.sql import SqlStore
 from blitz.validation import Validator
+from blitz.worktrees import Worktrees
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
@@ -80,6 +81,10 @@ class App:
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
         self._proxy: ModelProxy | None = None
+        self.worktrees = Worktrees(
+            worktrees_root=settings.worktrees, lock_dir=settings.locks, home=settings.home
+        )
+        """Each repository's warm worktree pool and each project's environment set-up."""
         self._socket: Path | None = None
 
     # -- faults (tests) ---------------------------------------------------------------------
@@ -97,9 +102,7 @@ class App:
         return load_repo_config(path)
 
     def workspace(self, path: Path) -> git.Workspace:
-        return git.Workspace(
-            path, worktrees_root=self.settings.worktrees, lock_dir=self.settings.locks
-        )
+        return self.worktrees.workspace(path)
 
     async def register(self, path: Path, *, name: str = "") -> Project:
         """The project for the repository at ``path``, registering it on first use
@@ -382,6 +385,8 @@ class App:
             planner=planner or self.planner(project, goal),
             backend=backend,
             workspace=ws,
+            pool=self.worktrees.pool(project, cfg),
+            setup=self.worktrees.setup(project, cfg, self.sandbox_policy(project)),
             validator=Validator(project.gates, sandbox=self.sandbox_policy(project)),
             publish=Publisher(
                 workspace=ws,

@@ -258,6 +258,15 @@ class WorktreePool:
         return removed, busy
 
 
+def in_use(worktree: Path) -> bool:
+    """Whether ``worktree`` is held by someone, or is not the pool's at all (an attempt's own
+    worktree from before the pool): False only for a pooled worktree that is free."""
+    if not worktree.name.startswith((POOLED_PREFIX, TEMPORARY_PREFIX)):
+        return True
+    state = worktree.parent.with_name(worktree.parent.name + ".pool")
+    return _held(state / f"{worktree.name}.lock")
+
+
 def _held(lock: Path) -> bool:
     """Whether someone holds the lock file's ``flock`` (without writing to it)."""
     try:

@@ -1,11 +1,13 @@
-"""One attempt at one task, end to end: a fresh worktree from the goal branch's head, the agent,
-the gates and the task's checks, a commit, and integration into the goal branch.
+"""One attempt at one task, end to end: a worktree at the goal branch's head (from the
+repository's warm pool, reset and verified), the project's environment set-up when its inputs
+changed, the agent, the gates and the task's checks, a commit, and integration into the goal
+branch.
 
 This is what an executor runs (:mod:`blitz.executors`); the engine never calls it directly. The
 attempt never changes the engine's state: it returns an
 :class:`~blitz.executors.base.AttemptReport` that the engine applies. It may append
-informational events (agent messages, validation results). Whatever happens, its worktree is
-removed.
+informational events (where it runs, agent messages, validation results). Whatever happens, its
+worktree is given back to the pool (or removed, when it has none).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from blitz import refcheck, secretscan
 from blitz.backends.base import AgentRequest, AgentResult
@@ -30,6 +33,9 @@ from blitz.executors.base import (
     Outcome,
     worktree_name,
 )
+
+if TYPE_CHECKING:
+    from blitz.workspace import Workspace
 
 MAX_MESSAGE_EVENTS = 200
 """Agent messages stored as events per attempt; later ones are only kept for failure context."""
@@ -46,6 +52,20 @@ _STATES = {
     Outcome.UNAVAILABLE: AttemptState.CRASHED,
     Outcome.LOST: AttemptState.FAILED,
 }
+
+
+class SetupFailed(RunError):
+    """The project's environment set-up failed in the attempt's worktree: the machinery's fault
+    (the attempt crashes), not the agent's."""
+
+    def __init__(self, result: GateResult) -> None:
+        what = "timed out" if result.timed_out else f"exit {result.exit_code}"
+        super().__init__(
+            f"the environment set-up failed ({what}): {result.command}\n"
+            f"{result.output_tail[-1500:]}",
+            retryable=True,
+        )
+        self.result = result
 
 
 def _instructions(task: Task) -> str:
@@ -65,6 +85,8 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
     attempt = ctx.attempt
     found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
     worktree: Path | None = None
+    marker = Path()
+    held = contextlib.AsyncExitStack()  # the worktree, given back when the attempt ends
     messages: list[str] = []
     emitted = 0
 
@@ -99,7 +121,8 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
     try:
         if ws is not None:
             base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
-            worktree = await ws.add_worktree(worktree_name(ctx.goal.id, attempt.id), base)
+            worktree, marker = await _take(ctx, ws, held, base)
+            await _set_up(ctx, worktree, marker)
         else:
             base = ""
             worktree = _path(ctx.project.path)
@@ -164,7 +187,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
 
         gates: tuple[GateResult, ...] = ()
         if ctx.validator is not None:
-            gates = await _validate(ctx, worktree)
+            gates = await _validate(ctx, worktree, marker)
             found.update(gates=gates)
         passed = _passed(gates)
         if not passed and ctx.selection is None:
@@ -184,17 +207,56 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
             if sha is None and ctx.selection is None:
                 return report(Outcome.FAILED, "nothing to commit after validation")
         if ctx.selection is not None:
-            return await _compete(ctx, worktree, sha, base, passed, gates, report, found)
+            return await _compete(ctx, worktree, sha, base, passed, gates, report, found, marker)
         if sha is None:
             ctx.fault("before_store_write")
             return report(Outcome.SUCCEEDED)
-        return await _integrate(ctx, worktree, sha, base, report, found)
+        return await _integrate(ctx, worktree, sha, base, report, found, marker)
+    except SetupFailed as exc:
+        return withdrawn(report(Outcome.CRASHED, str(exc), gates=(exc.result,)))
     except (RunError, OSError) as exc:
         return withdrawn(report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}"))
     finally:
-        if ws is not None and worktree is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(ws.remove_worktree(worktree))
+        with contextlib.suppress(Exception):
+            await asyncio.shield(held.aclose())
+
+
+async def _take(
+    ctx: AttemptRequest, ws: Workspace, held: contextlib.AsyncExitStack, base: str
+) -> tuple[Path, Path]:
+    """The attempt's worktree at ``base`` (a pooled one when there is a pool) and where its
+    set-up marker lives; says which it is and whether it was reused."""
+    started = ctx.now()
+    if ctx.pool is not None:
+        purpose = f"attempt {ctx.attempt.id} of task {ctx.task.id}, goal {ctx.goal.id}"
+        pooled = await held.enter_async_context(ctx.pool.worktree(base, purpose=purpose))
+        path, name, marker, reused = pooled.path, pooled.name, pooled.marker, pooled.reused
+    else:
+        path = await ws.add_worktree(worktree_name(ctx.goal.id, ctx.attempt.id), base)
+        held.push_async_callback(ws.remove_worktree, path)
+        marker = Path(held.enter_context(tempfile.TemporaryDirectory())) / "setup"
+        name, reused = path.name, False
+    seconds = ctx.now() - started
+    how = "reused" if reused else "new"
+    _tell(
+        ctx,
+        EventKind.WORKSPACE_READY,
+        f"worktree {name} ({how}, {seconds:.2f}s)",
+        {"worktree": str(path), "name": name, "reused": reused, "seconds": round(seconds, 3)},
+    )
+    return path, marker
+
+
+async def _set_up(ctx: AttemptRequest, worktree: Path, marker: Path) -> None:
+    """Run the project's environment set-up if its inputs changed; SetupFailed if it fails."""
+    if ctx.setup is None:
+        return
+    result = await ctx.setup(worktree, marker)
+    if result is None:
+        return
+    if not (result.passed or result.preexisting):
+        raise SetupFailed(result)
+    _tell(ctx, EventKind.WORKSPACE_READY, f"set-up ran ({result.duration:.1f}s): {result.command}")
 
 
 _Report = Callable[..., AttemptReport]
@@ -223,6 +285,7 @@ async def _integrate(
     base: str,
     report: _Report,
     found: dict[str, object],
+    marker: Path,
 ) -> AttemptReport:
     """Put the attempt's commit on the goal branch, rebasing and re-validating while other
     tasks' work lands meanwhile."""
@@ -254,7 +317,7 @@ async def _integrate(
             )
         # Rebased onto work other tasks integrated meanwhile: judge the combination.
         sha, base = integration.head, integration.detail
-        gates = await _validate(ctx, worktree)
+        gates = await _validate(ctx, worktree, marker)
         found.update(gates=gates, base_sha=base)
         if not _passed(gates):
             return report(
@@ -277,6 +340,7 @@ async def _compete(
     gates: tuple[GateResult, ...],
     report: _Report,
     found: dict[str, object],
+    marker: Path,
 ) -> AttemptReport:
     """A best-of-N candidate: keep its work as a ref, offer it to the selection, and integrate
     it only if it wins. A winner that cannot integrate hands the win to the runner-up."""
@@ -298,7 +362,7 @@ async def _compete(
         selection.integrated(attempt.id)
         ctx.fault("before_store_write")
         return report(Outcome.SUCCEEDED, selected=True)
-    result = await _integrate(ctx, worktree, sha, base, report, found)
+    result = await _integrate(ctx, worktree, sha, base, report, found, marker)
     if result.outcome is Outcome.SUCCEEDED:
         selection.integrated(attempt.id)
         return AttemptReport(
@@ -367,9 +431,11 @@ def _path(text: str) -> Path:
     return Path(text)
 
 
-async def _validate(ctx: AttemptRequest, worktree: Path) -> tuple[GateResult, ...]:
+async def _validate(ctx: AttemptRequest, worktree: Path, marker: Path) -> tuple[GateResult, ...]:
     if ctx.validator is None:
         return ()
+    if ctx.workspace is not None:
+        await _set_up(ctx, worktree, marker)  # again if the change touched a set-up input
     gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline)
     checks = await ctx.validator.run_checks(worktree, ctx.task.checks)
     results = tuple(gates) + tuple(checks)

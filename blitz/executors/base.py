@@ -8,17 +8,19 @@ applies reports; an executor decides where the attempt runs (this process, a clu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
+from blitz.domain import Attempt, Baseline, GateResult, Goal, Project, Task, Usage
 from blitz.events import Event
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
     from blitz.conductor.selection import Selection
+    from blitz.pool import WorktreePool
     from blitz.validation import Validator
     from blitz.workspace import Workspace
 
@@ -27,6 +29,12 @@ def worktree_name(goal_id: str, name: str) -> str:
     """Worktrees are named after their goal, so a resume can find every one a dead process left,
     even one whose attempt never reached the store."""
     return f"{goal_id}--{name}"
+
+
+Setup = Callable[[Path, Path], Awaitable[GateResult | None]]
+"""Makes a worktree's environment ready: ``setup(worktree, marker)`` runs the project's set-up
+command when the files it depends on changed since ``marker`` was written (its result), else
+does nothing (None)."""
 
 
 class Outcome(StrEnum):
@@ -79,6 +87,8 @@ class AttemptRequest:
     attempt: Attempt
     backend: AgentBackend
     workspace: Workspace | None  # None only for git-free benchmarks
+    pool: WorktreePool | None = None  # where its worktree comes from (None: a fresh one)
+    setup: Setup | None = None  # the project's environment set-up (None: there is none)
     validator: Validator | None
     baseline: Baseline | None
     timeout: float
