@@ -9,10 +9,12 @@ host network, since package managers need their registry (:mod:`blitz.envsetup`)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blitz.pool import SPARE, WorktreePool
+from blitz.pool import SPARE, Entry, WorktreePool
 from blitz.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -20,6 +22,15 @@ if TYPE_CHECKING:
     from blitz.domain import GateResult, Project
     from blitz.executors.base import Setup
     from blitz.sandbox import Policy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pruned:
+    """What ``blitz workspaces prune`` did for one project."""
+
+    project: str  # the project's name
+    removed: tuple[str, ...]
+    busy: tuple[str, ...]  # held by an attempt (here or in another process): left alone
 
 
 class Worktrees:
@@ -46,6 +57,28 @@ class Worktrees:
             pool = self._pools[repo] = WorktreePool(self.workspace(repo), size=size, keep=keep)
         pool.size, pool.keep = max(pool.size, size), keep
         return pool
+
+    async def entries(self, projects: Iterable[Project]) -> list[tuple[Project, Entry]]:
+        """Every blitz worktree of each project's repository (``blitz workspaces``)."""
+        found = []
+        for project in projects:
+            for entry in await self._pool_of(project).entries():
+                found.append((project, entry))
+        return found
+
+    async def prune(self, projects: Iterable[Project]) -> list[Pruned]:
+        """Empty each project's pool: remove every pooled worktree nobody holds."""
+        done = []
+        for project in projects:
+            removed, busy = await self._pool_of(project).prune()
+            done.append(Pruned(project=project.name, removed=tuple(removed), busy=tuple(busy)))
+        return done
+
+    def _pool_of(self, project: Project) -> WorktreePool:
+        """The project's pool as this process knows it, or a view of it (the pool's state is
+        on disk: any process sees who holds what)."""
+        repo = Path(project.path).resolve()
+        return self._pools.get(repo) or WorktreePool(self.workspace(repo), size=1)
 
     def setup(self, project: Project, cfg: RepoConfig | None, policy: Policy) -> Setup | None:
         """The project's environment set-up, run in a worktree's jail with the host network when
