@@ -1,0 +1,126 @@
+"""An attempt's workspace with real git: its worktree comes from the warm pool (the event says
+which and whether it was reused), the project's set-up runs there with the pool's marker, and a
+set-up that fails crashes the attempt with its output, before the agent runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blitz import process
+from blitz.backends.base import AgentRequest, AgentResult, MessageSink
+from blitz.conductor.attempt import run_attempt
+from blitz.domain import Attempt, AttemptState, GateResult, Gates, Goal, Project, Task
+from blitz.events import Event, EventKind
+from blitz.executors.base import AttemptRequest, Outcome, Setup
+from blitz.pool import WorktreePool
+from blitz.validation import Validator
+from blitz.workspace import Workspace
+
+
+class Agent:
+    """Writes one file where it is sent; remembers where that was."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.worktrees: list[Path] = []
+
+    async def run(
+        self, request: AgentRequest, on_message: MessageSink | None = None
+    ) -> AgentResult:
+        self.worktrees.append(request.worktree)
+        (request.worktree / f"{request.task_id}.txt").write_text("done\n")
+        return AgentResult(ok=True, summary="wrote a file")
+
+
+def setup_running(script: str, calls: list[tuple[Path, Path]]) -> Setup:
+    """A set-up that runs ``script`` in the worktree (as the real one runs its command)."""
+
+    async def setup(worktree: Path, marker: Path) -> GateResult:
+        calls.append((worktree, marker))
+        done = await process.run(["sh", "-c", script], cwd=worktree, timeout=30)
+        return GateResult(
+            name="setup",
+            command=script,
+            passed=done.ok,
+            exit_code=done.exit_code,
+            duration=done.duration,
+            output_tail=done.tail(),
+        )
+
+    return setup
+
+
+@pytest.fixture
+def ws(git_repo: Path, tmp_path: Path) -> Workspace:
+    return Workspace(
+        git_repo, worktrees_root=tmp_path / "worktrees", lock_dir=tmp_path / "locks", git_timeout=30
+    )
+
+
+async def attempt_in(
+    ws: Workspace, pool: WorktreePool, agent: Agent, task_id: str, setup: Setup | None
+) -> tuple[AttemptRequest, list[Event]]:
+    project = Project(id="p-1", name="p", path=str(ws.repo))
+    goal = Goal(id="g-1", project_id=project.id, title="goal", branch="blitz/goal-g-1")
+    await ws.ensure_goal_branch(goal.branch, "main")
+    task = Task(id=task_id, goal_id=goal.id, title=f"task {task_id}")
+    told: list[Event] = []
+    request = AttemptRequest(
+        project=project,
+        goal=goal,
+        task=task,
+        attempt=Attempt(id=f"a-{task_id}", goal_id=goal.id, task_id=task.id, number=1),
+        backend=agent,
+        workspace=ws,
+        pool=pool,
+        setup=setup,
+        validator=Validator(Gates(test="test -f README.md")),
+        baseline=None,
+        timeout=60,
+        emit=told.append,
+    )
+    return request, told
+
+
+async def test_attempts_take_the_pooled_worktree_and_run_the_set_up_with_its_marker(
+    ws: Workspace,
+) -> None:
+    pool = WorktreePool(ws, size=1)
+    agent = Agent()
+    calls: list[tuple[Path, Path]] = []
+    setup = setup_running("echo installing", calls)
+    reports, ready = [], []
+    for task_id in ("t1", "t2"):
+        request, told = await attempt_in(ws, pool, agent, task_id, setup)
+        reports.append(await run_attempt(request))
+        ready += [e for e in told if e.kind is EventKind.WORKSPACE_READY and e.data]
+    assert [r.outcome for r in reports] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
+    assert agent.worktrees[0] == agent.worktrees[1] == ws.worktrees_dir / "pool-1"
+    assert [(e.data["name"], e.data["reused"]) for e in ready] == [
+        ("pool-1", False),
+        ("pool-1", True),
+    ]
+    assert all(r.attempt.worktree == str(ws.worktrees_dir / "pool-1") for r in reports)
+    # Before the agent and again before validation (the change may touch a set-up input),
+    # always with the pool's marker, outside the worktree.
+    assert calls == [(agent.worktrees[0], pool.marker("pool-1"))] * 4
+
+
+async def test_a_failing_set_up_crashes_the_attempt_with_its_output(ws: Workspace) -> None:
+    pool = WorktreePool(ws, size=1)
+    agent = Agent()
+    calls: list[tuple[Path, Path]] = []
+    setup = setup_running("echo 'npm ERR! cannot reach the registry'; exit 3", calls)
+    request, _ = await attempt_in(ws, pool, agent, "t1", setup)
+    report = await run_attempt(request)
+    assert report.outcome is Outcome.CRASHED
+    assert report.attempt.state is AttemptState.CRASHED
+    assert agent.worktrees == []  # the agent never ran on a broken environment
+    assert "set-up failed (exit 3)" in report.error and "cannot reach the registry" in report.error
+    [setup_result] = report.attempt.gates
+    assert setup_result.name == "setup" and not setup_result.passed
+    assert "cannot reach the registry" in setup_result.output_tail
+    assert [e.busy for e in await pool.entries()] == [False]  # given back all the same
