@@ -60,33 +60,39 @@ def _kept(path: str, keep: list[str]) -> str:
     return next((k for k in keep if bare == k or bare.startswith(k + "/")), "")
 
 
-async def git_dir(git: Git, worktree: Path) -> Path:
-    """The worktree's own git directory (``.git/worktrees/<name>`` of the repository)."""
-    found = await git.run("rev-parse", "--absolute-git-dir", cwd=worktree)
-    return Path(found.out.strip())
+def git_dir(worktree: Path) -> Path:
+    """The worktree's own git directory (``.git/worktrees/<name>`` of the repository), read from
+    its ``.git`` file; NotClean when it has none."""
+    try:
+        text = (worktree / ".git").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NotClean(worktree, [f"it is not a linked worktree: {exc}"]) from exc
+    if not text.startswith("gitdir:"):
+        raise NotClean(worktree, ["it is not a linked worktree (no gitdir in its .git file)"])
+    return (worktree / text.removeprefix("gitdir:").strip()).resolve()
 
 
 async def reset(git: Git, worktree: Path, sha: str, *, keep: tuple[str, ...] = ()) -> None:
     """Bring ``worktree`` to exactly ``sha``'s tree, HEAD detached at ``sha``, keeping the
     ignored ``keep`` directories; :class:`NotClean` (or GitError) when it cannot be."""
     kept = keep_patterns(keep)
-    if not (worktree / ".git").is_file():
-        raise NotClean(worktree, ["it is not a linked worktree (no .git file)"])
-    gitdir = await git_dir(git, worktree)
+    gitdir = git_dir(worktree)
     if any((gitdir / name).exists() for name in IN_PROGRESS):
         for command in _QUIT:  # forget the half-done operation; the reset below undoes its work
             await git.run(*command, cwd=worktree, check=False)
         await git.run("bisect", "reset", "HEAD", cwd=worktree, check=False)
-    # Detach first: `reset --hard` on a checked-out branch would move that branch.
-    await git.run("update-ref", "--no-deref", "-m", "blitz: reset", "HEAD", sha, cwd=worktree)
     flags = await git.run("ls-files", "-v", "-z", cwd=worktree)
-    if any(e[:1].islower() or e[:1] == "S" for e in flags.out.split("\0") if e):
-        # Skip-worktree and assume-unchanged hide changes from reset: rebuild the index.
+    if _flagged(flags.out):
+        # Skip-worktree and assume-unchanged hide changes from a checkout: a fresh index.
         await git.run("read-tree", sha, cwd=worktree)
-    await git.run("reset", "-q", "--hard", sha, cwd=worktree)
+    # Detached, forced: every tracked file as ``sha`` has it, and a branch the agent checked
+    # out stays where it is (`reset --hard` would move it).
+    await git.run("checkout", "-q", "-f", "--detach", sha, cwd=worktree)
     excludes = [arg for k in kept for arg in ("-e", f"/{k}")]
     await git.run("clean", "-ffdxq", *excludes, cwd=worktree)
-    problems = await verify(git, worktree, sha, keep=keep, gitdir=gitdir, drop_untracked=True)
+    problems = await verify(
+        git, worktree, sha, keep=keep, gitdir=gitdir, drop_untracked=True, flags_checked=True
+    )
     if problems:
         raise NotClean(worktree, problems)
 
@@ -99,13 +105,15 @@ async def verify(
     keep: tuple[str, ...] = (),
     gitdir: Path | None = None,
     drop_untracked: bool = False,
+    flags_checked: bool = False,
 ) -> list[str]:
     """What keeps ``worktree`` from being exactly ``sha``'s tree ([] when nothing does): HEAD
     elsewhere or on a branch, an operation in progress, flagged index entries, a tracked change,
     an untracked file, an ignored file outside ``keep``. ``drop_untracked``: a keep directory
-    that is not ignored (it would show in the agent's diff) is deleted rather than reported."""
+    that is not ignored (it would show in the agent's diff) is deleted rather than reported.
+    ``flags_checked``: the index was just made without flags (:func:`reset`)."""
     kept = keep_patterns(keep)
-    gitdir = gitdir or await git_dir(git, worktree)
+    gitdir = gitdir or git_dir(worktree)
     problems = [f"{name} in progress" for name in IN_PROGRESS if (gitdir / name).exists()]
     listed = await git.run(
         "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal",
@@ -137,7 +145,13 @@ async def verify(
         problems.append(f"HEAD is {head.get('branch.oid', 'unknown')}, not {sha}")
     if head.get("branch.head") != "(detached)":
         problems.append(f"HEAD is on branch {head.get('branch.head', 'unknown')}, not detached")
-    flags = await git.run("ls-files", "-v", "-z", cwd=worktree)
-    flagged = [e[2:] for e in flags.out.split("\0") if e and (e[:1].islower() or e[:1] == "S")]
-    problems += [f"index flag on {path}" for path in flagged[:5]]
+    if not flags_checked:
+        flags = await git.run("ls-files", "-v", "-z", cwd=worktree)
+        problems += [f"index flag on {path}" for path in _flagged(flags.out)[:5]]
     return problems
+
+
+def _flagged(listing: str) -> list[str]:
+    """Paths marked assume-unchanged (a lowercase tag) or skip-worktree ("S") in ``git ls-files
+    -v -z`` output."""
+    return [e[2:] for e in listing.split("\0") if e and (e[:1].islower() or e[:1] == "S")]
