@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import functools
 import tempfile
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from blitz import refcheck, secretscan
 from blitz.backends.base import AgentRequest, AgentResult
+from blitz.conductor.deadline import within
 from blitz.conductor.selection import candidate_of
 from blitz.domain import AttemptState, GateResult, Task
 from blitz.errors import RunError
@@ -147,7 +148,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
         )
         try:
             deadline = asyncio.get_running_loop().time() + ctx.timeout
-            result = await _within(ctx.backend.run(request, on_message), deadline)
+            result = await within(ctx.backend.run(request, on_message), deadline)
         except TimeoutError:
             result = AgentResult(
                 ok=False, error=f"the agent did not finish within {ctx.timeout:.0f}s"
@@ -373,56 +374,6 @@ async def _compete(
         )
     selection.integration_failed(attempt.id, result.error)
     return result
-
-
-_T = TypeVar("_T")
-
-
-async def _within(awaitable: Awaitable[_T], deadline: float) -> _T:
-    """``async with asyncio.timeout_at(deadline): return await awaitable``, without arming a
-    timer for a coroutine that finishes without ever suspending (a no-op backend, a cached
-    answer). Its first step runs before the timeout is entered, which changes nothing: a
-    timeout can only interrupt a coroutine where it suspends, and the deadline was fixed before
-    that step, so a step that overruns it still ends in TimeoutError at the first suspension."""
-    if not isinstance(awaitable, Coroutine):
-        async with asyncio.timeout_at(deadline):
-            return await awaitable
-    try:
-        pending = awaitable.send(None)
-    except StopIteration as stop:
-        result: _T = stop.value
-        return result
-    async with asyncio.timeout_at(deadline):
-        return await _Resumed(awaitable, pending)
-
-
-class _Resumed(Awaitable[_T]):
-    """Awaiting it carries on a coroutine that was stepped by hand and suspended on ``pending``:
-    what ``await`` does, for a coroutine whose first step already ran."""
-
-    __slots__ = ("_coro", "_pending")
-
-    def __init__(self, coro: Coroutine[Any, Any, _T], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, _T]:
-        coro, pending = self._coro, self._pending
-        self._pending = None
-        while True:
-            try:
-                try:
-                    sent = yield pending
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as exc:  # cancellation and the like: the coroutine decides
-                    pending = coro.throw(exc)
-                else:
-                    pending = coro.send(sent)
-            except StopIteration as stop:
-                result: _T = stop.value
-                return result
 
 
 @functools.lru_cache(maxsize=256)
