@@ -150,11 +150,16 @@ class WorktreePool:
             self._swept = True
             await self._sweep()
         if path.is_dir() and (path / ".git").is_file():
+            kept = [k for k in keep_patterns(self.keep) if (path / k).exists()]
             try:
                 await reset(ws.git, path, commit, keep=self.keep)
-                return Pooled(path=path, name=name, marker=self.marker(name), reused=True)
             except GitError:
                 pass  # made anew below
+            else:
+                if any(not (path / k).exists() for k in kept):
+                    # A cache the reset had to drop (git would have seen it): set up again.
+                    self.marker(name).unlink(missing_ok=True)
+                return Pooled(path=path, name=name, marker=self.marker(name), reused=True)
         self.marker(name).unlink(missing_ok=True)
         path = await ws.add_worktree(name, commit)
         problems = await verify(ws.git, path, commit, keep=self.keep)

@@ -140,8 +140,11 @@ async def test_kept_caches_survive_and_everything_else_is_cleaned(ws: Workspace)
         (wt / ".venv" / "python").write_text("#!/bin/sh\n")
         (wt / "build").mkdir()
         (wt / "build" / "cache.o").write_text("ignored, but not kept\n")
+        first.marker.parent.mkdir(parents=True, exist_ok=True)
+        first.marker.write_text("set up\n")
     async with pool.worktree(main, purpose="a2") as second:
         assert second.reused
+        assert second.marker.read_text() == "set up\n"  # the caches it describes are there
         assert await verify(ws.git, second.path, main, keep=keep) == []
         assert (second.path / "node_modules" / "left-pad" / "index.js").is_file()
         assert (second.path / ".venv" / "python").is_file()
@@ -156,8 +159,11 @@ async def test_a_kept_directory_that_git_would_see_is_not_kept(ws: Workspace) ->
     async with pool.worktree(main, purpose="a1") as first:
         (first.path / "vendor").mkdir()
         (first.path / "vendor" / "lib.c").write_text("not ignored: it would be committed\n")
+        first.marker.parent.mkdir(parents=True, exist_ok=True)
+        first.marker.write_text("set up, vendor/ filled\n")
     async with pool.worktree(main, purpose="a2") as second:
         assert not (second.path / "vendor").exists()
+        assert not second.marker.exists()  # what the set-up made is gone: it runs again
         await assert_exactly(ws, second, main)
 
 
