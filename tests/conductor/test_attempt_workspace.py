@@ -4,17 +4,19 @@ set-up that fails crashes the attempt with its output, before the agent runs."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from engine_helpers import MakeApp, goal_events, leftover_worktrees, make_repo, write
 
 from blitz import process
 from blitz.backends.base import AgentRequest, AgentResult, MessageSink
 from blitz.conductor.attempt import run_attempt
-from blitz.domain import Attempt, AttemptState, GateResult, Gates, Goal, Project, Task
+from blitz.domain import Attempt, AttemptState, GateResult, Gates, Goal, GoalState, Project, Task
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptRequest, Outcome, Setup
-from blitz.pool import WorktreePool
+from blitz.pool import SPARE, WorktreePool
 from blitz.validation import Validator
 from blitz.workspace import Workspace
 
@@ -124,3 +126,36 @@ async def test_a_failing_set_up_crashes_the_attempt_with_its_output(ws: Workspac
     assert setup_result.name == "setup" and not setup_result.passed
     assert "cannot reach the registry" in setup_result.output_tail
     assert [e.busy for e in await pool.entries()] == [False]  # given back all the same
+
+
+async def test_best_of_n_candidates_and_baselines_share_the_pool_across_goals(
+    tmp_path: Path, apps: MakeApp, isolated_git: None
+) -> None:
+    app = apps(
+        {
+            "tasks": [{"id": "fix", "title": "Fix the value"}],
+            "agent": {
+                f"fix#{n}": [[write("value.txt", f"fine {n}\n"), write(f"junk{n}.tmp", "x")]]
+                for n in (1, 2, 3)
+            },
+        }
+    )
+    repo = make_repo(tmp_path, files={"value.txt": "start\n"}, gates={"test": "true"})
+    project = await app.register(repo)
+    ready: list[Event] = []
+    for title in ("first", "second"):
+        goal = await app.new_goal(project, title, explore=3)
+        engine = app.engine()
+        engine.start(project, goal)
+        finished = await asyncio.wait_for(engine.run(), 120)
+        assert finished[goal.id].state is GoalState.SUCCEEDED, finished[goal.id].error
+        ready += [e for e in goal_events(app, goal.id) if e.kind is EventKind.WORKSPACE_READY]
+    names = [e.data["name"] for e in ready if e.data]
+    # Each goal: its baseline, then three candidates side by side, all from the one pool.
+    assert len(names) == 8 and all(n.startswith("pool-") for n in names)
+    assert len(set(names[1:4])) == 3 and len(set(names[5:8])) == 3
+    assert len(set(names)) <= project.max_parallel + SPARE
+    second = [e.data["reused"] for e in ready[4:] if e.data]
+    assert second == [True] * 4  # the second goal made no worktree at all
+    assert app.worktrees.pool(project, None) is app.worktrees.pool(project, None)
+    assert leftover_worktrees(app.settings.home) == []
