@@ -123,11 +123,11 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
         if ws is not None:
             base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
             worktree, marker = await _take(ctx, ws, held, base)
-            await _set_up(ctx, worktree, marker)
         else:
             base = ""
             worktree = _path(ctx.project.path)
         found["worktree"], found["base_sha"] = str(worktree), base
+        await _set_up(ctx, worktree, marker)
         refs = await refcheck.snapshot(ws) if ws is not None else None
 
         request = AgentRequest(
@@ -250,7 +250,7 @@ async def _take(
 
 async def _set_up(ctx: AttemptRequest, worktree: Path, marker: Path) -> None:
     """Run the project's environment set-up if its inputs changed; SetupFailed if it fails."""
-    if ctx.setup is None:
+    if ctx.setup is None or ctx.workspace is None:
         return
     result = await ctx.setup(worktree, marker)
     if result is None:
@@ -385,8 +385,7 @@ def _path(text: str) -> Path:
 async def _validate(ctx: AttemptRequest, worktree: Path, marker: Path) -> tuple[GateResult, ...]:
     if ctx.validator is None:
         return ()
-    if ctx.workspace is not None:
-        await _set_up(ctx, worktree, marker)  # again if the change touched a set-up input
+    await _set_up(ctx, worktree, marker)  # again if the change touched a set-up input
     gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline)
     checks = await ctx.validator.run_checks(worktree, ctx.task.checks)
     results = tuple(gates) + tuple(checks)

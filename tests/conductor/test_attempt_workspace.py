@@ -122,6 +122,7 @@ async def test_a_failing_set_up_crashes_the_attempt_with_its_output(ws: Workspac
     assert report.attempt.state is AttemptState.CRASHED
     assert agent.worktrees == []  # the agent never ran on a broken environment
     assert "set-up failed (exit 3)" in report.error and "cannot reach the registry" in report.error
+    assert report.attempt.worktree == str(ws.worktrees_dir / "pool-1")
     [setup_result] = report.attempt.gates
     assert setup_result.name == "setup" and not setup_result.passed
     assert "cannot reach the registry" in setup_result.output_tail
