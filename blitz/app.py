@@ -38,6 +38,7 @@ from blitz.sandbox import Policy
 from blitz.settings import Settings
 from blitz.store.sql import SqlStore
 from blitz.validation import Validator
+from blitz.worktrees import Worktrees
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
@@ -84,6 +85,10 @@ class App:
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
         self._proxy: ModelProxy | None = None
+        self.worktrees = Worktrees(
+            worktrees_root=settings.worktrees, lock_dir=settings.locks, home=settings.home
+        )
+        """Each repository's warm worktree pool and each project's environment set-up."""
         self._socket: Path | None = None
 
     # -- faults (tests) ---------------------------------------------------------------------
@@ -101,9 +106,7 @@ class App:
         return load_repo_config(path)
 
     def workspace(self, path: Path) -> git.Workspace:
-        return git.Workspace(
-            path, worktrees_root=self.settings.worktrees, lock_dir=self.settings.locks
-        )
+        return self.worktrees.workspace(path)
 
     async def register(self, path: Path, *, name: str = "") -> Project:
         """The project for the repository at ``path``, registering it on first use
@@ -378,6 +381,7 @@ class App:
     def services(self, project: Project, goal: Goal, *, planner: Planner | None = None) -> Services:
         ws = self.workspace(Path(project.path))
         cfg = self.config_for(project)
+        env = self.env_setup(project)
         token = self.settings.github_token.get_secret_value() if self.settings.github_token else ""
         api_url = self.settings.github_api_url or (
             cfg.github.api_url if cfg else "https://api.github.com"
@@ -396,13 +400,15 @@ class App:
             planner=planner or self.planner(project, goal),
             backend=backend,
             workspace=ws,
+            pool=self.worktrees.pool(project, cfg),
+            setup=env if env.spec.command.strip() else None,
             validator=Validator(
                 project.gates,
                 sandbox=self.sandbox_policy(project),
                 cache=self.store.gate_results,
                 project_id=project.id,
                 flights=self.gate_flights,
-                packages=cache_dir(self.settings.home, project.id),
+                packages=env.cache,
             ),
             publish=Publisher(
                 workspace=ws,

@@ -54,6 +54,8 @@ class EventKind(StrEnum):
 
     ATTEMPT_STARTED = "attempt.started"
     ATTEMPT_FINISHED = "attempt.finished"
+    # Where an attempt (or a baseline) runs: data {worktree, name, reused, seconds}
+    WORKSPACE_READY = "workspace.ready"
     AGENT_MESSAGE = "agent.message"
 
     BASELINE_RECORDED = "validation.baseline"

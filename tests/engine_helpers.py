@@ -25,6 +25,7 @@ from blitz.app import App
 from blitz.conductor import Engine
 from blitz.domain import Goal, Plan, Project, TaskState
 from blitz.events import Event
+from blitz.pool import in_use
 from blitz.settings import Settings
 from blitz.testing.scripted import Scenario
 
@@ -241,22 +242,30 @@ def last_index(events: list[Event], kind: str, task_id: str | None = None) -> in
 
 
 def leftover_worktrees(home: Path) -> list[Path]:
-    """Attempt and baseline worktree directories still on disk under ``home``."""
+    """Worktree directories still on disk under ``home`` but the free ones of the warm pool
+    (those outlive attempts by design): busy pooled ones, temporary ones, any other."""
     root = home / "worktrees"
     if not root.exists():
         return []
-    return [child for repo_dir in root.iterdir() for child in repo_dir.iterdir()]
+    return [
+        child
+        for repo_dir in root.iterdir()
+        if repo_dir.is_dir() and not repo_dir.name.endswith(".pool")
+        for child in repo_dir.iterdir()
+        if in_use(child)
+    ]
 
 
 def registered_worktrees(repo: Path) -> list[str]:
-    """Worktrees git still knows for ``repo`` besides the checkout itself."""
+    """Worktrees git still knows for ``repo`` besides the checkout itself and the free ones of
+    the warm pool."""
     listing = git(repo, "worktree", "list", "--porcelain")
     paths = [
         line.removeprefix("worktree ")
         for line in listing.splitlines()
         if line.startswith("worktree ")
     ]
-    return [p for p in paths if Path(p).resolve() != repo.resolve()]
+    return [p for p in paths if Path(p).resolve() != repo.resolve() and in_use(Path(p))]
 
 
 def snapshot(tree: Path) -> dict[str, bytes]:

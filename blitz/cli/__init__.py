@@ -25,6 +25,7 @@ from blitz.cli import (  # noqa: F401 - each module adds its commands to the app
     run,
     serve,
     status,
+    workspaces,
 )
 from blitz.cli.common import app, err
 from blitz.errors import RunError, UserError

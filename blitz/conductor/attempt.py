@@ -1,11 +1,13 @@
-"""One attempt at one task, end to end: a fresh worktree from the goal branch's head, the agent,
-the gates and the task's checks, a commit, and integration into the goal branch.
+"""One attempt at one task, end to end: a worktree at the goal branch's head (from the
+repository's warm pool, reset and verified), the project's environment set-up when its inputs
+changed, the agent, the gates and the task's checks, a commit, and integration into the goal
+branch.
 
 This is what an executor runs (:mod:`blitz.executors`); the engine never calls it directly. The
 attempt never changes the engine's state: it returns an
 :class:`~blitz.executors.base.AttemptReport` that the engine applies. It may append
-informational events (agent messages, validation results). Whatever happens, its worktree is
-removed.
+informational events (where it runs, agent messages, validation results). Whatever happens, its
+worktree is given back to the pool (or removed, when it has none).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from blitz import refcheck, secretscan
 from blitz.backends.base import AgentRequest, AgentResult
+from blitz.conductor.deadline import within
 from blitz.conductor.selection import candidate_of
 from blitz.domain import AttemptState, GateResult, Task
 from blitz.errors import RunError
@@ -30,6 +34,9 @@ from blitz.executors.base import (
     Outcome,
     worktree_name,
 )
+
+if TYPE_CHECKING:
+    from blitz.workspace import Workspace
 
 MAX_MESSAGE_EVENTS = 200
 """Agent messages stored as events per attempt; later ones are only kept for failure context."""
@@ -46,6 +53,20 @@ _STATES = {
     Outcome.UNAVAILABLE: AttemptState.CRASHED,
     Outcome.LOST: AttemptState.FAILED,
 }
+
+
+class SetupFailed(RunError):
+    """The project's environment set-up failed in the attempt's worktree: the machinery's fault
+    (the attempt crashes), not the agent's."""
+
+    def __init__(self, result: GateResult) -> None:
+        what = "timed out" if result.timed_out else f"exit {result.exit_code}"
+        super().__init__(
+            f"the environment set-up failed ({what}): {result.command}\n"
+            f"{result.output_tail[-1500:]}",
+            retryable=True,
+        )
+        self.result = result
 
 
 def _instructions(task: Task) -> str:
@@ -65,6 +86,8 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
     attempt = ctx.attempt
     found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
     worktree: Path | None = None
+    marker = Path()
+    held = contextlib.AsyncExitStack()  # the worktree, given back when the attempt ends
     messages: list[str] = []
     emitted = 0
 
@@ -99,11 +122,12 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
     try:
         if ws is not None:
             base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
-            worktree = await ws.add_worktree(worktree_name(ctx.goal.id, attempt.id), base)
+            worktree, marker = await _take(ctx, ws, held, base)
         else:
             base = ""
             worktree = _path(ctx.project.path)
         found["worktree"], found["base_sha"] = str(worktree), base
+        await _set_up(ctx, worktree, marker)
         refs = await refcheck.snapshot(ws) if ws is not None else None
 
         request = AgentRequest(
@@ -124,7 +148,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
         )
         try:
             deadline = asyncio.get_running_loop().time() + ctx.timeout
-            result = await _within(ctx.backend.run(request, on_message), deadline)
+            result = await within(ctx.backend.run(request, on_message), deadline)
         except TimeoutError:
             result = AgentResult(
                 ok=False, error=f"the agent did not finish within {ctx.timeout:.0f}s"
@@ -164,7 +188,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
 
         gates: tuple[GateResult, ...] = ()
         if ctx.validator is not None:
-            gates = await _validate(ctx, worktree)
+            gates = await _validate(ctx, worktree, marker)
             found.update(gates=gates)
         passed = _passed(gates)
         if not passed and ctx.selection is None:
@@ -184,17 +208,56 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
             if sha is None and ctx.selection is None:
                 return report(Outcome.FAILED, "nothing to commit after validation")
         if ctx.selection is not None:
-            return await _compete(ctx, worktree, sha, base, passed, gates, report, found)
+            return await _compete(ctx, worktree, sha, base, passed, gates, report, found, marker)
         if sha is None:
             ctx.fault("before_store_write")
             return report(Outcome.SUCCEEDED)
-        return await _integrate(ctx, worktree, sha, base, report, found)
+        return await _integrate(ctx, worktree, sha, base, report, found, marker)
+    except SetupFailed as exc:
+        return withdrawn(report(Outcome.CRASHED, str(exc), gates=(exc.result,)))
     except (RunError, OSError) as exc:
         return withdrawn(report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}"))
     finally:
-        if ws is not None and worktree is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(ws.remove_worktree(worktree))
+        with contextlib.suppress(Exception):
+            await asyncio.shield(held.aclose())
+
+
+async def _take(
+    ctx: AttemptRequest, ws: Workspace, held: contextlib.AsyncExitStack, base: str
+) -> tuple[Path, Path]:
+    """The attempt's worktree at ``base`` (a pooled one when there is a pool) and where its
+    set-up marker lives; says which it is and whether it was reused."""
+    started = ctx.now()
+    if ctx.pool is not None:
+        purpose = f"attempt {ctx.attempt.id} of task {ctx.task.id}, goal {ctx.goal.id}"
+        pooled = await held.enter_async_context(ctx.pool.worktree(base, purpose=purpose))
+        path, name, marker, reused = pooled.path, pooled.name, pooled.marker, pooled.reused
+    else:
+        path = await ws.add_worktree(worktree_name(ctx.goal.id, ctx.attempt.id), base)
+        held.push_async_callback(ws.remove_worktree, path)
+        marker = Path(held.enter_context(tempfile.TemporaryDirectory())) / "setup"
+        name, reused = path.name, False
+    seconds = ctx.now() - started
+    how = "reused" if reused else "new"
+    _tell(
+        ctx,
+        EventKind.WORKSPACE_READY,
+        f"worktree {name} ({how}, {seconds:.2f}s)",
+        {"worktree": str(path), "name": name, "reused": reused, "seconds": round(seconds, 3)},
+    )
+    return path, marker
+
+
+async def _set_up(ctx: AttemptRequest, worktree: Path, marker: Path) -> None:
+    """Run the project's environment set-up if its inputs changed; SetupFailed if it fails."""
+    if ctx.setup is None or ctx.workspace is None:
+        return
+    result = await ctx.setup.ensure(worktree, marker=marker)
+    if result is None:
+        return
+    if not (result.passed or result.preexisting):
+        raise SetupFailed(result)
+    _tell(ctx, EventKind.WORKSPACE_READY, f"set-up ran ({result.duration:.1f}s): {result.command}")
 
 
 _Report = Callable[..., AttemptReport]
@@ -223,6 +286,7 @@ async def _integrate(
     base: str,
     report: _Report,
     found: dict[str, object],
+    marker: Path,
 ) -> AttemptReport:
     """Put the attempt's commit on the goal branch, rebasing and re-validating while other
     tasks' work lands meanwhile."""
@@ -254,7 +318,7 @@ async def _integrate(
             )
         # Rebased onto work other tasks integrated meanwhile: judge the combination.
         sha, base = integration.head, integration.detail
-        gates = await _validate(ctx, worktree)
+        gates = await _validate(ctx, worktree, marker)
         found.update(gates=gates, base_sha=base)
         if not _passed(gates):
             return report(
@@ -277,6 +341,7 @@ async def _compete(
     gates: tuple[GateResult, ...],
     report: _Report,
     found: dict[str, object],
+    marker: Path,
 ) -> AttemptReport:
     """A best-of-N candidate: keep its work as a ref, offer it to the selection, and integrate
     it only if it wins. A winner that cannot integrate hands the win to the runner-up."""
@@ -298,7 +363,7 @@ async def _compete(
         selection.integrated(attempt.id)
         ctx.fault("before_store_write")
         return report(Outcome.SUCCEEDED, selected=True)
-    result = await _integrate(ctx, worktree, sha, base, report, found)
+    result = await _integrate(ctx, worktree, sha, base, report, found, marker)
     if result.outcome is Outcome.SUCCEEDED:
         selection.integrated(attempt.id)
         return AttemptReport(
@@ -311,66 +376,18 @@ async def _compete(
     return result
 
 
-_T = TypeVar("_T")
-
-
-async def _within(awaitable: Awaitable[_T], deadline: float) -> _T:
-    """``async with asyncio.timeout_at(deadline): return await awaitable``, without arming a
-    timer for a coroutine that finishes without ever suspending (a no-op backend, a cached
-    answer). Its first step runs before the timeout is entered, which changes nothing: a
-    timeout can only interrupt a coroutine where it suspends, and the deadline was fixed before
-    that step, so a step that overruns it still ends in TimeoutError at the first suspension."""
-    if not isinstance(awaitable, Coroutine):
-        async with asyncio.timeout_at(deadline):
-            return await awaitable
-    try:
-        pending = awaitable.send(None)
-    except StopIteration as stop:
-        result: _T = stop.value
-        return result
-    async with asyncio.timeout_at(deadline):
-        return await _Resumed(awaitable, pending)
-
-
-class _Resumed(Awaitable[_T]):
-    """Awaiting it carries on a coroutine that was stepped by hand and suspended on ``pending``:
-    what ``await`` does, for a coroutine whose first step already ran."""
-
-    __slots__ = ("_coro", "_pending")
-
-    def __init__(self, coro: Coroutine[Any, Any, _T], pending: Any) -> None:
-        self._coro = coro
-        self._pending = pending
-
-    def __await__(self) -> Generator[Any, Any, _T]:
-        coro, pending = self._coro, self._pending
-        self._pending = None
-        while True:
-            try:
-                try:
-                    sent = yield pending
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as exc:  # cancellation and the like: the coroutine decides
-                    pending = coro.throw(exc)
-                else:
-                    pending = coro.send(sent)
-            except StopIteration as stop:
-                result: _T = stop.value
-                return result
-
-
 @functools.lru_cache(maxsize=256)
 def _path(text: str) -> Path:
     """The project directory as a Path, parsed once per project (git-free runs only)."""
     return Path(text)
 
 
-async def _validate(ctx: AttemptRequest, worktree: Path) -> tuple[GateResult, ...]:
+async def _validate(ctx: AttemptRequest, worktree: Path, marker: Path) -> tuple[GateResult, ...]:
     if ctx.validator is None:
         return ()
-    gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline)
+    await _set_up(ctx, worktree, marker)  # again if the change touched a set-up input
+    digest = ctx.setup.digest(worktree) if ctx.setup is not None else ""
+    gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline, env_digest=digest)
     checks = await ctx.validator.run_checks(worktree, ctx.task.checks)
     results = tuple(gates) + tuple(checks)
     if results:

@@ -225,6 +225,8 @@ class Dispatch:
             attempt=attempt,
             backend=self._backend(run, attempt.backend, attempt.model),
             workspace=services.workspace,
+            pool=services.pool,
+            setup=services.setup,
             validator=services.validator,
             baseline=run.baseline,
             timeout=services.limits.attempt_timeout,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from blitz.conductor.attempt import SetupFailed
 from blitz.conductor.goal import GoalRun
 from blitz.dag import Dag, Node
 from blitz.domain import (
@@ -142,17 +143,36 @@ def _check_routes(run: GoalRun, plan: Plan) -> None:
 
 
 async def _baseline(run: GoalRun, sha: str) -> Baseline:
-    ws, validator = run.services.workspace, run.services.validator
+    ws, validator, pool = run.services.workspace, run.services.validator, run.services.pool
     assert ws is not None and validator is not None
-    # Every gate's result on this commit is kept (another goal started from it): no worktree.
-    kept = await validator.kept_baseline(ws.repo, goal_id=run.goal.id, sha=sha)
-    if kept is not None:
-        return kept
-    worktree = await ws.add_worktree(worktree_name(run.goal.id, "baseline"), sha)
-    try:
-        return await validator.baseline(worktree, goal_id=run.goal.id, sha=sha)
-    finally:
-        await asyncio.shield(ws.remove_worktree(worktree))
+    setup = run.services.setup
+    if setup is None:
+        # Every gate's result on this commit is kept (another goal started from it): no worktree.
+        kept = await validator.kept_baseline(ws.repo, goal_id=run.goal.id, sha=sha)
+        if kept is not None:
+            return kept
+    if pool is None:
+        worktree = await ws.add_worktree(worktree_name(run.goal.id, "baseline"), sha)
+        try:
+            return await validator.baseline(worktree, goal_id=run.goal.id, sha=sha)
+        finally:
+            await asyncio.shield(ws.remove_worktree(worktree))
+    async with pool.worktree(sha, purpose=f"baseline of goal {run.goal.id}") as pooled:
+        how = "reused" if pooled.reused else "new"
+        data = {"worktree": str(pooled.path), "name": pooled.name, "reused": pooled.reused}
+        event = run.event(
+            EventKind.WORKSPACE_READY, f"baseline in {pooled.name} ({how})", data=data
+        )
+        run.journal.write(events=[event])
+        digest = ""
+        if setup is not None:
+            result = await setup.ensure(pooled.path, marker=pooled.marker)
+            if result is not None and not result.passed:
+                raise SetupFailed(result)  # on the base commit: the goal cannot be judged
+            digest = setup.digest(pooled.path)
+        return await validator.baseline(
+            pooled.path, goal_id=run.goal.id, sha=sha, env_digest=digest
+        )
 
 
 def planned(run: GoalRun, prepared: Prepared) -> bool:

@@ -3,7 +3,9 @@
 The store commits in groups, so a kill may lose its last few milliseconds of writes; the goal
 branch's commit trailers (``Blitz-Task: <id>``) say which tasks were integrated, whatever the
 store last heard. Running attempts are marked crashed and their tasks re-queued; every
-worktree the goal left behind is removed.
+worktree of its own the goal left behind is removed. The pooled worktrees its attempts held
+need nothing here: their claims died with the process, and whoever takes one next resets and
+verifies it (:mod:`blitz.pool`), never trusting what it holds.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ async def reconcile(run: GoalRun, tasks: list[Task]) -> Resumed:
     for a in running:
         run.journal.write(landed(a, running, committed, kept, run.journal.clock.time()))
     if ws is not None:
-        # Every worktree of this goal is stale now, including any whose attempt never
-        # reached the store: they are named after the goal.
+        # Every worktree of this goal's own (made where there is no pool) is stale now,
+        # including any whose attempt never reached the store: they are named after the goal.
         prefix = worktree_name(goal.id, "")
         if ws.worktrees_dir.is_dir():
             for stale_dir in sorted(ws.worktrees_dir.glob(f"{prefix}*")):

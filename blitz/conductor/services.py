@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from blitz import executors
 from blitz.breaker import BreakerPolicy
 from blitz.domain import Attempt, Goal, Project, Recovery, Task
-from blitz.executors.base import Executor
+from blitz.executors.base import Executor, Setup
 from blitz.planner import Planner
 from blitz.waiting import RetryPolicy
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
     from blitz.conductor.selection import Judge
+    from blitz.pool import WorktreePool
     from blitz.validation import Validator
     from blitz.workspace import Workspace
 
@@ -37,6 +38,8 @@ class Services:
     planner: Planner
     backend: AgentBackend
     workspace: Workspace | None  # None: no git at all (benchmarks only)
+    pool: WorktreePool | None = None  # the repository's warm worktrees (None: a fresh one each)
+    setup: Setup | None = None  # the project's environment set-up (None: there is none)
     validator: Validator | None
     publish: Callable[[GoalReport], Any] | None = None  # async: push + PR; returns Published
     limits: Limits = field(default_factory=Limits)

@@ -11,14 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
+from blitz.domain import Attempt, Baseline, GateResult, Goal, Project, Task, Usage
 from blitz.events import Event
 
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
     from blitz.conductor.selection import Selection
+    from blitz.pool import WorktreePool
     from blitz.validation import Validator
     from blitz.workspace import Workspace
 
@@ -27,6 +29,19 @@ def worktree_name(goal_id: str, name: str) -> str:
     """Worktrees are named after their goal, so a resume can find every one a dead process left,
     even one whose attempt never reached the store."""
     return f"{goal_id}--{name}"
+
+
+class Setup(Protocol):
+    """Makes a worktree's environment ready (:class:`blitz.envsetup.EnvSetup`)."""
+
+    async def ensure(self, worktree: Path, *, marker: Path) -> GateResult | None:
+        """Run the project's set-up command when the files it depends on changed since
+        ``marker`` was written (its result), else do nothing (None)."""
+        ...
+
+    def digest(self, worktree: Path) -> str:
+        """What gate results in ``worktree`` depend on besides its tree: the set-up's inputs."""
+        ...
 
 
 class Outcome(StrEnum):
@@ -79,6 +94,8 @@ class AttemptRequest:
     attempt: Attempt
     backend: AgentBackend
     workspace: Workspace | None  # None only for git-free benchmarks
+    pool: WorktreePool | None = None  # where its worktree comes from (None: a fresh one)
+    setup: Setup | None = None  # the project's environment set-up (None: there is none)
     validator: Validator | None
     baseline: Baseline | None
     timeout: float

@@ -28,7 +28,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse
 
 from blitz.redact import redact, redact_data
-from blitz.server import auth, events, goals, problems, projects
+from blitz.server import auth, events, goals, problems, projects, workspaces
 from blitz.server.inputs import BreakerResetIn, LoginIn
 from blitz.server.metrics import CONTENT_TYPE
 from blitz.server.problems import Problem, not_found
@@ -101,6 +101,7 @@ def create_app(host: Host) -> FastAPI:
     _public_routes(public, host)
     projects.routes(private, host)
     goals.routes(private, host)
+    workspaces.routes(private, host)
     _breaker_routes(private, host)
 
     @private.get("/api/openapi.json", include_in_schema=False)

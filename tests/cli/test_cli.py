@@ -345,7 +345,11 @@ def test_cancel_a_running_goal_from_another_process(repo: Path, home: Path, tmp_
     detail = ok_json(blitz(home, "status", goal_id, "--json"))
     assert detail["state"] == "cancelled"
     assert {t["state"] for t in detail["tasks"]} == {"cancelled"}
-    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    # The attempt's worktree went back to the warm pool, free: nothing else is left.
+    left = ok_json(blitz(home, "workspaces", "--json"))
+    assert left and all(w["kind"] == "pooled" and not w["busy"] for w in left)
+    listed = git(repo, "worktree", "list", "--porcelain").count("worktree ")
+    assert listed == 1 + len(left)
 
 
 # -- demo ------------------------------------------------------------------------------------------

@@ -21,6 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
+from engine_helpers import leftover_worktrees, registered_worktrees
+
+from blitz.pool import SPARE
 
 BLITZ = str(Path(sys.executable).with_name("blitz"))
 TIMEOUT = 90  # seconds any one blitz command may take before the test fails
@@ -184,14 +187,11 @@ def assert_resumed_cleanly(
     ours = git(repo, "rev-parse", f"refs/heads/{branch}").strip()
     theirs = git(remote, "rev-parse", f"refs/heads/{branch}").strip()
     assert ours == theirs
-    # No worktree left: git knows only the user's checkout, and no attempt directory remains.
-    listed = [
-        line
-        for line in git(repo, "worktree", "list", "--porcelain").splitlines()
-        if line.startswith("worktree ")
-    ]
-    assert listed == [f"worktree {repo}"]
-    assert list((home / "worktrees").glob("*/*")) == []
+    # No worktree left but the warm pool's, free and bounded (reset when next taken): git knows
+    # no other, and no attempt directory remains.
+    assert registered_worktrees(repo) == []
+    assert leftover_worktrees(home) == []
+    assert len(list((home / "worktrees").glob("*/pool-*"))) <= 4 + SPARE  # max_parallel + spare
     # The user's checkout and main are untouched.
     assert checkout_state(repo) == before
     return goal
@@ -352,11 +352,7 @@ def test_kill_while_planning_then_resume(hold_file: Path, git_repo: Path, tmp_pa
 
     proc = start_run(home, repo, scenario)
     try:
-        deadline = time.monotonic() + 60
-        while not list((home / "worktrees").glob("*/*--baseline")):
-            assert proc.poll() is None, proc.communicate(timeout=5)
-            assert time.monotonic() < deadline, "the baseline never started"
-            time.sleep(0.05)
+        wait_for_event(home, "workspace.ready", proc)  # the baseline's worktree: gates next
     finally:
         proc.send_signal(signal.SIGKILL)
         hold.unlink()  # lets the orphaned gate process end

@@ -51,6 +51,8 @@ PROTECTED = [
     ("GET", "/api/goals/x/attempts/a"),
     ("GET", "/api/breakers"),
     ("POST", "/api/breakers/reset"),
+    ("GET", "/api/workspaces"),
+    ("POST", "/api/workspaces/prune"),
     ("GET", "/api/events"),
     ("GET", "/metrics"),
     ("GET", "/api/openapi.json"),
