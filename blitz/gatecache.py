@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from blitz import filelock
 from blitz.domain import GateResult
 
 
@@ -105,6 +106,9 @@ class GateFlights:
         self.waits = 0
         """How many times a run waited for another one (for tests and figures)."""
 
+    def _waited(self) -> None:
+        self.waits += 1
+
     async def run(
         self, key: GateKey, gate: Callable[[], Awaitable[GateResult]]
     ) -> tuple[GateResult, bool]:
@@ -143,7 +147,7 @@ class GateFlights:
             yield
             return
         path = self.lock_dir / f"gate-{key.digest}.lock"
-        fd = await self._flock(path)
+        fd = await filelock.acquire(path, on_wait=self._waited)
         try:
             yield
         finally:
@@ -153,22 +157,3 @@ class GateFlights:
                 path.unlink()
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-    async def _flock(self, path: Path) -> int:
-        """``flock`` the file without blocking the event loop (polled: cancellation is clean)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        delay = 0.005
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return fd
-                except BlockingIOError:
-                    if delay == 0.005:
-                        self.waits += 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.1)
-        except BaseException:
-            os.close(fd)
-            raise

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from blitz import filelock
 from blitz.errors import GitError
 from blitz.process import clean_env, run
 
@@ -456,24 +457,6 @@ _HELD: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
 )
 
 
-async def _acquire_file_lock(path: Path) -> int:
-    """``flock`` the file without blocking the event loop (poll, so cancellation is clean)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    delay = 0.005
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.1)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 @contextlib.asynccontextmanager
 async def repo_lock(repo: Path, lock_file: Path) -> AsyncIterator[None]:
     """One holder at a time for ``repo``, across tasks (an ``asyncio.Lock``) and processes (an
@@ -484,7 +467,7 @@ async def repo_lock(repo: Path, lock_file: Path) -> AsyncIterator[None]:
         yield  # re-entered by the holder
         return
     async with state.lock:
-        fd = await _acquire_file_lock(lock_file)
+        fd = await filelock.acquire(lock_file)
         hold = state.hold = object()
         token = _HELD.set((*_HELD.get(), hold))
         try:
