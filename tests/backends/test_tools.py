@@ -8,48 +8,26 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from timeouts import long_enough
+from tool_worktree import GIT_SECRET, SECRET, make_outside, make_worktree
 
 from blitz.backends.tools import (
     SEARCH_MAX_FILE_BYTES,
-    TOOL_DESCRIPTIONS,
     AgentTools,
-    StuckDetector,
     ToolError,
     ToolLimits,
 )
 
-SECRET = "SECRET-OUTSIDE-CONTENT"
-GIT_SECRET = "SECRET-GIT-CONTENT"
-
 
 @pytest.fixture
 def outside(tmp_path: Path) -> Path:
-    """A directory next to the worktree holding a file the agent must never see or change."""
-    directory = tmp_path / "outside"
-    directory.mkdir()
-    (directory / "secret.txt").write_text(SECRET + "\n")
-    return directory
+    return make_outside(tmp_path)
 
 
 @pytest.fixture
 def worktree(tmp_path: Path, outside: Path) -> Path:
-    """A worktree with some files, a .git directory and symbolic links leading out of it."""
-    root = tmp_path / "wt"
-    (root / "src" / "pkg").mkdir(parents=True)
-    (root / "src" / "app.py").write_text("def main():\n    return 'hello'\n")
-    (root / "src" / "pkg" / "util.py").write_text("import os\n\nVALUE = 42\n")
-    (root / "README.md").write_text("# demo\nhello world\n")
-    (root / ".git").mkdir()
-    (root / ".git" / "config").write_text(f"[core]\n\tsecret = {GIT_SECRET}\n")
-    (root / "out").symlink_to(outside, target_is_directory=True)  # a directory outside
-    (root / "leak.txt").symlink_to(outside / "secret.txt")  # a file outside
-    (root / "dangling.txt").symlink_to(outside / "new.txt")  # a file outside, not there yet
-    (root / "shortcut").symlink_to("src/pkg", target_is_directory=True)  # stays inside
-    return root
+    return make_worktree(tmp_path, outside)
 
 
 @pytest.fixture
@@ -428,224 +406,3 @@ async def test_walking_tools_do_not_follow_links_out(tools: AgentTools) -> None:
     deep = await tools.list_dir(depth=5)
     assert "secret" not in deep
     assert ".git" not in deep
-
-
-# -- write_file and edit_file ------------------------------------------------------------------
-
-
-async def test_write_file_creates_parents_and_reports_bytes(
-    tools: AgentTools, worktree: Path
-) -> None:
-    assert await tools.write_file("new/deep/mod.py", "x = 'é'\n") == (
-        "wrote 9 bytes to new/deep/mod.py"
-    )
-    assert (worktree / "new" / "deep" / "mod.py").read_text() == "x = 'é'\n"
-    assert await tools.write_file("README.md", "replaced") == "wrote 8 bytes to README.md"
-    assert (worktree / "README.md").read_text() == "replaced"
-    # A link that stays inside writes its target.
-    await tools.write_file("shortcut/util.py", "VALUE = 1\n")
-    assert (worktree / "src" / "pkg" / "util.py").read_text() == "VALUE = 1\n"
-
-
-async def test_write_file_errors(worktree: Path) -> None:
-    tools = AgentTools(worktree, limits=ToolLimits(write_max_bytes=10))
-    with pytest.raises(ToolError, match="over the limit of 10"):
-        await tools.write_file("big.txt", "x" * 11)
-    with pytest.raises(ToolError, match="is a directory"):
-        await tools.write_file("src", "x")
-    with pytest.raises(ToolError, match=r"directory of 'README\.md/x'"):
-        await tools.write_file("README.md/x", "x")
-    assert not (worktree / "big.txt").exists()
-
-
-async def test_edit_file_replaces_the_one_match(tools: AgentTools, worktree: Path) -> None:
-    result = await tools.edit_file("src/app.py", "return 'hello'", "return 'bye'\n    # done")
-    assert result == "edited src/app.py: replaced 1 line(s) at line 2 with 2 line(s)"
-    assert (worktree / "src" / "app.py").read_text() == (
-        "def main():\n    return 'bye'\n    # done\n"
-    )
-
-
-async def test_edit_file_keeps_line_endings_and_bytes_that_are_not_utf8(
-    tools: AgentTools, worktree: Path
-) -> None:
-    (worktree / "legacy.txt").write_bytes(b"caf\xe9\r\nfoo\r\n")
-    await tools.edit_file("legacy.txt", "foo", "bar")
-    assert (worktree / "legacy.txt").read_bytes() == b"caf\xe9\r\nbar\r\n"
-
-
-async def test_edit_file_without_a_match_quotes_the_closest_lines(
-    tools: AgentTools, worktree: Path
-) -> None:
-    (worktree / "calc.py").write_text(
-        "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\nX = 1\n"
-    )
-    with pytest.raises(ToolError) as caught:
-        await tools.edit_file("calc.py", "def area(r):\n    return math.pi * r ** 2", "pass")
-    message = str(caught.value)
-    assert message.startswith("old text not found in 'calc.py'.")
-    assert "closest text is at lines 4-5" in message
-    assert "   4| def area(radius):\n   5|     return math.pi * radius ** 2" in message
-    assert "Copy the exact current text" in message
-    assert "import math" not in message
-    assert (worktree / "calc.py").read_text().count("radius") == 2  # unchanged
-
-
-async def test_edit_file_without_a_match_points_out_whitespace(
-    tools: AgentTools, worktree: Path
-) -> None:
-    with pytest.raises(ToolError, match="different whitespace or indentation") as caught:
-        await tools.edit_file("src/app.py", "def main():\n\treturn 'hello'", "x")
-    assert "   1| def main():" in str(caught.value)
-
-
-async def test_edit_file_with_several_matches_says_how_many_and_where(
-    tools: AgentTools, worktree: Path
-) -> None:
-    (worktree / "dup.py").write_text("x = 1\ny = 2\nx = 1\n")
-    with pytest.raises(ToolError) as caught:
-        await tools.edit_file("dup.py", "x = 1", "x = 3")
-    assert str(caught.value) == (
-        "old text matches 2 times in 'dup.py' (at lines 1, 3); include more of the surrounding"
-        " lines in old so that it matches exactly once"
-    )
-    assert await tools.edit_file("dup.py", "x = 1\ny", "x = 3\ny") == (
-        "edited dup.py: replaced 2 line(s) at line 1 with 2 line(s)"
-    )
-    assert (worktree / "dup.py").read_text() == "x = 3\ny = 2\nx = 1\n"
-
-
-async def test_edit_file_refuses_empty_old_missing_files_and_binaries(
-    tools: AgentTools, worktree: Path
-) -> None:
-    with pytest.raises(ToolError, match=r"old must not be empty; .* use write_file"):
-        await tools.edit_file("src/app.py", "", "x")
-    with pytest.raises(ToolError, match="does not exist"):
-        await tools.edit_file("missing.py", "a", "b")
-    (worktree / "blob.bin").write_bytes(b"a\x00b")
-    with pytest.raises(ToolError, match="binary"):
-        await tools.edit_file("blob.bin", "a", "b")
-    (worktree / "empty.py").write_text("")
-    with pytest.raises(ToolError, match="is empty; use write_file"):
-        await tools.edit_file("empty.py", "a", "b")
-
-
-# -- run_command -------------------------------------------------------------------------------
-
-
-async def test_run_command_reports_exit_code_and_output(tools: AgentTools) -> None:
-    assert await tools.run_command("echo hi; echo oops >&2") == "exit code 0\nhi\noops\n"
-    assert await tools.run_command("exit 3") == "exit code 3\n(no output)"
-    assert await tools.run_command("pwd") == f"exit code 0\n{tools.root}\n"
-    assert await tools.run_command("cat") == "exit code 0\n(no output)"  # stdin is closed
-    with pytest.raises(ToolError, match="empty"):
-        await tools.run_command("  ")
-    with pytest.raises(ToolError, match="positive"):
-        await tools.run_command("true", timeout=0)
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped does not count)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-async def test_run_command_timeout_kills_the_whole_process_group(
-    worktree: Path,
-) -> None:
-    async def run(limit: float) -> str:
-        tools = AgentTools(worktree, limits=ToolLimits(command_timeout=limit))
-        # The asked-for timeout is capped at the limit (the command itself would take 60 s).
-        command = "sleep 60 & echo $! > child.pid; echo started; sleep 60"
-        return await tools.run_command(command, timeout=100)
-
-    # The timeout must fire after the command started its child: a limit too short for this
-    # machine's load is tried again, twice as long.
-    result, limit = await long_enough(run, lambda said: "started" in said, first=0.5)
-
-    assert result == (
-        f"timed out after {limit:g}s (the command and its children were stopped)\nstarted\n"
-    )
-    child = int((worktree / "child.pid").read_text())
-    await wait_until(lambda: not alive(child))
-
-
-async def test_run_command_keeps_the_tail_of_a_flood(worktree: Path) -> None:
-    tools = AgentTools(worktree, limits=ToolLimits(output_cap=1000))
-    result = await tools.run_command(
-        "i=0; while [ $i -lt 5000 ]; do echo line $i; i=$((i+1)); done"
-    )
-    assert result.startswith("exit code 0\n[... output truncated ...]\n")
-    assert result.endswith("line 4999\n")
-    assert len(result) < 1100
-
-
-async def test_run_command_environment_has_no_secrets(
-    worktree: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-do-not-leak")
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_do_not_leak")
-    monkeypatch.setenv("BLITZ_HARMLESS", "visible")
-    tools = AgentTools(worktree)
-    result = await tools.run_command("env; echo key=$ANTHROPIC_API_KEY token=$GITHUB_TOKEN")
-    assert "do-not-leak" not in result
-    assert "do_not_leak" not in result
-    assert "key= token=" in result
-    assert "BLITZ_HARMLESS=visible" in result  # the rest of the environment is passed on
-
-
-async def test_run_command_uses_the_given_environment(worktree: Path) -> None:
-    tools = AgentTools(worktree, env={"PATH": os.environ["PATH"], "ONLY": "this"})
-    assert await tools.run_command("echo $ONLY") == "exit code 0\nthis\n"
-
-
-# -- StuckDetector -----------------------------------------------------------------------------
-
-
-def test_stuck_after_the_same_call_and_result_three_times_in_a_row() -> None:
-    stuck = StuckDetector()
-    assert not stuck.record("read_file", {"path": "a", "offset": 0}, "same")
-    assert not stuck.record("read_file", {"offset": 0, "path": "a"}, "same")  # key order
-    assert stuck.record("read_file", {"path": "a", "offset": 0}, "same")
-    assert stuck.record("read_file", {"path": "a", "offset": 0}, "same")  # still stuck
-
-
-def test_any_different_call_or_result_breaks_the_streak() -> None:
-    stuck = StuckDetector(repeats=2)
-    call = ("run_command", {"command": "pytest"})
-    assert not stuck.record(*call, "1 failed")
-    assert not stuck.record("read_file", {"path": "a"}, "x")  # interleaved
-    assert not stuck.record(*call, "1 failed")
-    assert not stuck.record(*call, "2 failed")  # same call, new result: progress
-    assert not stuck.record("run_command", {"command": "pytest -x"}, "2 failed")  # new args
-    assert stuck.record("run_command", {"command": "pytest -x"}, "2 failed")
-    stuck.reset()
-    assert not stuck.record("run_command", {"command": "pytest -x"}, "2 failed")
-
-
-def test_stuck_detector_bounds() -> None:
-    assert StuckDetector(repeats=1).record("list_dir", {}, "")
-    with pytest.raises(ValueError):
-        StuckDetector(repeats=0)
-
-
-# -- descriptions ------------------------------------------------------------------------------
-
-
-def test_every_tool_has_a_one_sentence_description() -> None:
-    tools = {
-        name
-        for name in vars(AgentTools)
-        if not name.startswith("_") and asyncio.iscoroutinefunction(getattr(AgentTools, name))
-    }
-    assert set(TOOL_DESCRIPTIONS) == tools
-    for text in TOOL_DESCRIPTIONS.values():
-        assert text.endswith(".")
-        assert ". " not in text

@@ -1,0 +1,154 @@
+"""The embedded agent's tools that are not about files: ``run_command`` on real subprocesses,
+the stuck detector, and the tools' descriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from engine_helpers import wait_until
+from timeouts import long_enough
+
+from blitz.backends.tools import (
+    TOOL_DESCRIPTIONS,
+    AgentTools,
+    StuckDetector,
+    ToolError,
+    ToolLimits,
+)
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    root = tmp_path / "wt"
+    root.mkdir()
+    (root / "README.md").write_text("# demo\n")
+    return root
+
+
+@pytest.fixture
+def tools(worktree: Path) -> AgentTools:
+    return AgentTools(worktree)
+
+
+# -- run_command -------------------------------------------------------------------------------
+
+
+async def test_run_command_reports_exit_code_and_output(tools: AgentTools) -> None:
+    assert await tools.run_command("echo hi; echo oops >&2") == "exit code 0\nhi\noops\n"
+    assert await tools.run_command("exit 3") == "exit code 3\n(no output)"
+    assert await tools.run_command("pwd") == f"exit code 0\n{tools.root}\n"
+    assert await tools.run_command("cat") == "exit code 0\n(no output)"  # stdin is closed
+    with pytest.raises(ToolError, match="empty"):
+        await tools.run_command("  ")
+    with pytest.raises(ToolError, match="positive"):
+        await tools.run_command("true", timeout=0)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not count)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+async def test_run_command_timeout_kills_the_whole_process_group(
+    worktree: Path,
+) -> None:
+    async def run(limit: float) -> str:
+        tools = AgentTools(worktree, limits=ToolLimits(command_timeout=limit))
+        # The asked-for timeout is capped at the limit (the command itself would take 60 s).
+        command = "sleep 60 & echo $! > child.pid; echo started; sleep 60"
+        return await tools.run_command(command, timeout=100)
+
+    # The timeout must fire after the command started its child: a limit too short for this
+    # machine's load is tried again, twice as long.
+    result, limit = await long_enough(run, lambda said: "started" in said, first=0.5)
+
+    assert result == (
+        f"timed out after {limit:g}s (the command and its children were stopped)\nstarted\n"
+    )
+    child = int((worktree / "child.pid").read_text())
+    await wait_until(lambda: not alive(child))
+
+
+async def test_run_command_keeps_the_tail_of_a_flood(worktree: Path) -> None:
+    tools = AgentTools(worktree, limits=ToolLimits(output_cap=1000))
+    result = await tools.run_command(
+        "i=0; while [ $i -lt 5000 ]; do echo line $i; i=$((i+1)); done"
+    )
+    assert result.startswith("exit code 0\n[... output truncated ...]\n")
+    assert result.endswith("line 4999\n")
+    assert len(result) < 1100
+
+
+async def test_run_command_environment_has_no_secrets(
+    worktree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-do-not-leak")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_do_not_leak")
+    monkeypatch.setenv("BLITZ_HARMLESS", "visible")
+    tools = AgentTools(worktree)
+    result = await tools.run_command("env; echo key=$ANTHROPIC_API_KEY token=$GITHUB_TOKEN")
+    assert "do-not-leak" not in result
+    assert "do_not_leak" not in result
+    assert "key= token=" in result
+    assert "BLITZ_HARMLESS=visible" in result  # the rest of the environment is passed on
+
+
+async def test_run_command_uses_the_given_environment(worktree: Path) -> None:
+    tools = AgentTools(worktree, env={"PATH": os.environ["PATH"], "ONLY": "this"})
+    assert await tools.run_command("echo $ONLY") == "exit code 0\nthis\n"
+
+
+# -- StuckDetector -----------------------------------------------------------------------------
+
+
+def test_stuck_after_the_same_call_and_result_three_times_in_a_row() -> None:
+    stuck = StuckDetector()
+    assert not stuck.record("read_file", {"path": "a", "offset": 0}, "same")
+    assert not stuck.record("read_file", {"offset": 0, "path": "a"}, "same")  # key order
+    assert stuck.record("read_file", {"path": "a", "offset": 0}, "same")
+    assert stuck.record("read_file", {"path": "a", "offset": 0}, "same")  # still stuck
+
+
+def test_any_different_call_or_result_breaks_the_streak() -> None:
+    stuck = StuckDetector(repeats=2)
+    call = ("run_command", {"command": "pytest"})
+    assert not stuck.record(*call, "1 failed")
+    assert not stuck.record("read_file", {"path": "a"}, "x")  # interleaved
+    assert not stuck.record(*call, "1 failed")
+    assert not stuck.record(*call, "2 failed")  # same call, new result: progress
+    assert not stuck.record("run_command", {"command": "pytest -x"}, "2 failed")  # new args
+    assert stuck.record("run_command", {"command": "pytest -x"}, "2 failed")
+    stuck.reset()
+    assert not stuck.record("run_command", {"command": "pytest -x"}, "2 failed")
+
+
+def test_stuck_detector_bounds() -> None:
+    assert StuckDetector(repeats=1).record("list_dir", {}, "")
+    with pytest.raises(ValueError):
+        StuckDetector(repeats=0)
+
+
+# -- descriptions ------------------------------------------------------------------------------
+
+
+def test_every_tool_has_a_one_sentence_description() -> None:
+    tools = {
+        name
+        for name in vars(AgentTools)
+        if not name.startswith("_") and asyncio.iscoroutinefunction(getattr(AgentTools, name))
+    }
+    assert set(TOOL_DESCRIPTIONS) == tools
+    for text in TOOL_DESCRIPTIONS.values():
+        assert text.endswith(".")
+        assert ". " not in text

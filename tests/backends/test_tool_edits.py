@@ -1,0 +1,121 @@
+"""The embedded agent's tools that change files, ``write_file`` and ``edit_file``, on real
+files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tool_worktree import make_outside, make_worktree
+
+from blitz.backends.tools import AgentTools, ToolError, ToolLimits
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    return make_worktree(tmp_path, make_outside(tmp_path))
+
+
+@pytest.fixture
+def tools(worktree: Path) -> AgentTools:
+    return AgentTools(worktree)
+
+
+# -- write_file and edit_file ------------------------------------------------------------------
+
+
+async def test_write_file_creates_parents_and_reports_bytes(
+    tools: AgentTools, worktree: Path
+) -> None:
+    assert await tools.write_file("new/deep/mod.py", "x = 'é'\n") == (
+        "wrote 9 bytes to new/deep/mod.py"
+    )
+    assert (worktree / "new" / "deep" / "mod.py").read_text() == "x = 'é'\n"
+    assert await tools.write_file("README.md", "replaced") == "wrote 8 bytes to README.md"
+    assert (worktree / "README.md").read_text() == "replaced"
+    # A link that stays inside writes its target.
+    await tools.write_file("shortcut/util.py", "VALUE = 1\n")
+    assert (worktree / "src" / "pkg" / "util.py").read_text() == "VALUE = 1\n"
+
+
+async def test_write_file_errors(worktree: Path) -> None:
+    tools = AgentTools(worktree, limits=ToolLimits(write_max_bytes=10))
+    with pytest.raises(ToolError, match="over the limit of 10"):
+        await tools.write_file("big.txt", "x" * 11)
+    with pytest.raises(ToolError, match="is a directory"):
+        await tools.write_file("src", "x")
+    with pytest.raises(ToolError, match=r"directory of 'README\.md/x'"):
+        await tools.write_file("README.md/x", "x")
+    assert not (worktree / "big.txt").exists()
+
+
+async def test_edit_file_replaces_the_one_match(tools: AgentTools, worktree: Path) -> None:
+    result = await tools.edit_file("src/app.py", "return 'hello'", "return 'bye'\n    # done")
+    assert result == "edited src/app.py: replaced 1 line(s) at line 2 with 2 line(s)"
+    assert (worktree / "src" / "app.py").read_text() == (
+        "def main():\n    return 'bye'\n    # done\n"
+    )
+
+
+async def test_edit_file_keeps_line_endings_and_bytes_that_are_not_utf8(
+    tools: AgentTools, worktree: Path
+) -> None:
+    (worktree / "legacy.txt").write_bytes(b"caf\xe9\r\nfoo\r\n")
+    await tools.edit_file("legacy.txt", "foo", "bar")
+    assert (worktree / "legacy.txt").read_bytes() == b"caf\xe9\r\nbar\r\n"
+
+
+async def test_edit_file_without_a_match_quotes_the_closest_lines(
+    tools: AgentTools, worktree: Path
+) -> None:
+    (worktree / "calc.py").write_text(
+        "import math\n\n\ndef area(radius):\n    return math.pi * radius ** 2\n\n\nX = 1\n"
+    )
+    with pytest.raises(ToolError) as caught:
+        await tools.edit_file("calc.py", "def area(r):\n    return math.pi * r ** 2", "pass")
+    message = str(caught.value)
+    assert message.startswith("old text not found in 'calc.py'.")
+    assert "closest text is at lines 4-5" in message
+    assert "   4| def area(radius):\n   5|     return math.pi * radius ** 2" in message
+    assert "Copy the exact current text" in message
+    assert "import math" not in message
+    assert (worktree / "calc.py").read_text().count("radius") == 2  # unchanged
+
+
+async def test_edit_file_without_a_match_points_out_whitespace(
+    tools: AgentTools, worktree: Path
+) -> None:
+    with pytest.raises(ToolError, match="different whitespace or indentation") as caught:
+        await tools.edit_file("src/app.py", "def main():\n\treturn 'hello'", "x")
+    assert "   1| def main():" in str(caught.value)
+
+
+async def test_edit_file_with_several_matches_says_how_many_and_where(
+    tools: AgentTools, worktree: Path
+) -> None:
+    (worktree / "dup.py").write_text("x = 1\ny = 2\nx = 1\n")
+    with pytest.raises(ToolError) as caught:
+        await tools.edit_file("dup.py", "x = 1", "x = 3")
+    assert str(caught.value) == (
+        "old text matches 2 times in 'dup.py' (at lines 1, 3); include more of the surrounding"
+        " lines in old so that it matches exactly once"
+    )
+    assert await tools.edit_file("dup.py", "x = 1\ny", "x = 3\ny") == (
+        "edited dup.py: replaced 2 line(s) at line 1 with 2 line(s)"
+    )
+    assert (worktree / "dup.py").read_text() == "x = 3\ny = 2\nx = 1\n"
+
+
+async def test_edit_file_refuses_empty_old_missing_files_and_binaries(
+    tools: AgentTools, worktree: Path
+) -> None:
+    with pytest.raises(ToolError, match=r"old must not be empty; .* use write_file"):
+        await tools.edit_file("src/app.py", "", "x")
+    with pytest.raises(ToolError, match="does not exist"):
+        await tools.edit_file("missing.py", "a", "b")
+    (worktree / "blob.bin").write_bytes(b"a\x00b")
+    with pytest.raises(ToolError, match="binary"):
+        await tools.edit_file("blob.bin", "a", "b")
+    (worktree / "empty.py").write_text("")
+    with pytest.raises(ToolError, match="is empty; use write_file"):
+        await tools.edit_file("empty.py", "a", "b")
