@@ -25,6 +25,7 @@ from blitz_process import (  # noqa: F401 - shared with the CLI tests, re-export
 )
 
 from blitz.server.daemon import Daemon
+from blitz.server.problems import MEDIA_TYPE
 
 PLAN: dict[str, Any] = {
     "summary": "Greet the world",
@@ -232,3 +233,13 @@ def wait_task(url: str, token: str, goal_id: str, task: str, state: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"task {task} never {state}")
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem document (RFC 9457) a refused request answers with, checked."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == MEDIA_TYPE
+    body = response.json()
+    assert body["status"] == status and body["title"] and "type" in body
+    assert "Traceback" not in response.text
+    return dict(body)

@@ -11,21 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import AGENT, PLAN, Running, committed_tasks, git, hold_first, make_repo
+from server_helpers import (
+    AGENT,
+    PLAN,
+    Running,
+    committed_tasks,
+    git,
+    hold_first,
+    make_repo,
+    problem,
+)
 
 import blitz.server.app as server_app
-from blitz.server.problems import MEDIA_TYPE
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"] == MEDIA_TYPE
-    body = response.json()
-    assert body["status"] == status and body["title"] and "type" in body
-    assert "Traceback" not in response.text
-    return dict(body)
 
 
 # -- auth ----------------------------------------------------------------------------------------
@@ -376,118 +375,6 @@ async def _wait_task(r: Running, goal_id: str, task_id: str, state: str) -> None
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"task {task_id} never {state}")
-
-
-# -- plan approval -------------------------------------------------------------------------------
-
-APPROVAL = "require_plan_approval = true\n"
-
-
-async def test_a_goal_waits_for_approval_then_runs(serve: Any, tmp_path: Path) -> None:
-    r: Running = await serve(AGENT)
-    repo = make_repo(tmp_path, toml=APPROVAL)
-    project = await r.add_project(repo)
-    assert project["require_plan_approval"] is True
-    goal = await r.submit(project["id"], plan=PLAN)
-    waiting = await r.wait_goal(goal["id"], ("awaiting_approval",))
-    assert {t["state"] for t in waiting["tasks"]} == {"pending"}
-    await asyncio.sleep(0.3)  # nothing starts while it waits
-    assert (await r.json("GET", f"/api/goals/{goal['id']}"))["state"] == "awaiting_approval"
-    assert not committed_tasks(repo, waiting["branch"])
-    problem(await r.http.post(f"/api/goals/{goal['id']}/tasks/hello/retry"), 409)
-
-    done = await r.json("POST", f"/api/goals/{goal['id']}/approve", 202)
-    assert done["applied"] == "engine"
-    final = await r.wait_goal(goal["id"])
-    assert final["state"] == "succeeded"
-    assert committed_tasks(repo, final["branch"]) == ["hello", "world"]
-    again = problem(await r.http.post(f"/api/goals/{goal['id']}/approve"), 409)
-    assert "not awaiting approval" in again["detail"]
-
-
-async def test_a_rejected_plan_cancels_the_goal(serve: Any, tmp_path: Path) -> None:
-    r: Running = await serve(AGENT)
-    project = await r.add_project(make_repo(tmp_path, toml=APPROVAL))
-    goal = await r.submit(project["id"], plan=PLAN)
-    await r.wait_goal(goal["id"], ("awaiting_approval",))
-    body = {"reason": "too big"}
-    done = await r.json("POST", f"/api/goals/{goal['id']}/reject", 202, json=body)
-    assert done["action"] == "reject"
-    final = await r.wait_goal(goal["id"])
-    assert final["state"] == "cancelled" and "too big" in final["error"]
-    kinds = [e["kind"] for e in await r.json("GET", f"/api/goals/{goal['id']}/events")]
-    assert "plan.rejected" in kinds and "task.started" not in kinds
-
-
-async def test_an_edited_plan_runs_instead(serve: Any, tmp_path: Path) -> None:
-    agent = {"agent": {"only": [[{"write": {"path": "edited.txt", "content": "edited\n"}}]]}}
-    r: Running = await serve(agent)
-    repo = make_repo(tmp_path, toml=APPROVAL)
-    project = await r.add_project(repo)
-    goal = await r.submit(project["id"], plan=PLAN)
-    await r.wait_goal(goal["id"], ("awaiting_approval",))
-    bad = {"tasks": [{"id": "only", "title": "Only", "depends_on": ["ghost"]}]}
-    invalid = problem(await r.http.post(f"/api/goals/{goal['id']}/approve", json=bad), 422)
-    assert "ghost" in invalid["detail"]
-    edited = {"summary": "Just one", "tasks": [{"id": "only", "title": "Write the edit"}]}
-    await r.json("POST", f"/api/goals/{goal['id']}/approve", 202, json=edited)
-    final = await r.wait_goal(goal["id"])
-    assert final["state"] == "succeeded", final
-    assert [t["id"] for t in final["tasks"]] == ["only"]
-    assert committed_tasks(repo, final["branch"]) == ["only"]
-    assert git(repo, "show", f"{final['branch']}:edited.txt") == "edited\n"
-
-
-# -- breakers, metrics, openapi ------------------------------------------------------------------
-
-
-async def test_breakers_are_listed_and_reset(serve: Any, tmp_path: Path) -> None:
-    agent = {"agent": {"hello": [[{"crash": "the agent died"}], AGENT["agent"]["hello"][0]]}}
-    r: Running = await serve(agent)
-    repo = make_repo(tmp_path, toml="\n[breaker]\nthreshold = 1\ncooldown = 3600\n")
-    project = await r.add_project(repo)
-    plan = {"tasks": [{"id": "hello", "title": "Write hello"}]}
-    goal = await r.submit(project["id"], plan=plan)
-    key = f"project:{project['id']}"
-    for _ in range(1200):
-        breakers = {b["key"]: b for b in await r.json("GET", "/api/breakers")}
-        if breakers.get(key, {}).get("state") == "open":
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"breaker {key} never opened")
-    assert breakers[key]["last_error"] and 3500 < breakers[key]["retry_in"] <= 3600
-    assert (await r.json("GET", f"/api/goals/{goal['id']}"))["state"] == "running"
-
-    closed = await r.json("POST", "/api/breakers/reset", json={"key": key})
-    assert closed["state"] == "closed" and closed["retry_in"] is None
-    assert (await r.wait_goal(goal["id"]))["state"] == "succeeded"
-    problem(await r.http.post("/api/breakers/reset", json={}), 422)
-
-
-async def test_metrics(serve: Any, tmp_path: Path) -> None:
-    r: Running = await serve(AGENT)
-    project = await r.add_project(make_repo(tmp_path))
-    goal = await r.submit(project["id"], plan=PLAN)
-    await r.wait_goal(goal["id"])
-    await asyncio.sleep(0.2)  # the hub sees the last events
-    response = await r.http.get("/metrics")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    text = response.text
-    assert 'blitz_goals{state="succeeded"} 1.0' in text
-    assert 'blitz_tasks{state="succeeded"} 3.0' in text
-    assert 'blitz_attempt_duration_seconds_count{outcome="succeeded"} 3.0' in text
-    assert 'blitz_cost_usd_total{project="repo"} 0.0' in text
-    assert 'blitz_tokens_total{kind="input",project="repo"} 0.0' in text
-    assert "blitz_event_stream_clients 0.0" in text
-
-
-async def test_openapi_lists_the_routes(serve: Any) -> None:
-    r: Running = await serve()
-    schema = await r.json("GET", "/api/openapi.json")
-    for path in ("/api/goals", "/api/goals/{goal}/approve", "/api/events", "/api/projects"):
-        assert path in schema["paths"], path
-    assert "HTTPBearer" in schema["components"]["securitySchemes"]
 
 
 # -- secrets, shutdown, the dashboard's files ----------------------------------------------------
