@@ -9,86 +9,33 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from backend_helpers import Sink, assert_script_done, task
+from embedded_helpers import (
+    ANTHROPIC,
+    KEY,
+    MODELS,
+    PRICES,
+    InstantClock,
+    backend,
+    call,
+    finish,
+    tool_results,
+)
 from pydantic_ai.exceptions import IncompleteToolCall
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from blitz.backends.base import Outcome
-from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
-from blitz.breaker import BreakerBoard, BreakerState
-from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
-from blitz.llm.usage import DEFAULT_PRICES, Price
-from blitz.testing.clock import ManualClock
+from blitz.backends.embedded import EmbeddedBackend
+from blitz.llm import parse_model
 from blitz.testing.model_server import ModelServer
-
-KEY = "sk-ant-embedded-test-key-0123456789"
-ANTHROPIC = "anthropic:claude-sonnet-4-6"
-COMPATIBLE = "openai-compatible:coder"
-MODELS = [ANTHROPIC, COMPATIBLE]
-
-# Sonnet's list price, given to the compatible model too so both runs cost the same.
-SONNET = Price(input=3, output=15, cached_input=0.3, cache_write=3.75)
-PRICES = PriceTable({**DEFAULT_PRICES, "openai-compatible:coder": SONNET})
-
-
-class InstantClock(ManualClock):
-    """A manual clock whose sleeps return at once, having moved time on; records the waits."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.slept: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.advance(max(0.0, seconds))
-        await asyncio.sleep(0)
 
 
 @pytest.fixture
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def backend(
-    server: ModelServer,
-    model: str = ANTHROPIC,
-    *,
-    key: str = KEY,
-    clock: InstantClock | None = None,
-    breakers: BreakerBoard | None = None,
-    **limits: Any,
-) -> EmbeddedBackend:
-    if model == COMPATIBLE:
-        model = f"{COMPATIBLE}@{server.openai_base_url}"
-    spec = parse_model(model)
-    config = ProviderConfig(
-        anthropic_api_key=key, anthropic_base_url=server.url, compatible_api_key=key
-    )
-    return EmbeddedBackend(
-        model=build_model(spec, config),
-        spec=spec,
-        prices=PRICES,
-        clock=clock or InstantClock(),
-        breakers=breakers,
-        limits=EmbeddedLimits(**limits),
-    )
-
-
-def call(name: str, **args: Any) -> dict[str, Any]:
-    return {"name": name, "input": args}
-
-
-def finish(summary: str = "Added hello().", **condition: Any) -> dict[str, Any]:
-    return {**condition, "reply": {"tool_calls": [call("finish", summary=summary)]}}
-
-
-def tool_results(server: ModelServer) -> str:
-    return "\n".join(request.tool_results for request in server.requests)
 
 
 # -- the happy path -----------------------------------------------------------------------------
@@ -415,111 +362,6 @@ async def test_the_backend_wall_time_caps_the_request_timeout(
     result = await backend(server, wall_time=0.3).run(task(worktree, timeout=600))
 
     assert result.error == "timed out after 0.3s"
-
-
-# -- provider failures --------------------------------------------------------------------------
-
-
-async def test_an_overloaded_provider_is_retried_then_the_attempt_waits_for_it(
-    server: ModelServer, worktree: Path
-) -> None:
-    server.add({"reply": {"error": {"status": 529}}, "times": -1})
-    clock = InstantClock()
-    breakers = BreakerBoard(clock)
-
-    result = await backend(server, clock=clock, breakers=breakers, model_attempts=3).run(
-        task(worktree)
-    )
-
-    # An outage, not the task's crash: the task waits for the provider and runs again.
-    assert not result.ok and result.unavailable and not result.crashed
-    assert result.outcome is Outcome.UNAVAILABLE and not result.config_error
-    assert "failed 3 times" in result.error and "overloaded" in result.error
-    assert len(server.requests) == 3
-    assert len(clock.slept) == 2  # backoff between the attempts, on the injected clock
-    assert breakers.get("provider:anthropic").failures == 3
-
-
-async def test_a_transient_failure_mid_run_is_retried_and_the_run_goes_on(
-    server: ModelServer, worktree: Path
-) -> None:
-    server.add(
-        {"match": "Task t1", "reply": {"tool_calls": [call("list_dir")]}},
-        finish(match_tool_result="README.md"),
-    )
-    server.fail_next(1, 503)
-
-    result = await backend(server).run(task(worktree))
-
-    assert result.ok, result.error
-    assert [r.status for r in server.requests] == [503, 200, 200]
-
-
-async def test_an_open_breaker_ends_the_run_at_once_as_an_outage(
-    server: ModelServer, worktree: Path
-) -> None:
-    clock = InstantClock()
-    breakers = BreakerBoard(clock)
-    for _ in range(5):
-        breakers.record(["provider:anthropic"], ok=False, error="overloaded")
-    assert breakers.get("provider:anthropic").state is BreakerState.OPEN
-
-    result = await backend(server, clock=clock, breakers=breakers).run(task(worktree))
-
-    assert not result.ok and result.unavailable and not result.crashed
-    assert "circuit breaker" in result.error
-    assert result.retry_after == pytest.approx(60.0)  # the breaker's cooldown
-    assert server.requests == []
-
-
-async def test_a_long_retry_after_ends_the_run_as_an_outage_that_says_how_long(
-    server: ModelServer, worktree: Path
-) -> None:
-    server.fail_next(1, 429, retry_after=90)
-    clock = InstantClock()
-
-    result = await backend(server, clock=clock, breakers=BreakerBoard(clock)).run(task(worktree))
-
-    assert not result.ok and result.unavailable and not result.crashed
-    assert result.retry_after == 90 and "asked to wait 90s" in result.error
-    assert len(server.requests) == 1 and clock.slept == []
-
-
-@pytest.mark.parametrize("model", MODELS)
-async def test_a_rejected_key_is_a_config_error_and_not_retried(
-    server: ModelServer, worktree: Path, model: str
-) -> None:
-    wrong = "sk-ant-wrong-key-9876543210"
-
-    result = await backend(server, model, key=wrong).run(task(worktree))
-
-    assert not result.ok and not result.crashed
-    assert "rejected the API key (401)" in result.config_error
-    assert result.error == result.config_error
-    assert len(server.requests) == 1
-    assert wrong not in repr(result)
-
-
-async def test_a_stream_cut_mid_response_every_time_is_an_outage(
-    server: ModelServer, worktree: Path
-) -> None:
-    server.add(
-        {"reply": {"text": "partial answer, then nothing", "cut_stream_after": 4}, "times": -1}
-    )
-
-    result = await backend(server).run(task(worktree))
-
-    assert not result.ok and result.unavailable and not result.crashed
-    assert len(server.requests) == 4
-    assert all(request.stream for request in server.requests)
-
-
-async def test_a_missing_worktree_is_a_crash(server: ModelServer, tmp_path: Path) -> None:
-    result = await backend(server).run(task(tmp_path / "gone"))
-
-    assert not result.ok and result.crashed
-    assert "is not a directory" in result.error
-    assert server.requests == []
 
 
 # -- secrets ------------------------------------------------------------------------------------
