@@ -1,4 +1,5 @@
-"""``blitz doctor``: whether this machine can run blitz's agents safely, and what to fix."""
+"""``blitz doctor``: whether this machine can run blitz's agents safely, and what to fix; and
+what the configured local model supports and how fast it answers (:mod:`blitz.llm.probe`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -17,6 +19,11 @@ from blitz.cli.common import app, out, print_json
 from blitz.config import RepoConfig, load_repo_config
 from blitz.errors import ConfigError
 from blitz.settings import Settings
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from blitz.llm.models import ProviderConfig
 
 LOW_DISK = 2 * 1024**3
 """Free bytes under BLITZ_HOME below which worktrees and the store may run out of room."""
@@ -41,9 +48,18 @@ class Check:
 def doctor(
     repo: Path = typer.Option(Path("."), "--repo", help="Repository whose blitz.toml applies."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    model: list[str] = typer.Option(
+        [],
+        "--model",
+        help="Also try this model (provider:model, hosted ones too); repeatable.",
+    ),
+    probe: bool = typer.Option(
+        True, "--probe/--no-probe", help="Try the configured local models (and --model ones)."
+    ),
 ) -> None:
-    """Check git, the sandbox (bubblewrap, user namespaces), keys, agent CLIs and disk space.
-    Exits with 1 when something blitz needs is missing."""
+    """Check git, the sandbox (bubblewrap, user namespaces), keys, agent CLIs and disk space,
+    and try the configured local or OpenAI-compatible models once: do they answer, call tools,
+    accept JSON schemas, and how fast. Exits with 1 when something blitz needs is missing."""
     settings = Settings()
     try:
         cfg = load_repo_config(repo.expanduser().resolve()) or RepoConfig()
@@ -60,6 +76,8 @@ def doctor(
             checks.append(
                 Check(f"backend {item.name}", "ok" if item.available else "warn", item.detail)
             )
+    if probe:
+        checks += asyncio.run(_models(settings, cfg, model))
     if json_out:
         print_json([asdict(check) for check in checks])
     else:
@@ -74,6 +92,52 @@ def doctor(
         out.print(table)
     if any(check.status == "fail" for check in checks):
         raise typer.Exit(1)
+
+
+async def _models(settings: Settings, cfg: RepoConfig, named: list[str]) -> list[Check]:
+    """Try each model named, or else the local and OpenAI-compatible models the agent and the
+    planner are configured with (hosted ones cost money: only when named)."""
+    from blitz.llm.models import COMPATIBLE, LOCAL_SERVERS, parse_model
+    from blitz.llm.probe import probe_model
+
+    # In the order blitz.app.App.model_name looks (less a goal's own and the command line's).
+    configured = [
+        getattr(cfg.models, role)
+        or cfg.models.default
+        or getattr(settings, f"{role}_model")
+        or settings.model
+        for role in ("agent", "planner", "recovery")
+    ]
+    local = (COMPATIBLE, *LOCAL_SERVERS)
+    names = named or [name for name in configured if name.partition(":")[0].lower() in local]
+    checks: list[Check] = []
+    for name in dict.fromkeys(names):
+        try:
+            found = await probe_model(parse_model(name), _providers(settings))
+        except ConfigError as exc:
+            checks.append(Check(f"model {name}", "fail", str(exc)))
+            continue
+        checks += [Check(f.name, f.status, f.detail) for f in found.findings()]
+    return checks
+
+
+def _providers(settings: Settings) -> ProviderConfig:
+    """The provider settings a run would use (as :meth:`blitz.app.App.providers` builds them;
+    doctor opens no store, so it builds no App)."""
+    from blitz.llm.models import ProviderConfig
+
+    def secret(value: SecretStr | None) -> str:
+        return value.get_secret_value() if value is not None else ""
+
+    return ProviderConfig(
+        anthropic_api_key=secret(settings.anthropic_api_key),
+        anthropic_base_url=settings.anthropic_base_url,
+        openai_api_key=secret(settings.openai_api_key),
+        openai_base_url=settings.openai_base_url,
+        compatible_base_url=settings.compatible_base_url,
+        compatible_api_key=secret(settings.compatible_api_key),
+        timeout=settings.model_timeout,
+    )
 
 
 def _git() -> Check:
