@@ -9,4 +9,6 @@
   (:mod:`~blitz.testing.openai_api`) or OpenAI's Responses API
   (:mod:`~blitz.testing.responses_api`), with what they share in :mod:`~blitz.testing.wire`.
 * :mod:`blitz.testing.models` - pydantic-ai FunctionModel helpers for fast in-process unit tests.
+* :mod:`blitz.testing.local_model` - real small models (Qwen2.5-Coder GGUFs, fetched from PyPI
+  and cached) and :mod:`~blitz.testing.local_server`, llama.cpp's own server running one.
 """

@@ -13,15 +13,18 @@ From a shell (``scripts/test`` runs the second)::
 
     python -m blitz.testing.local_model fetch qwen2.5-coder-0.5b   # prints the GGUF's path
     python -m blitz.testing.local_model check qwen2.5-coder-0.5b   # fetch, start, ask, stop
+    python -m blitz.testing.local_model serve qwen2.5-coder-1.5b 2 # serve on 2 threads
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -217,23 +220,29 @@ def _pip() -> list[str]:
 
 
 def _main(argv: list[str]) -> int:
-    usage = "usage: python -m blitz.testing.local_model fetch|check MODEL"
-    if len(argv) != 2 or argv[0] not in ("fetch", "check"):
+    usage = "usage: python -m blitz.testing.local_model fetch|check|serve MODEL [THREADS]"
+    if len(argv) not in (2, 3) or argv[0] not in ("fetch", "check", "serve"):
         print(usage, file=sys.stderr)
         return 2
-    command, name = argv
+    command, name = argv[:2]
+    threads = int(argv[2]) if len(argv) == 3 else 1
     start = time.monotonic()
     try:
         path = ensure_model(name)
     except (KeyError, ModelFetchError) as exc:
         print(f"local_model: {exc}", file=sys.stderr)
         return 1
-    print(f"{path} ({time.monotonic() - start:.1f} s)")
-    if command == "check":
-        start = time.monotonic()
-        with LocalServer(path, alias=name, threads=1, n_ctx=2048) as server:
-            answer = server.health()
-            print(f"{server.url} {answer} ({time.monotonic() - start:.1f} s to start)")
+    print(f"{path} ({time.monotonic() - start:.1f} s)", flush=True)
+    if command == "fetch":
+        return 0
+    start = time.monotonic()
+    n_ctx = 2048 if command == "check" else 8192
+    with LocalServer(path, alias=name, threads=threads, n_ctx=n_ctx) as server:
+        print(f"{server.url} {server.health()} ({time.monotonic() - start:.1f} s to start)")
+        if command == "serve":
+            print(f"serving: BLITZ_MODEL=llamacpp:{name}@{server.base_url}; Ctrl-C stops it")
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.pause()
     return 0
 
 
