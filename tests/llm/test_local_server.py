@@ -110,7 +110,7 @@ async def test_a_second_fetch_waits_for_the_first_and_downloads_nothing(
     waiting = asyncio.ensure_future(local_model.fetch_model("fake", cache))
     await asyncio.sleep(0.3)
     assert not waiting.done()
-    (cache / model.filename).write_bytes(b"GGUF")  # its download landed
+    (cache / model.filename).write_bytes(b"".join(PARTS))  # its download landed
     os.close(held)
     assert await asyncio.wait_for(waiting, 10) == cache / model.filename
 
@@ -137,7 +137,11 @@ def test_the_local_server_answers_with_bounded_output(local_model_server: LocalS
     assert [m["id"] for m in models["data"]] == ["qwen2.5-coder-0.5b"]
     reply = _post(
         f"{server.base_url}/chat/completions",
-        {"messages": [{"role": "user", "content": "Count to ten."}], "max_tokens": 3},
+        {
+            "messages": [{"role": "user", "content": "Count from one to a hundred, in words."}],
+            "max_tokens": 3,
+            "temperature": 0,  # greedy: no early end of the answer by chance
+        },
     )
     choice = reply["choices"][0]  # type: ignore[index]
     assert choice["finish_reason"] == "length"
