@@ -49,7 +49,8 @@ async def test_the_real_local_model_answers_within_its_bounds(
     found = await probe(local_model_server)
     assert found.answers, found.error
     assert 0 < found.output_tokens <= MAX_TOKENS
-    assert found.first_token_seconds is not None and found.tokens_per_second is not None
+    assert found.first_token_seconds is not None
+    assert found.tokens_per_second is not None or found.output_tokens == 1  # a rate needs two
     assert found.tool_calls is not None, found.tool_detail  # native, text or none: its skill
     assert found.json_schema is True, "llama.cpp takes response_format json_schema"
     statuses = {f.name.removeprefix(f"model {found.model}"): f.status for f in found.findings()}
