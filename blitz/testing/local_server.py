@@ -78,6 +78,7 @@ class LocalServer:
         self.url = ""
         self.log_path: Path | None = None
         self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
         self._marker = ""
 
     @property
@@ -121,7 +122,7 @@ class LocalServer:
         def read() -> None:
             lines.extend(iter(stdout.readline, ""))
 
-        reader = threading.Thread(target=read, daemon=True)
+        reader = self._reader = threading.Thread(target=read, daemon=True)
         reader.start()
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -163,6 +164,9 @@ class LocalServer:
             proc.wait(STOP_GRACE)
         for pid in proctree.marked(self._marker):  # anything that left the group
             proctree.send(pid, signal.SIGKILL)
+        if self._reader is not None:  # it reads to the end of the child's output, then stops
+            self._reader.join(STOP_GRACE)
+            self._reader = None
         if proc.stdout is not None:
             proc.stdout.close()
         if self.log_path is not None:
