@@ -73,7 +73,7 @@ def find_tool_calls(text: str, offered: Mapping[str, Mapping[str, Any]]) -> list
     """The tool calls written in ``text``, in order; ``offered`` maps each tool the model may call
     to the JSON schema of its parameters. Calls that cannot be made carry an ``error``."""
     calls: list[TextToolCall] = []
-    budget = [SCAN_BUDGET]
+    budget = _Budget(SCAN_BUDGET)
     rest = text
     for tag in _TAG.finditer(text):
         # A tag holding no JSON at all is prose about tags ("write it in <tool_call> tags").
@@ -127,7 +127,7 @@ def _calls_in(
     end: int,
     form: Form,
     offered: Mapping[str, Mapping[str, Any]],
-    budget: list[int],
+    budget: _Budget,
 ) -> Iterator[TextToolCall]:
     """The calls in the JSON values between ``start`` and ``end``. In a tag every value is meant
     as a call; elsewhere only those naming an offered tool with arguments are."""
@@ -136,8 +136,7 @@ def _calls_in(
     while (opener := _OPENER.search(text, position, end)) is not None:
         begin = opener.start()
         close, closed = _balanced_end(text, begin, end, budget)
-        budget[0] -= close - begin  # reading it costs its length again
-        if budget[0] < 0:
+        if not budget.spend(close - begin):  # reading it costs its length again
             return  # hostile or huge text: what was found so far is all there is
         span = (begin, close)
         try:
@@ -239,7 +238,19 @@ def _unreadable(
 # -- JSON in text -------------------------------------------------------------------------------
 
 
-def _balanced_end(text: str, start: int, end: int, budget: list[int]) -> tuple[int, bool]:
+class _Budget:
+    """The characters one text's scan may still look at."""
+
+    def __init__(self, chars: int) -> None:
+        self.left = chars
+
+    def spend(self, chars: int) -> bool:
+        """Take ``chars`` from the budget; False once it is spent."""
+        self.left -= chars
+        return self.left >= 0
+
+
+def _balanced_end(text: str, start: int, end: int, budget: _Budget) -> tuple[int, bool]:
     """Where the bracketed value opening at ``start`` ends (exclusive), and whether it closes
     before ``end``; strings in double or single quotes are skipped."""
     depth = 0
@@ -247,8 +258,7 @@ def _balanced_end(text: str, start: int, end: int, budget: list[int]) -> tuple[i
     position = start
     for match in _SPECIAL.finditer(text, start, end):
         char, position = match.group(), match.start()
-        budget[0] -= 1
-        if budget[0] < 0:
+        if not budget.spend(1):
             return end, False
         if quote is not None:
             if char == quote and not _escaped(text, position):

@@ -289,6 +289,8 @@ def written(form: str, name: str, arguments: dict[str, Any], key: str) -> str:
         return "<tool_call>\n{" + call + "}\n</tool_call>"
     if form == "fence":
         return f"```json\n{json.dumps({'name': name, key: arguments}, indent=2)}\n```"
+    if form == "bare-doubled":
+        return "{" + call + "}"
     if form == "string":
         return json.dumps({"name": name, "arguments": json.dumps(arguments)})
     return call
@@ -296,7 +298,7 @@ def written(form: str, name: str, arguments: dict[str, Any], key: str) -> str:
 
 @given(
     valid_calls(),
-    st.sampled_from(["tag", "doubled", "fence", "string", "json"]),
+    st.sampled_from(["tag", "doubled", "fence", "string", "json", "bare-doubled"]),
     st.sampled_from(["arguments", "parameters", "args"]),
     PROSE,
     PROSE,
