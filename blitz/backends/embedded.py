@@ -3,8 +3,16 @@
 
 The model works through ``read_file``, ``list_dir``, ``search``, ``write_file``, ``edit_file`` and
 ``run_command`` (:mod:`blitz.backends.embedded_session`), and ends the run by calling ``finish``
-with a summary (pydantic-ai's output tool). A tool call the model gets wrong comes back to it as the tool's failed result; unknown tool
-names and invalid arguments get pydantic-ai's retry prompt, a bounded number of times in a row.
+with a summary (pydantic-ai's output tool). A tool call the model gets wrong comes back to it as
+the tool's failed result; unknown tool names and invalid arguments get pydantic-ai's retry prompt,
+a bounded number of times in a row.
+
+Calls a model writes as text (small local models do) are read by
+:class:`~blitz.llm.text_calls.TextCallingModel` and run like any other; a server that refuses the
+tool definitions is asked without them (text tool mode). A model that answers with no call at all
+before its first one, or with calls that cannot be made, is re-asked in the same conversation
+with what to fix, at most :data:`TEXT_REASKS` times, and so is one whose output repeated itself or
+went on too long; after that the attempt fails saying so.
 
 Every run is bounded: turns (model responses), tokens and cost are checked before each model
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
@@ -24,6 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic_ai import Agent, Tool, ToolOutput
 from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RequestUsage, RunUsage, UsageLimits
 
@@ -46,6 +55,8 @@ from blitz.errors import ConfigError, RunError
 from blitz.llm.errors import ModelOutputError, ProviderError, classify
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
 from blitz.llm.retrying_model import RetryingModel
+from blitz.llm.text_calls import TextCallingModel
+from blitz.llm.text_tools import how_to_call_tools
 from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.sandbox import Policy
 from blitz.waiting import Outage
@@ -67,6 +78,13 @@ verify the change.
 
 TOOL_RETRIES = 3
 """Invalid calls of one tool (unknown name, bad arguments) in a row before the run fails."""
+
+TEXT_REASKS = 2
+"""Re-asks of one run, in the same conversation, when the model answers without calling a tool
+(no call yet, or calls it wrote that cannot be made) or its output degenerates."""
+
+DEGENERATE = frozenset({"repeating", "too_long"})
+"""Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,14 +208,46 @@ class EmbeddedBackend:
         )
 
     async def _drive(self, request: AgentRequest, session: Session) -> AgentResult:
+        """The run: the agent's turns, and up to :data:`TEXT_REASKS` re-asks in the same
+        conversation when the model answers with no tool call or its output degenerates."""
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
+        model = TextCallingModel(self.model)
+        prompt: str | None = task_prompt(request)
+        history: list[ModelMessage] | None = None
+        reasks = 0
+        async with self.model:
+            while True:
+                ended = await self._turns(request, session, budget, model, prompt, history)
+                if isinstance(ended, AgentResult):
+                    return ended
+                correction = _correction(ended, model, session)
+                if correction is None or reasks >= TEXT_REASKS:
+                    return _gave_up(ended, model, session)
+                reasks += 1
+                history, prompt = _continued(ended.messages, correction)
+
+    async def _turns(
+        self,
+        request: AgentRequest,
+        session: Session,
+        budget: Budget,
+        model: TextCallingModel,
+        prompt: str | None,
+        history: list[ModelMessage] | None,
+    ) -> AgentResult | _Stopped:
+        """One agent run over ``history`` plus ``prompt``, the usage carried over: its result, or
+        how it stopped short of one."""
         # pydantic-ai's own request limit is a backstop; the checks below stop the run first.
         usage_limits = UsageLimits(request_limit=self.limits.max_turns + 1)
         output: Finished | str | None = None
-        async with (
-            self.model,
-            self._agent.iter(task_prompt(request), deps=session, usage_limits=usage_limits) as run,
-        ):
+        async with self._agent.iter(
+            prompt,
+            message_history=history,
+            deps=session,
+            model=model,
+            usage=session.usage,
+            usage_limits=usage_limits,
+        ) as run:
             try:
                 async for node in run:
                     if Agent.is_call_tools_node(node):
@@ -213,16 +263,15 @@ class EmbeddedBackend:
                             return AgentResult(ok=False, error=stop)
                     elif Agent.is_end_node(node):
                         output = node.data.output
+            except ModelOutputError as exc:
+                if exc.failure.reason not in DEGENERATE:
+                    raise
+                return _Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage
         if isinstance(output, Finished):
             return AgentResult(ok=True, summary=output.summary or "(no summary given)")
-        text = " ".join((output or "").split())
-        if not text:
-            return AgentResult(ok=False, error="the agent stopped without calling finish")
-        return AgentResult(
-            ok=False, error=f"the agent stopped without calling finish: {excerpt(text, 600)}"
-        )
+        return _Stopped(messages=run.all_messages(), text=" ".join((output or "").split()))
 
     def _stop_reason(self, usage: RunUsage, budget: Budget, session: Session) -> str:
         """Why the run must not make another model request ("" when it may)."""
@@ -262,3 +311,62 @@ class EmbeddedBackend:
         return AgentResult(
             ok=False, crashed=True, error=f"embedded agent error: {type(exc).__name__}: {exc}"
         )
+
+
+# -- re-asks ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Stopped:
+    """A run that ended short of a result: the model answered ``text`` and called no tool, or
+    its output degenerated (``degenerate``: repeating itself, or too long); ``messages`` is the
+    conversation so far."""
+
+    messages: list[ModelMessage]
+    text: str = ""
+    degenerate: ModelOutputError | None = None
+
+
+def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) -> str | None:
+    """What to tell the model when re-asking it (None: the run ends as it stopped)."""
+    if stopped.degenerate is not None:
+        what = "repeated itself" if stopped.degenerate.failure.reason == "repeating" else None
+        return (
+            f"Your last answer {what or 'went on too long'} and was stopped. Answer again,"
+            " shorter: make the next tool call, or call finish if the task is done."
+        )
+    if model.failed:
+        errors = "\n".join(f"- {error}" for error in model.failed)
+        return (
+            f"Your message tried to call a tool, but the call could not be made:\n{errors}\n"
+            "Write the call again, correctly."
+        )
+    if session.calls == 0:
+        return how_to_call_tools(model.offered)
+    return None
+
+
+def _gave_up(stopped: _Stopped, model: TextCallingModel, session: Session) -> AgentResult:
+    """The result of a run that stopped short and is not (or no longer) re-asked."""
+    if stopped.degenerate is not None:
+        raise stopped.degenerate
+    text = excerpt(stopped.text, 600) if stopped.text else "(no text)"
+    if session.calls == 0:
+        return AgentResult(ok=False, error=f"the model never called a tool: {text}")
+    if model.failed:
+        errors = "; ".join(model.failed)
+        return AgentResult(ok=False, error=f"the model's tool calls could not be made: {errors}")
+    if not stopped.text:
+        return AgentResult(ok=False, error="the agent stopped without calling finish")
+    return AgentResult(ok=False, error=f"the agent stopped without calling finish: {text}")
+
+
+def _continued(
+    messages: list[ModelMessage], correction: str
+) -> tuple[list[ModelMessage], str | None]:
+    """The history and the prompt that carry on ``messages`` with ``correction``: a history
+    ending in a request (the one whose answer failed) gets the correction in that request."""
+    if messages and isinstance(last := messages[-1], ModelRequest):
+        asked = replace(last, parts=[*last.parts, UserPromptPart(correction)])
+        return [*messages[:-1], asked], None
+    return list(messages), correction

@@ -53,7 +53,7 @@ def finish(summary: str) -> Finished:
 
 class Session:
     """The state of one run, handed to the tools as pydantic-ai's ``deps``: the worktree's tools,
-    the stuck detector, and the messages shown so far."""
+    the stuck detector, the messages shown so far, and how many tool calls the model made."""
 
     def __init__(self, tools: AgentTools, stuck: StuckDetector, sink: MessageSink | None) -> None:
         self.tools = tools
@@ -61,6 +61,7 @@ class Session:
         self.stuck_on: str | None = None  # the tool whose call repeated itself
         self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
         self.usage = RunUsage()
+        self.calls = 0  # tool calls the model made, finish included, in every form
         self._sink = sink
 
     async def say(self, text: str) -> None:
@@ -93,6 +94,7 @@ class Session:
             if isinstance(part, TextPart) and part.content.strip():
                 await self.say(part.content.strip())
             elif isinstance(part, ToolCallPart):
+                self.calls += 1
                 await self.say(describe_call(part.tool_name, part.args_as_dict()))
 
     async def report_retries(self, request: ModelRequest) -> None:

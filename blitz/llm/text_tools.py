@@ -55,7 +55,9 @@ class TextToolCall:
 
     ``name`` is None when the call could not be read at all; ``error`` is what to tell the model
     when the call cannot be made as written (None when it can); ``span`` is where in the text the
-    call was written.
+    call was written. ``readable`` says the call names an offered tool and its arguments are a
+    JSON object: it can be handed to the tool's own validation even when ``error`` says they
+    break its schema.
     """
 
     name: str | None
@@ -63,6 +65,7 @@ class TextToolCall:
     error: str | None = None
     form: Form
     span: tuple[int, int]
+    readable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -92,13 +95,36 @@ def how_to_call_tools(offered: Mapping[str, Mapping[str, Any]]) -> str:
     how to write a call, with an example, and every offered tool's parameters."""
     if not offered:
         return "No tools are available in this conversation; answer in plain text."
-    name, schema = next(iter(offered.items()))
-    example = json.dumps({"name": name, "arguments": _example_arguments(schema)})
-    tools = "\n".join(f"- {signature(n, s)}" for n, s in offered.items())
     return (
         "Your message called no tool, or none in a form that could be read. To act, call a tool:"
         " through the tool-calling interface if you can, or else by writing the call in your"
-        " message as one JSON object with the tool's name and its arguments inside <tool_call>"
+        f" message {_how_to_write(offered, {})}"
+    )
+
+
+def tool_calling_instructions(
+    offered: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str] | None = None
+) -> str:
+    """Instructions for a model given no tool definitions (a server that refuses them): how to
+    call the tools by writing the calls as text, and what each tool does (``descriptions``)."""
+    if not offered:
+        return ""
+    return (
+        "Tools cannot be called through a tool-calling interface in this conversation. Call a"
+        f" tool by writing the call in your message {_how_to_write(offered, descriptions or {})}"
+    )
+
+
+def _how_to_write(offered: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str]) -> str:
+    name, schema = next(iter(offered.items()))
+    example = json.dumps({"name": name, "arguments": _example_arguments(schema)})
+    tools = "\n".join(
+        f"- {signature(n, s)}"
+        + (f": {' '.join(descriptions[n].split())}" if descriptions.get(n) else "")
+        for n, s in offered.items()
+    )
+    return (
+        "as one JSON object with the tool's name and its arguments inside <tool_call>"
         f" tags, like this:\n\n<tool_call>\n{example}\n</tool_call>\n\n"
         "Write one <tool_call> block per call. The arguments are a JSON object (not a string)"
         " with the parameters below (? marks an optional one):\n"
@@ -190,12 +216,15 @@ def _call(
     else:
         raw = obj[key]
     arguments, problem = _arguments(raw)
+    readable = problem is None
     if problem is None:
         problem = _check(arguments, offered[name])
     if problem is not None:
         problem = f"invalid arguments for {name}: {problem}; its parameters: "
         problem += signature(name, offered[name])
-    return TextToolCall(name=name, arguments=arguments, error=problem, form=form, span=span)
+    return TextToolCall(
+        name=name, arguments=arguments, error=problem, form=form, span=span, readable=readable
+    )
 
 
 def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
