@@ -266,6 +266,7 @@ class EmbeddedBackend:
             except ModelOutputError as exc:
                 if exc.failure.reason not in DEGENERATE:
                     raise
+                run.usage.requests += 1  # the stopped answer was a turn too, for the turn limit
                 return _Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage

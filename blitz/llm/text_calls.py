@@ -21,6 +21,7 @@ sticky for the rest of the run; when that request is refused too, the first refu
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -44,6 +45,8 @@ from pydantic_ai.settings import ModelSettings
 
 from blitz.llm.errors import ProviderConfigError
 from blitz.llm.text_tools import TextToolCall, find_tool_calls, tool_calling_instructions
+
+_EMPTY_WRAPPERS = re.compile(r"</?tool_call>|```[\w+.-]*\s*```", re.I)
 
 SHAPE_STATUSES = (400, 422)
 """Statuses of a refused request (older classifications: a refusal that mentions tools)."""
@@ -117,7 +120,7 @@ class TextCallingModel(WrapperModel):
         params: ModelRequestParameters,
     ) -> ModelResponse:
         """The request without tool definitions, the tools described in the instructions."""
-        how = InstructionPart(content=tool_calling_instructions(self.offered, self._descriptions))
+        how = tool_calling_instructions(self.offered, self._descriptions)
         bare = replace(
             params,
             function_tools=[],
@@ -125,7 +128,7 @@ class TextCallingModel(WrapperModel):
             output_mode="text",
             allow_text_output=True,
             tool_visibility=None,
-            instruction_parts=[*(params.instruction_parts or []), how],
+            instruction_parts=_with_instructions(params.instruction_parts, how),
         )
         return await self.wrapped.request(_as_text(messages), model_settings, bare)
 
@@ -153,15 +156,24 @@ class TextCallingModel(WrapperModel):
         return replace(response, parts=parts)
 
 
+def _with_instructions(parts: list[InstructionPart] | None, how: str) -> list[InstructionPart]:
+    """``parts`` with ``how`` added to the last one: one system message, which every chat template
+    accepts (some refuse a system message that is not the first)."""
+    if not parts:
+        return [InstructionPart(content=how)]
+    last = parts[-1]
+    return [*parts[:-1], replace(last, content=f"{last.content}\n\n{how}")]
+
+
 def _outside(text: str, calls: Sequence[TextToolCall]) -> str:
-    """``text`` without the spans of ``calls``."""
+    """``text`` without the spans of ``calls``, and without the tags and fences left empty."""
     kept, position = [], 0
     for call in calls:
         start, end = call.span
         kept.append(text[position:start])
         position = max(position, end)
     kept.append(text[position:])
-    return "".join(kept)
+    return _EMPTY_WRAPPERS.sub("", "".join(kept))
 
 
 def _fresh_id() -> str:

@@ -5,7 +5,10 @@ shapes of the replies they script."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
+
+from pydantic_ai.models import Model
 
 from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
 from blitz.breaker import BreakerBoard
@@ -44,6 +47,7 @@ def backend(
     key: str = KEY,
     clock: InstantClock | None = None,
     breakers: BreakerBoard | None = None,
+    wrap: Callable[[Model], Model] | None = None,
     **limits: Any,
 ) -> EmbeddedBackend:
     if model == COMPATIBLE:
@@ -52,8 +56,9 @@ def backend(
     config = ProviderConfig(
         anthropic_api_key=key, anthropic_base_url=server.url, compatible_api_key=key
     )
+    built = build_model(spec, config)
     return EmbeddedBackend(
-        model=build_model(spec, config),
+        model=wrap(built) if wrap is not None else built,
         spec=spec,
         prices=PRICES,
         clock=clock or InstantClock(),
