@@ -34,6 +34,7 @@ from pydantic_ai import Agent, Tool, ToolOutput
 from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, RunUsage, UsageLimits
 
 from blitz.backends.base import (
@@ -95,7 +96,8 @@ class EmbeddedLimits:
     included); ``max_cost_usd`` is also capped by the request's ``budget_usd``; ``wall_time`` is
     seconds, also capped by the request's ``timeout``. ``stuck_repeats`` identical calls with
     identical results in a row end the run. ``model_attempts`` bounds the tries of one model
-    request (transient failures only).
+    request (transient failures only). ``max_output_tokens`` caps one model response (sent as
+    the request's ``max_tokens``): a model that degenerates stops there, not at its context's end.
     """
 
     max_turns: int = 60
@@ -104,10 +106,17 @@ class EmbeddedLimits:
     wall_time: float = 1800.0
     stuck_repeats: int = 3
     model_attempts: int = 4
+    max_output_tokens: int = 8192
     tool: ToolLimits = field(default_factory=ToolLimits)
 
     def __post_init__(self) -> None:
-        for name in ("max_turns", "max_tokens", "stuck_repeats", "model_attempts"):
+        for name in (
+            "max_turns",
+            "max_tokens",
+            "stuck_repeats",
+            "model_attempts",
+            "max_output_tokens",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not self.wall_time > 0:
@@ -171,6 +180,7 @@ class EmbeddedBackend:
             deps_type=Session,
             output_type=[ToolOutput(finish, name="finish"), str],
             instructions=INSTRUCTIONS,
+            model_settings=ModelSettings(max_tokens=limits.max_output_tokens),
             tools=[
                 # Sequential: the model may write a file and run the tests in one response, and
                 # expects them to happen in that order.

@@ -135,6 +135,17 @@ async def test_invalid_arguments_in_a_text_call_get_the_retry_prompt_and_the_fix
     assert_script_done(server)
 
 
+async def test_every_answer_is_capped_at_the_output_token_limit(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"text": WRITE}}, {"reply": {"text": call_text("finish", summary="ok")}})
+
+    result = await backend(server, COMPATIBLE, max_output_tokens=1000).run(task(worktree))
+
+    assert result.ok, result.error
+    assert [r.body.get("max_completion_tokens") for r in server.requests] == [1000, 1000]
+
+
 # -- re-asks ------------------------------------------------------------------------------------
 
 
