@@ -19,7 +19,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
-from blitz.llm.errors import ModelOutputError, ProviderFailure
+from blitz.llm.errors import ModelOutputError, ProviderConfigError, ProviderFailure
 from blitz.testing.model_server import ModelServer
 
 HELLO = "def hello():\n    return 'hello'\n"
@@ -341,3 +341,45 @@ async def test_a_refusal_the_text_mode_does_not_get_past_stands_as_a_config_erro
     assert not result.ok
     assert result.config_error and "does not support tools" in result.config_error
     assert len(server.requests) == 2
+
+
+class RefusingSchemas(WrapperModel):
+    """The model, except that a request defining tools is refused as llama.cpp refuses a schema
+    its grammar converter cannot type, classified ``request_shape`` (helper B's classification
+    of that 400; until it lands, constructed here)."""
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        if model_request_parameters.function_tools:
+            failure = ProviderFailure(
+                kind="config",
+                status=400,
+                retry_after=None,
+                reason="request_shape",
+                message="Unable to generate parser for this template. JSON schema error at #/a",
+            )
+            raise ProviderConfigError(failure)
+        return await self.wrapped.request(messages, model_settings, model_request_parameters)
+
+
+async def test_a_request_shape_refusal_switches_to_text_tool_mode(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"match": "Task t1", "reply": {"text": f"<tool_call>{WRITE}</tool_call>"}},
+        {
+            "match": "wrote 32 bytes to hello.py",
+            "reply": {"text": call_text("finish", summary="Added hello().")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE, wrap=RefusingSchemas).run(task(worktree))
+
+    assert result.ok, result.error
+    assert (worktree / "hello.py").read_text() == HELLO
+    assert [tools_of(i, server) for i in range(2)] == [[], []]
+    assert_script_done(server)
