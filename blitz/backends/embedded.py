@@ -234,6 +234,7 @@ class EmbeddedBackend:
                 if correction is None or reasks >= TEXT_REASKS:
                     return _gave_up(ended, model, session)
                 reasks += 1
+                await session.say(f"re-asked: {correction.splitlines()[0]}")
                 history, prompt = _continued(ended.messages, correction)
 
     async def _turns(

@@ -159,6 +159,7 @@ async def test_a_model_that_only_writes_prose_is_told_how_to_call_then_fails_say
     assert not result.ok and not result.crashed
     assert result.error == "the model never called a tool: You should add a hello function."
     assert len(server.requests) == 3  # the question and two re-asks
+    assert result.messages[1].startswith("re-asked: Your message called no tool")
     reask = server.requests[1].last_user_text
     assert "Your message called no tool" in reask and "<tool_call>" in reask
     assert "write_file(path: string, content: string)" in reask
