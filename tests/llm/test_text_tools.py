@@ -9,7 +9,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from blitz.llm.text_tools import TextToolCall, find_tool_calls, how_to_call_tools, signature
+from blitz.llm.text_tools import (
+    TextToolCall,
+    find_tool_calls,
+    how_to_call_tools,
+    signature,
+    tool_calling_instructions,
+)
 
 # The parameter schemas pydantic-ai builds for the embedded agent's tools (captured from it).
 OFFERED: dict[str, dict[str, Any]] = {
@@ -258,6 +264,34 @@ def test_how_to_call_tools_names_every_tool_and_its_example_is_a_valid_call() ->
 
 def test_how_to_call_tools_without_tools() -> None:
     assert "No tools" in how_to_call_tools({})
+
+
+def test_instructions_for_text_tool_mode_describe_each_tool_and_show_a_valid_call() -> None:
+    described = {"read_file": "Read a text\n  file.", "finish": "Call this when done."}
+    message = tool_calling_instructions(OFFERED, described)
+    assert "cannot be called through a tool-calling interface" in message
+    assert (
+        "- read_file(path: string, offset?: integer, limit?: integer | null): Read a text file."
+        in message
+    )
+    assert "- finish(summary: string): Call this when done." in message
+    assert "- list_dir(path?: string, depth?: integer)\n" in message
+    [call] = find_tool_calls(message, OFFERED)
+    assert call.ok
+    assert tool_calling_instructions({}) == ""
+
+
+def test_only_calls_whose_arguments_are_an_object_can_go_to_the_tool_s_own_validation() -> None:
+    [schema_broken] = find_tool_calls('{"name": "write_file", "arguments": {"path": "a"}}', OFFERED)
+    assert schema_broken.readable and not schema_broken.ok
+    [as_list] = find_tool_calls('{"name": "list_dir", "arguments": ["src"]}', OFFERED)
+    assert not as_list.readable
+    [unknown] = find_tool_calls('<tool_call>{"name": "rm", "arguments": {}}</tool_call>', OFFERED)
+    assert not unknown.readable
+    [cut] = find_tool_calls('<tool_call>{"name": "list_dir", "arguments": {', OFFERED)
+    assert not cut.readable
+    [fine] = find_tool_calls('{"name": "list_dir", "arguments": {}}', OFFERED)
+    assert fine.readable and fine.ok
 
 
 # -- properties ---------------------------------------------------------------------------------
