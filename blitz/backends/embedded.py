@@ -342,9 +342,10 @@ class _Stopped:
 def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) -> str | None:
     """What to tell the model when re-asking it (None: the run ends as it stopped)."""
     if stopped.degenerate is not None:
-        what = "repeated itself" if stopped.degenerate.failure.reason == "repeating" else None
+        repeating = stopped.degenerate.failure.reason == "repeating"
+        what = "repeated itself" if repeating else "went on too long"
         return (
-            f"Your last answer {what or 'went on too long'} and was stopped. Answer again,"
+            f"Your last answer {what} and was stopped. Answer again,"
             " shorter: make the next tool call, or call finish if the task is done."
         )
     if model.failed:
@@ -359,7 +360,8 @@ def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) ->
 
 
 def _gave_up(stopped: _Stopped, model: TextCallingModel, session: Session) -> AgentResult:
-    """The result of a run that stopped short and is not (or no longer) re-asked."""
+    """The result of a run that stopped short and is not (or no longer) re-asked; degenerate
+    output ends it with its error (bad output: another attempt may do better)."""
     if stopped.degenerate is not None:
         raise stopped.degenerate
     text = excerpt(stopped.text, 600) if stopped.text else "(no text)"
