@@ -116,8 +116,8 @@ def tool_calling_instructions(
 
 
 def _how_to_write(offered: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str]) -> str:
-    name, schema = next(iter(offered.items()))
-    example = json.dumps({"name": name, "arguments": _example_arguments(schema)})
+    name, arguments = _example_call(offered)
+    example = json.dumps({"name": name, "arguments": arguments})
     tools = "\n".join(
         f"- {signature(n, s)}"
         + (f": {' '.join(descriptions[n].split())}" if descriptions.get(n) else "")
@@ -382,6 +382,20 @@ _PLACEHOLDERS: dict[str, Any] = {
     "object": {},
     "null": None,
 }
+
+
+def _example_call(offered: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The call shown as the example: one a model may copy as it is (small models do), so a tool
+    with no required parameters and its first default (``list_dir`` with ``{"path": "."}``) when
+    there is one, else the first tool with placeholders for its required parameters."""
+    for name, schema in offered.items():
+        if schema.get("required"):
+            continue
+        for key, spec in (schema.get("properties") or {}).items():
+            if isinstance(spec, Mapping) and spec.get("default") is not None:
+                return name, {key: spec["default"]}
+    name, schema = next(iter(offered.items()))
+    return name, _example_arguments(schema)
 
 
 def _example_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:

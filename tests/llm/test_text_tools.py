@@ -259,6 +259,11 @@ def test_how_to_call_tools_names_every_tool_and_its_example_is_a_valid_call() ->
     [call] = find_tool_calls(message, OFFERED)
     assert call.ok
     assert call.form == "tag"
+    # One a small model may copy as it is: a tool needing nothing, with a real default.
+    assert (call.name, call.arguments) == ("list_dir", {"path": "."})
+    required = {n: s for n, s in OFFERED.items() if s.get("required")}
+    [placeholder] = find_tool_calls(how_to_call_tools(required), required)
+    assert (placeholder.name, placeholder.arguments) == ("read_file", {"path": "..."})
     assert "read_file(path: string, offset?: integer, limit?: integer | null)" in message
 
 
