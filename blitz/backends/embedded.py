@@ -2,14 +2,23 @@
 :mod:`blitz.backends.tools` confined to the task's worktree.
 
 The model works through ``read_file``, ``list_dir``, ``search``, ``write_file``, ``edit_file`` and
-``run_command``, and ends the run by calling ``finish`` with a summary (pydantic-ai's output
-tool). A tool call the model gets wrong comes back to it as the tool's failed result; unknown tool
-names and invalid arguments get pydantic-ai's retry prompt, a bounded number of times in a row.
+``run_command`` (:mod:`blitz.backends.embedded_session`), and ends the run by calling ``finish``
+with a summary (pydantic-ai's output tool). A tool call the model gets wrong comes back to it as
+the tool's failed result; unknown tool names and invalid arguments get pydantic-ai's retry prompt,
+a bounded number of times in a row.
+
+Calls a model writes as text (small local models do) are read by
+:class:`~blitz.llm.text_calls.TextCallingModel` and run like any other; a server that refuses the
+tool definitions is asked without them (text tool mode). A model that answers with no call at all
+before its first one, or with calls that cannot be made, is re-asked in the same conversation
+with what to fix, at most :data:`TEXT_REASKS` times, and so is one whose output repeated itself or
+went on too long; after that the attempt fails saying so.
 
 Every run is bounded: turns (model responses), tokens and cost are checked before each model
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
 same result again and again, and the whole run has a wall-time limit. Model requests go through
-:func:`blitz.llm.retries.call_with_retries`, the one place a model call is repeated, so a provider
+:class:`~blitz.llm.retrying_model.RetryingModel` and so :func:`blitz.llm.retries.call_with_retries`,
+the one place a model call is repeated, so a provider
 blip mid-run is retried with backoff on the injected clock and reported to the provider's circuit
 breaker; a longer outage ends the run as one (the task waits). :meth:`EmbeddedBackend.run`
 turns every way a run can end into an :class:`~blitz.backends.base.AgentResult` and raises only
@@ -19,25 +28,12 @@ turns every way a run can end into an :class:`~blitz.backends.base.AgentResult` 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections import deque
-from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from pydantic_ai import Agent, RunContext, Tool, ToolOutput
-from pydantic_ai.exceptions import ToolFailed, UsageLimitExceeded
-from pydantic_ai.messages import (
-    ModelMessage,
-    ModelRequest,
-    ModelResponse,
-    RetryFeedbackPart,
-    TextPart,
-    ToolCallPart,
-    ToolReturnPart,
-)
-from pydantic_ai.models import Model, ModelRequestParameters
-from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai import Agent, Tool, ToolOutput
+from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, RunUsage, UsageLimits
 
@@ -49,19 +45,20 @@ from blitz.backends.base import (
     excerpt,
     lowest,
     task_prompt,
-    trim,
 )
+from blitz.backends.embedded_session import TOOLS, Finished, Session, finish
 from blitz.backends.options import NO_MODEL, BackendOptions
-from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, StuckDetector, ToolError, ToolLimits
+from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, StuckDetector, ToolLimits
 from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
 from blitz.llm.errors import ModelOutputError, ProviderError, classify
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
-from blitz.llm.retries import call_with_retries
+from blitz.llm.retrying_model import RetryingModel
+from blitz.llm.text_calls import TextCallingModel
+from blitz.llm.text_tools import how_to_call_tools
 from blitz.llm.usage import Budget, PriceTable, usage_of
-from blitz.redact import redact
 from blitz.sandbox import Policy
 from blitz.waiting import Outage
 
@@ -80,14 +77,15 @@ verify the change.
 - If you cannot do the task, stop and explain why in plain text instead of calling `finish`."""
 """The agent's instructions (its system prompt)."""
 
-MESSAGES_KEPT = 20
-"""Messages of the run kept in :attr:`AgentResult.messages`, the newest ones."""
-
-SHOWN_CHARS = 800
-"""Characters of one streamed message (a tool result, say); longer ones lose their middle."""
-
 TOOL_RETRIES = 3
 """Invalid calls of one tool (unknown name, bad arguments) in a row before the run fails."""
+
+TEXT_REASKS = 2
+"""Re-asks of one run, in the same conversation, when the model answers without calling a tool
+(no call yet, or calls it wrote that cannot be made) or its output degenerates."""
+
+DEGENERATE = frozenset({"repeating", "too_long"})
+"""Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +96,8 @@ class EmbeddedLimits:
     included); ``max_cost_usd`` is also capped by the request's ``budget_usd``; ``wall_time`` is
     seconds, also capped by the request's ``timeout``. ``stuck_repeats`` identical calls with
     identical results in a row end the run. ``model_attempts`` bounds the tries of one model
-    request (transient failures only).
+    request (transient failures only). ``max_output_tokens`` caps one model response (sent as
+    the request's ``max_tokens``): a model that degenerates stops there, not at its context's end.
     """
 
     max_turns: int = 60
@@ -107,173 +106,23 @@ class EmbeddedLimits:
     wall_time: float = 1800.0
     stuck_repeats: int = 3
     model_attempts: int = 4
+    max_output_tokens: int = 8192
     tool: ToolLimits = field(default_factory=ToolLimits)
 
     def __post_init__(self) -> None:
-        for name in ("max_turns", "max_tokens", "stuck_repeats", "model_attempts"):
+        for name in (
+            "max_turns",
+            "max_tokens",
+            "stuck_repeats",
+            "model_attempts",
+            "max_output_tokens",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if not self.wall_time > 0:
             raise ValueError("wall_time must be a positive number of seconds")
         if self.max_cost_usd is not None and not self.max_cost_usd >= 0:
             raise ValueError("max_cost_usd must be a non-negative amount of USD, or None")
-
-
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    """What the ``finish`` tool returns: the run's output when the agent is done."""
-
-    summary: str
-
-
-def _finish(summary: str) -> _Finished:
-    """Call this when the task is done; it ends your work, so call it once, after your last change.
-
-    Args:
-        summary: what you changed and why, in a few sentences
-    """
-    return _Finished(summary.strip())
-
-
-class _Session:
-    """The state of one run, handed to the tools as pydantic-ai's ``deps``: the worktree's tools,
-    the stuck detector, and the messages shown so far."""
-
-    def __init__(self, tools: AgentTools, stuck: StuckDetector, sink: MessageSink | None) -> None:
-        self.tools = tools
-        self.stuck = stuck
-        self.stuck_on: str | None = None  # the tool whose call repeated itself
-        self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
-        self.usage = RunUsage()
-        self._sink = sink
-
-    async def say(self, text: str) -> None:
-        """Show one message (redacted and trimmed) and keep it for the result."""
-        shown = trim(redact(text), SHOWN_CHARS)
-        self.transcript.append(shown)
-        if self._sink is not None:
-            await self._sink(shown)
-
-    async def call(self, name: str, args: Mapping[str, Any], work: Awaitable[str]) -> str:
-        """Run one tool call: its result, or its ToolError as a failed result the model sees."""
-        try:
-            result = await work
-        except ToolError as exc:
-            message = str(exc)
-            self._record(name, args, f"error: {message}")
-            await self.say(f"error: {message}")
-            raise ToolFailed(message) from None
-        self._record(name, args, result)
-        await self.say(result)
-        return result
-
-    def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
-        if self.stuck.record(name, args, result) and self.stuck_on is None:
-            self.stuck_on = name
-
-    async def narrate(self, response: ModelResponse) -> None:
-        """Show what the model said and which tools it called."""
-        for part in response.parts:
-            if isinstance(part, TextPart) and part.content.strip():
-                await self.say(part.content.strip())
-            elif isinstance(part, ToolCallPart):
-                await self.say(_describe_call(part.tool_name, part.args_as_dict()))
-
-    async def report_retries(self, request: ModelRequest) -> None:
-        """Show the retry prompts pydantic-ai sends back (unknown tools, invalid arguments)."""
-        for part in request.parts:
-            if isinstance(part, ToolReturnPart) and part.outcome == "retried":
-                text = part.model_response_str(wrap_if_error=False)
-                await self.say(f"retry {part.tool_name}: {text}")
-            elif isinstance(part, RetryFeedbackPart):
-                await self.say(f"retry: {part.model_response()}")
-
-
-# -- the tools, as the model sees them ----------------------------------------------------------
-
-
-async def read_file(
-    ctx: RunContext[_Session], path: str, offset: int = 0, limit: int | None = None
-) -> str:
-    """The tool the model calls; see TOOL_DESCRIPTIONS.
-
-    Args:
-        path: the file, relative to the repository root
-        offset: lines to skip from the start
-        limit: the most lines to show (omit for as many as fit)
-    """
-    args = {"path": path, "offset": offset, "limit": limit}
-    return await ctx.deps.call("read_file", args, ctx.deps.tools.read_file(path, offset, limit))
-
-
-async def list_dir(ctx: RunContext[_Session], path: str = ".", depth: int = 1) -> str:
-    """The tool the model calls; see TOOL_DESCRIPTIONS.
-
-    Args:
-        path: the directory, relative to the repository root
-        depth: how many levels to list (1 = only its entries)
-    """
-    args = {"path": path, "depth": depth}
-    return await ctx.deps.call("list_dir", args, ctx.deps.tools.list_dir(path, depth))
-
-
-async def search(
-    ctx: RunContext[_Session],
-    pattern: str,
-    glob: str = "",
-    regex: bool = False,
-    path: str = ".",
-) -> str:
-    """The tool the model calls; see TOOL_DESCRIPTIONS.
-
-    Args:
-        pattern: the text to find; empty to list the files matching glob
-        glob: which files to search, e.g. '*.py' or 'src/**/*.ts' (default: all)
-        regex: whether pattern is a Python regular expression
-        path: the directory to search under, relative to the repository root
-    """
-    args = {"pattern": pattern, "glob": glob, "regex": regex, "path": path}
-    options: dict[str, Any] = {"regex": regex, "path": path}
-    if glob:
-        options["glob"] = glob
-    return await ctx.deps.call("search", args, ctx.deps.tools.search(pattern, **options))
-
-
-async def write_file(ctx: RunContext[_Session], path: str, content: str) -> str:
-    """The tool the model calls; see TOOL_DESCRIPTIONS.
-
-    Args:
-        path: the file, relative to the repository root
-        content: the whole new content of the file
-    """
-    args = {"path": path, "content": content}
-    return await ctx.deps.call("write_file", args, ctx.deps.tools.write_file(path, content))
-
-
-async def edit_file(ctx: RunContext[_Session], path: str, old: str, new: str) -> str:
-    """The tool the model calls; see TOOL_DESCRIPTIONS.
-
-    Args:
-        path: the file, relative to the repository root
-        old: the exact text to replace, occurring once in the file
-        new: the text to put in its place
-    """
-    args = {"path": path, "old": old, "new": new}
-    return await ctx.deps.call("edit_file", args, ctx.deps.tools.edit_file(path, old, new))
-
-
-async def run_command(ctx: RunContext[_Session], command: str, timeout: float | None = None) -> str:
-    """The tool the model calls; see TOOL_DESCRIPTIONS.
-
-    Args:
-        command: the shell command, run with /bin/sh in the repository root
-        timeout: seconds before the command is stopped (omit for the default)
-    """
-    args = {"command": command, "timeout": timeout}
-    return await ctx.deps.call("run_command", args, ctx.deps.tools.run_command(command, timeout))
-
-
-_TOOLS = (read_file, list_dir, search, write_file, edit_file, run_command)
 
 
 # -- the backend --------------------------------------------------------------------------------
@@ -319,23 +168,24 @@ class EmbeddedBackend:
         self.spec, self.sandbox, self.provider = spec, sandbox, spec.provider
         self.prices, self.clock = prices, clock
         self.limits = limits
-        self.model = _RetryingModel(
+        self.model = RetryingModel(
             model,
             clock=clock,
             breakers=breakers,
             provider=spec.provider,
             attempts=limits.model_attempts,
         )
-        self._agent: Agent[_Session, _Finished | str] = Agent(
+        self._agent: Agent[Session, Finished | str] = Agent(
             self.model,
-            deps_type=_Session,
-            output_type=[ToolOutput(_finish, name="finish"), str],
+            deps_type=Session,
+            output_type=[ToolOutput(finish, name="finish"), str],
             instructions=INSTRUCTIONS,
+            model_settings=ModelSettings(max_tokens=limits.max_output_tokens),
             tools=[
                 # Sequential: the model may write a file and run the tests in one response, and
                 # expects them to happen in that order.
                 Tool(tool, description=TOOL_DESCRIPTIONS[tool.__name__], sequential=True)
-                for tool in _TOOLS
+                for tool in TOOLS
             ],
             retries={"tools": TOOL_RETRIES, "output": TOOL_RETRIES},
             name="blitz-embedded",
@@ -345,11 +195,11 @@ class EmbeddedBackend:
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
         seconds = min(request.timeout, self.limits.wall_time)
-        session: _Session | None = None
+        session: Session | None = None
         deadline = asyncio.timeout(seconds)
         try:
             tools = AgentTools(request.worktree, limits=self.limits.tool, sandbox=self.sandbox)
-            session = _Session(tools, StuckDetector(self.limits.stuck_repeats), on_message)
+            session = Session(tools, StuckDetector(self.limits.stuck_repeats), on_message)
             async with deadline:
                 result = await self._drive(request, session)
         except TimeoutError as exc:
@@ -367,15 +217,48 @@ class EmbeddedBackend:
             usage=self._usage(session.usage),
         )
 
-    async def _drive(self, request: AgentRequest, session: _Session) -> AgentResult:
+    async def _drive(self, request: AgentRequest, session: Session) -> AgentResult:
+        """The run: the agent's turns, and up to :data:`TEXT_REASKS` re-asks in the same
+        conversation when the model answers with no tool call or its output degenerates."""
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
+        model = TextCallingModel(self.model)
+        prompt: str | None = task_prompt(request)
+        history: list[ModelMessage] | None = None
+        reasks = 0
+        async with self.model:
+            while True:
+                ended = await self._turns(request, session, budget, model, prompt, history)
+                if isinstance(ended, AgentResult):
+                    return ended
+                correction = _correction(ended, model, session)
+                if correction is None or reasks >= TEXT_REASKS:
+                    return _gave_up(ended, model, session)
+                reasks += 1
+                await session.say(f"re-asked: {correction.splitlines()[0]}")
+                history, prompt = _continued(ended.messages, correction)
+
+    async def _turns(
+        self,
+        request: AgentRequest,
+        session: Session,
+        budget: Budget,
+        model: TextCallingModel,
+        prompt: str | None,
+        history: list[ModelMessage] | None,
+    ) -> AgentResult | _Stopped:
+        """One agent run over ``history`` plus ``prompt``, the usage carried over: its result, or
+        how it stopped short of one."""
         # pydantic-ai's own request limit is a backstop; the checks below stop the run first.
         usage_limits = UsageLimits(request_limit=self.limits.max_turns + 1)
-        output: _Finished | str | None = None
-        async with (
-            self.model,
-            self._agent.iter(task_prompt(request), deps=session, usage_limits=usage_limits) as run,
-        ):
+        output: Finished | str | None = None
+        async with self._agent.iter(
+            prompt,
+            message_history=history,
+            deps=session,
+            model=model,
+            usage=session.usage,
+            usage_limits=usage_limits,
+        ) as run:
             try:
                 async for node in run:
                     if Agent.is_call_tools_node(node):
@@ -391,18 +274,18 @@ class EmbeddedBackend:
                             return AgentResult(ok=False, error=stop)
                     elif Agent.is_end_node(node):
                         output = node.data.output
+            except ModelOutputError as exc:
+                if exc.failure.reason not in DEGENERATE:
+                    raise
+                run.usage.requests += 1  # the stopped answer was a turn too, for the turn limit
+                return _Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage
-        if isinstance(output, _Finished):
+        if isinstance(output, Finished):
             return AgentResult(ok=True, summary=output.summary or "(no summary given)")
-        text = " ".join((output or "").split())
-        if not text:
-            return AgentResult(ok=False, error="the agent stopped without calling finish")
-        return AgentResult(
-            ok=False, error=f"the agent stopped without calling finish: {excerpt(text, 600)}"
-        )
+        return _Stopped(messages=run.all_messages(), text=" ".join((output or "").split()))
 
-    def _stop_reason(self, usage: RunUsage, budget: Budget, session: _Session) -> str:
+    def _stop_reason(self, usage: RunUsage, budget: Budget, session: Session) -> str:
         """Why the run must not make another model request ("" when it may)."""
         limits = self.limits
         if session.stuck_on is not None:
@@ -442,56 +325,62 @@ class EmbeddedBackend:
         )
 
 
-class _RetryingModel(WrapperModel):
-    """A model whose requests go through :func:`call_with_retries`: transient failures are retried
-    with backoff on the clock, and every outcome reaches the provider's circuit breaker."""
+# -- re-asks ------------------------------------------------------------------------------------
 
-    def __init__(
-        self,
-        wrapped: Model,
-        *,
-        clock: Clock,
-        breakers: BreakerBoard | None,
-        provider: str,
-        attempts: int,
-    ) -> None:
-        super().__init__(wrapped)
-        self._clock = clock
-        self._breakers = breakers
-        self._provider_name = provider
-        self._attempts = attempts
 
-    async def request(
-        self,
-        messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        model_request_parameters: ModelRequestParameters,
-    ) -> ModelResponse:
-        return await call_with_retries(
-            lambda: self.wrapped.request(messages, model_settings, model_request_parameters),
-            clock=self._clock,
-            breakers=self._breakers,
-            provider=self._provider_name,
-            max_attempts=self._attempts,
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Stopped:
+    """A run that ended short of a result: the model answered ``text`` and called no tool, or
+    its output degenerated (``degenerate``: repeating itself, or too long); ``messages`` is the
+    conversation so far."""
+
+    messages: list[ModelMessage]
+    text: str = ""
+    degenerate: ModelOutputError | None = None
+
+
+def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) -> str | None:
+    """What to tell the model when re-asking it (None: the run ends as it stopped)."""
+    if stopped.degenerate is not None:
+        repeating = stopped.degenerate.failure.reason == "repeating"
+        what = "repeated itself" if repeating else "went on too long"
+        return (
+            f"Your last answer {what} and was stopped. Answer again,"
+            " shorter: make the next tool call, or call finish if the task is done."
         )
+    if model.failed:
+        errors = "\n".join(f"- {error}" for error in model.failed)
+        return (
+            f"Your message tried to call a tool, but the call could not be made:\n{errors}\n"
+            "Write the call again, correctly."
+        )
+    if session.calls == 0:
+        return how_to_call_tools(model.offered)
+    return None
 
 
-# -- text ---------------------------------------------------------------------------------------
+def _gave_up(stopped: _Stopped, model: TextCallingModel, session: Session) -> AgentResult:
+    """The result of a run that stopped short and is not (or no longer) re-asked; degenerate
+    output ends it with its error (bad output: another attempt may do better)."""
+    if stopped.degenerate is not None:
+        raise stopped.degenerate
+    text = excerpt(stopped.text, 600) if stopped.text else "(no text)"
+    if session.calls == 0:
+        return AgentResult(ok=False, error=f"the model never called a tool: {text}")
+    if model.failed:
+        errors = "; ".join(model.failed)
+        return AgentResult(ok=False, error=f"the model's tool calls could not be made: {errors}")
+    if not stopped.text:
+        return AgentResult(ok=False, error="the agent stopped without calling finish")
+    return AgentResult(ok=False, error=f"the agent stopped without calling finish: {text}")
 
 
-def _describe_call(name: str, args: Mapping[str, Any]) -> str:
-    """One line for a tool call: ``$ pytest -q``, ``write_file src/x.py``."""
-    if name == "run_command":
-        return f"$ {args.get('command', '')}"
-    if name == "finish":
-        return f"finish: {args.get('summary', '')}"
-    if name in ("read_file", "list_dir", "write_file", "edit_file"):
-        path = args.get("path", "")
-        extra = {k: v for k, v in args.items() if k not in ("path", "content", "old", "new")}
-        shown = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, 0, 1))
-        return f"{name} {path} {shown}".rstrip()
-    if name == "search":
-        where = args.get("path") or "."
-        glob = f" ({args['glob']})" if args.get("glob") else ""
-        return f"search {args.get('pattern', '')!r} in {where}{glob}"
-    return f"{name} {json.dumps(dict(args), default=str)}"
+def _continued(
+    messages: list[ModelMessage], correction: str
+) -> tuple[list[ModelMessage], str | None]:
+    """The history and the prompt that carry on ``messages`` with ``correction``: a history
+    ending in a request (the one whose answer failed) gets the correction in that request."""
+    if messages and isinstance(last := messages[-1], ModelRequest):
+        asked = replace(last, parts=[*last.parts, UserPromptPart(correction)])
+        return [*messages[:-1], asked], None
+    return list(messages), correction

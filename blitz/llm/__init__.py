@@ -7,6 +7,11 @@
 * :mod:`.errors` - what a failure means (transient, config, bad output, other);
   :mod:`.retries` the single retry loop with the provider's circuit breaker, following the one
   retry and waiting policy of :mod:`blitz.waiting`.
+* :mod:`.text_tools` - tool calls a model wrote as text (``<tool_call>`` tags, fenced or bare
+  JSON), found and checked against the tool's JSON schema, and the correction for a model that
+  wrote none; :mod:`.text_calls` the model wrapper that turns them into tool calls (and asks a
+  server that refuses tool definitions without them); :mod:`.retrying_model` a model whose every
+  request goes through :func:`call_with_retries`.
 
 Invariant: SDK clients never retry (``max_retries=0``); :func:`call_with_retries` is the only
 place a model call is repeated, so ``max_attempts`` bounds the HTTP requests of a logical call.

@@ -5,11 +5,18 @@ shapes of the replies they script."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
+
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 
 from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
 from blitz.breaker import BreakerBoard
 from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
+from blitz.llm.errors import ProviderConfigError, ProviderFailure
 from blitz.llm.usage import DEFAULT_PRICES, Price
 from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ModelServer
@@ -44,6 +51,7 @@ def backend(
     key: str = KEY,
     clock: InstantClock | None = None,
     breakers: BreakerBoard | None = None,
+    wrap: Callable[[Model], Model] | None = None,
     **limits: Any,
 ) -> EmbeddedBackend:
     if model == COMPATIBLE:
@@ -52,8 +60,9 @@ def backend(
     config = ProviderConfig(
         anthropic_api_key=key, anthropic_base_url=server.url, compatible_api_key=key
     )
+    built = build_model(spec, config)
     return EmbeddedBackend(
-        model=build_model(spec, config),
+        model=wrap(built) if wrap is not None else built,
         spec=spec,
         prices=PRICES,
         clock=clock or InstantClock(),
@@ -72,3 +81,26 @@ def finish(summary: str = "Added hello().", **condition: Any) -> dict[str, Any]:
 
 def tool_results(server: ModelServer) -> str:
     return "\n".join(request.tool_results for request in server.requests)
+
+
+class RefusingSchemas(WrapperModel):
+    """The model, except that a request defining tools is refused as llama.cpp refuses a schema
+    its grammar converter cannot type, classified ``request_shape`` (helper B's classification
+    of that 400; until it lands, constructed here)."""
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        if model_request_parameters.function_tools:
+            failure = ProviderFailure(
+                kind="config",
+                status=400,
+                retry_after=None,
+                reason="request_shape",
+                message="Unable to generate parser for this template. JSON schema error at #/a",
+            )
+            raise ProviderConfigError(failure)
+        return await self.wrapped.request(messages, model_settings, model_request_parameters)

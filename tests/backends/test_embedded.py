@@ -272,7 +272,14 @@ async def test_a_response_cut_off_at_the_token_limit_fails_the_attempt(worktree:
 async def test_stopping_without_finish_fails_with_what_the_model_said(
     server: ModelServer, worktree: Path
 ) -> None:
-    server.add({"reply": {"text": "I cannot find   the file\nto change."}})
+    # Having looked around (a model that never calls a tool is re-asked: test_text_calls.py).
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("list_dir")]}},
+        {
+            "match_tool_result": "README.md",
+            "reply": {"text": "I cannot find   the file\nto change."},
+        },
+    )
 
     result = await backend(server).run(task(worktree))
 
@@ -280,7 +287,8 @@ async def test_stopping_without_finish_fails_with_what_the_model_said(
     assert result.error == (
         "the agent stopped without calling finish: I cannot find the file to change."
     )
-    assert result.messages == ("I cannot find   the file\nto change.",)
+    assert result.messages[-1] == "I cannot find   the file\nto change."
+    assert len(server.requests) == 2  # not re-asked: it had called tools, and chose to stop
 
 
 # -- limits -------------------------------------------------------------------------------------

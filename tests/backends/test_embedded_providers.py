@@ -122,7 +122,8 @@ async def test_a_stream_cut_mid_response_every_time_is_an_outage(
 
     assert not result.ok and result.unavailable and not result.crashed
     assert len(server.requests) == 4
-    assert all(request.stream for request in server.requests)
+    # Streamed or not is the model layer's choice (pydantic-ai streams Anthropic calls only
+    # without a max_tokens); a cut either way is the same outage.
 
 
 async def test_a_missing_worktree_is_a_crash(server: ModelServer, tmp_path: Path) -> None:

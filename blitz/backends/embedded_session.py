@@ -1,0 +1,215 @@
+"""One run of the embedded agent as its tools see it: the :class:`Session` handed to them as
+pydantic-ai's ``deps`` (the worktree's tools, the stuck detector, the messages shown so far), and
+the tool functions the model calls, each a thin shim over :class:`~blitz.backends.tools.AgentTools`
+that records its call for the stuck detector and shows its result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai import RunContext
+from pydantic_ai.exceptions import ToolFailed
+from pydantic_ai.messages import (
+    ModelRequest,
+    ModelResponse,
+    RetryFeedbackPart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.usage import RunUsage
+
+from blitz.backends.base import MessageSink, trim
+from blitz.backends.tools import AgentTools, StuckDetector, ToolError
+from blitz.redact import redact
+
+MESSAGES_KEPT = 20
+"""Messages of the run kept in :attr:`AgentResult.messages`, the newest ones."""
+
+SHOWN_CHARS = 800
+"""Characters of one streamed message (a tool result, say); longer ones lose their middle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What the ``finish`` tool returns: the run's output when the agent is done."""
+
+    summary: str
+
+
+def finish(summary: str) -> Finished:
+    """Call this when the task is done; it ends your work, so call it once, after your last change.
+
+    Args:
+        summary: what you changed and why, in a few sentences
+    """
+    return Finished(summary.strip())
+
+
+class Session:
+    """The state of one run, handed to the tools as pydantic-ai's ``deps``: the worktree's tools,
+    the stuck detector, the messages shown so far, and how many tool calls the model made."""
+
+    def __init__(self, tools: AgentTools, stuck: StuckDetector, sink: MessageSink | None) -> None:
+        self.tools = tools
+        self.stuck = stuck
+        self.stuck_on: str | None = None  # the tool whose call repeated itself
+        self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
+        self.usage = RunUsage()
+        self.calls = 0  # tool calls the model made, finish included, in every form
+        self._sink = sink
+
+    async def say(self, text: str) -> None:
+        """Show one message (redacted and trimmed) and keep it for the result."""
+        shown = trim(redact(text), SHOWN_CHARS)
+        self.transcript.append(shown)
+        if self._sink is not None:
+            await self._sink(shown)
+
+    async def call(self, name: str, args: Mapping[str, Any], work: Awaitable[str]) -> str:
+        """Run one tool call: its result, or its ToolError as a failed result the model sees."""
+        try:
+            result = await work
+        except ToolError as exc:
+            message = str(exc)
+            self._record(name, args, f"error: {message}")
+            await self.say(f"error: {message}")
+            raise ToolFailed(message) from None
+        self._record(name, args, result)
+        await self.say(result)
+        return result
+
+    def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
+        if self.stuck.record(name, args, result) and self.stuck_on is None:
+            self.stuck_on = name
+
+    async def narrate(self, response: ModelResponse) -> None:
+        """Show what the model said and which tools it called."""
+        for part in response.parts:
+            if isinstance(part, TextPart) and part.content.strip():
+                await self.say(part.content.strip())
+            elif isinstance(part, ToolCallPart):
+                self.calls += 1
+                await self.say(describe_call(part.tool_name, part.args_as_dict()))
+
+    async def report_retries(self, request: ModelRequest) -> None:
+        """Show the retry prompts pydantic-ai sends back (unknown tools, invalid arguments)."""
+        for part in request.parts:
+            if isinstance(part, ToolReturnPart) and part.outcome == "retried":
+                text = part.model_response_str(wrap_if_error=False)
+                await self.say(f"retry {part.tool_name}: {text}")
+            elif isinstance(part, RetryFeedbackPart):
+                await self.say(f"retry: {part.model_response()}")
+
+
+# -- the tools, as the model sees them ----------------------------------------------------------
+
+
+async def read_file(
+    ctx: RunContext[Session], path: str, offset: int = 0, limit: int | None = None
+) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        path: the file, relative to the repository root
+        offset: lines to skip from the start
+        limit: the most lines to show (omit for as many as fit)
+    """
+    args = {"path": path, "offset": offset, "limit": limit}
+    return await ctx.deps.call("read_file", args, ctx.deps.tools.read_file(path, offset, limit))
+
+
+async def list_dir(ctx: RunContext[Session], path: str = ".", depth: int = 1) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        path: the directory, relative to the repository root
+        depth: how many levels to list (1 = only its entries)
+    """
+    args = {"path": path, "depth": depth}
+    return await ctx.deps.call("list_dir", args, ctx.deps.tools.list_dir(path, depth))
+
+
+async def search(
+    ctx: RunContext[Session],
+    pattern: str,
+    glob: str = "",
+    regex: bool = False,
+    path: str = ".",
+) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        pattern: the text to find; empty to list the files matching glob
+        glob: which files to search, e.g. '*.py' or 'src/**/*.ts' (default: all)
+        regex: whether pattern is a Python regular expression
+        path: the directory to search under, relative to the repository root
+    """
+    args = {"pattern": pattern, "glob": glob, "regex": regex, "path": path}
+    options: dict[str, Any] = {"regex": regex, "path": path}
+    if glob:
+        options["glob"] = glob
+    return await ctx.deps.call("search", args, ctx.deps.tools.search(pattern, **options))
+
+
+async def write_file(ctx: RunContext[Session], path: str, content: str) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        path: the file, relative to the repository root
+        content: the whole new content of the file
+    """
+    args = {"path": path, "content": content}
+    return await ctx.deps.call("write_file", args, ctx.deps.tools.write_file(path, content))
+
+
+async def edit_file(ctx: RunContext[Session], path: str, old: str, new: str) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        path: the file, relative to the repository root
+        old: the exact text to replace, occurring once in the file
+        new: the text to put in its place
+    """
+    args = {"path": path, "old": old, "new": new}
+    return await ctx.deps.call("edit_file", args, ctx.deps.tools.edit_file(path, old, new))
+
+
+async def run_command(ctx: RunContext[Session], command: str, timeout: float | None = None) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        command: the shell command, run with /bin/sh in the repository root
+        timeout: seconds before the command is stopped (omit for the default)
+    """
+    args = {"command": command, "timeout": timeout}
+    return await ctx.deps.call("run_command", args, ctx.deps.tools.run_command(command, timeout))
+
+
+TOOLS = (read_file, list_dir, search, write_file, edit_file, run_command)
+
+
+# -- text ---------------------------------------------------------------------------------------
+
+
+def describe_call(name: str, args: Mapping[str, Any]) -> str:
+    """One line for a tool call: ``$ pytest -q``, ``write_file src/x.py``."""
+    if name == "run_command":
+        return f"$ {args.get('command', '')}"
+    if name == "finish":
+        return f"finish: {args.get('summary', '')}"
+    if name in ("read_file", "list_dir", "write_file", "edit_file"):
+        path = args.get("path", "")
+        extra = {k: v for k, v in args.items() if k not in ("path", "content", "old", "new")}
+        shown = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, 0, 1))
+        return f"{name} {path} {shown}".rstrip()
+    if name == "search":
+        where = args.get("path") or "."
+        glob = f" ({args['glob']})" if args.get("glob") else ""
+        return f"search {args.get('pattern', '')!r} in {where}{glob}"
+    return f"{name} {json.dumps(dict(args), default=str)}"

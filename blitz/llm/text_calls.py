@@ -1,0 +1,226 @@
+"""A model wrapper for models that write their tool calls as text.
+
+:class:`TextCallingModel` wraps the model of one agent run. A response with no ``ToolCallPart``
+whose text holds calls to the tools the request offered (its function tools and output tools,
+found by :func:`~blitz.llm.text_tools.find_tool_calls`) comes back with those calls as
+``ToolCallPart``\\ s, each with a fresh id, and the text outside them as a ``TextPart`` when it is
+not blank. pydantic-ai then validates and runs them like any call made through the interface: a
+call whose arguments break the tool's schema gets pydantic-ai's retry prompt.
+
+Calls that cannot be made at all (unreadable JSON, a tool that is not offered) are left in the text
+and listed in :attr:`TextCallingModel.failed`, for the agent to re-ask with their errors.
+
+**Text tool mode.** A server that refuses the request's shape (a tool schema its grammar converter
+cannot type, a model without tool support: :func:`refuses_request_shape`) gets the same request
+again without tool definitions, with :func:`~blitz.llm.text_tools.tool_calling_instructions` added
+to the instructions and the conversation's earlier calls and results written as text
+(``<tool_call>`` / ``<tool_response>``, the way Qwen's chat template renders them). The mode is
+sticky for the rest of the run; when that request is refused too, the first refusal stands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from pydantic_ai.messages import (
+    InstructionPart,
+    ModelMessage,
+    ModelRequest,
+    ModelRequestPart,
+    ModelResponse,
+    ModelResponsePart,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+
+from blitz.llm.errors import ProviderConfigError
+from blitz.llm.text_tools import TextToolCall, find_tool_calls, tool_calling_instructions
+
+_EMPTY_WRAPPERS = re.compile(r"</?tool_call>|```[\w+.-]*\s*```", re.I)
+
+SHAPE_STATUSES = (400, 422)
+"""Statuses of a refused request (older classifications: a refusal that mentions tools)."""
+
+
+def refuses_request_shape(exc: BaseException) -> bool:
+    """Whether ``exc`` is a server refusing the request's shape (its tools or schemas), which a
+    request without tool definitions may get past."""
+    if not isinstance(exc, ProviderConfigError):
+        return False
+    failure = exc.failure
+    if failure.reason == "request_shape":
+        return True
+    return failure.status in SHAPE_STATUSES and "tool" in failure.message.lower()
+
+
+def offered_tools(params: ModelRequestParameters) -> dict[str, dict[str, Any]]:
+    """The tools a request offers, by name, with the JSON schema of their parameters."""
+    return {
+        tool.name: dict(tool.parameters_json_schema)
+        for tool in (*params.function_tools, *params.output_tools)
+    }
+
+
+class TextCallingModel(WrapperModel):
+    """The model of one agent run, reading tool calls written as text; see the module docstring.
+
+    ``offered`` is what the last request offered, ``failed`` the errors of the call attempts in
+    the last response when none of them could be made, ``text_mode`` whether requests go out
+    without tool definitions.
+    """
+
+    def __init__(self, wrapped: Model) -> None:
+        super().__init__(wrapped)
+        self.offered: dict[str, dict[str, Any]] = {}
+        self.failed: list[str] = []
+        self.text_mode = False
+        self._descriptions: dict[str, str] = {}
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        params = model_request_parameters
+        self.offered = offered_tools(params)
+        self._descriptions = {
+            tool.name: tool.description or ""
+            for tool in (*params.function_tools, *params.output_tools)
+        }
+        if self.text_mode:
+            response = await self._request_as_text(messages, model_settings, params)
+        else:
+            try:
+                response = await self.wrapped.request(messages, model_settings, params)
+            except ProviderConfigError as refusal:
+                if not (self.offered and refuses_request_shape(refusal)):
+                    raise
+                self.text_mode = True
+                try:
+                    response = await self._request_as_text(messages, model_settings, params)
+                except ProviderConfigError:
+                    raise refusal from None
+        return self._with_calls(response)
+
+    async def _request_as_text(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        params: ModelRequestParameters,
+    ) -> ModelResponse:
+        """The request without tool definitions, the tools described in the instructions."""
+        how = tool_calling_instructions(self.offered, self._descriptions)
+        bare = replace(
+            params,
+            function_tools=[],
+            output_tools=[],
+            output_mode="text",
+            allow_text_output=True,
+            tool_visibility=None,
+            instruction_parts=_with_instructions(params.instruction_parts, how),
+        )
+        return await self.wrapped.request(_as_text(messages), model_settings, bare)
+
+    def _with_calls(self, response: ModelResponse) -> ModelResponse:
+        """``response`` with the calls its text holds as ``ToolCallPart``\\ s."""
+        self.failed = []
+        if any(isinstance(part, ToolCallPart) for part in response.parts) or not self.offered:
+            return response
+        texts = [part.content for part in response.parts if isinstance(part, TextPart)]
+        text = "\n\n".join(texts)
+        found = find_tool_calls(text, self.offered)
+        usable = [call for call in found if call.readable]
+        if not usable:
+            self.failed = [call.error for call in found if call.error]
+            return response
+        others = [part for part in response.parts if not isinstance(part, TextPart)]
+        parts: list[ModelResponsePart] = [*others]
+        prose = _outside(text, usable)
+        if prose.strip():
+            parts.append(TextPart(prose.strip()))
+        parts.extend(
+            ToolCallPart(call.name or "", call.arguments, tool_call_id=_fresh_id())
+            for call in usable
+        )
+        return replace(response, parts=parts)
+
+
+def _with_instructions(parts: list[InstructionPart] | None, how: str) -> list[InstructionPart]:
+    """``parts`` with ``how`` added to the last one: one system message, which every chat template
+    accepts (some refuse a system message that is not the first)."""
+    if not parts:
+        return [InstructionPart(content=how)]
+    last = parts[-1]
+    return [*parts[:-1], replace(last, content=f"{last.content}\n\n{how}")]
+
+
+def _outside(text: str, calls: Sequence[TextToolCall]) -> str:
+    """``text`` without the spans of ``calls``, and without the tags and fences left empty."""
+    kept, position = [], 0
+    for call in calls:
+        start, end = call.span
+        kept.append(text[position:start])
+        position = max(position, end)
+    kept.append(text[position:])
+    return _EMPTY_WRAPPERS.sub("", "".join(kept))
+
+
+def _fresh_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def _as_text(messages: Sequence[ModelMessage]) -> list[ModelMessage]:
+    """The conversation with its tool calls and results written as text, for a request that
+    defines no tools (a server may refuse calls to tools it was not told of)."""
+    written: list[ModelMessage] = []
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            parts: list[ModelResponsePart] = [
+                TextPart(_tag("tool_call", _call_json(part)))
+                if isinstance(part, ToolCallPart)
+                else part
+                for part in message.parts
+            ]
+            written.append(replace(message, parts=_merged_text(parts)))
+        elif isinstance(message, ModelRequest):
+            request_parts: list[ModelRequestPart] = [
+                UserPromptPart(_tag("tool_response", part.model_response_str()))
+                if isinstance(part, ToolReturnPart)
+                else part
+                for part in message.parts
+            ]
+            written.append(replace(message, parts=request_parts))
+        else:
+            written.append(message)
+    return written
+
+
+def _call_json(part: ToolCallPart) -> str:
+    return json.dumps({"name": part.tool_name, "arguments": part.args_as_dict()})
+
+
+def _tag(name: str, content: str) -> str:
+    return f"<{name}>\n{content}\n</{name}>"
+
+
+def _merged_text(parts: list[ModelResponsePart]) -> list[ModelResponsePart]:
+    """Adjacent text parts as one, the way a model writes them."""
+    merged: list[ModelResponsePart] = []
+    for part in parts:
+        last = merged[-1] if merged else None
+        if isinstance(part, TextPart) and isinstance(last, TextPart):
+            merged[-1] = TextPart(f"{last.content}\n{part.content}")
+        else:
+            merged.append(part)
+    return merged

@@ -1,0 +1,433 @@
+"""Tool calls a model wrote as text instead of through the tool-calling interface.
+
+Small local models (Qwen2.5-Coder served by llama.cpp or Ollama, say) often answer a request that
+offers tools by writing the call into their message: in ``<tool_call>`` tags as their chat
+template asks (several in one message, the last perhaps unclosed, sometimes with the template's
+doubled braces ``{{...}}``), in a fenced json block, or as a bare JSON object
+``{"name": ..., "arguments": {...}}``. :func:`find_tool_calls` finds those calls and checks their
+arguments against the tool's JSON schema; :func:`how_to_call_tools` is what to tell a model that
+wrote neither a call nor anything that can be read as one.
+
+Pure functions over text and JSON schemas, no model framework. A ``<tool_call>`` tag is always
+meant as a call, so whatever is wrong with one (unreadable JSON, a tool that is not offered) comes
+back as a call with an error for the model. JSON elsewhere counts only when it names an offered
+tool and carries arguments, so prose, code or a fenced ``package.json`` never becomes a call.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonschema
+
+Form = Literal["tag", "fence", "json"]
+"""How a call was written: in ``<tool_call>`` tags, in a fenced block, or as bare JSON."""
+
+ARGUMENT_KEYS = ("arguments", "parameters", "args")
+"""The keys a call's arguments go by, in the order they are looked for."""
+
+JSON_FENCES = frozenset({"", "json", "jsonc", "json5", "tool_call", "tool_code"})
+"""Fence languages whose content may be a call; other fences (```python, ```sh) are code."""
+
+MAX_ERRORS = 3
+"""Schema errors reported per call: the first few say enough to fix it."""
+
+SCAN_BUDGET = 4_000_000
+"""Characters the scanner may look at and parse for one text (a model's message is far
+shorter): bounded work on hostile input, where bracket after bracket fails to parse."""
+
+_TAG = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S | re.I)
+_FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+_OPENER = re.compile(r"[{\[]")
+_SPECIAL = re.compile(r"[{}\[\]\"'\\]")
+_NAMED = re.compile(r"""(?<!\w)["']?name["']?\s*:\s*["']([\w.-]+)["']""")
+_DECODER = json.JSONDecoder(strict=False)  # models put raw newlines in strings (file contents)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextToolCall:
+    """A tool call found in a model's text.
+
+    ``name`` is None when the call could not be read at all; ``error`` is what to tell the model
+    when the call cannot be made as written (None when it can); ``span`` is where in the text the
+    call was written. ``readable`` says the call names an offered tool and its arguments are a
+    JSON object: it can be handed to the tool's own validation even when ``error`` says they
+    break its schema.
+    """
+
+    name: str | None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    form: Form
+    span: tuple[int, int]
+    readable: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def find_tool_calls(text: str, offered: Mapping[str, Mapping[str, Any]]) -> list[TextToolCall]:
+    """The tool calls written in ``text``, in order; ``offered`` maps each tool the model may call
+    to the JSON schema of its parameters. Calls that cannot be made carry an ``error``."""
+    calls: list[TextToolCall] = []
+    budget = _Budget(SCAN_BUDGET)
+    rest = text
+    for tag in _TAG.finditer(text):
+        # A tag holding no JSON at all is prose about tags ("write it in <tool_call> tags").
+        calls.extend(_calls_in(text, *tag.span(1), "tag", offered, budget))
+        rest = _blank(rest, *tag.span())
+    for fence in _FENCE.finditer(rest):
+        if fence.group(1).lower() in JSON_FENCES:
+            calls.extend(_calls_in(rest, *fence.span(2), "fence", offered, budget))
+        rest = _blank(rest, *fence.span())
+    calls.extend(_calls_in(rest, 0, len(rest), "json", offered, budget))
+    return sorted(calls, key=lambda call: call.span)
+
+
+def how_to_call_tools(offered: Mapping[str, Mapping[str, Any]]) -> str:
+    """The correction for a model that answered with neither a tool call nor a recognisable one:
+    how to write a call, with an example, and every offered tool's parameters."""
+    if not offered:
+        return "No tools are available in this conversation; answer in plain text."
+    return (
+        "Your message called no tool, or none in a form that could be read. To act, call a tool:"
+        " through the tool-calling interface if you can, or else by writing the call in your"
+        f" message {_how_to_write(offered, {})}"
+    )
+
+
+def tool_calling_instructions(
+    offered: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str] | None = None
+) -> str:
+    """Instructions for a model given no tool definitions (a server that refuses them): how to
+    call the tools by writing the calls as text, and what each tool does (``descriptions``)."""
+    if not offered:
+        return ""
+    return (
+        "Tools cannot be called through a tool-calling interface in this conversation. Call a"
+        f" tool by writing the call in your message {_how_to_write(offered, descriptions or {})}"
+    )
+
+
+def _how_to_write(offered: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str]) -> str:
+    name, arguments = _example_call(offered)
+    example = json.dumps({"name": name, "arguments": arguments})
+    tools = "\n".join(
+        f"- {signature(n, s)}"
+        + (f": {' '.join(descriptions[n].split())}" if descriptions.get(n) else "")
+        for n, s in offered.items()
+    )
+    return (
+        "as one JSON object with the tool's name and its arguments inside <tool_call>"
+        f" tags, like this:\n\n<tool_call>\n{example}\n</tool_call>\n\n"
+        "Write one <tool_call> block per call. The arguments are a JSON object (not a string)"
+        " with the parameters below (? marks an optional one):\n"
+        f"{tools}"
+    )
+
+
+def signature(name: str, schema: Mapping[str, Any]) -> str:
+    """A tool's parameters in one line for the model: ``read_file(path: string, n?: integer)``."""
+    properties = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    params = [
+        f"{key}{'' if key in required else '?'}: {_type_name(spec)}"
+        for key, spec in properties.items()
+        if isinstance(spec, Mapping)
+    ]
+    return f"{name}({', '.join(params)})"
+
+
+# -- finding calls ------------------------------------------------------------------------------
+
+
+def _calls_in(
+    text: str,
+    start: int,
+    end: int,
+    form: Form,
+    offered: Mapping[str, Mapping[str, Any]],
+    budget: _Budget,
+) -> Iterator[TextToolCall]:
+    """The calls in the JSON values between ``start`` and ``end``. In a tag every value is meant
+    as a call; elsewhere only those naming an offered tool with arguments are."""
+    meant = form == "tag"
+    position = start
+    while (opener := _OPENER.search(text, position, end)) is not None:
+        begin = opener.start()
+        close, closed = _balanced_end(text, begin, end, budget)
+        if not budget.spend(close - begin):  # reading it costs its length again
+            return  # hostile or huge text: what was found so far is all there is
+        span = (begin, close)
+        try:
+            value = _parse(text[begin:close])
+        except ValueError as exc:
+            named = _NAMED.search(text, begin, close)
+            if meant or (named is not None and named.group(1) in offered):
+                call = named.group(1) if named is not None else None
+                what = f"the call to {call}" if call else "the call"
+                problem = "is cut off" if not closed else f"is not valid JSON ({exc})"
+                yield _unreadable(form, span, f"{what} {problem}", name=call)
+                position = close
+            else:
+                position = begin + 1  # not a call; look inside it
+            continue
+        objects = _objects(value)
+        if objects is None:
+            if meant:
+                yield _unreadable(form, span, "the <tool_call> block is not a JSON object")
+            position = close
+            continue
+        for obj in objects:
+            call = _call(obj, form, span, offered)
+            if call is not None:
+                yield call
+        position = close
+
+
+def _call(
+    obj: Mapping[str, Any], form: Form, span: tuple[int, int], offered: Mapping[str, Any]
+) -> TextToolCall | None:
+    """The call ``obj`` stands for, or None when it is data that merely looks like JSON."""
+    meant = form == "tag"
+    if isinstance(obj.get("function"), Mapping):  # {"type": "function", "function": {...}}
+        obj = obj["function"]
+    name = obj.get("name")
+    key = next((k for k in ARGUMENT_KEYS if k in obj), None)
+    if not meant and (key is None or name not in offered):
+        return None
+    if not isinstance(name, str) or not name:
+        return _unreadable(form, span, 'the call has no "name" (the name of the tool to call)')
+    if name not in offered:
+        return TextToolCall(
+            name=name,
+            error=f"there is no tool named {name!r}; the tools are {', '.join(offered)}",
+            form=form,
+            span=span,
+        )
+    if key is None:  # {"name": "read_file", "path": "a.py"}: the rest are the arguments
+        raw: Any = {k: v for k, v in obj.items() if k != "name"}
+    else:
+        raw = obj[key]
+    arguments, problem = _arguments(raw)
+    readable = problem is None
+    if problem is None:
+        problem = _check(arguments, offered[name])
+    if problem is not None:
+        problem = f"invalid arguments for {name}: {problem}; its parameters: "
+        problem += signature(name, offered[name])
+    return TextToolCall(
+        name=name, arguments=arguments, error=problem, form=form, span=span, readable=readable
+    )
+
+
+def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """The arguments as an object, or what is wrong with them."""
+    if raw is None or raw == "":
+        return {}, None
+    if isinstance(raw, str):
+        try:
+            raw = _parse(raw)
+        except ValueError:
+            return {}, "the arguments are a string that is not a JSON object"
+    if not isinstance(raw, Mapping):
+        return {}, f"the arguments must be a JSON object, not {_json_type(raw)}"
+    return dict(raw), None
+
+
+def _check(arguments: dict[str, Any], schema: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``arguments`` under the tool's parameter ``schema`` (None: nothing)."""
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(arguments), key=jsonschema.exceptions.relevance)
+    if not errors:
+        return None
+    shown = []
+    for error in errors[:MAX_ERRORS]:
+        where = "/".join(str(part) for part in error.absolute_path)
+        message = _clip(error.message)
+        shown.append(f"{where}: {message}" if where else message)
+    more = len(errors) - MAX_ERRORS
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _unreadable(
+    form: Form, span: tuple[int, int], problem: str, *, name: str | None = None
+) -> TextToolCall:
+    how = ' write {"name": "<tool>", "arguments": {...}} as valid JSON'
+    hint = "; escape quotes and newlines inside strings" if "valid JSON" in problem else ""
+    return TextToolCall(name=name, error=f"{problem};{how}{hint}", form=form, span=span)
+
+
+# -- JSON in text -------------------------------------------------------------------------------
+
+
+class _Budget:
+    """The characters one text's scan may still look at."""
+
+    def __init__(self, chars: int) -> None:
+        self.left = chars
+
+    def spend(self, chars: int) -> bool:
+        """Take ``chars`` from the budget; False once it is spent."""
+        self.left -= chars
+        return self.left >= 0
+
+
+def _balanced_end(text: str, start: int, end: int, budget: _Budget) -> tuple[int, bool]:
+    """Where the bracketed value opening at ``start`` ends (exclusive), and whether it closes
+    before ``end``; strings in double or single quotes are skipped."""
+    depth = 0
+    quote: str | None = None
+    position = start
+    for match in _SPECIAL.finditer(text, start, end):
+        char, position = match.group(), match.start()
+        if not budget.spend(1):
+            return end, False
+        if quote is not None:
+            if char == quote and not _escaped(text, position):
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return position + 1, True
+    return end, False
+
+
+def _escaped(text: str, position: int) -> bool:
+    backslashes = 0
+    while position - backslashes > 0 and text[position - backslashes - 1] == "\\":
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _parse(candidate: str) -> Any:
+    """The JSON value ``candidate`` holds, read leniently: the doubled braces of a chat template
+    (``{{...}}``) and Python literals (single quotes, True) are accepted too; a ValueError
+    saying what is wrong when none of these readings works."""
+    candidate = candidate.strip()
+    readings = [candidate]
+    if candidate.startswith("{{") and candidate.endswith("}}"):
+        readings.append(candidate[1:-1])
+    if "{{" in candidate or "}}" in candidate:
+        readings.append(candidate.replace("{{", "{").replace("}}", "}"))
+    first: ValueError | None = None
+    for reading in readings:
+        try:
+            return _DECODER.decode(reading)
+        except ValueError as exc:
+            first = first or exc
+        except RecursionError:  # nested deeper than Python's stack: no call looks like that
+            first = first or ValueError("the JSON is nested too deeply")
+    try:
+        value = ast.literal_eval(candidate)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, dict | list):
+        return value
+    assert first is not None
+    raise ValueError(str(first)) from None
+
+
+def _objects(value: Any) -> list[Mapping[str, Any]] | None:
+    """The objects of a call or a list of calls; None for any other value."""
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        return value
+    return None
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    """``text`` with ``start:end`` blanked out, keeping every position where it was."""
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
+
+def _type_name(spec: Mapping[str, Any]) -> str:
+    if "enum" in spec:
+        return " | ".join(json.dumps(value) for value in spec["enum"])
+    if "const" in spec:
+        return json.dumps(spec["const"])
+    if "$ref" in spec:
+        return str(spec["$ref"]).rsplit("/", 1)[-1]
+    for key in ("anyOf", "oneOf"):
+        if key in spec:
+            return " | ".join(_type_name(s) for s in spec[key] if isinstance(s, Mapping))
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        return " | ".join(map(str, kind))
+    if kind == "array" and isinstance(spec.get("items"), Mapping):
+        return f"array of {_type_name(spec['items'])}"
+    return str(kind) if kind else "any"
+
+
+_PLACEHOLDERS: dict[str, Any] = {
+    "string": "...",
+    "integer": 1,
+    "number": 1,
+    "boolean": True,
+    "array": [],
+    "object": {},
+    "null": None,
+}
+
+
+def _example_call(offered: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The call shown as the example: one a model may copy as it is (small models do), so a tool
+    with no required parameters and its first default (``list_dir`` with ``{"path": "."}``) when
+    there is one, else the first tool with placeholders for its required parameters."""
+    for name, schema in offered.items():
+        if schema.get("required"):
+            continue
+        for key, spec in (schema.get("properties") or {}).items():
+            if isinstance(spec, Mapping) and spec.get("default") is not None:
+                return name, {key: spec["default"]}
+    name, schema = next(iter(offered.items()))
+    return name, _example_arguments(schema)
+
+
+def _example_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments for the example call: a placeholder for each required parameter."""
+    properties = schema.get("properties") or {}
+    example: dict[str, Any] = {}
+    for key in schema.get("required") or ():
+        spec = properties.get(key) or {}
+        if spec.get("examples"):
+            example[key] = spec["examples"][0]
+        elif "enum" in spec:
+            example[key] = spec["enum"][0]
+        else:
+            kinds = spec.get("type") or [s.get("type") for s in spec.get("anyOf", ())]
+            kind = kinds if isinstance(kinds, str) else next(iter(kinds or ()), "string")
+            example[key] = _PLACEHOLDERS.get(kind, "...")
+    return example
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+def _clip(message: str, limit: int = 200) -> str:
+    """A message no longer than ``limit`` (a schema error quotes the value, maybe a whole file)."""
+    if len(message) <= limit:
+        return message
+    half = (limit - 5) // 2
+    return f"{message[:half]} ... {message[-half:]}"

@@ -1,0 +1,50 @@
+"""The embedded agent against the real local model (Qwen2.5-Coder-0.5B on llama.cpp's own
+server, the session's ``local_model_server``): the protocol, not the model's skill. Every
+request the agent makes is accepted, with tool definitions and without them (text tool mode),
+and every answer stays within its output cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_helpers import Sink, task
+from embedded_helpers import InstantClock, RefusingSchemas
+
+from blitz.backends.embedded import TEXT_REASKS, EmbeddedBackend, EmbeddedLimits
+from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
+
+# The fixture comes with blitz.testing.local_server (issue 19, helper C's branch).
+pytest.importorskip("blitz.testing.local_server")
+
+TURNS = 2
+CAP = 48
+
+
+def local_backend(server: Any, *, text_mode: bool) -> EmbeddedBackend:
+    spec = parse_model(f"openai-compatible:{server.alias}@{server.base_url}")
+    model = build_model(spec, ProviderConfig(compatible_api_key="local"))
+    return EmbeddedBackend(
+        model=RefusingSchemas(model) if text_mode else model,
+        spec=spec,
+        prices=PriceTable(),
+        clock=InstantClock(),
+        limits=EmbeddedLimits(max_turns=TURNS, max_output_tokens=CAP, model_attempts=1),
+    )
+
+
+@pytest.mark.parametrize("text_mode", [False, True], ids=["tools", "text tool mode"])
+async def test_every_request_of_the_agent_is_accepted_and_every_answer_bounded(
+    local_model_server: Any, worktree: Path, text_mode: bool
+) -> None:
+    sink = Sink()
+
+    result = await local_backend(local_model_server, text_mode=text_mode).run(
+        task(worktree, timeout=600.0), sink
+    )
+
+    # Whatever the model made of the task, the machinery held: no refusal, no crash, no outage.
+    assert not result.config_error and not result.crashed and not result.unavailable, result.error
+    assert 0 < result.usage.output_tokens <= CAP * (TURNS + TEXT_REASKS)
+    assert sink.messages  # what the model said and did was shown

@@ -1,0 +1,400 @@
+"""Tool calls written as text: the forms small local models use (Qwen2.5-Coder's tags, fenced and
+bare JSON), arguments checked against the tool's schema, and the correction for everything else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from blitz.llm.text_tools import (
+    TextToolCall,
+    find_tool_calls,
+    how_to_call_tools,
+    signature,
+    tool_calling_instructions,
+)
+
+# The parameter schemas pydantic-ai builds for the embedded agent's tools (captured from it).
+OFFERED: dict[str, dict[str, Any]] = {
+    "read_file": {
+        "additionalProperties": False,
+        "properties": {
+            "path": {"type": "string"},
+            "offset": {"default": 0, "type": "integer"},
+            "limit": {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None},
+        },
+        "required": ["path"],
+        "type": "object",
+    },
+    "list_dir": {
+        "additionalProperties": False,
+        "properties": {
+            "path": {"default": ".", "type": "string"},
+            "depth": {"default": 1, "type": "integer"},
+        },
+        "type": "object",
+    },
+    "write_file": {
+        "additionalProperties": False,
+        "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["path", "content"],
+        "type": "object",
+    },
+    "run_command": {
+        "additionalProperties": False,
+        "properties": {
+            "command": {"type": "string"},
+            "timeout": {"anyOf": [{"type": "number"}, {"type": "null"}], "default": None},
+        },
+        "required": ["command"],
+        "type": "object",
+    },
+    "finish": {
+        "additionalProperties": False,
+        "properties": {"summary": {"type": "string"}},
+        "required": ["summary"],
+        "type": "object",
+    },
+}
+
+
+def calls(text: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """The valid calls found, as (name, arguments); fails on any call with an error."""
+    found = find_tool_calls(text, OFFERED)
+    assert all(call.ok for call in found), [call.error for call in found]
+    return [(call.name, call.arguments) for call in found]
+
+
+def only_error(text: str) -> TextToolCall:
+    [call] = find_tool_calls(text, OFFERED)
+    assert not call.ok
+    assert call.error
+    return call
+
+
+# -- what real small models write ---------------------------------------------------------------
+
+
+def test_qwen_tool_call_tags_several_in_one_message() -> None:
+    text = (
+        "<tool_call>\n"
+        '{"name": "list_dir", "arguments": {"path": "."}}\n'
+        "</tool_call>\n"
+        "<tool_call>\n"
+        '{"name": "read_file", "arguments": {"path": "calc.py"}}\n'
+        "</tool_call>"
+    )
+    assert calls(text) == [("list_dir", {"path": "."}), ("read_file", {"path": "calc.py"})]
+    assert [call.form for call in find_tool_calls(text, OFFERED)] == ["tag", "tag"]
+
+
+def test_doubled_braces_as_the_1_5b_template_shows_them() -> None:
+    outer = '<tool_call>\n{{"name": "read_file", "arguments": {"path": "calc.py"}}}\n</tool_call>'
+    both = '<tool_call>\n{{"name": "read_file", "arguments": {{"path": "calc.py"}}}}\n</tool_call>'
+    assert calls(outer) == calls(both) == [("read_file", {"path": "calc.py"})]
+
+
+def test_an_unclosed_last_tag_still_counts() -> None:
+    text = (
+        '<tool_call>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n'
+        '<tool_call>\n{"name": "run_command", "arguments": {"command": "pytest -q"}}\n'
+    )
+    assert calls(text) == [
+        ("read_file", {"path": "a.py"}),
+        ("run_command", {"command": "pytest -q"}),
+    ]
+
+
+def test_fenced_json_after_prose_as_qwen_coder_writes_it() -> None:
+    text = (
+        "To add the function, I first need to see the current contents of the file. I'll use the"
+        ' `read_file` tool:\n\n```json\n{\n  "name": "read_file",\n  "arguments": {\n'
+        '    "path": "calc.py"\n  }\n}\n```\n\nAfter reading it I will add `multiply`.'
+    )
+    [call] = find_tool_calls(text, OFFERED)
+    assert (call.name, call.arguments, call.form, call.ok) == (
+        "read_file",
+        {"path": "calc.py"},
+        "fence",
+        True,
+    )
+    assert text[call.span[0] : call.span[1]].startswith("{")
+
+
+def test_bare_json_with_a_file_written_with_raw_newlines() -> None:
+    text = (
+        '{"name": "write_file", "arguments": {"path": "calc.py", "content": "def add(a, b):\n'
+        '    return a + b\n"}}'
+    )
+    assert calls(text) == [
+        ("write_file", {"path": "calc.py", "content": "def add(a, b):\n    return a + b\n"})
+    ]
+
+
+def test_arguments_as_a_json_string_and_other_keys() -> None:
+    text = (
+        '{"name": "run_command", "arguments": "{\\"command\\": \\"pytest -q\\"}"}\n'
+        '```\n{"name": "read_file", "parameters": {"path": "a.py"}}\n```\n'
+        '{"name": "list_dir", "args": {"depth": 2}}\n'
+        '{"type": "function", "function": {"name": "finish", "arguments": {"summary": "done"}}}'
+    )
+    assert calls(text) == [
+        ("run_command", {"command": "pytest -q"}),
+        ("read_file", {"path": "a.py"}),
+        ("list_dir", {"depth": 2}),
+        ("finish", {"summary": "done"}),
+    ]
+
+
+def test_a_json_array_of_calls_and_python_literals_in_a_tag() -> None:
+    text = (
+        '[{"name": "list_dir", "arguments": {}}, {"name": "read_file", "arguments": {"path": "a"}}]'
+        "\n<tool_call>{'name': 'finish', 'arguments': {'summary': 'ok'}}</tool_call>"
+    )
+    assert calls(text) == [
+        ("list_dir", {}),
+        ("read_file", {"path": "a"}),
+        ("finish", {"summary": "ok"}),
+    ]
+
+
+def test_flat_arguments_in_a_tag() -> None:
+    assert calls('<tool_call>{"name": "read_file", "path": "a.py"}</tool_call>') == [
+        ("read_file", {"path": "a.py"})
+    ]
+
+
+# -- what is not a call -------------------------------------------------------------------------
+
+
+def test_prose_that_merely_mentions_a_tool_is_no_call() -> None:
+    for text in (
+        "I will use read_file to look at calc.py, then run_command to run the tests.",
+        "The function returns {x: 1} and the list [1, 2].",
+        'The package is {"name": "read_file", "version": "1.0"}.',  # no arguments: data
+        'Maybe {"name": "read_file"} helps.',
+        "",
+    ):
+        assert find_tool_calls(text, OFFERED) == [], text
+
+
+def test_code_fences_are_code_not_calls() -> None:
+    text = '```python\ncall = {"name": "read_file", "arguments": {"path": "a.py"}}\n```'
+    assert find_tool_calls(text, OFFERED) == []
+
+
+def test_a_tool_not_offered_is_a_call_only_in_tags() -> None:
+    assert find_tool_calls('{"name": "delete_repo", "arguments": {}}', OFFERED) == []
+    call = only_error('<tool_call>{"name": "delete_repo", "arguments": {}}</tool_call>')
+    assert call.name == "delete_repo"
+    assert call.error is not None
+    assert "no tool named 'delete_repo'" in call.error
+    assert "read_file" in call.error  # it says which tools there are
+
+
+# -- calls that cannot be made ------------------------------------------------------------------
+
+
+def test_malformed_json_in_a_tag_says_so() -> None:
+    call = only_error(
+        '<tool_call>\n{"name": "read_file", "arguments": {"path": a.py}}\n</tool_call>'
+    )
+    assert call.name == "read_file"
+    assert call.error is not None
+    assert "not valid JSON" in call.error
+
+
+def test_unescaped_quotes_in_a_bare_call_are_reported_not_ignored() -> None:
+    call = only_error('{"name": "write_file", "arguments": {"path": "a.py", "content": "x = "1""}}')
+    assert call.name == "write_file"
+    assert call.error is not None
+    assert "escape quotes" in call.error
+
+
+def test_a_call_cut_off_mid_way() -> None:
+    call = only_error(
+        '```json\n{"name": "write_file", "arguments": {"path": "a.py", "content": "de'
+    )
+    assert call.error is not None
+    assert "cut off" in call.error
+
+
+def test_a_tag_without_json_is_prose_and_a_call_without_a_name_an_error() -> None:
+    assert find_tool_calls("<tool_call>\n</tool_call>", OFFERED) == []
+    assert find_tool_calls("I should write <tool_call> tags, sorry.", OFFERED) == []
+    assert '"name"' in (only_error('<tool_call>{"arguments": {}}</tool_call>').error or "")
+
+
+def test_arguments_that_do_not_match_the_schema() -> None:
+    missing = only_error(
+        '<tool_call>{"name": "write_file", "arguments": {"path": "a"}}</tool_call>'
+    )
+    assert "'content' is a required property" in (missing.error or "")
+    assert "write_file(path: string, content: string)" in (missing.error or "")
+    wrong = only_error('{"name": "read_file", "arguments": {"path": "a", "limit": "ten"}}')
+    assert "limit" in (wrong.error or "")
+    extra = only_error('{"name": "list_dir", "arguments": {"dir": "src"}}')
+    assert "'dir' was unexpected" in (extra.error or "")
+    listed = only_error('{"name": "list_dir", "arguments": ["src"]}')
+    assert "must be a JSON object, not an array" in (listed.error or "")
+    string = only_error('{"name": "list_dir", "arguments": "src"}')
+    assert "not a JSON object" in (string.error or "")
+
+
+def test_a_schema_error_quoting_a_whole_file_is_clipped() -> None:
+    text = json.dumps({"name": "run_command", "arguments": {"command": ["x" * 10_000]}})
+    assert len(only_error(text).error or "") < 600
+
+
+# -- the correction -----------------------------------------------------------------------------
+
+
+def test_how_to_call_tools_names_every_tool_and_its_example_is_a_valid_call() -> None:
+    message = how_to_call_tools(OFFERED)
+    for name, schema in OFFERED.items():
+        assert signature(name, schema) in message
+    [call] = find_tool_calls(message, OFFERED)
+    assert call.ok
+    assert call.form == "tag"
+    # One a small model may copy as it is: a tool needing nothing, with a real default.
+    assert (call.name, call.arguments) == ("list_dir", {"path": "."})
+    required = {n: s for n, s in OFFERED.items() if s.get("required")}
+    [placeholder] = find_tool_calls(how_to_call_tools(required), required)
+    assert (placeholder.name, placeholder.arguments) == ("read_file", {"path": "..."})
+    assert "read_file(path: string, offset?: integer, limit?: integer | null)" in message
+
+
+def test_how_to_call_tools_without_tools() -> None:
+    assert "No tools" in how_to_call_tools({})
+
+
+def test_instructions_for_text_tool_mode_describe_each_tool_and_show_a_valid_call() -> None:
+    described = {"read_file": "Read a text\n  file.", "finish": "Call this when done."}
+    message = tool_calling_instructions(OFFERED, described)
+    assert "cannot be called through a tool-calling interface" in message
+    assert (
+        "- read_file(path: string, offset?: integer, limit?: integer | null): Read a text file."
+        in message
+    )
+    assert "- finish(summary: string): Call this when done." in message
+    assert "- list_dir(path?: string, depth?: integer)\n" in message
+    [call] = find_tool_calls(message, OFFERED)
+    assert call.ok
+    assert tool_calling_instructions({}) == ""
+
+
+def test_only_calls_whose_arguments_are_an_object_can_go_to_the_tool_s_own_validation() -> None:
+    [schema_broken] = find_tool_calls('{"name": "write_file", "arguments": {"path": "a"}}', OFFERED)
+    assert schema_broken.readable and not schema_broken.ok
+    [as_list] = find_tool_calls('{"name": "list_dir", "arguments": ["src"]}', OFFERED)
+    assert not as_list.readable
+    [unknown] = find_tool_calls('<tool_call>{"name": "rm", "arguments": {}}</tool_call>', OFFERED)
+    assert not unknown.readable
+    [cut] = find_tool_calls('<tool_call>{"name": "list_dir", "arguments": {', OFFERED)
+    assert not cut.readable
+    [fine] = find_tool_calls('{"name": "list_dir", "arguments": {}}', OFFERED)
+    assert fine.readable and fine.ok
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+PROSE = st.text(
+    alphabet=st.characters(blacklist_characters="{}[]`<>", blacklist_categories=("Cs",)),
+    max_size=80,
+)
+STRINGS = st.text(max_size=40)
+
+
+@st.composite
+def valid_calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    name = draw(st.sampled_from(sorted(OFFERED)))
+    arguments: dict[str, Any] = {}
+    for key, spec in OFFERED[name]["properties"].items():
+        if key not in OFFERED[name].get("required", ()) and draw(st.booleans()):
+            continue
+        kind = spec.get("type") or "integer"
+        arguments[key] = draw(STRINGS if kind == "string" else st.integers(0, 10**6))
+    return name, arguments
+
+
+def written(form: str, name: str, arguments: dict[str, Any], key: str) -> str:
+    call = json.dumps({"name": name, key: arguments})
+    if form == "tag":
+        return f"<tool_call>\n{call}\n</tool_call>"
+    if form == "doubled":
+        return "<tool_call>\n{" + call + "}\n</tool_call>"
+    if form == "fence":
+        return f"```json\n{json.dumps({'name': name, key: arguments}, indent=2)}\n```"
+    if form == "bare-doubled":
+        return "{" + call + "}"
+    if form == "string":
+        return json.dumps({"name": name, "arguments": json.dumps(arguments)})
+    return call
+
+
+@given(
+    valid_calls(),
+    st.sampled_from(["tag", "doubled", "fence", "string", "json", "bare-doubled"]),
+    st.sampled_from(["arguments", "parameters", "args"]),
+    PROSE,
+    PROSE,
+)
+def test_a_call_written_in_any_form_is_found_back(
+    call: tuple[str, dict[str, Any]], form: str, key: str, before: str, after: str
+) -> None:
+    name, arguments = call
+    text = f"{before}\n{written(form, name, arguments, key)}\n{after}"
+    assert calls(text) == [(name, arguments)]
+
+
+@given(st.lists(valid_calls(), min_size=1, max_size=4), PROSE)
+def test_several_tagged_calls_come_back_in_order(
+    many: list[tuple[str, dict[str, Any]]], between: str
+) -> None:
+    text = between.join(written("tag", name, arguments, "arguments") for name, arguments in many)
+    assert calls(text) == many
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="{}[]<")))
+def test_text_without_json_yields_nothing(text: str) -> None:
+    assert find_tool_calls(text, OFFERED) == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=20,
+)
+
+
+@given(JSON, PROSE)
+def test_json_naming_no_offered_tool_outside_tags_yields_nothing(value: Any, prose: str) -> None:
+    assert find_tool_calls(f"{prose} {json.dumps(value)} {prose}", OFFERED) == []
+
+
+@given(
+    st.lists(
+        st.sampled_from(['{"name": "read_file"', "<tool_call>", "</tool_call>", "```json\n", "}"])
+        | st.text(max_size=20),
+        max_size=12,
+    )
+)
+def test_any_text_is_read_without_raising_and_valid_calls_name_offered_tools(
+    pieces: list[str],
+) -> None:
+    text = "".join(pieces)
+    for call in find_tool_calls(text, OFFERED):
+        assert 0 <= call.span[0] <= call.span[1] <= len(text)
+        if call.ok:
+            assert call.name in OFFERED
+        else:
+            assert call.error
+
+
+def test_deeply_nested_or_unclosed_brackets_neither_raise_nor_hang() -> None:
+    call = '{"name": "read_file", "arguments": {"path": "a.py"}}'
+    for noise in ("[" * 5_000, "{" * 5_000, '{"a": ' * 5_000, "{'" * 5_000, "]" * 5_000):
+        assert [c.name for c in find_tool_calls(f"{call}\n{noise}", OFFERED)] == ["read_file"]
