@@ -150,6 +150,7 @@ class AgentConfig(_Section):
     stuck_repeats: Positive = Field(
         default=3, description="The same tool call with the same result this many times = stuck."
     )
+    max_output_tokens: Positive = Field(default=8192, description="Tokens per model answer.")
 
 
 class ClaudeCodeConfig(_Section):

@@ -144,6 +144,7 @@ def create(options: BackendOptions) -> AgentBackend:
             max_tokens=options.max_tokens,
             max_cost_usd=options.max_cost_usd,
             stuck_repeats=options.stuck_repeats,
+            max_output_tokens=options.max_output_tokens,
         ),
         sandbox=options.sandbox,
     )

@@ -45,6 +45,7 @@ class BackendOptions:
     max_tokens: int = 2_000_000
     max_cost_usd: float | None = None
     stuck_repeats: int = 3
+    max_output_tokens: int = 8192  # per model answer of the embedded agent
     claude_code: ClaudeCodeConfig | None = None  # blitz.toml [claude_code]
     codex: CodexConfig | None = None  # blitz.toml [codex]
     commands: Mapping[str, CommandBackendConfig] = field(default_factory=dict)  # [backends.*]

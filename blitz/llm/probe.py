@@ -18,7 +18,6 @@ The figures are indications from one try, not a benchmark.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from pydantic_ai.tools import ToolDefinition
 
 from blitz.llm.errors import classify
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, model_settings
+from blitz.llm.text_tools import find_tool_calls
 
 TIMEOUT = 120.0
 """Seconds one probe request may take (a CPU model evaluates the prompt first)."""
@@ -76,9 +76,6 @@ TOOL_PROMPT = "What is the weather in Paris right now? Use the get_weather tool.
 SCHEMA_PROMPT = "What is the capital of France?"
 
 ToolCalling = Literal["native", "text", "none"]
-
-_TEXT_CALL = re.compile(r"<tool_call>|[\"']name[\"']\s*:\s*[\"']" + TOOL.name + r"[\"']")
-"""A call of the probe's tool written as text: a <tool_call> tag or a JSON object naming it."""
 
 T = TypeVar("T")
 
@@ -230,7 +227,8 @@ async def _tool_call(model: Model, settings: ModelSettings) -> tuple[ToolCalling
     if any(isinstance(part, ToolCallPart) for part in response.parts):
         return "native", ""
     text = _text(response)
-    if _TEXT_CALL.search(text):
+    calls = find_tool_calls(text, {TOOL.name: TOOL.parameters_json_schema})
+    if any(call.name == TOOL.name for call in calls):
         return "text", f"wrote {_excerpt(text)}"
     return "none", f"answered {_excerpt(text)}" if text else "answered nothing"
 
