@@ -230,9 +230,10 @@ def _openai(spec: ModelSpec, config: ProviderConfig, timeout: float) -> Model:
 
     key = _required_key(spec, config.openai_api_key, "OPENAI_API_KEY")
     base_url = _base_url(spec, config.openai_base_url, "OPENAI_BASE_URL") or OPENAI_URL
-    client, http_client, factory = _openai_client(key, base_url, timeout)
+    elsewhere = _elsewhere(spec, config)
+    client, http_client, factory = _openai_client(key, base_url, timeout, keepalive=not elsewhere)
     provider = _owning(OpenAIProvider(openai_client=client), http_client, factory)
-    if _elsewhere(spec, config):
+    if elsewhere:
         # Another server behind an OpenAI name: chat completions, which it surely speaks.
         return OpenAIChatModel(
             spec.name, provider=provider, settings=model_settings(spec), profile=_OWN_SERVER
@@ -262,7 +263,7 @@ def _compatible(spec: ModelSpec, config: ProviderConfig, timeout: float) -> Mode
         register_secret(config.compatible_api_key)
     # The OpenAI SDK insists on a key; servers that need none ignore this one.
     key = config.compatible_api_key or "not-needed"
-    client, http_client, factory = _openai_client(key, base_url, timeout)
+    client, http_client, factory = _openai_client(key, base_url, timeout, keepalive=False)
     settings = model_settings(spec)
     # The dedicated providers know their servers' quirks (model profiles, thinking fields).
     if spec.provider == "ollama":
@@ -277,10 +278,12 @@ def _compatible(spec: ModelSpec, config: ProviderConfig, timeout: float) -> Mode
     return OpenAIChatModel(spec.name, provider=provider, settings=settings, profile=_OWN_SERVER)
 
 
-def _openai_client(key: str, base_url: str, timeout: float) -> tuple[Any, httpx2.AsyncClient, Any]:
+def _openai_client(
+    key: str, base_url: str, timeout: float, *, keepalive: bool
+) -> tuple[Any, httpx2.AsyncClient, Any]:
     from openai import AsyncOpenAI
 
-    factory = _http_client_factory(timeout)
+    factory = _http_client_factory(timeout, keepalive=keepalive)
     http_client = factory()
     client = AsyncOpenAI(
         api_key=key,
@@ -310,11 +313,21 @@ def _base_url(spec: ModelSpec, configured: str, env: str) -> str:
     return configured
 
 
-def _http_client_factory(timeout: float) -> functools.partial[httpx2.AsyncClient]:
-    """Clients with pydantic-ai's defaults (limits, user agent), our timeout and a short connect."""
+def _http_client_factory(
+    timeout: float, *, keepalive: bool = True
+) -> functools.partial[httpx2.AsyncClient]:
+    """Clients with pydantic-ai's defaults (limits, user agent), our timeout and a short connect.
+
+    Without ``keepalive`` every request opens its own connection: llama.cpp's server drops a
+    kept-alive connection reused right after a streamed answer ("Server disconnected without
+    sending a response", measured: one request in four sent back to back), and an agent's next
+    turn follows at once.
+    """
+    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=100 if keepalive else 0)
     return functools.partial(
         create_async_httpx2_client,
         timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+        limits=limits,
     )
 
 

@@ -164,3 +164,14 @@ def test_a_bad_call_timeout_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="call timeout"):
         build_model(parse_model("ollama:m"), ProviderConfig(call_timeout=0))
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [("llamacpp:m", 0), ("openai:q@http://127.0.0.1:8080/v1", 0), ("anthropic:m", 100)],
+)
+def test_servers_of_ones_own_get_a_fresh_connection_per_request(text: str, kept: int) -> None:
+    # llama.cpp drops a kept-alive connection reused right after a streamed answer.
+    config = ProviderConfig(anthropic_api_key="a-key-000000", openai_api_key="o-key-000000")
+    model = build_model(parse_model(text), config)
+    assert model.client._client._transport._pool._max_keepalive_connections == kept
