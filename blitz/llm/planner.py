@@ -102,11 +102,22 @@ T = TypeVar("T")
 Out = TypeVar("Out", bound=BaseModel)
 
 
-def _output_problem(exc: BaseException) -> str:
-    """One line for the model on why its reply could not be used, quoting pydantic-ai's errors."""
+def _causes(exc: BaseException) -> list[BaseException]:
     chain = [exc]
     while (cause := chain[-1].__cause__) is not None and len(chain) < 10:
         chain.append(cause)
+    return chain
+
+
+def _too_long(exc: BaseException) -> bool:
+    """Whether an answer was stopped for its length (cut at the cap, repeating, past the call
+    cap) rather than for its form: asking for another form would not help."""
+    return any(isinstance(e, OutputTokenLimitExceeded | OutputStopped) for e in _causes(exc))
+
+
+def _output_problem(exc: BaseException) -> str:
+    """One line for the model on why its reply could not be used, quoting pydantic-ai's errors."""
+    chain = _causes(exc)
     if any(isinstance(e, OutputTokenLimitExceeded) for e in chain):
         return (
             "the answer was cut off at the output token limit: answer again, shorter "
@@ -283,12 +294,14 @@ class LLMPlanner:
             spent: list[RequestUsage] = []
             outcome: tuple[Out, list[ModelMessage]] | None = None
             problems: list[str] = []
+            bounded = False  # stopped for its length: re-asked with a correction, same mode
             try:
                 outcome = await self._call(
                     role, output, tool, rules, question, history, spent, max_tokens
                 )
             except (ModelOutputError, UsageLimitExceeded) as exc:
                 problems = [_output_problem(exc)]
+                bounded = _too_long(exc)
             except ProviderConfigError as exc:
                 if not _refuses_shape(exc):
                     raise
@@ -299,7 +312,7 @@ class LLMPlanner:
                 role.auto = True  # a schema or tools refused: prompted JSON is the way left
             finally:
                 usage += self._usage(spent, role)
-            if outcome is None and role.auto:
+            if outcome is None and role.auto and not bounded:
                 # The model does not use the output tool: ask for JSON in the text instead, from
                 # the start (a conversation holding tool calls needs the tools defined).
                 role.mode, role.auto = "prompted", False

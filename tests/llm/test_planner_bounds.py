@@ -20,7 +20,7 @@ from blitz.llm.usage import PriceTable
 from blitz.testing.model_server import ModelServer, Reply, SeenRequest
 
 from . import model_for
-from .test_planner import EXPECTED, GOOD, InstantClock, json_reply, plan_request
+from .test_planner import EXPECTED, GOOD, InstantClock, json_reply, plan_request, tool_reply
 
 LOOPING = "The plan: add the limiter, then use it in the middleware, then test it. " * 40
 
@@ -101,3 +101,17 @@ async def test_the_judge_call_carries_its_output_cap(fake: ModelServer) -> None:
 
 def _candidate(number: int) -> Candidate:
     return Candidate(attempt_id=f"a{number}", label=f"agent {number}", passed=True)
+
+
+async def test_in_auto_mode_a_repeating_answer_is_corrected_not_taken_for_a_missing_tool(
+    fake: ModelServer, repo: Path
+) -> None:
+    looping_call = {"tool_calls": [{"name": "submit_plan", "input": {"summary": LOOPING}}]}
+    fake.add({"reply": looping_call}, tool_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        plans = planner(fake, model)
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert plans.output_modes == ("tool", "tool")
+    assert [bool(r.body.get("tools")) for r in fake.requests] == [True, True]
+    assert "repeated itself" in fake.requests[1].last_user_text
