@@ -17,7 +17,8 @@ matching on their task ids:
   the connection after N SSE events; at once for a non-streaming request) or ``cut_midway: true``
   (send the status, the headers and half of the body, then drop the connection). ``delay:
   seconds`` waits before any answer; ``chunk_delay: seconds`` between two streamed events (a slow
-  but steady model).
+  but steady model). ``at_limit: true`` says the answer stopped at the output token limit
+  (``finish_reason: length``, ``stop_reason: max_tokens``, an ``incomplete`` response).
 
 A request no turn matches gets the script's ``fallback`` reply when it has one; otherwise a 500
 naming its last user text, with ``x-should-retry: false``, and it is listed in
@@ -120,6 +121,7 @@ class Reply:
     cut_midway: bool = False
     delay: float = 0.0
     chunk_delay: float = 0.0
+    at_limit: bool = False
 
     def __post_init__(self) -> None:
         has_content = self.text is not None or self.json is not None or bool(self.tool_calls)

@@ -115,3 +115,62 @@ async def test_in_auto_mode_a_repeating_answer_is_corrected_not_taken_for_a_miss
     assert plans.output_modes == ("tool", "tool")
     assert [bool(r.body.get("tools")) for r in fake.requests] == [True, True]
     assert "repeated itself" in fake.requests[1].last_user_text
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai-compatible"])
+async def test_a_plan_cut_at_the_output_limit_is_re_asked_shorter(
+    fake: ModelServer, repo: Path, provider: str
+) -> None:
+    cut = '{"summary": "Add rate limiting", "tasks": [{"id": "limiter", "title": "Add a tok'
+    fake.add(Reply(text=cut, at_limit=True), json_reply(GOOD))
+    spec = parse_model(f"{provider}:m@{fake.anthropic_base_url}")
+    async with model_for(fake, provider) as model:
+        plans = LLMPlanner(
+            model=model,
+            spec=spec,
+            prices=PriceTable(),
+            clock=InstantClock(),
+            output_mode="prompted",
+        )
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert "cut off at the output token limit" in fake.requests[1].last_user_text
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "openai-compatible"])
+async def test_the_scripted_server_says_when_an_answer_hit_the_limit(
+    fake: ModelServer, provider: str
+) -> None:
+    from pydantic_ai import Agent
+
+    fake.add(Reply(text="half an ans", at_limit=True))
+    model = model_for(fake, provider)
+    async with model:
+        result = await Agent(model).run("hi")
+    assert result.all_messages()[-1].finish_reason == "length"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_scripted_responses_api_says_when_an_answer_hit_the_limit(
+    fake: ModelServer, stream: bool
+) -> None:
+    from openai import AsyncOpenAI
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+    from pydantic_ai.models import ModelRequestParameters
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    fake.add(Reply(text="half an ans", at_limit=True))
+    client = AsyncOpenAI(base_url=fake.openai_base_url, api_key="k", max_retries=0)
+    model = OpenAIResponsesModel("gpt-5", provider=OpenAIProvider(openai_client=client))
+    messages: list[Any] = [ModelRequest(parts=[UserPromptPart("hi")])]
+    async with client, model:
+        if stream:
+            async with model.request_stream(messages, None, ModelRequestParameters()) as events:
+                async for _ in events:
+                    pass
+                response = events.get()
+        else:
+            response = await model.request(messages, None, ModelRequestParameters())
+    assert fake.requests[0].path == "/v1/responses"
+    assert response.finish_reason == "length"
