@@ -418,6 +418,24 @@ def test_an_openai_name_on_a_llamacpp_server_plans_through_a_refused_schema(
         assert "$defs" not in json.dumps(local.requests[0].body)
 
 
+def test_a_slow_but_steady_local_model_is_never_cut_and_retried(repo: Path, home: Path) -> None:
+    # Every pause is under BLITZ_MODEL_TIMEOUT, the whole answer well over it.
+    one_task = {"summary": PLAN["summary"], "tasks": [PLAN["tasks"][0]]}
+    with ModelServer() as local:
+        call = {"name": PLAN_TOOL, "input": one_task}
+        local.add({"match": PLANNING, "reply": {"tool_calls": [call], "chunk_delay": 0.25}})
+        model = f"llamacpp:qwen2.5-coder@{local.openai_base_url}"
+        env = {"BLITZ_MODEL": model, "BLITZ_MODEL_TIMEOUT": "2"}
+
+        shown = json.loads(
+            ok(blitz(home, "plan", "Add a greet function", "--repo", repo, "--json", **env))
+        )
+
+        assert [t["id"] for t in shown["tasks"]] == ["greet"]
+        [sent] = local.requests  # one request, never cut and sent again
+        assert sent.stream and len(json.dumps(one_task)) // 16 * 0.25 > 2
+
+
 # -- no model at all -------------------------------------------------------------------------------
 
 
