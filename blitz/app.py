@@ -233,6 +233,7 @@ class App:
             openai_base_url=s.openai_base_url,
             compatible_base_url=s.compatible_base_url,
             timeout=s.model_timeout,
+            call_timeout=s.model_call_timeout,
         )
         if s.compatible_api_key is not None:
             config = dataclasses.replace(config, compatible_api_key=secret(s.compatible_api_key))

@@ -63,8 +63,12 @@ class Settings(BaseSettings):
     prices_file: Path | None = None
     """A TOML file of model prices (USD per million tokens) that overrides the built-in table:
     ``["anthropic:claude-sonnet-4-6"] input = 3.0, output = 15.0, cached_input = 0.3``."""
-    model_timeout: float = Field(default=120.0, gt=0)
-    """Seconds one model request may take."""
+    model_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a model call's stream may stay silent (``BLITZ_MODEL_TIMEOUT``); unset is 300 for
+    servers of one's own (CPU inference) and 120 for Anthropic and OpenAI."""
+    model_call_timeout: float = Field(default=3600.0, gt=0)
+    """Seconds a whole model call may take, however steadily it streams
+    (``BLITZ_MODEL_CALL_TIMEOUT``)."""
 
     scenario: str = ""
     """A scenario file for the scripted planner and backend (``BLITZ_SCENARIO``)."""

@@ -368,6 +368,74 @@ def test_a_local_model_that_answers_in_plain_json_is_planned_for_by_prompt(
         assert attempt.usage.cost_usd == 0  # a self-hosted model costs nothing per token
 
 
+def test_an_openai_name_on_a_llamacpp_server_plans_through_a_refused_schema(
+    repo: Path, home: Path
+) -> None:
+    # The set-up: `openai:` with OPENAI_BASE_URL at llama.cpp, whose grammar converter
+    # refuses the plan's schema. Chat completions, streamed and capped; then prompted JSON.
+    one_task = {"summary": PLAN["summary"], "tasks": [PLAN["tasks"][0]]}
+    refusal = {
+        "error": {
+            "code": 400,
+            "message": "Unable to generate parser for this template. Automatic parser generation "
+            "failed: JSON schema error at #/properties/tasks: unrecognized type foo",
+            "type": "invalid_request_error",
+        }
+    }
+    with ModelServer() as local:
+        local.add(
+            {
+                "match": PLANNING,
+                "reply": {
+                    "error": {
+                        "status": 400,
+                        "body": json.dumps(refusal),
+                        "headers": {"Content-Type": "application/json"},
+                    }
+                },
+            },
+            {"match": PLANNING, "reply": {"json": one_task}},
+        )
+        env = {
+            "OPENAI_BASE_URL": local.openai_base_url,
+            "OPENAI_API_KEY": "sk-local-not-checked-0000",
+            "BLITZ_MODEL": "openai:qwen2.5-coder-1.5b",
+            "BLITZ_MODEL_CALL_TIMEOUT": "600",
+        }
+
+        shown = json.loads(
+            ok(blitz(home, "plan", "Add a greet function", "--repo", repo, "--json", **env))
+        )
+
+        assert [t["id"] for t in shown["tasks"]] == ["greet"]
+        assert_script_done(local)
+        assert [(r.path, r.status, r.stream) for r in local.requests] == [
+            ("/v1/chat/completions", 400, True),
+            ("/v1/chat/completions", 200, True),
+        ]
+        assert [bool(r.body.get("tools")) for r in local.requests] == [True, False]
+        assert all(r.body.get("max_completion_tokens") for r in local.requests)
+        assert "$defs" not in json.dumps(local.requests[0].body)
+
+
+def test_a_slow_but_steady_local_model_is_never_cut_and_retried(repo: Path, home: Path) -> None:
+    # Every pause is under BLITZ_MODEL_TIMEOUT, the whole answer well over it.
+    one_task = {"summary": PLAN["summary"], "tasks": [PLAN["tasks"][0]]}
+    with ModelServer() as local:
+        call = {"name": PLAN_TOOL, "input": one_task}
+        local.add({"match": PLANNING, "reply": {"tool_calls": [call], "chunk_delay": 0.25}})
+        model = f"llamacpp:qwen2.5-coder@{local.openai_base_url}"
+        env = {"BLITZ_MODEL": model, "BLITZ_MODEL_TIMEOUT": "2"}
+
+        shown = json.loads(
+            ok(blitz(home, "plan", "Add a greet function", "--repo", repo, "--json", **env))
+        )
+
+        assert [t["id"] for t in shown["tasks"]] == ["greet"]
+        [sent] = local.requests  # one request, never cut and sent again
+        assert sent.stream and len(json.dumps(one_task)) // 16 * 0.25 > 2
+
+
 # -- no model at all -------------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 * :mod:`.models` - ``provider:model`` names (Anthropic, OpenAI, OpenAI-compatible servers such as
   Ollama, vLLM, llama.cpp, LM Studio) to pydantic-ai models, configured only through a
   :class:`ProviderConfig`.
+* :mod:`.streaming` - every call streams: the read timeout measures silence, a whole call has a
+  cap, and :mod:`.repetition` stops an answer that repeats itself.
 * :mod:`.usage` - prices, the cost of a run as a :class:`blitz.domain.Usage`, and a budget.
 * :mod:`.errors` - what a failure means (transient, config, bad output, other);
   :mod:`.retries` the single retry loop with the provider's circuit breaker, following the one

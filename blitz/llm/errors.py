@@ -6,9 +6,13 @@
   or dropped connections, streams broken off mid-way, garbage from a gateway. Retried.
 * ``config`` - the user must act: a rejected key (401), no access (403), an exhausted balance or
   spend limit, an unknown model (404), a request the provider rejects as such (400, 422).
-  Never retried.
+  Never retried. A 400/422 about the request's *shape* (a schema or grammar the server cannot
+  use, tools it does not support: reason ``request_shape``) is one the caller may fix itself by
+  asking differently (prompted JSON, tool calls written as text).
 * ``bad_output`` - the provider worked but the model's output was unusable: tool calls or
-  structured output still invalid after pydantic-ai's own re-asks, output cut at the token limit.
+  structured output still invalid after pydantic-ai's own re-asks, output cut at the token limit,
+  an answer stopped while it streamed because it repeated itself (reason ``repeating``) or ran
+  past the cap on a whole call (``too_long``): :class:`OutputStopped`.
 * ``other`` - anything else: a context window overflow (not retried, the request must shrink),
   or an exception that is no provider failure at all (a bug), which passes through unchanged.
 
@@ -74,6 +78,24 @@ _DROPPED_OUTPUT = (
 """UnexpectedModelBehavior messages that mean the response was lost on the way, not that the model
 misbehaved."""
 
+_SHAPE_WORDS = (
+    # llama.cpp: its JSON-schema-to-grammar conversion, and its Responses-to-chat conversion
+    "unable to generate parser",
+    "json schema error",
+    "json schema conversion failed",
+    "cannot determine type of",
+    # Ollama and vLLM: a model or server without tool calls
+    "does not support tools",
+    "enable-auto-tool-choice",
+    # what any server says about a structured-output or tool request it cannot serve
+    "schema",
+    "grammar",
+    "response_format",
+    "tool",
+)
+"""How servers word a 400/422 about the request's shape (its schemas, its tools), as opposed to its
+key, model or size."""
+
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _CONFIG_STATUS = frozenset({400, 401, 402, 403, 404, 405, 413, 415, 422})
 
@@ -84,7 +106,8 @@ class ProviderFailure:
 
     ``reason`` refines ``kind`` (``rate_limit``, ``overloaded``, ``unavailable``, ``server``,
     ``timeout``, ``connection``, ``auth``, ``permission``, ``billing``, ``not_found``,
-    ``rejected``, ``context_window``, ``output``, ``unknown``). ``message`` is one redacted line
+    ``rejected``, ``request_shape``, ``context_window``, ``output``, ``repeating``, ``too_long``,
+    ``unknown``). ``message`` is one redacted line
     that says what happened and, for config failures, what to fix.
     """
 
@@ -93,6 +116,16 @@ class ProviderFailure:
     retry_after: float | None
     message: str
     reason: str = "unknown"
+
+
+class OutputStopped(Exception):
+    """A streamed answer abandoned before its end: it repeated itself (``reason`` ``repeating``)
+    or ran past the cap on a whole call (``too_long``). See :mod:`blitz.llm.streaming`."""
+
+    def __init__(self, reason: Literal["repeating", "too_long"], message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 class ProviderConfigError(ConfigError):
@@ -147,6 +180,14 @@ def classify(
         return exc.failure
     if isinstance(exc, UnexpectedModelBehavior):
         return _unexpected(exc)
+    if isinstance(exc, OutputStopped):
+        return ProviderFailure(
+            kind="bad_output",
+            status=None,
+            retry_after=None,
+            reason=exc.reason,
+            message=_line(f"the model's output was unusable: {exc.message}"),
+        )
     if isinstance(exc, ModelAPIError):
         return _model_api_error(exc, provider, now)
     sdk = _sdk_error(exc, provider, now)
@@ -236,6 +277,8 @@ def _model_api_error(exc: ModelAPIError, provider: str, now: float | None) -> Pr
             f"{who} does not know this model{where}: check the model name and base URL ({detail})",
         )
     if isinstance(exc, ModelRequestRejectedError):
+        if status in (400, 422) and _about_shape(detail):
+            return _request_shape(status, who, detail)
         return _config("rejected", status, f"{who} rejected the request{where}: {detail}")
     if status is not None:
         return _by_status(status, who, detail, retry_after)
@@ -247,6 +290,8 @@ def _model_api_error(exc: ModelAPIError, provider: str, now: float | None) -> Pr
 def _by_status(status: int, who: str, detail: str, retry_after: float | None) -> ProviderFailure:
     if status in _TRANSIENT_STATUS or status >= 500:
         return _transient("server", status, f"{who} failed ({status}): {detail}", retry_after)
+    if status in (400, 422) and _about_shape(detail):
+        return _request_shape(status, who, detail)
     if status in _CONFIG_STATUS:
         return _config("rejected", status, f"{who} rejected the request ({status}): {detail}")
     return ProviderFailure(
@@ -321,6 +366,20 @@ def _transient(
 def _config(reason: str, status: int | None, message: str) -> ProviderFailure:
     return ProviderFailure(
         kind="config", status=status, retry_after=None, reason=reason, message=_line(message)
+    )
+
+
+def _about_shape(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _SHAPE_WORDS)
+
+
+def _request_shape(status: int, who: str, detail: str) -> ProviderFailure:
+    return _config(
+        "request_shape",
+        status,
+        f"{who} cannot serve a request of this shape ({status}): {detail}; the model or server "
+        "may not support tool calls or this JSON schema",
     )
 
 

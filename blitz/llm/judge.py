@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_ai import Agent, ModelResponse, ToolOutput, UsageLimits, capture_run_messages
+from pydantic_ai.settings import ModelSettings
 
 from blitz.clock import Clock, SystemClock
 from blitz.conductor.selection import UNAVAILABLE, Candidate, one_line
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 JUDGE_DIFF_CHARS = 40_000
 """Characters of diff shown to the model judge, shared among the candidates."""
+
+JUDGE_MAX_TOKENS = 1_000
+"""Output cap of a judge call: a number and one sentence."""
 
 JUDGE_ATTEMPTS = 2
 """Tries of a judge call on transient provider failures: a tie is not worth a long wait."""
@@ -105,7 +109,7 @@ class ModelJudge:
             self._model,
             output_type=ToolOutput(JudgeOutput, name="choose", max_retries=1),
             instructions=JUDGE_RULES,
-            model_settings=model_settings(self._spec),
+            model_settings=ModelSettings(**model_settings(self._spec), max_tokens=JUDGE_MAX_TOKENS),
             retries={"output": 1},
             name="blitz-judge",
         )

@@ -8,6 +8,20 @@ A model is named ``provider:model`` (``anthropic:claude-sonnet-4-5``, ``openai:g
 Every SDK client is built with ``max_retries=0``: blitz retries once, in
 :func:`blitz.llm.errors.call_with_retries`, so a provider outage is not retried by the SDK inside
 every blitz retry.
+
+Every model streams (:class:`blitz.llm.streaming.StreamingModel` wraps it), so the HTTP read
+timeout is an idle timeout: :attr:`ProviderConfig.timeout` seconds with no byte at all, by default
+:data:`LOCAL_IDLE_TIMEOUT` for a server of one's own (CPU inference evaluates a long prompt for
+minutes; llama.cpp pings every 30 s meanwhile) and :data:`HOSTED_IDLE_TIMEOUT` for Anthropic and
+OpenAI. ``call_timeout`` caps a whole call.
+
+``openai:`` names use OpenAI's Responses API, as pydantic-ai's own do, but only against OpenAI:
+with another base URL (``OPENAI_BASE_URL`` or ``@url``, say a llama.cpp server) they use chat
+completions, which every OpenAI-compatible server speaks; llama.cpp's ``/v1/responses`` cannot
+read the assistant turns pydantic-ai replays ("Cannot determine type of 'item'").
+
+Servers of one's own (``openai-compatible:`` and the local shorthands) get their JSON schemas
+with every ``$defs`` inlined, so no ``$ref`` reaches a grammar converter that cannot resolve it.
 """
 
 from __future__ import annotations
@@ -19,10 +33,12 @@ from urllib.parse import urlsplit
 
 import httpx2
 from pydantic_ai.models import Model, create_async_httpx2_client
+from pydantic_ai.profiles import InlineDefsJsonSchemaTransformer, ModelProfile
 from pydantic_ai.providers import Provider
 from pydantic_ai.settings import ModelSettings
 
 from blitz.errors import ConfigError
+from blitz.llm.streaming import DEFAULT_CALL_TIMEOUT, StreamingModel
 from blitz.redact import register_secret
 
 ANTHROPIC_URL = "https://api.anthropic.com"
@@ -43,6 +59,15 @@ _P = TypeVar("_P", bound=Provider[Any])
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open a connection, however long a response may take."""
+
+HOSTED_IDLE_TIMEOUT = 120.0
+"""Seconds a hosted provider's stream may stay silent (Anthropic, OpenAI)."""
+
+LOCAL_IDLE_TIMEOUT = 300.0
+"""Seconds the stream of a server of one's own may stay silent: measured on this project's CI
+machine, llama.cpp (one CPU thread, a 0.5B model) evaluated a 3,300-token prompt for 55-70 s before
+the first token, sending an SSE ping every 30 s (its ``sse_ping_interval``); a server that does not
+ping (or a bigger model, or a longer prompt) gets five minutes of silence."""
 
 _FORMS = f"""\
 write a model as provider:model[@base-url], one of:
@@ -84,7 +109,16 @@ class ProviderConfig:
     openai_base_url: str = ""
     compatible_base_url: str = ""
     compatible_api_key: str = field(default="", repr=False)
-    timeout: float = 120.0
+    timeout: float | None = None
+    """Idle timeout in seconds (no byte at all); None is the provider's default
+    (:func:`idle_timeout`)."""
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    """Seconds a whole model call may take, however steadily it streams."""
+
+
+_OWN_SERVER = ModelProfile(json_schema_transformer=InlineDefsJsonSchemaTransformer)
+"""Merged over the provider's profile for servers of one's own: schemas with ``$defs`` inlined,
+which every grammar converter can type (llama.cpp's, Ollama's)."""
 
 
 def parse_model(text: str) -> ModelSpec:
@@ -131,56 +165,84 @@ def model_settings(spec: ModelSpec) -> ModelSettings:
     return ModelSettings()
 
 
-def build_model(spec: ModelSpec, config: ProviderConfig) -> Model:
-    """A pydantic-ai model for ``spec``, with SDK retries off.
+def idle_timeout(spec: ModelSpec, config: ProviderConfig) -> float:
+    """Seconds a call to ``spec`` may stay silent: the configured timeout, else the default for
+    its kind of server (an ``openai:`` model pointed at another server counts as one's own)."""
+    if config.timeout is not None:
+        return config.timeout
+    if spec.provider == "anthropic" or (spec.provider == "openai" and not _elsewhere(spec, config)):
+        return HOSTED_IDLE_TIMEOUT
+    return LOCAL_IDLE_TIMEOUT
+
+
+def build_model(spec: ModelSpec, config: ProviderConfig) -> StreamingModel:
+    """A pydantic-ai model for ``spec``, with SDK retries off, whose every request streams.
 
     The model owns its HTTP client like one pydantic-ai builds itself: ``async with model`` (or
     ``async with agent``) closes it, and a run on a new event loop gets a fresh one.
     """
-    if not config.timeout > 0:
+    if config.timeout is not None and not config.timeout > 0:
         raise ConfigError(f"the model timeout must be positive, not {config.timeout}")
+    if not config.call_timeout > 0:
+        raise ConfigError(f"the model call timeout must be positive, not {config.call_timeout}")
+    timeout = idle_timeout(spec, config)
+    model: Model
     if spec.provider == "anthropic":
-        return _anthropic(spec, config)
-    if spec.provider == "openai":
-        return _openai(spec, config)
-    if spec.provider == COMPATIBLE or spec.provider in LOCAL_SERVERS:
-        return _compatible(spec, config)
-    raise ConfigError(f"unknown model provider {spec.provider!r}: {_FORMS}")
+        model = _anthropic(spec, config, timeout)
+    elif spec.provider == "openai":
+        model = _openai(spec, config, timeout)
+    elif spec.provider == COMPATIBLE or spec.provider in LOCAL_SERVERS:
+        model = _compatible(spec, config, timeout)
+    else:
+        raise ConfigError(f"unknown model provider {spec.provider!r}: {_FORMS}")
+    return StreamingModel(model, call_timeout=config.call_timeout)
 
 
-def _anthropic(spec: ModelSpec, config: ProviderConfig) -> Model:
+def _elsewhere(spec: ModelSpec, config: ProviderConfig) -> bool:
+    """Whether an ``openai:`` model points at a server that is not OpenAI's."""
+    url = spec.base_url or config.openai_base_url or OPENAI_URL
+    return urlsplit(url).hostname != urlsplit(OPENAI_URL).hostname
+
+
+def _anthropic(spec: ModelSpec, config: ProviderConfig, timeout: float) -> Model:
     from anthropic import AsyncAnthropic
     from pydantic_ai.models.anthropic import AnthropicModel
     from pydantic_ai.providers.anthropic import AnthropicProvider
 
     key = _required_key(spec, config.anthropic_api_key, "ANTHROPIC_API_KEY")
     base_url = _base_url(spec, config.anthropic_base_url, "ANTHROPIC_BASE_URL") or ANTHROPIC_URL
-    factory = _http_client_factory(config.timeout)
+    factory = _http_client_factory(timeout)
     http_client = factory()
     client = AsyncAnthropic(
         api_key=key,
         base_url=base_url,
         http_client=http_client,
-        timeout=config.timeout,
+        timeout=timeout,
         max_retries=0,
     )
     provider = _owning(AnthropicProvider(anthropic_client=client), http_client, factory)
     return AnthropicModel(spec.name, provider=provider, settings=model_settings(spec))
 
 
-def _openai(spec: ModelSpec, config: ProviderConfig) -> Model:
-    from pydantic_ai.models.openai import OpenAIResponsesModel
+def _openai(spec: ModelSpec, config: ProviderConfig, timeout: float) -> Model:
+    from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
     key = _required_key(spec, config.openai_api_key, "OPENAI_API_KEY")
     base_url = _base_url(spec, config.openai_base_url, "OPENAI_BASE_URL") or OPENAI_URL
-    client, http_client, factory = _openai_client(key, base_url, config.timeout)
+    elsewhere = _elsewhere(spec, config)
+    client, http_client, factory = _openai_client(key, base_url, timeout, keepalive=not elsewhere)
     provider = _owning(OpenAIProvider(openai_client=client), http_client, factory)
+    if elsewhere:
+        # Another server behind an OpenAI name: chat completions, which it surely speaks.
+        return OpenAIChatModel(
+            spec.name, provider=provider, settings=model_settings(spec), profile=_OWN_SERVER
+        )
     # `openai:` names use the Responses API, as pydantic-ai's own `openai:` names do.
     return OpenAIResponsesModel(spec.name, provider=provider, settings=model_settings(spec))
 
 
-def _compatible(spec: ModelSpec, config: ProviderConfig) -> Model:
+def _compatible(spec: ModelSpec, config: ProviderConfig, timeout: float) -> Model:
     from pydantic_ai.models.ollama import OllamaModel
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.ollama import OllamaProvider
@@ -201,25 +263,27 @@ def _compatible(spec: ModelSpec, config: ProviderConfig) -> Model:
         register_secret(config.compatible_api_key)
     # The OpenAI SDK insists on a key; servers that need none ignore this one.
     key = config.compatible_api_key or "not-needed"
-    client, http_client, factory = _openai_client(key, base_url, config.timeout)
+    client, http_client, factory = _openai_client(key, base_url, timeout, keepalive=False)
     settings = model_settings(spec)
     # The dedicated providers know their servers' quirks (model profiles, thinking fields).
     if spec.provider == "ollama":
         ollama = _owning(OllamaProvider(openai_client=client), http_client, factory)
-        return OllamaModel(spec.name, provider=ollama, settings=settings)
+        return OllamaModel(spec.name, provider=ollama, settings=settings, profile=_OWN_SERVER)
     provider: Provider[Any]
     if spec.provider == "vllm":
         provider = VLLMProvider(openai_client=client)
     else:
         provider = OpenAICompatibleProvider(spec.provider, openai_client=client)
     provider = _owning(provider, http_client, factory)
-    return OpenAIChatModel(spec.name, provider=provider, settings=settings)
+    return OpenAIChatModel(spec.name, provider=provider, settings=settings, profile=_OWN_SERVER)
 
 
-def _openai_client(key: str, base_url: str, timeout: float) -> tuple[Any, httpx2.AsyncClient, Any]:
+def _openai_client(
+    key: str, base_url: str, timeout: float, *, keepalive: bool
+) -> tuple[Any, httpx2.AsyncClient, Any]:
     from openai import AsyncOpenAI
 
-    factory = _http_client_factory(timeout)
+    factory = _http_client_factory(timeout, keepalive=keepalive)
     http_client = factory()
     client = AsyncOpenAI(
         api_key=key,
@@ -249,11 +313,21 @@ def _base_url(spec: ModelSpec, configured: str, env: str) -> str:
     return configured
 
 
-def _http_client_factory(timeout: float) -> functools.partial[httpx2.AsyncClient]:
-    """Clients with pydantic-ai's defaults (limits, user agent), our timeout and a short connect."""
+def _http_client_factory(
+    timeout: float, *, keepalive: bool = True
+) -> functools.partial[httpx2.AsyncClient]:
+    """Clients with pydantic-ai's defaults (limits, user agent), our timeout and a short connect.
+
+    Without ``keepalive`` every request opens its own connection: llama.cpp's server drops a
+    kept-alive connection reused right after a streamed answer ("Server disconnected without
+    sending a response", measured: one request in four sent back to back), and an agent's next
+    turn follows at once.
+    """
+    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=100 if keepalive else 0)
     return functools.partial(
         create_async_httpx2_client,
         timeout=httpx2.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+        limits=limits,
     )
 
 

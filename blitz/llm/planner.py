@@ -9,10 +9,15 @@ conversation with every problem listed, at most ``max_reasks`` times.
 Bounds, so a confused model cannot spin: pydantic-ai re-asks a reply that does not fit the schema
 at most :data:`OUTPUT_RETRIES` times within one call (``UsageLimits`` caps the requests of a call
 to match); a call is retried on transient provider failures only by
-:func:`blitz.llm.errors.call_with_retries`, which also feeds the provider's circuit breaker; and
+:func:`blitz.llm.errors.call_with_retries`, which also feeds the provider's circuit breaker; every
+call has an output cap fitting its role (:func:`plan_max_tokens`, :data:`RECOVERY_MAX_TOKENS`),
+and an answer cut at that cap, stopped because it repeated itself or took too long
+(:mod:`blitz.llm.streaming`) is re-asked with a correction, counted against ``max_reasks``; and
 ``auto`` output mode switches once, for good, from tool output to JSON in the text
 (:class:`~pydantic_ai.PromptedOutput`) when the model does not use the output tool, as small local
-models often fail to.
+models often fail to. A server that refuses the request's shape (a schema it cannot turn into a
+grammar, tools it does not support: reason ``request_shape``) gets prompted JSON too, whatever
+the output mode, so it never pauses a project.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pydantic_ai import (
 from pydantic_ai.exceptions import OutputTokenLimitExceeded
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
 
 from blitz.breaker import BreakerBoard
@@ -41,7 +47,7 @@ from blitz.clock import Clock
 from blitz.context import repo_context
 from blitz.domain import Plan, RecoveryPlan, Usage
 from blitz.errors import PlanError
-from blitz.llm.errors import ModelOutputError, ProviderConfigError
+from blitz.llm.errors import ModelOutputError, OutputStopped, ProviderConfigError
 from blitz.llm.models import ModelSpec, model_settings
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import (
@@ -76,20 +82,55 @@ RECOVERY_TOOL = "submit_recovery"
 PROBLEM_DETAIL = 1_500
 """Characters of pydantic-ai's validation errors quoted back to the model."""
 
+PLAN_BASE_TOKENS = 600
+PLAN_TASK_TOKENS = 350
+PLAN_MAX_TOKENS = (1_500, 16_000)
+"""Bounds of a plan call's output cap, whatever ``max_tasks`` says."""
+
+RECOVERY_MAX_TOKENS = 6_000
+"""Output cap of a recovery call: a decision, a reason and a few tasks."""
+
+
+def plan_max_tokens(max_tasks: int) -> int:
+    """The output cap of a plan for at most ``max_tasks`` tasks: a summary and a few hundred
+    tokens a task, within :data:`PLAN_MAX_TOKENS`."""
+    low, high = PLAN_MAX_TOKENS
+    return max(low, min(high, PLAN_BASE_TOKENS + PLAN_TASK_TOKENS * max_tasks))
+
+
 T = TypeVar("T")
 Out = TypeVar("Out", bound=BaseModel)
 
 
-def _output_problem(exc: BaseException) -> str:
-    """One line for the model on why its reply could not be used, quoting pydantic-ai's errors."""
+def _causes(exc: BaseException) -> list[BaseException]:
     chain = [exc]
     while (cause := chain[-1].__cause__) is not None and len(chain) < 10:
         chain.append(cause)
+    return chain
+
+
+def _too_long(exc: BaseException) -> bool:
+    """Whether an answer was stopped for its length (cut at the cap, repeating, past the call
+    cap) rather than for its form: asking for another form would not help."""
+    return any(isinstance(e, OutputTokenLimitExceeded | OutputStopped) for e in _causes(exc))
+
+
+def _output_problem(exc: BaseException) -> str:
+    """One line for the model on why its reply could not be used, quoting pydantic-ai's errors."""
+    chain = _causes(exc)
     if any(isinstance(e, OutputTokenLimitExceeded) for e in chain):
         return (
             "the answer was cut off at the output token limit: answer again, shorter "
             "(fewer tasks, more concise instructions)"
         )
+    stopped = next((e for e in chain if isinstance(e, OutputStopped)), None)
+    if stopped is not None and stopped.reason == "repeating":
+        return (
+            f"{stopped.message}: answer again, shorter, without repeating any part "
+            "(each task once, concise instructions)"
+        )
+    if stopped is not None:
+        return f"{stopped.message}: answer again, shorter (fewer tasks, more concise instructions)"
     if any(isinstance(e, UsageLimitExceeded) for e in chain):
         return "the answer took too many turns: answer at once with the complete result"
     detail = " ".join(str(chain[-1]).split())
@@ -98,11 +139,11 @@ def _output_problem(exc: BaseException) -> str:
     return f"the answer could not be read: {detail}"
 
 
-def _refuses_tools(exc: ProviderConfigError) -> bool:
-    """Whether a rejected request says the model cannot call tools (Ollama: 'does not support
-    tools'; vLLM: 'tool choice requires --enable-auto-tool-choice')."""
-    failure = exc.failure
-    return failure.status in (400, 422) and "tool" in failure.message.lower()
+def _refuses_shape(exc: ProviderConfigError) -> bool:
+    """Whether a rejected request is about its shape, not its key or model: a schema the server
+    cannot turn into a grammar, tools it does not support (Ollama: 'does not support tools'; vLLM:
+    'tool choice requires --enable-auto-tool-choice')."""
+    return exc.failure.reason == "request_shape"
 
 
 def _response_usage(messages: Iterable[ModelMessage]) -> RequestUsage:
@@ -153,6 +194,7 @@ class LLMPlanner:
         max_reasks: int = 3,
         output_mode: OutputMode = "auto",
         context_budget: int = 12_000,
+        recovery_max_tokens: int = RECOVERY_MAX_TOKENS,
     ) -> None:
         if (recovery_model is None) != (recovery_spec is None):
             raise ValueError("recovery_model and recovery_spec are given together or not at all")
@@ -167,6 +209,7 @@ class LLMPlanner:
         self._breakers = breakers
         self._max_reasks = max_reasks
         self._context_budget = context_budget
+        self._recovery_max_tokens = recovery_max_tokens
         mode: Literal["tool", "prompted"] = "prompted" if output_mode == "prompted" else "tool"
         auto = output_mode == "auto"
         self._planning = _Role(model=model, spec=spec, mode=mode, auto=auto)
@@ -206,6 +249,7 @@ class LLMPlanner:
             prompt=prompt,
             judge=judge,
             what="plan",
+            max_tokens=plan_max_tokens(request.max_tasks),
         )
         return Planned(plan=plan, usage=usage)
 
@@ -225,6 +269,7 @@ class LLMPlanner:
             prompt=recovery_prompt(request),
             judge=judge,
             what="recovery plan",
+            max_tokens=self._recovery_max_tokens,
         )
         return Recovered(recovery=recovery, usage=usage)
 
@@ -238,6 +283,7 @@ class LLMPlanner:
         prompt: str,
         judge: Callable[[Out], T],
         what: str,
+        max_tokens: int,
     ) -> tuple[T, Usage]:
         """Ask until ``judge`` accepts an answer, re-asking at most ``max_reasks`` times."""
         usage = Usage()
@@ -248,16 +294,25 @@ class LLMPlanner:
             spent: list[RequestUsage] = []
             outcome: tuple[Out, list[ModelMessage]] | None = None
             problems: list[str] = []
+            bounded = False  # stopped for its length: re-asked with a correction, same mode
             try:
-                outcome = await self._call(role, output, tool, rules, question, history, spent)
+                outcome = await self._call(
+                    role, output, tool, rules, question, history, spent, max_tokens
+                )
             except (ModelOutputError, UsageLimitExceeded) as exc:
                 problems = [_output_problem(exc)]
+                bounded = _too_long(exc)
             except ProviderConfigError as exc:
-                if not (role.auto and _refuses_tools(exc)):
+                if not _refuses_shape(exc):
                     raise
+                if role.mode == "prompted":  # nothing simpler to ask for: the plan fails
+                    raise PlanError(
+                        [f"the model's server refused even a prompted {what}: {exc}"]
+                    ) from exc
+                role.auto = True  # a schema or tools refused: prompted JSON is the way left
             finally:
                 usage += self._usage(spent, role)
-            if outcome is None and role.auto:
+            if outcome is None and role.auto and not bounded:
                 # The model does not use the output tool: ask for JSON in the text instead, from
                 # the start (a conversation holding tool calls needs the tools defined).
                 role.mode, role.auto = "prompted", False
@@ -293,6 +348,7 @@ class LLMPlanner:
         question: str,
         history: list[ModelMessage],
         spent: list[RequestUsage],
+        max_tokens: int,
     ) -> tuple[Out, list[ModelMessage]]:
         """One logical model call (retried on transient failures); the usage of every request
         made, answered or not, is appended to ``spent``."""
@@ -305,7 +361,7 @@ class LLMPlanner:
             role.model,
             output_type=output_type,
             instructions=rules,
-            model_settings=model_settings(role.spec),
+            model_settings=ModelSettings(**model_settings(role.spec), max_tokens=max_tokens),
             retries={"output": OUTPUT_RETRIES},
             name="blitz-planner",
         )

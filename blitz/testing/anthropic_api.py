@@ -98,7 +98,11 @@ def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]
         "role": "assistant",
         "model": str(request.body.get("model") or "blitz-scripted"),
         "content": content,
-        "stop_reason": "tool_use" if reply.tool_calls else "end_turn",
+        "stop_reason": "max_tokens"
+        if reply.at_limit
+        else "tool_use"
+        if reply.tool_calls
+        else "end_turn",
         "stop_sequence": None,
         "usage": usage_body(reply.usage),
     }

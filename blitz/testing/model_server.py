@@ -273,7 +273,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for chunk in answer.chunks:
+        for number, chunk in enumerate(answer.chunks):
+            if number and answer.chunk_delay:
+                self.wfile.flush()
+                if self.model_server._stopping.wait(answer.chunk_delay):
+                    self.close_connection = True
+                    return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         if answer.cut:
             self.close_connection = True

@@ -101,7 +101,11 @@ def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                "finish_reason": "length"
+                if reply.at_limit
+                else "tool_calls"
+                if reply.tool_calls
+                else "stop",
             }
         ],
         "usage": usage_body(reply.usage),

@@ -221,9 +221,9 @@ def payload(request: SeenRequest, reply: Reply, new_id: NewId) -> dict[str, Any]
         "id": new_id("resp_"),
         "object": "response",
         "created_at": int(time.time()),
-        "status": "completed",
+        "status": "incomplete" if reply.at_limit else "completed",
         "error": None,
-        "incomplete_details": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if reply.at_limit else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "model": str(body.get("model") or "blitz-scripted"),
@@ -308,7 +308,8 @@ def events(request: SeenRequest, response: Mapping[str, Any]) -> list[bytes]:
     events.add("response.in_progress", response=opened)
     for index, item in enumerate(response["output"]):
         _item_events(events, index, item)
-    events.add("response.completed", response=response)
+    done = "response.incomplete" if response["status"] == "incomplete" else "response.completed"
+    events.add(done, response=response)
     return events.encoded
 
 

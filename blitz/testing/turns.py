@@ -16,7 +16,9 @@ matching on their task ids:
   after_events?}``, ``malformed: true`` (a body that is not JSON), ``cut_stream_after: N`` (drop
   the connection after N SSE events; at once for a non-streaming request) or ``cut_midway: true``
   (send the status, the headers and half of the body, then drop the connection). ``delay:
-  seconds`` waits before any answer.
+  seconds`` waits before any answer; ``chunk_delay: seconds`` between two streamed events (a slow
+  but steady model). ``at_limit: true`` says the answer stopped at the output token limit
+  (``finish_reason: length``, ``stop_reason: max_tokens``, an ``incomplete`` response).
 
 A request no turn matches gets the script's ``fallback`` reply when it has one; otherwise a 500
 naming its last user text, with ``x-should-retry: false``, and it is listed in
@@ -118,6 +120,8 @@ class Reply:
     cut_stream_after: int | None = None
     cut_midway: bool = False
     delay: float = 0.0
+    chunk_delay: float = 0.0
+    at_limit: bool = False
 
     def __post_init__(self) -> None:
         has_content = self.text is not None or self.json is not None or bool(self.tool_calls)
@@ -131,8 +135,8 @@ class Reply:
                 "a reply needs text, json, tool_calls, error, malformed, cut_stream_after "
                 "or cut_midway"
             )
-        if self.delay < 0 or (self.cut_stream_after or 0) < 0:
-            raise ValueError("delay and cut_stream_after cannot be negative")
+        if self.delay < 0 or self.chunk_delay < 0 or (self.cut_stream_after or 0) < 0:
+            raise ValueError("delay, chunk_delay and cut_stream_after cannot be negative")
 
     @property
     def content(self) -> str | None:

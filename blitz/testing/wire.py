@@ -44,7 +44,8 @@ class Answer:
     """What the handler sends: a whole ``body``, or ``chunks`` sent chunked.
 
     ``cut`` closes the connection early: before any answer when there are no chunks, else after
-    the chunks without the terminating one, so the client reads a truncated body.
+    the chunks without the terminating one, so the client reads a truncated body. ``chunk_delay``
+    is the pause before each chunk after the first.
     """
 
     status: int = 200
@@ -52,6 +53,7 @@ class Answer:
     body: bytes = b""
     chunks: Sequence[bytes] | None = None
     delay: float = 0.0
+    chunk_delay: float = 0.0
     cut: bool = False
 
 
@@ -170,7 +172,7 @@ def render(
     if reply.cut_midway:
         whole = answer.body if answer.chunks is None else b"".join(answer.chunks)
         answer = replace(answer, chunks=[whole[: max(1, len(whole) // 2)]], cut=True)
-    return replace(answer, delay=reply.delay)
+    return replace(answer, delay=reply.delay, chunk_delay=reply.chunk_delay)
 
 
 # -- chat-style message lists -----------------------------------------------------------------

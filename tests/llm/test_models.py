@@ -5,6 +5,7 @@ from pydantic_ai import Agent
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.ollama import OllamaModel
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+from pydantic_ai.profiles import InlineDefsJsonSchemaTransformer
 from pydantic_ai.providers.ollama import OllamaProvider
 from pydantic_ai.providers.openai_compatible import OpenAICompatibleProvider
 from pydantic_ai.providers.vllm import VLLMProvider
@@ -17,6 +18,7 @@ from blitz.llm.models import (
     model_settings,
     parse_model,
 )
+from blitz.llm.streaming import StreamingModel
 from blitz.testing.model_server import ModelServer, Reply
 
 from . import ANTHROPIC_KEY, DONE, OPENAI_KEY, anthropic_error, model_for
@@ -98,7 +100,7 @@ def test_anthropic_model_points_at_the_configured_url_without_sdk_retries() -> N
         anthropic_api_key=ANTHROPIC_KEY, anthropic_base_url="http://127.0.0.1:9", timeout=33
     )
     model = build_model(parse_model("anthropic:claude-sonnet-4-6"), config)
-    assert isinstance(model, AnthropicModel)
+    assert isinstance(model, StreamingModel) and isinstance(model.wrapped, AnthropicModel)
     assert model.model_name == "claude-sonnet-4-6"
     assert model.base_url.rstrip("/") == "http://127.0.0.1:9"
     assert model.client.max_retries == 0
@@ -108,19 +110,29 @@ def test_anthropic_model_points_at_the_configured_url_without_sdk_retries() -> N
 
 def test_anthropic_defaults_to_the_public_api() -> None:
     model = build_model(parse_model("anthropic:claude-sonnet-4-6"), KEYS)
-    assert isinstance(model, AnthropicModel)
+    assert isinstance(model.wrapped, AnthropicModel)
     assert model.base_url.rstrip("/") == "https://api.anthropic.com"
 
 
-def test_openai_model_uses_the_responses_api_without_sdk_retries() -> None:
+def test_openai_model_uses_the_responses_api_on_openai_only_without_sdk_retries() -> None:
     config = ProviderConfig(openai_api_key=OPENAI_KEY, openai_base_url="http://127.0.0.1:9/v1")
     model = build_model(parse_model("openai:gpt-5"), config)
-    assert isinstance(model, OpenAIResponsesModel)
     assert model.base_url.rstrip("/") == "http://127.0.0.1:9/v1"
     assert model.client.max_retries == 0
     default = build_model(parse_model("openai:gpt-5"), KEYS)
-    assert isinstance(default, OpenAIResponsesModel)
+    assert isinstance(default.wrapped, OpenAIResponsesModel)
     assert default.base_url.rstrip("/") == "https://api.openai.com/v1"
+
+
+@pytest.mark.parametrize(
+    "text", ["openai:qwen@http://127.0.0.1:8080/v1", "openai:qwen", "openai:gpt-5@http://gw/v1"]
+)
+def test_openai_names_on_another_server_use_chat_completions(text: str) -> None:
+    # llama.cpp's /v1/responses cannot read the assistant turns pydantic-ai replays.
+    config = ProviderConfig(openai_api_key=OPENAI_KEY, openai_base_url="http://127.0.0.1:9/v1")
+    model = build_model(parse_model(text), config)
+    assert type(model.wrapped) is OpenAIChatModel
+    assert model.profile.get("json_schema_transformer") is InlineDefsJsonSchemaTransformer
 
 
 @pytest.mark.parametrize(
@@ -143,7 +155,7 @@ def test_compatible_servers_use_chat_completions_without_sdk_retries(
 ) -> None:
     # No keys at all: local servers need none.
     model = build_model(parse_model(text), ProviderConfig())
-    assert type(model) is model_class
+    assert type(model.wrapped) is model_class
     assert isinstance(model.provider, provider_class)
     assert model.base_url.rstrip("/") == base_url
     assert model.client.max_retries == 0
@@ -208,7 +220,7 @@ def test_model_settings_turn_on_prompt_caching_for_anthropic_only() -> None:
     ("provider", "path"),
     [
         ("anthropic", "/v1/messages"),
-        ("openai", "/v1/responses"),
+        ("openai", "/v1/chat/completions"),  # not OpenAI's URL: chat completions
         ("openai-compatible", "/v1/chat/completions"),
         ("ollama", "/v1/chat/completions"),
         ("vllm", "/v1/chat/completions"),
@@ -300,4 +312,4 @@ async def test_a_closed_model_gets_a_fresh_client_with_the_same_settings(
 def test_the_config_repr_hides_the_keys() -> None:
     text = repr(ProviderConfig(anthropic_api_key="a-secret-1", openai_api_key="o-secret-2"))
     assert "secret" not in text
-    assert "timeout=120.0" in text
+    assert "timeout=None" in text

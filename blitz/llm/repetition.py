@@ -1,0 +1,112 @@
+"""Noticing a model that repeats itself, while its answer streams in.
+
+A small model that degenerates writes the same span again and again (a sentence, a task, a line)
+until the output limit or the context window stops it. :class:`RepeatWatch` is fed the streamed
+text, a piece at a time, and says when the tail of what it has seen is one span repeated back to
+back: at least :data:`MIN_REPEATS` times and :data:`MIN_LENGTH` characters in all. Ordinary code
+repeats short lines (a closing bracket, a blank line) and ruler comments, never a long run of
+the same span, so the check stays quiet on it; a test feeds it this repository's source files.
+
+It keeps a bounded tail (:data:`WINDOW` characters), so its memory does not grow with the output,
+and checks only every :data:`CHECK_EVERY` new characters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_REPEATS = 6
+"""Back-to-back copies of a span that make a repetition."""
+
+MIN_LENGTH = 600
+"""Characters a repetition covers at least, whatever its span: a ruler of 100 dashes is not one."""
+
+MAX_SPAN = 2_000
+"""The longest span looked for; a longer loop still shows as soon as it repeats again."""
+
+WINDOW = MAX_SPAN * MIN_REPEATS
+"""Characters of the tail kept."""
+
+CHECK_EVERY = 32
+"""New characters between two checks."""
+
+_PROBE = 16
+"""Characters at the very end that every copy of the span must also end with."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Repetition:
+    """The span repeated at the end of the output and how many times."""
+
+    span: str
+    repeats: int
+
+    def describe(self, width: int = 60) -> str:
+        shown = " ".join(self.span.split())
+        if len(shown) > width:
+            shown = shown[: width - 3] + "..."
+        return f"{shown!r} {self.repeats} times in a row"
+
+
+class RepeatWatch:
+    """Fed streamed text with :meth:`feed`; returns a :class:`Repetition` once the tail is one."""
+
+    def __init__(
+        self,
+        *,
+        min_repeats: int = MIN_REPEATS,
+        min_length: int = MIN_LENGTH,
+        max_span: int = MAX_SPAN,
+    ) -> None:
+        if min_repeats < 2 or min_length < 1 or max_span < 1:
+            raise ValueError("min_repeats >= 2, min_length >= 1 and max_span >= 1")
+        self._min_repeats = min_repeats
+        self._min_length = min_length
+        self._max_span = max_span
+        self._window = max(max_span * min_repeats, min_length) + _PROBE
+        self._tail = ""
+        self._unchecked = 0
+
+    def feed(self, text: str) -> Repetition | None:
+        """Add ``text`` to what was seen; the repetition now at the end, if there is one."""
+        if not text:
+            return None
+        self._tail = (self._tail + text)[-self._window :]
+        self._unchecked += len(text)
+        if self._unchecked < CHECK_EVERY:
+            return None
+        self._unchecked = 0
+        return self.check()
+
+    def check(self) -> Repetition | None:
+        """The repetition at the end of what was seen, if any (also between two checks)."""
+        tail = self._tail
+        if len(tail) < self._min_length:
+            return None
+        probe = tail[-_PROBE:]
+        end = len(tail) - _PROBE  # where the probe starts
+        # Each earlier copy of the probe proposes a span (its distance from the end); the shortest
+        # that repeats is the one to report, so the check of a long span never hides a short one.
+        start = end
+        while True:
+            start = tail.rfind(probe, 0, start + _PROBE - 1)
+            if start < 0:
+                return None
+            span = end - start
+            if span > self._max_span:
+                return None
+            needed = max(span * self._min_repeats, self._min_length)
+            if needed <= len(tail):
+                run = tail[-needed:]
+                if run[span:] == run[:-span]:
+                    repeats = self._count(span)
+                    return Repetition(span=tail[-span:], repeats=repeats)
+
+    def _count(self, span: int) -> int:
+        """Copies of the last ``span`` characters at the end of the tail."""
+        tail = self._tail
+        unit = tail[-span:]
+        repeats = 1
+        while tail.endswith(unit, 0, len(tail) - span * repeats):
+            repeats += 1
+        return repeats

@@ -1,0 +1,176 @@
+"""The planner's outputs are bounded: a cap per call sized from ``max_tasks``, and an answer that
+repeats itself, runs past the call cap or is cut at the limit is re-asked with a correction,
+counted against ``max_reasks``. The real OpenAI client against the scripted model server."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blitz.conductor.selection import Candidate
+from blitz.errors import PlanError
+from blitz.llm.judge import JUDGE_MAX_TOKENS, ModelJudge
+from blitz.llm.models import parse_model
+from blitz.llm.planner import PLAN_MAX_TOKENS, LLMPlanner, plan_max_tokens
+from blitz.llm.usage import PriceTable
+from blitz.testing.model_server import ModelServer, Reply, SeenRequest
+
+from . import model_for
+from .test_planner import EXPECTED, GOOD, InstantClock, json_reply, plan_request, tool_reply
+
+LOOPING = "The plan: add the limiter, then use it in the middleware, then test it. " * 40
+
+
+@pytest.fixture
+def repo(git_repo: Path) -> Path:
+    (git_repo / "app.py").write_text("def handle(request):\n    return 'ok'\n")
+    for args in (["add", "-A"], ["commit", "-q", "-m", "Add the app"]):
+        subprocess.run(["git", *args], cwd=git_repo, check=True, capture_output=True, timeout=30)
+    return git_repo
+
+
+def planner(server: ModelServer, model: Any, **options: Any) -> LLMPlanner:
+    spec = parse_model(f"llamacpp:local@{server.openai_base_url}")
+    return LLMPlanner(model=model, spec=spec, prices=PriceTable(), clock=InstantClock(), **options)
+
+
+def cap(request: SeenRequest) -> Any:
+    return request.body.get("max_completion_tokens", request.body.get("max_tokens"))
+
+
+def test_the_plan_cap_grows_with_max_tasks_within_bounds() -> None:
+    low, high = PLAN_MAX_TOKENS
+    assert plan_max_tokens(1) == low
+    assert low < plan_max_tokens(10) < plan_max_tokens(20) < high
+    assert plan_max_tokens(200) == high
+
+
+async def test_every_plan_call_carries_its_output_cap(fake: ModelServer, repo: Path) -> None:
+    fake.add(json_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        await planner(fake, model, output_mode="prompted").plan(plan_request(repo, max_tasks=10))
+    [sent] = fake.requests
+    assert cap(sent) == plan_max_tokens(10)
+
+
+async def test_a_repeating_plan_is_re_asked_with_a_correction(
+    fake: ModelServer, repo: Path
+) -> None:
+    fake.add(Reply(text=LOOPING), json_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        planned = await planner(fake, model, output_mode="prompted").plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    first, second = fake.requests
+    assert "repeated itself" not in first.last_user_text
+    assert "repeated itself" in second.last_user_text
+    assert "without repeating" in second.last_user_text
+
+
+async def test_repeating_answers_count_against_max_reasks(fake: ModelServer, repo: Path) -> None:
+    fake.add({"reply": {"text": LOOPING}, "times": -1})
+    async with model_for(fake, "llamacpp") as model:
+        plans = planner(fake, model, output_mode="prompted", max_reasks=1)
+        with pytest.raises(PlanError) as info:
+            await plans.plan(plan_request(repo))
+    assert len(fake.requests) == 2
+    assert "repeated itself" in str(info.value)
+
+
+async def test_a_plan_past_the_call_cap_is_re_asked_shorter(fake: ModelServer, repo: Path) -> None:
+    slow = "A long, slow, varied answer: " + "".join(f"part {n}; " for n in range(200))
+    fake.add(Reply(text=slow, chunk_delay=0.2), json_reply(GOOD))
+    async with model_for(fake, "llamacpp", call_timeout=1.0) as model:
+        planned = await planner(fake, model, output_mode="prompted").plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert "answer again, shorter" in fake.requests[1].last_user_text
+
+
+async def test_the_judge_call_carries_its_output_cap(fake: ModelServer) -> None:
+    fake.add({"reply": {"tool_calls": [{"name": "choose", "input": {"choice": 2, "reason": "r"}}]}})
+    spec = parse_model(f"llamacpp:local@{fake.openai_base_url}")
+    judge = ModelJudge(model_for(fake, "llamacpp"), spec=spec, clock=InstantClock())
+    candidates: Sequence[tuple[Candidate, str]] = [(_candidate(n), f"diff {n}") for n in (1, 2)]
+    assert (await judge.pick("t", "do it", candidates))[0] == 1
+    [sent] = fake.requests
+    assert cap(sent) == JUDGE_MAX_TOKENS
+
+
+def _candidate(number: int) -> Candidate:
+    return Candidate(attempt_id=f"a{number}", label=f"agent {number}", passed=True)
+
+
+async def test_in_auto_mode_a_repeating_answer_is_corrected_not_taken_for_a_missing_tool(
+    fake: ModelServer, repo: Path
+) -> None:
+    looping_call = {"tool_calls": [{"name": "submit_plan", "input": {"summary": LOOPING}}]}
+    fake.add({"reply": looping_call}, tool_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        plans = planner(fake, model)
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert plans.output_modes == ("tool", "tool")
+    assert [bool(r.body.get("tools")) for r in fake.requests] == [True, True]
+    assert "repeated itself" in fake.requests[1].last_user_text
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai-compatible"])
+async def test_a_plan_cut_at_the_output_limit_is_re_asked_shorter(
+    fake: ModelServer, repo: Path, provider: str
+) -> None:
+    cut = '{"summary": "Add rate limiting", "tasks": [{"id": "limiter", "title": "Add a tok'
+    fake.add(Reply(text=cut, at_limit=True), json_reply(GOOD))
+    spec = parse_model(f"{provider}:m@{fake.anthropic_base_url}")
+    async with model_for(fake, provider) as model:
+        plans = LLMPlanner(
+            model=model,
+            spec=spec,
+            prices=PriceTable(),
+            clock=InstantClock(),
+            output_mode="prompted",
+        )
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert "cut off at the output token limit" in fake.requests[1].last_user_text
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "openai-compatible"])
+async def test_the_scripted_server_says_when_an_answer_hit_the_limit(
+    fake: ModelServer, provider: str
+) -> None:
+    from pydantic_ai import Agent
+
+    fake.add(Reply(text="half an ans", at_limit=True))
+    model = model_for(fake, provider)
+    async with model:
+        result = await Agent(model).run("hi")
+    assert result.all_messages()[-1].finish_reason == "length"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_scripted_responses_api_says_when_an_answer_hit_the_limit(
+    fake: ModelServer, stream: bool
+) -> None:
+    from openai import AsyncOpenAI
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+    from pydantic_ai.models import ModelRequestParameters
+    from pydantic_ai.models.openai import OpenAIResponsesModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    fake.add(Reply(text="half an ans", at_limit=True))
+    client = AsyncOpenAI(base_url=fake.openai_base_url, api_key="k", max_retries=0)
+    model = OpenAIResponsesModel("gpt-5", provider=OpenAIProvider(openai_client=client))
+    messages: list[Any] = [ModelRequest(parts=[UserPromptPart("hi")])]
+    async with client, model:
+        if stream:
+            async with model.request_stream(messages, None, ModelRequestParameters()) as events:
+                async for _ in events:
+                    pass
+                response = events.get()
+        else:
+            response = await model.request(messages, None, ModelRequestParameters())
+    assert fake.requests[0].path == "/v1/responses"
+    assert response.finish_reason == "length"

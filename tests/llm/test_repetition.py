@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blitz.llm.repetition import MIN_LENGTH, MIN_REPEATS, RepeatWatch, Repetition
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = sorted(
+    path
+    for folder in ("blitz", "tests", "docs")
+    for path in (ROOT / folder).rglob("*")
+    if path.suffix in (".py", ".md", ".toml", ".yaml") and path.is_file()
+)
+
+
+def feed(text: str, sizes: list[int] | None = None, seed: int = 0) -> Repetition | None:
+    """Feed ``text`` to a fresh watch in pieces (random sizes, as tokens arrive); the first
+    repetition it reports."""
+    watch = RepeatWatch()
+    rng = random.Random(seed)
+    at = 0
+    while at < len(text):
+        size = sizes.pop(0) if sizes else rng.randint(1, 24)
+        found = watch.feed(text[at : at + size])
+        if found is not None:
+            return found
+        at += size
+    return watch.check()
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        "The plan adds the function and its test. ",
+        "    pass\n",
+        '{"id": "t3", "title": "Add the add function", "depends_on": ["t2"]},\n',
+        "x" * 3,
+    ],
+)
+def test_a_span_repeated_back_to_back_is_noticed(span: str) -> None:
+    text = "Here is the plan:\n" + span * (MIN_LENGTH // len(span) + MIN_REPEATS + 2)
+    found = feed(text)
+    assert found is not None
+    assert found.repeats >= MIN_REPEATS
+    assert found.span in span * 2
+    assert len(found.span) <= len(span)
+
+
+def test_it_is_noticed_soon_after_it_starts() -> None:
+    span = "Then the model writes this sentence again. "
+    needed = max(MIN_LENGTH, MIN_REPEATS * len(span))
+    watch = RepeatWatch()
+    watch.feed("Some preamble that says what comes.\n")
+    seen = 0
+    while watch.feed(span) is None:
+        seen += len(span)
+        assert seen < needed + 2 * len(span)
+
+
+def test_a_long_loop_is_noticed_too() -> None:
+    paragraph = "".join(f"step {n}: change file {n}.py\n" for n in range(40))  # ~900 chars
+    assert feed(paragraph * MIN_REPEATS) is not None
+    assert feed(paragraph * (MIN_REPEATS - 1)) is None
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_files_of_this_repository_are_no_repetition(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert feed(text, seed=len(text)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    prefix=st.text(max_size=200),
+    span=st.text(min_size=1, max_size=80),
+    extra=st.integers(0, 5),
+    seed=st.integers(0, 1000),
+)
+def test_any_span_repeated_long_enough_is_noticed_however_it_arrives(
+    prefix: str, span: str, extra: int, seed: int
+) -> None:
+    repeats = max(MIN_REPEATS, -(-MIN_LENGTH // len(span))) + extra
+    found = feed(prefix + span * repeats, seed=seed)
+    assert found is not None
+    assert found.span in span * 3  # a rotation of the span, or of a shorter one it repeats
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=400))
+def test_numbered_lines_are_no_repetition(words: list[str]) -> None:
+    text = "".join(f"{n}. {word}\n" for n, word in enumerate(words))
+    assert feed(text) is None
+
+
+def test_arguments_are_checked() -> None:
+    with pytest.raises(ValueError):
+        RepeatWatch(min_repeats=1)
