@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from blitz.testing.local_model import ensure_model
-from blitz.testing.local_server import LocalServer
-
 from blitz import process
 from blitz.process import Completed
+from blitz.testing.local_model import ensure_model
+from blitz.testing.local_server import LocalServer
 
 MODEL = "qwen2.5-coder-1.5b"
 TARGET_SECONDS = 15 * 60

@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
-
 from blitz import actions, confinement
 from blitz import workspace as git
 from blitz.backends.registry import BackendOptions, check_name, create_backend
@@ -219,25 +217,7 @@ class App:
         return tuple(f"{role}={model}" for role, model in named if model)
 
     def providers(self) -> ProviderConfig:
-        from blitz.llm.models import ProviderConfig  # pydantic-ai: only when models are used
-
-        s = self.settings
-
-        def secret(value: SecretStr | None) -> str:
-            return value.get_secret_value() if value is not None else ""
-
-        config = ProviderConfig(
-            anthropic_api_key=secret(s.anthropic_api_key),
-            anthropic_base_url=s.anthropic_base_url,
-            openai_api_key=secret(s.openai_api_key),
-            openai_base_url=s.openai_base_url,
-            compatible_base_url=s.compatible_base_url,
-            timeout=s.model_timeout,
-            call_timeout=s.model_call_timeout,
-        )
-        if s.compatible_api_key is not None:
-            config = dataclasses.replace(config, compatible_api_key=secret(s.compatible_api_key))
-        return config
+        return self.settings.provider_config()
 
     def prices(self) -> PriceTable:
         """The built-in price table, overridden by BLITZ_PRICES_FILE when set."""

@@ -8,10 +8,14 @@ through their constructors; nothing else reads the environment. Per-repository s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from blitz.llm.models import ProviderConfig
 
 
 def default_home() -> Path:
@@ -99,3 +103,21 @@ class Settings(BaseSettings):
 
     def goal_dir(self, goal_id: str) -> Path:
         return self.home / "goals" / goal_id
+
+    def provider_config(self) -> ProviderConfig:
+        """The providers' keys, endpoints and timeouts, for :func:`blitz.llm.build_model`."""
+        from blitz.llm.models import ProviderConfig  # pydantic-ai: only when models are used
+
+        def secret(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value is not None else ""
+
+        return ProviderConfig(
+            anthropic_api_key=secret(self.anthropic_api_key),
+            anthropic_base_url=self.anthropic_base_url,
+            openai_api_key=secret(self.openai_api_key),
+            openai_base_url=self.openai_base_url,
+            compatible_base_url=self.compatible_base_url,
+            compatible_api_key=secret(self.compatible_api_key),
+            timeout=self.model_timeout,
+            call_timeout=self.model_call_timeout,
+        )

@@ -21,9 +21,7 @@ from blitz.errors import ConfigError
 from blitz.settings import Settings
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
-    from blitz.llm.models import ProviderConfig
+    pass
 
 LOW_DISK = 2 * 1024**3
 """Free bytes under BLITZ_HOME below which worktrees and the store may run out of room."""
@@ -113,31 +111,12 @@ async def _models(settings: Settings, cfg: RepoConfig, named: list[str]) -> list
     checks: list[Check] = []
     for name in dict.fromkeys(names):
         try:
-            found = await probe_model(parse_model(name), _providers(settings))
+            found = await probe_model(parse_model(name), settings.provider_config())
         except ConfigError as exc:
             checks.append(Check(f"model {name}", "fail", str(exc)))
             continue
         checks += [Check(f.name, f.status, f.detail) for f in found.findings()]
     return checks
-
-
-def _providers(settings: Settings) -> ProviderConfig:
-    """The provider settings a run would use (as :meth:`blitz.app.App.providers` builds them;
-    doctor opens no store, so it builds no App)."""
-    from blitz.llm.models import ProviderConfig
-
-    def secret(value: SecretStr | None) -> str:
-        return value.get_secret_value() if value is not None else ""
-
-    return ProviderConfig(
-        anthropic_api_key=secret(settings.anthropic_api_key),
-        anthropic_base_url=settings.anthropic_base_url,
-        openai_api_key=secret(settings.openai_api_key),
-        openai_base_url=settings.openai_base_url,
-        compatible_base_url=settings.compatible_base_url,
-        compatible_api_key=secret(settings.compatible_api_key),
-        timeout=settings.model_timeout,
-    )
 
 
 def _git() -> Check:

@@ -15,9 +15,6 @@ from embedded_helpers import InstantClock, RefusingSchemas
 from blitz.backends.embedded import TEXT_REASKS, EmbeddedBackend, EmbeddedLimits
 from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
 
-# The fixture comes with blitz.testing.local_server (issue 19, helper C's branch).
-pytest.importorskip("blitz.testing.local_server")
-
 TURNS = 2
 CAP = 48
 

@@ -6,7 +6,6 @@ change a real git worktree."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +23,6 @@ from blitz.llm.errors import ModelOutputError, ProviderFailure
 from blitz.testing.model_server import ModelServer
 
 HELLO = "def hello():\n    return 'hello'\n"
-
-# Until helper B's streaming and request-shape classification are merged (issue 19).
-needs_streaming = pytest.mark.skipif(
-    importlib.util.find_spec("blitz.llm.streaming") is None,
-    reason="needs blitz.llm.streaming (issue 19, helper B's branch)",
-)
 
 
 @pytest.fixture
@@ -370,7 +363,6 @@ async def test_a_request_shape_refusal_switches_to_text_tool_mode(
     assert_script_done(server)
 
 
-@needs_streaming
 async def test_llama_cpp_refusing_a_schema_at_the_wire_switches_to_text_tool_mode(
     server: ModelServer, worktree: Path
 ) -> None:
@@ -392,7 +384,6 @@ async def test_llama_cpp_refusing_a_schema_at_the_wire_switches_to_text_tool_mod
     assert_script_done(server)
 
 
-@needs_streaming
 async def test_a_stream_that_repeats_itself_is_stopped_and_re_asked(
     server: ModelServer, worktree: Path
 ) -> None:

@@ -44,8 +44,9 @@ from blitz.testing.clock import ManualClock
 from blitz.testing.local_server import LocalServer
 from blitz.testing.model_server import ModelServer, Reply
 
-PROVIDERS = ["llamacpp", "openai-compatible"]
-"""The providers that reach llama.cpp (each may shape schemas its own way)."""
+PROVIDERS = ["llamacpp", "openai-compatible", "openai"]
+"""The providers that reach llama.cpp (each may shape schemas its own way; `openai:` pointed at
+another server speaks chat completions)."""
 
 SHAPE = ("tools", "tool_choice", "response_format")
 """What in a request body llama.cpp turns into parsers and grammars."""
@@ -143,7 +144,7 @@ async def _sent(call: Call, provider: str, repo: Path) -> list[dict[str, Any]]:
     with ModelServer(fallback=Reply(text="done")) as server:
         spec = parse_model(f"{provider}:qwen2.5-coder-0.5b@{server.openai_base_url}")
         with contextlib.suppress(Exception):  # the scripted "done" satisfies no one
-            await call(spec, ProviderConfig(), repo)
+            await call(spec, ProviderConfig(openai_api_key="sk-test"), repo)
         bodies = [dict(r.body) for r in server.requests if r.path == "/v1/chat/completions"]
     shapes: dict[str, dict[str, Any]] = {}
     for body in bodies:
