@@ -189,7 +189,7 @@ def _run_goal(goal: Goal, root: Path, relay: CountingRelay) -> dict[str, Any]:
     model = f"llamacpp:{MODEL}@http://127.0.0.1:{relay.port}/v1"
     repo = _repo(root, goal, model)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLITZ_", "OPENAI_"))}
-    env["BLITZ_DATA_DIR"] = str(root / f"{goal.name}-data")
+    env["BLITZ_HOME"] = str(root / f"{goal.name}-home")
     calls = relay.calls
     start = time.monotonic()
     done = _blitz("run", goal.text, "--repo", str(repo), "--json", env=env, timeout=GOAL_TIMEOUT)

@@ -46,6 +46,7 @@ from pydantic_ai.exceptions import (
     OutputTokenLimitExceeded,
     UnexpectedModelBehavior,
 )
+from pydantic_ai.messages import ModelResponse
 
 from blitz.errors import ConfigError, RunError
 from blitz.llm.breakers import provider_label
@@ -126,6 +127,9 @@ class OutputStopped(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.partial: ModelResponse | None = None
+        """What had streamed when the answer was stopped (a call written before a loop of prose
+        may still be made: :mod:`blitz.llm.text_calls`)."""
 
 
 class ProviderConfigError(ConfigError):

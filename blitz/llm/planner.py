@@ -60,6 +60,7 @@ from blitz.llm.plan_prompts import (
     routing_text,
 )
 from blitz.llm.retries import call_with_retries
+from blitz.llm.text_calls import TextCallingModel
 from blitz.llm.usage import PriceTable, usage_of
 from blitz.planner import (
     MAX_ATTEMPTS,
@@ -358,7 +359,9 @@ class LLMPlanner:
         else:
             output_type = PromptedOutput(output, name=tool.removeprefix("submit_"))
         agent = Agent(
-            role.model,
+            # An output tool call written as text (as small local models do) counts as made, and
+            # so does one written before the model went on repeating itself.
+            TextCallingModel(role.model, text_mode_fallback=False),
             output_type=output_type,
             instructions=rules,
             model_settings=ModelSettings(**model_settings(role.spec), max_tokens=max_tokens),

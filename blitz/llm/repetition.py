@@ -30,6 +30,11 @@ WINDOW = MAX_SPAN * MIN_REPEATS
 CHECK_EVERY = 32
 """New characters between two checks."""
 
+BLANK_RUN = 200
+"""Characters of blank space in a row that make a repetition on their own: a model held by a
+JSON grammar it cannot satisfy writes newlines or spaces for ever, and no code or prose has such
+a run."""
+
 _PROBE = 16
 """Characters at the very end that every copy of the span must also end with."""
 
@@ -42,6 +47,8 @@ class Repetition:
     repeats: int
 
     def describe(self, width: int = 60) -> str:
+        if not self.span.strip():
+            return f"{len(self.span)} characters of blank space in a row"
         shown = " ".join(self.span.split())
         if len(shown) > width:
             shown = shown[: width - 3] + "..."
@@ -81,6 +88,9 @@ class RepeatWatch:
     def check(self) -> Repetition | None:
         """The repetition at the end of what was seen, if any (also between two checks)."""
         tail = self._tail
+        if len(tail) >= BLANK_RUN and tail[-BLANK_RUN:].isspace():
+            blank = len(tail) - len(tail.rstrip())
+            return Repetition(span=tail[-blank:], repeats=1)
         if len(tail) < self._min_length:
             return None
         probe = tail[-_PROBE:]

@@ -15,7 +15,9 @@ mean:
   argument deltas) is abandoned as soon as it is noticed, with reason ``repeating``.
 
 :func:`blitz.llm.errors.classify` makes both ``bad_output``: no retry from the start, the caller
-re-asks with a correction. :meth:`~StreamingModel.request_stream` passes through unchanged.
+re-asks with a correction; a stopped answer carries what had streamed (``partial``), so a call
+written as text before the loop can still be made (:mod:`blitz.llm.text_calls`).
+:meth:`~StreamingModel.request_stream` passes through unchanged.
 """
 
 from __future__ import annotations
@@ -73,7 +75,11 @@ class StreamingModel(WrapperModel):
                 ) as stream,
             ):
                 async for event in stream:
-                    _watch(event, watches)
+                    try:
+                        _watch(event, watches)
+                    except OutputStopped as stopped:
+                        stopped.partial = stream.get()
+                        raise
                 return stream.get()
         except TimeoutError as exc:
             if cap.expired():  # the cap, not the client's idle timeout

@@ -10,7 +10,12 @@ call whose arguments break the tool's schema gets pydantic-ai's retry prompt.
 Calls that cannot be made at all (unreadable JSON, a tool that is not offered) are left in the text
 and listed in :attr:`TextCallingModel.failed`, for the agent to re-ask with their errors.
 
-**Text tool mode.** A server that refuses the request's shape (a tool schema its grammar converter
+An answer stopped for repeating itself (:class:`~blitz.llm.errors.OutputStopped`) whose text
+already held complete calls (a small model often writes its call, then explains it in a loop)
+comes back with those calls, as if it had ended there.
+
+**Text tool mode** (unless made with ``text_mode_fallback=False``). A server that refuses the
+request's shape (a tool schema its grammar converter
 cannot type, a model without tool support: :func:`refuses_request_shape`) gets the same request
 again without tool definitions, with :func:`~blitz.llm.text_tools.tool_calling_instructions` added
 to the instructions and the conversation's earlier calls and results written as text
@@ -43,7 +48,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
-from blitz.llm.errors import ProviderConfigError
+from blitz.llm.errors import ModelOutputError, OutputStopped, ProviderConfigError
 from blitz.llm.text_tools import TextToolCall, find_tool_calls, tool_calling_instructions
 
 _EMPTY_WRAPPERS = re.compile(r"</?tool_call>|```[\w+.-]*\s*```", re.I)
@@ -79,11 +84,12 @@ class TextCallingModel(WrapperModel):
     without tool definitions.
     """
 
-    def __init__(self, wrapped: Model) -> None:
+    def __init__(self, wrapped: Model, *, text_mode_fallback: bool = True) -> None:
         super().__init__(wrapped)
         self.offered: dict[str, dict[str, Any]] = {}
         self.failed: list[str] = []
         self.text_mode = False
+        self._fallback = text_mode_fallback
         self._descriptions: dict[str, str] = {}
 
     async def request(
@@ -98,20 +104,46 @@ class TextCallingModel(WrapperModel):
             tool.name: tool.description or ""
             for tool in (*params.function_tools, *params.output_tools)
         }
-        if self.text_mode:
-            response = await self._request_as_text(messages, model_settings, params)
-        else:
-            try:
-                response = await self.wrapped.request(messages, model_settings, params)
-            except ProviderConfigError as refusal:
-                if not (self.offered and refuses_request_shape(refusal)):
-                    raise
-                self.text_mode = True
-                try:
-                    response = await self._request_as_text(messages, model_settings, params)
-                except ProviderConfigError:
-                    raise refusal from None
+        try:
+            response = await self._request(messages, model_settings, params)
+        except (OutputStopped, ModelOutputError) as exc:
+            salvaged = self._salvaged(exc)
+            if salvaged is None:
+                raise
+            return salvaged
         return self._with_calls(response)
+
+    async def _request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        params: ModelRequestParameters,
+    ) -> ModelResponse:
+        if self.text_mode:
+            return await self._request_as_text(messages, model_settings, params)
+        try:
+            return await self.wrapped.request(messages, model_settings, params)
+        except ProviderConfigError as refusal:
+            if not (self._fallback and self.offered and refuses_request_shape(refusal)):
+                raise
+            self.text_mode = True
+            try:
+                return await self._request_as_text(messages, model_settings, params)
+            except ProviderConfigError:
+                raise refusal from None
+
+    def _salvaged(self, exc: BaseException) -> ModelResponse | None:
+        """The calls written as text before an answer was stopped for repeating itself (a small
+        model often writes its call, then explains it in a loop), or None."""
+        stopped = exc if isinstance(exc, OutputStopped) else exc.__cause__
+        if not isinstance(stopped, OutputStopped) or stopped.partial is None:
+            return None
+        if any(isinstance(part, ToolCallPart) for part in stopped.partial.parts):
+            return None  # a call made through the interface was cut mid-way: nothing to keep
+        response = self._with_calls(stopped.partial)
+        if not any(isinstance(part, ToolCallPart) for part in response.parts):
+            return None
+        return response
 
     async def _request_as_text(
         self,

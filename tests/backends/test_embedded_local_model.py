@@ -19,7 +19,9 @@ TURNS = 2
 CAP = 48
 
 
-def local_backend(server: Any, *, text_mode: bool) -> EmbeddedBackend:
+def local_backend(
+    server: Any, *, text_mode: bool, cap: int = CAP, turns: int = TURNS
+) -> EmbeddedBackend:
     spec = parse_model(f"openai-compatible:{server.alias}@{server.base_url}")
     model = build_model(spec, ProviderConfig(compatible_api_key="local"))
     return EmbeddedBackend(
@@ -27,7 +29,7 @@ def local_backend(server: Any, *, text_mode: bool) -> EmbeddedBackend:
         spec=spec,
         prices=PriceTable(),
         clock=InstantClock(),
-        limits=EmbeddedLimits(max_turns=TURNS, max_output_tokens=CAP, model_attempts=1),
+        limits=EmbeddedLimits(max_turns=turns, max_output_tokens=cap, model_attempts=1),
     )
 
 
@@ -45,3 +47,28 @@ async def test_every_request_of_the_agent_is_accepted_and_every_answer_bounded(
     assert not result.config_error and not result.crashed and not result.unavailable, result.error
     assert 0 < result.usage.output_tokens <= CAP * (TURNS + TEXT_REASKS)
     assert sink.messages  # what the model said and did was shown
+
+
+async def test_a_tool_call_the_model_writes_as_text_is_run(
+    local_model_server: Any, worktree: Path
+) -> None:
+    (worktree / "marker_file_4217.txt").write_text("x\n")
+    sink = Sink()
+    # Tools defined in the request are refused, so the agent runs in text tool mode: every call
+    # it makes is one the model wrote as text and blitz read.
+    backend = local_backend(local_model_server, text_mode=True, cap=120, turns=3)
+
+    result = await backend.run(
+        task(
+            worktree,
+            timeout=600.0,
+            goal="List the files",
+            title="List the files",
+            instructions="Call list_dir with path '.' to see the files, then call finish.",
+        ),
+        sink,
+    )
+
+    assert not result.config_error and not result.crashed, result.error
+    # list_dir ran in the worktree: its result, which names the file, was shown.
+    assert any("marker_file_4217.txt" in text for text in sink.messages), sink.messages

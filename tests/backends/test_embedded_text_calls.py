@@ -403,3 +403,23 @@ async def test_a_stream_that_repeats_itself_is_stopped_and_re_asked(
     assert (worktree / "hello.py").read_text() == HELLO
     assert "re-asked: Your last answer repeated itself" in result.messages[2]
     assert_script_done(server)
+
+
+async def test_a_call_written_before_the_answer_loops_is_made(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"match": "Task t1", "reply": {"text": WRITE + "\nThis writes hello.py. " * 200}},
+        {
+            "match_tool_result": "wrote 32 bytes",
+            "reply": {"text": call_text("finish", summary="ok")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    # The loop after the call was stopped; the call written before it was made, with no re-ask.
+    assert result.ok, result.error
+    assert (worktree / "hello.py").read_text() == HELLO
+    assert not any("re-asked" in message for message in result.messages)
+    assert_script_done(server)

@@ -4,6 +4,7 @@ counted against ``max_reasks``. The real OpenAI client against the scripted mode
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -174,3 +175,45 @@ async def test_the_scripted_responses_api_says_when_an_answer_hit_the_limit(
             response = await model.request(messages, None, ModelRequestParameters())
     assert fake.requests[0].path == "/v1/responses"
     assert response.finish_reason == "length"
+
+
+def _written(plan: Any) -> str:
+    """A plan call the way Qwen2.5-Coder writes it when told to call a tool: as fenced JSON."""
+    return (
+        "```json\n" + json.dumps({"name": "submit_plan", "arguments": plan}, indent=2) + "\n```\n"
+    )
+
+
+async def test_a_plan_call_written_as_text_is_taken_as_the_call(
+    fake: ModelServer, repo: Path
+) -> None:
+    fake.add(Reply(text=_written(GOOD)))
+    async with model_for(fake, "llamacpp") as model:
+        plans = planner(fake, model, output_mode="tool")
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert len(fake.requests) == 1
+    assert plans.output_modes[0] == "tool"
+
+
+@pytest.mark.parametrize("loop", [LOOPING, "\n" * 2000], ids=["prose", "blank lines"])
+async def test_a_plan_call_written_before_the_answer_loops_is_taken(
+    fake: ModelServer, repo: Path, loop: str
+) -> None:
+    fake.add(Reply(text=_written(GOOD) + "This plan adds the limiter.\n" + loop))
+    async with model_for(fake, "llamacpp") as model:
+        planned = await planner(fake, model, output_mode="tool").plan(plan_request(repo))
+    # The loop was stopped, and the complete call written before it was made: no re-ask.
+    assert planned.plan.tasks == EXPECTED
+    assert len(fake.requests) == 1
+
+
+async def test_a_loop_with_no_complete_call_before_it_is_re_asked(
+    fake: ModelServer, repo: Path
+) -> None:
+    broken = _written(GOOD)[:200]  # the call cut off, then the loop
+    fake.add(Reply(text=broken + LOOPING), tool_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        planned = await planner(fake, model, output_mode="tool").plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert "repeated itself" in fake.requests[1].last_user_text

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blitz.llm.repetition import MIN_LENGTH, MIN_REPEATS, RepeatWatch, Repetition
+from blitz.llm.repetition import BLANK_RUN, MIN_LENGTH, MIN_REPEATS, RepeatWatch, Repetition
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
@@ -100,3 +100,15 @@ def test_numbered_lines_are_no_repetition(words: list[str]) -> None:
 def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         RepeatWatch(min_repeats=1)
+
+
+@pytest.mark.parametrize("blank", ["\n", " ", "\n    ", "\t\n"])
+def test_a_long_run_of_blank_space_is_noticed_soon(blank: str) -> None:
+    # A model held by a JSON grammar it cannot satisfy writes blank space for ever.
+    found = feed('{"summary": "ok", "tasks": []}' + blank * (BLANK_RUN // len(blank) + 40))
+    assert found is not None
+    assert "blank space" in found.describe()
+
+
+def test_blank_lines_in_code_are_no_repetition() -> None:
+    assert feed("def a():\n    pass\n" + "\n" * 40 + "def b():\n    pass\n" * 3) is None
