@@ -11,7 +11,9 @@ wrote neither a call nor anything that can be read as one.
 Pure functions over text and JSON schemas, no model framework. A ``<tool_call>`` tag is always
 meant as a call, so whatever is wrong with one (unreadable JSON, a tool that is not offered) comes
 back as a call with an error for the model. JSON elsewhere counts only when it names an offered
-tool and carries arguments, so prose, code or a fenced ``package.json`` never becomes a call.
+tool and carries arguments, so prose, code or a fenced ``package.json`` never becomes a call. A
+call naming something that is no tool (small models write the task's or the file's name) is a call
+of the one offered tool whose parameters its arguments fit, when exactly one does.
 """
 
 from __future__ import annotations
@@ -200,6 +202,8 @@ def _call(
         obj = obj["function"]
     name = obj.get("name")
     key = next((k for k in ARGUMENT_KEYS if k in obj), None)
+    if key is not None and name not in offered:
+        name = _tool_for(obj[key], offered) or name
     if not meant and (key is None or name not in offered):
         return None
     if not isinstance(name, str) or not name:
@@ -225,6 +229,22 @@ def _call(
     return TextToolCall(
         name=name, arguments=arguments, error=problem, form=form, span=span, readable=readable
     )
+
+
+def _tool_for(raw: Any, offered: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The one offered tool whose parameters ``raw`` fits (every required one given, none
+    unknown), for a call that names something else: small models name the task or the file
+    instead of the tool. None when no tool or more than one fits."""
+    arguments, problem = _arguments(raw)
+    if problem is not None or not arguments:
+        return None
+    keys = set(arguments)
+    fits = [
+        name
+        for name, schema in offered.items()
+        if set(schema.get("required", ())) <= keys <= set(schema.get("properties", {}))
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:

@@ -195,6 +195,27 @@ def test_a_tool_not_offered_is_a_call_only_in_tags() -> None:
     assert "read_file" in call.error  # it says which tools there are
 
 
+def test_a_call_naming_the_task_is_the_one_tool_its_arguments_fit() -> None:
+    # What Qwen2.5-Coder-1.5B wrote in bench/local_model.py: the task's id for the tool's name.
+    text = (
+        '```json\n{"name": "add_slugify", "arguments": '
+        '{"path": "textutil.py", "content": "def slugify(text):\\n    return text\\n"}}\n```'
+    )
+    assert calls(text) == [
+        ("write_file", {"path": "textutil.py", "content": "def slugify(text):\n    return text\n"})
+    ]
+    tagged = '<tool_call>{"name": "tests", "arguments": {"command": "pytest -q"}}</tool_call>'
+    assert calls(tagged) == [("run_command", {"command": "pytest -q"})]
+
+
+def test_arguments_that_fit_several_tools_or_none_name_no_tool() -> None:
+    # {"path": "."} fits read_file and list_dir alike; {"url": ...} fits none.
+    assert find_tool_calls('{"name": "look", "arguments": {"path": "."}}', OFFERED) == []
+    assert find_tool_calls('{"name": "fetch", "arguments": {"url": "x"}}', OFFERED) == []
+    call = only_error('<tool_call>{"name": "look", "arguments": {"path": "."}}</tool_call>')
+    assert call.error is not None and "no tool named 'look'" in call.error
+
+
 # -- calls that cannot be made ------------------------------------------------------------------
 
 
