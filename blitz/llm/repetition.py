@@ -31,9 +31,9 @@ CHECK_EVERY = 32
 """New characters between two checks."""
 
 BLANK_RUN = 200
-"""Characters of blank space in a row that make a repetition on their own: a model held by a
-JSON grammar it cannot satisfy writes newlines or spaces for ever, and no code or prose has such
-a run."""
+"""Characters of blank space, or of one character, in a row that make a repetition on their own:
+a model held by a JSON grammar it cannot satisfy writes newlines, spaces or digits for ever
+(Qwen2.5-Coder on llama.cpp: ``{"name": ...}.000000...``), and no code or prose has such a run."""
 
 _PROBE = 16
 """Characters at the very end that every copy of the span must also end with."""
@@ -88,9 +88,13 @@ class RepeatWatch:
     def check(self) -> Repetition | None:
         """The repetition at the end of what was seen, if any (also between two checks)."""
         tail = self._tail
-        if len(tail) >= BLANK_RUN and tail[-BLANK_RUN:].isspace():
-            blank = len(tail) - len(tail.rstrip())
-            return Repetition(span=tail[-blank:], repeats=1)
+        if len(tail) >= BLANK_RUN:
+            run = tail[-BLANK_RUN:]
+            if run.isspace():
+                blank = len(tail) - len(tail.rstrip())
+                return Repetition(span=tail[-blank:], repeats=1)
+            if run.count(run[-1]) == BLANK_RUN:
+                return Repetition(span=run[-1], repeats=len(tail) - len(tail.rstrip(run[-1])))
         if len(tail) < self._min_length:
             return None
         probe = tail[-_PROBE:]

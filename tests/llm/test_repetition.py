@@ -112,3 +112,11 @@ def test_a_long_run_of_blank_space_is_noticed_soon(blank: str) -> None:
 
 def test_blank_lines_in_code_are_no_repetition() -> None:
     assert feed("def a():\n    pass\n" + "\n" * 40 + "def b():\n    pass\n" * 3) is None
+
+
+def test_one_character_written_for_ever_is_noticed_soon() -> None:
+    # Qwen2.5-Coder-0.5B on llama.cpp, asked for a required tool call (seen in this project).
+    found = feed('{"name": "submit", "arguments": {"summary": "The sky is blue."}}.' + "0" * 260)
+    assert found is not None
+    assert found.span == "0"
+    assert found.repeats >= BLANK_RUN
