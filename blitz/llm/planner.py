@@ -17,7 +17,9 @@ and an answer cut at that cap, stopped because it repeated itself or took too lo
 (:class:`~pydantic_ai.PromptedOutput`) when the model does not use the output tool, as small local
 models often fail to. A server that refuses the request's shape (a schema it cannot turn into a
 grammar, tools it does not support: reason ``request_shape``) gets prompted JSON too, whatever
-the output mode, so it never pauses a project.
+the output mode, so it never pauses a project. A tool-mode answer stopped for repeating itself
+moves the role to text calls (:class:`~blitz.llm.text_calls.TextCallingModel` in text mode: no
+tool definitions, so no grammar holds the model in its loop).
 """
 
 from __future__ import annotations
@@ -116,6 +118,11 @@ def _too_long(exc: BaseException) -> bool:
     return any(isinstance(e, OutputTokenLimitExceeded | OutputStopped) for e in _causes(exc))
 
 
+def _repeating(exc: BaseException) -> bool:
+    """Whether an answer was stopped for repeating itself."""
+    return any(isinstance(e, OutputStopped) and e.reason == "repeating" for e in _causes(exc))
+
+
 def _output_problem(exc: BaseException) -> str:
     """One line for the model on why its reply could not be used, quoting pydantic-ai's errors."""
     chain = _causes(exc)
@@ -167,6 +174,10 @@ class _Role:
     spec: ModelSpec
     mode: Literal["tool", "prompted"]
     auto: bool
+    # Tool mode without tool definitions: the output tool is described in the instructions and
+    # its call read from the text. No grammar constrains the answer, so a model that a server's
+    # JSON grammar held in a loop (blank space, digits) can end it.
+    text_calls: bool = False
 
 
 class LLMPlanner:
@@ -303,6 +314,8 @@ class LLMPlanner:
             except (ModelOutputError, UsageLimitExceeded) as exc:
                 problems = [_output_problem(exc)]
                 bounded = _too_long(exc)
+                if role.mode == "tool" and _repeating(exc):
+                    role.text_calls = True
             except ProviderConfigError as exc:
                 if not _refuses_shape(exc):
                     raise
@@ -361,7 +374,7 @@ class LLMPlanner:
         agent = Agent(
             # An output tool call written as text (as small local models do) counts as made, and
             # so does one written before the model went on repeating itself.
-            TextCallingModel(role.model, text_mode_fallback=False),
+            TextCallingModel(role.model, text_mode_fallback=False, text_mode=role.text_calls),
             output_type=output_type,
             instructions=rules,
             model_settings=ModelSettings(**model_settings(role.spec), max_tokens=max_tokens),

@@ -14,13 +14,14 @@ An answer stopped for repeating itself (:class:`~blitz.llm.errors.OutputStopped`
 already held complete calls (a small model often writes its call, then explains it in a loop)
 comes back with those calls, as if it had ended there.
 
-**Text tool mode** (unless made with ``text_mode_fallback=False``). A server that refuses the
-request's shape (a tool schema its grammar converter
-cannot type, a model without tool support: :func:`refuses_request_shape`) gets the same request
-again without tool definitions, with :func:`~blitz.llm.text_tools.tool_calling_instructions` added
-to the instructions and the conversation's earlier calls and results written as text
-(``<tool_call>`` / ``<tool_response>``, the way Qwen's chat template renders them). The mode is
-sticky for the rest of the run; when that request is refused too, the first refusal stands.
+**Text tool mode** (from the start with ``text_mode=True``; as a fallback unless made with
+``text_mode_fallback=False``). A server that refuses the request's shape (a tool schema its grammar
+converter cannot type, a model without tool support: :func:`refuses_request_shape`) gets the same
+request again without tool definitions, with
+:func:`~blitz.llm.text_tools.tool_calling_instructions` added to the instructions and the
+conversation's earlier calls and results written as text (``<tool_call>`` / ``<tool_response>``,
+the way Qwen's chat template renders them). The mode is sticky for the rest of the run; when that
+request is refused too, the first refusal stands.
 """
 
 from __future__ import annotations
@@ -84,11 +85,13 @@ class TextCallingModel(WrapperModel):
     without tool definitions.
     """
 
-    def __init__(self, wrapped: Model, *, text_mode_fallback: bool = True) -> None:
+    def __init__(
+        self, wrapped: Model, *, text_mode_fallback: bool = True, text_mode: bool = False
+    ) -> None:
         super().__init__(wrapped)
         self.offered: dict[str, dict[str, Any]] = {}
         self.failed: list[str] = []
-        self.text_mode = False
+        self.text_mode = text_mode
         self._fallback = text_mode_fallback
         self._descriptions: dict[str, str] = {}
 

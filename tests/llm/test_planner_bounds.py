@@ -114,7 +114,9 @@ async def test_in_auto_mode_a_repeating_answer_is_corrected_not_taken_for_a_miss
         planned = await plans.plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert plans.output_modes == ("tool", "tool")
-    assert [bool(r.body.get("tools")) for r in fake.requests] == [True, True]
+    # Still the output tool, re-asked with a correction; written as text now, so that no grammar
+    # holds the model in its loop.
+    assert [bool(r.body.get("tools")) for r in fake.requests] == [True, False]
     assert "repeated itself" in fake.requests[1].last_user_text
 
 
@@ -217,3 +219,20 @@ async def test_a_loop_with_no_complete_call_before_it_is_re_asked(
         planned = await planner(fake, model, output_mode="tool").plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert "repeated itself" in fake.requests[1].last_user_text
+
+
+async def test_a_plan_call_that_loops_inside_its_arguments_moves_to_text_calls(
+    fake: ModelServer, repo: Path
+) -> None:
+    # A JSON grammar held the model in a loop inside the call: blank space for ever.
+    looping = dict(GOOD, summary="Add rate limiting" + " " * 3000)
+    fake.add(tool_reply(looping), Reply(text=_written(GOOD)))
+    async with model_for(fake, "llamacpp") as model:
+        planned = await planner(fake, model, output_mode="auto").plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    first, second = fake.requests
+    assert first.body.get("tools")
+    # Asked again with no tool definitions (so no grammar), told how to write the call as text.
+    assert not second.body.get("tools") and "response_format" not in second.body
+    assert "submit_plan" in json.dumps(second.body["messages"][0])
+    assert "repeated itself" in second.last_user_text
