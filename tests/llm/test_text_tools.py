@@ -384,11 +384,11 @@ def test_text_without_json_yields_nothing(text: str) -> None:
     assert find_tool_calls(text, OFFERED) == []
 
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=20,
-)
+# Two levels of nesting, spelt out: st.recursive's check that ``extend`` uses its argument warns
+# (an error here) now and then on a strategy like this one.
+_LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+_NESTED = _LEAF | st.lists(_LEAF, max_size=4) | st.dictionaries(st.text(max_size=8), _LEAF)
+JSON = _NESTED | st.lists(_NESTED, max_size=4) | st.dictionaries(st.text(max_size=8), _NESTED)
 
 
 @given(JSON, PROSE)
