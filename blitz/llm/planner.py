@@ -374,7 +374,12 @@ class LLMPlanner:
         agent = Agent(
             # An output tool call written as text (as small local models do) counts as made, and
             # so does one written before the model went on repeating itself.
-            TextCallingModel(role.model, text_mode_fallback=False, text_mode=role.text_calls),
+            TextCallingModel(
+                role.model,
+                text_mode_fallback=False,
+                # Prompted output is text already, and text mode would drop its schema.
+                text_mode=role.text_calls and role.mode == "tool",
+            ),
             output_type=output_type,
             instructions=rules,
             model_settings=ModelSettings(**model_settings(role.spec), max_tokens=max_tokens),

@@ -236,3 +236,24 @@ async def test_a_plan_call_that_loops_inside_its_arguments_moves_to_text_calls(
     assert not second.body.get("tools") and "response_format" not in second.body
     assert "submit_plan" in json.dumps(second.body["messages"][0])
     assert "repeated itself" in second.last_user_text
+
+
+async def test_prompted_output_after_text_calls_still_shows_its_schema(
+    fake: ModelServer, repo: Path
+) -> None:
+    # A loop inside the call moves the role to text calls; prose then moves it to prompted
+    # output, whose requests must still carry the plan's schema and ask for JSON.
+    looping = dict(GOOD, summary="Add rate limiting" + " " * 3000)
+    fake.add(
+        tool_reply(looping),
+        {"reply": {"text": "I am sorry, I cannot help with that."}, "times": 2},
+        json_reply(GOOD),
+    )
+    async with model_for(fake, "llamacpp") as model:
+        plans = planner(fake, model, output_mode="auto")
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    assert plans.output_modes[0] == "prompted"
+    last = fake.requests[-1].body
+    assert last.get("response_format")
+    assert "depends_on" in json.dumps(last["messages"])  # the schema is in the prompt
