@@ -10,8 +10,10 @@ import json
 from collections import deque
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator
 from pydantic_ai import RunContext
 from pydantic_ai.exceptions import ToolFailed
 from pydantic_ai.messages import (
@@ -33,6 +35,25 @@ MESSAGES_KEPT = 20
 
 SHOWN_CHARS = 800
 """Characters of one streamed message (a tool result, say); longer ones lose their middle."""
+
+
+def joined_lines(value: object, *, whole_file: bool = False) -> object:
+    """Text a model gave as a list of lines (small models do, for a file's content) as one
+    string: lines that end in a newline are joined as they are, others with one, and a whole
+    file's last line gets its newline. Anything else is left to the string check."""
+    if not (isinstance(value, list) and value and all(isinstance(line, str) for line in value)):
+        return value
+    if all(line.endswith("\n") for line in value):
+        return "".join(value)
+    text = "\n".join(line.removesuffix("\n") for line in value)
+    return text + "\n" if whole_file else text
+
+
+Content = Annotated[str, BeforeValidator(partial(joined_lines, whole_file=True))]
+"""A file's whole content, which may also come as a list of lines; its schema is a string."""
+
+Fragment = Annotated[str, BeforeValidator(joined_lines)]
+"""A piece of a file, which may also come as a list of lines; its schema is a string."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +178,7 @@ async def search(
     return await ctx.deps.call("search", args, ctx.deps.tools.search(pattern, **options))
 
 
-async def write_file(ctx: RunContext[Session], path: str, content: str) -> str:
+async def write_file(ctx: RunContext[Session], path: str, content: Content) -> str:
     """The tool the model calls; see TOOL_DESCRIPTIONS.
 
     Args:
@@ -168,7 +189,7 @@ async def write_file(ctx: RunContext[Session], path: str, content: str) -> str:
     return await ctx.deps.call("write_file", args, ctx.deps.tools.write_file(path, content))
 
 
-async def edit_file(ctx: RunContext[Session], path: str, old: str, new: str) -> str:
+async def edit_file(ctx: RunContext[Session], path: str, old: Fragment, new: Fragment) -> str:
     """The tool the model calls; see TOOL_DESCRIPTIONS.
 
     Args:

@@ -135,6 +135,37 @@ async def test_invalid_arguments_in_a_text_call_get_the_retry_prompt_and_the_fix
     assert_script_done(server)
 
 
+@pytest.mark.parametrize(
+    "lines", [["def hello():", "    return 'hello'"], ["def hello():\n", "    return 'hello'\n"]]
+)
+async def test_content_given_as_a_list_of_lines_is_written_as_the_file(
+    server: ModelServer, worktree: Path, lines: list[str]
+) -> None:
+    (worktree / "greet.py").write_text("def greet():\n    return 'hi'\n")
+    edit = call_text(
+        "edit_file", path="greet.py", old=["def greet():", "    return 'hi'"], new=["pass"]
+    )
+    server.add(
+        {
+            "match": "Task t1",
+            "reply": {"text": call_text("write_file", path="hello.py", content=lines)},
+        },
+        {"match_tool_result": "wrote 32 bytes to hello.py", "reply": {"text": edit}},
+        {
+            "match_tool_result": "greet.py",
+            "reply": {"text": call_text("finish", summary="Added hello().")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    assert result.ok, result.error
+    assert (worktree / "hello.py").read_text() == HELLO
+    assert (worktree / "greet.py").read_text() == "pass\n"
+    assert not any(m.startswith("retry ") for m in result.messages)
+    assert_script_done(server)
+
+
 async def test_every_answer_is_capped_at_the_output_token_limit(
     server: ModelServer, worktree: Path
 ) -> None:
