@@ -38,6 +38,7 @@ class EventKind(StrEnum):
     PLAN_EDITED = "plan.edited"
     # Planning or recovery planning waits for its model provider: data {until, reason, seconds}
     PLAN_WAITING = "plan.waiting"
+    PLAN_REASKED = "plan.reasked"  # a model planner asks again: its answer would not do
 
     TASK_READY = "task.ready"
     TASK_STARTED = "task.started"

@@ -10,7 +10,7 @@ size) are checked by :func:`blitz.dag.validate`, which :func:`check_plan` applie
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -33,6 +33,11 @@ from blitz.domain import (
 )
 from blitz.errors import PlanError
 
+Reasked = Callable[[str], None]
+"""Told, in one line, each time a model planner asks again because an answer would not do
+(``the answer repeated itself; asking again, 2 of 4``): a slow local model's re-asks are
+minutes a person watching should see."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanRequest:
@@ -44,6 +49,7 @@ class PlanRequest:
     # Backend specs ("codex", "claude-code:sonnet") a task may be routed to; shown to a model
     # planner so it names only those. Empty: tasks keep the goal's backend and model.
     backends: tuple[str, ...] = ()
+    on_reask: Reasked | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +66,7 @@ class RecoveryRequest:
     messages: tuple[str, ...] = ()  # the agent's last messages
     earlier: tuple[Recovery, ...] = ()  # recoveries already tried for this task
     task_ids: tuple[str, ...] = ()  # ids already in the goal (new tasks must not reuse them)
+    on_reask: Reasked | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -361,6 +361,11 @@ def test_a_local_model_that_answers_in_plain_json_is_planned_for_by_prompt(
         planning = of(local, PLANNING)
         # Tool output first (asked once more after the text answer), then JSON in the text.
         assert [bool(r.body.get("tools")) for r in planning] == [True, True, False]
+        log = ok(blitz(home, "events", result["goal"], "--json", "--last", "0"))
+        reasked = [e for e in map(json.loads, log.splitlines()) if e["kind"] == "plan.reasked"]
+        assert [e["message"] for e in reasked] == [
+            "the model did not answer with the plan tool; asking for JSON"
+        ]
         assert task_trailers(repo, result["branch"]) == ["greet"]
         assert git(repo, "show", f"{result['branch']}:greet.py") == GREET
         _, (attempt,) = load_goal(home, result["goal"])

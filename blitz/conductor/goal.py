@@ -361,6 +361,7 @@ class GoalRun:
             messages=messages,
             earlier=tuple(self.journal.store.load_recoveries(self.goal.id)),
             task_ids=tuple(self.tasks),
+            on_reask=lambda line: self.emit(EventKind.PLAN_REASKED, line, task=task),
         )
         return Recover(request, task.id, attempt.id)
 

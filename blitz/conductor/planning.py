@@ -112,6 +112,7 @@ async def prepare(run: GoalRun) -> Prepared:
             gates=run.project.gates.configured(),
             max_tasks=run.services.limits.max_tasks,
             backends=run.services.routes,
+            on_reask=lambda line: run.emit(EventKind.PLAN_REASKED, line),
         )
         planned = await patiently(run, lambda: run.services.planner.plan(request), "planning")
         plan, usage = planned.plan, planned.usage

@@ -109,7 +109,9 @@ class ModelJudge:
             self._model,
             output_type=ToolOutput(JudgeOutput, name="choose", max_retries=1),
             instructions=JUDGE_RULES,
-            model_settings=ModelSettings(**model_settings(self._spec), max_tokens=JUDGE_MAX_TOKENS),
+            model_settings=ModelSettings(
+                **model_settings(self._spec, structured=True), max_tokens=JUDGE_MAX_TOKENS
+            ),
             retries={"output": 1},
             name="blitz-judge",
         )

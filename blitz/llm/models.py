@@ -155,13 +155,27 @@ def _check_url(url: str, what: str) -> None:
         raise ConfigError(f"{what}: base URL {url!r} must be http(s)://host[:port][/path]")
 
 
-def model_settings(spec: ModelSpec) -> ModelSettings:
+STRUCTURED_TEMPERATURE = 0.2
+"""Sampling temperature for a structured answer (a plan, a recovery plan, a verdict) from a
+server of one's own: llama.cpp samples at 0.8 unless told, and a small model at that heat strays
+from a schema it could follow. Hosted models keep their provider's default."""
+
+
+def own_server(spec: ModelSpec) -> bool:
+    """Whether ``spec`` names a server of one's own (a local shorthand or ``openai-compatible``)."""
+    return spec.provider == COMPATIBLE or spec.provider in LOCAL_SERVERS
+
+
+def model_settings(spec: ModelSpec, *, structured: bool = False) -> ModelSettings:
     """Default request settings for a model: prompt caching on for Anthropic, whose caching must
-    be asked for (an agent re-sends the same instructions and tools on every turn)."""
+    be asked for (an agent re-sends the same instructions and tools on every turn); a low
+    temperature for a ``structured`` answer from a server of one's own."""
     if spec.provider == "anthropic":
         # The unified setting places breakpoints on the tools, the instructions and the growing
         # conversation (`anthropic_cache_tool_definitions`, `_instructions`, `anthropic_cache`).
         return ModelSettings(cache=True)
+    if structured and own_server(spec):
+        return ModelSettings(temperature=STRUCTURED_TEMPERATURE)
     return ModelSettings()
 
 
@@ -191,7 +205,7 @@ def build_model(spec: ModelSpec, config: ProviderConfig) -> StreamingModel:
         model = _anthropic(spec, config, timeout)
     elif spec.provider == "openai":
         model = _openai(spec, config, timeout)
-    elif spec.provider == COMPATIBLE or spec.provider in LOCAL_SERVERS:
+    elif own_server(spec):
         model = _compatible(spec, config, timeout)
     else:
         raise ConfigError(f"unknown model provider {spec.provider!r}: {_FORMS}")

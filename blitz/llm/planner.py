@@ -68,6 +68,7 @@ from blitz.planner import (
     MAX_ATTEMPTS,
     Planned,
     PlanRequest,
+    Reasked,
     Recovered,
     RecoveryRequest,
     parse_plan,
@@ -262,6 +263,7 @@ class LLMPlanner:
             judge=judge,
             what="plan",
             max_tokens=plan_max_tokens(request.max_tasks),
+            on_reask=request.on_reask,
         )
         return Planned(plan=plan, usage=usage)
 
@@ -282,6 +284,7 @@ class LLMPlanner:
             judge=judge,
             what="recovery plan",
             max_tokens=self._recovery_max_tokens,
+            on_reask=request.on_reask,
         )
         return Recovered(recovery=recovery, usage=usage)
 
@@ -296,8 +299,10 @@ class LLMPlanner:
         judge: Callable[[Out], T],
         what: str,
         max_tokens: int,
+        on_reask: Reasked | None = None,
     ) -> tuple[T, Usage]:
-        """Ask until ``judge`` accepts an answer, re-asking at most ``max_reasks`` times."""
+        """Ask until ``judge`` accepts an answer, re-asking at most ``max_reasks`` times (each
+        re-ask and each switch to prompted output told to ``on_reask``)."""
         usage = Usage()
         history: list[ModelMessage] = []  # the conversation so far, when it can be continued
         question = prompt
@@ -331,6 +336,8 @@ class LLMPlanner:
                 # the start (a conversation holding tool calls needs the tools defined).
                 role.mode, role.auto = "prompted", False
                 history, question = [], prompt
+                if on_reask is not None:
+                    on_reask(f"the model did not answer with the {what} tool; asking for JSON")
                 continue
             if outcome is not None:
                 answer, messages = outcome
@@ -350,6 +357,12 @@ class LLMPlanner:
                     ]
                 )
             question = reask(problems, what, role.mode)
+            if on_reask is not None:
+                first = problems[0].splitlines()[0][:200] if problems else "no answer"
+                on_reask(
+                    f"the {what} would not do ({first}); asking again,"
+                    f" {answers + 1} of {self._max_reasks + 1}"
+                )
             if not history:
                 question = f"{prompt}\n\n{question}"
 
@@ -382,7 +395,9 @@ class LLMPlanner:
             ),
             output_type=output_type,
             instructions=rules,
-            model_settings=ModelSettings(**model_settings(role.spec), max_tokens=max_tokens),
+            model_settings=ModelSettings(
+                **model_settings(role.spec, structured=True), max_tokens=max_tokens
+            ),
             retries={"output": OUTPUT_RETRIES},
             name="blitz-planner",
         )

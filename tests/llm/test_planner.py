@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import copy
 import json
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args
@@ -158,16 +157,6 @@ async def make(server: ModelServer) -> AsyncIterator[Make]:
             return LLMPlanner(model=model, spec=spec, prices=PriceTable(), **options)
 
         yield build
-
-
-@pytest.fixture
-def repo(git_repo: Path) -> Path:
-    (git_repo / "src").mkdir()
-    (git_repo / "src" / "app.py").write_text("def handle(request):\n    return 'ok'\n")
-    (git_repo / "pyproject.toml").write_text('[project]\nname = "demo"\n')
-    for args in (["add", "-A"], ["commit", "-q", "-m", "Add the app"]):
-        subprocess.run(["git", *args], cwd=git_repo, check=True, capture_output=True, timeout=30)
-    return git_repo
 
 
 def plan_request(repo: Path, **changes: Any) -> PlanRequest:

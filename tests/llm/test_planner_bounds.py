@@ -5,7 +5,6 @@ counted against ``max_reasks``. The real OpenAI client against the scripted mode
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,28 +14,23 @@ import pytest
 from blitz.conductor.selection import Candidate
 from blitz.errors import PlanError
 from blitz.llm.judge import JUDGE_MAX_TOKENS, ModelJudge
-from blitz.llm.models import parse_model
+from blitz.llm.models import STRUCTURED_TEMPERATURE, parse_model
 from blitz.llm.planner import PLAN_MAX_TOKENS, LLMPlanner, plan_max_tokens
 from blitz.llm.usage import PriceTable
 from blitz.testing.model_server import ModelServer, Reply, SeenRequest
 
 from . import model_for
-from .test_planner import EXPECTED, GOOD, InstantClock, json_reply, plan_request, tool_reply
+from .test_planner import (
+    EXPECTED,
+    GOOD,
+    InstantClock,
+    json_reply,
+    local_planner,
+    plan_request,
+    tool_reply,
+)
 
 LOOPING = "The plan: add the limiter, then use it in the middleware, then test it. " * 40
-
-
-@pytest.fixture
-def repo(git_repo: Path) -> Path:
-    (git_repo / "app.py").write_text("def handle(request):\n    return 'ok'\n")
-    for args in (["add", "-A"], ["commit", "-q", "-m", "Add the app"]):
-        subprocess.run(["git", *args], cwd=git_repo, check=True, capture_output=True, timeout=30)
-    return git_repo
-
-
-def planner(server: ModelServer, model: Any, **options: Any) -> LLMPlanner:
-    spec = parse_model(f"llamacpp:local@{server.openai_base_url}")
-    return LLMPlanner(model=model, spec=spec, prices=PriceTable(), clock=InstantClock(), **options)
 
 
 def cap(request: SeenRequest) -> Any:
@@ -53,18 +47,42 @@ def test_the_plan_cap_grows_with_max_tasks_within_bounds() -> None:
 async def test_every_plan_call_carries_its_output_cap(fake: ModelServer, repo: Path) -> None:
     fake.add(json_reply(GOOD))
     async with model_for(fake, "llamacpp") as model:
-        await planner(fake, model, output_mode="prompted").plan(plan_request(repo, max_tasks=10))
+        await local_planner(model, output_mode="prompted").plan(plan_request(repo, max_tasks=10))
     [sent] = fake.requests
     assert cap(sent) == plan_max_tokens(10)
+    assert sent.body["temperature"] == STRUCTURED_TEMPERATURE
+
+
+async def test_a_hosted_planner_keeps_its_provider_s_temperature(
+    fake: ModelServer, repo: Path
+) -> None:
+    fake.add(json_reply(GOOD))
+    spec = parse_model(f"openai:gpt-test@{fake.openai_base_url}")
+    async with model_for(fake, "openai") as model:
+        plans = LLMPlanner(
+            model=model,
+            spec=spec,
+            prices=PriceTable(),
+            clock=InstantClock(),
+            output_mode="prompted",
+        )
+        await plans.plan(plan_request(repo))
+    [sent] = fake.requests
+    assert "temperature" not in sent.body
 
 
 async def test_a_repeating_plan_is_re_asked_with_a_correction(
     fake: ModelServer, repo: Path
 ) -> None:
     fake.add(Reply(text=LOOPING), json_reply(GOOD))
+    told: list[str] = []
     async with model_for(fake, "llamacpp") as model:
-        planned = await planner(fake, model, output_mode="prompted").plan(plan_request(repo))
+        plans = local_planner(model, output_mode="prompted")
+        planned = await plans.plan(plan_request(repo, on_reask=told.append))
     assert planned.plan.tasks == EXPECTED
+    [line] = told
+    assert line.startswith("the plan would not do (") and "repeated itself" in line
+    assert line.endswith("); asking again, 2 of 4")
     first, second = fake.requests
     assert "repeated itself" not in first.last_user_text
     assert "repeated itself" in second.last_user_text
@@ -74,7 +92,7 @@ async def test_a_repeating_plan_is_re_asked_with_a_correction(
 async def test_repeating_answers_count_against_max_reasks(fake: ModelServer, repo: Path) -> None:
     fake.add({"reply": {"text": LOOPING}, "times": -1})
     async with model_for(fake, "llamacpp") as model:
-        plans = planner(fake, model, output_mode="prompted", max_reasks=1)
+        plans = local_planner(model, output_mode="prompted", max_reasks=1)
         with pytest.raises(PlanError) as info:
             await plans.plan(plan_request(repo))
     assert len(fake.requests) == 2
@@ -85,7 +103,7 @@ async def test_a_plan_past_the_call_cap_is_re_asked_shorter(fake: ModelServer, r
     slow = "A long, slow, varied answer: " + "".join(f"part {n}; " for n in range(200))
     fake.add(Reply(text=slow, chunk_delay=0.2), json_reply(GOOD))
     async with model_for(fake, "llamacpp", call_timeout=1.0) as model:
-        planned = await planner(fake, model, output_mode="prompted").plan(plan_request(repo))
+        planned = await local_planner(model, output_mode="prompted").plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert "answer again, shorter" in fake.requests[1].last_user_text
 
@@ -98,6 +116,7 @@ async def test_the_judge_call_carries_its_output_cap(fake: ModelServer) -> None:
     assert (await judge.pick("t", "do it", candidates))[0] == 1
     [sent] = fake.requests
     assert cap(sent) == JUDGE_MAX_TOKENS
+    assert sent.body["temperature"] == STRUCTURED_TEMPERATURE
 
 
 def _candidate(number: int) -> Candidate:
@@ -110,7 +129,7 @@ async def test_in_auto_mode_a_repeating_answer_is_corrected_not_taken_for_a_miss
     looping_call = {"tool_calls": [{"name": "submit_plan", "input": {"summary": LOOPING}}]}
     fake.add({"reply": looping_call}, tool_reply(GOOD))
     async with model_for(fake, "llamacpp") as model:
-        plans = planner(fake, model)
+        plans = local_planner(model)
         planned = await plans.plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert plans.output_modes == ("tool", "tool")
@@ -191,7 +210,7 @@ async def test_a_plan_call_written_as_text_is_taken_as_the_call(
 ) -> None:
     fake.add(Reply(text=_written(GOOD)))
     async with model_for(fake, "llamacpp") as model:
-        plans = planner(fake, model, output_mode="tool")
+        plans = local_planner(model, output_mode="tool")
         planned = await plans.plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert len(fake.requests) == 1
@@ -204,7 +223,7 @@ async def test_a_plan_call_written_before_the_answer_loops_is_taken(
 ) -> None:
     fake.add(Reply(text=_written(GOOD) + "This plan adds the limiter.\n" + loop))
     async with model_for(fake, "llamacpp") as model:
-        planned = await planner(fake, model, output_mode="tool").plan(plan_request(repo))
+        planned = await local_planner(model, output_mode="tool").plan(plan_request(repo))
     # The loop was stopped, and the complete call written before it was made: no re-ask.
     assert planned.plan.tasks == EXPECTED
     assert len(fake.requests) == 1
@@ -216,7 +235,7 @@ async def test_a_loop_with_no_complete_call_before_it_is_re_asked(
     broken = _written(GOOD)[:200]  # the call cut off, then the loop
     fake.add(Reply(text=broken + LOOPING), tool_reply(GOOD))
     async with model_for(fake, "llamacpp") as model:
-        planned = await planner(fake, model, output_mode="tool").plan(plan_request(repo))
+        planned = await local_planner(model, output_mode="tool").plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert "repeated itself" in fake.requests[1].last_user_text
 
@@ -228,7 +247,7 @@ async def test_a_plan_call_that_loops_inside_its_arguments_moves_to_text_calls(
     looping = dict(GOOD, summary="Add rate limiting" + " " * 3000)
     fake.add(tool_reply(looping), Reply(text=_written(GOOD)))
     async with model_for(fake, "llamacpp") as model:
-        planned = await planner(fake, model, output_mode="auto").plan(plan_request(repo))
+        planned = await local_planner(model, output_mode="auto").plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     first, second = fake.requests
     assert first.body.get("tools")
@@ -250,7 +269,7 @@ async def test_prompted_output_after_text_calls_still_shows_its_schema(
         json_reply(GOOD),
     )
     async with model_for(fake, "llamacpp") as model:
-        plans = planner(fake, model, output_mode="auto")
+        plans = local_planner(model, output_mode="auto")
         planned = await plans.plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     assert plans.output_modes[0] == "prompted"

@@ -6,7 +6,6 @@ error bodies; the real SDK clients read them."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,19 @@ import pytest
 
 from blitz.errors import PlanError
 from blitz.llm.errors import ProviderConfigError, classify
-from blitz.llm.planner import LLMPlanner
 from blitz.llm.retries import call_with_retries
-from blitz.llm.usage import PriceTable
 from blitz.testing.model_server import ErrorReply, ModelServer, Reply
 
 from . import anthropic_error, model_for
-from .test_planner import EXPECTED, GOOD, InstantClock, json_reply, plan_request, tool_reply
+from .test_planner import (
+    EXPECTED,
+    GOOD,
+    InstantClock,
+    json_reply,
+    local_planner,
+    plan_request,
+    tool_reply,
+)
 
 LLAMACPP_SHAPE = [
     "Cannot determine type of 'item'",
@@ -114,28 +119,13 @@ async def test_a_request_shape_error_is_not_retried(fake: ModelServer) -> None:
 # -- the planner --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def repo(git_repo: Path) -> Path:
-    (git_repo / "app.py").write_text("def handle(request):\n    return 'ok'\n")
-    for args in (["add", "-A"], ["commit", "-q", "-m", "Add the app"]):
-        subprocess.run(["git", *args], cwd=git_repo, check=True, capture_output=True, timeout=30)
-    return git_repo
-
-
-def planner(server: ModelServer, model: Any, **options: Any) -> LLMPlanner:
-    from blitz.llm.models import parse_model
-
-    spec = parse_model(f"llamacpp:local@{server.openai_base_url}")
-    return LLMPlanner(model=model, spec=spec, prices=PriceTable(), clock=InstantClock(), **options)
-
-
 @pytest.mark.parametrize("mode", ["auto", "tool"])
 async def test_the_planner_falls_back_to_prompted_json_when_the_schema_is_refused(
     fake: ModelServer, repo: Path, mode: str
 ) -> None:
     fake.add(llamacpp_400(LLAMACPP_SHAPE[1]), json_reply(GOOD))
     async with model_for(fake, "llamacpp") as model:
-        planned = await planner(fake, model, output_mode=mode).plan(plan_request(repo))
+        planned = await local_planner(model, output_mode=mode).plan(plan_request(repo))
     assert planned.plan.tasks == EXPECTED
     sent = fake.requests
     assert [(r.status, bool(r.body.get("tools"))) for r in sent] == [(400, True), (200, False)]
@@ -147,7 +137,7 @@ async def test_a_prompted_request_refused_too_is_a_plan_error_not_a_pause(
     fake.add(llamacpp_400(LLAMACPP_SHAPE[0]))
     async with model_for(fake, "llamacpp") as model:
         with pytest.raises(PlanError) as info:
-            await planner(fake, model, output_mode="prompted").plan(plan_request(repo))
+            await local_planner(model, output_mode="prompted").plan(plan_request(repo))
     assert not isinstance(info.value, ProviderConfigError)
     assert "Cannot determine type of 'item'" in str(info.value)
 
@@ -157,6 +147,6 @@ async def test_tool_output_that_is_accepted_stays_tool_output(
 ) -> None:
     fake.add(tool_reply(GOOD))
     async with model_for(fake, "llamacpp") as model:
-        plans = planner(fake, model)
+        plans = local_planner(model)
         await plans.plan(plan_request(repo))
     assert plans.output_modes == ("tool", "tool")
