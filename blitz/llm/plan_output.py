@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from blitz.planner import MAX_ATTEMPTS
 
@@ -59,6 +60,31 @@ class TaskOutput(BaseModel):
         description=f"omit for most tasks; 2 or 3 (at most {MAX_ATTEMPTS}) for a risky task: "
         "that many agents try it side by side and the best passing result is kept",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _titled(cls, data: Any) -> Any:
+        """A task the model gave no title (small models forget it) is titled from its
+        instructions' first sentence, else from its id; the schema still asks for one."""
+        if isinstance(data, dict) and not data.get("title"):
+            title = derived_title(str(data.get("instructions") or ""), str(data.get("id") or ""))
+            if title:
+                return {**data, "title": title}
+        return data
+
+
+TITLE_CHARS = 72
+"""The longest title made up for a task given none (a commit subject's usual limit)."""
+
+
+def derived_title(instructions: str, task_id: str) -> str:
+    """A one-line title from a task's instructions (their first sentence), else its id."""
+    sentence = re.split(r"(?<=[.!?])\s|\n", instructions.strip(), maxsplit=1)[0].rstrip(".")
+    if not sentence:
+        sentence = re.sub(r"[-_.]+", " ", task_id).strip().capitalize()
+    if len(sentence) > TITLE_CHARS:
+        sentence = sentence[: TITLE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return sentence
 
 
 class PlanOutput(BaseModel):

@@ -4,6 +4,7 @@ to recovery (gate tails, diff, the agent's last messages), and the re-ask listin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan
 from blitz.errors import PlanError
@@ -54,6 +55,13 @@ Rules for a good plan:
 Every task is judged by the project's validation gates, run in its worktree; a task whose change
 makes them fail has failed:
 {gates}
+
+A plan for a small goal ("Add a --quiet flag to the CLI") is one task, its tests included, and
+leaves out every field it does not need:
+{"summary": "Add a --quiet flag that silences progress output.", "tasks": [{"id": "add-quiet",
+"title": "Add a --quiet flag to the CLI", "instructions": "In cli.py add a --quiet option to the
+argument parser and skip the progress prints when it is set. In test_cli.py add a test that runs
+main(['--quiet']) and checks nothing is printed.", "files": ["cli.py", "test_cli.py"]}]}
 """
 
 RECOVERY_RULES = """\
@@ -188,6 +196,19 @@ def recovery_prompt(request: RecoveryRequest) -> str:
 
 
 # -- judging answers ---------------------------------------------------------------------------
+
+
+def meant(recovery: RecoveryPlan) -> RecoveryPlan:
+    """``recovery`` as its model meant it: a retry given tasks to do first is an insert (what
+    small models write for "do these, then try again"), and tasks given to a skip or an abort,
+    which take none, are dropped."""
+    if not recovery.tasks:
+        return recovery
+    if recovery.action is RecoveryAction.RETRY:
+        return replace(recovery, action=RecoveryAction.INSERT)
+    if recovery.action in (RecoveryAction.SKIP, RecoveryAction.ABORT):
+        return replace(recovery, tasks=())
+    return recovery
 
 
 def recovery_problems(recovery: RecoveryPlan, request: RecoveryRequest) -> list[str]:

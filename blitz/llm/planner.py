@@ -56,6 +56,7 @@ from blitz.llm.plan_prompts import (
     PLAN_RULES,
     RECOVERY_RULES,
     gates_text,
+    meant,
     reask,
     recovery_problems,
     recovery_prompt,
@@ -269,7 +270,7 @@ class LLMPlanner:
 
     async def recover(self, request: RecoveryRequest) -> Recovered:
         def judge(answer: RecoveryOutput) -> RecoveryPlan:
-            recovery = parse_recovery(answer.model_dump())
+            recovery = meant(parse_recovery(answer.model_dump()))
             problems = recovery_problems(recovery, request)
             if problems:
                 raise PlanError(problems)

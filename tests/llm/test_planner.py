@@ -35,6 +35,7 @@ from blitz.errors import PlanError
 from blitz.llm.breakers import breaker_key
 from blitz.llm.errors import ProviderConfigError
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
+from blitz.llm.plan_output import PlanOutput
 from blitz.llm.planner import (
     OUTPUT_RETRIES,
     PLAN_TOOL,
@@ -286,7 +287,7 @@ async def test_missing_fields_are_fixed_by_the_output_retry(
     server: ModelServer, make: Make, repo: Path, api: str
 ) -> None:
     broken = copy.deepcopy(GOOD)
-    del broken["tasks"][1]["title"]
+    del broken["tasks"][1]["instructions"]
     server.add(tool_reply(broken), tool_reply(GOOD))
     planner = await make(api)
 
@@ -295,7 +296,7 @@ async def test_missing_fields_are_fixed_by_the_output_retry(
     assert planned.plan.tasks == EXPECTED
     _, second = server.requests
     assert "Field required" in second.tool_results
-    assert "title" in second.tool_results
+    assert "instructions" in second.tool_results
     assert_usage(planned.usage, priced(api, 2))
 
 
@@ -593,12 +594,29 @@ async def test_a_recovery_task_reusing_an_id_is_sent_back(
     assert_usage(recovered.usage, priced(api, 2))
 
 
-async def test_recovery_tasks_that_contradict_the_action_are_sent_back(
+@pytest.mark.parametrize(
+    ("action", "taken", "tasks"),
+    [("retry", "insert", 1), ("skip", "skip", 0), ("abort", "abort", 0)],
+)
+async def test_recovery_tasks_an_action_takes_none_of_are_read_as_meant(
+    server: ModelServer, make: Make, action: str, taken: str, tasks: int
+) -> None:
+    answer = {"root_cause": "x", "action": action, "guidance": "g", "tasks": [NEW_TASK]}
+    server.add(tool_reply(answer, RECOVERY_TOOL))
+    planner = await make("anthropic")
+
+    recovered = await planner.recover(recovery_request())
+
+    assert len(server.requests) == 1  # taken, not sent back
+    assert recovered.recovery.action is RecoveryAction(taken)
+    assert len(recovered.recovery.tasks) == tasks
+
+
+async def test_recovery_tasks_that_depend_on_the_failed_task_are_sent_back(
     server: ModelServer, make: Make
 ) -> None:
     loop = {**NEW_TASK, "depends_on": ["parser"]}
     server.add(
-        tool_reply({"root_cause": "x", "action": "skip", "tasks": [NEW_TASK]}, RECOVERY_TOOL),
         tool_reply({"root_cause": "x", "action": "insert", "tasks": [loop]}, RECOVERY_TOOL),
         tool_reply({"root_cause": "x", "action": "insert", "tasks": [NEW_TASK]}, RECOVERY_TOOL),
     )
@@ -607,8 +625,7 @@ async def test_recovery_tasks_that_contradict_the_action_are_sent_back(
     recovered = await planner.recover(recovery_request())
 
     assert recovered.recovery.action is RecoveryAction.INSERT
-    assert "action 'skip' takes no tasks" in server.requests[1].last_user_text
-    assert "depends on the failed task 'parser'" in server.requests[2].last_user_text
+    assert "depends on the failed task 'parser'" in server.requests[1].last_user_text
 
 
 async def test_recovery_that_never_validates_is_a_plan_error(
@@ -848,7 +865,9 @@ def test_whatever_the_model_answers_the_plan_is_valid_or_a_plan_error(
         assert "could not produce a valid plan after 4 attempts" in str(exc)
     else:
         check_plan(planned.plan.tasks, max_tasks=3)
-        assert planned.plan == parse_plan(answers[calls - 1], max_tasks=3)
+        # The answer as the output schema reads it (a task given no title gets one).
+        answer = PlanOutput.model_validate(answers[calls - 1]).model_dump()
+        assert planned.plan == parse_plan(answer, max_tasks=3)
     assert calls <= 4 * (OUTPUT_RETRIES + 1)
 
 
@@ -862,3 +881,26 @@ def test_constructor_checks_its_arguments(mode: OutputMode) -> None:
         local_planner(model, recovery_model=TestModel(), output_mode=mode)
     with pytest.raises(ValueError):
         local_planner(model, output_mode="json")
+
+
+async def test_a_task_the_model_gave_no_title_is_titled_from_its_instructions(
+    repo: Path,
+) -> None:
+    untitled = {
+        "summary": "Add slugify",
+        "tasks": [
+            {"id": "add_slugify", "instructions": "Add slugify() to text.py. Test it too."},
+            {"id": "tidy-docs", "title": "", "instructions": "", "allow_empty": True},
+        ],
+    }
+    model, seen = scripted(untitled)
+
+    planned = await local_planner(model).plan(plan_request(repo))
+
+    assert len(seen) == 1  # taken as it was, not re-asked
+    assert [t.title for t in planned.plan.tasks] == ["Add slugify() to text.py", "Tidy docs"]
+    assert planned.plan.tasks[1].instructions == "Tidy docs"
+
+
+def test_the_plan_schema_still_asks_for_a_title() -> None:
+    assert "title" in PlanOutput.model_json_schema()["$defs"]["TaskOutput"]["required"]
