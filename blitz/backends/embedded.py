@@ -48,7 +48,8 @@ from blitz.backends.base import (
 )
 from blitz.backends.embedded_session import TOOLS, Finished, Session, finish
 from blitz.backends.options import NO_MODEL, BackendOptions
-from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, StuckDetector, ToolLimits
+from blitz.backends.stuck import StuckDetector
+from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, ToolLimits
 from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.domain import Usage

@@ -27,7 +27,8 @@ from pydantic_ai.messages import (
 from pydantic_ai.usage import RunUsage
 
 from blitz.backends.base import MessageSink, trim
-from blitz.backends.tools import AgentTools, StuckDetector, ToolError
+from blitz.backends.stuck import StuckDetector
+from blitz.backends.tools import AgentTools, ToolError
 from blitz.redact import redact
 
 MESSAGES_KEPT = 20

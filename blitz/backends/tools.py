@@ -21,15 +21,13 @@ the agent loop returns it to the model as the tool's result.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from blitz import process
 from blitz.backends.confine import ToolError, follow, resolve
@@ -334,6 +332,12 @@ class AgentTools:
             data = content.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ToolError(f"content cannot be written as UTF-8: {exc}") from None
+        if _holds(real, data):
+            # Said plainly: a small model that wrote a file tends to write it again and again.
+            return (
+                f"{shown} already has exactly this content; nothing changed (call finish if"
+                " the task is done)"
+            )
         self._write_bytes(real, shown, data)
         return f"wrote {len(data)} bytes to {shown}"
 
@@ -439,30 +443,14 @@ class AgentTools:
         return f"{status}\n{output}"
 
 
-class StuckDetector:
-    """Notices an agent going round in circles: the same tool call with the same result,
-    ``repeats`` times in a row."""
-
-    def __init__(self, repeats: int = 3) -> None:
-        if repeats < 1:
-            raise ValueError("repeats must be at least 1")
-        self.repeats = repeats
-        self._last: bytes | None = None
-        self._streak = 0
-
-    def record(self, tool: str, args: Mapping[str, Any], result: str) -> bool:
-        """Record one call; True when this exact call and result has now been seen ``repeats``
-        times in a row (any different call in between starts the count again)."""
-        canonical = json.dumps([tool, dict(args), result], sort_keys=True, default=str)
-        key = hashlib.sha256(canonical.encode()).digest()
-        if key == self._last:
-            self._streak += 1
-        else:
-            self._last, self._streak = key, 1
-        return self._streak >= self.repeats
-
-    def reset(self) -> None:
-        self._last, self._streak = None, 0
+def _holds(real: Path, data: bytes) -> bool:
+    """Whether ``real`` is a regular file (not a link) whose bytes are ``data``."""
+    try:
+        if not real.is_file() or real.is_symlink() or real.stat().st_size != len(data):
+            return False
+        return real.read_bytes() == data
+    except OSError:
+        return False
 
 
 TOOL_DESCRIPTIONS: dict[str, str] = {

@@ -11,10 +11,10 @@ import pytest
 from engine_helpers import wait_until
 from timeouts import long_enough
 
+from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import (
     TOOL_DESCRIPTIONS,
     AgentTools,
-    StuckDetector,
     ToolError,
     ToolLimits,
 )

@@ -38,6 +38,17 @@ async def test_write_file_creates_parents_and_reports_bytes(
     assert (worktree / "src" / "pkg" / "util.py").read_text() == "VALUE = 1\n"
 
 
+async def test_writing_what_a_file_already_holds_says_nothing_changed(
+    tools: AgentTools, worktree: Path
+) -> None:
+    assert await tools.write_file("hello.py", "x = 1\n") == "wrote 6 bytes to hello.py"
+    again = await tools.write_file("hello.py", "x = 1\n")
+    assert again.startswith("hello.py already has exactly this content; nothing changed")
+    assert "call finish" in again
+    assert await tools.write_file("hello.py", "x = 2\n") == "wrote 6 bytes to hello.py"
+    assert (worktree / "hello.py").read_text() == "x = 2\n"
+
+
 async def test_write_file_errors(worktree: Path) -> None:
     tools = AgentTools(worktree, limits=ToolLimits(write_max_bytes=10))
     with pytest.raises(ToolError, match="over the limit of 10"):
