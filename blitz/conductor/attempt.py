@@ -70,13 +70,17 @@ class SetupFailed(RunError):
 
 
 def _instructions(task: Task) -> str:
+    """The task's instructions as its agent reads them, with the plan's hints: the files it is
+    expected to touch, and its acceptance checks."""
     text = task.instructions or task.title
-    if not task.checks:
-        return text
-    checks = "; ".join(
-        (c.path and f"file {c.path} exists") or f"`{c.command}` passes" for c in task.checks
-    )
-    return f"{text}\n\nAcceptance checks: {checks}"
+    if task.files:
+        text += f"\n\nFiles this task is expected to touch: {', '.join(task.files)}"
+    if task.checks:
+        checks = "; ".join(
+            (c.path and f"file {c.path} exists") or f"`{c.command}` passes" for c in task.checks
+        )
+        text += f"\n\nAcceptance checks: {checks}"
+    return text
 
 
 async def run_attempt(ctx: AttemptRequest) -> AttemptReport:

@@ -16,7 +16,7 @@ from blitz.backends.base import AgentRequest, AgentResult, MessageSink
 from blitz.backends.command import CommandBackend
 from blitz.backends.options import CommandBackendConfig
 from blitz.conductor.attempt import run_attempt
-from blitz.domain import Attempt, AttemptState, Goal, Project, Task
+from blitz.domain import Attempt, AttemptState, Check, Goal, Project, Task
 from blitz.executors.base import AttemptRequest, Outcome
 
 
@@ -32,11 +32,13 @@ class Backend:
         self.started = asyncio.Event()
         self.cancelled = False
         self.ended = False
+        self.requests: list[AgentRequest] = []
 
     async def run(
         self, request: AgentRequest, on_message: MessageSink | None = None
     ) -> AgentResult:
         self.calls += 1
+        self.requests.append(request)
         self.started.set()
         try:
             if self.delay is not None:
@@ -77,6 +79,23 @@ async def test_an_agent_that_finishes_in_time_succeeds(tmp_path: Path, delay: fl
     assert report.attempt.summary == f"done after {delay}"
     assert report.attempt.worktree == str(tmp_path)
     assert backend.calls == 1
+
+
+async def test_the_agent_reads_the_plan_s_file_hints_and_checks(tmp_path: Path) -> None:
+    backend = Backend()
+    ctx = context(tmp_path, backend, timeout=30)
+    task = dataclasses.replace(
+        ctx.task,
+        instructions="Add slugify().",
+        files=("textutil.py", "test_textutil.py"),
+        checks=(Check(kind="file_exists", path="textutil.py"),),
+    )
+    await run_attempt(dataclasses.replace(ctx, task=task))
+    [request] = backend.requests
+    assert request.instructions == (
+        "Add slugify().\n\nFiles this task is expected to touch: textutil.py, test_textutil.py"
+        "\n\nAcceptance checks: file textutil.py exists"
+    )
 
 
 async def test_an_agent_that_overruns_its_timeout_fails(tmp_path: Path) -> None:
