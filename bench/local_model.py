@@ -100,8 +100,9 @@ GOALS = (
 class CountingRelay:
     """A TCP relay on 127.0.0.1 that counts the model calls (``POST /v1/...``) passing through."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, log: Path | None = None) -> None:
         self.upstream_port = upstream_port
+        self.log = log.open("ab") if log is not None else None  # every byte, both ways
         self.calls = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -134,6 +135,9 @@ class CountingRelay:
                         seen = tail + data
                         self.calls += seen.count(b"POST /v1/") - tail.count(b"POST /v1/")
                         tail = seen[-16:]
+                    if self.log is not None:
+                        self.log.write(data)
+                        self.log.flush()
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, asyncio.CancelledError):
@@ -229,7 +233,9 @@ def main() -> int:
     parser.add_argument("--goals", nargs="*", default=[g.name for g in GOALS])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ctx", type=int, default=16384)
-    parser.add_argument("--keep", action="store_true", help="leave the repositories")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the repositories and the model traffic"
+    )
     args = parser.parse_args()
     goals = [g for g in GOALS if g.name in args.goals]
     started = time.monotonic()
@@ -240,7 +246,9 @@ def main() -> int:
     try:
         with (
             LocalServer(gguf, alias=MODEL, n_ctx=args.ctx, threads=args.threads) as server,
-            CountingRelay(urlsplit(server.url).port or 80) as relay,
+            CountingRelay(
+                urlsplit(server.url).port or 80, root / "traffic.log" if args.keep else None
+            ) as relay,
         ):
             for goal in goals:
                 row = _run_goal(goal, root, relay)
