@@ -59,9 +59,9 @@ makes them fail has failed:
 A plan for a small goal ("Add a --quiet flag to the CLI") is one task, its tests included, and
 leaves out every field it does not need:
 {"summary": "Add a --quiet flag that silences progress output.", "tasks": [{"id": "add-quiet",
-"title": "Add a --quiet flag to the CLI", "instructions": "In cli.py add a --quiet option to the
-argument parser and skip the progress prints when it is set. In test_cli.py add a test that runs
-main(['--quiet']) and checks nothing is printed.", "files": ["cli.py", "test_cli.py"]}]}
+"title": "Add a --quiet flag to the CLI", "instructions": "In cli.py add a --quiet option that
+skips the progress output. In test_cli.py test that --quiet prints nothing.", "files": ["cli.py",
+"test_cli.py"]}]}
 """
 
 RECOVERY_RULES = """\
