@@ -39,6 +39,20 @@ Reasked = Callable[[str], None]
 minutes a person watching should see."""
 
 
+class PlanningFailed(PlanError):
+    """A model planner gave up: no answer would do. ``usage`` is what its calls cost, charged
+    to the goal like any planning (a failed plan is not a free one)."""
+
+    def __init__(self, problems: list[str], usage: Usage) -> None:
+        super().__init__(problems)
+        self.usage = usage
+
+
+def spent(exc: BaseException) -> Usage:
+    """What the planning that ended in ``exc`` cost (nothing known: an empty usage)."""
+    return exc.usage if isinstance(exc, PlanningFailed) else Usage()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanRequest:
     goal_id: str

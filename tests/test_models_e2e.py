@@ -28,6 +28,7 @@ from model_runs import (
     ROOT_CAUSE,
     SONNET_COST,
     TEST_GATE,
+    USAGE,
     agent_turns,
     anthropic_env,
     assert_script_done,
@@ -200,6 +201,28 @@ def test_plan_shows_the_model_plan_and_runs_nothing(
     table = ok(blitz(home, "plan", "Add a greet function", "--repo", repo, **anthropic_env(server)))
     assert "greet" in table and "shout" in table
     assert_script_done(server)
+
+
+def test_a_plan_the_model_never_gets_right_fails_the_goal_and_its_cost_is_kept(
+    repo: Path, home: Path, server: ModelServer
+) -> None:
+    server.add(
+        {"match": PLANNING, "times": -1, "reply": {"text": "I'd add a function.", "usage": USAGE}}
+    )
+
+    done = blitz(
+        home, "run", "Add a greet function", "--repo", repo, "--json", **anthropic_env(server)
+    )
+
+    result = json.loads(done.stdout)
+    assert result["state"] == "failed", result
+    assert "could not produce a valid plan after 4 attempts" in result["error"]
+    goal, attempts = load_goal(home, result["goal"])
+    assert attempts == []
+    calls = len(server.requests)
+    assert calls > 4  # every answer's calls, the output retries included
+    assert goal.usage.input_tokens == 1800 * calls
+    assert goal.usage.cost_usd == pytest.approx(SONNET_COST * calls)
 
 
 # -- provider errors ------------------------------------------------------------------------------

@@ -6,10 +6,9 @@ it writes the changed records and their events (through the journal), feeds newl
 to the router and starts whatever the router lets start. Because the loop is the only writer,
 no locks guard the state. Attempts run through the goal's executor, never here.
 
-Durability: the store commits in groups, so a kill may lose the last few milliseconds of
-writes. Nothing is lost by that: the plan is flushed before any task runs, and on resume the
-goal branch's commit trailers say which tasks were integrated (see :mod:`.resume`).
-"""
+Durability: the store commits in groups, so a kill may lose the last few milliseconds of writes.
+Nothing is lost by that: the plan is flushed before any task runs, and on resume the goal branch's
+commit trailers say which tasks were integrated (see :mod:`.resume`)."""
 
 from __future__ import annotations
 
@@ -45,7 +44,7 @@ from blitz.domain import (
 from blitz.errors import ConfigError, PlanError, RepositoryError, RunError, UserError
 from blitz.events import EventKind
 from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, Outcome
-from blitz.planner import Recovered
+from blitz.planner import Recovered, spent
 from blitz.router import Router
 from blitz.runner import runner_id
 from blitz.store.base import Store
@@ -360,6 +359,7 @@ class Engine:
 
     def _planned(self, run: GoalRun, result: planning.Prepared | BaseException) -> None:
         if isinstance(result, BaseException):
+            self._charge(run, spent(result), planning=True)  # a failed plan cost something too
             rejected = isinstance(result, PlanError)
             kind = EventKind.PLAN_REJECTED if rejected else EventKind.GOAL_FAILED
             run.emit(kind, str(result))
@@ -457,6 +457,7 @@ class Engine:
             self._settle(run)
             return
         if isinstance(result, BaseException):
+            self._charge(run, spent(result), planning=True)
             why = f"recovery planning failed: {result}"
             run.emit(EventKind.RECOVERY_EXHAUSTED, why, task=task)
             self._settle(run)

@@ -68,6 +68,7 @@ from blitz.llm.usage import PriceTable, usage_of
 from blitz.planner import (
     MAX_ATTEMPTS,
     Planned,
+    PlanningFailed,
     PlanRequest,
     Reasked,
     Recovered,
@@ -326,8 +327,9 @@ class LLMPlanner:
                 if not _refuses_shape(exc):
                     raise
                 if role.mode == "prompted":  # nothing simpler to ask for: the plan fails
-                    raise PlanError(
-                        [f"the model's server refused even a prompted {what}: {exc}"]
+                    raise PlanningFailed(
+                        [f"the model's server refused even a prompted {what}: {exc}"],
+                        usage + self._usage(spent, role),  # `finally` has not added them yet
                     ) from exc
                 role.auto = True  # a schema or tools refused: prompted JSON is the way left
             finally:
@@ -350,12 +352,13 @@ class LLMPlanner:
             answers += 1
             if answers > self._max_reasks:
                 plural = "s" if answers > 1 else ""
-                raise PlanError(
+                raise PlanningFailed(
                     [
                         f"the planner could not produce a valid {what} after {answers} "
                         f"attempt{plural}; the last answer's problems:",
                         *problems,
-                    ]
+                    ],
+                    usage,
                 )
             question = reask(problems, what, role.mode)
             if on_reask is not None:
