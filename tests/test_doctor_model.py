@@ -10,12 +10,16 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 from blitz_process import blitz
 
 from blitz.llm.models import ProviderConfig, parse_model
 from blitz.llm.probe import MAX_TOKENS, ModelProbe, probe_model
 from blitz.testing.local_server import LocalServer
 from blitz.testing.model_server import ModelServer
+
+# The real model on a CPU shared with the rest of the suite: minutes, not the default two.
+pytestmark = pytest.mark.timeout(600)
 
 LLAMA_REFUSAL = (
     "Unable to generate parser for this template. Automatic parser generation failed: JSON "

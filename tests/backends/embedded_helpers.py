@@ -5,18 +5,19 @@ shapes of the replies they script."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
+import socketserver
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
-from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters
-from pydantic_ai.models.wrapper import WrapperModel
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai.models import Model
 
 from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
 from blitz.breaker import BreakerBoard
 from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
-from blitz.llm.errors import ProviderConfigError, ProviderFailure
 from blitz.llm.usage import DEFAULT_PRICES, Price
 from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ModelServer
@@ -83,24 +84,70 @@ def tool_results(server: ModelServer) -> str:
     return "\n".join(request.tool_results for request in server.requests)
 
 
-class RefusingSchemas(WrapperModel):
-    """The model, except that a request defining tools is refused as llama.cpp refuses a schema
-    its grammar converter cannot type, classified ``request_shape`` (helper B's classification
-    of that 400; until it lands, constructed here)."""
+LLAMA_CPP_REFUSAL = (
+    "Unable to generate parser for this template. Automatic parser generation failed: "
+    "JSON schema error at #/properties/a: unrecognized type foo"
+)
+"""What llama.cpp answers (400) to tool definitions its grammar converter cannot type."""
 
-    async def request(
-        self,
-        messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        model_request_parameters: ModelRequestParameters,
-    ) -> ModelResponse:
-        if model_request_parameters.function_tools:
-            failure = ProviderFailure(
-                kind="config",
-                status=400,
-                retry_after=None,
-                reason="request_shape",
-                message="Unable to generate parser for this template. JSON schema error at #/a",
+
+class RefusingRelay:
+    """A relay on 127.0.0.1 in front of an OpenAI-compatible server (the real llama.cpp) that
+    answers every request defining tools as llama.cpp refuses a schema it cannot type (400, its
+    error body) and passes every other request through, byte for byte, one per connection."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._path = parts.path.rstrip("/")
+        self.refused = 0
+        relay = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                relay._handle(self.rfile, self.wfile)
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{self._path}"
+
+    def __enter__(self) -> RefusingRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handle(self, rfile: BinaryIO, wfile: BinaryIO) -> None:
+        lines = []
+        while (line := rfile.readline()) not in (b"\r\n", b"\n", b""):
+            lines.append(line)
+        if not lines:
+            return
+        length = next(
+            (int(h.split(b":", 1)[1]) for h in lines if h.lower().startswith(b"content-length:")),
+            0,
+        )
+        body = rfile.read(length)
+        if body and json.loads(body).get("tools"):
+            self.refused += 1
+            error = {"code": 400, "message": LLAMA_CPP_REFUSAL, "type": "invalid_request_error"}
+            payload = json.dumps({"error": error}).encode()
+            wfile.write(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload) + payload
             )
-            raise ProviderConfigError(failure)
-        return await self.wrapped.request(messages, model_settings, model_request_parameters)
+            return
+        # One request per upstream connection, which the server closes after its answer.
+        kept = [h for h in lines[1:] if not h.lower().startswith(b"connection:")]
+        head = b"".join([lines[0], *kept, b"Connection: close\r\n\r\n"])
+        with socket.create_connection(self._upstream, timeout=600) as upstream:
+            upstream.sendall(head + body)
+            while data := upstream.recv(65536):
+                wfile.write(data)
+                wfile.flush()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, RefusingSchemas, backend
+from embedded_helpers import COMPATIBLE, KEY, LLAMA_CPP_REFUSAL, backend
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
@@ -375,34 +375,11 @@ async def test_a_refusal_the_text_mode_does_not_get_past_stands_as_a_config_erro
     assert len(server.requests) == 2
 
 
-async def test_a_request_shape_refusal_switches_to_text_tool_mode(
-    server: ModelServer, worktree: Path
-) -> None:
-    server.add(
-        {"match": "Task t1", "reply": {"text": f"<tool_call>{WRITE}</tool_call>"}},
-        {
-            "match": "wrote 32 bytes to hello.py",
-            "reply": {"text": call_text("finish", summary="Added hello().")},
-        },
-    )
-
-    result = await backend(server, COMPATIBLE, wrap=RefusingSchemas).run(task(worktree))
-
-    assert result.ok, result.error
-    assert (worktree / "hello.py").read_text() == HELLO
-    assert [tools_of(i, server) for i in range(2)] == [[], []]
-    assert_script_done(server)
-
-
 async def test_llama_cpp_refusing_a_schema_at_the_wire_switches_to_text_tool_mode(
     server: ModelServer, worktree: Path
 ) -> None:
-    refusal = (
-        "Unable to generate parser for this template. Automatic parser generation failed: "
-        "JSON schema error at #/properties/a: unrecognized type foo"
-    )
     server.add(
-        {"reply": {"error": {"status": 400, "message": refusal}}},
+        {"reply": {"error": {"status": 400, "message": LLAMA_CPP_REFUSAL}}},
         {"match": "Task t1", "reply": {"text": f"<tool_call>{WRITE}</tool_call>"}},
         {"match": "wrote 32 bytes", "reply": {"text": call_text("finish", summary="Done.")}},
     )

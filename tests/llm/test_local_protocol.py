@@ -22,6 +22,9 @@ from pydantic_ai.settings import ModelSettings
 from blitz.llm import ProviderConfig, build_model, parse_model
 from blitz.llm.errors import classify
 
+# The real model on a CPU shared with the rest of the suite: minutes, not the default two.
+pytestmark = pytest.mark.timeout(600)
+
 IDLE = 4.0
 """The idle timeout of these calls: seconds with no byte from the server."""
 

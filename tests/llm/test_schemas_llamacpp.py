@@ -44,6 +44,9 @@ from blitz.testing.clock import ManualClock
 from blitz.testing.local_server import LocalServer
 from blitz.testing.model_server import ModelServer, Reply
 
+# The real model on a CPU shared with the rest of the suite: minutes, not the default two.
+pytestmark = pytest.mark.timeout(600)
+
 PROVIDERS = ["llamacpp", "openai-compatible", "openai"]
 """The providers that reach llama.cpp (each may shape schemas its own way; `openai:` pointed at
 another server speaks chat completions)."""
