@@ -1,0 +1,117 @@
+"""Which real agent ``blitz init`` gives a repository: the best one usable here, and why.
+
+In order of preference: Claude Code, then Codex (each with a key blitz can pass it), then the
+embedded agent on a model that answers: the one ``BLITZ_MODEL`` names, else Anthropic's or
+OpenAI's with their key, else the first model of a local server (Ollama, llama.cpp, vLLM, LM
+Studio) answering on this machine. The planner needs a model too; the chosen one also plans
+(for Claude Code and Codex: a hosted model whose key is here, else a local one). ``scripted`` is
+never chosen: it plays a scenario, it does no work. With nothing usable, :data:`HOW_TO_GET_ONE`
+says how to get an agent, a free local one included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from blitz.backends.availability import OAUTH_PREFIX, Availability, check
+from blitz.backends.local_servers import LocalServer
+from blitz.backends.options import BackendOptions
+
+ANTHROPIC_MODEL = "anthropic:claude-sonnet-4-6"
+OPENAI_MODEL = "openai:gpt-5"
+LOCAL_MODEL = "qwen2.5-coder:7b"
+"""The free model suggested when there is none: a 7B coder runs on a laptop's CPU."""
+
+HOW_TO_GET_ONE = (
+    "  a hosted model: export ANTHROPIC_API_KEY=... (Claude Code; `claude setup-token` gives a "
+    "Claude subscription's) or OPENAI_API_KEY=... (Codex: `blitz backends install codex`)",
+    f"  a free local model: install Ollama (https://ollama.com), `ollama pull {LOCAL_MODEL}`, "
+    "and leave it running",
+    "  then run `blitz init --force` again; `blitz backends list` says what each agent needs",
+)
+"""Three lines on how to get a usable agent, for when there is none."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    """The agent chosen: its backend, the model to write in ``[models] default`` ("" = none
+    needed, or none found), why, and what the user should know."""
+
+    backend: str
+    model: str = ""
+    reason: str
+    local: bool = False
+    """The model is a server of one's own, which answers one request at a time."""
+    notes: tuple[str, ...] = ()
+
+
+async def choose(
+    options: BackendOptions, servers: Sequence[LocalServer], *, logged_in: bool | None = None
+) -> Choice | None:
+    """The best agent ``options`` (the provider keys, the configured model and CLIs) and the
+    local ``servers`` answering make usable, or None."""
+    models = _models(options, servers)
+    planner = models[0] if models else None
+    for name in ("claude-code", "codex"):
+        found = await check(name, options, logged_in=logged_in)
+        if found.available:
+            return _with_planner(name, f"{found.name}: {found.detail}", planner)
+    for model, local in models:
+        # The embedded agent on a model written as its default; "" is the one BLITZ_MODEL names.
+        found = await check("embedded", dataclasses.replace(options, model=model or options.model))
+        if found.available:
+            return Choice(
+                backend="embedded",
+                model=model,
+                local=local,
+                reason=f"the embedded agent: {found.detail}",
+            )
+    return None
+
+
+def near_misses(found: Sequence[Availability]) -> list[str]:
+    """Why nothing was chosen, one line per backend that came close (CLIs that work but lack a
+    key), for the user to read before :data:`HOW_TO_GET_ONE`."""
+    return [
+        f"  {item.name}: {item.detail}"
+        for item in found
+        if not item.available and item.name in ("claude-code", "codex", "embedded")
+    ]
+
+
+def _models(options: BackendOptions, servers: Sequence[LocalServer]) -> list[tuple[str, bool]]:
+    """Models usable here, best first, each with whether it is local: "" for the one configured
+    (BLITZ_MODEL, which then needs no writing), the hosted ones whose key is set, local ones."""
+    from blitz.llm.models import LOCAL_SERVERS
+
+    found: list[tuple[str, bool]] = []
+    if options.model:
+        found.append(("", options.model.split(":")[0] in LOCAL_SERVERS))
+    providers = options.providers
+    anthropic = providers.anthropic_api_key if providers else ""
+    if anthropic and not anthropic.startswith(OAUTH_PREFIX):
+        found.append((ANTHROPIC_MODEL, False))
+    if providers and providers.openai_api_key:
+        found.append((OPENAI_MODEL, False))
+    for server in servers:
+        name = server.model_name(LOCAL_SERVERS.get(server.provider, ""))
+        if name:
+            found.append((name, True))
+    return found
+
+
+def _with_planner(backend: str, reason: str, planner: tuple[str, bool] | None) -> Choice:
+    if planner is None:
+        return Choice(
+            backend=backend,
+            reason=reason,
+            notes=(
+                "no model here for planning: `blitz run --plan FILE` runs a plan you wrote; "
+                "for `blitz run GOAL`, set [models] default (or BLITZ_MODEL)",
+            ),
+        )
+    model, local = planner
+    planning = f"plans with {model}" if model else "plans with the model BLITZ_MODEL names"
+    return Choice(backend=backend, model=model, local=local, reason=f"{reason}; {planning}")
