@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from blitz.backends.availability import OAUTH_PREFIX, Availability, check
+from blitz.backends.availability import CLAUDE_KEY, OAUTH_PREFIX, Availability, check
 from blitz.backends.local_servers import LocalServer
 from blitz.backends.options import BackendOptions
 
@@ -72,12 +72,18 @@ async def choose(
 
 
 def near_misses(found: Sequence[Availability]) -> list[str]:
-    """Why nothing was chosen, one line per backend that came close (CLIs that work but lack a
-    key), for the user to read before :data:`HOW_TO_GET_ONE`."""
+    """What came close to usable and what it lacks, where that says more than
+    :data:`HOW_TO_GET_ONE`: a Claude Code login blitz cannot use, an installed codex with no
+    key, a configured model that does not answer."""
     return [
         f"  {item.name}: {item.detail}"
         for item in found
-        if not item.available and item.name in ("claude-code", "codex", "embedded")
+        if not item.available
+        and (
+            (item.name == "claude-code" and item.detail != CLAUDE_KEY)
+            or (item.name == "codex" and "not installed" not in item.detail)
+            or (item.name == "embedded" and item.detail.startswith("model "))
+        )
     ]
 
 

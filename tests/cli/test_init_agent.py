@@ -44,8 +44,8 @@ def local() -> Iterator[ModelServer]:
         yield server
 
 
-def _init(home: Path, repo: Path, env: dict[str, str]) -> tuple[str, dict[str, object]]:
-    done = blitz(home, "init", repo, **env)
+def _init(home: Path, repo: Path, env: dict[str, str], *args: str) -> tuple[str, dict[str, object]]:
+    done = blitz(home, "init", repo, *args, **env)
     assert done.returncode == 0, (done.stdout, done.stderr)
     return done.stdout, tomllib.loads((repo / "blitz.toml").read_text())
 
@@ -59,8 +59,14 @@ def test_init_with_no_agent_writes_the_embedded_one_and_says_how_to_get_a_model(
     assert "scripted" not in (git_repo / "blitz.toml").read_text().split("[gates]")[0]
     assert "no coding agent is usable here yet" in said
     assert "ANTHROPIC_API_KEY" in said and "ollama pull qwen2.5-coder:7b" in said
-    assert "blitz init --force" in said
-    assert "claude-code: set ANTHROPIC_API_KEY" in said  # what came closest, and what it lacks
+    how = said.split("no coding agent is usable here yet:\n")[1].splitlines()
+    assert len(how) == 3 and "blitz init --force" in how[2]
+
+    (Path(bare["HOME"]) / ".claude").mkdir()
+    (Path(bare["HOME"]) / ".claude" / ".credentials.json").write_text("{}")
+    again, _ = _init(home, git_repo, bare, "--force")
+    # What came closest, and what it lacks: a login blitz does not use.
+    assert "claude-code: set ANTHROPIC_API_KEY" in again and "logged in to Claude Code" in again
 
     git(git_repo, "add", "-A")
     git(git_repo, "commit", "-q", "-m", "blitz.toml")
