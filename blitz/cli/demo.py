@@ -87,6 +87,7 @@ async def _demo(path: Path | None, json_out: bool) -> int:
         out.print(
             f"  inspect:            {me} status {final.id}   |   {me} events {final.id}",
             markup=False,
+            soft_wrap=True,  # one line, to copy as it is
         )
         return 0 if final.state is GoalState.SUCCEEDED else 1
     finally:
