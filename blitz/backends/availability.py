@@ -5,7 +5,8 @@ it from: the agent CLI and its version, the key it authenticates with, the model
 that answers for it. Claude Code and Codex run apart from the user's own logins (a temporary
 ``CLAUDE_CONFIG_DIR`` / ``CODEX_HOME``), so a login does not make them usable; a key blitz passes
 in does (for Claude Code, an API key or the token ``claude setup-token`` prints). A hosted
-provider is not called (a key is taken at its word); a local server is asked to list its models.
+provider is not called (a key is taken at its word); a server of one's own (a local shorthand, or
+any on this machine) is asked to list its models.
 
 ``scripted`` plays a scenario (the demo's, a test's): without one it is no agent at all.
 """
@@ -30,6 +31,9 @@ CLAUDE_KEY = (
     "set ANTHROPIC_API_KEY to an API key, or to the token `claude setup-token` prints (a "
     "Claude subscription)"
 )
+SERVER_TIMEOUT = 5.0
+"""Seconds a model server of one's own has to list its models before a run is refused."""
+
 LOGGED_IN = "; you are logged in to Claude Code, but blitz runs it apart from your own login"
 
 
@@ -135,7 +139,9 @@ async def _embedded(options: BackendOptions) -> Availability:
         return Availability(
             name, False, f"model {model} needs its server's URL: {COMPATIBLE}:{spec.name}@URL"
         )
-    listed = await local_servers.listed_models(url)
+    if spec.provider not in LOCAL_SERVERS and not _loopback(url):
+        return Availability(name, True, f"model {model} (a server elsewhere: not asked)")
+    listed = await local_servers.listed_models(url, timeout=SERVER_TIMEOUT)
     if listed is None:
         return Availability(
             name, False, f"model {model}: no server answers at {url}; start it, or set another"
@@ -154,6 +160,10 @@ async def _embedded(options: BackendOptions) -> Availability:
         )
     where = "" if url == LOCAL_SERVERS.get(spec.provider) else f" at {url}"
     return Availability(name, True, f"model {model}, server answering{where}")
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 async def _claude_code(options: BackendOptions, logged_in: bool | None) -> Availability:

@@ -12,7 +12,7 @@ says how to get an agent, a free local one included.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from blitz.backends.availability import CLAUDE_KEY, OAUTH_PREFIX, Availability, check
@@ -32,6 +32,27 @@ HOW_TO_GET_ONE = (
     "  then run `blitz init --force` again; `blitz backends list` says what each agent needs",
 )
 """Three lines on how to get a usable agent, for when there is none."""
+
+
+OTHER_KEYS: dict[str, str] = {
+    "OPENROUTER_API_KEY": "https://openrouter.ai/api/v1",
+    "GROQ_API_KEY": "https://api.groq.com/openai/v1",
+    "DEEPSEEK_API_KEY": "https://api.deepseek.com/v1",
+    "MISTRAL_API_KEY": "https://api.mistral.ai/v1",
+    "GEMINI_API_KEY": "https://generativelanguage.googleapis.com/v1beta/openai",
+}
+"""Keys of other providers that speak the OpenAI API -> their base URL: the embedded agent can
+use them as an ``openai-compatible:`` server once told the model (which blitz cannot guess)."""
+
+
+def other_keys(names: Iterable[str]) -> list[str]:
+    """How to use the keys of :data:`OTHER_KEYS` among the environment variable ``names``."""
+    return [
+        f"  {name} is set: export BLITZ_COMPATIBLE_API_KEY=${name} and set [models] default = "
+        f'"openai-compatible:MODEL@{url}" (the embedded agent)'
+        for name, url in OTHER_KEYS.items()
+        if name in names
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import typer
 
 from blitz.backends import local_servers
 from blitz.backends.availability import check_all
-from blitz.backends.choice import HOW_TO_GET_ONE, Choice, choose, near_misses
+from blitz.backends.choice import HOW_TO_GET_ONE, Choice, choose, near_misses, other_keys
 from blitz.cli.common import app, make_app, out
 from blitz.config import (
     CONFIG_NAME,
@@ -95,7 +96,8 @@ def init(
         out.print(f"  keep: {', '.join(setup.keep)}")
     if choice is None:
         out.print("\nno coding agent is usable here yet:", markup=False)
-        for line in (*agent.near_misses, *HOW_TO_GET_ONE):
+        named = [name for name, value in os.environ.items() if value]  # names only, no value
+        for line in (*agent.near_misses, *other_keys(named), *HOW_TO_GET_ONE):
             out.print(line, markup=False, soft_wrap=True)
 
 

@@ -109,6 +109,10 @@ async def test_the_embedded_agent_needs_a_model_its_key_or_its_server_answering(
     assert not down.available and f"no server answers at {silent_url}" in down.detail
     with pytest.raises(ConfigError, match="no server answers"):
         await require("embedded", options(model=f"llamacpp:coder@{silent_url}"))
+    # A hosted OpenAI-compatible server is not asked (it may be slow to answer; it needs a key).
+    remote = "openai-compatible:coder@http://models.example.invalid/v1"
+    elsewhere = await check("embedded", options(model=remote))
+    assert elsewhere.available and "not asked" in elsewhere.detail
 
 
 async def test_scripted_is_no_agent_without_a_scenario() -> None:

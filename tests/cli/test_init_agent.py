@@ -67,6 +67,9 @@ def test_init_with_no_agent_writes_the_embedded_one_and_says_how_to_get_a_model(
     again, _ = _init(home, git_repo, bare, "--force")
     # What came closest, and what it lacks: a login blitz does not use.
     assert "claude-code: set ANTHROPIC_API_KEY" in again and "logged in to Claude Code" in again
+    groq, _ = _init(home, git_repo, {**bare, "GROQ_API_KEY": "gsk-secret-0123"}, "--force")
+    assert "GROQ_API_KEY is set: export BLITZ_COMPATIBLE_API_KEY=$GROQ_API_KEY" in groq
+    assert "gsk-secret-0123" not in groq
 
     git(git_repo, "add", "-A")
     git(git_repo, "commit", "-q", "-m", "blitz.toml")
