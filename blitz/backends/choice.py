@@ -135,8 +135,9 @@ def _with_planner(backend: str, reason: str, planner: tuple[str, bool] | None) -
             backend=backend,
             reason=reason,
             notes=(
-                "no model here for planning: `blitz run --plan FILE` runs a plan you wrote; "
-                "for `blitz run GOAL`, set [models] default (or BLITZ_MODEL)",
+                "no model here to plan or to diagnose failures: `blitz run --plan FILE` runs a "
+                "plan you wrote (a failed task is then only retried once as it was); for `blitz "
+                "run GOAL` and real recovery, set [models] default (or BLITZ_MODEL)",
             ),
         )
     model, local = planner
