@@ -24,7 +24,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from blitz.backends.registry import NO_MODEL, check_name, create_backend
+from blitz.backends.availability import require
+from blitz.backends.registry import NO_MODEL, check_name
 from blitz.conductor.ownership import GoalTaken
 from blitz.config import apply_config
 from blitz.detect import detect_gates
@@ -285,7 +286,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
     # Build the planner and the backends once now, so a missing key or a bad model name stops
     # here, before the goal is written, not later with the goal left for `blitz resume`.
     app.planner(project)
-    create_backend(backend, options)
+    await require(backend, options)  # built, and checked able to run here (key, CLI, server)
     for spec in portfolio:
         name, _, model = spec.partition(":")
         app.backend_for(project, name, model)

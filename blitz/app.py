@@ -174,16 +174,12 @@ class App:
         """The project's backend; when none is set, the scripted one if a scenario was given,
         else the embedded agent.
 
-        "scripted" is also what a project gets when nothing chose a backend (the default of
-        blitz.toml and of a new project); with no scenario it has nothing to do, so such a project
-        gets the embedded agent once a model is configured for it."""
-        if (
-            self.scenario is None
-            and project.backend == "scripted"
-            and self.model_name("agent", project, goal)
-        ):
+        "scripted" only plays a scenario (tests, the demo): without one, a project set to it (as
+        a project registered with no blitz.toml is) gets the embedded agent, which needs a model
+        and is refused before anything starts until one is configured."""
+        if self.scenario is None and project.backend in ("scripted", ""):
             return "embedded"
-        return project.backend or ("scripted" if self.scenario is not None else "embedded")
+        return project.backend or "scripted"
 
     def model_name(self, role: str, project: Project, goal: Goal | None = None) -> str:
         """The model for a role ("planner", "recovery", "agent", "judge"): the command line
@@ -349,16 +345,7 @@ class App:
 
     def provider_env(self) -> dict[str, str]:
         """Provider keys and base URLs, for agent CLIs that call the providers themselves."""
-        s = self.settings
-        env = {
-            "ANTHROPIC_API_KEY": s.anthropic_api_key.get_secret_value()
-            if s.anthropic_api_key
-            else "",
-            "ANTHROPIC_BASE_URL": s.anthropic_base_url,
-            "OPENAI_API_KEY": s.openai_api_key.get_secret_value() if s.openai_api_key else "",
-            "OPENAI_BASE_URL": s.openai_base_url,
-        }
-        return {k: v for k, v in env.items() if v}
+        return self.settings.provider_env()
 
     def services(self, project: Project, goal: Goal, *, planner: Planner | None = None) -> Services:
         ws = self.workspace(Path(project.path))

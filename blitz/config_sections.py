@@ -48,7 +48,10 @@ class ProjectConfig(_Section):
     remote: str = Field(
         default="origin", description='Git remote to push goal branches to ("": no push).'
     )
-    backend: str = Field(default="scripted", description="The agent backend that does the tasks.")
+    backend: str = Field(
+        default="",
+        description='The agent that does the tasks ("": the embedded one; `blitz init` picks).',
+    )
     fallback_backend: str = Field(
         default="",
         description='Backend to use while the main one\'s breaker is open ("": wait instead).',

@@ -50,8 +50,13 @@ class Settings(BaseSettings):
     agent_model: str = ""
 
     anthropic_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("BLITZ_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+        default=None,
+        validation_alias=AliasChoices(
+            "BLITZ_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"
+        ),
     )
+    """An Anthropic API key, or a Claude subscription's token (``claude setup-token`` prints it;
+    Claude Code takes it, through the model proxy, but Anthropic's API does not)."""
     anthropic_base_url: str = Field(
         default="", validation_alias=AliasChoices("BLITZ_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
     )
@@ -73,6 +78,11 @@ class Settings(BaseSettings):
     model_call_timeout: float = Field(default=3600.0, gt=0)
     """Seconds a whole model call may take, however steadily it streams
     (``BLITZ_MODEL_CALL_TIMEOUT``)."""
+
+    local_servers: dict[str, str] | None = None
+    """Where to look for local model servers, shorthand -> base URL
+    (``BLITZ_LOCAL_SERVERS='{"ollama": "http://127.0.0.1:11435/v1"}'``); unset: Ollama,
+    llama.cpp, vLLM and LM Studio on this machine, each on its usual port."""
 
     scenario: str = ""
     """A scenario file for the scripted planner and backend (``BLITZ_SCENARIO``)."""
@@ -103,6 +113,18 @@ class Settings(BaseSettings):
 
     def goal_dir(self, goal_id: str) -> Path:
         return self.home / "goals" / goal_id
+
+    def provider_env(self) -> dict[str, str]:
+        """Provider keys and base URLs, for agent CLIs that call the providers themselves."""
+        env = {
+            "ANTHROPIC_API_KEY": self.anthropic_api_key.get_secret_value()
+            if self.anthropic_api_key
+            else "",
+            "ANTHROPIC_BASE_URL": self.anthropic_base_url,
+            "OPENAI_API_KEY": self.openai_api_key.get_secret_value() if self.openai_api_key else "",
+            "OPENAI_BASE_URL": self.openai_base_url,
+        }
+        return {k: v for k, v in env.items() if v}
 
     def provider_config(self) -> ProviderConfig:
         """The providers' keys, endpoints and timeouts, for :func:`blitz.llm.build_model`."""

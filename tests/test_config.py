@@ -29,7 +29,7 @@ EXAMPLE = """\
 name = "myrepo"        # default: repo dir name
 base_branch = "main"   # default: the repo's current branch when registered
 remote = "origin"      # "" = do not push
-backend = "scripted"
+backend = "claude-code"
 max_parallel = 4
 [gates]
 build = ""
@@ -76,7 +76,9 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     _write(tmp_path, EXAMPLE)
     cfg = load_repo_config(tmp_path)
     assert cfg is not None
-    assert cfg.project == ProjectConfig(name="myrepo", base_branch="main", remote="origin")
+    assert cfg.project == ProjectConfig(
+        name="myrepo", base_branch="main", remote="origin", backend="claude-code"
+    )
     assert cfg.gates.test == "python -m pytest -q" and cfg.gates.timeout == 600.0
     assert cfg.limits == LimitsConfig()
     assert cfg.breaker.threshold == 5 and cfg.breaker.cooldown == 60.0

@@ -11,4 +11,7 @@ chosen by name through :func:`~blitz.backends.registry.create_backend`.
   embedded tools and the Claude Code hook.
 * ``registry`` maps names to ``"module:factory"`` strings and imports an adapter only when it is
   chosen; no adapter imports the registry.
+* ``availability`` says whether a backend can do a run here (its CLI, key, model, a local server
+  answering), checked before a goal starts; ``local_servers`` finds Ollama, llama.cpp, vLLM and
+  LM Studio answering; ``choice`` is the agent ``blitz init`` writes (never ``scripted``).
 """

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -12,16 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from blitz import sandbox
-from blitz.backends import registry
-from blitz.backends.install import (
-    CODEX_PACKAGE,
-    CODEX_VERSION,
-    INSTALL_HINT,
-    check_version,
-    find_codex,
-    install_codex,
-    installed_codex,
-)
+from blitz.backends.availability import Availability, check_all
+from blitz.backends.install import CODEX_PACKAGE, CODEX_VERSION, install_codex, installed_codex
+from blitz.backends.options import BackendOptions
 from blitz.cli.common import app, out, print_json
 from blitz.config import RepoConfig, load_repo_config
 from blitz.errors import ConfigError, UserError
@@ -33,15 +25,6 @@ app.add_typer(backends, name="backends", no_args_is_help=True)
 INSTALLABLE = ("codex",)
 
 TOOLS_DIR_HELP = "Where blitz installs agent CLIs (default: <BLITZ_HOME>/tools)."
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """Whether a backend can run here, and what it needs when it cannot."""
-
-    name: str
-    available: bool
-    detail: str
 
 
 def tools_dir(settings: Settings, given: Path | None) -> Path:
@@ -103,60 +86,25 @@ def install(
 
 
 async def availability(settings: Settings, cfg: RepoConfig, tools: Path) -> list[Availability]:
-    """Every backend the registry and ``cfg`` know, with whether it can run here."""
-    found = []
-    for name in registry.names(cfg.backends):
-        if name == "scripted":
-            found.append(Availability(name, True, "scripted scenarios, for tests and demos"))
-        elif name == "embedded":
-            found.append(_embedded(settings, cfg))
-        elif name == "codex":
-            found.append(await _codex(cfg, tools))
-        elif name == "claude-code":
-            found.append(await _claude_code(cfg))
-        elif name in cfg.backends:
-            found.append(_command(name, cfg))
-        else:
-            found.append(Availability(name, False, "unknown"))
-    return found
+    """Every backend the registry and ``cfg`` know, with whether a run could use it here."""
+    return await check_all(options_of(settings, cfg, tools))
 
 
-def _embedded(settings: Settings, cfg: RepoConfig) -> Availability:
-    model = cfg.models.agent or cfg.models.default or settings.agent_model or settings.model
-    if model:
-        return Availability("embedded", True, f"model {model}")
-    return Availability(
-        "embedded", False, "no model configured: set BLITZ_MODEL (provider:model) or [models]"
+def options_of(settings: Settings, cfg: RepoConfig, tools: Path) -> BackendOptions:
+    """What a run of a project with ``cfg`` builds its backends from, as far as they are
+    checked (the provider environment, the agent model, the CLIs' settings)."""
+    scenario = None
+    if settings.scenario:
+        from blitz.testing.scripted import Scenario  # the fakes, only when a scenario is given
+
+        scenario = Scenario.load(Path(settings.scenario))
+    return BackendOptions(
+        scenario=scenario,
+        model=cfg.models.agent or cfg.models.default or settings.agent_model or settings.model,
+        providers=settings.provider_config(),
+        claude_code=cfg.claude_code,
+        codex=cfg.codex,
+        commands=dict(cfg.backends),
+        env=settings.provider_env(),
+        tools_dir=tools,
     )
-
-
-async def _codex(cfg: RepoConfig, tools: Path) -> Availability:
-    binary = find_codex(cfg.codex, tools)
-    if binary is None:
-        if cfg.codex.binary:
-            why = f"[codex] binary = {cfg.codex.binary!r} was not found"
-        else:
-            why = f"the codex CLI is not installed: run `{INSTALL_HINT}`"
-        return Availability("codex", False, why)
-    problem = await check_version(binary)
-    if problem:
-        return Availability("codex", False, problem)
-    return Availability("codex", True, str(binary))
-
-
-async def _claude_code(cfg: RepoConfig) -> Availability:
-    try:
-        from blitz.backends.claude_code import _cli_path, check_cli
-    except ImportError as exc:
-        return Availability("claude-code", False, f"cannot be loaded: {exc}")
-    path = _cli_path(cfg.claude_code.cli_path)
-    problem = await check_cli(path)
-    return Availability("claude-code", not problem, problem or str(path))
-
-
-def _command(name: str, cfg: RepoConfig) -> Availability:
-    command = cfg.backends[name].command
-    program = command[0] if command else ""
-    if program and (shutil.which(program) or Path(program).expanduser().is_file()):
-        return Availability(name, True, " ".join(command))
-    return Availability(name, False, f"{program or '(empty command)'} was not found")

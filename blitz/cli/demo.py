@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import shutil
+import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -78,7 +83,28 @@ async def _demo(path: Path | None, json_out: bool) -> int:
         out.print(f"  sample repository:  {repo}  (your goal branch: {final.branch})")
         out.print(f"  pushed to remote:   {root / 'origin.git'}")
         out.print(f"  blitz state:        {settings.home} (database {settings.db_url})")
-        out.print(f"  inspect:            blitz status {final.id}   |   blitz events {final.id}")
+        me = shell_command(os.environ, sys.argv[0])
+        out.print(
+            f"  inspect:            {me} status {final.id}   |   {me} events {final.id}",
+            markup=False,
+            soft_wrap=True,  # one line, to copy as it is
+        )
         return 0 if final.state is GoalState.SUCCEEDED else 1
     finally:
         await blitz.aclose()
+
+
+def shell_command(env: Mapping[str, str], argv0: str) -> str:
+    """How to type blitz in the shell that started this one, so the hints printed work as typed:
+    ``blitz`` when it is on that shell's PATH; ``uv run blitz`` when ``uv run`` started this one
+    (from the clone, whose environment only ``uv run`` puts on PATH); else this blitz's path."""
+    path = env.get("PATH", "")
+    started_by_uv = bool(env.get("UV_RUN_RECURSION_DEPTH")) and bool(env.get("VIRTUAL_ENV"))
+    if started_by_uv:
+        venv_bin = str(Path(env["VIRTUAL_ENV"]) / "bin")
+        path = os.pathsep.join(p for p in path.split(os.pathsep) if p and p != venv_bin)
+    if shutil.which("blitz", path=path):
+        return "blitz"
+    if started_by_uv:
+        return "uv run blitz"
+    return shlex.quote(str(Path(argv0).resolve()))

@@ -658,8 +658,10 @@ async def test_no_npm_says_to_install_node(tmp_path: Path) -> None:
 BLITZ = str(Path(sys.executable).with_name("blitz"))
 
 
-def blitz(tmp_path: Path, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BLITZ_HOME": str(tmp_path / "home"), "COLUMNS": "300"}
+def blitz(
+    tmp_path: Path, *args: str, path: str | None = None, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BLITZ_HOME": str(tmp_path / "home"), "COLUMNS": "300", **extra}
     if path is not None:
         env["PATH"] = path
     return subprocess.run(
@@ -669,7 +671,10 @@ def blitz(tmp_path: Path, *args: str, path: str | None = None) -> subprocess.Com
 
 def test_the_command_line_installs_and_lists_codex(tools_dir: Path, tmp_path: Path) -> None:
     installed = blitz(tmp_path, "backends", "install", "codex", "--tools-dir", str(tools_dir))
-    listed = blitz(tmp_path, "backends", "list", "--json", "--tools-dir", str(tools_dir))
+    # A run of codex needs its key: the list says it is usable only with one.
+    listed = blitz(
+        tmp_path, "backends", "list", "--json", "--tools-dir", str(tools_dir), OPENAI_API_KEY=KEY
+    )
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     missing = blitz(

@@ -306,9 +306,11 @@ def test_projects_add_list_pause_resume_remove(repo: Path, home: Path, tmp_path:
 
     ok(blitz(home, "projects", "resume", "greeter"))
     assert ok_json(blitz(home, "projects", "list", "--json"))[0]["paused"] is False
-    assert ok_json(blitz(home, "run", "Look around", "--repo", repo, "--plan", plan, "--json"))[
-        "state"
-    ] == ("succeeded")
+    nothing = write_yaml(tmp_path / "nothing.yaml", {})  # the scripted agent, doing nothing
+    args = ("--plan", plan, "--scenario", nothing, "--json")
+    assert ok_json(blitz(home, "run", "Look around", "--repo", repo, *args))["state"] == (
+        "succeeded"
+    )
 
     assert "removed project greeter" in ok(blitz(home, "projects", "remove", "greeter"))
     assert ok_json(blitz(home, "projects", "list", "--json")) == []
