@@ -1,4 +1,6 @@
-/** Banners for API errors and confirmations, shown at the top right until dismissed. */
+/** Banners for confirmations, and for API errors that have no form or row of their own to be
+ * shown in (a failed background read, an action of the goal page): at the top right, each said
+ * once. Errors of a form are shown next to what caused them (formProblem.ts), not here. */
 import { createContext, useCallback, useContext, useMemo, useRef, useState } from "react";
 import type { ReactNode } from "react";
 import { ApiError } from "./api";
@@ -44,12 +46,12 @@ export function ToastProvider({ children }: { children: ReactNode }) {
         let title = context ?? "error";
         let detail = error instanceof Error ? error.message : String(error);
         if (error instanceof ApiError) {
+          // The detail already says what the field errors say (the daemon joins them into it):
+          // one of the two, never both; and no detail that only repeats the title.
           const p = error.problem;
           title = context ? `${context}: ${p.title}` : p.title;
-          detail = p.detail ?? "";
-          if (p.errors?.length) {
-            detail += (detail ? " — " : "") + p.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
-          }
+          detail = p.detail || (p.errors ?? []).map((e) => `${e.field}: ${e.message}`).join("; ");
+          if (detail === p.title) detail = "";
           if (p.status) title += ` (${p.status})`;
         }
         push({ kind: "error", title, detail }, 0);
