@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from server_helpers import AGENT, PLAN, Running, committed_tasks, make_repo, problem
 
@@ -133,3 +134,11 @@ async def test_only_an_ended_goal_runs_again_and_refusals_say_what_to_change(
     assert problem(await r.http.post("/api/goals/g-nothing/rerun"), 404)
     assert problem(await r.http.post(f"/api/goals/{anyway['id']}/rerun", json={"x": 1}), 422)
     await r.wait_goal(anyway["id"])
+
+
+async def test_running_a_goal_again_wants_the_token(serve: Any) -> None:
+    r: Running = await serve()
+    anonymous = httpx.AsyncClient(transport=r.http._transport, base_url="http://blitz.test")
+    async with anonymous:
+        refused = problem(await anonymous.post("/api/goals/g-1/rerun"), 401)
+        assert refused["title"] == "token required"

@@ -11,7 +11,14 @@ import { GOAL_DONE, publishPending } from "../types";
 import type { Goal } from "../types";
 import { FormError } from "./FieldError";
 
-export function GoalActions({ goal, onChanged }: { goal: Goal; onChanged?: () => void }) {
+interface Props {
+  goal: Goal;
+  onChanged?: () => void;
+  /** Whether to offer "Publish again" here (a page with its own publishing panel says no). */
+  publish?: boolean;
+}
+
+export function GoalActions({ goal, onChanged, publish: offerPublish = true }: Props) {
   const toasts = useToasts();
   const [busy, setBusy] = useState(false);
   const [choosing, setChoosing] = useState(false);
@@ -46,7 +53,7 @@ export function GoalActions({ goal, onChanged }: { goal: Goal; onChanged?: () =>
   const fieldMessages = [...(problem.fields.plan ?? []), ...(problem.fields.allow_dirty ?? [])];
   return (
     <div className="row-actions">
-      {goal.state === "succeeded" && goal.publish_state !== "" && (
+      {offerPublish && goal.state === "succeeded" && goal.publish_state !== "" && (
         <button
           className={pending ? "small" : "small secondary"}
           disabled={busy}
