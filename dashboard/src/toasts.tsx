@@ -17,6 +17,21 @@ interface Toaster {
   info: (title: string, detail?: string) => void;
 }
 
+/** An error toast's words: what failed (and the HTTP status), then what the daemon said, once. */
+export function errorText(error: unknown, context?: string): { title: string; detail: string } {
+  if (!(error instanceof ApiError)) {
+    return { title: context ?? "error", detail: error instanceof Error ? error.message : String(error) };
+  }
+  // The detail already says what the field errors say (the daemon joins them into it): one of
+  // the two, never both; and no detail that only repeats the title.
+  const p = error.problem;
+  let title = context ? `${context}: ${p.title}` : p.title;
+  let detail = p.detail || (p.errors ?? []).map((e) => `${e.field}: ${e.message}`).join("; ");
+  if (detail === p.title) detail = "";
+  if (p.status) title += ` (${p.status})`;
+  return { title, detail };
+}
+
 const ToastContext = createContext<Toaster>({ error: () => {}, info: () => {} });
 
 export function useToasts(): Toaster {
@@ -42,20 +57,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
 
   const toaster = useMemo<Toaster>(
     () => ({
-      error: (error, context) => {
-        let title = context ?? "error";
-        let detail = error instanceof Error ? error.message : String(error);
-        if (error instanceof ApiError) {
-          // The detail already says what the field errors say (the daemon joins them into it):
-          // one of the two, never both; and no detail that only repeats the title.
-          const p = error.problem;
-          title = context ? `${context}: ${p.title}` : p.title;
-          detail = p.detail || (p.errors ?? []).map((e) => `${e.field}: ${e.message}`).join("; ");
-          if (detail === p.title) detail = "";
-          if (p.status) title += ` (${p.status})`;
-        }
-        push({ kind: "error", title, detail }, 0);
-      },
+      error: (error, context) => push({ kind: "error", ...errorText(error, context) }, 0),
       info: (title, detail = "") => push({ kind: "info", title, detail }, 4000),
     }),
     [push],

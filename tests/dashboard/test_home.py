@@ -218,3 +218,21 @@ def test_a_goal_is_published_again_and_run_again_from_its_row(
     assert (again["title"], again["project"]) == ("Publish me", "publisher")
     assert [t["id"] for t in again["tasks"]] == ["hello"]
     wait_api(daemon, f"/api/goals/{again_id}", lambda g: g["state"] == "succeeded")
+
+
+def test_a_repository_that_cannot_be_added_says_why_under_the_form(
+    page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    login(page, daemon)
+    page.get_by_test_id("project-greeter").wait_for()
+    missing = daemon.home / "no-such-repository"
+    page.get_by_test_id("project-path").fill(str(missing))
+    page.get_by_test_id("project-add").click()
+    error = page.get_by_test_id("project-add-error")
+    error.wait_for()
+    assert str(missing) in error.inner_text() and "does not exist" in error.inner_text()
+    assert page.get_by_test_id("toast-error").count() == 0
+    assert page.get_by_test_id("project-path").input_value() == str(missing)  # kept to fix
+    page.screenshot(path=str(artifacts / "project-add-error.png"), full_page=True)
+    page.get_by_test_id("project-path").fill(str(daemon.home))
+    assert error.count() == 0  # editing the path puts the error away
