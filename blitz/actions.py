@@ -30,7 +30,7 @@ from blitz.conductor.ownership import GoalTaken
 from blitz.config import apply_config
 from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
-from blitz.errors import ConfigError, RepositoryError, UserError
+from blitz.errors import ConfigError, DirtyCheckout, RepositoryError, UserError
 from blitz.events import Event, EventKind
 from blitz.run_options import check_exploration
 from blitz.runner import runner_id
@@ -263,14 +263,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
     if not request.allow_dirty:
         dirty = [p for p in await ws.dirty_paths() if p not in IGNORED_DIRTY]
         if dirty:
-            shown = "\n".join(f"  {p}" for p in dirty[:10])
-            more = f"\n  ... and {len(dirty) - 10} more" if len(dirty) > 10 else ""
-            raise RepositoryError(
-                f"{project.path} has uncommitted changes:\n{shown}{more}\n"
-                "blitz works only from committed work and never touches your checkout, so "
-                "these changes would not be part of the goal. Commit or stash them, or pass "
-                "--allow-dirty to go ahead without them."
-            )
+            raise DirtyCheckout(project.path, dirty)
     backend = request.backend or app.default_backend(project)
     cfg = app.config_for(project)
     options = app.backend_options(project)

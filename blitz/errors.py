@@ -36,6 +36,23 @@ class RepositoryError(UserError):
     """The repository cannot be used as it is (not a git repo, no commits, ...)."""
 
 
+class DirtyCheckout(RepositoryError):
+    """The repository has uncommitted changes, which a goal would not see (``--allow-dirty``,
+    the API's ``allow_dirty``, goes ahead without them)."""
+
+    def __init__(self, repo: str, paths: list[str]) -> None:
+        self.repo = repo
+        self.paths = list(paths)
+        shown = "\n".join(f"  {p}" for p in paths[:10])
+        more = f"\n  ... and {len(paths) - 10} more" if len(paths) > 10 else ""
+        super().__init__(
+            f"{repo} has uncommitted changes:\n{shown}{more}\n"
+            "blitz works only from committed work and never touches your checkout, so "
+            "these changes would not be part of the goal. Commit or stash them, or pass "
+            "--allow-dirty to go ahead without them."
+        )
+
+
 class RunError(BlitzError):
     """A failure while running; ``retryable`` says whether trying again may help."""
 

@@ -258,16 +258,38 @@ def load_plan_file(path: Path, *, max_tasks: int = dag.MAX_NODES) -> Plan:
         raise PlanError([f"plan file {path} does not exist"]) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError([f"cannot read plan file {path}: {exc}"]) from exc
+    syntax: Literal["YAML", "JSON"] = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PlanError(
-            [f"{path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {exc}"]
-        ) from exc
-    try:
-        return parse_plan(data, max_tasks=max_tasks)
+        return parse_plan_text(text, syntax=syntax, max_tasks=max_tasks)
     except PlanError as exc:
         raise PlanError([f"{path}: {p}" for p in exc.problems]) from exc
+
+
+def parse_plan_text(
+    text: str, *, syntax: Literal["YAML", "JSON"] = "YAML", max_tasks: int = dag.MAX_NODES
+) -> Plan:
+    """The checked Plan written in ``text``, the content of a plan file: YAML (JSON is YAML
+    too) or JSON. A syntax error says where (line and column)."""
+    try:
+        data = json.loads(text) if syntax == "JSON" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PlanError([f"not valid {syntax}: {_syntax_problem(exc)}"]) from exc
+    if data is None:
+        raise PlanError(["the plan is empty"])
+    return parse_plan(data, max_tasks=max_tasks)
+
+
+def _syntax_problem(exc: json.JSONDecodeError | yaml.YAMLError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return str(exc)
+    context = getattr(exc, "context", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (
+        f" ({context})" if context else ""
+    )
 
 
 class FilePlanner:

@@ -8,15 +8,17 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from blitz import actions, git
-from blitz.domain import Attempt, Goal, GoalState
+from blitz import rerun as rerunning
+from blitz.domain import Attempt, Goal, GoalState, Project
 from blitz.events import Event, EventKind
-from blitz.planner import parse_plan
+from blitz.planner import parse_plan, parse_plan_text
 from blitz.publish import publish_again
-from blitz.server.inputs import ApproveIn, GoalIn, ReasonIn
-from blitz.server.problems import conflict, not_found
+from blitz.server import problems
+from blitz.server.inputs import ApproveIn, GoalIn, ReasonIn, RerunIn
+from blitz.server.problems import not_found
 from blitz.server.schemas import (
     ActionOut,
     AttemptDetailOut,
@@ -30,9 +32,14 @@ from blitz.server.schemas import (
     goal_out,
     task_detail,
 )
+from blitz.store.base import GoalQuery
 
 if TYPE_CHECKING:
     from blitz.server.host import Host
+
+TOTAL_HEADER = "X-Total-Count"
+"""The header of the goals list saying how many goals match, on every page."""
+TOTAL_DOC = {"description": "How many goals match, on every page.", "schema": {"type": "integer"}}
 
 DIFF_CAP = 64 * 1024
 """Bytes of an attempt's diff answered (its end is kept)."""
@@ -58,34 +65,60 @@ def routes(router: APIRouter, host: Host) -> None:
             attempts=store.load_attempts(goal.id),
         )
 
-    @router.get("/api/goals", response_model=list[GoalOut])
+    @router.get(
+        "/api/goals",
+        response_model=list[GoalOut],
+        responses={200: {"headers": {TOTAL_HEADER: TOTAL_DOC}}},
+    )
     def list_goals(
-        project: str | None = None,
-        state: list[GoalState] | None = Query(None),
+        response: Response,
+        project: str | None = Query(None, description="Project id or name."),
+        state: list[GoalState] | None = Query(None, description="Only goals in these states."),
+        q: str = Query(
+            "", max_length=200, description="Words all found in the title, id or branch."
+        ),
         limit: int = Query(200, ge=1, le=10_000),
+        offset: int = Query(0, ge=0, description="Goals of the match to pass over."),
     ) -> list[GoalOut]:
-        """Goals, newest first."""
+        """Goals, newest first, ``limit`` of them from ``offset``; the ``X-Total-Count``
+        header says how many match in all."""
         project_id = None
         if project:
             found = store.get_project(project)
             if found is None:
                 raise not_found(f"no project {project!r}")
             project_id = found.id
+        query = GoalQuery(
+            project_id=project_id,
+            states=frozenset(state) if state else None,
+            text=q,
+            limit=limit,
+            offset=offset,
+        )
         names = {p.id: p.name for p in store.list_projects()}
-        goals = store.list_goals(project_id=project_id, states=state or None)[:limit]
+        page = store.find_goals(query)
+        response.headers[TOTAL_HEADER] = str(page.total)
         return [
             goal_out(
                 g, names.get(g.project_id, ""), store.load_tasks(g.id), store.usage(g.id) + g.usage
             )
-            for g in goals
+            for g in page.goals
         ]
 
     @router.post("/api/goals", response_model=GoalDetailOut, status_code=201)
     async def submit_goal(body: GoalIn) -> GoalDetailOut:
-        """Take on a new goal: planned by the project's planner, or ``plan`` as given."""
+        """Take on a new goal: planned by the project's planner, or ``plan`` as given (the plan
+        itself, or the text of a plan file: YAML or JSON)."""
         host.check_open()
         stored = actions.project_of(store, body.project)
-        plan = body.plan
+        plan: actions.PlanSource | None
+        if body.plan is None:
+            plan = None
+            check_planner(stored)
+        elif isinstance(body.plan, str):
+            plan = partial(parse_plan_text, body.plan)
+        else:
+            plan = partial(parse_plan, body.plan.model_dump())
         request = actions.GoalRequest(
             title=body.title,
             backend=body.backend,
@@ -94,18 +127,37 @@ def routes(router: APIRouter, host: Host) -> None:
             explore=body.explore,
             explore_mode=body.explore_mode,
             portfolio=body.portfolio,
-            plan=None if plan is None else partial(parse_plan, plan.model_dump()),
+            plan=plan,
         )
-        try:
-            submitted = await actions.new_goal(
-                app,
-                host.engine,
-                Path(stored.path),
-                request,
-                no_planner_hint="Or send the goal with a plan (docs/plan-format.md).",
+        with problems.in_api_terms():
+            submitted = await actions.new_goal(app, host.engine, Path(stored.path), request)
+        return await asyncio.to_thread(detail, goal_of(submitted.goal.id))
+
+    def check_planner(project: Project) -> None:
+        # Said here, in the API's terms, rather than by new_goal in the command line's.
+        if not app.has_planner(project):
+            raise problems.no_planner(project.name)
+
+    @router.post(
+        "/api/goals/{goal}/rerun",
+        response_model=GoalDetailOut,
+        status_code=201,
+        summary="Run an ended goal again, as a new goal",
+    )
+    async def rerun_goal(goal: str, body: RerunIn | None = None) -> GoalDetailOut:
+        """A new goal with the ended goal's project, title and settings, from its base branch as
+        it is now: with the plan it ran, or planned afresh with ``replan``."""
+        host.check_open()
+        body = body or RerunIn()
+        ended = rerunning.ended_goal(store, goal)
+        # A goal that ended before its plan is planned again too.
+        replan = body.replan or rerunning.plan_of(ended, store.load_tasks(ended.id)) is None
+        if replan:
+            check_planner(actions.project_of(store, ended.project_id))
+        with problems.in_api_terms():
+            submitted = await rerunning.rerun(
+                app, host.engine, ended.id, replan=replan, allow_dirty=body.allow_dirty
             )
-        except actions.ProjectPaused as exc:
-            raise conflict(f"project paused: {exc.reason}") from exc
         return await asyncio.to_thread(detail, goal_of(submitted.goal.id))
 
     @router.get("/api/goals/{goal}", response_model=GoalDetailOut)

@@ -80,7 +80,20 @@ class GoalIn(_Request):
         default_factory=list,
         description='Backends (and models) to spread the attempts over, e.g. "codex".',
     )
-    plan: PlanIn | None = None
+    plan: PlanIn | str | None = Field(
+        default=None,
+        description="A plan instead of planning: the plan itself, or the text of a plan file "
+        "(YAML or JSON), read as `blitz run --plan` reads one.",
+    )
+    allow_dirty: bool = False
+
+
+class RerunIn(_Request):
+    """How to run an ended goal again."""
+
+    replan: bool = Field(
+        default=False, description="Plan the goal afresh instead of running the plan it ran."
+    )
     allow_dirty: bool = False
 
 

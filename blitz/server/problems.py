@@ -9,9 +9,10 @@ traceback goes to the server's log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,8 +20,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from blitz.actions import Conflict, NotFound
-from blitz.errors import BlitzError, PlanError, RunError, UserError
+from blitz.actions import Conflict, NotFound, ProjectPaused
+from blitz.backends.options import NO_MODEL
+from blitz.errors import (
+    BlitzError,
+    ConfigError,
+    DirtyCheckout,
+    PlanError,
+    RunError,
+    UserError,
+)
 from blitz.redact import redact_data
 
 log = logging.getLogger("blitz.server")
@@ -66,6 +75,67 @@ def not_found(detail: str) -> Problem:
 
 def conflict(detail: str) -> Problem:
     return Problem(409, detail)
+
+
+def field_errors(field: str, *messages: str) -> dict[str, Any]:
+    """The ``errors`` member of a problem: what is wrong with one field of the request."""
+    return {"errors": [{"field": field, "message": m} for m in messages]}
+
+
+def no_planner(project: str) -> Problem:
+    """A goal sent without a plan to a project that has no model to plan it."""
+    return Problem(
+        400,
+        f"no model is configured to plan goals of {project}: send the goal with its plan, or "
+        "set a planner model ([models] planner in the project's blitz.toml, or BLITZ_MODEL in "
+        "the daemon's environment)",
+        title="no planner",
+        extra=field_errors(
+            "plan",
+            "no model is configured to plan this goal: write its plan here, or set [models] "
+            "planner in the project's blitz.toml",
+        ),
+    )
+
+
+@contextlib.contextmanager
+def in_api_terms() -> Iterator[None]:
+    """Say the errors of an action whose messages speak of the command line (its flags and
+    commands) in the API's terms, naming the field of the request to change."""
+    try:
+        yield
+    except ProjectPaused as exc:
+        raise Problem(
+            409,
+            f"project paused: {exc.reason}",
+            extra=field_errors("project", f"paused ({exc.reason}): resume the project first"),
+        ) from exc
+    except ConfigError as exc:
+        if str(exc) != NO_MODEL:
+            raise
+        raise Problem(
+            400,
+            "no model is configured for the embedded agent: set [models] agent in the project's "
+            "blitz.toml (or BLITZ_MODEL in the daemon's environment), or choose another backend",
+            title="no model",
+            extra=field_errors("backend", "the embedded agent has no model configured"),
+        ) from exc
+    except DirtyCheckout as exc:
+        shown = ", ".join(exc.paths[:5]) + (
+            f" and {len(exc.paths) - 5} more" if exc.paths[5:] else ""
+        )
+        raise Problem(
+            400,
+            f"{exc.repo} has uncommitted changes ({shown}), which would not be part of the "
+            "goal: blitz works only from committed work. Commit or stash them, or set "
+            "allow_dirty to go ahead without them.",
+            title="uncommitted changes",
+            extra=field_errors(
+                "allow_dirty",
+                f"the repository has uncommitted changes ({shown}); commit or stash them, or go "
+                "ahead without them",
+            ),
+        ) from exc
 
 
 def problem_response(problem: Problem) -> Response:

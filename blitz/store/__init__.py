@@ -13,6 +13,8 @@ the SQLAlchemy implementation (SQLite in WAL mode by default, any SQLAlchemy URL
   of a process whose goal was taken over;
 - :mod:`~blitz.store.gate_results`: gate results kept by what they depend on, shared by every
   process on the database (:mod:`blitz.gatecache`);
+- :mod:`~blitz.store.goal_search`: finding goals for a list (project, states, words), a page at
+  a time;
 - :mod:`~blitz.store.sql`: the store itself, its writes and its queries.
 
 Invariants: every record written together with its events lands in one transaction; events are

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from blitz.domain import (
@@ -24,6 +25,26 @@ from blitz.store.leases import Lease
 
 Record = Project | Goal | Task | Attempt | Recovery | BreakerRecord | Baseline
 """Anything :meth:`Store.write` accepts; each is an upsert keyed by its id (task: goal_id + id)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoalQuery:
+    """Which goals to list, one page at a time, newest first: of a project, in some states
+    (None: any), whose title, id or branch holds every word of ``text`` (case-insensitive)."""
+
+    project_id: str | None = None
+    states: frozenset[GoalState] | None = None
+    text: str = ""
+    limit: int = 50
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GoalPage:
+    """One page of the goals a query found, and how many it found in all."""
+
+    goals: list[Goal]
+    total: int
 
 
 class Store(Protocol):
@@ -109,6 +130,10 @@ class Store(Protocol):
     def list_goals(
         self, *, project_id: str | None = None, states: Collection[GoalState] | None = None
     ) -> list[Goal]: ...
+
+    def find_goals(self, query: GoalQuery) -> GoalPage:
+        """The page of goals ``query`` asks for, newest first, with the number that match."""
+        ...
 
     def load_tasks(self, goal_id: str) -> list[Task]: ...
 

@@ -32,7 +32,8 @@ from blitz.domain import (
     Usage,
 )
 from blitz.events import Event
-from blitz.store.base import Record
+from blitz.store import goal_search
+from blitz.store.base import GoalPage, GoalQuery, Record
 from blitz.store.commit import GroupCommit, StagedKey
 from blitz.store.database import (
     WRITE,
@@ -299,6 +300,11 @@ class SqlStore:
         if states is not None:
             stmt = stmt.where(goals.c.state.in_([s.value for s in states]))
         return [GOALS.from_row(row) for row in self._rows_of(stmt)]
+
+    def find_goals(self, query: GoalQuery) -> GoalPage:
+        found = [GOALS.from_row(row) for row in self._rows_of(goal_search.page(query))]
+        [(total,)] = self._rows_of(goal_search.count(query))
+        return GoalPage(found, int(total))
 
     def load_tasks(self, goal_id: str) -> list[Task]:
         """The goal's tasks in their order within the goal (plan order, then injected)."""

@@ -71,7 +71,8 @@ export function authHeaders(): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-async function problemOf(response: Response): Promise<Problem> {
+/** The problem details of a refused response (a made-up one when it carries none). */
+export async function problemOf(response: Response): Promise<Problem> {
   const fallback: Problem = { title: response.statusText || "request failed", status: response.status };
   const text = await response.text().catch(() => "");
   if (!text) return fallback;
@@ -148,7 +149,9 @@ export const api = {
     backend?: string;
     explore?: number;
     max_parallel?: number;
+    /** The plan, or the text of a plan file (YAML or JSON) for the daemon to read. */
     plan?: unknown;
+    allow_dirty?: boolean;
   }) => request<GoalDetail>("POST", "/api/goals", body),
   cancel: (goal: string, reason = "") =>
     request<Action>("POST", `/api/goals/${enc(goal)}/cancel`, reason ? { reason } : {}),
@@ -156,6 +159,8 @@ export const api = {
   reject: (goal: string, reason = "") =>
     request<Action>("POST", `/api/goals/${enc(goal)}/reject`, reason ? { reason } : {}),
   publish: (goal: string) => request<Action>("POST", `/api/goals/${enc(goal)}/publish`),
+  rerun: (goal: string, body: { replan?: boolean; allow_dirty?: boolean } = {}) =>
+    request<GoalDetail>("POST", `/api/goals/${enc(goal)}/rerun`, body),
   retry: (goal: string, task: string) =>
     request<Action>("POST", `/api/goals/${enc(goal)}/tasks/${enc(task)}/retry`),
   skip: (goal: string, task: string) =>

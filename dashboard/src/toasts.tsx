@@ -1,4 +1,6 @@
-/** Banners for API errors and confirmations, shown at the top right until dismissed. */
+/** Banners for confirmations, and for API errors that have no form or row of their own to be
+ * shown in (a failed background read, an action of the goal page): at the top right, each said
+ * once. Errors of a form are shown next to what caused them (formProblem.ts), not here. */
 import { createContext, useCallback, useContext, useMemo, useRef, useState } from "react";
 import type { ReactNode } from "react";
 import { ApiError } from "./api";
@@ -13,6 +15,21 @@ export interface Toast {
 interface Toaster {
   error: (error: unknown, context?: string) => void;
   info: (title: string, detail?: string) => void;
+}
+
+/** An error toast's words: what failed (and the HTTP status), then what the daemon said, once. */
+export function errorText(error: unknown, context?: string): { title: string; detail: string } {
+  if (!(error instanceof ApiError)) {
+    return { title: context ?? "error", detail: error instanceof Error ? error.message : String(error) };
+  }
+  // The detail already says what the field errors say (the daemon joins them into it): one of
+  // the two, never both; and no detail that only repeats the title.
+  const p = error.problem;
+  let title = context ? `${context}: ${p.title}` : p.title;
+  let detail = p.detail || (p.errors ?? []).map((e) => `${e.field}: ${e.message}`).join("; ");
+  if (detail === p.title) detail = "";
+  if (p.status) title += ` (${p.status})`;
+  return { title, detail };
 }
 
 const ToastContext = createContext<Toaster>({ error: () => {}, info: () => {} });
@@ -40,20 +57,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
 
   const toaster = useMemo<Toaster>(
     () => ({
-      error: (error, context) => {
-        let title = context ?? "error";
-        let detail = error instanceof Error ? error.message : String(error);
-        if (error instanceof ApiError) {
-          const p = error.problem;
-          title = context ? `${context}: ${p.title}` : p.title;
-          detail = p.detail ?? "";
-          if (p.errors?.length) {
-            detail += (detail ? " — " : "") + p.errors.map((e) => `${e.field}: ${e.message}`).join("; ");
-          }
-          if (p.status) title += ` (${p.status})`;
-        }
-        push({ kind: "error", title, detail }, 0);
-      },
+      error: (error, context) => push({ kind: "error", ...errorText(error, context) }, 0),
       info: (title, detail = "") => push({ kind: "info", title, detail }, 4000),
     }),
     [push],

@@ -185,10 +185,11 @@ def test_api_errors_are_shown_and_projects_pause(
     assert daemon.api("GET", "/api/projects/pausable")["paused"] is True
 
     submit_goal(page, daemon, "pausable", "This must wait")
-    toast = page.get_by_test_id("toast-error")
-    toast.wait_for()
-    assert "409" in toast.inner_text() and "paused" in toast.inner_text()
-    page.screenshot(path=str(artifacts / "api-error-toast.png"), full_page=True)
+    error = page.get_by_test_id("goal-error-project")  # next to the field, not a toast
+    error.wait_for()
+    assert "paused" in error.inner_text()
+    assert page.get_by_test_id("toast-error").count() == 0
+    page.screenshot(path=str(artifacts / "api-error-inline.png"), full_page=True)
 
     row.get_by_test_id("project-resume-pausable").click()
     row.and_(page.locator("[data-paused='false']")).wait_for()

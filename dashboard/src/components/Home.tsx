@@ -1,10 +1,16 @@
-/** The overview: projects, the goal form, every goal, and the circuit breakers, kept live. */
+/** The overview: projects, the goal form, the goals found by the search in the address, and the
+ * circuit breakers, kept live. */
 import { useCallback, useEffect, useRef, useState } from "react";
 import { ApiError, api } from "../api";
 import { Coalescer } from "../coalesce";
+import { formProblem } from "../formProblem";
+import { fetchGoals, pageCount, queryFromParams, queryToSearch } from "../goalQuery";
+import type { GoalPage, GoalQuery } from "../goalQuery";
+import "../home.css";
+import { navigate, useRoute } from "../router";
 import { useEventStream } from "../stream";
 import { useToasts } from "../toasts";
-import type { Breaker, BlitzEvent, Goal, Project } from "../types";
+import type { Breaker, BlitzEvent, Project } from "../types";
 import { Breakers } from "./Breakers";
 import { GoalForm } from "./GoalForm";
 import { GoalsTable } from "./GoalsTable";
@@ -15,9 +21,16 @@ type Part = "projects" | "goals" | "breakers";
 
 export function Home() {
   const toasts = useToasts();
+  const route = useRoute();
+  const search = route.params.toString();
   const [projects, setProjects] = useState<Project[] | null>(null);
-  const [goals, setGoals] = useState<Goal[] | null>(null);
+  const [goals, setGoals] = useState<GoalPage | null>(null);
+  const [goalsError, setGoalsError] = useState("");
   const [breakers, setBreakers] = useState<Breaker[]>([]);
+  // The search lives in the address; the reader of the goals reads it when it runs.
+  const query = queryFromParams(new URLSearchParams(search));
+  const asked = useRef(query);
+  asked.current = query;
   // One re-reader per part: events trigger them, bursts coalesce, answers stay in order.
   const readers = useRef<Record<Part, Coalescer> | null>(null);
   const refresh = useCallback((parts: Part[]) => {
@@ -25,10 +38,24 @@ export function Home() {
   }, []);
 
   useEffect(() => {
+    const readGoals = async () => {
+      const wanted = asked.current;
+      try {
+        const found = await fetchGoals(wanted);
+        setGoals(found);
+        setGoalsError("");
+        if (found.goals.length === 0 && found.total > 0 && wanted.page > 1) {
+          // Past the last page (goals went away, or an old link): show the last one.
+          showQuery({ ...wanted, page: pageCount(found.total) });
+        }
+      } catch (error) {
+        if (!(error instanceof ApiError && error.status === 401)) setGoalsError(formProblem(error, []).message);
+      }
+    };
     const load = (part: Part) => async () => {
+      if (part === "goals") return readGoals();
       try {
         if (part === "projects") setProjects(await api.projects());
-        else if (part === "goals") setGoals(await api.goals());
         else setBreakers(await api.breakers());
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 401)) toasts.error(error, `loading ${part}`);
@@ -45,6 +72,11 @@ export function Home() {
       for (const c of Object.values(made)) c.stop();
     };
   }, [toasts]);
+
+  // A new search reads the goals again (typing coalesces into one read after the last key).
+  useEffect(() => {
+    refresh(["goals"]);
+  }, [search, refresh]);
 
   const status = useEventStream({
     onOpen: () => refresh(["projects", "goals", "breakers"]),
@@ -78,7 +110,14 @@ export function Home() {
       </div>
       <section className="card" data-testid="goals-panel">
         <h2>Goals</h2>
-        <GoalsTable goals={goals} onChanged={() => refresh(["goals"])} />
+        <GoalsTable
+          page={goals}
+          query={query}
+          onQuery={showQuery}
+          projects={projects ?? []}
+          error={goalsError}
+          onChanged={() => refresh(["goals"])}
+        />
       </section>
       <section className="card">
         <h2>Circuit breakers</h2>
@@ -86,4 +125,9 @@ export function Home() {
       </section>
     </div>
   );
+}
+
+/** Puts `query` in the overview's address (replacing it: a search is not a page to go back to). */
+function showQuery(query: GoalQuery): void {
+  navigate(`/${queryToSearch(query)}`, true);
 }

@@ -1,22 +1,31 @@
-/** The registered projects, with pause / resume and a form to add a repository. */
+/** The registered projects, with pause / resume and a form to add a repository; what the daemon
+ * refuses is said in the row or under the form it came from. */
 import { useState } from "react";
 import { api } from "../api";
 import { money } from "../format";
-import { useToasts } from "../toasts";
+import { formProblem } from "../formProblem";
 import type { Project } from "../types";
+import { FormError } from "./FieldError";
+
+const ADD = "+add";
 
 export function Projects({ projects, onChanged }: { projects: Project[] | null; onChanged: () => void }) {
-  const toasts = useToasts();
   const [path, setPath] = useState("");
   const [busy, setBusy] = useState("");
+  // What went wrong, by project name (ADD: adding one).
+  const [errors, setErrors] = useState<Record<string, string>>({});
 
-  const act = async (name: string, what: () => Promise<unknown>, label: string) => {
+  const act = async (name: string, what: () => Promise<unknown>): Promise<boolean> => {
     setBusy(name);
+    setErrors((e) => ({ ...e, [name]: "" }));
     try {
       await what();
       onChanged();
+      return true;
     } catch (error) {
-      toasts.error(error, label);
+      const problem = formProblem(error, []);
+      setErrors((e) => ({ ...e, [name]: problem.message }));
+      return false;
     } finally {
       setBusy("");
     }
@@ -24,8 +33,7 @@ export function Projects({ projects, onChanged }: { projects: Project[] | null; 
 
   const add = async (e: React.FormEvent) => {
     e.preventDefault();
-    await act("+add", () => api.addProject(path.trim()), "adding the project");
-    setPath("");
+    if (await act(ADD, () => api.addProject(path.trim()))) setPath("");
   };
 
   if (projects === null) return <p className="muted">loading…</p>;
@@ -33,7 +41,7 @@ export function Projects({ projects, onChanged }: { projects: Project[] | null; 
     <>
       {projects.length === 0 ? (
         <p className="muted" data-testid="no-projects">
-          No projects yet. Add a repository below, or run <code>blitz run</code> in one.
+          No projects yet. Add a repository below by its path on the daemon's machine.
         </p>
       ) : (
         <table className="table">
@@ -78,7 +86,7 @@ export function Projects({ projects, onChanged }: { projects: Project[] | null; 
                       className="small"
                       disabled={busy === p.name}
                       data-testid={`project-resume-${p.name}`}
-                      onClick={() => act(p.name, () => api.resumeProject(p.id), "resuming the project")}
+                      onClick={() => act(p.name, () => api.resumeProject(p.id))}
                     >
                       resume
                     </button>
@@ -87,30 +95,33 @@ export function Projects({ projects, onChanged }: { projects: Project[] | null; 
                       className="small secondary"
                       disabled={busy === p.name}
                       data-testid={`project-pause-${p.name}`}
-                      onClick={() =>
-                        act(p.name, () => api.pauseProject(p.id, "paused from the dashboard"), "pausing the project")
-                      }
+                      onClick={() => act(p.name, () => api.pauseProject(p.id, "paused from the dashboard"))}
                     >
                       pause
                     </button>
                   )}
+                  <FormError message={errors[p.name] ?? ""} testid={`project-error-${p.name}`} />
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
       )}
-      <form className="inline-form" onSubmit={add}>
+      <form className={`inline-form${errors[ADD] ? " has-error" : ""}`} onSubmit={add}>
         <input
           placeholder="/absolute/path/to/a/git/repository"
           value={path}
-          onChange={(e) => setPath(e.target.value)}
+          onChange={(e) => {
+            setPath(e.target.value);
+            setErrors((errs) => ({ ...errs, [ADD]: "" }));
+          }}
           data-testid="project-path"
         />
-        <button type="submit" className="secondary" disabled={!path.trim() || busy === "+add"} data-testid="project-add">
+        <button type="submit" className="secondary" disabled={!path.trim() || busy === ADD} data-testid="project-add">
           add project
         </button>
       </form>
+      <FormError message={errors[ADD] ?? ""} testid="project-add-error" />
     </>
   );
 }
