@@ -32,6 +32,7 @@ from blitz.server import (
     auth,
     changes,
     events,
+    gate_output,
     goals,
     problems,
     projects,
@@ -113,6 +114,7 @@ def create_app(host: Host) -> FastAPI:
     workspaces.routes(private, host)
     pull_request.routes(private, host)
     changes.routes(private, host)
+    gate_output.routes(private, host)
     _breaker_routes(private, host)
 
     @private.get("/api/openapi.json", include_in_schema=False)

@@ -4,6 +4,8 @@ goal's whole change and its pull request rendered in the page."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .harness import SCENARIO, Daemon, login
+from .harness import SCENARIO, Daemon, environment, login, make_repo
 
 pytestmark = [pytest.mark.dashboard, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -218,3 +220,49 @@ def test_a_pushed_goal_says_where_its_branch_went(
     assert "no pull request was opened" in text
     page.get_by_test_id("pull-request-card").screenshot(path=str(artifacts / "goal-pr-pushed.png"))
 
+
+# Waits (only in a task's worktree, which has hello.txt) until the test removes the hold file,
+# kept in the repository's .git, which the sandbox shows read-only at the same path.
+WAITING_GATE = (
+    "if [ -e hello.txt ]; then echo 'checking the greeting'; "
+    "while [ -e {hold} ]; do sleep 0.05; done; echo 'greeting checked'; fi"
+)
+
+
+def test_gate_output_is_shown_while_the_gate_runs(
+    page: Any, daemon: Daemon, tmp_path: Path, artifacts: Path
+) -> None:
+    env = environment(tmp_path)
+    repo = make_repo(tmp_path / "gatekeeper", env)
+    hold = repo / ".git" / "hold-gate"
+    hold.write_text("")
+    toml = (repo / "blitz.toml").read_text().split("[gates]")[0]
+    gate = json.dumps(WAITING_GATE.format(hold=hold))
+    (repo / "blitz.toml").write_text(f"{toml}[gates]\ntest = {gate}\ntimeout = 120\n")
+    subprocess.run(
+        ["git", "commit", "-qam", "A gate that waits"], cwd=repo, env=env, check=True, timeout=30
+    )
+    daemon.api("POST", "/api/projects", {"path": str(repo), "name": "gatekeeper"})
+    goal = daemon.api("POST", "/api/goals", {"project": "gatekeeper", "title": "Greet slowly"})
+    try:
+        open_goal(page, daemon, goal["id"], "?task=hello")
+        panel = page.get_by_test_id("task-panel")
+        panel.get_by_test_id("attempt-row-1").wait_for()
+        panel.get_by_test_id("tab-gates").click()
+        live = panel.get_by_test_id("gate-live-test")
+        live.locator("pre.gate-output", has_text="checking the greeting").wait_for(timeout=60_000)
+        # seen while the gate (and so the attempt) still runs
+        assert live.get_attribute("data-ended") == "false"
+        assert panel.get_by_test_id("attempt-view").get_attribute("data-state") == "running"
+        page.screenshot(path=str(artifacts / "gate-output-live.png"))
+    finally:
+        hold.unlink()
+    # Once the attempt ended, its recorded gates replace the live view.
+    gate_done = panel.get_by_test_id("gate-test")
+    gate_done.wait_for(timeout=60_000)
+    output = gate_done.locator("pre.gate-output").text_content()
+    assert output == "checking the greeting\ngreeting checked\n"
+    deadline = time.monotonic() + 90
+    while daemon.api("GET", f"/api/goals/{goal['id']}")["state"] != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
