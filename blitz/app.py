@@ -28,6 +28,7 @@ from blitz.domain import Goal, Project
 from blitz.envsetup import EnvSetup, SetupSpec, cache_dir
 from blitz.errors import ConfigError, UserError
 from blitz.gatecache import GateFlights
+from blitz.live_gates import LiveGates
 from blitz.planner import FilePlanner, Planner
 from blitz.publish import Publisher
 from blitz.redact import register_secret
@@ -79,6 +80,7 @@ class App:
         self.store = SqlStore(settings.db_url)
         # One run of a gate per input at a time, for every goal and every process here.
         self.gate_flights = GateFlights(lock_dir=settings.locks)
+        self.live_gates = LiveGates()  # gates' output while they run, for the dashboard
         # One board for the engine and every model call, so provider breakers are shared.
         self.breakers = BreakerBoard(self.clock, records=self.store.load_breakers())
         self._crashed_at: set[str] = set()
@@ -378,6 +380,7 @@ class App:
                 project_id=project.id,
                 flights=self.gate_flights,
                 packages=env.cache,
+                live=self.live_gates,
             ),
             publish=Publisher(
                 workspace=ws,

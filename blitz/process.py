@@ -125,12 +125,14 @@ async def run(
     cap: int = DEFAULT_CAP,
     stdin: bytes | None = None,
     marker: str = "",
+    on_output: Callable[[bytes], None] | None = None,
 ) -> Completed:
     """Run a command (an argument list, or a string run by ``/bin/sh -c``) and wait for it.
 
     The command gets its own session (process group) and a marker in its environment
     (:data:`blitz.proctree.MARKER_VARIABLE`: ``marker``, else a fresh one). On timeout, or if
     the awaiting task is cancelled, its whole tree is terminated and then killed.
+    ``on_output`` sees the output (stdout and stderr) as it comes, chunk by chunk.
     """
     argv = argv_of(args)
     start = time.monotonic()
@@ -143,6 +145,8 @@ async def run(
         assert proc.stdout is not None
         while chunk := await proc.stdout.read(65536):
             tail.add(chunk)
+            if on_output is not None:
+                on_output(chunk)
 
     timed_out = await _drive(proc, [read_output()], stdin, timeout, marker)
     return _completed(argv, proc, tail, start, timed_out)

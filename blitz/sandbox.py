@@ -212,6 +212,7 @@ class Jail:
         env: Mapping[str, str] | None = None,
         cap: int = process.DEFAULT_CAP,
         stdin: bytes | None = None,
+        on_output: Callable[[bytes], None] | None = None,
     ) -> process.Completed:
         """:func:`blitz.process.run` in the jail, in the worktree."""
         argv = self.command(process.argv_of(args))
@@ -222,6 +223,7 @@ class Jail:
             env=self.environment(env),
             cap=cap,
             stdin=stdin,
+            on_output=on_output,
         )
 
     async def stream(

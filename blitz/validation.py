@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePath
 
-from blitz import envsetup, process
+from blitz import envsetup, live_gates, process
 from blitz.domain import Baseline, Check, GateResult, Gates
 from blitz.errors import ConfigError, RunError
 from blitz.failures import parse_failures
@@ -56,6 +56,7 @@ class Validator:
         project_id: str = "",
         flights: GateFlights | None = None,
         packages: Path | None = None,
+        live: live_gates.LiveGates | None = None,
     ) -> None:
         """``sandbox``: the policy gates run under (a jail per command); None runs them as they
         are (tests of the judging, and benchmarks). ``cache``: where results are kept and
@@ -63,7 +64,8 @@ class Validator:
         ``flights``: the gates running in this process, shared by its validators, so a gate
         already running on the same input is waited for rather than run again. ``packages``:
         the project's package-manager cache (:func:`blitz.envsetup.cache_dir`), bound into each
-        gate's jail."""
+        gate's jail. ``live``: where gates' output is followed while they run (the dashboard)."""
+        self.live = live
         self.packages = packages
         self.gates = gates
         self.cache = cache if gates.reuse else None
@@ -216,7 +218,7 @@ class Validator:
         self, name: str, command: str, worktree: Path, key: GateKey | None
     ) -> GateResult:
         """Run one gate; its unjudged result, kept when it says something about the tree."""
-        done = await self._run(command, worktree, self.gates.timeout)
+        done = await self._run(command, worktree, self.gates.timeout, name)
         passed = done.ok and not done.timed_out
         result = GateResult(
             name=name,
@@ -252,7 +254,7 @@ class Validator:
         name = f"check:command:{_shorten(check.command)}"
         if not check.command.strip():
             return _refused(name, check.command, "the check has no command")
-        done = await self._run(check.command, worktree, check.timeout)
+        done = await self._run(check.command, worktree, check.timeout, name)
         return GateResult(
             name=name,
             command=check.command,
@@ -263,23 +265,27 @@ class Validator:
             timed_out=done.timed_out,
         )
 
-    async def _run(self, command: str, worktree: Path, timeout: float) -> Completed:
+    async def _run(self, command: str, worktree: Path, timeout: float, name: str) -> Completed:
         # The worktree's own environment (its .venv, its node_modules), never blitz's or the
         # user's virtual environment, and the project's cache as the set-up left it.
         caches = envsetup.cache_env(self.packages) if self.packages is not None else {}
         try:
-            if self.sandbox is None:
-                env = envsetup.worktree_env(worktree, {**self._env, **caches})
-                return await process.run(
-                    command, cwd=worktree, timeout=timeout, env=env, cap=self._cap
+            with live_gates.watching(self.live, name, command) as out:
+                if self.sandbox is None:
+                    env = envsetup.worktree_env(worktree, {**self._env, **caches})
+                    return await process.run(
+                        command, cwd=worktree, timeout=timeout, env=env, cap=self._cap,
+                        on_output=out,
+                    )  # fmt: skip
+                jail = self.sandbox.jail(worktree)
+                if self.packages is not None:
+                    self.packages.mkdir(parents=True, exist_ok=True)
+                    jail = replace(jail, binds=(*jail.binds, self.packages))
+                path = {"PATH": os.environ.get("PATH", os.defpath)}
+                env = envsetup.worktree_env(worktree, {**path, **self._gate_env, **caches})
+                return await jail.run(
+                    command, timeout=timeout, env=env, cap=self._cap, on_output=out
                 )
-            jail = self.sandbox.jail(worktree)
-            if self.packages is not None:
-                self.packages.mkdir(parents=True, exist_ok=True)
-                jail = replace(jail, binds=(*jail.binds, self.packages))
-            path = {"PATH": os.environ.get("PATH", os.defpath)}
-            env = envsetup.worktree_env(worktree, {**path, **self._gate_env, **caches})
-            return await jail.run(command, timeout=timeout, env=env, cap=self._cap)
         except SandboxUnavailable as exc:
             # The user must install bubblewrap or turn the sandbox off: the project pauses.
             raise ConfigError(str(exc)) from exc

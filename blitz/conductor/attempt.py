@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blitz import refcheck, secretscan
+from blitz import live_gates, refcheck, secretscan
 from blitz.backends.base import AgentRequest, AgentResult
 from blitz.conductor.deadline import within
 from blitz.conductor.selection import candidate_of
@@ -391,8 +391,9 @@ async def _validate(ctx: AttemptRequest, worktree: Path, marker: Path) -> tuple[
         return ()
     await _set_up(ctx, worktree, marker)  # again if the change touched a set-up input
     digest = ctx.setup.digest(worktree) if ctx.setup is not None else ""
-    gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline, env_digest=digest)
-    checks = await ctx.validator.run_checks(worktree, ctx.task.checks)
+    with live_gates.for_attempt(ctx.attempt.id):  # the dashboard follows their output
+        gates = await ctx.validator.run_gates(worktree, baseline=ctx.baseline, env_digest=digest)
+        checks = await ctx.validator.run_checks(worktree, ctx.task.checks)
     results = tuple(gates) + tuple(checks)
     if results:
         from blitz.validation import summarize

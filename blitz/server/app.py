@@ -28,7 +28,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse
 
 from blitz.redact import redact, redact_data
-from blitz.server import auth, events, goals, problems, projects, workspaces
+from blitz.server import (
+    auth,
+    changes,
+    events,
+    gate_output,
+    goals,
+    problems,
+    projects,
+    pull_request,
+    workspaces,
+)
 from blitz.server.inputs import BreakerResetIn, LoginIn
 from blitz.server.metrics import CONTENT_TYPE
 from blitz.server.problems import Problem, not_found
@@ -102,6 +112,9 @@ def create_app(host: Host) -> FastAPI:
     projects.routes(private, host)
     goals.routes(private, host)
     workspaces.routes(private, host)
+    pull_request.routes(private, host)
+    changes.routes(private, host)
+    gate_output.routes(private, host)
     _breaker_routes(private, host)
 
     @private.get("/api/openapi.json", include_in_schema=False)

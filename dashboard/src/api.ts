@@ -7,8 +7,10 @@ import type {
   AttemptDetail,
   Breaker,
   Goal,
+  GoalChanges,
   GoalDetail,
   Project,
+  PullRequest,
   TaskDetail,
 } from "./types";
 
@@ -169,6 +171,8 @@ export const api = {
     request<TaskDetail>("GET", `/api/goals/${enc(goal)}/tasks/${enc(task)}`),
   attempt: (goal: string, attempt: string) =>
     request<AttemptDetail>("GET", `/api/goals/${enc(goal)}/attempts/${enc(attempt)}`),
+  pullRequest: (goal: string) => request<PullRequest>("GET", `/api/goals/${enc(goal)}/pull-request`),
+  changes: (goal: string) => request<GoalChanges>("GET", `/api/goals/${enc(goal)}/changes`),
   breakers: () => request<Breaker[]>("GET", "/api/breakers"),
   resetBreaker: (key: string) => request<Breaker>("POST", "/api/breakers/reset", { key }),
 };

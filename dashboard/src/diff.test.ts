@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { classifyDiff, diffCounts } from "./diff";
+import { classifyDiff, diffCounts, splitByFile } from "./diff";
 
 const DIFF = `diff --git a/hello.txt b/hello.txt
 new file mode 100644
@@ -20,5 +20,16 @@ describe("classifyDiff", () => {
 
   it("gives nothing for no diff", () => {
     expect(classifyDiff("")).toEqual([]);
+  });
+});
+
+describe("splitByFile", () => {
+  it("cuts a patch at each file", () => {
+    const two = `${DIFF}\ndiff --git a/dir/b c.txt b/dir/b c.txt\n--- a/dir/b c.txt\n+++ b/dir/b c.txt\n+x`;
+    const files = splitByFile(classifyDiff(two));
+    expect(files.map((f) => [f.path, f.lines.length])).toEqual([
+      ["hello.txt", 9],
+      ["dir/b c.txt", 4],
+    ]);
   });
 });

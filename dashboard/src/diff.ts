@@ -35,3 +35,19 @@ export function diffCounts(lines: DiffLine[]): { added: number; removed: number 
   }
   return { added, removed };
 }
+
+/** A patch cut at each file's `diff --git` line: the file's path (its new name) and its lines. */
+export function splitByFile(lines: DiffLine[]): { path: string; lines: DiffLine[] }[] {
+  const files: { path: string; lines: DiffLine[] }[] = [];
+  for (const line of lines) {
+    if (line.text.startsWith("diff --git ")) {
+      const match = / b\/(.*)$/.exec(line.text);
+      files.push({ path: match ? match[1] : line.text.slice(11), lines: [line] });
+    } else if (files.length) {
+      files[files.length - 1].lines.push(line);
+    } else {
+      files.push({ path: "", lines: [line] });
+    }
+  }
+  return files;
+}

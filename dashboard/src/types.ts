@@ -230,3 +230,37 @@ export interface Action {
   action: string;
   applied: "engine" | "queued";
 }
+
+/** GET /api/goals/{goal}/pull-request: the description as published and where the work went. */
+export interface PullRequest {
+  goal_id: string;
+  written: boolean;
+  description: string;
+  url: string;
+  branch: string;
+  base_branch: string;
+  pushed: boolean;
+  remote: string;
+  remote_url: string;
+  branch_url: string;
+}
+
+export interface FileChange {
+  path: string;
+  /** null: a binary file. */
+  added: number | null;
+  removed: number | null;
+}
+
+/** GET /api/goals/{goal}/changes: every file the goal's branch changed, and the patch. */
+export interface GoalChanges {
+  goal_id: string;
+  branch: string;
+  base: string;
+  head: string;
+  files: FileChange[];
+  added: number;
+  removed: number;
+  diff: string;
+  truncated: boolean;
+}

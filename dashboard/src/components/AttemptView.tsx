@@ -1,10 +1,12 @@
-/** One attempt: the agent's transcript (live while it runs), its diff, and the gates' output. */
+/** One attempt: the agent's transcript (live while it runs), its diff, and the gates' output
+ * (streamed while they run). */
 import { useEffect, useMemo, useState } from "react";
 import { ApiError, api } from "../api";
 import { classifyDiff, diffCounts } from "../diff";
 import { clock, duration } from "../format";
 import { useToasts } from "../toasts";
 import type { AttemptDetail, AttemptSummary, BlitzEvent, TranscriptLine } from "../types";
+import { LiveGates } from "./LiveGates";
 
 type Tab = "transcript" | "diff" | "gates";
 
@@ -125,8 +127,10 @@ export function AttemptView({ goalId, summary, events }: { goalId: string; summa
       )}
       {tab === "gates" && (
         <div className="gates" data-testid="attempt-gates">
-          {detail === null || detail.gates.length === 0 ? (
-            <p className="muted">{summary.state === "running" ? "Gates run when the agent is done." : "No gate ran."}</p>
+          {summary.state === "running" ? (
+            <LiveGates goalId={goalId} attemptId={summary.id} />
+          ) : detail === null || detail.gates.length === 0 ? (
+            <p className="muted">No gate ran.</p>
           ) : (
             detail.gates.map((g, i) => (
               <details key={i} open={!g.passed && !g.preexisting} className="gate" data-testid={`gate-${g.name}`}>

@@ -15,7 +15,8 @@ import {
 } from "@xyflow/react";
 import type { Edge, Node, NodeProps } from "@xyflow/react";
 import "@xyflow/react/dist/style.css";
-import { memo, useEffect, useMemo } from "react";
+import { memo, useEffect, useMemo, useRef } from "react";
+import type { RefObject } from "react";
 import {
   CANDIDATE_HEIGHT,
   CANDIDATE_WIDTH,
@@ -24,12 +25,13 @@ import {
   recoveryOf,
 } from "../layout";
 import type { GraphCandidate } from "../layout";
-import { clock } from "../format";
+import { clock, duration } from "../format";
+import type { TaskTime } from "../timeline";
 import type { Task } from "../types";
 import { firstLine } from "../waiting";
 import type { Wait } from "../waiting";
 
-type TaskNodeData = { task: Task; selected: boolean; candidates: number; wait?: Wait };
+type TaskNodeData = { task: Task; selected: boolean; candidates: number; wait?: Wait; time?: TaskTime };
 type CandidateNodeData = { candidate: GraphCandidate; selected: boolean; chosen: boolean };
 type TaskNode = Node<TaskNodeData, "task">;
 type CandidateNode = Node<CandidateNodeData, "candidate">;
@@ -39,7 +41,7 @@ export interface DagCandidate extends GraphCandidate {
 }
 
 const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
-  const { task, wait } = data;
+  const { task, wait, time } = data;
   const origin = recoveryOf(task.origin);
   const classes = ["dag-node", `state-${task.state}`];
   if (origin) classes.push("recovery");
@@ -57,7 +59,15 @@ const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
       <Handle type="target" position={Position.Left} isConnectable={false} />
       <div className="dag-node-head">
         <span className="dag-node-id">{task.id}</span>
-        <span className="state-pill">{task.state}</span>
+        <span className="dag-node-state">
+          {time && (
+            <span className="dag-node-time" data-testid={`dag-duration-${task.id}`} data-seconds={time.seconds}>
+              {time.running ? "running " : ""}
+              {duration(time.seconds)}
+            </span>
+          )}
+          <span className="state-pill">{task.state}</span>
+        </span>
       </div>
       <div className="dag-node-title">{task.title}</div>
       {wait && (
@@ -111,6 +121,8 @@ interface DagProps {
   onSelect: (task: string, attempt?: string) => void;
   /** Tasks waiting for their model provider, by id. */
   waits?: ReadonlyMap<string, Wait>;
+  /** How long each task ran (its attempts' wall time), by id. */
+  times?: ReadonlyMap<string, TaskTime>;
 }
 
 export function Dag(props: DagProps) {
@@ -121,7 +133,7 @@ export function Dag(props: DagProps) {
   );
 }
 
-function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, waits, frame = "" }: DagProps) {
+function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, waits, times, frame = "" }: DagProps) {
   // The layout depends only on the graph's shape, so state changes do not move nodes.
   const shape = tasks.map((t) => `${t.id}<${t.depends_on.join(",")}|${t.origin}`).join(";");
   const candidateShape = candidates.map((c) => `${c.task}#${c.candidate}`).join(";");
@@ -144,7 +156,13 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, w
         position: { x: n.x, y: n.y },
         width: n.width,
         height: n.height,
-        data: { task, selected: task.id === selectedTask, candidates: n.candidates.length, wait: waits?.get(task.id) },
+        data: {
+          task,
+          selected: task.id === selectedTask,
+          candidates: n.candidates.length,
+          wait: waits?.get(task.id),
+          time: times?.get(task.id),
+        },
         draggable: false,
         connectable: false,
       });
@@ -169,7 +187,7 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, w
       });
     }
     return out;
-  }, [laid, byId, stateOf, selectedTask, selectedAttempt, waits]);
+  }, [laid, byId, stateOf, selectedTask, selectedAttempt, waits, times]);
 
   // Controlled nodes that keep what React Flow measured: a node object without `measured`
   // loses its handle positions, and its edges vanish until something resizes it.
@@ -207,8 +225,11 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, w
     [laid, byId],
   );
 
+  const box = useRef<HTMLDivElement>(null);
   return (
-    <div className="dag" data-testid="dag">
+    <div className="dag-wrap">
+      <Legend />
+      <div className="dag" data-testid="dag" ref={box}>
       <ReactFlow
         nodes={flowNodes}
         onNodesChange={onNodesChange}
@@ -232,27 +253,47 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, w
       >
         <Background gap={20} size={1} color="var(--grid)" />
         <Controls showInteractive={false} />
-        <FitOnChange signature={`${shape}/${candidateShape}/${frame}`} />
+        <FitOnChange signature={`${shape}/${candidateShape}/${frame}`} box={box} />
       </ReactFlow>
-      <Legend />
+      </div>
     </div>
   );
 }
 
-/** Re-fits the view when the graph's shape changes (tasks injected, candidates started). */
-function FitOnChange({ signature }: { signature: string }) {
+/** Re-fits the view when the graph's shape changes (tasks injected, candidates started) and
+ * when its box changes size (the task panel opened or closed, the split moved, the window). */
+function FitOnChange({ signature, box }: { signature: string; box: RefObject<HTMLDivElement | null> }) {
   const flow = useReactFlow();
   useEffect(() => {
     const id = requestAnimationFrame(() => void flow.fitView({ padding: 0.15, maxZoom: 1.2 }));
     return () => cancelAnimationFrame(id);
   }, [signature, flow]);
+  useEffect(() => {
+    const element = box.current;
+    if (!element) return;
+    let timer = 0;
+    let size = "";
+    const observer = new ResizeObserver(([entry]) => {
+      const next = `${Math.round(entry.contentRect.width)}x${Math.round(entry.contentRect.height)}`;
+      if (next === size) return;
+      size = next;
+      // After React Flow has seen the new size too (its own observer), and once per drag pause.
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => void flow.fitView({ padding: 0.15, maxZoom: 1.2 }), 60);
+    });
+    observer.observe(element);
+    return () => {
+      observer.disconnect();
+      window.clearTimeout(timer);
+    };
+  }, [box, flow]);
   return null;
 }
 
 function Legend() {
   const states = ["pending", "ready", "running", "succeeded", "failed", "crashed", "skipped", "replaced", "cancelled"];
   return (
-    <div className="dag-legend">
+    <div className="dag-legend" data-testid="dag-legend">
       {states.map((s) => (
         <span key={s} className={`legend-item state-${s}`}>
           <span className="swatch" />

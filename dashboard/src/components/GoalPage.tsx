@@ -1,6 +1,7 @@
 /**
- * One goal, live: its header and actions, the plan awaiting approval, the task graph, the chosen
- * task's panel, breakers, cost over time, recoveries and the event log. Everything is re-read
+ * One goal, live: its header and actions, the plan awaiting approval, the task graph beside the
+ * chosen task's panel (full height, resizable), the timeline of attempts, the goal's whole
+ * change, its pull request, breakers, cost over time, recoveries and the event log. Everything is re-read
  * from the API when the goal's event stream says it changed; nothing polls.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
@@ -10,6 +11,7 @@ import { age, clock, money } from "../format";
 import { goalPath, navigate } from "../router";
 import { useEventStream } from "../stream";
 import { useToasts } from "../toasts";
+import { taskTimes } from "../timeline";
 import { GOAL_DONE, publishPending } from "../types";
 import { waitingTasks } from "../waiting";
 import type { AttemptSummary, BlitzEvent, Breaker, GoalDetail, TaskDetail } from "../types";
@@ -17,11 +19,15 @@ import { Breakers } from "./Breakers";
 import { CostChart } from "./CostChart";
 import { Dag } from "./Dag";
 import type { DagCandidate } from "./Dag";
+import { GoalChanges } from "./GoalChanges";
 import { useNow } from "./GoalsTable";
 import { PlanReview } from "./PlanReview";
 import { Progress } from "./Progress";
+import { PullRequest } from "./PullRequest";
+import { Split } from "./Split";
 import { StreamBadge } from "./StreamBadge";
 import { TaskPanel } from "./TaskPanel";
+import { Timeline } from "./Timeline";
 
 const MAX_EVENTS = 20000;
 
@@ -38,7 +44,9 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
   const [events, setEvents] = useState<BlitzEvent[]>([]);
   const [details, setDetails] = useState<Record<string, TaskDetail>>({});
   const [breakers, setBreakers] = useState<Breaker[]>([]);
-  const now = useNow(5000);
+  const [wide, setWide] = useState(false);
+  // Each second while the goal runs (durations of running tasks), rarely once it has ended.
+  const now = useNow(goal && GOAL_DONE.has(goal.state) ? 30_000 : 1000);
 
   const goalRef = useRef<GoalDetail | null>(null);
   goalRef.current = goal;
@@ -170,6 +178,15 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
     [events, now, goal],
   );
   const [publishing, setPublishing] = useState(false);
+  const allAttempts = useMemo(
+    () => goal?.attempts ?? Object.values(details).flatMap((d) => d.attempts_list),
+    [goal, details],
+  );
+  const finishedAt = goal && GOAL_DONE.has(goal.state) && goal.finished_at ? goal.finished_at : 0;
+  // The clock matters to durations only while an attempt runs: otherwise the nodes stay as they are.
+  const running = allAttempts.some((a) => a.started_at > 0 && !(a.finished_at > 0));
+  const clockForTimes = running ? finishedAt || now / 1000 : 0;
+  const times = useMemo(() => taskTimes(allAttempts, clockForTimes), [allAttempts, clockForTimes]);
 
   const select = useCallback(
     (task: string, attempt?: string) => {
@@ -272,13 +289,23 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
           </span>
           {goal.pr_url && (
             <span data-testid="goal-pr">
-              PR:{" "}
               {/^https?:\/\//.test(goal.pr_url) ? (
-                <a href={goal.pr_url} target="_blank" rel="noreferrer">
-                  {goal.pr_url}
-                </a>
+                <>
+                  PR:{" "}
+                  <a href={goal.pr_url} target="_blank" rel="noreferrer">
+                    {goal.pr_url}
+                  </a>
+                </>
               ) : (
-                <span className="mono small">{goal.pr_url}</span>
+                <a
+                  href="#pull-request"
+                  onClick={(e) => {
+                    e.preventDefault();
+                    document.getElementById("pull-request")?.scrollIntoView({ block: "start" });
+                  }}
+                >
+                  pull request description
+                </a>
               )}
             </span>
           )}
@@ -322,41 +349,82 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
         />
       )}
 
-      <div className={`work ${selectedTask ? "with-panel" : ""}`}>
-        <section className="card dag-card">
-          <div className="card-head">
-            <h2>Tasks</h2>
-            <span className="muted small">click a task for its attempts, transcript and diff</span>
-          </div>
-          {goal.tasks.length === 0 ? (
-            <p className="muted" data-testid="no-tasks">
-              {goal.state === "planning" ? "Planning…" : "No tasks."}
-            </p>
-          ) : (
-            <Dag
-              tasks={goal.tasks}
-              candidates={candidates}
-              selectedTask={selectedTask}
-              selectedAttempt={selectedAttempt}
-              onSelect={select}
-              waits={waits}
-              frame={selectedTask ? "panel" : "full"}
+      <Split
+        wide={wide && Boolean(selectedTask)}
+        graph={
+          <section className="card dag-card">
+            <div className="card-head">
+              <h2>Tasks</h2>
+              <span className="muted small">click a task for its attempts, transcript and diff</span>
+            </div>
+            {goal.tasks.length === 0 ? (
+              <p className="muted" data-testid="no-tasks">
+                {goal.state === "planning" ? "Planning…" : "No tasks."}
+              </p>
+            ) : (
+              <Dag
+                tasks={goal.tasks}
+                candidates={candidates}
+                selectedTask={selectedTask}
+                selectedAttempt={selectedAttempt}
+                onSelect={select}
+                waits={waits}
+                times={times}
+                frame={selectedTask ? "panel" : "full"}
+              />
+            )}
+          </section>
+        }
+        panel={
+          selectedTask ? (
+            <TaskPanel
+              goalId={goal.id}
+              goalDone={done}
+              detail={detail}
+              attemptId={selectedAttempt}
+              events={events}
+              wait={waits.get(selectedTask)}
+              wide={wide}
+              onWide={setWide}
+              onSelectAttempt={(a) => select(selectedTask, a)}
+              onClose={() => {
+                setWide(false);
+                navigate(goalPath(goal.id), true);
+              }}
             />
-          )}
-        </section>
-        {selectedTask && (
-          <TaskPanel
-            goalId={goal.id}
-            goalDone={done}
-            detail={detail}
-            attemptId={selectedAttempt}
-            events={events}
-            wait={waits.get(selectedTask)}
-            onSelectAttempt={(a) => select(selectedTask, a)}
-            onClose={() => navigate(goalPath(goal.id), true)}
-          />
-        )}
-      </div>
+          ) : null
+        }
+      />
+
+      <section className="card timeline-card">
+        <div className="card-head">
+          <h2>Timeline</h2>
+          <span className="muted small">each attempt from its start to its end; click one to open it</span>
+        </div>
+        <Timeline
+          tasks={goal.tasks}
+          attempts={allAttempts}
+          start={goal.created_at}
+          end={finishedAt || now / 1000}
+          selectedTask={selectedTask}
+          selectedAttempt={selectedAttempt}
+          onSelect={select}
+        />
+      </section>
+
+      <section className="card" data-testid="changes-card">
+        <h2>Changes</h2>
+        <GoalChanges goalId={goal.id} version={goal.tasks.map((t) => t.commit).join(",")} onError={report} />
+      </section>
+
+      <section className="card" id="pull-request" data-testid="pull-request-card">
+        <h2>Pull request</h2>
+        <PullRequest
+          goalId={goal.id}
+          version={`${goal.state}/${goal.publish_state}/${goal.publish_attempts}/${goal.pr_url}`}
+          onError={report}
+        />
+      </section>
 
       <div className="lower">
         <section className="card">
@@ -410,9 +478,16 @@ function EventLog({ events, onSelect }: { events: BlitzEvent[]; onSelect: (task:
               {e.task_id}
             </button>
           )}
-          <span className="ev-msg">{e.message}</span>
+          <span className="ev-msg">{eventText(e)}</span>
         </li>
       ))}
     </ol>
   );
+}
+
+/** An event's message in the page's terms: the description's file on the daemon's machine is
+ * not a place a person can open from here (the page shows the description itself). */
+function eventText(e: BlitzEvent): string {
+  if (e.kind === "pr.written") return "pull request description written (under Pull request, below)";
+  return e.message;
 }

@@ -19,11 +19,14 @@ interface Props {
   events: BlitzEvent[];
   /** Set while the task waits for its model provider. */
   wait?: Wait;
+  /** The panel has the whole width (the graph is hidden). */
+  wide: boolean;
+  onWide: (wide: boolean) => void;
   onSelectAttempt: (attempt: string) => void;
   onClose: () => void;
 }
 
-export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, onSelectAttempt, onClose }: Props) {
+export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, wide, onWide, onSelectAttempt, onClose }: Props) {
   const toasts = useToasts();
   const [busy, setBusy] = useState(false);
   if (!detail) {
@@ -58,9 +61,20 @@ export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, o
           <div className="muted mono small">{detail.id}</div>
           <h2>{detail.title}</h2>
         </div>
-        <button className="link" onClick={onClose} aria-label="close the task" data-testid="task-close">
-          ×
-        </button>
+        <div className="panel-buttons">
+          <button
+            className="small secondary"
+            onClick={() => onWide(!wide)}
+            data-testid="task-wide"
+            aria-pressed={wide}
+            title={wide ? "show the graph beside the task" : "give the task the whole width"}
+          >
+            {wide ? "⇥ beside the graph" : "⇤ whole width"}
+          </button>
+          <button className="link" onClick={onClose} aria-label="close the task" data-testid="task-close">
+            ×
+          </button>
+        </div>
       </div>
       <div className="facts">
         <span className={`badge state-${detail.state}`} data-testid="task-state">

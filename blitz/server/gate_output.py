@@ -1,0 +1,71 @@
+"""The route that streams an attempt's gate output while its gates run (server-sent events),
+from :class:`blitz.live_gates.LiveGates` of the daemon's app: only gates this process runs are
+seen (a goal driven by ``blitz run`` elsewhere shows its gates' output once they end)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from blitz import actions
+from blitz.live_gates import Update
+from blitz.redact import redact
+from blitz.server import events
+from blitz.server.problems import not_found
+
+if TYPE_CHECKING:
+    from blitz.server.host import Host
+
+
+def message(update: Update, number: int) -> ServerSentEvent:
+    """One update as an SSE message of kind ``gate.output``, the ``number``-th of its stream
+    (a reconnected stream starts again from what is kept: ``Last-Event-ID`` is not used)."""
+    data = {
+        "gate": redact(update.gate),
+        "command": redact(update.command),
+        "text": redact(update.text),
+        "skipped": update.skipped,
+        "ended": update.ended,
+    }
+    return ServerSentEvent(
+        data=json.dumps(data, separators=(",", ":")), id=str(number), event="gate.output"
+    )
+
+
+def routes(router: APIRouter, host: Host) -> None:
+    """Add ``GET /api/goals/{goal}/attempts/{attempt}/gates/live`` (docs/api.md)."""
+    store = host.store
+
+    @router.get(
+        "/api/goals/{goal}/attempts/{attempt}/gates/live",
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def live_gate_output(goal: str, attempt: str) -> EventSourceResponse:
+        """The attempt's gate output as it is printed: what is kept so far, then as it comes."""
+
+        def check() -> None:
+            found = actions.goal_of(store, goal)
+            if not any(a.id == attempt for a in store.load_attempts(found.id)):
+                raise not_found(f"goal {found.id} has no attempt {attempt!r}")
+
+        await asyncio.to_thread(check)
+
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            updates = host.app.live_gates.follow(attempt, until=lambda: host.hub.closed)
+            number = 0
+            async for update in updates:
+                number += 1
+                yield message(update, number)
+
+        return EventSourceResponse(
+            stream(),
+            ping=host.ping,
+            ping_message_factory=events.ping,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
