@@ -91,6 +91,7 @@ def create_app(host: Host) -> FastAPI:
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["X-Total-Count"],  # the goals list's count, read by the client
         )
     bearer = HTTPBearer(auto_error=False, description="The daemon's token (docs/api.md).")
 

@@ -19,6 +19,7 @@ import { Breakers } from "./Breakers";
 import { CostChart } from "./CostChart";
 import { Dag } from "./Dag";
 import type { DagCandidate } from "./Dag";
+import { GoalActions } from "./GoalActions";
 import { GoalChanges } from "./GoalChanges";
 import { useNow } from "./GoalsTable";
 import { PlanReview } from "./PlanReview";
@@ -273,6 +274,7 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
                 cancel goal
               </button>
             )}
+            {done && <GoalActions goal={goal} publish={false} onChanged={() => goalReader.current?.trigger()} />}
           </div>
         </div>
         <div className="facts">
