@@ -54,7 +54,7 @@ from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
-from blitz.llm.errors import ModelOutputError, ProviderError, classify
+from blitz.llm.errors import ModelOutputError, ProviderError, classify, stopped_usage
 from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
 from blitz.llm.retrying_model import RetryingModel
 from blitz.llm.text_calls import TextCallingModel
@@ -280,6 +280,11 @@ class EmbeddedBackend:
                 if exc.failure.reason not in DEGENERATE:
                     raise
                 run.usage.requests += 1  # the stopped answer was a turn too, for the turn limit
+                if (stopped := stopped_usage(exc)) is not None:  # and it cost its tokens
+                    run.usage.incr(stopped)
+                    budget.charge(self._usage(stopped))
+                    if request.on_usage is not None:
+                        request.on_usage(self._usage(stopped))
                 return _Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage

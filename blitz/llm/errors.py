@@ -47,6 +47,7 @@ from pydantic_ai.exceptions import (
     UnexpectedModelBehavior,
 )
 from pydantic_ai.messages import ModelResponse
+from pydantic_ai.usage import RequestUsage
 
 from blitz.errors import ConfigError, RunError
 from blitz.llm.breakers import provider_label
@@ -130,6 +131,19 @@ class OutputStopped(Exception):
         self.partial: ModelResponse | None = None
         """What had streamed when the answer was stopped (a call written before a loop of prose
         may still be made: :mod:`blitz.llm.text_calls`)."""
+
+
+def stopped_usage(exc: BaseException) -> RequestUsage | None:
+    """The usage of the stopped answer behind ``exc`` (an :class:`OutputStopped` among its
+    causes, carrying what had streamed), or None."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            break
+        if isinstance(cause, OutputStopped) and cause.partial is not None:
+            return cause.partial.usage
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class ProviderConfigError(ConfigError):

@@ -49,7 +49,12 @@ from blitz.clock import Clock
 from blitz.context import repo_context
 from blitz.domain import Plan, RecoveryPlan, Usage
 from blitz.errors import PlanError
-from blitz.llm.errors import ModelOutputError, OutputStopped, ProviderConfigError
+from blitz.llm.errors import (
+    ModelOutputError,
+    OutputStopped,
+    ProviderConfigError,
+    stopped_usage,
+)
 from blitz.llm.models import ModelSpec, model_settings
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import (
@@ -319,6 +324,8 @@ class LLMPlanner:
                     role, output, tool, rules, question, history, spent, max_tokens
                 )
             except (ModelOutputError, UsageLimitExceeded) as exc:
+                if (stopped := stopped_usage(exc)) is not None:
+                    spent.append(stopped)  # a stopped answer cost its tokens too
                 problems = [_output_problem(exc)]
                 bounded = _too_long(exc)
                 if role.mode == "tool" and _repeating(exc):

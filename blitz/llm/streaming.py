@@ -16,13 +16,15 @@ mean:
 
 :func:`blitz.llm.errors.classify` makes both ``bad_output``: no retry from the start, the caller
 re-asks with a correction; a stopped answer carries what had streamed (``partial``), so a call
-written as text before the loop can still be made (:mod:`blitz.llm.text_calls`).
+written as text before the loop can still be made (:mod:`blitz.llm.text_calls`), with its usage
+(the server's, else estimated from characters) so a stopped answer is not a free one.
 :meth:`~StreamingModel.request_stream` passes through unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from pydantic_ai.messages import (
@@ -41,6 +43,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import RequestUsage
 
 from blitz.llm.errors import OutputStopped
 from blitz.llm.repetition import RepeatWatch
@@ -67,6 +70,7 @@ class StreamingModel(WrapperModel):
     ) -> ModelResponse:
         watches: dict[int, RepeatWatch] = {}
         cap = asyncio.timeout(self.call_timeout)
+        streamed: list[Any] = []  # the stream, once open: what it holds when stopped
         try:
             async with (
                 cap,
@@ -74,21 +78,55 @@ class StreamingModel(WrapperModel):
                     messages, model_settings, model_request_parameters
                 ) as stream,
             ):
+                streamed.append(stream)
                 async for event in stream:
                     try:
                         _watch(event, watches)
                     except OutputStopped as stopped:
-                        stopped.partial = stream.get()
+                        stopped.partial = with_usage(stream.get(), messages)
                         raise
                 return stream.get()
         except TimeoutError as exc:
             if cap.expired():  # the cap, not the client's idle timeout
-                raise OutputStopped(
+                late = OutputStopped(
                     "too_long",
                     f"the answer took longer than the {self.call_timeout:g}s a model call may "
                     "take; it was stopped",
-                ) from exc
+                )
+                if streamed:
+                    late.partial = with_usage(streamed[0].get(), messages)
+                raise late from exc
             raise
+
+
+CHARS_PER_TOKEN = 4
+"""Characters per token, roughly, for the usage of an answer stopped before its server said."""
+
+
+def with_usage(partial: ModelResponse, messages: list[ModelMessage]) -> ModelResponse:
+    """``partial``, a stopped answer, with its usage: what the server reported, else an estimate
+    from the characters sent and streamed (OpenAI-style servers report usage only at the end of
+    a stream, and a stopped answer still cost its tokens, for budgets and turn limits alike)."""
+    usage = partial.usage
+    if usage.output_tokens and usage.input_tokens:
+        return partial
+    output = sum(len(_part_text(part)) for part in partial.parts)
+    sent = sum(len(str(part)) for message in messages for part in message.parts)
+    estimated = RequestUsage(
+        input_tokens=usage.input_tokens or -(-sent // CHARS_PER_TOKEN),
+        output_tokens=usage.output_tokens or -(-output // CHARS_PER_TOKEN),
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+    )
+    return replace(partial, usage=estimated)
+
+
+def _part_text(part: Any) -> str:
+    if isinstance(part, TextPart | ThinkingPart):
+        return part.content
+    if isinstance(part, ToolCallPart):
+        return part.args_as_json_str()
+    return ""
 
 
 def _watch(event: ModelResponseStreamEvent, watches: dict[int, RepeatWatch]) -> None:

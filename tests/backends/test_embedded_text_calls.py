@@ -411,6 +411,9 @@ async def test_a_stream_that_repeats_itself_is_stopped_and_re_asked(
     assert (worktree / "hello.py").read_text() == HELLO
     assert "re-asked: Your last answer repeated itself" in result.messages[2]
     assert_script_done(server)
+    # Three answers reported 20 output tokens each; the stopped one, which never reported any,
+    # is charged an estimate of what it had streamed (600 or more characters, ~4 a token).
+    assert result.usage.output_tokens >= 3 * 20 + 600 // 4
 
 
 async def test_a_call_written_before_the_answer_loops_is_made(

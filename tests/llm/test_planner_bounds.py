@@ -89,6 +89,22 @@ async def test_a_repeating_plan_is_re_asked_with_a_correction(
     assert "without repeating" in second.last_user_text
 
 
+async def test_a_stopped_answer_is_charged_its_tokens_estimated_when_never_reported(
+    fake: ModelServer, repo: Path
+) -> None:
+    fake.add(json_reply(GOOD), Reply(text=LOOPING), json_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        plans = local_planner(model, output_mode="prompted")
+        alone = (await plans.plan(plan_request(repo))).usage
+        after_a_loop = (await plans.plan(plan_request(repo))).usage
+    # The looping answer was stopped before its server reported usage (that comes at a stream's
+    # end): it is estimated from what was sent and streamed, about four characters a token.
+    extra_in = after_a_loop.input_tokens - alone.input_tokens
+    extra_out = after_a_loop.output_tokens - alone.output_tokens
+    assert extra_in >= len(fake.requests[1].last_user_text) // 4
+    assert 600 // 4 <= extra_out <= len(LOOPING) // 4
+
+
 async def test_repeating_answers_count_against_max_reasks(fake: ModelServer, repo: Path) -> None:
     fake.add({"reply": {"text": LOOPING}, "times": -1})
     async with model_for(fake, "llamacpp") as model:
