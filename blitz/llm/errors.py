@@ -89,14 +89,21 @@ _SHAPE_WORDS = (
     # Ollama and vLLM: a model or server without tool calls
     "does not support tools",
     "enable-auto-tool-choice",
-    # what any server says about a structured-output or tool request it cannot serve
-    "schema",
-    "grammar",
+    # Anthropic and OpenAI refusing a tool's or an output's schema
+    "input_schema",
+    "invalid schema",
+    "invalid_function_parameters",
     "response_format",
-    "tool",
 )
 """How servers word a 400/422 about the request's shape (its schemas, its tools), as opposed to its
 key, model or size."""
+
+_OWN_SERVER_SHAPE_WORDS = ("schema", "grammar", "tool")
+"""What any server of one's own says about a structured-output or tool request it cannot serve.
+Not read from Anthropic or OpenAI, whose 400s about a conversation's tool calls (``tool_use`` ids,
+say) are blitz's to fix, not a reason to ask without tools."""
+
+HOSTED = ("anthropic", "openai")
 
 _TRANSIENT_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _CONFIG_STATUS = frozenset({400, 401, 402, 403, 404, 405, 413, 415, 422})
@@ -295,20 +302,22 @@ def _model_api_error(exc: ModelAPIError, provider: str, now: float | None) -> Pr
             f"{who} does not know this model{where}: check the model name and base URL ({detail})",
         )
     if isinstance(exc, ModelRequestRejectedError):
-        if status in (400, 422) and _about_shape(detail):
+        if status in (400, 422) and _about_shape(detail, provider):
             return _request_shape(status, who, detail)
         return _config("rejected", status, f"{who} rejected the request{where}: {detail}")
     if status is not None:
-        return _by_status(status, who, detail, retry_after)
+        return _by_status(status, who, detail, retry_after, provider)
     # A provider failure of no known category (a gateway's non-JSON body, an unknown stream
     # error): worth the bounded retries.
     return _transient("unknown", None, f"{who} failed: {detail}", retry_after)
 
 
-def _by_status(status: int, who: str, detail: str, retry_after: float | None) -> ProviderFailure:
+def _by_status(
+    status: int, who: str, detail: str, retry_after: float | None, provider: str
+) -> ProviderFailure:
     if status in _TRANSIENT_STATUS or status >= 500:
         return _transient("server", status, f"{who} failed ({status}): {detail}", retry_after)
-    if status in (400, 422) and _about_shape(detail):
+    if status in (400, 422) and _about_shape(detail, provider):
         return _request_shape(status, who, detail)
     if status in _CONFIG_STATUS:
         return _config("rejected", status, f"{who} rejected the request ({status}): {detail}")
@@ -358,7 +367,7 @@ def _sdk_error(exc: BaseException, provider: str, now: float | None) -> Provider
             return _transient(
                 "rate_limit", status, f"rate limited ({status}): {detail}", retry_after
             )
-        return _by_status(status, who, detail, retry_after)
+        return _by_status(status, who, detail, retry_after, provider)
     return None
 
 
@@ -387,9 +396,10 @@ def _config(reason: str, status: int | None, message: str) -> ProviderFailure:
     )
 
 
-def _about_shape(text: str) -> bool:
+def _about_shape(text: str, provider: str) -> bool:
     lowered = text.lower()
-    return any(word in lowered for word in _SHAPE_WORDS)
+    words = _SHAPE_WORDS if provider in HOSTED else _SHAPE_WORDS + _OWN_SERVER_SHAPE_WORDS
+    return any(word in lowered for word in words)
 
 
 def _request_shape(status: int, who: str, detail: str) -> ProviderFailure:

@@ -90,6 +90,20 @@ async def test_anthropic_refusing_a_tool_schema_is_a_request_shape_error(fake: M
     assert (failure.kind, failure.reason) == ("config", "request_shape")
 
 
+async def test_a_hosted_provider_s_400_about_a_conversation_s_tool_calls_stays_rejected(
+    fake: ModelServer,
+) -> None:
+    # Anthropic's words for a conversation blitz built wrong: blitz's to fix, not a reason to ask
+    # without tools (a server of one's own saying "tool" is read as one).
+    message = "messages.2: `tool_use` ids were found without `tool_result` blocks immediately after"
+    fake.add(anthropic_error(400, "invalid_request_error", message))
+    failure = classify(await failure_of(model_for(fake, "anthropic")), provider="anthropic")
+    assert (failure.kind, failure.reason) == ("config", "rejected")
+    fake.add(Reply(error=ErrorReply(status=400, message="tool choice is not supported")))
+    failure = classify(await failure_of(model_for(fake, "vllm")), provider="vllm")
+    assert (failure.kind, failure.reason) == ("config", "request_shape")
+
+
 @pytest.mark.parametrize("status", [400, 422])
 async def test_a_400_about_something_else_stays_a_rejected_request(
     fake: ModelServer, status: int
