@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 import traceback
 
+from rich.markup import escape
+
 from blitz.cli import (  # noqa: F401 - each module adds its commands to the application
     backends,
     demo,
@@ -37,12 +39,12 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)
     except RunError as exc:
         # The run failed for a reason blitz knows (a provider still down after the retries, git
         # failing): a message, not a traceback.
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted: unfinished goals continue with `blitz resume`")

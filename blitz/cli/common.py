@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from blitz.app import App
 from blitz.cli.console import RedactedConsole
 from blitz.domain import Goal
+from blitz.events import headline
 from blitz.redact import redact_data, redact_log_records
 from blitz.settings import Settings
 
@@ -139,15 +141,14 @@ def print_report(goal: dict[str, Any], *, json_out: bool) -> None:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     out.print(f"\ngoal {goal['id']} {styled(str(goal['state']))}: {summary}")
     if goal["error"]:
-        out.print(f"  {goal['error']}")
+        out.print(f"  {goal['error']}", markup=False)
     for t in tasks:
         if t["state"] == "failed" or (t["state"] == "skipped" and t["reason"]):
             out.print(
-                f"  {t['id']}: {styled(t['state'])} - "
-                + (t["reason"].splitlines()[0] if t["reason"] else "")
+                f"  {escape(t['id'])}: {styled(t['state'])} - " + escape(headline(t["reason"]))
             )
-    out.print(f"  branch: {goal['branch']}")
+    out.print(f"  branch: {goal['branch']}", markup=False)
     pr = str(goal["pr_url"])
     if pr:
         label = "pull request" if pr.startswith("http") else "pull request description"
-        out.print(f"  {label}: {pr}")
+        out.print(f"  {label}: {pr}", markup=False)

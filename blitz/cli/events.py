@@ -10,14 +10,15 @@ import typer
 from blitz.cli.common import app, make_app, out, print_json
 from blitz.domain import GOAL_DONE
 from blitz.errors import UserError
-from blitz.events import Event
+from blitz.events import Event, headline
 
 
 def line(ev: Event) -> str:
+    """One event on one line: when, its id, kind, goal and task, and what matters of its
+    message (the failing gate of a validation, not its first gate)."""
     ts = datetime.datetime.fromtimestamp(ev.ts).strftime("%H:%M:%S")
     where = " ".join(x for x in (ev.goal_id, ev.task_id) if x)
-    first = ev.message.splitlines()[0] if ev.message else ""
-    return f"{ts} {ev.id:>6} {ev.kind.value:<22} {where:<24} {first}"
+    return f"{ts} {ev.id:>6} {ev.kind.value:<22} {where:<24} {headline(ev.message)}"
 
 
 @app.command()
