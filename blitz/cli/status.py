@@ -9,10 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from blitz import progress
-from blitz.cli.common import app, make_app, out, print_json, styled
-from blitz.conductor.publishing import PENDING
-from blitz.conductor.resume import INTERRUPTED
-from blitz.domain import Attempt, Goal, Task, TaskState, Usage
+from blitz.cli.common import app, open_store, out, print_json, styled
+from blitz.domain import INTERRUPTED, PUBLISH_PENDING, Attempt, Goal, Task, TaskState, Usage
 from blitz.errors import UserError
 from blitz.events import headline
 
@@ -31,9 +29,8 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show goals, or one goal's tasks, attempts, recoveries and cost."""
-    blitz = make_app()
+    store = open_store()
     try:
-        store = blitz.store
         if not goal:
             goals = store.list_goals()
             projects = {p.id: p.name for p in store.list_projects()}
@@ -162,7 +159,7 @@ def status(
             out.print(f"[red]{escape(found.error)}[/]")
         if found.pr_url:
             out.print(f"pull request: {found.pr_url}", markup=False)
-        if found.publish_state == PENDING:
+        if found.publish_state == PUBLISH_PENDING:
             out.print(
                 f"[yellow]publishing pending[/] after {found.publish_attempts} tries: "
                 f"{escape(found.publish_error)}\n`blitz publish {found.id}` tries again"
@@ -199,13 +196,13 @@ def status(
             f"recovery ${found.usage.cost_usd:.4f})"
         )
     finally:
-        blitz.store.close()
+        store.close()
 
 
 def _state(goal: Goal) -> str:
     """A goal's state as shown: with its publishing pending, or its process interrupted."""
     shown = styled(goal.state.value)
-    if goal.publish_state == PENDING:
+    if goal.publish_state == PUBLISH_PENDING:
         shown += ", [yellow]publishing pending[/]"
     if goal.error == INTERRUPTED:
         shown += ", [yellow]interrupted[/]"
