@@ -107,6 +107,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: Rich's help formatting imports Markdown, Syntax...
 )
 """The command line; the command modules add their commands to it (``blitz.cli.common.app``)."""
 
