@@ -68,15 +68,8 @@ class App:
         self.scenario = scenario
         self.models = dict(models or {})
         settings.home.mkdir(parents=True, exist_ok=True)
-        if settings.github_token is not None:
-            register_secret(settings.github_token.get_secret_value())
-        for secret in (
-            settings.anthropic_api_key,
-            settings.openai_api_key,
-            settings.compatible_api_key,
-        ):
-            if secret is not None:
-                register_secret(secret.get_secret_value())
+        for secret in settings.secrets():
+            register_secret(secret)
         self.store = SqlStore(settings.db_url)
         # One run of a gate per input at a time, for every goal and every process here.
         self.gate_flights = GateFlights(lock_dir=settings.locks)

@@ -123,6 +123,12 @@ GOAL_TRANSITIONS: Mapping[GoalState, frozenset[GoalState]] = {
 
 GOAL_DONE = frozenset({GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED})
 
+PUBLISH_PENDING, PUBLISHED = "pending", "published"
+"""A goal's ``publish_state`` while publishing is to be retried, and once it pushed."""
+
+INTERRUPTED = "interrupted (Ctrl-C): `blitz resume` continues it"
+"""The error of a goal whose process was stopped by a person, until it is resumed."""
+
 
 def goal_transition(current: GoalState, new: GoalState) -> GoalState:
     """Return ``new`` if a goal may go from ``current`` to it, else raise IllegalTransition."""

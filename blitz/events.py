@@ -8,6 +8,7 @@ redacts known secret patterns as a second line of defence).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -95,7 +96,24 @@ class Event:
     task_id: str = ""
     attempt_id: str = ""
     project_id: str = ""
-    message: str = ""  # one human-readable line
+    message: str = ""  # human-readable, its first line or :func:`headline` shown alone
     data: Mapping[str, Any] = field(default_factory=dict)
     ts: float = 0.0
     id: int = 0
+
+
+_WRONG = re.compile(r"^\S.*?: (?:FAILED|TIMED OUT)\b")
+"""A line of validation's summary saying a gate or check went wrong: ``test: FAILED (exit 1)``,
+``check:command:make x: TIMED OUT after 60s`` (not a test runner's own ``FAILED tests/...``)."""
+
+
+def headline(message: str) -> str:
+    """The line of a multi-line ``message`` a person should read on one line: the lines that
+    say what went wrong (the failing gate of a validation), else the first, with how many other
+    lines there are. ``test: FAILED (exit 1) (+2 more lines)``."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    picked = [line for line in lines if _WRONG.match(line)] or lines[:1]
+    rest = len(lines) - len(picked)
+    return "; ".join(picked) + (f" (+{rest} more line{'s' if rest > 1 else ''})" if rest else "")

@@ -67,3 +67,24 @@ def _failure_in(line: str) -> str | None:
     if (m := _JS_FAIL.match(line)) and _JS_FILE.match(m["id"]):
         return m["id"]
     return None
+
+
+# pytest's explanation lines: "E       assert add(1, 2) == 3"
+_PYTEST_EXPLAINED = re.compile(r"^E\s+(?P<what>\S.*?)\s*$")
+# Python (unittest, a traceback): "AssertionError: 3 != 4", "ValueError: bad input"
+_PYTHON_ERROR = re.compile(r"^\s*(?P<what>(?:[\w.]+Error|[\w.]*Exception)(?:: .*?)?)\s*$")
+# go test: "    calc_test.go:12: add(1, 2) = -1, want 3"
+_GO_MESSAGE = re.compile(r"^\s+(?P<what>\S+_test\.go:\d+: .*?)\s*$")
+# jest / vitest: "    Expected: 3", after "expect(received).toBe(expected)"
+_JS_EXPECTED = re.compile(r"^\s*(?P<what>(?:Expected|AssertionError)\b.*?)\s*$")
+
+
+def first_assertion(output: str) -> str:
+    """The first assertion (or error) a test run's output explains a failure with, on one line:
+    pytest's ``E`` lines, a Python error, a go test message, jest's expectation; empty when
+    none is found."""
+    for pattern in (_PYTEST_EXPLAINED, _PYTHON_ERROR, _GO_MESSAGE, _JS_EXPECTED):
+        for raw in output.splitlines():
+            if m := pattern.match(_ANSI.sub("", raw)):
+                return m["what"]
+    return ""

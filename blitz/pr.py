@@ -8,10 +8,13 @@ first, so no cell or title cut short splits a secret beyond recognition, then th
 
 from __future__ import annotations
 
+import html
+import re
 from collections import Counter
 from collections.abc import Sequence
 
 from blitz.domain import Attempt, GateResult, Goal, Recovery, Task, TaskState, Usage
+from blitz.failures import first_assertion
 from blitz.redact import redact, redact_record
 
 TITLE_LIMIT = 72
@@ -22,6 +25,12 @@ BODY_LIMIT = 60_000
 
 CELL_LIMIT = 200
 """Longest table cell, so one verbose root cause cannot swamp the table."""
+
+FAILURES_LISTED = 10
+"""Failing tests named under a failed task; the rest are counted."""
+
+DETAILS_LIMIT = 3000
+"""Characters of a failing gate's output (its end) kept in the collapsed block."""
 
 _UNSETTLED = (TaskState.FAILED, TaskState.CRASHED, TaskState.SKIPPED, TaskState.CANCELLED)
 """Task states listed with their reasons: work the pull request does not contain."""
@@ -210,11 +219,53 @@ def _left_out(tasks: Sequence[Task], by_task: dict[str, list[Attempt]]) -> str:
     for task in tasks:
         history = by_task.get(task.id, [])
         reason = task.reason or (history[-1].error if history else "") or "no reason recorded"
+        first, *rest = reason.strip().splitlines() or [""]
         lines.append(
             f"- {_code(task.id)} {_one_line(task.title)} ({task.state}): "
-            f"{_shorten(_one_line(reason), 500)}"
+            f"{_shorten(_one_line(first), 300)}"
         )
+        gates = history[-1].gates if history else ()
+        failing = [g for g in gates if not (g.passed or g.preexisting)]
+        for gate in failing:
+            lines += _failing_gate(gate)
+        if not failing and any(line.strip() for line in rest):
+            lines += _details("the whole reason", reason)
     return "\n".join(lines)
+
+
+def _failing_gate(gate: GateResult) -> list[str]:
+    """A failing gate under its task: the tests that failed, the first assertion, and its
+    output a click away."""
+    lines = []
+    if gate.new_failures:
+        named = ", ".join(_code(test) for test in gate.new_failures[:FAILURES_LISTED])
+        more = len(gate.new_failures) - FAILURES_LISTED
+        lines.append(
+            f"  - {_code(gate.name)}: {len(gate.new_failures)} failing "
+            f"{_plural(len(gate.new_failures), 'test')}: {named}"
+            + (f" and {more} more" if more > 0 else "")
+        )
+    assertion = first_assertion(gate.output_tail)
+    if assertion:
+        lines.append(f"  - first assertion: {_code(_shorten(assertion, CELL_LIMIT))}")
+    what = "timed out" if gate.timed_out else f"exit {gate.exit_code}"
+    lines += _details(f"output of {gate.name} ({what}): {gate.command}", gate.output_tail)
+    return lines
+
+
+def _details(summary: str, text: str) -> list[str]:
+    """``text`` in a collapsed block (its last :data:`DETAILS_LIMIT` characters), indented under
+    a list item."""
+    text = text.strip("\n")
+    if not text.strip():
+        return []
+    if len(text) > DETAILS_LIMIT:
+        text = "…" + text[-DETAILS_LIMIT:]
+    fence = "`" * max(3, max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    summary = html.escape(_shorten(_one_line(summary), CELL_LIMIT))
+    block = [f"<details><summary>{summary}</summary>", "", f"{fence}text", *text.splitlines()]
+    block += [fence, "", "</details>"]
+    return [f"  {line}" if line else "" for line in block]
 
 
 def _cost(attempts: Sequence[Attempt]) -> str:

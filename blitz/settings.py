@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         }
         return {k: v for k, v in env.items() if v}
 
+    def secrets(self) -> list[str]:
+        """The secrets set here (the GitHub token, the providers' keys), for redaction."""
+        found = (
+            self.github_token,
+            self.anthropic_api_key,
+            self.openai_api_key,
+            self.compatible_api_key,
+        )
+        return [secret.get_secret_value() for secret in found if secret is not None]
+
     def provider_config(self) -> ProviderConfig:
         """The providers' keys, endpoints and timeouts, for :func:`blitz.llm.build_model`."""
         from blitz.llm.models import ProviderConfig  # pydantic-ai: only when models are used

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
-from blitz.app import App
 from blitz.cli.console import RedactedConsole
-from blitz.domain import Goal
-from blitz.redact import redact_data, redact_log_records
-from blitz.settings import Settings
+from blitz.cli.lazy import app as app  # the command line, the command modules add to it
+from blitz.events import headline
+from blitz.redact import redact_data, redact_log_records, register_secret
 
-app = typer.Typer(
-    name="blitz",
-    help="Run AI coding agents to completion: goal -> tasks -> validated commits -> PR.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-"""The command line; the command modules add their commands to it."""
+if TYPE_CHECKING:  # what a command needs is imported when it runs (blitz/cli/lazy.py)
+    from blitz.app import App
+    from blitz.domain import Goal
+    from blitz.store.sql import SqlStore
 
 out = RedactedConsole(highlight=False)
 """Standard output: every command prints through it (or :func:`print_json`), redacted."""
@@ -37,6 +33,9 @@ TOKEN_ENV = "BLITZ_SERVER_TOKEN"
 def make_app(*, scenario_path: str = "", model: str = "", planner_model: str = "") -> App:
     """The app for one command; ``scenario_path`` (or BLITZ_SCENARIO) feeds the scripted fakes;
     ``model`` and ``planner_model`` are --model and --planner-model."""
+    from blitz.app import App
+    from blitz.settings import Settings
+
     settings = Settings()
     path = scenario_path or settings.scenario
     scenario = None
@@ -46,6 +45,20 @@ def make_app(*, scenario_path: str = "", model: str = "", planner_model: str = "
         scenario = Scenario.load(Path(path))
     models = {"default": model, "planner": planner_model}
     return App(settings, scenario=scenario, models={k: v for k, v in models.items() if v})
+
+
+def open_store() -> SqlStore:
+    """The store alone, for commands that only read it (``status``, ``events``): none of what
+    running goals needs (the engine, backends, models) is imported. The settings' secrets are
+    registered for redaction, as the app does."""
+    from blitz.settings import Settings
+    from blitz.store.sql import SqlStore
+
+    settings = Settings()
+    for secret in settings.secrets():
+        register_secret(secret)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return SqlStore(settings.db_url)
 
 
 def server_option() -> str:
@@ -139,15 +152,14 @@ def print_report(goal: dict[str, Any], *, json_out: bool) -> None:
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     out.print(f"\ngoal {goal['id']} {styled(str(goal['state']))}: {summary}")
     if goal["error"]:
-        out.print(f"  {goal['error']}")
+        out.print(f"  {goal['error']}", markup=False)
     for t in tasks:
         if t["state"] == "failed" or (t["state"] == "skipped" and t["reason"]):
             out.print(
-                f"  {t['id']}: {styled(t['state'])} - "
-                + (t["reason"].splitlines()[0] if t["reason"] else "")
+                f"  {escape(t['id'])}: {styled(t['state'])} - " + escape(headline(t["reason"]))
             )
-    out.print(f"  branch: {goal['branch']}")
+    out.print(f"  branch: {goal['branch']}", markup=False)
     pr = str(goal["pr_url"])
     if pr:
         label = "pull request" if pr.startswith("http") else "pull request description"
-        out.print(f"  {label}: {pr}")
+        out.print(f"  {label}: {pr}", markup=False)

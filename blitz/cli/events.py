@@ -7,17 +7,18 @@ import time
 
 import typer
 
-from blitz.cli.common import app, make_app, out, print_json
+from blitz.cli.common import app, open_store, out, print_json
 from blitz.domain import GOAL_DONE
 from blitz.errors import UserError
-from blitz.events import Event
+from blitz.events import Event, headline
 
 
 def line(ev: Event) -> str:
+    """One event on one line: when, its id, kind, goal and task, and what matters of its
+    message (the failing gate of a validation, not its first gate)."""
     ts = datetime.datetime.fromtimestamp(ev.ts).strftime("%H:%M:%S")
     where = " ".join(x for x in (ev.goal_id, ev.task_id) if x)
-    first = ev.message.splitlines()[0] if ev.message else ""
-    return f"{ts} {ev.id:>6} {ev.kind.value:<22} {where:<24} {first}"
+    return f"{ts} {ev.id:>6} {ev.kind.value:<22} {where:<24} {headline(ev.message)}"
 
 
 @app.command()
@@ -28,21 +29,21 @@ def events(
     last: int = typer.Option(200, "--last", help="Show the last N events first."),
 ) -> None:
     """Print the event log (every state change blitz made)."""
-    blitz = make_app()
+    store = open_store()
     try:
         goal_id = None
         if goal:
-            found = blitz.store.get_goal(goal)
+            found = store.get_goal(goal)
             if found is None:
                 raise UserError(f"no goal {goal!r}")
             goal_id = found.id
         after = 0
         if last:
             # Start from the last N events.
-            every = blitz.store.events(goal_id=goal_id, after=0, limit=10**9)
+            every = store.events(goal_id=goal_id, after=0, limit=10**9)
             after = every[-last].id - 1 if len(every) > last else 0
         while True:
-            batch = blitz.store.events(goal_id=goal_id, after=after, limit=1000)
+            batch = store.events(goal_id=goal_id, after=after, limit=1000)
             for ev in batch:
                 if json_out:
                     print_json(
@@ -64,10 +65,10 @@ def events(
             if not follow:
                 return
             if goal_id is not None and not batch:
-                g = blitz.store.get_goal(goal_id)
+                g = store.get_goal(goal_id)
                 if g is not None and g.state in GOAL_DONE:
                     return
             if not batch:
                 time.sleep(0.3)
     finally:
-        blitz.store.close()
+        store.close()

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from blitz.backends.registry import NO_MODEL
@@ -69,12 +70,14 @@ def plan(
                 }
                 print_json(data)
                 return
-            out.print(f"[bold]{goal}[/]\n{p.summary}\n")
+            out.print(f"[bold]{escape(goal)}[/]\n{escape(p.summary)}\n")
             table = Table(header_style="bold")
             for col in ("task", "priority", "depends on", "title"):
                 table.add_column(col)
             for t in p.tasks:
-                table.add_row(t.id, str(t.priority), ", ".join(t.depends_on), t.title)
+                table.add_row(
+                    escape(t.id), str(t.priority), escape(", ".join(t.depends_on)), escape(t.title)
+                )
             out.print(table)
             cost = planned.usage
             out.print(

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from blitz import actions
@@ -24,10 +25,11 @@ def add(
     blitz = make_app()
     try:
         project = asyncio.run(actions.register(blitz, path, name=name)).project
-        out.print(f"project [bold]{project.name}[/] ({project.id}): {project.path}")
+        out.print(f"project [bold]{escape(project.name)}[/] ({project.id}): {escape(project.path)}")
         gates = project.gates.configured()
         out.print(
-            "gates: " + (", ".join(f"{k}=`{v}`" for k, v in gates.items()) or "none detected")
+            "gates: " + (", ".join(f"{k}=`{v}`" for k, v in gates.items()) or "none detected"),
+            markup=False,
         )
     finally:
         blitz.store.close()
@@ -63,12 +65,17 @@ def list_(json_out: bool = typer.Option(False, "--json")) -> None:
             table.add_column(col)
         for p in items:
             table.add_row(
-                p.name,
-                p.id,
-                p.path,
-                p.base_branch,
-                p.backend,
-                f"paused: {p.pause_reason}" if p.paused else "active",
+                *map(
+                    escape,
+                    (
+                        p.name,
+                        p.id,
+                        p.path,
+                        p.base_branch,
+                        p.backend,
+                        f"paused: {p.pause_reason}" if p.paused else "active",
+                    ),
+                )
             )
         out.print(table)
     finally:
@@ -83,7 +90,7 @@ def _set_paused(key: str, paused: bool, reason: str) -> None:
             asyncio.run(actions.pause(blitz, None, project.id, reason))
         else:
             asyncio.run(actions.resume(blitz, None, project.id))
-        out.print(f"project {project.name} {'paused' if paused else 'resumed'}")
+        out.print(f"project {project.name} {'paused' if paused else 'resumed'}", markup=False)
     finally:
         blitz.store.close()
 
@@ -107,6 +114,9 @@ def remove(name: str) -> None:
     try:
         project = blitz.project(name)  # says which projects there are
         asyncio.run(actions.remove(blitz, None, project.id))
-        out.print(f"removed project {project.name} (the repository at {project.path} is untouched)")
+        out.print(
+            f"removed project {project.name} (the repository at {project.path} is untouched)",
+            markup=False,
+        )
     finally:
         blitz.store.close()

@@ -34,7 +34,7 @@ async def _publish(key: str, json_out: bool) -> int:
         engine = blitz.engine()
         found = await publish_again(blitz, engine, key)
         if not json_out:
-            out.print(f"publishing {found.id}: {found.title}")
+            out.print(f"publishing {found.id}: {found.title}", markup=False)
         finished = await drive(engine)
         final = finished.get(found.id) or blitz.store.get_goal(found.id)
         assert final is not None

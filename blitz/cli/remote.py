@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
+
 from blitz.actions import GoalRequest
 from blitz.cli.common import out, print_report
 from blitz.cli.events import line
@@ -43,8 +45,9 @@ def run_remote(
         goal_id = goal["id"]
         if not json_out:
             out.print(
-                f"goal [bold]{goal_id}[/] on {project['name']} ({project['path']}), "
-                f"branch {goal['branch']}, run by {server}"
+                f"goal [bold]{goal_id}[/] on "
+                + escape(f"{project['name']} ({project['path']}), branch {goal['branch']}, ")
+                + escape(f"run by {server}")
             )
         try:
             for data in client.follow(goal_id):
@@ -60,9 +63,11 @@ def run_remote(
                 )
                 out.print(line(event), markup=False)
                 if event.kind is EventKind.PLAN_AWAITING_APPROVAL:
-                    out.print(f"the plan waits for approval: `blitz approve {goal_id}`")
+                    out.print(
+                        f"the plan waits for approval: `blitz approve {goal_id}`", markup=False
+                    )
         except KeyboardInterrupt:
-            out.print(f"\nstopped following; goal {goal_id} goes on in the daemon")
+            out.print(f"\nstopped following; goal {goal_id} goes on in the daemon", markup=False)
             return 130
         final = client.call("GET", f"/api/goals/{goal_id}")
     print_report(final, json_out=json_out)
@@ -75,4 +80,4 @@ def approve_remote(server: str, token: str, goal: str, plan: Path | None) -> Non
     with Client(server, token) as client:
         done = client.call("POST", f"/api/goals/{goal}/approve", body)
     how = "approved" if done["applied"] == "engine" else "approval queued for its process"
-    out.print(f"goal {done['goal_id']} {how}")
+    out.print(f"goal {done['goal_id']} {how}", markup=False)

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from blitz import actions
 from blitz.actions import Applied, GoalRequest
@@ -95,7 +96,8 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
         project, goal = submitted.project, submitted.goal
         if not json_out:
             out.print(
-                f"goal [bold]{goal.id}[/] on {project.name} ({project.path}), branch {goal.branch}"
+                f"goal [bold]{goal.id}[/] on "
+                + escape(f"{project.name} ({project.path}), branch {goal.branch}")
             )
         async with live_view(engine, [goal.id], enabled=not json_out):
             finished = await drive(engine)
@@ -151,12 +153,12 @@ async def _resume(json_out: bool, options: RunOptions) -> int:
                 continue
             orphans.append(g)
             if not json_out:
-                out.print(f"resuming {g.id} ({g.state.value}): {g.title}")
+                out.print(f"resuming {g.id} ({g.state.value}): {g.title}", markup=False)
         if not orphans:
             msg = "nothing to resume"
             if unfinished:
                 msg += f" ({len(unfinished)} goal(s) still running in another process)"
-            out.print(msg) if not json_out else print_json({"resumed": []})
+            out.print(msg, markup=False) if not json_out else print_json({"resumed": []})
             return 0
         ids = [g.id for g in orphans]
         async with live_view(engine, ids, enabled=not json_out):
@@ -177,7 +179,7 @@ def reported(blitz: App, goal: Goal, json_out: bool) -> bool:
     if goal.publish_state == PENDING and not json_out:
         out.print(
             f"  [yellow]publishing pending[/] after {goal.publish_attempts} tries: "
-            f"{goal.publish_error}\n  `blitz publish {goal.id}` tries again"
+            f"{escape(goal.publish_error)}\n  `blitz publish {goal.id}` tries again"
         )
     return goal.state is GoalState.SUCCEEDED and goal.publish_state != PENDING
 

@@ -110,7 +110,8 @@ def approve(
         done = asyncio.run(actions.approve(blitz, None, goal))
         out.print(
             f"goal {done.goal.id} approved: the process that drives it (`blitz serve`) starts "
-            "its tasks"
+            "its tasks",
+            markup=False,
         )
     finally:
         blitz.store.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from blitz.cli.common import app, make_app, out, print_json, styled
-from blitz.conductor.publishing import PENDING
-from blitz.conductor.resume import INTERRUPTED
-from blitz.domain import Attempt, Goal, TaskState, Usage
+from blitz import progress
+from blitz.cli.common import app, open_store, out, print_json, styled
+from blitz.domain import INTERRUPTED, PUBLISH_PENDING, Attempt, Goal, Task, TaskState, Usage
 from blitz.errors import UserError
+from blitz.events import headline
 
 
 def _age(ts: float) -> str:
@@ -28,9 +29,8 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show goals, or one goal's tasks, attempts, recoveries and cost."""
-    blitz = make_app()
+    store = open_store()
     try:
-        store = blitz.store
         if not goal:
             goals = store.list_goals()
             projects = {p.id: p.name for p in store.list_projects()}
@@ -50,6 +50,7 @@ def status(
                             "branch": g.branch,
                             "tasks": len(t),
                             "succeeded": sum(x.state is TaskState.SUCCEEDED for x in t),
+                            "progress": _progress(t),
                             "cost_usd": c,
                             "created_at": g.created_at,
                             "pr": g.pr_url,
@@ -68,15 +69,14 @@ def status(
             for col in ("goal", "project", "state", "tasks", "cost", "age", "title"):
                 table.add_column(col)
             for g, tasks, cost in rows:
-                done = sum(t.state is TaskState.SUCCEEDED for t in tasks)
                 table.add_row(
                     g.id,
-                    projects.get(g.project_id, "?"),
+                    escape(projects.get(g.project_id, "?")),
                     _state(g),
-                    f"{done}/{len(tasks)}",
+                    str(progress.of(tasks)),
                     f"${cost:.2f}",
                     _age(g.created_at),
-                    g.title,
+                    escape(g.title),
                 )
             out.print(table)
             return
@@ -150,42 +150,44 @@ def status(
                 }
             )
             return
-        out.print(f"[bold]{found.title}[/]  {found.id}  {_state(found)}")
-        out.print(f"branch {found.branch} from {found.base_branch}")
+        out.print(f"[bold]{escape(found.title)}[/]  {found.id}  {_state(found)}")
+        out.print(f"branch {found.branch} from {found.base_branch}", markup=False)
         if found.models:
-            out.print("models: " + ", ".join(f"{r} {m}" for r, m in found.model_map().items()))
+            models = ", ".join(f"{r} {m}" for r, m in found.model_map().items())
+            out.print(f"models: {models}", markup=False)
         if found.error:
-            out.print(f"[red]{found.error}[/]")
+            out.print(f"[red]{escape(found.error)}[/]")
         if found.pr_url:
-            out.print(f"pull request: {found.pr_url}")
-        if found.publish_state == PENDING:
+            out.print(f"pull request: {found.pr_url}", markup=False)
+        if found.publish_state == PUBLISH_PENDING:
             out.print(
                 f"[yellow]publishing pending[/] after {found.publish_attempts} tries: "
-                f"{found.publish_error}\n`blitz publish {found.id}` tries again"
+                f"{escape(found.publish_error)}\n`blitz publish {found.id}` tries again"
             )
         table = Table(header_style="bold")
         for col in ("task", "state", "attempts", "commit", "depends on", "title / reason"):
             table.add_column(col)
         for t in tasks:
             note = t.title + (
-                f" - {t.reason.splitlines()[0]}"
+                f" - {headline(t.reason)}"
                 if t.reason and t.state is not TaskState.SUCCEEDED
                 else ""
             )
             table.add_row(
-                t.id,
+                escape(t.id),
                 styled(t.state.value),
                 str(t.attempts),
                 t.commit[:10],
-                ", ".join(t.depends_on),
-                note,
+                escape(", ".join(t.depends_on)),
+                escape(note),
             )
         out.print(table)
         _candidates(attempts)
         for r in recoveries:
             out.print(
                 f"recovery of {r.task_id}: {r.action.value} - {r.root_cause}"
-                + (f" (new: {', '.join(r.new_tasks)})" if r.new_tasks else "")
+                + (f" (new: {', '.join(r.new_tasks)})" if r.new_tasks else ""),
+                markup=False,
             )
         spent = store.usage(found.id) + found.usage
         out.print(
@@ -194,13 +196,13 @@ def status(
             f"recovery ${found.usage.cost_usd:.4f})"
         )
     finally:
-        blitz.store.close()
+        store.close()
 
 
 def _state(goal: Goal) -> str:
     """A goal's state as shown: with its publishing pending, or its process interrupted."""
     shown = styled(goal.state.value)
-    if goal.publish_state == PENDING:
+    if goal.publish_state == PUBLISH_PENDING:
         shown += ", [yellow]publishing pending[/]"
     if goal.error == INTERRUPTED:
         shown += ", [yellow]interrupted[/]"
@@ -215,20 +217,27 @@ def _candidates(attempts: list[Attempt]) -> None:
             rounds.setdefault((a.task_id, a.number), []).append(a)
     for (task_id, number), candidates in rounds.items():
         table = Table(
-            title=f"{task_id}: best of {len(candidates)} (attempt {number})", header_style="bold"
+            title=escape(f"{task_id}: best of {len(candidates)} (attempt {number})"),
+            header_style="bold",
         )
         for col in ("#", "backend", "result", "verdict", "cost", "ref"):
             table.add_column(col)
         for a in sorted(candidates, key=lambda a: a.candidate):
             table.add_row(
                 str(a.candidate),
-                f"{a.backend}:{a.model}" if a.model else a.backend,
+                escape(f"{a.backend}:{a.model}" if a.model else a.backend),
                 "[green]selected[/]" if a.selected else styled(a.state.value),
-                a.verdict,
+                escape(a.verdict),
                 f"${a.usage.cost_usd:.4f}",
-                a.ref,
+                escape(a.ref),
             )
         out.print(table)
+
+
+def _progress(tasks: list[Task]) -> dict[str, object]:
+    """Progress as the API gives it: done of total tasks, and the tasks counted by state."""
+    found = progress.of(tasks)
+    return {"done": found.done, "total": found.total, "by_state": dict(found.by_state)}
 
 
 def _usage(usage: Usage) -> dict[str, float]:

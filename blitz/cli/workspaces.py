@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from blitz import actions
@@ -55,7 +56,9 @@ def list_(
     for p, e in found:
         state = f"busy: {e.holder}" if e.busy else "free"
         since = f"{now - e.since:.0f}s ago" if e.since else ""
-        table.add_row(p.name, e.name, e.kind, state, e.head[:10], since, str(e.path))
+        table.add_row(
+            *map(escape, (p.name, e.name, e.kind, state, e.head[:10], since, str(e.path)))
+        )
     out.print(table)
 
 
@@ -80,4 +83,4 @@ def prune(
         line = f"{d.project}: removed {len(d.removed)} worktree{'' if len(d.removed) == 1 else 's'}"
         if d.busy:
             line += f"; {len(d.busy)} busy, left alone: {', '.join(d.busy)}"
-        out.print(line)
+        out.print(line, markup=False)

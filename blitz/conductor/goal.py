@@ -84,6 +84,7 @@ class GoalRun:
 
     __slots__ = (
         "aborted",
+        "activity",
         "attempt_jobs",
         "baseline",
         "budget_stop",
@@ -119,6 +120,7 @@ class GoalRun:
         self.usage = Usage()  # everything spent: attempts, planning, recovery
         self.budget_stop = ""  # why no new work starts (a budget was reached)
         self.started = 0.0
+        self.activity = ""  # what planning is doing now, for a person watching (the live view)
         # Tasks waiting for their model provider: task id -> the monotonic time they may start.
         self.waits: dict[str, float] = {}
 

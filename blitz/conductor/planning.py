@@ -121,8 +121,13 @@ async def prepare(run: GoalRun) -> Prepared:
     run.goal = run.goal.evolve(base_sha=base_sha, summary=plan.summary)
     tasks = [task_of(goal.id, spec, origin="plan", position=i) for i, spec in enumerate(plan.tasks)]
     baseline = None
-    if ws is not None and run.services.validator is not None and run.project.gates.configured():
-        baseline = await _baseline(run, base_sha)
+    gates = run.project.gates.configured()
+    if ws is not None and run.services.validator is not None and gates:
+        run.activity = f"checking the base branch: {', '.join(gates)}"
+        try:
+            baseline = await _baseline(run, base_sha)
+        finally:
+            run.activity = ""
     return Prepared(tasks, baseline, usage)
 
 

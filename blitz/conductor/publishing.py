@@ -16,13 +16,14 @@ from collections.abc import Iterator
 
 from blitz.conductor.goal import End, GoalRun, failed_or_held
 from blitz.conductor.services import GoalReport, Published
-from blitz.domain import Goal, GoalState
+from blitz.domain import PUBLISH_PENDING, PUBLISHED, Goal, GoalState
 from blitz.errors import UserError
 from blitz.events import Event, EventKind
 from blitz.redact import redact
 
-PENDING, PUBLISHED = "pending", "published"
-"""A goal's ``publish_state`` while publishing is to be retried, and once it pushed."""
+PENDING = PUBLISH_PENDING
+"""A goal's ``publish_state`` while publishing is to be retried (:data:`blitz.domain.PUBLISHED`
+once it pushed)."""
 
 FIRST_DELAY, MAX_DELAY = 1.0, 60.0
 """Seconds before the first retry, and the most between two (the delay doubles)."""

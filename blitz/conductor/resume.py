@@ -18,12 +18,18 @@ from dataclasses import dataclass, field
 from blitz.conductor.goal import BLOCKED, GoalRun
 from blitz.conductor.publishing import PENDING, pending
 from blitz.dag import Dag, NodeStatus
-from blitz.domain import GOAL_DONE, Attempt, AttemptState, Goal, GoalState, Task, TaskState
+from blitz.domain import (
+    GOAL_DONE,
+    INTERRUPTED,
+    Attempt,
+    AttemptState,
+    Goal,
+    GoalState,
+    Task,
+    TaskState,
+)
 from blitz.events import EventKind
 from blitz.executors.base import ATTEMPT_REFS, worktree_name
-
-INTERRUPTED = "interrupted (Ctrl-C): `blitz resume` continues it"
-"""The error of a goal whose process was stopped by a person, until it is resumed."""
 
 
 def interrupt(run: GoalRun) -> None:

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from blitz import progress
 from blitz.domain import (
-    TASK_DONE,
     Attempt,
     BreakerRecord,
     GateResult,
@@ -100,11 +100,9 @@ class Progress(BaseModel):
 
     @classmethod
     def of(cls, tasks: list[Task]) -> Progress:
-        counts: dict[str, int] = {}
-        for t in tasks:
-            counts[t.state.value] = counts.get(t.state.value, 0) + 1
-        done = sum(t.state in TASK_DONE for t in tasks)
-        return cls(done=done, total=len(tasks), by_state=counts)
+        """:func:`blitz.progress.of`: the one definition the CLI uses too."""
+        found = progress.of(tasks)
+        return cls(done=found.done, total=found.total, by_state=dict(found.by_state))
 
 
 class GoalOut(BaseModel):

@@ -1,0 +1,125 @@
+"""The ``blitz`` application and its commands, each imported only when it runs.
+
+A command module imports what its command needs (the engine, the store, the daemon's server);
+importing them all cost every command, ``blitz --help`` included, about a second before it did
+anything. :data:`COMMANDS` names each command's module and says in one line what it does, which
+is all ``blitz --help`` shows: :class:`LazyCommands` lists the commands from it and imports a
+command's module when that command is run or its own help is asked for. The one line is the
+first paragraph of the command's docstring; ``tests/cli/test_startup.py`` checks they agree and
+that every command of every module is listed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import NamedTuple
+
+import typer
+from typer import _click as click  # typer vendors click (0.29): its groups speak its own copy
+from typer.core import TyperCommand, TyperGroup
+
+
+class Listed(NamedTuple):
+    """A command as ``blitz --help`` lists it: the module that defines it, what it does."""
+
+    module: str
+    help: str
+
+
+COMMANDS: dict[str, Listed] = {
+    "run": Listed(
+        "run", "Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."
+    ),
+    "resume": Listed(
+        "run",
+        "Continue every unfinished goal whose process is gone (after a crash or a kill), as it "
+        "was started; the options given here override how it was started, for good.",
+    ),
+    "status": Listed("status", "Show goals, or one goal's tasks, attempts, recoveries and cost."),
+    "events": Listed("events", "Print the event log (every state change blitz made)."),
+    "cancel": Listed("run", "Cancel a goal: queued tasks are dropped, running agents are stopped."),
+    "plan": Listed("plan", "Plan GOAL and show the tasks; nothing runs and nothing is stored."),
+    "approve": Listed(
+        "serve", "Approve the plan of a goal that waits for approval, so its tasks run."
+    ),
+    "publish": Listed(
+        "publish",
+        "Push a succeeded goal's branch and open its pull request again (after it failed).",
+    ),
+    "init": Listed(
+        "init",
+        "Detect the project's build/test/typecheck/lint commands and its set-up (the command "
+        "that installs its dependencies in a worktree), and write blitz.toml.",
+    ),
+    "demo": Listed(
+        "demo",
+        "Run a goal on a sample repository with the scripted planner and agent (no model).",
+    ),
+    "projects": Listed("projects", "Manage the repositories blitz works on."),
+    "workspaces": Listed(
+        "workspaces", "The warm worktrees blitz keeps per project (reset before every attempt)."
+    ),
+    "backends": Listed("backends", "Agent backends: which can run, and installing their CLIs."),
+    "doctor": Listed(
+        "doctor",
+        "Check git, the sandbox (bubblewrap, user namespaces), keys, agent CLIs and disk space, "
+        "and try the configured local or OpenAI-compatible models once: do they answer, call "
+        "tools, accept JSON schemas, and how fast. Exits with 1 when something blitz needs is "
+        "missing.",
+    ),
+    "serve": Listed(
+        "serve", "Run the daemon: the engine and its HTTP API (docs/api.md) with the dashboard."
+    ),
+    "token": Listed(
+        "serve",
+        "Make a new token for the daemon (the old one stops working at once) and print it.",
+    ),
+}
+"""Every command, in the order ``blitz --help`` lists them."""
+
+
+class LazyCommands(TyperGroup):
+    """The ``blitz`` group: lists :data:`COMMANDS` without importing them, and imports a
+    command's module when it is resolved to run (its own ``--help`` included)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(dict.fromkeys([*COMMANDS, *self.commands]))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = self.commands.get(cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        # Listed, not loaded: enough for the list of commands in the help.
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name].help)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in COMMANDS and args[0] not in self.commands:
+            self.commands[args[0]] = _load(args[0])
+        return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(
+    cls=LazyCommands,
+    name="blitz",
+    help="Run AI coding agents to completion: goal -> tasks -> validated commits -> PR.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,  # plain help: Rich's help formatting imports Markdown, Syntax...
+)
+"""The command line; the command modules add their commands to it (``blitz.cli.common.app``)."""
+
+
+@app.callback()
+def _root() -> None:
+    """Always a group, however few command modules are imported (only the one that runs)."""
+
+
+def _load(name: str) -> click.Command:
+    """The click command ``name``, its module imported (it adds its commands to the app)."""
+    importlib.import_module(f"blitz.cli.{COMMANDS[name].module}")
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]

@@ -1,0 +1,91 @@
+"""A command imports what it needs and no more: ``blitz --help`` none of the commands, ``blitz
+status`` and ``blitz events`` the store but not the engine, the daemon or any model SDK (what
+made every command cost a second or more before it did anything; ``bench/cli_startup.py``
+measures the time). And the table ``blitz --help`` lists the commands from says what each one
+does, for every command there is."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from blitz_process import TIMEOUT, blitz_env
+from typer.core import TyperGroup
+
+import blitz.cli
+from blitz.cli.common import app
+from blitz.cli.lazy import COMMANDS
+
+ENGINE = ("blitz.app", "blitz.conductor", "blitz.actions", "blitz.backends", "blitz.server")
+SDKS = ("fastapi", "httpx", "pydantic_ai", "anthropic", "openai", "uvicorn")
+STORE = ("sqlalchemy", "pydantic_settings", "blitz.store")
+
+
+def imported_by(home: Path, *args: str) -> tuple[int, set[str]]:
+    """Run ``blitz ARGS`` in a fresh interpreter; its exit code and every module it imported."""
+    code = (
+        "import json, sys\n"
+        "from blitz.cli import main\n"
+        f"sys.argv = ['blitz', *{list(args)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code or 0\n"
+        "else:\n"
+        "    code = 0\n"
+        "sys.stdout.flush()\n"
+        "print('\\n' + json.dumps({'code': code, 'modules': sorted(sys.modules)}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=blitz_env(home),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    report = json.loads(done.stdout.rstrip().splitlines()[-1])
+    return report["code"], set(report["modules"])
+
+
+def under(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in packages or m.startswith(packages))
+
+
+@pytest.mark.parametrize(
+    ("args", "needed", "not_needed"),
+    [
+        (("--help",), ("blitz.cli.lazy",), (*ENGINE, *SDKS, *STORE, "blitz.cli.run")),
+        (("status",), ("blitz.cli.status", "blitz.store.sql"), ENGINE + SDKS),
+        (("events",), ("blitz.cli.events", "blitz.store.sql"), ENGINE + SDKS),
+    ],
+)
+def test_a_command_imports_only_what_it_needs(
+    home: Path, args: tuple[str, ...], needed: tuple[str, ...], not_needed: tuple[str, ...]
+) -> None:
+    code, modules = imported_by(home, *args)
+    assert code == 0
+    assert set(needed) <= modules  # it did run (status and events read the store)
+    assert under(modules, not_needed) == []
+
+
+def test_the_table_lists_every_command_with_what_it_does() -> None:
+    for info in pkgutil.iter_modules(blitz.cli.__path__):
+        importlib.import_module(f"blitz.cli.{info.name}")
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    assert set(group.commands) == set(COMMANDS), "blitz/cli/lazy.py's COMMANDS: add or remove"
+    for name, command in group.commands.items():
+        module = command.callback.__module__ if command.callback else ""
+        if module:
+            assert module == f"blitz.cli.{COMMANDS[name].module}", name
+        first = inspect.cleandoc(command.help or "").split("\n\n")[0].replace("\n", " ").strip()
+        assert COMMANDS[name].help == first, f"{name}: the table's line is not its docstring's"
