@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from blitz import demo as sample
 from blitz import sandbox
@@ -49,8 +50,8 @@ async def _demo(path: Path | None, json_out: bool) -> int:
     try:
         if not json_out:
             out.print(f"[bold magenta]blitz demo[/] - {SCRIPTED_LABEL}")
-            out.print(f"sample repository: {repo}")
-            out.print(f"goal: {sample.GOAL}")
+            out.print(f"sample repository: {repo}", markup=False)
+            out.print(f"goal: {sample.GOAL}", markup=False)
             found = sandbox.probe()
             shown = "in the sandbox" if found.ok else f"unconfined: {found.reason}"
             out.print(f"agents and gates run {shown}\n", markup=False)
@@ -66,23 +67,27 @@ async def _demo(path: Path | None, json_out: bool) -> int:
             return 0 if final.state is GoalState.SUCCEEDED else 1
         span = f"{final.base_branch}..{final.branch}"
         log = (await run_git(repo, "log", "--format=  %h %s", span, timeout=30, check=False)).out
-        out.print(f"\n[bold]commits on {final.branch}[/] (one per task):\n{log.rstrip()}")
+        out.print(
+            f"\n[bold]commits on {escape(final.branch)}[/] (one per task):\n{escape(log.rstrip())}"
+        )
         for r in blitz.store.load_recoveries(final.id):
             out.print(
-                f"\n[bold]recovery[/] of {r.task_id}: {r.action.value}"
-                f" -> {', '.join(r.new_tasks)}\n"
-                f"  root cause: {r.root_cause}"
+                f"\n[bold]recovery[/] of {escape(r.task_id)}: {r.action.value}"
+                f" -> {escape(', '.join(r.new_tasks))}\n"
+                f"  root cause: {escape(r.root_cause)}"
             )
         description = (
             Path(final.pr_url) if final.pr_url and not final.pr_url.startswith("http") else None
         )
         if description is not None and description.exists():
-            out.print(f"\n[bold]pull request description[/] ({description}):\n")
+            out.print(f"\n[bold]pull request description[/] ({escape(str(description))}):\n")
             out.print(description.read_text(encoding="utf-8"), markup=False, soft_wrap=True)
         out.print("\n[bold]where everything is[/]")
-        out.print(f"  sample repository:  {repo}  (your goal branch: {final.branch})")
-        out.print(f"  pushed to remote:   {root / 'origin.git'}")
-        out.print(f"  blitz state:        {settings.home} (database {settings.db_url})")
+        out.print(f"  sample repository:  {repo}  (your goal branch: {final.branch})", markup=False)
+        out.print(f"  pushed to remote:   {root / 'origin.git'}", markup=False)
+        out.print(
+            f"  blitz state:        {settings.home} (database {settings.db_url})", markup=False
+        )
         me = shell_command(os.environ, sys.argv[0])
         out.print(
             f"  inspect:            {me} status {final.id}   |   {me} events {final.id}",

@@ -89,11 +89,11 @@ def init(
     for note in notes:
         out.print(f"  {note}", markup=False, soft_wrap=True)
     for name, command in gates.configured().items():
-        out.print(f"  {name}: {command}")
+        out.print(f"  {name}: {command}", markup=False)
     if setup.command:
-        out.print(f"  setup: {setup.command}")
+        out.print(f"  setup: {setup.command}", markup=False)
     if setup.keep:
-        out.print(f"  keep: {', '.join(setup.keep)}")
+        out.print(f"  keep: {', '.join(setup.keep)}", markup=False)
     if choice is None:
         out.print("\nno coding agent is usable here yet:", markup=False)
         named = [name for name, value in os.environ.items() if value]  # names only, no value

@@ -99,3 +99,18 @@ def test_brackets_in_a_planned_goal_are_printed(repo: Path, home: Path, tmp_path
     scenario = write_yaml(tmp_path / "scenario.yaml", PLAN)
     shown = printed(blitz(home, "plan", TITLE, "--repo", repo, "--scenario", scenario))
     shows(shown, TITLE, "Greet [summary]", "Write [hello]", "Append [world]")
+
+
+def test_brackets_in_what_init_detected_are_printed(home: Path, git_repo: Path) -> None:
+    (git_repo / "pyproject.toml").write_text(
+        '[project]\nname = "lib"\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n\n'
+        "[tool.ruff]\nline-length = 100\n"
+    )
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-q", "-m", "pyproject")
+
+    shows(
+        printed(blitz(home, "init", git_repo)),
+        "([tool.pytest] in pyproject.toml)",
+        "([tool.ruff] in pyproject.toml)",
+    )
