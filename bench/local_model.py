@@ -189,14 +189,14 @@ def _json(text: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _run_goal(goal: Goal, root: Path, relay: CountingRelay) -> dict[str, Any]:
+def _run_goal(goal: Goal, root: Path, relay: CountingRelay, timeout: float) -> dict[str, Any]:
     model = f"llamacpp:{MODEL}@http://127.0.0.1:{relay.port}/v1"
     repo = _repo(root, goal, model)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLITZ_", "OPENAI_"))}
     env["BLITZ_HOME"] = str(root / f"{goal.name}-home")
     calls = relay.calls
     start = time.monotonic()
-    done = _blitz("run", goal.text, "--repo", str(repo), "--json", env=env, timeout=GOAL_TIMEOUT)
+    done = _blitz("run", goal.text, "--repo", str(repo), "--json", env=env, timeout=timeout)
     wall = time.monotonic() - start
     report = _json(done.output)
     result: dict[str, Any] = {
@@ -234,6 +234,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--ctx", type=int, default=16384)
     parser.add_argument(
+        "--goal-timeout", type=float, default=GOAL_TIMEOUT, help="seconds a goal may take"
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="leave the repositories and the model traffic"
     )
     args = parser.parse_args()
@@ -251,7 +254,7 @@ def main() -> int:
             ) as relay,
         ):
             for goal in goals:
-                row = _run_goal(goal, root, relay)
+                row = _run_goal(goal, root, relay, args.goal_timeout)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:

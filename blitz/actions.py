@@ -141,12 +141,9 @@ async def register(app: App, path: Path, *, name: str = "") -> Registered:
     A blitz.toml in the repository is the source of truth for its settings and is re-read
     every time; without one, gates are detected when the project is first registered.
     """
-    try:
-        path = path.expanduser().resolve()
-        if not path.exists():
-            raise RepositoryError(f"{path} does not exist")
-    except OSError as exc:  # a name too long, a loop of links: no repository to be had there
-        raise RepositoryError(f"{str(path)[:200]}… cannot be used: {exc.strerror}") from None
+    path = path.expanduser().resolve()
+    if not path.exists():
+        raise RepositoryError(f"{path} does not exist")
     store = app.store
     ws = app.workspace(path)
     cfg = app.repo_config(path)

@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from blitz import actions
+from blitz.domain import AttemptState
 from blitz.live_gates import Update
 from blitz.redact import redact
 from blitz.server import events
@@ -49,15 +50,26 @@ def routes(router: APIRouter, host: Host) -> None:
     async def live_gate_output(goal: str, attempt: str) -> EventSourceResponse:
         """The attempt's gate output as it is printed: what is kept so far, then as it comes."""
 
-        def check() -> None:
+        def ended() -> bool:
+            """Whether the attempt has ended (a 404 when the goal has no such attempt)."""
             found = actions.goal_of(store, goal)
-            if not any(a.id == attempt for a in store.load_attempts(found.id)):
+            states = [a.state for a in store.load_attempts(found.id) if a.id == attempt]
+            if not states:
                 raise not_found(f"goal {found.id} has no attempt {attempt!r}")
+            return states[0] is not AttemptState.RUNNING
 
-        await asyncio.to_thread(check)
+        over = await asyncio.to_thread(ended)
+        passes = 0
+
+        def done() -> bool:
+            # An attempt that had ended gets what is kept of its gates once, and the stream
+            # ends; a running one is followed for as long as the daemon serves.
+            nonlocal passes
+            passes += 1
+            return host.hub.closed or (over and passes > 1)
 
         async def stream() -> AsyncIterator[ServerSentEvent]:
-            updates = host.app.live_gates.follow(attempt, until=lambda: host.hub.closed)
+            updates = host.app.live_gates.follow(attempt, until=done)
             number = 0
             async for update in updates:
                 number += 1
