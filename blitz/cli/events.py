@@ -39,9 +39,9 @@ def events(
             goal_id = found.id
         after = 0
         if last:
-            # Start from the last N events.
-            every = store.events(goal_id=goal_id, after=0, limit=10**9)
-            after = every[-last].id - 1 if len(every) > last else 0
+            # Start from the last N events (read only those).
+            newest = store.events(goal_id=goal_id, limit=last, newest=True)
+            after = newest[0].id - 1 if newest else 0
         while True:
             batch = store.events(goal_id=goal_id, after=after, limit=1000)
             for ev in batch:

@@ -162,9 +162,10 @@ class Store(Protocol):
     def load_breakers(self) -> list[BreakerRecord]: ...
 
     def events(
-        self, *, goal_id: str | None = None, after: int = 0, limit: int = 1000
+        self, *, goal_id: str | None = None, after: int = 0, limit: int = 1000, newest: bool = False
     ) -> list[Event]:
-        """Events with id > ``after``, oldest first."""
+        """Events with id > ``after``, oldest first: the first ``limit`` of them, or with
+        ``newest`` the last ``limit`` (``blitz events --last N`` reads only those)."""
         ...
 
     async def aclose(self) -> None:

@@ -372,15 +372,15 @@ class SqlStore:
         ]
 
     def events(
-        self, *, goal_id: str | None = None, after: int = 0, limit: int = 1000
+        self, *, goal_id: str | None = None, after: int = 0, limit: int = 1000, newest: bool = False
     ) -> list[Event]:
-        """Events with id > ``after``, oldest first."""
-        stmt = (
-            sa.select(event_log).where(event_log.c.id > after).order_by(event_log.c.id).limit(limit)
-        )
+        """Events with id > ``after``, oldest first: the first ``limit``, or the last."""
+        order = event_log.c.id.desc() if newest else event_log.c.id
+        stmt = sa.select(event_log).where(event_log.c.id > after).order_by(order).limit(limit)
         if goal_id is not None:
             stmt = stmt.where(event_log.c.goal_id == goal_id)
-        return [EVENTS.from_row(row) for row in self._rows_of(stmt)]
+        found = [EVENTS.from_row(row) for row in self._rows_of(stmt)]
+        return found[::-1] if newest else found
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

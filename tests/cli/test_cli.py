@@ -178,6 +178,9 @@ def test_run_a_plan_file_then_look_at_it(repo: Path, home: Path, tmp_path: Path)
         "goal.succeeded",
     ):
         assert kind in log
+    # --last N: the last N lines of the whole log.
+    last = ok(blitz(home, "events", goal_id, "--last", "2")).rstrip().splitlines()
+    assert last == log.rstrip().splitlines()[-2:] and "goal.succeeded" in last[-1]
     # --follow on a goal that has ended prints its events and stops.
     followed = ok(blitz(home, "events", goal_id, "--follow"))
     assert followed.rstrip().splitlines()[-1] == log.rstrip().splitlines()[-1]

@@ -141,3 +141,18 @@ def test_delete_project_removes_everything_of_its_goals_but_keeps_the_event_log(
     assert store.take_commands(["g-1", "g-2"]) == []
     assert store.load_tasks("g-2") == [make_task("t1", goal_id="g-2")]
     assert store.load_attempts("g-2") == [make_attempt("a-g-2", goal_id="g-2")]
+
+
+def test_events_newest_reads_only_the_last_ones_oldest_first(store: SqlStore) -> None:
+    store.write(
+        events=[event(goal_id="g-1" if i % 2 else "g-2", message=f"m{i}") for i in range(7)]
+    )
+    store.flush_sync()
+    assert [e.message for e in store.events(limit=3, newest=True)] == ["m4", "m5", "m6"]
+    assert [e.message for e in store.events(goal_id="g-1", limit=2, newest=True)] == ["m3", "m5"]
+    first = store.events(limit=1)[0].id
+    # ``after`` still bounds them: the newest of those after the first, never the first itself.
+    assert [e.message for e in store.events(after=first, limit=9, newest=True)] == [
+        f"m{i}" for i in range(1, 7)
+    ]
+    assert store.events(goal_id="g-9", limit=3, newest=True) == []
