@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -96,6 +96,7 @@ goals = sa.Table(
     _text("publish_state", server_default="''"),
     _text("publish_error", server_default="''"),
     _int("publish_attempts", server_default="0"),
+    _text("follows", server_default="''"),
     sa.Index("ix_goals_project_id", "project_id"),
 )
 tasks = sa.Table(
