@@ -96,6 +96,7 @@ goals = sa.Table(
     _text("publish_state", server_default="''"),
     _text("publish_error", server_default="''"),
     _int("publish_attempts", server_default="0"),
+    _text("follows", server_default="''"),
     sa.Index("ix_goals_project_id", "project_id"),
 )
 tasks = sa.Table(
