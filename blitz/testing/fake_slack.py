@@ -124,9 +124,7 @@ class FakeSlack:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._port = self._runner.addresses[0][1]
 
     def stop(self) -> None:
         loop, self._loop = self._loop, None
@@ -390,6 +388,12 @@ def click(
         "container": {"type": "message", "channel_id": channel, "message_ts": message_ts},
         "message": {"ts": message_ts, "text": ""},
         "actions": [
-            {"type": "button", "action_id": action_id, "value": value, "block_id": "b", "action_ts": "1"}
+            {
+                "type": "button",
+                "action_id": action_id,
+                "value": value,
+                "block_id": "b",
+                "action_ts": "1",
+            }
         ],
     }

@@ -9,7 +9,9 @@ from enum import StrEnum
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
-HELP = "`status`, `cancel`, `approve`, `retry TASK`, `skip TASK`, or anything else: a follow-up goal"
+HELP = (
+    "`status`, `cancel`, `approve`, `retry TASK`, `skip TASK`, or anything else: a follow-up goal"
+)
 
 
 class Verb(StrEnum):

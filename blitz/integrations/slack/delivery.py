@@ -10,7 +10,6 @@ never stops a goal.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -80,7 +79,10 @@ class Delivery:
         answer = await self._call(
             "chat.postMessage",
             lambda: self.web.chat_postMessage(
-                channel=channel, text=text.text, blocks=_blocks(text.blocks), thread_ts=thread_ts or None
+                channel=channel,
+                text=text.text,
+                blocks=_blocks(text.blocks),
+                thread_ts=thread_ts or None,
             ),
         )
         return str(answer["ts"]) if answer is not None else None
@@ -129,7 +131,7 @@ class Delivery:
                 self.pause(error)
             elif error not in quiet:
                 log.warning("Slack %s failed: %s", method, error or exc)
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("Slack %s failed after retries: %r", method, exc)
         return None
 

@@ -82,7 +82,9 @@ class Listeners:
             elif mentioned and not threads and await self._first(channel, ts):
                 await self.delivery.post(
                     channel,
-                    messages.Text("This thread is not a goal's: mention me in the channel to start one."),
+                    messages.Text(
+                        "This thread is not a goal's: mention me in the channel to start one."
+                    ),
                     thread_ts=thread_ts,
                 )
             return

@@ -72,10 +72,9 @@ def line(goal: Goal, tasks: Sequence[Task], usage: Usage) -> str:
     """``2/3 tasks done · 1 running · 0 failed · $0.12``."""
     p = progress.of(tasks)
     running = p.by_state.get(TaskState.RUNNING.value, 0)
-    failed = p.by_state.get(TaskState.FAILED.value, 0) + p.by_state.get(
-        TaskState.CRASHED.value, 0
-    )
-    return f"{p.done}/{p.total} tasks done · {running} running · {failed} failed · ${usage.cost_usd:.2f}"
+    failed = p.by_state.get(TaskState.FAILED.value, 0) + p.by_state.get(TaskState.CRASHED.value, 0)
+    cost = f"${usage.cost_usd:.2f}"
+    return f"{p.done}/{p.total} tasks done · {running} running · {failed} failed · {cost}"
 
 
 def working(goal: Goal, tasks: Sequence[Task], usage: Usage) -> Text:
@@ -128,7 +127,9 @@ def ended(goal: Goal, tasks: Sequence[Task], usage: Usage) -> Text:
         else "Reply with what to change (a follow-up goal), or start a new goal."
     )
     reasons = "".join(f"\n• `{t.id}`: {t.reason or t.state.value}" for t in failed[:5])
-    return Text(redact(f":x: Failed: {goal.error or 'the goal failed'}. {summary}.{reasons}\n{todo}"))
+    return Text(
+        redact(f":x: Failed: {goal.error or 'the goal failed'}. {summary}.{reasons}\n{todo}")
+    )
 
 
 def outcome_reaction(goal: Goal) -> str:

@@ -26,6 +26,10 @@ class SlackSettings(BaseSettings):
     )
     api_url: str = ""
     """Slack's Web API base URL (``BLITZ_SLACK_API_URL``; a fake in tests)."""
+    update_interval: float = Field(default=1.0, ge=0)
+    """Seconds between two rounds of thread updates (Slack takes about one edit a second)."""
+    retry_backoff: float = Field(default=0.5, ge=0)
+    """The first wait, in seconds, before retrying a call Slack answered with a 5xx (doubles)."""
     allowed_users: str = ""
     """Comma-separated user ids who may start and steer goals; empty: everyone in a mapped
     channel (``BLITZ_SLACK_ALLOWED_USERS``)."""

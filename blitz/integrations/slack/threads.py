@@ -132,9 +132,12 @@ class ThreadKeeper:
             await self.delivery.update(
                 thread.channel, thread.progress_ts, messages.working(goal, tasks, usage)
             )
-        if await self.delivery.post(
-            thread.channel, messages.ended(goal, tasks, usage), thread_ts=thread.thread_ts
-        ) is None:
+        if (
+            await self.delivery.post(
+                thread.channel, messages.ended(goal, tasks, usage), thread_ts=thread.thread_ts
+            )
+            is None
+        ):
             return thread  # tried again at the next change or start
         await self.delivery.react(thread.channel, thread.thread_ts, messages.outcome_reaction(goal))
         self._shown.pop(goal_id, None)
