@@ -12,6 +12,8 @@ Both may run at once; each delivery is taken once (:mod:`~.listeners`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("blitz.slack")
 
 EVENTS_PATH = "/slack/events"
+
+CONNECT_BACKOFF_MAX = 60.0
+"""The most seconds between two tries at connecting Socket Mode."""
 
 
 class SlackBridge:
@@ -61,6 +66,7 @@ class SlackBridge:
         Listeners(host, settings, self.delivery, self.keeper).register(self.bolt)
         self._http = AsyncSlackRequestHandler(self.bolt) if signing else None
         self._socket: AsyncSocketModeHandler | None = None
+        self._connecting: asyncio.Task[None] | None = None
 
     @property
     def modes(self) -> list[str]:
@@ -88,10 +94,30 @@ class SlackBridge:
             self._socket = AsyncSocketModeHandler(
                 self.bolt, self.settings.app_token.get_secret_value(), web_client=self.web
             )
-            await self._socket.connect_async()
+            self._connecting = asyncio.get_running_loop().create_task(self._connect(self._socket))
         log.info("Slack: %s", " and ".join(self.modes))
 
+    async def _connect(self, socket: AsyncSocketModeHandler) -> None:
+        """Connect Socket Mode, trying again with backoff while Slack cannot be reached or
+        refuses (the daemon serves meanwhile; the client reconnects by itself once connected)."""
+        wait = 1.0
+        while True:
+            try:
+                await socket.connect_async()
+                return
+            except Exception as exc:  # Slack's error or the network's: said, tried again
+                log.error(
+                    "Slack Socket Mode could not connect (%s); trying again in %g s", exc, wait
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, CONNECT_BACKOFF_MAX)
+
     async def stop(self) -> None:
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None

@@ -13,7 +13,9 @@ class SlackSettings(BaseSettings):
     """``SLACK_BOT_TOKEN`` (``xoxb-``), ``SLACK_SIGNING_SECRET`` (HTTP events) and
     ``SLACK_APP_TOKEN`` (``xapp-``: Socket Mode); ``BLITZ_SLACK_*`` for the rest."""
 
-    model_config = SettingsConfigDict(env_prefix="BLITZ_SLACK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BLITZ_SLACK_", extra="ignore", populate_by_name=True
+    )
 
     bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN")
