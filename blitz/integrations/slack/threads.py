@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 
-from blitz.domain import GOAL_DONE, GoalState
+from blitz.domain import GOAL_DONE
 from blitz.events import Event
 from blitz.integrations.slack import messages
 from blitz.integrations.slack.delivery import Delivery
@@ -107,7 +107,7 @@ class ThreadKeeper:
                 plan_shown = plan.text
         if goal.state in GOAL_DONE:
             thread = await self._end(thread, goal_id)
-        elif goal.state is not GoalState.AWAITING_APPROVAL or not tasks:
+        else:
             text = messages.working(goal, tasks, usage)
             if not thread.progress_ts:
                 ts = await self.delivery.post(thread.channel, text, thread_ts=thread.thread_ts)

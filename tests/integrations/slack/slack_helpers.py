@@ -32,11 +32,15 @@ AGENT = {
 SCENARIO: dict[str, Any] = {**PLAN, "agent": AGENT}
 
 
-def repo(root: Path, *, approval: bool = False, github: str = "") -> Path:
+def repo(
+    root: Path, *, approval: bool = False, github: str = "", recoveries: int | None = None
+) -> Path:
     """A committed repository with a passing gate; ``github``: its origin is
-    ``https://github.com/acme/<name>.git``, pushed to a bare repository beside it."""
+    ``https://github.com/acme/<name>.git``, pushed to a bare repository beside it;
+    ``recoveries``: recovery plans a failed task may get."""
     project = {"require_plan_approval": True} if approval else {}
-    path = make_repo(root, gates=GATE, project=project)
+    limits = {"max_recoveries_per_task": recoveries} if recoveries is not None else {}
+    path = make_repo(root, gates=GATE, project=project, limits=limits)
     if github:
         bare = root / "origin.git"
         git(root, "init", "-q", "--bare", str(bare))
