@@ -72,6 +72,9 @@ def serve(
         # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
         print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
         show_token()
+        if daemon.slack is not None:
+            modes = {"http": "HTTP events at /slack/events", "socket": "Socket Mode"}
+            print("slack: " + " and ".join(modes[m] for m in daemon.slack.modes), flush=True)
         for goal in resumed:
             out.echo(f"resuming {goal.id} ({goal.state.value}): {goal.title}")
 

@@ -23,6 +23,9 @@ APPROVE, REJECT = "blitz_approve", "blitz_reject"
 PLAN_SHOWN = 20
 """Tasks of a plan listed in its reply; the rest are counted."""
 
+SECTION_MAX = 2900
+"""Characters of a Block Kit section's text (Slack refuses more than 3000)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Text:
@@ -42,7 +45,7 @@ def plan(goal: Goal, tasks: Sequence[Task]) -> Text:
         head += ": waits for approval"
     elif goal.state is GoalState.CANCELLED and not any(t.attempts for t in tasks):
         head += ": not run"
-    body = redact(head + "\n" + "\n".join(lines))
+    body = redact(head + "\n" + "\n".join(lines))[:SECTION_MAX]
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]
     if waiting:
         blocks.append(

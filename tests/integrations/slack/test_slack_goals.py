@@ -15,6 +15,7 @@ from slack_helpers import (
     MALLORY,
     OTHER_CHANNEL,
     SCENARIO,
+    SECRET,
     ending,
     repo,
     thread_texts,
@@ -61,6 +62,11 @@ async def test_a_mention_becomes_a_goal_whose_thread_ends_with_the_pull_request(
     sent = [c for c in slack.calls if c.method.startswith("chat.")]
     assert all(GH_TOKEN not in str(c.args) for c in sent)
     assert {c.token for c in slack.calls} == {slack.bot_token}
+    # Slack's secrets are nowhere in the store (its database files) or the event log.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "home").glob("blitz.db*"))
+    assert slack.bot_token.encode() not in stored and SECRET.encode() not in stored
+    events = (await r.http.get(f"/api/goals/{goal['id']}/events")).text
+    assert slack.bot_token not in events and SECRET not in events
 
 
 async def test_a_plan_that_needs_approval_runs_once_an_allowed_user_clicks_approve(
