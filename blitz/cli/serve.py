@@ -39,6 +39,7 @@ def serve(
     from blitz.server.daemon import Daemon, hold_home, listen, url_of
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    slack = _slack_settings()  # a bad Slack set-up stops here, before anything is made
     blitz = make_app(scenario_path=scenario)
     tokens = TokenStore.of_home(blitz.settings.home)
     try:
@@ -64,9 +65,7 @@ def serve(
         else:
             print(f"token: kept hashed in {tokens.path}; `blitz token` makes a new one", flush=True)
 
-    daemon = Daemon(
-        blitz, tokens=tokens, grace=grace, cors_origins=cors_origin, slack=_slack_settings()
-    )
+    daemon = Daemon(blitz, tokens=tokens, grace=grace, cors_origins=cors_origin, slack=slack)
 
     def ready(resumed: list[Goal]) -> None:
         # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
