@@ -89,7 +89,7 @@ class Listeners:
                 )
             return
         project = await asyncio.to_thread(project_for, store, channel)
-        if project is None and not mentioned:
+        if not mentioned and (project is None or (self.channels and channel not in self.channels)):
             return  # a message in a channel blitz does not work in
         if not await self._first(channel, ts):
             return
