@@ -69,8 +69,8 @@ async def start(store: Store, workspace: Workspace, project: Project, follows: s
         head = await workspace.rev_parse(f"refs/heads/{earlier.branch}")
     except GitError:
         raise Conflict(
-            f"the branch {earlier.branch} of goal {earlier.id} no longer exists in "
-            f"{project.path}: start a new goal instead"
+            f"goal {earlier.id} left no branch {earlier.branch} in {project.path} to continue "
+            "(it ended before making it, or it was deleted): start a new goal instead"
         ) from None
     return Start(
         follows=earlier.id,
