@@ -83,6 +83,17 @@ class GoalSummary:
     def ended(self) -> bool:
         return self.state in GOAL_DONE
 
+    @property
+    def pr_link(self) -> str:
+        """The pull request's URL; "" when there is none, or only its description in a file
+        (the goal's branch was not pushed: no remote, not on GitHub, no token)."""
+        return self.pr_url if self.pr_url.startswith(("https://", "http://")) else ""
+
+    def _pr(self) -> str:
+        if self.pr_link:
+            return f"pull request {self.pr_link}"
+        return f"pull request description in {self.pr_url} (not pushed)" if self.pr_url else ""
+
     def line(self) -> str:
         """One line: ``g-1 running: 2/5 tasks done, 1 running, 1 failed; $0.42``, then the pull
         request, or why it failed or waits."""
@@ -93,7 +104,7 @@ class GoalSummary:
             parts.append(f"{len(self.failed)} failed")
         text = f"{self.goal_id} {self._state()}: {', '.join(parts)}; {_usd(self.cost_usd)}"
         if self.pr_url:
-            text += f"; pull request {self.pr_url}"
+            text += f"; {self._pr()}"
         why = self._why()
         return f"{text}: {why}" if why and not self.pr_url else text
 
@@ -114,7 +125,8 @@ class GoalSummary:
         if self.follows:
             lines.append(f"A follow-up of goal {self.follows}, on branch {self.branch}")
         if self.pr_url:
-            lines.append(f"Pull request: {self.pr_url}")
+            pr = self._pr()
+            lines.append(pr[0].upper() + pr[1:])
         why = self._why()
         if why:
             lines.append(f"Why: {why}")

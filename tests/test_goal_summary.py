@@ -101,7 +101,15 @@ def test_a_succeeded_goal_gives_its_pull_request_and_a_follow_up() -> None:
         "g-1 succeeded: 1/1 tasks done; < $0.01; pull request https://github.com/acme/api/pull/7"
     )
     assert "A follow-up of goal g-0, on branch blitz/add-rate-limiting-g-1" in summary.paragraph()
+    assert "Pull request https://github.com/acme/api/pull/7" in summary.paragraph()
+    assert summary.pr_link == "https://github.com/acme/api/pull/7"
     assert actions(summary) == [("follow_up", "")] and summary.ended
+
+    local = goal(GoalState.SUCCEEDED, pr_url="/home/blitz/goals/g-1/pull-request.md")
+    summary = summarize(local, [task("a", TaskState.SUCCEEDED)], cost_usd=0, project=PROJECT)
+    assert summary.pr_link == "" and summary.line().endswith(
+        "; pull request description in /home/blitz/goals/g-1/pull-request.md (not pushed)"
+    )
 
 
 def test_publishing_pending_and_a_paused_project_say_so() -> None:
