@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from blitz.domain import GOAL_DONE, Goal, Project, Task, TaskState
+from blitz.domain import GOAL_DONE, Goal, GoalState, Project, Task, TaskState
 from blitz.errors import Conflict, GitError, NotFound
 from blitz.store.base import Store
 
@@ -85,10 +85,11 @@ def check_branch_free(store: Store, goal: Goal, *, following: bool = False) -> N
     (with ``following``: or ``goal`` itself, which a follow-up would continue)."""
     if not goal.branch:
         return
+    unfinished = [state for state in GoalState if state not in GOAL_DONE]
     busy = [
         g
-        for g in store.list_goals(project_id=goal.project_id)
-        if g.branch == goal.branch and g.state not in GOAL_DONE and (following or g.id != goal.id)
+        for g in store.list_goals(project_id=goal.project_id, states=unfinished)
+        if g.branch == goal.branch and (following or g.id != goal.id)
     ]
     if not busy:
         return
