@@ -159,6 +159,10 @@ def describe(goal: Goal, tasks: list[Task]) -> list[str]:
 
 # -- the pull request ---------------------------------------------------------------------------
 
+BODY_LIMIT = 65_000
+"""GitHub refuses a pull request description over 65,536 characters."""
+
+_CUT = "\n\n*(the description before this was cut: too long for GitHub)*\n\n"
 _HEADING = re.compile(r"^(#{1,5}) ")
 _FENCE = re.compile(r"^\s*(`{3,})")
 
@@ -186,8 +190,17 @@ def updated_body(body: str, goal: Goal, description: str) -> str:
     if found:
         _, closed, after = rest.partition(end)
         if closed:
-            return f"{before}{section}{after}"
-    return f"{body.rstrip()}\n\n{section}\n"
+            return _fit(before, section, after)
+    return _fit(f"{body.rstrip()}\n\n", section, "\n")
+
+
+def _fit(before: str, section: str, after: str) -> str:
+    """``before + section + after`` within what GitHub takes; the start of what was there
+    before is what gives way (the follow-up's own section says what it added)."""
+    room = BODY_LIMIT - len(section) - len(after) - len(_CUT)
+    if len(before) + len(section) + len(after) <= BODY_LIMIT:
+        return before + section + after
+    return before[: max(0, room)].rstrip() + _CUT + section[:BODY_LIMIT] + after
 
 
 def _start(goal_id: str) -> str:

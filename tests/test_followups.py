@@ -240,3 +240,12 @@ def test_publishing_again_replaces_the_follow_up_s_section() -> None:
     third = Goal(id="g-3", project_id="p", title="More", follows="g-2")
     both = followups.updated_body(twice, third, "# blitz: More\n\n## Goal\n\nMore\n")
     assert both.startswith(twice.rstrip()) and "## Follow-up: More" in both
+
+
+def test_a_description_too_long_for_github_gives_way_at_its_start() -> None:
+    goal = Goal(id="g-2", project_id="p", title="More", follows="g-1")
+    body = followups.updated_body("x" * 70_000, goal, "# blitz: More\n\n## Goal\n\nMore\n")
+
+    assert len(body) <= followups.BODY_LIMIT
+    assert "## Follow-up: More" in body and body.rstrip().endswith("<!-- /blitz:follow-up g-2 -->")
+    assert "too long for GitHub" in body
