@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from blitz.domain import GOAL_DONE, Goal, Project, Task, TaskState
+from blitz.domain import GOAL_DONE, Goal, GoalState, Project, Task, TaskState
 from blitz.errors import Conflict, GitError, NotFound
 from blitz.store.base import Store
 
@@ -69,8 +69,8 @@ async def start(store: Store, workspace: Workspace, project: Project, follows: s
         head = await workspace.rev_parse(f"refs/heads/{earlier.branch}")
     except GitError:
         raise Conflict(
-            f"the branch {earlier.branch} of goal {earlier.id} no longer exists in "
-            f"{project.path}: start a new goal instead"
+            f"goal {earlier.id} left no branch {earlier.branch} in {project.path} to continue "
+            "(it ended before making it, or it was deleted): start a new goal instead"
         ) from None
     return Start(
         follows=earlier.id,
@@ -85,10 +85,11 @@ def check_branch_free(store: Store, goal: Goal, *, following: bool = False) -> N
     (with ``following``: or ``goal`` itself, which a follow-up would continue)."""
     if not goal.branch:
         return
+    unfinished = [state for state in GoalState if state not in GOAL_DONE]
     busy = [
         g
-        for g in store.list_goals(project_id=goal.project_id)
-        if g.branch == goal.branch and g.state not in GOAL_DONE and (following or g.id != goal.id)
+        for g in store.list_goals(project_id=goal.project_id, states=unfinished)
+        if g.branch == goal.branch and (following or g.id != goal.id)
     ]
     if not busy:
         return
@@ -158,6 +159,10 @@ def describe(goal: Goal, tasks: list[Task]) -> list[str]:
 
 # -- the pull request ---------------------------------------------------------------------------
 
+BODY_LIMIT = 65_000
+"""GitHub refuses a pull request description over 65,536 characters."""
+
+_CUT = "\n\n*(the description before this was cut: too long for GitHub)*\n\n"
 _HEADING = re.compile(r"^(#{1,5}) ")
 _FENCE = re.compile(r"^\s*(`{3,})")
 
@@ -185,8 +190,17 @@ def updated_body(body: str, goal: Goal, description: str) -> str:
     if found:
         _, closed, after = rest.partition(end)
         if closed:
-            return f"{before}{section}{after}"
-    return f"{body.rstrip()}\n\n{section}\n"
+            return _fit(before, section, after)
+    return _fit(f"{body.rstrip()}\n\n", section, "\n")
+
+
+def _fit(before: str, section: str, after: str) -> str:
+    """``before + section + after`` within what GitHub takes; the start of what was there
+    before is what gives way (the follow-up's own section says what it added)."""
+    room = BODY_LIMIT - len(section) - len(after) - len(_CUT)
+    if len(before) + len(section) + len(after) <= BODY_LIMIT:
+        return before + section + after
+    return before[: max(0, room)].rstrip() + _CUT + section[:BODY_LIMIT] + after
 
 
 def _start(goal_id: str) -> str:
