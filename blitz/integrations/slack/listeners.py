@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
 
-from blitz import actions
+from blitz import actions, goal_summary
 from blitz.domain import Goal
 from blitz.errors import UserError
 from blitz.integrations.slack import messages
@@ -163,9 +163,8 @@ class Listeners:
         app, engine, store = self.host.app, self.host.engine, self.host.store
         goal = actions.goal_of(store, thread.goal_id)
         if command.verb is Verb.STATUS:
-            tasks = await asyncio.to_thread(store.load_tasks, goal.id)
-            usage = await asyncio.to_thread(store.usage, goal.id) + goal.usage
-            return messages.status(goal, tasks, usage).text
+            summary = await asyncio.to_thread(goal_summary.read, store, goal.id)
+            return messages.status(summary).text
         if command.verb is Verb.UNCLEAR:
             return command.text
         if command.verb is Verb.CANCEL:

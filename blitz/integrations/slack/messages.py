@@ -1,6 +1,7 @@
 """What blitz says in a goal's thread: the plan (with Approve / Reject buttons while it waits),
-one progress line edited in place, and the end. Built on :mod:`blitz.progress`, the one
-definition of a goal's progress (D's ``blitz.goal_summary`` is to take this over at merge).
+one progress line edited in place, and the end. The progress line is built on
+:mod:`blitz.progress`, the one definition of a goal's progress; the status and the end are
+:mod:`blitz.goal_summary`'s paragraph, its steps worded as the thread's commands.
 
 Each function returns a :class:`Text`: the plain text (what notifications and screen readers
 show) and, where there is more to show, Block Kit blocks.
@@ -14,6 +15,7 @@ from typing import Any
 
 from blitz import progress
 from blitz.domain import GOAL_DONE, Goal, GoalState, Task, TaskState, Usage
+from blitz.goal_summary import Action, GoalSummary, Step, plain_step
 from blitz.integrations.slack.commands import HELP
 from blitz.redact import redact
 
@@ -94,45 +96,42 @@ def working(goal: Goal, tasks: Sequence[Task], usage: Usage) -> Text:
     return Text(f":gear: {state}: {said}\n_Reply here: {HELP}._")
 
 
-def status(goal: Goal, tasks: Sequence[Task], usage: Usage) -> Text:
-    """The answer to ``status``: the state, the progress, the tasks not done."""
-    head = f"Goal `{goal.id}` is *{goal.state.value}*"
-    if tasks:
-        head += f": {line(goal, tasks, usage)}"
-    rest = [
-        f"• `{t.id}` {t.state.value}" + (f": {t.reason}" if t.reason else "")
-        for t in tasks
-        if t.state not in (TaskState.SUCCEEDED, TaskState.REPLACED)
-    ]
-    if goal.pr_url:
-        rest.append(f"Pull request: {goal.pr_url}")
-    return Text(redact("\n".join([head, *rest[:PLAN_SHOWN]])))
+def status(summary: GoalSummary) -> Text:
+    """The answer to ``status``: the goal's paragraph (:mod:`blitz.goal_summary`)."""
+    return Text(redact(f"*Status*: {summary.paragraph(slack_step)}"))
 
 
-def ended(goal: Goal, tasks: Sequence[Task], usage: Usage) -> Text:
+def ended(summary: GoalSummary) -> Text:
     """The end: the pull request and a summary, or what went wrong and what to do."""
-    summary = line(goal, tasks, usage) if tasks else "no tasks"
-    if goal.state is GoalState.SUCCEEDED:
-        where = f"<{goal.pr_url}|pull request>" if goal.pr_url.startswith("http") else ""
-        if not where:
-            where = f"branch `{goal.branch}`" + (f" ({goal.pr_url})" if goal.pr_url else "")
-        text = f":white_check_mark: Done: {where}. {summary}."
-        if goal.publish_error:
-            text += f"\nPublishing is pending ({goal.publish_error}): `blitz publish {goal.id}`."
-        return Text(redact(text))
-    if goal.state is GoalState.CANCELLED:
-        return Text(redact(f":no_entry_sign: Cancelled: {goal.error or 'by request'}. {summary}."))
-    failed = [t for t in tasks if t.state in (TaskState.FAILED, TaskState.CRASHED)]
-    todo = (
-        f"Reply `retry {failed[0].id}` to try it again, `skip {failed[0].id}` to go on without "
-        "it, or say what to change (a follow-up goal)."
-        if failed
-        else "Reply with what to change (a follow-up goal), or start a new goal."
-    )
-    reasons = "".join(f"\n• `{t.id}`: {t.reason or t.state.value}" for t in failed[:5])
-    return Text(
-        redact(f":x: Failed: {goal.error or 'the goal failed'}. {summary}.{reasons}\n{todo}")
-    )
+    head = {
+        GoalState.SUCCEEDED: ":white_check_mark: Done",
+        GoalState.CANCELLED: ":no_entry_sign: Cancelled",
+    }.get(summary.state, ":x: Failed")
+    if summary.pr_link:
+        head += f": <{summary.pr_link}|pull request>"
+    return Text(redact(f"{head}\n{summary.paragraph(slack_step)}"))
+
+
+def slack_step(summary: GoalSummary, step: Step) -> str:
+    """What to do next, in the thread's terms (its commands and buttons)."""
+    match step.action:
+        case Action.APPROVE:
+            return "click Approve (or reply `approve`)"
+        case Action.REJECT:
+            return "click Reject"
+        case Action.RETRY:
+            return f"reply `retry {step.task}`"
+        case Action.SKIP:
+            return f"reply `skip {step.task}`"
+        case Action.PUBLISH:
+            return f"run `blitz publish {summary.goal_id}`"
+        case Action.RESUME_PROJECT:
+            return f"run `blitz projects resume {step.project}`"
+        case Action.FOLLOW_UP:
+            return "reply with what to change next (a follow-up goal)"
+        case Action.RERUN:
+            return "mention me with the goal again"
+    return plain_step(summary, step)
 
 
 def outcome_reaction(goal: Goal) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 
+from blitz import goal_summary
 from blitz.domain import GOAL_DONE
 from blitz.events import Event
 from blitz.integrations.slack import messages
@@ -132,12 +133,9 @@ class ThreadKeeper:
             await self.delivery.update(
                 thread.channel, thread.progress_ts, messages.working(goal, tasks, usage)
             )
-        if (
-            await self.delivery.post(
-                thread.channel, messages.ended(goal, tasks, usage), thread_ts=thread.thread_ts
-            )
-            is None
-        ):
+        summary = await asyncio.to_thread(goal_summary.read, self.store, goal_id)
+        end = messages.ended(summary)
+        if await self.delivery.post(thread.channel, end, thread_ts=thread.thread_ts) is None:
             return thread  # tried again at the next change or start
         await self.delivery.react(thread.channel, thread.thread_ts, messages.outcome_reaction(goal))
         self._shown.pop(goal_id, None)

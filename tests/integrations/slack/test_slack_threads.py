@@ -62,7 +62,7 @@ async def test_thread_commands_status_retry_skip_and_a_refused_one(
     await r.deliver(mention(CHANNEL, ALICE, "Do good and bad", ts))
     (goal,) = await until(r.goals)
     (failed,) = await until(ending(slack, ts, "Failed"))
-    assert "`bad`" in failed and "retry bad" in failed and "skip bad" in failed
+    assert "- bad: " in failed and "reply `retry bad`" in failed and "reply `skip bad`" in failed
     assert slack.reactions(CHANNEL, ts)[-1] == "x"
 
     async def say(text: str, reply_ts: str) -> str:
@@ -71,7 +71,8 @@ async def test_thread_commands_status_retry_skip_and_a_refused_one(
 
     n = len(thread_texts(slack, ts))
     status = await say("status", "1700000010.000200")
-    assert f"Goal `{goal['id']}` is *failed*" in status and "`bad` failed" in status
+    assert status.startswith("*Status*: Do good and bad")
+    assert f"({goal['id']}, repo): failed" in status and "1 failed (bad)" in status
     n += 1
     nothing = await say("skip nosuch", "1700000010.000300")
     assert "has no task 'nosuch'" in nothing
@@ -126,7 +127,8 @@ async def test_a_restarted_daemon_keeps_the_thread_and_posts_the_end(
     assert len(thread_texts(slack, ts)) == 3
     # A reply in the thread still reaches the goal.
     await second.deliver(message(CHANNEL, ALICE, "status", "1700000012.000200", thread_ts=ts))
-    await until(ending(slack, ts, f"Goal `{goal['id']}` is *succeeded*"))
+    (status,) = await until(ending(slack, ts, "*Status*"))
+    assert f"({goal['id']}, repo): succeeded" in status
 
 
 async def test_rate_limits_and_server_errors_are_retried(
