@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -124,10 +125,13 @@ def thread_texts(slack: FakeSlack, ts: str, channel: str = CHANNEL) -> list[str]
 
 
 async def until(condition: Any, timeout: float = 60.0) -> Any:
-    """Wait for ``condition()`` to be truthy and return it; fail after ``timeout`` seconds."""
+    """Wait for ``condition()`` (or what it awaits) to be truthy and return it; fail after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         found = condition()
+        if inspect.isawaitable(found):
+            found = await found
         if found:
             return found
         assert time.monotonic() < deadline, "timed out waiting"
