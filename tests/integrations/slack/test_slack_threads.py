@@ -61,7 +61,7 @@ async def test_thread_commands_status_retry_skip_and_a_refused_one(
     ts = "1700000010.000100"
     await r.deliver(mention(CHANNEL, ALICE, "Do good and bad", ts))
     (goal,) = await until(r.goals)
-    (failed,) = await until(ending(slack, ts, "Failed"))
+    (failed,) = await until(ending(slack, ts, ":x: Failed"))
     assert "- bad: " in failed and "reply `retry bad`" in failed and "reply `skip bad`" in failed
     assert slack.reactions(CHANNEL, ts)[-1] == "x"
 
@@ -95,7 +95,7 @@ async def test_cancel_from_the_thread(live: Any, slack: FakeSlack, tmp_path: Pat
     (goal,) = await until(r.goals)
     await until(lambda: [t for t in thread_texts(slack, ts) if "Working" in t])
     await r.deliver(message(CHANNEL, ALICE, "cancel", "1700000011.000200", thread_ts=ts))
-    (cancelled,) = await until(ending(slack, ts, "Cancelled"))
+    (cancelled,) = await until(ending(slack, ts, ":no_entry_sign: Cancelled"))
     assert ALICE in cancelled
     assert (await r.goal(goal["id"]))["state"] == "cancelled"
     assert slack.reactions(CHANNEL, ts)[-1] == "x"
