@@ -63,7 +63,7 @@ async def test_thread_commands_status_retry_skip_and_a_refused_one(
     (goal,) = await until(r.goals)
     (failed,) = await until(ending(slack, ts, ":x: Failed"))
     assert "- bad: " in failed and "reply `retry bad`" in failed and "reply `skip bad`" in failed
-    assert slack.reactions(CHANNEL, ts)[-1] == "x"
+    await until(lambda: slack.reactions(CHANNEL, ts)[-1:] == ["x"])
 
     async def say(text: str, reply_ts: str) -> str:
         await r.deliver(message(CHANNEL, ALICE, text, reply_ts, thread_ts=ts))
@@ -81,7 +81,7 @@ async def test_thread_commands_status_retry_skip_and_a_refused_one(
     (done,) = await until(ending(slack, ts, "Done"))
     assert "2/2 tasks done" in done
     assert (await r.goal(goal["id"]))["state"] == "succeeded"
-    assert slack.reactions(CHANNEL, ts)[-1] == "white_check_mark"
+    await until(lambda: slack.reactions(CHANNEL, ts)[-1:] == ["white_check_mark"])
     assert len(await r.goals()) == 1  # commands are not follow-up goals
 
 
@@ -98,7 +98,7 @@ async def test_cancel_from_the_thread(live: Any, slack: FakeSlack, tmp_path: Pat
     (cancelled,) = await until(ending(slack, ts, ":no_entry_sign: Cancelled"))
     assert ALICE in cancelled
     assert (await r.goal(goal["id"]))["state"] == "cancelled"
-    assert slack.reactions(CHANNEL, ts)[-1] == "x"
+    await until(lambda: slack.reactions(CHANNEL, ts)[-1:] == ["x"])
 
 
 async def test_a_restarted_daemon_keeps_the_thread_and_posts_the_end(
@@ -142,7 +142,7 @@ async def test_rate_limits_and_server_errors_are_retried(
     ts = "1700000013.000100"
     await r.deliver(mention(CHANNEL, ALICE, "Greet through errors", ts))
     await until(ending(slack, ts, "Done"))
-    assert slack.reactions(CHANNEL, ts) == ["eyes", "white_check_mark"]
+    await until(lambda: slack.reactions(CHANNEL, ts) == ["eyes", "white_check_mark"])
     statuses = [(c.method, c.status) for c in slack.calls if c.method != "auth.test"]
     assert statuses[:2] == [("reactions.add", 429), ("reactions.add", 200)]
     posts = [s for m, s in statuses if m == "chat.postMessage"]
