@@ -24,13 +24,22 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from blitz import followups
 from blitz.backends.availability import require
 from blitz.backends.registry import NO_MODEL, check_name
 from blitz.conductor.ownership import GoalTaken
 from blitz.config import apply_config
 from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
-from blitz.errors import ConfigError, DirtyCheckout, RepositoryError, UserError
+from blitz.errors import (
+    ConfigError,
+    Conflict,
+    DirtyCheckout,
+    NotFound,
+    ProjectPaused,
+    RepositoryError,
+    UserError,
+)
 from blitz.events import Event, EventKind
 from blitz.run_options import check_exploration
 from blitz.runner import runner_id
@@ -50,25 +59,6 @@ class PlanSource(Protocol):
     """Reads the plan a person wrote, given the project's cap on tasks (raises PlanError)."""
 
     def __call__(self, *, max_tasks: int) -> Plan: ...
-
-
-class NotFound(UserError):
-    """No goal, project or task by that name."""
-
-
-class Conflict(UserError):
-    """The action does not apply to the goal or project as it is now."""
-
-
-class ProjectPaused(Conflict):
-    """A new goal for a paused project."""
-
-    def __init__(self, project: Project) -> None:
-        self.reason = project.pause_reason or "by the user"
-        super().__init__(
-            f"project {project.name} is paused ({self.reason}); "
-            f"resume it with `blitz projects resume {project.name}`"
-        )
 
 
 class Applied(StrEnum):
@@ -97,7 +87,8 @@ class Registered:
 class GoalRequest:
     """A new goal as a person asks for it. ``explore``: best-of-N attempts per task (0: the
     project's blitz.toml); ``portfolio``: backend specs ("claude-code:sonnet", "codex") the
-    attempts are spread over; ``plan``: a plan the person wrote, instead of planning."""
+    attempts are spread over; ``plan``: a plan the person wrote, instead of planning;
+    ``follows``: an earlier goal to continue, on its branch and pull request (blitz.followups)."""
 
     title: str
     backend: str = ""
@@ -107,6 +98,7 @@ class GoalRequest:
     explore_mode: str = ""
     portfolio: Sequence[str] = ()
     plan: PlanSource | None = None
+    follows: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +252,7 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
         raise ProjectPaused(project)
     ws = app.workspace(Path(project.path))
     await ws.check(base_branch=project.base_branch, allow_dirty=True)
+    start = await followups.start(app.store, ws, project, request.follows)
     if not request.allow_dirty:
         dirty = [p for p in await ws.dirty_paths() if p not in IGNORED_DIRTY]
         if dirty:
@@ -288,8 +281,10 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
         id=goal_id,
         project_id=project.id,
         title=title.strip(),
-        branch=branch_name(title, goal_id),
-        base_branch=project.base_branch,
+        branch=start.branch or branch_name(title, goal_id),
+        base_branch=start.base_branch or project.base_branch,
+        base_sha=start.base_sha,
+        follows=start.follows,
         backend=backend,
         created_at=app.clock.time(),
         max_parallel=request.max_parallel,
@@ -399,6 +394,7 @@ async def skip(app: App, engine: Engine | None, key: str, task: str) -> Done:
 async def _on_task(app: App, engine: Engine | None, key: str, task: str, verb: str) -> Done:
     store = app.store
     goal = _goal_with_task(store, key, task)
+    followups.check_branch_free(store, goal)  # a follow-up works on its branch
     command = f"{verb}:{task}"
     if engine is None:
         return await _queue(store, goal, command)

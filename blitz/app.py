@@ -126,9 +126,10 @@ class App:
         explore: int = 0,
         explore_mode: str = "",
         portfolio: Sequence[str] = (),
+        follows: str = "",
     ) -> Goal:
         """Check the repository and write a new goal (state PLANNING) for ``project``
-        (:func:`blitz.actions.create_goal`)."""
+        (:func:`blitz.actions.create_goal`); ``follows``: an earlier goal it continues."""
         request = actions.GoalRequest(
             title=title,
             backend=backend,
@@ -137,6 +138,7 @@ class App:
             explore=explore,
             explore_mode=explore_mode,
             portfolio=portfolio,
+            follows=follows,
         )
         return await actions.create_goal(self, project, request)
 

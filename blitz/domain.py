@@ -249,6 +249,7 @@ class Goal:
     publish_state: str = ""  # "" (not yet), "pending" (to retry) or "published"
     publish_error: str = ""  # why the last try at publishing failed
     publish_attempts: int = 0  # tries at publishing so far
+    follows: str = ""  # the earlier goal this one continues (same branch and pull request)
 
     def evolve(self, **changes: Any) -> Goal:
         if "state" in changes and changes["state"] != self.state:

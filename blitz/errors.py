@@ -11,6 +11,11 @@ Adapters translate foreign exceptions into these at their edge with ``raise ... 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from blitz.domain import Project
+
 
 class BlitzError(Exception):
     """Base class of every error blitz raises on purpose."""
@@ -22,6 +27,25 @@ class UserError(BlitzError):
 
 class ConfigError(UserError):
     """A setting is missing, malformed or contradictory."""
+
+
+class NotFound(UserError):
+    """No goal, project or task by that name (the API's 404)."""
+
+
+class Conflict(UserError):
+    """The action does not apply to the goal or project as it is now (the API's 409)."""
+
+
+class ProjectPaused(Conflict):
+    """A new goal for a paused project."""
+
+    def __init__(self, project: Project) -> None:
+        self.reason = project.pause_reason or "by the user"
+        super().__init__(
+            f"project {project.name} is paused ({self.reason}); "
+            f"resume it with `blitz projects resume {project.name}`"
+        )
 
 
 class PlanError(UserError):

@@ -63,6 +63,9 @@ class PlanRequest:
     # Backend specs ("codex", "claude-code:sonnet") a task may be routed to; shown to a model
     # planner so it names only those. Empty: tasks keep the goal's backend and model.
     backends: tuple[str, ...] = ()
+    # A follow-up goal: what the earlier goals it continues did (blitz.followups); ``repo`` is
+    # then their branch as they left it. "" for a goal of its own.
+    earlier: str = ""
     on_reask: Reasked | None = field(default=None, compare=False, repr=False)
 
 

@@ -90,6 +90,8 @@ def _describe(
             "the change with that in mind."
         )
     sections.append(f"## Goal\n\n{goal.title.strip() or '(untitled goal)'}")
+    if goal.follows:
+        sections.append(f"A follow-up of goal {_code(goal.follows)}, on its branch.")
     sections.append(_summary(goal, tasks, recoveries))
     if tasks:
         sections.append(_task_table(tasks, by_task))

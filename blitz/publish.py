@@ -13,13 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blitz import actions, pr
+from blitz import actions, followups, pr
 from blitz.conductor import GoalReport, Published
 from blitz.conductor.ownership import GoalTaken
 from blitz.conductor.publishing import PENDING
 from blitz.domain import Goal, GoalState, TaskState
 from blitz.errors import ConfigError, GitError
-from blitz.integrations.github import GitHubClient, open_or_find_pr, parse_github_remote
+from blitz.integrations.github import (
+    GitHubClient,
+    open_or_find_pr,
+    parse_github_remote,
+    update_open_pr,
+)
 from blitz.store.leases import held_elsewhere
 
 if TYPE_CHECKING:
@@ -97,6 +102,15 @@ class Publisher:
                 note="no GitHub token (set GITHUB_TOKEN) so no pull request was opened",
             )
         async with GitHubClient(self._token, base_url=self._api_url) as client:
+            if goal.follows:  # the earlier goal's pull request, said what the follow-up added
+                found = await update_open_pr(
+                    client,
+                    remote_url=url,
+                    head=goal.branch,
+                    body=lambda text: followups.updated_body(text, goal, body),
+                )
+                if found:
+                    return Published(pr_url=found, description_path=str(path), pushed=True)
             pr_url = await open_or_find_pr(
                 client,
                 remote_url=url,

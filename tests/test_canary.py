@@ -323,8 +323,14 @@ async def check_every_route(home: Path) -> None:
     tokens = TokenStore.of_home(home)
     daemon = Daemon(app, tokens=tokens, grace=5, ping=0.2, poll=0.02)
     token = tokens.rotate()
-    params = {"goal": "g-1", "task": "t1", "attempt": "a-1", "project": "p-1"}
-    order = {"GET": 0, "POST": 1, "PATCH": 2, "DELETE": 3}  # the project's removal last
+    params = {
+        "goal": "g-1",
+        "task": "t1",
+        "attempt": "a-1",
+        "project": "p-1",
+        "channel": "C0CANARY",
+    }
+    order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 2, "DELETE": 3}  # the project's removal last
     calls = sorted(
         (order[method], method, path.format(**params))
         for method, path in endpoints(daemon.api.routes)

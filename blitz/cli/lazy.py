@@ -70,6 +70,10 @@ COMMANDS: dict[str, Listed] = {
     "serve": Listed(
         "serve", "Run the daemon: the engine and its HTTP API (docs/api.md) with the dashboard."
     ),
+    "slack": Listed(
+        "slack",
+        "Slack: map channels to projects (the daemon takes goals from Slack; see the README).",
+    ),
     "token": Listed(
         "serve",
         "Make a new token for the daemon (the old one stops working at once) and print it.",

@@ -36,6 +36,7 @@ def run_remote(
         "explore": request.explore,
         "explore_mode": request.explore_mode,
         "portfolio": list(request.portfolio),
+        "follows": request.follows,
     }
     if plan is not None:
         body["plan"] = plan_data(load_plan_file(plan))  # checked here: errors name the file

@@ -52,12 +52,19 @@ def run(
     allow_dirty: bool = typer.Option(
         False, "--allow-dirty", help="Go ahead despite uncommitted changes (they are not used)."
     ),
+    follows: str = typer.Option(
+        "",
+        "--follows",
+        metavar="GOAL",
+        help="Continue an ended goal: work on its branch and update its pull request.",
+    ),
     server: str = server_option(),
     token: str = token_option(),
     *,
     options: RunOptions,
 ) -> None:
-    """Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."""
+    """Plan GOAL on a repository, run it through agents, validate, commit, and open a PR
+    (with --follows: add to an earlier goal's branch and pull request)."""
     request = GoalRequest(
         title=goal,
         backend=options.backend,
@@ -66,6 +73,7 @@ def run(
         explore=options.explore,
         explore_mode=options.explore_mode,
         portfolio=options.portfolio,
+        follows=follows,
     )
     if server:
         if options.scenario or options.models:
@@ -98,6 +106,7 @@ async def _run(blitz: App, repo: Path, request: GoalRequest, json_out: bool) -> 
             out.print(
                 f"goal [bold]{goal.id}[/] on "
                 + escape(f"{project.name} ({project.path}), branch {goal.branch}")
+                + escape(f", following {goal.follows}" if goal.follows else "")
             )
         async with live_view(engine, [goal.id], enabled=not json_out):
             finished = await drive(engine)

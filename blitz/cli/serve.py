@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,6 +15,9 @@ from blitz.cli.common import app, make_app, out, server_option, token_option
 from blitz.domain import Goal
 from blitz.errors import UserError
 from blitz.settings import Settings
+
+if TYPE_CHECKING:
+    from blitz.integrations.slack.settings import SlackSettings
 
 
 @app.command()
@@ -35,6 +39,7 @@ def serve(
     from blitz.server.daemon import Daemon, hold_home, listen, url_of
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    slack = _slack_settings()  # a bad Slack set-up stops here, before anything is made
     blitz = make_app(scenario_path=scenario)
     tokens = TokenStore.of_home(blitz.settings.home)
     try:
@@ -60,12 +65,15 @@ def serve(
         else:
             print(f"token: kept hashed in {tokens.path}; `blitz token` makes a new one", flush=True)
 
-    daemon = Daemon(blitz, tokens=tokens, grace=grace, cors_origins=cors_origin)
+    daemon = Daemon(blitz, tokens=tokens, grace=grace, cors_origins=cors_origin, slack=slack)
 
     def ready(resumed: list[Goal]) -> None:
         # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
         print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
         show_token()
+        if daemon.slack is not None:
+            modes = {"http": "HTTP events at /slack/events", "socket": "Socket Mode"}
+            print("slack: " + " and ".join(modes[m] for m in daemon.slack.modes), flush=True)
         for goal in resumed:
             out.echo(f"resuming {goal.id} ({goal.state.value}): {goal.title}")
 
@@ -76,6 +84,22 @@ def serve(
             show_token()
     print("blitz daemon stopped; unfinished goals resume on its next start", flush=True)
     raise typer.Exit(code)
+
+
+def _slack_settings() -> SlackSettings | None:
+    """Slack's tokens from SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and SLACK_APP_TOKEN, or None
+    when they are not set (the Slack SDKs are then never imported)."""
+    if not os.environ.get("SLACK_BOT_TOKEN"):
+        return None
+    from blitz.integrations.slack.settings import SlackSettings
+
+    settings = SlackSettings()
+    if not settings.enabled:
+        raise UserError(
+            "SLACK_BOT_TOKEN is set but Slack cannot reach the daemon: set SLACK_SIGNING_SECRET "
+            "(HTTP events at /slack/events) or SLACK_APP_TOKEN (Socket Mode)"
+        )
+    return settings
 
 
 @app.command()

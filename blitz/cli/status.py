@@ -96,6 +96,7 @@ def status(
                     "base": found.base_branch,
                     "error": found.error,
                     "pr": found.pr_url,
+                    "follows": found.follows,
                     "publish": {
                         "state": found.publish_state,
                         "error": found.publish_error,
@@ -151,7 +152,8 @@ def status(
             )
             return
         out.print(f"[bold]{escape(found.title)}[/]  {found.id}  {_state(found)}")
-        out.print(f"branch {found.branch} from {found.base_branch}", markup=False)
+        following = f", following goal {found.follows}" if found.follows else ""
+        out.print(f"branch {found.branch} from {found.base_branch}{following}", markup=False)
         if found.models:
             models = ", ".join(f"{r} {m}" for r, m in found.model_map().items())
             out.print(f"models: {models}", markup=False)

@@ -8,11 +8,13 @@ wait as ``plan.waiting``: a storm delays a goal's planning, it does not fail the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from blitz import followups
 from blitz.conductor.attempt import SetupFailed
 from blitz.conductor.goal import GoalRun
 from blitz.dag import Dag, Node
@@ -105,16 +107,18 @@ async def prepare(run: GoalRun) -> Prepared:
     usage = Usage()
     plan = run.plan
     if plan is None:
-        request = PlanRequest(
-            goal_id=goal.id,
-            goal=goal.title,
-            repo=Path(run.project.path),
-            gates=run.project.gates.configured(),
-            max_tasks=run.services.limits.max_tasks,
-            backends=run.services.routes,
-            on_reask=lambda line: run.emit(EventKind.PLAN_REASKED, line),
-        )
-        planned = await patiently(run, lambda: run.services.planner.plan(request), "planning")
+        async with _planned_tree(run, base_sha) as repo:
+            request = PlanRequest(
+                goal_id=goal.id,
+                goal=goal.title,
+                repo=repo,
+                gates=run.project.gates.configured(),
+                max_tasks=run.services.limits.max_tasks,
+                backends=run.services.routes,
+                earlier=followups.planning_context(run.journal.store, goal),
+                on_reask=lambda line: run.emit(EventKind.PLAN_REASKED, line),
+            )
+            planned = await patiently(run, lambda: run.services.planner.plan(request), "planning")
         plan, usage = planned.plan, planned.usage
     check_plan(plan.tasks, max_tasks=run.services.limits.max_tasks)
     _check_routes(run, plan)
@@ -129,6 +133,24 @@ async def prepare(run: GoalRun) -> Prepared:
         finally:
             run.activity = ""
     return Prepared(tasks, baseline, usage)
+
+
+@asynccontextmanager
+async def _planned_tree(run: GoalRun, sha: str) -> AsyncIterator[Path]:
+    """The tree the planner is shown: the user's checkout, or for a follow-up goal a worktree
+    of the branch it continues, at ``sha`` (the checkout has not seen that work)."""
+    ws, pool = run.services.workspace, run.services.pool
+    if not run.goal.follows or ws is None or not sha:
+        yield Path(run.project.path)
+    elif pool is None:
+        worktree = await ws.add_worktree(worktree_name(run.goal.id, "planning"), sha)
+        try:
+            yield worktree
+        finally:
+            await asyncio.shield(ws.remove_worktree(worktree))
+    else:
+        async with pool.worktree(sha, purpose=f"planning of goal {run.goal.id}") as pooled:
+            yield pooled.path
 
 
 def _check_routes(run: GoalRun, plan: Plan) -> None:

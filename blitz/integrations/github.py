@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -130,6 +131,13 @@ class GitHubClient:
 
     async def find_open_pr(self, owner: str, repo: str, head_branch: str) -> str | None:
         """The URL of an open pull request from ``head_branch`` of ``owner/repo``, if any."""
+        pull = await self.find_open_pull(owner, repo, head_branch)
+        return str(pull["html_url"]) if pull else None
+
+    async def find_open_pull(
+        self, owner: str, repo: str, head_branch: str
+    ) -> dict[str, Any] | None:
+        """The open pull request from ``head_branch`` of ``owner/repo`` (GitHub's JSON), if any."""
         pulls = await self._request(
             "GET",
             _pulls_path(owner, repo),
@@ -143,8 +151,17 @@ class GitHubClient:
             )
         for pull in pulls:
             if isinstance(pull, dict) and pull.get("html_url"):
-                return str(pull["html_url"])
+                return pull
         return None
+
+    async def edit_pr_body(self, owner: str, repo: str, number: int, body: str) -> None:
+        """Replace the description of pull request ``number`` of ``owner/repo``."""
+        await self._request(
+            "PATCH",
+            f"{_pulls_path(owner, repo)}/{number}",
+            what=f"update the description of pull request #{number} of {owner}/{repo}",
+            json={"body": body},
+        )
 
     async def create_pr(
         self,
@@ -300,13 +317,7 @@ async def open_or_find_pr(
     looks first, and if opening fails because one appeared meanwhile (another process, or a
     request whose answer was lost), it returns that one.
     """
-    parsed = parse_github_remote(remote_url, host=host)
-    if parsed is None:
-        raise ConfigError(
-            f"cannot open a pull request: the remote {_redact(remote_url)!r} is not a repository "
-            f"on {host} (expected https://{host}/OWNER/REPO or git@{host}:OWNER/REPO.git)"
-        )
-    owner, repo = parsed
+    owner, repo = _owner_repo(remote_url, host)
     existing = await client.find_open_pr(owner, repo, head)
     if existing:
         return existing
@@ -319,6 +330,37 @@ async def open_or_find_pr(
         if existing:
             return existing
         raise
+
+
+async def update_open_pr(
+    client: GitHubClient,
+    *,
+    remote_url: str,
+    head: str,
+    body: Callable[[str], str],
+    host: str = "github.com",
+) -> str | None:
+    """The URL of the open pull request from ``head``, its description replaced by
+    ``body(description as it is)``; None (and nothing changed) when there is none."""
+    owner, repo = _owner_repo(remote_url, host)
+    pull = await client.find_open_pull(owner, repo, head)
+    if pull is None:
+        return None
+    number = pull.get("number")
+    if not isinstance(number, int):
+        raise RunError(f"GitHub listed a pull request of {owner}/{repo} without its number")
+    await client.edit_pr_body(owner, repo, number, body(str(pull.get("body") or "")))
+    return str(pull["html_url"])
+
+
+def _owner_repo(remote_url: str, host: str) -> tuple[str, str]:
+    parsed = parse_github_remote(remote_url, host=host)
+    if parsed is None:
+        raise ConfigError(
+            f"cannot open a pull request: the remote {_redact(remote_url)!r} is not a repository "
+            f"on {host} (expected https://{host}/OWNER/REPO or git@{host}:OWNER/REPO.git)"
+        )
+    return parsed
 
 
 def _pulls_path(owner: str, repo: str) -> str:

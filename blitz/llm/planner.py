@@ -255,6 +255,8 @@ class LLMPlanner:
             .replace("{gates}", gates_text(request.gates))
         )
         prompt = f"Goal: {request.goal}"
+        if request.earlier:
+            prompt += f"\n\n# The work this goal continues\n\n{request.earlier}"
         if context.text:
             prompt += f"\n\n# The repository\n\n{context.text}"
 

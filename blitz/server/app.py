@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse
 
+from blitz.integrations.slack import api as slack_api
 from blitz.redact import redact, redact_data
 from blitz.server import (
     auth,
@@ -117,6 +118,7 @@ def create_app(host: Host) -> FastAPI:
     changes.routes(private, host)
     gate_output.routes(private, host)
     _breaker_routes(private, host)
+    slack_api.routes(private, host)
 
     @private.get("/api/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:

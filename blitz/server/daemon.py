@@ -21,6 +21,7 @@ import socket
 import threading
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -36,6 +37,10 @@ from blitz.server.events import EventHub
 from blitz.server.metrics import Metrics
 from blitz.server.problems import Problem
 from blitz.store.leases import orphaned
+
+if TYPE_CHECKING:
+    from blitz.integrations.slack.bridge import SlackBridge
+    from blitz.integrations.slack.settings import SlackSettings
 
 log = logging.getLogger("blitz.server")
 
@@ -64,10 +69,11 @@ class Daemon:
         cors_origins: Iterable[str] = (),
         ping: float = 15.0,
         poll: float = 0.05,
+        slack: SlackSettings | None = None,
     ) -> None:
         """``grace``: seconds running attempts get at shutdown; ``ping``: seconds between
         keep-alive comments on event streams; ``poll``: seconds between looks at the event log
-        for new events."""
+        for new events; ``slack``: Slack's tokens (no bridge unless it is enabled)."""
         self.app = app
         self.store = app.store
         self.engine = app.engine(keep_alive=True)
@@ -80,6 +86,12 @@ class Daemon:
         self.hub.observers.append(self.metrics.observe)
         self.draining = False
         self.api = create_app(self)
+        self.slack: SlackBridge | None = None
+        if slack is not None and slack.enabled:
+            from blitz.integrations.slack.bridge import SlackBridge  # slack-bolt: only when used
+
+            self.slack = SlackBridge(self, slack)
+            self.slack.mount(self.api)
         self._engine_task: asyncio.Task[object] | None = None
         self._taking_over: asyncio.Task[None] | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -100,6 +112,8 @@ class Daemon:
         """Take over the unfinished goals nobody drives, start the engine and the event hub;
         return the goals taken over."""
         await self.hub.start()
+        if self.slack is not None:
+            await self.slack.start()
         loop = asyncio.get_running_loop()
         # The engine runs first: it renews the leases of the goals taken over while more are.
         self._engine_task = loop.create_task(self.engine.run())
@@ -159,6 +173,8 @@ class Daemon:
                 log.error("the engine did not stop after draining; stopping it now")
                 self.engine.stop()
                 await asyncio.wait([task], timeout=10)
+        if self.slack is not None:
+            await self.slack.stop()
         await self.hub.close()
         await self.store.flush()
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from sse_starlette import ServerSentEvent
@@ -144,25 +144,37 @@ async def start_after(hub: EventHub, requested: int) -> int:
     return min(requested, newest)
 
 
+async def batches(
+    hub: EventHub, *, goal_id: str | None, after: int, wait: float = 1.0
+) -> AsyncGenerator[list[Event], None]:
+    """Every event (of ``goal_id``, if given) with an id above ``after``, in batches as the
+    store gives them: replayed first, then followed as new ones are written, until the hub
+    closes or the caller stops. Each event comes once, in id order; the store is read only
+    when the hub has seen a newer event (or every ``wait`` seconds)."""
+    cursor = after
+    while not hub.closed:
+        seen = hub.newest  # read before the page: nothing up to here can be missed
+        batch = await asyncio.to_thread(hub.store.events, goal_id=goal_id, after=cursor, limit=PAGE)
+        if batch:
+            cursor = batch[-1].id
+            yield batch
+        if len(batch) == PAGE:
+            continue
+        # Everything up to max(seen, cursor) was read; wait for something newer.
+        await hub.wait_past(max(seen, cursor), wait)
+
+
 async def stream(
     hub: EventHub, *, goal_id: str | None, after: int, wait: float = 1.0
 ) -> AsyncIterator[ServerSentEvent]:
-    """Every event (of ``goal_id``, if given) with an id above ``after``, replayed from the store
-    and then followed as new ones are written, until the hub closes or the client leaves."""
-    cursor = after
+    """Every event (of ``goal_id``, if given) with an id above ``after`` as SSE messages,
+    replayed from the store and then followed (:func:`batches`)."""
     hub.clients += 1
     try:
-        while not hub.closed:
-            seen = hub.newest  # read before the page: nothing up to here can be missed
-            batch = await asyncio.to_thread(
-                hub.store.events, goal_id=goal_id, after=cursor, limit=PAGE
-            )
-            for event in batch:
-                yield message(event)
-                cursor = event.id
-            if len(batch) == PAGE:
-                continue
-            # Everything up to max(seen, cursor) was read; wait for something newer.
-            await hub.wait_past(max(seen, cursor), wait)
+        feed = batches(hub, goal_id=goal_id, after=after, wait=wait)
+        async with contextlib.aclosing(feed):
+            async for batch in feed:
+                for event in batch:
+                    yield message(event)
     finally:
         hub.clients -= 1

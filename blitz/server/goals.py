@@ -128,6 +128,7 @@ def routes(router: APIRouter, host: Host) -> None:
             explore_mode=body.explore_mode,
             portfolio=body.portfolio,
             plan=plan,
+            follows=body.follows,
         )
         with problems.in_api_terms():
             submitted = await actions.new_goal(app, host.engine, Path(stored.path), request)

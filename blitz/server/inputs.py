@@ -86,6 +86,11 @@ class GoalIn(_Request):
         "(YAML or JSON), read as `blitz run --plan` reads one.",
     )
     allow_dirty: bool = False
+    follows: str = Field(
+        default="",
+        description="An earlier goal (its id) to continue: the new goal works on its branch "
+        "and updates its pull request. Refused while that goal is unfinished.",
+    )
 
 
 class RerunIn(_Request):

@@ -25,8 +25,6 @@ from blitz.domain import (
 )
 from blitz.events import Event
 
-# -- responses -----------------------------------------------------------------------------------
-
 
 class UsageOut(BaseModel):
     input_tokens: int
@@ -124,6 +122,7 @@ class GoalOut(BaseModel):
     publish_state: str  # "", "pending" (to be retried) or "published"
     publish_error: str
     publish_attempts: int
+    follows: str  # the earlier goal this one continues, on its branch and pull request ("")
 
 
 def _goal_fields(goal: Goal, project_name: str, tasks: list[Task], spent: Usage) -> dict[str, Any]:
@@ -146,6 +145,7 @@ def _goal_fields(goal: Goal, project_name: str, tasks: list[Task], spent: Usage)
         "publish_state": goal.publish_state,
         "publish_error": goal.publish_error,
         "publish_attempts": goal.publish_attempts,
+        "follows": goal.follows,
     }
 
 

@@ -22,6 +22,7 @@ from blitz.domain import (
 from blitz.events import Event
 from blitz.gatecache import GateCache
 from blitz.store.leases import Lease
+from blitz.store.slack import StoredSlack
 
 Record = Project | Goal | Task | Attempt | Recovery | BreakerRecord | Baseline
 """Anything :meth:`Store.write` accepts; each is an upsert keyed by its id (task: goal_id + id)."""
@@ -59,6 +60,11 @@ class Store(Protocol):
     @property
     def gate_results(self) -> GateCache:
         """Kept gate results, shared by every process on the store (written at once)."""
+        ...
+
+    @property
+    def slack(self) -> StoredSlack:
+        """Slack's channels, threads and deliveries (:mod:`blitz.store.slack`)."""
         ...
 
     # -- writes -----------------------------------------------------------------------------

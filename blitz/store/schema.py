@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0010"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -96,6 +96,7 @@ goals = sa.Table(
     _text("publish_state", server_default="''"),
     _text("publish_error", server_default="''"),
     _int("publish_attempts", server_default="0"),
+    _text("follows", server_default="''"),
     sa.Index("ix_goals_project_id", "project_id"),
 )
 tasks = sa.Table(
@@ -228,6 +229,34 @@ gate_results = sa.Table(  # kept gate results (blitz.gatecache), named by their 
     _text("result"),
     _real("created_at"),
     sa.Index("ix_gate_results_project_id", "project_id"),
+)
+
+# Slack (blitz.store.slack): which project a channel's goals go to, which thread follows which
+# goal, and the deliveries already taken (Slack retries an event it thinks was missed).
+slack_channels = sa.Table(
+    "slack_channels",
+    metadata,
+    _text("channel", primary_key=True),
+    _text("project_id"),
+)
+slack_threads = sa.Table(
+    "slack_threads",
+    metadata,
+    _text("goal_id", primary_key=True),
+    _text("channel"),
+    _text("thread_ts"),  # the message that started the goal: the thread's root
+    _text("user"),
+    _text("plan_ts", server_default="''"),  # the reply with the plan, once posted
+    _text("progress_ts", server_default="''"),  # the progress reply edited in place
+    _bool("ended", server_default=False),  # the end was posted in the thread
+    _real("created_at"),
+    sa.Index("ix_slack_threads_channel_thread_ts", "channel", "thread_ts"),
+)
+slack_seen = sa.Table(
+    "slack_seen",
+    metadata,
+    _text("key", primary_key=True),  # an event id, or channel:ts of a message
+    _real("seen_at"),
 )
 
 

@@ -73,8 +73,10 @@ from blitz.store.schema import (
     migrate,
     projects,
     recoveries,
+    slack_channels,
     tasks,
 )
+from blitz.store.slack import StoredSlack
 
 __all__ = [
     "HEAD_REVISION",
@@ -128,6 +130,8 @@ class SqlStore:
         self._leases = LeaseBook(self._engine, writer)
         self.gate_results = StoredGateResults(self._engine, writer, max_variables=limit)
         """Kept gate results (:class:`~blitz.gatecache.GateCache`), written at once."""
+        self.slack = StoredSlack(self._engine, writer)
+        """Slack's channels, threads and deliveries (:mod:`blitz.store.slack`), written at once."""
         self._batch = GroupCommit(
             writer,
             self._upserts,
@@ -174,6 +178,9 @@ class SqlStore:
                 connection.execute(sa.delete(breakers).where(breakers.c.key == breaker))
                 connection.execute(
                     sa.delete(gate_results).where(gate_results.c.project_id == project_id)
+                )
+                connection.execute(  # its channels send no more goals to it
+                    sa.delete(slack_channels).where(slack_channels.c.project_id == project_id)
                 )
 
             def of_project(staged: Mapping[StagedKey, Any]) -> list[StagedKey]:

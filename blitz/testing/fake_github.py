@@ -9,9 +9,9 @@ sockets and JSON exactly as it would against GitHub::
         assert gh.pulls[0]["head"]["ref"] == "blitz/x"
 
 Endpoints: ``GET /repos/{owner}/{repo}/pulls`` (``head`` and ``state`` filters),
-``POST /repos/{owner}/{repo}/pulls`` and ``GET /repos/{owner}/{repo}/pulls/{number}``. Every
-request needs ``Authorization: Bearer <token>`` (or ``token <token>``). :meth:`FakeGitHub.fail_next`
-makes the next requests fail, to exercise retries.
+``POST /repos/{owner}/{repo}/pulls``, ``GET`` and ``PATCH /repos/{owner}/{repo}/pulls/{number}``
+(title, body, state). Every request needs ``Authorization: Bearer <token>`` (or ``token
+<token>``). :meth:`FakeGitHub.fail_next` makes the next requests fail, to exercise retries.
 """
 
 from __future__ import annotations
@@ -159,13 +159,13 @@ class FakeGitHub(LoopbackServer):
         if self.repos is not None and f"{owner}/{repo}" not in self.repos:
             return 404, {}, _error(404, "Not Found")
         if number is not None:
-            if method != "GET":
+            if method not in ("GET", "PATCH"):
                 return 404, {}, _error(404, "Not Found")
             for pull in self.pulls:
                 if pull["number"] == int(number) and pull["base"]["repo"]["full_name"] == (
                     f"{owner}/{repo}"
                 ):
-                    return 200, {}, pull
+                    return self._edit(pull, body) if method == "PATCH" else (200, {}, pull)
             return 404, {}, _error(404, "Not Found")
         if method == "GET":
             return 200, {}, self._list(owner, repo, parse_qs(query))
@@ -187,6 +187,19 @@ class FakeGitHub(LoopbackServer):
                 continue
             found.append(pull)
         return found
+
+    def _edit(self, pull: dict[str, Any], body: bytes) -> tuple[int, dict[str, str], Any]:
+        """``PATCH`` a pull request: its title, body and state, as far as given."""
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return 400, {}, _error(400, "Problems parsing JSON")
+        if not isinstance(data, dict):
+            return 400, {}, _error(400, "Problems parsing JSON")
+        for key in ("title", "body", "state"):
+            if isinstance(data.get(key), str):
+                pull[key] = data[key]
+        return 200, {}, pull
 
     def _create(self, owner: str, repo: str, body: bytes) -> tuple[int, dict[str, str], Any]:
         try:

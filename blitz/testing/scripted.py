@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,21 @@ SCRIPTED_LABEL = "scripted (no model: planner and agent follow a fixed scenario)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanSeen:
+    """What the scripted planner was asked: the request, and the files of the tree it was shown
+    (relative paths, ``.git`` left out) with their text, read while planning."""
+
+    request: PlanRequest
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
     plan: Plan | None = None
     agent: Mapping[str, tuple[tuple[Mapping[str, Any], ...], ...]] = field(default_factory=dict)
     recovery: Mapping[str, tuple[RecoveryPlan, ...]] = field(default_factory=dict)
+    seen: list[PlanSeen] = field(default_factory=list, compare=False)
+    """Every plan request answered (tests read it)."""
 
     @classmethod
     def from_data(cls, data: Any) -> Scenario:
@@ -104,6 +116,8 @@ class ScriptedPlanner:
         self._answered: dict[str, int] = {}
 
     async def plan(self, request: PlanRequest) -> Planned:
+        files = await asyncio.to_thread(_tree_text, request.repo)
+        self.scenario.seen.append(PlanSeen(request=request, files=files))
         if self.scenario.plan is None:
             raise UserError(
                 "the scripted planner has no plan for this goal: pass --plan FILE, a scenario "
@@ -128,6 +142,22 @@ class ScriptedPlanner:
         # Nothing left to try: the task stays failed (its dependents are blocked and the goal
         # fails) rather than being skipped into a goal that claims success.
         raise RunError(f"the scripted planner has no further recovery for task {request.task.id!r}")
+
+
+def _tree_text(root: Path, limit: int = 200) -> dict[str, str]:
+    """Up to ``limit`` small text files under ``root``, by relative path (hidden directories
+    and ``node_modules`` left out)."""
+    found: dict[str, str] = {}
+    for top, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
+        for name in sorted(files):
+            path = Path(top) / name
+            if len(found) >= limit:
+                return found
+            if path.is_file() and path.stat().st_size <= 65_536:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                found[path.relative_to(root).as_posix()] = text
+    return found
 
 
 def _inside(worktree: Path, rel: str) -> Path:

@@ -73,6 +73,8 @@ export interface Goal {
   publish_error: string;
   /** How many times publishing was tried. */
   publish_attempts: number;
+  /** The earlier goal this one continues (same branch, same pull request), or "". */
+  follows: string;
 }
 
 /** A succeeded goal whose publishing is still to be done. */

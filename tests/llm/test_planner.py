@@ -904,3 +904,17 @@ async def test_a_task_the_model_gave_no_title_is_titled_from_its_instructions(
 
 def test_the_plan_schema_still_asks_for_a_title() -> None:
     assert "title" in PlanOutput.model_json_schema()["$defs"]["TaskOutput"]["required"]
+
+
+async def test_a_follow_up_s_planner_is_told_the_work_it_continues(repo: Path) -> None:
+    earlier = "This goal continues goal g-1.\n\nEarlier goal g-1 (succeeded): Add a note"
+    model, seen = scripted(GOOD, GOOD)
+    planner = local_planner(model)
+
+    await planner.plan(plan_request(repo))
+    await planner.plan(plan_request(repo, earlier=earlier))
+
+    alone, following = user_text(seen[0][-1]), user_text(seen[1][-1])
+    assert "# The work this goal continues" not in alone
+    assert "# The work this goal continues\n\nThis goal continues goal g-1." in following
+    assert following.index("Earlier goal g-1 (succeeded)") < following.index("# The repository")

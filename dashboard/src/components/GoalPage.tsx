@@ -285,6 +285,20 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
           <span>backend {goal.backend}</span>
           {goal.explore > 1 && <span>best of {goal.explore}</span>}
           <span className="mono small">{goal.branch}</span>
+          {goal.follows && (
+            <span data-testid="goal-follows">
+              follows{" "}
+              <a
+                href={goalPath(goal.follows)}
+                onClick={(e) => {
+                  e.preventDefault();
+                  navigate(goalPath(goal.follows));
+                }}
+              >
+                {goal.follows}
+              </a>
+            </span>
+          )}
           <span className="muted">
             started {age(now / 1000 - goal.created_at)} ago
             {goal.finished_at > 0 && `, finished at ${clock(goal.finished_at)}`}

@@ -1,0 +1,53 @@
+"""What a reply in a goal's thread asks for: ``status``, ``cancel``, ``approve``, ``retry TASK``,
+``skip TASK``; anything else is a follow-up goal that continues the thread's goal."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+HELP = (
+    "`status`, `cancel`, `approve`, `retry TASK`, `skip TASK`, or anything else: a follow-up goal"
+)
+
+
+class Verb(StrEnum):
+    STATUS = "status"
+    CANCEL = "cancel"
+    APPROVE = "approve"
+    RETRY = "retry"
+    SKIP = "skip"
+    FOLLOW_UP = "follow-up"
+    UNCLEAR = "unclear"  # a command missing its task
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    verb: Verb
+    task: str = ""  # retry, skip
+    text: str = ""  # a follow-up's goal; what is unclear
+
+
+def words(text: str) -> str:
+    """``text`` without mentions of users (the bot's own included), on one line."""
+    return " ".join(_MENTION.sub(" ", text).split())
+
+
+def parse(text: str) -> Command:
+    """The command a thread reply says (case and mentions aside)."""
+    said = words(text)
+    head, _, rest = said.partition(" ")
+    verb = head.lower().rstrip(":!.")
+    rest = rest.strip()
+    if verb in ("status", "cancel", "approve") and not rest:
+        return Command(Verb(verb))
+    if verb in ("retry", "skip"):
+        task = rest.strip("`'\"")
+        if task and " " not in task:
+            return Command(Verb(verb), task=task)
+        if not task:
+            return Command(Verb.UNCLEAR, text=f"say which task: `{verb} TASK`")
+    return Command(Verb.FOLLOW_UP, text=said)
