@@ -70,6 +70,11 @@ COMMANDS: dict[str, Listed] = {
     "serve": Listed(
         "serve", "Run the daemon: the engine and its HTTP API (docs/api.md) with the dashboard."
     ),
+    "mcp": Listed(
+        "mcp",
+        "Serve blitz's MCP tools over stdio (for an agent's MCP configuration), talking to the "
+        "running daemon (`blitz serve`) with its URL and token.",
+    ),
     "token": Listed(
         "serve",
         "Make a new token for the daemon (the old one stops working at once) and print it.",

@@ -29,6 +29,7 @@ from blitz.conductor import publishing
 from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
+from blitz.integrations.mcp.endpoint import McpEndpoint
 from blitz.runner import runner_id
 from blitz.server.app import create_app
 from blitz.server.auth import TokenStore
@@ -80,6 +81,8 @@ class Daemon:
         self.hub.observers.append(self.metrics.observe)
         self.draining = False
         self.api = create_app(self)
+        self.mcp = McpEndpoint(self)  # /mcp: the MCP server, behind the same token
+        self.mcp.mount(self.api)
         self._engine_task: asyncio.Task[object] | None = None
         self._taking_over: asyncio.Task[None] | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -100,6 +103,7 @@ class Daemon:
         """Take over the unfinished goals nobody drives, start the engine and the event hub;
         return the goals taken over."""
         await self.hub.start()
+        await self.mcp.start()
         loop = asyncio.get_running_loop()
         # The engine runs first: it renews the leases of the goals taken over while more are.
         self._engine_task = loop.create_task(self.engine.run())
@@ -160,6 +164,7 @@ class Daemon:
                 self.engine.stop()
                 await asyncio.wait([task], timeout=10)
         await self.hub.close()
+        await self.mcp.stop()
         await self.store.flush()
 
     def request_stop(self) -> None:
