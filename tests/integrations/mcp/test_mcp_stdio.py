@@ -17,6 +17,7 @@ from mcp_helpers import (
     refused,
     scenario_file,
     wait_ended,
+    wait_state,
 )
 from mcp_types import TextResourceContents
 
@@ -141,3 +142,66 @@ async def test_a_wrong_token_is_refused(tmp_path: Path) -> None:
             assert "refused the token" in message and "BLITZ_SERVER_TOKEN" in message
             assert "blitz_not-the-token" not in message
         assert "refused the token" in errlog.read_text()
+
+
+async def test_a_failed_task_is_retried_and_another_skipped(tmp_path: Path) -> None:
+    scenario = {
+        "agent": {
+            "flaky": [
+                [{"fail": "cannot find the greeting"}],
+                [{"write": {"path": "f.txt", "content": "f\n"}}],
+            ],
+            "lonely": [[{"fail": "no"}]],
+        }
+    }
+    make_repo(tmp_path, toml="\n[limits]\nmax_recoveries_per_task = 0\n")
+    after = {"title": "After", "allow_empty": True}
+    with daemon(tmp_path / "home", scenario_file(tmp_path, scenario)) as served:
+        async with over_stdio(served.url, served.token, tmp_path / "err.txt") as mcp:
+            await call(mcp, "add_project", path=str(tmp_path / "repo"))
+            plan = {
+                "tasks": [
+                    {"id": "flaky", "title": "F"},
+                    {"id": "a", **after, "depends_on": ["flaky"]},
+                ]
+            }
+            goal = await call(
+                mcp, "submit_goal", project="repo", title="One", plan=json.dumps(plan)
+            )
+            failed = await wait_ended(mcp, goal["id"])
+            assert failed["state"] == "failed", failed
+            assert {t["id"]: t["state"] for t in failed["tasks"]} == {
+                "flaky": "failed",
+                "a": "skipped",
+            }
+            assert "retry_task on flaky" in failed["next"]
+            assert "cannot find the greeting" in failed["tasks"][0]["reason"]
+
+            retried = await call(mcp, "retry_task", goal=goal["id"], task="flaky")
+            assert retried == {"goal_id": goal["id"], "action": "retry", "applied": "engine"}
+            # The retry reopened the goal: it ends again, with the task done.
+            await wait_state(mcp, goal["id"], "succeeded")
+            final = await call(mcp, "goal_status", goal=goal["id"])
+            assert {t["id"]: t["state"] for t in final["tasks"]} == {
+                "flaky": "succeeded",
+                "a": "succeeded",
+            }
+
+            plan = {
+                "tasks": [
+                    {"id": "lonely", "title": "L"},
+                    {"id": "b", **after, "depends_on": ["lonely"]},
+                ]
+            }
+            other = await call(
+                mcp, "submit_goal", project="repo", title="Two", plan=json.dumps(plan)
+            )
+            assert (await wait_ended(mcp, other["id"]))["state"] == "failed"
+            skipped = await call(mcp, "skip_task", goal=other["id"], task="lonely")
+            assert skipped["action"] == "skip"
+            await wait_state(mcp, other["id"], "succeeded")
+            final = await call(mcp, "goal_status", goal=other["id"])
+            assert {t["id"]: t["state"] for t in final["tasks"]} == {
+                "lonely": "skipped",
+                "b": "succeeded",
+            }
