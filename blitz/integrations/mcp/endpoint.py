@@ -64,7 +64,10 @@ class McpEndpoint:
         async def mcp(request: Request) -> Response:
             return _Delegated(self)
 
-        api.add_api_route(PATH, mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+        # POST only: a stateless server has no stream to offer on a GET (the SDK's would stay
+        # open with nothing to send) and no session to end with a DELETE; both answer 405, as
+        # the specification allows.
+        api.add_api_route(PATH, mcp, methods=["POST"], include_in_schema=False)
 
     async def start(self) -> None:
         """Run the SDK's session manager until :meth:`stop`."""

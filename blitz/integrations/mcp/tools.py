@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 from collections.abc import Awaitable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from blitz.actions import Conflict, NotFound
 from blitz.domain import GoalState
@@ -71,8 +71,11 @@ Backend = Annotated[
     Field(description='The agent backend ("claude-code", "codex"...); default: the project\'s.'),
 ]
 PlanText = Annotated[
-    str | None,
-    Field(description="A plan instead of planning: the text of a plan file (YAML or JSON)."),
+    dict[str, Any] | str | None,
+    Field(
+        description="A plan instead of planning: the plan ({summary, tasks: [{id, title, "
+        "instructions, depends_on...}]}, as in a plan file), or a plan file's text (YAML or JSON)."
+    ),
 ]
 Dirty = Annotated[
     bool, Field(description="Go ahead although the repository has uncommitted changes.")
@@ -168,11 +171,14 @@ def build(access: Access, *, version: str = "") -> MCPServer:
     ) -> GoalStatus:
         """Start a goal on a project: planned, run by agents, validated, committed, and ended
         with a pull request. Answers the new goal (its id is what the other tools take)."""
-        request = GoalIn(
-            project=project, title=title, backend=backend, plan=plan, allow_dirty=allow_dirty
-        )
         try:
+            request = GoalIn.model_validate(
+                {"project": project, "title": title, "backend": backend, "plan": plan,
+                 "allow_dirty": allow_dirty}
+            )  # fmt: skip
             detail = await access.submit_goal(request)
+        except ValidationError as exc:
+            raise ToolError(f"the plan is not a plan: {_errors(exc)}") from exc
         except NotFound as exc:
             raise _refusal(exc, NO_PROJECT) from exc
         except BlitzError as exc:
@@ -270,6 +276,10 @@ async def _ask_list(call: Awaitable[list[M]], hint: str = "") -> list[M]:
         return [_clean(m) for m in await call]
     except BlitzError as exc:
         raise _refusal(exc, hint) from exc
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def _chosen(task: TaskDetailOut) -> AttemptOut | None:

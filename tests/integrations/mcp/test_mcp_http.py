@@ -83,11 +83,9 @@ async def test_goals_run_wait_for_approval_and_are_cancelled_over_http(tmp_path:
                 kinds = [e["kind"] for e in events["events"]]
                 assert "plan.rejected" in kinds and "task.started" not in kinds
 
-                # A goal with its plan given as text, cancelled while its agent works.
+                # A goal with its plan given, cancelled while its agent works.
                 plan = {"summary": "Wait", "tasks": [{"id": "slow", "title": "Wait for it"}]}
-                slow = await call(
-                    mcp, "submit_goal", project="repo", title="Wait", plan=json.dumps(plan)
-                )
+                slow = await call(mcp, "submit_goal", project="repo", title="Wait", plan=plan)
                 await wait_task(mcp, slow["id"], "slow", "running")
                 done = await call(mcp, "cancel_goal", goal=slow["id"], reason="not needed")
                 assert done["action"] == "cancel" and done["applied"] == "engine"

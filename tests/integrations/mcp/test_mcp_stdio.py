@@ -187,15 +187,12 @@ async def test_a_failed_task_is_retried_and_another_skipped(tmp_path: Path) -> N
                 "a": "succeeded",
             }
 
-            plan = {
-                "tasks": [
-                    {"id": "lonely", "title": "L"},
-                    {"id": "b", **after, "depends_on": ["lonely"]},
-                ]
-            }
-            other = await call(
-                mcp, "submit_goal", project="repo", title="Two", plan=json.dumps(plan)
+            # The plan as a plan file's text (YAML).
+            plan_text = (
+                "tasks:\n  - {id: lonely, title: L}\n"
+                "  - {id: b, title: After, allow_empty: true, depends_on: [lonely]}\n"
             )
+            other = await call(mcp, "submit_goal", project="repo", title="Two", plan=plan_text)
             assert (await wait_ended(mcp, other["id"]))["state"] == "failed"
             skipped = await call(mcp, "skip_task", goal=other["id"], task="lonely")
             assert skipped["action"] == "skip"
