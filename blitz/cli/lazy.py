@@ -74,6 +74,11 @@ COMMANDS: dict[str, Listed] = {
         "slack",
         "Slack: map channels to projects (the daemon takes goals from Slack; see the README).",
     ),
+    "mcp": Listed(
+        "mcp",
+        "Serve blitz's MCP tools over stdio (for an agent's MCP configuration), talking to the "
+        "running daemon (`blitz serve`) with its URL and token.",
+    ),
     "token": Listed(
         "serve",
         "Make a new token for the daemon (the old one stops working at once) and print it.",

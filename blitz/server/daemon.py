@@ -30,6 +30,7 @@ from blitz.conductor import publishing
 from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
+from blitz.integrations.mcp.endpoint import McpEndpoint
 from blitz.runner import runner_id
 from blitz.server.app import create_app
 from blitz.server.auth import TokenStore
@@ -92,6 +93,8 @@ class Daemon:
 
             self.slack = SlackBridge(self, slack)
             self.slack.mount(self.api)
+        self.mcp = McpEndpoint(self)  # /mcp: the MCP server, behind the same token
+        self.mcp.mount(self.api)
         self._engine_task: asyncio.Task[object] | None = None
         self._taking_over: asyncio.Task[None] | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -114,6 +117,7 @@ class Daemon:
         await self.hub.start()
         if self.slack is not None:
             await self.slack.start()
+        await self.mcp.start()
         loop = asyncio.get_running_loop()
         # The engine runs first: it renews the leases of the goals taken over while more are.
         self._engine_task = loop.create_task(self.engine.run())
@@ -176,6 +180,7 @@ class Daemon:
         if self.slack is not None:
             await self.slack.stop()
         await self.hub.close()
+        await self.mcp.stop()
         await self.store.flush()
 
     def request_stop(self) -> None:
