@@ -70,6 +70,7 @@ COMMANDS: dict[str, Listed] = {
     "serve": Listed(
         "serve", "Run the daemon: the engine and its HTTP API (docs/api.md) with the dashboard."
     ),
+    "notify": Listed("notify", "Notifications: try every sink, and see how delivery goes."),
     "token": Listed(
         "serve",
         "Make a new token for the daemon (the old one stops working at once) and print it.",

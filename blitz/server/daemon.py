@@ -29,6 +29,7 @@ from blitz.conductor import publishing
 from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
+from blitz.integrations.notify.notifier import Notifier
 from blitz.runner import runner_id
 from blitz.server.app import create_app
 from blitz.server.auth import TokenStore
@@ -78,6 +79,13 @@ class Daemon:
         self.hub = EventHub(app.store, interval=poll)
         self.metrics = Metrics(app.store, clients=lambda: self.hub.clients)
         self.hub.observers.append(self.metrics.observe)
+        self.notifier = Notifier(
+            app.store,
+            app.settings.notify,
+            project_config=lambda p: cfg.notify if (cfg := app.config_for(p)) else None,
+            environ=os.environ,  # the variables [notify] names: URLs, keys, passwords
+        )
+        self.hub.observers.append(self.notifier.observe)
         self.draining = False
         self.api = create_app(self)
         self._engine_task: asyncio.Task[object] | None = None
@@ -100,6 +108,7 @@ class Daemon:
         """Take over the unfinished goals nobody drives, start the engine and the event hub;
         return the goals taken over."""
         await self.hub.start()
+        await self.notifier.start()
         loop = asyncio.get_running_loop()
         # The engine runs first: it renews the leases of the goals taken over while more are.
         self._engine_task = loop.create_task(self.engine.run())
@@ -159,6 +168,7 @@ class Daemon:
                 log.error("the engine did not stop after draining; stopping it now")
                 self.engine.stop()
                 await asyncio.wait([task], timeout=10)
+        await self.notifier.stop()
         await self.hub.close()
         await self.store.flush()
 

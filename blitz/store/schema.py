@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0009"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -228,6 +228,33 @@ gate_results = sa.Table(  # kept gate results (blitz.gatecache), named by their 
     _text("result"),
     _real("created_at"),
     sa.Index("ix_gate_results_project_id", "project_id"),
+)
+
+notifications = sa.Table(  # the outbox: a notifiable event, written in its transaction
+    "notifications",
+    metadata,
+    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    _text("key"),  # the idempotency key every sink is sent (a receiver may see it twice)
+    _real("ts"),
+    _text("kind"),
+    _text("goal_id"),
+    _text("project_id"),
+    _text("message"),
+    _text("data"),
+    _bool("expanded"),  # its deliveries (one per sink that wants it) are made
+    sa.Index("ix_notifications_expanded", "expanded"),
+)
+deliveries = sa.Table(  # one notification to one sink, and how that went
+    "deliveries",
+    metadata,
+    sa.Column("notification_id", sa.BigInteger(), nullable=False, primary_key=True),
+    _text("sink", primary_key=True),
+    _text("state"),  # pending | delivered | failed (given up on)
+    _int("attempts"),
+    _real("next_at"),
+    _text("last_error"),
+    _real("delivered_at"),
+    sa.Index("ix_deliveries_state_next_at", "state", "next_at"),
 )
 
 
