@@ -8,7 +8,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -103,44 +103,32 @@ def test(
 def status(json_out: bool = typer.Option(False, "--json")) -> None:
     """How delivery goes, per sink: delivered, pending and failed (given up on) notifications,
     and the last error."""
-    from blitz.store.outbox import DeliveryState
+    import dataclasses
+
+    from blitz.integrations.notify.status import status as delivery_status
 
     store = open_store()
     try:
-        rows = store.outbox.deliveries()
-        waiting = store.outbox.waiting()
+        found = delivery_status(store.outbox)
     finally:
         store.close()
-    sinks: dict[str, dict[str, Any]] = {}
-    for delivery, notification in reversed(rows):  # oldest first: the last error is the newest
-        sink = sinks.setdefault(
-            delivery.sink,
-            {"sink": delivery.sink, **{s.value: 0 for s in DeliveryState}, "last_error": ""},
-        )
-        sink[delivery.state.value] += 1
-        if delivery.last_error:
-            about = f"{notification.kind} {notification.goal_id}".strip()
-            sink["last_error"] = f"{about}: {delivery.last_error}"
-        elif delivery.state is DeliveryState.DELIVERED:
-            sink["last_error"] = ""
     if json_out:
-        print_json({"sinks": list(sinks.values()), "waiting": waiting})
+        print_json(dataclasses.asdict(found))
         return
-    if waiting:
-        out.print(f"{waiting} notification(s) wait for a daemon (`blitz serve`) to send them")
-    if not sinks:
+    if found.waiting:
+        out.print(f"{found.waiting} notification(s) wait for a daemon (`blitz serve`) to send them")
+    if not found.sinks:
         out.print("no notifications sent yet")
         return
     table = Table(header_style="bold")
     for col in ("sink", "delivered", "pending", "failed", "last error"):
         table.add_column(col)
-    for s in sinks.values():
-        failing = "[red]" + str(s["failed"]) + "[/]" if s["failed"] else "0"
+    for s in found.sinks:
         table.add_row(
-            escape(s["sink"]),
-            str(s["delivered"]),
-            str(s["pending"]),
-            failing,
-            escape(s["last_error"]),
+            escape(s.sink),
+            str(s.delivered),
+            str(s.pending),
+            f"[red]{s.failed}[/]" if s.failed else "0",
+            escape(s.last_error),
         )
     out.print(table)

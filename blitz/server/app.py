@@ -34,6 +34,7 @@ from blitz.server import (
     events,
     gate_output,
     goals,
+    notifications,
     problems,
     projects,
     pull_request,
@@ -116,6 +117,7 @@ def create_app(host: Host) -> FastAPI:
     pull_request.routes(private, host)
     changes.routes(private, host)
     gate_output.routes(private, host)
+    notifications.routes(private, host)
     _breaker_routes(private, host)
 
     @private.get("/api/openapi.json", include_in_schema=False)

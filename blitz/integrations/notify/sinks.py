@@ -128,7 +128,9 @@ class SlackBot:
             await client.chat_postMessage(channel=self.channel, text=message.text())
         except SlackApiError as exc:
             status = exc.response.status_code
-            error = str(exc.response.get("error", "")) or f"HTTP {status}"
+            data = exc.response.data  # a dict, or the text of an answer that was not JSON
+            said = data.get("error", "") if isinstance(data, dict) else ""
+            error = str(said) or f"HTTP {status}"
             retryable = status == 429 or status >= 500
             raise DeliveryFailed(f"chat.postMessage: {error}", retryable=retryable) from None
         except Exception as exc:  # aiohttp's connection errors, timeouts

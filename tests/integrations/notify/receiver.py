@@ -63,7 +63,8 @@ class Receiver:
                 if not fail and receiver.answer is not None:
                     reply = json.dumps(receiver.answer).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                kind = "text/plain" if fail else "application/json"
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)

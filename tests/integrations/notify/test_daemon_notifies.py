@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from blitz_process import blitz, write_yaml
 from notify_helpers import AGENT, KEY, PLAN, make_repo, serve, signed
@@ -64,6 +65,15 @@ def test_a_notification_pending_when_the_daemon_is_killed_is_delivered_after_res
         again = serve(home, "--scenario", agent, **env)
         try:
             wait_for("the delivery after the restart", lambda: bool(hook.accepted))
+            api = f"{again.url}/api/notifications"
+            bearer = {"Authorization": f"Bearer {daemon.token}"}
+            assert httpx.get(api, timeout=30).status_code == 401
+
+            def recorded() -> bool:
+                [sink] = httpx.get(api, headers=bearer, timeout=30).json()["sinks"]
+                return bool(sink["delivered"] == 1)
+
+            wait_for("the delivery recorded", recorded)
         finally:
             code, err = again.stop()
         assert code == 0, err

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from typing import Any
 
 import pytest
@@ -100,10 +100,10 @@ async def test_the_email_sink_mails_through_smtp() -> None:
     [(sender, to, content)] = mailbox.mails
     assert sender == "blitz@example.com"
     assert to == ["ops@example.com", "lead@example.com"]
-    mail = message_from_bytes(content)
+    mail = message_from_bytes(content, policy=policy.default)
     assert mail["Subject"] == "✅ Goal g-1 succeeded"
     assert mail["X-Blitz-Idempotency-Key"] == "k-0001"
-    assert "Tasks 3/3 done" in mail.get_payload(decode=True).decode()
+    assert "Tasks 3/3 done" in mail.get_body().get_content()
 
 
 async def test_an_smtp_server_that_is_not_there_is_a_retryable_failure() -> None:
