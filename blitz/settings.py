@@ -33,6 +33,9 @@ class DaemonNotify(NotifyConfig):
     backoff: float = Field(default=5.0, gt=0, allow_inf_nan=False)
     """Seconds before the second attempt; each next wait doubles, up to ``backoff_max``."""
     backoff_max: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    max_age: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
+    """Seconds after its event a notification is still worth sending (older ones, written
+    while no daemon ran, are dropped when one starts)."""
     slack_api_url: str = ""
     """The Slack Web API the bot posts through ("": Slack's own; a fake in tests)."""
 

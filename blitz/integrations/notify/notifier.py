@@ -99,10 +99,22 @@ class Notifier:
     async def step(self) -> None:
         """Expand the new notifications and send every delivery that is due."""
         outbox = self.store.outbox
+        stale = 0
         for notification in await asyncio.to_thread(outbox.unexpanded):
-            sinks = await asyncio.to_thread(self._sinks_for, notification)
-            names = [sink.name for sink in sinks]
-            await asyncio.to_thread(outbox.expand, notification.id, names, self._clock())
+            now = self._clock()
+            if now - notification.ts > self.settings.max_age:
+                stale += 1
+                names: list[str] = []  # written while no daemon ran, too long ago to matter
+            else:
+                sinks = await asyncio.to_thread(self._sinks_for, notification)
+                names = [sink.name for sink in sinks]
+            await asyncio.to_thread(outbox.expand, notification.id, names, now)
+        if stale:
+            log.warning(
+                "notifications: %d written more than %.0fs ago (while no daemon ran) not sent",
+                stale,
+                self.settings.max_age,
+            )
         due = await asyncio.to_thread(outbox.take_due, self._clock(), HOLD)
         if due:
             await asyncio.gather(*(self._deliver(d, n) for d, n in due))

@@ -156,3 +156,13 @@ async def test_an_unset_variable_is_reported_not_dropped(store: SqlStore) -> Non
     found = store.outbox.deliveries()
     assert {d.state for d, _ in found} == {DeliveryState.FAILED}
     assert all("HOOK_URL is not set" in d.last_error for d, _ in found)
+
+
+async def test_a_notification_written_too_long_ago_is_not_sent(store: SqlStore) -> None:
+    await write_events(store)
+    clock = Clock()
+    clock.now = max(n.ts for n in store.outbox.unexpanded()) + 2 * 86400
+    with Receiver() as hook:
+        await notifier(store, hook.url, clock, max_age=86400.0).step()
+        assert hook.requests == []
+    assert store.outbox.waiting() == 0 and store.outbox.deliveries() == []
