@@ -4,9 +4,10 @@ need it (:mod:`blitz.config_sections` holds the other sections of blitz.toml).""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 NotifyEvent = Literal[
     "goal.succeeded",
@@ -18,7 +19,15 @@ NotifyEvent = Literal[
 ]
 NOTIFY_EVENTS: tuple[NotifyEvent, ...] = get_args(NotifyEvent)
 """The events a ``[notify]`` section may ask for (:data:`blitz.events.NOTIFIABLE`)."""
-EnvName = Annotated[str, Field(pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")]
+
+
+def _env_name(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("must be the name of an environment variable (NAME), not its value")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
 """The name of an environment variable (a secret's place, never the secret itself)."""
 
 
@@ -28,8 +37,9 @@ class NotifyConfig(BaseModel):
     variables named below (`*_env`); the Slack bot's token from SLACK_BOT_TOKEN."""
 
     # As strict as every section of blitz.toml: TOML has real types and a quoted number is a
-    # mistake.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # mistake. An error never shows the value: a URL pasted where a variable's name goes is a
+    # secret.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
 
     events: list[NotifyEvent] = Field(
         default_factory=lambda: list(NOTIFY_EVENTS), description="The events that notify."
