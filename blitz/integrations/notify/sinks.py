@@ -182,6 +182,8 @@ class Email:
             raise DeliveryFailed(
                 f"the SMTP server answered {exc.smtp_code} {text}", retryable=retryable
             ) from None
+        except smtplib.SMTPNotSupportedError as exc:  # STARTTLS or login the server lacks
+            raise DeliveryFailed(f"SMTP: {exc} (see smtp_security)", retryable=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryFailed(f"SMTP: {type(exc).__name__}: {exc}", retryable=True) from None
 

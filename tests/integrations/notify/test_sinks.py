@@ -145,3 +145,23 @@ def test_sinks_are_built_from_the_section_and_the_variables_it_names() -> None:
     text = f"{BOT_TOKEN} /services/T0/B0/sekr1t0123456789 key-0123456789"
     assert "sekr1t" not in redact(text) and BOT_TOKEN not in redact(text)
     assert "key-0123456789" not in redact(text)
+
+
+async def test_starttls_a_server_does_not_offer_is_a_failure_no_retry_fixes() -> None:
+    server = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
+    await asyncio.to_thread(server.start)
+    try:
+        sink = Email(
+            "daemon:email",
+            to=("ops@example.com",),
+            sender="blitz@example.com",
+            host="127.0.0.1",
+            port=server.port,
+            security="starttls",
+        )
+        with pytest.raises(DeliveryFailed) as failed:
+            await send(sink, MESSAGE)
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert not failed.value.retryable
+    assert "smtp_security" in str(failed.value)
