@@ -68,6 +68,26 @@ async def test_a_notifiable_event_is_a_notification_written_with_it(store: SqlSt
     assert store.outbox.waiting() == 2
 
 
+async def test_an_event_that_is_not_written_makes_no_notification(tmp_path: Path) -> None:
+    """A process that lost its goal to another has its events dropped in the flush's
+    transaction (the fence): their notifications go with them."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stale, new_owner = SqlStore(url), SqlStore(url)
+    try:
+        stale.claim("g-1", "stale", ttl=0)  # expired at once: free for the other to take
+        assert new_owner.claim("g-1", "new", ttl=3600).owner == "new"
+        stale.write(events=[Event(kind=EventKind.GOAL_SUCCEEDED, goal_id="g-1")])
+        await stale.flush()
+        assert stale.events(goal_id="g-1") == []
+        assert new_owner.outbox.unexpanded() == []
+        new_owner.write(events=[Event(kind=EventKind.GOAL_SUCCEEDED, goal_id="g-1")])
+        await new_owner.flush()
+        assert [n.goal_id for n in stale.outbox.unexpanded()] == ["g-1"]
+    finally:
+        await stale.aclose()
+        await new_owner.aclose()
+
+
 async def test_deliveries_that_fail_at_first_arrive_later_once_each_signed(
     store: SqlStore,
 ) -> None:
