@@ -74,7 +74,7 @@ async def test_an_event_that_is_not_written_makes_no_notification(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     stale, new_owner = SqlStore(url), SqlStore(url)
     try:
-        stale.claim("g-1", "stale", ttl=0)  # expired at once: free for the other to take
+        stale.claim("g-1", "stale", ttl=-1)  # expired at once: free for the other to take
         assert new_owner.claim("g-1", "new", ttl=3600).owner == "new"
         stale.write(events=[Event(kind=EventKind.GOAL_SUCCEEDED, goal_id="g-1")])
         await stale.flush()
