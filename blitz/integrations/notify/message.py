@@ -96,6 +96,8 @@ def compose(notification: Notification, store: Store) -> Message:
         lines.append(f"Tasks {done} done, ${cost:.2f} spent")
         if goal.pr_url:
             lines.append(f"Pull request: {goal.pr_url}")
+        elif goal.branch and n.kind == "goal.succeeded":
+            lines.append(f"Branch: {goal.branch}")
     said = headline(n.message)
     if said:
         lines.append(said)
