@@ -37,7 +37,9 @@ def test_a_notification_pending_when_the_daemon_is_killed_is_delivered_after_res
         env = {
             "HOOK_URL": f"{hook.url}/hook",
             "HOOK_KEY": KEY,
-            "BLITZ_NOTIFY": json.dumps({"events": [], "backoff": 0.2, "backoff_max": 1.0}),
+            "BLITZ_NOTIFY": json.dumps(
+                {"events": [], "backoff": 0.2, "backoff_max": 1.0, "max_attempts": 1000}
+            ),
         }
         daemon = serve(home, "--scenario", agent, **env)
         try:
