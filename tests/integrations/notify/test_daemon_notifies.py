@@ -87,7 +87,7 @@ def test_a_notification_pending_when_the_daemon_is_killed_is_delivered_after_res
     assert {r.json()["idempotency_key"] for r in refused} == {body["idempotency_key"]}
     assert delivered.headers["Idempotency-Key"] == body["idempotency_key"]
     assert body["event"] == "goal.succeeded" and body["test"] is False
-    assert body["goal"]["id"] == goal["id"] and body["goal"]["state"] == "succeeded"
+    assert body["goal"]["id"] == goal["goal"] and body["goal"]["state"] == "succeeded"
     assert body["goal"]["tasks"]["done"] == body["goal"]["tasks"]["total"] == 2
     assert body["project"]["name"] == "repo"
     assert "Greet" in body["text"]
