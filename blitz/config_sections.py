@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from blitz.domain import Gates
 from blitz.envsetup import DEFAULT_INPUTS
+from blitz.notify_config import NotifyConfig
 
 Count = Annotated[int, Field(ge=0)]
 Positive = Annotated[int, Field(ge=1)]
@@ -276,3 +277,4 @@ class RepoConfig(_Section):
     explore: ExploreConfig = Field(default_factory=ExploreConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)

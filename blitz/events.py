@@ -85,6 +85,22 @@ class EventKind(StrEnum):
     PR_WRITTEN = "pr.written"
     PUBLISH_FAILED = "publish.failed"  # a push or PR failed: retried later, or left pending
 
+    NOTIFY_FAILED = "notify.failed"  # a notification sink kept failing: it was given up on
+
+
+NOTIFIABLE = frozenset(
+    {
+        EventKind.GOAL_SUCCEEDED,
+        EventKind.GOAL_FAILED,
+        EventKind.PLAN_AWAITING_APPROVAL,
+        EventKind.BUDGET_EXCEEDED,
+        EventKind.PROJECT_PAUSED,
+        EventKind.BREAKER_OPENED,
+    }
+)
+"""The kinds of event people may be told about (``[notify]``): each one written gets a row in
+the store's notification outbox in the same transaction (:mod:`blitz.store.outbox`)."""
+
 
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,12 +14,30 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from blitz.notify_config import NotifyConfig
+
 if TYPE_CHECKING:
     from blitz.llm.models import ProviderConfig
 
 
 def default_home() -> Path:
     return Path(platformdirs.user_data_dir("blitz", appauthor=False))
+
+
+class DaemonNotify(NotifyConfig):
+    """The daemon's own ``[notify]`` (``BLITZ_NOTIFY``, a JSON object): its sinks hear of every
+    project's events, and it says how hard delivery tries (for every sink)."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    """Attempts per delivery before the sink is reported failing and the delivery given up."""
+    backoff: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    """Seconds before the second attempt; each next wait doubles, up to ``backoff_max``."""
+    backoff_max: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    max_age: float = Field(default=86400.0, gt=0, allow_inf_nan=False)
+    """Seconds after its event a notification is still worth sending (older ones, written
+    while no daemon ran, are dropped when one starts)."""
+    slack_api_url: str = ""
+    """The Slack Web API the bot posts through ("": Slack's own; a fake in tests)."""
 
 
 class Settings(BaseSettings):
@@ -90,6 +108,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     """How long a process holds a goal without renewing its lease (it renews every third of
     that); a process frozen or cut off longer loses the goal to any other that claims it."""
+
+    notify: DaemonNotify = Field(default_factory=DaemonNotify)
+    """Notifications every project's events send (``BLITZ_NOTIFY='{"webhook_url_env": ...}'``);
+    a project adds its own in blitz.toml's ``[notify]``."""
 
     crash_at: str = ""
     """Fault injection for tests: kill this process (SIGKILL) at the named point, once."""

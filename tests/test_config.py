@@ -248,6 +248,7 @@ def test_render_output_is_valid_toml_for_the_defaults() -> None:
         "explore",
         "sandbox",
         "workspace",
+        "notify",
     }
     assert data["limits"]["max_tasks"] == 200
     assert data["sandbox"] == {"mode": "required", "network": False, "readable": []}

@@ -79,6 +79,7 @@ COMMANDS: dict[str, Listed] = {
         "Serve blitz's MCP tools over stdio (for an agent's MCP configuration), talking to the "
         "running daemon (`blitz serve`) with its URL and token.",
     ),
+    "notify": Listed("notify", "Notifications: try every sink, and see how delivery goes."),
     "token": Listed(
         "serve",
         "Make a new token for the daemon (the old one stops working at once) and print it.",

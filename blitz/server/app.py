@@ -35,6 +35,7 @@ from blitz.server import (
     events,
     gate_output,
     goals,
+    notifications,
     problems,
     projects,
     pull_request,
@@ -117,6 +118,7 @@ def create_app(host: Host) -> FastAPI:
     pull_request.routes(private, host)
     changes.routes(private, host)
     gate_output.routes(private, host)
+    notifications.routes(private, host)
     _breaker_routes(private, host)
     slack_api.routes(private, host)
 

@@ -31,6 +31,7 @@ from blitz.conductor.ownership import GoalTaken
 from blitz.domain import GOAL_DONE, Goal
 from blitz.errors import UserError
 from blitz.integrations.mcp.endpoint import McpEndpoint
+from blitz.integrations.notify.notifier import Notifier
 from blitz.runner import runner_id
 from blitz.server.app import create_app
 from blitz.server.auth import TokenStore
@@ -85,6 +86,13 @@ class Daemon:
         self.hub = EventHub(app.store, interval=poll)
         self.metrics = Metrics(app.store, clients=lambda: self.hub.clients)
         self.hub.observers.append(self.metrics.observe)
+        self.notifier = Notifier(
+            app.store,
+            app.settings.notify,
+            project_config=lambda p: cfg.notify if (cfg := app.config_for(p)) else None,
+            environ=os.environ,  # the variables [notify] names: URLs, keys, passwords
+        )
+        self.hub.observers.append(self.notifier.observe)
         self.draining = False
         self.api = create_app(self)
         self.slack: SlackBridge | None = None
@@ -118,6 +126,7 @@ class Daemon:
         if self.slack is not None:
             await self.slack.start()
         await self.mcp.start()
+        await self.notifier.start()
         loop = asyncio.get_running_loop()
         # The engine runs first: it renews the leases of the goals taken over while more are.
         self._engine_task = loop.create_task(self.engine.run())
@@ -179,6 +188,7 @@ class Daemon:
                 await asyncio.wait([task], timeout=10)
         if self.slack is not None:
             await self.slack.stop()
+        await self.notifier.stop()
         await self.hub.close()
         await self.mcp.stop()
         await self.store.flush()

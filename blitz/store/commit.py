@@ -7,6 +7,9 @@ everything staged into one transaction run in a worker thread, so records and th
 together or not at all, and writes made meanwhile wait for the next flush. A failed flush puts
 its rows back, behind any newer versions staged since, and raises to everyone awaiting it.
 
+A notifiable event also gets a row of the notification outbox in the same transaction
+(:meth:`~blitz.store.outbox.Outbox.stage`), so a notification exists exactly when its event does.
+
 The transaction first asks the store's leases which of the goals it writes to were taken over
 by another process (:meth:`~blitz.store.leases.LeaseBook.fence`): their records and events are
 dropped, not written, so a process that lost a goal cannot change it any more.
@@ -28,6 +31,7 @@ from blitz.events import Event
 from blitz.store.base import Record
 from blitz.store.database import BulkInsert
 from blitz.store.leases import LeaseBook
+from blitz.store.outbox import Outbox
 from blitz.store.rows import EVENTS, RECORDS, RowCodec
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ class GroupCommit:
     ``insert_events`` the insert of event rows. ``flush_delay``: seconds from the first staged
     write to the background flush; ``retry_delay``: seconds it waits after a failed flush.
     ``leases``: the goals this store holds, whose writes are fenced (None: nothing is).
+    ``outbox``: where notifiable events become notifications (None: nowhere).
     """
 
     def __init__(
@@ -54,8 +59,10 @@ class GroupCommit:
         flush_delay: float,
         retry_delay: float,
         leases: LeaseBook | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.writer = writer
+        self._outbox = outbox
         self._leases = leases
         self.flush_delay = flush_delay
         self.retry_delay = retry_delay
@@ -173,6 +180,8 @@ class GroupCommit:
                             self._upserts[codec].run(connection, codec_rows)
                         if kept_events:
                             self._insert_events.run(connection, kept_events)
+                            if self._outbox is not None:
+                                self._outbox.stage(connection, kept_events)
                 except BaseException:
                     with self._lock:
                         rows.update(self._rows)  # rows staged since then are newer: they win

@@ -258,6 +258,32 @@ slack_seen = sa.Table(
     _text("key", primary_key=True),  # an event id, or channel:ts of a message
     _real("seen_at"),
 )
+notifications = sa.Table(  # the outbox: a notifiable event, written in its transaction
+    "notifications",
+    metadata,
+    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    _text("key"),  # the idempotency key every sink is sent (a receiver may see it twice)
+    _real("ts"),
+    _text("kind"),
+    _text("goal_id"),
+    _text("project_id"),
+    _text("message"),
+    _text("data"),
+    _bool("expanded"),  # its deliveries (one per sink that wants it) are made
+    sa.Index("ix_notifications_expanded", "expanded"),
+)
+deliveries = sa.Table(  # one notification to one sink, and how that went
+    "deliveries",
+    metadata,
+    sa.Column("notification_id", sa.BigInteger(), nullable=False, primary_key=True),
+    _text("sink", primary_key=True),
+    _text("state"),  # pending | delivered | failed (given up on)
+    _int("attempts"),
+    _real("next_at"),
+    _text("last_error"),
+    _real("delivered_at"),
+    sa.Index("ix_deliveries_state_next_at", "state", "next_at"),
+)
 
 
 # -- migrations -----------------------------------------------------------------------------------

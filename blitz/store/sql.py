@@ -45,6 +45,7 @@ from blitz.store.database import (
 )
 from blitz.store.gate_results import StoredGateResults
 from blitz.store.leases import Lease, LeaseBook
+from blitz.store.outbox import Outbox
 from blitz.store.rows import (
     ATTEMPTS,
     BASELINES,
@@ -132,6 +133,8 @@ class SqlStore:
         """Kept gate results (:class:`~blitz.gatecache.GateCache`), written at once."""
         self.slack = StoredSlack(self._engine, writer)
         """Slack's channels, threads and deliveries (:mod:`blitz.store.slack`), written at once."""
+        self.outbox = Outbox(self._engine, writer)
+        """The notification outbox, filled in the transactions that write notifiable events."""
         self._batch = GroupCommit(
             writer,
             self._upserts,
@@ -139,6 +142,7 @@ class SqlStore:
             flush_delay=flush_delay,
             retry_delay=retry_delay,
             leases=self._leases,
+            outbox=self.outbox,
         )
         self._closed = False
 
