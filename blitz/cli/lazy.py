@@ -28,7 +28,9 @@ class Listed(NamedTuple):
 
 COMMANDS: dict[str, Listed] = {
     "run": Listed(
-        "run", "Plan GOAL on a repository, run it through agents, validate, commit, and open a PR."
+        "run",
+        "Plan GOAL on a repository, run it through agents, validate, commit, and open a PR "
+        "(with --follows: add to an earlier goal's branch and pull request).",
     ),
     "resume": Listed(
         "run",
