@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+"""A link, channel or user group as Slack writes them: ``<https://x|label>``, ``<#C123|name>``."""
 
 HELP = (
     "`status`, `cancel`, `approve`, `retry TASK`, `skip TASK`, or anything else: a follow-up goal"
@@ -32,8 +34,21 @@ class Command:
 
 
 def words(text: str) -> str:
-    """``text`` without mentions of users (the bot's own included), on one line."""
-    return " ".join(_MENTION.sub(" ", text).split())
+    """``text`` as its author wrote it, on one line: without mentions of users (the bot's own
+    included), a link as its address, a channel as its name, and Slack's escapes of ``&``, ``<``
+    and ``>`` undone."""
+    plain = _LINK.sub(_literal, _MENTION.sub(" ", text))
+    plain = plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return " ".join(plain.split())
+
+
+def _literal(link: re.Match[str]) -> str:
+    target, label = link.group(1), link.group(2)
+    if target.startswith("#"):
+        return f"#{label}" if label else target
+    if target.startswith("!"):
+        return f"@{label or target[1:]}"
+    return target.removeprefix("mailto:")
 
 
 def parse(text: str) -> Command:

@@ -35,10 +35,16 @@ class Text:
     blocks: Sequence[dict[str, Any]] = field(default_factory=tuple)
 
 
+def escape(text: str) -> str:
+    """``text`` as Slack shows it literally: its control characters ``&``, ``<`` and ``>``
+    escaped (a goal or task title written by a person or a model is not markup)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def plan(goal: Goal, tasks: Sequence[Task]) -> Text:
     """The plan; with the buttons while it awaits approval, and who decided once it does not."""
     listed = [t for t in tasks if t.origin == "plan"] or list(tasks)
-    lines = [f"{n}. `{t.id}` {t.title}" for n, t in enumerate(listed[:PLAN_SHOWN], 1)]
+    lines = [f"{n}. `{t.id}` {escape(t.title)}" for n, t in enumerate(listed[:PLAN_SHOWN], 1)]
     if len(listed) > PLAN_SHOWN:
         lines.append(f"... and {len(listed) - PLAN_SHOWN} more")
     head = f"*Plan* ({len(listed)} task{'s' if len(listed) != 1 else ''})"
@@ -98,7 +104,7 @@ def working(goal: Goal, tasks: Sequence[Task], usage: Usage) -> Text:
 
 def status(summary: GoalSummary) -> Text:
     """The answer to ``status``: the goal's paragraph (:mod:`blitz.goal_summary`)."""
-    return Text(redact(f"*Status*: {summary.paragraph(slack_step)}"))
+    return Text(redact(f"*Status*: {escape(summary.paragraph(slack_step))}"))
 
 
 def ended(summary: GoalSummary) -> Text:
@@ -109,7 +115,7 @@ def ended(summary: GoalSummary) -> Text:
     }.get(summary.state, ":x: Failed")
     if summary.pr_link:
         head += f": <{summary.pr_link}|pull request>"
-    return Text(redact(f"{head}\n{summary.paragraph(slack_step)}"))
+    return Text(redact(f"{head}\n{escape(summary.paragraph(slack_step))}"))
 
 
 def slack_step(summary: GoalSummary, step: Step) -> str:

@@ -10,7 +10,9 @@ import pytest
 from blitz_process import blitz
 from slack_helpers import CHANNEL, OTHER_CHANNEL, SCENARIO, repo
 
-from blitz.integrations.slack.commands import Command, Verb, parse
+from blitz.domain import Goal, GoalState, Task
+from blitz.integrations.slack import messages
+from blitz.integrations.slack.commands import Command, Verb, parse, words
 
 
 async def test_channels_are_mapped_listed_and_unmapped_through_the_api(
@@ -62,7 +64,22 @@ def test_blitz_slack_map_list_unmap(tmp_path: Path, isolated_git: None) -> None:
         ("retry", Command(Verb.UNCLEAR, text="say which task: `retry TASK`")),
         ("status of the docs too", Command(Verb.FOLLOW_UP, text="status of the docs too")),
         ("also handle <@U0ALICE01>'s case", Command(Verb.FOLLOW_UP, text="also handle 's case")),
+        # Slack's escapes and links, as the author typed them
+        ("make a &lt; b &amp;&amp; c &gt; d", Command(Verb.FOLLOW_UP, text="make a < b && c > d")),
+        (
+            "see <https://example.com/x?a=1&amp;b=2|the spec> in <#C0DOCS|docs>",
+            Command(Verb.FOLLOW_UP, text="see https://example.com/x?a=1&b=2 in #docs"),
+        ),
     ],
 )
 def test_a_thread_reply_says_a_command_or_a_follow_up(text: str, expected: Command) -> None:
     assert parse(text) == expected
+
+
+def test_a_title_is_shown_as_written_not_read_as_slack_markup() -> None:
+    title = words("make a &lt; b &amp;&amp; <!channel> see <https://x.example/?q=1&amp;r=2|it>")
+    goal = Goal(id="g-1", project_id="p-1", title=title, state=GoalState.AWAITING_APPROVAL)
+    plan = messages.plan(goal, [Task(id="one", goal_id="g-1", title=title)])
+    # what was escaped when it came is escaped again when it goes: no ping, no link, no tag
+    assert "make a &lt; b &amp;&amp; @channel see https://x.example/?q=1&amp;r=2" in plan.text
+    assert "<" not in plan.text and ">" not in plan.text
