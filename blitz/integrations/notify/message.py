@@ -1,8 +1,10 @@
 """What a notification says: a one-line title, a short text for people (Slack, email) and a JSON
 payload for machines (the webhook), built from the notification and the goal it is about.
 
-The goal's progress comes from :mod:`blitz.progress` (the one definition of ``done/total``).
-Everything leaves through :meth:`Message.text` and :meth:`Message.payload`, both redacted.
+What a notification says of its goal is :mod:`blitz.goal_summary`'s paragraph (how far it got,
+its cost, its pull request, why it failed or waits), its steps worded as the commands that take
+them; the JSON counts come from :mod:`blitz.progress`. Everything leaves through
+:meth:`Message.text` and :meth:`Message.payload`, both redacted.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from blitz import progress
+from blitz import goal_summary, progress
 from blitz.events import headline
+from blitz.goal_summary import Action, GoalSummary, Step
 from blitz.redact import redact, redact_data
 from blitz.store.base import Store
 from blitz.store.outbox import Notification
@@ -92,21 +95,16 @@ def compose(notification: Notification, store: Store) -> Message:
             "cost_usd": round(cost, 4),
             "error": goal.error,
         }
-        lines.append(f"{goal.title}")
-        lines.append(f"Tasks {done} done, ${cost:.2f} spent")
-        if goal.pr_url:
-            lines.append(f"Pull request: {goal.pr_url}")
-        elif goal.branch and n.kind == "goal.succeeded":
-            lines.append(f"Branch: {goal.branch}")
+        lines.extend(goal_summary.read(store, goal.id).paragraph(command_step).splitlines())
     said = headline(n.message)
-    if said:
+    if said and not any(said in line for line in lines):  # the summary may say it already
         lines.append(said)
     names = {
         "goal": n.goal_id,
         "goal_id": n.goal_id,
         "project": project.name if project is not None else n.project_id,
     }
-    if n.kind in _WHAT_TO_DO:
+    if n.kind in _WHAT_TO_DO and goal is None:  # a goal's paragraph says what to do
         lines.append(_WHAT_TO_DO[n.kind].format(**names))
     title = _TITLES.get(n.kind, n.kind).format(**names)
     if project is not None and "{project}" not in _TITLES.get(n.kind, ""):
@@ -121,6 +119,30 @@ def compose(notification: Notification, store: Store) -> Message:
         goal=goal_out,
         data=n.data,
     )
+
+
+def command_step(summary: GoalSummary, step: Step) -> str:
+    """A step as the command that takes it, or the dashboard's button where the command line
+    has none."""
+    goal = summary.goal_id
+    match step.action:
+        case Action.APPROVE:
+            return f"approve the plan: blitz approve {goal}"
+        case Action.REJECT:
+            return "reject it in the dashboard"
+        case Action.RETRY:
+            return f"retry task {step.task} in the dashboard"
+        case Action.SKIP:
+            return f"skip task {step.task} in the dashboard"
+        case Action.PUBLISH:
+            return f"publish it again: blitz publish {goal}"
+        case Action.RESUME_PROJECT:
+            return f"resume the project: blitz projects resume {step.project}"
+        case Action.FOLLOW_UP:
+            return f'continue it: blitz run --follows {goal} "..."'
+        case Action.RERUN:
+            return "run it again (the dashboard's Run again)"
+    return goal_summary.plain_step(summary, step)
 
 
 def trial_message(key: str, sink: str, ts: float) -> Message:
