@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from databases import empty_database
 from notify_helpers import KEY, signed
 from receiver import Receiver
 
@@ -20,9 +21,10 @@ from blitz.store.outbox import DeliveryState
 from blitz.store.sql import SqlStore
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = SqlStore(f"sqlite:///{tmp_path / 'blitz.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """On SQLite and PostgreSQL (taking due deliveries locks rows there: SKIP LOCKED)."""
+    opened = SqlStore(empty_database(request.param, tmp_path / "blitz.db"))
     yield opened
     await opened.aclose()
 
