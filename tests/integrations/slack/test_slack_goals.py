@@ -162,3 +162,22 @@ async def test_a_forged_stale_or_tampered_request_is_refused_with_no_side_effect
     assert (await r.deliver(event, event_id="Ev0SAME")).status_code == 200
     await until(ending(slack, ts, "Done"))
     assert [g["title"] for g in await r.goals()] == ["Greet the world"]
+
+
+async def test_a_channel_not_allowed_is_refused_even_when_mapped(
+    live: Any, slack: FakeSlack, tmp_path: Path
+) -> None:
+    r = await live(SCENARIO, channels=CHANNEL)
+    project = await r.add_project(repo(tmp_path))
+    await r.map(project)
+    await r.map(project, OTHER_CHANNEL)  # mapped, but not among the allowed channels
+    await r.deliver(mention(OTHER_CHANNEL, ALICE, "Greet there", "1700000009.000100"))
+    (refusal,) = await until(lambda: thread_texts(slack, "1700000009.000100", OTHER_CHANNEL))
+    assert "BLITZ_SLACK_ALLOWED_CHANNELS" in refusal
+    # A plain message there is not for blitz, mapped or not.
+    await r.deliver(message(OTHER_CHANNEL, ALICE, "Greet quietly", "1700000009.000200"))
+    await r.deliver(mention(CHANNEL, ALICE, "Greet here", "1700000009.000300"))
+    await until(r.goals)
+    assert [g["title"] for g in await r.goals()] == ["Greet here"]
+    assert not slack.replies(OTHER_CHANNEL, "1700000009.000200")
+    assert not slack.reactions(OTHER_CHANNEL, "1700000009.000100")
