@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from blitz_process import blitz, start
-from slack_helpers import ALICE, CHANNEL, SCENARIO, ending, repo, until
+from slack_helpers import ALICE, CHANNEL, MALLORY, SCENARIO, ending, repo, until
 
-from blitz.testing.fake_slack import FakeSlack, callback, mention
+from blitz.integrations.slack import messages
+from blitz.testing.fake_slack import FakeSlack, callback, click, mention
 
 
 async def test_a_mention_over_socket_mode_runs_a_goal(
@@ -35,6 +36,33 @@ async def test_a_mention_over_socket_mode_runs_a_goal(
     assert [g["title"] for g in await r.goals()] == ["Greet over a socket"]
     await r.stop()
     await until(lambda: slack.open_sockets == 0)
+
+
+async def test_a_plan_is_approved_by_a_click_over_socket_mode(
+    live: Any, slack: FakeSlack, tmp_path: Path
+) -> None:
+    r = await live(SCENARIO, socket=True, users=ALICE)
+    await until(lambda: slack.open_sockets == 1)
+    await r.map(await r.add_project(repo(tmp_path, approval=True)))
+    ts = "1700000021.000100"
+    await slack.deliver("events_api", callback(mention(CHANNEL, ALICE, "Greet, approved", ts)))
+    (goal,) = await until(r.goals)
+    await until(lambda: [m for m in slack.replies(CHANNEL, ts) if m.get("blocks")])
+    (plan,) = [m for m in slack.replies(CHANNEL, ts) if "*Plan*" in m["text"]]
+
+    refused = click(CHANNEL, MALLORY, messages.APPROVE, goal["id"], message_ts=plan["ts"])
+    sent = await slack.deliver("interactive", refused)
+    await until(lambda: slack.acked(sent))
+    (whisper,) = await until(lambda: slack.calls_of("chat.postEphemeral"))
+    assert whisper.args["user"] == MALLORY
+    assert (await r.goal(goal["id"]))["state"] == "awaiting_approval"
+
+    approved = click(CHANNEL, ALICE, messages.APPROVE, goal["id"], message_ts=plan["ts"])
+    sent = await slack.deliver("interactive", approved)
+    await until(lambda: slack.acked(sent))
+    await until(ending(slack, ts, "Done"))
+    assert (await r.goal(goal["id"]))["state"] == "succeeded"
+    await r.stop()
 
 
 def test_blitz_serve_takes_slack_tokens_from_the_environment_only(
