@@ -126,7 +126,9 @@ class Notifier:
             message = await asyncio.to_thread(compose, notification, self.store)
             await send(sink, message)
         except DeliveryFailed as exc:
-            await self._failed(delivery, notification, str(exc), retryable=exc.retryable)
+            await self._failed(
+                delivery, notification, str(exc), exc.retryable, asked=exc.retry_after
+            )
             return
         except Exception as exc:  # a bug or a store error: retried, and said
             log.exception("notification %s to %s failed", notification.key, delivery.sink)
@@ -135,12 +137,21 @@ class Notifier:
         await asyncio.to_thread(outbox.delivered, delivery, self._clock())
 
     async def _failed(
-        self, delivery: Delivery, notification: Notification, error: str, retryable: bool
+        self,
+        delivery: Delivery,
+        notification: Notification,
+        error: str,
+        retryable: bool,
+        *,
+        asked: float = 0.0,
     ) -> None:
+        """Retry ``delivery`` later (not before the ``asked`` seconds a receiver's Retry-After
+        said), or give it up."""
         outbox = self.store.outbox
         attempts = delivery.attempts + 1
         if retryable and attempts < self.settings.max_attempts:
             wait = min(self.settings.backoff * 2 ** (attempts - 1), self.settings.backoff_max)
+            wait = max(wait, min(asked, self.settings.max_age))
             log.warning(
                 "notification %s (%s) to %s failed (attempt %d of %d), retried in %.0fs: %s",
                 notification.kind,

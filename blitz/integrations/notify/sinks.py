@@ -38,11 +38,22 @@ BOT_TOKEN_ENV = "SLACK_BOT_TOKEN"
 
 class DeliveryFailed(Exception):
     """A sink did not take a notification. ``retryable``: whether trying later may help (an
-    outage, a 5xx, a 429) or not (a missing setting, a refused credential, a 4xx)."""
+    outage, a 5xx, a 429) or not (a missing setting, a refused credential, a 4xx);
+    ``retry_after``: the seconds the receiver asked to be left alone (a 429's ``Retry-After``),
+    0 when it did not say."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, retry_after: float = 0.0) -> None:
         super().__init__(redact(message))
         self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """The seconds of a ``Retry-After`` header (a number of seconds); 0 without one."""
+    try:
+        return max(0.0, float(headers.get("Retry-After", headers.get("retry-after", "0"))))
+    except ValueError:
+        return 0.0  # an HTTP date: rare; the notifier's own backoff applies
 
 
 class Sink(Protocol):
@@ -76,6 +87,7 @@ async def _post(url: str, body: bytes, headers: Mapping[str, str], what: str) ->
         raise DeliveryFailed(
             f"{what} answered {response.status_code}" + (f": {text}" if text else ""),
             retryable=_retryable(response.status_code),
+            retry_after=retry_after(response.headers),
         )
 
 
@@ -132,7 +144,11 @@ class SlackBot:
             said = data.get("error", "") if isinstance(data, dict) else ""
             error = str(said) or f"HTTP {status}"
             retryable = status == 429 or status >= 500
-            raise DeliveryFailed(f"chat.postMessage: {error}", retryable=retryable) from None
+            raise DeliveryFailed(
+                f"chat.postMessage: {error}",
+                retryable=retryable,
+                retry_after=retry_after(exc.response.headers or {}),
+            ) from None
         except Exception as exc:  # aiohttp's connection errors, timeouts
             raise DeliveryFailed(
                 f"Slack's chat.postMessage: {type(exc).__name__}: {exc}", retryable=True

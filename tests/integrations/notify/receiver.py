@@ -28,6 +28,7 @@ class Receiver:
     fail_first: int = 0
     fail_status: int = 500
     failing: bool = False
+    retry_after: str = ""  # the Retry-After header of a refusal, if any
     answer: dict[str, Any] | None = None
     requests: list[Request] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -65,6 +66,8 @@ class Receiver:
                 self.send_response(status)
                 kind = "text/plain" if fail else "application/json"
                 self.send_header("Content-Type", kind)
+                if fail and receiver.retry_after:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)

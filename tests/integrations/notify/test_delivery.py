@@ -120,6 +120,22 @@ async def test_deliveries_that_fail_at_first_arrive_later_once_each_signed(
     assert store.outbox.next_due() is None
 
 
+async def test_a_receiver_s_retry_after_is_waited_for(store: SqlStore) -> None:
+    store.write(events=[Event(kind=EventKind.GOAL_SUCCEEDED, goal_id="g-1", message="done")])
+    await store.flush()
+    clock = Clock()
+    with Receiver(fail_first=1, fail_status=429, retry_after="120") as hook:
+        sender = notifier(store, hook.url + "/hook", clock, backoff=1.0)
+        await sender.step()  # refused: "come back in 120 s", longer than the 1 s backoff
+        assert [r.status for r in hook.requests] == [429]
+        clock.now += 60
+        await sender.step()
+        assert len(hook.requests) == 1  # not before the receiver asked
+        clock.now += 61
+        await sender.step()
+        assert [r.status for r in hook.requests] == [429, 200]
+
+
 async def test_a_sink_that_keeps_failing_is_given_up_and_reported(
     store: SqlStore, caplog: pytest.LogCaptureFixture
 ) -> None:

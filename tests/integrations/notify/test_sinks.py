@@ -47,7 +47,7 @@ async def test_the_slack_bot_sink_posts_to_its_channel_through_the_web_api() -> 
 @pytest.mark.parametrize(
     ("receiver", "retryable", "said"),
     [
-        (Receiver(failing=True, fail_status=429), True, "429"),
+        (Receiver(failing=True, fail_status=429, retry_after="30"), True, "429"),
         (Receiver(failing=True, fail_status=503), True, "503"),
         (Receiver(answer={"ok": False, "error": "invalid_auth"}), False, "invalid_auth"),
     ],
@@ -61,6 +61,7 @@ async def test_slack_bot_failures_say_whether_a_retry_may_help(
         with pytest.raises(DeliveryFailed) as failed:
             await send(bot, MESSAGE)
     assert failed.value.retryable is retryable
+    assert failed.value.retry_after == (30 if said == "429" else 0)  # Retry-After, if said
     assert said in str(failed.value)
     assert BOT_TOKEN not in str(failed.value)
 
