@@ -41,7 +41,9 @@ class DaemonNotify(NotifyConfig):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BLITZ_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="BLITZ_", extra="ignore", env_ignore_empty=True)
+    """An empty variable is an unset one (``ANTHROPIC_API_KEY=""`` hides no
+    ``CLAUDE_CODE_OAUTH_TOKEN``)."""
 
     home: Path = Field(default_factory=default_home)
     """All state lives here: the database, worktrees, locks, pull request descriptions."""

@@ -53,3 +53,17 @@ def test_models_by_role_follow_the_command_line_then_blitz_toml_then_the_environ
     finally:
         plain.store.close()
         cli.store.close()
+
+
+def test_an_empty_variable_is_unset_and_hides_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ANTHROPIC_API_KEY=""`` (a shell that blanks it) leaves the Claude subscription token
+    of ``CLAUDE_CODE_OAUTH_TOKEN`` to be found, as if it were not set at all."""
+    for name in ("BLITZ_ANTHROPIC_API_KEY", "BLITZ_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "")
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-from-setup-token")
+    monkeypatch.setenv("BLITZ_MODEL", "")
+    settings = Settings()
+    assert settings.anthropic_api_key is not None
+    assert settings.anthropic_api_key.get_secret_value() == "sk-ant-oat01-from-setup-token"
+    assert settings.model == ""
