@@ -273,9 +273,10 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
     # here, before the goal is written, not later with the goal left for `blitz resume`.
     app.planner(project)
     await require(backend, options)  # built, and checked able to run here (key, CLI, server)
-    for spec in portfolio:
+    for spec in portfolio:  # each portfolio backend too: its key, CLI or server
         name, _, model = spec.partition(":")
         app.backend_for(project, name, model)
+        await require(name, app.options_for(project, name, model))
     goal_id = new_id("g")
     goal = Goal(
         id=goal_id,

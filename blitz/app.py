@@ -261,10 +261,8 @@ class App:
     ) -> AgentBackend:
         """The backend ``name`` running ``model`` ("" = its default) for ``project``; agent CLIs
         are guarded against edits outside their worktree. A ConfigError if it cannot be made."""
-        options = self.backend_options(project, goal)
+        options = self.options_for(project, name, model, goal)
         check_name(name, options.commands)
-        if model and name == "embedded":
-            options = dataclasses.replace(options, model=_provider_model(model))
         from blitz.backends.sandboxed import SandboxedBackend
 
         backend = create_backend(name, options)
@@ -285,6 +283,15 @@ class App:
 
         spec = parse_model(name)
         return ModelJudge(build_model(spec, self.providers()), spec=spec, prices=self.prices())
+
+    def options_for(
+        self, project: Project, name: str, model: str = "", goal: Goal | None = None
+    ) -> BackendOptions:
+        """The options backend ``name`` runs with for ``project``, running ``model``."""
+        options = self.backend_options(project, goal)
+        if model and name == "embedded":
+            options = dataclasses.replace(options, model=_provider_model(model))
+        return options
 
     def backend_options(self, project: Project, goal: Goal | None = None) -> BackendOptions:
         cfg = self.config_for(project)

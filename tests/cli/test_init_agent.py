@@ -137,3 +137,20 @@ def test_run_refuses_claude_code_without_a_key_before_anything_starts(
     )
     claude = {item["name"]: item for item in json.loads(keyed.stdout)}["claude-code"]
     assert claude["available"], claude
+
+
+def test_run_refuses_a_portfolio_backend_that_cannot_run_before_anything_starts(
+    repo: Path, home: Path, bare: dict[str, str], tmp_path: Path
+) -> None:
+    plan = write_yaml(tmp_path / "plan.yaml", PLAN)
+    step = {"write": {"path": "look.txt", "content": "looked\n"}}
+    agent = write_yaml(tmp_path / "agent.yaml", {"agent": {"look": [[step]]}})
+    args = ("run", "Look", "--repo", repo, "--plan", plan, "--scenario", agent)
+    refused = blitz(home, *args, "--portfolio", "scripted,claude-code", **bare)
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert "claude-code backend cannot run here" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert goals_in(home) == []
+    # The same run with only usable backends goes ahead.
+    ran = blitz(home, *args, "--portfolio", "scripted", **bare)
+    assert ran.returncode == 0, (ran.stdout, ran.stderr)
