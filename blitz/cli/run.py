@@ -15,8 +15,10 @@ from rich.markup import escape
 from blitz import actions
 from blitz.actions import Applied, GoalRequest
 from blitz.app import App
+from blitz.backends.availability import require
 from blitz.cli.common import (
     app,
+    err,
     make_app,
     out,
     print_json,
@@ -149,10 +151,15 @@ async def _resume(json_out: bool, options: RunOptions) -> int:
         unfinished = [g for g in blitz.store.list_goals() if resumable(g)]
         # Claimed one by one (a compare-and-swap each): of several processes resuming at once,
         # each goal goes to one. The options given here are stored once the goal is ours.
-        engine, orphans = blitz.engine(), []
+        engine, orphans, refused = blitz.engine(), [], []
         for g in unfinished:
             lease = blitz.store.lease(g.id)
             if not orphaned(g, lease, owner=engine.ownership.owner, ttl=engine.ownership.ttl):
+                continue
+            unusable = await _cannot_run(blitz, g, options)
+            if unusable:  # left as it is, for a resume that can run it (nothing paused)
+                refused.append(g.id)
+                err.print(f"not resuming {g.id}: {unusable}", markup=False)
                 continue
             try:
                 g = _resumed_with(blitz, engine.ownership.take(g), options)
@@ -163,6 +170,8 @@ async def _resume(json_out: bool, options: RunOptions) -> int:
             orphans.append(g)
             if not json_out:
                 out.print(f"resuming {g.id} ({g.state.value}): {g.title}", markup=False)
+        if not orphans and refused:
+            return 2
         if not orphans:
             msg = "nothing to resume"
             if unfinished:
@@ -177,9 +186,26 @@ async def _resume(json_out: bool, options: RunOptions) -> int:
             final = finished.get(goal_id) or blitz.store.get_goal(goal_id)
             assert final is not None
             ok = reported(blitz, final, json_out) and ok
-        return 0 if ok else 1
+        return 0 if ok and not refused else 1
     finally:
         await blitz.aclose()
+
+
+async def _cannot_run(blitz: App, goal: Goal, options: RunOptions) -> str:
+    """Why ``goal``'s backend (or one of its portfolio), as ``resume`` would run it, cannot run
+    here; "" when it can, or when the goal has nothing left for an agent (it only publishes)."""
+    project = blitz.store.get_project(goal.project_id)
+    agents_left = (GoalState.PLANNING, GoalState.AWAITING_APPROVAL, GoalState.RUNNING)
+    if project is None or goal.state not in agents_left:
+        return ""
+    resumed = resumed_with(blitz, project, goal, options)
+    for spec in (resumed.backend, *resumed.portfolio):
+        name, _, model = spec.partition(":")
+        try:
+            await require(name, blitz.options_for(project, name, model, resumed))
+        except ConfigError as exc:
+            return str(exc).replace("\n", " ")
+    return ""
 
 
 def reported(blitz: App, goal: Goal, json_out: bool) -> bool:

@@ -6,6 +6,7 @@ starts (no goal written, the project not paused)."""
 from __future__ import annotations
 
 import json
+import signal
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,33 @@ def test_run_refuses_a_portfolio_backend_that_cannot_run_before_anything_starts(
     # The same run with only usable backends goes ahead.
     ran = blitz(home, *args, "--portfolio", "scripted", **bare)
     assert ran.returncode == 0, (ran.stdout, ran.stderr)
+
+
+def test_resume_leaves_a_goal_whose_backend_cannot_run_here_as_it_is(
+    repo: Path, home: Path, bare: dict[str, str], tmp_path: Path
+) -> None:
+    """A goal started with the scripted fake, killed, then resumed without its scenario: the
+    fake is no agent, so resume says so and leaves the goal for a resume that can run it."""
+    plan = write_yaml(tmp_path / "plan.yaml", PLAN)
+    step = {"write": {"path": "look.txt", "content": "looked\n"}}
+    agent = write_yaml(tmp_path / "agent.yaml", {"agent": {"look": [[step]]}})
+    args = ("run", "Look", "--repo", repo, "--plan", plan, "--scenario", agent, "--json")
+    killed = blitz(home, *args, BLITZ_CRASH_AT="before_store_write", **bare)
+    assert killed.returncode == -signal.SIGKILL, (killed.stdout, killed.stderr)
+    (goal_id,) = goals_in(home)
+    state = json.loads(blitz(home, "status", goal_id, "--json", **bare).stdout)["state"]
+
+    refused = blitz(home, "resume", "--json", **bare)
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert f"not resuming {goal_id}: the scripted backend cannot run here" in " ".join(
+        refused.stderr.split()
+    )
+    assert "--backend" in refused.stderr and "Traceback" not in refused.stderr
+    again = json.loads(blitz(home, "status", goal_id, "--json", **bare).stdout)
+    assert again["state"] == state and state in ("planning", "running")
+    projects = json.loads(blitz(home, "projects", "list", "--json", **bare).stdout)
+    assert [p["paused"] for p in projects] == [False]
+
+    resumed = blitz(home, "resume", "--scenario", agent, "--json", **bare)
+    assert resumed.returncode == 0, (resumed.stdout, resumed.stderr)
+    assert json.loads(resumed.stdout)["state"] == "succeeded"
