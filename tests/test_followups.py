@@ -167,14 +167,14 @@ async def test_a_follow_up_is_refused_while_its_branch_is_busy_or_unknown_or_els
         await follow_up(app, repo, "g-nope", "More")
 
     # Another project's goal.
-    other = (await app.register(other_repo)).project
+    other = await app.register(other_repo)
     elsewhere = await app.new_goal(other, "Elsewhere")
     await actions.cancel(app, None, elsewhere.id, "not needed")
     with pytest.raises(Conflict, match=f"belongs to project other .*not to {repo.name}"):
         await follow_up(app, repo, elsewhere.id, "More")
 
     # A goal that ended before making its branch.
-    project = (await app.register(repo)).project
+    project = await app.register(repo)
     unborn = await app.new_goal(project, "Never started")
     await actions.cancel(app, None, unborn.id, "changed my mind")
     with pytest.raises(Conflict, match=f"goal {unborn.id} left no branch"):
@@ -198,7 +198,7 @@ async def test_a_follow_up_is_resumed_by_a_new_process_on_the_same_branch(
     repo = make_repo(tmp_path, gates=GATE)
     app = apps(SCENARIO)
     _, first = await run_one(app, repo, "Start the notes")
-    project = (await app.register(repo)).project
+    project = await app.register(repo)
     written = await app.new_goal(project, "Add a second line", follows=first.id)
 
     # Nobody planned it; another process (a new app on the same home) takes it on.

@@ -266,3 +266,27 @@ def test_gate_output_is_shown_while_the_gate_runs(
     while daemon.api("GET", f"/api/goals/{goal['id']}")["state"] != "succeeded":
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def test_a_follow_up_links_to_the_goal_it_continues(
+    page: Any, daemon: Daemon, greeted: dict[str, Any]
+) -> None:
+    look = {"summary": "look", "tasks": [{"id": "look", "title": "Look", "allow_empty": True}]}
+    body = {"project": "greeter", "title": "Look again", "follows": greeted["id"], "plan": look}
+    follow = daemon.api("POST", "/api/goals", body)
+    assert follow["follows"] == greeted["id"] and follow["branch"] == greeted["branch"]
+    eventually(
+        lambda: daemon.api("GET", f"/api/goals/{follow['id']}")["state"] == "succeeded",
+        "the follow-up succeeds",
+        timeout=90,
+    )
+
+    login(page, daemon)
+    page.get_by_test_id("projects-panel").wait_for()
+    page.goto(f"{daemon.url}/goals/{follow['id']}")
+    link = page.get_by_test_id("goal-follows")
+    link.wait_for()
+    assert link.inner_text() == f"follows {greeted['id']}"
+    link.get_by_role("link").click()
+    page.locator(f"[data-testid='goal-page'][data-goal='{greeted['id']}']").wait_for()
+    assert page.get_by_test_id("goal-follows").count() == 0

@@ -31,7 +31,8 @@ async def test_a_follow_up_through_the_api_continues_the_branch_and_is_refused_w
     assert done["state"] == "succeeded" and done["follows"] == ""
 
     unknown = await r.http.post(
-        "/api/goals", json={"project": project["id"], "title": "More", "follows": "g-nope"}
+        "/api/goals",
+        json={"project": project["id"], "title": "More", "follows": "g-nope", "plan": MORE},
     )
     assert "no goal 'g-nope' to follow up" in problem(unknown, 404)["detail"]
 
@@ -39,7 +40,8 @@ async def test_a_follow_up_through_the_api_continues_the_branch_and_is_refused_w
     assert (follow["follows"], follow["branch"]) == (first["id"], done["branch"])
     await r.wait_goal(follow["id"], ("awaiting_approval",))  # it holds the branch meanwhile
     busy = await r.http.post(
-        "/api/goals", json={"project": project["id"], "title": "Again", "follows": first["id"]}
+        "/api/goals",
+        json={"project": project["id"], "title": "Again", "follows": first["id"], "plan": MORE},
     )
     assert f"goal {follow['id']} is still awaiting_approval" in problem(busy, 409)["detail"]
 
