@@ -111,25 +111,9 @@ def routes(router: APIRouter, host: Host) -> None:
         itself, or the text of a plan file: YAML or JSON)."""
         host.check_open()
         stored = actions.project_of(store, body.project)
-        plan: actions.PlanSource | None
         if body.plan is None:
-            plan = None
             check_planner(stored)
-        elif isinstance(body.plan, str):
-            plan = partial(parse_plan_text, body.plan)
-        else:
-            plan = partial(parse_plan, body.plan.model_dump())
-        request = actions.GoalRequest(
-            title=body.title,
-            backend=body.backend,
-            max_parallel=body.max_parallel,
-            allow_dirty=body.allow_dirty,
-            explore=body.explore,
-            explore_mode=body.explore_mode,
-            portfolio=body.portfolio,
-            plan=plan,
-            follows=body.follows,
-        )
+        request = goal_request(body)
         with problems.in_api_terms():
             submitted = await actions.new_goal(app, host.engine, Path(stored.path), request)
         return await asyncio.to_thread(detail, goal_of(submitted.goal.id))
@@ -278,3 +262,24 @@ def _transcript(host: Host, goal_id: str, attempt_id: str) -> list[Event]:
         ]
         after = batch[-1].id
     return found
+
+
+def goal_request(body: GoalIn) -> actions.GoalRequest:
+    """The goal ``body`` asks for, its plan (if given: the plan itself, or a plan file's text)
+    parsed when the goal is made; the API and MCP's ``submit_goal`` both take goals this way."""
+    plan: actions.PlanSource | None = None
+    if isinstance(body.plan, str):
+        plan = partial(parse_plan_text, body.plan)
+    elif body.plan is not None:
+        plan = partial(parse_plan, body.plan.model_dump())
+    return actions.GoalRequest(
+        title=body.title,
+        backend=body.backend,
+        max_parallel=body.max_parallel,
+        allow_dirty=body.allow_dirty,
+        explore=body.explore,
+        explore_mode=body.explore_mode,
+        portfolio=body.portfolio,
+        plan=plan,
+        follows=body.follows,
+    )

@@ -9,7 +9,6 @@ loop, the only thread that may touch the engine.
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,7 @@ from blitz.config import CONFIG_NAME
 from blitz.domain import Attempt, Goal, GoalState, Project
 from blitz.errors import UserError
 from blitz.integrations.mcp.access import Action
-from blitz.planner import parse_plan, parse_plan_text
+from blitz.server import goals as server_goals
 from blitz.server.goals import DIFF_CAP
 from blitz.server.inputs import GoalIn
 from blitz.server.problems import Problem
@@ -88,25 +87,9 @@ class LocalAccess:
         app = self.host.app
         _check_open(self.host)
         project = await asyncio.to_thread(actions.project_of, app.store, request.project)
-        plan: actions.PlanSource | None
-        if request.plan is None:
-            plan = None
-            if not app.has_planner(project):
-                raise UserError(NO_PLANNER.format(project=project.name))
-        elif isinstance(request.plan, str):
-            plan = partial(parse_plan_text, request.plan)
-        else:
-            plan = partial(parse_plan, request.plan.model_dump())
-        goal_request = actions.GoalRequest(
-            title=request.title,
-            backend=request.backend,
-            max_parallel=request.max_parallel,
-            allow_dirty=request.allow_dirty,
-            explore=request.explore,
-            explore_mode=request.explore_mode,
-            portfolio=request.portfolio,
-            plan=plan,
-        )
+        if request.plan is None and not app.has_planner(project):
+            raise UserError(NO_PLANNER.format(project=project.name))
+        goal_request = server_goals.goal_request(request)
         submitted = await actions.new_goal(app, self.host.engine, Path(project.path), goal_request)
         return await self.goal(submitted.goal.id)
 

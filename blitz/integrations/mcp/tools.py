@@ -80,6 +80,13 @@ PlanText = Annotated[
 Dirty = Annotated[
     bool, Field(description="Go ahead although the repository has uncommitted changes.")
 ]
+Follows = Annotated[
+    str,
+    Field(
+        description="An ended goal's id to continue: the new goal works on its branch and "
+        "updates its pull request. Default: a new branch from the base branch."
+    ),
+]
 Filter = Annotated[str, Field(description="Only this project's goals (name or id).")]
 States = Annotated[list[GoalState], Field(description="Only goals in these states.")]
 Limit = Annotated[int, Field(ge=1, le=500, description="At most this many, newest first.")]
@@ -168,13 +175,14 @@ def build(access: Access, *, version: str = "") -> MCPServer:
         backend: Backend = "",
         plan: PlanText = None,
         allow_dirty: Dirty = False,
+        follows: Follows = "",
     ) -> GoalStatus:
         """Start a goal on a project: planned, run by agents, validated, committed, and ended
         with a pull request. Answers the new goal (its id is what the other tools take)."""
         try:
             request = GoalIn.model_validate(
                 {"project": project, "title": title, "backend": backend, "plan": plan,
-                 "allow_dirty": allow_dirty}
+                 "allow_dirty": allow_dirty, "follows": follows}
             )  # fmt: skip
             detail = await access.submit_goal(request)
         except ValidationError as exc:

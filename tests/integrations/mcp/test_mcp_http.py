@@ -63,6 +63,15 @@ async def test_goals_run_wait_for_approval_and_are_cancelled_over_http(tmp_path:
                 [patch] = diff.contents
                 assert isinstance(patch, TextResourceContents) and "+hello" in patch.text
 
+                # A follow-up of it: on its branch.
+                look = {"tasks": [{"id": "look", "title": "Look", "allow_empty": True}]}
+                follow = await call(
+                    mcp, "submit_goal", project="repo", title="Look again", plan=look,
+                    follows=goal["id"],
+                )  # fmt: skip
+                assert follow["branch"] == status["branch"]
+                assert (await wait_ended(mcp, follow["id"]))["state"] == "succeeded"
+
                 # A plan that waits for approval, approved.
                 waiting = await call(mcp, "submit_goal", project="gated", title="Greet, approved")
                 await wait_state(mcp, waiting["id"], "awaiting_approval")
