@@ -56,6 +56,10 @@ class EventKind(StrEnum):
 
     ATTEMPT_STARTED = "attempt.started"
     ATTEMPT_FINISHED = "attempt.finished"
+    # Remote executors: the attempt waits for a worker that can take it (data {reason}), then
+    # runs on one (data {node, address}).
+    ATTEMPT_WAITING = "attempt.waiting"
+    ATTEMPT_PLACED = "attempt.placed"
     # Where an attempt (or a baseline) runs: data {worktree, name, reused, seconds}
     WORKSPACE_READY = "workspace.ready"
     AGENT_MESSAGE = "agent.message"

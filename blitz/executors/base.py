@@ -104,6 +104,9 @@ class AttemptRequest:
     model: str = ""  # provider:model for this attempt ("" = the backend's default)
     selection: Selection | None = None  # set for best-of-N candidates: decides who integrates
     label: str = ""  # how a candidate is named in verdicts ("codex #2")
+    # Worker labels the attempt needs (the task's and the project's): a remote executor runs it
+    # only on a node that offers every one. The local executor ignores them.
+    labels: tuple[str, ...] = ()
     meter: Meter | None = None  # counts spending as it happens (read if the attempt is cancelled)
     now: Callable[[], float] = time.time
     fault: Callable[[str], None] = lambda point: None
