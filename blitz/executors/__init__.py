@@ -3,7 +3,8 @@ as one :class:`~blitz.executors.base.AttemptRequest` and gets one
 :class:`~blitz.executors.base.AttemptReport` back; it never runs attempt code itself.
 
 Executors are chosen by name (:data:`EXECUTORS`, ``"module:factory"`` strings), imported only
-when chosen: ``local`` runs the attempt in this process. An executor never changes the engine's
+when chosen: ``local`` runs the attempt in this process, ``ray`` on the nodes of a Ray cluster
+(:mod:`blitz.executors.ray`). An executor never changes the engine's
 state; the only way back is its report (and the informational events the attempt emits).
 """
 
@@ -14,17 +15,20 @@ import importlib
 from blitz.errors import ConfigError
 from blitz.executors.base import Executor
 
-EXECUTORS = {"local": "blitz.executors.local:LocalExecutor"}
-"""Executor name -> ``"module:factory"`` (the factory takes no arguments)."""
+EXECUTORS = {
+    "local": "blitz.executors.local:LocalExecutor",
+    "ray": "blitz.executors.ray.executor:RayExecutor",
+}
+"""Executor name -> ``"module:factory"`` (the factory takes the executor's options)."""
 
 
-def load(name: str = "local") -> Executor:
-    """A new executor of the given name."""
+def load(name: str = "local", **options: object) -> Executor:
+    """A new executor of the given name, made with ``options`` (the ray executor's address...)."""
     target = EXECUTORS.get(name)
     if target is None:
         raise ConfigError(f"unknown executor {name!r}; known: {', '.join(sorted(EXECUTORS))}")
     module, _, factory = target.partition(":")
-    executor: Executor = getattr(importlib.import_module(module), factory)()
+    executor: Executor = getattr(importlib.import_module(module), factory)(**options)
     return executor
 
 
