@@ -122,6 +122,9 @@ class AttemptReport:
     messages: tuple[str, ...] = field(default_factory=tuple)
     # UNAVAILABLE: how long the provider asked to be left alone (None: not said).
     retry_after: float | None = None
+    # UNAVAILABLE because the executor could not reach where attempts run (a cluster gone), not
+    # the model provider: the task waits and the executor's breaker hears of it.
+    executor_down: bool = False
 
 
 class Executor(Protocol):
