@@ -188,6 +188,7 @@ class RayExecutor:
             timeout=request.timeout,
             budget_usd=request.budget_usd,
             scenario=_scenario(request.backend),
+            setup=getattr(request.setup, "spec", None),
         )
         self._running[attempt.id] = node.node_id
         self._starting[node.node_id] = self._starting.get(node.node_id, 0) + 1
@@ -226,7 +227,10 @@ class RayExecutor:
                 self._starting[node.node_id] -= 1
         if result is None:
             return _report(request, Outcome.CRASHED, f"node {_short(node)} returned no result")
-        return await self.accept(request, result, node.node_id)
+        try:
+            return await self.accept(request, result, node.node_id)
+        except StaleResult as exc:  # the worker answered for another attempt: a machinery bug
+            return _report(request, Outcome.CRASHED, str(exc))
 
     async def accept(
         self, request: AttemptRequest, result: remote.Result, node_id: str = ""
@@ -260,7 +264,8 @@ class RayExecutor:
                 return _report(request, Outcome.CRASHED, f"attempt {waited}: commit without bundle")
             ref = f"{REMOTE_REFS}/{request.goal.id}/{request.task.id}/{waited}"
             try:
-                fetched = await sync.fetch(ws.git, result.bundle, remote.out_ref(waited), ref)
+                async with ws.lock():
+                    fetched = await sync.fetch(ws.git, result.bundle, remote.out_ref(waited), ref)
                 await _check(ws, request, fetched, made.attempt.base_sha)
             except (RunError, OSError) as exc:
                 return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")

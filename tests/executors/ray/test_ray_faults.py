@@ -61,10 +61,11 @@ async def test_a_worker_killed_mid_attempt_reruns_its_task_elsewhere_each_task_c
     ray_cluster.kill_raylet("one")
     finished = (await asyncio.wait_for(running, 400))[goal.id]
 
-    assert finished.state is GoalState.SUCCEEDED, finished
+    attempts = app.store.load_attempts(goal.id)
+    tried = [(a.task_id, a.number, str(a.state), a.error[:300]) for a in attempts]
+    assert finished.state is GoalState.SUCCEEDED, tried
     commits = branch_commits(repo, finished.branch)
     assert Counter(t for c in commits for t in c.tasks) == Counter(names)
-    attempts = app.store.load_attempts(goal.id)
     crashed = [a for a in attempts if a.state is AttemptState.CRASHED]
     assert crashed and all(victim[:12] in a.error for a in crashed), [a.error for a in crashed]
     placed = placed_on(goal_events(app, goal.id))

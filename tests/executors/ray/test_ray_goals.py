@@ -23,7 +23,12 @@ TASKS = [f"t{i}" for i in range(1, 7)]
 
 def six_tasks(sleep: float = 0.0) -> dict[str, Any]:
     """Six independent tasks, each writing its own file (after ``sleep`` seconds)."""
-    steps = lambda i: ([{"sleep": sleep}] if sleep else []) + [write(f"f{i}.txt", f"{i}\n")]  # noqa: E731
+
+    def steps(i: int) -> list[dict[str, Any]]:
+        spend = {"spend": {"cost_usd": 0.01, "input": 100, "output": 10}}
+        slept = [{"sleep": sleep}] if sleep else []
+        return [{"say": f"working on f{i}"}, spend, *slept, write(f"f{i}.txt", f"{i}\n")]
+
     return {
         "summary": "six files",
         "tasks": [task(t) for t in TASKS],
@@ -52,6 +57,10 @@ async def test_a_goal_of_six_tasks_runs_across_both_workers_each_task_committed_
     workers = {w.node_id for w in ray_cluster.workers.values()}
     assert nodes == workers  # both workers ran attempts, and only workers (not the head)
     assert executor.placements() == {}
+    # The agents' messages and spending came back from the workers as they happened.
+    said = {e.message for e in goal_events(app, goal.id) if e.kind == "agent.message"}
+    assert {f"working on f{i}" for i in range(1, 7)} <= said
+    assert app.store.usage(goal.id).cost_usd == pytest.approx(0.06)
 
 
 async def test_a_task_needing_a_label_only_one_worker_has_runs_only_there(
