@@ -210,7 +210,8 @@ class RayExecutor:
                 if not started:  # the node fetched the bundle: it holds the base now
                     started = True
                     self._starting[node.node_id] -= 1
-                    self._known.add(node.node_id, request.project.id, [base])
+                    if kind != "error":
+                        self._known.add(node.node_id, request.project.id, [base])
                 if kind == "event":
                     request.emit(value)
                 elif kind == "usage":
@@ -218,7 +219,8 @@ class RayExecutor:
                         request.meter.add(value)
                 elif kind == "result":
                     result = value
-                elif kind == "error":
+                elif kind == "error":  # what it holds is in doubt: ask it again next time
+                    self._known.forget_node(node.node_id)
                     return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
         except asyncio.CancelledError:
             await _cancel(stream)
