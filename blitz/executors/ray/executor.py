@@ -13,7 +13,7 @@ the only writer of state and integrates every commit itself.
    has not started yet). ``attempt.placed`` says where.
 2. **Sync.** What the node holds of the project is asked once (a tiny task pinned to it), then
    remembered (:class:`~blitz.executors.ray.sync.Known`): a base counts as held once the node's
-   first report of an attempt on it arrived (it fetched it), a commit once it came back. A bundle
+   first report of an attempt on it arrived (it fetched it). A bundle
    of the goal branch without what the node holds (nothing when it holds the head) goes through
    the object store.
 3. **One Ray task** pinned to the node (hard node affinity) asking for the attempt's
@@ -274,8 +274,6 @@ class RayExecutor:
                 await _check(ws, request, fetched, made.attempt.base_sha)
             except (RunError, OSError) as exc:
                 return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
-            if node_id:
-                self._known.add(node_id, request.project.id, [commit])
         return await land(request, made)
 
     # -- placement -----------------------------------------------------------------------------
