@@ -47,18 +47,19 @@ async def test_a_worker_killed_mid_attempt_reruns_its_task_elsewhere_each_task_c
     goal = await app.new_goal(project, "four slow files")
     engine.start(project, goal)
     running = asyncio.ensure_future(engine.run())
-    victim = ray_cluster.workers["one"].node_id
+    by_node = {w.node_id: name for name, w in ray_cluster.workers.items()}
 
-    def started_on_victim() -> list[str]:
-        """Attempts placed on the victim whose worker already reported (they run there)."""
+    def started() -> list[str]:
+        """Nodes of attempts whose worker already reported (they run there)."""
         events = goal_events(app, goal.id)
-        there = {a for a, n in placed_on(events).items() if n == victim}
-        return [
-            e.attempt_id for e in events if e.kind == "workspace.ready" and e.attempt_id in there
-        ]
+        placed = placed_on(events)
+        ready = [e.attempt_id for e in events if e.kind == "workspace.ready"]
+        return [placed[a] for a in ready if a in placed]
 
-    await _until(started_on_victim, running)
-    ray_cluster.kill_raylet("one")
+    await _until(started, running)
+    victim = started()[0]
+    survivor = next(n for n in by_node if n != victim)
+    ray_cluster.kill_raylet(by_node[victim])
     finished = (await asyncio.wait_for(running, 400))[goal.id]
 
     attempts = app.store.load_attempts(goal.id)
@@ -72,7 +73,7 @@ async def test_a_worker_killed_mid_attempt_reruns_its_task_elsewhere_each_task_c
     for a in crashed:  # its task ran again, on the other worker, and succeeded there
         again = [b for b in attempts if b.task_id == a.task_id and b.number > a.number]
         assert again and again[-1].state is AttemptState.SUCCEEDED
-        assert placed[again[-1].id] == ray_cluster.workers["two"].node_id
+        assert placed[again[-1].id] == survivor
 
 
 async def test_cancelling_a_remote_attempt_kills_its_processes_on_the_worker(
