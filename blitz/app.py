@@ -8,6 +8,7 @@ tests build an :class:`App` and ask it for projects, goals and an engine.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blitz import actions, confinement
+from blitz import actions, confinement, executors
 from blitz import workspace as git
 from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
@@ -26,7 +27,7 @@ from blitz.conductor import Engine, Limits, Services
 from blitz.config import RepoConfig, SandboxConfig, load_repo_config, setup_of
 from blitz.domain import Goal, Project
 from blitz.envsetup import EnvSetup, SetupSpec, cache_dir
-from blitz.errors import ConfigError, UserError
+from blitz.errors import BlitzError, ConfigError, UserError
 from blitz.gatecache import GateFlights
 from blitz.live_gates import LiveGates
 from blitz.planner import FilePlanner, Planner
@@ -42,6 +43,7 @@ from blitz.worktrees import Worktrees
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
     from blitz.conductor.selection import Judge
+    from blitz.executors.base import Executor
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
     from blitz.proxy import ModelProxy
@@ -83,6 +85,46 @@ class App:
         )
         """Each repository's warm worktree pool and each project's environment set-up."""
         self._socket: Path | None = None
+        self._executor: Executor | None = None
+
+    # -- the executor -------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> Executor:
+        """Where every project's attempts run: one executor for this process (the settings'
+        ``[executor]``), made on first use; the ray executor connects only when started."""
+        if self._executor is None:
+            name, options = self.settings.executor_options()
+            self._executor = executors.load(name, **options)
+        return self._executor
+
+    async def start_executor(self) -> None:
+        """Connect the executor to where attempts run (a Ray cluster), so a cluster that cannot
+        be reached stops a daemon at its start: a ConfigError naming the address."""
+        start = getattr(self.executor, "start", None)
+        if start is None:
+            return
+        try:
+            done = start()
+            if inspect.isawaitable(done):
+                await done
+        except BlitzError:
+            raise
+        except Exception as exc:  # the executor's own failure: say where it was going
+            name, options = self.settings.executor_options()
+            where = f" at {options['address']}" if "address" in options else ""
+            raise ConfigError(
+                f"the {name} executor cannot reach its cluster{where}: {exc}"
+            ) from exc
+
+    async def close_executor(self) -> None:
+        """Let the executor go (a Ray executor disconnects); nothing when none was made."""
+        executor, self._executor = self._executor, None
+        close = getattr(executor, "close", None)
+        if close is not None:
+            done = close()
+            if inspect.isawaitable(done):
+                await done
 
     # -- faults (tests) ---------------------------------------------------------------------
 
@@ -402,6 +444,8 @@ class App:
             backend_for=backend_for,
             judge=self.judge(project, goal),
             publish_retry_for=self.settings.publish_retry_for,
+            executor=self.executor,
+            labels=self.executor_labels(project),
             routes=tuple(
                 dict.fromkeys(
                     r
@@ -447,7 +491,13 @@ class App:
         assert isinstance(plan, Plan)
         return FilePlanner(plan, self.planner(project))
 
+    def executor_labels(self, project: Project) -> tuple[str, ...]:
+        """The worker labels every attempt of ``project`` needs (``[executor] labels``)."""
+        cfg = self.config_for(project)
+        return tuple(cfg.executor.labels) if cfg else ()
+
     async def aclose(self) -> None:
+        await self.close_executor()
         if self._proxy is not None:
             await self._proxy.stop()
         if self._socket is not None:
