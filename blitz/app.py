@@ -8,7 +8,6 @@ tests build an :class:`App` and ask it for projects, goals and an engine.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import shutil
 import signal
@@ -27,7 +26,8 @@ from blitz.conductor import Engine, Limits, Services
 from blitz.config import RepoConfig, SandboxConfig, load_repo_config, setup_of
 from blitz.domain import Goal, Project
 from blitz.envsetup import EnvSetup, SetupSpec, cache_dir
-from blitz.errors import BlitzError, ConfigError, UserError
+from blitz.errors import ConfigError, UserError
+from blitz.executors import lifecycle
 from blitz.gatecache import GateFlights
 from blitz.live_gates import LiveGates
 from blitz.planner import FilePlanner, Planner
@@ -62,9 +62,12 @@ class App:
         clock: Clock | None = None,
         scenario: Scenario | None = None,
         models: Mapping[str, str] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         """``models`` are command-line choices by role ("default" or one of
-        :data:`MODEL_ROLES`); they win over a goal's own, blitz.toml and the environment."""
+        :data:`MODEL_ROLES`); they win over a goal's own, blitz.toml and the environment.
+        ``executor``: where attempts run (None: the settings' ``[executor]``, made on first
+        use)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.scenario = scenario
@@ -85,7 +88,7 @@ class App:
         )
         """Each repository's warm worktree pool and each project's environment set-up."""
         self._socket: Path | None = None
-        self._executor: Executor | None = None
+        self._executor: Executor | None = executor
 
     # -- the executor -------------------------------------------------------------------------
 
@@ -99,32 +102,14 @@ class App:
         return self._executor
 
     async def start_executor(self) -> None:
-        """Connect the executor to where attempts run (a Ray cluster), so a cluster that cannot
-        be reached stops a daemon at its start: a ConfigError naming the address."""
-        start = getattr(self.executor, "start", None)
-        if start is None:
-            return
-        try:
-            done = start()
-            if inspect.isawaitable(done):
-                await done
-        except BlitzError:
-            raise
-        except Exception as exc:  # the executor's own failure: say where it was going
-            name, options = self.settings.executor_options()
-            where = f" at {options['address']}" if "address" in options else ""
-            raise ConfigError(
-                f"the {name} executor cannot reach its cluster{where}: {exc}"
-            ) from exc
+        """Connect the executor to where attempts run (a Ray cluster): one that cannot be
+        reached stops a daemon at its start, with a ConfigError naming the address."""
+        name, options = self.settings.executor_options()
+        await lifecycle.start(self.executor, name, str(options.get("address", "")))
 
     async def close_executor(self) -> None:
-        """Let the executor go (a Ray executor disconnects); nothing when none was made."""
         executor, self._executor = self._executor, None
-        close = getattr(executor, "close", None)
-        if close is not None:
-            done = close()
-            if inspect.isawaitable(done):
-                await done
+        await lifecycle.close(executor)
 
     # -- faults (tests) ---------------------------------------------------------------------
 
@@ -445,7 +430,7 @@ class App:
             judge=self.judge(project, goal),
             publish_retry_for=self.settings.publish_retry_for,
             executor=self.executor,
-            labels=self.executor_labels(project),
+            labels=tuple(cfg.executor.labels) if cfg else (),  # worker labels every attempt needs
             routes=tuple(
                 dict.fromkeys(
                     r
@@ -490,11 +475,6 @@ class App:
 
         assert isinstance(plan, Plan)
         return FilePlanner(plan, self.planner(project))
-
-    def executor_labels(self, project: Project) -> tuple[str, ...]:
-        """The worker labels every attempt of ``project`` needs (``[executor] labels``)."""
-        cfg = self.config_for(project)
-        return tuple(cfg.executor.labels) if cfg else ()
 
     async def aclose(self) -> None:
         await self.close_executor()
