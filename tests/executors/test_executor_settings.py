@@ -47,7 +47,7 @@ def test_the_settings_read_blitz_executor_and_ray_address(
 async def test_every_projects_services_share_the_one_executor(
     tmp_path: Path, isolated_git: None, apps: Any
 ) -> None:
-    app: App = apps({"plan": {"tasks": [{"id": "a", "title": "A"}]}})
+    app: App = apps({"tasks": [{"id": "a", "title": "A"}]})
     assert isinstance(app.executor, LocalExecutor)
     one = await app.register(make_repo(tmp_path, name="one"))
     two = await app.register(make_repo(tmp_path, name="two"))

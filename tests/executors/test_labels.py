@@ -73,12 +73,7 @@ async def test_every_attempt_asks_for_its_tasks_labels_then_its_projects(
 ) -> None:
     repo = make_repo(tmp_path, sections={"executor": {"labels": ["eu-west", "gpu"]}})
     scenario: dict[str, Any] = {
-        "plan": {
-            "tasks": [
-                task("a", labels=["gpu", "big-repo"]),
-                task("b", "a"),
-            ]
-        },
+        "tasks": [task("a", labels=["gpu", "big-repo"]), task("b", "a")],
         "agent": {"a": [[write("a.txt", "a\n")]], "b": [[write("b.txt", "b\n")]]},
     }
     recording = RecordingExecutor()
@@ -92,7 +87,7 @@ async def test_every_attempt_asks_for_its_tasks_labels_then_its_projects(
         stored = {t.id: t for t in app.store.load_tasks(started.goal.id)}
     finally:
         await app.aclose()
-    assert goal.state is GoalState.SUCCEEDED
+    assert goal.state is GoalState.SUCCEEDED, goal.error
     asked = {r.task.id: r.labels for r in recording.requests}
     assert asked == {"a": ("gpu", "big-repo", "eu-west"), "b": ("eu-west", "gpu")}
     # Stored with the task, and shown by the API.
@@ -106,12 +101,12 @@ async def test_blitz_status_shows_a_tasks_labels(
 ) -> None:
     repo = make_repo(tmp_path)
     scenario: dict[str, Any] = {
-        "plan": {"tasks": [task("a", labels=["gpu"])]},
+        "tasks": [task("a", labels=["gpu"])],
         "agent": {"a": [[write("a.txt", "a\n")]]},
     }
     app = apps(scenario)
     started, goal = await run_one(app, repo)
-    assert goal.state is GoalState.SUCCEEDED
+    assert goal.state is GoalState.SUCCEEDED, goal.error
     await app.store.flush()
     home = app.settings.home
     shown = blitz(home, "status", started.goal.id, "--json")

@@ -4,6 +4,7 @@ ray executor's answer, with real worker nodes, is tests/executors/ray/test_worke
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -27,10 +28,12 @@ async def test_the_local_executor_has_no_workers_and_says_so(live: Any) -> None:
     assert "/api/workers" in schema["paths"]
     assert {"WorkersOut", "WorkerOut"} <= set(schema["components"]["schemas"])
 
-    shown = blitz(r.home, "workers", "--server", str(r.http.base_url), "--token", r.token)
+    # The daemon answers on this test's loop: the command runs in a thread meanwhile.
+    url = str(r.http.base_url)
+    shown = await asyncio.to_thread(blitz, r.home, "workers", "--server", url, "--token", r.token)
     assert shown.returncode == 0, shown.stderr
     assert "runs every attempt in the daemon's process" in shown.stdout
-    as_json = blitz(
-        r.home, "workers", "--server", str(r.http.base_url), "--token", r.token, "--json"
+    as_json = await asyncio.to_thread(
+        blitz, r.home, "workers", "--server", url, "--token", r.token, "--json"
     )
     assert json.loads(as_json.stdout)["workers"] == []
