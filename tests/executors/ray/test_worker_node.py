@@ -1,5 +1,5 @@
-"""``blitz worker`` joins a real Ray cluster (a head started here, on its own temporary
-directory and free ports) as a node advertising its slots, the backends usable on this machine
+"""``blitz worker`` joins the test suite's real Ray cluster (tests/ray_cluster.py) as a node
+advertising its slots, the backends usable on this machine
 and its labels; its Ray processes know the worker's data directory; no key reaches Ray's
 arguments; SIGTERM stops the node and every process of it. ``blitz workers --address`` lists
 it from the cluster."""
@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from blitz_process import blitz, blitz_env
+from ray_cluster import RayCluster
 
 from blitz import proctree
 from blitz.executors.ray.resources import WORKER_HOME_ENV
@@ -34,9 +30,6 @@ SCENARIO = Path(__file__).parents[3] / "blitz" / "demo_scenario.yaml"
 """Any scenario makes the scripted backend usable on the worker."""
 
 DEADLINE = 90.0
-
-TEMP_DIR = f"/tmp/r15b{os.getpid() % 1000}"
-"""This module's Ray temporary directory: short (Ray's socket paths must fit), its own."""
 
 
 def free_ports(count: int) -> list[int]:
@@ -92,37 +85,9 @@ def stop_tree(proc: subprocess.Popen[str], marker: str = "") -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def head() -> Iterator[str]:
-    """A Ray head with no attempt slots (a bare head: not a blitz worker); its address."""
-    temp_dir = TEMP_DIR
-    port, client = free_ports(2)
-    marker = proctree.new_marker()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", proctree.MARKER_VARIABLE: marker}
-    command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"]
-    command += ["--port", str(port), "--ray-client-server-port", str(client)]
-    command += ["--include-dashboard", "false", *node_args(temp_dir)]
-    proc = subprocess.Popen(
-        command,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _listening(port), "the head's GCS port")
-        yield address
-    finally:
-        stop_tree(proc, marker)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+def ours(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live node this test started (the cluster's own workers have no ``gpu`` label)."""
+    return [w for w in workers if w["alive"] and "gpu" in w["labels"]]
 
 
 def listed(home: Path, address: str) -> list[dict[str, Any]]:
@@ -132,23 +97,12 @@ def listed(home: Path, address: str) -> list[dict[str, Any]]:
     return workers
 
 
-def ray_resources(address: str) -> list[dict[str, float]]:
-    """Every node's resources as ``ray.nodes()`` reports them, read by a driver of its own."""
-    code = (
-        "import json, sys, ray\n"
-        "ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False)\n"
-        "print(json.dumps([n['Resources'] for n in ray.nodes() if n['Alive']]))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, address],
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=True,
-    )
-    found: list[dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
-    return found
+def ray_resources() -> list[dict[str, float]]:
+    """Every live node's resources as ``ray.nodes()`` reports them (this process is the test
+    cluster's driver)."""
+    import ray
+
+    return [dict(n["Resources"]) for n in ray.nodes() if n["Alive"]]
 
 
 def _cmdline(pid: int) -> str:
@@ -164,11 +118,14 @@ def _environ(pid: int) -> list[str]:
 
 
 def test_a_worker_joins_advertises_what_it_can_do_and_stops_with_its_whole_tree(
-    head: str, tmp_path: Path
+    ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
+    head = ray_cluster.address
     home = tmp_path / "blitz-home"
     data = tmp_path / "worker-data"
-    command = worker_command(head, 2, ["gpu", "big-repo"], data, ray_args=node_args(TEMP_DIR))
+    command = worker_command(
+        head, 2, ["gpu", "big-repo"], data, ray_args=node_args(str(ray_cluster.temp))
+    )
     env = blitz_env(
         home, RAY_AUTH_MODE="disabled", BLITZ_SCENARIO=str(SCENARIO), ANTHROPIC_API_KEY=CANARY
     )
@@ -181,7 +138,7 @@ def test_a_worker_joins_advertises_what_it_can_do_and_stops_with_its_whole_tree(
         text=True,
     )
     try:
-        mine = wait_for(lambda: [w for w in listed(home, head) if w["alive"]], "the worker node")
+        mine = wait_for(lambda: ours(listed(home, head)), "the worker node")
         (node,) = mine
         assert node["slots"] == 2 and node["free_slots"] == 2
         assert node["labels"] == ["big-repo", "gpu"]
@@ -191,7 +148,7 @@ def test_a_worker_joins_advertises_what_it_can_do_and_stops_with_its_whole_tree(
         assert node["attempts"] == []
         # What Ray itself reports for the node: the contract's resource names, nothing else
         # of blitz's.
-        (resources,) = [r for r in ray_resources(head) if "blitz_slot" in r]
+        (resources,) = [r for r in ray_resources() if "blitz_label_gpu" in r]
         blitz_own = {k: v for k, v in resources.items() if k.startswith("blitz_")}
         assert blitz_own == {
             "blitz_slot": 2.0,
@@ -213,11 +170,13 @@ def test_a_worker_joins_advertises_what_it_can_do_and_stops_with_its_whole_tree(
             code = proc.wait(timeout=60)
         finally:
             stop_tree(proc)  # only if it did not stop by itself
-    output = proc.stdout.read() if proc.stdout else ""
+    assert proc.stdout is not None
+    with proc.stdout:
+        output = proc.stdout.read()
     assert code == 0, output
     assert "slots: 2" in output
     assert "labels: gpu, big-repo" in output
     assert "not embedded: needs a model" in output
     assert CANARY not in output
     assert not [pid for pid in tree if proctree.alive(pid)]  # every process of the node ended
-    wait_for(lambda: not [w for w in listed(home, head) if w["alive"]], "the node to be gone")
+    wait_for(lambda: not ours(listed(home, head)), "the node to be gone")
