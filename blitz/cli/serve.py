@@ -82,7 +82,7 @@ def serve(
         # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
         print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
         show_token()
-        where = f"the Ray cluster at {options['address']}" if "address" in options else "here"
+        where = f"on the Ray cluster at {options['address']}" if options else "in this process"
         print(f"executor: {chosen_name} (attempts run {where})", flush=True)
         if daemon.slack is not None:
             modes = {"http": "HTTP events at /slack/events", "socket": "Socket Mode"}
