@@ -106,7 +106,8 @@ async def test_a_task_no_worker_can_take_waits_with_its_reason_then_runs_when_on
     )
     assert not running.done()
 
-    joined = await asyncio.to_thread(ray_cluster.add_worker, "three", slots=1, labels=("gpu",))
+    # On the main thread (Ray's node registers signal handlers); the loop waits meanwhile.
+    joined = ray_cluster.add_worker("three", slots=1, labels=("gpu",))
     finished = (await asyncio.wait_for(running, 300))[goal.id]
     assert finished.state is GoalState.SUCCEEDED, finished
     assert set(placed_on(goal_events(app, goal.id)).values()) == {joined.node_id}
