@@ -22,8 +22,8 @@ from blitz.domain import (
 )
 from blitz.errors import UserError
 from blitz.events import headline
-from blitz.placement import waiting_for_worker
 from blitz.store.base import Store
+from blitz.worker_wait import waiting_for_worker
 
 
 def _age(ts: float) -> str:

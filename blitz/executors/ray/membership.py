@@ -2,18 +2,19 @@
 all), backends and labels from their Ray resources, the attempts each runs, and when the daemon
 last saw each alive.
 
-:func:`cluster_nodes` reads Ray's node table and each node's available resources in the process
-connected to the cluster (the daemon once its executor started, or ``blitz workers``); the rest is
-plain data. Ray itself is imported only by the functions that talk to it.
+:func:`cluster_nodes` reads Ray's node table and each node's available resources
+(:mod:`.placement`, as the executor does) in the process connected to the cluster (the daemon once
+its executor started, or ``blitz workers``); the rest is plain data. Ray itself is imported only
+by the functions that talk to it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from blitz.executors.ray.resources import Node, node_of
+from blitz.executors.ray.placement import cluster_state, worker_nodes
+from blitz.executors.ray.resources import Node
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,30 +26,11 @@ class Worker:
     last_seen: float  # wall-clock time the daemon last saw it alive (0: never)
 
 
-def nodes_of(
-    table: Iterable[Mapping[str, Any]], free: Mapping[str, Mapping[str, float]]
-) -> list[Node]:
-    """The blitz worker nodes of Ray's node table (``ray.nodes()``) with each live node's
-    available resources (by hex node id); Ray nodes with no slot (a bare head) left out."""
-    found = []
-    for entry in table:
-        node_id = str(entry.get("NodeID", ""))
-        alive = bool(entry.get("Alive", False))
-        total = entry.get("Resources") or {}
-        node = node_of(
-            node_id, str(entry.get("NodeManagerAddress", "")), alive, total, free.get(node_id, {})
-        )
-        if node is not None:
-            found.append(node)
-    return sorted(found, key=lambda n: (not n.alive, n.address, n.node_id))
-
-
 def cluster_nodes() -> list[Node]:
-    """The cluster's worker nodes, read in a process connected to it (``ray.init`` done)."""
-    import ray
-    from ray._private.state import available_resources_per_node  # Ray's DeveloperAPI
-
-    return nodes_of(ray.nodes(), available_resources_per_node())
+    """The cluster's worker nodes, live ones first, read in a process connected to it
+    (``ray.init`` done; blocking: call it in a thread)."""
+    found = worker_nodes(*cluster_state())
+    return sorted(found, key=lambda n: (not n.alive, n.address, n.node_id))
 
 
 class Roster:
