@@ -249,8 +249,10 @@ def test_render_output_is_valid_toml_for_the_defaults() -> None:
         "sandbox",
         "workspace",
         "notify",
+        "executor",
     }
     assert data["limits"]["max_tasks"] == 200
+    assert data["executor"] == {"labels": []}
     assert data["sandbox"] == {"mode": "required", "network": False, "readable": []}
 
 
