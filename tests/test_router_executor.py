@@ -85,6 +85,7 @@ def test_a_probe_that_reaches_the_cluster_closes_the_breaker_and_lets_the_rest_s
         router.submit(on(task))
     clock.advance(POLICY.cooldown)
     (probe,) = router.take()  # half-open: one attempt finds out whether the cluster is back
+    assert [c.new for c in board.poll()] == [BreakerState.HALF_OPEN]  # as the engine does
     assert router.take() == [] and router.queued() == 2
     # The work failed, but it ran on the cluster: the executor is back.
     (closed,) = router.done(probe, outcome="failed", reached=True)
@@ -101,6 +102,7 @@ def test_a_probe_that_cannot_reach_the_cluster_holds_the_rest_for_another_cooldo
     router.submit(on("t1"))
     clock.advance(POLICY.cooldown)
     (probe,) = router.take()
+    board.poll()
     (reopened,) = router.done(probe, outcome="cancelled", error="still gone", reached=False)
     assert reopened.new is BreakerState.OPEN
     assert router.take() == []
