@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blitz import actions, confinement
+from blitz import actions, confinement, executors
 from blitz import workspace as git
 from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
@@ -27,6 +27,7 @@ from blitz.config import RepoConfig, SandboxConfig, load_repo_config, setup_of
 from blitz.domain import Goal, Project
 from blitz.envsetup import EnvSetup, SetupSpec, cache_dir
 from blitz.errors import ConfigError, UserError
+from blitz.executors import lifecycle
 from blitz.gatecache import GateFlights
 from blitz.live_gates import LiveGates
 from blitz.planner import FilePlanner, Planner
@@ -42,6 +43,7 @@ from blitz.worktrees import Worktrees
 if TYPE_CHECKING:
     from blitz.backends.base import AgentBackend
     from blitz.conductor.selection import Judge
+    from blitz.executors.base import Executor
     from blitz.llm.models import ProviderConfig
     from blitz.llm.usage import PriceTable
     from blitz.proxy import ModelProxy
@@ -60,9 +62,12 @@ class App:
         clock: Clock | None = None,
         scenario: Scenario | None = None,
         models: Mapping[str, str] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         """``models`` are command-line choices by role ("default" or one of
-        :data:`MODEL_ROLES`); they win over a goal's own, blitz.toml and the environment."""
+        :data:`MODEL_ROLES`); they win over a goal's own, blitz.toml and the environment.
+        ``executor``: where attempts run (None: the settings' ``[executor]``, made on first
+        use)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.scenario = scenario
@@ -83,6 +88,28 @@ class App:
         )
         """Each repository's warm worktree pool and each project's environment set-up."""
         self._socket: Path | None = None
+        self._executor: Executor | None = executor
+
+    # -- the executor -------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> Executor:
+        """Where every project's attempts run: one executor for this process (the settings'
+        ``[executor]``), made on first use; the ray executor connects only when started."""
+        if self._executor is None:
+            name, options = self.settings.executor_options()
+            self._executor = executors.load(name, **options)
+        return self._executor
+
+    async def start_executor(self) -> None:
+        """Connect the executor to where attempts run (a Ray cluster): one that cannot be
+        reached stops a daemon at its start, with a ConfigError naming the address."""
+        name, options = self.settings.executor_options()
+        await lifecycle.start(self.executor, name, str(options.get("address", "")))
+
+    async def close_executor(self) -> None:
+        executor, self._executor = self._executor, None
+        await lifecycle.close(executor)
 
     # -- faults (tests) ---------------------------------------------------------------------
 
@@ -402,6 +429,8 @@ class App:
             backend_for=backend_for,
             judge=self.judge(project, goal),
             publish_retry_for=self.settings.publish_retry_for,
+            executor=self.executor,
+            labels=tuple(cfg.executor.labels) if cfg else (),  # worker labels every attempt needs
             routes=tuple(
                 dict.fromkeys(
                     r
@@ -448,6 +477,7 @@ class App:
         return FilePlanner(plan, self.planner(project))
 
     async def aclose(self) -> None:
+        await self.close_executor()
         if self._proxy is not None:
             await self._proxy.stop()
         if self._socket is not None:

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from blitz.domain import Gates
 from blitz.envsetup import DEFAULT_INPUTS
+from blitz.executors.ray.resources import check_name
 from blitz.notify_config import NotifyConfig
 
 Count = Annotated[int, Field(ge=0)]
@@ -260,6 +261,20 @@ class WorkspaceConfig(_Section):
     )
 
 
+def _label(name: str) -> str:
+    return check_name("label", name)
+
+
+class ExecutorConfig(_Section):
+    """Where this project's attempts may run when the daemon runs them on a cluster (`blitz serve
+    --executor ray`): the executor itself is the daemon's choice, shared by every project."""
+
+    labels: list[Annotated[str, AfterValidator(_label)]] = Field(
+        default_factory=list,
+        description='Worker labels every attempt needs (`blitz worker --label gpu`): ["gpu"].',
+    )
+
+
 class RepoConfig(_Section):
     """Everything in blitz.toml; every section and key may be left out."""
 
@@ -278,3 +293,4 @@ class RepoConfig(_Section):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     workspace: WorkspaceConfig = Field(default_factory=WorkspaceConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)

@@ -292,6 +292,7 @@ class Task:
     backend: str = ""  # the backend that does this task; "" = the goal's
     model: str = ""  # the agent model for this task; "" = the goal's
     explore: int = 0  # attempts run side by side for this task (best-of-N); 0 = the goal's
+    labels: tuple[str, ...] = ()  # worker labels its attempts need (a remote executor's nodes)
 
     def evolve(self, **changes: Any) -> Task:
         if "state" in changes and changes["state"] != self.state:
@@ -388,6 +389,7 @@ class TaskSpec:
     backend: str = ""  # the backend that should do it; "" = the goal's
     model: str = ""  # the agent model that should do it; "" = the goal's
     attempts: int = 0  # best-of-N attempts for this task; 0 = the goal's setting
+    labels: tuple[str, ...] = ()  # worker labels its attempts need
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -32,6 +32,7 @@ from blitz.domain import (
     Usage,
 )
 from blitz.errors import PlanError
+from blitz.executors.ray.resources import check_name
 
 Reasked = Callable[[str], None]
 """Told, in one line, each time a model planner asks again because an answer would not do
@@ -133,6 +134,7 @@ class _TaskModel(BaseModel):
     backend: str = ""
     model: str = ""
     attempts: int | None = Field(default=None, strict=True)  # strict: `true` is not 1
+    labels: list[str] = Field(default_factory=list)
 
 
 class _PlanModel(BaseModel):
@@ -170,6 +172,11 @@ def _task_problems(model: _TaskModel) -> list[str]:
         problems.append(
             f"task {model.id!r}: attempts must be from 1 to {MAX_ATTEMPTS}, not {model.attempts}"
         )
+    for label in model.labels:
+        try:
+            check_name("label", label)
+        except ValueError as exc:
+            problems.append(f"task {model.id!r}: {exc}")
     return problems
 
 
@@ -189,6 +196,7 @@ def _spec(model: _TaskModel) -> TaskSpec:
         backend=model.backend.strip(),
         model=model.model.strip(),
         attempts=model.attempts or 0,
+        labels=tuple(dict.fromkeys(model.labels)),
     )
 
 

@@ -104,6 +104,7 @@ def plan_of(goal: Goal, tasks: Sequence[Task]) -> Plan | None:
             backend=t.backend,
             model=t.model,
             attempts=t.explore,
+            labels=t.labels,
         )
         for t in planned
     )

@@ -8,12 +8,13 @@ through their constructors; nothing else reads the environment. Per-repository s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from blitz.errors import ConfigError
 from blitz.notify_config import NotifyConfig
 
 if TYPE_CHECKING:
@@ -38,6 +39,36 @@ class DaemonNotify(NotifyConfig):
     while no daemon ran, are dropped when one starts)."""
     slack_api_url: str = ""
     """The Slack Web API the bot posts through ("": Slack's own; a fake in tests)."""
+
+
+class ExecutorSettings(BaseModel):
+    """The daemon's ``[executor]`` (``BLITZ_EXECUTOR``, a JSON object): where attempts run. One
+    executor per daemon, shared by every project."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["local", "ray", "auto"] = "local"
+    """``local``: in the daemon's process; ``ray``: on a Ray cluster's ``blitz worker`` nodes;
+    ``auto``: ``ray`` when an address is known (``address`` or ``RAY_ADDRESS``), else ``local``."""
+    address: str = ""
+    """The Ray cluster's address (``HEAD:PORT`` or ``ray://HEAD:PORT``); "": ``RAY_ADDRESS``."""
+
+
+def executor_choice(chosen: ExecutorSettings, ray_address: str) -> tuple[str, dict[str, object]]:
+    """The executor's name and options for ``chosen``, ``RAY_ADDRESS`` being ``ray_address``;
+    a ConfigError when ``ray`` is chosen without an address."""
+    address = chosen.address or ray_address
+    name = chosen.name
+    if name == "auto":
+        name = "ray" if address else "local"
+    if name == "local":
+        return "local", {}
+    if not address:
+        raise ConfigError(
+            "the ray executor needs the cluster's address: --ray-address, [executor] address "
+            "(BLITZ_EXECUTOR) or RAY_ADDRESS"
+        )
+    return "ray", {"address": address}
 
 
 class Settings(BaseSettings):
@@ -115,6 +146,11 @@ class Settings(BaseSettings):
     """Notifications every project's events send (``BLITZ_NOTIFY='{"webhook_url_env": ...}'``);
     a project adds its own in blitz.toml's ``[notify]``."""
 
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    """Where the daemon runs attempts (``BLITZ_EXECUTOR='{"name": "ray", "address": ...}'``)."""
+    ray_address: str = Field(default="", validation_alias=AliasChoices("RAY_ADDRESS"))
+    """Ray's own ``RAY_ADDRESS``: the cluster ``[executor] name = "auto"`` connects to."""
+
     crash_at: str = ""
     """Fault injection for tests: kill this process (SIGKILL) at the named point, once."""
 
@@ -122,6 +158,10 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    def executor_options(self) -> tuple[str, dict[str, object]]:
+        """The daemon's executor, as a name and its options (:func:`executor_choice`)."""
+        return executor_choice(self.executor, self.ray_address)
 
     @property
     def db_url(self) -> str:

@@ -17,6 +17,7 @@ from blitz.redact import redact_data, redact_log_records, register_secret
 if TYPE_CHECKING:  # what a command needs is imported when it runs (blitz/cli/lazy.py)
     from blitz.app import App
     from blitz.domain import Goal
+    from blitz.settings import ExecutorSettings
     from blitz.store.sql import SqlStore
 
 out = RedactedConsole(highlight=False)
@@ -30,13 +31,20 @@ redact_log_records()  # whatever a command logs, the daemon's uvicorn included, 
 TOKEN_ENV = "BLITZ_SERVER_TOKEN"
 
 
-def make_app(*, scenario_path: str = "", model: str = "", planner_model: str = "") -> App:
+def make_app(
+    *,
+    scenario_path: str = "",
+    model: str = "",
+    planner_model: str = "",
+    executor: ExecutorSettings | None = None,
+) -> App:
     """The app for one command; ``scenario_path`` (or BLITZ_SCENARIO) feeds the scripted fakes;
-    ``model`` and ``planner_model`` are --model and --planner-model."""
+    ``model`` and ``planner_model`` are --model and --planner-model; ``executor`` overrides the
+    settings' ``[executor]`` (``blitz serve --executor``)."""
     from blitz.app import App
     from blitz.settings import Settings
 
-    settings = Settings()
+    settings = Settings() if executor is None else Settings(executor=executor)
     path = scenario_path or settings.scenario
     scenario = None
     if path:

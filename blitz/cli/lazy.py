@@ -62,6 +62,18 @@ COMMANDS: dict[str, Listed] = {
         "workspaces", "The warm worktrees blitz keeps per project (reset before every attempt)."
     ),
     "backends": Listed("backends", "Agent backends: which can run, and installing their CLIs."),
+    "worker": Listed(
+        "worker",
+        "Join this machine to a Ray cluster as a worker node (the `ray start --address ... "
+        "--block` you would otherwise type), advertising its attempt slots, the backends usable "
+        "here (CLI and key present) and its labels; Ctrl-C stops the node. Arguments after `--` "
+        "go to `ray start`.",
+    ),
+    "workers": Listed(
+        "worker",
+        "List the cluster's worker nodes: slots (free/total), backends, labels, running attempts "
+        "and when the daemon last saw each (with --server; else read from the cluster itself).",
+    ),
     "doctor": Listed(
         "doctor",
         "Check git, the sandbox (bubblewrap, user namespaces), keys, agent CLIs and disk space, "

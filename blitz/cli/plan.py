@@ -58,6 +58,7 @@ def plan(
                             "depends_on": list(t.depends_on),
                             "priority": t.priority,
                             "files": list(t.files),
+                            "labels": list(t.labels),
                             "checks": [
                                 {"kind": c.kind, "path": c.path, "command": c.command}
                                 if c.kind == "command"

@@ -14,7 +14,7 @@ from blitz import actions
 from blitz.cli.common import app, make_app, out, server_option, token_option
 from blitz.domain import Goal
 from blitz.errors import UserError
-from blitz.settings import Settings
+from blitz.settings import ExecutorSettings, Settings, executor_choice
 
 if TYPE_CHECKING:
     from blitz.integrations.slack.settings import SlackSettings
@@ -33,6 +33,15 @@ def serve(
     scenario: str = typer.Option(
         "", "--scenario", help="Scenario file for the scripted planner and backend."
     ),
+    executor: str = typer.Option(
+        "",
+        "--executor",
+        help='Where attempts run: "local" (here), "ray" (a Ray cluster\'s `blitz worker` nodes) '
+        'or "auto" (ray when RAY_ADDRESS is set). Default: [executor] name (BLITZ_EXECUTOR).',
+    ),
+    ray_address: str = typer.Option(
+        "", "--ray-address", help="The Ray cluster's address, HEAD:PORT (implies --executor ray)."
+    ),
 ) -> None:
     """Run the daemon: the engine and its HTTP API (docs/api.md) with the dashboard."""
     from blitz.server.auth import TokenStore
@@ -40,7 +49,9 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     slack = _slack_settings()  # a bad Slack set-up stops here, before anything is made
-    blitz = make_app(scenario_path=scenario)
+    chosen = executor_settings(executor, ray_address)
+    chosen_name, options = executor_choice(chosen, Settings().ray_address)  # checked up front
+    blitz = make_app(scenario_path=scenario, executor=chosen)
     tokens = TokenStore.of_home(blitz.settings.home)
     try:
         hold_home(blitz.settings.home)  # a second daemon on this data directory stops here
@@ -71,6 +82,8 @@ def serve(
         # Plain prints, flushed: scripts read these lines, and Rich would wrap them.
         print(f"blitz daemon listening on {url_of(sock)} (pid {os.getpid()})", flush=True)
         show_token()
+        where = f"the Ray cluster at {options['address']}" if "address" in options else "here"
+        print(f"executor: {chosen_name} (attempts run {where})", flush=True)
         if daemon.slack is not None:
             modes = {"http": "HTTP events at /slack/events", "socket": "Socket Mode"}
             print("slack: " + " and ".join(modes[m] for m in daemon.slack.modes), flush=True)
@@ -84,6 +97,18 @@ def serve(
             show_token()
     print("blitz daemon stopped; unfinished goals resume on its next start", flush=True)
     raise typer.Exit(code)
+
+
+def executor_settings(name: str, ray_address: str) -> ExecutorSettings:
+    """The daemon's ``[executor]`` with ``--executor`` and ``--ray-address`` over the
+    settings' (an address alone means the ray executor)."""
+    current = Settings().executor
+    if name and name not in ("local", "ray", "auto"):
+        raise UserError(f'--executor must be "local", "ray" or "auto", not {name!r}')
+    if name == "local" and ray_address:
+        raise UserError("--ray-address is for the ray executor, not --executor local")
+    chosen = name or ("ray" if ray_address else current.name)
+    return ExecutorSettings(name=chosen, address=ray_address or current.address)  # type: ignore[arg-type]
 
 
 def _slack_settings() -> SlackSettings | None:

@@ -10,9 +10,20 @@ from rich.table import Table
 
 from blitz import progress
 from blitz.cli.common import app, open_store, out, print_json, styled
-from blitz.domain import INTERRUPTED, PUBLISH_PENDING, Attempt, Goal, Task, TaskState, Usage
+from blitz.domain import (
+    INTERRUPTED,
+    PUBLISH_PENDING,
+    Attempt,
+    AttemptState,
+    Goal,
+    Task,
+    TaskState,
+    Usage,
+)
 from blitz.errors import UserError
 from blitz.events import headline
+from blitz.placement import waiting_for_worker
+from blitz.store.base import Store
 
 
 def _age(ts: float) -> str:
@@ -86,6 +97,7 @@ def status(
         tasks = store.load_tasks(found.id)
         attempts = store.load_attempts(found.id)
         recoveries = store.load_recoveries(found.id)
+        waits = _worker_waits(store, found.id, attempts)
         if json_out:
             print_json(
                 {
@@ -114,6 +126,8 @@ def status(
                             "origin": t.origin,
                             "root_cause": t.root_cause,
                             "reason": t.reason,
+                            "labels": list(t.labels),
+                            "waiting_for_worker": waits.get(t.id, ""),
                         }
                         for t in tasks
                     ],
@@ -175,6 +189,10 @@ def status(
                 if t.reason and t.state is not TaskState.SUCCEEDED
                 else ""
             )
+            if t.labels:
+                note += f" [needs {', '.join(t.labels)}]"
+            if t.id in waits:
+                note += f" - waiting for a worker: {waits[t.id]}"
             table.add_row(
                 escape(t.id),
                 styled(t.state.value),
@@ -199,6 +217,19 @@ def status(
         )
     finally:
         store.close()
+
+
+def _worker_waits(store: Store, goal_id: str, attempts: list[Attempt]) -> dict[str, str]:
+    """Why each task whose attempt is running waits for a worker (task id -> reason): a remote
+    executor's latest ``attempt.waiting`` with no ``attempt.placed`` after it."""
+    running = {a.id: a.task_id for a in attempts if a.state is AttemptState.RUNNING}
+    if not running:
+        return {}
+    events, after = [], 0
+    while page := store.events(goal_id=goal_id, after=after, limit=5000):
+        events.extend(page)
+        after = page[-1].id
+    return {running[a]: why for a, why in waiting_for_worker(events, running).items()}
 
 
 def _state(goal: Goal) -> str:

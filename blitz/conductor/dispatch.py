@@ -238,6 +238,8 @@ class Dispatch:
             model=attempt.model,
             selection=selection,
             label=best_of_n.label(attempt),
+            # The worker labels it needs: the task's own, then the project's ([executor] labels).
+            labels=tuple(dict.fromkeys((*task.labels, *services.labels))),
             meter=self.spending.meter(attempt.id),
             emit=self.journal.emit,
             now=self.clock.time,

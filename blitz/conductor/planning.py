@@ -94,6 +94,7 @@ def task_of(goal_id: str, spec: TaskSpec, *, origin: str, position: int) -> Task
         backend=spec.backend,
         model=spec.model,
         explore=spec.attempts,
+        labels=spec.labels,
     )
 
 

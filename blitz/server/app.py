@@ -39,6 +39,7 @@ from blitz.server import (
     problems,
     projects,
     pull_request,
+    workers,
     workspaces,
 )
 from blitz.server.inputs import BreakerResetIn, LoginIn
@@ -115,6 +116,7 @@ def create_app(host: Host) -> FastAPI:
     projects.routes(private, host)
     goals.routes(private, host)
     workspaces.routes(private, host)
+    workers.routes(private, host)
     pull_request.routes(private, host)
     changes.routes(private, host)
     gate_output.routes(private, host)

@@ -38,6 +38,7 @@ from blitz.server.auth import TokenStore
 from blitz.server.events import EventHub
 from blitz.server.metrics import Metrics
 from blitz.server.problems import Problem
+from blitz.server.workers import WorkerWatch
 from blitz.store.leases import orphaned
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class Daemon:
         )
         self.hub.observers.append(self.notifier.observe)
         self.draining = False
+        self.workers = WorkerWatch(app)
         self.api = create_app(self)
         self.slack: SlackBridge | None = None
         if slack is not None and slack.enabled:
@@ -121,7 +123,10 @@ class Daemon:
 
     async def start(self) -> list[Goal]:
         """Take over the unfinished goals nobody drives, start the engine and the event hub;
-        return the goals taken over."""
+        return the goals taken over. A cluster the executor cannot reach stops it here, before
+        anything else starts (a ConfigError naming the cluster's address)."""
+        await self.app.start_executor()
+        self.workers.start()
         await self.hub.start()
         if self.slack is not None:
             await self.slack.start()
@@ -191,6 +196,7 @@ class Daemon:
         await self.notifier.stop()
         await self.hub.close()
         await self.mcp.stop()
+        await self.workers.stop()
         await self.store.flush()
 
     def request_stop(self) -> None:

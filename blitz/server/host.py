@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from blitz.server.auth import TokenStore
     from blitz.server.events import EventHub
     from blitz.server.metrics import Metrics
+    from blitz.server.workers import WorkerWatch
     from blitz.store.base import Store
 
 
@@ -38,6 +39,9 @@ class Host(Protocol):
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def workers(self) -> WorkerWatch: ...
 
     @property
     def cors_origins(self) -> tuple[str, ...]: ...

@@ -173,6 +173,7 @@ class TaskOut(BaseModel):
     backend: str
     model: str
     position: int
+    labels: list[str]  # worker labels its attempts need (a remote executor's nodes)
 
     @classmethod
     def of(cls, t: Task) -> TaskOut:
@@ -199,6 +200,7 @@ def _task_fields(t: Task) -> dict[str, Any]:
         "backend": t.backend,
         "model": t.model,
         "position": t.position,
+        "labels": list(t.labels),
     }
 
 
@@ -488,5 +490,7 @@ def plan_data(plan: Plan) -> dict[str, Any]:
                 task[name] = getattr(t, name)
         if t.attempts:
             task["attempts"] = t.attempts
+        if t.labels:
+            task["labels"] = list(t.labels)
         tasks.append(task)
     return {"summary": plan.summary, "tasks": tasks}

@@ -14,7 +14,7 @@ from blitz.store.database import WRITE
 VERSION_TABLE = "blitz_schema_version"
 """Alembic's revision table; named for blitz so a shared PostgreSQL database has no clash."""
 
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 """The newest migration (a test keeps it equal to alembic's head). A database already there is
 opened without importing alembic, which would add a third of a second to every command."""
 
@@ -125,6 +125,7 @@ tasks = sa.Table(
     _text("backend", server_default="''"),
     _text("model", server_default="''"),
     _int("explore", server_default="0"),
+    _text("labels", server_default="'[]'"),
 )
 attempts = sa.Table(
     "attempts",

@@ -12,6 +12,7 @@ import type {
   Project,
   PullRequest,
   TaskDetail,
+  Workers,
 } from "./types";
 
 const TOKEN_KEY = "blitz.token";
@@ -174,5 +175,6 @@ export const api = {
   pullRequest: (goal: string) => request<PullRequest>("GET", `/api/goals/${enc(goal)}/pull-request`),
   changes: (goal: string) => request<GoalChanges>("GET", `/api/goals/${enc(goal)}/changes`),
   breakers: () => request<Breaker[]>("GET", "/api/breakers"),
+  workers: () => request<Workers>("GET", "/api/workers"),
   resetBreaker: (key: string) => request<Breaker>("POST", "/api/breakers/reset", { key }),
 };

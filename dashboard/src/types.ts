@@ -112,6 +112,8 @@ export interface Task {
   backend: string;
   model: string;
   position: number;
+  /** Worker labels its attempts need (a remote executor's nodes). */
+  labels: string[];
 }
 
 export interface Recovery {
@@ -265,4 +267,27 @@ export interface GoalChanges {
   removed: number;
   diff: string;
   truncated: boolean;
+}
+
+/** One `blitz worker` node of the cluster (`GET /api/workers`). */
+export interface Worker {
+  node_id: string;
+  address: string;
+  alive: boolean;
+  slots: number;
+  free_slots: number;
+  backends: string[];
+  labels: string[];
+  /** Ids of the attempts running there. */
+  attempts: string[];
+  /** When the daemon last saw it alive (seconds since the epoch; 0: not yet). */
+  last_seen: number;
+}
+
+export interface Workers {
+  /** "local" or "ray". */
+  executor: string;
+  address: string;
+  note: string;
+  workers: Worker[];
 }

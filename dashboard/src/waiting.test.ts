@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { BlitzEvent } from "./types";
-import { waitingTasks } from "./waiting";
+import { waitingTasks, workerWait } from "./waiting";
 
 function ev(id: number, kind: string, task: string, data: Record<string, unknown> = {}): BlitzEvent {
   return { id, ts: 100 + id, kind, data, goal_id: "g", task_id: task, attempt_id: "", project_id: "", message: kind };
@@ -40,5 +40,22 @@ describe("waitingTasks", () => {
     const waits = waitingTasks(events, 200, ready);
     expect(waits.get("a")?.reason).toBe("second");
     expect(waits.get("b")?.until).toBe(400);
+  });
+});
+
+describe("workerWait", () => {
+  function at(id: number, kind: string, attempt: string, data: Record<string, unknown> = {}): BlitzEvent {
+    return { ...ev(id, kind, "a", data), attempt_id: attempt };
+  }
+
+  it("says why a running attempt waits for a worker until it is placed", () => {
+    const waiting = [
+      at(1, "attempt.started", "a1"),
+      at(2, "attempt.waiting", "a1", { reason: "every slot is busy" }),
+      at(3, "attempt.waiting", "a1", { reason: "no worker offers the backend 'codex'" }),
+    ];
+    expect(workerWait(waiting, new Set(["a1"]))).toBe("no worker offers the backend 'codex'");
+    expect(workerWait([...waiting, at(4, "attempt.placed", "a1", { node: "n" })], new Set(["a1"]))).toBe("");
+    expect(workerWait(waiting, new Set(["a2"]))).toBe(""); // not a running attempt
   });
 });

@@ -54,3 +54,20 @@ export function waitingTasks(
 export function firstLine(text: string): string {
   return text.split("\n", 1)[0].trim();
 }
+
+/** Why the running attempt of a task waits for a worker, from the event log: the latest
+ * `attempt.waiting` (data {reason}) of one of `running` (attempt ids) with no `attempt.placed`
+ * or `attempt.finished` after it; "" when it does not wait. */
+export function workerWait(events: readonly BlitzEvent[], running: ReadonlySet<string>): string {
+  const waits = new Map<string, string>();
+  for (const e of events) {
+    if (!e.attempt_id) continue;
+    if (e.kind === "attempt.waiting") {
+      waits.set(e.attempt_id, typeof e.data.reason === "string" && e.data.reason ? e.data.reason : e.message);
+    } else if (e.kind === "attempt.placed" || e.kind === "attempt.finished") {
+      waits.delete(e.attempt_id);
+    }
+  }
+  for (const [attempt, reason] of waits) if (running.has(attempt)) return reason;
+  return "";
+}

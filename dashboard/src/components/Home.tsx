@@ -10,14 +10,18 @@ import "../home.css";
 import { navigate, useRoute } from "../router";
 import { useEventStream } from "../stream";
 import { useToasts } from "../toasts";
-import type { Breaker, BlitzEvent, Project } from "../types";
+import type { Breaker, BlitzEvent, Project, Workers as WorkersAnswer } from "../types";
 import { Breakers } from "./Breakers";
 import { GoalForm } from "./GoalForm";
 import { GoalsTable } from "./GoalsTable";
 import { Projects } from "./Projects";
 import { StreamBadge } from "./StreamBadge";
+import { Workers } from "./Workers";
 
-type Part = "projects" | "goals" | "breakers";
+type Part = "projects" | "goals" | "breakers" | "workers";
+
+/** Milliseconds between looks at the workers (a node's heartbeat is not an event). */
+const WORKERS_EVERY = 10_000;
 
 export function Home() {
   const toasts = useToasts();
@@ -27,6 +31,7 @@ export function Home() {
   const [goals, setGoals] = useState<GoalPage | null>(null);
   const [goalsError, setGoalsError] = useState("");
   const [breakers, setBreakers] = useState<Breaker[]>([]);
+  const [workers, setWorkers] = useState<WorkersAnswer | null>(null);
   // The search lives in the address; the reader of the goals reads it when it runs.
   const query = queryFromParams(new URLSearchParams(search));
   const asked = useRef(query);
@@ -56,6 +61,7 @@ export function Home() {
       if (part === "goals") return readGoals();
       try {
         if (part === "projects") setProjects(await api.projects());
+        else if (part === "workers") setWorkers(await api.workers());
         else setBreakers(await api.breakers());
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 401)) toasts.error(error, `loading ${part}`);
@@ -65,10 +71,13 @@ export function Home() {
       projects: new Coalescer(load("projects"), 100),
       goals: new Coalescer(load("goals"), 100),
       breakers: new Coalescer(load("breakers"), 100),
+      workers: new Coalescer(load("workers"), 100),
     };
     readers.current = made;
     for (const c of Object.values(made)) c.trigger();
+    const ticking = window.setInterval(() => made.workers.trigger(), WORKERS_EVERY);
     return () => {
+      window.clearInterval(ticking);
       for (const c of Object.values(made)) c.stop();
     };
   }, [toasts]);
@@ -79,7 +88,7 @@ export function Home() {
   }, [search, refresh]);
 
   const status = useEventStream({
-    onOpen: () => refresh(["projects", "goals", "breakers"]),
+    onOpen: () => refresh(["projects", "goals", "breakers", "workers"]),
     onEvents: (events: BlitzEvent[]) => {
       const parts = new Set<Part>();
       for (const e of events) {
@@ -87,6 +96,7 @@ export function Home() {
         if (e.kind.startsWith("breaker.")) parts.add("breakers");
         if (e.goal_id && e.kind !== "agent.message") parts.add("goals");
         if (e.kind === "attempt.finished") parts.add("projects"); // spend
+        if (e.kind === "attempt.placed" || e.kind === "attempt.finished") parts.add("workers");
       }
       refresh([...parts]);
     },
@@ -122,6 +132,10 @@ export function Home() {
       <section className="card">
         <h2>Circuit breakers</h2>
         <Breakers breakers={breakers} onChanged={() => refresh(["breakers"])} />
+      </section>
+      <section className="card" data-testid="workers-panel">
+        <h2>Workers</h2>
+        <Workers answer={workers} />
       </section>
     </div>
   );

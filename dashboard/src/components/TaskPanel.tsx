@@ -5,6 +5,7 @@ import { age, clock, duration, money, shortSha } from "../format";
 import { recoveryOf } from "../layout";
 import { useToasts } from "../toasts";
 import type { BlitzEvent, Recovery, TaskDetail } from "../types";
+import { workerWait } from "../waiting";
 import type { Wait } from "../waiting";
 import { AttemptView } from "./AttemptView";
 
@@ -39,6 +40,8 @@ export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, w
   const attempts = detail.attempts_list;
   const shown = attempts.find((a) => a.id === attemptId) ?? attempts[attempts.length - 1];
   const origin = recoveryOf(detail.origin);
+  const running = new Set(attempts.filter((a) => a.state === "running").map((a) => a.id));
+  const forWorker = running.size > 0 ? workerWait(events, running) : "";
   const listed: unknown = detail.recoveries_list ?? detail.recoveries;
   const recoveries = Array.isArray(listed) ? (listed as Recovery[]) : [];
 
@@ -85,6 +88,11 @@ export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, w
         {detail.backend && <span className="small">backend {detail.backend}</span>}
         {detail.model && <span className="small">model {detail.model}</span>}
         {detail.depends_on.length > 0 && <span className="small">after {detail.depends_on.join(", ")}</span>}
+        {(detail.labels ?? []).length > 0 && (
+          <span className="small" data-testid="task-labels">
+            needs {detail.labels.join(", ")}
+          </span>
+        )}
       </div>
       {!goalDone && (RETRYABLE.has(detail.state) || SKIPPABLE.has(detail.state)) && (
         <div className="actions">
@@ -104,6 +112,11 @@ export function TaskPanel({ goalId, goalDone, detail, attemptId, events, wait, w
         <div className="note note-warn" data-testid="task-waiting" data-until={wait.until}>
           <strong>waiting for its model provider</strong> until {clock(wait.until)} (in{" "}
           {age(wait.until - Date.now() / 1000)}): {wait.reason || wait.message}
+        </div>
+      )}
+      {forWorker && (
+        <div className="note note-warn" data-testid="task-worker-wait">
+          <strong>waiting for a worker:</strong> {forWorker}
         </div>
       )}
       {detail.reason && !(wait && detail.reason.startsWith("waiting until")) && (
