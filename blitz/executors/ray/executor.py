@@ -50,7 +50,7 @@ from blitz.domain import AttemptState
 from blitz.errors import ConfigError, RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
-from blitz.executors.ray import remote, sync
+from blitz.executors.ray import reach, remote, sync
 from blitz.executors.ray.resources import Node, demand, node_of, why_not
 
 CANCEL_GRACE = 15.0
@@ -103,6 +103,7 @@ class RayExecutor:
             if ray.is_initialized():
                 self._connected = True
                 return
+            await reach.probe(self.address)  # fail fast: Ray retries a dead address for minutes
             init = functools.partial(
                 ray.init,
                 address=self.address,
