@@ -27,6 +27,8 @@ async def probe(address: str, timeout: float = PROBE_TIMEOUT) -> None:
     except TimeoutError as exc:
         why = f"no answer within {timeout:g}s"
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {why}") from exc
+    except ConnectionRefusedError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: connection refused") from exc
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {why}") from exc
