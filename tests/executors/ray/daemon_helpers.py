@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,35 @@ def serve(home: Path, *args: str | Path, token: str = "", **env: str) -> Served:
     assert lines[0].startswith("blitz daemon listening on http://127.0.0.1:"), lines
     made = lines[1].split()[1] if "kept hashed" not in lines[1] else token
     return Served(proc=proc, url=lines[0].split()[4], token=made)
+
+
+def commands() -> dict[int, str]:
+    """Every process of this machine: pid -> its command line (as it shows it)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                raw = (entry / "cmdline").read_bytes()
+                line = raw.replace(b"\0", b" ").decode(errors="replace")
+            except OSError:  # it ended meanwhile
+                continue
+            found[int(entry.name)] = line.strip()
+    return found
+
+
+def holding(hold: Path) -> list[int]:
+    """The processes waiting on ``hold`` (a scripted agent's loop)."""
+    return [pid for pid, line in commands().items() if str(hold) in line]
+
+
+def until(condition: Callable[[], Any], why: str, limit: float = 120) -> Any:
+    deadline = time.monotonic() + limit
+    while not (found := condition()):
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+    return found
+
+
+def remote_attempts() -> list[int]:
+    """Ray worker processes running an attempt (Ray titles them after the task's function)."""
+    return [pid for pid, line in commands().items() if line.startswith("ray::attempt_stream")]

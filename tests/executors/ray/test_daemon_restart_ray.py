@@ -11,14 +11,22 @@ cluster's long-lived daemon (docs/postgres-daemon.md).
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from blitz_process import write_yaml
-from daemon_helpers import AGENT, PLAN, committed_tasks, hold_first, make_repo, serve
+from daemon_helpers import (
+    AGENT,
+    PLAN,
+    committed_tasks,
+    hold_first,
+    holding,
+    make_repo,
+    remote_attempts,
+    serve,
+    until,
+)
 from databases import empty_database
 from ray_cluster import RayCluster
 
@@ -30,38 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return empty_database(request.param, tmp_path / "blitz.db")
-
-
-def commands() -> dict[int, str]:
-    """Every process of this machine: pid -> its command line (as it shows it)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                raw = (entry / "cmdline").read_bytes()
-                line = raw.replace(b"\0", b" ").decode(errors="replace")
-            except OSError:  # it ended meanwhile
-                continue
-            found[int(entry.name)] = line.strip()
-    return found
-
-
-def holding(hold: Path) -> list[int]:
-    """The processes waiting on ``hold`` (a scripted agent's loop)."""
-    return [pid for pid, line in commands().items() if str(hold) in line]
-
-
-def until(condition: Callable[[], Any], why: str, limit: float = 120) -> Any:
-    deadline = time.monotonic() + limit
-    while not (found := condition()):
-        assert time.monotonic() < deadline, why
-        time.sleep(0.1)
-    return found
-
-
-def remote_attempts() -> list[int]:
-    """Ray worker processes running an attempt (Ray titles them after the task's function)."""
-    return [pid for pid, line in commands().items() if line.startswith("ray::attempt_stream")]
 
 
 def test_a_daemon_killed_mid_attempt_restarts_requeues_and_leaks_nothing(
