@@ -57,7 +57,7 @@ def test_a_daemon_killed_mid_attempt_restarts_requeues_and_leaks_nothing(
     try:
         goal_id = daemon.submit(repo, PLAN)
         # The attempt at "world" runs on a worker node: its agent waits on the hold file there.
-        until(lambda: holding(hold_file), "the remote attempt never started", limit=180)
+        until(lambda: holding(hold_file), "the remote attempt never started", limit=300)
         until(remote_attempts, "no Ray worker runs the attempt")
         code, _ = daemon.stop(signal.SIGKILL)
         assert code == -signal.SIGKILL
