@@ -41,6 +41,12 @@ def provider_key(name: str) -> str:
     return f"provider:{name}"
 
 
+def executor_key(name: str) -> str:
+    """The key of an executor's breaker (``ray``...): open while it cannot reach where attempts
+    run (its cluster)."""
+    return f"executor:{name}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BreakerPolicy:
     """When a breaker opens (``threshold`` consecutive failures) and how long it stays open."""
@@ -66,8 +72,8 @@ class Change:
 
 
 class Breaker:
-    """One circuit breaker, keyed ``global``, ``project:<id>``, ``backend:<name>`` or
-    ``provider:<name>``.
+    """One circuit breaker, keyed ``global``, ``project:<id>``, ``backend:<name>``,
+    ``provider:<name>`` or ``executor:<name>``.
 
     Outcomes reported while open are ignored (they belong to work started before it opened, and
     must not extend the cooldown); any outcome reported while half-open decides the probe.

@@ -2,21 +2,27 @@
 
 The router decides what may start now: higher priority first, first come first served among
 equals, within a global limit, each project's limit, project pauses and the circuit breakers
-(``global``, ``project:<id>``, ``backend:<name>`` and the model provider's ``provider:<name>``).
-Work held back by an open breaker waits; it never fails. An item may also be submitted to wait
-until a given time (its provider asked for that long): it joins the queue only then.
+(``global``, ``project:<id>``, ``backend:<name>``, the model provider's ``provider:<name>`` and
+the executor's ``executor:<name>``). Work held back by an open breaker waits; it never fails. An
+item may also be submitted to wait until a given time (its provider asked for that long): it joins
+the queue only then.
 
 A provider's breaker only gates: the router neither takes its half-open probe nor reports
 outcomes to it, because the model calls inside the attempt do both (they see each request's
 outcome, the router only the attempt's).
 
+An executor's breaker hears only whether an attempt reached where the executor runs attempts (its
+cluster): an attempt that could not is a failure of that breaker alone (the work and the rest of
+the machinery are not at fault), any attempt that got there is a success of it, whatever became of
+the work. Its half-open probe is the first attempt the router lets start once the cooldown is over.
+
 Invariants: an item is queued, running or gone, never two of these and never twice; a ``take``
 never exceeds a limit; an item that cannot start never holds back an item that can (no
-head-of-line blocking). Items are kept in *lanes*, one heap per (project, backend, provider): all
-items of a lane share the same limits and breakers, so either the head of a lane can start or none
-of it can. A heap of lane heads orders the lanes; a lane that cannot start is parked under the
-reason it waits for and comes back when that reason may have gone. submit, take and done are
-O(log n).
+head-of-line blocking). Items are kept in *lanes*, one heap per (project, backend, provider,
+executor): all items of a lane share the same limits and breakers, so either the head of a lane can
+start or none of it can. A heap of lane heads orders the lanes; a lane that cannot start is parked
+under the reason it waits for and comes back when that reason may have gone. submit, take and done
+are O(log n).
 """
 
 from __future__ import annotations
@@ -26,13 +32,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from blitz.breaker import GLOBAL, BreakerBoard, Change, backend_key, project_key, provider_key
+from blitz.breaker import (
+    GLOBAL,
+    BreakerBoard,
+    Change,
+    backend_key,
+    executor_key,
+    project_key,
+    provider_key,
+)
 from blitz.domain import BreakerState
 
 Outcome = Literal["succeeded", "failed", "crashed", "cancelled"]
 
 _Order = tuple[int, int]  # (-priority, sequence): smaller starts first
-_LaneId = tuple[str, str, str]  # (project id, backend, provider)
+_LaneId = tuple[str, str, str, str]  # (project id, backend, provider, executor)
 # Why a lane waits, and the project id or breaker key: "probe" is a provider whose breaker is
 # half-open while an item of it runs (its model calls hold the one probe; the others would only be
 # refused).
@@ -49,6 +63,7 @@ class WorkItem:
     priority: int = 0
     backend: str = ""
     provider: str = ""  # the model provider the backend calls for this task ("" = none known)
+    executor: str = ""  # the executor that runs its attempt ("local", "ray"; "" = none named)
 
     @property
     def breaker_keys(self) -> tuple[str, ...]:
@@ -60,8 +75,10 @@ class WorkItem:
     @property
     def reported_keys(self) -> tuple[str, ...]:
         """The breakers the router admits this item through and reports its outcome to."""
-        keys = (GLOBAL, project_key(self.project_id))
-        return (*keys, backend_key(self.backend)) if self.backend else keys
+        keys: tuple[str, ...] = (GLOBAL, project_key(self.project_id))
+        if self.backend:
+            keys = (*keys, backend_key(self.backend))
+        return (*keys, executor_key(self.executor)) if self.executor else keys
 
 
 @dataclass(slots=True)
@@ -78,6 +95,8 @@ class _Lane:
     id: _LaneId
     keys: tuple[str, ...]  # every breaker that gates the lane
     reported: tuple[str, ...]  # those the router admits through and reports outcomes to
+    judged: tuple[str, ...]  # those of ``reported`` that hear how the work went (not the executor)
+    gate: str  # the executor's breaker ("" = none), told whether the attempt reached its cluster
     heap: list[tuple[int, int, _Queued]] = field(default_factory=list)
     size: int = 0  # live items in the heap
     entry: _Order | None = None  # the order of this lane's one valid entry in the heads heap
@@ -92,8 +111,9 @@ class _Lane:
 @dataclass(frozen=True, slots=True)
 class _Running:
     item: WorkItem
-    keys: tuple[str, ...]  # the breakers its outcome is reported to (its lane's)
+    keys: tuple[str, ...]  # the breakers its outcome is reported to (its lane's ``judged``)
     probes: tuple[str, ...]  # breaker keys whose half-open probe this item holds
+    gate: str  # its executor's breaker ("" = none)
 
 
 _OUTCOMES = frozenset(get_args(Outcome))
@@ -276,18 +296,28 @@ class Router:
         if not tasks:
             del self._queued[item.goal_id]
         self._size -= 1
-        self._running[(item.goal_id, item.task_id)] = _Running(item, lane.reported, tuple(probes))
+        self._running[(item.goal_id, item.task_id)] = _Running(
+            item, lane.judged, tuple(probes), lane.gate
+        )
         self._running_for[item.project_id] += 1
         if item.provider:
             self._running_on[provider_key(item.provider)] += 1
         return item
 
-    def done(self, item: WorkItem, *, outcome: Outcome, error: str = "") -> list[Change]:
+    def done(
+        self, item: WorkItem, *, outcome: Outcome, error: str = "", reached: bool | None = None
+    ) -> list[Change]:
         """Free the item's slot and report its outcome to its breakers.
 
         ``crashed`` (the machinery broke) is a failure of every breaker of the item; ``succeeded``
         and ``failed`` (the machinery worked, whatever the work was) are successes; ``cancelled``
-        only gives back a half-open probe the item held. Returns the breakers' changes.
+        only gives back a half-open probe the item held.
+
+        ``reached``: whether the attempt reached where its executor runs attempts. False (the
+        executor is down) is a failure of the executor's breaker only, and counts as ``cancelled``
+        for the others; True a success of the executor's breaker; None (not known) a success of it
+        unless the outcome is ``cancelled``, which gives its probe back. Returns the breakers'
+        changes.
         """
         if outcome not in _OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
@@ -309,10 +339,19 @@ class Router:
         full: _Reason = ("full", project)
         if full in self._parked and left < self._limits.get(project, self.global_limit):
             self._unpark(full)
-        if outcome == "cancelled":
-            self.breakers.release(running.probes)
-            return []
-        return self.breakers.record(running.keys, ok=outcome != "crashed", error=error)
+        gate = running.gate
+        changes: list[Change] = []
+        if gate:
+            if reached is None and outcome != "cancelled":
+                reached = True
+            if reached is not None:
+                changes = self.breakers.record([gate], ok=reached, error=error)
+        if outcome == "cancelled" or reached is False:
+            # Give back the probes it held of the breakers that were told nothing.
+            told = gate if reached is not None else ""
+            self.breakers.release([key for key in running.probes if key != told])
+            return changes
+        return changes + self.breakers.record(running.keys, ok=outcome != "crashed", error=error)
 
     # -- reading
 
@@ -350,14 +389,20 @@ class Router:
 
     @staticmethod
     def _lane_id(item: WorkItem) -> _LaneId:
-        return (item.project_id, item.backend, item.provider)
+        return (item.project_id, item.backend, item.provider, item.executor)
 
     def _lane(self, item: WorkItem) -> _Lane:
         lane_id = self._lane_id(item)
         lane = self._lanes.get(lane_id)
         if lane is None:
+            reported = item.reported_keys
+            gate = executor_key(item.executor) if item.executor else ""
             lane = self._lanes[lane_id] = _Lane(
-                id=lane_id, keys=item.breaker_keys, reported=item.reported_keys
+                id=lane_id,
+                keys=item.breaker_keys,
+                reported=reported,
+                judged=tuple(key for key in reported if key != gate),
+                gate=gate,
             )
         return lane
 

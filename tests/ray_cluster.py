@@ -75,14 +75,16 @@ def start_worker_node(
     slots: int,
     backends: tuple[str, ...],
     labels: tuple[str, ...],
+    env: dict[str, str] | None = None,
 ) -> Any:
-    """Start one blitz worker node joined to ``cluster`` (the only place nodes are started)."""
+    """Start one blitz worker node joined to ``cluster`` (the only place nodes are started);
+    ``env`` is added to its processes' environment (the node's own keys)."""
     home.mkdir(parents=True, exist_ok=True)
     return cluster.add_node(
         num_cpus=1,
         temp_dir=str(temp),
         resources=node_resources(slots, backends, labels),
-        env_vars=node_env(home),
+        env_vars={**node_env(home), **(env or {})},
         object_store_memory=80 * 1024 * 1024,
         node_manager_port=free_port(),
         object_manager_port=free_port(),
@@ -131,12 +133,19 @@ class RayCluster:
         slots: int = 1,
         backends: tuple[str, ...] = ("scripted",),
         labels: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> Worker:
-        """Join a new worker node with these resources."""
+        """Join a new worker node with these resources (``env``: added to its environment)."""
         self._made += 1
         home = self.root / f"{name}-{self._made}"
         node = start_worker_node(
-            self.cluster, home=home, temp=self.temp, slots=slots, backends=backends, labels=labels
+            self.cluster,
+            home=home,
+            temp=self.temp,
+            slots=slots,
+            backends=backends,
+            labels=labels,
+            env=env,
         )
         worker = Worker(name, home, node, slots, backends, labels)
         self.workers[name] = worker

@@ -1,9 +1,10 @@
 """Dispatch: ready tasks to the router, and what the router lets start to the executor.
 
 :class:`Dispatch` feeds a goal's newly ready tasks to the router on the backend each should run
-on, moves queued tasks to a project's fallback while a backend's breaker is open, records
-breaker changes, and turns what the router lets start into attempt jobs: one request per
-attempt, handed to the goal's executor (or N, side by side, for best-of-N).
+on and the goal's executor (whose breaker gates them), moves queued tasks to a project's fallback
+while a backend's breaker is open, records breaker changes, and turns what the router lets start
+into attempt jobs: one request per attempt, handed to the goal's executor (or N, side by side,
+for best-of-N).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from blitz import executors
 from blitz.backends.base import provider_of
 from blitz.breaker import BreakerBoard, Change, backend_key
 from blitz.clock import Clock
@@ -25,7 +27,7 @@ from blitz.conductor.selection import Selection
 from blitz.conductor.spending import Spending
 from blitz.domain import Attempt, BreakerState, Task, TaskState, new_id
 from blitz.events import EventKind
-from blitz.executors.base import AttemptRequest
+from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, AttemptRequest
 from blitz.router import Router, WorkItem
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ class Dispatch:
             run.skip_over_budget(ready)
             return
         goal_id, project_id = run.goal.id, run.project.id
+        executor = executors.name_of(run.services.executor)
         now = self.clock.time()
         tasks = run.tasks
         submit = self.router.submit
@@ -100,6 +103,7 @@ class Dispatch:
                     priority=task.priority,
                     backend=backend,
                     provider=self._provider(run, task, backend),
+                    executor=executor,
                 ),
                 not_before=run.waits.pop(task_id, None),
             )
@@ -249,6 +253,14 @@ class Dispatch:
         return services.backend_for(name, model)
 
     # -- reports ----------------------------------------------------------------------------
+
+    def ended(self, item: WorkItem, report: AttemptReport, error: str) -> None:
+        """An attempt (or a best-of-N exploration, tallied as one report) ended: free its slot and
+        tell its breakers, the executor's whether it reached the cluster (every attempt did but one
+        whose report says the executor could not)."""
+        outcome = ROUTER_OUTCOME[report.outcome]
+        reached = not report.executor_down
+        self.breaker_changes(self.router.done(item, outcome=outcome, error=error, reached=reached))
 
     def breaker_changes(self, changes: Iterable[Change]) -> None:
         for change in changes:

@@ -43,7 +43,7 @@ from blitz.domain import (
 )
 from blitz.errors import ConfigError, PlanError, RepositoryError, RunError, UserError
 from blitz.events import EventKind
-from blitz.executors.base import ROUTER_OUTCOME, AttemptReport, Outcome
+from blitz.executors.base import AttemptReport, Outcome
 from blitz.planner import Recovered, spent
 from blitz.router import Router
 from blitz.runner import runner_id
@@ -409,8 +409,7 @@ class Engine:
                 self._charge(run, tally.judged, planning=True)
             self.journal.write(*tally.losers, events=[tally.event])
         outcome = report.outcome
-        done = self.router.done(item, outcome=ROUTER_OUTCOME[outcome], error=error)
-        self._dispatch.breaker_changes(done)
+        self._dispatch.ended(item, report, error)
         if outcome is Outcome.SUCCEEDED and not run.cancelled:
             run.succeeded(task, report.attempt)  # writes the attempt with the task
             self._unfed[run.goal.id] = run  # fed and settled after this step's other reports

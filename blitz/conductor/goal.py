@@ -236,7 +236,7 @@ class GoalRun:
         elif outcome is Outcome.CRASHED:
             self.crashed(task, report.error)
         elif outcome is Outcome.UNAVAILABLE:
-            self.wait(task, report.error, report.retry_after)
+            self.wait(task, report.error, report.retry_after, executor=report.executor_down)
         elif outcome is Outcome.CONFIG:
             self.requeue(task, f"waiting: {report.error}")
             return Pause(report.error)
@@ -253,23 +253,29 @@ class GoalRun:
             self.dag.requeue(task.id)
         self.journal.write(task, events=[self.event(EventKind.TASK_REQUEUED, message, task=task)])
 
-    def wait(self, task: Task, reason: str, retry_after: float | None) -> None:
-        """The task's model provider is out: the task waits (it has not crashed), and is
-        re-queued to start once the wait is over (and the provider's breaker lets it)."""
+    def wait(
+        self, task: Task, reason: str, retry_after: float | None, *, executor: bool = False
+    ) -> None:
+        """The task's model provider (``executor``: the executor's cluster) is out: the task
+        waits (it has not crashed), and is re-queued to start once the wait is over and the
+        provider's (the executor's) breaker lets it. The executor's breaker is the wait: no time
+        of its own unless the executor said one."""
         assert self.dag is not None
         clock = self.journal.clock
-        seconds = self.services.retry.wait(retry_after)
+        seconds = (retry_after or 0.0) if executor else self.services.retry.wait(retry_after)
         until = clock.time() + seconds
         self.waits[task.id] = clock.monotonic() + seconds
         shown = time.strftime("%H:%M:%S", time.localtime(until))
-        why = reason.splitlines()[0] if reason else "the model provider is unavailable"
-        task = task.evolve(state=TaskState.READY, reason=f"waiting until {shown}: {why}"[:4000])
+        what = "the executor" if executor else "the model provider"
+        why = reason.splitlines()[0] if reason else f"{what} is unavailable"
+        wait = f"waiting until {shown}" if seconds else f"waiting for {what}"
+        task = task.evolve(state=TaskState.READY, reason=f"{wait}: {why}"[:4000])
         self.tasks[task.id] = task
         if self.dag.status(task.id) is NodeStatus.RUNNING:
             self.dag.requeue(task.id)
         event = self.event(
             EventKind.TASK_WAITING,
-            f"waiting {seconds:.0f}s for the model provider: {why}",
+            f"waiting {seconds:.0f}s for {what}: {why}" if seconds else f"{wait}: {why}",
             task=task,
             data={"until": until, "seconds": seconds, "reason": reason[:2000]},
         )

@@ -10,6 +10,7 @@ state; the only way back is its report (and the informational events the attempt
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 from blitz.errors import ConfigError
@@ -32,4 +33,20 @@ def load(name: str = "local", **options: object) -> Executor:
     return executor
 
 
-__all__ = ["EXECUTORS", "Executor", "load"]
+def name_of(executor: Executor) -> str:
+    """The name an executor is registered under (``local``, ``ray``; a subclass goes by its
+    base's), else its class's name in lower case: what its breaker is keyed by."""
+    return _name_of(type(executor))
+
+
+@functools.cache
+def _name_of(kind: type) -> str:
+    registered = {target: name for name, target in EXECUTORS.items()}
+    for cls in kind.__mro__:
+        name = registered.get(f"{cls.__module__}:{cls.__qualname__}")
+        if name is not None:
+            return name
+    return kind.__name__.lower()
+
+
+__all__ = ["EXECUTORS", "Executor", "load", "name_of"]

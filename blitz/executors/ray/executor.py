@@ -52,7 +52,7 @@ from blitz.domain import AttemptState
 from blitz.errors import ConfigError, RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
-from blitz.executors.ray import placement, remote, sync
+from blitz.executors.ray import placement, reach, remote, sync
 from blitz.executors.ray.resources import Node, demand, why_not
 from blitz.executors.ray.sync import Known
 
@@ -112,6 +112,7 @@ class RayExecutor:
                     )
                 self._connected = True
                 return
+            await reach.probe(self.address)  # fail fast: Ray retries a dead address for minutes
             init = functools.partial(
                 ray.init,
                 address=self.address,
@@ -184,7 +185,7 @@ class RayExecutor:
             attempt=attempt,
             base=base,
             backend=request.backend.name,
-            model=request.model,
+            model=_model(request),
             labels=request.labels,
             baseline=request.baseline,
             timeout=request.timeout,
@@ -415,6 +416,21 @@ def _scenario(backend: Any) -> Any:
             return Scenario(agent=found.agent) if isinstance(found, Scenario) else None
         backend = getattr(backend, "inner", None)
     return None
+
+
+def _model(request: AttemptRequest) -> str:
+    """The model the attempt runs on: the request's, else the one the daemon's backend was made
+    with (its settings' default). The worker makes its backend with it and its own keys: a
+    worker's settings may name no model, or another."""
+    if request.model:
+        return request.model
+    seen: Any = request.backend
+    while seen is not None:
+        spec = getattr(seen, "spec", None)
+        if isinstance(getattr(spec, "provider", None), str):
+            return str(spec)
+        seen = getattr(seen, "inner", None)
+    return ""
 
 
 def _gates_time(request: AttemptRequest) -> float:

@@ -152,7 +152,12 @@ def _backend(job: Job) -> Any:
 
         scenario = job.scenario if isinstance(job.scenario, Scenario) else None
     settings = Settings(home=home() / "blitz")
-    options = BackendOptions(env=settings.provider_env(), scenario=scenario, model=job.model)
+    options = BackendOptions(
+        env=settings.provider_env(),
+        providers=settings.provider_config(),  # the embedded agent calls the provider itself
+        scenario=scenario,
+        model=job.model,
+    )
     return create_backend(job.backend, options)
 
 
