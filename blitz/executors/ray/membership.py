@@ -10,7 +10,6 @@ by the functions that talk to it.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -25,24 +24,6 @@ class Worker:
     node: Node
     attempts: tuple[str, ...]  # running attempt ids placed there
     last_seen: float  # wall-clock time the daemon last saw it alive (0: never)
-
-
-PROBE_TIMEOUT = 5.0
-"""Seconds the cluster's head has to accept a connection before it counts as unreachable."""
-
-
-def probe(address: str, timeout: float = PROBE_TIMEOUT) -> str:
-    """Why the cluster at ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) cannot be reached:
-    its head's port takes no connection (blocking); "" when it does, or for an address that is
-    not a host and port (Ray resolves those itself)."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return ""
-    try:
-        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
-            return ""
-    except OSError as exc:
-        return exc.strerror or str(exc) or type(exc).__name__
 
 
 def cluster_nodes() -> list[Node]:
