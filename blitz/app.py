@@ -290,15 +290,9 @@ class App:
         are guarded against edits outside their worktree. A ConfigError if it cannot be made."""
         options = self.options_for(project, name, model, goal)
         check_name(name, options.commands)
-        from blitz.backends.sandboxed import SandboxedBackend
+        from blitz.backends.sandboxed import confine
 
-        backend = create_backend(name, options)
-        if name in ("scripted", "embedded"):
-            # the scripted one is a fake; the embedded one confines its tools
-            return SandboxedBackend(backend, options.sandbox)
-        from blitz.backends.guard import GuardedBackend
-
-        return SandboxedBackend(GuardedBackend(backend), options.sandbox)
+        return confine(name, create_backend(name, options), options.sandbox)
 
     def judge(self, project: Project, goal: Goal | None = None) -> Judge | None:
         """The model that breaks ties between passing best-of-N candidates, if one is set."""

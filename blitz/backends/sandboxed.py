@@ -35,3 +35,14 @@ class SandboxedBackend:
         elif on_message is not None:
             await on_message(UNCONFINED_WARNING)
         return await self.inner.run(request, on_message)
+
+
+def confine(name: str, backend: AgentBackend, policy: Policy) -> AgentBackend:
+    """``backend`` (named ``name``) as blitz runs it, in the daemon or on a worker node: held to
+    the sandbox's mode, and an agent CLI also guarded against edits outside its worktree (the
+    scripted one is a fake; the embedded one confines its own tools)."""
+    if name in ("scripted", "embedded"):
+        return SandboxedBackend(backend, policy)
+    from blitz.backends.guard import GuardedBackend
+
+    return SandboxedBackend(GuardedBackend(backend), policy)

@@ -192,6 +192,7 @@ class RayExecutor:
             budget_usd=request.budget_usd,
             scenario=_scenario(request.backend),
             setup=getattr(request.setup, "spec", None),
+            sandbox=_sandbox(request),
         )
         self._running[attempt.id] = node.node_id
         self._starting[node.node_id] = self._starting.get(node.node_id, 0) + 1
@@ -404,6 +405,16 @@ async def _check(ws: Any, request: AttemptRequest, sha: str, base: str) -> None:
             f"commit {sha[:10]} is for task {task_id} of goal {goal_id}, "
             f"not {request.task.id} of {request.goal.id}"
         )
+
+
+def _sandbox(request: AttemptRequest) -> tuple[str, bool]:
+    """The project's ``[sandbox]`` mode and network setting, for the worker's own policy (its
+    paths are the worker's, never the daemon's)."""
+    validator = request.validator
+    policy = getattr(validator, "sandbox", None) or getattr(request.backend, "policy", None)
+    if policy is None:
+        return ("required", False)  # confined unless the project says otherwise
+    return (policy.mode, policy.network)
 
 
 def _scenario(backend: Any) -> Any:

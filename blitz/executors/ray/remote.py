@@ -23,8 +23,9 @@ task ends.
 
 The worker judges gates against the daemon's baseline for the same base commit (sent as data: gate
 results), runs the project's environment set-up from its spec (data) with its own package cache,
-and runs agents and gates unconfined by blitz's sandbox (the daemon's policy names paths of the
-daemon's machine; a worker's own ``[sandbox]`` is not wired yet).
+and confines agents and gates as the daemon does (:func:`policy`): the project's ``[sandbox]``
+mode and network, with this node's own paths hidden (its data directory: other projects' caches,
+other attempts) and a model proxy of the worker's own, in front of its own keys, for agent CLIs.
 """
 
 from __future__ import annotations
@@ -38,13 +39,17 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
 from blitz.events import Event
 from blitz.executors.base import AttemptReport, AttemptRequest, Meter
 from blitz.executors.ray import sync
 from blitz.executors.ray.resources import WORKER_HOME_ENV
+from blitz.sandbox import Policy
+
+if TYPE_CHECKING:
+    from blitz.proxy import ModelProxy
 
 CANCEL_GRACE = 20.0
 """Seconds a cancelled attempt has to kill its processes and clean up before the task ends."""
@@ -67,6 +72,7 @@ class Job:
     budget_usd: float | None = None
     scenario: Any = None  # the scripted backend's scenario (a test fake's script: data)
     setup: Any = None  # the project's environment set-up spec (blitz.envsetup.SetupSpec)
+    sandbox: tuple[str, bool] = ("required", False)  # the project's [sandbox] mode and network
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,10 +146,26 @@ async def _repo(project_id: str) -> Path:
     return repo
 
 
-def _backend(job: Job) -> Any:
-    """The job's backend, made from this node's own environment (its keys)."""
+def policy(job: Job, cache: Path, socket: Path | None) -> Policy:
+    """How the job's agent and gates are confined on this node: the project's mode and network,
+    this node's data directory hidden but for the objects the attempt's repository borrows
+    (read-only), the worker's model proxy at ``socket``."""
+    mode, network = job.sandbox
+    return Policy(
+        mode=mode,
+        network=network,
+        hidden=(home(),),
+        readable=(cache / "objects",),
+        proxy_socket=socket,
+    )
+
+
+def _backend(job: Job, jail: Policy, proxy: ModelProxy | None) -> Any:
+    """The job's backend, made from this node's own environment (its keys), confined by
+    ``jail``; agent CLIs reach their models through ``proxy``."""
     from blitz.backends.options import BackendOptions
     from blitz.backends.registry import create_backend
+    from blitz.backends.sandboxed import confine
     from blitz.settings import Settings
 
     scenario = None
@@ -157,8 +179,23 @@ def _backend(job: Job) -> Any:
         providers=settings.provider_config(),  # the embedded agent calls the provider itself
         scenario=scenario,
         model=job.model,
+        sandbox=jail,
+        proxy=proxy,
     )
-    return create_backend(job.backend, options)
+    return confine(job.backend, create_backend(job.backend, options), jail)
+
+
+def _proxy() -> ModelProxy:
+    """A model proxy of this node's own, in front of the providers its settings (its keys) name:
+    one per attempt, on the attempt's event loop (started by the first agent CLI that needs it)."""
+    from blitz import confinement
+    from blitz.breaker import BreakerBoard
+    from blitz.clock import SystemClock
+    from blitz.llm.usage import PriceTable
+    from blitz.settings import Settings
+
+    settings = Settings(home=home() / "blitz")
+    return confinement.model_proxy(settings, PriceTable(), BreakerBoard(SystemClock()))
 
 
 async def work(job: Job, data: bytes | None, put: Any) -> Result:
@@ -182,7 +219,7 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     try:
         ws = Workspace(own, worktrees_root=root / "worktrees", lock_dir=root / "locks")
         await sync.set_ref(ws.git, branch, job.base)
-        return await _run(job, ws, root, put, node)
+        return await _run(job, ws, root, put, node, cache)
     finally:
         shutil.rmtree(own, ignore_errors=True)
 
@@ -201,8 +238,22 @@ async def _attempt_repo(cache: Path, attempt_id: str) -> Path:
     return repo
 
 
-async def _run(job: Job, ws: Any, root: Path, put: Any, node: str) -> Result:
-    """The work part of the attempt in its own repository; the commit bundled."""
+async def _run(job: Job, ws: Any, root: Path, put: Any, node: str, cache: Path) -> Result:
+    """The work part of the attempt in its own repository, confined; the commit bundled."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="blitz-proxy-") as sockets:
+        proxy = _proxy()
+        jail = policy(job, cache, Path(sockets) / "proxy.sock")
+        try:
+            return await _confined(job, ws, root, put, node, jail, proxy)
+        finally:
+            await proxy.stop()
+
+
+async def _confined(
+    job: Job, ws: Any, root: Path, put: Any, node: str, jail: Policy, proxy: ModelProxy
+) -> Result:
     from blitz.conductor.attempt import run_attempt
     from blitz.validation import Validator
 
@@ -216,18 +267,17 @@ async def _run(job: Job, ws: Any, root: Path, put: Any, node: str) -> Result:
     setup = None
     if job.setup is not None:
         from blitz.envsetup import EnvSetup, cache_dir
-        from blitz.sandbox import UNCONFINED
 
-        setup = EnvSetup(spec=job.setup, policy=UNCONFINED, cache=cache_dir(root, job.project.id))
+        setup = EnvSetup(spec=job.setup, policy=jail, cache=cache_dir(root, job.project.id))
     request = AttemptRequest(
         setup=setup,
         project=job.project,
         goal=job.goal,
         task=job.task,
         attempt=job.attempt,
-        backend=_backend(job),
+        backend=_backend(job, jail, proxy),
         workspace=ws,
-        validator=Validator(job.project.gates, project_id=job.project.id),
+        validator=Validator(job.project.gates, project_id=job.project.id, sandbox=jail),
         baseline=job.baseline,
         timeout=job.timeout,
         budget_usd=job.budget_usd,

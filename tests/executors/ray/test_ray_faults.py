@@ -4,6 +4,8 @@ cancelled remote attempt, a result for an attempt nobody waits for."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -80,8 +82,8 @@ async def test_cancelling_a_remote_attempt_kills_its_processes_on_the_worker(
     ray_cluster: RayCluster, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path)
-    pid_file = tmp_path / "child.pid"
-    long_run = f"sh -c 'sleep 300 & echo $! > {pid_file}; wait'"
+    marker = f"{3000 + os.getpid() % 1000}.5"  # a sleep no other process runs
+    long_run = f"sh -c 'sleep {marker} & wait'"
     scenario = {
         "summary": "a long command",
         "tasks": [task("long")],
@@ -95,8 +97,9 @@ async def test_cancelling_a_remote_attempt_kills_its_processes_on_the_worker(
     engine.start(project, goal)
     running = asyncio.ensure_future(engine.run())
 
-    await _until(lambda: pid_file.exists() and pid_file.read_text().strip(), running)
-    pid = int(pid_file.read_text())
+    # The agent runs in the worker's jail (its own pid namespace): found by its command line.
+    await _until(lambda: _sleeping(marker), running)
+    pid = _sleeping(marker)[0]
     assert proctree.alive(pid)
     assert executor.placements()  # it runs remotely
     engine.cancel(goal.id)
@@ -108,6 +111,20 @@ async def test_cancelling_a_remote_attempt_kills_its_processes_on_the_worker(
             await asyncio.sleep(0.1)
     assert executor.placements() == {}
     assert branch_commits(repo, finished.branch) == []
+
+
+def _sleeping(marker: str) -> list[int]:
+    """The processes on this machine running ``sleep <marker>``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "cmdline").read_bytes().split(b"\0")[:2] == [
+                    b"sleep",
+                    marker.encode(),
+                ]:
+                    found.append(int(entry.name))
+    return found
 
 
 def _request(attempt_id: str) -> AttemptRequest:

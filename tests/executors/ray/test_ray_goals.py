@@ -126,6 +126,40 @@ async def test_a_task_no_worker_can_take_waits_with_its_reason_then_runs_when_on
     assert len(waiting()) == 1  # one event per reason, not one per poll
 
 
+async def test_a_remote_agent_is_confined_on_its_worker(
+    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+) -> None:
+    """The worker jails its agent as the daemon would: the worktree is the only place it writes,
+    and the worker's data directory (other projects' caches, other attempts) is hidden."""
+    repo = make_repo(tmp_path)
+    escape = tmp_path / "escaped.txt"
+    secret = "kept-by-the-worker-only"
+    for worker in ray_cluster.workers.values():
+        (worker.home / "sentinel.txt").write_text(secret)
+    homes = " ".join(str(w.home / "sentinel.txt") for w in ray_cluster.workers.values())
+    probe = f"sh -c 'echo x > {escape}; cat {homes}; echo probed'"
+    scenario = {
+        "summary": "confined",
+        "tasks": [task("c")],
+        "agent": {"c": [[{"run": probe}, write("c.txt", "c\n")]]},
+    }
+    app = apps(scenario)
+    engine = ray_engine(app, RayExecutor(ray_cluster.address, poll=0.2))
+    project = await app.register(repo)
+    goal = await app.new_goal(project, "confined")
+    engine.start(project, goal)
+    finished = (await engine.run())[goal.id]
+
+    assert finished.state is GoalState.SUCCEEDED, finished
+    assert set(placed_on(goal_events(app, goal.id)).values()) <= {
+        w.node_id for w in ray_cluster.workers.values()
+    }
+    said = "\n".join(e.message for e in goal_events(app, goal.id) if e.kind == "agent.message")
+    assert "probed" in said  # the command ran, on the worker
+    assert not escape.exists()  # outside the worktree: not writable
+    assert secret not in said, said  # the worker's data directory: hidden
+
+
 def _show(repo: Path, branch: str, path: str) -> str:
     from engine_helpers import git
 
