@@ -83,9 +83,18 @@ def _instructions(task: Task) -> str:
     return text
 
 
-async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
+async def run_attempt(
+    ctx: AttemptRequest, *, base: str | None = None, integrate: bool = True
+) -> AttemptReport:
     """Run one attempt; never raises except on cancellation (the worktree is removed either way).
-    The procedure behind every executor: the local one calls it in this process."""
+    The procedure behind every executor: the local one calls it in this process.
+
+    The work part (worktree, set-up, agent, guard, gates, commit) and the integrate part (onto
+    the goal branch, or best-of-N selection) may run in different places: with ``integrate``
+    false the attempt stops at its commit and reports it as SUCCEEDED with ``commit`` set (not
+    yet on the goal branch); :func:`land` then integrates that commit where the goal branch
+    lives. ``base``: the commit to start from (default: the goal branch's head in the
+    workspace)."""
     ws = ctx.workspace
     attempt = ctx.attempt
     found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
@@ -125,7 +134,7 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
 
     try:
         if ws is not None:
-            base = await ws.rev_parse(f"refs/heads/{ctx.goal.branch}")
+            base = await ws.rev_parse(base or f"refs/heads/{ctx.goal.branch}")
             worktree, marker = await _take(ctx, ws, held, base)
         else:
             base = ""
@@ -211,6 +220,8 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
             )
             if sha is None and ctx.selection is None:
                 return report(Outcome.FAILED, "nothing to commit after validation")
+        if not integrate:  # made here, landed elsewhere (land)
+            return report(Outcome.SUCCEEDED, commit=sha or "")
         if ctx.selection is not None:
             return await _compete(ctx, worktree, sha, base, passed, gates, report, found, marker)
         if sha is None:
@@ -221,6 +232,60 @@ async def run_attempt(ctx: AttemptRequest) -> AttemptReport:
         return withdrawn(report(Outcome.CRASHED, str(exc), gates=(exc.result,)))
     except (RunError, OSError) as exc:
         return withdrawn(report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}"))
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(held.aclose())
+
+
+_LANDED = ("summary", "usage", "diff", "diff_stat", "gates", "base_sha", "worktree")
+"""Fields of an attempt made elsewhere that its landing keeps."""
+
+
+async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:
+    """Integrate an attempt whose work part ran elsewhere (``run_attempt(integrate=False)``):
+    ``made`` is its SUCCEEDED report, its commit already fetched into ``ctx.workspace``. The same
+    integration as a local attempt's (rebase onto the moved goal branch, re-validate with
+    ``ctx.validator``, put on the branch; a best-of-N candidate goes to its selection), in a
+    worktree of its own at the commit. Never raises except on cancellation."""
+    ws = ctx.workspace
+    assert ws is not None
+    sha, base = made.attempt.commit, made.attempt.base_sha
+    found: dict[str, object] = {k: getattr(made.attempt, k) for k in _LANDED}
+    held = contextlib.AsyncExitStack()
+
+    def report(
+        outcome: Outcome, error: str = "", retry_after: float | None = None, **changes: object
+    ) -> AttemptReport:
+        final = ctx.attempt.evolve(
+            state=_STATES[outcome], error=error, finished_at=ctx.now(), **found, **changes
+        )
+        return AttemptReport(
+            outcome=outcome,
+            attempt=final,
+            error=error,
+            messages=made.messages,
+            retry_after=retry_after,
+        )
+
+    try:
+        if ctx.selection is not None and not sha:
+            return await _compete(
+                ctx, Path(), None, base, True, made.attempt.gates, report, found, Path()
+            )
+        if not sha:
+            ctx.fault("before_store_write")
+            return report(Outcome.SUCCEEDED)
+        worktree = await ws.add_worktree(worktree_name(ctx.goal.id, ctx.attempt.id), sha)
+        held.push_async_callback(ws.remove_worktree, worktree)
+        marker = Path(held.enter_context(tempfile.TemporaryDirectory())) / "setup"
+        if ctx.selection is not None:
+            gates = made.attempt.gates
+            return await _compete(ctx, worktree, sha, base, True, gates, report, found, marker)
+        return await _integrate(ctx, worktree, sha, base, report, found, marker)
+    except (RunError, OSError) as exc:
+        if ctx.selection is not None:
+            ctx.selection.withdraw(ctx.attempt.id, str(exc))
+        return report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(held.aclose())

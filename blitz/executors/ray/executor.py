@@ -1,0 +1,491 @@
+"""The Ray executor: each attempt runs on a blitz worker node of a Ray cluster; the daemon stays
+the only writer of state and integrates every commit itself.
+
+``RayExecutor(address)`` connects lazily (:meth:`RayExecutor.start`, or the first
+:meth:`~RayExecutor.run`); a cluster that cannot be reached is a
+:class:`~blitz.errors.ConfigError` naming the address. One attempt is:
+
+1. **Placement.** The cluster's blitz worker nodes are read from Ray (total and available
+   resources, :func:`~blitz.executors.ray.resources.node_of`). While no node can take the attempt
+   it waits (``attempt.waiting`` with the reason, once per new reason; cancellable, never a
+   failure) and polls. Among the nodes that fit, one that already holds the project's history is
+   preferred, then the most free slots (less the attempts this executor just sent there that Ray
+   has not started yet). ``attempt.placed`` says where.
+2. **Sync.** What the node holds of the project is asked once (a tiny task pinned to it), then
+   remembered (:class:`~blitz.executors.ray.sync.Known`); a bundle of the goal branch without
+   that (nothing when the node holds the head) goes through the object store.
+3. **One Ray task** pinned to the node (hard node affinity) asking for the attempt's
+   :func:`~blitz.executors.ray.resources.demand` (so the node's slots count it), ``num_cpus=0``,
+   Ray's retries off (``max_retries=0``, ``retry_exceptions=False``: attempts are not idempotent,
+   blitz decides). It is a streaming generator (:func:`~blitz.executors.ray.remote.attempt_stream`).
+4. **Relay and land.** Events go to ``request.emit``, usage to ``request.meter`` as they come. The
+   result must be for the attempt this call waits for (anything else is refused: a stale
+   result); its commit is fetched from the returned bundle into ``refs/blitz/remote/<goal>/<task>/
+   <attempt>``, checked (its parent is the base sent, its trailers name this goal and task) and
+   integrated by :func:`blitz.conductor.attempt.land`, the same code a local attempt's integration
+   runs. Re-validation after a rebase onto work that landed meanwhile runs on the daemon, with the
+   daemon's validator: the rebased combination exists only in the daemon's repository, the node may
+   already be gone or busy, and sending it back for one more round trip would let the goal branch
+   move again meanwhile.
+
+Faults: a node that dies mid-attempt (Ray's node/worker/object-lost errors) is ``crashed`` with an
+error naming the node, and the node is never chosen again (a restarted node is a new node id); the
+engine re-queues the task (bounded). A cluster that cannot be reached is ``unavailable`` with
+``executor_down``. Cancelling :meth:`run` (goal cancel, timeout, drain) cancels the Ray task
+(non-force: the worker cancels the attempt, which kills its agent's and gates' process groups),
+then force-cancels it after :data:`CANCEL_GRACE`, and re-raises. Each attempt also has an overall
+deadline on this side (the agent's timeout plus its gates' and a margin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from typing import Any
+
+from blitz.domain import AttemptState
+from blitz.errors import ConfigError, RunError
+from blitz.events import Event, EventKind
+from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
+from blitz.executors.ray import remote, sync
+from blitz.executors.ray.resources import Node, demand, node_of, why_not
+
+CANCEL_GRACE = 15.0
+"""Seconds a cancelled remote attempt has to clean up before its task is force-cancelled."""
+
+CONNECT_TIMEOUT = 60.0
+"""Seconds :meth:`RayExecutor.start` waits for the cluster."""
+
+MARGIN = 300.0
+"""Seconds beyond the agent's timeout and the gates' that an attempt may take on the daemon's
+clock (bundles, set-up, commit) before it is cancelled."""
+
+REMOTE_REFS = "refs/blitz/remote"
+"""Commits fetched from workers: ``refs/blitz/remote/<goal>/<task>/<attempt>``."""
+
+
+class StaleResult(RunError):
+    """A result for an attempt this executor is not waiting for."""
+
+
+class RayExecutor:
+    """An :class:`~blitz.executors.base.Executor` running attempts on a Ray cluster's nodes."""
+
+    def __init__(
+        self, address: str, *, sync: str = "bundle", namespace: str = "blitz", poll: float = 1.0
+    ) -> None:
+        if sync != "bundle":
+            raise ConfigError(f"the ray executor syncs repositories by 'bundle', not {sync!r}")
+        self.address = address
+        self.namespace = namespace
+        self.poll = poll
+        self._connected = False
+        self._owns_connection = False
+        self._lock = asyncio.Lock()
+        self._known = sync_known()
+        self._running: dict[str, str] = {}  # attempt id -> node id
+        self._starting: dict[str, int] = {}  # node id -> attempts sent, not yet started
+        self._dead: set[str] = set()  # node ids that died under an attempt
+        self.placed: list[tuple[str, str]] = []  # (attempt id, node id), every placement made
+
+    # -- the public surface ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to the cluster (once); a ConfigError naming the address if it cannot be."""
+        async with self._lock:
+            if self._connected:
+                return
+            import ray
+
+            if ray.is_initialized():
+                self._connected = True
+                return
+            init = functools.partial(
+                ray.init,
+                address=self.address,
+                namespace=self.namespace,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+            )
+            try:
+                await asyncio.wait_for(asyncio.to_thread(init), CONNECT_TIMEOUT)
+            except Exception as exc:
+                raise ConfigError(
+                    f"cannot reach the Ray cluster at {self.address}: {type(exc).__name__}: {exc}"
+                ) from exc
+            self._connected = self._owns_connection = True
+
+    def placements(self) -> dict[str, str]:
+        """Running attempt id -> the Ray node id it runs on."""
+        return dict(self._running)
+
+    def close(self) -> None:
+        """Disconnect from the cluster (when this executor connected)."""
+        if self._owns_connection:
+            import ray
+
+            ray.shutdown()
+        self._connected = self._owns_connection = False
+
+    async def run(self, request: AttemptRequest) -> AttemptReport:
+        """Run one attempt on a fitting node; never raises except on cancellation."""
+        try:
+            await self.start()
+        except ConfigError as exc:
+            return _down(request, str(exc))
+        budget = request.timeout + _gates_time(request) + MARGIN
+        try:
+            async with asyncio.timeout(budget):
+                return await self._run(request)
+        except TimeoutError:
+            return _report(
+                request, Outcome.CRASHED, f"the remote attempt did not end within {budget:.0f}s"
+            )
+        finally:
+            self._running.pop(request.attempt.id, None)
+
+    # -- one attempt ---------------------------------------------------------------------------
+
+    async def _run(self, request: AttemptRequest) -> AttemptReport:
+        import ray
+
+        try:
+            node = await self._place(request)
+        except _Unreachable as exc:
+            return _down(request, str(exc))
+        ws = request.workspace
+        if ws is None:
+            return _report(request, Outcome.CRASHED, "the ray executor needs a git workspace")
+        attempt = request.attempt
+        try:
+            base = await ws.rev_parse(f"refs/heads/{request.goal.branch}")
+            data = await self._bundle(request, node.node_id, base)
+        except (RunError, OSError) as exc:
+            return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
+        except ray.exceptions.RayError as exc:
+            return self._fault(request, node, exc)
+        job = remote.Job(
+            project=request.project,
+            goal=request.goal,
+            task=request.task,
+            attempt=attempt,
+            base=base,
+            backend=request.backend.name,
+            model=request.model,
+            labels=request.labels,
+            baseline=request.baseline,
+            timeout=request.timeout,
+            budget_usd=request.budget_usd,
+            scenario=_scenario(request.backend),
+        )
+        self._running[attempt.id] = node.node_id
+        self._starting[node.node_id] = self._starting.get(node.node_id, 0) + 1
+        stream = (
+            _attempt_task()
+            .options(
+                resources=demand(request.backend.name, request.labels),
+                scheduling_strategy=_pinned(node.node_id),
+            )
+            .remote(job, ray.put(data) if data is not None else None)
+        )
+        started = False
+        result: remote.Result | None = None
+        try:
+            async for ref in stream:
+                kind, value = await ref
+                if not started:
+                    started = True
+                    self._starting[node.node_id] -= 1
+                if kind == "event":
+                    request.emit(value)
+                elif kind == "usage":
+                    if request.meter is not None:
+                        request.meter.add(value)
+                elif kind == "result":
+                    result = value
+                elif kind == "error":
+                    return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
+        except asyncio.CancelledError:
+            await _cancel(stream)
+            raise
+        except ray.exceptions.RayError as exc:
+            return self._fault(request, node, exc)
+        finally:
+            if not started:
+                self._starting[node.node_id] -= 1
+        if result is None:
+            return _report(request, Outcome.CRASHED, f"node {_short(node)} returned no result")
+        return await self.accept(request, result, node.node_id)
+
+    async def accept(
+        self, request: AttemptRequest, result: remote.Result, node_id: str = ""
+    ) -> AttemptReport:
+        """Land a worker's result for ``request``'s attempt: refused (StaleResult) unless it is
+        the attempt this executor is waiting for; its commit fetched, checked, integrated."""
+        from blitz.conductor.attempt import land
+
+        made = result.report
+        waited = request.attempt.id
+        if made.attempt.id != waited or self._running.get(waited) is None:
+            raise StaleResult(
+                f"refused a result for attempt {made.attempt.id}: "
+                f"not an attempt this executor is waiting for (waiting for {waited})"
+            )
+        if made.outcome is not Outcome.SUCCEEDED:
+            if request.selection is not None:
+                request.selection.withdraw(waited, made.error)
+            return AttemptReport(
+                outcome=made.outcome,
+                attempt=request.attempt.evolve(**_fields(made)),
+                error=made.error,
+                messages=made.messages,
+                retry_after=made.retry_after,
+            )
+        ws = request.workspace
+        assert ws is not None
+        commit = made.attempt.commit
+        if commit:
+            if result.bundle is None:
+                return _report(request, Outcome.CRASHED, f"attempt {waited}: commit without bundle")
+            ref = f"{REMOTE_REFS}/{request.goal.id}/{request.task.id}/{waited}"
+            try:
+                fetched = await sync.fetch(ws.git, result.bundle, remote.out_ref(waited), ref)
+                await _check(ws, request, fetched, made.attempt.base_sha)
+            except (RunError, OSError) as exc:
+                return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
+            if node_id:
+                self._known.add(node_id, request.project.id, [commit])
+        return await land(request, made)
+
+    # -- placement -----------------------------------------------------------------------------
+
+    async def _place(self, request: AttemptRequest) -> Node:
+        backend, labels = request.backend.name, request.labels
+        told = ""
+        while True:
+            nodes = await self._nodes()
+            reason = why_not(nodes, backend, labels)
+            able = [
+                n
+                for n in nodes
+                if not reason
+                and n.alive
+                and backend in n.backends
+                and set(labels) <= set(n.labels)
+                and n.free_slots - self._starting.get(n.node_id, 0) > 0
+            ]
+            if able:
+                project = request.project.id
+                node = max(
+                    able,
+                    key=lambda n: (
+                        self._known.has_project(n.node_id, project),
+                        n.free_slots - self._starting.get(n.node_id, 0),
+                    ),
+                )
+                self.placed.append((request.attempt.id, node.node_id))
+                _tell(
+                    request,
+                    EventKind.ATTEMPT_PLACED,
+                    f"placed on node {_short(node)} ({node.address})",
+                    {"node": node.node_id, "address": node.address},
+                )
+                return node
+            reason = reason or "every slot of the workers that can take it is busy"
+            if reason != told:
+                told = reason
+                _tell(request, EventKind.ATTEMPT_WAITING, f"waiting: {reason}", {"reason": reason})
+            await asyncio.sleep(self.poll)
+
+    async def _nodes(self) -> list[Node]:
+        """The cluster's blitz worker nodes, less those that died under an attempt."""
+        try:
+            listed, free = await asyncio.to_thread(_cluster_state)
+        except Exception as exc:
+            raise _Unreachable(
+                f"the Ray cluster at {self.address} cannot be reached: {exc}"
+            ) from exc
+        found = []
+        for entry in listed:
+            node_id = entry.get("NodeID", "")
+            made = node_of(
+                node_id,
+                entry.get("NodeManagerAddress", ""),
+                bool(entry.get("Alive")) and node_id not in self._dead,
+                entry.get("Resources") or {},
+                free.get(node_id, {}),
+            )
+            if made is not None:
+                found.append(made)
+        return found
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    async def _bundle(self, request: AttemptRequest, node_id: str, base: str) -> bytes | None:
+        """What the node lacks of the goal branch up to ``base``, as a bundle (None: nothing)."""
+        ws = request.workspace
+        assert ws is not None
+        project = request.project.id
+        if not self._known.asked(node_id, project):
+            ask = _held_task().options(scheduling_strategy=_pinned(node_id))
+            shas = await ask.remote(project)
+            self._known.add(node_id, project, await sync.present(ws.git, shas))
+            self._known.add(node_id, project, [])  # asked, even when it holds nothing
+        data = await sync.bundle(
+            ws.git, f"refs/heads/{request.goal.branch}", base, self._known.held(node_id, project)
+        )
+        self._known.add(node_id, project, [base])
+        return data
+
+    def _fault(self, request: AttemptRequest, node: Node, exc: Exception) -> AttemptReport:
+        """A Ray error under an attempt: the node died (crashed; never chosen again), or the
+        cluster is gone (unavailable, executor down)."""
+        import ray
+
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if isinstance(exc, ray.exceptions.RaySystemError) and "GCS" in str(exc):
+            return _down(request, f"the Ray cluster at {self.address} went away: {what}")
+        self._dead.add(node.node_id)
+        self._known.forget_node(node.node_id)
+        return _report(
+            request,
+            Outcome.CRASHED,
+            f"node {_short(node)} ({node.address}) failed under the attempt: {what}",
+        )
+
+
+class _Unreachable(Exception):
+    pass
+
+
+def sync_known() -> sync.Known:
+    return sync.Known()
+
+
+def _cluster_state() -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    import ray
+    from ray._private import state
+
+    return ray.nodes(), state.available_resources_per_node()
+
+
+@functools.cache
+def _attempt_task() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=0, max_retries=0, retry_exceptions=False, num_returns="streaming")(
+        remote.attempt_stream
+    )
+
+
+@functools.cache
+def _held_task() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=0, max_retries=0)(remote.held)
+
+
+def _pinned(node_id: str) -> Any:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+
+
+async def _cancel(stream: Any) -> None:
+    """Cancel a remote attempt: politely (its processes are killed), then by force."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.cancel(stream, force=False)
+    deadline = time.monotonic() + CANCEL_GRACE
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CANCEL_GRACE):
+            async for ref in stream:
+                with contextlib.suppress(Exception):
+                    await ref
+    if time.monotonic() >= deadline:
+        with contextlib.suppress(Exception):
+            ray.cancel(stream, force=True)
+
+
+async def _check(ws: Any, request: AttemptRequest, sha: str, base: str) -> None:
+    """The fetched commit is this attempt's: on the base sent, for this goal and task."""
+    parent = await ws.git.rev_parse(f"{sha}^")
+    if parent != base:
+        raise StaleResult(f"commit {sha[:10]} is not on the base {base[:10]} this attempt got")
+    goal_id, task_id = await ws._trailers(sha)
+    if (goal_id, task_id) != (request.goal.id, request.task.id):
+        raise StaleResult(
+            f"commit {sha[:10]} is for task {task_id} of goal {goal_id}, "
+            f"not {request.task.id} of {request.goal.id}"
+        )
+
+
+def _scenario(backend: Any) -> Any:
+    """The scripted backend's scenario (its script is data); None for any other backend."""
+    while backend is not None and getattr(backend, "name", "") == "scripted":
+        if hasattr(backend, "scenario"):
+            from blitz.testing.scripted import Scenario
+
+            found = backend.scenario
+            return Scenario(agent=found.agent) if isinstance(found, Scenario) else None
+        backend = getattr(backend, "inner", None)
+    return None
+
+
+def _gates_time(request: AttemptRequest) -> float:
+    """How long the attempt's gates may take, twice (before and after a rebase)."""
+    gates = request.project.gates
+    return 2 * gates.timeout * (len(gates.configured()) + len(request.task.checks))
+
+
+_KEPT = ("summary", "usage", "diff", "diff_stat", "gates", "base_sha", "worktree", "error")
+
+
+def _fields(made: AttemptReport) -> dict[str, object]:
+    a = made.attempt
+    return {
+        "state": a.state,
+        "finished_at": a.finished_at or time.time(),
+        **{k: getattr(a, k) for k in _KEPT},
+    }
+
+
+def _report(request: AttemptRequest, outcome: Outcome, error: str) -> AttemptReport:
+    state = AttemptState.CRASHED if outcome is not Outcome.FAILED else AttemptState.FAILED
+    if request.selection is not None:
+        request.selection.withdraw(request.attempt.id, error)
+    final = request.attempt.evolve(state=state, error=error, finished_at=request.now())
+    return AttemptReport(outcome=outcome, attempt=final, error=error)
+
+
+def _down(request: AttemptRequest, error: str) -> AttemptReport:
+    if request.selection is not None:
+        request.selection.withdraw(request.attempt.id, error)
+    final = request.attempt.evolve(
+        state=AttemptState.CRASHED, error=error, finished_at=request.now()
+    )
+    return AttemptReport(
+        outcome=Outcome.UNAVAILABLE, attempt=final, error=error, executor_down=True
+    )
+
+
+def _short(node: Node) -> str:
+    return node.node_id[:12]
+
+
+def _tell(request: AttemptRequest, kind: EventKind, message: str, data: dict[str, Any]) -> None:
+    request.emit(
+        Event(
+            kind=kind,
+            goal_id=request.goal.id,
+            task_id=request.task.id,
+            attempt_id=request.attempt.id,
+            message=message,
+            data=data,
+        )
+    )

@@ -1,0 +1,259 @@
+"""The worker side of the Ray executor: what runs in a Ray worker process on a blitz worker node.
+
+Its data directory is ``$BLITZ_WORKER_HOME``
+(:data:`~blitz.executors.ray.resources.WORKER_HOME_ENV`, set by ``blitz worker`` in the
+environment the node's Ray processes inherit; else
+``~/.local/share/blitz-worker``). There it keeps one cache repository per project
+(``repos/<project id>``, bare), the attempts' worktrees (``worktrees/``) and locks.
+
+:func:`attempt_stream` is the body of the one Ray task an attempt is: it fetches the bundle the
+daemon sent into the cache repository (the goal branch up to the attempt's base), builds the
+backend by name and model from THIS node's environment (its own keys: nothing secret ever comes
+from the daemon), the validator from the project's gate specs (data), and runs the work part of
+:func:`blitz.conductor.attempt.run_attempt` (worktree, agent, guard, gates, commit) without
+integrating. It yields, as they happen, ``("event", Event)``, ``("usage", Usage)`` and finally
+``("result", Result)``: the attempt's report and its commit as a bundle of ``base..commit``.
+
+Cancellation: Ray's non-force cancel raises KeyboardInterrupt in the task's thread; the attempt's
+coroutine (on its own event loop in a thread) is then cancelled and waited for, so its agent's and
+gates' process groups are killed (:mod:`blitz.proctree`, through :mod:`blitz.process`) before the
+task ends.
+
+The worker runs the daemon's baseline for the same base commit (sent as data: gate results, not
+code), and its agents and gates unconfined by blitz's sandbox (the daemon's policy names paths of
+the daemon's machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
+from blitz.events import Event
+from blitz.executors.base import AttemptReport, AttemptRequest, Meter
+from blitz.executors.ray import sync
+from blitz.executors.ray.resources import WORKER_HOME_ENV
+
+CANCEL_GRACE = 20.0
+"""Seconds a cancelled attempt has to kill its processes and clean up before the task ends."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """What one remote attempt is given: records and data only, never a key."""
+
+    project: Project
+    goal: Goal
+    task: Task
+    attempt: Attempt
+    base: str  # the goal branch head the attempt starts from
+    backend: str
+    model: str = ""
+    labels: tuple[str, ...] = ()
+    baseline: Baseline | None = None
+    timeout: float = 1800.0
+    budget_usd: float | None = None
+    scenario: Any = None  # the scripted backend's scenario (a test fake's script: data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """What came back: the report, and the commit as a bundle of ``base..commit`` (None when
+    there is no commit)."""
+
+    report: AttemptReport
+    bundle: bytes | None = None
+    node: str = ""
+    events: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+def home() -> Path:
+    """This node's blitz data directory."""
+    configured = os.environ.get(WORKER_HOME_ENV, "")
+    if configured:
+        return Path(configured)
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "blitz-worker"
+
+
+def out_ref(attempt_id: str) -> str:
+    """Where the worker keeps an attempt's commit for its bundle."""
+    return f"refs/blitz/out/{attempt_id}"
+
+
+def cache_ref(branch: str) -> str:
+    """The goal branch in a node's cache repository."""
+    return f"refs/heads/{branch}"
+
+
+async def held_commits(project_id: str) -> list[str]:
+    """What this node's cache repository of a project holds (the heads of its refs)."""
+    from blitz.git import Git
+
+    repo = home() / "repos" / project_id
+    if not (repo / "HEAD").exists():
+        return []
+    return await sync.heads(Git(repo))
+
+
+def held(project_id: str) -> list[str]:
+    """:func:`held_commits`, for a Ray task."""
+    return asyncio.run(held_commits(project_id))
+
+
+class _StreamMeter(Meter):
+    """Counts spending and streams each model call's usage to the daemon as it happens."""
+
+    __slots__ = ("_put",)
+
+    def __init__(self, put: Any) -> None:
+        super().__init__()
+        self._put = put
+
+    def add(self, usage: Usage) -> None:
+        super().add(usage)
+        self._put(("usage", usage))
+
+
+async def _repo(project_id: str) -> Path:
+    """The project's cache repository on this node (made bare on first use)."""
+    from blitz.git import run_git
+
+    repo = home() / "repos" / project_id
+    if not (repo / "HEAD").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        await run_git(repo, "init", "-q", "--bare", ".", timeout=60)
+    return repo
+
+
+def _backend(job: Job) -> Any:
+    """The job's backend, made from this node's own environment (its keys)."""
+    from blitz.backends.options import BackendOptions
+    from blitz.backends.registry import create_backend
+    from blitz.settings import Settings
+
+    scenario = None
+    if job.backend == "scripted" and job.scenario is not None:
+        from blitz.testing.scripted import Scenario
+
+        scenario = job.scenario if isinstance(job.scenario, Scenario) else None
+    settings = Settings(home=home() / "blitz")
+    options = BackendOptions(env=settings.provider_env(), scenario=scenario, model=job.model)
+    return create_backend(job.backend, options)
+
+
+async def work(job: Job, data: bytes | None, put: Any) -> Result:
+    """Run the work part of the job's attempt on this node; its result with the commit's
+    bundle."""
+    import ray
+
+    from blitz.conductor.attempt import run_attempt
+    from blitz.validation import Validator
+    from blitz.workspace import Workspace
+
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+    repo = await _repo(job.project.id)
+    root = home()
+    ws = Workspace(repo, worktrees_root=root / "worktrees", lock_dir=root / "locks")
+    branch = cache_ref(job.goal.branch)
+    if data is not None:
+        await sync.fetch(ws.git, data, branch, branch)
+    else:
+        await sync.set_ref(ws.git, branch, job.base)
+    meter = _StreamMeter(put)
+    emitted = [0]
+
+    def emit(event: Event) -> None:
+        emitted[0] += 1
+        put(("event", event))
+
+    request = AttemptRequest(
+        project=job.project,
+        goal=job.goal,
+        task=job.task,
+        attempt=job.attempt,
+        backend=_backend(job),
+        workspace=ws,
+        validator=Validator(job.project.gates, project_id=job.project.id),
+        baseline=job.baseline,
+        timeout=job.timeout,
+        budget_usd=job.budget_usd,
+        model=job.model,
+        labels=job.labels,
+        meter=meter,
+        emit=emit,
+    )
+    report = await run_attempt(request, base=job.base, integrate=False)
+    commit = report.attempt.commit
+    bundle = None
+    if commit:
+        ref = out_ref(job.attempt.id)
+        await sync.set_ref(ws.git, ref, commit)
+        try:
+            bundle = await sync.bundle(ws.git, ref, commit, [job.base])
+        finally:
+            await sync.delete_ref(ws.git, ref)
+    return Result(report=report, bundle=bundle, node=node, events=emitted[0], usage=meter.usage)
+
+
+_END = object()
+
+
+def attempt_stream(job: Job, data: bytes | None) -> Iterator[tuple[str, Any]]:
+    """The Ray task's generator: the attempt on its own event loop in a thread, its events,
+    usage and result yielded as they come. A cancel (KeyboardInterrupt) cancels the attempt and
+    waits for it to clean up before re-raising."""
+    items: queue.Queue[Any] = queue.Queue()
+    loop = asyncio.new_event_loop()
+    box: dict[str, asyncio.Task[Any]] = {}
+    ready = threading.Event()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            box["task"] = task
+            ready.set()
+            try:
+                items.put(("result", await work(job, data, items.put)))
+            except BaseException as exc:  # cancelled, or a bug: the daemon is told
+                items.put(("error", f"{type(exc).__name__}: {exc}"))
+            finally:
+                items.put(_END)
+
+        try:
+            loop.run_until_complete(run())
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=main, name=f"blitz-attempt-{job.attempt.id}", daemon=True)
+    thread.start()
+    try:
+        ready.wait(30)
+        while True:
+            try:
+                item = items.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is _END:
+                break
+            yield item
+    except BaseException:
+        task = box.get("task")
+        if task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+        thread.join(CANCEL_GRACE)
+        raise
+    thread.join(CANCEL_GRACE)

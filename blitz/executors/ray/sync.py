@@ -1,0 +1,102 @@
+"""The repository travels with git: bundles, and what each node already has.
+
+No shared disk and no git server are assumed. The daemon sends a worker node what it lacks of a
+goal branch as a git bundle (the first time the whole history, afterwards only the commits since
+what the node is known to hold; nothing when it holds the head already), and the node sends the
+attempt's commit back as a bundle of ``base..commit``. Bundles are bytes: they travel through
+Ray's object store, never through a file system both sides see.
+
+:class:`Known` is the daemon's memory of which commits each (node, project) holds: asked of the
+node once (the refs of its cache repository), then kept up to date from what was sent and what
+came back. A node that restarts is a new Ray node id, so it is asked again.
+
+Every git command goes through :class:`blitz.git.Git` (timeouts, no prompts, no hooks).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from blitz.git import Git
+
+BUNDLE_TIMEOUT = 300.0
+"""Seconds a bundle's creation or fetch may take (a first sync of a large history)."""
+
+
+class Known:
+    """Commits each (node, project) is known to hold."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], set[str]] = {}
+
+    def asked(self, node: str, project: str) -> bool:
+        return (node, project) in self._held
+
+    def add(self, node: str, project: str, shas: Iterable[str]) -> None:
+        self._held.setdefault((node, project), set()).update(s for s in shas if s)
+
+    def held(self, node: str, project: str) -> set[str]:
+        return set(self._held.get((node, project), ()))
+
+    def has_project(self, node: str, project: str) -> bool:
+        """Whether the node holds some of the project's history (placement prefers it)."""
+        return bool(self._held.get((node, project)))
+
+    def forget_node(self, node: str) -> None:
+        for key in [k for k in self._held if k[0] == node]:
+            del self._held[key]
+
+
+async def present(git: Git, shas: Iterable[str]) -> set[str]:
+    """Those of ``shas`` that are commits in ``git``'s repository (a bundle can only exclude
+    commits its maker has)."""
+    found = set()
+    for sha in set(shas):
+        done = await git.run("cat-file", "-e", f"{sha}^{{commit}}", check=False)
+        if done.ok:
+            found.add(sha)
+    return found
+
+
+async def bundle(git: Git, ref: str, head: str, exclude: Iterable[str]) -> bytes | None:
+    """A bundle of ``ref`` (at ``head``) without what ``exclude`` reaches; None when that is
+    nothing (the receiver holds ``head`` already)."""
+    excluded = sorted(await present(git, exclude))
+    if head in excluded:
+        return None
+    count = await git.run("rev-list", "--count", head, "--not", *excluded, "--")
+    if int(count.out.strip() or "0") == 0:
+        return None
+    with tempfile.TemporaryDirectory(prefix="blitz-bundle-") as tmp:
+        path = Path(tmp) / "b.bundle"
+        # A bundle names refs, not bare commits: the ref must point at head (the caller's ref).
+        await git.run(
+            "bundle", "create", "-q", str(path), ref, *(f"^{sha}" for sha in excluded),
+            env={"GIT_TERMINAL_PROMPT": "0"},
+        )  # fmt: skip
+        return path.read_bytes()
+
+
+async def fetch(git: Git, data: bytes, ref: str, into: str) -> str:
+    """Fetch ``ref`` from the bundle ``data`` into the ref ``into`` (forced); its commit."""
+    with tempfile.TemporaryDirectory(prefix="blitz-bundle-") as tmp:
+        path = Path(tmp) / "b.bundle"
+        path.write_bytes(data)
+        await git.run("fetch", "-q", "--no-write-fetch-head", str(path), f"+{ref}:{into}")
+    return await git.rev_parse(into)
+
+
+async def heads(git: Git) -> list[str]:
+    """The commits every ref of ``git``'s repository points at (what a node's cache holds)."""
+    done = await git.run("for-each-ref", "--format=%(objectname)")
+    return [line.strip() for line in done.out.splitlines() if line.strip()]
+
+
+async def set_ref(git: Git, ref: str, sha: str) -> None:
+    await git.run("update-ref", "--no-deref", ref, sha)
+
+
+async def delete_ref(git: Git, ref: str) -> None:
+    await git.run("update-ref", "-d", ref, check=False)
