@@ -130,21 +130,37 @@ class Cluster:
         port, client = _free_ports(2)
         args = ["--head", "--port", str(port), "--ray-client-server-port", str(client)]
         self._spawn([*args, "--include-dashboard", "false", *self._node_args()], self._env())
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                self.address = f"127.0.0.1:{port}"
-                return self.address
-            time.sleep(0.5)
-        raise SystemExit(f"the Ray head did not start (see {self.root}/node-0.log)")
+        self.address = f"127.0.0.1:{port}"
+        if not self._started(0):
+            raise SystemExit(f"the Ray head did not start\n{self.logs()}")
+        return self.address
 
-    def add_worker(self, slots: int) -> None:
+    def _started(self, index: int) -> bool:
+        """Wait until node ``index``'s ``ray start`` says its node is up (it then blocks);
+        False when it ended first (Ray gives a node 30 s to register: a loaded machine may not)."""
+        log = self.root / f"node-{index}.log"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if "Ray runtime started" in log.read_text(errors="replace"):
+                return True
+            if self.procs[index].poll() is not None:
+                return False
+            time.sleep(0.5)
+        return False
+
+    def add_worker(self, slots: int, tries: int = 3) -> None:
         """One more blitz worker node: ``slots`` attempt slots, the scripted backend."""
         env = self._env()
         env[WORKER_HOME_ENV] = str(self.root / f"worker-{self.workers}")
         offered = json.dumps(node_resources(slots, ["scripted"], []))
-        self._spawn(["--address", self.address, "--resources", offered, *self._node_args()], env)
-        self.workers += 1
+        for _ in range(tries):
+            args = ["--address", self.address, "--resources", offered]
+            self._spawn([*args, *self._node_args()], env)
+            if self._started(len(self.procs) - 1):
+                self.workers += 1
+                return
+            print(f"a worker node did not start; trying again\n{self.logs(5)}", file=sys.stderr)
+        raise SystemExit(f"a worker node did not start in {tries} tries\n{self.logs()}")
 
     def wait_workers(self) -> None:
         """Until the driver sees every worker node started."""
@@ -156,7 +172,16 @@ class Cluster:
             if len(alive) >= self.workers:
                 return
             time.sleep(0.5)
-        raise SystemExit(f"{self.workers} worker nodes did not join (logs in {self.root})")
+        raise SystemExit(f"{self.workers} worker nodes did not join\n{self.logs()}")
+
+    def logs(self, lines: int = 15) -> str:
+        """The tail of each node's ``ray start`` output and raylet log (to say why one died)."""
+        found = sorted(self.root.glob("node-*.log"))
+        found += sorted(Path(self.temp_dir).glob("session_latest/logs/raylet*.out"))
+        return "\n".join(
+            f"== {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for path in found
+        )
 
     async def stop(self) -> None:
         for proc in self.procs:
@@ -477,6 +502,10 @@ async def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # the driver's, as the nodes'
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Run as `uv run ...`, Ray would ship this directory to every worker as its working_dir
+    # and start workers through `uv run` (RAY_ENABLE_UV_RUN_RUNTIME_ENV, on by default); an
+    # installed daemon (`uv tool install`) is not run that way, so neither is the bench.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     full = args.full
     chain = args.chain or (20 if full else 6)
     files = args.files or (20_000 if full else 2_000)
