@@ -286,7 +286,7 @@ def scenario(tasks: int, *, chain: bool, step: float = 0.0, tag: str = "") -> Sc
 async def run_goal(
     home: Path, repo: Path, plan: Scenario, executor: Executor, parallel: int
 ) -> tuple[float, Goal]:
-    """One goal through the engine; its wall seconds. Exits when it does not succeed."""
+    """One goal through the engine; its wall seconds. GoalFailed when it does not succeed."""
     app = BenchApp(Settings(home=home, max_parallel=parallel), plan, executor)
     try:
         project = await app.register(repo)
@@ -296,11 +296,21 @@ async def run_goal(
         started = time.perf_counter()
         finished = (await engine.run())[goal.id]
         wall = time.perf_counter() - started
+        errors = Counter(
+            a.error.splitlines()[0] if a.error else str(a.state)
+            for a in app.store.load_attempts(goal.id)
+            if a.error
+        )
     finally:
         await app.aclose()
     if finished.state is not GoalState.SUCCEEDED:
-        raise SystemExit(f"goal {goal.id} on {repo.name} ended {finished.state}: {finished}")
+        said = "; ".join(f"{n}x {e}" for e in errors for n in [errors[e]])
+        raise GoalFailed(f"goal ended {finished.state}: {finished.error}; attempts: {said}")
     return wall, finished
+
+
+class GoalFailed(Exception):
+    """A goal of the bench did not succeed (its attempts' errors said)."""
 
 
 # -- a. per-attempt overhead ---------------------------------------------------------------------
@@ -439,7 +449,10 @@ def _kb(n: int) -> str:
 def report(found: dict[str, Any]) -> str:
     ok = {True: "pass", False: "FAIL"}
     lines = []
-    if "a" in found:
+    for key, value in found.items():
+        if isinstance(value, str):
+            lines += [f"{key}. not measured: {value}", ""]
+    if isinstance(found.get("a"), dict):
         a = found["a"]
         lines += [
             f"a. per attempt, no-op chain of {a['attempts']} tasks (medians)",
@@ -453,7 +466,7 @@ def report(found: dict[str, Any]) -> str:
             f"for the {a['share_in']:.0%} of attempts whose node lacked the base",
             "",
         ]
-    if "b" in found:
+    if isinstance(found.get("b"), dict):
         b = found["b"]
         lines += [
             f"b. bytes per attempt, {b['files']:,}-file repository (max over {b['rounds']} "
@@ -466,7 +479,7 @@ def report(found: dict[str, Any]) -> str:
             f"<= 100 KB each way: {ok[b['pass']]} |",
             "",
         ]
-    if "c" in found:
+    if isinstance(found.get("c"), list):
         lines += [
             "c. independent tasks with a timed scripted agent",
             "",
@@ -521,14 +534,21 @@ async def main() -> int:
             await ray.start()
             cluster.add_worker(args.slots)
             await asyncio.to_thread(cluster.wait_workers)
-            if "a" not in args.skip:
-                found["a"] = await overhead(root, ray, chain)
-            if "b" not in args.skip:
-                found["b"] = await transfer_bytes(root, ray, files, args.rounds)
-            if "c" not in args.skip:
-                found["c"] = await scaling(
+            parts = {
+                "a": lambda: overhead(root, ray, chain),
+                "b": lambda: transfer_bytes(root, ray, files, args.rounds),
+                "c": lambda: scaling(
                     root, cluster, ray, sizes, wide, step, args.slots, not args.no_local
-                )
+                ),
+            }
+            for key, part in parts.items():
+                if key in args.skip:
+                    continue
+                try:
+                    found[key] = await part()
+                except GoalFailed as exc:
+                    found[key] = str(exc)
+                print(report({key: found[key]}), "\n", file=sys.stderr, flush=True)
         finally:
             ray.close()
             await cluster.stop()
@@ -541,9 +561,10 @@ async def main() -> int:
             "\nload average (1/5/15 min) before: {:.2f} {:.2f} {:.2f}; after: {:.2f} {:.2f} {:.2f}"
             .format(*found["load"], *found["load_after"])
         )  # fmt: skip
-    verdicts = [found["a"]["pass"]] if "a" in found else []
-    verdicts += [found["b"]["pass"]] if "b" in found else []
-    verdicts += [r["pass"] for r in found.get("c", []) if r["executor"] == "ray"]
+    verdicts = [not isinstance(v, str) for k, v in found.items() if k in "abc"]
+    verdicts += [found[k]["pass"] for k in "ab" if isinstance(found.get(k), dict)]
+    if isinstance(found.get("c"), list):
+        verdicts += [r["pass"] for r in found["c"] if r["executor"] == "ray"]
     return 0 if all(verdicts) else 1
 
 
