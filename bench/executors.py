@@ -126,14 +126,16 @@ class Cluster:
     def _env(self) -> dict[str, str]:
         return {**os.environ, "RAY_AUTH_MODE": "disabled", proctree.MARKER_VARIABLE: self.marker}
 
-    def start_head(self) -> str:
-        port, client = _free_ports(2)
-        args = ["--head", "--port", str(port), "--ray-client-server-port", str(client)]
-        self._spawn([*args, "--include-dashboard", "false", *self._node_args()], self._env())
-        self.address = f"127.0.0.1:{port}"
-        if not self._started(0):
-            raise SystemExit(f"the Ray head did not start\n{self.logs()}")
-        return self.address
+    def start_head(self, tries: int = 3) -> str:
+        for _ in range(tries):
+            port, client = _free_ports(2)
+            args = ["--head", "--port", str(port), "--ray-client-server-port", str(client)]
+            self._spawn([*args, "--include-dashboard", "false", *self._node_args()], self._env())
+            if self._started(len(self.procs) - 1):
+                self.address = f"127.0.0.1:{port}"
+                return self.address
+            print(f"the Ray head did not start; trying again\n{self.logs(5)}", file=sys.stderr)
+        raise SystemExit(f"the Ray head did not start in {tries} tries\n{self.logs()}")
 
     def _started(self, index: int) -> bool:
         """Wait until node ``index``'s ``ray start`` says its node is up (it then blocks);
@@ -529,8 +531,9 @@ async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="blitz-bench-exec-", dir="/var/tmp") as tmp:
         root = Path(tmp)
         cluster = Cluster(root)
-        ray = Counted(cluster.start_head())
+        ray = Counted("")
         try:
+            ray.address = cluster.start_head()
             await ray.start()
             cluster.add_worker(args.slots)
             await asyncio.to_thread(cluster.wait_workers)
