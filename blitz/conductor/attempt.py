@@ -238,7 +238,6 @@ async def run_attempt(
 
 
 _LANDED = ("summary", "usage", "diff", "diff_stat", "gates", "base_sha", "worktree")
-"""Fields of an attempt made elsewhere that its landing keeps."""
 
 
 async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:

@@ -50,8 +50,9 @@ from blitz.domain import AttemptState
 from blitz.errors import ConfigError, RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
-from blitz.executors.ray import remote, sync
-from blitz.executors.ray.resources import Node, demand, node_of, why_not
+from blitz.executors.ray import placement, remote, sync
+from blitz.executors.ray.resources import Node, demand, why_not
+from blitz.executors.ray.sync import Known
 
 CANCEL_GRACE = 15.0
 """Seconds a cancelled remote attempt has to clean up before its task is force-cancelled."""
@@ -85,7 +86,7 @@ class RayExecutor:
         self._connected = False
         self._owns_connection = False
         self._lock = asyncio.Lock()
-        self._known = sync_known()
+        self._known = Known()
         self._running: dict[str, str] = {}  # attempt id -> node id
         self._starting: dict[str, int] = {}  # node id -> attempts sent, not yet started
         self._dead: set[str] = set()  # node ids that died under an attempt
@@ -100,7 +101,13 @@ class RayExecutor:
                 return
             import ray
 
-            if ray.is_initialized():
+            if ray.is_initialized():  # this process is a driver already (one per process)
+                current = ray.get_runtime_context().gcs_address
+                if not _same_address(current, self.address):
+                    raise ConfigError(
+                        f"cannot reach the Ray cluster at {self.address}: this process is "
+                        f"connected to the one at {current}"
+                    )
                 self._connected = True
                 return
             init = functools.partial(
@@ -181,6 +188,7 @@ class RayExecutor:
             timeout=request.timeout,
             budget_usd=request.budget_usd,
             scenario=_scenario(request.backend),
+            setup=getattr(request.setup, "spec", None),
         )
         self._running[attempt.id] = node.node_id
         self._starting[node.node_id] = self._starting.get(node.node_id, 0) + 1
@@ -219,7 +227,10 @@ class RayExecutor:
                 self._starting[node.node_id] -= 1
         if result is None:
             return _report(request, Outcome.CRASHED, f"node {_short(node)} returned no result")
-        return await self.accept(request, result, node.node_id)
+        try:
+            return await self.accept(request, result, node.node_id)
+        except StaleResult as exc:  # the worker answered for another attempt: a machinery bug
+            return _report(request, Outcome.CRASHED, str(exc))
 
     async def accept(
         self, request: AttemptRequest, result: remote.Result, node_id: str = ""
@@ -253,7 +264,8 @@ class RayExecutor:
                 return _report(request, Outcome.CRASHED, f"attempt {waited}: commit without bundle")
             ref = f"{REMOTE_REFS}/{request.goal.id}/{request.task.id}/{waited}"
             try:
-                fetched = await sync.fetch(ws.git, result.bundle, remote.out_ref(waited), ref)
+                async with ws.lock():
+                    fetched = await sync.fetch(ws.git, result.bundle, remote.out_ref(waited), ref)
                 await _check(ws, request, fetched, made.attempt.base_sha)
             except (RunError, OSError) as exc:
                 return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
@@ -264,29 +276,25 @@ class RayExecutor:
     # -- placement -----------------------------------------------------------------------------
 
     async def _place(self, request: AttemptRequest) -> Node:
-        backend, labels = request.backend.name, request.labels
+        """A node that can take the attempt now, waiting (with the reason) until there is one."""
+        backend, labels, project = request.backend.name, request.labels, request.project.id
         told = ""
         while True:
-            nodes = await self._nodes()
-            reason = why_not(nodes, backend, labels)
-            able = [
-                n
-                for n in nodes
-                if not reason
-                and n.alive
-                and backend in n.backends
-                and set(labels) <= set(n.labels)
-                and n.free_slots - self._starting.get(n.node_id, 0) > 0
-            ]
-            if able:
-                project = request.project.id
-                node = max(
-                    able,
-                    key=lambda n: (
-                        self._known.has_project(n.node_id, project),
-                        n.free_slots - self._starting.get(n.node_id, 0),
-                    ),
-                )
+            try:
+                listed, free = await asyncio.to_thread(placement.cluster_state)
+            except Exception as exc:
+                raise _Unreachable(
+                    f"the Ray cluster at {self.address} cannot be reached: {exc}"
+                ) from exc
+            nodes = placement.worker_nodes(listed, free, self._dead)
+            node = placement.choose(
+                nodes,
+                backend,
+                labels,
+                starting=self._starting,
+                holds=lambda n: self._known.has_project(n, project),
+            )
+            if node is not None:
                 self.placed.append((request.attempt.id, node.node_id))
                 _tell(
                     request,
@@ -295,33 +303,11 @@ class RayExecutor:
                     {"node": node.node_id, "address": node.address},
                 )
                 return node
-            reason = reason or "every slot of the workers that can take it is busy"
+            reason = why_not(nodes, backend, labels) or placement.BUSY
             if reason != told:
                 told = reason
                 _tell(request, EventKind.ATTEMPT_WAITING, f"waiting: {reason}", {"reason": reason})
             await asyncio.sleep(self.poll)
-
-    async def _nodes(self) -> list[Node]:
-        """The cluster's blitz worker nodes, less those that died under an attempt."""
-        try:
-            listed, free = await asyncio.to_thread(_cluster_state)
-        except Exception as exc:
-            raise _Unreachable(
-                f"the Ray cluster at {self.address} cannot be reached: {exc}"
-            ) from exc
-        found = []
-        for entry in listed:
-            node_id = entry.get("NodeID", "")
-            made = node_of(
-                node_id,
-                entry.get("NodeManagerAddress", ""),
-                bool(entry.get("Alive")) and node_id not in self._dead,
-                entry.get("Resources") or {},
-                free.get(node_id, {}),
-            )
-            if made is not None:
-                found.append(made)
-        return found
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -360,17 +346,6 @@ class RayExecutor:
 
 class _Unreachable(Exception):
     pass
-
-
-def sync_known() -> sync.Known:
-    return sync.Known()
-
-
-def _cluster_state() -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
-    import ray
-    from ray._private import state
-
-    return ray.nodes(), state.available_resources_per_node()
 
 
 @functools.cache
@@ -471,6 +446,18 @@ def _down(request: AttemptRequest, error: str) -> AttemptReport:
     )
     return AttemptReport(
         outcome=Outcome.UNAVAILABLE, attempt=final, error=error, executor_down=True
+    )
+
+
+def _same_address(current: str, wanted: str) -> bool:
+    """Whether ``wanted`` (as the user wrote it) names the cluster at ``current``."""
+    if wanted in ("", "auto") or current == wanted:
+        return True
+    host, _, port = wanted.removeprefix("ray://").rpartition(":")
+    return current.endswith(f":{port}") and host in (
+        "127.0.0.1",
+        "localhost",
+        current.split(":")[0],
     )
 
 

@@ -19,9 +19,10 @@ coroutine (on its own event loop in a thread) is then cancelled and waited for, 
 gates' process groups are killed (:mod:`blitz.proctree`, through :mod:`blitz.process`) before the
 task ends.
 
-The worker runs the daemon's baseline for the same base commit (sent as data: gate results, not
-code), and its agents and gates unconfined by blitz's sandbox (the daemon's policy names paths of
-the daemon's machine).
+The worker judges gates against the daemon's baseline for the same base commit (sent as data: gate
+results), runs the project's environment set-up from its spec (data) with its own package cache,
+and runs agents and gates unconfined by blitz's sandbox (the daemon's policy names paths of the
+daemon's machine; a worker's own ``[sandbox]`` is not wired yet).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Job:
     timeout: float = 1800.0
     budget_usd: float | None = None
     scenario: Any = None  # the scripted backend's scenario (a test fake's script: data)
+    setup: Any = None  # the project's environment set-up spec (blitz.envsetup.SetupSpec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,10 +167,11 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     root = home()
     ws = Workspace(repo, worktrees_root=root / "worktrees", lock_dir=root / "locks")
     branch = cache_ref(job.goal.branch)
-    if data is not None:
-        await sync.fetch(ws.git, data, branch, branch)
-    else:
-        await sync.set_ref(ws.git, branch, job.base)
+    async with ws.lock():  # attempts of one project on this node fetch one at a time
+        if data is not None:
+            await sync.fetch(ws.git, data, branch, branch)
+        else:
+            await sync.set_ref(ws.git, branch, job.base)
     meter = _StreamMeter(put)
     emitted = [0]
 
@@ -176,7 +179,14 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
         emitted[0] += 1
         put(("event", event))
 
+    setup = None
+    if job.setup is not None:
+        from blitz.envsetup import EnvSetup, cache_dir
+        from blitz.sandbox import UNCONFINED
+
+        setup = EnvSetup(spec=job.setup, policy=UNCONFINED, cache=cache_dir(root, job.project.id))
     request = AttemptRequest(
+        setup=setup,
         project=job.project,
         goal=job.goal,
         task=job.task,
@@ -196,12 +206,11 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     commit = report.attempt.commit
     bundle = None
     if commit:
+        # The ref stays: what the node holds is what its refs reach (held_commits), and the
+        # daemon's next bundle for this node leaves this commit out.
         ref = out_ref(job.attempt.id)
         await sync.set_ref(ws.git, ref, commit)
-        try:
-            bundle = await sync.bundle(ws.git, ref, commit, [job.base])
-        finally:
-            await sync.delete_ref(ws.git, ref)
+        bundle = await sync.bundle(ws.git, ref, commit, [job.base])
     return Result(report=report, bundle=bundle, node=node, events=emitted[0], usage=meter.usage)
 
 

@@ -1,0 +1,67 @@
+"""Bundles between the daemon's repository and a node's cache repository (real git, no cluster):
+the first time the history, afterwards only the new commits, nothing when the node holds the
+head; the commit comes back as a bundle of base..commit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine_helpers import git, make_repo
+
+from blitz.executors.ray import sync
+from blitz.git import Git, run_git
+
+
+async def test_a_node_gets_the_history_once_then_only_new_commits_then_nothing(
+    tmp_path: Path, isolated_git: None
+) -> None:
+    repo = make_repo(tmp_path, files={f"src/m{i}.txt": os.urandom(2000).hex() for i in range(50)})
+    daemon = Git(repo)
+    cache = tmp_path / "node" / "repos" / "p-1"
+    cache.mkdir(parents=True)
+    await run_git(cache, "init", "-q", "--bare", ".", timeout=30)
+    node = Git(cache)
+    known = sync.Known()
+    branch = "refs/heads/main"
+
+    first_head = await daemon.rev_parse("main")
+    first = await sync.bundle(daemon, branch, first_head, known.held("n1", "p-1"))
+    assert first is not None
+    assert await sync.fetch(node, first, branch, branch) == first_head
+    known.add("n1", "p-1", [first_head])
+
+    assert await sync.bundle(daemon, branch, first_head, known.held("n1", "p-1")) is None
+
+    (repo / "one.txt").write_text("one change\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "one file")
+    head = await daemon.rev_parse("main")
+    second = await sync.bundle(daemon, branch, head, known.held("n1", "p-1"))
+    assert second is not None
+    assert len(second) < len(first) / 10  # only the new commit, not the history again
+    assert await sync.fetch(node, second, branch, branch) == head
+    # What the node holds is what it reports (asked once per node).
+    assert head in await sync.heads(node)
+    assert await sync.present(daemon, [head, "f" * 40]) == {head}
+
+
+async def test_a_commit_made_on_a_node_comes_back_as_a_bundle_of_base_to_commit(
+    tmp_path: Path, isolated_git: None
+) -> None:
+    repo = make_repo(tmp_path)
+    daemon = Git(repo)
+    base = await daemon.rev_parse("main")
+    clone = tmp_path / "node"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    (clone / "made.txt").write_text("made on the node\n")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", "made")
+    node = Git(clone)
+    made = await node.rev_parse("HEAD")
+    await sync.set_ref(node, "refs/blitz/out/a-1", made)
+    data = await sync.bundle(node, "refs/blitz/out/a-1", made, [base])
+    assert data is not None
+    into = "refs/blitz/remote/g/t/a-1"
+    assert await sync.fetch(daemon, data, "refs/blitz/out/a-1", into) == made
+    assert git(repo, "show", f"{made}:made.txt") == "made on the node"
