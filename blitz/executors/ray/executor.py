@@ -12,8 +12,10 @@ the only writer of state and integrates every commit itself.
    preferred, then the most free slots (less the attempts this executor just sent there that Ray
    has not started yet). ``attempt.placed`` says where.
 2. **Sync.** What the node holds of the project is asked once (a tiny task pinned to it), then
-   remembered (:class:`~blitz.executors.ray.sync.Known`); a bundle of the goal branch without
-   that (nothing when the node holds the head) goes through the object store.
+   remembered (:class:`~blitz.executors.ray.sync.Known`): a base counts as held once the node's
+   first report of an attempt on it arrived (it fetched it). A bundle
+   of the goal branch without what the node holds (nothing when it holds the head) goes through
+   the object store.
 3. **One Ray task** pinned to the node (hard node affinity) asking for the attempt's
    :func:`~blitz.executors.ray.resources.demand` (so the node's slots count it), ``num_cpus=0``,
    Ray's retries off (``max_retries=0``, ``retry_exceptions=False``: attempts are not idempotent,
@@ -205,9 +207,11 @@ class RayExecutor:
         try:
             async for ref in stream:
                 kind, value = await ref
-                if not started:
+                if not started:  # the node fetched the bundle: it holds the base now
                     started = True
                     self._starting[node.node_id] -= 1
+                    if kind != "error":
+                        self._known.add(node.node_id, request.project.id, [base])
                 if kind == "event":
                     request.emit(value)
                 elif kind == "usage":
@@ -215,7 +219,8 @@ class RayExecutor:
                         request.meter.add(value)
                 elif kind == "result":
                     result = value
-                elif kind == "error":
+                elif kind == "error":  # what it holds is in doubt: ask it again next time
+                    self._known.forget_node(node.node_id)
                     return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
         except asyncio.CancelledError:
             await _cancel(stream)
@@ -269,8 +274,6 @@ class RayExecutor:
                 await _check(ws, request, fetched, made.attempt.base_sha)
             except (RunError, OSError) as exc:
                 return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
-            if node_id:
-                self._known.add(node_id, request.project.id, [commit])
         return await land(request, made)
 
     # -- placement -----------------------------------------------------------------------------
@@ -324,7 +327,9 @@ class RayExecutor:
         data = await sync.bundle(
             ws.git, f"refs/heads/{request.goal.branch}", base, self._known.held(node_id, project)
         )
-        self._known.add(node_id, project, [base])
+        # Known only once the node confirms it fetched it (its first report, see _run): an attempt
+        # sent meanwhile to the same node gets a bundle of its own rather than one whose
+        # prerequisites are still on their way.
         return data
 
     def _fault(self, request: AttemptRequest, node: Node, exc: Exception) -> AttemptReport:

@@ -4,7 +4,9 @@ Its data directory is ``$BLITZ_WORKER_HOME``
 (:data:`~blitz.executors.ray.resources.WORKER_HOME_ENV`, set by ``blitz worker`` in the
 environment the node's Ray processes inherit; else
 ``~/.local/share/blitz-worker``). There it keeps one cache repository per project
-(``repos/<project id>``, bare), the attempts' worktrees (``worktrees/``) and locks.
+(``repos/<project id>``, bare), a repository per running attempt borrowing its objects
+(``attempts/<attempt id>``, removed when it ends), the attempts' worktrees (``worktrees/``) and
+locks.
 
 :func:`attempt_stream` is the body of the one Ray task an attempt is: it fetches the bundle the
 daemon sent into the cache repository (the goal branch up to the attempt's base), builds the
@@ -31,6 +33,7 @@ import asyncio
 import contextlib
 import os
 import queue
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -158,20 +161,46 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     bundle."""
     import ray
 
-    from blitz.conductor.attempt import run_attempt
-    from blitz.validation import Validator
     from blitz.workspace import Workspace
 
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
-    repo = await _repo(job.project.id)
+    cache = await _repo(job.project.id)
     root = home()
-    ws = Workspace(repo, worktrees_root=root / "worktrees", lock_dir=root / "locks")
+    shared = Workspace(cache, worktrees_root=root / "worktrees", lock_dir=root / "locks")
     branch = cache_ref(job.goal.branch)
-    async with ws.lock():  # attempts of one project on this node fetch one at a time
+    async with shared.lock():  # attempts of one project on this node fetch one at a time
         if data is not None:
-            await sync.fetch(ws.git, data, branch, branch)
+            await sync.fetch(shared.git, data, branch, branch)
         else:
-            await sync.set_ref(ws.git, branch, job.base)
+            await sync.set_ref(shared.git, branch, job.base)
+    own = await _attempt_repo(cache, job.attempt.id)
+    try:
+        ws = Workspace(own, worktrees_root=root / "worktrees", lock_dir=root / "locks")
+        await sync.set_ref(ws.git, branch, job.base)
+        return await _run(job, ws, root, put, node)
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+async def _attempt_repo(cache: Path, attempt_id: str) -> Path:
+    """A repository of the attempt's own, borrowing the cache's objects (git alternates): its
+    refs change only by this attempt, so the agent's ref check (:mod:`blitz.refcheck`, which
+    knows blitz's own ref moves in this process only) never sees another attempt's."""
+    from blitz.git import run_git
+
+    repo = home() / "attempts" / attempt_id
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    await run_git(repo, "init", "-q", "--bare", ".", timeout=60)
+    (repo / "objects" / "info" / "alternates").write_text(f"{cache / 'objects'}\n")
+    return repo
+
+
+async def _run(job: Job, ws: Any, root: Path, put: Any, node: str) -> Result:
+    """The work part of the attempt in its own repository; the commit bundled."""
+    from blitz.conductor.attempt import run_attempt
+    from blitz.validation import Validator
+
     meter = _StreamMeter(put)
     emitted = [0]
 
@@ -206,8 +235,6 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     commit = report.attempt.commit
     bundle = None
     if commit:
-        # The ref stays: what the node holds is what its refs reach (held_commits), and the
-        # daemon's next bundle for this node leaves this commit out.
         ref = out_ref(job.attempt.id)
         await sync.set_ref(ws.git, ref, commit)
         bundle = await sync.bundle(ws.git, ref, commit, [job.base])

@@ -48,7 +48,10 @@ async def test_a_goal_of_six_tasks_runs_across_both_workers_each_task_committed_
     engine.start(project, goal)
     finished = (await engine.run())[goal.id]
 
-    assert finished.state is GoalState.SUCCEEDED, finished
+    attempts = app.store.load_attempts(goal.id)
+    tried = [(a.task_id, a.number, str(a.state), a.error[:300]) for a in attempts]
+    assert finished.state is GoalState.SUCCEEDED, tried
+    assert len(attempts) == len(TASKS), tried  # none crashed
     commits = branch_commits(repo, finished.branch)
     assert Counter(t for c in commits for t in c.tasks) == Counter(TASKS)
     for i in range(1, 7):
