@@ -53,6 +53,7 @@ from blitz.errors import ConfigError, RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
 from blitz.executors.ray import placement, reach, remote, sync
+from blitz.executors.ray.job import job_for
 from blitz.executors.ray.resources import Node, demand, why_not
 from blitz.executors.ray.sync import Known
 
@@ -178,22 +179,7 @@ class RayExecutor:
             return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
         except ray.exceptions.RayError as exc:
             return self._fault(request, node, exc)
-        job = remote.Job(
-            project=request.project,
-            goal=request.goal,
-            task=request.task,
-            attempt=attempt,
-            base=base,
-            backend=request.backend.name,
-            model=_model(request),
-            labels=request.labels,
-            baseline=request.baseline,
-            timeout=request.timeout,
-            budget_usd=request.budget_usd,
-            scenario=_scenario(request.backend),
-            setup=getattr(request.setup, "spec", None),
-            sandbox=_sandbox(request),
-        )
+        job = job_for(request, attempt, base)
         self._running[attempt.id] = node.node_id
         self._starting[node.node_id] = self._starting.get(node.node_id, 0) + 1
         stream = (
@@ -405,43 +391,6 @@ async def _check(ws: Any, request: AttemptRequest, sha: str, base: str) -> None:
             f"commit {sha[:10]} is for task {task_id} of goal {goal_id}, "
             f"not {request.task.id} of {request.goal.id}"
         )
-
-
-def _sandbox(request: AttemptRequest) -> tuple[str, bool]:
-    """The project's ``[sandbox]`` mode and network setting, for the worker's own policy (its
-    paths are the worker's, never the daemon's)."""
-    validator = request.validator
-    policy = getattr(validator, "sandbox", None) or getattr(request.backend, "policy", None)
-    if policy is None:
-        return ("required", False)  # confined unless the project says otherwise
-    return (policy.mode, policy.network)
-
-
-def _scenario(backend: Any) -> Any:
-    """The scripted backend's scenario (its script is data); None for any other backend."""
-    while backend is not None and getattr(backend, "name", "") == "scripted":
-        if hasattr(backend, "scenario"):
-            from blitz.testing.scripted import Scenario
-
-            found = backend.scenario
-            return Scenario(agent=found.agent) if isinstance(found, Scenario) else None
-        backend = getattr(backend, "inner", None)
-    return None
-
-
-def _model(request: AttemptRequest) -> str:
-    """The model the attempt runs on: the request's, else the one the daemon's backend was made
-    with (its settings' default). The worker makes its backend with it and its own keys: a
-    worker's settings may name no model, or another."""
-    if request.model:
-        return request.model
-    seen: Any = request.backend
-    while seen is not None:
-        spec = getattr(seen, "spec", None)
-        if isinstance(getattr(spec, "provider", None), str):
-            return str(spec)
-        seen = getattr(seen, "inner", None)
-    return ""
 
 
 def _gates_time(request: AttemptRequest) -> float:
