@@ -162,6 +162,7 @@ def test_sigterm_lets_running_work_finish_and_a_restart_completes_the_goal(
 
         restarted = serve(home, "--scenario", scenario, port=port)
         try:
+            assert restarted.readline().startswith("executor: local")
             assert restarted.readline().startswith(f"resuming {goal_id} (running)")
             assert follower.wait(timeout=90) == 0, follower.communicate()
             out, err = follower.communicate()
@@ -207,6 +208,7 @@ def test_sigterm_past_the_grace_period_requeues_the_attempt(
     hold.unlink()
     restarted = serve(home, "--scenario", scenario)
     try:
+        assert restarted.readline().startswith("executor: local")
         assert restarted.readline().startswith(f"resuming {goal_id}")
         final = wait_state(restarted.url, token, goal_id)
         assert final["state"] == "succeeded"
@@ -237,6 +239,7 @@ def test_kill_9_mid_goal_then_a_restart_finishes_it(hold_file: Path, tmp_path: P
     hold.unlink()
     restarted = serve(home, "--scenario", scenario)
     try:
+        assert restarted.readline().startswith("executor: local")
         assert restarted.readline().startswith(f"resuming {goal_id} (running)")
         final = wait_state(restarted.url, token, goal_id)
         assert final["state"] == "succeeded", final
