@@ -8,9 +8,10 @@ the only writer of state and integrates every commit itself.
 1. **Placement.** The cluster's blitz worker nodes are read from Ray (total and available
    resources, :func:`~blitz.executors.ray.resources.node_of`). While no node can take the attempt
    it waits (``attempt.waiting`` with the reason, once per new reason; cancellable, never a
-   failure) and polls. Among the nodes that fit, one that already holds the project's history is
-   preferred, then the most free slots (less the attempts this executor just sent there that Ray
-   has not started yet). ``attempt.placed`` says where.
+   failure) and polls. Among the nodes that fit, the one with the most free slots by this
+   executor's own count (its slots less the attempts placed there that have not ended: Ray's view
+   lags) is chosen, of equals one that already holds the project's history
+   (:func:`~blitz.executors.ray.placement.choose`). ``attempt.placed`` says where.
 2. **Sync.** What the node holds of the project is asked once (a tiny task pinned to it), then
    remembered (:class:`~blitz.executors.ray.sync.Known`): a base counts as held once the node's
    first report of an attempt on it arrived (it fetched it). A bundle
@@ -91,7 +92,7 @@ class RayExecutor:
         self._lock = asyncio.Lock()
         self._known = Known()
         self._running: dict[str, str] = {}  # attempt id -> node id
-        self._starting: dict[str, int] = {}  # node id -> attempts sent, not yet started
+        self._load: dict[str, int] = {}  # node id -> attempts placed there, not ended
         self._dead: set[str] = set()  # node ids that died under an attempt
         self.placed: list[tuple[str, str]] = []  # (attempt id, node id), every placement made
 
@@ -162,12 +163,18 @@ class RayExecutor:
     # -- one attempt ---------------------------------------------------------------------------
 
     async def _run(self, request: AttemptRequest) -> AttemptReport:
-        import ray
-
         try:
-            node = await self._place(request)
+            node = await self._place(request)  # counted in the node's load from here
         except _Unreachable as exc:
             return _down(request, str(exc))
+        try:
+            return await self._run_on(request, node)
+        finally:
+            self._load[node.node_id] -= 1
+
+    async def _run_on(self, request: AttemptRequest, node: Node) -> AttemptReport:
+        import ray
+
         ws = request.workspace
         if ws is None:
             return _report(request, Outcome.CRASHED, "the ray executor needs a git workspace")
@@ -181,7 +188,6 @@ class RayExecutor:
             return self._fault(request, node, exc)
         job = job_for(request, attempt, base)
         self._running[attempt.id] = node.node_id
-        self._starting[node.node_id] = self._starting.get(node.node_id, 0) + 1
         stream = (
             _attempt_task()
             .options(
@@ -197,7 +203,6 @@ class RayExecutor:
                 kind, value = await ref
                 if not started:  # the node fetched the bundle: it holds the base now
                     started = True
-                    self._starting[node.node_id] -= 1
                     if kind != "error":
                         self._known.add(node.node_id, request.project.id, [base])
                 if kind == "event":
@@ -215,9 +220,6 @@ class RayExecutor:
             raise
         except ray.exceptions.RayError as exc:
             return self._fault(request, node, exc)
-        finally:
-            if not started:
-                self._starting[node.node_id] -= 1
         if result is None:
             return _report(request, Outcome.CRASHED, f"node {_short(node)} returned no result")
         try:
@@ -282,10 +284,11 @@ class RayExecutor:
                 nodes,
                 backend,
                 labels,
-                starting=self._starting,
+                load=self._load,
                 holds=lambda n: self._known.has_project(n, project),
             )
             if node is not None:
+                self._load[node.node_id] = self._load.get(node.node_id, 0) + 1
                 self.placed.append((request.attempt.id, node.node_id))
                 _tell(
                     request,

@@ -2,10 +2,14 @@
 and the choice among those that fit.
 
 A node fits when it is alive, offers the attempt's backend and every label it needs, and has a
-free slot once the attempts just sent there (that Ray has not started yet) are counted. Among
-those, one that already holds the project's history is preferred (its sync is only the new
-commits), then the most free slots. Ray itself still enforces the slots: each attempt's task asks
-for its :func:`~blitz.executors.ray.resources.demand` on the chosen node.
+free slot by the executor's own count: its slots less the attempts this executor placed there that
+have not ended. Ray's view of a node's free resources lags the attempts just started or ended on
+it by up to a second or so, long enough to pile a wave of attempts onto one node while another
+stands idle; the executor's count does not lag. Among the nodes that fit, the one with the most
+free slots is chosen, and of those one that already holds the project's history (its sync is
+only the new commits). Ray itself still enforces the slots: each attempt's task asks for its
+:func:`~blitz.executors.ray.resources.demand` on the chosen node, so an attempt sent to a node
+whose slots another driver holds waits there for one.
 """
 
 from __future__ import annotations
@@ -52,17 +56,19 @@ def choose(
     backend: str,
     labels: Iterable[str],
     *,
-    starting: Mapping[str, int],
+    load: Mapping[str, int],
     holds: Callable[[str], bool],
 ) -> Node | None:
-    """The node to run the attempt on; None when none can take it now. ``starting``: attempts
-    sent to each node not started yet; ``holds``: whether a node holds the project's history."""
+    """The node to run the attempt on; None when none can take it now. ``load``: the attempts
+    this executor placed on each node that have not ended; ``holds``: whether a node holds the
+    project's history."""
     needed = tuple(labels)
-
-    def free(node: Node) -> int:
-        return node.free_slots - starting.get(node.node_id, 0)
-
-    able = [n for n in nodes if fits(n, backend, needed) and free(n) > 0]
+    able = [n for n in nodes if fits(n, backend, needed) and free(n, load) > 0]
     if not able:
         return None
-    return max(able, key=lambda n: (holds(n.node_id), free(n)))
+    return max(able, key=lambda n: (free(n, load), holds(n.node_id)))
+
+
+def free(node: Node, load: Mapping[str, int]) -> int:
+    """``node``'s free slots by the executor's count (none on a node that is not alive)."""
+    return node.slots - load.get(node.node_id, 0) if node.alive else 0
