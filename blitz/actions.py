@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from blitz import followups
+from blitz import executors, followups
 from blitz.backends.availability import require
 from blitz.backends.registry import NO_MODEL, check_name
 from blitz.conductor.ownership import GoalTaken
@@ -270,13 +270,18 @@ async def create_goal(app: App, project: Project, request: GoalRequest) -> Goal:
     )
     check_exploration(explore, explore_mode)
     # Build the planner and the backends once now, so a missing key or a bad model name stops
-    # here, before the goal is written, not later with the goal left for `blitz resume`.
+    # here, before the goal is written, not later with the goal left for `blitz resume`. The
+    # backends are checked able to run here (key, CLI, server) only when attempts run here: on a
+    # cluster each worker offers the backends it can run, and a task no worker can take waits.
     app.planner(project)
-    await require(backend, options)  # built, and checked able to run here (key, CLI, server)
+    here = executors.runs_here(app.executor)
+    if here:
+        await require(backend, options)
     for spec in portfolio:  # each portfolio backend too: its key, CLI or server
         name, _, model = spec.partition(":")
         app.backend_for(project, name, model)
-        await require(name, app.options_for(project, name, model))
+        if here:
+            await require(name, app.options_for(project, name, model))
     goal_id = new_id("g")
     goal = Goal(
         id=goal_id,

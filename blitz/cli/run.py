@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from blitz import actions
+from blitz import actions, executors
 from blitz.actions import Applied, GoalRequest
 from blitz.app import App
 from blitz.backends.availability import require
@@ -197,6 +197,8 @@ async def _cannot_run(blitz: App, goal: Goal, options: RunOptions) -> str:
     project = blitz.store.get_project(goal.project_id)
     agents_left = (GoalState.PLANNING, GoalState.AWAITING_APPROVAL, GoalState.RUNNING)
     if project is None or goal.state not in agents_left:
+        return ""
+    if not executors.runs_here(blitz.executor):  # the cluster's workers offer their backends
         return ""
     resumed = resumed_with(blitz, project, goal, options)
     for spec in (resumed.backend, *resumed.portfolio):

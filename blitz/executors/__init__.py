@@ -39,6 +39,12 @@ def name_of(executor: Executor) -> str:
     return _name_of(type(executor))
 
 
+def runs_here(executor: Executor) -> bool:
+    """Whether ``executor`` runs attempts on this machine (the local executor does; the ray
+    executor runs them on worker nodes, whose agent CLIs and keys are their own)."""
+    return name_of(executor) == "local"
+
+
 @functools.cache
 def _name_of(kind: type) -> str:
     registered = {target: name for name, target in EXECUTORS.items()}
@@ -49,4 +55,4 @@ def _name_of(kind: type) -> str:
     return kind.__name__.lower()
 
 
-__all__ = ["EXECUTORS", "Executor", "load", "name_of"]
+__all__ = ["EXECUTORS", "Executor", "load", "name_of", "runs_here"]

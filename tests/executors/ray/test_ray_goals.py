@@ -59,6 +59,10 @@ async def test_a_goal_of_six_tasks_runs_across_both_workers_each_task_committed_
     nodes = set(placed_on(goal_events(app, goal.id)).values())
     workers = {w.node_id for w in ray_cluster.workers.values()}
     assert nodes == workers  # both workers ran attempts, and only workers (not the head)
+    # The first four attempts, sent at once, filled both workers' two slots: none waited on a
+    # full node while the other had a free slot.
+    first = Counter(node for _, node in executor.placed[:4])
+    assert sorted(first.values()) == [2, 2], executor.placed
     assert executor.placements() == {}
     # The agents' messages and spending came back from the workers as they happened.
     said = {e.message for e in goal_events(app, goal.id) if e.kind == "agent.message"}
