@@ -164,16 +164,14 @@ class Cluster:
             print(f"a worker node did not start; trying again\n{self.logs(5)}", file=sys.stderr)
         raise SystemExit(f"a worker node did not start in {tries} tries\n{self.logs()}")
 
-    def wait_workers(self) -> None:
-        """Until the driver sees every worker node started."""
-        import ray
-
+    async def wait_workers(self, executor: RayExecutor) -> None:
+        """Until the executor's driver sees every worker node started."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            alive = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("blitz_slot")]
+            alive = [n for n in await executor.nodes() if n.alive]
             if len(alive) >= self.workers:
                 return
-            time.sleep(0.5)
+            await asyncio.sleep(0.5)
         raise SystemExit(f"{self.workers} worker nodes did not join\n{self.logs()}")
 
     def logs(self, lines: int = 15) -> str:
@@ -423,7 +421,7 @@ async def scaling(
         if kind == "ray":
             while cluster.workers < nodes:
                 cluster.add_worker(slots)
-            await asyncio.to_thread(cluster.wait_workers)
+            await cluster.wait_workers(ray)
         total = slots * nodes
         before = len(ray.placed)
         wall, _ = await run_goal(
@@ -536,7 +534,7 @@ async def main() -> int:
             ray.address = cluster.start_head()
             await ray.start()
             cluster.add_worker(args.slots)
-            await asyncio.to_thread(cluster.wait_workers)
+            await cluster.wait_workers(ray)
             parts = {
                 "a": lambda: overhead(root, ray, chain),
                 "b": lambda: transfer_bytes(root, ray, files, args.rounds),
@@ -553,7 +551,7 @@ async def main() -> int:
                     found[key] = str(exc)
                 print(report({key: found[key]}), "\n", file=sys.stderr, flush=True)
         finally:
-            ray.close()
+            await ray.close()
             await cluster.stop()
     found["load_after"] = os.getloadavg()
     if args.json:

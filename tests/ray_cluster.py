@@ -29,7 +29,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,3 +226,21 @@ def ray_cluster(_ray_session: RayCluster) -> Iterator[RayCluster]:
     """The session's cluster, put back in its shape after the test."""
     yield _ray_session
     _ray_session.restore()
+
+
+@pytest.fixture
+async def ray_executor(ray_cluster: RayCluster) -> AsyncIterator[Callable[..., Any]]:
+    """Makes Ray executors on the session's cluster (``poll`` 0.2 s unless given), each closed
+    (its driver process ended) after the test."""
+    from blitz.executors.ray.executor import RayExecutor
+
+    made: list[RayExecutor] = []
+
+    def make(**options: Any) -> RayExecutor:
+        executor = RayExecutor(ray_cluster.address, **{"poll": 0.2, **options})
+        made.append(executor)
+        return executor
+
+    yield make
+    for executor in made:
+        await executor.close()

@@ -84,7 +84,8 @@ class WorkerWatch:
 
     async def look(self) -> list[Node]:
         """The cluster's worker nodes now (recorded as seen)."""
-        nodes = await asyncio.to_thread(cluster_nodes)
+        nodes_of = getattr(self.app.executor, "nodes", None)  # the ray executor asks its driver
+        nodes = await nodes_of() if nodes_of is not None else await asyncio.to_thread(cluster_nodes)
         self.roster.saw(nodes, time.time())
         return nodes
 
@@ -114,7 +115,7 @@ class WorkerWatch:
             nodes = await self.look()
         except Exception as exc:
             raise Problem(503, f"cannot read the Ray cluster at {self.address}: {exc}") from exc
-        # The ray executor's running attempts, by node (helper A's RayExecutor.placements()).
+        # The ray executor's running attempts, by node (RayExecutor.placements()).
         placed = getattr(self.app.executor, "placements", None)
         placements: dict[str, str] = placed() if placed is not None else {}
         workers = self.roster.workers(nodes, placements)

@@ -6,7 +6,8 @@ of state.
 - :mod:`.executor`: the daemon side (placement, sync, one streaming Ray task per attempt, landing
   its commit); :mod:`.job`: what it sends a worker for one attempt; :mod:`.placement`: which
   node; :mod:`.sync`: git bundles and what each node holds;
-  :mod:`.reach`: whether the cluster's address answers at all.
+  :mod:`.reach`: whether the cluster's address answers at all; :mod:`.driver`: the Ray driver
+  in a child process (:mod:`.driver_main`), so that Ray ending it never ends the daemon.
 - :mod:`.remote`: the worker side, in a Ray worker process on a node.
 - :mod:`.worker`: ``blitz worker`` (a Ray node advertising what this machine can do);
   :mod:`.membership`: the cluster's workers as ``blitz workers`` and the API list them.

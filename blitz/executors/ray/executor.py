@@ -31,21 +31,25 @@ the only writer of state and integrates every commit itself.
    already be gone or busy, and sending it back for one more round trip would let the goal branch
    move again meanwhile.
 
+Every call to Ray goes through the executor's :class:`~blitz.executors.ray.driver.Driver`, a
+child process that is the cluster's driver (Ray may end it; the daemon lives on and starts another
+once the cluster answers again).
+
 Faults: a node that dies mid-attempt (Ray's node/worker/object-lost errors) is ``crashed`` with an
 error naming the node, and the node is never chosen again (a restarted node is a new node id); the
-engine re-queues the task (bounded). A cluster that cannot be reached is ``unavailable`` with
-``executor_down``. Cancelling :meth:`run` (goal cancel, timeout, drain) cancels the Ray task
+engine re-queues the task (bounded). A cluster that cannot be reached (the driver ended, or a
+node error while the head does not answer) is ``unavailable`` with ``executor_down``.
+Cancelling :meth:`run` (goal cancel, timeout, drain) cancels the Ray task
 (non-force: the worker cancels the attempt, which kills its agent's and gates' process groups),
-then force-cancels it after :data:`CANCEL_GRACE`, and re-raises. Each attempt also has an overall
-deadline on this side (the agent's timeout plus its gates' and a margin).
+then force-cancels it after :data:`~blitz.executors.ray.driver.CANCEL_GRACE`, and re-raises.
+Each attempt also has an overall deadline on this side (the agent's timeout plus its gates' and a
+margin).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import logging
 import time
 from typing import Any
 
@@ -54,12 +58,10 @@ from blitz.errors import ConfigError, RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
 from blitz.executors.ray import placement, reach, remote, sync
+from blitz.executors.ray.driver import Driver, DriverLost, RemoteFault
 from blitz.executors.ray.job import job_for
 from blitz.executors.ray.resources import Node, demand, why_not
 from blitz.executors.ray.sync import Known
-
-CANCEL_GRACE = 15.0
-"""Seconds a cancelled remote attempt has to clean up before its task is force-cancelled."""
 
 CONNECT_TIMEOUT = 60.0
 """Seconds :meth:`RayExecutor.start` waits for the cluster."""
@@ -67,6 +69,9 @@ CONNECT_TIMEOUT = 60.0
 MARGIN = 300.0
 """Seconds beyond the agent's timeout and the gates' that an attempt may take on the daemon's
 clock (bundles, set-up, commit) before it is cancelled."""
+
+STATE_TIMEOUT = 30.0
+"""Seconds the driver has to answer what the cluster's nodes are (or what a node holds)."""
 
 REMOTE_REFS = "refs/blitz/remote"
 """Commits fetched from workers: ``refs/blitz/remote/<goal>/<task>/<attempt>``."""
@@ -80,15 +85,21 @@ class RayExecutor:
     """An :class:`~blitz.executors.base.Executor` running attempts on a Ray cluster's nodes."""
 
     def __init__(
-        self, address: str, *, sync: str = "bundle", namespace: str = "blitz", poll: float = 1.0
+        self,
+        address: str,
+        *,
+        sync: str = "bundle",
+        namespace: str = "blitz",
+        poll: float = 1.0,
+        gcs_timeout: float = 0,
     ) -> None:
         if sync != "bundle":
             raise ConfigError(f"the ray executor syncs repositories by 'bundle', not {sync!r}")
         self.address = address
         self.namespace = namespace
         self.poll = poll
-        self._connected = False
-        self._owns_connection = False
+        self.gcs_timeout = gcs_timeout  # Ray's reconnect timeout for the driver (0: Ray's 60 s)
+        self._driver: Driver | None = None
         self._lock = asyncio.Lock()
         self._known = Known()
         self._running: dict[str, str] = {}  # attempt id -> node id
@@ -99,49 +110,42 @@ class RayExecutor:
     # -- the public surface ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to the cluster (once); a ConfigError naming the address if it cannot be."""
+        """Start the Ray driver process connected to the cluster (once, and again after it was
+        lost); a ConfigError naming the address if the cluster cannot be reached."""
         async with self._lock:
-            if self._connected:
+            if self._driver is not None and self._driver.alive:
                 return
-            import ray
-
-            if ray.is_initialized():  # this process is a driver already (one per process)
-                current = ray.get_runtime_context().gcs_address
-                if not _same_address(current, self.address):
-                    raise ConfigError(
-                        f"cannot reach the Ray cluster at {self.address}: this process is "
-                        f"connected to the one at {current}"
-                    )
-                self._connected = True
-                return
+            if self._driver is not None:
+                await self._driver.close()
+                self._driver = None
             await reach.probe(self.address)  # fail fast: Ray retries a dead address for minutes
-            init = functools.partial(
-                ray.init,
-                address=self.address,
-                namespace=self.namespace,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                ignore_reinit_error=True,
-            )
             try:
-                await asyncio.wait_for(asyncio.to_thread(init), CONNECT_TIMEOUT)
-            except Exception as exc:
-                raise ConfigError(
-                    f"cannot reach the Ray cluster at {self.address}: {type(exc).__name__}: {exc}"
-                ) from exc
-            self._connected = self._owns_connection = True
+                self._driver = await Driver.start(
+                    self.address,
+                    self.namespace,
+                    timeout=CONNECT_TIMEOUT,
+                    gcs_timeout=self.gcs_timeout,
+                )
+            except DriverLost as exc:
+                raise ConfigError(f"cannot reach the Ray cluster at {self.address}: {exc}") from exc
 
     def placements(self) -> dict[str, str]:
         """Running attempt id -> the Ray node id it runs on."""
         return dict(self._running)
 
-    def close(self) -> None:
-        """Disconnect from the cluster (when this executor connected)."""
-        if self._owns_connection:
-            import ray
+    async def close(self) -> None:
+        """Let the cluster go: the driver process ends (the Ray tasks it owns end with it)."""
+        async with self._lock:
+            driver, self._driver = self._driver, None
+        if driver is not None:
+            await driver.close()
 
-            ray.shutdown()
-        self._connected = self._owns_connection = False
+    async def nodes(self) -> list[Node]:
+        """The cluster's worker nodes now, live ones first (for the workers list)."""
+        await self.start()
+        listed, free = await self._state()
+        found = placement.worker_nodes(listed, free)
+        return sorted(found, key=lambda n: (not n.alive, n.address, n.node_id))
 
     async def run(self, request: AttemptRequest) -> AttemptReport:
         """Run one attempt on a fitting node; never raises except on cancellation."""
@@ -173,8 +177,6 @@ class RayExecutor:
             self._load[node.node_id] -= 1
 
     async def _run_on(self, request: AttemptRequest, node: Node) -> AttemptReport:
-        import ray
-
         ws = request.workspace
         if ws is None:
             return _report(request, Outcome.CRASHED, "the ray executor needs a git workspace")
@@ -184,42 +186,36 @@ class RayExecutor:
             data = await self._bundle(request, node.node_id, base)
         except (RunError, OSError) as exc:
             return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
-        except ray.exceptions.RayError as exc:
-            return self._fault(request, node, exc)
+        except (RemoteFault, DriverLost, TimeoutError) as exc:
+            return await self._fault(request, node, exc)
         job = job_for(request, attempt, base)
         self._running[attempt.id] = node.node_id
-        stream = (
-            _attempt_task()
-            .options(
-                resources=demand(request.backend.name, request.labels),
-                scheduling_strategy=_pinned(node.node_id),
-            )
-            .remote(job, ray.put(data) if data is not None else None)
-        )
+        resources = demand(request.backend.name, request.labels)
+        driver = self._driver
+        assert driver is not None
         started = False
         result: remote.Result | None = None
         try:
-            async for ref in stream:
-                kind, value = await ref
-                if not started:  # the node fetched the bundle: it holds the base now
-                    started = True
-                    if kind != "error":
-                        self._known.add(node.node_id, request.project.id, [base])
-                if kind == "event":
-                    request.emit(value)
-                elif kind == "usage":
-                    if request.meter is not None:
-                        request.meter.add(value)
-                elif kind == "result":
-                    result = value
-                elif kind == "error":  # what it holds is in doubt: ask it again next time
-                    self._known.forget_node(node.node_id)
-                    return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
-        except asyncio.CancelledError:
-            await _cancel(stream)
-            raise
-        except ray.exceptions.RayError as exc:
-            return self._fault(request, node, exc)
+            async with contextlib.aclosing(
+                driver.attempt(node.node_id, resources, job, data)
+            ) as stream:
+                async for kind, value in stream:
+                    if not started:  # the node fetched the bundle: it holds the base now
+                        started = True
+                        if kind != "error":
+                            self._known.add(node.node_id, request.project.id, [base])
+                    if kind == "event":
+                        request.emit(value)
+                    elif kind == "usage":
+                        if request.meter is not None:
+                            request.meter.add(value)
+                    elif kind == "result":
+                        result = value
+                    elif kind == "error":  # what it holds is in doubt: ask it again next time
+                        self._known.forget_node(node.node_id)
+                        return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
+        except (RemoteFault, DriverLost) as exc:
+            return await self._fault(request, node, exc)
         if result is None:
             return _report(request, Outcome.CRASHED, f"node {_short(node)} returned no result")
         try:
@@ -274,10 +270,11 @@ class RayExecutor:
         told = ""
         while True:
             try:
-                listed, free = await asyncio.to_thread(placement.cluster_state)
-            except Exception as exc:
+                listed, free = await self._state()
+            except (RemoteFault, DriverLost, TimeoutError) as exc:
+                why = str(exc) or f"no answer within {STATE_TIMEOUT:g}s"
                 raise _Unreachable(
-                    f"the Ray cluster at {self.address} cannot be reached: {exc}"
+                    f"the Ray cluster at {self.address} cannot be reached: {why}"
                 ) from exc
             nodes = placement.worker_nodes(listed, free, self._dead)
             node = placement.choose(
@@ -311,8 +308,8 @@ class RayExecutor:
         assert ws is not None
         project = request.project.id
         if not self._known.asked(node_id, project):
-            ask = _held_task().options(scheduling_strategy=_pinned(node_id))
-            shas = await ask.remote(project)
+            assert self._driver is not None
+            shas = await self._driver.call("held", node_id, project, timeout=STATE_TIMEOUT)
             self._known.add(node_id, project, await sync.present(ws.git, shas))
             self._known.add(node_id, project, [])  # asked, even when it holds nothing
         data = await sync.bundle(
@@ -323,14 +320,37 @@ class RayExecutor:
         # prerequisites are still on their way.
         return data
 
-    def _fault(self, request: AttemptRequest, node: Node, exc: Exception) -> AttemptReport:
-        """A Ray error under an attempt: the node died (crashed; never chosen again), or the
-        cluster is gone (unavailable, executor down)."""
-        import ray
+    async def _reachable(self) -> bool:
+        """Whether the cluster still answers: its driver runs, and the cluster's head tells it the
+        nodes within :data:`~blitz.executors.ray.reach.PROBE_TIMEOUT` seconds."""
+        if self._driver is None or not self._driver.alive:
+            return False
+        try:
+            await self._driver.call("state", timeout=reach.PROBE_TIMEOUT)
+        except (RemoteFault, DriverLost, TimeoutError):
+            return False
+        return True
 
-        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if isinstance(exc, ray.exceptions.RaySystemError) and "GCS" in str(exc):
-            return _down(request, f"the Ray cluster at {self.address} went away: {what}")
+    async def _state(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+        """Ray's node list and each node's available resources, from the driver."""
+        driver = self._driver
+        if driver is None:
+            raise DriverLost("the executor is not started")
+        state: tuple[list[dict[str, Any]], dict[str, dict[str, float]]] = await driver.call(
+            "state", timeout=STATE_TIMEOUT
+        )
+        return state
+
+    async def _fault(self, request: AttemptRequest, node: Node, exc: Exception) -> AttemptReport:
+        """A failure of Ray under an attempt: the cluster is gone (the driver ended, Ray says so,
+        or its head no longer answers: unavailable, executor down; the task is not to blame), or
+        the node died (crashed; never chosen again)."""
+        gone = isinstance(exc, DriverLost) or getattr(exc, "kind", "") == "cluster"
+        if gone or not await self._reachable():
+            return _down(request, f"the Ray cluster at {self.address} went away: {exc}")
+        if isinstance(exc, TimeoutError):
+            exc = TimeoutError(f"no answer within {STATE_TIMEOUT:g}s")
+        what = str(exc) or type(exc).__name__
         self._dead.add(node.node_id)
         self._known.forget_node(node.node_id)
         return _report(
@@ -342,45 +362,6 @@ class RayExecutor:
 
 class _Unreachable(Exception):
     pass
-
-
-@functools.cache
-def _attempt_task() -> Any:
-    import ray
-
-    return ray.remote(num_cpus=0, max_retries=0, retry_exceptions=False, num_returns="streaming")(
-        remote.attempt_stream
-    )
-
-
-@functools.cache
-def _held_task() -> Any:
-    import ray
-
-    return ray.remote(num_cpus=0, max_retries=0)(remote.held)
-
-
-def _pinned(node_id: str) -> Any:
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-
-
-async def _cancel(stream: Any) -> None:
-    """Cancel a remote attempt: politely (its processes are killed), then by force."""
-    import ray
-
-    with contextlib.suppress(Exception):
-        ray.cancel(stream, force=False)
-    deadline = time.monotonic() + CANCEL_GRACE
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(CANCEL_GRACE):
-            async for ref in stream:
-                with contextlib.suppress(Exception):
-                    await ref
-    if time.monotonic() >= deadline:
-        with contextlib.suppress(Exception):
-            ray.cancel(stream, force=True)
 
 
 async def _check(ws: Any, request: AttemptRequest, sha: str, base: str) -> None:
@@ -430,18 +411,6 @@ def _down(request: AttemptRequest, error: str) -> AttemptReport:
     )
     return AttemptReport(
         outcome=Outcome.UNAVAILABLE, attempt=final, error=error, executor_down=True
-    )
-
-
-def _same_address(current: str, wanted: str) -> bool:
-    """Whether ``wanted`` (as the user wrote it) names the cluster at ``current``."""
-    if wanted in ("", "auto") or current == wanted:
-        return True
-    host, _, port = wanted.removeprefix("ray://").rpartition(":")
-    return current.endswith(f":{port}") and host in (
-        "127.0.0.1",
-        "localhost",
-        current.split(":")[0],
     )
 
 

@@ -17,13 +17,12 @@ from ray_cluster import RayCluster
 from ray_helpers import placed_on, ray_engine
 
 from blitz.domain import GoalState
-from blitz.executors.ray.executor import RayExecutor
 
 pytestmark = pytest.mark.timeout(600)
 
 
 async def test_plan_and_project_labels_route_a_task_and_its_wait_is_shown_until_a_worker_fits(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path, sections={"executor": {"labels": ["gpu"]}})
     scenario = {
@@ -32,7 +31,7 @@ async def test_plan_and_project_labels_route_a_task_and_its_wait_is_shown_until_
         "agent": {"big": [[write("big.txt", "big\n")]]},
     }
     app = apps(scenario)
-    executor = RayExecutor(ray_cluster.address, poll=0.2)
+    executor = ray_executor()
     engine = ray_engine(app, executor)  # the app's services (its labels), this executor
     project = await app.register(repo)
     goal = await app.new_goal(project, "labelled")

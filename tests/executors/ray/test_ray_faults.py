@@ -33,7 +33,7 @@ async def _until(condition: Any, running: asyncio.Future[Any], timeout: float = 
 
 
 async def test_a_worker_killed_mid_attempt_reruns_its_task_elsewhere_each_task_committed_once(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path, max_parallel=4)
     names = ["k1", "k2", "k3", "k4"]
@@ -43,7 +43,7 @@ async def test_a_worker_killed_mid_attempt_reruns_its_task_elsewhere_each_task_c
         "agent": {t: [[{"sleep": 8}, write(f"{t}.txt", f"{t}\n")]] for t in names},
     }
     app = apps(scenario)
-    executor = RayExecutor(ray_cluster.address, poll=0.2)
+    executor = ray_executor()
     engine = ray_engine(app, executor)
     project = await app.register(repo)
     goal = await app.new_goal(project, "four slow files")
@@ -79,7 +79,7 @@ async def test_a_worker_killed_mid_attempt_reruns_its_task_elsewhere_each_task_c
 
 
 async def test_cancelling_a_remote_attempt_kills_its_processes_on_the_worker(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path)
     marker = f"{3000 + os.getpid() % 1000}.5"  # a sleep no other process runs
@@ -90,7 +90,7 @@ async def test_cancelling_a_remote_attempt_kills_its_processes_on_the_worker(
         "agent": {"long": [[{"run": long_run}, write("never.txt", "x\n")]]},
     }
     app = apps(scenario)
-    executor = RayExecutor(ray_cluster.address, poll=0.2)
+    executor = ray_executor()
     engine = ray_engine(app, executor)
     project = await app.register(repo)
     goal = await app.new_goal(project, "a long command")

@@ -14,7 +14,6 @@ from ray_cluster import RayCluster
 from ray_helpers import Labelled, placed_on, ray_engine
 
 from blitz.domain import GoalState
-from blitz.executors.ray.executor import RayExecutor
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -37,11 +36,11 @@ def six_tasks(sleep: float = 0.0) -> dict[str, Any]:
 
 
 async def test_a_goal_of_six_tasks_runs_across_both_workers_each_task_committed_once(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path, max_parallel=4)
     app = apps(six_tasks(sleep=1.0))
-    executor = RayExecutor(ray_cluster.address, poll=0.2)
+    executor = ray_executor()
     engine = ray_engine(app, executor)
     project = await app.register(repo)
     goal = await app.new_goal(project, "six files")
@@ -71,7 +70,7 @@ async def test_a_goal_of_six_tasks_runs_across_both_workers_each_task_committed_
 
 
 async def test_a_task_needing_a_label_only_one_worker_has_runs_only_there(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path)
     scenario = {
@@ -80,7 +79,7 @@ async def test_a_task_needing_a_label_only_one_worker_has_runs_only_there(
         "agent": {t: [[write(f"{t}.txt", f"{t}\n")]] for t in ("b1", "b2", "b3")},
     }
     app = apps(scenario)
-    executor = RayExecutor(ray_cluster.address, poll=0.2)
+    executor = ray_executor()
     big = ("big-repo",)
     engine = ray_engine(app, Labelled(executor, {"b1": big, "b2": big, "b3": big}))
     project = await app.register(repo)
@@ -95,7 +94,7 @@ async def test_a_task_needing_a_label_only_one_worker_has_runs_only_there(
 
 
 async def test_a_task_no_worker_can_take_waits_with_its_reason_then_runs_when_one_joins(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path)
     scenario = {
@@ -104,7 +103,7 @@ async def test_a_task_no_worker_can_take_waits_with_its_reason_then_runs_when_on
         "agent": {"w": [[write("w.txt", "w\n")]]},
     }
     app = apps(scenario)
-    executor = RayExecutor(ray_cluster.address, poll=0.2)
+    executor = ray_executor()
     engine = ray_engine(app, Labelled(executor, {"w": ("gpu",)}))
     project = await app.register(repo)
     goal = await app.new_goal(project, "waits")
@@ -131,7 +130,7 @@ async def test_a_task_no_worker_can_take_waits_with_its_reason_then_runs_when_on
 
 
 async def test_a_remote_agent_is_confined_on_its_worker(
-    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+    ray_cluster: RayCluster, ray_executor: Any, apps: Any, tmp_path: Path
 ) -> None:
     """The worker jails its agent as the daemon would: the worktree is the only place it writes,
     and the worker's data directory (other projects' caches, other attempts) is hidden."""
@@ -148,7 +147,7 @@ async def test_a_remote_agent_is_confined_on_its_worker(
         "agent": {"c": [[{"run": probe}, write("c.txt", "c\n")]]},
     }
     app = apps(scenario)
-    engine = ray_engine(app, RayExecutor(ray_cluster.address, poll=0.2))
+    engine = ray_engine(app, ray_executor())
     project = await app.register(repo)
     goal = await app.new_goal(project, "confined")
     engine.start(project, goal)
