@@ -42,6 +42,7 @@ def events(
             # Start from the last N events (read only those).
             newest = store.events(goal_id=goal_id, limit=last, newest=True)
             after = newest[0].id - 1 if newest else 0
+        ended = False
         while True:
             batch = store.events(goal_id=goal_id, after=after, limit=1000)
             for ev in batch:
@@ -67,7 +68,10 @@ def events(
             if goal_id is not None and not batch:
                 g = store.get_goal(goal_id)
                 if g is not None and g.state in GOAL_DONE:
-                    return
+                    if ended:
+                        return
+                    # Read once more: the goal's last events are written just after its state.
+                    ended = True
             if not batch:
                 time.sleep(0.3)
     finally:
