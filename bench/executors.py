@@ -220,8 +220,10 @@ class Counted(RayExecutor):
         self.sent: list[int] = []
         self.received: list[int] = []
 
-    async def _bundle(self, request: AttemptRequest, node_id: str, base: str) -> bytes | None:
-        data = await super()._bundle(request, node_id, base)
+    async def _bundle(
+        self, request: AttemptRequest, node_id: str, base: str, upstream: Any = None
+    ) -> bytes | None:
+        data = await super()._bundle(request, node_id, base, upstream)
         self.sent.append(len(data or b""))
         return data
 

@@ -425,6 +425,7 @@ class App:
             publish_retry_for=self.settings.publish_retry_for,
             executor=self.executor,
             labels=tuple(cfg.executor.labels) if cfg else (),  # worker labels every attempt needs
+            fetch_remote=cfg.executor.remote if cfg and cfg.executor.sync == "fetch" else "",
             routes=tuple(
                 dict.fromkeys(
                     r

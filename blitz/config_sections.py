@@ -273,6 +273,16 @@ class ExecutorConfig(_Section):
         default_factory=list,
         description='Worker labels every attempt needs (`blitz worker --label gpu`): ["gpu"].',
     )
+    sync: Literal["bundle", "fetch"] = Field(
+        default="bundle",
+        description="How a worker gets the repository: `bundle` (all of it from the daemon, "
+        "through Ray) or `fetch` (the base branch from the git remote below, with the worker's "
+        "own credentials; the daemon sends only the goal's own commits).",
+    )
+    remote: str = Field(
+        default="origin",
+        description="The git remote workers fetch the base branch from (`sync = fetch`).",
+    )
 
 
 class RepoConfig(_Section):

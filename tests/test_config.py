@@ -252,7 +252,7 @@ def test_render_output_is_valid_toml_for_the_defaults() -> None:
         "executor",
     }
     assert data["limits"]["max_tasks"] == 200
-    assert data["executor"] == {"labels": []}
+    assert data["executor"] == {"labels": [], "sync": "bundle", "remote": "origin"}
     assert data["sandbox"] == {"mode": "required", "network": False, "readable": []}
 
 

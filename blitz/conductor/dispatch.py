@@ -240,6 +240,7 @@ class Dispatch:
             label=best_of_n.label(attempt),
             # The worker labels it needs: the task's own, then the project's ([executor] labels).
             labels=tuple(dict.fromkeys((*task.labels, *services.labels))),
+            fetch_remote=services.fetch_remote,
             meter=self.spending.meter(attempt.id),
             emit=self.journal.emit,
             now=self.clock.time,

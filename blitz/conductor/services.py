@@ -54,6 +54,7 @@ class Services:
     routes: tuple[str, ...] = ()  # backends ("name" or "name:model") a planner may send tasks to
     executor: Executor = field(default_factory=executors.load)  # where attempts run
     labels: tuple[str, ...] = ()  # worker labels every attempt of the project needs
+    fetch_remote: str = ""  # the git remote workers fetch the base branch from ("" = bundles)
     publish_retry_for: float = 300.0  # seconds of retrying a failed publish before leaving it
     # How long work waits for a model provider that is out (the policy model calls follow too).
     retry: RetryPolicy = field(default_factory=RetryPolicy)

@@ -107,6 +107,9 @@ class AttemptRequest:
     # Worker labels the attempt needs (the task's and the project's): a remote executor runs it
     # only on a node that offers every one. The local executor ignores them.
     labels: tuple[str, ...] = ()
+    # The project's git remote a remote executor's worker fetches the base branch from ("":
+    # everything travels as bundles). The local executor ignores it.
+    fetch_remote: str = ""
     meter: Meter | None = None  # counts spending as it happens (read if the attempt is cancelled)
     now: Callable[[], float] = time.time
     fault: Callable[[str], None] = lambda point: None

@@ -105,6 +105,7 @@ class RayExecutor:
         self._running: dict[str, str] = {}  # attempt id -> node id
         self._load: dict[str, int] = {}  # node id -> attempts placed there, not ended
         self._dead: set[str] = set()  # node ids that died under an attempt
+        self._no_fetch: set[tuple[str, str]] = set()  # (node, project) that failed to fetch
         self.placed: list[tuple[str, str]] = []  # (attempt id, node id), every placement made
 
     # -- the public surface ------------------------------------------------------------------
@@ -183,12 +184,13 @@ class RayExecutor:
         attempt = request.attempt
         try:
             base = await ws.rev_parse(f"refs/heads/{request.goal.branch}")
-            data = await self._bundle(request, node.node_id, base)
+            upstream = await self._upstream(request, node.node_id)
+            data = await self._bundle(request, node.node_id, base, upstream)
         except (RunError, OSError) as exc:
             return _report(request, Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
         except (RemoteFault, DriverLost, TimeoutError) as exc:
             return await self._fault(request, node, exc)
-        job = job_for(request, attempt, base)
+        job = job_for(request, attempt, base, upstream)
         self._running[attempt.id] = node.node_id
         resources = demand(request.backend.name, request.labels)
         driver = self._driver
@@ -203,7 +205,8 @@ class RayExecutor:
                     if not started:  # the node fetched the bundle: it holds the base now
                         started = True
                         if kind != "error":
-                            self._known.add(node.node_id, request.project.id, [base])
+                            held = [base, *([upstream.sha] if upstream else [])]
+                            self._known.add(node.node_id, request.project.id, held)
                     if kind == "event":
                         request.emit(value)
                     elif kind == "usage":
@@ -213,6 +216,8 @@ class RayExecutor:
                         result = value
                     elif kind == "error":  # what it holds is in doubt: ask it again next time
                         self._known.forget_node(node.node_id)
+                        if upstream is not None:  # it may not reach the remote: bundles only
+                            self._no_fetch.add((node.node_id, request.project.id))
                         return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
         except (RemoteFault, DriverLost) as exc:
             return await self._fault(request, node, exc)
@@ -302,8 +307,20 @@ class RayExecutor:
 
     # -- sync ----------------------------------------------------------------------------------
 
-    async def _bundle(self, request: AttemptRequest, node_id: str, base: str) -> bytes | None:
-        """What the node lacks of the goal branch up to ``base``, as a bundle (None: nothing)."""
+    async def _upstream(self, request: AttemptRequest, node_id: str) -> sync.Upstream | None:
+        """Where the node fetches the project's base branch from, when the project says so
+        (``[executor] sync = "fetch"``) and the node has not failed to; None: bundles only."""
+        ws = request.workspace
+        remote = request.fetch_remote
+        if not remote or ws is None or (node_id, request.project.id) in self._no_fetch:
+            return None
+        return await sync.upstream(ws.git, remote, request.goal.base_branch)
+
+    async def _bundle(
+        self, request: AttemptRequest, node_id: str, base: str, upstream: Any = None
+    ) -> bytes | None:
+        """What the node lacks of the goal branch up to ``base``, as a bundle (None: nothing);
+        without what it fetches from ``upstream`` (a :class:`~.sync.Upstream`) first."""
         ws = request.workspace
         assert ws is not None
         project = request.project.id
@@ -312,9 +329,8 @@ class RayExecutor:
             shas = await self._driver.call("held", node_id, project, timeout=STATE_TIMEOUT)
             self._known.add(node_id, project, await sync.present(ws.git, shas))
             self._known.add(node_id, project, [])  # asked, even when it holds nothing
-        data = await sync.bundle(
-            ws.git, f"refs/heads/{request.goal.branch}", base, self._known.held(node_id, project)
-        )
+        held = self._known.held(node_id, project) | ({upstream.sha} if upstream else set())
+        data = await sync.bundle(ws.git, f"refs/heads/{request.goal.branch}", base, held)
         # Known only once the node confirms it fetched it (its first report, see _run): an attempt
         # sent meanwhile to the same node gets a bundle of its own rather than one whose
         # prerequisites are still on their way.

@@ -9,10 +9,14 @@ from typing import Any
 from blitz.domain import Attempt
 from blitz.executors.base import AttemptRequest
 from blitz.executors.ray.remote import Job
+from blitz.executors.ray.sync import Upstream
 
 
-def job_for(request: AttemptRequest, attempt: Attempt, base: str) -> Job:
-    """The job of ``request``'s attempt (as recorded: ``attempt``), starting from ``base``."""
+def job_for(
+    request: AttemptRequest, attempt: Attempt, base: str, upstream: Upstream | None = None
+) -> Job:
+    """The job of ``request``'s attempt (as recorded: ``attempt``), starting from ``base``; the
+    node fetches ``upstream`` first when given."""
     return Job(
         project=request.project,
         goal=request.goal,
@@ -28,6 +32,7 @@ def job_for(request: AttemptRequest, attempt: Attempt, base: str) -> Job:
         scenario=_scenario(request.backend),
         setup=getattr(request.setup, "spec", None),
         sandbox=_sandbox(request),
+        upstream=upstream,
     )
 
 

@@ -73,6 +73,7 @@ class Job:
     scenario: Any = None  # the scripted backend's scenario (a test fake's script: data)
     setup: Any = None  # the project's environment set-up spec (blitz.envsetup.SetupSpec)
     sandbox: tuple[str, bool] = ("required", False)  # the project's [sandbox] mode and network
+    upstream: sync.Upstream | None = None  # fetch the base branch from here before the bundle
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +212,8 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     shared = Workspace(cache, worktrees_root=root / "worktrees", lock_dir=root / "locks")
     branch = cache_ref(job.goal.branch)
     async with shared.lock():  # attempts of one project on this node fetch one at a time
+        if job.upstream is not None:
+            await sync.fetch_upstream(shared.git, job.upstream)
         if data is not None:
             await sync.fetch(shared.git, data, branch, branch)
         else:

@@ -10,6 +10,11 @@ Ray's object store, never through a file system both sides see.
 node once (the refs of its cache repository), then kept up to date from what was sent and what
 came back. A node that restarts is a new Ray node id, so it is asked again.
 
+With a project's ``[executor] sync = "fetch"``, a node first fetches the project's base branch
+from the project's git remote (:class:`Upstream`, the remote's address without any credentials in
+it: the node uses its own), and the bundle leaves out what that brings: a large history is then
+fetched from the remote once per node, never sent by the daemon.
+
 Every git command goes through :class:`blitz.git.Git` (timeouts, no prompts, no hooks).
 """
 
@@ -17,12 +22,67 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from blitz.git import Git
+from blitz.git import Git, run_git
 
 BUNDLE_TIMEOUT = 300.0
 """Seconds a bundle's creation or fetch may take (a first sync of a large history)."""
+
+
+UPSTREAM_REF = "refs/blitz/upstream"
+"""Where a node's cache repository keeps the base branch fetched from the project's remote."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a node fetches the project's base branch: ``url`` (no credentials), ``ref`` (the
+    branch there) and ``sha`` (the daemon's last view of it, which the bundle leaves out)."""
+
+    url: str
+    ref: str
+    sha: str
+
+
+def public_url(url: str) -> str:
+    """``url`` without a user or password (``https://token@host/x`` -> ``https://host/x``): what
+    may travel to a node, which authenticates with its own credentials."""
+    parts = urlsplit(url)
+    if not parts.scheme or "@" not in parts.netloc:
+        return url  # a path, or scp-like ``git@host:path`` (a user name, no secret)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+async def upstream(git: Git, remote: str, branch: str) -> Upstream | None:
+    """The project's base ``branch`` on its git ``remote``, as the daemon's repository last saw
+    it; None when the remote or its tracking ref is missing."""
+    url = await git.run("remote", "get-url", remote, check=False)
+    sha = await git.run(
+        "rev-parse", "--verify", "-q", f"refs/remotes/{remote}/{branch}^{{commit}}", check=False
+    )
+    if not url.ok or not sha.ok or not url.out.strip() or not sha.out.strip():
+        return None
+    return Upstream(public_url(url.out.strip()), f"refs/heads/{branch}", sha.out.strip())
+
+
+async def fetch_upstream(git: Git, up: Upstream) -> None:
+    """Fetch ``up`` into the node's cache (unless it holds the commit already); a RunError
+    naming the remote when that does not bring the commit."""
+    from blitz.errors import RunError
+
+    if await present(git, [up.sha]):
+        return
+    done = await run_git(
+        git.repo, "fetch", "-q", "--no-write-fetch-head", up.url, f"+{up.ref}:{UPSTREAM_REF}",
+        timeout=BUNDLE_TIMEOUT, check=False,
+    )  # fmt: skip
+    if not await present(git, [up.sha]):
+        said = done.err.strip().splitlines()[-1:] if not done.ok else []
+        why = said[0] if said else "the remote does not have it"
+        raise RunError(f"fetching {up.ref} from {up.url} did not bring {up.sha[:10]}: {why}")
 
 
 class Known:
