@@ -133,6 +133,11 @@ class Driver:
     def alive(self) -> bool:
         return not self.lost
 
+    @property
+    def exited(self) -> bool:
+        """Whether the driver process has ended (and been reaped)."""
+        return self._proc.returncode is not None
+
     async def call(self, op: str, *args: Any, timeout: float) -> Any:
         """One request and its reply; RemoteFault, DriverLost, or TimeoutError after
         ``timeout`` seconds."""

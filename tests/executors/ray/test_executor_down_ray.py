@@ -81,8 +81,7 @@ async def test_a_cluster_gone_under_a_goal_opens_the_breaker_and_the_goal_ends_w
             assert "cannot reach" in probe.error or "went away" in probe.error, probe.error
         # Ray ends its driver process once the head is lost for its reconnect timeout; the
         # process running the engine (this one: the daemon's) lives on.
-        await until(lambda: first_driver.lost, "Ray to end the driver", 120)
-        assert "driver process ended" in first_driver.lost, first_driver.lost
+        await until(lambda: first_driver.lost and first_driver.exited, "the driver's end", 180)
 
         await asyncio.sleep(3)  # half-open probes meanwhile find nothing at the address
         assert not running.done()
