@@ -13,6 +13,7 @@ Every request carries the server's key as a bearer token. Errors are OpenAI's sh
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,8 +104,8 @@ def speech_app(engines: Engines, *, api_key: str, max_upload: int = MAX_UPLOAD) 
         if len(data) > max_upload:
             raise _too_big(max_upload)
         raw = audio.is_raw_pcm(upload.filename or "", upload.content_type or "")
-        try:
-            samples = audio.decode(data, raw_pcm=raw)
+        try:  # decoding too runs in a thread: a long upload takes FFmpeg a while
+            samples = await asyncio.to_thread(audio.decode, data, raw_pcm=raw)
         except audio.BadAudio as exc:
             raise ApiError(400, str(exc), "invalid_audio", param="file") from exc
         if samples.size > MAX_SECONDS * audio.WHISPER_RATE:

@@ -11,6 +11,7 @@ import socket
 import pytest
 from pydantic import SecretStr
 
+from blitz.errors import ConfigError
 from blitz.settings import Settings
 from blitz.speech.endpoint import SpeechEndpoint, SpeechRejected, SpeechUnavailable
 from blitz.speech.synthesize import Synthesizer
@@ -74,6 +75,14 @@ async def test_a_refusal_is_not_retryable() -> None:
     ):
         await Transcriber(endpoint(f"{refusing.url}/v1")).transcribe(Audio(data=b"RIFF"))
     assert refused.value.status == 400 and not refused.value.retryable
+
+
+async def test_a_url_that_is_not_a_speech_api_says_so() -> None:
+    with (
+        ScriptedSpeechServer(status=404, body={"detail": "Not Found"}) as elsewhere,
+        pytest.raises(ConfigError, match=r"no speech API at .*BLITZ_TTS_URL is the API's base"),
+    ):
+        await Synthesizer(endpoint(elsewhere.url)).speak("hello")
 
 
 async def test_an_answer_without_a_transcript_is_an_error() -> None:
