@@ -23,6 +23,8 @@ from typing import Self
 from blitz import proctree
 
 READY = "blitz speech listening on "
+KEY = "key: "
+"""What the server prints before the key it made (when none was given)."""
 START_TIMEOUT = 120.0
 """Seconds the server may take to load its models and listen."""
 STOP_GRACE = 10.0
@@ -34,13 +36,20 @@ class SpeechServerError(RuntimeError):
 
 class SpeechServer:
     """``blitz speech serve --port 0``: :attr:`url` is its API's base (``.../v1``), :attr:`key`
-    the key it asks for. ``env`` is the environment it starts from (``BLITZ_*`` and Hugging
-    Face's variables are set here)."""
+    the key it asks for: ``key`` given as ``BLITZ_SPEECH_API_KEY``, or with ``key=""`` the one
+    the server makes and prints. ``env`` is the environment it starts from (``BLITZ_*`` and
+    Hugging Face's variables are set here)."""
 
     def __init__(
-        self, *, env: dict[str, str] | None = None, threads: int = 0, blitz: str = ""
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        threads: int = 0,
+        blitz: str = "",
+        key: str | None = None,
     ) -> None:
-        self.key = secrets.token_urlsafe(16)
+        self.key = secrets.token_urlsafe(16) if key is None else key
+        self._key_given = bool(self.key)
         self.url = ""
         self.output: list[str] = []
         self._env = dict(os.environ if env is None else env)
@@ -57,8 +66,8 @@ class SpeechServer:
 
     def start(self) -> Self:
         env = {
-            **self._env,
-            "BLITZ_SPEECH_API_KEY": self.key,
+            **{k: v for k, v in self._env.items() if k != "BLITZ_SPEECH_API_KEY"},
+            **({"BLITZ_SPEECH_API_KEY": self.key} if self._key_given else {}),
             "HF_HUB_OFFLINE": "1",
             "HF_HOME": self._cache.name,
             proctree.MARKER_VARIABLE: self._marker,
@@ -91,9 +100,15 @@ class SpeechServer:
         self._reader.start()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
+            url = key = ""
             for line in list(self.output):
                 if line.startswith(READY):
-                    return line.removeprefix(READY).split()[0]
+                    url = line.removeprefix(READY).split()[0]
+                elif line.startswith(KEY):
+                    key = line.removeprefix(KEY).strip()
+            if url and (self._key_given or key):
+                self.key = self.key or key
+                return url
             if self._proc.poll() is not None:
                 time.sleep(0.2)  # the reader's last lines
                 raise SpeechServerError(f"blitz speech serve exited: {self.log()}")
