@@ -29,7 +29,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8766, "--port", min=0, max=65535, help="Port (0: a free one)."),
     threads: int = typer.Option(
-        0, "--threads", min=0, help="CPU threads for transcription (0: CTranslate2's default)."
+        0, "--threads", min=0, help="CPU threads for transcription (0: one per CPU)."
     ),
 ) -> None:
     """Serve Whisper tiny.en and a Piper voice behind OpenAI's audio API (/v1/audio/
