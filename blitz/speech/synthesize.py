@@ -29,7 +29,8 @@ class Synthesizer:
 
     async def stream(self, text: str, response_format: Format = "pcm") -> AsyncIterator[bytes]:
         """``text`` spoken, chunk by chunk as the service sends it (the first sentence can
-        play while the rest is made)."""
+        play while the rest is made). The timeout bounds each wait (to connect, for the next
+        chunk), not the whole answer, which may be long."""
         if self._client is not None:
             async for chunk in self._stream(self._client, text, response_format):
                 yield chunk

@@ -3,6 +3,7 @@ audio as the multipart ``file`` and ``model``, answered with ``{"text": ...}``."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
@@ -31,11 +32,20 @@ class Transcriber:
         self._client = client
 
     async def transcribe(self, audio: Audio) -> str:
-        """The text spoken in ``audio`` (stripped; "" when nothing was said)."""
-        if self._client is not None:
-            return await self._send(self._client, audio)
-        async with httpx.AsyncClient() as client:
-            return await self._send(client, audio)
+        """The text spoken in ``audio`` (stripped; "" when nothing was said). The whole request
+        has the endpoint's timeout: a server trickling its answer is as late as a silent one."""
+        try:
+            async with asyncio.timeout(self.endpoint.timeout):
+                if self._client is not None:
+                    return await self._send(self._client, audio)
+                async with httpx.AsyncClient() as client:
+                    return await self._send(client, audio)
+        except TimeoutError as exc:
+            raise SpeechUnavailable(
+                f"the speech service at {self.endpoint.where('/audio/transcriptions')} did not "
+                f"answer within {self.endpoint.timeout:g}s ({SETTING}_URL; BLITZ_SPEECH_TIMEOUT "
+                "sets the limit)"
+            ) from exc
 
     async def _send(self, client: httpx.AsyncClient, audio: Audio) -> str:
         files = {"file": (audio.filename, audio.data, audio.content_type)}

@@ -21,8 +21,9 @@ class SeenSpeechRequest:
 
 
 class ScriptedSpeechServer(LoopbackServer):
-    """Answers ``status`` with ``body`` (JSON) after ``delay`` seconds; ``audio`` is sent as the
-    body of a 200 to ``/audio/speech``. :meth:`stop` ends any delay at once."""
+    """Answers ``status`` with ``body`` (JSON) after ``delay`` seconds, its bytes ``trickle``
+    seconds apart; ``audio`` is sent as the body of a 200 to ``/audio/speech``. :meth:`stop` ends
+    any wait at once."""
 
     name = "scripted-speech"
 
@@ -32,12 +33,14 @@ class ScriptedSpeechServer(LoopbackServer):
         status: int = 200,
         body: object = None,
         delay: float = 0.0,
+        trickle: float = 0.0,
         audio: bytes = b"",
     ) -> None:
         super().__init__()
         self.status = status
         self.body = {"text": ""} if body is None else body
         self.delay = delay
+        self.trickle = trickle
         self.audio = audio
         self.seen: list[SeenSpeechRequest] = []
         self._released = threading.Event()
@@ -76,6 +79,13 @@ class ScriptedSpeechServer(LoopbackServer):
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if not fake.trickle:
+                    self.wfile.write(payload)
+                    return
+                for byte in payload:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if fake._released.wait(fake.trickle):
+                        return
 
         return Handler

@@ -52,6 +52,17 @@ async def test_a_slow_server_times_out() -> None:
     assert [seen.path for seen in slow.seen] == ["/v1/audio/transcriptions", "/v1/audio/speech"]
 
 
+async def test_a_transcript_trickling_in_times_out_as_a_whole() -> None:
+    # Each byte comes well within the timeout; the whole answer does not.
+    with (
+        ScriptedSpeechServer(body={"text": "hello there"}, trickle=0.25) as trickling,
+        pytest.raises(SpeechUnavailable, match=r"did not answer within 1s"),
+    ):
+        await Transcriber(endpoint(f"{trickling.url}/v1", timeout=1)).transcribe(
+            Audio(data=b"RIFF")
+        )
+
+
 async def test_a_failing_server_is_unavailable_with_what_it_said(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
