@@ -19,6 +19,11 @@ from blitz.notify_config import NotifyConfig
 
 if TYPE_CHECKING:
     from blitz.llm.models import ProviderConfig
+    from blitz.speech.endpoint import SpeechEndpoint
+
+
+DEFAULT_SPEECH_URL = "http://127.0.0.1:8766/v1"
+"""Where ``blitz speech serve`` listens unless told otherwise."""
 
 
 def default_home() -> Path:
@@ -151,6 +156,24 @@ class Settings(BaseSettings):
     ray_address: str = Field(default="", validation_alias=AliasChoices("RAY_ADDRESS"))
     """Ray's own ``RAY_ADDRESS``: the cluster ``[executor] name = "auto"`` connects to."""
 
+    stt_url: str = DEFAULT_SPEECH_URL
+    """The speech-to-text server's OpenAI-shaped API (``BLITZ_STT_URL``, its ``/v1``: it serves
+    ``/audio/transcriptions``); the default is ``blitz speech serve``'s."""
+    stt_model: str = "whisper-1"
+    stt_api_key: SecretStr | None = None
+    """``BLITZ_STT_API_KEY``; unset, OpenAI's key (``OPENAI_API_KEY``) when the URL is OpenAI's."""
+    tts_url: str = DEFAULT_SPEECH_URL
+    """The text-to-speech server's OpenAI-shaped API (``BLITZ_TTS_URL``: ``/audio/speech``)."""
+    tts_model: str = "tts-1"
+    tts_voice: str = "joe"
+    tts_api_key: SecretStr | None = None
+    """``BLITZ_TTS_API_KEY``; unset, OpenAI's key when the URL is OpenAI's."""
+    speech_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    """Seconds one speech request may take, transcribing or speaking (``BLITZ_SPEECH_TIMEOUT``)."""
+    speech_api_key: SecretStr | None = None
+    """The key ``blitz speech serve`` asks of its clients (``BLITZ_SPEECH_API_KEY``); unset, it
+    makes one for the run and prints it."""
+
     crash_at: str = ""
     """Fault injection for tests: kill this process (SIGKILL) at the named point, once."""
 
@@ -197,8 +220,37 @@ class Settings(BaseSettings):
             self.anthropic_api_key,
             self.openai_api_key,
             self.compatible_api_key,
+            self.stt_api_key,
+            self.tts_api_key,
+            self.speech_api_key,
         )
         return [secret.get_secret_value() for secret in found if secret is not None]
+
+    def speech_endpoints(self) -> tuple[SpeechEndpoint, SpeechEndpoint]:
+        """The speech-to-text and text-to-speech services, for :mod:`blitz.speech`'s clients."""
+        from blitz.speech.endpoint import SpeechEndpoint
+
+        def key(own: SecretStr | None, url: str) -> str:
+            if own is not None:
+                return own.get_secret_value()
+            if self.openai_api_key is not None and SpeechEndpoint.is_openai(url):
+                return self.openai_api_key.get_secret_value()
+            return ""
+
+        stt = SpeechEndpoint(
+            url=self.stt_url,
+            model=self.stt_model,
+            api_key=key(self.stt_api_key, self.stt_url),
+            timeout=self.speech_timeout,
+        )
+        tts = SpeechEndpoint(
+            url=self.tts_url,
+            model=self.tts_model,
+            voice=self.tts_voice,
+            api_key=key(self.tts_api_key, self.tts_url),
+            timeout=self.speech_timeout,
+        )
+        return stt, tts
 
     def provider_config(self) -> ProviderConfig:
         """The providers' keys, endpoints and timeouts, for :func:`blitz.llm.build_model`."""

@@ -93,6 +93,7 @@ COMMANDS: dict[str, Listed] = {
         "Serve blitz's MCP tools over stdio (for an agent's MCP configuration), talking to the "
         "running daemon (`blitz serve`) with its URL and token.",
     ),
+    "speech": Listed("speech", "Speech services for talking to blitz."),
     "notify": Listed("notify", "Notifications: try every sink, and see how delivery goes."),
     "token": Listed(
         "serve",
