@@ -88,13 +88,10 @@ class RayExecutor:
         self,
         address: str,
         *,
-        sync: str = "bundle",
         namespace: str = "blitz",
         poll: float = 1.0,
         gcs_timeout: float = 0,
     ) -> None:
-        if sync != "bundle":
-            raise ConfigError(f"the ray executor syncs repositories by 'bundle', not {sync!r}")
         self.address = address
         self.namespace = namespace
         self.poll = poll
@@ -197,6 +194,7 @@ class RayExecutor:
         assert driver is not None
         started = False
         result: remote.Result | None = None
+        fell_back = ""
         try:
             async with contextlib.aclosing(
                 driver.attempt(node.node_id, resources, job, data)
@@ -204,7 +202,7 @@ class RayExecutor:
                 async for kind, value in stream:
                     if not started:  # the node fetched the bundle: it holds the base now
                         started = True
-                        if kind != "error":
+                        if kind not in ("error", "no-fetch"):
                             held = [base, *([upstream.sha] if upstream else [])]
                             self._known.add(node.node_id, request.project.id, held)
                     if kind == "event":
@@ -214,13 +212,24 @@ class RayExecutor:
                             request.meter.add(value)
                     elif kind == "result":
                         result = value
+                    elif kind == "no-fetch":  # nothing ran: again at once, bundles only
+                        self._no_fetch.add((node.node_id, request.project.id))
+                        self._known.forget_node(node.node_id)
+                        fell_back = str(value)
+                        break
                     elif kind == "error":  # what it holds is in doubt: ask it again next time
                         self._known.forget_node(node.node_id)
-                        if upstream is not None:  # it may not reach the remote: bundles only
-                            self._no_fetch.add((node.node_id, request.project.id))
                         return _report(request, Outcome.CRASHED, f"on node {_short(node)}: {value}")
         except (RemoteFault, DriverLost) as exc:
             return await self._fault(request, node, exc)
+        if fell_back:
+            _tell(
+                request,
+                EventKind.ATTEMPT_PLACED,
+                f"placed on node {_short(node)} again, with the full history: {fell_back}",
+                {"node": node.node_id, "address": node.address, "no_fetch": fell_back},
+            )
+            return await self._run_on(request, node)
         if result is None:
             return _report(request, Outcome.CRASHED, f"node {_short(node)} returned no result")
         try:

@@ -321,6 +321,8 @@ def attempt_stream(job: Job, data: bytes | None) -> Iterator[tuple[str, Any]]:
             ready.set()
             try:
                 items.put(("result", await work(job, data, items.put)))
+            except sync.FetchFailed as exc:  # the daemon sends it again with a full bundle
+                items.put(("no-fetch", str(exc)))
             except BaseException as exc:  # cancelled, or a bug: the daemon is told
                 items.put(("error", f"{type(exc).__name__}: {exc}"))
             finally:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from blitz.errors import RunError
 from blitz.git import Git, run_git
 
 BUNDLE_TIMEOUT = 300.0
@@ -68,11 +69,14 @@ async def upstream(git: Git, remote: str, branch: str) -> Upstream | None:
     return Upstream(public_url(url.out.strip()), f"refs/heads/{branch}", sha.out.strip())
 
 
-async def fetch_upstream(git: Git, up: Upstream) -> None:
-    """Fetch ``up`` into the node's cache (unless it holds the commit already); a RunError
-    naming the remote when that does not bring the commit."""
-    from blitz.errors import RunError
+class FetchFailed(RunError):
+    """A node could not fetch the project's base branch from its remote: the daemon sends the
+    attempt again with a full bundle."""
 
+
+async def fetch_upstream(git: Git, up: Upstream) -> None:
+    """Fetch ``up`` into the node's cache (unless it holds the commit already); a
+    :class:`FetchFailed` naming the remote when that does not bring the commit."""
     if await present(git, [up.sha]):
         return
     done = await run_git(
@@ -82,7 +86,7 @@ async def fetch_upstream(git: Git, up: Upstream) -> None:
     if not await present(git, [up.sha]):
         said = done.err.strip().splitlines()[-1:] if not done.ok else []
         why = said[0] if said else "the remote does not have it"
-        raise RunError(f"fetching {up.ref} from {up.url} did not bring {up.sha[:10]}: {why}")
+        raise FetchFailed(f"fetching {up.ref} from {up.url} did not bring {up.sha[:10]}: {why}")
 
 
 class Known:

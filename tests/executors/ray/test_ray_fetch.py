@@ -71,6 +71,43 @@ async def test_workers_fetch_the_history_from_the_remote_and_get_only_the_goals_
         assert git(cache, "rev-parse", sync.UPSTREAM_REF) == upstream
 
 
+async def test_a_worker_that_cannot_fetch_gets_the_full_history_at_once_without_a_crash(
+    ray_cluster: RayCluster, apps: Any, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path, sections={"executor": {"sync": "fetch"}})
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "fetch", "-q", "origin")
+    # The daemon's view of the remote is ahead of the remote itself (a push that never landed):
+    # a worker's fetch cannot bring the commit the bundle leaves out.
+    (repo / "unpushed.txt").write_text("never pushed\n")
+    git(repo, "add", "unpushed.txt")
+    git(repo, "commit", "-q", "-m", "unpushed")
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    app = apps(
+        {"summary": "one file", "tasks": [task("a")], "agent": {"a": [[write("a.txt", "a\n")]]}}
+    )
+    executor = Measured(ray_cluster.address, poll=0.2)
+    executor.sent = []
+    try:
+        project = await app.register(repo)
+        goal = await app.new_goal(project, "one file")
+        engine = ray_engine(app, executor)
+        engine.start(project, goal)
+        finished = (await engine.run())[goal.id]
+    finally:
+        await executor.close()
+
+    assert finished.state is GoalState.SUCCEEDED, finished
+    events = goal_events(app, goal.id)
+    attempts = app.store.load_attempts(goal.id)
+    assert [a.state.value for a in attempts] == ["succeeded"], attempts  # no crash, no retry
+    again = [e for e in events if e.kind.value == "attempt.placed" and "no_fetch" in e.data]
+    assert len(again) == 1 and "origin.git" in again[0].message, again
+    assert len(executor.sent) == 2 and executor.sent[1] > executor.sent[0], executor.sent
+
+
 def test_a_remotes_credentials_never_travel_to_a_worker() -> None:
     assert sync.public_url("https://bot:ghp_secret@github.com/o/r.git") == (
         "https://github.com/o/r.git"
@@ -87,8 +124,7 @@ async def test_a_worker_that_cannot_fetch_says_from_where_and_what(
     cache.mkdir()
     git(cache, "init", "-q", "--bare", ".")
     missing = sync.Upstream(str(tmp_path / "nowhere.git"), "refs/heads/main", "a" * 40)
-    from blitz.errors import RunError
     from blitz.git import Git
 
-    with pytest.raises(RunError, match=r"fetching refs/heads/main from .*nowhere\.git"):
+    with pytest.raises(sync.FetchFailed, match=r"fetching refs/heads/main from .*nowhere\.git"):
         await sync.fetch_upstream(Git(cache), missing)
