@@ -40,14 +40,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,16 +54,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from blitz import proctree
 from blitz.app import App
 from blitz.domain import Goal, GoalState, Project
 from blitz.executors.base import AttemptReport, AttemptRequest, Executor
 from blitz.executors.local import LocalExecutor
 from blitz.executors.ray import sync
 from blitz.executors.ray.executor import RayExecutor
-from blitz.executors.ray.resources import WORKER_HOME_ENV, node_resources
 from blitz.git import Git
 from blitz.settings import Settings
+from blitz.testing.ray_nodes import NodeDidNotStart, RayNodes
 from blitz.testing.scripted import Scenario
 
 IDENTITY = ("-c", "user.name=bench", "-c", "user.email=bench@localhost")
@@ -79,120 +74,23 @@ WALL_RATIO = 1.2
 # -- the cluster ---------------------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    held = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        held.append(sock)
-    ports = [s.getsockname()[1] for s in held]
-    for sock in held:
-        sock.close()
-    return ports
+def add_worker(cluster: RayNodes, root: Path, slots: int) -> None:
+    """One more worker node of ``slots`` slots (the scripted backend), its home under ``root``."""
+    try:
+        cluster.add_worker(root / f"worker-{cluster.workers}", slots)
+    except NodeDidNotStart as exc:
+        raise SystemExit(str(exc)) from exc
 
 
-class Cluster:
-    """A Ray head (no blitz slots) and blitz worker nodes, every process marked with this run's
-    marker; :meth:`stop` ends exactly those."""
-
-    def __init__(self, root: Path) -> None:
-        self.temp_dir = f"/tmp/r15d{os.getpid() % 10000}"  # short: Ray's socket paths must fit
-        self.root = root
-        self.marker = proctree.new_marker()
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.address = ""
-        self.workers = 0
-
-    def _node_args(self) -> list[str]:
-        agent, grpc, metrics, runtime_env, manager, objects = _free_ports(6)
-        low = 20000 + (len(self.procs) * 200 + os.getpid()) % 30000
-        return [
-            "--num-cpus", "1", "--temp-dir", self.temp_dir, "--disable-usage-stats",
-            "--dashboard-agent-listen-port", str(agent),
-            "--dashboard-agent-grpc-port", str(grpc),
-            "--metrics-export-port", str(metrics),
-            "--runtime-env-agent-port", str(runtime_env),
-            "--node-manager-port", str(manager), "--object-manager-port", str(objects),
-            "--min-worker-port", str(low), "--max-worker-port", str(low + 150),
-        ]  # fmt: skip
-
-    def _spawn(self, args: list[str], env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *args]
-        log = (self.root / f"node-{len(self.procs)}.log").open("wb")
-        self.procs.append(
-            subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-        )
-
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "RAY_AUTH_MODE": "disabled", proctree.MARKER_VARIABLE: self.marker}
-
-    def start_head(self, tries: int = 3) -> str:
-        for _ in range(tries):
-            port, client = _free_ports(2)
-            args = ["--head", "--port", str(port), "--ray-client-server-port", str(client)]
-            self._spawn([*args, "--include-dashboard", "false", *self._node_args()], self._env())
-            if self._started(len(self.procs) - 1):
-                self.address = f"127.0.0.1:{port}"
-                return self.address
-            print(f"the Ray head did not start; trying again\n{self.logs(5)}", file=sys.stderr)
-        raise SystemExit(f"the Ray head did not start in {tries} tries\n{self.logs()}")
-
-    def _started(self, index: int) -> bool:
-        """Wait until node ``index``'s ``ray start`` says its node is up (it then blocks);
-        False when it ended first (Ray gives a node 30 s to register: a loaded machine may not)."""
-        log = self.root / f"node-{index}.log"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if "Ray runtime started" in log.read_text(errors="replace"):
-                return True
-            if self.procs[index].poll() is not None:
-                return False
-            time.sleep(0.5)
-        return False
-
-    def add_worker(self, slots: int, tries: int = 3) -> None:
-        """One more blitz worker node: ``slots`` attempt slots, the scripted backend."""
-        env = self._env()
-        env[WORKER_HOME_ENV] = str(self.root / f"worker-{self.workers}")
-        offered = json.dumps(node_resources(slots, ["scripted"], []))
-        for _ in range(tries):
-            args = ["--address", self.address, "--resources", offered]
-            self._spawn([*args, *self._node_args()], env)
-            if self._started(len(self.procs) - 1):
-                self.workers += 1
-                return
-            print(f"a worker node did not start; trying again\n{self.logs(5)}", file=sys.stderr)
-        raise SystemExit(f"a worker node did not start in {tries} tries\n{self.logs()}")
-
-    async def wait_workers(self, executor: RayExecutor) -> None:
-        """Until the executor's driver sees every worker node started."""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            alive = [n for n in await executor.nodes() if n.alive]
-            if len(alive) >= self.workers:
-                return
-            await asyncio.sleep(0.5)
-        raise SystemExit(f"{self.workers} worker nodes did not join\n{self.logs()}")
-
-    def logs(self, lines: int = 15) -> str:
-        """The tail of each node's ``ray start`` output and raylet log (to say why one died)."""
-        found = sorted(self.root.glob("node-*.log"))
-        found += sorted(Path(self.temp_dir).glob("session_latest/logs/raylet*.out"))
-        return "\n".join(
-            f"== {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-            for path in found
-        )
-
-    async def stop(self) -> None:
-        for proc in self.procs:
-            proctree.send(proc.pid, signal.SIGTERM)  # ray start --block stops its node on SIGTERM
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(proc.wait, 20)
-        for proc in self.procs:
-            await proctree.kill_tree(proc.pid, marker=self.marker, group=True)
-        await proctree.kill_tree(None, marker=self.marker)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+async def wait_workers(cluster: RayNodes, executor: RayExecutor) -> None:
+    """Until the executor's driver sees every worker node started."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        alive = [n for n in await executor.nodes() if n.alive]
+        if len(alive) >= cluster.workers:
+            return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"{cluster.workers} worker nodes did not join\n{cluster.logs()}")
 
 
 # -- the engine ----------------------------------------------------------------------------------
@@ -412,7 +310,7 @@ async def transfer_bytes(root: Path, counted: Counted, files: int, rounds: int) 
 
 
 async def scaling(
-    root: Path, cluster: Cluster, ray: RayExecutor, sizes: Sequence[int], tasks: int,
+    root: Path, cluster: RayNodes, ray: RayExecutor, sizes: Sequence[int], tasks: int,
     step: float, slots: int, with_local: bool,
 ) -> list[dict[str, Any]]:  # fmt: skip
     repo = make_repo(root / "c", 20, 64)
@@ -422,8 +320,8 @@ async def scaling(
     for kind, nodes, executor in runs:
         if kind == "ray":
             while cluster.workers < nodes:
-                cluster.add_worker(slots)
-            await cluster.wait_workers(ray)
+                add_worker(cluster, root, slots)
+            await wait_workers(cluster, ray)
         total = slots * nodes
         before = len(ray.placed)
         wall, _ = await run_goal(
@@ -530,13 +428,13 @@ async def main() -> int:
     found: dict[str, Any] = {"load": os.getloadavg()}
     with tempfile.TemporaryDirectory(prefix="blitz-bench-exec-", dir="/var/tmp") as tmp:
         root = Path(tmp)
-        cluster = Cluster(root)
-        ray = Counted("")
+        cluster = RayNodes(root, tag="r15d")
+        ray = Counted(cluster.address)
         try:
-            ray.address = cluster.start_head()
+            cluster.start_head()
             await ray.start()
-            cluster.add_worker(args.slots)
-            await cluster.wait_workers(ray)
+            add_worker(cluster, root, args.slots)
+            await wait_workers(cluster, ray)
             parts = {
                 "a": lambda: overhead(root, ray, chain),
                 "b": lambda: transfer_bytes(root, ray, files, args.rounds),

@@ -2,7 +2,7 @@
 lives on (Ray's driver is a child of its own, which Ray may end), the attempt that ran there is
 ``unavailable`` (not a crash charged to the task), the ``executor`` breaker opens and the task
 waits; once the cluster is back at its address the breaker closes and the goal finishes, its task
-committed once. A real cluster of ``ray start`` processes (tests/executors/ray/own_cluster.py),
+committed once. A real cluster of ``ray start`` processes (blitz/testing/ray_nodes.py),
 killed outright, and started again on the same port."""
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from engine_helpers import branch_commits, goal_events, make_repo, task, write
-from own_cluster import OwnCluster
+from ray_cluster import node_env
 from ray_helpers import ray_engine
 
 from blitz.breaker import BreakerPolicy, executor_key
 from blitz.domain import BreakerState, GoalState, TaskState
 from blitz.executors.ray.executor import RayExecutor
+from blitz.testing.ray_nodes import RayNodes
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -27,8 +28,8 @@ KEY = executor_key("ray")
 
 
 @pytest.fixture
-async def own_cluster(tmp_path: Path) -> AsyncIterator[OwnCluster]:
-    cluster = OwnCluster(tmp_path / "cluster")
+async def own_cluster(tmp_path: Path) -> AsyncIterator[RayNodes]:
+    cluster = RayNodes(tmp_path / "cluster", tag="rdown")
     try:
         yield cluster
     finally:
@@ -44,10 +45,10 @@ async def until(condition: Any, what: str, timeout: float = 240.0) -> Any:
 
 
 async def test_a_cluster_gone_under_a_goal_opens_the_breaker_and_the_goal_ends_when_it_is_back(
-    own_cluster: OwnCluster, apps: Any, tmp_path: Path
+    own_cluster: RayNodes, apps: Any, tmp_path: Path
 ) -> None:
     await asyncio.to_thread(own_cluster.start_head)
-    await asyncio.to_thread(own_cluster.add_worker, "w1")
+    await asyncio.to_thread(own_cluster.add_worker, tmp_path / "w1", env=node_env(tmp_path / "w1"))
     repo = make_repo(tmp_path)
     app = apps({
         "summary": "one slow task",
@@ -88,7 +89,8 @@ async def test_a_cluster_gone_under_a_goal_opens_the_breaker_and_the_goal_ends_w
         assert app.breakers.get(KEY).state is not BreakerState.CLOSED
 
         await asyncio.to_thread(own_cluster.start_head)
-        await asyncio.to_thread(own_cluster.add_worker, "w2")
+        w2 = tmp_path / "w2"
+        await asyncio.to_thread(own_cluster.add_worker, w2, env=node_env(w2))
         finished = (await asyncio.wait_for(running, 400))[goal.id]
     finally:
         if not running.done():
