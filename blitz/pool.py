@@ -64,7 +64,7 @@ class Entry:
     since: float = 0.0  # when it was taken (busy) or last given back
 
 
-class _Claim:
+class Claim:
     """An ``flock`` held on one worktree's lock file; the file names the holder."""
 
     __slots__ = ("fd", "path")
@@ -74,7 +74,7 @@ class _Claim:
         self.fd = fd
 
     @classmethod
-    def take(cls, path: Path, purpose: str) -> _Claim | None:
+    def take(cls, path: Path, purpose: str) -> Claim | None:
         """The claim, or None when another holder has it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -130,16 +130,16 @@ class WorktreePool:
         finally:
             await asyncio.shield(self._give_back(name, claim))
 
-    def _claim(self, purpose: str) -> tuple[str, _Claim]:
+    def _claim(self, purpose: str) -> tuple[str, Claim]:
         names = [f"{POOLED_PREFIX}{n}" for n in range(1, self.size + 1)]
         # Warm ones first: a worktree that exists is what the pool is for.
         names.sort(key=lambda n: not (self.workspace.worktrees_dir / n).is_dir())
         for name in names:
-            claim = _Claim.take(self.state_dir / f"{name}.lock", purpose)
+            claim = Claim.take(self.state_dir / f"{name}.lock", purpose)
             if claim is not None:
                 return name, claim
         name = f"{TEMPORARY_PREFIX}{uuid.uuid4().hex[:12]}"
-        claim = _Claim.take(self.state_dir / f"{name}.lock", purpose)
+        claim = Claim.take(self.state_dir / f"{name}.lock", purpose)
         assert claim is not None  # a new name nobody holds
         return name, claim
 
@@ -167,7 +167,7 @@ class WorktreePool:
             raise GitError(f"a new worktree {path} is not clean: {'; '.join(problems[:5])}")
         return Pooled(path=path, name=name, marker=self.marker(name), reused=False)
 
-    async def _give_back(self, name: str, claim: _Claim, *, broken: bool = False) -> None:
+    async def _give_back(self, name: str, claim: Claim, *, broken: bool = False) -> None:
         ws = self.workspace
         path = ws.worktrees_dir / name
         try:
@@ -193,7 +193,7 @@ class WorktreePool:
         if not ws.worktrees_dir.is_dir():
             return removed
         for child in sorted(ws.worktrees_dir.glob(f"{TEMPORARY_PREFIX}*")):
-            claim = _Claim.take(self.state_dir / f"{child.name}.lock", "sweep")
+            claim = Claim.take(self.state_dir / f"{child.name}.lock", "sweep")
             if claim is None:
                 continue
             try:
@@ -248,7 +248,7 @@ class WorktreePool:
         for child in sorted(ws.worktrees_dir.iterdir()):
             if not child.name.startswith((POOLED_PREFIX, TEMPORARY_PREFIX)):
                 continue
-            claim = _Claim.take(self.state_dir / f"{child.name}.lock", "prune")
+            claim = Claim.take(self.state_dir / f"{child.name}.lock", "prune")
             if claim is None:
                 busy.append(child.name)
                 continue

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import os
 import queue
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -204,6 +203,7 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     bundle."""
     import ray
 
+    from blitz.executors.ray import slots
     from blitz.workspace import Workspace
 
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
@@ -218,31 +218,16 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
             await sync.fetch(shared.git, data, branch, branch)
         else:
             await sync.set_ref(shared.git, branch, job.base)
-    own = await _attempt_repo(cache, job.attempt.id)
-    try:
+    purpose = f"attempt {job.attempt.id} of task {job.task.id}, goal {job.goal.id}"
+    async with slots.slot(root, cache, job.project.id, purpose) as own:
         ws = Workspace(own, worktrees_root=root / "worktrees", lock_dir=root / "locks")
         await sync.set_ref(ws.git, branch, job.base)
         return await _run(job, ws, root, put, node, cache)
-    finally:
-        shutil.rmtree(own, ignore_errors=True)
-
-
-async def _attempt_repo(cache: Path, attempt_id: str) -> Path:
-    """A repository of the attempt's own, borrowing the cache's objects (git alternates): its
-    refs change only by this attempt, so the agent's ref check (:mod:`blitz.refcheck`, which
-    knows blitz's own ref moves in this process only) never sees another attempt's."""
-    from blitz.git import run_git
-
-    repo = home() / "attempts" / attempt_id
-    shutil.rmtree(repo, ignore_errors=True)
-    repo.mkdir(parents=True)
-    await run_git(repo, "init", "-q", "--bare", ".", timeout=60)
-    (repo / "objects" / "info" / "alternates").write_text(f"{cache / 'objects'}\n")
-    return repo
 
 
 async def _run(job: Job, ws: Any, root: Path, put: Any, node: str, cache: Path) -> Result:
-    """The work part of the attempt in its own repository, confined; the commit bundled."""
+    """The work part of the attempt in its own repository (its warm worktree), confined; the
+    commit bundled."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="blitz-proxy-") as sockets:
@@ -258,6 +243,7 @@ async def _confined(
     job: Job, ws: Any, root: Path, put: Any, node: str, jail: Policy, proxy: ModelProxy
 ) -> Result:
     from blitz.conductor.attempt import run_attempt
+    from blitz.pool import WorktreePool
     from blitz.validation import Validator
 
     meter = _StreamMeter(put)
@@ -280,6 +266,7 @@ async def _confined(
         attempt=job.attempt,
         backend=_backend(job, jail, proxy),
         workspace=ws,
+        pool=WorktreePool(ws, size=1, keep=tuple(job.setup.keep) if job.setup else ()),
         validator=Validator(job.project.gates, project_id=job.project.id, sandbox=jail),
         baseline=job.baseline,
         timeout=job.timeout,
