@@ -49,7 +49,7 @@ class Integration:
     rebased commit and ``detail`` is the goal branch head it now sits on (the next ``base_sha``).
     """
 
-    status: Literal["integrated", "rebased", "conflict", "already"]
+    status: Literal["integrated", "rebased", "conflict", "already", "behind"]
     head: str
     conflict_files: tuple[str, ...] = ()
     detail: str = ""
@@ -407,17 +407,18 @@ class Workspace:
     # -- integration ---------------------------------------------------------------------------
 
     async def integrate(
-        self, worktree: Path, *, branch: str, commit_sha: str, base_sha: str
+        self, worktree: Path | None, *, branch: str, commit_sha: str, base_sha: str
     ) -> Integration:
         """Put a task's commit on the goal branch.
 
         Fast-forwards (compare-and-swap) when the branch is still at ``base_sha``; otherwise
         rebases the worktree's commit onto the branch head and returns ``"rebased"``: the caller
         re-validates and calls again with ``base_sha=result.detail``. A conflicting rebase is
-        aborted, leaving the worktree as it was.
+        aborted, leaving the worktree as it was. Without a worktree (``None``: the commit was
+        made elsewhere) a rebase is not tried: ``"behind"``, and the caller calls again with one.
         """
         _require_goal_branch(branch)
-        worktree = self._own(worktree)
+        own = self._own(worktree) if worktree is not None else None
         ref = f"refs/heads/{branch}"
         async with self.lock():
             commit = await self.rev_parse(commit_sha)
@@ -436,7 +437,9 @@ class Workspace:
                 await self.git.run("update-ref", "-m", f"blitz: task {task_id}", ref, commit, base)
                 own_refs(self.repo).set(ref, commit)
                 return Integration(status="integrated", head=commit)
-            return await self._rebase(worktree, commit=commit, base=base, onto=head)
+            if own is None:
+                return Integration(status="behind", head=head)
+            return await self._rebase(own, commit=commit, base=base, onto=head)
 
     async def _rebase(self, worktree: Path, *, commit: str, base: str, onto: str) -> Integration:
         current = (await self.git.run("rev-parse", "HEAD", cwd=worktree)).out.strip()

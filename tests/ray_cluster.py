@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from blitz.executors.ray.resources import WORKER_HOME_ENV, node_resources
+from blitz.testing.ray_nodes import SLOW_MACHINE
 
 HOW = "uv sync --extra dev (ray is the ray extra)"
 
@@ -188,12 +189,51 @@ def _ray_session() -> Iterator[RayCluster]:
     from ray.cluster_utils import Cluster
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ.update(SLOW_MACHINE)
     temp = Path(tempfile.mkdtemp(prefix="r15-", dir="/tmp"))
     # Ray's default temp dir (its address file, a driver's session) goes here too, not /tmp/ray.
     os.environ["RAY_TMPDIR"] = str(temp)
     (temp / "ray").mkdir()
     root = Path(tempfile.mkdtemp(prefix="blitz-ray-homes-"))
-    cluster = Cluster(
+    cluster = _head(Cluster, temp)
+    made = RayCluster(cluster, root, temp)
+    try:
+        made.restore()
+        ray.init(address=cluster.address, log_to_driver=False, namespace="blitz-tests")
+        yield made
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _head(cluster_class: Any, temp: Path, tries: int = 3) -> Any:
+    """A cluster with its head started: tried again when the head does not come up in time
+    (a loaded machine), after ending what the failed try started (its processes carry a marker
+    of their own)."""
+    from blitz import proctree
+
+    before = os.environ.get(proctree.MARKER_VARIABLE)
+    for n in range(tries):
+        marker = proctree.new_marker()
+        os.environ[proctree.MARKER_VARIABLE] = marker
+        try:
+            return _start_head(cluster_class, temp)
+        except Exception:
+            for pid in proctree.marked(marker):
+                proctree.send(pid, signal.SIGKILL)
+            if n == tries - 1:
+                raise
+        finally:
+            os.environ.pop(proctree.MARKER_VARIABLE, None)
+            if before is not None:
+                os.environ[proctree.MARKER_VARIABLE] = before
+    raise AssertionError("unreachable")
+
+
+def _start_head(cluster_class: Any, temp: Path) -> Any:
+    return cluster_class(
         initialize_head=True,
         head_node_args={
             "num_cpus": 0,
@@ -209,16 +249,6 @@ def _ray_session() -> Iterator[RayCluster]:
             "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4},
         },
     )
-    made = RayCluster(cluster, root, temp)
-    try:
-        made.restore()
-        ray.init(address=cluster.address, log_to_driver=False, namespace="blitz-tests")
-        yield made
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture

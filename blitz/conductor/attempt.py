@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,7 @@ MAX_MESSAGE_EVENTS = 200
 MAX_REBASES = 5
 """Times an attempt re-validates after rebasing before it gives the slot back."""
 
-_STATES = {
+STATES = {
     Outcome.SUCCEEDED: AttemptState.SUCCEEDED,
     Outcome.FAILED: AttemptState.FAILED,
     Outcome.CRASHED: AttemptState.CRASHED,
@@ -92,9 +92,9 @@ async def run_attempt(
     The work part (worktree, set-up, agent, guard, gates, commit) and the integrate part (onto
     the goal branch, or best-of-N selection) may run in different places: with ``integrate``
     false the attempt stops at its commit and reports it as SUCCEEDED with ``commit`` set (not
-    yet on the goal branch); :func:`land` then integrates that commit where the goal branch
-    lives. ``base``: the commit to start from (default: the goal branch's head in the
-    workspace)."""
+    yet on the goal branch); :func:`blitz.conductor.landing.land` then integrates that commit
+    where the goal branch lives. ``base``: the commit to start from (default: the goal branch's
+    head in the workspace)."""
     ws = ctx.workspace
     attempt = ctx.attempt
     found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
@@ -116,7 +116,7 @@ async def run_attempt(
         outcome: Outcome, error: str = "", retry_after: float | None = None, **changes: object
     ) -> AttemptReport:
         final = attempt.evolve(
-            state=_STATES[outcome], error=error, finished_at=ctx.now(), **found, **changes
+            state=STATES[outcome], error=error, finished_at=ctx.now(), **found, **changes
         )
         return AttemptReport(
             outcome=outcome,
@@ -223,68 +223,15 @@ async def run_attempt(
         if not integrate:  # made here, landed elsewhere (land)
             return report(Outcome.SUCCEEDED, commit=sha or "")
         if ctx.selection is not None:
-            return await _compete(ctx, worktree, sha, base, passed, gates, report, found, marker)
+            return await compete(ctx, worktree, sha, base, passed, gates, report, found, marker)
         if sha is None:
             ctx.fault("before_store_write")
             return report(Outcome.SUCCEEDED)
-        return await _integrate(ctx, worktree, sha, base, report, found, marker)
+        return await integrate_commit(ctx, worktree, sha, base, report, found, marker)
     except SetupFailed as exc:
         return withdrawn(report(Outcome.CRASHED, str(exc), gates=(exc.result,)))
     except (RunError, OSError) as exc:
         return withdrawn(report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}"))
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(held.aclose())
-
-
-_LANDED = ("summary", "usage", "diff", "diff_stat", "gates", "base_sha", "worktree")
-
-
-async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:
-    """Integrate an attempt whose work part ran elsewhere (``run_attempt(integrate=False)``):
-    ``made`` is its SUCCEEDED report, its commit already fetched into ``ctx.workspace``. The same
-    integration as a local attempt's (rebase onto the moved goal branch, re-validate with
-    ``ctx.validator``, put on the branch; a best-of-N candidate goes to its selection), in a
-    worktree of its own at the commit. Never raises except on cancellation."""
-    ws = ctx.workspace
-    assert ws is not None
-    sha, base = made.attempt.commit, made.attempt.base_sha
-    found: dict[str, object] = {k: getattr(made.attempt, k) for k in _LANDED}
-    held = contextlib.AsyncExitStack()
-
-    def report(
-        outcome: Outcome, error: str = "", retry_after: float | None = None, **changes: object
-    ) -> AttemptReport:
-        final = ctx.attempt.evolve(
-            state=_STATES[outcome], error=error, finished_at=ctx.now(), **found, **changes
-        )
-        return AttemptReport(
-            outcome=outcome,
-            attempt=final,
-            error=error,
-            messages=made.messages,
-            retry_after=retry_after,
-        )
-
-    try:
-        if ctx.selection is not None and not sha:
-            return await _compete(
-                ctx, Path(), None, base, True, made.attempt.gates, report, found, Path()
-            )
-        if not sha:
-            ctx.fault("before_store_write")
-            return report(Outcome.SUCCEEDED)
-        worktree = await ws.add_worktree(worktree_name(ctx.goal.id, ctx.attempt.id), sha)
-        held.push_async_callback(ws.remove_worktree, worktree)
-        marker = Path(held.enter_context(tempfile.TemporaryDirectory())) / "setup"
-        if ctx.selection is not None:
-            gates = made.attempt.gates
-            return await _compete(ctx, worktree, sha, base, True, gates, report, found, marker)
-        return await _integrate(ctx, worktree, sha, base, report, found, marker)
-    except (RunError, OSError) as exc:
-        if ctx.selection is not None:
-            ctx.selection.withdraw(ctx.attempt.id, str(exc))
-        return report(Outcome.CRASHED, f"{type(exc).__name__}: {exc}")
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(held.aclose())
@@ -347,9 +294,9 @@ async def _guard(
     return await secretscan.check(worktree, base) if result.ok else ""
 
 
-async def _integrate(
+async def integrate_commit(
     ctx: AttemptRequest,
-    worktree: Path,
+    worktree: Path | Callable[[], Awaitable[Path]],
     sha: str,
     base: str,
     report: _Report,
@@ -357,16 +304,20 @@ async def _integrate(
     marker: Path,
 ) -> AttemptReport:
     """Put the attempt's commit on the goal branch, rebasing and re-validating while other
-    tasks' work lands meanwhile."""
+    tasks' work lands meanwhile (in ``worktree``, or in the one it makes when a rebase is due)."""
     ws = ctx.workspace
     assert ws is not None
     _tell(ctx, EventKind.CHECKPOINT_COMMITTED, f"committed {sha[:10]}", {"commit": sha})
     ctx.fault("after_commit")
     commit = ""
-    for _ in range(MAX_REBASES):
+    tree = worktree if isinstance(worktree, Path) else None
+    for _ in range(MAX_REBASES + (tree is None)):
         integration = await ws.integrate(
-            worktree, branch=ctx.goal.branch, commit_sha=sha, base_sha=base
+            tree, branch=ctx.goal.branch, commit_sha=sha, base_sha=base
         )
+        if integration.status == "behind" and not isinstance(worktree, Path):
+            tree = await worktree()  # a rebase is due: the worktree it needs, at the commit
+            continue
         if integration.status in ("integrated", "already"):
             commit = sha
             if integration.status == "already":
@@ -386,7 +337,8 @@ async def _integrate(
             )
         # Rebased onto work other tasks integrated meanwhile: judge the combination.
         sha, base = integration.head, integration.detail
-        gates = await _validate(ctx, worktree, marker)
+        assert tree is not None
+        gates = await _validate(ctx, tree, marker)
         found.update(gates=gates, base_sha=base)
         if not _passed(gates):
             return report(
@@ -400,7 +352,7 @@ async def _integrate(
     return report(Outcome.SUCCEEDED, commit=commit)
 
 
-async def _compete(
+async def compete(
     ctx: AttemptRequest,
     worktree: Path,
     sha: str | None,
@@ -431,7 +383,7 @@ async def _compete(
         selection.integrated(attempt.id)
         ctx.fault("before_store_write")
         return report(Outcome.SUCCEEDED, selected=True)
-    result = await _integrate(ctx, worktree, sha, base, report, found, marker)
+    result = await integrate_commit(ctx, worktree, sha, base, report, found, marker)
     if result.outcome is Outcome.SUCCEEDED:
         selection.integrated(attempt.id)
         return AttemptReport(

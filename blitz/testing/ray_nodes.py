@@ -31,6 +31,12 @@ START_DEADLINE = 180.0
 """Seconds a node may take to start on a loaded machine."""
 
 
+SLOW_MACHINE = {"RAY_agent_register_timeout_ms": "60000"}
+"""Ray's settings for a loaded machine: a raylet waits 60 s (Ray's default: 15 s) for its node's
+dashboard agent, a Python process whose imports alone can take longer than 15 s on 2 busy
+cores; past that wait the raylet aborts and the node never starts."""
+
+
 class NodeDidNotStart(RuntimeError):
     """A ``ray start`` that ended, or never said its node was up, in every try."""
 
@@ -144,6 +150,7 @@ class RayNodes:
         full_env = {
             **os.environ,
             **env,
+            **SLOW_MACHINE,
             "RAY_AUTH_MODE": "disabled",
             proctree.MARKER_VARIABLE: self.marker,
         }

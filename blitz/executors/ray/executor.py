@@ -25,7 +25,7 @@ the only writer of state and integrates every commit itself.
    result must be for the attempt this call waits for (anything else is refused: a stale
    result); its commit is fetched from the returned bundle into ``refs/blitz/remote/<goal>/<task>/
    <attempt>``, checked (its parent is the base sent, its trailers name this goal and task) and
-   integrated by :func:`blitz.conductor.attempt.land`, the same code a local attempt's integration
+   integrated by :func:`blitz.conductor.landing.land`, the same code a local attempt's integration
    runs. Re-validation after a rebase onto work that landed meanwhile runs on the daemon, with the
    daemon's validator: the rebased combination exists only in the daemon's repository, the node may
    already be gone or busy, and sending it back for one more round trip would let the goal branch
@@ -242,7 +242,7 @@ class RayExecutor:
     ) -> AttemptReport:
         """Land a worker's result for ``request``'s attempt: refused (StaleResult) unless it is
         the attempt this executor is waiting for; its commit fetched, checked, integrated."""
-        from blitz.conductor.attempt import land
+        from blitz.conductor.landing import land
 
         made = result.report
         waited = request.attempt.id
