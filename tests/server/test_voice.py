@@ -231,3 +231,47 @@ async def test_stop_and_speech_cut_off_the_answer_being_spoken(
     assert words((await voice.until("heard"))["text"]) == ["how", "is", "it", "going"]
     assert (await voice.answer()).say["text"] == "No goal is running."
     await voice.close()
+
+
+async def test_typed_commands_go_through_the_actions(live: Start, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1"  # no speech at all: the text answers still come
+    running = await live(SCENARIO, stt_url=down, tts_url=down)
+    repo = make_repo(tmp_path, "calc", toml="require_plan_approval = true\n")
+    await running.add_project(repo)
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+
+    async def said(text: str) -> str:
+        return str((await voice.reply_to(text)).say["text"])
+
+    assert await said("start a goal on the calc project: add a multiply function") == (
+        "Start a goal on calc: Add a multiply function?"
+    )
+    assert await said("yes") == "Started: Add a multiply function, on calc."
+    [goal] = await running.json("GET", "/api/goals")
+    await running.wait_goal(goal["id"], ("awaiting_approval",))
+    event = await voice.until("event") if not voice.spoken_up else voice.spoken_up[0]
+    assert event["kind"] == "plan.awaiting_approval" and "Say approve or reject" in event["text"]
+    assert (
+        await said("approve the plan") == "Approved the plan of the goal Add a multiply function."
+    )
+    assert (await running.wait_goal(goal["id"]))["state"] == "succeeded"
+    assert await said("how is it going?") == (
+        "Add a multiply function, on calc: finished, 3 of 3 tasks done."
+    )
+    refused = (await voice.reply_to("retry task hello")).say["text"]  # it did not fail
+    assert refused in [m["message"] for m in voice.seen if m["type"] == "error"], refused
+    assert await said("pause the calc project") == "Paused calc."
+    assert (await running.json("GET", "/api/projects"))[0]["paused"] is True
+    assert await said("resume calc") == "Resumed calc."
+    assert await said("start a goal on calc: add a divide function") == (
+        "Start a goal on calc: Add a divide function?"
+    )
+    assert await said("yes") == "Started: Add a divide function, on calc."
+    divide = next(g for g in await running.json("GET", "/api/goals") if g["id"] != goal["id"])
+    await running.wait_goal(divide["id"], ("awaiting_approval",))
+    assert await said("cancel the goal") == "Cancelling the goal Add a divide function."
+    assert (await running.wait_goal(divide["id"]))["state"] == "cancelled"
+    assert await said("start a goal on the weather project: add rain") == (
+        "Which project? There are: calc."
+    )
+    await voice.close()
