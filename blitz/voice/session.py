@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ AUDIO_FRAME = 16 * 1024
 """Bytes of answer audio per binary frame (about a third of a second)."""
 PRE_ROLL_S = 0.8
 """Seconds of audio kept from before the VAD heard speech start (its first syllable)."""
+HELLO_WAIT_S = 1.0
+"""Seconds to wait for a hello before ``ready`` with the defaults."""
 LEAD_S = 1.0
 """Seconds of answer audio sent ahead of real time: enough to play without a gap, little
 enough that a cut-off answer stops soon (what was sent the client drops itself)."""
@@ -119,19 +122,22 @@ class VoiceSession:
                     await task
 
     async def _read(self) -> None:
-        first = True
+        first: MutableMapping[str, Any] | None = None
+        with contextlib.suppress(TimeoutError):  # a hello first, or nothing for a moment
+            first = await asyncio.wait_for(self.socket.receive(), HELLO_WAIT_S)
+        hello: frames.ClientMessage | None = None
+        if first is not None and first.get("text") is not None:
+            hello = frames.parse(first["text"])
+        await self._ready(hello if isinstance(hello, frames.Hello) else frames.Hello())
+        if isinstance(hello, frames.Hello):
+            first = None
         while True:
-            message = await self.socket.receive()
+            message = first if first is not None else await self.socket.receive()
+            first = None
             if message["type"] == "websocket.disconnect":
                 return
             data: bytes | None = message.get("bytes")
             text: str | None = message.get("text")
-            if first:
-                first = False
-                hello = frames.parse(text) if text is not None else None
-                await self._ready(hello if isinstance(hello, frames.Hello) else frames.Hello())
-                if isinstance(hello, frames.Hello):
-                    continue
             if data is not None:
                 await self._heard(data)
             elif text is not None:
