@@ -21,6 +21,7 @@ MAX_TEXT = 2000
 RATES = (8000, 16000, 24000, 44100, 48000)
 """Sample rates a pcm16 client may send (resampled to 16 kHz)."""
 
+GOING_AWAY = 1001  # the daemon is shutting down
 POLICY = 1008  # no valid token
 UNSUPPORTED = 1003  # a message of no known type
 INVALID = 1007  # not JSON, or a field that does not fit

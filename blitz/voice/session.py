@@ -8,7 +8,8 @@ Three things run at once on the loop, so none waits for another:
   or ``end`` cut off the answer being spoken (barge-in);
 * the listener takes utterances in turn: transcribes them (the STT service), understands them
   and does them (:mod:`~blitz.voice.replies`), then has the answer spoken;
-* the speak-up follower says the events that matter as the event hub finds them.
+* the speak-up follower says the events that matter as the event hub finds them (and closes
+  the socket with 1001 when the hub closes: the daemon is shutting down).
 
 An answer is spoken by a task of its own (``say``, its PCM frames, ``said``) that the reader
 may cancel; its audio is sent at the pace it plays (a second ahead), so a cut stops what is not
@@ -104,6 +105,7 @@ class VoiceSession:
         tasks = [
             asyncio.create_task(self._listen(), name="voice-listen"),
             asyncio.create_task(self._speak_up(), name="voice-speak-up"),
+            asyncio.create_task(self._until_shutdown(), name="voice-shutdown"),
         ]
         try:
             await self._read()
@@ -120,6 +122,13 @@ class VoiceSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _until_shutdown(self) -> None:
+        """Close the socket when the daemon shuts down (its event hub closes first)."""
+        hub = self.host.hub
+        while not hub.closed:
+            await hub.wait_past(hub.newest, 1.0)
+        await self._close(frames.GOING_AWAY, "blitz is shutting down")
 
     async def _read(self) -> None:
         first: MutableMapping[str, Any] | None = None

@@ -276,3 +276,15 @@ async def test_typed_commands_go_through_the_actions(live: Start, tmp_path: Path
         "Which project? There are: calc."
     )
     await voice.close()
+
+
+async def test_the_session_ends_with_1001_when_the_daemon_stops(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    running.daemon.request_stop()
+    with pytest.raises(ConnectionClosed) as closed:
+        await voice.until("never")
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "blitz is shutting down")
