@@ -225,7 +225,7 @@ class VoiceSession:
             if heard is None:
                 return
             text = heard
-            await self._send({"type": "heard", "text": text})
+            await self._send({"type": "heard", "text": redact(text)})
         known = await self.conversation.known()
         intent = await self.understanding(text, known)
         reply = await self.conversation.answer(intent)

@@ -96,9 +96,9 @@ async def test_webm_opus_is_understood_when_the_utterance_ends(
 async def closed_with(url: str, *sent: str | bytes, **headers: str) -> tuple[int, str]:
     """Open ``url``, send ``sent``, and return the code and reason the server closed with."""
     async with connect(url, additional_headers=headers, max_size=2**22) as socket:
-        for message in sent:
-            await socket.send(message)
-        with pytest.raises(ConnectionClosed) as closed:
+        with pytest.raises(ConnectionClosed) as closed:  # maybe while still sending
+            for message in sent:
+                await socket.send(message)
             while True:
                 await asyncio.wait_for(socket.recv(), 60)
     assert closed.value.rcvd is not None, "the server sent no close frame"
@@ -159,6 +159,24 @@ async def test_frames_the_protocol_forbids_close_the_socket_with_a_reason(
     await voice.send({"type": "text", "text": "help"})
     assert (await voice.answer()).say["text"] == HELP
     await voice.close()
+
+
+async def test_an_utterance_over_30_seconds_closes_the_socket(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    words_ = "add a multiply function, a divide function and a subtract function to the calculator"
+    speech = await spoken(speech_server, words_)
+    long = b"".join(speech[: len(speech) - 3200] for _ in range(40))  # no pause between them
+    assert len(long) / 32000 > 31
+    url = ws_url(str(running.http.base_url))
+    auth = f"Bearer {running.token}"
+    code, reason = await closed_with(url, '{"type": "hello"}', *chunks(long), Authorization=auth)
+    assert (code, reason) == (1009, "an utterance is over 30 s")
+
+
+def chunks(pcm: bytes, size: int = 32000) -> list[bytes]:
+    return [pcm[start : start + size] for start in range(0, len(pcm), size)]
 
 
 async def test_noise_is_not_understood_and_the_session_goes_on(
