@@ -36,7 +36,8 @@ class Refused(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = reason[:120]  # a close reason is at most 123 bytes
+        # A close reason is at most 123 bytes of UTF-8.
+        self.reason = reason.encode()[:120].decode(errors="ignore")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
