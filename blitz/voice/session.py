@@ -91,6 +91,7 @@ class VoiceSession:
         self.listening = Listening()
         self.endpointer: Endpointer | None = None
         self._send_lock = asyncio.Lock()
+        self._turn = asyncio.Lock()  # held while an answer waits its turn and starts
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._speaking: asyncio.Task[None] | None = None
@@ -255,26 +256,28 @@ class VoiceSession:
         return text
 
     async def _error(self, message: str) -> None:
-        await self._send({"type": "error", "message": redact(message)})
+        """An ``error``, spoken as the ``say`` after it (text only if speech fails too)."""
+        await self.say(Reply(text=message, error=True))
 
     # -- speaking ------------------------------------------------------------------------------
 
     async def say(self, reply: Reply, *, before: dict[str, Any] | None = None) -> None:
         """Send ``reply`` (after ``before``, and as a ``confirm`` or ``error`` when it is one)
         and have it spoken by a task of its own, once the answer before it is over."""
-        previous = self._speaking
-        if previous is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(previous)
-        text = redact(reply.text)
-        if before is not None:
-            await self._send(before)
-        if reply.confirm:
-            await self._send({"type": "confirm", "text": text})
-        elif reply.error:
-            await self._send({"type": "error", "message": text})
-        self._answer += 1
-        self._speaking = asyncio.create_task(self._speak(self._answer, text))
+        async with self._turn:  # a reply and a speak-up never speak at once
+            previous = self._speaking
+            if previous is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.shield(previous)
+            text = redact(reply.text)
+            if before is not None:
+                await self._send(before)
+            if reply.confirm:
+                await self._send({"type": "confirm", "text": text})
+            elif reply.error:
+                await self._send({"type": "error", "message": text})
+            self._answer += 1
+            self._speaking = asyncio.create_task(self._speak(self._answer, text))
 
     async def _speak(self, answer: int, text: str) -> None:
         await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
@@ -289,8 +292,8 @@ class VoiceSession:
                     frame = chunk[start : start + AUDIO_FRAME]
                     await self._send(frame)
                     sent += len(frame) / 2 / PCM_OUT_RATE
-        except BlitzError as exc:
-            await self._error(f"Text to speech failed: {exc}")
+        except BlitzError as exc:  # said in text only: speaking it would fail the same way
+            await self._send({"type": "error", "message": redact(f"Text to speech failed: {exc}")})
         await self._send({"type": "said", "id": answer})
 
     async def cut(self) -> None:

@@ -188,6 +188,7 @@ async def test_noise_is_not_understood_and_the_session_goes_on(
     await voice.send({"type": "end"})
     error = await voice.until("error")
     assert "did not understand" in error["message"] or "heard nothing" in error["message"]
+    assert (await voice.answer()).say["text"] == error["message"]  # spoken too
     assert not [m for m in voice.seen if m["type"] in ("confirm", "event")]
     await voice.send({"type": "text", "text": "what can I say?"})
     answer = await voice.answer()
@@ -205,6 +206,9 @@ async def test_a_speech_service_that_is_down_is_an_error_and_the_text_answer_sti
     await voice.send({"type": "end"})
     error = await voice.until("error")
     assert error["message"].startswith("Speech to text failed: cannot reach the speech service")
+    unspoken = await voice.answer()  # the error as a say, its speech failing too: text only
+    assert unspoken.say["text"] == error["message"] and not unspoken.audio
+    assert unspoken.errors[0].startswith("Text to speech failed")
     await voice.send({"type": "text", "text": "help"})
     answer = await voice.answer()
     assert answer.say["text"] == HELP and answer.end["type"] == "said" and not answer.audio
@@ -222,6 +226,7 @@ async def test_a_slow_speech_service_times_out_with_a_clear_error(live: Start) -
         await voice.send({"type": "end"})
         error = await voice.until("error")
         assert "did not answer within 1s" in error["message"], error
+        assert (await voice.answer()).say["text"] == error["message"]
         await voice.send({"type": "text", "text": "status"})
         answer = await voice.answer()
         assert answer.say["text"] == "No goal is running." and not answer.audio
