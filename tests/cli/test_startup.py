@@ -26,9 +26,9 @@ from blitz.cli.lazy import COMMANDS
 ENGINE = ("blitz.app", "blitz.conductor", "blitz.actions", "blitz.backends", "blitz.server")
 SDKS = ("fastapi", "httpx", "pydantic_ai", "anthropic", "openai", "uvicorn")
 STORE = ("sqlalchemy", "alembic", "pydantic", "pydantic_settings", "blitz.store")
-HEAVY = ("sqlalchemy", "alembic", "pydantic", "pydantic_settings", "blitz.store.sql")
-"""What the store's own path costs (most of a second); a SQLite store at the newest schema is
-read without it (blitz/store/reader.py)."""
+HEAVY = ("sqlalchemy", "alembic", "pydantic", "pydantic_settings", "blitz.store.sql", "asyncio")
+"""What the store's own path costs (most of a second), and asyncio (a tenth); a SQLite store at
+the newest schema is read without them (blitz/store/reader.py)."""
 
 
 def imported_by(home: Path, *args: str) -> tuple[int, set[str]]:
