@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import typer
 from blitz_process import TIMEOUT, blitz_env
+from blitz_process import blitz as run_blitz  # the name blitz is the package (import blitz.cli)
 from typer.core import TyperGroup
 
 import blitz.cli
@@ -85,6 +86,16 @@ def test_a_command_imports_only_what_it_needs(
     assert code == (2 if "g-none" in args else 0)  # no such goal: a user error
     assert set(needed) <= modules  # it did run (status and events read the store)
     assert under(modules, not_needed) == []
+
+
+def test_a_plain_parameter_is_checked_without_pydantic(home: Path) -> None:
+    """blitz/cli/lazy.py's ScalarValue: a number that is not one is refused as click would."""
+    code, modules = imported_by(home, "events", "--last", "many")
+    assert code == 2
+    assert under(modules, ("pydantic",)) == []
+    done = run_blitz(home, "events", "--last", "many")
+    assert "Invalid value for '--last': 'many' is not a valid integer." in done.stderr
+    assert run_blitz(home, "events", "--last", "3").returncode == 0
 
 
 def test_the_table_lists_every_command_with_what_it_does() -> None:
