@@ -4,10 +4,11 @@ machine, now).
 
 Each command runs as a user runs it (the installed console script, a process of its own) on a
 home of its own holding one finished scripted goal, so ``status`` and ``events`` read a real
-store. Runs are interleaved round by round, so a load that comes and goes hits every command
-alike. It prints, per command, the median and best wall time and the median CPU time (user +
-system of the child), and the median over ``python -c pass``. Target: 0.3 s wall for each
-command.
+store, with its modules' bytecode compiled once and kept (as an installed blitz has it, whatever
+``PYTHONDONTWRITEBYTECODE`` says here). Runs are interleaved round by round, so a load that
+comes and goes hits every command alike. It prints, per command, the median and best wall time
+and the median CPU time (user + system of the child), and the median over ``python -c pass``,
+with the load average before and after. Target: 0.3 s wall for each command.
 
 Run: ``uv run --extra dev python bench/cli_startup.py`` (``--runs``, ``--json``; ``--compare
 PATH`` times another install's ``blitz`` in the same run, e.g. a checkout of an older commit).
@@ -65,7 +66,12 @@ def prepare(root: Path) -> tuple[dict[str, str], str]:
     (root / "plan.yaml").write_text(PLAN)
     (root / "scenario.yaml").write_text(SCENARIO)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLITZ_")}
+    # Compiled bytecode, as an installed blitz has it: an environment that sets
+    # PYTHONDONTWRITEBYTECODE (this machine's does) would otherwise have every run compile
+    # every module from source, most of its time. The .pyc files go to the run's own directory.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(
+        PYTHONPYCACHEPREFIX=str(root / "pycache"),
         BLITZ_HOME=str(root / "home"),
         GIT_AUTHOR_NAME="bench",
         GIT_AUTHOR_EMAIL="bench@example.com",
@@ -121,8 +127,9 @@ def main() -> None:
         if args.compare:
             for name, argv in list(commands.items())[1:]:
                 commands[f"{name} ({args.compare})"] = [args.compare, *argv[1:]]
-        for argv in commands.values():  # warm the page cache and the .pyc files
+        for argv in commands.values():  # warm the page cache and write the .pyc files
             timed(argv, env)
+        load_before = os.getloadavg()[0]
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
@@ -130,6 +137,7 @@ def main() -> None:
                 wall, cpu = timed(argv, env)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
+        load = (load_before, os.getloadavg()[0])
     rows = [
         {
             "command": name,
@@ -140,9 +148,13 @@ def main() -> None:
         for name in commands
     ]
     if args.json:
-        print(json.dumps({"cores": os.cpu_count(), "runs": args.runs, "rows": rows}, indent=2))
+        report = {"cores": os.cpu_count(), "runs": args.runs, "load": load, "rows": rows}
+        print(json.dumps(report, indent=2))
         return
-    print(f"{args.runs} runs each, interleaved; {os.cpu_count()} cores; target {TARGET_S} s\n")
+    print(
+        f"{args.runs} runs each, interleaved; {os.cpu_count()} cores; load average (1 min) "
+        f"{load[0]:.2f} before, {load[1]:.2f} after; target {TARGET_S} s\n"
+    )
     print("| command | median wall | best wall | median CPU |")
     print("| --- | ---: | ---: | ---: |")
     for row in rows:

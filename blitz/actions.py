@@ -332,7 +332,10 @@ async def _cancel_in_store(store: Store, goal: Goal, reason: str) -> Done:
     if goal.state in GOAL_DONE:
         raise Conflict(f"goal {goal.id} already ended ({goal.state.value})")
     if goal.state is GoalState.FINISHING:
-        raise Conflict(f"goal {goal.id} is publishing its pull request; resume it instead")
+        raise Conflict(
+            f"goal {goal.id} is publishing its pull request: its tasks are done, too late to "
+            "cancel it"
+        )
     for t in store.load_tasks(goal.id):
         if t.state not in (
             TaskState.SUCCEEDED,
@@ -366,7 +369,11 @@ async def approve(
     _check_waiting(goal)
     if engine is None:
         if edited is not None:
-            raise UserError("an edited plan needs the process that drives the goal")
+            raise UserError(
+                "an edited plan is given to the process that drives the goal, and none is "
+                "reachable from here: approve the plan as it is, or send the edited plan to the "
+                "daemon"
+            )
         return await _queue(store, goal, "approve")
     command = "approve" if edited is None else None
     return await _steer(
@@ -449,7 +456,9 @@ async def _steer(
             if not exc.holder:  # it ended meanwhile
                 raise Conflict(str(exc)) from exc
             if command is None:
-                raise Conflict(f"{exc}; it can only {action} it there") from exc
+                raise Conflict(
+                    f"{exc}; only that process can {action} it with an edited plan"
+                ) from exc
             return await _queue(store, goal, command)
     try:
         pending = apply()

@@ -18,7 +18,6 @@ in the other processes on the data directory).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import hashlib
@@ -27,10 +26,12 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from blitz import filelock
 from blitz.domain import GateResult
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +116,9 @@ class GateFlights:
         """The result of ``gate`` for ``key``, and whether it came from a run of another
         caller. A run ahead that is cancelled, fails, or says nothing about the tree (timed out)
         does not stand for this one: then this one runs."""
+        import asyncio  # here, as filelock below: the store's row codecs import this module,
+        # and ``blitz status`` starts without asyncio (a tenth of a second)
+
         while (ahead := self._running.get(key)) is not None:
             self.waits += 1
             try:
@@ -146,6 +150,8 @@ class GateFlights:
         if self.lock_dir is None:
             yield
             return
+        from blitz import filelock
+
         path = self.lock_dir / f"gate-{key.digest}.lock"
         fd = await filelock.acquire(path, on_wait=self._waited)
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import secrets
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -70,10 +71,53 @@ class LiveGate:
             del self.buffer[: len(self.buffer) - self.cap]
 
 
+@dataclass(slots=True)
+class Cursor:
+    """How far a follower has got in an attempt's gates: the byte of each gate's output it was
+    sent up to (by the gate's place in the attempt; a gate not in ``sent`` it has not heard of)
+    and the gates whose end it was told. As text (:meth:`encode`) it is the id of a stream's
+    message, so a follower that reconnects with ``Last-Event-ID`` goes on where it was;
+    ``board`` names the :class:`LiveGates` it belongs to (another process's offsets mean
+    nothing here)."""
+
+    board: str
+    sent: dict[int, int] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
+
+    def encode(self) -> str:
+        """``BOARD/OFFSET[!],...``: one entry per gate, ``-`` for a gate not heard of, ``!`` for
+        a gate whose end was told."""
+        entries = [
+            "-" if i not in self.sent else f"{self.sent[i]}{'!' if i in self.ended else ''}"
+            for i in range(max(self.sent, default=-1) + 1)
+        ]
+        return f"{self.board}/{','.join(entries)}"
+
+    @classmethod
+    def parse(cls, text: str, board: str) -> Cursor | None:
+        """The cursor ``text`` encodes if it is one of ``board``'s, else None."""
+        found, _, entries = text.strip().partition("/")
+        if found != board or not board:
+            return None
+        cursor = cls(board)
+        for i, entry in enumerate(entries.split(",") if entries else []):
+            if entry == "-":
+                continue
+            offset = entry.removesuffix("!")
+            if not offset.isdigit():
+                return None
+            cursor.sent[i] = int(offset)
+            if entry.endswith("!"):
+                cursor.ended.add(i)
+        return cursor
+
+
 class LiveGates:
     """The gates running (or just ended) in this process, by attempt."""
 
     def __init__(self, cap: int = CAP) -> None:
+        self.board = secrets.token_hex(4)
+        """Names this board in its followers' cursors."""
         self._cap = cap
         self._gates: dict[str, list[LiveGate]] = {}
         self._changed: dict[str, asyncio.Event] = {}
@@ -109,12 +153,18 @@ class LiveGates:
             del self._gates[attempt]
 
     async def follow(
-        self, attempt: str, *, until: Callable[[], bool] = lambda: False, wait: float = 1.0
+        self,
+        attempt: str,
+        *,
+        until: Callable[[], bool] = lambda: False,
+        wait: float = 1.0,
+        cursor: Cursor | None = None,
     ) -> AsyncGenerator[Update, None]:
-        """The attempt's gate output from the start of what is kept, then as it comes, until
-        ``until()`` (asked at least every ``wait`` seconds) or the follower stops."""
-        sent: dict[int, int] = {}
-        ended: set[int] = set()
+        """The attempt's gate output from the start of what is kept (or from ``cursor``), then
+        as it comes, until ``until()`` (asked at least every ``wait`` seconds) or the follower
+        stops. ``cursor`` is moved past each update before it is yielded."""
+        cursor = cursor if cursor is not None else Cursor(self.board)
+        sent, ended = cursor.sent, cursor.ended
         while not until():
             wake = self._changed.setdefault(attempt, asyncio.Event())
             for i, gate in enumerate(self._gates.get(attempt, [])):

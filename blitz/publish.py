@@ -129,7 +129,10 @@ async def publish_again(app: App, engine: Engine, key: str) -> Goal:
     goal = actions.goal_of(app.store, key)
     elsewhere = held_elsewhere(app.store.lease(goal.id), engine.ownership.owner)
     if goal.state is GoalState.FINISHING and not elsewhere:
-        raise actions.Conflict(f"goal {goal.id} stopped while publishing: resume it instead")
+        raise actions.Conflict(
+            f"goal {goal.id} stopped while publishing its pull request: resuming it finishes "
+            "that (`blitz resume`; a daemon takes it over by itself)"
+        )
     if goal.state is not GoalState.SUCCEEDED:
         raise actions.Conflict(
             f"goal {goal.id} is {goal.state.value}: only a goal whose tasks all succeeded is "

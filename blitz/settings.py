@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import platformdirs
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from blitz.environment import SECRETS, absolute_home, database_url, default_home
 from blitz.errors import ConfigError
 from blitz.notify_config import NotifyConfig
 
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SPEECH_URL = "http://127.0.0.1:8766/v1"
 """Where ``blitz speech serve`` listens unless told otherwise."""
-
-
-def default_home() -> Path:
-    return Path(platformdirs.user_data_dir("blitz", appauthor=False))
 
 
 class DaemonNotify(NotifyConfig):
@@ -91,7 +87,7 @@ class Settings(BaseSettings):
     """Attempts running at once across all goals and projects."""
 
     github_token: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("BLITZ_GITHUB_TOKEN", "GITHUB_TOKEN")
+        default=None, validation_alias=AliasChoices(*SECRETS["github_token"])
     )
     github_api_url: str = ""
     """Overrides the project's GitHub API URL (GitHub Enterprise, or a fake in tests)."""
@@ -106,10 +102,7 @@ class Settings(BaseSettings):
     agent_model: str = ""
 
     anthropic_api_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "BLITZ_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"
-        ),
+        default=None, validation_alias=AliasChoices(*SECRETS["anthropic_api_key"])
     )
     """An Anthropic API key, or a Claude subscription's token (``claude setup-token`` prints it;
     Claude Code takes it, through the model proxy, but Anthropic's API does not)."""
@@ -117,7 +110,7 @@ class Settings(BaseSettings):
         default="", validation_alias=AliasChoices("BLITZ_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL")
     )
     openai_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("BLITZ_OPENAI_API_KEY", "OPENAI_API_KEY")
+        default=None, validation_alias=AliasChoices(*SECRETS["openai_api_key"])
     )
     openai_base_url: str = Field(
         default="", validation_alias=AliasChoices("BLITZ_OPENAI_BASE_URL", "OPENAI_BASE_URL")
@@ -180,7 +173,7 @@ class Settings(BaseSettings):
     @field_validator("home", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+        return absolute_home(value)
 
     def executor_options(self) -> tuple[str, dict[str, object]]:
         """The daemon's executor, as a name and its options (:func:`executor_choice`)."""
@@ -188,7 +181,7 @@ class Settings(BaseSettings):
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'blitz.db'}"
+        return database_url(self.home, self.database_url)
 
     @property
     def worktrees(self) -> Path:
@@ -215,15 +208,7 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """The secrets set here (the GitHub token, the providers' keys), for redaction."""
-        found = (
-            self.github_token,
-            self.anthropic_api_key,
-            self.openai_api_key,
-            self.compatible_api_key,
-            self.stt_api_key,
-            self.tts_api_key,
-            self.speech_api_key,
-        )
+        found = (getattr(self, name) for name in SECRETS)
         return [secret.get_secret_value() for secret in found if secret is not None]
 
     def speech_endpoints(self) -> tuple[SpeechEndpoint, SpeechEndpoint]:

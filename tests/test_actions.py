@@ -219,7 +219,9 @@ async def test_approve_checks_the_goal_waits_then_runs_it(tmp_path: Path, apps: 
     engine, goal_id, loop = await running(app, repo)
     await wait_until(lambda: state(app, goal_id) is GoalState.AWAITING_APPROVAL)
     edited = partial(parse_plan, {"tasks": [task("a")]})
-    with pytest.raises(UserError, match="edited plan needs the process"):
+    with pytest.raises(
+        UserError, match="an edited plan is given to the process that drives the goal"
+    ):
         await actions.approve(app, None, goal_id, edited)
     assert (await actions.approve(app, engine, goal_id, edited)).applied is Applied.ENGINE
     await wait_until(lambda: goal_id in engine.finished)

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from blitz.domain import Gates
-from blitz.live_gates import LiveGates, Update, for_attempt
+from blitz.live_gates import Cursor, LiveGates, Update, for_attempt
 from blitz.validation import Validator
 
 
@@ -63,3 +63,36 @@ async def test_gates_outside_an_attempt_are_not_kept(tmp_path: Path) -> None:
     stop = asyncio.Event()
     stop.set()
     assert [u async for u in board.follow("", until=stop.is_set)] == []
+
+
+async def test_a_follower_goes_on_from_its_cursor(tmp_path: Path) -> None:
+    board = LiveGates()
+    validator = Validator(
+        Gates(build="printf 'b1\\nb2\\n'", test="printf 't1\\n'", timeout=60), live=board
+    )
+    with for_attempt("a-3"):
+        await validator.run_gates(tmp_path)
+
+    cursor = Cursor(board.board)
+    first = board.follow("a-3", cursor=cursor)
+    build = await next_update(first)
+    assert (build.gate, build.text, build.ended) == ("build", "b1\nb2\n", True)
+    await first.aclose()
+    sent = cursor.encode()
+    assert sent == f"{board.board}/6!"
+
+    resumed = Cursor.parse(sent, board.board)
+    assert resumed == cursor
+    again = board.follow("a-3", cursor=resumed)
+    test = await next_update(again)
+    assert (test.gate, test.text, test.ended) == ("test", "t1\n", True)  # not the build again
+    assert resumed is not None and resumed.encode() == f"{board.board}/6!,3!"
+    await again.aclose()
+
+
+def test_a_cursor_of_another_board_or_garbled_is_not_taken() -> None:
+    assert Cursor.parse("abcd/6!,-,3", "abcd") == Cursor("abcd", {0: 6, 2: 3}, {0})
+    assert Cursor.parse("abcd/6!,-,3", "ef01") is None  # another process's
+    assert Cursor.parse("abcd/six", "abcd") is None
+    assert Cursor.parse("", "abcd") is None
+    assert Cursor.parse("abcd/", "abcd") == Cursor("abcd")

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from blitz.cli.console import RedactedConsole
 from blitz.cli.lazy import app as app  # the command line, the command modules add to it
+from blitz.environment import read_environment
 from blitz.events import headline
 from blitz.redact import redact_data, redact_log_records, register_secret
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # what a command needs is imported when it runs (blitz/cli/la
     from blitz.app import App
     from blitz.domain import Goal
     from blitz.settings import ExecutorSettings
+    from blitz.store.reader import StoreReads
     from blitz.store.sql import SqlStore
 
 out = RedactedConsole(highlight=False)
@@ -55,18 +57,30 @@ def make_app(
     return App(settings, scenario=scenario, models={k: v for k, v in models.items() if v})
 
 
+def _store_url() -> str:
+    """The store's URL from the environment (:mod:`blitz.environment`: no pydantic), the
+    settings' secrets registered for redaction as the app does, the home made."""
+    found = read_environment()
+    for secret in found.secrets:
+        register_secret(secret)
+    found.home.mkdir(parents=True, exist_ok=True)
+    return found.database_url
+
+
 def open_store() -> SqlStore:
-    """The store alone, for commands that only read it (``status``, ``events``): none of what
-    running goals needs (the engine, backends, models) is imported. The settings' secrets are
-    registered for redaction, as the app does."""
-    from blitz.settings import Settings
+    """The store alone, for commands that use it without running goals: none of what running
+    goals needs (the engine, backends, models) is imported."""
     from blitz.store.sql import SqlStore
 
-    settings = Settings()
-    for secret in settings.secrets():
-        register_secret(secret)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return SqlStore(settings.db_url)
+    return SqlStore(_store_url())
+
+
+def open_reader() -> StoreReads:
+    """What ``status`` and ``events`` read of the store; on SQLite without SQLAlchemy
+    (:mod:`blitz.store.reader`)."""
+    from blitz.store.reader import open_reader as open_for_reading
+
+    return open_for_reading(_store_url())
 
 
 def server_option() -> str:

@@ -7,7 +7,7 @@ import time
 
 import typer
 
-from blitz.cli.common import app, open_store, out, print_json
+from blitz.cli.common import app, open_reader, out, print_json
 from blitz.domain import GOAL_DONE
 from blitz.errors import UserError
 from blitz.events import Event, headline
@@ -29,7 +29,7 @@ def events(
     last: int = typer.Option(200, "--last", help="Show the last N events first."),
 ) -> None:
     """Print the event log (every state change blitz made)."""
-    store = open_store()
+    store = open_reader()
     try:
         goal_id = None
         if goal:

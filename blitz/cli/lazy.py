@@ -12,11 +12,14 @@ that every command of every module is listed here.
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import typer
 from typer import _click as click  # typer vendors click (0.29): its groups speak its own copy
-from typer.core import TyperCommand, TyperGroup
+from typer._click.exceptions import BadParameter
+from typer._coercion import RuntimeParam
+from typer.core import TyperCommand, TyperGroup, _TyperParameter
 
 
 class Listed(NamedTuple):
@@ -122,7 +125,14 @@ class LazyCommands(TyperGroup):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and args[0] in COMMANDS and args[0] not in self.commands:
             self.commands[args[0]] = _load(args[0])
-        return super().resolve_command(ctx, args)
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _convert_scalars(command.get_params(ctx))  # its --help is made here, once
+        return name, command, rest
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        _convert_scalars(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
 
 app = typer.Typer(
@@ -148,3 +158,47 @@ def _load(name: str) -> click.Command:
     group = typer.main.get_command(app)
     assert isinstance(group, TyperGroup)
     return group.commands[name]
+
+
+SCALARS = (str, int, float, bool)
+
+_WORDS = {"1": True, "true": True, "yes": True, "y": True, "on": True, "t": True}
+_WORDS |= {"0": False, "false": False, "no": False, "n": False, "off": False, "f": False}
+
+
+@dataclass(frozen=True)
+class ScalarValue(RuntimeParam):
+    """A ``str``, ``int``, ``float`` or ``bool`` parameter's value, converted by its type.
+
+    Typer (0.29) converts every parameter's value through a pydantic ``TypeAdapter`` it builds
+    when the command runs (``--help`` included); importing pydantic for it costs a third of a
+    second, more than ``blitz status`` may take in all. A plain value needs none of that."""
+
+    def _coerce_value(self, value: Any, param: _TyperParameter, ctx: click.Context) -> Any:
+        kind = self.annotation
+        assert kind in SCALARS
+        if type(value) is kind:
+            return value
+        try:
+            if kind is bool:
+                return _WORDS[str(value).strip().lower()]
+            return kind(value)
+        except (KeyError, TypeError, ValueError):
+            what = {str: "text", int: "integer", float: "number", bool: "boolean"}[kind]
+            raise BadParameter(f"{value!r} is not a valid {what}.", ctx=ctx, param=param) from None
+
+
+def _convert_scalars(params: list[click.Parameter]) -> None:
+    """Give the plain ``str``, ``int``, ``float`` and ``bool`` parameters :class:`ScalarValue`;
+    the others (choices, ranges, paths, lists...) keep Typer's conversion."""
+    for param in params:
+        if not isinstance(param, _TyperParameter) or param._runtime_param is not None:
+            continue
+        found = param.type_descriptor
+        info = found.parameter_info
+        if (
+            found.annotation in SCALARS
+            and not (found.is_choice or found.is_ranged or found.is_path or found.is_file)
+            and info.parser is None
+        ):
+            param._runtime_param = ScalarValue(info, found.annotation)

@@ -80,5 +80,9 @@ def approve_remote(server: str, token: str, goal: str, plan: Path | None) -> Non
     body = plan_data(load_plan_file(plan)) if plan is not None else None
     with Client(server, token) as client:
         done = client.call("POST", f"/api/goals/{goal}/approve", body)
-    how = "approved" if done["applied"] == "engine" else "approval queued for its process"
+    how = (
+        "approved: its tasks start"
+        if done["applied"] == "engine"
+        else "approved: the process that drives it starts its tasks"
+    )
     out.print(f"goal {done['goal_id']} {how}", markup=False)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from blitz import progress
-from blitz.cli.common import app, open_store, out, print_json, styled
+from blitz.cli.common import app, open_reader, out, print_json, styled
 from blitz.domain import (
     INTERRUPTED,
     PUBLISH_PENDING,
@@ -22,8 +23,10 @@ from blitz.domain import (
 )
 from blitz.errors import UserError
 from blitz.events import headline
-from blitz.store.base import Store
 from blitz.worker_wait import waiting_for_worker
+
+if TYPE_CHECKING:
+    from blitz.store.reader import StoreReads
 
 
 def _age(ts: float) -> str:
@@ -40,7 +43,7 @@ def status(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show goals, or one goal's tasks, attempts, recoveries and cost."""
-    store = open_store()
+    store = open_reader()
     try:
         if not goal:
             goals = store.list_goals()
@@ -219,7 +222,7 @@ def status(
         store.close()
 
 
-def _worker_waits(store: Store, goal_id: str, attempts: list[Attempt]) -> dict[str, str]:
+def _worker_waits(store: StoreReads, goal_id: str, attempts: list[Attempt]) -> dict[str, str]:
     """Why each task whose attempt is running waits for a worker (task id -> reason): a remote
     executor's latest ``attempt.waiting`` with no ``attempt.placed`` after it."""
     running = {a.id: a.task_id for a in attempts if a.state is AttemptState.RUNNING}

@@ -9,12 +9,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from blitz import actions
 from blitz.domain import AttemptState
-from blitz.live_gates import Update
+from blitz.live_gates import Cursor, Update
 from blitz.redact import redact
 from blitz.server import events
 from blitz.server.problems import not_found
@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     from blitz.server.host import Host
 
 
-def message(update: Update, number: int) -> ServerSentEvent:
-    """One update as an SSE message of kind ``gate.output``, the ``number``-th of its stream
-    (a reconnected stream starts again from what is kept: ``Last-Event-ID`` is not used)."""
+def message(update: Update, cursor: Cursor) -> ServerSentEvent:
+    """One update as an SSE message of kind ``gate.output``; its id is where the follower is
+    once it has it (a stream reconnected with it as ``Last-Event-ID`` goes on from there)."""
     data = {
         "gate": redact(update.gate),
         "command": redact(update.command),
@@ -34,8 +34,15 @@ def message(update: Update, number: int) -> ServerSentEvent:
         "ended": update.ended,
     }
     return ServerSentEvent(
-        data=json.dumps(data, separators=(",", ":")), id=str(number), event="gate.output"
+        data=json.dumps(data, separators=(",", ":")), id=cursor.encode(), event="gate.output"
     )
+
+
+def reset(cursor: Cursor) -> ServerSentEvent:
+    """``gate.reset``: the stream starts again from what is kept; forget what it sent before
+    (a first connection, or a ``Last-Event-ID`` this daemon cannot go on from: another
+    process's, after a restart)."""
+    return ServerSentEvent(data="{}", id=cursor.encode(), event="gate.reset")
 
 
 def routes(router: APIRouter, host: Host) -> None:
@@ -47,8 +54,11 @@ def routes(router: APIRouter, host: Host) -> None:
         response_class=EventSourceResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
     )
-    async def live_gate_output(goal: str, attempt: str) -> EventSourceResponse:
-        """The attempt's gate output as it is printed: what is kept so far, then as it comes."""
+    async def live_gate_output(goal: str, attempt: str, request: Request) -> EventSourceResponse:
+        """The attempt's gate output as it is printed: what is kept so far, then as it comes;
+        with ``Last-Event-ID``, from where that message left the follower."""
+        board = host.app.live_gates
+        resumed = Cursor.parse(request.headers.get("last-event-id", ""), board.board)
 
         def ended() -> bool:
             """Whether the attempt has ended (a 404 when the goal has no such attempt)."""
@@ -69,11 +79,11 @@ def routes(router: APIRouter, host: Host) -> None:
             return host.hub.closed or (over and passes > 1)
 
         async def stream() -> AsyncIterator[ServerSentEvent]:
-            updates = host.app.live_gates.follow(attempt, until=done)
-            number = 0
-            async for update in updates:
-                number += 1
-                yield message(update, number)
+            cursor = resumed or Cursor(board.board)
+            if resumed is None:
+                yield reset(cursor)
+            async for update in board.follow(attempt, until=done, cursor=cursor):
+                yield message(update, cursor)
 
         return EventSourceResponse(
             stream(),

@@ -200,10 +200,16 @@ def routes(router: APIRouter, host: Host) -> None:
 
     @router.post("/api/goals/{goal}/approve", response_model=ActionOut, status_code=202)
     async def approve_goal(goal: str, body: ApproveIn | None = None) -> ActionOut:
-        """Run a goal that awaits approval, as planned or with the edited plan in the body."""
+        """Run a goal that awaits approval, as planned or with the edited plan in the body
+        (the plan itself, or a plan file's text: YAML or JSON)."""
         host.check_open()
         plan = None
-        if body is not None and body.tasks is not None:
+        if body is not None and body.plan is not None:
+            if body.tasks is not None:
+                both = "the edited plan is either `plan` (its text) or `tasks`, not both"
+                raise problems.Problem(422, both, extra=problems.field_errors("plan", both))
+            plan = partial(parse_plan_text, body.plan)
+        elif body is not None and body.tasks is not None:
             plan = partial(parse_plan, body.model_dump(exclude_none=True))
         return answer(await actions.approve(app, host.engine, goal, plan), "approve")
 

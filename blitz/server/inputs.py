@@ -60,11 +60,17 @@ class PlanIn(_Request):
 
 
 class ApproveIn(_Request):
-    """An edited plan to run instead of the one planned; no ``tasks``: run it as planned."""
+    """An edited plan to run instead of the one planned: the plan itself (``summary``,
+    ``tasks``), or the text of a plan file (``plan``); neither: run it as planned."""
 
     model_config = ConfigDict(extra="allow")
     summary: str | None = None
     tasks: list[dict[str, Any]] | None = None
+    plan: str | None = Field(
+        default=None,
+        description="The edited plan as the text of a plan file (YAML or JSON), read as "
+        "`blitz run --plan` reads one; instead of `summary` and `tasks`.",
+    )
 
 
 class GoalIn(_Request):

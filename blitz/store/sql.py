@@ -10,10 +10,8 @@ The tables and migrations are in :mod:`blitz.store.schema`, the driver-level wor
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,9 +55,11 @@ from blitz.store.rows import (
     RECORDS,
     RECOVERIES,
     TASKS,
+    collector_paused,
 )
 from blitz.store.schema import (
     HEAD_REVISION,
+    TABLES,
     VERSION_TABLE,
     attempts,
     baselines,
@@ -120,7 +120,11 @@ class SqlStore:
         limit = max_variables(self._engine)
         self._upserts = {
             codec: BulkInsert(
-                self._engine, codec.table, codec.columns, upsert=True, max_variables=limit
+                self._engine,
+                TABLES[codec.table.name],
+                codec.columns,
+                upsert=True,
+                max_variables=limit,
             )
             for codec in RECORDS.values()
         }
@@ -224,7 +228,7 @@ class SqlStore:
             dropped = self._batch.unstage(of_goal)
             try:
                 with self._batch.writer.begin() as connection:
-                    table = codec.table  # the parameter hides the module's ``tasks`` table
+                    table = TABLES[codec.table.name]  # the parameter hides the ``tasks`` table
                     connection.execute(sa.delete(table).where(table.c.goal_id == goal_id))
                     if rows:
                         self._upserts[codec].run(connection, rows)
@@ -324,7 +328,7 @@ class SqlStore:
             .where(tasks.c.goal_id == goal_id)
             .order_by(tasks.c.position, tasks.c.id)
         )
-        with _collector_paused():
+        with collector_paused():
             return [TASKS.from_row(row) for row in self._rows_of(stmt)]
 
     def load_attempts(
@@ -412,22 +416,6 @@ class SqlStore:
         self.flush_sync()
         self._closed = True
         self._engine.dispose()
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many objects that all survive.
-
-    Each new object counts towards the next collection, and the collections that building
-    100,000 tasks sets off find nothing to free yet take about a third of the time.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _of_project(record: Record, project_id: str, goal_ids: set[str]) -> bool:

@@ -158,7 +158,9 @@ export const api = {
   }) => request<GoalDetail>("POST", "/api/goals", body),
   cancel: (goal: string, reason = "") =>
     request<Action>("POST", `/api/goals/${enc(goal)}/cancel`, reason ? { reason } : {}),
-  approve: (goal: string) => request<Action>("POST", `/api/goals/${enc(goal)}/approve`),
+  /** Approve as planned, or with `plan`: an edited plan's text (YAML or JSON) to run instead. */
+  approve: (goal: string, plan = "") =>
+    request<Action>("POST", `/api/goals/${enc(goal)}/approve`, plan.trim() ? { plan } : undefined),
   reject: (goal: string, reason = "") =>
     request<Action>("POST", `/api/goals/${enc(goal)}/reject`, reason ? { reason } : {}),
   publish: (goal: string) => request<Action>("POST", `/api/goals/${enc(goal)}/publish`),

@@ -133,6 +133,23 @@ def test_a_plan_awaiting_approval_runs_once_approved(
     review.get_by_text("Create hello.txt saying hello.").wait_for()  # the task's instructions
     page.screenshot(path=str(artifacts / "plan-awaiting-approval.png"), full_page=True)
 
+    # An edited plan written wrong: the daemon's word shows under the plan box, once, in place of
+    # a toast; nothing was approved.
+    review.get_by_test_id("plan-edit-box").locator("summary").click()
+    review.get_by_test_id("plan-edit").fill("summary: Other\ntasks:\n  - id: [only\n")
+    assert review.get_by_test_id("goal-approve").inner_text() == "approve the edited plan"
+    review.get_by_test_id("goal-approve").click()
+    error = review.get_by_test_id("plan-error-plan")
+    error.wait_for()
+    assert "not valid YAML: line 4" in error.inner_text(), error.inner_text()
+    assert page.get_by_text("not valid YAML").count() == 1  # said once
+    assert page.get_by_test_id("toast-error").count() == 0
+    assert review.get_by_test_id("plan-review-error").count() == 0
+    page.screenshot(path=str(artifacts / "plan-edit-error.png"), full_page=True)
+    assert page.get_by_test_id("goal-state").get_attribute("data-state") == "awaiting_approval"
+
+    review.get_by_test_id("plan-edit").fill("")  # run it as planned
+    assert review.get_by_test_id("plan-error-plan").count() == 0  # the edit cleared the error
     page.get_by_test_id("goal-approve").click()
     wait_all_succeeded(page)
     assert page.get_by_test_id("plan-review").count() == 0

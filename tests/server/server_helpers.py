@@ -113,9 +113,10 @@ class Running:
 
 @dataclass(frozen=True)
 class Message:
-    id: int
+    id: int  # a goal event's id (0: the message's id is not a number)
     event: str
     data: dict[str, Any]
+    raw_id: str = ""  # the id as sent (the gate output stream's are cursors)
 
 
 async def read_stream(
@@ -138,7 +139,9 @@ async def messages(
         if not line:
             if fields:
                 data = json.loads(fields["data"])
-                yield Message(id=int(fields["id"]), event=fields["event"], data=data)
+                raw = fields["id"]
+                number = int(raw) if raw.isdigit() else 0
+                yield Message(id=number, event=fields["event"], data=data, raw_id=raw)
                 fields = {}
             continue
         if line.startswith(":"):

@@ -1,6 +1,6 @@
 """Gate output streamed while the gate runs: a real daemon over HTTP, a real gate (in the
 sandbox when there is one) that prints a line and waits, and the stream showing that line while
-the attempt still runs."""
+the attempt still runs; a stream reconnected with ``Last-Event-ID`` goes on from there."""
 
 from __future__ import annotations
 
@@ -50,6 +50,8 @@ async def test_a_gates_output_is_streamed_while_it_runs(live: Any, tmp_path: Pat
         assert response.status_code == 200
         text = ""
         stream = messages(response)  # one reader: the body can be read once
+        first = await anext(stream)
+        assert first.event == "gate.reset"  # a first connection starts from what is kept
         async for message in stream:
             assert message.event == "gate.output"
             assert message.data["gate"] == "test" and not message.data["ended"]
@@ -57,16 +59,34 @@ async def test_a_gates_output_is_streamed_while_it_runs(live: Any, tmp_path: Pat
             if "checking the greeting" in text:
                 break
         assert text == "checking the greeting\n"
+        last_id = message.raw_id
         now = await r.json("GET", f"/api/goals/{goal['id']}")
         [same] = [a for a in now["attempts"] if a["id"] == attempt["id"]]
         assert same["state"] == "running"  # seen while the gate waits
 
+    # The connection dropped; reconnected with the last id, the stream goes on from there.
+    resumed = {"Last-Event-ID": last_id}
+    async with r.http.stream("GET", route, headers=resumed) as response:
+        stream = messages(response)
         hold.unlink()
         async for message in stream:
+            assert message.event == "gate.output", message  # no reset: nothing sent again
             text += message.data["text"]
             if message.data["ended"]:
                 break
         assert text == "checking the greeting\ngreeting checked\n"
+
+    # An id this daemon did not give (another process's, before a restart): from the start.
+    foreign = {"Last-Event-ID": "0000/5"}
+    async with r.http.stream("GET", route, headers=foreign) as response:
+        stream = messages(response)
+        assert (await anext(stream)).event == "gate.reset"
+        again = ""
+        async for message in stream:
+            again += message.data["text"]
+            if message.data["ended"]:
+                break
+        assert again == text
 
     done = await r.wait_goal(goal["id"])
     assert done["state"] == "succeeded", done

@@ -71,3 +71,30 @@ async def test_an_edited_plan_runs_instead(serve: Any, tmp_path: Path) -> None:
     assert [t["id"] for t in final["tasks"]] == ["only"]
     assert committed_tasks(repo, final["branch"]) == ["only"]
     assert git(repo, "show", f"{final['branch']}:edited.txt") == "edited\n"
+
+
+async def test_an_edited_plan_may_be_the_text_of_a_plan_file(serve: Any, tmp_path: Path) -> None:
+    """YAML (or JSON) text, as ``blitz run --plan`` reads a file: what the dashboard's plan box
+    sends; a mistake in it is a 422 on the ``plan`` field, saying where."""
+    agent = {"agent": {"only": [[{"write": {"path": "edited.txt", "content": "edited\n"}}]]}}
+    r: Running = await serve(agent)
+    repo = make_repo(tmp_path, toml=APPROVAL)
+    project = await r.add_project(repo)
+    goal = await r.submit(project["id"], plan=PLAN)
+    await r.wait_goal(goal["id"], ("awaiting_approval",))
+    route = f"/api/goals/{goal['id']}/approve"
+
+    broken = problem(await r.http.post(route, json={"plan": "tasks:\n  - id: [only\n"}), 422)
+    assert "not valid YAML: line 3" in broken["detail"], broken
+    assert [e["field"] for e in broken["errors"]] == ["plan"]
+    both = {"plan": "tasks: []\n", "tasks": [{"id": "only", "title": "Only"}]}
+    assert "not both" in problem(await r.http.post(route, json=both), 422)["detail"]
+    waiting = await r.json("GET", f"/api/goals/{goal['id']}")
+    assert waiting["state"] == "awaiting_approval"  # nothing was approved
+
+    text = "summary: Just one\ntasks:\n  - id: only\n    title: Write the edit\n"
+    await r.json("POST", route, 202, json={"plan": text})
+    final = await r.wait_goal(goal["id"])
+    assert final["state"] == "succeeded", final
+    assert [t["id"] for t in final["tasks"]] == ["only"]
+    assert git(repo, "show", f"{final['branch']}:edited.txt") == "edited\n"

@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from blitz.domain import Attempt, GateResult, Gates, Goal, Project, Task
 from blitz.events import Event
 from blitz.gatecache import CachedGate
+from blitz.store import layout
 from blitz.store.database import BulkInsert, create_engine, fetch_rows, max_variables, sqlite_url
 from blitz.store.rows import EVENTS, GATE_RESULTS, RECORDS, RowCodec, row_codec
-from blitz.store.schema import metadata
+from blitz.store.schema import TABLES, metadata
 
 # Text as tool output has it (control characters, quotes, backslashes, non-ASCII), without lone
 # surrogates, which no database driver encodes. The store redacts every string, so fields get text
@@ -80,13 +81,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
 
 def through_sqlite(engine: sa.Engine, codec: RowCodec[Any], record: Any) -> Any:
     """``record`` written to and read back from its table, which holds nothing else."""
+    table = TABLES[codec.table.name]
     insert = BulkInsert(
-        engine, codec.table, codec.columns, upsert=False, max_variables=max_variables(engine)
+        engine, table, codec.columns, upsert=False, max_variables=max_variables(engine)
     )
     with engine.begin() as connection:
-        connection.execute(sa.delete(codec.table))
+        connection.execute(sa.delete(table))
         insert.run(connection, [codec.to_row(record)])
-    [row] = fetch_rows(engine, sa.select(codec.table))
+    [row] = fetch_rows(engine, sa.select(table))
     return codec.from_row(row)
 
 
@@ -151,13 +153,13 @@ def test_a_field_missing_from_a_nested_records_json_reads_as_its_default() -> No
 
 
 def test_every_field_of_a_record_type_needs_a_column() -> None:
-    narrow = sa.Table("narrow", sa.MetaData(), sa.Column("id", sa.Text, primary_key=True))
+    narrow = layout.table("narrow", layout.Column("id", "text", primary_key=True))
     with pytest.raises(TypeError, match="has no column"):
         row_codec(Task, narrow)
 
 
 def test_every_column_needs_a_field() -> None:
-    columns = [sa.Column(c.name, c.type, primary_key=c.primary_key) for c in RECORDS[Task].table.c]
-    wide = sa.Table("wide", sa.MetaData(), *columns, sa.Column("extra", sa.Text))
+    columns = RECORDS[Task].table.columns
+    wide = layout.table("wide", *columns, layout.Column("extra", "text"))
     with pytest.raises(TypeError, match="extra"):
         row_codec(Task, wide)

@@ -210,18 +210,13 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
   const done = GOAL_DONE.has(goal.state);
   const detail = selectedTask ? details[selectedTask] ?? null : null;
 
-  const act = async (what: "cancel" | "approve" | "reject", reason = "") => {
+  const cancel = async (reason: string) => {
     try {
-      const action =
-        what === "cancel"
-          ? await api.cancel(goal.id, reason)
-          : what === "approve"
-            ? await api.approve(goal.id)
-            : await api.reject(goal.id, reason);
-      toasts.info(`${what} requested`, action.applied === "queued" ? "queued for the process that runs the goal" : "");
+      const action = await api.cancel(goal.id, reason);
+      toasts.info("cancel requested", action.applied === "queued" ? "queued for the process that runs the goal" : "");
       goalReader.current?.trigger();
     } catch (error) {
-      toasts.error(error, what);
+      toasts.error(error, "cancel");
     }
   };
 
@@ -268,7 +263,7 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
                 className="danger"
                 data-testid="goal-cancel"
                 onClick={() => {
-                  if (window.confirm("Cancel this goal? Running attempts are stopped.")) void act("cancel", "cancelled from the dashboard");
+                  if (window.confirm("Cancel this goal? Running attempts are stopped.")) void cancel("cancelled from the dashboard");
                 }}
               >
                 cancel goal
@@ -360,8 +355,9 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
         <PlanReview
           goal={goal}
           details={details}
-          onApprove={() => act("approve")}
-          onReject={(reason) => act("reject", reason)}
+          approve={(plan) => api.approve(goal.id, plan)}
+          reject={(reason) => api.reject(goal.id, reason)}
+          onDone={() => goalReader.current?.trigger()}
         />
       )}
 

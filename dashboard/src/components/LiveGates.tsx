@@ -15,15 +15,15 @@ export function LiveGates({ goalId, attemptId }: { goalId: string; attemptId: st
     return openStream({
       url: `/api/goals/${enc(goalId)}/attempts/${enc(attemptId)}/gates/live`,
       headers: authHeaders(),
-      onOpen: () => {
-        setOpen(true);
-        setGates([]); // the daemon sends what it kept again
-      },
+      // A reconnected stream goes on from the last message (Last-Event-ID); when the daemon
+      // cannot (a first connection, or it restarted) it says gate.reset and sends all it kept.
+      onOpen: () => setOpen(true),
       onDrop: () => setOpen(false),
       onRefused: (response) => {
         if (response.status === 401) void reportUnauthorized(response);
       },
       onEvent: (message) => {
+        if (message.event === "gate.reset") setGates([]);
         if (message.event !== "gate.output") return;
         try {
           const update = JSON.parse(message.data) as Update;

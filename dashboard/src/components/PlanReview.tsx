@@ -1,21 +1,47 @@
-/** A plan waiting for a person: its summary and tasks, with approve and reject. */
+/** A plan waiting for a person: its summary and tasks, with approve (as planned, or with an
+ * edited plan written as a plan file is: YAML or JSON) and reject. What the daemon says is wrong
+ * shows here, under what caused it, once: not as a toast far from the form. */
 import { useState } from "react";
-import type { GoalDetail, TaskDetail } from "../types";
+import { ApiError } from "../api";
+import { NO_PROBLEM, formProblem } from "../formProblem";
+import type { FormProblem } from "../formProblem";
+import type { Action, GoalDetail, TaskDetail } from "../types";
+import { FieldError, FormError } from "./FieldError";
 
 interface Props {
   goal: GoalDetail;
   details: Record<string, TaskDetail>;
-  onApprove: () => Promise<void>;
-  onReject: (reason: string) => Promise<void>;
+  /** Approve the plan: as planned (""), or the edited plan's text instead. */
+  approve: (plan: string) => Promise<Action>;
+  reject: (reason: string) => Promise<Action>;
+  /** After an approval or rejection was taken: read the goal again. */
+  onDone: () => void;
 }
 
-export function PlanReview({ goal, details, onApprove, onReject }: Props) {
+const FIELDS = ["plan", "reason"];
+
+export function PlanReview({ goal, details, approve, reject, onDone }: Props) {
   const [busy, setBusy] = useState(false);
   const [reason, setReason] = useState("");
-  const run = async (what: () => Promise<void>) => {
+  const [plan, setPlan] = useState("");
+  const [problem, setProblem] = useState<FormProblem>(NO_PROBLEM);
+  const [note, setNote] = useState("");
+  const [editing, setEditing] = useState(false);
+  const run = async (what: () => Promise<Action>) => {
     setBusy(true);
+    setProblem(NO_PROBLEM);
+    setNote("");
     try {
-      await what();
+      const action = await what();
+      if (action.applied === "queued") setNote("Queued for the process that runs this goal.");
+      onDone();
+    } catch (error) {
+      // A refused token returns to the login form on its own.
+      if (!(error instanceof ApiError && error.status === 401)) {
+        const found = formProblem(error, FIELDS);
+        if (found.fields.plan) setEditing(true);
+        setProblem(found);
+      }
     } finally {
       setBusy(false);
     }
@@ -32,14 +58,15 @@ export function PlanReview({ goal, details, onApprove, onReject }: Props) {
             onChange={(e) => setReason(e.target.value)}
             data-testid="reject-reason"
           />
-          <button className="danger" disabled={busy} onClick={() => run(() => onReject(reason))} data-testid="goal-reject">
+          <button className="danger" disabled={busy} onClick={() => run(() => reject(reason))} data-testid="goal-reject">
             reject
           </button>
-          <button disabled={busy} onClick={() => run(onApprove)} data-testid="goal-approve">
-            approve and run
+          <button disabled={busy} onClick={() => run(() => approve(plan))} data-testid="goal-approve">
+            {plan.trim() ? "approve the edited plan" : "approve and run"}
           </button>
         </div>
       </div>
+      <FieldError messages={problem.fields.reason} testid="plan-error-reason" />
       {goal.summary && <p className="summary">{goal.summary}</p>}
       <ol className="plan-tasks" data-testid="plan-tasks">
         {tasks.map((t) => (
@@ -53,6 +80,25 @@ export function PlanReview({ goal, details, onApprove, onReject }: Props) {
           </li>
         ))}
       </ol>
+      <details open={editing} onToggle={(e) => setEditing(e.currentTarget.open)} data-testid="plan-edit-box">
+        <summary>run another plan instead: YAML or JSON, as in a plan file (docs/plan-format.md)</summary>
+        <div className={problem.fields.plan ? "has-error" : undefined}>
+          <textarea
+            rows={7}
+            className="mono"
+            placeholder={"summary: what the plan does\ntasks:\n  - id: first\n    title: what it does"}
+            value={plan}
+            onChange={(e) => {
+              setPlan(e.target.value);
+              setProblem(NO_PROBLEM);
+            }}
+            data-testid="plan-edit"
+          />
+          <FieldError messages={problem.fields.plan} testid="plan-error-plan" />
+        </div>
+      </details>
+      <FormError message={problem.message} testid="plan-review-error" />
+      {note && <p className="muted" data-testid="plan-review-note">{note}</p>}
     </section>
   );
 }
