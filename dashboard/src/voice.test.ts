@@ -296,6 +296,18 @@ describe("VoiceSession", () => {
     expect(s.voice.view.detail).toBe("the microphone was refused");
   });
 
+  it("keeps a spoken error as one entry", () => {
+    const s = session();
+    s.ready();
+    s.socket().server({ type: "error", message: "No project is called calp." });
+    s.socket().server({ type: "say", id: 7, text: "No project is called calp.", sample_rate: 24000 });
+    s.socket().server({ type: "say", id: 8, text: "No project is called calp.", sample_rate: 24000 });
+    expect(s.voice.view.entries.map((e) => [e.who, e.say])).toEqual([
+      ["error", 7],
+      ["blitz", 8],
+    ]);
+  });
+
   it("shows the daemon's errors and goes on", () => {
     const s = session();
     s.ready();

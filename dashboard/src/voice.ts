@@ -411,14 +411,15 @@ export class VoiceSession {
     }
   }
 
-  /** An answer's text: a new entry, or the question or event just shown if it says the same. */
+  /** An answer's text: a new entry, or the question, error or event just shown if it says the
+   * same (the daemon speaks those too). */
   private attachSay(say: SayId, text: string): void {
     if (!this.mergeLast(text, { say, seconds: 0 })) this.add({ who: "blitz", text, say, seconds: 0 });
   }
 
   private mergeLast(text: string, change: Partial<Entry>): boolean {
     const last = this.entries[this.entries.length - 1];
-    if (!last || last.who === "you" || last.who === "error" || last.text !== text) return false;
+    if (!last || last.who === "you" || last.say !== undefined || last.text !== text) return false;
     this.entries = [...this.entries.slice(0, -1), { ...last, ...change }];
     return true;
   }

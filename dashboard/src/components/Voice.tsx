@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from "react";
 import type { FormEvent, KeyboardEvent } from "react";
 import { VoiceSession, voiceUrl, type Entry, type Phase, type VoiceView } from "../voice";
-import { Microphone, Player } from "../voiceAudio";
+import { Microphone, Player, audioContext } from "../voiceAudio";
 
 const LABEL: Record<Phase, string> = {
   off: "off",
@@ -63,7 +63,14 @@ export function Voice() {
   const phase = view?.phase ?? "off";
   return (
     <>
-      <VoiceButton open={open} phase={phase} onClick={() => setOpen(!open)} />
+      <VoiceButton
+        open={open}
+        phase={phase}
+        onClick={() => {
+          audioContext(); // made (or resumed) on a click, so the answers may play
+          setOpen(!open);
+        }}
+      />
       {session && view && (
         <VoicePanel session={session} view={view} hidden={!open} onClose={() => setOpen(false)} />
       )}

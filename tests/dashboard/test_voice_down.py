@@ -1,0 +1,82 @@
+"""The voice panel when the speech server is down: what was said cannot be heard, and the panel
+says so plainly (no hang, no silent failure); typed commands still work and their answers show,
+with the spoken part's failure said too."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from blitz.testing.speech_server import SpeechServer
+
+from .harness import SCENARIO, Daemon, environment, login, make_repo, serving
+from .voice_page import COMMAND, Spoken, microphone_page, open_panel, phase, speak, speech_settings
+
+pytestmark = [pytest.mark.dashboard, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound once, then let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, artifacts: Path) -> Iterator[Daemon]:
+    root = tmp_path_factory.mktemp("voice-down")
+    down = f"http://127.0.0.1:{closed_port()}/v1"
+    env = environment(root) | speech_settings(down, "k")
+    env["BLITZ_SPEECH_TIMEOUT"] = "5"
+    scenario = root / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(SCENARIO, sort_keys=False))
+    repos = {"calc": make_repo(root / "calc", env)}
+    with serving(root, env, repos, artifacts, "--scenario", str(scenario)) as d:
+        yield d
+
+
+@pytest.fixture
+def talking_page(
+    playwright_driver: Any,
+    daemon: Daemon,
+    artifacts: Path,
+    request: pytest.FixtureRequest,
+    speech_server: SpeechServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    spoken: Spoken = speak(speech_server, COMMAND, tmp_path_factory.mktemp("voice") / "c.wav")
+    with microphone_page(playwright_driver, artifacts, request, spoken) as page:
+        yield page
+
+
+def test_the_panel_says_the_speech_server_is_down(
+    talking_page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    page = talking_page
+    login(page, daemon)
+    open_panel(page)
+    talk = page.get_by_test_id("voice-talk")
+    talk.hover()
+    page.mouse.down()
+    phase(page, "listening")
+    page.wait_for_timeout(2000)  # a part of the command is enough to try to transcribe
+    page.mouse.up()
+
+    phase(page, "error", timeout=60_000)
+    detail = page.get_by_test_id("voice-detail").inner_text()
+    assert "speech to text" in detail.lower(), detail
+    assert page.get_by_test_id("voice-error").last.inner_text().endswith(detail)
+    page.screenshot(path=str(artifacts / "voice-speech-down.png"))
+
+    # The session goes on: a typed command is understood; its answer cannot be spoken.
+    page.get_by_test_id("voice-text").fill("status")
+    page.get_by_test_id("voice-send").click()
+    page.locator("[data-testid='voice-you']", has_text="status").wait_for()
+    page.get_by_test_id("voice-blitz").last.wait_for(timeout=60_000)
+    page.locator("[data-testid='voice-error']", has_text="Text to speech").wait_for(timeout=60_000)
+    assert daemon.api("GET", "/api/goals?limit=200") == []
