@@ -39,6 +39,7 @@ from blitz.server import (
     problems,
     projects,
     pull_request,
+    voice,
     workers,
     workspaces,
 )
@@ -170,9 +171,12 @@ def create_app(host: Host) -> FastAPI:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    sockets = APIRouter()  # each socket checks the token itself (blitz.server.voice)
+    voice.routes(sockets, host)
     api.include_router(public)
     api.include_router(private)
     api.include_router(streams)
+    api.include_router(sockets)
     return api
 
 

@@ -3,9 +3,9 @@
 The token file (``<home>/server-token.json``, mode 0600) holds the hash and its parameters. The
 daemon re-reads it when it changes, so ``blitz token`` takes effect on a running daemon at once.
 A request presents the token as ``Authorization: Bearer``, as the ``blitz_token`` cookie set by
-``POST /api/login``, or (on the event stream only) as ``?token=``; it is checked in constant
-time. Checking with scrypt costs tens of milliseconds, so the last accepted token is remembered
-(as a keyed digest, in memory) and later requests with it cost one HMAC.
+``POST /api/login``, or (on the event stream and the voice socket only) as ``?token=``; it is
+checked in constant time. Checking with scrypt costs tens of milliseconds, so the last accepted
+token is remembered (as a keyed digest, in memory) and later requests with it cost one HMAC.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from blitz.errors import ConfigError
 from blitz.redact import register_secret
@@ -157,9 +157,9 @@ def _load(path: Path) -> _Hash:
         ) from exc
 
 
-def presented(request: Request, *, query: bool = False) -> str:
-    """The token a request carries: the bearer header, else the cookie, else (``query``) the
-    ``token`` query parameter."""
+def presented(request: HTTPConnection, *, query: bool = False) -> str:
+    """The token a request (or a WebSocket) carries: the bearer header, else the cookie, else
+    (``query``) the ``token`` query parameter."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

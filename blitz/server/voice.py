@@ -1,0 +1,62 @@
+"""``GET /api/voice``: the voice session's WebSocket (docs/api.md, "Voice";
+:mod:`blitz.voice.session`).
+
+The token is checked as the API checks it (the bearer header, the dashboard's ``blitz_token``
+cookie, which a browser sends on a same-origin WebSocket, or ``?token=``); without a valid one
+the socket is accepted and closed at once with 1008 and the reason, which a browser can read
+(a refused handshake tells it nothing). The speech clients share one connection pool per
+daemon; the speech services and the model understanding are the daemon's settings. The
+session needs the ``voice`` extra (its VAD and decoder); without it the socket closes with 1011
+and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import httpx
+from fastapi import APIRouter, WebSocket
+
+from blitz.server import auth
+from blitz.server.problems import Problem
+from blitz.speech.synthesize import Synthesizer
+from blitz.speech.transcribe import Transcriber
+from blitz.voice import frames, understanding
+
+UNAVAILABLE = 1011
+
+if TYPE_CHECKING:
+    from blitz.server.host import Host
+
+
+def routes(router: APIRouter, host: Host) -> None:
+    stt, tts = host.app.settings.speech_endpoints()
+    client = httpx.AsyncClient()  # one pool for the daemon's sessions; closed with the process
+    understand = understanding.for_app(host.app)
+
+    @router.websocket("/api/voice")
+    async def voice(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            await asyncio.to_thread(auth.verify, host.tokens, auth.presented(socket, query=True))
+        except Problem as exc:
+            reason = f"{exc.title}: send the daemon's token (bearer, cookie or ?token=)"
+            await socket.close(code=frames.POLICY, reason=reason)
+            return
+        if host.draining:
+            await socket.close(code=1001, reason="blitz is shutting down")
+            return
+        try:
+            from blitz.voice.session import VoiceSession  # the voice extra
+        except ImportError:
+            await socket.close(code=UNAVAILABLE, reason="voice needs pip install 'blitz[voice]'")
+            return
+        session = VoiceSession(
+            socket,
+            host,
+            transcriber=Transcriber(stt, client),
+            synthesizer=Synthesizer(tts, client),
+            understanding=understand,
+        )
+        await session.run()

@@ -1,0 +1,316 @@
+"""One voice session: a WebSocket's conversation with the daemon (the protocol is in
+docs/api.md, "Voice").
+
+Three things run at once on the loop, so none waits for another:
+
+* the reader takes frames: audio goes to the VAD (in a worker thread) and, when an utterance
+  ends (its silence, or ``end``), onto the utterance queue; speech starting, ``stop``, ``text``
+  or ``end`` cut off the answer being spoken (barge-in);
+* the listener takes utterances in turn: transcribes them (the STT service), understands them
+  and does them (:mod:`~blitz.voice.replies`), then has the answer spoken;
+* the speak-up follower says the events that matter as the event hub finds them.
+
+An answer is spoken by a task of its own (``say``, its PCM frames, ``said``) that the reader
+may cancel; every send holds one lock, so a cut never splits a message. A failing speech
+service is an ``error`` message; the session goes on. What the protocol forbids ends it
+(:class:`~blitz.voice.frames.Refused`: the socket closes with the code and reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from blitz.errors import BlitzError
+from blitz.events import Event
+from blitz.redact import redact
+from blitz.speech.audio import PCM_OUT_RATE, to_pcm16, wav
+from blitz.speech.transcribe import Audio
+from blitz.voice import frames, speakup
+from blitz.voice.frames import MAX_UTTERANCE_S, TOO_BIG, Refused
+from blitz.voice.listening import RATE, Listening, Samples, decode_webm
+from blitz.voice.replies import Conversation, Reply
+from blitz.voice.vad import Endpointer, Heard
+
+if TYPE_CHECKING:
+    from blitz.server.host import Host
+    from blitz.speech.synthesize import Synthesizer
+    from blitz.speech.transcribe import Transcriber
+    from blitz.voice.understanding import Understanding
+
+log = logging.getLogger("blitz.voice")
+
+AUDIO_FRAME = 16 * 1024
+"""Bytes of answer audio per binary frame (about a third of a second)."""
+PRE_ROLL_S = 0.8
+"""Seconds of audio kept from before the VAD heard speech start (its first syllable)."""
+MIN_UTTERANCE_S = 0.2
+"""An utterance shorter than this is not worth transcribing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """What to understand: samples heard, a WebM recording, or typed text."""
+
+    samples: Samples | None = None
+    webm: bytes = b""
+    text: str = ""
+
+
+class VoiceSession:
+    """The conversation over one accepted ``socket`` with the daemon ``host``."""
+
+    def __init__(
+        self,
+        socket: WebSocket,
+        host: Host,
+        *,
+        transcriber: Transcriber,
+        synthesizer: Synthesizer,
+        understanding: Understanding,
+    ) -> None:
+        self.socket = socket
+        self.host = host
+        self.transcriber = transcriber
+        self.synthesizer = synthesizer
+        self.understanding = understanding
+        self.conversation = Conversation(host)
+        self.listening = Listening()
+        self.endpointer: Endpointer | None = None
+        self._send_lock = asyncio.Lock()
+        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self._speaking: asyncio.Task[None] | None = None
+        self._answer = 0  # the id of the last answer
+        self._closed = False
+
+    # -- the session's life ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Talk until the client goes or breaks the protocol."""
+        self.host.hub.observers.append(self._observe)
+        tasks = [
+            asyncio.create_task(self._listen(), name="voice-listen"),
+            asyncio.create_task(self._speak_up(), name="voice-speak-up"),
+        ]
+        try:
+            await self._read()
+        except Refused as exc:
+            await self._close(exc.code, exc.reason)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._closed = True
+            self.host.hub.observers.remove(self._observe)
+            for task in [*tasks, self._speaking]:
+                if task is not None:
+                    task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read(self) -> None:
+        first = True
+        while True:
+            message = await self.socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data: bytes | None = message.get("bytes")
+            text: str | None = message.get("text")
+            if first:
+                first = False
+                hello = frames.parse(text) if text is not None else None
+                await self._ready(hello if isinstance(hello, frames.Hello) else frames.Hello())
+                if isinstance(hello, frames.Hello):
+                    continue
+            if data is not None:
+                await self._heard(data)
+            elif text is not None:
+                await self._told(frames.parse(text))
+
+    async def _ready(self, hello: frames.Hello) -> None:
+        self.listening = Listening(hello.format, hello.sample_rate)
+        if hello.format == "pcm16":
+            self.endpointer = await asyncio.to_thread(Endpointer)  # loads the model once
+        speech = {"format": "pcm16", "sample_rate": PCM_OUT_RATE}
+        await self._send({"type": "ready", "speech": speech})
+
+    async def _close(self, code: int, reason: str) -> None:
+        async with self._send_lock:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await self.socket.close(code=code, reason=reason)
+            self._closed = True
+
+    # -- the reader: audio, end, text, stop -------------------------------------------------
+
+    async def _heard(self, data: bytes) -> None:
+        frames.check_size(len(data), "binary")
+        samples = self.listening.add(data)
+        endpointer = self.endpointer
+        if endpointer is None or not samples.size:
+            return
+        heard = await asyncio.to_thread(endpointer.feed, samples)
+        if heard is Heard.STARTED:
+            self.listening.keep_last(PRE_ROLL_S)
+            await self.cut()  # barge-in: the person speaks over the answer
+        elif heard is Heard.ENDED:
+            await self._utterance_ended()
+            return
+        if endpointer.speaking:
+            if self.listening.over_limit():
+                raise Refused(TOO_BIG, f"an utterance is over {MAX_UTTERANCE_S:g} s")
+        else:
+            self.listening.keep_last(PRE_ROLL_S)  # silence is not kept
+
+    async def _told(self, message: frames.ClientMessage) -> None:
+        if isinstance(message, frames.Hello):
+            raise Refused(frames.INVALID, "hello comes first, once")
+        if isinstance(message, frames.Stop):
+            await self.cut()
+        elif isinstance(message, frames.End):
+            await self.cut()
+            await self._utterance_ended()
+        elif isinstance(message, frames.Typed):
+            await self.cut()
+            await self._utterances.put(Utterance(text=message.text))
+
+    async def _utterance_ended(self) -> None:
+        samples, webm = self.listening.take()
+        if self.endpointer is not None:
+            self.endpointer.reset()
+        await self._utterances.put(Utterance(samples=samples, webm=webm))
+
+    # -- the listener: transcribe, understand, do, answer --------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            utterance = await self._utterances.get()
+            try:
+                await self._take(utterance)
+            except Refused as exc:
+                await self._close(exc.code, exc.reason)
+                return
+            except Exception as exc:  # never the daemon's end: said, and the session goes on
+                log.exception("the voice session failed on an utterance")
+                await self._error(f"Something went wrong: {type(exc).__name__}.")
+
+    async def _take(self, utterance: Utterance) -> None:
+        text = utterance.text
+        if not text:
+            heard = await self._transcribe(utterance)
+            if heard is None:
+                return
+            text = heard
+            await self._send({"type": "heard", "text": text})
+        known = await self.conversation.known()
+        intent = await self.understanding(text, known)
+        reply = await self.conversation.answer(intent)
+        await self.say(reply)
+
+    async def _transcribe(self, utterance: Utterance) -> str | None:
+        """The words of ``utterance``; None when there were none (said as an error)."""
+        samples = utterance.samples
+        if utterance.webm:
+            try:
+                samples = await asyncio.to_thread(decode_webm, utterance.webm)
+            except BlitzError as exc:
+                await self._error(f"I could not decode that audio: {exc}")
+                return None
+        if samples is None or samples.size < MIN_UTTERANCE_S * RATE:
+            await self._error("I heard nothing.")
+            return None
+        audio = Audio(data=wav(to_pcm16(samples, RATE, RATE), RATE))
+        try:
+            text = await self.transcriber.transcribe(audio)
+        except BlitzError as exc:
+            await self._error(f"Speech to text failed: {exc}")
+            return None
+        if not _words(text):
+            await self._error("Sorry, I did not understand that. Say it again, or say help.")
+            return None
+        return text
+
+    async def _error(self, message: str) -> None:
+        await self._send({"type": "error", "message": redact(message)})
+
+    # -- speaking ------------------------------------------------------------------------------
+
+    async def say(self, reply: Reply, *, before: dict[str, Any] | None = None) -> None:
+        """Send ``reply`` (after ``before``, and as a ``confirm`` or ``error`` when it is one)
+        and have it spoken by a task of its own, once the answer before it is over."""
+        previous = self._speaking
+        if previous is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(previous)
+        text = redact(reply.text)
+        if before is not None:
+            await self._send(before)
+        if reply.confirm:
+            await self._send({"type": "confirm", "text": text})
+        elif reply.error:
+            await self._send({"type": "error", "message": text})
+        self._answer += 1
+        self._speaking = asyncio.create_task(self._speak(self._answer, text))
+
+    async def _speak(self, answer: int, text: str) -> None:
+        await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
+        try:
+            async for chunk in self.synthesizer.stream(text, "pcm"):
+                for start in range(0, len(chunk), AUDIO_FRAME):
+                    await self._send(chunk[start : start + AUDIO_FRAME])
+        except BlitzError as exc:
+            await self._error(f"Text to speech failed: {exc}")
+        await self._send({"type": "said", "id": answer})
+
+    async def cut(self) -> None:
+        """Stop the answer being spoken, if one is (``stopped``)."""
+        speaking = self._speaking
+        if speaking is None or speaking.done():
+            return
+        async with self._send_lock:  # not in the middle of a frame
+            speaking.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await speaking
+        await self._send({"type": "stopped", "id": self._answer})
+
+    async def _send(self, message: dict[str, Any] | bytes) -> None:
+        async with self._send_lock:
+            if self._closed:
+                return
+            if isinstance(message, bytes):
+                await self.socket.send_bytes(message)
+            else:
+                await self.socket.send_json(message)
+
+    # -- speak-up --------------------------------------------------------------------------
+
+    def _observe(self, event: Event) -> None:
+        if speakup.worth(event):
+            self._events.put_nowait(event)
+
+    async def _speak_up(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                text = await asyncio.to_thread(speakup.announcement, event, self.host.store)
+            except BlitzError as exc:
+                log.warning("cannot word the event %s: %s", event.kind, exc)
+                continue
+            said = redact(text)
+            before = {
+                "type": "event",
+                "kind": event.kind.value,
+                "goal": event.goal_id,
+                "text": said,
+            }
+            await self.say(Reply(text=said), before=before)
+
+
+def _words(text: str) -> bool:
+    """Whether a transcript holds words (Whisper hears noise as "" or punctuation)."""
+    return any(ch.isalnum() for ch in text)
