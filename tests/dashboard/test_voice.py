@@ -84,7 +84,7 @@ def confirm_and_start(page: Any, daemon: Daemon, artifacts: Path, name: str) -> 
     page.wait_for_function(
         "el => parseFloat(el.dataset.seconds) > 0.5", arg=question.element_handle()
     )
-    assert question.inner_text().startswith("blitz")
+    assert "multiply" in words(question.inner_text()), question.inner_text()
     page.screenshot(path=str(artifacts / f"{name}-question.png"))
     assert {g["id"] for g in calc_goals(daemon)} == before  # nothing starts before the yes
 
@@ -99,6 +99,12 @@ def confirm_and_start(page: Any, daemon: Daemon, artifacts: Path, name: str) -> 
     page.locator("[data-testid='voice-you']", has_text="yes").wait_for()
     page.get_by_test_id("voice-blitz").nth(1).wait_for(timeout=ANSWER_TIMEOUT)
     page.screenshot(path=str(artifacts / f"{name}-started.png"))
+    # Nothing was misheard on the way (no second utterance of the silence after the command),
+    # and the question was spoken to its end (releasing the button did not cut it off).
+    assert page.get_by_test_id("voice-error").count() == 0, page.get_by_test_id(
+        "voice-transcript"
+    ).inner_text()
+    assert page.locator("[data-testid='voice-blitz'][data-cut]").count() == 0
     return goal
 
 
