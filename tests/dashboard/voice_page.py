@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,9 @@ def speak(server: SpeechServer, text: str, path: Path) -> Spoken:
     """``text`` in Piper's voice as a 16 kHz WAV at ``path``, with silence around it."""
     settings = Settings(tts_url=server.url, tts_api_key=server.key)  # type: ignore[arg-type]
     _, tts = settings.speech_endpoints()
-    audio = asyncio.run(Synthesizer(tts).speak(text, "wav"))
+    # In a thread of its own: playwright's event loop may be running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        audio = pool.submit(asyncio.run, Synthesizer(tts).speak(text, "wav")).result(timeout=120)
     samples = decode(audio, raw_pcm=False)  # 16 kHz mono
 
     def silence(seconds: float) -> np.ndarray:

@@ -201,13 +201,14 @@ function TranscriptEntry({ entry }: { entry: Entry }) {
       data-testid={`voice-${entry.who}`}
       data-kind={entry.kind}
       data-seconds={entry.seconds?.toFixed(2)}
+      data-cut={entry.cut ? "true" : undefined}
     >
       <span className="who">{who}</span>
       <span className="text">{entry.text}</span>
       {entry.seconds !== undefined && entry.seconds > 0 && (
         <span className="muted small" title="speech played">
           {" "}
-          🔊 {entry.seconds.toFixed(1)} s{entry.cut ? ", cut off" : ""}
+          · spoken {entry.seconds.toFixed(1)} s{entry.cut ? ", cut off" : ""}
         </span>
       )}
     </li>
