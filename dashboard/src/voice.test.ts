@@ -208,6 +208,22 @@ describe("VoiceSession", () => {
     expect(s.voice.view.entries.map((e) => [e.who, e.text])).toEqual([["you", "start a goal on calc"]]);
   });
 
+  it("waits for nothing after a release when the daemon already answered while it was held", async () => {
+    const s = session();
+    s.ready();
+    s.voice.press();
+    await tick();
+    s.microphone.speak(0.2);
+    s.socket().server({ type: "heard", text: "status" });
+    s.socket().server({ type: "say", id: 1, text: "Nothing is running.", sample_rate: 16000 });
+    s.socket().server(new ArrayBuffer(3200));
+    s.socket().server({ type: "said", id: 1 });
+    s.voice.release();
+    expect(s.socket().texts().at(-1)).toEqual({ type: "end" });
+    s.player.finish();
+    expect(s.voice.view.phase).toBe("ready");
+  });
+
   it("sends no end for a press that carried no audio", () => {
     const s = session();
     s.ready();

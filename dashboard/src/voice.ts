@@ -235,6 +235,8 @@ export class VoiceSession {
   /** The answer whose audio is arriving, and whether it is silenced (cut off by the person). */
   private say: { id: SayId; rate: number; muted: boolean; done: boolean } | null = null;
   private sentThisPress = 0;
+  /** The daemon answered while the button was still held (its VAD ended the utterance). */
+  private answeredThisPress = false;
   private readonly onset = new Onset();
 
   constructor(parts: SessionParts) {
@@ -278,6 +280,7 @@ export class VoiceSession {
     if (this.flags.pressing || !this.flags.connected) return;
     this.interrupt();
     this.sentThisPress = 0;
+    this.answeredThisPress = false;
     this.set({ pressing: true, error: false, micRefused: false });
     this.openMicrophone();
   }
@@ -288,7 +291,9 @@ export class VoiceSession {
     const spoke = this.sentThisPress > 0;
     if (spoke) this.send({ type: "end" });
     if (!this.flags.handsFree) this.parts.microphone.stop();
-    this.set({ pressing: false, thinking: this.flags.thinking || spoke });
+    // Already answered: the daemon has nothing left to hear, so there is nothing to wait for.
+    const waiting = spoke && !this.answeredThisPress;
+    this.set({ pressing: false, thinking: this.flags.thinking || waiting });
   }
 
   /** Hands-free: the microphone streams all the time and the daemon finds the utterances. */
@@ -364,6 +369,7 @@ export class VoiceSession {
   }
 
   private receive(message: ServerMessage): void {
+    if (this.flags.pressing && message.type !== "ready") this.answeredThisPress = true;
     switch (message.type) {
       case "ready":
         this.retry = FIRST_RETRY;
