@@ -146,6 +146,7 @@ STATUS_PHRASES = (
 )
 HELP_PHRASES = ("what can i say", "what can you do")
 START_PHRASES = ("start a goal", "new goal", "start goal", "create a goal", "begin a goal")
+STATUS_WORDS = frozenset({"going", "doing", "coming", "progressing"})
 PROJECT = "project"
 LEADING = frozenset(
     {
@@ -165,6 +166,8 @@ LEADING = frozenset(
         "of",
     }
 )
+UNNAMING = frozenset({"goal", "plan", "it", "this", "how", "is", "are", "what's", "status"})
+"""Words around a goal's name that are not its name."""
 WORD = re.compile(r"[a-z0-9][a-z0-9'_-]*")
 
 
@@ -211,7 +214,10 @@ def parse(text: str, known: Known) -> Intent:
     if start is not None:
         return start
     act = _verb(said)
-    if act is None and any(phrase in joined for phrase in STATUS_PHRASES):
+    if act is None and (
+        any(phrase in joined for phrase in STATUS_PHRASES)
+        or (said[0] == "how" and STATUS_WORDS & set(said))
+    ):
         act = Act.STATUS
     if act is None:
         return Intent(act=Act.UNCLEAR, title=text.strip())
@@ -298,14 +304,19 @@ def _task_in(rest: list[str]) -> str:
 
 def _goal_in(rest: list[str], known: Known) -> str:
     """A goal named by its id or (closely) by its title; "" for the one being talked about."""
-    named = [w for w in rest if w not in LEADING and w not in ("goal", "plan", "it", "this")]
+    named = [w for w in rest if w not in LEADING and w not in UNNAMING and w not in STATUS_WORDS]
     if not named:
         return ""
     for goal in known.goals:
         if any(_squash(w) and _squash(goal.id).endswith(_squash(w)) and len(w) >= 4 for w in named):
             return goal.id
-    heard = " ".join(named)
-    scored = sorted(
-        ((similar(heard, goal.title.lower()), goal.id) for goal in known.goals), reverse=True
-    )
-    return scored[0][1] if scored and scored[0][0] >= 0.6 else ""
+    scored = sorted(((_overlap(named, goal.title), goal.id) for goal in known.goals), reverse=True)
+    return scored[0][1] if scored and scored[0][0] >= 0.8 else ""
+
+
+def _overlap(named: list[str], title: str) -> float:
+    """How much of what was said is in ``title``: each word's closest match there, averaged."""
+    in_title = words(title)
+    if not in_title:
+        return 0.0
+    return sum(max(similar(w, t) for t in in_title) for w in named) / len(named)

@@ -81,11 +81,11 @@ class Conversation:
             case Act.NO:
                 return Reply(text="Not started." if pending else "All right.")
             case Act.START:
-                if not intent.project or not intent.title:
-                    raise UserError(
-                        "Say which project, then what to do: start a goal on calc, add a "
-                        "multiply function"
-                    )
+                if not intent.project:
+                    names = ", ".join((await self.known()).projects) or "none yet"
+                    raise UserError(f"Which project? There are: {names}")
+                if not intent.title:
+                    raise UserError(f"What should the goal on {intent.project} do?")
                 self.pending = intent
                 return Reply(
                     text=f"Start a goal on {intent.project}: {intent.title}?", confirm=True

@@ -11,7 +11,8 @@ Three things run at once on the loop, so none waits for another:
 * the speak-up follower says the events that matter as the event hub finds them.
 
 An answer is spoken by a task of its own (``say``, its PCM frames, ``said``) that the reader
-may cancel; every send holds one lock, so a cut never splits a message. A failing speech
+may cancel; its audio is sent at the pace it plays (a second ahead), so a cut stops what is not
+yet heard, and every send holds one lock, so a cut never splits a message. A failing speech
 service is an ``error`` message; the session goes on. What the protocol forbids ends it
 (:class:`~blitz.voice.frames.Refused`: the socket closes with the code and reason).
 """
@@ -49,6 +50,9 @@ AUDIO_FRAME = 16 * 1024
 """Bytes of answer audio per binary frame (about a third of a second)."""
 PRE_ROLL_S = 0.8
 """Seconds of audio kept from before the VAD heard speech start (its first syllable)."""
+LEAD_S = 1.0
+"""Seconds of answer audio sent ahead of real time: enough to play without a gap, little
+enough that a cut-off answer stops soon (what was sent the client drops itself)."""
 MIN_UTTERANCE_S = 0.2
 """An utterance shorter than this is not worth transcribing."""
 
@@ -268,10 +272,17 @@ class VoiceSession:
 
     async def _speak(self, answer: int, text: str) -> None:
         await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
+        loop = asyncio.get_running_loop()
+        began, sent = loop.time(), 0.0  # seconds of audio sent
         try:
             async for chunk in self.synthesizer.stream(text, "pcm"):
                 for start in range(0, len(chunk), AUDIO_FRAME):
-                    await self._send(chunk[start : start + AUDIO_FRAME])
+                    ahead = began + sent - LEAD_S - loop.time()
+                    if ahead > 0:  # paced as it plays, so a cut stops what is not yet sent
+                        await asyncio.sleep(ahead)
+                    frame = chunk[start : start + AUDIO_FRAME]
+                    await self._send(frame)
+                    sent += len(frame) / 2 / PCM_OUT_RATE
         except BlitzError as exc:
             await self._error(f"Text to speech failed: {exc}")
         await self._send({"type": "said", "id": answer})

@@ -4,14 +4,18 @@ out, goals started and announced; and everything that must not break it."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Start
-from server_helpers import AGENT, PLAN, make_repo
+from server_helpers import AGENT, PLAN, free_port, make_repo
 from voice_helpers import (
     Voice,
     heard,
+    noise,
     silence,
     speech_settings,
     spoken,
@@ -19,8 +23,12 @@ from voice_helpers import (
     words,
     ws_url,
 )
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from blitz.testing.speech_api import ScriptedSpeechServer
 from blitz.testing.speech_server import SpeechServer
+from blitz.voice.replies import HELP
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -82,4 +90,188 @@ async def test_webm_opus_is_understood_when_the_utterance_ends(
     await voice.send({"type": "text", "text": "no"})
     assert (await voice.answer()).say["text"] == "Not started."
     assert not await running.json("GET", "/api/goals")
+    await voice.close()
+
+
+async def closed_with(url: str, *sent: str | bytes, **headers: str) -> tuple[int, str]:
+    """Open ``url``, send ``sent``, and return the code and reason the server closed with."""
+    async with connect(url, additional_headers=headers, max_size=2**22) as socket:
+        for message in sent:
+            await socket.send(message)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(socket.recv(), 60)
+    assert closed.value.rcvd is not None, "the server sent no close frame"
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_without_the_token_the_socket_closes_with_1008(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    url = ws_url(str(running.http.base_url))
+    code, reason = await closed_with(url)
+    assert (code, reason.split(":")[0]) == (1008, "token required")
+    code, reason = await closed_with(url, Authorization="Bearer blitz_wrong")
+    assert (code, reason.split(":")[0]) == (1008, "token invalid")
+    assert (await closed_with(ws_url(str(running.http.base_url), "blitz_wrong")))[0] == 1008
+    # The dashboard's cookie and ?token= are the token too.
+    hello = json.dumps({"type": "hello"})
+    for headers, where in (
+        ({"Cookie": f"blitz_token={running.token}"}, url),
+        ({}, ws_url(str(running.http.base_url), running.token)),
+    ):
+        async with connect(where, additional_headers=headers) as socket:
+            await socket.send(hello)
+            ready = json.loads(await asyncio.wait_for(socket.recv(), 60))
+            assert ready == {"type": "ready", "speech": {"format": "pcm16", "sample_rate": 24000}}
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "reason"),
+    [
+        ((bytes(64 * 1024 + 1),), 1009, "a binary frame is over 64 KiB"),
+        (("not json",), 1007, "a text frame must be a JSON object"),
+        (('{"type": "dance"}',), 1003, "unknown message type 'dance'"),
+        (("{}",), 1003, "a message needs a 'type'"),
+        (('{"type": "hello", "format": "mp3"}',), 1007, "hello: 'format'"),
+        (('{"type": "hello", "sample_rate": 123}',), 1007, "hello: 'sample_rate'"),
+        (('{"type": "hello"}', '{"type": "text"}'), 1007, "text: 'text' must be"),
+        (('{"type": "hello"}', '{"type": "hello"}'), 1007, "hello comes first, once"),
+        (
+            ('{"type": "hello", "format": "webm"}', *[bytes(60000)] * 40),
+            1009,
+            "an utterance is over",
+        ),
+    ],
+)
+async def test_frames_the_protocol_forbids_close_the_socket_with_a_reason(
+    live: Start, speech_server: SpeechServer, sent: tuple[str | bytes, ...], code: int, reason: str
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    url = ws_url(str(running.http.base_url))
+    got = await closed_with(url, *sent, Authorization=f"Bearer {running.token}")
+    assert got[0] == code and got[1].startswith(reason), got
+    # The daemon goes on, and so do new sessions.
+    assert (await running.json("GET", "/api/health"))["status"] == "ok"
+    voice = await Voice.open(url, running.token)
+    await voice.send({"type": "text", "text": "help"})
+    assert (await voice.answer()).say["text"] == HELP
+    await voice.close()
+
+
+async def test_noise_is_not_understood_and_the_session_goes_on(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    await voice.stream(noise(1.5), paced=False)
+    await voice.send({"type": "end"})
+    error = await voice.until("error")
+    assert "did not understand" in error["message"] or "heard nothing" in error["message"]
+    assert not [m for m in voice.seen if m["type"] in ("confirm", "event")]
+    await voice.send({"type": "text", "text": "what can I say?"})
+    answer = await voice.answer()
+    assert answer.say["text"] == HELP and answer.audio and not answer.errors
+    await voice.close()
+
+
+async def test_a_speech_service_that_is_down_is_an_error_and_the_text_answer_still_comes(
+    live: Start,
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    running = await live(SCENARIO, stt_url=down, tts_url=down, speech_timeout=5.0)
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    await voice.stream(noise(0.5), paced=False)
+    await voice.send({"type": "end"})
+    error = await voice.until("error")
+    assert error["message"].startswith("Speech to text failed: cannot reach the speech service")
+    await voice.send({"type": "text", "text": "help"})
+    answer = await voice.answer()
+    assert answer.say["text"] == HELP and answer.end["type"] == "said" and not answer.audio
+    [said] = answer.errors
+    assert said.startswith("Text to speech failed: cannot reach the speech service")
+    await voice.close()
+
+
+async def test_a_slow_speech_service_times_out_with_a_clear_error(live: Start) -> None:
+    with ScriptedSpeechServer(delay=60) as slow:
+        url = f"{slow.url}/v1"
+        running = await live(SCENARIO, stt_url=url, tts_url=url, speech_timeout=1.0)
+        voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+        await voice.stream(noise(0.5), paced=False)
+        await voice.send({"type": "end"})
+        error = await voice.until("error")
+        assert "did not answer within 1s" in error["message"], error
+        await voice.send({"type": "text", "text": "status"})
+        answer = await voice.answer()
+        assert answer.say["text"] == "No goal is running." and not answer.audio
+        assert "did not answer within 1s" in answer.errors[0]
+        await voice.close()
+
+
+async def test_stop_and_speech_cut_off_the_answer_being_spoken(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    question = await spoken(speech_server, "How is it going?")
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    for cut in ("stop", "speech"):
+        await voice.send({"type": "text", "text": "help"})
+        say = await voice.until("say")
+        assert isinstance(await voice.next(), bytes)  # it is being spoken
+        if cut == "stop":
+            await voice.send({"type": "stop"})
+        else:  # barge-in: the person speaks over it
+            await voice.stream(silence(0.2) + question + silence(1.2))
+        rest: list[Any] = []
+        while not (isinstance(got := await voice.next(), dict) and got["type"] == "stopped"):
+            rest.append(got)
+        assert got["id"] == say["id"] and not [m for m in rest if isinstance(m, dict)], rest
+    assert words((await voice.until("heard"))["text"]) == ["how", "is", "it", "going"]
+    assert (await voice.answer()).say["text"] == "No goal is running."
+    await voice.close()
+
+
+async def test_typed_commands_go_through_the_actions(live: Start, tmp_path: Path) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1"  # no speech at all: the text answers still come
+    running = await live(SCENARIO, stt_url=down, tts_url=down)
+    repo = make_repo(tmp_path, "calc", toml="require_plan_approval = true\n")
+    await running.add_project(repo)
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+
+    async def said(text: str) -> str:
+        return str((await voice.reply_to(text)).say["text"])
+
+    assert await said("start a goal on the calc project: add a multiply function") == (
+        "Start a goal on calc: Add a multiply function?"
+    )
+    assert await said("yes") == "Started: Add a multiply function, on calc."
+    [goal] = await running.json("GET", "/api/goals")
+    await running.wait_goal(goal["id"], ("awaiting_approval",))
+    event = await voice.until("event") if not voice.spoken_up else voice.spoken_up[0]
+    assert event["kind"] == "plan.awaiting_approval" and "Say approve or reject" in event["text"]
+    assert (
+        await said("approve the plan") == "Approved the plan of the goal Add a multiply function."
+    )
+    assert (await running.wait_goal(goal["id"]))["state"] == "succeeded"
+    assert await said("how is it going?") == (
+        "Add a multiply function, on calc: finished, 3 of 3 tasks done."
+    )
+    refused = (await voice.reply_to("retry task hello")).say["text"]  # it did not fail
+    assert refused in [m["message"] for m in voice.seen if m["type"] == "error"], refused
+    assert await said("pause the calc project") == "Paused calc."
+    assert (await running.json("GET", "/api/projects"))[0]["paused"] is True
+    assert await said("resume calc") == "Resumed calc."
+    assert await said("start a goal on calc: add a divide function") == (
+        "Start a goal on calc: Add a divide function?"
+    )
+    assert await said("yes") == "Started: Add a divide function, on calc."
+    divide = next(g for g in await running.json("GET", "/api/goals") if g["id"] != goal["id"])
+    await running.wait_goal(divide["id"], ("awaiting_approval",))
+    assert await said("cancel the goal") == "Cancelling the goal Add a divide function."
+    assert (await running.wait_goal(divide["id"]))["state"] == "cancelled"
+    assert await said("start a goal on the weather project: add rain") == (
+        "Which project? There are: calc."
+    )
     await voice.close()

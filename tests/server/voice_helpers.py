@@ -108,6 +108,7 @@ class Voice:
     def __init__(self, socket: ClientConnection) -> None:
         self.socket = socket
         self.seen: list[dict[str, Any]] = []  # every text message, in order
+        self.spoken_up: list[dict[str, Any]] = []  # events skipped by answer(reply=True)
 
     @classmethod
     async def open(cls, url: str, token: str = "", **hello: Any) -> Voice:
@@ -149,9 +150,27 @@ class Voice:
             if message["type"] == kind:
                 return message
 
-    async def answer(self, timeout: float = WAIT) -> Answer:
-        """The next answer, whole: ``say``, its audio, ``said`` (or ``stopped``)."""
-        say = await self.until("say", timeout)
+    async def answer(self, timeout: float = WAIT, *, reply: bool = False) -> Answer:
+        """The next answer, whole: ``say``, its audio, ``said`` (or ``stopped``); with
+        ``reply``, the next that answers the person (speak-ups are skipped, kept in
+        :attr:`spoken_up`)."""
+        while True:
+            say = await self.until("say", timeout)
+            answer = await self._rest(say, timeout)
+            if not (reply and len(self.seen) > 2 and self._before(say)["type"] == "event"):
+                return answer
+            self.spoken_up.append(self._before(say))
+
+    def _before(self, say: dict[str, Any]) -> dict[str, Any]:
+        at = next(i for i in range(len(self.seen) - 1, -1, -1) if self.seen[i] is say)
+        return self.seen[at - 1]
+
+    async def reply_to(self, text: str) -> Answer:
+        """Type ``text``; the answer to it."""
+        await self.send({"type": "text", "text": text})
+        return await self.answer(reply=True)
+
+    async def _rest(self, say: dict[str, Any], timeout: float) -> Answer:
         answer = Answer(say=say)
         while True:
             got = await self.next(timeout)
