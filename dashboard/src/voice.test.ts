@@ -224,6 +224,18 @@ describe("VoiceSession", () => {
     expect(s.voice.view.phase).toBe("ready");
   });
 
+  it("cuts off an answer still playing after the daemon sent all of it", () => {
+    const s = session();
+    s.ready();
+    s.socket().server({ type: "say", id: 6, text: "Started.", sample_rate: 16000 });
+    s.socket().server(new ArrayBuffer(3200));
+    s.socket().server({ type: "said", id: 6 });
+    s.voice.press();
+    expect(s.player.playing).toBe(false);
+    expect(s.socket().texts().at(-1)).toEqual({ type: "stop" });
+    expect(s.voice.view.entries[0]).toMatchObject({ say: 6, cut: true });
+  });
+
   it("sends no end for a press that carried no audio", () => {
     const s = session();
     s.ready();
@@ -273,6 +285,7 @@ describe("VoiceSession", () => {
     s.voice.press();
     expect(s.player.playing).toBe(false);
     expect(s.socket().texts().at(-1)).toEqual({ type: "stop" });
+    expect(s.voice.view.entries[0]).toMatchObject({ cut: true });
     s.socket().server(new ArrayBuffer(3200)); // already on its way: not played
     expect(s.player.played).toBe(3200);
     s.socket().server({ type: "stopped", id: 4 });

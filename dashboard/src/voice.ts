@@ -234,6 +234,8 @@ export class VoiceSession {
   private cancelRetry: () => void = () => {};
   /** The answer whose audio is arriving, and whether it is silenced (cut off by the person). */
   private say: { id: SayId; rate: number; muted: boolean; done: boolean } | null = null;
+  /** The answer whose audio the player has (it may still play after its `said`). */
+  private playing: SayId | null = null;
   private sentThisPress = 0;
   /** The daemon answered while the button was still held (its VAD ended the utterance). */
   private answeredThisPress = false;
@@ -434,6 +436,7 @@ export class VoiceSession {
     const say = this.say;
     if (!say || say.muted) return;
     const seconds = this.parts.player.play(pcm, say.rate);
+    this.playing = say.id;
     this.update((e) => e.say !== undefined && String(e.say) === String(say.id), {}, seconds);
     this.set({ speaking: true });
   }
@@ -453,8 +456,10 @@ export class VoiceSession {
   private interrupt(): void {
     const speaking = this.parts.player.playing || this.say !== null;
     if (!speaking) return;
+    const cut = this.say?.id ?? (this.parts.player.playing ? this.playing : null);
     this.parts.player.stop();
     if (this.say) this.say.muted = true;
+    if (cut !== null) this.update((e) => e.say !== undefined && String(e.say) === String(cut), { cut: true });
     this.send({ type: "stop" });
     this.onset.reset();
     this.flags.speaking = false;

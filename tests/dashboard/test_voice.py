@@ -69,9 +69,12 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
-def confirm_and_start(page: Any, daemon: Daemon, artifacts: Path, name: str) -> dict[str, Any]:
+def confirm_and_start(
+    page: Any, daemon: Daemon, artifacts: Path, name: str, *, interrupt: bool = False
+) -> dict[str, Any]:
     """After the command was heard: the question is shown and spoken, Yes starts the goal;
-    the goal, as the API has it."""
+    the goal, as the API has it. ``interrupt``: Yes is clicked while the question is still
+    being spoken, which cuts it off (barge-in); else once it was spoken to its end."""
     before = {g["id"] for g in calc_goals(daemon)}
     heard = page.get_by_test_id("voice-you").last
     heard.wait_for(timeout=ANSWER_TIMEOUT)
@@ -79,16 +82,28 @@ def confirm_and_start(page: Any, daemon: Daemon, artifacts: Path, name: str) -> 
     confirm = page.get_by_test_id("voice-confirm")
     confirm.wait_for(timeout=ANSWER_TIMEOUT)
     assert "calc" in words(confirm.inner_text()), confirm.inner_text()
-    # The question is also spoken: its speech arrives and is played (its seconds are counted).
+    # The question is also spoken: its speech arrives and plays.
     question = page.locator("[data-testid='voice-blitz'][data-seconds]").last
-    page.wait_for_function(
-        "el => parseFloat(el.dataset.seconds) > 0.5", arg=question.element_handle()
-    )
     assert "multiply" in words(question.inner_text()), question.inner_text()
+    page.wait_for_function(
+        "el => parseFloat(el.dataset.seconds) > 0", arg=question.element_handle()
+    )
+    if interrupt:
+        phase(page, "speaking")
+    else:
+        # Spoken to its end: nothing cut it off (not the release of the button, not the
+        # silence after the command).
+        page.locator(
+            "[data-testid='voice-phase']:not([data-phase='speaking']):not([data-phase='thinking'])"
+        ).wait_for(timeout=ANSWER_TIMEOUT)
+        assert float(question.get_attribute("data-seconds") or 0) > 1.5, question.inner_text()
+        assert page.locator("[data-testid='voice-blitz'][data-cut]").count() == 0
     page.screenshot(path=str(artifacts / f"{name}-question.png"))
     assert {g["id"] for g in calc_goals(daemon)} == before  # nothing starts before the yes
 
     page.get_by_test_id("voice-yes").click()
+    if interrupt:
+        page.locator("[data-testid='voice-blitz'][data-cut]").wait_for()
     deadline = time.monotonic() + 60
     while not (started := [g for g in calc_goals(daemon) if g["id"] not in before]):
         assert time.monotonic() < deadline, "no goal started after Yes"
@@ -99,16 +114,14 @@ def confirm_and_start(page: Any, daemon: Daemon, artifacts: Path, name: str) -> 
     page.locator("[data-testid='voice-you']", has_text="yes").wait_for()
     page.get_by_test_id("voice-blitz").nth(1).wait_for(timeout=ANSWER_TIMEOUT)
     page.screenshot(path=str(artifacts / f"{name}-started.png"))
-    # Nothing was misheard on the way (no second utterance of the silence after the command),
-    # and the question was spoken to its end (releasing the button did not cut it off).
+    # Nothing was misheard on the way (no second utterance of the silence after the command).
     assert page.get_by_test_id("voice-error").count() == 0, page.get_by_test_id(
         "voice-transcript"
     ).inner_text()
-    assert page.locator("[data-testid='voice-blitz'][data-cut]").count() == 0
     return goal
 
 
-def test_push_to_talk_starts_a_goal_after_yes(
+def test_push_to_talk_starts_a_goal_after_yes_and_its_end_is_spoken(
     talking_page: Any, daemon: Daemon, artifacts: Path, spoken: Spoken
 ) -> None:
     page = talking_page
@@ -128,6 +141,14 @@ def test_push_to_talk_starts_a_goal_after_yes(
     }
 
     goal = confirm_and_start(page, daemon, artifacts, "voice-push-to-talk")
+    # When the goal ends, blitz speaks up (the scripted agent takes a few seconds).
+    finished = page.locator("[data-testid='voice-event'][data-kind='goal.succeeded']")
+    finished.wait_for(timeout=120_000)
+    assert "multiply" in words(finished.inner_text()), finished.inner_text()
+    page.wait_for_function(
+        "el => parseFloat(el.dataset.seconds) > 0", arg=finished.element_handle()
+    )
+    assert daemon.api("GET", f"/api/goals/{goal['id']}")["state"] == "succeeded"
     # The panel stays open and keeps its conversation across pages.
     page.get_by_test_id(f"goal-row-{goal['id']}").click()
     page.wait_for_url(re.compile(r"/goals/"))
@@ -135,7 +156,7 @@ def test_push_to_talk_starts_a_goal_after_yes(
     assert page.get_by_test_id("voice-you").count() >= 2
 
 
-def test_hands_free_understands_without_pressing(
+def test_hands_free_understands_without_pressing_and_yes_cuts_the_question_off(
     talking_page: Any, daemon: Daemon, artifacts: Path
 ) -> None:
     page = talking_page
@@ -143,5 +164,5 @@ def test_hands_free_understands_without_pressing(
     open_panel(page)
     page.get_by_test_id("voice-handsfree").check()  # the microphone opens and streams
     phase(page, "listening")
-    confirm_and_start(page, daemon, artifacts, "voice-hands-free")
+    confirm_and_start(page, daemon, artifacts, "voice-hands-free", interrupt=True)
     assert page.get_by_test_id("voice-handsfree").is_checked()
