@@ -4,7 +4,8 @@
  * the panel is closed. */
 import { useEffect, useRef, useState } from "react";
 import type { FormEvent, KeyboardEvent } from "react";
-import { VoiceSession, voiceUrl, type Entry, type Phase, type VoiceView } from "../voice";
+import { VoiceSession, type Entry, type Phase, type VoiceView } from "../voice";
+import { voiceUrl } from "../voiceProtocol";
 import { Microphone, Player, audioContext } from "../voiceAudio";
 
 const LABEL: Record<Phase, string> = {
