@@ -4,8 +4,8 @@
 The token is checked as the API checks it (the bearer header, the dashboard's ``blitz_token``
 cookie, which a browser sends on a same-origin WebSocket, or ``?token=``); without a valid one
 the socket is accepted and closed at once with 1008 and the reason, which a browser can read
-(a refused handshake tells it nothing). The speech clients share one connection pool per
-daemon; the speech services and the model understanding are the daemon's settings. The
+(a refused handshake tells it nothing). A session's speech clients share one connection pool;
+the speech services and the model understanding are the daemon's settings. The
 session needs the ``voice`` extra (its VAD and decoder); without it the socket closes with 1011
 and says so.
 """
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 def routes(router: APIRouter, host: Host) -> None:
     stt, tts = host.app.settings.speech_endpoints()
-    client = httpx.AsyncClient()  # one pool for the daemon's sessions; closed with the process
     understand = understanding.for_app(host.app)
 
     @router.websocket("/api/voice")
@@ -45,18 +44,19 @@ def routes(router: APIRouter, host: Host) -> None:
             await socket.close(code=frames.POLICY, reason=reason)
             return
         if host.draining:
-            await socket.close(code=1001, reason="blitz is shutting down")
+            await socket.close(code=frames.GOING_AWAY, reason="blitz is shutting down")
             return
         try:
             from blitz.voice.session import VoiceSession  # the voice extra
         except ImportError:
             await socket.close(code=UNAVAILABLE, reason="voice needs pip install 'blitz[voice]'")
             return
-        session = VoiceSession(
-            socket,
-            host,
-            transcriber=Transcriber(stt, client),
-            synthesizer=Synthesizer(tts, client),
-            understanding=understand,
-        )
-        await session.run()
+        async with httpx.AsyncClient() as client:  # one pool per session, both services
+            session = VoiceSession(
+                socket,
+                host,
+                transcriber=Transcriber(stt, client),
+                synthesizer=Synthesizer(tts, client),
+                understanding=understand,
+            )
+            await session.run()

@@ -21,6 +21,7 @@ MAX_TEXT = 2000
 RATES = (8000, 16000, 24000, 44100, 48000)
 """Sample rates a pcm16 client may send (resampled to 16 kHz)."""
 
+GOING_AWAY = 1001  # the daemon is shutting down
 POLICY = 1008  # no valid token
 UNSUPPORTED = 1003  # a message of no known type
 INVALID = 1007  # not JSON, or a field that does not fit
@@ -35,7 +36,8 @@ class Refused(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code
-        self.reason = reason[:120]  # a close reason is at most 123 bytes
+        # A close reason is at most 123 bytes of UTF-8.
+        self.reason = reason.encode()[:120].decode(errors="ignore")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,8 @@ Three things run at once on the loop, so none waits for another:
   or ``end`` cut off the answer being spoken (barge-in);
 * the listener takes utterances in turn: transcribes them (the STT service), understands them
   and does them (:mod:`~blitz.voice.replies`), then has the answer spoken;
-* the speak-up follower says the events that matter as the event hub finds them.
+* the speak-up follower says the events that matter as the event hub finds them (and closes
+  the socket with 1001 when the hub closes: the daemon is shutting down).
 
 An answer is spoken by a task of its own (``say``, its PCM frames, ``said``) that the reader
 may cancel; its audio is sent at the pace it plays (a second ahead), so a cut stops what is not
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,8 @@ AUDIO_FRAME = 16 * 1024
 """Bytes of answer audio per binary frame (about a third of a second)."""
 PRE_ROLL_S = 0.8
 """Seconds of audio kept from before the VAD heard speech start (its first syllable)."""
+HELLO_WAIT_S = 1.0
+"""Seconds to wait for a hello before ``ready`` with the defaults."""
 LEAD_S = 1.0
 """Seconds of answer audio sent ahead of real time: enough to play without a gap, little
 enough that a cut-off answer stops soon (what was sent the client drops itself)."""
@@ -87,6 +91,7 @@ class VoiceSession:
         self.listening = Listening()
         self.endpointer: Endpointer | None = None
         self._send_lock = asyncio.Lock()
+        self._turn = asyncio.Lock()  # held while an answer waits its turn and starts
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._speaking: asyncio.Task[None] | None = None
@@ -104,6 +109,7 @@ class VoiceSession:
         tasks = [
             asyncio.create_task(self._listen(), name="voice-listen"),
             asyncio.create_task(self._speak_up(), name="voice-speak-up"),
+            asyncio.create_task(self._until_shutdown(), name="voice-shutdown"),
         ]
         try:
             await self._read()
@@ -121,20 +127,30 @@ class VoiceSession:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def _until_shutdown(self) -> None:
+        """Close the socket when the daemon shuts down (its event hub closes first)."""
+        hub = self.host.hub
+        while not hub.closed:
+            await hub.wait_past(hub.newest, 1.0)
+        await self._close(frames.GOING_AWAY, "blitz is shutting down")
+
     async def _read(self) -> None:
-        first = True
+        first: MutableMapping[str, Any] | None = None
+        with contextlib.suppress(TimeoutError):  # a hello first, or nothing for a moment
+            first = await asyncio.wait_for(self.socket.receive(), HELLO_WAIT_S)
+        hello: frames.ClientMessage | None = None
+        if first is not None and first.get("text") is not None:
+            hello = frames.parse(first["text"])
+        await self._ready(hello if isinstance(hello, frames.Hello) else frames.Hello())
+        if isinstance(hello, frames.Hello):
+            first = None
         while True:
-            message = await self.socket.receive()
+            message = first if first is not None else await self.socket.receive()
+            first = None
             if message["type"] == "websocket.disconnect":
                 return
             data: bytes | None = message.get("bytes")
             text: str | None = message.get("text")
-            if first:
-                first = False
-                hello = frames.parse(text) if text is not None else None
-                await self._ready(hello if isinstance(hello, frames.Hello) else frames.Hello())
-                if isinstance(hello, frames.Hello):
-                    continue
             if data is not None:
                 await self._heard(data)
             elif text is not None:
@@ -219,7 +235,7 @@ class VoiceSession:
             if heard is None:
                 return
             text = heard
-            await self._send({"type": "heard", "text": text})
+            await self._send({"type": "heard", "text": redact(text)})
         known = await self.conversation.known()
         intent = await self.understanding(text, known)
         reply = await self.conversation.answer(intent)
@@ -249,26 +265,28 @@ class VoiceSession:
         return text
 
     async def _error(self, message: str) -> None:
-        await self._send({"type": "error", "message": redact(message)})
+        """An ``error``, spoken as the ``say`` after it (text only if speech fails too)."""
+        await self.say(Reply(text=message, error=True))
 
     # -- speaking ------------------------------------------------------------------------------
 
     async def say(self, reply: Reply, *, before: dict[str, Any] | None = None) -> None:
         """Send ``reply`` (after ``before``, and as a ``confirm`` or ``error`` when it is one)
         and have it spoken by a task of its own, once the answer before it is over."""
-        previous = self._speaking
-        if previous is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.shield(previous)
-        text = redact(reply.text)
-        if before is not None:
-            await self._send(before)
-        if reply.confirm:
-            await self._send({"type": "confirm", "text": text})
-        elif reply.error:
-            await self._send({"type": "error", "message": text})
-        self._answer += 1
-        self._speaking = asyncio.create_task(self._speak(self._answer, text))
+        async with self._turn:  # a reply and a speak-up never speak at once
+            previous = self._speaking
+            if previous is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.shield(previous)
+            text = redact(reply.text)
+            if before is not None:
+                await self._send(before)
+            if reply.confirm:
+                await self._send({"type": "confirm", "text": text})
+            elif reply.error:
+                await self._send({"type": "error", "message": text})
+            self._answer += 1
+            self._speaking = asyncio.create_task(self._speak(self._answer, text))
 
     async def _speak(self, answer: int, text: str) -> None:
         await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
@@ -283,8 +301,8 @@ class VoiceSession:
                     frame = chunk[start : start + AUDIO_FRAME]
                     await self._send(frame)
                     sent += len(frame) / 2 / PCM_OUT_RATE
-        except BlitzError as exc:
-            await self._error(f"Text to speech failed: {exc}")
+        except BlitzError as exc:  # said in text only: speaking it would fail the same way
+            await self._send({"type": "error", "message": redact(f"Text to speech failed: {exc}")})
         await self._send({"type": "said", "id": answer})
 
     async def cut(self) -> None:

@@ -96,9 +96,9 @@ async def test_webm_opus_is_understood_when_the_utterance_ends(
 async def closed_with(url: str, *sent: str | bytes, **headers: str) -> tuple[int, str]:
     """Open ``url``, send ``sent``, and return the code and reason the server closed with."""
     async with connect(url, additional_headers=headers, max_size=2**22) as socket:
-        for message in sent:
-            await socket.send(message)
-        with pytest.raises(ConnectionClosed) as closed:
+        with pytest.raises(ConnectionClosed) as closed:  # maybe while still sending
+            for message in sent:
+                await socket.send(message)
             while True:
                 await asyncio.wait_for(socket.recv(), 60)
     assert closed.value.rcvd is not None, "the server sent no close frame"
@@ -115,14 +115,15 @@ async def test_without_the_token_the_socket_closes_with_1008(
     code, reason = await closed_with(url, Authorization="Bearer blitz_wrong")
     assert (code, reason.split(":")[0]) == (1008, "token invalid")
     assert (await closed_with(ws_url(str(running.http.base_url), "blitz_wrong")))[0] == 1008
-    # The dashboard's cookie and ?token= are the token too.
+    # The dashboard's cookie and ?token= are the token too; without a hello, ready comes anyway.
     hello = json.dumps({"type": "hello"})
-    for headers, where in (
-        ({"Cookie": f"blitz_token={running.token}"}, url),
-        ({}, ws_url(str(running.http.base_url), running.token)),
+    for headers, where, first in (
+        ({"Cookie": f"blitz_token={running.token}"}, url, [hello]),
+        ({}, ws_url(str(running.http.base_url), running.token), []),
     ):
         async with connect(where, additional_headers=headers) as socket:
-            await socket.send(hello)
+            for message in first:
+                await socket.send(message)
             ready = json.loads(await asyncio.wait_for(socket.recv(), 60))
             assert ready == {"type": "ready", "speech": {"format": "pcm16", "sample_rate": 24000}}
 
@@ -160,6 +161,24 @@ async def test_frames_the_protocol_forbids_close_the_socket_with_a_reason(
     await voice.close()
 
 
+async def test_an_utterance_over_30_seconds_closes_the_socket(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    words_ = "add a multiply function, a divide function and a subtract function to the calculator"
+    speech = await spoken(speech_server, words_)
+    long = b"".join(speech[: len(speech) - 3200] for _ in range(40))  # no pause between them
+    assert len(long) / 32000 > 31
+    url = ws_url(str(running.http.base_url))
+    auth = f"Bearer {running.token}"
+    code, reason = await closed_with(url, '{"type": "hello"}', *chunks(long), Authorization=auth)
+    assert (code, reason) == (1009, "an utterance is over 30 s")
+
+
+def chunks(pcm: bytes, size: int = 32000) -> list[bytes]:
+    return [pcm[start : start + size] for start in range(0, len(pcm), size)]
+
+
 async def test_noise_is_not_understood_and_the_session_goes_on(
     live: Start, speech_server: SpeechServer
 ) -> None:
@@ -169,6 +188,7 @@ async def test_noise_is_not_understood_and_the_session_goes_on(
     await voice.send({"type": "end"})
     error = await voice.until("error")
     assert "did not understand" in error["message"] or "heard nothing" in error["message"]
+    assert (await voice.answer()).say["text"] == error["message"]  # spoken too
     assert not [m for m in voice.seen if m["type"] in ("confirm", "event")]
     await voice.send({"type": "text", "text": "what can I say?"})
     answer = await voice.answer()
@@ -186,6 +206,9 @@ async def test_a_speech_service_that_is_down_is_an_error_and_the_text_answer_sti
     await voice.send({"type": "end"})
     error = await voice.until("error")
     assert error["message"].startswith("Speech to text failed: cannot reach the speech service")
+    unspoken = await voice.answer()  # the error as a say, its speech failing too: text only
+    assert unspoken.say["text"] == error["message"] and not unspoken.audio
+    assert unspoken.errors[0].startswith("Text to speech failed")
     await voice.send({"type": "text", "text": "help"})
     answer = await voice.answer()
     assert answer.say["text"] == HELP and answer.end["type"] == "said" and not answer.audio
@@ -203,6 +226,7 @@ async def test_a_slow_speech_service_times_out_with_a_clear_error(live: Start) -
         await voice.send({"type": "end"})
         error = await voice.until("error")
         assert "did not answer within 1s" in error["message"], error
+        assert (await voice.answer()).say["text"] == error["message"]
         await voice.send({"type": "text", "text": "status"})
         answer = await voice.answer()
         assert answer.say["text"] == "No goal is running." and not answer.audio
@@ -275,3 +299,15 @@ async def test_typed_commands_go_through_the_actions(live: Start, tmp_path: Path
         "Which project? There are: calc."
     )
     await voice.close()
+
+
+async def test_the_session_ends_with_1001_when_the_daemon_stops(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    running.daemon.request_stop()
+    with pytest.raises(ConnectionClosed) as closed:
+        await voice.until("never")
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "blitz is shutting down")

@@ -38,6 +38,13 @@ def test_a_project_with_a_hyphen_is_named_in_words() -> None:
     assert intent == Intent(act=Act.START, project="api-server", title="Rate limit logins")
 
 
+def test_a_sentence_misheard_by_tiny_en_in_bench_voice_still_starts_a_goal() -> None:
+    heard = "It's hard to go on the API project, add rate limiting to the login endpoint."
+    assert parse(heard, KNOWN) == Intent(
+        act=Act.START, project="api-server", title="Add rate limiting to the login endpoint"
+    )
+
+
 def test_a_project_that_does_not_exist_is_not_named() -> None:
     assert parse("Start a goal on the weather project: add rain", KNOWN).project == ""
 
