@@ -87,3 +87,20 @@ def test_the_panel_says_the_speech_server_is_down(
     )
     assert spoken_errors.count() == 2, page.get_by_test_id("voice-transcript").inner_text()
     assert daemon.api("GET", "/api/goals?limit=200") == []
+
+
+def test_the_panel_says_not_signed_in_when_the_socket_is_refused(page: Any, daemon: Daemon) -> None:
+    """Without the login's cookie the daemon closes the voice socket with 1008: the panel says
+    so and does not keep reconnecting."""
+    login(page, daemon)
+    page.get_by_test_id("project-calc").wait_for()
+    page.context.clear_cookies()  # the page still has its token; the socket has no cookie
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.get_by_test_id("voice-open").click()
+    phase(page, "signed-out")
+    page.wait_for_timeout(3500)  # longer than the first two waits before a reconnection
+    assert [url.rsplit("/", 2)[-2:] for url in sockets] == [["api", "voice"]], sockets
+    assert page.get_by_test_id("voice-phase").inner_text().strip() == "not signed in"
+    assert page.get_by_test_id("voice-detail").inner_text()
+    assert page.get_by_test_id("voice-talk").is_disabled()
