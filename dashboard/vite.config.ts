@@ -15,7 +15,7 @@ export default defineConfig({
     chunkSizeWarningLimit: 700,
   },
   server: {
-    proxy: { "/api": { target: api, changeOrigin: false } },
+    proxy: { "/api": { target: api, changeOrigin: false, ws: true } }, // ws: the voice socket
   },
   test: {
     include: ["src/**/*.test.ts"],

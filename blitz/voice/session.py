@@ -97,6 +97,9 @@ class VoiceSession:
         self._speaking: asyncio.Task[None] | None = None
         self._answer = 0  # the id of the last answer
         self._closed = False
+        # The VAD ended an utterance and no speech started since: an `end` then has nothing
+        # left to take (push-to-talk held past the silence that ended it).
+        self._taken_by_vad = False
 
     # -- the session's life ---------------------------------------------------------------------
 
@@ -180,6 +183,7 @@ class VoiceSession:
             await self.cut()  # barge-in: the person speaks over the answer
         elif heard is Heard.ENDED:
             await self._utterance_ended()
+            self._taken_by_vad = True
             return
         if endpointer.speaking:
             if self.listening.over_limit():
@@ -193,6 +197,11 @@ class VoiceSession:
         if isinstance(message, frames.Stop):
             await self.cut()
         elif isinstance(message, frames.End):
+            speaking = self.endpointer is not None and self.endpointer.speaking
+            if self._taken_by_vad and not speaking:
+                self._taken_by_vad = False
+                self.listening.take()  # the silence after it; its answer is not cut off
+                return
             await self.cut()
             await self._utterance_ended()
         elif isinstance(message, frames.Typed):

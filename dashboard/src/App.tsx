@@ -1,9 +1,11 @@
-/** The shell: the login gate, the header, and the two pages (overview and one goal). */
+/** The shell: the login gate, the header, the two pages (overview and one goal), and the voice
+ * panel, which stays open across pages. */
 import { useEffect, useState } from "react";
 import { describe, logout, setUnauthorizedHandler, storedToken } from "./api";
 import { GoalPage } from "./components/GoalPage";
 import { Home } from "./components/Home";
 import { Login } from "./components/Login";
+import { Voice } from "./components/Voice";
 import { navigate, useRoute } from "./router";
 
 export function App() {
@@ -57,6 +59,7 @@ export function App() {
             goals &amp; projects
           </a>
         </nav>
+        <Voice />
         <button
           className="ghost"
           data-testid="logout"

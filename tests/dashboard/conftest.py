@@ -8,10 +8,7 @@ opens a fresh browser profile. Screenshots go to ``$BLITZ_TEST_ARTIFACTS`` (defa
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +19,11 @@ from skipcheck import missing
 
 from .harness import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     SCENARIO,
     Daemon,
     environment,
     make_repo,
+    open_page,
     refusing_remote,
     serving,
 )
@@ -80,28 +77,8 @@ def page(
     playwright_driver: Any, daemon: Daemon, artifacts: Path, request: pytest.FixtureRequest
 ) -> Iterator[Any]:
     """A page in a fresh browser profile; on failure its screenshot is kept as well."""
-    profile = tempfile.mkdtemp(prefix="blitz-chromium-")
-    context = playwright_driver.chromium.launch_persistent_context(
-        profile,
-        executable_path=str(CHROMIUM),
-        args=CHROMIUM_ARGS,
-        headless=True,
-        viewport={"width": 1440, "height": 1000},
-    )
-    errors: list[str] = []
-    try:
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(30_000)
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        assert not errors, f"the page raised: {errors}"
-    finally:
-        if getattr(request.node, "rep_call_failed", False):
-            shot = artifacts / f"{request.node.name}-failed.png"
-            with contextlib.suppress(Exception):  # the browser may be what failed
-                context.pages[0].screenshot(path=str(shot), full_page=True)
-        context.close()
-        shutil.rmtree(profile, ignore_errors=True)
+    with open_page(playwright_driver, artifacts, request) as opened:
+        yield opened
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -10,6 +10,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -261,6 +262,36 @@ def serving(
                 proc.wait(timeout=10)
         shutil.copyfile(log, artifacts / f"{root.name}-serve.log")
     assert "Traceback" not in log.read_text(errors="replace"), log.read_text()
+
+
+@contextlib.contextmanager
+def open_page(
+    driver: Any, artifacts: Path, request: pytest.FixtureRequest, *args: str
+) -> Iterator[Any]:
+    """A page of Chromium in a fresh profile, launched with ``args`` besides the usual ones; it
+    must raise nothing, and on failure its screenshot is kept in ``artifacts``."""
+    profile = tempfile.mkdtemp(prefix="blitz-chromium-")
+    context = driver.chromium.launch_persistent_context(
+        profile,
+        executable_path=str(CHROMIUM),
+        args=[*CHROMIUM_ARGS, *args],
+        headless=True,
+        viewport={"width": 1440, "height": 1000},
+    )
+    errors: list[str] = []
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        assert not errors, f"the page raised: {errors}"
+    finally:
+        if getattr(request.node, "rep_call_failed", False):
+            shot = artifacts / f"{request.node.name}-failed.png"
+            with contextlib.suppress(Exception):  # the browser may be what failed
+                context.pages[0].screenshot(path=str(shot), full_page=True)
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 def login(page: Any, daemon: Daemon, token: str | None = None) -> None:
