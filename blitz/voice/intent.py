@@ -116,7 +116,6 @@ VERBS: dict[str, Act] = {
     "rejected": Act.REJECT,
     "decline": Act.REJECT,
     "cancel": Act.CANCEL,
-    "abort": Act.CANCEL,
     "retry": Act.RETRY,
     "skip": Act.SKIP,
     "pause": Act.PAUSE,
@@ -131,6 +130,8 @@ VERBS: dict[str, Act] = {
     "create": Act.START,
     "launch": Act.START,
 }
+DESTRUCTIVE = frozenset([Act.CANCEL, Act.REJECT, Act.SKIP])
+"""Verbs that undo work: taken only when heard exactly ("what about it" is close to "abort")."""
 STATUS_PHRASES = (
     "how is it going",
     "how's it going",
@@ -236,7 +237,7 @@ def _verb(said: list[str]) -> Act | None:
             return VERBS[word]
     for word in said[:2]:
         match = difflib.get_close_matches(word, list(VERBS), n=1, cutoff=0.8)
-        if match:
+        if match and VERBS[match[0]] not in DESTRUCTIVE:
             return VERBS[match[0]]
     return None
 

@@ -50,6 +50,8 @@ log = logging.getLogger("blitz.voice")
 
 AUDIO_FRAME = 16 * 1024
 """Bytes of answer audio per binary frame (about a third of a second)."""
+ENDING_S = 10.0
+"""Seconds a session's tasks get to end once it is over (each is cancelled first)."""
 PRE_ROLL_S = 0.8
 """Seconds of audio kept from before the VAD heard speech start (its first syllable)."""
 HELLO_WAIT_S = 1.0
@@ -120,12 +122,16 @@ class VoiceSession:
         finally:
             self._closed = True
             self.host.hub.observers.remove(self._observe)
-            for task in [*tasks, self._speaking]:
-                if task is not None:
-                    task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            ending = [t for t in [*tasks, self._speaking] if t is not None]
+            for task in ending:
+                task.cancel()
+            # Waited for, not awaited: their cancellation and errors stay theirs (a task that
+            # swallowed its cancellation would hold the session open for good).
+            if ending:
+                done, _ = await asyncio.wait(ending, timeout=ENDING_S)
+                for task in done:  # retrieved: a send to a closed socket is no news
+                    if not task.cancelled():
+                        task.exception()
 
     async def _until_shutdown(self) -> None:
         """Close the socket when the daemon shuts down (its event hub closes first)."""
@@ -224,6 +230,8 @@ class VoiceSession:
             except Refused as exc:
                 await self._close(exc.code, exc.reason)
                 return
+            except WebSocketDisconnect:
+                return  # the client went: the session ends
             except Exception as exc:  # never the daemon's end: said, and the session goes on
                 log.exception("the voice session failed on an utterance")
                 await self._error(f"Something went wrong: {type(exc).__name__}.")
@@ -275,9 +283,8 @@ class VoiceSession:
         and have it spoken by a task of its own, once the answer before it is over."""
         async with self._turn:  # a reply and a speak-up never speak at once
             previous = self._speaking
-            if previous is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.shield(previous)
+            if previous is not None:  # waited for: a cancel of this task still ends it
+                await asyncio.wait({previous})
             text = redact(reply.text)
             if before is not None:
                 await self._send(before)
@@ -292,8 +299,12 @@ class VoiceSession:
         await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
         loop = asyncio.get_running_loop()
         began, sent = loop.time(), 0.0  # seconds of audio sent
+        odd = b""  # a chunk's last byte when it ends mid-sample: it goes with the next one
         try:
-            async for chunk in self.synthesizer.stream(text, "pcm"):
+            async for piece in self.synthesizer.stream(text, "pcm"):
+                data = odd + piece
+                whole = len(data) - len(data) % 2
+                chunk, odd = data[:whole], data[whole:]
                 for start in range(0, len(chunk), AUDIO_FRAME):
                     ahead = began + sent - LEAD_S - loop.time()
                     if ahead > 0:  # paced as it plays, so a cut stops what is not yet sent
@@ -310,11 +321,11 @@ class VoiceSession:
         speaking = self._speaking
         if speaking is None or speaking.done():
             return
+        answer = self._answer  # the answer being cut, whatever starts after it
         async with self._send_lock:  # not in the middle of a frame
             speaking.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await speaking
-        await self._send({"type": "stopped", "id": self._answer})
+        await asyncio.wait({speaking})
+        await self._send({"type": "stopped", "id": answer})
 
     async def _send(self, message: dict[str, Any] | bytes) -> None:
         async with self._send_lock:

@@ -311,3 +311,48 @@ async def test_the_session_ends_with_1001_when_the_daemon_stops(
         await voice.until("never")
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "blitz is shutting down")
+
+
+def voice_tasks() -> list[asyncio.Task[Any]]:
+    """The voice sessions' own tasks running in this loop (the daemon's is this test's)."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("voice-") and not t.done()]
+
+
+async def test_a_client_gone_mid_answer_leaves_no_task_of_its_session(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    await voice.send({"type": "text", "text": "help"})
+    await voice.until("say")
+    assert isinstance(await voice.next(), bytes)  # being spoken
+    assert voice_tasks()
+    await voice.socket.close()  # gone mid-answer
+    for _ in range(200):
+        if not voice_tasks():
+            break
+        await asyncio.sleep(0.1)
+    assert voice_tasks() == []
+    again = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    assert (await again.reply_to("status")).say["text"] == "No goal is running."
+    await again.close()
+
+
+async def test_answer_audio_arriving_in_odd_sized_pieces_is_sent_in_whole_samples(
+    live: Start,
+) -> None:
+    pcm = bytes(range(256)) * 12 + b"\x01\x02"  # 3074 bytes: 1537 samples
+    with ScriptedSpeechServer(audio=pcm, trickle=0.0005) as tts:
+        url = f"{tts.url}/v1"
+        running = await live(SCENARIO, stt_url=url, tts_url=url)
+        voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+        await voice.send({"type": "text", "text": "status"})
+        await voice.until("say")
+        frames_sent: list[bytes] = []
+        while isinstance(got := await voice.next(), bytes):
+            frames_sent.append(got)
+        assert got["type"] == "said", got
+        assert len(frames_sent) > 1  # it came in pieces
+        assert all(len(f) % 2 == 0 for f in frames_sent), [len(f) for f in frames_sent]
+        assert b"".join(frames_sent) == pcm
+        await voice.close()

@@ -95,3 +95,11 @@ def test_tasks_and_projects_are_named() -> None:
     assert parse("Skip the world task", KNOWN) == Intent(act=Act.SKIP, task="world")
     assert parse("Pause the calc project", KNOWN) == Intent(act=Act.PAUSE, project="calc")
     assert parse("Resume CalP.", KNOWN) == Intent(act=Act.RESUME, project="calc")
+
+
+@pytest.mark.parametrize(
+    "heard",
+    ["What about the rate limiting goal?", "What about it?", "Cancelled?", "Rejects", "Skips"],
+)
+def test_a_word_only_close_to_cancel_reject_or_skip_undoes_nothing(heard: str) -> None:
+    assert parse(heard, KNOWN).act not in (Act.CANCEL, Act.REJECT, Act.SKIP)
