@@ -2,7 +2,8 @@
 :mod:`blitz.voice.session`).
 
 The token is checked as the API checks it (the bearer header, the dashboard's ``blitz_token``
-cookie, which a browser sends on a same-origin WebSocket, or ``?token=``); without a valid one
+cookie, which a browser sends on a same-origin WebSocket, or ``?token=``; the cookie only from
+the daemon's own origin or one ``--cors-origin`` allows); without a valid one
 the socket is accepted and closed at once with 1008 and the reason, which a browser can read
 (a refused handshake tells it nothing). A session's speech clients share one connection pool;
 the speech services and the model understanding are the daemon's settings. The
@@ -43,6 +44,10 @@ def routes(router: APIRouter, host: Host) -> None:
             reason = f"{exc.title}: send the daemon's token (bearer, cookie or ?token=)"
             await socket.close(code=frames.POLICY, reason=reason)
             return
+        if not _same_origin(socket, host.cors_origins):
+            reason = "the dashboard's cookie is taken only from the daemon's own pages"
+            await socket.close(code=frames.POLICY, reason=reason)
+            return
         if host.draining:
             await socket.close(code=frames.GOING_AWAY, reason="blitz is shutting down")
             return
@@ -60,3 +65,20 @@ def routes(router: APIRouter, host: Host) -> None:
                 understanding=understand,
             )
             await session.run()
+
+
+def _same_origin(socket: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """Whether a socket signed in by the dashboard's cookie comes from the daemon's own pages
+    (or an origin ``--cors-origin`` allows). A browser sends the cookie on a WebSocket from any
+    page of the same site (another port of this host included), and a WebSocket has no CORS:
+    without this, any local web page could talk to blitz. A bearer token or ``?token=`` is
+    proof enough, and a client that is not a browser sends no ``Origin``."""
+    header = socket.headers.get("authorization", "")
+    if header.lower().startswith("bearer ") or auth.COOKIE not in socket.cookies:
+        return True
+    origin = socket.headers.get("origin")
+    if origin is None:
+        return True
+    scheme = "https" if socket.url.scheme == "wss" else "http"
+    own = f"{scheme}://{socket.headers.get('host', '')}"
+    return origin in (own, *allowed)

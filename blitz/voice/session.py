@@ -50,6 +50,9 @@ log = logging.getLogger("blitz.voice")
 
 AUDIO_FRAME = 16 * 1024
 """Bytes of answer audio per binary frame (about a third of a second)."""
+TAKEN_S = 5.0
+"""Seconds after the VAD ended an utterance during which an ``end`` is the release of the same
+press (its silence dropped); a later ``end`` is a new utterance, answered whatever it holds."""
 ENDING_S = 10.0
 """Seconds a session's tasks get to end once it is over (each is cancelled first)."""
 PRE_ROLL_S = 0.8
@@ -99,9 +102,10 @@ class VoiceSession:
         self._speaking: asyncio.Task[None] | None = None
         self._answer = 0  # the id of the last answer
         self._closed = False
-        # The VAD ended an utterance and no speech started since: an `end` then has nothing
-        # left to take (push-to-talk held past the silence that ended it).
-        self._taken_by_vad = False
+        # When the VAD last ended an utterance, None once speech started again or a command
+        # came: an `end` soon after has nothing left to take (push-to-talk held past the
+        # silence that ended it).
+        self._vad_took_at: float | None = None
 
     # -- the session's life ---------------------------------------------------------------------
 
@@ -185,11 +189,12 @@ class VoiceSession:
             return
         heard = await asyncio.to_thread(endpointer.feed, samples)
         if heard is Heard.STARTED:
+            self._vad_took_at = None
             self.listening.keep_last(PRE_ROLL_S)
             await self.cut()  # barge-in: the person speaks over the answer
         elif heard is Heard.ENDED:
             await self._utterance_ended()
-            self._taken_by_vad = True
+            self._vad_took_at = asyncio.get_running_loop().time()
             return
         if endpointer.speaking:
             if self.listening.over_limit():
@@ -204,13 +209,16 @@ class VoiceSession:
             await self.cut()
         elif isinstance(message, frames.End):
             speaking = self.endpointer is not None and self.endpointer.speaking
-            if self._taken_by_vad and not speaking:
-                self._taken_by_vad = False
+            took = self._vad_took_at
+            self._vad_took_at = None
+            recent = took is not None and asyncio.get_running_loop().time() - took < TAKEN_S
+            if recent and not speaking:
                 self.listening.take()  # the silence after it; its answer is not cut off
                 return
             await self.cut()
             await self._utterance_ended()
         elif isinstance(message, frames.Typed):
+            self._vad_took_at = None
             await self.cut()
             await self._utterances.put(Utterance(text=message.text))
 

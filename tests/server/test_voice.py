@@ -126,6 +126,14 @@ async def test_without_the_token_the_socket_closes_with_1008(
                 await socket.send(message)
             ready = json.loads(await asyncio.wait_for(socket.recv(), 60))
             assert ready == {"type": "ready", "speech": {"format": "pcm16", "sample_rate": 24000}}
+    # The cookie, from a page of another origin (another port of this host): refused.
+    cookie = {"Cookie": f"blitz_token={running.token}"}
+    own = str(running.http.base_url).rstrip("/")
+    code, reason = await closed_with(url, **cookie, Origin="http://127.0.0.1:1")
+    assert code == 1008 and "daemon's own pages" in reason, reason
+    async with connect(url, additional_headers={**cookie, "Origin": own}) as socket:
+        await socket.send(hello)
+        assert json.loads(await asyncio.wait_for(socket.recv(), 60))["type"] == "ready"
 
 
 @pytest.mark.parametrize(
@@ -356,3 +364,21 @@ async def test_answer_audio_arriving_in_odd_sized_pieces_is_sent_in_whole_sample
         assert all(len(f) % 2 == 0 for f in frames_sent), [len(f) for f in frames_sent]
         assert b"".join(frames_sent) == pcm
         await voice.close()
+
+
+async def test_an_end_long_after_the_vad_ended_an_utterance_is_always_answered(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    question = await spoken(speech_server, "How is it going?")
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    await voice.stream(silence(0.2) + question + silence(1.2))  # hands-free: the VAD ends it
+    await voice.until("heard")
+    heard_at = asyncio.get_running_loop().time()
+    assert (await voice.answer()).say["text"] == "No goal is running."
+    await asyncio.sleep(max(0.0, heard_at + 6.0 - asyncio.get_running_loop().time()))
+    await voice.stream(silence(0.5))  # a press with nothing the VAD takes for speech
+    await voice.send({"type": "end"})
+    error = await voice.until("error")  # answered, not dropped as the last press's silence
+    assert error["message"].startswith("Sorry, I did not understand that"), error
+    await voice.close()
