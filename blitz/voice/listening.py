@@ -83,12 +83,33 @@ class Listening:
 
 
 def decode_webm(data: bytes) -> Samples:
-    """A WebM/Opus recording as 16 kHz mono samples (PyAV, blocking: call it in a thread);
-    :class:`~blitz.speech.audio.BadAudio` when it is not audio. Over the utterance limit:
-    :class:`Refused`."""
-    from blitz.speech.audio import decode  # PyAV: the voice extra
+    """A WebM/Opus recording as 16 kHz mono samples (PyAV, blocking: call it in a thread),
+    decoded a frame at a time and given up past the utterance limit (a few hundred KB of Opus
+    at its lowest bitrate holds hours of audio); :class:`~blitz.speech.audio.BadAudio` when it
+    is not audio. Over the utterance limit: :class:`Refused`."""
+    import io
+    import itertools
 
-    samples = decode(data, raw_pcm=False)
-    if samples.size > MAX_UTTERANCE_S * RATE:
-        raise Refused(TOO_BIG, f"an utterance is over {MAX_UTTERANCE_S:g} s")
-    return samples
+    import av  # PyAV: the voice extra
+
+    from blitz.speech.audio import BadAudio
+
+    limit, size = round(MAX_UTTERANCE_S * RATE), 0
+    pieces: list[Samples] = []
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+            frames = itertools.chain(container.decode(stream), [None])  # None: its tail
+            for frame in frames:
+                for piece in resampler.resample(frame):
+                    samples = piece.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+                    pieces.append(samples)
+                    size += samples.size
+                    if size > limit:
+                        raise Refused(TOO_BIG, f"an utterance is over {MAX_UTTERANCE_S:g} s")
+    except (av.FFmpegError, IndexError, ValueError, OSError) as exc:
+        raise BadAudio(f"the recording is not WebM/Opus audio: {exc}") from exc
+    if not size:
+        raise BadAudio("the recording holds no audio")
+    return np.concatenate(pieces)

@@ -50,6 +50,9 @@ log = logging.getLogger("blitz.voice")
 
 AUDIO_FRAME = 16 * 1024
 """Bytes of answer audio per binary frame (about a third of a second)."""
+WAITING = 4
+"""Utterances that may wait for the listener; more are refused (a flood of commands would
+queue model and speech calls without end)."""
 TAKEN_S = 5.0
 """Seconds after the VAD ended an utterance during which an ``end`` is the release of the same
 press (its silence dropped); a later ``end`` is a new utterance, answered whatever it holds."""
@@ -97,7 +100,7 @@ class VoiceSession:
         self.endpointer: Endpointer | None = None
         self._send_lock = asyncio.Lock()
         self._turn = asyncio.Lock()  # held while an answer waits its turn and starts
-        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=WAITING)
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self._speaking: asyncio.Task[None] | None = None
         self._answer = 0  # the id of the last answer
@@ -220,13 +223,22 @@ class VoiceSession:
         elif isinstance(message, frames.Typed):
             self._vad_took_at = None
             await self.cut()
-            await self._utterances.put(Utterance(text=message.text))
+            await self._queue(Utterance(text=message.text))
 
     async def _utterance_ended(self) -> None:
         samples, webm = self.listening.take()
         if self.endpointer is not None:
             self.endpointer.reset()
-        await self._utterances.put(Utterance(samples=samples, webm=webm))
+        await self._queue(Utterance(samples=samples, webm=webm))
+
+    async def _queue(self, utterance: Utterance) -> None:
+        """``utterance`` for the listener, unless :data:`WAITING` already wait (said in text:
+        the reader never waits for an answer to end)."""
+        try:
+            self._utterances.put_nowait(utterance)
+        except asyncio.QueueFull:
+            message = "One thing at a time: wait for the answer to what you said before."
+            await self._send({"type": "error", "message": message})
 
     # -- the listener: transcribe, understand, do, answer --------------------------------------
 

@@ -382,3 +382,30 @@ async def test_an_end_long_after_the_vad_ended_an_utterance_is_always_answered(
     error = await voice.until("error")  # answered, not dropped as the last press's silence
     assert error["message"].startswith("Sorry, I did not understand that"), error
     await voice.close()
+
+
+async def test_a_small_webm_holding_over_30_seconds_closes_the_socket(
+    live: Start, speech_server: SpeechServer
+) -> None:
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    long = webm_opus(silence(31.0))  # small (silence compresses), long
+    assert len(long) < 2 * 1024 * 1024
+    url = ws_url(str(running.http.base_url))
+    hello = '{"type": "hello", "format": "webm"}'
+    auth = f"Bearer {running.token}"
+    code, reason = await closed_with(
+        url, hello, *chunks(long), '{"type": "end"}', Authorization=auth
+    )
+    assert (code, reason) == (1009, "an utterance is over 30 s"), reason
+
+
+async def test_a_flood_of_commands_is_refused_past_a_few_waiting(live: Start) -> None:
+    with ScriptedSpeechServer(delay=60) as slow:  # every answer waits for speech that is slow
+        url = f"{slow.url}/v1"
+        running = await live(SCENARIO, stt_url=url, tts_url=url, speech_timeout=30.0)
+        voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+        for _ in range(20):
+            await voice.send({"type": "text", "text": "status"})
+        refused = await voice.until("error")
+        assert refused["message"].startswith("One thing at a time"), refused
+        await voice.socket.close()
