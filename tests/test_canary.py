@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from engine_helpers import make_app
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
 from typer.testing import CliRunner
 
 from blitz.cli import app as cli
@@ -310,10 +310,31 @@ def endpoints(routes: list[Any], prefix: str = "") -> list[tuple[str, str]]:
         if included is not None:
             context = getattr(route, "include_context", None)
             found += endpoints(included.routes, prefix + getattr(context, "prefix", ""))
+        elif isinstance(route, APIWebSocketRoute):
+            found.append(("WEBSOCKET", prefix + route.path))
         else:
             assert isinstance(route, APIRoute), route
             found += [(m, prefix + route.path) for m in sorted(route.methods - {"HEAD"})]
     return found
+
+
+async def voice_said(url: str, token: str) -> str:
+    """Everything the voice socket sends in text when asked how things are going (its speech
+    service is not there: the answer comes as text, and the error with it)."""
+    from websockets.asyncio.client import connect
+
+    said: list[str] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(
+        url.replace("http", "ws", 1) + "/api/voice", additional_headers=headers
+    ) as ws:
+        await ws.send(json.dumps({"type": "text", "text": "how is it going"}))
+        while True:
+            got = await asyncio.wait_for(ws.recv(), 60)
+            if isinstance(got, str):
+                said.append(got)
+                if json.loads(got)["type"] == "said":
+                    return "\n".join(said)
 
 
 async def check_every_route(home: Path) -> None:
@@ -331,9 +352,13 @@ async def check_every_route(home: Path) -> None:
         "channel": "C0CANARY",
     }
     order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 2, "DELETE": 3}  # the project's removal last
+    found = endpoints(daemon.api.routes)
+    sockets = [path for method, path in found if method == "WEBSOCKET"]
+    assert sockets == ["/api/voice"]  # a new socket is checked below too
     calls = sorted(
         (order[method], method, path.format(**params))
-        for method, path in endpoints(daemon.api.routes)
+        for method, path in found
+        if method != "WEBSOCKET"
     )
     assert len(calls) >= 20
     sock = listen("127.0.0.1", 0)
@@ -377,6 +402,9 @@ async def check_every_route(home: Path) -> None:
                 assert_clean(f"{method} {path}", response.content)
                 answered += response.status_code < 300
             assert answered >= 8  # the reads answered, not just refused
+            said = await voice_said(url_of(sock), token)
+            assert '"type":"say"' in said.replace(" ", "")
+            assert_clean("the voice socket", said)
     finally:
         daemon.request_stop()
         assert await asyncio.wait_for(serving, 60) == 0
