@@ -5,14 +5,13 @@ microphone would, and the answers read back (their audio transcribed by Whisper)
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import av
 import numpy as np
+from audio_helpers import webm_opus_of
 from websockets.asyncio.client import ClientConnection, connect
 
 from blitz.speech.audio import to_pcm16, wav
@@ -74,21 +73,7 @@ def noise(seconds: float, seed: int = 7) -> bytes:
 def webm_opus(pcm16k: bytes) -> bytes:
     """16 kHz pcm16 as Opus in WebM at 48 kHz: what a browser's MediaRecorder makes."""
     samples = np.frombuffer(pcm16k, dtype="<i2").astype(np.float32) / 32768.0
-    pcm = np.frombuffer(to_pcm16(samples, 16000, 48000), dtype="<i2")
-    out = io.BytesIO()
-    with av.open(out, "w", format="webm") as container:
-        stream = container.add_stream("libopus", rate=48000)
-        stream.layout = "mono"  # type: ignore[union-attr]
-        for start in range(0, pcm.size, 960):  # 20 ms frames
-            frame = av.AudioFrame.from_ndarray(
-                pcm[start : start + 960].reshape(1, -1), format="s16", layout="mono"
-            )
-            frame.sample_rate = 48000
-            for packet in stream.encode(frame):  # type: ignore[union-attr]
-                container.mux(packet)
-        for packet in stream.encode(None):  # type: ignore[union-attr]
-            container.mux(packet)
-    return out.getvalue()
+    return webm_opus_of(samples, 16000)
 
 
 @dataclass

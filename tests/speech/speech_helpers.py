@@ -8,6 +8,7 @@ import re
 
 import av
 import numpy as np
+from audio_helpers import webm_opus_of
 
 from blitz.settings import Settings
 from blitz.speech.audio import to_pcm16, wav
@@ -54,21 +55,7 @@ def pcm16k(data: bytes) -> bytes:
 def webm_opus(data: bytes) -> bytes:
     """A WAV as Opus in WebM at 48 kHz: what a browser's MediaRecorder makes."""
     samples, rate = samples_of_wav(data)
-    pcm = np.frombuffer(to_pcm16(samples, rate, 48000), dtype="<i2")
-    out = io.BytesIO()
-    with av.open(out, "w", format="webm") as container:
-        stream = container.add_stream("libopus", rate=48000)
-        stream.layout = "mono"  # type: ignore[union-attr]
-        for start in range(0, pcm.size, 960):  # 20 ms frames
-            frame = av.AudioFrame.from_ndarray(
-                pcm[start : start + 960].reshape(1, -1), format="s16", layout="mono"
-            )
-            frame.sample_rate = 48000
-            for packet in stream.encode(frame):  # type: ignore[union-attr]
-                container.mux(packet)
-        for packet in stream.encode(None):  # type: ignore[union-attr]
-            container.mux(packet)
-    return out.getvalue()
+    return webm_opus_of(samples, rate)
 
 
 def as_wav(pcm: bytes, rate: int) -> bytes:
