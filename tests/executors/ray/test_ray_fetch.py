@@ -34,15 +34,32 @@ class Measured(RayExecutor):
         return data
 
 
+def with_origin(repo: Path, origin: Path) -> None:
+    """``repo`` given a remote ``origin``: a bare clone of it here, which the nodes reach too."""
+    git(repo.parent, "clone", "-q", "--bare", str(repo), str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "fetch", "-q", "origin")
+
+
+async def run_goal(app: Any, executor: Measured, repo: Path, title: str) -> tuple[Any, Any, Any]:
+    """One goal on ``repo`` through ``executor`` (closed after): project, goal, its end."""
+    executor.sent = []
+    try:
+        project = await app.register(repo)
+        goal = await app.new_goal(project, title)
+        engine = ray_engine(app, executor)
+        engine.start(project, goal)
+        return project, goal, (await engine.run())[goal.id]
+    finally:
+        await executor.close()
+
+
 async def test_workers_fetch_the_history_from_the_remote_and_get_only_the_goals_commits(
     ray_cluster: RayCluster, apps: Any, tmp_path: Path
 ) -> None:
     history = {f"data/{i}.txt": os.urandom(10_000).hex() for i in range(60)}  # about 1.2 MB
     repo = make_repo(tmp_path, files=history, sections={"executor": {"sync": "fetch"}})
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
-    git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "fetch", "-q", "origin")
+    with_origin(repo, tmp_path / "origin.git")
     upstream = git(repo, "rev-parse", "refs/remotes/origin/main")
     names = ("a", "b", "c")
     app = apps({
@@ -51,15 +68,7 @@ async def test_workers_fetch_the_history_from_the_remote_and_get_only_the_goals_
         "agent": {n: [[write(f"{n}.txt", f"{n}\n")]] for n in names},
     })  # fmt: skip
     executor = Measured(ray_cluster.address, poll=0.2)
-    executor.sent = []
-    try:
-        project = await app.register(repo)
-        goal = await app.new_goal(project, "three files")
-        engine = ray_engine(app, executor)
-        engine.start(project, goal)
-        finished = (await engine.run())[goal.id]
-    finally:
-        await executor.close()
+    project, goal, finished = await run_goal(app, executor, repo, "three files")
 
     assert finished.state is GoalState.SUCCEEDED, finished
     # Each bundle held the goal's own commits at most, never the history the remote has.
@@ -75,10 +84,7 @@ async def test_a_worker_that_cannot_fetch_gets_the_full_history_at_once_without_
     ray_cluster: RayCluster, apps: Any, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path, sections={"executor": {"sync": "fetch"}})
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
-    git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "fetch", "-q", "origin")
+    with_origin(repo, tmp_path / "origin.git")
     # The daemon's view of the remote is ahead of the remote itself (a push that never landed):
     # a worker's fetch cannot bring the commit the bundle leaves out.
     (repo / "unpushed.txt").write_text("never pushed\n")
@@ -89,15 +95,7 @@ async def test_a_worker_that_cannot_fetch_gets_the_full_history_at_once_without_
         {"summary": "one file", "tasks": [task("a")], "agent": {"a": [[write("a.txt", "a\n")]]}}
     )
     executor = Measured(ray_cluster.address, poll=0.2)
-    executor.sent = []
-    try:
-        project = await app.register(repo)
-        goal = await app.new_goal(project, "one file")
-        engine = ray_engine(app, executor)
-        engine.start(project, goal)
-        finished = (await engine.run())[goal.id]
-    finally:
-        await executor.close()
+    _, goal, finished = await run_goal(app, executor, repo, "one file")
 
     assert finished.state is GoalState.SUCCEEDED, finished
     events = goal_events(app, goal.id)
