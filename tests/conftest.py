@@ -17,7 +17,7 @@ from blitz import redact, sandbox
 if TYPE_CHECKING:
     from blitz.app import App
 
-pytest_plugins = ["skipcheck", "local_model", "ray_cluster", "speech_service"]
+pytest_plugins = ["skipcheck", "workers", "local_model", "ray_cluster", "speech_service"]
 """A skip for want of something fails a strict run (BLITZ_TEST_STRICT or CI): tests/skipcheck.py."""
 
 settings.register_profile("blitz", deadline=None, suppress_health_check=[HealthCheck.too_slow])
