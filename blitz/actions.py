@@ -18,16 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from blitz import executors, followups
+from blitz import executors, followups, steering
 from blitz.backends.availability import require
 from blitz.backends.registry import NO_MODEL, check_name
-from blitz.conductor.ownership import GoalTaken
 from blitz.config import apply_config
 from blitz.detect import detect_gates
 from blitz.domain import GOAL_DONE, Goal, GoalState, Plan, Project, TaskState, new_id
@@ -43,6 +41,7 @@ from blitz.errors import (
 from blitz.events import Event, EventKind
 from blitz.run_options import check_exploration
 from blitz.runner import runner_id
+from blitz.steering import Applied, Done
 from blitz.store.base import Store
 from blitz.workspace import branch_name
 
@@ -59,22 +58,6 @@ class PlanSource(Protocol):
     """Reads the plan a person wrote, given the project's cap on tasks (raises PlanError)."""
 
     def __call__(self, *, max_tasks: int) -> Plan: ...
-
-
-class Applied(StrEnum):
-    """Where an action took effect."""
-
-    ENGINE = "engine"  # in the caller's engine
-    QUEUED = "queued"  # stored for the process that drives the goal
-    STORE = "store"  # nobody drives the goal: written to the store directly
-
-
-@dataclass(frozen=True, slots=True)
-class Done:
-    """An action on a goal: the goal as found, and where the action took effect."""
-
-    goal: Goal
-    applied: Applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +292,7 @@ async def cancel(app: App, engine: Engine | None, key: str, reason: str) -> Done
     store = app.store
     goal = goal_of(store, key)
     if engine is not None:
-        return await _steer(
+        return await steering.steer(
             store, engine, goal, "cancel", lambda: _cancel(engine, goal, reason), command="cancel"
         )
     if goal.state in GOAL_DONE:
@@ -374,9 +357,10 @@ async def approve(
                 "reachable from here: approve the plan as it is, or send the edited plan to the "
                 "daemon"
             )
-        return await _queue(store, goal, "approve")
+        steering.require_driver(store, goal)
+        return await steering.queue(store, goal, "approve")
     command = "approve" if edited is None else None
-    return await _steer(
+    return await steering.steer(
         store, engine, goal, "approve", lambda: engine.approve(goal.id, edited), command=command
     )
 
@@ -388,8 +372,8 @@ async def reject(app: App, engine: Engine | None, key: str, reason: str = "") ->
     _check_waiting(goal)
     command = f"reject:{reason}" if reason else "reject"
     if engine is None:
-        return await _queue(store, goal, command)
-    return await _steer(
+        return await steering.queue(store, goal, command)
+    return await steering.steer(
         store, engine, goal, "reject", lambda: engine.reject(goal.id, reason), command=command
     )
 
@@ -410,9 +394,9 @@ async def _on_task(app: App, engine: Engine | None, key: str, task: str, verb: s
     followups.check_branch_free(store, goal)  # a follow-up works on its branch
     command = f"{verb}:{task}"
     if engine is None:
-        return await _queue(store, goal, command)
+        return await steering.queue(store, goal, command)
     method = engine.retry_task if verb == "retry" else engine.skip_task
-    return await _steer(
+    return await steering.steer(
         store, engine, goal, verb, lambda: method(goal.id, task), command=command, reopens=True
     )
 
@@ -427,47 +411,6 @@ def _goal_with_task(store: Store, key: str, task: str) -> Goal:
 def _check_waiting(goal: Goal) -> None:
     if goal.state is not GoalState.AWAITING_APPROVAL:
         raise Conflict(f"goal {goal.id} is {goal.state.value}, not awaiting approval")
-
-
-async def _queue(store: Store, goal: Goal, command: str) -> Done:
-    await asyncio.to_thread(store.add_command, goal.id, command)
-    return Done(goal=goal, applied=Applied.QUEUED)
-
-
-async def _steer(
-    store: Store,
-    engine: Engine,
-    goal: Goal,
-    action: str,
-    apply: Callable[[], Awaitable[None] | None],
-    *,
-    command: str | None,
-    reopens: bool = False,
-) -> Done:
-    """Apply ``apply`` in ``engine``, taking the goal on if nobody drives it; or queue
-    ``command`` for the process that drives it (None: only that process can do it)."""
-    ended = goal.state in GOAL_DONE or goal.id in engine.finished
-    if ended and (not reopens or goal.state is GoalState.SUCCEEDED):
-        raise Conflict(f"goal {goal.id} already ended ({goal.state.value})")
-    if not ended and goal.id not in engine.runs:
-        try:
-            await engine.resume(goal)  # a claim: it succeeds if nobody drives the goal
-        except GoalTaken as exc:
-            if not exc.holder:  # it ended meanwhile
-                raise Conflict(str(exc)) from exc
-            if command is None:
-                raise Conflict(
-                    f"{exc}; only that process can {action} it with an edited plan"
-                ) from exc
-            return await _queue(store, goal, command)
-    try:
-        pending = apply()
-        if pending is not None:
-            await pending
-    except UserError as exc:
-        raise Conflict(str(exc)) from exc
-    await store.flush()
-    return Done(goal=goal, applied=Applied.ENGINE)
 
 
 def _journal(

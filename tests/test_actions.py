@@ -247,6 +247,22 @@ async def test_approve_and_reject_without_an_engine_are_queued(
     await stopped(engine, loop)
 
 
+async def test_approve_without_an_engine_needs_a_process_driving_the_goal(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    """Nothing takes up a goal that waits for approval by itself: with its planner gone, a
+    queued approval would wait for ever, so it is refused with where to approve instead."""
+    app = apps(SCENARIO)
+    repo = make_repo(tmp_path, project={"require_plan_approval": True})
+    engine, goal_id, loop = await running(app, repo)
+    await wait_until(lambda: state(app, goal_id) is GoalState.AWAITING_APPROVAL)
+    await stopped(engine, loop)
+    with pytest.raises(UserError, match=f"no process drives goal {goal_id} now") as refused:
+        await actions.approve(app, None, goal_id)
+    assert f"blitz approve {goal_id} --server URL" in str(refused.value)
+    assert app.store.take_commands([goal_id]) == []
+
+
 async def test_retry_and_skip_name_a_task_of_a_goal_that_can_reopen(
     tmp_path: Path, apps: MakeApp
 ) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ import typer
 
 from blitz import actions
 from blitz.cli.common import app, make_app, out, server_option, token_option
-from blitz.domain import Goal, GoalState
+from blitz.domain import Goal
 from blitz.errors import UserError
 from blitz.settings import ExecutorSettings, Settings, executor_choice
 
@@ -157,19 +156,8 @@ def approve(
         raise UserError("--plan needs --server: an edited plan is sent to the daemon")
     blitz = make_app()
     try:
-        found = actions.goal_of(blitz.store, goal)
-        lease = blitz.store.lease(found.id)
-        driven = lease is not None and lease.live(time.time())
-        if found.state is GoalState.AWAITING_APPROVAL and not driven:
-            # The approval would be queued for a process that does not exist, and neither
-            # `blitz resume` nor a daemon takes up a goal that waits for approval by itself.
-            raise UserError(
-                f"no process drives goal {found.id} now (the one that planned it ended), and "
-                "none takes up a goal that waits for approval by itself: approve it through a "
-                f"daemon, which takes it on: `blitz serve`, then `blitz approve {found.id} "
-                "--server URL` (or its dashboard)"
-            )
         done = asyncio.run(actions.approve(blitz, None, goal))
+        lease = blitz.store.lease(done.goal.id)
         owner = lease.owner if lease is not None else ""
         out.print(
             f"goal {done.goal.id} approved; the process that drives it ({owner}) starts its tasks",
