@@ -21,11 +21,12 @@ coroutine (on its own event loop in a thread) is then cancelled and waited for, 
 gates' process groups are killed (:mod:`blitz.proctree`, through :mod:`blitz.process`) before the
 task ends.
 
-The worker judges gates against the daemon's baseline for the same base commit (sent as data: gate
-results), runs the project's environment set-up from its spec (data) with its own package cache,
-and confines agents and gates as the daemon does (:func:`policy`): the project's ``[sandbox]``
-mode and network, with this node's own paths hidden (its data directory: other projects' caches,
-other attempts) and a model proxy of the worker's own, in front of its own keys, for agent CLIs.
+The worker judges gates against its own baseline of the daemon's base commit, kept on the node
+(:mod:`~blitz.executors.ray.baselines`), runs the project's environment set-up from its spec
+(data) with its own package cache, and confines agents and gates as the daemon does
+(:func:`policy`): the project's ``[sandbox]`` mode and network, with this node's own paths hidden
+(its data directory: other projects' caches, other attempts) and a model proxy of the worker's
+own, in front of its own keys, for agent CLIs.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Result:
     node: str = ""
     events: int = 0
     usage: Usage = field(default_factory=Usage)
+    baseline: Baseline | None = None  # what the attempt's gates were judged against (this node's)
 
 
 def home() -> Path:
@@ -243,6 +245,8 @@ async def _confined(
     job: Job, ws: Any, root: Path, put: Any, node: str, jail: Policy, proxy: ModelProxy
 ) -> Result:
     from blitz.conductor.attempt import run_attempt
+    from blitz.executors.ray.baselines import FileGateCache, own_baseline
+    from blitz.gatecache import GateFlights
     from blitz.pool import WorktreePool
     from blitz.validation import Validator
 
@@ -258,6 +262,22 @@ async def _confined(
         from blitz.envsetup import EnvSetup, cache_dir
 
         setup = EnvSetup(spec=job.setup, policy=jail, cache=cache_dir(root, job.project.id))
+    pool = WorktreePool(ws, size=1, keep=tuple(job.setup.keep) if job.setup else ())
+    validator = Validator(
+        job.project.gates,
+        project_id=job.project.id,
+        sandbox=jail,
+        cache=FileGateCache(root / "gates"),
+        flights=GateFlights(lock_dir=root / "locks"),
+    )
+    baseline = await own_baseline(
+        job.baseline,
+        goal_id=job.goal.id,
+        repo=ws.repo,
+        validator=validator,
+        pool=pool,
+        setup=setup,
+    )
     request = AttemptRequest(
         setup=setup,
         project=job.project,
@@ -266,9 +286,9 @@ async def _confined(
         attempt=job.attempt,
         backend=_backend(job, jail, proxy),
         workspace=ws,
-        pool=WorktreePool(ws, size=1, keep=tuple(job.setup.keep) if job.setup else ()),
-        validator=Validator(job.project.gates, project_id=job.project.id, sandbox=jail),
-        baseline=job.baseline,
+        pool=pool,
+        validator=validator,
+        baseline=baseline,
         timeout=job.timeout,
         budget_usd=job.budget_usd,
         model=job.model,
@@ -283,7 +303,14 @@ async def _confined(
         ref = out_ref(job.attempt.id)
         await sync.set_ref(ws.git, ref, commit)
         bundle = await sync.bundle(ws.git, ref, commit, [job.base])
-    return Result(report=report, bundle=bundle, node=node, events=emitted[0], usage=meter.usage)
+    return Result(
+        report=report,
+        bundle=bundle,
+        node=node,
+        events=emitted[0],
+        usage=meter.usage,
+        baseline=baseline,
+    )
 
 
 _END = object()
