@@ -95,7 +95,7 @@ class VoiceSession:
         self.transcriber = transcriber
         self.synthesizer = synthesizer
         self.understanding = understanding
-        self.conversation = Conversation(host)
+        self.conversation = Conversation(host, host.app.clock)
         self.listening = Listening()
         self.endpointer: Endpointer | None = None
         self._send_lock = asyncio.Lock()
