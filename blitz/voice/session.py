@@ -318,10 +318,17 @@ class VoiceSession:
     async def _speak(self, answer: int, text: str) -> None:
         await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
         loop = asyncio.get_running_loop()
-        began, sent = loop.time(), 0.0  # seconds of audio sent
+        # The pace counts from the first audio byte, not from the request: a slow start of
+        # synthesis must not be made up for by a burst (which a cut could not stop).
+        began: float | None = None
+        sent = 0.0  # seconds of audio sent
         odd = b""  # a chunk's last byte when it ends mid-sample: it goes with the next one
         try:
             async for piece in self.synthesizer.stream(text, "pcm"):
+                if began is None and piece:
+                    began = loop.time()
+                if began is None:
+                    continue
                 data = odd + piece
                 whole = len(data) - len(data) % 2
                 chunk, odd = data[:whole], data[whole:]

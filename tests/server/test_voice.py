@@ -30,6 +30,7 @@ from blitz.testing.clock import ManualClock
 from blitz.testing.speech_api import ScriptedSpeechServer
 from blitz.testing.speech_server import SpeechServer
 from blitz.voice.replies import CONFIRM_S, HELP
+from blitz.voice.session import AUDIO_FRAME, LEAD_S
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -430,6 +431,30 @@ async def test_answer_audio_arriving_in_odd_sized_pieces_is_sent_in_whole_sample
         assert len(frames_sent) > 1  # it came in pieces
         assert all(len(f) % 2 == 0 for f in frames_sent), [len(f) for f in frames_sent]
         assert b"".join(frames_sent) == pcm
+        await voice.close()
+
+
+async def test_a_slow_start_of_speech_is_not_made_up_for_by_a_burst(live: Start) -> None:
+    """The answer's pace counts from its first audio byte: speech that starts 6 s late is still
+    sent about a second ahead, so a cut soon after it starts stops what is not yet heard."""
+    rate = 24000
+    pcm = bytes(range(256)) * (10 * rate * 2 // 256)  # 10 s of answer audio
+    with ScriptedSpeechServer(audio=pcm, delay=6.0) as tts:  # every byte comes after 6 s
+        url = f"{tts.url}/v1"
+        running = await live(SCENARIO, stt_url=url, tts_url=url, speech_timeout=30.0)
+        voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+        await voice.send({"type": "text", "text": "status"})
+        await voice.until("say")
+        first = await voice.next()
+        assert isinstance(first, bytes)
+        await asyncio.sleep(0.5)  # the person reacts, and cuts it off
+        await voice.send({"type": "stop"})
+        received = len(first)
+        while isinstance(got := await voice.next(), bytes):
+            received += len(got)
+        assert got["type"] == "stopped", got
+        heard_s = received / 2 / rate
+        assert heard_s <= LEAD_S + 1.5 + AUDIO_FRAME / 2 / rate, f"{heard_s:.2f} s sent"
         await voice.close()
 
 
