@@ -74,6 +74,43 @@ async def test_a_spoken_goal_is_confirmed_started_and_announced(
     await voice.close()
 
 
+@pytest.mark.parametrize("endpoint", ["client", "vad"])
+async def test_a_pause_ends_an_utterance_only_when_the_vad_ends_it(
+    live: Start, speech_server: SpeechServer, tmp_path: Path, endpoint: str
+) -> None:
+    """Push-to-talk (``"endpoint": "client"``): a pause while the button is held is part of the
+    command, which only ``end`` ends. Hands-free (``vad``): the pause ends an utterance."""
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    await running.add_project(make_repo(tmp_path, "calc"))
+    first = await spoken(speech_server, COMMAND)
+    then = await spoken(speech_server, "And a divide function.")
+    url = ws_url(str(running.http.base_url))
+    voice = await Voice.open(url, running.token, endpoint=endpoint)
+    await voice.stream(silence(0.3) + first + silence(1.5) + then + silence(1.2))
+    if endpoint == "client":
+        await voice.send({"type": "end"})
+    said = await voice.until("heard")
+    assert {"multiply", "function"} <= set(words(said["text"])), said
+    if endpoint == "vad":  # the first half alone, then the second
+        assert "divide" not in words(said["text"]), said
+        assert (await voice.until("confirm"))["text"] == (
+            "Start a goal on calc: Add a multiply function?"
+        )
+        await voice.answer()  # spoken, or cut off by the second half
+        said = await voice.until("heard")
+        assert "divide" in words(said["text"]) and "multiply" not in words(said["text"]), said
+        await voice.close()
+        return
+    assert "divide" in words(said["text"]), said  # one utterance, both halves
+    question = await voice.until("confirm")
+    assert question["text"].startswith("Start a goal on calc: Add a multiply function"), question
+    assert "divide" in words(question["text"]), question
+    assert (await voice.answer()).say["text"] == question["text"]
+    assert (await voice.reply_to("no")).say["text"] == "Not started."
+    assert [m for m in voice.seen if m["type"] == "heard"] == [said]
+    await voice.close()
+
+
 async def test_webm_opus_is_understood_when_the_utterance_ends(
     live: Start, speech_server: SpeechServer, tmp_path: Path
 ) -> None:
