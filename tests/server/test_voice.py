@@ -93,11 +93,9 @@ async def test_a_pause_ends_an_utterance_only_when_the_vad_ends_it(
     assert {"multiply", "function"} <= set(words(said["text"])), said
     if endpoint == "vad":  # the first half alone, then the second
         assert "divide" not in words(said["text"]), said
-        assert (await voice.until("confirm"))["text"] == (
-            "Start a goal on calc: Add a multiply function?"
-        )
-        await voice.answer()  # spoken, or cut off by the second half
-        said = await voice.until("heard")
+        while not (isinstance(got := await voice.next(), dict) and got["type"] == "heard"):
+            pass  # the answer to the first half (spoken, or cut off by the second)
+        said = got
         assert "divide" in words(said["text"]) and "multiply" not in words(said["text"]), said
         await voice.close()
         return
