@@ -36,9 +36,7 @@ KNOWN_GOALS = 50
 """Goals (newest first) that can be named by title."""
 CONFIRM_S = 60.0
 """Seconds a yes/no question waits for its answer; a yes after that does nothing."""
-CONFIRMED = frozenset([Act.START, Act.CANCEL, Act.REJECT, Act.SKIP])
-"""What is done only once a read-back question is answered yes (it starts or undoes work)."""
-NOT_DONE = {
+NOT_DONE = {  # what is read back first (it starts or undoes work), and the answer to a no
     Act.START: "Not started.",
     Act.CANCEL: "Not cancelled.",
     Act.REJECT: "Not rejected.",
