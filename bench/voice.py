@@ -14,11 +14,11 @@ clients, as the voice session will reach it):
   in this process, uvicorn on 127.0.0.1): a short spoken command ("How is it going?", Piper's
   voice, 16 kHz pcm16 in 20 ms frames sent at real-time pace) and the time from the end of the
   utterance to the first byte of the spoken answer, ended two ways: by ``end`` right after the
-  last frame (push-to-talk), and by the VAD hearing the silence that follows the speech (its
-  clock starts at the last frame of speech). Beside it, its parts as the client sees them: the
-  VAD's tail (the session's time to ``heard`` with the VAD, less that with ``end``), speech to
-  text (to ``heard``), understanding and the action (``heard`` to ``say``) and the first byte
-  of speech (``say`` to the first audio frame).
+  last frame (push-to-talk, ``"endpoint": "client"``), and by the VAD hearing the silence that
+  follows the speech (its clock starts at the last frame of speech). Beside it, its parts as
+  the client sees them: the VAD's tail (the session's time to ``heard`` with the VAD, less
+  that with ``end``), speech to text (to ``heard``), understanding and the action (``heard``
+  to ``say``) and the first byte of speech (``say`` to the first audio frame).
 
 Each figure is the median over ``--runs`` (after one warm-up each); whether Whisper heard the
 words is shown beside them. Run: ``uv run --extra dev python bench/voice.py`` (``--runs``,
@@ -189,7 +189,9 @@ async def one_command(url: str, speech: bytes, how: str) -> dict[str, Any]:
     ``say`` (``intent_s`` after it) and to the first audio byte (``tts_s`` after the say;
     ``total_s`` in all)."""
     async with connect(url, max_size=2**22) as socket_:
-        await socket_.send(json.dumps({"type": "hello", "format": "pcm16", "sample_rate": 16000}))
+        endpoint = "client" if how == "end" else "vad"  # push-to-talk, or hands-free
+        hello = {"type": "hello", "format": "pcm16", "sample_rate": 16000, "endpoint": endpoint}
+        await socket_.send(json.dumps(hello))
         json.loads(await socket_.recv())
         loop = asyncio.get_running_loop()
         began = loop.time()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from blitz.app import App
+from blitz.clock import Clock
 from blitz.conductor import Engine
 from blitz.domain import Goal, Plan, Project, TaskState
 from blitz.events import Event
@@ -144,9 +145,14 @@ async def wait_until(condition: Callable[[], object], timeout: float = 30.0) -> 
         await asyncio.sleep(0.02)
 
 
-def make_app(home: Path, scenario: Mapping[str, Any], **settings: Any) -> App:
-    """An app on its own home, following ``scenario`` (the scripted planner and backend)."""
-    return App(Settings(home=home, **settings), scenario=Scenario.from_data(dict(scenario)))
+def make_app(
+    home: Path, scenario: Mapping[str, Any], *, clock: Clock | None = None, **settings: Any
+) -> App:
+    """An app on its own home, following ``scenario`` (the scripted planner and backend), on
+    ``clock`` (the system's by default)."""
+    return App(
+        Settings(home=home, **settings), scenario=Scenario.from_data(dict(scenario)), clock=clock
+    )
 
 
 @dataclass

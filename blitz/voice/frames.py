@@ -1,9 +1,10 @@
 """The voice protocol's messages (docs/api.md, "Voice"): what a client may send, checked, and
 the close codes for what it may not.
 
-Client text frames are JSON objects with a ``type``: ``hello`` (the audio format, optional and
-first), ``end`` (the utterance is over: push-to-talk released), ``text`` (a typed utterance)
-and ``stop`` (stop the answer being spoken). Binary frames are audio in the hello's format.
+Client text frames are JSON objects with a ``type``: ``hello`` (the audio format and how an
+utterance ends, optional and first), ``end`` (the utterance is over: push-to-talk released),
+``endpoint`` (how utterances end from now on), ``text`` (a typed utterance) and ``stop`` (stop
+the answer being spoken). Binary frames are audio in the hello's format.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ INVALID = 1007  # not JSON, or a field that does not fit
 TOO_BIG = 1009  # a frame or an utterance over its limit
 
 Format = Literal["pcm16", "webm"]
+Endpoint = Literal["vad", "client"]
+"""How an utterance ends: ``vad`` where the VAD hears its silence (hands-free), or ``end``;
+``client`` only at ``end`` (push-to-talk: a pause while the button is held is part of it). The
+VAD runs either way on pcm16, to hear speech start over an answer (barge-in)."""
 
 
 class Refused(Exception):
@@ -44,6 +49,14 @@ class Refused(Exception):
 class Hello:
     format: Format = "pcm16"
     sample_rate: int = 16000
+    endpoint: Endpoint = "vad"  # "client" for webm, which the VAD does not hear
+
+
+@dataclass(frozen=True, slots=True)
+class Endpointing:
+    """Utterances end as ``endpoint`` says from now on (push-to-talk or hands-free chosen)."""
+
+    endpoint: Endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +76,7 @@ class Stop:
     """Stop the answer being spoken."""
 
 
-ClientMessage = Hello | End | Typed | Stop
+ClientMessage = Hello | End | Typed | Stop | Endpointing
 
 
 def check_size(size: int, what: str) -> None:
@@ -87,6 +100,8 @@ def parse(text: str) -> ClientMessage:
         return End()
     if kind == "stop":
         return Stop()
+    if kind == "endpoint":
+        return Endpointing(_endpoint(data, "endpoint", None))
     if kind == "text":
         said = data.get("text")
         if not isinstance(said, str) or not said.strip():
@@ -95,7 +110,7 @@ def parse(text: str) -> ClientMessage:
             raise Refused(TOO_BIG, f"text: over {MAX_TEXT} characters")
         return Typed(said.strip())
     if kind is None:
-        raise Refused(UNSUPPORTED, "a message needs a 'type' (hello, end, text or stop)")
+        raise Refused(UNSUPPORTED, "a message needs a 'type' (hello, end, endpoint, text or stop)")
     raise Refused(UNSUPPORTED, f"unknown message type {str(kind)[:40]!r}")
 
 
@@ -106,4 +121,18 @@ def _hello(data: dict[str, object]) -> Hello:
     rate = data.get("sample_rate", 16000)
     if isinstance(rate, bool) or not isinstance(rate, int) or rate not in RATES:
         raise Refused(INVALID, "hello: 'sample_rate' must be one of " + ", ".join(map(str, RATES)))
-    return Hello(format="webm" if chosen == "webm" else "pcm16", sample_rate=rate)
+    format: Format = "webm" if chosen == "webm" else "pcm16"
+    return Hello(format=format, sample_rate=rate, endpoint=_endpoint(data, "hello", format))
+
+
+def _endpoint(data: dict[str, object], what: str, format: Format | None) -> Endpoint:
+    """The message's ``endpoint`` (in a hello, optional: ``vad`` for pcm16, ``client`` for
+    webm, which only ``end`` can end)."""
+    given = data.get(
+        "endpoint", None if format is None else "client" if format == "webm" else "vad"
+    )
+    if given not in ("vad", "client"):
+        raise Refused(INVALID, f"{what}: 'endpoint' must be 'vad' or 'client'")
+    if given == "vad" and format == "webm":
+        raise Refused(INVALID, "hello: 'endpoint' 'vad' needs 'format' 'pcm16'")
+    return "vad" if given == "vad" else "client"

@@ -3,8 +3,10 @@ with the daemon's engine) and the short, plain answer spoken back.
 
 :class:`Conversation` keeps what one session talks about: the goal it last named or started
 (what "approve the plan" or "how is it going" means without a name) and the goal waiting to be
-confirmed. Starting a goal is read back as a question; only a yes starts it, a no drops it, and
-anything else drops it too and is done instead.
+confirmed. Starting a goal, cancelling one, rejecting a plan and skipping a task are read back
+as a question naming what they act on; only a yes does it, a no drops it, and anything else
+drops it too and is done instead. A question is answered within :data:`CONFIRM_S`, or not at
+all (a yes heard much later is no answer to it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blitz import actions, goal_summary
+from blitz.clock import Clock, SystemClock
 from blitz.domain import GOAL_DONE, Goal, GoalState, TaskState
 from blitz.errors import NotFound, UserError
 from blitz.goal_summary import GoalSummary
@@ -31,6 +34,14 @@ HELP = (
 REASON = "by voice"
 KNOWN_GOALS = 50
 """Goals (newest first) that can be named by title."""
+CONFIRM_S = 60.0
+"""Seconds a yes/no question waits for its answer; a yes after that does nothing."""
+NOT_DONE = {  # what is read back first (it starts or undoes work), and the answer to a no
+    Act.START: "Not started.",
+    Act.CANCEL: "Not cancelled.",
+    Act.REJECT: "Not rejected.",
+    Act.SKIP: "Not skipped.",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,13 +54,24 @@ class Reply:
     error: bool = False
 
 
-class Conversation:
-    """One voice session's side of the talk with the daemon (``host``)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending:
+    """A question asked: the ``intent`` to do on a yes (its goal and task resolved when asked,
+    so the yes does what the question said), and when it was asked (the clock's monotonic)."""
 
-    def __init__(self, host: Host) -> None:
+    intent: Intent
+    asked: float
+
+
+class Conversation:
+    """One voice session's side of the talk with the daemon (``host``); ``clock`` times the
+    questions (the app's)."""
+
+    def __init__(self, host: Host, clock: Clock | None = None) -> None:
         self.host = host
+        self.clock: Clock = clock or SystemClock()
         self.goal = ""  # the goal talked about
-        self.pending: Intent | None = None  # a goal to start, once confirmed
+        self.pending: Pending | None = None  # what to do, once confirmed
 
     async def known(self) -> Known:
         """The projects and goals that can be named, read in a worker thread."""
@@ -72,38 +94,45 @@ class Conversation:
         except UserError as exc:
             return Reply(text=_sentence(str(exc)), error=True)
 
-    async def _answer(self, intent: Intent, pending: Intent | None) -> Reply:
+    async def _answer(self, intent: Intent, pending: Pending | None) -> Reply:
+        if pending is not None and self.clock.monotonic() - pending.asked > CONFIRM_S:
+            if intent.act is Act.YES:
+                return Reply(
+                    text="That question expired, so nothing was done. Ask again.", error=True
+                )
+            pending = None
         match intent.act:
             case Act.YES:
                 if pending is None:
                     return Reply(text="There is nothing to confirm.", error=True)
-                return await self._start(pending)
+                return await self._do(pending.intent)
             case Act.NO:
-                return Reply(text="Not started." if pending else "All right.")
+                return Reply(text=NOT_DONE[pending.intent.act] if pending else "All right.")
             case Act.START:
                 if not intent.project:
                     names = ", ".join((await self.known()).projects) or "none yet"
                     raise UserError(f"Which project? There are: {names}")
                 if not intent.title:
                     raise UserError(f"What should the goal on {intent.project} do?")
-                self.pending = intent
-                return Reply(
-                    text=f"Start a goal on {intent.project}: {intent.title}?", confirm=True
-                )
+                return self._ask(intent, f"Start a goal on {intent.project}: {intent.title}?")
             case Act.HELP:
                 return Reply(text=HELP)
             case Act.STATUS:
                 return await self._status(intent.goal)
-            case Act.APPROVE | Act.REJECT:
-                return await self._decide(intent)
+            case Act.APPROVE:
+                return await self._do(await self._deciding(intent))
+            case Act.REJECT:
+                decided = await self._deciding(intent)
+                return self._ask(decided, f"Reject the plan of {_named(decided)}?")
             case Act.CANCEL:
                 goal = await self._goal(intent.goal, lambda g: g.state not in GOAL_DONE)
-                await actions.cancel(
-                    self.host.app, self.host.engine, goal.id, f"cancelled {REASON}"
-                )
-                return Reply(text=f"Cancelling {_name(goal)}.")
-            case Act.RETRY | Act.SKIP:
-                return await self._task(intent)
+                cancel = Intent(act=Act.CANCEL, goal=goal.id, title=goal.title)
+                return self._ask(cancel, f"Cancel {_named(cancel)}?")
+            case Act.RETRY:
+                return await self._do(await self._failed_task(intent))
+            case Act.SKIP:
+                skip = await self._failed_task(intent)
+                return self._ask(skip, f"Skip task {skip.task} of {_named(skip)}?")
             case Act.PAUSE | Act.RESUME:
                 return await self._project(intent)
         heard = f" {intent.title}" if intent.title else ""
@@ -111,6 +140,34 @@ class Conversation:
             text=f"Sorry, I did not understand{heard and ':'}{heard}. Say help to hear more.",
             error=True,
         )
+
+    def _ask(self, intent: Intent, question: str) -> Reply:
+        """Read ``intent`` back as ``question``: a yes within :data:`CONFIRM_S` does it."""
+        self.pending = Pending(intent=intent, asked=self.clock.monotonic())
+        return Reply(text=question, confirm=True)
+
+    async def _do(self, intent: Intent) -> Reply:
+        """Do ``intent``, its goal and task resolved (confirmed, or needing no question)."""
+        host = self.host
+        match intent.act:
+            case Act.START:
+                return await self._start(intent)
+            case Act.APPROVE:
+                await actions.approve(host.app, host.engine, intent.goal)
+                return Reply(text=f"Approved the plan of the goal {intent.title}.")
+            case Act.REJECT:
+                await actions.reject(host.app, host.engine, intent.goal, f"rejected {REASON}")
+                return Reply(text=f"Rejected the plan of the goal {intent.title}.")
+            case Act.CANCEL:
+                await actions.cancel(host.app, host.engine, intent.goal, f"cancelled {REASON}")
+                return Reply(text=f"Cancelling the goal {intent.title}.")
+            case Act.RETRY:
+                await actions.retry(host.app, host.engine, intent.goal, intent.task)
+                return Reply(text=f"Retrying task {intent.task}.")
+            case Act.SKIP:
+                await actions.skip(host.app, host.engine, intent.goal, intent.task)
+                return Reply(text=f"Skipping task {intent.task}.")
+        raise AssertionError(f"nothing to do for {intent.act}")
 
     async def _start(self, intent: Intent) -> Reply:
         host = self.host
@@ -139,16 +196,14 @@ class Conversation:
         count = "One goal is" if len(goals) == 1 else f"{len(goals)} goals are"
         return Reply(text=f"{count} under way. " + " ".join(map(spoken, summaries)) + more)
 
-    async def _decide(self, intent: Intent) -> Reply:
+    async def _deciding(self, intent: Intent) -> Intent:
+        """``intent`` (approve or reject) with the goal whose plan waits for it."""
         goal = await self._goal(intent.goal, lambda g: g.state is GoalState.AWAITING_APPROVAL)
-        host = self.host
-        if intent.act is Act.APPROVE:
-            await actions.approve(host.app, host.engine, goal.id)
-            return Reply(text=f"Approved the plan of {_name(goal)}.")
-        await actions.reject(host.app, host.engine, goal.id, f"rejected {REASON}")
-        return Reply(text=f"Rejected the plan of {_name(goal)}.")
+        return Intent(act=intent.act, goal=goal.id, title=goal.title)
 
-    async def _task(self, intent: Intent) -> Reply:
+    async def _failed_task(self, intent: Intent) -> Intent:
+        """``intent`` (retry or skip) with its goal and the task meant: the one named, else
+        the only failed one."""
         store = self.host.store
         goal = await self._goal(intent.goal, lambda g: g.state is GoalState.FAILED)
         tasks = await asyncio.to_thread(store.load_tasks, goal.id)
@@ -159,9 +214,7 @@ class Conversation:
         if not task:
             which = ", ".join(failed) or "none"
             raise UserError(f"Which task? The failed ones are: {which}.")
-        act = actions.retry if intent.act is Act.RETRY else actions.skip
-        await act(self.host.app, self.host.engine, goal.id, task)
-        return Reply(text=f"{'Retrying' if intent.act is Act.RETRY else 'Skipping'} task {task}.")
+        return Intent(act=intent.act, goal=goal.id, task=task, title=goal.title)
 
     async def _project(self, intent: Intent) -> Reply:
         host = self.host
@@ -215,6 +268,11 @@ def spoken(summary: GoalSummary) -> str:
 
 def _name(goal: Goal) -> str:
     return f"the goal {goal.title}"
+
+
+def _named(intent: Intent) -> str:
+    """The goal ``intent`` acts on, by id and title (a question says exactly which)."""
+    return f"goal {intent.goal}, {intent.title}"
 
 
 def _sentence(text: str) -> str:

@@ -4,8 +4,9 @@ docs/api.md, "Voice").
 Three things run at once on the loop, so none waits for another:
 
 * the reader takes frames: audio goes to the VAD (in a worker thread) and, when an utterance
-  ends (its silence, or ``end``), onto the utterance queue; speech starting, ``stop``, ``text``
-  or ``end`` cut off the answer being spoken (barge-in);
+  ends (its silence when the client's endpoint is ``vad``, or ``end``), onto the utterance
+  queue; speech starting, ``stop``, ``text`` or ``end`` cut off the answer being spoken
+  (barge-in);
 * the listener takes utterances in turn: transcribes them (the STT service), understands them
   and does them (:mod:`~blitz.voice.replies`), then has the answer spoken;
 * the speak-up follower says the events that matter as the event hub finds them (and closes
@@ -95,9 +96,11 @@ class VoiceSession:
         self.transcriber = transcriber
         self.synthesizer = synthesizer
         self.understanding = understanding
-        self.conversation = Conversation(host)
+        self.conversation = Conversation(host, host.app.clock)
         self.listening = Listening()
         self.endpointer: Endpointer | None = None
+        self.endpoint: frames.Endpoint = "vad"  # how utterances end (the hello says)
+        self._spoke = False  # speech heard in the utterance being taken
         self._send_lock = asyncio.Lock()
         self._turn = asyncio.Lock()  # held while an answer waits its turn and starts
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=WAITING)
@@ -171,6 +174,7 @@ class VoiceSession:
 
     async def _ready(self, hello: frames.Hello) -> None:
         self.listening = Listening(hello.format, hello.sample_rate)
+        self.endpoint = hello.endpoint
         if hello.format == "pcm16":
             self.endpointer = await asyncio.to_thread(Endpointer)  # loads the model once
         speech = {"format": "pcm16", "sample_rate": PCM_OUT_RATE}
@@ -193,13 +197,15 @@ class VoiceSession:
         heard = await asyncio.to_thread(endpointer.feed, samples)
         if heard is Heard.STARTED:
             self._vad_took_at = None
-            self.listening.keep_last(PRE_ROLL_S)
+            if not self._spoke:  # a pause in a push-to-talk utterance: all of it is kept
+                self.listening.keep_last(PRE_ROLL_S)
+            self._spoke = True
             await self.cut()  # barge-in: the person speaks over the answer
-        elif heard is Heard.ENDED:
+        elif heard is Heard.ENDED and self.endpoint == "vad":
             await self._utterance_ended()
             self._vad_took_at = asyncio.get_running_loop().time()
             return
-        if endpointer.speaking:
+        if endpointer.speaking or self._spoke:  # held until `end` when the client ends it
             if self.listening.over_limit():
                 raise Refused(TOO_BIG, f"an utterance is over {MAX_UTTERANCE_S:g} s")
         else:
@@ -210,6 +216,10 @@ class VoiceSession:
             raise Refused(frames.INVALID, "hello comes first, once")
         if isinstance(message, frames.Stop):
             await self.cut()
+        elif isinstance(message, frames.Endpointing):
+            if message.endpoint == "vad" and self.endpointer is None:
+                raise Refused(frames.INVALID, "endpoint: 'vad' needs 'format' 'pcm16'")
+            self.endpoint = message.endpoint
         elif isinstance(message, frames.End):
             speaking = self.endpointer is not None and self.endpointer.speaking
             took = self._vad_took_at
@@ -227,6 +237,7 @@ class VoiceSession:
 
     async def _utterance_ended(self) -> None:
         samples, webm = self.listening.take()
+        self._spoke = False
         if self.endpointer is not None:
             self.endpointer.reset()
         await self._queue(Utterance(samples=samples, webm=webm))
@@ -318,10 +329,17 @@ class VoiceSession:
     async def _speak(self, answer: int, text: str) -> None:
         await self._send({"type": "say", "id": answer, "text": text, "sample_rate": PCM_OUT_RATE})
         loop = asyncio.get_running_loop()
-        began, sent = loop.time(), 0.0  # seconds of audio sent
+        # The pace counts from the first audio byte, not from the request: a slow start of
+        # synthesis must not be made up for by a burst (which a cut could not stop).
+        began: float | None = None
+        sent = 0.0  # seconds of audio sent
         odd = b""  # a chunk's last byte when it ends mid-sample: it goes with the next one
         try:
             async for piece in self.synthesizer.stream(text, "pcm"):
+                if began is None and piece:
+                    began = loop.time()
+                if began is None:
+                    continue
                 data = odd + piece
                 whole = len(data) - len(data) % 2
                 chunk, odd = data[:whole], data[whole:]

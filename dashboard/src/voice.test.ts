@@ -115,6 +115,7 @@ describe("the phase", () => {
     connected: true,
     dropped: false,
     signedOut: false,
+    closed: false,
     micRefused: false,
     pressing: false,
     handsFree: false,
@@ -130,6 +131,7 @@ describe("the phase", () => {
     expect(phaseOf({ ...base, connected: false })).toBe("connecting");
     expect(phaseOf({ ...base, connected: false, dropped: true })).toBe("reconnecting");
     expect(phaseOf({ ...base, connected: false, signedOut: true })).toBe("signed-out");
+    expect(phaseOf({ ...base, connected: false, closed: true })).toBe("closed");
     expect(phaseOf({ ...base, micRefused: true, pressing: true })).toBe("mic-refused");
     expect(phaseOf({ ...base, error: true })).toBe("error");
   });
@@ -155,7 +157,7 @@ describe("VoiceSession", () => {
     const s = session();
     expect(s.voice.view.phase).toBe("connecting");
     s.ready();
-    expect(s.socket().texts()[0]).toEqual({ type: "hello", format: "pcm16", sample_rate: 16000 });
+    expect(s.socket().texts()[0]).toEqual({ type: "hello", format: "pcm16", sample_rate: 16000, endpoint: "client" });
     expect(s.socket().binaryType).toBe("arraybuffer");
     expect(s.voice.view.phase).toBe("ready");
   });
@@ -269,6 +271,7 @@ describe("VoiceSession", () => {
     const s = session();
     s.ready();
     s.voice.setHandsFree(true);
+    expect(s.socket().texts().at(-1)).toEqual({ type: "endpoint", endpoint: "vad" });
     await tick();
     expect(s.voice.view.phase).toBe("listening");
     s.microphone.speak(0);
@@ -285,6 +288,18 @@ describe("VoiceSession", () => {
     expect(s.socket().frames()).toBe(5);
     s.voice.setHandsFree(false);
     expect(s.microphone.open).toBe(false);
+    expect(s.socket().texts().at(-1)).toEqual({ type: "endpoint", endpoint: "client" });
+  });
+
+  it("says hello with the VAD ending utterances when it reconnects hands-free", async () => {
+    const s = session();
+    s.ready();
+    s.voice.setHandsFree(true);
+    await tick();
+    s.socket().drop(1001, "blitz is shutting down");
+    s.waits[0].run();
+    s.socket().open();
+    expect(s.socket().texts()[0]).toEqual({ type: "hello", format: "pcm16", sample_rate: 16000, endpoint: "vad" });
   });
 
   it("says when the microphone is refused", async () => {
@@ -337,6 +352,47 @@ describe("VoiceSession", () => {
     expect(s.voice.view.phase).toBe("signed-out");
     expect(s.voice.view.detail).toBe("not signed in");
     expect(s.waits).toHaveLength(2);
+  });
+
+  it.each([1003, 1007, 1009, 1011])(
+    "stops after a close %i that says trying again will not help, until reconnected by hand",
+    (code) => {
+      const s = session();
+      s.ready();
+      s.voice.setHandsFree(true);
+      s.socket().drop(code, "voice needs pip install 'blitz[voice]'");
+      expect(s.voice.view.phase).toBe("closed");
+      expect(s.voice.view.detail).toBe(`blitz closed the voice session (${code}): voice needs pip install 'blitz[voice]'`);
+      expect(s.waits).toHaveLength(0);
+      expect(s.microphone.open).toBe(false);
+      expect(s.voice.view.handsFree).toBe(false);
+      s.voice.reconnect();
+      expect(s.sockets).toHaveLength(2);
+      expect(s.voice.view.phase).toBe("connecting");
+      s.ready();
+      expect(s.voice.view.phase).toBe("ready");
+      expect(s.voice.view.detail).toBe("");
+    },
+  );
+
+  it.each([1006, 1001, 1000, 1012])("reconnects by itself after a close %i", (code) => {
+    const s = session();
+    s.ready();
+    s.socket().drop(code);
+    expect(s.voice.view.phase).toBe("reconnecting");
+    expect(s.waits).toHaveLength(1);
+    s.voice.reconnect(); // nothing to do by hand: it is reconnecting already
+    expect(s.sockets).toHaveLength(1);
+  });
+
+  it("reconnects by hand after a refused token", () => {
+    const s = session();
+    s.ready();
+    s.socket().drop(1008, "token invalid");
+    expect(s.voice.view.phase).toBe("signed-out");
+    s.voice.reconnect();
+    s.ready();
+    expect(s.voice.view.phase).toBe("ready");
   });
 
   it("closes for good", () => {

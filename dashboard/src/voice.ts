@@ -2,14 +2,16 @@
  * The voice session with the daemon (`GET /api/voice`, a WebSocket; its messages in
  * voiceProtocol.ts): the conversation's transcript, the panel's state, and the session itself,
  * which joins the socket, the microphone and the player of answers. It reconnects after the
- * socket drops, except when the daemon refused the token (close code 1008).
+ * socket drops (the network, the daemon restarting), but not after a close that says trying
+ * again will not help (FINAL_CLOSES: a refused token, a message refused, the daemon unable to
+ * hold a session): then it shows why and waits for the person to reconnect by hand.
  *
  * It knows the browser's audio only through the two small interfaces below, so it runs the
  * same with the real microphone and player (voiceAudio.ts) and with the unit tests' fakes.
  */
 import { SEND_RATE, rms } from "./pcm";
-import { POLICY_VIOLATION, parseServerMessage } from "./voiceProtocol";
-import type { ClientMessage, SayId, ServerMessage } from "./voiceProtocol";
+import { FINAL_CLOSES, POLICY_VIOLATION, parseServerMessage } from "./voiceProtocol";
+import type { ClientMessage, Endpoint, SayId, ServerMessage } from "./voiceProtocol";
 
 // -- the transcript and the panel's state ---------------------------------------------------
 
@@ -33,6 +35,7 @@ export type Phase =
   | "connecting"
   | "reconnecting"
   | "signed-out"
+  | "closed"
   | "mic-refused"
   | "listening"
   | "speaking"
@@ -47,6 +50,8 @@ export interface Flags {
   /** The socket dropped before (so this is a reconnection). */
   dropped: boolean;
   signedOut: boolean;
+  /** The daemon closed the session with a code that says trying again will not help. */
+  closed: boolean;
   micRefused: boolean;
   pressing: boolean;
   handsFree: boolean;
@@ -59,6 +64,7 @@ export interface Flags {
 export function phaseOf(f: Flags): Phase {
   if (!f.started) return "off";
   if (f.signedOut) return "signed-out";
+  if (f.closed) return "closed";
   if (!f.connected) return f.dropped ? "reconnecting" : "connecting";
   if (f.micRefused) return "mic-refused";
   if (f.pressing) return "listening";
@@ -155,6 +161,7 @@ export class VoiceSession {
     connected: false,
     dropped: false,
     signedOut: false,
+    closed: false,
     micRefused: false,
     pressing: false,
     handsFree: false,
@@ -213,6 +220,16 @@ export class VoiceSession {
     this.set({ started: false, connected: false, pressing: false, handsFree: false, speaking: false });
   }
 
+  /** Reconnects by hand after the daemon closed the session for good (or refused the token). */
+  reconnect(): void {
+    if (!this.flags.started || this.socket || !(this.flags.signedOut || this.flags.closed)) return;
+    this.cancelRetry();
+    this.retry = FIRST_RETRY;
+    this.detail = "";
+    this.set({ signedOut: false, closed: false, dropped: false });
+    this.connect();
+  }
+
   /** Push-to-talk pressed: cut off any answer, open the microphone, stream while held. */
   press(): void {
     if (this.flags.pressing || !this.flags.connected) return;
@@ -239,6 +256,7 @@ export class VoiceSession {
     if (on === this.flags.handsFree) return;
     this.onset.reset();
     this.set({ handsFree: on, micRefused: false });
+    this.send({ type: "endpoint", endpoint: this.endpoint() });
     if (on) this.openMicrophone();
     else if (!this.flags.pressing) this.parts.microphone.stop();
   }
@@ -271,7 +289,7 @@ export class VoiceSession {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     socket.onopen = () => {
-      this.send({ type: "hello", format: "pcm16", sample_rate: SEND_RATE });
+      this.send({ type: "hello", format: "pcm16", sample_rate: SEND_RATE, endpoint: this.endpoint() });
     };
     socket.onmessage = (event: MessageEvent) => {
       if (typeof event.data === "string") {
@@ -286,14 +304,30 @@ export class VoiceSession {
       this.socket = null;
       this.parts.player.stop();
       this.say = null;
-      if (event.code === POLICY_VIOLATION) {
+      if (FINAL_CLOSES.includes(event.code)) {
         this.parts.microphone.stop();
-        this.detail = event.reason || "not signed in";
-        this.set({ connected: false, signedOut: true, pressing: false, handsFree: false, speaking: false });
+        const signedOut = event.code === POLICY_VIOLATION;
+        this.detail = signedOut
+          ? event.reason || "not signed in"
+          : `blitz closed the voice session (${event.code}): ${event.reason || "no reason given"}`;
+        this.set({
+          connected: false,
+          signedOut,
+          closed: !signedOut,
+          pressing: false,
+          handsFree: false,
+          speaking: false,
+          thinking: false,
+        });
         return;
       }
       this.dropped(event.reason || `the voice socket closed (${event.code})`);
     };
+  }
+
+  /** How the daemon is to end utterances: at its VAD's silence hands-free, else at `end`. */
+  private endpoint(): Endpoint {
+    return this.flags.handsFree ? "vad" : "client";
   }
 
   private dropped(why: string): void {
@@ -312,7 +346,7 @@ export class VoiceSession {
       case "ready":
         this.retry = FIRST_RETRY;
         this.detail = "";
-        this.set({ connected: true, signedOut: false });
+        this.set({ connected: true, signedOut: false, closed: false });
         // A reconnection while hands-free: the microphone never stopped; keep streaming.
         return;
       case "heard":
@@ -427,8 +461,8 @@ export class VoiceSession {
   private set(change: Partial<Flags>): void {
     this.flags = { ...this.flags, ...change };
     const phase = phaseOf(this.flags);
-    const detail = phase === "signed-out" || phase === "mic-refused" || phase === "error" ||
-      phase === "reconnecting" ? this.detail : "";
+    const detail = phase === "signed-out" || phase === "closed" || phase === "mic-refused" ||
+      phase === "error" || phase === "reconnecting" ? this.detail : "";
     this.view = { phase, detail, entries: this.entries, confirm: this.confirm, handsFree: this.flags.handsFree };
     this.onChange(this.view);
   }

@@ -16,14 +16,26 @@ export type ServerMessage =
   | { type: "error"; message: string }
   | { type: "event"; kind: string; text: string };
 
+/** How an utterance ends: where the daemon's VAD hears silence (hands-free), or only at `end`
+ * (push-to-talk: a pause while the button is held stays part of it). */
+export type Endpoint = "vad" | "client";
+
 export type ClientMessage =
-  | { type: "hello"; format: "pcm16"; sample_rate: number }
+  | { type: "hello"; format: "pcm16"; sample_rate: number; endpoint: Endpoint }
+  | { type: "endpoint"; endpoint: Endpoint }
   | { type: "end" }
   | { type: "text"; text: string }
   | { type: "stop" };
 
 /** The close code of a socket the daemon refused for want of a valid token. */
 export const POLICY_VIOLATION = 1008;
+
+/** Close codes that say trying again will not help (docs/api.md): an unknown message (1003),
+ * a field that does not fit (1007), no valid token (1008), a frame or an utterance too big
+ * (1009), the daemon unable to hold a session (1011, the voice extra missing). After these the
+ * session stops until the person reconnects by hand; after any other (1006 the network, 1001
+ * the daemon restarting) it reconnects by itself. */
+export const FINAL_CLOSES: readonly number[] = [1003, 1007, POLICY_VIOLATION, 1009, 1011];
 
 const str = (v: unknown): v is string => typeof v === "string";
 const id = (v: unknown): v is SayId => typeof v === "string" || typeof v === "number";

@@ -166,3 +166,38 @@ def test_hands_free_understands_without_pressing_and_yes_cuts_the_question_off(
     phase(page, "listening")
     confirm_and_start(page, daemon, artifacts, "voice-hands-free", interrupt=True)
     assert page.get_by_test_id("voice-handsfree").is_checked()
+
+
+def test_a_close_that_retrying_cannot_help_stops_the_panel_until_reconnected_by_hand(
+    talking_page: Any, daemon: Daemon, artifacts: Path
+) -> None:
+    """Push-to-talk held past 30 s of audio (a pause in it no longer ends it): the daemon closes
+    the session with 1009. The panel says why and does not reconnect by itself; its Reconnect
+    button does."""
+    page = talking_page
+    login(page, daemon)
+    page.get_by_test_id("project-calc").wait_for()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    open_panel(page)
+    page.get_by_test_id("voice-talk").hover()
+    page.mouse.down()  # the command plays, then silence, all of it one utterance
+    phase(page, "closed", timeout=90_000)
+    page.mouse.up()
+    detail = page.get_by_test_id("voice-detail").inner_text()
+    assert "1009" in detail and "an utterance is over 30 s" in detail, detail
+    page.screenshot(path=str(artifacts / "voice-closed.png"))
+    page.wait_for_timeout(3500)  # longer than the first two waits before a reconnection
+    assert len(sockets) == 1, sockets
+    assert page.get_by_test_id("voice-phase").get_attribute("data-phase") == "closed"
+    assert page.get_by_test_id("voice-talk").is_disabled()
+
+    page.get_by_test_id("voice-reconnect").click()
+    phase(page, "ready")
+    assert len(sockets) == 2, sockets
+    assert page.get_by_test_id("voice-reconnect").count() == 0
+    page.get_by_test_id("voice-text").fill("help")
+    page.get_by_test_id("voice-send").click()
+    page.locator("[data-testid='voice-blitz']", has_text="You can say").wait_for(
+        timeout=ANSWER_TIMEOUT
+    )

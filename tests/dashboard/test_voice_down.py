@@ -91,9 +91,10 @@ def test_the_panel_says_the_speech_server_is_down(
 
 def test_the_panel_says_not_signed_in_when_the_socket_is_refused(page: Any, daemon: Daemon) -> None:
     """Without the login's cookie the daemon closes the voice socket with 1008: the panel says
-    so and does not keep reconnecting."""
+    so and does not keep reconnecting; once signed in again, its Reconnect button reconnects."""
     login(page, daemon)
     page.get_by_test_id("project-calc").wait_for()
+    cookies = page.context.cookies()
     page.context.clear_cookies()  # the page still has its token; the socket has no cookie
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
@@ -104,3 +105,8 @@ def test_the_panel_says_not_signed_in_when_the_socket_is_refused(page: Any, daem
     assert page.get_by_test_id("voice-phase").inner_text().strip() == "not signed in"
     assert page.get_by_test_id("voice-detail").inner_text()
     assert page.get_by_test_id("voice-talk").is_disabled()
+    page.context.add_cookies(cookies)
+    page.get_by_test_id("voice-reconnect").click()
+    phase(page, "ready")
+    assert len(sockets) == 2, sockets
+    assert not page.get_by_test_id("voice-talk").is_disabled()

@@ -12,14 +12,17 @@ import pytest
 from engine_helpers import make_app
 from server_helpers import Running
 
+from blitz.clock import Clock
 from blitz.server.auth import TokenStore
 from blitz.server.daemon import Daemon, listen, url_of
 
 Start = Callable[..., Awaitable[Running]]
 
 
-def _daemon(home: Path, scenario: dict[str, Any] | None, **settings: Any) -> tuple[Daemon, str]:
-    app = make_app(home, scenario or {}, **settings)
+def _daemon(
+    home: Path, scenario: dict[str, Any] | None, clock: Clock | None = None, **settings: Any
+) -> tuple[Daemon, str]:
+    app = make_app(home, scenario or {}, clock=clock, **settings)
     tokens = TokenStore.of_home(home)
     token = tokens.rotate()
     return Daemon(app, tokens=tokens, grace=5, ping=0.2, poll=0.02), token
@@ -50,12 +53,14 @@ async def serve(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:
 
 @pytest.fixture
 async def live(tmp_path: Path, isolated_git: None) -> AsyncIterator[Start]:
-    """Start daemons serving HTTP with uvicorn on 127.0.0.1 (a free port), in this test's loop.
-    ``Running.http`` is a real HTTP client with the token."""
+    """Start daemons serving HTTP with uvicorn on 127.0.0.1 (a free port), in this test's loop,
+    their app on ``clock`` when given. ``Running.http`` is a real HTTP client with the token."""
     running: list[Running] = []
 
-    async def start(scenario: dict[str, Any] | None = None, **settings: Any) -> Running:
-        daemon, token = _daemon(tmp_path / f"home-{len(running)}", scenario, **settings)
+    async def start(
+        scenario: dict[str, Any] | None = None, clock: Clock | None = None, **settings: Any
+    ) -> Running:
+        daemon, token = _daemon(tmp_path / f"home-{len(running)}", scenario, clock, **settings)
         sock = listen("127.0.0.1", 0)
         ready = asyncio.Event()
         task = asyncio.get_running_loop().create_task(

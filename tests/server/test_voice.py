@@ -26,9 +26,11 @@ from voice_helpers import (
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from blitz.testing.clock import ManualClock
 from blitz.testing.speech_api import ScriptedSpeechServer
 from blitz.testing.speech_server import SpeechServer
-from blitz.voice.replies import HELP
+from blitz.voice.replies import CONFIRM_S, HELP
+from blitz.voice.session import AUDIO_FRAME, LEAD_S
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -69,6 +71,41 @@ async def test_a_spoken_goal_is_confirmed_started_and_announced(
     assert finished.say["text"] == event["text"]
     assert "finished" in words(await heard(speech_server, finished.audio, 24000))
     assert (await running.json("GET", f"/api/goals/{goal['id']}"))["state"] == "succeeded"
+    await voice.close()
+
+
+@pytest.mark.parametrize("endpoint", ["client", "vad"])
+async def test_a_pause_ends_an_utterance_only_when_the_vad_ends_it(
+    live: Start, speech_server: SpeechServer, tmp_path: Path, endpoint: str
+) -> None:
+    """Push-to-talk (``"endpoint": "client"``): a pause while the button is held is part of the
+    command, which only ``end`` ends. Hands-free (``vad``): the pause ends an utterance."""
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    await running.add_project(make_repo(tmp_path, "calc"))
+    first = await spoken(speech_server, COMMAND)
+    then = await spoken(speech_server, "And a divide function.")
+    url = ws_url(str(running.http.base_url))
+    voice = await Voice.open(url, running.token, endpoint=endpoint)
+    await voice.stream(silence(0.3) + first + silence(1.5) + then + silence(1.2))
+    if endpoint == "client":
+        await voice.send({"type": "end"})
+    said = await voice.until("heard")
+    assert {"multiply", "function"} <= set(words(said["text"])), said
+    if endpoint == "vad":  # the first half alone, then the second
+        assert "divide" not in words(said["text"]), said
+        while not (isinstance(got := await voice.next(), dict) and got["type"] == "heard"):
+            pass  # the answer to the first half (spoken, or cut off by the second)
+        said = got
+        assert "divide" in words(said["text"]) and "multiply" not in words(said["text"]), said
+        await voice.close()
+        return
+    assert "divide" in words(said["text"]), said  # one utterance, both halves
+    question = await voice.until("confirm")
+    assert question["text"].startswith("Start a goal on calc: Add a multiply function"), question
+    assert "divide" in words(question["text"]), question
+    assert (await voice.answer()).say["text"] == question["text"]
+    assert (await voice.reply_to("no")).say["text"] == "Not started."
+    assert [m for m in voice.seen if m["type"] == "heard"] == [said]
     await voice.close()
 
 
@@ -301,11 +338,77 @@ async def test_typed_commands_go_through_the_actions(live: Start, tmp_path: Path
     assert await said("yes") == "Started: Add a divide function, on calc."
     divide = next(g for g in await running.json("GET", "/api/goals") if g["id"] != goal["id"])
     await running.wait_goal(divide["id"], ("awaiting_approval",))
-    assert await said("cancel the goal") == "Cancelling the goal Add a divide function."
+    # Undoing work is read back, naming the goal, and done only on a yes.
+    named = f"goal {divide['id']}, Add a divide function"
+    assert await said("reject the plan") == f"Reject the plan of {named}?"
+    assert await said("no") == "Not rejected."
+    assert await said("cancel the goal") == f"Cancel {named}?"
+    assert await said("no") == "Not cancelled."
+    assert await said("cancel the goal") == f"Cancel {named}?"
+    assert await said("how is it going?")  # anything but a yes drops the question
+    assert (await voice.reply_to("yes")).say["text"] == "There is nothing to confirm."
+    assert (await running.wait_goal(divide["id"], ("awaiting_approval",)))["state"] == (
+        "awaiting_approval"
+    )
+    assert await said("cancel the goal") == f"Cancel {named}?"
+    assert await said("yes") == "Cancelling the goal Add a divide function."
     assert (await running.wait_goal(divide["id"]))["state"] == "cancelled"
     assert await said("start a goal on the weather project: add rain") == (
         "Which project? There are: calc."
     )
+    await voice.close()
+
+
+async def test_skipping_a_failed_task_is_read_back_and_done_only_on_a_yes(
+    live: Start, tmp_path: Path
+) -> None:
+    agent = {"agent": {**AGENT["agent"], "hello": [[{"fail": "cannot find the greeting"}]]}}
+    down = f"http://127.0.0.1:{free_port()}/v1"  # typed: no speech needed
+    running = await live({**PLAN, **agent}, stt_url=down, tts_url=down)
+    repo = make_repo(tmp_path, "calc", toml="\n[limits]\nmax_recoveries_per_task = 0\n")
+    project = await running.add_project(repo)
+    goal = await running.submit(project["id"], "Greet the world", plan=PLAN)
+    assert (await running.wait_goal(goal["id"]))["state"] == "failed"
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+
+    async def said(text: str) -> str:
+        return str((await voice.reply_to(text)).say["text"])
+
+    question = f"Skip task hello of goal {goal['id']}, Greet the world?"
+    assert await said("skip task hello") == question
+    assert await said("no") == "Not skipped."
+    tasks = (await running.json("GET", f"/api/goals/{goal['id']}"))["tasks"]
+    assert {t["id"]: t["state"] for t in tasks}["hello"] == "failed"
+    assert await said("skip task hello") == question
+    assert await said("yes") == "Skipping task hello."
+    final = await running.wait_goal(goal["id"], ("succeeded", "failed"))
+    assert {t["id"]: t["state"] for t in final["tasks"]}["hello"] == "skipped"
+    await voice.close()
+
+
+async def test_a_question_expires_and_a_late_yes_does_nothing(live: Start, tmp_path: Path) -> None:
+    clock = ManualClock()
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    running = await live(SCENARIO, clock=clock, stt_url=down, tts_url=down)
+    await running.add_project(make_repo(tmp_path, "calc"))
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+
+    async def said(text: str) -> str:
+        return str((await voice.reply_to(text)).say["text"])
+
+    command = "start a goal on the calc project: add a multiply function"
+    assert await said(command) == "Start a goal on calc: Add a multiply function?"
+    clock.advance(CONFIRM_S + 1)
+    late = await voice.reply_to("yes")
+    assert late.say["text"] == "That question expired, so nothing was done. Ask again."
+    assert late.say["text"] in [m["message"] for m in voice.seen if m["type"] == "error"]
+    assert await said("yes") == "There is nothing to confirm."
+    assert not await running.json("GET", "/api/goals")
+    # Within its lifetime the question still holds (a no to it is a no, not "All right").
+    assert await said(command) == "Start a goal on calc: Add a multiply function?"
+    clock.advance(CONFIRM_S - 1)
+    assert await said("no") == "Not started."
+    assert not await running.json("GET", "/api/goals")
     await voice.close()
 
 
@@ -363,6 +466,30 @@ async def test_answer_audio_arriving_in_odd_sized_pieces_is_sent_in_whole_sample
         assert len(frames_sent) > 1  # it came in pieces
         assert all(len(f) % 2 == 0 for f in frames_sent), [len(f) for f in frames_sent]
         assert b"".join(frames_sent) == pcm
+        await voice.close()
+
+
+async def test_a_slow_start_of_speech_is_not_made_up_for_by_a_burst(live: Start) -> None:
+    """The answer's pace counts from its first audio byte: speech that starts 6 s late is still
+    sent about a second ahead, so a cut soon after it starts stops what is not yet heard."""
+    rate = 24000
+    pcm = bytes(range(256)) * (10 * rate * 2 // 256)  # 10 s of answer audio
+    with ScriptedSpeechServer(audio=pcm, delay=6.0) as tts:  # every byte comes after 6 s
+        url = f"{tts.url}/v1"
+        running = await live(SCENARIO, stt_url=url, tts_url=url, speech_timeout=30.0)
+        voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+        await voice.send({"type": "text", "text": "status"})
+        await voice.until("say")
+        first = await voice.next()
+        assert isinstance(first, bytes)
+        await asyncio.sleep(0.5)  # the person reacts, and cuts it off
+        await voice.send({"type": "stop"})
+        received = len(first)
+        while isinstance(got := await voice.next(), bytes):
+            received += len(got)
+        assert got["type"] == "stopped", got
+        heard_s = received / 2 / rate
+        assert heard_s <= LEAD_S + 1.5 + AUDIO_FRAME / 2 / rate, f"{heard_s:.2f} s sent"
         await voice.close()
 
 

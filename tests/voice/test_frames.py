@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from blitz.voice import frames
-from blitz.voice.frames import End, Hello, Refused, Stop, Typed, parse
+from blitz.voice.frames import End, Endpointing, Hello, Refused, Stop, Typed, parse
 from blitz.voice.intent import Known
 from blitz.voice.intent import parse as understand
 
@@ -19,11 +20,12 @@ JSON = st.recursive(
     max_leaves=10,
 )
 MESSAGES = st.fixed_dictionaries(
-    {"type": st.sampled_from(["hello", "end", "text", "stop", "dance", 3, "ü" * 60])},
+    {"type": st.sampled_from(["hello", "end", "endpoint", "text", "stop", "dance", 3, "ü" * 60])},
     optional={
         "format": st.sampled_from(["pcm16", "webm", "mp3", 1]),
         "sample_rate": st.sampled_from([16000, 48000, 123, "16000", True]),
         "text": st.text() | st.integers(),
+        "endpoint": st.sampled_from(["vad", "client", "later", None, 0]),
     },
 )
 
@@ -36,14 +38,16 @@ def test_every_text_frame_is_a_message_or_a_refusal_with_a_close_code(text: str)
         assert exc.code in (frames.UNSUPPORTED, frames.INVALID, frames.TOO_BIG)
         assert exc.reason and len(exc.reason.encode()) <= 123
     else:
-        assert isinstance(message, Hello | End | Typed | Stop)
+        assert isinstance(message, Hello | End | Typed | Stop | Endpointing)
 
 
 def test_the_messages() -> None:
     assert parse('{"type": "hello"}') == Hello(format="pcm16", sample_rate=16000)
     assert parse('{"type": "hello", "format": "webm", "sample_rate": 48000}') == Hello(
-        format="webm", sample_rate=48000
+        format="webm", sample_rate=48000, endpoint="client"
     )
+    assert parse('{"type": "hello", "endpoint": "client"}') == Hello(endpoint="client")
+    assert parse('{"type": "endpoint", "endpoint": "vad"}') == Endpointing("vad")
     assert parse('{"type": "end"}') == End()
     assert parse('{"type": "stop"}') == Stop()
     assert parse('{"type": "text", "text": "  status "}') == Typed("status")
@@ -52,3 +56,17 @@ def test_the_messages() -> None:
 @given(st.text())
 def test_the_grammar_takes_any_transcript(text: str) -> None:
     understand(text, Known(projects=("calc", "api-server")))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"type": "hello", "endpoint": "later"}', "hello: 'endpoint' must be 'vad' or 'client'"),
+        ('{"type": "hello", "format": "webm", "endpoint": "vad"}', "hello: 'endpoint' 'vad' needs"),
+        ('{"type": "endpoint"}', "endpoint: 'endpoint' must be 'vad' or 'client'"),
+    ],
+)
+def test_an_endpoint_that_does_not_fit_is_refused(text: str, reason: str) -> None:
+    with pytest.raises(Refused) as refused:
+        parse(text)
+    assert refused.value.code == frames.INVALID and refused.value.reason.startswith(reason)

@@ -13,6 +13,7 @@ const LABEL: Record<Phase, string> = {
   connecting: "connecting…",
   reconnecting: "reconnecting…",
   "signed-out": "not signed in",
+  closed: "closed by blitz",
   "mic-refused": "microphone refused",
   listening: "listening",
   speaking: "speaking",
@@ -92,7 +93,8 @@ function VoicePanel({
 }) {
   const [typed, setTyped] = useState("");
   const list = useRef<HTMLOListElement>(null);
-  const usable = !["off", "connecting", "reconnecting", "signed-out"].includes(view.phase);
+  const usable = !["off", "connecting", "reconnecting", "signed-out", "closed"].includes(view.phase);
+  const stopped = view.phase === "signed-out" || view.phase === "closed";
   const pressing = view.phase === "listening" && !view.handsFree;
 
   useEffect(() => {
@@ -126,6 +128,11 @@ function VoicePanel({
         <div className="error-banner small" data-testid="voice-detail">
           {view.detail}
         </div>
+      )}
+      {stopped && (
+        <button className="secondary small" data-testid="voice-reconnect" onClick={() => session.reconnect()}>
+          Reconnect
+        </button>
       )}
       <ol className="voice-transcript" ref={list} data-testid="voice-transcript">
         {view.entries.length === 0 && (
