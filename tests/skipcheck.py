@@ -61,10 +61,11 @@ class SkipCheck:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = plain(report.nodeid)
         if report.skipped and not hasattr(report, "wasxfail"):
-            self.skipped.setdefault(report.nodeid, Skip(nodeid=report.nodeid, reason=_why(report)))
+            self.skipped.setdefault(nodeid, Skip(nodeid=nodeid, reason=_why(report)))
         elif report.when == "call":
-            self.ran.add(report.nodeid)
+            self.ran.add(nodeid)
 
     @pytest.hookimpl
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -113,6 +114,13 @@ class SkipCheck:
                 "listed there that ran or are gone: strict mode (BLITZ_TEST_STRICT or CI) allows "
                 "only the skips by design"
             )
+
+
+def plain(nodeid: str) -> str:
+    """``nodeid`` without the ``@group`` that xdist's ``--dist loadgroup`` appends to it
+    (tests/workers.py): the node id as it is written in ``skipped_by_design``."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") else nodeid
 
 
 def _why(report: pytest.TestReport | pytest.CollectReport) -> str:
