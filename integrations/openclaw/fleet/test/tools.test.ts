@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { Conversations } from "../src/conversations.js";
-import { TOOL_NAMES } from "../src/tools.js";
+import { OPTIONAL_TOOLS, TOOL_NAMES } from "../src/tools.js";
 import { GATED, plan, PROJECT, run, tools, TURN, waitFor } from "./fleet.js";
 
 describe("the fleet tools against a real daemon", () => {
@@ -15,6 +15,7 @@ describe("the fleet tools against a real daemon", () => {
     expect(manifest.contracts.tools).toEqual([...TOOL_NAMES]);
     for (const name of TOOL_NAMES) {
       expect(all[name]?.optional, name).toBe(manifest.toolMetadata[name]?.optional === true);
+      expect(OPTIONAL_TOOLS.has(name), name).toBe(manifest.toolMetadata[name]?.optional === true);
     }
     expect(all.blitz_submit_goal?.optional).toBe(true);
     expect(all.blitz_goals?.optional).toBe(false);
