@@ -1,8 +1,8 @@
 """How the suite splits over pytest-xdist's workers (tests/workers.py): the tests of one shared
-session fixture run on one worker, so the fixture is made once per run; a file's tests stay on
-one worker; and the skip check (tests/skipcheck.py) reads the node ids xdist's ``--dist
-loadgroup`` gives them, so a skip by design is still one. A real pytest with two real workers
-on a small suite of its own."""
+session fixture run on one worker, so the fixture is made once per run (a test using two joins
+their groups); a file's other tests stay on one worker; and the skip check (tests/skipcheck.py)
+reads the node ids xdist's ``--dist loadgroup`` gives them, so a skip by design is still one. A
+real pytest with two real workers on a small suite of its own."""
 
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def _ray_session():
 @pytest.fixture
 def ray_cluster(_ray_session):
     pass
+
+@pytest.fixture(scope="session")
+def openclaw_workspace():
+    made("openclaw_workspace")
 """
 
 FILE = """
@@ -49,6 +53,9 @@ def test_on_the_cluster_{n}(ray_cluster):
 
 @pytest.mark.parametrize("i", range(4))
 def test_plain_{n}(i):
+    pass
+
+def test_plugin_{n}(openclaw_workspace):
     pass
 """
 
@@ -67,6 +74,7 @@ def test_shared_fixtures_are_made_once_and_a_file_stays_on_one_worker(tmp_path: 
         (tmp_path / f"test_{n}.py").write_text(FILE.format(n=n))
     with (tmp_path / "test_0.py").open("a") as file:
         file.write("\ndef test_by_design(speech_server):\n    pytest.skip('by design')\n")
+        file.write("\ndef test_voice_plugin(speech_server, openclaw_workspace):\n    pass\n")
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "pytest.ini").write_text(INI)
     log = tmp_path / "made.log"
@@ -89,12 +97,14 @@ def test_shared_fixtures_are_made_once_and_a_file_stays_on_one_worker(tmp_path: 
     assert done.returncode == 0, done.stdout + done.stderr  # the skip by design is one
     assert "1 skipped" in done.stdout.splitlines()[-1]
     made = sorted(line.split()[0] for line in log.read_text().splitlines())
-    assert made == ["_ray_session", "speech_server"]  # once each, for eight tests each
+    # Once each, though four files use each; the voice plugin's test joins two groups in one.
+    assert made == ["_ray_session", "openclaw_workspace", "speech_server"]
     groups: dict[str, set[str]] = defaultdict(set)  # group -> the workers its tests ran on
     for worker, test in re.findall(r"\[(gw\d)\] .*?(?:PASSED|SKIPPED) (\S+)", done.stdout):
         name, group = test.rsplit("@", 1)
         groups[group].add(worker)
         if "plain" in name:  # no shared fixture: its file's group
             assert group == name.split("::")[0]
-    assert set(groups) == {f"test_{n}.py" for n in range(4)} | {"speech-server", "ray-cluster"}
+    files = {f"test_{n}.py" for n in range(4)}
+    assert set(groups) == files | {"openclaw+speech-server", "ray-cluster"}
     assert all(len(workers) == 1 for workers in groups.values()), groups
