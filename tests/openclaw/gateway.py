@@ -31,9 +31,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import Daemon
+from relay import Relay
 from websockets.sync.client import connect
 
 from blitz import proctree
@@ -371,9 +373,19 @@ PLUGINS = ("fleet",)
 """The workspace's plugins (directories) the gateway loads."""
 
 
-def plugin_config(name: str, daemon: Daemon) -> dict[str, Any]:
-    """What each plugin is configured with: the suite's daemon."""
-    return {"fleet": {"url": daemon.url, "token": daemon.token}}[name]
+def plugin_config(name: str, daemon: Daemon, relay: Relay) -> dict[str, Any]:
+    """What each plugin is configured with: the suite's daemon, through the relay."""
+    return {"fleet": {"url": relay.url, "token": daemon.token}}[name]
+
+
+@pytest.fixture(scope="session")
+def daemon_relay(blitz_daemon: Daemon) -> Iterator[Relay]:
+    """The way to the suite's daemon the gateway's plugins take, which a test can cut."""
+    relay = Relay(urlsplit(blitz_daemon.url).port or 80).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
 
 
 @pytest.fixture(scope="session")
@@ -381,12 +393,15 @@ def openclaw_gateway(
     openclaw_workspace: Workspace,
     scripted_model: ModelServer,
     blitz_daemon: Daemon,
+    daemon_relay: Relay,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    """One real gateway for the run, its plugins pointed at the suite's daemon."""
+    """One real gateway for the run, its plugins pointed at the suite's daemon (through
+    :func:`daemon_relay`)."""
     root = openclaw_workspace.root
     plugins = [
-        Plugin(path=root / name, config=plugin_config(name, blitz_daemon)) for name in PLUGINS
+        Plugin(path=root / name, config=plugin_config(name, blitz_daemon, daemon_relay))
+        for name in PLUGINS
     ]
     home = tmp_path_factory.mktemp("openclaw-gateway")
     try:
