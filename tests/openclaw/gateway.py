@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Daemon
+from conftest import OFFLINE, Daemon
 from relay import Relay
 from websockets.sync.client import connect
 
@@ -217,12 +217,12 @@ class Gateway:
         home = str(self.root / "home")
         return environment(
             base,
+            **OFFLINE,
             HOME=home,
             OPENCLAW_HOME=home,
             OPENCLAW_STATE_DIR=str(self.state),
             OPENCLAW_CONFIG_PATH=str(self.state / "openclaw.json"),
-            OPENCLAW_NO_AUTO_UPDATE="1",
-            OPENCLAW_OFFLINE="1",
+            # What only a gateway starts: Bonjour adverts, chat channels.
             OPENCLAW_DISABLE_BONJOUR="1",
             OPENCLAW_SKIP_CHANNELS="1",
             DO_NOT_TRACK="1",

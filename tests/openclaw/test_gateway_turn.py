@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from conftest import Daemon
 from gateway import (  # noqa: F401 - the fixtures
     Gateway,
@@ -22,8 +21,6 @@ from gateway import (  # noqa: F401 - the fixtures
 from relay import Relay
 
 from blitz.testing.model_server import ModelServer
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TURN_TIMEOUT = 120.0
 """Seconds a scripted model turn may take through the gateway on a loaded machine."""
