@@ -1,0 +1,163 @@
+"""Fixtures of the OpenClaw plugins' tests, one of each per run: the npm workspace
+(``integrations/openclaw/``) installed with Node 24 and built with tsc, and a real ``blitz
+serve`` (the scripted planner and backend) on 127.0.0.1 with projects to run goals on.
+
+The plugins' own tests (vitest) reach that daemon through the environment :meth:`Daemon.env`
+gives them (``BLITZ_URL``, ``BLITZ_TOKEN``, ``BLITZ_PROJECT``...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from blitz_process import BLITZ, add_test_gate, blitz_env, write_yaml
+from engine_helpers import GIT_IDENTITY
+
+from blitz.proctree import send_group
+from blitz.testing.openclaw import NodeError, Workspace, install
+
+SCENARIO: dict[str, Any] = {
+    # The scripted planner's plan, for goals submitted without one.
+    "summary": "Greet the world",
+    "tasks": [
+        {"id": "hello", "title": "Write hello"},
+        {"id": "world", "title": "Append world", "depends_on": ["hello"]},
+    ],
+    # What the scripted agent does, by task id; a goal's plan picks the tasks it needs.
+    "agent": {
+        "hello": [[{"write": {"path": "hello.txt", "content": "hello\n"}}]],
+        "world": [[{"append": {"path": "hello.txt", "content": "world\n"}}]],
+        "broken": [[{"fail": "the greeting cannot be written"}]],
+        "slow": [[{"sleep": 120}]],
+        "costly": [[{"spend": {"cost_usd": 5.0, "input": 1000, "output": 1000}}]],
+    },
+    "recovery": {
+        "broken": [{"root_cause": "the file system is read-only", "action": "abort"}],
+    },
+}
+"""The daemon's scenario (blitz/testing/scripted.py)."""
+
+PROJECTS = {
+    "api": "",
+    "gated": "require_plan_approval = true\n",
+    "metered": "",
+}
+"""The projects registered with the daemon: name -> more of its blitz.toml [project] section."""
+
+BUDGETS = {"metered": "\n[budget]\ngoal_usd = 1.0\n"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Daemon:
+    """A running ``blitz serve`` and the projects registered with it."""
+
+    url: str
+    token: str
+    home: Path
+    projects: dict[str, Path]
+
+    def env(self) -> dict[str, str]:
+        """What the plugins' tests read to reach it."""
+        return {
+            "BLITZ_URL": self.url,
+            "BLITZ_TOKEN": self.token,
+            "BLITZ_PROJECT": "api",
+            "BLITZ_GATED_PROJECT": "gated",
+            "BLITZ_METERED_PROJECT": "metered",
+        }
+
+
+def _git_env(root: Path) -> dict[str, str]:
+    config = root / "gitconfig"
+    config.write_text("")
+    return {"GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1", **GIT_IDENTITY}
+
+
+def _repo(root: Path, name: str, project: str, env: dict[str, str]) -> Path:
+    repo = root / name
+    toml = '[project]\nbase_branch = "main"\nbackend = "scripted"\n' + project
+    add_test_gate(repo, toml + BUDGETS.get(name, ""))
+    (repo / "README.md").write_text(f"# {name}\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "Initial"]):
+        subprocess.run(
+            ["git", *args], cwd=repo, env={**os.environ, **env}, check=True, timeout=30,
+            capture_output=True,
+        )  # fmt: skip
+    return repo
+
+
+@pytest.fixture(scope="session")
+def openclaw_workspace() -> Workspace:
+    """The workspace, ``npm ci``-installed (once per lockfile and node) and built (tsc)."""
+    try:
+        ws = install()
+    except NodeError as exc:
+        pytest.fail(str(exc))
+    built = ws.run([ws.bin("tsc"), "-b"])
+    assert built.returncode == 0, f"tsc -b failed:\n{built.stdout}{built.stderr}"
+    return ws
+
+
+@pytest.fixture(scope="session")
+def blitz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """``blitz serve --scenario`` on 127.0.0.1 (a free port), with :data:`PROJECTS` registered;
+    stopped (SIGTERM, then its whole process group killed) at the end of the run."""
+    root = tmp_path_factory.mktemp("openclaw-daemon")
+    git = _git_env(root)
+    repos = {name: _repo(root, name, extra, git) for name, extra in PROJECTS.items()}
+    scenario = write_yaml(root / "scenario.yaml", SCENARIO)
+    home = root / "home"
+    out, err = root / "serve.out", root / "serve.err"  # files: a full pipe would stall it
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [BLITZ, "serve", "--host", "127.0.0.1", "--port", "0", "--grace", "1",
+             "--scenario", str(scenario)],
+            env=blitz_env(home, **git), stdout=stdout, stderr=stderr,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    try:
+        lines = _first_lines(process, out, 2)
+        url, token = lines[0].split()[4], lines[1].removeprefix("token: ")
+        headers = {"Authorization": f"Bearer {token}"}
+        for name, repo in repos.items():
+            made = httpx.post(
+                f"{url}/api/projects", json={"path": str(repo), "name": name},
+                headers=headers, timeout=30,
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+        yield Daemon(url=url, token=token, home=home, projects=repos)
+    finally:
+        _stop(process)
+
+
+def _first_lines(process: subprocess.Popen[bytes], out: Path, count: int) -> list[str]:
+    """The first ``count`` lines ``blitz serve`` printed (it says where it listens, then its
+    token); fails with what it said if it exits or says nothing in a minute."""
+    deadline = time.monotonic() + 60
+    while True:
+        lines = out.read_text().splitlines()
+        if len(lines) >= count and lines[0].startswith("blitz daemon listening on http://"):
+            return lines[:count]
+        said = f"{out.read_text()}{out.with_suffix('.err').read_text()}"
+        assert process.poll() is None, f"blitz serve exited {process.returncode}: {said}"
+        assert time.monotonic() < deadline, f"blitz serve did not start: {said}"
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the daemon's gentle stop), then SIGKILL to its whole group."""
+    send_group(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.communicate(timeout=30)
+    send_group(process.pid, signal.SIGKILL)
+    process.communicate()
