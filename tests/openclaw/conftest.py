@@ -25,6 +25,7 @@ from engine_helpers import GIT_IDENTITY
 
 from blitz.proctree import send_group
 from blitz.testing.openclaw import NodeError, Workspace, install
+from blitz.testing.speech_server import SpeechServer
 
 SCENARIO: dict[str, Any] = {
     # The scripted planner's plan, for goals submitted without one.
@@ -108,10 +109,24 @@ def openclaw_workspace() -> Workspace:
     return ws
 
 
+def _speech(server: SpeechServer) -> dict[str, str]:
+    """The daemon's speech services: the run's bundled speech server, for its voice session."""
+    return {
+        "BLITZ_STT_URL": server.url,
+        "BLITZ_TTS_URL": server.url,
+        "BLITZ_STT_API_KEY": server.key,
+        "BLITZ_TTS_API_KEY": server.key,
+        "BLITZ_SPEECH_TIMEOUT": "120",
+    }
+
+
 @pytest.fixture(scope="session")
-def blitz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """``blitz serve --scenario`` on 127.0.0.1 (a free port), with :data:`PROJECTS` registered;
-    stopped (SIGTERM, then its whole process group killed) at the end of the run."""
+def blitz_daemon(
+    tmp_path_factory: pytest.TempPathFactory, speech_server: SpeechServer
+) -> Iterator[Daemon]:
+    """``blitz serve --scenario`` on 127.0.0.1 (a free port), with :data:`PROJECTS` registered
+    and the run's speech server as its speech services (``/api/voice``); stopped (SIGTERM,
+    then its whole process group killed) at the end of the run."""
     root = tmp_path_factory.mktemp("openclaw-daemon")
     git = _git_env(root)
     repos = {name: _repo(root, name, extra, git) for name, extra in PROJECTS.items()}
@@ -122,7 +137,7 @@ def blitz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         process = subprocess.Popen(
             [BLITZ, "serve", "--host", "127.0.0.1", "--port", "0", "--grace", "1",
              "--scenario", str(scenario)],
-            env=blitz_env(home, **git), stdout=stdout, stderr=stderr,
+            env=blitz_env(home, **git, **_speech(speech_server)), stdout=stdout, stderr=stderr,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     try:

@@ -134,7 +134,7 @@ function join(client: WebSocket, settings: BridgeSettings): void {
     if (upstream.readyState === WebSocket.OPEN) upstream.close(sendable(code) ? code : 1000, clip(said));
     else upstream.terminate();
   });
-  client.on("error", () => finish(INTERNAL, "voice-chat: the client's socket failed"));
+  client.on("error", () => { finish(INTERNAL, "voice-chat: the client's socket failed"); });
 
   upstream.on("open", () => {
     if (waiting.length > 0) sendHello();
@@ -162,11 +162,17 @@ function join(client: WebSocket, settings: BridgeSettings): void {
 function isHello(frame: Frame): boolean {
   if (frame.isBinary) return false;
   try {
-    const parsed: unknown = JSON.parse(frame.data.toString());
+    const parsed: unknown = JSON.parse(bytes(frame.data).toString("utf8"));
     return typeof parsed === "object" && parsed !== null && (parsed as { type?: unknown }).type === "hello";
   } catch {
     return false;
   }
+}
+
+/** A frame's payload as one Buffer (ws hands it over as a Buffer, an ArrayBuffer or pieces). */
+export function bytes(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
 /** Codes a peer may send in a close frame (1005, 1006 and 1015 are only ever reported). */

@@ -28,7 +28,7 @@ export function register(api: OpenClawPluginApi): void {
     daemon: config.daemon,
     sampleRate: config.sampleRate,
     connectTimeoutMs: 10_000,
-    log: (message) => api.logger.info(message),
+    log: (message) => { api.logger.info(message); },
   });
   api.registerHttpRoute({
     path: config.voicePath,

@@ -152,7 +152,7 @@ async function said(response: Response): Promise<{ message: string; code: string
     if (isRecord(parsed)) {
       const error = parsed["error"];
       if (isRecord(error) && typeof error["message"] === "string") {
-        return { message: error["message"].slice(0, 300), code: String(error["code"] ?? "") };
+        return { message: error["message"].slice(0, 300), code: typeof error["code"] === "string" ? error["code"] : "" };
       }
       if (typeof parsed["detail"] === "string") return { message: parsed["detail"].slice(0, 300), code: "" };
     }

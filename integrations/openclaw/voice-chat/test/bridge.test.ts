@@ -11,16 +11,18 @@
 
 import type { OpenClawConfig } from "openclaw/plugin-sdk/plugin-entry";
 import { WebSocket } from "openclaw/plugin-sdk/websocket-runtime";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { BAD_GATEWAY } from "../src/bridge.js";
-import { deadPort, load, required, serveRoute, words } from "./host.js";
+import { BAD_GATEWAY, bytes } from "../src/bridge.js";
+import { deadPort, load, required, serveRoute, telephony, words } from "./host.js";
 
-const daemonUrl = required("VOICE_CHAT_DAEMON_URL");
-const token = required("VOICE_CHAT_DAEMON_TOKEN");
-const speechUrl = required("VOICE_CHAT_SPEECH_URL");
-const speechKey = required("VOICE_CHAT_SPEECH_KEY");
+const daemonUrl = required("BLITZ_URL");
+const token = required("BLITZ_TOKEN");
+const speechUrl = required("BLITZ_SPEECH_URL");
+const speechKey = required("BLITZ_SPEECH_KEY");
 const cfg = {} as OpenClawConfig;
+// The models share two cores with the rest of the run: a speech call may take a while.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 const SAID = "The goal finished and the pull request is open.";
 const WAIT_MS = 90_000;
 
@@ -48,15 +50,15 @@ async function connect(pluginConfig: Record<string, unknown>): Promise<{ socket:
     texts: [],
     audio: 0,
     closed: new Promise((resolve) => {
-      socket.on("close", (code, reason) => resolve({ code, reason: reason.toString() }));
+      socket.on("close", (code, reason) => { resolve({ code, reason: reason.toString() }); });
     }),
   };
   socket.on("message", (data, isBinary) => {
-    if (isBinary) got.audio += (data as Buffer).length;
-    else got.texts.push(JSON.parse(data.toString()) as Record<string, unknown>);
+    if (isBinary) got.audio += bytes(data).length;
+    else got.texts.push(JSON.parse(bytes(data).toString("utf8")) as Record<string, unknown>);
   });
   await new Promise<void>((resolve, reject) => {
-    socket.once("open", () => resolve());
+    socket.once("open", () => { resolve(); });
     socket.once("error", reject);
   });
   return { socket, got };
@@ -91,8 +93,7 @@ describe("the bridge to blitz's voice session", () => {
   it("sends a hello for OpenClaw's 24 kHz talk audio: 24 kHz speech without a hello is heard right", async () => {
     // The plugin's own telephony speech is pcm16 at 24 kHz, OpenClaw's talk format. Taken as
     // the daemon's default 16 kHz it would play at two thirds of its speed and be misheard.
-    const { speech } = load({ speechUrl, speechApiKey: speechKey });
-    const pcm = await speech.synthesizeTelephony!({ text: SAID, cfg, providerConfig: {}, timeoutMs: WAIT_MS });
+    const pcm = await telephony(load({ speechUrl, speechApiKey: speechKey }))({ text: SAID, cfg, providerConfig: {}, timeoutMs: WAIT_MS });
     expect(pcm.sampleRate).toBe(24_000);
     const { socket, got } = await connect({ daemonUrl, daemonToken: token });
     const padded = Buffer.concat([pcm.audioBuffer, Buffer.alloc(24_000)]); // half a second of silence

@@ -20,6 +20,20 @@ import { register } from "../src/index.js";
 
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => unknown;
 
+/** The transcription call the plugin's media-understanding provider must have. */
+export function transcriber(plugin: Registered): NonNullable<MediaUnderstandingProviderPlugin["transcribeAudio"]> {
+  const call = plugin.transcription.transcribeAudio;
+  if (!call) throw new Error("the transcription provider has no transcribeAudio");
+  return call;
+}
+
+/** The telephony synthesis the plugin's speech provider must have. */
+export function telephony(plugin: Registered): NonNullable<SpeechProviderPlugin["synthesizeTelephony"]> {
+  const call = plugin.speech.synthesizeTelephony;
+  if (!call) throw new Error("the speech provider has no synthesizeTelephony");
+  return call;
+}
+
 export interface Registered {
   speech: SpeechProviderPlugin;
   transcription: MediaUnderstandingProviderPlugin;
@@ -77,7 +91,7 @@ export async function serveRoute(
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => { resolve(); });
       }),
   };
 }
@@ -87,7 +101,7 @@ export async function deadPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) => server.close(() => { resolve(); }));
   return port;
 }
 

@@ -9,14 +9,16 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 
 import type { OpenClawConfig } from "openclaw/plugin-sdk/plugin-entry";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
 import { SpeechServiceError } from "../src/speech.js";
-import { deadPort, load, required, words } from "./host.js";
+import { deadPort, load, required, telephony, transcriber, words } from "./host.js";
 
-const url = required("VOICE_CHAT_SPEECH_URL");
-const key = required("VOICE_CHAT_SPEECH_KEY");
+const url = required("BLITZ_SPEECH_URL");
+const key = required("BLITZ_SPEECH_KEY");
 const cfg = {} as OpenClawConfig;
+// The models share two cores with the rest of the run: a speech call may take a while.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 const SENTENCE = "Approve the plan. Then cancel the second task.";
 
 function synthesize(pluginConfig: Record<string, unknown>, text: string, timeoutMs = 60_000) {
@@ -46,7 +48,7 @@ describe("the round trip through the bundled speech server", () => {
     });
     expect(spoken.outputFormat).toBe("wav");
     expect(spoken.audioBuffer.subarray(0, 4).toString("ascii")).toBe("RIFF");
-    const heard = await plugin.transcription.transcribeAudio!({
+    const heard = await transcriber(plugin)({
       buffer: spoken.audioBuffer,
       fileName: "sentence.wav",
       mime: "audio/wav",
@@ -58,8 +60,7 @@ describe("the round trip through the bundled speech server", () => {
   });
 
   it("makes raw 24 kHz pcm for telephony", async () => {
-    const { speech } = load({ speechUrl: url, speechApiKey: key });
-    const pcm = await speech.synthesizeTelephony!({ text: "Done.", cfg, providerConfig: {}, timeoutMs: 60_000 });
+    const pcm = await telephony(load({ speechUrl: url, speechApiKey: key }))({ text: "Done.", cfg, providerConfig: {}, timeoutMs: 60_000 });
     expect(pcm.outputFormat).toBe("pcm");
     expect(pcm.sampleRate).toBe(24_000);
     expect(pcm.audioBuffer.length % 2).toBe(0);
@@ -79,7 +80,7 @@ describe("a speech service that fails", () => {
   });
   afterAll(async () => {
     stalled.closeAllConnections();
-    await new Promise<void>((resolve) => stalled.close(() => resolve()));
+    await new Promise<void>((resolve) => stalled.close(() => { resolve(); }));
   });
 
   it("down: says it cannot reach it, and where", async () => {
@@ -98,9 +99,8 @@ describe("a speech service that fails", () => {
   });
 
   it("slow transcription: the same", async () => {
-    const { transcription } = load({ transcriptionUrl: stalledUrl });
     const error = await failure(
-      transcription.transcribeAudio!({ buffer: Buffer.alloc(10), fileName: "a.wav", apiKey: "", timeoutMs: 300 }),
+      transcriber(load({ transcriptionUrl: stalledUrl }))({ buffer: Buffer.alloc(10), fileName: "a.wav", apiKey: "", timeoutMs: 300 }),
     );
     expect(error.failure).toBe("timeout");
     expect(error.message).toContain("(transcriptionUrl; timeoutMs sets the limit)");
@@ -120,17 +120,15 @@ describe("a speech service that fails", () => {
     const voice = await failure(synthesize({ speechUrl: url, speechApiKey: key, speechVoice: "af_heart" }, "hi"));
     expect(voice.failure).toBe("refused");
     expect(voice.message).toMatch(/af_heart.*\(speechVoice\)$/);
-    const { transcription } = load({ speechUrl: url, speechApiKey: key, transcriptionModel: "large-v9" });
     const model = await failure(
-      transcription.transcribeAudio!({ buffer: Buffer.alloc(10), fileName: "a.wav", apiKey: "", timeoutMs: 30_000 }),
+      transcriber(load({ speechUrl: url, speechApiKey: key, transcriptionModel: "large-v9" }))({ buffer: Buffer.alloc(10), fileName: "a.wav", apiKey: "", timeoutMs: 30_000 }),
     );
     expect(model.message).toMatch(/large-v9.*\(transcriptionModel\)$/);
   });
 
   it("audio it cannot decode: refused, and says why", async () => {
-    const { transcription } = load({ speechUrl: url, speechApiKey: key });
     const error = await failure(
-      transcription.transcribeAudio!({
+      transcriber(load({ speechUrl: url, speechApiKey: key }))({
         buffer: Buffer.from("this is not audio at all"),
         fileName: "noise.wav",
         apiKey: "",
