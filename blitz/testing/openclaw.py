@@ -194,7 +194,17 @@ def openapi_text() -> str:
 
 def generate_schema(ws: Workspace, openapi: Path, out: Path) -> None:
     """Run openapi-typescript: ``openapi`` (a file) -> ``out`` (TypeScript declarations)."""
-    done = ws.run([ws.bin("openapi-typescript"), openapi, "--output", out, "--alphabetize"])
+    done = ws.run(
+        [
+            ws.bin("openapi-typescript"),
+            openapi,
+            "--output",
+            out,
+            "--alphabetize",
+            "--default-non-nullable",
+            "false",
+        ]
+    )
     if done.returncode != 0:
         raise NodeError(f"openapi-typescript failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
 

@@ -948,36 +948,36 @@ export interface components {
              * Allow Dirty
              * @default false
              */
-            allow_dirty: boolean;
+            allow_dirty?: boolean;
             /**
              * Backend
              * @default
              */
-            backend: string;
+            backend?: string;
             /**
              * Explore
              * @description Attempts per task (best of N).
              * @default 0
              */
-            explore: number;
+            explore?: number;
             /**
              * Explore Mode
              * @description "all": wait for every attempt; "first": the first that passes.
              * @default
              * @enum {string}
              */
-            explore_mode: "" | "all" | "first";
+            explore_mode?: "" | "all" | "first";
             /**
              * Follows
              * @description An earlier goal (its id) to continue: the new goal works on its branch and updates its pull request. Refused while that goal is unfinished.
              * @default
              */
-            follows: string;
+            follows?: string;
             /**
              * Max Parallel
              * @default 0
              */
-            max_parallel: number;
+            max_parallel?: number;
             /**
              * Plan
              * @description A plan instead of planning: the plan itself, or the text of a plan file (YAML or JSON), read as `blitz run --plan` reads one.
@@ -1074,7 +1074,7 @@ export interface components {
              * Reason
              * @default paused by the user
              */
-            reason: string;
+            reason?: string;
         };
         /**
          * PlanIn
@@ -1085,7 +1085,7 @@ export interface components {
              * Summary
              * @default
              */
-            summary: string;
+            summary?: string;
             /** Tasks */
             tasks: {
                 [key: string]: unknown;
@@ -1110,7 +1110,7 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Path
              * @description Absolute path of the repository on the daemon's machine.
@@ -1186,7 +1186,7 @@ export interface components {
              * Project
              * @default
              */
-            project: string;
+            project?: string;
         };
         /**
          * PullRequestOut
@@ -1220,7 +1220,7 @@ export interface components {
              * Reason
              * @default
              */
-            reason: string;
+            reason?: string;
         };
         /** RecoveryOut */
         RecoveryOut: {
@@ -1250,13 +1250,13 @@ export interface components {
              * Allow Dirty
              * @default false
              */
-            allow_dirty: boolean;
+            allow_dirty?: boolean;
             /**
              * Replan
              * @description Plan the goal afresh instead of running the plan it ran.
              * @default false
              */
-            replan: boolean;
+            replan?: boolean;
         };
         /** SinkOut */
         SinkOut: {
