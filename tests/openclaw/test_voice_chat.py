@@ -1,7 +1,7 @@
 """The ``voice-chat`` OpenClaw plugin (``integrations/openclaw/voice-chat``), for real: its
 vitest suites against the run's bundled speech server (``blitz speech serve``) and the run's
 ``blitz serve`` (whose voice session uses that speech server), and the pinned ``openclaw``
-loading it with its two providers and its route.
+loading it with its two providers and its route, and speaking and hearing through them.
 
 The vitest suites read where things are from the environment: ``BLITZ_SPEECH_URL`` and
 ``BLITZ_SPEECH_KEY`` (the speech server), ``BLITZ_URL`` and ``BLITZ_TOKEN`` (the daemon).
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Daemon
@@ -23,7 +26,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 PLUGIN = "voice-chat"
 VITEST_TIMEOUT = 300.0
-INSPECT_TIMEOUT = 180.0
+OPENCLAW_TIMEOUT = 180.0
+"""Seconds one openclaw command may take (~15-25 s here: it loads its bundled plugins)."""
+SENTENCE = "The goal finished and the pull request is open."
 
 
 def _env(daemon: Daemon, speech: SpeechServer) -> dict[str, str]:
@@ -63,52 +68,75 @@ def test_the_route_bridges_a_client_to_the_daemons_voice_session(
     _vitest(openclaw_workspace, "bridge.test.ts", _env(blitz_daemon, speech_server))
 
 
+def _openclaw(
+    ws: Workspace, home: Path, config: dict[str, Any], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The pinned ``openclaw`` CLI, offline, in a state directory of its own under ``home``
+    with ``config`` as its ``openclaw.json``."""
+    (home / "openclaw.json").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BLITZ_"))}
+    env.update(
+        HOME=str(home),
+        OPENCLAW_HOME=str(home),
+        OPENCLAW_STATE_DIR=str(home / "state"),
+        OPENCLAW_CONFIG_PATH=str(home / "openclaw.json"),
+        OPENCLAW_NO_AUTO_UPDATE="1",
+        OPENCLAW_OFFLINE="1",
+        OPENCLAW_DISABLE_BONJOUR="1",
+        OPENCLAW_SKIP_CHANNELS="1",
+        DO_NOT_TRACK="1",
+        NO_COLOR="1",
+    )
+    return ws.run([ws.bin("openclaw"), *args], cwd=home, env=env, timeout=OPENCLAW_TIMEOUT)
+
+
+def _config(ws: Workspace, daemon: Daemon, speech: SpeechServer) -> dict[str, Any]:
+    """OpenClaw quiet and offline, voice-chat loaded from the workspace with the run's speech
+    server and daemon, and chosen as OpenClaw's speech and audio transcription providers."""
+    return {
+        "update": {"checkOnStart": False},
+        "telemetry": {"enabled": False},
+        "tts": {"provider": "blitz-speech"},
+        "tools": {
+            "media": {
+                "models": [
+                    {"provider": "blitz-transcription", "model": "whisper-1"}
+                    | {"capabilities": ["audio"]}
+                ],
+                "audio": {"enabled": True},
+            }
+        },
+        "plugins": {
+            "load": {"paths": [str(ws.root / PLUGIN)]},
+            "allow": [PLUGIN],
+            "entries": {
+                PLUGIN: {
+                    "enabled": True,
+                    "config": {
+                        "speechUrl": speech.url,
+                        "speechApiKey": speech.key,
+                        "daemonUrl": daemon.url,
+                        "daemonToken": daemon.token,
+                        "timeoutMs": 120_000,
+                    },
+                }
+            },
+        },
+    }
+
+
 def test_openclaw_loads_voice_chat_with_its_providers_and_route(
     openclaw_workspace: Workspace,
     blitz_daemon: Daemon,
     speech_server: SpeechServer,
     tmp_path: Path,
 ) -> None:
-    """``openclaw plugins inspect voice-chat --runtime`` (the pinned openclaw, offline, in a
-    state directory of its own) loads the plugin: the speech provider, the transcription
-    provider and the route registered; the daemon's token and the speech key not shown."""
-    config = {
-        "update": {"checkOnStart": False},
-        "telemetry": {"enabled": False},
-        "plugins": {
-            "load": {"paths": [str(openclaw_workspace.root / PLUGIN)]},
-            "allow": [PLUGIN],
-            "entries": {
-                PLUGIN: {
-                    "enabled": True,
-                    "config": {
-                        "speechUrl": speech_server.url,
-                        "speechApiKey": speech_server.key,
-                        "daemonUrl": blitz_daemon.url,
-                        "daemonToken": blitz_daemon.token,
-                    },
-                }
-            },
-        },
-    }
-    (tmp_path / "openclaw.json").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BLITZ_"))}
-    env.update(
-        HOME=str(tmp_path),
-        OPENCLAW_HOME=str(tmp_path),
-        OPENCLAW_STATE_DIR=str(tmp_path / "state"),
-        OPENCLAW_CONFIG_PATH=str(tmp_path / "openclaw.json"),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_OFFLINE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        OPENCLAW_SKIP_CHANNELS="1",
-        DO_NOT_TRACK="1",
-    )
-    done = openclaw_workspace.run(
-        [openclaw_workspace.bin("openclaw"), "plugins", "inspect", PLUGIN, "--runtime", "--json"],
-        cwd=tmp_path,
-        env=env,
-        timeout=INSPECT_TIMEOUT,
+    """``openclaw plugins inspect voice-chat --runtime`` loads the plugin: the speech provider,
+    the transcription provider and the route registered; the daemon's token and the speech key
+    not shown."""
+    config = _config(openclaw_workspace, blitz_daemon, speech_server)
+    done = _openclaw(
+        openclaw_workspace, tmp_path, config, "plugins", "inspect", PLUGIN, "--runtime", "--json"
     )
     said = done.stdout + done.stderr
     assert blitz_daemon.token not in said and speech_server.key not in said
@@ -124,3 +152,38 @@ def test_openclaw_loads_voice_chat_with_its_providers_and_route(
         "media-understanding": ["blitz-transcription"],
     }
     assert not [d for d in found["diagnostics"] if d["level"] == "error"], found["diagnostics"]
+
+
+def test_openclaw_speaks_and_hears_through_voice_chat(
+    openclaw_workspace: Workspace,
+    blitz_daemon: Daemon,
+    speech_server: SpeechServer,
+    tmp_path: Path,
+) -> None:
+    """OpenClaw's own speech and transcription (``openclaw infer tts convert``, ``openclaw
+    infer audio transcribe``) with voice-chat's providers chosen: a sentence spoken by the
+    bundled server's voice, and the same words heard back by its Whisper."""
+    config = _config(openclaw_workspace, blitz_daemon, speech_server)
+    spoken = tmp_path / "spoken.wav"
+    made = _openclaw(
+        openclaw_workspace, tmp_path, config,
+        "infer", "tts", "convert", "--text", SENTENCE, "--output", str(spoken), "--json",
+    )  # fmt: skip
+    assert made.returncode == 0, (made.stdout + made.stderr)[-8000:]
+    converted = json.loads(made.stdout)
+    assert (converted["ok"], converted["provider"]) == (True, "blitz-speech"), converted
+    assert spoken.read_bytes()[:4] == b"RIFF"
+    heard = _openclaw(
+        openclaw_workspace, tmp_path, config,
+        "infer", "audio", "transcribe", "--file", str(spoken),
+        "--model", "blitz-transcription/whisper-1", "--json",
+    )  # fmt: skip
+    assert heard.returncode == 0, (heard.stdout + heard.stderr)[-8000:]
+    transcribed = json.loads(heard.stdout)
+    assert (transcribed["ok"], transcribed["provider"]) == (True, "blitz-transcription")
+    (output,) = transcribed["outputs"]
+    assert _words(output["text"]) == _words(SENTENCE)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())

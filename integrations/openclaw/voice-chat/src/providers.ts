@@ -1,7 +1,7 @@
 /**
  * The plugin's speech and transcription providers, as OpenClaw's plugin SDK wants them. Their
  * settings are the plugin's own (`plugins.entries["voice-chat"].config`); a
- * `messages.tts.providers["blitz-speech"]` block may override the model and the voice.
+ * `tts.providers["blitz-speech"]` block may override the model and the voice.
  */
 
 import type { MediaUnderstandingProviderPlugin, SpeechProviderPlugin } from "openclaw/plugin-sdk/plugin-entry";
