@@ -30,6 +30,10 @@ const REASON_BYTES = 123;
 export const HELLO_WAIT_MS = 250;
 /** Bytes a client frame may have; the daemon refuses more than 64 KiB itself (1009). */
 const MAX_PAYLOAD = 1024 * 1024;
+/** Bytes of client frames held while the daemon has not answered yet (2 MiB: the daemon's own
+ * limit for one WebM utterance); more closes the client with 1009. */
+export const MAX_WAITING = 2 * 1024 * 1024;
+const TOO_BIG = 1009;
 
 export interface BridgeSettings {
   readonly daemon: { readonly url: string; readonly token: string } | null;
@@ -89,6 +93,7 @@ function join(client: WebSocket, settings: BridgeSettings): void {
   const headers: Record<string, string> = daemon.token ? { Authorization: `Bearer ${daemon.token}` } : {};
   const upstream = new WebSocket(target, { headers, handshakeTimeout: settings.connectTimeoutMs });
   const waiting: Frame[] = [];
+  let waitingBytes = 0;
   let helloSent = false;
   let helloTimer: NodeJS.Timeout | undefined;
   let closing = false;
@@ -123,6 +128,11 @@ function join(client: WebSocket, settings: BridgeSettings): void {
       return;
     }
     waiting.push({ data, isBinary });
+    waitingBytes += bytes(data).length;
+    if (waitingBytes > MAX_WAITING) {
+      finish(TOO_BIG, `voice-chat: more than ${MAX_WAITING} bytes sent before the blitz daemon answered`);
+      return;
+    }
     sendHello();
   });
   client.on("close", (code, reason) => {

@@ -9,11 +9,15 @@
  * `openclaw plugins inspect` (tests/openclaw/test_voice_chat.py).
  */
 
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+
 import type { OpenClawConfig } from "openclaw/plugin-sdk/plugin-entry";
 import { WebSocket } from "openclaw/plugin-sdk/websocket-runtime";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { BAD_GATEWAY, bytes } from "../src/bridge.js";
+import { BAD_GATEWAY, MAX_WAITING, bytes } from "../src/bridge.js";
 import { deadPort, load, required, serveRoute, telephony, words } from "./host.js";
 
 const daemonUrl = required("BLITZ_URL");
@@ -138,6 +142,27 @@ describe("the bridge to blitz's voice session", () => {
     expect(closed.code).toBe(BAD_GATEWAY);
     expect(closed.reason).toBe(`cannot reach the blitz daemon at ws://127.0.0.1:${port}/api/voice: ECONNREFUSED`);
     expect(closed.reason).not.toContain(token);
+  });
+
+  it("a daemon that does not answer: what the client sends meanwhile is bounded (1009)", async () => {
+    const silent = createServer();
+    const held: Duplex[] = [];
+    silent.on("upgrade", (_req, socket: Duplex) => held.push(socket)); // never answered
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    opened.push({
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const socket of held) socket.destroy();
+          silent.close(() => { resolve(); });
+        }),
+    });
+    const port = (silent.address() as AddressInfo).port;
+    const { socket, got } = await connect({ daemonUrl: `http://127.0.0.1:${port}`, daemonToken: token });
+    const frame = Buffer.alloc(60 * 1024);
+    for (let sent = 0; sent <= MAX_WAITING; sent += frame.length) socket.send(frame);
+    const closed = await got.closed;
+    expect(closed.code).toBe(1009);
+    expect(closed.reason).toBe(`voice-chat: more than ${MAX_WAITING} bytes sent before the blitz daemon answered`);
   });
 
   it("no daemon configured: closed with 1011 and what to set", async () => {
