@@ -39,6 +39,7 @@ from websockets.sync.client import connect
 from blitz import proctree
 from blitz.testing.model_server import ModelServer
 from blitz.testing.openclaw import Workspace, environment
+from blitz.testing.speech_server import SpeechServer
 
 START_TIMEOUT = 180.0
 """Seconds the gateway may take to become ready (~20 s here: it loads its bundled plugins)."""
@@ -167,6 +168,10 @@ class Gateway:
         self._token = secrets.token_urlsafe(24)
         self._marker = proctree.new_marker()
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def auth_header(self) -> dict[str, str]:
+        """The gateway's token as a client of its HTTP routes (``auth: "gateway"``) sends it."""
+        return {"Authorization": f"Bearer {self._token}"}
 
     @property
     def url(self) -> str:
@@ -366,9 +371,17 @@ PLUGINS = ("fleet", "voice-chat")
 """The workspace's plugins the gateway loads, those that exist (built) in this checkout."""
 
 
-def plugin_config(name: str, daemon: Daemon) -> dict[str, Any]:
-    """What each plugin is configured with: the suite's daemon."""
-    return {"fleet": {"url": daemon.url, "token": daemon.token}}.get(name, {})
+def plugin_config(name: str, daemon: Daemon, speech: SpeechServer) -> dict[str, Any]:
+    """What each plugin is configured with: the suite's daemon (and speech server)."""
+    return {
+        "fleet": {"url": daemon.url, "token": daemon.token},
+        "voice-chat": {
+            "speechUrl": speech.url,
+            "speechApiKey": speech.key,
+            "daemonUrl": daemon.url,
+            "daemonToken": daemon.token,
+        },
+    }.get(name, {})
 
 
 @pytest.fixture(scope="session")
@@ -376,12 +389,13 @@ def openclaw_gateway(
     openclaw_workspace: Workspace,
     scripted_model: ModelServer,
     blitz_daemon: Daemon,
+    speech_server: SpeechServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     """One real gateway for the run, its plugins pointed at the suite's daemon."""
     root = openclaw_workspace.root
     plugins = [
-        Plugin(path=root / name, config=plugin_config(name, blitz_daemon))
+        Plugin(path=root / name, config=plugin_config(name, blitz_daemon, speech_server))
         for name in PLUGINS
         if (root / name / "openclaw.plugin.json").is_file()
     ]

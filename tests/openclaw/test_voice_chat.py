@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 from conftest import Daemon
+from gateway import Gateway, openclaw_gateway, scripted_model  # noqa: F401 - the fixtures
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from blitz.testing.openclaw import Workspace
 from blitz.testing.speech_server import SpeechServer
@@ -29,6 +32,8 @@ VITEST_TIMEOUT = 300.0
 OPENCLAW_TIMEOUT = 180.0
 """Seconds one openclaw command may take (~15-25 s here: it loads its bundled plugins)."""
 SENTENCE = "The goal finished and the pull request is open."
+VOICE_WAIT = 120.0
+"""Seconds to wait for the voice session's next message (speech shares two busy cores)."""
 
 
 def _env(daemon: Daemon, speech: SpeechServer) -> dict[str, str]:
@@ -183,6 +188,36 @@ def test_openclaw_speaks_and_hears_through_voice_chat(
     assert (transcribed["ok"], transcribed["provider"]) == (True, "blitz-transcription")
     (output,) = transcribed["outputs"]
     assert _words(output["text"]) == _words(SENTENCE)
+
+
+def test_the_route_on_a_real_gateway_reaches_the_daemons_voice_session(
+    openclaw_gateway: Gateway,  # noqa: F811
+) -> None:
+    """The run's gateway, voice-chat loaded with the daemon's URL and token: its route
+    ``/blitz/voice`` refuses a client without the gateway's token (401), and with it joins the
+    client to the daemon's voice session: a typed command answered with a ``say``, its audio,
+    and ``said``."""
+    url = f"{openclaw_gateway.url}/blitz/voice"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, open_timeout=30).close()
+    assert refused.value.response.status_code == 401
+    texts: list[dict[str, Any]] = []
+    audio = 0
+    with connect(
+        url, additional_headers=openclaw_gateway.auth_header(), open_timeout=30, max_size=None
+    ) as ws:
+        ws.send(json.dumps({"type": "text", "text": "how is it going?"}))
+        while not any(t["type"] == "said" for t in texts):
+            frame = ws.recv(timeout=VOICE_WAIT)
+            if isinstance(frame, bytes):
+                audio += len(frame)
+            else:
+                texts.append(json.loads(frame))
+    kinds = [t["type"] for t in texts]
+    assert kinds[0] == "ready" and "say" in kinds, texts
+    (say,) = [t for t in texts if t["type"] == "say"]
+    assert say["text"] and audio > 0, texts
+    assert "error" not in kinds, texts
 
 
 def _words(text: str) -> list[str]:
