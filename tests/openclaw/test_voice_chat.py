@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Daemon
 from gateway import Gateway, openclaw_gateway, scripted_model  # noqa: F401 - the fixtures
@@ -194,13 +195,17 @@ def test_the_route_on_a_real_gateway_reaches_the_daemons_voice_session(
     openclaw_gateway: Gateway,  # noqa: F811
 ) -> None:
     """The run's gateway, voice-chat loaded with the daemon's URL and token: its route
-    ``/blitz/voice`` refuses a client without the gateway's token (401), and with it joins the
-    client to the daemon's voice session: a typed command answered with a ``say``, its audio,
-    and ``said``."""
+    ``/blitz/voice`` refuses a client without the gateway's token (401), answers a request that
+    is not an upgrade with 426, and joins a client with the token to the daemon's voice session:
+    a typed command answered with a ``say``, its audio, and ``said``."""
     url = f"{openclaw_gateway.url}/blitz/voice"
     with pytest.raises(InvalidStatus) as refused:
         connect(url, open_timeout=30).close()
     assert refused.value.response.status_code == 401
+    plain = httpx.get(
+        url.replace("ws://", "http://", 1), headers=openclaw_gateway.auth_header(), timeout=30
+    )
+    assert (plain.status_code, plain.headers["upgrade"]) == (426, "websocket"), plain.text
     texts: list[dict[str, Any]] = []
     audio = 0
     with connect(
