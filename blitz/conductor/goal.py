@@ -385,15 +385,14 @@ class GoalRun:
         """Skip tasks that became ready after the goal's budget was spent (and what follows)."""
         assert self.dag is not None
         while ready:
-            more: list[str] = []
             for task_id in ready:
                 task = self.tasks[task_id]
                 self.set_task(
                     task.evolve(state=TaskState.SKIPPED, reason=OVER_BUDGET + self.budget_stop),
                     EventKind.TASK_SKIPPED,
                 )
-                more.extend(self.dag.skip(task_id))
-            ready = more + self.dag.pop_ready()
+                self.dag.skip(task_id)  # the dependents it releases are READY: popped below
+            ready = self.dag.pop_ready()
 
     # -- the goal ---------------------------------------------------------------------------
 

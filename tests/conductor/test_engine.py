@@ -826,6 +826,26 @@ async def test_reaching_the_goal_budget_stops_new_work(tmp_path: Path, apps: Mak
     assert_engine_invariants(app, repo, goal)
 
 
+async def test_tasks_skipped_over_budget_skip_what_follows_them_once(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    """A task skipped for the budget releases its dependents; each is skipped once (skipping
+    one twice used to crash the engine)."""
+    repo = make_repo(tmp_path, gates=SHELL_GATE, budget={"goal_usd": 1.0}, max_parallel=1)
+    app = apps({
+        "tasks": [task("a"), task("b", "a"), task("c", "b"), task("d", "c")],
+        "agent": {"a": [[spend(1.5), write("a.txt", "a\n")]]},
+    })  # fmt: skip
+    _, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.FAILED
+    tasks = {t.id: t for t in app.store.load_tasks(goal.id)}
+    assert [tasks[t].state for t in "abcd"] == [TaskState.SUCCEEDED] + [TaskState.SKIPPED] * 3
+    skipped = [e.task_id for e in of_kind(goal_events(app, goal.id), "task.skipped")]
+    assert skipped == ["b", "c", "d"]
+    assert_engine_invariants(app, repo, goal)
+
+
 async def test_reaching_the_project_budget_pauses_the_project(
     tmp_path: Path, apps: MakeApp
 ) -> None:

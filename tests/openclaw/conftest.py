@@ -9,6 +9,7 @@ gives them (``BLITZ_URL``, ``BLITZ_TOKEN``, ``BLITZ_PROJECT``...).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -42,9 +43,6 @@ SCENARIO: dict[str, Any] = {
         "slow": [[{"sleep": 120}]],
         "costly": [[{"spend": {"cost_usd": 5.0, "input": 1000, "output": 1000}}]],
     },
-    "recovery": {
-        "broken": [{"root_cause": "the file system is read-only", "action": "abort"}],
-    },
 }
 """The daemon's scenario (blitz/testing/scripted.py)."""
 
@@ -56,6 +54,19 @@ PROJECTS = {
 """The projects registered with the daemon: name -> more of its blitz.toml [project] section."""
 
 BUDGETS = {"metered": "\n[budget]\ngoal_usd = 1.0\n"}
+
+
+TIMEOUT = 1200
+"""Seconds a test here may take, its share of the session fixtures included: a cold ``npm ci``
+downloads ~650 MB, and vitest runs every file of a package in one go."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(TIMEOUT))
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +87,123 @@ class Daemon:
             "BLITZ_GATED_PROJECT": "gated",
             "BLITZ_METERED_PROJECT": "metered",
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class VitestRun:
+    """One ``vitest run`` and its JSON report: per test file, its status and failures."""
+
+    report: dict[str, Any]
+    output: str
+
+    def assert_passed(self, root: Path, test_file: str) -> None:
+        """Fail with vitest's words unless every test of ``test_file`` (relative to the
+        workspace) ran and passed."""
+        found = [
+            r for r in self.report.get("testResults", []) if r["name"] == str(root / test_file)
+        ]
+        assert found, f"vitest did not run {test_file}:\n{self.output[-8000:]}"
+        result = found[0]
+        failures = [
+            f"{' > '.join(t['ancestorTitles'] + [t['title']])}: {t['status']}\n"
+            + "\n".join(t.get("failureMessages") or [])
+            for t in result["assertionResults"]
+            if t["status"] != "passed"
+        ]
+        assert result["status"] == "passed" and not failures and result["assertionResults"], (
+            f"{test_file}: {result['status']} {result.get('message', '')}\n"
+            + "\n\n".join(failures)[:12000]
+        )
+
+
+def run_vitest(ws: Workspace, paths: list[str], env: dict[str, str], out: Path) -> VitestRun:
+    """``vitest run`` of ``paths`` (test files or directories of the workspace) with ``env``
+    added, reporting JSON to ``out``; a run that fails still yields its report."""
+    report = out / "vitest.json"
+    done = ws.run(
+        [ws.bin("vitest"), "run", "--reporter=json", f"--outputFile={report}",
+         "--reporter=default", *paths],
+        env={**os.environ, **env}, timeout=900,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert report.is_file(), f"vitest wrote no report ({done.returncode}):\n{output[-8000:]}"
+    return VitestRun(report=json.loads(report.read_text()), output=output)
+
+
+OFFLINE = {
+    "OPENCLAW_NO_AUTO_UPDATE": "1",  # no update checks, no feature statistics
+    "OPENCLAW_OFFLINE": "1",  # no downloads of helper binaries
+    "OPENCLAW_NO_ONBOARD": "1",
+    "OPENCLAW_NO_PROMPT": "1",
+}
+"""OpenClaw's environment for running offline, without asking anything."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenClawHome:
+    """A real ``openclaw`` CLI on a state dir and config of its own (a temp dir): nothing of the
+    machine's ``~/.openclaw`` is read or written."""
+
+    ws: Workspace
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "openclaw.json"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **OFFLINE,
+            "HOME": str(self.root / "home"),
+            "OPENCLAW_STATE_DIR": str(self.root / "state"),
+            "OPENCLAW_CONFIG_PATH": str(self.config_path),
+        }
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self.ws.run([self.ws.bin("openclaw"), *args], env=self.env(), timeout=timeout)
+
+    def check(self, *args: str) -> str:
+        done = self.run(*args)
+        assert done.returncode == 0, (
+            f"openclaw {' '.join(args)}: {done.returncode}\n{done.stdout}{done.stderr}"
+        )
+        return done.stdout
+
+    def config(self) -> dict[str, Any]:
+        return dict(json.loads(self.config_path.read_text()))
+
+    def update(self, config: dict[str, Any]) -> None:
+        self.config_path.write_text(json.dumps(config, indent=2))
+
+    def install(self, package: str, plugin_id: str, settings: dict[str, Any]) -> None:
+        """``openclaw plugins install --link`` of a workspace package (it is outside ClawHub:
+        --force; it asks for capabilities: --accept-capabilities), then enabled with
+        ``settings`` as its config (a plugin with required settings installs disabled)."""
+        self.check(
+            "plugins", "install", "--link", "--force", "--accept-capabilities",
+            str(self.ws.root / package),
+        )  # fmt: skip
+        config = self.config()
+        entries = config.setdefault("plugins", {}).setdefault("entries", {})
+        entries[plugin_id] = {**entries.get(plugin_id, {}), "enabled": True, "config": settings}
+        self.update(config)
+
+    def inspect(self, plugin_id: str) -> dict[str, Any]:
+        """``openclaw plugins inspect ID --runtime --json``: the plugin as OpenClaw loaded it."""
+        return dict(json.loads(self.check("plugins", "inspect", plugin_id, "--runtime", "--json")))
+
+
+@pytest.fixture(scope="session")
+def openclaw_home(
+    openclaw_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory
+) -> OpenClawHome:
+    """One OpenClaw state dir and config per run, offline (no update checks, no telemetry);
+    each plugin's tests install theirs into it."""
+    home = OpenClawHome(ws=openclaw_workspace, root=tmp_path_factory.mktemp("openclaw"))
+    (home.root / "home").mkdir()
+    home.update({"update": {"checkOnStart": False}, "telemetry": {"enabled": False}})
+    return home
 
 
 def _git_env(root: Path) -> dict[str, str]:

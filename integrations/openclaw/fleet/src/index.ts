@@ -12,7 +12,7 @@ import { blitzCommand } from "./command.js";
 import { readConfig } from "./config.js";
 import { Conversations, type Conversation } from "./conversations.js";
 import { startNotifier, type Deliver } from "./notifier.js";
-import { fleetTools, TOOL_NAMES } from "./tools.js";
+import { fleetTools, OPTIONAL_TOOLS, TOOL_NAMES } from "./tools.js";
 import type { Follower } from "@blitz/api";
 
 type SystemEventOptions = Parameters<OpenClawPluginApi["runtime"]["system"]["enqueueSystemEvent"]>[1];
@@ -29,7 +29,7 @@ export default definePluginEntry({
     if (unconfigured) api.logger.warn(unconfigured);
 
     for (const name of TOOL_NAMES) {
-      const optional = fleetTools(client ?? placeholder(), conversations).find((t) => t.name === name)?.optional ?? false;
+      const optional = OPTIONAL_TOOLS.has(name);
       api.registerTool(
         (ctx) => {
           const tools = client ? fleetTools(client, conversations, ctx) : [];
@@ -100,8 +100,4 @@ function systemEventDelivery(api: OpenClawPluginApi): Deliver {
       ...(conversation.agentId ? { agentId: conversation.agentId } : {}),
     });
   };
-}
-
-function placeholder(): BlitzClient {
-  return new BlitzClient({ url: "http://127.0.0.1:9", token: "" });
 }

@@ -220,6 +220,11 @@ export const TOOL_NAMES = [
   "blitz_skip_task",
 ] as const;
 
+/** The tools with side effects: registered optional, so a person opts in (`tools.allow`). */
+export const OPTIONAL_TOOLS: ReadonlySet<string> = new Set(
+  TOOL_NAMES.filter((name) => !["blitz_projects", "blitz_goals", "blitz_goal_status"].includes(name)),
+);
+
 function tool<P extends TSchema>(definition: FleetTool<P>): FleetTool<P> {
   return definition;
 }
