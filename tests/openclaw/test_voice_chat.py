@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Daemon
+from conftest import Daemon, OpenClawHome
 from gateway import Gateway, openclaw_gateway, scripted_model  # noqa: F401 - the fixtures
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -30,8 +29,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 PLUGIN = "voice-chat"
 VITEST_TIMEOUT = 300.0
-OPENCLAW_TIMEOUT = 180.0
-"""Seconds one openclaw command may take (~15-25 s here: it loads its bundled plugins)."""
 SENTENCE = "The goal finished and the pull request is open."
 VOICE_WAIT = 120.0
 """Seconds to wait for the voice session's next message (speech shares two busy cores)."""
@@ -74,82 +71,48 @@ def test_the_route_bridges_a_client_to_the_daemons_voice_session(
     _vitest(openclaw_workspace, "bridge.test.ts", _env(blitz_daemon, speech_server))
 
 
-def _openclaw(
-    ws: Workspace, home: Path, config: dict[str, Any], *args: str
-) -> subprocess.CompletedProcess[str]:
-    """The pinned ``openclaw`` CLI, offline, in a state directory of its own under ``home``
-    with ``config`` as its ``openclaw.json``."""
-    (home / "openclaw.json").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCLAW_", "BLITZ_"))}
-    env.update(
-        HOME=str(home),
-        OPENCLAW_HOME=str(home),
-        OPENCLAW_STATE_DIR=str(home / "state"),
-        OPENCLAW_CONFIG_PATH=str(home / "openclaw.json"),
-        OPENCLAW_NO_AUTO_UPDATE="1",
-        OPENCLAW_OFFLINE="1",
-        OPENCLAW_DISABLE_BONJOUR="1",
-        OPENCLAW_SKIP_CHANNELS="1",
-        DO_NOT_TRACK="1",
-        NO_COLOR="1",
-    )
-    return ws.run([ws.bin("openclaw"), *args], cwd=home, env=env, timeout=OPENCLAW_TIMEOUT)
-
-
-def _config(ws: Workspace, daemon: Daemon, speech: SpeechServer) -> dict[str, Any]:
-    """OpenClaw quiet and offline, voice-chat loaded from the workspace with the run's speech
-    server and daemon, and chosen as OpenClaw's speech and audio transcription providers."""
+def _settings(daemon: Daemon, speech: SpeechServer) -> dict[str, Any]:
+    """voice-chat's config: the run's speech server and daemon."""
     return {
-        "update": {"checkOnStart": False},
-        "telemetry": {"enabled": False},
-        "tts": {"provider": "blitz-speech"},
-        "tools": {
-            "media": {
-                "models": [
-                    {"provider": "blitz-transcription", "model": "whisper-1"}
-                    | {"capabilities": ["audio"]}
-                ],
-                "audio": {"enabled": True},
-            }
-        },
-        "plugins": {
-            "load": {"paths": [str(ws.root / PLUGIN)]},
-            "allow": [PLUGIN],
-            "entries": {
-                PLUGIN: {
-                    "enabled": True,
-                    "config": {
-                        "speechUrl": speech.url,
-                        "speechApiKey": speech.key,
-                        "daemonUrl": daemon.url,
-                        "daemonToken": daemon.token,
-                        "timeoutMs": 120_000,
-                    },
-                }
-            },
-        },
+        "speechUrl": speech.url,
+        "speechApiKey": speech.key,
+        "daemonUrl": daemon.url,
+        "daemonToken": daemon.token,
+        "timeoutMs": 120_000,
     }
 
 
+@pytest.fixture(scope="module")
+def installed(
+    openclaw_home: OpenClawHome, blitz_daemon: Daemon, speech_server: SpeechServer
+) -> OpenClawHome:
+    """The run's OpenClaw with voice-chat installed (``plugins install --link``) and chosen as
+    its speech provider (``tts``) and its audio transcription provider (``tools.media``)."""
+    openclaw_home.install(PLUGIN, PLUGIN, _settings(blitz_daemon, speech_server))
+    config = openclaw_home.config()
+    config["tts"] = {"provider": "blitz-speech"}
+    config.setdefault("tools", {})["media"] = {
+        "models": [
+            {"provider": "blitz-transcription", "model": "whisper-1", "capabilities": ["audio"]}
+        ],
+        "audio": {"enabled": True},
+    }
+    openclaw_home.update(config)
+    return openclaw_home
+
+
 def test_openclaw_loads_voice_chat_with_its_providers_and_route(
-    openclaw_workspace: Workspace,
-    blitz_daemon: Daemon,
-    speech_server: SpeechServer,
-    tmp_path: Path,
+    installed: OpenClawHome, blitz_daemon: Daemon, speech_server: SpeechServer
 ) -> None:
     """``openclaw plugins inspect voice-chat --runtime`` loads the plugin: the speech provider,
     the transcription provider and the route registered; the daemon's token and the speech key
     not shown."""
-    config = _config(openclaw_workspace, blitz_daemon, speech_server)
-    done = _openclaw(
-        openclaw_workspace, tmp_path, config, "plugins", "inspect", PLUGIN, "--runtime", "--json"
-    )
-    said = done.stdout + done.stderr
-    assert blitz_daemon.token not in said and speech_server.key not in said
-    assert done.returncode == 0, said[-8000:]
-    found = json.loads(done.stdout)
+    found = installed.inspect(PLUGIN)
+    shown = json.dumps(found)
+    assert blitz_daemon.token not in shown and speech_server.key not in shown
     plugin = found["plugin"]
-    assert (plugin["status"], plugin["activated"]) == ("loaded", True), plugin
+    assert (plugin["status"], plugin["activated"]) == ("loaded", True), shown[:4000]
+    assert plugin["source"].endswith("voice-chat/dist/index.js")
     assert plugin["speechProviderIds"] == ["blitz-speech"]
     assert plugin["mediaUnderstandingProviderIds"] == ["blitz-transcription"]
     assert plugin["httpRoutes"] == 1
@@ -161,31 +124,24 @@ def test_openclaw_loads_voice_chat_with_its_providers_and_route(
 
 
 def test_openclaw_speaks_and_hears_through_voice_chat(
-    openclaw_workspace: Workspace,
-    blitz_daemon: Daemon,
-    speech_server: SpeechServer,
-    tmp_path: Path,
+    installed: OpenClawHome, tmp_path: Path
 ) -> None:
     """OpenClaw's own speech and transcription (``openclaw infer tts convert``, ``openclaw
     infer audio transcribe``) with voice-chat's providers chosen: a sentence spoken by the
     bundled server's voice, and the same words heard back by its Whisper."""
-    config = _config(openclaw_workspace, blitz_daemon, speech_server)
     spoken = tmp_path / "spoken.wav"
-    made = _openclaw(
-        openclaw_workspace, tmp_path, config,
-        "infer", "tts", "convert", "--text", SENTENCE, "--output", str(spoken), "--json",
-    )  # fmt: skip
-    assert made.returncode == 0, (made.stdout + made.stderr)[-8000:]
-    converted = json.loads(made.stdout)
+    converted = json.loads(
+        installed.check(
+            "infer", "tts", "convert", "--text", SENTENCE, "--output", str(spoken), "--json"
+        )
+    )
     assert (converted["ok"], converted["provider"]) == (True, "blitz-speech"), converted
     assert spoken.read_bytes()[:4] == b"RIFF"
-    heard = _openclaw(
-        openclaw_workspace, tmp_path, config,
+    heard = installed.check(
         "infer", "audio", "transcribe", "--file", str(spoken),
         "--model", "blitz-transcription/whisper-1", "--json",
     )  # fmt: skip
-    assert heard.returncode == 0, (heard.stdout + heard.stderr)[-8000:]
-    transcribed = json.loads(heard.stdout)
+    transcribed = json.loads(heard)
     assert (transcribed["ok"], transcribed["provider"]) == (True, "blitz-transcription")
     (output,) = transcribed["outputs"]
     assert _words(output["text"]) == _words(SENTENCE)
