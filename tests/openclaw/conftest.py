@@ -25,8 +25,11 @@ from blitz_process import BLITZ, add_test_gate, blitz_env, write_yaml
 from engine_helpers import GIT_IDENTITY
 
 from blitz.proctree import send_group
+from blitz.testing.fake_github import FakeGitHub
 from blitz.testing.openclaw import NodeError, Workspace, install
 from blitz.testing.speech_server import SpeechServer
+
+MULTIPLY = "\n\ndef multiply(a, b):\n    return a * b\n"
 
 SCENARIO: dict[str, Any] = {
     # The scripted planner's plan, for goals submitted without one.
@@ -42,6 +45,7 @@ SCENARIO: dict[str, Any] = {
         "broken": [[{"fail": "the greeting cannot be written"}]],
         "slow": [[{"sleep": 120}]],
         "costly": [[{"spend": {"cost_usd": 5.0, "input": 1000, "output": 1000}}]],
+        "multiply": [[{"append": {"path": "calc.py", "content": MULTIPLY}}]],
     },
 }
 """The daemon's scenario (blitz/testing/scripted.py)."""
@@ -50,8 +54,14 @@ PROJECTS = {
     "api": "",
     "gated": "require_plan_approval = true\n",
     "metered": "",
+    "calc": "",
 }
 """The projects registered with the daemon: name -> more of its blitz.toml [project] section."""
+
+ON_GITHUB = {"calc"}
+"""Projects whose ``origin`` is on GitHub (the fake one): their goals open pull requests."""
+
+GITHUB_TOKEN = "ghp_blitzOpenClawTest0123456789abcdefAB"
 
 BUDGETS = {"metered": "\n[budget]\ngoal_usd = 1.0\n"}
 
@@ -77,6 +87,7 @@ class Daemon:
     token: str
     home: Path
     projects: dict[str, Path]
+    github: FakeGitHub
 
     def env(self) -> dict[str, str]:
         """What the plugins' tests read to reach it."""
@@ -222,6 +233,17 @@ def _repo(root: Path, name: str, project: str, env: dict[str, str]) -> Path:
             ["git", *args], cwd=repo, env={**os.environ, **env}, check=True, timeout=30,
             capture_output=True,
         )  # fmt: skip
+    if name in ON_GITHUB:  # pushed to a bare repository beside it, its pull requests faked
+        bare = root / f"{name}-origin.git"
+        for args in (
+            ["init", "-q", "--bare", str(bare)],
+            ["-C", str(repo), "remote", "add", "origin", f"https://github.com/acme/{name}.git"],
+            ["-C", str(repo), "remote", "set-url", "--push", "origin", str(bare)],
+        ):
+            subprocess.run(
+                ["git", *args], cwd=root, env={**os.environ, **env}, check=True, timeout=30,
+                capture_output=True,
+            )  # fmt: skip
     return repo
 
 
@@ -260,6 +282,8 @@ def blitz_daemon(
     repos = {name: _repo(root, name, extra, git) for name, extra in PROJECTS.items()}
     scenario = write_yaml(root / "scenario.yaml", SCENARIO)
     home = root / "home"
+    github = FakeGitHub(token=GITHUB_TOKEN).start()
+    git |= {"GITHUB_TOKEN": GITHUB_TOKEN, "BLITZ_GITHUB_API_URL": github.url}
     out, err = root / "serve.out", root / "serve.err"  # files: a full pipe would stall it
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
@@ -278,9 +302,10 @@ def blitz_daemon(
                 headers=headers, timeout=30,
             )  # fmt: skip
             assert made.status_code == 201, made.text
-        yield Daemon(url=url, token=token, home=home, projects=repos)
+        yield Daemon(url=url, token=token, home=home, projects=repos, github=github)
     finally:
         _stop(process)
+        github.stop()
 
 
 def _first_lines(process: subprocess.Popen[bytes], out: Path, count: int) -> list[str]:

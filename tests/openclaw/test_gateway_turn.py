@@ -5,10 +5,13 @@ conversation."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
+from conftest import Daemon
 from gateway import (  # noqa: F401 - the fixtures
     Gateway,
     message_text,
@@ -22,6 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TURN_TIMEOUT = 120.0
 """Seconds a scripted model turn may take through the gateway on a loaded machine."""
+
+GOAL_TIMEOUT = 300.0
+"""Seconds for a one-task goal (scripted agent, gates, push, pull request) and its news."""
 
 
 def _said(role: str, text: str) -> Callable[[list[dict[str, Any]]], bool]:
@@ -52,3 +58,53 @@ def test_a_message_in_a_conversation_gets_the_models_answer(
     (request,) = [r for r in scripted_model.requests if "ping 7f3a" in r.text]
     assert request.path == "/v1/chat/completions" and request.stream
     assert request.api_key_header == "authorization"
+
+
+def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversation(
+    openclaw_gateway: Gateway,  # noqa: F811
+    scripted_model: ModelServer,  # noqa: F811
+    blitz_daemon: Daemon,
+) -> None:
+    pull_request = "https://github.com/acme/calc/pull/1"  # the fake's first one on acme/calc
+    plan = {"summary": "Add multiply", "tasks": [{"id": "multiply", "title": "Add multiply"}]}
+    submit = {"project": "calc", "goal": "Add a multiply function", "plan": json.dumps(plan)}
+    scripted_model.add(
+        {
+            "match": "have blitz add a multiply function to calc",
+            "reply": {"tool_calls": [{"name": "blitz_submit_goal", "input": submit}]},
+        },
+        {"match_tool_result": "Started goal", "reply": {"text": "blitz is on it."}},
+        # The turn the plugin's news wakes: answered only if the news carries the link.
+        {
+            "match": f"Pull request: {pull_request}",
+            "reply": {"text": f"blitz finished: the pull request is open at {pull_request}"},
+        },
+    )
+
+    openclaw_gateway.send("blitz-calc", "have blitz add a multiply function to calc")
+
+    openclaw_gateway.wait_for(
+        "blitz-calc",
+        _said("assistant", "blitz is on it."),
+        timeout=TURN_TIMEOUT,
+        what="the answer to the submit tool",
+    )
+    (submitted,) = [r for r in scripted_model.requests if "Started goal" in r.tool_results]
+    goal_id = submitted.tool_results.split("Started goal ", 1)[1].split()[0]
+    messages = openclaw_gateway.wait_for(
+        "blitz-calc",
+        _said("assistant", pull_request),
+        timeout=GOAL_TIMEOUT,
+        what="the goal's completion with its pull request",
+    )
+    goal = httpx.get(
+        f"{blitz_daemon.url}/api/goals/{goal_id}",
+        headers={"Authorization": f"Bearer {blitz_daemon.token}"},
+        timeout=30,
+    ).json()
+    assert goal["state"] == "succeeded" and goal["pr_url"] == pull_request
+    (pull,) = [p for p in blitz_daemon.github.pulls if p["html_url"] == pull_request]
+    assert pull["head"]["ref"] == goal["branch"]
+    texts = [message_text(m) for m in messages]
+    assert texts[0] == "have blitz add a multiply function to calc"
+    assert any("blitz_submit_goal" in t for t in texts)

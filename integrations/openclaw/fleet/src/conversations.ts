@@ -19,24 +19,23 @@ interface Saved {
   goals: Record<string, Conversation>;
 }
 
+/**
+ * OpenClaw calls a plugin's `register` more than once, each time in a module instance of its
+ * own: the service that follows the daemon runs in one, the tools in another. So the registry
+ * is shared through its file: `remember` (a tool) writes the goal there, `of` (the service)
+ * reads the file again for a goal it does not know, and every save merges with what the file
+ * holds instead of overwriting what the other instance wrote.
+ */
 export class Conversations {
   #goals = new Map<string, Conversation>();
+  #forgotten = new Set<string>();
   #lastEventId = 0;
   #file: string | undefined;
 
   /** Load (and later save to) `file`; without one, everything stays in memory. */
   attach(file: string): void {
     this.#file = file;
-    let saved: Partial<Saved> = {};
-    try {
-      saved = JSON.parse(readFileSync(file, "utf8")) as Partial<Saved>;
-    } catch {
-      // first start, or an unreadable file: start afresh
-    }
-    for (const [goal, conversation] of Object.entries(saved.goals ?? {})) {
-      if (!this.#goals.has(goal)) this.#goals.set(goal, conversation);
-    }
-    this.#lastEventId = Math.max(this.#lastEventId, saved.lastEventId ?? 0);
+    this.#load();
   }
 
   get lastEventId(): number {
@@ -45,16 +44,19 @@ export class Conversations {
 
   /** The conversation that started `goal`. */
   of(goal: string): Conversation | undefined {
+    if (!this.#goals.has(goal)) this.#load();
     return this.#goals.get(goal);
   }
 
   remember(goal: string, conversation: Conversation): void {
+    this.#forgotten.delete(goal);
     this.#goals.set(goal, conversation);
     this.#save();
   }
 
   /** Forget an ended goal's conversation (it hears nothing more). */
   forget(goal: string): void {
+    this.#forgotten.add(goal);
     if (this.#goals.delete(goal)) this.#save();
   }
 
@@ -64,8 +66,24 @@ export class Conversations {
     this.#save();
   }
 
+  /** Merge the file into memory: goals another instance remembered, the last event handled. */
+  #load(): void {
+    if (!this.#file) return;
+    let saved: Partial<Saved> = {};
+    try {
+      saved = JSON.parse(readFileSync(this.#file, "utf8")) as Partial<Saved>;
+    } catch {
+      // first start, or an unreadable file: start afresh
+    }
+    for (const [goal, conversation] of Object.entries(saved.goals ?? {})) {
+      if (!this.#goals.has(goal) && !this.#forgotten.has(goal)) this.#goals.set(goal, conversation);
+    }
+    this.#lastEventId = Math.max(this.#lastEventId, saved.lastEventId ?? 0);
+  }
+
   #save(): void {
     if (!this.#file) return;
+    this.#load();
     const saved: Saved = { lastEventId: this.#lastEventId, goals: Object.fromEntries(this.#goals) };
     mkdirSync(dirname(this.#file), { recursive: true });
     const temporary = `${this.#file}.tmp`;

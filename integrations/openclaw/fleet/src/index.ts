@@ -25,6 +25,8 @@ export default definePluginEntry({
     const config = readConfig(api.pluginConfig);
     const client = typeof config === "string" ? undefined : new BlitzClient(config);
     const conversations = new Conversations();
+    // Shared with the plugin's other instances (see Conversations): the service's stateDir.
+    conversations.attach(conversationsFile(api.runtime.state.resolveStateDir()));
     const unconfigured = typeof config === "string" ? config : "";
     if (unconfigured) api.logger.warn(unconfigured);
 
@@ -58,7 +60,7 @@ export default definePluginEntry({
     api.registerService({
       id: "blitz-fleet-events",
       start(ctx) {
-        conversations.attach(join(ctx.stateDir, "blitz-fleet", "conversations.json"));
+        conversations.attach(conversationsFile(ctx.stateDir));
         if (!client || typeof config === "string" || !config.notify) return;
         let last = "";
         follower = startNotifier({
@@ -100,4 +102,9 @@ function systemEventDelivery(api: OpenClawPluginApi): Deliver {
       ...(conversation.agentId ? { agentId: conversation.agentId } : {}),
     });
   };
+}
+
+/** Where the goals' conversations and the last event handled are kept. */
+function conversationsFile(stateDir: string): string {
+  return join(stateDir, "blitz-fleet", "conversations.json");
 }

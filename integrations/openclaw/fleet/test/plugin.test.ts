@@ -19,7 +19,7 @@ interface Recorded {
   wakes: Record<string, unknown>[];
 }
 
-function load(pluginConfig: Record<string, unknown>): Recorded {
+function load(pluginConfig: Record<string, unknown>, stateDir = mkdtempSync(join(tmpdir(), "fleet-state-"))): Recorded {
   const r: Recorded = { tools: [], hooks: [], commands: [], services: [], warnings: [], systemEvents: [], wakes: [] };
   const api = {
     pluginConfig,
@@ -29,6 +29,7 @@ function load(pluginConfig: Record<string, unknown>): Recorded {
     registerCommand: (command: Recorded["commands"][number]) => r.commands.push(command),
     registerService: (service: Recorded["services"][number]) => r.services.push(service),
     runtime: {
+      state: { resolveStateDir: () => stateDir },
       system: {
         enqueueSystemEvent: (text: string, options: Record<string, unknown>) => { r.systemEvents.push([text, options]); return true; },
         requestHeartbeat: (options: Record<string, unknown>) => { r.wakes.push(options); },
@@ -66,6 +67,27 @@ describe("the plugin entry", () => {
       expect(text).toBe(`blitz: the goal "Told" (${id}, ${PROJECT}) finished. 1 of 1 tasks done. Pull request: ${goal.pr_url}`);
       expect(options).toEqual({ sessionKey: TURN.sessionKey, agentId: TURN.agentId, deliveryContext: TURN.deliveryContext });
       expect(r.wakes).toContainEqual({ source: "other", intent: "event", reason: "blitz", sessionKey: TURN.sessionKey, agentId: TURN.agentId });
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it("tells the submitting session when the tool and the service run in two instances, as in the gateway", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "fleet-state-"));
+    const serving = load({ url: URL, token: TOKEN }, stateDir);
+    const calling = load({ url: URL, token: TOKEN }, stateDir);
+    const service = serving.services[0];
+    if (!service) throw new Error("no service");
+    service.start({ stateDir, logger: { warn: () => undefined } });
+    try {
+      const submit = calling.tools.find((t) => t.options.name === "blitz_submit_goal")?.factory(TURN);
+      const started = await submit?.execute("call-1", { project: PROJECT, goal: "Told twice", plan: plan("hello") });
+      const id = /goal (g-[\w-]+)/.exec(started?.content[0]?.text ?? "")?.[1] ?? "";
+      await waitFor(id, ["succeeded"]);
+      while (!serving.systemEvents.some(([text]) => text.includes(id))) await new Promise((s) => setTimeout(s, 50));
+      const [, options] = serving.systemEvents.find(([t]) => t.includes(id)) ?? ["", {}];
+      expect(options).toEqual({ sessionKey: TURN.sessionKey, agentId: TURN.agentId, deliveryContext: TURN.deliveryContext });
+      expect(calling.systemEvents).toEqual([]);
     } finally {
       await service.stop();
     }
