@@ -12,12 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Daemon
-from gateway import (  # noqa: F401 - the fixtures
-    Gateway,
-    message_text,
-    openclaw_gateway,
-    scripted_model,
-)
+from gateway import Gateway, message_text
 
 from blitz.testing.model_server import ModelServer
 
@@ -40,8 +35,8 @@ def _said(role: str, text: str) -> Callable[[list[dict[str, Any]]], bool]:
 
 
 def test_a_message_in_a_conversation_gets_the_models_answer(
-    openclaw_gateway: Gateway,  # noqa: F811
-    scripted_model: ModelServer,  # noqa: F811
+    openclaw_gateway: Gateway,
+    scripted_model: ModelServer,
 ) -> None:
     scripted_model.add({"match": "ping 7f3a", "reply": {"text": "pong from the scripted model"}})
 
@@ -61,8 +56,8 @@ def test_a_message_in_a_conversation_gets_the_models_answer(
 
 
 def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversation(
-    openclaw_gateway: Gateway,  # noqa: F811
-    scripted_model: ModelServer,  # noqa: F811
+    openclaw_gateway: Gateway,
+    scripted_model: ModelServer,
     blitz_daemon: Daemon,
 ) -> None:
     pull_request = "https://github.com/acme/calc/pull/1"  # the fake's first one on acme/calc

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Daemon, OpenClawHome
-from gateway import Gateway, openclaw_gateway, scripted_model  # noqa: F401 - the fixtures
+from gateway import Gateway
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -148,7 +148,7 @@ def test_openclaw_speaks_and_hears_through_voice_chat(
 
 
 def test_the_route_on_a_real_gateway_reaches_the_daemons_voice_session(
-    openclaw_gateway: Gateway,  # noqa: F811
+    openclaw_gateway: Gateway,
 ) -> None:
     """The run's gateway, voice-chat loaded with the daemon's URL and token: its route
     ``/blitz/voice`` refuses a client without the gateway's token (401), answers a request that
