@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from blitz.proctree import send_group
 
 NODE_MAJOR = 24
 NODE_MINIMUM = (24, 16)
@@ -149,9 +152,7 @@ def run(
 
 
 def _kill_group(process: subprocess.Popen[str]) -> None:
-    from blitz.proctree import send_group
-
-    send_group(process.pid, 9)
+    send_group(process.pid, signal.SIGKILL)
 
 
 def _check(args: Sequence[str], *, timeout: float) -> str:

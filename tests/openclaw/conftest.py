@@ -334,4 +334,4 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 # The gateway's fixtures, defined here once for every test module of this directory: imported
 # into two test modules they would be two session fixtures, and two gateways a run. Last, since
 # gateway.py imports Daemon from this module.
-from gateway import openclaw_gateway, scripted_model  # noqa: E402, F401
+from gateway import daemon_relay, openclaw_gateway, scripted_model  # noqa: E402, F401

@@ -31,9 +31,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from conftest import Daemon
+from conftest import OFFLINE, Daemon
+from relay import Relay
 from websockets.sync.client import connect
 
 from blitz import proctree
@@ -220,12 +222,12 @@ class Gateway:
         home = str(self.root / "home")
         return environment(
             base,
+            **OFFLINE,
             HOME=home,
             OPENCLAW_HOME=home,
             OPENCLAW_STATE_DIR=str(self.state),
             OPENCLAW_CONFIG_PATH=str(self.state / "openclaw.json"),
-            OPENCLAW_NO_AUTO_UPDATE="1",
-            OPENCLAW_OFFLINE="1",
+            # What only a gateway starts: Bonjour adverts, chat channels.
             OPENCLAW_DISABLE_BONJOUR="1",
             OPENCLAW_SKIP_CHANNELS="1",
             DO_NOT_TRACK="1",
@@ -376,10 +378,11 @@ PLUGINS = ("fleet", "voice-chat")
 """The workspace's plugins (directories) the gateway loads."""
 
 
-def plugin_config(name: str, daemon: Daemon, speech: SpeechServer) -> dict[str, Any]:
-    """What each plugin is configured with: the suite's daemon (and speech server)."""
+def plugin_config(name: str, daemon: Daemon, relay: Relay, speech: SpeechServer) -> dict[str, Any]:
+    """What each plugin is configured with: the suite's daemon (fleet's through the relay), and
+    for voice-chat the speech server."""
     return {
-        "fleet": {"url": daemon.url, "token": daemon.token},
+        "fleet": {"url": relay.url, "token": daemon.token},
         "voice-chat": {
             "speechUrl": speech.url,
             "speechApiKey": speech.key,
@@ -390,17 +393,32 @@ def plugin_config(name: str, daemon: Daemon, speech: SpeechServer) -> dict[str, 
 
 
 @pytest.fixture(scope="session")
+def daemon_relay(blitz_daemon: Daemon) -> Iterator[Relay]:
+    """The way to the suite's daemon the gateway's plugins take, which a test can cut."""
+    relay = Relay(urlsplit(blitz_daemon.url).port or 80).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+@pytest.fixture(scope="session")
 def openclaw_gateway(
     openclaw_workspace: Workspace,
     scripted_model: ModelServer,
     blitz_daemon: Daemon,
+    daemon_relay: Relay,
     speech_server: SpeechServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    """One real gateway for the run, its plugins pointed at the suite's daemon."""
+    """One real gateway for the run, its plugins pointed at the suite's daemon (through
+    :func:`daemon_relay`)."""
     root = openclaw_workspace.root
     plugins = [
-        Plugin(path=root / name, config=plugin_config(name, blitz_daemon, speech_server))
+        Plugin(
+            path=root / name,
+            config=plugin_config(name, blitz_daemon, daemon_relay, speech_server),
+        )
         for name in PLUGINS
     ]
     home = tmp_path_factory.mktemp("openclaw-gateway")

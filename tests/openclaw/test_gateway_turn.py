@@ -1,7 +1,7 @@
 """A real OpenClaw gateway turn driving blitz: a person's message in a conversation, the model's
 answer (blitz's scripted model, over OpenAI's Chat Completions), and through the ``fleet`` plugin
 a goal run by the real daemon whose completion, with the pull request's link, arrives in the same
-conversation."""
+conversation; and with the daemon unreachable, a clear answer and a gateway that carries on."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from conftest import Daemon
 from gateway import Gateway, message_text
+from relay import Relay
 
 from blitz.testing.model_server import ModelServer
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TURN_TIMEOUT = 120.0
 """Seconds a scripted model turn may take through the gateway on a loaded machine."""
@@ -103,3 +101,43 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
     texts = [message_text(m) for m in messages]
     assert texts[0] == "have blitz add a multiply function to calc"
     assert any("blitz_submit_goal" in t for t in texts)
+
+
+def test_with_the_daemon_down_the_person_is_told_and_the_gateway_lives_on(
+    openclaw_gateway: Gateway,
+    scripted_model: ModelServer,
+    daemon_relay: Relay,
+) -> None:
+    scripted_model.add(
+        {
+            "match": "what is blitz doing 5c1e",
+            "reply": {"tool_calls": [{"name": "blitz_goals", "input": {}}]},
+        },
+        # Answered only if the tool's result says the daemon is down, as the person should hear.
+        {
+            "match_tool_result": "No blitz daemon answers at",
+            "reply": {"text": "I cannot reach blitz: is blitz serve running?"},
+        },
+        {"match": "are you still there 5c1e", "reply": {"text": "Still here."}},
+    )
+
+    with daemon_relay.down():
+        openclaw_gateway.send("blitz-down", "what is blitz doing 5c1e")
+        messages = openclaw_gateway.wait_for(
+            "blitz-down",
+            _said("assistant", "I cannot reach blitz"),
+            timeout=TURN_TIMEOUT,
+            what="the answer when the daemon is down",
+        )
+
+    (result,) = [m for m in messages if m.get("role") == "toolResult"]
+    said = message_text(result)
+    assert f"No blitz daemon answers at {daemon_relay.url}" in said and "blitz serve" in said
+    assert openclaw_gateway.alive()
+    openclaw_gateway.send("blitz-down", "are you still there 5c1e")
+    openclaw_gateway.wait_for(
+        "blitz-down",
+        _said("assistant", "Still here."),
+        timeout=TURN_TIMEOUT,
+        what="the next turn's answer",
+    )

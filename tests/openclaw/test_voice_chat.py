@@ -25,8 +25,6 @@ from websockets.sync.client import connect
 from blitz.testing.openclaw import Workspace
 from blitz.testing.speech_server import SpeechServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
 PLUGIN = "voice-chat"
 VITEST_TIMEOUT = 300.0
 SENTENCE = "The goal finished and the pull request is open."

@@ -60,7 +60,13 @@ export function follow(client: BlitzClient, options: FollowOptions): Follower {
     for await (const message of messages(response.body)) {
       if (!message.data) continue;
       const event = JSON.parse(message.data) as BlitzEvent;
-      await options.onEvent(event);
+      try {
+        await options.onEvent(event);
+      } catch (error) {
+        // Not handled: the reconnection replays it (the next try may succeed).
+        const why = error instanceof Error ? error.message : String(error);
+        throw new BlitzApiError("failed", `Handling event ${event.id} (${event.kind}) failed: ${why}`);
+      }
       lastEventId = event.id;
     }
   }

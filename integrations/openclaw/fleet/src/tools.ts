@@ -84,7 +84,18 @@ export function fleetTools(
       parameters: Type.Object({
         project: Type.Optional(Type.String({ description: "Only this project's goals" })),
         state: Type.Optional(
-          Type.String({ description: "Only goals in this state (running, succeeded, failed...)" }),
+          Type.Union(
+            [
+              Type.Literal("planning"),
+              Type.Literal("awaiting_approval"),
+              Type.Literal("running"),
+              Type.Literal("finishing"),
+              Type.Literal("succeeded"),
+              Type.Literal("failed"),
+              Type.Literal("cancelled"),
+            ],
+            { description: "Only goals in this state" },
+          ),
         ),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, default: 10 })),
       }),
@@ -92,7 +103,7 @@ export function fleetTools(
       async execute(_id, p) {
         const goals = await client.goals({
           ...(p.project ? { project: p.project } : {}),
-          ...(p.state ? { state: [p.state as never] } : {}),
+          ...(p.state ? { state: [p.state] } : {}),
           limit: p.limit ?? 10,
         });
         const text = goals.length ? goals.map(goalLine).join("\n") : "No goals match.";
