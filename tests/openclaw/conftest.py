@@ -27,6 +27,7 @@ from engine_helpers import GIT_IDENTITY
 from blitz.proctree import send_group
 from blitz.testing.fake_github import FakeGitHub
 from blitz.testing.openclaw import NodeError, Workspace, install
+from blitz.testing.speech_server import SpeechServer
 
 MULTIPLY = "\n\ndef multiply(a, b):\n    return a * b\n"
 
@@ -258,10 +259,24 @@ def openclaw_workspace() -> Workspace:
     return ws
 
 
+def _speech(server: SpeechServer) -> dict[str, str]:
+    """The daemon's speech services: the run's bundled speech server, for its voice session."""
+    return {
+        "BLITZ_STT_URL": server.url,
+        "BLITZ_TTS_URL": server.url,
+        "BLITZ_STT_API_KEY": server.key,
+        "BLITZ_TTS_API_KEY": server.key,
+        "BLITZ_SPEECH_TIMEOUT": "120",
+    }
+
+
 @pytest.fixture(scope="session")
-def blitz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    """``blitz serve --scenario`` on 127.0.0.1 (a free port), with :data:`PROJECTS` registered;
-    stopped (SIGTERM, then its whole process group killed) at the end of the run."""
+def blitz_daemon(
+    tmp_path_factory: pytest.TempPathFactory, speech_server: SpeechServer
+) -> Iterator[Daemon]:
+    """``blitz serve --scenario`` on 127.0.0.1 (a free port), with :data:`PROJECTS` registered
+    and the run's speech server as its speech services (``/api/voice``); stopped (SIGTERM,
+    then its whole process group killed) at the end of the run."""
     root = tmp_path_factory.mktemp("openclaw-daemon")
     git = _git_env(root)
     repos = {name: _repo(root, name, extra, git) for name, extra in PROJECTS.items()}
@@ -274,7 +289,7 @@ def blitz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         process = subprocess.Popen(
             [BLITZ, "serve", "--host", "127.0.0.1", "--port", "0", "--grace", "1",
              "--scenario", str(scenario)],
-            env=blitz_env(home, **git), stdout=stdout, stderr=stderr,
+            env=blitz_env(home, **git, **_speech(speech_server)), stdout=stdout, stderr=stderr,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     try:
@@ -314,3 +329,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.communicate(timeout=30)
     send_group(process.pid, signal.SIGKILL)
     process.communicate()
+
+
+# The gateway's fixtures, defined here once for every test module of this directory: imported
+# into two test modules they would be two session fixtures, and two gateways a run. Last, since
+# gateway.py imports Daemon from this module.
+from gateway import daemon_relay, openclaw_gateway, scripted_model  # noqa: E402, F401

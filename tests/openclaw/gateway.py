@@ -41,6 +41,7 @@ from websockets.sync.client import connect
 from blitz import proctree
 from blitz.testing.model_server import ModelServer
 from blitz.testing.openclaw import Workspace, environment
+from blitz.testing.speech_server import SpeechServer
 
 START_TIMEOUT = 180.0
 """Seconds the gateway may take to become ready (~20 s here: it loads its bundled plugins)."""
@@ -171,6 +172,10 @@ class Gateway:
         self._token = secrets.token_urlsafe(24)
         self._marker = proctree.new_marker()
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def auth_header(self) -> dict[str, str]:
+        """The gateway's token as a client of its HTTP routes (``auth: "gateway"``) sends it."""
+        return {"Authorization": f"Bearer {self._token}"}
 
     @property
     def url(self) -> str:
@@ -369,13 +374,22 @@ def scripted_model() -> Iterator[ModelServer]:
         yield server
 
 
-PLUGINS = ("fleet",)
+PLUGINS = ("fleet", "voice-chat")
 """The workspace's plugins (directories) the gateway loads."""
 
 
-def plugin_config(name: str, daemon: Daemon, relay: Relay) -> dict[str, Any]:
-    """What each plugin is configured with: the suite's daemon, through the relay."""
-    return {"fleet": {"url": relay.url, "token": daemon.token}}[name]
+def plugin_config(name: str, daemon: Daemon, relay: Relay, speech: SpeechServer) -> dict[str, Any]:
+    """What each plugin is configured with: the suite's daemon (fleet's through the relay), and
+    for voice-chat the speech server."""
+    return {
+        "fleet": {"url": relay.url, "token": daemon.token},
+        "voice-chat": {
+            "speechUrl": speech.url,
+            "speechApiKey": speech.key,
+            "daemonUrl": daemon.url,
+            "daemonToken": daemon.token,
+        },
+    }[name]
 
 
 @pytest.fixture(scope="session")
@@ -394,13 +408,17 @@ def openclaw_gateway(
     scripted_model: ModelServer,
     blitz_daemon: Daemon,
     daemon_relay: Relay,
+    speech_server: SpeechServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     """One real gateway for the run, its plugins pointed at the suite's daemon (through
     :func:`daemon_relay`)."""
     root = openclaw_workspace.root
     plugins = [
-        Plugin(path=root / name, config=plugin_config(name, blitz_daemon, daemon_relay))
+        Plugin(
+            path=root / name,
+            config=plugin_config(name, blitz_daemon, daemon_relay, speech_server),
+        )
         for name in PLUGINS
     ]
     home = tmp_path_factory.mktemp("openclaw-gateway")

@@ -11,13 +11,7 @@ from typing import Any
 
 import httpx
 from conftest import Daemon
-from gateway import (  # noqa: F401 - the fixtures
-    Gateway,
-    daemon_relay,
-    message_text,
-    openclaw_gateway,
-    scripted_model,
-)
+from gateway import Gateway, message_text
 from relay import Relay
 
 from blitz.testing.model_server import ModelServer
@@ -39,8 +33,8 @@ def _said(role: str, text: str) -> Callable[[list[dict[str, Any]]], bool]:
 
 
 def test_a_message_in_a_conversation_gets_the_models_answer(
-    openclaw_gateway: Gateway,  # noqa: F811
-    scripted_model: ModelServer,  # noqa: F811
+    openclaw_gateway: Gateway,
+    scripted_model: ModelServer,
 ) -> None:
     scripted_model.add({"match": "ping 7f3a", "reply": {"text": "pong from the scripted model"}})
 
@@ -60,8 +54,8 @@ def test_a_message_in_a_conversation_gets_the_models_answer(
 
 
 def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversation(
-    openclaw_gateway: Gateway,  # noqa: F811
-    scripted_model: ModelServer,  # noqa: F811
+    openclaw_gateway: Gateway,
+    scripted_model: ModelServer,
     blitz_daemon: Daemon,
 ) -> None:
     pull_request = "https://github.com/acme/calc/pull/1"  # the fake's first one on acme/calc
@@ -110,9 +104,9 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
 
 
 def test_with_the_daemon_down_the_person_is_told_and_the_gateway_lives_on(
-    openclaw_gateway: Gateway,  # noqa: F811
-    scripted_model: ModelServer,  # noqa: F811
-    daemon_relay: Relay,  # noqa: F811
+    openclaw_gateway: Gateway,
+    scripted_model: ModelServer,
+    daemon_relay: Relay,
 ) -> None:
     scripted_model.add(
         {
