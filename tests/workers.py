@@ -11,6 +11,9 @@ import pytest
 
 SHARED = {
     "_ray_session": "ray-cluster",
+    # A test's own Ray cluster never runs beside the session's: on two cores Ray's heartbeats
+    # then lag and a node is declared dead (tests/executors/ray/test_executor_down_ray.py).
+    "own_cluster": "ray-cluster",
     "local_model_server": "local-model",
     "speech_server": "speech-server",
     "openclaw_workspace": "openclaw",  # the npm workspace installed and built, and the daemon

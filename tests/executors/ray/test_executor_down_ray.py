@@ -76,6 +76,9 @@ async def test_a_cluster_gone_under_a_goal_opens_the_breaker_and_the_goal_ends_w
         await own_cluster.kill()  # the head and the worker, at once
         await until(lambda: app.breakers.get(KEY).state is not BreakerState.CLOSED, "the breaker")
         assert not running.done()
+        # The attempt under way is written when it ends, which on a loaded machine may come
+        # after the breaker opens.
+        await until(lambda: app.store.load_attempts(goal.id)[0].error, "the first attempt's end")
         first, *probes = app.store.load_attempts(goal.id)
         assert "went away" in first.error, first.error  # the attempt under way when it went
         for probe in probes:  # half-open probes since: nothing answers at the address
