@@ -33,6 +33,10 @@ from blitz.testing.scripted import Scenario
 PYTHON = shlex.quote(sys.executable)
 UNITTEST = f"{PYTHON} -m unittest discover -s tests -t . -q"
 """A test gate for repositories laid out like the demo (``tests/`` package next to the code)."""
+SHELL_GATE = {"test": "test -f README.md", "timeout": 60}
+"""A gate that passes while README.md is there."""
+NO_BUG_GATE = {"test": "! grep -q bug value.txt", "timeout": 60}
+"""Passes on the base commit (value.txt says "start"), fails once a task writes "bug" into it."""
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",
