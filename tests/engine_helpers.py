@@ -59,8 +59,9 @@ def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-def git(cwd: Path, *args: str) -> str:
-    """Run git for a test's own setup and inspection; fails the test on an error."""
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run git for a test's own setup and inspection; fails the test on an error (unless not
+    ``check``: then its output, whatever it exited with)."""
     done = subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -69,7 +70,7 @@ def git(cwd: Path, *args: str) -> str:
         timeout=30,
         env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
     )
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
     return done.stdout.strip()
 

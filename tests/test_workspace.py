@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine_helpers import git
 from hypothesis import given
 from hypothesis import strategies as st
-from workspace_helpers import BRANCH, attempt, git, task_commit, workspace
+from workspace_helpers import BRANCH, attempt, task_commit, workspace
 
 from blitz.errors import ConfigError, GitError, RepositoryError
 from blitz.workspace import Workspace, branch_name, slugify

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from workspace_helpers import BRANCH, GOAL, attempt, git, task_commit, workspace
+from engine_helpers import git
+from workspace_helpers import BRANCH, GOAL, attempt, task_commit, workspace
 
 from blitz.errors import GitError
 from blitz.workspace import Integration, Workspace

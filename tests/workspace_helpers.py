@@ -1,31 +1,14 @@
-"""What the workspace tests share: git for a test's own set-up, the workspace fixture, and an
-attempt's worktree and commit as the conductor makes them."""
+"""What the workspace tests share: the workspace fixture, and an attempt's worktree and commit
+as the conductor makes them (git for a test's own set-up is engine_helpers')."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from blitz.workspace import Workspace
 
 GOAL = "g1"
 BRANCH = "blitz/demo-g1"
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    """Run git for a test's own setup and inspection (never refreshes an index)."""
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
-    return done.stdout.strip()
 
 
 def workspace(git_repo: Path, tmp_path: Path) -> Workspace:
