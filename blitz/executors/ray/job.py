@@ -34,6 +34,7 @@ def job_for(
         setup=getattr(request.setup, "spec", None),
         sandbox=_sandbox(request),
         upstream=upstream,
+        candidate=request.selection is not None,
         codex=_codex(request.backend),
     )
 

@@ -75,6 +75,7 @@ class Job:
     setup: Any = None  # the project's environment set-up spec (blitz.envsetup.SetupSpec)
     sandbox: tuple[str, bool] = ("required", False)  # the project's [sandbox] mode and network
     upstream: sync.Upstream | None = None  # fetch the base branch from here before the bundle
+    candidate: bool = False  # a best-of-N candidate: its commit comes back whatever its gates say
     codex: CodexConfig | None = None  # the project's [codex] settings, but for its binary (a path
     # of the daemon's machine): the node runs its own CLI
 
@@ -302,7 +303,7 @@ async def _confined(
         meter=meter,
         emit=emit,
     )
-    report = await run_attempt(request, base=job.base, integrate=False)
+    report = await run_attempt(request, base=job.base, integrate=False, candidate=job.candidate)
     commit = report.attempt.commit
     bundle = None
     if commit:
