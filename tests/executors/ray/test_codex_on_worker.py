@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,12 @@ def test_a_codex_goal_runs_the_real_cli_on_the_worker_that_has_it(
     assert installed_codex(tools_dir) is not None
     # The daemon's machine: no codex in its tools directory nor on its PATH, no OpenAI key.
     daemon_home = tmp_path / "home"
-    daemon_env = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "http://127.0.0.1:9"}
+    path = os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "codex").exists()
+    )
+    daemon_env = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": "http://127.0.0.1:9", "PATH": path}
+    assert shutil.which("codex", path=path) is None
+    assert installed_codex(daemon_home / "tools") is None
     assert not usable(daemon_home, **daemon_env)["codex"]
     # The worker's: codex installed in its blitz home's tools directory, its key in its env.
     node_home = tmp_path / "node-blitz-home"
@@ -112,4 +118,3 @@ def test_a_codex_goal_runs_the_real_cli_on_the_worker_that_has_it(
     assert git(repo, "show", f"{final['branch']}:tests/test_mul.py") + "\n" == MUL_TEST
     assert git(repo, "status", "--porcelain") == ""
     assert WORKER_KEY not in json.dumps(events)
-    assert "OPENAI_API_KEY" not in os.environ or os.environ["OPENAI_API_KEY"] != WORKER_KEY
