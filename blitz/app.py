@@ -322,7 +322,7 @@ class App:
             codex=cfg.codex if cfg else None,
             commands=dict(cfg.backends) if cfg else {},
             env=self.provider_env(),
-            tools_dir=self.settings.home / "tools",
+            tools_dir=self.settings.tools,
             scenario=self.scenario,
             model=self.model_name("agent", project, goal),
             providers=self.providers(),

@@ -164,6 +164,16 @@ def installation(program: Path) -> Path:
     return Path(os.path.realpath(program)).parent
 
 
+def as_shown(program: Path) -> Path:
+    """The program's path in a jail that shows its :func:`installation`: under the installation's
+    real path (a path through a symlink, say a tools directory linked from ``/tmp``, which the jail
+    replaces, is not there)."""
+    place = installation(program)
+    if place in program.parents:
+        return Path(os.path.realpath(place)) / program.relative_to(place)
+    return Path(os.path.realpath(program))
+
+
 def git_entry(worktree: Path) -> GitEntry | None:
     """The git entry of a linked worktree (None for a main checkout or no repository)."""
     dot_git = worktree / ".git"

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     def locks(self) -> Path:
         return self.home / "locks"
 
+    @property
+    def tools(self) -> Path:
+        """Where ``blitz backends install`` puts agent CLIs (npm packages), and runs find them."""
+        return self.home / "tools"
+
     def goal_dir(self, goal_id: str) -> Path:
         return self.home / "goals" / goal_id
 

@@ -8,7 +8,8 @@ directory (``BLITZ_WORKER_HOME``), its own environment and its own resources:
 * ``two``: 2 slots, backends ``scripted`` and ``scripted-b``.
 
 Every node runs with ``RAY_AUTH_MODE=disabled``, one CPU, a short private ``temp_dir``, free ports
-(never Ray's defaults: other clusters may be up on this machine), and is stopped by this plugin
+(never Ray's defaults: other clusters may be up on this machine; the head's dashboard, which
+serves Ray's state API, on 127.0.0.1), and is stopped by this plugin
 only (never ``ray stop``). The test process is connected to the cluster as its driver for the
 whole session (an executor then uses that connection).
 
@@ -238,7 +239,12 @@ def _start_head(cluster_class: Any, temp: Path) -> Any:
         head_node_args={
             "num_cpus": 0,
             "temp_dir": str(temp),
-            "include_dashboard": False,
+            # Ray's dashboard serves the state API (its task listing: the canary test reads it);
+            # the head runs a dashboard process either way (minimal without it): with it the
+            # cluster starts in the same time and memory, within the noise of a loaded machine.
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": free_port(),
             "gcs_server_port": free_port(),
             "node_manager_port": free_port(),
             "object_manager_port": free_port(),

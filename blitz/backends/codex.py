@@ -65,7 +65,7 @@ from blitz.backends.install import (
 from blitz.backends.options import BackendOptions, CodexConfig
 from blitz.backends.proxied import model_access
 from blitz.llm.breakers import breaker_key
-from blitz.sandbox import UNCONFINED, Jail, Policy, installation
+from blitz.sandbox import UNCONFINED, Jail, Policy, as_shown, installation
 
 if TYPE_CHECKING:
     from blitz.llm.usage import PriceTable
@@ -214,6 +214,7 @@ class CodexBackend:
         model = session.model
         with tempfile.TemporaryDirectory(prefix="blitz-codex-") as scratch:
             jail = replace(jail, binds=(Path(scratch),), shown=(installation(binary),))
+            binary = as_shown(binary)
             home = Path(scratch) / "home"
             tmp = Path(scratch) / "tmp"
             home.mkdir()

@@ -28,7 +28,7 @@ TOOLS_DIR_HELP = "Where blitz installs agent CLIs (default: <BLITZ_HOME>/tools).
 
 
 def tools_dir(settings: Settings, given: Path | None) -> Path:
-    return (given or settings.home / "tools").expanduser().resolve()
+    return (given or settings.tools).expanduser().resolve()
 
 
 @backends.command("list")

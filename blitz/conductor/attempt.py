@@ -84,7 +84,7 @@ def _instructions(task: Task) -> str:
 
 
 async def run_attempt(
-    ctx: AttemptRequest, *, base: str | None = None, integrate: bool = True
+    ctx: AttemptRequest, *, base: str | None = None, integrate: bool = True, candidate: bool = False
 ) -> AttemptReport:
     """Run one attempt; never raises except on cancellation (the worktree is removed either way).
     The procedure behind every executor: the local one calls it in this process.
@@ -94,8 +94,11 @@ async def run_attempt(
     false the attempt stops at its commit and reports it as SUCCEEDED with ``commit`` set (not
     yet on the goal branch); :func:`blitz.conductor.landing.land` then integrates that commit
     where the goal branch lives. ``base``: the commit to start from (default: the goal branch's
-    head in the workspace)."""
+    head in the workspace). ``candidate`` (with ``integrate`` false): a best-of-N candidate whose
+    selection is elsewhere, committed whatever its gates said (FAILED with ``commit`` set when
+    they failed), so its work can be kept as a ref there as a local candidate's is."""
     ws = ctx.workspace
+    judged_elsewhere = candidate and not integrate
     attempt = ctx.attempt
     found: dict[str, object] = {}  # fields of the final attempt record, filled in as we go
     worktree: Path | None = None
@@ -204,7 +207,7 @@ async def run_attempt(
             gates = await _validate(ctx, worktree, marker)
             found.update(gates=gates)
         passed = _passed(gates)
-        if not passed and ctx.selection is None:
+        if not passed and ctx.selection is None and not judged_elsewhere:
             return report(Outcome.FAILED, _gate_error(gates))
 
         sha: str | None = None
@@ -221,6 +224,8 @@ async def run_attempt(
             if sha is None and ctx.selection is None:
                 return report(Outcome.FAILED, "nothing to commit after validation")
         if not integrate:  # made here, landed elsewhere (land)
+            if not passed:  # a candidate's: kept, judged and never integrated there
+                return report(Outcome.FAILED, _gate_error(gates), commit=sha or "")
             return report(Outcome.SUCCEEDED, commit=sha or "")
         if ctx.selection is not None:
             return await compete(ctx, worktree, sha, base, passed, gates, report, found, marker)

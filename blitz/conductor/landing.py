@@ -24,10 +24,13 @@ async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:
     ``made`` is its SUCCEEDED report, its commit already fetched into ``ctx.workspace``. The same
     integration as a local attempt's (rebase onto the moved goal branch, re-validate with
     ``ctx.validator``, put on the branch; a best-of-N candidate goes to its selection), in a
-    worktree of its own at the commit. Never raises except on cancellation."""
+    worktree of its own at the commit. A candidate's report may be FAILED with a commit (its
+    gates failed there): its work is kept as a ref and offered as failed, as a local
+    candidate's. Never raises except on cancellation."""
     ws = ctx.workspace
     assert ws is not None
     sha, base = made.attempt.commit, made.attempt.base_sha
+    passed = made.outcome is Outcome.SUCCEEDED
     found: dict[str, object] = {k: getattr(made.attempt, k) for k in _LANDED}
     held = contextlib.AsyncExitStack()
 
@@ -63,7 +66,7 @@ async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:
         if ctx.selection is not None:
             gates = made.attempt.gates
             return await compete(
-                ctx, await worktree(), sha, base, True, gates, report, found, marker
+                ctx, await worktree(), sha, base, passed, gates, report, found, marker
             )
         return await integrate_commit(ctx, worktree, sha, base, report, found, marker)
     except (RunError, OSError) as exc:

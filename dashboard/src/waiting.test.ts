@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { BlitzEvent } from "./types";
-import { waitingTasks, workerWait } from "./waiting";
+import { waitingTasks, workerWait, workerWaitingTasks } from "./waiting";
 
 function ev(id: number, kind: string, task: string, data: Record<string, unknown> = {}): BlitzEvent {
   return { id, ts: 100 + id, kind, data, goal_id: "g", task_id: task, attempt_id: "", project_id: "", message: kind };
@@ -57,5 +57,51 @@ describe("workerWait", () => {
     expect(workerWait(waiting, new Set(["a1"]))).toBe("no worker offers the backend 'codex'");
     expect(workerWait([...waiting, at(4, "attempt.placed", "a1", { node: "n" })], new Set(["a1"]))).toBe("");
     expect(workerWait(waiting, new Set(["a2"]))).toBe(""); // not a running attempt
+  });
+});
+
+describe("workerWaitingTasks", () => {
+  function at(id: number, kind: string, task: string, attempt: string, data: Record<string, unknown> = {}): BlitzEvent {
+    return { ...ev(id, kind, task, data), attempt_id: attempt };
+  }
+
+  it("marks each task whose running attempt waits for a worker, with why", () => {
+    const events = [
+      at(1, "attempt.started", "a", "a1"),
+      at(2, "attempt.waiting", "a", "a1", { reason: "no worker offers the backend 'codex'" }),
+      at(3, "attempt.started", "b", "b1"),
+      at(4, "attempt.waiting", "b", "b1", { reason: "every slot is busy" }),
+      at(5, "attempt.placed", "b", "b1", { node: "n" }),
+      at(6, "attempt.started", "c", "c1"),
+      at(7, "attempt.waiting", "c", "c1", {}), // no reason in its data: its message
+    ];
+    const running = new Set(["a1", "b1", "c1"]);
+    expect(workerWaitingTasks(events, running)).toEqual(
+      new Map([
+        ["a", "no worker offers the backend 'codex'"],
+        ["c", "attempt.waiting"],
+      ]),
+    );
+  });
+
+  it("forgets an attempt that ended or is not running, and a task with none waiting", () => {
+    const events = [
+      at(1, "attempt.waiting", "a", "a1", { reason: "busy" }),
+      at(2, "attempt.finished", "a", "a1"),
+      at(3, "attempt.waiting", "b", "b1", { reason: "busy" }),
+    ];
+    expect(workerWaitingTasks(events, new Set(["a1", "b1"]))).toEqual(new Map([["b", "busy"]]));
+    expect(workerWaitingTasks(events, new Set(["a1"])).size).toBe(0); // b1 is no longer running
+    expect(workerWaitingTasks([], new Set(["a1"])).size).toBe(0);
+  });
+
+  it("keeps a task's running attempt waiting after an earlier attempt of it was placed", () => {
+    const events = [
+      at(1, "attempt.waiting", "a", "a1", { reason: "busy" }),
+      at(2, "attempt.placed", "a", "a1", { node: "n" }),
+      at(3, "attempt.finished", "a", "a1"),
+      at(4, "attempt.waiting", "a", "a2", { reason: "the node died; no other offers it" }),
+    ];
+    expect(workerWaitingTasks(events, new Set(["a2"]))).toEqual(new Map([["a", "the node died; no other offers it"]]));
   });
 });

@@ -55,19 +55,36 @@ export function firstLine(text: string): string {
   return text.split("\n", 1)[0].trim();
 }
 
-/** Why the running attempt of a task waits for a worker, from the event log: the latest
- * `attempt.waiting` (data {reason}) of one of `running` (attempt ids) with no `attempt.placed`
- * or `attempt.finished` after it; "" when it does not wait. */
-export function workerWait(events: readonly BlitzEvent[], running: ReadonlySet<string>): string {
-  const waits = new Map<string, string>();
+/** The attempts waiting for a worker, from the event log: attempt id -> its task and why, from
+ * its latest `attempt.waiting` (data {reason}) with no `attempt.placed` or `attempt.finished`
+ * after it. */
+function attemptWaits(events: readonly BlitzEvent[]): Map<string, { task: string; reason: string }> {
+  const waits = new Map<string, { task: string; reason: string }>();
   for (const e of events) {
     if (!e.attempt_id) continue;
     if (e.kind === "attempt.waiting") {
-      waits.set(e.attempt_id, typeof e.data.reason === "string" && e.data.reason ? e.data.reason : e.message);
+      const reason = typeof e.data.reason === "string" && e.data.reason ? e.data.reason : e.message;
+      waits.set(e.attempt_id, { task: e.task_id, reason });
     } else if (e.kind === "attempt.placed" || e.kind === "attempt.finished") {
       waits.delete(e.attempt_id);
     }
   }
-  for (const [attempt, reason] of waits) if (running.has(attempt)) return reason;
+  return waits;
+}
+
+/** Why the running attempt of a task waits for a worker (`running`: its running attempt ids);
+ * "" when it does not wait. */
+export function workerWait(events: readonly BlitzEvent[], running: ReadonlySet<string>): string {
+  for (const [attempt, wait] of attemptWaits(events)) if (running.has(attempt)) return wait.reason;
   return "";
+}
+
+/** The tasks whose running attempt waits for a worker (`running`: the goal's running attempt
+ * ids), by task id: why. An attempt that has ended is not waiting, whatever its events say. */
+export function workerWaitingTasks(events: readonly BlitzEvent[], running: ReadonlySet<string>): Map<string, string> {
+  const tasks = new Map<string, string>();
+  for (const [attempt, wait] of attemptWaits(events)) {
+    if (running.has(attempt) && wait.task && !tasks.has(wait.task)) tasks.set(wait.task, wait.reason);
+  }
+  return tasks;
 }

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from backend_helpers import Sink, assert_script_done, script, task
+from codex_script import CALC, MUL, MUL_CHECK, MUL_TEST, apply_patch, mul_script, reply, shell
 from engine_helpers import (
     PYTHON,
     UNITTEST,
@@ -95,27 +96,6 @@ def backend(
         clock=ManualClock(),
     )
     return create_backend("codex", options)
-
-
-def patch(*lines: str) -> str:
-    return "\n".join(["*** Begin Patch", *lines, "*** End Patch"]) + "\n"
-
-
-def apply_patch(*lines: str) -> dict[str, Any]:
-    """A call of codex's freeform apply_patch tool."""
-    return {"name": "apply_patch", "input": {"input": patch(*lines)}}
-
-
-def shell(command: str) -> dict[str, Any]:
-    """A call of codex's shell tool (``exec_command``, a PTY-backed unified exec)."""
-    return {"name": "exec_command", "input": {"cmd": command}}
-
-
-def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> dict[str, Any]:
-    answer: dict[str, Any] = {"tool_calls": list(calls)}
-    if text is not None:
-        answer["text"] = text
-    return {**condition, "reply": answer}
 
 
 # -- the real CLI ---------------------------------------------------------------------------------
@@ -702,28 +682,6 @@ def test_the_command_line_installs_and_lists_codex(tools_dir: Path, tmp_path: Pa
 
 # -- through the engine ---------------------------------------------------------------------------
 
-MUL = "def mul(a, b):\n    return a * b\n"
-MUL_CHECK = "from calc.mul import mul; assert mul(4, 5) == 20"
-MUL_TEST = (
-    "import unittest\n\nfrom calc.mul import mul\n\n\n"
-    "class MulTest(unittest.TestCase):\n"
-    "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"
-)
-CALC = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a, b):\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": (
-        "import unittest\n\nfrom calc.core import add\n\n\n"
-        "class AddTest(unittest.TestCase):\n"
-        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
-    ),
-}
-
-
-def added(path: str, text: str) -> list[str]:
-    return [f"*** Add File: {path}", *(f"+{line}" for line in text.splitlines())]
-
 
 @pytest.mark.usefixtures("isolated_git")
 async def test_the_engine_commits_what_codex_wrote_once_the_gate_passes(
@@ -756,14 +714,7 @@ async def test_the_engine_commits_what_codex_wrote_once_the_gate_passes(
             }
         ],
     }
-    server.add(
-        reply(
-            apply_patch(*added("calc/mul.py", MUL), *added("tests/test_mul.py", MUL_TEST)),
-            match="Task mul: Add mul()",
-        ),
-        reply(shell(f"{UNITTEST} 2>&1"), match_tool_result="A calc/mul.py"),
-        {"match_tool_result": "\nOK", "reply": {"text": "Added calc/mul.py and its test."}},
-    )
+    server.add(*mul_script(UNITTEST))
     app = make_app(tmp_path / "home", plan)
     try:
         _, goal = await run_one(app, repo, "Multiply numbers")

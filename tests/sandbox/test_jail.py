@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
+import shlex
 import socket
 import subprocess
 import threading
@@ -413,3 +415,26 @@ def test_credentials_in_the_repositorys_git_config_stay_outside(
     assert "repositoryformatversion" in out  # git still reads what it needs
     assert "1" in out.split()
     assert token in (git_repo / ".git" / "config").read_text()  # the real one is untouched
+
+
+def test_an_installed_cli_runs_at_its_real_path_through_a_linked_tools_directory(
+    policy: Policy, worktree: Path, tmp_path: Path
+) -> None:
+    # A tools directory reached through a symlink (here under /tmp, which the jail replaces):
+    # the jail shows the installation at its real path, and the program runs from there.
+    real = tmp_path / "tools-real" / "tool" / "1.0"
+    (real / "node_modules" / ".bin").mkdir(parents=True)
+    program = real / "node_modules" / ".bin" / "tool"
+    program.write_text("#!/bin/sh\necho tool ran\n")
+    program.chmod(0o755)
+    (tmp_path / "tools").symlink_to(tmp_path / "tools-real")
+    linked = tmp_path / "tools" / "tool" / "1.0" / "node_modules" / ".bin" / "tool"
+    assert sandbox.installation(linked) == tmp_path / "tools" / "tool" / "1.0"
+    assert sandbox.as_shown(linked) == program
+    jail = dataclasses.replace(policy.jail(worktree), shown=(sandbox.installation(linked),))
+
+    shown = asyncio.run(jail.run(shlex.quote(str(sandbox.as_shown(linked))), timeout=30))
+    through_the_link = asyncio.run(jail.run(shlex.quote(str(linked)), timeout=30))
+
+    assert (shown.exit_code, shown.output.strip()) == (0, "tool ran")
+    assert through_the_link.exit_code != 0  # the link is not in the jail

@@ -29,7 +29,8 @@ the only writer of state and integrates every commit itself.
    runs. Re-validation after a rebase onto work that landed meanwhile runs on the daemon, with the
    daemon's validator: the rebased combination exists only in the daemon's repository, the node may
    already be gone or busy, and sending it back for one more round trip would let the goal branch
-   move again meanwhile.
+   move again meanwhile. A best-of-N candidate's commit comes back even when its gates failed on
+   the node (FAILED with a commit): landed as a failed candidate, kept as a ref, never integrated.
 
 Every call to Ray goes through the executor's :class:`~blitz.executors.ray.driver.Driver`, a
 child process that is the cluster's driver (Ray may end it; the daemon lives on and starts another
@@ -251,7 +252,7 @@ class RayExecutor:
                 f"refused a result for attempt {made.attempt.id}: "
                 f"not an attempt this executor is waiting for (waiting for {waited})"
             )
-        if made.outcome is not Outcome.SUCCEEDED:
+        if made.outcome is not Outcome.SUCCEEDED and not _kept(request, made):
             if request.selection is not None:
                 request.selection.withdraw(waited, made.error)
             return AttemptReport(
@@ -418,6 +419,13 @@ def _fields(made: AttemptReport) -> dict[str, object]:
         "finished_at": a.finished_at or time.time(),
         **{k: getattr(a, k) for k in _KEPT},
     }
+
+
+def _kept(request: AttemptRequest, made: AttemptReport) -> bool:
+    """A best-of-N candidate that failed its gates on its node with a commit: landed (kept as a
+    ref, offered as failed, never integrated) as a local candidate is."""
+    failed = made.outcome is Outcome.FAILED and bool(made.attempt.commit)
+    return failed and request.selection is not None
 
 
 def _report(request: AttemptRequest, outcome: Outcome, error: str) -> AttemptReport:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blitz.config import CodexConfig
 from blitz.domain import Attempt
 from blitz.executors.base import AttemptRequest
 from blitz.executors.ray.remote import Job
@@ -33,6 +34,8 @@ def job_for(
         setup=getattr(request.setup, "spec", None),
         sandbox=_sandbox(request),
         upstream=upstream,
+        candidate=request.selection is not None,
+        codex=_codex(request.backend),
     )
 
 
@@ -44,6 +47,17 @@ def _sandbox(request: AttemptRequest) -> tuple[str, bool]:
     if policy is None:
         return ("required", False)  # confined unless the project says otherwise
     return (policy.mode, policy.network)
+
+
+def _codex(backend: Any) -> CodexConfig | None:
+    """The codex backend's ``[codex]`` settings without its binary (a path on the daemon's
+    machine: the worker runs the CLI it has); None for any other backend."""
+    while backend is not None:
+        config = getattr(backend, "config", None)
+        if getattr(backend, "name", "") == "codex" and isinstance(config, CodexConfig):
+            return config.model_copy(update={"binary": ""})
+        backend = getattr(backend, "inner", None)
+    return None
 
 
 def _scenario(backend: Any) -> Any:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blitz.config import CodexConfig
 from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
 from blitz.events import Event
 from blitz.executors.base import AttemptReport, AttemptRequest, Meter
@@ -74,6 +75,9 @@ class Job:
     setup: Any = None  # the project's environment set-up spec (blitz.envsetup.SetupSpec)
     sandbox: tuple[str, bool] = ("required", False)  # the project's [sandbox] mode and network
     upstream: sync.Upstream | None = None  # fetch the base branch from here before the bundle
+    candidate: bool = False  # a best-of-N candidate: its commit comes back whatever its gates say
+    codex: CodexConfig | None = None  # the project's [codex] settings, but for its binary (a path
+    # of the daemon's machine): the node runs its own CLI
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,8 +167,9 @@ def policy(job: Job, cache: Path, socket: Path | None) -> Policy:
 
 
 def _backend(job: Job, jail: Policy, proxy: ModelProxy | None) -> Any:
-    """The job's backend, made from this node's own environment (its keys), confined by
-    ``jail``; agent CLIs reach their models through ``proxy``."""
+    """The job's backend, made from this node's own environment (its keys, its agent CLIs: those
+    of its blitz home's tools directory, as ``blitz worker`` checked, else on its PATH), confined
+    by ``jail``; agent CLIs reach their models through ``proxy``."""
     from blitz.backends.options import BackendOptions
     from blitz.backends.registry import create_backend
     from blitz.backends.sandboxed import confine
@@ -181,6 +186,8 @@ def _backend(job: Job, jail: Policy, proxy: ModelProxy | None) -> Any:
         providers=settings.provider_config(),  # the embedded agent calls the provider itself
         scenario=scenario,
         model=job.model,
+        codex=job.codex,
+        tools_dir=Settings().tools,  # where `blitz worker` found this node's agent CLIs
         sandbox=jail,
         proxy=proxy,
     )
@@ -296,7 +303,7 @@ async def _confined(
         meter=meter,
         emit=emit,
     )
-    report = await run_attempt(request, base=job.base, integrate=False)
+    report = await run_attempt(request, base=job.base, integrate=False, candidate=job.candidate)
     commit = report.attempt.commit
     bundle = None
     if commit:

@@ -31,7 +31,14 @@ import type { Task } from "../types";
 import { firstLine } from "../waiting";
 import type { Wait } from "../waiting";
 
-type TaskNodeData = { task: Task; selected: boolean; candidates: number; wait?: Wait; time?: TaskTime };
+type TaskNodeData = {
+  task: Task;
+  selected: boolean;
+  candidates: number;
+  wait?: Wait;
+  workerWait?: string;
+  time?: TaskTime;
+};
 type CandidateNodeData = { candidate: GraphCandidate; selected: boolean; chosen: boolean };
 type TaskNode = Node<TaskNodeData, "task">;
 type CandidateNode = Node<CandidateNodeData, "candidate">;
@@ -41,12 +48,12 @@ export interface DagCandidate extends GraphCandidate {
 }
 
 const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
-  const { task, wait, time } = data;
+  const { task, wait, workerWait, time } = data;
   const origin = recoveryOf(task.origin);
   const classes = ["dag-node", `state-${task.state}`];
   if (origin) classes.push("recovery");
   if (data.selected) classes.push("selected");
-  if (wait) classes.push("waiting");
+  if (wait || workerWait) classes.push("waiting");
   return (
     <div
       className={classes.join(" ")}
@@ -54,7 +61,14 @@ const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
       data-state={task.state}
       data-origin={task.origin}
       data-waiting={wait ? "true" : undefined}
-      title={wait ? wait.message || firstLine(wait.reason) : task.reason || task.title}
+      data-worker-wait={workerWait ? "true" : undefined}
+      title={
+        wait
+          ? wait.message || firstLine(wait.reason)
+          : workerWait
+            ? `waiting for a worker: ${workerWait}`
+            : task.reason || task.title
+      }
     >
       <Handle type="target" position={Position.Left} isConnectable={false} />
       <div className="dag-node-head">
@@ -73,6 +87,11 @@ const TaskNodeView = memo(function TaskNodeView({ data }: NodeProps<TaskNode>) {
       {wait && (
         <div className="dag-node-tag dag-node-waiting" data-testid={`dag-waiting-${task.id}`}>
           waiting until {clock(wait.until)} (provider)
+        </div>
+      )}
+      {workerWait && !wait && (
+        <div className="dag-node-tag dag-node-waiting" data-testid={`dag-worker-wait-${task.id}`}>
+          waiting for a worker
         </div>
       )}
       {origin && <div className="dag-node-tag">↻ recovery of {origin}</div>}
@@ -121,6 +140,8 @@ interface DagProps {
   onSelect: (task: string, attempt?: string) => void;
   /** Tasks waiting for their model provider, by id. */
   waits?: ReadonlyMap<string, Wait>;
+  /** Tasks whose running attempt waits for a worker node, by id: why. */
+  workerWaits?: ReadonlyMap<string, string>;
   /** How long each task ran (its attempts' wall time), by id. */
   times?: ReadonlyMap<string, TaskTime>;
 }
@@ -133,7 +154,17 @@ export function Dag(props: DagProps) {
   );
 }
 
-function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, waits, times, frame = "" }: DagProps) {
+function DagFlow({
+  tasks,
+  candidates,
+  selectedTask,
+  selectedAttempt,
+  onSelect,
+  waits,
+  workerWaits,
+  times,
+  frame = "",
+}: DagProps) {
   // The layout depends only on the graph's shape, so state changes do not move nodes.
   const shape = tasks.map((t) => `${t.id}<${t.depends_on.join(",")}|${t.origin}`).join(";");
   const candidateShape = candidates.map((c) => `${c.task}#${c.candidate}`).join(";");
@@ -161,6 +192,7 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, w
           selected: task.id === selectedTask,
           candidates: n.candidates.length,
           wait: waits?.get(task.id),
+          workerWait: workerWaits?.get(task.id),
           time: times?.get(task.id),
         },
         draggable: false,
@@ -187,7 +219,7 @@ function DagFlow({ tasks, candidates, selectedTask, selectedAttempt, onSelect, w
       });
     }
     return out;
-  }, [laid, byId, stateOf, selectedTask, selectedAttempt, waits, times]);
+  }, [laid, byId, stateOf, selectedTask, selectedAttempt, waits, workerWaits, times]);
 
   // Controlled nodes that keep what React Flow measured: a node object without `measured`
   // loses its handle positions, and its edges vanish until something resizes it.

@@ -13,7 +13,7 @@ import { useEventStream } from "../stream";
 import { useToasts } from "../toasts";
 import { taskTimes } from "../timeline";
 import { GOAL_DONE, publishPending } from "../types";
-import { waitingTasks } from "../waiting";
+import { waitingTasks, workerWaitingTasks } from "../waiting";
 import type { AttemptSummary, BlitzEvent, Breaker, GoalDetail, TaskDetail } from "../types";
 import { Breakers } from "./Breakers";
 import { CostChart } from "./CostChart";
@@ -182,6 +182,11 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
   const allAttempts = useMemo(
     () => goal?.attempts ?? Object.values(details).flatMap((d) => d.attempts_list),
     [goal, details],
+  );
+  /** Tasks whose running attempt waits for a worker node (from `attempt.waiting`). */
+  const workerWaits = useMemo(
+    () => workerWaitingTasks(events, new Set(allAttempts.filter((a) => a.state === "running").map((a) => a.id))),
+    [events, allAttempts],
   );
   const finishedAt = goal && GOAL_DONE.has(goal.state) && goal.finished_at ? goal.finished_at : 0;
   // The clock matters to durations only while an attempt runs: otherwise the nodes stay as they are.
@@ -381,6 +386,7 @@ export function GoalPage({ goalId, task: selectedTask, attempt: selectedAttempt 
                 selectedAttempt={selectedAttempt}
                 onSelect={select}
                 waits={waits}
+                workerWaits={workerWaits}
                 times={times}
                 frame={selectedTask ? "panel" : "full"}
               />

@@ -1,7 +1,7 @@
 """Best-of-N on a Ray cluster: every candidate of an explored task runs on a worker node, each
-validated there, the best one lands once on the goal branch on the daemon, as with the local
-executor (tests/conductor/test_best_of_n.py). Real Ray nodes, real git
-on both sides, real gates, the scripted backend on the workers."""
+validated there, the best one lands once on the goal branch on the daemon and every candidate's
+work is kept as a ref, as with the local executor (tests/conductor/test_best_of_n.py). Real Ray
+nodes, real git on both sides, real gates, the scripted backend on the workers."""
 
 from __future__ import annotations
 
@@ -54,10 +54,16 @@ async def test_every_candidate_runs_on_a_worker_and_the_best_lands_once(
 
     assert [c.tasks for c in branch_commits(repo, goal.branch)] == [("fix",)]
     assert git(repo, "show", f"{goal.branch}:value.txt") == "fine"
-    # The winner's work is kept as a ref, as with the local executor. A candidate that failed
-    # on its node sends no commit back, so only its record says what went wrong.
+    # Every candidate's work is kept as a ref, the loser's too, as with the local executor
+    # (tests/conductor/test_best_of_n.py): the node sent its commit back although its gate
+    # failed there, and it was never integrated.
     refs = git(repo, "for-each-ref", "--format=%(refname)", f"refs/blitz/attempts/{goal.id}/")
-    assert refs.splitlines() == [by_candidate[2].ref]
-    assert "gate test failed" in by_candidate[1].error
+    assert sorted(refs.splitlines()) == sorted(
+        f"refs/blitz/attempts/{goal.id}/fix/{a.id}" for a in attempts
+    )
+    assert git(repo, "show", f"{by_candidate[1].ref}:value.txt") == "bug"
+    assert git(repo, "show", f"{by_candidate[2].ref}:value.txt") == "fine"
+    assert not by_candidate[1].commit  # on no branch: kept only
+    assert "gate test failed" in by_candidate[1].error, by_candidate[1].error
     [explored] = of_kind(goal_events(app, goal.id), "task.explored")
     assert explored.data["winner"] == by_candidate[2].id

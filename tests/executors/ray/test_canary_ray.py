@@ -12,8 +12,11 @@ that node. Then the canary must appear:
   (task specifications with inline arguments are not shown by Ray's state API). The worker's own
   key is found there, so the scan sees what it looks for;
 * in no file of the nodes' temp directory (every node's logs, the session's files);
-* in nothing Ray's GCS reports of the jobs, actors and nodes (task events are served by the
-  dashboard, which the test cluster does not run: the memory scan covers the task specs);
+* in nothing Ray's GCS reports of the jobs, actors and nodes;
+* in nothing Ray's state API (served by the head's dashboard) lists of the tasks, with detail
+  (their names, runtime_env, required resources, nodes; not their arguments: the memory scan
+  covers those), actors, jobs and workers. The attempt's task is listed there with its
+  resources, so the listing holds what it is checked for;
 
 and the scripted server must have been called with the worker's key (it answers any other with
 401, and the attempt would fail), so the worker's backend used its node's key.
@@ -226,6 +229,39 @@ def test_the_daemons_key_reaches_nothing_of_ray_and_the_worker_uses_its_own(
     assert [j for j in jobs if j["DriverPid"] in drivers]  # the daemon's job is among them
     reported = repr(jobs) + repr(ray._private.state.actors()) + repr(ray.nodes())
     assert CANARY not in reported
+
+    # Nor anything Ray's state API lists: the tasks with detail (the attempt's among them: the
+    # one on the keyed node, which this test added; earlier tests' attempts are listed too).
+    on_keyed = lambda: [t for t in _attempt_tasks(ray_cluster) if t["node_id"] == keyed.node_id]  # noqa: E731
+    [task] = until(on_keyed, "no attempt task on the keyed node in Ray's listing", 120)
+    assert task["required_resources"].get("blitz_backend_embedded") == 1.0
+    assert "runtime_env_info" in task
+    listed = _state_listing(ray_cluster)
+    assert CANARY not in listed and WORKER_KEY not in listed
+
+
+def _attempt_tasks(cluster: RayCluster) -> list[dict[str, Any]]:
+    """The attempts' Ray tasks as Ray's state API lists them, with detail."""
+    from ray.util.state import list_tasks
+
+    tasks = list_tasks(address=cluster.address, detail=True, limit=10_000, timeout=60)
+    return [t.asdict() for t in tasks if "attempt_stream" in (t.get("func_or_class_name") or "")]
+
+
+def _state_listing(cluster: RayCluster) -> str:
+    """Everything Ray's state API lists of the cluster's tasks, actors, jobs and workers."""
+    from ray.util import state
+
+    where = {"address": cluster.address, "timeout": 60}
+    return "".join(
+        repr(found)
+        for found in (
+            state.list_tasks(detail=True, limit=10_000, **where),
+            state.list_actors(detail=True, limit=10_000, **where),
+            state.list_jobs(**where),
+            state.list_workers(detail=True, limit=10_000, **where),
+        )
+    )
 
 
 def _parent(pid: int) -> int:

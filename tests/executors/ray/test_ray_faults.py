@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from ray_cluster import RayCluster
 from ray_helpers import placed_on, ray_engine
 
 from blitz import proctree
+from blitz.conductor.selection import Selection
 from blitz.domain import Attempt, AttemptState, Goal, GoalState, Project, Task
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
 from blitz.executors.ray import remote
@@ -156,3 +158,17 @@ async def test_a_result_for_an_attempt_the_daemon_does_not_wait_for_is_refused()
     # Its own request, but no longer waited for (it ended, was cancelled, timed out).
     with pytest.raises(StaleResult, match="not an attempt this executor is waiting for"):
         await executor.accept(_request("a-old"), late)
+    # A best-of-N candidate's commit comes back whatever its gates said: a stale one is refused
+    # all the same, and its selection hears nothing of it.
+    selection = Selection(2)
+    lost = remote.Result(
+        report=AttemptReport(
+            outcome=Outcome.FAILED,
+            attempt=dataclasses.replace(made, state=AttemptState.FAILED, commit="0" * 40),
+            error="gate test failed",
+        )
+    )
+    candidate = dataclasses.replace(_request("a-new"), selection=selection)
+    with pytest.raises(StaleResult, match="a-old"):
+        await executor.accept(candidate, lost)
+    assert selection.verdicts == {} and not selection.done
