@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from conftest import Daemon
-from gateway import PROTOCOL, Gateway
+from gateway import PROTOCOL, Gateway, message_text
 from relay import Relay
 from websockets.sync.client import ClientConnection, connect
 
@@ -191,7 +191,13 @@ def test_a_spoken_command_in_openclaws_talk_mode_is_answered_by_blitz(
         assert len(audio) > RATE and len(audio) % 2 == 0, (len(audio), shown)
         assert done.get("responseId", "").startswith("blitz-"), done
         talk.request("talk.session.close", {"sessionId": session})
-    assert openclaw_gateway.alive()
+    # Both sides are in the talk session's OpenClaw conversation too.
+    openclaw_gateway.wait_for(
+        "blitz-talk",
+        lambda rows: [_words(message_text(m)) for m in rows] == [_words(heard[0]), _words(said[0])],
+        timeout=30,
+        what="the talk's transcript in the conversation",
+    )
 
 
 def test_the_daemon_down_is_a_clear_error_in_the_talk_session(

@@ -22,7 +22,8 @@
  * | a close               | `onClose`; a failure first `onError` with what went wrong     |
  *
  * And the other way: `sendAudio` is binary frames of 100 ms (`TALK_FRAME`), `handleBargeIn` is
- * `stop`, `sendUserMessage` is a typed utterance (`text`), `close` closes the socket.
+ * `stop`, `close` closes the socket. There is no `sendUserMessage`: what OpenClaw would have a
+ * realtime model say (its own voice controls, greetings) is not a command for blitz.
  *
  * The daemon down, refusing the token, or gone: `connect()` rejects (or `onError` then
  * `onClose("error")` once connected) with an error that says which, with an HTTP-like `status`
@@ -84,7 +85,9 @@ export function realtimeVoiceProvider(settings: RealtimeSettings): RealtimeVoice
       // blitz's VAD hears speech over an answer and stops it (`stopped`); `stop` stops it too.
       supportsBargeIn: true,
       handlesInputAudioBargeIn: true,
-      supportsToolCalls: false,
+      // `supportsToolCalls` stays unset: `false` lets the relay answer a spoken "status" or
+      // "cancel" itself, about OpenClaw's own agent runs, over blitz's answer (its control
+      // owner then calls `sendUserMessage` with its own words). blitz calls no tools.
     },
     isConfigured: () => settings.daemon !== null,
     createBridge: (req) => new VoiceSessionBridge(settings, req),
@@ -238,10 +241,6 @@ class VoiceSessionBridge implements RealtimeBridge {
 
   setMediaTimestamp(): void {
     // blitz paces its own answers; a talk client's media clock changes nothing there.
-  }
-
-  sendUserMessage(message: string): void {
-    if (this.#phase === "open" && message.trim()) this.#socket?.send(JSON.stringify({ type: "text", text: message }));
   }
 
   handleBargeIn(): void {

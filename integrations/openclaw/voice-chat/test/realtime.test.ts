@@ -113,15 +113,16 @@ describe("the realtime voice provider blitz-voice", () => {
   });
 
   it("barge-in: handleBargeIn stops blitz's answer; the audio is cleared and the answer cancelled", async () => {
+    const pcm = await telephony(load({ speechUrl, speechApiKey: speechKey }))({ text: "Help.", cfg, providerConfig: {}, timeoutMs: WAIT_MS });
     const { bridge: session, calls, audio } = bridge({ daemonUrl, daemonToken: token });
     await session.connect();
-    // Four seconds of silence in one call: over the daemon's 64 KiB a frame (1009 if sent
-    // whole), so the provider splits it (into 100 ms frames); the session stays open and answers.
+    // Four seconds of silence before it in one call: over the daemon's 64 KiB a frame (1009 if
+    // sent whole), so the provider splits it; the session stays open and hears what follows.
     session.sendAudio(Buffer.alloc(TALK_RATE * 2 * 4));
-    session.sendUserMessage?.("help"); // a long answer, read at the pace it plays
+    session.sendAudio(Buffer.concat([pcm.audioBuffer, Buffer.alloc(TALK_RATE * 2)]));
     const deadline = Date.now() + WAIT_MS;
     while (audio.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(audio.length).toBeGreaterThan(0);
+    expect(audio.length).toBeGreaterThan(0); // the help, a long answer read at the pace it plays
     session.handleBargeIn?.({ audioPlaybackActive: true });
     const done = await until(calls, isDone);
     expect(done.status).toBe("cancelled");
