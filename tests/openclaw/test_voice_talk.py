@@ -201,11 +201,12 @@ def test_a_spoken_command_in_openclaws_talk_mode_is_answered_by_blitz(
 
 
 def test_the_daemon_down_is_a_clear_error_in_the_talk_session(
-    openclaw_gateway: Gateway, daemon_relay: Relay
+    openclaw_gateway: Gateway, daemon_relay: Relay, blitz_daemon: Daemon
 ) -> None:
     """voice-chat reaches the daemon through the run's relay: with the daemon gone, an open talk
-    session ends with an ``error`` event and a new one fails with "unavailable"; the gateway
-    goes on, and once the daemon is back a session is ready again."""
+    session ends with an ``error`` event and a new one fails with "unavailable" (the reason, never
+    the daemon's token, in the gateway's log); the gateway goes on, and once the daemon is back a
+    session is ready again."""
     with talking(openclaw_gateway) as talk:
         first = talk.request("talk.session.create", {**TALK, "sessionKey": "blitz-talk-down"})
         talk.wait(_of("ready", relaySessionId=first["sessionId"]), "the first session ready")
@@ -226,4 +227,11 @@ def test_the_daemon_down_is_a_clear_error_in_the_talk_session(
             _of("ready", relaySessionId=third["sessionId"]), "a session after the daemon is back"
         )
         talk.request("talk.session.close", {"sessionId": third["sessionId"]})
-    assert "ECONNREFUSED" in openclaw_gateway.log(400) or "dropped" in openclaw_gateway.log(400)
+    # The provider's own words are in the gateway's log (OpenClaw's in the event); no token.
+    logged = (openclaw_gateway.root / "gateway.out").read_text(errors="replace")
+    assert (
+        f"blitz's voice session at {daemon_relay.url.replace('http', 'ws', 1)}/api/voice dropped"
+        in logged
+    )
+    assert f"cannot reach the blitz daemon at {daemon_relay.url.replace('http', 'ws', 1)}" in logged
+    assert blitz_daemon.token not in logged
