@@ -105,6 +105,8 @@ class VoiceSessionBridge implements RealtimeBridge {
   /** The `say` whose audio is coming (its id), until its `said` or `stopped`. */
   #speaking: number | undefined;
   #failed = false;
+  /** While connecting: how `close()` ends the wait for `ready`. */
+  #abandon: (() => void) | undefined;
 
   constructor(
     private readonly settings: RealtimeSettings,
@@ -126,8 +128,9 @@ class VoiceSessionBridge implements RealtimeBridge {
       const timer = setTimeout(() => {
         refuse(new VoiceSessionError(`the blitz daemon at ${this.#target} did not say ready`, 504));
       }, this.settings.connectTimeoutMs);
-      const refuse = (error: VoiceSessionError): void => {
+      const refuse = (error: Error): void => {
         clearTimeout(timer);
+        this.#abandon = undefined;
         if (this.#phase !== "connecting") return;
         this.#phase = "closed";
         this.#log(`voice session refused: ${error.message}`);
@@ -136,6 +139,9 @@ class VoiceSessionBridge implements RealtimeBridge {
         if (socket.readyState === WebSocket.OPEN) socket.close(1000);
         else socket.terminate();
         reject(error);
+      };
+      this.#abandon = () => {
+        refuse(new Error("blitz-voice: the talk session closed before blitz's voice session was ready"));
       };
       socket.on("open", () => {
         socket.send(pcmHello(TALK_RATE));
@@ -167,6 +173,7 @@ class VoiceSessionBridge implements RealtimeBridge {
         const message = parse(bytes(data).toString("utf8"));
         if (message?.type === "ready" && this.#phase === "connecting") {
           clearTimeout(timer);
+          this.#abandon = undefined;
           this.#phase = "open";
           resolve();
           this.req.onReady?.();
@@ -256,6 +263,10 @@ class VoiceSessionBridge implements RealtimeBridge {
   }
 
   close(): void {
+    if (this.#phase === "connecting") {
+      this.#abandon?.(); // rejects connect(), closes the socket
+      return;
+    }
     const socket = this.#socket;
     const phase = this.#phase;
     this.#phase = "closed";

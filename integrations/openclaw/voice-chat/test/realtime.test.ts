@@ -142,6 +142,15 @@ describe("the realtime voice provider blitz-voice", () => {
     expect(calls.filter((call) => call.kind === "ready")).toEqual([]);
   });
 
+  it("closed before blitz is ready: connect() fails and nothing is reported", async () => {
+    const { bridge: session, calls } = bridge({ daemonUrl, daemonToken: token });
+    const connecting = session.connect();
+    await session.close();
+    await expect(connecting).rejects.toThrow("closed before blitz's voice session was ready");
+    expect(session.isConnected()).toBe(false);
+    expect(calls).toEqual([]);
+  });
+
   it("the daemon down or not set: connect() fails with a 503-like error that says so", async () => {
     const port = await deadPort();
     const down = bridge({ daemonUrl: `http://127.0.0.1:${String(port)}`, daemonToken: token });
