@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 from conftest import Daemon
 from gateway import PROTOCOL, Gateway, message_text
 from relay import Relay
@@ -84,10 +85,13 @@ class Talk:
                 assert frame.get("ok"), f"{method} refused: {frame.get('error')}"
                 return frame.get("payload")
 
-    def wait(self, found: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
-        """The first ``talk.event`` payload (kept or coming) that ``found`` holds for."""
+    def wait(
+        self, found: Callable[[dict[str, Any]], bool], what: str, after: int = 0
+    ) -> dict[str, Any]:
+        """The first ``talk.event`` payload (kept from index ``after`` on, or coming) that
+        ``found`` holds for."""
         deadline = time.monotonic() + WAIT
-        seen = 0
+        seen = after
         while True:
             for event in self.events[seen:]:
                 if found(event):
@@ -235,3 +239,36 @@ def test_the_daemon_down_is_a_clear_error_in_the_talk_session(
     )
     assert f"cannot reach the blitz daemon at {daemon_relay.url.replace('http', 'ws', 1)}" in logged
     assert blitz_daemon.token not in logged
+
+
+def test_blitz_speaks_up_in_the_talk_session_when_a_goal_finishes(
+    openclaw_gateway: Gateway, blitz_daemon: Daemon
+) -> None:
+    """With a talk session open and nothing said, a goal finishing on the daemon is told in it:
+    blitz's speak-up (README "Voice") as the assistant's transcript, its speech and its end."""
+    title = f"Greet the talk session {uuid.uuid4().hex[:6]}"
+    with talking(openclaw_gateway) as talk:
+        created = talk.request("talk.session.create", {**TALK, "sessionKey": "blitz-talk-news"})
+        talk.wait(_of("ready"), "the session ready")
+        submitted = httpx.post(
+            f"{blitz_daemon.url}/api/goals",
+            json={"project": "api", "title": title},
+            headers={"Authorization": f"Bearer {blitz_daemon.token}"},
+            timeout=30,
+        )
+        assert submitted.status_code == 201, submitted.text
+        news = talk.wait(
+            lambda e: (
+                e.get("type") == "transcript"
+                and e.get("role") == "assistant"
+                and title in str(e.get("text"))
+            ),
+            "blitz's speak-up about the goal",
+        )
+        assert "finished" in news["text"], news
+        at = talk.events.index(news)
+        done = talk.wait(_of("audioDone"), "the end of the speak-up", after=at)
+        spoken = [e for e in talk.events[at : talk.events.index(done)] if e.get("type") == "audio"]
+        assert spoken, talk.events[at:]
+        assert not [e for e in talk.events if e.get("type") == "error"], talk.events
+        talk.request("talk.session.close", {"sessionId": created["sessionId"]})
