@@ -152,6 +152,15 @@ def _of(kind: str, **more: Any) -> Callable[[dict[str, Any]], bool]:
     )
 
 
+def _shown(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events a failure shows: all but the audio ones, without the audio."""
+    return [
+        {k: v for k, v in e.items() if k not in ("audioBase64", "relaySessionId")}
+        for e in events
+        if e.get("type") not in ("inputAudio", "audio")
+    ]
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
@@ -177,11 +186,7 @@ def test_a_spoken_command_in_openclaws_talk_mode_is_answered_by_blitz(
         talk.wait(_of("ready"), "the session ready (the daemon's voice session open)")
         _append(talk, session, pcm + bytes(2 * RATE))  # the command, then a second of silence
         done = talk.wait(_of("audioDone"), "the end of blitz's answer")
-        shown = [
-            {k: v for k, v in e.items() if k not in ("audioBase64", "relaySessionId")}
-            for e in talk.events
-            if e.get("type") not in ("inputAudio", "audio")
-        ]
+        shown = _shown(talk.events)
         transcripts = [e for e in talk.events if e.get("type") == "transcript" and e.get("final")]
         heard = [e["text"] for e in transcripts if e["role"] == "user"]
         said = [e["text"] for e in transcripts if e["role"] == "assistant"]
@@ -272,3 +277,36 @@ def test_blitz_speaks_up_in_the_talk_session_when_a_goal_finishes(
         assert spoken, talk.events[at:]
         assert not [e for e in talk.events if e.get("type") == "error"], talk.events
         talk.request("talk.session.close", {"sessionId": created["sessionId"]})
+
+
+def test_cancel_output_stops_blitzs_answer_and_the_session_goes_on(
+    openclaw_gateway: Gateway, speech_server: SpeechServer
+) -> None:
+    """``talk.session.cancelOutput`` (a talk client's barge-in) during blitz's answer: applied,
+    blitz stops it (its ``stopped``: the ``clear`` with reason ``barge-in``), and the next
+    command in the same session is heard and answered."""
+    help, asked = _spoken(speech_server, "Help."), _spoken(speech_server, ASKED)
+    with talking(openclaw_gateway) as talk:
+        created = talk.request("talk.session.create", {**TALK, "sessionKey": "blitz-talk-cut"})
+        session = created["sessionId"]
+        talk.wait(_of("ready"), "the session ready")
+        _append(talk, session, help + bytes(2 * RATE))
+        first = talk.wait(_of("audio"), "the help's first audio")
+        turn = first["talkEvent"]["turnId"]
+        cancelled = talk.request(
+            "talk.session.cancelOutput",
+            {"sessionId": session, "turnId": turn, "reason": "barge-in"},
+        )
+        assert cancelled.get("status") == "applied", (cancelled, _shown(talk.events))
+        talk.wait(_of("clear", reason="barge-in"), "blitz's answer stopped")
+        at = len(talk.events)
+        _append(talk, session, asked + bytes(2 * RATE))
+        answer = talk.wait(
+            lambda e: e.get("type") == "transcript" and e.get("role") == "assistant",
+            "the next answer",
+            after=at,
+        )
+        assert ANSWER.match(answer["text"]), _shown(talk.events)
+        talk.wait(_of("audioDone"), "the next answer's end", after=at)
+        assert not [e for e in talk.events if e.get("type") == "error"], _shown(talk.events)
+        talk.request("talk.session.close", {"sessionId": session})
