@@ -28,6 +28,9 @@ c. **Scaling.** One goal of ``--wide`` independent tasks, each agent sleeping ``
    nodes of ``--slots`` slots (nodes added between sizes), with the local executor at
    ``--slots`` slots as baseline. Ideal: ceil(tasks / total slots) * step. Target: <= 1.2x.
    The wall time includes the start of each node's Ray worker processes for its first wave.
+   Beside it: how busy the machine's cores were during the goal (``/proc/stat``, every process)
+   and the CPU seconds per attempt: with every node on one machine, a goal that keeps all its
+   cores busy is bound by them, not by waiting on the executor.
 
 The issue's targets are for the full run (``--full``: 20 chain tasks, 20,000 files, 32 tasks
 of 20 s on 1, 2 and 4 nodes, about 12 minutes on 2 cores); the default is a short run with
@@ -309,6 +312,17 @@ async def transfer_bytes(root: Path, counted: Counted, files: int, rounds: int) 
 # -- c. scaling ----------------------------------------------------------------------------------
 
 
+CORES = os.cpu_count() or 1
+
+
+def machine_cpu() -> float:
+    """CPU seconds this machine's cores have been busy since boot, every process counted (the
+    Ray nodes, the daemon, the agents' git and sandboxes): ``/proc/stat`` less idle and iowait."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 async def scaling(
     root: Path, cluster: RayNodes, ray: RayExecutor, sizes: Sequence[int], tasks: int,
     step: float, slots: int, with_local: bool,
@@ -324,16 +338,19 @@ async def scaling(
             await wait_workers(cluster, ray)
         total = slots * nodes
         before = len(ray.placed)
+        busy_before = machine_cpu()
         wall, _ = await run_goal(
             root / "c" / f"home-{kind}-{nodes}", repo,
             scenario(tasks, chain=False, step=step, tag=f"{kind}{nodes}"), executor, total,
         )  # fmt: skip
+        cpu_s = machine_cpu() - busy_before
         ideal = math.ceil(tasks / total) * step
         spread = Counter(node for _, node in ray.placed[before:]) if kind == "ray" else Counter()
         rows.append({
             "executor": kind, "nodes": nodes, "slots": total, "tasks": tasks, "step_s": step,
             "wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal,
             "per_node": sorted(spread.values(), reverse=True),
+            "cpu_s": cpu_s, "cpu_busy": cpu_s / (wall * CORES),
             "pass": wall / ideal <= WALL_RATIO,
         })  # fmt: skip
     return rows
@@ -384,8 +401,8 @@ def report(found: dict[str, Any]) -> str:
             "c. independent tasks with a timed scripted agent",
             "",
             "| executor | nodes | slots | tasks x step | wall | ideal | ratio | attempts per node "
-            "| target |",
-            "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- |",
+            f"| machine CPU busy ({CORES} cores) | CPU s per attempt | target |",
+            "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |",
         ]
         for r in found["c"]:
             per_node = ", ".join(map(str, r["per_node"])) or "-"
@@ -394,7 +411,7 @@ def report(found: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['executor']} | {nodes} | {r['slots']} | {r['tasks']} x {r['step_s']:g} s | "
                 f"{r['wall_s']:.1f} s | {r['ideal_s']:.0f} s | {r['ratio']:.2f}x | {per_node} | "
-                f"{target} |"
+                f"{r['cpu_busy']:.0%} | {r['cpu_s'] / r['tasks']:.2f} s | {target} |"
             )
     return "\n".join(lines)
 

@@ -258,6 +258,12 @@ def _file_section(title: str, text: str, room: int) -> str:
 # -- the file tree -----------------------------------------------------------------------------
 
 
+async def file_tree(repo: Path, room: int) -> str:
+    """The repository's files as the planner sees them (``## Files (N)`` and the paths, collapsed
+    to directories when they do not fit in ``room`` characters); "" for an empty repository."""
+    return _tree_section(await _list_files(repo), room)
+
+
 def _tree_section(paths: Sequence[str], room: int) -> str:
     """Every path, or (when too long) the paths collapsed to directories with their file counts
     at the deepest level that fits, or (when even that is too long) the first top-level

@@ -52,6 +52,7 @@ from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, ToolLimits
 from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
+from blitz.context import file_tree
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
 from blitz.llm.errors import ModelOutputError, ProviderError, classify, stopped_usage
@@ -69,7 +70,8 @@ watching: work until the task is done.
 
 - Make the change the task asks for, and keep it minimal: change only what the task needs, in the \
 style of the surrounding code.
-- Use paths relative to the repository root (e.g. 'src/app.py'); nothing outside it is reachable.
+- Use paths relative to the repository root, as the task's file list shows them; nothing outside \
+it is reachable.
 - Look before you change: list, search and read the relevant code first.
 - Run the project's checks (tests, type checker, linter) with run_command when that helps you \
 verify the change.
@@ -85,8 +87,12 @@ TEXT_REASKS = 2
 """Re-asks of one run, in the same conversation, when the model answers without calling a tool
 (no call yet, or calls it wrote that cannot be made) or its output degenerates."""
 
-DEGENERATE = frozenset({"repeating", "too_long"})
+DEGENERATE = frozenset({"repeating", "too_long", "empty"})
 """Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
+
+FILE_TREE_CHARS = 2_000
+"""Room for the repository's file list in the task prompt: a model that sees where the files are
+does not guess paths (a small model copies any example path it is given)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,8 +229,9 @@ class EmbeddedBackend:
         """The run: the agent's turns, and up to :data:`TEXT_REASKS` re-asks in the same
         conversation when the model answers with no tool call or its output degenerates."""
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
-        model = TextCallingModel(self.model)
-        prompt: str | None = task_prompt(request)
+        model = TextCallingModel(self.model, allow_empty=False)
+        tree = await file_tree(request.worktree, FILE_TREE_CHARS)
+        prompt: str | None = task_prompt(request, after=tree)
         history: list[ModelMessage] | None = None
         reasks = 0
         async with self.model:
@@ -349,8 +356,13 @@ class _Stopped:
 def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) -> str | None:
     """What to tell the model when re-asking it (None: the run ends as it stopped)."""
     if stopped.degenerate is not None:
-        repeating = stopped.degenerate.failure.reason == "repeating"
-        what = "repeated itself" if repeating else "went on too long"
+        reason = stopped.degenerate.failure.reason
+        if reason == "empty":
+            return (
+                "Your last answer was empty. The task is not done until you call finish: make"
+                " the next tool call now, or call finish if the task is done."
+            )
+        what = "repeated itself" if reason == "repeating" else "went on too long"
         return (
             f"Your last answer {what} and was stopped. Answer again,"
             " shorter: make the next tool call, or call finish if the task is done."

@@ -129,9 +129,11 @@ class ProviderFailure:
 
 class OutputStopped(Exception):
     """A streamed answer abandoned before its end: it repeated itself (``reason`` ``repeating``)
-    or ran past the cap on a whole call (``too_long``). See :mod:`blitz.llm.streaming`."""
+    or ran past the cap on a whole call (``too_long``), see :mod:`blitz.llm.streaming`; or an
+    answer that held nothing, refused where a call was due (``empty``, see
+    :mod:`blitz.llm.text_calls`)."""
 
-    def __init__(self, reason: Literal["repeating", "too_long"], message: str) -> None:
+    def __init__(self, reason: Literal["repeating", "too_long", "empty"], message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message

@@ -10,6 +10,11 @@ call whose arguments break the tool's schema gets pydantic-ai's retry prompt.
 Calls that cannot be made at all (unreadable JSON, a tool that is not offered) are left in the text
 and listed in :attr:`TextCallingModel.failed`, for the agent to re-ask with their errors.
 
+An empty answer (no call, no text: a small model often ends its turn at once after a tool's
+result) is refused with a :class:`~blitz.llm.errors.ModelOutputError` of reason ``empty`` when
+the wrapper is made with ``allow_empty=False``, for the agent to re-ask with a correction rather
+than pydantic-ai's generic "Please return text" retry; its usage travels with it.
+
 An answer stopped for repeating itself (:class:`~blitz.llm.errors.OutputStopped`) whose text
 already held complete calls (a small model often writes its call, then explains it in a loop)
 comes back with those calls, as if it had ended there.
@@ -49,7 +54,7 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
-from blitz.llm.errors import ModelOutputError, OutputStopped, ProviderConfigError
+from blitz.llm.errors import ModelOutputError, OutputStopped, ProviderConfigError, ProviderFailure
 from blitz.llm.text_tools import TextToolCall, find_tool_calls, tool_calling_instructions
 
 _EMPTY_WRAPPERS = re.compile(r"</?tool_call>|```[\w+.-]*\s*```", re.I)
@@ -86,9 +91,15 @@ class TextCallingModel(WrapperModel):
     """
 
     def __init__(
-        self, wrapped: Model, *, text_mode_fallback: bool = True, text_mode: bool = False
+        self,
+        wrapped: Model,
+        *,
+        text_mode_fallback: bool = True,
+        text_mode: bool = False,
+        allow_empty: bool = True,
     ) -> None:
         super().__init__(wrapped)
+        self.allow_empty = allow_empty
         self.offered: dict[str, dict[str, Any]] = {}
         self.failed: list[str] = []
         self.text_mode = text_mode
@@ -114,7 +125,20 @@ class TextCallingModel(WrapperModel):
             if salvaged is None:
                 raise
             return salvaged
-        return self._with_calls(response)
+        response = self._with_calls(response)
+        if not self.allow_empty and _empty(response):
+            empty = OutputStopped("empty", "its answer was empty")
+            empty.partial = response
+            raise ModelOutputError(
+                ProviderFailure(
+                    kind="bad_output",
+                    status=None,
+                    retry_after=None,
+                    reason="empty",
+                    message="the model's output was unusable: its answer was empty",
+                )
+            ) from empty
+        return response
 
     async def _request(
         self,
@@ -189,6 +213,14 @@ class TextCallingModel(WrapperModel):
             for call in usable
         )
         return replace(response, parts=parts)
+
+
+def _empty(response: ModelResponse) -> bool:
+    """Whether ``response`` holds no call and no text but blank space."""
+    return not any(
+        isinstance(part, ToolCallPart) or (isinstance(part, TextPart) and part.content.strip())
+        for part in response.parts
+    )
 
 
 def _with_instructions(parts: list[InstructionPart] | None, how: str) -> list[InstructionPart]:

@@ -1,0 +1,105 @@
+"""What the embedded agent gives a model so it does not lose its way, and how it answers a model
+that says nothing: the task prompt lists the repository's files (a small model otherwise guesses
+paths), and an empty answer is re-asked with a correction in the same conversation, then fails
+the attempt saying so. The real pydantic-ai/openai client talks to a scripted chat-completions
+server on 127.0.0.1; the tools change a real git worktree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backend_helpers import assert_script_done, task
+from embedded_helpers import COMPATIBLE, KEY, backend
+
+from blitz.testing.model_server import ModelServer
+
+HELLO = "def hello():\n    return 'hello'\n"
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+def call_text(name: str, **arguments: Any) -> str:
+    return json.dumps({"name": name, "arguments": arguments})
+
+
+def commit(worktree: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (worktree / name).parent.mkdir(parents=True, exist_ok=True)
+        (worktree / name).write_text(text)
+    subprocess.run(["git", "add", "."], cwd=worktree, check=True, timeout=30)
+    subprocess.run(["git", "commit", "-qm", "files"], cwd=worktree, check=True, timeout=30)
+
+
+async def test_the_task_prompt_lists_the_repositorys_files(
+    server: ModelServer, worktree: Path
+) -> None:
+    commit(worktree, {"textutil.py": "", "test_textutil.py": "", "docs/guide.md": ""})
+    server.add({"reply": {"text": call_text("finish", summary="Nothing to do.")}})
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    assert result.ok, result.error
+    prompt = server.requests[0].last_user_text
+    files = prompt[prompt.index("## Files (4)") :].splitlines()[1:]
+    assert files == ["README.md", "docs/guide.md", "test_textutil.py", "textutil.py"]
+    # No example path for a small model to copy.
+    assert "src/" not in json.dumps(server.requests[0].body["messages"])
+
+
+async def test_an_empty_answer_is_re_asked_and_the_run_goes_on(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [{"name": "list_dir", "input": {}}]}},
+        {"match_tool_result": "README.md", "reply": {"text": ""}},
+        {
+            "match": "Your last answer was empty",
+            "reply": {
+                "tool_calls": [
+                    {"name": "write_file", "input": {"path": "hello.py", "content": HELLO}}
+                ]
+            },
+        },
+        {
+            "match_tool_result": "wrote 32 bytes",
+            "reply": {"text": call_text("finish", summary="Added hello().")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    assert result.ok, result.error
+    assert (worktree / "hello.py").read_text() == HELLO
+    assert any(m.startswith("re-asked: Your last answer was empty.") for m in result.messages)
+    # The re-ask follows the tool's result in the same conversation; the empty answer is not
+    # kept in it.
+    reask = server.requests[2].body["messages"]
+    assert [m["role"] for m in reask[-3:]] == ["assistant", "tool", "user"]
+    assert not any(m["role"] == "assistant" and not m.get("tool_calls") for m in reask)
+    assert_script_done(server)
+
+
+async def test_empty_answers_that_go_on_fail_the_attempt_saying_so(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [{"name": "list_dir", "input": {}}]}},
+        {"reply": {"text": "  \n"}, "times": -1},
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    assert not result.ok and not result.crashed and not result.config_error
+    assert result.error == "the model's output was unusable: its answer was empty"
+    assert len(server.requests) == 4  # the task, the empty answer and two re-asks
+    # Every answer's tokens are counted, the empty ones' too (100 in, 20 out each, as scripted).
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (400, 80)
