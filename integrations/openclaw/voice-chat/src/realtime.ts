@@ -192,6 +192,9 @@ class VoiceSessionBridge implements RealtimeBridge {
         return;
       case "say": {
         const id = Number(message.id);
+        // The daemon says one answer at a time; should one start before the last's `said`,
+        // the last is over (the relay fails a session whose answers overlap).
+        if (this.#speaking !== undefined) this.#finish(this.#speaking, false);
         this.#speaking = id;
         req.onEvent?.({ direction: "server", type: "response.created", responseId: responseId(id) });
         req.onTranscript?.("assistant", text(message), true);
