@@ -48,10 +48,8 @@ export const REALTIME_PROVIDER = "blitz-voice";
 /** OpenClaw's talk audio (`REALTIME_VOICE_AUDIO_FORMAT_PCM16_24KHZ`), and blitz's speech. */
 export const TALK_RATE = 24_000;
 const PCM16_24K = { encoding: "pcm16", sampleRateHz: TALK_RATE, channels: 1 } as const;
-/** Bytes of talk audio per frame to the daemon: 100 ms, as a microphone sends it. A talk
- * client may append seconds at once; the daemon takes frames up to 64 KiB, but its VAD keeps
- * 0.8 s before the frame in which speech starts, so a frame of over a second would lose the
- * start of what was said ("how is it going" heard as "going"). */
+/** Bytes of talk audio per frame to the daemon: 100 ms, as a microphone sends it (a talk
+ * client may append seconds at once; the daemon takes at most 64 KiB a frame). */
 export const TALK_FRAME = (TALK_RATE * 2) / 10;
 
 export interface RealtimeSettings {

@@ -89,8 +89,8 @@ describe("the realtime voice provider blitz-voice", () => {
     await session.connect();
     expect(session.isConnected()).toBe(true);
     expect(calls[0]).toEqual({ kind: "ready" });
-    // As the relay appends it: two seconds a call (the provider splits them into 100 ms frames,
-    // else the VAD's pre-roll would drop the start), then the silence the VAD ends it on.
+    // As the relay appends it: two seconds a call (the provider splits them into 100 ms frames),
+    // then the silence the VAD ends it on.
     const spoken = Buffer.concat([pcm.audioBuffer, Buffer.alloc(TALK_RATE * 2)]); // + 1 s of silence
     for (let at = 0; at < spoken.length; at += 96_000) session.sendAudio(spoken.subarray(at, at + 96_000));
     const done = await until(calls, isDone);
