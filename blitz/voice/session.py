@@ -61,6 +61,10 @@ ENDING_S = 10.0
 """Seconds a session's tasks get to end once it is over (each is cancelled first)."""
 PRE_ROLL_S = 0.8
 """Seconds of audio kept from before the VAD heard speech start (its first syllable)."""
+SLICE_S = 0.1
+"""Seconds of pcm16 the VAD judges at a time: a frame may hold up to 64 KiB (over a second),
+and the pre-roll and the end of an utterance are placed at the slice speech starts or ends in,
+not at the end of the frame (whole, a frame of seconds lost the start of a command)."""
 HELLO_WAIT_S = 1.0
 """Seconds to wait for a hello before ``ready`` with the defaults."""
 LEAD_S = 1.0
@@ -190,6 +194,16 @@ class VoiceSession:
 
     async def _heard(self, data: bytes) -> None:
         frames.check_size(len(data), "binary")
+        listening = self.listening
+        if listening.format != "pcm16":
+            await self._judged(data)
+            return
+        step = 2 * round(listening.rate * SLICE_S)  # whole samples
+        for at in range(0, len(data), step):
+            await self._judged(data[at : at + step])
+
+    async def _judged(self, data: bytes) -> None:
+        """One slice of audio into the utterance and past the VAD."""
         samples = self.listening.add(data)
         endpointer = self.endpointer
         if endpointer is None or not samples.size:

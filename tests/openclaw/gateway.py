@@ -105,6 +105,17 @@ def config(
         "telemetry": {"enabled": False},
         "logging": {"file": str(state / "gateway.log")},
         "tools": {"toolSearch": False, "alsoAllow": [plugin.id for plugin in plugins]},
+        # OpenClaw's relayed talk mode on voice-chat's realtime voice provider (blitz's voice
+        # session): docs/nodes/talk.md in the openclaw package.
+        "talk": {
+            "realtime": {
+                "provider": "blitz-voice",
+                "providers": {"blitz-voice": {}},
+                "mode": "realtime",
+                "transport": "gateway-relay",
+                "brain": "agent-consult",
+            }
+        },
         "plugins": {
             "load": {"paths": [str(plugin.path) for plugin in plugins]},
             "entries": {
@@ -379,14 +390,14 @@ PLUGINS = ("fleet", "voice-chat")
 
 
 def plugin_config(name: str, daemon: Daemon, relay: Relay, speech: SpeechServer) -> dict[str, Any]:
-    """What each plugin is configured with: the suite's daemon (fleet's through the relay), and
-    for voice-chat the speech server."""
+    """What each plugin is configured with: the suite's daemon (through the relay), and for
+    voice-chat the speech server."""
     return {
         "fleet": {"url": relay.url, "token": daemon.token},
         "voice-chat": {
             "speechUrl": speech.url,
             "speechApiKey": speech.key,
-            "daemonUrl": daemon.url,
+            "daemonUrl": relay.url,
             "daemonToken": daemon.token,
         },
     }[name]

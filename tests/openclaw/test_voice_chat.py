@@ -103,8 +103,8 @@ def test_openclaw_loads_voice_chat_with_its_providers_and_route(
     installed: OpenClawHome, blitz_daemon: Daemon, speech_server: SpeechServer
 ) -> None:
     """``openclaw plugins inspect voice-chat --runtime`` loads the plugin: the speech provider,
-    the transcription provider and the route registered; the daemon's token and the speech key
-    not shown."""
+    the transcription provider, the realtime voice provider and the route registered; the
+    daemon's token and the speech key not shown."""
     found = installed.inspect(PLUGIN)
     shown = json.dumps(found)
     assert blitz_daemon.token not in shown and speech_server.key not in shown
@@ -117,6 +117,9 @@ def test_openclaw_loads_voice_chat_with_its_providers_and_route(
     assert {c["kind"]: c["ids"] for c in found["capabilities"]} == {
         "speech": ["blitz-speech"],
         "media-understanding": ["blitz-transcription"],
+        "realtime-voice": [
+            "blitz-voice"
+        ],  # OpenClaw's talk mode (tests/openclaw/test_voice_talk.py)
     }
     assert not [d for d in found["diagnostics"] if d["level"] == "error"], found["diagnostics"]
 

@@ -108,6 +108,29 @@ async def test_a_pause_ends_an_utterance_only_when_the_vad_ends_it(
     await voice.close()
 
 
+async def test_frames_of_seconds_lose_no_word_and_the_vad_ends_each_utterance(
+    live: Start, speech_server: SpeechServer, tmp_path: Path
+) -> None:
+    """Frames of almost 64 KiB (nearly 2 s each, sent at once, as a relay may batch a
+    microphone): the start of a command is kept (the pre-roll counts from where speech starts,
+    not from the end of its frame), and a pause inside a frame still ends the utterance there."""
+    running = await live(SCENARIO, **speech_settings(speech_server))
+    await running.add_project(make_repo(tmp_path, "calc"))
+    first = await spoken(speech_server, COMMAND)
+    then = await spoken(speech_server, "And a divide function.")
+    voice = await Voice.open(ws_url(str(running.http.base_url)), running.token)
+    audio = silence(0.3) + first + silence(1.5) + then + silence(1.2)
+    for at in range(0, len(audio), 60_000):
+        await voice.socket.send(audio[at : at + 60_000])
+    said = await voice.until("heard")
+    assert {"start", "goal", "multiply"} <= set(words(said["text"])), said
+    assert "divide" not in words(said["text"]), said
+    while not (isinstance(got := await voice.next(), dict) and got["type"] == "heard"):
+        pass  # the answer to the first half (spoken, or cut off by the second)
+    assert "divide" in words(got["text"]) and "multiply" not in words(got["text"]), got
+    await voice.close()
+
+
 async def test_webm_opus_is_understood_when_the_utterance_ends(
     live: Start, speech_server: SpeechServer, tmp_path: Path
 ) -> None:

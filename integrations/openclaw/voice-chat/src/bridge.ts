@@ -20,6 +20,11 @@ import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "openclaw/plugin-sdk/websocket-runtime";
 import type { RawData } from "ws";
 
+import type { Daemon } from "./daemon-voice.js";
+import { bytes, failure, openVoiceSession, pcmHello, voiceUrl } from "./daemon-voice.js";
+
+export { bytes, voiceUrl } from "./daemon-voice.js";
+
 /** Close codes this bridge sends of its own (the daemon's own pass through). */
 export const BAD_GATEWAY = 1014;
 export const INTERNAL = 1011;
@@ -36,7 +41,7 @@ export const MAX_WAITING = 2 * 1024 * 1024;
 const TOO_BIG = 1009;
 
 export interface BridgeSettings {
-  readonly daemon: { readonly url: string; readonly token: string } | null;
+  readonly daemon: Daemon | null;
   readonly sampleRate: number;
   /** Milliseconds the daemon gets to answer the upgrade. */
   readonly connectTimeoutMs: number;
@@ -48,15 +53,6 @@ export interface VoiceBridge {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Closes every bridged session (the plugin is stopping). */
   close(): void;
-}
-
-/** `ws://host:port/api/voice` of a daemon at `http://host:port`. */
-export function voiceUrl(daemonUrl: string): string {
-  const url = new URL(daemonUrl);
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.pathname = url.pathname.replace(/\/+$/, "") + "/api/voice";
-  url.search = "";
-  return url.toString();
 }
 
 export function createVoiceBridge(settings: BridgeSettings): VoiceBridge {
@@ -86,12 +82,11 @@ interface Frame {
 function join(client: WebSocket, settings: BridgeSettings): void {
   const daemon = settings.daemon;
   if (!daemon) {
-    client.close(INTERNAL, "voice-chat: daemonUrl is not set in the plugin's config");
+    client.close(INTERNAL, failure.unset);
     return;
   }
   const target = voiceUrl(daemon.url);
-  const headers: Record<string, string> = daemon.token ? { Authorization: `Bearer ${daemon.token}` } : {};
-  const upstream = new WebSocket(target, { headers, handshakeTimeout: settings.connectTimeoutMs });
+  const upstream = openVoiceSession(daemon, settings.connectTimeoutMs);
   const waiting: Frame[] = [];
   let waitingBytes = 0;
   let helloSent = false;
@@ -117,7 +112,7 @@ function join(client: WebSocket, settings: BridgeSettings): void {
     clearTimeout(helloTimer);
     const first = waiting[0];
     if (first === undefined || !isHello(first)) {
-      upstream.send(JSON.stringify({ type: "hello", format: "pcm16", sample_rate: settings.sampleRate }));
+      upstream.send(pcmHello(settings.sampleRate));
     }
     for (const frame of waiting.splice(0)) upstream.send(frame.data, { binary: frame.isBinary });
   };
@@ -155,17 +150,17 @@ function join(client: WebSocket, settings: BridgeSettings): void {
   });
   upstream.on("close", (code, reason) => {
     if (code === 1006) {
-      finish(BAD_GATEWAY, `blitz's voice session at ${target} dropped (the daemon went away)`);
+      finish(BAD_GATEWAY, failure.dropped(target));
     } else {
       finish(sendable(code) ? code : 1000, reason.toString());
     }
   });
   upstream.on("unexpected-response", (request, response) => {
     request.destroy();
-    finish(BAD_GATEWAY, `the blitz daemon at ${target} refused the voice session (HTTP ${response.statusCode ?? 0})`);
+    finish(BAD_GATEWAY, failure.refused(target, response.statusCode));
   });
   upstream.on("error", (error: Error & { code?: string }) => {
-    finish(BAD_GATEWAY, `cannot reach the blitz daemon at ${target}: ${error.code ?? error.message}`);
+    finish(BAD_GATEWAY, failure.unreachable(target, error));
   });
 }
 
@@ -177,12 +172,6 @@ function isHello(frame: Frame): boolean {
   } catch {
     return false;
   }
-}
-
-/** A frame's payload as one Buffer (ws hands it over as a Buffer, an ArrayBuffer or pieces). */
-export function bytes(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
 /** Codes a peer may send in a close frame (1005, 1006 and 1015 are only ever reported). */

@@ -17,6 +17,7 @@ import type {
 } from "openclaw/plugin-sdk/plugin-entry";
 
 import { register } from "../src/index.js";
+import type { RealtimeVoiceProvider } from "../src/realtime.js";
 
 type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => unknown;
 
@@ -37,6 +38,7 @@ export function telephony(plugin: Registered): NonNullable<SpeechProviderPlugin[
 export interface Registered {
   speech: SpeechProviderPlugin;
   transcription: MediaUnderstandingProviderPlugin;
+  realtime: RealtimeVoiceProvider;
   routes: { path: string; auth: string; handleUpgrade?: UpgradeHandler }[];
   logged: string[];
 }
@@ -59,12 +61,15 @@ export function load(pluginConfig: Record<string, unknown>): Registered {
     registerMediaUnderstandingProvider: (provider: MediaUnderstandingProviderPlugin) => {
       found.transcription = provider;
     },
+    registerRealtimeVoiceProvider: (provider: RealtimeVoiceProvider) => {
+      found.realtime = provider;
+    },
     registerHttpRoute: (route: Registered["routes"][number]) => {
       found.routes.push(route);
     },
   } as unknown as OpenClawPluginApi;
   register(api);
-  if (!found.speech || !found.transcription) throw new Error("the plugin registered no providers");
+  if (!found.speech || !found.transcription || !found.realtime) throw new Error("the plugin registered no providers");
   return found as Registered;
 }
 
