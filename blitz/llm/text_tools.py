@@ -11,7 +11,8 @@ wrote neither a call nor anything that can be read as one.
 Pure functions over text and JSON schemas, no model framework. A ``<tool_call>`` tag is always
 meant as a call, so whatever is wrong with one (unreadable JSON, a tool that is not offered) comes
 back as a call with an error for the model. JSON elsewhere counts only when it names an offered
-tool and carries arguments, so prose, code or a fenced ``package.json`` never becomes a call. A
+tool and carries arguments, so prose, code or a fenced ``package.json`` never becomes a call, nor
+does a tool's definition copied out of the prompt (``{"name": ..., "parameters": <a schema>}``). A
 call naming something that is no tool (small models write the task's or the file's name) is a call
 of the one offered tool whose parameters its arguments fit, when exactly one does.
 """
@@ -202,6 +203,13 @@ def _call(
         obj = obj["function"]
     name = obj.get("name")
     key = next((k for k in ARGUMENT_KEYS if k in obj), None)
+    if key is not None and _schema_like(obj[key]):
+        # A tool's definition written back (Qwen's template lists them in <tools> tags, and a
+        # small model may copy that list out): not a call, whatever its name.
+        if not meant:
+            return None
+        what = f"the definition of {name}" if isinstance(name, str) and name else "a definition"
+        return _unreadable(form, span, f"that is {what}, not a call of it", name=None)
     if key is not None and name not in offered:
         name = _tool_for(obj[key], offered) or name
     if not meant and (key is None or name not in offered):
@@ -228,6 +236,16 @@ def _call(
         problem += signature(name, offered[name])
     return TextToolCall(
         name=name, arguments=arguments, error=problem, form=form, span=span, readable=readable
+    )
+
+
+def _schema_like(raw: Any) -> bool:
+    """Whether ``raw`` is a JSON schema of an object (``{"type": "object", "properties": {...}}``)
+    rather than arguments: no tool of blitz's takes parameters named ``type`` and ``properties``."""
+    return (
+        isinstance(raw, Mapping)
+        and raw.get("type") == "object"
+        and isinstance(raw.get("properties"), Mapping)
     )
 
 

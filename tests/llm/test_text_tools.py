@@ -181,6 +181,22 @@ def test_prose_that_merely_mentions_a_tool_is_no_call() -> None:
         assert find_tool_calls(text, OFFERED) == [], text
 
 
+def test_tool_definitions_copied_out_of_the_prompt_are_no_calls() -> None:
+    # What Qwen2.5-Coder-1.5B wrote in bench/local_model.py: its chat template's <tools> list.
+    definitions = [
+        {"type": "function", "function": {"name": name, "description": "...", "parameters": schema}}
+        for name, schema in OFFERED.items()
+    ]
+    text = "<tools>\n" + "\n".join(json.dumps(d) for d in definitions) + "\n</tools>"
+    assert find_tool_calls(text, OFFERED) == []
+    bare = json.dumps({"name": "write_file", "parameters": OFFERED["write_file"]})
+    assert find_tool_calls(f"```json\n{bare}\n```", OFFERED) == []
+    # In a tag it was meant as a call: the model is told what it wrote instead.
+    call = only_error(f"<tool_call>{bare}</tool_call>")
+    assert call.error is not None
+    assert call.error.startswith("that is the definition of write_file, not a call of it")
+
+
 def test_code_fences_are_code_not_calls() -> None:
     text = '```python\ncall = {"name": "read_file", "arguments": {"path": "a.py"}}\n```'
     assert find_tool_calls(text, OFFERED) == []
