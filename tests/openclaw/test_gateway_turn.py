@@ -6,12 +6,10 @@ conversation; and with the daemon unreachable, a clear answer and a gateway that
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 from conftest import Daemon
-from gateway import Gateway, message_text
+from gateway import Gateway, message_text, said
 from relay import Relay
 
 from blitz.testing.model_server import ModelServer
@@ -21,15 +19,6 @@ TURN_TIMEOUT = 120.0
 
 GOAL_TIMEOUT = 300.0
 """Seconds for a one-task goal (scripted agent, gates, push, pull request) and its news."""
-
-
-def _said(role: str, text: str) -> Callable[[list[dict[str, Any]]], bool]:
-    """Whether a conversation has a ``role`` message containing ``text``."""
-
-    def found(messages: list[dict[str, Any]]) -> bool:
-        return any(m.get("role") == role and text in message_text(m) for m in messages)
-
-    return found
 
 
 def test_a_message_in_a_conversation_gets_the_models_answer(
@@ -42,7 +31,7 @@ def test_a_message_in_a_conversation_gets_the_models_answer(
 
     messages = openclaw_gateway.wait_for(
         "blitz-ping",
-        _said("assistant", "pong from the scripted model"),
+        said("assistant", "pong from the scripted model"),
         timeout=TURN_TIMEOUT,
         what="the model's answer in the conversation",
     )
@@ -78,7 +67,7 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
 
     openclaw_gateway.wait_for(
         "blitz-calc",
-        _said("assistant", "blitz is on it."),
+        said("assistant", "blitz is on it."),
         timeout=TURN_TIMEOUT,
         what="the answer to the submit tool",
     )
@@ -86,7 +75,7 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
     goal_id = submitted.tool_results.split("Started goal ", 1)[1].split()[0]
     messages = openclaw_gateway.wait_for(
         "blitz-calc",
-        _said("assistant", pull_request),
+        said("assistant", pull_request),
         timeout=GOAL_TIMEOUT,
         what="the goal's completion with its pull request",
     )
@@ -125,19 +114,19 @@ def test_with_the_daemon_down_the_person_is_told_and_the_gateway_lives_on(
         openclaw_gateway.send("blitz-down", "what is blitz doing 5c1e")
         messages = openclaw_gateway.wait_for(
             "blitz-down",
-            _said("assistant", "I cannot reach blitz"),
+            said("assistant", "I cannot reach blitz"),
             timeout=TURN_TIMEOUT,
             what="the answer when the daemon is down",
         )
 
     (result,) = [m for m in messages if m.get("role") == "toolResult"]
-    said = message_text(result)
-    assert f"No blitz daemon answers at {daemon_relay.url}" in said and "blitz serve" in said
+    answer = message_text(result)
+    assert f"No blitz daemon answers at {daemon_relay.url}" in answer and "blitz serve" in answer
     assert openclaw_gateway.alive()
     openclaw_gateway.send("blitz-down", "are you still there 5c1e")
     openclaw_gateway.wait_for(
         "blitz-down",
-        _said("assistant", "Still here."),
+        said("assistant", "Still here."),
         timeout=TURN_TIMEOUT,
         what="the next turn's answer",
     )
