@@ -23,7 +23,12 @@ from gateway import CALL_TIMEOUT, PROTOCOL, Gateway, GatewayError
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-SCOPES = ("operator.read", "operator.write", "operator.approvals")
+SCOPES = ("operator.read", "operator.write", "operator.approvals", "operator.admin")
+"""The owner's scopes, as the Control UI connects. ``operator.approvals`` to be asked and to say
+``/approve``; ``operator.admin`` to see an approval the agent's run requested: such a request is
+bound to its requester (the run's in-process client), visible to another connection only through
+the same paired device or with the admin scope (``isApprovalRecordVisibleToClient`` in openclaw's
+``dist/approval-record-lookup-*.mjs``), and this client has no device identity."""
 CAPS = ("plugin-approvals",)
 
 Event = dict[str, Any]

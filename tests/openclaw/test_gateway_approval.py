@@ -69,7 +69,9 @@ def ask_to_review(
             "reply": {"tool_calls": [{"name": REVIEW, "input": {"goal": goal_id}}]},
         },
     )
-    gateway.send(session, f"show me the plan of {goal_id}")
+    # From the person's client: the turn's approval request carries the scopes of the client
+    # that asked (without operator.approvals: "missing scope", the tool call blocked).
+    person.send(session, f"show me the plan of {goal_id}")
     return dict(
         person.event(
             "plugin.approval.requested",
