@@ -10,15 +10,10 @@ import json
 import httpx
 from conftest import Daemon
 from gateway import Gateway, message_text, said
+from goals import GOAL_TIMEOUT, TURN_TIMEOUT, submitted_goal
 from relay import Relay
 
 from blitz.testing.model_server import ModelServer
-
-TURN_TIMEOUT = 120.0
-"""Seconds a scripted model turn may take through the gateway on a loaded machine."""
-
-GOAL_TIMEOUT = 300.0
-"""Seconds for a one-task goal (scripted agent, gates, push, pull request) and its news."""
 
 
 def test_a_message_in_a_conversation_gets_the_models_answer(
@@ -55,7 +50,10 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
             "match": "have blitz add a multiply function to calc",
             "reply": {"tool_calls": [{"name": "blitz_submit_goal", "input": submit}]},
         },
-        {"match_tool_result": "Started goal", "reply": {"text": "blitz is on it."}},
+        {
+            "match_tool_result": ": Add a multiply function (state",
+            "reply": {"text": "blitz is on it."},
+        },
         # The turn the plugin's news wakes: answered only if the news carries the link.
         {
             "match": f"Pull request: {pull_request}",
@@ -71,8 +69,7 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
         timeout=TURN_TIMEOUT,
         what="the answer to the submit tool",
     )
-    (submitted,) = [r for r in scripted_model.requests if "Started goal" in r.tool_results]
-    goal_id = submitted.tool_results.split("Started goal ", 1)[1].split()[0]
+    goal_id = submitted_goal(scripted_model, "Add a multiply function")
     messages = openclaw_gateway.wait_for(
         "blitz-calc",
         said("assistant", pull_request),
