@@ -93,7 +93,7 @@ def test_the_person_approves_the_plan_in_the_conversation_and_hears_of_the_pull_
     person: Person,
 ) -> None:
     session, title = "blitz-approve", "Add multiply 7e21"
-    pull_request = "https://github.com/acme/gated-calc/pull/1"  # the fake's first there
+    pulls = "https://github.com/acme/gated-calc/pull/"  # numbered across the fake's repos
     goal_id = submit_for_approval(
         openclaw_gateway, scripted_model, session=session, project="gated-calc", title=title
     )
@@ -115,8 +115,8 @@ def test_the_person_approves_the_plan_in_the_conversation_and_hears_of_the_pull_
             "reply": {"text": f"Approved: {goal_id} runs now."},
         },
         {
-            "match": f"Pull request: {pull_request}",
-            "reply": {"text": f"blitz finished: the pull request is open at {pull_request}"},
+            "match": f"Pull request: {pulls}",
+            "reply": {"text": "blitz finished: the pull request on gated-calc is open."},
         },
     )
     person.send(session, f"/approve {asked['id']} allow-once")
@@ -129,12 +129,14 @@ def test_the_person_approves_the_plan_in_the_conversation_and_hears_of_the_pull_
     )
     messages = openclaw_gateway.wait_for(
         session,
-        said("assistant", f"the pull request is open at {pull_request}"),
+        said("assistant", "blitz finished: the pull request on gated-calc is open."),
         timeout=GOAL_TIMEOUT,
         what="the approved goal's pull request",
     )
     goal = blitz_daemon.goal(goal_id)
-    assert goal["state"] == "succeeded" and goal["pr_url"] == pull_request
+    assert goal["state"] == "succeeded" and goal["pr_url"].startswith(pulls)
+    assert any(f"Pull request: {goal['pr_url']}" in r.text for r in scripted_model.requests)
+    assert [p["html_url"] for p in blitz_daemon.github.pulls].count(goal["pr_url"]) == 1
     (result,) = [m for m in messages if m.get("role") == "toolResult" and REVIEW in json.dumps(m)]
     assert f"The plan of {goal_id} is approved" in message_text(result)
 
