@@ -52,10 +52,11 @@ def requests_with(model: ModelServer, text: str) -> list[str]:
 
 
 def news_prompt(model: ModelServer, asked: Asked, text: str) -> str:
-    """The one model request of ``asked``'s conversation that carries ``text`` (the turn a
-    piece of news woke), its system events read back."""
-    (prompt,) = [p for p in requests_with(model, text) if asked.message in p]
-    return unquoted(prompt)
+    """The first model request of ``asked``'s conversation that carries ``text`` (the turn a
+    piece of news woke; later turns there may repeat it), its system events read back."""
+    prompts = [p for p in requests_with(model, text) if asked.message in p]
+    assert prompts, f"no request of {asked.session} carries {text!r}"
+    return unquoted(prompts[0])
 
 
 def unquoted(prompt: str) -> str:
