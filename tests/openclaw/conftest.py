@@ -55,10 +55,11 @@ PROJECTS = {
     "gated": "require_plan_approval = true\n",
     "metered": "",
     "calc": "",
+    "gated-calc": "require_plan_approval = true\n",
 }
 """The projects registered with the daemon: name -> more of its blitz.toml [project] section."""
 
-ON_GITHUB = {"calc"}
+ON_GITHUB = {"calc", "gated-calc"}
 """Projects whose ``origin`` is on GitHub (the fake one): their goals open pull requests."""
 
 GITHUB_TOKEN = "ghp_blitzOpenClawTest0123456789abcdefAB"
@@ -98,6 +99,19 @@ class Daemon:
             "BLITZ_GATED_PROJECT": "gated",
             "BLITZ_METERED_PROJECT": "metered",
         }
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One call of its HTTP API (``/api/...``), as the dashboard makes it; the JSON answer."""
+        answer = httpx.request(
+            method, f"{self.url}{path}", json=body, timeout=30,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )  # fmt: skip
+        assert answer.is_success, f"{method} {path}: {answer.status_code} {answer.text}"
+        return answer.json()
+
+    def goal(self, goal_id: str) -> dict[str, Any]:
+        """The goal as the daemon has it now (``GET /api/goals/{id}``)."""
+        return dict(self.api("GET", f"/api/goals/{goal_id}"))
 
 
 @dataclass(frozen=True, kw_only=True)

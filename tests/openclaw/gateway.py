@@ -90,6 +90,16 @@ def message_text(message: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def said(role: str, text: str) -> Callable[[list[dict[str, Any]]], bool]:
+    """Whether a conversation has a ``role`` message containing ``text`` (for
+    :meth:`Gateway.wait_for`)."""
+
+    def found(messages: list[dict[str, Any]]) -> bool:
+        return any(m.get("role") == role and text in message_text(m) for m in messages)
+
+    return found
+
+
 def config(
     *, port: int, token: str, model_url: str, state: Path, plugins: Sequence[Plugin]
 ) -> dict[str, Any]:
@@ -191,6 +201,12 @@ class Gateway:
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The gateway's token, for a client that keeps its own connection (tests/openclaw/
+        operator.py)."""
+        return self._token
 
     @property
     def state(self) -> Path:

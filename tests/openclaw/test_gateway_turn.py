@@ -6,30 +6,13 @@ conversation; and with the daemon unreachable, a clear answer and a gateway that
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
-import httpx
 from conftest import Daemon
-from gateway import Gateway, message_text
+from gateway import Gateway, message_text, said
+from goals import GOAL_TIMEOUT, TURN_TIMEOUT, submitted_goal
 from relay import Relay
 
 from blitz.testing.model_server import ModelServer
-
-TURN_TIMEOUT = 120.0
-"""Seconds a scripted model turn may take through the gateway on a loaded machine."""
-
-GOAL_TIMEOUT = 300.0
-"""Seconds for a one-task goal (scripted agent, gates, push, pull request) and its news."""
-
-
-def _said(role: str, text: str) -> Callable[[list[dict[str, Any]]], bool]:
-    """Whether a conversation has a ``role`` message containing ``text``."""
-
-    def found(messages: list[dict[str, Any]]) -> bool:
-        return any(m.get("role") == role and text in message_text(m) for m in messages)
-
-    return found
 
 
 def test_a_message_in_a_conversation_gets_the_models_answer(
@@ -42,7 +25,7 @@ def test_a_message_in_a_conversation_gets_the_models_answer(
 
     messages = openclaw_gateway.wait_for(
         "blitz-ping",
-        _said("assistant", "pong from the scripted model"),
+        said("assistant", "pong from the scripted model"),
         timeout=TURN_TIMEOUT,
         what="the model's answer in the conversation",
     )
@@ -58,7 +41,8 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
     scripted_model: ModelServer,
     blitz_daemon: Daemon,
 ) -> None:
-    pull_request = "https://github.com/acme/calc/pull/1"  # the fake's first one on acme/calc
+    # The fake GitHub numbers pull requests across its repositories: which one is the run's.
+    pulls = "https://github.com/acme/calc/pull/"
     plan = {"summary": "Add multiply", "tasks": [{"id": "multiply", "title": "Add multiply"}]}
     submit = {"project": "calc", "goal": "Add a multiply function", "plan": json.dumps(plan)}
     scripted_model.add(
@@ -66,11 +50,14 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
             "match": "have blitz add a multiply function to calc",
             "reply": {"tool_calls": [{"name": "blitz_submit_goal", "input": submit}]},
         },
-        {"match_tool_result": "Started goal", "reply": {"text": "blitz is on it."}},
+        {
+            "match_tool_result": ": Add a multiply function (state",
+            "reply": {"text": "blitz is on it."},
+        },
         # The turn the plugin's news wakes: answered only if the news carries the link.
         {
-            "match": f"Pull request: {pull_request}",
-            "reply": {"text": f"blitz finished: the pull request is open at {pull_request}"},
+            "match": f"Pull request: {pulls}",
+            "reply": {"text": "blitz finished: the pull request on calc is open."},
         },
     )
 
@@ -78,25 +65,22 @@ def test_have_blitz_add_a_function_and_hear_of_the_pull_request_in_the_conversat
 
     openclaw_gateway.wait_for(
         "blitz-calc",
-        _said("assistant", "blitz is on it."),
+        said("assistant", "blitz is on it."),
         timeout=TURN_TIMEOUT,
         what="the answer to the submit tool",
     )
-    (submitted,) = [r for r in scripted_model.requests if "Started goal" in r.tool_results]
-    goal_id = submitted.tool_results.split("Started goal ", 1)[1].split()[0]
+    goal_id = submitted_goal(scripted_model, "Add a multiply function")
     messages = openclaw_gateway.wait_for(
         "blitz-calc",
-        _said("assistant", pull_request),
+        said("assistant", "blitz finished: the pull request on calc is open."),
         timeout=GOAL_TIMEOUT,
         what="the goal's completion with its pull request",
     )
-    goal = httpx.get(
-        f"{blitz_daemon.url}/api/goals/{goal_id}",
-        headers={"Authorization": f"Bearer {blitz_daemon.token}"},
-        timeout=30,
-    ).json()
-    assert goal["state"] == "succeeded" and goal["pr_url"] == pull_request
+    goal = blitz_daemon.goal(goal_id)
+    pull_request = goal["pr_url"]
+    assert goal["state"] == "succeeded" and pull_request.startswith(pulls)
     (pull,) = [p for p in blitz_daemon.github.pulls if p["html_url"] == pull_request]
+    assert any(f"Pull request: {pull_request}" in r.text for r in scripted_model.requests)
     assert pull["head"]["ref"] == goal["branch"]
     texts = [message_text(m) for m in messages]
     assert texts[0] == "have blitz add a multiply function to calc"
@@ -125,19 +109,19 @@ def test_with_the_daemon_down_the_person_is_told_and_the_gateway_lives_on(
         openclaw_gateway.send("blitz-down", "what is blitz doing 5c1e")
         messages = openclaw_gateway.wait_for(
             "blitz-down",
-            _said("assistant", "I cannot reach blitz"),
+            said("assistant", "I cannot reach blitz"),
             timeout=TURN_TIMEOUT,
             what="the answer when the daemon is down",
         )
 
     (result,) = [m for m in messages if m.get("role") == "toolResult"]
-    said = message_text(result)
-    assert f"No blitz daemon answers at {daemon_relay.url}" in said and "blitz serve" in said
+    answer = message_text(result)
+    assert f"No blitz daemon answers at {daemon_relay.url}" in answer and "blitz serve" in answer
     assert openclaw_gateway.alive()
     openclaw_gateway.send("blitz-down", "are you still there 5c1e")
     openclaw_gateway.wait_for(
         "blitz-down",
-        _said("assistant", "Still here."),
+        said("assistant", "Still here."),
         timeout=TURN_TIMEOUT,
         what="the next turn's answer",
     )

@@ -3,6 +3,9 @@
  * plugin approval flow (a `before_tool_call` hook answering `requireApproval`) shows the person
  * the plan and holds the turn until they answer. Allowed: the tool runs and approves the plan.
  * Denied (or no answer in time): the goal's plan is rejected and the goal ends cancelled.
+ * Cancelled (the run was aborted, or no client could show the prompt: OpenClaw asks only a
+ * connected approval client or a chat that can answer `/approve`): the plan keeps waiting, for
+ * `blitz_approve_plan` / `blitz_reject_plan` or the dashboard; the person never saw it.
  */
 import type { BlitzClient } from "@blitz/api";
 import { planText } from "./words.js";
@@ -19,7 +22,6 @@ export interface ApprovalRequest {
     severity: "info" | "warning" | "critical";
     allowedDecisions: ("allow-once" | "allow-always" | "deny")[];
     timeoutMs: number;
-    timeoutBehavior: "allow" | "deny";
     onResolution: (decision: string) => Promise<void>;
   };
 }
@@ -51,10 +53,13 @@ export async function reviewPlan(
       description: text.length > 512 ? `${text.slice(0, 509)}...` : text,
       severity: "warning",
       allowedDecisions: ["allow-once", "deny"],
-      timeoutMs: 600_000,
-      timeoutBehavior: "deny",
+      timeoutMs: 600_000, // OpenClaw's longest; an unanswered approval fails closed (denied)
       async onResolution(decision: string) {
         if (decision.startsWith("allow")) return; // the tool runs and approves
+        if (decision === "cancelled") {
+          log(`blitz: the review of ${goalId} was cancelled; its plan still waits for approval`);
+          return;
+        }
         try {
           await client.reject(goalId, `plan ${decision === "deny" ? "rejected" : decision} in OpenClaw`);
         } catch (error) {

@@ -84,7 +84,10 @@ export default definePluginEntry({
 /**
  * Deliver a message into the conversation that started a goal: queued as a system event of its
  * session (with the channel route it had when the goal was submitted) and a wake of that
- * session, OpenClaw's path for a plugin's asynchronous news (as background commands use).
+ * session, OpenClaw's path for a plugin's asynchronous news (as background commands use). The
+ * wake is "immediate", as a finished task's follow-up: an "event" wake runs at once only the first
+ * time, and later ones wait for the agent's next heartbeat (`shouldDeferWake` in OpenClaw's
+ * heartbeat-runner-scheduler: "defer if now < nextDueMs"), up to `heartbeat.every` late.
  */
 function systemEventDelivery(api: OpenClawPluginApi): Deliver {
   return (conversation: Conversation, text: string) => {
@@ -96,7 +99,7 @@ function systemEventDelivery(api: OpenClawPluginApi): Deliver {
     api.runtime.system.enqueueSystemEvent(text, options);
     api.runtime.system.requestHeartbeat({
       source: "other",
-      intent: "event",
+      intent: "immediate",
       reason: "blitz",
       sessionKey: conversation.sessionKey,
       ...(conversation.agentId ? { agentId: conversation.agentId } : {}),

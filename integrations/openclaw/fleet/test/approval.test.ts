@@ -28,10 +28,20 @@ describe("plan approval as an interactive step", () => {
     for (const decision of ["deny", "timeout"]) {
       const id = await waiting(`Ask and ${decision}`);
       const asked = await reviewPlan(client, REVIEW_TOOL, { goal: id }, () => undefined);
-      expect(asked?.requireApproval?.timeoutBehavior).toBe("deny");
+      expect(asked?.requireApproval).not.toHaveProperty("timeoutBehavior"); // deprecated, ignored
       await asked?.requireApproval?.onResolution(decision);
       expect((await waitFor(id, ["cancelled"])).state).toBe("cancelled");
     }
+  });
+
+  it("leaves the plan waiting when the review is cancelled (the person never saw it)", async () => {
+    const id = await waiting("Ask, then the run stops");
+    const said: string[] = [];
+    const asked = await reviewPlan(client, REVIEW_TOOL, { goal: id }, (m) => said.push(m));
+    await asked?.requireApproval?.onResolution("cancelled");
+    expect((await client.goal(id)).state).toBe("awaiting_approval");
+    expect(said).toEqual([`blitz: the review of ${id} was cancelled; its plan still waits for approval`]);
+    await client.reject(id, "done with the test");
   });
 
   it("blocks a review of a goal that does not wait, and ignores other tools", async () => {

@@ -66,7 +66,7 @@ describe("the plugin entry", () => {
       const [text, options] = r.systemEvents.find(([t]) => t.includes(id)) ?? ["", {}];
       expect(text).toBe(`blitz: the goal "Told" (${id}, ${PROJECT}) finished. 1 of 1 tasks done. Pull request: ${goal.pr_url}`);
       expect(options).toEqual({ sessionKey: TURN.sessionKey, agentId: TURN.agentId, deliveryContext: TURN.deliveryContext });
-      expect(r.wakes).toContainEqual({ source: "other", intent: "event", reason: "blitz", sessionKey: TURN.sessionKey, agentId: TURN.agentId });
+      expect(r.wakes).toContainEqual({ source: "other", intent: "immediate", reason: "blitz", sessionKey: TURN.sessionKey, agentId: TURN.agentId });
     } finally {
       await service.stop();
     }
