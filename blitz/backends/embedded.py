@@ -12,7 +12,9 @@ Calls a model writes as text (small local models do) are read by
 tool definitions is asked without them (text tool mode). A model that answers with no call at all
 before its first one, or with calls that cannot be made, is re-asked in the same conversation
 with what to fix, at most :data:`TEXT_REASKS` times, and so is one whose output repeated itself or
-went on too long; after that the attempt fails saying so.
+went on too long, or whose answer was empty; after that the attempt fails saying so. A run that
+ends in plain text after the model wrote or edited files is over as if it had called ``finish``:
+the gates judge the change.
 
 Every run is bounded: turns (model responses), tokens and cost are checked before each model
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
@@ -241,6 +243,8 @@ class EmbeddedBackend:
                     return ended
                 correction = _correction(ended, model, session)
                 if correction is None or reasks >= TEXT_REASKS:
+                    if _stopped_with_changes(ended, model, session):
+                        return AgentResult(ok=True, summary=_summary_of(ended))
                     return _gave_up(ended, model, session)
                 reasks += 1
                 await session.say(f"re-asked: {correction.splitlines()[0]}")
@@ -376,6 +380,19 @@ def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) ->
     if session.calls == 0:
         return how_to_call_tools(model.offered)
     return None
+
+
+def _stopped_with_changes(stopped: _Stopped, model: TextCallingModel, session: Session) -> bool:
+    """Whether a run that ended in plain text had written or edited files: then it is over as
+    if the model had called finish (its last words the summary), and the gates judge the change.
+    A model that writes the change and then says so in prose rather than calling finish (small
+    models often do) has still done its work."""
+    return stopped.degenerate is None and not model.failed and session.wrote
+
+
+def _summary_of(stopped: _Stopped) -> str:
+    said = excerpt(stopped.text, 600) if stopped.text else "(no text)"
+    return f"(ended without calling finish) {said}"
 
 
 def _gave_up(stopped: _Stopped, model: TextCallingModel, session: Session) -> AgentResult:

@@ -73,6 +73,10 @@ def finish(summary: str) -> Finished:
     return Finished(summary.strip())
 
 
+WRITING = frozenset({"write_file", "edit_file"})
+"""The tools that change files (``run_command`` may too, unseen)."""
+
+
 class Session:
     """The state of one run, handed to the tools as pydantic-ai's ``deps``: the worktree's tools,
     the stuck detector, the messages shown so far, and how many tool calls the model made."""
@@ -84,6 +88,7 @@ class Session:
         self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
         self.usage = RunUsage()
         self.calls = 0  # tool calls the model made, finish included, in every form
+        self.wrote = False  # whether a write_file or edit_file call succeeded
         self._sink = sink
 
     async def say(self, text: str) -> None:
@@ -103,6 +108,7 @@ class Session:
             await self.say(f"error: {message}")
             raise ToolFailed(message) from None
         self._record(name, args, result)
+        self.wrote = self.wrote or name in WRITING
         await self.say(result)
         return result
 

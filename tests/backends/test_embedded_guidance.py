@@ -103,3 +103,21 @@ async def test_empty_answers_that_go_on_fail_the_attempt_saying_so(
     assert len(server.requests) == 4  # the task, the empty answer and two re-asks
     # Every answer's tokens are counted, the empty ones' too (100 in, 20 out each, as scripted).
     assert (result.usage.input_tokens, result.usage.output_tokens) == (400, 80)
+
+
+async def test_a_run_that_ends_in_prose_after_changing_files_is_judged_by_the_gates(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Small models often write the change, then say so instead of calling finish.
+    write = {"name": "write_file", "input": {"path": "hello.py", "content": HELLO}}
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [write]}},
+        {"match_tool_result": "wrote 32 bytes", "reply": {"text": "I added   hello()."}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    assert result.ok, result.error
+    assert result.summary == "(ended without calling finish) I added hello()."
+    assert (worktree / "hello.py").read_text() == HELLO
+    assert len(server.requests) == 2  # over: not re-asked
