@@ -3,7 +3,7 @@ to recovery (gate tails, diff, the agent's last messages), and the re-ask listin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan
@@ -198,17 +198,42 @@ def recovery_prompt(request: RecoveryRequest) -> str:
 # -- judging answers ---------------------------------------------------------------------------
 
 
-def meant(recovery: RecoveryPlan) -> RecoveryPlan:
+def meant(recovery: RecoveryPlan, existing: Collection[str] = ()) -> RecoveryPlan:
     """``recovery`` as its model meant it: a retry given tasks to do first is an insert (what
     small models write for "do these, then try again"), and tasks given to a skip or an abort,
-    which take none, are dropped."""
+    which take none, are dropped. A new task given the id of one the goal has (``existing``:
+    small models name the task to do again) gets the first free ``<id>-2``, ``<id>-3``..., and
+    the recovery's own tasks that depend on it follow it."""
     if not recovery.tasks:
         return recovery
     if recovery.action is RecoveryAction.RETRY:
-        return replace(recovery, action=RecoveryAction.INSERT)
+        recovery = replace(recovery, action=RecoveryAction.INSERT)
     if recovery.action in (RecoveryAction.SKIP, RecoveryAction.ABORT):
         return replace(recovery, tasks=())
-    return recovery
+    return _fresh_ids(recovery, set(existing))
+
+
+def _fresh_ids(recovery: RecoveryPlan, existing: set[str]) -> RecoveryPlan:
+    taken = existing | {t.id for t in recovery.tasks}
+    renamed: dict[str, str] = {}
+    for spec in recovery.tasks:
+        if spec.id in existing and spec.id not in renamed:
+            n = 2
+            while f"{spec.id}-{n}" in taken:
+                n += 1
+            renamed[spec.id] = f"{spec.id}-{n}"
+            taken.add(renamed[spec.id])
+    if not renamed:
+        return recovery
+    tasks = tuple(
+        replace(
+            spec,
+            id=renamed.get(spec.id, spec.id),
+            depends_on=tuple(renamed.get(d, d) for d in spec.depends_on),
+        )
+        for spec in recovery.tasks
+    )
+    return replace(recovery, tasks=tasks)
 
 
 def recovery_problems(recovery: RecoveryPlan, request: RecoveryRequest) -> list[str]:

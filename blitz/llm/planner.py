@@ -278,7 +278,7 @@ class LLMPlanner:
 
     async def recover(self, request: RecoveryRequest) -> Recovered:
         def judge(answer: RecoveryOutput) -> RecoveryPlan:
-            recovery = meant(parse_recovery(answer.model_dump()))
+            recovery = meant(parse_recovery(answer.model_dump()), request.task_ids)
             problems = recovery_problems(recovery, request)
             if problems:
                 raise PlanError(problems)

@@ -1,0 +1,34 @@
+"""A recovery plan read as its model meant it (:func:`blitz.llm.plan_prompts.meant`): what small
+models write that the graph rules would send back, taken without a re-ask."""
+
+from __future__ import annotations
+
+from blitz.domain import RecoveryAction, RecoveryPlan, TaskSpec
+from blitz.llm.plan_prompts import meant
+
+EXISTING = ("add-slugify", "add-test", "add-slugify-2")
+
+
+def insert(*tasks: TaskSpec, action: RecoveryAction = RecoveryAction.INSERT) -> RecoveryPlan:
+    return RecoveryPlan(root_cause="x", action=action, tasks=tasks)
+
+
+def test_a_new_task_named_like_an_existing_one_gets_the_first_free_id() -> None:
+    # What Qwen2.5-Coder-1.5B wrote in bench/local_model.py: the recovery of the failed
+    # add-test inserts "add-slugify" (the task to do again), which the goal has already.
+    again = TaskSpec(id="add-slugify", title="Add slugify again")
+    then = TaskSpec(id="check", title="Check it", depends_on=("add-slugify", "add-test"))
+
+    taken = meant(insert(again, then, action=RecoveryAction.RETRY), EXISTING)
+
+    assert taken.action is RecoveryAction.INSERT
+    assert [t.id for t in taken.tasks] == ["add-slugify-3", "check"]
+    # The recovery's own task follows the renamed one; an existing task stays as named.
+    assert taken.tasks[1].depends_on == ("add-slugify-3", "add-test")
+    assert taken.tasks[0].title == "Add slugify again"
+
+
+def test_new_ids_are_left_as_they_are() -> None:
+    plan = insert(TaskSpec(id="fixture", title="Add a fixture", depends_on=("add-test",)))
+    assert meant(plan, EXISTING) == plan
+    assert meant(plan) == plan
