@@ -76,6 +76,11 @@ def call(name: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "input": args}
 
 
+def call_text(name: str, **arguments: Any) -> str:
+    """A tool call written as text, as small local models write one."""
+    return json.dumps({"name": name, "arguments": arguments})
+
+
 def finish(summary: str = "Added hello().", **condition: Any) -> dict[str, Any]:
     return {**condition, "reply": {"tool_calls": [call("finish", summary=summary)]}}
 

@@ -1,20 +1,20 @@
 """What the embedded agent gives a model so it does not lose its way, and how it answers a model
 that says nothing: the task prompt lists the repository's files (a small model otherwise guesses
-paths), and an empty answer is re-asked with a correction in the same conversation, then fails
-the attempt saying so. The real pydantic-ai/openai client talks to a scripted chat-completions
+paths); an empty answer is re-asked with a correction in the same conversation, then fails
+the attempt saying so; and a run that ends in prose after writing files is judged by the gates,
+not thrown away. The real pydantic-ai/openai client talks to a scripted chat-completions
 server on 127.0.0.1; the tools change a real git worktree."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, backend
+from embedded_helpers import COMPATIBLE, KEY, backend, call_text
+from engine_helpers import git
 
 from blitz.testing.model_server import ModelServer
 
@@ -27,16 +27,12 @@ def server() -> Iterator[ModelServer]:
         yield running
 
 
-def call_text(name: str, **arguments: Any) -> str:
-    return json.dumps({"name": name, "arguments": arguments})
-
-
 def commit(worktree: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         (worktree / name).parent.mkdir(parents=True, exist_ok=True)
         (worktree / name).write_text(text)
-    subprocess.run(["git", "add", "."], cwd=worktree, check=True, timeout=30)
-    subprocess.run(["git", "commit", "-qm", "files"], cwd=worktree, check=True, timeout=30)
+    git(worktree, "add", ".")
+    git(worktree, "commit", "-qm", "files")
 
 
 async def test_the_task_prompt_lists_the_repositorys_files(

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, LLAMA_CPP_REFUSAL, backend
+from embedded_helpers import COMPATIBLE, KEY, LLAMA_CPP_REFUSAL, backend, call_text
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
@@ -29,10 +28,6 @@ HELLO = "def hello():\n    return 'hello'\n"
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def call_text(name: str, **arguments: Any) -> str:
-    return json.dumps({"name": name, "arguments": arguments})
 
 
 def tools_of(index: int, server: ModelServer) -> list[str]:
