@@ -1,10 +1,13 @@
 """Scripting the real codex CLI against the scripted Responses API server
 (:class:`blitz.testing.model_server.ModelServer`): its tool calls, and a small project it works
-on (tests/backends/test_codex.py, tests/executors/ray/test_codex_on_worker.py)."""
+on (tests/backends/test_codex.py, tests/executors/ray/test_codex_on_worker.py): adding the
+multiply module to ``engine_helpers.CALC``."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from engine_helpers import MUL, MUL_TEST
 
 
 def patch(*lines: str) -> str:
@@ -29,23 +32,7 @@ def reply(*calls: dict[str, Any], text: str | None = None, **condition: Any) -> 
     return {**condition, "reply": answer}
 
 
-MUL = "def mul(a, b):\n    return a * b\n"
 MUL_CHECK = "from calc.mul import mul; assert mul(4, 5) == 20"
-MUL_TEST = (
-    "import unittest\n\nfrom calc.mul import mul\n\n\n"
-    "class MulTest(unittest.TestCase):\n"
-    "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"
-)
-CALC = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a, b):\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": (
-        "import unittest\n\nfrom calc.core import add\n\n\n"
-        "class AddTest(unittest.TestCase):\n"
-        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
-    ),
-}
 
 
 def added(path: str, text: str) -> list[str]:

@@ -32,6 +32,25 @@ from blitz.testing.scripted import Scenario
 
 PYTHON = shlex.quote(sys.executable)
 UNITTEST = f"{PYTHON} -m unittest discover -s tests -t . -q"
+
+# The calculator repository the engine and agent-CLI tests start from, with UNITTEST as its gate,
+# and the multiply module with its test that the agents add to it.
+CALC = {
+    "calc/__init__.py": "",
+    "calc/core.py": "def add(a, b):\n    return a + b\n",
+    "tests/__init__.py": "",
+    "tests/test_core.py": (
+        "import unittest\n\nfrom calc.core import add\n\n\n"
+        "class AddTest(unittest.TestCase):\n"
+        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
+    ),
+}
+MUL = "def mul(a, b):\n    return a * b\n"
+MUL_TEST = (
+    "import unittest\n\nfrom calc.mul import mul\n\n\n"
+    "class MulTest(unittest.TestCase):\n"
+    "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"
+)
 """A test gate for repositories laid out like the demo (``tests/`` package next to the code)."""
 SHELL_GATE = {"test": "test -f README.md", "timeout": 60}
 """A gate that passes while README.md is there."""

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 from backend_helpers import Sink, assert_script_done, script, task
 from engine_helpers import (
+    CALC,
+    MUL,
+    MUL_TEST,
     PYTHON,
     UNITTEST,
     assert_engine_invariants,
@@ -501,23 +504,6 @@ def test_the_guard_allows(tmp_path: Path, tool: str, arguments: dict[str, Any]) 
 
 
 # -- through the engine ---------------------------------------------------------------------------
-
-MUL = "def mul(a, b):\n    return a * b\n"
-MUL_TEST = (
-    "import unittest\n\nfrom calc.mul import mul\n\n\n"
-    "class MulTest(unittest.TestCase):\n"
-    "    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n"
-)
-CALC = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a, b):\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": (
-        "import unittest\n\nfrom calc.core import add\n\n\n"
-        "class AddTest(unittest.TestCase):\n"
-        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
-    ),
-}
 
 
 @pytest.mark.usefixtures("isolated_git")

@@ -24,8 +24,11 @@ from typing import Any
 
 import pytest
 from backend_helpers import Sink, assert_script_done, script, task
-from codex_script import CALC, MUL, MUL_CHECK, MUL_TEST, apply_patch, mul_script, reply, shell
+from codex_script import MUL_CHECK, apply_patch, mul_script, reply, shell
 from engine_helpers import (
+    CALC,
+    MUL,
+    MUL_TEST,
     PYTHON,
     UNITTEST,
     assert_engine_invariants,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from engine_helpers import (
+    CALC,
     SHELL_GATE,
     UNITTEST,
     MakeApp,
@@ -49,17 +50,6 @@ pytestmark = pytest.mark.usefixtures("isolated_git")
 
 
 # -- the calculator repository --------------------------------------------------------------------
-
-CALC = {
-    "calc/__init__.py": "",
-    "calc/core.py": "def add(a, b):\n    return a + b\n",
-    "tests/__init__.py": "",
-    "tests/test_core.py": (
-        "import unittest\n\nfrom calc.core import add\n\n\n"
-        "class AddTest(unittest.TestCase):\n"
-        "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n"
-    ),
-}
 
 
 def operation(name: str, op: str, a: int, b: int, expected: int) -> list[list[dict[str, Any]]]:

@@ -16,9 +16,17 @@ from typing import Any
 
 import pytest
 from blitz_process import blitz
-from codex_script import CALC, MUL, MUL_TEST, mul_script
+from codex_script import mul_script
 from daemon_helpers import committed_tasks, serve
-from engine_helpers import UNITTEST, git, isolated_git, make_repo  # noqa: F401 - the fixture
+from engine_helpers import (
+    CALC,
+    MUL,
+    MUL_TEST,
+    UNITTEST,
+    git,
+    isolated_git,  # noqa: F401 - the fixture
+    make_repo,
+)
 from ray_cluster import RayCluster
 
 from blitz.backends.install import installed_codex
