@@ -4,188 +4,58 @@ model server on 127.0.0.1 (and, for a few fast checks, pydantic-ai's function an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic_ai import ModelRequest, ModelResponse, ToolCallPart, UserPromptPart
+from pydantic_ai import ModelResponse, ToolCallPart
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from blitz.breaker import BreakerBoard, BreakerPolicy
-from blitz.domain import (
-    Attempt,
-    Check,
-    GateResult,
-    Recovery,
-    RecoveryAction,
-    RecoveryPlan,
-    Task,
-    TaskSpec,
-    Usage,
-)
 from blitz.errors import PlanError
 from blitz.llm.breakers import breaker_key
 from blitz.llm.errors import ProviderConfigError
-from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
+from blitz.llm.models import ProviderConfig, build_model
 from blitz.llm.plan_output import PlanOutput
 from blitz.llm.planner import (
     OUTPUT_RETRIES,
     PLAN_TOOL,
-    RECOVERY_TOOL,
     LLMPlanner,
     OutputMode,
-    RecoveryOutput,
 )
 from blitz.llm.usage import PriceTable
-from blitz.planner import PlanRequest, RecoveryRequest, check_plan, parse_plan
-from blitz.testing.clock import ManualClock
+from blitz.planner import check_plan, parse_plan
 from blitz.testing.model_server import ModelServer
 
-KEY = "sk-ant-test-0123456789abcdef"
-CONFIG = ProviderConfig(anthropic_api_key=KEY)
-APIS = ["anthropic", "ollama"]
-
-GOOD: dict[str, Any] = {
-    "summary": "Add rate limiting",
-    "tasks": [
-        {
-            "id": "limiter",
-            "title": "Add a token-bucket limiter",
-            "instructions": "Add src/limiter.py with a TokenBucket class and tests.",
-            "files": ["src/limiter.py"],
-            "checks": [{"kind": "file_exists", "path": "src/limiter.py"}],
-            "priority": 2,
-        },
-        {
-            "id": "middleware",
-            "title": "Use the limiter in the middleware",
-            "instructions": "Call TokenBucket.take() in src/app.py before each request.",
-            "depends_on": ["limiter"],
-        },
-    ],
-}
-EXPECTED = (
-    TaskSpec(
-        id="limiter",
-        title="Add a token-bucket limiter",
-        instructions="Add src/limiter.py with a TokenBucket class and tests.",
-        files=("src/limiter.py",),
-        checks=(Check(kind="file_exists", path="src/limiter.py"),),
-        priority=2,
-    ),
-    TaskSpec(
-        id="middleware",
-        title="Use the limiter in the middleware",
-        instructions="Call TokenBucket.take() in src/app.py before each request.",
-        depends_on=("limiter",),
-    ),
+from .planner_helpers import (
+    APIS,
+    CYCLE,
+    EXPECTED,
+    GOOD,
+    KEY,
+    NEW_TASK,
+    UNKNOWN,
+    InstantClock,
+    Make,
+    assert_usage,
+    json_reply,
+    local_planner,
+    plan_request,
+    priced,
+    recovery_request,
+    scripted,
+    spec_for,
+    tool_reply,
+    user_text,
+    uses_tools,
+    with_tasks,
 )
-
-
-def with_tasks(*changes: dict[str, Any], summary: str = "s") -> dict[str, Any]:
-    """A plan whose tasks are GOOD's first task changed by each of ``changes``."""
-    tasks = [{**copy.deepcopy(GOOD["tasks"][0]), "checks": [], **change} for change in changes]
-    return {"summary": summary, "tasks": tasks}
-
-
-CYCLE = with_tasks({"id": "a", "depends_on": ["b"]}, {"id": "b", "depends_on": ["a"]})
-UNKNOWN = with_tasks({"id": "a"}, {"id": "b", "depends_on": ["nope"]})
-
-
-class InstantClock(ManualClock):
-    """Sleeps return at once (time moves on); every wait is recorded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waits: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.advance(seconds)
-        await asyncio.sleep(0)
-
-
-def tool_reply(data: Any, tool: str = PLAN_TOOL) -> dict[str, Any]:
-    return {"reply": {"tool_calls": [{"name": tool, "input": data}]}}
-
-
-def json_reply(data: Any, **turn: Any) -> dict[str, Any]:
-    return {"reply": {"json": data}, **turn}
-
-
-def uses_tools(body: Any) -> bool:
-    return bool(body.get("tools"))
-
-
-@pytest.fixture
-def server() -> Iterator[ModelServer]:
-    with ModelServer() as running:
-        yield running
-
-
-def spec_for(api: str, server: ModelServer) -> ModelSpec:
-    if api == "anthropic":
-        return parse_model(f"anthropic:claude-sonnet-4-6@{server.anthropic_base_url}")
-    return parse_model(f"{api}:qwen3-coder@{server.openai_base_url}")
-
-
-Make = Callable[..., Awaitable[LLMPlanner]]
-
-
-@pytest.fixture
-async def make(server: ModelServer) -> AsyncIterator[Make]:
-    """Builds planners on real models pointed at ``server``; closes the models afterwards."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def build(api: str, *, recovery_api: str | None = None, **options: Any) -> LLMPlanner:
-            spec = spec_for(api, server)
-            model = await stack.enter_async_context(build_model(spec, CONFIG))
-            if recovery_api is not None:
-                recovery_spec = spec_for(recovery_api, server)
-                options["recovery_spec"] = recovery_spec
-                options["recovery_model"] = await stack.enter_async_context(
-                    build_model(recovery_spec, CONFIG)
-                )
-            options.setdefault("clock", InstantClock())
-            return LLMPlanner(model=model, spec=spec, prices=PriceTable(), **options)
-
-        yield build
-
-
-def plan_request(repo: Path, **changes: Any) -> PlanRequest:
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Add rate limiting to the request handler",
-        "repo": repo,
-        "gates": {"test": "pytest -q", "lint": "ruff check ."},
-        "max_tasks": 10,
-        **changes,
-    }
-    return PlanRequest(**fields)
-
-
-def priced(api: str, calls: int) -> Usage:
-    """The usage of ``calls`` scripted replies (100 input and 20 output tokens each)."""
-    cost = calls * (100 * 3 + 20 * 15) / 1e6 if api == "anthropic" else 0.0  # ollama is free
-    return Usage(input_tokens=100 * calls, output_tokens=20 * calls, cost_usd=cost)
-
-
-def assert_usage(actual: Usage, expected: Usage) -> None:
-    assert (actual.input_tokens, actual.output_tokens, actual.cached_tokens) == (
-        expected.input_tokens,
-        expected.output_tokens,
-        expected.cached_tokens,
-    )
-    assert actual.cost_usd == pytest.approx(expected.cost_usd)
-
 
 # -- planning --------------------------------------------------------------------------------
 
@@ -434,255 +304,7 @@ async def test_a_rejected_key_is_a_config_error_and_not_retried(repo: Path, api:
         assert len(strict.requests) == 1
 
 
-# -- recovery --------------------------------------------------------------------------------
-
-
-def recovery_request(**changes: Any) -> RecoveryRequest:
-    task = Task(
-        id="parser",
-        goal_id="g1",
-        title="Parse the config file",
-        instructions="Add parse() to src/config.py reading TOML.",
-        depends_on=("setup",),
-    )
-    gate = GateResult(
-        name="test",
-        command="pytest -q",
-        passed=False,
-        exit_code=1,
-        duration=2.5,
-        output_tail="...\nE   KeyError: 'limits'\nFAILED tests/test_config.py::test_parse",
-        new_failures=("tests/test_config.py::test_parse",),
-    )
-    attempt = Attempt(
-        id="a1",
-        goal_id="g1",
-        task_id="parser",
-        number=2,
-        error="the test gate failed",
-        gates=(gate,),
-        diff="diff --git a/src/config.py b/src/config.py\n+def parse(text): ...",
-    )
-    earlier = Recovery(
-        id="r1",
-        goal_id="g1",
-        task_id="parser",
-        attempt_id="a0",
-        root_cause="parse() ignored the [limits] table",
-        action=RecoveryAction.RETRY,
-        guidance="read every table",
-    )
-    fields: dict[str, Any] = {
-        "goal_id": "g1",
-        "goal": "Read limits from the config file",
-        "task": task,
-        "attempt": attempt,
-        "error": "the test gate failed: KeyError: 'limits'",
-        "gates": (gate,),
-        "diff": attempt.diff,
-        "messages": ("I added parse().", "Done: parse() reads the file."),
-        "earlier": (earlier,),
-        "task_ids": ("setup", "parser", "docs"),
-        **changes,
-    }
-    return RecoveryRequest(**fields)
-
-
-NEW_TASK = {
-    "id": "fixture",
-    "title": "Add a config fixture",
-    "instructions": "Add tests/fixtures/config.toml with a [limits] table.",
-}
-NEW_SPEC = TaskSpec(
-    id="fixture",
-    title="Add a config fixture",
-    instructions="Add tests/fixtures/config.toml with a [limits] table.",
-)
-
-RECOVERIES = {
-    "retry": (
-        {"root_cause": "wrong key", "action": "retry", "guidance": "read [limits]"},
-        RecoveryPlan(root_cause="wrong key", action=RecoveryAction.RETRY, guidance="read [limits]"),
-    ),
-    "insert": (
-        {"root_cause": "no fixture", "action": "insert", "tasks": [NEW_TASK]},
-        RecoveryPlan(root_cause="no fixture", action=RecoveryAction.INSERT, tasks=(NEW_SPEC,)),
-    ),
-    "replace": (
-        {
-            "root_cause": "too big",
-            "action": "replace",
-            "tasks": [NEW_TASK, {**NEW_TASK, "id": "parse-2", "depends_on": ["fixture", "setup"]}],
-        },
-        RecoveryPlan(
-            root_cause="too big",
-            action=RecoveryAction.REPLACE,
-            tasks=(
-                NEW_SPEC,
-                TaskSpec(
-                    id="parse-2",
-                    title=NEW_SPEC.title,
-                    instructions=NEW_SPEC.instructions,
-                    depends_on=("fixture", "setup"),
-                ),
-            ),
-        ),
-    ),
-    "skip": (
-        {"root_cause": "already done by setup", "action": "skip"},
-        RecoveryPlan(root_cause="already done by setup", action=RecoveryAction.SKIP),
-    ),
-    "abort": (
-        {"root_cause": "the config format is unknown", "action": "abort"},
-        RecoveryPlan(root_cause="the config format is unknown", action=RecoveryAction.ABORT),
-    ),
-}
-
-
-def test_the_recovery_output_offers_every_action() -> None:
-    actions = get_args(RecoveryOutput.model_fields["action"].annotation)
-    assert set(actions) == {a.value for a in RecoveryAction}
-
-
-@pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("action", list(RECOVERIES))
-async def test_recovery_answers_each_action(
-    server: ModelServer, make: Make, api: str, action: str
-) -> None:
-    answer, expected = RECOVERIES[action]
-    server.add(tool_reply(answer, RECOVERY_TOOL))
-    planner = await make(api)
-
-    recovered = await planner.recover(recovery_request())
-
-    assert recovered.recovery == expected
-    assert_usage(recovered.usage, priced(api, 1))
-    [seen] = server.requests
-    text = seen.text
-    for expected_text in (
-        "Read limits from the config file",  # the goal
-        "parser: Parse the config file",  # the task
-        "Add parse() to src/config.py reading TOML.",
-        "KeyError: 'limits'",  # the error and the gate's output
-        "tests/test_config.py::test_parse",
-        "+def parse(text): ...",  # the diff
-        "Done: parse() reads the file.",  # the agent's last message
-        "parse() ignored the [limits] table",  # the earlier recovery
-        "setup, parser, docs",  # the ids new tasks may not reuse
-    ):
-        assert expected_text in text
-
-
-@pytest.mark.parametrize("api", APIS)
-async def test_a_recovery_task_reusing_an_id_is_taken_under_a_fresh_one(
-    server: ModelServer, make: Make, api: str
-) -> None:
-    colliding = {
-        "root_cause": "no fixture",
-        "action": "insert",
-        "tasks": [{**NEW_TASK, "id": "docs"}],
-    }
-    server.add(tool_reply(colliding, RECOVERY_TOOL))
-    planner = await make(api)
-
-    recovered = await planner.recover(recovery_request())
-
-    assert len(server.requests) == 1  # read as meant (tests/llm/test_recovery_meant.py)
-    assert [t.id for t in recovered.recovery.tasks] == ["docs-2"]
-    assert recovered.recovery.tasks[0].title == NEW_TASK["title"]
-
-
-@pytest.mark.parametrize(
-    ("action", "taken", "tasks"),
-    [("retry", "insert", 1), ("skip", "skip", 0), ("abort", "abort", 0)],
-)
-async def test_recovery_tasks_an_action_takes_none_of_are_read_as_meant(
-    server: ModelServer, make: Make, action: str, taken: str, tasks: int
-) -> None:
-    answer = {"root_cause": "x", "action": action, "guidance": "g", "tasks": [NEW_TASK]}
-    server.add(tool_reply(answer, RECOVERY_TOOL))
-    planner = await make("anthropic")
-
-    recovered = await planner.recover(recovery_request())
-
-    assert len(server.requests) == 1  # taken, not sent back
-    assert recovered.recovery.action is RecoveryAction(taken)
-    assert len(recovered.recovery.tasks) == tasks
-
-
-async def test_recovery_tasks_that_depend_on_the_failed_task_are_sent_back(
-    server: ModelServer, make: Make
-) -> None:
-    loop = {**NEW_TASK, "depends_on": ["parser"]}
-    server.add(
-        tool_reply({"root_cause": "x", "action": "insert", "tasks": [loop]}, RECOVERY_TOOL),
-        tool_reply({"root_cause": "x", "action": "insert", "tasks": [NEW_TASK]}, RECOVERY_TOOL),
-    )
-    planner = await make("anthropic")
-
-    recovered = await planner.recover(recovery_request())
-
-    assert recovered.recovery.action is RecoveryAction.INSERT
-    assert "depends on the failed task 'parser'" in server.requests[1].last_user_text
-
-
-async def test_recovery_that_never_validates_is_a_plan_error(
-    server: ModelServer, make: Make
-) -> None:
-    server.add({**tool_reply({"root_cause": "x", "action": "replace"}, RECOVERY_TOOL), "times": -1})
-    planner = await make("ollama", max_reasks=1)
-
-    with pytest.raises(PlanError) as info:
-        await planner.recover(recovery_request())
-
-    assert len(server.requests) == 2
-    assert "could not produce a valid recovery plan after 2 attempts" in str(info.value)
-    assert "recovery action 'replace' needs at least one task" in str(info.value)
-
-
-async def test_recovery_uses_the_recovery_model_and_prices_its_usage(
-    server: ModelServer, make: Make, repo: Path
-) -> None:
-    server.add(tool_reply(GOOD), tool_reply(RECOVERIES["skip"][0], RECOVERY_TOOL))
-    planner = await make("ollama", recovery_api="anthropic")
-
-    planned = await planner.plan(plan_request(repo))
-    recovered = await planner.recover(recovery_request())
-
-    assert [r.api for r in server.requests] == ["openai", "anthropic"]
-    assert_usage(planned.usage, priced("ollama", 1))
-    assert_usage(recovered.usage, priced("anthropic", 1))
-
-
 # -- fast checks with pydantic-ai's own models -------------------------------------------------
-
-
-LOCAL = ModelSpec(provider="ollama", name="function", base_url="http://127.0.0.1:9/v1")
-
-
-def scripted(*answers: Any) -> tuple[FunctionModel, list[list[ModelMessage]]]:
-    """A function model calling the output tool with each answer in turn; it records what it
-    was sent."""
-    seen: list[list[ModelMessage]] = []
-    pending = list(answers)
-
-    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        seen.append(list(messages))
-        [tool] = info.output_tools
-        return ModelResponse(parts=[ToolCallPart(tool_name=tool.name, args=pending.pop(0))])
-
-    return FunctionModel(reply), seen
-
-
-def user_text(message: ModelMessage) -> str:
-    assert isinstance(message, ModelRequest)
-    return "\n".join(
-        str(part.content) for part in message.parts if isinstance(part, UserPromptPart)
-    )
-
-
-def local_planner(model: Any, **options: Any) -> LLMPlanner:
-    return LLMPlanner(model=model, spec=LOCAL, prices=PriceTable(), clock=InstantClock(), **options)
 
 
 async def test_function_model_sees_the_problems_after_its_own_answer(repo: Path) -> None:

@@ -20,7 +20,7 @@ from blitz.llm.usage import PriceTable
 from blitz.testing.model_server import ModelServer, Reply, SeenRequest
 
 from . import model_for
-from .test_planner import (
+from .planner_helpers import (
     EXPECTED,
     GOOD,
     InstantClock,

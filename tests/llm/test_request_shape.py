@@ -17,7 +17,7 @@ from blitz.llm.retries import call_with_retries
 from blitz.testing.model_server import ErrorReply, ModelServer, Reply
 
 from . import anthropic_error, model_for
-from .test_planner import (
+from .planner_helpers import (
     EXPECTED,
     GOOD,
     InstantClock,

@@ -1,0 +1,148 @@
+"""The model-backed planner's recovery: each action, what a model gets wrong read as meant or
+sent back, and the recovery model priced apart; driven through the real Anthropic and OpenAI SDKs
+against the scripted model server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from blitz.domain import (
+    RecoveryAction,
+)
+from blitz.errors import PlanError
+from blitz.llm.planner import (
+    RECOVERY_TOOL,
+    RecoveryOutput,
+)
+from blitz.testing.model_server import ModelServer
+
+from .planner_helpers import (
+    APIS,
+    GOOD,
+    NEW_TASK,
+    RECOVERIES,
+    Make,
+    assert_usage,
+    plan_request,
+    priced,
+    recovery_request,
+    tool_reply,
+)
+
+
+def test_the_recovery_output_offers_every_action() -> None:
+    actions = get_args(RecoveryOutput.model_fields["action"].annotation)
+    assert set(actions) == {a.value for a in RecoveryAction}
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("action", list(RECOVERIES))
+async def test_recovery_answers_each_action(
+    server: ModelServer, make: Make, api: str, action: str
+) -> None:
+    answer, expected = RECOVERIES[action]
+    server.add(tool_reply(answer, RECOVERY_TOOL))
+    planner = await make(api)
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery == expected
+    assert_usage(recovered.usage, priced(api, 1))
+    [seen] = server.requests
+    text = seen.text
+    for expected_text in (
+        "Read limits from the config file",  # the goal
+        "parser: Parse the config file",  # the task
+        "Add parse() to src/config.py reading TOML.",
+        "KeyError: 'limits'",  # the error and the gate's output
+        "tests/test_config.py::test_parse",
+        "+def parse(text): ...",  # the diff
+        "Done: parse() reads the file.",  # the agent's last message
+        "parse() ignored the [limits] table",  # the earlier recovery
+        "setup, parser, docs",  # the ids new tasks may not reuse
+    ):
+        assert expected_text in text
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_recovery_task_reusing_an_id_is_taken_under_a_fresh_one(
+    server: ModelServer, make: Make, api: str
+) -> None:
+    colliding = {
+        "root_cause": "no fixture",
+        "action": "insert",
+        "tasks": [{**NEW_TASK, "id": "docs"}],
+    }
+    server.add(tool_reply(colliding, RECOVERY_TOOL))
+    planner = await make(api)
+
+    recovered = await planner.recover(recovery_request())
+
+    assert len(server.requests) == 1  # read as meant (tests/llm/test_recovery_meant.py)
+    assert [t.id for t in recovered.recovery.tasks] == ["docs-2"]
+    assert recovered.recovery.tasks[0].title == NEW_TASK["title"]
+
+
+@pytest.mark.parametrize(
+    ("action", "taken", "tasks"),
+    [("retry", "insert", 1), ("skip", "skip", 0), ("abort", "abort", 0)],
+)
+async def test_recovery_tasks_an_action_takes_none_of_are_read_as_meant(
+    server: ModelServer, make: Make, action: str, taken: str, tasks: int
+) -> None:
+    answer = {"root_cause": "x", "action": action, "guidance": "g", "tasks": [NEW_TASK]}
+    server.add(tool_reply(answer, RECOVERY_TOOL))
+    planner = await make("anthropic")
+
+    recovered = await planner.recover(recovery_request())
+
+    assert len(server.requests) == 1  # taken, not sent back
+    assert recovered.recovery.action is RecoveryAction(taken)
+    assert len(recovered.recovery.tasks) == tasks
+
+
+async def test_recovery_tasks_that_depend_on_the_failed_task_are_sent_back(
+    server: ModelServer, make: Make
+) -> None:
+    loop = {**NEW_TASK, "depends_on": ["parser"]}
+    server.add(
+        tool_reply({"root_cause": "x", "action": "insert", "tasks": [loop]}, RECOVERY_TOOL),
+        tool_reply({"root_cause": "x", "action": "insert", "tasks": [NEW_TASK]}, RECOVERY_TOOL),
+    )
+    planner = await make("anthropic")
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery.action is RecoveryAction.INSERT
+    assert "depends on the failed task 'parser'" in server.requests[1].last_user_text
+
+
+async def test_recovery_that_never_validates_is_a_plan_error(
+    server: ModelServer, make: Make
+) -> None:
+    server.add({**tool_reply({"root_cause": "x", "action": "replace"}, RECOVERY_TOOL), "times": -1})
+    planner = await make("ollama", max_reasks=1)
+
+    with pytest.raises(PlanError) as info:
+        await planner.recover(recovery_request())
+
+    assert len(server.requests) == 2
+    assert "could not produce a valid recovery plan after 2 attempts" in str(info.value)
+    assert "recovery action 'replace' needs at least one task" in str(info.value)
+
+
+async def test_recovery_uses_the_recovery_model_and_prices_its_usage(
+    server: ModelServer, make: Make, repo: Path
+) -> None:
+    server.add(tool_reply(GOOD), tool_reply(RECOVERIES["skip"][0], RECOVERY_TOOL))
+    planner = await make("ollama", recovery_api="anthropic")
+
+    planned = await planner.plan(plan_request(repo))
+    recovered = await planner.recover(recovery_request())
+
+    assert [r.api for r in server.requests] == ["openai", "anthropic"]
+    assert_usage(planned.usage, priced("ollama", 1))
+    assert_usage(recovered.usage, priced("anthropic", 1))
