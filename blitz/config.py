@@ -251,7 +251,9 @@ def _table(name: str, section: BaseModel) -> list[str]:
     lines = [*_comment(type(section).__doc__ or ""), f"[{name}]"]
     for key, info in type(section).model_fields.items():
         value = getattr(section, key)
-        lines.append(f"{key} = {_toml_value(value)}".ljust(40) + f"  # {info.description}")
+        # TOML has no null: a key left unset is shown commented out.
+        setting = f"# {key} =" if value is None else f"{key} = {_toml_value(value)}"
+        lines.append(setting.ljust(40) + f"  # {info.description}")
     return lines
 
 

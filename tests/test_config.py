@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from blitz.config import (
     CONFIG_NAME,
+    AgentConfig,
     GatesConfig,
     LimitsConfig,
     ProjectConfig,
@@ -117,6 +118,18 @@ def test_render_round_trips_with_comments_and_notes(tmp_path: Path) -> None:
     assert load_repo_config(tmp_path) == cfg
 
 
+def test_a_key_left_unset_renders_commented_out_and_a_set_one_round_trips(tmp_path: Path) -> None:
+    # TOML has no null: an unset optional key is shown, commented, and loads back unset.
+    unset = render_repo_config(RepoConfig())
+    assert "\n# temperature =" in unset
+    _write(tmp_path, unset)
+    loaded = load_repo_config(tmp_path)
+    assert loaded is not None and loaded.agent.temperature is None
+    cfg = RepoConfig(project=ProjectConfig(name="app"), agent=AgentConfig(temperature=0.3))
+    _write(tmp_path, render_repo_config(cfg))
+    assert load_repo_config(tmp_path) == cfg
+
+
 def test_detected_gates_render_into_a_loadable_file(tmp_path: Path) -> None:
     (tmp_path / "go.mod").write_text("module example.com/app\n")
     gates, notes = detect_gates(tmp_path)
@@ -187,6 +200,7 @@ def test_a_wrong_type_names_the_field_and_the_value(tmp_path: Path) -> None:
         "[breaker]\ncooldown = -5.0\n",
         "[gates]\ntimeout = 0\n",
         "[gates]\ntimeout = inf\n",
+        "[agent]\ntemperature = 2.5\n",
     ],
 )
 def test_out_of_range_numbers_are_errors(tmp_path: Path, text: str) -> None:

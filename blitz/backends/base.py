@@ -41,6 +41,7 @@ class AgentRequest:
     attempt: int = 1  # 1 for the first attempt of this task
     candidate: int = 0  # 1..N for a best-of-N candidate, 0 for a plain attempt
     guidance: str = ""  # recovery's advice for this retry
+    allow_empty: bool = True  # False: the task must change a file (an attempt that does not fails)
     previous_failure: str = ""  # a short account of what went wrong last time
     timeout: float = 1800.0
     model: str = ""  # "provider:model" for this attempt ("" = the backend's default)

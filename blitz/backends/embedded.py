@@ -58,7 +58,13 @@ from blitz.context import file_tree
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
 from blitz.llm.errors import ModelOutputError, ProviderError, classify, stopped_usage
-from blitz.llm.models import ModelSpec, ProviderConfig, build_model, parse_model
+from blitz.llm.models import (
+    ModelSpec,
+    ProviderConfig,
+    build_model,
+    model_settings,
+    parse_model,
+)
 from blitz.llm.retrying_model import RetryingModel
 from blitz.llm.text_calls import TextCallingModel
 from blitz.llm.text_tools import how_to_call_tools
@@ -156,7 +162,17 @@ def create(options: BackendOptions) -> AgentBackend:
             max_output_tokens=options.max_output_tokens,
         ),
         sandbox=options.sandbox,
+        temperature=options.temperature,
     )
+
+
+def _settings(spec: ModelSpec, max_tokens: int, temperature: float | None) -> ModelSettings:
+    """The agent's request settings: its answers' length cap, and the temperature configured,
+    else the one for answers that must take a form (every answer of the agent is a tool call)."""
+    settings = ModelSettings(**model_settings(spec, structured=True), max_tokens=max_tokens)
+    if temperature is not None:
+        settings["temperature"] = temperature
+    return settings
 
 
 class EmbeddedBackend:
@@ -174,7 +190,10 @@ class EmbeddedBackend:
         breakers: BreakerBoard | None = None,
         limits: EmbeddedLimits = EmbeddedLimits(),
         sandbox: Policy | None = None,
+        temperature: float | None = None,
     ) -> None:
+        """``temperature``: the agent's sampling temperature (None: a low one on a server of
+        one's own, the provider's default for a hosted model)."""
         self.spec, self.sandbox, self.provider = spec, sandbox, spec.provider
         self.prices, self.clock = prices, clock
         self.limits = limits
@@ -188,9 +207,9 @@ class EmbeddedBackend:
         self._agent: Agent[Session, Finished | str] = Agent(
             self.model,
             deps_type=Session,
-            output_type=[ToolOutput(finish, name="finish"), str],
+            output_type=[ToolOutput[Finished](finish, name="finish"), str],
             instructions=INSTRUCTIONS,
-            model_settings=ModelSettings(max_tokens=limits.max_output_tokens),
+            model_settings=_settings(spec, limits.max_output_tokens, temperature),
             tools=[
                 # Sequential: the model may write a file and run the tests in one response, and
                 # expects them to happen in that order.
@@ -209,7 +228,8 @@ class EmbeddedBackend:
         deadline = asyncio.timeout(seconds)
         try:
             tools = AgentTools(request.worktree, limits=self.limits.tool, sandbox=self.sandbox)
-            session = Session(tools, StuckDetector(self.limits.stuck_repeats), on_message)
+            stuck = StuckDetector(self.limits.stuck_repeats)
+            session = Session(tools, stuck, on_message, needs_change=not request.allow_empty)
             async with deadline:
                 result = await self._drive(request, session)
         except TimeoutError as exc:

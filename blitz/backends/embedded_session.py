@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 from pydantic_ai import RunContext
-from pydantic_ai.exceptions import ToolFailed
+from pydantic_ai.exceptions import ModelRetry, ToolFailed
 from pydantic_ai.messages import (
     ModelRequest,
     ModelResponse,
@@ -29,6 +29,8 @@ from pydantic_ai.usage import RunUsage
 from blitz.backends.base import MessageSink, trim
 from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import AgentTools, ToolError
+from blitz.errors import GitError
+from blitz.git import Git
 from blitz.redact import redact
 
 MESSAGES_KEPT = 20
@@ -64,13 +66,23 @@ class Finished:
     summary: str
 
 
-def finish(summary: str) -> Finished:
+async def finish(ctx: RunContext[Session], summary: str) -> Finished:
     """Call this when the task is done; it ends your work, so call it once, after your last change.
 
     Args:
         summary: what you changed and why, in a few sentences
     """
+    if await ctx.deps.refuses_finish():
+        raise ModelRetry(NOTHING_CHANGED)
     return Finished(summary.strip())
+
+
+NOTHING_CHANGED = (
+    "You called finish, but no file in the repository has changed, and this task needs a change."
+    " Make the change the task asks for (write_file or edit_file), then call finish. If the task"
+    " truly needs no change, call finish again and say why."
+)
+"""What the model is told when it calls ``finish`` with nothing changed, the first time."""
 
 
 WRITING = frozenset({"write_file", "edit_file"})
@@ -81,7 +93,14 @@ class Session:
     """The state of one run, handed to the tools as pydantic-ai's ``deps``: the worktree's tools,
     the stuck detector, the messages shown so far, and how many tool calls the model made."""
 
-    def __init__(self, tools: AgentTools, stuck: StuckDetector, sink: MessageSink | None) -> None:
+    def __init__(
+        self,
+        tools: AgentTools,
+        stuck: StuckDetector,
+        sink: MessageSink | None,
+        *,
+        needs_change: bool = False,
+    ) -> None:
         self.tools = tools
         self.stuck = stuck
         self.stuck_on: str | None = None  # the tool whose call repeated itself
@@ -89,6 +108,8 @@ class Session:
         self.usage = RunUsage()
         self.calls = 0  # tool calls the model made, finish included, in every form
         self.wrote = False  # whether a write_file or edit_file call succeeded
+        self.needs_change = needs_change  # the task must change a file (it is not allow_empty)
+        self.finish_refused = False  # a finish with nothing changed was sent back once
         self._sink = sink
 
     async def say(self, text: str) -> None:
@@ -111,6 +132,23 @@ class Session:
         self.wrote = self.wrote or name in WRITING
         await self.say(result)
         return result
+
+    async def refuses_finish(self) -> bool:
+        """Whether to send a ``finish`` call back: the first one made while the task needs a
+        change and the worktree has none (small models often call it having changed nothing;
+        told so, they may yet make the change, where a failed attempt costs a recovery). Only
+        once: a model that insists is believed, and the attempt's own check judges it."""
+        if not self.needs_change or self.finish_refused:
+            return False
+        try:
+            changed = await Git(self.tools.root).status(self.tools.root, all_untracked=True)
+        except GitError:  # not a repository: nothing to check against
+            return False
+        if changed:
+            return False
+        self.finish_refused = True
+        await self.say("re-asked: finish was called with no file changed")
+        return True
 
     def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
         if self.stuck.record(name, args, result) and self.stuck_on is None:

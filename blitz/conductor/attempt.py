@@ -156,6 +156,7 @@ async def run_attempt(
             attempt=attempt.number,
             candidate=attempt.candidate,
             guidance=ctx.task.guidance,
+            allow_empty=ctx.task.allow_empty or ws is None,
             previous_failure=ctx.task.root_cause,
             timeout=ctx.timeout,
             model=ctx.model,

@@ -156,9 +156,10 @@ def _check_url(url: str, what: str) -> None:
 
 
 STRUCTURED_TEMPERATURE = 0.2
-"""Sampling temperature for a structured answer (a plan, a recovery plan, a verdict) from a
-server of one's own: llama.cpp samples at 0.8 unless told, and a small model at that heat strays
-from a schema it could follow. Hosted models keep their provider's default."""
+"""Sampling temperature for a structured answer (a plan, a recovery plan, a verdict, the embedded
+agent's tool calls) from a server of one's own: llama.cpp samples at 0.8 unless told, and a small
+model at that heat strays from a schema it could follow. Hosted models keep their provider's
+default."""
 
 
 def own_server(spec: ModelSpec) -> bool:
@@ -169,7 +170,8 @@ def own_server(spec: ModelSpec) -> bool:
 def model_settings(spec: ModelSpec, *, structured: bool = False) -> ModelSettings:
     """Default request settings for a model: prompt caching on for Anthropic, whose caching must
     be asked for (an agent re-sends the same instructions and tools on every turn); a low
-    temperature for a ``structured`` answer from a server of one's own."""
+    temperature for a ``structured`` answer (one that must take a form: a plan, a verdict, a
+    tool call) from a server of one's own."""
     if spec.provider == "anthropic":
         # The unified setting places breakpoints on the tools, the instructions and the growing
         # conversation (`anthropic_cache_tool_definitions`, `_instructions`, `anthropic_cache`).

@@ -37,6 +37,8 @@ Rules for a good plan:
 - ids: unique, 1-64 characters from letters, digits, '.', '_' and '-' (e.g. "add-limiter").
 - depends_on: list a task's id only when this task needs that task's changes. Tasks without
   dependencies on each other run in parallel. No cycles.
+- Tests of new code go in the task that writes the code. A task that imports, calls or tests
+  code another task adds depends on that task: alone, its tests would fail.
 - priority: an integer, default 0; higher runs first among ready tasks. Raise it for tasks that
   unblock others.
 - instructions: self-contained and specific: which files and functions to change or add, what

@@ -98,8 +98,9 @@ PLAN_TASK_TOKENS = 350
 PLAN_MAX_TOKENS = (1_500, 16_000)
 """Bounds of a plan call's output cap, whatever ``max_tasks`` says."""
 
-RECOVERY_MAX_TOKENS = 6_000
-"""Output cap of a recovery call: a decision, a reason and a few tasks."""
+RECOVERY_MAX_TOKENS = 3_000
+"""Output cap of a recovery call: a decision, a reason and a few tasks (a plan's share for six
+tasks). A small model that loops inside its answer is stopped here, not minutes later."""
 
 
 def plan_max_tokens(max_tasks: int) -> int:

@@ -53,6 +53,7 @@ def backend(
     clock: InstantClock | None = None,
     breakers: BreakerBoard | None = None,
     wrap: Callable[[Model], Model] | None = None,
+    temperature: float | None = None,
     **limits: Any,
 ) -> EmbeddedBackend:
     if model == COMPATIBLE:
@@ -69,6 +70,7 @@ def backend(
         clock=clock or InstantClock(),
         breakers=breakers,
         limits=EmbeddedLimits(**limits),
+        temperature=temperature,
     )
 
 

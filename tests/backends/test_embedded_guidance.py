@@ -1,9 +1,11 @@
 """What the embedded agent gives a model so it does not lose its way, and how it answers a model
 that says nothing: the task prompt lists the repository's files (a small model otherwise guesses
 paths); an empty answer is re-asked with a correction in the same conversation, then fails
-the attempt saying so; and a run that ends in prose after writing files is judged by the gates,
-not thrown away. The real pydantic-ai/openai client talks to a scripted chat-completions
-server on 127.0.0.1; the tools change a real git worktree."""
+the attempt saying so; a run that ends in prose after writing files is judged by the gates,
+not thrown away; a ``finish`` with nothing changed is sent back once when the task needs a
+change; and a server of one's own is asked at a low temperature. The real pydantic-ai/openai
+client talks to a scripted chat-completions server on 127.0.0.1; the tools change a real git
+worktree."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, backend, call_text
+from embedded_helpers import ANTHROPIC, COMPATIBLE, KEY, backend, call, call_text
 from engine_helpers import git
 
 from blitz.testing.model_server import ModelServer
@@ -117,3 +119,90 @@ async def test_a_run_that_ends_in_prose_after_changing_files_is_judged_by_the_ga
     assert result.summary == "(ended without calling finish) I added hello()."
     assert (worktree / "hello.py").read_text() == HELLO
     assert len(server.requests) == 2  # over: not re-asked
+
+
+WRITE_HELLO = call("write_file", path="hello.py", content=HELLO)
+
+
+async def test_a_finish_with_nothing_changed_is_sent_back_once(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Small models call finish having changed nothing; told so, they may yet make the change.
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("finish", summary="Done.")]}},
+        {"match": "no file in the repository has changed", "reply": {"tool_calls": [WRITE_HELLO]}},
+        {
+            "match_tool_result": "wrote 32 bytes",
+            "reply": {"text": call_text("finish", summary="Added.")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree, allow_empty=False))
+
+    assert result.ok, result.error
+    assert result.summary == "Added."
+    assert (worktree / "hello.py").read_text() == HELLO
+    assert "re-asked: finish was called with no file changed" in result.messages
+    assert_script_done(server)
+
+
+async def test_a_model_that_calls_finish_again_with_nothing_changed_is_believed(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Once only: the attempt's own check (a task that must change a file) judges the rest.
+    server.add(
+        {"match": "Task t1", "reply": {"tool_calls": [call("finish", summary="Done.")]}},
+        {
+            "match": "no file in the repository has changed",
+            "reply": {"tool_calls": [call("finish", summary="It already works.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree, allow_empty=False))
+
+    assert result.ok, result.error
+    assert result.summary == "It already works."
+    assert len(server.requests) == 2
+    assert_script_done(server)
+
+
+async def test_a_finish_counts_changes_made_by_commands_and_tasks_that_may_change_nothing(
+    server: ModelServer, worktree: Path
+) -> None:
+    # A file a command wrote is a change; a task that may change nothing is never sent back.
+    server.add(
+        {
+            "match": "Task t1",
+            "reply": {"tool_calls": [call("run_command", command="echo x > made.txt")]},
+        },
+        {
+            "match_tool_result": "exit code 0",
+            "reply": {"tool_calls": [call("finish", summary="Made.")]},
+        },
+        {"match": "Task t2", "reply": {"tool_calls": [call("finish", summary="Checked.")]}},
+    )
+
+    made = await backend(server, COMPATIBLE).run(task(worktree, allow_empty=False))
+    assert made.ok and made.summary == "Made.", made.error
+    (worktree / "made.txt").unlink()
+    checked = await backend(server, COMPATIBLE).run(task(worktree, task_id="t2", allow_empty=True))
+    assert checked.ok and checked.summary == "Checked.", checked.error
+    assert len(server.requests) == 3  # neither sent back
+    assert_script_done(server)
+
+
+@pytest.mark.parametrize(
+    ("model", "configured", "sent"),
+    [(COMPATIBLE, None, 0.2), (COMPATIBLE, 0.7, 0.7), (ANTHROPIC, None, None)],
+)
+async def test_the_agents_temperature(
+    server: ModelServer, worktree: Path, model: str, configured: float | None, sent: float | None
+) -> None:
+    # A server of one's own samples hot unless told (llama.cpp: 0.8); a small model at that
+    # heat writes broken calls. [agent] temperature wins; hosted models keep their default.
+    server.add({"reply": {"tool_calls": [call("finish", summary="Done.")]}})
+
+    result = await backend(server, model, temperature=configured).run(task(worktree))
+
+    assert result.ok, result.error
+    assert server.requests[0].body.get("temperature") == sent

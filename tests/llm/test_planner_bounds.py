@@ -15,7 +15,12 @@ from blitz.conductor.selection import Candidate
 from blitz.errors import PlanError
 from blitz.llm.judge import JUDGE_MAX_TOKENS, ModelJudge
 from blitz.llm.models import STRUCTURED_TEMPERATURE, parse_model
-from blitz.llm.planner import PLAN_MAX_TOKENS, LLMPlanner, plan_max_tokens
+from blitz.llm.planner import (
+    PLAN_MAX_TOKENS,
+    RECOVERY_MAX_TOKENS,
+    LLMPlanner,
+    plan_max_tokens,
+)
 from blitz.llm.usage import PriceTable
 from blitz.testing.model_server import ModelServer, Reply, SeenRequest
 
@@ -23,10 +28,12 @@ from . import model_for
 from .planner_helpers import (
     EXPECTED,
     GOOD,
+    RECOVERIES,
     InstantClock,
     json_reply,
     local_planner,
     plan_request,
+    recovery_request,
     tool_reply,
 )
 
@@ -50,6 +57,17 @@ async def test_every_plan_call_carries_its_output_cap(fake: ModelServer, repo: P
         await local_planner(model, output_mode="prompted").plan(plan_request(repo, max_tasks=10))
     [sent] = fake.requests
     assert cap(sent) == plan_max_tokens(10)
+    assert sent.body["temperature"] == STRUCTURED_TEMPERATURE
+
+
+async def test_every_recovery_call_carries_its_output_cap(fake: ModelServer) -> None:
+    # A recovery is a decision, a reason and a few tasks: far below a plan's cap for max_tasks.
+    fake.add(json_reply(RECOVERIES["insert"][0]))
+    async with model_for(fake, "llamacpp") as model:
+        recovered = await local_planner(model, output_mode="prompted").recover(recovery_request())
+    assert recovered.recovery == RECOVERIES["insert"][1]
+    [sent] = fake.requests
+    assert cap(sent) == RECOVERY_MAX_TOKENS < plan_max_tokens(8)
     assert sent.body["temperature"] == STRUCTURED_TEMPERATURE
 
 
