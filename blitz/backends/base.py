@@ -42,6 +42,7 @@ class AgentRequest:
     candidate: int = 0  # 1..N for a best-of-N candidate, 0 for a plain attempt
     guidance: str = ""  # recovery's advice for this retry
     allow_empty: bool = True  # False: the task must change a file (an attempt that does not fails)
+    files: tuple[str, ...] = ()  # the files the plan expects the task to touch (a hint)
     previous_failure: str = ""  # a short account of what went wrong last time
     timeout: float = 1800.0
     model: str = ""  # "provider:model" for this attempt ("" = the backend's default)

@@ -30,6 +30,7 @@ turns every way a run can end into an :class:`~blitz.backends.base.AgentResult` 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from pydantic_ai import Agent, Tool, ToolOutput
@@ -48,6 +49,7 @@ from blitz.backends.base import (
     lowest,
     task_prompt,
 )
+from blitz.backends.confine import ToolError
 from blitz.backends.embedded_session import TOOLS, Finished, Session, finish
 from blitz.backends.options import NO_MODEL, BackendOptions
 from blitz.backends.stuck import StuckDetector
@@ -101,6 +103,11 @@ DEGENERATE = frozenset({"repeating", "too_long", "empty"})
 FILE_TREE_CHARS = 2_000
 """Room for the repository's file list in the task prompt: a model that sees where the files are
 does not guess paths (a small model copies any example path it is given)."""
+
+FILES_SHOWN_CHARS = 8_000
+"""Room in the task prompt for the files the task is expected to touch, as they are now: a model
+that sees a file does not rewrite it blind (a small model otherwise drops what it never read),
+and is spared a turn reading it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,7 +260,8 @@ class EmbeddedBackend:
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
         model = TextCallingModel(self.model, allow_empty=False)
         tree = await file_tree(request.worktree, FILE_TREE_CHARS)
-        prompt: str | None = task_prompt(request, after=tree)
+        shown = await _files_shown(session.tools, request.files, FILES_SHOWN_CHARS)
+        prompt: str | None = task_prompt(request, after="\n\n".join(filter(None, (tree, shown))))
         history: list[ModelMessage] | None = None
         reasks = 0
         async with self.model:
@@ -361,6 +369,26 @@ class EmbeddedBackend:
         return AgentResult(
             ok=False, crashed=True, error=f"embedded agent error: {type(exc).__name__}: {exc}"
         )
+
+
+async def _files_shown(tools: AgentTools, files: Sequence[str], room: int) -> str:
+    """The task's files that exist, as ``read_file`` shows them, each under its own heading, in
+    at most ``room`` characters; one that does not fit is named, to be read. Files the task is
+    to create are not there yet; a path that leads out of the worktree reads as none."""
+    blocks: list[str] = []
+    for path in dict.fromkeys(files):
+        try:
+            text = await tools.read_file(path)
+        except ToolError:
+            continue
+        block = f"## {path} (as it is now)\n{text}"
+        if len(block) > room:
+            block = f"## {path}: too long to show here; read it with read_file"
+            if len(block) > room:
+                break
+        blocks.append(block)
+        room -= len(block) + 2
+    return "\n\n".join(blocks)
 
 
 # -- re-asks ------------------------------------------------------------------------------------

@@ -157,6 +157,7 @@ async def run_attempt(
             candidate=attempt.candidate,
             guidance=ctx.task.guidance,
             allow_empty=ctx.task.allow_empty or ws is None,
+            files=tuple(ctx.task.files),
             previous_failure=ctx.task.root_cause,
             timeout=ctx.timeout,
             model=ctx.model,

@@ -1,11 +1,11 @@
 """What the embedded agent gives a model so it does not lose its way, and how it answers a model
 that says nothing: the task prompt lists the repository's files (a small model otherwise guesses
-paths); an empty answer is re-asked with a correction in the same conversation, then fails
-the attempt saying so; a run that ends in prose after writing files is judged by the gates,
-not thrown away; a ``finish`` with nothing changed is sent back once when the task needs a
-change; and a server of one's own is asked at a low temperature. The real pydantic-ai/openai
-client talks to a scripted chat-completions server on 127.0.0.1; the tools change a real git
-worktree."""
+paths) and shows the task's files as they are; an empty answer is re-asked with a correction in
+the same conversation, then fails the attempt saying so; a run that ends in prose after writing
+files is judged by the gates, not thrown away; a ``finish`` with nothing changed is sent back
+once when the task needs a change; and a server of one's own is asked at a low temperature. The
+real pydantic-ai/openai client talks to a scripted chat-completions server on 127.0.0.1; the
+tools change a real git worktree."""
 
 from __future__ import annotations
 
@@ -51,6 +51,28 @@ async def test_the_task_prompt_lists_the_repositorys_files(
     assert files == ["README.md", "docs/guide.md", "test_textutil.py", "textutil.py"]
     # No example path for a small model to copy.
     assert "src/" not in json.dumps(server.requests[0].body["messages"])
+
+
+async def test_the_task_prompt_shows_the_task_s_files_as_they_are_now(
+    server: ModelServer, worktree: Path
+) -> None:
+    # A small model that never read a file rewrites it without what it held.
+    commit(worktree, {"textutil.py": "def shout(text):\n    return text.upper()\n"})
+    commit(worktree, {"big.py": "x = 1\n" * 3000})
+    (worktree.parent / "outside.py").write_text("SECRET = 1\n")
+    server.add({"reply": {"tool_calls": [call("finish", summary="Done.")]}})
+    files = ("textutil.py", "test_new.py", "../outside.py", "big.py", "textutil.py")
+
+    result = await backend(server, COMPATIBLE).run(task(worktree, files=files))
+
+    assert result.ok, result.error
+    prompt = server.requests[0].last_user_text
+    shown = prompt[prompt.index("## textutil.py (as it is now)") :]
+    assert shown.splitlines()[1:3] == ["   1| def shout(text):", "   2|     return text.upper()"]
+    assert prompt.count("## textutil.py") == 1
+    assert "## big.py: too long to show here; read it with read_file" in prompt
+    assert "test_new.py (as" not in prompt  # to be created
+    assert "SECRET" not in prompt and "outside.py (as" not in prompt
 
 
 async def test_an_empty_answer_is_re_asked_and_the_run_goes_on(
