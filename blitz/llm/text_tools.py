@@ -14,7 +14,9 @@ back as a call with an error for the model. JSON elsewhere counts only when it n
 tool and carries arguments, so prose, code or a fenced ``package.json`` never becomes a call, nor
 does a tool's definition copied out of the prompt (``{"name": ..., "parameters": <a schema>}``). A
 call naming something that is no tool (small models write the task's or the file's name) is a call
-of the one offered tool whose parameters its arguments fit, when exactly one does.
+of the one offered tool whose parameters its arguments fit, when exactly one does; when none
+does, it comes back with an error naming the tools (and, for arguments keyed by file paths, how to
+write files), not as no call at all.
 """
 
 from __future__ import annotations
@@ -212,16 +214,16 @@ def _call(
         return _unreadable(form, span, f"that is {what}, not a call of it", name=None)
     if key is not None and name not in offered:
         name = _tool_for(obj[key], offered) or name
-    if not meant and (key is None or name not in offered):
+    # {"name": <no tool>, "arguments": {...}} fitting no tool is still meant as a call: the
+    # model is told the tools, not that it called none.
+    if not meant and (key is None or (name not in offered and not _call_shaped(name, obj[key]))):
         return None
     if not isinstance(name, str) or not name:
         return _unreadable(form, span, 'the call has no "name" (the name of the tool to call)')
     if name not in offered:
+        error = f"there is no tool named {name!r}; the tools are {', '.join(offered)}"
         return TextToolCall(
-            name=name,
-            error=f"there is no tool named {name!r}; the tools are {', '.join(offered)}",
-            form=form,
-            span=span,
+            name=name, error=error + _files_hint(obj.get(key or ""), offered), form=form, span=span
         )
     if key is None:  # {"name": "read_file", "path": "a.py"}: the rest are the arguments
         raw: Any = {k: v for k, v in obj.items() if k != "name"}
@@ -236,6 +238,29 @@ def _call(
         problem += signature(name, offered[name])
     return TextToolCall(
         name=name, arguments=arguments, error=problem, form=form, span=span, readable=readable
+    )
+
+
+def _call_shaped(name: Any, raw: Any) -> bool:
+    """Whether a name and an object of arguments make the shape of a call."""
+    return isinstance(name, str) and bool(name) and isinstance(raw, Mapping)
+
+
+_PATH = re.compile(r"[\w./-]*\w\.\w+|[\w.-]+/[\w./-]+")
+
+
+def _files_hint(raw: Any, offered: Mapping[str, Any]) -> str:
+    """How to write files, for arguments keyed by file paths (small models write a whole
+    change as one call named after the task, ``{"a.py": {"content": ...}, "b.py": ...}``)."""
+    if "write_file" not in offered or not isinstance(raw, Mapping) or not raw:
+        return ""
+    paths = [key for key in raw if isinstance(key, str) and _PATH.fullmatch(key)]
+    if len(paths) != len(raw):
+        return ""
+    example = json.dumps({"name": "write_file", "arguments": {"path": paths[0], "content": "..."}})
+    return (
+        "; to write files, call write_file once for each file, its content the file's whole"
+        f" new text (what it holds now with your change): {example}"
     )
 
 
