@@ -85,7 +85,8 @@ Choose one action:
 New tasks use the plan task format: unique ids of 1-64 letters, digits, '.', '_' or '-' that no
 existing task has, a one-line title, self-contained instructions (the agent sees only them and the
 repository), depends_on only when needed. New tasks must not depend on the failed task; tests of
-new code go in the task that writes the code. Give tasks only for insert and replace. Do not repeat a recovery that was already tried for this task.
+new code go in the task that writes the code. Give tasks only for insert and replace. Do not
+repeat a recovery that was already tried for this task.
 """
 
 

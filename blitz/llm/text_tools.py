@@ -21,7 +21,6 @@ write files), not as no call at all.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -29,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jsonschema
+
+from blitz.llm.lenient_json import SCAN_BUDGET, Budget, balanced_end, blank, objects, parse
 
 Form = Literal["tag", "fence", "json"]
 """How a call was written: in ``<tool_call>`` tags, in a fenced block, or as bare JSON."""
@@ -42,16 +43,10 @@ JSON_FENCES = frozenset({"", "json", "jsonc", "json5", "tool_call", "tool_code"}
 MAX_ERRORS = 3
 """Schema errors reported per call: the first few say enough to fix it."""
 
-SCAN_BUDGET = 4_000_000
-"""Characters the scanner may look at and parse for one text (a model's message is far
-shorter): bounded work on hostile input, where bracket after bracket fails to parse."""
-
 _TAG = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S | re.I)
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _OPENER = re.compile(r"[{\[]")
-_SPECIAL = re.compile(r"[{}\[\]\"'\\]")
 _NAMED = re.compile(r"""(?<!\w)["']?name["']?\s*:\s*["']([\w.-]+)["']""")
-_DECODER = json.JSONDecoder(strict=False)  # models put raw newlines in strings (file contents)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,16 +76,16 @@ def find_tool_calls(text: str, offered: Mapping[str, Mapping[str, Any]]) -> list
     """The tool calls written in ``text``, in order; ``offered`` maps each tool the model may call
     to the JSON schema of its parameters. Calls that cannot be made carry an ``error``."""
     calls: list[TextToolCall] = []
-    budget = _Budget(SCAN_BUDGET)
+    budget = Budget(SCAN_BUDGET)
     rest = text
     for tag in _TAG.finditer(text):
         # A tag holding no JSON at all is prose about tags ("write it in <tool_call> tags").
         calls.extend(_calls_in(text, *tag.span(1), "tag", offered, budget))
-        rest = _blank(rest, *tag.span())
+        rest = blank(rest, *tag.span())
     for fence in _FENCE.finditer(rest):
         if fence.group(1).lower() in JSON_FENCES:
             calls.extend(_calls_in(rest, *fence.span(2), "fence", offered, budget))
-        rest = _blank(rest, *fence.span())
+        rest = blank(rest, *fence.span())
     calls.extend(_calls_in(rest, 0, len(rest), "json", offered, budget))
     return sorted(calls, key=lambda call: call.span)
 
@@ -158,7 +153,7 @@ def _calls_in(
     end: int,
     form: Form,
     offered: Mapping[str, Mapping[str, Any]],
-    budget: _Budget,
+    budget: Budget,
 ) -> Iterator[TextToolCall]:
     """The calls in the JSON values between ``start`` and ``end``. In a tag every value is meant
     as a call; elsewhere only those naming an offered tool with arguments are."""
@@ -166,12 +161,12 @@ def _calls_in(
     position = start
     while (opener := _OPENER.search(text, position, end)) is not None:
         begin = opener.start()
-        close, closed = _balanced_end(text, begin, end, budget)
+        close, closed = balanced_end(text, begin, end, budget)
         if not budget.spend(close - begin):  # reading it costs its length again
             return  # hostile or huge text: what was found so far is all there is
         span = (begin, close)
         try:
-            value = _parse(text[begin:close])
+            value = parse(text[begin:close])
         except ValueError as exc:
             named = _NAMED.search(text, begin, close)
             if meant or (named is not None and named.group(1) in offered):
@@ -183,13 +178,13 @@ def _calls_in(
             else:
                 position = begin + 1  # not a call; look inside it
             continue
-        objects = _objects(value)
-        if objects is None:
+        found = objects(value)
+        if found is None:
             if meant:
                 yield _unreadable(form, span, "the <tool_call> block is not a JSON object")
             position = close
             continue
-        for obj in objects:
+        for obj in found:
             call = _call(obj, form, span, offered)
             if call is not None:
                 yield call
@@ -296,7 +291,7 @@ def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
         return {}, None
     if isinstance(raw, str):
         try:
-            raw = _parse(raw)
+            raw = parse(raw)
         except ValueError:
             return {}, "the arguments are a string that is not a JSON object"
     if not isinstance(raw, Mapping):
@@ -325,94 +320,6 @@ def _unreadable(
     how = ' write {"name": "<tool>", "arguments": {...}} as valid JSON'
     hint = "; escape quotes and newlines inside strings" if "valid JSON" in problem else ""
     return TextToolCall(name=name, error=f"{problem};{how}{hint}", form=form, span=span)
-
-
-# -- JSON in text -------------------------------------------------------------------------------
-
-
-class _Budget:
-    """The characters one text's scan may still look at."""
-
-    def __init__(self, chars: int) -> None:
-        self.left = chars
-
-    def spend(self, chars: int) -> bool:
-        """Take ``chars`` from the budget; False once it is spent."""
-        self.left -= chars
-        return self.left >= 0
-
-
-def _balanced_end(text: str, start: int, end: int, budget: _Budget) -> tuple[int, bool]:
-    """Where the bracketed value opening at ``start`` ends (exclusive), and whether it closes
-    before ``end``; strings in double or single quotes are skipped."""
-    depth = 0
-    quote: str | None = None
-    position = start
-    for match in _SPECIAL.finditer(text, start, end):
-        char, position = match.group(), match.start()
-        if not budget.spend(1):
-            return end, False
-        if quote is not None:
-            if char == quote and not _escaped(text, position):
-                quote = None
-        elif char in "\"'":
-            quote = char
-        elif char in "{[":
-            depth += 1
-        elif char in "}]":
-            depth -= 1
-            if depth == 0:
-                return position + 1, True
-    return end, False
-
-
-def _escaped(text: str, position: int) -> bool:
-    backslashes = 0
-    while position - backslashes > 0 and text[position - backslashes - 1] == "\\":
-        backslashes += 1
-    return backslashes % 2 == 1
-
-
-def _parse(candidate: str) -> Any:
-    """The JSON value ``candidate`` holds, read leniently: the doubled braces of a chat template
-    (``{{...}}``) and Python literals (single quotes, True) are accepted too; a ValueError
-    saying what is wrong when none of these readings works."""
-    candidate = candidate.strip()
-    readings = [candidate]
-    if candidate.startswith("{{") and candidate.endswith("}}"):
-        readings.append(candidate[1:-1])
-    if "{{" in candidate or "}}" in candidate:
-        readings.append(candidate.replace("{{", "{").replace("}}", "}"))
-    first: ValueError | None = None
-    for reading in readings:
-        try:
-            return _DECODER.decode(reading)
-        except ValueError as exc:
-            first = first or exc
-        except RecursionError:  # nested deeper than Python's stack: no call looks like that
-            first = first or ValueError("the JSON is nested too deeply")
-    try:
-        value = ast.literal_eval(candidate)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        value = None
-    if isinstance(value, dict | list):
-        return value
-    assert first is not None
-    raise ValueError(str(first)) from None
-
-
-def _objects(value: Any) -> list[Mapping[str, Any]] | None:
-    """The objects of a call or a list of calls; None for any other value."""
-    if isinstance(value, Mapping):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-        return value
-    return None
-
-
-def _blank(text: str, start: int, end: int) -> str:
-    """``text`` with ``start:end`` blanked out, keeping every position where it was."""
-    return text[:start] + " " * (end - start) + text[end:]
 
 
 # -- schemas ------------------------------------------------------------------------------------

@@ -44,6 +44,16 @@ OFFERED: dict[str, dict[str, Any]] = {
         "required": ["path", "content"],
         "type": "object",
     },
+    "edit_file": {
+        "additionalProperties": False,
+        "properties": {
+            "path": {"type": "string"},
+            "old": {"type": "string"},
+            "new": {"type": "string"},
+        },
+        "required": ["path", "old", "new"],
+        "type": "object",
+    },
     "run_command": {
         "additionalProperties": False,
         "properties": {
@@ -272,9 +282,24 @@ def test_malformed_json_in_a_tag_says_so() -> None:
     assert "not valid JSON" in call.error
 
 
-def test_unescaped_quotes_in_a_bare_call_are_reported_not_ignored() -> None:
-    call = only_error('{"name": "write_file", "arguments": {"path": "a.py", "content": "x = "1""}}')
-    assert call.name == "write_file"
+def test_bare_quotes_in_the_last_argument_are_the_code_s() -> None:
+    # What Qwen2.5-Coder-1.5B wrote in bench/local_model.py: code with its docstring's quotes
+    # unescaped, three times alike after being told to escape them.
+    code = 'def slugify(text):\n    """Lowercase it."""\n    return text.lower().strip("-")\n'
+    raw = code.replace("\n", "\\n")
+    arguments = f'{{"path": "t.py", "content": "{raw}"}}'
+    text = f'```json\n{{"name": "write_file", "arguments": {arguments}}}\n```'
+    assert calls(text) == [("write_file", {"path": "t.py", "content": code})]
+    edit = '{"name": "edit_file", "arguments": {"path": "a.py", "old": "x", "new": "f("hi")"}}'
+    assert calls(edit) == [("edit_file", {"path": "a.py", "old": "x", "new": 'f("hi")'})]
+
+
+def test_bare_quotes_before_the_last_argument_are_reported_not_guessed() -> None:
+    # Which quote ends "old" is anyone's guess: the model is told to escape them.
+    call = only_error(
+        '{"name": "edit_file", "arguments": {"path": "a.py", "old": "x = "1"", "new": "y"}}'
+    )
+    assert call.name == "edit_file"
     assert call.error is not None
     assert "escape quotes" in call.error
 
