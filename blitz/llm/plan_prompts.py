@@ -3,10 +3,10 @@ to recovery (gate tails, diff, the agent's last messages), and the re-ask listin
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
-from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan
+from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan, TaskSpec
 from blitz.errors import PlanError
 from blitz.planner import RecoveryRequest, check_plan
 
@@ -199,6 +199,59 @@ def recovery_prompt(request: RecoveryRequest) -> str:
 
 
 # -- judging answers ---------------------------------------------------------------------------
+
+
+def code_before_tests(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:
+    """A model's plan as meant: a task that touches the tests of a module another task of the
+    plan changes depends on that task (``test_textutil.py`` on ``textutil.py``), unless that
+    would make a cycle. Small models plan the tests of new code as a task of their own, run
+    beside the code's: alone, its tests fail importing what is not there yet."""
+    changed: dict[str, list[str]] = {}  # a module's stem -> the tasks that change its code
+    for spec in tasks:
+        for path in spec.files:
+            if _tested_stem(path) is None:
+                changed.setdefault(_stem(path), []).append(spec.id)
+    after = {spec.id: set(spec.depends_on) for spec in tasks}
+    for spec in tasks:
+        for path in spec.files:
+            stem = _tested_stem(path)
+            for code in changed.get(stem or "", []):
+                if code != spec.id and spec.id not in _reaching(code, after):
+                    after[spec.id].add(code)
+    return tuple(
+        replace(spec, depends_on=(*spec.depends_on, *sorted(after[spec.id] - set(spec.depends_on))))
+        for spec in tasks
+    )
+
+
+def _stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def _tested_stem(path: str) -> str | None:
+    """The module a test file tests (``test_x.py``, ``x_test.go``, ``x.test.ts``, ``x.spec.js``:
+    ``x``), or None for a file that is no test."""
+    name = path.rsplit("/", 1)[-1]
+    stem, _, rest = name.partition(".")
+    if stem.startswith("test_") and len(stem) > 5:
+        return stem[5:]
+    if stem.endswith("_test") and len(stem) > 5:
+        return stem[:-5]
+    if rest.split(".", 1)[0] in ("test", "spec") and "." in rest:
+        return stem
+    return None
+
+
+def _reaching(task: str, after: Mapping[str, Collection[str]]) -> set[str]:
+    """Every task ``task`` depends on, directly or not."""
+    seen: set[str] = set()
+    todo = [task]
+    while todo:
+        for needed in after.get(todo.pop(), ()):
+            if needed not in seen:
+                seen.add(needed)
+                todo.append(needed)
+    return seen
 
 
 def meant(recovery: RecoveryPlan, existing: Collection[str] = ()) -> RecoveryPlan:

@@ -25,7 +25,7 @@ tool definitions, so no grammar holds the model in its loop).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
@@ -60,6 +60,7 @@ from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import (
     PLAN_RULES,
     RECOVERY_RULES,
+    code_before_tests,
     gates_text,
     meant,
     reask,
@@ -262,7 +263,8 @@ class LLMPlanner:
             prompt += f"\n\n# The repository\n\n{context.text}"
 
         def judge(answer: PlanOutput) -> Plan:
-            return parse_plan(answer.model_dump(), max_tasks=request.max_tasks)
+            plan = parse_plan(answer.model_dump(), max_tasks=request.max_tasks)
+            return replace(plan, tasks=code_before_tests(plan.tasks))
 
         plan, usage = await self._ask(
             self._planning,
