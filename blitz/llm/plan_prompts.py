@@ -201,6 +201,40 @@ def recovery_prompt(request: RecoveryRequest) -> str:
 # -- judging answers ---------------------------------------------------------------------------
 
 
+PLACEHOLDERS = frozenset({"default", "none", "null", "auto", "n/a", "-", "empty"})
+"""What small models write in ``backend`` or ``model`` for "the usual one"."""
+
+
+def offered_routes(tasks: Sequence[TaskSpec], backends: Sequence[str]) -> tuple[TaskSpec, ...]:
+    """``tasks`` with their backend and model as the planner was offered them: a placeholder
+    (``"default"``), or any name when no other agent was offered, reads as empty (the goal's
+    own); a pair that is not one of the ``backends`` offered (nor a model of theirs alone, for
+    the goal's backend) is a PlanError to send back, not a goal that fails on an unknown model
+    after planning."""
+    offered = {tuple(spec.partition(":")[::2]) for spec in backends}
+    kept: list[TaskSpec] = []
+    problems: list[str] = []
+    for task in tasks:
+        route = tuple("" if v.lower() in PLACEHOLDERS else v for v in (task.backend, task.model))
+        if not offered:
+            route = ("", "")
+        if route != ("", "") and route not in offered and not _model_offered(route, offered):
+            listed = ", ".join(repr(spec) for spec in backends)
+            problems.append(
+                f"task {task.id!r}: backend {route[0]!r} with model {route[1]!r} is not one of"
+                f" the choices ({listed}); leave both empty for the goal's own agent"
+            )
+        kept.append(replace(task, backend=route[0], model=route[1]))
+    if problems:
+        raise PlanError(problems)
+    return tuple(kept)
+
+
+def _model_offered(route: tuple[str, ...], offered: Collection[tuple[str, ...]]) -> bool:
+    """A model alone, one of those offered: the goal's own backend with that model."""
+    return not route[0] and any(route[1] == model for _, model in offered)
+
+
 def code_before_tests(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:
     """A model's plan as meant: a task that touches the tests of a module another task of the
     plan changes depends on that task (``test_textutil.py`` on ``textutil.py``), unless that

@@ -63,6 +63,7 @@ from blitz.llm.plan_prompts import (
     code_before_tests,
     gates_text,
     meant,
+    offered_routes,
     reask,
     recovery_problems,
     recovery_prompt,
@@ -264,7 +265,8 @@ class LLMPlanner:
 
         def judge(answer: PlanOutput) -> Plan:
             plan = parse_plan(answer.model_dump(), max_tasks=request.max_tasks)
-            return replace(plan, tasks=code_before_tests(plan.tasks))
+            tasks = offered_routes(plan.tasks, request.backends)
+            return replace(plan, tasks=code_before_tests(tasks))
 
         plan, usage = await self._ask(
             self._planning,

@@ -363,7 +363,8 @@ ROUTED = with_tasks(
 async def test_routing_and_attempts_become_the_task_specs(repo: Path) -> None:
     model, _ = scripted(ROUTED)
 
-    planned = await local_planner(model).plan(plan_request(repo))
+    offered = ("claude-code:haiku", "claude-code:opus")
+    planned = await local_planner(model).plan(plan_request(repo, backends=offered))
 
     rename, rewrite = planned.plan.tasks
     assert (rename.backend, rename.model, rename.attempts) == ("claude-code", "haiku", 0)

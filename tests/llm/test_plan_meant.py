@@ -1,13 +1,18 @@
-"""A model's plan as meant (:func:`blitz.llm.plan_prompts.code_before_tests`): a task touching
-the tests of a module another task changes depends on that task. Small models plan a function
-and its tests as two tasks run side by side, and the tests' task fails alone."""
+"""A model's plan as meant: a task touching the tests of a module another task changes depends
+on that task (:func:`~blitz.llm.plan_prompts.code_before_tests`; small models plan a function
+and its tests as two tasks run side by side, and the tests' task fails alone), and a task's
+backend and model are among those offered (:func:`~blitz.llm.plan_prompts.offered_routes`; a
+small model wrote ``"model": "default"`` and the goal failed on an unknown model)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from blitz.domain import TaskSpec
-from blitz.llm.plan_prompts import code_before_tests
+from blitz.errors import PlanError
+from blitz.llm.plan_prompts import code_before_tests, offered_routes
 from blitz.testing.model_server import ModelServer
 
 from . import model_for
@@ -80,3 +85,51 @@ async def test_the_planner_returns_the_plan_as_meant(fake: ModelServer, repo: Pa
     async with model_for(fake, "llamacpp") as model:
         planned = await local_planner(model, output_mode="prompted").plan(plan_request(repo))
     assert [t.depends_on for t in planned.plan.tasks] == [(), ("add-slugify",)]
+
+
+def routed(backend: str, model: str) -> TaskSpec:
+    return TaskSpec(id="t", title="t", backend=backend, model=model)
+
+
+def test_a_placeholder_or_any_name_when_nothing_was_offered_reads_as_the_goal_s_own() -> None:
+    for backend, model in (("", "default"), ("Default", "none"), ("codex", "gpt-5")):
+        [task] = offered_routes([routed(backend, model)], ())
+        assert (task.backend, task.model) == ("", ""), (backend, model)
+    [task] = offered_routes([routed("default", "auto")], ("codex",))
+    assert (task.backend, task.model) == ("", "")
+
+
+def test_an_offered_pair_is_kept_and_any_other_is_sent_back() -> None:
+    offered = ("codex", "claude-code:sonnet")
+    tasks = [routed("codex", ""), routed("claude-code", "sonnet")]
+    assert offered_routes(tasks, offered) == tuple(tasks)
+    # A model offered, alone: the goal's own backend with it (the engine checks the pair).
+    assert offered_routes([routed("", "sonnet")], offered) == (routed("", "sonnet"),)
+    with pytest.raises(PlanError) as raised:
+        offered_routes([routed("claude-code", "opus"), routed("", "gpt-5")], offered)
+    first, second = raised.value.problems
+    assert "backend 'claude-code' with model 'opus' is not one of the choices" in first
+    assert "'codex', 'claude-code:sonnet'" in first and "leave both empty" in first
+    assert "backend '' with model 'gpt-5'" in second
+
+
+async def test_the_planner_reads_a_placeholder_model_as_none(fake: ModelServer, repo: Path) -> None:
+    # What Qwen2.5-Coder-1.5B planned in bench/local_model.py: the goal failed after planning.
+    answer = {
+        "summary": "Add slugify",
+        "tasks": [
+            {
+                "id": "add-slugify",
+                "title": "Add it",
+                "instructions": "Add slugify().",
+                "backend": "",
+                "model": "default",
+            },
+        ],
+    }
+    fake.add(json_reply(answer))
+    async with model_for(fake, "llamacpp") as model:
+        planned = await local_planner(model, output_mode="prompted").plan(plan_request(repo))
+    [task] = planned.plan.tasks
+    assert (task.backend, task.model) == ("", "")
+    assert len(fake.requests) == 1
