@@ -241,3 +241,56 @@ def not_found(shown: str, text: str, old: str) -> str:
 def clip_excerpt(line: str) -> str:
     line = line.removesuffix("\r")
     return line if len(line) <= SEARCH_LINE_CHARS else line[:SEARCH_LINE_CHARS] + " [...]"
+
+
+DROPPED_SHOWN = 3
+"""Definitions a rewrite dropped that the write's result names."""
+
+_DEFINITION = re.compile(
+    r"(?:export\s+|pub(?:\([\w ]+\))?\s+|async\s+)*"
+    r"(?:def|class|function|func|fn|interface|struct|enum|trait|impl|module|type)\s+\w"
+)
+"""A top-level line that starts a definition (Python, JavaScript/TypeScript, Go, Rust...)."""
+
+
+def dropped(old: bytes | None, new: bytes) -> str:
+    """What a ``write_file`` result adds when the new content drops top-level definitions the
+    file had: a small model told to add a function rewrites the file with that function alone.
+    "" when none was dropped, or the file is new."""
+    if old is None or b"\x00" in old[:BINARY_SNIFF]:
+        return ""
+    kept = set(split_lines(new))
+    gone = [
+        line.rstrip()
+        for line in split_lines(old)
+        if _DEFINITION.match(line) and line not in kept and line.rstrip() not in kept
+    ]
+    if not gone:
+        return ""
+    shown = ", ".join(f"`{clip_line(line)}`" for line in gone[:DROPPED_SHOWN])
+    more = f" and {len(gone) - DROPPED_SHOWN} more" if len(gone) > DROPPED_SHOWN else ""
+    return (
+        f"; the file no longer has these definitions it had: {shown}{more}. If that was not"
+        " meant, write the whole file again (what it held with your change), or change only a"
+        " part with edit_file"
+    )
+
+
+def previous_bytes(real: Path, cap: int) -> bytes | None:
+    """The bytes of the regular file ``real`` before a write (None: no such file, or too big)."""
+    try:
+        if real.is_file() and not real.is_symlink() and real.stat().st_size <= cap:
+            return real.read_bytes()
+    except OSError:
+        pass
+    return None
+
+
+def holds(real: Path, data: bytes) -> bool:
+    """Whether ``real`` is a regular file (not a link) whose bytes are ``data``."""
+    try:
+        if not real.is_file() or real.is_symlink() or real.stat().st_size != len(data):
+            return False
+        return real.read_bytes() == data
+    except OSError:
+        return False

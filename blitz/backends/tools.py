@@ -40,10 +40,13 @@ from blitz.backends.files import (
     clip_line,
     count_lines,
     decode_line,
+    dropped,
     glob_matcher,
+    holds,
     not_found,
     occurrences,
     open_regular,
+    previous_bytes,
     read_for_search,
     read_line,
     scan_dir,
@@ -332,14 +335,15 @@ class AgentTools:
             data = content.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ToolError(f"content cannot be written as UTF-8: {exc}") from None
-        if _holds(real, data):
+        if holds(real, data):
             # Said plainly: a small model that wrote a file tends to write it again and again.
             return (
                 f"{shown} already has exactly this content; nothing changed (call finish if"
                 " the task is done)"
             )
+        before = previous_bytes(real, self.limits.write_max_bytes)
         self._write_bytes(real, shown, data)
-        return f"wrote {len(data)} bytes to {shown}"
+        return f"wrote {len(data)} bytes to {shown}" + dropped(before, data)
 
     def _write_bytes(self, real: Path, shown: str, data: bytes) -> None:
         if len(data) > self.limits.write_max_bytes:
@@ -441,16 +445,6 @@ class AgentTools:
         code = done.exit_code if done.exit_code is not None else -1
         status = f"exit code {code}" + (f" (killed by signal {-code})" if code < 0 else "")
         return f"{status}\n{output}"
-
-
-def _holds(real: Path, data: bytes) -> bool:
-    """Whether ``real`` is a regular file (not a link) whose bytes are ``data``."""
-    try:
-        if not real.is_file() or real.is_symlink() or real.stat().st_size != len(data):
-            return False
-        return real.read_bytes() == data
-    except OSError:
-        return False
 
 
 TOOL_DESCRIPTIONS: dict[str, str] = {

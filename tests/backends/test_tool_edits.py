@@ -49,6 +49,34 @@ async def test_writing_what_a_file_already_holds_says_nothing_changed(
     assert (worktree / "hello.py").read_text() == "x = 2\n"
 
 
+async def test_a_rewrite_that_drops_definitions_says_which(
+    tools: AgentTools, worktree: Path
+) -> None:
+    # What Qwen2.5-Coder-1.5B did in bench/local_model.py, told to add slugify() to a file
+    # holding shout(): it wrote slugify() alone, and the repository's own test failed.
+    old = "import re\n\n\ndef shout(text):\n    return text.upper()\n\n\nclass Box:\n    pass\n"
+    (worktree / "textutil.py").write_text(old)
+    result = await tools.write_file("textutil.py", "def slugify(text):\n    return text\n")
+    assert result.startswith("wrote 35 bytes to textutil.py; the file no longer has these")
+    assert "`def shout(text):`, `class Box:`. If that was not meant" in result
+    assert "import re" not in result  # only definitions are named
+    # Written whole, with the change, or a rewrite of other lines: nothing to say.
+    whole = old + "\n\ndef slugify(text):\n    return text\n"
+    assert (
+        await tools.write_file("textutil.py", whole) == f"wrote {len(whole)} bytes to textutil.py"
+    )
+    edited = whole.replace("return text.upper()", "return text.upper() + '!'")
+    assert (
+        await tools.write_file("textutil.py", edited) == f"wrote {len(edited)} bytes to textutil.py"
+    )
+    many = "".join(f"export function f{n}() {{}}\n" for n in range(5))
+    (worktree / "lib.ts").write_text(many)
+    assert (await tools.write_file("lib.ts", "")).endswith(
+        "`export function f2() {}` and 2 more. If that was not meant, write the whole file"
+        " again (what it held with your change), or change only a part with edit_file"
+    )
+
+
 async def test_write_file_errors(worktree: Path) -> None:
     tools = AgentTools(worktree, limits=ToolLimits(write_max_bytes=10))
     with pytest.raises(ToolError, match="over the limit of 10"):
