@@ -109,3 +109,14 @@ class RecoveryOutput(BaseModel):
     tasks: list[TaskOutput] = Field(
         default_factory=list, description="insert and replace: the new tasks; otherwise empty"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_task_fields(cls, data: Any) -> Any:
+        """A recovery given a task's fields beside its own (``allow_empty``, ``backend``...:
+        small models mix the task format in) is read without them; other unknown keys are
+        still sent back."""
+        if not isinstance(data, dict):
+            return data
+        stray = (set(TaskOutput.model_fields) - set(cls.model_fields)) & set(data)
+        return {k: v for k, v in data.items() if k not in stray} if stray else data
