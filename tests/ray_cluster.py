@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from blitz.executors.ray.resources import WORKER_HOME_ENV, node_resources
+from blitz.executors.ray.resources import WORKER_HOME_ENV, node_resources, node_settings
 from blitz.testing.ray_nodes import SLOW_MACHINE
 
 HOW = "uv sync --extra dev (ray is the ray extra)"
@@ -86,7 +86,7 @@ def start_worker_node(
         num_cpus=1,
         temp_dir=str(temp),
         resources=node_resources(slots, backends, labels),
-        env_vars={**node_env(home), **(env or {})},
+        env_vars={**node_settings(slots, cpus=1), **node_env(home), **(env or {})},
         object_store_memory=80 * 1024 * 1024,
         node_manager_port=free_port(),
         object_manager_port=free_port(),

@@ -73,7 +73,8 @@ def worker(
     if not offered:
         err.print("warning: no backend is usable here: no attempt can be placed on this worker")
     command = ray_start_command(where, advertised, ctx.args)
-    code = asyncio.run(_serve_node(command, node_env(directory, _marker())))
+    env = node_env(directory, _marker(), slots=slots, ray_args=ctx.args)
+    code = asyncio.run(_serve_node(command, env))
     out.print("blitz worker stopped")
     raise typer.Exit(code)
 

@@ -17,11 +17,44 @@
 Nothing here imports an SDK, SQL or ``subprocess``, or reads the process table.
 """
 
-from blitz.breaker import GLOBAL, backend_key, project_key
-from blitz.conductor.engine import Engine
-from blitz.conductor.goal import BLOCKED, OVER_BUDGET, GoalRun
-from blitz.conductor.services import GoalReport, Limits, Published, Services
-from blitz.runner import runner_id
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from blitz.breaker import GLOBAL, backend_key, project_key
+    from blitz.conductor.engine import Engine
+    from blitz.conductor.goal import BLOCKED, OVER_BUDGET, GoalRun
+    from blitz.conductor.services import GoalReport, Limits, Published, Services
+    from blitz.runner import runner_id
+
+# Loaded when first asked for, not with the package: a process that needs one module of it (a
+# Ray worker runs :mod:`.attempt` only) does not load the engine and everything it imports.
+_WHERE = {
+    "GLOBAL": "blitz.breaker",
+    "backend_key": "blitz.breaker",
+    "project_key": "blitz.breaker",
+    "Engine": "blitz.conductor.engine",
+    "BLOCKED": "blitz.conductor.goal",
+    "OVER_BUDGET": "blitz.conductor.goal",
+    "GoalRun": "blitz.conductor.goal",
+    "GoalReport": "blitz.conductor.services",
+    "Limits": "blitz.conductor.services",
+    "Published": "blitz.conductor.services",
+    "Services": "blitz.conductor.services",
+    "runner_id": "blitz.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BLOCKED",

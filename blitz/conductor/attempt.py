@@ -311,11 +311,40 @@ async def integrate_commit(
     marker: Path,
 ) -> AttemptReport:
     """Put the attempt's commit on the goal branch, rebasing and re-validating while other
-    tasks' work lands meanwhile (in ``worktree``, or in the one it makes when a rebase is due)."""
+    tasks' work lands meanwhile (in ``worktree``, or in the one it makes when a rebase is due).
+
+    When a rebased combination has nothing to judge (:func:`_nothing_to_judge`), the repository
+    lock is held from the first try to the landing: the rebased commit lands right after its
+    rebase. Otherwise every attempt of a wave finishing together would rebase again each time
+    another one landed first, up to :data:`MAX_REBASES`, and then run again."""
     ws = ctx.workspace
     assert ws is not None
     _tell(ctx, EventKind.CHECKPOINT_COMMITTED, f"committed {sha[:10]}", {"commit": sha})
     ctx.fault("after_commit")
+    held = ws.lock() if _nothing_to_judge(ctx) else contextlib.nullcontext()
+    async with held:
+        return await _integrate(ctx, worktree, sha, base, report, found, marker)
+
+
+def _nothing_to_judge(ctx: AttemptRequest) -> bool:
+    """Whether a rebased combination lands without running anything first: no gate and no check
+    of the task to judge it by, and no environment set-up to run again."""
+    if ctx.setup is not None:
+        return False
+    return ctx.validator is None or not (ctx.validator.gates.configured() or ctx.task.checks)
+
+
+async def _integrate(
+    ctx: AttemptRequest,
+    worktree: Path | Callable[[], Awaitable[Path]],
+    sha: str,
+    base: str,
+    report: _Report,
+    found: dict[str, object],
+    marker: Path,
+) -> AttemptReport:
+    ws = ctx.workspace
+    assert ws is not None
     commit = ""
     tree = worktree if isinstance(worktree, Path) else None
     for _ in range(MAX_REBASES + (tree is None)):

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from blitz import proctree
-from blitz.executors.ray.resources import WORKER_HOME_ENV, node_resources
+from blitz.executors.ray.resources import WORKER_HOME_ENV, node_resources, node_settings
 
 START_DEADLINE = 180.0
 """Seconds a node may take to start on a loaded machine."""
@@ -35,6 +35,10 @@ SLOW_MACHINE = {"RAY_agent_register_timeout_ms": "60000"}
 """Ray's settings for a loaded machine: a raylet waits 60 s (Ray's default: 15 s) for its node's
 dashboard agent, a Python process whose imports alone can take longer than 15 s on 2 busy
 cores; past that wait the raylet aborts and the node never starts."""
+
+
+NODE_CPUS = 1
+"""The CPUs each node says it has (Ray's scheduling only: every node shares this machine)."""
 
 
 class NodeDidNotStart(RuntimeError):
@@ -88,7 +92,7 @@ class RayNodes:
         ``home``, ``env`` added to its processes' environment."""
         home.mkdir(parents=True, exist_ok=True)
         offered = json.dumps(node_resources(slots, list(backends), []))
-        extra = {**(env or {}), WORKER_HOME_ENV: str(home)}
+        extra = {**node_settings(slots, cpus=NODE_CPUS), **(env or {}), WORKER_HOME_ENV: str(home)}
         for _ in range(tries):
             if self._start(["--address", self.address, "--resources", offered], extra):
                 self.workers += 1
@@ -139,7 +143,7 @@ class RayNodes:
         low = 20000 + (index * 200 + os.getpid()) % 30000
         command = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *args,
-            "--num-cpus", "1", "--temp-dir", self.temp_dir, "--disable-usage-stats",
+            "--num-cpus", str(NODE_CPUS), "--temp-dir", self.temp_dir, "--disable-usage-stats",
             "--dashboard-agent-listen-port", str(agent),
             "--dashboard-agent-grpc-port", str(grpc),
             "--metrics-export-port", str(metrics),

@@ -8,6 +8,7 @@ label it requires. Pure functions over plain data: no Ray import here.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,11 @@ _LABEL = "blitz_label_"
 WORKER_HOME_ENV = "BLITZ_WORKER_HOME"
 """Where a worker node keeps its cache repositories, worktrees and baselines (set by
 ``blitz worker`` in the environment of the node's Ray processes)."""
+
+KEEP_WORKERS_ENV = "RAY_num_workers_soft_limit"
+"""Ray's setting (read by a node's raylet from its environment) of how many idle worker
+processes the node keeps: Ray's default is the node's CPU count, and it kills idle workers past
+it after a second."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -50,6 +56,19 @@ def node_resources(slots: int, backends: Iterable[str], labels: Iterable[str]) -
     offered.update({backend_resource(b): float(slots) for b in backends})
     offered.update({label_resource(lab): float(slots) for lab in labels})
     return offered
+
+
+def node_settings(slots: int, cpus: int | None = None) -> dict[str, str]:
+    """Ray's settings for a worker node with ``slots`` attempt slots and ``cpus`` CPUs (default:
+    this machine's), as environment variables of its processes.
+
+    An attempt asks for no CPU, so Ray counts its worker process against the node's CPUs only:
+    with more slots than CPUs, the workers of one wave of attempts past the CPU count were
+    killed a second after it ended, and each next wave started new Python processes, every one
+    importing Ray and blitz again (seconds of CPU each, all at the wave's start). The node keeps
+    one worker per slot on top of the CPUs' (an explicit setting in the environment wins)."""
+    count = cpus if cpus is not None else (os.cpu_count() or 1)
+    return {KEEP_WORKERS_ENV: str(slots + max(1, count))}
 
 
 def demand(backend: str, labels: Iterable[str] = ()) -> dict[str, float]:

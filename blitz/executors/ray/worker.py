@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from blitz import proctree
-from blitz.executors.ray.resources import WORKER_HOME_ENV
+from blitz.executors.ray.resources import WORKER_HOME_ENV, node_settings
 
 STOP_GRACE = 15.0
 """Seconds the node's ``ray start --block`` has to stop its processes before they are killed."""
@@ -71,13 +71,38 @@ def ray_start_command(
     ]
 
 
-def node_env(home: Path, marker: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def node_env(
+    home: Path,
+    marker: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    slots: int = 1,
+    ray_args: Sequence[str] = (),
+) -> dict[str, str]:
     """The node's environment: this process's (keys included: they stay in the environment), its
-    data directory, and the marker that finds every process of the node."""
+    data directory, the marker that finds every process of the node, and Ray's settings for a
+    node of ``slots`` slots (:func:`~blitz.executors.ray.resources.node_settings`; its CPUs as
+    ``ray_args`` say, else this machine's) unless the environment sets them."""
     env = dict(os.environ if environ is None else environ)
+    for name, value in node_settings(slots, num_cpus(ray_args)).items():
+        env.setdefault(name, value)
     env[WORKER_HOME_ENV] = str(home)
     env[proctree.MARKER_VARIABLE] = marker
     return env
+
+
+def num_cpus(ray_args: Sequence[str]) -> int | None:
+    """The ``--num-cpus`` that ``ray start`` is given in ``ray_args`` (None: not given)."""
+    for i, arg in enumerate(ray_args):
+        value = arg.partition("=")[2] if arg.startswith("--num-cpus=") else None
+        if arg == "--num-cpus" and i + 1 < len(ray_args):
+            value = ray_args[i + 1]
+        if value is not None:
+            try:
+                return max(0, int(float(value)))
+            except ValueError:
+                return None  # ray start says what is wrong with it
+    return None
 
 
 async def run_node(

@@ -21,7 +21,7 @@ from blitz_process import blitz, blitz_env
 from ray_cluster import RayCluster
 
 from blitz import proctree
-from blitz.executors.ray.resources import WORKER_HOME_ENV
+from blitz.executors.ray.resources import KEEP_WORKERS_ENV, WORKER_HOME_ENV
 from blitz.executors.ray.worker import worker_command
 
 pytestmark = pytest.mark.timeout(600)
@@ -173,6 +173,9 @@ def test_a_worker_joins_advertises_what_it_can_do_and_stops_with_its_whole_tree(
         raylets = [pid for pid in tree if "raylet" in _cmdline(pid).split(" ", 1)[0]]
         assert raylets, [_cmdline(p) for p in tree]
         assert f"{WORKER_HOME_ENV}={data.resolve()}" in _environ(raylets[0])
+        # Its raylet keeps a worker process per slot besides its one CPU's (attempts ask for
+        # no CPU): the next wave of attempts does not start and import them all again.
+        assert f"{KEEP_WORKERS_ENV}=3" in _environ(raylets[0])
         assert not [_cmdline(p) for p in tree if CANARY in _cmdline(p)]
     finally:
         proc.send_signal(signal.SIGTERM)
