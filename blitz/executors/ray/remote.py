@@ -35,6 +35,8 @@ import asyncio
 import contextlib
 import os
 import queue
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,13 +144,23 @@ class _StreamMeter(Meter):
 
 
 async def _repo(project_id: str) -> Path:
-    """The project's cache repository on this node (made bare on first use)."""
+    """The project's cache repository on this node (made bare on first use). Attempts of one
+    node run in several worker processes: a repository is made beside it and renamed into
+    place, so two first attempts at once never ``git init`` the same directory (git then
+    fails copying its hooks: "File exists")."""
     from blitz.git import run_git
 
     repo = home() / "repos" / project_id
-    if not (repo / "HEAD").exists():
-        repo.mkdir(parents=True, exist_ok=True)
-        await run_git(repo, "init", "-q", "--bare", ".", timeout=60)
+    if (repo / "HEAD").exists():
+        return repo
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{project_id}-", dir=repo.parent))
+    try:
+        await run_git(fresh, "init", "-q", "--bare", ".", timeout=60)
+        with contextlib.suppress(OSError):  # another attempt's rename came first
+            os.rename(fresh, repo)  # onto nothing or an empty directory
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
     return repo
 
 
