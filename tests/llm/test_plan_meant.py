@@ -7,6 +7,7 @@ small model wrote ``"model": "default"`` and the goal failed on an unknown model
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,28 +64,31 @@ def test_no_cycle_is_made_and_dependencies_already_there_are_kept() -> None:
     assert after(tasks) == {"tests": (), "code": ("tests",), "more": ("code",)}
 
 
-async def test_the_planner_returns_the_plan_as_meant(fake: ModelServer, repo: Path) -> None:
-    answer = {
-        "summary": "Add slugify",
-        "tasks": [
-            {
-                "id": "add-slugify",
-                "title": "Add it",
-                "instructions": "Add slugify().",
-                "files": ["textutil.py"],
-            },
-            {
-                "id": "add-test",
-                "title": "Test it",
-                "instructions": "Test slugify().",
-                "files": ["test_textutil.py"],
-            },
-        ],
-    }
-    fake.add(json_reply(answer))
+async def planned(fake: ModelServer, repo: Path, *tasks: dict[str, str | list[str]]) -> Any:
+    """The plan the planner returns for a model that answers with ``tasks``."""
+    fake.add(json_reply({"summary": "Add slugify", "tasks": list(tasks)}))
     async with model_for(fake, "llamacpp") as model:
-        planned = await local_planner(model, output_mode="prompted").plan(plan_request(repo))
-    assert [t.depends_on for t in planned.plan.tasks] == [(), ("add-slugify",)]
+        return (await local_planner(model, output_mode="prompted").plan(plan_request(repo))).plan
+
+
+async def test_the_planner_returns_the_plan_as_meant(fake: ModelServer, repo: Path) -> None:
+    plan = await planned(
+        fake,
+        repo,
+        {
+            "id": "add-slugify",
+            "title": "Add it",
+            "instructions": "Add it.",
+            "files": ["textutil.py"],
+        },
+        {
+            "id": "add-test",
+            "title": "Test it",
+            "instructions": "Test it.",
+            "files": ["test_textutil.py"],
+        },
+    )
+    assert [t.depends_on for t in plan.tasks] == [(), ("add-slugify",)]
 
 
 def routed(backend: str, model: str) -> TaskSpec:
@@ -115,21 +119,11 @@ def test_an_offered_pair_is_kept_and_any_other_is_sent_back() -> None:
 
 async def test_the_planner_reads_a_placeholder_model_as_none(fake: ModelServer, repo: Path) -> None:
     # What Qwen2.5-Coder-1.5B planned in bench/local_model.py: the goal failed after planning.
-    answer = {
-        "summary": "Add slugify",
-        "tasks": [
-            {
-                "id": "add-slugify",
-                "title": "Add it",
-                "instructions": "Add slugify().",
-                "backend": "",
-                "model": "default",
-            },
-        ],
-    }
-    fake.add(json_reply(answer))
-    async with model_for(fake, "llamacpp") as model:
-        planned = await local_planner(model, output_mode="prompted").plan(plan_request(repo))
-    [task] = planned.plan.tasks
+    plan = await planned(
+        fake,
+        repo,
+        {"id": "add-slugify", "title": "Add it", "instructions": "Add it.", "model": "default"},
+    )
+    [task] = plan.tasks
     assert (task.backend, task.model) == ("", "")
     assert len(fake.requests) == 1
