@@ -18,6 +18,16 @@ from blitz.testing.speech_server import SpeechServer
 
 SAID = "The goal finished and the pull request is open."
 TWO_SENTENCES = "Approve the plan. Then cancel the second task."
+# Long enough to keep Whisper busy for a while, and no sentence twice: Whisper reads a transcript
+# that compresses too well (the same words over and over) as a failed decode and samples again at
+# a higher temperature, which is where a repeated text came back as "I Harry." in CI.
+LONG = (
+    "The planner read the repository and wrote four tasks. "
+    "Each task runs in its own worktree, apart from the others. "
+    "When the tests pass, the change is committed on the goal's branch. "
+    "A failed check asks the planner why, and a recovery task is added. "
+    "At the end a pull request is opened for review. " + TWO_SENTENCES
+)
 
 
 async def test_spoken_words_come_back_as_text(speech_server: SpeechServer) -> None:
@@ -62,7 +72,7 @@ async def test_a_browsers_opus_in_webm_is_transcribed(speech_server: SpeechServe
 
 async def test_transcription_does_not_hold_up_other_requests(speech_server: SpeechServer) -> None:
     transcriber, synthesizer = clients(speech_server)
-    long = await synthesizer.speak(" ".join([TWO_SENTENCES] * 6))
+    long = await synthesizer.speak(LONG)
     transcribing = asyncio.create_task(transcriber.transcribe(Audio(data=long)))
     await asyncio.sleep(0.3)  # the upload is on its way (a few milliseconds on 127.0.0.1)
     async with httpx.AsyncClient(timeout=60) as client:
