@@ -87,6 +87,28 @@ class RecoveryRequest:
     on_reask: Reasked | None = field(default=None, compare=False, repr=False)
 
 
+FAILURE_SHOWN = 1_500
+"""Characters of each failed gate's output (its end) in :func:`plain_retry`'s guidance."""
+
+
+def plain_retry(request: RecoveryRequest, why: str) -> RecoveryPlan:
+    """The recovery made when a planner has none to give (``why``: every answer of a model was
+    unusable): the task again, its next agent shown how the last attempt failed (the error and
+    the end of each gate that failed anew), which is the least a diagnosis would have said."""
+    lines = [f"The previous attempt failed: {request.error or request.attempt.error or '?'}"]
+    for gate in request.gates:
+        if gate.passed or gate.preexisting:
+            continue
+        lines.append(f"`{gate.command}` ({gate.name}) failed; the end of its output:")
+        tail = gate.output_tail.rstrip()[-FAILURE_SHOWN:]
+        lines.append(tail or "(no output)")
+    return RecoveryPlan(
+        root_cause=f"{why}; the task is tried again with its failure shown",
+        action=RecoveryAction.RETRY,
+        guidance="\n".join(lines),
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Planned:
     plan: Plan

@@ -34,15 +34,31 @@ from blitz.domain import (
 from blitz.errors import ConfigError, PlanError
 from blitz.events import Event, EventKind
 from blitz.executors.base import worktree_name
-from blitz.planner import PlanRequest, Recovered, RecoveryRequest, check_plan
+from blitz.planner import (
+    PlanningFailed,
+    PlanRequest,
+    Recovered,
+    RecoveryRequest,
+    check_plan,
+    plain_retry,
+)
 from blitz.waiting import Outage, wait_out
 
 T = TypeVar("T")
 
 
 async def recover(run: GoalRun, request: RecoveryRequest) -> Recovered:
-    """The planner's recovery plan for a failed task, waiting out a provider that is out."""
-    return await patiently(run, lambda: run.services.planner.recover(request), "recovery planning")
+    """The planner's recovery plan for a failed task, waiting out a provider that is out. A model
+    planner whose every answer was unusable (small local models) gives the task a plain retry
+    with its failure shown, bounded like any recovery, rather than leaving it failed."""
+    try:
+        return await patiently(
+            run, lambda: run.services.planner.recover(request), "recovery planning"
+        )
+    except PlanningFailed as exc:
+        first = exc.problems[0] if exc.problems else "no usable answer"
+        why = f"the planner gave no usable recovery ({first.rstrip(':')})"
+        return Recovered(recovery=plain_retry(request, why), usage=exc.usage)
 
 
 async def patiently(run: GoalRun, call: Callable[[], Awaitable[T]], what: str) -> T:
