@@ -39,6 +39,8 @@ Rules for a good plan:
   dependencies on each other run in parallel. No cycles.
 - Tests of new code go in the task that writes the code. A task that imports, calls or tests
   code another task adds depends on that task: alone, its tests would fail.
+- A rename or a changed signature is one task that changes the definition and every file
+  that uses it: split in two, each half breaks the project's tests.
 - priority: an integer, default 0; higher runs first among ready tasks. Raise it for tasks that
   unblock others.
 - instructions: self-contained and specific: which files and functions to change or add, what
@@ -85,8 +87,9 @@ Choose one action:
 New tasks use the plan task format: unique ids of 1-64 letters, digits, '.', '_' or '-' that no
 existing task has, a one-line title, self-contained instructions (the agent sees only them and the
 repository), depends_on only when needed. New tasks must not depend on the failed task; tests of
-new code go in the task that writes the code. Give tasks only for insert and replace. Do not
-repeat a recovery that was already tried for this task.
+new code go in the task that writes the code, and a rename goes in one task with every file
+that uses the name. Give tasks only for insert and replace. Do not repeat a recovery that was
+already tried for this task.
 """
 
 
