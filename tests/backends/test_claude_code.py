@@ -1,17 +1,16 @@
 """The Claude Code backend end to end: the real ``claude`` CLI bundled with claude-agent-sdk talks
-to a scripted model server on 127.0.0.1 and changes a real git worktree; small scripts stand in
-for CLIs that are missing, too old, broken or hung."""
+to a scripted model server on 127.0.0.1 and changes a real git worktree."""
 
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_helpers import Sink, assert_script_done, script, task
+from backend_helpers import Sink, assert_script_done, task
+from claude_helpers import KEY, QUICK, backend
 from engine_helpers import (
     CALC,
     MUL,
@@ -29,20 +28,14 @@ from engine_helpers import (
     run_one,
 )
 
-from blitz.backends.base import AgentBackend
-from blitz.backends.claude_code import PROVIDER_BREAKER, WorktreeGuard
+from blitz.backends.claude_code import PROVIDER_BREAKER
 from blitz.backends.registry import BackendOptions, create_backend
 from blitz.breaker import BreakerBoard
-from blitz.config import ClaudeCodeConfig
 from blitz.domain import GoalState
-from blitz.errors import ConfigError
 from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ModelServer
 
 pytestmark = pytest.mark.timeout(90)
-
-KEY = "sk-ant-claude-code-test-key-0123456789"
-QUICK = {"CLAUDE_CODE_MAX_RETRIES": "0"}  # the CLI's own retries would only slow the tests
 
 
 @pytest.fixture(autouse=True)
@@ -58,23 +51,6 @@ def _own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def backend(
-    server: ModelServer | None = None,
-    *,
-    key: str = KEY,
-    breakers: BreakerBoard | None = None,
-    **config: Any,
-) -> AgentBackend:
-    """The backend as the registry builds it, pointed at ``server``."""
-    env = {"ANTHROPIC_API_KEY": key, **QUICK}
-    if server is not None:
-        env["ANTHROPIC_BASE_URL"] = server.anthropic_base_url
-    options = BackendOptions(
-        claude_code=ClaudeCodeConfig(**config), env=env, breakers=breakers, clock=ManualClock()
-    )
-    return create_backend("claude-code", options)
 
 
 def call(name: str, **args: Any) -> dict[str, Any]:
@@ -308,199 +284,6 @@ async def test_the_budget_stops_the_attempt(server: ModelServer, worktree: Path)
     assert result.error.startswith("cost limit of $0.01 reached")
     assert result.usage.cost_usd > 0.01
     assert result.usage.input_tokens >= 200_000
-
-
-# -- CLIs that cannot be used ---------------------------------------------------------------------
-
-
-FAKE_CLI = """#!{python}
-import json, sys
-if "--version" in sys.argv:
-    print("2.1.330 (Claude Code)")
-    sys.exit(0)
-
-def send(message):
-    print(json.dumps(message), flush=True)
-
-initialize = json.loads(sys.stdin.readline())
-answer = {{"subtype": "success", "request_id": initialize["request_id"], "response": {{}}}}
-send({{"type": "control_response", "response": answer}})
-sys.stdin.readline()  # the prompt
-send({{"type": "assistant", "message": {{"role": "assistant", "model": "fake",
-      "content": [{{"type": "text", "text": "Starting."}}]}}}})
-{body}
-"""
-
-
-def fake_cli(tmp_path: Path, body: str) -> Path:
-    """A script speaking the CLI's stream-json protocol up to a first message, then ``body``."""
-    return script(tmp_path / "fake-claude", FAKE_CLI.format(python=sys.executable, body=body))
-
-
-async def test_a_missing_cli_is_a_configuration_error(tmp_path: Path, worktree: Path) -> None:
-    missing = tmp_path / "nowhere" / "claude"
-
-    result = await backend(cli_path=str(missing)).run(task(worktree))
-
-    assert not result.ok and not result.crashed
-    assert str(missing) in result.config_error and "cli_path" in result.config_error
-
-
-async def test_a_cli_too_old_is_a_configuration_error_checked_once(
-    tmp_path: Path, worktree: Path
-) -> None:
-    calls = tmp_path / "calls"
-    old = script(
-        tmp_path / "old-claude", f"#!/bin/sh\necho x >> {calls}\necho '1.0.3 (Claude Code)'\n"
-    )
-    agent = backend(cli_path=str(old))
-
-    first = await agent.run(task(worktree))
-    second = await agent.run(task(worktree))
-
-    for result in (first, second):
-        assert not result.ok and not result.crashed
-        assert "1.0.3" in result.config_error and "older than 2.0.0" in result.config_error
-        assert str(old) in result.config_error
-    assert calls.read_text() == "x\n"  # the version was asked once
-
-
-async def test_a_program_that_is_no_claude_cli_is_a_configuration_error(
-    tmp_path: Path, worktree: Path
-) -> None:
-    other = script(tmp_path / "not-claude", "#!/bin/sh\necho 'usage: frobnicate'\nexit 2\n")
-
-    result = await backend(cli_path=str(other)).run(task(worktree))
-
-    assert "did not report a Claude Code version" in result.config_error
-    assert "usage: frobnicate" in result.config_error
-
-
-async def test_a_malformed_line_crashes_the_attempt(tmp_path: Path, worktree: Path) -> None:
-    cli = fake_cli(
-        tmp_path, 'print(\'{"type": "assistant", "message": {"content": [oops\', flush=True)'
-    )
-    sink = Sink()
-
-    result = await backend(cli_path=str(cli)).run(task(worktree), sink)
-
-    assert not result.ok and result.crashed and not result.config_error
-    assert "malformed line" in result.error and "oops" in result.error
-    assert "Starting." in sink.messages  # what came before is still shown
-
-
-async def test_a_message_the_sdk_cannot_parse_crashes_the_attempt(
-    tmp_path: Path, worktree: Path
-) -> None:
-    cli = fake_cli(tmp_path, 'send({"type": "assistant", "message": {"role": "assistant"}})')
-
-    result = await backend(cli_path=str(cli)).run(task(worktree))
-
-    assert not result.ok and result.crashed
-    assert "unreadable message from the claude CLI" in result.error
-
-
-async def test_a_cli_exiting_with_an_error_crashes_the_attempt(
-    tmp_path: Path, worktree: Path
-) -> None:
-    body = (
-        f"print('fatal: the session store is locked (key {KEY})', file=sys.stderr, flush=True)\n"
-        "sys.exit(3)"
-    )
-    cli = fake_cli(tmp_path, body)
-
-    result = await backend(cli_path=str(cli)).run(task(worktree))
-
-    assert not result.ok and result.crashed and not result.config_error
-    assert "exited with code 3" in result.error
-    assert "the session store is locked" in result.error
-    assert KEY not in result.error and "[redacted]" in result.error
-
-
-async def test_a_cli_exiting_over_its_credentials_is_a_configuration_error(
-    tmp_path: Path, worktree: Path
-) -> None:
-    cli = fake_cli(
-        tmp_path, "print('Invalid API key · Please run /login', file=sys.stderr)\nsys.exit(1)"
-    )
-
-    result = await backend(cli_path=str(cli)).run(task(worktree))
-
-    assert not result.ok and not result.crashed
-    assert "ANTHROPIC_API_KEY" in result.config_error and "Invalid API key" in result.config_error
-
-
-def test_the_permission_mode_is_checked() -> None:
-    with pytest.raises(ConfigError, match="permission_mode"):
-        backend(permission_mode="yolo")
-
-
-# -- the guard ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("tool", "arguments"),
-    [
-        ("Write", {"file_path": "/etc/passwd", "content": ""}),
-        ("Read", {"file_path": "../secret.txt"}),
-        ("Edit", {"file_path": "~/.bashrc", "old_string": "a", "new_string": "b"}),
-        ("Grep", {"pattern": "x", "path": "/"}),
-        ("Glob", {"pattern": "*", "path": ".."}),
-        ("NotebookEdit", {"notebook_path": "/tmp/n.ipynb", "new_source": ""}),
-        ("Write", {"file_path": "link/escape.txt", "content": ""}),  # a symlink out
-        ("Bash", {"command": "cd /tmp"}),
-        ("Bash", {"command": "cd"}),
-        ("Bash", {"command": "ls; cd .. && make"}),
-        ("Bash", {"command": "pushd $HOME/src"}),
-        ("Bash", {"command": "echo hi > /tmp/x"}),
-        ("Bash", {"command": "echo hi >>../x"}),
-        ("Bash", {"command": "make 2>&1 | tee /var/log/out"}),
-        ("Bash", {"command": "rm -rf ~/project"}),
-        ("Bash", {"command": "cp build/app /usr/local/bin/"}),
-        ("Bash", {"command": "sudo mv a.txt /opt/a.txt"}),
-        ("Bash", {"command": "dd if=/dev/zero of=/tmp/disk bs=1"}),
-        ("Bash", {"command": "git commit -m done"}),
-        ("Bash", {"command": "git -C /elsewhere status"}),
-        ("Bash", {"command": "pytest -q\ngit push origin HEAD"}),
-        ("Bash", {"command": "FOO=1 git reset --hard HEAD~1"}),
-    ],
-)
-def test_the_guard_refuses(tmp_path: Path, tool: str, arguments: dict[str, Any]) -> None:
-    (tmp_path / "wt").mkdir()
-    (tmp_path / "wt" / "link").symlink_to(tmp_path)
-    guard = WorktreeGuard(tmp_path / "wt")
-
-    assert guard.refusal(tool, arguments)
-
-
-@pytest.mark.parametrize(
-    ("tool", "arguments"),
-    [
-        ("Write", {"file_path": "src/new.py", "content": ""}),
-        ("Read", {"file_path": "WT/README.md"}),
-        ("Edit", {"file_path": "a/../b.py", "old_string": "a", "new_string": "b"}),
-        ("Glob", {"pattern": "**/*.py"}),
-        ("Grep", {"pattern": "TODO", "path": "."}),
-        ("Bash", {"command": "pytest -q 2>&1 | tail -n 20"}),
-        ("Bash", {"command": "cd src && python -m build > /dev/null"}),
-        ("Bash", {"command": "cat /usr/share/dict/words | head"}),
-        ("Bash", {"command": "cp /usr/share/licenses/MIT LICENSE"}),
-        ("Bash", {"command": "echo 'a > /tmp/b' > notes.txt"}),
-        ("Bash", {"command": "rm -rf build dist"}),
-        ("Bash", {"command": "git status && git diff --stat"}),
-        ("Bash", {"command": "python - <<'EOF'\nprint(1)\nEOF"}),
-        ("Bash", {"command": "echo $TMPDIR/x > out.txt"}),
-        ("Bash", {"command": "echo 'unbalanced"}),
-    ],
-)
-def test_the_guard_allows(tmp_path: Path, tool: str, arguments: dict[str, Any]) -> None:
-    worktree = tmp_path / "wt"
-    worktree.mkdir()
-    guard = WorktreeGuard(worktree)
-    if arguments.get("file_path", "").startswith("WT/"):
-        arguments = {**arguments, "file_path": str(worktree / arguments["file_path"][3:])}
-
-    assert guard.refusal(tool, arguments) == ""
 
 
 # -- through the engine ---------------------------------------------------------------------------
