@@ -35,6 +35,12 @@ BLANK_RUN = 200
 a model held by a JSON grammar it cannot satisfy writes newlines, spaces or digits for ever
 (Qwen2.5-Coder on llama.cpp: ``{"name": ...}.000000...``), and no code or prose has such a run."""
 
+BLANK_AFTER_FENCE = 32
+"""Characters of blank space after a closed code fence that end the answer as a repetition: a
+small model that wrote its tool call as a fenced block goes on with newlines (Qwen2.5-Coder-1.5B,
+a hundred and more), and the call before them is made all the same (a stopped answer keeps what
+had streamed)."""
+
 _PROBE = 16
 """Characters at the very end that every copy of the span must also end with."""
 
@@ -88,6 +94,9 @@ class RepeatWatch:
     def check(self) -> Repetition | None:
         """The repetition at the end of what was seen, if any (also between two checks)."""
         tail = self._tail
+        kept = tail.rstrip()
+        if len(tail) - len(kept) >= BLANK_AFTER_FENCE and kept.endswith("```"):
+            return Repetition(span=tail[len(kept) :], repeats=1)
         if len(tail) >= BLANK_RUN:
             run = tail[-BLANK_RUN:]
             if run.isspace():

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blitz.llm.repetition import BLANK_RUN, MIN_LENGTH, MIN_REPEATS, RepeatWatch, Repetition
+from blitz.llm.repetition import (
+    BLANK_AFTER_FENCE,
+    BLANK_RUN,
+    MIN_LENGTH,
+    MIN_REPEATS,
+    RepeatWatch,
+    Repetition,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
@@ -111,6 +118,15 @@ def test_a_long_run_of_blank_space_is_noticed_soon(blank: str) -> None:
     found = feed('{"summary": "ok", "tasks": []}' + blank * (BLANK_RUN // len(blank) + 40))
     assert found is not None
     assert "blank space" in found.describe()
+
+
+def test_blank_space_after_a_closed_fence_is_noticed_sooner() -> None:
+    # Qwen2.5-Coder-1.5B on llama.cpp wrote its plan as a fenced call, then newlines (seen here).
+    call = '```json\n{"name": "submit_plan", "arguments": {"tasks": []}}\n```'
+    found = feed(call + "\n" * (BLANK_AFTER_FENCE + 40))
+    assert found is not None and found.span.isspace()
+    assert feed(call + "\n" * (BLANK_AFTER_FENCE - 2)) is None
+    assert feed(call + "\n\nThat is the plan.\n" + "\n" * (BLANK_AFTER_FENCE - 2)) is None
 
 
 def test_blank_lines_in_code_are_no_repetition() -> None:
