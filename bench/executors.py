@@ -27,7 +27,8 @@ c. **Scaling.** One goal of ``--wide`` independent tasks, each agent sleeping ``
    seconds (the scripted backend's ``sleep`` step) then writing one file, on 1, 2, 4 worker
    nodes of ``--slots`` slots (nodes added between sizes), with the local executor at
    ``--slots`` slots as baseline. Ideal: ceil(tasks / total slots) * step. Target: <= 1.2x.
-   The wall time includes the start of each node's Ray worker processes for its first wave.
+   Each node joins, and is warmed (its Ray worker processes started, one per slot), before
+   the goal: the wall time is a goal's on a cluster already up.
    Beside it: how busy the machine's cores were during the goal (``/proc/stat``, every process)
    and the CPU seconds per attempt: with every node on one machine, a goal that keeps all its
    cores busy is bound by them, not by waiting on the executor.
@@ -86,11 +87,12 @@ def add_worker(cluster: RayNodes, root: Path, slots: int) -> None:
 
 
 async def wait_workers(cluster: RayNodes, executor: RayExecutor) -> None:
-    """Until the executor's driver sees every worker node started."""
-    deadline = time.monotonic() + 120
+    """Until the executor's driver sees every worker node started, and has warmed each one (its
+    Ray worker processes started, as for a node that joined before the goal came)."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        alive = [n for n in await executor.nodes() if n.alive]
-        if len(alive) >= cluster.workers:
+        alive = {n.node_id for n in await executor.nodes() if n.alive}
+        if len(alive) >= cluster.workers and alive <= set(await executor.warmed()):
             return
         await asyncio.sleep(0.5)
     raise SystemExit(f"{cluster.workers} worker nodes did not join\n{cluster.logs()}")

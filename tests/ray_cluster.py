@@ -266,14 +266,14 @@ def ray_cluster(_ray_session: RayCluster) -> Iterator[RayCluster]:
 
 @pytest.fixture
 async def ray_executor(ray_cluster: RayCluster) -> AsyncIterator[Callable[..., Any]]:
-    """Makes Ray executors on the session's cluster (``poll`` 0.2 s unless given), each closed
-    (its driver process ended) after the test."""
+    """Makes Ray executors on the session's cluster (``poll`` 0.2 s, no warming, unless given),
+    each closed (its driver process ended) after the test."""
     from blitz.executors.ray.executor import RayExecutor
 
     made: list[RayExecutor] = []
 
     def make(**options: Any) -> RayExecutor:
-        executor = RayExecutor(ray_cluster.address, **{"poll": 0.2, **options})
+        executor = RayExecutor(ray_cluster.address, **{"poll": 0.2, "warm": False, **options})
         made.append(executor)
         return executor
 

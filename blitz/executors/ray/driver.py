@@ -93,10 +93,17 @@ class Driver:
 
     @classmethod
     async def start(
-        cls, address: str, namespace: str, *, timeout: float, gcs_timeout: float = 0
+        cls,
+        address: str,
+        namespace: str,
+        *,
+        timeout: float,
+        gcs_timeout: float = 0,
+        warm: bool = False,
     ) -> Driver:
-        """A driver process connected to the cluster at ``address``; DriverLost saying why when
-        it could not connect within ``timeout`` seconds."""
+        """A driver process connected to the cluster at ``address`` (warming each worker node it
+        sees when ``warm``); DriverLost saying why when it could not connect within ``timeout``
+        seconds."""
         ours, theirs = socket.socketpair()
         marker = proctree.new_marker()
         env = clean_env({proctree.MARKER_VARIABLE: marker})
@@ -105,7 +112,7 @@ class Driver:
         with theirs:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "blitz.executors.ray.driver_main",
-                str(theirs.fileno()), address, namespace,
+                str(theirs.fileno()), address, namespace, *(["warm"] if warm else []),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,

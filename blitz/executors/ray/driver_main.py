@@ -1,10 +1,12 @@
 """The Ray driver process (:mod:`blitz.executors.ray.driver`): ``python -m
-blitz.executors.ray.driver_main FD ADDRESS NAMESPACE``.
+blitz.executors.ray.driver_main FD ADDRESS NAMESPACE [warm]``.
 
 It connects to the cluster, says ``ready`` (or why not) on the socket ``FD``, and then serves the
-daemon's requests until the socket closes, when it disconnects (the Ray tasks it owns end with it):
+daemon's requests until the socket closes, when it disconnects (the Ray tasks it owns end with it).
+With ``warm`` it also warms each worker node it sees (:mod:`~blitz.executors.ray.warming`).
 
 * ``("state", id)``: Ray's node list and each node's available resources;
+* ``("warmed", id)``: the worker processes each warmed node started (node id -> process ids);
 * ``("held", id, node, project)``: what ``node`` holds of ``project`` (a tiny task pinned there);
 * ``("run", id, node, resources, job, data)``: one attempt's streaming task pinned to ``node``
   asking for ``resources``, its items relayed as they come (``item``), then ``end``, or ``fail``
@@ -24,12 +26,13 @@ import socket
 import sys
 from typing import Any
 
-from blitz.executors.ray import placement, remote
+from blitz.executors.ray import placement, remote, warming
 from blitz.executors.ray.driver import CANCEL_GRACE, receive, send
 
 
 class Server:
     def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.warmer = warming.Warmer(_warm_up)
         self.writer = writer
         self.lock = asyncio.Lock()
         self.streams: dict[int, Any] = {}
@@ -48,6 +51,8 @@ class Server:
         op, rid, *args = message
         if op == "state":
             self.spawn(self.answer(rid, asyncio.to_thread(placement.cluster_state)))
+        elif op == "warmed":
+            self.spawn(self.answer(rid, _now(dict(self.warmer.warmed))))
         elif op == "held":
             node_id, project = args
             ask = _held_task().options(scheduling_strategy=_pinned(node_id))
@@ -106,6 +111,16 @@ async def _awaited(ref: Any) -> Any:
     return await ref
 
 
+async def _now(value: Any) -> Any:
+    return value
+
+
+def _warm_up(node_id: str, round_id: str, count: int, backends: tuple[str, ...]) -> Any:
+    """One warm-up task pinned to ``node_id`` (:func:`~blitz.executors.ray.warming.warm`)."""
+    ask = _warm_task().options(scheduling_strategy=_pinned(node_id))
+    return _awaited(ask.remote(round_id, count, backends))
+
+
 def _kind(exc: BaseException) -> str:
     """``cluster`` (the cluster is gone), ``node`` (the node died) or ``error``."""
     import ray
@@ -132,6 +147,13 @@ def _attempt_task() -> Any:
 
 
 @functools.cache
+def _warm_task() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=0, max_retries=0)(warming.warm)
+
+
+@functools.cache
 def _held_task() -> Any:
     import ray
 
@@ -144,7 +166,7 @@ def _pinned(node_id: str) -> Any:
     return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
 
 
-async def serve(fd: int, address: str, namespace: str) -> None:
+async def serve(fd: int, address: str, namespace: str, warm: bool = False) -> None:
     import ray
 
     reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
@@ -161,6 +183,8 @@ async def serve(fd: int, address: str, namespace: str) -> None:
         return
     await send(writer, ("ready",))
     server = Server(writer)
+    if warm:
+        server.spawn(server.warmer.watch())
     try:
         while True:
             try:
@@ -176,7 +200,7 @@ async def serve(fd: int, address: str, namespace: str) -> None:
 
 def main(argv: list[str]) -> int:
     fd, address, namespace = int(argv[1]), argv[2], argv[3]
-    asyncio.run(serve(fd, address, namespace))
+    asyncio.run(serve(fd, address, namespace, warm=argv[4:] == ["warm"]))
     return 0
 
 

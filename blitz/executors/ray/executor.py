@@ -92,8 +92,10 @@ class RayExecutor:
         namespace: str = "blitz",
         poll: float = 1.0,
         gcs_timeout: float = 0,
+        warm: bool = True,
     ) -> None:
         self.address = address
+        self.warm = warm  # start each worker node's processes before its first attempt
         self.namespace = namespace
         self.poll = poll
         self.gcs_timeout = gcs_timeout  # Ray's reconnect timeout for the driver (0: Ray's 60 s)
@@ -124,6 +126,7 @@ class RayExecutor:
                     self.namespace,
                     timeout=CONNECT_TIMEOUT,
                     gcs_timeout=self.gcs_timeout,
+                    warm=self.warm,
                 )
             except DriverLost as exc:
                 raise ConfigError(f"cannot reach the Ray cluster at {self.address}: {exc}") from exc
@@ -145,6 +148,14 @@ class RayExecutor:
         listed, free = await self._state()
         found = placement.worker_nodes(listed, free)
         return sorted(found, key=lambda n: (not n.alive, n.address, n.node_id))
+
+    async def warmed(self) -> dict[str, list[int]]:
+        """The worker nodes warmed so far: node id -> the processes started there for attempts
+        (:mod:`~blitz.executors.ray.warming`; empty when ``warm`` is off)."""
+        await self.start()
+        assert self._driver is not None
+        found: dict[str, list[int]] = await self._driver.call("warmed", timeout=STATE_TIMEOUT)
+        return found
 
     async def run(self, request: AttemptRequest) -> AttemptReport:
         """Run one attempt on a fitting node; never raises except on cancellation."""

@@ -57,7 +57,7 @@ async def test_a_cluster_gone_under_a_goal_opens_the_breaker_and_the_goal_ends_w
     })  # fmt: skip
     app.breakers.configure("executor", BreakerPolicy(threshold=1, cooldown=1.0))
     # Ray's driver gives up on a lost head after 5 s (Ray's default is 60 s).
-    executor = RayExecutor(own_cluster.address, poll=0.2, gcs_timeout=5)
+    executor = RayExecutor(own_cluster.address, poll=0.2, gcs_timeout=5, warm=False)
     engine = ray_engine(app, executor)
     project = await app.register(repo)
     goal = await app.new_goal(project, "one slow task")
