@@ -19,7 +19,8 @@ recorded them), model calls (counted at the wire) and agent attempts, with the t
 figures: the ``function`` goal completes end to end in under 15 minutes on this machine's CPU.
 
 Run: ``uv run --extra dev python bench/local_model.py`` (``--goals function``, ``--threads``,
-``--keep`` to leave the repositories for a look). A goal takes minutes on 2 cores.
+``--keep`` to leave the repositories and the model traffic for a look: ``python bench/traffic.py
+DIR/traffic.jsonl`` prints each call). A goal takes minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ class CountingRelay:
 
     def __init__(self, upstream_port: int, log: Path | None = None) -> None:
         self.upstream_port = upstream_port
-        self.log = log.open("ab") if log is not None else None  # every byte, both ways
+        # Every byte, both ways, as JSON lines (time, connection, direction, bytes): what
+        # bench/traffic.py reads back into calls, concurrent connections kept apart.
+        self.log = log.open("a", encoding="utf-8") if log is not None else None
+        self.connections = 0
         self.calls = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -126,6 +130,8 @@ class CountingRelay:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.connections += 1
+        connection = self.connections
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
             tail = b""
@@ -136,7 +142,13 @@ class CountingRelay:
                         self.calls += seen.count(b"POST /v1/") - tail.count(b"POST /v1/")
                         tail = seen[-16:]
                     if self.log is not None:
-                        self.log.write(data)
+                        record = {
+                            "t": round(time.time(), 3),
+                            "conn": connection,
+                            "dir": "request" if count else "response",
+                            "data": data.decode("latin-1"),
+                        }
+                        self.log.write(json.dumps(record) + "\n")
                         self.log.flush()
                     dst.write(data)
                     await dst.drain()
@@ -264,7 +276,7 @@ def main() -> int:
         with (
             LocalServer(gguf, alias=MODEL, n_ctx=args.ctx, threads=args.threads) as server,
             CountingRelay(
-                urlsplit(server.url).port or 80, root / "traffic.log" if args.keep else None
+                urlsplit(server.url).port or 80, root / "traffic.jsonl" if args.keep else None
             ) as relay,
         ):
             for goal in goals:
