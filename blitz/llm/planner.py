@@ -328,7 +328,7 @@ class LLMPlanner:
             bounded = False  # stopped for its length: re-asked with a correction, same mode
             try:
                 outcome = await self._call(
-                    role, output, tool, rules, question, history, spent, max_tokens
+                    role, output, tool, rules, question, history, spent, max_tokens, answers
                 )
             except (ModelOutputError, UsageLimitExceeded) as exc:
                 if (stopped := stopped_usage(exc)) is not None:
@@ -394,9 +394,11 @@ class LLMPlanner:
         history: list[ModelMessage],
         spent: list[RequestUsage],
         max_tokens: int,
+        reasks: int = 0,
     ) -> tuple[Out, list[ModelMessage]]:
-        """One logical model call (retried on transient failures); the usage of every request
-        made, answered or not, is appended to ``spent``."""
+        """One logical model call (retried on transient failures), the ``reasks``-th re-ask of
+        its question; the usage of every request made, answered or not, is appended to
+        ``spent``."""
         output_type: ToolOutput[Out] | PromptedOutput[Out]
         if role.mode == "tool":
             output_type = ToolOutput(output, name=tool, max_retries=OUTPUT_RETRIES)
@@ -414,7 +416,8 @@ class LLMPlanner:
             output_type=output_type,
             instructions=rules,
             model_settings=ModelSettings(
-                **model_settings(role.spec, structured=True), max_tokens=max_tokens
+                **model_settings(role.spec, structured=True, reasks=reasks),
+                max_tokens=max_tokens,
             ),
             retries={"output": OUTPUT_RETRIES},
             name="blitz-planner",

@@ -14,7 +14,7 @@ import pytest
 from blitz.conductor.selection import Candidate
 from blitz.errors import PlanError
 from blitz.llm.judge import JUDGE_MAX_TOKENS, ModelJudge
-from blitz.llm.models import STRUCTURED_TEMPERATURE, parse_model
+from blitz.llm.models import REASK_TEMPERATURE_CAP, STRUCTURED_TEMPERATURE, parse_model
 from blitz.llm.planner import (
     PLAN_MAX_TOKENS,
     RECOVERY_MAX_TOKENS,
@@ -131,6 +131,19 @@ async def test_repeating_answers_count_against_max_reasks(fake: ModelServer, rep
             await plans.plan(plan_request(repo))
     assert len(fake.requests) == 2
     assert "repeated itself" in str(info.value)
+
+
+async def test_each_re_ask_of_a_local_model_is_a_little_warmer(
+    fake: ModelServer, repo: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B at 0.2 gave one unusable recovery four times alike, told or not.
+    fake.add({"reply": {"text": LOOPING}, "times": 3}, json_reply(GOOD))
+    async with model_for(fake, "llamacpp") as model:
+        plans = local_planner(model, output_mode="prompted", max_reasks=3)
+        planned = await plans.plan(plan_request(repo))
+    assert planned.plan.tasks == EXPECTED
+    heat = [r.body["temperature"] for r in fake.requests]
+    assert heat == [STRUCTURED_TEMPERATURE, 0.5, REASK_TEMPERATURE_CAP, REASK_TEMPERATURE_CAP]
 
 
 async def test_a_plan_past_the_call_cap_is_re_asked_shorter(fake: ModelServer, repo: Path) -> None:
