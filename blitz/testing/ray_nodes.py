@@ -45,6 +45,24 @@ class NodeDidNotStart(RuntimeError):
     """A ``ray start`` that ended, or never said its node was up, in every try."""
 
 
+WORKER_PORTS = 150
+"""Ports in a node's range for its Ray worker processes."""
+
+
+def worker_ports(index: int, salt: int) -> tuple[int, int]:
+    """The ``--min-worker-port`` and ``--max-worker-port`` of a run's node ``index``: below the
+    range the system hands out for ``bind(0)`` (where :func:`free_ports` takes the node's other
+    ports: a worker range over one of them stops the node, "trying to use a port number ... used
+    by other components"); a run's nodes side by side, where the run's ``salt`` puts them."""
+    ephemeral = 32768
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first = 10002
+    span = max(WORKER_PORTS, ephemeral - first - WORKER_PORTS)
+    low = first + (salt * 211 + index * WORKER_PORTS) % span
+    return low, low + WORKER_PORTS - 1
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct ports free on 127.0.0.1 a moment ago."""
     held = []
@@ -140,7 +158,7 @@ class RayNodes:
         not) or never said so."""
         index = len(self.procs)
         agent, grpc, metrics, runtime_env, manager, objects = free_ports(6)
-        low = 20000 + (index * 200 + os.getpid()) % 30000
+        low, high = worker_ports(index, os.getpid())
         command = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *args,
             "--num-cpus", str(NODE_CPUS), "--temp-dir", self.temp_dir, "--disable-usage-stats",
@@ -149,7 +167,7 @@ class RayNodes:
             "--metrics-export-port", str(metrics),
             "--runtime-env-agent-port", str(runtime_env),
             "--node-manager-port", str(manager), "--object-manager-port", str(objects),
-            "--min-worker-port", str(low), "--max-worker-port", str(low + 150),
+            "--min-worker-port", str(low), "--max-worker-port", str(high),
         ]  # fmt: skip
         full_env = {
             **os.environ,

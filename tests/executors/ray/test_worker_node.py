@@ -23,6 +23,7 @@ from ray_cluster import RayCluster
 from blitz import proctree
 from blitz.executors.ray.resources import KEEP_WORKERS_ENV, WORKER_HOME_ENV
 from blitz.executors.ray.worker import worker_command
+from blitz.testing.ray_nodes import worker_ports
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -52,7 +53,7 @@ def node_args(temp_dir: str) -> list[str]:
     """``ray start`` arguments for one more node on this shared machine: one CPU, the test's
     temporary directory, and free ports where Ray would take fixed defaults."""
     agent, grpc, metrics, runtime_env, manager, objects = free_ports(6)
-    low = random.randrange(30000, 60000, 100)
+    low, high = worker_ports(0, random.randrange(1 << 20))
     return [
         "--num-cpus", "1",
         "--temp-dir", temp_dir,
@@ -63,7 +64,7 @@ def node_args(temp_dir: str) -> list[str]:
         "--node-manager-port", str(manager),
         "--object-manager-port", str(objects),
         "--min-worker-port", str(low),
-        "--max-worker-port", str(low + 99),
+        "--max-worker-port", str(high),
         "--disable-usage-stats",
     ]  # fmt: skip
 
