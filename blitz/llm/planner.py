@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from pydantic_ai import (
@@ -39,7 +39,7 @@ from pydantic_ai import (
     capture_run_messages,
 )
 from pydantic_ai.exceptions import OutputTokenLimitExceeded
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
@@ -362,7 +362,7 @@ class LLMPlanner:
                     return judge(answer), usage
                 except PlanError as exc:
                     problems = exc.problems
-                history = messages
+                history = rejected(messages, tool, what)
             answers += 1
             if answers > self._max_reasks:
                 plural = "s" if answers > 1 else ""
@@ -446,3 +446,25 @@ class LLMPlanner:
         for request_usage in spent:
             total += usage_of(request_usage, role.spec, self._prices)
         return total
+
+
+def rejected(messages: list[ModelMessage], tool: str, what: str) -> list[ModelMessage]:
+    """``messages`` with the output ``tool``'s own reply to the rejected answer (pydantic-ai's
+    "Final result processed.") saying it was rejected instead: a small model told its answer
+    was processed, then that it was rejected, answered with the tool's reply itself
+    (Qwen2.5-Coder-1.5B: "<tool_response> Final result processed. </tool_response>")."""
+    if not messages or not isinstance(messages[-1], ModelRequest):
+        return messages
+    told = f"This {what} was rejected; what is wrong with it follows."
+    parts = [
+        _told(part, told) if _output_reply(part, tool) else part for part in messages[-1].parts
+    ]
+    return [*messages[:-1], replace(messages[-1], parts=parts)]
+
+
+def _output_reply(part: object, tool: str) -> bool:
+    return type(part) is ToolReturnPart and part.tool_name == tool
+
+
+def _told(part: Any, content: str) -> Any:
+    return replace(part, content=content)

@@ -106,6 +106,9 @@ async def test_a_cycle_is_sent_back_in_the_same_conversation_and_the_fix_accepte
     roles = [m["role"] for m in second.body["messages"]]
     assert "assistant" in roles
     assert second.text.count("Add rate limiting to the request handler") == 1
+    # The output tool's reply to the rejected plan says so (not pydantic-ai's "processed").
+    assert "This plan was rejected; what is wrong with it follows." in second.text
+    assert "Final result processed" not in second.text
     assert_usage(planned.usage, priced(api, 2))
 
 
