@@ -427,17 +427,11 @@ class App:
             executor=self.executor,
             labels=tuple(cfg.executor.labels) if cfg else (),  # worker labels every attempt needs
             fetch_remote=cfg.executor.remote if cfg and cfg.executor.sync == "fetch" else "",
-            routes=tuple(
-                dict.fromkeys(
-                    r
-                    for r in (
-                        backend.name,
-                        *goal.portfolio,
-                        project.fallback_backend,
-                        *(cfg.backends if cfg else ()),
-                    )
-                    if r
-                )
+            routes=_routes(
+                backend.name,
+                *goal.portfolio,
+                project.fallback_backend,
+                *(cfg.backends if cfg else ()),
             ),
         )
 
@@ -491,3 +485,11 @@ def _provider_model(model: str) -> str:
     if model.startswith(("gpt", "o1", "o3", "o4", "codex")):
         return f"openai:{model}"
     return model
+
+
+def _routes(*backends: str) -> tuple[str, ...]:
+    """The backends a planner may route a task to, the goal's own first; none when the goal's
+    own is the only one (there is no choice to offer: a small model offered its own backend
+    alone wrote the goal's whole model spec as the task's model, and was sent back for it)."""
+    found = tuple(dict.fromkeys(b for b in backends if b))
+    return found if len(found) > 1 else ()

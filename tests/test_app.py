@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from engine_helpers import make_app, make_repo
 
 from blitz.app import App
 from blitz.domain import Project
@@ -67,3 +68,20 @@ def test_an_empty_variable_is_unset_and_hides_no_other(monkeypatch: pytest.Monke
     assert settings.anthropic_api_key is not None
     assert settings.anthropic_api_key.get_secret_value() == "sk-ant-oat01-from-setup-token"
     assert settings.model == ""
+
+
+async def test_a_planner_is_offered_routes_only_when_there_is_a_choice(tmp_path: Path) -> None:
+    """The goal's own backend alone is no choice: nothing is offered (a small model offered it
+    wrote the goal's whole model spec as each task's model and was sent back for it)."""
+    alone = make_repo(tmp_path, name="alone")
+    more = make_repo(tmp_path, name="more", project={"fallback_backend": "embedded"})
+    app = make_app(tmp_path / "home", {"tasks": [{"id": "t", "title": "T"}]})
+    try:
+        routes = []
+        for repo in (alone, more):
+            project = await app.register(repo)
+            goal = await app.new_goal(project, "a goal")
+            routes.append(app.services(project, goal).routes)
+        assert routes == [(), ("scripted", "embedded")]
+    finally:
+        await app.aclose()
