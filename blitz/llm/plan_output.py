@@ -87,6 +87,19 @@ def derived_title(instructions: str, task_id: str) -> str:
     return sentence
 
 
+def unwrapped(data: Any, fields: Any) -> Any:
+    """An answer that echoes its JSON schema's shape with the values inside (``{"properties":
+    {"summary": ..., "tasks": [...]}, "additionalProperties": false}``: what Qwen2.5-Coder-1.5B
+    wrote when asked for prompted JSON, the schema shown above the question) read as the
+    values; any other answer as it is."""
+    if not isinstance(data, dict) or set(fields) & set(data):
+        return data
+    inner = data.get("properties")
+    if isinstance(inner, dict) and set(fields) & set(inner):
+        return inner
+    return data
+
+
 class PlanOutput(BaseModel):
     """The plan for the goal: a summary and the tasks."""
 
@@ -94,6 +107,11 @@ class PlanOutput(BaseModel):
 
     summary: str = Field(description="one or two sentences for the pull request")
     tasks: list[TaskOutput]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values(cls, data: Any) -> Any:
+        return unwrapped(data, cls.model_fields)
 
 
 class RecoveryOutput(BaseModel):
@@ -116,6 +134,7 @@ class RecoveryOutput(BaseModel):
         """A recovery given a task's fields beside its own (``allow_empty``, ``backend``...:
         small models mix the task format in) is read without them; other unknown keys are
         still sent back."""
+        data = unwrapped(data, cls.model_fields)
         if not isinstance(data, dict):
             return data
         stray = (set(TaskOutput.model_fields) - set(cls.model_fields)) & set(data)

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from blitz.domain import RecoveryAction, RecoveryPlan, TaskSpec
-from blitz.llm.plan_output import RecoveryOutput
+from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import meant
 
 EXISTING = ("add-slugify", "add-test", "add-slugify-2")
@@ -54,3 +54,19 @@ def test_a_recovery_given_a_task_s_fields_beside_its_own_is_read_without_them() 
     )
     with pytest.raises(ValidationError, match="surprise"):
         RecoveryOutput.model_validate({**answer, "surprise": 1})
+
+
+def test_an_answer_in_its_schema_s_shape_is_read_as_the_values_inside() -> None:
+    # What Qwen2.5-Coder-1.5B answered in bench/local_model.py when asked for prompted JSON,
+    # the schema shown above the question: its values inside the schema's "properties".
+    task = {"id": "rename", "title": "Rename compute_total", "instructions": "In shop.py..."}
+    plan = {"summary": "Rename it", "tasks": [task]}
+    echoed = {"additionalProperties": False, "properties": plan, "type": "object"}
+    assert PlanOutput.model_validate(echoed) == PlanOutput.model_validate(plan)
+    recovery = {"root_cause": "a typo", "action": "retry", "guidance": "fix the typo"}
+    assert RecoveryOutput.model_validate({"properties": recovery}) == RecoveryOutput(
+        root_cause="a typo", action="retry", guidance="fix the typo"
+    )
+    # An answer with its own fields and a stray "properties" is sent back, not unwrapped.
+    with pytest.raises(ValidationError, match="properties"):
+        PlanOutput.model_validate({**plan, "properties": plan})
