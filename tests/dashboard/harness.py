@@ -295,9 +295,13 @@ def open_page(
 
 
 def login(page: Any, daemon: Daemon, token: str | None = None) -> None:
+    """Log in with the daemon's token (or ``token``); with the daemon's, until the page keeps it:
+    a page opened while the login's request is still out would show the form again."""
     page.goto(daemon.url)
     page.get_by_test_id("login-token").fill(token or daemon.token)
     page.get_by_test_id("login-submit").click()
+    if token is None:
+        page.get_by_test_id("login-form").wait_for(state="detached")
 
 
 def submit_goal(
