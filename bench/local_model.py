@@ -14,9 +14,11 @@ Three goals, each on a fresh tiny Python repository:
 - ``bugfix``: a bug that a test already shows failing;
 - ``rename``: a function renamed across two files.
 
-It prints a Markdown table: whether the goal completed, wall seconds, tokens in / out (as blitz
-recorded them), model calls (counted at the wire) and agent attempts, with the target beside the
-figures: the ``function`` goal completes end to end in under 15 minutes on this machine's CPU.
+It prints a Markdown table: whether the goal completed, whether its branch does what was asked
+(each goal's own check, run on the branch's files: the repository's tests need not cover it, so
+a goal can pass its gates without doing it), wall seconds, tokens in / out (as blitz recorded
+them), model calls (counted at the wire) and agent attempts, with the target beside the figures:
+the ``function`` goal completes, done as asked, in under 15 minutes on this machine's CPU.
 
 Run: ``uv run --extra dev python bench/local_model.py`` (``--goals function``, ``--threads``,
 ``--keep`` to leave the repositories and the model traffic for a look: ``python bench/traffic.py
@@ -57,6 +59,7 @@ class Goal:
     name: str
     text: str
     files: dict[str, str]
+    check: str  # Python run on the goal's branch: exits 0 when the goal was done as asked
 
 
 GOALS = (
@@ -71,6 +74,11 @@ GOALS = (
             "test_textutil.py": "from textutil import shout\n\n\ndef test_shout():\n"
             '    assert shout("hi") == "HI"\n',
         },
+        "from textutil import shout, slugify\n"
+        "assert slugify('  Hello, World!  ') == 'hello-world', slugify('  Hello, World!  ')\n"
+        "assert slugify('a__b--C') == 'a-b-c' and shout('hi') == 'HI'\n"
+        "import test_textutil\n"
+        "assert any('slug' in n for n in dir(test_textutil) if n.startswith('test')), 'no test'\n",
     ),
     Goal(
         "bugfix",
@@ -81,6 +89,7 @@ GOALS = (
             "test_stats.py": "from stats import mean\n\n\ndef test_mean():\n"
             "    assert mean([2, 4, 6]) == 4\n",
         },
+        "from stats import mean\nassert mean([2, 4, 6]) == 4 and mean([5]) == 5\n",
     ),
     Goal(
         "rename",
@@ -94,6 +103,10 @@ GOALS = (
             "test_report.py": "from report import report\n\n\ndef test_report():\n"
             '    assert report([1, 2]) == "total: 3"\n',
         },
+        "import pathlib, report, shop\n"
+        "assert shop.sum_prices([1, 2]) == 3 and report.report([1, 2]) == 'total: 3'\n"
+        "left = [p.name for p in pathlib.Path().glob('*.py') if 'compute_total' in p.read_text()]\n"
+        "assert not left, f'compute_total still in {left}'\n",
     ),
 )
 
@@ -225,7 +238,33 @@ def _run_goal(goal: Goal, root: Path, relay: CountingRelay, timeout: float) -> d
     result.update(_figures(detail))
     if result["state"] == "?" and detail.get("state"):
         result["state"] = f"{detail['state']} when cut off"
+    result["done_right"] = _checked(goal, repo, str(report.get("branch", ""))) if report else ""
     return result
+
+
+def _checked(goal: Goal, repo: Path, branch: str) -> str:
+    """Whether the goal's branch does what the goal asked (its ``check`` run on the branch's
+    files): "yes", else "no: " and why; "" when there is no branch. A goal whose gates passed
+    may still not have done it (the repository's tests need not cover what was asked)."""
+    if not branch:
+        return ""
+    with tempfile.TemporaryDirectory(prefix="blitz-bench-check-") as where:
+        tree = subprocess.run(
+            ["git", "archive", branch], cwd=repo, capture_output=True, timeout=60, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", where], input=tree.stdout, check=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", goal.check],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+    if done.returncode == 0:
+        return "yes"
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return "no: " + (lines[-1] if lines else f"exit {done.returncode}")
 
 
 def _only_goal(env: dict[str, str]) -> str:
@@ -290,20 +329,23 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     print()
     print(
-        f"| goal ({MODEL} Q4_K_M, {args.threads} CPU threads) | completed | wall s | target s "
-        "| tokens in / out | model calls | attempts |"
+        f"| goal ({MODEL} Q4_K_M, {args.threads} CPU threads) | completed | done as asked "
+        "| wall s | target s | tokens in / out | model calls | attempts |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         target = f"{TARGET_SECONDS}" if row["goal"] == "function" else "-"
         done = "yes" if row["state"] == "succeeded" else f"no ({row['state']})"
         print(
-            f"| {row['goal']} | {done} | {row['wall']:.0f} | {target} | "
-            f"{row['tokens_in']} / {row['tokens_out']} | {row['calls']} | {row['attempts']} |"
+            f"| {row['goal']} | {done} | {row['done_right'] or '-'} | {row['wall']:.0f} | "
+            f"{target} | {row['tokens_in']} / {row['tokens_out']} | {row['calls']} | "
+            f"{row['attempts']} |"
         )
     function = next((r for r in rows if r["goal"] == "function"), None)
     if function is not None and not (
-        function["state"] == "succeeded" and function["wall"] < TARGET_SECONDS
+        function["state"] == "succeeded"
+        and function["done_right"] == "yes"
+        and function["wall"] < TARGET_SECONDS
     ):
         print(f"the function goal missed its target: completed within {TARGET_SECONDS}s")
         return 1
