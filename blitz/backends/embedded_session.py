@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
@@ -72,8 +73,9 @@ async def finish(ctx: RunContext[Session], summary: str) -> Finished:
     Args:
         summary: what you changed and why, in a few sentences
     """
-    if await ctx.deps.refuses_finish():
-        raise ModelRetry(NOTHING_CHANGED)
+    refused = await ctx.deps.refuses_finish()
+    if refused:
+        raise ModelRetry(refused)
     return Finished(summary.strip())
 
 
@@ -83,6 +85,15 @@ NOTHING_CHANGED = (
     " truly needs no change, call finish again and say why."
 )
 """What the model is told when it calls ``finish`` with nothing changed, the first time."""
+
+ONLY_BLANKS = (
+    "You called finish, but your changes to {files} are only blank space (line breaks,"
+    " indentation, spaces): nothing the task asks for is there yet. Make the change the task asks"
+    " for (write_file or edit_file), then call finish. If blank space was the whole change, call"
+    " finish again and say why."
+)
+"""What the model is told when it calls ``finish`` with only blank space changed, the first time
+(Qwen2.5-Coder-1.5B rewrote a file the way it was, its docstring's line broken, and finished)."""
 
 
 WRITING = frozenset({"write_file", "edit_file"})
@@ -133,22 +144,28 @@ class Session:
         await self.say(result)
         return result
 
-    async def refuses_finish(self) -> bool:
-        """Whether to send a ``finish`` call back: the first one made while the task needs a
-        change and the worktree has none (small models often call it having changed nothing;
-        told so, they may yet make the change, where a failed attempt costs a recovery). Only
-        once: a model that insists is believed, and the attempt's own check judges it."""
+    async def refuses_finish(self) -> str:
+        """What to send a ``finish`` call back with ("": nothing, it ends the run): the first
+        one made while the task needs a change and the worktree has none, or only blank space
+        (small models often call it having changed nothing; told so, they may yet make the
+        change, where a failed attempt costs a recovery). Only once: a model that insists is
+        believed, and the attempt's own check and gates judge it."""
         if not self.needs_change or self.finish_refused:
-            return False
+            return ""
+        git = Git(self.tools.root)
         try:
-            changed = await Git(self.tools.root).status(self.tools.root, all_untracked=True)
+            changed = await git.status(self.tools.root, all_untracked=True)
+            blank = bool(changed) and await _only_blanks(git, self.tools.root, changed)
         except GitError:  # not a repository: nothing to check against
-            return False
-        if changed:
-            return False
+            return ""
+        if changed and not blank:
+            return ""
         self.finish_refused = True
+        if blank:
+            await self.say("re-asked: finish was called with only blank space changed")
+            return ONLY_BLANKS.format(files=", ".join(changed[:5]))
         await self.say("re-asked: finish was called with no file changed")
-        return True
+        return NOTHING_CHANGED
 
     def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
         if self.stuck.record(name, args, result) and self.stuck_on is None:
@@ -279,3 +296,19 @@ def describe_call(name: str, args: Mapping[str, Any]) -> str:
         glob = f" ({args['glob']})" if args.get("glob") else ""
         return f"search {args.get('pattern', '')!r} in {where}{glob}"
     return f"{name} {json.dumps(dict(args), default=str)}"
+
+
+async def _only_blanks(git: Git, root: Path, paths: list[str]) -> bool:
+    """Whether every path changed in the worktree at ``root`` differs from its committed
+    version in blank space alone (a new or removed file is a change)."""
+    for path in paths:
+        committed = await git.run("show", f"HEAD:{path}", cwd=root, check=False)
+        if not committed.ok:
+            return False
+        try:
+            now = (root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return False
+        if "".join(now.split()) != "".join(committed.out.split()):
+            return False
+    return True

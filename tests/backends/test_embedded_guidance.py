@@ -2,10 +2,10 @@
 that says nothing: the task prompt lists the repository's files (a small model otherwise guesses
 paths) and shows the task's files as they are; an empty answer is re-asked with a correction in
 the same conversation, then fails the attempt saying so; a run that ends in prose after writing
-files is judged by the gates, not thrown away; a ``finish`` with nothing changed is sent back
-once when the task needs a change; and a server of one's own is asked at a low temperature. The
-real pydantic-ai/openai client talks to a scripted chat-completions server on 127.0.0.1; the
-tools change a real git worktree."""
+files is judged by the gates, not thrown away; a ``finish`` with nothing changed (or only blank
+space) is sent back once when the task needs a change; and a server of one's own is asked at a
+low temperature. The real pydantic-ai/openai client talks to a scripted chat-completions server on
+127.0.0.1; the tools change a real git worktree."""
 
 from __future__ import annotations
 
@@ -165,6 +165,37 @@ async def test_a_finish_with_nothing_changed_is_sent_back_once(
     assert result.summary == "Added."
     assert (worktree / "hello.py").read_text() == HELLO
     assert "re-asked: finish was called with no file changed" in result.messages
+    assert_script_done(server)
+
+
+async def test_a_finish_with_only_blank_space_changed_is_sent_back_once(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B rewrote a file as it was, its docstring's line broken, and finished.
+    shout = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
+    commit(worktree, {"textutil.py": shout})
+    reflowed = 'def shout(text):\n    """The text in capitals.\n    """\n    return text.upper()'
+    added = shout + "\n\ndef slug(text):\n    return text.lower()\n"
+    server.add(
+        {
+            "match": "Task t1",
+            "reply": {"tool_calls": [call("write_file", path="textutil.py", content=reflowed)]},
+        },
+        {"match_tool_result": "wrote", "reply": {"tool_calls": [call("finish", summary="Done.")]}},
+        {
+            "match": "are only blank space",
+            "reply": {"tool_calls": [call("write_file", path="textutil.py", content=added)]},
+        },
+        {"match_tool_result": "wrote 115", "reply": {"text": call_text("finish", summary="Ok.")}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree, allow_empty=False))
+
+    assert result.ok, result.error
+    assert result.summary == "Ok."
+    assert (worktree / "textutil.py").read_text() == added
+    assert "re-asked: finish was called with only blank space changed" in result.messages
+    assert "your changes to textutil.py are only blank space" in server.requests[2].text
     assert_script_done(server)
 
 
