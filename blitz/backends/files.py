@@ -255,25 +255,44 @@ _DEFINITION = re.compile(
 
 def dropped(old: bytes | None, new: bytes) -> str:
     """What a ``write_file`` result adds when the new content drops top-level definitions the
-    file had: a small model told to add a function rewrites the file with that function alone.
-    "" when none was dropped, or the file is new."""
+    file had: a small model told to add a function rewrites the file with that function alone,
+    and one told to rename a function renames it here and nowhere else. "" when none was
+    dropped, or the file is new."""
     if old is None or b"\x00" in old[:BINARY_SNIFF]:
         return ""
-    kept = set(split_lines(new))
-    gone = [
-        line.rstrip()
-        for line in split_lines(old)
-        if _DEFINITION.match(line) and line not in kept and line.rstrip() not in kept
-    ]
+    gone = _definitions(old, new)
     if not gone:
         return ""
-    shown = ", ".join(f"`{clip_line(line)}`" for line in gone[:DROPPED_SHOWN])
-    more = f" and {len(gone) - DROPPED_SHOWN} more" if len(gone) > DROPPED_SHOWN else ""
+    came = _definitions(new, old)
+    shown = _listed(gone)
+    if not came:
+        return (
+            f"; the file no longer has these definitions it had: {shown}. If that was not"
+            " meant, write the whole file again (what it held with your change), or change only"
+            " a part with edit_file"
+        )
     return (
-        f"; the file no longer has these definitions it had: {shown}{more}. If that was not"
-        " meant, write the whole file again (what it held with your change), or change only a"
-        " part with edit_file"
+        f"; the file no longer has these definitions it had: {shown}, and has new ones:"
+        f" {_listed(came)}. If you renamed, change every other file that uses the old name too;"
+        " if you added, write the whole file again with the old ones kept, or add only yours"
+        " with edit_file"
     )
+
+
+def _definitions(text: bytes, other: bytes) -> list[str]:
+    """The top-level definition lines of ``text`` that ``other`` does not have."""
+    kept = set(split_lines(other))
+    return [
+        line.rstrip()
+        for line in split_lines(text)
+        if _DEFINITION.match(line) and line not in kept and line.rstrip() not in kept
+    ]
+
+
+def _listed(lines: list[str]) -> str:
+    shown = ", ".join(f"`{clip_line(line)}`" for line in lines[:DROPPED_SHOWN])
+    more = f" and {len(lines) - DROPPED_SHOWN} more" if len(lines) > DROPPED_SHOWN else ""
+    return shown + more
 
 
 def previous_bytes(real: Path, cap: int) -> bytes | None:

@@ -58,8 +58,13 @@ async def test_a_rewrite_that_drops_definitions_says_which(
     (worktree / "textutil.py").write_text(old)
     result = await tools.write_file("textutil.py", "def slugify(text):\n    return text\n")
     assert result.startswith("wrote 35 bytes to textutil.py; the file no longer has these")
-    assert "`def shout(text):`, `class Box:`. If that was not meant" in result
+    assert "`def shout(text):`, `class Box:`, and has new ones: `def slugify(text):`." in result
+    assert "if you added, write the whole file again with the old ones kept" in result
     assert "import re" not in result  # only definitions are named
+    # Told to rename compute_total, it renamed it in shop.py alone (bench/local_model.py).
+    (worktree / "shop.py").write_text("def compute_total(prices):\n    return sum(prices)\n")
+    renamed = await tools.write_file("shop.py", "def sum_prices(prices):\n    return sum(prices)\n")
+    assert "If you renamed, change every other file that uses the old name too" in renamed
     # Written whole, with the change, or a rewrite of other lines: nothing to say.
     whole = old + "\n\ndef slugify(text):\n    return text\n"
     assert (
