@@ -84,6 +84,7 @@ class RecoveryRequest:
     messages: tuple[str, ...] = ()  # the agent's last messages
     earlier: tuple[Recovery, ...] = ()  # recoveries already tried for this task
     task_ids: tuple[str, ...] = ()  # ids already in the goal (new tasks must not reuse them)
+    dependents: tuple[str, ...] = ()  # the tasks that depend on the failed one
     on_reask: Reasked | None = field(default=None, compare=False, repr=False)
 
 

@@ -369,6 +369,7 @@ class GoalRun:
             messages=messages,
             earlier=tuple(self.journal.store.load_recoveries(self.goal.id)),
             task_ids=tuple(self.tasks),
+            dependents=tuple(t.id for t in self.tasks.values() if task.id in t.depends_on),
             on_reask=lambda line: self.emit(EventKind.PLAN_REASKED, line, task=task),
         )
         return Recover(request, task.id, attempt.id)

@@ -333,6 +333,13 @@ def recovery_problems(recovery: RecoveryPlan, request: RecoveryRequest) -> list[
     """What the graph rules and the action say against ``recovery`` (empty when it is fine)."""
     problems: list[str] = []
     action = recovery.action
+    broke = [g.name for g in request.gates if not g.passed and not g.preexisting]
+    if action is RecoveryAction.SKIP and request.dependents and broke:
+        problems.append(
+            f"task {request.task.id!r} cannot be skipped: its attempt failed {', '.join(broke)},"
+            f" so its work is not done, and {', '.join(map(repr, request.dependents))} depend"
+            " on it; use retry (with guidance), insert or replace"
+        )
     if recovery.tasks and action not in (RecoveryAction.INSERT, RecoveryAction.REPLACE):
         problems.append(
             f"action {action.value!r} takes no tasks; use 'insert' to add tasks before a retry"

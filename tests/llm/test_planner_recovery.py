@@ -120,6 +120,28 @@ async def test_recovery_tasks_that_depend_on_the_failed_task_are_sent_back(
     assert "depends on the failed task 'parser'" in server.requests[1].last_user_text
 
 
+async def test_a_skip_of_a_task_others_need_whose_attempt_broke_the_gates_is_sent_back(
+    server: ModelServer, make: Make
+) -> None:
+    # Qwen2.5-Coder-1.5B skipped add-slugify (its attempt failed the tests; add-test needed it):
+    # the goal "succeeded" without slugify.
+    skip = {"root_cause": "the task was completed without any changes", "action": "skip"}
+    retry = {"root_cause": "shout() was dropped", "action": "retry", "guidance": "keep shout()"}
+    server.add(tool_reply(skip, RECOVERY_TOOL), tool_reply(retry, RECOVERY_TOOL))
+    planner = await make("anthropic")
+
+    recovered = await planner.recover(recovery_request(dependents=("report",)))
+
+    assert recovered.recovery.action is RecoveryAction.RETRY
+    told = server.requests[1].last_user_text
+    assert "task 'parser' cannot be skipped: its attempt failed test" in told
+    assert "'report' depend on it" in told
+    # Skipped when nothing needs it, or when its attempt broke no gate (its work may be done).
+    for request in (recovery_request(), recovery_request(dependents=("report",), gates=())):
+        server.add(tool_reply(skip, RECOVERY_TOOL))
+        assert (await planner.recover(request)).recovery.action is RecoveryAction.SKIP
+
+
 async def test_recovery_that_never_validates_is_a_plan_error(
     server: ModelServer, make: Make
 ) -> None:
