@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan, TaskSpec
 from blitz.errors import PlanError
@@ -236,6 +237,26 @@ def offered_routes(tasks: Sequence[TaskSpec], backends: Sequence[str]) -> tuple[
 def _model_offered(route: tuple[str, ...], offered: Collection[tuple[str, ...]]) -> bool:
     """A model alone, one of those offered: the goal's own backend with that model."""
     return not route[0] and any(route[1] == model for _, model in offered)
+
+
+def distinct_ids(answer: dict[str, Any]) -> dict[str, Any]:
+    """A plan answer (``PlanOutput.model_dump()``) whose tasks share an id, as its model meant
+    it: two tasks, the later ones under the first free ``<id>-2``, ``<id>-3``... (a dependency
+    on the id stays on the first). Qwen2.5-Coder-1.5B planned a rename as two tasks named
+    alike, and was sent back for it until the plan failed."""
+    tasks = [dict(t) for t in answer.get("tasks") or []]
+    taken = {str(t.get("id")) for t in tasks}
+    seen: set[str] = set()
+    for task in tasks:
+        given = str(task.get("id"))
+        if given in seen:
+            n = 2
+            while f"{given}-{n}" in taken:
+                n += 1
+            task["id"] = f"{given}-{n}"
+            taken.add(task["id"])
+        seen.add(str(task["id"]))
+    return {**answer, "tasks": tasks}
 
 
 def code_before_tests(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:

@@ -61,6 +61,7 @@ from blitz.llm.plan_prompts import (
     PLAN_RULES,
     RECOVERY_RULES,
     code_before_tests,
+    distinct_ids,
     gates_text,
     meant,
     offered_routes,
@@ -264,7 +265,7 @@ class LLMPlanner:
             prompt += f"\n\n# The repository\n\n{context.text}"
 
         def judge(answer: PlanOutput) -> Plan:
-            plan = parse_plan(answer.model_dump(), max_tasks=request.max_tasks)
+            plan = parse_plan(distinct_ids(answer.model_dump()), max_tasks=request.max_tasks)
             tasks = offered_routes(plan.tasks, request.backends)
             return replace(plan, tasks=code_before_tests(tasks))
 

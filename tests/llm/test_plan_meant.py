@@ -13,7 +13,7 @@ import pytest
 
 from blitz.domain import TaskSpec
 from blitz.errors import PlanError
-from blitz.llm.plan_prompts import code_before_tests, offered_routes
+from blitz.llm.plan_prompts import code_before_tests, distinct_ids, offered_routes
 from blitz.testing.model_server import ModelServer
 
 from . import model_for
@@ -127,3 +127,23 @@ async def test_the_planner_reads_a_placeholder_model_as_none(fake: ModelServer, 
     [task] = plan.tasks
     assert (task.backend, task.model) == ("", "")
     assert len(fake.requests) == 1
+
+
+def test_tasks_sharing_an_id_are_two_tasks_the_later_under_a_fresh_id() -> None:
+    # Qwen2.5-Coder-1.5B planned a rename as two tasks both called rename-compute-total.
+    answer = {
+        "summary": "Rename",
+        "tasks": [
+            {"id": "rename", "title": "In shop.py"},
+            {"id": "rename-2", "title": "Taken already"},
+            {"id": "rename", "title": "In report.py", "depends_on": ["rename"]},
+        ],
+    }
+    tasks = distinct_ids(answer)["tasks"]
+    assert [(t["id"], t["title"]) for t in tasks] == [
+        ("rename", "In shop.py"),
+        ("rename-2", "Taken already"),
+        ("rename-3", "In report.py"),
+    ]
+    assert tasks[2]["depends_on"] == ["rename"]  # on the first, as written
+    assert distinct_ids({"summary": "s", "tasks": tasks}) == {"summary": "s", "tasks": tasks}
