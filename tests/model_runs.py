@@ -4,6 +4,7 @@ run left (the store, the goal branch, the model server's requests)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -149,6 +150,24 @@ def recovery_turn() -> dict[str, Any]:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def gated(repo: Path) -> Path:
+    """``repo`` (a committed git repository) with a passing unittest test and a blitz.toml
+    whose gate runs it, committed."""
+    (repo / "tests").mkdir()
+    (repo / "tests" / "__init__.py").write_text("")
+    (repo / "tests" / "test_base.py").write_text(
+        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
+        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
+    )
+    (repo / "blitz.toml").write_text(
+        '[project]\nbase_branch = "main"\n\n'
+        f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Add tests and blitz.toml")
+    return repo
 
 
 def git(repo: Path, *args: str) -> str:

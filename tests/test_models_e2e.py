@@ -27,12 +27,12 @@ from model_runs import (
     RECOVERING,
     ROOT_CAUSE,
     SONNET_COST,
-    TEST_GATE,
     USAGE,
     agent_turns,
     anthropic_env,
     assert_script_done,
     blitz,
+    gated,
     git,
     greet_turns,
     load_goal,
@@ -59,19 +59,7 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def repo(git_repo: Path) -> Path:
     """A committed repository whose blitz.toml runs a quick unittest gate."""
-    (git_repo / "tests").mkdir()
-    (git_repo / "tests" / "__init__.py").write_text("")
-    (git_repo / "tests" / "test_base.py").write_text(
-        "import unittest\n\n\nclass BaseTest(unittest.TestCase):\n"
-        "    def test_base(self) -> None:\n        self.assertTrue(True)\n"
-    )
-    (git_repo / "blitz.toml").write_text(
-        '[project]\nbase_branch = "main"\n\n'
-        f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
-    )
-    git(git_repo, "add", "-A")
-    git(git_repo, "commit", "-q", "-m", "Add tests and blitz.toml")
-    return git_repo
+    return gated(git_repo)
 
 
 @pytest.fixture

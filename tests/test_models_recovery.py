@@ -12,12 +12,11 @@ import pytest
 from model_runs import (
     KEY,
     RECOVERING,
-    TEST_GATE,
     agent_turns,
     anthropic_env,
     assert_script_done,
     blitz,
-    git,
+    gated,
     load_goal,
     of,
     ok,
@@ -34,15 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 @pytest.fixture
 def repo(git_repo: Path) -> Path:
     """A committed repository whose blitz.toml runs a quick unittest gate."""
-    (git_repo / "tests").mkdir()
-    (git_repo / "tests" / "__init__.py").write_text("")
-    (git_repo / "blitz.toml").write_text(
-        '[project]\nbase_branch = "main"\n\n'
-        f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
-    )
-    git(git_repo, "add", "-A")
-    git(git_repo, "commit", "-q", "-m", "Add blitz.toml")
-    return git_repo
+    return gated(git_repo)
 
 
 @pytest.fixture

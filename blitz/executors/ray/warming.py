@@ -23,6 +23,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 WARM_MODULES = (
@@ -88,7 +89,7 @@ def warm(round_id: str, count: int, backends: tuple[str, ...], wait: float = WAI
     return os.getpid()
 
 
-def _clean(rounds: Any, keep: str) -> None:
+def _clean(rounds: Path, keep: str) -> None:
     """Remove earlier warm-ups' meeting places older than :data:`STALE`."""
     now = time.time()
     for place in rounds.iterdir():
