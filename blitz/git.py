@@ -106,28 +106,22 @@ async def run_git(
     keep_secrets: bool = True,
     errors: str = "replace",
 ) -> GitResult:
-    """Run one git command in ``cwd``; stdout goes to a file so stderr never mixes into output
-    we parse. ``out_limit`` reads only the first characters of stdout, ``out_tail`` only its last
-    bytes. Raises :class:`GitError` when git cannot run, times out (retryable) or, with
-    ``check``, fails."""
+    """Run one git command in ``cwd``; stdout goes to a file of its own so stderr never mixes
+    into output we parse. ``out_limit`` reads only the first characters of stdout, ``out_tail``
+    only its last bytes. Raises :class:`GitError` when git cannot run, times out (retryable)
+    or, with ``check``, fails."""
     argv = ["git", *_ALWAYS, *(() if hooks else _NO_HOOKS), *args]
     command = shlex.join(["git", *args])
     full_env = git_env(keep_secrets=keep_secrets)
     full_env.update(env or {})
-    fd, out_name = tempfile.mkstemp(prefix="blitz-git-", suffix=".out")
-    os.close(fd)
     try:
-        done = await run(
-            ["/bin/sh", "-c", 'out=$1; shift; exec "$@" >"$out"', "sh", out_name, *argv],
-            cwd=cwd,
-            timeout=timeout,
-            env=full_env,
-            stdin=stdin,
-        )
-        out_size = os.path.getsize(out_name)
-        with open(out_name, "rb") as fh:
-            if out_tail is not None and out_size > out_tail:
-                fh.seek(out_size - out_tail)
+        # An anonymous file (no name: nothing is left behind when this process is killed).
+        with tempfile.TemporaryFile(prefix="blitz-git-") as fh:
+            done = await run(
+                argv, cwd=cwd, timeout=timeout, env=full_env, stdin=stdin, stdout=fh.fileno()
+            )
+            out_size = os.fstat(fh.fileno()).st_size
+            fh.seek(out_size - out_tail if out_tail is not None and out_size > out_tail else 0)
             # A UTF-8 character is at most 4 bytes: that many bytes hold out_limit characters.
             data = fh.read() if out_limit is None else fh.read(4 * out_limit)
         out = data.decode("utf-8", errors=errors)
@@ -135,9 +129,6 @@ async def run_git(
             out = out[:out_limit]
     except OSError as exc:
         raise GitError(f"cannot run `{command}`: {exc}", command=command) from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(out_name)
     if done.timed_out:
         error = GitError(
             f"`{command}` timed out after {timeout:g}s", command=command, output=done.tail()

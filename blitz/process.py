@@ -126,24 +126,33 @@ async def run(
     stdin: bytes | None = None,
     marker: str = "",
     on_output: Callable[[bytes], None] | None = None,
+    stdout: int | None = None,
 ) -> Completed:
     """Run a command (an argument list, or a string run by ``/bin/sh -c``) and wait for it.
 
     The command gets its own session (process group) and a marker in its environment
     (:data:`blitz.proctree.MARKER_VARIABLE`: ``marker``, else a fresh one). On timeout, or if
     the awaiting task is cancelled, its whole tree is terminated and then killed.
-    ``on_output`` sees the output (stdout and stderr) as it comes, chunk by chunk.
+    ``on_output`` sees the output (stdout and stderr) as it comes, chunk by chunk. With
+    ``stdout`` (an open file descriptor) the command's stdout goes there instead, and the
+    output kept is its stderr alone.
     """
     argv = argv_of(args)
     start = time.monotonic()
-    proc, marker = await _spawn(
-        argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT, marker=marker
-    )
+    if stdout is None:
+        proc, marker = await _spawn(
+            argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT, marker=marker
+        )
+    else:
+        proc, marker = await _spawn(
+            argv, cwd, env, stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE, marker=marker
+        )
     tail = _Tail(cap)
 
     async def read_output() -> None:
-        assert proc.stdout is not None
-        while chunk := await proc.stdout.read(65536):
+        pipe = proc.stdout if stdout is None else proc.stderr
+        assert pipe is not None
+        while chunk := await pipe.read(65536):
             tail.add(chunk)
             if on_output is not None:
                 on_output(chunk)
@@ -163,6 +172,7 @@ async def _spawn(
     env: Mapping[str, str] | None,
     stdin: bytes | None,
     *,
+    stdout: int = asyncio.subprocess.PIPE,
     stderr: int,
     marker: str,
 ) -> tuple[asyncio.subprocess.Process, str]:
@@ -176,7 +186,7 @@ async def _spawn(
             cwd=str(cwd),
             env=full_env,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=stdout,
             stderr=stderr,
             start_new_session=True,
         )

@@ -3,7 +3,11 @@ named operations the rest of blitz uses."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +65,33 @@ async def test_a_command_that_outlives_its_timeout_is_a_retryable_error(git_repo
     with pytest.raises(GitError, match=r"timed out after 0\.5s") as caught:
         await git.run_git(git_repo, "slow", timeout=0.5)
     assert caught.value.retryable
+
+
+def test_a_process_killed_during_a_git_command_leaves_no_file_behind(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    (git_repo / "slow.sh").write_text(f"#!/bin/sh\necho $$ > {started}\nsleep 30\n")
+    (git_repo / "slow.sh").chmod(0o755)
+    run(git_repo, "config", "alias.slow", f"!{git_repo / 'slow.sh'}")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    script = (
+        "import asyncio, sys; from pathlib import Path; from blitz import git; "
+        "asyncio.run(git.run_git(Path(sys.argv[1]), 'slow', timeout=60))"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(git_repo)], env={**os.environ, "TMPDIR": str(scratch)}
+    )
+    deadline = time.monotonic() + 30
+    while not started.exists() or not started.read_text().strip():
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    child.kill()
+    child.wait(timeout=10)
+    os.killpg(os.getpgid(int(started.read_text())), signal.SIGKILL)  # git's own group
+
+    assert list(scratch.iterdir()) == []
 
 
 async def test_out_limit_and_out_tail_read_part_of_stdout(git_repo: Path) -> None:
