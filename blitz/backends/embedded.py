@@ -1,11 +1,11 @@
 """The embedded backend: a coding agent run in-process by pydantic-ai, with the tools of
 :mod:`blitz.backends.tools` confined to the task's worktree.
 
-The model works through ``read_file``, ``list_dir``, ``search``, ``write_file``, ``edit_file`` and
-``run_command`` (:mod:`blitz.backends.embedded_session`), and ends the run by calling ``finish``
-with a summary (pydantic-ai's output tool). A tool call the model gets wrong comes back to it as
-the tool's failed result; unknown tool names and invalid arguments get pydantic-ai's retry prompt,
-a bounded number of times in a row.
+The model works through ``read_file``, ``list_dir``, ``search``, ``write_file``,
+``append_to_file``, ``edit_file`` and ``run_command`` (:mod:`blitz.backends.embedded_session`),
+and ends the run by calling ``finish`` with a summary (pydantic-ai's output tool). A tool call the
+model gets wrong comes back to it as the tool's failed result; unknown tool names and invalid
+arguments get pydantic-ai's retry prompt, a bounded number of times in a row.
 
 Calls a model writes as text (small local models do) are read by
 :class:`~blitz.llm.text_calls.TextCallingModel` and run like any other; a server that refuses the
@@ -50,10 +50,16 @@ from blitz.backends.base import (
     task_prompt,
 )
 from blitz.backends.confine import ToolError
-from blitz.backends.embedded_session import TOOLS, Finished, Session, finish
+from blitz.backends.embedded_session import (
+    TOOL_DESCRIPTIONS,
+    TOOLS,
+    Finished,
+    Session,
+    finish,
+)
 from blitz.backends.options import NO_MODEL, BackendOptions
 from blitz.backends.stuck import StuckDetector
-from blitz.backends.tools import TOOL_DESCRIPTIONS, AgentTools, ToolLimits
+from blitz.backends.tools import AgentTools, ToolLimits
 from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
 from blitz.context import file_tree
@@ -83,6 +89,8 @@ style of the surrounding code.
 - Use paths relative to the repository root, as the task's file list shows them; nothing outside \
 it is reachable.
 - Look before you change: list, search and read the relevant code first.
+- Keep what a file already has: add new code with append_to_file, change a part with edit_file; \
+write_file replaces the whole file.
 - Run the project's checks (tests, type checker, linter) with run_command when that helps you \
 verify the change.
 - Do not commit, push or rewrite git history: your changes are checked and committed for you.
@@ -202,7 +210,7 @@ class EmbeddedBackend:
         """``temperature``: the agent's sampling temperature (None: a low one on a server of
         one's own, the provider's default for a hosted model)."""
         self.spec, self.sandbox, self.provider = spec, sandbox, spec.provider
-        self.prices, self.clock = prices, clock
+        self.prices, self.clock, self.temperature = prices, clock, temperature
         self.limits = limits
         self.model = RetryingModel(
             model,
@@ -266,7 +274,9 @@ class EmbeddedBackend:
         reasks = 0
         async with self.model:
             while True:
-                ended = await self._turns(request, session, budget, model, prompt, history)
+                ended = await self._turns(
+                    request, session, budget, model, prompt, history, self._reasked(reasks)
+                )
                 if isinstance(ended, AgentResult):
                     return ended
                 correction = _correction(ended, model, session)
@@ -278,6 +288,15 @@ class EmbeddedBackend:
                 await session.say(f"re-asked: {correction.splitlines()[0]}")
                 history, prompt = _continued(ended.messages, correction)
 
+    def _reasked(self, reasks: int) -> ModelSettings | None:
+        """The settings of a re-ask: warmer on a server of one's own (a small model asked again
+        at the same low temperature gives the same unusable answer), unless the temperature is
+        configured."""
+        if reasks == 0 or self.temperature is not None:
+            return None
+        warmer = model_settings(self.spec, structured=True, reasks=reasks).get("temperature")
+        return None if warmer is None else ModelSettings(temperature=warmer)
+
     async def _turns(
         self,
         request: AgentRequest,
@@ -286,9 +305,10 @@ class EmbeddedBackend:
         model: TextCallingModel,
         prompt: str | None,
         history: list[ModelMessage] | None,
+        settings: ModelSettings | None,
     ) -> AgentResult | _Stopped:
-        """One agent run over ``history`` plus ``prompt``, the usage carried over: its result, or
-        how it stopped short of one."""
+        """One agent run over ``history`` plus ``prompt``, the usage carried over, with
+        ``settings`` over the agent's own: its result, or how it stopped short of one."""
         # pydantic-ai's own request limit is a backstop; the checks below stop the run first.
         usage_limits = UsageLimits(request_limit=self.limits.max_turns + 1)
         output: Finished | str | None = None
@@ -297,6 +317,7 @@ class EmbeddedBackend:
             message_history=history,
             deps=session,
             model=model,
+            model_settings=settings,
             usage=session.usage,
             usage_limits=usage_limits,
         ) as run:

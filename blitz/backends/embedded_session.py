@@ -81,22 +81,22 @@ async def finish(ctx: RunContext[Session], summary: str) -> Finished:
 
 NOTHING_CHANGED = (
     "You called finish, but no file in the repository has changed, and this task needs a change."
-    " Make the change the task asks for (write_file or edit_file), then call finish. If the task"
-    " truly needs no change, call finish again and say why."
+    " Make the change the task asks for (write_file, append_to_file or edit_file), then call"
+    " finish. If the task truly needs no change, call finish again and say why."
 )
 """What the model is told when it calls ``finish`` with nothing changed, the first time."""
 
 ONLY_BLANKS = (
     "You called finish, but your changes to {files} are only blank space (line breaks,"
     " indentation, spaces): nothing the task asks for is there yet. Make the change the task asks"
-    " for (write_file or edit_file), then call finish. If blank space was the whole change, call"
-    " finish again and say why."
+    " for (write_file, append_to_file or edit_file), then call finish. If blank space was the"
+    " whole change, call finish again and say why."
 )
 """What the model is told when it calls ``finish`` with only blank space changed, the first time
 (Qwen2.5-Coder-1.5B rewrote a file the way it was, its docstring's line broken, and finished)."""
 
 
-WRITING = frozenset({"write_file", "edit_file"})
+WRITING = frozenset({"write_file", "append_to_file", "edit_file"})
 """The tools that change files (``run_command`` may too, unseen)."""
 
 
@@ -118,7 +118,7 @@ class Session:
         self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
         self.usage = RunUsage()
         self.calls = 0  # tool calls the model made, finish included, in every form
-        self.wrote = False  # whether a write_file or edit_file call succeeded
+        self.wrote = False  # whether a call of a WRITING tool succeeded
         self.needs_change = needs_change  # the task must change a file (it is not allow_empty)
         self.finish_refused = False  # a finish with nothing changed was sent back once
         self._sink = sink
@@ -192,6 +192,42 @@ class Session:
 
 # -- the tools, as the model sees them ----------------------------------------------------------
 
+TOOL_DESCRIPTIONS: dict[str, str] = {
+    "read_file": (
+        "Read a text file (path relative to the repository root) as numbered lines"
+        " '  12| text'; for a long file pass offset (lines to skip) and limit (lines to show)"
+        " to read it in parts."
+    ),
+    "list_dir": (
+        "List a directory of the repository, sorted, directories ending in '/'; depth 2 or more"
+        " also lists what the subdirectories contain."
+    ),
+    "search": (
+        "Find lines containing pattern (literal text, or a Python regular expression with"
+        " regex=true) as 'path:line: text' in the files under path whose names match glob"
+        " ('*.py' at any depth, 'src/**/*.ts' by path), or list those files when pattern is empty."
+    ),
+    "write_file": (
+        "Create a file, or replace all of an existing file's content, with the given content,"
+        " creating missing directories; to add code to an existing file use append_to_file, to"
+        " change part of it use edit_file."
+    ),
+    "append_to_file": (
+        "Add text at the end of a file, keeping everything already in it (a new function, class"
+        " or test added to an existing file); creates the file if it does not exist."
+    ),
+    "edit_file": (
+        "Replace the exact text old with new in a file, where old must occur exactly once:"
+        " copy it from read_file without the line numbers, with enough surrounding lines to be"
+        " unique."
+    ),
+    "run_command": (
+        "Run a shell command in the repository root (for builds, tests, linters and git) and get"
+        " its exit code and the end of its output; it is stopped after the timeout in seconds."
+    ),
+}
+"""One sentence per tool, for the model."""
+
 
 async def read_file(
     ctx: RunContext[Session], path: str, offset: int = 0, limit: int | None = None
@@ -251,6 +287,17 @@ async def write_file(ctx: RunContext[Session], path: str, content: Content) -> s
     return await ctx.deps.call("write_file", args, ctx.deps.tools.write_file(path, content))
 
 
+async def append_to_file(ctx: RunContext[Session], path: str, text: Fragment) -> str:
+    """The tool the model calls; see TOOL_DESCRIPTIONS.
+
+    Args:
+        path: the file, relative to the repository root
+        text: the code to add at the end of the file
+    """
+    args = {"path": path, "text": text}
+    return await ctx.deps.call("append_to_file", args, ctx.deps.tools.append_to_file(path, text))
+
+
 async def edit_file(ctx: RunContext[Session], path: str, old: Fragment, new: Fragment) -> str:
     """The tool the model calls; see TOOL_DESCRIPTIONS.
 
@@ -274,7 +321,7 @@ async def run_command(ctx: RunContext[Session], command: str, timeout: float | N
     return await ctx.deps.call("run_command", args, ctx.deps.tools.run_command(command, timeout))
 
 
-TOOLS = (read_file, list_dir, search, write_file, edit_file, run_command)
+TOOLS = (read_file, list_dir, search, write_file, append_to_file, edit_file, run_command)
 
 
 # -- text ---------------------------------------------------------------------------------------
@@ -286,9 +333,11 @@ def describe_call(name: str, args: Mapping[str, Any]) -> str:
         return f"$ {args.get('command', '')}"
     if name == "finish":
         return f"finish: {args.get('summary', '')}"
-    if name in ("read_file", "list_dir", "write_file", "edit_file"):
+    if name in ("read_file", "list_dir", "write_file", "append_to_file", "edit_file"):
         path = args.get("path", "")
-        extra = {k: v for k, v in args.items() if k not in ("path", "content", "old", "new")}
+        extra = {
+            k: v for k, v in args.items() if k not in ("path", "content", "text", "old", "new")
+        }
         shown = " ".join(f"{k}={v}" for k, v in extra.items() if v not in (None, 0, 1))
         return f"{name} {path} {shown}".rstrip()
     if name == "search":

@@ -271,12 +271,47 @@ def dropped(old: bytes | None, new: bytes) -> str:
             " meant, write the whole file again (what it held with your change), or change only"
             " a part with edit_file"
         )
+    code = dropped_code(old.decode("utf-8", "replace"), gone)
+    back = (
+        f" put back what was dropped by calling append_to_file with this text:\n```\n{code}\n```"
+        if code
+        else " put back what was dropped with append_to_file"
+    )
     return (
         f"; the file no longer has these definitions it had: {shown}, and has new ones:"
-        f" {_listed(came)}. If you renamed, change every other file that uses the old name too;"
-        " if you added, write the whole file again with the old ones kept, or add only yours"
-        " with edit_file"
+        f" {_listed(came)}. If you renamed, change every other file that uses the old name too."
+        f" If you meant to add yours and keep the old ones,{back}"
     )
+
+
+DROPPED_CODE_CHARS = 3000
+"""The most code of dropped definitions a write's result quotes back."""
+
+
+def dropped_code(old: str, gone: list[str]) -> str:
+    """The code of the top-level definitions ``gone`` (their first lines) in ``old``: each from
+    its decorators to the next top-level line that is not a closing bracket; "" when it is
+    longer than :data:`DROPPED_CODE_CHARS`."""
+    lines = old.splitlines()
+    wanted = set(gone)
+    blocks: list[str] = []
+    for at, line in enumerate(lines):
+        if line.rstrip() not in wanted:
+            continue
+        start = at
+        while start > 0 and lines[start - 1].startswith("@"):
+            start -= 1
+        end = at + 1
+        while end < len(lines) and not _top_level(lines[end]):
+            end += 1
+        blocks.append("\n".join(lines[start:end]).rstrip())
+    code = "\n\n\n".join(blocks)
+    return code if len(code) <= DROPPED_CODE_CHARS else ""
+
+
+def _top_level(line: str) -> bool:
+    """Whether a line starts something new at the top level of a file."""
+    return bool(line) and not line[0].isspace() and line[0] not in "})]"
 
 
 def _definitions(text: bytes, other: bytes) -> list[str]:
@@ -293,6 +328,21 @@ def _listed(lines: list[str]) -> str:
     shown = ", ".join(f"`{clip_line(line)}`" for line in lines[:DROPPED_SHOWN])
     more = f" and {len(lines) - DROPPED_SHOWN} more" if len(lines) > DROPPED_SHOWN else ""
     return shown + more
+
+
+def separator(old: str, text: str, *, python: bool) -> str:
+    """What goes between a file's ``old`` content and ``text`` appended to it: a line break if
+    the file does not end in one, and a blank line (two in Python) before a definition that
+    would otherwise touch the code above it."""
+    if not old:
+        return ""
+    joint = "" if old.endswith("\n") else "\n"
+    if old.endswith("\n\n") or not old.strip() or text.startswith("\n"):
+        return joint  # the file ends in a blank line already, or the text starts with one
+    first = text.split("\n", 1)[0]
+    if _DEFINITION.match(first) or first.startswith("@"):
+        return joint + ("\n\n" if python else "\n")
+    return joint
 
 
 def previous_bytes(real: Path, cap: int) -> bytes | None:

@@ -1,6 +1,7 @@
-"""The tools of the embedded coding agent: read, list, search, write and edit files in one
-worktree, and run shell commands there. Independent of any agent framework: the embedded backend
-wraps these methods as tool functions and gives the model :data:`TOOL_DESCRIPTIONS`.
+"""The tools of the embedded coding agent: read, list, search, write, append to and edit files in
+one worktree, and run shell commands there. Independent of any agent framework: the embedded
+backend wraps these methods as tool functions
+(:mod:`blitz.backends.embedded_session`, with the descriptions the model sees).
 
 File tools are contained. Every path goes through :meth:`AgentTools.resolve`, which resolves
 symbolic links the way the kernel does and refuses absolute paths, ``..`` escapes, links that lead
@@ -50,6 +51,7 @@ from blitz.backends.files import (
     read_for_search,
     read_line,
     scan_dir,
+    separator,
     split_lines,
     walk_files,
 )
@@ -66,7 +68,7 @@ class ToolLimits:
     search_max_matches: int = 200  # matching lines returned by search
     command_timeout: float = 300.0  # seconds; also the cap on a timeout the model asks for
     output_cap: int = 32_000  # bytes of command output kept (the tail)
-    write_max_bytes: int = 2_000_000  # largest file write_file and edit_file will write
+    write_max_bytes: int = 2_000_000  # largest file the writing tools will write
 
 
 class AgentTools:
@@ -382,6 +384,36 @@ class AgentTools:
                 raise ToolError(f"{shown!r} is not a regular file and cannot be written")
             file.write(data)
 
+    async def append_to_file(self, path: str, text: str) -> str:
+        """Add ``text`` at the end of a file, keeping what it holds (a new file if there is none);
+        a definition appended to a file that ends in code is set apart by a blank line (two in
+        Python, as its style asks)."""
+        return await asyncio.to_thread(self._append_to_file, path, text)
+
+    def _append_to_file(self, path: str, text: str) -> str:
+        if not text.strip():
+            raise ToolError("text is empty; give the code to add at the end of the file")
+        real = self.resolve(path)
+        shown = self._shown(real)
+        before = previous_bytes(real, self.limits.write_max_bytes)
+        if before is None and real.exists():
+            raise ToolError(
+                f"{shown!r} cannot be appended to (not a regular file, or over"
+                f" {self.limits.write_max_bytes} bytes); use run_command"
+            )
+        if before is not None and b"\x00" in before[:BINARY_SNIFF]:
+            raise ToolError(f"{shown!r} is a binary file; append_to_file adds to text files only")
+        old = (before or b"").decode("utf-8", "surrogateescape")
+        joined = old + separator(old, text, python=real.suffix == ".py") + text
+        if not joined.endswith("\n"):
+            joined += "\n"
+        self._write_bytes(real, shown, joined.encode("utf-8", "surrogateescape"))
+        added = text.strip("\n").count("\n") + 1
+        total = joined.count("\n")
+        if before is None:
+            return f"created {shown} with {added} line(s)"
+        return f"appended {added} line(s) to {shown}; it now has {total} lines"
+
     async def edit_file(self, path: str, old: str, new: str) -> str:
         """Replace the one occurrence of ``old`` in a file with ``new``; a ToolError quoting the
         closest text when ``old`` is not found, or saying where it is when it is found twice."""
@@ -445,35 +477,3 @@ class AgentTools:
         code = done.exit_code if done.exit_code is not None else -1
         status = f"exit code {code}" + (f" (killed by signal {-code})" if code < 0 else "")
         return f"{status}\n{output}"
-
-
-TOOL_DESCRIPTIONS: dict[str, str] = {
-    "read_file": (
-        "Read a text file (path relative to the repository root) as numbered lines"
-        " '  12| text'; for a long file pass offset (lines to skip) and limit (lines to show)"
-        " to read it in parts."
-    ),
-    "list_dir": (
-        "List a directory of the repository, sorted, directories ending in '/'; depth 2 or more"
-        " also lists what the subdirectories contain."
-    ),
-    "search": (
-        "Find lines containing pattern (literal text, or a Python regular expression with"
-        " regex=true) as 'path:line: text' in the files under path whose names match glob"
-        " ('*.py' at any depth, 'src/**/*.ts' by path), or list those files when pattern is empty."
-    ),
-    "write_file": (
-        "Create or overwrite a file with the given content, creating missing directories;"
-        " to change part of an existing file use edit_file."
-    ),
-    "edit_file": (
-        "Replace the exact text old with new in a file, where old must occur exactly once:"
-        " copy it from read_file without the line numbers, with enough surrounding lines to be"
-        " unique."
-    ),
-    "run_command": (
-        "Run a shell command in the repository root (for builds, tests, linters and git) and get"
-        " its exit code and the end of its output; it is stopped after the timeout in seconds."
-    ),
-}
-"""One sentence per tool, for the model."""

@@ -47,6 +47,7 @@ _TAG = re.compile(r"<tool_call>(.*?)(?:</tool_call>|(?=<tool_call>)|\Z)", re.S |
 _FENCE = re.compile(r"```[ \t]*([\w+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _OPENER = re.compile(r"[{\[]")
 _NAMED = re.compile(r"""(?<!\w)["']?name["']?\s*:\s*["']([\w.-]+)["']""")
+_WITH_ARGUMENTS = re.compile(r"""(?<!\w)["']?(?:arguments|parameters|args)["']?\s*:\s*\{""")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,10 +170,16 @@ def _calls_in(
             value = parse(text[begin:close])
         except ValueError as exc:
             named = _NAMED.search(text, begin, close)
-            if meant or (named is not None and named.group(1) in offered):
-                call = named.group(1) if named is not None else None
+            call = named.group(1) if named is not None else None
+            # Call-shaped JSON naming no tool (a small model's whole change, named after the
+            # task, its code unescaped) is meant as a call too: the model hears what is wrong.
+            shaped = call is not None and _WITH_ARGUMENTS.search(text, begin, close) is not None
+            if meant or call in offered or shaped:
                 what = f"the call to {call}" if call else "the call"
                 problem = "is cut off" if not closed else f"is not valid JSON ({exc})"
+                if call is not None and call not in offered:
+                    problem += f"; there is no tool named {call!r}, the tools are"
+                    problem += f" {', '.join(offered)}"
                 yield _unreadable(form, span, f"{what} {problem}", name=call)
                 position = close
             else:

@@ -101,6 +101,7 @@ async def test_the_agent_writes_edits_runs_a_command_and_finishes(
         "list_dir",
         "search",
         "write_file",
+        "append_to_file",
         "edit_file",
         "run_command",
         "finish",

@@ -192,6 +192,19 @@ async def test_a_model_that_only_writes_prose_is_told_how_to_call_then_fails_say
     # The same conversation: the re-ask follows the model's answer.
     roles = [m["role"] for m in server.requests[2].body["messages"]]
     assert roles[-4:] == ["assistant", "user", "assistant", "user"]
+    # Each re-ask a little warmer: at 0.2 a small model gives the same answer again.
+    assert [r.body.get("temperature") for r in server.requests] == [0.2, 0.5, 0.8]
+
+
+async def test_a_configured_temperature_stays_on_re_asks(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add({"reply": {"text": "You should add a hello function."}, "times": -1})
+
+    result = await backend(server, COMPATIBLE, temperature=0.1).run(task(worktree))
+
+    assert not result.ok
+    assert [r.body.get("temperature") for r in server.requests] == [0.1, 0.1, 0.1]
 
 
 async def test_a_model_told_how_to_call_that_then_calls_goes_on(

@@ -11,13 +11,9 @@ import pytest
 from engine_helpers import wait_until
 from timeouts import long_enough
 
+from blitz.backends.embedded_session import TOOL_DESCRIPTIONS
 from blitz.backends.stuck import StuckDetector
-from blitz.backends.tools import (
-    TOOL_DESCRIPTIONS,
-    AgentTools,
-    ToolError,
-    ToolLimits,
-)
+from blitz.backends.tools import AgentTools, ToolError, ToolLimits
 
 
 @pytest.fixture

@@ -49,6 +49,44 @@ async def test_writing_what_a_file_already_holds_says_nothing_changed(
     assert (worktree / "hello.py").read_text() == "x = 2\n"
 
 
+async def test_append_to_file_keeps_what_the_file_holds(tools: AgentTools, worktree: Path) -> None:
+    (worktree / "textutil.py").write_text(
+        'def shout(text):\n    """Capitals."""\n    return text.upper()'
+    )
+    result = await tools.append_to_file(
+        "textutil.py", "def slugify(text):\n    return text.lower()\n"
+    )
+    assert result == "appended 2 line(s) to textutil.py; it now has 7 lines"
+    assert (worktree / "textutil.py").read_text() == (
+        'def shout(text):\n    """Capitals."""\n    return text.upper()\n\n\n'
+        "def slugify(text):\n    return text.lower()\n"
+    )
+    # Decorated code is set apart too; a file ending in a blank line gets none added.
+    (worktree / "t.py").write_text("import pytest\n\n")
+    await tools.append_to_file("t.py", "@pytest.mark.slow\ndef test_x():\n    pass")
+    assert (worktree / "t.py").read_text() == (
+        "import pytest\n\n@pytest.mark.slow\ndef test_x():\n    pass\n"
+    )
+    # Lines that start nothing new, and files that are not Python, get no blank lines.
+    (worktree / ".gitignore").write_text("build/")
+    await tools.append_to_file(".gitignore", "dist/")
+    assert (worktree / ".gitignore").read_text() == "build/\ndist/\n"
+    (worktree / "lib.ts").write_text("export const a = 1;\n")
+    await tools.append_to_file("lib.ts", "export function f() {}\n")
+    assert (worktree / "lib.ts").read_text() == "export const a = 1;\n\nexport function f() {}\n"
+    # A missing file is made, directories too; nothing to add and binaries are refused.
+    made = await tools.append_to_file("pkg/new.py", "x = 1\n")
+    assert made == "created pkg/new.py with 1 line(s)"
+    assert (worktree / "pkg" / "new.py").read_text() == "x = 1\n"
+    with pytest.raises(ToolError, match="text is empty"):
+        await tools.append_to_file("pkg/new.py", "\n  \n")
+    (worktree / "blob.bin").write_bytes(b"\x00\x01")
+    with pytest.raises(ToolError, match="binary file"):
+        await tools.append_to_file("blob.bin", "x")
+    with pytest.raises(ToolError, match="outside"):
+        await tools.append_to_file("../escape.py", "x = 1")
+
+
 async def test_a_rewrite_that_drops_definitions_says_which(
     tools: AgentTools, worktree: Path
 ) -> None:
@@ -59,8 +97,21 @@ async def test_a_rewrite_that_drops_definitions_says_which(
     result = await tools.write_file("textutil.py", "def slugify(text):\n    return text\n")
     assert result.startswith("wrote 35 bytes to textutil.py; the file no longer has these")
     assert "`def shout(text):`, `class Box:`, and has new ones: `def slugify(text):`." in result
-    assert "if you added, write the whole file again with the old ones kept" in result
+    # ... and gives back their code, for append_to_file to put back.
+    assert result.endswith(
+        "If you meant to add yours and keep the old ones, put back what was dropped by calling"
+        " append_to_file with this text:\n```\ndef shout(text):\n    return text.upper()\n\n\n"
+        "class Box:\n    pass\n```"
+    )
     assert "import re" not in result  # only definitions are named
+    restored = await tools.append_to_file(
+        "textutil.py", "def shout(text):\n    return text.upper()"
+    )
+    assert restored == "appended 2 line(s) to textutil.py; it now has 6 lines"
+    assert (worktree / "textutil.py").read_text() == (
+        "def slugify(text):\n    return text\n\n\ndef shout(text):\n    return text.upper()\n"
+    )
+    (worktree / "textutil.py").write_text(old)
     # Told to rename compute_total, it renamed it in shop.py alone (bench/local_model.py).
     (worktree / "shop.py").write_text("def compute_total(prices):\n    return sum(prices)\n")
     renamed = await tools.write_file("shop.py", "def sum_prices(prices):\n    return sum(prices)\n")

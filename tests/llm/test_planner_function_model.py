@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic_ai.models.test import TestModel
 
 from blitz.errors import PlanError
 from blitz.llm.plan_output import PlanOutput
+from blitz.llm.plan_prompts import code_before_tests, distinct_ids, offered_routes
 from blitz.llm.planner import (
     OUTPUT_RETRIES,
     OutputMode,
@@ -218,9 +220,12 @@ def test_whatever_the_model_answers_the_plan_is_valid_or_a_plan_error(
         assert "could not produce a valid plan after 4 attempts" in str(exc)
     else:
         check_plan(planned.plan.tasks, max_tasks=3)
-        # The answer as the output schema reads it (a task given no title gets one).
-        answer = PlanOutput.model_validate(answers[calls - 1]).model_dump()
-        assert planned.plan == parse_plan(answer, max_tasks=3)
+        # The answer as the output schema reads it (a task given no title gets one), read as
+        # meant: ids made distinct, no route when none was offered, code before its tests.
+        answer = distinct_ids(PlanOutput.model_validate(answers[calls - 1]).model_dump())
+        parsed = parse_plan(answer, max_tasks=3)
+        meant = code_before_tests(offered_routes(parsed.tasks, request.backends))
+        assert planned.plan == replace(parsed, tasks=meant)
     assert calls <= 4 * (OUTPUT_RETRIES + 1)
 
 

@@ -245,6 +245,24 @@ def test_a_whole_change_written_as_one_call_is_told_how_to_write_files() -> None
     assert other.error is not None and "write_file once" not in other.error
 
 
+def test_a_whole_change_written_as_broken_json_is_told_what_is_wrong() -> None:
+    # Qwen2.5-Coder-1.5B in bench/local_model.py (session 14, run D), three times alike: the
+    # call named after the task, its last string never closed; it was told it called no tool.
+    text = (
+        '```json\n{\n  "name": "add-slugify",\n  "arguments": {\n    "textutil.py": {\n'
+        '      "content": "def slugify(text):\\n    return text.lower()"\n    },\n'
+        '    "test_textutil.py": {\n      "content": "from textutil import slugify\\n\\n'
+        "def test_slugify():\\n    assert slugify('!@#$%^&*()_+[]{}|;:,.<>?/') == '-'\n"
+        "    }\n  }\n}\n```"
+    )
+    call = only_error(text)
+    assert call.error is not None
+    assert call.error.startswith("the call to add-slugify is cut off; there is no tool named")
+    assert "'add-slugify', the tools are read_file, list_dir" in call.error
+    # Broken JSON that only mentions a name is not a call.
+    assert find_tool_calls('```json\n{"name": "pkg", "version": [1,}\n```', OFFERED) == []
+
+
 def test_a_call_naming_the_task_is_the_one_tool_its_arguments_fit() -> None:
     # What Qwen2.5-Coder-1.5B wrote in bench/local_model.py: the task's id for the tool's name.
     text = (
