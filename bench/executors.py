@@ -58,6 +58,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cpu_split
+
 from blitz.app import App
 from blitz.domain import Goal, GoalState, Project
 from blitz.executors.base import AttemptReport, AttemptRequest, Executor
@@ -340,12 +342,13 @@ async def scaling(
             await wait_workers(cluster, ray)
         total = slots * nodes
         before = len(ray.placed)
-        busy_before = machine_cpu()
+        busy_before, procs_before = machine_cpu(), cpu_split.snapshot()
         wall, _ = await run_goal(
             root / "c" / f"home-{kind}-{nodes}", repo,
             scenario(tasks, chain=False, step=step, tag=f"{kind}{nodes}"), executor, total,
         )  # fmt: skip
         cpu_s = machine_cpu() - busy_before
+        split = cpu_split.spent(procs_before, cpu_split.snapshot())
         ideal = math.ceil(tasks / total) * step
         spread = Counter(node for _, node in ray.placed[before:]) if kind == "ray" else Counter()
         rows.append({
@@ -353,6 +356,7 @@ async def scaling(
             "wall_s": wall, "ideal_s": ideal, "ratio": wall / ideal,
             "per_node": sorted(spread.values(), reverse=True),
             "cpu_s": cpu_s, "cpu_busy": cpu_s / (wall * CORES),
+            "cpu_split": {k: v / tasks for k, v in split.most_common() if v >= 0.005 * tasks},
             "pass": wall / ideal <= WALL_RATIO,
         })  # fmt: skip
     return rows
@@ -415,6 +419,10 @@ def report(found: dict[str, Any]) -> str:
                 f"{r['wall_s']:.1f} s | {r['ideal_s']:.0f} s | {r['ratio']:.2f}x | {per_node} | "
                 f"{r['cpu_busy']:.0%} | {r['cpu_s'] / r['tasks']:.2f} s | {target} |"
             )
+        lines += ["", "CPU s per attempt by kind of process (with the commands each ran):", ""]
+        for r in found["c"]:
+            split = ", ".join(f"{kind} {s:.2f}" for kind, s in r["cpu_split"].items())
+            lines.append(f"- {r['executor']} {r['nodes']}: {split}")
     return "\n".join(lines)
 
 

@@ -244,7 +244,13 @@ class EmbeddedBackend:
         try:
             tools = AgentTools(request.worktree, limits=self.limits.tool, sandbox=self.sandbox)
             stuck = StuckDetector(self.limits.stuck_repeats)
-            session = Session(tools, stuck, on_message, needs_change=not request.allow_empty)
+            session = Session(
+                tools,
+                stuck,
+                on_message,
+                needs_change=not request.allow_empty,
+                files=request.files,
+            )
             async with deadline:
                 result = await self._drive(request, session)
         except TimeoutError as exc:
@@ -280,6 +286,9 @@ class EmbeddedBackend:
                 if isinstance(ended, AgentResult):
                     return ended
                 correction = _correction(ended, model, session)
+                if correction is None and _stopped_with_changes(ended, model, session):
+                    # Ended in prose after writing: its finish, checked as the tool's would be.
+                    correction = await session.refuses_finish() or None
                 if correction is None or reasks >= TEXT_REASKS:
                     if _stopped_with_changes(ended, model, session):
                         return AgentResult(ok=True, summary=_summary_of(ended))

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
@@ -28,10 +27,9 @@ from pydantic_ai.messages import (
 from pydantic_ai.usage import RunUsage
 
 from blitz.backends.base import MessageSink, trim
+from blitz.backends.finish_review import FinishReview
 from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import AgentTools, ToolError
-from blitz.errors import GitError
-from blitz.git import Git
 from blitz.redact import redact
 
 MESSAGES_KEPT = 20
@@ -79,23 +77,6 @@ async def finish(ctx: RunContext[Session], summary: str) -> Finished:
     return Finished(summary.strip())
 
 
-NOTHING_CHANGED = (
-    "You called finish, but no file in the repository has changed, and this task needs a change."
-    " Make the change the task asks for (write_file, append_to_file or edit_file), then call"
-    " finish. If the task truly needs no change, call finish again and say why."
-)
-"""What the model is told when it calls ``finish`` with nothing changed, the first time."""
-
-ONLY_BLANKS = (
-    "You called finish, but your changes to {files} are only blank space (line breaks,"
-    " indentation, spaces): nothing the task asks for is there yet. Make the change the task asks"
-    " for (write_file, append_to_file or edit_file), then call finish. If blank space was the"
-    " whole change, call finish again and say why."
-)
-"""What the model is told when it calls ``finish`` with only blank space changed, the first time
-(Qwen2.5-Coder-1.5B rewrote a file the way it was, its docstring's line broken, and finished)."""
-
-
 WRITING = frozenset({"write_file", "append_to_file", "edit_file"})
 """The tools that change files (``run_command`` may too, unseen)."""
 
@@ -111,7 +92,10 @@ class Session:
         sink: MessageSink | None,
         *,
         needs_change: bool = False,
+        files: Sequence[str] = (),
     ) -> None:
+        """``needs_change``: the task must change a file (it is not allow_empty); ``files``:
+        the files the task is expected to touch."""
         self.tools = tools
         self.stuck = stuck
         self.stuck_on: str | None = None  # the tool whose call repeated itself
@@ -119,8 +103,7 @@ class Session:
         self.usage = RunUsage()
         self.calls = 0  # tool calls the model made, finish included, in every form
         self.wrote = False  # whether a call of a WRITING tool succeeded
-        self.needs_change = needs_change  # the task must change a file (it is not allow_empty)
-        self.finish_refused = False  # a finish with nothing changed was sent back once
+        self.review = FinishReview(tools.root, files, needs_change=needs_change)
         self._sink = sink
 
     async def say(self, text: str) -> None:
@@ -145,27 +128,12 @@ class Session:
         return result
 
     async def refuses_finish(self) -> str:
-        """What to send a ``finish`` call back with ("": nothing, it ends the run): the first
-        one made while the task needs a change and the worktree has none, or only blank space
-        (small models often call it having changed nothing; told so, they may yet make the
-        change, where a failed attempt costs a recovery). Only once: a model that insists is
-        believed, and the attempt's own check and gates judge it."""
-        if not self.needs_change or self.finish_refused:
-            return ""
-        git = Git(self.tools.root)
-        try:
-            changed = await git.status(self.tools.root, all_untracked=True)
-            blank = bool(changed) and await _only_blanks(git, self.tools.root, changed)
-        except GitError:  # not a repository: nothing to check against
-            return ""
-        if changed and not blank:
-            return ""
-        self.finish_refused = True
-        if blank:
-            await self.say("re-asked: finish was called with only blank space changed")
-            return ONLY_BLANKS.format(files=", ".join(changed[:5]))
-        await self.say("re-asked: finish was called with no file changed")
-        return NOTHING_CHANGED
+        """What to send a ``finish`` call back with ("": nothing, it ends the run): see
+        :class:`~blitz.backends.finish_review.FinishReview`."""
+        text, line = await self.review.problem()
+        if text:
+            await self.say(line)
+        return text
 
     def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
         if self.stuck.record(name, args, result) and self.stuck_on is None:
@@ -345,19 +313,3 @@ def describe_call(name: str, args: Mapping[str, Any]) -> str:
         glob = f" ({args['glob']})" if args.get("glob") else ""
         return f"search {args.get('pattern', '')!r} in {where}{glob}"
     return f"{name} {json.dumps(dict(args), default=str)}"
-
-
-async def _only_blanks(git: Git, root: Path, paths: list[str]) -> bool:
-    """Whether every path changed in the worktree at ``root`` differs from its committed
-    version in blank space alone (a new or removed file is a change)."""
-    for path in paths:
-        committed = await git.run("show", f"HEAD:{path}", cwd=root, check=False)
-        if not committed.ok:
-            return False
-        try:
-            now = (root / path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return False
-        if "".join(now.split()) != "".join(committed.out.split()):
-            return False
-    return True

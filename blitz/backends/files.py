@@ -255,33 +255,62 @@ _DEFINITION = re.compile(
 
 def dropped(old: bytes | None, new: bytes) -> str:
     """What a ``write_file`` result adds when the new content drops top-level definitions the
-    file had: a small model told to add a function rewrites the file with that function alone,
-    and one told to rename a function renames it here and nowhere else. "" when none was
-    dropped, or the file is new."""
+    file had: a small model told to add a function rewrites the file with that function alone
+    (it is given their code back, to append), and one told to rename a function renames it
+    here and nowhere else (a new definition with a dropped one's body is a rename: it is told
+    to change the other files). "" when none was dropped, or the file is new."""
     if old is None or b"\x00" in old[:BINARY_SNIFF]:
         return ""
     gone = _definitions(old, new)
     if not gone:
         return ""
+    before, after = old.decode("utf-8", "replace"), new.decode("utf-8", "replace")
     came = _definitions(new, old)
-    shown = _listed(gone)
-    if not came:
-        return (
-            f"; the file no longer has these definitions it had: {shown}. If that was not"
-            " meant, write the whole file again (what it held with your change), or change only"
-            " a part with edit_file"
+    renamed = _renamed(before, gone, after, came)
+    notes = []
+    if renamed:
+        pairs = ", ".join(f"`{clip_line(g)}` to `{clip_line(c)}`" for g, c in renamed.items())
+        notes.append(
+            f"; you renamed {pairs}: change every other file that uses the old name too (search"
+            " for it)"
         )
-    code = dropped_code(old.decode("utf-8", "replace"), gone)
+    gone = [line for line in gone if line not in renamed]
+    came = [line for line in came if line not in renamed.values()]
+    if not gone:
+        return notes[0]
+    code = dropped_code(before, gone)
     back = (
-        f" put back what was dropped by calling append_to_file with this text:\n```\n{code}\n```"
+        f"put them back by calling append_to_file with this text:\n```\n{code}\n```"
         if code
-        else " put back what was dropped with append_to_file"
+        else "put them back with append_to_file"
     )
-    return (
-        f"; the file no longer has these definitions it had: {shown}, and has new ones:"
-        f" {_listed(came)}. If you renamed, change every other file that uses the old name too."
-        f" If you meant to add yours and keep the old ones,{back}"
+    added = f", and has new ones: {_listed(came)}" if came else ""
+    notes.append(
+        f"; the file no longer has these definitions it had: {_listed(gone)}{added}. If you"
+        f" meant to keep them, {back}"
     )
+    return "".join(notes)
+
+
+def _renamed(before: str, gone: list[str], after: str, came: list[str]) -> dict[str, str]:
+    """Dropped definitions (first lines) -> the new ones with the same body: renames."""
+    bodies = {_body(after, line): line for line in came}
+    pairs = {}
+    for line in gone:
+        body = _body(before, line)
+        if body and body in bodies:
+            pairs[line] = bodies.pop(body)
+    return pairs
+
+
+def _body(text: str, first: str) -> str:
+    """The body of the definition that starts with the line ``first`` in ``text``, its blank
+    space dropped ("" for none)."""
+    lines = text.splitlines()
+    for at, line in enumerate(lines):
+        if line.rstrip() == first:
+            return "".join("".join(lines[at + 1 : _block_end(lines, at)]).split())
+    return ""
 
 
 DROPPED_CODE_CHARS = 3000
@@ -301,12 +330,18 @@ def dropped_code(old: str, gone: list[str]) -> str:
         start = at
         while start > 0 and lines[start - 1].startswith("@"):
             start -= 1
-        end = at + 1
-        while end < len(lines) and not _top_level(lines[end]):
-            end += 1
-        blocks.append("\n".join(lines[start:end]).rstrip())
+        blocks.append("\n".join(lines[start : _block_end(lines, at)]).rstrip())
     code = "\n\n\n".join(blocks)
     return code if len(code) <= DROPPED_CODE_CHARS else ""
+
+
+def _block_end(lines: list[str], at: int) -> int:
+    """Where the definition starting at line ``at`` ends: the next top-level line that is not
+    a closing bracket."""
+    end = at + 1
+    while end < len(lines) and not _top_level(lines[end]):
+        end += 1
+    return end
 
 
 def _top_level(line: str) -> bool:

@@ -99,9 +99,8 @@ async def test_a_rewrite_that_drops_definitions_says_which(
     assert "`def shout(text):`, `class Box:`, and has new ones: `def slugify(text):`." in result
     # ... and gives back their code, for append_to_file to put back.
     assert result.endswith(
-        "If you meant to add yours and keep the old ones, put back what was dropped by calling"
-        " append_to_file with this text:\n```\ndef shout(text):\n    return text.upper()\n\n\n"
-        "class Box:\n    pass\n```"
+        "If you meant to keep them, put them back by calling append_to_file with this text:\n"
+        "```\ndef shout(text):\n    return text.upper()\n\n\nclass Box:\n    pass\n```"
     )
     assert "import re" not in result  # only definitions are named
     restored = await tools.append_to_file(
@@ -114,8 +113,28 @@ async def test_a_rewrite_that_drops_definitions_says_which(
     (worktree / "textutil.py").write_text(old)
     # Told to rename compute_total, it renamed it in shop.py alone (bench/local_model.py).
     (worktree / "shop.py").write_text("def compute_total(prices):\n    return sum(prices)\n")
-    renamed = await tools.write_file("shop.py", "def sum_prices(prices):\n    return sum(prices)\n")
-    assert "If you renamed, change every other file that uses the old name too" in renamed
+    renamed = await tools.write_file(
+        "shop.py",
+        "def sum_prices(prices):\n    return  sum(prices)\n\n\ndef tax(p):\n    return 0\n",
+    )
+    # The same body under a new name is a rename: no offer to put the old one back (the model
+    # put it back, run A of session 15).
+    assert renamed == (
+        "wrote 75 bytes to shop.py; you renamed `def compute_total(prices):` to"
+        " `def sum_prices(prices):`: change every other file that uses the old name too (search"
+        " for it)"
+    )
+    # A rename beside a replacement says both.
+    (worktree / "shop.py").write_text(
+        "def compute_total(prices):\n    return sum(prices)\n\n\ndef vat(p):\n    return 1\n"
+    )
+    both = await tools.write_file("shop.py", "def sum_prices(prices):\n    return sum(prices)\n")
+    assert "you renamed `def compute_total(prices):` to `def sum_prices(prices):`" in both
+    assert both.endswith(
+        "; the file no longer has these definitions it had: `def vat(p):`. If you meant to keep"
+        " them, put them back by calling append_to_file with this text:\n```\ndef vat(p):\n"
+        "    return 1\n```"
+    )
     # Written whole, with the change, or a rewrite of other lines: nothing to say.
     whole = old + "\n\ndef slugify(text):\n    return text\n"
     assert (
@@ -125,11 +144,11 @@ async def test_a_rewrite_that_drops_definitions_says_which(
     assert (
         await tools.write_file("textutil.py", edited) == f"wrote {len(edited)} bytes to textutil.py"
     )
-    many = "".join(f"export function f{n}() {{}}\n" for n in range(5))
+    many, nl = "".join(f"export function f{n}() {{}}\n" for n in range(5)), "\n"
     (worktree / "lib.ts").write_text(many)
     assert (await tools.write_file("lib.ts", "")).endswith(
-        "`export function f2() {}` and 2 more. If that was not meant, write the whole file"
-        " again (what it held with your change), or change only a part with edit_file"
+        "`export function f2() {}` and 2 more. If you meant to keep them, put them back by"
+        f" calling append_to_file with this text:\n```\n{many.rstrip().replace(nl, nl * 3)}\n```"
     )
 
 

@@ -1,0 +1,153 @@
+"""What the embedded agent's finish is checked for before it ends a run: that the task's change
+is there at all, that it is more than blank space, and that code the task asked to test has a
+test. Each check sends the finish back once, saying what is missing: small models often stop
+short of the task (Qwen2.5-Coder-1.5B finished having changed nothing, having re-wrapped a
+docstring, and having added a function without the test its task asked for), and told so, they
+may yet do it, where a failed attempt costs a recovery. A model that insists is believed: the
+attempt's own checks and gates judge it.
+
+Pure reading of the worktree against its last commit (``git status``, ``git show``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from blitz.errors import GitError
+from blitz.git import Git
+
+NOTHING_CHANGED = (
+    "You called finish, but no file in the repository has changed, and this task needs a change."
+    " Make the change the task asks for (write_file, append_to_file or edit_file), then call"
+    " finish. If the task truly needs no change, call finish again and say why."
+)
+"""What the model is told when it calls ``finish`` with nothing changed."""
+
+ONLY_BLANKS = (
+    "You called finish, but your changes to {files} are only blank space (line breaks,"
+    " indentation, spaces): nothing the task asks for is there yet. Make the change the task asks"
+    " for (write_file, append_to_file or edit_file), then call finish. If blank space was the"
+    " whole change, call finish again and say why."
+)
+"""What the model is told when it calls ``finish`` with only blank space changed (Qwen2.5-Coder
+-1.5B rewrote a file the way it was, its docstring's line broken, and finished)."""
+
+UNTESTED = (
+    "You called finish, but no test uses {names} yet, and this task's files include {tests}:"
+    " add a test that calls {first} there (append_to_file {test}, with the import it needs),"
+    " then call finish. If it is tested elsewhere, call finish again and say where."
+)
+"""What the model is told when it added code its task's test files do not use."""
+
+_NAMED_DEFINITION = re.compile(
+    r"(?:export\s+|pub(?:\([\w ]+\))?\s+|async\s+)*"
+    r"(?:def|class|function|func|fn|interface|struct|enum|trait)\s+(\w+)"
+)
+"""A top-level definition line and the name it defines."""
+
+_TEST_FILE = re.compile(
+    r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$"
+)
+"""A path that holds tests (``test_x.py``, ``x_test.go``, ``x.test.ts``, ``tests/...``)."""
+
+
+def is_test_file(path: str) -> bool:
+    return _TEST_FILE.search(path) is not None
+
+
+class FinishReview:
+    """The checks of one run's finish, each made (and sent back) at most once."""
+
+    def __init__(self, root: Path, files: Sequence[str], *, needs_change: bool) -> None:
+        """``files``: the task's expected files; ``needs_change``: the task must change a file
+        (it is not ``allow_empty``)."""
+        self.root = root
+        self.files = tuple(files)
+        self.needs_change = needs_change
+        self._sent: set[str] = set()  # the checks that sent a finish back
+
+    async def problem(self) -> tuple[str, str]:
+        """What to send a finish back with, and a line saying so ("", "": nothing, it ends the
+        run)."""
+        if not self.needs_change:
+            return "", ""
+        git = Git(self.root)
+        try:
+            changed = await git.status(self.root, all_untracked=True)
+            if not changed:
+                return self._once("nothing", NOTHING_CHANGED, "no file changed")
+            committed = {path: await _committed(git, self.root, path) for path in changed}
+        except GitError:  # not a repository: nothing to check against
+            return "", ""
+        now = {path: _text(self.root / path) for path in changed}
+        if all(_blank_change(committed[p], now[p]) for p in changed):
+            text = ONLY_BLANKS.format(files=", ".join(changed[:5]))
+            return self._once("nothing", text, "only blank space changed")
+        return self._untested(committed, now)
+
+    def _untested(
+        self, committed: dict[str, str | None], now: dict[str, str | None]
+    ) -> tuple[str, str]:
+        tests = [path for path in self.files if is_test_file(path)]
+        if not tests:
+            return "", ""
+        added = [
+            name
+            for path, text in now.items()
+            if text is not None and not is_test_file(path)
+            for name in _new_names(committed[path] or "", text)
+        ]
+        test_texts = [
+            _text(self.root / path) or "" for path in {*tests, *filter(is_test_file, now)}
+        ]
+        missing = [name for name in added if not any(_uses(t, name) for t in test_texts)]
+        if not missing:
+            return "", ""
+        shown = ", ".join(f"{name}()" for name in missing[:3])
+        text = UNTESTED.format(
+            names=shown, tests=", ".join(tests[:3]), first=missing[0], test=tests[0]
+        )
+        return self._once("untested", text, f"no test uses {shown}")
+
+    def _once(self, check: str, text: str, line: str) -> tuple[str, str]:
+        if check in self._sent:
+            return "", ""
+        self._sent.add(check)
+        return text, f"re-asked: finish was called with {line}"
+
+
+def _new_names(before: str, after: str) -> list[str]:
+    """The public top-level names ``after`` defines that ``before`` did not."""
+    had = set(_names(before))
+    return [name for name in _names(after) if name not in had and not name.startswith("_")]
+
+
+def _names(text: str) -> list[str]:
+    return [m.group(1) for line in text.splitlines() if (m := _NAMED_DEFINITION.match(line))]
+
+
+def _uses(text: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", text) is not None
+
+
+def _blank_change(before: str | None, after: str | None) -> bool:
+    """Whether a file differs from its committed version in blank space alone (a new or
+    removed file is a change)."""
+    if before is None or after is None:
+        return False
+    return "".join(before.split()) == "".join(after.split())
+
+
+async def _committed(git: Git, root: Path, path: str) -> str | None:
+    """``path`` as committed (None: not in the last commit, or not text)."""
+    shown = await git.run("show", f"HEAD:{PurePosixPath(path)}", cwd=root, check=False)
+    return shown.out if shown.ok else None
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

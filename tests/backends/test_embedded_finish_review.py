@@ -1,0 +1,150 @@
+"""A finish that adds code its task's test files do not use is sent back once, asking for the test
+(Qwen2.5-Coder-1.5B, told to add slugify() and its test, added slugify() alone and finished; the
+repository's own tests passed, and the goal "succeeded" without the test). The real
+pydantic-ai/openai client talks to a scripted chat-completions server on 127.0.0.1; the tools
+change a real git worktree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backend_helpers import assert_script_done, task
+from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
+from engine_helpers import git
+
+from blitz.backends.base import AgentRequest
+from blitz.backends.finish_review import is_test_file
+from blitz.testing.model_server import ModelServer
+
+SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
+TEST = 'from textutil import shout\n\n\ndef test_shout():\n    assert shout("hi") == "HI"\n'
+SLUGIFY = "def slugify(text):\n    return text.lower()"
+SLUGIFY_TEST = (
+    "def test_slugify():\n    from textutil import slugify\n    assert slugify('A') == 'a'"
+)
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+@pytest.fixture
+def textutil(worktree: Path) -> Path:
+    (worktree / "textutil.py").write_text(SHOUT)
+    (worktree / "test_textutil.py").write_text(TEST)
+    git(worktree, "add", ".")
+    git(worktree, "commit", "-qm", "textutil")
+    return worktree
+
+
+def slugify_task(
+    worktree: Path, files: tuple[str, ...] = ("textutil.py", "test_textutil.py")
+) -> AgentRequest:
+    return task(
+        worktree,
+        task_id="add-slugify",
+        title="Add slugify(text) to textutil.py",
+        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
+        files=files,
+        allow_empty=False,
+    )
+
+
+async def test_code_added_without_the_test_its_task_asked_for_is_sent_back_once(
+    server: ModelServer, textutil: Path
+) -> None:
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {
+            "match_tool_result": "appended 2 line(s)",
+            "reply": {"tool_calls": [call("finish", summary="Added.")]},
+        },
+        {
+            "match": "no test uses slugify() yet",
+            "reply": {
+                "text": call_text("append_to_file", path="test_textutil.py", text=SLUGIFY_TEST)
+            },
+        },
+        {
+            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok, result.error
+    assert result.summary == "Added, with its test."
+    said = server.requests[2].text
+    assert (
+        "You called finish, but no test uses slugify() yet, and this task's files include"
+        " test_textutil.py: add a test that calls slugify there (append_to_file test_textutil.py,"
+        " with the import it needs)"
+    ) in said
+    assert "re-asked: finish was called with no test uses slugify()" in result.messages
+    assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
+    assert_script_done(server)
+
+
+async def test_a_run_ending_in_prose_is_reviewed_too_and_a_model_that_insists_is_believed(
+    server: ModelServer, textutil: Path
+) -> None:
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {"match_tool_result": "appended 2 line(s)", "reply": {"text": "I added slugify."}},
+        {"match": "no test uses slugify() yet", "reply": {"text": "It needs no test."}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok, result.error
+    assert result.summary == "(ended without calling finish) It needs no test."
+    assert len(server.requests) == 3  # sent back once, then believed
+    assert_script_done(server)
+
+
+@pytest.mark.parametrize(
+    ("files", "added"),
+    [
+        (("textutil.py",), SLUGIFY),  # the task names no test file: no test was asked for
+        (("textutil.py", "test_textutil.py"), "def _slug(text):\n    return text"),  # private
+        (("textutil.py", "test_textutil.py"), "def shout(text):\n    return text"),  # not new
+    ],
+)
+async def test_no_test_is_asked_for_when_the_task_names_none_or_nothing_public_is_new(
+    server: ModelServer, textutil: Path, files: tuple[str, ...], added: str
+) -> None:
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=added)},
+        },
+        {
+            "match_tool_result": "appended",
+            "reply": {"tool_calls": [call("finish", summary="Done.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files))
+
+    assert result.ok and result.summary == "Done.", result.error
+    assert len(server.requests) == 2
+    assert_script_done(server)
+
+
+def test_test_files_by_their_names() -> None:
+    tests = ["test_x.py", "pkg/test_x.py", "x_test.go", "web/x.test.ts", "a.spec.js"]
+    tests += ["tests/helpers.py", "src/__tests__/x.js", "test/x.rb"]
+    others = ["textutil.py", "contest.py", "latest/x.py", "testing.py", "attest_x.py"]
+    assert all(is_test_file(path) for path in tests)
+    assert not any(is_test_file(path) for path in others)
