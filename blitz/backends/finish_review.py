@@ -103,6 +103,7 @@ class FinishReview:
             _text(self.root / path) or "" for path in {*tests, *filter(is_test_file, now)}
         ]
         missing = [name for name in added if not any(_uses(t, name) for t in test_texts)]
+        missing = list(dict.fromkeys(missing))  # a model may define a name more than once
         if not missing:
             return "", ""
         shown = ", ".join(f"{name}()" for name in missing[:3])

@@ -404,6 +404,13 @@ class AgentTools:
         if before is not None and b"\x00" in before[:BINARY_SNIFF]:
             raise ToolError(f"{shown!r} is a binary file; append_to_file adds to text files only")
         old = (before or b"").decode("utf-8", "surrogateescape")
+        if old and text.strip() in old:
+            # Said plainly: a small model appended one function three times in a row.
+            line = old.count("\n", 0, old.index(text.strip())) + 1
+            return (
+                f"{shown} already has this text (from line {line}); nothing appended (call"
+                " finish if the task is done)"
+            )
         joined = old + separator(old, text, python=real.suffix == ".py") + text
         if not joined.endswith("\n"):
             joined += "\n"

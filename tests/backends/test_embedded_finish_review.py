@@ -21,6 +21,7 @@ from blitz.testing.model_server import ModelServer
 SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
 TEST = 'from textutil import shout\n\n\ndef test_shout():\n    assert shout("hi") == "HI"\n'
 SLUGIFY = "def slugify(text):\n    return text.lower()"
+SLUGIFY_AGAIN = "def slugify(text):\n    text = text.lower()\n    return text"
 SLUGIFY_TEST = (
     "def test_slugify():\n    from textutil import slugify\n    assert slugify('A') == 'a'"
 )
@@ -101,7 +102,11 @@ async def test_a_run_ending_in_prose_is_reviewed_too_and_a_model_that_insists_is
             "match": "Task add-slugify",
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
-        {"match_tool_result": "appended 2 line(s)", "reply": {"text": "I added slugify."}},
+        {
+            "match_tool_result": "appended 2 line(s)",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY_AGAIN)},
+        },
+        {"match_tool_result": "appended 3 line(s)", "reply": {"text": "I added slugify."}},
         {"match": "no test uses slugify() yet", "reply": {"text": "It needs no test."}},
     )
 
@@ -109,7 +114,9 @@ async def test_a_run_ending_in_prose_is_reviewed_too_and_a_model_that_insists_is
 
     assert result.ok, result.error
     assert result.summary == "(ended without calling finish) It needs no test."
-    assert len(server.requests) == 3  # sent back once, then believed
+    assert len(server.requests) == 4  # sent back once, then believed
+    # slugify defined twice is named once.
+    assert "no test uses slugify() yet, and" in server.requests[3].text
     assert_script_done(server)
 
 

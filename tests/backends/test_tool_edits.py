@@ -61,6 +61,12 @@ async def test_append_to_file_keeps_what_the_file_holds(tools: AgentTools, workt
         'def shout(text):\n    """Capitals."""\n    return text.upper()\n\n\n'
         "def slugify(text):\n    return text.lower()\n"
     )
+    # Appending what the file already has changes nothing, and says so.
+    again = await tools.append_to_file("textutil.py", "def slugify(text):\n    return text.lower()")
+    assert again == (
+        "textutil.py already has this text (from line 6); nothing appended (call finish if the"
+        " task is done)"
+    )
     # Decorated code is set apart too; a file ending in a blank line gets none added.
     (worktree / "t.py").write_text("import pytest\n\n")
     await tools.append_to_file("t.py", "@pytest.mark.slow\ndef test_x():\n    pass")
