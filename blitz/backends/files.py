@@ -10,6 +10,7 @@ import fnmatch
 import os
 import re
 import stat
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -378,6 +379,41 @@ def separator(old: str, text: str, *, python: bool) -> str:
     if _DEFINITION.match(first) or first.startswith("@"):
         return joint + ("\n\n" if python else "\n")
     return joint
+
+
+UNINDENTED = (
+    " (the code's lines were all indented: written at the top level, without that indentation)"
+)
+"""What a write says when it took away the indentation its Python code had as a whole."""
+
+
+def dedented(path: str, text: str, before: str = "") -> str | None:
+    """``text`` without the indentation all its lines share, when ``path`` is Python and that
+    way it compiles after ``before`` (small models write a file's code indented inside a JSON
+    string: Python refuses it, or nests it in the function the file ends with); None when the
+    text is fine as it is, or no better. After a class, indented code that compiles is taken
+    as meant (a method added to it)."""
+    if not path.endswith(".py"):
+        return None
+    body = text.strip("\n")
+    flat = textwrap.dedent(body)
+    if flat == body:
+        return None
+    tops = [line for line in before.splitlines() if _top_level(line)]
+    after_class = bool(tops) and tops[-1].startswith("class ")
+    if after_class and _compiles(before + text, path):
+        return None
+    fixed = flat + "\n" if text.endswith("\n") else flat
+    return fixed if _compiles(before + fixed, path) else None
+
+
+def _compiles(source: str, path: str) -> bool:
+    """Whether Python source compiles (it is not run)."""
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def previous_bytes(real: Path, cap: int) -> bytes | None:

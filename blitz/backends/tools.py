@@ -38,9 +38,11 @@ from blitz.backends.files import (
     MAX_OCCURRENCES,
     SEARCH_MAX_FILE_BYTES,
     SKIPPED_DIRS,
+    UNINDENTED,
     clip_line,
     count_lines,
     decode_line,
+    dedented,
     dropped,
     glob_matcher,
     holds,
@@ -337,6 +339,9 @@ class AgentTools:
             data = content.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise ToolError(f"content cannot be written as UTF-8: {exc}") from None
+        flat = dedented(shown, content)
+        if flat is not None:
+            content, data = flat, flat.encode("utf-8")
         if holds(real, data):
             # Said plainly: a small model that wrote a file tends to write it again and again.
             return (
@@ -345,7 +350,8 @@ class AgentTools:
             )
         before = previous_bytes(real, self.limits.write_max_bytes)
         self._write_bytes(real, shown, data)
-        return f"wrote {len(data)} bytes to {shown}" + dropped(before, data)
+        said = f"wrote {len(data)} bytes to {shown}" + (UNINDENTED if flat is not None else "")
+        return said + dropped(before, data)
 
     def _write_bytes(self, real: Path, shown: str, data: bytes) -> None:
         if len(data) > self.limits.write_max_bytes:
@@ -411,15 +417,21 @@ class AgentTools:
                 f"{shown} already has this text (from line {line}); nothing appended (call"
                 " finish if the task is done)"
             )
-        joined = old + separator(old, text, python=real.suffix == ".py") + text
+        joint = separator(old, text, python=real.suffix == ".py")
+        flat = dedented(shown, text, old + joint)
+        if flat is not None:
+            text = flat
+            joint = separator(old, text, python=True)
+        joined = old + joint + text
         if not joined.endswith("\n"):
             joined += "\n"
         self._write_bytes(real, shown, joined.encode("utf-8", "surrogateescape"))
         added = text.strip("\n").count("\n") + 1
         total = joined.count("\n")
+        note = UNINDENTED if flat is not None else ""
         if before is None:
-            return f"created {shown} with {added} line(s)"
-        return f"appended {added} line(s) to {shown}; it now has {total} lines"
+            return f"created {shown} with {added} line(s){note}"
+        return f"appended {added} line(s) to {shown}; it now has {total} lines{note}"
 
     async def edit_file(self, path: str, old: str, new: str) -> str:
         """Replace the one occurrence of ``old`` in a file with ``new``; a ToolError quoting the

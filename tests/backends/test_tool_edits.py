@@ -93,6 +93,40 @@ async def test_append_to_file_keeps_what_the_file_holds(tools: AgentTools, workt
         await tools.append_to_file("../escape.py", "x = 1")
 
 
+async def test_python_code_indented_as_a_whole_is_written_without_that_indentation(
+    tools: AgentTools, worktree: Path
+) -> None:
+    # What Qwen2.5-Coder-1.5B wrote (session 15): a test file's code indented inside the JSON
+    # string; Python refused the file (IndentationError) and the gates failed.
+    written = await tools.write_file(
+        "test_textutil.py",
+        "\n      from textutil import shout\n\n      def test_shout():\n"
+        '          assert shout("hi") == "HI"\n    ',
+    )
+    assert written.endswith(
+        "(the code's lines were all indented: written at the top level, without that indentation)"
+    )
+    text = 'from textutil import shout\n\ndef test_shout():\n    assert shout("hi") == "HI"\n'
+    assert (worktree / "test_textutil.py").read_text() == text
+    appended = await tools.append_to_file(
+        "test_textutil.py", "\n    def test_more():\n        assert shout('a') == 'A'\n"
+    )
+    assert appended.startswith("appended 2 line(s) to test_textutil.py; it now has 8 lines (the")
+    assert (worktree / "test_textutil.py").read_text() == (
+        text + "\n\ndef test_more():\n    assert shout('a') == 'A'\n"
+    )
+    # A method added to the class the file ends with stays indented; so does what would not
+    # compile either way, and what is not Python.
+    (worktree / "box.py").write_text("class Box:\n    x = 1\n")
+    await tools.append_to_file("box.py", "    def size(self):\n        return 1")
+    assert (worktree / "box.py").read_text().endswith("\n    def size(self):\n        return 1\n")
+    broken = "    def f(:\n        pass\n"
+    assert "indented" not in await tools.write_file("broken.py", broken)
+    assert (worktree / "broken.py").read_text() == broken
+    assert "indented" not in await tools.write_file("notes.md", "    quoted\n")
+    assert (worktree / "notes.md").read_text() == "    quoted\n"
+
+
 async def test_a_rewrite_that_drops_definitions_says_which(
     tools: AgentTools, worktree: Path
 ) -> None:
