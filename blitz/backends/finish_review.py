@@ -41,6 +41,9 @@ UNTESTED = (
 )
 """What the model is told when it added code its task's test files do not use."""
 
+REVIEWED_FILES = 50
+"""The most changed files a finish is reviewed for (each is read against its last commit)."""
+
 _NAMED_DEFINITION = re.compile(
     r"(?:export\s+|pub(?:\([\w ]+\))?\s+|async\s+)*"
     r"(?:def|class|function|func|fn|interface|struct|enum|trait)\s+(\w+)"
@@ -78,6 +81,8 @@ class FinishReview:
             changed = await git.status(self.root, all_untracked=True)
             if not changed:
                 return self._once("nothing", NOTHING_CHANGED, "no file changed")
+            if len(changed) > REVIEWED_FILES:  # no small model's slip: nothing to read back
+                return "", ""
             committed = {path: await _committed(git, self.root, path) for path in changed}
         except GitError:  # not a repository: nothing to check against
             return "", ""

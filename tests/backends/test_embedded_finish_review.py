@@ -15,7 +15,7 @@ from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
 from engine_helpers import git
 
 from blitz.backends.base import AgentRequest
-from blitz.backends.finish_review import is_test_file
+from blitz.backends.finish_review import REVIEWED_FILES, is_test_file
 from blitz.testing.model_server import ModelServer
 
 SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
@@ -155,3 +155,27 @@ def test_test_files_by_their_names() -> None:
     others = ["textutil.py", "contest.py", "latest/x.py", "testing.py", "attest_x.py"]
     assert all(is_test_file(path) for path in tests)
     assert not any(is_test_file(path) for path in others)
+
+
+async def test_a_change_wider_than_the_review_reads_is_not_reviewed(
+    server: ModelServer, textutil: Path
+) -> None:
+    # Each reviewed file is read against its last commit; a change of more files than that is
+    # no small model's slip.
+    for n in range(REVIEWED_FILES):
+        (textutil / f"data{n}.txt").write_text(f"{n}\n")
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {
+            "match_tool_result": "appended",
+            "reply": {"tool_calls": [call("finish", summary="Done.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Done.", result.error
+    assert len(server.requests) == 2
