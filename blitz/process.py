@@ -139,14 +139,12 @@ async def run(
     """
     argv = argv_of(args)
     start = time.monotonic()
-    if stdout is None:
-        proc, marker = await _spawn(
-            argv, cwd, env, stdin, stderr=asyncio.subprocess.STDOUT, marker=marker
-        )
-    else:
-        proc, marker = await _spawn(
-            argv, cwd, env, stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE, marker=marker
-        )
+    pipes = (
+        {"stderr": asyncio.subprocess.STDOUT}
+        if stdout is None
+        else {"stdout": stdout, "stderr": asyncio.subprocess.PIPE}
+    )
+    proc, marker = await _spawn(argv, cwd, env, stdin, marker=marker, **pipes)
     tail = _Tail(cap)
 
     async def read_output() -> None:

@@ -237,3 +237,16 @@ async def test_a_child_that_left_the_session_does_not_hold_the_command_open(
     assert done.ok and not done.timed_out and "done" in done.output
     assert time.monotonic() - started < 10
     await wait_until(lambda: not sleeping_processes(marker), 5)
+
+
+async def test_stdout_can_go_to_a_file_and_the_output_keeps_stderr(tmp_path: Path) -> None:
+    with (tmp_path / "out").open("w+b") as out:
+        done = await process.run(
+            ["sh", "-c", "echo to-file; echo to-pipe >&2"],
+            cwd=tmp_path,
+            timeout=30,
+            stdout=out.fileno(),
+        )
+        out.seek(0)
+        assert out.read() == b"to-file\n"
+    assert done.ok and done.output == "to-pipe\n"

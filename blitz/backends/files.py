@@ -249,9 +249,15 @@ DROPPED_SHOWN = 3
 
 _DEFINITION = re.compile(
     r"(?:export\s+|pub(?:\([\w ]+\))?\s+|async\s+)*"
-    r"(?:def|class|function|func|fn|interface|struct|enum|trait|impl|module|type)\s+\w"
+    r"(?:def|class|function|func|fn|interface|struct|enum|trait|impl|module|type)\s+(\w+)"
 )
-"""A top-level line that starts a definition (Python, JavaScript/TypeScript, Go, Rust...)."""
+"""A top-level line that starts a definition (Python, JavaScript/TypeScript, Go, Rust...), and
+the name it defines."""
+
+
+def defined_names(text: str) -> list[str]:
+    """The names the top-level definition lines of ``text`` define, in order."""
+    return [m.group(1) for line in text.splitlines() if (m := _DEFINITION.match(line))]
 
 
 def dropped(old: bytes | None, new: bytes) -> str:
@@ -411,9 +417,18 @@ def _compiles(source: str, path: str) -> bool:
     """Whether Python source compiles (it is not run)."""
     try:
         compile(source, path, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
+
+
+def holds_lines(old: str, text: str) -> int:
+    """The line where ``old`` already has the whole lines of ``text`` (trailing blanks aside),
+    else 0."""
+    wanted = "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+    lines = [line.rstrip() for line in old.splitlines()]
+    at = ("\n" + "\n".join(lines) + "\n").find("\n" + wanted + "\n")
+    return 0 if not wanted.strip() or at < 0 else "\n".join(lines)[:at].count("\n") + 1
 
 
 def previous_bytes(real: Path, cap: int) -> bytes | None:

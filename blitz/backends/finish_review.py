@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from blitz.backends.files import defined_names
 from blitz.errors import GitError
 from blitz.git import Git
 
@@ -43,12 +44,6 @@ UNTESTED = (
 
 REVIEWED_FILES = 50
 """The most changed files a finish is reviewed for (each is read against its last commit)."""
-
-_NAMED_DEFINITION = re.compile(
-    r"(?:export\s+|pub(?:\([\w ]+\))?\s+|async\s+)*"
-    r"(?:def|class|function|func|fn|interface|struct|enum|trait)\s+(\w+)"
-)
-"""A top-level definition line and the name it defines."""
 
 _TEST_FILE = re.compile(
     r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$"
@@ -126,12 +121,8 @@ class FinishReview:
 
 def _new_names(before: str, after: str) -> list[str]:
     """The public top-level names ``after`` defines that ``before`` did not."""
-    had = set(_names(before))
-    return [name for name in _names(after) if name not in had and not name.startswith("_")]
-
-
-def _names(text: str) -> list[str]:
-    return [m.group(1) for line in text.splitlines() if (m := _NAMED_DEFINITION.match(line))]
+    had = set(defined_names(before))
+    return [n for n in defined_names(after) if n not in had and not n.startswith("_")]
 
 
 def _uses(text: str, name: str) -> bool:

@@ -46,6 +46,7 @@ from blitz.backends.files import (
     dropped,
     glob_matcher,
     holds,
+    holds_lines,
     not_found,
     occurrences,
     open_regular,
@@ -410,9 +411,9 @@ class AgentTools:
         if before is not None and b"\x00" in before[:BINARY_SNIFF]:
             raise ToolError(f"{shown!r} is a binary file; append_to_file adds to text files only")
         old = (before or b"").decode("utf-8", "surrogateescape")
-        if old and text.strip() in old:
+        line = holds_lines(old, text)
+        if line:
             # Said plainly: a small model appended one function three times in a row.
-            line = old.count("\n", 0, old.index(text.strip())) + 1
             return (
                 f"{shown} already has this text (from line {line}); nothing appended (call"
                 " finish if the task is done)"

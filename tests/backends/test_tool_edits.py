@@ -67,6 +67,10 @@ async def test_append_to_file_keeps_what_the_file_holds(tools: AgentTools, workt
         "textutil.py already has this text (from line 6); nothing appended (call finish if the"
         " task is done)"
     )
+    # Only whole lines count: "x = 1" is not in a file holding "x = 10".
+    (worktree / "consts.py").write_text("x = 10\n")
+    assert (await tools.append_to_file("consts.py", "x = 1")).startswith("appended 1 line(s)")
+    assert (worktree / "consts.py").read_text() == "x = 10\nx = 1\n"
     # Decorated code is set apart too; a file ending in a blank line gets none added.
     (worktree / "t.py").write_text("import pytest\n\n")
     await tools.append_to_file("t.py", "@pytest.mark.slow\ndef test_x():\n    pass")
@@ -123,6 +127,10 @@ async def test_python_code_indented_as_a_whole_is_written_without_that_indentati
     broken = "    def f(:\n        pass\n"
     assert "indented" not in await tools.write_file("broken.py", broken)
     assert (worktree / "broken.py").read_text() == broken
+    # Code the compiler gives up on (a MemoryError here) is written as it came.
+    deep = "    x = " + "-" * 200_000 + "1\n"
+    assert "indented" not in await tools.write_file("deep.py", deep)
+    assert (worktree / "deep.py").read_text() == deep
     assert "indented" not in await tools.write_file("notes.md", "    quoted\n")
     assert (worktree / "notes.md").read_text() == "    quoted\n"
 
