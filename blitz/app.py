@@ -11,13 +11,12 @@ import dataclasses
 import os
 import shutil
 import signal
-import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from blitz import actions, confinement, executors
+from blitz import actions, confinement, executors, tempdirs
 from blitz import workspace as git
 from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
@@ -360,7 +359,7 @@ class App:
         """Where the model proxy listens for jailed agents: a short path (a unix socket's name
         is limited to ~100 bytes) private to this process, made on first use."""
         if self._socket is None:
-            self._socket = Path(tempfile.mkdtemp(prefix="blitz-proxy-")) / "proxy.sock"
+            self._socket = tempdirs.private("blitz-proxy-") / "proxy.sock"
         return self._socket
 
     def model_proxy(self) -> ModelProxy:

@@ -29,19 +29,17 @@ With ``[sandbox] mode = "off"`` commands run unconfined (:class:`Unconfined`), w
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from blitz import process, sandbox_relay
+from blitz import process, sandbox_relay, tempdirs
 
 MODES = ("required", "off")
 PROXY_PORT = 7890
@@ -359,11 +357,8 @@ def git_config_copy(config: Path) -> Path:
                 continue
             if keep:
                 kept.append(line)
-        directory = Path(tempfile.mkdtemp(prefix="blitz-gitconfig-"))
-        atexit.register(shutil.rmtree, directory, ignore_errors=True)
-        copy = directory / "config"
-        copy.write_text("\n".join(kept) + "\n", encoding="utf-8")
-        _copies[key] = copy
+        text = "\n".join(kept) + "\n"
+        _copies[key] = tempdirs.shared_file("blitz-gitconfig-", "config", text.encode())
     return _copies[key]
 
 
