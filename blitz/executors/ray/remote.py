@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blitz import tempdirs
 from blitz.config import CodexConfig
 from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
 from blitz.events import Event
@@ -235,7 +236,9 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
     async with shared.lock():  # attempts of one project on this node fetch one at a time
         if job.upstream is not None:
             await sync.fetch_upstream(shared.git, job.upstream)
-        if data is not None:
+        # Attempts sent at once to a node that lacked the base each bring a bundle: the first
+        # one fetched makes the others' needless.
+        if data is not None and not await sync.present(shared.git, [job.base]):
             await sync.fetch(shared.git, data, branch, branch)
         else:
             await sync.set_ref(shared.git, branch, job.base)
@@ -249,11 +252,9 @@ async def work(job: Job, data: bytes | None, put: Any) -> Result:
 async def _run(job: Job, ws: Any, root: Path, put: Any, node: str, cache: Path) -> Result:
     """The work part of the attempt in its own repository (its warm worktree), confined; the
     commit bundled."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="blitz-proxy-") as sockets:
+    with tempdirs.temporary("blitz-proxy-") as sockets:
         proxy = _proxy()
-        jail = policy(job, cache, Path(sockets) / "proxy.sock")
+        jail = policy(job, cache, sockets / "proxy.sock")
         try:
             return await _confined(job, ws, root, put, node, jail, proxy)
         finally:
