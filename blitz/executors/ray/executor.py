@@ -54,12 +54,14 @@ import contextlib
 import time
 from typing import Any
 
+from blitz import trailers
 from blitz.domain import AttemptState
 from blitz.errors import ConfigError, RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, AttemptRequest, Outcome
 from blitz.executors.ray import placement, reach, remote, sync
 from blitz.executors.ray.driver import Driver, DriverLost, RemoteFault
+from blitz.executors.ray.flights import Flights
 from blitz.executors.ray.job import job_for
 from blitz.executors.ray.resources import Node, demand, why_not
 from blitz.executors.ray.sync import Known
@@ -102,6 +104,7 @@ class RayExecutor:
         self._driver: Driver | None = None
         self._lock = asyncio.Lock()
         self._known = Known()
+        self._flights = Flights()  # what a wave of attempts asks at once, asked once
         self._running: dict[str, str] = {}  # attempt id -> node id
         self._load: dict[str, int] = {}  # node id -> attempts placed there, not ended
         self._dead: set[str] = set()  # node ids that died under an attempt
@@ -346,16 +349,28 @@ class RayExecutor:
         assert ws is not None
         project = request.project.id
         if not self._known.asked(node_id, project):
-            assert self._driver is not None
-            shas = await self._driver.call("held", node_id, project, timeout=STATE_TIMEOUT)
-            self._known.add(node_id, project, await sync.present(ws.git, shas))
-            self._known.add(node_id, project, [])  # asked, even when it holds nothing
+            await self._flights.once(
+                "held", (node_id, project), lambda: self._ask(ws, node_id, project)
+            )
         held = self._known.held(node_id, project) | ({upstream.sha} if upstream else set())
-        data = await sync.bundle(ws.git, f"refs/heads/{request.goal.branch}", base, held)
+        ref = f"refs/heads/{request.goal.branch}"
         # Known only once the node confirms it fetched it (its first report, see _run): an attempt
         # sent meanwhile to the same node gets a bundle of its own rather than one whose
-        # prerequisites are still on their way.
-        return data
+        # prerequisites are still on their way (the same bytes, made once: a wave of attempts
+        # on nodes holding the same commits shares one bundle).
+        return await self._flights.once(
+            "bundle",
+            (project, ref, base, frozenset(held)),
+            lambda: sync.bundle(ws.git, ref, base, held),
+            keep=True,
+        )
+
+    async def _ask(self, ws: Any, node_id: str, project: str) -> None:
+        """Ask the node once which of the project's commits it holds (those the daemon has)."""
+        assert self._driver is not None
+        shas = await self._driver.call("held", node_id, project, timeout=STATE_TIMEOUT)
+        self._known.add(node_id, project, await sync.present(ws.git, shas))
+        self._known.add(node_id, project, [])  # asked, even when it holds nothing
 
     async def _reachable(self) -> bool:
         """Whether the cluster still answers: its driver runs, and the cluster's head tells it the
@@ -406,7 +421,7 @@ async def _check(ws: Any, request: AttemptRequest, sha: str, base: str) -> None:
     parent = await ws.git.rev_parse(f"{sha}^")
     if parent != base:
         raise StaleResult(f"commit {sha[:10]} is not on the base {base[:10]} this attempt got")
-    goal_id, task_id = await ws._trailers(sha)
+    goal_id, task_id = await trailers.of_commit(ws.git, sha)
     if (goal_id, task_id) != (request.goal.id, request.task.id):
         raise StaleResult(
             f"commit {sha[:10]} is for task {task_id} of goal {goal_id}, "

@@ -20,6 +20,7 @@ Every git command goes through :class:`blitz.git.Git` (timeouts, no prompts, no 
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from blitz.git import Git, run_git
 BUNDLE_TIMEOUT = 300.0
 """Seconds a bundle's creation or fetch may take (a first sync of a large history)."""
 
+
+_OBJECT_NAME = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A full object name, SHA-1 or SHA-256."""
 
 UPSTREAM_REF = "refs/blitz/upstream"
 """Where a node's cache repository keeps the base branch fetched from the project's remote."""
@@ -115,13 +119,15 @@ class Known:
 
 async def present(git: Git, shas: Iterable[str]) -> set[str]:
     """Those of ``shas`` that are commits in ``git``'s repository (a bundle can only exclude
-    commits its maker has)."""
-    found = set()
-    for sha in set(shas):
-        done = await git.run("cat-file", "-e", f"{sha}^{{commit}}", check=False)
-        if done.ok:
-            found.add(sha)
-    return found
+    commits its maker has): one ``git cat-file --batch-check`` however many are asked. What is
+    not a full hexadecimal object name (a node's report is not trusted) is not present."""
+    asked = sorted({sha for sha in shas if _OBJECT_NAME.fullmatch(sha)})
+    if not asked:
+        return set()
+    lines = "".join(f"{sha}^{{commit}}\n" for sha in asked).encode()
+    done = await git.run("cat-file", "--batch-check=%(objecttype)", stdin=lines)
+    said = done.out.splitlines()
+    return {sha for sha, kind in zip(asked, said, strict=False) if kind.strip() == "commit"}
 
 
 async def bundle(git: Git, ref: str, head: str, exclude: Iterable[str]) -> bytes | None:

@@ -65,3 +65,17 @@ async def test_a_commit_made_on_a_node_comes_back_as_a_bundle_of_base_to_commit(
     into = "refs/blitz/remote/g/t/a-1"
     assert await sync.fetch(daemon, data, "refs/blitz/out/a-1", into) == made
     assert git(repo, "show", f"{made}:made.txt") == "made on the node"
+
+
+async def test_only_the_commits_of_what_a_node_reports_count_however_long_the_report(
+    tmp_path: Path, isolated_git: None
+) -> None:
+    repo = make_repo(tmp_path)
+    daemon = Git(repo)
+    head = await daemon.rev_parse("main")
+    tree = git(repo, "rev-parse", "main^{tree}")
+    reported = [head, tree, "f" * 40, "--all", f"{head}\n{head}", "HEAD", head.upper(), ""]
+    reported += [f"{i:040x}" for i in range(200)]  # a long report
+
+    assert await sync.present(daemon, reported) == {head}  # a tree is not a commit
+    assert await sync.present(daemon, []) == set()
