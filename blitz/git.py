@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import fcntl
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -29,6 +30,9 @@ from pathlib import Path
 from blitz import filelock
 from blitz.errors import GitError
 from blitz.process import clean_env, run
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A full object name (SHA-1 or SHA-256)."""
 
 FALLBACK_IDENTITY = (("user.name", "blitz"), ("user.email", "blitz@localhost"))
 
@@ -203,6 +207,15 @@ class Git:
         if not found.ok:
             raise GitError(f"unknown revision {ref!r} in {self.repo}", command="git rev-parse")
         return found.out.strip()
+
+    async def rev_parse_all(self, *refs: str) -> list[str]:
+        """:meth:`rev_parse` of each of ``refs``, in one git command when they all name commits."""
+        if all(ref and not ref.startswith("-") for ref in refs):
+            found = await self.run("rev-parse", *(f"{r}^{{commit}}" for r in refs), check=False)
+            shas = found.out.split()
+            if found.ok and len(shas) == len(refs) and all(_SHA.fullmatch(s) for s in shas):
+                return shas
+        return [await self.rev_parse(ref) for ref in refs]  # which one is not: its own error
 
     async def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         found = await self.run("merge-base", "--is-ancestor", ancestor, descendant, check=False)

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from blitz import trailers
 from blitz.errors import ConfigError, GitError, RepositoryError, UserError
 from blitz.git import Git, repo_lock
 from blitz.refcheck import own_refs
+from blitz.replay import replay
 
 GOAL_PREFIX = "blitz/"
-GOAL_TRAILER = "Blitz-Goal"
-TASK_TRAILER = "Blitz-Task"
 MAX_DIRTY_LISTED = 10
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -78,24 +78,6 @@ def _require_goal_branch(branch: str) -> None:
         raise GitError(
             f"refusing to write branch {branch!r}: blitz only writes branches under {GOAL_PREFIX!r}"
         )
-
-
-def _require_trailer_value(kind: str, value: str) -> None:
-    if not value or value != value.strip() or "\n" in value or "\x00" in value:
-        raise ValueError(f"{kind} must be one non-empty line without surrounding spaces: {value!r}")
-
-
-def _message(title: str, body: str, goal_id: str, task_id: str) -> str:
-    """The commit message; the trailers are always the last paragraph, so git parses only ours."""
-    parts = [" ".join(title.split()) or f"blitz task {task_id}"]
-    if body.strip():
-        parts.append(body.strip())
-    parts.append(f"{GOAL_TRAILER}: {goal_id}\n{TASK_TRAILER}: {task_id}")
-    return "\n\n".join(parts) + "\n"
-
-
-def _trailer_format(*keys: str) -> str:
-    return "%x00".join(f"%(trailers:key={k},valueonly,separator=%x01)" for k in keys)
 
 
 class Workspace:
@@ -313,24 +295,7 @@ class Workspace:
     async def committed_tasks(self, branch: str, base_sha: str, goal_id: str) -> dict[str, str]:
         """``{task_id: sha}`` for this goal's commits in ``base_sha..branch``."""
         base = await self.rev_parse(base_sha)
-        return await self._task_commits(f"{base}..refs/heads/{branch}", goal_id)
-
-    async def _task_commits(self, revisions: str, goal_id: str) -> dict[str, str]:
-        # --grep narrows the walk cheaply; the trailers (last paragraph only) decide.
-        fmt = "%H%x00" + _trailer_format(GOAL_TRAILER, TASK_TRAILER) + "%x1e"
-        found = await self.git.run(
-            "log", "--reverse", f"--format={fmt}", "--fixed-strings",
-            f"--grep={GOAL_TRAILER}: {goal_id}", revisions, "--",
-        )  # fmt: skip
-        tasks: dict[str, str] = {}
-        for record in found.out.split("\x1e"):
-            fields = record.strip("\n").split("\0")
-            if len(fields) != 3 or goal_id not in fields[1].split("\x01"):
-                continue
-            for task_id in fields[2].split("\x01"):
-                if task_id:
-                    tasks.setdefault(task_id, fields[0])
-        return tasks
+        return await trailers.task_commits(self.git, f"{base}..refs/heads/{branch}", goal_id)
 
     async def commit(
         self,
@@ -350,13 +315,13 @@ class Workspace:
         checked out is left alone (HEAD is detached), so a task is always exactly one commit.
         """
         _require_goal_branch(branch)
-        _require_trailer_value("goal id", goal_id)
-        _require_trailer_value("task id", task_id)
+        trailers.require_value("goal id", goal_id)
+        trailers.require_value("task id", task_id)
         worktree = self._own(worktree)
         base = await self.rev_parse(base_sha)
         # The whole goal branch, not just base_sha..branch: a retry that starts after the first
         # commit landed must still be refused. Goal ids are unique, so older history never matches.
-        done = await self._task_commits(f"refs/heads/{branch}", goal_id)
+        done = await trailers.task_commits(self.git, f"refs/heads/{branch}", goal_id)
         if task_id in done:
             raise GitError(f"task already committed: {task_id} is {done[task_id]} on {branch}")
         await self.git.run("add", "-A", cwd=worktree)
@@ -369,7 +334,7 @@ class Workspace:
         identity = await self.git.identity(worktree)
         made = await self.git.run(
             *identity, "commit-tree", tree, "-p", base, "-F", "-",
-            cwd=worktree, stdin=_message(title, body, goal_id, task_id).encode(),
+            cwd=worktree, stdin=trailers.message(title, body, goal_id, task_id).encode(),
         )  # fmt: skip
         sha = made.out.strip()
         await self.git.run(
@@ -391,19 +356,6 @@ class Workspace:
         found = await self.git.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
         return dict(line.split(" ", 1) for line in found.out.splitlines() if " " in line)
 
-    async def _trailers(self, commit: str) -> tuple[str, str]:
-        found = await self.git.run(
-            "show", "-s", f"--format={_trailer_format(GOAL_TRAILER, TASK_TRAILER)}", commit
-        )
-        goals, _, tasks = found.out.strip("\n").partition("\0")
-        goal_ids, task_ids = (
-            [g for g in goals.split("\x01") if g],
-            [t for t in tasks.split("\x01") if t],
-        )
-        if len(goal_ids) != 1 or len(task_ids) != 1:
-            raise GitError(f"commit {commit} lacks exactly one {GOAL_TRAILER} and {TASK_TRAILER}")
-        return goal_ids[0], task_ids[0]
-
     # -- integration ---------------------------------------------------------------------------
 
     async def integrate(
@@ -415,17 +367,16 @@ class Workspace:
         rebases the worktree's commit onto the branch head and returns ``"rebased"``: the caller
         re-validates and calls again with ``base_sha=result.detail``. A conflicting rebase is
         aborted, leaving the worktree as it was. Without a worktree (``None``: the commit was
-        made elsewhere) a rebase is not tried: ``"behind"``, and the caller calls again with one.
+        made elsewhere) it is replayed in the object store (:mod:`blitz.replay`) when it is one
+        commit on ``base_sha``; else ``"behind"``, and the caller calls again with a worktree.
         """
         _require_goal_branch(branch)
         own = self._own(worktree) if worktree is not None else None
         ref = f"refs/heads/{branch}"
         async with self.lock():
-            commit = await self.rev_parse(commit_sha)
-            base = await self.rev_parse(base_sha)
-            head = await self.rev_parse(ref)
-            goal_id, task_id = await self._trailers(commit)
-            done = await self._task_commits(ref, goal_id)
+            commit, base, head = await self.git.rev_parse_all(commit_sha, base_sha, ref)
+            goal_id, task_id = await trailers.of_commit(self.git, commit)
+            done = await trailers.task_commits(self.git, ref, goal_id)
             if task_id in done:
                 return Integration(
                     status="already", head=head, detail=f"task {task_id} is {done[task_id]}"
@@ -438,8 +389,19 @@ class Workspace:
                 own_refs(self.repo).set(ref, commit)
                 return Integration(status="integrated", head=commit)
             if own is None:
-                return Integration(status="behind", head=head)
+                return await self._replay(commit, base=base, onto=head)
             return await self._rebase(own, commit=commit, base=base, onto=head)
+
+    async def _replay(self, commit: str, *, base: str, onto: str) -> Integration:
+        """Rebase without a worktree (:mod:`blitz.replay`); "behind" when one is needed."""
+        done = await replay(self.git, commit, base, onto, await self.git.identity(self.repo))
+        if done is None:
+            return Integration(status="behind", head=onto)
+        if done.conflict_files:
+            files = done.conflict_files
+            said = "conflicts in " + ", ".join(files)
+            return Integration(status="conflict", head=onto, conflict_files=files, detail=said)
+        return Integration(status="rebased", head=done.sha, detail=onto)
 
     async def _rebase(self, worktree: Path, *, commit: str, base: str, onto: str) -> Integration:
         current = (await self.git.run("rev-parse", "HEAD", cwd=worktree)).out.strip()

@@ -215,21 +215,19 @@ async def test_second_attempt_is_rebased_then_integrated(ws: Workspace, git_repo
     assert await ws.committed_tasks(BRANCH, base1, GOAL) == {"t1": sha1, "t2": rebased.head}
 
 
-async def test_without_a_worktree_a_commit_fast_forwards_or_is_behind(
+async def test_without_a_worktree_a_commit_fast_forwards_or_is_replayed(
     ws: Workspace, git_repo: Path
 ) -> None:
     """A commit made elsewhere (a remote worker's) lands with no worktree while the branch has
-    not moved; once it has, integrate says "behind" and changes nothing."""
+    not moved; once it has, it is replayed onto it (test_replay.py says how)."""
     _, base1, sha1 = await task_commit(ws, "w1", "t1", {"a.txt": "a\n"})
-    w2, base2, sha2 = await task_commit(ws, "w2", "t2", {"b.txt": "b\n"})
+    _, base2, sha2 = await task_commit(ws, "w2", "t2", {"b.txt": "b\n"})
     landed = await ws.integrate(None, branch=BRANCH, commit_sha=sha1, base_sha=base1)
     assert landed == Integration(status="integrated", head=sha1)
 
-    behind = await ws.integrate(None, branch=BRANCH, commit_sha=sha2, base_sha=base2)
-    assert behind == Integration(status="behind", head=sha1)
-    assert git(git_repo, "rev-parse", BRANCH) == sha1
-    rebased = await ws.integrate(w2, branch=BRANCH, commit_sha=sha2, base_sha=base2)
+    rebased = await ws.integrate(None, branch=BRANCH, commit_sha=sha2, base_sha=base2)
     assert rebased.status == "rebased" and rebased.detail == sha1
+    assert git(git_repo, "rev-parse", BRANCH) == sha1
 
 
 async def test_overlapping_edits_conflict_and_leave_the_worktree_clean(

@@ -303,7 +303,7 @@ async def _guard(
 
 async def integrate_commit(
     ctx: AttemptRequest,
-    worktree: Path | Callable[[], Awaitable[Path]],
+    worktree: Path | Callable[[str], Awaitable[Path]],
     sha: str,
     base: str,
     report: _Report,
@@ -311,7 +311,9 @@ async def integrate_commit(
     marker: Path,
 ) -> AttemptReport:
     """Put the attempt's commit on the goal branch, rebasing and re-validating while other
-    tasks' work lands meanwhile (in ``worktree``, or in the one it makes when a rebase is due).
+    tasks' work lands meanwhile: in ``worktree``, or, given a maker of one at a commit, without
+    one where a replay in the object store does (:mod:`blitz.replay`), making one only to judge
+    the combination or for a rebase a replay cannot do.
 
     When a rebased combination has nothing to judge (:func:`_nothing_to_judge`), the repository
     lock is held from the first try to the landing: the rebased commit lands right after its
@@ -336,7 +338,7 @@ def _nothing_to_judge(ctx: AttemptRequest) -> bool:
 
 async def _integrate(
     ctx: AttemptRequest,
-    worktree: Path | Callable[[], Awaitable[Path]],
+    worktree: Path | Callable[[str], Awaitable[Path]],
     sha: str,
     base: str,
     report: _Report,
@@ -352,7 +354,7 @@ async def _integrate(
             tree, branch=ctx.goal.branch, commit_sha=sha, base_sha=base
         )
         if integration.status == "behind" and not isinstance(worktree, Path):
-            tree = await worktree()  # a rebase is due: the worktree it needs, at the commit
+            tree = await worktree(sha)  # a rebase is due: the worktree it needs, at the commit
             continue
         if integration.status in ("integrated", "already"):
             commit = sha
@@ -371,9 +373,15 @@ async def _integrate(
                 "the change conflicts with work integrated meanwhile in: "
                 + ", ".join(integration.conflict_files),
             )
-        # Rebased onto work other tasks integrated meanwhile: judge the combination.
+        # Rebased onto work other tasks integrated meanwhile: judge the combination (replayed
+        # without a worktree, it gets one only when there is something to judge it by).
         sha, base = integration.head, integration.detail
-        assert tree is not None
+        if tree is None and _nothing_to_judge(ctx):
+            found.update(gates=(), base_sha=base)
+            continue
+        if tree is None:
+            assert not isinstance(worktree, Path)
+            tree = await worktree(sha)
         gates = await _validate(ctx, tree, marker)
         found.update(gates=gates, base_sha=base)
         if not _passed(gates):

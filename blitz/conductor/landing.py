@@ -57,8 +57,8 @@ async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:
             ctx.fault("before_store_write")
             return report(Outcome.SUCCEEDED)
 
-        async def worktree() -> Path:  # made only when needed: most landings fast-forward
-            path = await ws.add_worktree(worktree_name(ctx.goal.id, ctx.attempt.id), sha)
+        async def worktree(at: str) -> Path:  # made only when needed: most landings need none
+            path = await ws.add_worktree(worktree_name(ctx.goal.id, ctx.attempt.id), at)
             held.push_async_callback(ws.remove_worktree, path)
             return path
 
@@ -66,7 +66,7 @@ async def land(ctx: AttemptRequest, made: AttemptReport) -> AttemptReport:
         if ctx.selection is not None:
             gates = made.attempt.gates
             return await compete(
-                ctx, await worktree(), sha, base, passed, gates, report, found, marker
+                ctx, await worktree(sha), sha, base, passed, gates, report, found, marker
             )
         return await integrate_commit(ctx, worktree, sha, base, report, found, marker)
     except (RunError, OSError) as exc:
