@@ -59,9 +59,11 @@ from pathlib import Path
 from typing import Any
 
 import cpu_split
+import timeline
 
 from blitz.app import App
 from blitz.domain import Goal, GoalState, Project
+from blitz.events import Event
 from blitz.executors.base import AttemptReport, AttemptRequest, Executor
 from blitz.executors.local import LocalExecutor
 from blitz.executors.ray import sync
@@ -192,8 +194,9 @@ def scenario(tasks: int, *, chain: bool, step: float = 0.0, tag: str = "") -> Sc
 
 async def run_goal(
     home: Path, repo: Path, plan: Scenario, executor: Executor, parallel: int
-) -> tuple[float, Goal]:
-    """One goal through the engine; its wall seconds. GoalFailed when it does not succeed."""
+) -> tuple[float, list[Event]]:
+    """One goal through the engine; its wall seconds and its events. GoalFailed when it does not
+    succeed."""
     app = BenchApp(Settings(home=home, max_parallel=parallel), plan, executor)
     try:
         project = await app.register(repo)
@@ -203,6 +206,7 @@ async def run_goal(
         started = time.perf_counter()
         finished = (await engine.run())[goal.id]
         wall = time.perf_counter() - started
+        events = app.store.events(goal_id=goal.id, limit=100_000)
         errors = Counter(
             a.error.splitlines()[0] if a.error else str(a.state)
             for a in app.store.load_attempts(goal.id)
@@ -213,7 +217,7 @@ async def run_goal(
     if finished.state is not GoalState.SUCCEEDED:
         said = "; ".join(f"{n}x {e}" for e in errors for n in [errors[e]])
         raise GoalFailed(f"goal ended {finished.state}: {finished.error}; attempts: {said}")
-    return wall, finished
+    return wall, events
 
 
 class GoalFailed(Exception):
@@ -343,7 +347,7 @@ async def scaling(
         total = slots * nodes
         before = len(ray.placed)
         busy_before, procs_before = machine_cpu(), cpu_split.snapshot()
-        wall, _ = await run_goal(
+        wall, events = await run_goal(
             root / "c" / f"home-{kind}-{nodes}", repo,
             scenario(tasks, chain=False, step=step, tag=f"{kind}{nodes}"), executor, total,
         )  # fmt: skip
@@ -357,6 +361,7 @@ async def scaling(
             "per_node": sorted(spread.values(), reverse=True),
             "cpu_s": cpu_s, "cpu_busy": cpu_s / (wall * CORES),
             "cpu_split": {k: v / tasks for k, v in split.most_common() if v >= 0.005 * tasks},
+            "timeline": timeline.summary(events),
             "pass": wall / ideal <= WALL_RATIO,
         })  # fmt: skip
     return rows
@@ -423,6 +428,9 @@ def report(found: dict[str, Any]) -> str:
         for r in found["c"]:
             split = ", ".join(f"{kind} {s:.2f}" for kind, s in r["cpu_split"].items())
             lines.append(f"- {r['executor']} {r['nodes']}: {split}")
+        lines += ["", "Each attempt's phases, median / max (bench/timeline.py):", ""]
+        for r in found["c"]:
+            lines.append(f"- {r['executor']} {r['nodes']}: {timeline.describe(r['timeline'])}")
     return "\n".join(lines)
 
 
