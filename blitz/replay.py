@@ -9,14 +9,14 @@ lands on a moved branch without a worktree of the daemon's, and one is made only
 combination has gates to run.
 
 :func:`replay` answers None when it does not apply (not exactly one commit on ``BASE``, a
-signed or re-encoded commit): the caller rebases in a worktree as before.
+signed or re-encoded commit, a git without ``merge-tree --write-tree``): the caller rebases in
+a worktree as before.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from blitz.errors import GitError
 from blitz.git import Git
 
 _AUTHOR_ENV = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE")
@@ -53,8 +53,8 @@ async def replay(
         "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", onto, commit,
         check=False,
     )  # fmt: skip
-    if merged.code not in (0, 1):
-        raise GitError(f"git merge-tree failed: {merged.err.strip()}")
+    if merged.code not in (0, 1):  # a git before 2.38 has no --write-tree: a rebase will do
+        return None
     tree, *files = merged.out.split("\0")
     if merged.code == 1:  # conflicts: the tree with conflict markers, then the files
         return Replayed(conflict_files=tuple(dict.fromkeys(f for f in files if f)))
