@@ -259,6 +259,70 @@ def distinct_ids(answer: dict[str, Any]) -> dict[str, Any]:
     return {**answer, "tasks": tasks}
 
 
+def fold_tests_into_code(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:
+    """A model's plan as meant: the tests of new code go in the task that writes the code (the
+    rules say so; small models plan them as a task of their own, which then writes junk into a
+    test file while the code's task lands untested). A task touching only test files, of modules
+    that one other task of the plan changes, is folded into that task: its title and
+    instructions added to that task's, its files, checks and dependencies joined, and tasks that
+    needed it needing that task; unless that would make a cycle. What is not folded is ordered
+    after the code it tests (:func:`code_before_tests`)."""
+    listed = list(tasks)
+    while (fold := _foldable(listed)) is not None:
+        listed = _folded(listed, *fold)
+    return code_before_tests(listed)
+
+
+def _foldable(tasks: Sequence[TaskSpec]) -> tuple[str, str] | None:
+    """The first (tests' task, code's task) that can be folded into one."""
+    changed: dict[str, set[str]] = {}  # a module's stem -> the tasks that change its code
+    for spec in tasks:
+        for path in spec.files:
+            if _tested_stem(path) is None:
+                changed.setdefault(_stem(path), set()).add(spec.id)
+    after = {spec.id: set(spec.depends_on) for spec in tasks}
+    for spec in tasks:
+        stems = [_tested_stem(path) for path in spec.files]
+        owners = [changed.get(stem, set()) for stem in stems if stem is not None]
+        if not stems or len(owners) < len(stems) or any(len(o) != 1 for o in owners):
+            continue
+        codes = set.union(*owners)
+        code = codes.pop()
+        if codes or code == spec.id or spec.id in _reaching(code, after):
+            continue  # the modules of several tasks, or the code's task needs the tests'
+
+        if all(code not in _reaching(d, after) for d in after[spec.id] - {code}):
+            return spec.id, code
+    return None
+
+
+def _folded(tasks: Sequence[TaskSpec], tests: str, code: str) -> list[TaskSpec]:
+    by_id = {spec.id: spec for spec in tasks}
+    t, c = by_id[tests], by_id[code]
+    said = t.title.strip() + (f": {t.instructions.strip()}" if t.instructions.strip() else "")
+    merged = replace(
+        c,
+        instructions="\n\n".join(x for x in (c.instructions.strip(), said) if x),
+        files=tuple(dict.fromkeys((*c.files, *t.files))),
+        checks=(*c.checks, *t.checks),
+        depends_on=_joined(c.depends_on, t.depends_on, leave=(tests, code)),
+        priority=max(c.priority, t.priority),
+        labels=tuple(dict.fromkeys((*c.labels, *t.labels))),
+    )
+    out = []
+    for spec in tasks:
+        if spec.id == code:
+            out.append(merged)
+        elif spec.id != tests:
+            needs = tuple(code if d == tests else d for d in spec.depends_on)
+            out.append(replace(spec, depends_on=_joined(needs, leave=(spec.id,))))
+    return out
+
+
+def _joined(*lists: Sequence[str], leave: Collection[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(d for ids in lists for d in ids if d not in leave))
+
+
 def code_before_tests(tasks: Sequence[TaskSpec]) -> tuple[TaskSpec, ...]:
     """A model's plan as meant: a task that touches the tests of a module another task of the
     plan changes depends on that task (``test_textutil.py`` on ``textutil.py``), unless that

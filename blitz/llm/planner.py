@@ -60,8 +60,8 @@ from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import (
     PLAN_RULES,
     RECOVERY_RULES,
-    code_before_tests,
     distinct_ids,
+    fold_tests_into_code,
     gates_text,
     meant,
     offered_routes,
@@ -267,7 +267,7 @@ class LLMPlanner:
         def judge(answer: PlanOutput) -> Plan:
             plan = parse_plan(distinct_ids(answer.model_dump()), max_tasks=request.max_tasks)
             tasks = offered_routes(plan.tasks, request.backends)
-            return replace(plan, tasks=code_before_tests(tasks))
+            return replace(plan, tasks=fold_tests_into_code(tasks))
 
         plan, usage = await self._ask(
             self._planning,

@@ -1,6 +1,8 @@
-"""A model's plan as meant: a task touching the tests of a module another task changes depends
-on that task (:func:`~blitz.llm.plan_prompts.code_before_tests`; small models plan a function
-and its tests as two tasks run side by side, and the tests' task fails alone), and a task's
+"""A model's plan as meant: a task touching only the tests of a module one other task changes is
+folded into that task (:func:`~blitz.llm.plan_prompts.fold_tests_into_code`: the tests of new
+code go in the task that writes it; a small model planned them apart, its code landed untested
+and its "test" was a copy of the function in the test file), and one that cannot be folded
+depends on the code's task (:func:`~blitz.llm.plan_prompts.code_before_tests`), and a task's
 backend and model are among those offered (:func:`~blitz.llm.plan_prompts.offered_routes`; a
 small model wrote ``"model": "default"`` and the goal failed on an unknown model)."""
 
@@ -13,7 +15,12 @@ import pytest
 
 from blitz.domain import TaskSpec
 from blitz.errors import PlanError
-from blitz.llm.plan_prompts import code_before_tests, distinct_ids, offered_routes
+from blitz.llm.plan_prompts import (
+    code_before_tests,
+    distinct_ids,
+    fold_tests_into_code,
+    offered_routes,
+)
 from blitz.testing.model_server import ModelServer
 
 from . import model_for
@@ -64,6 +71,59 @@ def test_no_cycle_is_made_and_dependencies_already_there_are_kept() -> None:
     assert after(tasks) == {"tests": (), "code": ("tests",), "more": ("code",)}
 
 
+def test_a_test_task_is_folded_into_the_one_task_changing_what_it_tests() -> None:
+    # What Qwen2.5-Coder-1.5B planned in bench/local_model.py (session 16).
+    tasks = (
+        TaskSpec(id="add-slugify", title="Add slugify", instructions="Add it.",
+                 files=("textutil.py",), depends_on=("setup",), labels=("py",)),
+        TaskSpec(id="add-test", title="Test slugify", instructions="Test it.",
+                 files=("test_textutil.py",), depends_on=("add-slugify", "fixtures"), priority=2),
+        spec("docs", "README.md", depends_on=("add-test",)),
+        spec("setup", "setup.cfg"),
+        spec("fixtures", "conftest.py"),
+    )  # fmt: skip
+
+    folded = {t.id: t for t in fold_tests_into_code(tasks)}
+
+    assert list(folded) == ["add-slugify", "docs", "setup", "fixtures"]
+    one = folded["add-slugify"]
+    assert one.files == ("textutil.py", "test_textutil.py")
+    assert one.instructions == "Add it.\n\nTest slugify: Test it."
+    assert one.depends_on == ("setup", "fixtures")
+    assert (one.priority, one.labels, one.title) == (2, ("py",), "Add slugify")
+    assert folded["docs"].depends_on == ("add-slugify",)  # it needed the tests: now their task
+
+
+def test_what_cannot_be_folded_is_ordered_after_the_code_instead() -> None:
+    tasks = (
+        spec("code-a", "calc.py"),
+        spec("code-b", "parse.py"),
+        spec("both-tests", "test_calc.py", "test_parse.py"),  # the modules of two tasks
+        spec("mixed", "test_calc.py", "notes.md"),  # not only tests
+        spec("again", "calc.py"),
+    )
+    folded = {t.id: t.depends_on for t in fold_tests_into_code(tasks)}
+    assert folded == {
+        "code-a": (),
+        "code-b": (),
+        "both-tests": ("again", "code-a", "code-b"),
+        "mixed": ("again", "code-a"),
+        "again": (),
+    }
+
+
+def test_a_fold_that_would_make_a_cycle_is_not_made() -> None:
+    tasks = (
+        spec("tests", "test_calc.py"),
+        spec("code", "calc.py", depends_on=("tests",)),  # the code needs the tests' task
+        spec("other", "other.py", depends_on=("code",)),
+        spec("late", "test_calc.py", depends_on=("other",)),  # folding would need itself
+    )
+    folded = fold_tests_into_code(tasks)
+    assert [t.id for t in folded] == ["tests", "code", "other", "late"]  # nothing folded
+    assert folded[3].depends_on == ("other", "code")  # ordered after the code instead
+
+
 async def planned(fake: ModelServer, repo: Path, *tasks: dict[str, str | list[str]]) -> Any:
     """The plan the planner returns for a model that answers with ``tasks``."""
     fake.add(json_reply({"summary": "Add slugify", "tasks": list(tasks)}))
@@ -88,7 +148,9 @@ async def test_the_planner_returns_the_plan_as_meant(fake: ModelServer, repo: Pa
             "files": ["test_textutil.py"],
         },
     )
-    assert [t.depends_on for t in plan.tasks] == [(), ("add-slugify",)]
+    [task] = plan.tasks  # the tests' task folded into the code's
+    assert (task.id, task.files) == ("add-slugify", ("textutil.py", "test_textutil.py"))
+    assert task.instructions == "Add it.\n\nTest it: Test it."
 
 
 def routed(backend: str, model: str) -> TaskSpec:

@@ -19,7 +19,7 @@ from pydantic_ai.models.test import TestModel
 
 from blitz.errors import PlanError
 from blitz.llm.plan_output import PlanOutput
-from blitz.llm.plan_prompts import code_before_tests, distinct_ids, offered_routes
+from blitz.llm.plan_prompts import distinct_ids, fold_tests_into_code, offered_routes
 from blitz.llm.planner import (
     OUTPUT_RETRIES,
     OutputMode,
@@ -224,7 +224,7 @@ def test_whatever_the_model_answers_the_plan_is_valid_or_a_plan_error(
         # meant: ids made distinct, no route when none was offered, code before its tests.
         answer = distinct_ids(PlanOutput.model_validate(answers[calls - 1]).model_dump())
         parsed = parse_plan(answer, max_tasks=3)
-        meant = code_before_tests(offered_routes(parsed.tasks, request.backends))
+        meant = fold_tests_into_code(offered_routes(parsed.tasks, request.backends))
         assert planned.plan == replace(parsed, tasks=meant)
     assert calls <= 4 * (OUTPUT_RETRIES + 1)
 
