@@ -1,10 +1,10 @@
 """What the embedded agent's finish is checked for before it ends a run: that the task's change
 is there at all, that it is more than blank space, and that code the task asked to test has a
-test. Each check sends the finish back once, saying what is missing: small models often stop
-short of the task (Qwen2.5-Coder-1.5B finished having changed nothing, having re-wrapped a
-docstring, and having added a function without the test its task asked for), and told so, they
-may yet do it, where a failed attempt costs a recovery. A model that insists is believed: the
-attempt's own checks and gates judge it.
+test (one that uses it, not a copy of it in the test file). Each check sends the finish back
+once, saying what is missing: small models often stop short of the task (Qwen2.5-Coder-1.5B
+finished having changed nothing, having re-wrapped a docstring, and having added a function
+without the test its task asked for), and told so, they may yet do it, where a failed attempt
+costs a recovery. A model that insists is believed: the attempt's own checks and gates judge it.
 
 Pure reading of the worktree against its last commit (``git status``, ``git show``).
 """
@@ -41,6 +41,14 @@ UNTESTED = (
     " then call finish. If it is tested elsewhere, call finish again and say where."
 )
 """What the model is told when it added code its task's test files do not use."""
+
+SHADOWED = (
+    "You called finish, but {test} defines its own {name}(): a test there would test that copy,"
+    " not the {name}() this task adds. Take that definition out of {test} (edit_file), import"
+    " {name} from where the task adds it, and test that one; then call finish."
+)
+"""What the model is told when a test file defines a name the task's code adds (Qwen2.5-Coder
+-1.5B "tested" slugify by writing another slugify into the test file)."""
 
 REVIEWED_FILES = 50
 """The most changed files a finish is reviewed for (each is read against its last commit)."""
@@ -99,10 +107,15 @@ class FinishReview:
             if text is not None and not is_test_file(path)
             for name in _new_names(committed[path] or "", text)
         ]
-        test_texts = [
-            _text(self.root / path) or "" for path in {*tests, *filter(is_test_file, now)}
-        ]
-        missing = [name for name in added if not any(_uses(t, name) for t in test_texts)]
+        test_texts = {
+            path: _text(self.root / path) or "" for path in {*tests, *filter(is_test_file, now)}
+        }
+        for path, text in sorted(test_texts.items()):
+            copied = [name for name in defined_names(text) if name in added]
+            if copied:
+                return self._once("untested", SHADOWED.format(test=path, name=copied[0]),
+                                  f"{path} defining its own {copied[0]}()")  # fmt: skip
+        missing = [name for name in added if not any(_uses(t, name) for t in test_texts.values())]
         missing = list(dict.fromkeys(missing))  # a model may define a name more than once
         if not missing:
             return "", ""

@@ -120,6 +120,52 @@ async def test_a_run_ending_in_prose_is_reviewed_too_and_a_model_that_insists_is
     assert_script_done(server)
 
 
+async def test_a_copy_of_the_new_code_in_the_test_file_is_no_test_and_is_sent_back(
+    server: ModelServer, textutil: Path
+) -> None:
+    # What Qwen2.5-Coder-1.5B wrote for "test slugify" (bench/local_model.py, session 16): the
+    # test file defined a slugify of its own, and the gate passed, testing nothing.
+    copy = "def slugify(text):\n    return text.lower().replace(' ', '-')"
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {
+            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=copy)},
+        },
+        {
+            "match_tool_result": "appended 2 line(s) to test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
+        },
+        {
+            "match": "test_textutil.py defines its own slugify()",
+            "reply": {
+                "text": call_text(
+                    "write_file", path="test_textutil.py", content=TEST + "\n\n" + SLUGIFY_TEST
+                )
+            },
+        },
+        {
+            "match_tool_result": "test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Tested the real one.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Tested the real one.", result.error
+    assert (
+        "You called finish, but test_textutil.py defines its own slugify(): a test there would"
+        " test that copy, not the slugify() this task adds."
+    ) in server.requests[3].text
+    assert "re-asked: finish was called with test_textutil.py defining its own slugify()" in (
+        result.messages
+    )
+    assert_script_done(server)
+
+
 @pytest.mark.parametrize(
     ("files", "added"),
     [
