@@ -85,6 +85,7 @@ class RecoveryRequest:
     earlier: tuple[Recovery, ...] = ()  # recoveries already tried for this task
     task_ids: tuple[str, ...] = ()  # ids already in the goal (new tasks must not reuse them)
     dependents: tuple[str, ...] = ()  # the tasks that depend on the failed one
+    backends: tuple[str, ...] = ()  # the routes its tasks may take, as PlanRequest.backends
     on_reask: Reasked | None = field(default=None, compare=False, repr=False)
 
 

@@ -8,6 +8,7 @@ wait as ``plan.waiting``: a storm delays a goal's planning, it does not fail the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ T = TypeVar("T")
 async def recover(run: GoalRun, request: RecoveryRequest) -> Recovered:
     """The planner's recovery plan for a failed task, waiting out a provider that is out. A model
     planner whose every answer was unusable (small local models) gives the task a plain retry
-    with its failure shown, bounded like any recovery, rather than leaving it failed."""
+    with its failure shown, bounded like any recovery, rather than leaving it failed. Its new
+    tasks may take the routes a plan's may (``services.routes``)."""
+    request = dataclasses.replace(request, backends=run.services.routes)
     try:
         return await patiently(
             run, lambda: run.services.planner.recover(request), "recovery planning"

@@ -24,7 +24,7 @@ from blitz.llm.plan_prompts import (
 from blitz.testing.model_server import ModelServer
 
 from . import model_for
-from .planner_helpers import json_reply, local_planner, plan_request
+from .planner_helpers import json_reply, local_planner, plan_request, recovery_request
 
 
 def spec(id: str, *files: str, depends_on: tuple[str, ...] = ()) -> TaskSpec:
@@ -151,6 +151,28 @@ async def test_the_planner_returns_the_plan_as_meant(fake: ModelServer, repo: Pa
     [task] = plan.tasks  # the tests' task folded into the code's
     assert (task.id, task.files) == ("add-slugify", ("textutil.py", "test_textutil.py"))
     assert task.instructions == "Add it.\n\nTest it: Test it."
+
+
+async def test_a_recovery_task_s_route_reads_as_a_plan_task_s(
+    fake: ModelServer, repo: Path
+) -> None:
+    # What Qwen2.5-Coder-1.5B answered in bench/local_model.py (session 16): new tasks with
+    # "model": "python"; the attempt then failed on the unknown model and the goal stopped.
+    task = {"id": "add-test-slugify", "title": "Test slugify", "instructions": "Test it."}
+    answer = {"root_cause": "untested", "action": "insert"}
+    fake.add(json_reply({**answer, "tasks": [{**task, "model": "python"}]}))
+    fake.add(json_reply({**answer, "tasks": [{**task, "backend": "codex", "model": "gpt-x"}]}))
+    fake.add(json_reply({**answer, "tasks": [{**task, "backend": "codex"}]}))
+    async with model_for(fake, "llamacpp") as model:
+        planner = local_planner(model, output_mode="prompted")
+        alone = (await planner.recover(recovery_request())).recovery
+        offered = (await planner.recover(recovery_request(backends=("codex",)))).recovery
+
+    [new] = alone.tasks
+    assert (new.backend, new.model) == ("", "")  # nothing else offered: the goal's own
+    [new] = offered.tasks  # a pair not offered is sent back, then one offered is kept
+    assert (new.backend, new.model) == ("codex", "")
+    assert "backend 'codex' with model 'gpt-x' is not one of the choices" in fake.requests[2].text
 
 
 def routed(backend: str, model: str) -> TaskSpec:

@@ -119,7 +119,8 @@ async def test_recovery_tasks_may_be_routed(repo: Path) -> None:
     stronger = {**NEW_TASK, "backend": "codex", "model": "gpt-5", "attempts": 2}
     model, _ = scripted({"root_cause": "too hard", "action": "insert", "tasks": [stronger]})
 
-    recovered = await local_planner(model).recover(recovery_request())
+    offered = recovery_request(backends=("codex:gpt-5",))  # as a plan's tasks, what is offered
+    recovered = await local_planner(model).recover(offered)
 
     [task] = recovered.recovery.tasks
     assert (task.backend, task.model, task.attempts) == ("codex", "gpt-5", 2)
