@@ -60,6 +60,7 @@ from typing import Any
 
 import cpu_split
 import timeline
+from executors_report import BYTES_LIMIT, CORES, OVERHEAD_MS, WALL_RATIO, report
 
 from blitz.app import App
 from blitz.domain import Goal, GoalState, Project
@@ -74,9 +75,6 @@ from blitz.testing.ray_nodes import NodeDidNotStart, RayNodes
 from blitz.testing.scripted import Scenario
 
 IDENTITY = ("-c", "user.name=bench", "-c", "user.email=bench@localhost")
-OVERHEAD_MS = 50.0
-BYTES_LIMIT = 100 * 1024
-WALL_RATIO = 1.2
 
 
 # -- the cluster ---------------------------------------------------------------------------------
@@ -320,9 +318,6 @@ async def transfer_bytes(root: Path, counted: Counted, files: int, rounds: int) 
 # -- c. scaling ----------------------------------------------------------------------------------
 
 
-CORES = os.cpu_count() or 1
-
-
 def machine_cpu() -> float:
     """CPU seconds this machine's cores have been busy since boot, every process counted (the
     Ray nodes, the daemon, the agents' git and sandboxes): ``/proc/stat`` less idle and iowait."""
@@ -368,70 +363,6 @@ async def scaling(
 
 
 # -- the run -------------------------------------------------------------------------------------
-
-
-def _kb(n: int) -> str:
-    return f"{n / 1024:,.1f} KB"
-
-
-def report(found: dict[str, Any]) -> str:
-    ok = {True: "pass", False: "FAIL"}
-    lines = []
-    for key, value in found.items():
-        if isinstance(value, str):
-            lines += [f"{key}. not measured: {value}", ""]
-    if isinstance(found.get("a"), dict):
-        a = found["a"]
-        lines += [
-            f"a. per attempt, no-op chain of {a['attempts']} tasks (medians)",
-            "",
-            "| local | ray | bundle transfer | ray adds beyond the transfer | target |",
-            "| ---: | ---: | ---: | ---: | --- |",
-            f"| {a['local_ms']:.0f} ms | {a['ray_ms']:.0f} ms | {a['transfer_ms']:.1f} ms | "
-            f"{a['added_ms']:+.0f} ms | <= {OVERHEAD_MS:.0f} ms: {ok[a['pass']]} |",
-            "",
-            f"transfer: {a['back_ms']:.1f} ms back per attempt, plus {a['into_ms']:.1f} ms out "
-            f"for the {a['share_in']:.0%} of attempts whose node lacked the base",
-            "",
-        ]
-    if isinstance(found.get("b"), dict):
-        b = found["b"]
-        lines += [
-            f"b. bytes per attempt, {b['files']:,}-file repository (max over {b['rounds']} "
-            "one-file rounds)",
-            "",
-            "| | daemon -> worker | worker -> daemon | target |",
-            "| --- | ---: | ---: | --- |",
-            f"| first sync | {_kb(b['first_sent'])} | {_kb(b['first_received'])} | |",
-            f"| one-file change after it | {_kb(b['sent_max'])} | {_kb(b['received_max'])} | "
-            f"<= 100 KB each way: {ok[b['pass']]} |",
-            "",
-        ]
-    if isinstance(found.get("c"), list):
-        lines += [
-            "c. independent tasks with a timed scripted agent",
-            "",
-            "| executor | nodes | slots | tasks x step | wall | ideal | ratio | attempts per node "
-            f"| machine CPU busy ({CORES} cores) | CPU s per attempt | target |",
-            "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | --- |",
-        ]
-        for r in found["c"]:
-            per_node = ", ".join(map(str, r["per_node"])) or "-"
-            nodes = r["nodes"] if r["executor"] == "ray" else "(this process)"
-            target = f"<= {WALL_RATIO}x: {ok[r['pass']]}" if r["executor"] == "ray" else "baseline"
-            lines.append(
-                f"| {r['executor']} | {nodes} | {r['slots']} | {r['tasks']} x {r['step_s']:g} s | "
-                f"{r['wall_s']:.1f} s | {r['ideal_s']:.0f} s | {r['ratio']:.2f}x | {per_node} | "
-                f"{r['cpu_busy']:.0%} | {r['cpu_s'] / r['tasks']:.2f} s | {target} |"
-            )
-        lines += ["", "CPU s per attempt by kind of process (with the commands each ran):", ""]
-        for r in found["c"]:
-            split = ", ".join(f"{kind} {s:.2f}" for kind, s in r["cpu_split"].items())
-            lines.append(f"- {r['executor']} {r['nodes']}: {split}")
-        lines += ["", "Each attempt's phases, median / max (bench/timeline.py):", ""]
-        for r in found["c"]:
-            lines.append(f"- {r['executor']} {r['nodes']}: {timeline.describe(r['timeline'])}")
-    return "\n".join(lines)
 
 
 async def main() -> int:
