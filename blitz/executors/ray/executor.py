@@ -76,6 +76,9 @@ clock (bundles, set-up, commit) before it is cancelled."""
 STATE_TIMEOUT = 30.0
 """Seconds the driver has to answer what the cluster's nodes are (or what a node holds)."""
 
+KEPT_BUNDLE = 8 * 1024 * 1024
+"""The largest bundle kept after it was sent, for the next attempt asking the same (bytes)."""
+
 REMOTE_REFS = "refs/blitz/remote"
 """Commits fetched from workers: ``refs/blitz/remote/<goal>/<task>/<attempt>``."""
 
@@ -358,12 +361,15 @@ class RayExecutor:
         # sent meanwhile to the same node gets a bundle of its own rather than one whose
         # prerequisites are still on their way (the same bytes, made once: a wave of attempts
         # on nodes holding the same commits shares one bundle).
-        return await self._flights.once(
+        data = await self._flights.once(
             "bundle",
             (project, ref, base, frozenset(held)),
             lambda: sync.bundle(ws.git, ref, base, held),
             keep=True,
         )
+        if data is not None and len(data) > KEPT_BUNDLE:
+            self._flights.forget("bundle")  # a first sync's history is not held on to
+        return data
 
     async def _ask(self, ws: Any, node_id: str, project: str) -> None:
         """Ask the node once which of the project's commits it holds (those the daemon has)."""

@@ -79,3 +79,44 @@ async def test_only_the_commits_of_what_a_node_reports_count_however_long_the_re
 
     assert await sync.present(daemon, reported) == {head}  # a tree is not a commit
     assert await sync.present(daemon, []) == set()
+
+
+async def test_the_daemon_keeps_a_small_bundle_for_the_next_attempt_but_not_a_large_history(
+    tmp_path: Path, isolated_git: None
+) -> None:
+    from blitz.domain import Attempt, Goal, Project, Task
+    from blitz.executors.base import AttemptRequest
+    from blitz.executors.ray.executor import KEPT_BUNDLE, RayExecutor
+    from blitz.testing.scripted import ScriptedBackend
+    from blitz.workspace import Workspace
+
+    async def bundle_of(repo: Path) -> tuple[int, bool]:
+        executor = RayExecutor("127.0.0.1:1")  # never connects: bundles need no cluster
+        executor._known.add("n1", "p-1", [])  # the node was asked: it holds nothing
+        request = AttemptRequest(
+            project=Project(id="p-1", name="p", path=str(repo)),
+            goal=Goal(id="g-1", project_id="p-1", title="g", branch="main"),
+            task=Task(id="t", goal_id="g-1", title="t"),
+            attempt=Attempt(id="a-1", goal_id="g-1", task_id="t", number=1),
+            backend=ScriptedBackend(),
+            workspace=Workspace(repo, worktrees_root=tmp_path / "w", lock_dir=tmp_path / "l"),
+            validator=None,
+            baseline=None,
+            timeout=10,
+            emit=lambda event: None,
+        )
+        base = await Git(repo).rev_parse("main")
+        data = await executor._bundle(request, "n1", base)
+        assert data is not None
+        return len(data), "bundle" in executor._flights._last
+
+    small = make_repo(tmp_path / "small")
+    big = make_repo(tmp_path / "big", files={"blob.bin": "x"})
+    (big / "blob.bin").write_bytes(os.urandom(KEPT_BUNDLE + 1024))  # no compression shrinks it
+    git(big, "add", "-A")
+    git(big, "commit", "-q", "-m", "a large history")
+
+    size, kept = await bundle_of(small)
+    assert size < KEPT_BUNDLE and kept
+    size, kept = await bundle_of(big)
+    assert size > KEPT_BUNDLE and not kept
