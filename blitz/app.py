@@ -333,6 +333,7 @@ class App:
             max_cost_usd=(agent.max_cost_usd or None) if agent else None,
             stuck_repeats=agent.stuck_repeats if agent else 3,
             max_output_tokens=agent.max_output_tokens if agent else 8192,
+            gates_on_finish=agent.gates_on_finish if agent else True,
             temperature=agent.temperature if agent else None,
             sandbox=self.sandbox_policy(project),
             proxy=self.model_proxy(),

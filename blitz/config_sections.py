@@ -156,6 +156,10 @@ class AgentConfig(_Section):
         default=3, description="The same tool call with the same result this many times = stuck."
     )
     max_output_tokens: Positive = Field(default=8192, description="Tokens per model answer.")
+    gates_on_finish: bool = Field(
+        default=True,
+        description="Run the gates when the agent calls finish; a failing one is sent back.",
+    )
     temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = Field(
         default=None,
         description="Sampling temperature (unset: 0.2 on a server of your own, else the model's).",

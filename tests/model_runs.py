@@ -152,9 +152,10 @@ def recovery_turn() -> dict[str, Any]:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def gated(repo: Path) -> Path:
+def gated(repo: Path, *, gates_on_finish: bool = True) -> Path:
     """``repo`` (a committed git repository) with a passing unittest test and a blitz.toml
-    whose gate runs it, committed."""
+    whose gate runs it, committed; ``gates_on_finish`` false: the agent's finish runs no gate
+    (a wrong attempt fails at the gates and goes to recovery)."""
     (repo / "tests").mkdir()
     (repo / "tests" / "__init__.py").write_text("")
     (repo / "tests" / "test_base.py").write_text(
@@ -164,6 +165,7 @@ def gated(repo: Path) -> Path:
     (repo / "blitz.toml").write_text(
         '[project]\nbase_branch = "main"\n\n'
         f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 60\n"
+        + ("" if gates_on_finish else "\n[agent]\ngates_on_finish = false\n")
     )
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "Add tests and blitz.toml")

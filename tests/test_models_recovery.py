@@ -32,8 +32,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture
 def repo(git_repo: Path) -> Path:
-    """A committed repository whose blitz.toml runs a quick unittest gate."""
-    return gated(git_repo)
+    """A committed repository whose blitz.toml runs a quick unittest gate, which the agent's
+    finish does not run (the wrong attempt goes to recovery)."""
+    return gated(git_repo, gates_on_finish=False)
 
 
 @pytest.fixture

@@ -30,6 +30,14 @@ from blitz.domain import Usage
 from blitz.redact import redact
 
 
+@dataclass(frozen=True, slots=True)
+class GateCommand:
+    """One of the project's gates, as an agent may run it before it finishes."""
+
+    name: str  # build, typecheck, lint, test
+    command: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AgentRequest:
     goal_id: str
@@ -47,6 +55,10 @@ class AgentRequest:
     timeout: float = 1800.0
     model: str = ""  # "provider:model" for this attempt ("" = the backend's default)
     budget_usd: float | None = None  # the most this attempt may spend (None = no cap)
+    # The project's gates that passed on the goal's base, in the order they run: the change is
+    # judged by them after the run, so an agent may run them first; each may take gate_timeout.
+    gates: tuple[GateCommand, ...] = ()
+    gate_timeout: float = 600.0
     # Called with each model call's usage as it is spent, so what an attempt spent is counted
     # even when it is cancelled before it returns (a best-of-N candidate that lost the race).
     on_usage: Callable[[Usage], None] | None = None
@@ -151,6 +163,12 @@ def task_prompt(request: AgentRequest, *, before: str = "", after: str = "") -> 
         parts.append(retry)
     if request.guidance.strip():
         parts.append(f"Advice for this attempt:\n{request.guidance.strip()}")
+    if request.gates:
+        listed = "\n".join(f"- {gate.name}: `{gate.command}`" for gate in request.gates)
+        parts.append(
+            "When you finish, your change is checked with the project's own commands (run them"
+            f" yourself first to see what they say):\n{listed}"
+        )
     if after:
         parts.append(after)
     return "\n\n".join(parts)

@@ -107,6 +107,23 @@ def follow(root: Path, relative: str, path: str) -> Path:
     return Path(current)
 
 
+def describe_link(root: Path, link: str) -> str:
+    """Where the symbolic link ``link`` (a path under ``root``) leads, as a listing shows it,
+    without reading anything outside ``root``."""
+    try:
+        target = follow(root, Path(link).relative_to(root).as_posix(), link)
+        inside = target.relative_to(root)
+    except ToolError:
+        return " -> (broken link)"
+    except ValueError:
+        return " -> (outside the worktree; not accessible)"
+    if any(part.casefold() == ".git" for part in inside.parts):
+        return " -> (inside .git; not accessible)"
+    if not target.exists():
+        return " -> (broken link)"
+    return f" -> {inside.as_posix()}{'/' if target.is_dir() else ''}"
+
+
 # -- the Claude Code hook ----------------------------------------------------------------------
 
 _GIT_REFUSED = frozenset(

@@ -20,11 +20,12 @@ Every run is bounded: turns (model responses), tokens and cost are checked befor
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
 same result again and again, and the whole run has a wall-time limit. Model requests go through
 :class:`~blitz.llm.retrying_model.RetryingModel` and so :func:`blitz.llm.retries.call_with_retries`,
-the one place a model call is repeated, so a provider
-blip mid-run is retried with backoff on the injected clock and reported to the provider's circuit
-breaker; a longer outage ends the run as one (the task waits). :meth:`EmbeddedBackend.run`
-turns every way a run can end into an :class:`~blitz.backends.base.AgentResult` and raises only
-``CancelledError``.
+the one place a model call is repeated, so a provider blip mid-run is retried with backoff on the
+injected clock and reported to the provider's circuit breaker; a longer outage ends the run as
+one (the task waits). A finish is reviewed, and the project's gates run, before it ends the run
+(:class:`~blitz.backends.finish_review.FinishReview`, :mod:`blitz.backends.finish_gates`).
+:meth:`EmbeddedBackend.run` turns every way a run can end into an
+:class:`~blitz.backends.base.AgentResult` and raises only ``CancelledError``.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ class EmbeddedLimits:
     identical results in a row end the run. ``model_attempts`` bounds the tries of one model
     request (transient failures only). ``max_output_tokens`` caps one model response (sent as
     the request's ``max_tokens``): a model that degenerates stops there, not at its context's end.
+    ``gates_on_finish``: a finish runs the request's gates (:mod:`blitz.backends.finish_gates`).
     """
 
     max_turns: int = 60
@@ -137,6 +139,7 @@ class EmbeddedLimits:
     stuck_repeats: int = 3
     model_attempts: int = 4
     max_output_tokens: int = 8192
+    gates_on_finish: bool = True
     tool: ToolLimits = field(default_factory=ToolLimits)
 
     def __post_init__(self) -> None:
@@ -175,6 +178,7 @@ def create(options: BackendOptions) -> AgentBackend:
             max_cost_usd=options.max_cost_usd,
             stuck_repeats=options.stuck_repeats,
             max_output_tokens=options.max_output_tokens,
+            gates_on_finish=options.gates_on_finish,
         ),
         sandbox=options.sandbox,
         temperature=options.temperature,
@@ -244,13 +248,8 @@ class EmbeddedBackend:
         try:
             tools = AgentTools(request.worktree, limits=self.limits.tool, sandbox=self.sandbox)
             stuck = StuckDetector(self.limits.stuck_repeats)
-            session = Session(
-                tools,
-                stuck,
-                on_message,
-                needs_change=not request.allow_empty,
-                files=request.files,
-            )
+            gates = request.gates if self.limits.gates_on_finish else ()
+            session = Session.of(request, tools, stuck, on_message, gates)
             async with deadline:
                 result = await self._drive(request, session)
         except TimeoutError as exc:

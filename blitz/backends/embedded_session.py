@@ -26,7 +26,8 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.usage import RunUsage
 
-from blitz.backends.base import MessageSink, trim
+from blitz.backends.base import AgentRequest, GateCommand, MessageSink, trim
+from blitz.backends.finish_gates import FinishGates
 from blitz.backends.finish_review import FinishReview
 from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import AgentTools, ToolError
@@ -93,9 +94,12 @@ class Session:
         *,
         needs_change: bool = False,
         files: Sequence[str] = (),
+        gates: Sequence[GateCommand] = (),
+        gate_timeout: float = 600.0,
     ) -> None:
         """``needs_change``: the task must change a file (it is not allow_empty); ``files``:
-        the files the task is expected to touch."""
+        the files the task is expected to touch; ``gates``: the project's gates, run on a
+        finish the review lets through (each for ``gate_timeout`` at most)."""
         self.tools = tools
         self.stuck = stuck
         self.stuck_on: str | None = None  # the tool whose call repeated itself
@@ -104,7 +108,28 @@ class Session:
         self.calls = 0  # tool calls the model made, finish included, in every form
         self.wrote = False  # whether a call of a WRITING tool succeeded
         self.review = FinishReview(tools.root, files, needs_change=needs_change)
+        self.gates = FinishGates(tools, gates, gate_timeout)
         self._sink = sink
+
+    @classmethod
+    def of(
+        cls,
+        request: AgentRequest,
+        tools: AgentTools,
+        stuck: StuckDetector,
+        sink: MessageSink | None,
+        gates: Sequence[GateCommand],
+    ) -> Session:
+        """The session of a run of ``request``, whose finish runs ``gates``."""
+        return cls(
+            tools,
+            stuck,
+            sink,
+            needs_change=not request.allow_empty,
+            files=request.files,
+            gates=gates,
+            gate_timeout=request.gate_timeout,
+        )
 
     async def say(self, text: str) -> None:
         """Show one message (redacted and trimmed) and keep it for the result."""
@@ -129,8 +154,11 @@ class Session:
 
     async def refuses_finish(self) -> str:
         """What to send a ``finish`` call back with ("": nothing, it ends the run): see
-        :class:`~blitz.backends.finish_review.FinishReview`."""
+        :class:`~blitz.backends.finish_review.FinishReview`, then
+        :class:`~blitz.backends.finish_gates.FinishGates`."""
         text, line = await self.review.problem()
+        if not text and await self.review.changed():
+            text, line = await self.gates.failure()
         if text:
             await self.say(line)
         return text

@@ -1,18 +1,21 @@
 """What the embedded agent's finish is checked for before it ends a run: that the task's change
 is there at all, that it is more than blank space, and that code the task asked to test has a
-test (one that uses it, not a copy of it in the test file). Each check sends the finish back
-once, saying what is missing: small models often stop short of the task (Qwen2.5-Coder-1.5B
-finished having changed nothing, having re-wrapped a docstring, and having added a function
-without the test its task asked for), and told so, they may yet do it, where a failed attempt
-costs a recovery. A model that insists is believed: the attempt's own checks and gates judge it.
+test (one that uses it, not a copy of it in the test file, and checks more than the function
+giving back its argument). Each check sends the finish back once, saying what is missing: small
+models often stop short of the task (Qwen2.5-Coder-1.5B finished having changed nothing, having
+re-wrapped a docstring, and having added a function without the test its task asked for), and
+told so, they may yet do it, where a failed attempt costs a recovery. A model that insists is
+believed: the attempt's own checks and gates judge it.
 
-Pure reading of the worktree against its last commit (``git status``, ``git show``).
+Pure reading of the worktree against its last commit (``git status``, ``git show``) and of the
+test files' Python (:mod:`ast`); running the gates is :mod:`blitz.backends.finish_gates`.
 """
 
 from __future__ import annotations
 
+import ast
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from blitz.backends.files import defined_names
@@ -49,6 +52,14 @@ SHADOWED = (
 )
 """What the model is told when a test file defines a name the task's code adds (Qwen2.5-Coder
 -1.5B "tested" slugify by writing another slugify into the test file)."""
+
+TRIVIAL = (
+    "You called finish, but the test of {name}() only checks {shown}: a {name}() that returns"
+    " its argument unchanged would pass it. Add a test of an input that {name}() has to change,"
+    " with the result the task asks for (append_to_file {test}), then call finish."
+)
+"""What the model is told when every check its tests make of new code is the function giving
+back its argument (Qwen2.5-Coder-1.5B "tested" a wrong slugify with ``slugify('hi') == 'hi'``)."""
 
 REVIEWED_FILES = 50
 """The most changed files a finish is reviewed for (each is read against its last commit)."""
@@ -118,12 +129,29 @@ class FinishReview:
         missing = [name for name in added if not any(_uses(t, name) for t in test_texts.values())]
         missing = list(dict.fromkeys(missing))  # a model may define a name more than once
         if not missing:
-            return "", ""
+            return self._trivial(dict.fromkeys(added), test_texts)
         shown = ", ".join(f"{name}()" for name in missing[:3])
         text = UNTESTED.format(
             names=shown, tests=", ".join(tests[:3]), first=missing[0], test=tests[0]
         )
         return self._once("untested", text, f"no test uses {shown}")
+
+    def _trivial(self, names: Iterable[str], tests: dict[str, str]) -> tuple[str, str]:
+        """A send-back for the first name whose every check in ``tests`` is an identity."""
+        for name in names:
+            checks = [c for text in tests.values() for c in comparisons(text, name)]
+            if checks and all(identity for _, identity in checks):
+                test = next(path for path, text in sorted(tests.items()) if _uses(text, name))
+                text = TRIVIAL.format(name=name, shown=checks[0][0], test=test)
+                return self._once("trivial", text, f"only {checks[0][0]} tested")
+        return "", ""
+
+    async def changed(self) -> bool:
+        """Whether the worktree differs from its last commit (or cannot be compared)."""
+        try:
+            return bool(await Git(self.root).status(self.root, all_untracked=True))
+        except GitError:
+            return True
 
     def _once(self, check: str, text: str, line: str) -> tuple[str, str]:
         if check in self._sent:
@@ -136,6 +164,43 @@ def _new_names(before: str, after: str) -> list[str]:
     """The public top-level names ``after`` defines that ``before`` did not."""
     had = set(defined_names(before))
     return [n for n in defined_names(after) if n not in had and not n.startswith("_")]
+
+
+def comparisons(source: str, name: str) -> list[tuple[str, bool]]:
+    """The equality checks Python ``source`` makes of calls to ``name`` (``f(x) == y``), each
+    as written and whether it is an identity: one literal argument, the same literal expected.
+    None of them when ``source`` is not Python (nothing can be said of it)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+            continue
+        if not isinstance(node.ops[0], ast.Eq | ast.Is):
+            continue
+        for call, other in ((node.left, node.comparators[0]), (node.comparators[0], node.left)):
+            if isinstance(call, ast.Call) and _named(call.func, name):
+                found.append((ast.unparse(node), _identity(call, other)))
+                break
+    return found
+
+
+def _named(func: ast.expr, name: str) -> bool:
+    return (isinstance(func, ast.Name) and func.id == name) or (
+        isinstance(func, ast.Attribute) and func.attr == name
+    )
+
+
+def _identity(call: ast.Call, other: ast.expr) -> bool:
+    if call.keywords or len(call.args) != 1:
+        return False
+    arg = call.args[0]
+    if not (isinstance(arg, ast.Constant) and isinstance(other, ast.Constant)):
+        return False
+    literal = arg.value
+    return type(literal) in (str, bytes, int, float) and literal == other.value
 
 
 def _uses(text: str, name: str) -> bool:

@@ -46,6 +46,7 @@ class BackendOptions:
     max_cost_usd: float | None = None
     stuck_repeats: int = 3
     max_output_tokens: int = 8192  # per model answer of the embedded agent
+    gates_on_finish: bool = True  # the embedded agent runs the gates on its finish
     temperature: float | None = None  # the embedded agent's (None: the model's default)
     claude_code: ClaudeCodeConfig | None = None  # blitz.toml [claude_code]
     codex: CodexConfig | None = None  # blitz.toml [codex]

@@ -9,11 +9,9 @@ outside the worktree and anything inside ``.git``. Files are then opened with ``
 must be regular files, so a link or FIFO put in the resolved place afterwards is refused as well.
 Listing and searching never follow symbolic links.
 
-``run_command`` is not contained this way: it runs ``/bin/sh -c`` in the worktree, and a shell can
-``cd /`` (or make a hard link to a file outside, which no path check can see). What contains it is
-the environment it gets (secrets stripped, see :func:`blitz.process.clean_env`), the timeout and
-process-group kill of :func:`blitz.process.run`, and the validation gates and diff review that
-judge everything the agent changed.
+``run_command`` (``/bin/sh -c`` in the worktree) is not contained by path checks: its jail is
+(the sandbox's; with the sandbox off, only secrets are kept from its environment), with the
+timeout and whole-tree kill of :func:`blitz.process.run`.
 
 A :class:`ToolError` is the model's mistake, not a crash: its message says what to do instead, and
 the agent loop returns it to the model as the tool's result.
@@ -30,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from blitz import process
-from blitz.backends.confine import ToolError, follow, resolve
+from blitz import envsetup, process
+from blitz.backends.confine import ToolError, describe_link, resolve
 from blitz.backends.files import (
     BINARY_SNIFF,
     DEFAULT_GLOB,
@@ -206,7 +204,7 @@ class AgentTools:
                         name = prefix + entry.name
                         line = name
                         if entry.is_symlink():
-                            line += self._describe_link(entry.path)
+                            line += describe_link(self.root, entry.path)
                         elif entry.is_dir(follow_symlinks=False):
                             line += "/"
                             if current < depth:
@@ -231,21 +229,6 @@ class AgentTools:
                 " the rest]"
             )
         return "\n".join(lines)
-
-    def _describe_link(self, link: str) -> str:
-        """Where a symbolic link in a listing leads, without reading anything outside."""
-        try:
-            target = follow(self.root, Path(link).relative_to(self.root).as_posix(), link)
-            inside = target.relative_to(self.root)
-        except ToolError:
-            return " -> (broken link)"
-        except ValueError:
-            return " -> (outside the worktree; not accessible)"
-        if any(part.casefold() == ".git" for part in inside.parts):
-            return " -> (inside .git; not accessible)"
-        if not target.exists():
-            return " -> (broken link)"
-        return f" -> {inside.as_posix()}{'/' if target.is_dir() else ''}"
 
     # -- searching -----------------------------------------------------------------------------
 
@@ -486,8 +469,7 @@ class AgentTools:
         seconds = ceiling if timeout is None else min(timeout, ceiling)
         if not seconds > 0:  # also refuses NaN
             raise ToolError("timeout must be a positive number of seconds")
-        env = {"CI": "true"} if self.jail.confined else self.env
-        done = await self.jail.run(command, timeout=seconds, env=env, cap=self.limits.output_cap)
+        done = await self.execute(command, seconds)
         output = done.tail(self.limits.output_cap) or "(no output)"
         if done.timed_out:
             return (
@@ -497,3 +479,10 @@ class AgentTools:
         code = done.exit_code if done.exit_code is not None else -1
         status = f"exit code {code}" + (f" (killed by signal {-code})" if code < 0 else "")
         return f"{status}\n{output}"
+
+    async def execute(self, command: str, seconds: float) -> process.Completed:
+        """Run ``command`` as :meth:`run_command` does, and its outcome as it is: in the
+        worktree's own environment (its ``.venv``, its ``node_modules``), as the gates are."""
+        path = {"CI": "true", "PATH": os.environ.get("PATH", os.defpath)}
+        env = envsetup.worktree_env(self.root, path if self.jail.confined else self.env)
+        return await self.jail.run(command, timeout=seconds, env=env, cap=self.limits.output_cap)

@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from blitz import live_gates, refcheck, secretscan
 from blitz.backends.base import AgentRequest, AgentResult
+from blitz.conductor import briefing
 from blitz.conductor.deadline import within
 from blitz.conductor.selection import candidate_of
-from blitz.domain import AttemptState, GateResult, Task
+from blitz.domain import AttemptState, GateResult
 from blitz.errors import RunError
 from blitz.events import Event, EventKind
 from blitz.executors.base import (
@@ -67,20 +68,6 @@ class SetupFailed(RunError):
             retryable=True,
         )
         self.result = result
-
-
-def _instructions(task: Task) -> str:
-    """The task's instructions as its agent reads them, with the plan's hints: the files it is
-    expected to touch, and its acceptance checks."""
-    text = task.instructions or task.title
-    if task.files:
-        text += f"\n\nFiles this task is expected to touch: {', '.join(task.files)}"
-    if task.checks:
-        checks = "; ".join(
-            (c.path and f"file {c.path} exists") or f"`{c.command}` passes" for c in task.checks
-        )
-        text += f"\n\nAcceptance checks: {checks}"
-    return text
 
 
 async def run_attempt(
@@ -151,7 +138,7 @@ async def run_attempt(
             goal=ctx.goal.title,
             task_id=ctx.task.id,
             title=ctx.task.title,
-            instructions=_instructions(ctx.task),
+            instructions=briefing.instructions(ctx.task),
             worktree=worktree,
             attempt=attempt.number,
             candidate=attempt.candidate,
@@ -162,6 +149,8 @@ async def run_attempt(
             timeout=ctx.timeout,
             model=ctx.model,
             budget_usd=ctx.budget_usd,
+            gates=briefing.gates(ctx.validator, ctx.baseline),
+            gate_timeout=ctx.validator.gates.timeout if ctx.validator is not None else 600.0,
             on_usage=ctx.meter.add if ctx.meter is not None else None,
         )
         try:

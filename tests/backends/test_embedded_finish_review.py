@@ -6,6 +6,7 @@ change a real git worktree."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
 from engine_helpers import git
 
 from blitz.backends.base import AgentRequest
-from blitz.backends.finish_review import REVIEWED_FILES, is_test_file
+from blitz.backends.finish_review import REVIEWED_FILES, FinishReview, comparisons, is_test_file
 from blitz.testing.model_server import ModelServer
 
 SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
@@ -225,3 +226,80 @@ async def test_a_change_wider_than_the_review_reads_is_not_reviewed(
 
     assert result.ok and result.summary == "Done.", result.error
     assert len(server.requests) == 2
+
+
+async def test_a_test_that_only_checks_the_function_returns_its_argument_is_sent_back(
+    server: ModelServer, textutil: Path
+) -> None:
+    # What Qwen2.5-Coder-1.5B wrote (bench/local_model.py, session 16): a wrong slugify, and a
+    # test (slugify('hi') == 'hi') that a slugify returning its argument unchanged passes.
+    weak = "import textutil\n\ndef test_slugify():\n    assert textutil.slugify('hi') == 'hi'"
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {
+            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=weak)},
+        },
+        {
+            "match_tool_result": "appended 4 line(s) to test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
+        },
+        {
+            "match": "a slugify() that returns its argument unchanged",
+            "reply": {
+                "text": call_text("append_to_file", path="test_textutil.py", text=SLUGIFY_TEST)
+            },
+        },
+        {
+            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Tested a change.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Tested a change.", result.error
+    assert (
+        "You called finish, but the test of slugify() only checks textutil.slugify('hi') == 'hi':"
+        " a slugify() that returns its argument unchanged would pass it. Add a test of an input"
+        " that slugify() has to change, with the result the task asks for (append_to_file"
+        " test_textutil.py), then call finish."
+    ) in server.requests[3].text
+    assert "re-asked: finish was called with only textutil.slugify('hi') == 'hi' tested" in (
+        result.messages
+    )
+    assert_script_done(server)
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("assert slugify('hi') == 'hi'", [("slugify('hi') == 'hi'", True)]),
+        ("assert 'hi' == m.slugify('hi')", [("'hi' == m.slugify('hi')", True)]),
+        ("assert slugify(3) is 3", [("slugify(3) is 3", True)]),
+        ("assert slugify('A b') == 'a-b'", [("slugify('A b') == 'a-b'", False)]),
+        ("x = 'hi'\nassert slugify(x) == x", [("slugify(x) == x", False)]),  # not literals
+        ("assert slugify('hi', sep='_') == 'hi'", [("slugify('hi', sep='_') == 'hi'", False)]),
+        ("assert valid(True) == True", [("valid(True) == True", False)]),  # a bool: a verdict
+        ("assert slugify('hi') != 'hi'", []),  # not an equality
+        ("assert len(slugify('hi')) == 2", []),  # not the call's result itself
+        ("assert slugify('hi') == 'hi' == 'hi'", []),  # chained: left alone
+        ("def test(:\n", []),  # not Python: nothing said
+    ],
+)
+def test_the_checks_a_test_makes_of_a_function(source: str, found: list[tuple[str, bool]]) -> None:
+    assert comparisons(source, "slugify" if "valid" not in source else "valid") == found
+
+
+def test_a_test_with_any_real_check_beside_an_identity_is_not_sent_back(textutil: Path) -> None:
+    (textutil / "textutil.py").write_text(SHOUT + "\n\n" + SLUGIFY + "\n")
+    (textutil / "test_textutil.py").write_text(
+        TEST + "\n\ndef test_slugify():\n    from textutil import slugify\n"
+        "    assert slugify('hi') == 'hi'\n    assert slugify('Hi There') == 'hi-there'\n"
+    )
+    review = FinishReview(textutil, ("textutil.py", "test_textutil.py"), needs_change=True)
+
+    assert asyncio.run(review.problem()) == ("", "")

@@ -1,0 +1,64 @@
+"""The project's gates, run when the embedded agent calls ``finish``: a gate that fails on the
+change sends the finish back with what it printed, so the agent fixes its work in the same run.
+
+Small models rarely run the tests themselves (Qwen2.5-Coder-1.5B finished with a slugify that
+its own weak test could not fault, and never ran the suite); the gates would fail after the run
+and the task would wait for a recovery and a new attempt, the model's context gone. Told here,
+it still has the code in view. The attempt's own gates judge the change afterwards as always:
+this run is the agent's, in the agent's jail, and decides nothing. A gate that times out here
+is not sent back (its length says nothing of the change), and after :data:`ROUNDS` send-backs
+the model's finish is believed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from blitz.backends.base import GateCommand, trim
+from blitz.backends.tools import AgentTools
+
+ROUNDS = 2
+"""Times a finish is sent back for a failing gate in one run."""
+
+SHOWN = 2400
+"""Characters of a failing gate's output shown to the model (its start and end)."""
+
+FAILING = (
+    "You called finish, but the project's {name} check fails with your change (`{command}`,"
+    " {status}):\n{output}\n\nFix what makes it fail (the code; a test only if the test itself"
+    " is wrong), then call finish."
+)
+"""What the model is told when a gate fails on its change."""
+
+
+class FinishGates:
+    """The gates of one run's finish, each finish checked until one fails, :data:`ROUNDS`
+    times at most."""
+
+    def __init__(self, tools: AgentTools, gates: Sequence[GateCommand], timeout: float) -> None:
+        """``timeout``: the most one gate may run (also capped by the tools' command timeout)."""
+        self.tools = tools
+        self.gates = tuple(gates)
+        self.timeout = min(timeout, tools.limits.command_timeout)
+        self.rounds = 0
+
+    async def failure(self) -> tuple[str, str]:
+        """What to send a finish back with, and a line saying so ("", "": every gate passed,
+        timed out, or the rounds are spent)."""
+        if not self.gates or self.rounds >= ROUNDS:
+            return "", ""
+        for gate in self.gates:
+            done = await self.tools.execute(gate.command, self.timeout)
+            if done.timed_out:
+                return "", ""
+            if done.ok:
+                continue
+            self.rounds += 1
+            code = done.exit_code if done.exit_code is not None else -1
+            status = f"exit code {code}"
+            output = trim(done.output.strip(), SHOWN) or "(no output)"
+            text = FAILING.format(
+                name=gate.name, command=gate.command, status=status, output=output
+            )
+            return text, f"re-asked: finish was called with the {gate.name} gate failing"
+        return "", ""
