@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from blitz import actions, confinement, executors, tempdirs
 from blitz import workspace as git
+from blitz.backends.options import agent_options
 from blitz.backends.registry import BackendOptions, check_name, create_backend
 from blitz.breaker import BreakerBoard, BreakerPolicy
 from blitz.clock import Clock, SystemClock
@@ -315,7 +316,6 @@ class App:
 
     def backend_options(self, project: Project, goal: Goal | None = None) -> BackendOptions:
         cfg = self.config_for(project)
-        agent = cfg.agent if cfg else None
         return BackendOptions(
             claude_code=cfg.claude_code if cfg else None,
             codex=cfg.codex if cfg else None,
@@ -328,13 +328,7 @@ class App:
             prices=self.prices(),
             clock=self.clock,
             breakers=self.breakers,
-            max_turns=agent.max_turns if agent else 60,
-            max_tokens=agent.max_tokens if agent else 2_000_000,
-            max_cost_usd=(agent.max_cost_usd or None) if agent else None,
-            stuck_repeats=agent.stuck_repeats if agent else 3,
-            max_output_tokens=agent.max_output_tokens if agent else 8192,
-            gates_on_finish=agent.gates_on_finish if agent else True,
-            temperature=agent.temperature if agent else None,
+            **agent_options(cfg.agent if cfg else None),
             sandbox=self.sandbox_policy(project),
             proxy=self.model_proxy(),
         )

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from blitz.clock import Clock, SystemClock
-from blitz.config import ClaudeCodeConfig, CodexConfig, CommandBackendConfig
+from blitz.config import AgentConfig, ClaudeCodeConfig, CodexConfig, CommandBackendConfig
 from blitz.sandbox import UNCONFINED, Policy
 
 if TYPE_CHECKING:
@@ -55,3 +55,18 @@ class BackendOptions:
     tools_dir: Path | None = None  # where blitz installs agent CLIs (npm packages)
     sandbox: Policy = UNCONFINED  # how agent processes are confined ([sandbox])
     proxy: ModelProxy | None = None  # blitz's model proxy, through which agent CLIs reach models
+
+
+def agent_options(agent: AgentConfig | None) -> dict[str, Any]:
+    """The :class:`BackendOptions` fields blitz.toml's ``[agent]`` sets (its defaults when
+    there is none): one reading of it for the daemon and a worker node alike."""
+    agent = agent or AgentConfig()
+    return {
+        "max_turns": agent.max_turns,
+        "max_tokens": agent.max_tokens,
+        "max_cost_usd": agent.max_cost_usd or None,
+        "stuck_repeats": agent.stuck_repeats,
+        "max_output_tokens": agent.max_output_tokens,
+        "gates_on_finish": agent.gates_on_finish,
+        "temperature": agent.temperature,
+    }

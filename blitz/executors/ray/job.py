@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from blitz.config import CodexConfig
+from blitz.config import AgentConfig, CodexConfig
 from blitz.domain import Attempt
 from blitz.executors.base import AttemptRequest
 from blitz.executors.ray.remote import Job
@@ -36,6 +36,7 @@ def job_for(
         upstream=upstream,
         candidate=request.selection is not None,
         codex=_codex(request.backend),
+        agent=_agent(request.backend),
     )
 
 
@@ -56,6 +57,27 @@ def _codex(backend: Any) -> CodexConfig | None:
         config = getattr(backend, "config", None)
         if getattr(backend, "name", "") == "codex" and isinstance(config, CodexConfig):
             return config.model_copy(update={"binary": ""})
+        backend = getattr(backend, "inner", None)
+    return None
+
+
+def _agent(backend: Any) -> AgentConfig | None:
+    """The embedded agent's ``[agent]`` settings, as the daemon built it; None for any other
+    backend."""
+    from blitz.backends.embedded import EmbeddedBackend
+
+    while backend is not None:
+        if isinstance(backend, EmbeddedBackend):
+            limits = backend.limits
+            return AgentConfig(
+                max_turns=limits.max_turns,
+                max_tokens=limits.max_tokens,
+                max_cost_usd=limits.max_cost_usd or 0.0,
+                stuck_repeats=limits.stuck_repeats,
+                max_output_tokens=limits.max_output_tokens,
+                gates_on_finish=limits.gates_on_finish,
+                temperature=backend.temperature,
+            )
         backend = getattr(backend, "inner", None)
     return None
 

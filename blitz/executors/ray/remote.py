@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blitz import tempdirs
-from blitz.config import CodexConfig
+from blitz.config import AgentConfig, CodexConfig
 from blitz.domain import Attempt, Baseline, Goal, Project, Task, Usage
 from blitz.events import Event
 from blitz.executors.base import AttemptReport, AttemptRequest, Meter
@@ -81,6 +81,7 @@ class Job:
     candidate: bool = False  # a best-of-N candidate: its commit comes back whatever its gates say
     codex: CodexConfig | None = None  # the project's [codex] settings, but for its binary (a path
     # of the daemon's machine): the node runs its own CLI
+    agent: AgentConfig | None = None  # the project's [agent] settings (the embedded agent's)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,7 +184,7 @@ def _backend(job: Job, jail: Policy, proxy: ModelProxy | None) -> Any:
     """The job's backend, made from this node's own environment (its keys, its agent CLIs: those
     of its blitz home's tools directory, as ``blitz worker`` checked, else on its PATH), confined
     by ``jail``; agent CLIs reach their models through ``proxy``."""
-    from blitz.backends.options import BackendOptions
+    from blitz.backends.options import BackendOptions, agent_options
     from blitz.backends.registry import create_backend
     from blitz.backends.sandboxed import confine
     from blitz.settings import Settings
@@ -203,6 +204,7 @@ def _backend(job: Job, jail: Policy, proxy: ModelProxy | None) -> Any:
         tools_dir=Settings().tools,  # where `blitz worker` found this node's agent CLIs
         sandbox=jail,
         proxy=proxy,
+        **agent_options(job.agent),
     )
     return confine(job.backend, create_backend(job.backend, options), jail)
 
