@@ -11,8 +11,10 @@ Calls a model writes as text (small local models do) are read by
 :class:`~blitz.llm.text_calls.TextCallingModel` and run like any other; a server that refuses the
 tool definitions is asked without them (text tool mode). A model that answers with no call at all
 before its first one, or with calls that cannot be made, is re-asked in the same conversation
-with what to fix, at most :data:`TEXT_REASKS` times, and so is one whose output repeated itself or
-went on too long, or whose answer was empty; after that the attempt fails saying so. A run that
+with what to fix, at most :data:`TEXT_REASKS` times in a row, and so is one whose output repeated
+itself or went on too long, or whose answer was empty (after a finish sent back, told again what
+it was sent back with); after that the attempt fails saying so
+(:mod:`blitz.backends.embedded_reasks`). A run that
 ends in plain text after the model wrote or edited files is over as if it had called ``finish``:
 the gates judge the change.
 
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field, replace
 
 from pydantic_ai import Agent, Tool, ToolOutput
 from pydantic_ai.exceptions import UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, RunUsage, UsageLimits
@@ -46,11 +48,18 @@ from blitz.backends.base import (
     AgentRequest,
     AgentResult,
     MessageSink,
-    excerpt,
     lowest,
     task_prompt,
 )
 from blitz.backends.confine import ToolError
+from blitz.backends.embedded_reasks import (
+    Stopped,
+    continued,
+    correction_for,
+    gave_up,
+    stopped_with_changes,
+    summary_of,
+)
 from blitz.backends.embedded_session import (
     TOOL_DESCRIPTIONS,
     TOOLS,
@@ -76,7 +85,6 @@ from blitz.llm.models import (
 )
 from blitz.llm.retrying_model import RetryingModel
 from blitz.llm.text_calls import TextCallingModel
-from blitz.llm.text_tools import how_to_call_tools
 from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.sandbox import Policy
 from blitz.waiting import Outage
@@ -103,8 +111,9 @@ TOOL_RETRIES = 3
 """Invalid calls of one tool (unknown name, bad arguments) in a row before the run fails."""
 
 TEXT_REASKS = 2
-"""Re-asks of one run, in the same conversation, when the model answers without calling a tool
-(no call yet, or calls it wrote that cannot be made) or its output degenerates."""
+"""Re-asks in a row (no tool call between them), in the same conversation, when the model
+answers without calling a tool (no call yet, or calls it wrote that cannot be made) or its
+output degenerates; the run's turns bound them all."""
 
 DEGENERATE = frozenset({"repeating", "too_long", "empty"})
 """Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
@@ -268,15 +277,16 @@ class EmbeddedBackend:
         )
 
     async def _drive(self, request: AgentRequest, session: Session) -> AgentResult:
-        """The run: the agent's turns, and up to :data:`TEXT_REASKS` re-asks in the same
-        conversation when the model answers with no tool call or its output degenerates."""
+        """The run: the agent's turns, and up to :data:`TEXT_REASKS` re-asks in a row (no tool
+        call between them) in the same conversation when the model answers with no tool call
+        or its output degenerates."""
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
         model = TextCallingModel(self.model, allow_empty=False)
         tree = await file_tree(request.worktree, FILE_TREE_CHARS)
         shown = await _files_shown(session.tools, request.files, FILES_SHOWN_CHARS)
         prompt: str | None = task_prompt(request, after="\n\n".join(filter(None, (tree, shown))))
         history: list[ModelMessage] | None = None
-        reasks = 0
+        reasks, calls = 0, 0
         async with self.model:
             while True:
                 ended = await self._turns(
@@ -284,17 +294,19 @@ class EmbeddedBackend:
                 )
                 if isinstance(ended, AgentResult):
                     return ended
-                correction = _correction(ended, model, session)
-                if correction is None and _stopped_with_changes(ended, model, session):
+                if session.calls > calls:  # it called tools since: a new streak of re-asks
+                    reasks, calls = 0, session.calls
+                correction = correction_for(ended, model, session)
+                if correction is None and stopped_with_changes(ended, model, session):
                     # Ended in prose after writing: its finish, checked as the tool's would be.
                     correction = await session.refuses_finish() or None
                 if correction is None or reasks >= TEXT_REASKS:
-                    if _stopped_with_changes(ended, model, session):
-                        return AgentResult(ok=True, summary=_summary_of(ended))
-                    return _gave_up(ended, model, session)
+                    if stopped_with_changes(ended, model, session):
+                        return AgentResult(ok=True, summary=summary_of(ended))
+                    return gave_up(ended, model, session)
                 reasks += 1
                 await session.say(f"re-asked: {correction.splitlines()[0]}")
-                history, prompt = _continued(ended.messages, correction)
+                history, prompt = continued(ended.messages, correction)
 
     def _reasked(self, reasks: int) -> ModelSettings | None:
         """The settings of a re-ask: warmer on a server of one's own (a small model asked again
@@ -314,7 +326,7 @@ class EmbeddedBackend:
         prompt: str | None,
         history: list[ModelMessage] | None,
         settings: ModelSettings | None,
-    ) -> AgentResult | _Stopped:
+    ) -> AgentResult | Stopped:
         """One agent run over ``history`` plus ``prompt``, the usage carried over, with
         ``settings`` over the agent's own: its result, or how it stopped short of one."""
         # pydantic-ai's own request limit is a backstop; the checks below stop the run first.
@@ -353,12 +365,12 @@ class EmbeddedBackend:
                     budget.charge(self._usage(stopped))
                     if request.on_usage is not None:
                         request.on_usage(self._usage(stopped))
-                return _Stopped(messages=run.all_messages(), degenerate=exc)
+                return Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage
         if isinstance(output, Finished):
             return AgentResult(ok=True, summary=output.summary or "(no summary given)")
-        return _Stopped(messages=run.all_messages(), text=" ".join((output or "").split()))
+        return Stopped(messages=run.all_messages(), text=" ".join((output or "").split()))
 
     def _stop_reason(self, usage: RunUsage, budget: Budget, session: Session) -> str:
         """Why the run must not make another model request ("" when it may)."""
@@ -418,82 +430,3 @@ async def _files_shown(tools: AgentTools, files: Sequence[str], room: int) -> st
         blocks.append(block)
         room -= len(block) + 2
     return "\n\n".join(blocks)
-
-
-# -- re-asks ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Stopped:
-    """A run that ended short of a result: the model answered ``text`` and called no tool, or
-    its output degenerated (``degenerate``: repeating itself, or too long); ``messages`` is the
-    conversation so far."""
-
-    messages: list[ModelMessage]
-    text: str = ""
-    degenerate: ModelOutputError | None = None
-
-
-def _correction(stopped: _Stopped, model: TextCallingModel, session: Session) -> str | None:
-    """What to tell the model when re-asking it (None: the run ends as it stopped)."""
-    if stopped.degenerate is not None:
-        reason = stopped.degenerate.failure.reason
-        if reason == "empty":
-            return (
-                "Your last answer was empty. The task is not done until you call finish: make"
-                " the next tool call now, or call finish if the task is done."
-            )
-        what = "repeated itself" if reason == "repeating" else "went on too long"
-        return (
-            f"Your last answer {what} and was stopped. Answer again,"
-            " shorter: make the next tool call, or call finish if the task is done."
-        )
-    if model.failed:
-        errors = "\n".join(f"- {error}" for error in model.failed)
-        return (
-            f"Your message tried to call a tool, but the call could not be made:\n{errors}\n"
-            "Write the call again, correctly."
-        )
-    if session.calls == 0:
-        return how_to_call_tools(model.offered)
-    return None
-
-
-def _stopped_with_changes(stopped: _Stopped, model: TextCallingModel, session: Session) -> bool:
-    """Whether a run that ended in plain text had written or edited files: then it is over as
-    if the model had called finish (its last words the summary), and the gates judge the change.
-    A model that writes the change and then says so in prose rather than calling finish (small
-    models often do) has still done its work."""
-    return stopped.degenerate is None and not model.failed and session.wrote
-
-
-def _summary_of(stopped: _Stopped) -> str:
-    said = excerpt(stopped.text, 600) if stopped.text else "(no text)"
-    return f"(ended without calling finish) {said}"
-
-
-def _gave_up(stopped: _Stopped, model: TextCallingModel, session: Session) -> AgentResult:
-    """The result of a run that stopped short and is not (or no longer) re-asked; degenerate
-    output ends it with its error (bad output: another attempt may do better)."""
-    if stopped.degenerate is not None:
-        raise stopped.degenerate
-    text = excerpt(stopped.text, 600) if stopped.text else "(no text)"
-    if session.calls == 0:
-        return AgentResult(ok=False, error=f"the model never called a tool: {text}")
-    if model.failed:
-        errors = "; ".join(model.failed)
-        return AgentResult(ok=False, error=f"the model's tool calls could not be made: {errors}")
-    if not stopped.text:
-        return AgentResult(ok=False, error="the agent stopped without calling finish")
-    return AgentResult(ok=False, error=f"the agent stopped without calling finish: {text}")
-
-
-def _continued(
-    messages: list[ModelMessage], correction: str
-) -> tuple[list[ModelMessage], str | None]:
-    """The history and the prompt that carry on ``messages`` with ``correction``: a history
-    ending in a request (the one whose answer failed) gets the correction in that request."""
-    if messages and isinstance(last := messages[-1], ModelRequest):
-        asked = replace(last, parts=[*last.parts, UserPromptPart(correction)])
-        return [*messages[:-1], asked], None
-    return list(messages), correction

@@ -107,6 +107,7 @@ class Session:
         self.usage = RunUsage()
         self.calls = 0  # tool calls the model made, finish included, in every form
         self.wrote = False  # whether a call of a WRITING tool succeeded
+        self.refused = ""  # what the last finish was sent back with, until the next tool call
         self.review = FinishReview(tools.root, files, needs_change=needs_change)
         self.gates = FinishGates(tools, gates, gate_timeout)
         self._sink = sink
@@ -140,6 +141,7 @@ class Session:
 
     async def call(self, name: str, args: Mapping[str, Any], work: Awaitable[str]) -> str:
         """Run one tool call: its result, or its ToolError as a failed result the model sees."""
+        self.refused = ""
         try:
             result = await work
         except ToolError as exc:
@@ -159,6 +161,7 @@ class Session:
         text, line = await self.review.problem()
         if not text and await self.review.changed():
             text, line = await self.gates.failure()
+        self.refused = text
         if text:
             await self.say(line)
         return text

@@ -125,6 +125,63 @@ async def test_empty_answers_that_go_on_fail_the_attempt_saying_so(
     assert (result.usage.input_tokens, result.usage.output_tokens) == (400, 80)
 
 
+async def test_re_asks_are_counted_in_a_row_and_a_tool_call_between_them_starts_anew(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B answered empty three times in one run, each time between useful calls
+    # (bench/local_model.py, session 17): the run's two re-asks were spent by the third, and a
+    # run that was getting on failed.
+    server.add(
+        {"match": "Task t1", "reply": {"text": ""}},
+        {"match": "Your last answer was empty", "reply": {"tool_calls": [call("list_dir")]}},
+        {"match_tool_result": "README.md", "reply": {"text": ""}},
+        {"match_tool_result": "README.md", "reply": {"text": ""}},
+        {
+            "match_tool_result": "README.md",
+            "reply": {"tool_calls": [call("write_file", path="hello.py", content=HELLO)]},
+        },
+        {"match_tool_result": "wrote 32 bytes", "reply": {"text": ""}},
+        {
+            "match_tool_result": "wrote 32 bytes",
+            "reply": {"tool_calls": [call("finish", summary="Added hello().")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(task(worktree))
+
+    assert result.ok and result.summary == "Added hello().", result.error
+    reasked = [m for m in result.messages if m.startswith("re-asked: Your last answer was empty")]
+    assert len(reasked) == 4  # one, two in a row, one: never more than two in a row
+    assert_script_done(server)
+
+
+async def test_an_empty_answer_to_a_finish_sent_back_is_told_again_what_it_was_sent_back_with(
+    server: ModelServer, worktree: Path
+) -> None:
+    server.add(
+        {
+            "match": "Task t1",
+            "reply": {"tool_calls": [call("write_file", path="hello.py", content=HELLO)]},
+        },
+        {
+            "match_tool_result": "wrote 32 bytes",
+            "reply": {"tool_calls": [call("finish", summary="Done.")]},
+        },
+        {"match_tool_result": "no test uses hello()", "reply": {"text": ""}},
+        {
+            "match": "Your last answer was empty. You called finish, but no test uses hello()",
+            "reply": {"tool_calls": [call("finish", summary="It needs no test.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(
+        task(worktree, files=("hello.py", "test_hello.py"), allow_empty=False)
+    )
+
+    assert result.ok and result.summary == "It needs no test.", result.error
+    assert_script_done(server)
+
+
 async def test_a_run_that_ends_in_prose_after_changing_files_is_judged_by_the_gates(
     server: ModelServer, worktree: Path
 ) -> None:

@@ -1,0 +1,95 @@
+"""How a run of the embedded agent that stopped short of a result goes on: what the model is
+told when it is re-asked in the same conversation (an empty answer, output that degenerated,
+calls that could not be made, no call at all), whether a run that ended in prose did its work,
+and the result of one that is not re-asked again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+
+from blitz.backends.base import AgentResult, excerpt
+from blitz.backends.embedded_session import Session
+from blitz.llm.errors import ModelOutputError
+from blitz.llm.text_calls import TextCallingModel
+from blitz.llm.text_tools import how_to_call_tools
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stopped:
+    """A run that ended short of a result: the model answered ``text`` and called no tool, or
+    its output degenerated (``degenerate``: repeating itself, or too long); ``messages`` is the
+    conversation so far."""
+
+    messages: list[ModelMessage]
+    text: str = ""
+    degenerate: ModelOutputError | None = None
+
+
+def correction_for(stopped: Stopped, model: TextCallingModel, session: Session) -> str | None:
+    """What to tell the model when re-asking it (None: the run ends as it stopped)."""
+    if stopped.degenerate is not None:
+        reason = stopped.degenerate.failure.reason
+        if reason == "empty" and session.refused:  # said again, where it is read last
+            return f"Your last answer was empty. {session.refused}"
+        if reason == "empty":
+            return (
+                "Your last answer was empty. The task is not done until you call finish: make"
+                " the next tool call now, or call finish if the task is done."
+            )
+        what = "repeated itself" if reason == "repeating" else "went on too long"
+        return (
+            f"Your last answer {what} and was stopped. Answer again,"
+            " shorter: make the next tool call, or call finish if the task is done."
+        )
+    if model.failed:
+        errors = "\n".join(f"- {error}" for error in model.failed)
+        return (
+            f"Your message tried to call a tool, but the call could not be made:\n{errors}\n"
+            "Write the call again, correctly."
+        )
+    if session.calls == 0:
+        return how_to_call_tools(model.offered)
+    return None
+
+
+def stopped_with_changes(stopped: Stopped, model: TextCallingModel, session: Session) -> bool:
+    """Whether a run that ended in plain text had written or edited files: then it is over as
+    if the model had called finish (its last words the summary), and the gates judge the change.
+    A model that writes the change and then says so in prose rather than calling finish (small
+    models often do) has still done its work."""
+    return stopped.degenerate is None and not model.failed and session.wrote
+
+
+def summary_of(stopped: Stopped) -> str:
+    said = excerpt(stopped.text, 600) if stopped.text else "(no text)"
+    return f"(ended without calling finish) {said}"
+
+
+def gave_up(stopped: Stopped, model: TextCallingModel, session: Session) -> AgentResult:
+    """The result of a run that stopped short and is not (or no longer) re-asked; degenerate
+    output ends it with its error (bad output: another attempt may do better)."""
+    if stopped.degenerate is not None:
+        raise stopped.degenerate
+    text = excerpt(stopped.text, 600) if stopped.text else "(no text)"
+    if session.calls == 0:
+        return AgentResult(ok=False, error=f"the model never called a tool: {text}")
+    if model.failed:
+        errors = "; ".join(model.failed)
+        return AgentResult(ok=False, error=f"the model's tool calls could not be made: {errors}")
+    if not stopped.text:
+        return AgentResult(ok=False, error="the agent stopped without calling finish")
+    return AgentResult(ok=False, error=f"the agent stopped without calling finish: {text}")
+
+
+def continued(
+    messages: list[ModelMessage], correction: str
+) -> tuple[list[ModelMessage], str | None]:
+    """The history and the prompt that carry on ``messages`` with ``correction``: a history
+    ending in a request (the one whose answer failed) gets the correction in that request."""
+    if messages and isinstance(last := messages[-1], ModelRequest):
+        asked = replace(last, parts=[*last.parts, UserPromptPart(correction)])
+        return [*messages[:-1], asked], None
+    return list(messages), correction
