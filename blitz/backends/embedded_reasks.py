@@ -16,6 +16,14 @@ from blitz.llm.errors import ModelOutputError
 from blitz.llm.text_calls import TextCallingModel
 from blitz.llm.text_tools import how_to_call_tools
 
+CODE_IN_TEXT = (
+    "Your answer shows code, but code in a message changes no file, and no one else will put it"
+    " in place: make the change yourself with a tool call (append_to_file to add the code to a"
+    " file, edit_file to change a part of one, write_file for a new file), then call finish."
+)
+"""What a model is told that answered with code in its text (Qwen2.5-Coder-1.5B wrote a good
+test in a fenced block, "Add this code to `test_textutil.py`", twice, and the run ended)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stopped:
@@ -52,7 +60,9 @@ def correction_for(stopped: Stopped, model: TextCallingModel, session: Session) 
         )
     if session.calls == 0:
         return how_to_call_tools(model.offered)
-    return None
+    if "```" in stopped.text:  # code shown, for someone else to put in place
+        return CODE_IN_TEXT + (f"\n\n{session.refused}" if session.refused else "")
+    return None  # prose: its last words (a model that insists in prose is believed)
 
 
 def stopped_with_changes(stopped: Stopped, model: TextCallingModel, session: Session) -> bool:

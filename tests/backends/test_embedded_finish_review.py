@@ -121,6 +121,48 @@ async def test_a_run_ending_in_prose_is_reviewed_too_and_a_model_that_insists_is
     assert_script_done(server)
 
 
+async def test_code_answered_in_text_after_a_send_back_is_re_asked_to_be_put_in_place(
+    server: ModelServer, textutil: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B, sent back for slugify's missing test (bench/local_model.py, session
+    # 17), answered with a good test in a fenced block, "Add this code to test_textutil.py",
+    # twice; the second was taken as its finish, and the wrong slugify went untested.
+    shown = (
+        "To finish the task, add this test:\n\n```python\n" + SLUGIFY_TEST + "\n```\n\n"
+        "Add this code to `test_textutil.py`."
+    )
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {
+            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Added.")]},
+        },
+        {"match": "no test uses slugify() yet", "reply": {"text": shown}},
+        {
+            "match": "code in a message changes no file",
+            "reply": {
+                "text": call_text("append_to_file", path="test_textutil.py", text=SLUGIFY_TEST)
+            },
+        },
+        {
+            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Tested.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Tested.", result.error
+    reask = server.requests[3].last_user_text
+    assert reask.startswith("Your answer shows code, but code in a message changes no file")
+    assert "no test uses slugify() yet" in reask  # and what its finish was sent back for
+    assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
+    assert_script_done(server)
+
+
 async def test_a_copy_of_the_new_code_in_the_test_file_is_no_test_and_is_sent_back(
     server: ModelServer, textutil: Path
 ) -> None:
