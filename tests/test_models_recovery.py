@@ -7,20 +7,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from model_runs import (
+    BUGGY_GREET,
+    GREET,
     KEY,
+    MODEL,
     RECOVERING,
+    ROOT_CAUSE,
     agent_turns,
     anthropic_env,
     assert_script_done,
     blitz,
     gated,
+    git,
+    greet_turns,
     load_goal,
     of,
     ok,
     plan_turn,
+    shout_turns,
     task_trailers,
 )
 
@@ -88,4 +96,53 @@ def test_a_recovery_the_model_never_gets_right_retries_the_task_with_its_failure
     # Every unusable answer was paid for and is kept on the goal.
     goal, _ = load_goal(home, result["goal"])
     assert goal.usage.input_tokens == 3000 + 2000 * len(recovering)
+    assert_script_done(server)
+
+
+def test_a_recoverys_new_task_may_take_only_a_route_the_goal_offers(
+    git_repo: Path, tmp_path: Path, server: ModelServer
+) -> None:
+    # Qwen2.5-Coder-1.5B's recovery gave its new task "model": "python" (bench/local_model.py,
+    # session 16), and the goal stopped on the unknown model. With a second agent configured the
+    # planner is offered a choice; a route not offered is sent back, as a plan's is.
+    repo = gated(git_repo, gates_on_finish=False)
+    with (repo / "blitz.toml").open("a") as toml:
+        toml.write('\n[backends.mine]\ncommand = ["true"]\n')
+    git(repo, "commit", "-qam", "A second agent")
+    home = tmp_path / "home"
+    fixed = {
+        "id": "greet-fix",
+        "title": "Fix greet()",
+        "instructions": "Make greet(name) return 'Hello, NAME!' in greet.py, with its test.",
+    }
+
+    def recovery(task: dict[str, str]) -> dict[str, Any]:
+        answer = {"root_cause": ROOT_CAUSE, "action": "replace", "tasks": [task]}
+        return {"tool_calls": [{"name": RECOVERY_TOOL, "input": answer}]}
+
+    server.add(
+        plan_turn(),
+        {"match": RECOVERING, "reply": recovery({**fixed, "model": "python"})},
+        {"match": "is not one of the choices", "reply": recovery(fixed)},
+        *greet_turns("Task greet-fix:", GREET, run=False),
+        *greet_turns("Task greet:", BUGGY_GREET, run=False),
+        *shout_turns(),
+    )
+
+    done = blitz(
+        home, "run", "Add a greet function", "--repo", repo, "--json", **anthropic_env(server)
+    )
+
+    result = json.loads(ok(done))
+    assert result["state"] == "succeeded", result
+    states = {t["id"]: t["state"] for t in result["tasks"]}
+    assert states == {"greet": "replaced", "greet-fix": "succeeded", "shout": "succeeded"}
+    sent_back = of(server, "is not one of the choices")[0].text
+    assert (
+        "task 'greet-fix': backend '' with model 'python' is not one of the choices"
+        " ('embedded', 'mine')"
+    ) in sent_back
+    # The new task ran on the goal's own agent and model.
+    (fixing,) = [r for r in of(server, "Task greet-fix:")][:1]
+    assert fixing.body["model"] == MODEL.partition(":")[2]
     assert_script_done(server)
