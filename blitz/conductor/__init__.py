@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from blitz.breaker import GLOBAL, backend_key, project_key
     from blitz.conductor.engine import Engine
-    from blitz.conductor.goal import BLOCKED, OVER_BUDGET, GoalRun
+    from blitz.conductor.goal import GoalRun
+    from blitz.conductor.outcomes import BLOCKED, OVER_BUDGET
     from blitz.conductor.services import GoalReport, Limits, Published, Services
     from blitz.runner import runner_id
 
@@ -36,8 +37,8 @@ _WHERE = {
     "backend_key": "blitz.breaker",
     "project_key": "blitz.breaker",
     "Engine": "blitz.conductor.engine",
-    "BLOCKED": "blitz.conductor.goal",
-    "OVER_BUDGET": "blitz.conductor.goal",
+    "BLOCKED": "blitz.conductor.outcomes",
+    "OVER_BUDGET": "blitz.conductor.outcomes",
     "GoalRun": "blitz.conductor.goal",
     "GoalReport": "blitz.conductor.services",
     "Limits": "blitz.conductor.services",

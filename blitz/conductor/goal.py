@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from blitz.conductor.outcomes import BLOCKED, OVER_BUDGET, nothing_done
 from blitz.dag import Dag, NodeStatus
 from blitz.domain import (
     Attempt,
@@ -36,11 +37,6 @@ if TYPE_CHECKING:
     from blitz.conductor.journal import Journal
     from blitz.conductor.services import Services
 
-BLOCKED = "blocked: "
-"""Reason prefix of tasks skipped because a dependency can never finish."""
-
-OVER_BUDGET = "budget reached: "
-"""Reason prefix of tasks skipped because the goal's budget was spent."""
 
 DONE_GOALS = (GoalState.SUCCEEDED, GoalState.FAILED, GoalState.CANCELLED)
 SETTLED_GOALS = (GoalState.FINISHING, *DONE_GOALS)  # no task of the goal starts any more
@@ -413,6 +409,8 @@ class GoalRun:
         if dag.deadlocked():
             self._skip_blocked(dag)
         if dag.finished():
+            if undone := nothing_done(self.tasks):  # no empty branch or pull request
+                return End(GoalState.FAILED, undone)
             self.goal = self.goal.evolve(state=GoalState.FINISHING)
             self.journal.write(self.goal)
             return Publish()
@@ -468,15 +466,6 @@ class GoalRun:
                 )
             ],
         )
-
-
-def failed_or_held(tasks: dict[str, Task]) -> list[Task]:
-    """Tasks that did not succeed through no choice of a person: failed, blocked, over budget."""
-    return [
-        t
-        for t in tasks.values()
-        if t.state is TaskState.FAILED or t.reason.startswith((BLOCKED, OVER_BUDGET))
-    ]
 
 
 _TASK_EVENT = {

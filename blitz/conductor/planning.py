@@ -18,6 +18,7 @@ from typing import TypeVar
 from blitz import followups
 from blitz.conductor.attempt import SetupFailed
 from blitz.conductor.goal import GoalRun
+from blitz.conductor.outcomes import SKIPPED_BY_RECOVERY
 from blitz.dag import Dag, Node
 from blitz.domain import (
     Baseline,
@@ -343,7 +344,7 @@ def apply_recovery(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str
             run.journal.write(dep)
     elif action is RecoveryAction.SKIP:
         dag.skip(task.id)
-        reason = f"skipped by recovery: {plan.root_cause}"
+        reason = f"{SKIPPED_BY_RECOVERY}{plan.root_cause}"
         task = task.evolve(state=TaskState.SKIPPED, reason=reason)
     elif action is RecoveryAction.ABORT:
         task = task.evolve(reason=f"aborted: {plan.root_cause}")

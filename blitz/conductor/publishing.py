@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from blitz.conductor.goal import End, GoalRun, failed_or_held
+from blitz.conductor.goal import End, GoalRun
+from blitz.conductor.outcomes import failed_or_held
 from blitz.conductor.services import GoalReport, Published
 from blitz.domain import PUBLISH_PENDING, PUBLISHED, Goal, GoalState
 from blitz.errors import UserError

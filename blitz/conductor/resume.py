@@ -15,7 +15,8 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from blitz.conductor.goal import BLOCKED, GoalRun
+from blitz.conductor.goal import GoalRun
+from blitz.conductor.outcomes import BLOCKED
 from blitz.conductor.publishing import PENDING, pending
 from blitz.dag import Dag, NodeStatus
 from blitz.domain import (

@@ -14,8 +14,9 @@ import asyncio
 from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
 
-from blitz.conductor.goal import BLOCKED, OVER_BUDGET, GoalRun
+from blitz.conductor.goal import GoalRun
 from blitz.conductor.journal import Journal
+from blitz.conductor.outcomes import BLOCKED, OVER_BUDGET
 from blitz.domain import Goal, GoalState, Plan, Task, TaskState
 from blitz.errors import UserError
 from blitz.events import EventKind

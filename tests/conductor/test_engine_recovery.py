@@ -169,6 +169,30 @@ async def test_skip_recovery_lets_the_dependents_go_on(tmp_path: Path, apps: Mak
     assert_engine_invariants(app, repo, goal)
 
 
+async def test_a_goal_whose_recovery_skipped_its_only_task_failed_having_done_nothing(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    # Qwen2.5-Coder-1.5B's recovery skipped the goal's only task (bench/local_model.py,
+    # session 17), and the goal "succeeded: all tasks done" with nothing on its branch.
+    repo = make_repo(tmp_path, files={"value.txt": "start\n"}, gates=NO_BUG_GATE)
+    app = apps({
+        "tasks": [task("bad")],
+        "agent": {"bad": [[write("value.txt", "bug\n")]]},
+        "recovery": {"bad": [{"root_cause": "not worth it", "action": "skip"}]},
+    })  # fmt: skip
+
+    _, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.FAILED
+    assert goal.error == (
+        "nothing was done: no task succeeded (bad was skipped by recovery: not worth it)"
+    )
+    assert branch_commits(repo, goal.branch) == []
+    assert of_kind(goal_events(app, goal.id), "goal.failed")
+    assert not of_kind(goal_events(app, goal.id), "pr.written")  # nothing to publish
+    assert_engine_invariants(app, repo, goal)
+
+
 async def test_abort_recovery_fails_the_goal_and_cancels_running_work(
     tmp_path: Path, apps: MakeApp
 ) -> None:
