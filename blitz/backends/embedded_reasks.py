@@ -6,6 +6,7 @@ and the result of one that is not re-asked again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
@@ -23,6 +24,9 @@ CODE_IN_TEXT = (
 )
 """What a model is told that answered with code in its text (Qwen2.5-Coder-1.5B wrote a good
 test in a fenced block, "Add this code to `test_textutil.py`", twice, and the run ended)."""
+
+_CODE_BLOCK = re.compile(r"```\S*\s+(?!```)\S")
+"""A fenced block with something in it (in the answer's words, its blank space collapsed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +64,7 @@ def correction_for(stopped: Stopped, model: TextCallingModel, session: Session) 
         )
     if session.calls == 0:
         return how_to_call_tools(model.offered)
-    if "```" in stopped.text:  # code shown, for someone else to put in place
+    if _CODE_BLOCK.search(stopped.text):  # code shown, for someone else to put in place
         return CODE_IN_TEXT + (f"\n\n{session.refused}" if session.refused else "")
     return None  # prose: its last words (a model that insists in prose is believed)
 

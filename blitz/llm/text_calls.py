@@ -216,9 +216,11 @@ class TextCallingModel(WrapperModel):
 
 
 def _empty(response: ModelResponse) -> bool:
-    """Whether ``response`` holds no call and no text but blank space."""
+    """Whether ``response`` holds no call and no text but blank space and code fences
+    (Qwen2.5-Coder-1.5B answers a bare "```" where it means nothing)."""
     return not any(
-        isinstance(part, ToolCallPart) or (isinstance(part, TextPart) and part.content.strip())
+        isinstance(part, ToolCallPart)
+        or (isinstance(part, TextPart) and part.content.replace("```", "").strip())
         for part in response.parts
     )
 

@@ -75,12 +75,13 @@ async def test_the_task_prompt_shows_the_task_s_files_as_they_are_now(
     assert "SECRET" not in prompt and "outside.py (as" not in prompt
 
 
+@pytest.mark.parametrize("empty", ["", "```", "```\n\n```"])  # a bare fence says nothing
 async def test_an_empty_answer_is_re_asked_and_the_run_goes_on(
-    server: ModelServer, worktree: Path
+    server: ModelServer, worktree: Path, empty: str
 ) -> None:
     server.add(
         {"match": "Task t1", "reply": {"tool_calls": [{"name": "list_dir", "input": {}}]}},
-        {"match_tool_result": "README.md", "reply": {"text": ""}},
+        {"match_tool_result": "README.md", "reply": {"text": empty}},
         {
             "match": "Your last answer was empty",
             "reply": {
