@@ -10,6 +10,11 @@ call whose arguments break the tool's schema gets pydantic-ai's retry prompt.
 Calls that cannot be made at all (unreadable JSON, a tool that is not offered) are left in the text
 and listed in :attr:`TextCallingModel.failed`, for the agent to re-ask with their errors.
 
+The conversation goes back to the model in its own words: an answer whose calls were read from
+its text is sent as that text, and their results as a plain user message (a retry as its
+message, not wrapped in JSON). Shown its text calls as interface calls and their results as
+``tool`` messages, Qwen2.5-Coder-1.5B ended its turn at once, again and again.
+
 An empty answer (no call, no text: a small model often ends its turn at once after a tool's
 result) is refused with a :class:`~blitz.llm.errors.ModelOutputError` of reason ``empty`` when
 the wrapper is made with ``allow_empty=False``, for the agent to re-ask with a correction rather
@@ -24,9 +29,9 @@ comes back with those calls, as if it had ended there.
 converter cannot type, a model without tool support: :func:`refuses_request_shape`) gets the same
 request again without tool definitions, with
 :func:`~blitz.llm.text_tools.tool_calling_instructions` added to the instructions and the
-conversation's earlier calls and results written as text (``<tool_call>`` / ``<tool_response>``,
-the way Qwen's chat template renders them). The mode is sticky for the rest of the run; when that
-request is refused too, the first refusal stands.
+conversation's earlier interface calls and results written as text (``<tool_call>`` /
+``<tool_response>``, the way Qwen's chat template renders them). The mode is sticky for the rest
+of the run; when that request is refused too, the first refusal stands.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from pydantic_ai.messages import (
     ModelRequestPart,
     ModelResponse,
     ModelResponsePart,
+    RetryPromptPart,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
@@ -105,6 +111,7 @@ class TextCallingModel(WrapperModel):
         self.text_mode = text_mode
         self._fallback = text_mode_fallback
         self._descriptions: dict[str, str] = {}
+        self._written: dict[str, str] = {}  # a call read from text: the text it was read from
 
     async def request(
         self,
@@ -119,7 +126,9 @@ class TextCallingModel(WrapperModel):
             for tool in (*params.function_tools, *params.output_tools)
         }
         try:
-            response = await self._request(messages, model_settings, params)
+            response = await self._request(
+                _in_own_words(messages, self._written), model_settings, params
+            )
         except (OutputStopped, ModelOutputError) as exc:
             salvaged = self._salvaged(exc)
             if salvaged is None:
@@ -208,10 +217,12 @@ class TextCallingModel(WrapperModel):
         prose = _outside(text, usable)
         if prose.strip():
             parts.append(TextPart(prose.strip()))
-        parts.extend(
+        calls = [
             ToolCallPart(call.name or "", call.arguments, tool_call_id=_fresh_id())
             for call in usable
-        )
+        ]
+        parts.extend(calls)
+        self._written.update((call.tool_call_id, text) for call in calls)
         return replace(response, parts=parts)
 
 
@@ -273,6 +284,46 @@ def _as_text(messages: Sequence[ModelMessage]) -> list[ModelMessage]:
         else:
             written.append(message)
     return written
+
+
+def _in_own_words(messages: list[ModelMessage], written: dict[str, str]) -> list[ModelMessage]:
+    """The conversation with the calls read from the model's text shown as it wrote them, and
+    their results as the user's words: a model that writes its calls as text, shown them as
+    calls made through the interface (``tool_calls`` and ``tool`` messages), answers nothing
+    (Qwen2.5-Coder-1.5B ended its turn at once after six of six such results, and answered each
+    when shown its own fenced calls and the results as plain messages)."""
+    if not written:
+        return messages
+    shown: list[ModelMessage] = []
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            ids = [p.tool_call_id for p in message.parts if isinstance(p, ToolCallPart)]
+            if ids and all(i in written for i in ids):
+                message = replace(message, parts=[TextPart(written[ids[0]])])
+        elif isinstance(message, ModelRequest):
+            results = [_said(p) for p in message.parts if _answers(p, written)]
+            if results:
+                others = [p for p in message.parts if not _answers(p, written)]
+                parts: list[ModelRequestPart] = [UserPromptPart("\n\n".join(results)), *others]
+                message = replace(message, parts=parts)
+        shown.append(message)
+    return shown
+
+
+def _answers(part: ModelRequestPart, written: dict[str, str]) -> bool:
+    """Whether ``part`` is the result of a call read from text."""
+    return isinstance(part, ToolReturnPart | RetryPromptPart) and part.tool_call_id in written
+
+
+def _said(part: ModelRequestPart) -> str:
+    """A call's result as plain words (a retry's message, not wrapped in JSON)."""
+    if isinstance(part, ToolReturnPart):
+        if part.outcome == "retried" and isinstance(part.content, str):
+            return part.content
+        return part.model_response_str()
+    if isinstance(part, RetryPromptPart):
+        return part.model_response()
+    return ""
 
 
 def _call_json(part: ToolCallPart) -> str:

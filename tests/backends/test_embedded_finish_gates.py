@@ -69,11 +69,11 @@ def wrong_slugify_then_finish() -> list[dict[str, object]]:
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=WRONG)},
         },
         {
-            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "match": "appended 2 line(s) to textutil.py",
             "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=SLUG_TEST)},
         },
         {
-            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "match": "appended 3 line(s) to test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Added.")]},
         },
     ]
@@ -94,7 +94,7 @@ async def test_a_gate_failing_on_the_finish_is_sent_back_with_its_output_and_fix
             },
         },
         {
-            "match_tool_result": "edited textutil.py",
+            "match": "edited textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Fixed.")]},
         },
     )
@@ -124,7 +124,7 @@ async def test_a_gate_that_keeps_failing_is_sent_back_at_most_twice_then_the_fin
     failing = GateCommand("lint", "echo 'E501 line too long'; exit 1")
     finishes = [
         {
-            "match_tool_result": marker,
+            "match": marker,
             "reply": {"tool_calls": [call("finish", summary=f"Done {n}.")]},
         }
         for n, marker in enumerate(["appended 3 line(s)", "E501 line too long", "E501"], 1)
@@ -135,7 +135,7 @@ async def test_a_gate_that_keeps_failing_is_sent_back_at_most_twice_then_the_fin
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=WRONG)},
         },
         {
-            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "match": "appended 2 line(s) to textutil.py",
             "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=SLUG_TEST)},
         },
         *finishes,

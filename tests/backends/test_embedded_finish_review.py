@@ -65,7 +65,7 @@ async def test_code_added_without_the_test_its_task_asked_for_is_sent_back_once(
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
         {
-            "match_tool_result": "appended 2 line(s)",
+            "match": "appended 2 line(s)",
             "reply": {"tool_calls": [call("finish", summary="Added.")]},
         },
         {
@@ -75,7 +75,7 @@ async def test_code_added_without_the_test_its_task_asked_for_is_sent_back_once(
             },
         },
         {
-            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "match": "appended 3 line(s) to test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
         },
     )
@@ -104,10 +104,10 @@ async def test_a_run_ending_in_prose_is_reviewed_too_and_a_model_that_insists_is
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
         {
-            "match_tool_result": "appended 2 line(s)",
+            "match": "appended 2 line(s)",
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY_AGAIN)},
         },
-        {"match_tool_result": "appended 3 line(s)", "reply": {"text": "I added slugify."}},
+        {"match": "appended 3 line(s)", "reply": {"text": "I added slugify."}},
         {"match": "no test uses slugify() yet", "reply": {"text": "It needs no test."}},
     )
 
@@ -137,7 +137,7 @@ async def test_code_answered_in_text_after_a_send_back_is_re_asked_to_be_put_in_
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
         {
-            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "match": "appended 2 line(s) to textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Added.")]},
         },
         {"match": "no test uses slugify() yet", "reply": {"text": shown}},
@@ -148,7 +148,7 @@ async def test_code_answered_in_text_after_a_send_back_is_re_asked_to_be_put_in_
             },
         },
         {
-            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "match": "appended 3 line(s) to test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Tested.")]},
         },
     )
@@ -175,11 +175,11 @@ async def test_a_copy_of_the_new_code_in_the_test_file_is_no_test_and_is_sent_ba
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
         {
-            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "match": "appended 2 line(s) to textutil.py",
             "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=copy)},
         },
         {
-            "match_tool_result": "appended 2 line(s) to test_textutil.py",
+            "match": "appended 2 line(s) to test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
         },
         {
@@ -191,7 +191,7 @@ async def test_a_copy_of_the_new_code_in_the_test_file_is_no_test_and_is_sent_ba
             },
         },
         {
-            "match_tool_result": "test_textutil.py",
+            "match": "test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Tested the real one.")]},
         },
     )
@@ -226,7 +226,7 @@ async def test_no_test_is_asked_for_when_the_task_names_none_or_nothing_public_i
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=added)},
         },
         {
-            "match_tool_result": "appended",
+            "match": "appended",
             "reply": {"tool_calls": [call("finish", summary="Done.")]},
         },
     )
@@ -259,7 +259,7 @@ async def test_a_change_wider_than_the_review_reads_is_not_reviewed(
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
         {
-            "match_tool_result": "appended",
+            "match": "appended",
             "reply": {"tool_calls": [call("finish", summary="Done.")]},
         },
     )
@@ -282,11 +282,11 @@ async def test_a_test_that_only_checks_the_function_returns_its_argument_is_sent
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
         {
-            "match_tool_result": "appended 2 line(s) to textutil.py",
+            "match": "appended 2 line(s) to textutil.py",
             "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=weak)},
         },
         {
-            "match_tool_result": "appended 4 line(s) to test_textutil.py",
+            "match": "appended 4 line(s) to test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
         },
         {
@@ -296,7 +296,7 @@ async def test_a_test_that_only_checks_the_function_returns_its_argument_is_sent
             },
         },
         {
-            "match_tool_result": "appended 3 line(s) to test_textutil.py",
+            "match": "appended 3 line(s) to test_textutil.py",
             "reply": {"tool_calls": [call("finish", summary="Tested a change.")]},
         },
     )

@@ -55,7 +55,7 @@ async def test_a_call_written_as_text_is_run_and_the_run_finishes(
     server.add(
         {"match": "Task t1", "reply": {"text": FORMS[form]}},
         {
-            "match_tool_result": "wrote 32 bytes to hello.py",
+            "match": "wrote 32 bytes to hello.py",
             "reply": {"text": f"<tool_call>{call_text('finish', summary='Added hello().')}"},
         },
     )
@@ -66,12 +66,12 @@ async def test_a_call_written_as_text_is_run_and_the_run_finishes(
     assert result.summary == "Added hello()."
     assert (worktree / "hello.py").read_text() == HELLO
     assert "write_file hello.py" in result.messages
-    # The call went back to the model as a call of the tool with its result, like a native one.
+    # The call went back to the model as it wrote it, and its result as a plain message (a
+    # model that writes its calls as text, shown them as interface calls, answers nothing).
     second = server.requests[1].body["messages"]
-    [made] = [m for m in second if m["role"] == "assistant"][-1]["tool_calls"]
-    assert made["function"]["name"] == "write_file"
-    assert json.loads(made["function"]["arguments"]) == {"path": "hello.py", "content": HELLO}
-    assert [m["tool_call_id"] for m in second if m["role"] == "tool"] == [made["id"]]
+    assert second[-2] == {"role": "assistant", "content": FORMS[form]}
+    assert second[-1] == {"role": "user", "content": "wrote 32 bytes to hello.py"}
+    assert not any(m["role"] == "tool" or m.get("tool_calls") for m in second)
     assert_script_done(server)
 
 
@@ -88,7 +88,7 @@ async def test_prose_around_the_call_is_kept_and_several_calls_run_in_order(
             },
         },
         {
-            "match_tool_result": "exit code 0\nhello",
+            "match": "exit code 0\nhello",
             "reply": {"text": call_text("finish", summary="Added hello().")},
         },
     )
@@ -101,8 +101,10 @@ async def test_prose_around_the_call_is_kept_and_several_calls_run_in_order(
         "write_file hello.py",
         f"$ {check}",
     )
-    ids = [c["id"] for c in server.requests[1].body["messages"][2]["tool_calls"]]
-    assert len(set(ids)) == 2
+    # Both results, in order, as one message after the answer as the model wrote it.
+    results = server.requests[1].body["messages"][-1]
+    assert results["role"] == "user"
+    assert results["content"] == "wrote 32 bytes to hello.py\n\nexit code 0\nhello\n"
 
 
 async def test_invalid_arguments_in_a_text_call_get_the_retry_prompt_and_the_fix_runs(
@@ -111,11 +113,11 @@ async def test_invalid_arguments_in_a_text_call_get_the_retry_prompt_and_the_fix
     server.add(
         {"match": "Task t1", "reply": {"text": call_text("write_file", path="hello.py")}},
         {
-            "match_tool_result": "content",
+            "match": "content",
             "reply": {"text": f"<tool_call>{WRITE}</tool_call>"},
         },
         {
-            "match_tool_result": "wrote 32 bytes",
+            "match": "wrote 32 bytes",
             "reply": {"text": call_text("finish", summary="Added hello().")},
         },
     )
@@ -124,8 +126,9 @@ async def test_invalid_arguments_in_a_text_call_get_the_retry_prompt_and_the_fix
 
     assert result.ok, result.error
     assert (worktree / "hello.py").read_text() == HELLO
-    retry = server.requests[1].tool_results
-    assert "content" in retry and "Field required" in retry
+    retry = server.requests[1].body["messages"][-1]
+    assert retry["role"] == "user"
+    assert "content" in retry["content"] and "Field required" in retry["content"]
     assert any(m.startswith("retry write_file:") for m in result.messages)
     assert_script_done(server)
 
@@ -145,9 +148,9 @@ async def test_content_given_as_a_list_of_lines_is_written_as_the_file(
             "match": "Task t1",
             "reply": {"text": call_text("write_file", path="hello.py", content=lines)},
         },
-        {"match_tool_result": "wrote 32 bytes to hello.py", "reply": {"text": edit}},
+        {"match": "wrote 32 bytes to hello.py", "reply": {"text": edit}},
         {
-            "match_tool_result": "greet.py",
+            "match": "greet.py",
             "reply": {"text": call_text("finish", summary="Added hello().")},
         },
     )
@@ -214,7 +217,7 @@ async def test_a_model_told_how_to_call_that_then_calls_goes_on(
         {"match": "Task t1", "reply": {"text": "I would write hello.py."}},
         {"match": "Your message called no tool", "reply": {"text": WRITE}},
         {
-            "match_tool_result": "wrote 32 bytes",
+            "match": "wrote 32 bytes",
             "reply": {"text": call_text("finish", summary="Added hello().")},
         },
     )
@@ -232,14 +235,14 @@ async def test_a_call_that_cannot_be_read_is_re_asked_with_its_error(
     server.add(
         {"match": "Task t1", "reply": {"tool_calls": [{"name": "list_dir", "input": {}}]}},
         {
-            "match_tool_result": "README.md",
+            "match": "README.md",
             "reply": {
                 "text": '<tool_call>{"name": "write_file", "arguments": {"path": </tool_call>'
             },
         },
         {"match": "could not be made", "reply": {"text": WRITE}},
         {
-            "match_tool_result": "wrote 32 bytes",
+            "match": "wrote 32 bytes",
             "reply": {"text": call_text("finish", summary="Added hello().")},
         },
     )
@@ -286,10 +289,10 @@ async def test_degenerate_output_mid_run_is_re_asked_from_the_last_good_answer(
 ) -> None:
     server.add(
         {"match": "Task t1", "reply": {"tool_calls": [{"name": "list_dir", "input": {}}]}},
-        {"match_tool_result": "README.md", "reply": {"text": "again and again and again"}},
+        {"match": "README.md", "reply": {"text": "again and again and again"}},
         {"match": "Answer again, shorter", "reply": {"text": WRITE}},
         {
-            "match_tool_result": "wrote 32 bytes",
+            "match": "wrote 32 bytes",
             "reply": {"text": call_text("finish", summary="Added hello().")},
         },
     )
@@ -361,10 +364,11 @@ async def test_a_server_refusing_the_tools_is_asked_without_them_for_the_rest_of
     assert system.startswith("You are an autonomous coding agent")
     assert "Tools cannot be called through a tool-calling interface" in system
     assert "write_file(path: string, content: string)" in system
-    # Earlier calls and results go back as text, the way the chat template writes them.
+    # Earlier calls and results go back as text: the call as the model wrote it.
     last = server.requests[2].body["messages"]
     assert {m["role"] for m in last} == {"system", "user", "assistant"}
-    assert "<tool_call>" in last[-2]["content"] and "<tool_response>" in last[-1]["content"]
+    assert last[-2]["content"] == f"<tool_call>{WRITE}</tool_call>"
+    assert last[-1]["content"] == "wrote 32 bytes to hello.py"
     assert_script_done(server)
 
 
@@ -405,10 +409,10 @@ async def test_a_stream_that_repeats_itself_is_stopped_and_re_asked(
 ) -> None:
     server.add(
         {"match": "Task t1", "reply": {"tool_calls": [{"name": "list_dir", "input": {}}]}},
-        {"match_tool_result": "README.md", "reply": {"text": "I will write it now. " * 200}},
+        {"match": "README.md", "reply": {"text": "I will write it now. " * 200}},
         {"match": "repeated itself", "reply": {"text": WRITE}},
         {
-            "match_tool_result": "wrote 32 bytes",
+            "match": "wrote 32 bytes",
             "reply": {"text": call_text("finish", summary="ok")},
         },
     )
@@ -430,7 +434,7 @@ async def test_a_call_written_before_the_answer_loops_is_made(
     server.add(
         {"match": "Task t1", "reply": {"text": WRITE + "\nThis writes hello.py. " * 200}},
         {
-            "match_tool_result": "wrote 32 bytes",
+            "match": "wrote 32 bytes",
             "reply": {"text": call_text("finish", summary="ok")},
         },
     )
