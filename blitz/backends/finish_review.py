@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -55,8 +56,9 @@ SHADOWED = (
 
 TRIVIAL = (
     "You called finish, but the test of {name}() only checks {shown}: a {name}() that returns"
-    " its argument unchanged would pass it. Add a test of an input that {name}() has to change,"
-    " with the result the task asks for (append_to_file {test}), then call finish."
+    " its argument unchanged would pass it. Add a test of an input that {name}() has to change"
+    " (for text: capitals, spaces, punctuation; whatever the task says it changes), with the"
+    " result the task asks for (append_to_file {test}), then call finish."
 )
 """What the model is told when every check its tests make of new code is the function giving
 back its argument (Qwen2.5-Coder-1.5B "tested" a wrong slugify with ``slugify('hi') == 'hi'``)."""
@@ -83,7 +85,7 @@ class FinishReview:
         self.root = root
         self.files = tuple(files)
         self.needs_change = needs_change
-        self._sent: set[str] = set()  # the checks that sent a finish back
+        self._sent: Counter[str] = Counter()  # the checks that sent a finish back, how often
 
     async def problem(self) -> tuple[str, str]:
         """What to send a finish back with, and a line saying so ("", "": nothing, it ends the
@@ -143,7 +145,9 @@ class FinishReview:
             if checks and all(identity for _, identity in checks):
                 test = next(path for path, text in sorted(tests.items()) if _uses(text, name))
                 text = TRIVIAL.format(name=name, shown=checks[0][0], test=test)
-                return self._once("trivial", text, f"only {checks[0][0]} tested")
+                # Twice: told once, Qwen2.5-Coder-1.5B swapped slugify('hi') == 'hi' for
+                # slugify('123') == '123'.
+                return self._once("trivial", text, f"only {checks[0][0]} tested", times=2)
         return "", ""
 
     async def changed(self) -> bool:
@@ -153,10 +157,11 @@ class FinishReview:
         except GitError:
             return True
 
-    def _once(self, check: str, text: str, line: str) -> tuple[str, str]:
-        if check in self._sent:
+    def _once(self, check: str, text: str, line: str, times: int = 1) -> tuple[str, str]:
+        """``text`` to send back, unless ``check`` sent a finish back ``times`` already."""
+        if self._sent[check] >= times:
             return "", ""
-        self._sent.add(check)
+        self._sent[check] += 1
         return text, f"re-asked: finish was called with {line}"
 
 

@@ -307,12 +307,58 @@ async def test_a_test_that_only_checks_the_function_returns_its_argument_is_sent
     assert (
         "You called finish, but the test of slugify() only checks textutil.slugify('hi') == 'hi':"
         " a slugify() that returns its argument unchanged would pass it. Add a test of an input"
-        " that slugify() has to change, with the result the task asks for (append_to_file"
-        " test_textutil.py), then call finish."
+        " that slugify() has to change (for text: capitals, spaces, punctuation; whatever the task"
+        " says it changes), with the result the task asks for (append_to_file test_textutil.py),"
+        " then call finish."
     ) in server.requests[3].text
     assert "re-asked: finish was called with only textutil.slugify('hi') == 'hi' tested" in (
         result.messages
     )
+    assert_script_done(server)
+
+
+async def test_an_identity_test_is_sent_back_twice_then_the_finish_is_believed(
+    server: ModelServer, textutil: Path
+) -> None:
+    # Told once, Qwen2.5-Coder-1.5B swapped slugify('hi') == 'hi' for slugify('123') == '123'
+    # (bench/local_model.py, session 17).
+    def tested(literal: str) -> str:
+        check = f"    assert slugify({literal!r}) == {literal!r}\n"
+        return f"{TEST}\n\ndef test_slugify():\n    from textutil import slugify\n{check}"
+
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {
+            "match": "appended 2 line(s) to textutil.py",
+            "reply": {
+                "text": call_text("write_file", path="test_textutil.py", content=tested("hi"))
+            },
+        },
+        {"match": "wrote", "reply": {"tool_calls": [call("finish", summary="One.")]}},
+        {
+            "match": "only checks slugify('hi') == 'hi'",
+            "reply": {
+                "text": call_text("write_file", path="test_textutil.py", content=tested("123"))
+            },
+        },
+        {"match": "wrote", "reply": {"tool_calls": [call("finish", summary="Two.")]}},
+        {
+            "match": "only checks slugify('123') == '123'",
+            "reply": {"tool_calls": [call("finish", summary="Three.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Three.", result.error
+    sent_back = [m for m in result.messages if m.startswith("re-asked: finish was called with")]
+    assert sent_back == [
+        "re-asked: finish was called with only slugify('hi') == 'hi' tested",
+        "re-asked: finish was called with only slugify('123') == '123' tested",
+    ]
     assert_script_done(server)
 
 
