@@ -136,7 +136,9 @@ class FinishReview:
         text = UNTESTED.format(
             names=shown, tests=", ".join(tests[:3]), first=missing[0], test=tests[0]
         )
-        return self._once("untested", text, f"no test uses {shown}")
+        # Twice: told once, Qwen2.5-Coder-1.5B wrote its test in a loop until it was stopped,
+        # twice, then finished without one.
+        return self._once("untested", text, f"no test uses {shown}", times=2)
 
     def _trivial(self, names: Iterable[str], tests: dict[str, str]) -> tuple[str, str]:
         """A send-back for the first name whose every check in ``tests`` is an identity."""

@@ -171,6 +171,7 @@ async def test_an_empty_answer_to_a_finish_sent_back_is_told_again_what_it_was_s
         {"match_tool_result": "no test uses hello()", "reply": {"text": ""}},
         {
             "match": "Your last answer was empty. You called finish, but no test uses hello()",
+            "times": 2,  # sent back twice, then believed
             "reply": {"tool_calls": [call("finish", summary="It needs no test.")]},
         },
     )
