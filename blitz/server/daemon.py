@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import fcntl
 import logging
 import os
@@ -224,6 +225,9 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
                 handled.append(sig)
+            # `kill -USR1` prints every thread's stack to stderr: what a daemon that will not
+            # stop is waiting for.
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
         code = 0
         try:
             resumed = await self.start()

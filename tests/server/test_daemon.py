@@ -323,3 +323,22 @@ def _branch(home: Path, goal_id: str) -> str:
         return goal.branch
     finally:
         store.close()
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    # What a daemon that will not stop is waiting for (a Ray daemon once did not exit within
+    # 120 s of SIGTERM, on a loaded machine, and said nothing).
+    daemon = serve(tmp_path / "home")
+    try:
+        token = daemon.token
+        daemon.proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        answered = httpx.get(
+            f"{daemon.url}/api/goals", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        assert answered.status_code == 200  # still serving
+        code, _, err = daemon.stop(signal.SIGTERM)
+        assert code == 0, err
+        assert "(most recent call first)" in err and "asyncio/base_events.py" in err, err
+    finally:
+        daemon.kill()

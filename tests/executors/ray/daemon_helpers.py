@@ -89,7 +89,16 @@ class Served:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 120) -> tuple[int, str]:
         self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=timeout)
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # What it is waiting for: its threads' stacks (the daemon dumps them on SIGUSR1).
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=10)
+            stacks = err[-8000:]
+            raise AssertionError(f"the daemon did not stop in {timeout:g} s:\n{stacks}") from None
         return self.proc.returncode, err
 
     def kill(self) -> None:
