@@ -23,6 +23,9 @@ from blitz.testing.clock import ManualClock
 from blitz.testing.model_server import ModelServer
 
 KEY = "sk-ant-embedded-test-key-0123456789"
+SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
+SHOUT_TEST = 'from textutil import shout\n\n\ndef test_shout():\n    assert shout("hi") == "HI"\n'
+"""``textutil.py`` and its test as the ``textutil`` fixture commits them."""
 ANTHROPIC = "anthropic:claude-sonnet-4-6"
 COMPATIBLE = "openai-compatible:coder"
 MODELS = [ANTHROPIC, COMPATIBLE]

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from backend_helpers import assert_script_done, task
 from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
-from engine_helpers import git
 
 from blitz.backends.base import AgentRequest, GateCommand
 from blitz.backends.finish_gates import ROUNDS
@@ -24,8 +23,6 @@ from blitz.domain import Baseline, GateResult, Gates
 from blitz.testing.model_server import ModelServer
 from blitz.validation import Validator
 
-SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
-TEST = 'from textutil import shout\n\n\ndef test_shout():\n    assert shout("hi") == "HI"\n'
 WRONG = "def slugify(text):\n    return text.lower()"
 SLUG_TEST = (
     "def test_slugify():\n    from textutil import slugify\n"
@@ -38,15 +35,6 @@ PYTEST = GateCommand("test", f"{shlex.quote(sys.executable)} -m pytest -q -p no:
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-@pytest.fixture
-def textutil(worktree: Path) -> Path:
-    (worktree / "textutil.py").write_text(SHOUT)
-    (worktree / "test_textutil.py").write_text(TEST)
-    git(worktree, "add", ".")
-    git(worktree, "commit", "-qm", "textutil")
-    return worktree
 
 
 def slugify_task(worktree: Path, *gates: GateCommand, **changes: object) -> AgentRequest:

@@ -12,15 +12,12 @@ from pathlib import Path
 
 import pytest
 from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
-from engine_helpers import git
+from embedded_helpers import COMPATIBLE, KEY, SHOUT, SHOUT_TEST, backend, call, call_text
 
 from blitz.backends.base import AgentRequest
 from blitz.backends.finish_review import REVIEWED_FILES, FinishReview, comparisons, is_test_file
 from blitz.testing.model_server import ModelServer
 
-SHOUT = 'def shout(text):\n    """The text in capitals."""\n    return text.upper()\n'
-TEST = 'from textutil import shout\n\n\ndef test_shout():\n    assert shout("hi") == "HI"\n'
 SLUGIFY = "def slugify(text):\n    return text.lower()"
 SLUGIFY_AGAIN = "def slugify(text):\n    text = text.lower()\n    return text"
 SLUGIFY_TEST = (
@@ -32,15 +29,6 @@ SLUGIFY_TEST = (
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-@pytest.fixture
-def textutil(worktree: Path) -> Path:
-    (worktree / "textutil.py").write_text(SHOUT)
-    (worktree / "test_textutil.py").write_text(TEST)
-    git(worktree, "add", ".")
-    git(worktree, "commit", "-qm", "textutil")
-    return worktree
 
 
 def slugify_task(
@@ -186,7 +174,9 @@ async def test_a_copy_of_the_new_code_in_the_test_file_is_no_test_and_is_sent_ba
             "match": "test_textutil.py defines its own slugify()",
             "reply": {
                 "text": call_text(
-                    "write_file", path="test_textutil.py", content=TEST + "\n\n" + SLUGIFY_TEST
+                    "write_file",
+                    path="test_textutil.py",
+                    content=SHOUT_TEST + "\n\n" + SLUGIFY_TEST,
                 )
             },
         },
@@ -324,7 +314,7 @@ async def test_an_identity_test_is_sent_back_twice_then_the_finish_is_believed(
     # (bench/local_model.py, session 17).
     def tested(literal: str) -> str:
         check = f"    assert slugify({literal!r}) == {literal!r}\n"
-        return f"{TEST}\n\ndef test_slugify():\n    from textutil import slugify\n{check}"
+        return f"{SHOUT_TEST}\n\ndef test_slugify():\n    from textutil import slugify\n{check}"
 
     server.add(
         {
@@ -385,7 +375,7 @@ def test_the_checks_a_test_makes_of_a_function(source: str, found: list[tuple[st
 def test_a_test_with_any_real_check_beside_an_identity_is_not_sent_back(textutil: Path) -> None:
     (textutil / "textutil.py").write_text(SHOUT + "\n\n" + SLUGIFY + "\n")
     (textutil / "test_textutil.py").write_text(
-        TEST + "\n\ndef test_slugify():\n    from textutil import slugify\n"
+        SHOUT_TEST + "\n\ndef test_slugify():\n    from textutil import slugify\n"
         "    assert slugify('hi') == 'hi'\n    assert slugify('Hi There') == 'hi-there'\n"
     )
     review = FinishReview(textutil, ("textutil.py", "test_textutil.py"), needs_change=True)
