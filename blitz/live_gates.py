@@ -176,7 +176,8 @@ class LiveGates:
                     ended.add(i)
                 yield update
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await wake.wait()
 
 
 def _update(gate: LiveGate, sent: int | None, told_end: bool) -> tuple[Update, int] | None:

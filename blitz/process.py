@@ -113,7 +113,8 @@ async def _stop(proc: asyncio.subprocess.Process, marker: str) -> None:
     carrying its marker (SIGTERM, then SIGKILL after a grace), and reap the leader."""
     await proctree.kill_tree(proc.pid, marker=marker, group=True, grace=KILL_GRACE)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), KILL_GRACE)
+        async with asyncio.timeout(KILL_GRACE):
+            await proc.wait()
 
 
 async def run(

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from blitz import progress
+from blitz import background, progress
 from blitz.cli.common import out, styled
 from blitz.conductor import Engine
 from blitz.domain import GOAL_DONE, Goal, GoalState, Task, TaskState
@@ -128,8 +128,6 @@ async def live_view(engine: Engine, goal_ids: list[str], *, enabled: bool) -> As
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await background.stop(task)
             watch.ended.clear()  # the store has the goals' ends now (the engine flushed it)
             live.update(render(engine, goal_ids, watch))

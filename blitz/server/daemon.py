@@ -187,7 +187,8 @@ class Daemon:
         if task is not None and not task.done():
             await self.engine.drain(self.grace if grace is None else grace)
             try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=30)
+                async with asyncio.timeout(30):
+                    await asyncio.shield(task)
             except TimeoutError:
                 log.error("the engine did not stop after draining; stopping it now")
                 self.engine.stop()

@@ -24,6 +24,7 @@ from typing import Any
 
 from sse_starlette import ServerSentEvent
 
+from blitz import background
 from blitz.events import Event
 from blitz.redact import redact_data
 from blitz.server.schemas import event_data
@@ -84,10 +85,7 @@ class EventHub:
         self.closed = True
         self._notify()
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(task)
 
     async def _poll(self) -> None:
         while not self.closed:
@@ -119,7 +117,8 @@ class EventHub:
         if self._changed is None:
             self._changed = asyncio.get_running_loop().create_future()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._changed)
 
 
 def message(event: Event) -> ServerSentEvent:

@@ -9,7 +9,6 @@ so. With the ray executor the daemon looks at the cluster every :data:`WATCH_INT
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from blitz import background
 from blitz.executors.ray.membership import Roster, Worker, cluster_nodes
 from blitz.server.problems import Problem
 
@@ -95,10 +95,7 @@ class WorkerWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(task)
 
     async def _watch(self) -> None:
         while True:

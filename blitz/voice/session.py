@@ -157,7 +157,8 @@ class VoiceSession:
     async def _read(self) -> None:
         first: MutableMapping[str, Any] | None = None
         with contextlib.suppress(TimeoutError):  # a hello first, or nothing for a moment
-            first = await asyncio.wait_for(self.socket.receive(), HELLO_WAIT_S)
+            async with asyncio.timeout(HELLO_WAIT_S):
+                first = await self.socket.receive()
         hello: frames.ClientMessage | None = None
         if first is not None and first.get("text") is not None:
             hello = frames.parse(first["text"])

@@ -195,13 +195,14 @@ class Driver:
         """Ask the driver to cancel the attempt and wait (shielded, bounded) until it ended."""
 
         async def ended() -> None:
-            with contextlib.suppress(DriverLost, OSError):
-                await self._send(("cancel", rid))
-                while (await items.get())[0] == "item":
-                    pass
+            with contextlib.suppress(DriverLost, OSError, TimeoutError):
+                async with asyncio.timeout(CANCEL_GRACE + 10):
+                    await self._send(("cancel", rid))
+                    while (await items.get())[0] == "item":
+                        pass
 
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.shield(asyncio.wait_for(ended(), CANCEL_GRACE + 10))
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(ended())
 
     async def close(self) -> None:
         """End the driver: it disconnects from the cluster (its Ray tasks end with it); killed
@@ -210,11 +211,13 @@ class Driver:
         with contextlib.suppress(Exception):
             self._writer.close()
         try:
-            await asyncio.wait_for(self._proc.wait(), 10)
+            async with asyncio.timeout(10):
+                await self._proc.wait()
         except TimeoutError:
             await proctree.kill_tree(self._proc.pid, marker=self._marker, group=True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._proc.wait(), 5)
+                async with asyncio.timeout(5):
+                    await self._proc.wait()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -254,7 +257,8 @@ class Driver:
         except (asyncio.IncompleteReadError, OSError, ValueError, pickle.UnpicklingError):
             pass
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._proc.wait(), 5)
+            async with asyncio.timeout(5):
+                await self._proc.wait()
         code = self._proc.returncode
         self._lose(f"the Ray driver process ended (exit {code}){self._last_words()}")
 

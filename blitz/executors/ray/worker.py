@@ -140,4 +140,5 @@ async def stop_node(proc: asyncio.subprocess.Process, *, grace: float) -> None:
         return
     proctree.send(proc.pid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), timeout=grace)
+        async with asyncio.timeout(grace):
+            await proc.wait()

@@ -89,7 +89,8 @@ class McpEndpoint:
         self._stop.set()
         if self._running is not None:
             try:
-                await asyncio.wait_for(self._running, timeout=10)
+                async with asyncio.timeout(10):
+                    await self._running
             except Exception:
                 log.exception("the MCP endpoint did not stop cleanly")
             self._running = None

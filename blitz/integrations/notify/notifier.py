@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from blitz import background
 from blitz.domain import Project
 from blitz.events import NOTIFIABLE, Event, EventKind
 from blitz.integrations.notify.message import Message, compose
@@ -76,10 +77,7 @@ class Notifier:
     async def stop(self) -> None:
         """Stop (a delivery in flight is cancelled; it is sent again by the next start)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(task)
 
     async def _run(self) -> None:
         while True:
@@ -92,7 +90,8 @@ class Notifier:
                 due = None
             wait = self.idle if due is None else min(self.idle, max(0.0, due - self._clock()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     # -- one round ------------------------------------------------------------------------------
 

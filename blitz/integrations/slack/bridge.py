@@ -13,7 +13,6 @@ Both may run at once; each delivery is taken once (:mod:`~.listeners`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
+from blitz import background
 from blitz.integrations.slack import delivery
 from blitz.integrations.slack.listeners import Listeners
 from blitz.integrations.slack.settings import SlackSettings
@@ -114,10 +114,7 @@ class SlackBridge:
 
     async def stop(self) -> None:
         connecting, self._connecting = self._connecting, None
-        if connecting is not None:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
+        await background.stop(connecting)
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None

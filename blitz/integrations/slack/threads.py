@@ -11,10 +11,9 @@ open thread up on :meth:`ThreadKeeper.start`, the end included.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from blitz import goal_summary
+from blitz import background, goal_summary
 from blitz.domain import GOAL_DONE
 from blitz.events import Event
 from blitz.integrations.slack import messages
@@ -53,10 +52,7 @@ class ThreadKeeper:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.stop(task)
 
     async def follow(self, thread: SlackThread) -> None:
         """Keep ``thread`` up to date from now on (stored first: it survives a restart)."""

@@ -5,6 +5,7 @@ injected clock, so backoff is checked without waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -204,3 +205,19 @@ async def test_a_notification_written_too_long_ago_is_not_sent(store: SqlStore) 
         await notifier(store, hook.url, clock, max_age=86400.0).step()
         assert hook.requests == []
     assert store.outbox.waiting() == 0 and store.outbox.deliveries() == []
+
+
+async def test_a_notifier_woken_as_it_is_stopped_still_stops(store: SqlStore) -> None:
+    """The wake and the stop in the same turn of the loop: Python 3.11's ``wait_for`` returned
+    the wake and dropped the cancel, and a daemon's shutdown waited for its notifier forever."""
+    sender = notifier(store, "http://127.0.0.1:9/", Clock())
+    await sender.start()
+    for _ in range(50):  # its first round done: waiting to be woken
+        await asyncio.sleep(0.01)
+    running = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+    assert running, "the notifier runs a task"
+    sender.observe(Event(kind=EventKind.GOAL_SUCCEEDED, goal_id="g-1"))
+    async with asyncio.timeout(10) as deadline:  # stopped in the same turn as the wake
+        await sender.stop()
+    assert not deadline.expired(), "the stop returned only because its deadline cancelled it"
+    assert all(t.done() for t in running)
