@@ -53,6 +53,7 @@ from blitz.backends.base import (
 )
 from blitz.backends.confine import ToolError
 from blitz.backends.embedded_reasks import (
+    AFRESH,
     Stopped,
     continued,
     correction_for,
@@ -282,9 +283,8 @@ class EmbeddedBackend:
         or its output degenerates."""
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
         model = TextCallingModel(self.model, allow_empty=False)
-        tree = await file_tree(request.worktree, FILE_TREE_CHARS)
-        shown = await _files_shown(session.tools, request.files, FILES_SHOWN_CHARS)
-        prompt: str | None = task_prompt(request, after="\n\n".join(filter(None, (tree, shown))))
+        session.afresh_when_refused = lambda: model.writes_calls_as_text
+        prompt: str | None = await _prompt(request, session)
         history: list[ModelMessage] | None = None
         reasks, calls = 0, 0
         async with self.model:
@@ -296,10 +296,17 @@ class EmbeddedBackend:
                     return ended
                 if session.calls > calls:  # it called tools since: a new streak of re-asks
                     reasks, calls = 0, session.calls
+                if ended.refused:  # its finish sent back: told in a new conversation
+                    await session.say("started afresh: the files as they are, what is missing")
+                    history, prompt = None, await _prompt(request, session, ended.refused)
+                    continue
                 correction = correction_for(ended, model, session)
                 if correction is None and stopped_with_changes(ended, model, session):
                     # Ended in prose after writing: its finish, checked as the tool's would be.
                     correction = await session.refuses_finish() or None
+                    if correction is not None and model.writes_calls_as_text:
+                        history, prompt = None, await _prompt(request, session, correction)
+                        continue
                 if correction is None or reasks >= TEXT_REASKS:
                     if stopped_with_changes(ended, model, session):
                         return AgentResult(ok=True, summary=summary_of(ended))
@@ -368,6 +375,8 @@ class EmbeddedBackend:
                 return Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage
+        if isinstance(output, Finished) and output.refused:
+            return Stopped(messages=run.all_messages(), refused=output.refused)
         if isinstance(output, Finished):
             return AgentResult(ok=True, summary=output.summary or "(no summary given)")
         return Stopped(messages=run.all_messages(), text=" ".join((output or "").split()))
@@ -410,6 +419,17 @@ class EmbeddedBackend:
         return AgentResult(
             ok=False, crashed=True, error=f"embedded agent error: {type(exc).__name__}: {exc}"
         )
+
+
+async def _prompt(request: AgentRequest, session: Session, refused: str = "") -> str:
+    """The run's first prompt: the task, the repository's files, the task's files as they are
+    now (and those the run has written); with ``refused``, the prompt of a conversation started
+    afresh after a finish was sent back, ending with why (:data:`AFRESH`)."""
+    tree = await file_tree(request.worktree, FILE_TREE_CHARS)
+    files = (*request.files, *session.written)
+    shown = await _files_shown(session.tools, files, FILES_SHOWN_CHARS)
+    where = AFRESH.format(refused=refused) if refused else ""
+    return task_prompt(request, after="\n\n".join(filter(None, (tree, shown, where))))
 
 
 async def _files_shown(tools: AgentTools, files: Sequence[str], room: int) -> str:

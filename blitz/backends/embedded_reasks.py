@@ -25,6 +25,16 @@ CODE_IN_TEXT = (
 """What a model is told that answered with code in its text (Qwen2.5-Coder-1.5B wrote a good
 test in a fenced block, "Add this code to `test_textutil.py`", twice, and the run ended)."""
 
+AFRESH = (
+    "## Where you are\nYou have worked on this task already: the files above are as you left"
+    " them. You called finish, and it was sent back:\n{refused}"
+)
+"""The end of the prompt of a conversation started afresh after a finish was sent back, for a
+model that writes its calls as text. Qwen2.5-Coder-1.5B, sent back in the same conversation,
+repeated its earlier calls in their order (append a test, then write the test file as it was,
+which dropped the test) and finished again: a long history of its own calls is a pattern it
+copies. Started afresh it sees the files as they are now and what is missing, once."""
+
 _CODE_BLOCK = re.compile(r"```\S*\s+(?!```)\S")
 """A fenced block with something in it (in the answer's words, its blank space collapsed)."""
 
@@ -32,12 +42,14 @@ _CODE_BLOCK = re.compile(r"```\S*\s+(?!```)\S")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stopped:
     """A run that ended short of a result: the model answered ``text`` and called no tool, or
-    its output degenerated (``degenerate``: repeating itself, or too long); ``messages`` is the
-    conversation so far."""
+    its output degenerated (``degenerate``: repeating itself, or too long), or its finish was
+    sent back (``refused``, saying why) to be told in a conversation started afresh;
+    ``messages`` is the conversation so far."""
 
     messages: list[ModelMessage]
     text: str = ""
     degenerate: ModelOutputError | None = None
+    refused: str = ""
 
 
 def correction_for(stopped: Stopped, model: TextCallingModel, session: Session) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Any
@@ -61,9 +61,11 @@ Fragment = Annotated[str, BeforeValidator(joined_lines)]
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """What the ``finish`` tool returns: the run's output when the agent is done."""
+    """What the ``finish`` tool returns: the run's output when the agent is done, or when its
+    finish was sent back (``refused``, saying why) and the run starts afresh."""
 
     summary: str
+    refused: str = ""
 
 
 async def finish(ctx: RunContext[Session], summary: str) -> Finished:
@@ -73,6 +75,8 @@ async def finish(ctx: RunContext[Session], summary: str) -> Finished:
         summary: what you changed and why, in a few sentences
     """
     refused = await ctx.deps.refuses_finish()
+    if refused and ctx.deps.afresh_when_refused():
+        return Finished(summary.strip(), refused=refused)
     if refused:
         raise ModelRetry(refused)
     return Finished(summary.strip())
@@ -108,6 +112,9 @@ class Session:
         self.calls = 0  # tool calls the model made, finish included, in every form
         self.wrote = False  # whether a call of a WRITING tool succeeded
         self.refused = ""  # what the last finish was sent back with, until the next tool call
+        self.written: dict[str, None] = {}  # the paths the writing tools changed, in order
+        self.afresh_when_refused: Callable[[], bool] = lambda: False
+        """Whether a finish sent back ends the conversation, for one started afresh."""
         self.review = FinishReview(tools.root, files, needs_change=needs_change)
         self.gates = FinishGates(tools, gates, gate_timeout)
         self._sink = sink
@@ -150,7 +157,9 @@ class Session:
             await self.say(f"error: {message}")
             raise ToolFailed(message) from None
         self._record(name, args, result)
-        self.wrote = self.wrote or name in WRITING
+        if name in WRITING:
+            self.wrote = True
+            self.written[str(args.get("path", ""))] = None
         await self.say(result)
         return result
 

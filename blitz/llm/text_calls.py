@@ -113,6 +113,12 @@ class TextCallingModel(WrapperModel):
         self._descriptions: dict[str, str] = {}
         self._written: dict[str, str] = {}  # a call read from text: the text it was read from
 
+    @property
+    def writes_calls_as_text(self) -> bool:
+        """Whether the model's calls are read from its text (it wrote one so, or requests go out
+        without tool definitions): a small model, most likely."""
+        return self.text_mode or bool(self._written)
+
     async def request(
         self,
         messages: list[ModelMessage],
