@@ -127,8 +127,9 @@ class ModelProxy:
         if server is not None:
             server.should_exit = True
         if task is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])  # how it ended is not this stop's business
+            if not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not log it as unseen
         if client is not None:
             await client.aclose()
         if self.socket_path is not None:
