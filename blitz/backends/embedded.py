@@ -54,6 +54,7 @@ from blitz.backends.base import (
 from blitz.backends.confine import ToolError
 from blitz.backends.embedded_reasks import (
     AFRESH,
+    AFRESH_SAID,
     Stopped,
     continued,
     correction_for,
@@ -297,7 +298,7 @@ class EmbeddedBackend:
                 if session.calls > calls:  # it called tools since: a new streak of re-asks
                     reasks, calls = 0, session.calls
                 if ended.refused:  # its finish sent back: told in a new conversation
-                    await session.say("started afresh: the files as they are, what is missing")
+                    await session.say(AFRESH_SAID)
                     history, prompt = None, await _prompt(request, session, ended.refused)
                     continue
                 correction = correction_for(ended, model, session)
@@ -305,6 +306,7 @@ class EmbeddedBackend:
                     # Ended in prose after writing: its finish, checked as the tool's would be.
                     correction = await session.refuses_finish() or None
                     if correction is not None and model.writes_calls_as_text:
+                        await session.say(AFRESH_SAID)
                         history, prompt = None, await _prompt(request, session, correction)
                         continue
                 if correction is None or reasks >= TEXT_REASKS:

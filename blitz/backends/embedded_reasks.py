@@ -35,6 +35,9 @@ repeated its earlier calls in their order (append a test, then write the test fi
 which dropped the test) and finished again: a long history of its own calls is a pattern it
 copies. Started afresh it sees the files as they are now and what is missing, once."""
 
+AFRESH_SAID = "started afresh: the files as they are, what is missing"
+"""The run's message when it starts a conversation afresh."""
+
 _CODE_BLOCK = re.compile(r"```\S*\s+(?!```)\S")
 """A fenced block with something in it (in the answer's words, its blank space collapsed)."""
 

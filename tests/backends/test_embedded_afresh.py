@@ -115,6 +115,7 @@ async def test_a_text_calling_model_s_prose_finish_sent_back_starts_afresh_too(
     assert result.summary == "Tested too."
     assert [m["role"] for m in messages(server, 2)] == ["system", "user"]
     assert "## Where you are\n" in messages(server, 2)[1]["content"]
+    assert "started afresh: the files as they are, what is missing" in result.messages
 
 
 async def test_a_model_calling_tools_through_the_interface_is_sent_back_in_its_conversation(
