@@ -49,15 +49,21 @@ def messages(server: ModelServer, index: int) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.mark.parametrize(
+    "ending",
+    [call_text("finish", summary="Done."), "I added slugify. Done."],
+    ids=["finish", "prose"],
+)
 async def test_a_finish_sent_back_to_a_text_calling_model_starts_a_new_conversation(
-    server: ModelServer, textutil: Path
+    server: ModelServer, textutil: Path, ending: str
 ) -> None:
+    """Sent back after its finish call, or after a run that ended in prose (its finish too)."""
     server.add(
         {
             "match": "Task add-slugify",
             "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
         },
-        {"match": "appended 2 line(s)", "reply": {"text": call_text("finish", summary="Done.")}},
+        {"match": "appended 2 line(s)", "reply": {"text": ending}},
         {
             "match": SENT_BACK,
             "reply": {
@@ -85,36 +91,6 @@ async def test_a_finish_sent_back_to_a_text_calling_model_starts_a_new_conversat
     assert where.startswith("You have worked on this task already")
     assert SENT_BACK in where and "append_to_file test_textutil.py" in where
     assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
-    assert "started afresh: the files as they are, what is missing" in result.messages
-
-
-async def test_a_text_calling_model_s_prose_finish_sent_back_starts_afresh_too(
-    server: ModelServer, textutil: Path
-) -> None:
-    server.add(
-        {
-            "match": "Task add-slugify",
-            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
-        },
-        {"match": "appended 2 line(s)", "reply": {"text": "I added slugify. Done."}},
-        {
-            "match": SENT_BACK,
-            "reply": {
-                "text": call_text("append_to_file", path="test_textutil.py", text=SLUGIFY_TEST)
-            },
-        },
-        {
-            "match": "appended 3 line(s) to test_textutil.py",
-            "reply": {"text": call_text("finish", summary="Tested too.")},
-        },
-    )
-
-    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
-
-    assert result.ok, result.error
-    assert result.summary == "Tested too."
-    assert [m["role"] for m in messages(server, 2)] == ["system", "user"]
-    assert "## Where you are\n" in messages(server, 2)[1]["content"]
     assert "started afresh: the files as they are, what is missing" in result.messages
 
 
