@@ -14,9 +14,10 @@ before its first one, or with calls that cannot be made, is re-asked in the same
 with what to fix, at most :data:`TEXT_REASKS` times in a row, and so is one whose output repeated
 itself or went on too long, or whose answer was empty (after a finish sent back, told again what
 it was sent back with); after that the attempt fails saying so
-(:mod:`blitz.backends.embedded_reasks`). A run that
-ends in plain text after the model wrote or edited files is over as if it had called ``finish``:
-the gates judge the change.
+(:mod:`blitz.backends.embedded_reasks`). Code an answer shows for a file, in a fenced block named
+after it, is put in place as the calls the model should have made
+(:mod:`blitz.backends.file_blocks`). A run that ends in plain text after the model wrote or edited
+files is over as if it had called ``finish``: the gates judge the change.
 
 Every run is bounded: turns (model responses), tokens and cost are checked before each model
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
@@ -69,6 +70,7 @@ from blitz.backends.embedded_session import (
     Session,
     finish,
 )
+from blitz.backends.file_blocks import put_in_place
 from blitz.backends.options import NO_MODEL, BackendOptions
 from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import AgentTools, ToolLimits
@@ -295,13 +297,15 @@ class EmbeddedBackend:
                 )
                 if isinstance(ended, AgentResult):
                     return ended
+                # Code its answer wrote for a file, put in place: as good as calls it made.
+                placed = None if model.failed else await put_in_place(ended.said, session)
                 if session.calls > calls:  # it called tools since: a new streak of re-asks
                     reasks, calls = 0, session.calls
                 if ended.refused:  # its finish sent back: told in a new conversation
                     await session.say(AFRESH_SAID)
                     history, prompt = None, await _prompt(request, session, ended.refused)
                     continue
-                correction = correction_for(ended, model, session)
+                correction = placed or correction_for(ended, model, session)
                 if correction is None and stopped_with_changes(ended, model, session):
                     # Ended in prose after writing: its finish, checked as the tool's would be.
                     correction = await session.refuses_finish() or None
@@ -381,7 +385,8 @@ class EmbeddedBackend:
             return Stopped(messages=run.all_messages(), refused=output.refused)
         if isinstance(output, Finished):
             return AgentResult(ok=True, summary=output.summary or "(no summary given)")
-        return Stopped(messages=run.all_messages(), text=" ".join((output or "").split()))
+        said = output or ""
+        return Stopped(messages=run.all_messages(), text=" ".join(said.split()), said=said)
 
     def _stop_reason(self, usage: RunUsage, budget: Budget, session: Session) -> str:
         """Why the run must not make another model request ("" when it may)."""

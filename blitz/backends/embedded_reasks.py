@@ -44,13 +44,15 @@ _CODE_BLOCK = re.compile(r"```\S*\s+(?!```)\S")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stopped:
-    """A run that ended short of a result: the model answered ``text`` and called no tool, or
+    """A run that ended short of a result: the model answered ``text`` (its blank space collapsed;
+    ``said`` as it wrote it) and called no tool, or
     its output degenerated (``degenerate``: repeating itself, or too long), or its finish was
     sent back (``refused``, saying why) to be told in a conversation started afresh;
     ``messages`` is the conversation so far."""
 
     messages: list[ModelMessage]
     text: str = ""
+    said: str = ""
     degenerate: ModelOutputError | None = None
     refused: str = ""
 

@@ -1,0 +1,151 @@
+"""Code a model wrote in its message for a file, in a fenced block named after that file, and how
+the embedded agent puts it in place.
+
+Small models asked to change a file often answer in prose with the file in a fenced block (aider
+calls this the "whole" edit format): Qwen2.5-Coder-1.5B, shown a failing test, answered three times
+"Here's the updated code:" and a ```` ```python ```` block starting ``# test_textutil.py``, and
+was re-asked each time. A block is named after its file by:
+
+- its first line, a comment holding only the path (``# a.py``, ``// src/b.ts``, ``<!-- c.html -->``,
+  ``# file: a.py``); that line is not part of the code;
+- its info string (```` ```python a.py ````);
+- the line before it: the path alone (```` `a.py`: ````, ``**a.py**``, ``### a.py``), or a
+  sentence ending with it in backticks ("Here is the updated `a.py`:").
+
+A block is put in place only when what it holds says how (:func:`placement`): every top-level
+definition the file has (the whole file, written over it; a file that does not exist yet is
+written), or only definitions it does not have (new code, appended). A block that keeps some of
+the file's definitions and leaves out others is a part of the file, shown for a person to merge:
+it is not put in place, and the model is told to make the change with a tool. Unclosed blocks (an
+answer cut off) are never put in place.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic_ai.exceptions import ToolFailed
+
+from blitz.backends.embedded_session import Session, describe_call
+from blitz.backends.files import defined_names, previous_bytes
+from blitz.backends.tools import ToolError
+
+PATH = r"[\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]+"
+"""A relative file path with an extension (``a.py``, ``src/b.test.ts``)."""
+
+_FENCE = re.compile(
+    r"^[ \t]*(`{3,})[ \t]*([^\n`]*)\n(.*?)^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL
+)
+_HEADER = re.compile(
+    rf"^[ \t]*(?:#|//|--|;|/\*|<!--)[ \t]*(?:file(?:name)?:[ \t]*)?({PATH})"
+    r"[ \t]*(?:\*/|-->)?[ \t]*$",
+    re.IGNORECASE,
+)
+_ALONE = re.compile(
+    rf"^(?:#+[ \t]*)?[*_`]*(?:file(?:name)?:[ \t]*)?[*_`]*({PATH})[*_`]*[ \t]*:?[ \t]*[*_]*$",
+    re.IGNORECASE,
+)
+_ENDING = re.compile(rf"`({PATH})`[*_]*[ \t]*:?[*_]*[ \t]*$")
+_INFO_PATH = re.compile(rf"^{PATH}$")
+
+Placement = Literal["write", "append"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileBlock:
+    """A fenced block of ``code`` named after the file at ``path``."""
+
+    path: str
+    code: str
+
+
+def file_blocks(text: str) -> list[FileBlock]:
+    """The fenced blocks of ``text`` named after their file, in order (see the module)."""
+    found: list[FileBlock] = []
+    for fence in _FENCE.finditer(text):
+        info, code = fence.group(2).split(), fence.group(3)
+        path = next((word for word in info if _INFO_PATH.match(word)), None)
+        first, _, rest = code.partition("\n")
+        if (header := _HEADER.match(first)) is not None:
+            path, code = path or header.group(1), rest.lstrip("\n")
+        if path is None:
+            path = _named_before(text[: fence.start()])
+        if path is not None and ".." not in path.split("/") and code.strip():
+            found.append(FileBlock(path, code if code.endswith("\n") else code + "\n"))
+    return found
+
+
+def _named_before(text: str) -> str | None:
+    """The path the last non-blank line of ``text`` names, alone or at its end in backticks."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    named = _ALONE.match(last) or _ENDING.search(last)
+    return named.group(1) if named is not None else None
+
+
+def placement(old: str | None, code: str) -> Placement | None:
+    """How ``code`` goes into a file holding ``old`` (None: no such file): written over it when
+    it has every top-level definition the file has, or the file is new or blank; appended when it
+    has only definitions the file does not; None when it is a part of the file."""
+    if old is None or not old.strip():
+        return "write"
+    had, has = set(defined_names(old)), set(defined_names(code))
+    if had <= has:
+        return "write"
+    if has and not had & has:
+        return "append"
+    return None
+
+
+PLACED = (
+    "The code in your answer was put in place for you, as these tool calls:\n{results}\n"
+    "Next time make changes with tool calls yourself. Check the change if it needs it"
+    " (run_command), then call finish when the task is done."
+)
+"""What a model is told after the code of its answer was put in place."""
+
+NOT_PLACED = "- {path}: not put in place ({why}); change it with a tool call"
+
+
+async def put_in_place(text: str, session: Session) -> str | None:
+    """Put the file blocks of ``text`` in place through the session's tools, as calls the model
+    made: what to tell the model, or None when no block could be put in place (nothing was
+    changed then)."""
+    results: list[str] = []
+    placed = 0
+    for block in file_blocks(text):
+        try:
+            real = session.tools.resolve(block.path)
+        except ToolError as exc:
+            results.append(NOT_PLACED.format(path=block.path, why=exc))
+            continue
+        before = previous_bytes(real, session.tools.limits.write_max_bytes)
+        old = None if before is None else before.decode("utf-8", "replace")
+        how = placement(old, block.code)
+        if how is None:
+            why = "it leaves out code the file has, so it is a part of the file"
+            results.append(NOT_PLACED.format(path=block.path, why=why))
+            continue
+        if how == "write":
+            name, args = "write_file", {"path": block.path, "content": block.code}
+            work = session.tools.write_file(block.path, block.code)
+        else:
+            name, args = "append_to_file", {"path": block.path, "text": block.code}
+            work = session.tools.append_to_file(block.path, block.code)
+        said = describe_call(name, args)
+        await session.say(f"from the answer's text: {said}")
+        session.calls += 1
+        try:
+            result = await session.call(name, args, work)
+        except ToolFailed as exc:
+            results.append(f"- {said}: error: {exc.message}")
+            continue
+        placed += 1
+        results.append(f"- {said}: {result}")
+    if not placed:
+        return None
+    return PLACED.format(results="\n".join(results))

@@ -1,0 +1,207 @@
+"""Code a model wrote in its message for a file, in a fenced block named after the file, is put in
+place by the embedded agent when what it holds says how: the whole file is written over it, new
+definitions alone are appended, a part of the file is not put in place (the model is re-asked to
+make the change with a tool). Qwen2.5-Coder-1.5B, shown a failing test (bench/local_model.py,
+session 18), answered "Here's the updated code:" and the whole test file in a ```python block
+headed ``# test_textutil.py``, three times, and was re-asked each time until the attempt failed.
+The end-to-end tests run the real pydantic-ai/openai client against a scripted chat-completions
+server on 127.0.0.1, and the tools change a real git worktree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from backend_helpers import assert_script_done, task
+from embedded_helpers import COMPATIBLE, KEY, SHOUT, backend, call_text
+
+from blitz.backends.base import AgentRequest
+from blitz.backends.embedded_reasks import CODE_IN_TEXT
+from blitz.backends.file_blocks import FileBlock, file_blocks, placement
+from blitz.testing.model_server import ModelServer
+
+SLUGIFY = "def slugify(text):\n    return text.lower()"
+SLUGIFY_TEST = "def test_slugify():\n    assert slugify('A') == 'a'\n"
+WHOLE_TEST_FILE = (
+    "from textutil import shout, slugify\n\n\ndef test_shout():\n"
+    '    assert shout("hi") == "HI"\n\n\n' + SLUGIFY_TEST
+)
+
+
+# -- finding the blocks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("Here's the updated code:\n\n```python\n# a.py\nx = 1\n```\n", "a.py"),
+        ("```js\n// src/b.test.js\nx = 1\n```", "src/b.test.js"),
+        ("```html\n<!-- site/index.html -->\nx = 1\n```", "site/index.html"),
+        ("```python\n# file: a.py\nx = 1\n```", "a.py"),
+        ("```python a.py\nx = 1\n```", "a.py"),
+        ("`a.py`:\n```python\nx = 1\n```", "a.py"),
+        ("**pkg/a.py**\n\n```\nx = 1\n```", "pkg/a.py"),
+        ("### a.py\n```python\nx = 1\n```", "a.py"),
+        ("Here is the updated `a.py`:\n```python\nx = 1\n```", "a.py"),
+        ("a.py:\n````markdown\nx = 1\n```\ninner\n```\n````", "a.py"),
+    ],
+)
+def test_a_block_named_after_its_file_is_found(text: str, path: str) -> None:
+    [block] = file_blocks(text)
+    assert block.path == path
+    assert block.code.startswith("x = 1\n")
+    assert "a.py" not in block.code  # a header comment is not part of the code
+
+
+def test_the_code_of_a_block_is_as_written_and_ends_in_a_newline() -> None:
+    text = "```python\n# a.py\n\ndef f():\n    return 1\n```\n\n`b.py`:\n```python\ny = 2\n```"
+    assert file_blocks(text) == [
+        FileBlock("a.py", "def f():\n    return 1\n"),
+        FileBlock("b.py", "y = 2\n"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python\nx = 1\n```",  # named after nothing
+        "Add this code to `a.py`:\n\nIt is short.\n```python\nx = 1\n```",  # not the line before
+        "```python\n# a.py\nx = 1\n",  # never closed: an answer cut off
+        "```python\n# ../a.py\nx = 1\n```",  # out of the repository
+        "```python\n# /etc/a.py\nx = 1\n```",
+        "```python\n# a.py\n```",  # nothing in it
+        "```python\n# the new helper in a.py\nx = 1\n```",  # a comment, not a path
+        "See a.py for the details:\n```python\nx = 1\n```",  # a sentence naming it in passing
+    ],
+)
+def test_a_block_not_named_after_a_file_in_the_repository_is_not_one(text: str) -> None:
+    assert file_blocks(text) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "code", "how"),
+    [
+        (None, "x = 1\n", "write"),  # a new file
+        ("\n", "x = 1\n", "write"),  # a blank one
+        (SHOUT, SHOUT + "\n\n" + SLUGIFY, "write"),  # the whole file, with the new code
+        (SHOUT, SLUGIFY, "append"),  # only what it does not have
+        (SHOUT + "\n\n" + SLUGIFY, SLUGIFY, None),  # a part: shout() left out
+        (SHOUT, "print(shout('x'))\n", None),  # no definition, in a file that has some
+    ],
+)
+def test_how_a_block_goes_into_its_file(old: str | None, code: str, how: str | None) -> None:
+    assert placement(old, code) == how
+
+
+# -- the embedded agent -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+def slugify_task(worktree: Path) -> AgentRequest:
+    return task(
+        worktree,
+        task_id="add-slugify",
+        title="Add slugify(text) to textutil.py",
+        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
+        files=("textutil.py", "test_textutil.py"),
+        allow_empty=False,
+    )
+
+
+def wrote_slugify_then(answer: str) -> list[dict[str, object]]:
+    """The script's first two turns: slugify appended, then ``answer``."""
+    return [
+        {
+            "match": "Task add-slugify",
+            "reply": {"text": call_text("append_to_file", path="textutil.py", text=SLUGIFY)},
+        },
+        {"match": "appended 2 line(s) to textutil.py", "reply": {"text": answer}},
+    ]
+
+
+async def test_the_whole_file_shown_in_the_answer_is_written_and_the_model_told(
+    server: ModelServer, textutil: Path
+) -> None:
+    answer = (
+        "To test it, import `slugify` in `test_textutil.py`. Here's the updated code:\n\n"
+        f"```python\n# test_textutil.py\n{WHOLE_TEST_FILE}```\n\n"
+        "After making this change, your test should pass. Call `finish` to complete the task."
+    )
+    server.add(
+        *wrote_slugify_then(answer),
+        {
+            "match": "put in place for you",
+            "reply": {"text": call_text("finish", summary="Added, with its test.")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Added, with its test.", result.error
+    assert (textutil / "test_textutil.py").read_text() == WHOLE_TEST_FILE
+    told = server.requests[2].last_user_text
+    assert told.startswith("The code in your answer was put in place for you")
+    assert "- write_file test_textutil.py: wrote" in told
+    assert any("from the answer's text: write_file test_textutil.py" in m for m in result.messages)
+    assert_script_done(server)
+
+
+async def test_new_definitions_alone_are_appended_keeping_the_file(
+    server: ModelServer, textutil: Path
+) -> None:
+    answer = (
+        "Add this test to `test_textutil.py`:\n\n```python\n"
+        f"from textutil import slugify\n\n\n{SLUGIFY_TEST}```"
+    )
+    server.add(
+        *wrote_slugify_then(answer),
+        {
+            "match": "append_to_file test_textutil.py: appended",
+            "reply": {"text": call_text("finish", summary="Tested.")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok and result.summary == "Tested.", result.error
+    test_file = (textutil / "test_textutil.py").read_text()
+    assert "def test_shout" in test_file and test_file.endswith(SLUGIFY_TEST)
+    assert_script_done(server)
+
+
+async def test_a_part_of_a_file_is_not_put_in_place_and_the_model_is_re_asked(
+    server: ModelServer, textutil: Path
+) -> None:
+    # slugify() alone, shown as textutil.py, which also has shout(): written over the file it
+    # would drop shout(); the model is asked to make the change with a tool.
+    answer = f"Here is textutil.py:\n\n```python\n# textutil.py\n{SLUGIFY}.strip()\n```"
+    server.add(
+        *wrote_slugify_then(answer),
+        {
+            "match": "code in a message changes no file",
+            "reply": {
+                "text": call_text(
+                    "append_to_file",
+                    path="test_textutil.py",
+                    text="from textutil import slugify\n\n\n" + SLUGIFY_TEST,
+                )
+            },
+        },
+        {
+            "match": "line(s) to test_textutil.py",
+            "reply": {"text": call_text("finish", summary="Tested.")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok, result.error
+    assert server.requests[2].last_user_text == CODE_IN_TEXT
+    assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY + "\n"
+    assert_script_done(server)
