@@ -1,13 +1,14 @@
 """Plan approval as an interactive step through a real OpenClaw gateway: a goal submitted in a
 conversation to a project whose plans need approval; the plan is shown to the person (the fleet
 plugin's ``before_tool_call`` approval, delivered to the person's connected client), the turn
-waits, and the person's answer approves the plan (``/approve ID allow-once`` in the
-conversation), and the goal runs to its pull request, or rejects it (``deny`` from the client's
-approval prompt, as the Control UI's buttons answer: ``plugin.approval.resolve``), and the goal
-ends. A ``/approve ... deny`` sent into the conversation is a chat turn of that session processed
-while the denied turn goes on, and OpenClaw then at times fails the denied turn ("SQLite transcript
-changed while preparing rewrite", its own check of concurrent writes to a session's transcript):
-two CI runs of ~8 failed so on this test, never on the blitz side."""
+waits, and the person's answer from the client's approval prompt (as the Control UI's buttons
+answer: ``plugin.approval.resolve``) approves the plan (``allow-once``), the turn goes on and the
+goal runs to its pull request, or rejects it (``deny``), and the goal ends. A ``/approve ID ...``
+sent into the conversation instead is a chat turn of that session processed while the waiting
+turn goes on, and OpenClaw then at times fails the waiting turn ("SQLite transcript changed while
+preparing rewrite", its own check of concurrent writes to a session's transcript; "The agent run
+failed before producing a reply."): CI runs failed so on both tests, the plan approved or rejected
+and the goal going on as answered, never on the blitz side."""
 
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def test_the_person_approves_the_plan_in_the_conversation_and_hears_of_the_pull_
             "reply": {"text": "blitz finished: the pull request on gated-calc is open."},
         },
     )
-    person.send(session, f"/approve {asked['id']} allow-once")
+    person.call("plugin.approval.resolve", {"id": asked["id"], "decision": "allow-once"})
 
     openclaw_gateway.wait_for(
         session,
