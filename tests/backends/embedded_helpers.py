@@ -10,11 +10,14 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from backend_helpers import task
 from pydantic_ai.models import Model
 
+from blitz.backends.base import AgentRequest, GateCommand
 from blitz.backends.embedded import EmbeddedBackend, EmbeddedLimits
 from blitz.breaker import BreakerBoard
 from blitz.llm import PriceTable, ProviderConfig, build_model, parse_model
@@ -74,6 +77,25 @@ def backend(
         breakers=breakers,
         limits=EmbeddedLimits(**limits),
         temperature=temperature,
+    )
+
+
+def slugify_task(
+    worktree: Path,
+    *gates: GateCommand,
+    files: tuple[str, ...] = ("textutil.py", "test_textutil.py"),
+    **changes: Any,
+) -> AgentRequest:
+    """The task of adding slugify() and its test to the ``textutil`` fixture's files, with
+    ``gates`` run on its finish."""
+    return task(
+        worktree,
+        task_id="add-slugify",
+        title="Add slugify(text) to textutil.py",
+        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
+        files=files,
+        gates=gates,
+        **({"allow_empty": False} | changes),
     )
 
 

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
+from backend_helpers import assert_script_done
+from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text, slugify_task
 
-from blitz.backends.base import AgentRequest
 from blitz.testing.model_server import ModelServer
 
 SLUGIFY = "def slugify(text):\n    return text.lower()"
@@ -24,23 +23,13 @@ SLUGIFY_TEST = (
     "def test_slugify():\n    from textutil import slugify\n    assert slugify('A') == 'a'"
 )
 SENT_BACK = "no test uses slugify() yet"
+ONLY_THE_TEST = ("test_textutil.py",)  # textutil.py is shown afresh as a file the run wrote
 
 
 @pytest.fixture
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def slugify_task(worktree: Path) -> AgentRequest:
-    return task(
-        worktree,
-        task_id="add-slugify",
-        title="Add slugify(text) to textutil.py",
-        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
-        files=("test_textutil.py",),  # textutil.py is shown afresh as a file the run wrote
-        allow_empty=False,
-    )
 
 
 def messages(server: ModelServer, index: int) -> list[dict[str, Any]]:
@@ -76,7 +65,7 @@ async def test_a_finish_sent_back_to_a_text_calling_model_starts_a_new_conversat
         },
     )
 
-    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files=ONLY_THE_TEST))
 
     assert result.ok, result.error
     assert result.summary == "Added, with its test."
@@ -115,7 +104,7 @@ async def test_a_model_calling_tools_through_the_interface_is_sent_back_in_its_c
         },
     )
 
-    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files=ONLY_THE_TEST))
 
     assert result.ok, result.error
     sent_back = messages(server, 2)

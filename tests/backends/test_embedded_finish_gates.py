@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text
+from backend_helpers import assert_script_done
+from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text, slugify_task
 
-from blitz.backends.base import AgentRequest, GateCommand
+from blitz.backends.base import GateCommand
 from blitz.backends.finish_gates import ROUNDS
 from blitz.conductor import briefing
 from blitz.domain import Baseline, GateResult, Gates
@@ -35,18 +35,6 @@ PYTEST = GateCommand("test", f"{shlex.quote(sys.executable)} -m pytest -q -p no:
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def slugify_task(worktree: Path, *gates: GateCommand, **changes: object) -> AgentRequest:
-    return task(
-        worktree,
-        task_id="add-slugify",
-        title="Add slugify(text) to textutil.py",
-        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
-        files=("textutil.py", "test_textutil.py"),
-        gates=gates,
-        **({"allow_empty": False} | changes),
-    )
 
 
 def wrong_slugify_then_finish() -> list[dict[str, object]]:

@@ -11,10 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, SHOUT, SHOUT_TEST, backend, call, call_text
+from backend_helpers import assert_script_done
+from embedded_helpers import (
+    COMPATIBLE,
+    KEY,
+    SHOUT,
+    SHOUT_TEST,
+    backend,
+    call,
+    call_text,
+    slugify_task,
+)
 
-from blitz.backends.base import AgentRequest
 from blitz.backends.finish_review import REVIEWED_FILES, FinishReview, comparisons, is_test_file
 from blitz.testing.model_server import ModelServer
 
@@ -29,19 +37,6 @@ SLUGIFY_TEST = (
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def slugify_task(
-    worktree: Path, files: tuple[str, ...] = ("textutil.py", "test_textutil.py")
-) -> AgentRequest:
-    return task(
-        worktree,
-        task_id="add-slugify",
-        title="Add slugify(text) to textutil.py",
-        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
-        files=files,
-        allow_empty=False,
-    )
 
 
 async def test_code_added_without_the_test_its_task_asked_for_is_sent_back_once(
@@ -221,7 +216,7 @@ async def test_no_test_is_asked_for_when_the_task_names_none_or_nothing_public_i
         },
     )
 
-    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files))
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files=files))
 
     assert result.ok and result.summary == "Done.", result.error
     assert len(server.requests) == 2

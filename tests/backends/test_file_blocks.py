@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_helpers import assert_script_done, task
-from embedded_helpers import COMPATIBLE, KEY, SHOUT, backend, call_text
+from backend_helpers import assert_script_done
+from embedded_helpers import COMPATIBLE, KEY, SHOUT, backend, call_text, slugify_task
 
-from blitz.backends.base import AgentRequest
 from blitz.backends.embedded_reasks import CODE_IN_TEXT
 from blitz.backends.file_blocks import FileBlock, file_blocks, placement
 from blitz.testing.model_server import ModelServer
@@ -101,17 +100,6 @@ def test_how_a_block_goes_into_its_file(old: str | None, code: str, how: str | N
 def server() -> Iterator[ModelServer]:
     with ModelServer(api_key=KEY) as running:
         yield running
-
-
-def slugify_task(worktree: Path) -> AgentRequest:
-    return task(
-        worktree,
-        task_id="add-slugify",
-        title="Add slugify(text) to textutil.py",
-        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
-        files=("textutil.py", "test_textutil.py"),
-        allow_empty=False,
-    )
 
 
 def wrote_slugify_then(answer: str) -> list[dict[str, object]]:
