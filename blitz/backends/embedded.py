@@ -391,6 +391,11 @@ class EmbeddedBackend:
     def _stop_reason(self, usage: RunUsage, budget: Budget, session: Session) -> str:
         """Why the run must not make another model request ("" when it may)."""
         limits = self.limits
+        if session.stuck_on is not None and session.stuck.grew:
+            return (
+                f"stuck: {limits.stuck_repeats} {session.stuck_on} calls in a row, each after"
+                " the first adding again what the one before it added, and more"
+            )
         if session.stuck_on is not None:
             return (
                 f"stuck: the same {session.stuck_on} call returned the same result"

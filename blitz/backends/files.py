@@ -422,6 +422,38 @@ def _compiles(source: str, path: str) -> bool:
     return True
 
 
+_PY_DEFINITION = re.compile(r"(?:async\s+)?(?:def|class)\s+(\w+)")
+
+
+def _py_definitions(lines: list[str]) -> dict[str, int]:
+    """Top-level Python definitions by name -> the index of their first line (``@overload``
+    ones passed over: they are meant to come several times)."""
+    found: dict[str, int] = {}
+    for at, line in enumerate(lines):
+        if (m := _PY_DEFINITION.match(line)) and "overload" not in (lines[at - 1] if at else ""):
+            found.setdefault(m.group(1), at)
+    return found
+
+
+def without_redefined(old: str, text: str) -> tuple[str, list[str]]:
+    """``old`` without the top-level Python definitions that ``text`` defines again, and what
+    was taken out ("name (lines 8-10)"): appended after them, the new ones would replace them
+    when the file runs and leave them behind as dead code (a small model appended a longer
+    ``test_slugify`` after each of its own, eighteen times)."""
+    lines = old.splitlines(keepends=True)
+    had = _py_definitions(lines)
+    again = sorted(had.keys() & _py_definitions(text.splitlines()).keys(), key=had.__getitem__)
+    taken: list[str] = []
+    for name in reversed(again):  # from the bottom up: the lines above keep their numbers
+        start = at = had[name]
+        while start > 0 and lines[start - 1].startswith("@"):
+            start -= 1
+        end = _block_end([line.rstrip("\r\n") for line in lines], at)
+        taken.insert(0, f"{name} (lines {start + 1}-{end})")
+        del lines[start:end]
+    return ("".join(lines) if taken else old), taken
+
+
 def holds_lines(old: str, text: str) -> int:
     """The line where ``old`` already has the whole lines of ``text`` (trailing blanks aside),
     else 0."""

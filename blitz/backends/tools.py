@@ -55,6 +55,7 @@ from blitz.backends.files import (
     separator,
     split_lines,
     walk_files,
+    without_redefined,
 )
 from blitz.errors import RunError
 from blitz.sandbox import UNCONFINED, Policy
@@ -401,10 +402,15 @@ class AgentTools:
                 f"{shown} already has this text (from line {line}); nothing appended (call"
                 " finish if the task is done)"
             )
-        joint = separator(old, text, python=real.suffix == ".py")
+        python = real.suffix == ".py"
+        joint = separator(old, text, python=python)
         flat = dedented(shown, text, old + joint)
         if flat is not None:
             text = flat
+            joint = separator(old, text, python=True)
+        taken: list[str] = []
+        if python:  # a definition the file has already is replaced, not left behind
+            old, taken = without_redefined(old, text)
             joint = separator(old, text, python=True)
         joined = old + joint + text
         if not joined.endswith("\n"):
@@ -415,6 +421,8 @@ class AgentTools:
         note = UNINDENTED if flat is not None else ""
         if before is None:
             return f"created {shown} with {added} line(s){note}"
+        if taken:
+            note += f"; it replaces the same names' definitions, taken out: {', '.join(taken)}"
         return f"appended {added} line(s) to {shown}; it now has {total} lines{note}"
 
     async def edit_file(self, path: str, old: str, new: str) -> str:

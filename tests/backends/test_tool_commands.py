@@ -129,6 +129,26 @@ def test_any_different_call_or_result_breaks_the_streak() -> None:
     assert not stuck.record("run_command", {"command": "pytest -x"}, "2 failed")
 
 
+def test_an_append_made_again_with_its_text_grown_is_a_circle_whatever_its_result() -> None:
+    stuck = StuckDetector(repeats=3)
+    text = "def test_slugify():\n    assert slugify('a') == 'a'"
+    assert not stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 2")
+    text += "\n    assert slugify('b') == 'b'"
+    assert not stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 3")
+    text += "\n    assert slugify('c') == 'c'"
+    assert stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 4")
+    assert stuck.grew
+    # Another file, other text, or another tool growing its argument is no circle.
+    stuck.reset()
+    assert not stuck.record("append_to_file", {"path": "t.py", "text": "x = 1"}, "ok")
+    assert not stuck.record("append_to_file", {"path": "u.py", "text": "x = 1\ny = 2"}, "ok")
+    assert not stuck.record("append_to_file", {"path": "u.py", "text": "z = 3"}, "ok")
+    assert not stuck.record("run_command", {"command": "pytest"}, "1 failed")
+    assert not stuck.record("run_command", {"command": "pytest -x"}, "1 failed")
+    assert not stuck.record("run_command", {"command": "pytest -x -q"}, "1 failed")
+    assert not stuck.grew
+
+
 def test_stuck_detector_bounds() -> None:
     assert StuckDetector(repeats=1).record("list_dir", {}, "")
     with pytest.raises(ValueError):

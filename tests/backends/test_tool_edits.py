@@ -97,6 +97,38 @@ async def test_append_to_file_keeps_what_the_file_holds(tools: AgentTools, workt
         await tools.append_to_file("../escape.py", "x = 1")
 
 
+async def test_a_python_definition_appended_again_replaces_the_one_the_file_had(
+    tools: AgentTools, worktree: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B appended test_slugify again, one assert longer, each turn (session 19):
+    # Python keeps the last definition, and the earlier ones stayed behind as dead code.
+    (worktree / "test_t.py").write_text(
+        "import pytest\nfrom t import slugify, shout\n\n\n@pytest.mark.slow\n"
+        "def test_slugify():\n    assert slugify('A') == 'a'\n\n\n"
+        "def test_shout():\n    assert shout('a') == 'A'\n"
+    )
+    grown = (
+        "def test_slugify():\n    assert slugify('A') == 'a'\n    assert slugify('a b') == 'a-b'"
+    )
+    result = await tools.append_to_file("test_t.py", grown)
+    assert result == (
+        "appended 3 line(s) to test_t.py; it now has 11 lines; it replaces the same names'"
+        " definitions, taken out: test_slugify (lines 5-9)"
+    )
+    assert (worktree / "test_t.py").read_text() == (
+        "import pytest\nfrom t import slugify, shout\n\n\n"
+        "def test_shout():\n    assert shout('a') == 'A'\n\n\n" + grown + "\n"
+    )
+    # @overload definitions are meant to come several times; other files are not Python's.
+    overloads = "@overload\ndef f(x: int) -> int: ...\n"
+    (worktree / "o.py").write_text(overloads)
+    await tools.append_to_file("o.py", "@overload\ndef f(x: str) -> str: ...")
+    assert (worktree / "o.py").read_text().count("def f(") == 2
+    (worktree / "lib.js").write_text("function f() {}\n")
+    await tools.append_to_file("lib.js", "function f() { return 1; }")
+    assert (worktree / "lib.js").read_text().count("function f(") == 2
+
+
 async def test_python_code_indented_as_a_whole_is_written_without_that_indentation(
     tools: AgentTools, worktree: Path
 ) -> None:
