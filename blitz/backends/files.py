@@ -439,7 +439,7 @@ def without_redefined(old: str, text: str) -> tuple[str, list[str]]:
     """``old`` without the top-level Python definitions that ``text`` defines again, and what
     was taken out ("name (lines 8-10)"): appended after them, the new ones would replace them
     when the file runs and leave them behind as dead code (a small model appended a longer
-    ``test_slugify`` after each of its own, eighteen times)."""
+    ``test_slugify`` after each of its own, turn after turn, until its time ran out)."""
     lines = old.splitlines(keepends=True)
     had = _py_definitions(lines)
     again = sorted(had.keys() & _py_definitions(text.splitlines()).keys(), key=had.__getitem__)

@@ -10,7 +10,7 @@ from typing import Any
 GROWING = {"append_to_file": "text"}
 """Tools whose call, made again with that argument grown (the last one's text and more), adds
 again what the last one added: a circle too (Qwen2.5-Coder-1.5B appended ``test_slugify`` with
-one more assert each turn, eighteen times, each result new)."""
+one more assert each turn, until its time ran out, each result new)."""
 
 
 class StuckDetector:
