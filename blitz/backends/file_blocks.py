@@ -29,7 +29,7 @@ from typing import Literal
 from pydantic_ai.exceptions import ToolFailed
 
 from blitz.backends.embedded_session import Session, describe_call
-from blitz.backends.files import defined_names, previous_bytes
+from blitz.backends.files import defined_names, holds_lines, previous_bytes
 from blitz.backends.tools import ToolError
 
 PATH = r"[\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]+"
@@ -101,6 +101,14 @@ def placement(old: str | None, code: str) -> Placement | None:
     return None
 
 
+def _holds(old: str, code: str, how: Placement | None) -> bool:
+    """Whether a file holding ``old`` has ``code`` already: as its whole content, or, for new
+    code, as lines of it."""
+    if how == "append":
+        return holds_lines(old, code) > 0
+    return old == code or old.rstrip("\n") == code.rstrip("\n")
+
+
 PLACED = (
     "The code in your answer was put in place for you, as these tool calls:\n{results}\n"
     "Next time make changes with tool calls yourself. Check the change if it needs it"
@@ -108,15 +116,25 @@ PLACED = (
 )
 """What a model is told after the code of its answer was put in place."""
 
+HELD = (
+    "The code in your answer is what {paths} already holds: nothing changed. If the task is"
+    " done, call finish; if not, make the next change with a tool call."
+)
+"""What a model is told whose answer shows code the files hold already (a re-ask like any
+other: not a call, so a model that keeps answering so is re-asked a bounded number of times)."""
+
 NOT_PLACED = "- {path}: not put in place ({why}); change it with a tool call"
 
 
 async def put_in_place(text: str, session: Session) -> str | None:
     """Put the file blocks of ``text`` in place through the session's tools, as calls the model
     made: what to tell the model, or None when no block could be put in place (nothing was
-    changed then)."""
+    changed then). A block the file holds already is no call: a model that shows the same answer
+    again has made no change, and is told so (:data:`HELD`) when that is all it did
+    (Qwen2.5-Coder-1.5B answered with the same two files four times, each put in place as
+    "nothing changed" and counted as a call, the run going round)."""
     results: list[str] = []
-    placed = 0
+    placed, held = 0, []
     for block in file_blocks(text):
         try:
             real = session.tools.resolve(block.path)
@@ -126,6 +144,9 @@ async def put_in_place(text: str, session: Session) -> str | None:
         before = previous_bytes(real, session.tools.limits.write_max_bytes)
         old = None if before is None else before.decode("utf-8", "replace")
         how = placement(old, block.code)
+        if old is not None and _holds(old, block.code, how):
+            held.append(block.path)  # an answer shown again: no change, and no call
+            continue
         if how is None:
             why = "it leaves out code the file has, so it is a part of the file"
             results.append(NOT_PLACED.format(path=block.path, why=why))
@@ -147,5 +168,5 @@ async def put_in_place(text: str, session: Session) -> str | None:
         placed += 1
         results.append(f"- {said}: {result}")
     if not placed:
-        return None
+        return HELD.format(paths=", ".join(dict.fromkeys(held))) if held else None
     return PLACED.format(results="\n".join(results))

@@ -17,7 +17,7 @@ from backend_helpers import assert_script_done
 from embedded_helpers import COMPATIBLE, KEY, SHOUT, backend, call_text, slugify_task
 
 from blitz.backends.embedded_reasks import CODE_IN_TEXT
-from blitz.backends.file_blocks import FileBlock, file_blocks, placement
+from blitz.backends.file_blocks import HELD, FileBlock, file_blocks, placement
 from blitz.testing.model_server import ModelServer
 
 SLUGIFY = "def slugify(text):\n    return text.lower()"
@@ -192,4 +192,29 @@ async def test_a_part_of_a_file_is_not_put_in_place_and_the_model_is_re_asked(
     assert result.ok, result.error
     assert server.requests[2].last_user_text == CODE_IN_TEXT
     assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY + "\n"
+    assert_script_done(server)
+
+
+async def test_code_the_files_hold_already_is_no_call_and_the_model_hears_so_a_bounded_time(
+    server: ModelServer, textutil: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B answered with the same two files four times (session 19), each put in
+    # place as "nothing changed" and counted as a call: the run went round until its time ran out.
+    answer = f"Here's the updated `test_textutil.py`:\n\n```python\n{WHOLE_TEST_FILE}```"
+    server.add(
+        *wrote_slugify_then(answer),
+        {"match": "put in place for you", "reply": {"text": answer}},
+        {"match": "already holds: nothing changed", "reply": {"text": answer}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    # Told so once (with the re-ask that said the code was put in place, two in a row: the
+    # bound), then the run ends as its finish, and the review lets it by.
+    assert result.ok, result.error
+    assert result.summary.startswith("(ended without calling finish) Here's the updated")
+    assert server.requests[3].last_user_text == HELD.format(paths="test_textutil.py")
+    assert len(server.requests) == 4
+    assert (textutil / "test_textutil.py").read_text() == WHOLE_TEST_FILE
+    assert sum("from the answer's text" in m for m in result.messages) == 1
     assert_script_done(server)
