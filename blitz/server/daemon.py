@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import faulthandler
 import fcntl
 import logging
 import os
@@ -39,6 +38,7 @@ from blitz.server.auth import TokenStore
 from blitz.server.events import EventHub
 from blitz.server.metrics import Metrics
 from blitz.server.problems import Problem
+from blitz.server.stacks import Handler, print_stacks_on
 from blitz.server.workers import WorkerWatch
 from blitz.store.leases import orphaned
 
@@ -222,13 +222,14 @@ class Daemon:
         self._stop_requested = asyncio.Event()
         loop = asyncio.get_running_loop()
         handled = []
+        replaced: dict[int, Handler] = {}
         if signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
                 handled.append(sig)
             # `kill -USR1` prints every thread's stack to stderr: what a daemon that will not
             # stop is waiting for.
-            faulthandler.register(signal.SIGUSR1, all_threads=True)
+            replaced[signal.SIGUSR1] = print_stacks_on(signal.SIGUSR1)
         code = 0
         try:
             resumed = await self.start()
@@ -265,6 +266,8 @@ class Daemon:
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
+            for signum, handler in replaced.items():
+                signal.signal(signum, handler)
             await self.app.aclose()
         return code
 

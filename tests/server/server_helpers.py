@@ -188,9 +188,11 @@ class Served:
         return self.proc.returncode, out, err
 
     def kill(self) -> None:
+        """Kill it if it runs; close its pipes either way (a pipe left to the garbage collector
+        is a ResourceWarning, an error, in whichever test comes next)."""
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate(timeout=10)
+        self.proc.communicate(timeout=10)
 
 
 def serve(
