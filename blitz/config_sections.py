@@ -153,7 +153,11 @@ class AgentConfig(_Section):
         default=0.0, description="Most one attempt may spend (0 = no limit beyond the budgets)."
     )
     stuck_repeats: Positive = Field(
-        default=3, description="The same tool call with the same result this many times = stuck."
+        default=3,
+        description=(
+            "The same tool call (or round of two or three calls) with the same results this"
+            " many times in a row = stuck."
+        ),
     )
     max_output_tokens: Positive = Field(default=8192, description="Tokens per model answer.")
     gates_on_finish: bool = Field(

@@ -139,7 +139,8 @@ class EmbeddedLimits:
     ``max_turns`` counts model responses; ``max_tokens`` input plus output tokens (cached ones
     included); ``max_cost_usd`` is also capped by the request's ``budget_usd``; ``wall_time`` is
     seconds, also capped by the request's ``timeout``. ``stuck_repeats`` identical calls with
-    identical results in a row end the run. ``model_attempts`` bounds the tries of one model
+    identical results in a row (or rounds of two or three calls, or grown appends: see
+    :mod:`blitz.backends.stuck`) end the run. ``model_attempts`` bounds the tries of one model
     request (transient failures only). ``max_output_tokens`` caps one model response (sent as
     the request's ``max_tokens``): a model that degenerates stops there, not at its context's end.
     ``gates_on_finish``: a finish runs the request's gates (:mod:`blitz.backends.finish_gates`).
@@ -391,16 +392,8 @@ class EmbeddedBackend:
     def _stop_reason(self, usage: RunUsage, budget: Budget, session: Session) -> str:
         """Why the run must not make another model request ("" when it may)."""
         limits = self.limits
-        if session.stuck_on is not None and session.stuck.grew:
-            return (
-                f"stuck: {limits.stuck_repeats} {session.stuck_on} calls in a row, each after"
-                " the first adding again what the one before it added, and more"
-            )
-        if session.stuck_on is not None:
-            return (
-                f"stuck: the same {session.stuck_on} call returned the same result"
-                f" {limits.stuck_repeats} times"
-            )
+        if session.stuck_reason is not None:
+            return session.stuck_reason
         if usage.requests >= limits.max_turns:
             return f"turn limit of {limits.max_turns} reached"
         if usage.total_tokens >= limits.max_tokens:

@@ -106,7 +106,7 @@ class Session:
         finish the review lets through (each for ``gate_timeout`` at most)."""
         self.tools = tools
         self.stuck = stuck
-        self.stuck_on: str | None = None  # the tool whose call repeated itself
+        self.stuck_reason: str | None = None  # why its calls go round, once they do
         self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
         self.usage = RunUsage()
         self.calls = 0  # tool calls the model made, finish included, in every form
@@ -176,8 +176,8 @@ class Session:
         return text
 
     def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
-        if self.stuck.record(name, args, result) and self.stuck_on is None:
-            self.stuck_on = name
+        if self.stuck.record(name, args, result) and self.stuck_reason is None:
+            self.stuck_reason = self.stuck.reason()
 
     async def narrate(self, response: ModelResponse) -> None:
         """Show what the model said and which tools it called."""

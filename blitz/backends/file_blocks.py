@@ -125,12 +125,21 @@ other: not a call, so a model that keeps answering so is re-asked a bounded numb
 
 NOT_PLACED = "- {path}: not put in place ({why}); change it with a tool call"
 
+NONE_PLACED = (
+    "The code in your answer could not be put in place:\n{results}\n"
+    "Make the change yourself with a tool call (append_to_file to add code to a file, edit_file"
+    " to change a part of one, write_file for a new file), then call finish."
+)
+"""What a model is told none of whose code could be put in place, and why."""
+
 
 async def put_in_place(text: str, session: Session) -> str | None:
     """Put the file blocks of ``text`` in place through the session's tools, as calls the model
-    made: what to tell the model, or None when no block could be put in place (nothing was
-    changed then). A block the file holds already is no call: a model that shows the same answer
-    again has made no change, and is told so (:data:`HELD`) when that is all it did
+    made: what to tell the model, or None when ``text`` has no file block. When none was put in
+    place the model is told why, block by block (a part of a file, a path outside the worktree,
+    a tool's error such as a size limit), not only that code in a message changes no file. A
+    block the file holds already is no call: a model that shows the same answer again has made
+    no change, and is told so (:data:`HELD`) when that is all it did
     (Qwen2.5-Coder-1.5B answered with the same two files four times, each put in place as
     "nothing changed" and counted as a call, the run going round)."""
     results: list[str] = []
@@ -167,6 +176,10 @@ async def put_in_place(text: str, session: Session) -> str | None:
             continue
         placed += 1
         results.append(f"- {said}: {result}")
-    if not placed:
-        return HELD.format(paths=", ".join(dict.fromkeys(held))) if held else None
-    return PLACED.format(results="\n".join(results))
+    if placed:
+        return PLACED.format(results="\n".join(results))
+    if results:  # why nothing was put in place, each block's own reason or error
+        results += [f"- {path}: already holds this code; nothing changed" for path in held]
+        told = NONE_PLACED.format(results="\n".join(results))
+        return told + (f"\n\n{session.refused}" if session.refused else "")
+    return HELD.format(paths=", ".join(dict.fromkeys(held))) if held else None

@@ -12,35 +12,60 @@ GROWING = {"append_to_file": "text"}
 again what the last one added: a circle too (Qwen2.5-Coder-1.5B appended ``test_slugify`` with
 one more assert each turn, until its time ran out, each result new)."""
 
+LONGEST_CIRCLE = 3
+"""The most calls a circle of calls may have to be noticed: write a.py, write b.py, again and
+again, each result the same as the round before (Qwen2.5-Coder-1.5B answered with the same two
+files in turn until its time ran out; a one-call streak never reached two)."""
+
 
 class StuckDetector:
-    """Notices an agent going round in circles: the same tool call with the same result,
-    ``repeats`` times in a row; or an append (:data:`GROWING`) made again with the same
-    arguments and its text grown, whatever the result (``grew`` says which it was)."""
+    """Notices an agent going round in circles: the same tool call with the same result
+    ``repeats`` times in a row; the same round of two or three calls (:data:`LONGEST_CIRCLE`)
+    with the same results ``repeats`` times in a row; or an append (:data:`GROWING`) made again
+    with the same arguments and its text grown, whatever the result. :meth:`reason` says which."""
 
     def __init__(self, repeats: int = 3) -> None:
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
         self.repeats = repeats
         self.grew = False
-        self._last: bytes | None = None
+        self._calls: list[tuple[bytes, str]] = []  # the last calls: (call and result, tool)
         self._call: tuple[str, dict[str, Any]] | None = None
         self._streak = 0
+        self._round: list[str] = []  # the tools of the circle found, in order
 
     def record(self, tool: str, args: Mapping[str, Any], result: str) -> bool:
-        """Record one call; True when this exact call and result has now been seen ``repeats``
-        times in a row, or the streak of grown appends is that long (any other call in between
-        starts the count again)."""
+        """Record one call; True when the calls now go round (see the class); any other call
+        starts the count again."""
         canonical = json.dumps([tool, dict(args), result], sort_keys=True, default=str)
         key = hashlib.sha256(canonical.encode()).digest()
         grew = self._grown(tool, args)
-        if key == self._last or grew:
+        last = self._calls[-1][0] if self._calls else None
+        if key == last or grew:
             self._streak += 1
             self.grew = grew
         else:
             self._streak, self.grew = 1, False
-        self._last, self._call = key, (tool, dict(args))
-        return self._streak >= self.repeats
+        self._calls = [*self._calls, (key, tool)][-LONGEST_CIRCLE * self.repeats :]
+        self._call = (tool, dict(args))
+        if self._streak >= self.repeats:
+            self._round = [tool]
+            return True
+        return self._went_round()
+
+    def _went_round(self) -> bool:
+        """Whether the last calls are one round of calls (two or more of them, not all the same)
+        made ``repeats`` times with the same results."""
+        keys = [key for key, _ in self._calls]
+        for size in range(2, LONGEST_CIRCLE + 1):
+            if len(keys) < size * self.repeats:
+                continue
+            tail = keys[-size * self.repeats :]
+            one = tail[:size]
+            if len(set(one)) > 1 and tail == one * self.repeats:
+                self._round = [tool for _, tool in self._calls[-size:]]
+                return True
+        return False
 
     def _grown(self, tool: str, args: Mapping[str, Any]) -> bool:
         """Whether this call is the last one again with its :data:`GROWING` argument grown."""
@@ -55,5 +80,21 @@ class StuckDetector:
         before, after = str(last.get(name, "")).rstrip(), str(args.get(name, "")).rstrip()
         return bool(before) and len(after) > len(before) and after.startswith(before)
 
+    def reason(self) -> str:
+        """Why the last :meth:`record` that returned True was a circle (an attempt's error)."""
+        if len(self._round) > 1:
+            calls = ", ".join(self._round)
+            return (
+                f"stuck: the same {len(self._round)} calls ({calls}) went round"
+                f" {self.repeats} times, each round with the same results"
+            )
+        tool = self._round[0] if self._round else "tool"
+        if self.grew:
+            return (
+                f"stuck: {self.repeats} {tool} calls in a row, each after the first adding"
+                " again what the one before it added, and more"
+            )
+        return f"stuck: the same {tool} call returned the same result {self.repeats} times"
+
     def reset(self) -> None:
-        self._last, self._call, self._streak, self.grew = None, None, 0, False
+        self._calls, self._call, self._streak, self.grew, self._round = [], None, 0, False, []

@@ -350,6 +350,48 @@ async def test_a_failing_call_repeated_is_stuck_too(server: ModelServer, worktre
     assert result.error == "stuck: the same read_file call returned the same result 3 times"
 
 
+async def test_two_calls_made_in_turn_with_the_same_results_are_stuck(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Each call follows the other one, so no one call repeats itself in a row.
+    for _ in range(3):
+        server.add(
+            {"reply": {"tool_calls": [call("read_file", path="README.md")]}},
+            {"reply": {"tool_calls": [call("list_dir", path=".")]}},
+        )
+
+    result = await backend(server).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert result.error == (
+        "stuck: the same 2 calls (read_file, list_dir) went round 3 times, each round with the"
+        " same results"
+    )
+    assert len(server.requests) == 6
+    assert_script_done(server)
+
+
+async def test_an_append_made_again_with_its_text_grown_is_stuck(
+    server: ModelServer, worktree: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B appended test_slugify one assert longer each turn, until its time ran
+    # out (each appended definition replaces the one before, so each result is new).
+    text = "def test_slugify():\n    assert slugify('a') == 'a'\n"
+    for letter in "abc":
+        text += f"    assert slugify('{letter.upper()}') == '{letter}'\n"
+        server.add({"reply": {"tool_calls": [call("append_to_file", path="test_s.py", text=text)]}})
+
+    result = await backend(server).run(task(worktree))
+
+    assert not result.ok and not result.crashed
+    assert result.error == (
+        "stuck: 3 append_to_file calls in a row, each after the first adding again what the one"
+        " before it added, and more"
+    )
+    assert (worktree / "test_s.py").read_text() == text  # the last one, once
+    assert_script_done(server)
+
+
 async def test_the_wall_time_limit_ends_a_hanging_request_quickly(
     server: ModelServer, worktree: Path
 ) -> None:

@@ -16,8 +16,14 @@ import pytest
 from backend_helpers import assert_script_done
 from embedded_helpers import COMPATIBLE, KEY, SHOUT, backend, call_text, slugify_task
 
-from blitz.backends.embedded_reasks import CODE_IN_TEXT
-from blitz.backends.file_blocks import HELD, FileBlock, file_blocks, placement
+from blitz.backends.file_blocks import (
+    HELD,
+    NONE_PLACED,
+    NOT_PLACED,
+    FileBlock,
+    file_blocks,
+    placement,
+)
 from blitz.testing.model_server import ModelServer
 
 SLUGIFY = "def slugify(text):\n    return text.lower()"
@@ -172,7 +178,7 @@ async def test_a_part_of_a_file_is_not_put_in_place_and_the_model_is_re_asked(
     server.add(
         *wrote_slugify_then(answer),
         {
-            "match": "code in a message changes no file",
+            "match": "could not be put in place",
             "reply": {
                 "text": call_text(
                     "append_to_file",
@@ -190,7 +196,44 @@ async def test_a_part_of_a_file_is_not_put_in_place_and_the_model_is_re_asked(
     result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
 
     assert result.ok, result.error
-    assert server.requests[2].last_user_text == CODE_IN_TEXT
+    why = "it leaves out code the file has, so it is a part of the file"
+    said = NOT_PLACED.format(path="textutil.py", why=why)
+    assert server.requests[2].last_user_text == NONE_PLACED.format(results=said)
+    assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY + "\n"
+    assert_script_done(server)
+
+
+async def test_a_block_its_tool_refuses_is_not_put_in_place_and_the_model_hears_the_error(
+    server: ModelServer, textutil: Path
+) -> None:
+    # The tool's own error (here: a file where the block's directory would go) is what the model
+    # is told, not only that code in a message changes no file.
+    answer = "```python\n# textutil.py/helpers.py\ndef helper():\n    return 1\n```"
+    server.add(
+        *wrote_slugify_then(answer),
+        {
+            "match": "cannot create the directory of 'textutil.py/helpers.py'",
+            "reply": {
+                "text": call_text(
+                    "append_to_file",
+                    path="test_textutil.py",
+                    text="from textutil import slugify\n\n\n" + SLUGIFY_TEST,
+                )
+            },
+        },
+        {
+            "match": "line(s) to test_textutil.py",
+            "reply": {"text": call_text("finish", summary="Tested.")},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok, result.error
+    told = server.requests[2].last_user_text
+    assert told.startswith("The code in your answer could not be put in place:\n- write_file ")
+    assert "error: cannot create the directory of 'textutil.py/helpers.py'" in told
+    assert told.endswith("then call finish.")
     assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY + "\n"
     assert_script_done(server)
 

@@ -149,6 +149,47 @@ def test_an_append_made_again_with_its_text_grown_is_a_circle_whatever_its_resul
     assert not stuck.grew
 
 
+def test_a_round_of_calls_made_again_with_the_same_results_is_a_circle() -> None:
+    # Qwen2.5-Coder-1.5B wrote the same two files in turn until its time ran out: each call
+    # followed another, so the streak of one call never passed one.
+    stuck = StuckDetector(repeats=3)
+    write_a = ("write_file", {"path": "a.py", "content": "x = 1"}, "nothing changed")
+    write_b = ("write_file", {"path": "b.py", "content": "y = 2"}, "nothing changed")
+    for _ in range(2):
+        assert not stuck.record(*write_a)
+        assert not stuck.record(*write_b)
+    assert not stuck.record(*write_a)
+    assert stuck.record(*write_b)  # the third round
+    assert stuck.reason() == (
+        "stuck: the same 2 calls (write_file, write_file) went round 3 times, each round with"
+        " the same results"
+    )
+    # A round of three, one of its results new in the middle: progress, counted afresh.
+    stuck.reset()
+    edit = ("edit_file", {"path": "a.py", "old": "1", "new": "2"}, "replaced 1 line")
+    test = ("run_command", {"command": "pytest"}, "1 failed")
+    read = ("read_file", {"path": "a.py"}, "x = 2")
+    rounds = [edit, test, read, edit, ("run_command", {"command": "pytest"}, "2 failed"), read]
+    assert not any([stuck.record(*one) for one in rounds])
+    assert not any([stuck.record(*one) for one in (edit, test, read, edit, test, read, edit)])
+    assert stuck.record(*test)  # read, edit, test: three rounds since the new result
+    assert stuck.reason().startswith("stuck: the same 3 calls (read_file, edit_file, run_command)")
+
+
+def test_the_reason_names_the_tool_and_the_kind_of_circle() -> None:
+    stuck = StuckDetector(repeats=2)
+    stuck.record("read_file", {"path": "a"}, "x")
+    assert stuck.record("read_file", {"path": "a"}, "x")
+    assert stuck.reason() == "stuck: the same read_file call returned the same result 2 times"
+    stuck.reset()
+    stuck.record("append_to_file", {"path": "t.py", "text": "a = 1"}, "appended 1")
+    assert stuck.record("append_to_file", {"path": "t.py", "text": "a = 1\nb = 2"}, "appended 1")
+    assert stuck.reason() == (
+        "stuck: 2 append_to_file calls in a row, each after the first adding again what the one"
+        " before it added, and more"
+    )
+
+
 def test_stuck_detector_bounds() -> None:
     assert StuckDetector(repeats=1).record("list_dir", {}, "")
     with pytest.raises(ValueError):
