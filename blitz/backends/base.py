@@ -32,10 +32,15 @@ from blitz.redact import redact
 
 @dataclass(frozen=True, slots=True)
 class GateCommand:
-    """One of the project's gates, as an agent may run it before it finishes."""
+    """One of the project's gates, or a task's acceptance check, as an agent may run it before
+    it finishes."""
 
-    name: str  # build, typecheck, lint, test
+    name: str  # build, typecheck, lint, test; or ACCEPTANCE
     command: str
+
+
+ACCEPTANCE = "acceptance"
+"""The name of a task's acceptance check that is a command, among the gates of a request."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,8 +171,8 @@ def task_prompt(request: AgentRequest, *, before: str = "", after: str = "") -> 
     if request.gates:
         listed = "\n".join(f"- {gate.name}: `{gate.command}`" for gate in request.gates)
         parts.append(
-            "When you finish, your change is checked with the project's own commands (run them"
-            f" yourself first to see what they say):\n{listed}"
+            "When you finish, your change is checked with these commands (run them yourself"
+            f" first to see what they say):\n{listed}"
         )
     if after:
         parts.append(after)

@@ -1,5 +1,6 @@
-"""The project's gates, run when the embedded agent calls ``finish``: a gate that fails on the
-change sends the finish back with what it printed, so the agent fixes its work in the same run.
+"""The project's gates and the task's command checks (:data:`~blitz.backends.base.ACCEPTANCE`),
+run when the embedded agent calls ``finish``: one that fails on the change sends the finish back
+with what it printed, so the agent fixes its work in the same run.
 
 Small models rarely run the tests themselves (Qwen2.5-Coder-1.5B finished with a slugify that
 its own weak test could not fault, and never ran the suite); the gates would fail after the run
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from blitz.backends.base import GateCommand, trim
+from blitz.backends.base import ACCEPTANCE, GateCommand, trim
 from blitz.backends.tools import AgentTools
 
 ROUNDS = 2
@@ -24,7 +25,7 @@ SHOWN = 2400
 """Characters of a failing gate's output shown to the model (its start and end)."""
 
 FAILING = (
-    "You called finish, but the project's {name} check fails with your change (`{command}`,"
+    "You called finish, but {what} fails with your change (`{command}`,"
     " {status}):\n{output}\n\nFix what makes it fail (the code; a test only if the test itself"
     " is wrong), then call finish."
 )
@@ -57,8 +58,10 @@ class FinishGates:
             code = done.exit_code if done.exit_code is not None else -1
             status = f"exit code {code}"
             output = trim(done.output.strip(), SHOWN) or "(no output)"
-            text = FAILING.format(
-                name=gate.name, command=gate.command, status=status, output=output
-            )
-            return text, f"re-asked: finish was called with the {gate.name} gate failing"
+            if gate.name == ACCEPTANCE:
+                what, line = "the task's acceptance check", "the task's acceptance check"
+            else:
+                what, line = f"the project's {gate.name} check", f"the {gate.name} gate"
+            text = FAILING.format(what=what, command=gate.command, status=status, output=output)
+            return text, f"re-asked: finish was called with {line} failing"
         return "", ""

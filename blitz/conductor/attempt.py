@@ -149,7 +149,7 @@ async def run_attempt(
             timeout=ctx.timeout,
             model=ctx.model,
             budget_usd=ctx.budget_usd,
-            gates=briefing.gates(ctx.validator, ctx.baseline),
+            gates=briefing.gates(ctx.validator, ctx.baseline, ctx.task),
             gate_timeout=ctx.validator.gates.timeout if ctx.validator is not None else 600.0,
             on_usage=ctx.meter.add if ctx.meter is not None else None,
         )

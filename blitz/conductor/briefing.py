@@ -5,7 +5,7 @@ gates its change will be judged by.
 
 from __future__ import annotations
 
-from blitz.backends.base import GateCommand
+from blitz.backends.base import ACCEPTANCE, GateCommand
 from blitz.domain import Baseline, Task
 from blitz.validation import Validator
 
@@ -24,12 +24,20 @@ def instructions(task: Task) -> str:
     return text
 
 
-def gates(validator: Validator | None, baseline: Baseline | None) -> tuple[GateCommand, ...]:
-    """The project's gates an attempt's change will be judged by, in the order they run: those
-    that passed on the goal's base (one failing there already would send the agent after
-    failures that are not its own; the gates excuse them)."""
+def gates(
+    validator: Validator | None, baseline: Baseline | None, task: Task | None = None
+) -> tuple[GateCommand, ...]:
+    """The commands an attempt's change will be judged by, in the order they run: the
+    project's gates that passed on the goal's base (one failing there already would send the
+    agent after failures that are not its own; the gates excuse them), then the ``task``'s
+    acceptance checks that are commands (named :data:`ACCEPTANCE`)."""
+    checks = tuple(
+        GateCommand(ACCEPTANCE, c.command)
+        for c in (task.checks if task is not None else ())
+        if c.kind == "command" and c.command.strip()
+    )
     if validator is None:
-        return ()
+        return checks
     failing = {result.name for result in baseline.results if not result.passed} if baseline else ()
     configured = validator.gates.configured()
-    return tuple(GateCommand(n, c) for n, c in configured.items() if n not in failing)
+    return tuple(GateCommand(n, c) for n, c in configured.items() if n not in failing) + checks

@@ -1,8 +1,9 @@
-"""The embedded agent's finish runs the project's gates (the ones the request names), and a gate
-failing on the change sends the finish back with what it printed, so the model fixes its work in
-the same run (Qwen2.5-Coder-1.5B finished a wrong slugify whose own test could not fault it).
-The real pydantic-ai/openai client talks to a scripted chat-completions server on 127.0.0.1; the
-tools change a real git worktree and the gates are real commands (pytest)."""
+"""The embedded agent's finish runs the project's gates and the task's command checks (the ones
+the request names), and one failing on the change sends the finish back with what it printed, so
+the model fixes its work in the same run (Qwen2.5-Coder-1.5B finished a wrong slugify whose own
+test could not fault it). The real pydantic-ai/openai client talks to a scripted chat-completions
+server on 127.0.0.1; the tools change a real git worktree and the gates are real commands
+(pytest)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ import pytest
 from backend_helpers import assert_script_done
 from embedded_helpers import COMPATIBLE, KEY, backend, call, call_text, slugify_task
 
-from blitz.backends.base import GateCommand
+from blitz.backends.base import ACCEPTANCE, GateCommand
 from blitz.backends.finish_gates import ROUNDS
 from blitz.conductor import briefing
-from blitz.domain import Baseline, GateResult, Gates
+from blitz.domain import Baseline, Check, GateResult, Gates, Task
 from blitz.testing.model_server import ModelServer
 from blitz.validation import Validator
 
@@ -80,7 +81,7 @@ async def test_a_gate_failing_on_the_finish_is_sent_back_with_its_output_and_fix
     assert result.ok and result.summary == "Fixed.", result.error
     # The task as the model got it names the gate it will be judged by.
     first = server.requests[0].text
-    assert "When you finish, your change is checked with the project's own commands" in first
+    assert "When you finish, your change is checked with these commands" in first
     assert f"- test: `{PYTEST.command}`" in first
     # The finish was sent back with pytest's own words of the failure.
     said = server.requests[3].text
@@ -213,3 +214,58 @@ def test_an_attempt_is_given_the_gates_that_passed_on_the_goals_base() -> None:
     assert [g.name for g in briefing.gates(validator, None)] == ["build", "lint", "test"]
     assert briefing.gates(None, baseline) == ()
     assert briefing.gates(Validator(Gates()), None) == ()
+
+
+def test_an_attempt_is_given_its_tasks_command_checks_after_the_gates() -> None:
+    task = Task(
+        goal_id="g",
+        id="t1",
+        title="Add slugify",
+        checks=(
+            Check(kind="file_exists", path="textutil.py"),  # the prompt says it; no command
+            Check(kind="command", command="python -m pytest -q test_textutil.py"),
+            Check(kind="command", command="  "),  # refused by the validation, not run here
+        ),
+    )
+    validator = Validator(Gates(lint="ruff check ."))
+
+    assert briefing.gates(validator, None, task) == (
+        GateCommand("lint", "ruff check ."),
+        GateCommand(ACCEPTANCE, "python -m pytest -q test_textutil.py"),
+    )
+    assert briefing.gates(None, None, task) == (
+        GateCommand(ACCEPTANCE, "python -m pytest -q test_textutil.py"),
+    )
+
+
+async def test_a_tasks_acceptance_check_failing_on_the_finish_is_sent_back_as_the_tasks(
+    server: ModelServer, textutil: Path
+) -> None:
+    check = GateCommand(
+        ACCEPTANCE,
+        f"{shlex.quote(sys.executable)} -c 'from textutil import slugify;"
+        ' assert slugify("A b") == "a-b", slugify("A b")\'',
+    )
+    fixed = "return '-'.join(text.lower().split())"
+    server.add(
+        *wrong_slugify_then_finish(),
+        {
+            "match": "the task's acceptance check fails with your change",
+            "reply": {
+                "text": call_text(
+                    "edit_file", path="textutil.py", old="return text.lower()", new=fixed
+                )
+            },
+        },
+        {"match": "edited textutil.py", "reply": {"tool_calls": [call("finish", summary="Ok.")]}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, check))
+
+    assert result.ok and result.summary == "Ok.", result.error
+    assert f"- acceptance: `{check.command}`" in server.requests[0].text
+    assert "AssertionError: a b" in server.requests[3].text
+    assert "re-asked: finish was called with the task's acceptance check failing" in (
+        result.messages
+    )
+    assert_script_done(server)
