@@ -26,7 +26,7 @@ from blitz.conductor.dispatch import Dispatch
 from blitz.conductor.goal import End, GoalRun, Next, Pause, Publish, Recover
 from blitz.conductor.jobs import AttemptJob, Job, PlanJob, PublishJob, RecoveryJob
 from blitz.conductor.journal import Journal
-from blitz.conductor.ownership import LEASE_SECONDS, Ownership
+from blitz.conductor.ownership import LEASE_SECONDS, GoalTaken, Ownership
 from blitz.conductor.pausing import Pauses
 from blitz.conductor.services import Services
 from blitz.conductor.spending import NO_USAGE, Spending
@@ -125,7 +125,10 @@ class Engine:
     submit = start
 
     async def resume(self, goal: Goal) -> GoalRun:
-        """Take over an unfinished goal from the store, after a crash or a restart."""
+        """Take over an unfinished goal from the store, after a crash or a restart (GoalTaken if
+        this engine drives it: a second run would plan and queue its tasks again)."""
+        if goal.id in self.runs:
+            raise GoalTaken(f"goal {goal.id} is driven here already", holder=self._me)
         project = self.store.get_project(goal.project_id)
         if project is None:
             raise UserError(f"goal {goal.id} belongs to a project that no longer exists")

@@ -152,6 +152,8 @@ class Daemon:
             if done or held or self.draining:
                 continue
             lease = await asyncio.to_thread(self.store.lease, goal.id)
+            if goal.id in self.engine.runs:  # started while the lease was read: its lease is
+                continue  # this process's, which `orphaned` does not tell from a dead one's
             if not orphaned(goal, lease, owner=ownership.owner, ttl=ownership.ttl):
                 continue
             try:

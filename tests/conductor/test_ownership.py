@@ -92,6 +92,28 @@ async def test_resume_refuses_a_goal_another_process_holds(tmp_path: Path, apps:
     await driver.run()
 
 
+async def test_resume_refuses_a_goal_this_engine_drives_and_the_goal_runs_once(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    # A daemon looking for goals to take over read the lease of one submitted meanwhile: this
+    # process's own, so it looked orphaned. Resumed again, the goal was planned twice and its
+    # second plan queued tasks already queued: the engine failed and the daemon stopped (CI).
+    app = apps(QUICK)
+    engine = app.engine()
+    submitted = await actions.new_goal(app, engine, make_repo(tmp_path), GoalRequest(title="x"))
+    goal = submitted.goal
+    run = engine.runs[goal.id]
+
+    with pytest.raises(GoalTaken, match=f"goal {goal.id} is driven here already"):
+        await engine.resume(goal)
+
+    assert engine.runs[goal.id] is run
+    finished = await engine.run()
+    assert finished[goal.id].state.value == "succeeded"
+    [attempt] = app.store.load_attempts(goal.id)
+    assert attempt.state is AttemptState.SUCCEEDED
+
+
 async def test_an_engine_whose_goal_was_taken_over_stops_driving_it_and_writes_nothing(
     tmp_path: Path, apps: MakeApp, hold_file: Path
 ) -> None:
