@@ -332,6 +332,7 @@ def apply_recovery(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str
             state=TaskState.PENDING, guidance=plan.guidance, depends_on=dag.node(task.id).depends_on
         )
     elif action is RecoveryAction.REPLACE:
+        new_tasks = taking_the_place_of(task, new_tasks)
         dependents = dag.dependents(task.id)
         dag.inject(nodes, replace=task.id)
         task = task.evolve(
@@ -374,6 +375,34 @@ def apply_recovery(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str
         new_tasks=tuple(t.id for t in new_tasks),
         created_at=run.journal.clock.time(),
     )
+
+
+TAKES_THE_PLACE = (
+    "This task takes the place of task {id} ({title}). When it is done, the work that task asked"
+    " for must be done too, by it or by the tasks before it:\n{instructions}"
+)
+
+
+def taking_the_place_of(old: Task, new_tasks: list[Task]) -> list[Task]:
+    """``new_tasks`` replacing ``old``: the last of them (those none of the others depends on)
+    also carry its work, its instructions (:data:`TAKES_THE_PLACE`), acceptance checks and files.
+    A replacement is a way to do the replaced task's work, not a way to drop it: a small model's
+    recovery planner replaced "add slugify and its test" with "add shout", which the branch had,
+    and the goal succeeded without slugify."""
+    needed = {d for t in new_tasks for d in t.depends_on}
+    said = TAKES_THE_PLACE.format(
+        id=old.id, title=old.title, instructions=(old.instructions or old.title).strip()
+    )
+    return [
+        t
+        if t.id in needed
+        else t.evolve(
+            instructions=f"{t.instructions.strip()}\n\n{said}".strip(),
+            checks=(*t.checks, *(c for c in old.checks if c not in t.checks)),
+            files=(*t.files, *(f for f in old.files if f not in t.files)),
+        )
+        for t in new_tasks
+    ]
 
 
 def recovered(run: GoalRun, task: Task, plan: RecoveryPlan, attempt_id: str) -> bool | None:

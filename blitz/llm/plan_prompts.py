@@ -80,8 +80,8 @@ Choose one action:
   instructions for the next attempt (what went wrong and how to do it right).
 - insert: something else must be done first; give the new tasks (the failed task will depend on
   them, then run again with the guidance).
-- replace: the task is wrong or too big; give the tasks that take its place (the tasks that
-  depended on it will depend on them).
+- replace: the task is wrong or too big; give the tasks that take its place, together doing all
+  of its work (the tasks that depended on it will depend on them).
 - skip: the task is unnecessary or its work is already done; the goal can succeed without it.
 - abort: the goal cannot succeed (impossible, contradictory, or a human must decide).
 

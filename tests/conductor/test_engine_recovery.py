@@ -30,6 +30,7 @@ from engine_helpers import (
     write,
 )
 
+from blitz.conductor.planning import TAKES_THE_PLACE
 from blitz.domain import (
     AttemptState,
     GoalState,
@@ -146,6 +147,42 @@ async def test_replace_recovery_rewires_the_dependents_to_the_new_task(
     assert first_index(events, "task.succeeded", "fix") < first_index(
         events, "task.started", "docs"
     )
+    assert_engine_invariants(app, repo, goal)
+
+
+async def test_the_last_tasks_of_a_replacement_carry_the_replaced_tasks_work(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    # Qwen2.5-Coder-1.5B's recovery replaced "add slugify and its test" with "add shout", which
+    # the branch had already: the goal succeeded without slugify.
+    repo = make_repo(tmp_path, files={"value.txt": "start\n"}, gates=NO_BUG_GATE)
+    check = {"kind": "command", "command": "grep -q fixed value.txt"}
+    bad = task("bad", instructions="Make value.txt say fixed.", checks=[check])
+    app = apps({
+        "tasks": [bad],
+        "agent": {
+            "bad": [[write("value.txt", "bug\n")]],
+            "prep": [[write("prep.txt", "prep\n")]],
+            "fix": [[write("value.txt", "fixed\n")]],
+        },
+        "recovery": {"bad": [{
+            "root_cause": "too big", "action": "replace",
+            "tasks": [task("prep", instructions="Prepare."), task("fix", "prep")],
+        }]},
+    })  # fmt: skip
+
+    _, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.SUCCEEDED, goal.error
+    tasks = {t.id: t for t in app.store.load_tasks(goal.id)}
+    assert tasks["prep"].instructions == "Prepare." and tasks["prep"].checks == ()
+    said = TAKES_THE_PLACE.format(
+        id="bad", title="Do bad", instructions="Make value.txt say fixed."
+    )
+    assert tasks["fix"].instructions == f"Do fix\n\n{said}"  # its own (the title), then the work
+    assert [(c.kind, c.command) for c in tasks["fix"].checks] == [("command", check["command"])]
+    [fixed] = [a for a in app.store.load_attempts(goal.id) if a.task_id == "fix"]
+    assert "check:command:grep -q fixed value.txt" in [g.name for g in fixed.gates]
     assert_engine_invariants(app, repo, goal)
 
 
