@@ -304,7 +304,7 @@ def _folded(tasks: Sequence[TaskSpec], tests: str, code: str) -> list[TaskSpec]:
         c,
         instructions="\n\n".join(x for x in (c.instructions.strip(), said) if x),
         files=tuple(dict.fromkeys((*c.files, *t.files))),
-        checks=(*c.checks, *t.checks),
+        checks=tuple(dict.fromkeys((*c.checks, *t.checks))),  # each once (both had `pytest`)
         depends_on=_joined(c.depends_on, t.depends_on, leave=(tests, code)),
         priority=max(c.priority, t.priority),
         labels=tuple(dict.fromkeys((*c.labels, *t.labels))),

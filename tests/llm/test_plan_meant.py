@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from blitz.domain import TaskSpec
+from blitz.domain import Check, TaskSpec
 from blitz.errors import PlanError
 from blitz.llm.plan_prompts import (
     code_before_tests,
@@ -25,6 +25,8 @@ from blitz.testing.model_server import ModelServer
 
 from . import model_for
 from .planner_helpers import json_reply, local_planner, plan_request, recovery_request
+
+PYTEST = Check(kind="command", command="python -m pytest -q")
 
 
 def spec(id: str, *files: str, depends_on: tuple[str, ...] = ()) -> TaskSpec:
@@ -75,9 +77,11 @@ def test_a_test_task_is_folded_into_the_one_task_changing_what_it_tests() -> Non
     # What Qwen2.5-Coder-1.5B planned in bench/local_model.py (session 16).
     tasks = (
         TaskSpec(id="add-slugify", title="Add slugify", instructions="Add it.",
-                 files=("textutil.py",), depends_on=("setup",), labels=("py",)),
+                 files=("textutil.py",), depends_on=("setup",), labels=("py",),
+                 checks=(PYTEST,)),
         TaskSpec(id="add-test", title="Test slugify", instructions="Test it.",
-                 files=("test_textutil.py",), depends_on=("add-slugify", "fixtures"), priority=2),
+                 files=("test_textutil.py",), depends_on=("add-slugify", "fixtures"), priority=2,
+                 checks=(Check(kind="file_exists", path="test_textutil.py"), PYTEST)),
         spec("docs", "README.md", depends_on=("add-test",)),
         spec("setup", "setup.cfg"),
         spec("fixtures", "conftest.py"),
@@ -91,6 +95,7 @@ def test_a_test_task_is_folded_into_the_one_task_changing_what_it_tests() -> Non
     assert one.instructions == "Add it.\n\nTest slugify: Test it."
     assert one.depends_on == ("setup", "fixtures")
     assert (one.priority, one.labels, one.title) == (2, ("py",), "Add slugify")
+    assert one.checks == (PYTEST, Check(kind="file_exists", path="test_textutil.py"))  # each once
     assert folded["docs"].depends_on == ("add-slugify",)  # it needed the tests: now their task
 
 
