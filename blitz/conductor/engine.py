@@ -90,8 +90,7 @@ class Engine:
         self.runs: dict[str, GoalRun] = {}
         self.finished: dict[str, Goal] = {}
         self._inbox: collections.deque[tuple[Job, Any]] = collections.deque()
-        # Goals with tasks that succeeded in this step: fed and settled once per step, not once
-        # per task.
+        # Goals with tasks that succeeded in this step: fed and settled once per step.
         self._unfed: dict[str, GoalRun] = {}
         # The loop sleeps on a future that reports and the alarm resolve.
         self._waiter: asyncio.Future[None] | None = None
@@ -367,8 +366,7 @@ class Engine:
             kind = EventKind.PLAN_REJECTED if rejected else EventKind.GOAL_FAILED
             run.emit(kind, str(result))
             if isinstance(result, ConfigError):
-                # A rejected key or a spend cap: every goal of the project would fail the same
-                # way until the user fixes it.
+                # A rejected key or a spend cap: every goal of the project would fail alike.
                 self.user_errors[run.goal.id] = result
                 self.pause_project(run.project.id, str(result))
             self._next(run, End(GoalState.FAILED, str(result)))

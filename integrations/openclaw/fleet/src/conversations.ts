@@ -42,10 +42,15 @@ export class Conversations {
     return this.#lastEventId;
   }
 
-  /** The conversation that started `goal`. */
-  of(goal: string): Conversation | undefined {
-    if (!this.#goals.has(goal)) this.#load();
+  /** The conversation that started `goal` (`reload`: read the file again for a goal not known). */
+  of(goal: string, reload = true): Conversation | undefined {
+    if (reload && !this.#goals.has(goal)) this.#load();
     return this.#goals.get(goal);
+  }
+
+  /** Read the file again: the goals another instance remembered since. */
+  refresh(): void {
+    this.#load();
   }
 
   remember(goal: string, conversation: Conversation): void {

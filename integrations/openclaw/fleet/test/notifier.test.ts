@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BlitzClient, type Follower } from "@blitz/api";
+import { BlitzClient, follow, type BlitzEvent, type Follower } from "@blitz/api";
 import { Conversations, type Conversation } from "../src/conversations.js";
 import { startNotifier } from "../src/notifier.js";
 import { client, GATED, METERED, plan, PROJECT, run, tools, TURN, URL, waitFor } from "./fleet.js";
@@ -74,6 +74,41 @@ describe("the notifier tells the conversation that started a goal", () => {
     const id = await submit(conversations, METERED, "Spend", ["costly", "hello"]);
     const [, text] = await until(() => said.find(([, t]) => t.includes(id) && t.includes("budget")));
     expect(text).toMatch(new RegExp(`^blitz: the goal "Spend" \\(${id}, ${METERED}\\) went over its budget: .*\\$1\\.00`));
+  });
+
+  it("of a goal whose news came before its conversation was remembered", async () => {
+    // A goal given its plan waits for approval before the submit tool has remembered where it
+    // came from (OpenClaw's news test missed "plan waits" in CI).
+    const conversations = new Conversations();
+    const { said } = notifier(conversations);
+    const seen: BlitzEvent[] = [];
+    running.push(follow(client, { onEvent: (e) => { seen.push(e); } }));
+    const goal = await client.submit({ project: GATED, title: "Remembered late", plan: plan("hello") });
+    const waits = await until(() => seen.find((e) => e.goal_id === goal.id && e.kind === "plan.awaiting_approval"));
+    await until(() => (conversations.lastEventId >= waits.id ? true : undefined)); // the notifier had it
+    expect(said).toEqual([]);
+
+    conversations.remember(goal.id, { sessionKey: "agent:main:late" });
+    const [to, text] = await until(() => said.find(([, t]) => t.includes(goal.id)));
+    expect(to).toEqual({ sessionKey: "agent:main:late" });
+    expect(text).toMatch(new RegExp(`^blitz: the plan of "Remembered late" \\(${goal.id}, ${GATED}\\) waits for approval`));
+    await client.reject(goal.id);
+  });
+
+  it("nothing of a goal whose conversation is never remembered", async () => {
+    const conversations = new Conversations();
+    const said: string[] = [];
+    running.push(startNotifier({ client, conversations, deliver: (_, text) => { said.push(text); }, unclaimedMs: 300 }));
+    const seen: BlitzEvent[] = [];
+    running.push(follow(client, { onEvent: (e) => { seen.push(e); } }));
+    const goal = await client.submit({ project: GATED, title: "Nobody's", plan: plan("hello") });
+    const waits = await until(() => seen.find((e) => e.goal_id === goal.id && e.kind === "plan.awaiting_approval"));
+    await until(() => (conversations.lastEventId >= waits.id ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 800)); // past the 300 ms it is kept
+    conversations.remember(goal.id, { sessionKey: "agent:main:late" }); // too late: dropped
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(said.some((t) => t.includes(goal.id))).toBe(false);
+    await client.reject(goal.id);
   });
 
   it("resumes after a restart from the last event it handled", async () => {
