@@ -454,6 +454,17 @@ def without_redefined(old: str, text: str) -> tuple[str, list[str]]:
     return ("".join(lines) if taken else old), taken
 
 
+def without_held_imports(old: str, text: str) -> str:
+    """``text`` without its top-level import lines that ``old`` has already (a small model
+    appended ``from textutil import shout`` with its test each turn, the imports piling up)."""
+    held = {line.rstrip() for line in old.splitlines() if _IMPORT.match(line)}
+    kept = [line for line in text.splitlines(keepends=True) if line.rstrip() not in held]
+    return "".join(kept).lstrip("\n") if len(kept) < len(text.splitlines()) else text
+
+
+_IMPORT = re.compile(r"^(?:import|from)\s+[\w.]+(?:\s+import\s+[^(\\]+)?\s*$")
+
+
 def holds_lines(old: str, text: str) -> int:
     """The line where ``old`` already has the whole lines of ``text`` (trailing blanks aside),
     else 0."""

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 GROWING = {"append_to_file": "text"}
-"""Tools whose call, made again with that argument grown (the last one's text and more), adds
-again what the last one added: a circle too (Qwen2.5-Coder-1.5B appended ``test_slugify`` with
-one more assert each turn, until its time ran out, each result new)."""
+"""Tools whose call, made again with that argument the same or grown (the last one's text and
+more), adds again what the last one added: a circle too, whatever its result (Qwen2.5-Coder-1.5B
+appended ``test_slugify`` with one more assert each turn, until its time ran out; later the same
+test and its import, each result new as the file grew)."""
 
 LONGEST_CIRCLE = 3
 """The most calls a circle of calls may have to be noticed: write a.py, write b.py, again and
@@ -78,7 +79,7 @@ class StuckDetector:
         }:
             return False
         before, after = str(last.get(name, "")).rstrip(), str(args.get(name, "")).rstrip()
-        return bool(before) and len(after) > len(before) and after.startswith(before)
+        return bool(before) and after.startswith(before)  # the same again, or grown
 
     def reason(self) -> str:
         """Why the last :meth:`record` that returned True was a circle (an attempt's error)."""
@@ -92,7 +93,7 @@ class StuckDetector:
         if self.grew:
             return (
                 f"stuck: {self.repeats} {tool} calls in a row, each after the first adding"
-                " again what the one before it added, and more"
+                " again what the one before it added (or more)"
             )
         return f"stuck: the same {tool} call returned the same result {self.repeats} times"
 

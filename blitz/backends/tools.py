@@ -55,6 +55,7 @@ from blitz.backends.files import (
     separator,
     split_lines,
     walk_files,
+    without_held_imports,
     without_redefined,
 )
 from blitz.errors import RunError
@@ -410,6 +411,7 @@ class AgentTools:
             joint = separator(old, text, python=True)
         taken: list[str] = []
         if python:  # a definition the file has already is replaced, not left behind
+            text = without_held_imports(old, text) or text
             old, taken = without_redefined(old, text)
             joint = separator(old, text, python=True)
         joined = old + joint + text

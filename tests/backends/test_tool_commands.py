@@ -138,6 +138,11 @@ def test_an_append_made_again_with_its_text_grown_is_a_circle_whatever_its_resul
     text += "\n    assert slugify('c') == 'c'"
     assert stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 4")
     assert stuck.grew
+    # The same append again, its result new each time (the file growing): a circle too.
+    stuck.reset()
+    for lines in (11, 14):
+        assert not stuck.record("append_to_file", {"path": "t.py", "text": text}, f"{lines}")
+    assert stuck.record("append_to_file", {"path": "t.py", "text": text}, "17 lines")
     # Another file, other text, or another tool growing its argument is no circle.
     stuck.reset()
     assert not stuck.record("append_to_file", {"path": "t.py", "text": "x = 1"}, "ok")
@@ -186,7 +191,7 @@ def test_the_reason_names_the_tool_and_the_kind_of_circle() -> None:
     assert stuck.record("append_to_file", {"path": "t.py", "text": "a = 1\nb = 2"}, "appended 1")
     assert stuck.reason() == (
         "stuck: 2 append_to_file calls in a row, each after the first adding again what the one"
-        " before it added, and more"
+        " before it added (or more)"
     )
 
 

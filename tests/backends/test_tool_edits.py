@@ -129,6 +129,31 @@ async def test_a_python_definition_appended_again_replaces_the_one_the_file_had(
     assert (worktree / "lib.js").read_text().count("function f(") == 2
 
 
+async def test_an_import_the_python_file_has_is_not_appended_again(
+    tools: AgentTools, worktree: Path
+) -> None:
+    # Qwen2.5-Coder-1.5B appended the same test with its imports each turn (session 20): the
+    # test replaced its own, and the imports piled up at the end of the file.
+    (worktree / "test_t.py").write_text(
+        "from t import shout\nimport pytest\n\n\ndef test_shout():\n    assert shout('a') == 'A'\n"
+    )
+    again = (
+        "from t import shout\nimport pytest\nimport re\n\ndef test_shout():\n"
+        "    assert shout('') == ''"
+    )
+    await tools.append_to_file("test_t.py", again)
+    await tools.append_to_file("test_t.py", again)
+    assert (worktree / "test_t.py").read_text() == (
+        "from t import shout\nimport pytest\n\n\nimport re\n\ndef test_shout():\n"
+        "    assert shout('') == ''\n"
+    )
+    # Only the imports go: text that is nothing else is appended as it is, and other files keep
+    # what they are given.
+    (worktree / "notes.txt").write_text("import re\n")
+    await tools.append_to_file("notes.txt", "import re")
+    assert (worktree / "notes.txt").read_text().count("import re") == 1  # held lines: no append
+
+
 async def test_python_code_indented_as_a_whole_is_written_without_that_indentation(
     tools: AgentTools, worktree: Path
 ) -> None:
