@@ -29,7 +29,8 @@ from typing import Literal
 from pydantic_ai.exceptions import ToolFailed
 
 from blitz.backends.embedded_session import Session, describe_call
-from blitz.backends.files import defined_names, holds_lines, previous_bytes
+from blitz.backends.files import holds_lines, previous_bytes
+from blitz.backends.source_edits import defined_names
 from blitz.backends.tools import ToolError
 
 PATH = r"[\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]+"

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from blitz.backends.files import defined_names
+from blitz.backends.source_edits import defined_names
 from blitz.errors import GitError
 from blitz.git import Git
 

@@ -36,15 +36,11 @@ from blitz.backends.files import (
     MAX_OCCURRENCES,
     SEARCH_MAX_FILE_BYTES,
     SKIPPED_DIRS,
-    UNINDENTED,
     clip_line,
     count_lines,
     decode_line,
-    dedented,
-    dropped,
     glob_matcher,
     holds,
-    holds_lines,
     not_found,
     occurrences,
     open_regular,
@@ -52,12 +48,10 @@ from blitz.backends.files import (
     read_for_search,
     read_line,
     scan_dir,
-    separator,
     split_lines,
     walk_files,
-    without_held_imports,
-    without_redefined,
 )
+from blitz.backends.source_edits import UNINDENTED, dedented, dropped, held, join
 from blitz.errors import RunError
 from blitz.sandbox import UNCONFINED, Policy
 
@@ -396,36 +390,14 @@ class AgentTools:
         if before is not None and b"\x00" in before[:BINARY_SNIFF]:
             raise ToolError(f"{shown!r} is a binary file; append_to_file adds to text files only")
         old = (before or b"").decode("utf-8", "surrogateescape")
-        line = holds_lines(old, text)
-        if line:
-            # Said plainly: a small model appended one function three times in a row.
-            return (
-                f"{shown} already has this text (from line {line}); nothing appended (call"
-                " finish if the task is done)"
-            )
-        python = real.suffix == ".py"
-        joint = separator(old, text, python=python)
-        flat = dedented(shown, text, old + joint)
-        if flat is not None:
-            text = flat
-            joint = separator(old, text, python=True)
-        taken: list[str] = []
-        if python:  # a definition the file has already is replaced, not left behind
-            text = without_held_imports(old, text) or text
-            old, taken = without_redefined(old, text)
-            joint = separator(old, text, python=True)
-        joined = old + joint + text
-        if not joined.endswith("\n"):
-            joined += "\n"
-        self._write_bytes(real, shown, joined.encode("utf-8", "surrogateescape"))
-        added = text.strip("\n").count("\n") + 1
-        total = joined.count("\n")
-        note = UNINDENTED if flat is not None else ""
+        if said := held(shown, old, text):
+            return said
+        joined = join(shown, old, text)
+        self._write_bytes(real, shown, joined.content.encode("utf-8", "surrogateescape"))
         if before is None:
-            return f"created {shown} with {added} line(s){note}"
-        if taken:
-            note += f"; it replaces the same names' definitions, taken out: {', '.join(taken)}"
-        return f"appended {added} line(s) to {shown}; it now has {total} lines{note}"
+            return f"created {shown} with {joined.added} line(s){joined.note}"
+        total = joined.content.count("\n")
+        return f"appended {joined.added} line(s) to {shown}; it now has {total} lines{joined.note}"
 
     async def edit_file(self, path: str, old: str, new: str) -> str:
         """Replace the one occurrence of ``old`` in a file with ``new``; a ToolError quoting the

@@ -147,11 +147,31 @@ async def test_an_import_the_python_file_has_is_not_appended_again(
         "from t import shout\nimport pytest\n\n\nimport re\n\ndef test_shout():\n"
         "    assert shout('') == ''\n"
     )
-    # Only the imports go: text that is nothing else is appended as it is, and other files keep
-    # what they are given.
+    # Imports alone, all held (in another order, one of them on several lines): nothing is
+    # appended, and the model is told so.
+    (worktree / "test_u.py").write_text(
+        "import pytest\nfrom t import (\n    shout,\n    slugify,\n)\n\n\ndef test_a():\n    pass\n"
+    )
+    said = await tools.append_to_file("test_u.py", "from t import slugify, shout\nimport pytest\n")
+    assert said == "test_u.py already has these imports; nothing appended"
+    # An import that brings a new name stays whole; an aliased one is another name.
+    await tools.append_to_file(
+        "test_u.py", "from t import shout, title\nimport pytest as pt\n\ndef test_b():\n    pass"
+    )
+    assert (
+        (worktree / "test_u.py")
+        .read_text()
+        .endswith(
+            "\n\n\nfrom t import shout, title\nimport pytest as pt\n\ndef test_b():\n    pass\n"
+        )
+    )
+    # Text that does not parse: its one-line imports are still read.
+    await tools.append_to_file("test_u.py", "import pytest\ndef test_c(:\n")
+    assert (worktree / "test_u.py").read_text().count("import pytest\n") == 1
+    # Other files keep what they are given.
     (worktree / "notes.txt").write_text("import re\n")
-    await tools.append_to_file("notes.txt", "import re")
-    assert (worktree / "notes.txt").read_text().count("import re") == 1  # held lines: no append
+    await tools.append_to_file("notes.txt", "import os\nimport re")
+    assert (worktree / "notes.txt").read_text() == "import re\nimport os\nimport re\n"
 
 
 async def test_python_code_indented_as_a_whole_is_written_without_that_indentation(
