@@ -119,6 +119,22 @@ def wrote_slugify_then(answer: str) -> list[dict[str, object]]:
     ]
 
 
+def then_tested(told: str) -> list[dict[str, object]]:
+    """The script's last two turns: once the model is told ``told``, the test appended, then
+    finish."""
+    test = "from textutil import slugify\n\n\n" + SLUGIFY_TEST
+    return [
+        {
+            "match": told,
+            "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=test)},
+        },
+        {
+            "match": "line(s) to test_textutil.py",
+            "reply": {"text": call_text("finish", summary="Tested.")},
+        },
+    ]
+
+
 async def test_the_whole_file_shown_in_the_answer_is_written_and_the_model_told(
     server: ModelServer, textutil: Path
 ) -> None:
@@ -177,20 +193,7 @@ async def test_a_part_of_a_file_is_not_put_in_place_and_the_model_is_re_asked(
     answer = f"Here is textutil.py:\n\n```python\n# textutil.py\n{SLUGIFY}.strip()\n```"
     server.add(
         *wrote_slugify_then(answer),
-        {
-            "match": "could not be put in place",
-            "reply": {
-                "text": call_text(
-                    "append_to_file",
-                    path="test_textutil.py",
-                    text="from textutil import slugify\n\n\n" + SLUGIFY_TEST,
-                )
-            },
-        },
-        {
-            "match": "line(s) to test_textutil.py",
-            "reply": {"text": call_text("finish", summary="Tested.")},
-        },
+        *then_tested("could not be put in place"),
     )
 
     result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
@@ -211,20 +214,7 @@ async def test_a_block_its_tool_refuses_is_not_put_in_place_and_the_model_hears_
     answer = "```python\n# textutil.py/helpers.py\ndef helper():\n    return 1\n```"
     server.add(
         *wrote_slugify_then(answer),
-        {
-            "match": "cannot create the directory of 'textutil.py/helpers.py'",
-            "reply": {
-                "text": call_text(
-                    "append_to_file",
-                    path="test_textutil.py",
-                    text="from textutil import slugify\n\n\n" + SLUGIFY_TEST,
-                )
-            },
-        },
-        {
-            "match": "line(s) to test_textutil.py",
-            "reply": {"text": call_text("finish", summary="Tested.")},
-        },
+        *then_tested("cannot create the directory of 'textutil.py/helpers.py'"),
     )
 
     result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
