@@ -173,25 +173,19 @@ async def run_attempt(
         if not result.ok and result.unavailable:
             error = result.error or "the model provider is unavailable"
             return withdrawn(report(Outcome.UNAVAILABLE, error, result.retry_after))
-        if not result.ok:
-            outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
-            error = result.error or "the agent gave up without saying why"
-            return withdrawn(report(outcome, error))
-
         changed: list[str] = []
-        if ws is not None:
+        if ws is not None:  # a failed attempt's too: its recovery reads what it changed
             changed = await ws.changed_files(worktree)
             found.update(
                 diff=await ws.diff(worktree, base), diff_stat=await ws.diff_stat(worktree, base)
             )
-            if not changed and not ctx.task.allow_empty:
-                return withdrawn(
-                    report(
-                        Outcome.FAILED,
-                        "the agent changed no files (a task that needs no change must say "
-                        "allow_empty)",
-                    )
-                )
+        if not result.ok:
+            outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
+            error = result.error or "the agent gave up without saying why"
+            return withdrawn(report(outcome, error))
+        if ws is not None and not changed and not ctx.task.allow_empty:
+            error = "the agent changed no files (a task that needs no change must say allow_empty)"
+            return withdrawn(report(Outcome.FAILED, error))
 
         gates: tuple[GateResult, ...] = ()
         if ctx.validator is not None:

@@ -326,6 +326,34 @@ async def test_a_task_that_changes_nothing_fails_unless_it_allows_that(
     assert_engine_invariants(app, repo, goal)
 
 
+async def test_a_failed_attempt_s_change_is_what_its_recovery_reads(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    # Qwen2.5-Coder-1.5B's attempt appended slugify and a test, then was stopped as stuck: its
+    # recovery planner was told "The attempt changed no files", and restated the task.
+    repo = make_repo(tmp_path, files={"value.txt": "start\n"}, gates=NO_BUG_GATE)
+    app = apps({
+        "tasks": [task("value")],
+        "agent": {"value": [
+            [write("value.txt", "half done\n"), {"fail": "stuck: the same call 3 times"}],
+            [write("value.txt", "fixed\n")],
+        ]},
+    })  # fmt: skip
+
+    _, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.SUCCEEDED, goal.error
+    first, second = app.store.load_attempts(goal.id, "value")
+    assert first.state is AttemptState.FAILED and first.error.startswith("stuck:")
+    assert "+half done" in first.diff and "-start" in first.diff
+    assert "value.txt" in first.diff_stat and not first.gates  # no gate ran on it
+    (recovery,) = app.store.load_recoveries(goal.id)
+    assert recovery.attempt_id == first.id
+    assert second.state is AttemptState.SUCCEEDED
+    assert git(repo, "show", f"{goal.branch}:value.txt") == "fixed"
+    assert_engine_invariants(app, repo, goal)
+
+
 async def test_crashes_are_retried_without_recovery_a_bounded_number_of_times(
     tmp_path: Path, apps: MakeApp
 ) -> None:
