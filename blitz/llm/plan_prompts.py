@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan, TaskSpec
+from blitz.domain import GateResult, Recovery, RecoveryAction, RecoveryPlan, Task, TaskSpec
 from blitz.errors import PlanError
 from blitz.planner import RecoveryRequest, check_plan
 
@@ -376,12 +376,23 @@ def _reaching(task: str, after: Mapping[str, Collection[str]]) -> set[str]:
     return seen
 
 
-def meant(recovery: RecoveryPlan, existing: Collection[str] = ()) -> RecoveryPlan:
-    """``recovery`` as its model meant it: a retry given tasks to do first is an insert (what
+def meant(
+    recovery: RecoveryPlan, existing: Collection[str] = (), failed: Task | None = None
+) -> RecoveryPlan:
+    """``recovery`` as its model meant it: the ``failed`` task itself given again (its id or its
+    title) to a retry or an insert is the task running again, not a task to do before it (a
+    small model's retry restated the task; inserted, its copy ran first without the task's
+    checks, and the task again after it); a retry given tasks to do first is an insert (what
     small models write for "do these, then try again"), and tasks given to a skip or an abort,
     which take none, are dropped. A new task given the id of one the goal has (``existing``:
     small models name the task to do again) gets the first free ``<id>-2``, ``<id>-3``..., and
     the recovery's own tasks that depend on it follow it."""
+    if failed is not None and recovery.action in (RecoveryAction.RETRY, RecoveryAction.INSERT):
+        again = {failed.id, failed.title.strip().casefold()}
+        tasks = tuple(t for t in recovery.tasks if not again & {t.id, t.title.strip().casefold()})
+        if len(tasks) < len(recovery.tasks):
+            action = recovery.action if tasks else RecoveryAction.RETRY
+            recovery = replace(recovery, action=action, tasks=_without(tasks, failed.id))
     if not recovery.tasks:
         return recovery
     if recovery.action is RecoveryAction.RETRY:
@@ -389,6 +400,11 @@ def meant(recovery: RecoveryPlan, existing: Collection[str] = ()) -> RecoveryPla
     if recovery.action in (RecoveryAction.SKIP, RecoveryAction.ABORT):
         return replace(recovery, tasks=())
     return _fresh_ids(recovery, set(existing))
+
+
+def _without(tasks: tuple[TaskSpec, ...], gone: str) -> tuple[TaskSpec, ...]:
+    """``tasks`` with no dependency on the task ``gone`` (dropped from them)."""
+    return tuple(replace(t, depends_on=tuple(d for d in t.depends_on if d != gone)) for t in tasks)
 
 
 def _fresh_ids(recovery: RecoveryPlan, existing: set[str]) -> RecoveryPlan:

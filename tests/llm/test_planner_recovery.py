@@ -104,6 +104,21 @@ async def test_recovery_tasks_an_action_takes_none_of_are_read_as_meant(
     assert len(recovered.recovery.tasks) == tasks
 
 
+async def test_a_retry_given_the_failed_task_again_is_taken_as_a_plain_retry(
+    server: ModelServer, make: Make
+) -> None:
+    again = {"id": "parser", "title": "Parse the config file", "instructions": "Same again."}
+    answer = {"root_cause": "x", "action": "retry", "guidance": "g", "tasks": [again]}
+    server.add(tool_reply(answer, RECOVERY_TOOL))
+    planner = await make("anthropic")
+
+    recovered = await planner.recover(recovery_request())
+
+    assert len(server.requests) == 1
+    assert recovered.recovery.action is RecoveryAction.RETRY
+    assert recovered.recovery.tasks == () and recovered.recovery.guidance == "g"
+
+
 async def test_recovery_tasks_that_depend_on_the_failed_task_are_sent_back(
     server: ModelServer, make: Make
 ) -> None:

@@ -3,10 +3,12 @@ models write that the graph rules would send back, taken without a re-ask."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pydantic import ValidationError
 
-from blitz.domain import RecoveryAction, RecoveryPlan, TaskSpec
+from blitz.domain import RecoveryAction, RecoveryPlan, Task, TaskSpec
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import meant
 
@@ -30,6 +32,46 @@ def test_a_new_task_named_like_an_existing_one_gets_the_first_free_id() -> None:
     # The recovery's own task follows the renamed one; an existing task stays as named.
     assert taken.tasks[1].depends_on == ("add-slugify-3", "add-test")
     assert taken.tasks[0].title == "Add slugify again"
+
+
+FAILED = Task(id="add-slugify", goal_id="g", title="Add a function slugify(text) to textutil.py")
+
+
+def test_a_retry_that_restates_the_failed_task_is_a_retry() -> None:
+    # What Qwen2.5-Coder-1.5B answered in bench/local_model.py (session 21): a retry given the
+    # failed task again, its checks weaker. Read as an insert, the copy ran first without the
+    # task's `pytest` check, and the task itself again after it.
+    again = TaskSpec(id="add-slugify", title="Add a function slugify(text) to textutil.py")
+    plan = RecoveryPlan(
+        root_cause="stuck", action=RecoveryAction.RETRY, guidance="import it", tasks=(again,)
+    )
+
+    taken = meant(plan, EXISTING, FAILED)
+
+    assert taken == RecoveryPlan(
+        root_cause="stuck", action=RecoveryAction.RETRY, guidance="import it"
+    )
+    # Named otherwise, with the same title: the same task.
+    renamed = replace(
+        again, id="slugify-again", title=" add a function SLUGIFY(text) to textutil.py"
+    )
+    assert meant(replace(plan, tasks=(renamed,)), EXISTING, FAILED).tasks == ()
+
+
+def test_an_insert_keeps_its_other_tasks_when_it_restates_the_failed_one() -> None:
+    again = TaskSpec(id="add-slugify", title="Again")
+    first = TaskSpec(id="fixture", title="Add a fixture")
+    then = TaskSpec(id="docs", title="Document it", depends_on=("fixture", "add-slugify"))
+    plan = RecoveryPlan(root_cause="x", action=RecoveryAction.RETRY, tasks=(first, again, then))
+
+    taken = meant(plan, EXISTING, FAILED)
+
+    # The failed task runs after the inserted ones anyway: a dependency on it is dropped.
+    assert taken.action is RecoveryAction.INSERT
+    assert taken.tasks == (first, replace(then, depends_on=("fixture",)))
+    # A replacement given the task again keeps it (renamed: it takes the task's place).
+    replaced = meant(replace(plan, action=RecoveryAction.REPLACE), EXISTING, FAILED)
+    assert [t.id for t in replaced.tasks] == ["fixture", "add-slugify-3", "docs"]
 
 
 def test_new_ids_are_left_as_they_are() -> None:
