@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 GROWING = {"append_to_file": "text"}
 """Tools whose call, made again with that argument the same or grown (the last one's text and
 more), adds again what the last one added: a circle too, whatever its result (Qwen2.5-Coder-1.5B
 appended ``test_slugify`` with one more assert each turn, until its time ran out; later the same
-test and its import, each result new as the file grew)."""
+test and its import, each result new as the file grew). Grown, it may be a test made better
+once: a streak with a grown call in it needs one call more to be a circle (the 1.5B's attempt
+that wrote a test, then the same test with one more assert, was stopped as stuck at two)."""
 
 LONGEST_CIRCLE = 3
 """The most calls a circle of calls may have to be noticed: write a.py, write b.py, again and
@@ -29,7 +31,8 @@ class StuckDetector:
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
         self.repeats = repeats
-        self.grew = False
+        self.grew = False  # the streak is of appends made again (the same, or grown)
+        self._longer = False  # one of them grown, not the same
         self._calls: list[tuple[bytes, str]] = []  # the last calls: (call and result, tool)
         self._call: tuple[str, dict[str, Any]] | None = None
         self._streak = 0
@@ -44,12 +47,13 @@ class StuckDetector:
         last = self._calls[-1][0] if self._calls else None
         if key == last or grew:
             self._streak += 1
-            self.grew = grew
+            self.grew = bool(grew)
+            self._longer = (self._longer and self.grew) or grew == "grown"
         else:
-            self._streak, self.grew = 1, False
+            self._streak, self.grew, self._longer = 1, False, False
         self._calls = [*self._calls, (key, tool)][-LONGEST_CIRCLE * self.repeats :]
         self._call = (tool, dict(args))
-        if self._streak >= self.repeats:
+        if self._streak >= self.repeats + self._longer:
             self._round = [tool]
             return True
         return self._went_round()
@@ -68,18 +72,21 @@ class StuckDetector:
                 return True
         return False
 
-    def _grown(self, tool: str, args: Mapping[str, Any]) -> bool:
-        """Whether this call is the last one again with its :data:`GROWING` argument grown."""
+    def _grown(self, tool: str, args: Mapping[str, Any]) -> Literal["same", "grown", ""]:
+        """Whether this call is the last one again with its :data:`GROWING` argument the same
+        or grown ("" when it is not)."""
         name = GROWING.get(tool)
         if name is None or self._call is None or self._call[0] != tool:
-            return False
+            return ""
         last = self._call[1]
         if {k: v for k, v in last.items() if k != name} != {
             k: v for k, v in args.items() if k != name
         }:
-            return False
+            return ""
         before, after = str(last.get(name, "")).rstrip(), str(args.get(name, "")).rstrip()
-        return bool(before) and after.startswith(before)  # the same again, or grown
+        if not before or not after.startswith(before):
+            return ""
+        return "same" if after == before else "grown"
 
     def reason(self) -> str:
         """Why the last :meth:`record` that returned True was a circle (an attempt's error)."""
@@ -92,10 +99,11 @@ class StuckDetector:
         tool = self._round[0] if self._round else "tool"
         if self.grew:
             return (
-                f"stuck: {self.repeats} {tool} calls in a row, each after the first adding"
+                f"stuck: {self._streak} {tool} calls in a row, each after the first adding"
                 " again what the one before it added (or more)"
             )
         return f"stuck: the same {tool} call returned the same result {self.repeats} times"
 
     def reset(self) -> None:
-        self._calls, self._call, self._streak, self.grew, self._round = [], None, 0, False, []
+        self._calls, self._call, self._streak, self._round = [], None, 0, []
+        self.grew = self._longer = False

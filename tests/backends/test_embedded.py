@@ -375,9 +375,10 @@ async def test_an_append_made_again_with_its_text_grown_is_stuck(
     server: ModelServer, worktree: Path
 ) -> None:
     # Qwen2.5-Coder-1.5B appended test_slugify one assert longer each turn, until its time ran
-    # out (each appended definition replaces the one before, so each result is new).
+    # out (each appended definition replaces the one before, so each result is new). Grown, it
+    # is a circle at one call more than ``stuck_repeats`` (3 here).
     text = "def test_slugify():\n    assert slugify('a') == 'a'\n"
-    for letter in "abc":
+    for letter in "abcd":
         text += f"    assert slugify('{letter.upper()}') == '{letter}'\n"
         server.add({"reply": {"tool_calls": [call("append_to_file", path="test_s.py", text=text)]}})
 
@@ -385,7 +386,7 @@ async def test_an_append_made_again_with_its_text_grown_is_stuck(
 
     assert not result.ok and not result.crashed
     assert result.error == (
-        "stuck: 3 append_to_file calls in a row, each after the first adding again what the one"
+        "stuck: 4 append_to_file calls in a row, each after the first adding again what the one"
         " before it added (or more)"
     )
     assert (worktree / "test_s.py").read_text() == text  # the last one, once

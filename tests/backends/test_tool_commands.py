@@ -136,7 +136,10 @@ def test_an_append_made_again_with_its_text_grown_is_a_circle_whatever_its_resul
     text += "\n    assert slugify('b') == 'b'"
     assert not stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 3")
     text += "\n    assert slugify('c') == 'c'"
-    assert stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 4")
+    # Grown, it may be a test made better: one call more than the same call again needs.
+    assert not stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 4")
+    text += "\n    assert slugify('d') == 'd'"
+    assert stuck.record("append_to_file", {"path": "t.py", "text": text}, "appended 5")
     assert stuck.grew
     # The same append again, its result new each time (the file growing): a circle too.
     stuck.reset()
@@ -188,11 +191,17 @@ def test_the_reason_names_the_tool_and_the_kind_of_circle() -> None:
     assert stuck.reason() == "stuck: the same read_file call returned the same result 2 times"
     stuck.reset()
     stuck.record("append_to_file", {"path": "t.py", "text": "a = 1"}, "appended 1")
-    assert stuck.record("append_to_file", {"path": "t.py", "text": "a = 1\nb = 2"}, "appended 1")
+    assert not stuck.record("append_to_file", {"path": "t.py", "text": "a = 1\nb = 2"}, "2")
+    assert stuck.record("append_to_file", {"path": "t.py", "text": "a = 1\nb = 2"}, "3")
     assert stuck.reason() == (
-        "stuck: 2 append_to_file calls in a row, each after the first adding again what the one"
+        "stuck: 3 append_to_file calls in a row, each after the first adding again what the one"
         " before it added (or more)"
     )
+    # The same append again is a circle at ``repeats``.
+    stuck.reset()
+    stuck.record("append_to_file", {"path": "t.py", "text": "a = 1"}, "appended 1")
+    assert stuck.record("append_to_file", {"path": "t.py", "text": "a = 1"}, "appended 1 more")
+    assert stuck.reason().startswith("stuck: 2 append_to_file calls in a row")
 
 
 def test_stuck_detector_bounds() -> None:
