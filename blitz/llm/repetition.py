@@ -3,12 +3,13 @@
 A small model that degenerates writes the same span again and again (a sentence, a task, a line)
 until the output limit or the context window stops it. :class:`RepeatWatch` is fed the streamed
 text, a piece at a time, and says when the tail of what it has seen is one span repeated back to
-back: at least :data:`MIN_REPEATS` times and :data:`MIN_LENGTH` characters in all. Ordinary code
+back: at least :data:`MIN_REPEATS` times and :data:`MIN_LENGTH` characters in all, or twice for a
+span of :data:`LONG_SPAN` characters or more. Ordinary code
 repeats short lines (a closing bracket, a blank line) and ruler comments, never a long run of
 the same span, so the check stays quiet on it; a test feeds it this repository's source files.
 
-It keeps a bounded tail (:data:`WINDOW` characters), so its memory does not grow with the output,
-and checks only every :data:`CHECK_EVERY` new characters.
+It keeps a bounded tail (what the longest repetition covers), so its memory does not grow with
+the output, and checks only every :data:`CHECK_EVERY` new characters.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ MIN_REPEATS = 6
 MIN_LENGTH = 600
 """Characters a repetition covers at least, whatever its span: a ruler of 100 dashes is not one."""
 
-MAX_SPAN = 2_000
-"""The longest span looked for; a longer loop still shows as soon as it repeats again."""
+LONG_SPAN = 500
+"""A span this long is a repetition at its second copy back to back: no answer writes the same
+500 characters twice in a row, and six copies of a long span never fit in an output cap
+(Qwen2.5-Coder-1.5B, asked for a recovery, echoed 2,600 characters of its prompt again and again
+until its 3,000 tokens ran out, four and a half minutes on the CPU)."""
 
-WINDOW = MAX_SPAN * MIN_REPEATS
-"""Characters of the tail kept."""
+MAX_SPAN = 4_000
+"""The longest span looked for; a longer loop still shows as soon as it repeats again."""
 
 CHECK_EVERY = 32
 """New characters between two checks."""
@@ -76,7 +80,8 @@ class RepeatWatch:
         self._min_repeats = min_repeats
         self._min_length = min_length
         self._max_span = max_span
-        self._window = max(max_span * min_repeats, min_length) + _PROBE
+        longest = max(s * _copies(s, min_repeats) for s in (min(max_span, LONG_SPAN - 1), max_span))
+        self._window = max(longest, min_length) + _PROBE
         self._tail = ""
         self._unchecked = 0
 
@@ -118,7 +123,7 @@ class RepeatWatch:
             span = end - start
             if span > self._max_span:
                 return None
-            needed = max(span * self._min_repeats, self._min_length)
+            needed = max(span * _copies(span, self._min_repeats), self._min_length)
             if needed <= len(tail):
                 run = tail[-needed:]
                 if run[span:] == run[:-span]:
@@ -133,3 +138,8 @@ class RepeatWatch:
         while tail.endswith(unit, 0, len(tail) - span * repeats):
             repeats += 1
         return repeats
+
+
+def _copies(span: int, repeats: int) -> int:
+    """Back-to-back copies of a span of ``span`` characters that make a repetition."""
+    return 2 if span >= LONG_SPAN else repeats

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from blitz.llm.repetition import (
     BLANK_AFTER_FENCE,
     BLANK_RUN,
+    LONG_SPAN,
     MIN_LENGTH,
     MIN_REPEATS,
     RepeatWatch,
@@ -69,10 +70,20 @@ def test_it_is_noticed_soon_after_it_starts() -> None:
         assert seen < needed + 2 * len(span)
 
 
-def test_a_long_loop_is_noticed_too() -> None:
+def test_a_long_loop_is_noticed_at_its_second_copy() -> None:
+    # Qwen2.5-Coder-1.5B, asked for a recovery, echoed 2,600 characters of its prompt again and
+    # again until its 3,000 tokens ran out: six copies never fit.
     paragraph = "".join(f"step {n}: change file {n}.py\n" for n in range(40))  # ~900 chars
-    assert feed(paragraph * MIN_REPEATS) is not None
-    assert feed(paragraph * (MIN_REPEATS - 1)) is None
+    found = feed("The plan:\n" + paragraph * 2)
+    assert found is not None and found.repeats == 2 and len(found.span) == len(paragraph)
+    assert feed("The plan:\n" + paragraph + paragraph[: LONG_SPAN // 2]) is None
+    echo = "Gates and checks:\n" + "E   AssertionError: assert 'hi' == 'HI'\n" * 4 + "x" * 2_500
+    assert feed(echo * 2) is not None  # longer than a short span's six copies could find
+    # A short span still needs its six copies (fewer, as long as two long ones, are a long one
+    # twice).
+    short = paragraph[:150]
+    assert feed("The plan:\n" + short * (MIN_REPEATS - 1)) is None
+    assert feed("The plan:\n" + short * MIN_REPEATS) is not None
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
