@@ -10,7 +10,7 @@ size) are checked by :func:`blitz.dag.validate`, which :func:`check_plan` applie
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +29,7 @@ from blitz.domain import (
     RecoveryPlan,
     Task,
     TaskSpec,
+    TaskState,
     Usage,
 )
 from blitz.errors import PlanError
@@ -86,7 +87,30 @@ class RecoveryRequest:
     task_ids: tuple[str, ...] = ()  # ids already in the goal (new tasks must not reuse them)
     dependents: tuple[str, ...] = ()  # the tasks that depend on the failed one
     backends: tuple[str, ...] = ()  # the routes its tasks may take, as PlanRequest.backends
+    # A task a recovery replaced -> the tasks in its place now: a new task that depends on it
+    # depends on them (a small model named the task it knew, not what replaced it).
+    replaced: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     on_reask: Reasked | None = field(default=None, compare=False, repr=False)
+
+
+def replacements(tasks: Mapping[str, Task]) -> dict[str, tuple[str, ...]]:
+    """Each task a recovery replaced -> the tasks in its place now: the last of those its
+    recoveries added (none of the others depends on them), each replaced in turn by its own."""
+    added: dict[str, list[Task]] = {}
+    for t in tasks.values():
+        if t.origin.startswith("recovery:"):
+            added.setdefault(t.origin.removeprefix("recovery:"), []).append(t)
+
+    def now(task_id: str, seen: frozenset[str]) -> tuple[str, ...]:
+        task = tasks.get(task_id)
+        if task is None or task.state is not TaskState.REPLACED or task_id in seen:
+            return (task_id,)
+        new = added.get(task_id, [])
+        needed = {d for t in new for d in t.depends_on}
+        last = [t.id for t in new if t.id not in needed]
+        return tuple(dict.fromkeys(i for t in last for i in now(t, seen | {task_id})))
+
+    return {t.id: now(t.id, frozenset()) for t in tasks.values() if t.state is TaskState.REPLACED}
 
 
 FAILURE_SHOWN = 1_500

@@ -31,7 +31,7 @@ from blitz.domain import (
 from blitz.errors import BlitzError
 from blitz.events import Event, EventKind
 from blitz.executors.base import AttemptReport, Outcome
-from blitz.planner import RecoveryRequest
+from blitz.planner import RecoveryRequest, replacements
 
 if TYPE_CHECKING:
     from blitz.conductor.journal import Journal
@@ -366,6 +366,7 @@ class GoalRun:
             earlier=tuple(self.journal.store.load_recoveries(self.goal.id)),
             task_ids=tuple(self.tasks),
             dependents=tuple(t.id for t in self.tasks.values() if task.id in t.depends_on),
+            replaced=replacements(self.tasks),
             on_reask=lambda line: self.emit(EventKind.PLAN_REASKED, line, task=task),
         )
         return Recover(request, task.id, attempt.id)

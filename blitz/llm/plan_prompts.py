@@ -377,7 +377,10 @@ def _reaching(task: str, after: Mapping[str, Collection[str]]) -> set[str]:
 
 
 def meant(
-    recovery: RecoveryPlan, existing: Collection[str] = (), failed: Task | None = None
+    recovery: RecoveryPlan,
+    existing: Collection[str] = (),
+    failed: Task | None = None,
+    replaced: Mapping[str, tuple[str, ...]] | None = None,
 ) -> RecoveryPlan:
     """``recovery`` as its model meant it: the ``failed`` task itself given again (its id or its
     title) to a retry or an insert is the task running again, not a task to do before it (a
@@ -386,7 +389,10 @@ def meant(
     small models write for "do these, then try again"), and tasks given to a skip or an abort,
     which take none, are dropped. A new task given the id of one the goal has (``existing``:
     small models name the task to do again) gets the first free ``<id>-2``, ``<id>-3``..., and
-    the recovery's own tasks that depend on it follow it."""
+    the recovery's own tasks that depend on it follow it. A dependency on a task that was
+    ``replaced`` is one on the tasks in its place."""
+    if replaced:
+        recovery = replace(recovery, tasks=_through(recovery.tasks, replaced))
     if failed is not None and recovery.action in (RecoveryAction.RETRY, RecoveryAction.INSERT):
         again = {failed.id, failed.title.strip().casefold()}
         tasks = tuple(t for t in recovery.tasks if not again & {t.id, t.title.strip().casefold()})
@@ -400,6 +406,21 @@ def meant(
     if recovery.action in (RecoveryAction.SKIP, RecoveryAction.ABORT):
         return replace(recovery, tasks=())
     return _fresh_ids(recovery, set(existing))
+
+
+def _through(
+    tasks: tuple[TaskSpec, ...], replaced: Mapping[str, tuple[str, ...]]
+) -> tuple[TaskSpec, ...]:
+    """``tasks`` depending on what replaced the tasks they name that were replaced."""
+    return tuple(
+        replace(
+            t,
+            depends_on=tuple(dict.fromkeys(n for d in t.depends_on for n in replaced.get(d, (d,)))),
+        )
+        if any(d in replaced for d in t.depends_on)
+        else t
+        for t in tasks
+    )
 
 
 def _without(tasks: tuple[TaskSpec, ...], gone: str) -> tuple[TaskSpec, ...]:

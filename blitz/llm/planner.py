@@ -284,7 +284,12 @@ class LLMPlanner:
 
     async def recover(self, request: RecoveryRequest) -> Recovered:
         def judge(answer: RecoveryOutput) -> RecoveryPlan:
-            recovery = meant(parse_recovery(answer.model_dump()), request.task_ids, request.task)
+            recovery = meant(
+                parse_recovery(answer.model_dump()),
+                request.task_ids,
+                request.task,
+                request.replaced,
+            )
             # Its tasks' routes read as a plan's (a 1.5B model gave one "model": "python").
             recovery = replace(recovery, tasks=offered_routes(recovery.tasks, request.backends))
             problems = recovery_problems(recovery, request)

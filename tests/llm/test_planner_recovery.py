@@ -119,6 +119,24 @@ async def test_a_retry_given_the_failed_task_again_is_taken_as_a_plain_retry(
     assert recovered.recovery.tasks == () and recovered.recovery.guidance == "g"
 
 
+async def test_a_new_task_depending_on_a_replaced_one_depends_on_what_replaced_it(
+    server: ModelServer, make: Make
+) -> None:
+    after_docs = {**NEW_TASK, "depends_on": ["docs"]}
+    server.add(
+        tool_reply({"root_cause": "x", "action": "insert", "tasks": [after_docs]}, RECOVERY_TOOL)
+    )
+    planner = await make("anthropic")
+
+    ids = ("setup", "parser", "docs", "docs-2")
+    recovered = await planner.recover(
+        recovery_request(task_ids=ids, replaced={"docs": ("docs-2",)})
+    )
+
+    assert len(server.requests) == 1  # taken as meant, not sent back
+    assert recovered.recovery.tasks[0].depends_on == ("docs-2",)
+
+
 async def test_recovery_tasks_that_depend_on_the_failed_task_are_sent_back(
     server: ModelServer, make: Make
 ) -> None:

@@ -8,9 +8,10 @@ from dataclasses import replace
 import pytest
 from pydantic import ValidationError
 
-from blitz.domain import RecoveryAction, RecoveryPlan, Task, TaskSpec
+from blitz.domain import RecoveryAction, RecoveryPlan, Task, TaskSpec, TaskState
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import meant
+from blitz.planner import replacements
 
 EXISTING = ("add-slugify", "add-test", "add-slugify-2")
 
@@ -112,3 +113,36 @@ def test_an_answer_in_its_schema_s_shape_is_read_as_the_values_inside() -> None:
     # An answer with its own fields and a stray "properties" is sent back, not unwrapped.
     with pytest.raises(ValidationError, match="properties"):
         PlanOutput.model_validate({**plan, "properties": plan})
+
+
+def test_a_task_replaced_is_in_its_replacements_place_however_often_replaced() -> None:
+    def made(id: str, origin: str = "plan", *after: str, replaced: bool = False) -> Task:
+        state = TaskState.REPLACED if replaced else TaskState.PENDING
+        return Task(id=id, goal_id="g", title=id, origin=origin, depends_on=after, state=state)
+
+    tasks = {
+        t.id: t
+        for t in (
+            made("code", replaced=True),
+            made("fixture", "recovery:code"),  # code's replacement: fixture, then code-2
+            made("code-2", "recovery:code", "fixture", replaced=True),
+            made("code-3", "recovery:code-2"),  # code-2's: two tasks, neither needs the other
+            made("docs", "recovery:code-2"),
+            made("test"),
+        )
+    }
+
+    assert replacements(tasks) == {"code": ("code-3", "docs"), "code-2": ("code-3", "docs")}
+
+
+def test_a_new_task_that_depends_on_a_replaced_task_depends_on_its_replacement() -> None:
+    # What Qwen2.5-Coder-1.5B answered in bench/local_model.py (session 21): the recovery of a
+    # later task added one depending on test-textutil, which a recovery had replaced; the engine
+    # refused the plan and the goal failed with its recoveries left.
+    new = TaskSpec(id="slugify-again", title="Add it", depends_on=("test-textutil", "add-test"))
+    plan = RecoveryPlan(root_cause="x", action=RecoveryAction.INSERT, tasks=(new,))
+
+    taken = meant(plan, EXISTING, replaced={"test-textutil": ("test-textutil-replace",)})
+
+    assert taken.tasks[0].depends_on == ("test-textutil-replace", "add-test")
+    assert meant(plan, EXISTING, replaced={}) == plan
