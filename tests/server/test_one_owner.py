@@ -172,7 +172,9 @@ def assert_store_and_branch_agree(repo: Path, db: str, goal_id: str) -> None:
         lambda s: (s.get_goal(goal_id), s.load_tasks(goal_id), s.load_attempts(goal_id),
                    s.events(goal_id=goal_id, limit=100_000)),
     )  # fmt: skip
-    assert goal.state is GoalState.SUCCEEDED, goal
+    told = [f"{e.kind} {e.task_id or ''}: {e.message}" for e in events]
+    tasks_told = [(t.id, t.state.value, t.reason) for t in tasks]
+    assert goal.state is GoalState.SUCCEEDED, (goal.state, goal.error, tasks_told, told[-40:])
     assert Counter(committed_tasks(repo, goal.branch)) == Counter(dict.fromkeys(TASKS, 1))
     for task in tasks:
         assert task.state is TaskState.SUCCEEDED, task
