@@ -175,10 +175,16 @@ async def run_attempt(
             return withdrawn(report(Outcome.UNAVAILABLE, error, result.retry_after))
         changed: list[str] = []
         if ws is not None:  # a failed attempt's too: its recovery reads what it changed
-            changed = await ws.changed_files(worktree)
-            found.update(
-                diff=await ws.diff(worktree, base), diff_stat=await ws.diff_stat(worktree, base)
-            )
+            try:
+                changed = await ws.changed_files(worktree)
+                found.update(
+                    diff=await ws.diff(worktree, base),
+                    diff_stat=await ws.diff_stat(worktree, base),
+                )
+            except (RunError, OSError):
+                if result.ok:
+                    raise
+                # The agent's own failure is what is reported, its change unknown.
         if not result.ok:
             outcome = Outcome.CRASHED if result.crashed else Outcome.FAILED
             error = result.error or "the agent gave up without saying why"

@@ -354,6 +354,30 @@ async def test_a_failed_attempt_s_change_is_what_its_recovery_reads(
     assert_engine_invariants(app, repo, goal)
 
 
+async def test_a_failed_attempt_whose_change_cannot_be_read_is_still_its_agents_failure(
+    tmp_path: Path, apps: MakeApp
+) -> None:
+    # Its worktree's link to the repository gone, git cannot read the change: the attempt is
+    # reported as the agent failed it (recovered), not as a crash.
+    repo = make_repo(tmp_path, files={"value.txt": "start\n"}, gates=NO_BUG_GATE)
+    app = apps({
+        "tasks": [task("value")],
+        "agent": {"value": [
+            [{"delete": ".git"}, {"fail": "gave up"}],
+            [write("value.txt", "fixed\n")],
+        ]},
+    })  # fmt: skip
+
+    _, goal = await run_one(app, repo)
+
+    assert goal.state is GoalState.SUCCEEDED, goal.error
+    first, _ = app.store.load_attempts(goal.id, "value")
+    assert first.state is AttemptState.FAILED and first.error == "gave up"
+    assert first.diff == ""
+    (recovery,) = app.store.load_recoveries(goal.id)
+    assert recovery.attempt_id == first.id
+
+
 async def test_crashes_are_retried_without_recovery_a_bounded_number_of_times(
     tmp_path: Path, apps: MakeApp
 ) -> None:
