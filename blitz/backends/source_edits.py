@@ -5,6 +5,7 @@ indentation the code had as a whole, definitions and imports the file has alread
 from __future__ import annotations
 
 import ast
+import io
 import re
 import textwrap
 from dataclasses import dataclass
@@ -231,7 +232,7 @@ def without_held_imports(old: str, text: str) -> str:
     imports piling up): one line or several (``from x import (a, b)``), in any order; an import
     that adds a name stays whole. "" when nothing else is left."""
     held = _imported(old)
-    lines = text.splitlines(keepends=True)
+    lines = io.StringIO(text, newline="").readlines()  # broken where ast counts lines
     spans = [span for span, names in _imports(text) if names <= held]
     if not spans:
         return text
@@ -259,8 +260,8 @@ def _imports(source: str) -> list[tuple[tuple[int, int], frozenset[Name]]]:
     if body is None:
         return [
             ((at, at + 1), _bound(statements[0]))
-            for at, line in enumerate(source.splitlines())
-            if _IMPORT.match(line)
+            for at, line in enumerate(io.StringIO(source, newline="").readlines())
+            if _IMPORT.match(line.rstrip("\r\n"))
             and (statements := _parsed(line.strip()))
             and isinstance(statements[0], ast.Import | ast.ImportFrom)
         ]

@@ -168,6 +168,10 @@ async def test_an_import_the_python_file_has_is_not_appended_again(
     # Text that does not parse: its one-line imports are still read.
     await tools.append_to_file("test_u.py", "import pytest\ndef test_c(:\n")
     assert (worktree / "test_u.py").read_text().count("import pytest\n") == 1
+    # A form feed is no line break to Python: the lines dropped are the imports'.
+    await tools.append_to_file("test_u.py", "\x0c\nimport pytest\n\ndef test_d():\n    pass")
+    assert (worktree / "test_u.py").read_text().endswith("\ndef test_d():\n    pass\n")
+    assert (worktree / "test_u.py").read_text().count("import pytest\n") == 1
     # Other files keep what they are given.
     (worktree / "notes.txt").write_text("import re\n")
     await tools.append_to_file("notes.txt", "import os\nimport re")
