@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from blitz.speech import audio
 from blitz.speech.engines import STT_MODELS, TTS_MODELS, VOICES, Engines
@@ -83,6 +84,8 @@ def speech_app(engines: Engines, *, api_key: str, max_upload: int = MAX_UPLOAD) 
             raise _too_big(max_upload)
         try:
             form = await request.form(max_files=1, max_fields=16)
+        except ClientDisconnect as exc:
+            raise _gone() from exc
         except (AssertionError, ValueError, HTTPException) as exc:
             detail = getattr(exc, "detail", "") or str(exc)
             raise ApiError(400, f"send a multipart form: {detail}", "invalid_form") from exc
@@ -119,6 +122,8 @@ def speech_app(engines: Engines, *, api_key: str, max_upload: int = MAX_UPLOAD) 
     async def speech(request: Request) -> Response:
         try:
             body = await request.json()
+        except ClientDisconnect as exc:
+            raise _gone() from exc
         except ValueError as exc:
             raise ApiError(400, "send a JSON object", "invalid_json") from exc
         if not isinstance(body, dict):
@@ -150,6 +155,12 @@ def speech_app(engines: Engines, *, api_key: str, max_upload: int = MAX_UPLOAD) 
 async def _pcm(engines: Engines, text: str, rate: int = audio.PCM_OUT_RATE) -> AsyncIterator[bytes]:
     async for spoken in engines.speak(text):
         yield audio.to_pcm16(spoken.samples, spoken.rate, rate)
+
+
+def _gone() -> ApiError:
+    """A client that went away before its request was in: an answer nobody reads, in place of a
+    traceback in the server's log (a browser's push-to-talk cancelled mid-upload does this)."""
+    return ApiError(400, "the client went away before its request was read", "client_gone")
 
 
 def _unknown(kind: str, name: object, known: tuple[str, ...]) -> str:

@@ -175,6 +175,35 @@ async def test_an_oversized_upload_is_refused_before_it_is_read(
     assert status.split()[1] == b"413"
 
 
+async def test_a_client_gone_mid_upload_leaves_no_trace_and_the_server_serves_on(
+    speech_server: SpeechServer,
+) -> None:
+    host, port = speech_server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    before = len(speech_server.output)
+    for _ in range(3):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            (
+                "POST /v1/audio/transcriptions HTTP/1.1\r\n"
+                f"Host: {host}\r\nAuthorization: Bearer {speech_server.key}\r\n"
+                "Content-Type: multipart/form-data; boundary=x\r\n"
+                "Content-Length: 100000\r\n\r\n"
+                '--x\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+            ).encode()
+            + bytes(2000)
+        )
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the server is reading the form when the client goes
+        writer.close()
+        await writer.wait_closed()
+    async with httpx.AsyncClient(timeout=30) as client:
+        listed = await client.get(f"{speech_server.url}/models", headers=_bearer(speech_server.key))
+    assert listed.status_code == 200
+    await asyncio.sleep(1)  # a traceback would be in the log by now
+    logged = "".join(speech_server.output[before:])
+    assert "Traceback" not in logged and "ClientDisconnect" not in logged, logged
+
+
 async def test_models_lists_what_it_serves(speech_server: SpeechServer) -> None:
     async with httpx.AsyncClient(timeout=30) as client:
         listed = await client.get(f"{speech_server.url}/models", headers=_bearer(speech_server.key))
