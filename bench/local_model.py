@@ -20,9 +20,13 @@ a goal can pass its gates without doing it), wall seconds, tokens in / out (as b
 them), model calls (counted at the wire) and agent attempts, with the target beside the figures:
 the ``function`` goal completes, done as asked, in under 15 minutes on this machine's CPU.
 
+The README's settings include ``[agent] draft = true`` (each attempt starts with the change asked
+as code, no tools offered: :mod:`blitz.backends.embedded_draft`); ``--draft both`` runs each goal
+without it too, the baseline beside it in the same table.
+
 Run: ``uv run --extra dev python bench/local_model.py`` (``--goals function``, ``--threads``,
-``--keep`` to leave the repositories and the model traffic for a look: ``python bench/traffic.py
-DIR/traffic.jsonl`` prints each call). A goal takes minutes on 2 cores.
+``--draft on|off|both``, ``--keep`` to leave the repositories and the model traffic for a look:
+``python bench/traffic.py DIR/traffic.jsonl`` prints each call). A goal takes minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -177,8 +181,8 @@ def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, timeout=60)
 
 
-def _repo(root: Path, goal: Goal, model: str) -> Path:
-    repo = root / goal.name
+def _repo(root: Path, goal: Goal, model: str, draft: bool) -> Path:
+    repo = root / _name(goal, draft)
     repo.mkdir()
     for name, text in goal.files.items():
         (repo / name).write_text(text)
@@ -189,7 +193,7 @@ def _repo(root: Path, goal: Goal, model: str) -> Path:
         "max_parallel = 1\n\n"
         f'[models]\ndefault = "{model}"\n\n'
         "[limits]\nmax_tasks = 8\nattempt_timeout = 1200\n\n"
-        "[agent]\nmax_turns = 30\nstuck_repeats = 2\n\n"
+        f"[agent]\nmax_turns = 30\nstuck_repeats = 2\ndraft = {json.dumps(draft)}\n\n"
         f"[gates]\ntest = {json.dumps(TEST_GATE)}\ntimeout = 120\n"
     )
     _git(repo, "init", "-q", "-b", "main")
@@ -214,11 +218,17 @@ def _json(text: str) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _run_goal(goal: Goal, root: Path, relay: CountingRelay, timeout: float) -> dict[str, Any]:
+def _name(goal: Goal, draft: bool) -> str:
+    return goal.name if draft else f"{goal.name}-no-draft"
+
+
+def _run_goal(
+    goal: Goal, root: Path, relay: CountingRelay, timeout: float, draft: bool
+) -> dict[str, Any]:
     model = f"llamacpp:{MODEL}@http://127.0.0.1:{relay.port}/v1"
-    repo = _repo(root, goal, model)
+    repo = _repo(root, goal, model, draft)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLITZ_", "OPENAI_"))}
-    env["BLITZ_HOME"] = str(root / f"{goal.name}-home")
+    env["BLITZ_HOME"] = str(root / f"{_name(goal, draft)}-home")
     calls = relay.calls
     start = time.monotonic()
     done = _blitz("run", goal.text, "--repo", str(repo), "--json", env=env, timeout=timeout)
@@ -227,6 +237,7 @@ def _run_goal(goal: Goal, root: Path, relay: CountingRelay, timeout: float) -> d
     goal_id = str(report.get("goal", "")) or _only_goal(env)  # a run cut off printed no report
     result: dict[str, Any] = {
         "goal": goal.name,
+        "draft": draft,
         "exit": "timed out" if done.timed_out else done.exit_code,
         "wall": wall,
         "calls": relay.calls - calls,
@@ -302,6 +313,12 @@ def main() -> int:
         "--goal-timeout", type=float, default=GOAL_TIMEOUT, help="seconds a goal may take"
     )
     parser.add_argument(
+        "--draft",
+        choices=("on", "off", "both"),
+        default="on",
+        help="[agent] draft in the repositories' blitz.toml (both: each goal without, then with)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="leave the repositories and the model traffic"
     )
     args = parser.parse_args()
@@ -318,9 +335,11 @@ def main() -> int:
                 urlsplit(server.url).port or 80, root / "traffic.jsonl" if args.keep else None
             ) as relay,
         ):
+            drafts = {"on": [True], "off": [False], "both": [False, True]}[args.draft]
             for goal in goals:
-                row = _run_goal(goal, root, relay, args.goal_timeout)
-                rows.append(row)
+                for draft in drafts:
+                    row = _run_goal(goal, root, relay, args.goal_timeout, draft)
+                    rows.append(row)
                 print(json.dumps(row), flush=True)
     finally:
         if args.keep:
@@ -329,19 +348,23 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     print()
     print(
-        f"| goal ({MODEL} Q4_K_M, {args.threads} CPU threads) | completed | done as asked "
-        "| wall s | target s | tokens in / out | model calls | attempts |"
+        f"| goal ({MODEL} Q4_K_M, {args.threads} CPU threads) | draft | completed "
+        "| done as asked | wall s | target s | tokens in / out | model calls | attempts |"
     )
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         target = f"{TARGET_SECONDS}" if row["goal"] == "function" else "-"
         done = "yes" if row["state"] == "succeeded" else f"no ({row['state']})"
         print(
-            f"| {row['goal']} | {done} | {row['done_right'] or '-'} | {row['wall']:.0f} | "
+            f"| {row['goal']} | {'on' if row['draft'] else 'off'} | {done} "
+            f"| {row['done_right'] or '-'} | {row['wall']:.0f} | "
             f"{target} | {row['tokens_in']} / {row['tokens_out']} | {row['calls']} | "
             f"{row['attempts']} |"
         )
-    function = next((r for r in rows if r["goal"] == "function"), None)
+    # The target is the README's settings' (the draft on), when they ran.
+    function = next(
+        (r for r in rows if r["goal"] == "function" and r["draft"] == (args.draft != "off")), None
+    )
     if function is not None and not (
         function["state"] == "succeeded"
         and function["done_right"] == "yes"

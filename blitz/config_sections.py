@@ -164,6 +164,13 @@ class AgentConfig(_Section):
         default=True,
         description="Run the gates when the agent calls finish; a failing one is sent back.",
     )
+    draft: bool = Field(
+        default=False,
+        description=(
+            "Start each attempt with a draft: the change asked as code with no tools, put in"
+            " place, then checked and fixed with the tools (small models write better code so)."
+        ),
+    )
     temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = Field(
         default=None,
         description="Sampling temperature (unset: 0.2 on a server of your own, else the model's).",

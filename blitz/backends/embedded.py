@@ -17,7 +17,9 @@ it was sent back with); after that the attempt fails saying so
 (:mod:`blitz.backends.embedded_reasks`). Code an answer shows for a file, in a fenced block named
 after it, is put in place as the calls the model should have made
 (:mod:`blitz.backends.file_blocks`). A run that ends in plain text after the model wrote or edited
-files is over as if it had called ``finish``: the gates judge the change.
+files is over as if it had called ``finish``: the gates judge the change. With ``draft`` on, the
+run starts with the model's answer asked as code, no tools offered, put in place the same way
+(:mod:`blitz.backends.embedded_draft`).
 
 Every run is bounded: turns (model responses), tokens and cost are checked before each model
 request, a :class:`~blitz.backends.tools.StuckDetector` watches for the same call returning the
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from pydantic_ai import Agent, Tool, ToolOutput
 from pydantic_ai.exceptions import UsageLimitExceeded
@@ -53,6 +56,7 @@ from blitz.backends.base import (
     task_prompt,
 )
 from blitz.backends.confine import ToolError
+from blitz.backends.embedded_draft import draft
 from blitz.backends.embedded_reasks import (
     AFRESH,
     AFRESH_SAID,
@@ -144,6 +148,8 @@ class EmbeddedLimits:
     request (transient failures only). ``max_output_tokens`` caps one model response (sent as
     the request's ``max_tokens``): a model that degenerates stops there, not at its context's end.
     ``gates_on_finish``: a finish runs the request's gates (:mod:`blitz.backends.finish_gates`).
+    ``draft``: the run starts with a draft, the change asked as code with no tools
+    (:mod:`blitz.backends.embedded_draft`).
     """
 
     max_turns: int = 60
@@ -154,6 +160,7 @@ class EmbeddedLimits:
     model_attempts: int = 4
     max_output_tokens: int = 8192
     gates_on_finish: bool = True
+    draft: bool = False
     tool: ToolLimits = field(default_factory=ToolLimits)
 
     def __post_init__(self) -> None:
@@ -193,6 +200,7 @@ def create(options: BackendOptions) -> AgentBackend:
             stuck_repeats=options.stuck_repeats,
             max_output_tokens=options.max_output_tokens,
             gates_on_finish=options.gates_on_finish,
+            draft=options.draft,
         ),
         sandbox=options.sandbox,
         temperature=options.temperature,
@@ -230,6 +238,7 @@ class EmbeddedBackend:
         self.spec, self.sandbox, self.provider = spec, sandbox, spec.provider
         self.prices, self.clock, self.temperature = prices, clock, temperature
         self.limits = limits
+        self.settings = _settings(spec, limits.max_output_tokens, temperature)
         self.model = RetryingModel(
             model,
             clock=clock,
@@ -242,7 +251,7 @@ class EmbeddedBackend:
             deps_type=Session,
             output_type=[ToolOutput[Finished](finish, name="finish"), str],
             instructions=INSTRUCTIONS,
-            model_settings=_settings(spec, limits.max_output_tokens, temperature),
+            model_settings=self.settings,
             tools=[
                 # Sequential: the model may write a file and run the tests in one response, and
                 # expects them to happen in that order.
@@ -292,6 +301,8 @@ class EmbeddedBackend:
         history: list[ModelMessage] | None = None
         reasks, calls = 0, 0
         async with self.model:
+            if self.limits.draft:
+                prompt = await self._draft(request, session, budget, prompt or "")
             while True:
                 ended = await self._turns(
                     request, session, budget, model, prompt, history, self._reasked(reasks)
@@ -321,6 +332,14 @@ class EmbeddedBackend:
                 reasks += 1
                 await session.say(f"re-asked: {correction.splitlines()[0]}")
                 history, prompt = continued(ended.messages, correction)
+
+    async def _draft(
+        self, request: AgentRequest, session: Session, budget: Budget, prompt: str
+    ) -> str:
+        """The run's first prompt after its draft (``prompt`` when nothing was put in place)."""
+        charge = partial(self._charge, request, budget)
+        drafted = await draft(self.model, self.settings, prompt, session, request.files, charge)
+        return await _prompt(request, session, drafted=drafted.told) if drafted.written else prompt
 
     def _reasked(self, reasks: int) -> ModelSettings | None:
         """The settings of a re-ask: warmer on a server of one's own (a small model asked again
@@ -358,10 +377,7 @@ class EmbeddedBackend:
             try:
                 async for node in run:
                     if Agent.is_call_tools_node(node):
-                        spent = self._usage(node.model_response.usage)
-                        budget.charge(spent)
-                        if request.on_usage is not None:
-                            request.on_usage(spent)
+                        self._charge(request, budget, node.model_response.usage)
                         await session.narrate(node.model_response)
                     elif Agent.is_model_request_node(node):
                         await session.report_retries(node.request)
@@ -376,9 +392,7 @@ class EmbeddedBackend:
                 run.usage.requests += 1  # the stopped answer was a turn too, for the turn limit
                 if (stopped := stopped_usage(exc)) is not None:  # and it cost its tokens
                     run.usage.incr(stopped)
-                    budget.charge(self._usage(stopped))
-                    if request.on_usage is not None:
-                        request.on_usage(self._usage(stopped))
+                    self._charge(request, budget, stopped)
                 return Stopped(messages=run.all_messages(), degenerate=exc)
             finally:
                 session.usage = run.usage
@@ -401,6 +415,13 @@ class EmbeddedBackend:
         if budget.exceeded:
             return f"cost limit of ${budget.limit_usd:g} reached (${budget.spent:.4f} spent)"
         return ""
+
+    def _charge(self, request: AgentRequest, budget: Budget, usage: RequestUsage) -> None:
+        """Count one answer's ``usage`` against the run's budget, and report it."""
+        spent = self._usage(usage)
+        budget.charge(spent)
+        if request.on_usage is not None:
+            request.on_usage(spent)
 
     def _usage(self, usage: RunUsage | RequestUsage) -> Usage:
         return usage_of(usage, self.spec, self.prices)
@@ -426,14 +447,17 @@ class EmbeddedBackend:
         )
 
 
-async def _prompt(request: AgentRequest, session: Session, refused: str = "") -> str:
+async def _prompt(
+    request: AgentRequest, session: Session, refused: str = "", drafted: str = ""
+) -> str:
     """The run's first prompt: the task, the repository's files, the task's files as they are
     now (and those the run has written); with ``refused``, the prompt of a conversation started
-    afresh after a finish was sent back, ending with why (:data:`AFRESH`)."""
+    afresh after a finish was sent back, ending with why (:data:`AFRESH`); with ``drafted``,
+    ending with what a draft put in place."""
     tree = await file_tree(request.worktree, FILE_TREE_CHARS)
     files = (*request.files, *session.written)
     shown = await _files_shown(session.tools, files, FILES_SHOWN_CHARS)
-    where = AFRESH.format(refused=refused) if refused else ""
+    where = AFRESH.format(refused=refused) if refused else drafted
     return task_prompt(request, after="\n\n".join(filter(None, (tree, shown, where))))
 
 

@@ -47,6 +47,7 @@ class BackendOptions:
     stuck_repeats: int = 3
     max_output_tokens: int = 8192  # per model answer of the embedded agent
     gates_on_finish: bool = True  # the embedded agent runs the gates on its finish
+    draft: bool = False  # the embedded agent starts with a draft (code asked with no tools)
     temperature: float | None = None  # the embedded agent's (None: the model's default)
     claude_code: ClaudeCodeConfig | None = None  # blitz.toml [claude_code]
     codex: CodexConfig | None = None  # blitz.toml [codex]
@@ -68,5 +69,6 @@ def agent_options(agent: AgentConfig | None) -> dict[str, Any]:
         "stuck_repeats": agent.stuck_repeats,
         "max_output_tokens": agent.max_output_tokens,
         "gates_on_finish": agent.gates_on_finish,
+        "draft": agent.draft,
         "temperature": agent.temperature,
     }

@@ -76,6 +76,7 @@ def _agent(backend: Any) -> AgentConfig | None:
                 stuck_repeats=limits.stuck_repeats,
                 max_output_tokens=limits.max_output_tokens,
                 gates_on_finish=limits.gates_on_finish,
+                draft=limits.draft,
                 temperature=backend.temperature,
             )
         backend = getattr(backend, "inner", None)

@@ -1,0 +1,140 @@
+"""The embedded agent's draft (``[agent] draft = true``): its first answer is asked as code with no
+tools offered, the files it shows are put in place, and the agent goes on with its tools from
+there. The real SDKs talk to a scripted model server on 127.0.0.1; the tools change a real git
+worktree and the gates run for real."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from backend_helpers import Sink, assert_script_done
+from embedded_helpers import COMPATIBLE, KEY, MODELS, SHOUT, backend, call, slugify_task
+
+from blitz.backends.base import GateCommand
+from blitz.backends.options import agent_options
+from blitz.config import AgentConfig
+from blitz.testing.model_server import ModelServer
+
+SLUGIFY = (
+    "import re\n\n\n"
+    "def slugify(text):\n"
+    "    return re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')\n"
+)
+SLUGIFY_TEST = "def test_slugify():\n    assert slugify(' Hello, World! ') == 'hello-world'\n"
+DRAFT = (
+    f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
+    f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{SLUGIFY_TEST}```\n"
+)
+ASKED_FOR_CODE = "Show the code for each file in a fenced code block"
+"""A phrase of the draft's instructions, and only of them."""
+ONE_FILE = partial(slugify_task, files=("textutil.py",))
+PYTEST = GateCommand("test", f"{sys.executable} -m pytest -q -p no:cacheprovider")
+
+
+@pytest.fixture
+def server() -> Iterator[ModelServer]:
+    with ModelServer(api_key=KEY) as running:
+        yield running
+
+
+@pytest.mark.parametrize("model", MODELS)
+async def test_the_draft_is_put_in_place_and_the_agent_checks_it_and_finishes(
+    server: ModelServer, textutil: Path, model: str
+) -> None:
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT, "usage": {"input": 50, "output": 40}}},
+        {
+            "match": "## Your draft",
+            "reply": {"tool_calls": [call("run_command", command=PYTEST.command)]},
+        },
+        {"match_tool_result": "2 passed", "reply": {"tool_calls": [call("finish", summary="ok")]}},
+    )
+    sink, usage = Sink(), []
+    request = slugify_task(textutil, PYTEST, on_usage=usage.append)
+
+    result = await backend(server, model, draft=True).run(request, sink)
+
+    assert result.ok, result.error
+    assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY
+    assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
+    drafted, agent = server.requests[0], server.requests[1]
+    # The draft is asked with no tools; the agent after it with its tools, told of the draft and
+    # shown the files as the draft left them.
+    assert not drafted.body.get("tools")
+    assert ASKED_FOR_CODE in drafted.text and "`# textutil.py`" in drafted.text
+    assert agent.body.get("tools") and ASKED_FOR_CODE not in agent.text
+    assert "put in place for you (`textutil.py`, `test_textutil.py`)" in agent.last_user_text
+    assert "def slugify(text):" in agent.last_user_text
+    assert result.usage.input_tokens >= 50 and len(usage) == 3  # the draft is a turn, charged
+    assert any("from the answer's text: append_to_file textutil.py" in m for m in sink.messages)
+    assert_script_done(server)
+
+
+async def test_a_draft_with_no_code_to_put_in_place_leaves_the_run_as_it_was(
+    server: ModelServer, textutil: Path
+) -> None:
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": "I would add a slugify function."}},
+        {
+            "match": "Task add-slugify",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=SLUGIFY)]},
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="x")]}},
+    )
+    sink = Sink()
+
+    result = await backend(server, COMPATIBLE, draft=True).run(ONE_FILE(textutil), sink)
+
+    assert result.ok, result.error
+    assert "## Your draft" not in server.requests[1].text
+    assert any("draft: nothing put in place" in m for m in sink.messages)
+    assert_script_done(server)
+
+
+async def test_a_draft_that_repeats_itself_is_stopped_and_counted_and_the_run_goes_on(
+    server: ModelServer, textutil: Path
+) -> None:
+    span = "".join(f"value_{i} = compute({i}, 'slug')\n" for i in range(30))  # 900 characters
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": "```python\n" + span * 8}},
+        {
+            "match": "Task add-slugify",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=SLUGIFY)]},
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="x")]}},
+    )
+    sink = Sink()
+
+    result = await backend(server, COMPATIBLE, draft=True).run(ONE_FILE(textutil), sink)
+
+    assert result.ok, result.error
+    assert any(m.startswith("draft: none (") for m in sink.messages), sink.messages
+    assert "value_0" not in json.dumps(server.requests[1].body)
+    assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY
+    assert_script_done(server)
+
+
+async def test_without_the_setting_there_is_no_draft(server: ModelServer, textutil: Path) -> None:
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=SLUGIFY)]},
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="x")]}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(ONE_FILE(textutil))
+
+    assert result.ok, result.error
+    assert all(ASKED_FOR_CODE not in seen.text for seen in server.requests)
+    assert_script_done(server)
+
+
+def test_the_setting_is_read_from_the_agent_section() -> None:
+    assert agent_options(AgentConfig.model_validate({"draft": True}))["draft"] is True
+    assert agent_options(None)["draft"] is False
