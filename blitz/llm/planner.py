@@ -56,17 +56,19 @@ from blitz.llm.errors import (
     stopped_usage,
 )
 from blitz.llm.models import ModelSpec, model_settings
+from blitz.llm.plan_answers import (
+    distinct_ids,
+    fold_tests_into_code,
+    meant,
+    offered_routes,
+    recovery_problems,
+)
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
 from blitz.llm.plan_prompts import (
     PLAN_RULES,
     RECOVERY_RULES,
-    distinct_ids,
-    fold_tests_into_code,
     gates_text,
-    meant,
-    offered_routes,
     reask,
-    recovery_problems,
     recovery_prompt,
     routing_text,
 )

@@ -1,9 +1,9 @@
 """A model's plan as meant: a task touching only the tests of a module one other task changes is
-folded into that task (:func:`~blitz.llm.plan_prompts.fold_tests_into_code`: the tests of new
+folded into that task (:func:`~blitz.llm.plan_answers.fold_tests_into_code`: the tests of new
 code go in the task that writes it; a small model planned them apart, its code landed untested
 and its "test" was a copy of the function in the test file), and one that cannot be folded
-depends on the code's task (:func:`~blitz.llm.plan_prompts.code_before_tests`), and a task's
-backend and model are among those offered (:func:`~blitz.llm.plan_prompts.offered_routes`; a
+depends on the code's task (:func:`~blitz.llm.plan_answers.code_before_tests`), and a task's
+backend and model are among those offered (:func:`~blitz.llm.plan_answers.offered_routes`; a
 small model wrote ``"model": "default"`` and the goal failed on an unknown model)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from blitz.domain import Check, TaskSpec
 from blitz.errors import PlanError
-from blitz.llm.plan_prompts import (
+from blitz.llm.plan_answers import (
     code_before_tests,
     distinct_ids,
     fold_tests_into_code,

@@ -18,8 +18,8 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
 from blitz.errors import PlanError
+from blitz.llm.plan_answers import distinct_ids, fold_tests_into_code, offered_routes
 from blitz.llm.plan_output import PlanOutput
-from blitz.llm.plan_prompts import distinct_ids, fold_tests_into_code, offered_routes
 from blitz.llm.planner import (
     OUTPUT_RETRIES,
     OutputMode,

@@ -1,4 +1,4 @@
-"""A recovery plan read as its model meant it (:func:`blitz.llm.plan_prompts.meant`): what small
+"""A recovery plan read as its model meant it (:func:`blitz.llm.plan_answers.meant`): what small
 models write that the graph rules would send back, taken without a re-ask."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from blitz.domain import RecoveryAction, RecoveryPlan, Task, TaskSpec, TaskState
+from blitz.llm.plan_answers import meant
 from blitz.llm.plan_output import PlanOutput, RecoveryOutput
-from blitz.llm.plan_prompts import meant
 from blitz.planner import replacements
 
 EXISTING = ("add-slugify", "add-test", "add-slugify-2")
