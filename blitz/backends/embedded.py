@@ -56,7 +56,7 @@ from blitz.backends.base import (
     task_prompt,
 )
 from blitz.backends.confine import ToolError
-from blitz.backends.embedded_draft import draft
+from blitz.backends.embedded_draft import draft, instructions
 from blitz.backends.embedded_reasks import (
     AFRESH,
     AFRESH_SAID,
@@ -338,7 +338,8 @@ class EmbeddedBackend:
     ) -> str:
         """The run's first prompt after its draft (``prompt`` when nothing was put in place)."""
         charge = partial(self._charge, request, budget)
-        drafted = await draft(self.model, self.settings, prompt, session, request.files, charge)
+        system = instructions(INSTRUCTIONS, request.files)
+        drafted = await draft(self.model, self.settings, prompt, session, system, charge)
         return await _prompt(request, session, drafted=drafted.told) if drafted.written else prompt
 
     def _reasked(self, reasks: int) -> ModelSettings | None:

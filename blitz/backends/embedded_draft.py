@@ -32,18 +32,18 @@ from blitz.llm.errors import ModelOutputError, stopped_usage
 DEGENERATE = frozenset({"repeating", "too_long", "empty"})
 """Reasons of a :class:`ModelOutputError` that make an answer no draft (not the run's failure)."""
 
-INSTRUCTIONS = """\
-You are a coding agent working in a git worktree of a software project. No person is watching.
+BLOCKS_RULE = (
+    "- To add or change code, show it in a ```{fence} block whose first line is a comment naming"
+    " its file (`{comment} {path}`): the whole new file, or the new definitions to add at its end"
+    " (with the imports they need); it is put in place for you."
+)
+"""The rule added to the agent's instructions for its draft. Measured on Qwen2.5-Coder-1.5B with
+the bench's draft request (8 answers each, ``bench/README.md``): the agent's own instructions
+with this rule, 7 correct; instructions of the draft's own, asking for code blocks only and
+saying nothing of tools, 3; the same asking for the tests too, 0."""
 
-- Write the change the task asks for, and keep it minimal: change only what the task needs, in \
-the style of the surrounding code.
-- Show the code for each file in a fenced code block whose first line is a comment naming the \
-file ({example}): the whole new file, or only the new definitions to add at its end (with the \
-imports they need). Each block is put in place for you.
-- Use paths relative to the repository root, as the task's file list shows them.
-- Answer with the code blocks only."""
-"""The draft's instructions (its system prompt); ``{example}`` is a header naming the task's
-first file, the one a small model copies."""
+_FENCES = {"py": "python", "js": "javascript", "jsx": "jsx", "ts": "typescript", "tsx": "tsx"}
+_SLASHES = frozenset({"js", "jsx", "ts", "tsx", "go", "rs", "java", "c", "cc", "cpp", "h", "cs"})
 
 DRAFTED = (
     "## Your draft\nA first draft of this change was put in place for you ({paths}): the files"
@@ -69,11 +69,14 @@ class Draft:
         return DRAFTED.format(paths=", ".join(f"`{path}`" for path in self.written))
 
 
-def instructions(files: Sequence[str]) -> str:
-    """The draft's system prompt, its example header naming the first of ``files``."""
+def instructions(agent: str, files: Sequence[str]) -> str:
+    """The draft's system prompt: the ``agent``'s instructions and :data:`BLOCKS_RULE`, its
+    example naming the first of ``files`` (a small model copies an example path)."""
     path = files[0] if files else "path/to/file.py"
-    comment = "//" if path.rsplit(".", 1)[-1] in {"ts", "tsx", "js", "jsx", "go", "rs"} else "#"
-    return INSTRUCTIONS.format(example=f"`{comment} {path}`")
+    suffix = path.rsplit(".", 1)[-1] if "." in path else ""
+    comment = "//" if suffix in _SLASHES else "#"
+    fence = _FENCES.get(suffix, suffix)
+    return agent + "\n" + BLOCKS_RULE.format(fence=fence, comment=comment, path=path)
 
 
 async def draft(
@@ -81,17 +84,17 @@ async def draft(
     settings: ModelSettings,
     prompt: str,
     session: Session,
-    files: Sequence[str],
+    system: str,
     charge: Callable[[RequestUsage], None],
 ) -> Draft:
-    """Ask ``model`` (with ``settings``) for the task of ``prompt`` as code, no tools offered,
-    and put the files its answer shows in place through the session's tools. ``charge`` is
-    given the answer's usage (a stopped answer's too). Provider failures propagate, as they
-    would from any turn of the run."""
+    """Ask ``model`` (with ``settings`` and the ``system`` prompt of :func:`instructions`) for
+    the task of ``prompt`` as code, no tools offered, and put the files its answer shows in
+    place through the session's tools. ``charge`` is given the answer's usage (a stopped
+    answer's too). Provider failures propagate, as they would from any turn of the run."""
     drafter: Agent[None, str] = Agent(
         model,
         output_type=str,
-        instructions=instructions(files),
+        instructions=system,
         model_settings=settings,
         retries={"output": 0},
         name="blitz-draft",

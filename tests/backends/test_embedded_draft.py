@@ -16,6 +16,7 @@ from backend_helpers import Sink, assert_script_done
 from embedded_helpers import COMPATIBLE, KEY, MODELS, SHOUT, backend, call, slugify_task
 
 from blitz.backends.base import GateCommand
+from blitz.backends.embedded_draft import instructions
 from blitz.backends.options import agent_options
 from blitz.config import AgentConfig
 from blitz.testing.model_server import ModelServer
@@ -30,7 +31,7 @@ DRAFT = (
     f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
     f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{SLUGIFY_TEST}```\n"
 )
-ASKED_FOR_CODE = "Show the code for each file in a fenced code block"
+ASKED_FOR_CODE = "To add or change code, show it in a ```python block"
 """A phrase of the draft's instructions, and only of them."""
 ONE_FILE = partial(slugify_task, files=("textutil.py",))
 PYTEST = GateCommand("test", f"{sys.executable} -m pytest -q -p no:cacheprovider")
@@ -66,7 +67,7 @@ async def test_the_draft_is_put_in_place_and_the_agent_checks_it_and_finishes(
     # The draft is asked with no tools; the agent after it with its tools, told of the draft and
     # shown the files as the draft left them.
     assert not drafted.body.get("tools")
-    assert ASKED_FOR_CODE in drafted.text and "`# textutil.py`" in drafted.text
+    assert ASKED_FOR_CODE in drafted.text and "(`# textutil.py`)" in drafted.text
     assert agent.body.get("tools") and ASKED_FOR_CODE not in agent.text
     assert "put in place for you (`textutil.py`, `test_textutil.py`)" in agent.last_user_text
     assert "def slugify(text):" in agent.last_user_text
@@ -133,6 +134,14 @@ async def test_without_the_setting_there_is_no_draft(server: ModelServer, textut
     assert result.ok, result.error
     assert all(ASKED_FOR_CODE not in seen.text for seen in server.requests)
     assert_script_done(server)
+
+
+def test_the_drafts_example_names_the_tasks_file_in_its_language() -> None:
+    said = instructions("Agent.", ["web/app.ts", "web/app.test.ts"])
+    assert said.startswith("Agent.\n- To add or change code, show it in a ```typescript block")
+    assert "(`// web/app.ts`)" in said
+    default = instructions("Agent.", [])
+    assert "```python block" in default and "(`# path/to/file.py`)" in default
 
 
 def test_the_setting_is_read_from_the_agent_section() -> None:
