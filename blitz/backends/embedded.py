@@ -297,12 +297,11 @@ class EmbeddedBackend:
         budget = Budget(lowest(self.limits.max_cost_usd, request.budget_usd))
         model = TextCallingModel(self.model, allow_empty=False)
         session.afresh_when_refused = lambda: model.writes_calls_as_text
-        prompt: str | None = await _prompt(request, session)
+        prompt: str | None = None
         history: list[ModelMessage] | None = None
         reasks, calls = 0, 0
         async with self.model:
-            if self.limits.draft:
-                prompt = await self._draft(request, session, budget, prompt or "")
+            prompt = await self._start(request, session, budget)
             while True:
                 ended = await self._turns(
                     request, session, budget, model, prompt, history, self._reasked(reasks)
@@ -315,7 +314,8 @@ class EmbeddedBackend:
                     reasks, calls = 0, session.calls
                 if ended.refused:  # its finish sent back: told in a new conversation
                     await session.say(AFRESH_SAID)
-                    history, prompt = None, await _prompt(request, session, ended.refused)
+                    history = None
+                    prompt = await self._start(request, session, budget, ended.refused)
                     continue
                 correction = placed or correction_for(ended, model, session)
                 if correction is None and stopped_with_changes(ended, model, session):
@@ -323,7 +323,8 @@ class EmbeddedBackend:
                     correction = await session.refuses_finish() or None
                     if correction is not None and model.writes_calls_as_text:
                         await session.say(AFRESH_SAID)
-                        history, prompt = None, await _prompt(request, session, correction)
+                        history = None
+                        prompt = await self._start(request, session, budget, correction)
                         continue
                 if correction is None or reasks >= TEXT_REASKS:
                     if stopped_with_changes(ended, model, session):
@@ -333,14 +334,20 @@ class EmbeddedBackend:
                 await session.say(f"re-asked: {correction.splitlines()[0]}")
                 history, prompt = continued(ended.messages, correction)
 
-    async def _draft(
-        self, request: AgentRequest, session: Session, budget: Budget, prompt: str
+    async def _start(
+        self, request: AgentRequest, session: Session, budget: Budget, refused: str = ""
     ) -> str:
-        """The run's first prompt after its draft (``prompt`` when nothing was put in place)."""
+        """The first prompt of a conversation (``refused``: one started afresh after a finish was
+        sent back with that), after its draft when ``draft`` is on and one was put in place."""
+        prompt = await _prompt(request, session, refused)
+        if not self.limits.draft:
+            return prompt
         charge = partial(self._charge, request, budget)
         system = instructions(INSTRUCTIONS, request.files)
         drafted = await draft(self.model, self.settings, prompt, session, system, charge)
-        return await _prompt(request, session, drafted=drafted.told) if drafted.written else prompt
+        if not drafted.written:
+            return prompt
+        return await _prompt(request, session, refused, drafted.told)
 
     def _reasked(self, reasks: int) -> ModelSettings | None:
         """The settings of a re-ask: warmer on a server of one's own (a small model asked again
@@ -458,7 +465,7 @@ async def _prompt(
     tree = await file_tree(request.worktree, FILE_TREE_CHARS)
     files = (*request.files, *session.written)
     shown = await _files_shown(session.tools, files, FILES_SHOWN_CHARS)
-    where = AFRESH.format(refused=refused) if refused else drafted
+    where = "\n\n".join(filter(None, (AFRESH.format(refused=refused) if refused else "", drafted)))
     return task_prompt(request, after="\n\n".join(filter(None, (tree, shown, where))))
 
 

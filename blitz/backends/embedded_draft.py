@@ -101,9 +101,8 @@ async def draft(
     )
     before = dict(session.written)
     try:
-        result = await drafter.run(
-            prompt, usage=session.usage, usage_limits=UsageLimits(request_limit=1)
-        )
+        one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
+        result = await drafter.run(prompt, usage=session.usage, usage_limits=one)
     except ModelOutputError as exc:
         if exc.failure.reason not in DEGENERATE:
             raise

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from backend_helpers import Sink, assert_script_done
-from embedded_helpers import COMPATIBLE, KEY, MODELS, SHOUT, backend, call, slugify_task
+from embedded_helpers import COMPATIBLE, KEY, MODELS, SHOUT, backend, call, call_text, slugify_task
 
 from blitz.backends.base import GateCommand
 from blitz.backends.embedded_draft import instructions
@@ -147,3 +147,35 @@ def test_the_drafts_example_names_the_tasks_file_in_its_language() -> None:
 def test_the_setting_is_read_from_the_agent_section() -> None:
     assert agent_options(AgentConfig.model_validate({"draft": True}))["draft"] is True
     assert agent_options(None)["draft"] is False
+
+
+async def test_a_conversation_started_afresh_after_a_finish_sent_back_starts_with_a_draft(
+    server: ModelServer, textutil: Path
+) -> None:
+    """A model that writes its calls as text, its finish sent back (no test uses the new code):
+    the new conversation starts with a draft asked with what was missing, and the test the draft
+    shows is put in place."""
+    test_block = (
+        f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{SLUGIFY_TEST}```"
+    )
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {"match": "## Your draft", "reply": {"text": call_text("finish", summary="Done.")}},
+        {"match": ASKED_FOR_CODE, "reply": {"text": test_block}},
+        {
+            "match": "put in place for you (`test_textutil.py`)",
+            "reply": {"text": call_text("finish", summary="Added slugify and its test.")},
+        },
+    )
+    sink = Sink()
+
+    result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil), sink)
+
+    assert result.ok, result.error
+    second = server.requests[2]
+    assert "You called finish, and it was sent back" in second.last_user_text
+    assert "no test uses slugify()" in second.last_user_text
+    assert not second.body.get("tools")
+    assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
+    assert "started afresh: the files as they are, what is missing" in sink.messages
+    assert_script_done(server)
