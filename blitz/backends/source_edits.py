@@ -289,6 +289,73 @@ def _bound(node: ast.Import | ast.ImportFrom) -> frozenset[Name]:
     return frozenset((module, alias.name, alias.asname) for alias in node.names)
 
 
+def hoisted(old: str, text: str) -> tuple[str, str, int]:
+    """The imports ``text`` starts with, moved into ``old``'s imports at the top of the file
+    (after the last of them; with none, after its docstring and ``__future__`` imports), as PEP 8
+    has them and ruff checks (E402): ``old`` and ``text`` so changed, and the lines moved. Left
+    as they are when either does not parse, ``text`` holds no code after its imports, or the
+    file has code above its imports (a guarded import, a path set up first)."""
+    body, lines = _parsed(old), io.StringIO(text, newline="").readlines()
+    statements = _parsed(text)
+    if body is None or not statements:
+        return old, text, 0
+    leading = 0
+    while leading < len(statements) and isinstance(
+        statements[leading], ast.Import | ast.ImportFrom
+    ):
+        leading += 1
+    if (
+        leading == 0
+        or leading == len(statements)
+        or any(
+            isinstance(node, ast.ImportFrom) and node.module == "__future__"
+            for node in statements[:leading]
+        )
+    ):
+        return old, text, 0
+    start = statements[0].lineno - 1
+    cut = statements[leading - 1].end_lineno or statements[leading - 1].lineno
+    if any(line.strip() for line in lines[:start]):
+        return old, text, 0  # a comment above the imports: it goes with them, as it is
+    moved = [line for line in lines[start:cut] if line.strip()]
+    rest = "".join(lines[cut:]).lstrip("\n")
+    at = _import_end(body)
+    if at is None:
+        return old, text, 0
+    head = io.StringIO(old, newline="").readlines()
+    above, below = "".join(head[:at]), "".join(head[at:]).lstrip("\n")
+    block = "".join(line if line.endswith("\n") else line + "\n" for line in moved)
+    if above and not above.endswith("\n"):
+        above += "\n"
+    gap_above = "\n" if above.strip() and not _ends_in_import(body, at) else ""
+    gap_below = "\n\n" if below.strip() else ""
+    return above + gap_above + block + gap_below + below, rest, len(moved)
+
+
+def _import_end(body: list[ast.stmt]) -> int | None:
+    """The line (0-based) after the file's import header: its docstring, then its imports; None
+    when code comes before an import (not a header to add to)."""
+    end, seen_code = 0, False
+    for at, node in enumerate(body):
+        docstring = at == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if seen_code:
+                return None
+            end = node.end_lineno or node.lineno
+        elif docstring:
+            end = node.end_lineno or node.lineno
+        else:
+            seen_code = True
+    return end
+
+
+def _ends_in_import(body: list[ast.stmt], at: int) -> bool:
+    """Whether the file's header, ending at line ``at``, ends with an import (the new ones go
+    right under it) rather than a docstring (a blank line between)."""
+    last = [n for n in body if (n.end_lineno or n.lineno) == at]
+    return bool(last) and isinstance(last[0], ast.Import | ast.ImportFrom)
+
+
 @dataclass(frozen=True, slots=True)
 class Joined:
     """A file's content after an append, and what the append's result says of it."""
@@ -324,11 +391,15 @@ def join(shown: str, old: str, text: str) -> Joined:
     if flat is not None:
         text = flat
     note = UNINDENTED if flat is not None else ""
+    moved = 0
     if python:
         text = without_held_imports(old, text) or text
         old, taken = without_redefined(old, text)
         if taken:
             note += f"; it replaces the same names' definitions, taken out: {', '.join(taken)}"
+        old, text, moved = hoisted(old, text)
+        if moved:
+            note += f"; {moved} import line(s) of it went to the file's imports at the top"
     joined = old + separator(old, text, python=python) + text
-    added = text.strip("\n").count("\n") + 1
+    added = text.strip("\n").count("\n") + 1 + moved
     return Joined(joined if joined.endswith("\n") else joined + "\n", added, note)

@@ -21,11 +21,10 @@ from blitz.backends.options import agent_options
 from blitz.config import AgentConfig
 from blitz.testing.model_server import ModelServer
 
-SLUGIFY = (
-    "import re\n\n\n"
-    "def slugify(text):\n"
-    "    return re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')\n"
-)
+SLUGIFY_DEF = "def slugify(text):\n    return re.sub(r'[^a-z0-9]+', '-', text.lower()).strip('-')\n"
+SLUGIFY = "import re\n\n\n" + SLUGIFY_DEF
+WITH_SLUGIFY = "import re\n\n\n" + SHOUT + "\n\n" + SLUGIFY_DEF
+"""``textutil.py`` with SLUGIFY appended: its import at the top."""
 SLUGIFY_TEST = "def test_slugify():\n    assert slugify(' Hello, World! ') == 'hello-world'\n"
 DRAFT = (
     f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
@@ -61,7 +60,7 @@ async def test_the_draft_is_put_in_place_and_the_agent_checks_it_and_finishes(
     result = await backend(server, model, draft=True).run(request, sink)
 
     assert result.ok, result.error
-    assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY
+    assert (textutil / "textutil.py").read_text() == WITH_SLUGIFY
     assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
     drafted, agent = server.requests[0], server.requests[1]
     # The draft is asked with no tools; the agent after it with its tools, told of the draft and
@@ -116,7 +115,7 @@ async def test_a_draft_that_repeats_itself_is_stopped_and_counted_and_the_run_go
     assert result.ok, result.error
     assert any(m.startswith("draft: none (") for m in sink.messages), sink.messages
     assert "value_0" not in json.dumps(server.requests[1].body)
-    assert (textutil / "textutil.py").read_text() == SHOUT + "\n\n" + SLUGIFY
+    assert (textutil / "textutil.py").read_text() == WITH_SLUGIFY
     assert_script_done(server)
 
 

@@ -271,7 +271,7 @@ async def test_a_test_that_only_checks_the_function_returns_its_argument_is_sent
             "reply": {"text": call_text("append_to_file", path="test_textutil.py", text=weak)},
         },
         {
-            "match": "appended 4 line(s) to test_textutil.py",
+            "match": "went to the file's imports at the top",
             "reply": {"tool_calls": [call("finish", summary="Added, with its test.")]},
         },
         {

@@ -129,6 +129,54 @@ async def test_a_python_definition_appended_again_replaces_the_one_the_file_had(
     assert (worktree / "lib.js").read_text().count("function f(") == 2
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        pytest.param(  # the bench's draft: `import re` above slugify, appended under shout()
+            "def shout(text):\n    return text.upper()\n",
+            "import re\n\n\ndef shout(text):\n    return text.upper()\n\n\n"
+            "def slugify(text):\n    return re.sub('[^a-z0-9]+', '-', text)\n",
+            id="no-imports",
+        ),
+        pytest.param(
+            '"""Text helpers."""\n\nimport os\n\nX = os.sep\n',
+            '"""Text helpers."""\n\nimport os\nimport re\n\n\nX = os.sep\n\n\n'
+            "def slugify(text):\n    return re.sub('[^a-z0-9]+', '-', text)\n",
+            id="after-the-imports",
+        ),
+        pytest.param(
+            '"""Text helpers."""\n\n\ndef shout(text):\n    return text.upper()\n',
+            '"""Text helpers."""\n\nimport re\n\n\ndef shout(text):\n    return text.upper()\n'
+            "\n\ndef slugify(text):\n    return re.sub('[^a-z0-9]+', '-', text)\n",
+            id="after-the-docstring",
+        ),
+        pytest.param(  # code above an import: not a header to add to
+            "import sys\nsys.path.insert(0, 'src')\nimport lib\n",
+            "import sys\nsys.path.insert(0, 'src')\nimport lib\nimport re\n\n"
+            "def slugify(text):\n    return re.sub('[^a-z0-9]+', '-', text)\n",
+            id="guarded",
+        ),
+    ],
+)
+async def test_the_imports_an_append_starts_with_go_to_the_files_imports(
+    tools: AgentTools, worktree: Path, before: str, after: str
+) -> None:
+    (worktree / "t.py").write_text(before)
+    said = await tools.append_to_file(
+        "t.py", "import re\n\ndef slugify(text):\n    return re.sub('[^a-z0-9]+', '-', text)"
+    )
+    assert (worktree / "t.py").read_text() == after
+    if "sys.path" not in before:
+        assert said.endswith("1 import line(s) of it went to the file's imports at the top")
+    # Imports alone, or a __future__ import, stay where the append puts them.
+    (worktree / "u.py").write_text("X = 1\n")
+    await tools.append_to_file("u.py", "import re")
+    await tools.append_to_file("u.py", "from __future__ import annotations\n\nY = 2")
+    assert (worktree / "u.py").read_text() == (
+        "X = 1\nimport re\nfrom __future__ import annotations\n\nY = 2\n"
+    )
+
+
 async def test_an_import_the_python_file_has_is_not_appended_again(
     tools: AgentTools, worktree: Path
 ) -> None:
@@ -144,7 +192,7 @@ async def test_an_import_the_python_file_has_is_not_appended_again(
     await tools.append_to_file("test_t.py", again)
     await tools.append_to_file("test_t.py", again)
     assert (worktree / "test_t.py").read_text() == (
-        "from t import shout\nimport pytest\n\n\nimport re\n\ndef test_shout():\n"
+        "from t import shout\nimport pytest\nimport re\n\n\ndef test_shout():\n"
         "    assert shout('') == ''\n"
     )
     # Imports alone, all held (in another order, one of them on several lines): nothing is
@@ -158,12 +206,9 @@ async def test_an_import_the_python_file_has_is_not_appended_again(
     await tools.append_to_file(
         "test_u.py", "from t import shout, title\nimport pytest as pt\n\ndef test_b():\n    pass"
     )
-    assert (
-        (worktree / "test_u.py")
-        .read_text()
-        .endswith(
-            "\n\n\nfrom t import shout, title\nimport pytest as pt\n\ndef test_b():\n    pass\n"
-        )
+    assert (worktree / "test_u.py").read_text() == (
+        "import pytest\nfrom t import (\n    shout,\n    slugify,\n)\nfrom t import shout, title\n"
+        "import pytest as pt\n\n\ndef test_a():\n    pass\n\n\ndef test_b():\n    pass\n"
     )
     # Text that does not parse: its one-line imports are still read.
     await tools.append_to_file("test_u.py", "import pytest\ndef test_c(:\n")
