@@ -121,6 +121,9 @@ async def draft(
     charge(usage)
     await session.narrate(result.response)
     await put_in_place(result.output, session)
+    # The draft's calls are blitz's, from its answer: the agent that makes the same change once
+    # more (a small model does, shown the draft) has repeated nothing of its own yet.
+    session.stuck.reset()
     written = tuple(path for path in session.written if path not in before)
     if not written:
         await session.say(

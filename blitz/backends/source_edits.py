@@ -369,8 +369,11 @@ class Joined:
 
 def held(shown: str, old: str, text: str) -> str:
     """What an append's result says when ``old`` has ``text`` already ("" when it has not):
-    the same lines, or, in a Python file, nothing but imports it has."""
+    the same lines (in a Python file, but for imports it has: the imports of an append go to
+    the top, :func:`hoisted`), or, in a Python file, nothing but imports it has."""
     line = holds_lines(old, text)
+    if not line and shown.endswith(".py") and (rest := without_held_imports(old, text)):
+        line = holds_lines(old, rest)
     if line:  # said plainly: a small model appended one function three times in a row
         return (
             f"{shown} already has this text (from line {line}); nothing appended (call finish"

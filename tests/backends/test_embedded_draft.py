@@ -33,6 +33,7 @@ DRAFT = (
 ASKED_FOR_CODE = "To add or change code, show it in a ```python block"
 """A phrase of the draft's instructions, and only of them."""
 ONE_FILE = partial(slugify_task, files=("textutil.py",))
+FINISH = call("finish", summary="Added slugify.")
 PYTEST = GateCommand("test", f"{sys.executable} -m pytest -q -p no:cacheprovider")
 
 
@@ -72,6 +73,28 @@ async def test_the_draft_is_put_in_place_and_the_agent_checks_it_and_finishes(
     assert "def slugify(text):" in agent.last_user_text
     assert result.usage.input_tokens >= 50 and len(usage) == 3  # the draft is a turn, charged
     assert any("from the answer's text: append_to_file textutil.py" in m for m in sink.messages)
+    assert_script_done(server)
+
+
+async def test_the_agent_making_the_drafts_change_again_is_not_stuck(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Qwen2.5-Coder-1.5B, shown its draft in place, appended the same slugify once more as its
+    first call; with the README's stuck_repeats = 2 the draft's own append made that "stuck"."""
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {
+            "match": "## Your draft",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=SLUGIFY)]},
+        },
+        {"match_tool_result": "already has this text", "reply": {"tool_calls": [FINISH]}},
+    )
+
+    request = ONE_FILE(textutil)
+    result = await backend(server, COMPATIBLE, draft=True, stuck_repeats=2).run(request)
+
+    assert result.ok, result.error
+    assert (textutil / "textutil.py").read_text() == WITH_SLUGIFY
     assert_script_done(server)
 
 

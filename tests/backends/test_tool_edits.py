@@ -168,6 +168,12 @@ async def test_the_imports_an_append_starts_with_go_to_the_files_imports(
     assert (worktree / "t.py").read_text() == after
     if "sys.path" not in before:
         assert said.endswith("1 import line(s) of it went to the file's imports at the top")
+        # The same again is held, though its import is no longer above its code.
+        again = await tools.append_to_file(
+            "t.py", "import re\n\ndef slugify(text):\n    return re.sub('[^a-z0-9]+', '-', text)"
+        )
+        assert again.startswith("t.py already has this text (from line")
+        assert (worktree / "t.py").read_text() == after
     # Imports alone, or a __future__ import, stay where the append puts them.
     (worktree / "u.py").write_text("X = 1\n")
     await tools.append_to_file("u.py", "import re")
