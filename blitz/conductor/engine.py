@@ -261,8 +261,9 @@ class Engine:
         loop = asyncio.get_running_loop()
         next_poll = self.clock.monotonic() + self._poll_interval
         inbox = self._inbox
-        while (self.runs or self._keep_alive) and not self._stopping:
-            if self._return_when_blocked and len(self.blocked()) == len(self.runs):
+        while self._busy() and not self._stopping:
+            blocked = len(self.blocked()) == len(self.runs) and not self.ownership.jobs_out
+            if self._return_when_blocked and blocked:
                 return  # every goal waits for its user to act; they stay resumable
             self.ownership.abandon_lost(self.runs, self.router)
             # Apply every report that arrived, then start whatever may start, then wait.
@@ -281,7 +282,7 @@ class Engine:
                 for change in self.breakers.poll():
                     self._dispatch.breaker_changed(change)
                 next_poll = now + self._poll_interval
-            if inbox or self._stopping or not (self.runs or self._keep_alive):
+            if inbox or self._stopping or not self._busy():
                 continue
             wake = next_poll
             retry_at = self.router.next_wakeup()
@@ -292,6 +293,10 @@ class Engine:
             self._waiter = loop.create_future()
             await self._waiter
             self._waiter = None
+
+    def _busy(self) -> bool:
+        """Goals to drive, the daemon's keep-alive, or jobs of goals taken over unwinding."""
+        return bool(self.runs) or self._keep_alive or self.ownership.jobs_out
 
     def _wake(self) -> None:
         """End the loop's wait: a report arrived, or it should stop."""
@@ -490,11 +495,6 @@ class Engine:
             self.pause_project(run.project.id, charged.pause)
 
     def _poll_commands(self) -> None:
-        try:
-            commands = self.store.take_commands(list(self.runs))
-            projects = {p.id: p for p in self.store.list_projects()}
-        except Exception:  # the store may be briefly locked by another process; try next time
-            return
-        for command in commands:
-            steering.command(self, self.journal, command.goal_id, command.kind)
-        self._pauses.follow(projects)
+        projects = steering.poll(self, self.store, self.journal, list(self.runs))
+        if projects is not None:
+            self._pauses.follow({p.id: p for p in projects})

@@ -93,6 +93,12 @@ class Ownership:
             if run.jobs:
                 self._abandoned.add(run)
 
+    @property
+    def jobs_out(self) -> bool:
+        """Whether jobs of goals taken over are still unwinding (cancelled, not yet reported):
+        the engine waits for them before it returns, so no agent outlives it."""
+        return bool(self._abandoned)
+
     def discarded(self, job: Job, router: Router, spending: Spending) -> bool:
         """Whether ``job`` belongs to an abandoned goal: then what it held is freed (its router
         slot, its attempts' meters) and its report goes unrecorded."""

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 from blitz.conductor.goal import GoalRun
 from blitz.conductor.journal import Journal
 from blitz.conductor.outcomes import BLOCKED, OVER_BUDGET
-from blitz.domain import Goal, GoalState, Plan, Task, TaskState
+from blitz.domain import Goal, GoalState, Plan, Project, Task, TaskState
 from blitz.errors import UserError
 from blitz.events import EventKind
+from blitz.store.base import Store
 
 _RETRYABLE = (TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED)
 _SKIPPABLE = (TaskState.PENDING, TaskState.READY, TaskState.FAILED, TaskState.CANCELLED)
@@ -161,6 +162,21 @@ def command(engine: Steerable, journal: Journal, goal_id: str, kind: str) -> Non
             raise UserError(f"unknown command {kind!r}")
     except UserError as exc:
         _refused(journal, goal_id, kind, exc)
+
+
+def poll(
+    engine: Steerable, store: Store, journal: Journal, goals: list[str]
+) -> list[Project] | None:
+    """Apply the requests other processes stored for ``goals``: the projects as stored now, or
+    None when the store could not be read (another process may hold it a moment: next time)."""
+    try:
+        commands = store.take_commands(goals)
+        projects = store.list_projects()
+    except Exception:
+        return None
+    for stored in commands:
+        command(engine, journal, stored.goal_id, stored.kind)
+    return projects
 
 
 async def _refusing(

@@ -140,6 +140,10 @@ async def test_an_engine_whose_goal_was_taken_over_stops_driving_it_and_writes_n
         # finished.
         finished = await asyncio.wait_for(running, 60)
         assert hold_file.exists()
+        # Its cancelled attempt has unwound (its agent's process tree ended) before it returned:
+        # nothing of it is left running (a daemon that exits leaves no agent behind).
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert not left, left
         assert goal_id not in finished
         assert goal_id not in engine.runs
         assert app.store.lost() == {goal_id}
