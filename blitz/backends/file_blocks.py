@@ -14,10 +14,12 @@ was re-asked each time. A block is named after its file by:
 
 A block is put in place only when what it holds says how (:func:`placement`): every top-level
 definition the file has (the whole file, written over it; a file that does not exist yet is
-written), or only definitions it does not have (new code, appended). A block that keeps some of
-the file's definitions and leaves out others is a part of the file, shown for a person to merge:
-it is not put in place, and the model is told to make the change with a tool. Unclosed blocks (an
-answer cut off) are never put in place.
+written), or some definitions, not all of the file's (appended: a definition the file has is
+replaced by the block's, the others are kept, and imports the file has are not added again; so a
+block showing one function changed, or a test file's new test under its imports, changes only
+that). A block with no definition, in a file that has some, is a part of the file shown for a
+person to merge: it is not put in place, and the model is told to make the change with a tool.
+Unclosed blocks (an answer cut off) are never put in place.
 """
 
 from __future__ import annotations
@@ -91,15 +93,14 @@ def _named_before(text: str) -> str | None:
 def placement(old: str | None, code: str) -> Placement | None:
     """How ``code`` goes into a file holding ``old`` (None: no such file): written over it when
     it has every top-level definition the file has, or the file is new or blank; appended when it
-    has only definitions the file does not; None when it is a part of the file."""
+    has some definitions, not all the file's (those the file has are replaced by the append);
+    None when it has none, in a file that has some: a part of the file."""
     if old is None or not old.strip():
         return "write"
     had, has = set(defined_names(old)), set(defined_names(code))
     if had <= has:
         return "write"
-    if has and not had & has:
-        return "append"
-    return None
+    return "append" if has else None
 
 
 def _holds(old: str, code: str, how: Placement | None) -> bool:
@@ -158,7 +159,7 @@ async def put_in_place(text: str, session: Session) -> str | None:
             held.append(block.path)  # an answer shown again: no change, and no call
             continue
         if how is None:
-            why = "it leaves out code the file has, so it is a part of the file"
+            why = "it has no definition and leaves out the code the file has: a part of the file"
             results.append(NOT_PLACED.format(path=block.path, why=why))
             continue
         if how == "write":
