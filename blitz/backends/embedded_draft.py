@@ -99,7 +99,7 @@ async def draft(
         retries={"output": 0},
         name="blitz-draft",
     )
-    before = dict(session.written)
+    before = len(session.changes)
     try:
         one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
         result = await drafter.run(prompt, usage=session.usage, usage_limits=one)
@@ -124,7 +124,7 @@ async def draft(
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
     # more (a small model does, shown the draft) has repeated nothing of its own yet.
     session.stuck.reset()
-    written = tuple(path for path in session.written if path not in before)
+    written = tuple(dict.fromkeys(session.changes[before:]))
     if not written:
         await session.say(
             "draft: nothing put in place; the agent starts from the files as they were"

@@ -113,6 +113,7 @@ class Session:
         self.wrote = False  # whether a call of a WRITING tool succeeded
         self.refused = ""  # what the last finish was sent back with, until the next tool call
         self.written: dict[str, None] = {}  # the paths the writing tools changed, in order
+        self.changes: list[str] = []  # the path of each writing call that succeeded, in order
         self.afresh_when_refused: Callable[[], bool] = lambda: False
         """Whether a finish sent back ends the conversation, for one started afresh."""
         self.review = FinishReview(tools.root, files, needs_change=needs_change)
@@ -160,6 +161,7 @@ class Session:
         if name in WRITING:
             self.wrote = True
             self.written[str(args.get("path", ""))] = None
+            self.changes.append(str(args.get("path", "")))
         await self.say(result)
         return result
 

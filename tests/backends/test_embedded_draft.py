@@ -177,15 +177,18 @@ async def test_a_conversation_started_afresh_after_a_finish_sent_back_starts_wit
     """A model that writes its calls as text, its finish sent back (no test uses the new code):
     the new conversation starts with a draft asked with what was missing, and the test the draft
     shows is put in place."""
-    test_block = (
+    # The second draft changes the file the first wrote, too: it is a draft all the same.
+    changed = SLUGIFY_DEF.replace(".strip('-')", ".strip('-_')")
+    second = (
+        f"```python\n# textutil.py\n{changed}```\n\n"
         f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{SLUGIFY_TEST}```"
     )
     server.add(
         {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
         {"match": "## Your draft", "reply": {"text": call_text("finish", summary="Done.")}},
-        {"match": ASKED_FOR_CODE, "reply": {"text": test_block}},
+        {"match": ASKED_FOR_CODE, "reply": {"text": second}},
         {
-            "match": "put in place for you (`test_textutil.py`)",
+            "match": "put in place for you (`textutil.py`, `test_textutil.py`)",
             "reply": {"text": call_text("finish", summary="Added slugify and its test.")},
         },
     )
