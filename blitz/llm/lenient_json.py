@@ -93,6 +93,8 @@ def parse(candidate: str) -> Any:
         return value
     if (repaired := _last_string_escaped(candidate)) is not None:
         return repaired
+    if (repaired := _strings_escaped(candidate)) is not None:
+        return repaired
     assert first is not None
     raise ValueError(str(first)) from None
 
@@ -124,6 +126,46 @@ def _last_string_escaped(candidate: str) -> Any:
         except (ValueError, RecursionError):
             continue
     return None
+
+
+_VALUE_END = re.compile(r'^(.*)"(\s*,\s*(?:"[A-Za-z_]\w*"\s*:\s*\{\s*)?)$', re.DOTALL)
+"""A string value up to the next key: its text, then its closing quote, a comma and maybe the key
+of an object the next key is in (``edit_file", "arguments": {``)."""
+
+
+def _strings_escaped(candidate: str) -> Any:
+    """``candidate`` read with the quotes inside every string value escaped, each value running
+    from its key to the last quote before the next key, or None.
+
+    Qwen2.5-Coder-1.5B wrote an ``edit_file`` call with a function, docstring and all, raw in
+    both ``old`` and ``new``, three times alike after being told to escape its quotes. A value
+    read wrongly so (code holding ``"key": "`` itself) fails as it would have: as JSON, or as the
+    tool's arguments (an unknown one; an ``old`` the file does not hold)."""
+    end = _LAST_QUOTE.search(candidate)
+    if end is None:
+        return None
+    starts = list(_VALUE_START.finditer(candidate, 0, end.start()))
+    if len(starts) < 2:
+        return None
+    pieces = [candidate[: starts[0].end()]]
+    for at, start in enumerate(starts):
+        last = at + 1 == len(starts)
+        stop = end.start() if last else starts[at + 1].start()
+        segment = candidate[start.end() : stop]
+        if last:
+            value, tail = segment, ""
+        elif (split := _VALUE_END.match(segment)) is not None:
+            value, tail = split.group(1), '"' + split.group(2)
+        else:
+            return None
+        pieces.append(_BARE_QUOTE.sub(r'\\"', value) + tail)
+        if not last:
+            pieces.append(candidate[starts[at + 1].start() : starts[at + 1].end()])
+    pieces.append(candidate[end.start() :])
+    try:
+        return _DECODER.decode("".join(pieces))
+    except (ValueError, RecursionError):
+        return None
 
 
 def objects(value: Any) -> list[Mapping[str, Any]] | None:
