@@ -123,6 +123,10 @@ TEXT_REASKS = 2
 answers without calling a tool (no call yet, or calls it wrote that cannot be made) or its
 output degenerates; the run's turns bound them all."""
 
+UNMADE = "(its last tool calls could not be made; its change passes the checks) {text}"
+"""The summary of a run whose calls could not be made after it changed files that pass the
+finish's checks (the 1.5B's draft fixed the bug; its edit after that was unreadable JSON)."""
+
 DEGENERATE = frozenset({"repeating", "too_long", "empty"})
 """Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
 
@@ -329,6 +333,9 @@ class EmbeddedBackend:
                 if correction is None or reasks >= TEXT_REASKS:
                     if stopped_with_changes(ended, model, session):
                         return AgentResult(ok=True, summary=summary_of(ended))
+                    if model.failed and session.wrote and not await session.refuses_finish():
+                        # Its change is made and passes the checks: its last calls were extra.
+                        return AgentResult(ok=True, summary=UNMADE.format(text=ended.text[:300]))
                     return gave_up(ended, model, session)
                 reasks += 1
                 await session.say(f"re-asked: {correction.splitlines()[0]}")

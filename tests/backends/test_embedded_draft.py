@@ -204,3 +204,26 @@ async def test_a_conversation_started_afresh_after_a_finish_sent_back_starts_wit
     assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
     assert "started afresh: the files as they are, what is missing" in sink.messages
     assert_script_done(server)
+
+
+@pytest.mark.parametrize("passes", [True, False], ids=["checks-pass", "checks-fail"])
+async def test_calls_that_cannot_be_made_after_a_change_leave_it_to_the_checks(
+    server: ModelServer, textutil: Path, passes: bool
+) -> None:
+    """The 1.5B's draft fixed the bug; its edit after that was unreadable JSON, three times. A
+    change that passes the finish's checks is the attempt's; one that does not, its failure."""
+    cut_off = '```json\n{"name": "edit_file", "arguments": {"path": "textutil.py", "old": "de\n```'
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT}},
+        {"match": "## Your draft", "reply": {"text": cut_off}, "times": 3},
+    )
+    gate = PYTEST if passes else GateCommand("test", "false")
+
+    result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, gate))
+
+    assert result.ok is passes, result.error
+    if passes:
+        assert result.summary.startswith("(its last tool calls could not be made; its change")
+    else:
+        assert result.error.startswith("the model's tool calls could not be made")
+    assert_script_done(server)
