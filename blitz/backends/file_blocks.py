@@ -12,6 +12,9 @@ was re-asked each time. A block is named after its file by:
 - the line before it: the path alone (```` `a.py`: ````, ``**a.py**``, ``### a.py``), or a
   sentence ending with it in backticks ("Here is the updated `a.py`:").
 
+A Python block that imports the module its name says it is, is not that module: it is named by
+the other path the line before it gives in backticks, if any, and is no file's block otherwise.
+
 A block is put in place only when what it holds says how (:func:`placement`): every top-level
 definition the file has (the whole file, written over it; a file that does not exist yet is
 written), or some definitions, not all of the file's (appended: a definition the file has is
@@ -75,9 +78,33 @@ def file_blocks(text: str) -> list[FileBlock]:
             path, code = path or header.group(1), rest.lstrip("\n")
         if path is None:
             path = _named_before(text[: fence.start()])
+        if path is not None and _imports_itself(path, code):
+            path = _mentioned_before(text[: fence.start()], besides=path)
         if path is not None and ".." not in path.split("/") and code.strip():
             found.append(FileBlock(path, code if code.endswith("\n") else code + "\n"))
     return found
+
+
+def _imports_itself(path: str, code: str) -> bool:
+    """Whether Python ``code`` imports the module ``path`` names: then it is not that module.
+    (Qwen2.5-Coder-1.5B wrote "Here's the updated `test_textutil.py` file:" over a block headed
+    ``# textutil.py`` that began ``from textutil import shout, slugify``.)"""
+    if not path.endswith(".py"):
+        return False
+    stem = re.escape(path.rsplit("/", 1)[-1].removesuffix(".py"))
+    itself = (
+        rf"^[ \t]*(?:from[ \t]+(?:[\w.]*\.)?{stem}[ \t]+import\b|import[ \t]+(?:[\w.]*\.)?{stem}\b)"
+    )
+    return re.search(itself, code, re.MULTILINE) is not None
+
+
+def _mentioned_before(text: str, *, besides: str) -> str | None:
+    """The last path other than ``besides`` that the last non-blank line of ``text`` names in
+    backticks, or None."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    named = re.findall(rf"`({PATH})`", lines[-1]) if lines else []
+    others = [path for path in named if path != besides]
+    return others[-1] if others else None
 
 
 def _named_before(text: str) -> str | None:

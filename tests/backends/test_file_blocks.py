@@ -84,6 +84,20 @@ def test_a_block_not_named_after_a_file_in_the_repository_is_not_one(text: str) 
     assert file_blocks(text) == []
 
 
+def test_a_block_that_imports_the_module_it_is_named_after_is_not_that_module() -> None:
+    # Qwen2.5-Coder-1.5B (bench/local_model.py, session 22): the sentence names the test file,
+    # the header the module, and the code imports the module.
+    test = "from textutil import shout, slugify\n\n\ndef test_shout():\n    assert shout('a')\n"
+    said = f"Here's the updated `test_textutil.py` file:\n\n```python\n# textutil.py\n{test}```"
+    [block] = file_blocks(said)
+    assert block.path == "test_textutil.py" and block.code == test
+    # With no other file named, it is no file's block; importing another module is fine.
+    assert file_blocks(f"```python\n# textutil.py\n{test}```") == []
+    assert file_blocks("```python\n# pkg/textutil.py\nimport pkg.textutil as t\n```") == []
+    [kept] = file_blocks("```python\n# report.py\nfrom textutils import x\nimport reports\n```")
+    assert kept.path == "report.py"
+
+
 @pytest.mark.parametrize(
     ("old", "code", "how"),
     [
