@@ -265,11 +265,18 @@ def recovery_problems(recovery: RecoveryPlan, request: RecoveryRequest) -> list[
     problems: list[str] = []
     action = recovery.action
     broke = [g.name for g in request.gates if not g.passed and not g.preexisting]
-    if action is RecoveryAction.SKIP and request.dependents and broke:
+    # The goal's only task left (the others replaced): skipped, the goal does nothing.
+    alone = not set(request.task_ids) - {request.task.id} - set(request.replaced)
+    if action is RecoveryAction.SKIP and broke and (request.dependents or alone):
+        needed = (
+            f"{', '.join(map(repr, request.dependents))} depend on it"
+            if request.dependents
+            else "it is the goal's only task, so without it the goal does nothing"
+        )
         problems.append(
             f"task {request.task.id!r} cannot be skipped: its attempt failed {', '.join(broke)},"
-            f" so its work is not done, and {', '.join(map(repr, request.dependents))} depend"
-            " on it; use retry (with guidance), insert or replace"
+            f" so its work is not done, and {needed}; use retry (with guidance), insert or"
+            " replace"
         )
     if recovery.tasks and action not in (RecoveryAction.INSERT, RecoveryAction.REPLACE):
         problems.append(

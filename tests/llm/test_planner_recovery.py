@@ -169,6 +169,14 @@ async def test_a_skip_of_a_task_others_need_whose_attempt_broke_the_gates_is_sen
     told = server.requests[1].last_user_text
     assert "task 'parser' cannot be skipped: its attempt failed test" in told
     assert "'report' depend on it" in told
+    # Nor when it is the goal's only task (the others replaced): the 1.5B skipped add-slugify,
+    # the goal's one task, its test failing, and the goal ended with nothing done.
+    server.add(tool_reply(skip, RECOVERY_TOOL), tool_reply(retry, RECOVERY_TOOL))
+    only = recovery_request(task_ids=("old", "parser"), replaced={"old": ("parser",)})
+    assert (await planner.recover(only)).recovery.action is RecoveryAction.RETRY
+    assert "it is the goal's only task, so without it the goal does nothing" in (
+        server.requests[-1].last_user_text
+    )
     # Skipped when nothing needs it, or when its attempt broke no gate (its work may be done).
     for request in (recovery_request(), recovery_request(dependents=("report",), gates=())):
         server.add(tool_reply(skip, RECOVERY_TOOL))
