@@ -36,7 +36,6 @@ one (the task waits). A finish is reviewed, and the project's gates run, before 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -53,12 +52,10 @@ from blitz.backends.base import (
     AgentResult,
     MessageSink,
     lowest,
-    task_prompt,
 )
-from blitz.backends.confine import ToolError
 from blitz.backends.embedded_draft import draft, instructions
+from blitz.backends.embedded_prompt import INSTRUCTIONS, first_prompt
 from blitz.backends.embedded_reasks import (
-    AFRESH,
     AFRESH_SAID,
     Stopped,
     continued,
@@ -80,7 +77,6 @@ from blitz.backends.stuck import StuckDetector
 from blitz.backends.tools import AgentTools, ToolLimits
 from blitz.breaker import BreakerBoard
 from blitz.clock import Clock
-from blitz.context import file_tree
 from blitz.domain import Usage
 from blitz.errors import ConfigError, RunError
 from blitz.llm.errors import ModelOutputError, ProviderError, classify, stopped_usage
@@ -97,24 +93,6 @@ from blitz.llm.usage import Budget, PriceTable, usage_of
 from blitz.sandbox import Policy
 from blitz.waiting import Outage
 
-INSTRUCTIONS = """\
-You are an autonomous coding agent working in a git worktree of a software project. No person is \
-watching: work until the task is done.
-
-- Make the change the task asks for, and keep it minimal: change only what the task needs, in the \
-style of the surrounding code.
-- Use paths relative to the repository root, as the task's file list shows them; nothing outside \
-it is reachable.
-- Look before you change: list, search and read the relevant code first.
-- Keep what a file already has: add new code with append_to_file, change a part with edit_file; \
-write_file replaces the whole file.
-- Run the project's checks (tests, type checker, linter) with run_command when that helps you \
-verify the change.
-- Do not commit, push or rewrite git history: your changes are checked and committed for you.
-- When the task is done, call `finish` with a short summary of what you changed and why.
-- If you cannot do the task, stop and explain why in plain text instead of calling `finish`."""
-"""The agent's instructions (its system prompt)."""
-
 TOOL_RETRIES = 3
 """Invalid calls of one tool (unknown name, bad arguments) in a row before the run fails."""
 
@@ -123,21 +101,15 @@ TEXT_REASKS = 2
 answers without calling a tool (no call yet, or calls it wrote that cannot be made) or its
 output degenerates; the run's turns bound them all."""
 
-UNMADE = "(its last tool calls could not be made; its change passes the checks) {text}"
-"""The summary of a run whose calls could not be made after it changed files that pass the
-finish's checks (the 1.5B's draft fixed the bug; its edit after that was unreadable JSON)."""
+UNMADE = "(its last tool calls could not be made; its change passes the checks)"
+DONE = "its change passes the checks"
+"""A run that could not go on (its calls could not be made; stopped as stuck) after it changed
+files that pass the finish's checks is done: the checks judge the change, as for a run that
+ends in prose. (The 1.5B's draft fixed the bug; its edits after that were unreadable JSON, or
+the same insertion made twice.)"""
 
 DEGENERATE = frozenset({"repeating", "too_long", "empty"})
 """Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
-
-FILE_TREE_CHARS = 2_000
-"""Room for the repository's file list in the task prompt: a model that sees where the files are
-does not guess paths (a small model copies any example path it is given)."""
-
-FILES_SHOWN_CHARS = 8_000
-"""Room in the task prompt for the files the task is expected to touch, as they are now: a model
-that sees a file does not rewrite it blind (a small model otherwise drops what it never read),
-and is spared a turn reading it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,9 +120,11 @@ class EmbeddedLimits:
     included); ``max_cost_usd`` is also capped by the request's ``budget_usd``; ``wall_time`` is
     seconds, also capped by the request's ``timeout``. ``stuck_repeats`` identical calls with
     identical results in a row (or rounds of two or three calls, or grown appends: see
-    :mod:`blitz.backends.stuck`) end the run. ``model_attempts`` bounds the tries of one model
-    request (transient failures only). ``max_output_tokens`` caps one model response (sent as
-    the request's ``max_tokens``): a model that degenerates stops there, not at its context's end.
+    :mod:`blitz.backends.stuck`) end the run (done, if it changed files and every gate passes on
+    them: :meth:`~blitz.backends.embedded_session.Session.change_passes`). ``model_attempts``
+    bounds the tries of one model request (transient failures only). ``max_output_tokens`` caps
+    one model response (sent as the request's ``max_tokens``): a model that degenerates stops
+    there, not at its context's end.
     ``gates_on_finish``: a finish runs the request's gates (:mod:`blitz.backends.finish_gates`).
     ``draft``: the run starts with a draft, the change asked as code with no tools
     (:mod:`blitz.backends.embedded_draft`).
@@ -333,9 +307,9 @@ class EmbeddedBackend:
                 if correction is None or reasks >= TEXT_REASKS:
                     if stopped_with_changes(ended, model, session):
                         return AgentResult(ok=True, summary=summary_of(ended))
-                    if model.failed and session.wrote and not await session.refuses_finish():
+                    if model.failed and await session.change_passes():
                         # Its change is made and passes the checks: its last calls were extra.
-                        return AgentResult(ok=True, summary=UNMADE.format(text=ended.text[:300]))
+                        return AgentResult(ok=True, summary=f"{UNMADE} {ended.text[:300]}")
                     return gave_up(ended, model, session)
                 reasks += 1
                 await session.say(f"re-asked: {correction.splitlines()[0]}")
@@ -346,7 +320,7 @@ class EmbeddedBackend:
     ) -> str:
         """The first prompt of a conversation (``refused``: one started afresh after a finish was
         sent back with that), after its draft when ``draft`` is on and one was put in place."""
-        prompt = await _prompt(request, session, refused)
+        prompt = await first_prompt(request, session, refused)
         if not self.limits.draft:
             return prompt
         charge = partial(self._charge, request, budget)
@@ -354,7 +328,7 @@ class EmbeddedBackend:
         drafted = await draft(self.model, self.settings, prompt, session, system, charge)
         if not drafted.written:
             return prompt
-        return await _prompt(request, session, refused, drafted.told)
+        return await first_prompt(request, session, refused, drafted.told)
 
     def _reasked(self, reasks: int) -> ModelSettings | None:
         """The settings of a re-ask: warmer on a server of one's own (a small model asked again
@@ -397,6 +371,8 @@ class EmbeddedBackend:
                     elif Agent.is_model_request_node(node):
                         await session.report_retries(node.request)
                         stop = self._stop_reason(run.usage, budget, session)
+                        if stop and session.stuck_reason and await session.change_passes():
+                            return AgentResult(ok=True, summary=f"(stopped, {stop}) {DONE}")
                         if stop:
                             return AgentResult(ok=False, error=stop)
                     elif Agent.is_end_node(node):
@@ -460,37 +436,3 @@ class EmbeddedBackend:
         return AgentResult(
             ok=False, crashed=True, error=f"embedded agent error: {type(exc).__name__}: {exc}"
         )
-
-
-async def _prompt(
-    request: AgentRequest, session: Session, refused: str = "", drafted: str = ""
-) -> str:
-    """The run's first prompt: the task, the repository's files, the task's files as they are
-    now (and those the run has written); with ``refused``, the prompt of a conversation started
-    afresh after a finish was sent back, ending with why (:data:`AFRESH`); with ``drafted``,
-    ending with what a draft put in place."""
-    tree = await file_tree(request.worktree, FILE_TREE_CHARS)
-    files = (*request.files, *session.written)
-    shown = await _files_shown(session.tools, files, FILES_SHOWN_CHARS)
-    where = "\n\n".join(filter(None, (AFRESH.format(refused=refused) if refused else "", drafted)))
-    return task_prompt(request, after="\n\n".join(filter(None, (tree, shown, where))))
-
-
-async def _files_shown(tools: AgentTools, files: Sequence[str], room: int) -> str:
-    """The task's files that exist, as ``read_file`` shows them, each under its own heading, in
-    at most ``room`` characters; one that does not fit is named, to be read. Files the task is
-    to create are not there yet; a path that leads out of the worktree reads as none."""
-    blocks: list[str] = []
-    for path in dict.fromkeys(files):
-        try:
-            text = await tools.read_file(path)
-        except ToolError:
-            continue
-        block = f"## {path} (as it is now)\n{text}"
-        if len(block) > room:
-            block = f"## {path}: too long to show here; read it with read_file"
-            if len(block) > room:
-                break
-        blocks.append(block)
-        room -= len(block) + 2
-    return "\n\n".join(blocks)

@@ -177,6 +177,14 @@ class Session:
             await self.say(line)
         return text
 
+    async def change_passes(self) -> bool:
+        """Whether the run changed files, the finish's review has nothing against the change and
+        the gates (there must be some) all pass on it now."""
+        if not self.wrote:
+            return False
+        text, _ = await self.review.problem()
+        return not text and await self.gates.pass_now()
+
     def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
         if self.stuck.record(name, args, result) and self.stuck_reason is None:
             self.stuck_reason = self.stuck.reason()

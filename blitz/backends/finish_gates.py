@@ -43,6 +43,15 @@ class FinishGates:
         self.timeout = min(timeout, tools.limits.command_timeout)
         self.rounds = 0
 
+    async def pass_now(self) -> bool:
+        """Whether there are gates and every one of them passes now (none timed out): the
+        change is judged, with no rounds counted and nothing believed."""
+        for gate in self.gates:
+            done = await self.tools.execute(gate.command, self.timeout)
+            if done.timed_out or not done.ok:
+                return False
+        return bool(self.gates)
+
     async def failure(self) -> tuple[str, str]:
         """What to send a finish back with, and a line saying so ("", "": every gate passed,
         timed out, or the rounds are spent)."""

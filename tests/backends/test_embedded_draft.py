@@ -227,3 +227,28 @@ async def test_calls_that_cannot_be_made_after_a_change_leave_it_to_the_checks(
     else:
         assert result.error.startswith("the model's tool calls could not be made")
     assert_script_done(server)
+
+
+@pytest.mark.parametrize("passes", [True, False], ids=["checks-pass", "checks-fail"])
+async def test_a_run_stopped_as_stuck_after_a_change_leaves_it_to_the_checks(
+    server: ModelServer, textutil: Path, passes: bool
+) -> None:
+    """The 1.5B's draft fixed the bug; it then made the same edit twice and was stopped as stuck.
+    A change that passes the finish's checks is the attempt's; one that does not, its failure."""
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT}},
+        {"match": "## Your draft", "reply": {"tool_calls": [call("list_dir")]}, "times": 2},
+    )
+    gate = PYTEST if passes else GateCommand("test", "false")
+
+    result = await backend(server, COMPATIBLE, draft=True, stuck_repeats=2).run(
+        slugify_task(textutil, gate)
+    )
+
+    assert result.ok is passes, result.error
+    if passes:
+        assert result.summary.startswith("(stopped, stuck: the same list_dir call")
+        assert result.summary.endswith("its change passes the checks")
+    else:
+        assert result.error.startswith("stuck: the same list_dir call")
+    assert_script_done(server)
