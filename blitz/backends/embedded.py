@@ -57,6 +57,7 @@ from blitz.backends.embedded_draft import draft, instructions
 from blitz.backends.embedded_prompt import INSTRUCTIONS, first_prompt
 from blitz.backends.embedded_reasks import (
     AFRESH_SAID,
+    DEGENERATE,
     Stopped,
     continued,
     correction_for,
@@ -107,9 +108,6 @@ DONE = "its change passes the checks"
 files that pass the finish's checks is done: the checks judge the change, as for a run that
 ends in prose. (The 1.5B's draft fixed the bug; its edits after that were unreadable JSON, or
 the same insertion made twice.)"""
-
-DEGENERATE = frozenset({"repeating", "too_long", "empty"})
-"""Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,8 +319,8 @@ class EmbeddedBackend:
         """The first prompt of a conversation (``refused``: one started afresh after a finish was
         sent back with that), after its draft when ``draft`` is on and one was put in place."""
         prompt = await first_prompt(request, session, refused)
-        if not self.limits.draft:
-            return prompt
+        if not self.limits.draft or self._stop_reason(session.usage, budget, session):
+            return prompt  # no draft; a run at its limits is stopped before its next request
         charge = partial(self._charge, request, budget)
         system = instructions(INSTRUCTIONS, request.files)
         drafted = await draft(self.model, self.settings, prompt, session, system, charge)

@@ -25,12 +25,10 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, UsageLimits
 
+from blitz.backends.embedded_reasks import DEGENERATE
 from blitz.backends.embedded_session import Session
 from blitz.backends.file_blocks import put_in_place
 from blitz.llm.errors import ModelOutputError, stopped_usage
-
-DEGENERATE = frozenset({"repeating", "too_long", "empty"})
-"""Reasons of a :class:`ModelOutputError` that make an answer no draft (not the run's failure)."""
 
 BLOCKS_RULE = (
     "- To add or change code, show it in a ```{fence} block whose first line is a comment naming"
@@ -55,11 +53,9 @@ DRAFTED = (
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """What a draft did: the files it wrote (none: no draft), and what its answer cost (None
-    when nothing came back)."""
+    """What a draft did: the files it wrote (none: no draft)."""
 
     written: tuple[str, ...]
-    usage: RequestUsage | None
 
     @property
     def told(self) -> str:
@@ -112,13 +108,12 @@ async def draft(
             session.usage.incr(stopped)
             charge(stopped)
         await session.say(f"draft: none ({exc.failure.message})")
-        return Draft((), stopped)
+        return Draft(())
     except UnexpectedModelBehavior as exc:  # an empty answer, refused as output
         await session.say(f"draft: none ({exc.message})")
-        return Draft((), None)
+        return Draft(())
     session.usage = result.usage
-    usage = result.response.usage
-    charge(usage)
+    charge(result.response.usage)
     await session.narrate(result.response)
     await put_in_place(result.output, session)
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
@@ -129,4 +124,4 @@ async def draft(
         await session.say(
             "draft: nothing put in place; the agent starts from the files as they were"
         )
-    return Draft(written, usage)
+    return Draft(written)

@@ -35,6 +35,10 @@ repeated its earlier calls in their order (append a test, then write the test fi
 which dropped the test) and finished again: a long history of its own calls is a pattern it
 copies. Started afresh it sees the files as they are now and what is missing, once."""
 
+DEGENERATE = frozenset({"repeating", "too_long", "empty"})
+"""Reasons of a :class:`ModelOutputError` that a re-ask with a correction may get past (and that
+make a draft no draft, not the run's failure)."""
+
 AFRESH_SAID = "started afresh: the files as they are, what is missing"
 """The run's message when it starts a conversation afresh."""
 

@@ -252,3 +252,20 @@ async def test_a_run_stopped_as_stuck_after_a_change_leaves_it_to_the_checks(
     else:
         assert result.error.startswith("stuck: the same list_dir call")
     assert_script_done(server)
+
+
+async def test_no_draft_is_asked_once_the_runs_turns_are_spent(
+    server: ModelServer, textutil: Path
+) -> None:
+    """A finish sent back on the last turn: the conversation started afresh asks no draft (it
+    would be a turn past the limit); the run stops at its limit."""
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {"match": "## Your draft", "reply": {"text": call_text("finish", summary="Done.")}},
+    )
+
+    result = await backend(server, COMPATIBLE, draft=True, max_turns=2).run(slugify_task(textutil))
+
+    assert not result.ok and result.error == "turn limit of 2 reached"
+    assert len(server.requests) == 2
+    assert_script_done(server)
