@@ -52,6 +52,7 @@ from blitz.backends.files import (
     walk_files,
 )
 from blitz.backends.source_edits import UNINDENTED, dedented, dropped, held, join
+from blitz.backends.syntax_guard import SyntaxGuard
 from blitz.errors import RunError
 from blitz.sandbox import UNCONFINED, Policy
 
@@ -87,6 +88,7 @@ class AgentTools:
         self.limits = limits
         self.env = dict(env) if env is not None else process.clean_env()
         self.jail = (sandbox or UNCONFINED).jail(self.root)
+        self.guard = SyntaxGuard()
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -329,9 +331,11 @@ class AgentTools:
                 " the task is done)"
             )
         before = previous_bytes(real, self.limits.write_max_bytes)
+        old = None if before is None else before.decode("utf-8", "surrogateescape")
+        note = self.guard.check(shown, old, content)
         self._write_bytes(real, shown, data)
         said = f"wrote {len(data)} bytes to {shown}" + (UNINDENTED if flat is not None else "")
-        return said + dropped(before, data)
+        return said + dropped(before, data) + note
 
     def _write_bytes(self, real: Path, shown: str, data: bytes) -> None:
         if len(data) > self.limits.write_max_bytes:
@@ -393,11 +397,15 @@ class AgentTools:
         if said := held(shown, old, text):
             return said
         joined = join(shown, old, text)
+        note = self.guard.check(shown, None if before is None else old, joined.content)
         self._write_bytes(real, shown, joined.content.encode("utf-8", "surrogateescape"))
         if before is None:
-            return f"created {shown} with {joined.added} line(s){joined.note}"
+            return f"created {shown} with {joined.added} line(s){joined.note}{note}"
         total = joined.content.count("\n")
-        return f"appended {joined.added} line(s) to {shown}; it now has {total} lines{joined.note}"
+        return (
+            f"appended {joined.added} line(s) to {shown}; it now has {total} lines"
+            f"{joined.note}{note}"
+        )
 
     async def edit_file(self, path: str, old: str, new: str) -> str:
         """Replace the one occurrence of ``old`` in a file with ``new``; a ToolError quoting the
@@ -435,10 +443,13 @@ class AgentTools:
             )
         start = starts[0]
         edited = text[:start] + new + text[start + len(old) :]
+        note = self.guard.check(shown, text, edited)
         self._write_bytes(real, shown, edited.encode("utf-8", "surrogateescape"))
         line = text.count("\n", 0, start) + 1
         removed, added = old.count("\n") + 1, new.count("\n") + 1
-        return f"edited {shown}: replaced {removed} line(s) at line {line} with {added} line(s)"
+        return (
+            f"edited {shown}: replaced {removed} line(s) at line {line} with {added} line(s)" + note
+        )
 
     # -- commands ------------------------------------------------------------------------------
 

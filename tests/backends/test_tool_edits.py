@@ -174,13 +174,13 @@ async def test_the_imports_an_append_starts_with_go_to_the_files_imports(
         )
         assert again.startswith("t.py already has this text (from line")
         assert (worktree / "t.py").read_text() == after
-    # Imports alone, or a __future__ import, stay where the append puts them.
+    # Imports alone stay where the append puts them; a __future__ import too, which the
+    # compiler then refuses, and so is the append.
     (worktree / "u.py").write_text("X = 1\n")
     await tools.append_to_file("u.py", "import re")
-    await tools.append_to_file("u.py", "from __future__ import annotations\n\nY = 2")
-    assert (worktree / "u.py").read_text() == (
-        "X = 1\nimport re\nfrom __future__ import annotations\n\nY = 2\n"
-    )
+    with pytest.raises(ToolError, match="from __future__ imports must occur at the beginning"):
+        await tools.append_to_file("u.py", "from __future__ import annotations\n\nY = 2")
+    assert (worktree / "u.py").read_text() == "X = 1\nimport re\n"
 
 
 async def test_an_import_the_python_file_has_is_not_appended_again(
@@ -216,7 +216,10 @@ async def test_an_import_the_python_file_has_is_not_appended_again(
         "import pytest\nfrom t import (\n    shout,\n    slugify,\n)\nfrom t import shout, title\n"
         "import pytest as pt\n\n\ndef test_a():\n    pass\n\n\ndef test_b():\n    pass\n"
     )
-    # Text that does not parse: its one-line imports are still read.
+    # Text that does not parse: its one-line imports are still read (the append is refused as
+    # it breaks the file, and made when the same is asked again).
+    with pytest.raises(ToolError, match="would not be valid Python"):
+        await tools.append_to_file("test_u.py", "import pytest\ndef test_c(:\n")
     await tools.append_to_file("test_u.py", "import pytest\ndef test_c(:\n")
     assert (worktree / "test_u.py").read_text().count("import pytest\n") == 1
     # A form feed is no line break to Python: the lines dropped are the imports'.
@@ -256,6 +259,9 @@ async def test_python_code_indented_as_a_whole_is_written_without_that_indentati
     (worktree / "box.py").write_text("class Box:\n    x = 1\n")
     await tools.append_to_file("box.py", "    def size(self):\n        return 1")
     assert (worktree / "box.py").read_text().endswith("\n    def size(self):\n        return 1\n")
+    # (Files broken already, so not guarded: syntax_guard.)
+    (worktree / "broken.py").write_text("(\n")
+    (worktree / "deep.py").write_text("(\n")
     broken = "    def f(:\n        pass\n"
     assert "indented" not in await tools.write_file("broken.py", broken)
     assert (worktree / "broken.py").read_text() == broken
