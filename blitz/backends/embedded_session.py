@@ -27,6 +27,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.usage import RunUsage
 
 from blitz.backends.base import AgentRequest, GateCommand, MessageSink, trim
+from blitz.backends.block_scope import words
 from blitz.backends.finish_gates import FinishGates
 from blitz.backends.finish_review import FinishReview
 from blitz.backends.stuck import StuckDetector
@@ -100,11 +101,14 @@ class Session:
         files: Sequence[str] = (),
         gates: Sequence[GateCommand] = (),
         gate_timeout: float = 600.0,
+        task: str = "",
     ) -> None:
         """``needs_change``: the task must change a file (it is not allow_empty); ``files``:
         the files the task is expected to touch; ``gates``: the project's gates, run on a
-        finish the review lets through (each for ``gate_timeout`` at most)."""
+        finish the review lets through (each for ``gate_timeout`` at most); ``task``: what the
+        task says (its words decide what an answer's code may change: :meth:`scope`)."""
         self.tools = tools
+        self.task_words = words(task)
         self.stuck = stuck
         self.stuck_reason: str | None = None  # why its calls go round, once they do
         self.transcript: deque[str] = deque(maxlen=MESSAGES_KEPT)
@@ -138,7 +142,14 @@ class Session:
             files=request.files,
             gates=gates,
             gate_timeout=request.gate_timeout,
+            task="\n".join((request.title, request.instructions, request.guidance, request.goal)),
         )
+
+    def scope(self) -> frozenset[str]:
+        """The words the definitions an answer's code may change must be about
+        (:mod:`blitz.backends.block_scope`): the task's, and what its last finish was sent back
+        with (a test the gates say fails may be mended)."""
+        return self.task_words | words(self.refused)
 
     async def say(self, text: str) -> None:
         """Show one message (redacted and trimmed) and keep it for the result."""
@@ -313,7 +324,8 @@ async def append_to_file(ctx: RunContext[Session], path: str, text: Fragment) ->
         text: the code to add at the end of the file
     """
     args = {"path": path, "text": text}
-    return await ctx.deps.call("append_to_file", args, ctx.deps.tools.append_to_file(path, text))
+    work = ctx.deps.tools.append_to_file(path, text, ctx.deps.scope())
+    return await ctx.deps.call("append_to_file", args, work)
 
 
 async def edit_file(ctx: RunContext[Session], path: str, old: Fragment, new: Fragment) -> str:

@@ -22,7 +22,9 @@ replaced by the block's, the others are kept, and imports the file has are not a
 block showing one function changed, or a test file's new test under its imports, changes only
 that). A block with no definition, in a file that has some, is a part of the file shown for a
 person to merge: it is not put in place, and the model is told to make the change with a tool.
-Unclosed blocks (an answer cut off) are never put in place.
+Unclosed blocks (an answer cut off) are never put in place. A Python definition the file has,
+which a block changes and the task is not about, is kept as the file has it
+(:mod:`blitz.backends.block_scope`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Literal
 
 from pydantic_ai.exceptions import ToolFailed
 
+from blitz.backends.block_scope import kept_note, kept_out_of_scope
 from blitz.backends.embedded_session import Session, describe_call
 from blitz.backends.files import holds_lines, previous_bytes
 from blitz.backends.source_edits import defined_names
@@ -173,6 +176,7 @@ async def put_in_place(text: str, session: Session) -> str | None:
     "nothing changed" and counted as a call, the run going round)."""
     results: list[str] = []
     placed, held = 0, []
+    scope = session.scope()  # read before the first call clears what a finish was refused with
     for block in file_blocks(text):
         try:
             real = session.tools.resolve(block.path)
@@ -189,12 +193,18 @@ async def put_in_place(text: str, session: Session) -> str | None:
             why = "it has no definition and leaves out the code the file has: a part of the file"
             results.append(NOT_PLACED.format(path=block.path, why=why))
             continue
+        code, kept = block.code, list[str]()
         if how == "write":
-            name, args = "write_file", {"path": block.path, "content": block.code}
-            work = session.tools.write_file(block.path, block.code)
-        else:
+            if old is not None:
+                code, kept = kept_out_of_scope(block.path, old, code, scope, appended=False)
+            if kept and old is not None and _holds(old, code, how):
+                results.append(f"- {block.path}: nothing changed" + kept_note(kept))
+                continue
+            name, args = "write_file", {"path": block.path, "content": code}
+            work = session.tools.write_file(block.path, code)
+        else:  # kept out by the tool
             name, args = "append_to_file", {"path": block.path, "text": block.code}
-            work = session.tools.append_to_file(block.path, block.code)
+            work = session.tools.append_to_file(block.path, block.code, scope)
         said = describe_call(name, args)
         await session.say(f"from the answer's text: {said}")
         session.calls += 1
@@ -204,7 +214,7 @@ async def put_in_place(text: str, session: Session) -> str | None:
             results.append(f"- {said}: error: {exc.message}")
             continue
         placed += 1
-        results.append(f"- {said}: {result}")
+        results.append(f"- {said}: {result}" + (kept_note(kept) if kept else ""))
     if placed:
         return PLACED.format(results="\n".join(results))
     if results:  # why nothing was put in place, each block's own reason or error

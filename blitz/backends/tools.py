@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from blitz import envsetup, process
+from blitz.backends.block_scope import kept_note, kept_out_of_scope
 from blitz.backends.confine import ToolError, describe_link, resolve
 from blitz.backends.files import (
     BINARY_SNIFF,
@@ -374,13 +375,17 @@ class AgentTools:
                 raise ToolError(f"{shown!r} is not a regular file and cannot be written")
             file.write(data)
 
-    async def append_to_file(self, path: str, text: str) -> str:
+    async def append_to_file(
+        self, path: str, text: str, scope: frozenset[str] | None = None
+    ) -> str:
         """Add ``text`` at the end of a file, keeping what it holds (a new file if there is none);
         a definition appended to a file that ends in code is set apart by a blank line (two in
-        Python, as its style asks)."""
-        return await asyncio.to_thread(self._append_to_file, path, text)
+        Python, as its style asks). With ``scope``, the task's words, a Python definition the
+        file has that ``text`` would replace, and the task is not about, is kept
+        (:mod:`blitz.backends.block_scope`)."""
+        return await asyncio.to_thread(self._append_to_file, path, text, scope)
 
-    def _append_to_file(self, path: str, text: str) -> str:
+    def _append_to_file(self, path: str, text: str, scope: frozenset[str] | None) -> str:
         if not text.strip():
             raise ToolError("text is empty; give the code to add at the end of the file")
         real = self.resolve(path)
@@ -394,10 +399,16 @@ class AgentTools:
         if before is not None and b"\x00" in before[:BINARY_SNIFF]:
             raise ToolError(f"{shown!r} is a binary file; append_to_file adds to text files only")
         old = (before or b"").decode("utf-8", "surrogateescape")
+        kept: list[str] = []
+        if scope is not None and before is not None:
+            text, kept = kept_out_of_scope(shown, old, text, scope, appended=True)
+        if kept and not text.strip():
+            return f"nothing appended to {shown}" + kept_note(kept)
         if said := held(shown, old, text):
-            return said
+            return said + (kept_note(kept) if kept else "")
         joined = join(shown, old, text)
         note = self.guard.check(shown, None if before is None else old, joined.content)
+        note += kept_note(kept) if kept else ""
         self._write_bytes(real, shown, joined.content.encode("utf-8", "surrogateescape"))
         if before is None:
             return f"created {shown} with {joined.added} line(s){joined.note}{note}"

@@ -88,15 +88,15 @@ def slugify_task(
 ) -> AgentRequest:
     """The task of adding slugify() and its test to the ``textutil`` fixture's files, with
     ``gates`` run on its finish."""
-    return task(
-        worktree,
-        task_id="add-slugify",
-        title="Add slugify(text) to textutil.py",
-        instructions="Add slugify(text) to textutil.py, and its test to test_textutil.py.",
-        files=files,
-        gates=gates,
-        **({"allow_empty": False} | changes),
-    )
+    fields = {
+        "task_id": "add-slugify",
+        "title": "Add slugify(text) to textutil.py",
+        "instructions": "Add slugify(text) to textutil.py, and its test to test_textutil.py.",
+        "files": files,
+        "gates": gates,
+        "allow_empty": False,
+    }
+    return task(worktree, **(fields | changes))
 
 
 def call(name: str, **args: Any) -> dict[str, Any]:

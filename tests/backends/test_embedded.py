@@ -382,7 +382,7 @@ async def test_an_append_made_again_with_its_text_grown_is_stuck(
         text += f"    assert slugify('{letter.upper()}') == '{letter}'\n"
         server.add({"reply": {"tool_calls": [call("append_to_file", path="test_s.py", text=text)]}})
 
-    result = await backend(server).run(task(worktree))
+    result = await backend(server).run(task(worktree, instructions="Test slugify in test_s.py."))
 
     assert not result.ok and not result.crashed
     assert result.error == (

@@ -216,7 +216,11 @@ async def test_no_test_is_asked_for_when_the_task_names_none_or_nothing_public_i
         },
     )
 
-    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files=files))
+    # (shout named: an answer's change to a definition the task is not about is not made.)
+    instructions = "Add slugify(text) to textutil.py, and its test to test_textutil.py; shout may"
+    result = await backend(server, COMPATIBLE).run(
+        slugify_task(textutil, files=files, instructions=instructions + " change.")
+    )
 
     assert result.ok and result.summary == "Done.", result.error
     assert len(server.requests) == 2
