@@ -323,7 +323,11 @@ class EmbeddedBackend:
             return prompt  # no draft; a run at its limits is stopped before its next request
         charge = partial(self._charge, request, budget)
         system = instructions(INSTRUCTIONS, request.files)
-        drafted = await draft(self.model, self.settings, prompt, session, system, charge)
+
+        def more() -> bool:
+            return not self._stop_reason(session.usage, budget, session)
+
+        drafted = await draft(self.model, self.settings, prompt, session, system, charge, more)
         if not drafted.written:
             return prompt
         return await first_prompt(request, session, refused, drafted.told)

@@ -1,6 +1,7 @@
 """The embedded agent's draft (``[agent] draft = true``): before its first turn with tools, the
 model is asked for the change as code, with no tools offered, and the code it shows for each file
-(in a fenced block named after the file) is put in place; the agent then goes on with its tools
+(in a fenced block named after the file) is put in place, and when that adds code no test uses
+and the task names a test file, the test is asked for next; the agent then goes on with its tools
 from there: checks the draft, fixes it, finishes.
 
 Why: a small model writes better code in a code block than inside a tool call's JSON.
@@ -20,7 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic_ai import Agent
+from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.exceptions import UnexpectedModelBehavior
+from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, UsageLimits
@@ -75,6 +78,15 @@ def instructions(agent: str, files: Sequence[str]) -> str:
     return agent + "\n" + BLOCKS_RULE.format(fence=fence, comment=comment, path=path)
 
 
+TEST_ASKED = (
+    "Your code is in place. Now the test: show {test} with a test of {names} that checks the"
+    " results the task asks for, in a ```{fence} block whose first line is `{comment} {test}`."
+)
+"""What a draft that adds code no test uses is asked next, when the task names a test file (the
+1.5B's drafts wrote the test in none of 24 answers: its attempt then wrote one only after a
+finish sent back for it, a round more)."""
+
+
 async def draft(
     model: Model,
     settings: ModelSettings,
@@ -82,10 +94,13 @@ async def draft(
     session: Session,
     system: str,
     charge: Callable[[RequestUsage], None],
+    more: Callable[[], bool] = lambda: True,
 ) -> Draft:
     """Ask ``model`` (with ``settings`` and the ``system`` prompt of :func:`instructions`) for
     the task of ``prompt`` as code, no tools offered, and put the files its answer shows in
-    place through the session's tools. ``charge`` is given the answer's usage (a stopped
+    place through the session's tools; when that adds code no test uses and the task names a
+    test file, ask for the test in the same conversation (:data:`TEST_ASKED`), if ``more()``
+    says the run may make another request. ``charge`` is given each answer's usage (a stopped
     answer's too). Provider failures propagate, as they would from any turn of the run."""
     drafter: Agent[None, str] = Agent(
         model,
@@ -96,26 +111,22 @@ async def draft(
         name="blitz-draft",
     )
     before = len(session.changes)
-    try:
-        one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
-        result = await drafter.run(prompt, usage=session.usage, usage_limits=one)
-    except ModelOutputError as exc:
-        if exc.failure.reason not in DEGENERATE:
-            raise
-        session.usage.requests += 1  # the stopped answer was a turn too
-        stopped = stopped_usage(exc)
-        if stopped is not None:
-            session.usage.incr(stopped)
-            charge(stopped)
-        await session.say(f"draft: none ({exc.failure.message})")
+    result = await _answer(drafter, prompt, session, charge)
+    if result is None:
         return Draft(())
-    except UnexpectedModelBehavior as exc:  # an empty answer, refused as output
-        await session.say(f"draft: none ({exc.message})")
-        return Draft(())
-    session.usage = result.usage
-    charge(result.response.usage)
-    await session.narrate(result.response)
     await put_in_place(result.output, session)
+    names, test = await session.review.untested()
+    if names and more():
+        suffix = test.rsplit(".", 1)[-1] if "." in test else ""
+        asked = TEST_ASKED.format(
+            test=test,
+            names=", ".join(f"{name}()" for name in names[:3]),
+            fence=_FENCES.get(suffix, suffix),
+            comment="//" if suffix in _SLASHES else "#",
+        )
+        tested = await _answer(drafter, asked, session, charge, result.all_messages())
+        if tested is not None:
+            await put_in_place(tested.output, session)
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
     # more (a small model does, shown the draft) has repeated nothing of its own yet.
     session.stuck.reset()
@@ -125,3 +136,36 @@ async def draft(
             "draft: nothing put in place; the agent starts from the files as they were"
         )
     return Draft(written)
+
+
+async def _answer(
+    drafter: Agent[None, str],
+    prompt: str,
+    session: Session,
+    charge: Callable[[RequestUsage], None],
+    history: Sequence[ModelMessage] = (),
+) -> AgentRunResult[str] | None:
+    """One answer of the draft's conversation, counted and charged; None when it degenerated or
+    was empty (said)."""
+    try:
+        one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
+        result = await drafter.run(
+            prompt, message_history=list(history), usage=session.usage, usage_limits=one
+        )
+    except ModelOutputError as exc:
+        if exc.failure.reason not in DEGENERATE:
+            raise
+        session.usage.requests += 1  # the stopped answer was a turn too
+        stopped = stopped_usage(exc)
+        if stopped is not None:
+            session.usage.incr(stopped)
+            charge(stopped)
+        await session.say(f"draft: none ({exc.failure.message})")
+        return None
+    except UnexpectedModelBehavior as exc:  # an empty answer, refused as output
+        await session.say(f"draft: none ({exc.message})")
+        return None
+    session.usage = result.usage
+    charge(result.response.usage)
+    await session.narrate(result.response)
+    return result

@@ -108,28 +108,37 @@ class FinishReview:
             return self._once("nothing", text, "only blank space changed")
         return self._untested(committed, now)
 
+    async def untested(self) -> tuple[list[str], str]:
+        """The names the change adds that no test uses, and the task's test file they belong
+        in (([], "") when the task names no test file, or each is used), as a finish would find
+        them now; asking is no send-back."""
+        tests = [path for path in self.files if is_test_file(path)]
+        if not tests:
+            return [], ""
+        git = Git(self.root)
+        try:
+            changed = await git.status(self.root, all_untracked=True)
+            if len(changed) > REVIEWED_FILES:
+                return [], ""
+            committed = {path: await _committed(git, self.root, path) for path in changed}
+        except GitError:
+            return [], ""
+        now = {path: _text(self.root / path) for path in changed}
+        missing, _, _ = _unused(tests, self.root, committed, now)
+        return missing, tests[0]
+
     def _untested(
         self, committed: dict[str, str | None], now: dict[str, str | None]
     ) -> tuple[str, str]:
         tests = [path for path in self.files if is_test_file(path)]
         if not tests:
             return "", ""
-        added = [
-            name
-            for path, text in now.items()
-            if text is not None and not is_test_file(path)
-            for name in _new_names(committed[path] or "", text)
-        ]
-        test_texts = {
-            path: _text(self.root / path) or "" for path in {*tests, *filter(is_test_file, now)}
-        }
+        missing, added, test_texts = _unused(tests, self.root, committed, now)
         for path, text in sorted(test_texts.items()):
             copied = [name for name in defined_names(text) if name in added]
             if copied:
                 return self._once("untested", SHADOWED.format(test=path, name=copied[0]),
                                   f"{path} defining its own {copied[0]}()")  # fmt: skip
-        missing = [name for name in added if not any(_uses(t, name) for t in test_texts.values())]
-        missing = list(dict.fromkeys(missing))  # a model may define a name more than once
         if not missing:
             return self._trivial(dict.fromkeys(added), test_texts)
         shown = ", ".join(f"{name}()" for name in missing[:3])
@@ -165,6 +174,25 @@ class FinishReview:
             return "", ""
         self._sent[check] += 1
         return text, f"re-asked: finish was called with {line}"
+
+
+def _unused(
+    tests: Sequence[str],
+    root: Path,
+    committed: dict[str, str | None],
+    now: dict[str, str | None],
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """The names the change adds that no test uses (once each), every name it adds, and the
+    text of each test file (the task's and those changed)."""
+    added = [
+        name
+        for path, text in now.items()
+        if text is not None and not is_test_file(path)
+        for name in _new_names(committed[path] or "", text)
+    ]
+    test_texts = {path: _text(root / path) or "" for path in {*tests, *filter(is_test_file, now)}}
+    missing = [name for name in added if not any(_uses(t, name) for t in test_texts.values())]
+    return list(dict.fromkeys(missing)), added, test_texts  # a name may be defined twice
 
 
 def _new_names(before: str, after: str) -> list[str]:

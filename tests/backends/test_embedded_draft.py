@@ -185,6 +185,7 @@ async def test_a_conversation_started_afresh_after_a_finish_sent_back_starts_wit
     )
     server.add(
         {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {"match": "Now the test", "reply": {"text": "No test is needed."}},
         {"match": "## Your draft", "reply": {"text": call_text("finish", summary="Done.")}},
         {"match": ASKED_FOR_CODE, "reply": {"text": second}},
         {
@@ -197,7 +198,7 @@ async def test_a_conversation_started_afresh_after_a_finish_sent_back_starts_wit
     result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil), sink)
 
     assert result.ok, result.error
-    second = server.requests[2]
+    second = server.requests[3]
     assert "You called finish, and it was sent back" in second.last_user_text
     assert "no test uses slugify()" in second.last_user_text
     assert not second.body.get("tools")
@@ -260,12 +261,63 @@ async def test_no_draft_is_asked_once_the_runs_turns_are_spent(
     """A finish sent back on the last turn: the conversation started afresh asks no draft (it
     would be a turn past the limit); the run stops at its limit."""
     server.add(
-        {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT}},
         {"match": "## Your draft", "reply": {"text": call_text("finish", summary="Done.")}},
     )
+    failing = GateCommand("test", "false")
 
-    result = await backend(server, COMPATIBLE, draft=True, max_turns=2).run(slugify_task(textutil))
+    result = await backend(server, COMPATIBLE, draft=True, max_turns=2).run(
+        slugify_task(textutil, failing)
+    )
 
     assert not result.ok and result.error == "turn limit of 2 reached"
+    assert len(server.requests) == 2
+    assert_script_done(server)
+
+
+async def test_a_draft_without_the_test_the_task_names_is_asked_for_it(
+    server: ModelServer, textutil: Path
+) -> None:
+    """The 1.5B's drafts wrote the test in none of 24 answers: a draft whose new code no test
+    uses is asked, in its conversation, for the test file the task names; a task that names none
+    is not (nor a draft that wrote its test: the first test above)."""
+    test_file = (
+        f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{SLUGIFY_TEST}```"
+    )
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {"match": "Now the test", "reply": {"text": test_file}},
+        {
+            "match": "put in place for you (`textutil.py`, `test_textutil.py`)",
+            "reply": {"tool_calls": [call("run_command", command=PYTEST.command)]},
+        },
+        {"match_tool_result": "2 passed", "reply": {"tool_calls": [FINISH]}},
+    )
+
+    result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, PYTEST))
+
+    assert result.ok, result.error
+    asked = server.requests[1]
+    assert asked.last_user_text == (
+        "Your code is in place. Now the test: show test_textutil.py with a test of slugify() that"
+        " checks the results the task asks for, in a ```python block whose first line is"
+        " `# test_textutil.py`."
+    )
+    assert not asked.body.get("tools") and SLUGIFY in asked.text  # the draft's conversation
+    assert (textutil / "test_textutil.py").read_text().endswith(SLUGIFY_TEST)
+    assert_script_done(server)
+
+
+async def test_a_task_that_names_no_test_file_is_not_asked_for_a_test(
+    server: ModelServer, textutil: Path
+) -> None:
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": f"```python\n# textutil.py\n{SLUGIFY}```"}},
+        {"match": "## Your draft", "reply": {"tool_calls": [FINISH]}},
+    )
+
+    result = await backend(server, COMPATIBLE, draft=True).run(ONE_FILE(textutil))
+
+    assert result.ok, result.error
     assert len(server.requests) == 2
     assert_script_done(server)
