@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path, PurePath
 
-from blitz import envsetup, live_gates, process
+from blitz import envsetup, live_gates, look_only, process
 from blitz.domain import Baseline, Check, GateResult, Gates
 from blitz.errors import ConfigError, RunError
 from blitz.failures import parse_failures
@@ -254,14 +254,18 @@ class Validator:
         name = f"check:command:{_shorten(check.command)}"
         if not check.command.strip():
             return _refused(name, check.command, "the check has no command")
-        done = await self._run(check.command, worktree, check.timeout, name)
+        async with look_only.looking(worktree) as changed:
+            done = await self._run(check.command, worktree, check.timeout, name)
+        tail = self._tail(done)
+        if changed:  # it made what it was to judge: failed, whatever it exited with
+            tail = f"{tail}\n[{look_only.said(changed)}]".lstrip("\n")
         return GateResult(
             name=name,
             command=check.command,
-            passed=done.ok,
+            passed=done.ok and not changed,
             exit_code=done.exit_code,
             duration=done.duration,
-            output_tail=self._tail(done),
+            output_tail=tail,
             timed_out=done.timed_out,
         )
 

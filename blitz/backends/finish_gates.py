@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 from blitz.backends.base import ACCEPTANCE, GateCommand, trim
 from blitz.backends.tools import AgentTools
+from blitz.look_only import looking
+from blitz.process import Completed
 
 ROUNDS = 2
 """Times a finish is sent back for a failing gate in one run."""
@@ -47,10 +49,19 @@ class FinishGates:
         """Whether there are gates and every one of them passes now (none timed out): the
         change is judged, with no rounds counted and nothing believed."""
         for gate in self.gates:
-            done = await self.tools.execute(gate.command, self.timeout)
-            if done.timed_out or not done.ok:
+            done, changed = await self._run(gate)
+            if done.timed_out or not done.ok or changed:
                 return False
         return bool(self.gates)
+
+    async def _run(self, gate: GateCommand) -> tuple[Completed, list[str]]:
+        """A gate's outcome, and for an acceptance check, the files it changed (put back: it
+        may only look, :mod:`blitz.look_only`)."""
+        if gate.name != ACCEPTANCE:
+            return await self.tools.execute(gate.command, self.timeout), []
+        async with looking(self.tools.root) as changed:
+            done = await self.tools.execute(gate.command, self.timeout)
+        return done, changed
 
     async def failure(self) -> tuple[str, str]:
         """What to send a finish back with, and a line saying so ("", "": every gate passed,
@@ -58,9 +69,11 @@ class FinishGates:
         if not self.gates or self.rounds >= ROUNDS:
             return "", ""
         for gate in self.gates:
-            done = await self.tools.execute(gate.command, self.timeout)
+            done, changed = await self._run(gate)
             if done.timed_out:
                 return "", ""
+            if changed:  # the planner's mistake, not the agent's: the attempt's checks fail it
+                continue
             if done.ok:
                 continue
             self.rounds += 1

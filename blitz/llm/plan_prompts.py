@@ -47,6 +47,7 @@ Rules for a good plan:
 - checks: optional acceptance checks run after the project's gates:
   {"kind": "file_exists", "path": "relative/path"} or
   {"kind": "command", "command": "shell command run in the worktree", "timeout": seconds}.
+  A check only looks at the change (a test, a grep); one that changes a file fails.
 - allow_empty: true only for a task that may rightly change no file.
 - attempts: leave it out for most tasks. For a risky task (a subtle bug, a tricky algorithm, a
   change with several plausible designs) set 2 or 3, at most {max_attempts}: that many agents try

@@ -269,3 +269,31 @@ async def test_a_tasks_acceptance_check_failing_on_the_finish_is_sent_back_as_th
         result.messages
     )
     assert_script_done(server)
+
+
+@pytest.mark.parametrize("then_fails", [False, True], ids=["alone", "a-gate-fails-after-it"])
+async def test_an_acceptance_check_that_changes_files_is_put_back_and_not_sent_back(
+    server: ModelServer, textutil: Path, then_fails: bool
+) -> None:
+    """The 1.5B's planner checked a rename with ``sed -i``: run on the finish, it would make
+    the change it is to judge. What it changed is put back; it sends nothing back (the
+    planner's mistake, not the agent's: the attempt's checks fail it), and the gates after it
+    still run."""
+    check = GateCommand(ACCEPTANCE, "sed -i 's/text.lower()/text.upper()/' textutil.py")
+    after = GateCommand("test", "false") if then_fails else None
+    server.add(*wrong_slugify_then_finish())
+    if then_fails:
+        server.add(
+            {
+                "match": "the project's test check fails with your change",
+                "reply": {"tool_calls": [call("finish", summary="Believed.")]},
+                "times": ROUNDS,
+            }
+        )
+    gates = (check, after) if after is not None else (check,)
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, *gates))
+
+    assert result.ok, result.error
+    assert (textutil / "textutil.py").read_text().endswith(WRONG + "\n")
+    assert_script_done(server)
