@@ -79,12 +79,18 @@ def instructions(agent: str, files: Sequence[str]) -> str:
 
 
 TEST_ASKED = (
-    "Your code is in place. Now the test: show {test} with a test of {names} that checks the"
-    " results the task asks for, in a ```{fence} block whose first line is `{comment} {test}`."
+    "Your code is in place. Now the test: show {test} with a short test of {names} (three to"
+    " five asserts) that checks the results the task asks for, in a ```{fence} block whose"
+    " first line is `{comment} {test}`."
 )
 """What a draft that adds code no test uses is asked next, when the task names a test file (the
 1.5B's drafts wrote the test in none of 24 answers: its attempt then wrote one only after a
 finish sent back for it, a round more)."""
+
+TEST_TOKENS = 1024
+"""The most output tokens of the test's answer (below the run's own cap): a test of a function
+needs a few hundred; the 1.5B, asked for one with no bound, wrote 300 s of asserts, each one
+longer than the last, until the repetition watch stopped it."""
 
 
 async def draft(
@@ -124,7 +130,8 @@ async def draft(
             fence=_FENCES.get(suffix, suffix),
             comment="//" if suffix in _SLASHES else "#",
         )
-        tested = await _answer(drafter, asked, session, charge, result.all_messages())
+        capped = ModelSettings(max_tokens=min(settings.get("max_tokens", TEST_TOKENS), TEST_TOKENS))
+        tested = await _answer(drafter, asked, session, charge, result.all_messages(), capped)
         if tested is not None:
             await put_in_place(tested.output, session)
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
@@ -144,13 +151,18 @@ async def _answer(
     session: Session,
     charge: Callable[[RequestUsage], None],
     history: Sequence[ModelMessage] = (),
+    settings: ModelSettings | None = None,
 ) -> AgentRunResult[str] | None:
-    """One answer of the draft's conversation, counted and charged; None when it degenerated or
-    was empty (said)."""
+    """One answer of the draft's conversation (``settings`` over the drafter's), counted and
+    charged; None when it degenerated, was empty or was cut off at its output cap (said)."""
     try:
         one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
         result = await drafter.run(
-            prompt, message_history=list(history), usage=session.usage, usage_limits=one
+            prompt,
+            message_history=list(history),
+            usage=session.usage,
+            usage_limits=one,
+            model_settings=settings,
         )
     except ModelOutputError as exc:
         if exc.failure.reason not in DEGENERATE:

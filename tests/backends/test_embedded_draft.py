@@ -16,7 +16,7 @@ from backend_helpers import Sink, assert_script_done
 from embedded_helpers import COMPATIBLE, KEY, MODELS, SHOUT, backend, call, call_text, slugify_task
 
 from blitz.backends.base import GateCommand
-from blitz.backends.embedded_draft import instructions
+from blitz.backends.embedded_draft import TEST_TOKENS, instructions
 from blitz.backends.options import agent_options
 from blitz.config import AgentConfig
 from blitz.testing.model_server import ModelServer
@@ -299,11 +299,14 @@ async def test_a_draft_without_the_test_the_task_names_is_asked_for_it(
     assert result.ok, result.error
     asked = server.requests[1]
     assert asked.last_user_text == (
-        "Your code is in place. Now the test: show test_textutil.py with a test of slugify() that"
-        " checks the results the task asks for, in a ```python block whose first line is"
-        " `# test_textutil.py`."
+        "Your code is in place. Now the test: show test_textutil.py with a short test of"
+        " slugify() (three to five asserts) that checks the results the task asks for, in a"
+        " ```python block whose first line is `# test_textutil.py`."
     )
     assert not asked.body.get("tools") and SLUGIFY in asked.text  # the draft's conversation
+    # Its answer is capped lower than the run's (the 1.5B wrote asserts for five minutes).
+    assert server.requests[0].body["max_completion_tokens"] == 8192
+    assert asked.body["max_completion_tokens"] == TEST_TOKENS
     assert (textutil / "test_textutil.py").read_text().endswith(SLUGIFY_TEST)
     assert_script_done(server)
 
