@@ -7,9 +7,16 @@ and the result of one that is not re-asked again.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    RetryPromptPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 
 from blitz.backends.base import AgentResult, excerpt
 from blitz.backends.embedded_session import Session
@@ -24,6 +31,18 @@ CODE_IN_TEXT = (
 )
 """What a model is told that answered with code in its text (Qwen2.5-Coder-1.5B wrote a good
 test in a fenced block, "Add this code to `test_textutil.py`", twice, and the run ended)."""
+
+ECHOED = (
+    "Your answer only repeated words of mine: it made no change and called no tool. Make the"
+    " next tool call now (tool calls are the only way to change a file), or call finish with a"
+    " summary of what you did."
+)
+"""What a model is told whose whole answer was words of the message it answered
+(Qwen2.5-Coder-1.5B, re-asked "make the next tool call, or call finish if the task is done",
+answered just that, twice; as prose after a change it was taken for the run's end)."""
+
+ECHO_MIN = 12
+"""The fewest characters of an answer read as an echo (a short "Done." may be both)."""
 
 AFRESH = (
     "## Where you are\nYou have worked on this task already: the files above are as you left"
@@ -87,7 +106,31 @@ def correction_for(stopped: Stopped, model: TextCallingModel, session: Session) 
         return how_to_call_tools(model.offered)
     if _CODE_BLOCK.search(stopped.text):  # code shown, for someone else to put in place
         return CODE_IN_TEXT + (f"\n\n{session.refused}" if session.refused else "")
+    if echoes(stopped.text, stopped.messages):
+        return ECHOED + (f"\n\n{session.refused}" if session.refused else "")
     return None  # prose: its last words (a model that insists in prose is believed)
+
+
+def _plain(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def echoes(text: str, messages: Sequence[ModelMessage]) -> bool:
+    """Whether the answer ``text`` is nothing but words of the last message it answered (the
+    text of its request's parts), its case, punctuation and spacing aside."""
+    said = _plain(text)
+    if len(said) < ECHO_MIN:
+        return False
+    asked = next((m for m in reversed(messages) if isinstance(m, ModelRequest)), None)
+    if asked is None:
+        return False
+    words = " ".join(
+        part.content
+        for part in asked.parts
+        if isinstance(part, UserPromptPart | ToolReturnPart | RetryPromptPart)
+        and isinstance(part.content, str)
+    )
+    return said in _plain(words)
 
 
 def stopped_with_changes(stopped: Stopped, model: TextCallingModel, session: Session) -> bool:

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 from backend_helpers import assert_script_done, task
-from embedded_helpers import ANTHROPIC, COMPATIBLE, KEY, backend, call, call_text
+from embedded_helpers import ANTHROPIC, COMPATIBLE, KEY, backend, call, call_text, slugify_task
 from engine_helpers import git
 
+from blitz.backends.embedded_reasks import ECHOED
 from blitz.testing.model_server import ModelServer
 
 HELLO = "def hello():\n    return 'hello'\n"
@@ -318,3 +319,45 @@ async def test_the_agents_temperature(
 
     assert result.ok, result.error
     assert server.requests[0].body.get("temperature") == sent
+
+
+async def test_an_answer_that_only_repeats_the_message_it_answers_is_re_asked(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Qwen2.5-Coder-1.5B (bench/local_model.py, session 23), told its finish had no test,
+    answered "append_to_file test_textutil.py, with the import it needs, then call finish.":
+    words of the message, not an end in prose. It is told so, with what its finish was sent
+    back with, and goes on."""
+    test = (
+        "from textutil import slugify\n\n\ndef test_slugify():\n    assert slugify('A b') == 'a b'"
+    )
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=SLUGIFY)]},
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="x")]}},
+        {
+            "match_tool_result": "no test uses slugify()",
+            "reply": {"text": "Append_to_file test_textutil.py, with the import it needs, then"},
+        },
+        {
+            "match": "only repeated words of mine",
+            "reply": {"tool_calls": [call("append_to_file", path="test_textutil.py", text=test)]},
+        },
+        {
+            "match_tool_result": "line(s) to test_textutil.py",
+            "reply": {"tool_calls": [call("finish", summary="Tested.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil))
+
+    assert result.ok, result.error
+    told = server.requests[3].last_user_text
+    assert told.startswith(ECHOED + "\n\nYou called finish, but no test uses slugify() yet")
+    assert "re-asked: Your answer only repeated words of mine" in " ".join(result.messages)
+    assert_script_done(server)
+
+
+SLUGIFY = "def slugify(text):\n    return text.lower()"
