@@ -4,8 +4,9 @@ A planner writes the checks, and a small one writes them as it would the work: Q
 planned "rename compute_total to sum_prices" with the checks ``sed -i 's/compute_total/sum_prices/g'
 shop.py`` and the same for ``report.py``. They "passed", did the rename the agent had not, and the
 commit took it. So the worktree's content is recorded before such a command and compared after
-it; what it changed is put back as it was, and the command is said to have changed those files
-(the caller fails it, or does not believe it).
+it; the files it changed or deleted are put back as they were, and the command is said to have
+changed them (the caller fails it, or does not believe it). Files it created are left: a build's
+output or a test run's cache is no change to the work, and a later check may need it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ SHOWN_PATHS = 5
 @contextlib.asynccontextmanager
 async def looking(worktree: Path) -> AsyncIterator[list[str]]:
     """Run the block as a command that may only look at ``worktree``: the list given is filled,
-    when the block has ended, with the paths it changed (created, changed or deleted; ignored
-    files are not compared), and those are put back as they were. Outside a git worktree nothing
-    is compared."""
+    when the block has ended, with the files it had that the block changed or deleted, and
+    those are put back as they were. Files it creates are left alone (a build's output, a test
+    run's ``__pycache__``; a later check may need them); ignored files are not compared. Outside
+    a git worktree nothing is compared."""
     git = Git(worktree)
     changed: list[str] = []
     try:
@@ -40,15 +42,15 @@ async def looking(worktree: Path) -> AsyncIterator[list[str]]:
         return
     found = await git.run("diff-tree", "-r", "-z", "--name-status", before, after, cwd=worktree)
     fields = found.out.split("\0")
-    pairs = list(zip(fields[::2], fields[1::2], strict=False))
-    changed.extend(path for _, path in pairs if path)
+    pairs = zip(fields[::2], fields[1::2], strict=False)
+    changed.extend(path for status, path in pairs if path and status != "A")
+    if not changed:
+        return
     with tempfile.TemporaryDirectory(prefix="blitz-index-") as tmp:
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         await git.run("read-tree", before, cwd=worktree, env=env)
-        await git.run("checkout-index", "-a", "-f", cwd=worktree, env=env)
-    for status, path in pairs:
-        if status == "A":  # created by the command
-            (worktree / path).unlink(missing_ok=True)
+        await git.run("checkout-index", "-f", "-z", "--stdin", cwd=worktree, env=env,
+                      stdin="\0".join(changed).encode())  # fmt: skip
 
 
 def said(changed: list[str]) -> str:

@@ -5,6 +5,7 @@ rename the agent had not, and passed. Real git, real commands."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from engine_helpers import git
@@ -42,11 +43,13 @@ async def test_what_a_command_changes_is_put_back_and_named(tmp_path: Path) -> N
     async with looking(repo) as changed:
         done = await run(command, cwd=repo, timeout=30)
     assert done.ok
-    assert sorted(changed) == ["new.txt", "old.txt", "report.py", "shop.py"]
+    assert sorted(changed) == ["old.txt", "report.py", "shop.py"]
     assert {path: (repo / path).read_text() for path in before} == before
-    assert not (repo / "new.txt").exists()
     assert not os_executable(repo / "shop.py")
-    assert (repo / "build" / "out").exists()  # ignored: not the change's, not compared
+    # What it created is left: a build's output, a later check's input.
+    assert (repo / "new.txt").read_text() == "x\n"
+    assert (repo / "build" / "out").exists()  # ignored: not compared either
+    (repo / "new.txt").unlink()
     # The index is the worktree's own, untouched: the change is still uncommitted and unstaged.
     assert git(repo, "diff", "--cached", "--name-only") == ""
     assert git(repo, "diff", "--name-only") == "shop.py"
@@ -57,8 +60,13 @@ async def test_a_command_that_only_looks_changes_nothing_and_nothing_is_said(
     tmp_path: Path,
 ) -> None:
     repo = _repo(tmp_path)
+    (repo / "test_shop.py").write_text("from shop import sum_prices\n\n\ndef test_it():\n"
+                                       "    assert sum_prices([1, 2]) == 3\n")  # fmt: skip
+    # A test run (what it writes, created, is no change).
+    command = f"grep -q sum_prices shop.py && {sys.executable} -m pytest -q test_shop.py"
     async with looking(repo) as changed:
-        await run("grep -q sum_prices shop.py && python -c 'print(1)'", cwd=repo, timeout=30)
+        done = await run(command, cwd=repo, timeout=60)
+    assert done.ok, done.output
     assert changed == []
     # Outside a git worktree there is nothing to compare with.
     bare = tmp_path / "plain"
