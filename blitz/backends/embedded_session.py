@@ -102,11 +102,13 @@ class Session:
         gates: Sequence[GateCommand] = (),
         gate_timeout: float = 600.0,
         task: str = "",
+        asks: str = "",
     ) -> None:
         """``needs_change``: the task must change a file (it is not allow_empty); ``files``:
         the files the task is expected to touch; ``gates``: the project's gates, run on a
         finish the review lets through (each for ``gate_timeout`` at most); ``task``: what the
-        task says (its words decide what an answer's code may change: :meth:`scope`)."""
+        task says (its words decide what an answer's code may change: :meth:`scope`); ``asks``:
+        its title and instructions (the functions they ask for are looked for on a finish)."""
         self.tools = tools
         self.task_words = words(task)
         self.stuck = stuck
@@ -120,7 +122,7 @@ class Session:
         self.changes: list[str] = []  # the path of each writing call that succeeded, in order
         self.afresh_when_refused: Callable[[], bool] = lambda: False
         """Whether a finish sent back ends the conversation, for one started afresh."""
-        self.review = FinishReview(tools.root, files, needs_change=needs_change)
+        self.review = FinishReview(tools.root, files, needs_change=needs_change, asks=asks)
         self.gates = FinishGates(tools, gates, gate_timeout)
         self._sink = sink
 
@@ -143,6 +145,7 @@ class Session:
             gates=gates,
             gate_timeout=request.gate_timeout,
             task="\n".join((request.title, request.instructions, request.guidance, request.goal)),
+            asks=f"{request.title}\n{request.instructions}",
         )
 
     def scope(self) -> frozenset[str]:

@@ -63,6 +63,23 @@ TRIVIAL = (
 """What the model is told when every check its tests make of new code is the function giving
 back its argument (Qwen2.5-Coder-1.5B "tested" a wrong slugify with ``slugify('hi') == 'hi'``)."""
 
+UNDEFINED = (
+    "You called finish, but the task asks for {name}() and no file defines it yet ({files}"
+    " searched): add it where the task says (append_to_file), then call finish. If the task is"
+    " done without it, call finish again and say why."
+)
+"""What the model is told when the task asks it to add a function no file defines (the 1.5B,
+its task "add shout... This task takes the place of add-slugify: ... add a function
+slugify(text)", wrote shout alone, and the goal succeeded with no slugify)."""
+
+ASKED_FOR = re.compile(
+    r"\b(?:add|write|create|implement|define)\s+(?:(?:a|an|the|new|public)\s+)*"
+    r"(?:(?:function|method|class|helper)\s+)?`?([A-Za-z_]\w*)`?\s*\(",
+    re.IGNORECASE,
+)
+"""A task's words asking for a new function: "add a function slugify(text)", "Add
+`slugify(text)` to textutil.py"."""
+
 REVIEWED_FILES = 50
 """The most changed files a finish is reviewed for (each is read against its last commit)."""
 
@@ -79,12 +96,16 @@ def is_test_file(path: str) -> bool:
 class FinishReview:
     """The checks of one run's finish, each made (and sent back) at most once."""
 
-    def __init__(self, root: Path, files: Sequence[str], *, needs_change: bool) -> None:
+    def __init__(
+        self, root: Path, files: Sequence[str], *, needs_change: bool, asks: str = ""
+    ) -> None:
         """``files``: the task's expected files; ``needs_change``: the task must change a file
-        (it is not ``allow_empty``)."""
+        (it is not ``allow_empty``); ``asks``: the task's title and instructions (the functions
+        they ask for must be defined, :data:`ASKED_FOR`)."""
         self.root = root
         self.files = tuple(files)
         self.needs_change = needs_change
+        self.asked = list(dict.fromkeys(ASKED_FOR.findall(asks)))
         self._sent: Counter[str] = Counter()  # the checks that sent a finish back, how often
 
     async def problem(self) -> tuple[str, str]:
@@ -106,6 +127,15 @@ class FinishReview:
         if all(_blank_change(committed[p], now[p]) for p in changed):
             text = ONLY_BLANKS.format(files=", ".join(changed[:5]))
             return self._once("nothing", text, "only blank space changed")
+        searched = [*dict.fromkeys([*self.files, *changed])]
+        texts = [now[p] if p in now else _text(self.root / p) for p in searched]
+        for name in self.asked:
+            if any(text and _defines(text, name) for text in texts):
+                continue
+            if await _defined_elsewhere(git, self.root, name):
+                continue
+            text = UNDEFINED.format(name=name, files=", ".join(searched[:5]))
+            return self._once("undefined", text, f"no {name}() defined", times=2)
         return self._untested(committed, now)
 
     async def untested(self) -> tuple[list[str], str]:
@@ -236,6 +266,26 @@ def _identity(call: ast.Call, other: ast.expr) -> bool:
         return False
     literal = arg.value
     return type(literal) in (str, bytes, int, float) and literal == other.value
+
+
+def _defines(text: str, name: str) -> bool:
+    """Whether source ``text`` defines ``name``: ``def``, ``class``, ``function``, ``func``,
+    ``fn``, or a name bound to a function (``const name = (`` ..., ``name = lambda``)."""
+    word = re.escape(name)
+    return (
+        re.search(rf"\b(?:def|class|function|func|fn)\s+{word}\b", text) is not None
+        or re.search(rf"\b{word}\s*=\s*(?:lambda\b|function\b|async\b|\()", text) is not None
+    )
+
+
+async def _defined_elsewhere(git: Git, root: Path, name: str) -> bool:
+    """Whether a committed file of the worktree defines ``name`` (the task's files and the
+    changed ones are read first)."""
+    found = await git.run(
+        "grep", "-q", "-E", rf"(def|class|function|func|fn)[[:space:]]+{name}\b", cwd=root,
+        check=False,
+    )  # fmt: skip
+    return found.ok
 
 
 def _uses(text: str, name: str) -> bool:

@@ -22,6 +22,7 @@ from embedded_helpers import (
     call_text,
     slugify_task,
 )
+from engine_helpers import git
 
 from blitz.backends.finish_review import REVIEWED_FILES, FinishReview, comparisons, is_test_file
 from blitz.testing.model_server import ModelServer
@@ -216,10 +217,11 @@ async def test_no_test_is_asked_for_when_the_task_names_none_or_nothing_public_i
         },
     )
 
-    # (shout named: an answer's change to a definition the task is not about is not made.)
-    instructions = "Add slugify(text) to textutil.py, and its test to test_textutil.py; shout may"
+    # (shout named: an answer's change to a definition the task is not about is not made; no
+    # function asked for by name: one asked for must be defined.)
+    instructions = "Work on textutil.py and its tests in test_textutil.py; shout may change."
     result = await backend(server, COMPATIBLE).run(
-        slugify_task(textutil, files=files, instructions=instructions + " change.")
+        slugify_task(textutil, files=files, title="Work on textutil", instructions=instructions)
     )
 
     assert result.ok and result.summary == "Done.", result.error
@@ -380,3 +382,71 @@ def test_a_test_with_any_real_check_beside_an_identity_is_not_sent_back(textutil
     review = FinishReview(textutil, ("textutil.py", "test_textutil.py"), needs_change=True)
 
     assert asyncio.run(review.problem()) == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("asks", "names"),
+    [
+        ("Add a function slugify(text) to textutil.py", ["slugify"]),
+        ("Add `slugify(text)` to textutil.py; add a test for slugify(text).", ["slugify"]),
+        (
+            "In app.js create a new helper parseArgs(argv) and write class Cli()",
+            ["parseArgs", "Cli"],
+        ),
+        ("Rename compute_total() to sum_prices(); fix mean() and test it", []),
+        ("Add a --quiet flag to the CLI (see main())", []),
+    ],
+)
+def test_the_functions_a_task_asks_for_are_read_from_its_words(asks: str, names: list[str]) -> None:
+    assert FinishReview(Path("."), (), needs_change=True, asks=asks).asked == names
+
+
+async def test_a_finish_without_the_function_the_task_asks_for_is_sent_back(
+    server: ModelServer, textutil: Path
+) -> None:
+    """The 1.5B, its task "Add a function shout(text)" carrying the replaced task's "add a
+    function slugify(text)", wrote shout alone; the goal succeeded without slugify."""
+    other = "def shouty(text):\n    return text.upper() + '!'"
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=other)]},
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="x")]}},
+        {
+            "match_tool_result": "the task asks for slugify() and no file defines it yet",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text=SLUGIFY)]},
+        },
+        {
+            "match_tool_result": "line(s) to textutil.py; it now has",
+            "reply": {"tool_calls": [call("finish", summary="Added slugify.")]},
+        },
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files=("textutil.py",)))
+
+    assert result.ok and result.summary == "Added slugify.", result.error
+    assert "re-asked: finish was called with no slugify() defined" in result.messages
+    assert "(textutil.py searched)" in server.requests[2].tool_results
+    assert_script_done(server)
+
+
+async def test_a_function_asked_for_that_another_committed_file_defines_is_found(
+    server: ModelServer, textutil: Path
+) -> None:
+    (textutil / "slugs.py").write_text("def slugify(text):\n    return text\n")
+    git(textutil, "add", ".")
+    git(textutil, "commit", "-qm", "slugs")
+    server.add(
+        {
+            "match": "Task add-slugify",
+            "reply": {"tool_calls": [call("append_to_file", path="textutil.py", text="X = 1")]},
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="Ok.")]}},
+    )
+
+    result = await backend(server, COMPATIBLE).run(slugify_task(textutil, files=("textutil.py",)))
+
+    assert result.ok and result.summary == "Ok.", result.error
+    assert len(server.requests) == 2
+    assert_script_done(server)

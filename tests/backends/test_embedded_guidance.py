@@ -249,7 +249,8 @@ async def test_a_finish_with_only_blank_space_changed_is_sent_back_once(
         {"match_tool_result": "wrote 115", "reply": {"text": call_text("finish", summary="Ok.")}},
     )
 
-    result = await backend(server, COMPATIBLE).run(task(worktree, allow_empty=False))
+    tidy = task(worktree, allow_empty=False, title="Tidy textutil.py", instructions="Tidy it.")
+    result = await backend(server, COMPATIBLE).run(tidy)
 
     assert result.ok, result.error
     assert result.summary == "Ok."
@@ -295,7 +296,8 @@ async def test_a_finish_counts_changes_made_by_commands_and_tasks_that_may_chang
         {"match": "Task t2", "reply": {"tool_calls": [call("finish", summary="Checked.")]}},
     )
 
-    made = await backend(server, COMPATIBLE).run(task(worktree, allow_empty=False))
+    make = task(worktree, allow_empty=False, title="Make made.txt", instructions="Make it.")
+    made = await backend(server, COMPATIBLE).run(make)
     assert made.ok and made.summary == "Made.", made.error
     (worktree / "made.txt").unlink()
     checked = await backend(server, COMPATIBLE).run(task(worktree, task_id="t2", allow_empty=True))
