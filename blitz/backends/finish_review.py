@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from blitz.asked import asked_functions
 from blitz.backends.source_edits import defined_names
 from blitz.errors import GitError
 from blitz.git import Git
@@ -72,14 +73,6 @@ UNDEFINED = (
 its task "add shout... This task takes the place of add-slugify: ... add a function
 slugify(text)", wrote shout alone, and the goal succeeded with no slugify)."""
 
-ASKED_FOR = re.compile(
-    r"\b(?:add|write|create|implement|define)\s+(?:(?:a|an|the|new|public)\s+)*"
-    r"(?:(?:function|method|class|helper)\s+)?`?([A-Za-z_]\w*)`?\s*\(",
-    re.IGNORECASE,
-)
-"""A task's words asking for a new function: "add a function slugify(text)", "Add
-`slugify(text)` to textutil.py"."""
-
 REVIEWED_FILES = 50
 """The most changed files a finish is reviewed for (each is read against its last commit)."""
 
@@ -101,11 +94,11 @@ class FinishReview:
     ) -> None:
         """``files``: the task's expected files; ``needs_change``: the task must change a file
         (it is not ``allow_empty``); ``asks``: the task's title and instructions (the functions
-        they ask for must be defined, :data:`ASKED_FOR`)."""
+        they ask for must be defined, :mod:`blitz.asked`)."""
         self.root = root
         self.files = tuple(files)
         self.needs_change = needs_change
-        self.asked = list(dict.fromkeys(ASKED_FOR.findall(asks)))
+        self.asked = asked_functions(asks)
         self._sent: Counter[str] = Counter()  # the checks that sent a finish back, how often
 
     async def problem(self) -> tuple[str, str]:

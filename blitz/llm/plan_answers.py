@@ -6,10 +6,12 @@ takes none, dependencies on replaced tasks. Each rule comes from a small model's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from blitz.asked import asked_functions
 from blitz.domain import RecoveryAction, RecoveryPlan, Task, TaskSpec
 from blitz.errors import PlanError
 from blitz.planner import RecoveryRequest, check_plan
@@ -293,4 +295,19 @@ def recovery_problems(recovery: RecoveryPlan, request: RecoveryRequest) -> list[
             for t in recovery.tasks
             if request.task.id in t.depends_on
         )
+    if action is RecoveryAction.REPLACE and recovery.tasks:
+        problems.extend(_not_taken_over(recovery.tasks, request.task))
     return problems
+
+
+def _not_taken_over(tasks: Sequence[TaskSpec], failed: Task) -> list[str]:
+    """What a replacement leaves out of the failed task's work: each function that task was to
+    add (:mod:`blitz.asked`) that none of the new tasks names (the 1.5B replaced "add
+    slugify(text) and its test" with "add shout(text)", a function the file had)."""
+    named = " ".join(f"{t.title}\n{t.instructions}" for t in tasks)
+    return [
+        f"the new tasks take the place of {failed.id!r}, which was to add {name}(), and none of"
+        f" them names {name}: a replacement does the replaced task's work"
+        for name in asked_functions(f"{failed.title}\n{failed.instructions}")
+        if not re.search(rf"\b{re.escape(name)}\b", named)
+    ]

@@ -204,6 +204,12 @@ NEW_TASK = {
     "title": "Add a config fixture",
     "instructions": "Add tests/fixtures/config.toml with a [limits] table.",
 }
+PARSE_AGAIN = {
+    "id": "parse-2",
+    "title": "Parse the config file with the fixture",
+    "instructions": "Add parse() to src/config.py reading TOML, tested on the fixture.",
+}
+"""A replacement that does the replaced task's work (it names the parse() that one adds)."""
 NEW_SPEC = TaskSpec(
     id="fixture",
     title="Add a config fixture",
@@ -223,19 +229,14 @@ RECOVERIES = {
         {
             "root_cause": "too big",
             "action": "replace",
-            "tasks": [NEW_TASK, {**NEW_TASK, "id": "parse-2", "depends_on": ["fixture", "setup"]}],
+            "tasks": [NEW_TASK, {**PARSE_AGAIN, "depends_on": ["fixture", "setup"]}],
         },
         RecoveryPlan(
             root_cause="too big",
             action=RecoveryAction.REPLACE,
             tasks=(
                 NEW_SPEC,
-                TaskSpec(
-                    id="parse-2",
-                    title=NEW_SPEC.title,
-                    instructions=NEW_SPEC.instructions,
-                    depends_on=("fixture", "setup"),
-                ),
+                TaskSpec(**PARSE_AGAIN, depends_on=("fixture", "setup")),
             ),
         ),
     ),

@@ -209,3 +209,24 @@ async def test_recovery_uses_the_recovery_model_and_prices_its_usage(
     assert [r.api for r in server.requests] == ["openai", "anthropic"]
     assert_usage(planned.usage, priced("ollama", 1))
     assert_usage(recovered.usage, priced("anthropic", 1))
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_a_replacement_that_leaves_out_the_function_the_task_was_to_add_is_sent_back(
+    server: ModelServer, make: Make, api: str
+) -> None:
+    # The 1.5B replaced "add slugify(text) and its test" with "add shout(text)" (bench run O):
+    # its attempt wrote shout alone, and the goal succeeded without slugify.
+    unrelated = {"root_cause": "too big", "action": "replace", "tasks": [NEW_TASK]}
+    answer, expected = RECOVERIES["replace"]
+    server.add(tool_reply(unrelated, RECOVERY_TOOL), tool_reply(answer, RECOVERY_TOOL))
+    planner = await make(api)
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery == expected
+    told = server.requests[1].text
+    assert (
+        "the new tasks take the place of 'parser', which was to add parse(), and none of them"
+        " names parse: a replacement does the replaced task's work"
+    ) in told

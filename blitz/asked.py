@@ -1,0 +1,20 @@
+"""The functions a task's words ask for by name: "add a function slugify(text)", "Add
+`slugify(text)` to textutil.py". Read by the embedded agent's finish review (one asked for must be
+defined) and by recovery (a task that takes a failed one's place must name what that one was to
+add)."""
+
+from __future__ import annotations
+
+import re
+
+ASKED_FOR = re.compile(
+    r"\b(?:add|write|create|implement|define)\s+(?:(?:a|an|the|new|public)\s+)*"
+    r"(?:(?:function|method|class|helper)\s+)?`?([A-Za-z_]\w*)`?\s*\(",
+    re.IGNORECASE,
+)
+"""Words asking for a new function, and its name."""
+
+
+def asked_functions(text: str) -> list[str]:
+    """The names of the functions ``text`` asks to add, once each, in order."""
+    return list(dict.fromkeys(ASKED_FOR.findall(text)))
