@@ -87,10 +87,12 @@ TEST_ASKED = (
 1.5B's drafts wrote the test in none of 24 answers: its attempt then wrote one only after a
 finish sent back for it, a round more)."""
 
-TEST_TOKENS = 1024
+TEST_TOKENS = 400
 """The most output tokens of the test's answer (below the run's own cap): a test of a function
-needs a few hundred; the 1.5B, asked for one with no bound, wrote 300 s of asserts, each one
-longer than the last, until the repetition watch stopped it."""
+with five asserts is about 150. The 1.5B, asked for one under the run's 8,192, wrote 300 s of
+asserts, each one longer than the last, until the repetition watch stopped it (bench run N); at
+1,024 it still ran on, for 140 s under load (run P). An answer cut off is no test: the finish
+review asks for one then."""
 
 
 async def draft(
