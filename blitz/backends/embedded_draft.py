@@ -133,7 +133,8 @@ async def draft(
             comment="//" if suffix in _SLASHES else "#",
         )
         capped = ModelSettings(max_tokens=min(settings.get("max_tokens", TEST_TOKENS), TEST_TOKENS))
-        tested = await _answer(drafter, asked, session, charge, result.all_messages(), capped)
+        history = result.all_messages()
+        tested = await _answer(drafter, asked, session, charge, history, capped, "the draft's test")
         if tested is not None:
             await put_in_place(tested.output, session)
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
@@ -154,9 +155,11 @@ async def _answer(
     charge: Callable[[RequestUsage], None],
     history: Sequence[ModelMessage] = (),
     settings: ModelSettings | None = None,
+    what: str = "draft",
 ) -> AgentRunResult[str] | None:
     """One answer of the draft's conversation (``settings`` over the drafter's), counted and
-    charged; None when it degenerated, was empty or was cut off at its output cap (said)."""
+    charged; None when it degenerated, was empty or was cut off at its output cap (said, as
+    ``what``: none)."""
     try:
         one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
         result = await drafter.run(
@@ -174,10 +177,10 @@ async def _answer(
         if stopped is not None:
             session.usage.incr(stopped)
             charge(stopped)
-        await session.say(f"draft: none ({exc.failure.message})")
+        await session.say(f"{what}: none ({exc.failure.message})")
         return None
     except UnexpectedModelBehavior as exc:  # an empty answer, refused as output
-        await session.say(f"draft: none ({exc.message})")
+        await session.say(f"{what}: none ({exc.message})")
         return None
     session.usage = result.usage
     charge(result.response.usage)
