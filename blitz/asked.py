@@ -9,7 +9,7 @@ import re
 
 ASKED_FOR = re.compile(
     r"\b(?:add|write|create|implement|define)\s+(?:(?:a|an|the|new|public)\s+)*"
-    r"(?:(?:function|method|class|helper)\s+)?`?([A-Za-z_]\w*)`?\s*\(",
+    r"(?:(?:function|method|class|helper)\s+)?`?([A-Za-z_]\w*)`?\(",
     re.IGNORECASE,
 )
 """Words asking for a new function, and its name."""

@@ -395,6 +395,7 @@ def test_a_test_with_any_real_check_beside_an_identity_is_not_sent_back(textutil
         ),
         ("Rename compute_total() to sum_prices(); fix mean() and test it", []),
         ("Add a --quiet flag to the CLI (see main())", []),
+        ("Create a branch (not main) and add logging", []),
     ],
 )
 def test_the_functions_a_task_asks_for_are_read_from_its_words(asks: str, names: list[str]) -> None:
