@@ -41,8 +41,10 @@ ECHOED = (
 (Qwen2.5-Coder-1.5B, re-asked "make the next tool call, or call finish if the task is done",
 answered just that, twice; as prose after a change it was taken for the run's end)."""
 
-ECHO_MIN = 12
-"""The fewest characters of an answer read as an echo (a short "Done." may be both)."""
+ECHO_WORDS = 6
+"""The fewest words of an answer read as an echo: a short end in prose ("The task is done.")
+may well be words of a message that said "call finish if the task is done" (the 1.5B's echoes
+were 9 and 12 words)."""
 
 AFRESH = (
     "## Where you are\nYou have worked on this task already: the files above are as you left"
@@ -119,7 +121,7 @@ def echoes(text: str, messages: Sequence[ModelMessage]) -> bool:
     """Whether the answer ``text`` is nothing but words of the last message it answered (the
     text of its request's parts), its case, punctuation and spacing aside."""
     said = _plain(text)
-    if len(said) < ECHO_MIN:
+    if len(said.split()) < ECHO_WORDS:
         return False
     asked = next((m for m in reversed(messages) if isinstance(m, ModelRequest)), None)
     if asked is None:

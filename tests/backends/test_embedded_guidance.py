@@ -17,8 +17,9 @@ import pytest
 from backend_helpers import assert_script_done, task
 from embedded_helpers import ANTHROPIC, COMPATIBLE, KEY, backend, call, call_text, slugify_task
 from engine_helpers import git
+from pydantic_ai.messages import ModelRequest, UserPromptPart
 
-from blitz.backends.embedded_reasks import ECHOED
+from blitz.backends.embedded_reasks import ECHOED, echoes
 from blitz.testing.model_server import ModelServer
 
 HELLO = "def hello():\n    return 'hello'\n"
@@ -363,3 +364,14 @@ async def test_an_answer_that_only_repeats_the_message_it_answers_is_re_asked(
 
 
 SLUGIFY = "def slugify(text):\n    return text.lower()"
+
+
+def test_a_short_end_in_prose_is_not_read_as_an_echo() -> None:
+    asked = [
+        ModelRequest(
+            parts=[UserPromptPart("Make the next tool call, or call finish if the task is done.")]
+        )
+    ]
+    assert not echoes("The task is done.", asked)  # a plain end, in words the message had
+    assert echoes("make the next tool call, or call finish if the task is done", asked)
+    assert not echoes("I added slugify and its test; the task is done.", asked)
