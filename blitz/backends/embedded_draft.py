@@ -11,19 +11,27 @@ Qwen2.5-Coder-1.5B, given the bench's first agent request (``bench/README.md``),
 named after their files. aider found the same of models asked for code inside JSON.
 
 The draft is one model answer, bounded like every other (its output cap, the repetition watch)
-and counted as a turn with its tokens. An answer that degenerates, shows no block that can be put
-in place, or is refused is no draft: the run goes on as it would have without one.
+and counted as a turn with its tokens. An answer stopped because it degenerated keeps the blocks
+it had closed before (the 1.5B wrote a right ``slugify`` and then a test that repeated one assert
+until stopped: bench run S); an answer with no block that can be put in place, or refused, is no
+draft: the run goes on as it would have without one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic_ai import Agent
-from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.exceptions import UnexpectedModelBehavior
-from pydantic_ai.messages import ModelMessage
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    UserPromptPart,
+)
 from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage, UsageLimits
@@ -31,7 +39,7 @@ from pydantic_ai.usage import RequestUsage, UsageLimits
 from blitz.backends.embedded_reasks import DEGENERATE
 from blitz.backends.embedded_session import Session
 from blitz.backends.file_blocks import put_in_place
-from blitz.llm.errors import ModelOutputError, stopped_usage
+from blitz.llm.errors import ModelOutputError, stopped_answer
 
 BLOCKS_RULE = (
     "- To add or change code, show it in a ```{fence} block whose first line is a comment naming"
@@ -122,7 +130,7 @@ async def draft(
     result = await _answer(drafter, prompt, session, charge)
     if result is None:
         return Draft(())
-    await put_in_place(result.output, session)
+    await put_in_place(result.text, session)
     names, test = await session.review.untested()
     if names and more():
         suffix = test.rsplit(".", 1)[-1] if "." in test else ""
@@ -133,10 +141,11 @@ async def draft(
             comment="//" if suffix in _SLASHES else "#",
         )
         capped = ModelSettings(max_tokens=min(settings.get("max_tokens", TEST_TOKENS), TEST_TOKENS))
-        history = result.all_messages()
-        tested = await _answer(drafter, asked, session, charge, history, capped, "the draft's test")
+        tested = await _answer(
+            drafter, asked, session, charge, result.history, capped, "the draft's test"
+        )
         if tested is not None:
-            await put_in_place(tested.output, session)
+            await put_in_place(tested.text, session)
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
     # more (a small model does, shown the draft) has repeated nothing of its own yet.
     session.stuck.reset()
@@ -148,6 +157,27 @@ async def draft(
     return Draft(written)
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An answer of the draft's conversation: its ``text``, and the conversation up to it."""
+
+    text: str
+    history: list[ModelMessage]
+
+
+_CLOSED = re.compile(r"^[ \t]*(`{3,})[^\n`]*\n.*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+"""A fenced block with its closing fence."""
+
+
+def closed_blocks(text: str) -> str:
+    """``text`` up to the end of its last closed fenced block ("" when it closed none): what
+    of an answer stopped part way can be put in place."""
+    end = 0
+    for block in _CLOSED.finditer(text):
+        end = block.end()
+    return text[:end]
+
+
 async def _answer(
     drafter: Agent[None, str],
     prompt: str,
@@ -156,9 +186,10 @@ async def _answer(
     history: Sequence[ModelMessage] = (),
     settings: ModelSettings | None = None,
     what: str = "draft",
-) -> AgentRunResult[str] | None:
+) -> _Answer | None:
     """One answer of the draft's conversation (``settings`` over the drafter's), counted and
-    charged; None when it degenerated, was empty or was cut off at its output cap (said, as
+    charged. An answer that degenerated or was cut off at its output cap gives the blocks it
+    closed before (:func:`closed_blocks`), if any; None when it gave none, or was empty (said, as
     ``what``: none)."""
     try:
         one = UsageLimits(request_limit=session.usage.requests + 1)  # the run's usage goes on
@@ -173,16 +204,27 @@ async def _answer(
         if exc.failure.reason not in DEGENERATE:
             raise
         session.usage.requests += 1  # the stopped answer was a turn too
-        stopped = stopped_usage(exc)
-        if stopped is not None:
-            session.usage.incr(stopped)
-            charge(stopped)
-        await session.say(f"{what}: none ({exc.failure.message})")
-        return None
+        partial = stopped_answer(exc)
+        if partial is not None:
+            session.usage.incr(partial.usage)
+            charge(partial.usage)
+        text = (
+            "".join(p.content for p in partial.parts if isinstance(p, TextPart)) if partial else ""
+        )
+        kept = closed_blocks(text)
+        if not kept:
+            await session.say(f"{what}: none ({exc.failure.message})")
+            return None
+        await session.say(
+            f"{what}: stopped part way ({exc.failure.message}); the blocks it had closed are"
+            " put in place"
+        )
+        asked = ModelRequest(parts=[UserPromptPart(prompt)])
+        return _Answer(kept, [*history, asked, ModelResponse(parts=[TextPart(kept)])])
     except UnexpectedModelBehavior as exc:  # an empty answer, refused as output
         await session.say(f"{what}: none ({exc.message})")
         return None
     session.usage = result.usage
     charge(result.response.usage)
     await session.narrate(result.response)
-    return result
+    return _Answer(result.output, result.all_messages())

@@ -142,17 +142,23 @@ class OutputStopped(Exception):
         may still be made: :mod:`blitz.llm.text_calls`)."""
 
 
-def stopped_usage(exc: BaseException) -> RequestUsage | None:
-    """The usage of the stopped answer behind ``exc`` (an :class:`OutputStopped` among its
-    causes, carrying what had streamed), or None."""
+def stopped_answer(exc: BaseException) -> ModelResponse | None:
+    """What had streamed of the stopped answer behind ``exc`` (an :class:`OutputStopped` among
+    its causes, carrying it), or None."""
     cause: BaseException | None = exc
     for _ in range(10):
         if cause is None:
             break
         if isinstance(cause, OutputStopped) and cause.partial is not None:
-            return cause.partial.usage
+            return cause.partial
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def stopped_usage(exc: BaseException) -> RequestUsage | None:
+    """The usage of the stopped answer behind ``exc`` (:func:`stopped_answer`), or None."""
+    partial = stopped_answer(exc)
+    return None if partial is None else partial.usage
 
 
 class ProviderConfigError(ConfigError):

@@ -142,6 +142,46 @@ async def test_a_draft_that_repeats_itself_is_stopped_and_counted_and_the_run_go
     assert_script_done(server)
 
 
+async def test_a_draft_stopped_part_way_keeps_the_blocks_it_had_closed(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Bench run S: the 1.5B's draft showed a right slugify, then a test repeating one assert
+    until the repetition watch stopped it. The closed block is put in place; the open one is not,
+    and the test is asked for in a conversation that holds only what was kept."""
+    looping = "    assert slugify('hello world!  ') == 'hello-world'\n" * 40
+    stopped = (
+        f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
+        f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\ndef test_slugify():\n"
+        + looping
+    )
+    test_file = (
+        f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{SLUGIFY_TEST}```"
+    )
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": stopped}},
+        {"match": "Now the test", "reply": {"text": test_file}},
+        {
+            "match": "put in place for you (`textutil.py`, `test_textutil.py`)",
+            "reply": {"tool_calls": [call("run_command", command=PYTEST.command)]},
+        },
+        {"match_tool_result": "2 passed", "reply": {"tool_calls": [FINISH]}},
+    )
+    sink = Sink()
+
+    result = await backend(server, COMPATIBLE, draft=True).run(
+        slugify_task(textutil, PYTEST), sink
+    )
+
+    assert result.ok, result.error
+    said = [m for m in sink.messages if m.startswith("draft: stopped part way (")]
+    assert said and "repeated itself" in said[0], sink.messages
+    assert (textutil / "textutil.py").read_text() == WITH_SLUGIFY
+    assert (textutil / "test_textutil.py").read_text().endswith(SLUGIFY_TEST)
+    asked = json.dumps(server.requests[1].body)
+    assert "def slugify(text):" in asked and "hello world!" not in asked
+    assert_script_done(server)
+
+
 async def test_without_the_setting_there_is_no_draft(server: ModelServer, textutil: Path) -> None:
     server.add(
         {
