@@ -1,7 +1,8 @@
 """The functions a task's words ask for by name: "add a function slugify(text)", "Add
-`slugify(text)` to textutil.py". Read by the embedded agent's finish review (one asked for must be
-defined) and by recovery (a task that takes a failed one's place must name what that one was to
-add)."""
+`slugify(text)` to textutil.py"; and those they ask to test: "Test that slugify(text) works", "add
+a test for slugify(text)". Read by the embedded agent's finish review (one asked for must be
+defined, one asked to be tested must be used by a test) and by recovery (a task that takes a
+failed one's place must name what that one was to add)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,16 @@ ASKED_FOR = re.compile(
 def asked_functions(text: str) -> list[str]:
     """The names of the functions ``text`` asks to add, once each, in order."""
     return list(dict.fromkeys(ASKED_FOR.findall(text)))
+
+
+TEST_ASKED_FOR = re.compile(
+    r"\btest(?:s|ing)?\s+(?:(?:that|for|of|whether|if|the|a|an|function|method)\s+)*"
+    r"`?([A-Za-z_]\w*)`?\(",
+    re.IGNORECASE,
+)
+"""Words asking for a test of a function, and its name ("test_x.py" and "pytest x" are not)."""
+
+
+def tested_functions(text: str) -> list[str]:
+    """The names of the functions ``text`` asks to test, once each, in order."""
+    return list(dict.fromkeys(TEST_ASKED_FOR.findall(text)))

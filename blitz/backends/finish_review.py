@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from blitz.asked import asked_functions
+from blitz.asked import asked_functions, tested_functions
 from blitz.backends.source_edits import defined_names
 from blitz.errors import GitError
 from blitz.git import Git
@@ -94,11 +94,13 @@ class FinishReview:
     ) -> None:
         """``files``: the task's expected files; ``needs_change``: the task must change a file
         (it is not ``allow_empty``); ``asks``: the task's title and instructions (the functions
-        they ask for must be defined, :mod:`blitz.asked`)."""
+        they ask for must be defined, those they ask to test must be used by a test:
+        :mod:`blitz.asked`)."""
         self.root = root
         self.files = tuple(files)
         self.needs_change = needs_change
         self.asked = asked_functions(asks)
+        self.to_test = tested_functions(asks)
         self._sent: Counter[str] = Counter()  # the checks that sent a finish back, how often
 
     async def problem(self) -> tuple[str, str]:
@@ -147,7 +149,7 @@ class FinishReview:
         except GitError:
             return [], ""
         now = {path: _text(self.root / path) for path in changed}
-        missing, _, _ = _unused(tests, self.root, committed, now)
+        missing, _, _ = _unused(tests, self.root, committed, now, self.to_test)
         return missing, tests[0]
 
     def _untested(
@@ -156,14 +158,14 @@ class FinishReview:
         tests = [path for path in self.files if is_test_file(path)]
         if not tests:
             return "", ""
-        missing, added, test_texts = _unused(tests, self.root, committed, now)
+        missing, added, test_texts = _unused(tests, self.root, committed, now, self.to_test)
         for path, text in sorted(test_texts.items()):
             copied = [name for name in defined_names(text) if name in added]
             if copied:
                 return self._once("untested", SHADOWED.format(test=path, name=copied[0]),
                                   f"{path} defining its own {copied[0]}()")  # fmt: skip
         if not missing:
-            return self._trivial(dict.fromkeys(added), test_texts)
+            return self._trivial(dict.fromkeys([*added, *self.to_test]), test_texts)
         shown = ", ".join(f"{name}()" for name in missing[:3])
         text = UNTESTED.format(
             names=shown, tests=", ".join(tests[:3]), first=missing[0], test=tests[0]
@@ -204,9 +206,11 @@ def _unused(
     root: Path,
     committed: dict[str, str | None],
     now: dict[str, str | None],
+    to_test: Sequence[str] = (),
 ) -> tuple[list[str], list[str], dict[str, str]]:
-    """The names the change adds that no test uses (once each), every name it adds, and the
-    text of each test file (the task's and those changed)."""
+    """The names the change adds, and those of ``to_test`` (the task asks to test them), that no
+    test uses (once each); every name the change adds; and the text of each test file (the
+    task's and those changed)."""
     added = [
         name
         for path, text in now.items()
@@ -214,7 +218,9 @@ def _unused(
         for name in _new_names(committed[path] or "", text)
     ]
     test_texts = {path: _text(root / path) or "" for path in {*tests, *filter(is_test_file, now)}}
-    missing = [name for name in added if not any(_uses(t, name) for t in test_texts.values())]
+    missing = [
+        name for name in [*added, *to_test] if not any(_uses(t, name) for t in test_texts.values())
+    ]
     return list(dict.fromkeys(missing)), added, test_texts  # a name may be defined twice
 
 

@@ -384,24 +384,6 @@ def test_a_test_with_any_real_check_beside_an_identity_is_not_sent_back(textutil
     assert asyncio.run(review.problem()) == ("", "")
 
 
-@pytest.mark.parametrize(
-    ("asks", "names"),
-    [
-        ("Add a function slugify(text) to textutil.py", ["slugify"]),
-        ("Add `slugify(text)` to textutil.py; add a test for slugify(text).", ["slugify"]),
-        (
-            "In app.js create a new helper parseArgs(argv) and write class Cli()",
-            ["parseArgs", "Cli"],
-        ),
-        ("Rename compute_total() to sum_prices(); fix mean() and test it", []),
-        ("Add a --quiet flag to the CLI (see main())", []),
-        ("Create a branch (not main) and add logging", []),
-    ],
-)
-def test_the_functions_a_task_asks_for_are_read_from_its_words(asks: str, names: list[str]) -> None:
-    assert FinishReview(Path("."), (), needs_change=True, asks=asks).asked == names
-
-
 async def test_a_finish_without_the_function_the_task_asks_for_is_sent_back(
     server: ModelServer, textutil: Path
 ) -> None:
@@ -450,4 +432,43 @@ async def test_a_function_asked_for_that_another_committed_file_defines_is_found
 
     assert result.ok and result.summary == "Ok.", result.error
     assert len(server.requests) == 2
+    assert_script_done(server)
+
+
+async def test_a_task_asking_to_test_a_function_is_sent_back_until_a_test_uses_it(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Bench run S: the task "Test that slugify(text) works as expected" was finished with the
+    test file's quotes changed, its tests passed and the change was committed: no test used
+    slugify. A task asking to test a function wants a test that calls it."""
+    (textutil / "textutil.py").write_text(SHOUT + "\n\n" + SLUGIFY + "\n")
+    git(textutil, "commit", "-qam", "slugify")
+    quotes = SHOUT_TEST.replace('"', "'")
+    server.add(
+        {
+            "match": "Task test-slugify",
+            "reply": {"tool_calls": [call("write_file", path="test_textutil.py", content=quotes)]},
+        },
+        {"match_tool_result": "wrote", "reply": {"tool_calls": [call("finish", summary="x")]}},
+        {
+            "match_tool_result": "no test uses slugify() yet",
+            "reply": {
+                "tool_calls": [call("append_to_file", path="test_textutil.py", text=SLUGIFY_TEST)]
+            },
+        },
+        {"match_tool_result": "appended", "reply": {"tool_calls": [call("finish", summary="y")]}},
+    )
+    request = slugify_task(
+        textutil,
+        files=("test_textutil.py",),
+        task_id="test-slugify",
+        title="Test that slugify(text) works as expected",
+        instructions="In test_textutil.py add a test for slugify(text).",
+    )
+
+    result = await backend(server, COMPATIBLE).run(request)
+
+    assert result.ok and result.summary == "y", result.error
+    assert "re-asked: finish was called with no test uses slugify()" in result.messages
+    assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
     assert_script_done(server)
