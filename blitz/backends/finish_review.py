@@ -49,7 +49,7 @@ UNTESTED = (
 
 SHADOWED = (
     "You called finish, but {test} defines its own {name}(): a test there would test that copy,"
-    " not the {name}() this task adds. Take that definition out of {test} (edit_file), import"
+    " not the {name}() {whose}. Take that definition out of {test} (edit_file), import"
     " {name} from where the task adds it, and test that one; then call finish."
 )
 """What the model is told when a test file defines a name the task's code adds (Qwen2.5-Coder
@@ -160,10 +160,12 @@ class FinishReview:
             return "", ""
         missing, added, test_texts = _unused(tests, self.root, committed, now, self.to_test)
         for path, text in sorted(test_texts.items()):
-            copied = [name for name in defined_names(text) if name in added]
+            copied = [n for n in defined_names(text) if n in added or n in self.to_test]
             if copied:
-                return self._once("untested", SHADOWED.format(test=path, name=copied[0]),
-                                  f"{path} defining its own {copied[0]}()")  # fmt: skip
+                name = copied[0]
+                whose = "this task adds" if name in added else "this task asks to test"
+                said = SHADOWED.format(test=path, name=name, whose=whose)
+                return self._once("untested", said, f"{path} defining its own {name}()")
         if not missing:
             return self._trivial(dict.fromkeys([*added, *self.to_test]), test_texts)
         shown = ", ".join(f"{name}()" for name in missing[:3])

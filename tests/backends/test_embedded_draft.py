@@ -168,9 +168,7 @@ async def test_a_draft_stopped_part_way_keeps_the_blocks_it_had_closed(
     )
     sink = Sink()
 
-    result = await backend(server, COMPATIBLE, draft=True).run(
-        slugify_task(textutil, PYTEST), sink
-    )
+    result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, PYTEST), sink)
 
     assert result.ok, result.error
     said = [m for m in sink.messages if m.startswith("draft: stopped part way (")]

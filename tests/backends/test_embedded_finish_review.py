@@ -472,3 +472,24 @@ async def test_a_task_asking_to_test_a_function_is_sent_back_until_a_test_uses_i
     assert "re-asked: finish was called with no test uses slugify()" in result.messages
     assert "def test_slugify" in (textutil / "test_textutil.py").read_text()
     assert_script_done(server)
+
+
+def test_a_copy_of_the_function_a_task_asks_to_test_is_no_test(textutil: Path) -> None:
+    """Bench run S: the task "Add a test for slugify(text)" wrote a slugify into the test file
+    and tested that; its tests passed and it was committed."""
+    (textutil / "textutil.py").write_text(SHOUT + "\n\n" + SLUGIFY + "\n")
+    git(textutil, "commit", "-qam", "slugify")
+    (textutil / "test_textutil.py").write_text(
+        SLUGIFY + "\n\n\ndef test_slugify():\n    assert slugify('A b') == 'a b'\n"
+    )
+    review = FinishReview(
+        textutil, ("test_textutil.py",), needs_change=True, asks="Add a test for slugify(text)"
+    )
+
+    said, line = asyncio.run(review.problem())
+
+    assert said.startswith(
+        "You called finish, but test_textutil.py defines its own slugify(): a test there would"
+        " test that copy, not the slugify() this task asks to test."
+    )
+    assert line == "re-asked: finish was called with test_textutil.py defining its own slugify()"
