@@ -25,8 +25,9 @@ from blitz.llm.errors import classify
 # The real model on a CPU shared with the rest of the suite: minutes, not the default two.
 pytestmark = pytest.mark.timeout(600)
 
-IDLE = 4.0
-"""The idle timeout of these calls: seconds with no byte from the server."""
+IDLE = 3.0
+"""The idle timeout of these calls: seconds with no byte from the server (the 0.5B writes a
+token every 20-100 ms on this CPU, shared or not)."""
 
 
 def _model(server: Any, *, idle: float = IDLE) -> Any:
@@ -49,15 +50,20 @@ def stopped(local_model_server: Any) -> Iterator[int]:
 async def test_a_steady_stream_that_outlasts_the_idle_timeout_is_never_cut(
     local_model_server: Any,
 ) -> None:
-    model = _model(local_model_server)
-    agent = Agent(model, output_type=str)
-    settings = ModelSettings(max_tokens=160, temperature=0.0)
+    prompt = "Count from 1 to 300, one number per line, nothing else."
+    settings = ModelSettings(max_tokens=400, temperature=0.0)
 
+    # The prompt once first, with time to spare: the server keeps it evaluated (its slot's
+    # prompt cache), so the call below is silent only between tokens, not for the evaluation of
+    # its prompt, which on a CPU shared with another model server can take longer than IDLE.
+    warm = _model(local_model_server, idle=120.0)
+    async with warm:
+        await Agent(warm, output_type=str).run(prompt, model_settings=ModelSettings(max_tokens=1))
+
+    model = _model(local_model_server)
     started = time.monotonic()
     async with model:
-        result = await agent.run(
-            "Count from 1 to 300, one number per line, nothing else.", model_settings=settings
-        )
+        result = await Agent(model, output_type=str).run(prompt, model_settings=settings)
     elapsed = time.monotonic() - started
 
     # The premise: the answer took longer than the silence allowed, so only an idle timeout (not a
@@ -65,7 +71,7 @@ async def test_a_steady_stream_that_outlasts_the_idle_timeout_is_never_cut(
     assert elapsed > IDLE, f"the answer came in {elapsed:.1f}s: make it longer"
     usage = result.usage
     assert usage.requests == 1  # one request, never cut and asked again
-    assert 0 < usage.output_tokens <= 160
+    assert 0 < usage.output_tokens <= 400
 
 
 async def test_a_server_gone_silent_ends_the_call_at_the_idle_timeout(
