@@ -214,8 +214,9 @@ def _call(
             return None
         what = f"the definition of {name}" if isinstance(name, str) and name else "a definition"
         return _unreadable(form, span, f"that is {what}, not a call of it", name=None)
+    raw: Any = obj[key] if key is not None else None
     if key is not None and name not in offered:
-        name = _tool_for(obj[key], offered) or name
+        name, raw = _tool_for(raw, offered) or (name, raw)
     # {"name": <no tool>, "arguments": {...}} fitting no tool is still meant as a call: the
     # model is told the tools, not that it called none.
     if not meant and (key is None or (name not in offered and not _call_shaped(name, obj[key]))):
@@ -228,9 +229,7 @@ def _call(
             name=name, error=error + _files_hint(obj.get(key or ""), offered), form=form, span=span
         )
     if key is None:  # {"name": "read_file", "path": "a.py"}: the rest are the arguments
-        raw: Any = {k: v for k, v in obj.items() if k != "name"}
-    else:
-        raw = obj[key]
+        raw = {k: v for k, v in obj.items() if k != "name"}
     arguments, problem = _arguments(raw)
     readable = problem is None
     if problem is None:
@@ -276,20 +275,35 @@ def _schema_like(raw: Any) -> bool:
     )
 
 
-def _tool_for(raw: Any, offered: Mapping[str, Mapping[str, Any]]) -> str | None:
+def _tool_for(raw: Any, offered: Mapping[str, Mapping[str, Any]]) -> tuple[str, Any] | None:
     """The one offered tool whose parameters ``raw`` fits (every required one given, none
-    unknown), for a call that names something else: small models name the task or the file
-    instead of the tool. None when no tool or more than one fits."""
+    unknown), and its arguments, for a call that names something else: small models name the
+    task or the file instead of the tool, or put the tool's name among the arguments (the 1.5B,
+    bench run T: ``{"name": "add-slugify", "arguments": {"path": "finish", "summary": ...}}``:
+    then that argument is dropped). None when no tool or more than one fits."""
     arguments, problem = _arguments(raw)
     if problem is not None or not arguments:
         return None
-    keys = set(arguments)
-    fits = [
+    fits = _fitting(set(arguments), offered)
+    if len(fits) == 1:
+        return fits[0], raw
+    if fits:
+        return None
+    named = [(k, v) for k, v in arguments.items() if isinstance(v, str) and v in offered]
+    if len(named) != 1:
+        return None
+    key, tool = named[0]
+    rest = {k: v for k, v in arguments.items() if k != key}
+    return (tool, rest) if tool in _fitting(set(rest), offered) else None
+
+
+def _fitting(keys: set[str], offered: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The offered tools whose parameters ``keys`` fit: every required one, none unknown."""
+    return [
         name
         for name, schema in offered.items()
         if set(schema.get("required", ())) <= keys <= set(schema.get("properties", {}))
     ]
-    return fits[0] if len(fits) == 1 else None
 
 
 def _arguments(raw: Any) -> tuple[dict[str, Any], str | None]:

@@ -206,6 +206,21 @@ def test_a_call_naming_the_task_is_the_one_tool_its_arguments_fit() -> None:
     assert calls(tagged) == [("run_command", {"command": "pytest -q"})]
 
 
+def test_a_call_naming_the_task_with_the_tool_among_its_arguments_is_that_tool() -> None:
+    # Bench run T: the 1.5B named every call after its task, and its finish put the tool's name
+    # in "path"; told there is no tool 'add-slugify', it wrote the same, round after round.
+    text = (
+        '```json\n{"name": "add-slugify", "arguments": '
+        '{"path": "finish", "summary": "Added slugify."}}\n```'
+    )
+    assert calls(text) == [("finish", {"summary": "Added slugify."})]
+    # The rest must fit that tool; and a tool's name as a value is no call of it otherwise.
+    unfit = '{"name": "add-slugify", "arguments": {"path": "finish", "text": "x"}}'
+    assert "no tool named 'add-slugify'" in (only_error(unfit).error or "")
+    data = '{"name": "add-slugify", "arguments": {"path": "finish", "command": "pytest"}}'
+    assert "no tool named 'add-slugify'" in (only_error(data).error or "")
+
+
 def test_arguments_that_fit_several_tools_or_none_name_no_tool() -> None:
     # {"path": "."} fits read_file and list_dir alike; {"url": ...} fits none.
     for text in (
