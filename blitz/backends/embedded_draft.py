@@ -1,8 +1,9 @@
 """The embedded agent's draft (``[agent] draft = true``): before its first turn with tools, the
 model is asked for the change as code, with no tools offered, and the code it shows for each file
 (in a fenced block named after the file) is put in place, and when that adds code no test uses
-and the task names a test file, the test is asked for next; the agent then goes on with its tools
-from there: checks the draft, fixes it, finishes.
+and the task names a test file, the test is asked for next; the project's gates are run on the
+draft and the agent, told what they said (a failing one's output), goes on with its tools from
+there: fixes the draft, finishes.
 
 Why: a small model writes better code in a code block than inside a tool call's JSON.
 Qwen2.5-Coder-1.5B, given the bench's first agent request (``bench/README.md``), wrote a correct
@@ -56,24 +57,32 @@ _SLASHES = frozenset({"js", "jsx", "ts", "tsx", "go", "rs", "java", "c", "cc", "
 
 DRAFTED = (
     "## Your draft\nA first draft of this change was put in place for you ({paths}): the files"
-    " above show it. It may be wrong or incomplete. Check it against the task (run the checks"
-    " with run_command), fix what is wrong with edit_file, then call finish."
+    " above show it. {checked}"
 )
 """The end of the agent's first prompt when a draft was put in place."""
+
+UNCHECKED = (
+    "It may be wrong or incomplete. Check it against the task (run the checks with run_command),"
+    " fix what is wrong with edit_file, then call finish."
+)
+"""What :data:`DRAFTED` says when the task has no gates to run on the draft (or one timed out);
+otherwise it says what they did (:meth:`~blitz.backends.finish_gates.FinishGates.on_draft`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """What a draft did: the files it wrote (none: no draft)."""
+    """What a draft did: the files it wrote (none: no draft), and what the gates said of it."""
 
     written: tuple[str, ...]
+    checked: str = ""
 
     @property
     def told(self) -> str:
         """The end of the agent's first prompt ("" when nothing was put in place)."""
         if not self.written:
             return ""
-        return DRAFTED.format(paths=", ".join(f"`{path}`" for path in self.written))
+        paths = ", ".join(f"`{path}`" for path in self.written)
+        return DRAFTED.format(paths=paths, checked=self.checked or UNCHECKED)
 
 
 def instructions(agent: str, files: Sequence[str]) -> str:
@@ -154,7 +163,11 @@ async def draft(
         await session.say(
             "draft: nothing put in place; the agent starts from the files as they were"
         )
-    return Draft(written)
+        return Draft(())
+    checked = await session.gates.on_draft()
+    if checked:
+        await session.say(f"draft: {checked.splitlines()[0]}")
+    return Draft(written, checked)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,21 @@ FAILING = (
 )
 """What the model is told when a gate fails on its change."""
 
+DRAFT_FAILS = (
+    "The checks were run on the draft: {what} fails (`{command}`, {status}):\n{output}\n\nFix"
+    " what makes it fail with edit_file (the code; a test only if the test itself is wrong),"
+    " then call finish."
+)
+"""The end of the agent's first prompt when a gate fails on its draft (bench run T: the 1.5B,
+shown a draft whose test expected ``"nospecialcharacters"``, rewrote both files round and round
+and never ran the tests)."""
+
+DRAFT_PASSES = (
+    "The checks were run on the draft and pass ({commands}). If it does all the task asks, call"
+    " finish; if not, fix it with edit_file, then call finish."
+)
+"""The end of the agent's first prompt when every gate passes on its draft."""
+
 
 class FinishGates:
     """The gates of one run's finish, each finish checked until one fails, :data:`ROUNDS`
@@ -44,6 +59,7 @@ class FinishGates:
         self.gates = tuple(gates)
         self.timeout = min(timeout, tools.limits.command_timeout)
         self.rounds = 0
+        self._timed_out = False  # the last look at the gates ended at one that timed out
 
     async def pass_now(self) -> bool:
         """Whether there are gates and every one of them passes now (none timed out): the
@@ -68,22 +84,61 @@ class FinishGates:
         timed out, or the rounds are spent)."""
         if not self.gates or self.rounds >= ROUNDS:
             return "", ""
+        failing = await self._first_failing()
+        if failing is None:
+            return "", ""
+        self.rounds += 1
+        gate, done = failing
+        what, line = _named(gate)
+        text = FAILING.format(
+            what=what, command=gate.command, status=_status(done), output=_shown(done)
+        )
+        return text, f"re-asked: finish was called with {line} failing"
+
+    async def on_draft(self) -> str:
+        """What the gates say of a draft just put in place, for the agent's first prompt ("":
+        there are none, or one timed out): the first failing gate and its output, or that they
+        all pass. No round is counted: nothing was finished."""
+        if not self.gates:
+            return ""
+        failing = await self._first_failing()
+        if failing is None:
+            return "" if self._timed_out else DRAFT_PASSES.format(commands=self._listed())
+        gate, done = failing
+        what, _ = _named(gate)
+        return DRAFT_FAILS.format(
+            what=what, command=gate.command, status=_status(done), output=_shown(done)
+        )
+
+    async def _first_failing(self) -> tuple[GateCommand, Completed] | None:
+        """The first gate that fails on the change, and its outcome (None: each passed, or one
+        timed out, said by ``_timed_out``; an acceptance check that changed files is skipped)."""
+        self._timed_out = False
         for gate in self.gates:
             done, changed = await self._run(gate)
             if done.timed_out:
-                return "", ""
+                self._timed_out = True
+                return None
             if changed:  # the planner's mistake, not the agent's: the attempt's checks fail it
                 continue
-            if done.ok:
-                continue
-            self.rounds += 1
-            code = done.exit_code if done.exit_code is not None else -1
-            status = f"exit code {code}"
-            output = trim(done.output.strip(), SHOWN) or "(no output)"
-            if gate.name == ACCEPTANCE:
-                what, line = "the task's acceptance check", "the task's acceptance check"
-            else:
-                what, line = f"the project's {gate.name} check", f"the {gate.name} gate"
-            text = FAILING.format(what=what, command=gate.command, status=status, output=output)
-            return text, f"re-asked: finish was called with {line} failing"
-        return "", ""
+            if not done.ok:
+                return gate, done
+        return None
+
+    def _listed(self) -> str:
+        return ", ".join(f"`{gate.command}`" for gate in self.gates)
+
+
+def _named(gate: GateCommand) -> tuple[str, str]:
+    """A gate as the model is told of it, and as the run's line says it."""
+    if gate.name == ACCEPTANCE:
+        return "the task's acceptance check", "the task's acceptance check"
+    return f"the project's {gate.name} check", f"the {gate.name} gate"
+
+
+def _status(done: Completed) -> str:
+    return f"exit code {done.exit_code if done.exit_code is not None else -1}"
+
+
+def _shown(done: Completed) -> str:
+    return trim(done.output.strip(), SHOWN) or "(no output)"

@@ -71,8 +71,55 @@ async def test_the_draft_is_put_in_place_and_the_agent_checks_it_and_finishes(
     assert agent.body.get("tools") and ASKED_FOR_CODE not in agent.text
     assert "put in place for you (`textutil.py`, `test_textutil.py`)" in agent.last_user_text
     assert "def slugify(text):" in agent.last_user_text
+    assert agent.last_user_text.endswith(
+        f"The checks were run on the draft and pass (`{PYTEST.command}`). If it does all the task"
+        " asks, call finish; if not, fix it with edit_file, then call finish."
+    )
     assert result.usage.input_tokens >= 50 and len(usage) == 3  # the draft is a turn, charged
     assert any("from the answer's text: append_to_file textutil.py" in m for m in sink.messages)
+    assert_script_done(server)
+
+
+async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Bench run T: the 1.5B's draft was right but its test expected "nospecialcharacters"; told
+    only to check the draft, it rewrote both files round and round and never ran the tests. The
+    gates are run on the draft and a failing one's output opens the agent's first turn."""
+    wrong = "def test_slugify():\n    assert slugify('No specials') == 'nospecials'\n"
+    draft = (
+        f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
+        f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{wrong}```\n"
+    )
+    mended = "    assert slugify('No specials') == 'no-specials'"
+    edit = call(
+        "edit_file",
+        path="test_textutil.py",
+        old="    assert slugify('No specials') == 'nospecials'",
+        new=mended,
+    )
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": draft}},
+        {
+            "match": "The checks were run on the draft: the project's test check fails",
+            "reply": {"tool_calls": [edit]},
+        },
+        {"match_tool_result": "edited", "reply": {"tool_calls": [FINISH]}},
+    )
+    sink = Sink()
+
+    result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, PYTEST), sink)
+
+    assert result.ok, result.error
+    first = server.requests[1].last_user_text
+    assert f"(`{PYTEST.command}`, exit code 1)" in first
+    assert "AssertionError" in first or "assert 'no-specials' == 'nospecials'" in first
+    assert first.endswith(
+        "Fix what makes it fail with edit_file (the code; a test only if the test itself is"
+        " wrong), then call finish."
+    )
+    assert any(m.startswith("draft: The checks were run on the draft:") for m in sink.messages)
+    assert mended in (textutil / "test_textutil.py").read_text()
     assert_script_done(server)
 
 
