@@ -15,15 +15,17 @@ test and its import, each result new as the file grew). Grown, it may be a test 
 once: a streak with a grown call in it needs one call more to be a circle (the 1.5B's attempt
 that wrote a test, then the same test with one more assert, was stopped as stuck at two)."""
 
-LONGEST_CIRCLE = 3
+LONGEST_CIRCLE = 5
 """The most calls a circle of calls may have to be noticed: write a.py, write b.py, again and
 again, each result the same as the round before (Qwen2.5-Coder-1.5B answered with the same two
-files in turn until its time ran out; a one-call streak never reached two)."""
+files in turn until its time ran out; a one-call streak never reached two). Bench run T went
+round four: write textutil.py, put back what that dropped, the same for the test file, until its
+30 turns were spent."""
 
 
 class StuckDetector:
     """Notices an agent going round in circles: the same tool call with the same result
-    ``repeats`` times in a row; the same round of two or three calls (:data:`LONGEST_CIRCLE`)
+    ``repeats`` times in a row; the same round of two to five calls (:data:`LONGEST_CIRCLE`)
     with the same results ``repeats`` times in a row; or an append (:data:`GROWING`) made again
     with the same arguments and its text grown, whatever the result. :meth:`reason` says which."""
 

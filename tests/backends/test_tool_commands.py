@@ -172,6 +172,18 @@ def test_a_round_of_calls_made_again_with_the_same_results_is_a_circle() -> None
         "stuck: the same 2 calls (write_file, write_file) went round 3 times, each round with"
         " the same results"
     )
+    # A round of four (bench run T: a file written, what that dropped put back, the same for the
+    # test file), made twice.
+    twice = StuckDetector(repeats=2)
+    four = [
+        ("write_file", {"path": "a.py", "content": "x = 1"}, "wrote 5 bytes; dropped f"),
+        ("append_to_file", {"path": "a.py", "text": "def f(): pass"}, "appended 1 line(s)"),
+        ("write_file", {"path": "t.py", "content": "y = 2"}, "wrote 5 bytes; dropped t"),
+        ("append_to_file", {"path": "t.py", "text": "def t(): pass"}, "appended 1 line(s)"),
+    ]
+    assert not any([twice.record(*one) for one in four + four[:3]])
+    assert twice.record(*four[3])
+    assert twice.reason().startswith("stuck: the same 4 calls (write_file, append_to_file,")
     # A round of three, one of its results new in the middle: progress, counted afresh.
     stuck.reset()
     edit = ("edit_file", {"path": "a.py", "old": "1", "new": "2"}, "replaced 1 line")
