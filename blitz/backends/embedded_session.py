@@ -28,6 +28,7 @@ from pydantic_ai.usage import RunUsage
 
 from blitz.backends.base import AgentRequest, GateCommand, MessageSink, trim
 from blitz.backends.block_scope import words
+from blitz.backends.edit_where import edit_where_meant
 from blitz.backends.finish_gates import FinishGates
 from blitz.backends.finish_review import FinishReview
 from blitz.backends.stuck import StuckDetector
@@ -199,6 +200,16 @@ class Session:
         text, _ = await self.review.problem()
         return not text and await self.gates.pass_now()
 
+    async def edit_where_meant(self, path: str, old: str, new: str) -> str:
+        """``edit_file``, made where its old text is when that is not in ``path`` but in one of
+        the task's other files (:mod:`blitz.backends.edit_where`); that file counts as written."""
+        files = (*self.review.files, *self.written)
+        result, edited = await edit_where_meant(self.tools, path, old, new, files)
+        if edited != path:
+            self.written[edited] = None
+            self.changes.append(edited)
+        return result
+
     def _record(self, name: str, args: Mapping[str, Any], result: str) -> None:
         if self.stuck.record(name, args, result) and self.stuck_reason is None:
             self.stuck_reason = self.stuck.reason()
@@ -340,7 +351,7 @@ async def edit_file(ctx: RunContext[Session], path: str, old: Fragment, new: Fra
         new: the text to put in its place
     """
     args = {"path": path, "old": old, "new": new}
-    return await ctx.deps.call("edit_file", args, ctx.deps.tools.edit_file(path, old, new))
+    return await ctx.deps.call("edit_file", args, ctx.deps.edit_where_meant(path, old, new))
 
 
 async def run_command(ctx: RunContext[Session], command: str, timeout: float | None = None) -> str:

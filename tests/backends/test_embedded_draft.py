@@ -91,12 +91,12 @@ async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
         f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
         f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{wrong}```\n"
     )
-    mended = "    assert slugify('No specials') == 'no-specials'"
+    # As the 1.5B then called it (run U): the module named, not its test, the quotes double.
     edit = call(
         "edit_file",
-        path="test_textutil.py",
-        old="    assert slugify('No specials') == 'nospecials'",
-        new=mended,
+        path="textutil.py",
+        old='assert slugify("No specials") == "nospecials"',
+        new='assert slugify("No specials") == "no-specials"',
     )
     server.add(
         {"match": ASKED_FOR_CODE, "reply": {"text": draft}},
@@ -104,7 +104,10 @@ async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
             "match": "The checks were run on the draft: the project's test check fails",
             "reply": {"tool_calls": [edit]},
         },
-        {"match_tool_result": "edited", "reply": {"tool_calls": [FINISH]}},
+        {
+            "match_tool_result": "not in textutil.py but in test_textutil.py: edited",
+            "reply": {"tool_calls": [FINISH]},
+        },
     )
     sink = Sink()
 
@@ -119,7 +122,8 @@ async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
         " wrong), then call finish."
     )
     assert any(m.startswith("draft: The checks were run on the draft:") for m in sink.messages)
-    assert mended in (textutil / "test_textutil.py").read_text()
+    mended = (textutil / "test_textutil.py").read_text()
+    assert 'assert slugify("No specials") == "no-specials"' in mended
     assert_script_done(server)
 
 
