@@ -2,8 +2,9 @@
 model is asked for the change as code, with no tools offered, and the code it shows for each file
 (in a fenced block named after the file) is put in place, and when that adds code no test uses
 and the task names a test file, the test is asked for next; the project's gates are run on the
-draft and the agent, told what they said (a failing one's output), goes on with its tools from
-there: fixes the draft, finishes.
+draft, and while one fails it is asked for the fix, shown the failing gate's output
+(:data:`DRAFT_FIXES` times at most); the agent, told what the gates said last, goes on with its
+tools from there: fixes the draft, finishes.
 
 Why: a small model writes better code in a code block than inside a tool call's JSON.
 Qwen2.5-Coder-1.5B, given the bench's first agent request (``bench/README.md``), wrote a correct
@@ -40,6 +41,7 @@ from pydantic_ai.usage import RequestUsage, UsageLimits
 from blitz.backends.embedded_reasks import DEGENERATE
 from blitz.backends.embedded_session import Session
 from blitz.backends.file_blocks import put_in_place
+from blitz.backends.finish_gates import Checked
 from blitz.llm.errors import ModelOutputError, stopped_answer
 
 BLOCKS_RULE = (
@@ -65,8 +67,40 @@ UNCHECKED = (
     "It may be wrong or incomplete. Check it against the task (run the checks with run_command),"
     " fix what is wrong with edit_file, then call finish."
 )
-"""What :data:`DRAFTED` says when the task has no gates to run on the draft (or one timed out);
-otherwise it says what they did (:meth:`~blitz.backends.finish_gates.FinishGates.on_draft`)."""
+"""What :data:`DRAFTED` says when the task has no gates to run on the draft (or one timed out)."""
+
+FAILS = (
+    "The checks were run on the draft: {failure}\n\nFix what makes it fail with edit_file (the"
+    " code; a test only if the test itself is wrong), then call finish."
+)
+"""What :data:`DRAFTED` says when a gate fails on the draft, after its fixes (bench run T: the
+1.5B, told only to check a draft whose test expected ``"nospecialcharacters"``, rewrote both
+files round and round and never ran the tests)."""
+
+PASSES = (
+    "The checks were run on the draft and pass ({commands}). If it does all the task asks, call"
+    " finish; if not, fix it with edit_file, then call finish."
+)
+"""What :data:`DRAFTED` says when every gate passes on the draft."""
+
+FIX_ASKED = (
+    "The checks were run on your code: {failure}\n\nShow what must change for them to pass, in"
+    " ```{fence} blocks whose first line names the file (`{comment} {path}`): each definition"
+    " that changes, whole (the code; a test only if the test itself is wrong)."
+)
+"""What a draft the gates fail on is asked next, in its conversation (bench runs T and U: right
+code, its test wrong in one assert; the 1.5B, shown pytest's output with its tools, named the
+wrong file, or rewrote what was right; it mends code better shown as code)."""
+
+DRAFT_FIXES = 2
+"""Times a draft the gates fail on is asked for its fix."""
+
+FIX_TOKENS = 1024
+"""The most output tokens of a fix's answer: a definition or two, not the whole project."""
+
+
+UNRUN = Checked(None, "")
+"""No gate said anything of a draft."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +108,7 @@ class Draft:
     """What a draft did: the files it wrote (none: no draft), and what the gates said of it."""
 
     written: tuple[str, ...]
-    checked: str = ""
+    checked: Checked = UNRUN
 
     @property
     def told(self) -> str:
@@ -82,7 +116,15 @@ class Draft:
         if not self.written:
             return ""
         paths = ", ".join(f"`{path}`" for path in self.written)
-        return DRAFTED.format(paths=paths, checked=self.checked or UNCHECKED)
+        return DRAFTED.format(paths=paths, checked=_checked(self.checked))
+
+
+def _checked(checked: Checked) -> str:
+    if checked.passed is None:
+        return UNCHECKED
+    if checked.passed:
+        return PASSES.format(commands=checked.said)
+    return FAILS.format(failure=checked.said)
 
 
 def instructions(agent: str, files: Sequence[str]) -> str:
@@ -140,34 +182,60 @@ async def draft(
     if result is None:
         return Draft(())
     await put_in_place(result.text, session)
+    history = result.history
     names, test = await session.review.untested()
     if names and more():
-        suffix = test.rsplit(".", 1)[-1] if "." in test else ""
         asked = TEST_ASKED.format(
-            test=test,
-            names=", ".join(f"{name}()" for name in names[:3]),
-            fence=_FENCES.get(suffix, suffix),
-            comment="//" if suffix in _SLASHES else "#",
+            test=test, names=", ".join(f"{name}()" for name in names[:3]), **_fenced(test)
         )
-        capped = ModelSettings(max_tokens=min(settings.get("max_tokens", TEST_TOKENS), TEST_TOKENS))
         tested = await _answer(
-            drafter, asked, session, charge, result.history, capped, "the draft's test"
-        )
+            drafter, asked, session, charge, history, _capped(settings, TEST_TOKENS),
+            "the draft's test",
+        )  # fmt: skip
         if tested is not None:
+            history = tested.history
             await put_in_place(tested.text, session)
-    # The draft's calls are blitz's, from its answer: the agent that makes the same change once
-    # more (a small model does, shown the draft) has repeated nothing of its own yet.
-    session.stuck.reset()
-    written = tuple(dict.fromkeys(session.changes[before:]))
-    if not written:
+    if not session.changes[before:]:
         await session.say(
             "draft: nothing put in place; the agent starts from the files as they were"
         )
         return Draft(())
     checked = await session.gates.on_draft()
-    if checked:
-        await session.say(f"draft: {checked.splitlines()[0]}")
-    return Draft(written, checked)
+    for _ in range(DRAFT_FIXES):
+        if checked.passed is not False or not more():
+            break
+        await session.say(f"draft: {checked.said.splitlines()[0]}")
+        path = session.changes[before]
+        asked = FIX_ASKED.format(failure=checked.said, path=path, **_fenced(path))
+        fixed = await _answer(
+            drafter, asked, session, charge, history, _capped(settings, FIX_TOKENS),
+            "the draft's fix",
+        )  # fmt: skip
+        if fixed is None:
+            break
+        history = fixed.history
+        changes = len(session.changes)
+        await put_in_place(fixed.text, session)
+        if len(session.changes) == changes:  # no fix shown: asking again would get none either
+            break
+        checked = await session.gates.on_draft()
+    # The draft's calls are blitz's, from its answer: the agent that makes the same change once
+    # more (a small model does, shown the draft) has repeated nothing of its own yet.
+    session.stuck.reset()
+    if checked.passed is not None:
+        await session.say(f"draft: {_checked(checked).splitlines()[0]}")
+    return Draft(tuple(dict.fromkeys(session.changes[before:])), checked)
+
+
+def _fenced(path: str) -> dict[str, str]:
+    """The fence and the comment of a block named after ``path``."""
+    suffix = path.rsplit(".", 1)[-1] if "." in path else ""
+    return {"fence": _FENCES.get(suffix, suffix), "comment": "//" if suffix in _SLASHES else "#"}
+
+
+def _capped(settings: ModelSettings, tokens: int) -> ModelSettings:
+    """Settings capping an answer at ``tokens`` (or the run's own cap, if lower)."""
+    return ModelSettings(max_tokens=min(settings.get("max_tokens", tokens), tokens))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ the model's finish is believed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from blitz.backends.base import ACCEPTANCE, GateCommand, trim
 from blitz.backends.tools import AgentTools
@@ -33,20 +34,14 @@ FAILING = (
 )
 """What the model is told when a gate fails on its change."""
 
-DRAFT_FAILS = (
-    "The checks were run on the draft: {what} fails (`{command}`, {status}):\n{output}\n\nFix"
-    " what makes it fail with edit_file (the code; a test only if the test itself is wrong),"
-    " then call finish."
-)
-"""The end of the agent's first prompt when a gate fails on its draft (bench run T: the 1.5B,
-shown a draft whose test expected ``"nospecialcharacters"``, rewrote both files round and round
-and never ran the tests)."""
 
-DRAFT_PASSES = (
-    "The checks were run on the draft and pass ({commands}). If it does all the task asks, call"
-    " finish; if not, fix it with edit_file, then call finish."
-)
-"""The end of the agent's first prompt when every gate passes on its draft."""
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What the gates said of a change: ``passed`` (None: there are none, or one timed out);
+    ``said``: the first failing one and its output, or the commands that passed."""
+
+    passed: bool | None
+    said: str
 
 
 class FinishGates:
@@ -95,20 +90,21 @@ class FinishGates:
         )
         return text, f"re-asked: finish was called with {line} failing"
 
-    async def on_draft(self) -> str:
-        """What the gates say of a draft just put in place, for the agent's first prompt ("":
-        there are none, or one timed out): the first failing gate and its output, or that they
-        all pass. No round is counted: nothing was finished."""
+    async def on_draft(self) -> Checked:
+        """What the gates say of a draft just put in place (:mod:`blitz.backends.embedded_draft`):
+        the first failing gate and its output, or that they all pass; nothing when there are
+        none, or one timed out. No round is counted: nothing was finished."""
         if not self.gates:
-            return ""
+            return Checked(None, "")
         failing = await self._first_failing()
         if failing is None:
-            return "" if self._timed_out else DRAFT_PASSES.format(commands=self._listed())
+            if self._timed_out:
+                return Checked(None, "")
+            return Checked(True, ", ".join(f"`{gate.command}`" for gate in self.gates))
         gate, done = failing
         what, _ = _named(gate)
-        return DRAFT_FAILS.format(
-            what=what, command=gate.command, status=_status(done), output=_shown(done)
-        )
+        said = f"{what} fails (`{gate.command}`, {_status(done)}):\n{_shown(done)}"
+        return Checked(False, said)
 
     async def _first_failing(self) -> tuple[GateCommand, Completed] | None:
         """The first gate that fails on the change, and its outcome (None: each passed, or one
@@ -124,9 +120,6 @@ class FinishGates:
             if not done.ok:
                 return gate, done
         return None
-
-    def _listed(self) -> str:
-        return ", ".join(f"`{gate.command}`" for gate in self.gates)
 
 
 def _named(gate: GateCommand) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from backend_helpers import Sink, assert_script_done
 from embedded_helpers import COMPATIBLE, KEY, MODELS, SHOUT, backend, call, call_text, slugify_task
 
 from blitz.backends.base import GateCommand
-from blitz.backends.embedded_draft import TEST_TOKENS, instructions
+from blitz.backends.embedded_draft import FIX_TOKENS, TEST_TOKENS, instructions
 from blitz.backends.options import agent_options
 from blitz.config import AgentConfig
 from blitz.testing.model_server import ModelServer
@@ -35,6 +35,14 @@ ASKED_FOR_CODE = "To add or change code, show it in a ```python block"
 ONE_FILE = partial(slugify_task, files=("textutil.py",))
 FINISH = call("finish", summary="Added slugify.")
 PYTEST = GateCommand("test", f"{sys.executable} -m pytest -q -p no:cacheprovider")
+WRONG_TEST_DRAFT = (
+    f"```python\n# textutil.py\n{SLUGIFY}```\n\n```python\n# test_textutil.py\n"
+    "from textutil import slugify\n\n\n"
+    "def test_slugify():\n    assert slugify('No specials') == 'nospecials'\n```\n"
+)
+"""A draft whose code is right and whose test expects the wrong result."""
+NO_FIX = {"match": "The checks were run on your code", "reply": {"text": "The code is right."}}
+"""A draft's fix asked for, and none shown."""
 
 
 @pytest.fixture
@@ -80,17 +88,51 @@ async def test_the_draft_is_put_in_place_and_the_agent_checks_it_and_finishes(
     assert_script_done(server)
 
 
+async def test_a_draft_the_gates_fail_on_is_asked_for_its_fix_as_code(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Bench runs T and U: right code, its test wrong in one assert; shown pytest's output with
+    its tools, the 1.5B named the wrong file or rewrote what was right. Asked in the draft's
+    conversation, it shows the fix as code, put in place like the draft."""
+    fixed = "def test_slugify():\n    assert slugify('No specials') == 'no-specials'\n"
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": WRONG_TEST_DRAFT}},
+        {
+            "match": "The checks were run on your code: the project's test check fails",
+            "reply": {"text": f"```python\n# test_textutil.py\n{fixed}```"},
+        },
+        {"match": "The checks were run on the draft and pass", "reply": {"tool_calls": [FINISH]}},
+    )
+    sink = Sink()
+
+    result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, PYTEST), sink)
+
+    assert result.ok, result.error
+    asked = server.requests[1]
+    assert not asked.body.get("tools") and asked.body["max_completion_tokens"] == FIX_TOKENS
+    assert "assert 'no-specials' == 'nospecials'" in asked.last_user_text  # pytest's own words
+    assert asked.last_user_text.endswith(
+        "Show what must change for them to pass, in ```python blocks whose first line names the"
+        " file (`# textutil.py`): each definition that changes, whole (the code; a test only if"
+        " the test itself is wrong)."
+    )
+    assert "'nospecials'" in asked.text  # the draft's conversation
+    assert (textutil / "test_textutil.py").read_text().endswith(fixed)
+    assert "test_shout" in (textutil / "test_textutil.py").read_text()
+    said = [m for m in sink.messages if m.startswith("draft: ")]
+    assert said[0].startswith("draft: the project's test check fails (")
+    assert said[-1].startswith("draft: The checks were run on the draft and pass")
+    assert_script_done(server)
+
+
 async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
     server: ModelServer, textutil: Path
 ) -> None:
     """Bench run T: the 1.5B's draft was right but its test expected "nospecialcharacters"; told
     only to check the draft, it rewrote both files round and round and never ran the tests. The
-    gates are run on the draft and a failing one's output opens the agent's first turn."""
-    wrong = "def test_slugify():\n    assert slugify('No specials') == 'nospecials'\n"
-    draft = (
-        f"```python\n# textutil.py\n{SLUGIFY}```\n\n"
-        f"```python\n# test_textutil.py\nfrom textutil import slugify\n\n\n{wrong}```\n"
-    )
+    gates are run on the draft and a failing one's output (when the draft's own fix shows none)
+    opens the agent's first turn."""
+    draft = WRONG_TEST_DRAFT
     # As the 1.5B then called it (run U): the module named, not its test, the quotes double.
     edit = call(
         "edit_file",
@@ -100,6 +142,7 @@ async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
     )
     server.add(
         {"match": ASKED_FOR_CODE, "reply": {"text": draft}},
+        {**NO_FIX, "times": 1},  # asked for the fix as code, it shows none
         {
             "match": "The checks were run on the draft: the project's test check fails",
             "reply": {"tool_calls": [edit]},
@@ -114,7 +157,7 @@ async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
     result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, PYTEST), sink)
 
     assert result.ok, result.error
-    first = server.requests[1].last_user_text
+    first = server.requests[2].last_user_text  # after the draft and its fix asked for
     assert f"(`{PYTEST.command}`, exit code 1)" in first
     assert "AssertionError" in first or "assert 'no-specials' == 'nospecials'" in first
     assert first.endswith(
@@ -307,6 +350,8 @@ async def test_calls_that_cannot_be_made_after_a_change_leave_it_to_the_checks(
         {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT}},
         {"match": "## Your draft", "reply": {"text": cut_off}, "times": 3},
     )
+    if not passes:
+        server.add(NO_FIX)
     gate = PYTEST if passes else GateCommand("test", "false")
 
     result = await backend(server, COMPATIBLE, draft=True).run(slugify_task(textutil, gate))
@@ -329,6 +374,8 @@ async def test_a_run_stopped_as_stuck_after_a_change_leaves_it_to_the_checks(
         {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT}},
         {"match": "## Your draft", "reply": {"tool_calls": [call("list_dir")]}, "times": 2},
     )
+    if not passes:
+        server.add(NO_FIX)
     gate = PYTEST if passes else GateCommand("test", "false")
 
     result = await backend(server, COMPATIBLE, draft=True, stuck_repeats=2).run(
@@ -351,16 +398,17 @@ async def test_no_draft_is_asked_once_the_runs_turns_are_spent(
     would be a turn past the limit); the run stops at its limit."""
     server.add(
         {"match": ASKED_FOR_CODE, "reply": {"text": DRAFT}},
+        NO_FIX,
         {"match": "## Your draft", "reply": {"text": call_text("finish", summary="Done.")}},
     )
     failing = GateCommand("test", "false")
 
-    result = await backend(server, COMPATIBLE, draft=True, max_turns=2).run(
+    result = await backend(server, COMPATIBLE, draft=True, max_turns=3).run(
         slugify_task(textutil, failing)
     )
 
-    assert not result.ok and result.error == "turn limit of 2 reached"
-    assert len(server.requests) == 2
+    assert not result.ok and result.error == "turn limit of 3 reached"
+    assert len(server.requests) == 3
     assert_script_done(server)
 
 
