@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from blitz.asked import asked_functions
+from blitz.asked import asked_functions, tested_functions
 from blitz.domain import RecoveryAction, RecoveryPlan, Task, TaskSpec
 from blitz.errors import PlanError
 from blitz.planner import RecoveryRequest, check_plan
@@ -297,6 +297,8 @@ def recovery_problems(recovery: RecoveryPlan, request: RecoveryRequest) -> list[
         )
     if action is RecoveryAction.REPLACE and recovery.tasks:
         problems.extend(_not_taken_over(recovery.tasks, request.task))
+    if action is RecoveryAction.INSERT and recovery.tasks:
+        problems.extend(_tested_too_soon(recovery.tasks, request.task))
     return problems
 
 
@@ -310,4 +312,20 @@ def _not_taken_over(tasks: Sequence[TaskSpec], failed: Task) -> list[str]:
         f" them names {name}: a replacement does the replaced task's work"
         for name in asked_functions(f"{failed.title}\n{failed.instructions}")
         if not re.search(rf"\b{re.escape(name)}\b", named)
+    ]
+
+
+def _tested_too_soon(tasks: Sequence[TaskSpec], failed: Task) -> list[str]:
+    """What an insert asks to test before it exists: each function the failed task was to add
+    that a new task (run before that task is tried again) asks to test (:mod:`blitz.asked`; the
+    1.5B inserted "Add a test for slugify(text)" ahead of the task adding slugify, bench run V:
+    its test could only fail)."""
+    adding = asked_functions(f"{failed.title}\n{failed.instructions}")
+    return [
+        f"task {t.id!r} tests {name}(), but it runs before {failed.id!r}, which is to add"
+        f" {name}(), is tried again: a test of {name}() goes in {failed.id!r} (retry, with"
+        " guidance) or in a task that depends on it"
+        for t in tasks
+        for name in tested_functions(f"{t.title}\n{t.instructions}")
+        if name in adding
     ]

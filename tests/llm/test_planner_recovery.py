@@ -230,3 +230,25 @@ async def test_a_replacement_that_leaves_out_the_function_the_task_was_to_add_is
         "the new tasks take the place of 'parser', which was to add parse(), and none of them"
         " names parse: a replacement does the replaced task's work"
     ) in told
+
+
+@pytest.mark.parametrize("api", APIS)
+async def test_an_insert_that_tests_the_function_the_task_is_to_add_first_is_sent_back(
+    server: ModelServer, make: Make, api: str
+) -> None:
+    # The 1.5B inserted "Add a test for slugify(text)" ahead of the task adding slugify (bench
+    # run V): run first, its test could only fail.
+    early = {**NEW_TASK, "id": "test-parse", "title": "Add a test for parse()"}
+    too_soon = {"root_cause": "untested", "action": "insert", "tasks": [early]}
+    answer, expected = RECOVERIES["insert"]
+    server.add(tool_reply(too_soon, RECOVERY_TOOL), tool_reply(answer, RECOVERY_TOOL))
+    planner = await make(api)
+
+    recovered = await planner.recover(recovery_request())
+
+    assert recovered.recovery == expected
+    assert (
+        "task 'test-parse' tests parse(), but it runs before 'parser', which is to add parse(),"
+        " is tried again: a test of parse() goes in 'parser' (retry, with guidance) or in a task"
+        " that depends on it"
+    ) in server.requests[1].text
