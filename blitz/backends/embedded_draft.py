@@ -85,12 +85,14 @@ PASSES = (
 
 FIX_ASKED = (
     "The checks were run on your code: {failure}\n\nShow what must change for them to pass, in"
-    " ```{fence} blocks whose first line names the file (`{comment} {path}`): each definition"
-    " that changes, whole (the code; a test only if the test itself is wrong)."
+    " ```{fence} blocks whose first line names the file ({named}): each definition that changes,"
+    " whole (the code; a test only if the test itself is wrong)."
 )
 """What a draft the gates fail on is asked next, in its conversation (bench runs T and U: right
 code, its test wrong in one assert; the 1.5B, shown pytest's output with its tools, named the
-wrong file, or rewrote what was right; it mends code better shown as code)."""
+wrong file, or rewrote what was right; it mends code better shown as code). Every file the
+draft wrote is named (``# textutil.py`` or ``# test_textutil.py``): a small model copies an
+example path, and named alone, the module was shown back unchanged (run W)."""
 
 DRAFT_FIXES = 2
 """Times a draft the gates fail on is asked for its fix."""
@@ -205,8 +207,10 @@ async def draft(
         if checked.passed is not False or not more():
             break
         await session.say(f"draft: {checked.said.splitlines()[0]}")
-        path = session.changes[before]
-        asked = FIX_ASKED.format(failure=checked.said, path=path, **_fenced(path))
+        paths = list(dict.fromkeys(session.changes[before:]))
+        fenced = _fenced(paths[0])
+        named = " or ".join(f"`{fenced['comment']} {path}`" for path in paths)
+        asked = FIX_ASKED.format(failure=checked.said, named=named, fence=fenced["fence"])
         fixed = await _answer(
             drafter, asked, session, charge, history, _capped(settings, FIX_TOKENS),
             "the draft's fix",

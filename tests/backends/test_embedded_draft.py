@@ -113,8 +113,8 @@ async def test_a_draft_the_gates_fail_on_is_asked_for_its_fix_as_code(
     assert "assert 'no-specials' == 'nospecials'" in asked.last_user_text  # pytest's own words
     assert asked.last_user_text.endswith(
         "Show what must change for them to pass, in ```python blocks whose first line names the"
-        " file (`# textutil.py`): each definition that changes, whole (the code; a test only if"
-        " the test itself is wrong)."
+        " file (`# textutil.py` or `# test_textutil.py`): each definition that changes, whole (the"
+        " code; a test only if the test itself is wrong)."
     )
     assert "'nospecials'" in asked.text  # the draft's conversation
     assert (textutil / "test_textutil.py").read_text().endswith(fixed)
