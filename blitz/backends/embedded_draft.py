@@ -21,7 +21,6 @@ draft: the run goes on as it would have without one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,7 +39,7 @@ from pydantic_ai.usage import RequestUsage, UsageLimits
 
 from blitz.backends.embedded_reasks import DEGENERATE
 from blitz.backends.embedded_session import Session
-from blitz.backends.file_blocks import put_in_place
+from blitz.backends.file_blocks import closed_blocks, put_in_place
 from blitz.backends.finish_gates import Checked
 from blitz.llm.errors import ModelOutputError, stopped_answer
 
@@ -168,8 +167,9 @@ async def draft(
     """Ask ``model`` (with ``settings`` and the ``system`` prompt of :func:`instructions`) for
     the task of ``prompt`` as code, no tools offered, and put the files its answer shows in
     place through the session's tools; when that adds code no test uses and the task names a
-    test file, ask for the test in the same conversation (:data:`TEST_ASKED`), if ``more()``
-    says the run may make another request. ``charge`` is given each answer's usage (a stopped
+    test file, ask for the test in the same conversation (:data:`TEST_ASKED`); then run the
+    gates on it and, while one fails, ask for the fix (:data:`FIX_ASKED`). Each request only if
+    ``more()`` says the run may make another. ``charge`` is given each answer's usage (a stopped
     answer's too). Provider failures propagate, as they would from any turn of the run."""
     drafter: Agent[None, str] = Agent(
         model,
@@ -248,19 +248,6 @@ class _Answer:
 
     text: str
     history: list[ModelMessage]
-
-
-_CLOSED = re.compile(r"^[ \t]*(`{3,})[^\n`]*\n.*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
-"""A fenced block with its closing fence."""
-
-
-def closed_blocks(text: str) -> str:
-    """``text`` up to the end of its last closed fenced block ("" when it closed none): what
-    of an answer stopped part way can be put in place."""
-    end = 0
-    for block in _CLOSED.finditer(text):
-        end = block.end()
-    return text[:end]
 
 
 async def _answer(

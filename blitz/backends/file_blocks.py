@@ -70,6 +70,15 @@ class FileBlock:
     code: str
 
 
+def closed_blocks(text: str) -> str:
+    """``text`` up to the end of its last closed fenced block ("" when it closed none): what
+    of an answer stopped part way can be put in place."""
+    end = 0
+    for fence in _FENCE.finditer(text):
+        end = fence.end()
+    return text[:end]
+
+
 def file_blocks(text: str) -> list[FileBlock]:
     """The fenced blocks of ``text`` named after their file, in order (see the module)."""
     found: list[FileBlock] = []
