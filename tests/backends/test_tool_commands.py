@@ -157,6 +157,25 @@ def test_an_append_made_again_with_its_text_grown_is_a_circle_whatever_its_resul
     assert not stuck.grew
 
 
+def test_an_edit_made_again_with_its_new_text_grown_is_a_circle() -> None:
+    # Bench run X: the 1.5B replaced one assert with itself and one more, each turn.
+    stuck = StuckDetector(repeats=2)
+    old = "assert mean([1, 2]) == 1.5"
+    grown = [old + "".join(f"\nassert mean([{n}]) == {n}" for n in range(k)) for k in (1, 2, 3)]
+    assert not stuck.record("edit_file", {"path": "t.py", "old": old, "new": grown[0]}, "2 lines")
+    assert not stuck.record("edit_file", {"path": "t.py", "old": old, "new": grown[1]}, "3 lines")
+    assert stuck.record("edit_file", {"path": "t.py", "old": old, "new": grown[2]}, "4 lines")
+    assert stuck.reason() == (
+        "stuck: 3 edit_file calls in a row, each after the first adding again what the one before"
+        " it added (or more)"
+    )
+    # Another old text, or another file, is another edit.
+    stuck.reset()
+    assert not stuck.record("edit_file", {"path": "t.py", "old": "a", "new": "a\nb"}, "ok")
+    assert not stuck.record("edit_file", {"path": "t.py", "old": "c", "new": "a\nb\nc"}, "ok")
+    assert not stuck.record("edit_file", {"path": "u.py", "old": "c", "new": "a\nb\nc\nd"}, "ok")
+
+
 def test_a_round_of_calls_made_again_with_the_same_results_is_a_circle() -> None:
     # Qwen2.5-Coder-1.5B wrote the same two files in turn until its time ran out: each call
     # followed another, so the streak of one call never passed one.
