@@ -7,7 +7,8 @@ calls this the "whole" edit format): Qwen2.5-Coder-1.5B, shown a failing test, a
 was re-asked each time. A block is named after its file by:
 
 - its first line, a comment holding only the path (``# a.py``, ``// src/b.ts``, ``<!-- c.html -->``,
-  ``# file: a.py``); that line is not part of the code;
+  ``# file: a.py``); that line is not part of the code, and such a line after a blank one further
+  down starts another file's code;
 - its info string (```` ```python a.py ````);
 - the line before it: the path alone (```` `a.py`: ````, ``**a.py**``, ``### a.py``), or a
   sentence ending with it in backticks ("Here is the updated `a.py`:").
@@ -86,15 +87,34 @@ def file_blocks(text: str) -> list[FileBlock]:
         info, code = fence.group(2).split(), fence.group(3)
         path = next((word for word in info if _INFO_PATH.match(word)), None)
         first, _, rest = code.partition("\n")
+        parts: list[tuple[str | None, str]] = [(path, code)]
         if (header := _HEADER.match(first)) is not None:
-            path, code = path or header.group(1), rest.lstrip("\n")
-        if path is None:
-            path = _named_before(text[: fence.start()])
-        if path is not None and _imports_itself(path, code):
-            path = _mentioned_before(text[: fence.start()], besides=path)
-        if path is not None and ".." not in path.split("/") and code.strip():
-            found.append(FileBlock(path, code if code.endswith("\n") else code + "\n"))
+            parts = _split(path or header.group(1), rest.lstrip("\n"))
+        for path, code in parts:
+            if path is None:
+                path = _named_before(text[: fence.start()])
+            if path is not None and _imports_itself(path, code):
+                path = _mentioned_before(text[: fence.start()], besides=path)
+            if path is not None and ".." not in path.split("/") and code.strip():
+                found.append(FileBlock(path, code if code.endswith("\n") else code + "\n"))
     return found
+
+
+def _split(path: str, code: str) -> list[tuple[str | None, str]]:
+    """A block headed by ``path``'s comment, cut where a line after a blank one is another such
+    comment alone (Qwen2.5-Coder-1.5B showed a rename's two files in one block, ``# shop.py``
+    first, then a blank line, ``# report.py`` and that file's code: bench run Y)."""
+    parts: list[tuple[str | None, str]] = []
+    lines = code.split("\n")
+    start = 0
+    for at in range(1, len(lines)):
+        header = _HEADER.match(lines[at])
+        if header is None or lines[at - 1].strip() or header.group(1) == path:
+            continue
+        parts.append((path, "\n".join(lines[start:at]).rstrip("\n") + "\n"))
+        path, start = header.group(1), at + 1
+    parts.append((path, "\n".join(lines[start:])))
+    return parts
 
 
 def _imports_itself(path: str, code: str) -> bool:

@@ -12,9 +12,10 @@ GROWING = {"append_to_file": "text", "edit_file": "new"}
 more), adds again what the last one added: a circle too, whatever its result (Qwen2.5-Coder-1.5B
 appended ``test_slugify`` with one more assert each turn, until its time ran out; later the same
 test and its import, each result new as the file grew; in bench run X it replaced the same assert
-with itself and one more assert each turn, fourteen turns, with ``edit_file``). Grown, it may be a test made better
-once: a streak with a grown call in it needs one call more to be a circle (the 1.5B's attempt
-that wrote a test, then the same test with one more assert, was stopped as stuck at two)."""
+with itself and one more assert each turn, fourteen turns, with ``edit_file``). Grown, it may be
+a test made better once: a streak with a grown call in it needs one call more to be a circle (the
+1.5B's attempt that wrote a test, then the same test with one more assert, was stopped as stuck
+at two)."""
 
 LONGEST_CIRCLE = 5
 """The most calls a circle of calls may have to be noticed: write a.py, write b.py, again and

@@ -67,6 +67,25 @@ def test_the_code_of_a_block_is_as_written_and_ends_in_a_newline() -> None:
     ]
 
 
+def test_a_block_holding_two_files_is_cut_at_the_second_ones_header() -> None:
+    # Qwen2.5-Coder-1.5B's draft of a rename (bench run Y): both files in one block.
+    text = (
+        "```python\n# shop.py\ndef sum_prices(prices):\n    return sum(prices)\n\n"
+        "# report.py\nfrom shop import sum_prices\n\n\ndef report(prices):\n"
+        "    return sum_prices(prices)\n```"
+    )
+    assert file_blocks(text) == [
+        FileBlock("shop.py", "def sum_prices(prices):\n    return sum(prices)\n"),
+        FileBlock(
+            "report.py",
+            "from shop import sum_prices\n\n\ndef report(prices):\n    return sum_prices(prices)\n",
+        ),
+    ]
+    # A path comment with code right above it is a comment; the block's own path again, too.
+    kept = "```python\n# a.py\nx = 1\n# b.py\ny = 2\n\n# a.py\nz = 3\n```"
+    assert file_blocks(kept) == [FileBlock("a.py", "x = 1\n# b.py\ny = 2\n\n# a.py\nz = 3\n")]
+
+
 @pytest.mark.parametrize(
     "text",
     [
