@@ -44,3 +44,22 @@ def test_the_functions_a_task_asks_to_test_are_read_from_its_words(
     asks: str, names: list[str]
 ) -> None:
     assert asked.tested_functions(asks) == names
+
+
+@pytest.mark.parametrize(
+    ("asks", "pairs"),
+    [
+        (
+            "Rename the function compute_total to sum_prices everywhere: in shop.py",
+            [("compute_total", "sum_prices")],
+        ),
+        ("Rename `compute_total()` to `sum_prices` in shop.py", [("compute_total", "sum_prices")]),
+        ("renaming class Cart as Basket", [("Cart", "Basket")]),
+        ("Rename the branch before you push", []),
+        ("Add a function slugify(text)", []),
+    ],
+)
+def test_the_names_a_task_asks_to_rename_are_read_from_its_words(
+    asks: str, pairs: list[tuple[str, str]]
+) -> None:
+    assert asked.renamed_functions(asks) == pairs

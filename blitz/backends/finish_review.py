@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from blitz.asked import asked_functions, tested_functions
+from blitz.asked import asked_functions, renamed_functions, tested_functions
 from blitz.backends.source_edits import defined_names
 from blitz.errors import GitError
 from blitz.git import Git
@@ -73,6 +73,15 @@ UNDEFINED = (
 its task "add shout... This task takes the place of add-slugify: ... add a function
 slugify(text)", wrote shout alone, and the goal succeeded with no slugify)."""
 
+RENAMED = (
+    "You called finish, but the task asks to rename {old} to {new}, and {files} still defines"
+    " {old}(): a rename leaves no {old}. Change its definition's name there (edit_file, the"
+    " `def` line) rather than adding {new} beside it, change its callers, then call finish."
+)
+"""What the model is told when a name the task renames is still defined (the 1.5B's draft of
+"Rename compute_total to sum_prices" added sum_prices beside it, and the goal succeeded with
+both: bench run Y)."""
+
 REVIEWED_FILES = 50
 """The most changed files a finish is reviewed for (each is read against its last commit)."""
 
@@ -101,6 +110,7 @@ class FinishReview:
         self.needs_change = needs_change
         self.asked = asked_functions(asks)
         self.to_test = tested_functions(asks)
+        self.renamed = renamed_functions(asks)
         self._sent: Counter[str] = Counter()  # the checks that sent a finish back, how often
 
     async def problem(self) -> tuple[str, str]:
@@ -124,6 +134,15 @@ class FinishReview:
             return self._once("nothing", text, "only blank space changed")
         searched = [*dict.fromkeys([*self.files, *changed])]
         texts = [now[p] if p in now else _text(self.root / p) for p in searched]
+        for before, after in self.renamed:
+            still = [
+                p
+                for p, text in zip(searched, texts, strict=True)
+                if text and _defines(text, before)
+            ]
+            if still:
+                text = RENAMED.format(old=before, new=after, files=", ".join(still[:5]))
+                return self._once("renamed", text, f"{before}() still defined", times=2)
         for name in self.asked:
             if any(text and _defines(text, name) for text in texts):
                 continue

@@ -493,3 +493,32 @@ def test_a_copy_of_the_function_a_task_asks_to_test_is_no_test(textutil: Path) -
         " test that copy, not the slugify() this task asks to test."
     )
     assert line == "re-asked: finish was called with test_textutil.py defining its own slugify()"
+
+
+def test_a_rename_that_leaves_the_old_name_defined_is_sent_back(tmp_path: Path) -> None:
+    """Bench run Y: the draft of "Rename the function compute_total to sum_prices" added
+    sum_prices beside compute_total; the gates passed and the goal succeeded with both."""
+    shop = "def compute_total(prices):\n    return sum(prices)\n"
+    (tmp_path / "shop.py").write_text(shop)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "shop")
+    (tmp_path / "shop.py").write_text(
+        shop + "\n\ndef sum_prices(prices):\n    return sum(prices)\n"
+    )
+    asks = "Rename the function compute_total to sum_prices everywhere: in shop.py"
+    review = FinishReview(tmp_path, ("shop.py",), needs_change=True, asks=asks)
+
+    said, line = asyncio.run(review.problem())
+
+    assert said.startswith(
+        "You called finish, but the task asks to rename compute_total to sum_prices, and shop.py"
+        " still defines compute_total(): a rename leaves no compute_total."
+    )
+    assert line == "re-asked: finish was called with compute_total() still defined"
+    # Renamed, it is not sent back.
+    (tmp_path / "shop.py").write_text(shop.replace("compute_total", "sum_prices"))
+    assert (
+        asyncio.run(FinishReview(tmp_path, ("shop.py",), needs_change=True, asks=asks).problem())[0]
+        == ""
+    )
