@@ -41,6 +41,7 @@ from blitz.backends.embedded_reasks import DEGENERATE
 from blitz.backends.embedded_session import Session
 from blitz.backends.file_blocks import closed_blocks, put_in_place
 from blitz.backends.finish_gates import Checked
+from blitz.backends.tools import ToolError
 from blitz.llm.errors import ModelOutputError, stopped_answer
 
 BLOCKS_RULE = (
@@ -218,17 +219,30 @@ async def draft(
         if fixed is None:
             break
         history = fixed.history
-        changes = len(session.changes)
+        was = _contents(session, paths)
         await put_in_place(fixed.text, session)
-        if len(session.changes) == changes:  # no fix shown: asking again would get none either
+        if _contents(session, paths) == was:  # no fix shown: asking again would get none either
             break
         checked = await session.gates.on_draft()
     # The draft's calls are blitz's, from its answer: the agent that makes the same change once
-    # more (a small model does, shown the draft) has repeated nothing of its own yet.
+    # more (a small model does, shown the draft) has repeated nothing of its own yet; nor has
+    # it gone round when a fix showed the draft again (bench run Z: stopped as stuck unasked).
     session.stuck.reset()
+    session.stuck_reason = None
     if checked.passed is not None:
         await session.say(f"draft: {_checked(checked).splitlines()[0]}")
     return Draft(tuple(dict.fromkeys(session.changes[before:])), checked)
+
+
+def _contents(session: Session, paths: Sequence[str]) -> list[bytes | None]:
+    """What the files at ``paths`` hold now (None: none there, or not readable)."""
+    held: list[bytes | None] = []
+    for path in paths:
+        try:
+            held.append(session.tools.resolve(path).read_bytes())
+        except (OSError, ToolError):
+            held.append(None)
+    return held
 
 
 def _fenced(path: str) -> dict[str, str]:

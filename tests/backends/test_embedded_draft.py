@@ -125,6 +125,36 @@ async def test_a_draft_the_gates_fail_on_is_asked_for_its_fix_as_code(
     assert_script_done(server)
 
 
+async def test_a_fix_that_shows_the_draft_again_is_not_asked_again_nor_stuck(
+    server: ModelServer, textutil: Path
+) -> None:
+    """Bench run Z: asked for its fix, the 1.5B showed the draft's blocks again, twice; put in
+    place as appends of what the files held, they went round as a circle and the attempt was
+    stopped as stuck before the agent's first turn. An answer that changes nothing ends the
+    fixes, and the draft's own calls are never the agent's circle."""
+    edit = call(
+        "edit_file",
+        path="test_textutil.py",
+        old="== 'nospecials'",
+        new="== 'no-specials'",
+    )
+    server.add(
+        {"match": ASKED_FOR_CODE, "reply": {"text": WRONG_TEST_DRAFT}},
+        {"match": "The checks were run on your code", "reply": {"text": WRONG_TEST_DRAFT}},
+        {"match": "The checks were run on the draft: ", "reply": {"tool_calls": [edit]}},
+        {"match_tool_result": "edited", "reply": {"tool_calls": [FINISH]}},
+    )
+
+    result = await backend(server, COMPATIBLE, draft=True, stuck_repeats=2).run(
+        slugify_task(textutil, PYTEST)
+    )
+
+    assert result.ok, result.error
+    fixes = [r for r in server.requests if "The checks were run on your code" in r.last_user_text]
+    assert len(fixes) == 1
+    assert_script_done(server)
+
+
 async def test_the_agent_is_shown_what_a_failing_gate_says_of_its_draft(
     server: ModelServer, textutil: Path
 ) -> None:
